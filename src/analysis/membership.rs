@@ -1,0 +1,443 @@
+//! The membership workload's analysis.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use simulator::{FaultAction, FaultCounts, NodeSet, ProbeRecord, SimTime};
+
+use super::percentile;
+use crate::build::Derived;
+
+/// The figures of one run, by metric name; `None` where a figure has no value (e.g. a pair was
+/// never detected, so there is no honest maximum).
+#[derive(Clone, Debug, Default)]
+pub struct Analysis {
+    /// Metric name → value.
+    pub metrics: BTreeMap<String, Option<f64>>,
+}
+
+impl Analysis {
+    /// The value of `metric`, resolving `faults.KIND` against the run's fault counts.
+    pub fn value(&self, metric: &str, faults: &FaultCounts) -> Option<f64> {
+        if let Some(kind) = metric.strip_prefix("faults.") {
+            return Some(faults.get(kind) as f64);
+        }
+        self.metrics.get(metric).copied().flatten()
+    }
+}
+
+const UNKNOWN: u8 = u8::MAX;
+const ALIVE: u8 = 0;
+
+#[derive(Clone, Debug)]
+enum Change {
+    Up(Vec<u32>),
+    Down(Vec<u32>),
+    Cut { a: NodeSet, b: NodeSet, one_way: bool },
+    Heal,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Pending {
+    None,
+    Detect,
+    Recover,
+}
+
+struct Episode {
+    kind: &'static str,
+    at: SimTime,
+    converged_at: Option<SimTime>,
+    first_detection: BTreeMap<u32, SimTime>,
+    lost_targets: Vec<u32>,
+    minority_pending: BTreeMap<u32, ()>,
+}
+
+struct State {
+    n: usize,
+    up: Vec<bool>,
+    cuts: Vec<(NodeSet, NodeSet)>,
+    view: Vec<u8>,
+    reach: Vec<bool>,
+    last_change: Vec<SimTime>,
+    pending: Vec<Pending>,
+    mismatch: Vec<u32>,
+    majority: Vec<Option<bool>>,
+    falsely_suspected: Vec<bool>,
+    settle: Duration,
+    first_fault: Option<SimTime>,
+    episode: Episode,
+    // Results.
+    detection_ms: Vec<f64>,
+    first_detection_ms: Vec<f64>,
+    recovery_ms: Vec<f64>,
+    undetected: u64,
+    unrecovered: u64,
+    converged_ms: Vec<Option<f64>>,
+    join_converged_ms: Option<f64>,
+    false_suspicions: u64,
+    before_first_fault: u64,
+    minority_aware_ms: Vec<f64>,
+    minority_unaware: u64,
+    majority_checks: u64,
+    majority_right: u64,
+    counters: BTreeMap<&'static str, u64>,
+}
+
+impl State {
+    fn idx(&self, x: usize, y: usize) -> usize {
+        x * self.n + y
+    }
+
+    fn reachable(&self, x: usize, y: usize) -> bool {
+        let cut = |from: usize, to: usize| {
+            self.cuts.iter().any(|(a, b)| a.contains(from as u32) && b.contains(to as u32))
+        };
+        self.up[y] && !cut(x, y) && !cut(y, x)
+    }
+
+    fn side_has_majority(&self, x: usize) -> bool {
+        let side = 1 + (0..self.n).filter(|&y| y != x && self.reach[self.idx(x, y)]).count();
+        2 * side > self.n
+    }
+
+    fn recount(&mut self, x: usize) {
+        let mut m = 0;
+        for y in 0..self.n {
+            if y != x {
+                let i = self.idx(x, y);
+                if (self.view[i] == ALIVE) != self.reach[i] {
+                    m += 1;
+                }
+            }
+        }
+        self.mismatch[x] = m;
+    }
+
+    fn all_converged(&self) -> bool {
+        (0..self.n).all(|x| !self.up[x] || self.mismatch[x] == 0)
+    }
+
+    fn check_converged(&mut self, t: SimTime) {
+        // The join is over only once every node has started.
+        let all_started = self.up.iter().all(|u| *u) || self.episode.kind != "join";
+        if all_started && self.episode.converged_at.is_none() && self.all_converged() {
+            self.episode.converged_at = Some(t);
+        }
+    }
+
+    fn close_episode(&mut self, next: SimTime) {
+        for i in 0..self.pending.len() {
+            match self.pending[i] {
+                Pending::Detect => self.undetected += 1,
+                Pending::Recover if self.episode.kind != "join" => self.unrecovered += 1,
+                _ => {}
+            }
+            self.pending[i] = Pending::None;
+        }
+        self.minority_unaware += self.episode.minority_pending.len() as u64;
+        let ep = &self.episode;
+        for target in &ep.lost_targets {
+            if let Some(at) = ep.first_detection.get(target) {
+                self.first_detection_ms.push(at.since(ep.at).as_secs_f64() * 1e3);
+            }
+        }
+        if std::env::var_os("TESTBED_DEBUG").is_some() { eprintln!("episode {} at {} converged {:?} mismatches {:?}", ep.kind, ep.at, ep.converged_at, self.mismatch.iter().enumerate().filter(|(_, m)| **m > 0).collect::<Vec<_>>()); }
+        let converged = ep.converged_at.map(|c| c.since(ep.at).as_secs_f64() * 1e3);
+        if ep.kind == "join" {
+            self.join_converged_ms = converged;
+        } else {
+            self.converged_ms.push(converged);
+        }
+        if ep.kind == "partition" {
+            for x in 0..self.n {
+                if self.up[x] {
+                    self.majority_checks += 1;
+                    if self.majority[x] == Some(self.side_has_majority(x)) {
+                        self.majority_right += 1;
+                    }
+                }
+            }
+        }
+        let _ = next;
+    }
+
+    fn apply_changes(&mut self, t: SimTime, changes: &[Change], kind: &'static str) {
+        for change in changes {
+            match change {
+                Change::Up(nodes) => {
+                    for &x in nodes {
+                        let x = x as usize;
+                        if !self.up[x] {
+                            self.up[x] = true;
+                            // A (re)started node remembers nothing of its previous view.
+                            for y in 0..self.n {
+                                let i = self.idx(x, y);
+                                self.view[i] = UNKNOWN;
+                            }
+                            self.majority[x] = None;
+                        }
+                    }
+                }
+                Change::Down(nodes) => {
+                    for &x in nodes {
+                        self.up[x as usize] = false;
+                    }
+                }
+                Change::Cut { a, b, one_way } => {
+                    self.cuts.push((a.clone(), b.clone()));
+                    if !one_way {
+                        self.cuts.push((b.clone(), a.clone()));
+                    }
+                }
+                Change::Heal => self.cuts.clear(),
+            }
+        }
+        if kind != "join" {
+            self.close_episode(t);
+            self.episode = Episode {
+                kind,
+                at: t,
+                converged_at: None,
+                first_detection: BTreeMap::new(),
+                lost_targets: Vec::new(),
+                minority_pending: BTreeMap::new(),
+            };
+        }
+        let mut lost_targets = NodeSet::new();
+        for x in 0..self.n {
+            for y in 0..self.n {
+                if x == y {
+                    continue;
+                }
+                let i = self.idx(x, y);
+                let now = self.reachable(x, y);
+                if now == self.reach[i] {
+                    continue;
+                }
+                self.reach[i] = now;
+                self.last_change[i] = t;
+                if !self.up[x] {
+                    continue;
+                }
+                let seen_alive = self.view[i] == ALIVE;
+                match (now, seen_alive) {
+                    (false, true) => {
+                        self.pending[i] = Pending::Detect;
+                        lost_targets.insert(y as u32);
+                    }
+                    (false, false) => {
+                        self.detection_ms.push(0.0);
+                        lost_targets.insert(y as u32);
+                    }
+                    (true, false) => self.pending[i] = Pending::Recover,
+                    (true, true) => {
+                        if kind != "join" {
+                            self.recovery_ms.push(0.0);
+                        }
+                    }
+                }
+            }
+        }
+        self.episode.lost_targets.extend(lost_targets.iter());
+        for x in 0..self.n {
+            self.recount(x);
+        }
+        if kind == "partition" {
+            for x in 0..self.n {
+                if self.up[x] && !self.side_has_majority(x) {
+                    if self.majority[x] == Some(false) {
+                        self.minority_aware_ms.push(0.0);
+                    } else {
+                        self.episode.minority_pending.insert(x as u32, ());
+                    }
+                }
+            }
+        }
+        self.check_converged(t);
+    }
+
+    fn on_probe(&mut self, r: &ProbeRecord) {
+        let x = r.node as usize;
+        let t = r.at;
+        match r.probe.name {
+            "member" => {
+                let y = r.probe.subject as usize;
+                if y >= self.n || y == x {
+                    return;
+                }
+                let i = self.idx(x, y);
+                let state = r.probe.value as u8;
+                let previous = self.view[i];
+                self.view[i] = state;
+                if previous == ALIVE && state != ALIVE {
+                    if self.first_fault.is_none_or(|f| t < f) {
+                        self.before_first_fault += 1;
+                    }
+                    if self.reach[i] && t.since(self.last_change[i]) >= self.settle {
+                        self.false_suspicions += 1;
+                        self.falsely_suspected[i] = true;
+                    }
+                }
+                let since = t.since(self.episode.at).as_secs_f64() * 1e3;
+                match (self.pending[i], state == ALIVE) {
+                    (Pending::Detect, false) => {
+                        self.pending[i] = Pending::None;
+                        self.detection_ms.push(since);
+                        self.episode.first_detection.entry(y as u32).or_insert(t);
+                    }
+                    (Pending::Recover, true) => {
+                        self.pending[i] = Pending::None;
+                        if self.episode.kind != "join" {
+                            self.recovery_ms.push(since);
+                        }
+                    }
+                    _ => {}
+                }
+                let was = (previous == ALIVE) != self.reach[i];
+                let is = (state == ALIVE) != self.reach[i];
+                match (was, is) {
+                    (true, false) => self.mismatch[x] -= 1,
+                    (false, true) => self.mismatch[x] += 1,
+                    _ => {}
+                }
+                self.check_converged(t);
+            }
+            "majority" => {
+                let flag = r.probe.value != 0;
+                self.majority[x] = Some(flag);
+                if !flag && self.episode.minority_pending.remove(&r.node).is_some() {
+                    self.minority_aware_ms.push(t.since(self.episode.at).as_secs_f64() * 1e3);
+                }
+            }
+            "refute" => *self.counters.entry("refutations").or_default() += 1,
+            "join_refused" => *self.counters.entry("join_refused").or_default() += 1,
+            "send_error" => *self.counters.entry("send_errors").or_default() += 1,
+            "malformed" => *self.counters.entry("malformed_datagrams").or_default() += 1,
+            "storage_error" => *self.counters.entry("storage_errors").or_default() += 1,
+            _ => {}
+        }
+    }
+}
+
+fn changes_of(derived: &Derived) -> Vec<(SimTime, Change, &'static str)> {
+    let mut out = Vec::new();
+    for (i, start) in derived.start_s.iter().enumerate() {
+        out.push((SimTime::from_duration(Duration::from_secs_f64(*start)), Change::Up(vec![i as u32]), "join"));
+    }
+    for fault in &derived.schedule {
+        let at = SimTime::from_duration(Duration::from_secs_f64(fault.at_s));
+        let change = match &fault.action.0 {
+            Some(FaultAction::Partition { a, b, one_way }) => Change::Cut { a: a.clone(), b: b.clone(), one_way: *one_way },
+            Some(FaultAction::Heal) => Change::Heal,
+            Some(FaultAction::Crash(nodes)) => Change::Down(nodes.iter().collect()),
+            Some(FaultAction::Restart(nodes)) => Change::Up(nodes.iter().collect()),
+            _ => continue,
+        };
+        out.push((at, change, fault.kind));
+    }
+    // Starts before faults at equal times; otherwise time order, stable.
+    out.sort_by_key(|(at, _, kind)| (*at, *kind != "join"));
+    out
+}
+
+/// Analyses one membership run.
+pub fn analyse(probes: &[ProbeRecord], derived: &Derived, nodes: usize, end: SimTime, settle: Duration) -> Analysis {
+    let changes = changes_of(derived);
+    let first_fault = changes.iter().find(|(_, _, k)| *k != "join").map(|(t, _, _)| *t);
+    let mut s = State {
+        n: nodes,
+        up: vec![false; nodes],
+        cuts: Vec::new(),
+        view: vec![UNKNOWN; nodes * nodes],
+        reach: vec![false; nodes * nodes],
+        last_change: vec![SimTime::ZERO; nodes * nodes],
+        pending: vec![Pending::None; nodes * nodes],
+        mismatch: vec![0; nodes],
+        majority: vec![None; nodes],
+        falsely_suspected: vec![false; nodes * nodes],
+        settle,
+        first_fault,
+        episode: Episode {
+            kind: "join",
+            at: SimTime::ZERO,
+            converged_at: None,
+            first_detection: BTreeMap::new(),
+            lost_targets: Vec::new(),
+            minority_pending: BTreeMap::new(),
+        },
+        detection_ms: Vec::new(),
+        first_detection_ms: Vec::new(),
+        recovery_ms: Vec::new(),
+        undetected: 0,
+        unrecovered: 0,
+        converged_ms: Vec::new(),
+        join_converged_ms: None,
+        false_suspicions: 0,
+        before_first_fault: 0,
+        minority_aware_ms: Vec::new(),
+        minority_unaware: 0,
+        majority_checks: 0,
+        majority_right: 0,
+        counters: BTreeMap::new(),
+    };
+    let mut next_change = 0;
+    for record in probes {
+        // Changes at a time come before probes at that time: a fault is the cause.
+        while next_change < changes.len() && changes[next_change].0 <= record.at {
+            let (t, change, kind) = &changes[next_change];
+            // Group simultaneous changes of one kind into one episode.
+            let mut batch = vec![change.clone()];
+            next_change += 1;
+            while next_change < changes.len() && changes[next_change].0 == *t && changes[next_change].2 == *kind {
+                batch.push(changes[next_change].1.clone());
+                next_change += 1;
+            }
+            s.apply_changes(*t, &batch, kind);
+        }
+        s.on_probe(record);
+    }
+    while next_change < changes.len() {
+        let (t, change, kind) = changes[next_change].clone();
+        next_change += 1;
+        s.apply_changes(t, &[change], kind);
+    }
+    s.close_episode(end);
+
+    let mut m = BTreeMap::new();
+    let mut put = |k: &str, v: Option<f64>| {
+        m.insert(k.to_string(), v);
+    };
+    let undetected = s.undetected;
+    put("detection_ms_p50", percentile(&mut s.detection_ms, 50.0));
+    put("detection_ms_p99", percentile(&mut s.detection_ms, 99.0));
+    put("detection_ms_max", if undetected > 0 { None } else { percentile(&mut s.detection_ms, 100.0) });
+    put("first_detection_ms_p99", percentile(&mut s.first_detection_ms, 99.0));
+    put("first_detection_ms_max", percentile(&mut s.first_detection_ms, 100.0));
+    put("undetected_pairs", Some(undetected as f64));
+    put("recovery_ms_p99", percentile(&mut s.recovery_ms, 99.0));
+    put("recovery_ms_max", if s.unrecovered > 0 { None } else { percentile(&mut s.recovery_ms, 100.0) });
+    put("unrecovered_pairs", Some(s.unrecovered as f64));
+    let converged_max = if s.converged_ms.iter().any(Option::is_none) {
+        None
+    } else {
+        s.converged_ms.iter().flatten().copied().fold(None, |acc: Option<f64>, v| Some(acc.map_or(v, |a| a.max(v))))
+    };
+    put("converged_ms_max", converged_max);
+    put("join_converged_ms", s.join_converged_ms);
+    put("false_suspicions", Some(s.false_suspicions as f64));
+    let pairs = (nodes * nodes.saturating_sub(1)).max(1) as f64;
+    let falsely = s.falsely_suspected.iter().filter(|b| **b).count() as f64;
+    put("false_suspicion_pairs_pct", Some(100.0 * falsely / pairs));
+    put("suspicions_before_first_fault", Some(s.before_first_fault as f64));
+    let minority_aware = percentile(&mut s.minority_aware_ms, 99.0);
+    put("minority_aware_ms_p99", if s.minority_unaware > 0 { None } else { minority_aware });
+    put(
+        "majority_correct_pct",
+        (s.majority_checks > 0).then(|| 100.0 * s.majority_right as f64 / s.majority_checks as f64),
+    );
+    for name in ["refutations", "join_refused", "send_errors", "malformed_datagrams", "storage_errors"] {
+        put(name, Some(*s.counters.get(name).unwrap_or(&0) as f64));
+    }
+    Analysis { metrics: m }
+}

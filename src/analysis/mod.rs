@@ -1,0 +1,40 @@
+//! From what the nodes recorded (probes) and what was done to them (the schedule) to the figures
+//! scenarios assert on.
+//!
+//! The ground truth at any moment is *reachability*: `Y` is reachable from `X` when `Y` is up
+//! and no cut blocks either direction between them. Every crash, restart, partition and heal
+//! changes it and opens an *episode*; within it, each observer's view of each member is compared
+//! with the truth: a pair that became unreachable must be detected (suspected or declared
+//! dead), a pair that became reachable again must be seen alive again.
+
+mod membership;
+mod percentile;
+
+pub use membership::{analyse, Analysis};
+pub use percentile::percentile;
+
+/// Every metric a scenario may assert on, with what it means. `faults.KIND` (a count of an
+/// injected fault) is also accepted.
+pub const METRICS: &[(&str, &str)] = &[
+    ("detection_ms_p50", "median time from losing reachability to the observer suspecting the member, over (observer, member) pairs"),
+    ("detection_ms_p99", "99th percentile of the same"),
+    ("detection_ms_max", "slowest detection; absent if a pair was never detected"),
+    ("first_detection_ms_p99", "99th percentile over lost members of the time until the first observer suspects it (SWIM's detection time)"),
+    ("first_detection_ms_max", "slowest first detection"),
+    ("undetected_pairs", "(observer, member) pairs that lost reachability and were never suspected before the next fault or the end"),
+    ("recovery_ms_p99", "99th percentile of the time from regaining reachability (heal, restart) until the observer sees the member alive"),
+    ("recovery_ms_max", "slowest recovery; absent if a pair never recovered"),
+    ("unrecovered_pairs", "pairs that regained reachability but were not seen alive before the next fault or the end"),
+    ("converged_ms_max", "slowest episode: time from a fault until every up node's view matches reachability exactly; absent if one never converged"),
+    ("join_converged_ms", "time from the start until every node holds the full membership alive"),
+    ("false_suspicions", "suspicions of a reachable member whose reachability had not changed for `settle`"),
+    ("false_suspicion_pairs_pct", "percent of (observer, member) pairs falsely suspected at least once"),
+    ("suspicions_before_first_fault", "suspicions raised before the first crash, restart, partition or heal"),
+    ("minority_aware_ms_p99", "99th percentile over nodes cut into a minority of the time until they know it"),
+    ("majority_correct_pct", "percent of up nodes whose majority flag was right at the end of every partition"),
+    ("refutations", "times a node refuted a suspicion about itself"),
+    ("join_refused", "join attempts refused (clock skew beyond clock_skew_max)"),
+    ("send_errors", "sends the network stack refused (e.g. address family not supported)"),
+    ("malformed_datagrams", "datagrams that failed to decode"),
+    ("storage_errors", "storage operations that failed"),
+];

@@ -1,0 +1,324 @@
+//! Turns a scenario and a seed into a ready simulation: node addresses and clocks, the actors,
+//! and the fault schedule, including swarm draws. Everything drawn from the seed is recorded in
+//! [`Derived`] so a run can print it.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use hypermesh::membership::{MembershipConfig, MembershipNode, NodeId};
+use runtime::{Actor, DetRng, Entropy};
+use serde::Serialize;
+use simulator::{ClockModel, FaultAction, LinkModel, NetworkModel, NodeSet, NodeSpec, SimTime, Simulation};
+
+use crate::scenario::{fixed_indices, Family, FaultKind, FaultPlan, Scenario, Selection, SwarmPlan};
+
+/// The port every simulated node listens on.
+pub const MEMBERSHIP_PORT: u16 = 7946;
+
+/// Random streams of the builder, apart from the simulation's own.
+mod stream {
+    pub const CLOCKS: u64 = 11;
+    pub const SELECTIONS: u64 = 12;
+    pub const SWARM: u64 = 13;
+    pub const STARTS: u64 = 14;
+}
+
+/// A scheduled fault, resolved to node sets.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScheduledFault {
+    /// Simulated seconds from the start.
+    pub at_s: f64,
+    /// Fault kind.
+    pub kind: &'static str,
+    /// Nodes involved (for partitions, side A then side B).
+    pub nodes: Vec<u32>,
+    /// Side B of a partition.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_side: Vec<u32>,
+    /// Kind-specific detail.
+    pub detail: String,
+    #[serde(skip)]
+    pub(crate) action: FaultActionSource,
+}
+
+/// What to hand the simulator; kept beside the serialisable view.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FaultActionSource(pub(crate) Option<FaultAction>);
+
+/// Everything drawn from the seed, printed with every run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Derived {
+    /// Every node's wall-clock offset, ms.
+    pub clock_offset_ms: Vec<f64>,
+    /// Every node's drift, ppm.
+    pub drift_ppm: Vec<f64>,
+    /// Every node's start time, s.
+    pub start_s: Vec<f64>,
+    /// The fault schedule, scripted and swarm-drawn, in time order.
+    pub schedule: Vec<ScheduledFault>,
+}
+
+/// A simulation ready to run.
+pub struct Built {
+    /// The simulation, nodes added and faults scheduled.
+    pub sim: Simulation,
+    /// What was drawn from the seed.
+    pub derived: Derived,
+    /// True at-time for each scheduled fault (for analysis).
+    pub end: SimTime,
+}
+
+fn node_addrs(index: u32, family: Family) -> Vec<SocketAddr> {
+    let n = index + 1;
+    let v6 = SocketAddr::new(
+        IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, (n >> 16) as u16, (n & 0xffff) as u16)),
+        MEMBERSHIP_PORT,
+    );
+    let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, (n >> 16) as u8, (n >> 8) as u8, n as u8)), MEMBERSHIP_PORT);
+    match family {
+        Family::Ipv6 => vec![v6],
+        Family::Ipv4 => vec![v4],
+        Family::Dual => vec![v6, v4],
+    }
+}
+
+fn symmetric(rng: &mut DetRng, max: f64) -> f64 {
+    if max == 0.0 {
+        0.0
+    } else {
+        (rng.unit_f64() * 2.0 - 1.0) * max
+    }
+}
+
+fn between(rng: &mut DetRng, (lo, hi): (Duration, Duration)) -> Duration {
+    lo + (hi - lo).mul_f64(rng.unit_f64())
+}
+
+fn count_between(rng: &mut DetRng, (lo, hi): (u32, u32)) -> u32 {
+    lo + rng.below(u64::from(hi - lo) + 1) as u32
+}
+
+/// Resolves `selection` to indices, drawing random ones from `rng`.
+fn resolve(selection: &Selection, count: u32, rng: &mut DetRng) -> Vec<u32> {
+    match selection {
+        Selection::Random(k) => {
+            let mut all: Vec<u32> = (0..count).collect();
+            runtime::shuffle(rng, &mut all);
+            let mut picked = all[..*k as usize].to_vec();
+            picked.sort_unstable();
+            picked
+        }
+        other => fixed_indices(other, count),
+    }
+}
+
+/// The membership configuration of node `index`.
+pub fn membership_config(scenario: &Scenario, index: u32, seeds: &[SocketAddr]) -> MembershipConfig {
+    let w = &scenario.workload;
+    let mut c = MembershipConfig::new(NodeId(u64::from(index)), seeds.to_vec());
+    macro_rules! set {
+        ($($field:ident),*) => { $( if let Some(v) = w.$field { c.$field = v; } )* };
+    }
+    set!(probe_interval, latency_tolerance, probe_margin, clock_skew_max, gossip_interval, push_pull_interval);
+    if let Some(v) = w.indirect_after {
+        c.indirect_after = v;
+    } else if let Some(t) = w.latency_tolerance {
+        c.indirect_after = t;
+    }
+    if let Some(v) = w.indirect_probes {
+        c.indirect_probes = v as usize;
+    }
+    if let Some(v) = w.confirmation_required {
+        c.confirmation_required = v;
+    }
+    if let Some(v) = w.suspicion_mult {
+        c.suspicion_mult = v;
+    }
+    if let Some(v) = w.gossip_fanout {
+        c.gossip_fanout = v as usize;
+    }
+    c
+}
+
+fn expand(plan: &FaultPlan, count: u32, rng: &mut DetRng, link: &LinkModel, out: &mut Vec<ScheduledFault>) {
+    let at = plan.at.as_secs_f64();
+    let push = |out: &mut Vec<ScheduledFault>, at_s: f64, action: FaultAction, nodes: Vec<u32>, other: Vec<u32>, detail: String| {
+        out.push(ScheduledFault {
+            at_s,
+            kind: action.kind(),
+            nodes,
+            other_side: other,
+            detail,
+            action: FaultActionSource(Some(action)),
+        });
+    };
+    let set = |v: &[u32]| NodeSet::from_indices(v.iter().copied());
+    match &plan.kind {
+        FaultKind::Partition { a, b, one_way, duration } => {
+            let a = resolve(a, count, rng);
+            let b = resolve(b, count, rng);
+            let action = FaultAction::Partition { a: set(&a), b: set(&b), one_way: *one_way };
+            push(out, at, action, a, b, if *one_way { "one-way".into() } else { "two-way".into() });
+            if let Some(d) = duration {
+                push(out, at + d.as_secs_f64(), FaultAction::Heal, vec![], vec![], String::new());
+            }
+        }
+        FaultKind::Heal => push(out, at, FaultAction::Heal, vec![], vec![], String::new()),
+        FaultKind::Crash { nodes, restart_after } => {
+            let nodes = resolve(nodes, count, rng);
+            push(out, at, FaultAction::Crash(set(&nodes)), nodes.clone(), vec![], String::new());
+            if let Some(d) = restart_after {
+                push(out, at + d.as_secs_f64(), FaultAction::Restart(set(&nodes)), nodes, vec![], String::new());
+            }
+        }
+        FaultKind::Restart { nodes } => {
+            let nodes = resolve(nodes, count, rng);
+            push(out, at, FaultAction::Restart(set(&nodes)), nodes, vec![], String::new());
+        }
+        FaultKind::Pause { nodes, duration } => {
+            let nodes = resolve(nodes, count, rng);
+            let action = FaultAction::Pause { nodes: set(&nodes), duration: *duration };
+            push(out, at, action, nodes, vec![], format!("{duration:?}"));
+        }
+        FaultKind::ClockJump { nodes, by_ns } => {
+            let nodes = resolve(nodes, count, rng);
+            let action = FaultAction::ClockJump { nodes: set(&nodes), delta_ns: *by_ns };
+            push(out, at, action, nodes, vec![], format!("{:+.3}s", *by_ns as f64 / 1e9));
+        }
+        FaultKind::ClockCorrect { nodes } => {
+            let nodes = resolve(nodes, count, rng);
+            push(out, at, FaultAction::ClockCorrect(set(&nodes)), nodes, vec![], String::new());
+        }
+        FaultKind::Loss { probability, duration } => {
+            let lossy = LinkModel { loss: *probability, ..*link };
+            push(out, at, FaultAction::SetLinks(lossy), vec![], vec![], format!("loss {probability}"));
+            push(out, at + duration.as_secs_f64(), FaultAction::SetLinks(*link), vec![], vec![], "restore".into());
+        }
+        FaultKind::Latency { latency, jitter, duration } => {
+            let slow = LinkModel { latency: *latency, jitter: *jitter, ..*link };
+            push(out, at, FaultAction::SetLinks(slow), vec![], vec![], format!("latency {latency:?} jitter {jitter:?}"));
+            push(out, at + duration.as_secs_f64(), FaultAction::SetLinks(*link), vec![], vec![], "restore".into());
+        }
+    }
+}
+
+/// Draws one seed's fault mix from the swarm ranges.
+fn swarm_faults(swarm: &SwarmPlan, count: u32, rng: &mut DetRng) -> Vec<FaultPlan> {
+    let mut plans = Vec::new();
+    let at = |rng: &mut DetRng| between(rng, swarm.window);
+    // Never crash or isolate a majority: the detector's own claims assume one survives.
+    let minority = (count.saturating_sub(1) / 2).max(1);
+    for _ in 0..count_between(rng, swarm.crashes) {
+        let k = 1 + rng.below(u64::from(minority.min(3))) as u32;
+        plans.push(FaultPlan {
+            at: at(rng),
+            kind: FaultKind::Crash { nodes: Selection::Random(k), restart_after: Some(between(rng, swarm.restart_after)) },
+        });
+    }
+    for _ in 0..count_between(rng, swarm.partitions) {
+        let minority_size = 1 + rng.below(u64::from(minority)) as u32;
+        let mut all: Vec<u32> = (0..count).collect();
+        runtime::shuffle(rng, &mut all);
+        let (b, a) = all.split_at(minority_size as usize);
+        plans.push(FaultPlan {
+            at: at(rng),
+            kind: FaultKind::Partition {
+                a: Selection::List(a.to_vec()),
+                b: Selection::List(b.to_vec()),
+                one_way: rng.chance(0.25),
+                duration: Some(between(rng, swarm.partition_duration)),
+            },
+        });
+    }
+    for _ in 0..count_between(rng, swarm.pauses) {
+        plans.push(FaultPlan {
+            at: at(rng),
+            kind: FaultKind::Pause { nodes: Selection::Random(1), duration: between(rng, swarm.pause_duration) },
+        });
+    }
+    for _ in 0..count_between(rng, swarm.clock_jumps) {
+        let max = swarm.clock_jump_max.as_nanos() as f64;
+        plans.push(FaultPlan {
+            at: at(rng),
+            kind: FaultKind::ClockJump { nodes: Selection::Random(1), by_ns: symmetric(rng, max) as i64 },
+        });
+    }
+    for _ in 0..count_between(rng, swarm.loss_bursts) {
+        let (lo, hi) = swarm.loss;
+        plans.push(FaultPlan {
+            at: at(rng),
+            kind: FaultKind::Loss { probability: lo + (hi - lo) * rng.unit_f64(), duration: between(rng, swarm.loss_duration) },
+        });
+    }
+    plans
+}
+
+/// Builds the simulation of `scenario` under `seed`.
+pub fn build(scenario: &Scenario, seed: u64) -> Built {
+    let root = DetRng::seed_from_u64(seed ^ 0x5CE7_A210);
+    let count = scenario.nodes.len() as u32;
+    let mut clock_rng = root.fork(stream::CLOCKS);
+    let mut select_rng = root.fork(stream::SELECTIONS);
+    let mut swarm_rng = root.fork(stream::SWARM);
+    let mut start_rng = root.fork(stream::STARTS);
+
+    let seeds: Vec<SocketAddr> =
+        (0..scenario.workload.seeds).map(|i| node_addrs(i, scenario.nodes[i as usize].family)[0]).collect();
+    let configs: Vec<MembershipConfig> = (0..count).map(|i| membership_config(scenario, i, &seeds)).collect();
+    let factory = move |node: u32| -> Box<dyn Actor> { Box::new(MembershipNode::new(configs[node as usize].clone())) };
+    let network = NetworkModel::new(scenario.link);
+    let mut sim = Simulation::new(seed, network, Box::new(factory));
+
+    let mut derived = Derived { clock_offset_ms: Vec::new(), drift_ppm: Vec::new(), start_s: Vec::new(), schedule: Vec::new() };
+    let offset_max = scenario.clock.offset_max.as_nanos() as f64;
+    let mut starts = Vec::new();
+    for (i, plan) in scenario.nodes.iter().enumerate() {
+        let offset_ns = plan.clock_offset_ns.unwrap_or_else(|| symmetric(&mut clock_rng, offset_max) as i64);
+        let drift_ppm = plan.drift_ppm.unwrap_or_else(|| symmetric(&mut clock_rng, scenario.clock.drift_ppm_max));
+        derived.clock_offset_ms.push(offset_ns as f64 / 1e6);
+        derived.drift_ppm.push(drift_ppm);
+        let start = scenario.workload.start_spread.mul_f64(start_rng.unit_f64());
+        derived.start_s.push(start.as_secs_f64());
+        starts.push((i as u32, start, NodeSpec {
+            addrs: node_addrs(i as u32, plan.family),
+            clock: ClockModel { offset_ns, drift_ppb: (drift_ppm * 1000.0) as i64 },
+            storage_faults: scenario.storage,
+        }));
+    }
+    for (i, start, spec) in starts {
+        let index = sim.add_node_at(spec, SimTime::from_duration(start));
+        debug_assert_eq!(index, i);
+    }
+
+    let mut plans = scenario.faults.clone();
+    if let Some(swarm) = &scenario.swarm {
+        plans.extend(swarm_faults(swarm, count, &mut swarm_rng));
+    }
+    let mut schedule = Vec::new();
+    for plan in &plans {
+        expand(plan, count, &mut select_rng, &scenario.link, &mut schedule);
+    }
+    if let Some(interval) = scenario.clock.ntp_interval {
+        let mut t = interval;
+        while t < scenario.duration {
+            let action = FaultAction::ClockCorrect(NodeSet::all(count as usize));
+            schedule.push(ScheduledFault {
+                at_s: t.as_secs_f64(),
+                kind: action.kind(),
+                nodes: vec![],
+                other_side: vec![],
+                detail: "ntp".into(),
+                action: FaultActionSource(Some(action)),
+            });
+            t += interval;
+        }
+    }
+    schedule.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+    for fault in &mut schedule {
+        if let Some(action) = fault.action.0.clone() {
+            sim.schedule(SimTime::from_duration(Duration::from_secs_f64(fault.at_s)), action);
+        }
+    }
+    derived.schedule = schedule;
+    Built { sim, derived, end: SimTime::from_duration(scenario.duration) }
+}

@@ -1,0 +1,239 @@
+//! `testbed`: runs declarative fault scenarios against the stack in the deterministic simulator
+//! and checks what must hold.
+
+mod analysis;
+mod assertion;
+mod build;
+mod limits;
+mod progress;
+mod run;
+mod scenario;
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use simulator::trace::TraceWriter;
+
+use crate::progress::ProgressBar;
+use crate::run::{run_scenario, RunSummary};
+
+/// Deterministic testbed for the TrustChain / STOQ / HyperMesh stack.
+#[derive(Parser)]
+#[command(name = "testbed", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs one scenario. Exit 0: every assertion held; 1: one failed; 2: bad input.
+    Run {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// The seed (default: the scenario's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print the summary as one JSON object on the last line of stdout.
+        #[arg(long)]
+        json: bool,
+        /// Write every event as JSON lines to this file.
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+    },
+    /// Runs every scenario in a directory with its default seed.
+    Suite {
+        /// Where the scenarios are.
+        #[arg(long, default_value = "scenarios")]
+        dir: PathBuf,
+        /// One JSON line per scenario instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Exit code for bad input (scenario files, flags).
+const EXIT_BAD_INPUT: u8 = 2;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(tracing::Level::WARN).init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { scenario, seed, json, trace } => run_one(&scenario, seed, json, trace.as_deref()),
+        Command::Suite { dir, json } => suite(&dir, json),
+    }
+}
+
+fn run_one(path: &Path, seed: Option<u64>, json: bool, trace_path: Option<&Path>) -> ExitCode {
+    let scenario = match scenario::load(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let seed = seed.unwrap_or(scenario.default_seed);
+    let trace = match trace_path {
+        None => None,
+        Some(p) => match File::create(p) {
+            Ok(f) => Some(TraceWriter::new(Box::new(BufWriter::new(f)))),
+            Err(e) => {
+                eprintln!("error: cannot create trace file {}: {e}", p.display());
+                return ExitCode::from(EXIT_BAD_INPUT);
+            }
+        },
+    };
+    eprintln!("{}: seed {seed}", scenario.name);
+    let mut bar = ProgressBar::new(&scenario.name);
+    let origin = Instant::now();
+    let (summary, trace) = run_scenario(&scenario, seed, trace, |f| bar.update(f), || origin.elapsed());
+    bar.finish();
+    if let Some(t) = trace {
+        if let Err(e) = t.finish() {
+            eprintln!("error: writing trace {}: {e}", trace_path.map(|p| p.display().to_string()).unwrap_or_default());
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    }
+    print_derived(&summary);
+    print_human(&summary);
+    if json {
+        match serde_json::to_string(&summary) {
+            Ok(line) => println!("{line}"),
+            Err(e) => eprintln!("error: cannot encode summary: {e}"),
+        }
+    }
+    if summary.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn fmt_value(v: Option<f64>) -> String {
+    match v {
+        None => "none".to_string(),
+        Some(v) if v.fract() == 0.0 && v.abs() < 1e15 => format!("{v:.0}"),
+        Some(v) => format!("{v:.3}"),
+    }
+}
+
+/// Prints what the seed decided, so a run can be understood and replayed.
+fn print_derived(s: &RunSummary) {
+    let d = &s.derived;
+    let range = |v: &[f64]| {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if v.is_empty() { "-".to_string() } else { format!("[{lo:.3}, {hi:.3}]") }
+    };
+    eprintln!(
+        "derived from seed {}: clock offsets {} ms, drift {} ppm, starts {} s (per node in --json)",
+        s.seed,
+        range(&d.clock_offset_ms),
+        range(&d.drift_ppm),
+        range(&d.start_s)
+    );
+    for f in &d.schedule {
+        let mut who = String::new();
+        if !f.nodes.is_empty() {
+            who = format!(" nodes {:?}", f.nodes);
+        }
+        if !f.other_side.is_empty() {
+            who.push_str(&format!(" | {:?}", f.other_side));
+        }
+        eprintln!("  at {:>9.3}s {}{} {}", f.at_s, f.kind, who, f.detail);
+    }
+}
+
+fn print_human(s: &RunSummary) {
+    println!(
+        "{} seed={} {} trace_hash={} events={} sim={:.1}s wall={:.2}s ({:.1}x)",
+        s.scenario,
+        s.seed,
+        if s.passed { "PASSED" } else { "FAILED" },
+        s.trace_hash,
+        s.events,
+        s.sim_seconds,
+        s.wall_seconds,
+        s.speedup
+    );
+    let faults: Vec<String> = s.faults.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!("  faults: {}", if faults.is_empty() { "none".into() } else { faults.join(" ") });
+    for a in &s.assertions {
+        println!(
+            "  [{}] {} {} {} (measured {})",
+            if a.passed { "ok" } else { "FAIL" },
+            a.name,
+            a.op,
+            fmt_value(Some(a.threshold)),
+            fmt_value(a.value)
+        );
+    }
+}
+
+fn suite(dir: &Path, json: bool) -> ExitCode {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "toml")).collect(),
+        Err(e) => {
+            eprintln!("error: cannot read scenario directory {}: {e}", dir.display());
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    files.sort();
+    if files.is_empty() {
+        eprintln!("error: no *.toml scenario in {}", dir.display());
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
+    let mut failed = 0;
+    let mut bad = 0;
+    if !json {
+        println!("{:<28} {:<7} {:>9} {:>8}  figures", "scenario", "result", "sim s", "wall s");
+    }
+    for path in &files {
+        let scenario = match scenario::load(path) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                bad += 1;
+                continue;
+            }
+        };
+        let mut bar = ProgressBar::new(&scenario.name);
+        let origin = Instant::now();
+        let (summary, _) = run_scenario(&scenario, scenario.default_seed, None, |f| bar.update(f), || origin.elapsed());
+        bar.finish();
+        if !summary.passed {
+            failed += 1;
+        }
+        if json {
+            if let Ok(line) = serde_json::to_string(&summary) {
+                println!("{line}");
+            }
+        } else {
+            let figures: Vec<String> = summary
+                .assertions
+                .iter()
+                .map(|a| format!("{}{}={}", if a.passed { "" } else { "FAIL:" }, a.name, fmt_value(a.value)))
+                .collect();
+            println!(
+                "{:<28} {:<7} {:>9.1} {:>8.2}  {}",
+                summary.scenario,
+                if summary.passed { "passed" } else { "FAILED" },
+                summary.sim_seconds,
+                summary.wall_seconds,
+                figures.join(" ")
+            );
+        }
+    }
+    println!("{} scenario(s): {} passed, {} failed, {} invalid", files.len(), files.len() - failed - bad, failed, bad);
+    if bad > 0 {
+        ExitCode::from(EXIT_BAD_INPUT)
+    } else if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,114 @@
+//! Running one scenario under one seed, and the summary it produces.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use simulator::trace::TraceWriter;
+use simulator::{RunStats, SimTime};
+
+use crate::analysis::{analyse, Analysis};
+use crate::build::{build, Derived};
+use crate::scenario::Scenario;
+
+/// One assertion's outcome.
+#[derive(Clone, Debug, Serialize)]
+pub struct AssertionResult {
+    /// The metric.
+    pub name: String,
+    /// The operator.
+    pub op: String,
+    /// Its measured value (`null`: never measured, which fails).
+    pub value: Option<f64>,
+    /// The threshold.
+    pub threshold: f64,
+    /// Whether it held.
+    pub passed: bool,
+}
+
+/// Everything a run reports; the JSON line of `testbed run --json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSummary {
+    /// Scenario name.
+    pub scenario: String,
+    /// Scenario file.
+    pub path: String,
+    /// The seed.
+    pub seed: u64,
+    /// Whether every assertion held.
+    pub passed: bool,
+    /// Determinism fingerprint over every event.
+    pub trace_hash: String,
+    /// Events dispatched.
+    pub events: u64,
+    /// Simulated seconds.
+    pub sim_seconds: f64,
+    /// Wall-clock seconds the simulation took.
+    pub wall_seconds: f64,
+    /// Simulated seconds per wall second.
+    pub speedup: f64,
+    /// Injected faults that fired, by kind.
+    pub faults: BTreeMap<String, u64>,
+    /// Traffic and activity.
+    pub stats: RunStats,
+    /// Every metric of the analysis.
+    pub metrics: BTreeMap<String, Option<f64>>,
+    /// Assertion outcomes, in file order.
+    pub assertions: Vec<AssertionResult>,
+    /// Everything drawn from the seed.
+    pub derived: Derived,
+}
+
+/// Runs `scenario` under `seed`. `progress` gets the fraction done now and then; `wall` measures
+/// elapsed wall time (the binary's clock: the simulation itself never reads one).
+pub fn run_scenario(
+    scenario: &Scenario,
+    seed: u64,
+    trace: Option<TraceWriter>,
+    mut progress: impl FnMut(f64),
+    wall: impl Fn() -> Duration,
+) -> (RunSummary, Option<TraceWriter>) {
+    let started = wall();
+    let mut built = build(scenario, seed);
+    if let Some(t) = trace {
+        built.sim.set_trace(t);
+    }
+    let end = built.end;
+    built.sim.run_until(end, |now: SimTime| progress(now.as_secs_f64() / end.as_secs_f64().max(1e-9)));
+    let wall_seconds = (wall() - started).as_secs_f64();
+    let sim = &built.sim;
+    let analysis: Analysis = analyse(sim.probes(), &built.derived, sim.node_count(), end, scenario.workload.settle);
+    let assertions: Vec<AssertionResult> = scenario
+        .asserts
+        .iter()
+        .map(|a| {
+            let value = analysis.value(&a.metric, sim.faults());
+            AssertionResult {
+                name: a.metric.clone(),
+                op: a.op.to_string(),
+                value,
+                threshold: a.threshold,
+                passed: a.holds(value),
+            }
+        })
+        .collect();
+    let sim_seconds = end.as_secs_f64();
+    let summary = RunSummary {
+        scenario: scenario.name.clone(),
+        path: scenario.path.clone(),
+        seed,
+        passed: assertions.iter().all(|a| a.passed),
+        trace_hash: sim.trace_hash(),
+        events: sim.stats().events,
+        sim_seconds,
+        wall_seconds,
+        speedup: if wall_seconds > 0.0 { sim_seconds / wall_seconds } else { f64::INFINITY },
+        faults: sim.faults().iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        stats: sim.stats().clone(),
+        metrics: analysis.metrics,
+        assertions,
+        derived: built.derived,
+    };
+    let trace = built.sim.take_trace();
+    (summary, trace)
+}

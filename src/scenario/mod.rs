@@ -1,0 +1,674 @@
+//! Scenario files: what to simulate, what to break and when, and what must hold.
+//!
+//! The format is documented in `scenarios/README.md`. Parsing is strict: an unknown key, a value
+//! out of range or an assertion on an unknown metric is an error naming the file and line.
+
+mod raw;
+pub mod units;
+
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use simulator::{Latency, LinkModel, StorageFaults};
+use toml::Spanned;
+
+use crate::assertion::Assertion;
+pub use units::Selection;
+use raw::{RawLatency, RawScenario, RawSelection, RawWorkload};
+use units::{parse_duration, parse_signed_nanos};
+
+/// A scenario file that could not be used: where, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}:{line}: {message}")]
+pub struct ScenarioError {
+    /// The file.
+    pub path: String,
+    /// 1-based line.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Which address families a node has.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    /// IPv6 only (the system's design).
+    Ipv6,
+    /// IPv4 only (a misconfigured node).
+    Ipv4,
+    /// Both.
+    Dual,
+}
+
+/// One node's setup as the file states it (random parts are drawn later from the seed).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodePlan {
+    /// Address families.
+    pub family: Family,
+    /// A fixed wall-clock offset, overriding the random one.
+    pub clock_offset_ns: Option<i64>,
+    /// A fixed drift, overriding the random one.
+    pub drift_ppm: Option<f64>,
+}
+
+/// Clock ranges from which each node's clock is drawn.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClockPlan {
+    /// Offsets are uniform in `[-offset_max, offset_max]`.
+    pub offset_max: Duration,
+    /// Drifts are uniform in `[-drift_ppm_max, drift_ppm_max]`.
+    pub drift_ppm_max: f64,
+    /// If set, every node's wall clock is corrected (NTP-like) this often.
+    pub ntp_interval: Option<Duration>,
+}
+
+/// The membership workload's settings (unset ones keep the protocol's defaults).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MembershipPlan {
+    /// How many of the first nodes form the static seed list.
+    pub seeds: u32,
+    /// Nodes start at uniformly random times in `[0, start_spread]`.
+    pub start_spread: Duration,
+    /// Overrides of [`hypermesh::membership::MembershipConfig`] fields.
+    pub probe_interval: Option<Duration>,
+    /// See the protocol's config.
+    pub latency_tolerance: Option<Duration>,
+    /// See the protocol's config.
+    pub probe_margin: Option<Duration>,
+    /// See the protocol's config.
+    pub indirect_after: Option<Duration>,
+    /// See the protocol's config.
+    pub indirect_probes: Option<u32>,
+    /// See the protocol's config.
+    pub confirmation_required: Option<u32>,
+    /// See the protocol's config.
+    pub suspicion_mult: Option<u32>,
+    /// See the protocol's config.
+    pub clock_skew_max: Option<Duration>,
+    /// See the protocol's config.
+    pub gossip_interval: Option<Duration>,
+    /// See the protocol's config.
+    pub gossip_fanout: Option<u32>,
+    /// See the protocol's config.
+    pub push_pull_interval: Option<Duration>,
+    /// How long after a fault a suspicion still counts as caused by it, not as a false positive.
+    pub settle: Duration,
+}
+
+/// What a scheduled fault does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FaultKind {
+    /// Cut the network between two sides.
+    Partition {
+        /// One side.
+        a: Selection,
+        /// The other.
+        b: Selection,
+        /// Only `a` → `b`.
+        one_way: bool,
+        /// Heal after this long (else a later `heal`).
+        duration: Option<Duration>,
+    },
+    /// Remove every cut.
+    Heal,
+    /// Crash nodes, optionally restarting them later.
+    Crash {
+        /// Whom.
+        nodes: Selection,
+        /// Restart after this long.
+        restart_after: Option<Duration>,
+    },
+    /// Restart crashed nodes.
+    Restart {
+        /// Whom.
+        nodes: Selection,
+    },
+    /// Stall nodes.
+    Pause {
+        /// Whom.
+        nodes: Selection,
+        /// How long.
+        duration: Duration,
+    },
+    /// Step wall clocks.
+    ClockJump {
+        /// Whom.
+        nodes: Selection,
+        /// By how much.
+        by_ns: i64,
+    },
+    /// NTP-like correction.
+    ClockCorrect {
+        /// Whom.
+        nodes: Selection,
+    },
+    /// Raise loss on every link for a while.
+    Loss {
+        /// Loss probability.
+        probability: f64,
+        /// How long.
+        duration: Duration,
+    },
+    /// Change every link's latency for a while.
+    Latency {
+        /// The new latency.
+        latency: Latency,
+        /// The new jitter.
+        jitter: Duration,
+        /// How long.
+        duration: Duration,
+    },
+}
+
+/// A fault at a time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultPlan {
+    /// When, from the start.
+    pub at: Duration,
+    /// What.
+    pub kind: FaultKind,
+}
+
+/// Ranges from which swarm mode draws a fault mix per seed.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct SwarmPlan {
+    /// Faults start inside this window.
+    pub window: (Duration, Duration),
+    /// How many crashes (inclusive range).
+    pub crashes: (u32, u32),
+    /// Restart delay range.
+    pub restart_after: (Duration, Duration),
+    /// How many partitions.
+    pub partitions: (u32, u32),
+    /// Partition length range.
+    pub partition_duration: (Duration, Duration),
+    /// How many pauses.
+    pub pauses: (u32, u32),
+    /// Pause length range.
+    pub pause_duration: (Duration, Duration),
+    /// How many clock jumps.
+    pub clock_jumps: (u32, u32),
+    /// Largest jump either way.
+    pub clock_jump_max: Duration,
+    /// How many loss bursts.
+    pub loss_bursts: (u32, u32),
+    /// Loss probability range.
+    pub loss: (f64, f64),
+    /// Loss burst length range.
+    pub loss_duration: (Duration, Duration),
+}
+
+/// A validated scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// Its name (the file stem unless given).
+    pub name: String,
+    /// The file it came from.
+    pub path: String,
+    /// What it reproduces.
+    pub description: String,
+    /// The seed used when none is given.
+    pub default_seed: u64,
+    /// Simulated run length.
+    pub duration: Duration,
+    /// Per-node setup, one per node.
+    pub nodes: Vec<NodePlan>,
+    /// Clock ranges.
+    pub clock: ClockPlan,
+    /// Every link's model.
+    pub link: LinkModel,
+    /// Disk faults of every node.
+    pub storage: StorageFaults,
+    /// The membership workload.
+    pub workload: MembershipPlan,
+    /// Scheduled faults, in time order.
+    pub faults: Vec<FaultPlan>,
+    /// Swarm ranges, if swarm mode is on.
+    pub swarm: Option<SwarmPlan>,
+    /// What must hold.
+    pub asserts: Vec<Assertion>,
+}
+
+/// Reads and validates the scenario at `path`.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let display = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ScenarioError { path: display.clone(), line: 0, message: format!("cannot read: {e}") })?;
+    parse(&display, &text)
+}
+
+/// Validates scenario `text` read from `path`.
+pub fn parse(path: &str, text: &str) -> Result<Scenario, ScenarioError> {
+    let ctx = Ctx { path, text };
+    let raw: RawScenario = toml::from_str(text).map_err(|e| {
+        let line = e.span().map_or(1, |s| ctx.line(s.start));
+        ScenarioError { path: path.to_string(), line, message: e.message().trim().to_string() }
+    })?;
+    ctx.validate(raw)
+}
+
+struct Ctx<'a> {
+    path: &'a str,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn line(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+    }
+
+    fn err(&self, span: Range<usize>, message: impl Into<String>) -> ScenarioError {
+        ScenarioError { path: self.path.to_string(), line: self.line(span.start), message: message.into() }
+    }
+
+    fn duration(&self, s: &Spanned<String>, what: &str) -> Result<Duration, ScenarioError> {
+        parse_duration(s.get_ref()).map_err(|m| self.err(s.span(), format!("{what}: {m}")))
+    }
+
+    fn opt_duration(&self, s: &Option<Spanned<String>>, what: &str) -> Result<Option<Duration>, ScenarioError> {
+        s.as_ref().map(|s| self.duration(s, what)).transpose()
+    }
+
+    fn probability(&self, p: &Option<Spanned<f64>>, what: &str) -> Result<f64, ScenarioError> {
+        match p {
+            None => Ok(0.0),
+            Some(p) if (0.0..=1.0).contains(p.get_ref()) => Ok(*p.get_ref()),
+            Some(p) => Err(self.err(p.span(), format!("{what} must be a probability in [0, 1], not {}", p.get_ref()))),
+        }
+    }
+
+    fn family(&self, s: &Spanned<String>) -> Result<Family, ScenarioError> {
+        match s.get_ref().as_str() {
+            "ipv6" => Ok(Family::Ipv6),
+            "ipv4" => Ok(Family::Ipv4),
+            "dual" => Ok(Family::Dual),
+            other => Err(self.err(s.span(), format!("unknown address family {other:?} (use \"ipv6\", \"ipv4\" or \"dual\")"))),
+        }
+    }
+
+    fn selection(&self, s: &Spanned<RawSelection>, count: u32) -> Result<Selection, ScenarioError> {
+        let result = match s.get_ref() {
+            RawSelection::List(list) => {
+                let sel = Selection::List(list.clone());
+                sel.check(count).map(|()| sel)
+            }
+            RawSelection::Text(text) => Selection::parse(text, count),
+        };
+        result.map_err(|m| self.err(s.span(), m))
+    }
+
+    fn validate(&self, raw: RawScenario) -> Result<Scenario, ScenarioError> {
+        let duration = self.duration(&raw.duration, "duration")?;
+        if duration.is_zero() {
+            return Err(self.err(raw.duration.span(), "duration must be greater than zero"));
+        }
+        let count = *raw.nodes.count.get_ref();
+        if !(1..=crate::limits::NODES_MAX).contains(&count) {
+            return Err(self.err(
+                raw.nodes.count.span(),
+                format!("node count {count} is outside 1..={}", crate::limits::NODES_MAX),
+            ));
+        }
+        let family = raw.nodes.family.as_ref().map(|f| self.family(f)).transpose()?.unwrap_or(Family::Ipv6);
+        let mut nodes = vec![NodePlan { family, clock_offset_ns: None, drift_ppm: None }; count as usize];
+        for group in &raw.nodes.groups {
+            let g = group.get_ref();
+            let selection = self.selection(&g.nodes, count)?;
+            if let Selection::Random(_) = selection {
+                return Err(self.err(g.nodes.span(), "a node group must name its nodes, not draw them at random"));
+            }
+            let family = g.family.as_ref().map(|f| self.family(f)).transpose()?;
+            let offset = g
+                .clock_offset
+                .as_ref()
+                .map(|o| parse_signed_nanos(o.get_ref()).map_err(|m| self.err(o.span(), format!("clock_offset: {m}"))))
+                .transpose()?;
+            for i in fixed_indices(&selection, count) {
+                let plan = &mut nodes[i as usize];
+                if let Some(f) = family {
+                    plan.family = f;
+                }
+                if offset.is_some() {
+                    plan.clock_offset_ns = offset;
+                }
+                if let Some(d) = &g.drift_ppm {
+                    plan.drift_ppm = Some(*d.get_ref());
+                }
+            }
+        }
+        let clock = ClockPlan {
+            offset_max: self.opt_duration(&raw.clock.offset_max, "clock.offset_max")?.unwrap_or_default(),
+            drift_ppm_max: match &raw.clock.drift_ppm_max {
+                Some(d) if !(0.0..=1000.0).contains(d.get_ref()) => {
+                    return Err(self.err(d.span(), "clock.drift_ppm_max must be in [0, 1000]"));
+                }
+                Some(d) => *d.get_ref(),
+                None => 0.0,
+            },
+            ntp_interval: self.opt_duration(&raw.clock.ntp_interval, "clock.ntp_interval")?,
+        };
+        if clock.ntp_interval.is_some_and(|i| i.is_zero()) {
+            return Err(self.err(raw.clock.ntp_interval.as_ref().expect("set").span(), "clock.ntp_interval must be greater than zero"));
+        }
+        let link = self.link(&raw.network)?;
+        let storage = StorageFaults {
+            io_error: self.probability(&raw.storage.io_error, "storage.io_error")?,
+            torn_writes: raw.storage.torn_writes.unwrap_or(false),
+        };
+        let workload = self.workload(&raw.workload, count)?;
+        let mut faults = Vec::new();
+        for fault in &raw.faults {
+            faults.push(self.fault(fault, count, duration)?);
+        }
+        faults.sort_by_key(|f| f.at);
+        let swarm = raw.swarm.as_ref().map(|s| self.swarm(s)).transpose()?;
+        let mut asserts = Vec::new();
+        for a in &raw.asserts {
+            let assertion = Assertion::parse(a.get_ref()).map_err(|m| self.err(a.span(), m))?;
+            asserts.push(assertion);
+        }
+        let name = raw.name.clone().unwrap_or_else(|| {
+            Path::new(self.path).file_stem().map_or_else(|| self.path.to_string(), |s| s.to_string_lossy().into_owned())
+        });
+        Ok(Scenario {
+            name,
+            path: self.path.to_string(),
+            description: raw.description.clone().unwrap_or_default(),
+            default_seed: raw.seed.unwrap_or(1),
+            duration,
+            nodes,
+            clock,
+            link,
+            storage,
+            workload,
+            faults,
+            swarm,
+            asserts,
+        })
+    }
+
+    fn link(&self, n: &raw::RawNetwork) -> Result<LinkModel, ScenarioError> {
+        let mut link = LinkModel::default();
+        if let Some(l) = &n.latency {
+            link.latency = self.latency(l)?;
+        }
+        if let Some(j) = self.opt_duration(&n.jitter, "network.jitter")? {
+            link.jitter = j;
+        }
+        link.loss = self.probability(&n.loss, "network.loss")?;
+        link.duplicate = self.probability(&n.duplicate, "network.duplicate")?;
+        link.reorder = self.probability(&n.reorder, "network.reorder")?;
+        link.corrupt = self.probability(&n.corrupt, "network.corrupt")?;
+        if let Some(w) = self.opt_duration(&n.reorder_window, "network.reorder_window")? {
+            link.reorder_window = w;
+        }
+        if let Some(bw) = &n.bandwidth_mbit {
+            if !(*bw.get_ref() > 0.0 && bw.get_ref().is_finite()) {
+                return Err(self.err(bw.span(), "network.bandwidth_mbit must be a positive number"));
+            }
+            link.bandwidth_bytes_per_s = Some((*bw.get_ref() * 1e6 / 8.0) as u64);
+        }
+        Ok(link)
+    }
+
+    fn latency(&self, l: &Spanned<RawLatency>) -> Result<Latency, ScenarioError> {
+        let span = l.span();
+        let d = |field: &Option<String>, name: &str| -> Result<Duration, ScenarioError> {
+            let text = field.as_ref().ok_or_else(|| self.err(span.clone(), format!("latency needs `{name}`")))?;
+            parse_duration(text).map_err(|m| self.err(span.clone(), format!("latency {name}: {m}")))
+        };
+        match l.get_ref() {
+            RawLatency::Constant(text) => parse_duration(text)
+                .map(Latency::Constant)
+                .map_err(|m| self.err(span.clone(), format!("latency: {m}"))),
+            RawLatency::Table(t) => match t.kind.as_str() {
+                "constant" => Ok(Latency::Constant(d(&t.value, "value")?)),
+                "uniform" => Ok(Latency::Uniform { min: d(&t.min, "min")?, max: d(&t.max, "max")? }),
+                "normal" => Ok(Latency::Normal { mean: d(&t.mean, "mean")?, stddev: d(&t.stddev, "stddev")? }),
+                "pareto" => {
+                    let shape = t.shape.ok_or_else(|| self.err(span.clone(), "pareto latency needs `shape`"))?;
+                    if !(shape > 0.0 && shape.is_finite()) {
+                        return Err(self.err(span.clone(), "pareto shape must be a positive number"));
+                    }
+                    Ok(Latency::Pareto { min: d(&t.min, "min")?, shape })
+                }
+                other => Err(self.err(
+                    span.clone(),
+                    format!("unknown latency kind {other:?} (use \"constant\", \"uniform\", \"normal\" or \"pareto\")"),
+                )),
+            },
+        }
+    }
+
+    fn workload(&self, w: &Spanned<RawWorkload>, count: u32) -> Result<MembershipPlan, ScenarioError> {
+        let raw = w.get_ref();
+        if raw.kind.get_ref() != "membership" {
+            return Err(self.err(raw.kind.span(), format!("unknown workload kind {:?} (known: \"membership\")", raw.kind.get_ref())));
+        }
+        let seeds = match &raw.seeds {
+            Some(s) if *s.get_ref() == 0 || *s.get_ref() > count => {
+                return Err(self.err(s.span(), format!("workload.seeds must be in 1..={count}")));
+            }
+            Some(s) => *s.get_ref(),
+            None => count.min(3),
+        };
+        let nonzero = |v: &Option<Spanned<u32>>, name: &str| -> Result<Option<u32>, ScenarioError> {
+            match v {
+                Some(v) if *v.get_ref() == 0 => Err(self.err(v.span(), format!("workload.{name} must be at least 1"))),
+                Some(v) => Ok(Some(*v.get_ref())),
+                None => Ok(None),
+            }
+        };
+        let positive = |v: &Option<Spanned<String>>, name: &str| -> Result<Option<Duration>, ScenarioError> {
+            let d = self.opt_duration(v, &format!("workload.{name}"))?;
+            if d.is_some_and(|d| d.is_zero()) {
+                return Err(self.err(v.as_ref().expect("set").span(), format!("workload.{name} must be greater than zero")));
+            }
+            Ok(d)
+        };
+        Ok(MembershipPlan {
+            seeds,
+            start_spread: self.opt_duration(&raw.start_spread, "workload.start_spread")?.unwrap_or_default(),
+            probe_interval: positive(&raw.probe_interval, "probe_interval")?,
+            latency_tolerance: positive(&raw.latency_tolerance, "latency_tolerance")?,
+            probe_margin: self.opt_duration(&raw.probe_margin, "workload.probe_margin")?,
+            indirect_after: self.opt_duration(&raw.indirect_after, "workload.indirect_after")?,
+            indirect_probes: raw.indirect_probes.as_ref().map(|v| *v.get_ref()),
+            confirmation_required: nonzero(&raw.confirmation_required, "confirmation_required")?,
+            suspicion_mult: nonzero(&raw.suspicion_mult, "suspicion_mult")?,
+            clock_skew_max: self.opt_duration(&raw.clock_skew_max, "workload.clock_skew_max")?,
+            gossip_interval: positive(&raw.gossip_interval, "gossip_interval")?,
+            gossip_fanout: nonzero(&raw.gossip_fanout, "gossip_fanout")?,
+            push_pull_interval: positive(&raw.push_pull_interval, "push_pull_interval")?,
+            settle: self.opt_duration(&raw.settle, "workload.settle")?.unwrap_or(Duration::from_secs(10)),
+        })
+    }
+
+    fn fault(&self, f: &Spanned<raw::RawFault>, count: u32, run: Duration) -> Result<FaultPlan, ScenarioError> {
+        let raw = f.get_ref();
+        let at = self.duration(&raw.at, "fault time")?;
+        if at > run {
+            return Err(self.err(raw.at.span(), format!("fault at {at:?} is after the end of the run ({run:?})")));
+        }
+        let kind_name = raw.kind.get_ref().as_str();
+        let need_nodes = || -> Result<Selection, ScenarioError> {
+            let n = raw.nodes.as_ref().ok_or_else(|| self.err(f.span(), format!("fault `{kind_name}` needs `nodes`")))?;
+            self.selection(n, count)
+        };
+        let need_duration = || -> Result<Duration, ScenarioError> {
+            let d = raw.duration.as_ref().ok_or_else(|| self.err(f.span(), format!("fault `{kind_name}` needs `duration`")))?;
+            self.duration(d, "duration")
+        };
+        let kind = match kind_name {
+            "partition" => {
+                let sides = raw.sides.as_ref().ok_or_else(|| self.err(f.span(), "fault `partition` needs `sides = [A, B]`"))?;
+                let [a, b] = sides.get_ref().as_slice() else {
+                    return Err(self.err(sides.span(), "`sides` must list exactly two node selections"));
+                };
+                let a = self.selection(&Spanned::new(sides.span(), a.clone()), count)?;
+                let b = self.selection(&Spanned::new(sides.span(), b.clone()), count)?;
+                FaultKind::Partition {
+                    a,
+                    b,
+                    one_way: raw.one_way.unwrap_or(false),
+                    duration: self.opt_duration(&raw.duration, "duration")?,
+                }
+            }
+            "heal" => FaultKind::Heal,
+            "crash" => FaultKind::Crash {
+                nodes: need_nodes()?,
+                restart_after: self.opt_duration(&raw.restart_after, "restart_after")?,
+            },
+            "restart" => FaultKind::Restart { nodes: need_nodes()? },
+            "pause" => FaultKind::Pause { nodes: need_nodes()?, duration: need_duration()? },
+            "clock_jump" => {
+                let by = raw.by.as_ref().ok_or_else(|| self.err(f.span(), "fault `clock_jump` needs `by` (e.g. \"-5s\")"))?;
+                let by_ns = parse_signed_nanos(by.get_ref()).map_err(|m| self.err(by.span(), format!("by: {m}")))?;
+                FaultKind::ClockJump { nodes: need_nodes()?, by_ns }
+            }
+            "clock_correct" => FaultKind::ClockCorrect { nodes: need_nodes()? },
+            "loss" => {
+                let p = raw.probability.as_ref().ok_or_else(|| self.err(f.span(), "fault `loss` needs `probability`"))?;
+                FaultKind::Loss { probability: self.probability(&Some(p.clone()), "probability")?, duration: need_duration()? }
+            }
+            "latency" => {
+                let l = raw.latency.as_ref().ok_or_else(|| self.err(f.span(), "fault `latency` needs `latency`"))?;
+                FaultKind::Latency {
+                    latency: Latency::Constant(self.duration(l, "latency")?),
+                    jitter: self.opt_duration(&raw.jitter, "jitter")?.unwrap_or_default(),
+                    duration: need_duration()?,
+                }
+            }
+            other => {
+                return Err(self.err(
+                    raw.kind.span(),
+                    format!(
+                        "unknown fault kind {other:?} (known: partition, heal, crash, restart, pause, clock_jump, clock_correct, loss, latency)"
+                    ),
+                ))
+            }
+        };
+        Ok(FaultPlan { at, kind })
+    }
+
+    fn swarm(&self, s: &Spanned<raw::RawSwarm>) -> Result<SwarmPlan, ScenarioError> {
+        let raw = s.get_ref();
+        let pair = |v: &Spanned<[String; 2]>, name: &str| -> Result<(Duration, Duration), ScenarioError> {
+            let [a, b] = v.get_ref();
+            let a = parse_duration(a).map_err(|m| self.err(v.span(), format!("swarm.{name}: {m}")))?;
+            let b = parse_duration(b).map_err(|m| self.err(v.span(), format!("swarm.{name}: {m}")))?;
+            if a > b {
+                return Err(self.err(v.span(), format!("swarm.{name}: the range is reversed")));
+            }
+            Ok((a, b))
+        };
+        let opt_pair = |v: &Option<Spanned<[String; 2]>>, name: &str, default: (Duration, Duration)| {
+            v.as_ref().map_or(Ok(default), |v| pair(v, name))
+        };
+        let counts = |v: &Option<Spanned<[u32; 2]>>, name: &str| -> Result<(u32, u32), ScenarioError> {
+            match v {
+                None => Ok((0, 0)),
+                Some(v) if v.get_ref()[0] > v.get_ref()[1] => Err(self.err(v.span(), format!("swarm.{name}: the range is reversed"))),
+                Some(v) if v.get_ref()[1] > crate::limits::SWARM_FAULTS_MAX => Err(self.err(
+                    v.span(),
+                    format!("swarm.{name}: at most {} faults of a kind", crate::limits::SWARM_FAULTS_MAX),
+                )),
+                Some(v) => Ok((v.get_ref()[0], v.get_ref()[1])),
+            }
+        };
+        let second = Duration::from_secs(1);
+        Ok(SwarmPlan {
+            window: pair(&raw.window, "window")?,
+            crashes: counts(&raw.crashes, "crashes")?,
+            restart_after: opt_pair(&raw.restart_after, "restart_after", (second, 10 * second))?,
+            partitions: counts(&raw.partitions, "partitions")?,
+            partition_duration: opt_pair(&raw.partition_duration, "partition_duration", (second, 20 * second))?,
+            pauses: counts(&raw.pauses, "pauses")?,
+            pause_duration: opt_pair(&raw.pause_duration, "pause_duration", (second / 10, 3 * second))?,
+            clock_jumps: counts(&raw.clock_jumps, "clock_jumps")?,
+            clock_jump_max: self
+                .opt_duration(&raw.clock_jump_max, "swarm.clock_jump_max")?
+                .unwrap_or(Duration::from_secs(10)),
+            loss_bursts: counts(&raw.loss_bursts, "loss_bursts")?,
+            loss: match &raw.loss {
+                Some(l) if !(0.0..=1.0).contains(&l.get_ref()[0]) || !(0.0..=1.0).contains(&l.get_ref()[1]) || l.get_ref()[0] > l.get_ref()[1] => {
+                    return Err(self.err(l.span(), "swarm.loss must be an ordered pair of probabilities"));
+                }
+                Some(l) => (l.get_ref()[0], l.get_ref()[1]),
+                None => (0.01, 0.1),
+            },
+            loss_duration: opt_pair(&raw.loss_duration, "loss_duration", (second, 10 * second))?,
+        })
+    }
+}
+
+/// The indices of a selection that names its nodes (not `Random`).
+pub fn fixed_indices(selection: &Selection, count: u32) -> Vec<u32> {
+    match selection {
+        Selection::All => (0..count).collect(),
+        Selection::List(list) => list.clone(),
+        Selection::Range(a, b) => (*a..*b).collect(),
+        Selection::Random(_) => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+duration = "10s"
+[nodes]
+count = 5
+[workload]
+kind = "membership"
+"#;
+
+    #[test]
+    fn a_minimal_file_parses_with_defaults() {
+        let s = parse("x.toml", MINIMAL).unwrap();
+        assert_eq!(s.name, "x");
+        assert_eq!(s.nodes.len(), 5);
+        assert_eq!(s.workload.seeds, 3);
+        assert!(s.nodes.iter().all(|n| n.family == Family::Ipv6));
+    }
+
+    #[test]
+    fn an_unknown_fault_kind_names_file_and_line() {
+        let text = format!("{MINIMAL}\n[[fault]]\nat = \"1s\"\nkind = \"partiton\"\n");
+        let e = parse("scenarios/x.toml", &text).unwrap_err();
+        assert_eq!(e.line, 10);
+        assert!(e.to_string().starts_with("scenarios/x.toml:10: unknown fault kind \"partiton\""), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_with_its_line() {
+        let text = MINIMAL.replace("count = 5", "count = 5\ncuont = 6");
+        let e = parse("x.toml", &text).unwrap_err();
+        assert_eq!(e.line, 5);
+        assert!(e.message.contains("unknown field `cuont`"), "{e}");
+    }
+
+    #[test]
+    fn toml_syntax_errors_carry_a_line() {
+        let e = parse("x.toml", "duration = \"10s\"\n[nodes\ncount = 1\n").unwrap_err();
+        assert_eq!(e.line, 2);
+    }
+
+    #[test]
+    fn node_indices_out_of_range_are_refused() {
+        let text = format!("{MINIMAL}\n[[fault]]\nat = \"1s\"\nkind = \"crash\"\nnodes = [7]\n");
+        let e = parse("x.toml", &text).unwrap_err();
+        assert!(e.message.contains("node 7 does not exist"), "{e}");
+        assert_eq!(e.line, 11);
+    }
+
+    #[test]
+    fn bad_assertions_are_refused_with_their_line() {
+        let text = format!("assert = [\"detection_ms_p99 <== 5\"]\n{MINIMAL}");
+        let e = parse("x.toml", &text).unwrap_err();
+        assert_eq!(e.line, 1);
+    }
+}

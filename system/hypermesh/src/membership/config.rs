@@ -1,0 +1,158 @@
+//! Membership settings, every limit named and bounded.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::wire::{NodeId, HEADER_AND_BODY_BYTES_MAX, RECORD_BYTES_MAX, UPDATE_BYTES_MAX};
+
+/// How a node runs the membership protocol. Defaults follow the guide where it names a value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MembershipConfig {
+    /// This node's identity.
+    pub id: NodeId,
+    /// Bootstrap phase 0: the static list of seed addresses every node starts from.
+    pub seeds: Vec<SocketAddr>,
+    /// How often a node probes one member (SWIM's protocol period).
+    pub probe_interval: Duration,
+    /// The one-way latency the detector must tolerate (the guide: 500 ms). A probe is abandoned
+    /// only after `2 × latency_tolerance + probe_margin`.
+    pub latency_tolerance: Duration,
+    /// Slack on top of the round trip for processing and scheduling.
+    pub probe_margin: Duration,
+    /// How long after a direct probe, unanswered, indirect probes are requested. Indirect probes
+    /// route around a lossy link between prober and target.
+    pub indirect_after: Duration,
+    /// Helpers asked to probe indirectly (SWIM's k).
+    pub indirect_probes: usize,
+    /// Independent suspicions that bring the suspicion timeout down to its minimum (Lifeguard's
+    /// K; the guide's `confirmation_required`).
+    pub confirmation_required: u32,
+    /// Minimum suspicion timeout = `suspicion_mult × log10(members) × probe_interval`.
+    pub suspicion_mult: u32,
+    /// Maximum suspicion timeout = `suspicion_max_mult ×` the minimum (a lone suspicion).
+    pub suspicion_max_mult: u32,
+    /// The wall-clock skew tolerated between nodes (the guide: 30 s); a joiner beyond it is refused.
+    pub clock_skew_max: Duration,
+    /// How often pending gossip is pushed eagerly.
+    pub gossip_interval: Duration,
+    /// To how many members each eager push goes.
+    pub gossip_fanout: usize,
+    /// Each update is sent `retransmit_mult × ⌈log10(members + 1)⌉` times.
+    pub retransmit_mult: u32,
+    /// How often a node swaps its whole member list with a random member (anti-entropy; what
+    /// reunites the two sides after a partition heals).
+    pub push_pull_interval: Duration,
+    /// How often an unanswered join is retried.
+    pub join_retry_interval: Duration,
+    /// Largest datagram this protocol sends (below a typical 1500-byte MTU).
+    pub datagram_bytes_max: usize,
+    /// Direct probes of this node that may be outstanding at once.
+    pub probes_in_flight_max: usize,
+    /// Indirect probes this node runs for others at once; more requests are ignored.
+    pub relays_in_flight_max: usize,
+    /// Largest membership this node accepts (the guide's design limit is 1000).
+    pub members_max: usize,
+}
+
+impl MembershipConfig {
+    /// The guide's settings for node `id` with `seeds`.
+    pub fn new(id: NodeId, seeds: Vec<SocketAddr>) -> Self {
+        MembershipConfig {
+            id,
+            seeds,
+            probe_interval: Duration::from_millis(500),
+            latency_tolerance: Duration::from_millis(500),
+            probe_margin: Duration::from_millis(10),
+            indirect_after: Duration::from_millis(500),
+            indirect_probes: 3,
+            confirmation_required: 3,
+            suspicion_mult: 4,
+            suspicion_max_mult: 6,
+            clock_skew_max: Duration::from_secs(30),
+            gossip_interval: Duration::from_millis(200),
+            gossip_fanout: 3,
+            retransmit_mult: 4,
+            push_pull_interval: Duration::from_secs(10),
+            join_retry_interval: Duration::from_secs(1),
+            datagram_bytes_max: 1400,
+            probes_in_flight_max: 8,
+            relays_in_flight_max: 64,
+            members_max: 4096,
+        }
+    }
+
+    /// How long a direct probe may go unanswered before its target is suspected.
+    pub fn probe_timeout(&self) -> Duration {
+        self.latency_tolerance * 2 + self.probe_margin
+    }
+
+    /// Checks every setting, naming the first one out of range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("probe_interval", self.probe_interval),
+            ("latency_tolerance", self.latency_tolerance),
+            ("gossip_interval", self.gossip_interval),
+            ("push_pull_interval", self.push_pull_interval),
+            ("join_retry_interval", self.join_retry_interval),
+        ];
+        for (name, value) in positive {
+            if value.is_zero() {
+                return Err(ConfigError { setting: name, problem: "must be greater than zero".into() });
+            }
+        }
+        let min_datagram = HEADER_AND_BODY_BYTES_MAX + UPDATE_BYTES_MAX.max(RECORD_BYTES_MAX);
+        if self.datagram_bytes_max < min_datagram || self.datagram_bytes_max > runtime::MAX_DATAGRAM_BYTES {
+            return Err(ConfigError {
+                setting: "datagram_bytes_max",
+                problem: format!("{} is outside {min_datagram}..={}", self.datagram_bytes_max, runtime::MAX_DATAGRAM_BYTES),
+            });
+        }
+        let counts = [
+            ("gossip_fanout", self.gossip_fanout),
+            ("probes_in_flight_max", self.probes_in_flight_max),
+            ("members_max", self.members_max),
+            ("confirmation_required", self.confirmation_required as usize),
+            ("suspicion_mult", self.suspicion_mult as usize),
+            ("suspicion_max_mult", self.suspicion_max_mult as usize),
+            ("retransmit_mult", self.retransmit_mult as usize),
+        ];
+        for (name, value) in counts {
+            if value == 0 {
+                return Err(ConfigError { setting: name, problem: "must be at least 1".into() });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A setting out of range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("membership setting `{setting}`: {problem}")]
+pub struct ConfigError {
+    /// Which setting.
+    pub setting: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_tolerate_a_full_round_trip() {
+        let config = MembershipConfig::new(NodeId(1), vec![]);
+        config.validate().unwrap();
+        assert_eq!(config.probe_timeout(), Duration::from_millis(1010));
+    }
+
+    #[test]
+    fn a_bad_setting_is_named() {
+        let mut config = MembershipConfig::new(NodeId(1), vec![]);
+        config.gossip_fanout = 0;
+        assert_eq!(config.validate().unwrap_err().setting, "gossip_fanout");
+        config.gossip_fanout = 3;
+        config.datagram_bytes_max = 10;
+        assert_eq!(config.validate().unwrap_err().setting, "datagram_bytes_max");
+    }
+}

@@ -1,0 +1,189 @@
+//! The member table: what this node believes about every other member, and the order in which it
+//! probes them.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use runtime::{shuffle, Entropy};
+
+use super::suspicion::Suspicion;
+use super::wire::NodeId;
+
+/// A member's state in one node's view.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MemberState {
+    /// Answering (or not yet found otherwise).
+    Alive,
+    /// Unanswered probes; may still refute.
+    Suspect,
+    /// Declared failed; returns only with a higher incarnation.
+    Dead,
+}
+
+impl MemberState {
+    /// The code used on the wire and in probes: 0 alive, 1 suspect, 2 dead.
+    pub fn code(self) -> u8 {
+        match self {
+            MemberState::Alive => 0,
+            MemberState::Suspect => 1,
+            MemberState::Dead => 2,
+        }
+    }
+
+    /// The state for a wire code.
+    pub fn from_code(code: u8) -> Option<MemberState> {
+        match code {
+            0 => Some(MemberState::Alive),
+            1 => Some(MemberState::Suspect),
+            2 => Some(MemberState::Dead),
+            _ => None,
+        }
+    }
+}
+
+/// One other member.
+#[derive(Clone, Debug)]
+pub(crate) struct Member {
+    pub(crate) id: NodeId,
+    pub(crate) addr: SocketAddr,
+    pub(crate) incarnation: u64,
+    pub(crate) state: MemberState,
+    pub(crate) suspicion: Option<Suspicion>,
+}
+
+/// Every other member this node knows, and its round-robin probe order.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Members {
+    by_id: BTreeMap<NodeId, Member>,
+    probe_order: Vec<NodeId>,
+    probe_cursor: usize,
+    alive: usize,
+}
+
+impl Members {
+    pub(crate) fn get(&self, id: NodeId) -> Option<&Member> {
+        self.by_id.get(&id)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Members in the alive state.
+    pub(crate) fn alive(&self) -> usize {
+        self.alive
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Member> {
+        self.by_id.values()
+    }
+
+    /// Adds a member at a random place in the probe order (SWIM: so a newcomer is not probed
+    /// by everyone at once, nor last by everyone).
+    pub(crate) fn insert(&mut self, member: Member, rng: &mut (impl Entropy + ?Sized)) {
+        debug_assert!(!self.by_id.contains_key(&member.id));
+        if member.state == MemberState::Alive {
+            self.alive += 1;
+        }
+        let at = rng.below(self.probe_order.len() as u64 + 1) as usize;
+        self.probe_order.insert(at, member.id);
+        if at < self.probe_cursor {
+            self.probe_cursor += 1;
+        }
+        self.by_id.insert(member.id, member);
+    }
+
+    /// Changes a member's state, keeping the alive count; returns the previous state.
+    pub(crate) fn set_state(&mut self, id: NodeId, state: MemberState) -> Option<MemberState> {
+        let member = self.by_id.get_mut(&id)?;
+        let previous = member.state;
+        member.state = state;
+        if state != MemberState::Suspect {
+            member.suspicion = None;
+        }
+        match (previous == MemberState::Alive, state == MemberState::Alive) {
+            (true, false) => self.alive -= 1,
+            (false, true) => self.alive += 1,
+            _ => {}
+        }
+        Some(previous)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: NodeId) -> Option<&mut Member> {
+        self.by_id.get_mut(&id)
+    }
+
+    /// The next member to probe: round-robin over a shuffled order, skipping the dead, reshuffled
+    /// after each full pass. This bounds the time until a failed member is probed.
+    pub(crate) fn next_probe_target(&mut self, rng: &mut (impl Entropy + ?Sized)) -> Option<NodeId> {
+        for _ in 0..=self.probe_order.len() {
+            if self.probe_cursor >= self.probe_order.len() {
+                shuffle(rng, &mut self.probe_order);
+                self.probe_cursor = 0;
+            }
+            let id = *self.probe_order.get(self.probe_cursor)?;
+            self.probe_cursor += 1;
+            if self.by_id.get(&id).is_some_and(|m| m.state != MemberState::Dead) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Up to `k` distinct random members in `states`, other than `exclude`.
+    pub(crate) fn random(
+        &self,
+        k: usize,
+        states: &[MemberState],
+        exclude: Option<NodeId>,
+        rng: &mut (impl Entropy + ?Sized),
+    ) -> Vec<&Member> {
+        let mut candidates: Vec<&Member> =
+            self.by_id.values().filter(|m| states.contains(&m.state) && Some(m.id) != exclude).collect();
+        // A partial Fisher–Yates: only the first k places are drawn.
+        let k = k.min(candidates.len());
+        for i in 0..k {
+            let j = i + rng.below((candidates.len() - i) as u64) as usize;
+            candidates.swap(i, j);
+        }
+        candidates.truncate(k);
+        candidates
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runtime::DetRng;
+
+    fn member(id: u64, state: MemberState) -> Member {
+        Member { id: NodeId(id), addr: "[fd00::1]:1".parse().unwrap(), incarnation: 0, state, suspicion: None }
+    }
+
+    #[test]
+    fn round_robin_probes_everyone_once_per_pass_and_skips_the_dead() {
+        let mut rng = DetRng::seed_from_u64(5);
+        let mut members = Members::default();
+        for id in 0..10 {
+            members.insert(member(id, if id == 3 { MemberState::Dead } else { MemberState::Alive }), &mut rng);
+        }
+        let mut pass: Vec<u64> = (0..9).map(|_| members.next_probe_target(&mut rng).unwrap().0).collect();
+        pass.sort_unstable();
+        assert_eq!(pass, vec![0, 1, 2, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(members.alive(), 9);
+    }
+
+    #[test]
+    fn random_picks_are_distinct_and_filtered() {
+        let mut rng = DetRng::seed_from_u64(5);
+        let mut members = Members::default();
+        for id in 0..6 {
+            members.insert(member(id, MemberState::Alive), &mut rng);
+        }
+        members.set_state(NodeId(2), MemberState::Dead);
+        let picked = members.random(10, &[MemberState::Alive], Some(NodeId(0)), &mut rng);
+        let mut ids: Vec<u64> = picked.iter().map(|m| m.id.0).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, vec![1, 3, 4, 5]);
+    }
+}

@@ -1,0 +1,46 @@
+//! Cluster membership and failure detection.
+//!
+//! # Why SWIM (with Lifeguard), not phi-accrual
+//!
+//! Phi-accrual needs a heartbeat stream from every monitored peer; monitoring everyone is O(n²)
+//! messages per period. SWIM probes one peer per node per period, so the cluster sends O(n)
+//! messages per period whatever its size, and the time until *some* node notices a failure is
+//! bounded (round-robin probe order). Suspicion is then spread by gossip piggybacked on the probes
+//! and by a small eager fan-out. Lifeguard's refinements cut false positives: a suspected node
+//! refutes with a higher incarnation, and a suspicion needs `confirmation_required` independent
+//! confirmations to time out quickly; alone it waits the longest.
+//!
+//! # The guide's settings
+//!
+//! - `latency_tolerance` (500 ms): the one-way delay the detector must tolerate. A probe is only
+//!   given up after a full round trip at that tolerance (2 × 500 ms plus a margin), so latency
+//!   alone never causes a suspicion.
+//! - `clock_skew_max` (30 s): the detector itself uses only each node's monotonic clock, so wall
+//!   clock skew cannot cause a suspicion; wall time appears only in join requests, and a node whose
+//!   clock is off by more than this is refused membership with a reason, instead of joining and
+//!   confusing everything that later compares timestamps.
+//! - `confirmation_required` (3): Lifeguard's K, the independent suspicions that shorten the
+//!   suspicion timeout to its minimum.
+//!
+//! # Probes recorded (see [`runtime::Probe`])
+//!
+//! | name | subject | value |
+//! |---|---|---|
+//! | `member` | node id | new state of that member in this node's view: 0 alive, 1 suspect, 2 dead |
+//! | `majority` | view size | 1 if this node's side holds a majority of the membership, else 0 |
+//! | `joined` | seed count answered | 1 |
+//! | `join_refused` | refusing node id | wall-clock skew in ms |
+//! | `refute` | own id | new incarnation |
+//! | `storage_error` | 0 | 1 |
+
+mod broadcasts;
+mod config;
+mod members;
+mod node;
+mod suspicion;
+pub mod wire;
+
+pub use config::{ConfigError, MembershipConfig};
+pub use members::MemberState;
+pub use node::MembershipNode;
+pub use wire::NodeId;

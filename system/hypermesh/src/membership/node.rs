@@ -1,0 +1,568 @@
+//! The membership actor: probing, suspicion, gossip, joins and anti-entropy.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use runtime::{Actor, AddressFamily, Env, Probe, TimerToken};
+
+use super::broadcasts::Broadcasts;
+use super::config::MembershipConfig;
+use super::members::{Member, MemberState, Members};
+use super::suspicion::{timeouts, Suspicion};
+use super::wire::{
+    Body, Claim, Message, NodeId, Record, RefuseReason, Update, HEADER_AND_BODY_BYTES_MAX, RECORDS_PER_MESSAGE_MAX,
+    RECORD_BYTES_MAX, UPDATES_PER_MESSAGE_MAX, UPDATE_BYTES_MAX,
+};
+
+/// Where this node's incarnation number is kept across restarts.
+const INCARNATION_FILE: &str = "membership.incarnation";
+
+/// Timer kinds, in the top byte of a token; the rest carries a sequence number or node id.
+mod timer {
+    pub const PROBE: u64 = 1;
+    pub const INDIRECT: u64 = 2;
+    pub const PROBE_DEADLINE: u64 = 3;
+    pub const SUSPICION: u64 = 4;
+    pub const GOSSIP: u64 = 5;
+    pub const PUSH_PULL: u64 = 6;
+    pub const JOIN: u64 = 7;
+    pub const RELAY_EXPIRY: u64 = 8;
+    pub const START: u64 = 9;
+
+    pub fn token(kind: u64, arg: u64) -> u64 {
+        kind << 56 | (arg & ((1 << 56) - 1))
+    }
+
+    pub fn split(token: u64) -> (u64, u64) {
+        (token >> 56, token & ((1 << 56) - 1))
+    }
+}
+
+#[derive(Clone, Debug)]
+struct InFlightProbe {
+    target: NodeId,
+}
+
+#[derive(Clone, Debug)]
+struct Relay {
+    requester: SocketAddr,
+    requester_seq: u32,
+}
+
+/// One node's membership protocol.
+pub struct MembershipNode {
+    config: MembershipConfig,
+    me: NodeId,
+    my_addr: Option<SocketAddr>,
+    /// `None` until the incarnation is durably recorded; nothing is sent before.
+    incarnation: Option<u64>,
+    members: Members,
+    broadcasts: Broadcasts,
+    next_seq: u32,
+    probes: BTreeMap<u32, InFlightProbe>,
+    relays: BTreeMap<u32, Relay>,
+    joined: bool,
+    majority: Option<bool>,
+}
+
+impl MembershipNode {
+    /// A node that will run with `config` (validated by the caller with
+    /// [`MembershipConfig::validate`]).
+    pub fn new(config: MembershipConfig) -> Self {
+        MembershipNode {
+            me: config.id,
+            config,
+            my_addr: None,
+            incarnation: None,
+            members: Members::default(),
+            broadcasts: Broadcasts::default(),
+            next_seq: 0,
+            probes: BTreeMap::new(),
+            relays: BTreeMap::new(),
+            joined: false,
+            majority: None,
+        }
+    }
+
+    /// This node's view: every other member with its state, in id order.
+    pub fn view(&self) -> Vec<(NodeId, MemberState)> {
+        self.members.iter().map(|m| (m.id, m.state)).collect()
+    }
+
+    /// Whether this node's side (itself and the members it holds alive) is a strict majority of
+    /// every member it knows.
+    pub fn has_majority(&self) -> bool {
+        2 * (self.members.alive() + 1) > self.members.len() + 1
+    }
+
+    fn seq(&mut self) -> u32 {
+        self.next_seq = self.next_seq.wrapping_add(1);
+        self.next_seq
+    }
+
+    fn transmit_limit(&self) -> u32 {
+        let n = self.members.len() as f64 + 2.0;
+        self.config.retransmit_mult * n.log10().ceil().max(1.0) as u32
+    }
+
+    /// Reads, bumps and durably records the incarnation; false if storage failed.
+    fn recover_incarnation(&mut self, env: &mut dyn Env) -> bool {
+        let stored = match env.read_all(INCARNATION_FILE) {
+            Ok(bytes) if bytes.len() == 8 => u64::from_be_bytes(bytes.try_into().expect("8 bytes")),
+            Ok(_) => 0,
+            Err(_) => {
+                env.probe(Probe::new("storage_error", 0, 1));
+                return false;
+            }
+        };
+        // A restarted node must outrank anything said about its previous life.
+        let incarnation = stored + 1;
+        if env.write_all_synced(INCARNATION_FILE, &incarnation.to_be_bytes()).is_err() {
+            env.probe(Probe::new("storage_error", 0, 1));
+            return false;
+        }
+        self.incarnation = Some(incarnation);
+        true
+    }
+
+    fn persist_incarnation(&mut self, env: &mut dyn Env, incarnation: u64) {
+        if env.write_all_synced(INCARNATION_FILE, &incarnation.to_be_bytes()).is_err() {
+            // The refutation still goes out; a crash before the next successful write could
+            // reuse this incarnation, which only delays a later refutation by one round.
+            env.probe(Probe::new("storage_error", 0, 1));
+        }
+        self.incarnation = Some(incarnation);
+    }
+
+    fn begin(&mut self, env: &mut dyn Env) {
+        if !self.recover_incarnation(env) {
+            let at = env.now() + self.config.join_retry_interval;
+            env.set_timer(at, timer::token(timer::START, 0));
+            return;
+        }
+        let now = env.now();
+        // Random phases keep nodes that start together from probing in lockstep.
+        let phase = |env: &mut dyn Env, period: std::time::Duration| now + period.mul_f64(env.unit_f64());
+        let probe_at = phase(env, self.config.probe_interval);
+        env.set_timer(probe_at, timer::token(timer::PROBE, 0));
+        let gossip_at = phase(env, self.config.gossip_interval);
+        env.set_timer(gossip_at, timer::token(timer::GOSSIP, 0));
+        let push_pull_at = now + self.config.push_pull_interval + self.config.push_pull_interval.mul_f64(env.unit_f64());
+        env.set_timer(push_pull_at, timer::token(timer::PUSH_PULL, 0));
+        self.join(env);
+        self.note_view(env);
+    }
+
+    fn other_seeds(&self) -> Vec<SocketAddr> {
+        self.config.seeds.iter().copied().filter(|s| Some(*s) != self.my_addr).collect()
+    }
+
+    fn join(&mut self, env: &mut dyn Env) {
+        let seeds = self.other_seeds();
+        if seeds.is_empty() {
+            // The first seed forms the cluster alone.
+            self.mark_joined(env, 0);
+            return;
+        }
+        if self.joined {
+            return;
+        }
+        let me = self.my_record();
+        for seed in seeds {
+            let body = Body::PushPull { reply_wanted: true, wall_ms: env.wall_now().as_unix_millis(), records: vec![me] };
+            self.send(env, seed, body);
+        }
+        let at = env.now() + self.config.join_retry_interval;
+        env.set_timer(at, timer::token(timer::JOIN, 0));
+    }
+
+    fn mark_joined(&mut self, env: &mut dyn Env, answered: u64) {
+        if !self.joined {
+            self.joined = true;
+            env.probe(Probe::new("joined", answered, 1));
+        }
+    }
+
+    fn my_record(&self) -> Record {
+        Record {
+            node: self.me,
+            addr: self.my_addr.expect("address chosen at start"),
+            incarnation: self.incarnation.unwrap_or(0),
+            state: 0,
+        }
+    }
+
+    /// Sends `body` to `to` with as much pending gossip as fits.
+    fn send(&mut self, env: &mut dyn Env, to: SocketAddr, body: Body) {
+        self.send_with(env, to, body, Vec::new());
+    }
+
+    /// Sends `body` to `to` carrying `first` and then as much pending gossip as fits.
+    fn send_with(&mut self, env: &mut dyn Env, to: SocketAddr, body: Body, first: Vec<Update>) {
+        let body_bytes = match &body {
+            Body::PushPull { records, .. } => records.len() * RECORD_BYTES_MAX,
+            _ => 0,
+        };
+        let room = self.config.datagram_bytes_max.saturating_sub(HEADER_AND_BODY_BYTES_MAX + body_bytes);
+        let max_updates = (room / UPDATE_BYTES_MAX).min(UPDATES_PER_MESSAGE_MAX);
+        let limit = self.transmit_limit();
+        let mut updates = first;
+        updates.truncate(max_updates);
+        let more = self.broadcasts.take(max_updates - updates.len(), limit);
+        updates.extend(more);
+        let message = Message { sender: self.me, body, updates };
+        if env.send_to(to, message.encode()).is_err() {
+            env.probe(Probe::new("send_error", AddressFamily::of(&to) as u64, 1));
+        }
+    }
+
+    fn on_probe_tick(&mut self, env: &mut dyn Env) {
+        let next = env.now() + self.config.probe_interval;
+        env.set_timer(next, timer::token(timer::PROBE, 0));
+        if self.probes.len() >= self.config.probes_in_flight_max {
+            return;
+        }
+        let Some(target) = self.members.next_probe_target(env) else { return };
+        let addr = self.members.get(target).expect("probe target is a member").addr;
+        let seq = self.seq();
+        self.probes.insert(seq, InFlightProbe { target });
+        self.send(env, addr, Body::Ping { seq, target });
+        let now = env.now();
+        env.set_timer(now + self.config.indirect_after, timer::token(timer::INDIRECT, u64::from(seq)));
+        env.set_timer(now + self.config.probe_timeout(), timer::token(timer::PROBE_DEADLINE, u64::from(seq)));
+    }
+
+    fn on_indirect(&mut self, env: &mut dyn Env, seq: u32) {
+        let Some(probe) = self.probes.get(&seq) else { return };
+        let target = probe.target;
+        let Some(target_addr) = self.members.get(target).map(|m| m.addr) else { return };
+        let helpers: Vec<SocketAddr> = self
+            .members
+            .random(self.config.indirect_probes, &[MemberState::Alive], Some(target), env)
+            .into_iter()
+            .map(|m| m.addr)
+            .collect();
+        for helper in helpers {
+            self.send(env, helper, Body::PingReq { seq, target, target_addr });
+        }
+    }
+
+    fn on_probe_deadline(&mut self, env: &mut dyn Env, seq: u32) {
+        let Some(probe) = self.probes.remove(&seq) else { return };
+        let Some(member) = self.members.get(probe.target) else { return };
+        if member.state == MemberState::Alive {
+            let update = Update { node: probe.target, incarnation: member.incarnation, claim: Claim::Suspect { by: self.me } };
+            self.apply(env, update);
+        }
+    }
+
+    fn on_suspicion_timer(&mut self, env: &mut dyn Env, id: NodeId) {
+        let now = env.now();
+        let Some(member) = self.members.get(id) else { return };
+        let Some(suspicion) = &member.suspicion else { return };
+        if member.state != MemberState::Suspect || suspicion.deadline() > now {
+            return;
+        }
+        let update = Update { node: id, incarnation: member.incarnation, claim: Claim::Dead { by: self.me } };
+        self.apply(env, update);
+    }
+
+    fn on_gossip_tick(&mut self, env: &mut dyn Env) {
+        let next = env.now() + self.config.gossip_interval;
+        env.set_timer(next, timer::token(timer::GOSSIP, 0));
+        if self.broadcasts.is_empty() {
+            return;
+        }
+        let targets: Vec<SocketAddr> = self
+            .members
+            .random(self.config.gossip_fanout, &[MemberState::Alive, MemberState::Suspect], None, env)
+            .into_iter()
+            .map(|m| m.addr)
+            .collect();
+        for to in targets {
+            self.send(env, to, Body::Gossip);
+        }
+    }
+
+    fn on_push_pull_tick(&mut self, env: &mut dyn Env) {
+        let next = env.now() + self.config.push_pull_interval;
+        env.set_timer(next, timer::token(timer::PUSH_PULL, 0));
+        // Half the exchanges go to members believed dead: after a partition heals, this is how
+        // the two sides find each other again.
+        let has_dead = self.members.iter().any(|m| m.state == MemberState::Dead);
+        let states: &[MemberState] = if has_dead && env.chance(0.5) {
+            &[MemberState::Dead]
+        } else {
+            &[MemberState::Alive, MemberState::Suspect]
+        };
+        let Some(to) = self.members.random(1, states, None, env).first().map(|m| m.addr) else { return };
+        self.send_state(env, to, true);
+    }
+
+    /// Sends this node's whole member list to `to` in datagram-sized chunks; only the first asks
+    /// for a reply, so one exchange gets one answer.
+    fn send_state(&mut self, env: &mut dyn Env, to: SocketAddr, reply_wanted: bool) {
+        let mut records: Vec<Record> = vec![self.my_record()];
+        records.extend(self.members.iter().map(|m| Record {
+            node: m.id,
+            addr: m.addr,
+            incarnation: m.incarnation,
+            state: m.state.code(),
+        }));
+        let per_chunk = ((self.config.datagram_bytes_max - HEADER_AND_BODY_BYTES_MAX) / RECORD_BYTES_MAX)
+            .clamp(1, RECORDS_PER_MESSAGE_MAX);
+        for (i, chunk) in records.chunks(per_chunk).enumerate() {
+            let body = Body::PushPull {
+                reply_wanted: reply_wanted && i == 0,
+                wall_ms: env.wall_now().as_unix_millis(),
+                records: chunk.to_vec(),
+            };
+            self.send(env, to, body);
+        }
+    }
+
+    fn handle(&mut self, env: &mut dyn Env, from: SocketAddr, message: Message) {
+        for update in &message.updates {
+            self.apply(env, *update);
+        }
+        match message.body {
+            Body::Ping { seq, target } => {
+                if target == self.me {
+                    self.send(env, from, Body::Ack { seq });
+                }
+            }
+            Body::Ack { seq } => {
+                if let Some(relay) = self.relays.remove(&seq) {
+                    self.send(env, relay.requester, Body::Ack { seq: relay.requester_seq });
+                } else {
+                    self.probes.remove(&seq);
+                }
+            }
+            Body::PingReq { seq, target, target_addr } => {
+                if self.relays.len() < self.config.relays_in_flight_max {
+                    let own_seq = self.seq();
+                    self.relays.insert(own_seq, Relay { requester: from, requester_seq: seq });
+                    self.send(env, target_addr, Body::Ping { seq: own_seq, target });
+                    let at = env.now() + self.config.probe_timeout();
+                    env.set_timer(at, timer::token(timer::RELAY_EXPIRY, u64::from(own_seq)));
+                }
+            }
+            Body::Gossip => {}
+            Body::PushPull { reply_wanted, wall_ms, records } => {
+                // Only a join (a sender not yet a member) is checked for clock skew: anti-entropy
+                // between members must keep working while their clocks drift.
+                let joining = self.members.get(message.sender).is_none();
+                if reply_wanted && joining {
+                    let skew_ms = wall_ms - env.wall_now().as_unix_millis();
+                    let tolerated = (self.config.clock_skew_max + self.config.latency_tolerance).as_millis() as i64;
+                    if skew_ms.abs() > tolerated {
+                        self.send(env, from, Body::Refuse { reason: RefuseReason::ClockSkew { skew_ms } });
+                        return;
+                    }
+                }
+                self.merge(env, message.sender, &records);
+                if reply_wanted {
+                    self.send_state(env, from, false);
+                } else {
+                    self.mark_joined(env, 1);
+                }
+            }
+            Body::Refuse { reason: RefuseReason::ClockSkew { skew_ms } } => {
+                env.probe(Probe::new("join_refused", message.sender.0, skew_ms));
+            }
+        }
+    }
+
+    fn merge(&mut self, env: &mut dyn Env, sender: NodeId, records: &[Record]) {
+        for r in records {
+            let claim = match MemberState::from_code(r.state) {
+                Some(MemberState::Alive) | None => Claim::Alive { addr: r.addr },
+                Some(MemberState::Suspect) => Claim::Suspect { by: sender },
+                Some(MemberState::Dead) => Claim::Dead { by: sender },
+            };
+            let known = self.members.get(r.node).is_some() || r.node == self.me;
+            if !known && !matches!(claim, Claim::Alive { .. }) {
+                // A member first heard of as suspect or dead is still a member: it counts in the
+                // majority, and may come back. Its state is not news worth gossiping.
+                if self.members.len() + 1 >= self.config.members_max {
+                    continue;
+                }
+                let state = MemberState::from_code(r.state).unwrap_or(MemberState::Alive);
+                self.members.insert(
+                    Member { id: r.node, addr: r.addr, incarnation: r.incarnation, state, suspicion: None },
+                    env,
+                );
+                env.probe(Probe::new("member", r.node.0, i64::from(state.code())));
+                self.note_view(env);
+                continue;
+            }
+            let held = self.members.get(r.node).map(|m| (m.state, m.incarnation, m.addr));
+            if let (Some((MemberState::Alive, incarnation, addr)), Claim::Suspect { .. } | Claim::Dead { .. }) = (held, claim) {
+                if r.incarnation == incarnation {
+                    // Another node's list says a member we hold alive is suspect or dead at the
+                    // same incarnation: typically the far side of a healed partition. Adopting it
+                    // would flap a healthy member; instead the member is told, and refutes if it
+                    // lives. A member that really failed is found by our own probes.
+                    let update = Update { node: r.node, incarnation: r.incarnation, claim };
+                    self.send_with(env, addr, Body::Gossip, vec![update]);
+                    continue;
+                }
+            }
+            self.apply(env, Update { node: r.node, incarnation: r.incarnation, claim });
+        }
+    }
+
+    /// Applies one claim with SWIM's precedence rules: a higher incarnation wins; at equal
+    /// incarnations dead beats suspect beats alive. Accepted news is gossiped on.
+    fn apply(&mut self, env: &mut dyn Env, update: Update) {
+        if update.node == self.me {
+            self.refute_if_needed(env, update);
+            return;
+        }
+        let accepted = match self.members.get(update.node).map(|m| (m.state, m.incarnation)) {
+            None => match update.claim {
+                Claim::Alive { addr } if self.members.len() + 1 < self.config.members_max => {
+                    let member = Member {
+                        id: update.node,
+                        addr,
+                        incarnation: update.incarnation,
+                        state: MemberState::Alive,
+                        suspicion: None,
+                    };
+                    self.members.insert(member, env);
+                    env.probe(Probe::new("member", update.node.0, 0));
+                    true
+                }
+                _ => false,
+            },
+            Some((state, incarnation)) => match update.claim {
+                Claim::Alive { addr } if update.incarnation > incarnation => {
+                    let member = self.members.get_mut(update.node).expect("known");
+                    member.incarnation = update.incarnation;
+                    member.addr = addr;
+                    self.transition(env, update.node, MemberState::Alive);
+                    true
+                }
+                Claim::Suspect { by } if state != MemberState::Dead && update.incarnation >= incarnation => {
+                    if state == MemberState::Suspect && update.incarnation == incarnation {
+                        self.confirm_suspicion(env, update.node, by)
+                    } else {
+                        self.start_suspicion(env, update.node, update.incarnation, by);
+                        true
+                    }
+                }
+                Claim::Dead { .. } if state != MemberState::Dead && update.incarnation >= incarnation => {
+                    self.members.get_mut(update.node).expect("known").incarnation = update.incarnation;
+                    self.transition(env, update.node, MemberState::Dead);
+                    true
+                }
+                _ => false,
+            },
+        };
+        if accepted {
+            self.broadcasts.push(update);
+            self.note_view(env);
+        }
+    }
+
+    fn refute_if_needed(&mut self, env: &mut dyn Env, update: Update) {
+        let Some(current) = self.incarnation else { return };
+        let refute = match update.claim {
+            Claim::Alive { .. } => update.incarnation > current,
+            Claim::Suspect { .. } | Claim::Dead { .. } => update.incarnation >= current,
+        };
+        if refute {
+            let incarnation = update.incarnation.max(current) + 1;
+            self.persist_incarnation(env, incarnation);
+            env.probe(Probe::new("refute", self.me.0, incarnation as i64));
+            let addr = self.my_addr.expect("address chosen at start");
+            self.broadcasts.push(Update { node: self.me, incarnation, claim: Claim::Alive { addr } });
+        }
+    }
+
+    fn start_suspicion(&mut self, env: &mut dyn Env, id: NodeId, incarnation: u64, by: NodeId) {
+        let (min, max) = timeouts(
+            self.members.len() + 1,
+            self.config.probe_interval,
+            self.config.suspicion_mult,
+            self.config.suspicion_max_mult,
+        );
+        let suspicion = Suspicion::new(env.now(), by, min, max, self.config.confirmation_required);
+        let deadline = suspicion.deadline();
+        let member = self.members.get_mut(id).expect("known");
+        member.incarnation = incarnation;
+        self.transition(env, id, MemberState::Suspect);
+        self.members.get_mut(id).expect("known").suspicion = Some(suspicion);
+        env.set_timer(deadline, timer::token(timer::SUSPICION, id.0));
+    }
+
+    fn confirm_suspicion(&mut self, env: &mut dyn Env, id: NodeId, by: NodeId) -> bool {
+        let Some(suspicion) = self.members.get_mut(id).and_then(|m| m.suspicion.as_mut()) else { return false };
+        if !suspicion.confirm(by) {
+            return false;
+        }
+        let deadline = suspicion.deadline();
+        env.set_timer(deadline, timer::token(timer::SUSPICION, id.0));
+        true
+    }
+
+    fn transition(&mut self, env: &mut dyn Env, id: NodeId, state: MemberState) {
+        if self.members.set_state(id, state) != Some(state) {
+            env.probe(Probe::new("member", id.0, i64::from(state.code())));
+        }
+    }
+
+    /// Records a `majority` probe whenever this node's side gains or loses the majority.
+    fn note_view(&mut self, env: &mut dyn Env) {
+        let majority = self.has_majority();
+        if self.majority != Some(majority) {
+            self.majority = Some(majority);
+            env.probe(Probe::new("majority", self.members.alive() as u64 + 1, i64::from(majority)));
+        }
+    }
+}
+
+impl Actor for MembershipNode {
+    fn on_start(&mut self, env: &mut dyn Env) {
+        let addrs = env.local_addrs();
+        self.my_addr = addrs
+            .iter()
+            .copied()
+            .find(|a| AddressFamily::of(a) == AddressFamily::V6)
+            .or_else(|| addrs.first().copied());
+        if self.my_addr.is_none() {
+            env.probe(Probe::new("no_address", 0, 1));
+            return;
+        }
+        self.begin(env);
+    }
+
+    fn on_datagram(&mut self, env: &mut dyn Env, from: SocketAddr, payload: Bytes) {
+        if self.incarnation.is_none() {
+            return;
+        }
+        match Message::decode(&payload) {
+            Ok(message) => self.handle(env, from, message),
+            Err(_) => env.probe(Probe::new("malformed", 0, 1)),
+        }
+    }
+
+    fn on_timer(&mut self, env: &mut dyn Env, token: TimerToken) {
+        let (kind, arg) = timer::split(token);
+        match kind {
+            timer::START => self.begin(env),
+            timer::PROBE => self.on_probe_tick(env),
+            timer::INDIRECT => self.on_indirect(env, arg as u32),
+            timer::PROBE_DEADLINE => self.on_probe_deadline(env, arg as u32),
+            timer::SUSPICION => self.on_suspicion_timer(env, NodeId(arg)),
+            timer::GOSSIP => self.on_gossip_tick(env),
+            timer::PUSH_PULL => self.on_push_pull_tick(env),
+            timer::JOIN => self.join(env),
+            timer::RELAY_EXPIRY => {
+                self.relays.remove(&(arg as u32));
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,467 @@
+//! The membership wire format: one message per datagram, big-endian, versioned.
+//!
+//! ```text
+//! magic "HM" | version u8 | kind u8 | sender u64 | body ... | updates
+//! ```
+//! Every length is checked before it is trusted: a malformed datagram yields a [`WireError`]
+//! naming what was wrong and at which byte, never a panic.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// The magic bytes opening every membership datagram.
+pub const MAGIC: [u8; 2] = *b"HM";
+/// The wire version this code speaks.
+pub const VERSION: u8 = 1;
+/// Most updates one message may carry; a decoder refuses more, whatever the datagram size.
+pub const UPDATES_PER_MESSAGE_MAX: usize = 255;
+/// Most member records one push-pull message may carry.
+pub const RECORDS_PER_MESSAGE_MAX: usize = 255;
+
+/// A node's identity in the cluster.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId(pub u64);
+
+impl std::fmt::Display for NodeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "n{}", self.0)
+    }
+}
+
+/// What a gossip update says about a member.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// Alive at `incarnation`, reachable at `addr`.
+    Alive {
+        /// Where it listens.
+        addr: SocketAddr,
+    },
+    /// Suspected by `by`.
+    Suspect {
+        /// Who suspects it.
+        by: NodeId,
+    },
+    /// Declared dead by `by`.
+    Dead {
+        /// Who declared it.
+        by: NodeId,
+    },
+}
+
+/// A piece of gossip: a claim about `node` at `incarnation`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Update {
+    /// The member it is about.
+    pub node: NodeId,
+    /// The member's incarnation the claim refers to.
+    pub incarnation: u64,
+    /// The claim.
+    pub claim: Claim,
+}
+
+/// A member as listed in a push-pull exchange.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Who.
+    pub node: NodeId,
+    /// Where.
+    pub addr: SocketAddr,
+    /// Its incarnation.
+    pub incarnation: u64,
+    /// 0 alive, 1 suspect, 2 dead.
+    pub state: u8,
+}
+
+/// Why a join was refused.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum RefuseReason {
+    /// The joiner's wall clock differs from the refuser's by `skew_ms`, beyond `clock_skew_max`.
+    ClockSkew {
+        /// Joiner minus refuser, in milliseconds.
+        skew_ms: i64,
+    },
+}
+
+/// One membership message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// Are you alive? `target` guards against a reused address answering for someone else.
+    Ping {
+        /// Sequence number to echo.
+        seq: u32,
+        /// Whom the sender means to probe.
+        target: NodeId,
+    },
+    /// Yes.
+    Ack {
+        /// The ping's sequence number.
+        seq: u32,
+    },
+    /// Please probe `target` for me and forward its ack.
+    PingReq {
+        /// Sequence number the requester waits on.
+        seq: u32,
+        /// Whom to probe.
+        target: NodeId,
+        /// Where.
+        target_addr: SocketAddr,
+    },
+    /// Gossip only.
+    Gossip,
+    /// State exchange (joins and anti-entropy): a chunk of the sender's member list.
+    PushPull {
+        /// Whether the receiver should answer with its own list (the first leg).
+        reply_wanted: bool,
+        /// Sender's wall clock, ms since the Unix epoch (for the join skew check).
+        wall_ms: i64,
+        /// Members in this chunk.
+        records: Vec<Record>,
+    },
+    /// A join was refused.
+    Refuse {
+        /// Why.
+        reason: RefuseReason,
+    },
+}
+
+/// A decoded datagram.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// Who sent it.
+    pub sender: NodeId,
+    /// What it says.
+    pub body: Body,
+    /// Piggybacked gossip.
+    pub updates: Vec<Update>,
+}
+
+/// Why a datagram could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// It ended before a field was complete.
+    #[error("truncated at byte {at}: {field} needs {needed} more byte(s)")]
+    Truncated {
+        /// Offset where the field starts.
+        at: usize,
+        /// The field.
+        field: &'static str,
+        /// Bytes missing.
+        needed: usize,
+    },
+    /// It is not a membership datagram.
+    #[error("bad magic {found:02x?}, expected \"HM\"")]
+    BadMagic {
+        /// The first two bytes.
+        found: [u8; 2],
+    },
+    /// A version this code does not speak.
+    #[error("unsupported version {0}, this node speaks {VERSION}")]
+    Version(u8),
+    /// A field held a value outside its range.
+    #[error("byte {at}: invalid {field} {value}")]
+    Invalid {
+        /// Offset of the field.
+        at: usize,
+        /// The field.
+        field: &'static str,
+        /// The value found.
+        value: u64,
+    },
+    /// Bytes were left over after the message.
+    #[error("{0} trailing byte(s) after the message")]
+    Trailing(usize),
+}
+
+mod kind {
+    pub const PING: u8 = 1;
+    pub const ACK: u8 = 2;
+    pub const PING_REQ: u8 = 3;
+    pub const GOSSIP: u8 = 4;
+    pub const PUSH_PULL: u8 = 5;
+    pub const REFUSE: u8 = 6;
+}
+
+mod claim {
+    pub const ALIVE: u8 = 0;
+    pub const SUSPECT: u8 = 1;
+    pub const DEAD: u8 = 2;
+}
+
+/// Encoded size of an address.
+pub const ADDR_BYTES_MAX: usize = 1 + 16 + 2;
+/// Encoded size of an update, at most.
+pub const UPDATE_BYTES_MAX: usize = 8 + 8 + 1 + ADDR_BYTES_MAX;
+/// Encoded size of a record.
+pub const RECORD_BYTES_MAX: usize = 8 + ADDR_BYTES_MAX + 8 + 1;
+/// Encoded size of the header and the largest body other than push-pull's records.
+pub const HEADER_AND_BODY_BYTES_MAX: usize = 2 + 1 + 1 + 8 + 4 + 8 + ADDR_BYTES_MAX + 1 + 8 + 2 + 1;
+
+fn put_addr(out: &mut BytesMut, addr: &SocketAddr) {
+    match addr.ip() {
+        IpAddr::V4(ip) => {
+            out.put_u8(4);
+            out.put_slice(&ip.octets());
+        }
+        IpAddr::V6(ip) => {
+            out.put_u8(6);
+            out.put_slice(&ip.octets());
+        }
+    }
+    out.put_u16(addr.port());
+}
+
+fn put_update(out: &mut BytesMut, u: &Update) {
+    out.put_u64(u.node.0);
+    out.put_u64(u.incarnation);
+    match u.claim {
+        Claim::Alive { addr } => {
+            out.put_u8(claim::ALIVE);
+            put_addr(out, &addr);
+        }
+        Claim::Suspect { by } => {
+            out.put_u8(claim::SUSPECT);
+            out.put_u64(by.0);
+        }
+        Claim::Dead { by } => {
+            out.put_u8(claim::DEAD);
+            out.put_u64(by.0);
+        }
+    }
+}
+
+impl Message {
+    /// Encodes the message. Panics only if the caller broke the per-message limits, which is a
+    /// bug in this crate, not bad input.
+    pub fn encode(&self) -> Bytes {
+        assert!(self.updates.len() <= UPDATES_PER_MESSAGE_MAX, "too many updates");
+        let mut out = BytesMut::with_capacity(HEADER_AND_BODY_BYTES_MAX + self.updates.len() * UPDATE_BYTES_MAX);
+        out.put_slice(&MAGIC);
+        out.put_u8(VERSION);
+        let kind = match &self.body {
+            Body::Ping { .. } => kind::PING,
+            Body::Ack { .. } => kind::ACK,
+            Body::PingReq { .. } => kind::PING_REQ,
+            Body::Gossip => kind::GOSSIP,
+            Body::PushPull { .. } => kind::PUSH_PULL,
+            Body::Refuse { .. } => kind::REFUSE,
+        };
+        out.put_u8(kind);
+        out.put_u64(self.sender.0);
+        match &self.body {
+            Body::Ping { seq, target } => {
+                out.put_u32(*seq);
+                out.put_u64(target.0);
+            }
+            Body::Ack { seq } => out.put_u32(*seq),
+            Body::PingReq { seq, target, target_addr } => {
+                out.put_u32(*seq);
+                out.put_u64(target.0);
+                put_addr(&mut out, target_addr);
+            }
+            Body::Gossip => {}
+            Body::PushPull { reply_wanted, wall_ms, records } => {
+                assert!(records.len() <= RECORDS_PER_MESSAGE_MAX, "too many records");
+                out.put_u8(u8::from(*reply_wanted));
+                out.put_i64(*wall_ms);
+                out.put_u8(records.len() as u8);
+                for r in records {
+                    out.put_u64(r.node.0);
+                    put_addr(&mut out, &r.addr);
+                    out.put_u64(r.incarnation);
+                    out.put_u8(r.state);
+                }
+            }
+            Body::Refuse { reason: RefuseReason::ClockSkew { skew_ms } } => {
+                out.put_u8(1);
+                out.put_i64(*skew_ms);
+            }
+        }
+        out.put_u8(self.updates.len() as u8);
+        for u in &self.updates {
+            put_update(&mut out, u);
+        }
+        out.freeze()
+    }
+
+    /// Decodes one datagram.
+    pub fn decode(data: &[u8]) -> Result<Message, WireError> {
+        let mut r = Reader { data, at: 0 };
+        let magic = [r.u8("magic")?, r.u8("magic")?];
+        if magic != MAGIC {
+            return Err(WireError::BadMagic { found: magic });
+        }
+        let version = r.u8("version")?;
+        if version != VERSION {
+            return Err(WireError::Version(version));
+        }
+        let kind_at = r.at;
+        let kind = r.u8("kind")?;
+        let sender = NodeId(r.u64("sender")?);
+        let body = match kind {
+            kind::PING => Body::Ping { seq: r.u32("seq")?, target: NodeId(r.u64("target")?) },
+            kind::ACK => Body::Ack { seq: r.u32("seq")? },
+            kind::PING_REQ => Body::PingReq {
+                seq: r.u32("seq")?,
+                target: NodeId(r.u64("target")?),
+                target_addr: r.addr()?,
+            },
+            kind::GOSSIP => Body::Gossip,
+            kind::PUSH_PULL => {
+                let flag_at = r.at;
+                let reply_wanted = match r.u8("reply flag")? {
+                    0 => false,
+                    1 => true,
+                    v => return Err(WireError::Invalid { at: flag_at, field: "reply flag", value: u64::from(v) }),
+                };
+                let wall_ms = r.i64("wall clock")?;
+                let count = usize::from(r.u8("record count")?);
+                let mut records = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let node = NodeId(r.u64("record node")?);
+                    let addr = r.addr()?;
+                    let incarnation = r.u64("record incarnation")?;
+                    let state_at = r.at;
+                    let state = r.u8("record state")?;
+                    if state > 2 {
+                        return Err(WireError::Invalid { at: state_at, field: "record state", value: u64::from(state) });
+                    }
+                    records.push(Record { node, addr, incarnation, state });
+                }
+                Body::PushPull { reply_wanted, wall_ms, records }
+            }
+            kind::REFUSE => {
+                let reason_at = r.at;
+                match r.u8("refuse reason")? {
+                    1 => Body::Refuse { reason: RefuseReason::ClockSkew { skew_ms: r.i64("skew")? } },
+                    v => return Err(WireError::Invalid { at: reason_at, field: "refuse reason", value: u64::from(v) }),
+                }
+            }
+            other => return Err(WireError::Invalid { at: kind_at, field: "message kind", value: u64::from(other) }),
+        };
+        let count = usize::from(r.u8("update count")?);
+        let mut updates = Vec::with_capacity(count);
+        for _ in 0..count {
+            let node = NodeId(r.u64("update node")?);
+            let incarnation = r.u64("update incarnation")?;
+            let claim_at = r.at;
+            let claim = match r.u8("claim")? {
+                claim::ALIVE => Claim::Alive { addr: r.addr()? },
+                claim::SUSPECT => Claim::Suspect { by: NodeId(r.u64("suspecter")?) },
+                claim::DEAD => Claim::Dead { by: NodeId(r.u64("declarer")?) },
+                v => return Err(WireError::Invalid { at: claim_at, field: "claim", value: u64::from(v) }),
+            };
+            updates.push(Update { node, incarnation, claim });
+        }
+        if r.at != data.len() {
+            return Err(WireError::Trailing(data.len() - r.at));
+        }
+        Ok(Message { sender, body, updates })
+    }
+}
+
+struct Reader<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], WireError> {
+        let end = self.at + N;
+        let Some(bytes) = self.data.get(self.at..end) else {
+            return Err(WireError::Truncated { at: self.at, field, needed: end - self.data.len() });
+        };
+        self.at = end;
+        Ok(bytes.try_into().expect("length checked"))
+    }
+    fn u8(&mut self, field: &'static str) -> Result<u8, WireError> {
+        Ok(self.take::<1>(field)?[0])
+    }
+    fn u16(&mut self, field: &'static str) -> Result<u16, WireError> {
+        Ok(u16::from_be_bytes(self.take(field)?))
+    }
+    fn u32(&mut self, field: &'static str) -> Result<u32, WireError> {
+        Ok(u32::from_be_bytes(self.take(field)?))
+    }
+    fn u64(&mut self, field: &'static str) -> Result<u64, WireError> {
+        Ok(u64::from_be_bytes(self.take(field)?))
+    }
+    fn i64(&mut self, field: &'static str) -> Result<i64, WireError> {
+        Ok(i64::from_be_bytes(self.take(field)?))
+    }
+    fn addr(&mut self) -> Result<SocketAddr, WireError> {
+        let family_at = self.at;
+        let ip = match self.u8("address family")? {
+            4 => IpAddr::V4(Ipv4Addr::from(self.take::<4>("IPv4 address")?)),
+            6 => IpAddr::V6(Ipv6Addr::from(self.take::<16>("IPv6 address")?)),
+            v => return Err(WireError::Invalid { at: family_at, field: "address family", value: u64::from(v) }),
+        };
+        Ok(SocketAddr::new(ip, self.u16("port")?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn addr() -> impl Strategy<Value = SocketAddr> {
+        prop_oneof![
+            (any::<[u8; 4]>(), any::<u16>()).prop_map(|(ip, port)| SocketAddr::new(IpAddr::V4(ip.into()), port)),
+            (any::<[u8; 16]>(), any::<u16>()).prop_map(|(ip, port)| SocketAddr::new(IpAddr::V6(ip.into()), port)),
+        ]
+    }
+
+    fn update() -> impl Strategy<Value = Update> {
+        let claim = prop_oneof![
+            addr().prop_map(|addr| Claim::Alive { addr }),
+            any::<u64>().prop_map(|b| Claim::Suspect { by: NodeId(b) }),
+            any::<u64>().prop_map(|b| Claim::Dead { by: NodeId(b) }),
+        ];
+        (any::<u64>(), any::<u64>(), claim).prop_map(|(n, i, claim)| Update { node: NodeId(n), incarnation: i, claim })
+    }
+
+    fn body() -> impl Strategy<Value = Body> {
+        let record = (any::<u64>(), addr(), any::<u64>(), 0u8..3)
+            .prop_map(|(n, addr, incarnation, state)| Record { node: NodeId(n), addr, incarnation, state });
+        prop_oneof![
+            (any::<u32>(), any::<u64>()).prop_map(|(seq, t)| Body::Ping { seq, target: NodeId(t) }),
+            any::<u32>().prop_map(|seq| Body::Ack { seq }),
+            (any::<u32>(), any::<u64>(), addr()).prop_map(|(seq, t, a)| Body::PingReq { seq, target: NodeId(t), target_addr: a }),
+            Just(Body::Gossip),
+            (any::<bool>(), any::<i64>(), proptest::collection::vec(record, 0..20))
+                .prop_map(|(reply_wanted, wall_ms, records)| Body::PushPull { reply_wanted, wall_ms, records }),
+            any::<i64>().prop_map(|skew_ms| Body::Refuse { reason: RefuseReason::ClockSkew { skew_ms } }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_message_round_trips(sender: u64, body in body(), updates in proptest::collection::vec(update(), 0..30)) {
+            let msg = Message { sender: NodeId(sender), body, updates };
+            prop_assert_eq!(Message::decode(&msg.encode()).unwrap(), msg);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = Message::decode(&data);
+        }
+
+        #[test]
+        fn every_truncation_is_an_error(body in body(), cut in 0usize..1000) {
+            let bytes = Message { sender: NodeId(1), body, updates: vec![] }.encode();
+            let cut = cut % bytes.len();
+            prop_assert!(Message::decode(&bytes[..cut]).is_err());
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field_and_offset() {
+        let mut bytes = Message { sender: NodeId(1), body: Body::Ack { seq: 7 }, updates: vec![] }.encode().to_vec();
+        assert_eq!(Message::decode(b"XY\x01").unwrap_err(), WireError::BadMagic { found: *b"XY" });
+        bytes[3] = 99;
+        assert_eq!(Message::decode(&bytes).unwrap_err().to_string(), "byte 3: invalid message kind 99");
+        let short = &Message { sender: NodeId(1), body: Body::Ack { seq: 7 }, updates: vec![] }.encode()[..14];
+        assert_eq!(Message::decode(short).unwrap_err().to_string(), "truncated at byte 12: seq needs 2 more byte(s)");
+    }
+}

@@ -1,0 +1,59 @@
+//! The sans-IO actor and the environment a backend hands it.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use crate::{Entropy, Instant, Probe, SendError, Storage, WallTime};
+
+/// An opaque value an actor attaches to a timer so it knows which one fired.
+pub type TimerToken = u64;
+
+/// Time as one node perceives it.
+pub trait Clock {
+    /// The node's monotonic clock: never jumps, may run fast or slow (drift).
+    fn now(&self) -> Instant;
+    /// The node's wall clock: may be offset, drift, and be stepped by time correction.
+    fn wall_now(&self) -> WallTime;
+}
+
+/// One-shot timers on the node's monotonic clock.
+pub trait Timers {
+    /// Calls the actor's [`Actor::on_timer`] with `token` once the node's clock reaches `at`
+    /// (immediately after the current call if `at` is already past). There is no cancel: an actor
+    /// ignores tokens it no longer cares about, which keeps every backend's bookkeeping bounded
+    /// and identical.
+    fn set_timer(&mut self, at: Instant, token: TimerToken);
+}
+
+/// Unreliable datagrams between socket addresses (UDP semantics: loss, duplication, reordering).
+pub trait Datagrams {
+    /// The addresses this node's sockets are bound to, at most one per address family.
+    fn local_addrs(&self) -> &[SocketAddr];
+    /// Hands `payload` to the network for `to`, from this node's socket of `to`'s family.
+    fn send_to(&mut self, to: SocketAddr, payload: Bytes) -> Result<(), SendError>;
+}
+
+/// Observations the actor reports to whoever runs it.
+pub trait Probes {
+    /// Records `probe` at the current time.
+    fn probe(&mut self, probe: Probe);
+}
+
+/// Everything an actor may touch, in one object-safe bundle.
+pub trait Env: Clock + Timers + Datagrams + Entropy + Storage + Probes {}
+
+impl<T: Clock + Timers + Datagrams + Entropy + Storage + Probes + ?Sized> Env for T {}
+
+/// A protocol state machine. Backends call it with input; it answers through the [`Env`].
+///
+/// Calls never overlap and each runs to completion, so an actor needs no locks. An actor that is
+/// restarted after a crash is built afresh and must recover from [`Storage`] alone.
+pub trait Actor {
+    /// Called once when the node (re)starts.
+    fn on_start(&mut self, env: &mut dyn Env);
+    /// Called for every datagram that reaches one of the node's sockets.
+    fn on_datagram(&mut self, env: &mut dyn Env, from: SocketAddr, payload: Bytes);
+    /// Called when a timer set with [`Timers::set_timer`] fires.
+    fn on_timer(&mut self, env: &mut dyn Env, token: TimerToken);
+}
