@@ -54,7 +54,9 @@ impl Assertion {
     pub fn parse(text: &str) -> Result<Assertion, String> {
         let parts: Vec<&str> = text.split_whitespace().collect();
         let [metric, op, value] = parts.as_slice() else {
-            return Err(format!("assertion {text:?}: expected \"METRIC OP NUMBER\", e.g. \"detection_ms_p99 <= 1000\""));
+            return Err(format!(
+                "assertion {text:?}: expected \"METRIC OP NUMBER\", e.g. \"detection_ms_p99 <= 1000\""
+            ));
         };
         let op = match *op {
             "<=" => Op::Le,
@@ -62,16 +64,28 @@ impl Assertion {
             ">=" => Op::Ge,
             ">" => Op::Gt,
             "==" => Op::Eq,
-            other => return Err(format!("assertion {text:?}: unknown operator {other:?} (use <=, <, >=, > or ==)")),
+            other => {
+                return Err(format!(
+                    "assertion {text:?}: unknown operator {other:?} (use <=, <, >=, > or ==)"
+                ))
+            }
         };
         let is_fault_count = metric.strip_prefix("faults.").is_some_and(|k| !k.is_empty());
         if !is_fault_count && !METRICS.iter().any(|(name, _)| name == metric) {
             let known: Vec<&str> = METRICS.iter().map(|(n, _)| *n).collect();
-            return Err(format!("assertion {text:?}: unknown metric {metric:?} (known: {}, or faults.KIND)", known.join(", ")));
+            return Err(format!(
+                "assertion {text:?}: unknown metric {metric:?} (known: {}, or faults.KIND)",
+                known.join(", ")
+            ));
         }
-        let threshold: f64 =
-            value.parse().map_err(|_| format!("assertion {text:?}: threshold {value:?} is not a number"))?;
-        Ok(Assertion { metric: metric.to_string(), op, threshold })
+        let threshold: f64 = value
+            .parse()
+            .map_err(|_| format!("assertion {text:?}: threshold {value:?} is not a number"))?;
+        Ok(Assertion {
+            metric: metric.to_string(),
+            op,
+            threshold,
+        })
     }
 
     /// Whether `value` satisfies it; a missing value (never measured) fails.
@@ -107,8 +121,14 @@ mod tests {
 
     #[test]
     fn refuses_unknown_metrics_and_operators() {
-        assert!(Assertion::parse("detecton_ms <= 1").unwrap_err().contains("unknown metric"));
-        assert!(Assertion::parse("detection_ms_p99 => 1").unwrap_err().contains("unknown operator"));
-        assert!(Assertion::parse("detection_ms_p99 <= fast").unwrap_err().contains("not a number"));
+        assert!(Assertion::parse("detecton_ms <= 1")
+            .unwrap_err()
+            .contains("unknown metric"));
+        assert!(Assertion::parse("detection_ms_p99 => 1")
+            .unwrap_err()
+            .contains("unknown operator"));
+        assert!(Assertion::parse("detection_ms_p99 <= fast")
+            .unwrap_err()
+            .contains("not a number"));
     }
 }

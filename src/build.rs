@@ -71,10 +71,22 @@ pub struct Built {
 fn node_addrs(index: u32, family: Family) -> Vec<SocketAddr> {
     let n = index + 1;
     let v6 = SocketAddr::new(
-        IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, (n >> 16) as u16, (n & 0xffff) as u16)),
+        IpAddr::V6(Ipv6Addr::new(
+            0xfd00,
+            0,
+            0,
+            0,
+            0,
+            0,
+            (n >> 16) as u16,
+            (n & 0xffff) as u16,
+        )),
         MEMBERSHIP_PORT,
     );
-    let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, (n >> 16) as u8, (n >> 8) as u8, n as u8)), MEMBERSHIP_PORT);
+    let v4 = SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(10, (n >> 16) as u8, (n >> 8) as u8, n as u8)),
+        MEMBERSHIP_PORT,
+    );
     match family {
         Family::Ipv6 => vec![v6],
         Family::Ipv4 => vec![v4],
@@ -119,7 +131,14 @@ pub fn membership_config(scenario: &Scenario, index: u32, seeds: &[SocketAddr]) 
     macro_rules! set {
         ($($field:ident),*) => { $( if let Some(v) = w.$field { c.$field = v; } )* };
     }
-    set!(probe_interval, latency_tolerance, probe_margin, clock_skew_max, gossip_interval, push_pull_interval);
+    set!(
+        probe_interval,
+        latency_tolerance,
+        probe_margin,
+        clock_skew_max,
+        gossip_interval,
+        push_pull_interval
+    );
     if let Some(v) = w.indirect_after {
         c.indirect_after = v;
     } else if let Some(t) = w.latency_tolerance {
@@ -142,7 +161,12 @@ pub fn membership_config(scenario: &Scenario, index: u32, seeds: &[SocketAddr]) 
 
 fn expand(plan: &FaultPlan, count: u32, rng: &mut DetRng, link: &LinkModel, out: &mut Vec<ScheduledFault>) {
     let at = plan.at.as_secs_f64();
-    let push = |out: &mut Vec<ScheduledFault>, at_s: f64, action: FaultAction, nodes: Vec<u32>, other: Vec<u32>, detail: String| {
+    let push = |out: &mut Vec<ScheduledFault>,
+                at_s: f64,
+                action: FaultAction,
+                nodes: Vec<u32>,
+                other: Vec<u32>,
+                detail: String| {
         out.push(ScheduledFault {
             at_s,
             kind: action.kind(),
@@ -154,21 +178,58 @@ fn expand(plan: &FaultPlan, count: u32, rng: &mut DetRng, link: &LinkModel, out:
     };
     let set = |v: &[u32]| NodeSet::from_indices(v.iter().copied());
     match &plan.kind {
-        FaultKind::Partition { a, b, one_way, duration } => {
+        FaultKind::Partition {
+            a,
+            b,
+            one_way,
+            duration,
+        } => {
             let a = resolve(a, count, rng);
             let b = resolve(b, count, rng);
-            let action = FaultAction::Partition { a: set(&a), b: set(&b), one_way: *one_way };
-            push(out, at, action, a, b, if *one_way { "one-way".into() } else { "two-way".into() });
+            let action = FaultAction::Partition {
+                a: set(&a),
+                b: set(&b),
+                one_way: *one_way,
+            };
+            push(
+                out,
+                at,
+                action,
+                a,
+                b,
+                if *one_way { "one-way".into() } else { "two-way".into() },
+            );
             if let Some(d) = duration {
-                push(out, at + d.as_secs_f64(), FaultAction::Heal, vec![], vec![], String::new());
+                push(
+                    out,
+                    at + d.as_secs_f64(),
+                    FaultAction::Heal,
+                    vec![],
+                    vec![],
+                    String::new(),
+                );
             }
         }
         FaultKind::Heal => push(out, at, FaultAction::Heal, vec![], vec![], String::new()),
         FaultKind::Crash { nodes, restart_after } => {
             let nodes = resolve(nodes, count, rng);
-            push(out, at, FaultAction::Crash(set(&nodes)), nodes.clone(), vec![], String::new());
+            push(
+                out,
+                at,
+                FaultAction::Crash(set(&nodes)),
+                nodes.clone(),
+                vec![],
+                String::new(),
+            );
             if let Some(d) = restart_after {
-                push(out, at + d.as_secs_f64(), FaultAction::Restart(set(&nodes)), nodes, vec![], String::new());
+                push(
+                    out,
+                    at + d.as_secs_f64(),
+                    FaultAction::Restart(set(&nodes)),
+                    nodes,
+                    vec![],
+                    String::new(),
+                );
             }
         }
         FaultKind::Restart { nodes } => {
@@ -177,27 +238,79 @@ fn expand(plan: &FaultPlan, count: u32, rng: &mut DetRng, link: &LinkModel, out:
         }
         FaultKind::Pause { nodes, duration } => {
             let nodes = resolve(nodes, count, rng);
-            let action = FaultAction::Pause { nodes: set(&nodes), duration: *duration };
+            let action = FaultAction::Pause {
+                nodes: set(&nodes),
+                duration: *duration,
+            };
             push(out, at, action, nodes, vec![], format!("{duration:?}"));
         }
         FaultKind::ClockJump { nodes, by_ns } => {
             let nodes = resolve(nodes, count, rng);
-            let action = FaultAction::ClockJump { nodes: set(&nodes), delta_ns: *by_ns };
+            let action = FaultAction::ClockJump {
+                nodes: set(&nodes),
+                delta_ns: *by_ns,
+            };
             push(out, at, action, nodes, vec![], format!("{:+.3}s", *by_ns as f64 / 1e9));
         }
         FaultKind::ClockCorrect { nodes } => {
             let nodes = resolve(nodes, count, rng);
-            push(out, at, FaultAction::ClockCorrect(set(&nodes)), nodes, vec![], String::new());
+            push(
+                out,
+                at,
+                FaultAction::ClockCorrect(set(&nodes)),
+                nodes,
+                vec![],
+                String::new(),
+            );
         }
         FaultKind::Loss { probability, duration } => {
-            let lossy = LinkModel { loss: *probability, ..*link };
-            push(out, at, FaultAction::SetLinks(lossy), vec![], vec![], format!("loss {probability}"));
-            push(out, at + duration.as_secs_f64(), FaultAction::SetLinks(*link), vec![], vec![], "restore".into());
+            let lossy = LinkModel {
+                loss: *probability,
+                ..*link
+            };
+            push(
+                out,
+                at,
+                FaultAction::SetLinks(lossy),
+                vec![],
+                vec![],
+                format!("loss {probability}"),
+            );
+            push(
+                out,
+                at + duration.as_secs_f64(),
+                FaultAction::SetLinks(*link),
+                vec![],
+                vec![],
+                "restore".into(),
+            );
         }
-        FaultKind::Latency { latency, jitter, duration } => {
-            let slow = LinkModel { latency: *latency, jitter: *jitter, ..*link };
-            push(out, at, FaultAction::SetLinks(slow), vec![], vec![], format!("latency {latency:?} jitter {jitter:?}"));
-            push(out, at + duration.as_secs_f64(), FaultAction::SetLinks(*link), vec![], vec![], "restore".into());
+        FaultKind::Latency {
+            latency,
+            jitter,
+            duration,
+        } => {
+            let slow = LinkModel {
+                latency: *latency,
+                jitter: *jitter,
+                ..*link
+            };
+            push(
+                out,
+                at,
+                FaultAction::SetLinks(slow),
+                vec![],
+                vec![],
+                format!("latency {latency:?} jitter {jitter:?}"),
+            );
+            push(
+                out,
+                at + duration.as_secs_f64(),
+                FaultAction::SetLinks(*link),
+                vec![],
+                vec![],
+                "restore".into(),
+            );
         }
     }
 }
@@ -212,7 +325,10 @@ fn swarm_faults(swarm: &SwarmPlan, count: u32, rng: &mut DetRng) -> Vec<FaultPla
         let k = 1 + rng.below(u64::from(minority.min(3))) as u32;
         plans.push(FaultPlan {
             at: at(rng),
-            kind: FaultKind::Crash { nodes: Selection::Random(k), restart_after: Some(between(rng, swarm.restart_after)) },
+            kind: FaultKind::Crash {
+                nodes: Selection::Random(k),
+                restart_after: Some(between(rng, swarm.restart_after)),
+            },
         });
     }
     for _ in 0..count_between(rng, swarm.partitions) {
@@ -233,21 +349,30 @@ fn swarm_faults(swarm: &SwarmPlan, count: u32, rng: &mut DetRng) -> Vec<FaultPla
     for _ in 0..count_between(rng, swarm.pauses) {
         plans.push(FaultPlan {
             at: at(rng),
-            kind: FaultKind::Pause { nodes: Selection::Random(1), duration: between(rng, swarm.pause_duration) },
+            kind: FaultKind::Pause {
+                nodes: Selection::Random(1),
+                duration: between(rng, swarm.pause_duration),
+            },
         });
     }
     for _ in 0..count_between(rng, swarm.clock_jumps) {
         let max = swarm.clock_jump_max.as_nanos() as f64;
         plans.push(FaultPlan {
             at: at(rng),
-            kind: FaultKind::ClockJump { nodes: Selection::Random(1), by_ns: symmetric(rng, max) as i64 },
+            kind: FaultKind::ClockJump {
+                nodes: Selection::Random(1),
+                by_ns: symmetric(rng, max) as i64,
+            },
         });
     }
     for _ in 0..count_between(rng, swarm.loss_bursts) {
         let (lo, hi) = swarm.loss;
         plans.push(FaultPlan {
             at: at(rng),
-            kind: FaultKind::Loss { probability: lo + (hi - lo) * rng.unit_f64(), duration: between(rng, swarm.loss_duration) },
+            kind: FaultKind::Loss {
+                probability: lo + (hi - lo) * rng.unit_f64(),
+                duration: between(rng, swarm.loss_duration),
+            },
         });
     }
     plans
@@ -262,28 +387,45 @@ pub fn build(scenario: &Scenario, seed: u64) -> Built {
     let mut swarm_rng = root.fork(stream::SWARM);
     let mut start_rng = root.fork(stream::STARTS);
 
-    let seeds: Vec<SocketAddr> =
-        (0..scenario.workload.seeds).map(|i| node_addrs(i, scenario.nodes[i as usize].family)[0]).collect();
+    let seeds: Vec<SocketAddr> = (0..scenario.workload.seeds)
+        .map(|i| node_addrs(i, scenario.nodes[i as usize].family)[0])
+        .collect();
     let configs: Vec<MembershipConfig> = (0..count).map(|i| membership_config(scenario, i, &seeds)).collect();
     let factory = move |node: u32| -> Box<dyn Actor> { Box::new(MembershipNode::new(configs[node as usize].clone())) };
     let network = NetworkModel::new(scenario.link);
     let mut sim = Simulation::new(seed, network, Box::new(factory));
 
-    let mut derived = Derived { clock_offset_ms: Vec::new(), drift_ppm: Vec::new(), start_s: Vec::new(), schedule: Vec::new() };
+    let mut derived = Derived {
+        clock_offset_ms: Vec::new(),
+        drift_ppm: Vec::new(),
+        start_s: Vec::new(),
+        schedule: Vec::new(),
+    };
     let offset_max = scenario.clock.offset_max.as_nanos() as f64;
     let mut starts = Vec::new();
     for (i, plan) in scenario.nodes.iter().enumerate() {
-        let offset_ns = plan.clock_offset_ns.unwrap_or_else(|| symmetric(&mut clock_rng, offset_max) as i64);
-        let drift_ppm = plan.drift_ppm.unwrap_or_else(|| symmetric(&mut clock_rng, scenario.clock.drift_ppm_max));
+        let offset_ns = plan
+            .clock_offset_ns
+            .unwrap_or_else(|| symmetric(&mut clock_rng, offset_max) as i64);
+        let drift_ppm = plan
+            .drift_ppm
+            .unwrap_or_else(|| symmetric(&mut clock_rng, scenario.clock.drift_ppm_max));
         derived.clock_offset_ms.push(offset_ns as f64 / 1e6);
         derived.drift_ppm.push(drift_ppm);
         let start = scenario.workload.start_spread.mul_f64(start_rng.unit_f64());
         derived.start_s.push(start.as_secs_f64());
-        starts.push((i as u32, start, NodeSpec {
-            addrs: node_addrs(i as u32, plan.family),
-            clock: ClockModel { offset_ns, drift_ppb: (drift_ppm * 1000.0) as i64 },
-            storage_faults: scenario.storage,
-        }));
+        starts.push((
+            i as u32,
+            start,
+            NodeSpec {
+                addrs: node_addrs(i as u32, plan.family),
+                clock: ClockModel {
+                    offset_ns,
+                    drift_ppb: (drift_ppm * 1000.0) as i64,
+                },
+                storage_faults: scenario.storage,
+            },
+        ));
     }
     for (i, start, spec) in starts {
         let index = sim.add_node_at(spec, SimTime::from_duration(start));
@@ -320,5 +462,9 @@ pub fn build(scenario: &Scenario, seed: u64) -> Built {
         }
     }
     derived.schedule = schedule;
-    Built { sim, derived, end: SimTime::from_duration(scenario.duration) }
+    Built {
+        sim,
+        derived,
+        end: SimTime::from_duration(scenario.duration),
+    }
 }

@@ -60,10 +60,18 @@ enum Command {
 const EXIT_BAD_INPUT: u8 = 2;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(tracing::Level::WARN).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { scenario, seed, json, trace } => run_one(&scenario, seed, json, trace.as_deref()),
+        Command::Run {
+            scenario,
+            seed,
+            json,
+            trace,
+        } => run_one(&scenario, seed, json, trace.as_deref()),
         Command::Suite { dir, json } => suite(&dir, json),
     }
 }
@@ -94,7 +102,10 @@ fn run_one(path: &Path, seed: Option<u64>, json: bool, trace_path: Option<&Path>
     bar.finish();
     if let Some(t) = trace {
         if let Err(e) = t.finish() {
-            eprintln!("error: writing trace {}: {e}", trace_path.map(|p| p.display().to_string()).unwrap_or_default());
+            eprintln!(
+                "error: writing trace {}: {e}",
+                trace_path.map(|p| p.display().to_string()).unwrap_or_default()
+            );
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     }
@@ -127,7 +138,11 @@ fn print_derived(s: &RunSummary) {
     let range = |v: &[f64]| {
         let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        if v.is_empty() { "-".to_string() } else { format!("[{lo:.3}, {hi:.3}]") }
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            format!("[{lo:.3}, {hi:.3}]")
+        }
     };
     eprintln!(
         "derived from seed {}: clock offsets {} ms, drift {} ppm, starts {} s (per node in --json)",
@@ -161,7 +176,14 @@ fn print_human(s: &RunSummary) {
         s.speedup
     );
     let faults: Vec<String> = s.faults.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    println!("  faults: {}", if faults.is_empty() { "none".into() } else { faults.join(" ") });
+    println!(
+        "  faults: {}",
+        if faults.is_empty() {
+            "none".into()
+        } else {
+            faults.join(" ")
+        }
+    );
     for a in &s.assertions {
         println!(
             "  [{}] {} {} {} (measured {})",
@@ -176,7 +198,10 @@ fn print_human(s: &RunSummary) {
 
 fn suite(dir: &Path, json: bool) -> ExitCode {
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "toml")).collect(),
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect(),
         Err(e) => {
             eprintln!("error: cannot read scenario directory {}: {e}", dir.display());
             return ExitCode::from(EXIT_BAD_INPUT);
@@ -190,7 +215,10 @@ fn suite(dir: &Path, json: bool) -> ExitCode {
     let mut failed = 0;
     let mut bad = 0;
     if !json {
-        println!("{:<28} {:<7} {:>9} {:>8}  figures", "scenario", "result", "sim s", "wall s");
+        println!(
+            "{:<28} {:<7} {:>9} {:>8}  figures",
+            "scenario", "result", "sim s", "wall s"
+        );
     }
     for path in &files {
         let scenario = match scenario::load(path) {
@@ -203,7 +231,13 @@ fn suite(dir: &Path, json: bool) -> ExitCode {
         };
         let mut bar = ProgressBar::new(&scenario.name);
         let origin = Instant::now();
-        let (summary, _) = run_scenario(&scenario, scenario.default_seed, None, |f| bar.update(f), || origin.elapsed());
+        let (summary, _) = run_scenario(
+            &scenario,
+            scenario.default_seed,
+            None,
+            |f| bar.update(f),
+            || origin.elapsed(),
+        );
         bar.finish();
         if !summary.passed {
             failed += 1;
@@ -216,7 +250,14 @@ fn suite(dir: &Path, json: bool) -> ExitCode {
             let figures: Vec<String> = summary
                 .assertions
                 .iter()
-                .map(|a| format!("{}{}={}", if a.passed { "" } else { "FAIL:" }, a.name, fmt_value(a.value)))
+                .map(|a| {
+                    format!(
+                        "{}{}={}",
+                        if a.passed { "" } else { "FAIL:" },
+                        a.name,
+                        fmt_value(a.value)
+                    )
+                })
                 .collect();
             println!(
                 "{:<28} {:<7} {:>9.1} {:>8.2}  {}",
@@ -228,7 +269,13 @@ fn suite(dir: &Path, json: bool) -> ExitCode {
             );
         }
     }
-    println!("{} scenario(s): {} passed, {} failed, {} invalid", files.len(), files.len() - failed - bad, failed, bad);
+    println!(
+        "{} scenario(s): {} passed, {} failed, {} invalid",
+        files.len(),
+        files.len() - failed - bad,
+        failed,
+        bad
+    );
     if bad > 0 {
         ExitCode::from(EXIT_BAD_INPUT)
     } else if failed > 0 {

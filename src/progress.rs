@@ -13,7 +13,11 @@ pub struct ProgressBar {
 impl ProgressBar {
     /// A bar for `label`, drawn only if stderr is a terminal.
     pub fn new(label: &str) -> Self {
-        ProgressBar { label: label.to_string(), enabled: std::io::stderr().is_terminal(), last: None }
+        ProgressBar {
+            label: label.to_string(),
+            enabled: std::io::stderr().is_terminal(),
+            last: None,
+        }
     }
 
     /// Shows `fraction` done.
@@ -29,7 +33,14 @@ impl ProgressBar {
         const WIDTH: usize = 30;
         let filled = ((fraction.clamp(0.0, 1.0)) * WIDTH as f64) as usize;
         let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r{} [{}{}] {:3.0}%", self.label, "#".repeat(filled), ".".repeat(WIDTH - filled), fraction * 100.0);
+        let _ = write!(
+            err,
+            "\r{} [{}{}] {:3.0}%",
+            self.label,
+            "#".repeat(filled),
+            ".".repeat(WIDTH - filled),
+            fraction * 100.0
+        );
         let _ = err.flush();
     }
 

@@ -74,10 +74,12 @@ pub fn run_scenario(
         built.sim.set_trace(t);
     }
     let end = built.end;
-    built.sim.run_until(end, |now: SimTime| progress(now.as_secs_f64() / end.as_secs_f64().max(1e-9)));
+    built.sim.run_until(end, |now: SimTime| {
+        progress(now.as_secs_f64() / end.as_secs_f64().max(1e-9))
+    });
     let wall_seconds = (wall() - started).as_secs_f64();
     let sim = &built.sim;
-    let analysis: Analysis = analyse(sim.probes(), &built.derived, sim.node_count(), end, scenario.workload.settle);
+    let analysis: Analysis = analyse(sim.probes(), &built.derived, sim.node_count(), scenario.workload.settle);
     let assertions: Vec<AssertionResult> = scenario
         .asserts
         .iter()
@@ -102,7 +104,11 @@ pub fn run_scenario(
         events: sim.stats().events,
         sim_seconds,
         wall_seconds,
-        speedup: if wall_seconds > 0.0 { sim_seconds / wall_seconds } else { f64::INFINITY },
+        speedup: if wall_seconds > 0.0 {
+            sim_seconds / wall_seconds
+        } else {
+            f64::INFINITY
+        },
         faults: sim.faults().iter().map(|(k, v)| (k.to_string(), v)).collect(),
         stats: sim.stats().clone(),
         metrics: analysis.metrics,

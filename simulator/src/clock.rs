@@ -36,7 +36,10 @@ impl NodeClock {
     /// A clock following `model`, drift clamped to ±[`DRIFT_PPB_MAX`].
     pub fn new(model: ClockModel) -> Self {
         let drift_ppb = model.drift_ppb.clamp(-DRIFT_PPB_MAX, DRIFT_PPB_MAX);
-        NodeClock { model: ClockModel { drift_ppb, ..model }, step_ns: 0 }
+        NodeClock {
+            model: ClockModel { drift_ppb, ..model },
+            step_ns: 0,
+        }
     }
 
     fn drift_ns(&self, t: SimTime) -> i64 {
@@ -90,7 +93,10 @@ mod tests {
 
     #[test]
     fn offset_moves_wall_clock_only() {
-        let clock = NodeClock::new(ClockModel { offset_ns: 2 * 3_600_000_000_000, drift_ppb: 0 });
+        let clock = NodeClock::new(ClockModel {
+            offset_ns: 2 * 3_600_000_000_000,
+            drift_ppb: 0,
+        });
         let t = SimTime::from_millis(1500);
         assert_eq!(clock.monotonic(t).as_nanos(), t.as_nanos());
         assert_eq!(clock.wall_error_ns(t), 7_200_000_000_000);
@@ -98,7 +104,10 @@ mod tests {
 
     #[test]
     fn drift_makes_timers_fire_early_or_late_in_true_time() {
-        let fast = NodeClock::new(ClockModel { offset_ns: 0, drift_ppb: 100_000 }); // +100 ppm
+        let fast = NodeClock::new(ClockModel {
+            offset_ns: 0,
+            drift_ppb: 100_000,
+        }); // +100 ppm
         let local = Instant::from_nanos(10_000_000_000);
         let t = fast.true_time_of(local);
         assert!(t.as_nanos() < 10_000_000_000);
@@ -108,7 +117,10 @@ mod tests {
 
     #[test]
     fn correction_removes_accumulated_error() {
-        let mut clock = NodeClock::new(ClockModel { offset_ns: 5_000_000_000, drift_ppb: 50_000 });
+        let mut clock = NodeClock::new(ClockModel {
+            offset_ns: 5_000_000_000,
+            drift_ppb: 50_000,
+        });
         clock.step(1_000_000);
         let t = SimTime::from_millis(60_000);
         assert_ne!(clock.wall_error_ns(t), 0);

@@ -25,8 +25,8 @@ mod node_set;
 mod queue;
 pub mod sim;
 pub mod storage;
-pub mod trace;
 mod time;
+pub mod trace;
 
 pub use byzantine::{Intercepted, Interceptor, LinkEnds};
 pub use clock::{ClockModel, SIM_EPOCH_UNIX_SECS};

@@ -146,7 +146,11 @@ pub struct NetworkModel {
 impl NetworkModel {
     /// A network where every link follows `default_link`.
     pub fn new(default_link: LinkModel) -> Self {
-        NetworkModel { default_link, overrides: Vec::new(), cuts: Vec::new() }
+        NetworkModel {
+            default_link,
+            overrides: Vec::new(),
+            cuts: Vec::new(),
+        }
     }
 
     /// The model of the link from `from` to `to`.
@@ -160,7 +164,10 @@ impl NetworkModel {
     /// Blocks `a` → `b`, and `b` → `a` unless `one_way`.
     pub fn partition(&mut self, a: NodeSet, b: NodeSet, one_way: bool) {
         if !one_way {
-            self.cuts.push(Cut { from: b.clone(), to: a.clone() });
+            self.cuts.push(Cut {
+                from: b.clone(),
+                to: a.clone(),
+            });
         }
         self.cuts.push(Cut { from: a, to: b });
     }
@@ -198,9 +205,18 @@ mod tests {
     #[test]
     fn samples_stay_within_their_distribution() {
         let mut rng = DetRng::seed_from_u64(9);
-        let uni = Latency::Uniform { min: Duration::from_millis(2), max: Duration::from_millis(5) };
-        let normal = Latency::Normal { mean: Duration::from_millis(10), stddev: Duration::from_millis(50) };
-        let pareto = Latency::Pareto { min: Duration::from_millis(1), shape: 1.2 };
+        let uni = Latency::Uniform {
+            min: Duration::from_millis(2),
+            max: Duration::from_millis(5),
+        };
+        let normal = Latency::Normal {
+            mean: Duration::from_millis(10),
+            stddev: Duration::from_millis(50),
+        };
+        let pareto = Latency::Pareto {
+            min: Duration::from_millis(1),
+            shape: 1.2,
+        };
         for _ in 0..10_000 {
             let u = uni.sample(&mut rng);
             assert!(u >= Duration::from_millis(2) && u <= Duration::from_millis(5));
@@ -213,8 +229,15 @@ mod tests {
     #[test]
     fn overrides_win_over_the_default() {
         let mut net = NetworkModel::default();
-        let slow = LinkModel { latency: Latency::Constant(Duration::from_millis(80)), ..LinkModel::default() };
-        net.overrides.push(LinkOverride { from: NodeSet::from_indices([2]), to: NodeSet::from_indices([3]), model: slow });
+        let slow = LinkModel {
+            latency: Latency::Constant(Duration::from_millis(80)),
+            ..LinkModel::default()
+        };
+        net.overrides.push(LinkOverride {
+            from: NodeSet::from_indices([2]),
+            to: NodeSet::from_indices([3]),
+            model: slow,
+        });
         assert_eq!(net.link(2, 3).latency, Latency::Constant(Duration::from_millis(80)));
         assert_eq!(net.link(3, 2).latency, Latency::Constant(Duration::from_millis(1)));
     }

@@ -32,6 +32,15 @@ impl NodeSet {
         self.words[word] |= 1 << (node % 64);
     }
 
+    /// Removes `node`; true if it was there.
+    pub fn remove(&mut self, node: u32) -> bool {
+        let present = self.contains(node);
+        if present {
+            self.words[(node / 64) as usize] &= !(1 << (node % 64));
+        }
+        present
+    }
+
     /// Whether `node` is in the set.
     pub fn contains(&self, node: u32) -> bool {
         self.words
@@ -42,7 +51,9 @@ impl NodeSet {
     /// Members in ascending order.
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         self.words.iter().enumerate().flat_map(|(w, bits)| {
-            (0..64u32).filter(move |b| bits & (1u64 << b) != 0).map(move |b| w as u32 * 64 + b)
+            (0..64u32)
+                .filter(move |b| bits & (1u64 << b) != 0)
+                .map(move |b| w as u32 * 64 + b)
         })
     }
 

@@ -38,7 +38,10 @@ pub(crate) struct EventQueue<E> {
 
 impl<E> EventQueue<E> {
     pub(crate) fn new() -> Self {
-        EventQueue { heap: BinaryHeap::new(), next_seq: 0 }
+        EventQueue {
+            heap: BinaryHeap::new(),
+            next_seq: 0,
+        }
     }
 
     pub(crate) fn push(&mut self, at: SimTime, event: E) {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use runtime::{
-    Actor, AddressFamily, Clock, Datagrams, DetRng, Entropy, Instant, Probe, Probes, SendError, Storage,
-    StorageError, TimerToken, Timers, WallTime, MAX_DATAGRAM_BYTES,
+    Actor, AddressFamily, Clock, Datagrams, DetRng, Entropy, Instant, Probe, Probes, SendError, Storage, StorageError,
+    TimerToken, Timers, WallTime, MAX_DATAGRAM_BYTES,
 };
 
 use crate::byzantine::{Intercepted, Interceptor, LinkEnds};
@@ -100,11 +100,25 @@ struct NodeSlot {
 }
 
 enum Event {
-    Start { node: NodeIndex, life: u32 },
-    Deliver { from_node: NodeIndex, to_node: NodeIndex, from: SocketAddr, payload: Bytes },
-    Timer { node: NodeIndex, life: u32, token: TimerToken },
+    Start {
+        node: NodeIndex,
+        life: u32,
+    },
+    Deliver {
+        from_node: NodeIndex,
+        to_node: NodeIndex,
+        from: SocketAddr,
+        payload: Bytes,
+    },
+    Timer {
+        node: NodeIndex,
+        life: u32,
+        token: TimerToken,
+    },
     Fault(FaultAction),
-    Resume { node: NodeIndex },
+    Resume {
+        node: NodeIndex,
+    },
 }
 
 /// Everything but the actors, so an actor can be called with a mutable view of the world.
@@ -244,10 +258,20 @@ impl Simulation {
     /// Delivers `payload` to whoever owns `to` at `at`, appearing to come from `from` though no
     /// node sent it (a forged datagram, counted as `byzantine_forge`).
     pub fn forge(&mut self, at: SimTime, from: SocketAddr, to: SocketAddr, payload: Bytes) {
-        let Some(&to_node) = self.world.by_addr.get(&to) else { return };
+        let Some(&to_node) = self.world.by_addr.get(&to) else {
+            return;
+        };
         let from_node = self.world.by_addr.get(&from).copied().unwrap_or(to_node);
         self.world.faults.add("byzantine_forge");
-        self.world.queue.push(at, Event::Deliver { from_node, to_node, from, payload });
+        self.world.queue.push(
+            at,
+            Event::Deliver {
+                from_node,
+                to_node,
+                from,
+                payload,
+            },
+        );
     }
 
     /// The current true time.
@@ -313,7 +337,7 @@ impl Simulation {
             self.world.now = at;
             self.world.stats.events += 1;
             self.dispatch(event);
-            if self.world.stats.events % PROGRESS_EVERY_EVENTS == 0 {
+            if self.world.stats.events.is_multiple_of(PROGRESS_EVERY_EVENTS) {
                 progress(at);
             }
         }
@@ -324,7 +348,12 @@ impl Simulation {
     fn dispatch(&mut self, event: Event) {
         match event {
             Event::Start { node, life } => self.start(node, life),
-            Event::Deliver { from_node, to_node, from, payload } => self.deliver(from_node, to_node, from, payload),
+            Event::Deliver {
+                from_node,
+                to_node,
+                from,
+                payload,
+            } => self.deliver(from_node, to_node, from, payload),
             Event::Timer { node, life, token } => self.fire_timer(node, life, token),
             Event::Fault(action) => self.apply_fault(action),
             Event::Resume { node } => self.resume(node),
@@ -355,10 +384,16 @@ impl Simulation {
         w.hasher.word(u64::from(node));
         w.hasher.end_event();
         if let Some(t) = &mut w.trace {
-            t.write(&TraceEvent::Start { t: w.now.as_nanos(), node });
+            t.write(&TraceEvent::Start {
+                t: w.now.as_nanos(),
+                node,
+            });
         }
         let mut actor = self.factory.build(node);
-        actor.on_start(&mut NodeEnv { world: &mut self.world, node });
+        actor.on_start(&mut NodeEnv {
+            world: &mut self.world,
+            node,
+        });
         self.actors[node as usize] = Some(actor);
     }
 
@@ -379,12 +414,29 @@ impl Simulation {
             w.hasher.word(u64::from(from_node) << 32 | u64::from(to_node));
             w.hasher.end_event();
             if let Some(t) = &mut w.trace {
-                t.write(&TraceEvent::Drop { t: w.now.as_nanos(), from: from_node, to: to_node, reason });
+                t.write(&TraceEvent::Drop {
+                    t: w.now.as_nanos(),
+                    from: from_node,
+                    to: to_node,
+                    reason,
+                });
             }
             return;
         }
-        let Some(Event::Deliver { from_node, to_node, from, payload }) =
-            self.stall_if_paused(to_node, Event::Deliver { from_node, to_node, from, payload })
+        let Some(Event::Deliver {
+            from_node,
+            to_node,
+            from,
+            payload,
+        }) = self.stall_if_paused(
+            to_node,
+            Event::Deliver {
+                from_node,
+                to_node,
+                from,
+                payload,
+            },
+        )
         else {
             return;
         };
@@ -396,10 +448,22 @@ impl Simulation {
         w.hasher.bytes(&payload);
         w.hasher.end_event();
         if let Some(t) = &mut w.trace {
-            t.write(&TraceEvent::Deliver { t: w.now.as_nanos(), from: from_node, to: to_node, bytes: payload.len() });
+            t.write(&TraceEvent::Deliver {
+                t: w.now.as_nanos(),
+                from: from_node,
+                to: to_node,
+                bytes: payload.len(),
+            });
         }
         if let Some(mut actor) = self.actors[to_node as usize].take() {
-            actor.on_datagram(&mut NodeEnv { world: &mut self.world, node: to_node }, from, payload);
+            actor.on_datagram(
+                &mut NodeEnv {
+                    world: &mut self.world,
+                    node: to_node,
+                },
+                from,
+                payload,
+            );
             self.actors[to_node as usize] = Some(actor);
         }
     }
@@ -409,7 +473,9 @@ impl Simulation {
         if slot.life != life || slot.liveness == Liveness::Down {
             return;
         }
-        let Some(Event::Timer { node, life: _, token }) = self.stall_if_paused(node, Event::Timer { node, life, token }) else {
+        let Some(Event::Timer { node, life: _, token }) =
+            self.stall_if_paused(node, Event::Timer { node, life, token })
+        else {
             return;
         };
         let w = &mut self.world;
@@ -420,10 +486,20 @@ impl Simulation {
         w.hasher.word(token);
         w.hasher.end_event();
         if let Some(t) = &mut w.trace {
-            t.write(&TraceEvent::Timer { t: w.now.as_nanos(), node, token });
+            t.write(&TraceEvent::Timer {
+                t: w.now.as_nanos(),
+                node,
+                token,
+            });
         }
         if let Some(mut actor) = self.actors[node as usize].take() {
-            actor.on_timer(&mut NodeEnv { world: &mut self.world, node }, token);
+            actor.on_timer(
+                &mut NodeEnv {
+                    world: &mut self.world,
+                    node,
+                },
+                token,
+            );
             self.actors[node as usize] = Some(actor);
         }
     }
@@ -451,7 +527,11 @@ impl Simulation {
         w.hasher.end_event();
         if let Some(t) = &mut w.trace {
             let detail = format!("{action:?}");
-            t.write(&TraceEvent::Fault { t: w.now.as_nanos(), fault: kind, detail: &detail });
+            t.write(&TraceEvent::Fault {
+                t: w.now.as_nanos(),
+                fault: kind,
+                detail: &detail,
+            });
         }
         let now = w.now;
         match action {
@@ -573,10 +653,19 @@ impl Datagrams for NodeEnv<'_> {
 
     fn send_to(&mut self, to: SocketAddr, payload: Bytes) -> Result<(), SendError> {
         if payload.len() > MAX_DATAGRAM_BYTES {
-            return Err(SendError::TooLarge { len: payload.len(), max: MAX_DATAGRAM_BYTES });
+            return Err(SendError::TooLarge {
+                len: payload.len(),
+                max: MAX_DATAGRAM_BYTES,
+            });
         }
         let family = AddressFamily::of(&to);
-        let Some(from) = self.slot().addrs.iter().copied().find(|a| AddressFamily::of(a) == family) else {
+        let Some(from) = self
+            .slot()
+            .addrs
+            .iter()
+            .copied()
+            .find(|a| AddressFamily::of(a) == family)
+        else {
             self.world.stats.send_address_family_errors += 1;
             return Err(SendError::AddressFamilyNotSupported { to, family });
         };
@@ -594,7 +683,16 @@ impl Datagrams for NodeEnv<'_> {
         }
         let mut payload = payload;
         if let Some((interceptor, rng)) = &mut self.world.interceptor {
-            match interceptor.intercept(LinkEnds { from_node, to_node, from, to }, payload, rng) {
+            match interceptor.intercept(
+                LinkEnds {
+                    from_node,
+                    to_node,
+                    from,
+                    to,
+                },
+                payload,
+                rng,
+            ) {
                 Intercepted::Pass(p) => payload = p,
                 Intercepted::Mutated(p) => {
                     self.world.faults.add("byzantine_mutation");
@@ -622,9 +720,25 @@ impl Datagrams for NodeEnv<'_> {
         if duplicate {
             let (again, _) = self.arrival(to_node, payload.len());
             self.world.faults.add("message_duplicate");
-            self.world.queue.push(again, Event::Deliver { from_node, to_node, from, payload: payload.clone() });
+            self.world.queue.push(
+                again,
+                Event::Deliver {
+                    from_node,
+                    to_node,
+                    from,
+                    payload: payload.clone(),
+                },
+            );
         }
-        self.world.queue.push(arrives, Event::Deliver { from_node, to_node, from, payload });
+        self.world.queue.push(
+            arrives,
+            Event::Deliver {
+                from_node,
+                to_node,
+                from,
+                payload,
+            },
+        );
         Ok(())
     }
 }
@@ -639,13 +753,15 @@ impl Storage for NodeEnv<'_> {
     fn read_at(&mut self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
         let w = &mut *self.world;
         let slot = &mut w.nodes[self.node as usize];
-        slot.storage.read_at(name, offset, len, &mut slot.disk_rng, &mut w.faults)
+        slot.storage
+            .read_at(name, offset, len, &mut slot.disk_rng, &mut w.faults)
     }
 
     fn write_at(&mut self, name: &str, offset: u64, data: &[u8]) -> Result<(), StorageError> {
         let w = &mut *self.world;
         let slot = &mut w.nodes[self.node as usize];
-        slot.storage.write_at(name, offset, data, &mut slot.disk_rng, &mut w.faults)
+        slot.storage
+            .write_at(name, offset, data, &mut slot.disk_rng, &mut w.faults)
     }
 
     fn size(&mut self, name: &str) -> Result<u64, StorageError> {
@@ -692,7 +808,11 @@ impl Probes for NodeEnv<'_> {
                 value: probe.value,
             });
         }
-        w.probes.push(ProbeRecord { at: w.now, node: self.node, probe });
+        w.probes.push(ProbeRecord {
+            at: w.now,
+            node: self.node,
+            probe,
+        });
     }
 }
 

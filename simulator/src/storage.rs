@@ -68,36 +68,64 @@ pub const SIM_FILE_BYTES_MAX: u64 = 1 << 30;
 impl SimStorage {
     /// An empty disk with `faults`.
     pub fn new(faults: StorageFaults) -> Self {
-        SimStorage { files: BTreeMap::new(), faults }
+        SimStorage {
+            files: BTreeMap::new(),
+            faults,
+        }
     }
 
     fn inject(&self, name: &str, op: &str, rng: &mut DetRng, counts: &mut FaultCounts) -> Result<(), StorageError> {
         if rng.chance(self.faults.io_error) {
             counts.add("storage_io_error");
-            return Err(StorageError::Io { name: name.to_string(), reason: format!("injected I/O error on {op}") });
+            return Err(StorageError::Io {
+                name: name.to_string(),
+                reason: format!("injected I/O error on {op}"),
+            });
         }
         Ok(())
     }
 
     /// Reads up to `len` bytes at `offset`.
-    pub fn read_at(&mut self, name: &str, offset: u64, len: usize, rng: &mut DetRng, counts: &mut FaultCounts) -> Result<Vec<u8>, StorageError> {
+    pub fn read_at(
+        &mut self,
+        name: &str,
+        offset: u64,
+        len: usize,
+        rng: &mut DetRng,
+        counts: &mut FaultCounts,
+    ) -> Result<Vec<u8>, StorageError> {
         validate_file_name(name)?;
         self.inject(name, "read", rng, counts)?;
-        let Some(file) = self.files.get(name) else { return Ok(Vec::new()) };
+        let Some(file) = self.files.get(name) else {
+            return Ok(Vec::new());
+        };
         let start = (offset as usize).min(file.current.len());
         let end = start.saturating_add(len).min(file.current.len());
         Ok(file.current[start..end].to_vec())
     }
 
     /// Writes `data` at `offset` (visible now, durable after sync).
-    pub fn write_at(&mut self, name: &str, offset: u64, data: &[u8], rng: &mut DetRng, counts: &mut FaultCounts) -> Result<(), StorageError> {
+    pub fn write_at(
+        &mut self,
+        name: &str,
+        offset: u64,
+        data: &[u8],
+        rng: &mut DetRng,
+        counts: &mut FaultCounts,
+    ) -> Result<(), StorageError> {
         validate_file_name(name)?;
         if offset.saturating_add(data.len() as u64) > SIM_FILE_BYTES_MAX {
-            return Err(StorageError::Io { name: name.to_string(), reason: format!("write beyond the {SIM_FILE_BYTES_MAX}-byte file limit") });
+            return Err(StorageError::Io {
+                name: name.to_string(),
+                reason: format!("write beyond the {SIM_FILE_BYTES_MAX}-byte file limit"),
+            });
         }
         self.inject(name, "write", rng, counts)?;
         let file = self.files.entry(name.to_string()).or_default();
-        let op = Op::Write { offset, data: data.to_vec() };
+        let op = Op::Write {
+            offset,
+            data: data.to_vec(),
+        };
         op.apply(&mut file.current);
         file.unsynced.push(op);
         Ok(())
@@ -110,10 +138,19 @@ impl SimStorage {
     }
 
     /// Sets the file's length.
-    pub fn truncate(&mut self, name: &str, len: u64, rng: &mut DetRng, counts: &mut FaultCounts) -> Result<(), StorageError> {
+    pub fn truncate(
+        &mut self,
+        name: &str,
+        len: u64,
+        rng: &mut DetRng,
+        counts: &mut FaultCounts,
+    ) -> Result<(), StorageError> {
         validate_file_name(name)?;
         if len > SIM_FILE_BYTES_MAX {
-            return Err(StorageError::Io { name: name.to_string(), reason: format!("length beyond the {SIM_FILE_BYTES_MAX}-byte file limit") });
+            return Err(StorageError::Io {
+                name: name.to_string(),
+                reason: format!("length beyond the {SIM_FILE_BYTES_MAX}-byte file limit"),
+            });
         }
         self.inject(name, "truncate", rng, counts)?;
         let file = self.files.entry(name.to_string()).or_default();
@@ -186,7 +223,11 @@ mod tests {
     use super::*;
 
     fn setup() -> (SimStorage, DetRng, FaultCounts) {
-        (SimStorage::new(StorageFaults::default()), DetRng::seed_from_u64(1), FaultCounts::default())
+        (
+            SimStorage::new(StorageFaults::default()),
+            DetRng::seed_from_u64(1),
+            FaultCounts::default(),
+        )
     }
 
     #[test]
@@ -223,7 +264,10 @@ mod tests {
     fn torn_writes_leave_a_prefix() {
         let mut torn_seen = false;
         for seed in 0..64 {
-            let mut disk = SimStorage::new(StorageFaults { io_error: 0.0, torn_writes: true });
+            let mut disk = SimStorage::new(StorageFaults {
+                io_error: 0.0,
+                torn_writes: true,
+            });
             let mut rng = DetRng::seed_from_u64(seed);
             let mut counts = FaultCounts::default();
             disk.write_at("f", 0, &[0u8; 8], &mut rng, &mut counts).unwrap();
@@ -253,7 +297,10 @@ mod tests {
 
     #[test]
     fn injected_io_errors_fail_the_operation_and_are_counted() {
-        let mut disk = SimStorage::new(StorageFaults { io_error: 1.0, torn_writes: false });
+        let mut disk = SimStorage::new(StorageFaults {
+            io_error: 1.0,
+            torn_writes: false,
+        });
         let (mut rng, mut counts) = (DetRng::seed_from_u64(1), FaultCounts::default());
         assert!(disk.write_at("f", 0, b"x", &mut rng, &mut counts).is_err());
         assert_eq!(disk.size("f").unwrap(), 0);

@@ -26,7 +26,11 @@ fn fold(x: u64) -> u64 {
 
 impl Default for TraceHasher {
     fn default() -> Self {
-        TraceHasher { a: K1, b: K2, events: 0 }
+        TraceHasher {
+            a: K1,
+            b: K2,
+            events: 0,
+        }
     }
 }
 

@@ -51,6 +51,8 @@ struct Episode {
     first_detection: BTreeMap<u32, SimTime>,
     lost_targets: Vec<u32>,
     minority_pending: BTreeMap<u32, ()>,
+    /// Observers with a lost pair in this episode that have not yet detected any of them.
+    observers_pending: NodeSet,
 }
 
 struct State {
@@ -76,6 +78,9 @@ struct State {
     converged_ms: Vec<Option<f64>>,
     join_converged_ms: Option<f64>,
     false_suspicions: u64,
+    false_deaths: u64,
+    observer_detection_ms: Vec<f64>,
+    observers_undetected: u64,
     before_first_fault: u64,
     minority_aware_ms: Vec<f64>,
     minority_unaware: u64,
@@ -91,7 +96,9 @@ impl State {
 
     fn reachable(&self, x: usize, y: usize) -> bool {
         let cut = |from: usize, to: usize| {
-            self.cuts.iter().any(|(a, b)| a.contains(from as u32) && b.contains(to as u32))
+            self.cuts
+                .iter()
+                .any(|(a, b)| a.contains(from as u32) && b.contains(to as u32))
         };
         self.up[y] && !cut(x, y) && !cut(y, x)
     }
@@ -126,7 +133,7 @@ impl State {
         }
     }
 
-    fn close_episode(&mut self, next: SimTime) {
+    fn close_episode(&mut self) {
         for i in 0..self.pending.len() {
             match self.pending[i] {
                 Pending::Detect => self.undetected += 1,
@@ -136,13 +143,13 @@ impl State {
             self.pending[i] = Pending::None;
         }
         self.minority_unaware += self.episode.minority_pending.len() as u64;
+        self.observers_undetected += self.episode.observers_pending.len() as u64;
         let ep = &self.episode;
         for target in &ep.lost_targets {
             if let Some(at) = ep.first_detection.get(target) {
                 self.first_detection_ms.push(at.since(ep.at).as_secs_f64() * 1e3);
             }
         }
-        if std::env::var_os("TESTBED_DEBUG").is_some() { eprintln!("episode {} at {} converged {:?} mismatches {:?}", ep.kind, ep.at, ep.converged_at, self.mismatch.iter().enumerate().filter(|(_, m)| **m > 0).collect::<Vec<_>>()); }
         let converged = ep.converged_at.map(|c| c.since(ep.at).as_secs_f64() * 1e3);
         if ep.kind == "join" {
             self.join_converged_ms = converged;
@@ -159,7 +166,6 @@ impl State {
                 }
             }
         }
-        let _ = next;
     }
 
     fn apply_changes(&mut self, t: SimTime, changes: &[Change], kind: &'static str) {
@@ -176,6 +182,7 @@ impl State {
                                 self.view[i] = UNKNOWN;
                             }
                             self.majority[x] = None;
+                            self.recount(x);
                         }
                     }
                 }
@@ -194,7 +201,7 @@ impl State {
             }
         }
         if kind != "join" {
-            self.close_episode(t);
+            self.close_episode();
             self.episode = Episode {
                 kind,
                 at: t,
@@ -202,11 +209,31 @@ impl State {
                 first_detection: BTreeMap::new(),
                 lost_targets: Vec::new(),
                 minority_pending: BTreeMap::new(),
+                observers_pending: NodeSet::new(),
             };
         }
         let mut lost_targets = NodeSet::new();
-        for x in 0..self.n {
-            for y in 0..self.n {
+        let mut observers = NodeSet::new();
+        let mut already_aware = NodeSet::new();
+        // Cuts change any pair; ups and downs only the rows and columns of the nodes involved.
+        let cuts_changed = changes.iter().any(|c| matches!(c, Change::Cut { .. } | Change::Heal));
+        let mut pairs: Vec<(usize, usize)> = Vec::new();
+        if cuts_changed {
+            pairs.extend((0..self.n).flat_map(|x| (0..self.n).map(move |y| (x, y))));
+        } else {
+            for c in changes {
+                if let Change::Up(v) | Change::Down(v) = c {
+                    for &t in v {
+                        for o in 0..self.n {
+                            pairs.push((t as usize, o));
+                            pairs.push((o, t as usize));
+                        }
+                    }
+                }
+            }
+        }
+        for (x, y) in pairs {
+            {
                 if x == y {
                     continue;
                 }
@@ -214,6 +241,12 @@ impl State {
                 let now = self.reachable(x, y);
                 if now == self.reach[i] {
                     continue;
+                }
+                let seen = self.view[i] == ALIVE;
+                match (seen != self.reach[i], seen != now) {
+                    (true, false) => self.mismatch[x] -= 1,
+                    (false, true) => self.mismatch[x] += 1,
+                    _ => {}
                 }
                 self.reach[i] = now;
                 self.last_change[i] = t;
@@ -225,10 +258,12 @@ impl State {
                     (false, true) => {
                         self.pending[i] = Pending::Detect;
                         lost_targets.insert(y as u32);
+                        observers.insert(x as u32);
                     }
                     (false, false) => {
                         self.detection_ms.push(0.0);
                         lost_targets.insert(y as u32);
+                        already_aware.insert(x as u32);
                     }
                     (true, false) => self.pending[i] = Pending::Recover,
                     (true, true) => {
@@ -240,8 +275,12 @@ impl State {
             }
         }
         self.episode.lost_targets.extend(lost_targets.iter());
-        for x in 0..self.n {
-            self.recount(x);
+        for x in observers.iter() {
+            if already_aware.contains(x) {
+                self.observer_detection_ms.push(0.0);
+            } else if !self.episode.observers_pending.contains(x) {
+                self.episode.observers_pending.insert(x);
+            }
         }
         if kind == "partition" {
             for x in 0..self.n {
@@ -270,6 +309,9 @@ impl State {
                 let state = r.probe.value as u8;
                 let previous = self.view[i];
                 self.view[i] = state;
+                if state == 2 && previous != 2 && self.reach[i] && t.since(self.last_change[i]) >= self.settle {
+                    self.false_deaths += 1;
+                }
                 if previous == ALIVE && state != ALIVE {
                     if self.first_fault.is_none_or(|f| t < f) {
                         self.before_first_fault += 1;
@@ -284,6 +326,9 @@ impl State {
                     (Pending::Detect, false) => {
                         self.pending[i] = Pending::None;
                         self.detection_ms.push(since);
+                        if self.episode.observers_pending.remove(x as u32) {
+                            self.observer_detection_ms.push(since);
+                        }
                         self.episode.first_detection.entry(y as u32).or_insert(t);
                     }
                     (Pending::Recover, true) => {
@@ -307,7 +352,8 @@ impl State {
                 let flag = r.probe.value != 0;
                 self.majority[x] = Some(flag);
                 if !flag && self.episode.minority_pending.remove(&r.node).is_some() {
-                    self.minority_aware_ms.push(t.since(self.episode.at).as_secs_f64() * 1e3);
+                    self.minority_aware_ms
+                        .push(t.since(self.episode.at).as_secs_f64() * 1e3);
                 }
             }
             "refute" => *self.counters.entry("refutations").or_default() += 1,
@@ -323,12 +369,20 @@ impl State {
 fn changes_of(derived: &Derived) -> Vec<(SimTime, Change, &'static str)> {
     let mut out = Vec::new();
     for (i, start) in derived.start_s.iter().enumerate() {
-        out.push((SimTime::from_duration(Duration::from_secs_f64(*start)), Change::Up(vec![i as u32]), "join"));
+        out.push((
+            SimTime::from_duration(Duration::from_secs_f64(*start)),
+            Change::Up(vec![i as u32]),
+            "join",
+        ));
     }
     for fault in &derived.schedule {
         let at = SimTime::from_duration(Duration::from_secs_f64(fault.at_s));
         let change = match &fault.action.0 {
-            Some(FaultAction::Partition { a, b, one_way }) => Change::Cut { a: a.clone(), b: b.clone(), one_way: *one_way },
+            Some(FaultAction::Partition { a, b, one_way }) => Change::Cut {
+                a: a.clone(),
+                b: b.clone(),
+                one_way: *one_way,
+            },
             Some(FaultAction::Heal) => Change::Heal,
             Some(FaultAction::Crash(nodes)) => Change::Down(nodes.iter().collect()),
             Some(FaultAction::Restart(nodes)) => Change::Up(nodes.iter().collect()),
@@ -342,7 +396,7 @@ fn changes_of(derived: &Derived) -> Vec<(SimTime, Change, &'static str)> {
 }
 
 /// Analyses one membership run.
-pub fn analyse(probes: &[ProbeRecord], derived: &Derived, nodes: usize, end: SimTime, settle: Duration) -> Analysis {
+pub fn analyse(probes: &[ProbeRecord], derived: &Derived, nodes: usize, settle: Duration) -> Analysis {
     let changes = changes_of(derived);
     let first_fault = changes.iter().find(|(_, _, k)| *k != "join").map(|(t, _, _)| *t);
     let mut s = State {
@@ -365,6 +419,7 @@ pub fn analyse(probes: &[ProbeRecord], derived: &Derived, nodes: usize, end: Sim
             first_detection: BTreeMap::new(),
             lost_targets: Vec::new(),
             minority_pending: BTreeMap::new(),
+            observers_pending: NodeSet::new(),
         },
         detection_ms: Vec::new(),
         first_detection_ms: Vec::new(),
@@ -374,6 +429,9 @@ pub fn analyse(probes: &[ProbeRecord], derived: &Derived, nodes: usize, end: Sim
         converged_ms: Vec::new(),
         join_converged_ms: None,
         false_suspicions: 0,
+        false_deaths: 0,
+        observer_detection_ms: Vec::new(),
+        observers_undetected: 0,
         before_first_fault: 0,
         minority_aware_ms: Vec::new(),
         minority_unaware: 0,
@@ -402,7 +460,7 @@ pub fn analyse(probes: &[ProbeRecord], derived: &Derived, nodes: usize, end: Sim
         next_change += 1;
         s.apply_changes(t, &[change], kind);
     }
-    s.close_episode(end);
+    s.close_episode();
 
     let mut m = BTreeMap::new();
     let mut put = |k: &str, v: Option<f64>| {
@@ -411,32 +469,65 @@ pub fn analyse(probes: &[ProbeRecord], derived: &Derived, nodes: usize, end: Sim
     let undetected = s.undetected;
     put("detection_ms_p50", percentile(&mut s.detection_ms, 50.0));
     put("detection_ms_p99", percentile(&mut s.detection_ms, 99.0));
-    put("detection_ms_max", if undetected > 0 { None } else { percentile(&mut s.detection_ms, 100.0) });
+    put(
+        "detection_ms_max",
+        if undetected > 0 {
+            None
+        } else {
+            percentile(&mut s.detection_ms, 100.0)
+        },
+    );
     put("first_detection_ms_p99", percentile(&mut s.first_detection_ms, 99.0));
     put("first_detection_ms_max", percentile(&mut s.first_detection_ms, 100.0));
     put("undetected_pairs", Some(undetected as f64));
     put("recovery_ms_p99", percentile(&mut s.recovery_ms, 99.0));
-    put("recovery_ms_max", if s.unrecovered > 0 { None } else { percentile(&mut s.recovery_ms, 100.0) });
+    put(
+        "recovery_ms_max",
+        if s.unrecovered > 0 {
+            None
+        } else {
+            percentile(&mut s.recovery_ms, 100.0)
+        },
+    );
     put("unrecovered_pairs", Some(s.unrecovered as f64));
     let converged_max = if s.converged_ms.iter().any(Option::is_none) {
         None
     } else {
-        s.converged_ms.iter().flatten().copied().fold(None, |acc: Option<f64>, v| Some(acc.map_or(v, |a| a.max(v))))
+        s.converged_ms
+            .iter()
+            .flatten()
+            .copied()
+            .fold(None, |acc: Option<f64>, v| Some(acc.map_or(v, |a| a.max(v))))
     };
     put("converged_ms_max", converged_max);
     put("join_converged_ms", s.join_converged_ms);
     put("false_suspicions", Some(s.false_suspicions as f64));
+    put("false_deaths", Some(s.false_deaths as f64));
+    let observer_p99 = percentile(&mut s.observer_detection_ms, 99.0);
+    put(
+        "observer_detection_ms_p99",
+        if s.observers_undetected > 0 { None } else { observer_p99 },
+    );
     let pairs = (nodes * nodes.saturating_sub(1)).max(1) as f64;
     let falsely = s.falsely_suspected.iter().filter(|b| **b).count() as f64;
     put("false_suspicion_pairs_pct", Some(100.0 * falsely / pairs));
     put("suspicions_before_first_fault", Some(s.before_first_fault as f64));
     let minority_aware = percentile(&mut s.minority_aware_ms, 99.0);
-    put("minority_aware_ms_p99", if s.minority_unaware > 0 { None } else { minority_aware });
+    put(
+        "minority_aware_ms_p99",
+        if s.minority_unaware > 0 { None } else { minority_aware },
+    );
     put(
         "majority_correct_pct",
         (s.majority_checks > 0).then(|| 100.0 * s.majority_right as f64 / s.majority_checks as f64),
     );
-    for name in ["refutations", "join_refused", "send_errors", "malformed_datagrams", "storage_errors"] {
+    for name in [
+        "refutations",
+        "join_refused",
+        "send_errors",
+        "malformed_datagrams",
+        "storage_errors",
+    ] {
         put(name, Some(*s.counters.get(name).unwrap_or(&0) as f64));
     }
     Analysis { metrics: m }

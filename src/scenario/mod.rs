@@ -14,8 +14,8 @@ use simulator::{Latency, LinkModel, StorageFaults};
 use toml::Spanned;
 
 use crate::assertion::Assertion;
-pub use units::Selection;
 use raw::{RawLatency, RawScenario, RawSelection, RawWorkload};
+pub use units::Selection;
 use units::{parse_duration, parse_signed_nanos};
 
 /// A scenario file that could not be used: where, and what is wrong.
@@ -234,8 +234,11 @@ pub struct Scenario {
 /// Reads and validates the scenario at `path`.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     let display = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ScenarioError { path: display.clone(), line: 0, message: format!("cannot read: {e}") })?;
+    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        path: display.clone(),
+        line: 0,
+        message: format!("cannot read: {e}"),
+    })?;
     parse(&display, &text)
 }
 
@@ -244,7 +247,11 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, ScenarioError> {
     let ctx = Ctx { path, text };
     let raw: RawScenario = toml::from_str(text).map_err(|e| {
         let line = e.span().map_or(1, |s| ctx.line(s.start));
-        ScenarioError { path: path.to_string(), line, message: e.message().trim().to_string() }
+        ScenarioError {
+            path: path.to_string(),
+            line,
+            message: e.message().trim().to_string(),
+        }
     })?;
     ctx.validate(raw)
 }
@@ -256,11 +263,19 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn line(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+        self.text[..offset.min(self.text.len())]
+            .bytes()
+            .filter(|b| *b == b'\n')
+            .count()
+            + 1
     }
 
     fn err(&self, span: Range<usize>, message: impl Into<String>) -> ScenarioError {
-        ScenarioError { path: self.path.to_string(), line: self.line(span.start), message: message.into() }
+        ScenarioError {
+            path: self.path.to_string(),
+            line: self.line(span.start),
+            message: message.into(),
+        }
     }
 
     fn duration(&self, s: &Spanned<String>, what: &str) -> Result<Duration, ScenarioError> {
@@ -275,7 +290,10 @@ impl Ctx<'_> {
         match p {
             None => Ok(0.0),
             Some(p) if (0.0..=1.0).contains(p.get_ref()) => Ok(*p.get_ref()),
-            Some(p) => Err(self.err(p.span(), format!("{what} must be a probability in [0, 1], not {}", p.get_ref()))),
+            Some(p) => Err(self.err(
+                p.span(),
+                format!("{what} must be a probability in [0, 1], not {}", p.get_ref()),
+            )),
         }
     }
 
@@ -284,7 +302,10 @@ impl Ctx<'_> {
             "ipv6" => Ok(Family::Ipv6),
             "ipv4" => Ok(Family::Ipv4),
             "dual" => Ok(Family::Dual),
-            other => Err(self.err(s.span(), format!("unknown address family {other:?} (use \"ipv6\", \"ipv4\" or \"dual\")"))),
+            other => Err(self.err(
+                s.span(),
+                format!("unknown address family {other:?} (use \"ipv6\", \"ipv4\" or \"dual\")"),
+            )),
         }
     }
 
@@ -311,13 +332,29 @@ impl Ctx<'_> {
                 format!("node count {count} is outside 1..={}", crate::limits::NODES_MAX),
             ));
         }
-        let family = raw.nodes.family.as_ref().map(|f| self.family(f)).transpose()?.unwrap_or(Family::Ipv6);
-        let mut nodes = vec![NodePlan { family, clock_offset_ns: None, drift_ppm: None }; count as usize];
+        let family = raw
+            .nodes
+            .family
+            .as_ref()
+            .map(|f| self.family(f))
+            .transpose()?
+            .unwrap_or(Family::Ipv6);
+        let mut nodes = vec![
+            NodePlan {
+                family,
+                clock_offset_ns: None,
+                drift_ppm: None
+            };
+            count as usize
+        ];
         for group in &raw.nodes.groups {
             let g = group.get_ref();
             let selection = self.selection(&g.nodes, count)?;
             if let Selection::Random(_) = selection {
-                return Err(self.err(g.nodes.span(), "a node group must name its nodes, not draw them at random"));
+                return Err(self.err(
+                    g.nodes.span(),
+                    "a node group must name its nodes, not draw them at random",
+                ));
             }
             let family = g.family.as_ref().map(|f| self.family(f)).transpose()?;
             let offset = g
@@ -339,7 +376,9 @@ impl Ctx<'_> {
             }
         }
         let clock = ClockPlan {
-            offset_max: self.opt_duration(&raw.clock.offset_max, "clock.offset_max")?.unwrap_or_default(),
+            offset_max: self
+                .opt_duration(&raw.clock.offset_max, "clock.offset_max")?
+                .unwrap_or_default(),
             drift_ppm_max: match &raw.clock.drift_ppm_max {
                 Some(d) if !(0.0..=1000.0).contains(d.get_ref()) => {
                     return Err(self.err(d.span(), "clock.drift_ppm_max must be in [0, 1000]"));
@@ -350,7 +389,10 @@ impl Ctx<'_> {
             ntp_interval: self.opt_duration(&raw.clock.ntp_interval, "clock.ntp_interval")?,
         };
         if clock.ntp_interval.is_some_and(|i| i.is_zero()) {
-            return Err(self.err(raw.clock.ntp_interval.as_ref().expect("set").span(), "clock.ntp_interval must be greater than zero"));
+            return Err(self.err(
+                raw.clock.ntp_interval.as_ref().expect("set").span(),
+                "clock.ntp_interval must be greater than zero",
+            ));
         }
         let link = self.link(&raw.network)?;
         let storage = StorageFaults {
@@ -370,7 +412,9 @@ impl Ctx<'_> {
             asserts.push(assertion);
         }
         let name = raw.name.clone().unwrap_or_else(|| {
-            Path::new(self.path).file_stem().map_or_else(|| self.path.to_string(), |s| s.to_string_lossy().into_owned())
+            Path::new(self.path)
+                .file_stem()
+                .map_or_else(|| self.path.to_string(), |s| s.to_string_lossy().into_owned())
         });
         Ok(Scenario {
             name,
@@ -416,7 +460,9 @@ impl Ctx<'_> {
     fn latency(&self, l: &Spanned<RawLatency>) -> Result<Latency, ScenarioError> {
         let span = l.span();
         let d = |field: &Option<String>, name: &str| -> Result<Duration, ScenarioError> {
-            let text = field.as_ref().ok_or_else(|| self.err(span.clone(), format!("latency needs `{name}`")))?;
+            let text = field
+                .as_ref()
+                .ok_or_else(|| self.err(span.clone(), format!("latency needs `{name}`")))?;
             parse_duration(text).map_err(|m| self.err(span.clone(), format!("latency {name}: {m}")))
         };
         match l.get_ref() {
@@ -425,14 +471,25 @@ impl Ctx<'_> {
                 .map_err(|m| self.err(span.clone(), format!("latency: {m}"))),
             RawLatency::Table(t) => match t.kind.as_str() {
                 "constant" => Ok(Latency::Constant(d(&t.value, "value")?)),
-                "uniform" => Ok(Latency::Uniform { min: d(&t.min, "min")?, max: d(&t.max, "max")? }),
-                "normal" => Ok(Latency::Normal { mean: d(&t.mean, "mean")?, stddev: d(&t.stddev, "stddev")? }),
+                "uniform" => Ok(Latency::Uniform {
+                    min: d(&t.min, "min")?,
+                    max: d(&t.max, "max")?,
+                }),
+                "normal" => Ok(Latency::Normal {
+                    mean: d(&t.mean, "mean")?,
+                    stddev: d(&t.stddev, "stddev")?,
+                }),
                 "pareto" => {
-                    let shape = t.shape.ok_or_else(|| self.err(span.clone(), "pareto latency needs `shape`"))?;
+                    let shape = t
+                        .shape
+                        .ok_or_else(|| self.err(span.clone(), "pareto latency needs `shape`"))?;
                     if !(shape > 0.0 && shape.is_finite()) {
                         return Err(self.err(span.clone(), "pareto shape must be a positive number"));
                     }
-                    Ok(Latency::Pareto { min: d(&t.min, "min")?, shape })
+                    Ok(Latency::Pareto {
+                        min: d(&t.min, "min")?,
+                        shape,
+                    })
                 }
                 other => Err(self.err(
                     span.clone(),
@@ -445,7 +502,10 @@ impl Ctx<'_> {
     fn workload(&self, w: &Spanned<RawWorkload>, count: u32) -> Result<MembershipPlan, ScenarioError> {
         let raw = w.get_ref();
         if raw.kind.get_ref() != "membership" {
-            return Err(self.err(raw.kind.span(), format!("unknown workload kind {:?} (known: \"membership\")", raw.kind.get_ref())));
+            return Err(self.err(
+                raw.kind.span(),
+                format!("unknown workload kind {:?} (known: \"membership\")", raw.kind.get_ref()),
+            ));
         }
         let seeds = match &raw.seeds {
             Some(s) if *s.get_ref() == 0 || *s.get_ref() > count => {
@@ -464,13 +524,18 @@ impl Ctx<'_> {
         let positive = |v: &Option<Spanned<String>>, name: &str| -> Result<Option<Duration>, ScenarioError> {
             let d = self.opt_duration(v, &format!("workload.{name}"))?;
             if d.is_some_and(|d| d.is_zero()) {
-                return Err(self.err(v.as_ref().expect("set").span(), format!("workload.{name} must be greater than zero")));
+                return Err(self.err(
+                    v.as_ref().expect("set").span(),
+                    format!("workload.{name} must be greater than zero"),
+                ));
             }
             Ok(d)
         };
         Ok(MembershipPlan {
             seeds,
-            start_spread: self.opt_duration(&raw.start_spread, "workload.start_spread")?.unwrap_or_default(),
+            start_spread: self
+                .opt_duration(&raw.start_spread, "workload.start_spread")?
+                .unwrap_or_default(),
             probe_interval: positive(&raw.probe_interval, "probe_interval")?,
             latency_tolerance: positive(&raw.latency_tolerance, "latency_tolerance")?,
             probe_margin: self.opt_duration(&raw.probe_margin, "workload.probe_margin")?,
@@ -482,7 +547,9 @@ impl Ctx<'_> {
             gossip_interval: positive(&raw.gossip_interval, "gossip_interval")?,
             gossip_fanout: nonzero(&raw.gossip_fanout, "gossip_fanout")?,
             push_pull_interval: positive(&raw.push_pull_interval, "push_pull_interval")?,
-            settle: self.opt_duration(&raw.settle, "workload.settle")?.unwrap_or(Duration::from_secs(10)),
+            settle: self
+                .opt_duration(&raw.settle, "workload.settle")?
+                .unwrap_or(Duration::from_secs(10)),
         })
     }
 
@@ -490,15 +557,24 @@ impl Ctx<'_> {
         let raw = f.get_ref();
         let at = self.duration(&raw.at, "fault time")?;
         if at > run {
-            return Err(self.err(raw.at.span(), format!("fault at {at:?} is after the end of the run ({run:?})")));
+            return Err(self.err(
+                raw.at.span(),
+                format!("fault at {at:?} is after the end of the run ({run:?})"),
+            ));
         }
         let kind_name = raw.kind.get_ref().as_str();
         let need_nodes = || -> Result<Selection, ScenarioError> {
-            let n = raw.nodes.as_ref().ok_or_else(|| self.err(f.span(), format!("fault `{kind_name}` needs `nodes`")))?;
+            let n = raw
+                .nodes
+                .as_ref()
+                .ok_or_else(|| self.err(f.span(), format!("fault `{kind_name}` needs `nodes`")))?;
             self.selection(n, count)
         };
         let need_duration = || -> Result<Duration, ScenarioError> {
-            let d = raw.duration.as_ref().ok_or_else(|| self.err(f.span(), format!("fault `{kind_name}` needs `duration`")))?;
+            let d = raw
+                .duration
+                .as_ref()
+                .ok_or_else(|| self.err(f.span(), format!("fault `{kind_name}` needs `duration`")))?;
             self.duration(d, "duration")
         };
         let kind = match kind_name {
@@ -570,10 +646,15 @@ impl Ctx<'_> {
         let counts = |v: &Option<Spanned<[u32; 2]>>, name: &str| -> Result<(u32, u32), ScenarioError> {
             match v {
                 None => Ok((0, 0)),
-                Some(v) if v.get_ref()[0] > v.get_ref()[1] => Err(self.err(v.span(), format!("swarm.{name}: the range is reversed"))),
+                Some(v) if v.get_ref()[0] > v.get_ref()[1] => {
+                    Err(self.err(v.span(), format!("swarm.{name}: the range is reversed")))
+                }
                 Some(v) if v.get_ref()[1] > crate::limits::SWARM_FAULTS_MAX => Err(self.err(
                     v.span(),
-                    format!("swarm.{name}: at most {} faults of a kind", crate::limits::SWARM_FAULTS_MAX),
+                    format!(
+                        "swarm.{name}: at most {} faults of a kind",
+                        crate::limits::SWARM_FAULTS_MAX
+                    ),
                 )),
                 Some(v) => Ok((v.get_ref()[0], v.get_ref()[1])),
             }
@@ -593,7 +674,11 @@ impl Ctx<'_> {
                 .unwrap_or(Duration::from_secs(10)),
             loss_bursts: counts(&raw.loss_bursts, "loss_bursts")?,
             loss: match &raw.loss {
-                Some(l) if !(0.0..=1.0).contains(&l.get_ref()[0]) || !(0.0..=1.0).contains(&l.get_ref()[1]) || l.get_ref()[0] > l.get_ref()[1] => {
+                Some(l)
+                    if !(0.0..=1.0).contains(&l.get_ref()[0])
+                        || !(0.0..=1.0).contains(&l.get_ref()[1])
+                        || l.get_ref()[0] > l.get_ref()[1] =>
+                {
                     return Err(self.err(l.span(), "swarm.loss must be an ordered pair of probabilities"));
                 }
                 Some(l) => (l.get_ref()[0], l.get_ref()[1]),
@@ -640,7 +725,11 @@ kind = "membership"
         let text = format!("{MINIMAL}\n[[fault]]\nat = \"1s\"\nkind = \"partiton\"\n");
         let e = parse("scenarios/x.toml", &text).unwrap_err();
         assert_eq!(e.line, 10);
-        assert!(e.to_string().starts_with("scenarios/x.toml:10: unknown fault kind \"partiton\""), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("scenarios/x.toml:10: unknown fault kind \"partiton\""),
+            "{e}"
+        );
     }
 
     #[test]

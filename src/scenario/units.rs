@@ -18,7 +18,9 @@ pub fn parse_signed_nanos(text: &str) -> Result<i64, String> {
         Some(rest) => (true, rest),
         None => (false, t.strip_prefix('+').unwrap_or(t)),
     };
-    let split = body.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(body.len());
+    let split = body
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(body.len());
     let (number, unit) = body.split_at(split);
     let scale: f64 = match unit {
         "ns" => 1.0,
@@ -29,14 +31,24 @@ pub fn parse_signed_nanos(text: &str) -> Result<i64, String> {
         "h" => 3600e9,
         "d" => 86_400e9,
         "" => return Err(format!("duration {text:?} has no unit (use ns, us, ms, s, m, h or d)")),
-        other => return Err(format!("duration {text:?} has unknown unit {other:?} (use ns, us, ms, s, m, h or d)")),
+        other => {
+            return Err(format!(
+                "duration {text:?} has unknown unit {other:?} (use ns, us, ms, s, m, h or d)"
+            ))
+        }
     };
-    let value: f64 = number.parse().map_err(|_| format!("duration {text:?} does not start with a number"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("duration {text:?} does not start with a number"))?;
     let nanos = value * scale;
     if !nanos.is_finite() || nanos > 1e18 {
         return Err(format!("duration {text:?} is too large"));
     }
-    Ok(if negative { -(nanos.round() as i64) } else { nanos.round() as i64 })
+    Ok(if negative {
+        -(nanos.round() as i64)
+    } else {
+        nanos.round() as i64
+    })
 }
 
 /// Which nodes a fault or group applies to.
@@ -60,17 +72,28 @@ impl Selection {
         let selection = if t == "all" {
             Selection::All
         } else if let Some(n) = t.strip_prefix("random") {
-            let count: u32 = n.trim().parse().map_err(|_| format!("{text:?}: expected \"random N\""))?;
+            let count: u32 = n
+                .trim()
+                .parse()
+                .map_err(|_| format!("{text:?}: expected \"random N\""))?;
             Selection::Random(count)
         } else if let Some((a, b)) = t.split_once("..") {
-            let start: u32 = a.trim().parse().map_err(|_| format!("{text:?}: expected a range \"A..B\""))?;
-            let end: u32 = b.trim().parse().map_err(|_| format!("{text:?}: expected a range \"A..B\""))?;
+            let start: u32 = a
+                .trim()
+                .parse()
+                .map_err(|_| format!("{text:?}: expected a range \"A..B\""))?;
+            let end: u32 = b
+                .trim()
+                .parse()
+                .map_err(|_| format!("{text:?}: expected a range \"A..B\""))?;
             if start >= end {
                 return Err(format!("range {text:?} is empty"));
             }
             Selection::Range(start, end)
         } else {
-            return Err(format!("node selection {text:?}: use \"all\", \"A..B\", \"random N\" or a list of indices"));
+            return Err(format!(
+                "node selection {text:?}: use \"all\", \"A..B\", \"random N\" or a list of indices"
+            ));
         };
         selection.check(node_count)?;
         Ok(selection)
@@ -81,7 +104,9 @@ impl Selection {
         match self {
             Selection::All => Ok(()),
             Selection::List(list) => match list.iter().find(|i| **i >= node_count) {
-                Some(i) => Err(format!("node {i} does not exist (there are {node_count} nodes, 0..{node_count})")),
+                Some(i) => Err(format!(
+                    "node {i} does not exist (there are {node_count} nodes, 0..{node_count})"
+                )),
                 None if list.is_empty() => Err("empty node list".to_string()),
                 None => Ok(()),
             },

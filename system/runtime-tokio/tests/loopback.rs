@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use runtime::{
-    Actor, AddressFamily, Datagrams, Duration as RtDuration, Env, Instant, Probe, SendError,
-    Storage, TimerToken,
+    Actor, AddressFamily, Datagrams, Duration as RtDuration, Env, Instant, Probe, SendError, Storage, TimerToken,
 };
 use runtime_tokio::{run_node, BackendError, LocalCluster, NodeSpec, ProbeRecord, RealEnv};
 use tokio::sync::{mpsc, watch};
@@ -22,10 +21,7 @@ impl TestDir {
     fn new(label: &str) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!(
-            "runtime-tokio-it-{label}-{}-{n}",
-            std::process::id()
-        ));
+        let path = std::env::temp_dir().join(format!("runtime-tokio-it-{label}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         TestDir(path)
     }
@@ -69,8 +65,7 @@ impl Pinger {
     fn ping_all(&mut self, env: &mut dyn Env) {
         for (i, peer) in self.peers.iter().enumerate() {
             if !self.answered.contains(&i) {
-                env.send_to(*peer, Bytes::from(format!("ping {i}")))
-                    .unwrap();
+                env.send_to(*peer, Bytes::from(format!("ping {i}"))).unwrap();
             }
         }
         env.set_timer(env.now() + RtDuration::from_millis(100), Self::RESEND);
@@ -84,10 +79,7 @@ impl Actor for Pinger {
 
     fn on_datagram(&mut self, env: &mut dyn Env, from: SocketAddr, payload: Bytes) {
         let text = String::from_utf8_lossy(&payload);
-        let Some(i) = text
-            .strip_prefix("pong ")
-            .and_then(|i| i.parse::<usize>().ok())
-        else {
+        let Some(i) = text.strip_prefix("pong ").and_then(|i| i.parse::<usize>().ok()) else {
             return;
         };
         if self.answered.insert(i) {
@@ -151,11 +143,7 @@ fn echo_pair_over_real_ipv6_sockets() {
         assert_eq!(node_addrs[0].ip(), addr("[::1]:0").ip());
         assert_ne!(node_addrs[0].port(), 0, "the OS-chosen port is reported");
     }
-    let echo = outcome
-        .probes
-        .iter()
-        .find(|r| r.probe.name == "echo")
-        .unwrap();
+    let echo = outcome.probes.iter().find(|r| r.probe.name == "echo").unwrap();
     assert_eq!(
         (echo.node, echo.probe.value),
         (0, 1),
@@ -199,14 +187,8 @@ fn a_dual_stack_node_reaches_each_peer_over_its_family() {
     assert_eq!(AddressFamily::of(&outcome.addrs[0][0]), AddressFamily::V6);
     assert_eq!(AddressFamily::of(&outcome.addrs[0][1]), AddressFamily::V4);
     // The IPv6-only peer heard from node 0's IPv6 socket, the IPv4 one from its IPv4 socket.
-    assert!(outcome
-        .probes
-        .iter()
-        .any(|r| r.node == 1 && r.probe.value == 1));
-    assert!(outcome
-        .probes
-        .iter()
-        .any(|r| r.node == 2 && r.probe.value == 0));
+    assert!(outcome.probes.iter().any(|r| r.node == 1 && r.probe.value == 1));
+    assert!(outcome.probes.iter().any(|r| r.node == 2 && r.probe.value == 0));
 }
 
 /// Records timers as they fire; the first one also sets a past-due timer.
@@ -252,11 +234,7 @@ fn timers_fire_in_time_then_insertion_order_and_never_early() {
     let dir = TestDir::new("timers");
     let outcome = LocalCluster::run(
         vec![v6_spec(&dir, 0)],
-        |_, _| {
-            Box::new(TimerOrder {
-                deadlines: Vec::new(),
-            })
-        },
+        |_, _| Box::new(TimerOrder { deadlines: Vec::new() }),
         TIMEOUT,
         |probes| count(probes, "timer") == 5,
     )
@@ -268,10 +246,7 @@ fn timers_fire_in_time_then_insertion_order_and_never_early() {
         vec![0, 10, 1, 2, 3],
         "a past timer fires right after the call that set it"
     );
-    assert!(
-        outcome.probes.iter().all(|r| r.probe.value == 1),
-        "a timer fired early"
-    );
+    assert!(outcome.probes.iter().all(|r| r.probe.value == 1), "a timer fired early");
     assert!(outcome.probes.windows(2).all(|w| w[0].at <= w[1].at));
     assert_eq!(outcome.stats[0].timers_fired, 5);
 }
@@ -315,8 +290,7 @@ fn an_ipv6_only_node_cannot_send_to_ipv4() {
             env.send_to(addr("[::1]:9"), huge),
             Err(SendError::TooLarge { .. })
         ));
-        env.send_to(addr("[::1]:9"), Bytes::from_static(b"fine"))
-            .unwrap();
+        env.send_to(addr("[::1]:9"), Bytes::from_static(b"fine")).unwrap();
     });
 }
 
@@ -350,18 +324,12 @@ fn storage_through_the_env() {
         env.write_at("log", 4, b"tail").unwrap();
         env.sync("log").unwrap();
         assert_eq!(env.read_all("log").unwrap(), b"\0\0\0\0tail");
-        assert_eq!(
-            env.list().unwrap(),
-            vec!["incarnation".to_string(), "log".to_string()]
-        );
+        assert_eq!(env.list().unwrap(), vec!["incarnation".to_string(), "log".to_string()]);
         assert!(matches!(
             env.write_at("../x", 0, b""),
             Err(runtime::StorageError::InvalidName { .. })
         ));
-        assert_eq!(
-            std::fs::read(dir.node(0).join("incarnation")).unwrap(),
-            b"3"
-        );
+        assert_eq!(std::fs::read(dir.node(0).join("incarnation")).unwrap(), b"3");
     });
 }
 
@@ -381,10 +349,7 @@ fn bind_errors_name_the_address() {
             Err(BackendError::Bind { addr, .. }) if addr == mapped
         ));
         assert!(matches!(
-            RealEnv::bind(
-                3,
-                &NodeSpec::new(vec![addr("[::1]:0"), addr("[::1]:0")], dir.node(3))
-            ),
+            RealEnv::bind(3, &NodeSpec::new(vec![addr("[::1]:0"), addr("[::1]:0")], dir.node(3))),
             Err(BackendError::DuplicateFamily {
                 family: AddressFamily::V6,
                 ..
@@ -404,8 +369,7 @@ fn storage_dir_errors_name_the_path() {
     let file = dir.path().join("file");
     std::fs::write(&file, b"").unwrap();
     let bad = file.join("node");
-    let error =
-        in_runtime(|| RealEnv::bind(0, &NodeSpec::new(vec![addr("[::1]:0")], &bad)).unwrap_err());
+    let error = in_runtime(|| RealEnv::bind(0, &NodeSpec::new(vec![addr("[::1]:0")], &bad)).unwrap_err());
     assert!(
         matches!(&error, BackendError::StorageDir { path, .. } if *path == bad),
         "{error:?}"
@@ -548,20 +512,12 @@ fn a_datagram_flood_does_not_starve_timers() {
     let dir = TestDir::new("flood");
     let outcome = LocalCluster::run(
         vec![v6_spec(&dir, 0)],
-        |_, _| {
-            Box::new(Busy {
-                flood: true,
-                storm: 0,
-            })
-        },
+        |_, _| Box::new(Busy { flood: true, storm: 0 }),
         TIMEOUT,
         |probes| count(probes, "timer") == 1,
     )
     .unwrap();
-    assert!(
-        !outcome.timed_out,
-        "the timer never fired under a datagram flood"
-    );
+    assert!(!outcome.timed_out, "the timer never fired under a datagram flood");
     assert!(
         outcome.stats[0].datagrams_received > 16,
         "the flood did not flow: {:?}",
@@ -576,10 +532,7 @@ fn a_stream_of_due_timers_does_not_starve_datagrams() {
         vec![v6_spec(&dir, 0), v6_spec(&dir, 1)],
         |node, addrs| -> Box<dyn Actor + Send> {
             if node == 0 {
-                Box::new(Busy {
-                    flood: false,
-                    storm: 0,
-                })
+                Box::new(Busy { flood: false, storm: 0 })
             } else {
                 Box::new(Pinger {
                     peers: vec![addrs[0][0]],
@@ -592,9 +545,6 @@ fn a_stream_of_due_timers_does_not_starve_datagrams() {
         |probes| count(probes, "datagram") >= 1 && count(probes, "storming") == 1,
     )
     .unwrap();
-    assert!(
-        !outcome.timed_out,
-        "no datagram got through a stream of due timers"
-    );
+    assert!(!outcome.timed_out, "no datagram got through a stream of due timers");
     assert!(outcome.stats[0].timers_fired >= 100);
 }

@@ -33,7 +33,9 @@ pub fn validate_file_name(name: &str) -> Result<(), StorageError> {
     let ok = !name.is_empty()
         && name.len() <= FILE_NAME_BYTES_MAX
         && !name.starts_with('.')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {

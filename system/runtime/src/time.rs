@@ -100,7 +100,10 @@ mod tests {
         let b = Instant::from_nanos(25);
         assert_eq!(b - a, Duration::from_nanos(15));
         assert_eq!(a - b, Duration::ZERO);
-        assert_eq!(Instant::from_nanos(u64::MAX - 1) + Duration::from_secs(1), Instant::from_nanos(u64::MAX));
+        assert_eq!(
+            Instant::from_nanos(u64::MAX - 1) + Duration::from_secs(1),
+            Instant::from_nanos(u64::MAX)
+        );
     }
 
     #[test]

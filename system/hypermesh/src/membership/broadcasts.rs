@@ -1,55 +1,87 @@
 //! The dissemination queue: updates waiting to be piggybacked, least-sent first, each sent a
 //! bounded number of times. A newer update about a member replaces the older one.
+//!
+//! Updates sit in buckets by how often they were sent; taking one moves it to the next bucket.
+//! A replaced update is left in its bucket and skipped when reached (its generation is stale),
+//! so every operation is O(1) amortised: this queue runs on every datagram sent.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::VecDeque;
 
+use super::members::IdMap;
 use super::wire::{NodeId, Update};
 
 #[derive(Clone, Debug)]
 struct Pending {
     update: Update,
     transmits: u32,
-    order: u64,
+    generation: u64,
 }
 
 /// Updates waiting to be gossiped.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Broadcasts {
-    by_node: BTreeMap<NodeId, Pending>,
-    /// (transmits, newest first, node): the order in which updates are picked.
-    queue: BTreeSet<(u32, u64, NodeId)>,
-    next_order: u64,
+    by_node: IdMap<Pending>,
+    /// `buckets[k]`: (member, generation) of updates sent `k` times, newest first.
+    buckets: Vec<VecDeque<(NodeId, u64)>>,
+    next_generation: u64,
 }
 
 impl Broadcasts {
     /// Queues `update`, replacing any pending update about the same member.
     pub(crate) fn push(&mut self, update: Update) {
-        if let Some(old) = self.by_node.remove(&update.node) {
-            self.queue.remove(&(old.transmits, old.order, update.node));
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        self.by_node.insert(
+            update.node,
+            Pending {
+                update,
+                transmits: 0,
+                generation,
+            },
+        );
+        if self.buckets.is_empty() {
+            self.buckets.push(VecDeque::new());
         }
-        // Newest first among equals: orders count down.
-        self.next_order += 1;
-        let order = u64::MAX - self.next_order;
-        self.queue.insert((0, order, update.node));
-        self.by_node.insert(update.node, Pending { update, transmits: 0, order });
+        self.buckets[0].push_front((update.node, generation));
     }
 
     /// Up to `max` updates to piggyback now; each counts as sent once more and is dropped after
     /// `transmit_limit` sends.
     pub(crate) fn take(&mut self, max: usize, transmit_limit: u32) -> Vec<Update> {
-        let picked: Vec<(u32, u64, NodeId)> = self.queue.iter().take(max).copied().collect();
-        let mut out = Vec::with_capacity(picked.len());
-        for key in picked {
-            self.queue.remove(&key);
-            let (transmits, order, node) = key;
-            let pending = self.by_node.get_mut(&node).expect("queue and map agree");
-            out.push(pending.update);
-            pending.transmits = transmits + 1;
-            if pending.transmits >= transmit_limit {
-                self.by_node.remove(&node);
-            } else {
-                self.queue.insert((transmits + 1, order, node));
+        let mut out = Vec::with_capacity(max.min(self.by_node.len()));
+        let mut promoted: Vec<(usize, NodeId, u64)> = Vec::new();
+        for bucket in 0..self.buckets.len() {
+            while out.len() < max {
+                let Some((node, generation)) = self.buckets[bucket].pop_front() else {
+                    break;
+                };
+                let Some(pending) = self.by_node.get_mut(&node) else {
+                    continue;
+                };
+                if pending.generation != generation {
+                    continue;
+                }
+                out.push(pending.update);
+                pending.transmits += 1;
+                if pending.transmits >= transmit_limit {
+                    self.by_node.remove(&node);
+                } else {
+                    promoted.push((bucket + 1, node, generation));
+                }
             }
+            if out.len() >= max {
+                break;
+            }
+        }
+        // Promoted after the walk, so one message never carries the same update twice.
+        for (bucket, node, generation) in promoted {
+            if self.buckets.len() <= bucket {
+                self.buckets.resize_with(bucket + 1, VecDeque::new);
+            }
+            self.buckets[bucket].push_back((node, generation));
+        }
+        if self.by_node.is_empty() {
+            self.buckets.iter_mut().for_each(VecDeque::clear);
         }
         out
     }
@@ -66,7 +98,11 @@ mod tests {
     use crate::membership::wire::Claim;
 
     fn suspect(node: u64, inc: u64) -> Update {
-        Update { node: NodeId(node), incarnation: inc, claim: Claim::Suspect { by: NodeId(0) } }
+        Update {
+            node: NodeId(node),
+            incarnation: inc,
+            claim: Claim::Suspect { by: NodeId(0) },
+        }
     }
 
     #[test]
@@ -81,10 +117,18 @@ mod tests {
     }
 
     #[test]
+    fn one_message_never_carries_an_update_twice() {
+        let mut b = Broadcasts::default();
+        b.push(suspect(1, 0));
+        assert_eq!(b.take(10, 5), vec![suspect(1, 0)]);
+    }
+
+    #[test]
     fn newer_news_about_a_member_replaces_older() {
         let mut b = Broadcasts::default();
         b.push(suspect(1, 0));
         b.push(suspect(1, 3));
         assert_eq!(b.take(10, 1), vec![suspect(1, 3)]);
+        assert!(b.is_empty());
     }
 }

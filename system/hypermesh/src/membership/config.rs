@@ -97,14 +97,21 @@ impl MembershipConfig {
         ];
         for (name, value) in positive {
             if value.is_zero() {
-                return Err(ConfigError { setting: name, problem: "must be greater than zero".into() });
+                return Err(ConfigError {
+                    setting: name,
+                    problem: "must be greater than zero".into(),
+                });
             }
         }
         let min_datagram = HEADER_AND_BODY_BYTES_MAX + UPDATE_BYTES_MAX.max(RECORD_BYTES_MAX);
         if self.datagram_bytes_max < min_datagram || self.datagram_bytes_max > runtime::MAX_DATAGRAM_BYTES {
             return Err(ConfigError {
                 setting: "datagram_bytes_max",
-                problem: format!("{} is outside {min_datagram}..={}", self.datagram_bytes_max, runtime::MAX_DATAGRAM_BYTES),
+                problem: format!(
+                    "{} is outside {min_datagram}..={}",
+                    self.datagram_bytes_max,
+                    runtime::MAX_DATAGRAM_BYTES
+                ),
             });
         }
         let counts = [
@@ -118,7 +125,10 @@ impl MembershipConfig {
         ];
         for (name, value) in counts {
             if value == 0 {
-                return Err(ConfigError { setting: name, problem: "must be at least 1".into() });
+                return Err(ConfigError {
+                    setting: name,
+                    problem: "must be at least 1".into(),
+                });
             }
         }
         Ok(())

@@ -1,7 +1,8 @@
 //! The member table: what this node believes about every other member, and the order in which it
 //! probes them.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 
 use runtime::{shuffle, Entropy};
@@ -48,13 +49,38 @@ pub(crate) struct Member {
     pub(crate) addr: SocketAddr,
     pub(crate) incarnation: u64,
     pub(crate) state: MemberState,
-    pub(crate) suspicion: Option<Suspicion>,
+    /// Boxed: rare, and the member table is the hottest data in a large cluster.
+    pub(crate) suspicion: Option<Box<Suspicion>>,
 }
 
-/// Every other member this node knows, and its round-robin probe order.
+/// A fixed, fast hasher for node ids. Lookups only: nothing iterates a map keyed by it, so its
+/// order can never leak into a run.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7C_C1_B7_27_22_0A_95);
+    }
+}
+
+/// A map keyed by node id with [`IdHasher`].
+pub(crate) type IdMap<V> = HashMap<NodeId, V, BuildHasherDefault<IdHasher>>;
+
+/// Every other member this node knows, and its round-robin probe order. Members are never
+/// removed (a dead member still counts in the majority), so positions in `list` are stable.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Members {
-    by_id: BTreeMap<NodeId, Member>,
+    list: Vec<Member>,
+    index: IdMap<usize>,
     probe_order: Vec<NodeId>,
     probe_cursor: usize,
     alive: usize,
@@ -62,11 +88,11 @@ pub(crate) struct Members {
 
 impl Members {
     pub(crate) fn get(&self, id: NodeId) -> Option<&Member> {
-        self.by_id.get(&id)
+        self.index.get(&id).map(|&i| &self.list[i])
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.by_id.len()
+        self.list.len()
     }
 
     /// Members in the alive state.
@@ -74,28 +100,31 @@ impl Members {
         self.alive
     }
 
+    /// Members in the order they became known.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Member> {
-        self.by_id.values()
+        self.list.iter()
     }
 
     /// Adds a member at a random place in the probe order (SWIM: so a newcomer is not probed
     /// by everyone at once, nor last by everyone).
     pub(crate) fn insert(&mut self, member: Member, rng: &mut (impl Entropy + ?Sized)) {
-        debug_assert!(!self.by_id.contains_key(&member.id));
+        debug_assert!(!self.index.contains_key(&member.id));
         if member.state == MemberState::Alive {
             self.alive += 1;
         }
-        let at = rng.below(self.probe_order.len() as u64 + 1) as usize;
-        self.probe_order.insert(at, member.id);
-        if at < self.probe_cursor {
-            self.probe_cursor += 1;
-        }
-        self.by_id.insert(member.id, member);
+        // Append, then swap into a random place: O(1), where inserting into the middle of the
+        // order would move half of it every time.
+        self.probe_order.push(member.id);
+        let last = self.probe_order.len() - 1;
+        let at = rng.below(last as u64 + 1) as usize;
+        self.probe_order.swap(at, last);
+        self.index.insert(member.id, self.list.len());
+        self.list.push(member);
     }
 
     /// Changes a member's state, keeping the alive count; returns the previous state.
     pub(crate) fn set_state(&mut self, id: NodeId, state: MemberState) -> Option<MemberState> {
-        let member = self.by_id.get_mut(&id)?;
+        let member = self.get_mut(id)?;
         let previous = member.state;
         member.state = state;
         if state != MemberState::Suspect {
@@ -110,7 +139,8 @@ impl Members {
     }
 
     pub(crate) fn get_mut(&mut self, id: NodeId) -> Option<&mut Member> {
-        self.by_id.get_mut(&id)
+        let i = *self.index.get(&id)?;
+        Some(&mut self.list[i])
     }
 
     /// The next member to probe: round-robin over a shuffled order, skipping the dead, reshuffled
@@ -123,7 +153,7 @@ impl Members {
             }
             let id = *self.probe_order.get(self.probe_cursor)?;
             self.probe_cursor += 1;
-            if self.by_id.get(&id).is_some_and(|m| m.state != MemberState::Dead) {
+            if self.get(id).is_some_and(|m| m.state != MemberState::Dead) {
                 return Some(id);
             }
         }
@@ -131,6 +161,10 @@ impl Members {
     }
 
     /// Up to `k` distinct random members in `states`, other than `exclude`.
+    ///
+    /// Draws from the probe order by rejection, which costs O(k) when most members qualify (the
+    /// common case: gossip targets among a mostly alive membership); falls back to a full scan
+    /// only when draws keep missing.
     pub(crate) fn random(
         &self,
         k: usize,
@@ -138,9 +172,24 @@ impl Members {
         exclude: Option<NodeId>,
         rng: &mut (impl Entropy + ?Sized),
     ) -> Vec<&Member> {
-        let mut candidates: Vec<&Member> =
-            self.by_id.values().filter(|m| states.contains(&m.state) && Some(m.id) != exclude).collect();
-        // A partial Fisher–Yates: only the first k places are drawn.
+        let qualifies = |m: &&Member| states.contains(&m.state) && Some(m.id) != exclude;
+        let mut picked: Vec<&Member> = Vec::with_capacity(k);
+        if self.probe_order.is_empty() || k == 0 {
+            return picked;
+        }
+        let attempts = 4 * k + 8;
+        for _ in 0..attempts {
+            if picked.len() == k {
+                return picked;
+            }
+            let id = self.probe_order[rng.below(self.probe_order.len() as u64) as usize];
+            let member = self.get(id).expect("probe order lists members");
+            if qualifies(&member) && !picked.iter().any(|p| p.id == id) {
+                picked.push(member);
+            }
+        }
+        // Few qualify: choose among all of them exactly.
+        let mut candidates: Vec<&Member> = self.list.iter().filter(qualifies).collect();
         let k = k.min(candidates.len());
         for i in 0..k {
             let j = i + rng.below((candidates.len() - i) as u64) as usize;
@@ -157,7 +206,13 @@ mod tests {
     use runtime::DetRng;
 
     fn member(id: u64, state: MemberState) -> Member {
-        Member { id: NodeId(id), addr: "[fd00::1]:1".parse().unwrap(), incarnation: 0, state, suspicion: None }
+        Member {
+            id: NodeId(id),
+            addr: "[fd00::1]:1".parse().unwrap(),
+            incarnation: 0,
+            state,
+            suspicion: None,
+        }
     }
 
     #[test]
@@ -165,7 +220,10 @@ mod tests {
         let mut rng = DetRng::seed_from_u64(5);
         let mut members = Members::default();
         for id in 0..10 {
-            members.insert(member(id, if id == 3 { MemberState::Dead } else { MemberState::Alive }), &mut rng);
+            members.insert(
+                member(id, if id == 3 { MemberState::Dead } else { MemberState::Alive }),
+                &mut rng,
+            );
         }
         let mut pass: Vec<u64> = (0..9).map(|_| members.next_probe_target(&mut rng).unwrap().0).collect();
         pass.sort_unstable();

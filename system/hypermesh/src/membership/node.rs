@@ -118,7 +118,10 @@ impl MembershipNode {
         };
         // A restarted node must outrank anything said about its previous life.
         let incarnation = stored + 1;
-        if env.write_all_synced(INCARNATION_FILE, &incarnation.to_be_bytes()).is_err() {
+        if env
+            .write_all_synced(INCARNATION_FILE, &incarnation.to_be_bytes())
+            .is_err()
+        {
             env.probe(Probe::new("storage_error", 0, 1));
             return false;
         }
@@ -127,7 +130,10 @@ impl MembershipNode {
     }
 
     fn persist_incarnation(&mut self, env: &mut dyn Env, incarnation: u64) {
-        if env.write_all_synced(INCARNATION_FILE, &incarnation.to_be_bytes()).is_err() {
+        if env
+            .write_all_synced(INCARNATION_FILE, &incarnation.to_be_bytes())
+            .is_err()
+        {
             // The refutation still goes out; a crash before the next successful write could
             // reuse this incarnation, which only delays a later refutation by one round.
             env.probe(Probe::new("storage_error", 0, 1));
@@ -148,14 +154,21 @@ impl MembershipNode {
         env.set_timer(probe_at, timer::token(timer::PROBE, 0));
         let gossip_at = phase(env, self.config.gossip_interval);
         env.set_timer(gossip_at, timer::token(timer::GOSSIP, 0));
-        let push_pull_at = now + self.config.push_pull_interval + self.config.push_pull_interval.mul_f64(env.unit_f64());
+        // The first exchange lands within one interval: a joiner's snapshot from the seeds is
+        // partial when many nodes start together, and this completes it.
+        let push_pull_at = phase(env, self.config.push_pull_interval);
         env.set_timer(push_pull_at, timer::token(timer::PUSH_PULL, 0));
         self.join(env);
         self.note_view(env);
     }
 
     fn other_seeds(&self) -> Vec<SocketAddr> {
-        self.config.seeds.iter().copied().filter(|s| Some(*s) != self.my_addr).collect()
+        self.config
+            .seeds
+            .iter()
+            .copied()
+            .filter(|s| Some(*s) != self.my_addr)
+            .collect()
     }
 
     fn join(&mut self, env: &mut dyn Env) {
@@ -170,7 +183,11 @@ impl MembershipNode {
         }
         let me = self.my_record();
         for seed in seeds {
-            let body = Body::PushPull { reply_wanted: true, wall_ms: env.wall_now().as_unix_millis(), records: vec![me] };
+            let body = Body::PushPull {
+                reply_wanted: true,
+                wall_ms: env.wall_now().as_unix_millis(),
+                records: vec![me],
+            };
             self.send(env, seed, body);
         }
         let at = env.now() + self.config.join_retry_interval;
@@ -204,14 +221,21 @@ impl MembershipNode {
             Body::PushPull { records, .. } => records.len() * RECORD_BYTES_MAX,
             _ => 0,
         };
-        let room = self.config.datagram_bytes_max.saturating_sub(HEADER_AND_BODY_BYTES_MAX + body_bytes);
+        let room = self
+            .config
+            .datagram_bytes_max
+            .saturating_sub(HEADER_AND_BODY_BYTES_MAX + body_bytes);
         let max_updates = (room / UPDATE_BYTES_MAX).min(UPDATES_PER_MESSAGE_MAX);
         let limit = self.transmit_limit();
         let mut updates = first;
         updates.truncate(max_updates);
         let more = self.broadcasts.take(max_updates - updates.len(), limit);
         updates.extend(more);
-        let message = Message { sender: self.me, body, updates };
+        let message = Message {
+            sender: self.me,
+            body,
+            updates,
+        };
         if env.send_to(to, message.encode()).is_err() {
             env.probe(Probe::new("send_error", AddressFamily::of(&to) as u64, 1));
         }
@@ -223,20 +247,30 @@ impl MembershipNode {
         if self.probes.len() >= self.config.probes_in_flight_max {
             return;
         }
-        let Some(target) = self.members.next_probe_target(env) else { return };
+        let Some(target) = self.members.next_probe_target(env) else {
+            return;
+        };
         let addr = self.members.get(target).expect("probe target is a member").addr;
         let seq = self.seq();
         self.probes.insert(seq, InFlightProbe { target });
         self.send(env, addr, Body::Ping { seq, target });
         let now = env.now();
-        env.set_timer(now + self.config.indirect_after, timer::token(timer::INDIRECT, u64::from(seq)));
-        env.set_timer(now + self.config.probe_timeout(), timer::token(timer::PROBE_DEADLINE, u64::from(seq)));
+        env.set_timer(
+            now + self.config.indirect_after,
+            timer::token(timer::INDIRECT, u64::from(seq)),
+        );
+        env.set_timer(
+            now + self.config.probe_timeout(),
+            timer::token(timer::PROBE_DEADLINE, u64::from(seq)),
+        );
     }
 
     fn on_indirect(&mut self, env: &mut dyn Env, seq: u32) {
         let Some(probe) = self.probes.get(&seq) else { return };
         let target = probe.target;
-        let Some(target_addr) = self.members.get(target).map(|m| m.addr) else { return };
+        let Some(target_addr) = self.members.get(target).map(|m| m.addr) else {
+            return;
+        };
         let helpers: Vec<SocketAddr> = self
             .members
             .random(self.config.indirect_probes, &[MemberState::Alive], Some(target), env)
@@ -244,15 +278,29 @@ impl MembershipNode {
             .map(|m| m.addr)
             .collect();
         for helper in helpers {
-            self.send(env, helper, Body::PingReq { seq, target, target_addr });
+            self.send(
+                env,
+                helper,
+                Body::PingReq {
+                    seq,
+                    target,
+                    target_addr,
+                },
+            );
         }
     }
 
     fn on_probe_deadline(&mut self, env: &mut dyn Env, seq: u32) {
         let Some(probe) = self.probes.remove(&seq) else { return };
-        let Some(member) = self.members.get(probe.target) else { return };
+        let Some(member) = self.members.get(probe.target) else {
+            return;
+        };
         if member.state == MemberState::Alive {
-            let update = Update { node: probe.target, incarnation: member.incarnation, claim: Claim::Suspect { by: self.me } };
+            let update = Update {
+                node: probe.target,
+                incarnation: member.incarnation,
+                claim: Claim::Suspect { by: self.me },
+            };
             self.apply(env, update);
         }
     }
@@ -264,7 +312,11 @@ impl MembershipNode {
         if member.state != MemberState::Suspect || suspicion.deadline() > now {
             return;
         }
-        let update = Update { node: id, incarnation: member.incarnation, claim: Claim::Dead { by: self.me } };
+        let update = Update {
+            node: id,
+            incarnation: member.incarnation,
+            claim: Claim::Dead { by: self.me },
+        };
         self.apply(env, update);
     }
 
@@ -276,7 +328,12 @@ impl MembershipNode {
         }
         let targets: Vec<SocketAddr> = self
             .members
-            .random(self.config.gossip_fanout, &[MemberState::Alive, MemberState::Suspect], None, env)
+            .random(
+                self.config.gossip_fanout,
+                &[MemberState::Alive, MemberState::Suspect],
+                None,
+                env,
+            )
             .into_iter()
             .map(|m| m.addr)
             .collect();
@@ -296,7 +353,9 @@ impl MembershipNode {
         } else {
             &[MemberState::Alive, MemberState::Suspect]
         };
-        let Some(to) = self.members.random(1, states, None, env).first().map(|m| m.addr) else { return };
+        let Some(to) = self.members.random(1, states, None, env).first().map(|m| m.addr) else {
+            return;
+        };
         self.send_state(env, to, true);
     }
 
@@ -334,22 +393,42 @@ impl MembershipNode {
             }
             Body::Ack { seq } => {
                 if let Some(relay) = self.relays.remove(&seq) {
-                    self.send(env, relay.requester, Body::Ack { seq: relay.requester_seq });
+                    self.send(
+                        env,
+                        relay.requester,
+                        Body::Ack {
+                            seq: relay.requester_seq,
+                        },
+                    );
                 } else {
                     self.probes.remove(&seq);
                 }
             }
-            Body::PingReq { seq, target, target_addr } => {
+            Body::PingReq {
+                seq,
+                target,
+                target_addr,
+            } => {
                 if self.relays.len() < self.config.relays_in_flight_max {
                     let own_seq = self.seq();
-                    self.relays.insert(own_seq, Relay { requester: from, requester_seq: seq });
+                    self.relays.insert(
+                        own_seq,
+                        Relay {
+                            requester: from,
+                            requester_seq: seq,
+                        },
+                    );
                     self.send(env, target_addr, Body::Ping { seq: own_seq, target });
                     let at = env.now() + self.config.probe_timeout();
                     env.set_timer(at, timer::token(timer::RELAY_EXPIRY, u64::from(own_seq)));
                 }
             }
             Body::Gossip => {}
-            Body::PushPull { reply_wanted, wall_ms, records } => {
+            Body::PushPull {
+                reply_wanted,
+                wall_ms,
+                records,
+            } => {
                 // Only a join (a sender not yet a member) is checked for clock skew: anti-entropy
                 // between members must keep working while their clocks drift.
                 let joining = self.members.get(message.sender).is_none();
@@ -357,7 +436,13 @@ impl MembershipNode {
                     let skew_ms = wall_ms - env.wall_now().as_unix_millis();
                     let tolerated = (self.config.clock_skew_max + self.config.latency_tolerance).as_millis() as i64;
                     if skew_ms.abs() > tolerated {
-                        self.send(env, from, Body::Refuse { reason: RefuseReason::ClockSkew { skew_ms } });
+                        self.send(
+                            env,
+                            from,
+                            Body::Refuse {
+                                reason: RefuseReason::ClockSkew { skew_ms },
+                            },
+                        );
                         return;
                     }
                 }
@@ -368,7 +453,9 @@ impl MembershipNode {
                     self.mark_joined(env, 1);
                 }
             }
-            Body::Refuse { reason: RefuseReason::ClockSkew { skew_ms } } => {
+            Body::Refuse {
+                reason: RefuseReason::ClockSkew { skew_ms },
+            } => {
                 env.probe(Probe::new("join_refused", message.sender.0, skew_ms));
             }
         }
@@ -390,7 +477,13 @@ impl MembershipNode {
                 }
                 let state = MemberState::from_code(r.state).unwrap_or(MemberState::Alive);
                 self.members.insert(
-                    Member { id: r.node, addr: r.addr, incarnation: r.incarnation, state, suspicion: None },
+                    Member {
+                        id: r.node,
+                        addr: r.addr,
+                        incarnation: r.incarnation,
+                        state,
+                        suspicion: None,
+                    },
                     env,
                 );
                 env.probe(Probe::new("member", r.node.0, i64::from(state.code())));
@@ -398,27 +491,56 @@ impl MembershipNode {
                 continue;
             }
             let held = self.members.get(r.node).map(|m| (m.state, m.incarnation, m.addr));
-            if let (Some((MemberState::Alive, incarnation, addr)), Claim::Suspect { .. } | Claim::Dead { .. }) = (held, claim) {
+            if let (Some((MemberState::Alive, incarnation, addr)), Claim::Suspect { .. } | Claim::Dead { .. }) =
+                (held, claim)
+            {
                 if r.incarnation == incarnation {
                     // Another node's list says a member we hold alive is suspect or dead at the
                     // same incarnation: typically the far side of a healed partition. Adopting it
                     // would flap a healthy member; instead the member is told, and refutes if it
                     // lives. A member that really failed is found by our own probes.
-                    let update = Update { node: r.node, incarnation: r.incarnation, claim };
+                    let update = Update {
+                        node: r.node,
+                        incarnation: r.incarnation,
+                        claim,
+                    };
                     self.send_with(env, addr, Body::Gossip, vec![update]);
                     continue;
                 }
             }
-            self.apply(env, Update { node: r.node, incarnation: r.incarnation, claim });
+            let update = Update {
+                node: r.node,
+                incarnation: r.incarnation,
+                claim,
+            };
+            // News about the sender itself is first-hand and worth gossiping; a third party's
+            // record is anti-entropy, already spreading by exchanges like this one.
+            if r.node == sender {
+                self.apply(env, update);
+            } else {
+                self.apply_quietly(env, update);
+            }
         }
     }
 
     /// Applies one claim with SWIM's precedence rules: a higher incarnation wins; at equal
     /// incarnations dead beats suspect beats alive. Accepted news is gossiped on.
     fn apply(&mut self, env: &mut dyn Env, update: Update) {
+        if self.accept(env, update) {
+            self.broadcasts.push(update);
+        }
+    }
+
+    /// Like [`Self::apply`], without gossiping the news on.
+    fn apply_quietly(&mut self, env: &mut dyn Env, update: Update) {
+        self.accept(env, update);
+    }
+
+    /// Applies `update` to the member table; true if it changed what this node believes.
+    fn accept(&mut self, env: &mut dyn Env, update: Update) -> bool {
         if update.node == self.me {
             self.refute_if_needed(env, update);
-            return;
+            return false;
         }
         let accepted = match self.members.get(update.node).map(|m| (m.state, m.incarnation)) {
             None => match update.claim {
@@ -461,9 +583,9 @@ impl MembershipNode {
             },
         };
         if accepted {
-            self.broadcasts.push(update);
             self.note_view(env);
         }
+        accepted
     }
 
     fn refute_if_needed(&mut self, env: &mut dyn Env, update: Update) {
@@ -477,7 +599,11 @@ impl MembershipNode {
             self.persist_incarnation(env, incarnation);
             env.probe(Probe::new("refute", self.me.0, incarnation as i64));
             let addr = self.my_addr.expect("address chosen at start");
-            self.broadcasts.push(Update { node: self.me, incarnation, claim: Claim::Alive { addr } });
+            self.broadcasts.push(Update {
+                node: self.me,
+                incarnation,
+                claim: Claim::Alive { addr },
+            });
         }
     }
 
@@ -493,12 +619,14 @@ impl MembershipNode {
         let member = self.members.get_mut(id).expect("known");
         member.incarnation = incarnation;
         self.transition(env, id, MemberState::Suspect);
-        self.members.get_mut(id).expect("known").suspicion = Some(suspicion);
+        self.members.get_mut(id).expect("known").suspicion = Some(Box::new(suspicion));
         env.set_timer(deadline, timer::token(timer::SUSPICION, id.0));
     }
 
     fn confirm_suspicion(&mut self, env: &mut dyn Env, id: NodeId, by: NodeId) -> bool {
-        let Some(suspicion) = self.members.get_mut(id).and_then(|m| m.suspicion.as_mut()) else { return false };
+        let Some(suspicion) = self.members.get_mut(id).and_then(|m| m.suspicion.as_mut()) else {
+            return false;
+        };
         if !suspicion.confirm(by) {
             return false;
         }
@@ -518,7 +646,11 @@ impl MembershipNode {
         let majority = self.has_majority();
         if self.majority != Some(majority) {
             self.majority = Some(majority);
-            env.probe(Probe::new("majority", self.members.alive() as u64 + 1, i64::from(majority)));
+            env.probe(Probe::new(
+                "majority",
+                self.members.alive() as u64 + 1,
+                i64::from(majority),
+            ));
         }
     }
 }

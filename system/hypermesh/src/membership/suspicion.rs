@@ -21,7 +21,13 @@ pub(crate) struct Suspicion {
 impl Suspicion {
     /// A suspicion raised at `started` by `by`.
     pub(crate) fn new(started: Instant, by: NodeId, min: Duration, max: Duration, confirmations_wanted: u32) -> Self {
-        Suspicion { started, min, max: max.max(min), confirmations_wanted, confirmed_by: BTreeSet::from([by]) }
+        Suspicion {
+            started,
+            min,
+            max: max.max(min),
+            confirmations_wanted,
+            confirmed_by: BTreeSet::from([by]),
+        }
     }
 
     /// Records a suspicion by `by`; true if it is a new, independent one.

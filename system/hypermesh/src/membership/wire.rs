@@ -254,13 +254,21 @@ impl Message {
                 out.put_u64(target.0);
             }
             Body::Ack { seq } => out.put_u32(*seq),
-            Body::PingReq { seq, target, target_addr } => {
+            Body::PingReq {
+                seq,
+                target,
+                target_addr,
+            } => {
                 out.put_u32(*seq);
                 out.put_u64(target.0);
                 put_addr(&mut out, target_addr);
             }
             Body::Gossip => {}
-            Body::PushPull { reply_wanted, wall_ms, records } => {
+            Body::PushPull {
+                reply_wanted,
+                wall_ms,
+                records,
+            } => {
                 assert!(records.len() <= RECORDS_PER_MESSAGE_MAX, "too many records");
                 out.put_u8(u8::from(*reply_wanted));
                 out.put_i64(*wall_ms);
@@ -272,7 +280,9 @@ impl Message {
                     out.put_u8(r.state);
                 }
             }
-            Body::Refuse { reason: RefuseReason::ClockSkew { skew_ms } } => {
+            Body::Refuse {
+                reason: RefuseReason::ClockSkew { skew_ms },
+            } => {
                 out.put_u8(1);
                 out.put_i64(*skew_ms);
             }
@@ -299,7 +309,10 @@ impl Message {
         let kind = r.u8("kind")?;
         let sender = NodeId(r.u64("sender")?);
         let body = match kind {
-            kind::PING => Body::Ping { seq: r.u32("seq")?, target: NodeId(r.u64("target")?) },
+            kind::PING => Body::Ping {
+                seq: r.u32("seq")?,
+                target: NodeId(r.u64("target")?),
+            },
             kind::ACK => Body::Ack { seq: r.u32("seq")? },
             kind::PING_REQ => Body::PingReq {
                 seq: r.u32("seq")?,
@@ -312,7 +325,13 @@ impl Message {
                 let reply_wanted = match r.u8("reply flag")? {
                     0 => false,
                     1 => true,
-                    v => return Err(WireError::Invalid { at: flag_at, field: "reply flag", value: u64::from(v) }),
+                    v => {
+                        return Err(WireError::Invalid {
+                            at: flag_at,
+                            field: "reply flag",
+                            value: u64::from(v),
+                        })
+                    }
                 };
                 let wall_ms = r.i64("wall clock")?;
                 let count = usize::from(r.u8("record count")?);
@@ -324,20 +343,49 @@ impl Message {
                     let state_at = r.at;
                     let state = r.u8("record state")?;
                     if state > 2 {
-                        return Err(WireError::Invalid { at: state_at, field: "record state", value: u64::from(state) });
+                        return Err(WireError::Invalid {
+                            at: state_at,
+                            field: "record state",
+                            value: u64::from(state),
+                        });
                     }
-                    records.push(Record { node, addr, incarnation, state });
+                    records.push(Record {
+                        node,
+                        addr,
+                        incarnation,
+                        state,
+                    });
                 }
-                Body::PushPull { reply_wanted, wall_ms, records }
+                Body::PushPull {
+                    reply_wanted,
+                    wall_ms,
+                    records,
+                }
             }
             kind::REFUSE => {
                 let reason_at = r.at;
                 match r.u8("refuse reason")? {
-                    1 => Body::Refuse { reason: RefuseReason::ClockSkew { skew_ms: r.i64("skew")? } },
-                    v => return Err(WireError::Invalid { at: reason_at, field: "refuse reason", value: u64::from(v) }),
+                    1 => Body::Refuse {
+                        reason: RefuseReason::ClockSkew {
+                            skew_ms: r.i64("skew")?,
+                        },
+                    },
+                    v => {
+                        return Err(WireError::Invalid {
+                            at: reason_at,
+                            field: "refuse reason",
+                            value: u64::from(v),
+                        })
+                    }
                 }
             }
-            other => return Err(WireError::Invalid { at: kind_at, field: "message kind", value: u64::from(other) }),
+            other => {
+                return Err(WireError::Invalid {
+                    at: kind_at,
+                    field: "message kind",
+                    value: u64::from(other),
+                })
+            }
         };
         let count = usize::from(r.u8("update count")?);
         let mut updates = Vec::with_capacity(count);
@@ -347,11 +395,25 @@ impl Message {
             let claim_at = r.at;
             let claim = match r.u8("claim")? {
                 claim::ALIVE => Claim::Alive { addr: r.addr()? },
-                claim::SUSPECT => Claim::Suspect { by: NodeId(r.u64("suspecter")?) },
-                claim::DEAD => Claim::Dead { by: NodeId(r.u64("declarer")?) },
-                v => return Err(WireError::Invalid { at: claim_at, field: "claim", value: u64::from(v) }),
+                claim::SUSPECT => Claim::Suspect {
+                    by: NodeId(r.u64("suspecter")?),
+                },
+                claim::DEAD => Claim::Dead {
+                    by: NodeId(r.u64("declarer")?),
+                },
+                v => {
+                    return Err(WireError::Invalid {
+                        at: claim_at,
+                        field: "claim",
+                        value: u64::from(v),
+                    })
+                }
             };
-            updates.push(Update { node, incarnation, claim });
+            updates.push(Update {
+                node,
+                incarnation,
+                claim,
+            });
         }
         if r.at != data.len() {
             return Err(WireError::Trailing(data.len() - r.at));
@@ -369,7 +431,11 @@ impl Reader<'_> {
     fn take<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], WireError> {
         let end = self.at + N;
         let Some(bytes) = self.data.get(self.at..end) else {
-            return Err(WireError::Truncated { at: self.at, field, needed: end - self.data.len() });
+            return Err(WireError::Truncated {
+                at: self.at,
+                field,
+                needed: end - self.data.len(),
+            });
         };
         self.at = end;
         Ok(bytes.try_into().expect("length checked"))
@@ -394,7 +460,13 @@ impl Reader<'_> {
         let ip = match self.u8("address family")? {
             4 => IpAddr::V4(Ipv4Addr::from(self.take::<4>("IPv4 address")?)),
             6 => IpAddr::V6(Ipv6Addr::from(self.take::<16>("IPv6 address")?)),
-            v => return Err(WireError::Invalid { at: family_at, field: "address family", value: u64::from(v) }),
+            v => {
+                return Err(WireError::Invalid {
+                    at: family_at,
+                    field: "address family",
+                    value: u64::from(v),
+                })
+            }
         };
         Ok(SocketAddr::new(ip, self.u16("port")?))
     }
@@ -418,20 +490,39 @@ mod tests {
             any::<u64>().prop_map(|b| Claim::Suspect { by: NodeId(b) }),
             any::<u64>().prop_map(|b| Claim::Dead { by: NodeId(b) }),
         ];
-        (any::<u64>(), any::<u64>(), claim).prop_map(|(n, i, claim)| Update { node: NodeId(n), incarnation: i, claim })
+        (any::<u64>(), any::<u64>(), claim).prop_map(|(n, i, claim)| Update {
+            node: NodeId(n),
+            incarnation: i,
+            claim,
+        })
     }
 
     fn body() -> impl Strategy<Value = Body> {
-        let record = (any::<u64>(), addr(), any::<u64>(), 0u8..3)
-            .prop_map(|(n, addr, incarnation, state)| Record { node: NodeId(n), addr, incarnation, state });
+        let record = (any::<u64>(), addr(), any::<u64>(), 0u8..3).prop_map(|(n, addr, incarnation, state)| Record {
+            node: NodeId(n),
+            addr,
+            incarnation,
+            state,
+        });
         prop_oneof![
             (any::<u32>(), any::<u64>()).prop_map(|(seq, t)| Body::Ping { seq, target: NodeId(t) }),
             any::<u32>().prop_map(|seq| Body::Ack { seq }),
-            (any::<u32>(), any::<u64>(), addr()).prop_map(|(seq, t, a)| Body::PingReq { seq, target: NodeId(t), target_addr: a }),
+            (any::<u32>(), any::<u64>(), addr()).prop_map(|(seq, t, a)| Body::PingReq {
+                seq,
+                target: NodeId(t),
+                target_addr: a
+            }),
             Just(Body::Gossip),
-            (any::<bool>(), any::<i64>(), proptest::collection::vec(record, 0..20))
-                .prop_map(|(reply_wanted, wall_ms, records)| Body::PushPull { reply_wanted, wall_ms, records }),
-            any::<i64>().prop_map(|skew_ms| Body::Refuse { reason: RefuseReason::ClockSkew { skew_ms } }),
+            (any::<bool>(), any::<i64>(), proptest::collection::vec(record, 0..20)).prop_map(
+                |(reply_wanted, wall_ms, records)| Body::PushPull {
+                    reply_wanted,
+                    wall_ms,
+                    records
+                }
+            ),
+            any::<i64>().prop_map(|skew_ms| Body::Refuse {
+                reason: RefuseReason::ClockSkew { skew_ms }
+            }),
         ]
     }
 
@@ -457,11 +548,31 @@ mod tests {
 
     #[test]
     fn errors_name_the_field_and_offset() {
-        let mut bytes = Message { sender: NodeId(1), body: Body::Ack { seq: 7 }, updates: vec![] }.encode().to_vec();
-        assert_eq!(Message::decode(b"XY\x01").unwrap_err(), WireError::BadMagic { found: *b"XY" });
+        let mut bytes = Message {
+            sender: NodeId(1),
+            body: Body::Ack { seq: 7 },
+            updates: vec![],
+        }
+        .encode()
+        .to_vec();
+        assert_eq!(
+            Message::decode(b"XY\x01").unwrap_err(),
+            WireError::BadMagic { found: *b"XY" }
+        );
         bytes[3] = 99;
-        assert_eq!(Message::decode(&bytes).unwrap_err().to_string(), "byte 3: invalid message kind 99");
-        let short = &Message { sender: NodeId(1), body: Body::Ack { seq: 7 }, updates: vec![] }.encode()[..14];
-        assert_eq!(Message::decode(short).unwrap_err().to_string(), "truncated at byte 12: seq needs 2 more byte(s)");
+        assert_eq!(
+            Message::decode(&bytes).unwrap_err().to_string(),
+            "byte 3: invalid message kind 99"
+        );
+        let short = &Message {
+            sender: NodeId(1),
+            body: Body::Ack { seq: 7 },
+            updates: vec![],
+        }
+        .encode()[..14];
+        assert_eq!(
+            Message::decode(short).unwrap_err().to_string(),
+            "truncated at byte 12: seq needs 2 more byte(s)"
+        );
     }
 }

@@ -1,0 +1,192 @@
+//! [`RealEnv`]: every runtime seam of one node, backed by the host.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use runtime::{
+    Clock, Datagrams, DetRng, Entropy, Instant, Probe, Probes, SendError, Storage, StorageError, TimerToken, Timers,
+    WallTime,
+};
+
+use crate::clock::NodeClock;
+use crate::files::DirStorage;
+use crate::probes::{emit, ProbeRecord, ProbeSender};
+use crate::timers::TimerQueue;
+use crate::udp::Sockets;
+use crate::BackendError;
+
+/// What one node is given: where its sockets bind and where its files live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeSpec {
+    /// Bind addresses, at most one per family. Port 0 lets the OS choose, which is what tests
+    /// and local clusters want; IPv6 addresses are bound IPv6-only.
+    pub bind: Vec<SocketAddr>,
+    /// The node's storage directory, created if missing.
+    pub data_dir: PathBuf,
+}
+
+impl NodeSpec {
+    /// A node binding `bind` and storing files in `data_dir`.
+    pub fn new(bind: Vec<SocketAddr>, data_dir: impl Into<PathBuf>) -> Self {
+        NodeSpec {
+            bind,
+            data_dir: data_dir.into(),
+        }
+    }
+}
+
+/// The production [`runtime::Env`] of one node: the host's clocks, real UDP sockets, a directory
+/// of real files, an OS-seeded generator, and probes as `tracing` events.
+///
+/// Timers are only recorded here; a driver ([`crate::drive`]) is what waits for and fires them.
+#[derive(Debug)]
+pub struct RealEnv {
+    node: usize,
+    pub(crate) clock: NodeClock,
+    pub(crate) timers: TimerQueue,
+    pub(crate) sockets: Sockets,
+    rng: DetRng,
+    storage: DirStorage,
+    probes: Option<ProbeSender>,
+}
+
+impl RealEnv {
+    /// Sets up node `node` from `spec`: seeds its generator from the OS, creates its storage
+    /// directory and binds its sockets. Must be called inside a tokio runtime, which the sockets
+    /// are registered with; the node's monotonic clock starts now.
+    pub fn bind(node: usize, spec: &NodeSpec) -> Result<Self, BackendError> {
+        let rng = DetRng::seed_from_u64(os_seed()?);
+        let storage = DirStorage::open(&spec.data_dir)?;
+        let sockets = Sockets::bind(&spec.bind)?;
+        Ok(RealEnv {
+            node,
+            clock: NodeClock::start(),
+            timers: TimerQueue::default(),
+            sockets,
+            rng,
+            storage,
+            probes: None,
+        })
+    }
+
+    /// Replaces the OS seed with `seed`, for tests that want reproducible draws. The stream is
+    /// xoshiro's either way: fine for protocol choices, never for keys or nonces.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.rng = DetRng::seed_from_u64(seed);
+        self
+    }
+
+    /// Forwards every probe to `sink` as well as to `tracing`.
+    pub fn with_probe_sink(mut self, sink: ProbeSender) -> Self {
+        self.probes = Some(sink);
+        self
+    }
+
+    /// The node's index.
+    pub fn node(&self) -> usize {
+        self.node
+    }
+
+    /// The node's storage directory.
+    pub fn data_dir(&self) -> &Path {
+        self.storage.dir()
+    }
+
+    /// Datagrams dropped so far because a send buffer was full.
+    pub fn sends_dropped(&self) -> u64 {
+        self.sockets.dropped()
+    }
+
+    /// Timers set and not yet fired.
+    pub fn pending_timers(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// Whether the node's IPv6 socket has `IPV6_V6ONLY` set, as the OS reports it; `None` if the
+    /// node has no IPv6 socket.
+    pub fn ipv6_only(&self) -> Option<io::Result<bool>> {
+        self.sockets.ipv6_only()
+    }
+}
+
+/// Eight bytes from the OS, so every node's stream differs from every other's and every run's.
+fn os_seed() -> Result<u64, BackendError> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| BackendError::Entropy { reason: e.to_string() })?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
+impl Clock for RealEnv {
+    fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    fn wall_now(&self) -> WallTime {
+        self.clock.wall_now()
+    }
+}
+
+impl Timers for RealEnv {
+    fn set_timer(&mut self, at: Instant, token: TimerToken) {
+        self.timers.push(at, token);
+    }
+}
+
+impl Datagrams for RealEnv {
+    fn local_addrs(&self) -> &[SocketAddr] {
+        self.sockets.local_addrs()
+    }
+
+    fn send_to(&mut self, to: SocketAddr, payload: Bytes) -> Result<(), SendError> {
+        self.sockets.send_to(to, &payload)
+    }
+}
+
+impl Entropy for RealEnv {
+    fn next_u64(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+}
+
+impl Storage for RealEnv {
+    fn read_at(&mut self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
+        self.storage.read_at(name, offset, len)
+    }
+
+    fn write_at(&mut self, name: &str, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        self.storage.write_at(name, offset, data)
+    }
+
+    fn size(&mut self, name: &str) -> Result<u64, StorageError> {
+        self.storage.size(name)
+    }
+
+    fn truncate(&mut self, name: &str, len: u64) -> Result<(), StorageError> {
+        self.storage.truncate(name, len)
+    }
+
+    fn sync(&mut self, name: &str) -> Result<(), StorageError> {
+        self.storage.sync(name)
+    }
+
+    fn remove(&mut self, name: &str) -> Result<(), StorageError> {
+        self.storage.remove(name)
+    }
+
+    fn list(&mut self) -> Result<Vec<String>, StorageError> {
+        self.storage.list()
+    }
+}
+
+impl Probes for RealEnv {
+    fn probe(&mut self, probe: Probe) {
+        let record = ProbeRecord {
+            node: self.node,
+            at: self.clock.now(),
+            probe,
+        };
+        emit(record, self.probes.as_ref());
+    }
+}

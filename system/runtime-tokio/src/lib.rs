@@ -1,0 +1,33 @@
+//! The production backend of the runtime seams: tokio, real UDP sockets bound IPv6-only, real
+//! files and OS randomness.
+//!
+//! A protocol [`runtime::Actor`] runs here unchanged from the simulator. [`RealEnv`] implements
+//! every seam for one node; [`drive`] is the event loop that feeds it datagrams and timers;
+//! [`run_node`] runs one node until told to stop; [`LocalCluster`] runs several on loopback in one
+//! process for tests and demos.
+//!
+//! Differences from the simulator an actor may notice: time is real (timers fire late, never
+//! early), datagrams are lost only when the host drops them (a full send buffer is counted in
+//! [`NodeStats::sends_dropped`]), and `Instant`s start at the node's start.
+
+#![warn(missing_docs)]
+
+mod clock;
+mod cluster;
+mod driver;
+mod env;
+mod error;
+mod files;
+mod node;
+mod probes;
+#[cfg(test)]
+mod test_dir;
+mod timers;
+mod udp;
+
+pub use cluster::{ClusterOutcome, LocalCluster};
+pub use driver::{drive, NodeStats, RECV_BUFFER_BYTES};
+pub use env::{NodeSpec, RealEnv};
+pub use error::BackendError;
+pub use node::run_node;
+pub use probes::{ProbeRecord, ProbeSender};

@@ -1,0 +1,127 @@
+//! The `testbed` binary as a user drives it: exit codes, the JSON summary, determinism across
+//! processes.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn testbed(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_testbed"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("testbed runs")
+}
+
+fn last_json(out: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().expect("some output");
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {line}"))
+}
+
+fn scratch(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("testbed-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn the_same_seed_repeats_bit_for_bit_across_processes_and_another_seed_differs() {
+    let run = |seed: &str| {
+        let out = testbed(&["run", "scenarios/partition-detection.toml", "--seed", seed, "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+        last_json(&out)
+    };
+    let first = run("42");
+    let second = run("42");
+    let other = run("43");
+    assert_eq!(first["trace_hash"], second["trace_hash"]);
+    assert_eq!(first["events"], second["events"]);
+    assert_ne!(first["trace_hash"], other["trace_hash"]);
+    for key in [
+        "scenario",
+        "seed",
+        "passed",
+        "trace_hash",
+        "events",
+        "sim_seconds",
+        "wall_seconds",
+        "faults",
+        "assertions",
+    ] {
+        assert!(first.get(key).is_some(), "summary lacks {key}");
+    }
+    let assertion = &first["assertions"][0];
+    for key in ["name", "value", "threshold", "passed"] {
+        assert!(assertion.get(key).is_some(), "assertion lacks {key}");
+    }
+    assert!(first["faults"]["partition"].as_u64() == Some(1));
+    assert_eq!(first["trace_hash"].as_str().unwrap().len(), 32);
+}
+
+#[test]
+fn a_malformed_scenario_exits_2_naming_file_and_line() {
+    let path = scratch(
+        "typo.toml",
+        "duration = \"10s\"\n[nodes]\ncount = 3\n[workload]\nkind = \"membership\"\n[[fault]]\nat = \"1s\"\nkind = \"partiton\"\n",
+    );
+    let out = testbed(&["run", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}:8: unknown fault kind \"partiton\"", path.display())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"));
+}
+
+#[test]
+fn a_missing_file_and_a_bad_flag_exit_2() {
+    assert_eq!(
+        testbed(&["run", "scenarios/does-not-exist.toml"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        testbed(&["run", "scenarios/partition-detection.toml", "--seed", "forty-two"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn a_failing_assertion_exits_1_and_says_which() {
+    let path = scratch(
+        "strict.toml",
+        "duration = \"5s\"\nassert = [\"join_converged_ms <= 0\", \"faults.crash == 0\"]\n[nodes]\ncount = 4\n[workload]\nkind = \"membership\"\nstart_spread = \"1s\"\n",
+    );
+    let out = testbed(&["run", path.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let summary = last_json(&out);
+    assert_eq!(summary["passed"], false);
+    assert_eq!(summary["assertions"][0]["passed"], false);
+    assert_eq!(summary["assertions"][1]["passed"], true);
+}
+
+#[test]
+fn a_trace_file_holds_one_json_event_per_line() {
+    let path = scratch(
+        "small.toml",
+        "duration = \"2s\"\n[nodes]\ncount = 3\n[workload]\nkind = \"membership\"\n",
+    );
+    let trace = path.with_extension("trace.jsonl");
+    let out = testbed(&[
+        "run",
+        path.to_str().unwrap(),
+        "--trace",
+        trace.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let events: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(events.len() > 10);
+    assert!(events.iter().any(|e| e["kind"] == "deliver"));
+    assert!(events.iter().any(|e| e["kind"] == "probe" && e["name"] == "joined"));
+}
