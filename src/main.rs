@@ -44,6 +44,9 @@ enum Command {
         /// Write every event as JSON lines to this file.
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
+        /// Override a setting of the file, e.g. `--set workload.latency_tolerance=300ms` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
     },
     /// Runs every scenario in a directory with its default seed.
     Suite {
@@ -71,13 +74,14 @@ fn main() -> ExitCode {
             seed,
             json,
             trace,
-        } => run_one(&scenario, seed, json, trace.as_deref()),
+            overrides,
+        } => run_one(&scenario, seed, json, trace.as_deref(), &overrides),
         Command::Suite { dir, json } => suite(&dir, json),
     }
 }
 
-fn run_one(path: &Path, seed: Option<u64>, json: bool, trace_path: Option<&Path>) -> ExitCode {
-    let scenario = match scenario::load(path) {
+fn run_one(path: &Path, seed: Option<u64>, json: bool, trace_path: Option<&Path>, overrides: &[String]) -> ExitCode {
+    let scenario = match scenario::load_with(path, overrides) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -184,6 +188,9 @@ fn print_human(s: &RunSummary) {
             faults.join(" ")
         }
     );
+    for e in &s.evidence {
+        println!("  evidence: {e}");
+    }
     for a in &s.assertions {
         println!(
             "  [{}] {} {} {} (measured {})",

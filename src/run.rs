@@ -55,6 +55,8 @@ pub struct RunSummary {
     pub metrics: BTreeMap<String, Option<f64>>,
     /// Assertion outcomes, in file order.
     pub assertions: Vec<AssertionResult>,
+    /// The first instances behind bad figures (false suspicions, false deaths, ...).
+    pub evidence: Vec<String>,
     /// Everything drawn from the seed.
     pub derived: Derived,
 }
@@ -79,7 +81,13 @@ pub fn run_scenario(
     });
     let wall_seconds = (wall() - started).as_secs_f64();
     let sim = &built.sim;
-    let analysis: Analysis = analyse(sim.probes(), &built.derived, sim.node_count(), scenario.workload.settle);
+    let analysis: Analysis = analyse(
+        sim.probes(),
+        &built.derived,
+        sim.node_count(),
+        end,
+        scenario.workload.settle,
+    );
     let assertions: Vec<AssertionResult> = scenario
         .asserts
         .iter()
@@ -112,6 +120,7 @@ pub fn run_scenario(
         faults: sim.faults().iter().map(|(k, v)| (k.to_string(), v)).collect(),
         stats: sim.stats().clone(),
         metrics: analysis.metrics,
+        evidence: analysis.evidence,
         assertions,
         derived: built.derived,
     };

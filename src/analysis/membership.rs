@@ -14,7 +14,13 @@ use crate::build::Derived;
 pub struct Analysis {
     /// Metric name → value.
     pub metrics: BTreeMap<String, Option<f64>>,
+    /// The first few instances behind bad figures (a false death: who, whom, when), so a
+    /// failing seed can be read without a debugger.
+    pub evidence: Vec<String>,
 }
+
+/// How many instances of each kind of bad event are kept as evidence.
+const EVIDENCE_PER_KIND_MAX: usize = 3;
 
 impl Analysis {
     /// The value of `metric`, resolving `faults.KIND` against the run's fault counts.
@@ -33,8 +39,22 @@ const ALIVE: u8 = 0;
 enum Change {
     Up(Vec<u32>),
     Down(Vec<u32>),
-    Cut { a: NodeSet, b: NodeSet, one_way: bool },
+    /// Stalled: unreachable, but its view survives.
+    Pause(Vec<u32>),
+    Resume(Vec<u32>),
+    Cut {
+        a: NodeSet,
+        b: NodeSet,
+        one_way: bool,
+    },
     Heal,
+}
+
+/// A lost pair's progress towards the member being declared dead.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Death {
+    None,
+    Awaited,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -58,11 +78,13 @@ struct Episode {
 struct State {
     n: usize,
     up: Vec<bool>,
+    paused: Vec<bool>,
     cuts: Vec<(NodeSet, NodeSet)>,
     view: Vec<u8>,
     reach: Vec<bool>,
     last_change: Vec<SimTime>,
     pending: Vec<Pending>,
+    death: Vec<Death>,
     mismatch: Vec<u32>,
     majority: Vec<Option<bool>>,
     falsely_suspected: Vec<bool>,
@@ -71,6 +93,8 @@ struct State {
     episode: Episode,
     // Results.
     detection_ms: Vec<f64>,
+    death_ms: Vec<f64>,
+    undeclared: u64,
     first_detection_ms: Vec<f64>,
     recovery_ms: Vec<f64>,
     undetected: u64,
@@ -84,9 +108,12 @@ struct State {
     before_first_fault: u64,
     minority_aware_ms: Vec<f64>,
     minority_unaware: u64,
+    last_episode_converged: bool,
     majority_checks: u64,
     majority_right: u64,
     counters: BTreeMap<&'static str, u64>,
+    evidence: Vec<String>,
+    evidence_counts: BTreeMap<&'static str, usize>,
 }
 
 impl State {
@@ -100,7 +127,7 @@ impl State {
                 .iter()
                 .any(|(a, b)| a.contains(from as u32) && b.contains(to as u32))
         };
-        self.up[y] && !cut(x, y) && !cut(y, x)
+        self.up[y] && !self.paused[y] && !cut(x, y) && !cut(y, x)
     }
 
     fn side_has_majority(&self, x: usize) -> bool {
@@ -121,6 +148,14 @@ impl State {
         self.mismatch[x] = m;
     }
 
+    fn note(&mut self, kind: &'static str, text: impl FnOnce() -> String) {
+        let count = self.evidence_counts.entry(kind).or_insert(0);
+        if *count < EVIDENCE_PER_KIND_MAX {
+            *count += 1;
+            self.evidence.push(text());
+        }
+    }
+
     fn all_converged(&self) -> bool {
         (0..self.n).all(|x| !self.up[x] || self.mismatch[x] == 0)
     }
@@ -133,10 +168,19 @@ impl State {
         }
     }
 
-    fn close_episode(&mut self) {
+    /// Ends the current episode at `end`. A pair still undetected (or undeclared) counts only
+    /// if the episode lasted `settle`: a shorter outage may rightly pass unnoticed.
+    fn close_episode(&mut self, end: SimTime) {
+        let long_enough = end.since(self.episode.at) >= self.settle;
+        for i in 0..self.death.len() {
+            if self.death[i] == Death::Awaited {
+                self.undeclared += u64::from(long_enough);
+                self.death[i] = Death::None;
+            }
+        }
         for i in 0..self.pending.len() {
             match self.pending[i] {
-                Pending::Detect => self.undetected += 1,
+                Pending::Detect => self.undetected += u64::from(long_enough),
                 Pending::Recover if self.episode.kind != "join" => self.unrecovered += 1,
                 _ => {}
             }
@@ -151,6 +195,7 @@ impl State {
             }
         }
         let converged = ep.converged_at.map(|c| c.since(ep.at).as_secs_f64() * 1e3);
+        self.last_episode_converged = converged.is_some();
         if ep.kind == "join" {
             self.join_converged_ms = converged;
         } else {
@@ -191,6 +236,8 @@ impl State {
                         self.up[x as usize] = false;
                     }
                 }
+                Change::Pause(nodes) => nodes.iter().for_each(|x| self.paused[*x as usize] = true),
+                Change::Resume(nodes) => nodes.iter().for_each(|x| self.paused[*x as usize] = false),
                 Change::Cut { a, b, one_way } => {
                     self.cuts.push((a.clone(), b.clone()));
                     if !one_way {
@@ -201,7 +248,7 @@ impl State {
             }
         }
         if kind != "join" {
-            self.close_episode();
+            self.close_episode(t);
             self.episode = Episode {
                 kind,
                 at: t,
@@ -222,7 +269,7 @@ impl State {
             pairs.extend((0..self.n).flat_map(|x| (0..self.n).map(move |y| (x, y))));
         } else {
             for c in changes {
-                if let Change::Up(v) | Change::Down(v) = c {
+                if let Change::Up(v) | Change::Down(v) | Change::Pause(v) | Change::Resume(v) = c {
                     for &t in v {
                         for o in 0..self.n {
                             pairs.push((t as usize, o));
@@ -256,11 +303,17 @@ impl State {
                 let seen_alive = self.view[i] == ALIVE;
                 match (now, seen_alive) {
                     (false, true) => {
+                        self.death[i] = Death::Awaited;
                         self.pending[i] = Pending::Detect;
                         lost_targets.insert(y as u32);
                         observers.insert(x as u32);
                     }
                     (false, false) => {
+                        if self.view[i] == 2 {
+                            self.death_ms.push(0.0);
+                        } else {
+                            self.death[i] = Death::Awaited;
+                        }
                         self.detection_ms.push(0.0);
                         lost_targets.insert(y as u32);
                         already_aware.insert(x as u32);
@@ -311,17 +364,34 @@ impl State {
                 self.view[i] = state;
                 if state == 2 && previous != 2 && self.reach[i] && t.since(self.last_change[i]) >= self.settle {
                     self.false_deaths += 1;
+                    let since = self.last_change[i];
+                    self.note("false_death", || {
+                        format!("false death: node {x} declared node {y} dead at {t}, reachable from it since {since}")
+                    });
                 }
                 if previous == ALIVE && state != ALIVE {
                     if self.first_fault.is_none_or(|f| t < f) {
                         self.before_first_fault += 1;
+                        self.note("early_suspicion", || {
+                            format!("suspicion before any fault: node {x} suspected node {y} at {t}")
+                        });
                     }
                     if self.reach[i] && t.since(self.last_change[i]) >= self.settle {
                         self.false_suspicions += 1;
                         self.falsely_suspected[i] = true;
+                        let since = self.last_change[i];
+                        self.note("false_suspicion", || {
+                            format!(
+                                "false suspicion: node {x} suspected node {y} at {t}, reachable from it since {since}"
+                            )
+                        });
                     }
                 }
                 let since = t.since(self.episode.at).as_secs_f64() * 1e3;
+                if state == 2 && self.death[i] == Death::Awaited {
+                    self.death[i] = Death::None;
+                    self.death_ms.push(since);
+                }
                 match (self.pending[i], state == ALIVE) {
                     (Pending::Detect, false) => {
                         self.pending[i] = Pending::None;
@@ -386,6 +456,11 @@ fn changes_of(derived: &Derived) -> Vec<(SimTime, Change, &'static str)> {
             Some(FaultAction::Heal) => Change::Heal,
             Some(FaultAction::Crash(nodes)) => Change::Down(nodes.iter().collect()),
             Some(FaultAction::Restart(nodes)) => Change::Up(nodes.iter().collect()),
+            Some(FaultAction::Pause { nodes, duration }) => {
+                let nodes: Vec<u32> = nodes.iter().collect();
+                out.push((at.after(*duration), Change::Resume(nodes.clone()), "resume"));
+                Change::Pause(nodes)
+            }
             _ => continue,
         };
         out.push((at, change, fault.kind));
@@ -396,17 +471,25 @@ fn changes_of(derived: &Derived) -> Vec<(SimTime, Change, &'static str)> {
 }
 
 /// Analyses one membership run.
-pub fn analyse(probes: &[ProbeRecord], derived: &Derived, nodes: usize, settle: Duration) -> Analysis {
+pub fn analyse(probes: &[ProbeRecord], derived: &Derived, nodes: usize, end: SimTime, settle: Duration) -> Analysis {
     let changes = changes_of(derived);
-    let first_fault = changes.iter().find(|(_, _, k)| *k != "join").map(|(t, _, _)| *t);
+    // Any injected fault counts, not only those that change reachability: a loss burst or a
+    // clock jump may legitimately cause a suspicion. Routine NTP corrections do not.
+    let first_fault = derived
+        .schedule
+        .iter()
+        .find(|f| f.detail != "ntp")
+        .map(|f| SimTime::from_duration(Duration::from_secs_f64(f.at_s)));
     let mut s = State {
         n: nodes,
         up: vec![false; nodes],
+        paused: vec![false; nodes],
         cuts: Vec::new(),
         view: vec![UNKNOWN; nodes * nodes],
         reach: vec![false; nodes * nodes],
         last_change: vec![SimTime::ZERO; nodes * nodes],
         pending: vec![Pending::None; nodes * nodes],
+        death: vec![Death::None; nodes * nodes],
         mismatch: vec![0; nodes],
         majority: vec![None; nodes],
         falsely_suspected: vec![false; nodes * nodes],
@@ -422,6 +505,8 @@ pub fn analyse(probes: &[ProbeRecord], derived: &Derived, nodes: usize, settle: 
             observers_pending: NodeSet::new(),
         },
         detection_ms: Vec::new(),
+        death_ms: Vec::new(),
+        undeclared: 0,
         first_detection_ms: Vec::new(),
         recovery_ms: Vec::new(),
         undetected: 0,
@@ -435,9 +520,12 @@ pub fn analyse(probes: &[ProbeRecord], derived: &Derived, nodes: usize, settle: 
         before_first_fault: 0,
         minority_aware_ms: Vec::new(),
         minority_unaware: 0,
+        last_episode_converged: false,
         majority_checks: 0,
         majority_right: 0,
         counters: BTreeMap::new(),
+        evidence: Vec::new(),
+        evidence_counts: BTreeMap::new(),
     };
     let mut next_change = 0;
     for record in probes {
@@ -460,7 +548,7 @@ pub fn analyse(probes: &[ProbeRecord], derived: &Derived, nodes: usize, settle: 
         next_change += 1;
         s.apply_changes(t, &[change], kind);
     }
-    s.close_episode();
+    s.close_episode(end);
 
     let mut m = BTreeMap::new();
     let mut put = |k: &str, v: Option<f64>| {
@@ -480,6 +568,17 @@ pub fn analyse(probes: &[ProbeRecord], derived: &Derived, nodes: usize, settle: 
     put("first_detection_ms_p99", percentile(&mut s.first_detection_ms, 99.0));
     put("first_detection_ms_max", percentile(&mut s.first_detection_ms, 100.0));
     put("undetected_pairs", Some(undetected as f64));
+    let undeclared = s.undeclared;
+    put("death_ms_p99", percentile(&mut s.death_ms, 99.0));
+    put(
+        "death_ms_max",
+        if undeclared > 0 {
+            None
+        } else {
+            percentile(&mut s.death_ms, 100.0)
+        },
+    );
+    put("undeclared_pairs", Some(undeclared as f64));
     put("recovery_ms_p99", percentile(&mut s.recovery_ms, 99.0));
     put(
         "recovery_ms_max",
@@ -501,6 +600,7 @@ pub fn analyse(probes: &[ProbeRecord], derived: &Derived, nodes: usize, settle: 
     };
     put("converged_ms_max", converged_max);
     put("join_converged_ms", s.join_converged_ms);
+    put("final_converged", Some(f64::from(u8::from(s.last_episode_converged))));
     put("false_suspicions", Some(s.false_suspicions as f64));
     put("false_deaths", Some(s.false_deaths as f64));
     let observer_p99 = percentile(&mut s.observer_detection_ms, 99.0);
@@ -530,5 +630,8 @@ pub fn analyse(probes: &[ProbeRecord], derived: &Derived, nodes: usize, settle: 
     ] {
         put(name, Some(*s.counters.get(name).unwrap_or(&0) as f64));
     }
-    Analysis { metrics: m }
+    Analysis {
+        metrics: m,
+        evidence: s.evidence,
+    }
 }

@@ -242,6 +242,69 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     parse(&display, &text)
 }
 
+/// Reads the scenario at `path` with `overrides` (`KEY=VALUE`, dotted keys into the file, e.g.
+/// `workload.latency_tolerance=300ms`) applied before validation. A value that is not valid
+/// TOML is taken as a string, so `300ms` needs no quotes.
+pub fn load_with(path: &Path, overrides: &[String]) -> Result<Scenario, ScenarioError> {
+    if overrides.is_empty() {
+        return load(path);
+    }
+    let display = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        path: display.clone(),
+        line: 0,
+        message: format!("cannot read: {e}"),
+    })?;
+    let mut table: toml::Table = toml::from_str(&text).map_err(|e| {
+        let ctx = Ctx {
+            path: &display,
+            text: &text,
+        };
+        ScenarioError {
+            path: display.clone(),
+            line: e.span().map_or(1, |s| ctx.line(s.start)),
+            message: e.message().trim().to_string(),
+        }
+    })?;
+    for o in overrides {
+        apply_override(&mut table, o).map_err(|message| ScenarioError {
+            path: format!("--set {o}"),
+            line: 0,
+            message,
+        })?;
+    }
+    let merged = toml::to_string(&table).map_err(|e| ScenarioError {
+        path: display.clone(),
+        line: 0,
+        message: format!("cannot apply overrides: {e}"),
+    })?;
+    let mut scenario = parse(&format!("{display} (with --set)"), &merged)?;
+    scenario.path = display;
+    Ok(scenario)
+}
+
+fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), String> {
+    let (key, value) = assignment
+        .split_once('=')
+        .ok_or_else(|| "expected KEY=VALUE, e.g. workload.probe_interval=200ms".to_string())?;
+    let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    let (last, path) = parts.split_last().ok_or("empty key")?;
+    let mut current = table;
+    for part in path {
+        current = current
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| format!("`{part}` is not a table"))?;
+    }
+    current.insert(last.to_string(), value);
+    Ok(())
+}
+
 /// Validates scenario `text` read from `path`.
 pub fn parse(path: &str, text: &str) -> Result<Scenario, ScenarioError> {
     let ctx = Ctx { path, text };
@@ -752,6 +815,20 @@ kind = "membership"
         let e = parse("x.toml", &text).unwrap_err();
         assert!(e.message.contains("node 7 does not exist"), "{e}");
         assert_eq!(e.line, 11);
+    }
+
+    #[test]
+    fn overrides_reach_nested_keys_and_unquoted_strings() {
+        let mut table: toml::Table = toml::from_str(MINIMAL).unwrap();
+        apply_override(&mut table, "workload.probe_interval=250ms").unwrap();
+        apply_override(&mut table, "nodes.count=9").unwrap();
+        let s = parse("x.toml", &toml::to_string(&table).unwrap()).unwrap();
+        assert_eq!(s.workload.probe_interval, Some(Duration::from_millis(250)));
+        assert_eq!(s.nodes.len(), 9);
+        assert!(apply_override(&mut table, "no-equals-sign").is_err());
+        assert!(apply_override(&mut table, "duration.x=1")
+            .unwrap_err()
+            .contains("not a table"));
     }
 
     #[test]

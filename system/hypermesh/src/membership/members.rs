@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 
-use runtime::{shuffle, Entropy};
+use runtime::{shuffle, Entropy, Instant};
 
 use super::suspicion::Suspicion;
 use super::wire::NodeId;
@@ -51,6 +51,8 @@ pub(crate) struct Member {
     pub(crate) state: MemberState,
     /// Boxed: rare, and the member table is the hottest data in a large cluster.
     pub(crate) suspicion: Option<Box<Suspicion>>,
+    /// When it last answered one of this node's probes: first-hand evidence it is alive.
+    pub(crate) last_ack: Option<Instant>,
 }
 
 /// A fixed, fast hasher for node ids. Lookups only: nothing iterates a map keyed by it, so its
@@ -212,6 +214,7 @@ mod tests {
             incarnation: 0,
             state,
             suspicion: None,
+            last_ack: None,
         }
     }
 

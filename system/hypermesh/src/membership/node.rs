@@ -42,6 +42,8 @@ mod timer {
 #[derive(Clone, Debug)]
 struct InFlightProbe {
     target: NodeId,
+    /// The target's incarnation when probed: a failed probe is evidence about that life only.
+    incarnation: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -250,10 +252,21 @@ impl MembershipNode {
         let Some(target) = self.members.next_probe_target(env) else {
             return;
         };
-        let addr = self.members.get(target).expect("probe target is a member").addr;
+        let member = self.members.get(target).expect("probe target is a member");
+        let (addr, incarnation) = (member.addr, member.incarnation);
+        // Lifeguard's buddy system: a suspect learns of its suspicion from the ping itself and
+        // refutes in its ack, instead of waiting for gossip that loss may delay past the timeout.
+        let buddy = (member.state == MemberState::Suspect)
+            .then_some(Update {
+                node: target,
+                incarnation,
+                claim: Claim::Suspect { by: self.me },
+            })
+            .into_iter()
+            .collect();
         let seq = self.seq();
-        self.probes.insert(seq, InFlightProbe { target });
-        self.send(env, addr, Body::Ping { seq, target });
+        self.probes.insert(seq, InFlightProbe { target, incarnation });
+        self.send_with(env, addr, Body::Ping { seq, target }, buddy);
         let now = env.now();
         env.set_timer(
             now + self.config.indirect_after,
@@ -295,7 +308,8 @@ impl MembershipNode {
         let Some(member) = self.members.get(probe.target) else {
             return;
         };
-        if member.state == MemberState::Alive {
+        // A refutation that arrived while the probe was out outranks it.
+        if member.state == MemberState::Alive && member.incarnation == probe.incarnation {
             let update = Update {
                 node: probe.target,
                 incarnation: member.incarnation,
@@ -310,6 +324,17 @@ impl MembershipNode {
         let Some(member) = self.members.get(id) else { return };
         let Some(suspicion) = &member.suspicion else { return };
         if member.state != MemberState::Suspect || suspicion.deadline() > now {
+            return;
+        }
+        if member.last_ack.is_some_and(|ack| ack >= suspicion.started()) {
+            // It answered us since the suspicion began: whatever others cannot reach, we can.
+            // Keep suspecting (only a refutation may clear it) but do not declare it dead; the
+            // buddy system's next ping tells it to refute.
+            let member = self.members.get_mut(id).expect("known");
+            let suspicion = member.suspicion.as_mut().expect("checked above");
+            suspicion.restart(now);
+            let deadline = suspicion.deadline();
+            env.set_timer(deadline, timer::token(timer::SUSPICION, id.0));
             return;
         }
         let update = Update {
@@ -401,7 +426,12 @@ impl MembershipNode {
                         },
                     );
                 } else {
-                    self.probes.remove(&seq);
+                    if let Some(probe) = self.probes.remove(&seq) {
+                        let now = env.now();
+                        if let Some(member) = self.members.get_mut(probe.target) {
+                            member.last_ack = Some(now);
+                        }
+                    }
                 }
             }
             Body::PingReq {
@@ -483,6 +513,7 @@ impl MembershipNode {
                         incarnation: r.incarnation,
                         state,
                         suspicion: None,
+                        last_ack: None,
                     },
                     env,
                 );
@@ -551,6 +582,7 @@ impl MembershipNode {
                         incarnation: update.incarnation,
                         state: MemberState::Alive,
                         suspicion: None,
+                        last_ack: None,
                     };
                     self.members.insert(member, env);
                     env.probe(Probe::new("member", update.node.0, 0));
@@ -574,7 +606,36 @@ impl MembershipNode {
                         true
                     }
                 }
-                Claim::Dead { .. } if state != MemberState::Dead && update.incarnation >= incarnation => {
+                Claim::Dead { by }
+                    if by != self.me && state != MemberState::Dead && update.incarnation == incarnation =>
+                {
+                    // A second-hand death at the incarnation we hold is only ever a suspicion (or a
+                    // confirmation of ours): it shortens our own timeout but never skips it, so the
+                    // member keeps the minimum timeout to refute. Such claims are often stale news
+                    // from the far side of a healed partition.
+                    let news = if state == MemberState::Alive {
+                        self.start_suspicion(env, update.node, update.incarnation, by);
+                        true
+                    } else {
+                        self.confirm_suspicion(env, update.node, by)
+                    };
+                    if news {
+                        // Gossiped on as the suspicion it became, not as the death it claimed.
+                        self.broadcasts.push(Update {
+                            claim: Claim::Suspect { by },
+                            ..update
+                        });
+                        self.note_view(env);
+                    }
+                    false
+                }
+                // Dead is final for a later incarnation than we hold, or when we declare it
+                // ourselves, our own suspicion having timed out.
+                Claim::Dead { by }
+                    if state != MemberState::Dead
+                        && (update.incarnation > incarnation
+                            || (by == self.me && update.incarnation == incarnation)) =>
+                {
                     self.members.get_mut(update.node).expect("known").incarnation = update.incarnation;
                     self.transition(env, update.node, MemberState::Dead);
                     true
@@ -594,6 +655,17 @@ impl MembershipNode {
             Claim::Alive { .. } => update.incarnation > current,
             Claim::Suspect { .. } | Claim::Dead { .. } => update.incarnation >= current,
         };
+        let stale_accusation = matches!(update.claim, Claim::Suspect { .. } | Claim::Dead { .. }) && !refute;
+        if stale_accusation {
+            // Someone still suspects an incarnation we already refuted: the refutation missed
+            // them, so it goes out again.
+            let addr = self.my_addr.expect("address chosen at start");
+            self.broadcasts.push(Update {
+                node: self.me,
+                incarnation: current,
+                claim: Claim::Alive { addr },
+            });
+        }
         if refute {
             let incarnation = update.incarnation.max(current) + 1;
             self.persist_incarnation(env, incarnation);

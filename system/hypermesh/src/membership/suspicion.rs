@@ -30,6 +30,16 @@ impl Suspicion {
         }
     }
 
+    /// When this suspicion began.
+    pub(crate) fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Starts the timeout over from `now`, keeping the confirmations.
+    pub(crate) fn restart(&mut self, now: Instant) {
+        self.started = now;
+    }
+
     /// Records a suspicion by `by`; true if it is a new, independent one.
     pub(crate) fn confirm(&mut self, by: NodeId) -> bool {
         self.confirmed_by.len() < self.confirmations_wanted as usize + 1 && self.confirmed_by.insert(by)
