@@ -125,3 +125,35 @@ fn a_trace_file_holds_one_json_event_per_line() {
     assert!(events.iter().any(|e| e["kind"] == "deliver"));
     assert!(events.iter().any(|e| e["kind"] == "probe" && e["name"] == "joined"));
 }
+
+#[test]
+fn a_node_whose_clock_is_beyond_clock_skew_max_is_refused_and_the_rest_form_a_cluster() {
+    let path = scratch(
+        "skew.toml",
+        "duration = \"10s\"\nassert = [\"join_refused >= 1\", \"false_suspicions == 0\"]\n[nodes]\ncount = 6\n\
+         [[nodes.group]]\nnodes = [5]\nclock_offset = \"45s\"\n[[nodes.group]]\nnodes = [1, 2]\nclock_offset = \"-14s\"\n\
+         [workload]\nkind = \"membership\"\nseeds = 1\n",
+    );
+    let trace = path.with_extension("trace.jsonl");
+    let out = testbed(&[
+        "run",
+        path.to_str().unwrap(),
+        "--json",
+        "--trace",
+        trace.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let joined: Vec<u64> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["kind"] == "probe" && e["name"] == "joined")
+        .map(|e| e["node"].as_u64().unwrap())
+        .collect();
+    // Nodes 1 and 2 are 14 s behind the seed, within clock_skew_max: they join. Node 5 is not.
+    for node in [0, 1, 2, 3, 4] {
+        assert!(joined.contains(&node), "node {node} did not join: {joined:?}");
+    }
+    assert!(!joined.contains(&5), "node 5 joined despite a 45 s clock skew");
+    assert!(last_json(&out)["metrics"]["join_refused"].as_f64().unwrap() >= 1.0);
+}

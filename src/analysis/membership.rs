@@ -176,12 +176,30 @@ impl State {
             if self.death[i] == Death::Awaited {
                 self.undeclared += u64::from(long_enough);
                 self.death[i] = Death::None;
+                if long_enough {
+                    let (x, y, at) = (i / self.n, i % self.n, self.episode.at);
+                    self.note("undeclared", || {
+                        format!("undeclared: node {x} never declared node {y} dead between {at} and {end}")
+                    });
+                }
             }
         }
         for i in 0..self.pending.len() {
             match self.pending[i] {
-                Pending::Detect => self.undetected += u64::from(long_enough),
-                Pending::Recover if self.episode.kind != "join" => self.unrecovered += 1,
+                Pending::Detect if long_enough => {
+                    self.undetected += 1;
+                    let (x, y, at) = (i / self.n, i % self.n, self.episode.at);
+                    self.note("undetected", || {
+                        format!("undetected: node {x} never suspected node {y} between {at} and {end}")
+                    });
+                }
+                Pending::Recover if self.episode.kind != "join" => {
+                    self.unrecovered += 1;
+                    let (x, y, at) = (i / self.n, i % self.n, self.episode.at);
+                    self.note("unrecovered", || {
+                        format!("unrecovered: node {x} did not see node {y} alive again between {at} and {end}")
+                    });
+                }
                 _ => {}
             }
             self.pending[i] = Pending::None;

@@ -37,6 +37,9 @@ pub struct MembershipConfig {
     pub gossip_interval: Duration,
     /// To how many members each eager push goes.
     pub gossip_fanout: usize,
+    /// For how long after declaring a member dead this node still gossips to it, so that a
+    /// member cut off by a partition hears its refutation is needed soon after the heal.
+    pub gossip_to_dead_for: Duration,
     /// Each update is sent `retransmit_mult × ⌈log10(members + 1)⌉` times.
     pub retransmit_mult: u32,
     /// How often a node swaps its whole member list with a random member (anti-entropy; what
@@ -71,6 +74,7 @@ impl MembershipConfig {
             clock_skew_max: Duration::from_secs(30),
             gossip_interval: Duration::from_millis(200),
             gossip_fanout: 3,
+            gossip_to_dead_for: Duration::from_secs(60),
             retransmit_mult: 4,
             push_pull_interval: Duration::from_secs(10),
             join_retry_interval: Duration::from_secs(1),

@@ -53,6 +53,8 @@ pub(crate) struct Member {
     pub(crate) suspicion: Option<Box<Suspicion>>,
     /// When it last answered one of this node's probes: first-hand evidence it is alive.
     pub(crate) last_ack: Option<Instant>,
+    /// When its state last changed in this node's view.
+    pub(crate) state_since: Instant,
 }
 
 /// A fixed, fast hasher for node ids. Lookups only: nothing iterates a map keyed by it, so its
@@ -124,10 +126,13 @@ impl Members {
         self.list.push(member);
     }
 
-    /// Changes a member's state, keeping the alive count; returns the previous state.
-    pub(crate) fn set_state(&mut self, id: NodeId, state: MemberState) -> Option<MemberState> {
+    /// Changes a member's state at `now`, keeping the alive count; returns the previous state.
+    pub(crate) fn set_state(&mut self, id: NodeId, state: MemberState, now: Instant) -> Option<MemberState> {
         let member = self.get_mut(id)?;
         let previous = member.state;
+        if previous != state {
+            member.state_since = now;
+        }
         member.state = state;
         if state != MemberState::Suspect {
             member.suspicion = None;
@@ -174,7 +179,17 @@ impl Members {
         exclude: Option<NodeId>,
         rng: &mut (impl Entropy + ?Sized),
     ) -> Vec<&Member> {
-        let qualifies = |m: &&Member| states.contains(&m.state) && Some(m.id) != exclude;
+        self.random_where(k, |m| states.contains(&m.state) && Some(m.id) != exclude, rng)
+    }
+
+    /// Up to `k` distinct random members for which `qualifies` holds (see [`Self::random`]).
+    pub(crate) fn random_where(
+        &self,
+        k: usize,
+        qualifies: impl Fn(&Member) -> bool,
+        rng: &mut (impl Entropy + ?Sized),
+    ) -> Vec<&Member> {
+        let qualifies = |m: &&Member| qualifies(m);
         let mut picked: Vec<&Member> = Vec::with_capacity(k);
         if self.probe_order.is_empty() || k == 0 {
             return picked;
@@ -215,6 +230,7 @@ mod tests {
             state,
             suspicion: None,
             last_ack: None,
+            state_since: Instant::ZERO,
         }
     }
 
@@ -241,7 +257,7 @@ mod tests {
         for id in 0..6 {
             members.insert(member(id, MemberState::Alive), &mut rng);
         }
-        members.set_state(NodeId(2), MemberState::Dead);
+        members.set_state(NodeId(2), MemberState::Dead, Instant::ZERO);
         let picked = members.random(10, &[MemberState::Alive], Some(NodeId(0)), &mut rng);
         let mut ids: Vec<u64> = picked.iter().map(|m| m.id.0).collect();
         ids.sort_unstable();

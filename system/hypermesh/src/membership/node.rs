@@ -252,7 +252,12 @@ impl MembershipNode {
         let Some(target) = self.members.next_probe_target(env) else {
             return;
         };
-        let member = self.members.get(target).expect("probe target is a member");
+        self.probe(env, target);
+    }
+
+    /// Pings `target`, with the indirect fallback and the deadline after which it is suspected.
+    fn probe(&mut self, env: &mut dyn Env, target: NodeId) {
+        let Some(member) = self.members.get(target) else { return };
         let (addr, incarnation) = (member.addr, member.incarnation);
         // Lifeguard's buddy system: a suspect learns of its suspicion from the ping itself and
         // refutes in its ack, instead of waiting for gossip that loss may delay past the timeout.
@@ -351,12 +356,22 @@ impl MembershipNode {
         if self.broadcasts.is_empty() {
             return;
         }
+        // Recently dead members are gossiped to as well (memberlist's "gossip to the dead"):
+        // after a partition heals, that is how each side's refutations cross to the side that
+        // declared it dead, seconds before anti-entropy would carry them.
+        let now = env.now();
+        let window = self.config.gossip_to_dead_for;
         let targets: Vec<SocketAddr> = self
             .members
-            .random(
+            .random_where(
                 self.config.gossip_fanout,
-                &[MemberState::Alive, MemberState::Suspect],
-                None,
+                |m| match m.state {
+                    MemberState::Alive => true,
+                    // A suspect is told by the buddy system's pings; gossip spent on it is mostly
+                    // lost across whatever cut made it a suspect.
+                    MemberState::Suspect => false,
+                    MemberState::Dead => now.saturating_since(m.state_since) < window,
+                },
                 env,
             )
             .into_iter()
@@ -501,23 +516,29 @@ impl MembershipNode {
             let known = self.members.get(r.node).is_some() || r.node == self.me;
             if !known && !matches!(claim, Claim::Alive { .. }) {
                 // A member first heard of as suspect or dead is still a member: it counts in the
-                // majority, and may come back. Its state is not news worth gossiping.
+                // majority, and may come back. Someone else's verdict is not first-hand, so we
+                // suspect it ourselves (our own timeout decides) and tell it, so that a live
+                // member refutes at once.
                 if self.members.len() + 1 >= self.config.members_max {
                     continue;
                 }
-                let state = MemberState::from_code(r.state).unwrap_or(MemberState::Alive);
-                self.members.insert(
-                    Member {
-                        id: r.node,
-                        addr: r.addr,
-                        incarnation: r.incarnation,
-                        state,
-                        suspicion: None,
-                        last_ack: None,
-                    },
-                    env,
-                );
-                env.probe(Probe::new("member", r.node.0, i64::from(state.code())));
+                let member = Member {
+                    id: r.node,
+                    addr: r.addr,
+                    incarnation: r.incarnation,
+                    state: MemberState::Alive,
+                    suspicion: None,
+                    last_ack: None,
+                    state_since: env.now(),
+                };
+                self.members.insert(member, env);
+                self.start_suspicion(env, r.node, r.incarnation, sender);
+                let accusation = Update {
+                    node: r.node,
+                    incarnation: r.incarnation,
+                    claim: Claim::Suspect { by: sender },
+                };
+                self.send_with(env, r.addr, Body::Gossip, vec![accusation]);
                 self.note_view(env);
                 continue;
             }
@@ -583,6 +604,7 @@ impl MembershipNode {
                         state: MemberState::Alive,
                         suspicion: None,
                         last_ack: None,
+                        state_since: env.now(),
                     };
                     self.members.insert(member, env);
                     env.probe(Probe::new("member", update.node.0, 0));
@@ -693,6 +715,11 @@ impl MembershipNode {
         self.transition(env, id, MemberState::Suspect);
         self.members.get_mut(id).expect("known").suspicion = Some(Box::new(suspicion));
         env.set_timer(deadline, timer::token(timer::SUSPICION, id.0));
+        // Check for ourselves at once, telling the suspect: a live one refutes in its ack (and
+        // its ack alone keeps us from declaring it dead), however the round robin falls.
+        if self.probes.len() < self.config.probes_in_flight_max {
+            self.probe(env, id);
+        }
     }
 
     fn confirm_suspicion(&mut self, env: &mut dyn Env, id: NodeId, by: NodeId) -> bool {
@@ -708,7 +735,7 @@ impl MembershipNode {
     }
 
     fn transition(&mut self, env: &mut dyn Env, id: NodeId, state: MemberState) {
-        if self.members.set_state(id, state) != Some(state) {
+        if self.members.set_state(id, state, env.now()) != Some(state) {
             env.probe(Probe::new("member", id.0, i64::from(state.code())));
         }
     }
