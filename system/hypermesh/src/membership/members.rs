@@ -88,6 +88,7 @@ pub(crate) struct Members {
     probe_order: Vec<NodeId>,
     probe_cursor: usize,
     alive: usize,
+    dead: usize,
 }
 
 impl Members {
@@ -104,6 +105,11 @@ impl Members {
         self.alive
     }
 
+    /// Members in the dead state.
+    pub(crate) fn dead(&self) -> usize {
+        self.dead
+    }
+
     /// Members in the order they became known.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Member> {
         self.list.iter()
@@ -113,8 +119,10 @@ impl Members {
     /// by everyone at once, nor last by everyone).
     pub(crate) fn insert(&mut self, member: Member, rng: &mut (impl Entropy + ?Sized)) {
         debug_assert!(!self.index.contains_key(&member.id));
-        if member.state == MemberState::Alive {
-            self.alive += 1;
+        match member.state {
+            MemberState::Alive => self.alive += 1,
+            MemberState::Dead => self.dead += 1,
+            MemberState::Suspect => {}
         }
         // Append, then swap into a random place: O(1), where inserting into the middle of the
         // order would move half of it every time.
@@ -140,6 +148,11 @@ impl Members {
         match (previous == MemberState::Alive, state == MemberState::Alive) {
             (true, false) => self.alive -= 1,
             (false, true) => self.alive += 1,
+            _ => {}
+        }
+        match (previous == MemberState::Dead, state == MemberState::Dead) {
+            (true, false) => self.dead -= 1,
+            (false, true) => self.dead += 1,
             _ => {}
         }
         Some(previous)
@@ -248,6 +261,7 @@ mod tests {
         pass.sort_unstable();
         assert_eq!(pass, vec![0, 1, 2, 4, 5, 6, 7, 8, 9]);
         assert_eq!(members.alive(), 9);
+        assert_eq!(members.dead(), 1);
     }
 
     #[test]

@@ -29,6 +29,7 @@ mod timer {
     pub const JOIN: u64 = 7;
     pub const RELAY_EXPIRY: u64 = 8;
     pub const START: u64 = 9;
+    pub const CATCH_UP: u64 = 10;
 
     pub fn token(kind: u64, arg: u64) -> u64 {
         kind << 56 | (arg & ((1 << 56) - 1))
@@ -200,7 +201,23 @@ impl MembershipNode {
         if !self.joined {
             self.joined = true;
             env.probe(Probe::new("joined", answered, 1));
+            // A seed's snapshot misses whoever joined at the same time; one early exchange with
+            // a random member catches them, instead of waiting a whole anti-entropy period.
+            let at = env.now() + self.config.join_retry_interval;
+            env.set_timer(at, timer::token(timer::CATCH_UP, 0));
         }
+    }
+
+    fn on_catch_up(&mut self, env: &mut dyn Env) {
+        let Some(to) = self
+            .members
+            .random(1, &[MemberState::Alive], None, env)
+            .first()
+            .map(|m| m.addr)
+        else {
+            return;
+        };
+        self.send_state(env, to, true);
     }
 
     fn my_record(&self) -> Record {
@@ -356,27 +373,28 @@ impl MembershipNode {
         if self.broadcasts.is_empty() {
             return;
         }
-        // Recently dead members are gossiped to as well (memberlist's "gossip to the dead"):
-        // after a partition heals, that is how each side's refutations cross to the side that
-        // declared it dead, seconds before anti-entropy would carry them.
+        // The fan-out goes to alive members (a suspect is told by the buddy system's pings;
+        // gossip spent on it is mostly lost across whatever cut made it a suspect). One more
+        // target is a member dead for less than `gossip_to_dead_for` (memberlist's "gossip to
+        // the dead"): after a partition heals, that is how refutations reach the side that
+        // declared them dead, seconds before anti-entropy would; during the partition it costs
+        // one datagram a round, not the fan-out.
         let now = env.now();
         let window = self.config.gossip_to_dead_for;
-        let targets: Vec<SocketAddr> = self
+        let mut targets: Vec<SocketAddr> = self
             .members
-            .random_where(
-                self.config.gossip_fanout,
-                |m| match m.state {
-                    MemberState::Alive => true,
-                    // A suspect is told by the buddy system's pings; gossip spent on it is mostly
-                    // lost across whatever cut made it a suspect.
-                    MemberState::Suspect => false,
-                    MemberState::Dead => now.saturating_since(m.state_since) < window,
-                },
-                env,
-            )
+            .random(self.config.gossip_fanout, &[MemberState::Alive], None, env)
             .into_iter()
             .map(|m| m.addr)
             .collect();
+        if self.members.dead() > 0 {
+            let recently_dead = self.members.random_where(
+                1,
+                |m| m.state == MemberState::Dead && now.saturating_since(m.state_since) < window,
+                env,
+            );
+            targets.extend(recently_dead.into_iter().map(|m| m.addr));
+        }
         for to in targets {
             self.send(env, to, Body::Gossip);
         }
@@ -387,7 +405,7 @@ impl MembershipNode {
         env.set_timer(next, timer::token(timer::PUSH_PULL, 0));
         // Half the exchanges go to members believed dead: after a partition heals, this is how
         // the two sides find each other again.
-        let has_dead = self.members.iter().any(|m| m.state == MemberState::Dead);
+        let has_dead = self.members.dead() > 0;
         let states: &[MemberState] = if has_dead && env.chance(0.5) {
             &[MemberState::Dead]
         } else {
@@ -790,6 +808,7 @@ impl Actor for MembershipNode {
             timer::GOSSIP => self.on_gossip_tick(env),
             timer::PUSH_PULL => self.on_push_pull_tick(env),
             timer::JOIN => self.join(env),
+            timer::CATCH_UP => self.on_catch_up(env),
             timer::RELAY_EXPIRY => {
                 self.relays.remove(&(arg as u32));
             }
