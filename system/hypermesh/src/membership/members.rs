@@ -55,6 +55,8 @@ pub(crate) struct Member {
     pub(crate) last_ack: Option<Instant>,
     /// When its state last changed in this node's view.
     pub(crate) state_since: Instant,
+    /// When one of this node's probes of it last went unanswered: first-hand evidence of failure.
+    pub(crate) last_probe_failed: Option<Instant>,
 }
 
 /// A fixed, fast hasher for node ids. Lookups only: nothing iterates a map keyed by it, so its
@@ -244,6 +246,7 @@ mod tests {
             suspicion: None,
             last_ack: None,
             state_since: Instant::ZERO,
+            last_probe_failed: None,
         }
     }
 

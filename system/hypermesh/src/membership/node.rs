@@ -327,9 +327,12 @@ impl MembershipNode {
 
     fn on_probe_deadline(&mut self, env: &mut dyn Env, seq: u32) {
         let Some(probe) = self.probes.remove(&seq) else { return };
-        let Some(member) = self.members.get(probe.target) else {
+        let now = env.now();
+        let Some(member) = self.members.get_mut(probe.target) else {
             return;
         };
+        member.last_probe_failed = Some(now);
+        let member = &*member;
         // A refutation that arrived while the probe was out outranks it.
         if member.state == MemberState::Alive && member.incarnation == probe.incarnation {
             let update = Update {
@@ -357,6 +360,16 @@ impl MembershipNode {
             suspicion.restart(now);
             let deadline = suspicion.deadline();
             env.set_timer(deadline, timer::token(timer::SUSPICION, id.0));
+            return;
+        }
+        let started = suspicion.started();
+        if member.last_probe_failed.is_none_or(|failed| failed < started) {
+            // No death on hearsay: our own probe must have failed since the suspicion began.
+            // Probe now (past the in-flight bound: this is one probe per timed-out suspicion) and
+            // decide once it has had its full deadline.
+            self.probe(env, id);
+            let at = now + self.config.probe_timeout() + self.config.probe_margin;
+            env.set_timer(at, timer::token(timer::SUSPICION, id.0));
             return;
         }
         let update = Update {
@@ -548,6 +561,7 @@ impl MembershipNode {
                     suspicion: None,
                     last_ack: None,
                     state_since: env.now(),
+                    last_probe_failed: None,
                 };
                 self.members.insert(member, env);
                 self.start_suspicion(env, r.node, r.incarnation, sender);
@@ -623,6 +637,7 @@ impl MembershipNode {
                         suspicion: None,
                         last_ack: None,
                         state_since: env.now(),
+                        last_probe_failed: None,
                     };
                     self.members.insert(member, env);
                     env.probe(Probe::new("member", update.node.0, 0));
@@ -647,13 +662,13 @@ impl MembershipNode {
                     }
                 }
                 Claim::Dead { by }
-                    if by != self.me && state != MemberState::Dead && update.incarnation == incarnation =>
+                    if by != self.me && state != MemberState::Dead && update.incarnation >= incarnation =>
                 {
-                    // A second-hand death at the incarnation we hold is only ever a suspicion (or a
-                    // confirmation of ours): it shortens our own timeout but never skips it, so the
-                    // member keeps the minimum timeout to refute. Such claims are often stale news
-                    // from the far side of a healed partition.
-                    let news = if state == MemberState::Alive {
+                    // No death on hearsay. A second-hand death is a suspicion (or a confirmation
+                    // of ours) of the incarnation it names: it shortens our own timeout but never
+                    // skips it, and our own probe must fail before we declare. Such claims are
+                    // often stale news from the far side of a healed partition.
+                    let news = if state == MemberState::Alive || update.incarnation > incarnation {
                         self.start_suspicion(env, update.node, update.incarnation, by);
                         true
                     } else {
@@ -669,14 +684,11 @@ impl MembershipNode {
                     }
                     false
                 }
-                // Dead is final for a later incarnation than we hold, or when we declare it
-                // ourselves, our own suspicion having timed out.
+                // Only this node's own timed-out suspicion (backed by its own failed probe)
+                // declares a member dead.
                 Claim::Dead { by }
-                    if state != MemberState::Dead
-                        && (update.incarnation > incarnation
-                            || (by == self.me && update.incarnation == incarnation)) =>
+                    if by == self.me && state != MemberState::Dead && update.incarnation == incarnation =>
                 {
-                    self.members.get_mut(update.node).expect("known").incarnation = update.incarnation;
                     self.transition(env, update.node, MemberState::Dead);
                     true
                 }
