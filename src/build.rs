@@ -268,22 +268,7 @@ fn expand(plan: &FaultPlan, count: u32, rng: &mut DetRng, link: &LinkModel, out:
                 loss: *probability,
                 ..*link
             };
-            push(
-                out,
-                at,
-                FaultAction::SetLinks(lossy),
-                vec![],
-                vec![],
-                format!("loss {probability}"),
-            );
-            push(
-                out,
-                at + duration.as_secs_f64(),
-                FaultAction::SetLinks(*link),
-                vec![],
-                vec![],
-                "restore".into(),
-            );
+            push_link_window(out, at, *duration, lossy, link, format!("loss {probability}"));
         }
         FaultKind::Latency {
             latency,
@@ -295,23 +280,34 @@ fn expand(plan: &FaultPlan, count: u32, rng: &mut DetRng, link: &LinkModel, out:
                 jitter: *jitter,
                 ..*link
             };
-            push(
-                out,
-                at,
-                FaultAction::SetLinks(slow),
-                vec![],
-                vec![],
-                format!("latency {latency:?} jitter {jitter:?}"),
-            );
-            push(
-                out,
-                at + duration.as_secs_f64(),
-                FaultAction::SetLinks(*link),
-                vec![],
-                vec![],
-                "restore".into(),
-            );
+            let detail = format!("latency {latency:?} jitter {jitter:?}");
+            push_link_window(out, at, *duration, slow, link, detail);
         }
+    }
+}
+
+/// Every link follows `model` from `at` for `duration`, then `normal` again.
+fn push_link_window(
+    out: &mut Vec<ScheduledFault>,
+    at: f64,
+    duration: Duration,
+    model: LinkModel,
+    normal: &LinkModel,
+    detail: String,
+) {
+    for (at_s, links, detail) in [
+        (at, model, detail),
+        (at + duration.as_secs_f64(), *normal, "restore".to_string()),
+    ] {
+        let action = FaultAction::SetLinks(links);
+        out.push(ScheduledFault {
+            at_s,
+            kind: action.kind(),
+            nodes: vec![],
+            other_side: vec![],
+            detail,
+            action: FaultActionSource(Some(action)),
+        });
     }
 }
 

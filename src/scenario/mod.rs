@@ -231,14 +231,20 @@ pub struct Scenario {
     pub asserts: Vec<Assertion>,
 }
 
-/// Reads and validates the scenario at `path`.
-pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+/// The file's name as shown in errors, and its text.
+fn read_source(path: &Path) -> Result<(String, String), ScenarioError> {
     let display = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
         path: display.clone(),
         line: 0,
         message: format!("cannot read: {e}"),
     })?;
+    Ok((display, text))
+}
+
+/// Reads and validates the scenario at `path`.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let (display, text) = read_source(path)?;
     parse(&display, &text)
 }
 
@@ -249,12 +255,7 @@ pub fn load_with(path: &Path, overrides: &[String]) -> Result<Scenario, Scenario
     if overrides.is_empty() {
         return load(path);
     }
-    let display = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-        path: display.clone(),
-        line: 0,
-        message: format!("cannot read: {e}"),
-    })?;
+    let (display, text) = read_source(path)?;
     let mut table: toml::Table = toml::from_str(&text).map_err(|e| {
         let ctx = Ctx {
             path: &display,

@@ -81,6 +81,22 @@ impl Hasher for IdHasher {
 /// A map keyed by node id with [`IdHasher`].
 pub(crate) type IdMap<V> = HashMap<NodeId, V, BuildHasherDefault<IdHasher>>;
 
+impl Member {
+    /// A member newly learned of, alive at `incarnation`, first heard of at `now`.
+    pub(crate) fn alive(id: NodeId, addr: SocketAddr, incarnation: u64, now: Instant) -> Self {
+        Member {
+            id,
+            addr,
+            incarnation,
+            state: MemberState::Alive,
+            suspicion: None,
+            last_ack: None,
+            state_since: now,
+            last_probe_failed: None,
+        }
+    }
+}
+
 /// Every other member this node knows, and its round-robin probe order. Members are never
 /// removed (a dead member still counts in the majority), so positions in `list` are stable.
 #[derive(Clone, Debug, Default)]
@@ -239,14 +255,8 @@ mod tests {
 
     fn member(id: u64, state: MemberState) -> Member {
         Member {
-            id: NodeId(id),
-            addr: "[fd00::1]:1".parse().unwrap(),
-            incarnation: 0,
             state,
-            suspicion: None,
-            last_ack: None,
-            state_since: Instant::ZERO,
-            last_probe_failed: None,
+            ..Member::alive(NodeId(id), "[fd00::1]:1".parse().unwrap(), 0, Instant::ZERO)
         }
     }
 

@@ -553,16 +553,7 @@ impl MembershipNode {
                 if self.members.len() + 1 >= self.config.members_max {
                     continue;
                 }
-                let member = Member {
-                    id: r.node,
-                    addr: r.addr,
-                    incarnation: r.incarnation,
-                    state: MemberState::Alive,
-                    suspicion: None,
-                    last_ack: None,
-                    state_since: env.now(),
-                    last_probe_failed: None,
-                };
+                let member = Member::alive(r.node, r.addr, r.incarnation, env.now());
                 self.members.insert(member, env);
                 self.start_suspicion(env, r.node, r.incarnation, sender);
                 let accusation = Update {
@@ -629,16 +620,7 @@ impl MembershipNode {
         let accepted = match self.members.get(update.node).map(|m| (m.state, m.incarnation)) {
             None => match update.claim {
                 Claim::Alive { addr } if self.members.len() + 1 < self.config.members_max => {
-                    let member = Member {
-                        id: update.node,
-                        addr,
-                        incarnation: update.incarnation,
-                        state: MemberState::Alive,
-                        suspicion: None,
-                        last_ack: None,
-                        state_since: env.now(),
-                        last_probe_failed: None,
-                    };
+                    let member = Member::alive(update.node, addr, update.incarnation, env.now());
                     self.members.insert(member, env);
                     env.probe(Probe::new("member", update.node.0, 0));
                     true
