@@ -363,10 +363,15 @@ impl MembershipNode {
             return;
         }
         let started = suspicion.started();
-        if member.last_probe_failed.is_none_or(|failed| failed < started) {
-            // No death on hearsay: our own probe must have failed since the suspicion began.
-            // Probe now (past the in-flight bound: this is one probe per timed-out suspicion) and
-            // decide once it has had its full deadline.
+        let fresh = self.config.probe_timeout() + self.config.probe_interval;
+        if member
+            .last_probe_failed
+            .is_none_or(|failed| failed < started || now.saturating_since(failed) > fresh)
+        {
+            // No death on hearsay, nor on stale evidence: our own probe must have failed since
+            // the suspicion began, and recently (one lost probe during a loss burst that has
+            // since ended proves little). Probe now (past the in-flight bound: one probe per
+            // timed-out suspicion) and decide once it has had its full deadline.
             self.probe(env, id);
             let at = now + self.config.probe_timeout() + self.config.probe_margin;
             env.set_timer(at, timer::token(timer::SUSPICION, id.0));
