@@ -8,6 +8,7 @@ mod limits;
 mod progress;
 mod run;
 mod scenario;
+mod sweep;
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -48,6 +49,27 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+    /// Runs one scenario over many seeds in parallel; lists the failing seeds with the command
+    /// that replays each. Exit 0: every seed passed; 1: one failed; 2: bad input.
+    Sweep {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// Seeds `A..B`, both included (`1..1000` is a thousand seeds).
+        #[arg(long, value_name = "A..B", value_parser = sweep::SeedRange::parse)]
+        seeds: sweep::SeedRange,
+        /// Run only shard I of N (1-based): every N-th seed, so N machines split the work.
+        #[arg(long, value_name = "I/N", value_parser = sweep::Shard::parse)]
+        shard: Option<sweep::Shard>,
+        /// Parallel runs (default: the machine's cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Override a setting of the file (repeatable), as for `run`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Print one JSON line per seed, then a summary line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Runs every scenario in a directory with its default seed.
     Suite {
         /// Where the scenarios are.
@@ -77,6 +99,14 @@ fn main() -> ExitCode {
             overrides,
         } => run_one(&scenario, seed, json, trace.as_deref(), &overrides),
         Command::Suite { dir, json } => suite(&dir, json),
+        Command::Sweep {
+            scenario,
+            seeds,
+            shard,
+            jobs,
+            overrides,
+            json,
+        } => sweep_one(&scenario, seeds, shard, jobs, &overrides, json),
     }
 }
 
@@ -200,6 +230,98 @@ fn print_human(s: &RunSummary) {
             fmt_value(Some(a.threshold)),
             fmt_value(a.value)
         );
+    }
+}
+
+fn sweep_one(
+    path: &Path,
+    range: sweep::SeedRange,
+    shard: Option<sweep::Shard>,
+    jobs: Option<usize>,
+    overrides: &[String],
+    json: bool,
+) -> ExitCode {
+    let scenario = match scenario::load_with(path, overrides) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let shard = shard.unwrap_or(sweep::Shard { index: 1, count: 1 });
+    let seeds = shard.seeds(range);
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    eprintln!(
+        "{}: {} seed(s) of {}..={} (shard {}/{}) on {jobs} thread(s)",
+        scenario.name,
+        seeds.len(),
+        range.first,
+        range.last,
+        shard.index,
+        shard.count
+    );
+    let bar = std::sync::Mutex::new(ProgressBar::new(&scenario.name));
+    let total = seeds.len().max(1);
+    let outcome = sweep::sweep(&scenario, &seeds, jobs, &|done| {
+        if let Ok(mut bar) = bar.lock() {
+            bar.update(done as f64 / total as f64);
+        }
+    });
+    if let Ok(mut bar) = bar.lock() {
+        bar.finish();
+    }
+    let failed: Vec<&RunSummary> = outcome.runs.iter().filter(|r| !r.passed).collect();
+    if json {
+        for r in &outcome.runs {
+            if let Ok(line) = serde_json::to_string(r) {
+                println!("{line}");
+            }
+        }
+    }
+    for r in &failed {
+        let why: Vec<String> = r
+            .assertions
+            .iter()
+            .filter(|a| !a.passed)
+            .map(|a| {
+                format!(
+                    "{} {} {} (measured {})",
+                    a.name,
+                    a.op,
+                    fmt_value(Some(a.threshold)),
+                    fmt_value(a.value)
+                )
+            })
+            .collect();
+        println!("seed {} FAILED: {}", r.seed, why.join("; "));
+        println!("  replay: {}", sweep::replay_command(path, r.seed));
+    }
+    let wall = outcome.wall.as_secs_f64();
+    let summary = serde_json::json!({
+        "scenario": scenario.name,
+        "seeds": outcome.runs.len(),
+        "passed": outcome.runs.len() - failed.len(),
+        "failed": failed.iter().map(|r| r.seed).collect::<Vec<_>>(),
+        "shard": format!("{}/{}", shard.index, shard.count),
+        "jobs": jobs,
+        "wall_seconds": wall,
+    });
+    if json {
+        println!("{summary}");
+    } else {
+        println!(
+            "{}: {}/{} seeds passed in {:.1} s wall ({:.1} seeds/s, {jobs} threads)",
+            scenario.name,
+            outcome.runs.len() - failed.len(),
+            outcome.runs.len(),
+            wall,
+            outcome.runs.len() as f64 / wall.max(1e-9)
+        );
+    }
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

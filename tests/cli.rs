@@ -157,3 +157,37 @@ fn a_node_whose_clock_is_beyond_clock_skew_max_is_refused_and_the_rest_form_a_cl
     assert!(!joined.contains(&5), "node 5 joined despite a 45 s clock skew");
     assert!(last_json(&out)["metrics"]["join_refused"].as_f64().unwrap() >= 1.0);
 }
+
+#[test]
+fn a_sweep_lists_failing_seeds_with_the_command_that_replays_each() {
+    let path = scratch(
+        "sweep.toml",
+        "duration = \"3s\"\nassert = [\"join_converged_ms <= 0\"]\n[nodes]\ncount = 4\n[workload]\nkind = \"membership\"\n",
+    );
+    let out = testbed(&[
+        "sweep",
+        path.to_str().unwrap(),
+        "--seeds",
+        "1..6",
+        "--shard",
+        "2/3",
+        "--jobs",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("replay: testbed run {} --seed 2", path.display())),
+        "{stdout}"
+    );
+    let summary = last_json(&out);
+    assert_eq!(summary["seeds"], 2, "shard 2/3 of 1..=6 is seeds 2 and 5");
+    assert_eq!(summary["failed"], serde_json::json!([2, 5]));
+    assert_eq!(
+        testbed(&["sweep", path.to_str().unwrap(), "--seeds", "9..1"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
