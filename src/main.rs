@@ -293,8 +293,18 @@ fn sweep_one(
                 )
             })
             .collect();
-        println!("seed {} FAILED: {}", r.seed, why.join("; "));
-        println!("  replay: {}", sweep::replay_command(path, r.seed));
+        // With --json, stdout stays pure JSON lines; the human listing goes to stderr.
+        let listing = format!(
+            "seed {} FAILED: {}\n  replay: {}",
+            r.seed,
+            why.join("; "),
+            sweep::replay_command(path, r.seed)
+        );
+        if json {
+            eprintln!("{listing}");
+        } else {
+            println!("{listing}");
+        }
     }
     let wall = outcome.wall.as_secs_f64();
     let summary = serde_json::json!({

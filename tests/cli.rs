@@ -176,11 +176,16 @@ fn a_sweep_lists_failing_seeds_with_the_command_that_replays_each() {
         "--json",
     ]);
     assert_eq!(out.status.code(), Some(1));
+    // With --json, stdout is pure JSON lines and the human listing goes to stderr.
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stdout.contains(&format!("replay: testbed run {} --seed 2", path.display())),
-        "{stdout}"
+        stderr.contains(&format!("replay: testbed run {} --seed 2", path.display())),
+        "{stderr}"
     );
+    for line in stdout.lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    }
     let summary = last_json(&out);
     assert_eq!(summary["seeds"], 2, "shard 2/3 of 1..=6 is seeds 2 and 5");
     assert_eq!(summary["failed"], serde_json::json!([2, 5]));
