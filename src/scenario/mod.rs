@@ -19,16 +19,26 @@ pub use units::Selection;
 use units::{parse_duration, parse_signed_nanos};
 
 /// A scenario file that could not be used: where, and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}:{line}: {message}")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScenarioError {
-    /// The file.
+    /// The file (or the `--set` override at fault).
     pub path: String,
-    /// 1-based line.
+    /// 1-based line; 0 when the problem is not on a line (an unreadable file, an override).
     pub line: usize,
     /// What is wrong.
     pub message: String,
 }
+
+impl std::fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            0 => write!(f, "{}: {}", self.path, self.message),
+            line => write!(f, "{}:{line}: {}", self.path, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ScenarioError {}
 
 /// Which address families a node has.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
