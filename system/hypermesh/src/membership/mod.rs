@@ -35,6 +35,7 @@
 
 mod broadcasts;
 mod config;
+mod incarnation;
 mod members;
 mod node;
 mod suspicion;

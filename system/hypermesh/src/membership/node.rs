@@ -8,15 +8,13 @@ use runtime::{Actor, AddressFamily, Env, Probe, TimerToken};
 
 use super::broadcasts::Broadcasts;
 use super::config::MembershipConfig;
+use super::incarnation;
 use super::members::{Member, MemberState, Members};
 use super::suspicion::{timeouts, Suspicion};
 use super::wire::{
     Body, Claim, Message, NodeId, Record, RefuseReason, Update, HEADER_AND_BODY_BYTES_MAX, RECORDS_PER_MESSAGE_MAX,
     RECORD_BYTES_MAX, UPDATES_PER_MESSAGE_MAX, UPDATE_BYTES_MAX,
 };
-
-/// Where this node's incarnation number is kept across restarts.
-const INCARNATION_FILE: &str = "membership.incarnation";
 
 /// Timer kinds, in the top byte of a token; the rest carries a sequence number or node id.
 mod timer {
@@ -90,7 +88,9 @@ impl MembershipNode {
 
     /// This node's view: every other member with its state, in id order.
     pub fn view(&self) -> Vec<(NodeId, MemberState)> {
-        self.members.iter().map(|m| (m.id, m.state)).collect()
+        let mut view: Vec<(NodeId, MemberState)> = self.members.iter().map(|m| (m.id, m.state)).collect();
+        view.sort_unstable_by_key(|(id, _)| *id);
+        view
     }
 
     /// Whether this node's side (itself and the members it holds alive) is a strict majority of
@@ -111,32 +111,25 @@ impl MembershipNode {
 
     /// Reads, bumps and durably records the incarnation; false if storage failed.
     fn recover_incarnation(&mut self, env: &mut dyn Env) -> bool {
-        let stored = match env.read_all(INCARNATION_FILE) {
-            Ok(bytes) if bytes.len() == 8 => u64::from_be_bytes(bytes.try_into().expect("8 bytes")),
-            Ok(_) => 0,
+        // A restarted node must outrank anything said about its previous life.
+        let recovered = incarnation::load(env).and_then(|stored| {
+            incarnation::store(env, stored + 1)?;
+            Ok(stored + 1)
+        });
+        match recovered {
+            Ok(incarnation) => {
+                self.incarnation = Some(incarnation);
+                true
+            }
             Err(_) => {
                 env.probe(Probe::new("storage_error", 0, 1));
-                return false;
+                false
             }
-        };
-        // A restarted node must outrank anything said about its previous life.
-        let incarnation = stored + 1;
-        if env
-            .write_all_synced(INCARNATION_FILE, &incarnation.to_be_bytes())
-            .is_err()
-        {
-            env.probe(Probe::new("storage_error", 0, 1));
-            return false;
         }
-        self.incarnation = Some(incarnation);
-        true
     }
 
     fn persist_incarnation(&mut self, env: &mut dyn Env, incarnation: u64) {
-        if env
-            .write_all_synced(INCARNATION_FILE, &incarnation.to_be_bytes())
-            .is_err()
-        {
+        if incarnation::store(env, incarnation).is_err() {
             // The refutation still goes out; a crash before the next successful write could
             // reuse this incarnation, which only delays a later refutation by one round.
             env.probe(Probe::new("storage_error", 0, 1));
