@@ -28,6 +28,9 @@ use crate::run::{run_scenario, RunSummary};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Where reports go: every run is appended to DIR/runs.jsonl, the suite writes DIR/junit.xml.
+    #[arg(long, global = true, value_name = "DIR", default_value = "reports/out")]
+    reports: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -90,6 +93,10 @@ fn main() -> ExitCode {
         .with_max_level(tracing::Level::WARN)
         .init();
     let cli = Cli::parse();
+    let log = RunLog {
+        dir: cli.reports,
+        commit: current_commit(),
+    };
     match cli.command {
         Command::Run {
             scenario,
@@ -97,8 +104,8 @@ fn main() -> ExitCode {
             json,
             trace,
             overrides,
-        } => run_one(&scenario, seed, json, trace.as_deref(), &overrides),
-        Command::Suite { dir, json } => suite(&dir, json),
+        } => run_one(&scenario, seed, json, trace.as_deref(), &overrides, &log),
+        Command::Suite { dir, json } => suite(&dir, json, &log),
         Command::Sweep {
             scenario,
             seeds,
@@ -106,11 +113,53 @@ fn main() -> ExitCode {
             jobs,
             overrides,
             json,
-        } => sweep_one(&scenario, seeds, shard, jobs, &overrides, json),
+        } => sweep_one(&scenario, seeds, shard, jobs, &overrides, json, &log),
     }
 }
 
-fn run_one(path: &Path, seed: Option<u64>, json: bool, trace_path: Option<&Path>, overrides: &[String]) -> ExitCode {
+/// Where runs are recorded, and the code they ran.
+struct RunLog {
+    dir: PathBuf,
+    commit: String,
+}
+
+impl RunLog {
+    /// Appends `summary` to `runs.jsonl`; a failure to record is reported, not fatal.
+    fn record(&self, summary: &RunSummary) {
+        let mut line = match serde_json::to_value(summary) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("warning: cannot encode run record: {e}");
+                return;
+            }
+        };
+        line["commit"] = serde_json::Value::String(self.commit.clone());
+        if let Err(e) = reports::append_run(&self.dir.join("runs.jsonl"), &line) {
+            eprintln!("warning: {e}");
+        }
+    }
+}
+
+/// The commit of the checkout the binary runs in, for the run log ("unknown" outside git).
+fn current_commit() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+fn run_one(
+    path: &Path,
+    seed: Option<u64>,
+    json: bool,
+    trace_path: Option<&Path>,
+    overrides: &[String],
+    log: &RunLog,
+) -> ExitCode {
     let scenario = match scenario::load_with(path, overrides) {
         Ok(s) => s,
         Err(e) => {
@@ -143,6 +192,7 @@ fn run_one(path: &Path, seed: Option<u64>, json: bool, trace_path: Option<&Path>
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     }
+    log.record(&summary);
     print_derived(&summary);
     print_human(&summary);
     if json {
@@ -240,6 +290,7 @@ fn sweep_one(
     jobs: Option<usize>,
     overrides: &[String],
     json: bool,
+    log: &RunLog,
 ) -> ExitCode {
     let scenario = match scenario::load_with(path, overrides) {
         Ok(s) => s,
@@ -270,6 +321,7 @@ fn sweep_one(
     if let Ok(mut bar) = bar.lock() {
         bar.finish();
     }
+    outcome.runs.iter().for_each(|r| log.record(r));
     let failed: Vec<&RunSummary> = outcome.runs.iter().filter(|r| !r.passed).collect();
     if json {
         for r in &outcome.runs {
@@ -279,25 +331,12 @@ fn sweep_one(
         }
     }
     for r in &failed {
-        let why: Vec<String> = r
-            .assertions
-            .iter()
-            .filter(|a| !a.passed)
-            .map(|a| {
-                format!(
-                    "{} {} {} (measured {})",
-                    a.name,
-                    a.op,
-                    fmt_value(Some(a.threshold)),
-                    fmt_value(a.value)
-                )
-            })
-            .collect();
+        let why = failure_reasons(r);
         // With --json, stdout stays pure JSON lines; the human listing goes to stderr.
         let listing = format!(
             "seed {} FAILED: {}\n  replay: {}",
             r.seed,
-            why.join("; "),
+            why,
             sweep::replay_command(path, r.seed)
         );
         if json {
@@ -335,7 +374,26 @@ fn sweep_one(
     }
 }
 
-fn suite(dir: &Path, json: bool) -> ExitCode {
+/// Why a run failed, one clause per failed assertion.
+fn failure_reasons(summary: &RunSummary) -> String {
+    summary
+        .assertions
+        .iter()
+        .filter(|a| !a.passed)
+        .map(|a| {
+            format!(
+                "{} {} {} (measured {})",
+                a.name,
+                a.op,
+                fmt_value(Some(a.threshold)),
+                fmt_value(a.value)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn suite(dir: &Path, json: bool, log: &RunLog) -> ExitCode {
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(entries) => entries
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -353,6 +411,7 @@ fn suite(dir: &Path, json: bool) -> ExitCode {
     }
     let mut failed = 0;
     let mut bad = 0;
+    let mut cases: Vec<reports::Case> = Vec::new();
     if !json {
         println!(
             "{:<28} {:<7} {:>9} {:>8}  figures",
@@ -365,6 +424,12 @@ fn suite(dir: &Path, json: bool) -> ExitCode {
             Err(e) => {
                 eprintln!("error: {e}");
                 bad += 1;
+                cases.push(reports::Case {
+                    name: path.display().to_string(),
+                    seconds: 0.0,
+                    outcome: reports::Outcome::Error(e.to_string()),
+                    output: String::new(),
+                });
                 continue;
             }
         };
@@ -381,6 +446,23 @@ fn suite(dir: &Path, json: bool) -> ExitCode {
         if !summary.passed {
             failed += 1;
         }
+        log.record(&summary);
+        cases.push(reports::Case {
+            name: format!("{} (seed {})", summary.scenario, summary.seed),
+            seconds: summary.wall_seconds,
+            outcome: if summary.passed {
+                reports::Outcome::Passed
+            } else {
+                reports::Outcome::Failed(failure_reasons(&summary))
+            },
+            output: format!(
+                "trace_hash {}\nreplay: testbed run {} --seed {}\n{}",
+                summary.trace_hash,
+                summary.path,
+                summary.seed,
+                summary.evidence.join("\n")
+            ),
+        });
         if json {
             if let Ok(line) = serde_json::to_string(&summary) {
                 println!("{line}");
@@ -407,6 +489,15 @@ fn suite(dir: &Path, json: bool) -> ExitCode {
                 figures.join(" ")
             );
         }
+    }
+    let junit = log.dir.join("junit.xml");
+    match reports::write_junit(&junit, "scenarios", &cases) {
+        Ok(()) => eprintln!(
+            "wrote {} and appended to {}",
+            junit.display(),
+            log.dir.join("runs.jsonl").display()
+        ),
+        Err(e) => eprintln!("warning: {e}"),
     }
     println!(
         "{} scenario(s): {} passed, {} failed, {} invalid",

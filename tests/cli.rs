@@ -5,8 +5,14 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn testbed(args: &[&str]) -> Output {
+    // Reports go to a scratch directory, not the checkout's reports/out.
+    let reports = std::env::temp_dir()
+        .join(format!("testbed-cli-{}", std::process::id()))
+        .join("reports");
     Command::new(env!("CARGO_BIN_EXE_testbed"))
         .args(args)
+        .arg("--reports")
+        .arg(reports)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("testbed runs")
@@ -195,4 +201,35 @@ fn a_sweep_lists_failing_seeds_with_the_command_that_replays_each() {
             .code(),
         Some(2)
     );
+}
+
+#[test]
+fn the_suite_writes_junit_with_one_case_per_scenario_and_logs_every_run() {
+    let dir = std::env::temp_dir().join(format!("testbed-suite-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let scenarios = dir.join("scenarios");
+    std::fs::create_dir_all(&scenarios).unwrap();
+    let ok = "duration = \"3s\"\nassert = [\"join_converged_ms <= 3000\"]\n[nodes]\ncount = 3\n[workload]\nkind = \"membership\"\n";
+    std::fs::write(scenarios.join("a-ok.toml"), ok).unwrap();
+    std::fs::write(scenarios.join("b-fails.toml"), ok.replace("<= 3000", "<= 0")).unwrap();
+    std::fs::write(scenarios.join("c-bad.toml"), "duration = \"3s\"\n[nodes]\ncount = 0\n").unwrap();
+    let reports = dir.join("out");
+    let out = Command::new(env!("CARGO_BIN_EXE_testbed"))
+        .args(["suite", "--dir"])
+        .arg(&scenarios)
+        .arg("--reports")
+        .arg(&reports)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "an invalid scenario makes the suite exit 2");
+    let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
+    assert!(junit.contains("tests=\"3\" failures=\"1\" errors=\"1\""), "{junit}");
+    assert!(junit.contains("join_converged_ms &lt;= 0"), "{junit}");
+    let runs = std::fs::read_to_string(reports.join("runs.jsonl")).unwrap();
+    let runs: Vec<serde_json::Value> = runs.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(runs.len(), 2);
+    assert!(runs
+        .iter()
+        .all(|r| r["commit"].is_string() && r["trace_hash"].is_string()));
+    let _ = std::fs::remove_dir_all(&dir);
 }
