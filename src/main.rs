@@ -152,6 +152,14 @@ fn current_commit() -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
+/// Loads the scenario at `path` with `overrides`, or says why not and yields exit code 2.
+fn load_scenario(path: &Path, overrides: &[String]) -> Result<scenario::Scenario, ExitCode> {
+    scenario::load_with(path, overrides).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_BAD_INPUT)
+    })
+}
+
 fn run_one(
     path: &Path,
     seed: Option<u64>,
@@ -160,12 +168,9 @@ fn run_one(
     overrides: &[String],
     log: &RunLog,
 ) -> ExitCode {
-    let scenario = match scenario::load_with(path, overrides) {
+    let scenario = match load_scenario(path, overrides) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_BAD_INPUT);
-        }
+        Err(code) => return code,
     };
     let seed = seed.unwrap_or(scenario.default_seed);
     let trace = match trace_path {
@@ -292,12 +297,9 @@ fn sweep_one(
     json: bool,
     log: &RunLog,
 ) -> ExitCode {
-    let scenario = match scenario::load_with(path, overrides) {
+    let scenario = match load_scenario(path, overrides) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_BAD_INPUT);
-        }
+        Err(code) => return code,
     };
     let shard = shard.unwrap_or(sweep::Shard { index: 1, count: 1 });
     let seeds = shard.seeds(range);
