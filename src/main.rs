@@ -28,7 +28,8 @@ use crate::run::{run_scenario, RunSummary};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Where reports go: every run is appended to DIR/runs.jsonl, the suite writes DIR/junit.xml.
+    /// Where reports go: every run is appended to DIR/runs.jsonl; the suite writes DIR/index.html
+    /// (plots over simulated time, fault windows shaded) and DIR/junit.xml.
     #[arg(long, global = true, value_name = "DIR", default_value = "reports/out")]
     reports: PathBuf,
 }
@@ -414,6 +415,7 @@ fn suite(dir: &Path, json: bool, log: &RunLog) -> ExitCode {
     let mut failed = 0;
     let mut bad = 0;
     let mut cases: Vec<reports::Case> = Vec::new();
+    let mut sections: Vec<reports::Section> = Vec::new();
     if !json {
         println!(
             "{:<28} {:<7} {:>9} {:>8}  figures",
@@ -449,6 +451,24 @@ fn suite(dir: &Path, json: bool, log: &RunLog) -> ExitCode {
             failed += 1;
         }
         log.record(&summary);
+        sections.push(reports::Section {
+            name: summary.scenario.clone(),
+            seed: summary.seed,
+            passed: summary.passed,
+            duration_s: summary.sim_seconds,
+            trace_hash: summary.trace_hash.clone(),
+            rows: summary
+                .assertions
+                .iter()
+                .map(|a| reports::Row {
+                    assertion: format!("{} {} {}", a.name, a.op, fmt_value(Some(a.threshold))),
+                    measured: fmt_value(a.value),
+                    passed: a.passed,
+                })
+                .collect(),
+            plots: summary.plots.clone(),
+            windows: summary.windows.clone(),
+        });
         cases.push(reports::Case {
             name: format!("{} (seed {})", summary.scenario, summary.seed),
             seconds: summary.wall_seconds,
@@ -493,9 +513,13 @@ fn suite(dir: &Path, json: bool, log: &RunLog) -> ExitCode {
         }
     }
     let junit = log.dir.join("junit.xml");
-    match reports::write_junit(&junit, "scenarios", &cases) {
+    let index = log.dir.join("index.html");
+    let written = reports::write_junit(&junit, "scenarios", &cases)
+        .and_then(|()| reports::write_index(&index, "testbed suite", &sections));
+    match written {
         Ok(()) => eprintln!(
-            "wrote {} and appended to {}",
+            "wrote {}, {} and appended to {}",
+            index.display(),
             junit.display(),
             log.dir.join("runs.jsonl").display()
         ),

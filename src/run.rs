@@ -7,7 +7,7 @@ use serde::Serialize;
 use simulator::trace::TraceWriter;
 use simulator::{RunStats, SimTime};
 
-use crate::analysis::{analyse, Analysis};
+use crate::analysis::{analyse, fault_windows, membership_plots, Analysis};
 use crate::build::{build, Derived};
 use crate::scenario::Scenario;
 
@@ -59,6 +59,12 @@ pub struct RunSummary {
     pub evidence: Vec<String>,
     /// Everything drawn from the seed.
     pub derived: Derived,
+    /// Series over simulated time for the HTML report (not in the JSON summary).
+    #[serde(skip)]
+    pub plots: Vec<reports::Plot>,
+    /// Fault windows for the HTML report.
+    #[serde(skip)]
+    pub windows: Vec<reports::Window>,
 }
 
 /// Runs `scenario` under `seed`. `progress` gets the fraction done now and then; `wall` measures
@@ -103,6 +109,8 @@ pub fn run_scenario(
         })
         .collect();
     let sim_seconds = end.as_secs_f64();
+    let plots = membership_plots(sim.probes(), &built.derived, sim.node_count(), end);
+    let windows = fault_windows(&built.derived, sim_seconds);
     let summary = RunSummary {
         scenario: scenario.name.clone(),
         path: scenario.path.clone(),
@@ -123,6 +131,8 @@ pub fn run_scenario(
         evidence: analysis.evidence,
         assertions,
         derived: built.derived,
+        plots,
+        windows,
     };
     let trace = built.sim.take_trace();
     (summary, trace)

@@ -204,7 +204,7 @@ fn a_sweep_lists_failing_seeds_with_the_command_that_replays_each() {
 }
 
 #[test]
-fn the_suite_writes_junit_with_one_case_per_scenario_and_logs_every_run() {
+fn the_suite_writes_an_html_page_and_junit_and_logs_every_run() {
     let dir = std::env::temp_dir().join(format!("testbed-suite-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let scenarios = dir.join("scenarios");
@@ -225,6 +225,13 @@ fn the_suite_writes_junit_with_one_case_per_scenario_and_logs_every_run() {
     let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
     assert!(junit.contains("tests=\"3\" failures=\"1\" errors=\"1\""), "{junit}");
     assert!(junit.contains("join_converged_ms &lt;= 0"), "{junit}");
+    let page = std::fs::read_to_string(reports.join("index.html")).unwrap();
+    assert_eq!(
+        page.matches("<svg").count(),
+        6,
+        "three plots for each of the two scenarios that ran"
+    );
+    assert!(page.contains("class=\"fail\""), "the failing scenario is flagged");
     let runs = std::fs::read_to_string(reports.join("runs.jsonl")).unwrap();
     let runs: Vec<serde_json::Value> = runs.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(runs.len(), 2);

@@ -9,9 +9,11 @@
 
 mod membership;
 mod percentile;
+mod series;
 
 pub use membership::{analyse, Analysis};
 pub use percentile::percentile;
+pub use series::{fault_windows, membership_plots};
 
 /// Every metric a scenario may assert on, with what it means. `faults.KIND` (a count of an
 /// injected fault) is also accepted.
