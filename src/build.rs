@@ -37,13 +37,10 @@ pub struct ScheduledFault {
     pub other_side: Vec<u32>,
     /// Kind-specific detail.
     pub detail: String,
+    /// What the simulator is handed.
     #[serde(skip)]
-    pub(crate) action: FaultActionSource,
+    pub(crate) action: FaultAction,
 }
-
-/// What to hand the simulator; kept beside the serialisable view.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct FaultActionSource(pub(crate) Option<FaultAction>);
 
 /// Everything drawn from the seed, printed with every run.
 #[derive(Clone, Debug, Serialize)]
@@ -64,7 +61,7 @@ pub struct Built {
     pub sim: Simulation,
     /// What was drawn from the seed.
     pub derived: Derived,
-    /// True at-time for each scheduled fault (for analysis).
+    /// When the run ends.
     pub end: SimTime,
 }
 
@@ -173,7 +170,7 @@ fn expand(plan: &FaultPlan, count: u32, rng: &mut DetRng, link: &LinkModel, out:
             nodes,
             other_side: other,
             detail,
-            action: FaultActionSource(Some(action)),
+            action,
         });
     };
     let set = |v: &[u32]| NodeSet::from_indices(v.iter().copied());
@@ -306,7 +303,7 @@ fn push_link_window(
             nodes: vec![],
             other_side: vec![],
             detail,
-            action: FaultActionSource(Some(action)),
+            action,
         });
     }
 }
@@ -446,16 +443,17 @@ pub fn build(scenario: &Scenario, seed: u64) -> Built {
                 nodes: vec![],
                 other_side: vec![],
                 detail: "ntp".into(),
-                action: FaultActionSource(Some(action)),
+                action,
             });
             t += interval;
         }
     }
     schedule.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
     for fault in &mut schedule {
-        if let Some(action) = fault.action.0.clone() {
-            sim.schedule(SimTime::from_duration(Duration::from_secs_f64(fault.at_s)), action);
-        }
+        sim.schedule(
+            SimTime::from_duration(Duration::from_secs_f64(fault.at_s)),
+            fault.action.clone(),
+        );
     }
     derived.schedule = schedule;
     Built {

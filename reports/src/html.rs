@@ -6,7 +6,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::ReportError;
+use crate::{escape, ReportError};
 
 /// A named line of (simulated seconds, value) points.
 #[derive(Clone, Debug, PartialEq)]
@@ -78,13 +78,6 @@ const COLORS: [RGBColor; 4] = [
     RGBColor(148, 103, 189),
 ];
 const WINDOW_FILL: RGBColor = RGBColor(255, 165, 0);
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 /// Renders `plot` as an SVG document `width` × `height` pixels.
 pub fn render_plot(plot: &Plot, windows: &[Window], duration_s: f64, width: u32, height: u32) -> String {
@@ -207,14 +200,7 @@ pub fn render_index(title: &str, sections: &[Section]) -> String {
 
 /// Writes the page to `path`, creating its directory.
 pub fn write_index(path: &Path, title: &str, sections: &[Section]) -> Result<(), ReportError> {
-    let wrap = |source| ReportError {
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(wrap)?;
-    }
-    std::fs::write(path, render_index(title, sections)).map_err(wrap)
+    crate::write_file(path, &render_index(title, sections))
 }
 
 #[cfg(test)]

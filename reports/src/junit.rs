@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::ReportError;
+use crate::{escape, ReportError};
 
 /// How one case ended.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,23 +27,6 @@ pub struct Case {
     pub outcome: Outcome,
     /// Text shown with it (figures, the replay command).
     pub output: String,
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // XML 1.0 cannot carry most control characters at all.
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The JUnit XML document for `cases` in suite `suite`.
@@ -86,14 +69,7 @@ pub fn render_junit(suite: &str, cases: &[Case]) -> String {
 
 /// Writes the JUnit XML for `cases` to `path`, creating its directory.
 pub fn write_junit(path: &Path, suite: &str, cases: &[Case]) -> Result<(), ReportError> {
-    let wrap = |source| ReportError {
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(wrap)?;
-    }
-    std::fs::write(path, render_junit(suite, cases)).map_err(wrap)
+    crate::write_file(path, &render_junit(suite, cases))
 }
 
 #[cfg(test)]

@@ -7,13 +7,8 @@ use crate::ReportError;
 
 /// Appends `run` as one line to the JSON-lines file at `path`, creating it and its directory.
 pub fn append_run(path: &Path, run: &serde_json::Value) -> Result<(), ReportError> {
-    let wrap = |source| ReportError {
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(wrap)?;
-    }
+    crate::ensure_parent(path)?;
+    let wrap = ReportError::at(path);
     let mut line = serde_json::to_vec(run).map_err(|e| wrap(e.into()))?;
     line.push(b'\n');
     // One write of the whole line: appends from concurrent sweeps do not interleave mid-line.
@@ -21,8 +16,8 @@ pub fn append_run(path: &Path, run: &serde_json::Value) -> Result<(), ReportErro
         .create(true)
         .append(true)
         .open(path)
-        .map_err(wrap)?;
-    file.write_all(&line).map_err(wrap)
+        .map_err(&wrap)?;
+    file.write_all(&line).map_err(&wrap)
 }
 
 #[cfg(test)]

@@ -23,6 +23,11 @@ impl NodeSet {
         set
     }
 
+    /// Every node index below `n`.
+    pub fn all(n: usize) -> NodeSet {
+        NodeSet::from_indices(0..n as u32)
+    }
+
     /// Adds `node`.
     pub fn insert(&mut self, node: u32) {
         let word = (node / 64) as usize;

@@ -16,7 +16,7 @@ use crate::network::uniform;
 use crate::queue::EventQueue;
 use crate::storage::SimStorage;
 use crate::trace::{TraceEvent, TraceHasher, TraceWriter};
-use crate::{ClockModel, FaultAction, FaultCounts, NetworkModel, NodeSet, SimTime, StorageFaults};
+use crate::{ClockModel, FaultAction, FaultCounts, NetworkModel, SimTime, StorageFaults};
 
 /// A node's index in the simulation, in the order nodes were added.
 pub type NodeIndex = u32;
@@ -360,7 +360,7 @@ impl Simulation {
         }
     }
 
-    /// Holds `event` if `node` is paused; true if it was held.
+    /// Holds `event` if `node` is paused (`None`); otherwise gives it back to dispatch now.
     fn stall_if_paused(&mut self, node: NodeIndex, event: Event) -> Option<Event> {
         let slot = &mut self.world.nodes[node as usize];
         match slot.paused_until {
@@ -813,12 +813,5 @@ impl Probes for NodeEnv<'_> {
             node: self.node,
             probe,
         });
-    }
-}
-
-impl NodeSet {
-    /// Every node index below `n`.
-    pub fn all(n: usize) -> NodeSet {
-        NodeSet::from_indices(0..n as u32)
     }
 }

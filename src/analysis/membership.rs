@@ -465,16 +465,16 @@ fn changes_of(derived: &Derived) -> Vec<(SimTime, Change, &'static str)> {
     }
     for fault in &derived.schedule {
         let at = SimTime::from_duration(Duration::from_secs_f64(fault.at_s));
-        let change = match &fault.action.0 {
-            Some(FaultAction::Partition { a, b, one_way }) => Change::Cut {
+        let change = match &fault.action {
+            FaultAction::Partition { a, b, one_way } => Change::Cut {
                 a: a.clone(),
                 b: b.clone(),
                 one_way: *one_way,
             },
-            Some(FaultAction::Heal) => Change::Heal,
-            Some(FaultAction::Crash(nodes)) => Change::Down(nodes.iter().collect()),
-            Some(FaultAction::Restart(nodes)) => Change::Up(nodes.iter().collect()),
-            Some(FaultAction::Pause { nodes, duration }) => {
+            FaultAction::Heal => Change::Heal,
+            FaultAction::Crash(nodes) => Change::Down(nodes.iter().collect()),
+            FaultAction::Restart(nodes) => Change::Up(nodes.iter().collect()),
+            FaultAction::Pause { nodes, duration } => {
                 let nodes: Vec<u32> = nodes.iter().collect();
                 out.push((at.after(*duration), Change::Resume(nodes.clone()), "resume"));
                 Change::Pause(nodes)

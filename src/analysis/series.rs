@@ -18,23 +18,21 @@ pub fn fault_windows(derived: &Derived, end_s: f64) -> Vec<Window> {
         let later = || schedule[i + 1..].iter();
         let until =
             |pred: &dyn Fn(&crate::build::ScheduledFault) -> bool| later().find(|g| pred(g)).map_or(end_s, |g| g.at_s);
-        let (end, label) = match &f.action.0 {
-            Some(FaultAction::Partition { one_way, .. }) => (
+        let (end, label) = match &f.action {
+            FaultAction::Partition { one_way, .. } => (
                 until(&|g| g.kind == "heal"),
                 if *one_way { "one-way partition" } else { "partition" }.to_string(),
             ),
-            Some(FaultAction::Crash(_)) => (
+            FaultAction::Crash(_) => (
                 until(&|g| g.kind == "restart" && g.nodes == f.nodes),
                 format!("crash {:?}", f.nodes),
             ),
-            Some(FaultAction::Pause { duration, .. }) => {
-                (f.at_s + duration.as_secs_f64(), format!("pause {:?}", f.nodes))
-            }
-            Some(FaultAction::SetLinks(_)) if f.detail != "restore" => (
+            FaultAction::Pause { duration, .. } => (f.at_s + duration.as_secs_f64(), format!("pause {:?}", f.nodes)),
+            FaultAction::SetLinks(_) if f.detail != "restore" => (
                 until(&|g| g.kind == "link_change" && g.detail == "restore"),
                 f.detail.clone(),
             ),
-            Some(FaultAction::ClockJump { .. }) => (f.at_s + end_s / 300.0, format!("clock jump {}", f.detail)),
+            FaultAction::ClockJump { .. } => (f.at_s + end_s / 300.0, format!("clock jump {}", f.detail)),
             _ => continue,
         };
         windows.push(Window {
@@ -65,9 +63,9 @@ pub fn membership_plots(probes: &[ProbeRecord], derived: &Derived, nodes: usize,
         .map(|(i, s)| (*s, i as u32, true))
         .collect();
     for f in &derived.schedule {
-        match &f.action.0 {
-            Some(FaultAction::Crash(set)) => changes.extend(set.iter().map(|n| (f.at_s, n, false))),
-            Some(FaultAction::Restart(set)) => changes.extend(set.iter().map(|n| (f.at_s, n, true))),
+        match &f.action {
+            FaultAction::Crash(set) => changes.extend(set.iter().map(|n| (f.at_s, n, false))),
+            FaultAction::Restart(set) => changes.extend(set.iter().map(|n| (f.at_s, n, true))),
             _ => {}
         }
     }
