@@ -8,6 +8,7 @@ mod limits;
 mod progress;
 mod run;
 mod scenario;
+mod simspeed;
 mod sweep;
 
 use std::fs::File;
@@ -83,6 +84,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measures the simulator itself.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// All-to-all datagram flood (the workload `benches/simspeed.sh` also runs on turmoil and
+    /// madsim): every host sends 64 bytes to every other host every 100 ms over 1 ms links.
+    /// Exit 1 unless every datagram arrived.
+    Simspeed {
+        /// Hosts.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(2..=65_536))]
+        nodes: u32,
+        /// Simulated seconds of sending.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        seconds: u64,
+        /// Print one JSON line instead of a sentence.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Exit code for bad input (scenario files, flags).
@@ -115,6 +137,29 @@ fn main() -> ExitCode {
             overrides,
             json,
         } => sweep_one(&scenario, seeds, shard, jobs, &overrides, json, &log),
+        Command::Bench(BenchCommand::Simspeed { nodes, seconds, json }) => bench_simspeed(nodes, seconds, json),
+    }
+}
+
+fn bench_simspeed(nodes: u32, seconds: u64, json: bool) -> ExitCode {
+    let origin = Instant::now();
+    let r = simspeed::run(nodes, seconds, || origin.elapsed());
+    if json {
+        match serde_json::to_string(&r) {
+            Ok(line) => println!("{line}"),
+            Err(e) => eprintln!("error: cannot encode result: {e}"),
+        }
+    } else {
+        println!(
+            "testbed: {} hosts, {} simulated s: {} datagrams in {:.2} s wall = {:.0} delivered per wall second ({} events)",
+            r.nodes, r.sim_seconds, r.delivered, r.wall_seconds, r.delivered_per_wall_second, r.events
+        );
+    }
+    if r.delivered == r.expected {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("error: delivered {} datagrams, expected {}", r.delivered, r.expected);
+        ExitCode::FAILURE
     }
 }
 

@@ -19,10 +19,11 @@
 
 pub mod byzantine;
 pub mod clock;
+mod fast_hash;
 pub mod faults;
 pub mod network;
 mod node_set;
-mod queue;
+pub mod queue;
 pub mod sim;
 pub mod storage;
 mod time;

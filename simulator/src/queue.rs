@@ -1,87 +1,110 @@
-//! The event queue: a min-heap on (time, sequence number). The sequence number breaks ties in
-//! insertion order, which is what makes equal-time events deterministic.
+//! The event queue: events in (time, insertion order).
+//!
+//! Ties in time are broken by insertion order, which is what makes equal-time events
+//! deterministic. Simulated workloads produce many events at the same instant (a node answering a
+//! round of probes, a broadcast over constant-latency links), so the queue keeps one FIFO per
+//! distinct pending time and a min-heap over the distinct times only. An event then costs a hash
+//! lookup and a deque push/pop; the heap moves only when a new instant appears. When every event
+//! has its own instant (jittered links) this degrades to a heap of times plus one small deque per
+//! time, and deques are recycled so that case does not allocate per event either.
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 
+use crate::fast_hash::FastBuildHasher;
 use crate::SimTime;
 
-/// What the heap orders: small, so sifting moves 24 bytes, not whole events.
-#[derive(Copy, Clone, PartialEq, Eq)]
-struct Key {
-    at: SimTime,
-    seq: u64,
-    slot: u32,
+/// Deques grown beyond this many events are not kept for reuse, so one burst does not pin its
+/// memory for the rest of the run.
+const SPARE_CAPACITY_MAX: usize = 4096;
+
+/// Pending events in dispatch order: earliest time first, equal times in insertion order.
+pub struct EventQueue<E> {
+    /// Each distinct pending time once, earliest on top.
+    times: BinaryHeap<Reverse<SimTime>>,
+    /// The FIFO of each pending time, as an index into `fifos`.
+    fifo_of: HashMap<SimTime, u32, FastBuildHasher>,
+    fifos: Vec<VecDeque<E>>,
+    /// Indices of empty FIFOs ready for reuse.
+    spare: Vec<u32>,
+    len: usize,
 }
 
-impl PartialOrd for Key {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
+impl<E> Default for EventQueue<E> {
+    fn default() -> Self {
+        Self::new()
     }
-}
-
-impl Ord for Key {
-    // Reversed: BinaryHeap is a max-heap and we want the earliest first. `slot` never decides:
-    // `seq` is unique.
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
-}
-
-/// Pending events in dispatch order. Events wait in a slab; the heap holds their keys.
-pub(crate) struct EventQueue<E> {
-    heap: BinaryHeap<Key>,
-    slab: Vec<Option<E>>,
-    free: Vec<u32>,
-    next_seq: u64,
 }
 
 impl<E> EventQueue<E> {
-    pub(crate) fn new() -> Self {
+    /// An empty queue.
+    pub fn new() -> Self {
         EventQueue {
-            heap: BinaryHeap::new(),
-            slab: Vec::new(),
-            free: Vec::new(),
-            next_seq: 0,
+            times: BinaryHeap::new(),
+            fifo_of: HashMap::default(),
+            fifos: Vec::new(),
+            spare: Vec::new(),
+            len: 0,
         }
     }
 
-    pub(crate) fn push(&mut self, at: SimTime, event: E) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slab[slot as usize] = Some(event);
-                slot
-            }
+    /// Queues `event` at `at`, after every event already queued at `at`.
+    pub fn push(&mut self, at: SimTime, event: E) {
+        self.len += 1;
+        if let Some(&fifo) = self.fifo_of.get(&at) {
+            self.fifos[fifo as usize].push_back(event);
+            return;
+        }
+        let fifo = match self.spare.pop() {
+            Some(fifo) => fifo,
             None => {
-                self.slab.push(Some(event));
-                u32::try_from(self.slab.len() - 1).expect("fewer than 2^32 pending events")
+                self.fifos.push(VecDeque::new());
+                u32::try_from(self.fifos.len() - 1).expect("fewer than 2^32 distinct pending times")
             }
         };
-        self.heap.push(Key { at, seq, slot });
+        self.fifos[fifo as usize].push_back(event);
+        self.fifo_of.insert(at, fifo);
+        self.times.push(Reverse(at));
     }
 
-    pub(crate) fn peek_time(&self) -> Option<SimTime> {
-        self.heap.peek().map(|k| k.at)
+    /// The time of the next event.
+    pub fn peek_time(&self) -> Option<SimTime> {
+        self.times.peek().map(|t| t.0)
     }
 
-    pub(crate) fn pop(&mut self) -> Option<(SimTime, E)> {
-        let key = self.heap.pop()?;
-        let event = self.slab[key.slot as usize]
-            .take()
-            .expect("a queued slot holds its event");
-        self.free.push(key.slot);
-        Some((key.at, event))
+    /// Takes the next event.
+    pub fn pop(&mut self) -> Option<(SimTime, E)> {
+        let at = self.times.peek()?.0;
+        let fifo = *self.fifo_of.get(&at).expect("every pending time has a FIFO");
+        let deque = &mut self.fifos[fifo as usize];
+        let event = deque.pop_front().expect("a pending time's FIFO is not empty");
+        if deque.is_empty() {
+            if deque.capacity() > SPARE_CAPACITY_MAX {
+                *deque = VecDeque::new();
+            }
+            self.times.pop();
+            self.fifo_of.remove(&at);
+            self.spare.push(fifo);
+        }
+        self.len -= 1;
+        Some((at, event))
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.heap.len()
+    /// Events queued.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -92,5 +115,31 @@ mod tests {
         q.push(SimTime::from_nanos(5), "c");
         let order: Vec<_> = std::iter::from_fn(|| q.pop().map(|(_, e)| e)).collect();
         assert_eq!(order, vec!["a", "b", "c"]);
+        assert!(q.is_empty());
+    }
+
+    proptest! {
+        /// Any interleaving of pushes and pops yields what a sort by (time, insertion order)
+        /// yields, including pushes at the time being drained.
+        #[test]
+        fn matches_a_stable_sort(ops in proptest::collection::vec((0u64..20, any::<bool>()), 1..300)) {
+            let mut q = EventQueue::new();
+            let mut model: Vec<(SimTime, usize)> = Vec::new();
+            let mut now = 0u64;
+            for (i, (dt, pop)) in ops.into_iter().enumerate() {
+                if pop {
+                    let got = q.pop();
+                    let want = model.iter().enumerate().min_by_key(|(_, (t, seq))| (*t, *seq)).map(|(j, _)| j);
+                    let want = want.map(|j| model.remove(j));
+                    prop_assert_eq!(got, want);
+                    if let Some((t, _)) = want { now = t.as_nanos(); }
+                } else {
+                    let at = SimTime::from_nanos(now + dt);
+                    q.push(at, i);
+                    model.push((at, i));
+                }
+                prop_assert_eq!(q.len(), model.len());
+            }
+        }
     }
 }

@@ -12,6 +12,7 @@ use runtime::{
 
 use crate::byzantine::{Intercepted, Interceptor, LinkEnds};
 use crate::clock::NodeClock;
+use crate::fast_hash::FastBuildHasher;
 use crate::network::uniform;
 use crate::queue::EventQueue;
 use crate::storage::SimStorage;
@@ -126,7 +127,7 @@ struct World {
     now: SimTime,
     queue: EventQueue<Event>,
     nodes: Vec<NodeSlot>,
-    by_addr: HashMap<SocketAddr, NodeIndex>,
+    by_addr: HashMap<SocketAddr, NodeIndex, FastBuildHasher>,
     network: NetworkModel,
     interceptor: Option<(Box<dyn Interceptor>, DetRng)>,
     faults: FaultCounts,
@@ -181,7 +182,7 @@ impl Simulation {
                 now: SimTime::ZERO,
                 queue: EventQueue::new(),
                 nodes: Vec::new(),
-                by_addr: HashMap::new(),
+                by_addr: HashMap::default(),
                 network,
                 interceptor: None,
                 faults: FaultCounts::default(),
