@@ -8,7 +8,6 @@ mod limits;
 mod progress;
 mod run;
 mod scenario;
-mod simspeed;
 mod sweep;
 
 use std::fs::File;
@@ -143,7 +142,7 @@ fn main() -> ExitCode {
 
 fn bench_simspeed(nodes: u32, seconds: u64, json: bool) -> ExitCode {
     let origin = Instant::now();
-    let r = simspeed::run(nodes, seconds, || origin.elapsed());
+    let r = simulator::flood::run(nodes, seconds, simulator::LinkModel::default(), || origin.elapsed());
     if json {
         match serde_json::to_string(&r) {
             Ok(line) => println!("{line}"),

@@ -21,6 +21,7 @@ pub mod byzantine;
 pub mod clock;
 mod fast_hash;
 pub mod faults;
+pub mod flood;
 pub mod network;
 mod node_set;
 pub mod queue;

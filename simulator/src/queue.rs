@@ -24,7 +24,7 @@ pub struct EventQueue<E> {
     times: BinaryHeap<Reverse<SimTime>>,
     /// The FIFO of each pending time, as an index into `fifos`.
     fifo_of: HashMap<SimTime, u32, FastBuildHasher>,
-    fifos: Vec<VecDeque<E>>,
+    fifos: Vec<Fifo<E>>,
     /// Indices of empty FIFOs ready for reuse.
     spare: Vec<u32>,
     len: usize,
@@ -52,17 +52,17 @@ impl<E> EventQueue<E> {
     pub fn push(&mut self, at: SimTime, event: E) {
         self.len += 1;
         if let Some(&fifo) = self.fifo_of.get(&at) {
-            self.fifos[fifo as usize].push_back(event);
+            self.fifos[fifo as usize].push(event);
             return;
         }
         let fifo = match self.spare.pop() {
             Some(fifo) => fifo,
             None => {
-                self.fifos.push(VecDeque::new());
+                self.fifos.push(Fifo::default());
                 u32::try_from(self.fifos.len() - 1).expect("fewer than 2^32 distinct pending times")
             }
         };
-        self.fifos[fifo as usize].push_back(event);
+        self.fifos[fifo as usize].push(event);
         self.fifo_of.insert(at, fifo);
         self.times.push(Reverse(at));
     }
@@ -76,11 +76,11 @@ impl<E> EventQueue<E> {
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
         let at = self.times.peek()?.0;
         let fifo = *self.fifo_of.get(&at).expect("every pending time has a FIFO");
-        let deque = &mut self.fifos[fifo as usize];
-        let event = deque.pop_front().expect("a pending time's FIFO is not empty");
-        if deque.is_empty() {
-            if deque.capacity() > SPARE_CAPACITY_MAX {
-                *deque = VecDeque::new();
+        let queued = &mut self.fifos[fifo as usize];
+        let event = queued.pop().expect("a pending time's FIFO is not empty");
+        if queued.is_empty() {
+            if queued.rest.capacity() > SPARE_CAPACITY_MAX {
+                queued.rest = VecDeque::new();
             }
             self.times.pop();
             self.fifo_of.remove(&at);
@@ -98,6 +98,42 @@ impl<E> EventQueue<E> {
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+}
+
+/// The events of one instant. The first is held inline: most instants have one event when links
+/// are jittered, and that saves a pointer chase into the deque's buffer.
+struct Fifo<E> {
+    first: Option<E>,
+    rest: VecDeque<E>,
+}
+
+impl<E> Default for Fifo<E> {
+    fn default() -> Self {
+        Fifo {
+            first: None,
+            rest: VecDeque::new(),
+        }
+    }
+}
+
+impl<E> Fifo<E> {
+    fn push(&mut self, event: E) {
+        // `first` is only ever the oldest: once it has been taken, later events queue in `rest`
+        // until the FIFO empties.
+        if self.first.is_none() && self.rest.is_empty() {
+            self.first = Some(event);
+        } else {
+            self.rest.push_back(event);
+        }
+    }
+
+    fn pop(&mut self) -> Option<E> {
+        self.first.take().or_else(|| self.rest.pop_front())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none() && self.rest.is_empty()
     }
 }
 

@@ -1,5 +1,6 @@
-//! `testbed bench simspeed`: the simulator's raw speed on a fixed all-to-all workload, the same
-//! one `benches/simspeed.sh` runs on turmoil and madsim, so the three figures compare.
+//! A reference workload for measuring the simulator itself: `testbed bench simspeed` runs it, the
+//! criterion benches time it, and `benches/simspeed.sh` runs the same workload on turmoil and
+//! madsim so the figures compare.
 //!
 //! Workload: N hosts; every 100 ms of simulated time each sends one 64-byte datagram to every other
 //! host, for D simulated seconds (rounds at 0, 100 ms, … D − 100 ms); links are a constant 1 ms
@@ -11,23 +12,23 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::{LinkModel, NetworkModel, NodeSpec, SimTime, Simulation};
 use bytes::Bytes;
 use runtime::{Actor, Env, Instant};
 use serde::Serialize;
-use simulator::{LinkModel, NetworkModel, NodeSpec, SimTime, Simulation};
 
 /// The period between two rounds of sends.
 const ROUND: Duration = Duration::from_millis(100);
 /// Bytes per datagram.
 const PAYLOAD_BYTES: usize = 64;
 /// Rounds per simulated second.
-const ROUNDS_PER_SECOND: u64 = 10;
+pub const ROUNDS_PER_SECOND: u64 = 10;
 /// Time left after the last round for its datagrams to land (links are 1 ms).
 const DRAIN: Duration = Duration::from_millis(50);
 
-/// What one run measured, printed as one JSON line by `--json`.
+/// What one run measured.
 #[derive(Debug, Serialize)]
-pub struct SimSpeed {
+pub struct FloodRun {
     /// Which simulator: always "testbed" here.
     pub sim: &'static str,
     /// Hosts.
@@ -84,9 +85,10 @@ impl Actor for Flooder {
     }
 }
 
-/// Runs the workload with `nodes` hosts for `seconds` simulated seconds; `elapsed` reads the wall
-/// clock (the simulator itself never does).
-pub fn run(nodes: u32, seconds: u64, elapsed: impl Fn() -> Duration) -> SimSpeed {
+/// Runs the workload with `nodes` hosts for `seconds` simulated seconds over `link`; `elapsed`
+/// reads the wall clock (the simulator itself never does). With a lossy `link`, `delivered` falls
+/// short of `expected` by the losses.
+pub fn run(nodes: u32, seconds: u64, link: LinkModel, elapsed: impl Fn() -> Duration) -> FloodRun {
     let peers: Rc<[SocketAddr]> = (0..nodes)
         .map(|i| {
             SocketAddr::new(
@@ -109,7 +111,7 @@ pub fn run(nodes: u32, seconds: u64, elapsed: impl Fn() -> Duration) -> SimSpeed
             payload: payload.clone(),
         }) as Box<dyn Actor>
     };
-    let mut sim = Simulation::new(1, NetworkModel::new(LinkModel::default()), Box::new(factory));
+    let mut sim = Simulation::new(1, NetworkModel::new(link), Box::new(factory));
     for addr in peers.iter() {
         sim.add_node(NodeSpec {
             addrs: vec![*addr],
@@ -124,7 +126,7 @@ pub fn run(nodes: u32, seconds: u64, elapsed: impl Fn() -> Duration) -> SimSpeed
     let wall = (elapsed() - started).as_secs_f64();
     let delivered: u64 = counters.iter().map(|c| c.get()).sum();
     let n = u64::from(nodes);
-    SimSpeed {
+    FloodRun {
         sim: "testbed",
         nodes,
         sim_seconds: seconds,
@@ -143,7 +145,7 @@ mod tests {
 
     #[test]
     fn delivers_every_datagram_of_every_round() {
-        let r = run(7, 2, || Duration::ZERO);
+        let r = run(7, 2, LinkModel::default(), || Duration::ZERO);
         assert_eq!(r.expected, 7 * 6 * 10 * 2);
         assert_eq!(r.delivered, r.expected);
     }
@@ -151,8 +153,8 @@ mod tests {
     #[test]
     fn repeats_bit_for_bit() {
         assert_eq!(
-            run(5, 1, || Duration::ZERO).trace_hash,
-            run(5, 1, || Duration::ZERO).trace_hash
+            run(5, 1, LinkModel::default(), || Duration::ZERO).trace_hash,
+            run(5, 1, LinkModel::default(), || Duration::ZERO).trace_hash
         );
     }
 }
