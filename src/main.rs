@@ -83,6 +83,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rebuilds index.html and junit.xml (in --reports DIR) from run logs, e.g. the runs.jsonl
+    /// of several CI shards. A scenario run under many seeds gets one section: failing seeds with
+    /// replay commands, each asserted metric's spread over seeds, and the plots of one run (a
+    /// failing one if any). A seed recorded twice counts once, with its last run.
+    Report {
+        /// Run logs (JSON lines), read in order.
+        #[arg(required = true, value_name = "RUNS.jsonl")]
+        logs: Vec<PathBuf>,
+    },
     /// Measures the simulator itself.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -136,6 +145,7 @@ fn main() -> ExitCode {
             overrides,
             json,
         } => sweep_one(&scenario, seeds, shard, jobs, &overrides, json, &log),
+        Command::Report { logs } => report(&logs, &log.dir),
         Command::Bench(BenchCommand::Simspeed { nodes, seconds, json }) => bench_simspeed(nodes, seconds, json),
     }
 }
@@ -168,9 +178,18 @@ struct RunLog {
     commit: String,
 }
 
+/// Whether a run's line in the log carries its plot series (several kB): always for single runs
+/// and suites, only for failing seeds in sweeps, whose passing seeds are many and alike.
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum WithPlots {
+    Yes,
+    IfFailed,
+}
+
 impl RunLog {
-    /// Appends `summary` to `runs.jsonl`; a failure to record is reported, not fatal.
-    fn record(&self, summary: &RunSummary) {
+    /// Appends `summary` to `runs.jsonl` with the commit and the scenario as run; a failure to
+    /// record is reported, not fatal.
+    fn record(&self, summary: &RunSummary, plots: WithPlots) {
         let mut line = match serde_json::to_value(summary) {
             Ok(v) => v,
             Err(e) => {
@@ -179,22 +198,35 @@ impl RunLog {
             }
         };
         line["commit"] = serde_json::Value::String(self.commit.clone());
+        line["config"] = serde_json::Value::String(summary.config.clone());
+        if plots == WithPlots::Yes || !summary.passed {
+            line["plots"] = serde_json::to_value(&summary.plots).unwrap_or_default();
+            line["windows"] = serde_json::to_value(&summary.windows).unwrap_or_default();
+        }
         if let Err(e) = reports::append_run(&self.dir.join("runs.jsonl"), &line) {
             eprintln!("warning: {e}");
         }
     }
 }
 
-/// The commit of the checkout the binary runs in, for the run log ("unknown" outside git).
+/// The commit of the checkout the binary runs in, for the run log: `-dirty` when tracked files
+/// differ from it (the run then cannot be replayed from the commit alone), "unknown" outside git.
 fn current_commit() -> String {
-    std::process::Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|| "unknown".to_string())
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+    };
+    match git(&["rev-parse", "--short=12", "HEAD"]) {
+        None => "unknown".to_string(),
+        Some(commit) => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.trim().is_empty());
+            format!("{}{}", commit.trim(), if dirty { "-dirty" } else { "" })
+        }
+    }
 }
 
 /// Loads the scenario at `path` with `overrides`, or says why not and yields exit code 2.
@@ -242,7 +274,7 @@ fn run_one(
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     }
-    log.record(&summary);
+    log.record(&summary, WithPlots::Yes);
     print_derived(&summary);
     print_human(&summary);
     if json {
@@ -255,14 +287,6 @@ fn run_one(
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    }
-}
-
-fn fmt_value(v: Option<f64>) -> String {
-    match v {
-        None => "none".to_string(),
-        Some(v) if v.fract() == 0.0 && v.abs() < 1e15 => format!("{v:.0}"),
-        Some(v) => format!("{v:.3}"),
     }
 }
 
@@ -327,8 +351,8 @@ fn print_human(s: &RunSummary) {
             if a.passed { "ok" } else { "FAIL" },
             a.name,
             a.op,
-            fmt_value(Some(a.threshold)),
-            fmt_value(a.value)
+            reports::format_value(Some(a.threshold)),
+            reports::format_value(a.value)
         );
     }
 }
@@ -368,7 +392,7 @@ fn sweep_one(
     if let Ok(mut bar) = bar.lock() {
         bar.finish();
     }
-    outcome.runs.iter().for_each(|r| log.record(r));
+    outcome.runs.iter().for_each(|r| log.record(r, WithPlots::IfFailed));
     let failed: Vec<&RunSummary> = outcome.runs.iter().filter(|r| !r.passed).collect();
     if json {
         for r in &outcome.runs {
@@ -378,13 +402,13 @@ fn sweep_one(
         }
     }
     for r in &failed {
-        let why = failure_reasons(r);
+        let record = r.record(&log.commit);
         // With --json, stdout stays pure JSON lines; the human listing goes to stderr.
         let listing = format!(
             "seed {} FAILED: {}\n  replay: {}",
             r.seed,
-            why,
-            sweep::replay_command(path, r.seed)
+            record.failure_reasons(),
+            record.replay_command()
         );
         if json {
             eprintln!("{listing}");
@@ -421,23 +445,59 @@ fn sweep_one(
     }
 }
 
-/// Why a run failed, one clause per failed assertion.
-fn failure_reasons(summary: &RunSummary) -> String {
-    summary
-        .assertions
-        .iter()
-        .filter(|a| !a.passed)
-        .map(|a| {
-            format!(
-                "{} {} {} (measured {})",
-                a.name,
-                a.op,
-                fmt_value(Some(a.threshold)),
-                fmt_value(a.value)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
+/// Writes `index.html` and `junit.xml` of `report` into `dir`.
+fn write_reports(dir: &Path, title: &str, report: &reports::Report) -> Result<(), reports::ReportError> {
+    let junit = dir.join("junit.xml");
+    let index = dir.join("index.html");
+    reports::write_junit(&junit, "scenarios", &report.cases)?;
+    reports::write_index(&index, title, &report.sections)?;
+    eprintln!("wrote {} and {}", index.display(), junit.display());
+    Ok(())
+}
+
+/// `testbed report`: the suite's reports rebuilt from run logs.
+fn report(logs: &[PathBuf], dir: &Path) -> ExitCode {
+    let paths: Vec<&Path> = logs.iter().map(PathBuf::as_path).collect();
+    let read = match reports::read_runs(&paths) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    for why in &read.skipped {
+        eprintln!("warning: skipped {why}");
+    }
+    if read.runs.is_empty() {
+        eprintln!(
+            "error: no run records in {} ({} line(s) skipped)",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            read.skipped.len()
+        );
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
+    let report = reports::build_report(&read.runs);
+    if let Err(e) = write_reports(dir, "testbed report", &report) {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
+    for s in &report.sections {
+        let (seeds, passed) = s
+            .seeds
+            .as_ref()
+            .map_or((1, usize::from(s.passed)), |m| (m.seeds, m.passed));
+        println!(
+            "{:<28} {:<7} {passed}/{seeds} seed(s) passed",
+            s.name,
+            if s.passed { "passed" } else { "FAILED" }
+        );
+    }
+    println!("{} run(s) of {} scenario(s)", read.runs.len(), report.sections.len());
+    ExitCode::SUCCESS
 }
 
 fn suite(dir: &Path, json: bool, log: &RunLog) -> ExitCode {
@@ -458,8 +518,8 @@ fn suite(dir: &Path, json: bool, log: &RunLog) -> ExitCode {
     }
     let mut failed = 0;
     let mut bad = 0;
-    let mut cases: Vec<reports::Case> = Vec::new();
-    let mut sections: Vec<reports::Section> = Vec::new();
+    let mut invalid: Vec<reports::Case> = Vec::new();
+    let mut records: Vec<reports::RunRecord> = Vec::new();
     if !json {
         println!(
             "{:<28} {:<7} {:>9} {:>8}  figures",
@@ -472,7 +532,7 @@ fn suite(dir: &Path, json: bool, log: &RunLog) -> ExitCode {
             Err(e) => {
                 eprintln!("error: {e}");
                 bad += 1;
-                cases.push(reports::Case {
+                invalid.push(reports::Case {
                     name: path.display().to_string(),
                     seconds: 0.0,
                     outcome: reports::Outcome::Error(e.to_string()),
@@ -494,41 +554,8 @@ fn suite(dir: &Path, json: bool, log: &RunLog) -> ExitCode {
         if !summary.passed {
             failed += 1;
         }
-        log.record(&summary);
-        sections.push(reports::Section {
-            name: summary.scenario.clone(),
-            seed: summary.seed,
-            passed: summary.passed,
-            duration_s: summary.sim_seconds,
-            trace_hash: summary.trace_hash.clone(),
-            rows: summary
-                .assertions
-                .iter()
-                .map(|a| reports::Row {
-                    assertion: format!("{} {} {}", a.name, a.op, fmt_value(Some(a.threshold))),
-                    measured: fmt_value(a.value),
-                    passed: a.passed,
-                })
-                .collect(),
-            plots: summary.plots.clone(),
-            windows: summary.windows.clone(),
-        });
-        cases.push(reports::Case {
-            name: format!("{} (seed {})", summary.scenario, summary.seed),
-            seconds: summary.wall_seconds,
-            outcome: if summary.passed {
-                reports::Outcome::Passed
-            } else {
-                reports::Outcome::Failed(failure_reasons(&summary))
-            },
-            output: format!(
-                "trace_hash {}\nreplay: testbed run {} --seed {}\n{}",
-                summary.trace_hash,
-                summary.path,
-                summary.seed,
-                summary.evidence.join("\n")
-            ),
-        });
+        log.record(&summary, WithPlots::Yes);
+        records.push(summary.record(&log.commit));
         if json {
             if let Ok(line) = serde_json::to_string(&summary) {
                 println!("{line}");
@@ -542,7 +569,7 @@ fn suite(dir: &Path, json: bool, log: &RunLog) -> ExitCode {
                         "{}{}={}",
                         if a.passed { "" } else { "FAIL:" },
                         a.name,
-                        fmt_value(a.value)
+                        reports::format_value(a.value)
                     )
                 })
                 .collect();
@@ -556,18 +583,12 @@ fn suite(dir: &Path, json: bool, log: &RunLog) -> ExitCode {
             );
         }
     }
-    let junit = log.dir.join("junit.xml");
-    let index = log.dir.join("index.html");
-    let written = reports::write_junit(&junit, "scenarios", &cases)
-        .and_then(|()| reports::write_index(&index, "testbed suite", &sections));
-    match written {
-        Ok(()) => eprintln!(
-            "wrote {}, {} and appended to {}",
-            index.display(),
-            junit.display(),
-            log.dir.join("runs.jsonl").display()
-        ),
-        Err(e) => eprintln!("warning: {e}"),
+    let mut report = reports::build_report(&records);
+    report.cases.extend(invalid);
+    if let Err(e) = write_reports(&log.dir, "testbed suite", &report) {
+        eprintln!("warning: {e}");
+    } else {
+        eprintln!("appended to {}", log.dir.join("runs.jsonl").display());
     }
     println!(
         "{} scenario(s): {} passed, {} failed, {} invalid",

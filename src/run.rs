@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use reports::AssertionRecord;
 use serde::Serialize;
 use simulator::trace::TraceWriter;
 use simulator::{RunStats, SimTime};
@@ -10,21 +11,6 @@ use simulator::{RunStats, SimTime};
 use crate::analysis::{analyse, fault_windows, membership_plots, Analysis};
 use crate::build::{build, Derived};
 use crate::scenario::Scenario;
-
-/// One assertion's outcome.
-#[derive(Clone, Debug, Serialize)]
-pub struct AssertionResult {
-    /// The metric.
-    pub name: String,
-    /// The operator.
-    pub op: String,
-    /// Its measured value (`null`: never measured, which fails).
-    pub value: Option<f64>,
-    /// The threshold.
-    pub threshold: f64,
-    /// Whether it held.
-    pub passed: bool,
-}
 
 /// Everything a run reports; the JSON line of `testbed run --json`.
 #[derive(Clone, Debug, Serialize)]
@@ -35,6 +21,8 @@ pub struct RunSummary {
     pub path: String,
     /// The seed.
     pub seed: u64,
+    /// `--set` overrides applied to the file.
+    pub overrides: Vec<String>,
     /// Whether every assertion held.
     pub passed: bool,
     /// Determinism fingerprint over every event.
@@ -54,7 +42,7 @@ pub struct RunSummary {
     /// Every metric of the analysis.
     pub metrics: BTreeMap<String, Option<f64>>,
     /// Assertion outcomes, in file order.
-    pub assertions: Vec<AssertionResult>,
+    pub assertions: Vec<AssertionRecord>,
     /// The first instances behind bad figures (false suspicions, false deaths, ...).
     pub evidence: Vec<String>,
     /// Everything drawn from the seed.
@@ -65,6 +53,30 @@ pub struct RunSummary {
     /// Fault windows for the HTML report.
     #[serde(skip)]
     pub windows: Vec<reports::Window>,
+    /// The scenario's TOML as run (for the run log, not the JSON summary).
+    #[serde(skip)]
+    pub config: String,
+}
+
+impl RunSummary {
+    /// The fields reports are made of.
+    pub fn record(&self, commit: &str) -> reports::RunRecord {
+        reports::RunRecord {
+            scenario: self.scenario.clone(),
+            path: self.path.clone(),
+            seed: self.seed,
+            passed: self.passed,
+            trace_hash: self.trace_hash.clone(),
+            sim_seconds: self.sim_seconds,
+            wall_seconds: self.wall_seconds,
+            commit: commit.to_string(),
+            overrides: self.overrides.clone(),
+            assertions: self.assertions.clone(),
+            evidence: self.evidence.clone(),
+            plots: self.plots.clone(),
+            windows: self.windows.clone(),
+        }
+    }
 }
 
 /// Runs `scenario` under `seed`. `progress` gets the fraction done now and then; `wall` measures
@@ -94,12 +106,12 @@ pub fn run_scenario(
         end,
         scenario.workload.settle,
     );
-    let assertions: Vec<AssertionResult> = scenario
+    let assertions: Vec<AssertionRecord> = scenario
         .asserts
         .iter()
         .map(|a| {
             let value = analysis.value(&a.metric, sim.faults());
-            AssertionResult {
+            AssertionRecord {
                 name: a.metric.clone(),
                 op: a.op.to_string(),
                 value,
@@ -115,6 +127,7 @@ pub fn run_scenario(
         scenario: scenario.name.clone(),
         path: scenario.path.clone(),
         seed,
+        overrides: scenario.overrides.clone(),
         passed: assertions.iter().all(|a| a.passed),
         trace_hash: sim.trace_hash(),
         events: sim.stats().events,
@@ -133,6 +146,7 @@ pub fn run_scenario(
         derived: built.derived,
         plots,
         windows,
+        config: scenario.source.clone(),
     };
     let trace = built.sim.take_trace();
     (summary, trace)

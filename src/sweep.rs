@@ -2,7 +2,6 @@
 //! across machines. Threads live here, in the binary: each seed's simulation is still a single
 //! deterministic thread of its own.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -111,11 +110,6 @@ pub fn sweep(scenario: &Scenario, seeds: &[u64], jobs: usize, progress: &(dyn Fn
         runs,
         wall: started.elapsed(),
     }
-}
-
-/// The command that replays one seed of `path`.
-pub fn replay_command(path: &Path, seed: u64) -> String {
-    format!("testbed run {} --seed {seed}", path.display())
 }
 
 #[cfg(test)]

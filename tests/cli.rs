@@ -240,3 +240,78 @@ fn the_suite_writes_an_html_page_and_junit_and_logs_every_run() {
         .all(|r| r["commit"].is_string() && r["trace_hash"].is_string()));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn four_shards_cover_every_seed_once_and_their_merged_logs_make_one_report() {
+    let dir = std::env::temp_dir().join(format!("testbed-shards-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // Over links of 1–300 ms, joins converge in roughly 240–370 ms: about half the seeds pass.
+    let path = scratch(
+        "shards.toml",
+        "duration = \"5s\"\nassert = [\"join_converged_ms <= 300\"]\n[nodes]\ncount = 4\n\
+         [network]\nlatency = { kind = \"uniform\", min = \"1ms\", max = \"300ms\" }\n[workload]\nkind = \"membership\"\n",
+    );
+    let mut seen = Vec::new();
+    let mut merged = String::new();
+    for shard in 1..=4 {
+        let logs = dir.join(format!("shard-{shard}"));
+        let out = Command::new(env!("CARGO_BIN_EXE_testbed"))
+            .args(["sweep", path.to_str().unwrap(), "--seeds", "1..10", "--json", "--shard"])
+            .arg(format!("{shard}/4"))
+            .arg("--reports")
+            .arg(&logs)
+            .output()
+            .unwrap();
+        let summary = last_json(&out);
+        assert_eq!(summary["shard"], format!("{shard}/4"));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        for line in stdout.lines().filter(|l| l.contains("\"trace_hash\"")) {
+            let run: serde_json::Value = serde_json::from_str(line).unwrap();
+            seen.push(run["seed"].as_u64().unwrap());
+        }
+        merged.push_str(&std::fs::read_to_string(logs.join("runs.jsonl")).unwrap());
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        (1..=10).collect::<Vec<u64>>(),
+        "the shards cover 1..=10 exactly once"
+    );
+    let merged_path = dir.join("merged.jsonl");
+    std::fs::write(&merged_path, format!("{merged}{{\"truncated\n")).unwrap();
+    let out_dir = dir.join("report");
+    let out = Command::new(env!("CARGO_BIN_EXE_testbed"))
+        .arg("report")
+        .arg(&merged_path)
+        .arg("--reports")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("merged.jsonl:11:"),
+        "the damaged line is named: {stderr}"
+    );
+    let page = std::fs::read_to_string(out_dir.join("index.html")).unwrap();
+    let junit = std::fs::read_to_string(out_dir.join("junit.xml")).unwrap();
+    assert!(page.contains("seeds passed"), "over-seeds summary");
+    assert!(junit.contains("shards (10 seeds)"), "{junit}");
+    let passed: usize = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find_map(|w| w.split_once("/10").and_then(|(p, _)| p.parse().ok()))
+        .unwrap();
+    assert!(
+        (1..10).contains(&passed),
+        "the sweep needs passing and failing seeds: {passed}/10 passed"
+    );
+    assert!(page.contains("--seed "), "failing seeds come with replay commands");
+    assert!(page.contains("<svg"), "and the plots of a failing seed");
+    assert!(junit.contains("seeds failed"), "{junit}");
+    let bad = Command::new(env!("CARGO_BIN_EXE_testbed"))
+        .args(["report", "/nonexistent/runs.jsonl"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent/runs.jsonl"));
+}

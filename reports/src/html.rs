@@ -5,11 +5,12 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
 
-use crate::{escape, ReportError};
+use crate::{escape, ReportError, SeedSummary};
 
 /// A named line of (simulated seconds, value) points.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Series {
     /// Legend label.
     pub name: String,
@@ -18,7 +19,7 @@ pub struct Series {
 }
 
 /// One chart.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plot {
     /// Title above it.
     pub title: String,
@@ -29,7 +30,7 @@ pub struct Plot {
 }
 
 /// A span of simulated time during which a fault was in force.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Window {
     /// Start, simulated seconds.
     pub start: f64,
@@ -69,6 +70,8 @@ pub struct Section {
     pub plots: Vec<Plot>,
     /// Fault windows, shaded on every chart.
     pub windows: Vec<Window>,
+    /// When the scenario ran under several seeds: the over-seeds figures.
+    pub seeds: Option<SeedSummary>,
 }
 
 const COLORS: [RGBColor; 4] = [
@@ -153,14 +156,17 @@ pub fn render_index(title: &str, sections: &[Section]) -> String {
         t = escape(title),
         n = sections.len()
     );
-    html.push_str("<table><tr><th>scenario</th><th>seed</th><th>result</th><th>trace hash</th></tr>\n");
+    html.push_str("<table><tr><th>scenario</th><th>seeds</th><th>result</th><th>trace hash (shown run)</th></tr>\n");
     for s in sections {
+        let seeds = match &s.seeds {
+            None => format!("{}", s.seed),
+            Some(m) => format!("{} of {} passed", m.passed, m.seeds),
+        };
         let _ = writeln!(
             html,
-            "<tr><td><a href=\"#{id}\">{n}</a></td><td>{seed}</td><td class=\"{c}\">{r}</td><td><code>{h}</code></td></tr>",
+            "<tr><td><a href=\"#{id}\">{n}</a></td><td>{seeds}</td><td class=\"{c}\">{r}</td><td><code>{h}</code></td></tr>",
             id = escape(&s.name),
             n = escape(&s.name),
-            seed = s.seed,
             c = if s.passed { "pass" } else { "fail" },
             r = if s.passed { "passed" } else { "FAILED" },
             h = escape(&s.trace_hash)
@@ -168,7 +174,16 @@ pub fn render_index(title: &str, sections: &[Section]) -> String {
     }
     html.push_str("</table>\n");
     for s in sections {
-        let _ = writeln!(html, "<h2 id=\"{0}\">{0} (seed {1})</h2>", escape(&s.name), s.seed);
+        match &s.seeds {
+            None => {
+                let _ = writeln!(html, "<h2 id=\"{0}\">{0} (seed {1})</h2>", escape(&s.name), s.seed);
+            }
+            Some(m) => {
+                let _ = writeln!(html, "<h2 id=\"{0}\">{0} ({1} seeds)</h2>", escape(&s.name), m.seeds);
+                render_seeds(&mut html, m);
+                let _ = writeln!(html, "<h3>Seed {}</h3>", s.seed);
+            }
+        }
         html.push_str("<table><tr><th>assertion</th><th>measured</th><th></th></tr>\n");
         for r in &s.rows {
             let _ = writeln!(
@@ -196,6 +211,69 @@ pub fn render_index(title: &str, sections: &[Section]) -> String {
     }
     html.push_str("</body></html>\n");
     html
+}
+
+/// Failing seeds listed in full up to this many; the rest are counted.
+const FAILING_SEEDS_LISTED: usize = 50;
+
+fn render_seeds(html: &mut String, m: &SeedSummary) {
+    let _ = write!(html, "<p>{} of {} seeds passed", m.passed, m.seeds);
+    match m.commits.as_slice() {
+        [] => {}
+        [one] => {
+            let _ = write!(html, " (commit <code>{}</code>)", escape(one));
+        }
+        many => {
+            let _ = write!(
+                html,
+                " <span class=\"fail\">from {} different commits</span>: {}",
+                many.len(),
+                many.iter()
+                    .map(|c| format!("<code>{}</code>", escape(c)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    html.push_str(".</p>\n");
+    if !m.failing.is_empty() {
+        html.push_str("<table><tr><th>failing seed</th><th>what failed</th><th>replay</th></tr>\n");
+        for (seed, why, replay) in m.failing.iter().take(FAILING_SEEDS_LISTED) {
+            let _ = writeln!(
+                html,
+                "<tr><td>{seed}</td><td>{}</td><td><code>{}</code></td></tr>",
+                escape(why),
+                escape(replay)
+            );
+        }
+        html.push_str("</table>\n");
+        if m.failing.len() > FAILING_SEEDS_LISTED {
+            let _ = writeln!(
+                html,
+                "<p>… and {} more failing seeds.</p>",
+                m.failing.len() - FAILING_SEEDS_LISTED
+            );
+        }
+    }
+    if !m.spread.is_empty() {
+        html.push_str(
+            "<table><tr><th>metric over seeds</th><th>seeds measured</th><th>min</th><th>median</th><th>p99</th><th>max</th></tr>\n",
+        );
+        for d in &m.spread {
+            let v = |x: f64| crate::format_value(Some(x));
+            let _ = writeln!(
+                html,
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&d.metric),
+                d.measured,
+                v(d.min),
+                v(d.median),
+                v(d.p99),
+                v(d.max)
+            );
+        }
+        html.push_str("</table>\n");
+    }
 }
 
 /// Writes the page to `path`, creating its directory.
@@ -232,6 +310,7 @@ mod tests {
                 end: 40.0,
                 label: "partition".into(),
             }],
+            seeds: None,
         }
     }
 

@@ -1,21 +1,28 @@
 //! Reports of testbed runs, for machines and people: a JUnit XML file that any CI system shows
-//! natively, and an append-only JSON-lines log of every run (`runs.jsonl`) from which later
-//! reports can be regenerated and CI shards merged, and an HTML page with SVG plots.
+//! natively, an append-only JSON-lines log of every run (`runs.jsonl`), and an HTML page with SVG
+//! plots. Both reports can be rebuilt from run logs alone ([`read_runs`], [`build_report`]), so
+//! the logs of CI shards merge into one report.
 
 mod html;
 mod junit;
+mod record;
 mod runs;
 
 pub use html::{render_index, render_plot, write_index, Plot, Row, Section, Series, Window};
 pub use junit::{write_junit, Case, Outcome};
+pub use record::{
+    build_report, format_value, read_runs, AssertionRecord, Report, RunLogs, RunRecord, SeedSummary, Spread,
+};
 pub use runs::append_run;
 
 use std::path::{Path, PathBuf};
 
-/// A report that could not be written, naming the file.
+/// A report or run log that could not be written or read, naming the file.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot write {path}: {source}")]
+#[error("cannot {action} {path}: {source}")]
 pub struct ReportError {
+    /// `read` or `write`.
+    pub action: &'static str,
     /// The file.
     pub path: PathBuf,
     /// Why.
@@ -26,6 +33,15 @@ pub struct ReportError {
 impl ReportError {
     fn at(path: &Path) -> impl Fn(std::io::Error) -> ReportError + '_ {
         move |source| ReportError {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    fn reading(path: &Path) -> impl Fn(std::io::Error) -> ReportError + '_ {
+        move |source| ReportError {
+            action: "read",
             path: path.to_path_buf(),
             source,
         }

@@ -239,6 +239,11 @@ pub struct Scenario {
     pub swarm: Option<SwarmPlan>,
     /// What must hold.
     pub asserts: Vec<Assertion>,
+    /// The TOML it was validated from (overrides applied): with the seed and the commit, all a
+    /// run depends on, so the run log records it.
+    pub source: String,
+    /// The `--set` overrides applied to the file, as given.
+    pub overrides: Vec<String>,
 }
 
 /// The file's name as shown in errors, and its text.
@@ -291,6 +296,7 @@ pub fn load_with(path: &Path, overrides: &[String]) -> Result<Scenario, Scenario
     })?;
     let mut scenario = parse(&format!("{display} (with --set)"), &merged)?;
     scenario.path = display;
+    scenario.overrides = overrides.to_vec();
     Ok(scenario)
 }
 
@@ -504,6 +510,8 @@ impl Ctx<'_> {
             faults,
             swarm,
             asserts,
+            source: self.text.to_string(),
+            overrides: Vec::new(),
         })
     }
 
