@@ -156,7 +156,7 @@ pub fn membership_config(scenario: &Scenario, index: u32, seeds: &[SocketAddr]) 
     c
 }
 
-fn expand(plan: &FaultPlan, count: u32, rng: &mut DetRng, link: &LinkModel, out: &mut Vec<ScheduledFault>) {
+fn expand(plan: &FaultPlan, count: u32, link: &LinkModel, out: &mut Vec<ScheduledFault>) {
     let at = plan.at.as_secs_f64();
     let push = |out: &mut Vec<ScheduledFault>,
                 at_s: f64,
@@ -181,8 +181,8 @@ fn expand(plan: &FaultPlan, count: u32, rng: &mut DetRng, link: &LinkModel, out:
             one_way,
             duration,
         } => {
-            let a = resolve(a, count, rng);
-            let b = resolve(b, count, rng);
+            let a = fixed_indices(a, count);
+            let b = fixed_indices(b, count);
             let action = FaultAction::Partition {
                 a: set(&a),
                 b: set(&b),
@@ -209,7 +209,7 @@ fn expand(plan: &FaultPlan, count: u32, rng: &mut DetRng, link: &LinkModel, out:
         }
         FaultKind::Heal => push(out, at, FaultAction::Heal, vec![], vec![], String::new()),
         FaultKind::Crash { nodes, restart_after } => {
-            let nodes = resolve(nodes, count, rng);
+            let nodes = fixed_indices(nodes, count);
             push(
                 out,
                 at,
@@ -230,11 +230,11 @@ fn expand(plan: &FaultPlan, count: u32, rng: &mut DetRng, link: &LinkModel, out:
             }
         }
         FaultKind::Restart { nodes } => {
-            let nodes = resolve(nodes, count, rng);
+            let nodes = fixed_indices(nodes, count);
             push(out, at, FaultAction::Restart(set(&nodes)), nodes, vec![], String::new());
         }
         FaultKind::Pause { nodes, duration } => {
-            let nodes = resolve(nodes, count, rng);
+            let nodes = fixed_indices(nodes, count);
             let action = FaultAction::Pause {
                 nodes: set(&nodes),
                 duration: *duration,
@@ -242,7 +242,7 @@ fn expand(plan: &FaultPlan, count: u32, rng: &mut DetRng, link: &LinkModel, out:
             push(out, at, action, nodes, vec![], format!("{duration:?}"));
         }
         FaultKind::ClockJump { nodes, by_ns } => {
-            let nodes = resolve(nodes, count, rng);
+            let nodes = fixed_indices(nodes, count);
             let action = FaultAction::ClockJump {
                 nodes: set(&nodes),
                 delta_ns: *by_ns,
@@ -250,7 +250,7 @@ fn expand(plan: &FaultPlan, count: u32, rng: &mut DetRng, link: &LinkModel, out:
             push(out, at, action, nodes, vec![], format!("{:+.3}s", *by_ns as f64 / 1e9));
         }
         FaultKind::ClockCorrect { nodes } => {
-            let nodes = resolve(nodes, count, rng);
+            let nodes = fixed_indices(nodes, count);
             push(
                 out,
                 at,
@@ -371,13 +371,61 @@ fn swarm_faults(swarm: &SwarmPlan, count: u32, rng: &mut DetRng) -> Vec<FaultPla
     plans
 }
 
+/// The random streams of one seed.
+fn root_rng(seed: u64) -> DetRng {
+    DetRng::seed_from_u64(seed ^ 0x5CE7_A210)
+}
+
+/// The streams fault plans draw from: swarm mixes, then `random k` selections.
+fn fault_streams(root: &DetRng) -> (DetRng, DetRng) {
+    (root.fork(stream::SWARM), root.fork(stream::SELECTIONS))
+}
+
+/// The scenario's faults under `seed` with every random choice made: the swarm's draws added as
+/// plain faults and `random k` selections resolved to node lists. A scenario with these faults
+/// and no swarm runs exactly as the original under the same seed, and its faults can then be
+/// removed one by one without moving the others' draws, which is what shrinking needs.
+pub fn resolved_faults(scenario: &Scenario, seed: u64) -> Vec<FaultPlan> {
+    let (mut swarm_rng, mut select_rng) = fault_streams(&root_rng(seed));
+    resolve_faults(scenario, &mut swarm_rng, &mut select_rng)
+}
+
+fn resolve_faults(scenario: &Scenario, swarm_rng: &mut DetRng, select_rng: &mut DetRng) -> Vec<FaultPlan> {
+    let count = scenario.nodes.len() as u32;
+    let mut plans = scenario.faults.clone();
+    if let Some(swarm) = &scenario.swarm {
+        plans.extend(swarm_faults(swarm, count, swarm_rng));
+    }
+    let mut fix = |s: &mut Selection| {
+        if let Selection::Random(_) = s {
+            *s = Selection::List(resolve(s, count, select_rng));
+        }
+    };
+    // Resolved in plan order, side a before side b: the order the draws were always made in.
+    for plan in &mut plans {
+        match &mut plan.kind {
+            FaultKind::Partition { a, b, .. } => {
+                fix(a);
+                fix(b);
+            }
+            FaultKind::Crash { nodes, .. }
+            | FaultKind::Restart { nodes }
+            | FaultKind::Pause { nodes, .. }
+            | FaultKind::ClockJump { nodes, .. }
+            | FaultKind::ClockCorrect { nodes } => fix(nodes),
+            FaultKind::Heal | FaultKind::Loss { .. } | FaultKind::Latency { .. } => {}
+        }
+    }
+    plans.sort_by_key(|p| p.at);
+    plans
+}
+
 /// Builds the simulation of `scenario` under `seed`.
 pub fn build(scenario: &Scenario, seed: u64) -> Built {
-    let root = DetRng::seed_from_u64(seed ^ 0x5CE7_A210);
+    let root = root_rng(seed);
     let count = scenario.nodes.len() as u32;
     let mut clock_rng = root.fork(stream::CLOCKS);
-    let mut select_rng = root.fork(stream::SELECTIONS);
-    let mut swarm_rng = root.fork(stream::SWARM);
+    let (mut swarm_rng, mut select_rng) = fault_streams(&root);
     let mut start_rng = root.fork(stream::STARTS);
 
     let seeds: Vec<SocketAddr> = (0..scenario.workload.seeds)
@@ -425,13 +473,9 @@ pub fn build(scenario: &Scenario, seed: u64) -> Built {
         debug_assert_eq!(index, i);
     }
 
-    let mut plans = scenario.faults.clone();
-    if let Some(swarm) = &scenario.swarm {
-        plans.extend(swarm_faults(swarm, count, &mut swarm_rng));
-    }
     let mut schedule = Vec::new();
-    for plan in &plans {
-        expand(plan, count, &mut select_rng, &scenario.link, &mut schedule);
+    for plan in &resolve_faults(scenario, &mut swarm_rng, &mut select_rng) {
+        expand(plan, count, &scenario.link, &mut schedule);
     }
     if let Some(interval) = scenario.clock.ntp_interval {
         let mut t = interval;

@@ -8,6 +8,7 @@ mod limits;
 mod progress;
 mod run;
 mod scenario;
+mod shrink;
 mod sweep;
 
 use std::fs::File;
@@ -83,6 +84,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Searches for a smaller scenario (fewer faults, fewer nodes, shorter) that fails the same
+    /// way as SCENARIO under --seed, and prints it as a scenario file. Swarm draws and random
+    /// node choices are written out as plain faults first. Exit 0: printed; 2: bad input, or the
+    /// seed passes.
+    Shrink {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// The failing seed (default: the scenario's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Override a setting of the file (repeatable), as for `run`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Stop after this many runs.
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..))]
+        max_runs: u32,
+        /// Write the scenario here instead of to stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Rebuilds index.html and junit.xml (in --reports DIR) from run logs, e.g. the runs.jsonl
     /// of several CI shards. A scenario run under many seeds gets one section: failing seeds with
     /// replay commands, each asserted metric's spread over seeds, and the plots of one run (a
@@ -146,6 +167,13 @@ fn main() -> ExitCode {
             json,
         } => sweep_one(&scenario, seeds, shard, jobs, &overrides, json, &log),
         Command::Report { logs } => report(&logs, &log.dir),
+        Command::Shrink {
+            scenario,
+            seed,
+            overrides,
+            max_runs,
+            out,
+        } => shrink_one(&scenario, seed, &overrides, max_runs, out.as_deref()),
         Command::Bench(BenchCommand::Simspeed { nodes, seconds, json }) => bench_simspeed(nodes, seconds, json),
     }
 }
@@ -453,6 +481,59 @@ fn write_reports(dir: &Path, title: &str, report: &reports::Report) -> Result<()
     reports::write_index(&index, title, &report.sections)?;
     eprintln!("wrote {} and {}", index.display(), junit.display());
     Ok(())
+}
+
+fn shrink_one(path: &Path, seed: Option<u64>, overrides: &[String], max_runs: u32, out: Option<&Path>) -> ExitCode {
+    let scenario = match load_scenario(path, overrides) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let seed = seed.unwrap_or(scenario.default_seed);
+    let origin = Instant::now();
+    let outcome = shrink::shrink(&scenario, seed, max_runs, &|| origin.elapsed(), &mut |note| {
+        eprintln!("{note}")
+    });
+    let shrunk = match outcome {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let text = scenario::to_toml(&shrunk.scenario);
+    let record = shrunk.summary.record("");
+    eprintln!(
+        "shrunk in {} runs{}: faults {} -> {}, nodes {} -> {}, duration {:.1}s -> {:.1}s; fails: {}",
+        shrunk.runs,
+        if shrunk.budget_spent {
+            " (budget spent; --max-runs for more)"
+        } else {
+            ""
+        },
+        shrunk.original_faults,
+        shrunk.scenario.faults.len(),
+        scenario.nodes.len(),
+        shrunk.scenario.nodes.len(),
+        scenario.duration.as_secs_f64(),
+        shrunk.scenario.duration.as_secs_f64(),
+        record.failure_reasons()
+    );
+    eprintln!("original: {}", shrunk.original.record("").failure_reasons());
+    match out {
+        None => print!("{text}"),
+        Some(file) => {
+            if let Err(e) = std::fs::write(file, &text) {
+                eprintln!("error: cannot write {}: {e}", file.display());
+                return ExitCode::from(EXIT_BAD_INPUT);
+            }
+            eprintln!(
+                "wrote {}; replay: testbed run {} --seed {seed}",
+                file.display(),
+                file.display()
+            );
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// `testbed report`: the suite's reports rebuilt from run logs.

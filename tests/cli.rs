@@ -315,3 +315,30 @@ fn four_shards_cover_every_seed_once_and_their_merged_logs_make_one_report() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent/runs.jsonl"));
 }
+
+#[test]
+fn shrink_prints_a_smaller_scenario_that_fails_alike_and_refuses_a_passing_seed() {
+    // Node 5 crashes for good: declaring it dead takes seconds, not the 1 s asserted. The swarm's
+    // clock jumps and light loss bursts are noise the shrinker must remove.
+    let path = scratch(
+        "to-shrink.toml",
+        "duration = \"40s\"\nassert = [\"death_ms_max <= 1000\"]\n[nodes]\ncount = 12\n[network]\nlatency = \"2ms\"\n\
+         [workload]\nkind = \"membership\"\nsettle = \"5s\"\n[swarm]\nwindow = [\"5s\", \"25s\"]\nclock_jumps = [2, 3]\n\
+         clock_jump_max = \"2s\"\nloss_bursts = [1, 2]\nloss = [0.01, 0.03]\n[[fault]]\nat = \"10s\"\nkind = \"crash\"\nnodes = [5]\n",
+    );
+    let out = testbed(&["shrink", path.to_str().unwrap(), "--seed", "3"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("faults 6 -> 1"), "{stderr}");
+    let shrunk = scratch("shrunk.toml", &String::from_utf8_lossy(&out.stdout));
+    let replay = testbed(&["run", shrunk.to_str().unwrap(), "--json"]);
+    assert_eq!(replay.status.code(), Some(1), "the printed scenario fails when run");
+    let summary = last_json(&replay);
+    assert_eq!(summary["faults"]["crash"], 1);
+    assert!(summary["faults"].get("clock_jump").is_none(), "{}", summary["faults"]);
+    assert_eq!(summary["seed"], 3, "the seed is the printed scenario's default");
+
+    let passing = testbed(&["shrink", "scenarios/partition-detection.toml", "--seed", "42"]);
+    assert_eq!(passing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&passing.stderr).contains("passes under seed 42"));
+}

@@ -5,6 +5,7 @@
 
 mod raw;
 pub mod units;
+mod write;
 
 use std::ops::Range;
 use std::path::Path;
@@ -17,6 +18,7 @@ use crate::assertion::Assertion;
 use raw::{RawLatency, RawScenario, RawSelection, RawWorkload};
 pub use units::Selection;
 use units::{parse_duration, parse_signed_nanos};
+pub use write::to_toml;
 
 /// A scenario file that could not be used: where, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]

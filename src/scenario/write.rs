@@ -1,0 +1,341 @@
+//! Scenario → TOML: the inverse of parsing, so a scenario made in code (a shrunk failure) is
+//! printed as a file that `testbed run` reads back to the same scenario.
+
+use std::time::Duration;
+
+use simulator::{Latency, LinkModel};
+use toml::{Table, Value};
+
+use super::{Family, FaultKind, FaultPlan, NodePlan, Scenario, Selection, SwarmPlan};
+
+/// The scenario as a scenario file. Parsing the result gives `scenario` back (bar `path` and
+/// `source`); `tests` check this on every shipped scenario.
+pub fn to_toml(scenario: &Scenario) -> String {
+    let mut root = Table::new();
+    root.insert("name".into(), scenario.name.clone().into());
+    if !scenario.description.is_empty() {
+        root.insert("description".into(), scenario.description.clone().into());
+    }
+    root.insert("seed".into(), int(scenario.default_seed));
+    root.insert("duration".into(), duration(scenario.duration));
+    root.insert(
+        "assert".into(),
+        Value::Array(
+            scenario
+                .asserts
+                .iter()
+                .map(|a| format!("{} {} {}", a.metric, a.op, a.threshold).into())
+                .collect(),
+        ),
+    );
+    root.insert("nodes".into(), Value::Table(nodes(&scenario.nodes)));
+    let mut clock = Table::new();
+    clock.insert("offset_max".into(), duration(scenario.clock.offset_max));
+    clock.insert("drift_ppm_max".into(), scenario.clock.drift_ppm_max.into());
+    if let Some(i) = scenario.clock.ntp_interval {
+        clock.insert("ntp_interval".into(), duration(i));
+    }
+    root.insert("clock".into(), Value::Table(clock));
+    root.insert("network".into(), Value::Table(network(&scenario.link)));
+    let mut storage = Table::new();
+    storage.insert("io_error".into(), scenario.storage.io_error.into());
+    storage.insert("torn_writes".into(), scenario.storage.torn_writes.into());
+    root.insert("storage".into(), Value::Table(storage));
+    root.insert("workload".into(), Value::Table(workload(scenario)));
+    if let Some(swarm) = &scenario.swarm {
+        root.insert("swarm".into(), Value::Table(swarm_table(swarm)));
+    }
+    if !scenario.faults.is_empty() {
+        root.insert(
+            "fault".into(),
+            Value::Array(scenario.faults.iter().map(|f| Value::Table(fault(f))).collect()),
+        );
+    }
+    toml::to_string(&root).unwrap_or_else(|e| format!("# cannot print this scenario as TOML: {e}\n"))
+}
+
+fn int(v: impl Into<u64>) -> Value {
+    // Scenario integers (seeds, counts) are far below i64::MAX; saturate rather than wrap.
+    Value::Integer(i64::try_from(v.into()).unwrap_or(i64::MAX))
+}
+
+/// The shortest exact unit: `"10s"`, `"250ms"`, `"1234567ns"`.
+fn duration(d: Duration) -> Value {
+    signed(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)).into()
+}
+
+fn signed(nanos: i64) -> String {
+    const UNITS: [(i64, &str); 5] = [
+        (3_600_000_000_000, "h"),
+        (1_000_000_000, "s"),
+        (1_000_000, "ms"),
+        (1_000, "us"),
+        (1, "ns"),
+    ];
+    if nanos == 0 {
+        return "0s".into();
+    }
+    let (scale, unit) = UNITS
+        .iter()
+        .copied()
+        .find(|(scale, _)| nanos % scale == 0)
+        .unwrap_or((1, "ns"));
+    format!("{}{unit}", nanos / scale)
+}
+
+fn family(f: Family) -> Value {
+    match f {
+        Family::Ipv6 => "ipv6",
+        Family::Ipv4 => "ipv4",
+        Family::Dual => "dual",
+    }
+    .into()
+}
+
+fn selection(s: &Selection) -> Value {
+    match s {
+        Selection::All => "all".into(),
+        Selection::List(list) => Value::Array(list.iter().map(|&i| int(i)).collect()),
+        Selection::Range(a, b) => format!("{a}..{b}").into(),
+        Selection::Random(k) => format!("random {k}").into(),
+    }
+}
+
+/// `[nodes]` with one `[[nodes.group]]` per distinct non-default node plan.
+fn nodes(plans: &[NodePlan]) -> Table {
+    let mut t = Table::new();
+    t.insert("count".into(), int(plans.len() as u64));
+    t.insert("family".into(), family(Family::Ipv6));
+    let default = NodePlan {
+        family: Family::Ipv6,
+        clock_offset_ns: None,
+        drift_ppm: None,
+    };
+    let mut groups: Vec<(&NodePlan, Vec<u32>)> = Vec::new();
+    for (i, plan) in plans.iter().enumerate().filter(|(_, p)| **p != default) {
+        match groups.iter_mut().find(|(p, _)| *p == plan) {
+            Some((_, members)) => members.push(i as u32),
+            None => groups.push((plan, vec![i as u32])),
+        }
+    }
+    if !groups.is_empty() {
+        let groups = groups
+            .into_iter()
+            .map(|(plan, members)| {
+                let mut g = Table::new();
+                g.insert("nodes".into(), selection(&Selection::List(members)));
+                g.insert("family".into(), family(plan.family));
+                if let Some(o) = plan.clock_offset_ns {
+                    g.insert("clock_offset".into(), signed(o).into());
+                }
+                if let Some(d) = plan.drift_ppm {
+                    g.insert("drift_ppm".into(), d.into());
+                }
+                Value::Table(g)
+            })
+            .collect();
+        t.insert("group".into(), Value::Array(groups));
+    }
+    t
+}
+
+fn network(link: &LinkModel) -> Table {
+    let mut t = Table::new();
+    let mut latency = Table::new();
+    match link.latency {
+        Latency::Constant(d) => {
+            latency.insert("kind".into(), "constant".into());
+            latency.insert("value".into(), duration(d));
+        }
+        Latency::Uniform { min, max } => {
+            latency.insert("kind".into(), "uniform".into());
+            latency.insert("min".into(), duration(min));
+            latency.insert("max".into(), duration(max));
+        }
+        Latency::Normal { mean, stddev } => {
+            latency.insert("kind".into(), "normal".into());
+            latency.insert("mean".into(), duration(mean));
+            latency.insert("stddev".into(), duration(stddev));
+        }
+        Latency::Pareto { min, shape } => {
+            latency.insert("kind".into(), "pareto".into());
+            latency.insert("min".into(), duration(min));
+            latency.insert("shape".into(), shape.into());
+        }
+    }
+    t.insert("latency".into(), Value::Table(latency));
+    t.insert("jitter".into(), duration(link.jitter));
+    t.insert("loss".into(), link.loss.into());
+    t.insert("duplicate".into(), link.duplicate.into());
+    t.insert("reorder".into(), link.reorder.into());
+    t.insert("reorder_window".into(), duration(link.reorder_window));
+    t.insert("corrupt".into(), link.corrupt.into());
+    if let Some(bps) = link.bandwidth_bytes_per_s {
+        t.insert("bandwidth_mbit".into(), (bps as f64 * 8.0 / 1e6).into());
+    }
+    t
+}
+
+fn workload(s: &Scenario) -> Table {
+    let w = &s.workload;
+    let mut t = Table::new();
+    t.insert("kind".into(), "membership".into());
+    t.insert("seeds".into(), int(w.seeds));
+    t.insert("start_spread".into(), duration(w.start_spread));
+    t.insert("settle".into(), duration(w.settle));
+    let durations = [
+        ("probe_interval", w.probe_interval),
+        ("latency_tolerance", w.latency_tolerance),
+        ("probe_margin", w.probe_margin),
+        ("indirect_after", w.indirect_after),
+        ("clock_skew_max", w.clock_skew_max),
+        ("gossip_interval", w.gossip_interval),
+        ("push_pull_interval", w.push_pull_interval),
+    ];
+    for (key, v) in durations {
+        if let Some(d) = v {
+            t.insert(key.into(), duration(d));
+        }
+    }
+    let counts = [
+        ("indirect_probes", w.indirect_probes),
+        ("confirmation_required", w.confirmation_required),
+        ("suspicion_mult", w.suspicion_mult),
+        ("gossip_fanout", w.gossip_fanout),
+    ];
+    for (key, v) in counts {
+        if let Some(n) = v {
+            t.insert(key.into(), int(n));
+        }
+    }
+    t
+}
+
+fn swarm_table(s: &SwarmPlan) -> Table {
+    let mut t = Table::new();
+    let pair = |(a, b): (Duration, Duration)| Value::Array(vec![duration(a), duration(b)]);
+    let counts = |(a, b): (u32, u32)| Value::Array(vec![int(a), int(b)]);
+    t.insert("window".into(), pair(s.window));
+    t.insert("crashes".into(), counts(s.crashes));
+    t.insert("restart_after".into(), pair(s.restart_after));
+    t.insert("partitions".into(), counts(s.partitions));
+    t.insert("partition_duration".into(), pair(s.partition_duration));
+    t.insert("pauses".into(), counts(s.pauses));
+    t.insert("pause_duration".into(), pair(s.pause_duration));
+    t.insert("clock_jumps".into(), counts(s.clock_jumps));
+    t.insert("clock_jump_max".into(), duration(s.clock_jump_max));
+    t.insert("loss_bursts".into(), counts(s.loss_bursts));
+    t.insert("loss".into(), Value::Array(vec![s.loss.0.into(), s.loss.1.into()]));
+    t.insert("loss_duration".into(), pair(s.loss_duration));
+    t
+}
+
+fn fault(f: &FaultPlan) -> Table {
+    let mut t = Table::new();
+    t.insert("at".into(), duration(f.at));
+    let kind = match &f.kind {
+        FaultKind::Partition {
+            a,
+            b,
+            one_way,
+            duration: d,
+        } => {
+            t.insert("sides".into(), Value::Array(vec![selection(a), selection(b)]));
+            if *one_way {
+                t.insert("one_way".into(), true.into());
+            }
+            if let Some(d) = d {
+                t.insert("duration".into(), duration(*d));
+            }
+            "partition"
+        }
+        FaultKind::Heal => "heal",
+        FaultKind::Crash { nodes, restart_after } => {
+            t.insert("nodes".into(), selection(nodes));
+            if let Some(d) = restart_after {
+                t.insert("restart_after".into(), duration(*d));
+            }
+            "crash"
+        }
+        FaultKind::Restart { nodes } => {
+            t.insert("nodes".into(), selection(nodes));
+            "restart"
+        }
+        FaultKind::Pause { nodes, duration: d } => {
+            t.insert("nodes".into(), selection(nodes));
+            t.insert("duration".into(), duration(*d));
+            "pause"
+        }
+        FaultKind::ClockJump { nodes, by_ns } => {
+            t.insert("nodes".into(), selection(nodes));
+            t.insert("by".into(), signed(*by_ns).into());
+            "clock_jump"
+        }
+        FaultKind::ClockCorrect { nodes } => {
+            t.insert("nodes".into(), selection(nodes));
+            "clock_correct"
+        }
+        FaultKind::Loss {
+            probability,
+            duration: d,
+        } => {
+            t.insert("probability".into(), (*probability).into());
+            t.insert("duration".into(), duration(*d));
+            "loss"
+        }
+        FaultKind::Latency {
+            latency,
+            jitter,
+            duration: d,
+        } => {
+            // The file form only has constant fault latencies.
+            let l = match latency {
+                Latency::Constant(l) => *l,
+                Latency::Uniform { max, .. } => *max,
+                Latency::Normal { mean, .. } => *mean,
+                Latency::Pareto { min, .. } => *min,
+            };
+            t.insert("latency".into(), duration(l));
+            t.insert("jitter".into(), duration(*jitter));
+            t.insert("duration".into(), duration(*d));
+            "latency"
+        }
+    };
+    t.insert("kind".into(), kind.into());
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{load, parse};
+
+    #[test]
+    fn every_shipped_scenario_prints_and_reads_back_unchanged() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            let original = load(&path).unwrap();
+            let text = to_toml(&original);
+            let mut again = parse("printed.toml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            again.path = original.path.clone();
+            again.source = original.source.clone();
+            assert_eq!(again, original, "{}:\n{text}", path.display());
+            checked += 1;
+        }
+        assert!(checked >= 3);
+    }
+
+    #[test]
+    fn durations_print_in_the_largest_exact_unit() {
+        assert_eq!(signed(10_000_000_000), "10s");
+        assert_eq!(signed(1_500_000_000), "1500ms");
+        assert_eq!(signed(-2_000_000_000), "-2s");
+        assert_eq!(signed(1_234_567), "1234567ns");
+        assert_eq!(signed(7_200_000_000_000), "2h");
+    }
+}
