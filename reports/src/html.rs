@@ -156,10 +156,10 @@ pub fn render_index(title: &str, sections: &[Section]) -> String {
         t = escape(title),
         n = sections.len()
     );
-    html.push_str("<table><tr><th>scenario</th><th>seeds</th><th>result</th><th>trace hash (shown run)</th></tr>\n");
+    html.push_str("<table><tr><th>scenario</th><th>seed(s)</th><th>result</th><th>trace hash (shown run)</th></tr>\n");
     for s in sections {
         let seeds = match &s.seeds {
-            None => format!("{}", s.seed),
+            None => format!("seed {}", s.seed),
             Some(m) => format!("{} of {} passed", m.passed, m.seeds),
         };
         let _ = writeln!(
