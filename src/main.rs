@@ -83,6 +83,9 @@ enum Command {
         /// One JSON line per scenario instead of a table.
         #[arg(long)]
         json: bool,
+        /// Run every scenario under this seed instead of its own default.
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Searches for a smaller scenario (fewer faults, fewer nodes, shorter) that fails the same
     /// way as SCENARIO under --seed, and prints it as a scenario file. Swarm draws and random
@@ -157,7 +160,7 @@ fn main() -> ExitCode {
             trace,
             overrides,
         } => run_one(&scenario, seed, json, trace.as_deref(), &overrides, &log),
-        Command::Suite { dir, json } => suite(&dir, json, &log),
+        Command::Suite { dir, json, seed } => suite(&dir, json, seed, &log),
         Command::Sweep {
             scenario,
             seeds,
@@ -581,7 +584,7 @@ fn report(logs: &[PathBuf], dir: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn suite(dir: &Path, json: bool, log: &RunLog) -> ExitCode {
+fn suite(dir: &Path, json: bool, seed: Option<u64>, log: &RunLog) -> ExitCode {
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(entries) => entries
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -603,8 +606,8 @@ fn suite(dir: &Path, json: bool, log: &RunLog) -> ExitCode {
     let mut records: Vec<reports::RunRecord> = Vec::new();
     if !json {
         println!(
-            "{:<28} {:<7} {:>9} {:>8}  figures",
-            "scenario", "result", "sim s", "wall s"
+            "{:<28} {:>6} {:<7} {:>9} {:>8}  figures",
+            "scenario", "seed", "result", "sim s", "wall s"
         );
     }
     for path in &files {
@@ -626,7 +629,7 @@ fn suite(dir: &Path, json: bool, log: &RunLog) -> ExitCode {
         let origin = Instant::now();
         let (summary, _) = run_scenario(
             &scenario,
-            scenario.default_seed,
+            seed.unwrap_or(scenario.default_seed),
             None,
             |f| bar.update(f),
             || origin.elapsed(),
@@ -655,8 +658,9 @@ fn suite(dir: &Path, json: bool, log: &RunLog) -> ExitCode {
                 })
                 .collect();
             println!(
-                "{:<28} {:<7} {:>9.1} {:>8.2}  {}",
+                "{:<28} {:>6} {:<7} {:>9.1} {:>8.2}  {}",
                 summary.scenario,
+                summary.seed,
                 if summary.passed { "passed" } else { "FAILED" },
                 summary.sim_seconds,
                 summary.wall_seconds,
