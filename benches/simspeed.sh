@@ -13,6 +13,8 @@
 # workspace (madsim needs RUSTFLAGS="--cfg madsim", so it gets its own target directory).
 # SIMSPEED_TIMEOUT (seconds, default 900) bounds each simulator's run; one that runs out prints
 # {"sim":…,"timed_out_after_s":T} and its ratio is null. SIMSPEED_ONLY=testbed,madsim runs a subset.
+# SIMSPEED_TESTBED_BIN runs that testbed binary instead of building target/release/testbed (the
+# smoke test in tests/simspeed.rs uses it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +31,11 @@ root=$(pwd)
 wants() { [[ ",$only," == *",$1,"* ]]; }
 
 echo "building (quietly)..." >&2
-wants testbed && cargo build --release --quiet
+testbed_bin=${SIMSPEED_TESTBED_BIN:-}
+if wants testbed && [ -z "$testbed_bin" ]; then
+    cargo build --release --quiet
+    testbed_bin=target/release/testbed
+fi
 wants turmoil && (cd benches/simspeed/turmoil \
     && CARGO_TARGET_DIR="$root/target/simspeed" cargo build --release --quiet)
 wants madsim && (cd benches/simspeed/madsim \
@@ -52,7 +58,7 @@ run() {
     echo "$line"
 }
 
-wants testbed && run testbed target/release/testbed bench simspeed --nodes "$nodes" --seconds "$seconds" --json
+wants testbed && run testbed "$testbed_bin" bench simspeed --nodes "$nodes" --seconds "$seconds" --json
 wants turmoil && run turmoil target/simspeed/release/simspeed-turmoil "$nodes" "$seconds"
 wants madsim && run madsim target/simspeed-madsim/release/simspeed-madsim "$nodes" "$seconds"
 
