@@ -342,3 +342,20 @@ fn shrink_prints_a_smaller_scenario_that_fails_alike_and_refuses_a_passing_seed(
     assert_eq!(passing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&passing.stderr).contains("passes under seed 42"));
 }
+
+#[test]
+fn a_fault_following_closely_does_not_erase_the_death_still_due_from_an_earlier_one() {
+    // Node 5 crashes at 10 s; an unrelated pause 1 s later opens a new episode long before
+    // anyone may declare node 5 dead. Its death must still be timed, from the crash.
+    let path = scratch(
+        "overlap.toml",
+        "duration = \"40s\"\nassert = [\"death_ms_max <= 20000\", \"undeclared_pairs == 0\"]\n[nodes]\ncount = 12\n\
+         [network]\nlatency = \"2ms\"\n[workload]\nkind = \"membership\"\nsettle = \"5s\"\n\
+         [[fault]]\nat = \"10s\"\nkind = \"crash\"\nnodes = [5]\n[[fault]]\nat = \"11s\"\nkind = \"pause\"\nnodes = [7]\nduration = \"200ms\"\n",
+    );
+    let out = testbed(&["run", path.to_str().unwrap(), "--json"]);
+    let summary = last_json(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", summary["assertions"]);
+    let death = summary["metrics"]["death_ms_max"].as_f64().expect("death measured");
+    assert!(death > 1000.0, "timed from the crash, not from the pause: {death}");
+}

@@ -168,41 +168,46 @@ impl State {
         }
     }
 
-    /// Ends the current episode at `end`. A pair still undetected (or undeclared) counts only
-    /// if the episode lasted `settle`: a shorter outage may rightly pass unnoticed.
+    /// Ends the current episode at `end`. A pair still undetected (or undeclared) counts once it
+    /// has been lost for `settle`: a shorter outage may rightly pass unnoticed. A pair lost for
+    /// less is carried into the next episode while its observer is up, so a fault that follows
+    /// closely (a pause elsewhere, a clock jump) does not erase the detection or death still due;
+    /// both are timed from the pair's own loss, not from the episode's start.
     fn close_episode(&mut self, end: SimTime) {
-        let long_enough = end.since(self.episode.at) >= self.settle;
         for i in 0..self.death.len() {
+            let (x, y) = (i / self.n, i % self.n);
+            let lost_since = self.last_change[i];
+            let overdue = end.since(lost_since) >= self.settle;
             if self.death[i] == Death::Awaited {
-                self.undeclared += u64::from(long_enough);
-                self.death[i] = Death::None;
-                if long_enough {
-                    let (x, y, at) = (i / self.n, i % self.n, self.episode.at);
+                if overdue {
+                    self.undeclared += 1;
                     self.note("undeclared", || {
-                        format!("undeclared: node {x} never declared node {y} dead between {at} and {end}")
+                        format!("undeclared: node {x} never declared node {y} dead between {lost_since} and {end}")
                     });
+                    self.death[i] = Death::None;
+                } else if !self.up[x] {
+                    self.death[i] = Death::None;
                 }
             }
-        }
-        for i in 0..self.pending.len() {
             match self.pending[i] {
-                Pending::Detect if long_enough => {
+                Pending::Detect if overdue => {
                     self.undetected += 1;
-                    let (x, y, at) = (i / self.n, i % self.n, self.episode.at);
                     self.note("undetected", || {
-                        format!("undetected: node {x} never suspected node {y} between {at} and {end}")
+                        format!("undetected: node {x} never suspected node {y} between {lost_since} and {end}")
                     });
+                    self.pending[i] = Pending::None;
                 }
+                Pending::Detect if self.up[x] => {}
                 Pending::Recover if self.episode.kind != "join" => {
                     self.unrecovered += 1;
-                    let (x, y, at) = (i / self.n, i % self.n, self.episode.at);
+                    let at = self.episode.at;
                     self.note("unrecovered", || {
                         format!("unrecovered: node {x} did not see node {y} alive again between {at} and {end}")
                     });
+                    self.pending[i] = Pending::None;
                 }
-                _ => {}
+                _ => self.pending[i] = Pending::None,
             }
-            self.pending[i] = Pending::None;
         }
         self.minority_unaware += self.episode.minority_pending.len() as u64;
         self.observers_undetected += self.episode.observers_pending.len() as u64;
@@ -336,8 +341,13 @@ impl State {
                         lost_targets.insert(y as u32);
                         already_aware.insert(x as u32);
                     }
-                    (true, false) => self.pending[i] = Pending::Recover,
+                    (true, false) => {
+                        self.death[i] = Death::None;
+                        self.pending[i] = Pending::Recover;
+                    }
                     (true, true) => {
+                        self.death[i] = Death::None;
+                        self.pending[i] = Pending::None;
                         if kind != "join" {
                             self.recovery_ms.push(0.0);
                         }
@@ -406,14 +416,16 @@ impl State {
                     }
                 }
                 let since = t.since(self.episode.at).as_secs_f64() * 1e3;
+                // Detection and death are per pair: timed from when this pair lost reachability.
+                let since_lost = t.since(self.last_change[i]).as_secs_f64() * 1e3;
                 if state == 2 && self.death[i] == Death::Awaited {
                     self.death[i] = Death::None;
-                    self.death_ms.push(since);
+                    self.death_ms.push(since_lost);
                 }
                 match (self.pending[i], state == ALIVE) {
                     (Pending::Detect, false) => {
                         self.pending[i] = Pending::None;
-                        self.detection_ms.push(since);
+                        self.detection_ms.push(since_lost);
                         if self.episode.observers_pending.remove(x as u32) {
                             self.observer_detection_ms.push(since);
                         }
