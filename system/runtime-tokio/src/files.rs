@@ -17,9 +17,9 @@ const OPEN_FILES_MAX: usize = 64;
 /// The largest offset the OS accepts for positional I/O (`off_t` is signed).
 const OFFSET_MAX: u64 = i64::MAX as u64;
 
-/// Storage in a directory, with open handles cached by name.
+/// Storage in a directory, with open handles cached by name: the production `Storage`.
 #[derive(Debug)]
-pub(crate) struct DirStorage {
+pub struct DirStorage {
     dir: PathBuf,
     open: BTreeMap<String, File>,
     /// Files created by this process whose directory entry is not yet known to be durable: a
@@ -29,7 +29,7 @@ pub(crate) struct DirStorage {
 
 impl DirStorage {
     /// Opens (creating if needed) the directory `dir`.
-    pub(crate) fn open(dir: &Path) -> Result<Self, BackendError> {
+    pub fn open(dir: &Path) -> Result<Self, BackendError> {
         let fail = |source| BackendError::StorageDir {
             path: dir.to_path_buf(),
             source,
@@ -50,7 +50,7 @@ impl DirStorage {
     }
 
     /// The directory.
-    pub(crate) fn dir(&self) -> &Path {
+    pub fn dir(&self) -> &Path {
         &self.dir
     }
 

@@ -29,5 +29,6 @@ pub use cluster::{ClusterOutcome, LocalCluster};
 pub use driver::{drive, NodeStats, RECV_BUFFER_BYTES};
 pub use env::{NodeSpec, RealEnv};
 pub use error::BackendError;
+pub use files::DirStorage;
 pub use node::run_node;
 pub use probes::{ProbeRecord, ProbeSender};
