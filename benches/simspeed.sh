@@ -41,6 +41,16 @@ wants turmoil && (cd benches/simspeed/turmoil \
 wants madsim && (cd benches/simspeed/madsim \
     && RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR="$root/target/simspeed-madsim" cargo build --release --quiet)
 
+# delivered_per_wall_second of one result line: jq where installed; else sed, which suffices for
+# the flat one-line objects these binaries print.
+rate_of() {
+    if command -v jq >/dev/null; then
+        jq -r '.delivered_per_wall_second // empty' <<<"$1"
+    else
+        sed -n 's/.*"delivered_per_wall_second":\([0-9.eE+-]*\).*/\1/p' <<<"$1"
+    fi
+}
+
 declare -A rate
 run() {
     local sim=$1
@@ -53,7 +63,7 @@ run() {
         echo "error: $sim failed (exit $status)" >&2
         exit 1
     else
-        rate[$sim]=$(sed -n 's/.*"delivered_per_wall_second":\([0-9.eE+-]*\).*/\1/p' <<<"$line")
+        rate[$sim]=$(rate_of "$line")
     fi
     echo "$line"
 }

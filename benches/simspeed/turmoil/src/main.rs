@@ -19,16 +19,27 @@ const PAYLOAD: [u8; 64] = [0xA5; 64];
 /// Left after the last round for its datagrams to land.
 const DRAIN: Duration = Duration::from_millis(50);
 
+/// Bounds on the arguments: turmoil numbers its hosts within 192.168.0.0/16 (and wraps past
+/// that); a simulated day keeps every count and `Duration` product far from overflow.
+const MAX_NODES: u32 = 60_000;
+const MAX_SECONDS: u64 = 86_400;
+
 fn args() -> Result<(u32, u64), String> {
     let usage = "usage: simspeed-turmoil NODES SECONDS (both positive integers)";
     let mut it = std::env::args().skip(1);
     let (Some(n), Some(d), None) = (it.next(), it.next(), it.next()) else {
         return Err(usage.into());
     };
-    let n: u32 = n.parse().map_err(|_| format!("NODES {n:?} is not a positive integer; {usage}"))?;
-    let d: u64 = d.parse().map_err(|_| format!("SECONDS {d:?} is not a positive integer; {usage}"))?;
-    if n < 2 || d == 0 {
-        return Err(format!("need NODES >= 2 and SECONDS >= 1; {usage}"));
+    let n: u32 = n
+        .parse()
+        .map_err(|_| format!("NODES {n:?} is not a positive integer; {usage}"))?;
+    let d: u64 = d
+        .parse()
+        .map_err(|_| format!("SECONDS {d:?} is not a positive integer; {usage}"))?;
+    if !(2..=MAX_NODES).contains(&n) || !(1..=MAX_SECONDS).contains(&d) {
+        return Err(format!(
+            "need 2 <= NODES <= {MAX_NODES} and 1 <= SECONDS <= {MAX_SECONDS}; {usage}"
+        ));
     }
     Ok((n, d))
 }
