@@ -15,10 +15,12 @@
 use std::net::Ipv6Addr;
 use std::time::Duration;
 
+use pki_types::CertificateRevocationListDer;
 use pki_types::{CertificateDer, CertificateSigningRequestDer, PrivatePkcs8KeyDer};
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CertificateSigningRequestParams,
+    DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    PublicKeyData, RevocationReason, RevokedCertParams, SanType, SerialNumber,
 };
 use ring::digest::{digest, SHA256};
 use time::OffsetDateTime;
@@ -34,6 +36,9 @@ pub struct CaPolicy {
     pub leaf_lifetime: Duration,
     /// How far `notBefore` is set before the issuing time, for peers whose clocks lag.
     pub backdate: Duration,
+    /// How long a revocation list is current (its `nextUpdate`); validators refuse a staler one,
+    /// so revocations cannot be hidden by withholding new lists.
+    pub crl_lifetime: Duration,
 }
 
 impl Default for CaPolicy {
@@ -43,6 +48,7 @@ impl Default for CaPolicy {
             intermediate_lifetime: Duration::from_secs(30 * 86_400),
             leaf_lifetime: Duration::from_secs(86_400),
             backdate: Duration::from_secs(5 * 60),
+            crl_lifetime: Duration::from_secs(86_400),
         }
     }
 }
@@ -128,6 +134,9 @@ pub struct Authority {
     /// Distinguishes this intermediate's serials from any other's.
     serial_salt: [u8; 32],
     issued: u64,
+    /// Revoked serials with when they were revoked (Unix s), in revocation order.
+    revoked: Vec<(Vec<u8>, i64)>,
+    crl_number: u64,
 }
 
 impl std::fmt::Debug for Authority {
@@ -180,6 +189,8 @@ impl Authority {
             intermediate: Issuer::new(int, int_key),
             serial_salt,
             issued: 0,
+            revoked: Vec::new(),
+            crl_number: 0,
         })
     }
 
@@ -254,6 +265,53 @@ impl Authority {
         let params = self.leaf_params(granted, now_unix_s)?;
         Ok(params.signed_by(&request.public_key, &self.intermediate)?.der().clone())
     }
+}
+
+impl Authority {
+    /// Revokes the certificate with serial `serial` (big-endian bytes, as in the certificate) at
+    /// `now_unix_s`. Revoking twice is harmless.
+    pub fn revoke(&mut self, serial: &[u8], now_unix_s: i64) {
+        if !self.revoked.iter().any(|(s, _)| s == serial) {
+            self.revoked.push((serial.to_vec(), now_unix_s));
+        }
+    }
+
+    /// Serials revoked so far.
+    pub fn revoked(&self) -> impl Iterator<Item = &[u8]> {
+        self.revoked.iter().map(|(s, _)| s.as_slice())
+    }
+
+    /// A revocation list of everything revoked, signed by the intermediate, current from
+    /// `now_unix_s` for the policy's `crl_lifetime`. Each list gets the next CRL number.
+    pub fn revocation_list(&mut self, now_unix_s: i64) -> Result<CertificateRevocationListDer<'static>, IssueError> {
+        self.crl_number += 1;
+        let params = CertificateRevocationListParams {
+            this_update: at(now_unix_s - secs(self.policy.backdate))?,
+            next_update: at(now_unix_s + secs(self.policy.crl_lifetime))?,
+            crl_number: SerialNumber::from(self.crl_number),
+            issuing_distribution_point: None,
+            revoked_certs: self
+                .revoked
+                .iter()
+                .map(|(serial, when)| {
+                    Ok(RevokedCertParams {
+                        serial_number: SerialNumber::from_slice(serial),
+                        revocation_time: at(*when)?,
+                        reason_code: Some(RevocationReason::Unspecified),
+                        invalidity_date: None,
+                    })
+                })
+                .collect::<Result<_, IssueError>>()?,
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        Ok(params.signed_by(&self.intermediate)?.der().clone())
+    }
+}
+
+/// The serial number of a DER certificate, as big-endian bytes.
+pub fn serial_of(cert: &[u8]) -> Option<Vec<u8>> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
+    Some(parsed.raw_serial().to_vec())
 }
 
 /// The first 8 bytes of SHA-256 of the public key, in hex.

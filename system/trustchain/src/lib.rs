@@ -8,10 +8,12 @@
 //!   classified (expired, not yet valid, unknown issuer, revoked, name mismatch, malformed);
 //! - [`ct`]: the certificate-transparency log: an RFC 9162 Merkle tree with inclusion and
 //!   consistency proofs, an append-only log that survives crash and restart through the runtime's
-//!   `Storage`, and Ed25519-signed tree heads.
+//!   `Storage`, and Ed25519-signed tree heads;
+//! - revocation: the CA signs a revocation list (CRL) of revoked serials with a bounded
+//!   currency; validation refuses listed leaves and lists past their `nextUpdate`.
 //!
-//! Not built yet: rotation, revocation lists, enrollment credentials, bootstrap phases, the HTTPS
-//! service and CLI, and the scenarios.
+//! Not built yet: rotation, propagation of revocation lists to nodes, enrollment credentials,
+//! bootstrap phases, the HTTPS service and CLI, and the scenarios.
 
 pub mod ca;
 pub mod ct;

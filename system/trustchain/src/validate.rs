@@ -3,8 +3,11 @@
 
 use std::net::IpAddr;
 
-use pki_types::{CertificateDer, ServerName, UnixTime};
-use webpki::{EndEntityCert, ExtendedKeyUsageValidator, KeyPurposeId, KeyPurposeIdIter};
+use pki_types::{CertificateDer, CertificateRevocationListDer, ServerName, UnixTime};
+use webpki::{
+    BorrowedCertRevocationList, CertRevocationList, EndEntityCert, ExpirationPolicy, ExtendedKeyUsageValidator,
+    KeyPurposeId, KeyPurposeIdIter, RevocationCheckDepth, RevocationOptionsBuilder, UnknownStatusPolicy,
+};
 
 /// Signature algorithms accepted in chains: TrustChain issues Ed25519 only.
 static ALGORITHMS: &[&dyn pki_types::SignatureVerificationAlgorithm] = &[webpki::ring::ED25519];
@@ -62,6 +65,12 @@ pub enum ValidationError {
     /// another CA using a trusted CA's name.
     #[error("bad signature: the chain names a trusted CA but is not signed by it; the certificate was altered or issued by an impostor CA, so do not trust it")]
     BadSignature,
+    /// A revocation list given is past its `nextUpdate`, or not parseable.
+    #[error("revocation list unusable ({detail}): fetch the current list from the CA before trusting peers")]
+    StaleRevocationList {
+        /// What is wrong with it.
+        detail: String,
+    },
     /// The serial is on a revocation list.
     #[error("certificate revoked: the node must enroll again for a new certificate")]
     Revoked,
@@ -97,6 +106,11 @@ fn classify(e: webpki::Error) -> ValidationError {
             now: time.as_secs(),
         },
         E::UnknownIssuer => ValidationError::UnknownIssuer,
+        E::CrlExpired { .. } | E::InvalidCrlSignatureForPublicKey | E::UnsupportedCrlVersion => {
+            ValidationError::StaleRevocationList {
+                detail: format!("{e:?}"),
+            }
+        }
         E::CertRevoked => ValidationError::Revoked,
         E::InvalidSignatureForPublicKey => ValidationError::BadSignature,
         #[allow(deprecated)]
@@ -124,11 +138,26 @@ pub enum ExpectedPeer {
 }
 
 /// Validates `leaf` with `intermediates` against the `roots`, at `now_unix_s`, for both TLS
-/// client and server use, and checks it names `expected`.
+/// client and server use, and checks it names `expected`. No revocation check: see
+/// [`validate_with_revocation`].
 pub fn validate(
     leaf: &CertificateDer<'_>,
     intermediates: &[CertificateDer<'_>],
     roots: &[CertificateDer<'_>],
+    now_unix_s: u64,
+    expected: &ExpectedPeer,
+) -> Result<(), ValidationError> {
+    validate_with_revocation(leaf, intermediates, roots, &[], now_unix_s, expected)
+}
+
+/// As [`validate`], and the leaf must not be on any of the `crls` (DER revocation lists, each
+/// signed by the leaf's issuer and current at `now_unix_s`). A leaf whose issuer has no list among
+/// them is accepted: lists cover the issuing intermediate, and a node holds the current one.
+pub fn validate_with_revocation(
+    leaf: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    roots: &[CertificateDer<'_>],
+    crls: &[CertificateRevocationListDer<'_>],
     now_unix_s: u64,
     expected: &ExpectedPeer,
 ) -> Result<(), ValidationError> {
@@ -138,8 +167,33 @@ pub fn validate(
         .collect::<Result<Vec<_>, _>>()?;
     let cert = EndEntityCert::try_from(leaf).map_err(classify)?;
     let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(now_unix_s));
-    cert.verify_for_usage(ALGORITHMS, &anchors, intermediates, time, ServerAndClient, None, None)
-        .map_err(classify)?;
+    let lists = crls
+        .iter()
+        .map(|c| {
+            BorrowedCertRevocationList::from_der(c)
+                .map(CertRevocationList::from)
+                .map_err(|e| ValidationError::StaleRevocationList {
+                    detail: format!("{e:?}"),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let list_refs: Vec<&CertRevocationList<'_>> = lists.iter().collect();
+    let revocation = RevocationOptionsBuilder::new(&list_refs).ok().map(|b| {
+        b.with_depth(RevocationCheckDepth::EndEntity)
+            .with_status_policy(UnknownStatusPolicy::Allow)
+            .with_expiration_policy(ExpirationPolicy::Enforce)
+            .build()
+    });
+    cert.verify_for_usage(
+        ALGORITHMS,
+        &anchors,
+        intermediates,
+        time,
+        ServerAndClient,
+        revocation,
+        None,
+    )
+    .map_err(classify)?;
     let name = match expected {
         ExpectedPeer::Any => return Ok(()),
         ExpectedPeer::Name(n) => ServerName::try_from(n.as_str())
@@ -285,6 +339,42 @@ mod tests {
         serials.sort();
         serials.dedup();
         assert_eq!(serials.len(), 50);
+    }
+
+    #[test]
+    fn a_revoked_leaf_is_refused_by_a_current_list_and_a_stale_list_is_refused_too() {
+        let policy = CaPolicy {
+            crl_lifetime: std::time::Duration::from_secs(3600),
+            ..CaPolicy::default()
+        };
+        let mut ca = Authority::create(&[1; 32], &[2; 32], NOW, policy).unwrap();
+        let key = key_from_seed(&[9; 32]);
+        let good = ca.issue(&node(1), &key, NOW).unwrap();
+        let bad = ca.issue(&node(2), &key, NOW).unwrap();
+        ca.revoke(&crate::ca::serial_of(&bad).unwrap(), NOW + 60);
+        let crl = ca.revocation_list(NOW + 60).unwrap();
+        let (ints, roots) = ([ca.intermediate().clone()], [ca.root().clone()]);
+        let now = NOW as u64 + 120;
+        let check = |leaf, at| {
+            validate_with_revocation(leaf, &ints, &roots, std::slice::from_ref(&crl), at, &ExpectedPeer::Any)
+        };
+        assert_eq!(check(&bad, now), Err(ValidationError::Revoked));
+        check(&good, now).unwrap();
+        // Without the list the revoked leaf still validates: revocation reaches a node only
+        // through the list it holds.
+        validate(&bad, &ints, &roots, now, &ExpectedPeer::Any).unwrap();
+        // Past the list's hour of currency (the leaf itself is still within its 24 h).
+        let stale = check(&good, NOW as u64 + 60 + 3600 + 600);
+        assert!(
+            matches!(stale, Err(ValidationError::StaleRevocationList { .. })),
+            "{stale:?}"
+        );
+        // Garbage instead of a list: refused with a reason, not a panic.
+        let junk = CertificateRevocationListDer::from(vec![1, 2, 3]);
+        assert!(matches!(
+            validate_with_revocation(&good, &ints, &roots, &[junk], now, &ExpectedPeer::Any),
+            Err(ValidationError::StaleRevocationList { .. })
+        ));
     }
 
     /// The guide's own check: `openssl verify -CAfile root.pem -untrusted intermediate.pem leaf.pem`.
