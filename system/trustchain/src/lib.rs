@@ -9,6 +9,8 @@
 //! - [`ct`]: the certificate-transparency log: an RFC 9162 Merkle tree with inclusion and
 //!   consistency proofs, an append-only log that survives crash and restart through the runtime's
 //!   `Storage`, and Ed25519-signed tree heads;
+//! - [`logged`]: issuance through the CT log: every certificate is logged durably before it is
+//!   handed out, with a receipt (signed tree head + inclusion proof) that validation can require;
 //! - revocation: the CA signs a revocation list (CRL) of revoked serials with a bounded
 //!   currency; validation refuses listed leaves and lists past their `nextUpdate`.
 //!
@@ -17,4 +19,7 @@
 
 pub mod ca;
 pub mod ct;
+pub mod logged;
+#[cfg(test)]
+mod test_storage;
 pub mod validate;
