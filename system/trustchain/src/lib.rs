@@ -22,4 +22,5 @@ pub mod ct;
 pub mod logged;
 #[cfg(test)]
 mod test_storage;
+pub mod trust;
 pub mod validate;
