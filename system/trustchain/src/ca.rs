@@ -125,15 +125,27 @@ impl NodeIdentity {
     }
 }
 
-/// The root and the intermediate that issues leaves.
-pub struct Authority {
-    policy: CaPolicy,
-    root_der: CertificateDer<'static>,
-    intermediate_der: CertificateDer<'static>,
-    intermediate: Issuer<'static, KeyPair>,
+/// One intermediate (issuing CA) and the leaves it has issued.
+struct IssuingCa {
+    seed: [u8; 32],
+    created: i64,
+    der: CertificateDer<'static>,
+    issuer: Issuer<'static, KeyPair>,
     /// Distinguishes this intermediate's serials from any other's.
     serial_salt: [u8; 32],
     issued: u64,
+}
+
+/// The root and the intermediates that issue leaves: the newest issues, older ones are kept
+/// (for their revocation lists) until their overlap ends and they are retired.
+pub struct Authority {
+    policy: CaPolicy,
+    root_seed: [u8; 32],
+    root_created: i64,
+    root_der: CertificateDer<'static>,
+    root: Issuer<'static, KeyPair>,
+    /// Oldest first; the last one issues.
+    issuing: Vec<IssuingCa>,
     /// Revoked serials with when they were revoked (Unix s), in revocation order.
     revoked: Vec<(Vec<u8>, i64)>,
     crl_number: u64,
@@ -143,7 +155,8 @@ impl std::fmt::Debug for Authority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authority")
             .field("policy", &self.policy)
-            .field("issued", &self.issued)
+            .field("intermediates", &self.issuing.len())
+            .field("issued", &self.issued())
             .finish_non_exhaustive()
     }
 }
@@ -158,7 +171,6 @@ impl Authority {
         policy: CaPolicy,
     ) -> Result<Authority, IssueError> {
         let root_key = key_from_seed(root_seed);
-        let int_key = key_from_seed(intermediate_seed);
         let start = now_unix_s - secs(policy.backdate);
         let mut root = CertificateParams::default();
         // Names carry a key fingerprint: two CAs never share a name, so a chain from another CA
@@ -170,28 +182,51 @@ impl Authority {
         root.not_after = at(now_unix_s + secs(policy.root_lifetime))?;
         root.serial_number = Some(serial(digest(&SHA256, root_seed).as_ref(), 0));
         let root_cert = root.self_signed(&root_key)?;
-        let root_issuer = Issuer::new(root, root_key);
+        let mut authority = Authority {
+            policy,
+            root_seed: *root_seed,
+            root_created: now_unix_s,
+            root_der: root_cert.der().clone(),
+            root: Issuer::new(root, root_key),
+            issuing: Vec::new(),
+            revoked: Vec::new(),
+            crl_number: 0,
+        };
+        authority.rotate(intermediate_seed, now_unix_s)?;
+        Ok(authority)
+    }
 
+    /// Creates a new intermediate from `seed`, signed by the root and valid from `now_unix_s`,
+    /// and makes it the one that issues. The previous ones stay (their leaves remain valid and
+    /// revocable) until [`Authority::retire`]. Returns the new intermediate.
+    pub fn rotate(&mut self, seed: &[u8; 32], now_unix_s: i64) -> Result<CertificateDer<'static>, IssueError> {
+        let key = key_from_seed(seed);
         let mut int = CertificateParams::default();
-        int.distinguished_name = name(&format!("TrustChain Intermediate CA {}", fingerprint(&int_key)));
+        int.distinguished_name = name(&format!("TrustChain Intermediate CA {}", fingerprint(&key)));
         int.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         int.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         int.use_authority_key_identifier_extension = true;
-        int.not_before = at(start)?;
-        int.not_after = at(now_unix_s + secs(policy.intermediate_lifetime))?;
-        int.serial_number = Some(serial(digest(&SHA256, intermediate_seed).as_ref(), 1));
-        let int_cert = int.signed_by(&int_key, &root_issuer)?;
-        let serial_salt = digest(&SHA256, int_cert.der()).as_ref().try_into().expect("32 bytes");
-        Ok(Authority {
-            policy,
-            root_der: root_cert.der().clone(),
-            intermediate_der: int_cert.der().clone(),
-            intermediate: Issuer::new(int, int_key),
+        int.not_before = at(now_unix_s - secs(self.policy.backdate))?;
+        int.not_after = at(now_unix_s + secs(self.policy.intermediate_lifetime))?;
+        int.serial_number = Some(serial(digest(&SHA256, seed).as_ref(), 1));
+        let cert = int.signed_by(&key, &self.root)?;
+        let serial_salt = digest(&SHA256, cert.der()).as_ref().try_into().expect("32 bytes");
+        self.issuing.push(IssuingCa {
+            seed: *seed,
+            created: now_unix_s,
+            der: cert.der().clone(),
+            issuer: Issuer::new(int, key),
             serial_salt,
             issued: 0,
-            revoked: Vec::new(),
-            crl_number: 0,
-        })
+        });
+        Ok(cert.der().clone())
+    }
+
+    /// Forgets every intermediate but the issuing one (the end of a rotation's overlap).
+    /// Returns the retired intermediates.
+    pub fn retire_previous(&mut self) -> Vec<CertificateDer<'static>> {
+        let keep = self.issuing.len().saturating_sub(1);
+        self.issuing.drain(..keep).map(|ca| ca.der).collect()
     }
 
     /// The root certificate (the trust anchor to distribute).
@@ -199,9 +234,20 @@ impl Authority {
         &self.root_der
     }
 
-    /// The intermediate certificate (sent alongside every leaf).
+    /// The issuing intermediate certificate (sent alongside every leaf).
     pub fn intermediate(&self) -> &CertificateDer<'static> {
-        &self.intermediate_der
+        &self.current().der
+    }
+
+    /// Every intermediate held, oldest first; the last one issues.
+    pub fn intermediates(&self) -> impl Iterator<Item = &CertificateDer<'static>> {
+        self.issuing.iter().map(|ca| &ca.der)
+    }
+
+    fn current(&self) -> &IssuingCa {
+        self.issuing
+            .last()
+            .expect("an authority always holds an issuing intermediate")
     }
 
     /// The policy.
@@ -211,7 +257,7 @@ impl Authority {
 
     /// Leaves issued so far.
     pub fn issued(&self) -> u64 {
-        self.issued
+        self.issuing.iter().map(|ca| ca.issued).sum()
     }
 
     fn leaf_params(&mut self, who: &NodeIdentity, now_unix_s: i64) -> Result<CertificateParams, IssueError> {
@@ -224,8 +270,12 @@ impl Authority {
         p.use_authority_key_identifier_extension = true;
         p.not_before = at(now_unix_s - secs(self.policy.backdate))?;
         p.not_after = at(now_unix_s + secs(self.policy.leaf_lifetime))?;
-        self.issued += 1;
-        p.serial_number = Some(serial(&self.serial_salt, self.issued + 1));
+        let ca = self
+            .issuing
+            .last_mut()
+            .expect("an authority always holds an issuing intermediate");
+        ca.issued += 1;
+        p.serial_number = Some(serial(&ca.serial_salt, ca.issued + 1));
         Ok(p)
     }
 
@@ -238,7 +288,7 @@ impl Authority {
         now_unix_s: i64,
     ) -> Result<CertificateDer<'static>, IssueError> {
         let params = self.leaf_params(who, now_unix_s)?;
-        Ok(params.signed_by(public_key, &self.intermediate)?.der().clone())
+        Ok(params.signed_by(public_key, &self.current().issuer)?.der().clone())
     }
 
     /// Issues a leaf from a CSR: its signature must verify with the key it carries (proof that
@@ -263,7 +313,10 @@ impl Authority {
             }
         }
         let params = self.leaf_params(granted, now_unix_s)?;
-        Ok(params.signed_by(&request.public_key, &self.intermediate)?.der().clone())
+        Ok(params
+            .signed_by(&request.public_key, &self.current().issuer)?
+            .der()
+            .clone())
     }
 }
 
@@ -281,9 +334,23 @@ impl Authority {
         self.revoked.iter().map(|(s, _)| s.as_slice())
     }
 
-    /// A revocation list of everything revoked, signed by the intermediate, current from
+    /// A revocation list of everything revoked, signed by the issuing intermediate, current from
     /// `now_unix_s` for the policy's `crl_lifetime`. Each list gets the next CRL number.
     pub fn revocation_list(&mut self, now_unix_s: i64) -> Result<CertificateRevocationListDer<'static>, IssueError> {
+        let last = self.issuing.len() - 1;
+        self.crl_for(last, now_unix_s)
+    }
+
+    /// One revocation list per intermediate held (during a rotation's overlap, leaves of both
+    /// are in use, and a list only covers its signer's leaves).
+    pub fn revocation_lists(
+        &mut self,
+        now_unix_s: i64,
+    ) -> Result<Vec<CertificateRevocationListDer<'static>>, IssueError> {
+        (0..self.issuing.len()).map(|i| self.crl_for(i, now_unix_s)).collect()
+    }
+
+    fn crl_for(&mut self, index: usize, now_unix_s: i64) -> Result<CertificateRevocationListDer<'static>, IssueError> {
         self.crl_number += 1;
         let params = CertificateRevocationListParams {
             this_update: at(now_unix_s - secs(self.policy.backdate))?,
@@ -304,7 +371,179 @@ impl Authority {
                 .collect::<Result<_, IssueError>>()?,
             key_identifier_method: KeyIdMethod::Sha256,
         };
-        Ok(params.signed_by(&self.intermediate)?.der().clone())
+        Ok(params.signed_by(&self.issuing[index].issuer)?.der().clone())
+    }
+}
+
+/// Everything an [`Authority`] is made of: its keys' seeds (secret), creation times, counters and
+/// revocations. Issuance is deterministic, so an authority rebuilt from its record issues and
+/// signs exactly as the one that wrote it; persisting the record after every change is how a CA
+/// survives restart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthorityRecord {
+    /// Lifetimes and allowances.
+    pub policy: CaPolicy,
+    /// The root key's seed.
+    pub root_seed: [u8; 32],
+    /// When the root was created, Unix s.
+    pub root_created: i64,
+    /// Intermediates held, oldest first: seed, creation time, leaves issued.
+    pub intermediates: Vec<([u8; 32], i64, u64)>,
+    /// Revoked serials and when.
+    pub revoked: Vec<(Vec<u8>, i64)>,
+    /// The last CRL number used.
+    pub crl_number: u64,
+}
+
+/// Why a stored authority record could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// Not a record, or one of another version.
+    #[error("not a TrustChain authority record (bad magic or version)")]
+    BadMagic,
+    /// Cut short or with impossible lengths.
+    #[error("authority record is truncated or corrupt at byte {0}")]
+    Corrupt(usize),
+    /// The record decodes but the authority cannot be rebuilt from it.
+    #[error("authority record cannot be rebuilt: {0}")]
+    Rebuild(#[from] IssueError),
+}
+
+const RECORD_MAGIC: &[u8; 4] = b"TCA1";
+
+impl AuthorityRecord {
+    /// A compact, versioned binary encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = RECORD_MAGIC.to_vec();
+        let p = &self.policy;
+        for d in [
+            p.root_lifetime,
+            p.intermediate_lifetime,
+            p.leaf_lifetime,
+            p.backdate,
+            p.crl_lifetime,
+        ] {
+            out.extend_from_slice(&d.as_secs().to_be_bytes());
+        }
+        out.extend_from_slice(&self.root_seed);
+        out.extend_from_slice(&self.root_created.to_be_bytes());
+        out.extend_from_slice(&(self.intermediates.len() as u32).to_be_bytes());
+        for (seed, created, issued) in &self.intermediates {
+            out.extend_from_slice(seed);
+            out.extend_from_slice(&created.to_be_bytes());
+            out.extend_from_slice(&issued.to_be_bytes());
+        }
+        out.extend_from_slice(&(self.revoked.len() as u32).to_be_bytes());
+        for (serial, when) in &self.revoked {
+            out.push(serial.len() as u8);
+            out.extend_from_slice(serial);
+            out.extend_from_slice(&when.to_be_bytes());
+        }
+        out.extend_from_slice(&self.crl_number.to_be_bytes());
+        out
+    }
+
+    /// Reads what [`AuthorityRecord::encode`] wrote.
+    pub fn decode(bytes: &[u8]) -> Result<AuthorityRecord, RecordError> {
+        if bytes.get(..4) != Some(RECORD_MAGIC) {
+            return Err(RecordError::BadMagic);
+        }
+        let mut r = Reader { bytes, at: 4 };
+        let mut d = || r.u64().map(Duration::from_secs);
+        let policy = CaPolicy {
+            root_lifetime: d()?,
+            intermediate_lifetime: d()?,
+            leaf_lifetime: d()?,
+            backdate: d()?,
+            crl_lifetime: d()?,
+        };
+        let root_seed = r.seed()?;
+        let root_created = r.i64()?;
+        let n = r.u32()?;
+        if n == 0 || n > 64 {
+            return Err(RecordError::Corrupt(r.at));
+        }
+        let intermediates = (0..n)
+            .map(|_| Ok((r.seed()?, r.i64()?, r.u64()?)))
+            .collect::<Result<_, RecordError>>()?;
+        let n = r.u32()?;
+        let mut revoked = Vec::new();
+        for _ in 0..n {
+            let len = usize::from(r.take(1)?[0]);
+            let serial = r.take(len)?.to_vec();
+            revoked.push((serial, r.i64()?));
+        }
+        let crl_number = r.u64()?;
+        if r.at != bytes.len() {
+            return Err(RecordError::Corrupt(r.at));
+        }
+        Ok(AuthorityRecord {
+            policy,
+            root_seed,
+            root_created,
+            intermediates,
+            revoked,
+            crl_number,
+        })
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], RecordError> {
+        let end = self.at.checked_add(n).filter(|e| *e <= self.bytes.len());
+        let end = end.ok_or(RecordError::Corrupt(self.at))?;
+        let out = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+    fn u64(&mut self) -> Result<u64, RecordError> {
+        Ok(u64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    fn i64(&mut self) -> Result<i64, RecordError> {
+        Ok(self.u64()? as i64)
+    }
+    fn u32(&mut self) -> Result<u32, RecordError> {
+        Ok(u32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+    fn seed(&mut self) -> Result<[u8; 32], RecordError> {
+        Ok(self.take(32)?.try_into().expect("32 bytes"))
+    }
+}
+
+impl Authority {
+    /// The record to persist (holds the private keys' seeds: store it as a secret).
+    pub fn record(&self) -> AuthorityRecord {
+        AuthorityRecord {
+            policy: self.policy.clone(),
+            root_seed: self.root_seed,
+            root_created: self.root_created,
+            intermediates: self.issuing.iter().map(|ca| (ca.seed, ca.created, ca.issued)).collect(),
+            revoked: self.revoked.clone(),
+            crl_number: self.crl_number,
+        }
+    }
+
+    /// Rebuilds the authority a record describes.
+    pub fn from_record(record: &AuthorityRecord) -> Result<Authority, RecordError> {
+        let (first, rest) = record.intermediates.split_first().ok_or(RecordError::Corrupt(0))?;
+        let mut a = Authority::create(&record.root_seed, &first.0, record.root_created, record.policy.clone())?;
+        // `create` stamps the first intermediate with the root's time; restore its own.
+        a.issuing.clear();
+        a.rotate(&first.0, first.1)?;
+        for (seed, created, _) in rest {
+            a.rotate(seed, *created)?;
+        }
+        for (ca, (_, _, issued)) in a.issuing.iter_mut().zip(&record.intermediates) {
+            ca.issued = *issued;
+        }
+        a.revoked = record.revoked.clone();
+        a.crl_number = record.crl_number;
+        Ok(a)
     }
 }
 
@@ -339,4 +578,46 @@ pub fn request(who: &NodeIdentity, key: &KeyPair) -> Result<Vec<u8>, IssueError>
     p.distinguished_name = name(&who.name);
     p.subject_alt_names = who.sans()?;
     Ok(p.serialize_request(key)?.der().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_780_000_000;
+
+    #[test]
+    fn an_authority_rebuilt_from_its_record_continues_exactly_where_it_stopped() {
+        let who = NodeIdentity {
+            name: "node-1.mesh".into(),
+            addr: "fd00::1".parse().unwrap(),
+        };
+        let key = key_from_seed(&[9; 32]);
+        let mut ca = Authority::create(&[1; 32], &[2; 32], NOW, CaPolicy::default()).unwrap();
+        let first = ca.issue(&who, &key, NOW).unwrap();
+        ca.rotate(&[3; 32], NOW + 86_400).unwrap();
+        ca.issue(&who, &key, NOW + 86_400).unwrap();
+        ca.revoke(&serial_of(&first).unwrap(), NOW + 86_401);
+        ca.revocation_list(NOW + 86_402).unwrap();
+        let bytes = ca.record().encode();
+        let record = AuthorityRecord::decode(&bytes).unwrap();
+        assert_eq!(record, ca.record());
+        let mut back = Authority::from_record(&record).unwrap();
+        assert_eq!(back.root(), ca.root());
+        assert_eq!(
+            back.intermediates().collect::<Vec<_>>(),
+            ca.intermediates().collect::<Vec<_>>()
+        );
+        assert_eq!(back.issued(), 2);
+        // Same next serial, same signature: nothing issued twice, nothing lost.
+        let t = NOW + 90_000;
+        assert_eq!(back.issue(&who, &key, t).unwrap(), ca.issue(&who, &key, t).unwrap());
+        assert_eq!(back.revocation_lists(t).unwrap(), ca.revocation_lists(t).unwrap());
+        // The overlap ends: only the new intermediate remains, and that is what is stored.
+        assert_eq!(ca.retire_previous().len(), 1);
+        assert_eq!(ca.record().intermediates.len(), 1);
+        for cut in 0..bytes.len() {
+            assert!(AuthorityRecord::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+    }
 }

@@ -19,6 +19,7 @@
 
 pub mod ca;
 pub mod ct;
+pub mod enroll;
 pub mod logged;
 #[cfg(test)]
 mod test_storage;

@@ -61,6 +61,9 @@ pub enum ValidationError {
     /// No path to a trusted root.
     #[error("unknown issuer: the chain does not lead to a trusted root; install the CA bundle (`testbed trustchain ca install`) or send the intermediate with the leaf")]
     UnknownIssuer,
+    /// The chain's issuing intermediate is not one this node's trust bundle accepts now.
+    #[error("unknown issuer: the chain's issuing CA is not in this node's trust bundle; during a CA rotation either this node lacks the new bundle (fetch /ca/bundle) or the peer still presents a leaf of a retired CA (it must renew)")]
+    IssuerNotInBundle,
     /// A signature in the chain does not verify: the certificate was altered, or was issued by
     /// another CA using a trusted CA's name.
     #[error("bad signature: the chain names a trusted CA but is not signed by it; the certificate was altered or issued by an impostor CA, so do not trust it")]
@@ -92,6 +95,38 @@ pub enum ValidationError {
         /// The verifier's finding.
         detail: String,
     },
+}
+
+impl ValidationError {
+    /// The failure's class, a stable lowercase name for counters and JSON: `expired`,
+    /// `not_yet_valid`, `unknown_issuer`, `bad_signature`, `stale_revocation_list`, `revoked`,
+    /// `name_mismatch`, `malformed` or `other`.
+    pub fn class(&self) -> &'static str {
+        match self {
+            ValidationError::Expired { .. } => "expired",
+            ValidationError::NotYetValid { .. } => "not_yet_valid",
+            ValidationError::UnknownIssuer | ValidationError::IssuerNotInBundle => "unknown_issuer",
+            ValidationError::BadSignature => "bad_signature",
+            ValidationError::StaleRevocationList { .. } => "stale_revocation_list",
+            ValidationError::Revoked => "revoked",
+            ValidationError::NameMismatch { .. } => "name_mismatch",
+            ValidationError::Malformed { .. } => "malformed",
+            ValidationError::Other { .. } => "other",
+        }
+    }
+
+    /// Every class [`ValidationError::class`] returns, in a fixed order.
+    pub const CLASSES: [&'static str; 9] = [
+        "expired",
+        "not_yet_valid",
+        "unknown_issuer",
+        "bad_signature",
+        "stale_revocation_list",
+        "revoked",
+        "name_mismatch",
+        "malformed",
+        "other",
+    ];
 }
 
 fn classify(e: webpki::Error) -> ValidationError {
