@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::analysis::METRICS;
+use crate::analysis::metric_names;
 
 /// A comparison operator.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
@@ -71,8 +71,8 @@ impl Assertion {
             }
         };
         let is_fault_count = metric.strip_prefix("faults.").is_some_and(|k| !k.is_empty());
-        if !is_fault_count && !METRICS.iter().any(|(name, _)| name == metric) {
-            let known: Vec<&str> = METRICS.iter().map(|(n, _)| *n).collect();
+        if !is_fault_count && !metric_names().any(|name| name == *metric) {
+            let known: Vec<&str> = metric_names().collect();
             return Err(format!(
                 "assertion {text:?}: unknown metric {metric:?} (known: {}, or faults.KIND)",
                 known.join(", ")

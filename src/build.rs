@@ -10,13 +10,18 @@ use runtime::{Actor, DetRng, Entropy};
 use serde::Serialize;
 use simulator::{ClockModel, FaultAction, LinkModel, NetworkModel, NodeSet, NodeSpec, SimTime, Simulation};
 
-use crate::scenario::{fixed_indices, Family, FaultKind, FaultPlan, Scenario, Selection, SwarmPlan};
+use trustchain::ca::NodeIdentity;
+use trustchain::enroll::{Grant, TokenKey};
+use trustchain::node::{AuthorityConfig, TrustNode, TrustNodeConfig};
+
+use crate::scenario::{fixed_indices, Family, FaultKind, FaultPlan, Scenario, Selection, SwarmPlan, TrustChainPlan};
 
 /// The port every simulated node listens on.
 pub const MEMBERSHIP_PORT: u16 = 7946;
 
 /// Random streams of the builder, apart from the simulation's own.
 mod stream {
+    pub const TOKENS: u64 = 15;
     pub const CLOCKS: u64 = 11;
     pub const SELECTIONS: u64 = 12;
     pub const SWARM: u64 = 13;
@@ -154,6 +159,58 @@ pub fn membership_config(scenario: &Scenario, index: u32, seeds: &[SocketAddr]) 
         c.gossip_fanout = v as usize;
     }
     c
+}
+
+/// Every node's TrustChain configuration: the static peer list (phase 0), the CA's node, and a
+/// join token per node from the CA's token secret (drawn from the seed, as an operator would
+/// hand tokens out before the cold start).
+fn trustchain_configs(scenario: &Scenario, plan: &TrustChainPlan, root: &DetRng) -> Vec<TrustNodeConfig> {
+    let count = scenario.nodes.len();
+    let peers: Vec<SocketAddr> = (0..count)
+        .map(|i| node_addrs(i as u32, scenario.nodes[i].family)[0])
+        .collect();
+    let mut rng = root.fork(stream::TOKENS);
+    let mut secret = [0u8; 32];
+    rng.fill_bytes(&mut secret);
+    let tokens = TokenKey::new(&secret);
+    // Tokens outlive the run: their expiry is tested in the trustchain crate, not here.
+    let expires = simulator::SIM_EPOCH_UNIX_SECS + scenario.duration.as_secs() as i64 + 86_400;
+    let mut authority = AuthorityConfig::new(secret);
+    authority.policy.backdate = plan.backdate;
+    authority.policy.leaf_lifetime = plan.leaf_lifetime;
+    authority.rotate_every = plan.rotate_every;
+    authority.overlap = plan.overlap;
+    authority.rollout_waves = plan.rollout_waves;
+    authority.rollout_interval = plan.rollout_interval;
+    authority.push_bundles = plan.push_bundles;
+    authority.quorum_before_issuing = plan.quorum_before_issuing;
+    authority.revocations = plan.revocations.iter().map(|(at, n)| (*at, *n as usize)).collect();
+    (0..count)
+        .map(|i| {
+            let addr = match peers[i].ip() {
+                IpAddr::V6(a) => a,
+                IpAddr::V4(a) => a.to_ipv6_mapped(),
+            };
+            let grant = Grant {
+                identity: NodeIdentity {
+                    name: format!("node-{i}.mesh"),
+                    addr,
+                },
+                expires,
+                id: i as u64 + 1,
+            };
+            let mut c = TrustNodeConfig::new(i, peers.clone(), plan.ca as usize, tokens.issue(&grant));
+            c.handshake_interval = plan.handshake_interval;
+            c.handshake_timeout = plan.handshake_timeout;
+            c.bundle_refresh = plan.bundle_refresh;
+            c.renew_fraction = plan.renew_fraction;
+            c.verify_before_switch = plan.verify_before_switch;
+            if i == plan.ca as usize {
+                c.authority = Some(authority.clone());
+            }
+            c
+        })
+        .collect()
 }
 
 fn expand(plan: &FaultPlan, count: u32, link: &LinkModel, out: &mut Vec<ScheduledFault>) {
@@ -431,10 +488,20 @@ pub fn build(scenario: &Scenario, seed: u64) -> Built {
     let seeds: Vec<SocketAddr> = (0..scenario.workload.seeds)
         .map(|i| node_addrs(i, scenario.nodes[i as usize].family)[0])
         .collect();
-    let configs: Vec<MembershipConfig> = (0..count).map(|i| membership_config(scenario, i, &seeds)).collect();
-    let factory = move |node: u32| -> Box<dyn Actor> { Box::new(MembershipNode::new(configs[node as usize].clone())) };
+    let factory: Box<dyn simulator::ActorFactory> = match &scenario.trustchain {
+        Some(plan) => {
+            let configs = trustchain_configs(scenario, plan, &root);
+            Box::new(move |node: u32| -> Box<dyn Actor> { Box::new(TrustNode::new(configs[node as usize].clone())) })
+        }
+        None => {
+            let configs: Vec<MembershipConfig> = (0..count).map(|i| membership_config(scenario, i, &seeds)).collect();
+            Box::new(move |node: u32| -> Box<dyn Actor> {
+                Box::new(MembershipNode::new(configs[node as usize].clone()))
+            })
+        }
+    };
     let network = NetworkModel::new(scenario.link);
-    let mut sim = Simulation::new(seed, network, Box::new(factory));
+    let mut sim = Simulation::new(seed, network, factory);
 
     let mut derived = Derived {
         clock_offset_ms: Vec::new(),

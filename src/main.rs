@@ -53,6 +53,9 @@ enum Command {
         /// Override a setting of the file, e.g. `--set workload.latency_tolerance=300ms` (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
+        /// Run the file's `[[variant]]` of this name (its settings and assertions).
+        #[arg(long)]
+        variant: Option<String>,
     },
     /// Runs one scenario over many seeds in parallel; lists the failing seeds with the command
     /// that replays each. Exit 0: every seed passed; 1: one failed; 2: bad input.
@@ -71,6 +74,9 @@ enum Command {
         /// Override a setting of the file (repeatable), as for `run`.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
+        /// Run the file's `[[variant]]` of this name, as for `run`.
+        #[arg(long)]
+        variant: Option<String>,
         /// Print one JSON line per seed, then a summary line.
         #[arg(long)]
         json: bool,
@@ -100,6 +106,9 @@ enum Command {
         /// Override a setting of the file (repeatable), as for `run`.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
+        /// Run the file's `[[variant]]` of this name, as for `run`.
+        #[arg(long)]
+        variant: Option<String>,
         /// Stop after this many runs.
         #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..))]
         max_runs: u32,
@@ -159,7 +168,16 @@ fn main() -> ExitCode {
             json,
             trace,
             overrides,
-        } => run_one(&scenario, seed, json, trace.as_deref(), &overrides, &log),
+            variant,
+        } => run_one(
+            &scenario,
+            seed,
+            json,
+            trace.as_deref(),
+            &overrides,
+            variant.as_deref(),
+            &log,
+        ),
         Command::Suite { dir, json, seed } => suite(&dir, json, seed, &log),
         Command::Sweep {
             scenario,
@@ -167,16 +185,36 @@ fn main() -> ExitCode {
             shard,
             jobs,
             overrides,
+            variant,
             json,
-        } => sweep_one(&scenario, seeds, shard, jobs, &overrides, json, &log),
+        } => sweep_one(
+            &ScenarioSource {
+                path: scenario,
+                overrides,
+                variant,
+            },
+            seeds,
+            shard,
+            jobs,
+            json,
+            &log,
+        ),
         Command::Report { logs } => report(&logs, &log.dir),
         Command::Shrink {
             scenario,
             seed,
             overrides,
+            variant,
             max_runs,
             out,
-        } => shrink_one(&scenario, seed, &overrides, max_runs, out.as_deref()),
+        } => shrink_one(
+            &scenario,
+            seed,
+            &overrides,
+            variant.as_deref(),
+            max_runs,
+            out.as_deref(),
+        ),
         Command::Bench(BenchCommand::Simspeed { nodes, seconds, json }) => bench_simspeed(nodes, seconds, json),
     }
 }
@@ -261,8 +299,8 @@ fn current_commit() -> String {
 }
 
 /// Loads the scenario at `path` with `overrides`, or says why not and yields exit code 2.
-fn load_scenario(path: &Path, overrides: &[String]) -> Result<scenario::Scenario, ExitCode> {
-    scenario::load_with(path, overrides).map_err(|e| {
+fn load_scenario(path: &Path, overrides: &[String], variant: Option<&str>) -> Result<scenario::Scenario, ExitCode> {
+    scenario::load_variant(path, variant, overrides).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(EXIT_BAD_INPUT)
     })
@@ -274,9 +312,10 @@ fn run_one(
     json: bool,
     trace_path: Option<&Path>,
     overrides: &[String],
+    variant: Option<&str>,
     log: &RunLog,
 ) -> ExitCode {
-    let scenario = match load_scenario(path, overrides) {
+    let scenario = match load_scenario(path, overrides, variant) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -388,16 +427,22 @@ fn print_human(s: &RunSummary) {
     }
 }
 
+/// Which scenario to run: a file, maybe one of its variants, with `--set` overrides.
+struct ScenarioSource {
+    path: PathBuf,
+    overrides: Vec<String>,
+    variant: Option<String>,
+}
+
 fn sweep_one(
-    path: &Path,
+    source: &ScenarioSource,
     range: sweep::SeedRange,
     shard: Option<sweep::Shard>,
     jobs: Option<usize>,
-    overrides: &[String],
     json: bool,
     log: &RunLog,
 ) -> ExitCode {
-    let scenario = match load_scenario(path, overrides) {
+    let scenario = match load_scenario(&source.path, &source.overrides, source.variant.as_deref()) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -486,8 +531,15 @@ fn write_reports(dir: &Path, title: &str, report: &reports::Report) -> Result<()
     Ok(())
 }
 
-fn shrink_one(path: &Path, seed: Option<u64>, overrides: &[String], max_runs: u32, out: Option<&Path>) -> ExitCode {
-    let scenario = match load_scenario(path, overrides) {
+fn shrink_one(
+    path: &Path,
+    seed: Option<u64>,
+    overrides: &[String],
+    variant: Option<&str>,
+    max_runs: u32,
+    out: Option<&Path>,
+) -> ExitCode {
+    let scenario = match load_scenario(path, overrides, variant) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -610,14 +662,25 @@ fn suite(dir: &Path, json: bool, seed: Option<u64>, log: &RunLog) -> ExitCode {
             "scenario", "seed", "result", "sim s", "wall s"
         );
     }
+    // Each file, then each of its variants, as its own run.
+    let mut runs: Vec<(PathBuf, Option<String>)> = Vec::new();
     for path in &files {
-        let scenario = match scenario::load(path) {
+        runs.push((path.clone(), None));
+        if let Ok(base) = scenario::load(path) {
+            runs.extend(base.variants.iter().map(|v| (path.clone(), Some(v.name.clone()))));
+        }
+    }
+    for (path, variant) in &runs {
+        let scenario = match scenario::load_variant(path, variant.as_deref(), &[]) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: {e}");
                 bad += 1;
                 invalid.push(reports::Case {
-                    name: path.display().to_string(),
+                    name: match variant {
+                        Some(v) => format!("{}:{v}", path.display()),
+                        None => path.display().to_string(),
+                    },
                     seconds: 0.0,
                     outcome: reports::Outcome::Error(e.to_string()),
                     output: String::new(),
@@ -676,9 +739,10 @@ fn suite(dir: &Path, json: bool, seed: Option<u64>, log: &RunLog) -> ExitCode {
         eprintln!("appended to {}", log.dir.join("runs.jsonl").display());
     }
     println!(
-        "{} scenario(s): {} passed, {} failed, {} invalid",
+        "{} run(s) of {} scenario file(s): {} passed, {} failed, {} invalid",
+        runs.len(),
         files.len(),
-        files.len() - failed - bad,
+        runs.len() - failed - bad,
         failed,
         bad
     );

@@ -8,7 +8,7 @@ use serde::Serialize;
 use simulator::trace::TraceWriter;
 use simulator::{RunStats, SimTime};
 
-use crate::analysis::{analyse, fault_windows, membership_plots, Analysis};
+use crate::analysis::{analyse, analyse_trustchain, fault_windows, membership_plots, trustchain_plots, Analysis};
 use crate::build::{build, Derived};
 use crate::scenario::Scenario;
 
@@ -23,6 +23,9 @@ pub struct RunSummary {
     pub seed: u64,
     /// `--set` overrides applied to the file.
     pub overrides: Vec<String>,
+    /// The scenario's variant, if one was run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// Whether every assertion held.
     pub passed: bool,
     /// Determinism fingerprint over every event.
@@ -71,6 +74,7 @@ impl RunSummary {
             wall_seconds: self.wall_seconds,
             commit: commit.to_string(),
             overrides: self.overrides.clone(),
+            variant: self.variant.clone(),
             assertions: self.assertions.clone(),
             evidence: self.evidence.clone(),
             plots: self.plots.clone(),
@@ -99,13 +103,17 @@ pub fn run_scenario(
     });
     let wall_seconds = (wall() - started).as_secs_f64();
     let sim = &built.sim;
-    let analysis: Analysis = analyse(
-        sim.probes(),
-        &built.derived,
-        sim.node_count(),
-        end,
-        scenario.workload.settle,
-    );
+    let analysis: Analysis = if scenario.trustchain.is_some() {
+        analyse_trustchain(sim.probes(), &built.derived, sim.node_count())
+    } else {
+        analyse(
+            sim.probes(),
+            &built.derived,
+            sim.node_count(),
+            end,
+            scenario.workload.settle,
+        )
+    };
     let assertions: Vec<AssertionRecord> = scenario
         .asserts
         .iter()
@@ -121,13 +129,18 @@ pub fn run_scenario(
         })
         .collect();
     let sim_seconds = end.as_secs_f64();
-    let plots = membership_plots(sim.probes(), &built.derived, sim.node_count(), end);
+    let plots = if scenario.trustchain.is_some() {
+        trustchain_plots(sim.probes(), sim.node_count(), end)
+    } else {
+        membership_plots(sim.probes(), &built.derived, sim.node_count(), end)
+    };
     let windows = fault_windows(&built.derived, sim_seconds);
     let summary = RunSummary {
         scenario: scenario.name.clone(),
         path: scenario.path.clone(),
         seed,
         overrides: scenario.overrides.clone(),
+        variant: scenario.variant.clone(),
         passed: assertions.iter().all(|a| a.passed),
         trace_hash: sim.trace_hash(),
         events: sim.stats().events,

@@ -359,3 +359,84 @@ fn a_fault_following_closely_does_not_erase_the_death_still_due_from_an_earlier_
     let death = summary["metrics"]["death_ms_max"].as_f64().expect("death measured");
     assert!(death > 1000.0, "timed from the crash, not from the pause: {death}");
 }
+
+const TRUSTCHAIN_WITH_VARIANT: &str = r#"duration = "2m"
+assert = ["nodes_enrolled == 4", "handshake_failures == 0", "handshakes >= 10"]
+[nodes]
+count = 4
+[workload]
+kind = "trustchain"
+[trustchain]
+handshake_interval = "10s"
+[[variant]]
+name = "circular"
+description = "the CA waits for certified members first"
+set = ["trustchain.quorum_before_issuing=2"]
+assert = ["nodes_enrolled == 0", "enroll_refusals > 0"]
+"#;
+
+#[test]
+fn a_variant_runs_by_name_with_its_settings_and_assertions_and_the_suite_runs_every_variant() {
+    let path = scratch("tc-variant.toml", TRUSTCHAIN_WITH_VARIANT);
+    let path = path.to_str().unwrap();
+    let base = testbed(&["run", path, "--json"]);
+    assert_eq!(base.status.code(), Some(0), "{}", String::from_utf8_lossy(&base.stdout));
+    assert_eq!(last_json(&base)["scenario"], "tc-variant");
+    let variant = testbed(&["run", path, "--variant", "circular", "--json"]);
+    assert_eq!(
+        variant.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&variant.stdout)
+    );
+    let summary = last_json(&variant);
+    assert_eq!(summary["scenario"], "tc-variant:circular");
+    assert_eq!(summary["variant"], "circular");
+    assert_eq!(summary["assertions"][0]["name"], "nodes_enrolled");
+    let missing = testbed(&["run", path, "--variant", "nope"]);
+    assert_eq!(missing.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(err.contains("no variant \"nope\"") && err.contains("circular"), "{err}");
+
+    let dir = std::env::temp_dir().join(format!("testbed-variants-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("scenarios")).unwrap();
+    std::fs::write(dir.join("scenarios/tc.toml"), TRUSTCHAIN_WITH_VARIANT).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_testbed"))
+        .args(["suite", "--dir"])
+        .arg(dir.join("scenarios"))
+        .arg("--reports")
+        .arg(dir.join("out"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let junit = std::fs::read_to_string(dir.join("out/junit.xml")).unwrap();
+    assert!(junit.contains("tests=\"2\" failures=\"0\""), "{junit}");
+    assert!(junit.contains("tc:circular"), "{junit}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_broken_variant_is_reported_at_its_line() {
+    let text = TRUSTCHAIN_WITH_VARIANT.replace("\"nodes_enrolled == 0\"", "\"nodes_enroled == 0\"");
+    let path = scratch("tc-bad-variant.toml", &text);
+    let out = testbed(&["run", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tc-bad-variant.toml:13:") && err.contains("nodes_enroled"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_trustchain_run_repeats_bit_for_bit_across_processes() {
+    let hash = |seed: &str| {
+        let out = testbed(&["run", "scenarios/bootstrap.toml", "--seed", seed, "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+        last_json(&out)["trace_hash"].as_str().unwrap().to_string()
+    };
+    let first = hash("7");
+    assert_eq!(first, hash("7"));
+    assert_ne!(first, hash("8"));
+}

@@ -54,6 +54,9 @@ pub struct RunRecord {
     /// `--set` overrides the run used.
     #[serde(default)]
     pub overrides: Vec<String>,
+    /// The scenario's variant the run used, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// Assertion outcomes.
     #[serde(default)]
     pub assertions: Vec<AssertionRecord>,
@@ -72,6 +75,9 @@ impl RunRecord {
     /// The command that replays this run exactly (given the same commit).
     pub fn replay_command(&self) -> String {
         let mut cmd = format!("testbed run {} --seed {}", self.path, self.seed);
+        if let Some(v) = &self.variant {
+            cmd.push_str(&format!(" --variant {v}"));
+        }
         for o in &self.overrides {
             cmd.push_str(&format!(" --set '{o}'"));
         }
@@ -313,6 +319,7 @@ mod tests {
             wall_seconds: 0.5,
             commit: "abc".into(),
             overrides: vec![],
+            variant: None,
             assertions: vec![AssertionRecord {
                 name: "detection_ms_p99".into(),
                 op: "<=".into(),

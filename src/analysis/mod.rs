@@ -10,12 +10,19 @@
 mod membership;
 mod percentile;
 mod series;
+mod trustchain;
 
 pub use membership::{analyse, Analysis};
 pub use percentile::percentile;
 pub use series::{fault_windows, membership_plots};
+pub use trustchain::{analyse_trustchain, trustchain_plots, TRUSTCHAIN_METRICS};
 
-/// Every metric a scenario may assert on, with what it means. `faults.KIND` (a count of an
+/// Every metric name a scenario may assert on, membership's then TrustChain's.
+pub fn metric_names() -> impl Iterator<Item = &'static str> {
+    METRICS.iter().chain(TRUSTCHAIN_METRICS).map(|(n, _)| *n)
+}
+
+/// The membership workload's metrics, with what each means. `faults.KIND` (a count of an
 /// injected fault) is also accepted.
 pub const METRICS: &[(&str, &str)] = &[
     ("detection_ms_p50", "median time from losing reachability to the observer suspecting the member, over (observer, member) pairs"),

@@ -109,6 +109,76 @@ pub struct MembershipPlan {
     pub settle: Duration,
 }
 
+/// The TrustChain workload's settings (see `trustchain::node::config` for what each does).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrustChainPlan {
+    /// The node that creates the root and runs the CA (bootstrap phase 1).
+    pub ca: u32,
+    /// Certificate handshakes with a random peer this often, per node.
+    pub handshake_interval: Duration,
+    /// Unanswered handshakes are abandoned after this.
+    pub handshake_timeout: Duration,
+    /// Nodes fetch the bundle and revocation lists this often.
+    pub bundle_refresh: Duration,
+    /// Leaves renew at this fraction of their lifetime.
+    pub renew_fraction: f64,
+    /// Check a new chain against peers before presenting it.
+    pub verify_before_switch: bool,
+    /// The CA's `notBefore` back-dating allowance.
+    pub backdate: Duration,
+    /// Leaf lifetime.
+    pub leaf_lifetime: Duration,
+    /// Intermediate rotation period, if any.
+    pub rotate_every: Option<Duration>,
+    /// Old intermediate kept in bundles this long after a rotation (zero: abrupt switch).
+    pub overlap: Duration,
+    /// Gradual rollout waves (zero: none).
+    pub rollout_waves: u32,
+    /// Time between waves.
+    pub rollout_interval: Duration,
+    /// Push bundle changes to nodes (else they wait for their refresh).
+    pub push_bundles: bool,
+    /// The guide's circular bootstrap: no issuance before this many certified members.
+    pub quorum_before_issuing: u32,
+    /// Revocations: (time after the CA's creation, node).
+    pub revocations: Vec<(Duration, u32)>,
+}
+
+impl Default for TrustChainPlan {
+    fn default() -> Self {
+        TrustChainPlan {
+            ca: 0,
+            handshake_interval: Duration::from_secs(60),
+            handshake_timeout: Duration::from_secs(5),
+            bundle_refresh: Duration::from_secs(600),
+            renew_fraction: 2.0 / 3.0,
+            verify_before_switch: true,
+            backdate: Duration::from_secs(300),
+            leaf_lifetime: Duration::from_secs(86_400),
+            rotate_every: None,
+            overlap: Duration::from_secs(3600),
+            rollout_waves: 6,
+            rollout_interval: Duration::from_secs(300),
+            push_bundles: true,
+            quorum_before_issuing: 0,
+            revocations: Vec::new(),
+        }
+    }
+}
+
+/// A variant of a scenario: other settings, and what must hold under them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VariantPlan {
+    /// Its name; runs are named `SCENARIO:NAME`.
+    pub name: String,
+    /// What it shows.
+    pub description: String,
+    /// `KEY=VALUE` overrides, as `--set` takes them.
+    pub set: Vec<String>,
+    /// Assertions replacing the scenario's (as written).
+    pub asserts: Vec<String>,
+}
+
 /// What a scheduled fault does.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FaultKind {
@@ -233,8 +303,14 @@ pub struct Scenario {
     pub link: LinkModel,
     /// Disk faults of every node.
     pub storage: StorageFaults,
-    /// The membership workload.
+    /// The membership workload (for other workloads only `start_spread` and `settle` apply).
     pub workload: MembershipPlan,
+    /// The TrustChain workload, when `workload.kind = "trustchain"`.
+    pub trustchain: Option<TrustChainPlan>,
+    /// Variants (`[[variant]]`), each run as its own scenario by the suite.
+    pub variants: Vec<VariantPlan>,
+    /// The variant this scenario was loaded as, if any.
+    pub variant: Option<String>,
     /// Scheduled faults, in time order.
     pub faults: Vec<FaultPlan>,
     /// Swarm ranges, if swarm mode is on.
@@ -265,11 +341,13 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     parse(&display, &text)
 }
 
-/// Reads the scenario at `path` with `overrides` (`KEY=VALUE`, dotted keys into the file, e.g.
-/// `workload.latency_tolerance=300ms`) applied before validation. A value that is not valid
-/// TOML is taken as a string, so `300ms` needs no quotes.
-pub fn load_with(path: &Path, overrides: &[String]) -> Result<Scenario, ScenarioError> {
-    if overrides.is_empty() {
+/// Reads the scenario at `path`, as its variant `variant` if given (its `set` overrides applied
+/// and its assertions in place of the scenario's), with `overrides` (`KEY=VALUE`, dotted keys
+/// into the file, e.g. `workload.latency_tolerance=300ms`) applied last, before validation. A
+/// value that is not valid TOML is taken as a string, so `300ms` needs no quotes. A variant
+/// run is named `NAME:VARIANT` and has no variants of its own.
+pub fn load_variant(path: &Path, variant: Option<&str>, overrides: &[String]) -> Result<Scenario, ScenarioError> {
+    if overrides.is_empty() && variant.is_none() {
         return load(path);
     }
     let (display, text) = read_source(path)?;
@@ -284,6 +362,45 @@ pub fn load_with(path: &Path, overrides: &[String]) -> Result<Scenario, Scenario
             message: e.message().trim().to_string(),
         }
     })?;
+    if let Some(name) = variant {
+        // Validate the file as written first, so a broken variant is reported at its line.
+        let base = parse(&display, &text)?;
+        let v = base
+            .variants
+            .iter()
+            .find(|v| v.name == name)
+            .ok_or_else(|| ScenarioError {
+                path: display.clone(),
+                line: 0,
+                message: format!(
+                    "no variant {name:?} (the file has: {})",
+                    base.variants
+                        .iter()
+                        .map(|v| v.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })?;
+        table.remove("variant");
+        for o in &v.set {
+            apply_override(&mut table, o).map_err(|message| ScenarioError {
+                path: format!("{display} variant {name}: {o}"),
+                line: 0,
+                message,
+            })?;
+        }
+        if !v.asserts.is_empty() {
+            table.insert(
+                "assert".into(),
+                toml::Value::Array(v.asserts.iter().cloned().map(toml::Value::String).collect()),
+            );
+        }
+        let full = format!("{}:{name}", base.name);
+        table.insert("name".into(), toml::Value::String(full));
+        if !v.description.is_empty() {
+            table.insert("description".into(), toml::Value::String(v.description.clone()));
+        }
+    }
     for o in overrides {
         apply_override(&mut table, o).map_err(|message| ScenarioError {
             path: format!("--set {o}"),
@@ -296,9 +413,17 @@ pub fn load_with(path: &Path, overrides: &[String]) -> Result<Scenario, Scenario
         line: 0,
         message: format!("cannot apply overrides: {e}"),
     })?;
-    let mut scenario = parse(&format!("{display} (with --set)"), &merged)?;
+    let label = match variant {
+        Some(v) => format!(
+            "{display} (variant {v}{})",
+            if overrides.is_empty() { "" } else { ", with --set" }
+        ),
+        None => format!("{display} (with --set)"),
+    };
+    let mut scenario = parse(&label, &merged)?;
     scenario.path = display;
     scenario.overrides = overrides.to_vec();
+    scenario.variant = variant.map(str::to_string);
     Ok(scenario)
 }
 
@@ -482,6 +607,42 @@ impl Ctx<'_> {
             torn_writes: raw.storage.torn_writes.unwrap_or(false),
         };
         let workload = self.workload(&raw.workload, count)?;
+        let trustchain = match (raw.workload.get_ref().kind.get_ref().as_str(), &raw.trustchain) {
+            ("trustchain", t) => Some(self.trustchain(t.as_ref(), count)?),
+            (_, Some(t)) => {
+                return Err(self.err(t.span(), "a [trustchain] section needs workload.kind = \"trustchain\""));
+            }
+            (_, None) => None,
+        };
+        let mut variants: Vec<VariantPlan> = Vec::new();
+        for v in &raw.variants {
+            let r = v.get_ref();
+            let name = r.name.get_ref().clone();
+            let ok_name = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !ok_name {
+                return Err(self.err(r.name.span(), "a variant name is letters, digits, '-' and '_'"));
+            }
+            if variants.iter().any(|x| x.name == name) {
+                return Err(self.err(r.name.span(), format!("variant {name:?} is defined twice")));
+            }
+            for set in &r.set {
+                if !set.get_ref().contains('=') {
+                    return Err(self.err(set.span(), "a variant's `set` entries are KEY=VALUE, as for --set"));
+                }
+            }
+            for a in &r.asserts {
+                Assertion::parse(a.get_ref()).map_err(|m| self.err(a.span(), m))?;
+            }
+            variants.push(VariantPlan {
+                name,
+                description: r.description.clone().unwrap_or_default(),
+                set: r.set.iter().map(|s| s.get_ref().clone()).collect(),
+                asserts: r.asserts.iter().map(|s| s.get_ref().clone()).collect(),
+            });
+        }
         let mut faults = Vec::new();
         for fault in &raw.faults {
             faults.push(self.fault(fault, count, duration)?);
@@ -509,6 +670,9 @@ impl Ctx<'_> {
             link,
             storage,
             workload,
+            trustchain,
+            variants,
+            variant: None,
             faults,
             swarm,
             asserts,
@@ -585,10 +749,13 @@ impl Ctx<'_> {
 
     fn workload(&self, w: &Spanned<RawWorkload>, count: u32) -> Result<MembershipPlan, ScenarioError> {
         let raw = w.get_ref();
-        if raw.kind.get_ref() != "membership" {
+        if !["membership", "trustchain"].contains(&raw.kind.get_ref().as_str()) {
             return Err(self.err(
                 raw.kind.span(),
-                format!("unknown workload kind {:?} (known: \"membership\")", raw.kind.get_ref()),
+                format!(
+                    "unknown workload kind {:?} (known: \"membership\", \"trustchain\")",
+                    raw.kind.get_ref()
+                ),
             ));
         }
         let seeds = match &raw.seeds {
@@ -635,6 +802,76 @@ impl Ctx<'_> {
                 .opt_duration(&raw.settle, "workload.settle")?
                 .unwrap_or(Duration::from_secs(10)),
         })
+    }
+
+    fn trustchain(&self, t: Option<&Spanned<raw::RawTrustChain>>, count: u32) -> Result<TrustChainPlan, ScenarioError> {
+        let default_raw = raw::RawTrustChain::default();
+        let raw = t.map_or(&default_raw, |t| t.get_ref());
+        let mut plan = TrustChainPlan::default();
+        let positive = |v: &Option<Spanned<String>>, name: &str| -> Result<Option<Duration>, ScenarioError> {
+            let d = self.opt_duration(v, &format!("trustchain.{name}"))?;
+            if d.is_some_and(|d| d.is_zero()) {
+                return Err(self.err(
+                    v.as_ref().expect("set").span(),
+                    format!("trustchain.{name} must be greater than zero"),
+                ));
+            }
+            Ok(d)
+        };
+        if let Some(ca) = &raw.ca {
+            if *ca.get_ref() >= count {
+                return Err(self.err(ca.span(), format!("trustchain.ca must be a node index below {count}")));
+            }
+            plan.ca = *ca.get_ref();
+        }
+        macro_rules! dur {
+            ($field:ident, positive) => {
+                if let Some(d) = positive(&raw.$field, stringify!($field))? {
+                    plan.$field = d;
+                }
+            };
+            ($field:ident) => {
+                if let Some(d) = self.opt_duration(&raw.$field, concat!("trustchain.", stringify!($field)))? {
+                    plan.$field = d;
+                }
+            };
+        }
+        dur!(handshake_interval, positive);
+        dur!(handshake_timeout, positive);
+        dur!(bundle_refresh, positive);
+        dur!(leaf_lifetime, positive);
+        dur!(rollout_interval, positive);
+        dur!(backdate);
+        dur!(overlap);
+        plan.rotate_every = positive(&raw.rotate_every, "rotate_every")?;
+        if let Some(f) = &raw.renew_fraction {
+            if !(0.1..=0.95).contains(f.get_ref()) {
+                return Err(self.err(f.span(), "trustchain.renew_fraction must be in [0.1, 0.95]"));
+            }
+            plan.renew_fraction = *f.get_ref();
+        }
+        if let Some(v) = raw.verify_before_switch {
+            plan.verify_before_switch = v;
+        }
+        if let Some(v) = raw.push_bundles {
+            plan.push_bundles = v;
+        }
+        if let Some(w) = &raw.rollout_waves {
+            plan.rollout_waves = *w.get_ref();
+        }
+        if let Some(q) = &raw.quorum_before_issuing {
+            plan.quorum_before_issuing = *q.get_ref();
+        }
+        for r in &raw.revoke {
+            let r = r.get_ref();
+            if *r.node.get_ref() >= count {
+                return Err(self.err(r.node.span(), format!("trustchain.revoke: node must be below {count}")));
+            }
+            plan.revocations
+                .push((self.duration(&r.at, "trustchain.revoke.at")?, *r.node.get_ref()));
+        }
+        plan.revocations.sort_by_key(|(at, _)| *at);
+        Ok(plan)
     }
 
     fn fault(&self, f: &Spanned<raw::RawFault>, count: u32, run: Duration) -> Result<FaultPlan, ScenarioError> {

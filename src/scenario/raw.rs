@@ -33,6 +33,51 @@ pub struct RawScenario {
     pub swarm: Option<Spanned<RawSwarm>>,
     #[serde(default, rename = "assert")]
     pub asserts: Vec<Spanned<String>>,
+    pub trustchain: Option<Spanned<RawTrustChain>>,
+    #[serde(default, rename = "variant")]
+    pub variants: Vec<Spanned<RawVariant>>,
+}
+
+/// `[trustchain]`: the TrustChain workload's settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrustChain {
+    pub ca: Option<Spanned<u32>>,
+    pub handshake_interval: Option<Spanned<String>>,
+    pub handshake_timeout: Option<Spanned<String>>,
+    pub bundle_refresh: Option<Spanned<String>>,
+    pub renew_fraction: Option<Spanned<f64>>,
+    pub verify_before_switch: Option<bool>,
+    pub backdate: Option<Spanned<String>>,
+    pub leaf_lifetime: Option<Spanned<String>>,
+    pub rotate_every: Option<Spanned<String>>,
+    pub overlap: Option<Spanned<String>>,
+    pub rollout_waves: Option<Spanned<u32>>,
+    pub rollout_interval: Option<Spanned<String>>,
+    pub push_bundles: Option<bool>,
+    pub quorum_before_issuing: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub revoke: Vec<Spanned<RawRevoke>>,
+}
+
+/// One scheduled revocation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRevoke {
+    pub at: Spanned<String>,
+    pub node: Spanned<u32>,
+}
+
+/// `[[variant]]`: the same scenario with other settings and what must hold then.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVariant {
+    pub name: Spanned<String>,
+    pub description: Option<String>,
+    #[serde(default)]
+    pub set: Vec<Spanned<String>>,
+    #[serde(default, rename = "assert")]
+    pub asserts: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

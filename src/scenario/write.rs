@@ -6,7 +6,7 @@ use std::time::Duration;
 use simulator::{Latency, LinkModel};
 use toml::{Table, Value};
 
-use super::{Family, FaultKind, FaultPlan, NodePlan, Scenario, Selection, SwarmPlan};
+use super::{Family, FaultKind, FaultPlan, NodePlan, Scenario, Selection, SwarmPlan, TrustChainPlan};
 
 /// The scenario as a scenario file. Parsing the result gives `scenario` back (bar `path` and
 /// `source`); `tests` check this on every shipped scenario.
@@ -42,6 +42,28 @@ pub fn to_toml(scenario: &Scenario) -> String {
     storage.insert("torn_writes".into(), scenario.storage.torn_writes.into());
     root.insert("storage".into(), Value::Table(storage));
     root.insert("workload".into(), Value::Table(workload(scenario)));
+    if let Some(plan) = &scenario.trustchain {
+        root.insert("trustchain".into(), Value::Table(trustchain(plan)));
+    }
+    if !scenario.variants.is_empty() {
+        let variants = scenario.variants.iter().map(|v| {
+            let mut t = Table::new();
+            t.insert("name".into(), v.name.clone().into());
+            if !v.description.is_empty() {
+                t.insert("description".into(), v.description.clone().into());
+            }
+            t.insert(
+                "set".into(),
+                Value::Array(v.set.iter().cloned().map(Value::String).collect()),
+            );
+            t.insert(
+                "assert".into(),
+                Value::Array(v.asserts.iter().cloned().map(Value::String).collect()),
+            );
+            Value::Table(t)
+        });
+        root.insert("variant".into(), Value::Array(variants.collect()));
+    }
     if let Some(swarm) = &scenario.swarm {
         root.insert("swarm".into(), Value::Table(swarm_table(swarm)));
     }
@@ -179,7 +201,12 @@ fn network(link: &LinkModel) -> Table {
 fn workload(s: &Scenario) -> Table {
     let w = &s.workload;
     let mut t = Table::new();
-    t.insert("kind".into(), "membership".into());
+    let kind = if s.trustchain.is_some() {
+        "trustchain"
+    } else {
+        "membership"
+    };
+    t.insert("kind".into(), kind.into());
     t.insert("seeds".into(), int(w.seeds));
     t.insert("start_spread".into(), duration(w.start_spread));
     t.insert("settle".into(), duration(w.settle));
@@ -207,6 +234,40 @@ fn workload(s: &Scenario) -> Table {
         if let Some(n) = v {
             t.insert(key.into(), int(n));
         }
+    }
+    t
+}
+
+fn trustchain(p: &TrustChainPlan) -> Table {
+    let mut t = Table::new();
+    t.insert("ca".into(), int(p.ca));
+    for (key, d) in [
+        ("handshake_interval", p.handshake_interval),
+        ("handshake_timeout", p.handshake_timeout),
+        ("bundle_refresh", p.bundle_refresh),
+        ("backdate", p.backdate),
+        ("leaf_lifetime", p.leaf_lifetime),
+        ("overlap", p.overlap),
+        ("rollout_interval", p.rollout_interval),
+    ] {
+        t.insert(key.into(), duration(d));
+    }
+    if let Some(d) = p.rotate_every {
+        t.insert("rotate_every".into(), duration(d));
+    }
+    t.insert("renew_fraction".into(), p.renew_fraction.into());
+    t.insert("verify_before_switch".into(), p.verify_before_switch.into());
+    t.insert("push_bundles".into(), p.push_bundles.into());
+    t.insert("rollout_waves".into(), int(p.rollout_waves));
+    t.insert("quorum_before_issuing".into(), int(p.quorum_before_issuing));
+    if !p.revocations.is_empty() {
+        let list = p.revocations.iter().map(|(at, node)| {
+            let mut r = Table::new();
+            r.insert("at".into(), duration(*at));
+            r.insert("node".into(), int(*node));
+            Value::Table(r)
+        });
+        t.insert("revoke".into(), Value::Array(list.collect()));
     }
     t
 }

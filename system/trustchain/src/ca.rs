@@ -222,6 +222,25 @@ impl Authority {
         Ok(cert.der().clone())
     }
 
+    /// Advances the issuing intermediate's serial counter by `n` without issuing: after a crash
+    /// between logging a certificate and persisting the record, the restarted CA skips the
+    /// serials the log shows were used, so no serial is ever issued twice.
+    pub fn skip_serials(&mut self, n: u64) {
+        if let Some(ca) = self.issuing.last_mut() {
+            ca.issued += n;
+        }
+    }
+
+    /// When the root was created, Unix s.
+    pub fn root_created(&self) -> i64 {
+        self.root_created
+    }
+
+    /// When the issuing intermediate was created, Unix s.
+    pub fn rotated_at(&self) -> i64 {
+        self.current().created
+    }
+
     /// Forgets every intermediate but the issuing one (the end of a rotation's overlap).
     /// Returns the retired intermediates.
     pub fn retire_previous(&mut self) -> Vec<CertificateDer<'static>> {
@@ -553,6 +572,39 @@ pub fn serial_of(cert: &[u8]) -> Option<Vec<u8>> {
     Some(parsed.raw_serial().to_vec())
 }
 
+/// The identity (DNS and IPv6 SANs) and raw public key a leaf carries, or `None` if it does not
+/// parse or lacks either name.
+pub fn leaf_identity(cert: &[u8]) -> Option<(NodeIdentity, Vec<u8>)> {
+    use x509_parser::extensions::GeneralName;
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
+    let sans = parsed.subject_alternative_name().ok()??;
+    let (mut name, mut addr) = (None, None);
+    for san in &sans.value.general_names {
+        match san {
+            GeneralName::DNSName(n) => name = Some(n.to_string()),
+            GeneralName::IPAddress(ip) if ip.len() == 16 => {
+                addr = Some(Ipv6Addr::from(<[u8; 16]>::try_from(*ip).ok()?));
+            }
+            _ => {}
+        }
+    }
+    let key = parsed.public_key().subject_public_key.data.to_vec();
+    Some((
+        NodeIdentity {
+            name: name?,
+            addr: addr?,
+        },
+        key,
+    ))
+}
+
+/// The raw public key a CSR carries, once its signature is checked.
+pub fn csr_public_key(csr: &[u8]) -> Result<Vec<u8>, IssueError> {
+    let request = CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(csr))
+        .map_err(|e| IssueError::BadCsr(e.to_string()))?;
+    Ok(request.public_key.der_bytes().to_vec())
+}
+
 /// The first 8 bytes of SHA-256 of the public key, in hex.
 fn fingerprint(key: &KeyPair) -> String {
     digest(&SHA256, key.public_key_raw()).as_ref()[..8]
@@ -613,6 +665,11 @@ mod tests {
         let t = NOW + 90_000;
         assert_eq!(back.issue(&who, &key, t).unwrap(), ca.issue(&who, &key, t).unwrap());
         assert_eq!(back.revocation_lists(t).unwrap(), ca.revocation_lists(t).unwrap());
+        // What a leaf says about its holder, and the key a CSR carries, agree.
+        let (id, pk) = leaf_identity(&first).unwrap();
+        assert_eq!(id, who);
+        assert_eq!(pk, csr_public_key(&request(&who, &key).unwrap()).unwrap());
+        assert_eq!(leaf_identity(b"junk"), None);
         // The overlap ends: only the new intermediate remains, and that is what is stored.
         assert_eq!(ca.retire_previous().len(), 1);
         assert_eq!(ca.record().intermediates.len(), 1);

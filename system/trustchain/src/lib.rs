@@ -21,6 +21,7 @@ pub mod ca;
 pub mod ct;
 pub mod enroll;
 pub mod logged;
+pub mod node;
 #[cfg(test)]
 mod test_storage;
 pub mod trust;

@@ -1,0 +1,299 @@
+//! Figures of the TrustChain workload, from what its nodes recorded (see the probe vocabulary in
+//! `trustchain::node`): certificate handshakes and their failures by class, enrollment times,
+//! rotations, verify-before-switch trials, and how fast revocations reached every node.
+
+use std::collections::BTreeMap;
+
+use reports::{Plot, Series};
+use simulator::{ProbeRecord, SimTime};
+use trustchain::validate::ValidationError;
+
+use super::Analysis;
+use crate::build::Derived;
+
+/// Samples per run for the plots.
+const BUCKETS: usize = 200;
+/// Evidence lines kept.
+const EVIDENCE_MAX: usize = 5;
+
+/// The metrics of this workload, with what each means.
+pub const TRUSTCHAIN_METRICS: &[(&str, &str)] = &[
+    (
+        "handshakes",
+        "certificate handshakes answered (both chains exchanged or one refused)",
+    ),
+    (
+        "handshake_failures",
+        "handshakes in which a chain was refused, other than for a scheduled revocation",
+    ),
+    (
+        "handshake_failures_not_yet_valid",
+        "of those, refused as not yet valid (the guide's clock-skew symptom)",
+    ),
+    (
+        "handshake_failures_unknown_issuer",
+        "of those, refused for an issuer the validator does not trust (the guide's rotation symptom)",
+    ),
+    ("handshake_failures_expired", "of those, refused as expired"),
+    ("handshake_timeouts", "handshakes never answered"),
+    ("nodes_enrolled", "nodes that came to hold a certificate"),
+    (
+        "enroll_complete_ms",
+        "time from the start until every node holds a certificate; absent if one never does",
+    ),
+    (
+        "enroll_ms_max",
+        "slowest node, from its own start to holding a certificate; absent if one never does",
+    ),
+    ("enroll_refusals", "enrollment or renewal requests the CA refused"),
+    (
+        "own_chain_invalid",
+        "certificates a node received that failed validation at its own clock",
+    ),
+    ("rotations", "intermediate rotations the CA performed"),
+    ("switches", "nodes that moved to a new intermediate's certificate"),
+    (
+        "trial_refusals",
+        "verify-before-switch checks in which a peer refused the new chain",
+    ),
+    ("revocations", "scheduled revocations the CA performed"),
+    (
+        "crl_propagated_ms_max",
+        "slowest node, from a revocation until it held a revocation list naming it; absent if one never did",
+    ),
+    (
+        "revoked_accepted",
+        "handshakes accepting a revoked node's chain after the validator held the list naming it",
+    ),
+    (
+        "revoked_refusals",
+        "handshakes refused because the peer's certificate was revoked",
+    ),
+    ("malformed_datagrams", "TrustChain datagrams that failed to decode"),
+    ("storage_errors", "storage operations that failed"),
+];
+
+const REVOKED_CLASS: i64 = 5;
+
+fn class_of(outcome: i64) -> Option<i64> {
+    match outcome {
+        1..=99 => Some(outcome - 1),
+        101..=199 => Some(outcome - 101),
+        _ => None,
+    }
+}
+
+/// The figures of a TrustChain run.
+pub fn analyse_trustchain(probes: &[ProbeRecord], derived: &Derived, nodes: usize) -> Analysis {
+    let ms = |t: SimTime| t.as_secs_f64() * 1000.0;
+    let mut m: BTreeMap<String, Option<f64>> = BTreeMap::new();
+    let mut evidence = Vec::new();
+    let count = |name: &str| probes.iter().filter(|p| p.probe.name == name).count() as f64;
+
+    // Revocations: which node, when.
+    let revoked: Vec<(u32, SimTime)> = probes
+        .iter()
+        .filter(|p| p.probe.name == "tc_revoked")
+        .map(|p| (p.probe.subject as u32, p.at))
+        .collect();
+    let revoked_at = |n: u32| revoked.iter().find(|(k, _)| *k == n).map(|(_, t)| *t);
+    let involves_revoked = |p: &ProbeRecord| {
+        [p.node, p.probe.subject as u32]
+            .iter()
+            .any(|n| revoked_at(*n).is_some_and(|t| p.at >= t))
+    };
+
+    let mut by_class = [0f64; ValidationError::CLASSES.len()];
+    let (mut answered, mut failures, mut timeouts, mut revoked_refusals) = (0f64, 0f64, 0f64, 0f64);
+    for p in probes.iter().filter(|p| p.probe.name == "tc_handshake") {
+        let outcome = p.probe.value;
+        match outcome {
+            200 => timeouts += 1.0,
+            201 => {}
+            _ => answered += 1.0,
+        }
+        let Some(class) = class_of(outcome) else { continue };
+        if class == REVOKED_CLASS {
+            revoked_refusals += 1.0;
+        }
+        if involves_revoked(p) {
+            continue;
+        }
+        failures += 1.0;
+        if let Some(c) = by_class.get_mut(class as usize) {
+            *c += 1.0;
+        }
+        if evidence.len() < EVIDENCE_MAX {
+            let class_name = ValidationError::CLASSES.get(class as usize).unwrap_or(&"other");
+            let side = if outcome > 100 {
+                "our chain refused there"
+            } else {
+                "its chain refused here"
+            };
+            evidence.push(format!(
+                "{:.3} s: node {} handshake with node {}: {class_name} ({side})",
+                p.at.as_secs_f64(),
+                p.node,
+                p.probe.subject
+            ));
+        }
+    }
+    let class_count = |name: &str| {
+        ValidationError::CLASSES
+            .iter()
+            .position(|c| *c == name)
+            .map_or(0.0, |i| by_class[i])
+    };
+    m.insert("handshakes".into(), Some(answered));
+    m.insert("handshake_failures".into(), Some(failures));
+    for class in ["not_yet_valid", "unknown_issuer", "expired"] {
+        m.insert(format!("handshake_failures_{class}"), Some(class_count(class)));
+    }
+    m.insert("handshake_timeouts".into(), Some(timeouts));
+    m.insert("revoked_refusals".into(), Some(revoked_refusals));
+
+    // Enrollment: first certificate per node.
+    let mut enrolled: Vec<Option<SimTime>> = vec![None; nodes];
+    for p in probes.iter().filter(|p| p.probe.name == "tc_enrolled") {
+        let slot = &mut enrolled[p.node as usize];
+        if slot.is_none() {
+            *slot = Some(p.at);
+        }
+    }
+    let held = enrolled.iter().flatten().count();
+    m.insert("nodes_enrolled".into(), Some(held as f64));
+    let all = enrolled.iter().all(Option::is_some);
+    m.insert(
+        "enroll_complete_ms".into(),
+        all.then(|| enrolled.iter().flatten().map(|t| ms(*t)).fold(0.0, f64::max)),
+    );
+    m.insert(
+        "enroll_ms_max".into(),
+        all.then(|| {
+            enrolled
+                .iter()
+                .enumerate()
+                .map(|(i, t)| ms(t.expect("all")) - derived.start_s.get(i).copied().unwrap_or(0.0) * 1000.0)
+                .fold(0.0, f64::max)
+        }),
+    );
+    if !all && evidence.len() < EVIDENCE_MAX {
+        let missing: Vec<usize> = (0..nodes).filter(|i| enrolled[*i].is_none()).collect();
+        evidence.push(format!("nodes never enrolled: {missing:?}"));
+    }
+    m.insert("enroll_refusals".into(), Some(count("tc_refused")));
+    m.insert("own_chain_invalid".into(), Some(count("tc_own_invalid")));
+    m.insert("rotations".into(), Some(count("tc_rotation")));
+    m.insert("switches".into(), Some(count("tc_switched")));
+    let trial_refusals = probes
+        .iter()
+        .filter(|p| p.probe.name == "tc_trial" && (1..=99).contains(&p.probe.value))
+        .count();
+    m.insert("trial_refusals".into(), Some(trial_refusals as f64));
+    m.insert("revocations".into(), Some(revoked.len() as f64));
+
+    // Revocation propagation: per revocation, every other node's first list naming more
+    // serials than it held before.
+    let mut propagated_max: Option<f64> = Some(0.0);
+    let mut accepted_after = 0f64;
+    for (k, at) in &revoked {
+        for node in 0..nodes as u32 {
+            if node == *k {
+                continue;
+            }
+            let lists = || {
+                probes
+                    .iter()
+                    .filter(move |p| p.node == node && p.probe.name == "tc_crl")
+            };
+            let before = lists().filter(|p| p.at < *at).map(|p| p.probe.value).max().unwrap_or(0);
+            match lists().find(|p| p.at >= *at && p.probe.value > before) {
+                Some(p) => {
+                    propagated_max = propagated_max.map(|m| m.max(ms(p.at) - ms(*at)));
+                    accepted_after += probes
+                        .iter()
+                        .filter(|h| {
+                            h.node == node
+                                && h.probe.name == "tc_handshake"
+                                && h.probe.subject == u64::from(*k)
+                                && h.probe.value == 0
+                                && h.at >= p.at
+                        })
+                        .count() as f64;
+                }
+                None => propagated_max = None,
+            }
+        }
+    }
+    m.insert("crl_propagated_ms_max".into(), propagated_max);
+    m.insert("revoked_accepted".into(), Some(accepted_after));
+    m.insert("malformed_datagrams".into(), Some(count("tc_malformed")));
+    m.insert("storage_errors".into(), Some(count("tc_storage_error")));
+    Analysis { metrics: m, evidence }
+}
+
+/// The TrustChain plots: handshakes over time, and certificates held.
+pub fn trustchain_plots(probes: &[ProbeRecord], nodes: usize, end: SimTime) -> Vec<Plot> {
+    let end_s = end.as_secs_f64().max(1e-9);
+    let width = end_s / BUCKETS as f64;
+    let bucket = |t: SimTime| ((t.as_secs_f64() / width) as usize).min(BUCKETS - 1);
+    let (mut ok, mut failed) = (vec![0f64; BUCKETS], vec![0f64; BUCKETS]);
+    let (mut enrolled, mut switched) = (vec![0f64; BUCKETS], vec![0f64; BUCKETS]);
+    let mut seen = vec![false; nodes];
+    for p in probes {
+        let b = bucket(p.at);
+        match p.probe.name {
+            "tc_handshake" if p.probe.value == 0 => ok[b] += 1.0,
+            "tc_handshake" if class_of(p.probe.value).is_some() => failed[b] += 1.0,
+            "tc_enrolled" if !seen[p.node as usize] => {
+                seen[p.node as usize] = true;
+                enrolled[b] += 1.0;
+            }
+            "tc_switched" => switched[b] += 1.0,
+            _ => {}
+        }
+    }
+    let at = |i: usize| width * (i + 1) as f64;
+    let per_hour = 3600.0 / width;
+    let rate = |v: &[f64]| v.iter().enumerate().map(|(i, x)| (at(i), x * per_hour)).collect();
+    let cumulative = |v: &[f64]| {
+        let mut sum = 0.0;
+        v.iter()
+            .enumerate()
+            .map(|(i, x)| {
+                sum += x;
+                (at(i), sum)
+            })
+            .collect()
+    };
+    vec![
+        Plot {
+            title: "Certificate handshakes".into(),
+            y_label: "per hour".into(),
+            series: vec![
+                Series {
+                    name: "accepted both ways".into(),
+                    points: rate(&ok),
+                },
+                Series {
+                    name: "a chain refused".into(),
+                    points: rate(&failed),
+                },
+            ],
+        },
+        Plot {
+            title: "Certificates held".into(),
+            y_label: "nodes".into(),
+            series: vec![
+                Series {
+                    name: "nodes enrolled".into(),
+                    points: cumulative(&enrolled),
+                },
+                Series {
+                    name: "moves to a new intermediate (cumulative)".into(),
+                    points: cumulative(&switched),
+                },
+            ],
+        },
+    ]
+}
