@@ -658,7 +658,7 @@ fn suite(dir: &Path, json: bool, seed: Option<u64>, log: &RunLog) -> ExitCode {
     let mut records: Vec<reports::RunRecord> = Vec::new();
     if !json {
         println!(
-            "{:<28} {:>6} {:<7} {:>9} {:>8}  figures",
+            "{:<36} {:>6} {:<7} {:>9} {:>8}  figures",
             "scenario", "seed", "result", "sim s", "wall s"
         );
     }
@@ -721,7 +721,7 @@ fn suite(dir: &Path, json: bool, seed: Option<u64>, log: &RunLog) -> ExitCode {
                 })
                 .collect();
             println!(
-                "{:<28} {:>6} {:<7} {:>9.1} {:>8.2}  {}",
+                "{:<36} {:>6} {:<7} {:>9.1} {:>8.2}  {}",
                 summary.scenario,
                 summary.seed,
                 if summary.passed { "passed" } else { "FAILED" },

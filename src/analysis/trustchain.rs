@@ -237,13 +237,14 @@ pub fn trustchain_plots(probes: &[ProbeRecord], nodes: usize, end: SimTime) -> V
     let end_s = end.as_secs_f64().max(1e-9);
     let width = end_s / BUCKETS as f64;
     let bucket = |t: SimTime| ((t.as_secs_f64() / width) as usize).min(BUCKETS - 1);
-    let (mut ok, mut failed) = (vec![0f64; BUCKETS], vec![0f64; BUCKETS]);
+    let (mut ok, mut failed, mut revoked) = (vec![0f64; BUCKETS], vec![0f64; BUCKETS], vec![0f64; BUCKETS]);
     let (mut enrolled, mut switched) = (vec![0f64; BUCKETS], vec![0f64; BUCKETS]);
     let mut seen = vec![false; nodes];
     for p in probes {
         let b = bucket(p.at);
         match p.probe.name {
             "tc_handshake" if p.probe.value == 0 => ok[b] += 1.0,
+            "tc_handshake" if class_of(p.probe.value) == Some(REVOKED_CLASS) => revoked[b] += 1.0,
             "tc_handshake" if class_of(p.probe.value).is_some() => failed[b] += 1.0,
             "tc_enrolled" if !seen[p.node as usize] => {
                 seen[p.node as usize] = true;
@@ -278,6 +279,10 @@ pub fn trustchain_plots(probes: &[ProbeRecord], nodes: usize, end: SimTime) -> V
                 Series {
                     name: "a chain refused".into(),
                     points: rate(&failed),
+                },
+                Series {
+                    name: "refused: certificate revoked".into(),
+                    points: rate(&revoked),
                 },
             ],
         },

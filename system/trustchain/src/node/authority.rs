@@ -580,7 +580,8 @@ mod tests {
         assert_eq!(ca.handle(&mut disk, from, enroll, NOW).1, Some(CaEvent::Refused(1)));
         // Lose the newest state slot, as if the CA crashed after logging the certificate but
         // before its record reached the disk.
-        disk.files.remove(if ca.seq.is_multiple_of(2) { "tc.ca.a" } else { "tc.ca.b" });
+        disk.files
+            .remove(if ca.seq.is_multiple_of(2) { "tc.ca.a" } else { "tc.ca.b" });
         let mut again = CaRole::start(&mut disk, [[7; 32], [7; 32], [7; 32]], cfg, addrs, NOW + 10).unwrap();
         assert_eq!(
             again.bundle().roots_at(NOW),
