@@ -50,8 +50,8 @@ pub struct CaRole {
     log_seed: [u8; 32],
     tokens: TokenKey,
     used: UsedTokens,
-    /// Serials issued per node address, newest last.
-    issued_to: Vec<(Ipv6Addr, Vec<Vec<u8>>)>,
+    /// What was issued to each node, in first-enrollment order.
+    issued_to: Vec<Holder>,
     revocations_done: u32,
     rollout: Option<Rollout>,
     crls: Vec<Bytes>,
@@ -256,7 +256,16 @@ impl CaRole {
             return Self::refuse(1, format!("join token is for {}, not {from}", grant.identity.addr));
         }
         if let Err(e) = self.used.spend(&grant, now) {
-            return Self::refuse(1, e.to_string());
+            // A retry whose answer was lost: the same identity, proving the same key it was
+            // certified for, gets a certificate again. Anyone else reusing the token is refused.
+            let same_holder = csr_public_key(csr).ok().is_some_and(|key| {
+                self.issued_to
+                    .iter()
+                    .any(|h| h.addr == grant.identity.addr && h.key == key)
+            });
+            if !same_holder {
+                return Self::refuse(1, e.to_string());
+            }
         }
         self.issue(storage, csr, &grant.identity, now)
     }
@@ -303,14 +312,20 @@ impl CaRole {
             Err(e) => return Self::refuse(2, e.to_string()),
         };
         let serial = serial_of(&leaf).unwrap_or_default();
-        match self.issued_to.iter_mut().find(|(a, _)| *a == who.addr) {
-            Some((_, serials)) => {
-                serials.push(serial);
-                if serials.len() > SERIALS_PER_NODE_MAX {
-                    serials.remove(0);
+        let key = leaf_identity(&leaf).map(|(_, k)| k).unwrap_or_default();
+        match self.issued_to.iter_mut().find(|h| h.addr == who.addr) {
+            Some(h) => {
+                h.key = key;
+                h.serials.push(serial);
+                if h.serials.len() > SERIALS_PER_NODE_MAX {
+                    h.serials.remove(0);
                 }
             }
-            None => self.issued_to.push((who.addr, vec![serial])),
+            None => self.issued_to.push(Holder {
+                addr: who.addr,
+                key,
+                serials: vec![serial],
+            }),
         }
         if let Err(e) = self.save(storage) {
             // Not persisted: not handed out (a restart would not know it).
@@ -392,8 +407,8 @@ impl CaRole {
             let serials = self
                 .issued_to
                 .iter()
-                .find(|(a, _)| *a == addr)
-                .map(|(_, s)| s.clone())
+                .find(|h| h.addr == addr)
+                .map(|h| h.serials.clone())
                 .unwrap_or_default();
             for s in serials {
                 self.authority().revoke(&s, now);
@@ -424,12 +439,20 @@ impl CaRole {
     }
 }
 
+/// A node the CA has certified: its address, its key, its recent serials (newest last).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Holder {
+    addr: Ipv6Addr,
+    key: Vec<u8>,
+    serials: Vec<Vec<u8>>,
+}
+
 /// The persisted part of [`CaRole`].
 struct State {
     record: AuthorityRecord,
     log_seed: [u8; 32],
     log_size: u64,
-    issued_to: Vec<(Ipv6Addr, Vec<Vec<u8>>)>,
+    issued_to: Vec<Holder>,
     used: Vec<(u64, i64)>,
     revocations_done: u32,
     rollout: Option<Rollout>,
@@ -444,10 +467,12 @@ impl State {
         out.extend_from_slice(&self.log_seed);
         out.extend_from_slice(&self.log_size.to_be_bytes());
         out.extend_from_slice(&(self.issued_to.len() as u32).to_be_bytes());
-        for (addr, serials) in &self.issued_to {
-            out.extend_from_slice(&addr.octets());
-            out.push(serials.len() as u8);
-            for s in serials {
+        for h in &self.issued_to {
+            out.extend_from_slice(&h.addr.octets());
+            out.push(h.key.len() as u8);
+            out.extend_from_slice(&h.key);
+            out.push(h.serials.len() as u8);
+            for s in &h.serials {
                 out.push(s.len() as u8);
                 out.extend_from_slice(s);
             }
@@ -489,13 +514,15 @@ impl State {
         let mut issued_to = Vec::with_capacity(n.min(4096));
         for _ in 0..n {
             let addr = Ipv6Addr::from(<[u8; 16]>::try_from(take(16)?).ok()?);
+            let key_len = usize::from(take(1)?[0]);
+            let key = take(key_len)?.to_vec();
             let k = usize::from(take(1)?[0]);
             let mut serials = Vec::new();
             for _ in 0..k {
                 let l = usize::from(take(1)?[0]);
                 serials.push(take(l)?.to_vec());
             }
-            issued_to.push((addr, serials));
+            issued_to.push(Holder { addr, key, serials });
         }
         let n = u32_(take(4)?) as usize;
         let mut used = Vec::with_capacity(n.min(UsedTokens::CAPACITY));
@@ -553,6 +580,14 @@ mod tests {
         (cfg, addrs, who, token)
     }
 
+    fn token_again(who: &NodeIdentity) -> String {
+        TokenKey::new(&[5; 32]).issue(&Grant {
+            identity: who.clone(),
+            expires: NOW + 3600,
+            id: 1,
+        })
+    }
+
     fn issued_serial(reply: Option<Message>) -> Vec<u8> {
         match reply {
             Some(Message::Issued { chain, .. }) => serial_of(&chain[0]).unwrap(),
@@ -576,8 +611,15 @@ mod tests {
             Some(Message::Issued { chain, .. }) => chain,
             other => panic!("{other:?}"),
         };
-        // The token is spent.
-        assert_eq!(ca.handle(&mut disk, from, enroll, NOW).1, Some(CaEvent::Refused(1)));
+        // The token is spent: another key cannot use it; the same key (a retry whose answer was
+        // lost) gets a certificate again.
+        let thief = Bytes::from(request(&who, &key_from_seed(&[6; 32])).unwrap());
+        let stolen = Message::Enroll {
+            token: token_again(&who),
+            csr: thief,
+        };
+        assert_eq!(ca.handle(&mut disk, from, stolen, NOW).1, Some(CaEvent::Refused(1)));
+        assert_eq!(ca.handle(&mut disk, from, enroll, NOW).1, Some(CaEvent::Issued));
         // Lose the newest state slot, as if the CA crashed after logging the certificate but
         // before its record reached the disk.
         disk.files

@@ -223,7 +223,9 @@ impl TrustNode {
 
     /// Sends `message` to the CA: over the network, or straight in when this node is the CA.
     fn ask_ca(&mut self, env: &mut dyn Env, message: Message) {
-        self.awaiting_ca = true;
+        if matches!(message, Message::Enroll { .. } | Message::Renew { .. }) {
+            self.awaiting_ca = true;
+        }
         if self.ca.is_some() {
             let now = Self::now_s(env);
             let ip = self.my_ip();
@@ -287,6 +289,21 @@ impl TrustNode {
             return self.enroll(env);
         };
         self.ask_ca(env, Message::Renew { chain, csr });
+        if self.awaiting_ca {
+            // No answer yet: retry with backoff until one comes (a lost request or reply must
+            // not leave the certificate to lapse).
+            self.retry_later(env, timer::RENEW);
+        }
+    }
+
+    fn retry_later(&mut self, env: &mut dyn Env, kind: u64) {
+        let (first, cap) = self.cfg.enroll_backoff;
+        let delay = first.saturating_mul(1u32 << self.enroll_attempt.min(16)).min(cap);
+        self.enroll_attempt += 1;
+        let gen = self.next_gen();
+        self.renew_gen = gen;
+        let at = env.now() + Self::jittered(env, delay);
+        env.set_timer(at, timer::token(kind, gen));
     }
 
     fn schedule_renewal(&mut self, env: &mut dyn Env) {
@@ -375,7 +392,13 @@ impl TrustNode {
                 crls,
                 rollout,
             } => {
+                if !self.awaiting_ca {
+                    return; // a duplicate, or an answer to a request already answered
+                }
                 self.awaiting_ca = false;
+                self.enroll_attempt = 0;
+                // Cancels the pending retry; adopting the chain schedules the next renewal.
+                self.renew_gen = self.next_gen();
                 if !self.install_trust(env, &bundle, crls, rollout) || chain.is_empty() {
                     return;
                 }
