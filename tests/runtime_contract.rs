@@ -321,6 +321,63 @@ fn membership_forms_a_cluster<H: Harness>() {
     assert_eq!(obs.iter().filter(|o| o.1 == "joined").count(), n);
 }
 
+/// TrustChain's bootstrap on the backend: node 0 creates the CA, the others enroll with join
+/// tokens, and every node completes certificate handshakes with its peers.
+fn trustchain_enrolls_and_handshakes<H: Harness>() {
+    use trustchain::ca::NodeIdentity;
+    use trustchain::enroll::{Grant, TokenKey};
+    use trustchain::node::{AuthorityConfig, TrustNode, TrustNodeConfig};
+    let n = 4;
+    let secret = [42u8; 32];
+    let ready = |obs: &[Obs]| {
+        (0..n).all(|x| {
+            count(obs, x, "tc_enrolled") == 1
+                && obs
+                    .iter()
+                    .filter(|o| o.0 == x && o.1 == "tc_handshake" && o.3 == 0)
+                    .count()
+                    >= 3
+        })
+    };
+    let obs = H::run(
+        n,
+        &mut |i, addrs| {
+            let peers: Vec<SocketAddr> = addrs.iter().map(|a| a[0]).collect();
+            let std::net::IpAddr::V6(addr) = peers[i].ip() else {
+                panic!("IPv6 only")
+            };
+            let grant = Grant {
+                identity: NodeIdentity {
+                    name: format!("node-{i}.mesh"),
+                    addr,
+                },
+                expires: i64::MAX / 2,
+                id: i as u64,
+            };
+            let mut config = TrustNodeConfig::new(i, peers, 0, TokenKey::new(&secret).issue(&grant));
+            config.handshake_interval = Duration::from_millis(200);
+            if i == 0 {
+                config.authority = Some(AuthorityConfig::new(secret));
+            }
+            Box::new(TrustNode::new(config))
+        },
+        &mut |obs| ready(obs),
+        Duration::from_secs(20),
+    );
+    assert!(
+        ready(&obs),
+        "{:?}",
+        obs.iter()
+            .filter(|o| o.1.starts_with("tc_"))
+            .take(40)
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        !obs.iter().any(|o| o.1 == "tc_handshake" && (1..200).contains(&o.3)),
+        "no handshake refused a chain"
+    );
+}
+
 macro_rules! contract {
     ($backend:ident, $harness:ty) => {
         mod $backend {
@@ -343,6 +400,10 @@ macro_rules! contract {
             #[test]
             fn membership_forms_a_cluster() {
                 super::membership_forms_a_cluster::<$harness>();
+            }
+            #[test]
+            fn trustchain_enrolls_and_handshakes() {
+                super::trustchain_enrolls_and_handshakes::<$harness>();
             }
         }
     };
