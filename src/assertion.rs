@@ -70,7 +70,16 @@ impl Assertion {
                 ))
             }
         };
-        let is_fault_count = metric.strip_prefix("faults.").is_some_and(|k| !k.is_empty());
+        let fault_kind = metric.strip_prefix("faults.");
+        if let Some(kind) = fault_kind {
+            if !simulator::FAULT_KINDS.contains(&kind) {
+                return Err(format!(
+                    "assertion {text:?}: unknown fault kind {kind:?} (known: {})",
+                    simulator::FAULT_KINDS.join(", ")
+                ));
+            }
+        }
+        let is_fault_count = fault_kind.is_some();
         if !is_fault_count && !metric_names().any(|name| name == *metric) {
             let known: Vec<&str> = metric_names().collect();
             return Err(format!(

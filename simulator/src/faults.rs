@@ -61,6 +61,32 @@ impl FaultAction {
     }
 }
 
+/// Every name a fault is counted under: scheduled actions ([`FaultAction::kind`]) and what the
+/// network, storage and Byzantine models inject as they go. Scenario assertions on
+/// `faults.KIND` are checked against it, so a misspelt kind is an error rather than a count of 0.
+pub const FAULT_KINDS: &[&str] = &[
+    "partition",
+    "partition_one_way",
+    "heal",
+    "crash",
+    "restart",
+    "pause",
+    "clock_jump",
+    "clock_correction",
+    "link_change",
+    "partition_drop",
+    "message_loss",
+    "message_corruption",
+    "message_reorder",
+    "message_duplicate",
+    "byzantine_mutation",
+    "byzantine_drop",
+    "byzantine_forge",
+    "storage_io_error",
+    "torn_write",
+    "unsynced_write_lost",
+];
+
 /// How often each kind of fault fired during a run, in name order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(transparent)]
@@ -74,6 +100,10 @@ impl FaultCounts {
 
     /// Counts `n` more `kind`.
     pub fn add_n(&mut self, kind: &'static str, n: u64) {
+        debug_assert!(
+            FAULT_KINDS.contains(&kind),
+            "fault kind {kind:?} missing from FAULT_KINDS"
+        );
         if n > 0 {
             *self.0.entry(kind).or_insert(0) += n;
         }
