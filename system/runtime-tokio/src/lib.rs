@@ -20,6 +20,7 @@ mod error;
 mod files;
 mod node;
 mod probes;
+mod seeds;
 #[cfg(test)]
 mod test_dir;
 mod timers;
@@ -32,3 +33,4 @@ pub use error::BackendError;
 pub use files::DirStorage;
 pub use node::run_node;
 pub use probes::{ProbeRecord, ProbeSender};
+pub use seeds::{resolve_seed, resolve_seeds, SeedError};
