@@ -50,6 +50,10 @@ pub const TRUSTCHAIN_METRICS: &[(&str, &str)] = &[
         "own_chain_invalid",
         "certificates a node received that failed validation at its own clock",
     ),
+    (
+        "stale_on_restart",
+        "nodes that restarted holding a certificate no longer accepted and renewed it before presenting it",
+    ),
     ("rotations", "intermediate rotations the CA performed"),
     ("switches", "nodes that moved to a new intermediate's certificate"),
     (
@@ -183,6 +187,7 @@ pub fn analyse_trustchain(probes: &[ProbeRecord], derived: &Derived, nodes: usiz
     }
     m.insert("enroll_refusals".into(), Some(count("tc_refused")));
     m.insert("own_chain_invalid".into(), Some(count("tc_own_invalid")));
+    m.insert("stale_on_restart".into(), Some(count("tc_stale_on_restart")));
     m.insert("rotations".into(), Some(count("tc_rotation")));
     m.insert("switches".into(), Some(count("tc_switched")));
     let trial_refusals = probes

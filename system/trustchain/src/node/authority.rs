@@ -54,6 +54,9 @@ pub struct CaRole {
     issued_to: Vec<Holder>,
     revocations_done: u32,
     rollout: Option<Rollout>,
+    /// Intermediates retired from bundles, with when: their leaves may still be unexpired, and
+    /// their holders (a node that was down through a whole overlap) may still renew with them.
+    retired: Vec<(Bytes, i64)>,
     crls: Vec<Bytes>,
     crls_made_at: Option<i64>,
     /// Every node's address by index (revocations name nodes by index).
@@ -105,6 +108,7 @@ impl CaRole {
                     issued_to: s.issued_to,
                     revocations_done: s.revocations_done,
                     rollout: s.rollout,
+                    retired: s.retired,
                     cfg,
                     tokens,
                     crls: Vec::new(),
@@ -124,6 +128,7 @@ impl CaRole {
                     issued_to: Vec::new(),
                     revocations_done: 0,
                     rollout: None,
+                    retired: Vec::new(),
                     cfg,
                     tokens,
                     crls: Vec::new(),
@@ -151,6 +156,7 @@ impl CaRole {
             used: self.used.entries().to_vec(),
             revocations_done: self.revocations_done,
             rollout: self.rollout.clone(),
+            retired: self.retired.clone(),
         };
         self.seq += 1;
         super::durable::save(storage, STATE_FILE, self.seq, &state.encode())
@@ -284,8 +290,18 @@ impl CaRole {
             .iter()
             .map(|c| pki_types::CertificateRevocationListDer::from(c.as_ref()))
             .collect();
-        if let Err(e) = self.bundle().validate(&chain, &crls, now, &ExpectedPeer::Addr(from)) {
+        // The CA accepts what it issued and has not revoked, including leaves of intermediates
+        // retired from bundles (peers no longer accept those; their holders must renew).
+        let mut trusted = self.bundle();
+        for (int, _) in &self.retired {
+            trusted.add_issuer(CertificateDer::from(int.to_vec()));
+        }
+        if let Err(e) = trusted.validate(&chain, &crls, now, &ExpectedPeer::Addr(from)) {
             return Self::refuse(3, format!("renewal refused, the presented chain is invalid: {e}"));
+        }
+        let serial = chain.first().and_then(|leaf| serial_of(leaf)).unwrap_or_default();
+        if self.authority().revoked().any(|s| s == serial.as_slice()) {
+            return Self::refuse(3, "renewal refused: the certificate is revoked".into());
         }
         let Some((identity, key)) = chain.first().and_then(|leaf| leaf_identity(leaf)) else {
             return Self::refuse(3, "renewal refused: the leaf names no node".into());
@@ -371,7 +387,7 @@ impl CaRole {
         };
         let overlap = self.cfg.overlap.as_secs() as i64;
         if held > 1 && now >= rotated_at + overlap {
-            self.authority().retire_previous();
+            self.retire_previous(now);
             self.rollout = None;
             events.push(CaEvent::Retired);
         }
@@ -380,7 +396,7 @@ impl CaRole {
                 match self.authority().rotate(&fresh_seed, now) {
                     Ok(new) => {
                         if overlap == 0 {
-                            self.authority().retire_previous();
+                            self.retire_previous(now);
                         }
                         let rotations = self.authority().record().intermediates.len() as u64;
                         self.rollout = (self.cfg.rollout_waves > 0).then(|| Rollout {
@@ -424,6 +440,15 @@ impl CaRole {
         events
     }
 
+    fn retire_previous(&mut self, now: i64) {
+        let gone = self.authority().retire_previous();
+        self.retired
+            .extend(gone.into_iter().map(|c| (Bytes::from(c.to_vec()), now)));
+        // A leaf outlives its issuer's retirement by at most its lifetime.
+        let keep = self.cfg.policy.leaf_lifetime.as_secs() as i64;
+        self.retired.retain(|(_, at)| now - at <= keep);
+    }
+
     fn cfg_peer_addr(&self, node: usize) -> Option<Ipv6Addr> {
         self.peer_addrs.get(node).copied()
     }
@@ -456,6 +481,7 @@ struct State {
     used: Vec<(u64, i64)>,
     revocations_done: u32,
     rollout: Option<Rollout>,
+    retired: Vec<(Bytes, i64)>,
 }
 
 impl State {
@@ -492,6 +518,12 @@ impl State {
                 out.extend_from_slice(&r.waves.to_be_bytes());
                 out.extend_from_slice(&r.wave_interval_ms.to_be_bytes());
             }
+        }
+        out.push(self.retired.len() as u8);
+        for (der, at) in &self.retired {
+            out.extend_from_slice(&(der.len() as u32).to_be_bytes());
+            out.extend_from_slice(der);
+            out.extend_from_slice(&at.to_be_bytes());
         }
         out
     }
@@ -539,10 +571,18 @@ impl State {
                 wave_interval_ms: u64_(take(8)?),
             }),
         };
+        let n = usize::from(take(1)?[0]);
+        let mut retired = Vec::with_capacity(n);
+        for _ in 0..n {
+            let len = u32_(take(4)?) as usize;
+            let der = Bytes::copy_from_slice(take(len)?);
+            retired.push((der, u64_(take(8)?) as i64));
+        }
         if take(1).is_some() {
             return None;
         }
         Some(State {
+            retired,
             record,
             log_seed,
             log_size,

@@ -69,6 +69,7 @@ mod timer {
     pub const ROLLOUT: u64 = 6;
     pub const TRIAL_END: u64 = 7;
     pub const CA: u64 = 8;
+    pub const FETCH: u64 = 9;
     pub const LOW: u64 = (1 << 56) - 1;
     pub fn token(kind: u64, low: u64) -> u64 {
         kind << 56 | (low & LOW)
@@ -115,6 +116,9 @@ pub struct TrustNode {
     awaiting_ca: bool,
     revoked: bool,
     enrolled: bool,
+    /// Whether our chain has been checked against a bundle fetched since (re)start: a node
+    /// restarted after a rotation must not present a leaf its peers no longer accept.
+    verified: bool,
     ca: Option<CaRole>,
     seq: u64,
 }
@@ -143,6 +147,7 @@ impl TrustNode {
             awaiting_ca: false,
             revoked: false,
             enrolled: false,
+            verified: false,
             ca: None,
             seq: 0,
         }
@@ -296,6 +301,22 @@ impl TrustNode {
         }
     }
 
+    /// After a restart: fetch the current bundle, again and again with backoff, until our stored
+    /// chain has been checked against it.
+    fn fetch_until_verified(&mut self, env: &mut dyn Env) {
+        if self.verified || self.chain.is_none() {
+            return;
+        }
+        self.ask_ca(env, Message::FetchBundle);
+        if !self.verified {
+            let (first, cap) = self.cfg.enroll_backoff;
+            let delay = first.saturating_mul(1u32 << self.enroll_attempt.min(16)).min(cap);
+            self.enroll_attempt += 1;
+            let at = env.now() + Self::jittered(env, delay);
+            env.set_timer(at, timer::token(timer::FETCH, 0));
+        }
+    }
+
     fn retry_later(&mut self, env: &mut dyn Env, kind: u64) {
         let (first, cap) = self.cfg.enroll_backoff;
         let delay = first.saturating_mul(1u32 << self.enroll_attempt.min(16)).min(cap);
@@ -363,9 +384,25 @@ impl TrustNode {
             env.probe(Probe::new("tc_crl", 0, listed as i64));
         }
         if let Some(chain) = self.chain.clone() {
-            if self.check_chain(env, &chain, None) == Err(ValidationError::Revoked) && !self.revoked {
-                self.revoked = true;
-                env.probe(Probe::new("tc_self_revoked", 0, 1));
+            match self.check_chain(env, &chain, None) {
+                Err(ValidationError::Revoked) if !self.revoked => {
+                    self.revoked = true;
+                    env.probe(Probe::new("tc_self_revoked", 0, 1));
+                }
+                Ok(()) if !self.verified => self.verified = true,
+                Err(e) if !self.verified && !self.awaiting_ca && self.pending.is_none() => {
+                    // Stored before a restart and no longer accepted: renew before presenting
+                    // anything (the CA still renews leaves of intermediates retired meanwhile),
+                    // or, if it expired while we were down, enroll again with our token.
+                    env.probe(Probe::new("tc_stale_on_restart", 0, 1 + class_index(&e)));
+                    if matches!(e, ValidationError::Expired { .. }) {
+                        self.chain = None;
+                        self.enroll(env);
+                    } else {
+                        self.renew(env);
+                    }
+                }
+                _ => {}
             }
         }
         if rollout != self.rollout {
@@ -395,11 +432,14 @@ impl TrustNode {
                 if !self.awaiting_ca {
                     return; // a duplicate, or an answer to a request already answered
                 }
-                self.awaiting_ca = false;
                 self.enroll_attempt = 0;
                 // Cancels the pending retry; adopting the chain schedules the next renewal.
                 self.renew_gen = self.next_gen();
-                if !self.install_trust(env, &bundle, crls, rollout) || chain.is_empty() {
+                // Still awaiting while the bundle goes in: the chain being replaced must not
+                // trigger another renewal.
+                let installed = self.install_trust(env, &bundle, crls, rollout);
+                self.awaiting_ca = false;
+                if !installed || chain.is_empty() {
                     return;
                 }
                 if let Err(e) = self.check_chain(env, &chain, Some(self.my_ip())) {
@@ -430,6 +470,7 @@ impl TrustNode {
 
     fn adopt(&mut self, env: &mut dyn Env, chain: Vec<Bytes>, switching: bool) {
         self.chain = Some(chain);
+        self.verified = true;
         self.pending = None;
         self.save(env);
         if switching {
@@ -517,7 +558,7 @@ impl TrustNode {
         if self.outstanding.len() >= self.cfg.outstanding_max {
             return;
         }
-        let (Some(chain), Some(_)) = (self.chain.clone(), self.bundle.as_ref()) else {
+        let (Some(chain), Some(_), true) = (self.chain.clone(), self.bundle.as_ref(), self.verified) else {
             return;
         };
         let others = self.others();
@@ -554,7 +595,7 @@ impl TrustNode {
         trial: bool,
     ) {
         let reply = match (&self.chain, &self.bundle) {
-            (Some(mine), Some(_)) => match self.check_chain(env, &chain, Some(from.ip())) {
+            (Some(mine), Some(_)) if self.verified => match self.check_chain(env, &chain, Some(from.ip())) {
                 Ok(()) => Message::HelloAck {
                     nonce,
                     chain: if trial { Vec::new() } else { mine.clone() },
@@ -705,7 +746,7 @@ impl Actor for TrustNode {
                 let message = self.ca.as_mut().expect("checked").bundle_message(now);
                 self.on_ca_message(env, message);
             } else {
-                self.ask_ca(env, Message::FetchBundle);
+                self.fetch_until_verified(env);
             }
         } else {
             self.enroll(env);
@@ -788,6 +829,7 @@ impl Actor for TrustNode {
                 }
             }
             timer::CA if low == self.ca_gen => self.ca_tick(env),
+            timer::FETCH => self.fetch_until_verified(env),
             _ => {}
         }
     }
