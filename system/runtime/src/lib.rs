@@ -12,6 +12,8 @@
 
 mod actor;
 mod entropy;
+mod http;
+mod mem_storage;
 mod net;
 mod probe;
 mod storage;
@@ -19,6 +21,8 @@ mod time;
 
 pub use actor::{Actor, Clock, Datagrams, Env, Probes, TimerToken, Timers};
 pub use entropy::{shuffle, DetRng, Entropy};
+pub use http::{HttpRequest, HttpResponse, HttpService};
+pub use mem_storage::MemStorage;
 pub use net::{AddressFamily, SendError, MAX_DATAGRAM_BYTES};
 pub use probe::Probe;
 pub use storage::{validate_file_name, Storage, StorageError, FILE_NAME_BYTES_MAX};

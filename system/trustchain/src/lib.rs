@@ -12,17 +12,21 @@
 //! - [`logged`]: issuance through the CT log: every certificate is logged durably before it is
 //!   handed out, with a receipt (signed tree head + inclusion proof) that validation can require;
 //! - revocation: the CA signs a revocation list (CRL) of revoked serials with a bounded
-//!   currency; validation refuses listed leaves and lists past their `nextUpdate`.
+//!   currency; validation refuses listed leaves and lists past their `nextUpdate`;
+//! - [`enroll`]: join tokens (HMAC-signed grants of one identity, each accepted once);
+//! - [`trust`]: trust bundles (roots plus the issuers accepted now, each with a retirement time),
+//!   which carry a rotation's overlap window;
+//! - [`node`]: the protocol actor of bootstrap phases 0 and 1 (seed list, CA created at first
+//!   start, enrollment, renewal, verify-before-switch rotation, revocation propagation);
+//! - [`durable`]: crash-safe replacement of small state files on the runtime's `Storage`.
 //!
-//! Not built yet: rotation, propagation of revocation lists to nodes, enrollment credentials,
-//! bootstrap phases, the HTTPS service and CLI, and the scenarios.
+//! The HTTPS service and its operator commands live in the `trustchain-service` crate.
 
 pub mod ca;
 pub mod ct;
+pub mod durable;
 pub mod enroll;
 pub mod logged;
 pub mod node;
-#[cfg(test)]
-mod test_storage;
 pub mod trust;
 pub mod validate;

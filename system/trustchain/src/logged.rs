@@ -102,6 +102,14 @@ impl LoggedAuthority {
         self.log_key.public_key()
     }
 
+    /// A signed head of the log's durable entries, timestamped `now_unix_s`.
+    pub fn tree_head(&self, now_unix_s: i64) -> Result<SignedTreeHead, CtError> {
+        let size = self.log.durable_size();
+        let root = self.log.tree().root_at(size)?;
+        let timestamp_ms = u64::try_from(now_unix_s).unwrap_or(0).saturating_mul(1000);
+        Ok(self.log_key.sign(size, timestamp_ms, root))
+    }
+
     /// Issues a leaf, logs it durably, and returns it with its receipt. If the log fails, the
     /// certificate is not returned (it is never valid without being logged).
     pub fn issue(
@@ -153,7 +161,7 @@ mod tests {
 
     use super::*;
     use crate::ca::{key_from_seed, CaPolicy};
-    use crate::test_storage::Disk;
+    use runtime::MemStorage as Disk;
 
     #[test]
     fn every_issued_certificate_is_logged_with_a_receipt_that_verifies_and_outsiders_fail() {

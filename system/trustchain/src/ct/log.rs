@@ -169,7 +169,7 @@ impl CtLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_storage::Disk;
+    use runtime::MemStorage as Disk;
 
     #[test]
     fn committed_entries_survive_a_crash_and_a_torn_tail_is_cut_off() {

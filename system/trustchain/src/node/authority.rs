@@ -92,7 +92,7 @@ impl CaRole {
     ) -> Result<CaRole, CaStartError> {
         let (log, _) = CtLog::open(storage, LOG_FILE).map_err(|e| CaStartError::Log(e.to_string()))?;
         let tokens = TokenKey::new(&cfg.token_secret);
-        let stored = super::durable::load(storage, STATE_FILE)?;
+        let stored = crate::durable::load(storage, STATE_FILE)?;
         let seq = stored.as_ref().map_or(0, |(seq, _)| *seq);
         let mut role = match stored {
             Some((_, bytes)) => {
@@ -159,7 +159,7 @@ impl CaRole {
             retired: self.retired.clone(),
         };
         self.seq += 1;
-        super::durable::save(storage, STATE_FILE, self.seq, &state.encode())
+        crate::durable::save(storage, STATE_FILE, self.seq, &state.encode())
     }
 
     /// The bundle nodes should hold now: the root, the issuing intermediate, and older ones
@@ -601,7 +601,7 @@ mod tests {
     use super::*;
     use crate::ca::{key_from_seed, request, NodeIdentity};
     use crate::enroll::Grant;
-    use crate::test_storage::Disk;
+    use runtime::MemStorage as Disk;
 
     const NOW: i64 = 1_780_000_000;
 

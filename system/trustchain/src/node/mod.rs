@@ -38,7 +38,7 @@
 
 pub mod authority;
 pub mod config;
-mod durable;
+
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -51,6 +51,7 @@ use rcgen::KeyPair;
 use runtime::{Actor, Env, Instant, Probe, TimerToken};
 
 use self::authority::{CaEvent, CaRole};
+use crate::durable;
 pub use self::config::{AuthorityConfig, TrustNodeConfig};
 use self::wire::{Message, Rollout, NOT_READY};
 use crate::ca::{key_from_seed, request, NodeIdentity};

@@ -1,20 +1,20 @@
-//! An in-memory `Storage` for tests, with a crash that keeps synced bytes and a torn prefix of
-//! the rest.
+//! An in-memory [`Storage`] for tests and tools, with a crash that keeps synced bytes and a torn
+//! prefix of the rest.
 
 use std::collections::BTreeMap;
 
-use runtime::{Storage, StorageError};
+use crate::{validate_file_name, Storage, StorageError};
 
 /// Storage in memory, with a crash that keeps only synced bytes plus a chosen prefix of the
 /// rest (a torn write).
 #[derive(Default)]
-pub struct Disk {
+pub struct MemStorage {
     /// File contents, synced or not.
     pub files: BTreeMap<String, Vec<u8>>,
     synced: BTreeMap<String, usize>,
 }
 
-impl Disk {
+impl MemStorage {
     /// Crashes: every file keeps its synced bytes plus up to `unsynced_bytes` more.
     pub fn crash_keeping(&mut self, unsynced_bytes: usize) {
         for (name, data) in &mut self.files {
@@ -24,13 +24,14 @@ impl Disk {
     }
 }
 
-impl Storage for Disk {
+impl Storage for MemStorage {
     fn read_at(&mut self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
         let data = self.files.get(name).map(Vec::as_slice).unwrap_or(&[]);
         let start = (offset as usize).min(data.len());
         Ok(data[start..(start + len).min(data.len())].to_vec())
     }
     fn write_at(&mut self, name: &str, offset: u64, bytes: &[u8]) -> Result<(), StorageError> {
+        validate_file_name(name)?;
         let data = self.files.entry(name.to_string()).or_default();
         let end = offset as usize + bytes.len();
         if data.len() < end {

@@ -60,7 +60,7 @@ pub fn save(storage: &mut dyn Storage, base: &str, seq: u64, data: &[u8]) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_storage::Disk;
+    use runtime::MemStorage as Disk;
 
     #[test]
     fn the_newest_intact_slot_wins_and_a_torn_write_keeps_the_previous_state() {

@@ -1,0 +1,29 @@
+//! The TrustChain CA run as a service, for operators and for the HTTPS API.
+//!
+//! - [`CaService`]: a CA whose whole state lives in a `Storage` (its state file, written
+//!   crash-safely, and its CT log): created once (`init`), reopened by every command and by the
+//!   server, issuing only against an enrollment credential, rotating with an overlap window and a
+//!   published rollout plan, revoking by serial.
+//! - [`CaApi`]: the HTTP API over it (`/ca/validate`, `/ca/issue`, `/ca/bundle`, `/ca/crl`,
+//!   `/ct/sth`, `/ct/proof`), a pure [`runtime::HttpService`]; the production backend serves it
+//!   over HTTPS.
+//! - [`pem`]: reading operators' PEM files with errors that say what is wrong where.
+//!
+//! Nothing here reads a clock, touches the network or the file system, or draws randomness: the
+//! caller passes the time, the storage and fresh key seeds.
+
+#![warn(missing_docs)]
+
+mod api;
+pub mod pem;
+mod service;
+mod state;
+#[cfg(test)]
+mod tests;
+
+pub use api::{CaApi, REQUEST_BODY_BYTES_MAX};
+pub use service::{
+    CaService, Credential, Issued, IssueRefusal, PublicMaterial, RotationPlan, RotationReport, ServiceError,
+    ServiceSeeds, Verdict, LOG_FILE, STATE_FILE,
+};
+pub use state::ActiveRotation;

@@ -1,0 +1,102 @@
+//! PEM in and out: certificates, chains, CSRs and CRLs as operators and `openssl` handle them.
+
+use pki_types::CertificateDer;
+
+/// Why a PEM input was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PemError {
+    /// Not PEM at all, or a block whose base64 is damaged.
+    #[error("{what} is not valid PEM ({detail}): expected `-----BEGIN {label}-----` blocks")]
+    NotPem {
+        /// What the input was meant to be.
+        what: &'static str,
+        /// The label expected.
+        label: &'static str,
+        /// The parser's finding.
+        detail: String,
+    },
+    /// PEM, but without a block of the expected kind.
+    #[error("{what} holds no `-----BEGIN {label}-----` block{found}")]
+    NoBlock {
+        /// What the input was meant to be.
+        what: &'static str,
+        /// The label expected.
+        label: &'static str,
+        /// What it held instead, if anything.
+        found: String,
+    },
+}
+
+/// The DER contents of every block labelled `label` in `text`, in order.
+fn blocks(text: &[u8], label: &'static str, what: &'static str) -> Result<Vec<Vec<u8>>, PemError> {
+    let parsed = ::pem::parse_many(text).map_err(|e| PemError::NotPem {
+        what,
+        label,
+        detail: e.to_string(),
+    })?;
+    let found: Vec<String> = parsed.iter().map(|p| p.tag().to_owned()).collect();
+    let wanted: Vec<Vec<u8>> = parsed
+        .into_iter()
+        .filter(|p| p.tag() == label)
+        .map(|p| p.into_contents())
+        .collect();
+    if wanted.is_empty() {
+        return Err(PemError::NoBlock {
+            what,
+            label,
+            found: if found.is_empty() {
+                String::new()
+            } else {
+                format!(" (it holds {})", found.join(", "))
+            },
+        });
+    }
+    Ok(wanted)
+}
+
+/// A certificate chain, leaf first, from PEM `CERTIFICATE` blocks.
+pub fn chain(text: &[u8]) -> Result<Vec<CertificateDer<'static>>, PemError> {
+    Ok(blocks(text, "CERTIFICATE", "the certificate chain")?
+        .into_iter()
+        .map(CertificateDer::from)
+        .collect())
+}
+
+/// The DER of the one `CERTIFICATE REQUEST` in `text` (the first, if several).
+pub fn csr(text: &[u8]) -> Result<Vec<u8>, PemError> {
+    let mut all = blocks(text, "CERTIFICATE REQUEST", "the certificate signing request")?;
+    Ok(all.swap_remove(0))
+}
+
+/// `der` as a PEM block labelled `label`.
+pub fn encode(label: &str, der: &[u8]) -> String {
+    ::pem::encode_config(
+        &::pem::Pem::new(label, der.to_vec()),
+        ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF),
+    )
+}
+
+/// Certificates as concatenated PEM blocks.
+pub fn certificates<'a>(certs: impl IntoIterator<Item = &'a [u8]>) -> String {
+    certs.into_iter().map(|c| encode("CERTIFICATE", c)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_round_trip_and_bad_input_is_named() {
+        let text = certificates([&b"leaf"[..], &b"intermediate"[..]]);
+        let c = chain(text.as_bytes()).unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[1].as_ref(), b"intermediate");
+        let e = chain(b"hello").unwrap_err().to_string();
+        assert!(e.contains("certificate chain") && e.contains("BEGIN CERTIFICATE"), "{e}");
+        let key = encode("PRIVATE KEY", b"k");
+        let e = chain(key.as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("holds PRIVATE KEY"), "{e}");
+        let e = chain(b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n").unwrap_err();
+        assert!(matches!(e, PemError::NotPem { .. }), "{e}");
+    }
+}
