@@ -10,6 +10,7 @@ mod run;
 mod scenario;
 mod shrink;
 mod sweep;
+mod trustchain_cmd;
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -128,6 +129,11 @@ enum Command {
     /// Measures the simulator itself.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Operates a TrustChain certificate authority: `ca init`, `ca install`, `token`, `issue`,
+    /// `validate`, `rotate`, `revoke`, and `serve` (its HTTPS API). Exit 0: done; 1: `validate`
+    /// found the chain invalid; 2: error.
+    #[command(subcommand)]
+    Trustchain(trustchain_cmd::TrustchainCommand),
 }
 
 #[derive(Subcommand)]
@@ -216,6 +222,7 @@ fn main() -> ExitCode {
             out.as_deref(),
         ),
         Command::Bench(BenchCommand::Simspeed { nodes, seconds, json }) => bench_simspeed(nodes, seconds, json),
+        Command::Trustchain(command) => trustchain_cmd::run(command),
     }
 }
 

@@ -8,6 +8,16 @@ use runtime::{Instant, WallTime};
 /// driver re-checks the deadline when it wakes, so this only bounds the sleep, never fires early.
 const FAR_FUTURE: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
+/// The host's wall clock. A host clock set before 1970 yields a negative time rather than an
+/// error, because the seam's `WallTime` is signed for exactly that reason.
+pub(crate) fn host_wall_now() -> WallTime {
+    let nanos = match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_nanos()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_nanos()).map_or(i64::MIN, |n| -n),
+    };
+    WallTime::from_unix_nanos(nanos)
+}
+
 /// A node's clock. Its origin is the moment the node started, so `Instant`s are small numbers
 /// local to this process, exactly as the runtime seam says they must be treated.
 #[derive(Copy, Clone, Debug)]
@@ -29,14 +39,9 @@ impl NodeClock {
         Instant::from_nanos(u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX))
     }
 
-    /// The host's wall clock. A host clock set before 1970 yields a negative time rather than an
-    /// error, because the seam's `WallTime` is signed for exactly that reason.
+    /// The host's wall clock.
     pub(crate) fn wall_now(&self) -> WallTime {
-        let nanos = match SystemTime::now().duration_since(UNIX_EPOCH) {
-            Ok(after) => i64::try_from(after.as_nanos()).unwrap_or(i64::MAX),
-            Err(before) => i64::try_from(before.duration().as_nanos()).map_or(i64::MIN, |n| -n),
-        };
-        WallTime::from_unix_nanos(nanos)
+        host_wall_now()
     }
 
     /// The tokio instant at which the node's clock reads `at`.

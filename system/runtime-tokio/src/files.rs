@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use runtime::{validate_file_name, Storage, StorageError};
@@ -34,7 +34,7 @@ impl DirStorage {
             path: dir.to_path_buf(),
             source,
         };
-        fs::create_dir_all(dir).map_err(fail)?;
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(fail)?;
         // Entries left by an earlier run, and the directory itself if we just made it, may still
         // be only in the page cache (a process crash does not flush them); make them durable now
         // so later syncs need only track files this process creates.
@@ -68,6 +68,8 @@ impl DirStorage {
                         .write(true)
                         .create(true)
                         .truncate(false)
+                        // A node's storage holds its keys: readable by its owner only.
+                        .mode(0o600)
                         .open(&path)
                         .map_err(|e| io_error(name, "create", &e))?;
                     self.unsynced_entries.insert(name.to_string());

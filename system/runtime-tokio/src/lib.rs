@@ -4,7 +4,7 @@
 //! A protocol [`runtime::Actor`] runs here unchanged from the simulator. [`RealEnv`] implements
 //! every seam for one node; [`drive`] is the event loop that feeds it datagrams and timers;
 //! [`run_node`] runs one node until told to stop; [`LocalCluster`] runs several on loopback in one
-//! process for tests and demos.
+//! process for tests and demos. [`HttpsServer`] serves a [`runtime::HttpService`] over HTTPS.
 //!
 //! Differences from the simulator an actor may notice: time is real (timers fire late, never
 //! early), datagrams are lost only when the host drops them (a full send buffer is counted in
@@ -18,6 +18,7 @@ mod driver;
 mod env;
 mod error;
 mod files;
+mod https;
 mod node;
 mod probes;
 mod seeds;
@@ -31,6 +32,7 @@ pub use driver::{drive, NodeStats, RECV_BUFFER_BYTES};
 pub use env::{NodeSpec, RealEnv};
 pub use error::BackendError;
 pub use files::DirStorage;
+pub use https::{CertificateSlot, HttpsConfig, HttpsError, HttpsServer};
 pub use node::run_node;
 pub use probes::{ProbeRecord, ProbeSender};
 pub use seeds::{resolve_seed, resolve_seeds, SeedError};

@@ -46,7 +46,7 @@ impl std::fmt::Debug for CaApi {
 }
 
 fn error(status: u16, message: impl std::fmt::Display) -> HttpResponse {
-    HttpResponse::new(status, JSON, json!({ "error": message.to_string() }).to_string())
+    HttpResponse::new(status, JSON, format!("{}\n", json!({ "error": message.to_string() })))
 }
 
 fn ok_json(value: serde_json::Value) -> HttpResponse {

@@ -1,0 +1,674 @@
+//! `testbed trustchain ...`: the operator's commands for a TrustChain CA kept in a state
+//! directory, and `serve`, which runs its HTTPS API.
+//!
+//! Every command takes the directory's lock first, so two processes never write one CA; `ca
+//! install` only reads the public material and works while a server runs.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::{Args, Subcommand};
+use runtime::{AddressFamily, Storage};
+use runtime_tokio::{CertificateSlot, DirStorage, HttpsConfig, HttpsServer};
+use trustchain::ca::{key_from_seed, request, serial_of, CaPolicy, NodeIdentity};
+use trustchain::trust::validity_of;
+use trustchain::validate::ExpectedPeer;
+use trustchain_service::pem;
+use trustchain_service::{CaApi, CaService, Credential, PublicMaterial, RotationPlan, ServiceSeeds};
+
+use crate::scenario::units::parse_duration;
+use crate::EXIT_BAD_INPUT;
+
+/// Exit code of `validate` for a chain that is not valid.
+const EXIT_INVALID: u8 = 1;
+/// How often the server checks for due work (overlap ends, its own renewal, scheduled rotation).
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(30);
+/// The lock file in a state directory.
+const LOCK_FILE: &str = "lock";
+
+/// Operates a TrustChain CA.
+#[derive(Subcommand)]
+pub enum TrustchainCommand {
+    /// The CA itself.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Prints a join token: the credential with which one node enrolls once.
+    Token {
+        #[command(flatten)]
+        state: StateDir,
+        /// The node's name, e.g. node-7.mesh.
+        #[arg(long)]
+        name: String,
+        /// The node's IPv6 address.
+        #[arg(long)]
+        addr: String,
+        /// How long the token may be used.
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        valid_for: Duration,
+    },
+    /// Issues a certificate for a CSR (PEM), against a join token or with the operator's approval
+    /// of the names given; prints the chain (leaf, intermediate) as PEM.
+    Issue {
+        #[command(flatten)]
+        state: StateDir,
+        /// The certificate signing request (PEM).
+        #[arg(long, value_name = "FILE")]
+        csr: PathBuf,
+        /// The join token to enroll with.
+        #[arg(long, conflicts_with = "approve")]
+        token: Option<String>,
+        /// The operator approves this CSR for --name and --addr.
+        #[arg(long, requires_all = ["name", "addr"])]
+        approve: bool,
+        /// With --approve: the node's name.
+        #[arg(long)]
+        name: Option<String>,
+        /// With --approve: the node's IPv6 address.
+        #[arg(long)]
+        addr: Option<String>,
+        /// Write the chain here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Validates a PEM chain (leaf first) now, against the CA's bundle and revocation lists.
+    /// Exit 0: valid; 1: not valid (the reason says what to do); 2: bad input.
+    Validate {
+        #[command(flatten)]
+        state: StateDir,
+        /// The chain (PEM).
+        chain: PathBuf,
+        /// The node name the leaf must carry.
+        #[arg(long, conflicts_with = "addr")]
+        name: Option<String>,
+        /// The address the leaf must carry.
+        #[arg(long)]
+        addr: Option<String>,
+        /// The leaf must be in the CA's certificate-transparency log.
+        #[arg(long)]
+        require_logged: bool,
+        /// Print the verdict as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rotates the issuing intermediate. The previous one stays in trust bundles for the overlap
+    /// (`--overlap-period 0` is the abrupt switch); the rollout plan is published in the bundle.
+    Rotate {
+        #[command(flatten)]
+        state: StateDir,
+        /// How long bundles hold both intermediates (0: the abrupt switch).
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        overlap_period: Duration,
+        /// Nodes move to the new intermediate in waves.
+        #[arg(long)]
+        gradual_rollout: bool,
+        /// With --gradual-rollout: how many waves.
+        #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        waves: u32,
+        /// With --gradual-rollout: time between waves.
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        wave_interval: Duration,
+        /// Nodes check a chain from the new intermediate against peers' bundles before using it.
+        #[arg(long)]
+        verify_before_switch: bool,
+    },
+    /// Revokes a certificate, by serial or by its PEM file.
+    Revoke {
+        #[command(flatten)]
+        state: StateDir,
+        /// The serial in hex (as `openssl x509 -serial` prints it).
+        #[arg(long, conflicts_with = "cert", required_unless_present = "cert")]
+        serial: Option<String>,
+        /// The certificate (PEM; the first certificate of a chain).
+        #[arg(long, value_name = "FILE")]
+        cert: Option<PathBuf>,
+    },
+    /// Serves the CA's HTTPS API (IPv6 only): /ca/validate, /ca/issue, /ca/bundle, /ca/crl,
+    /// /ct/sth, /ct/proof. Prints `listening on https://ADDR` once ready.
+    Serve {
+        #[command(flatten)]
+        state: StateDir,
+        /// Where to listen.
+        #[arg(long, default_value = "[::1]:8443")]
+        listen: SocketAddr,
+        /// The server certificate's DNS name (its IP name is the listen address).
+        #[arg(long, default_value = "trustchain.mesh")]
+        server_name: String,
+        /// Rotate the intermediate this often (with the default plan: 1 h overlap, 6 waves 5 min
+        /// apart, verify before switch).
+        #[arg(long, value_parser = parse_duration)]
+        rotate_every: Option<Duration>,
+        /// Connections served at once.
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+        connections_max: u32,
+    },
+}
+
+/// The CA's lifecycle.
+#[derive(Subcommand)]
+pub enum CaCommand {
+    /// Creates a CA (root, intermediate, CT log, token key) in a new state directory.
+    Init {
+        #[command(flatten)]
+        state: StateDir,
+        /// Leaf certificate lifetime.
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        leaf_lifetime: Duration,
+        /// How far leaves' notBefore is set back, for peers whose clocks lag.
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        backdate: Duration,
+        /// How long a revocation list is current.
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        crl_lifetime: Duration,
+    },
+    /// Writes the CA's public certificates for clients: root.pem, intermediate.pem, bundle.pem
+    /// and ct-log.pub, so `openssl verify -CAfile root.pem -untrusted intermediate.pem` works.
+    Install {
+        #[command(flatten)]
+        state: StateDir,
+        /// Where to write them.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+/// Where the CA's state lives.
+#[derive(Args)]
+pub struct StateDir {
+    /// The CA's state directory (keys: keep it private).
+    #[arg(long = "state", value_name = "DIR", default_value = "trustchain-ca")]
+    dir: PathBuf,
+}
+
+/// A failure with the message the operator sees.
+struct Failure(String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(e.to_string())
+    }
+}
+
+/// Runs `command`; exit 0 on success, 1 for an invalid chain, 2 for any error.
+pub fn run(command: TrustchainCommand) -> ExitCode {
+    let result = match command {
+        TrustchainCommand::Ca(CaCommand::Init {
+            state,
+            leaf_lifetime,
+            backdate,
+            crl_lifetime,
+        }) => init(&state.dir, leaf_lifetime, backdate, crl_lifetime),
+        TrustchainCommand::Ca(CaCommand::Install { state, out }) => install(&state.dir, &out),
+        TrustchainCommand::Token {
+            state,
+            name,
+            addr,
+            valid_for,
+        } => token(&state.dir, &name, &addr, valid_for),
+        TrustchainCommand::Issue {
+            state,
+            csr,
+            token,
+            approve,
+            name,
+            addr,
+            out,
+        } => issue(&state.dir, &csr, token, approve.then_some((name, addr)), out.as_deref()),
+        TrustchainCommand::Validate {
+            state,
+            chain,
+            name,
+            addr,
+            require_logged,
+            json,
+        } => validate(&state.dir, &chain, name, addr, require_logged, json),
+        TrustchainCommand::Rotate {
+            state,
+            overlap_period,
+            gradual_rollout,
+            waves,
+            wave_interval,
+            verify_before_switch,
+        } => rotate(
+            &state.dir,
+            &RotationPlan {
+                overlap: overlap_period,
+                waves: if gradual_rollout { waves } else { 0 },
+                wave_interval: if gradual_rollout { wave_interval } else { Duration::ZERO },
+                verify_before_switch,
+            },
+        ),
+        TrustchainCommand::Revoke { state, serial, cert } => revoke(&state.dir, serial, cert.as_deref()),
+        TrustchainCommand::Serve {
+            state,
+            listen,
+            server_name,
+            rotate_every,
+            connections_max,
+        } => serve(&state.dir, listen, &server_name, rotate_every, connections_max as usize),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Failure(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+/// Seconds since the Unix epoch by the host's clock.
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn fresh_seed() -> Result<[u8; 32], Failure> {
+    let mut seed = [0; 32];
+    getrandom::fill(&mut seed).map_err(|e| Failure(format!("the OS random source failed: {e}")))?;
+    Ok(seed)
+}
+
+fn read(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
+    fs::read(path).map_err(|e| Failure(format!("cannot read {what} {}: {e}", path.display())))
+}
+
+fn identity(name: &str, addr: &str) -> Result<NodeIdentity, Failure> {
+    let addr: IpAddr = addr
+        .parse()
+        .map_err(|_| Failure(format!("--addr {addr:?} is not an IP address")))?;
+    match addr {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => Ok(NodeIdentity {
+            name: name.to_owned(),
+            addr: v6,
+        }),
+        _ => Err(Failure(format!(
+            "--addr {addr} is IPv4: nodes are IPv6-only, give the node's IPv6 address"
+        ))),
+    }
+}
+
+/// A state directory opened for writing: its lock is held while this lives.
+struct LockedState {
+    storage: DirStorage,
+    _lock: File,
+}
+
+impl LockedState {
+    fn open(dir: &Path, create: bool) -> Result<LockedState, Failure> {
+        if !create && !dir.join(format!("{}.a", trustchain_service::STATE_FILE)).exists()
+            && !dir.join(format!("{}.b", trustchain_service::STATE_FILE)).exists()
+        {
+            return Err(Failure(format!(
+                "no CA in {}: create one with `testbed trustchain ca init --state {}`",
+                dir.display(),
+                dir.display()
+            )));
+        }
+        let storage = DirStorage::open(dir)?;
+        let path = dir.join(LOCK_FILE);
+        let mut lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Failure(format!("cannot open lock file {}: {e}", path.display())))?;
+        if lock.try_lock().is_err() {
+            let mut holder = String::new();
+            let _ = lock.read_to_string(&mut holder);
+            return Err(Failure(format!(
+                "the CA in {} is in use by process {} (a running `testbed trustchain serve`?): stop it first, or use its HTTPS API",
+                dir.display(),
+                holder.trim()
+            )));
+        }
+        lock.set_len(0)?;
+        write!(lock, "{}", std::process::id())?;
+        Ok(LockedState { storage, _lock: lock })
+    }
+
+    fn service(&mut self) -> Result<CaService, Failure> {
+        Ok(CaService::open(&mut self.storage)?)
+    }
+}
+
+fn init(dir: &Path, leaf_lifetime: Duration, backdate: Duration, crl_lifetime: Duration) -> Result<ExitCode, Failure> {
+    if leaf_lifetime < Duration::from_secs(60) {
+        return Err(Failure("--leaf-lifetime must be at least 1m".into()));
+    }
+    let mut state = LockedState::open(dir, true)?;
+    let seeds = ServiceSeeds {
+        root: fresh_seed()?,
+        intermediate: fresh_seed()?,
+        log: fresh_seed()?,
+        token: fresh_seed()?,
+    };
+    let policy = CaPolicy {
+        leaf_lifetime,
+        backdate,
+        crl_lifetime,
+        ..CaPolicy::default()
+    };
+    let mut service = CaService::init(&mut state.storage, &seeds, policy, now())
+        .map_err(|e| Failure(format!("{}: {e}", dir.display())))?;
+    let root = service.root();
+    println!(
+        "created a TrustChain CA in {} (root serial {}); next: `testbed trustchain ca install --state {} --out DIR`",
+        dir.display(),
+        serial_of(&root).map(|s| hex(&s)).unwrap_or_default(),
+        dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn install(dir: &Path, out: &Path) -> Result<ExitCode, Failure> {
+    if !dir.is_dir() {
+        return Err(Failure(format!(
+            "no CA in {}: create one with `testbed trustchain ca init --state {}`",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    let mut storage = DirStorage::open(dir)?;
+    let public = PublicMaterial::load(&mut storage)?;
+    fs::create_dir_all(out).map_err(|e| Failure(format!("cannot create {}: {e}", out.display())))?;
+    let root = pem::encode("CERTIFICATE", &public.root);
+    let intermediates = pem::certificates(public.intermediates.iter().rev().map(|c| c.as_ref()));
+    let files = [
+        ("root.pem", root.clone()),
+        ("intermediate.pem", intermediates.clone()),
+        ("bundle.pem", format!("{root}{intermediates}")),
+        ("ct-log.pub", format!("{}\n", hex(&public.log_public_key))),
+    ];
+    for (name, text) in files {
+        let path = out.join(name);
+        fs::write(&path, text).map_err(|e| Failure(format!("cannot write {}: {e}", path.display())))?;
+    }
+    println!(
+        "installed root.pem, intermediate.pem, bundle.pem and ct-log.pub in {}; check a chain with: openssl verify -CAfile {}/root.pem -untrusted {}/intermediate.pem leaf.pem",
+        out.display(),
+        out.display(),
+        out.display()
+    );
+    if let Some(r) = public.rotation {
+        println!("a rotation is in progress: both intermediates are trusted until {} (Unix s)", r.overlap_end);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn token(dir: &Path, name: &str, addr: &str, valid_for: Duration) -> Result<ExitCode, Failure> {
+    let who = identity(name, addr)?;
+    let mut state = LockedState::open(dir, false)?;
+    let mut service = state.service()?;
+    let token = service.token(&mut state.storage, who, valid_for, now())?;
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn issue(
+    dir: &Path,
+    csr: &Path,
+    token: Option<String>,
+    approved: Option<(Option<String>, Option<String>)>,
+    out: Option<&Path>,
+) -> Result<ExitCode, Failure> {
+    let csr = pem::csr(&read(csr, "CSR")?)?;
+    let credential = match (token, approved) {
+        (Some(t), None) => Credential::Token(t),
+        (None, Some((Some(name), Some(addr)))) => Credential::Operator(identity(&name, &addr)?),
+        _ => {
+            return Err(Failure(
+                "give an enrollment credential: --token T, or --approve --name N --addr A".into(),
+            ))
+        }
+    };
+    let mut state = LockedState::open(dir, false)?;
+    let mut service = state.service()?;
+    let issued = service.issue(&mut state.storage, &csr, &credential, now())?;
+    let text = pem::certificates(issued.chain.iter().map(|c| c.as_ref()));
+    match out {
+        Some(path) => fs::write(path, &text).map_err(|e| Failure(format!("cannot write {}: {e}", path.display())))?,
+        None => print!("{text}"),
+    }
+    eprintln!(
+        "issued serial {} to {} ({}), valid until {} (Unix s), CT log index {}",
+        hex(&issued.serial),
+        issued.identity.name,
+        issued.identity.addr,
+        issued.not_after,
+        issued.receipt.index
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn validate(
+    dir: &Path,
+    chain: &Path,
+    name: Option<String>,
+    addr: Option<String>,
+    require_logged: bool,
+    json: bool,
+) -> Result<ExitCode, Failure> {
+    let chain = pem::chain(&read(chain, "chain")?)?;
+    let expected = match (name, addr) {
+        (Some(n), _) => ExpectedPeer::Name(n),
+        (None, Some(a)) => ExpectedPeer::Addr(
+            a.parse()
+                .map_err(|_| Failure(format!("--addr {a:?} is not an IP address")))?,
+        ),
+        (None, None) => ExpectedPeer::Any,
+    };
+    let mut state = LockedState::open(dir, false)?;
+    let mut service = state.service()?;
+    let verdict = service.validate(&mut state.storage, &chain, &expected, require_logged, now())?;
+    if json {
+        println!("{}", serde_json::to_string(&verdict)?);
+    } else if verdict.valid {
+        println!(
+            "valid: {} ({}), serial {}, until {} (Unix s){}",
+            verdict.name.as_deref().unwrap_or("?"),
+            verdict.addr.as_deref().unwrap_or("?"),
+            verdict.serial.as_deref().unwrap_or("?"),
+            verdict.not_after.unwrap_or(0),
+            verdict.ct_index.map(|i| format!(", CT log index {i}")).unwrap_or_default()
+        );
+    } else {
+        println!(
+            "invalid ({}): {}",
+            verdict.class.unwrap_or("other"),
+            verdict.reason.as_deref().unwrap_or("")
+        );
+    }
+    Ok(if verdict.valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_INVALID)
+    })
+}
+
+fn rotate(dir: &Path, plan: &RotationPlan) -> Result<ExitCode, Failure> {
+    let mut state = LockedState::open(dir, false)?;
+    let mut service = state.service()?;
+    let report = service.rotate(&mut state.storage, &fresh_seed()?, plan, now())?;
+    let serial = serial_of(&report.new_intermediate).map(|s| hex(&s)).unwrap_or_default();
+    match report.rotation {
+        Some(r) => println!(
+            "rotated: new intermediate serial {serial}; bundles hold both until {} (Unix s, overlap {} s); rollout: {}; verify-before-switch: {}",
+            r.overlap_end,
+            r.overlap_end - r.started,
+            if r.waves > 0 {
+                format!("{} waves {} s apart", r.waves, r.wave_interval_s)
+            } else {
+                "none (nodes switch at renewal)".into()
+            },
+            if r.verify_before_switch { "on" } else { "off" },
+        ),
+        None => println!(
+            "rotated abruptly: new intermediate serial {serial}; the previous one is no longer trusted, so peers still presenting its leaves will fail handshakes until they renew"
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn revoke(dir: &Path, serial: Option<String>, cert: Option<&Path>) -> Result<ExitCode, Failure> {
+    let serial = match (serial, cert) {
+        (Some(s), _) => s,
+        (None, Some(path)) => {
+            let chain = pem::chain(&read(path, "certificate")?)?;
+            serial_of(&chain[0])
+                .map(|s| hex(&s))
+                .ok_or_else(|| Failure(format!("{} does not hold a parseable certificate", path.display())))?
+        }
+        (None, None) => return Err(Failure("give --serial HEX or --cert FILE".into())),
+    };
+    let mut state = LockedState::open(dir, false)?;
+    let mut service = state.service()?;
+    if service.revoke(&mut state.storage, &serial, now())? {
+        println!("revoked serial {serial}; clients see it in the next /ca/crl they fetch");
+    } else {
+        println!("serial {serial} was already revoked");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The server's TLS identity.
+struct ServerCertificate {
+    /// Leaf, intermediate (DER).
+    chain: Vec<Vec<u8>>,
+    /// The leaf's key, PKCS#8.
+    key: Vec<u8>,
+    /// When to renew it (2/3 of its life), Unix s.
+    renew_at: i64,
+}
+
+/// The server's own certificate: a leaf of its CA for `server_name` and the listen address.
+fn server_certificate(
+    service: &mut CaService,
+    storage: &mut dyn Storage,
+    who: &NodeIdentity,
+) -> Result<ServerCertificate, Failure> {
+    let key = key_from_seed(&fresh_seed()?);
+    let csr = request(who, &key)?;
+    let issued = service.issue(storage, &csr, &Credential::Operator(who.clone()), now())?;
+    let chain = issued.chain.iter().map(|c| c.to_vec()).collect();
+    let renew_at = validity_of(&issued.chain[0]).map_or(now(), |v| v.not_before + (v.not_after - v.not_before) * 2 / 3);
+    Ok(ServerCertificate {
+        chain,
+        key: key.serialize_der(),
+        renew_at,
+    })
+}
+
+fn serve(
+    dir: &Path,
+    listen: SocketAddr,
+    server_name: &str,
+    rotate_every: Option<Duration>,
+    connections_max: usize,
+) -> Result<ExitCode, Failure> {
+    if AddressFamily::of(&listen) == AddressFamily::V4 {
+        return Err(Failure(format!(
+            "cannot listen on {listen}: IPv4 is refused, this stack is IPv6-only; use [::1]:8443 or [::]:8443"
+        )));
+    }
+    let mut state = LockedState::open(dir, false)?;
+    let mut service = state.service()?;
+    let ip = match listen.ip() {
+        IpAddr::V6(v6) if !v6.is_unspecified() => v6,
+        _ => Ipv6Addr::LOCALHOST,
+    };
+    let who = NodeIdentity {
+        name: server_name.to_owned(),
+        addr: ip,
+    };
+    let certificate = server_certificate(&mut service, &mut state.storage, &who)?;
+    let renew_at = certificate.renew_at;
+    let slot = CertificateSlot::new(certificate.chain, certificate.key)?;
+    let LockedState { storage, _lock } = state;
+    let api = Arc::new(Mutex::new(CaApi::new(Box::new(storage), service)));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async move {
+        let mut config = HttpsConfig::new(listen);
+        config.connections_max = connections_max;
+        config.body_bytes_max = trustchain_service::REQUEST_BODY_BYTES_MAX;
+        let server = HttpsServer::bind(config, slot.clone(), api.clone())?;
+        let bound = server.local_addr()?;
+        println!("listening on https://{bound} (certificate for {server_name} and {ip}; clients trust root.pem from `testbed trustchain ca install`)");
+        std::io::stdout().flush()?;
+        let housekeeping = housekeeping(api, slot, who, renew_at, rotate_every);
+        tokio::select! {
+            () = server.serve(stop_signal()) => {}
+            failure = housekeeping => return Err(failure),
+        }
+        eprintln!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM. Nothing is lost by stopping at any point: every
+/// change was synced before it was answered.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// The server's due work: retiring an intermediate at its overlap's end (requests do it too),
+/// scheduled rotations, and renewing its own certificate (after a rotation, from the new issuer).
+/// Returns only if the CA's storage fails.
+async fn housekeeping(
+    api: Arc<Mutex<CaApi>>,
+    slot: CertificateSlot,
+    who: NodeIdentity,
+    mut renew_at: i64,
+    rotate_every: Option<Duration>,
+) -> Failure {
+    let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+    loop {
+        tick.tick().await;
+        let due = (|| -> Result<(), Failure> {
+            let mut api = api.lock().map_err(|_| Failure("the CA failed on an earlier request".into()))?;
+            let (service, storage) = api.parts();
+            let t = now();
+            service.maintain(storage, t)?;
+            let mut renew = t >= renew_at;
+            if let Some(every) = rotate_every {
+                if service.rotation().is_none() && t >= service.rotated_at() + every.as_secs() as i64 {
+                    service.rotate(storage, &fresh_seed()?, &RotationPlan::default(), t)?;
+                    tracing::warn!("rotated the intermediate on schedule");
+                    renew = true;
+                }
+            }
+            if renew {
+                let certificate = server_certificate(service, storage, &who)?;
+                slot.replace(certificate.chain, certificate.key)?;
+                renew_at = certificate.renew_at;
+            }
+            Ok(())
+        })();
+        if let Err(e) = due {
+            return e;
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! The production backend of the HTTP seam: an HTTPS/1.1 server (hyper over rustls, TLS 1.3,
+//! ring), listening IPv6-only, serving one [`HttpService`].
+//!
+//! Limits are explicit ([`HttpsConfig`]): connections at once, the TLS handshake's and the request
+//! head's deadlines, and the body size (larger bodies get a 413 before they are read in full).
+//! The service runs on tokio's blocking pool, because it may sync files; requests are served one
+//! at a time, in the order they take its lock.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use runtime::{AddressFamily, HttpRequest, HttpResponse, HttpService};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+use crate::clock::host_wall_now;
+
+/// Why the server could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpsError {
+    /// An IPv4 (or IPv4-mapped) listen address: the stack is IPv6-only.
+    #[error("cannot listen on {addr}: IPv4 is refused, this stack is IPv6-only; listen on an IPv6 address such as [::1]:8443 or [::]:8443")]
+    Ipv4Refused {
+        /// The address given.
+        addr: SocketAddr,
+    },
+    /// The OS refused the socket.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address given.
+        addr: SocketAddr,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// The certificate or key cannot serve TLS.
+    #[error("server certificate refused: {0}")]
+    Certificate(String),
+}
+
+/// The server's limits.
+#[derive(Clone, Debug)]
+pub struct HttpsConfig {
+    /// Where to listen (IPv6 only).
+    pub listen: SocketAddr,
+    /// Connections served at once; a connection beyond it is closed at once (the client retries).
+    pub connections_max: usize,
+    /// A TLS handshake not finished by then is dropped.
+    pub handshake_timeout: Duration,
+    /// A request head not received by then closes the connection (slow-loris).
+    pub header_timeout: Duration,
+    /// Request bodies above this get a 413.
+    pub body_bytes_max: usize,
+}
+
+impl HttpsConfig {
+    /// Defaults for `listen`: 256 connections, 10 s handshakes and heads, 64 KiB bodies.
+    pub fn new(listen: SocketAddr) -> Self {
+        HttpsConfig {
+            listen,
+            connections_max: 256,
+            handshake_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            body_bytes_max: 64 * 1024,
+        }
+    }
+}
+
+/// The server's certificate, replaceable while it serves (renewal, CA rotation): new
+/// handshakes get the new one, established connections keep theirs.
+#[derive(Clone, Debug)]
+pub struct CertificateSlot(Arc<RwLock<Arc<CertifiedKey>>>);
+
+fn certified(chain: Vec<Vec<u8>>, pkcs8: Vec<u8>) -> Result<Arc<CertifiedKey>, HttpsError> {
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8));
+    let signing = rustls::crypto::ring::default_provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| HttpsError::Certificate(e.to_string()))?;
+    let chain = chain.into_iter().map(CertificateDer::from).collect();
+    Ok(Arc::new(CertifiedKey::new(chain, signing)))
+}
+
+impl CertificateSlot {
+    /// A slot holding `chain` (leaf first, DER) and its PKCS#8 private key.
+    pub fn new(chain: Vec<Vec<u8>>, pkcs8: Vec<u8>) -> Result<Self, HttpsError> {
+        Ok(CertificateSlot(Arc::new(RwLock::new(certified(chain, pkcs8)?))))
+    }
+
+    /// Serves `chain` and its key from the next handshake on.
+    pub fn replace(&self, chain: Vec<Vec<u8>>, pkcs8: Vec<u8>) -> Result<(), HttpsError> {
+        let new = certified(chain, pkcs8)?;
+        *self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = new;
+        Ok(())
+    }
+}
+
+impl ResolvesServerCert for CertificateSlot {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone())
+    }
+}
+
+/// A bound HTTPS server, not yet serving.
+pub struct HttpsServer<S> {
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    service: Arc<Mutex<S>>,
+    config: HttpsConfig,
+}
+
+impl<S: HttpService + 'static> HttpsServer<S> {
+    /// Binds `config.listen` (IPv6-only). Must be called inside a tokio runtime.
+    pub fn bind(config: HttpsConfig, certificate: CertificateSlot, service: Arc<Mutex<S>>) -> Result<Self, HttpsError> {
+        let addr = config.listen;
+        if AddressFamily::of(&addr) == AddressFamily::V4 {
+            return Err(HttpsError::Ipv4Refused { addr });
+        }
+        let bind = || -> io::Result<TcpListener> {
+            let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+            // The host default would make the socket dual-stack and let IPv4 in, mapped.
+            socket.set_only_v6(true)?;
+            socket.set_reuse_address(true)?;
+            socket.set_nonblocking(true)?;
+            socket.bind(&addr.into())?;
+            socket.listen(1024)?;
+            TcpListener::from_std(socket.into())
+        };
+        let listener = bind().map_err(|source| HttpsError::Bind { addr, source })?;
+        let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| HttpsError::Certificate(e.to_string()))?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(certificate));
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(HttpsServer {
+            listener,
+            acceptor: TlsAcceptor::from(Arc::new(tls)),
+            service,
+            config,
+        })
+    }
+
+    /// The address actually bound (port 0 picks a free one).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes; connections already accepted finish on their own.
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) {
+        let permits = Arc::new(Semaphore::new(self.config.connections_max));
+        tokio::pin!(shutdown);
+        loop {
+            let (tcp, peer) = tokio::select! {
+                () = &mut shutdown => return,
+                accepted = self.listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of descriptors and the like: pause rather than spin.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, limit = self.config.connections_max, "connection refused: at the connection limit");
+                continue;
+            };
+            let acceptor = self.acceptor.clone();
+            let service = self.service.clone();
+            let config = self.config.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let tls = match tokio::time::timeout(config.handshake_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, "TLS handshake failed: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                let limit = config.body_bytes_max;
+                let handler = hyper::service::service_fn(move |request| respond(request, service.clone(), limit));
+                let served = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(config.header_timeout)
+                    .serve_connection(TokioIo::new(tls), handler)
+                    .await;
+                if let Err(e) = served {
+                    tracing::debug!(%peer, "connection ended: {e}");
+                }
+            });
+        }
+    }
+}
+
+/// `text` escaped for a JSON string.
+fn json_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The most of an over-limit body read (and dropped) before answering 413.
+const DRAIN_BYTES_MAX: usize = 1 << 20;
+
+fn plain(status: u16, message: &str) -> HttpResponse {
+    HttpResponse::new(
+        status,
+        "application/json",
+        format!("{{\"error\": \"{}\"}}\n", json_escape(message)),
+    )
+}
+
+/// Reads a body of at most `limit` bytes. A larger one gets a 413; it is still read (and dropped)
+/// up to [`DRAIN_BYTES_MAX`] so that a client sending it whole, without `Expect: 100-continue`,
+/// reads the answer instead of a reset connection. A body declared larger than that is not read.
+async fn read_body(headers: &hyper::HeaderMap, mut body: Incoming, limit: usize) -> Result<Bytes, HttpResponse> {
+    let too_large = || plain(413, &format!("request body over the {limit}-byte limit"));
+    let declared = headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64 && n > DRAIN_BYTES_MAX as u64) {
+        return Err(too_large());
+    }
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| plain(400, &format!("could not read the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            seen = seen.saturating_add(data.len());
+            if seen <= limit {
+                kept.extend_from_slice(&data);
+            } else if seen > DRAIN_BYTES_MAX {
+                break;
+            }
+        }
+    }
+    if seen > limit {
+        return Err(too_large());
+    }
+    Ok(Bytes::from(kept))
+}
+
+async fn respond<S: HttpService + 'static>(
+    request: Request<Incoming>,
+    service: Arc<Mutex<S>>,
+    limit: usize,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = request.into_parts();
+    let answer = match read_body(&parts.headers, body, limit).await {
+        Err(answer) => answer,
+        Ok(body) => {
+            let request = HttpRequest {
+                method: parts.method.as_str().to_owned(),
+                path: parts.uri.path().to_owned(),
+                query: parts.uri.query().unwrap_or("").to_owned(),
+                body,
+            };
+            let now = host_wall_now();
+            let handled = tokio::task::spawn_blocking(move || match service.lock() {
+                Ok(mut s) => s.handle(&request, now),
+                Err(_) => plain(503, "the service failed on an earlier request; restart the server"),
+            })
+            .await;
+            handled.unwrap_or_else(|_| plain(500, "internal error: the request handler failed"))
+        }
+    };
+    let mut response = Response::builder()
+        .status(answer.status)
+        .header("content-type", answer.content_type);
+    for (name, value) in &answer.headers {
+        response = response.header(*name, value.as_str());
+    }
+    Ok(response.body(Full::new(answer.body)).unwrap_or_else(|e| {
+        let mut r = Response::new(Full::new(Bytes::from(format!("{{\"error\": \"bad response: {}\"}}\n", json_escape(&e.to_string())))));
+        *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+        r
+    }))
+}

@@ -1,0 +1,304 @@
+//! `testbed trustchain`: an operator runs a CA from its state directory and a node enrolls
+//! through the HTTPS API, end to end over real sockets on [::1].
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+
+use rustls::pki_types::ServerName;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use trustchain::ca::{key_from_seed, request, NodeIdentity};
+use trustchain::ct::{leaf_hash, verify_inclusion, Hash, SignedTreeHead};
+use trustchain_service::pem;
+
+fn testbed(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_testbed"))
+        .args(args)
+        .output()
+        .expect("testbed runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn openssl_available() -> bool {
+    let found = Command::new("openssl").arg("version").output().is_ok();
+    assert!(
+        found || std::env::var_os("TESTBED_REQUIRE_OPENSSL").is_none(),
+        "no openssl on PATH"
+    );
+    found
+}
+
+/// A running `testbed trustchain serve`, killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(state: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_testbed"))
+            .args(["trustchain", "serve", "--state", state.to_str().unwrap(), "--listen", "[::1]:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line
+            .strip_prefix("listening on https://")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .parse()
+            .unwrap();
+        Server { child, addr }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTPS request to the CA, trusting only `root_pem`, naming the server `trustchain.mesh`.
+fn https(server: &Server, root_pem: &Path, method: &str, target: &str, body: &str) -> (u16, String) {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in pem::chain(&std::fs::read(root_pem).unwrap()).unwrap() {
+        roots.add(cert).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let mut tls = connector
+            .connect(ServerName::try_from("trustchain.mesh").unwrap(), tcp)
+            .await
+            .expect("the server's certificate verifies against root.pem");
+        let head = format!(
+            "{method} {target} HTTP/1.1\r\nhost: trustchain.mesh\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        tls.write_all(head.as_bytes()).await.unwrap();
+        tls.write_all(body.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        // The server may close without TLS close_notify; what arrived is the whole answer.
+        let _ = tls.read_to_end(&mut answer).await;
+        let answer = text(&answer);
+        let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        (status, body)
+    })
+}
+
+fn json(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// A CSR for node-1.mesh / fd00::1: made by openssl with a P-256 key when it is installed (a
+/// client the CA did not write), else by rcgen with Ed25519.
+fn csr(dir: &Path) -> PathBuf {
+    let path = dir.join("csr.pem");
+    if openssl_available() {
+        let key = dir.join("node.key");
+        let ok = Command::new("openssl")
+            .args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"])
+            .arg(&key)
+            .output()
+            .unwrap()
+            .status
+            .success();
+        assert!(ok);
+        let out = Command::new("openssl")
+            .args(["req", "-new", "-subj", "/CN=node-1.mesh", "-addext", "subjectAltName=DNS:node-1.mesh,IP:fd00::1", "-key"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    } else {
+        let who = NodeIdentity {
+            name: "node-1.mesh".into(),
+            addr: "fd00::1".parse().unwrap(),
+        };
+        let der = request(&who, &key_from_seed(&[7; 32])).unwrap();
+        std::fs::write(&path, pem::encode("CERTIFICATE REQUEST", &der)).unwrap();
+    }
+    path
+}
+
+#[test]
+fn an_operator_runs_a_ca_and_a_node_enrolls_over_https() {
+    let dir = fresh_dir("trustchain-service");
+    let state = dir.join("ca");
+    let state_arg = state.to_str().unwrap();
+    let trust = dir.join("trust");
+    let root = trust.join("root.pem");
+
+    let init = testbed(&["trustchain", "ca", "init", "--state", state_arg]);
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    let again = testbed(&["trustchain", "ca", "init", "--state", state_arg]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(text(&again.stderr).contains("already exists"), "{}", text(&again.stderr));
+    let install = testbed(&["trustchain", "ca", "install", "--state", state_arg, "--out", trust.to_str().unwrap()]);
+    assert!(install.status.success(), "{}", text(&install.stderr));
+    let token = testbed(&["trustchain", "token", "--state", state_arg, "--name", "node-1.mesh", "--addr", "fd00::1"]);
+    assert!(token.status.success(), "{}", text(&token.stderr));
+    let token = text(&token.stdout).trim().to_owned();
+    let csr_pem = std::fs::read_to_string(csr(&dir)).unwrap();
+
+    let server = Server::start(&state);
+    // Nobody without a credential obtains a certificate.
+    let no_token = serde_json::json!({ "csr": csr_pem }).to_string();
+    let (status, body) = https(&server, &root, "POST", "/ca/issue", &no_token);
+    assert_eq!(status, 403, "{body}");
+    assert!(json(&body)["error"].as_str().unwrap().contains("join token"));
+    let forged = format!("{}0", &token[..token.len() - 1]);
+    let (status, _) = https(&server, &root, "POST", "/ca/issue", &serde_json::json!({ "csr": csr_pem, "token": forged }).to_string());
+    assert_eq!(status, 403);
+    let (status, body) = https(&server, &root, "POST", "/ca/issue", &serde_json::json!({ "csr": csr_pem, "token": token }).to_string());
+    assert_eq!(status, 200, "{body}");
+    let issued = json(&body);
+    let chain_pem = issued["chain"].as_str().unwrap().to_owned();
+    let chain_path = dir.join("chain.pem");
+    std::fs::write(&chain_path, &chain_pem).unwrap();
+
+    // The guide's own check of the chain.
+    if openssl_available() {
+        let chain = pem::chain(chain_pem.as_bytes()).unwrap();
+        let leaf = dir.join("leaf.pem");
+        std::fs::write(&leaf, pem::encode("CERTIFICATE", &chain[0])).unwrap();
+        let out = Command::new("openssl")
+            .arg("verify")
+            .arg("-CAfile")
+            .arg(&root)
+            .arg("-untrusted")
+            .arg(trust.join("intermediate.pem"))
+            .arg(&leaf)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(text(&out.stdout).contains(": OK"));
+    }
+
+    let (status, body) = https(&server, &root, "POST", "/ca/validate?name=node-1.mesh&require_logged=true", &chain_pem);
+    assert_eq!(status, 200, "{body}");
+    let verdict = json(&body);
+    assert_eq!(verdict["valid"], true, "{verdict}");
+    let (status, body) = https(&server, &root, "POST", "/ca/validate", "-----BEGIN CERTIFICATE-----\ngarbage");
+    assert_eq!(status, 400, "{body}");
+    assert!(json(&body)["error"].as_str().is_some());
+    assert_eq!(https(&server, &root, "GET", "/ca/issue", "").0, 405);
+    assert_eq!(https(&server, &root, "GET", "/nope", "").0, 404);
+    let (status, body) = https(&server, &root, "POST", "/ca/validate", &"A".repeat(100_000));
+    assert_eq!(status, 413, "{body}");
+
+    // The certificate is in the CT log: the signed head verifies with the installed key, and the
+    // served proof ties the leaf to it.
+    let (_, body) = https(&server, &root, "GET", "/ct/sth", "");
+    let sth_json = json(&body);
+    let hash = |v: &Value| -> Hash {
+        let s = v.as_str().unwrap();
+        (0..32).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap()).collect::<Vec<_>>().try_into().unwrap()
+    };
+    let signature: Vec<u8> = {
+        let s = sth_json["signature"].as_str().unwrap();
+        (0..64).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap()).collect()
+    };
+    let sth = SignedTreeHead {
+        tree_size: sth_json["tree_size"].as_u64().unwrap(),
+        timestamp_ms: sth_json["timestamp_ms"].as_u64().unwrap(),
+        root_hash: hash(&sth_json["root_hash"]),
+        signature: signature.try_into().unwrap(),
+    };
+    let log_key = std::fs::read_to_string(trust.join("ct-log.pub")).unwrap();
+    let log_key: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&log_key[2 * i..2 * i + 2], 16).unwrap()).collect();
+    sth.verify(&log_key).expect("the tree head is signed by the installed log key");
+    let index = verdict["ct_index"].as_u64().unwrap();
+    let (status, body) = https(&server, &root, "GET", &format!("/ct/proof?index={index}&size={}", sth.tree_size), "");
+    assert_eq!(status, 200, "{body}");
+    let path: Vec<Hash> = json(&body)["audit_path"].as_array().unwrap().iter().map(hash).collect();
+    let leaf = &pem::chain(chain_pem.as_bytes()).unwrap()[0];
+    verify_inclusion(&leaf_hash(leaf), index, sth.tree_size, &path, &sth.root_hash).expect("the leaf is in the log");
+
+    // While it serves, the state directory is locked against other writers.
+    let busy = testbed(&["trustchain", "rotate", "--state", state_arg]);
+    assert_eq!(busy.status.code(), Some(2));
+    assert!(text(&busy.stderr).contains("in use by process"), "{}", text(&busy.stderr));
+    drop(server);
+
+    // Operator commands after the server stopped (killed: nothing acknowledged is lost).
+    let revoke = testbed(&["trustchain", "revoke", "--state", state_arg, "--cert", chain_path.to_str().unwrap()]);
+    assert!(revoke.status.success(), "{}", text(&revoke.stderr));
+    let check = testbed(&["trustchain", "validate", "--state", state_arg, chain_path.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(text(&check.stdout).contains("invalid (revoked)"), "{}", text(&check.stdout));
+    let rotate = testbed(&[
+        "trustchain", "rotate", "--state", state_arg, "--overlap-period", "1h", "--gradual-rollout", "--verify-before-switch",
+    ]);
+    assert!(rotate.status.success(), "{}", text(&rotate.stderr));
+    assert!(text(&rotate.stdout).contains("6 waves 300 s apart"), "{}", text(&rotate.stdout));
+    let twice = testbed(&["trustchain", "rotate", "--state", state_arg]);
+    assert_eq!(twice.status.code(), Some(2));
+    assert!(text(&twice.stderr).contains("rotation is in progress"));
+
+    // A restarted server publishes the overlap: both intermediates, and the plan.
+    let server = Server::start(&state);
+    let (status, body) = https(&server, &root, "GET", "/ca/bundle?format=json", "");
+    assert_eq!(status, 200, "{body}");
+    let bundle = json(&body);
+    assert_eq!(bundle["issuers"].as_array().unwrap().len(), 2, "{bundle}");
+    assert_eq!(bundle["rotation"]["waves"], 6);
+    let (_, crl) = https(&server, &root, "GET", "/ca/crl", "");
+    assert_eq!(crl.matches("BEGIN X509 CRL").count(), 2, "one list per intermediate held");
+}
+
+#[test]
+fn ipv4_and_bad_flags_are_refused_by_name() {
+    let dir = fresh_dir("trustchain-service-refusals");
+    let state = dir.join("ca");
+    let state_arg = state.to_str().unwrap();
+    let none = testbed(&["trustchain", "token", "--state", state_arg, "--name", "n.mesh", "--addr", "fd00::1"]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(text(&none.stderr).contains("no CA in"), "{}", text(&none.stderr));
+    assert!(testbed(&["trustchain", "ca", "init", "--state", state_arg]).status.success());
+    let v4 = testbed(&["trustchain", "serve", "--state", state_arg, "--listen", "127.0.0.1:0"]);
+    assert_eq!(v4.status.code(), Some(2));
+    assert!(text(&v4.stderr).contains("IPv6-only"), "{}", text(&v4.stderr));
+    let mapped = testbed(&["trustchain", "serve", "--state", state_arg, "--listen", "[::ffff:127.0.0.1]:0"]);
+    assert_eq!(mapped.status.code(), Some(2));
+    assert!(text(&mapped.stderr).contains("IPv6-only"), "{}", text(&mapped.stderr));
+    let v4_node = testbed(&["trustchain", "token", "--state", state_arg, "--name", "n.mesh", "--addr", "10.0.0.1"]);
+    assert_eq!(v4_node.status.code(), Some(2));
+    assert!(text(&v4_node.stderr).contains("IPv6-only"), "{}", text(&v4_node.stderr));
+    let bad_plan = testbed(&[
+        "trustchain", "rotate", "--state", state_arg, "--overlap-period", "10m", "--gradual-rollout",
+    ]);
+    assert_eq!(bad_plan.status.code(), Some(2));
+    assert!(text(&bad_plan.stderr).contains("lengthen --overlap-period"), "{}", text(&bad_plan.stderr));
+    let bad_serial = testbed(&["trustchain", "revoke", "--state", state_arg, "--serial", "xyz"]);
+    assert_eq!(bad_serial.status.code(), Some(2));
+    assert!(text(&bad_serial.stderr).contains("not a certificate serial"));
+    let no_csr = testbed(&["trustchain", "issue", "--state", state_arg, "--csr", "/nonexistent.pem", "--token", "t"]);
+    assert_eq!(no_csr.status.code(), Some(2));
+    assert!(text(&no_csr.stderr).contains("/nonexistent.pem"));
+}
