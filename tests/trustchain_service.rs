@@ -5,11 +5,9 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Arc;
 
-use rustls::pki_types::ServerName;
+use runtime_tokio::HttpsClient;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use trustchain::ca::{key_from_seed, request, NodeIdentity};
 use trustchain::ct::{leaf_hash, verify_inclusion, Hash, SignedTreeHead};
 use trustchain_service::pem;
@@ -76,37 +74,17 @@ impl Drop for Server {
 
 /// One HTTPS request to the CA, trusting only `root_pem`, naming the server `trustchain.mesh`.
 fn https(server: &Server, root_pem: &Path, method: &str, target: &str, body: &str) -> (u16, String) {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in pem::chain(&std::fs::read(root_pem).unwrap()).unwrap() {
-        roots.add(cert).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
+    let roots: Vec<Vec<u8>> = pem::chain(&std::fs::read(root_pem).unwrap())
         .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .into_iter()
+        .map(|c| c.to_vec())
+        .collect();
+    let client = HttpsClient::new(server.addr, "trustchain.mesh", &roots).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-        let mut tls = connector
-            .connect(ServerName::try_from("trustchain.mesh").unwrap(), tcp)
-            .await
-            .expect("the server's certificate verifies against root.pem");
-        let head = format!(
-            "{method} {target} HTTP/1.1\r\nhost: trustchain.mesh\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-            body.len()
-        );
-        tls.write_all(head.as_bytes()).await.unwrap();
-        tls.write_all(body.as_bytes()).await.unwrap();
-        let mut answer = Vec::new();
-        // The server may close without TLS close_notify; what arrived is the whole answer.
-        let _ = tls.read_to_end(&mut answer).await;
-        let answer = text(&answer);
-        let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-        (status, body)
-    })
+    let (status, body) = runtime
+        .block_on(client.call(method, target, body.to_owned()))
+        .expect("an answer, over TLS verified against root.pem");
+    (status, text(&body))
 }
 
 fn json(body: &str) -> Value {
@@ -172,7 +150,8 @@ fn an_operator_runs_a_ca_and_a_node_enrolls_over_https() {
     let (status, body) = https(&server, &root, "POST", "/ca/issue", &no_token);
     assert_eq!(status, 403, "{body}");
     assert!(json(&body)["error"].as_str().unwrap().contains("join token"));
-    let forged = format!("{}0", &token[..token.len() - 1]);
+    let flipped = if token.ends_with('0') { '1' } else { '0' };
+    let forged = format!("{}{flipped}", &token[..token.len() - 1]);
     let (status, _) = https(&server, &root, "POST", "/ca/issue", &serde_json::json!({ "csr": csr_pem, "token": forged }).to_string());
     assert_eq!(status, 403);
     let (status, body) = https(&server, &root, "POST", "/ca/issue", &serde_json::json!({ "csr": csr_pem, "token": token }).to_string());

@@ -180,6 +180,8 @@ impl<S: HttpService + 'static> HttpsServer<S> {
                 tracing::warn!(%peer, limit = self.config.connections_max, "connection refused: at the connection limit");
                 continue;
             };
+            // Answers are small and final: send them without waiting to coalesce.
+            let _ = tcp.set_nodelay(true);
             let acceptor = self.acceptor.clone();
             let service = self.service.clone();
             let config = self.config.clone();
