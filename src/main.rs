@@ -9,6 +9,8 @@ mod progress;
 mod run;
 mod scenario;
 mod shrink;
+mod stoq_bench;
+mod stoq_cmd;
 mod sweep;
 mod trustchain_cmd;
 
@@ -134,6 +136,9 @@ enum Command {
     /// found the chain invalid; 2: error.
     #[command(subcommand)]
     Trustchain(trustchain_cmd::TrustchainCommand),
+    /// STOQ transport commands: `bench` (throughput beside raw quinn).
+    #[command(subcommand)]
+    Stoq(stoq_cmd::StoqCommand),
 }
 
 #[derive(Subcommand)]
@@ -223,6 +228,7 @@ fn main() -> ExitCode {
         ),
         Command::Bench(BenchCommand::Simspeed { nodes, seconds, json }) => bench_simspeed(nodes, seconds, json),
         Command::Trustchain(command) => trustchain_cmd::run(command),
+        Command::Stoq(command) => stoq_cmd::run(command),
     }
 }
 

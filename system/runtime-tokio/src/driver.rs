@@ -10,8 +10,15 @@ use tokio::sync::watch;
 
 use crate::RealEnv;
 
-/// The receive buffer: one byte more than any UDP payload, so nothing is ever truncated.
+/// The receive buffer per message: one byte more than any UDP payload, so nothing is ever
+/// truncated (a GRO batch fills at most this much too).
 pub const RECV_BUFFER_BYTES: usize = 65_536;
+
+/// The most datagrams in a row for which `more_datagrams_follow` holds.
+const DEFER_DATAGRAMS_MAX: usize = 32;
+
+/// Receive batches taken back to back after a wake before the loop waits again.
+const DRAIN_ROUNDS_MAX: usize = 16;
 
 /// What a driver did before it was shut down.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -22,21 +29,25 @@ pub struct NodeStats {
     pub timers_fired: u64,
     /// Receive errors reported by the OS (logged and skipped).
     pub receive_errors: u64,
-    /// Datagrams dropped because a send buffer was full.
+    /// Datagrams dropped because the send queue was full or the OS refused them.
     pub sends_dropped: u64,
+    /// Times a send found the socket's send buffer full and waited for room.
+    pub send_waits: u64,
 }
 
 /// One thing the loop woke up for.
 enum Wake {
     Shutdown { sender_gone: bool },
-    Datagram(io::Result<(usize, SocketAddr)>),
+    Datagrams(io::Result<()>),
     Timer,
 }
 
 /// Runs `actor` on `env` until `shutdown` holds `true` or its sender is dropped.
 ///
-/// Calls `on_start` first, then one event per iteration: a datagram from any of the node's
-/// sockets, or the earliest due timer. Both waits are raced fairly (tokio's `select!` starts from
+/// Calls `on_start` first, then one event per iteration: a batch of datagrams from one of the
+/// node's sockets (each handed to `on_datagram` in turn), or the earliest due timer. What the
+/// actor sends during a callback is written after it returns (segmented sends in one system
+/// call), waiting for the socket if its send buffer is full. Both waits are raced fairly (tokio's `select!` starts from
 /// a random branch), so a flood of datagrams cannot starve timers nor a stream of past-due timers
 /// starve the sockets. Timers due at the same instant fire in the order they were set. The
 /// actor's callbacks run on the calling task: a callback that blocks stalls this node (and, on a
@@ -47,8 +58,9 @@ pub async fn drive<A: Actor + ?Sized>(
     shutdown: &mut watch::Receiver<bool>,
 ) -> NodeStats {
     let mut stats = NodeStats::default();
-    let mut buf = vec![0u8; RECV_BUFFER_BYTES];
+    let mut batch: Vec<(SocketAddr, Bytes)> = Vec::new();
     actor.on_start(env);
+    env.sockets.flush().await;
     loop {
         if *shutdown.borrow_and_update() {
             break;
@@ -70,7 +82,7 @@ pub async fn drive<A: Actor + ?Sized>(
             };
             tokio::select! {
                 changed = shutdown.changed() => Wake::Shutdown { sender_gone: changed.is_err() },
-                received = env.sockets.recv(&mut buf) => Wake::Datagram(received),
+                received = env.sockets.recv(&mut batch) => Wake::Datagrams(received),
                 () = timer => Wake::Timer,
             }
         };
@@ -78,11 +90,48 @@ pub async fn drive<A: Actor + ?Sized>(
             Wake::Shutdown { sender_gone: true } => break,
             // The loop head reads the new value.
             Wake::Shutdown { sender_gone: false } => {}
-            Wake::Datagram(Ok((len, from))) => {
-                stats.datagrams_received += 1;
-                actor.on_datagram(env, from, Bytes::copy_from_slice(&buf[..len]));
+            Wake::Datagrams(Ok(())) => {
+                // Under load, keep reading while the sockets have more (firing timers that fall
+                // due meanwhile) rather than paying a full wait per batch; bounded, so the other
+                // branches and tasks still get their turn.
+                for round in 0..=DRAIN_ROUNDS_MAX {
+                    if round > 0 {
+                        // One due timer per round: an actor that keeps setting past-due timers
+                        // must not keep this loop from the sockets (or the other tasks).
+                        if let Some(token) = env.timers.pop_due(env.now()) {
+                            stats.timers_fired += 1;
+                            actor.on_timer(env, token);
+                            env.sockets.flush().await;
+                        }
+                        match env.sockets.try_recv(&mut batch) {
+                            Ok(true) => {}
+                            Ok(false) => break,
+                            Err(e) => {
+                                stats.receive_errors += 1;
+                                tracing::debug!(node = env.node(), error = %e, "receive failed; skipped");
+                                break;
+                            }
+                        }
+                    }
+                    let count = batch.len();
+                    for (i, (from, payload)) in batch.drain(..).enumerate() {
+                        stats.datagrams_received += 1;
+                        // "More follow" holds within groups of DEFER_DATAGRAMS_MAX, so an actor
+                        // deferring per-batch work (a QUIC receiver's acknowledgements) never
+                        // holds it back behind a whole GRO-sized batch.
+                        let group_ends = (i + 1) % DEFER_DATAGRAMS_MAX == 0;
+                        env.batch_remaining = if group_ends { 0 } else { count - i - 1 };
+                        actor.on_datagram(env, from, payload);
+                        // What a group's end produced (acknowledgements, above all) leaves now,
+                        // not after the rest of a long batch.
+                        if env.batch_remaining == 0 {
+                            env.sockets.flush().await;
+                        }
+                    }
+                    env.batch_remaining = 0;
+                }
             }
-            Wake::Datagram(Err(e)) => {
+            Wake::Datagrams(Err(e)) => {
                 stats.receive_errors += 1;
                 tracing::debug!(node = env.node(), error = %e, "receive failed; skipped");
                 // Let other tasks run in case the error repeats at once.
@@ -94,10 +143,12 @@ pub async fn drive<A: Actor + ?Sized>(
                 if let Some(token) = env.timers.pop_due(env.now()) {
                     stats.timers_fired += 1;
                     actor.on_timer(env, token);
+                    env.sockets.flush().await;
                 }
             }
         }
     }
     stats.sends_dropped = env.sends_dropped();
+    stats.send_waits = env.sockets.waits();
     stats
 }

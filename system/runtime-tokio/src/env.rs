@@ -50,6 +50,8 @@ pub struct RealEnv {
     rng: DetRng,
     storage: DirStorage,
     probes: Option<ProbeSender>,
+    /// Datagrams of the current receive batch still to be handed over (set by the driver).
+    pub(crate) batch_remaining: usize,
 }
 
 impl RealEnv {
@@ -68,6 +70,7 @@ impl RealEnv {
             rng,
             storage,
             probes: None,
+            batch_remaining: 0,
         })
     }
 
@@ -140,7 +143,19 @@ impl Datagrams for RealEnv {
     }
 
     fn send_to(&mut self, to: SocketAddr, payload: Bytes) -> Result<(), SendError> {
-        self.sockets.send_to(to, &payload)
+        self.sockets.send_to(to, payload)
+    }
+
+    fn max_segments(&self) -> usize {
+        self.sockets.max_segments()
+    }
+
+    fn more_datagrams_follow(&self) -> bool {
+        self.batch_remaining > 0
+    }
+
+    fn send_segments(&mut self, to: SocketAddr, payload: Bytes, segment_size: usize) -> Result<(), SendError> {
+        self.sockets.send_segments(to, payload, segment_size)
     }
 }
 

@@ -32,6 +32,34 @@ pub trait Datagrams {
     fn local_addrs(&self) -> &[SocketAddr];
     /// Hands `payload` to the network for `to`, from this node's socket of `to`'s family.
     fn send_to(&mut self, to: SocketAddr, payload: Bytes) -> Result<(), SendError>;
+
+    /// Whether more received datagrams follow this one at once (they came in one system call):
+    /// an actor may then defer work that is cheaper done once per batch, such as deciding what
+    /// to send, to the last of them. The simulator hands datagrams over one at a time: `false`.
+    fn more_datagrams_follow(&self) -> bool {
+        false
+    }
+
+    /// How many datagrams one [`Datagrams::send_segments`] call may carry: above 1 where the
+    /// backend offloads segmentation to the kernel (Linux UDP GSO), 1 otherwise.
+    fn max_segments(&self) -> usize {
+        1
+    }
+
+    /// Sends `payload` to `to` as consecutive datagrams of `segment_size` bytes each (the last
+    /// may be shorter), at most [`Datagrams::max_segments`] of them. The network sees exactly
+    /// what as many `send_to` calls would send, which is what this default does; a backend with
+    /// segmentation offload hands them to the kernel in one system call.
+    fn send_segments(&mut self, to: SocketAddr, payload: Bytes, segment_size: usize) -> Result<(), SendError> {
+        let segment_size = segment_size.max(1);
+        let mut at = 0;
+        while at < payload.len() {
+            let end = (at + segment_size).min(payload.len());
+            self.send_to(to, payload.slice(at..end))?;
+            at = end;
+        }
+        Ok(())
+    }
 }
 
 /// Observations the actor reports to whoever runs it.

@@ -15,20 +15,20 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use pki_types::CertificateDer;
-use quinn_proto::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn_proto::{
-    ConnectionError, ConnectionHandle, DatagramEvent, Dir, EndpointConfig, IdleTimeout, ReadError, SendDatagramError,
-    StreamEvent, StreamId, TransportConfig, VarInt, WriteError,
+    ConnectionError, ConnectionHandle, DatagramEvent, Dir, ReadError, SendDatagramError,
+    StreamEvent, StreamId, VarInt, WriteError,
 };
-use runtime::{DetRng, Env, Instant, Probe, TimerToken};
+use runtime::{Env, Instant, Probe, TimerToken};
 
-use crate::config::{require_ipv6, ConfigError, Randomness, StoqConfig};
+use crate::config::{require_ipv6, ConfigError, StoqConfig};
 use crate::frame::{header, FrameError, FrameReader};
-use crate::random::{self, Installed, SeededCids, SharedRng};
+use crate::random::{Installed, SharedRng};
+use crate::setup::{PacketProtection, QuicSetup};
 use crate::stats::StoqStats;
 use crate::time::QuicClock;
 use crate::tls::{refusal_class, refusal_text, Credentials, PeerIdentity, Security, TlsSetupError, Trust};
@@ -329,53 +329,27 @@ impl Endpoint {
     /// An endpoint on `env`'s IPv6 socket presenting `credentials` (none yet: it can accept
     /// nothing and dial nothing until [`Endpoint::present`]) and trusting `trust`.
     pub fn new(env: &mut dyn Env, config: StoqConfig, credentials: Option<&Credentials>, trust: Trust) -> Result<Self, SetupError> {
+        let setup = QuicSetup::new(&config, credentials, trust, PacketProtection::Encrypted)?;
+        Self::with_setup(env, config, setup)
+    }
+
+    /// An endpoint on `env`'s IPv6 socket with configurations built by [`QuicSetup::new`] from
+    /// the same `config`.
+    pub fn with_setup(env: &mut dyn Env, config: StoqConfig, setup: QuicSetup) -> Result<Self, SetupError> {
         config.validate()?;
         let locals = env.local_addrs().to_vec();
         if !locals.iter().any(|a| require_ipv6("local", *a).is_ok()) {
             return Err(SetupError::NoIpv6Socket(locals));
         }
-        let rng = match config.randomness {
-            Randomness::Os => None,
-            Randomness::Seeded(seed) => Some(Arc::new(Mutex::new(DetRng::seed_from_u64(seed)))),
-        };
-        let _installed = Installed::new(rng.as_ref());
-        let security = Security::new(random::provider(rng.is_some()), credentials, trust)?;
-        let key_error = |_| TlsSetupError::Config("no randomness for keys".into());
-        let transport = Arc::new(transport_config(&config));
-
-        let reset_key = random::key_bytes::<32>(rng.as_ref()).map_err(key_error)?;
-        let mut endpoint_config = EndpointConfig::new(Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &reset_key)));
-        if let Some(rng) = &rng {
-            let mut seed = [0u8; 32];
-            runtime::Entropy::fill_bytes(&mut *rng.lock().unwrap_or_else(|p| p.into_inner()), &mut seed);
-            endpoint_config.rng_seed(Some(seed));
-            let cids = rng.clone();
-            endpoint_config.cid_generator(move || Box::new(SeededCids { rng: cids.clone() }));
-        }
-
-        let token_key = random::key_bytes::<64>(rng.as_ref()).map_err(key_error)?;
-        let token_key = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, &[]).extract(&token_key);
-        let server_tls = QuicServerConfig::try_from(security.server_config()?)
-            .map_err(|e| TlsSetupError::Config(e.to_string()))?;
-        let mut server = quinn_proto::ServerConfig::new(Arc::new(server_tls), Arc::new(token_key));
-        server.transport_config(transport.clone());
-        // No address-validation tokens: they would be stored and checked across connections
-        // (and quinn's token log is a randomly keyed bloom filter).
-        server.validation_token_config(quinn_proto::ValidationTokenConfig::default().sent(0).clone());
-        server.migration(false);
-        server.max_incoming(config.connections_max);
-
-        let client_tls = QuicClientConfig::try_from(security.client_config()?)
-            .map_err(|e| TlsSetupError::Config(e.to_string()))?;
-        let mut client = quinn_proto::ClientConfig::new(Arc::new(client_tls));
-        client.transport_config(transport);
-        if let Some(rng) = &rng {
-            let cids = rng.clone();
-            client.initial_dst_cid_provider(Arc::new(move || random::initial_cid(&cids)));
-        }
-
+        let QuicSetup {
+            endpoint,
+            server,
+            client,
+            security,
+            rng,
+        } = setup;
         let quic = quinn_proto::Endpoint::new(
-            Arc::new(endpoint_config),
+            Arc::new(endpoint),
             Some(Arc::new(server)),
             config.mtu_discovery,
             None,
@@ -420,6 +394,13 @@ impl Endpoint {
         self.conns.get(ch)?.identity.as_ref()
     }
 
+    /// quinn-proto's figures for the connection to `peer` (round-trip time, congestion window,
+    /// packets sent and lost, frames), if there is one.
+    pub fn connection_stats(&self, peer: SocketAddr) -> Option<quinn_proto::ConnectionStats> {
+        let ch = self.peers.get(&peer)?;
+        Some(self.conns.get(ch)?.quic.stats())
+    }
+
     /// Addresses with an established connection, in address order.
     pub fn connected_peers(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.peers
@@ -428,7 +409,8 @@ impl Endpoint {
             .map(|(a, _)| *a)
     }
 
-    /// Feeds a datagram that reached the node's socket.
+    /// Feeds a datagram that reached the node's socket. Where the backend says more follow in
+    /// the same batch, events and sends wait for the batch's last datagram.
     pub fn handle_datagram(&mut self, env: &mut dyn Env, from: SocketAddr, payload: Bytes) {
         let _installed = self.enter(env);
         let now = self.clock.to_quic(env.now());
@@ -465,7 +447,11 @@ impl Endpoint {
             Some(DatagramEvent::Response(t)) => send_transmit(env, &t, buf),
             None => {}
         }
-        self.drive(env);
+        // Within a receive batch, what to send is decided once, after its last datagram: a run
+        // of acknowledgements then frees room for one segmented send instead of many small ones.
+        if !env.more_datagrams_follow() {
+            self.drive(env);
+        }
     }
 
     /// Handles a timer; returns `false` (and does nothing) if `token` is not [`TIMER_TOKEN`].
@@ -651,7 +637,7 @@ impl Endpoint {
     }
 
     fn enter(&self, env: &mut dyn Env) -> Installed {
-        self.security.set_wall(env.wall_now());
+        self.security.observe_time(env.wall_now());
         Installed::new(self.rng.as_ref())
     }
 
@@ -824,9 +810,12 @@ impl Endpoint {
                     self.on_connection_event(env, ch, ev);
                 }
                 let Some(conn) = self.conns.get_mut(&ch) else { break };
+                // Where the backend offloads segmentation, quinn-proto builds runs of equal-size
+                // packets for one system call; in the simulator this is 1.
+                let segments = env.max_segments().max(1);
                 loop {
-                    let mut buf = Vec::with_capacity(1500);
-                    let Some(t) = conn.quic.poll_transmit(now, 1, &mut buf) else { break };
+                    let mut buf = Vec::with_capacity(1500 * segments);
+                    let Some(t) = conn.quic.poll_transmit(now, segments, &mut buf) else { break };
                     progressed = true;
                     self.stats.datagrams_sent += 1;
                     send_transmit(env, &t, buf);
@@ -1293,35 +1282,15 @@ impl Conn {
     }
 }
 
-fn transport_config(config: &StoqConfig) -> TransportConfig {
-    let mut t = TransportConfig::default();
-    t.max_concurrent_bidi_streams(VarInt::from_u32(config.streams_max));
-    t.max_concurrent_uni_streams(VarInt::from_u32(config.streams_max));
-    t.stream_receive_window(VarInt::from_u32(config.stream_window));
-    t.receive_window(VarInt::from_u32(config.connection_window));
-    t.send_window(config.send_window);
-    // validate() bounds the timeout well inside QUIC's varint range.
-    let idle = VarInt::from_u64(config.idle_timeout.as_millis() as u64).unwrap_or(VarInt::MAX);
-    t.max_idle_timeout(Some(IdleTimeout::from(idle)));
-    t.keep_alive_interval(Some(config.keep_alive));
-    if !config.mtu_discovery {
-        t.mtu_discovery_config(None);
-    }
-    t
-}
-
 fn send_transmit(env: &mut dyn Env, t: &quinn_proto::Transmit, mut buf: Vec<u8>) {
     buf.truncate(t.size);
     let payload = Bytes::from(buf);
-    // One datagram per call (max_datagrams = 1), but honour segmentation if a transmit has it.
-    let segment = t.segment_size.unwrap_or(t.size).max(1);
-    let mut at = 0;
-    while at < payload.len() {
-        let end = (at + segment).min(payload.len());
-        if let Err(e) = env.send_to(t.destination, payload.slice(at..end)) {
-            tracing::debug!(to = %t.destination, error = %e, "datagram not sent");
-        }
-        at = end;
+    let sent = match t.segment_size {
+        Some(segment) if segment < payload.len() => env.send_segments(t.destination, payload, segment),
+        _ => env.send_to(t.destination, payload),
+    };
+    if let Err(e) = sent {
+        tracing::debug!(to = %t.destination, error = %e, "datagram not sent");
     }
 }
 

@@ -19,13 +19,16 @@
 mod config;
 mod endpoint;
 pub mod frame;
+mod plaintext;
 mod random;
+mod setup;
 mod stats;
 mod time;
 mod tls;
 
 pub use config::{require_ipv6, ConfigError, Randomness, StoqConfig};
 pub use endpoint::{BulkId, Endpoint, Event, RequestFailed, RequestId, SetupError, StoqError, TIMER_TOKEN};
+pub use setup::{PacketProtection, QuicSetup};
 pub use stats::{StoqStats, REFUSAL_CLASSES};
 pub use tls::{refusal_class, Credentials, PeerIdentity, Security, TlsSetupError, Trust, ALPN};
 

@@ -183,7 +183,9 @@ impl Security {
         state.trust.bundle.validate(chain, &state.trust.crls, secs, expected)
     }
 
-    pub(crate) fn set_wall(&self, now: WallTime) {
+    /// Sets the wall-clock time certificate checks use. [`crate::Endpoint`] does so from
+    /// `Env::wall_now` on every call; a different driver (the benchmark's raw quinn) must too.
+    pub fn observe_time(&self, now: WallTime) {
         self.wall.store(now.as_unix_nanos(), Ordering::Relaxed);
     }
 
