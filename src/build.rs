@@ -10,11 +10,15 @@ use runtime::{Actor, DetRng, Entropy};
 use serde::Serialize;
 use simulator::{ClockModel, FaultAction, LinkModel, NetworkModel, NodeSet, NodeSpec, SimTime, Simulation};
 
-use trustchain::ca::NodeIdentity;
+use stoq::{Credentials, Randomness, Secured, StoqConfig, Trust};
+use trustchain::ca::{key_from_seed, Authority, CaPolicy, NodeIdentity};
+use trustchain::trust::TrustBundle;
 use trustchain::enroll::{Grant, TokenKey};
 use trustchain::node::{AuthorityConfig, TrustNode, TrustNodeConfig};
 
-use crate::scenario::{fixed_indices, Family, FaultKind, FaultPlan, Scenario, Selection, SwarmPlan, TrustChainPlan};
+use crate::scenario::{
+    fixed_indices, Family, FaultKind, FaultPlan, Scenario, Selection, StoqPlan, SwarmPlan, TrustChainPlan,
+};
 
 /// The port every simulated node listens on.
 pub const MEMBERSHIP_PORT: u16 = 7946;
@@ -26,6 +30,7 @@ mod stream {
     pub const SELECTIONS: u64 = 12;
     pub const SWARM: u64 = 13;
     pub const STARTS: u64 = 14;
+    pub const STOQ: u64 = 16;
 }
 
 /// A scheduled fault, resolved to node sets.
@@ -477,6 +482,77 @@ fn resolve_faults(scenario: &Scenario, swarm_rng: &mut DetRng, select_rng: &mut 
     plans
 }
 
+/// Membership over STOQ: a CA drawn from the seed issues every IPv6 node a leaf for its address
+/// (valid for the whole run), as an operator's enrollment would before the start; an IPv4-only
+/// node gets none, and its endpoint refuses to start. Each incarnation of a node gets its own
+/// seeded randomness (a restarted node is a new QUIC endpoint).
+fn stoq_factory(
+    scenario: &Scenario,
+    plan: &StoqPlan,
+    root: &DetRng,
+    configs: Vec<MembershipConfig>,
+) -> Box<dyn simulator::ActorFactory> {
+    let mut rng = root.fork(stream::STOQ);
+    let mut seed = || {
+        let mut s = [0u8; 32];
+        rng.fill_bytes(&mut s);
+        s
+    };
+    let policy = CaPolicy {
+        leaf_lifetime: scenario.duration + Duration::from_secs(86_400),
+        ..CaPolicy::default()
+    };
+    let epoch = simulator::SIM_EPOCH_UNIX_SECS;
+    let mut ca = Authority::create(&seed(), &seed(), epoch, policy).expect("a CA from any seeds at the sim epoch");
+    let credentials: Vec<Option<Credentials>> = (0..scenario.nodes.len())
+        .map(|i| {
+            let key_seed = seed();
+            let addr = node_addrs(i as u32, scenario.nodes[i].family)
+                .into_iter()
+                .find_map(|a| match a.ip() {
+                    IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => Some(v6),
+                    _ => None,
+                })?;
+            let key = key_from_seed(&key_seed);
+            let who = NodeIdentity {
+                name: format!("node-{i}.mesh"),
+                addr,
+            };
+            let leaf = ca.issue(&who, &key, epoch).expect("a leaf for a valid identity");
+            Some(Credentials {
+                chain: vec![leaf, ca.intermediate().clone()],
+                key_pkcs8: key.serialize_der(),
+            })
+        })
+        .collect();
+    let trust = Trust {
+        bundle: TrustBundle::new(ca.root().clone(), ca.intermediate().clone()),
+        crls: ca.revocation_lists(epoch).expect("a CRL at the sim epoch"),
+    };
+    let base = StoqConfig {
+        idle_timeout: plan.idle_timeout,
+        keep_alive: plan.keep_alive,
+        initial_rtt: plan.initial_rtt,
+        ..StoqConfig::default()
+    };
+    let mut incarnation = vec![0u64; configs.len()];
+    let salt = rng.next_u64();
+    Box::new(move |node: u32| -> Box<dyn Actor> {
+        let i = node as usize;
+        incarnation[i] += 1;
+        let config = StoqConfig {
+            randomness: Randomness::Seeded(salt ^ (u64::from(node) << 32) ^ incarnation[i]),
+            ..base.clone()
+        };
+        Box::new(Secured::new(
+            MembershipNode::new(configs[i].clone()),
+            config,
+            credentials[i].clone(),
+            trust.clone(),
+        ))
+    })
+}
+
 /// Builds the simulation of `scenario` under `seed`.
 pub fn build(scenario: &Scenario, seed: u64) -> Built {
     let root = root_rng(seed);
@@ -495,9 +571,12 @@ pub fn build(scenario: &Scenario, seed: u64) -> Built {
         }
         None => {
             let configs: Vec<MembershipConfig> = (0..count).map(|i| membership_config(scenario, i, &seeds)).collect();
-            Box::new(move |node: u32| -> Box<dyn Actor> {
-                Box::new(MembershipNode::new(configs[node as usize].clone()))
-            })
+            match &scenario.stoq {
+                None => Box::new(move |node: u32| -> Box<dyn Actor> {
+                    Box::new(MembershipNode::new(configs[node as usize].clone()))
+                }),
+                Some(plan) => stoq_factory(scenario, plan, &root, configs),
+            }
         }
     };
     let network = NetworkModel::new(scenario.link);

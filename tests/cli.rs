@@ -440,3 +440,20 @@ fn a_trustchain_run_repeats_bit_for_bit_across_processes() {
     assert_eq!(first, hash("7"));
     assert_ne!(first, hash("8"));
 }
+
+#[test]
+fn a_stoq_run_repeats_bit_for_bit_across_processes() {
+    // Every QUIC and TLS random draw (connection IDs, client/server randoms, X25519 keys, reset
+    // and token keys) follows the seed: two processes, with differently keyed std hash maps,
+    // hash the same events.
+    let run = |seed: &str| {
+        let out = testbed(&["run", "scenarios/ipv6-only.toml", "--seed", seed, "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+        let summary = last_json(&out);
+        assert!(summary["metrics"]["stoq_handshakes"].as_f64().unwrap() >= 56.0, "{summary}");
+        summary["trace_hash"].as_str().unwrap().to_string()
+    };
+    let first = run("7");
+    assert_eq!(first, run("7"));
+    assert_ne!(first, run("8"));
+}

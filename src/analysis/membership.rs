@@ -461,6 +461,9 @@ impl State {
             "send_error" => *self.counters.entry("send_errors").or_default() += 1,
             "malformed" => *self.counters.entry("malformed_datagrams").or_default() += 1,
             "storage_error" => *self.counters.entry("storage_errors").or_default() += 1,
+            "stoq_connected" => *self.counters.entry("stoq_handshakes").or_default() += 1,
+            "stoq_refused" => *self.counters.entry("stoq_refusals").or_default() += 1,
+            "stoq_setup_failed" => *self.counters.entry("stoq_setup_failures").or_default() += 1,
             _ => {}
         }
     }
@@ -657,6 +660,9 @@ pub fn analyse(probes: &[ProbeRecord], derived: &Derived, nodes: usize, end: Sim
         "send_errors",
         "malformed_datagrams",
         "storage_errors",
+        "stoq_handshakes",
+        "stoq_refusals",
+        "stoq_setup_failures",
     ] {
         put(name, Some(*s.counters.get(name).unwrap_or(&0) as f64));
     }

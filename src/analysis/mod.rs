@@ -52,4 +52,7 @@ pub const METRICS: &[(&str, &str)] = &[
     ("send_errors", "sends the network stack refused (e.g. address family not supported)"),
     ("malformed_datagrams", "datagrams that failed to decode"),
     ("storage_errors", "storage operations that failed"),
+    ("stoq_handshakes", "STOQ connections that completed mutual TLS (each end counts its own; 0 without [stoq])"),
+    ("stoq_refusals", "STOQ connections refused or unanswered before they were usable (certificate refused by either side, timeout)"),
+    ("stoq_setup_failures", "nodes whose STOQ endpoint could not start (no IPv6 address: STOQ is IPv6-only)"),
 ];

@@ -109,6 +109,19 @@ pub struct MembershipPlan {
     pub settle: Duration,
 }
 
+/// The membership workload over STOQ: every node gets a TrustChain leaf for its IPv6 address
+/// from a CA drawn from the seed, and its datagrams travel in mutually authenticated QUIC
+/// connections (`stoq::Secured`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoqPlan {
+    /// Connections idle this long close.
+    pub idle_timeout: Duration,
+    /// PING interval keeping connections open.
+    pub keep_alive: Duration,
+    /// Round trip assumed before the first measurement (handshake retransmission).
+    pub initial_rtt: Duration,
+}
+
 /// The TrustChain workload's settings (see `trustchain::node::config` for what each does).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrustChainPlan {
@@ -307,6 +320,8 @@ pub struct Scenario {
     pub workload: MembershipPlan,
     /// The TrustChain workload, when `workload.kind = "trustchain"`.
     pub trustchain: Option<TrustChainPlan>,
+    /// Membership over STOQ instead of bare UDP, when a `[stoq]` table is present.
+    pub stoq: Option<StoqPlan>,
     /// Variants (`[[variant]]`), each run as its own scenario by the suite.
     pub variants: Vec<VariantPlan>,
     /// The variant this scenario was loaded as, if any.
@@ -614,6 +629,31 @@ impl Ctx<'_> {
             }
             (_, None) => None,
         };
+        let stoq = match &raw.stoq {
+            None => None,
+            Some(t) if trustchain.is_some() => {
+                return Err(self.err(t.span(), "a [stoq] section runs the membership workload; the trustchain workload has its own handshakes"));
+            }
+            Some(t) => {
+                let r = t.get_ref();
+                let defaults = stoq::StoqConfig::default();
+                let plan = StoqPlan {
+                    idle_timeout: self.opt_duration(&r.idle_timeout, "stoq.idle_timeout")?.unwrap_or(defaults.idle_timeout),
+                    keep_alive: self.opt_duration(&r.keep_alive, "stoq.keep_alive")?.unwrap_or(defaults.keep_alive),
+                    initial_rtt: self.opt_duration(&r.initial_rtt, "stoq.initial_rtt")?.unwrap_or(defaults.initial_rtt),
+                };
+                let config = stoq::StoqConfig {
+                    idle_timeout: plan.idle_timeout,
+                    keep_alive: plan.keep_alive,
+                    initial_rtt: plan.initial_rtt,
+                    ..defaults
+                };
+                if let Err(e) = config.validate() {
+                    return Err(self.err(t.span(), format!("stoq: {e}")));
+                }
+                Some(plan)
+            }
+        };
         let mut variants: Vec<VariantPlan> = Vec::new();
         for v in &raw.variants {
             let r = v.get_ref();
@@ -671,6 +711,7 @@ impl Ctx<'_> {
             storage,
             workload,
             trustchain,
+            stoq,
             variants,
             variant: None,
             faults,

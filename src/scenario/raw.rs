@@ -34,8 +34,18 @@ pub struct RawScenario {
     #[serde(default, rename = "assert")]
     pub asserts: Vec<Spanned<String>>,
     pub trustchain: Option<Spanned<RawTrustChain>>,
+    pub stoq: Option<Spanned<RawStoq>>,
     #[serde(default, rename = "variant")]
     pub variants: Vec<Spanned<RawVariant>>,
+}
+
+/// `[stoq]`: run the membership workload over STOQ (QUIC with TrustChain mutual TLS).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStoq {
+    pub idle_timeout: Option<Spanned<String>>,
+    pub keep_alive: Option<Spanned<String>>,
+    pub initial_rtt: Option<Spanned<String>>,
 }
 
 /// `[trustchain]`: the TrustChain workload's settings.

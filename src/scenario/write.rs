@@ -45,6 +45,13 @@ pub fn to_toml(scenario: &Scenario) -> String {
     if let Some(plan) = &scenario.trustchain {
         root.insert("trustchain".into(), Value::Table(trustchain(plan)));
     }
+    if let Some(plan) = &scenario.stoq {
+        let mut t = Table::new();
+        t.insert("idle_timeout".into(), duration(plan.idle_timeout));
+        t.insert("keep_alive".into(), duration(plan.keep_alive));
+        t.insert("initial_rtt".into(), duration(plan.initial_rtt));
+        root.insert("stoq".into(), Value::Table(t));
+    }
     if !scenario.variants.is_empty() {
         let variants = scenario.variants.iter().map(|v| {
             let mut t = Table::new();

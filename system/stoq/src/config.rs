@@ -38,6 +38,10 @@ pub struct StoqConfig {
     pub idle_timeout: Duration,
     /// PING interval keeping an idle connection open; must be below `idle_timeout`.
     pub keep_alive: Duration,
+    /// The round-trip time assumed before the first measurement: it sets how soon a lost
+    /// handshake packet is sent again. RFC 9002's default (333 ms) suits the unknown Internet; a
+    /// mesh whose operator knows its latencies sets it to their round trip.
+    pub initial_rtt: Duration,
     /// Streams of each direction a peer may have open at once (requests and bulk streams).
     pub streams_max: u32,
     /// Per-stream receive window, bytes.
@@ -67,6 +71,7 @@ impl Default for StoqConfig {
             request_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(10),
             keep_alive: Duration::from_secs(2),
+            initial_rtt: Duration::from_millis(333),
             streams_max: 256,
             stream_window: 8 << 20,
             connection_window: 32 << 20,
@@ -118,6 +123,13 @@ impl StoqConfig {
                 "keep_alive",
                 format!("{:?}", self.keep_alive),
                 "must be above zero and below idle_timeout, or idle connections close",
+            );
+        }
+        if self.initial_rtt.is_zero() || self.initial_rtt >= self.idle_timeout {
+            return bad(
+                "initial_rtt",
+                format!("{:?}", self.initial_rtt),
+                "must be above zero and below idle_timeout",
             );
         }
         if self.idle_timeout.as_millis() >= (1u128 << 62) {

@@ -21,6 +21,7 @@ mod endpoint;
 pub mod frame;
 mod plaintext;
 mod random;
+mod secured;
 mod setup;
 mod stats;
 mod time;
@@ -28,6 +29,7 @@ mod tls;
 
 pub use config::{require_ipv6, ConfigError, Randomness, StoqConfig};
 pub use endpoint::{BulkId, Endpoint, Event, RequestFailed, RequestId, SetupError, StoqError, TIMER_TOKEN};
+pub use secured::{Secured, UNRELIABLE_BYTES_MAX};
 pub use setup::{PacketProtection, QuicSetup};
 pub use stats::{StoqStats, REFUSAL_CLASSES};
 pub use tls::{refusal_class, Credentials, PeerIdentity, Security, TlsSetupError, Trust, ALPN};

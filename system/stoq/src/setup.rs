@@ -120,6 +120,7 @@ fn transport_config(config: &StoqConfig) -> TransportConfig {
     let idle = VarInt::from_u64(config.idle_timeout.as_millis() as u64).unwrap_or(VarInt::MAX);
     t.max_idle_timeout(Some(IdleTimeout::from(idle)));
     t.keep_alive_interval(Some(config.keep_alive));
+    t.initial_rtt(config.initial_rtt);
     if !config.mtu_discovery {
         t.mtu_discovery_config(None);
     }
