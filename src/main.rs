@@ -5,6 +5,7 @@ mod analysis;
 mod assertion;
 mod build;
 mod limits;
+mod node_cmd;
 mod progress;
 mod run;
 mod scenario;
@@ -136,6 +137,10 @@ enum Command {
     /// found the chain invalid; 2: error.
     #[command(subcommand)]
     Trustchain(trustchain_cmd::TrustchainCommand),
+    /// Runs a production node: enrolls with a TrustChain CA over HTTPS (join token), then runs
+    /// the membership protocol over STOQ (QUIC, mutual TLS) on real IPv6 sockets until SIGINT or
+    /// SIGTERM. Prints `listening on ADDR ...`, then one JSON line per protocol observation.
+    Node(node_cmd::NodeArgs),
     /// STOQ transport commands: `bench` (throughput beside raw quinn).
     #[command(subcommand)]
     Stoq(stoq_cmd::StoqCommand),
@@ -229,6 +234,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Simspeed { nodes, seconds, json }) => bench_simspeed(nodes, seconds, json),
         Command::Trustchain(command) => trustchain_cmd::run(command),
         Command::Stoq(command) => stoq_cmd::run(command),
+        Command::Node(args) => node_cmd::run(args),
     }
 }
 

@@ -619,7 +619,7 @@ fn serve(
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM. Nothing is lost by stopping at any point: every
 /// change was synced before it was answered.
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => {

@@ -62,6 +62,14 @@ pub fn chain(text: &[u8]) -> Result<Vec<CertificateDer<'static>>, PemError> {
         .collect())
 }
 
+/// Revocation lists from PEM `X509 CRL` blocks.
+pub fn crls(text: &[u8]) -> Result<Vec<pki_types::CertificateRevocationListDer<'static>>, PemError> {
+    Ok(blocks(text, "X509 CRL", "the revocation lists")?
+        .into_iter()
+        .map(pki_types::CertificateRevocationListDer::from)
+        .collect())
+}
+
 /// The DER of the one `CERTIFICATE REQUEST` in `text` (the first, if several).
 pub fn csr(text: &[u8]) -> Result<Vec<u8>, PemError> {
     let mut all = blocks(text, "CERTIFICATE REQUEST", "the certificate signing request")?;

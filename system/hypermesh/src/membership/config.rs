@@ -94,6 +94,16 @@ impl MembershipConfig {
 
     /// Checks every setting, naming the first one out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.id.0 > NodeId::MAX.0 {
+            return Err(ConfigError {
+                setting: "id",
+                problem: format!(
+                    "{} is above {}: timers carry a member's id in 56 bits",
+                    self.id.0,
+                    NodeId::MAX.0
+                ),
+            });
+        }
         let positive = [
             ("probe_interval", self.probe_interval),
             ("latency_tolerance", self.latency_tolerance),
@@ -170,5 +180,7 @@ mod tests {
         config.gossip_fanout = 3;
         config.datagram_bytes_max = 10;
         assert_eq!(config.validate().unwrap_err().setting, "datagram_bytes_max");
+        let config = MembershipConfig::new(NodeId(1 << 56), vec![]);
+        assert_eq!(config.validate().unwrap_err().setting, "id");
     }
 }

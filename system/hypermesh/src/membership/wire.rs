@@ -23,6 +23,11 @@ pub const RECORDS_PER_MESSAGE_MAX: usize = 255;
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeId(pub u64);
 
+impl NodeId {
+    /// The largest id: timers carry a member's id in their low 56 bits.
+    pub const MAX: NodeId = NodeId((1 << 56) - 1);
+}
+
 impl std::fmt::Display for NodeId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "n{}", self.0)
@@ -307,16 +312,16 @@ impl Message {
         }
         let kind_at = r.at;
         let kind = r.u8("kind")?;
-        let sender = NodeId(r.u64("sender")?);
+        let sender = r.node("sender")?;
         let body = match kind {
             kind::PING => Body::Ping {
                 seq: r.u32("seq")?,
-                target: NodeId(r.u64("target")?),
+                target: r.node("target")?,
             },
             kind::ACK => Body::Ack { seq: r.u32("seq")? },
             kind::PING_REQ => Body::PingReq {
                 seq: r.u32("seq")?,
-                target: NodeId(r.u64("target")?),
+                target: r.node("target")?,
                 target_addr: r.addr()?,
             },
             kind::GOSSIP => Body::Gossip,
@@ -337,7 +342,7 @@ impl Message {
                 let count = usize::from(r.u8("record count")?);
                 let mut records = Vec::with_capacity(count);
                 for _ in 0..count {
-                    let node = NodeId(r.u64("record node")?);
+                    let node = r.node("record node")?;
                     let addr = r.addr()?;
                     let incarnation = r.u64("record incarnation")?;
                     let state_at = r.at;
@@ -390,16 +395,16 @@ impl Message {
         let count = usize::from(r.u8("update count")?);
         let mut updates = Vec::with_capacity(count);
         for _ in 0..count {
-            let node = NodeId(r.u64("update node")?);
+            let node = r.node("update node")?;
             let incarnation = r.u64("update incarnation")?;
             let claim_at = r.at;
             let claim = match r.u8("claim")? {
                 claim::ALIVE => Claim::Alive { addr: r.addr()? },
                 claim::SUSPECT => Claim::Suspect {
-                    by: NodeId(r.u64("suspecter")?),
+                    by: r.node("suspecter")?,
                 },
                 claim::DEAD => Claim::Dead {
-                    by: NodeId(r.u64("declarer")?),
+                    by: r.node("declarer")?,
                 },
                 v => {
                     return Err(WireError::Invalid {
@@ -452,6 +457,15 @@ impl Reader<'_> {
     fn u64(&mut self, field: &'static str) -> Result<u64, WireError> {
         Ok(u64::from_be_bytes(self.take(field)?))
     }
+    /// A member id; ids above [`NodeId::MAX`] are refused (timers could not carry them).
+    fn node(&mut self, field: &'static str) -> Result<NodeId, WireError> {
+        let at = self.at;
+        let id = self.u64(field)?;
+        if id > NodeId::MAX.0 {
+            return Err(WireError::Invalid { at, field, value: id });
+        }
+        Ok(NodeId(id))
+    }
     fn i64(&mut self, field: &'static str) -> Result<i64, WireError> {
         Ok(i64::from_be_bytes(self.take(field)?))
     }
@@ -484,13 +498,17 @@ mod tests {
         ]
     }
 
+    fn id() -> impl Strategy<Value = u64> {
+        0..=NodeId::MAX.0
+    }
+
     fn update() -> impl Strategy<Value = Update> {
         let claim = prop_oneof![
             addr().prop_map(|addr| Claim::Alive { addr }),
-            any::<u64>().prop_map(|b| Claim::Suspect { by: NodeId(b) }),
-            any::<u64>().prop_map(|b| Claim::Dead { by: NodeId(b) }),
+            id().prop_map(|b| Claim::Suspect { by: NodeId(b) }),
+            id().prop_map(|b| Claim::Dead { by: NodeId(b) }),
         ];
-        (any::<u64>(), any::<u64>(), claim).prop_map(|(n, i, claim)| Update {
+        (id(), any::<u64>(), claim).prop_map(|(n, i, claim)| Update {
             node: NodeId(n),
             incarnation: i,
             claim,
@@ -498,16 +516,16 @@ mod tests {
     }
 
     fn body() -> impl Strategy<Value = Body> {
-        let record = (any::<u64>(), addr(), any::<u64>(), 0u8..3).prop_map(|(n, addr, incarnation, state)| Record {
+        let record = (id(), addr(), any::<u64>(), 0u8..3).prop_map(|(n, addr, incarnation, state)| Record {
             node: NodeId(n),
             addr,
             incarnation,
             state,
         });
         prop_oneof![
-            (any::<u32>(), any::<u64>()).prop_map(|(seq, t)| Body::Ping { seq, target: NodeId(t) }),
+            (any::<u32>(), id()).prop_map(|(seq, t)| Body::Ping { seq, target: NodeId(t) }),
             any::<u32>().prop_map(|seq| Body::Ack { seq }),
-            (any::<u32>(), any::<u64>(), addr()).prop_map(|(seq, t, a)| Body::PingReq {
+            (any::<u32>(), id(), addr()).prop_map(|(seq, t, a)| Body::PingReq {
                 seq,
                 target: NodeId(t),
                 target_addr: a
@@ -528,9 +546,16 @@ mod tests {
 
     proptest! {
         #[test]
-        fn every_message_round_trips(sender: u64, body in body(), updates in proptest::collection::vec(update(), 0..30)) {
+        fn every_message_round_trips(sender in id(), body in body(), updates in proptest::collection::vec(update(), 0..30)) {
             let msg = Message { sender: NodeId(sender), body, updates };
             prop_assert_eq!(Message::decode(&msg.encode()).unwrap(), msg);
+        }
+
+        #[test]
+        fn ids_above_the_maximum_are_refused(body in body(), over in (NodeId::MAX.0 + 1)..=u64::MAX) {
+            let bytes = Message { sender: NodeId(over), body, updates: vec![] }.encode();
+            let refused = matches!(Message::decode(&bytes), Err(WireError::Invalid { field: "sender", .. }));
+            prop_assert!(refused);
         }
 
         #[test]
