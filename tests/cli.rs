@@ -457,3 +457,28 @@ fn a_stoq_run_repeats_bit_for_bit_across_processes() {
     assert_eq!(first, run("7"));
     assert_ne!(first, run("8"));
 }
+
+#[test]
+fn stoq_bench_prints_one_json_line_per_case_with_both_stacks_and_the_ratio() {
+    let out = testbed(&["stoq", "bench", "--bytes", "8MiB", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let cases: Vec<&str> = lines.iter().map(|l| l["case"].as_str().unwrap()).collect();
+    assert_eq!(cases, ["one_connection", "one_connection_plaintext", "2_connections"]);
+    for l in &lines {
+        let (stoq, quinn, ratio) = (
+            l["stoq_mib_s"].as_f64().unwrap(),
+            l["quinn_mib_s"].as_f64().unwrap(),
+            l["ratio"].as_f64().unwrap(),
+        );
+        assert!(stoq > 0.0 && quinn > 0.0, "{l}");
+        assert!((ratio - stoq / quinn).abs() < 0.01, "{l}");
+        assert_eq!(l["bytes"].as_u64(), Some(8 << 20));
+    }
+    let bad = testbed(&["stoq", "bench", "--bytes", "1GB"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown unit `GB`"));
+}

@@ -38,3 +38,4 @@ pub use https_client::{HttpsClient, HttpsClientError};
 pub use node::run_node;
 pub use probes::{ProbeRecord, ProbeSender};
 pub use seeds::{resolve_seed, resolve_seeds, SeedError};
+pub use udp::{SEGMENTS_MAX, SEND_QUEUE_MAX};

@@ -27,9 +27,6 @@ pub struct StoqConfig {
     /// Bytes of messages and requests queued per peer while its connection is being set up or
     /// its flow-control window is full. Past it, `send` fails with `QueueFull` (backpressure).
     pub queued_bytes_max: usize,
-    /// Events waiting for the owner to take them. Reading stops while it is full (the peer's
-    /// flow control then holds its sender back).
-    pub events_max: usize,
     /// Requests awaiting a response, per endpoint.
     pub requests_in_flight_max: usize,
     /// How long a request waits for its response.
@@ -66,7 +63,6 @@ impl Default for StoqConfig {
             randomness: Randomness::Os,
             frame_bytes_max: 1 << 20,
             queued_bytes_max: 4 << 20,
-            events_max: 4096,
             requests_in_flight_max: 1024,
             request_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(10),
@@ -139,7 +135,6 @@ impl StoqConfig {
             ("streams_max", self.streams_max as usize),
             ("stream_window", self.stream_window as usize),
             ("connection_window", self.connection_window as usize),
-            ("events_max", self.events_max),
             ("requests_in_flight_max", self.requests_in_flight_max),
             ("connections_max", self.connections_max),
             ("queued_bytes_max", self.queued_bytes_max),
