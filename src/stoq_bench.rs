@@ -29,8 +29,10 @@ const TRANSFER_TIMEOUT: Duration = Duration::from_secs(600);
 /// Which stack moves the bytes.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Stack {
-    /// STOQ's endpoint under the production driver.
+    /// STOQ's endpoint under the production driver (tokio, epoll).
     Stoq,
+    /// STOQ's endpoint under the io_uring driver.
+    StoqUring,
     /// quinn's async endpoint.
     Quinn,
 }
@@ -125,7 +127,9 @@ pub fn transfer(stack: Stack, bytes: u64, connections: usize, protection: Packet
         let config_s = config.clone();
         let stop = stop_rx.clone();
         threads.push(thread::spawn(move || match stack {
-            Stack::Stoq => stoq_server(config_s, server_setup, addr_tx, start_rx, report, stop),
+            Stack::Stoq | Stack::StoqUring => {
+                stoq_server(stack, config_s, server_setup, addr_tx, start_rx, report, stop)
+            }
             Stack::Quinn => quinn_server(server_setup, addr_tx, start_rx, report, stop),
         }));
         let server_addr = addr_rx
@@ -134,7 +138,9 @@ pub fn transfer(stack: Stack, bytes: u64, connections: usize, protection: Packet
         let data = data.clone();
         let config_c = config.clone();
         threads.push(thread::spawn(move || match stack {
-            Stack::Stoq => stoq_client(config_c, client_setup, server_addr, data, per_connection, start_tx, stop_rx),
+            Stack::Stoq | Stack::StoqUring => {
+                stoq_client(stack, config_c, client_setup, server_addr, data, per_connection, start_tx, stop_rx)
+            }
             Stack::Quinn => quinn_client(client_setup, server_addr, data, per_connection, start_tx, stop_rx),
         }));
     }
@@ -315,7 +321,24 @@ impl Actor for BulkSource {
     }
 }
 
+/// Runs a node with the driver `stack` names.
+fn run_with<F>(
+    stack: Stack,
+    node: usize,
+    factory: F,
+    stop: watch::Receiver<bool>,
+) -> Result<runtime_tokio::NodeStats, runtime_tokio::BackendError>
+where
+    F: FnOnce(&[SocketAddr]) -> Box<dyn Actor + Send>,
+{
+    match stack {
+        Stack::StoqUring => runtime_tokio::run_node_uring(node, &loopback_spec(), factory, stop, None),
+        _ => runtime_tokio::run_node(node, &loopback_spec(), factory, stop, None),
+    }
+}
+
 fn stoq_server(
+    stack: Stack,
     config: StoqConfig,
     setup: QuicSetup,
     addr: mpsc::Sender<SocketAddr>,
@@ -324,9 +347,9 @@ fn stoq_server(
     stop: watch::Receiver<bool>,
 ) {
     let failed = report.clone();
-    let result = runtime_tokio::run_node(
+    let result = run_with(
+        stack,
         0,
-        &loopback_spec(),
         move |addrs| {
             let _ = addr.send(addrs[0]);
             Box::new(BulkSink {
@@ -338,14 +361,15 @@ fn stoq_server(
             })
         },
         stop,
-        None,
     );
     if let Err(e) = result {
         let _ = failed.send(Err(format!("server node: {e}")));
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn stoq_client(
+    stack: Stack,
     config: StoqConfig,
     setup: QuicSetup,
     server: SocketAddr,
@@ -354,9 +378,9 @@ fn stoq_client(
     started: mpsc::Sender<Instant>,
     stop: watch::Receiver<bool>,
 ) {
-    let result = runtime_tokio::run_node(
+    let result = run_with(
+        stack,
         1,
-        &loopback_spec(),
         move |_| {
             Box::new(BulkSource {
                 endpoint: None,
@@ -370,7 +394,6 @@ fn stoq_client(
             })
         },
         stop,
-        None,
     );
     if let Err(e) = result {
         tracing::error!(error = %e, "bench client node failed");

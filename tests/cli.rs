@@ -467,7 +467,10 @@ fn stoq_bench_prints_one_json_line_per_case_with_both_stacks_and_the_ratio() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let cases: Vec<&str> = lines.iter().map(|l| l["case"].as_str().unwrap()).collect();
-    assert_eq!(cases, ["one_connection", "one_connection_plaintext", "2_connections"]);
+    assert_eq!(
+        cases,
+        ["one_connection", "one_connection_plaintext", "2_connections", "one_connection_io_uring"]
+    );
     for l in &lines {
         let (stoq, quinn, ratio) = (
             l["stoq_mib_s"].as_f64().unwrap(),

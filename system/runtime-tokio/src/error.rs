@@ -45,6 +45,13 @@ pub enum BackendError {
         #[source]
         source: io::Error,
     },
+    /// The io_uring event loop failed (io_uring unavailable or disabled, or a ring error).
+    #[error("io_uring event loop failed: {source} (is io_uring enabled? /proc/sys/kernel/io_uring_disabled)")]
+    Uring {
+        /// What the kernel said.
+        #[source]
+        source: io::Error,
+    },
     /// Sockets were bound outside a tokio runtime, which tokio cannot register them with.
     #[error("RealEnv::bind must be called inside a tokio runtime (within block_on or after Runtime::enter)")]
     NoRuntime,

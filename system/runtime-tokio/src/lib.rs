@@ -27,6 +27,7 @@ mod seeds;
 mod test_dir;
 mod timers;
 mod udp;
+mod uring;
 
 pub use cluster::{ClusterOutcome, LocalCluster};
 pub use driver::{drive, NodeStats, RECV_BUFFER_BYTES};
@@ -35,7 +36,8 @@ pub use error::BackendError;
 pub use files::DirStorage;
 pub use https::{CertificateSlot, HttpsConfig, HttpsError, HttpsServer};
 pub use https_client::{HttpsClient, HttpsClientError};
-pub use node::run_node;
+pub use node::{run_node, run_node_uring};
 pub use probes::{ProbeRecord, ProbeSender};
 pub use seeds::{resolve_seed, resolve_seeds, SeedError};
 pub use udp::{SEGMENTS_MAX, SEND_QUEUE_MAX};
+pub use uring::{drive_uring, RECV_SLOTS, SEND_SLOTS};

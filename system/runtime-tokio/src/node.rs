@@ -33,3 +33,27 @@ where
         Ok(drive(&mut *actor, &mut env, &mut shutdown).await)
     })
 }
+
+/// As [`run_node`], with the io_uring event loop ([`crate::drive_uring`]) instead of tokio's.
+/// Blocks the calling thread until `shutdown` holds `true` (checked at least every 50 ms).
+pub fn run_node_uring<F>(
+    node: usize,
+    spec: &NodeSpec,
+    factory: F,
+    shutdown: watch::Receiver<bool>,
+    probes: Option<ProbeSender>,
+) -> Result<NodeStats, BackendError>
+where
+    F: FnOnce(&[SocketAddr]) -> Box<dyn Actor + Send>,
+{
+    // The sockets are created as tokio sockets (the same binding code as the default driver);
+    // the loop then does its own I/O on their descriptors and never polls tokio.
+    let runtime = crate::cluster::build_runtime()?;
+    let _context = runtime.enter();
+    let mut env = RealEnv::bind(node, spec)?;
+    if let Some(sink) = probes {
+        env = env.with_probe_sink(sink);
+    }
+    let mut actor = factory(env.local_addrs());
+    crate::drive_uring(&mut *actor, &mut env, &shutdown).map_err(|source| BackendError::Uring { source })
+}

@@ -112,6 +112,28 @@ impl Sockets {
         self.waits
     }
 
+    /// The sockets' raw descriptors, by index (for the io_uring driver, which does its own I/O).
+    pub(crate) fn raw_fds(&self) -> Vec<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        self.bound.iter().map(|b| b.socket.as_raw_fd()).collect()
+    }
+
+    /// Takes the next queued send: socket index, destination, payload, segment size.
+    pub(crate) fn pop_queued(&mut self) -> Option<(usize, SocketAddr, Bytes, Option<usize>)> {
+        let out = self.queue.pop_front()?;
+        Some((out.socket, out.to, out.payload, out.segment_size))
+    }
+
+    /// Whether sends are queued.
+    pub(crate) fn has_queued(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// Counts a datagram the OS refused.
+    pub(crate) fn count_dropped(&mut self) {
+        self.dropped += 1;
+    }
+
     /// Whether the IPv6 socket has `IPV6_V6ONLY` set; `None` if the node has no IPv6 socket.
     pub(crate) fn ipv6_only(&self) -> Option<io::Result<bool>> {
         let bound = self.bound.iter().find(|b| b.family == AddressFamily::V6)?;
