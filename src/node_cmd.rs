@@ -24,6 +24,8 @@ use trustchain::ca::{key_from_seed, request, serial_of, NodeIdentity};
 use trustchain::trust::{fingerprint, TrustBundle};
 use trustchain_service::pem;
 
+use crate::trustchain_cmd::Failure;
+
 /// How long each call to the CA may take.
 const CA_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -59,15 +61,6 @@ pub struct NodeArgs {
     /// Directory for the node's files.
     #[arg(long, default_value = "testbed-node")]
     state: PathBuf,
-}
-
-/// A failure to report, already worded for the operator.
-struct Failure(String);
-
-impl<E: std::fmt::Display> From<E> for Failure {
-    fn from(e: E) -> Self {
-        Failure(e.to_string())
-    }
 }
 
 /// Runs `testbed node`. Exit 0 after a signal; 2 on bad arguments or a failed enrollment.

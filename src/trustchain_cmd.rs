@@ -184,8 +184,8 @@ pub struct StateDir {
     dir: PathBuf,
 }
 
-/// A failure with the message the operator sees.
-struct Failure(String);
+/// A failure with the message the operator sees (shared by the operator commands).
+pub(crate) struct Failure(pub(crate) String);
 
 impl<E: std::fmt::Display> From<E> for Failure {
     fn from(e: E) -> Self {

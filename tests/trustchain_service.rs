@@ -1,34 +1,19 @@
 //! `testbed trustchain`: an operator runs a CA from its state directory and a node enrolls
 //! through the HTTPS API, end to end over real sockets on [::1].
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use runtime_tokio::HttpsClient;
+use common::{fresh_dir, testbed, text};
 use serde_json::Value;
 use trustchain::ca::{key_from_seed, request, NodeIdentity};
 use trustchain::ct::{leaf_hash, verify_inclusion, Hash, SignedTreeHead};
 use trustchain_service::pem;
-
-fn testbed(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_testbed"))
-        .args(args)
-        .output()
-        .expect("testbed runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn openssl_available() -> bool {
     let found = Command::new("openssl").arg("version").output().is_ok();

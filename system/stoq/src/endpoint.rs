@@ -29,7 +29,7 @@ use crate::config::{require_ipv6, ConfigError, StoqConfig};
 use crate::frame::{header, FrameError, FrameReader};
 use crate::random::{Installed, SharedRng};
 use crate::setup::{PacketProtection, QuicSetup};
-use crate::stats::StoqStats;
+use crate::stats::{class_index, StoqStats};
 use crate::time::QuicClock;
 use crate::tls::{refusal_class, refusal_text, Credentials, PeerIdentity, Security, TlsSetupError, Trust};
 
@@ -1302,7 +1302,3 @@ fn addr_subject(addr: SocketAddr) -> u64 {
     }
 }
 
-/// A stable number for a refusal class, for probes.
-fn class_index(class: &str) -> i64 {
-    crate::stats::REFUSAL_CLASSES.iter().position(|c| *c == class).map_or(-1, |i| i as i64)
-}

@@ -31,7 +31,7 @@ pub use config::{require_ipv6, ConfigError, Randomness, StoqConfig};
 pub use endpoint::{BulkId, Endpoint, Event, RequestFailed, RequestId, SetupError, StoqError, TIMER_TOKEN};
 pub use secured::{Secured, UNRELIABLE_BYTES_MAX};
 pub use setup::{PacketProtection, QuicSetup};
-pub use stats::{StoqStats, REFUSAL_CLASSES};
+pub use stats::{StoqStats, TRANSPORT_CLASSES};
 pub use tls::{refusal_class, Credentials, PeerIdentity, Security, TlsSetupError, Trust, ALPN};
 
 #[cfg(test)]

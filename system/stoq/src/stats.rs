@@ -2,24 +2,22 @@
 
 use std::collections::BTreeMap;
 
-/// Classes a failed connection is counted under: TrustChain's certificate classes, then
-/// transport outcomes.
-pub const REFUSAL_CLASSES: [&str; 14] = [
-    "expired",
-    "not_yet_valid",
-    "unknown_issuer",
-    "bad_signature",
-    "stale_revocation_list",
-    "revoked",
-    "name_mismatch",
-    "malformed",
-    "other",
-    "timeout",
-    "reset",
-    "closed",
-    "tls",
-    "address_family",
-];
+/// Classes a failed connection is counted under besides TrustChain's certificate classes
+/// (`trustchain::validate::ValidationError::CLASSES`): no answer, a reset, a close, or another
+/// TLS failure (no common protocol, a bad signature over the handshake).
+pub const TRANSPORT_CLASSES: [&str; 4] = ["timeout", "reset", "closed", "tls"];
+
+/// A stable number for a class, for probes: certificate classes first, then transport ones.
+pub(crate) fn class_index(class: &str) -> i64 {
+    let certificate = trustchain::validate::ValidationError::CLASSES;
+    match certificate.iter().position(|c| *c == class) {
+        Some(i) => i as i64,
+        None => TRANSPORT_CLASSES
+            .iter()
+            .position(|c| *c == class)
+            .map_or(-1, |i| (certificate.len() + i) as i64),
+    }
+}
 
 /// Counters of one endpoint.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -1,0 +1,27 @@
+//! Helpers the process-level tests share: running the `testbed` binary and scratch directories.
+
+#![allow(dead_code)] // each test crate uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs `testbed ARGS` to completion.
+pub fn testbed(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_testbed"))
+        .args(args)
+        .output()
+        .expect("testbed runs")
+}
+
+/// Bytes as text, lossily.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// An empty directory `name` under the test target's scratch space.
+pub fn fresh_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
