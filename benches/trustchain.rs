@@ -159,27 +159,43 @@ fn https(c: &mut Criterion) {
         )
         .expect("server certificate");
     let root = service.root().to_vec();
-    let slot = CertificateSlot::new(issued.chain.iter().map(|c| c.to_vec()).collect(), server_key.serialize_der())
-        .expect("certificate");
+    let slot = CertificateSlot::new(
+        issued.chain.iter().map(|c| c.to_vec()).collect(),
+        server_key.serialize_der(),
+    )
+    .expect("certificate");
     let api = Arc::new(Mutex::new(api));
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         runtime.block_on(async move {
-            let server = HttpsServer::bind(HttpsConfig::new("[::1]:0".parse().expect("addr")), slot, api).expect("bind");
+            let server =
+                HttpsServer::bind(HttpsConfig::new("[::1]:0".parse().expect("addr")), slot, api).expect("bind");
             addr_tx.send(server.local_addr().expect("bound")).expect("send");
             server.serve(std::future::pending()).await;
         });
     });
     let addr = addr_rx.recv().expect("server address");
     let client = HttpsClient::new(addr, "trustchain.mesh", &[root]).expect("client");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let target = "/ca/validate?name=node-7.mesh";
-    let (status, _) = runtime.block_on(client.call("POST", target, chain.clone())).expect("answer");
+    let (status, _) = runtime
+        .block_on(client.call("POST", target, chain.clone()))
+        .expect("answer");
     assert_eq!(status, 200);
     let mut group = c.benchmark_group("https");
     group.bench_function("validate_new_connection", |b| {
-        b.iter(|| runtime.block_on(client.call("POST", target, chain.clone())).expect("answer"))
+        b.iter(|| {
+            runtime
+                .block_on(client.call("POST", target, chain.clone()))
+                .expect("answer")
+        })
     });
     group.finish();
 }

@@ -12,9 +12,9 @@ use simulator::{ClockModel, FaultAction, LinkModel, NetworkModel, NodeSet, NodeS
 
 use stoq::{Credentials, Randomness, Secured, StoqConfig, Trust};
 use trustchain::ca::{key_from_seed, Authority, CaPolicy, NodeIdentity};
-use trustchain::trust::TrustBundle;
 use trustchain::enroll::{Grant, TokenKey};
 use trustchain::node::{AuthorityConfig, TrustNode, TrustNodeConfig};
+use trustchain::trust::TrustBundle;
 
 use crate::scenario::{
     fixed_indices, Family, FaultKind, FaultPlan, Scenario, Selection, StoqPlan, SwarmPlan, TrustChainPlan,

@@ -98,7 +98,8 @@ fn node(args: NodeArgs) -> Result<(), Failure> {
         .map(|(i, s)| ipv6_arg(&format!("--seed {}", i + 1), s))
         .collect::<Result<Vec<_>, _>>()?;
     let ca = ipv6_arg("--ca", &args.ca)?;
-    let root_pem = std::fs::read(&args.ca_root).map_err(|e| Failure(format!("--ca-root {}: {e}", args.ca_root.display())))?;
+    let root_pem =
+        std::fs::read(&args.ca_root).map_err(|e| Failure(format!("--ca-root {}: {e}", args.ca_root.display())))?;
     let roots = pem::chain(&root_pem).map_err(|e| Failure(format!("--ca-root {}: {e}", args.ca_root.display())))?;
     let who = NodeIdentity {
         name: args.name.clone(),
@@ -109,7 +110,9 @@ fn node(args: NodeArgs) -> Result<(), Failure> {
 
     let id = NodeId(args.id.unwrap_or_else(|| name_id(&args.name)));
     let membership = MembershipConfig::new(id, seeds);
-    membership.validate().map_err(|e| Failure(format!("membership settings: {e}")))?;
+    membership
+        .validate()
+        .map_err(|e| Failure(format!("membership settings: {e}")))?;
     std::fs::create_dir_all(&args.state).map_err(|e| Failure(format!("--state {}: {e}", args.state.display())))?;
     let spec = NodeSpec::new(vec![listen], args.state.clone());
 
@@ -142,7 +145,10 @@ fn node(args: NodeArgs) -> Result<(), Failure> {
             };
         }
     };
-    println!("listening on {bound} as {} (id {}, certificate serial {serial})", args.name, id.0);
+    println!(
+        "listening on {bound} as {} (id {}, certificate serial {serial})",
+        args.name, id.0
+    );
     let _ = std::io::stdout().flush();
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -197,7 +203,9 @@ fn enroll(
             match tokio::time::timeout(CA_CALL_TIMEOUT, client.call(method, target, body)).await {
                 Ok(Ok((status, body))) => Ok((status, String::from_utf8_lossy(&body).into_owned())),
                 Ok(Err(e)) => Err(Failure(format!("CA at {ca}: {target}: {e}"))),
-                Err(_) => Err(Failure(format!("CA at {ca}: {target}: no answer within {CA_CALL_TIMEOUT:?}"))),
+                Err(_) => Err(Failure(format!(
+                    "CA at {ca}: {target}: no answer within {CA_CALL_TIMEOUT:?}"
+                ))),
             }
         }
     };
@@ -207,15 +215,21 @@ fn enroll(
         if status != 200 {
             return Err(Failure(format!("the CA refused enrollment (HTTP {status}): {answer}")));
         }
-        let answer: serde_json::Value = serde_json::from_str(&answer).map_err(|e| Failure(format!("CA answer is not JSON: {e}")))?;
-        let chain_pem = answer["chain"].as_str().ok_or_else(|| Failure("CA answer has no chain".into()))?;
+        let answer: serde_json::Value =
+            serde_json::from_str(&answer).map_err(|e| Failure(format!("CA answer is not JSON: {e}")))?;
+        let chain_pem = answer["chain"]
+            .as_str()
+            .ok_or_else(|| Failure("CA answer has no chain".into()))?;
         let chain = pem::chain(chain_pem.as_bytes())?;
 
         // The bundle is binary: read it as bytes.
-        let (status, raw) = tokio::time::timeout(CA_CALL_TIMEOUT, client.call("GET", "/ca/bundle?format=tc", String::new()))
-            .await
-            .map_err(|_| Failure(format!("CA at {ca}: /ca/bundle: no answer within {CA_CALL_TIMEOUT:?}")))?
-            .map_err(|e| Failure(format!("CA at {ca}: /ca/bundle: {e}")))?;
+        let (status, raw) = tokio::time::timeout(
+            CA_CALL_TIMEOUT,
+            client.call("GET", "/ca/bundle?format=tc", String::new()),
+        )
+        .await
+        .map_err(|_| Failure(format!("CA at {ca}: /ca/bundle: no answer within {CA_CALL_TIMEOUT:?}")))?
+        .map_err(|e| Failure(format!("CA at {ca}: /ca/bundle: {e}")))?;
         if status != 200 {
             return Err(Failure(format!("the CA refused its bundle (HTTP {status})")));
         }
@@ -223,7 +237,9 @@ fn enroll(
         let now = wall_now_s();
         let pinned = roots.iter().any(|r| bundle.trusts(&fingerprint(r), now));
         if !pinned {
-            return Err(Failure("the CA's bundle does not hold the root given with --ca-root: refusing it".into()));
+            return Err(Failure(
+                "the CA's bundle does not hold the root given with --ca-root: refusing it".into(),
+            ));
         }
         let (status, crl_pem) = call("GET", "/ca/crl", String::new()).await?;
         if status != 200 {
@@ -232,7 +248,9 @@ fn enroll(
         let crls = pem::crls(crl_pem.as_bytes())?;
         let trust = Trust { bundle, crls };
         // Check what we got the way peers will.
-        let security_check = trust.bundle.validate(&chain, &trust.crls, now, &trustchain::validate::ExpectedPeer::Any);
+        let security_check = trust
+            .bundle
+            .validate(&chain, &trust.crls, now, &trustchain::validate::ExpectedPeer::Any);
         if let Err(e) = security_check {
             return Err(Failure(format!("the certificate the CA issued does not validate: {e}")));
         }
@@ -250,14 +268,16 @@ fn wall_now_s() -> i64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64);
-    WallTime::from_unix_nanos(nanos).as_unix_nanos().div_euclid(1_000_000_000)
+    WallTime::from_unix_nanos(nanos)
+        .as_unix_nanos()
+        .div_euclid(1_000_000_000)
 }
 
 /// A stable membership id from a node name: FNV-1a, cut to the ids membership allows.
 fn name_id(name: &str) -> u64 {
-    let hash = name
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     hash & NodeId::MAX.0
 }
 

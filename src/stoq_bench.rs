@@ -108,7 +108,12 @@ mod anyhow_free {
 
 /// Moves `bytes` in total over `connections` connections (each its own client and server
 /// endpoint, each endpoint on its own thread) with `stack`, encrypted or not.
-pub fn transfer(stack: Stack, bytes: u64, connections: usize, protection: PacketProtection) -> Result<Transfer, String> {
+pub fn transfer(
+    stack: Stack,
+    bytes: u64,
+    connections: usize,
+    protection: PacketProtection,
+) -> Result<Transfer, String> {
     let pki = pki(connections)?;
     let config = StoqConfig::default();
     let per_connection = bytes / connections as u64;
@@ -117,8 +122,10 @@ pub fn transfer(stack: Stack, bytes: u64, connections: usize, protection: Packet
     let mut stops = Vec::new();
     let mut threads = Vec::new();
     for client in &pki.clients {
-        let server_setup = QuicSetup::new(&config, Some(&pki.server), pki.trust.clone(), protection).map_err(|e| e.to_string())?;
-        let client_setup = QuicSetup::new(&config, Some(client), pki.trust.clone(), protection).map_err(|e| e.to_string())?;
+        let server_setup =
+            QuicSetup::new(&config, Some(&pki.server), pki.trust.clone(), protection).map_err(|e| e.to_string())?;
+        let client_setup =
+            QuicSetup::new(&config, Some(client), pki.trust.clone(), protection).map_err(|e| e.to_string())?;
         let (stop_tx, stop_rx) = watch::channel(false);
         stops.push(stop_tx);
         let (addr_tx, addr_rx) = mpsc::channel::<SocketAddr>();
@@ -138,9 +145,16 @@ pub fn transfer(stack: Stack, bytes: u64, connections: usize, protection: Packet
         let data = data.clone();
         let config_c = config.clone();
         threads.push(thread::spawn(move || match stack {
-            Stack::Stoq | Stack::StoqUring => {
-                stoq_client(stack, config_c, client_setup, server_addr, data, per_connection, start_tx, stop_rx)
-            }
+            Stack::Stoq | Stack::StoqUring => stoq_client(
+                stack,
+                config_c,
+                client_setup,
+                server_addr,
+                data,
+                per_connection,
+                start_tx,
+                stop_rx,
+            ),
             Stack::Quinn => quinn_client(client_setup, server_addr, data, per_connection, start_tx, stop_rx),
         }));
     }
@@ -179,7 +193,10 @@ pub fn transfer(stack: Stack, bytes: u64, connections: usize, protection: Packet
         return Err("no transfer reported".into());
     };
     if moved != per_connection * connections as u64 {
-        return Err(format!("moved {moved} bytes, expected {}", per_connection * connections as u64));
+        return Err(format!(
+            "moved {moved} bytes, expected {}",
+            per_connection * connections as u64
+        ));
     }
     Ok(Transfer {
         bytes: moved,
@@ -188,7 +205,10 @@ pub fn transfer(stack: Stack, bytes: u64, connections: usize, protection: Packet
 }
 
 fn loopback_spec() -> NodeSpec {
-    NodeSpec::new(vec![SocketAddr::from((Ipv6Addr::LOCALHOST, 0))], std::env::temp_dir().join("testbed-stoq-bench"))
+    NodeSpec::new(
+        vec![SocketAddr::from((Ipv6Addr::LOCALHOST, 0))],
+        std::env::temp_dir().join("testbed-stoq-bench"),
+    )
 }
 
 type Report = mpsc::Sender<Result<(Instant, Instant, u64), String>>;
@@ -214,7 +234,9 @@ impl BulkSink {
                     let _ = self.report.send(result.map(|()| (start, end, self.received)));
                 }
                 Event::ConnectFailed { class, reason, .. } => {
-                    let _ = self.report.send(Err(format!("server refused a connection ({class}): {reason}")));
+                    let _ = self
+                        .report
+                        .send(Err(format!("server refused a connection ({class}): {reason}")));
                 }
                 _ => {}
             }
@@ -260,7 +282,9 @@ struct BulkSource {
 
 impl BulkSource {
     fn pump(&mut self, env: &mut dyn Env) {
-        let (Some(ep), Some(id)) = (self.endpoint.as_mut(), self.bulk) else { return };
+        let (Some(ep), Some(id)) = (self.endpoint.as_mut(), self.bulk) else {
+            return;
+        };
         loop {
             if self.pending[0].is_empty() {
                 if self.remaining == 0 {
@@ -281,7 +305,9 @@ impl BulkSource {
 
     fn drain(&mut self, env: &mut dyn Env) {
         loop {
-            let Some(ev) = self.endpoint.as_mut().and_then(Endpoint::poll_event) else { return };
+            let Some(ev) = self.endpoint.as_mut().and_then(Endpoint::poll_event) else {
+                return;
+            };
             match ev {
                 Event::Connected { peer, .. } if self.bulk.is_none() && self.remaining > 0 => {
                     let _ = self.started.send(Instant::now());
@@ -401,7 +427,11 @@ fn stoq_client(
 }
 
 fn quinn_socket() -> std::io::Result<UdpSocket> {
-    let socket = socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV6,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
     socket.set_only_v6(true)?;
     socket.bind(&SocketAddr::from((Ipv6Addr::LOCALHOST, 0)).into())?;
     Ok(socket.into())
@@ -433,8 +463,13 @@ fn quinn_server(
     host_time(&setup);
     let run = async move {
         let socket = quinn_socket().map_err(|e| e.to_string())?;
-        let endpoint = quinn::Endpoint::new(setup.endpoint, Some(setup.server), socket, Arc::new(quinn::TokioRuntime))
-            .map_err(|e| e.to_string())?;
+        let endpoint = quinn::Endpoint::new(
+            setup.endpoint,
+            Some(setup.server),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(|e| e.to_string())?;
         let _ = addr.send(endpoint.local_addr().map_err(|e| e.to_string())?);
         let serve = async {
             let incoming = endpoint.accept().await.ok_or("endpoint closed")?;

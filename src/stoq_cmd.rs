@@ -53,19 +53,36 @@ fn parse_bytes(text: &str) -> Result<u64, String> {
 /// Runs a `testbed stoq` command.
 pub fn run(command: StoqCommand) -> ExitCode {
     match command {
-        StoqCommand::Bench { bytes, connections, json } => bench(bytes, usize::from(connections), json),
+        StoqCommand::Bench {
+            bytes,
+            connections,
+            json,
+        } => bench(bytes, usize::from(connections), json),
     }
 }
 
 fn bench(bytes: u64, connections: usize, json: bool) -> ExitCode {
     let cases = [
         ("one_connection", 1, PacketProtection::Encrypted, Stack::Stoq),
-        ("one_connection_plaintext", 1, PacketProtection::PlaintextForBenchmarks, Stack::Stoq),
+        (
+            "one_connection_plaintext",
+            1,
+            PacketProtection::PlaintextForBenchmarks,
+            Stack::Stoq,
+        ),
         ("connections", connections, PacketProtection::Encrypted, Stack::Stoq),
-        ("one_connection_io_uring", 1, PacketProtection::Encrypted, Stack::StoqUring),
+        (
+            "one_connection_io_uring",
+            1,
+            PacketProtection::Encrypted,
+            Stack::StoqUring,
+        ),
     ];
     if !json {
-        println!("{:<28} {:>12} {:>12} {:>8}", "case", "STOQ MiB/s", "quinn MiB/s", "ratio");
+        println!(
+            "{:<28} {:>12} {:>12} {:>8}",
+            "case", "STOQ MiB/s", "quinn MiB/s", "ratio"
+        );
     }
     for (name, conns, protection, stoq_stack) in cases {
         let case = if name == "connections" {
@@ -105,7 +122,13 @@ fn print_case(case: &str, connections: usize, stoq: &Transfer, quinn: &Transfer,
         });
         println!("{line}");
     } else {
-        println!("{:<28} {:>12.1} {:>12.1} {:>8.3}", case, stoq.mib_s(), quinn.mib_s(), ratio);
+        println!(
+            "{:<28} {:>12.1} {:>12.1} {:>8.3}",
+            case,
+            stoq.mib_s(),
+            quinn.mib_s(),
+            ratio
+        );
     }
 }
 

@@ -300,7 +300,8 @@ struct LockedState {
 
 impl LockedState {
     fn open(dir: &Path, create: bool) -> Result<LockedState, Failure> {
-        if !create && !dir.join(format!("{}.a", trustchain_service::STATE_FILE)).exists()
+        if !create
+            && !dir.join(format!("{}.a", trustchain_service::STATE_FILE)).exists()
             && !dir.join(format!("{}.b", trustchain_service::STATE_FILE)).exists()
         {
             return Err(Failure(format!(
@@ -396,7 +397,10 @@ fn install(dir: &Path, out: &Path) -> Result<ExitCode, Failure> {
         out.display()
     );
     if let Some(r) = public.rotation {
-        println!("a rotation is in progress: both intermediates are trusted until {} (Unix s)", r.overlap_end);
+        println!(
+            "a rotation is in progress: both intermediates are trusted until {} (Unix s)",
+            r.overlap_end
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -475,7 +479,10 @@ fn validate(
             verdict.addr.as_deref().unwrap_or("?"),
             verdict.serial.as_deref().unwrap_or("?"),
             verdict.not_after.unwrap_or(0),
-            verdict.ct_index.map(|i| format!(", CT log index {i}")).unwrap_or_default()
+            verdict
+                .ct_index
+                .map(|i| format!(", CT log index {i}"))
+                .unwrap_or_default()
         );
     } else {
         println!(
@@ -648,7 +655,9 @@ async fn housekeeping(
     loop {
         tick.tick().await;
         let due = (|| -> Result<(), Failure> {
-            let mut api = api.lock().map_err(|_| Failure("the CA failed on an earlier request".into()))?;
+            let mut api = api
+                .lock()
+                .map_err(|_| Failure("the CA failed on an earlier request".into()))?;
             let (service, storage) = api.parts();
             let t = now();
             service.maintain(storage, t)?;

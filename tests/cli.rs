@@ -450,7 +450,10 @@ fn a_stoq_run_repeats_bit_for_bit_across_processes() {
         let out = testbed(&["run", "scenarios/ipv6-only.toml", "--seed", seed, "--json"]);
         assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
         let summary = last_json(&out);
-        assert!(summary["metrics"]["stoq_handshakes"].as_f64().unwrap() >= 56.0, "{summary}");
+        assert!(
+            summary["metrics"]["stoq_handshakes"].as_f64().unwrap() >= 56.0,
+            "{summary}"
+        );
         summary["trace_hash"].as_str().unwrap().to_string()
     };
     let first = run("7");
@@ -469,7 +472,12 @@ fn stoq_bench_prints_one_json_line_per_case_with_both_stacks_and_the_ratio() {
     let cases: Vec<&str> = lines.iter().map(|l| l["case"].as_str().unwrap()).collect();
     assert_eq!(
         cases,
-        ["one_connection", "one_connection_plaintext", "2_connections", "one_connection_io_uring"]
+        [
+            "one_connection",
+            "one_connection_plaintext",
+            "2_connections",
+            "one_connection_io_uring"
+        ]
     );
     for l in &lines {
         let (stoq, quinn, ratio) = (

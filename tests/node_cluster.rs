@@ -41,7 +41,11 @@ impl Process {
                 }
             }
         });
-        Process { child, first_line, lines }
+        Process {
+            child,
+            first_line,
+            lines,
+        }
     }
 
     /// The address after "listening on " (and "https://").
@@ -58,7 +62,12 @@ impl Process {
     /// The membership id after "(id ".
     fn id(&self) -> u64 {
         let at = self.first_line.find("(id ").expect("an id") + 4;
-        self.first_line[at..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+        self.first_line[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
     }
 
     fn probes(&self) -> Vec<Value> {
@@ -93,7 +102,10 @@ impl Drop for Process {
 fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -106,14 +118,31 @@ fn three_node_processes_form_a_cluster_over_mutual_tls_and_detect_a_killed_one()
     let trust = dir.join("trust");
     let init = testbed(&["trustchain", "ca", "init", "--state", state_arg]);
     assert!(init.status.success(), "{}", text(&init.stderr));
-    let install = testbed(&["trustchain", "ca", "install", "--state", state_arg, "--out", trust.to_str().unwrap()]);
+    let install = testbed(&[
+        "trustchain",
+        "ca",
+        "install",
+        "--state",
+        state_arg,
+        "--out",
+        trust.to_str().unwrap(),
+    ]);
     assert!(install.status.success(), "{}", text(&install.stderr));
     let root = trust.join("root.pem");
     let names = ["node-a.mesh", "node-b.mesh", "node-c.mesh"];
     let tokens: Vec<String> = names
         .iter()
         .map(|name| {
-            let out = testbed(&["trustchain", "token", "--state", state_arg, "--name", name, "--addr", "::1"]);
+            let out = testbed(&[
+                "trustchain",
+                "token",
+                "--state",
+                state_arg,
+                "--name",
+                name,
+                "--addr",
+                "::1",
+            ]);
             assert!(out.status.success(), "{}", text(&out.stderr));
             text(&out.stdout).trim().to_owned()
         })
@@ -150,11 +179,16 @@ fn three_node_processes_form_a_cluster_over_mutual_tls_and_detect_a_killed_one()
     let nodes = [first, start_node(1, Some(&seed)), start_node(2, Some(&seed))];
     let ids: Vec<u64> = nodes.iter().map(Process::id).collect();
 
-    wait_for("every node to hold the other two alive", Duration::from_secs(60), || {
-        (0..3).all(|i| (0..3).filter(|&j| j != i).all(|j| nodes[i].state_of(ids[j]) == Some(0)))
-    });
+    wait_for(
+        "every node to hold the other two alive",
+        Duration::from_secs(60),
+        || (0..3).all(|i| (0..3).filter(|&j| j != i).all(|j| nodes[i].state_of(ids[j]) == Some(0))),
+    );
     for node in &nodes {
-        assert!(node.count("stoq_connected") >= 1, "membership ran over STOQ connections");
+        assert!(
+            node.count("stoq_connected") >= 1,
+            "membership ran over STOQ connections"
+        );
         assert_eq!(node.count("stoq_refused"), 0);
     }
 
@@ -179,17 +213,56 @@ fn three_node_processes_form_a_cluster_over_mutual_tls_and_detect_a_killed_one()
 #[test]
 fn a_node_refuses_ipv4_and_unspecified_addresses_by_name() {
     let out = testbed(&[
-        "node", "--listen", "0.0.0.0:7000", "--name", "n.mesh", "--ca", "[::1]:8443", "--ca-root", "/nonexistent", "--token", "t",
+        "node",
+        "--listen",
+        "0.0.0.0:7000",
+        "--name",
+        "n.mesh",
+        "--ca",
+        "[::1]:8443",
+        "--ca-root",
+        "/nonexistent",
+        "--token",
+        "t",
     ]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains("--listen is the IPv4 address 0.0.0.0:7000: STOQ is IPv6-only"), "{err}");
+    assert!(
+        err.contains("--listen is the IPv4 address 0.0.0.0:7000: STOQ is IPv6-only"),
+        "{err}"
+    );
     let out = testbed(&[
-        "node", "--listen", "[::]:7000", "--name", "n.mesh", "--ca", "[::1]:8443", "--ca-root", "/nonexistent", "--token", "t",
+        "node",
+        "--listen",
+        "[::]:7000",
+        "--name",
+        "n.mesh",
+        "--ca",
+        "[::1]:8443",
+        "--ca-root",
+        "/nonexistent",
+        "--token",
+        "t",
     ]);
     assert!(text(&out.stderr).contains("unspecified"), "{}", text(&out.stderr));
     let out = testbed(&[
-        "node", "--listen", "[::1]:7000", "--seed", "10.0.0.1:7000", "--name", "n.mesh", "--ca", "[::1]:8443", "--ca-root", "/nonexistent", "--token", "t",
+        "node",
+        "--listen",
+        "[::1]:7000",
+        "--seed",
+        "10.0.0.1:7000",
+        "--name",
+        "n.mesh",
+        "--ca",
+        "[::1]:8443",
+        "--ca-root",
+        "/nonexistent",
+        "--token",
+        "t",
     ]);
-    assert!(text(&out.stderr).contains("--seed 1 is the IPv4 address 10.0.0.1:7000"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--seed 1 is the IPv4 address 10.0.0.1:7000"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use runtime_tokio::HttpsClient;
 use common::{fresh_dir, testbed, text};
+use runtime_tokio::HttpsClient;
 use serde_json::Value;
 use trustchain::ca::{key_from_seed, request, NodeIdentity};
 use trustchain::ct::{leaf_hash, verify_inclusion, Hash, SignedTreeHead};
@@ -33,13 +33,22 @@ struct Server {
 impl Server {
     fn start(state: &Path) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_testbed"))
-            .args(["trustchain", "serve", "--state", state.to_str().unwrap(), "--listen", "[::1]:0"])
+            .args([
+                "trustchain",
+                "serve",
+                "--state",
+                state.to_str().unwrap(),
+                "--listen",
+                "[::1]:0",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         let addr = line
             .strip_prefix("listening on https://")
             .and_then(|rest| rest.split_whitespace().next())
@@ -65,7 +74,10 @@ fn https(server: &Server, root_pem: &Path, method: &str, target: &str, body: &st
         .map(|c| c.to_vec())
         .collect();
     let client = HttpsClient::new(server.addr, "trustchain.mesh", &roots).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let (status, body) = runtime
         .block_on(client.call(method, target, body.to_owned()))
         .expect("an answer, over TLS verified against root.pem");
@@ -83,7 +95,14 @@ fn csr(dir: &Path) -> PathBuf {
     if openssl_available() {
         let key = dir.join("node.key");
         let ok = Command::new("openssl")
-            .args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"])
+            .args([
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+            ])
             .arg(&key)
             .output()
             .unwrap()
@@ -91,7 +110,15 @@ fn csr(dir: &Path) -> PathBuf {
             .success();
         assert!(ok);
         let out = Command::new("openssl")
-            .args(["req", "-new", "-subj", "/CN=node-1.mesh", "-addext", "subjectAltName=DNS:node-1.mesh,IP:fd00::1", "-key"])
+            .args([
+                "req",
+                "-new",
+                "-subj",
+                "/CN=node-1.mesh",
+                "-addext",
+                "subjectAltName=DNS:node-1.mesh,IP:fd00::1",
+                "-key",
+            ])
             .arg(&key)
             .arg("-out")
             .arg(&path)
@@ -121,10 +148,31 @@ fn an_operator_runs_a_ca_and_a_node_enrolls_over_https() {
     assert!(init.status.success(), "{}", text(&init.stderr));
     let again = testbed(&["trustchain", "ca", "init", "--state", state_arg]);
     assert_eq!(again.status.code(), Some(2));
-    assert!(text(&again.stderr).contains("already exists"), "{}", text(&again.stderr));
-    let install = testbed(&["trustchain", "ca", "install", "--state", state_arg, "--out", trust.to_str().unwrap()]);
+    assert!(
+        text(&again.stderr).contains("already exists"),
+        "{}",
+        text(&again.stderr)
+    );
+    let install = testbed(&[
+        "trustchain",
+        "ca",
+        "install",
+        "--state",
+        state_arg,
+        "--out",
+        trust.to_str().unwrap(),
+    ]);
     assert!(install.status.success(), "{}", text(&install.stderr));
-    let token = testbed(&["trustchain", "token", "--state", state_arg, "--name", "node-1.mesh", "--addr", "fd00::1"]);
+    let token = testbed(&[
+        "trustchain",
+        "token",
+        "--state",
+        state_arg,
+        "--name",
+        "node-1.mesh",
+        "--addr",
+        "fd00::1",
+    ]);
     assert!(token.status.success(), "{}", text(&token.stderr));
     let token = text(&token.stdout).trim().to_owned();
     let csr_pem = std::fs::read_to_string(csr(&dir)).unwrap();
@@ -137,9 +185,21 @@ fn an_operator_runs_a_ca_and_a_node_enrolls_over_https() {
     assert!(json(&body)["error"].as_str().unwrap().contains("join token"));
     let flipped = if token.ends_with('0') { '1' } else { '0' };
     let forged = format!("{}{flipped}", &token[..token.len() - 1]);
-    let (status, _) = https(&server, &root, "POST", "/ca/issue", &serde_json::json!({ "csr": csr_pem, "token": forged }).to_string());
+    let (status, _) = https(
+        &server,
+        &root,
+        "POST",
+        "/ca/issue",
+        &serde_json::json!({ "csr": csr_pem, "token": forged }).to_string(),
+    );
     assert_eq!(status, 403);
-    let (status, body) = https(&server, &root, "POST", "/ca/issue", &serde_json::json!({ "csr": csr_pem, "token": token }).to_string());
+    let (status, body) = https(
+        &server,
+        &root,
+        "POST",
+        "/ca/issue",
+        &serde_json::json!({ "csr": csr_pem, "token": token }).to_string(),
+    );
     assert_eq!(status, 200, "{body}");
     let issued = json(&body);
     let chain_pem = issued["chain"].as_str().unwrap().to_owned();
@@ -164,11 +224,23 @@ fn an_operator_runs_a_ca_and_a_node_enrolls_over_https() {
         assert!(text(&out.stdout).contains(": OK"));
     }
 
-    let (status, body) = https(&server, &root, "POST", "/ca/validate?name=node-1.mesh&require_logged=true", &chain_pem);
+    let (status, body) = https(
+        &server,
+        &root,
+        "POST",
+        "/ca/validate?name=node-1.mesh&require_logged=true",
+        &chain_pem,
+    );
     assert_eq!(status, 200, "{body}");
     let verdict = json(&body);
     assert_eq!(verdict["valid"], true, "{verdict}");
-    let (status, body) = https(&server, &root, "POST", "/ca/validate", "-----BEGIN CERTIFICATE-----\ngarbage");
+    let (status, body) = https(
+        &server,
+        &root,
+        "POST",
+        "/ca/validate",
+        "-----BEGIN CERTIFICATE-----\ngarbage",
+    );
     assert_eq!(status, 400, "{body}");
     assert!(json(&body)["error"].as_str().is_some());
     assert_eq!(https(&server, &root, "GET", "/ca/issue", "").0, 405);
@@ -182,11 +254,17 @@ fn an_operator_runs_a_ca_and_a_node_enrolls_over_https() {
     let sth_json = json(&body);
     let hash = |v: &Value| -> Hash {
         let s = v.as_str().unwrap();
-        (0..32).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap()).collect::<Vec<_>>().try_into().unwrap()
+        (0..32)
+            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+            .collect::<Vec<_>>()
+            .try_into()
+            .unwrap()
     };
     let signature: Vec<u8> = {
         let s = sth_json["signature"].as_str().unwrap();
-        (0..64).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap()).collect()
+        (0..64)
+            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+            .collect()
     };
     let sth = SignedTreeHead {
         tree_size: sth_json["tree_size"].as_u64().unwrap(),
@@ -195,10 +273,19 @@ fn an_operator_runs_a_ca_and_a_node_enrolls_over_https() {
         signature: signature.try_into().unwrap(),
     };
     let log_key = std::fs::read_to_string(trust.join("ct-log.pub")).unwrap();
-    let log_key: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&log_key[2 * i..2 * i + 2], 16).unwrap()).collect();
-    sth.verify(&log_key).expect("the tree head is signed by the installed log key");
+    let log_key: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&log_key[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    sth.verify(&log_key)
+        .expect("the tree head is signed by the installed log key");
     let index = verdict["ct_index"].as_u64().unwrap();
-    let (status, body) = https(&server, &root, "GET", &format!("/ct/proof?index={index}&size={}", sth.tree_size), "");
+    let (status, body) = https(
+        &server,
+        &root,
+        "GET",
+        &format!("/ct/proof?index={index}&size={}", sth.tree_size),
+        "",
+    );
     assert_eq!(status, 200, "{body}");
     let path: Vec<Hash> = json(&body)["audit_path"].as_array().unwrap().iter().map(hash).collect();
     let leaf = &pem::chain(chain_pem.as_bytes()).unwrap()[0];
@@ -207,20 +294,52 @@ fn an_operator_runs_a_ca_and_a_node_enrolls_over_https() {
     // While it serves, the state directory is locked against other writers.
     let busy = testbed(&["trustchain", "rotate", "--state", state_arg]);
     assert_eq!(busy.status.code(), Some(2));
-    assert!(text(&busy.stderr).contains("in use by process"), "{}", text(&busy.stderr));
+    assert!(
+        text(&busy.stderr).contains("in use by process"),
+        "{}",
+        text(&busy.stderr)
+    );
     drop(server);
 
     // Operator commands after the server stopped (killed: nothing acknowledged is lost).
-    let revoke = testbed(&["trustchain", "revoke", "--state", state_arg, "--cert", chain_path.to_str().unwrap()]);
+    let revoke = testbed(&[
+        "trustchain",
+        "revoke",
+        "--state",
+        state_arg,
+        "--cert",
+        chain_path.to_str().unwrap(),
+    ]);
     assert!(revoke.status.success(), "{}", text(&revoke.stderr));
-    let check = testbed(&["trustchain", "validate", "--state", state_arg, chain_path.to_str().unwrap()]);
+    let check = testbed(&[
+        "trustchain",
+        "validate",
+        "--state",
+        state_arg,
+        chain_path.to_str().unwrap(),
+    ]);
     assert_eq!(check.status.code(), Some(1));
-    assert!(text(&check.stdout).contains("invalid (revoked)"), "{}", text(&check.stdout));
+    assert!(
+        text(&check.stdout).contains("invalid (revoked)"),
+        "{}",
+        text(&check.stdout)
+    );
     let rotate = testbed(&[
-        "trustchain", "rotate", "--state", state_arg, "--overlap-period", "1h", "--gradual-rollout", "--verify-before-switch",
+        "trustchain",
+        "rotate",
+        "--state",
+        state_arg,
+        "--overlap-period",
+        "1h",
+        "--gradual-rollout",
+        "--verify-before-switch",
     ]);
     assert!(rotate.status.success(), "{}", text(&rotate.stderr));
-    assert!(text(&rotate.stdout).contains("6 waves 300 s apart"), "{}", text(&rotate.stdout));
+    assert!(
+        text(&rotate.stdout).contains("6 waves 300 s apart"),
+        "{}",
+        text(&rotate.stdout)
+    );
     let twice = testbed(&["trustchain", "rotate", "--state", state_arg]);
     assert_eq!(twice.status.code(), Some(2));
     assert!(text(&twice.stderr).contains("rotation is in progress"));
@@ -233,7 +352,11 @@ fn an_operator_runs_a_ca_and_a_node_enrolls_over_https() {
     assert_eq!(bundle["issuers"].as_array().unwrap().len(), 2, "{bundle}");
     assert_eq!(bundle["rotation"]["waves"], 6);
     let (_, crl) = https(&server, &root, "GET", "/ca/crl", "");
-    assert_eq!(crl.matches("BEGIN X509 CRL").count(), 2, "one list per intermediate held");
+    assert_eq!(
+        crl.matches("BEGIN X509 CRL").count(),
+        2,
+        "one list per intermediate held"
+    );
 }
 
 #[test]
@@ -241,28 +364,74 @@ fn ipv4_and_bad_flags_are_refused_by_name() {
     let dir = fresh_dir("trustchain-service-refusals");
     let state = dir.join("ca");
     let state_arg = state.to_str().unwrap();
-    let none = testbed(&["trustchain", "token", "--state", state_arg, "--name", "n.mesh", "--addr", "fd00::1"]);
+    let none = testbed(&[
+        "trustchain",
+        "token",
+        "--state",
+        state_arg,
+        "--name",
+        "n.mesh",
+        "--addr",
+        "fd00::1",
+    ]);
     assert_eq!(none.status.code(), Some(2));
     assert!(text(&none.stderr).contains("no CA in"), "{}", text(&none.stderr));
-    assert!(testbed(&["trustchain", "ca", "init", "--state", state_arg]).status.success());
+    assert!(testbed(&["trustchain", "ca", "init", "--state", state_arg])
+        .status
+        .success());
     let v4 = testbed(&["trustchain", "serve", "--state", state_arg, "--listen", "127.0.0.1:0"]);
     assert_eq!(v4.status.code(), Some(2));
     assert!(text(&v4.stderr).contains("IPv6-only"), "{}", text(&v4.stderr));
-    let mapped = testbed(&["trustchain", "serve", "--state", state_arg, "--listen", "[::ffff:127.0.0.1]:0"]);
+    let mapped = testbed(&[
+        "trustchain",
+        "serve",
+        "--state",
+        state_arg,
+        "--listen",
+        "[::ffff:127.0.0.1]:0",
+    ]);
     assert_eq!(mapped.status.code(), Some(2));
     assert!(text(&mapped.stderr).contains("IPv6-only"), "{}", text(&mapped.stderr));
-    let v4_node = testbed(&["trustchain", "token", "--state", state_arg, "--name", "n.mesh", "--addr", "10.0.0.1"]);
+    let v4_node = testbed(&[
+        "trustchain",
+        "token",
+        "--state",
+        state_arg,
+        "--name",
+        "n.mesh",
+        "--addr",
+        "10.0.0.1",
+    ]);
     assert_eq!(v4_node.status.code(), Some(2));
     assert!(text(&v4_node.stderr).contains("IPv6-only"), "{}", text(&v4_node.stderr));
     let bad_plan = testbed(&[
-        "trustchain", "rotate", "--state", state_arg, "--overlap-period", "10m", "--gradual-rollout",
+        "trustchain",
+        "rotate",
+        "--state",
+        state_arg,
+        "--overlap-period",
+        "10m",
+        "--gradual-rollout",
     ]);
     assert_eq!(bad_plan.status.code(), Some(2));
-    assert!(text(&bad_plan.stderr).contains("lengthen --overlap-period"), "{}", text(&bad_plan.stderr));
+    assert!(
+        text(&bad_plan.stderr).contains("lengthen --overlap-period"),
+        "{}",
+        text(&bad_plan.stderr)
+    );
     let bad_serial = testbed(&["trustchain", "revoke", "--state", state_arg, "--serial", "xyz"]);
     assert_eq!(bad_serial.status.code(), Some(2));
     assert!(text(&bad_serial.stderr).contains("not a certificate serial"));
-    let no_csr = testbed(&["trustchain", "issue", "--state", state_arg, "--csr", "/nonexistent.pem", "--token", "t"]);
+    let no_csr = testbed(&[
+        "trustchain",
+        "issue",
+        "--state",
+        state_arg,
+        "--csr",
+        "/nonexistent.pem",
+        "--token",
+        "t",
+    ]);
     assert_eq!(no_csr.status.code(), Some(2));
     assert!(text(&no_csr.stderr).contains("/nonexistent.pem"));
 }

@@ -632,15 +632,24 @@ impl Ctx<'_> {
         let stoq = match &raw.stoq {
             None => None,
             Some(t) if trustchain.is_some() => {
-                return Err(self.err(t.span(), "a [stoq] section runs the membership workload; the trustchain workload has its own handshakes"));
+                return Err(self.err(
+                    t.span(),
+                    "a [stoq] section runs the membership workload; the trustchain workload has its own handshakes",
+                ));
             }
             Some(t) => {
                 let r = t.get_ref();
                 let defaults = stoq::StoqConfig::default();
                 let plan = StoqPlan {
-                    idle_timeout: self.opt_duration(&r.idle_timeout, "stoq.idle_timeout")?.unwrap_or(defaults.idle_timeout),
-                    keep_alive: self.opt_duration(&r.keep_alive, "stoq.keep_alive")?.unwrap_or(defaults.keep_alive),
-                    initial_rtt: self.opt_duration(&r.initial_rtt, "stoq.initial_rtt")?.unwrap_or(defaults.initial_rtt),
+                    idle_timeout: self
+                        .opt_duration(&r.idle_timeout, "stoq.idle_timeout")?
+                        .unwrap_or(defaults.idle_timeout),
+                    keep_alive: self
+                        .opt_duration(&r.keep_alive, "stoq.keep_alive")?
+                        .unwrap_or(defaults.keep_alive),
+                    initial_rtt: self
+                        .opt_duration(&r.initial_rtt, "stoq.initial_rtt")?
+                        .unwrap_or(defaults.initial_rtt),
                 };
                 let config = stoq::StoqConfig {
                     idle_timeout: plan.idle_timeout,

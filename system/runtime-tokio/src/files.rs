@@ -34,7 +34,11 @@ impl DirStorage {
             path: dir.to_path_buf(),
             source,
         };
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(fail)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(fail)?;
         // Entries left by an earlier run, and the directory itself if we just made it, may still
         // be only in the page cache (a process crash does not flush them); make them durable now
         // so later syncs need only track files this process creates.

@@ -300,7 +300,10 @@ async fn respond<S: HttpService + 'static>(
         response = response.header(*name, value.as_str());
     }
     Ok(response.body(Full::new(answer.body)).unwrap_or_else(|e| {
-        let mut r = Response::new(Full::new(Bytes::from(format!("{{\"error\": \"bad response: {}\"}}\n", json_escape(&e.to_string())))));
+        let mut r = Response::new(Full::new(Bytes::from(format!(
+            "{{\"error\": \"bad response: {}\"}}\n",
+            json_escape(&e.to_string())
+        ))));
         *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
         r
     }))

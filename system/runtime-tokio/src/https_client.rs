@@ -85,7 +85,12 @@ impl HttpsClient {
     }
 
     /// Sends `method target` with `body` on a new connection; returns the status and body.
-    pub async fn call(&self, method: &str, target: &str, body: impl Into<Bytes>) -> Result<(u16, Bytes), HttpsClientError> {
+    pub async fn call(
+        &self,
+        method: &str,
+        target: &str,
+        body: impl Into<Bytes>,
+    ) -> Result<(u16, Bytes), HttpsClientError> {
         let body = body.into();
         match tokio::time::timeout(self.timeout, self.exchange(method, target, body)).await {
             Ok(result) => result,
@@ -97,7 +102,10 @@ impl HttpsClient {
     }
 
     async fn exchange(&self, method: &str, target: &str, body: Bytes) -> Result<(u16, Bytes), HttpsClientError> {
-        let failed = |reason: String| HttpsClientError::Failed { addr: self.addr, reason };
+        let failed = |reason: String| HttpsClientError::Failed {
+            addr: self.addr,
+            reason,
+        };
         let tcp = TcpStream::connect(self.addr).await.map_err(|e| failed(e.to_string()))?;
         let _ = tcp.set_nodelay(true);
         let tls = self

@@ -162,7 +162,12 @@ impl Sockets {
     }
 
     /// Queues `payload` as datagrams of `segment_size` bytes for one GSO send.
-    pub(crate) fn send_segments(&mut self, to: SocketAddr, payload: Bytes, segment_size: usize) -> Result<(), SendError> {
+    pub(crate) fn send_segments(
+        &mut self,
+        to: SocketAddr,
+        payload: Bytes,
+        segment_size: usize,
+    ) -> Result<(), SendError> {
         let segment_size = segment_size.max(1);
         if payload.len() <= segment_size {
             return self.enqueue(to, payload, None);
@@ -231,9 +236,9 @@ impl Sockets {
                     result = Err(e);
                     break;
                 }
-                result = bound
-                    .socket
-                    .try_io(Interest::WRITABLE, || bound.state.try_send((&bound.socket).into(), &transmit));
+                result = bound.socket.try_io(Interest::WRITABLE, || {
+                    bound.state.try_send((&bound.socket).into(), &transmit)
+                });
             }
             if let Err(e) = result {
                 self.dropped += 1;

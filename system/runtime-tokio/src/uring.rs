@@ -74,7 +74,6 @@ pub fn drive_uring<A: Actor + ?Sized>(
         }
         // GRO stays on (quinn-udp enabled it): each receive may carry a run of datagrams,
         // split at the size its control message gives.
-
     }
     let mut ring = IoUring::new(((RECV_SLOTS * fds.len() + SEND_SLOTS) as u32).next_power_of_two())?;
     let mut recv: Vec<Box<RecvSlot>> = Vec::with_capacity(RECV_SLOTS * fds.len());
@@ -198,7 +197,9 @@ fn post_recv(ring: &mut IoUring, fd: RawFd, slot: &mut RecvSlot, data: u64) -> i
     slot.msg.msg_control = slot.control.as_mut_ptr().cast();
     slot.msg.msg_controllen = size_of::<[u64; 8]>();
     slot.msg.msg_flags = 0;
-    let entry = opcode::RecvMsg::new(types::Fd(fd), &mut slot.msg).build().user_data(data);
+    let entry = opcode::RecvMsg::new(types::Fd(fd), &mut slot.msg)
+        .build()
+        .user_data(data);
     push(ring, &entry)
 }
 
@@ -253,8 +254,13 @@ fn queue_sends(
             reap(ring, env, sends, in_flight, received);
             continue;
         }
-        let Some((socket, to, payload, segment)) = env.sockets.pop_queued() else { break };
-        let index = sends.iter().position(Option::is_none).expect("a free slot: in_flight < len");
+        let Some((socket, to, payload, segment)) = env.sockets.pop_queued() else {
+            break;
+        };
+        let index = sends
+            .iter()
+            .position(Option::is_none)
+            .expect("a free slot: in_flight < len");
         let to = SockAddr::from(to);
         // SAFETY: all-zero is a valid msghdr; the pointers are set below.
         let mut slot = Box::new(SendSlot {

@@ -75,7 +75,13 @@ fn datagrams_segments_and_timers_work_on_the_io_uring_driver() {
             &echo_spec,
             move |addrs| {
                 addr_tx.send(addrs[0]).unwrap();
-                Box::new(Echo { peer: None, got: 0, count: 0, ticks: 0, report: None })
+                Box::new(Echo {
+                    peer: None,
+                    got: 0,
+                    count: 0,
+                    ticks: 0,
+                    report: None,
+                })
             },
             echo_stop,
             None,
@@ -88,7 +94,13 @@ fn datagrams_segments_and_timers_work_on_the_io_uring_driver() {
             1,
             &spec,
             move |_| {
-                Box::new(Echo { peer: Some(echo_addr), got: 0, count: 20, ticks: 0, report: Some(report_tx) })
+                Box::new(Echo {
+                    peer: Some(echo_addr),
+                    got: 0,
+                    count: 20,
+                    ticks: 0,
+                    report: Some(report_tx),
+                })
             },
             stop_rx,
             None,

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use pki_types::CertificateDer;
 use quinn_proto::{
-    ConnectionError, ConnectionHandle, DatagramEvent, Dir, ReadError, SendDatagramError,
-    StreamEvent, StreamId, VarInt, WriteError,
+    ConnectionError, ConnectionHandle, DatagramEvent, Dir, ReadError, SendDatagramError, StreamEvent, StreamId, VarInt,
+    WriteError,
 };
 use runtime::{Env, Instant, Probe, TimerToken};
 
@@ -210,7 +210,9 @@ pub enum StoqError {
     #[error("unknown or finished id")]
     UnknownId,
     /// An unreliable message does not fit in one QUIC datagram on this path.
-    #[error("unreliable message of {len} bytes does not fit a datagram on this path (at most {max}): send it reliably")]
+    #[error(
+        "unreliable message of {len} bytes does not fit a datagram on this path (at most {max}): send it reliably"
+    )]
     DatagramTooLarge {
         /// Payload bytes.
         len: usize,
@@ -328,7 +330,12 @@ pub struct Endpoint {
 impl Endpoint {
     /// An endpoint on `env`'s IPv6 socket presenting `credentials` (none yet: it can accept
     /// nothing and dial nothing until [`Endpoint::present`]) and trusting `trust`.
-    pub fn new(env: &mut dyn Env, config: StoqConfig, credentials: Option<&Credentials>, trust: Trust) -> Result<Self, SetupError> {
+    pub fn new(
+        env: &mut dyn Env,
+        config: StoqConfig,
+        credentials: Option<&Credentials>,
+        trust: Trust,
+    ) -> Result<Self, SetupError> {
         let setup = QuicSetup::new(&config, credentials, trust, PacketProtection::Encrypted)?;
         Self::with_setup(env, config, setup)
     }
@@ -348,12 +355,7 @@ impl Endpoint {
             security,
             rng,
         } = setup;
-        let quic = quinn_proto::Endpoint::new(
-            Arc::new(endpoint),
-            Some(Arc::new(server)),
-            config.mtu_discovery,
-            None,
-        );
+        let quic = quinn_proto::Endpoint::new(Arc::new(endpoint), Some(Arc::new(server)), config.mtu_discovery, None);
         Ok(Endpoint {
             quic,
             client,
@@ -414,7 +416,9 @@ impl Endpoint {
     pub fn handle_datagram(&mut self, env: &mut dyn Env, from: SocketAddr, payload: Bytes) {
         let _installed = self.enter(env);
         let now = self.clock.to_quic(env.now());
-        let data = payload.try_into_mut().unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        let data = payload
+            .try_into_mut()
+            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
         let mut buf = Vec::new();
         match self.quic.handle(now, from, None, None, data, &mut buf) {
             Some(DatagramEvent::ConnectionEvent(ch, event)) => {
@@ -487,7 +491,8 @@ impl Endpoint {
                 }
                 if let Some(conn) = self.conns.get_mut(&r.conn) {
                     let before = conn.queue.len();
-                    conn.queue.retain(|q| !matches!(q, Queued::Request(rid, _) if *rid == id));
+                    conn.queue
+                        .retain(|q| !matches!(q, Queued::Request(rid, _) if *rid == id));
                     if conn.queue.len() != before {
                         conn.recount();
                     }
@@ -527,7 +532,10 @@ impl Endpoint {
             .and_then(|c| c.quic.datagrams().max_size())
         {
             if payload.len() > max {
-                return Err(StoqError::DatagramTooLarge { len: payload.len(), max });
+                return Err(StoqError::DatagramTooLarge {
+                    len: payload.len(),
+                    max,
+                });
             }
         }
         self.enqueue(env, peer, Queued::Unreliable(payload))
@@ -659,7 +667,10 @@ impl Endpoint {
         let ch = self.connection_to(env, peer)?;
         let now = env.now();
         let limit = self.config.queued_bytes_max;
-        let conn = self.conns.get_mut(&ch).expect("connection_to returns a live connection");
+        let conn = self
+            .conns
+            .get_mut(&ch)
+            .expect("connection_to returns a live connection");
         if conn.queued_bytes + item.len() > limit {
             self.stats.queue_full += 1;
             return Err(StoqError::QueueFull {
@@ -765,8 +776,10 @@ impl Endpoint {
                     if let Some(r) = self.requests.get_mut(&id) {
                         r.stream = Some(stream);
                     }
-                    conn.inbound
-                        .insert(stream, Inbound::Response(id, FrameReader::new(self.config.frame_bytes_max)));
+                    conn.inbound.insert(
+                        stream,
+                        Inbound::Response(id, FrameReader::new(self.config.frame_bytes_max)),
+                    );
                     let out = conn.writes.entry(stream).or_default();
                     out.counted = true;
                     out.finish = true;
@@ -815,7 +828,9 @@ impl Endpoint {
                 let segments = env.max_segments().max(1);
                 loop {
                     let mut buf = Vec::with_capacity(1500 * segments);
-                    let Some(t) = conn.quic.poll_transmit(now, segments, &mut buf) else { break };
+                    let Some(t) = conn.quic.poll_transmit(now, segments, &mut buf) else {
+                        break;
+                    };
                     progressed = true;
                     self.stats.datagrams_sent += 1;
                     send_transmit(env, &t, buf);
@@ -906,7 +921,11 @@ impl Endpoint {
                 if let Some(bulk) = conn.bulk_out.remove(&id) {
                     self.bulk.remove(&bulk);
                 }
-                let request = self.requests.iter().find(|(_, r)| r.conn == ch && r.stream == Some(id)).map(|(k, _)| *k);
+                let request = self
+                    .requests
+                    .iter()
+                    .find(|(_, r)| r.conn == ch && r.stream == Some(id))
+                    .map(|(k, _)| *k);
                 if let Some(rid) = request {
                     let r = self.requests.remove(&rid).expect("found above");
                     self.events.push_back(Event::Response {
@@ -992,7 +1011,12 @@ impl Endpoint {
             self.peers.remove(&remote);
         }
         // Requests and bulk streams on it end here.
-        let lost: Vec<RequestId> = self.requests.iter().filter(|(_, r)| r.conn == ch).map(|(k, _)| *k).collect();
+        let lost: Vec<RequestId> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| r.conn == ch)
+            .map(|(k, _)| *k)
+            .collect();
         for id in lost {
             self.requests.remove(&id);
             self.events.push_back(Event::Response {
@@ -1024,7 +1048,10 @@ impl Endpoint {
             self.stats.connections_lost += 1;
             env.probe(Probe::new("stoq_lost", addr_subject(remote), 1));
             if current {
-                self.events.push_back(Event::Disconnected { peer: remote, reason: text });
+                self.events.push_back(Event::Disconnected {
+                    peer: remote,
+                    reason: text,
+                });
             }
         } else {
             let class = refused.unwrap_or(match reason {
@@ -1068,7 +1095,9 @@ impl Endpoint {
             // Any MAX_STREAM_DATA this earns goes out with the next poll_transmit.
             let _ = chunks.finalize();
         }
-        let Some(mut state) = conn.inbound.remove(&id) else { return };
+        let Some(mut state) = conn.inbound.remove(&id) else {
+            return;
+        };
         let mut error: Option<FrameError> = None;
         for piece in pieces {
             if let Inbound::Unknown(pre) = &mut state {
@@ -1242,7 +1271,9 @@ impl Conn {
 
     /// Writes what `stream` has pending, as far as flow control allows; finishes it when done.
     fn flush(&mut self, stream: StreamId) {
-        let Some(out) = self.writes.get_mut(&stream) else { return };
+        let Some(out) = self.writes.get_mut(&stream) else {
+            return;
+        };
         let mut written_bytes = 0;
         if !out.chunks.is_empty() {
             match self.quic.send_stream(stream).write_chunks(out.chunks.make_contiguous()) {
@@ -1301,4 +1332,3 @@ fn addr_subject(addr: SocketAddr) -> u64 {
         std::net::IpAddr::V4(v4) => u64::from(u32::from(v4)),
     }
 }
-

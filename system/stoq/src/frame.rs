@@ -204,7 +204,10 @@ mod tests {
                     got.push(f);
                 }
             }
-            assert_eq!(got, payloads.iter().map(|p| Bytes::copy_from_slice(p)).collect::<Vec<_>>());
+            assert_eq!(
+                got,
+                payloads.iter().map(|p| Bytes::copy_from_slice(p)).collect::<Vec<_>>()
+            );
             assert!(r.finish().is_ok());
         }
     }

@@ -112,7 +112,12 @@ impl Session for PlaintextSession {
     fn is_valid_retry(&self, orig_dst_cid: &ConnectionId, header: &[u8], payload: &[u8]) -> bool {
         self.inner.is_valid_retry(orig_dst_cid, header, payload)
     }
-    fn export_keying_material(&self, output: &mut [u8], label: &[u8], context: &[u8]) -> Result<(), ExportKeyingMaterialError> {
+    fn export_keying_material(
+        &self,
+        output: &mut [u8],
+        label: &[u8],
+        context: &[u8],
+    ) -> Result<(), ExportKeyingMaterialError> {
         self.inner.export_keying_material(output, label, context)
     }
 }
@@ -121,7 +126,12 @@ impl Session for PlaintextSession {
 pub(crate) struct PlaintextClient(pub(crate) Arc<dyn ClientConfig>);
 
 impl ClientConfig for PlaintextClient {
-    fn start_session(self: Arc<Self>, version: u32, server_name: &str, params: &TransportParameters) -> Result<Box<dyn Session>, ConnectError> {
+    fn start_session(
+        self: Arc<Self>,
+        version: u32,
+        server_name: &str,
+        params: &TransportParameters,
+    ) -> Result<Box<dyn Session>, ConnectError> {
         let inner = self.0.clone().start_session(version, server_name, params)?;
         Ok(Box::new(PlaintextSession { inner, key_changes: 0 }))
     }

@@ -144,7 +144,10 @@ pub(crate) const CID_BYTES: usize = 8;
 impl ConnectionIdGenerator for SeededCids {
     fn generate_cid(&mut self) -> ConnectionId {
         let mut bytes = [0u8; CID_BYTES];
-        self.rng.lock().unwrap_or_else(|p| p.into_inner()).fill_bytes(&mut bytes);
+        self.rng
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .fill_bytes(&mut bytes);
         ConnectionId::new(&bytes)
     }
 

@@ -13,8 +13,8 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use runtime::{
-    Actor, Clock, Datagrams, Entropy, Env, Instant, Probe, Probes, SendError, Storage, StorageError, TimerToken, Timers,
-    WallTime,
+    Actor, Clock, Datagrams, Entropy, Env, Instant, Probe, Probes, SendError, Storage, StorageError, TimerToken,
+    Timers, WallTime,
 };
 
 use crate::config::{ConfigError, StoqConfig};
@@ -77,7 +77,9 @@ impl<A: Actor> Secured<A> {
 
 impl<A: Actor> Actor for Secured<A> {
     fn on_start(&mut self, env: &mut dyn Env) {
-        let Some((config, credentials, trust)) = self.setup.take() else { return };
+        let Some((config, credentials, trust)) = self.setup.take() else {
+            return;
+        };
         match Endpoint::new(env, config, credentials.as_ref(), trust) {
             Ok(endpoint) => self.endpoint = Some(endpoint),
             Err(e) => {
@@ -142,10 +144,12 @@ impl Datagrams for Shim<'_> {
         };
         match sent {
             Ok(()) => Ok(()),
-            Err(StoqError::Address(ConfigError::Ipv4Address { addr, .. })) => Err(SendError::AddressFamilyNotSupported {
-                to: addr,
-                family: runtime::AddressFamily::V4,
-            }),
+            Err(StoqError::Address(ConfigError::Ipv4Address { addr, .. })) => {
+                Err(SendError::AddressFamilyNotSupported {
+                    to: addr,
+                    family: runtime::AddressFamily::V4,
+                })
+            }
             Err(StoqError::TooLarge { len, max }) => Err(SendError::TooLarge { len, max: max as usize }),
             // A full queue is congestion: UDP's answer is loss, which the inner protocol handles.
             Err(StoqError::QueueFull { .. }) | Err(StoqError::DatagramTooLarge { .. }) => Ok(()),

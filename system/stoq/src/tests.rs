@@ -135,11 +135,16 @@ impl Actor for Node {
                 Action::Send(to, text) => ep.send(env, addr(to), Bytes::from_static(text.as_bytes())),
                 Action::SendTo(to, text) => ep.send(env, to, Bytes::from_static(text.as_bytes())),
                 Action::Unreliable(to, text) => ep.send_unreliable(env, addr(to), Bytes::from_static(text.as_bytes())),
-                Action::Request(to, text) => ep.request(env, addr(to), Bytes::from_static(text.as_bytes())).map(|_| ()),
+                Action::Request(to, text) => ep
+                    .request(env, addr(to), Bytes::from_static(text.as_bytes()))
+                    .map(|_| ()),
                 Action::Bulk(to, len) => {
                     let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
                     let data = Bytes::from(data);
-                    let chunks: Vec<Bytes> = (0..len).step_by(64 * 1024).map(|at| data.slice(at..(at + 64 * 1024).min(len))).collect();
+                    let chunks: Vec<Bytes> = (0..len)
+                        .step_by(64 * 1024)
+                        .map(|at| data.slice(at..(at + 64 * 1024).min(len)))
+                        .collect();
                     match ep.open_bulk(env, addr(to), 42) {
                         Ok(id) => {
                             self.bulk = Some((id, chunks));
@@ -372,7 +377,11 @@ fn a_revoked_peer_is_refused_and_both_sides_read_why() {
     assert_eq!(server[0].0, "revoked");
     let client = out.failures(0);
     assert_eq!(client.len(), 1, "{client:?}");
-    assert_eq!(client[0].0, "revoked", "the refused node reads the reason: {}", client[0].1);
+    assert_eq!(
+        client[0].0, "revoked",
+        "the refused node reads the reason: {}",
+        client[0].1
+    );
     assert!(client[0].1.contains("enroll again"), "{}", client[0].1);
 }
 
@@ -396,9 +405,17 @@ fn a_peer_from_another_ca_is_refused_as_unknown_issuer() {
     assert!(out.messages(1).is_empty());
     // The client checks the server first and refuses it; the server never sees a chain.
     let client = out.failures(0);
-    assert_eq!(client.iter().map(|f| f.0).collect::<Vec<_>>(), vec!["unknown_issuer"], "{client:?}");
+    assert_eq!(
+        client.iter().map(|f| f.0).collect::<Vec<_>>(),
+        vec!["unknown_issuer"],
+        "{client:?}"
+    );
     let server = out.failures(1);
-    assert_eq!(server.iter().map(|f| f.0).collect::<Vec<_>>(), vec!["unknown_issuer"], "{server:?}");
+    assert_eq!(
+        server.iter().map(|f| f.0).collect::<Vec<_>>(),
+        vec!["unknown_issuer"],
+        "{server:?}"
+    );
 }
 
 #[test]
@@ -418,8 +435,14 @@ fn a_certificate_for_another_address_is_refused_as_name_mismatch() {
         run_ms: 3_000,
     });
     assert!(out.messages(1).is_empty());
-    assert_eq!(out.failures(1).iter().map(|f| f.0).collect::<Vec<_>>(), vec!["name_mismatch"]);
-    assert_eq!(out.failures(0).iter().map(|f| f.0).collect::<Vec<_>>(), vec!["name_mismatch"]);
+    assert_eq!(
+        out.failures(1).iter().map(|f| f.0).collect::<Vec<_>>(),
+        vec!["name_mismatch"]
+    );
+    assert_eq!(
+        out.failures(0).iter().map(|f| f.0).collect::<Vec<_>>(),
+        vec!["name_mismatch"]
+    );
 }
 
 #[test]
@@ -435,7 +458,12 @@ fn rotation_keeps_live_connections_and_new_ones_see_the_new_chain() {
     let out = run(Setup {
         seed: 5,
         nodes: vec![
-            (c0, t.clone(), seeded(0), vec![(10, Action::Send(1, "before")), (1_000, Action::Send(1, "after"))]),
+            (
+                c0,
+                t.clone(),
+                seeded(0),
+                vec![(10, Action::Send(1, "before")), (1_000, Action::Send(1, "after"))],
+            ),
             (c1, t.clone(), seeded(1), vec![(500, Action::Present(renewed))]),
             (c2, t, seeded(2), vec![(1_500, Action::Send(1, "newcomer"))]),
         ],
@@ -443,7 +471,11 @@ fn rotation_keeps_live_connections_and_new_ones_see_the_new_chain() {
         run_ms: 4_000,
     });
     assert_eq!(out.messages(1), vec!["before", "after", "newcomer"]);
-    let lost = out.log.iter().filter(|(_, e)| matches!(e, Event::Disconnected { .. })).count();
+    let lost = out
+        .log
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Disconnected { .. }))
+        .count();
     assert_eq!(lost, 0);
     let seen_by_2: Vec<_> = out
         .events(2)
@@ -470,7 +502,12 @@ fn an_oversized_frame_closes_the_connection_with_a_named_error() {
     let out = run(Setup {
         seed: 1,
         nodes: vec![
-            (c0, t.clone(), seeded(0), vec![(10, Action::Send(1, "small")), (100, Action::Send(1, big))]),
+            (
+                c0,
+                t.clone(),
+                seeded(0),
+                vec![(10, Action::Send(1, "small")), (100, Action::Send(1, big))],
+            ),
             (c1, t, strict, vec![]),
         ],
         link: LinkModel::default(),
@@ -486,7 +523,11 @@ fn an_oversized_frame_closes_the_connection_with_a_named_error() {
         })
         .collect();
     assert_eq!(malformed.len(), 1);
-    assert!(malformed[0].contains("frame of 2048 bytes announced, above the 1024-byte limit"), "{}", malformed[0]);
+    assert!(
+        malformed[0].contains("frame of 2048 bytes announced, above the 1024-byte limit"),
+        "{}",
+        malformed[0]
+    );
     let disconnected: Vec<_> = out
         .events(0)
         .into_iter()
@@ -506,10 +547,19 @@ fn ipv4_destinations_are_refused_by_name() {
     let t = trust(&mut ca);
     let out = run(Setup {
         seed: 1,
-        nodes: vec![(c0, t, seeded(0), vec![(10, Action::SendTo("10.0.0.2:7000".parse().unwrap(), "hi"))])],
+        nodes: vec![(
+            c0,
+            t,
+            seeded(0),
+            vec![(10, Action::SendTo("10.0.0.2:7000".parse().unwrap(), "hi"))],
+        )],
         link: LinkModel::default(),
         run_ms: 100,
     });
     assert_eq!(out.errors.len(), 1);
-    assert!(out.errors[0].1.to_string().contains("STOQ is IPv6-only"), "{}", out.errors[0].1);
+    assert!(
+        out.errors[0].1.to_string().contains("STOQ is IPv6-only"),
+        "{}",
+        out.errors[0].1
+    );
 }

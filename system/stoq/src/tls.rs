@@ -13,7 +13,10 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime,
+};
+use runtime::WallTime;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::ResolvesClientCert;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -21,7 +24,6 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, SignatureScheme};
-use runtime::WallTime;
 use trustchain::ca::{leaf_identity, serial_of, NodeIdentity};
 use trustchain::trust::TrustBundle;
 use trustchain::validate::{ExpectedPeer, ValidationError};
@@ -148,7 +150,11 @@ impl fmt::Debug for Security {
 }
 
 impl Security {
-    pub(crate) fn new(provider: CryptoProvider, credentials: Option<&Credentials>, trust: Trust) -> Result<Self, TlsSetupError> {
+    pub(crate) fn new(
+        provider: CryptoProvider,
+        credentials: Option<&Credentials>,
+        trust: Trust,
+    ) -> Result<Self, TlsSetupError> {
         let provider = Arc::new(provider);
         let presented = credentials.map(|c| certified(&provider, c)).transpose()?;
         Ok(Security {
@@ -177,7 +183,12 @@ impl Security {
     }
 
     /// Validates a chain as a handshake would, at `now`, expecting `expected`.
-    pub fn validate(&self, chain: &[CertificateDer<'_>], now: WallTime, expected: &ExpectedPeer) -> Result<(), ValidationError> {
+    pub fn validate(
+        &self,
+        chain: &[CertificateDer<'_>],
+        now: WallTime,
+        expected: &ExpectedPeer,
+    ) -> Result<(), ValidationError> {
         let state = self.read();
         let secs = now.as_unix_nanos().div_euclid(1_000_000_000);
         state.trust.bundle.validate(chain, &state.trust.crls, secs, expected)
@@ -201,7 +212,13 @@ impl Security {
         self.provider.signature_verification_algorithms
     }
 
-    fn check(&self, end_entity: &CertificateDer<'_>, intermediates: &[CertificateDer<'_>], now: UnixTime, expected: &ExpectedPeer) -> Result<(), rustls::Error> {
+    fn check(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+        expected: &ExpectedPeer,
+    ) -> Result<(), rustls::Error> {
         let mut chain = Vec::with_capacity(1 + intermediates.len());
         chain.push(end_entity.clone());
         chain.extend(intermediates.iter().cloned());
@@ -255,7 +272,10 @@ fn certified(provider: &CryptoProvider, credentials: &Credentials) -> Result<Arc
         return Err(TlsSetupError::EmptyChain);
     }
     let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(credentials.key_pkcs8.clone()));
-    let key = provider.key_provider.load_private_key(der).map_err(TlsSetupError::Key)?;
+    let key = provider
+        .key_provider
+        .load_private_key(der)
+        .map_err(TlsSetupError::Key)?;
     Ok(Arc::new(CertifiedKey::new(credentials.chain.clone(), key)))
 }
 
@@ -308,11 +328,18 @@ impl fmt::Debug for Verifier {
 impl Verifier {
     /// QUIC is TLS 1.3 only.
     fn tls12() -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls13RequiredForQuic))
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls13RequiredForQuic,
+        ))
     }
 
     /// The handshake signature, with the provider's algorithms (Ed25519 for TrustChain leaves).
-    fn tls13(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn tls13(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.algorithms())
     }
 }
@@ -336,11 +363,21 @@ impl ServerCertVerifier for Verifier {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(&self, _m: &[u8], _c: &CertificateDer<'_>, _d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        _m: &[u8],
+        _c: &CertificateDer<'_>,
+        _d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         Verifier::tls12()
     }
 
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         self.tls13(message, cert, dss)
     }
 
@@ -354,18 +391,33 @@ impl ClientCertVerifier for Verifier {
         &[]
     }
 
-    fn verify_client_cert(&self, end_entity: &CertificateDer<'_>, intermediates: &[CertificateDer<'_>], now: UnixTime) -> Result<ClientCertVerified, rustls::Error> {
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
         // The client's address is not known here; the endpoint checks it against the
         // certificate once the handshake completes (`bind_identity_to_address`).
         self.0.check(end_entity, intermediates, now, &ExpectedPeer::Any)?;
         Ok(ClientCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(&self, _m: &[u8], _c: &CertificateDer<'_>, _d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        _m: &[u8],
+        _c: &CertificateDer<'_>,
+        _d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         Verifier::tls12()
     }
 
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         self.tls13(message, cert, dss)
     }
 
@@ -380,10 +432,7 @@ mod tests {
 
     #[test]
     fn refusal_class_round_trips_through_the_error_text() {
-        let text = format!(
-            "invalid peer certificate: {}",
-            Refusal(ValidationError::Revoked)
-        );
+        let text = format!("invalid peer certificate: {}", Refusal(ValidationError::Revoked));
         assert_eq!(refusal_class(&text), Some("revoked"));
         assert_eq!(refusal_class("peer closed: no application protocol"), None);
     }

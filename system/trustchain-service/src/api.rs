@@ -30,8 +30,7 @@ pub const REQUEST_BODY_BYTES_MAX: usize = 64 * 1024;
 
 const JSON: &str = "application/json";
 const PEM: &str = "application/x-pem-file";
-const ENDPOINTS: &str =
-    "POST /ca/validate, POST /ca/issue, GET /ca/bundle, GET /ca/crl, GET /ct/sth, GET /ct/proof";
+const ENDPOINTS: &str = "POST /ca/validate, POST /ca/issue, GET /ca/bundle, GET /ca/crl, GET /ct/sth, GET /ct/proof";
 
 /// The CA service with its storage, answering HTTP requests.
 pub struct CaApi {
@@ -41,7 +40,9 @@ pub struct CaApi {
 
 impl std::fmt::Debug for CaApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CaApi").field("service", &self.service).finish_non_exhaustive()
+        f.debug_struct("CaApi")
+            .field("service", &self.service)
+            .finish_non_exhaustive()
     }
 }
 
@@ -81,11 +82,8 @@ impl CaApi {
             other => return error(404, format!("no endpoint {other}; this CA serves {ENDPOINTS}")),
         };
         if request.method != allowed {
-            return error(
-                405,
-                format!("{} takes {allowed}, not {}", request.path, request.method),
-            )
-            .with_header("allow", allowed);
+            return error(405, format!("{} takes {allowed}, not {}", request.path, request.method))
+                .with_header("allow", allowed);
         }
         if request.body.len() > REQUEST_BODY_BYTES_MAX {
             return error(
@@ -121,7 +119,10 @@ impl CaApi {
             let peer = match k.as_str() {
                 "name" => ExpectedPeer::Name(v.clone()),
                 "addr" => ExpectedPeer::Addr(v.parse::<IpAddr>().map_err(|_| {
-                    error(400, format!("addr={v:?} is not an IP address (IPv6, e.g. addr=fd00::7)"))
+                    error(
+                        400,
+                        format!("addr={v:?} is not an IP address (IPv6, e.g. addr=fd00::7)"),
+                    )
                 })?),
                 "require_logged" => {
                     require_logged = flag(k, v)?;
@@ -264,9 +265,9 @@ impl CaApi {
                 "first" => first = Some(number(k, v)?),
                 "second" => second = Some(number(k, v)?),
                 "hash" => {
-                    let h: Hash = unhex(v).and_then(|b| b.try_into().ok()).ok_or_else(|| {
-                        error(400, format!("hash={v:?} is not a SHA-256 leaf hash (64 hex digits)"))
-                    })?;
+                    let h: Hash = unhex(v)
+                        .and_then(|b| b.try_into().ok())
+                        .ok_or_else(|| error(400, format!("hash={v:?} is not a SHA-256 leaf hash (64 hex digits)")))?;
                     hash = Some(h);
                 }
                 other => return Err(unknown_parameter(other, "index, hash, size, first, second")),
@@ -308,7 +309,10 @@ impl CaApi {
 }
 
 fn unknown_parameter(name: &str, known: &str) -> HttpResponse {
-    error(400, format!("unknown query parameter {name:?}; this endpoint takes: {known}"))
+    error(
+        400,
+        format!("unknown query parameter {name:?}; this endpoint takes: {known}"),
+    )
 }
 
 fn number(name: &str, value: &str) -> Result<u64, HttpResponse> {

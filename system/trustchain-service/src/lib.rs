@@ -23,7 +23,7 @@ mod tests;
 
 pub use api::{CaApi, REQUEST_BODY_BYTES_MAX};
 pub use service::{
-    CaService, Credential, Issued, IssueRefusal, PublicMaterial, RotationPlan, RotationReport, ServiceError,
+    CaService, Credential, IssueRefusal, Issued, PublicMaterial, RotationPlan, RotationReport, ServiceError,
     ServiceSeeds, Verdict, LOG_FILE, STATE_FILE,
 };
 pub use state::ActiveRotation;

@@ -100,7 +100,10 @@ mod tests {
         assert_eq!(c.len(), 2);
         assert_eq!(c[1].as_ref(), b"intermediate");
         let e = chain(b"hello").unwrap_err().to_string();
-        assert!(e.contains("certificate chain") && e.contains("BEGIN CERTIFICATE"), "{e}");
+        assert!(
+            e.contains("certificate chain") && e.contains("BEGIN CERTIFICATE"),
+            "{e}"
+        );
         let key = encode("PRIVATE KEY", b"k");
         let e = chain(key.as_bytes()).unwrap_err().to_string();
         assert!(e.contains("holds PRIVATE KEY"), "{e}");

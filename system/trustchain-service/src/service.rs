@@ -7,7 +7,9 @@ use std::time::Duration;
 use pki_types::{CertificateDer, CertificateRevocationListDer};
 use runtime::{Storage, StorageError};
 use serde::Serialize;
-use trustchain::ca::{csr_public_key, leaf_identity, serial_of, Authority, AuthorityRecord, CaPolicy, IssueError, NodeIdentity};
+use trustchain::ca::{
+    csr_public_key, leaf_identity, serial_of, Authority, AuthorityRecord, CaPolicy, IssueError, NodeIdentity,
+};
 use trustchain::ct::{leaf_hash, CtError, CtLog, Hash, LogKey, ProofError, SignedTreeHead};
 use trustchain::enroll::{Grant, TokenError, TokenKey, UsedTokens};
 use trustchain::logged::{InclusionReceipt, LoggedAuthority, LoggedIssueError};
@@ -356,9 +358,7 @@ impl CaService {
             .map(|r| Some((CertificateDer::from(unhex(&r.cert)?), r.at)))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| damaged("retired intermediate"))?;
-        let leaf_index = (0..log.size())
-            .filter_map(|i| Some((log.tree().leaf(i)?, i)))
-            .collect();
+        let leaf_index = (0..log.size()).filter_map(|i| Some((log.tree().leaf(i)?, i))).collect();
         Ok(CaService {
             logged: LoggedAuthority::new(authority, log, LogKey::from_seed(&log_seed)),
             log_seed,
@@ -399,7 +399,10 @@ impl CaService {
             retired: self
                 .retired
                 .iter()
-                .map(|(cert, at)| Retired { cert: hex(cert), at: *at })
+                .map(|(cert, at)| Retired {
+                    cert: hex(cert),
+                    at: *at,
+                })
                 .collect(),
             rotation: self.rotation.clone(),
             log_size: self.logged.log().size(),
@@ -549,7 +552,9 @@ impl CaService {
         key: &[u8],
         now: i64,
     ) -> Result<NodeIdentity, IssueRefusal> {
-        let crls = self.crls(storage, now).map_err(|e| IssueRefusal::Failed(e.to_string()))?;
+        let crls = self
+            .crls(storage, now)
+            .map_err(|e| IssueRefusal::Failed(e.to_string()))?;
         // What this CA issued and has not revoked, including leaves of intermediates retired from
         // bundles within a leaf lifetime (their holders were away through the overlap).
         let mut trusted = self.bundle();

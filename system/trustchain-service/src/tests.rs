@@ -31,7 +31,10 @@ fn node(i: u8) -> NodeIdentity {
 }
 
 fn csr_pem(who: &NodeIdentity, key_seed: u8) -> String {
-    pem::encode("CERTIFICATE REQUEST", &request(who, &key_from_seed(&[key_seed; 32])).unwrap())
+    pem::encode(
+        "CERTIFICATE REQUEST",
+        &request(who, &key_from_seed(&[key_seed; 32])).unwrap(),
+    )
 }
 
 /// A fresh CA serving HTTP requests.
@@ -53,7 +56,9 @@ fn call(api: &mut CaApi, method: &str, target: &str, body: &str, now: i64) -> (u
 
 fn token(api: &mut CaApi, who: &NodeIdentity) -> String {
     let (service, storage) = api.parts();
-    service.token(storage, who.clone(), Duration::from_secs(3600), T0).unwrap()
+    service
+        .token(storage, who.clone(), Duration::from_secs(3600), T0)
+        .unwrap()
 }
 
 fn issue_body(csr: &str, token: &str) -> String {
@@ -79,7 +84,13 @@ fn nobody_without_a_credential_obtains_a_certificate_and_a_token_enrolls_once() 
     let mut api = api();
     let who = node(1);
     let csr = csr_pem(&who, 1);
-    let (status, body) = call(&mut api, "POST", "/ca/issue", &serde_json::json!({ "csr": csr }).to_string(), T0);
+    let (status, body) = call(
+        &mut api,
+        "POST",
+        "/ca/issue",
+        &serde_json::json!({ "csr": csr }).to_string(),
+        T0,
+    );
     assert_eq!(status, 403);
     assert!(body["error"].as_str().unwrap().contains("join token"), "{body}");
     let (status, body) = call(&mut api, "POST", "/ca/issue", &issue_body(&csr, "tcj1.00.00"), T0);
@@ -100,10 +111,18 @@ fn nobody_without_a_credential_obtains_a_certificate_and_a_token_enrolls_once() 
         root_hash: h(&ct["root_hash"]),
         signature: unhex(ct["signature"].as_str().unwrap()).unwrap().try_into().unwrap(),
     };
-    sth.verify(&unhex(ct["log_public_key"].as_str().unwrap()).unwrap()).unwrap();
+    sth.verify(&unhex(ct["log_public_key"].as_str().unwrap()).unwrap())
+        .unwrap();
     let leaf = &pem::chain(chain.as_bytes()).unwrap()[0];
     let path: Vec<Hash> = ct["audit_path"].as_array().unwrap().iter().map(h).collect();
-    verify_inclusion(&leaf_hash(leaf), ct["index"].as_u64().unwrap(), sth.tree_size, &path, &sth.root_hash).unwrap();
+    verify_inclusion(
+        &leaf_hash(leaf),
+        ct["index"].as_u64().unwrap(),
+        sth.tree_size,
+        &path,
+        &sth.root_hash,
+    )
+    .unwrap();
 
     // The same token again: the same key (a lost answer) is served, another key is not.
     let (status, _) = call(&mut api, "POST", "/ca/issue", &issue_body(&csr, &t), T0);
@@ -134,7 +153,13 @@ fn malformed_requests_get_4xx_with_a_reason_and_nothing_changes() {
         ("POST", "/ca/validate?addr=10.0.0.300", "", 400, "not an IP address"),
         ("POST", "/ca/validate?bogus=1", "", 400, "unknown query parameter"),
         ("POST", "/ca/issue", "{", 400, "request body"),
-        ("POST", "/ca/issue", r#"{"csr": "x", "token": "t"}"#, 400, "certificate signing request"),
+        (
+            "POST",
+            "/ca/issue",
+            r#"{"csr": "x", "token": "t"}"#,
+            400,
+            "certificate signing request",
+        ),
         ("POST", "/ca/issue", r#"{"csr": 1}"#, 400, "request body"),
         ("GET", "/ca/issue", "", 405, "takes POST"),
         ("DELETE", "/ca/bundle", "", 405, "takes GET"),
@@ -160,18 +185,39 @@ fn malformed_requests_get_4xx_with_a_reason_and_nothing_changes() {
     let last = csr.len() - 1;
     csr[last] ^= 1;
     let t = token(&mut api, &node(1));
-    let (status, body) = call(&mut api, "POST", "/ca/issue", &issue_body(&pem::encode("CERTIFICATE REQUEST", &csr), &t), T0);
+    let (status, body) = call(
+        &mut api,
+        "POST",
+        "/ca/issue",
+        &issue_body(&pem::encode("CERTIFICATE REQUEST", &csr), &t),
+        T0,
+    );
     assert_eq!(status, 400, "{body}");
     assert_eq!(call(&mut api, "GET", "/ct/sth", "", T0).1["tree_size"], before);
     // The token was not spent by the refused request.
-    assert_eq!(call(&mut api, "POST", "/ca/issue", &issue_body(&csr_pem(&node(1), 1), &t), T0).0, 200);
+    assert_eq!(
+        call(
+            &mut api,
+            "POST",
+            "/ca/issue",
+            &issue_body(&csr_pem(&node(1), 1), &t),
+            T0
+        )
+        .0,
+        200
+    );
 }
 
 #[test]
 fn validation_classifies_failures_and_can_require_the_ct_log() {
     let mut api = api();
     let chain = enroll(&mut api, 1);
-    let ok = verdict(&mut api, "/ca/validate?name=node-1.mesh&require_logged=true", &chain, T0 + 60);
+    let ok = verdict(
+        &mut api,
+        "/ca/validate?name=node-1.mesh&require_logged=true",
+        &chain,
+        T0 + 60,
+    );
     assert_eq!(ok["valid"], true, "{ok}");
     assert_eq!(ok["addr"], "fd00::1");
     assert_eq!(ok["ct_index"], 0);
@@ -190,7 +236,10 @@ fn validation_classifies_failures_and_can_require_the_ct_log() {
     let mut outsider = Authority::create(&[7; 32], &[8; 32], T0, CaPolicy::default()).unwrap();
     let leaf = outsider.issue(&node(1), &key_from_seed(&[1; 32]), T0).unwrap();
     let foreign = pem::certificates([leaf.as_ref(), outsider.intermediate().as_ref()]);
-    assert_eq!(verdict(&mut api, "/ca/validate", &foreign, T0 + 60)["class"], "unknown_issuer");
+    assert_eq!(
+        verdict(&mut api, "/ca/validate", &foreign, T0 + 60)["class"],
+        "unknown_issuer"
+    );
 
     // The same keys issuing outside the log: valid by signature, refused when logging is required.
     let mut twin = Authority::create(&[1; 32], &[2; 32], T0, CaPolicy::default()).unwrap();
@@ -207,7 +256,10 @@ fn validation_classifies_failures_and_can_require_the_ct_log() {
         let (service, storage) = api.parts();
         assert!(service.revoke(storage, &serial, T0 + 100).unwrap());
         assert!(!service.revoke(storage, &serial.to_uppercase(), T0 + 100).unwrap());
-        assert!(matches!(service.revoke(storage, "xyz", T0), Err(ServiceError::BadSerial(_))));
+        assert!(matches!(
+            service.revoke(storage, "xyz", T0),
+            Err(ServiceError::BadSerial(_))
+        ));
     }
     assert_eq!(verdict(&mut api, "/ca/validate", &chain, T0 + 200)["class"], "revoked");
     let (status, crl) = call(&mut api, "GET", "/ca/crl", "", T0 + 200);
@@ -231,7 +283,10 @@ fn rotation_keeps_old_leaves_valid_through_the_overlap_and_publishes_its_plan() 
             waves: 20,
             ..plan.clone()
         };
-        assert!(matches!(service.rotate(storage, &[5; 32], &bad, at), Err(ServiceError::BadPlan(_))));
+        assert!(matches!(
+            service.rotate(storage, &[5; 32], &bad, at),
+            Err(ServiceError::BadPlan(_))
+        ));
         let report = service.rotate(storage, &[5; 32], &plan, at).unwrap();
         assert_eq!(report.rotation.as_ref().unwrap().overlap_end, at + 3600);
         assert!(matches!(
@@ -273,9 +328,13 @@ fn a_restarted_ca_keeps_its_keys_log_and_spent_tokens_even_after_a_crash() {
     ));
     let root = service.root();
     let who = node(1);
-    let t = service.token(&mut storage, who.clone(), Duration::from_secs(3600), T0).unwrap();
+    let t = service
+        .token(&mut storage, who.clone(), Duration::from_secs(3600), T0)
+        .unwrap();
     let csr = pem::csr(csr_pem(&who, 1).as_bytes()).unwrap();
-    let first = service.issue(&mut storage, &csr, &Credential::Token(t.clone()), T0).unwrap();
+    let first = service
+        .issue(&mut storage, &csr, &Credential::Token(t.clone()), T0)
+        .unwrap();
     let sth = service.tree_head(T0).unwrap();
     storage.crash_keeping(0);
 
@@ -283,7 +342,9 @@ fn a_restarted_ca_keeps_its_keys_log_and_spent_tokens_even_after_a_crash() {
     assert_eq!(again.root(), root);
     assert_eq!(again.log_size(), 1);
     let other_key = pem::csr(csr_pem(&who, 2).as_bytes()).unwrap();
-    assert!(again.issue(&mut storage, &other_key, &Credential::Token(t), T0).is_err());
+    assert!(again
+        .issue(&mut storage, &other_key, &Credential::Token(t), T0)
+        .is_err());
     let node2 = pem::csr(csr_pem(&node(2), 2).as_bytes()).unwrap();
     let second = again
         .issue(&mut storage, &node2, &Credential::Operator(node(2)), T0)
@@ -294,5 +355,8 @@ fn a_restarted_ca_keeps_its_keys_log_and_spent_tokens_even_after_a_crash() {
     let proof = again.consistency_proof(sth.tree_size, new.tree_size).unwrap();
     verify_consistency(sth.tree_size, new.tree_size, &sth.root_hash, &new.root_hash, &proof).unwrap();
 
-    assert!(matches!(CaService::open(&mut MemStorage::default()), Err(ServiceError::NotInitialised)));
+    assert!(matches!(
+        CaService::open(&mut MemStorage::default()),
+        Err(ServiceError::NotInitialised)
+    ));
 }

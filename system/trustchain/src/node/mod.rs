@@ -51,10 +51,10 @@ use rcgen::KeyPair;
 use runtime::{Actor, Env, Instant, Probe, TimerToken};
 
 use self::authority::{CaEvent, CaRole};
-use crate::durable;
 pub use self::config::{AuthorityConfig, TrustNodeConfig};
 use self::wire::{Message, Rollout, NOT_READY};
 use crate::ca::{key_from_seed, request, NodeIdentity};
+use crate::durable;
 use crate::trust::{fingerprint, validity_of, Fingerprint, TrustBundle};
 use crate::validate::{ExpectedPeer, ValidationError};
 
