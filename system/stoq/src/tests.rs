@@ -57,6 +57,7 @@ enum Action {
     Request(u32, &'static str),
     Bulk(u32, usize),
     Present(Credentials),
+    Close(u32),
     SendTo(SocketAddr, &'static str),
 }
 
@@ -81,6 +82,12 @@ impl Node {
         let ep = self.endpoint.as_mut().unwrap();
         while let Some(ev) = ep.poll_event() {
             match &ev {
+                Event::Connected { peer, identity } => {
+                    // What the endpoint answers about a peer matches what the event said.
+                    assert_eq!(ep.peer_identity(*peer), Some(identity));
+                    assert!(ep.connected_peers().any(|p| p == *peer));
+                    assert!(ep.connection_stats(*peer).is_some());
+                }
                 Event::Request { id, payload, .. } => {
                     let mut answer = b"re:".to_vec();
                     answer.extend_from_slice(payload);
@@ -153,6 +160,10 @@ impl Actor for Node {
                         }
                         Err(e) => Err(e),
                     }
+                }
+                Action::Close(to) => {
+                    ep.close(env, addr(to));
+                    Ok(())
                 }
                 Action::Present(c) => {
                     ep.security().present(&c).unwrap();
@@ -562,4 +573,47 @@ fn ipv4_destinations_are_refused_by_name() {
         "{}",
         out.errors[0].1
     );
+}
+
+#[test]
+fn closing_a_connection_tells_the_peer_why_and_a_later_send_reconnects() {
+    let mut ca = ca(1);
+    let c0 = credentials(&mut ca, 0, 10);
+    let c1 = credentials(&mut ca, 1, 11);
+    let t = trust(&mut ca);
+    let out = run(Setup {
+        seed: 2,
+        nodes: vec![
+            (
+                c0,
+                t.clone(),
+                seeded(0),
+                vec![
+                    (10, Action::Send(1, "first")),
+                    (500, Action::Close(1)),
+                    (1_000, Action::Send(1, "again")),
+                ],
+            ),
+            (c1, t, seeded(1), vec![]),
+        ],
+        link: LinkModel::default(),
+        run_ms: 3_000,
+    });
+    assert_eq!(out.messages(1), vec!["first", "again"]);
+    let closed: Vec<_> = out
+        .events(1)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Disconnected { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closed.len(), 1);
+    assert!(closed[0].contains("closed by the local node"), "{}", closed[0]);
+    let connects = out
+        .events(1)
+        .into_iter()
+        .filter(|e| matches!(e, Event::Connected { .. }))
+        .count();
+    assert_eq!(connects, 2, "the send after the close dialled again");
 }

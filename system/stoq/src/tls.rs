@@ -182,18 +182,6 @@ impl Security {
         self.read().presented.is_some()
     }
 
-    /// Validates a chain as a handshake would, at `now`, expecting `expected`.
-    pub fn validate(
-        &self,
-        chain: &[CertificateDer<'_>],
-        now: WallTime,
-        expected: &ExpectedPeer,
-    ) -> Result<(), ValidationError> {
-        let state = self.read();
-        let secs = now.as_unix_nanos().div_euclid(1_000_000_000);
-        state.trust.bundle.validate(chain, &state.trust.crls, secs, expected)
-    }
-
     /// Sets the wall-clock time certificate checks use. [`crate::Endpoint`] does so from
     /// `Env::wall_now` on every call; a different driver (the benchmark's raw quinn) must too.
     pub fn observe_time(&self, now: WallTime) {
