@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{fresh_dir, testbed, text};
+use common::{ca_with_trust, fresh_dir, testbed, text};
 use serde_json::Value;
 
 /// A child process whose stdout lines are collected; killed when dropped.
@@ -113,22 +113,8 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 #[test]
 fn three_node_processes_form_a_cluster_over_mutual_tls_and_detect_a_killed_one() {
     let dir = fresh_dir("node-cluster");
-    let state = dir.join("ca");
+    let (state, root) = ca_with_trust(&dir);
     let state_arg = state.to_str().unwrap();
-    let trust = dir.join("trust");
-    let init = testbed(&["trustchain", "ca", "init", "--state", state_arg]);
-    assert!(init.status.success(), "{}", text(&init.stderr));
-    let install = testbed(&[
-        "trustchain",
-        "ca",
-        "install",
-        "--state",
-        state_arg,
-        "--out",
-        trust.to_str().unwrap(),
-    ]);
-    assert!(install.status.success(), "{}", text(&install.stderr));
-    let root = trust.join("root.pem");
     let names = ["node-a.mesh", "node-b.mesh", "node-c.mesh"];
     let tokens: Vec<String> = names
         .iter()
@@ -210,59 +196,26 @@ fn three_node_processes_form_a_cluster_over_mutual_tls_and_detect_a_killed_one()
     drop(ca);
 }
 
+/// `testbed node` with `--listen LISTEN` and `extra` arguments, refused before it dials anything:
+/// exit 2, and its message.
+fn refused_node(listen: &str, extra: &[&str]) -> String {
+    let mut args = vec!["node", "--listen", listen, "--name", "n.mesh", "--ca", "[::1]:8443"];
+    args.extend(["--ca-root", "/nonexistent", "--token", "t"]);
+    args.extend(extra);
+    let out = testbed(&args);
+    assert_eq!(out.status.code(), Some(2));
+    text(&out.stderr)
+}
+
 #[test]
 fn a_node_refuses_ipv4_and_unspecified_addresses_by_name() {
-    let out = testbed(&[
-        "node",
-        "--listen",
-        "0.0.0.0:7000",
-        "--name",
-        "n.mesh",
-        "--ca",
-        "[::1]:8443",
-        "--ca-root",
-        "/nonexistent",
-        "--token",
-        "t",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = text(&out.stderr);
+    let err = refused_node("0.0.0.0:7000", &[]);
     assert!(
         err.contains("--listen is the IPv4 address 0.0.0.0:7000: STOQ is IPv6-only"),
         "{err}"
     );
-    let out = testbed(&[
-        "node",
-        "--listen",
-        "[::]:7000",
-        "--name",
-        "n.mesh",
-        "--ca",
-        "[::1]:8443",
-        "--ca-root",
-        "/nonexistent",
-        "--token",
-        "t",
-    ]);
-    assert!(text(&out.stderr).contains("unspecified"), "{}", text(&out.stderr));
-    let out = testbed(&[
-        "node",
-        "--listen",
-        "[::1]:7000",
-        "--seed",
-        "10.0.0.1:7000",
-        "--name",
-        "n.mesh",
-        "--ca",
-        "[::1]:8443",
-        "--ca-root",
-        "/nonexistent",
-        "--token",
-        "t",
-    ]);
-    assert!(
-        text(&out.stderr).contains("--seed 1 is the IPv4 address 10.0.0.1:7000"),
-        "{}",
-        text(&out.stderr)
-    );
+    let err = refused_node("[::]:7000", &[]);
+    assert!(err.contains("unspecified"), "{err}");
+    let err = refused_node("[::1]:7000", &["--seed", "10.0.0.1:7000"]);
+    assert!(err.contains("--seed 1 is the IPv4 address 10.0.0.1:7000"), "{err}");
 }

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::{fresh_dir, testbed, text};
+use common::{ca_with_trust, fresh_dir, testbed, text};
 use runtime_tokio::HttpsClient;
 use serde_json::Value;
 use trustchain::ca::{key_from_seed, request, NodeIdentity};
@@ -139,13 +139,10 @@ fn csr(dir: &Path) -> PathBuf {
 #[test]
 fn an_operator_runs_a_ca_and_a_node_enrolls_over_https() {
     let dir = fresh_dir("trustchain-service");
-    let state = dir.join("ca");
+    let (state, root) = ca_with_trust(&dir);
     let state_arg = state.to_str().unwrap();
     let trust = dir.join("trust");
-    let root = trust.join("root.pem");
 
-    let init = testbed(&["trustchain", "ca", "init", "--state", state_arg]);
-    assert!(init.status.success(), "{}", text(&init.stderr));
     let again = testbed(&["trustchain", "ca", "init", "--state", state_arg]);
     assert_eq!(again.status.code(), Some(2));
     assert!(
@@ -153,16 +150,6 @@ fn an_operator_runs_a_ca_and_a_node_enrolls_over_https() {
         "{}",
         text(&again.stderr)
     );
-    let install = testbed(&[
-        "trustchain",
-        "ca",
-        "install",
-        "--state",
-        state_arg,
-        "--out",
-        trust.to_str().unwrap(),
-    ]);
-    assert!(install.status.success(), "{}", text(&install.stderr));
     let token = testbed(&[
         "trustchain",
         "token",

@@ -25,3 +25,24 @@ pub fn fresh_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// `testbed trustchain ca init` into `dir/ca`, then `ca install` into `dir/trust`; returns the
+/// state directory and the installed `root.pem`.
+pub fn ca_with_trust(dir: &Path) -> (PathBuf, PathBuf) {
+    let state = dir.join("ca");
+    let state_arg = state.to_str().unwrap();
+    let trust = dir.join("trust");
+    let init = testbed(&["trustchain", "ca", "init", "--state", state_arg]);
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    let install = testbed(&[
+        "trustchain",
+        "ca",
+        "install",
+        "--state",
+        state_arg,
+        "--out",
+        trust.to_str().unwrap(),
+    ]);
+    assert!(install.status.success(), "{}", text(&install.stderr));
+    (state, trust.join("root.pem"))
+}
