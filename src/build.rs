@@ -5,12 +5,13 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use hypermesh::membership::{MembershipConfig, MembershipNode, NodeId};
+use hypermesh::membership::{self, MembershipConfig, MembershipNode, NodeId};
+use runtime::host::{BareDatagrams, Host};
 use runtime::{Actor, DetRng, Entropy};
 use serde::Serialize;
 use simulator::{ClockModel, FaultAction, LinkModel, NetworkModel, NodeSet, NodeSpec, SimTime, Simulation};
 
-use stoq::{Credentials, Randomness, Secured, StoqConfig, Trust};
+use stoq::{Credentials, Randomness, Stoq, StoqConfig, Trust};
 use trustchain::ca::{key_from_seed, Authority, CaPolicy, NodeIdentity};
 use trustchain::enroll::{Grant, TokenKey};
 use trustchain::node::{AuthorityConfig, TrustNode, TrustNodeConfig};
@@ -544,12 +545,8 @@ fn stoq_factory(
             randomness: Randomness::Seeded(salt ^ (u64::from(node) << 32) ^ incarnation[i]),
             ..base.clone()
         };
-        Box::new(Secured::new(
-            MembershipNode::new(configs[i].clone()),
-            config,
-            credentials[i].clone(),
-            trust.clone(),
-        ))
+        let transport = Stoq::new(config, credentials[i].clone(), trust.clone());
+        Box::new(Host::new(transport).mount(membership::MOUNT, MembershipNode::new(configs[i].clone())))
     })
 }
 
@@ -567,13 +564,17 @@ pub fn build(scenario: &Scenario, seed: u64) -> Built {
     let factory: Box<dyn simulator::ActorFactory> = match &scenario.trustchain {
         Some(plan) => {
             let configs = trustchain_configs(scenario, plan, &root);
-            Box::new(move |node: u32| -> Box<dyn Actor> { Box::new(TrustNode::new(configs[node as usize].clone())) })
+            Box::new(move |node: u32| -> Box<dyn Actor> {
+                let trust_node = TrustNode::new(configs[node as usize].clone());
+                Box::new(Host::new(BareDatagrams).mount(trustchain::node::MOUNT, trust_node))
+            })
         }
         None => {
             let configs: Vec<MembershipConfig> = (0..count).map(|i| membership_config(scenario, i, &seeds)).collect();
             match &scenario.stoq {
                 None => Box::new(move |node: u32| -> Box<dyn Actor> {
-                    Box::new(MembershipNode::new(configs[node as usize].clone()))
+                    let member = MembershipNode::new(configs[node as usize].clone());
+                    Box::new(Host::new(BareDatagrams).mount(membership::MOUNT, member))
                 }),
                 Some(plan) => stoq_factory(scenario, plan, &root, configs),
             }

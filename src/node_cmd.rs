@@ -15,10 +15,11 @@ use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use clap::Args;
-use hypermesh::membership::{MembershipConfig, MembershipNode, NodeId};
+use hypermesh::membership::{self, MembershipConfig, MembershipNode, NodeId};
+use runtime::host::Host;
 use runtime::{Actor, WallTime};
 use runtime_tokio::{HttpsClient, NodeSpec, ProbeRecord};
-use stoq::{require_ipv6, Credentials, Secured, StoqConfig, Trust};
+use stoq::{require_ipv6, Credentials, Stoq, StoqConfig, Trust};
 use tokio::sync::{mpsc, watch};
 use trustchain::ca::{key_from_seed, request, serial_of, NodeIdentity};
 use trustchain::trust::{fingerprint, TrustBundle};
@@ -39,7 +40,7 @@ pub struct NodeArgs {
     /// The node's name, as its join token grants it (e.g. node-7.mesh).
     #[arg(long)]
     name: String,
-    /// Membership id, below 2^56 (default: derived from the name).
+    /// Membership id, any 64-bit value (default: derived from the name).
     #[arg(long)]
     id: Option<u64>,
     /// Seed nodes to join through (bootstrap phase 0), IPv6 only; repeatable.
@@ -125,12 +126,8 @@ fn node(args: NodeArgs) -> Result<(), Failure> {
             &spec,
             move |addrs| -> Box<dyn Actor + Send> {
                 let _ = bound_tx.send(addrs[0]);
-                Box::new(Secured::new(
-                    MembershipNode::new(membership),
-                    StoqConfig::default(),
-                    Some(credentials),
-                    trust,
-                ))
+                let transport = Stoq::new(StoqConfig::default(), Some(credentials), trust);
+                Box::new(Host::new(transport).mount(membership::MOUNT, MembershipNode::new(membership)))
             },
             stop_rx,
             Some(probe_tx),
@@ -273,12 +270,11 @@ fn wall_now_s() -> i64 {
         .div_euclid(1_000_000_000)
 }
 
-/// A stable membership id from a node name: FNV-1a, cut to the ids membership allows.
+/// A stable membership id from a node name: its 64-bit FNV-1a hash.
 fn name_id(name: &str) -> u64 {
-    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    hash & NodeId::MAX.0
+    })
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -290,9 +290,12 @@ fn ipv6_only_nodes_refuse_ipv4<H: Harness>() {
     }
 }
 
-/// The membership protocol itself forms a five-node cluster through a seed.
+/// The membership protocol itself forms a five-node cluster through a seed. Node ids are above
+/// 2^56 (the bound bit-packed timer tokens once imposed): the full 64-bit range works end to end.
 fn membership_forms_a_cluster<H: Harness>() {
-    use hypermesh::membership::{MembershipConfig, MembershipNode, NodeId};
+    use hypermesh::membership::{self, MembershipConfig, MembershipNode, NodeId};
+    use runtime::host::{BareDatagrams, Host};
+    let id = |i: usize| u64::MAX - i as u64;
     let n = 5;
     let all_alive = |obs: &[Obs]| {
         (0..n).all(|x| {
@@ -300,15 +303,17 @@ fn membership_forms_a_cluster<H: Harness>() {
             for o in obs.iter().filter(|o| o.0 == x && o.1 == "member") {
                 view.insert(o.2, o.3);
             }
-            view.len() == n - 1 && view.values().all(|s| *s == 0)
+            let others: Vec<u64> = (0..n).filter(|y| *y != x).map(id).collect();
+            view.keys().copied().collect::<Vec<u64>>() == others.iter().rev().copied().collect::<Vec<u64>>()
+                && view.values().all(|s| *s == 0)
         })
     };
     let obs = H::run(
         n,
         &mut |i, addrs| {
-            let mut config = MembershipConfig::new(NodeId(i as u64), vec![addrs[0][0]]);
+            let mut config = MembershipConfig::new(NodeId(id(i)), vec![addrs[0][0]]);
             config.push_pull_interval = Duration::from_secs(1);
-            Box::new(MembershipNode::new(config))
+            Box::new(Host::new(BareDatagrams).mount(membership::MOUNT, MembershipNode::new(config)))
         },
         &mut |obs| all_alive(obs),
         Duration::from_secs(20),
@@ -321,16 +326,25 @@ fn membership_forms_a_cluster<H: Harness>() {
     assert_eq!(obs.iter().filter(|o| o.1 == "joined").count(), n);
 }
 
-/// TrustChain's bootstrap on the backend: node 0 creates the CA, the others enroll with join
-/// tokens, and every node completes certificate handshakes with its peers.
-fn trustchain_enrolls_and_handshakes<H: Harness>() {
+/// TrustChain's bootstrap and membership on one host per node: node 0 creates the CA, the others
+/// enroll with join tokens and complete certificate handshakes with their peers, while
+/// membership, mounted beside it on the same socket, forms the cluster.
+fn trustchain_and_membership_share_a_node<H: Harness>() {
+    use hypermesh::membership::{self, MembershipConfig, MembershipNode, NodeId};
+    use runtime::host::{BareDatagrams, Host};
     use trustchain::ca::NodeIdentity;
     use trustchain::enroll::{Grant, TokenKey};
-    use trustchain::node::{AuthorityConfig, TrustNode, TrustNodeConfig};
+    use trustchain::node::{self as tc, AuthorityConfig, TrustNode, TrustNodeConfig};
     let n = 4;
     let secret = [42u8; 32];
     let ready = |obs: &[Obs]| {
         (0..n).all(|x| {
+            let mut view = std::collections::BTreeMap::new();
+            for o in obs.iter().filter(|o| o.0 == x && o.1 == "member") {
+                view.insert(o.2, o.3);
+            }
+            view.len() == n - 1 && view.values().all(|s| *s == 0)
+        }) && (0..n).all(|x| {
             count(obs, x, "tc_enrolled") == 1
                 && obs
                     .iter()
@@ -354,12 +368,17 @@ fn trustchain_enrolls_and_handshakes<H: Harness>() {
                 expires: i64::MAX / 2,
                 id: i as u64,
             };
-            let mut config = TrustNodeConfig::new(i, peers, 0, TokenKey::new(&secret).issue(&grant));
+            let mut config = TrustNodeConfig::new(i, peers.clone(), 0, TokenKey::new(&secret).issue(&grant));
             config.handshake_interval = Duration::from_millis(200);
             if i == 0 {
                 config.authority = Some(AuthorityConfig::new(secret));
             }
-            Box::new(TrustNode::new(config))
+            let member = MembershipNode::new(MembershipConfig::new(NodeId(i as u64), vec![peers[0]]));
+            Box::new(
+                Host::new(BareDatagrams)
+                    .mount(tc::MOUNT, TrustNode::new(config))
+                    .mount(membership::MOUNT, member),
+            )
         },
         &mut |obs| ready(obs),
         Duration::from_secs(20),
@@ -402,8 +421,8 @@ macro_rules! contract {
                 super::membership_forms_a_cluster::<$harness>();
             }
             #[test]
-            fn trustchain_enrolls_and_handshakes() {
-                super::trustchain_enrolls_and_handshakes::<$harness>();
+            fn trustchain_and_membership_share_a_node() {
+                super::trustchain_and_membership_share_a_node::<$harness>();
             }
         }
     };

@@ -796,6 +796,7 @@ impl Probes for NodeEnv<'_> {
         w.hasher.word(0x5052_4F42); // "PROB"
         w.hasher.word(w.now.as_nanos());
         w.hasher.word(u64::from(self.node));
+        w.hasher.bytes(probe.protocol.as_bytes());
         w.hasher.bytes(probe.name.as_bytes());
         w.hasher.word(probe.subject);
         w.hasher.word(probe.value as u64);
@@ -804,6 +805,7 @@ impl Probes for NodeEnv<'_> {
             t.write(&TraceEvent::Probe {
                 t: w.now.as_nanos(),
                 node: self.node,
+                protocol: probe.protocol,
                 name: probe.name,
                 subject: probe.subject,
                 value: probe.value,

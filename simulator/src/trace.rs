@@ -119,6 +119,8 @@ pub enum TraceEvent<'a> {
         t: u64,
         /// Node.
         node: u32,
+        /// The protocol that recorded it (empty for an actor running alone).
+        protocol: &'static str,
         /// Probe name.
         name: &'static str,
         /// Subject.

@@ -459,11 +459,15 @@ impl State {
             "refute" => *self.counters.entry("refutations").or_default() += 1,
             "join_refused" => *self.counters.entry("join_refused").or_default() += 1,
             "send_error" => *self.counters.entry("send_errors").or_default() += 1,
-            "malformed" => *self.counters.entry("malformed_datagrams").or_default() += 1,
+            "malformed" if r.probe.protocol == "membership" => {
+                *self.counters.entry("malformed_datagrams").or_default() += 1
+            }
             "storage_error" => *self.counters.entry("storage_errors").or_default() += 1,
             "stoq_connected" => *self.counters.entry("stoq_handshakes").or_default() += 1,
             "stoq_refused" => *self.counters.entry("stoq_refusals").or_default() += 1,
-            "stoq_setup_failed" => *self.counters.entry("stoq_setup_failures").or_default() += 1,
+            "setup_failed" if r.probe.protocol == "stoq" => {
+                *self.counters.entry("stoq_setup_failures").or_default() += 1
+            }
             _ => {}
         }
     }

@@ -12,10 +12,12 @@
 
 mod actor;
 mod entropy;
+pub mod host;
 mod http;
 mod mem_storage;
 mod net;
 mod probe;
+mod recording;
 mod storage;
 mod time;
 
@@ -25,6 +27,7 @@ pub use http::{HttpRequest, HttpResponse, HttpService};
 pub use mem_storage::MemStorage;
 pub use net::{AddressFamily, SendError, MAX_DATAGRAM_BYTES};
 pub use probe::Probe;
+pub use recording::RecordingEnv;
 pub use storage::{validate_file_name, Storage, StorageError, FILE_NAME_BYTES_MAX};
 pub use time::{Instant, WallTime};
 

@@ -7,6 +7,9 @@
 /// (`name`s and what `subject` and `value` mean) belongs to each protocol and is documented there.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Probe {
+    /// The protocol that recorded it (its mount name on a [`crate::host::Host`]); empty for an
+    /// actor that runs alone.
+    pub protocol: &'static str,
     /// What happened, e.g. `"suspect"`.
     pub name: &'static str,
     /// Whom it is about, e.g. a node id.
@@ -18,6 +21,16 @@ pub struct Probe {
 impl Probe {
     /// A probe named `name` about `subject` with `value`.
     pub const fn new(name: &'static str, subject: u64, value: i64) -> Self {
-        Probe { name, subject, value }
+        Probe {
+            protocol: "",
+            name,
+            subject,
+            value,
+        }
+    }
+
+    /// The same probe, recorded by `protocol`.
+    pub const fn scoped(self, protocol: &'static str) -> Self {
+        Probe { protocol, ..self }
     }
 }

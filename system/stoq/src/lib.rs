@@ -21,18 +21,18 @@ mod endpoint;
 pub mod frame;
 mod plaintext;
 mod random;
-mod secured;
 mod setup;
 mod stats;
 mod time;
 mod tls;
+mod transport;
 
 pub use config::{require_ipv6, ConfigError, Randomness, StoqConfig};
 pub use endpoint::{BulkId, Endpoint, Event, RequestFailed, RequestId, SetupError, StoqError, TIMER_TOKEN};
-pub use secured::{Secured, UNRELIABLE_BYTES_MAX};
 pub use setup::{PacketProtection, QuicSetup};
 pub use stats::{StoqStats, TRANSPORT_CLASSES};
 pub use tls::{refusal_class, Credentials, PeerIdentity, Security, TlsSetupError, Trust, ALPN};
+pub use transport::{Stoq, UNRELIABLE_BYTES_MAX};
 
 #[cfg(test)]
 mod tests;

@@ -5,10 +5,10 @@
 //! about its previous life. With two slots written alternately, a failed or torn write can only
 //! damage the slot being written; the other still holds the previous incarnation.
 
-use runtime::{Env, StorageError};
+use runtime::{Storage, StorageError};
 
 /// The two slots, written alternately (even incarnations to the first).
-pub(crate) const SLOTS: [&str; 2] = ["membership.incarnation.0", "membership.incarnation.1"];
+pub(crate) const SLOTS: [&str; 2] = ["incarnation.0", "incarnation.1"];
 
 const RECORD_BYTES: usize = 16;
 
@@ -36,7 +36,7 @@ fn decode(bytes: &[u8]) -> Option<u64> {
 
 /// The highest incarnation durably recorded (0 if none); an I/O error is returned, a damaged
 /// slot is skipped.
-pub(crate) fn load(env: &mut dyn Env) -> Result<u64, StorageError> {
+pub(crate) fn load(env: &mut dyn Storage) -> Result<u64, StorageError> {
     let mut best = 0;
     for slot in SLOTS {
         if let Some(incarnation) = decode(&env.read_all(slot)?) {
@@ -47,7 +47,7 @@ pub(crate) fn load(env: &mut dyn Env) -> Result<u64, StorageError> {
 }
 
 /// Durably records `incarnation` in its slot.
-pub(crate) fn store(env: &mut dyn Env, incarnation: u64) -> Result<(), StorageError> {
+pub(crate) fn store(env: &mut dyn Storage, incarnation: u64) -> Result<(), StorageError> {
     env.write_all_synced(SLOTS[(incarnation % 2) as usize], &encode(incarnation))
 }
 

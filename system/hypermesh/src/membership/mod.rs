@@ -43,5 +43,5 @@ pub mod wire;
 
 pub use config::{ConfigError, MembershipConfig};
 pub use members::MemberState;
-pub use node::MembershipNode;
+pub use node::{MembershipNode, Timer, MOUNT};
 pub use wire::NodeId;

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use runtime::{Actor, AddressFamily, Env, Probe, TimerToken};
+use runtime::host::{Channel, Context, Mount, Protocol};
+use runtime::{AddressFamily, Clock, Entropy, Probe, Probes};
 
 use super::broadcasts::Broadcasts;
 use super::config::MembershipConfig;
@@ -16,27 +17,36 @@ use super::wire::{
     RECORD_BYTES_MAX, UPDATES_PER_MESSAGE_MAX, UPDATE_BYTES_MAX,
 };
 
-/// Timer kinds, in the top byte of a token; the rest carries a sequence number or node id.
-mod timer {
-    pub const PROBE: u64 = 1;
-    pub const INDIRECT: u64 = 2;
-    pub const PROBE_DEADLINE: u64 = 3;
-    pub const SUSPICION: u64 = 4;
-    pub const GOSSIP: u64 = 5;
-    pub const PUSH_PULL: u64 = 6;
-    pub const JOIN: u64 = 7;
-    pub const RELAY_EXPIRY: u64 = 8;
-    pub const START: u64 = 9;
-    pub const CATCH_UP: u64 = 10;
-
-    pub fn token(kind: u64, arg: u64) -> u64 {
-        kind << 56 | (arg & ((1 << 56) - 1))
-    }
-
-    pub fn split(token: u64) -> (u64, u64) {
-        (token >> 56, token & ((1 << 56) - 1))
-    }
+/// Membership's timers, with what each carries (a member's full 64-bit id, a probe sequence).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// Retry starting after the incarnation could not be recorded.
+    Start,
+    /// The next protocol period: probe one member.
+    Probe,
+    /// A direct probe went unanswered for the probe timeout: ask others to probe it.
+    Indirect(u32),
+    /// The whole probe period ended for this probe.
+    ProbeDeadline(u32),
+    /// A suspicion of this member may have timed out.
+    Suspicion(NodeId),
+    /// The next gossip round.
+    Gossip,
+    /// The next anti-entropy exchange.
+    PushPull,
+    /// Retry joining through the seeds.
+    Join,
+    /// Catch up with a seed once more after joining.
+    CatchUp,
+    /// A relayed probe is given up.
+    RelayExpiry(u32),
 }
+
+/// Where membership lives on a node's [`runtime::host::Host`].
+pub const MOUNT: Mount = Mount::new("membership", Channel(1));
+
+/// The context membership is called with.
+type Cx<'a> = Context<'a, Timer>;
 
 #[derive(Clone, Debug)]
 struct InFlightProbe {
@@ -110,7 +120,7 @@ impl MembershipNode {
     }
 
     /// Reads, bumps and durably records the incarnation; false if storage failed.
-    fn recover_incarnation(&mut self, env: &mut dyn Env) -> bool {
+    fn recover_incarnation(&mut self, env: &mut Cx<'_>) -> bool {
         // A restarted node must outrank anything said about its previous life.
         let recovered = incarnation::load(env).and_then(|stored| {
             incarnation::store(env, stored + 1)?;
@@ -128,7 +138,7 @@ impl MembershipNode {
         }
     }
 
-    fn persist_incarnation(&mut self, env: &mut dyn Env, incarnation: u64) {
+    fn persist_incarnation(&mut self, env: &mut Cx<'_>, incarnation: u64) {
         if incarnation::store(env, incarnation).is_err() {
             // The refutation still goes out; a crash before the next successful write could
             // reuse this incarnation, which only delays a later refutation by one round.
@@ -137,23 +147,23 @@ impl MembershipNode {
         self.incarnation = Some(incarnation);
     }
 
-    fn begin(&mut self, env: &mut dyn Env) {
+    fn begin(&mut self, env: &mut Cx<'_>) {
         if !self.recover_incarnation(env) {
             let at = env.now() + self.config.join_retry_interval;
-            env.set_timer(at, timer::token(timer::START, 0));
+            env.set_timer(at, Timer::Start);
             return;
         }
         let now = env.now();
         // Random phases keep nodes that start together from probing in lockstep.
-        let phase = |env: &mut dyn Env, period: std::time::Duration| now + period.mul_f64(env.unit_f64());
+        let phase = |env: &mut Cx<'_>, period: std::time::Duration| now + period.mul_f64(env.unit_f64());
         let probe_at = phase(env, self.config.probe_interval);
-        env.set_timer(probe_at, timer::token(timer::PROBE, 0));
+        env.set_timer(probe_at, Timer::Probe);
         let gossip_at = phase(env, self.config.gossip_interval);
-        env.set_timer(gossip_at, timer::token(timer::GOSSIP, 0));
+        env.set_timer(gossip_at, Timer::Gossip);
         // The first exchange lands within one interval: a joiner's snapshot from the seeds is
         // partial when many nodes start together, and this completes it.
         let push_pull_at = phase(env, self.config.push_pull_interval);
-        env.set_timer(push_pull_at, timer::token(timer::PUSH_PULL, 0));
+        env.set_timer(push_pull_at, Timer::PushPull);
         self.join(env);
         self.note_view(env);
     }
@@ -167,7 +177,7 @@ impl MembershipNode {
             .collect()
     }
 
-    fn join(&mut self, env: &mut dyn Env) {
+    fn join(&mut self, env: &mut Cx<'_>) {
         let seeds = self.other_seeds();
         if seeds.is_empty() {
             // The first seed forms the cluster alone.
@@ -187,21 +197,21 @@ impl MembershipNode {
             self.send(env, seed, body);
         }
         let at = env.now() + self.config.join_retry_interval;
-        env.set_timer(at, timer::token(timer::JOIN, 0));
+        env.set_timer(at, Timer::Join);
     }
 
-    fn mark_joined(&mut self, env: &mut dyn Env, answered: u64) {
+    fn mark_joined(&mut self, env: &mut Cx<'_>, answered: u64) {
         if !self.joined {
             self.joined = true;
             env.probe(Probe::new("joined", answered, 1));
             // A seed's snapshot misses whoever joined at the same time; one early exchange with
             // a random member catches them, instead of waiting a whole anti-entropy period.
             let at = env.now() + self.config.join_retry_interval;
-            env.set_timer(at, timer::token(timer::CATCH_UP, 0));
+            env.set_timer(at, Timer::CatchUp);
         }
     }
 
-    fn on_catch_up(&mut self, env: &mut dyn Env) {
+    fn on_catch_up(&mut self, env: &mut Cx<'_>) {
         let Some(to) = self
             .members
             .random(1, &[MemberState::Alive], None, env)
@@ -223,12 +233,12 @@ impl MembershipNode {
     }
 
     /// Sends `body` to `to` with as much pending gossip as fits.
-    fn send(&mut self, env: &mut dyn Env, to: SocketAddr, body: Body) {
+    fn send(&mut self, env: &mut Cx<'_>, to: SocketAddr, body: Body) {
         self.send_with(env, to, body, Vec::new());
     }
 
     /// Sends `body` to `to` carrying `first` and then as much pending gossip as fits.
-    fn send_with(&mut self, env: &mut dyn Env, to: SocketAddr, body: Body, first: Vec<Update>) {
+    fn send_with(&mut self, env: &mut Cx<'_>, to: SocketAddr, body: Body, first: Vec<Update>) {
         let body_bytes = match &body {
             Body::PushPull { records, .. } => records.len() * RECORD_BYTES_MAX,
             _ => 0,
@@ -253,9 +263,9 @@ impl MembershipNode {
         }
     }
 
-    fn on_probe_tick(&mut self, env: &mut dyn Env) {
+    fn on_probe_tick(&mut self, env: &mut Cx<'_>) {
         let next = env.now() + self.config.probe_interval;
-        env.set_timer(next, timer::token(timer::PROBE, 0));
+        env.set_timer(next, Timer::Probe);
         if self.probes.len() >= self.config.probes_in_flight_max {
             return;
         }
@@ -266,7 +276,7 @@ impl MembershipNode {
     }
 
     /// Pings `target`, with the indirect fallback and the deadline after which it is suspected.
-    fn probe(&mut self, env: &mut dyn Env, target: NodeId) {
+    fn probe(&mut self, env: &mut Cx<'_>, target: NodeId) {
         let Some(member) = self.members.get(target) else { return };
         let (addr, incarnation) = (member.addr, member.incarnation);
         // Lifeguard's buddy system: a suspect learns of its suspicion from the ping itself and
@@ -283,17 +293,11 @@ impl MembershipNode {
         self.probes.insert(seq, InFlightProbe { target, incarnation });
         self.send_with(env, addr, Body::Ping { seq, target }, buddy);
         let now = env.now();
-        env.set_timer(
-            now + self.config.indirect_after,
-            timer::token(timer::INDIRECT, u64::from(seq)),
-        );
-        env.set_timer(
-            now + self.config.probe_timeout(),
-            timer::token(timer::PROBE_DEADLINE, u64::from(seq)),
-        );
+        env.set_timer(now + self.config.indirect_after, Timer::Indirect(seq));
+        env.set_timer(now + self.config.probe_timeout(), Timer::ProbeDeadline(seq));
     }
 
-    fn on_indirect(&mut self, env: &mut dyn Env, seq: u32) {
+    fn on_indirect(&mut self, env: &mut Cx<'_>, seq: u32) {
         let Some(probe) = self.probes.get(&seq) else { return };
         let target = probe.target;
         let Some(target_addr) = self.members.get(target).map(|m| m.addr) else {
@@ -318,7 +322,7 @@ impl MembershipNode {
         }
     }
 
-    fn on_probe_deadline(&mut self, env: &mut dyn Env, seq: u32) {
+    fn on_probe_deadline(&mut self, env: &mut Cx<'_>, seq: u32) {
         let Some(probe) = self.probes.remove(&seq) else { return };
         let now = env.now();
         let Some(member) = self.members.get_mut(probe.target) else {
@@ -337,7 +341,7 @@ impl MembershipNode {
         }
     }
 
-    fn on_suspicion_timer(&mut self, env: &mut dyn Env, id: NodeId) {
+    fn on_suspicion_timer(&mut self, env: &mut Cx<'_>, id: NodeId) {
         let now = env.now();
         let Some(member) = self.members.get(id) else { return };
         let Some(suspicion) = &member.suspicion else { return };
@@ -352,7 +356,7 @@ impl MembershipNode {
             let suspicion = member.suspicion.as_mut().expect("checked above");
             suspicion.restart(now);
             let deadline = suspicion.deadline();
-            env.set_timer(deadline, timer::token(timer::SUSPICION, id.0));
+            env.set_timer(deadline, Timer::Suspicion(id));
             return;
         }
         let started = suspicion.started();
@@ -367,7 +371,7 @@ impl MembershipNode {
             // timed-out suspicion) and decide once it has had its full deadline.
             self.probe(env, id);
             let at = now + self.config.probe_timeout() + self.config.probe_margin;
-            env.set_timer(at, timer::token(timer::SUSPICION, id.0));
+            env.set_timer(at, Timer::Suspicion(id));
             return;
         }
         let update = Update {
@@ -378,9 +382,9 @@ impl MembershipNode {
         self.apply(env, update);
     }
 
-    fn on_gossip_tick(&mut self, env: &mut dyn Env) {
+    fn on_gossip_tick(&mut self, env: &mut Cx<'_>) {
         let next = env.now() + self.config.gossip_interval;
-        env.set_timer(next, timer::token(timer::GOSSIP, 0));
+        env.set_timer(next, Timer::Gossip);
         if self.broadcasts.is_empty() {
             return;
         }
@@ -411,9 +415,9 @@ impl MembershipNode {
         }
     }
 
-    fn on_push_pull_tick(&mut self, env: &mut dyn Env) {
+    fn on_push_pull_tick(&mut self, env: &mut Cx<'_>) {
         let next = env.now() + self.config.push_pull_interval;
-        env.set_timer(next, timer::token(timer::PUSH_PULL, 0));
+        env.set_timer(next, Timer::PushPull);
         // Half the exchanges go to members believed dead: after a partition heals, this is how
         // the two sides find each other again.
         let has_dead = self.members.dead() > 0;
@@ -430,7 +434,7 @@ impl MembershipNode {
 
     /// Sends this node's whole member list to `to` in datagram-sized chunks; only the first asks
     /// for a reply, so one exchange gets one answer.
-    fn send_state(&mut self, env: &mut dyn Env, to: SocketAddr, reply_wanted: bool) {
+    fn send_state(&mut self, env: &mut Cx<'_>, to: SocketAddr, reply_wanted: bool) {
         let mut records: Vec<Record> = vec![self.my_record()];
         records.extend(self.members.iter().map(|m| Record {
             node: m.id,
@@ -450,7 +454,7 @@ impl MembershipNode {
         }
     }
 
-    fn handle(&mut self, env: &mut dyn Env, from: SocketAddr, message: Message) {
+    fn handle(&mut self, env: &mut Cx<'_>, from: SocketAddr, message: Message) {
         for update in &message.updates {
             self.apply(env, *update);
         }
@@ -494,7 +498,7 @@ impl MembershipNode {
                     );
                     self.send(env, target_addr, Body::Ping { seq: own_seq, target });
                     let at = env.now() + self.config.probe_timeout();
-                    env.set_timer(at, timer::token(timer::RELAY_EXPIRY, u64::from(own_seq)));
+                    env.set_timer(at, Timer::RelayExpiry(own_seq));
                 }
             }
             Body::Gossip => {}
@@ -535,7 +539,7 @@ impl MembershipNode {
         }
     }
 
-    fn merge(&mut self, env: &mut dyn Env, sender: NodeId, records: &[Record]) {
+    fn merge(&mut self, env: &mut Cx<'_>, sender: NodeId, records: &[Record]) {
         for r in records {
             let claim = match MemberState::from_code(r.state) {
                 Some(MemberState::Alive) | None => Claim::Alive { addr: r.addr },
@@ -598,19 +602,19 @@ impl MembershipNode {
 
     /// Applies one claim with SWIM's precedence rules: a higher incarnation wins; at equal
     /// incarnations dead beats suspect beats alive. Accepted news is gossiped on.
-    fn apply(&mut self, env: &mut dyn Env, update: Update) {
+    fn apply(&mut self, env: &mut Cx<'_>, update: Update) {
         if self.accept(env, update) {
             self.broadcasts.push(update);
         }
     }
 
     /// Like [`Self::apply`], without gossiping the news on.
-    fn apply_quietly(&mut self, env: &mut dyn Env, update: Update) {
+    fn apply_quietly(&mut self, env: &mut Cx<'_>, update: Update) {
         self.accept(env, update);
     }
 
     /// Applies `update` to the member table; true if it changed what this node believes.
-    fn accept(&mut self, env: &mut dyn Env, update: Update) -> bool {
+    fn accept(&mut self, env: &mut Cx<'_>, update: Update) -> bool {
         if update.node == self.me {
             self.refute_if_needed(env, update);
             return false;
@@ -681,7 +685,7 @@ impl MembershipNode {
         accepted
     }
 
-    fn refute_if_needed(&mut self, env: &mut dyn Env, update: Update) {
+    fn refute_if_needed(&mut self, env: &mut Cx<'_>, update: Update) {
         let Some(current) = self.incarnation else { return };
         let refute = match update.claim {
             Claim::Alive { .. } => update.incarnation > current,
@@ -711,7 +715,7 @@ impl MembershipNode {
         }
     }
 
-    fn start_suspicion(&mut self, env: &mut dyn Env, id: NodeId, incarnation: u64, by: NodeId) {
+    fn start_suspicion(&mut self, env: &mut Cx<'_>, id: NodeId, incarnation: u64, by: NodeId) {
         let (min, max) = timeouts(
             self.members.len() + 1,
             self.config.probe_interval,
@@ -724,7 +728,7 @@ impl MembershipNode {
         member.incarnation = incarnation;
         self.transition(env, id, MemberState::Suspect);
         self.members.get_mut(id).expect("known").suspicion = Some(Box::new(suspicion));
-        env.set_timer(deadline, timer::token(timer::SUSPICION, id.0));
+        env.set_timer(deadline, Timer::Suspicion(id));
         // Check for ourselves at once, telling the suspect: a live one refutes in its ack (and
         // its ack alone keeps us from declaring it dead), however the round robin falls.
         if self.probes.len() < self.config.probes_in_flight_max {
@@ -732,7 +736,7 @@ impl MembershipNode {
         }
     }
 
-    fn confirm_suspicion(&mut self, env: &mut dyn Env, id: NodeId, by: NodeId) -> bool {
+    fn confirm_suspicion(&mut self, env: &mut Cx<'_>, id: NodeId, by: NodeId) -> bool {
         let Some(suspicion) = self.members.get_mut(id).and_then(|m| m.suspicion.as_mut()) else {
             return false;
         };
@@ -740,18 +744,18 @@ impl MembershipNode {
             return false;
         }
         let deadline = suspicion.deadline();
-        env.set_timer(deadline, timer::token(timer::SUSPICION, id.0));
+        env.set_timer(deadline, Timer::Suspicion(id));
         true
     }
 
-    fn transition(&mut self, env: &mut dyn Env, id: NodeId, state: MemberState) {
+    fn transition(&mut self, env: &mut Cx<'_>, id: NodeId, state: MemberState) {
         if self.members.set_state(id, state, env.now()) != Some(state) {
             env.probe(Probe::new("member", id.0, i64::from(state.code())));
         }
     }
 
     /// Records a `majority` probe whenever this node's side gains or loses the majority.
-    fn note_view(&mut self, env: &mut dyn Env) {
+    fn note_view(&mut self, env: &mut Cx<'_>) {
         let majority = self.has_majority();
         if self.majority != Some(majority) {
             self.majority = Some(majority);
@@ -764,8 +768,10 @@ impl MembershipNode {
     }
 }
 
-impl Actor for MembershipNode {
-    fn on_start(&mut self, env: &mut dyn Env) {
+impl Protocol for MembershipNode {
+    type Timer = Timer;
+
+    fn on_start(&mut self, env: &mut Cx<'_>) {
         let addrs = env.local_addrs();
         self.my_addr = addrs
             .iter()
@@ -779,7 +785,7 @@ impl Actor for MembershipNode {
         self.begin(env);
     }
 
-    fn on_datagram(&mut self, env: &mut dyn Env, from: SocketAddr, payload: Bytes) {
+    fn on_message(&mut self, env: &mut Cx<'_>, from: SocketAddr, payload: Bytes) {
         if self.incarnation.is_none() {
             return;
         }
@@ -789,22 +795,20 @@ impl Actor for MembershipNode {
         }
     }
 
-    fn on_timer(&mut self, env: &mut dyn Env, token: TimerToken) {
-        let (kind, arg) = timer::split(token);
-        match kind {
-            timer::START => self.begin(env),
-            timer::PROBE => self.on_probe_tick(env),
-            timer::INDIRECT => self.on_indirect(env, arg as u32),
-            timer::PROBE_DEADLINE => self.on_probe_deadline(env, arg as u32),
-            timer::SUSPICION => self.on_suspicion_timer(env, NodeId(arg)),
-            timer::GOSSIP => self.on_gossip_tick(env),
-            timer::PUSH_PULL => self.on_push_pull_tick(env),
-            timer::JOIN => self.join(env),
-            timer::CATCH_UP => self.on_catch_up(env),
-            timer::RELAY_EXPIRY => {
-                self.relays.remove(&(arg as u32));
+    fn on_timer(&mut self, env: &mut Cx<'_>, timer: Timer) {
+        match timer {
+            Timer::Start => self.begin(env),
+            Timer::Probe => self.on_probe_tick(env),
+            Timer::Indirect(seq) => self.on_indirect(env, seq),
+            Timer::ProbeDeadline(seq) => self.on_probe_deadline(env, seq),
+            Timer::Suspicion(id) => self.on_suspicion_timer(env, id),
+            Timer::Gossip => self.on_gossip_tick(env),
+            Timer::PushPull => self.on_push_pull_tick(env),
+            Timer::Join => self.join(env),
+            Timer::CatchUp => self.on_catch_up(env),
+            Timer::RelayExpiry(seq) => {
+                self.relays.remove(&seq);
             }
-            _ => {}
         }
     }
 }

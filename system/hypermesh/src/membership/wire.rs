@@ -23,11 +23,6 @@ pub const RECORDS_PER_MESSAGE_MAX: usize = 255;
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeId(pub u64);
 
-impl NodeId {
-    /// The largest id: timers carry a member's id in their low 56 bits.
-    pub const MAX: NodeId = NodeId((1 << 56) - 1);
-}
-
 impl std::fmt::Display for NodeId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "n{}", self.0)
@@ -457,14 +452,9 @@ impl Reader<'_> {
     fn u64(&mut self, field: &'static str) -> Result<u64, WireError> {
         Ok(u64::from_be_bytes(self.take(field)?))
     }
-    /// A member id; ids above [`NodeId::MAX`] are refused (timers could not carry them).
+    /// A member id: any 64-bit value.
     fn node(&mut self, field: &'static str) -> Result<NodeId, WireError> {
-        let at = self.at;
-        let id = self.u64(field)?;
-        if id > NodeId::MAX.0 {
-            return Err(WireError::Invalid { at, field, value: id });
-        }
-        Ok(NodeId(id))
+        Ok(NodeId(self.u64(field)?))
     }
     fn i64(&mut self, field: &'static str) -> Result<i64, WireError> {
         Ok(i64::from_be_bytes(self.take(field)?))
@@ -499,7 +489,7 @@ mod tests {
     }
 
     fn id() -> impl Strategy<Value = u64> {
-        0..=NodeId::MAX.0
+        any::<u64>()
     }
 
     fn update() -> impl Strategy<Value = Update> {
@@ -552,10 +542,9 @@ mod tests {
         }
 
         #[test]
-        fn ids_above_the_maximum_are_refused(body in body(), over in (NodeId::MAX.0 + 1)..=u64::MAX) {
-            let bytes = Message { sender: NodeId(over), body, updates: vec![] }.encode();
-            let refused = matches!(Message::decode(&bytes), Err(WireError::Invalid { field: "sender", .. }));
-            prop_assert!(refused);
+        fn ids_above_2_to_the_56_round_trip(body in body(), high in (1u64 << 56)..=u64::MAX) {
+            let msg = Message { sender: NodeId(high), body, updates: vec![] };
+            prop_assert_eq!(Message::decode(&msg.encode()).unwrap(), msg);
         }
 
         #[test]

@@ -22,9 +22,9 @@ use crate::trust::{fingerprint, TrustBundle};
 use crate::validate::ExpectedPeer;
 
 /// The CA's state (two slots, `tc.ca.a` and `tc.ca.b`: see [`super::durable`]).
-pub const STATE_FILE: &str = "tc.ca";
+pub const STATE_FILE: &str = "ca";
 /// The CA's CT log.
-pub const LOG_FILE: &str = "tc.ct";
+pub const LOG_FILE: &str = "ct";
 /// Serials remembered per node (for revocation): a node renews every 16 h, so a few cover every
 /// certificate of it that is still valid.
 const SERIALS_PER_NODE_MAX: usize = 4;

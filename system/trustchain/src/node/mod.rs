@@ -41,14 +41,15 @@ pub mod config;
 
 pub mod wire;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use bytes::Bytes;
 use pki_types::{CertificateDer, CertificateRevocationListDer};
 use rcgen::KeyPair;
-use runtime::{Actor, Env, Instant, Probe, TimerToken};
+use runtime::host::{Channel, Context, Mount, Protocol};
+use runtime::{Clock, Entropy, Instant, Probe, Probes};
 
 use self::authority::{CaEvent, CaRole};
 pub use self::config::{AuthorityConfig, TrustNodeConfig};
@@ -59,23 +60,42 @@ use crate::trust::{fingerprint, validity_of, Fingerprint, TrustBundle};
 use crate::validate::{ExpectedPeer, ValidationError};
 
 /// The node's own state (key seed, chain, pinned root): two slots, see [`durable`].
-const NODE_STATE: &str = "tc.node";
+const NODE_STATE: &str = "node";
 
-mod timer {
-    pub const HANDSHAKE: u64 = 1;
-    pub const ENROLL: u64 = 2;
-    pub const RENEW: u64 = 3;
-    pub const REFRESH: u64 = 4;
-    pub const TIMEOUT: u64 = 5;
-    pub const ROLLOUT: u64 = 6;
-    pub const TRIAL_END: u64 = 7;
-    pub const CA: u64 = 8;
-    pub const FETCH: u64 = 9;
-    pub const LOW: u64 = (1 << 56) - 1;
-    pub fn token(kind: u64, low: u64) -> u64 {
-        kind << 56 | (low & LOW)
-    }
+/// The TrustChain node's timers, with the generation or nonce each is for (a timer whose
+/// generation is no longer current is ignored).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// The next certificate handshake with a peer.
+    Handshake,
+    /// Retry enrollment (generation).
+    Enroll(u64),
+    /// Renew the leaf, or retry a renewal (generation).
+    Renew(u64),
+    /// Fetch the bundle and CRLs again.
+    Refresh,
+    /// A handshake question (nonce) went unanswered.
+    Timeout(u64),
+    /// This node's rollout wave has come.
+    Rollout,
+    /// A verify-before-switch trial ends (generation); `retry` starts a new one instead.
+    TrialEnd {
+        /// The trial's generation.
+        gen: u64,
+        /// Whether to start the trial again rather than close it.
+        retry: bool,
+    },
+    /// The CA's next scheduled duty (generation).
+    Ca(u64),
+    /// Fetch the bundle again until a restarted node's chain is verified.
+    Fetch,
 }
+
+/// Where the TrustChain node lives on a node's [`runtime::host::Host`].
+pub const MOUNT: Mount = Mount::new("trustchain", Channel(2));
+
+/// The context the TrustChain node is called with.
+type Cx<'a> = Context<'a, Timer>;
 
 fn class_index(e: &ValidationError) -> i64 {
     ValidationError::CLASSES
@@ -104,6 +124,10 @@ pub struct TrustNode {
     chain: Option<Vec<Bytes>>,
     pending: Option<Vec<Bytes>>,
     trial: Option<Trial>,
+    /// Peers that refused the pending chain: each must accept it in a later trial before the
+    /// switch. Without this, a refuser whose next answer is lost counts as no refusal, and the
+    /// node switches to a chain that peer still cannot validate (seen in cert-rotation).
+    refusers: BTreeSet<usize>,
     bundle: Option<TrustBundle>,
     crls: Vec<Bytes>,
     pinned_root: Option<Fingerprint>,
@@ -135,6 +159,7 @@ impl TrustNode {
             chain: None,
             pending: None,
             trial: None,
+            refusers: BTreeSet::new(),
             bundle: None,
             crls: Vec::new(),
             pinned_root: None,
@@ -154,12 +179,12 @@ impl TrustNode {
         }
     }
 
-    fn now_s(env: &dyn Env) -> i64 {
+    fn now_s(env: &Cx<'_>) -> i64 {
         env.wall_now().as_unix_millis().div_euclid(1000)
     }
 
     /// The monotonic instant at which this node's wall clock reads `unix_ms` (now if past).
-    fn at_wall(env: &dyn Env, unix_ms: i64) -> Instant {
+    fn at_wall(env: &Cx<'_>, unix_ms: i64) -> Instant {
         let delta = unix_ms - env.wall_now().as_unix_millis();
         env.now() + Duration::from_millis(delta.max(0) as u64)
     }
@@ -169,11 +194,11 @@ impl TrustNode {
         self.gen
     }
 
-    fn jittered(env: &mut dyn Env, d: Duration) -> Duration {
+    fn jittered(env: &mut Cx<'_>, d: Duration) -> Duration {
         d.mul_f64(0.75 + 0.5 * env.unit_f64())
     }
 
-    fn save(&mut self, env: &mut dyn Env) {
+    fn save(&mut self, env: &mut Cx<'_>) {
         let mut out = self.key_seed.to_vec();
         out.extend_from_slice(&self.pinned_root.unwrap_or([0; 32]));
         let chain = self.chain.clone().unwrap_or_default();
@@ -228,7 +253,7 @@ impl TrustNode {
     }
 
     /// Sends `message` to the CA: over the network, or straight in when this node is the CA.
-    fn ask_ca(&mut self, env: &mut dyn Env, message: Message) {
+    fn ask_ca(&mut self, env: &mut Cx<'_>, message: Message) {
         if matches!(message, Message::Enroll { .. } | Message::Renew { .. }) {
             self.awaiting_ca = true;
         }
@@ -247,7 +272,7 @@ impl TrustNode {
         }
     }
 
-    fn report_ca_event(&mut self, env: &mut dyn Env, event: CaEvent) {
+    fn report_ca_event(&mut self, env: &mut Cx<'_>, event: CaEvent) {
         let probe = match event {
             CaEvent::Issued => Probe::new("tc_issued", 0, 1),
             CaEvent::Refused(code) => Probe::new("tc_ca_refused", 0, code),
@@ -263,7 +288,7 @@ impl TrustNode {
         request(who, key).ok().map(Bytes::from)
     }
 
-    fn enroll(&mut self, env: &mut dyn Env) {
+    fn enroll(&mut self, env: &mut Cx<'_>) {
         if self.chain.is_some() || self.revoked {
             return;
         }
@@ -282,12 +307,12 @@ impl TrustNode {
             self.enroll_attempt += 1;
             let gen = self.next_gen();
             let at = env.now() + Self::jittered(env, delay);
-            env.set_timer(at, timer::token(timer::ENROLL, gen));
+            env.set_timer(at, Timer::Enroll(gen));
             self.renew_gen = gen;
         }
     }
 
-    fn renew(&mut self, env: &mut dyn Env) {
+    fn renew(&mut self, env: &mut Cx<'_>) {
         if self.revoked {
             return;
         }
@@ -298,13 +323,13 @@ impl TrustNode {
         if self.awaiting_ca {
             // No answer yet: retry with backoff until one comes (a lost request or reply must
             // not leave the certificate to lapse).
-            self.retry_later(env, timer::RENEW);
+            self.retry_later(env);
         }
     }
 
     /// After a restart: fetch the current bundle, again and again with backoff, until our stored
     /// chain has been checked against it.
-    fn fetch_until_verified(&mut self, env: &mut dyn Env) {
+    fn fetch_until_verified(&mut self, env: &mut Cx<'_>) {
         if self.verified || self.chain.is_none() {
             return;
         }
@@ -314,21 +339,21 @@ impl TrustNode {
             let delay = first.saturating_mul(1u32 << self.enroll_attempt.min(16)).min(cap);
             self.enroll_attempt += 1;
             let at = env.now() + Self::jittered(env, delay);
-            env.set_timer(at, timer::token(timer::FETCH, 0));
+            env.set_timer(at, Timer::Fetch);
         }
     }
 
-    fn retry_later(&mut self, env: &mut dyn Env, kind: u64) {
+    fn retry_later(&mut self, env: &mut Cx<'_>) {
         let (first, cap) = self.cfg.enroll_backoff;
         let delay = first.saturating_mul(1u32 << self.enroll_attempt.min(16)).min(cap);
         self.enroll_attempt += 1;
         let gen = self.next_gen();
         self.renew_gen = gen;
         let at = env.now() + Self::jittered(env, delay);
-        env.set_timer(at, timer::token(kind, gen));
+        env.set_timer(at, Timer::Renew(gen));
     }
 
-    fn schedule_renewal(&mut self, env: &mut dyn Env) {
+    fn schedule_renewal(&mut self, env: &mut Cx<'_>) {
         let Some(v) = self.chain.as_ref().and_then(|c| validity_of(&c[0])) else {
             return;
         };
@@ -336,10 +361,7 @@ impl TrustNode {
         let due_s = v.not_before as f64 + life * self.cfg.renew_fraction.clamp(0.0, 1.0);
         let gen = self.next_gen();
         self.renew_gen = gen;
-        env.set_timer(
-            Self::at_wall(env, (due_s * 1000.0) as i64),
-            timer::token(timer::RENEW, gen),
-        );
+        env.set_timer(Self::at_wall(env, (due_s * 1000.0) as i64), Timer::Renew(gen));
     }
 
     fn crl_ders(&self) -> Vec<CertificateRevocationListDer<'_>> {
@@ -349,7 +371,7 @@ impl TrustNode {
             .collect()
     }
 
-    fn check_chain(&self, env: &dyn Env, chain: &[Bytes], peer_ip: Option<IpAddr>) -> Result<(), ValidationError> {
+    fn check_chain(&self, env: &Cx<'_>, chain: &[Bytes], peer_ip: Option<IpAddr>) -> Result<(), ValidationError> {
         let bundle = self.bundle.as_ref().ok_or(ValidationError::UnknownIssuer)?;
         let ders: Vec<CertificateDer<'_>> = chain.iter().map(|c| CertificateDer::from(c.as_ref())).collect();
         let expected = peer_ip.map_or(ExpectedPeer::Any, ExpectedPeer::Addr);
@@ -357,7 +379,7 @@ impl TrustNode {
     }
 
     /// Installs a bundle and lists from the CA, if they keep the pinned root.
-    fn install_trust(&mut self, env: &mut dyn Env, bundle: &[u8], crls: Vec<Bytes>, rollout: Option<Rollout>) -> bool {
+    fn install_trust(&mut self, env: &mut Cx<'_>, bundle: &[u8], crls: Vec<Bytes>, rollout: Option<Rollout>) -> bool {
         let Ok(bundle) = TrustBundle::decode(bundle) else {
             env.probe(Probe::new("tc_malformed", self.cfg.ca as u64, 1));
             return false;
@@ -411,8 +433,7 @@ impl TrustNode {
             if let Some(r) = &self.rollout {
                 let wave = self.cfg.me as u64 % u64::from(r.waves.max(1));
                 let at = r.start_unix_ms + (wave * r.wave_interval_ms) as i64;
-                let gen = self.next_gen();
-                env.set_timer(Self::at_wall(env, at), timer::token(timer::ROLLOUT, gen));
+                env.set_timer(Self::at_wall(env, at), Timer::Rollout);
             }
         }
         true
@@ -422,7 +443,7 @@ impl TrustNode {
         chain.get(1).map(|c| fingerprint(c))
     }
 
-    fn on_ca_message(&mut self, env: &mut dyn Env, message: Message) {
+    fn on_ca_message(&mut self, env: &mut Cx<'_>, message: Message) {
         match message {
             Message::Issued {
                 chain,
@@ -452,6 +473,9 @@ impl TrustNode {
                     .as_ref()
                     .is_some_and(|c| Self::issuer_of(c) != Self::issuer_of(&chain));
                 if switching && self.cfg.verify_before_switch {
+                    if self.pending.as_ref() != Some(&chain) {
+                        self.refusers.clear();
+                    }
                     self.pending = Some(chain);
                     self.start_trial(env);
                 } else {
@@ -469,10 +493,11 @@ impl TrustNode {
         }
     }
 
-    fn adopt(&mut self, env: &mut dyn Env, chain: Vec<Bytes>, switching: bool) {
+    fn adopt(&mut self, env: &mut Cx<'_>, chain: Vec<Bytes>, switching: bool) {
         self.chain = Some(chain);
         self.verified = true;
         self.pending = None;
+        self.refusers.clear();
         self.save(env);
         if switching {
             env.probe(Probe::new("tc_switched", 0, 1));
@@ -488,15 +513,17 @@ impl TrustNode {
         (0..self.cfg.peers.len()).filter(|i| *i != self.cfg.me).collect()
     }
 
-    fn new_nonce(env: &mut dyn Env) -> u64 {
-        env.next_u64() & timer::LOW
+    fn new_nonce(env: &mut Cx<'_>) -> u64 {
+        env.next_u64()
     }
 
     /// Verify-before-switch: ask peers whether they accept the new chain before presenting it.
-    fn start_trial(&mut self, env: &mut dyn Env) {
+    fn start_trial(&mut self, env: &mut Cx<'_>) {
         let Some(pending) = self.pending.clone() else { return };
         let mut peers = self.others();
         runtime::shuffle(env, &mut peers);
+        // Earlier refusers are asked first: the switch waits for their yes.
+        peers.sort_by_key(|p| !self.refusers.contains(p));
         peers.truncate(self.cfg.verify_peers_max);
         if peers.is_empty() {
             return self.adopt(env, pending, true);
@@ -518,28 +545,36 @@ impl TrustNode {
         }
         self.trial_gen = self.next_gen();
         let at = env.now() + self.cfg.handshake_timeout;
-        env.set_timer(at, timer::token(timer::TRIAL_END, self.trial_gen));
+        env.set_timer(
+            at,
+            Timer::TrialEnd {
+                gen: self.trial_gen,
+                retry: false,
+            },
+        );
     }
 
-    fn trial_answer(&mut self, env: &mut dyn Env, ok: bool) {
+    fn trial_answer(&mut self, env: &mut Cx<'_>, peer: usize, ok: bool) {
         let Some(t) = self.trial.as_mut() else { return };
         t.awaiting = t.awaiting.saturating_sub(1);
         if ok {
             t.ok += 1;
+            self.refusers.remove(&peer);
         } else {
             t.refused = true;
+            self.refusers.insert(peer);
         }
         if t.awaiting == 0 {
             self.finish_trial(env);
         }
     }
 
-    /// The trial passes when no peer refused and most answered; otherwise the node keeps its
-    /// current chain and tries again later.
-    fn finish_trial(&mut self, env: &mut dyn Env) {
+    /// The trial passes when no peer refused, every earlier refuser has since accepted, and most
+    /// answered; otherwise the node keeps its current chain and tries again later.
+    fn finish_trial(&mut self, env: &mut Cx<'_>) {
         let Some(t) = self.trial.take() else { return };
         let asked = t.ok + t.awaiting + usize::from(t.refused);
-        if !t.refused && t.ok * 2 > asked.max(1) - 1 {
+        if !t.refused && self.refusers.is_empty() && t.ok * 2 > asked.max(1) - 1 {
             if let Some(chain) = self.pending.take() {
                 self.adopt(env, chain, true);
             }
@@ -547,13 +582,13 @@ impl TrustNode {
             let gen = self.next_gen();
             self.trial_gen = gen;
             let at = env.now() + self.cfg.trial_retry;
-            env.set_timer(at, timer::token(timer::TRIAL_END, gen | (1 << 55)));
+            env.set_timer(at, Timer::TrialEnd { gen, retry: true });
         }
     }
 
-    fn handshake(&mut self, env: &mut dyn Env) {
+    fn handshake(&mut self, env: &mut Cx<'_>) {
         let at = env.now() + Self::jittered(env, self.cfg.handshake_interval);
-        env.set_timer(at, timer::token(timer::HANDSHAKE, 0));
+        env.set_timer(at, Timer::Handshake);
         // A revoked node keeps presenting its certificate (a compromised one would): peers
         // refusing it is what revocation is for, and what the scenarios count.
         if self.outstanding.len() >= self.cfg.outstanding_max {
@@ -579,7 +614,7 @@ impl TrustNode {
             .encode(),
         );
         let at = env.now() + self.cfg.handshake_timeout;
-        env.set_timer(at, timer::token(timer::TIMEOUT, nonce));
+        env.set_timer(at, Timer::Timeout(nonce));
     }
 
     fn peer_index(&self, from: SocketAddr) -> Option<usize> {
@@ -588,7 +623,7 @@ impl TrustNode {
 
     fn on_hello(
         &mut self,
-        env: &mut dyn Env,
+        env: &mut Cx<'_>,
         from: SocketAddr,
         peer: usize,
         nonce: u64,
@@ -619,7 +654,7 @@ impl TrustNode {
         let _ = env.send_to(from, reply.encode());
     }
 
-    fn on_answer(&mut self, env: &mut dyn Env, from: SocketAddr, nonce: u64, result: Result<Vec<Bytes>, u8>) {
+    fn on_answer(&mut self, env: &mut Cx<'_>, from: SocketAddr, nonce: u64, result: Result<Vec<Bytes>, u8>) {
         let Some(o) = self.outstanding.remove(&nonce) else {
             return;
         };
@@ -634,7 +669,7 @@ impl TrustNode {
                 Err(class) => (false, 1 + i64::from(class)),
             };
             env.probe(Probe::new("tc_trial", o.peer as u64, value));
-            return self.trial_answer(env, ok);
+            return self.trial_answer(env, o.peer, ok);
         }
         let outcome = match result {
             Ok(chain) => match self.check_chain(env, &chain, Some(from.ip())) {
@@ -647,7 +682,7 @@ impl TrustNode {
         env.probe(Probe::new("tc_handshake", o.peer as u64, outcome));
     }
 
-    fn ca_tick(&mut self, env: &mut dyn Env) {
+    fn ca_tick(&mut self, env: &mut Cx<'_>) {
         let Some(ca) = self.ca.as_mut() else { return };
         let now = Self::now_s(env);
         let mut seed = [0u8; 32];
@@ -663,7 +698,7 @@ impl TrustNode {
         self.schedule_ca(env);
     }
 
-    fn push_bundle(&mut self, env: &mut dyn Env) {
+    fn push_bundle(&mut self, env: &mut Cx<'_>) {
         let now = Self::now_s(env);
         let Some(ca) = self.ca.as_mut() else { return };
         let message = ca.bundle_message(now);
@@ -678,17 +713,19 @@ impl TrustNode {
         }
     }
 
-    fn schedule_ca(&mut self, env: &mut dyn Env) {
+    fn schedule_ca(&mut self, env: &mut Cx<'_>) {
         let Some(due) = self.ca.as_mut().and_then(CaRole::next_due) else {
             return;
         };
         self.ca_gen += 1;
-        env.set_timer(Self::at_wall(env, due * 1000), timer::token(timer::CA, self.ca_gen));
+        env.set_timer(Self::at_wall(env, due * 1000), Timer::Ca(self.ca_gen));
     }
 }
 
-impl Actor for TrustNode {
-    fn on_start(&mut self, env: &mut dyn Env) {
+impl Protocol for TrustNode {
+    type Timer = Timer;
+
+    fn on_start(&mut self, env: &mut Cx<'_>) {
         let Some(IpAddr::V6(addr)) = self.cfg.peers.get(self.cfg.me).map(SocketAddr::ip) else {
             // TrustChain identities are IPv6 addresses: an IPv4-only node cannot enroll.
             env.probe(Probe::new("tc_no_ipv6", 0, 1));
@@ -754,12 +791,12 @@ impl Actor for TrustNode {
         }
         let first = self.cfg.handshake_interval.mul_f64(env.unit_f64());
         let at = env.now() + first;
-        env.set_timer(at, timer::token(timer::HANDSHAKE, 0));
+        env.set_timer(at, Timer::Handshake);
         let refresh = env.now() + Self::jittered(env, self.cfg.bundle_refresh);
-        env.set_timer(refresh, timer::token(timer::REFRESH, 0));
+        env.set_timer(refresh, Timer::Refresh);
     }
 
-    fn on_datagram(&mut self, env: &mut dyn Env, from: SocketAddr, payload: Bytes) {
+    fn on_message(&mut self, env: &mut Cx<'_>, from: SocketAddr, payload: Bytes) {
         let message = match Message::decode(&payload) {
             Ok(m) => m,
             Err(_) => return env.probe(Probe::new("tc_malformed", 0, 1)),
@@ -788,36 +825,33 @@ impl Actor for TrustNode {
         }
     }
 
-    fn on_timer(&mut self, env: &mut dyn Env, token: TimerToken) {
-        let (kind, low) = (token >> 56, token & timer::LOW);
-        match kind {
-            timer::HANDSHAKE => self.handshake(env),
-            timer::ENROLL if low == self.renew_gen && self.chain.is_none() => self.enroll(env),
-            timer::RENEW if low == self.renew_gen => self.renew(env),
-            timer::REFRESH => {
+    fn on_timer(&mut self, env: &mut Cx<'_>, timer: Timer) {
+        match timer {
+            Timer::Handshake => self.handshake(env),
+            Timer::Enroll(gen) if gen == self.renew_gen && self.chain.is_none() => self.enroll(env),
+            Timer::Renew(gen) if gen == self.renew_gen => self.renew(env),
+            Timer::Refresh => {
                 if !self.is_ca() && self.chain.is_some() {
                     self.ask_ca(env, Message::FetchBundle);
                 }
                 let at = env.now() + Self::jittered(env, self.cfg.bundle_refresh);
-                env.set_timer(at, timer::token(timer::REFRESH, 0));
+                env.set_timer(at, Timer::Refresh);
             }
-            timer::TIMEOUT => {
-                if let Some(o) = self.outstanding.remove(&low) {
+            Timer::Timeout(nonce) => {
+                if let Some(o) = self.outstanding.remove(&nonce) {
                     if !o.trial {
                         env.probe(Probe::new("tc_handshake", o.peer as u64, 200));
                     }
                 }
             }
-            timer::ROLLOUT => {
+            Timer::Rollout => {
                 let target = self.rollout.as_ref().map(|r| r.issuer);
                 let current = self.chain.as_deref().and_then(Self::issuer_of);
                 if target.is_some() && target != current && self.pending.is_none() {
                     self.renew(env);
                 }
             }
-            timer::TRIAL_END => {
-                let retry = low & (1 << 55) != 0;
-                let gen = low & !(1 << 55);
+            Timer::TrialEnd { gen, retry } => {
                 if gen != self.trial_gen {
                     return;
                 }
@@ -829,9 +863,10 @@ impl Actor for TrustNode {
                     self.finish_trial(env);
                 }
             }
-            timer::CA if low == self.ca_gen => self.ca_tick(env),
-            timer::FETCH => self.fetch_until_verified(env),
-            _ => {}
+            Timer::Ca(gen) if gen == self.ca_gen => self.ca_tick(env),
+            Timer::Fetch => self.fetch_until_verified(env),
+            // A retry or duty superseded by a later generation.
+            Timer::Enroll(_) | Timer::Renew(_) | Timer::Ca(_) => {}
         }
     }
 }

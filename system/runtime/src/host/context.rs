@@ -1,0 +1,166 @@
+//! What a protocol is called with: its namespace on the node.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use super::scoped::ScopedStorage;
+use super::timers::Owner;
+use super::{Core, Mount, Protocol, Slot};
+use crate::{
+    Clock, DetRng, Entropy, Env, Instant, Probe, Probes, SendError, Storage, StorageError, TimerToken, WallTime,
+};
+
+/// The other protocols on the node, readable while one of them is called.
+pub struct Siblings<'a> {
+    before: &'a [Box<dyn Slot>],
+    after: &'a [Box<dyn Slot>],
+}
+
+impl<'a> Siblings<'a> {
+    pub(crate) fn new(before: &'a [Box<dyn Slot>], after: &'a [Box<dyn Slot>]) -> Self {
+        Siblings { before, after }
+    }
+
+    /// The sibling of type `P`, if one is mounted.
+    pub fn get<P: Protocol>(&self) -> Option<&'a P> {
+        self.before
+            .iter()
+            .chain(self.after)
+            .find_map(|s| s.protocol_any().downcast_ref::<P>())
+    }
+}
+
+/// A protocol's view of its node: clock, typed timers, its channel, its random stream, its files,
+/// its probes, and read access to its siblings.
+///
+/// It implements [`Clock`], [`Entropy`], [`Storage`] (files in the protocol's namespace) and
+/// [`Probes`] (tagged with the protocol's name), so helpers written against those traits take a
+/// `Context` as they are.
+pub struct Context<'a, T> {
+    env: &'a mut dyn Env,
+    core: &'a mut Core,
+    slot: usize,
+    mount: &'a Mount,
+    rng: &'a mut DetRng,
+    timers: &'a mut BTreeMap<TimerToken, T>,
+    siblings: Siblings<'a>,
+}
+
+impl<'a, T> Context<'a, T> {
+    pub(crate) fn new(
+        env: &'a mut dyn Env,
+        core: &'a mut Core,
+        slot: usize,
+        mount: &'a Mount,
+        rng: &'a mut DetRng,
+        timers: &'a mut BTreeMap<TimerToken, T>,
+        siblings: Siblings<'a>,
+    ) -> Self {
+        Context {
+            env,
+            core,
+            slot,
+            mount,
+            rng,
+            timers,
+            siblings,
+        }
+    }
+
+    /// Calls [`crate::host::Protocol::on_timer`] with `timer` once the node's clock reaches `at`
+    /// (at once after this call if `at` is past). There is no cancel: a protocol ignores timers it
+    /// no longer cares about, for example by a generation number inside `timer`.
+    pub fn set_timer(&mut self, at: Instant, timer: T) {
+        let token = self.core.timers.set(self.env, at, Owner::Protocol(self.slot));
+        self.timers.insert(token, timer);
+    }
+
+    /// Sends `payload` to the same protocol on the node at `to`, over the node's transport.
+    pub fn send_to(&mut self, to: SocketAddr, payload: Bytes) -> Result<(), SendError> {
+        let Core { transport, timers, .. } = &mut *self.core;
+        let name = transport.name();
+        let mut env = Core::transport_env(self.env, timers, name);
+        transport.send(&mut env, self.mount.channel, to, payload)
+    }
+
+    /// The addresses the node's sockets are bound to.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        self.env.local_addrs()
+    }
+
+    /// This protocol's mount: its name and channel.
+    pub fn mount(&self) -> &Mount {
+        self.mount
+    }
+
+    /// The sibling protocol of type `P` on this node, if one is mounted: read-only, through its
+    /// own `&self` methods.
+    pub fn sibling<P: Protocol>(&self) -> Option<&'a P> {
+        self.siblings.get::<P>()
+    }
+
+    /// The node's transport, if it is a `X` (for example to present a renewed certificate).
+    pub fn transport<X: super::Transport>(&self) -> Option<&X> {
+        let transport: &dyn std::any::Any = self.core.transport.as_ref();
+        transport.downcast_ref::<X>()
+    }
+
+    /// Timers this protocol has set that have not fired.
+    pub fn pending_timers(&self) -> usize {
+        self.timers.len()
+    }
+
+    fn files(&mut self) -> ScopedStorage<'_> {
+        ScopedStorage {
+            storage: self.env,
+            scope: self.mount.name,
+        }
+    }
+}
+
+impl<T> Clock for Context<'_, T> {
+    fn now(&self) -> Instant {
+        self.env.now()
+    }
+    fn wall_now(&self) -> WallTime {
+        self.env.wall_now()
+    }
+}
+
+impl<T> Entropy for Context<'_, T> {
+    fn next_u64(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+}
+
+impl<T> Probes for Context<'_, T> {
+    fn probe(&mut self, probe: Probe) {
+        self.env.probe(probe.scoped(self.mount.name));
+    }
+}
+
+impl<T> Storage for Context<'_, T> {
+    fn read_at(&mut self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
+        self.files().read_at(name, offset, len)
+    }
+    fn write_at(&mut self, name: &str, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        self.files().write_at(name, offset, data)
+    }
+    fn size(&mut self, name: &str) -> Result<u64, StorageError> {
+        self.files().size(name)
+    }
+    fn truncate(&mut self, name: &str, len: u64) -> Result<(), StorageError> {
+        self.files().truncate(name, len)
+    }
+    fn sync(&mut self, name: &str) -> Result<(), StorageError> {
+        self.files().sync(name)
+    }
+    fn remove(&mut self, name: &str) -> Result<(), StorageError> {
+        self.files().remove(name)
+    }
+    fn list(&mut self) -> Result<Vec<String>, StorageError> {
+        self.files().list()
+    }
+}

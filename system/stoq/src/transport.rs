@@ -1,0 +1,138 @@
+//! [`Stoq`]: the node's protocols over STOQ instead of bare datagrams.
+//!
+//! A [`runtime::host::Host`] built on this transport keeps each protocol's contract (send to a
+//! socket address, hear from one): what a protocol sends travels inside a mutually authenticated
+//! QUIC connection to that address, and it only ever hears from peers whose TrustChain
+//! certificates the node accepts. Each message carries its channel in its first byte. Messages
+//! that fit a QUIC datagram on any path ([`UNRELIABLE_BYTES_MAX`]) go unreliably, keeping the
+//! UDP semantics protocols like membership were designed for (a lost probe is a failed probe,
+//! never a late one); larger ones go on the connection's ordered message stream.
+
+use std::net::SocketAddr;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use runtime::host::{Channel, Inbox, Transport};
+use runtime::{Env, Probe, SendError, TimerToken};
+
+use crate::config::{ConfigError, StoqConfig};
+use crate::endpoint::{Endpoint, Event, StoqError};
+use crate::tls::{Credentials, Trust};
+
+/// Largest message (channel byte included) sent as a QUIC datagram: what a 1200-byte packet
+/// (QUIC's minimum path MTU) carries after the short header, the DATAGRAM frame's overhead and
+/// the AEAD tag.
+pub const UNRELIABLE_BYTES_MAX: usize = 1100;
+
+/// STOQ as a host's transport.
+pub struct Stoq {
+    setup: Option<(StoqConfig, Option<Credentials>, Trust)>,
+    endpoint: Option<Endpoint>,
+}
+
+impl Stoq {
+    /// A transport whose endpoint is created when the node starts, presenting `credentials` and
+    /// trusting `trust`.
+    pub fn new(config: StoqConfig, credentials: Option<Credentials>, trust: Trust) -> Self {
+        Stoq {
+            setup: Some((config, credentials, trust)),
+            endpoint: None,
+        }
+    }
+
+    /// The endpoint, once started: for statistics and for presenting renewed credentials or
+    /// trusting a new bundle through [`Endpoint::security`].
+    pub fn endpoint(&self) -> Option<&Endpoint> {
+        self.endpoint.as_ref()
+    }
+
+    /// Moves the endpoint's received messages into the protocols' queues.
+    fn collect(&mut self, inbox: &mut Inbox) {
+        let Some(endpoint) = self.endpoint.as_mut() else { return };
+        while let Some(event) = endpoint.poll_event() {
+            match event {
+                Event::Message { peer, payload } => match payload.first() {
+                    Some(&channel) => {
+                        inbox.deliver(Channel(channel), peer, payload.slice(1..));
+                    }
+                    None => inbox.malformed(),
+                },
+                Event::Malformed { peer, detail } => {
+                    tracing::warn!(%peer, %detail, "peer broke STOQ framing");
+                }
+                // Counted and probed by the endpoint; protocols see silence, as they would from
+                // an unreachable peer.
+                _ => {}
+            }
+        }
+    }
+}
+
+impl Transport for Stoq {
+    fn name(&self) -> &'static str {
+        "stoq"
+    }
+
+    fn on_start(&mut self, env: &mut dyn Env, inbox: &mut Inbox) {
+        let Some((config, credentials, trust)) = self.setup.take() else {
+            return;
+        };
+        match Endpoint::new(env, config, credentials.as_ref(), trust) {
+            Ok(endpoint) => self.endpoint = Some(endpoint),
+            Err(e) => {
+                // No transport, no protocol: the node stays silent and says why.
+                tracing::error!(error = %e, "STOQ endpoint not started");
+                env.probe(Probe::new("setup_failed", 0, 1));
+            }
+        }
+        self.collect(inbox);
+    }
+
+    fn on_datagram(&mut self, env: &mut dyn Env, from: SocketAddr, payload: Bytes, inbox: &mut Inbox) {
+        if let Some(endpoint) = self.endpoint.as_mut() {
+            endpoint.handle_datagram(env, from, payload);
+            self.collect(inbox);
+        }
+    }
+
+    fn on_timer(&mut self, env: &mut dyn Env, token: TimerToken, inbox: &mut Inbox) {
+        let Some(endpoint) = self.endpoint.as_mut() else { return };
+        // The endpoint sets only its own timer, in this transport's namespace.
+        let handled = endpoint.handle_timer(env, token);
+        debug_assert!(handled, "a STOQ transport timer the endpoint did not set: {token:#x}");
+        self.collect(inbox);
+    }
+
+    fn send(&mut self, env: &mut dyn Env, channel: Channel, to: SocketAddr, payload: Bytes) -> Result<(), SendError> {
+        let Some(endpoint) = self.endpoint.as_mut() else {
+            return Err(SendError::Io {
+                to,
+                reason: "STOQ endpoint not started".into(),
+            });
+        };
+        let mut framed = BytesMut::with_capacity(1 + payload.len());
+        framed.put_u8(channel.0);
+        framed.extend_from_slice(&payload);
+        let framed = framed.freeze();
+        let sent = if framed.len() <= UNRELIABLE_BYTES_MAX {
+            endpoint.send_unreliable(env, to, framed)
+        } else {
+            endpoint.send(env, to, framed)
+        };
+        match sent {
+            Ok(()) => Ok(()),
+            Err(StoqError::Address(ConfigError::Ipv4Address { addr, .. })) => {
+                Err(SendError::AddressFamilyNotSupported {
+                    to: addr,
+                    family: runtime::AddressFamily::V4,
+                })
+            }
+            Err(StoqError::TooLarge { len, max }) => Err(SendError::TooLarge { len, max: max as usize }),
+            // A full queue is congestion: UDP's answer is loss, which the protocols handle.
+            Err(StoqError::QueueFull { .. }) | Err(StoqError::DatagramTooLarge { .. }) => Ok(()),
+            Err(e) => Err(SendError::Io {
+                to,
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
