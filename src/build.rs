@@ -564,9 +564,16 @@ pub fn build(scenario: &Scenario, seed: u64) -> Built {
     let factory: Box<dyn simulator::ActorFactory> = match &scenario.trustchain {
         Some(plan) => {
             let configs = trustchain_configs(scenario, plan, &root);
+            let members: Option<Vec<MembershipConfig>> = plan
+                .membership
+                .then(|| (0..count).map(|i| membership_config(scenario, i, &seeds)).collect());
             Box::new(move |node: u32| -> Box<dyn Actor> {
                 let trust_node = TrustNode::new(configs[node as usize].clone());
-                Box::new(Host::new(BareDatagrams).mount(trustchain::node::MOUNT, trust_node))
+                let mut host = Host::new(BareDatagrams).mount(trustchain::node::MOUNT, trust_node);
+                if let Some(members) = &members {
+                    host = host.mount(membership::MOUNT, MembershipNode::new(members[node as usize].clone()));
+                }
+                Box::new(host)
             })
         }
         None => {

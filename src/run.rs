@@ -103,9 +103,7 @@ pub fn run_scenario(
     });
     let wall_seconds = (wall() - started).as_secs_f64();
     let sim = &built.sim;
-    let analysis: Analysis = if scenario.trustchain.is_some() {
-        analyse_trustchain(sim.probes(), &built.derived, sim.node_count())
-    } else {
+    let membership = || {
         analyse(
             sim.probes(),
             &built.derived,
@@ -113,6 +111,17 @@ pub fn run_scenario(
             end,
             scenario.workload.settle,
         )
+    };
+    let analysis: Analysis = match &scenario.trustchain {
+        Some(plan) => {
+            let trust = analyse_trustchain(sim.probes(), &built.derived, sim.node_count());
+            if plan.membership {
+                trust.merge(membership())
+            } else {
+                trust
+            }
+        }
+        None => membership(),
     };
     let assertions: Vec<AssertionRecord> = scenario
         .asserts
@@ -129,10 +138,15 @@ pub fn run_scenario(
         })
         .collect();
     let sim_seconds = end.as_secs_f64();
-    let plots = if scenario.trustchain.is_some() {
-        trustchain_plots(sim.probes(), sim.node_count(), end)
-    } else {
-        membership_plots(sim.probes(), &built.derived, sim.node_count(), end)
+    let plots = match &scenario.trustchain {
+        Some(plan) => {
+            let mut plots = trustchain_plots(sim.probes(), sim.node_count(), end);
+            if plan.membership {
+                plots.extend(membership_plots(sim.probes(), &built.derived, sim.node_count(), end));
+            }
+            plots
+        }
+        None => membership_plots(sim.probes(), &built.derived, sim.node_count(), end),
     };
     let windows = fault_windows(&built.derived, sim_seconds);
     let summary = RunSummary {

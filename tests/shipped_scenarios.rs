@@ -28,6 +28,7 @@ fn every_shipped_scenario_and_variant_passes() {
         "cert-validation-skew ",
         "cert-validation-skew:no-allowance",
         "cert-validation-skew:time-sync",
+        "node-stack ",
     ] {
         assert!(stdout.contains(name), "{name} did not run:\n{stdout}");
     }

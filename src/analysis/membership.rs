@@ -23,6 +23,20 @@ pub struct Analysis {
 const EVIDENCE_PER_KIND_MAX: usize = 3;
 
 impl Analysis {
+    /// The figures of two protocols' analyses of one run: a metric both report (a count such
+    /// as `storage_errors`) is their sum; evidence is kept from both.
+    pub fn merge(mut self, other: Analysis) -> Analysis {
+        for (name, value) in other.metrics {
+            let merged = match (self.metrics.get(&name).copied().flatten(), value) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            };
+            self.metrics.insert(name, merged);
+        }
+        self.evidence.extend(other.evidence);
+        self
+    }
+
     /// The value of `metric`, resolving `faults.KIND` against the run's fault counts.
     pub fn value(&self, metric: &str, faults: &FaultCounts) -> Option<f64> {
         if let Some(kind) = metric.strip_prefix("faults.") {

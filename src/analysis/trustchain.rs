@@ -38,6 +38,10 @@ pub const TRUSTCHAIN_METRICS: &[(&str, &str)] = &[
     ("handshake_timeouts", "handshakes never answered"),
     ("nodes_enrolled", "nodes that came to hold a certificate"),
     (
+        "certificates_issued",
+        "leaves the CA issued: enrollments and renewals (a renewal reissues while connections live)",
+    ),
+    (
         "enroll_complete_ms",
         "time from the start until every node holds a certificate; absent if one never does",
     ),
@@ -166,6 +170,7 @@ pub fn analyse_trustchain(probes: &[ProbeRecord], derived: &Derived, nodes: usiz
     }
     let held = enrolled.iter().flatten().count();
     m.insert("nodes_enrolled".into(), Some(held as f64));
+    m.insert("certificates_issued".into(), Some(count("tc_issued")));
     let all = enrolled.iter().all(Option::is_some);
     m.insert(
         "enroll_complete_ms".into(),

@@ -111,7 +111,7 @@ pub struct MembershipPlan {
 
 /// The membership workload over STOQ: every node gets a TrustChain leaf for its IPv6 address
 /// from a CA drawn from the seed, and its datagrams travel in mutually authenticated QUIC
-/// connections (`stoq::Secured`).
+/// connections (the `stoq::Stoq` host transport).
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoqPlan {
     /// Connections idle this long close.
@@ -155,6 +155,9 @@ pub struct TrustChainPlan {
     pub quorum_before_issuing: u32,
     /// Revocations: (time after the CA's creation, node).
     pub revocations: Vec<(Duration, u32)>,
+    /// Mount membership beside the TrustChain node on every node (one host, two protocols),
+    /// configured from `[workload]` as the membership workload is.
+    pub membership: bool,
 }
 
 impl Default for TrustChainPlan {
@@ -174,6 +177,7 @@ impl Default for TrustChainPlan {
             rollout_interval: Duration::from_secs(300),
             push_bundles: true,
             quorum_before_issuing: 0,
+            membership: false,
             revocations: Vec::new(),
         }
     }
@@ -908,6 +912,9 @@ impl Ctx<'_> {
         }
         if let Some(w) = &raw.rollout_waves {
             plan.rollout_waves = *w.get_ref();
+        }
+        if let Some(v) = raw.membership {
+            plan.membership = v;
         }
         if let Some(q) = &raw.quorum_before_issuing {
             plan.quorum_before_issuing = *q.get_ref();

@@ -66,6 +66,7 @@ pub struct RawTrustChain {
     pub rollout_interval: Option<Spanned<String>>,
     pub push_bundles: Option<bool>,
     pub quorum_before_issuing: Option<Spanned<u32>>,
+    pub membership: Option<bool>,
     #[serde(default)]
     pub revoke: Vec<Spanned<RawRevoke>>,
 }

@@ -267,6 +267,7 @@ fn trustchain(p: &TrustChainPlan) -> Table {
     t.insert("push_bundles".into(), p.push_bundles.into());
     t.insert("rollout_waves".into(), int(p.rollout_waves));
     t.insert("quorum_before_issuing".into(), int(p.quorum_before_issuing));
+    t.insert("membership".into(), p.membership.into());
     if !p.revocations.is_empty() {
         let list = p.revocations.iter().map(|(at, node)| {
             let mut r = Table::new();
