@@ -10,6 +10,11 @@
 //!
 //! Run: `cargo bench --bench simulator` (add `-- event_queue` to pick one group).
 
+// A test (or bench) of real processes and sockets: it reads the OS clock and starts threads.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+// criterion's macros generate undocumented functions.
+#![allow(missing_docs)]
+
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};

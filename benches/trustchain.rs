@@ -19,6 +19,11 @@
 //!
 //! Run: `cargo bench --bench trustchain`.
 
+// A test (or bench) of real processes and sockets: it reads the OS clock and starts threads.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+// criterion's macros generate undocumented functions.
+#![allow(missing_docs)]
+
 use std::sync::{Arc, Mutex};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

@@ -2,6 +2,9 @@
 //! HTTPS, form a cluster over STOQ (QUIC with mutual TLS on their TrustChain leaves), and detect
 //! one of them being killed.
 
+// A test (or bench) of real processes and sockets: it reads the OS clock and starts threads.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 mod common;
 
 use std::io::{BufRead, BufReader};

@@ -69,6 +69,7 @@ pub fn drive_uring<A: Actor + ?Sized>(
     for &fd in &fds {
         // SAFETY: plain fcntl calls on descriptors this env owns for its whole life.
         let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        // SAFETY: as above; only the O_NONBLOCK bit of the flags just read changes.
         if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -163,8 +164,11 @@ fn new_recv_slot(socket: usize) -> Box<RecvSlot> {
             iov_base: std::ptr::null_mut(),
             iov_len: 0,
         },
+        // SAFETY: sockaddr_storage is plain data for which all-zero bytes are a valid value.
         addr: unsafe { zeroed() },
         control: [0; 8],
+        // SAFETY: msghdr is plain data; a zeroed one (null pointers, zero lengths) is valid and
+        // is filled in by `post_recv` before the kernel reads it.
         msg: unsafe { zeroed() },
     });
     slot.iov.iov_base = slot.buf.as_mut_ptr().cast();
@@ -271,6 +275,8 @@ fn queue_sends(
             _payload: payload,
             _to: to,
             control: [0; 4],
+            // SAFETY: msghdr is plain data; a zeroed one is valid and is filled in below before
+            // the kernel reads it.
             msg: unsafe { zeroed() },
         });
         slot.msg.msg_name = slot._to.as_ptr() as *mut libc::c_void;
@@ -278,6 +284,7 @@ fn queue_sends(
         slot.msg.msg_iov = &mut slot.iov;
         slot.msg.msg_iovlen = 1;
         if let Some(segment) = segment {
+            // SAFETY: CMSG_SPACE is arithmetic on its argument; it reads no memory.
             let space = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as usize;
             slot.msg.msg_control = slot.control.as_mut_ptr().cast();
             slot.msg.msg_controllen = space;

@@ -1,5 +1,8 @@
 //! The backend on real sockets: every test talks only to loopback and finishes in well under 2 s.
 
+// A test (or bench) of real processes and sockets: it reads the OS clock and starts threads.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,9 @@
 //! The io_uring driver under the same actor contract as the default one: datagrams both ways,
 //! segmented sends split into datagrams, timers, shutdown.
 
+// A test (or bench) of real processes and sockets: it reads the OS clock and starts threads.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::time::Duration;

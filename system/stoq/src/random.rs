@@ -169,6 +169,9 @@ pub(crate) fn initial_cid(rng: &SharedRng) -> ConnectionId {
 }
 
 /// Key material: from the seeded stream, or from the OS.
+// `Randomness::Os` is production's choice: the endpoint's keys come from the OS CSPRNG, never a
+// seeded stream; the simulator always passes a seeded one.
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub(crate) fn key_bytes<const N: usize>(rng: Option<&SharedRng>) -> Result<[u8; N], ring::error::Unspecified> {
     let mut out = [0u8; N];
     match rng {

@@ -12,8 +12,6 @@
 //! Nothing here reads a clock, touches the network or the file system, or draws randomness: the
 //! caller passes the time, the storage and fresh key seeds.
 
-#![warn(missing_docs)]
-
 mod api;
 pub mod pem;
 mod service;
