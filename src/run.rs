@@ -123,7 +123,7 @@ pub fn run_scenario(
         }
         None => membership(),
     };
-    let assertions: Vec<AssertionRecord> = scenario
+    let mut assertions: Vec<AssertionRecord> = scenario
         .asserts
         .iter()
         .map(|a| {
@@ -137,6 +137,20 @@ pub fn run_scenario(
             }
         })
         .collect();
+    // Figures computed from a truncated probe record would be wrong: such a run fails, saying why.
+    let dropped = sim.stats().probes_dropped;
+    if dropped > 0 {
+        assertions.push(AssertionRecord {
+            name: format!(
+                "probes_dropped (over simulator::PROBES_MAX = {})",
+                simulator::PROBES_MAX
+            ),
+            op: "==".into(),
+            value: Some(dropped as f64),
+            threshold: 0.0,
+            passed: false,
+        });
+    }
     let sim_seconds = end.as_secs_f64();
     let plots = match &scenario.trustchain {
         Some(plan) => {

@@ -71,6 +71,7 @@ pub const FAULT_KINDS: &[&str] = &[
     "crash",
     "restart",
     "pause",
+    "pause_overflow",
     "clock_jump",
     "clock_correction",
     "link_change",

@@ -35,6 +35,8 @@ pub use clock::{ClockModel, SIM_EPOCH_UNIX_SECS};
 pub use faults::{FaultAction, FaultCounts, FAULT_KINDS};
 pub use network::{Latency, LinkModel, NetworkModel};
 pub use node_set::NodeSet;
-pub use sim::{ActorFactory, NodeIndex, NodeSpec, ProbeRecord, RunStats, Simulation};
+pub use sim::{
+    ActorFactory, NodeIndex, NodeSpec, ProbeRecord, RunStats, Simulation, PROBES_MAX, STALLED_DATAGRAMS_MAX,
+};
 pub use storage::StorageFaults;
 pub use time::SimTime;

@@ -74,6 +74,8 @@ pub struct RunStats {
     pub send_address_family_errors: u64,
     /// Timers fired.
     pub timers_fired: u64,
+    /// Probes not kept because the run reached [`PROBES_MAX`].
+    pub probes_dropped: u64,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -97,8 +99,19 @@ struct NodeSlot {
     life: u32,
     paused_until: Option<SimTime>,
     stalled: Vec<Event>,
+    /// Datagrams among `stalled` (bounded by [`STALLED_DATAGRAMS_MAX`]).
+    stalled_datagrams: usize,
     egress_free_at: SimTime,
 }
+
+/// Datagrams a paused node holds at most, as its socket's receive buffer would (about 4 MiB of
+/// 1 KiB datagrams); beyond it they are dropped and counted as `pause_overflow`. Timers are
+/// always held: a process's timers do not overflow while it is stopped.
+pub const STALLED_DATAGRAMS_MAX: usize = 4096;
+
+/// Probes one run keeps at most (about 1 GiB): analysis needs every probe, so a run past this
+/// counts the rest in [`RunStats::probes_dropped`] and its figures cannot be trusted.
+pub const PROBES_MAX: usize = 16_000_000;
 
 enum Event {
     Start {
@@ -227,6 +240,7 @@ impl Simulation {
             life: 0,
             paused_until: None,
             stalled: Vec::new(),
+            stalled_datagrams: 0,
             egress_free_at: SimTime::ZERO,
         });
         self.actors.push(None);
@@ -363,14 +377,32 @@ impl Simulation {
 
     /// Holds `event` if `node` is paused (`None`); otherwise gives it back to dispatch now.
     fn stall_if_paused(&mut self, node: NodeIndex, event: Event) -> Option<Event> {
-        let slot = &mut self.world.nodes[node as usize];
-        match slot.paused_until {
-            Some(_) => {
-                slot.stalled.push(event);
-                None
-            }
-            None => Some(event),
+        let w = &mut self.world;
+        let slot = &mut w.nodes[node as usize];
+        if slot.paused_until.is_none() {
+            return Some(event);
         }
+        if let Event::Deliver { from_node, .. } = &event {
+            if slot.stalled_datagrams >= STALLED_DATAGRAMS_MAX {
+                w.faults.add("pause_overflow");
+                w.hasher.word(0x4452_4F50); // "DROP"
+                w.hasher.word(w.now.as_nanos());
+                w.hasher.word(u64::from(*from_node) << 32 | u64::from(node));
+                w.hasher.end_event();
+                if let Some(t) = &mut w.trace {
+                    t.write(&TraceEvent::Drop {
+                        t: w.now.as_nanos(),
+                        from: *from_node,
+                        to: node,
+                        reason: "pause_overflow",
+                    });
+                }
+                return None;
+            }
+            slot.stalled_datagrams += 1;
+        }
+        slot.stalled.push(event);
+        None
     }
 
     fn start(&mut self, node: NodeIndex, life: u32) {
@@ -512,6 +544,7 @@ impl Simulation {
             slot.paused_until = None;
             // Held input is replayed in arrival order, all at the moment of resumption, as a
             // stalled process finds its socket buffer and expired timers when it wakes.
+            slot.stalled_datagrams = 0;
             for event in std::mem::take(&mut slot.stalled) {
                 self.world.queue.push(now, event);
             }
@@ -585,6 +618,7 @@ impl Simulation {
         slot.life += 1;
         slot.paused_until = None;
         slot.stalled.clear();
+        slot.stalled_datagrams = 0;
         slot.storage.crash(&mut slot.disk_rng, &mut w.faults);
         // A restarted process draws fresh randomness, as a real one would.
         slot.entropy = slot.entropy.fork(u64::from(slot.life));
@@ -810,6 +844,10 @@ impl Probes for NodeEnv<'_> {
                 subject: probe.subject,
                 value: probe.value,
             });
+        }
+        if w.probes.len() >= PROBES_MAX {
+            w.stats.probes_dropped += 1;
+            return;
         }
         w.probes.push(ProbeRecord {
             at: w.now,

@@ -398,3 +398,59 @@ fn interceptors_mutate_and_drop_and_forged_datagrams_arrive_and_all_are_counted(
     assert_eq!(sim.faults().get("byzantine_mutation"), 10);
     assert_eq!(sim.faults().get("byzantine_forge"), 1);
 }
+
+#[test]
+fn a_paused_node_holds_a_socket_buffer_of_datagrams_and_drops_the_rest_counted() {
+    /// Node 0 sends a burst larger than a paused node's buffer; node 1 counts what it gets.
+    struct Flood;
+    impl Actor for Flood {
+        fn on_start(&mut self, env: &mut dyn Env) {
+            if env.local_addrs()[0] == v6(1) {
+                let at = env.now() + Duration::from_millis(50);
+                env.set_timer(at, 0);
+            }
+        }
+        fn on_datagram(&mut self, env: &mut dyn Env, _: SocketAddr, _: Bytes) {
+            env.probe(Probe::new("got", 0, 0));
+        }
+        fn on_timer(&mut self, env: &mut dyn Env, _: u64) {
+            for _ in 0..simulator::STALLED_DATAGRAMS_MAX + 100 {
+                env.send_to(v6(2), Bytes::from_static(b"x")).unwrap();
+            }
+        }
+    }
+    let mut sim = Simulation::new(
+        1,
+        NetworkModel::default(),
+        Box::new(|_| Box::new(Flood) as Box<dyn Actor>),
+    );
+    for i in 1..=2 {
+        sim.add_node(NodeSpec {
+            addrs: vec![v6(i)],
+            ..NodeSpec::default()
+        });
+    }
+    sim.schedule(
+        SimTime::from_millis(10),
+        FaultAction::Pause {
+            nodes: NodeSet::from_indices([1]),
+            duration: Duration::from_millis(500),
+        },
+    );
+    sim.run_until(SimTime::from_millis(1000), |_| {});
+    let got = sim
+        .probes()
+        .iter()
+        .filter(|p| p.node == 1 && p.probe.name == "got")
+        .count();
+    assert_eq!(
+        got,
+        simulator::STALLED_DATAGRAMS_MAX,
+        "the buffer's worth is delivered at resumption"
+    );
+    assert_eq!(
+        sim.faults().get("pause_overflow"),
+        100,
+        "the overflow is counted, not silent"
+    );
+}

@@ -37,6 +37,26 @@ use crate::tls::{refusal_class, refusal_text, Credentials, PeerIdentity, Securit
 /// and must not use it for its own.
 pub const TIMER_TOKEN: TimerToken = 0x5354_4f51_0000_0001;
 
+/// Events an endpoint holds for its owner at most. The owner takes every event after each call
+/// (`poll_event` until `None`), so the queue holds what one call produced: a batch of datagrams
+/// full of small frames stays far below this. Reaching it means the owner stopped polling, a bug
+/// this assertion stops on rather than letting the queue grow.
+pub const EVENTS_MAX: usize = 1 << 20;
+
+/// Rounds of work `drive` gives one connection per call (each round: endpoint events, connection
+/// events, transmits, until nothing progresses). quinn-proto settles in a few; past this the
+/// rest waits for a timer set at once, so one connection cannot hold the node in a loop.
+pub const DRIVE_ROUNDS_MAX: usize = 64;
+
+/// Hands `event` to the owner's queue (bounded by [`EVENTS_MAX`]).
+fn emit(events: &mut VecDeque<Event>, event: Event) {
+    assert!(
+        events.len() < EVENTS_MAX,
+        "{EVENTS_MAX} STOQ events not taken: the owner must poll_event after every call"
+    );
+    events.push_back(event);
+}
+
 /// Kind byte opening a message stream.
 const KIND_MESSAGES: u8 = 0x01;
 /// Kind byte opening a bulk stream.
@@ -497,11 +517,14 @@ impl Endpoint {
                         conn.recount();
                     }
                 }
-                self.events.push_back(Event::Response {
-                    peer: r.peer,
-                    id,
-                    result: Err(RequestFailed::TimedOut),
-                });
+                emit(
+                    &mut self.events,
+                    Event::Response {
+                        peer: r.peer,
+                        id,
+                        result: Err(RequestFailed::TimedOut),
+                    },
+                );
             }
         }
         self.drive(env);
@@ -799,12 +822,19 @@ impl Endpoint {
         }
     }
 
-    /// Runs every connection until it has nothing more to do, then arms the timer.
+    /// Runs every connection until it has nothing more to do (at most [`DRIVE_ROUNDS_MAX`] rounds
+    /// each), then arms the timer.
     fn drive(&mut self, env: &mut dyn Env) {
         let now = self.clock.to_quic(env.now());
         let handles: Vec<ConnectionHandle> = self.conns.keys().copied().collect();
+        let mut capped = false;
         for ch in handles {
-            loop {
+            for round in 0.. {
+                if round == DRIVE_ROUNDS_MAX {
+                    self.stats.drive_rounds_capped += 1;
+                    capped = true;
+                    break;
+                }
                 let mut progressed = false;
                 while let Some(ev) = self.conns.get_mut(&ch).and_then(|c| c.quic.poll_endpoint_events()) {
                     progressed = true;
@@ -839,6 +869,12 @@ impl Endpoint {
                     break;
                 }
             }
+        }
+        if capped {
+            // The rest of the work continues at once, after whatever input is already waiting.
+            let at = env.now();
+            self.armed = Some(at);
+            env.set_timer(at, TIMER_TOKEN);
         }
         self.arm_timer(env);
     }
@@ -901,7 +937,7 @@ impl Endpoint {
                 conn.flush(id);
                 if let Some(bulk) = conn.bulk_out.get(&id) {
                     if conn.writes.get(&id).is_none_or(|o| o.chunks.is_empty()) {
-                        self.events.push_back(Event::BulkWritable { id: *bulk });
+                        emit(&mut self.events, Event::BulkWritable { id: *bulk });
                     }
                 }
             }
@@ -928,11 +964,14 @@ impl Endpoint {
                     .map(|(k, _)| *k);
                 if let Some(rid) = request {
                     let r = self.requests.remove(&rid).expect("found above");
-                    self.events.push_back(Event::Response {
-                        peer: r.peer,
-                        id: rid,
-                        result: Err(RequestFailed::Reset(error_code.into_inner())),
-                    });
+                    emit(
+                        &mut self.events,
+                        Event::Response {
+                            peer: r.peer,
+                            id: rid,
+                            result: Err(RequestFailed::Reset(error_code.into_inner())),
+                        },
+                    );
                 }
             }
             E::DatagramReceived => {
@@ -940,7 +979,7 @@ impl Endpoint {
                 let peer = conn.remote;
                 while let Some(payload) = conn.quic.datagrams().recv() {
                     self.stats.messages_received += 1;
-                    self.events.push_back(Event::Message { peer, payload });
+                    emit(&mut self.events, Event::Message { peer, payload });
                 }
             }
         }
@@ -978,7 +1017,7 @@ impl Endpoint {
         // The newest established connection carries traffic to this address: after a peer
         // restarts, its new connection replaces the one to its previous life at once.
         self.peers.insert(remote, ch);
-        self.events.push_back(Event::Connected { peer: remote, identity });
+        emit(&mut self.events, Event::Connected { peer: remote, identity });
         self.release_queue(ch);
     }
 
@@ -987,11 +1026,14 @@ impl Endpoint {
         let remote = conn.remote;
         self.stats.count_refusal(class);
         env.probe(Probe::new("stoq_refused", addr_subject(remote), class_index(class)));
-        self.events.push_back(Event::ConnectFailed {
-            peer: remote,
-            class,
-            reason: reason.clone(),
-        });
+        emit(
+            &mut self.events,
+            Event::ConnectFailed {
+                peer: remote,
+                class,
+                reason: reason.clone(),
+            },
+        );
         // Reported now; the loss that follows stays quiet.
         conn.closing = Some(String::new());
         self.close_conn(env, ch, code::IDENTITY_MISMATCH, reason);
@@ -1019,11 +1061,14 @@ impl Endpoint {
             .collect();
         for id in lost {
             self.requests.remove(&id);
-            self.events.push_back(Event::Response {
-                peer: remote,
-                id,
-                result: Err(RequestFailed::ConnectionLost(text.clone())),
-            });
+            emit(
+                &mut self.events,
+                Event::Response {
+                    peer: remote,
+                    id,
+                    result: Err(RequestFailed::ConnectionLost(text.clone())),
+                },
+            );
         }
         self.served.retain(|_, (c, _)| *c != ch);
         let inbound_bulk: Vec<BulkId> = conn
@@ -1032,10 +1077,13 @@ impl Endpoint {
             .filter_map(|i| if let Inbound::Bulk(b) = i { Some(*b) } else { None })
             .collect();
         for id in inbound_bulk {
-            self.events.push_back(Event::BulkFinished {
-                id,
-                result: Err(text.clone()),
-            });
+            emit(
+                &mut self.events,
+                Event::BulkFinished {
+                    id,
+                    result: Err(text.clone()),
+                },
+            );
         }
         self.bulk.retain(|_, (c, _)| *c != ch);
         if conn.closing.as_deref() == Some("") {
@@ -1048,10 +1096,13 @@ impl Endpoint {
             self.stats.connections_lost += 1;
             env.probe(Probe::new("stoq_lost", addr_subject(remote), 1));
             if current {
-                self.events.push_back(Event::Disconnected {
-                    peer: remote,
-                    reason: text,
-                });
+                emit(
+                    &mut self.events,
+                    Event::Disconnected {
+                        peer: remote,
+                        reason: text,
+                    },
+                );
             }
         } else {
             let class = refused.unwrap_or(match reason {
@@ -1062,11 +1113,14 @@ impl Endpoint {
             });
             self.stats.count_refusal(class);
             env.probe(Probe::new("stoq_refused", addr_subject(remote), class_index(class)));
-            self.events.push_back(Event::ConnectFailed {
-                peer: remote,
-                class,
-                reason: text,
-            });
+            emit(
+                &mut self.events,
+                Event::ConnectFailed {
+                    peer: remote,
+                    class,
+                    reason: text,
+                },
+            );
         }
     }
 
@@ -1113,10 +1167,10 @@ impl Endpoint {
                         let rest = pre.split().freeze().slice(BULK_PREAMBLE..);
                         let bulk = BulkId(self.next_id);
                         self.next_id += 1;
-                        self.events.push_back(Event::BulkOpened { peer, id: bulk, tag });
+                        emit(&mut self.events, Event::BulkOpened { peer, id: bulk, tag });
                         if !rest.is_empty() {
                             self.stats.bulk_bytes_received += rest.len() as u64;
-                            self.events.push_back(Event::BulkData { id: bulk, data: rest });
+                            emit(&mut self.events, Event::BulkData { id: bulk, data: rest });
                         }
                         state = Inbound::Bulk(bulk);
                     }
@@ -1132,7 +1186,7 @@ impl Endpoint {
             match &mut state {
                 Inbound::Bulk(bulk) => {
                     self.stats.bulk_bytes_received += piece.len() as u64;
-                    self.events.push_back(Event::BulkData { id: *bulk, data: piece });
+                    emit(&mut self.events, Event::BulkData { id: *bulk, data: piece });
                 }
                 Inbound::Messages(r) | Inbound::Request(r) | Inbound::Response(_, r) => r.push(piece),
                 Inbound::Unknown(_) => unreachable!("handled above"),
@@ -1144,7 +1198,7 @@ impl Endpoint {
                 match r.next_frame() {
                     Ok(Some(payload)) => {
                         self.stats.messages_received += 1;
-                        self.events.push_back(Event::Message { peer, payload });
+                        emit(&mut self.events, Event::Message { peer, payload });
                     }
                     Ok(None) => break,
                     Err(e) => {
@@ -1176,11 +1230,14 @@ impl Endpoint {
         if let Some(e) = error {
             if let Inbound::Response(rid, _) = state {
                 if let Some(r) = self.requests.remove(&rid) {
-                    self.events.push_back(Event::Response {
-                        peer: r.peer,
-                        id: rid,
-                        result: Err(RequestFailed::Malformed(e.clone())),
-                    });
+                    emit(
+                        &mut self.events,
+                        Event::Response {
+                            peer: r.peer,
+                            id: rid,
+                            result: Err(RequestFailed::Malformed(e.clone())),
+                        },
+                    );
                 }
             }
             self.malformed(env, ch, format!("stream {id}: {e}"));
@@ -1193,17 +1250,23 @@ impl Endpoint {
                 }
             }
             Some(result) => match state {
-                Inbound::Bulk(bulk) => self.events.push_back(Event::BulkFinished {
-                    id: bulk,
-                    result: result.map_err(|code| format!("reset by the sender (code {code})")),
-                }),
+                Inbound::Bulk(bulk) => emit(
+                    &mut self.events,
+                    Event::BulkFinished {
+                        id: bulk,
+                        result: result.map_err(|code| format!("reset by the sender (code {code})")),
+                    },
+                ),
                 Inbound::Response(rid, _) => {
                     if let (Err(code), Some(r)) = (result, self.requests.remove(&rid)) {
-                        self.events.push_back(Event::Response {
-                            peer: r.peer,
-                            id: rid,
-                            result: Err(RequestFailed::Reset(code)),
-                        });
+                        emit(
+                            &mut self.events,
+                            Event::Response {
+                                peer: r.peer,
+                                id: rid,
+                                result: Err(RequestFailed::Reset(code)),
+                            },
+                        );
                     }
                 }
                 Inbound::Messages(r) if result.is_ok() => {
@@ -1226,15 +1289,18 @@ impl Endpoint {
                 self.next_id += 1;
                 self.stats.requests_received += 1;
                 self.served.insert(id, (ch, stream));
-                self.events.push_back(Event::Request { peer, id, payload });
+                emit(&mut self.events, Event::Request { peer, id, payload });
             }
             Inbound::Response(rid, _) if self.requests.remove(rid).is_some() => {
                 self.stats.responses_received += 1;
-                self.events.push_back(Event::Response {
-                    peer,
-                    id: *rid,
-                    result: Ok(payload),
-                });
+                emit(
+                    &mut self.events,
+                    Event::Response {
+                        peer,
+                        id: *rid,
+                        result: Ok(payload),
+                    },
+                );
             }
             _ => {}
         }
@@ -1245,10 +1311,13 @@ impl Endpoint {
         let peer = conn.remote;
         self.stats.frame_errors += 1;
         tracing::warn!(%peer, %detail, "peer broke STOQ framing; closing its connection");
-        self.events.push_back(Event::Malformed {
-            peer,
-            detail: detail.clone(),
-        });
+        emit(
+            &mut self.events,
+            Event::Malformed {
+                peer,
+                detail: detail.clone(),
+            },
+        );
         self.close_conn(env, ch, code::FRAME_ERROR, format!("frame error: {detail}"));
     }
 }

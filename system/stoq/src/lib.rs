@@ -28,7 +28,9 @@ mod tls;
 mod transport;
 
 pub use config::{require_ipv6, ConfigError, Randomness, StoqConfig};
-pub use endpoint::{BulkId, Endpoint, Event, RequestFailed, RequestId, SetupError, StoqError, TIMER_TOKEN};
+pub use endpoint::{
+    BulkId, Endpoint, Event, RequestFailed, RequestId, SetupError, StoqError, DRIVE_ROUNDS_MAX, EVENTS_MAX, TIMER_TOKEN,
+};
 pub use setup::{PacketProtection, QuicSetup};
 pub use stats::{StoqStats, TRANSPORT_CLASSES};
 pub use tls::{refusal_class, Credentials, PeerIdentity, Security, TlsSetupError, Trust, ALPN};

@@ -64,6 +64,9 @@ pub struct StoqStats {
     pub bulk_bytes_sent: u64,
     /// Bulk bytes received.
     pub bulk_bytes_received: u64,
+    /// Calls in which a connection had more work than [`crate::DRIVE_ROUNDS_MAX`] rounds: the
+    /// rest ran from a timer set at once.
+    pub drive_rounds_capped: u64,
 }
 
 impl StoqStats {
