@@ -13,7 +13,7 @@
 //! - `service/validate_request`, `service/renew_request`: the CA service's HTTP handlers in
 //!   process (PEM parsing, validation with revocation lists, JSON; a renewal also appends to the
 //!   CT log and persists the CA's state, in memory here).
-//! - `https/validate_new_connection`: `POST /ca/validate` to `testbed trustchain serve`'s server
+//! - `https/validate_new_connection`: `POST /ca/validate` to `trustchain serve`'s server
 //!   on [::1], each on a new TCP connection with a full TLS 1.3 handshake: what the guide's
 //!   `curl -6 https://[::1]:8443/ca/validate` ("should complete in ~0.035s") measures.
 //!

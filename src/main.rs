@@ -1,15 +1,14 @@
 //! `testbed`: runs declarative fault scenarios against the stack in the deterministic simulator
 //! and checks what must hold.
 
-// The CLI is a backend: it times runs, reads the OS clock and randomness for the operator's
-// commands, spawns node threads and binds the bench's raw sockets. Protocol crates may not.
+// The harness CLI is a backend: it times runs, reads the OS clock and randomness for the STOQ
+// bench, spawns its threads and binds its raw sockets. Protocol crates may not.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod analysis;
 mod assertion;
 mod build;
 mod limits;
-mod node_cmd;
 mod progress;
 mod run;
 mod scenario;
@@ -17,7 +16,6 @@ mod shrink;
 mod stoq_bench;
 mod stoq_cmd;
 mod sweep;
-mod trustchain_cmd;
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -136,15 +134,6 @@ enum Command {
     /// Measures the simulator itself.
     #[command(subcommand)]
     Bench(BenchCommand),
-    /// Operates a TrustChain certificate authority: `ca init`, `ca install`, `token`, `issue`,
-    /// `validate`, `rotate`, `revoke`, and `serve` (its HTTPS API). Exit 0: done; 1: `validate`
-    /// found the chain invalid; 2: error.
-    #[command(subcommand)]
-    Trustchain(trustchain_cmd::TrustchainCommand),
-    /// Runs a production node: enrolls with a TrustChain CA over HTTPS (join token), then runs
-    /// the membership protocol over STOQ (QUIC, mutual TLS) on real IPv6 sockets until SIGINT or
-    /// SIGTERM. Prints `listening on ADDR ...`, then one JSON line per protocol observation.
-    Node(node_cmd::NodeArgs),
     /// STOQ transport commands: `bench` (throughput beside raw quinn).
     #[command(subcommand)]
     Stoq(stoq_cmd::StoqCommand),
@@ -236,9 +225,7 @@ fn main() -> ExitCode {
             out.as_deref(),
         ),
         Command::Bench(BenchCommand::Simspeed { nodes, seconds, json }) => bench_simspeed(nodes, seconds, json),
-        Command::Trustchain(command) => trustchain_cmd::run(command),
         Command::Stoq(command) => stoq_cmd::run(command),
-        Command::Node(args) => node_cmd::run(args),
     }
 }
 

@@ -16,8 +16,8 @@ use toml::Spanned;
 
 use crate::assertion::Assertion;
 use raw::{RawLatency, RawScenario, RawSelection, RawWorkload};
+use runtime::units::{parse_duration, parse_signed_nanos};
 pub use units::Selection;
-use units::{parse_duration, parse_signed_nanos};
 pub use write::to_toml;
 
 /// A scenario file that could not be used: where, and what is wrong.

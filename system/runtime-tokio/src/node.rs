@@ -1,4 +1,4 @@
-//! Running one node in this process until told to stop, e.g. for a `testbed node` command.
+//! Running one node in this process until told to stop, e.g. for a `hypermesh node` command.
 
 use std::net::SocketAddr;
 

@@ -20,6 +20,7 @@ mod probe;
 mod recording;
 mod storage;
 mod time;
+pub mod units;
 
 pub use actor::{Actor, Clock, Datagrams, Env, Probes, TimerToken, Timers};
 pub use entropy::{shuffle, DetRng, Entropy};

@@ -46,7 +46,7 @@ pub struct ServiceSeeds {
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     /// No CA in this storage.
-    #[error("no CA here: create one with `testbed trustchain ca init`")]
+    #[error("no CA here: create one with `trustchain ca init`")]
     NotInitialised,
     /// `init` on storage that already holds a CA.
     #[error("a CA already exists here; refusing to replace its keys (use another state directory)")]
@@ -81,7 +81,7 @@ pub enum ServiceError {
 #[derive(Debug, thiserror::Error)]
 pub enum IssueRefusal {
     /// No credential at all.
-    #[error("no enrollment credential: send a join token (from the operator's `testbed trustchain token`), or to renew, the current certificate chain")]
+    #[error("no enrollment credential: send a join token (from the operator's `trustchain token`), or to renew, the current certificate chain")]
     NoCredential,
     /// The join token is not acceptable.
     #[error("{0}")]

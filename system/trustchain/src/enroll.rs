@@ -28,7 +28,7 @@ pub struct Grant {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     /// Not a token at all.
-    #[error("malformed join token: expected `tcj1.<grant hex>.<mac hex>` as printed by `testbed trustchain token`")]
+    #[error("malformed join token: expected `tcj1.<grant hex>.<mac hex>` as printed by `trustchain token`")]
     Malformed,
     /// The MAC does not verify: forged, altered, or from another CA.
     #[error("join token not issued by this CA (or altered): ask this CA's operator for a token")]

@@ -59,7 +59,7 @@ pub enum ValidationError {
         now: u64,
     },
     /// No path to a trusted root.
-    #[error("unknown issuer: the chain does not lead to a trusted root; install the CA bundle (`testbed trustchain ca install`) or send the intermediate with the leaf")]
+    #[error("unknown issuer: the chain does not lead to a trusted root; install the CA bundle (`trustchain ca install`) or send the intermediate with the leaf")]
     UnknownIssuer,
     /// The chain's issuing intermediate is not one this node's trust bundle accepts now.
     #[error("unknown issuer: the chain's issuing CA is not in this node's trust bundle; during a CA rotation either this node lacks the new bundle (fetch /ca/bundle) or the peer still presents a leaf of a retired CA (it must renew)")]

@@ -1,4 +1,4 @@
-//! Three `testbed node` processes on [::1] enroll with a `testbed trustchain serve` CA over
+//! Three `hypermesh node` processes on [::1] enroll with a `trustchain serve` CA over
 //! HTTPS, form a cluster over STOQ (QUIC with mutual TLS on their TrustChain leaves), and detect
 //! one of them being killed.
 
@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{ca_with_trust, fresh_dir, testbed, text};
+use common::{ca_with_trust, fresh_dir, run_hypermesh, run_trustchain, text};
 use serde_json::Value;
 
 /// A child process whose stdout lines are collected; killed when dropped.
@@ -24,8 +24,9 @@ struct Process {
 }
 
 impl Process {
-    fn start(args: &[&str]) -> Process {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_testbed"))
+    /// Starts `binary` (the path of `trustchain` or `hypermesh`) with `args`.
+    fn start(binary: &str, args: &[&str]) -> Process {
+        let mut child = Command::new(binary)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -122,21 +123,15 @@ fn three_node_processes_form_a_cluster_over_mutual_tls_and_detect_a_killed_one()
     let tokens: Vec<String> = names
         .iter()
         .map(|name| {
-            let out = testbed(&[
-                "trustchain",
-                "token",
-                "--state",
-                state_arg,
-                "--name",
-                name,
-                "--addr",
-                "::1",
-            ]);
+            let out = run_trustchain(&["token", "--state", state_arg, "--name", name, "--addr", "::1"]);
             assert!(out.status.success(), "{}", text(&out.stderr));
             text(&out.stdout).trim().to_owned()
         })
         .collect();
-    let ca = Process::start(&["trustchain", "serve", "--state", state_arg, "--listen", "[::1]:0"]);
+    let ca = Process::start(
+        env!("CARGO_BIN_EXE_trustchain"),
+        &["serve", "--state", state_arg, "--listen", "[::1]:0"],
+    );
     let ca_addr = ca.addr().to_string();
 
     let start_node = |i: usize, seed: Option<&str>| {
@@ -161,7 +156,7 @@ fn three_node_processes_form_a_cluster_over_mutual_tls_and_detect_a_killed_one()
         }
         let owned: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
-        Process::start(&refs)
+        Process::start(env!("CARGO_BIN_EXE_hypermesh"), &refs)
     };
     let first = start_node(0, None);
     let seed = first.addr().to_string();
@@ -199,13 +194,13 @@ fn three_node_processes_form_a_cluster_over_mutual_tls_and_detect_a_killed_one()
     drop(ca);
 }
 
-/// `testbed node` with `--listen LISTEN` and `extra` arguments, refused before it dials anything:
+/// `hypermesh node` with `--listen LISTEN` and `extra` arguments, refused before it dials anything:
 /// exit 2, and its message.
 fn refused_node(listen: &str, extra: &[&str]) -> String {
     let mut args = vec!["node", "--listen", listen, "--name", "n.mesh", "--ca", "[::1]:8443"];
     args.extend(["--ca-root", "/nonexistent", "--token", "t"]);
     args.extend(extra);
-    let out = testbed(&args);
+    let out = run_hypermesh(&args);
     assert_eq!(out.status.code(), Some(2));
     text(&out.stderr)
 }

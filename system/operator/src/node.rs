@@ -1,4 +1,4 @@
-//! `testbed node`: a production node on real sockets. It enrolls with a TrustChain CA over HTTPS
+//! `hypermesh node`: a production node on real sockets. It enrolls with a TrustChain CA over HTTPS
 //! (join token, CSR from a fresh Ed25519 key), fetches the CA's trust bundle and revocation
 //! lists, then runs the HyperMesh membership protocol over STOQ (QUIC, mutual TLS with the
 //! enrolled certificate) until SIGINT or SIGTERM.
@@ -25,12 +25,12 @@ use trustchain::ca::{key_from_seed, request, serial_of, NodeIdentity};
 use trustchain::trust::{fingerprint, TrustBundle};
 use trustchain_service::pem;
 
-use crate::trustchain_cmd::Failure;
+use crate::trustchain::Failure;
 
 /// How long each call to the CA may take.
 const CA_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `testbed node` arguments.
+/// `hypermesh node` arguments.
 #[derive(Args)]
 pub struct NodeArgs {
     /// The node's own IPv6 address and UDP port, e.g. [fd00::7]:7000 (port 0: the OS picks). Its
@@ -46,17 +46,17 @@ pub struct NodeArgs {
     /// Seed nodes to join through (bootstrap phase 0), IPv6 only; repeatable.
     #[arg(long = "seed")]
     seeds: Vec<String>,
-    /// The CA's HTTPS address (`testbed trustchain serve --listen`).
+    /// The CA's HTTPS address (`trustchain serve --listen`).
     #[arg(long)]
     ca: String,
     /// The name the CA's certificate carries.
     #[arg(long, default_value = "trustchain.mesh")]
     ca_name: String,
-    /// The CA's root certificate (root.pem from `testbed trustchain ca install`): the only
+    /// The CA's root certificate (root.pem from `trustchain ca install`): the only
     /// anchor trusted to reach the CA, and pinned in the bundle the CA hands out.
     #[arg(long, value_name = "FILE")]
     ca_root: PathBuf,
-    /// The join token the operator issued for this node (`testbed trustchain token`).
+    /// The join token the operator issued for this node (`trustchain token`).
     #[arg(long)]
     token: String,
     /// Directory for the node's files.
@@ -64,7 +64,7 @@ pub struct NodeArgs {
     state: PathBuf,
 }
 
-/// Runs `testbed node`. Exit 0 after a signal; 2 on bad arguments or a failed enrollment.
+/// Runs `hypermesh node`. Exit 0 after a signal; 2 on bad arguments or a failed enrollment.
 pub fn run(args: NodeArgs) -> ExitCode {
     match node(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -163,7 +163,7 @@ fn node(args: NodeArgs) -> Result<(), Failure> {
             }
         };
         tokio::select! {
-            () = crate::trustchain_cmd::stop_signal() => {}
+            () = crate::trustchain::stop_signal() => {}
             () = printing => {}
         }
     });

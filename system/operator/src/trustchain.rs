@@ -1,4 +1,4 @@
-//! `testbed trustchain ...`: the operator's commands for a TrustChain CA kept in a state
+//! `trustchain ...`: the operator's commands for a TrustChain CA kept in a state
 //! directory, and `serve`, which runs its HTTPS API.
 //!
 //! Every command takes the directory's lock first, so two processes never write one CA; `ca
@@ -21,7 +21,8 @@ use trustchain::validate::ExpectedPeer;
 use trustchain_service::pem;
 use trustchain_service::{CaApi, CaService, Credential, PublicMaterial, RotationPlan, ServiceSeeds};
 
-use crate::scenario::units::parse_duration;
+use runtime::units::parse_duration;
+
 use crate::EXIT_BAD_INPUT;
 
 /// Exit code of `validate` for a chain that is not valid.
@@ -39,6 +40,7 @@ pub enum TrustchainCommand {
     Ca(CaCommand),
     /// Prints a join token: the credential with which one node enrolls once.
     Token {
+        /// The CA's state directory.
         #[command(flatten)]
         state: StateDir,
         /// The node's name, e.g. node-7.mesh.
@@ -54,6 +56,7 @@ pub enum TrustchainCommand {
     /// Issues a certificate for a CSR (PEM), against a join token or with the operator's approval
     /// of the names given; prints the chain (leaf, intermediate) as PEM.
     Issue {
+        /// The CA's state directory.
         #[command(flatten)]
         state: StateDir,
         /// The certificate signing request (PEM).
@@ -78,6 +81,7 @@ pub enum TrustchainCommand {
     /// Validates a PEM chain (leaf first) now, against the CA's bundle and revocation lists.
     /// Exit 0: valid; 1: not valid (the reason says what to do); 2: bad input.
     Validate {
+        /// The CA's state directory.
         #[command(flatten)]
         state: StateDir,
         /// The chain (PEM).
@@ -98,6 +102,7 @@ pub enum TrustchainCommand {
     /// Rotates the issuing intermediate. The previous one stays in trust bundles for the overlap
     /// (`--overlap-period 0` is the abrupt switch); the rollout plan is published in the bundle.
     Rotate {
+        /// The CA's state directory.
         #[command(flatten)]
         state: StateDir,
         /// How long bundles hold both intermediates (0: the abrupt switch).
@@ -118,6 +123,7 @@ pub enum TrustchainCommand {
     },
     /// Revokes a certificate, by serial or by its PEM file.
     Revoke {
+        /// The CA's state directory.
         #[command(flatten)]
         state: StateDir,
         /// The serial in hex (as `openssl x509 -serial` prints it).
@@ -130,6 +136,7 @@ pub enum TrustchainCommand {
     /// Serves the CA's HTTPS API (IPv6 only): /ca/validate, /ca/issue, /ca/bundle, /ca/crl,
     /// /ct/sth, /ct/proof. Prints `listening on https://ADDR` once ready.
     Serve {
+        /// The CA's state directory.
         #[command(flatten)]
         state: StateDir,
         /// Where to listen.
@@ -153,6 +160,7 @@ pub enum TrustchainCommand {
 pub enum CaCommand {
     /// Creates a CA (root, intermediate, CT log, token key) in a new state directory.
     Init {
+        /// The CA's state directory.
         #[command(flatten)]
         state: StateDir,
         /// Leaf certificate lifetime.
@@ -168,6 +176,7 @@ pub enum CaCommand {
     /// Writes the CA's public certificates for clients: root.pem, intermediate.pem, bundle.pem
     /// and ct-log.pub, so `openssl verify -CAfile root.pem -untrusted intermediate.pem` works.
     Install {
+        /// The CA's state directory.
         #[command(flatten)]
         state: StateDir,
         /// Where to write them.
@@ -305,7 +314,7 @@ impl LockedState {
             && !dir.join(format!("{}.b", trustchain_service::STATE_FILE)).exists()
         {
             return Err(Failure(format!(
-                "no CA in {}: create one with `testbed trustchain ca init --state {}`",
+                "no CA in {}: create one with `trustchain ca init --state {}`",
                 dir.display(),
                 dir.display()
             )));
@@ -323,7 +332,7 @@ impl LockedState {
             let mut holder = String::new();
             let _ = lock.read_to_string(&mut holder);
             return Err(Failure(format!(
-                "the CA in {} is in use by process {} (a running `testbed trustchain serve`?): stop it first, or use its HTTPS API",
+                "the CA in {} is in use by process {} (a running `trustchain serve`?): stop it first, or use its HTTPS API",
                 dir.display(),
                 holder.trim()
             )));
@@ -359,7 +368,7 @@ fn init(dir: &Path, leaf_lifetime: Duration, backdate: Duration, crl_lifetime: D
         .map_err(|e| Failure(format!("{}: {e}", dir.display())))?;
     let root = service.root();
     println!(
-        "created a TrustChain CA in {} (root serial {}); next: `testbed trustchain ca install --state {} --out DIR`",
+        "created a TrustChain CA in {} (root serial {}); next: `trustchain ca install --state {} --out DIR`",
         dir.display(),
         serial_of(&root).map(|s| hex(&s)).unwrap_or_default(),
         dir.display()
@@ -370,7 +379,7 @@ fn init(dir: &Path, leaf_lifetime: Duration, backdate: Duration, crl_lifetime: D
 fn install(dir: &Path, out: &Path) -> Result<ExitCode, Failure> {
     if !dir.is_dir() {
         return Err(Failure(format!(
-            "no CA in {}: create one with `testbed trustchain ca init --state {}`",
+            "no CA in {}: create one with `trustchain ca init --state {}`",
             dir.display(),
             dir.display()
         )));
@@ -612,7 +621,7 @@ fn serve(
         config.body_bytes_max = trustchain_service::REQUEST_BODY_BYTES_MAX;
         let server = HttpsServer::bind(config, slot.clone(), api.clone())?;
         let bound = server.local_addr()?;
-        println!("listening on https://{bound} (certificate for {server_name} and {ip}; clients trust root.pem from `testbed trustchain ca install`)");
+        println!("listening on https://{bound} (certificate for {server_name} and {ip}; clients trust root.pem from `trustchain ca install`)");
         std::io::stdout().flush()?;
         let housekeeping = housekeeping(api, slot, who, renew_at, rotate_every);
         tokio::select! {

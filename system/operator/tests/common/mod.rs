@@ -1,16 +1,25 @@
-//! Helpers the process-level tests share: running the `testbed` binary and scratch directories.
+//! Helpers the process-level tests share: running the `trustchain` and `hypermesh` binaries, and
+//! scratch directories.
 
 #![allow(dead_code)] // each test crate uses its own subset
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// Runs `testbed ARGS` to completion.
-pub fn testbed(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_testbed"))
+/// Runs `trustchain ARGS` to completion.
+pub fn run_trustchain(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trustchain"))
         .args(args)
         .output()
-        .expect("testbed runs")
+        .expect("trustchain runs")
+}
+
+/// Runs `hypermesh ARGS` to completion.
+pub fn run_hypermesh(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hypermesh"))
+        .args(args)
+        .output()
+        .expect("hypermesh runs")
 }
 
 /// Bytes as text, lossily.
@@ -26,23 +35,15 @@ pub fn fresh_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// `testbed trustchain ca init` into `dir/ca`, then `ca install` into `dir/trust`; returns the
+/// `trustchain ca init` into `dir/ca`, then `ca install` into `dir/trust`; returns the
 /// state directory and the installed `root.pem`.
 pub fn ca_with_trust(dir: &Path) -> (PathBuf, PathBuf) {
     let state = dir.join("ca");
     let state_arg = state.to_str().unwrap();
     let trust = dir.join("trust");
-    let init = testbed(&["trustchain", "ca", "init", "--state", state_arg]);
+    let init = run_trustchain(&["ca", "init", "--state", state_arg]);
     assert!(init.status.success(), "{}", text(&init.stderr));
-    let install = testbed(&[
-        "trustchain",
-        "ca",
-        "install",
-        "--state",
-        state_arg,
-        "--out",
-        trust.to_str().unwrap(),
-    ]);
+    let install = run_trustchain(&["ca", "install", "--state", state_arg, "--out", trust.to_str().unwrap()]);
     assert!(install.status.success(), "{}", text(&install.stderr));
     (state, trust.join("root.pem"))
 }

@@ -1,4 +1,4 @@
-//! `testbed trustchain`: an operator runs a CA from its state directory and a node enrolls
+//! `trustchain`: an operator runs a CA from its state directory and a node enrolls
 //! through the HTTPS API, end to end over real sockets on [::1].
 
 mod common;
@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::{ca_with_trust, fresh_dir, testbed, text};
+use common::{ca_with_trust, fresh_dir, run_trustchain, text};
 use runtime_tokio::HttpsClient;
 use serde_json::Value;
 use trustchain::ca::{key_from_seed, request, NodeIdentity};
@@ -24,7 +24,7 @@ fn openssl_available() -> bool {
     found
 }
 
-/// A running `testbed trustchain serve`, killed when dropped.
+/// A running `trustchain serve`, killed when dropped.
 struct Server {
     child: Child,
     addr: SocketAddr,
@@ -32,15 +32,8 @@ struct Server {
 
 impl Server {
     fn start(state: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_testbed"))
-            .args([
-                "trustchain",
-                "serve",
-                "--state",
-                state.to_str().unwrap(),
-                "--listen",
-                "[::1]:0",
-            ])
+        let mut child = Command::new(env!("CARGO_BIN_EXE_trustchain"))
+            .args(["serve", "--state", state.to_str().unwrap(), "--listen", "[::1]:0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -143,15 +136,14 @@ fn an_operator_runs_a_ca_and_a_node_enrolls_over_https() {
     let state_arg = state.to_str().unwrap();
     let trust = dir.join("trust");
 
-    let again = testbed(&["trustchain", "ca", "init", "--state", state_arg]);
+    let again = run_trustchain(&["ca", "init", "--state", state_arg]);
     assert_eq!(again.status.code(), Some(2));
     assert!(
         text(&again.stderr).contains("already exists"),
         "{}",
         text(&again.stderr)
     );
-    let token = testbed(&[
-        "trustchain",
+    let token = run_trustchain(&[
         "token",
         "--state",
         state_arg,
@@ -279,7 +271,7 @@ fn an_operator_runs_a_ca_and_a_node_enrolls_over_https() {
     verify_inclusion(&leaf_hash(leaf), index, sth.tree_size, &path, &sth.root_hash).expect("the leaf is in the log");
 
     // While it serves, the state directory is locked against other writers.
-    let busy = testbed(&["trustchain", "rotate", "--state", state_arg]);
+    let busy = run_trustchain(&["rotate", "--state", state_arg]);
     assert_eq!(busy.status.code(), Some(2));
     assert!(
         text(&busy.stderr).contains("in use by process"),
@@ -289,30 +281,16 @@ fn an_operator_runs_a_ca_and_a_node_enrolls_over_https() {
     drop(server);
 
     // Operator commands after the server stopped (killed: nothing acknowledged is lost).
-    let revoke = testbed(&[
-        "trustchain",
-        "revoke",
-        "--state",
-        state_arg,
-        "--cert",
-        chain_path.to_str().unwrap(),
-    ]);
+    let revoke = run_trustchain(&["revoke", "--state", state_arg, "--cert", chain_path.to_str().unwrap()]);
     assert!(revoke.status.success(), "{}", text(&revoke.stderr));
-    let check = testbed(&[
-        "trustchain",
-        "validate",
-        "--state",
-        state_arg,
-        chain_path.to_str().unwrap(),
-    ]);
+    let check = run_trustchain(&["validate", "--state", state_arg, chain_path.to_str().unwrap()]);
     assert_eq!(check.status.code(), Some(1));
     assert!(
         text(&check.stdout).contains("invalid (revoked)"),
         "{}",
         text(&check.stdout)
     );
-    let rotate = testbed(&[
-        "trustchain",
+    let rotate = run_trustchain(&[
         "rotate",
         "--state",
         state_arg,
@@ -327,7 +305,7 @@ fn an_operator_runs_a_ca_and_a_node_enrolls_over_https() {
         "{}",
         text(&rotate.stdout)
     );
-    let twice = testbed(&["trustchain", "rotate", "--state", state_arg]);
+    let twice = run_trustchain(&["rotate", "--state", state_arg]);
     assert_eq!(twice.status.code(), Some(2));
     assert!(text(&twice.stderr).contains("rotation is in progress"));
 
@@ -351,48 +329,20 @@ fn ipv4_and_bad_flags_are_refused_by_name() {
     let dir = fresh_dir("trustchain-service-refusals");
     let state = dir.join("ca");
     let state_arg = state.to_str().unwrap();
-    let none = testbed(&[
-        "trustchain",
-        "token",
-        "--state",
-        state_arg,
-        "--name",
-        "n.mesh",
-        "--addr",
-        "fd00::1",
-    ]);
+    let none = run_trustchain(&["token", "--state", state_arg, "--name", "n.mesh", "--addr", "fd00::1"]);
     assert_eq!(none.status.code(), Some(2));
     assert!(text(&none.stderr).contains("no CA in"), "{}", text(&none.stderr));
-    assert!(testbed(&["trustchain", "ca", "init", "--state", state_arg])
-        .status
-        .success());
-    let v4 = testbed(&["trustchain", "serve", "--state", state_arg, "--listen", "127.0.0.1:0"]);
+    assert!(run_trustchain(&["ca", "init", "--state", state_arg]).status.success());
+    let v4 = run_trustchain(&["serve", "--state", state_arg, "--listen", "127.0.0.1:0"]);
     assert_eq!(v4.status.code(), Some(2));
     assert!(text(&v4.stderr).contains("IPv6-only"), "{}", text(&v4.stderr));
-    let mapped = testbed(&[
-        "trustchain",
-        "serve",
-        "--state",
-        state_arg,
-        "--listen",
-        "[::ffff:127.0.0.1]:0",
-    ]);
+    let mapped = run_trustchain(&["serve", "--state", state_arg, "--listen", "[::ffff:127.0.0.1]:0"]);
     assert_eq!(mapped.status.code(), Some(2));
     assert!(text(&mapped.stderr).contains("IPv6-only"), "{}", text(&mapped.stderr));
-    let v4_node = testbed(&[
-        "trustchain",
-        "token",
-        "--state",
-        state_arg,
-        "--name",
-        "n.mesh",
-        "--addr",
-        "10.0.0.1",
-    ]);
+    let v4_node = run_trustchain(&["token", "--state", state_arg, "--name", "n.mesh", "--addr", "10.0.0.1"]);
     assert_eq!(v4_node.status.code(), Some(2));
     assert!(text(&v4_node.stderr).contains("IPv6-only"), "{}", text(&v4_node.stderr));
-    let bad_plan = testbed(&[
-        "trustchain",
+    let bad_plan = run_trustchain(&[
         "rotate",
         "--state",
         state_arg,
@@ -406,11 +356,10 @@ fn ipv4_and_bad_flags_are_refused_by_name() {
         "{}",
         text(&bad_plan.stderr)
     );
-    let bad_serial = testbed(&["trustchain", "revoke", "--state", state_arg, "--serial", "xyz"]);
+    let bad_serial = run_trustchain(&["revoke", "--state", state_arg, "--serial", "xyz"]);
     assert_eq!(bad_serial.status.code(), Some(2));
     assert!(text(&bad_serial.stderr).contains("not a certificate serial"));
-    let no_csr = testbed(&[
-        "trustchain",
+    let no_csr = run_trustchain(&[
         "issue",
         "--state",
         state_arg,

@@ -1,0 +1,27 @@
+//! The production commands: what an operator runs on a real machine.
+//!
+//! - `trustchain` ([`trustchain::TrustchainCommand`]): the certificate authority: `ca init`,
+//!   `ca install`, `token`, `issue`, `validate`, `rotate`, `revoke`, and `serve` (its HTTPS API).
+//! - `hypermesh node` ([`node::NodeArgs`]): a node that enrolls with the CA over HTTPS and runs
+//!   membership over STOQ on real IPv6 sockets.
+//!
+//! These binaries are backends of the runtime seams (real clocks, sockets, threads and OS
+//! randomness); they link neither the simulator nor the harness (`cargo tree -e normal -i
+//! simulator` lists only `testbed`).
+
+// A backend: the OS clock and randomness for the operator's commands, threads for the node.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+pub mod node;
+pub mod trustchain;
+
+/// Exit code for bad input (flags, files, unreachable services).
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// Errors and warnings on stderr, `RUST_LOG`-free: what an operator must act on.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .init();
+}
