@@ -31,6 +31,8 @@ use crate::random::{Installed, SharedRng};
 use crate::setup::{PacketProtection, QuicSetup};
 use crate::stats::{class_index, StoqStats};
 use crate::time::QuicClock;
+use trustchain::validate::ValidationError;
+
 use crate::tls::{refusal_class, refusal_text, Credentials, PeerIdentity, Security, TlsSetupError, Trust};
 
 /// The timer token STOQ uses; an owner passes timers carrying it to [`Endpoint::handle_timer`]
@@ -317,6 +319,8 @@ struct Conn {
     bulk_out: BTreeMap<StreamId, BulkId>,
     /// A reason to report when it is lost, set when we close it ourselves.
     closing: Option<String>,
+    /// The chain the peer presented, checked again whenever the trust changes.
+    peer_chain: Vec<CertificateDer<'static>>,
 }
 
 struct PendingRequest {
@@ -344,6 +348,8 @@ pub struct Endpoint {
     bulk: BTreeMap<BulkId, (ConnectionHandle, StreamId)>,
     next_id: u64,
     armed: Option<Instant>,
+    /// The trust generation live peers were last checked against.
+    trust_seen: u64,
     stats: StoqStats,
 }
 
@@ -391,6 +397,7 @@ impl Endpoint {
             bulk: BTreeMap::new(),
             next_id: 0,
             armed: None,
+            trust_seen: 0,
             stats: StoqStats::default(),
         })
     }
@@ -435,6 +442,7 @@ impl Endpoint {
     /// the same batch, events and sends wait for the batch's last datagram.
     pub fn handle_datagram(&mut self, env: &mut dyn Env, from: SocketAddr, payload: Bytes) {
         let _installed = self.enter(env);
+        self.recheck_peers(env);
         let now = self.clock.to_quic(env.now());
         let data = payload
             .try_into_mut()
@@ -484,6 +492,7 @@ impl Endpoint {
             return false;
         }
         let _installed = self.enter(env);
+        self.recheck_peers(env);
         let now = env.now();
         if self.armed.is_some_and(|at| at <= now) {
             self.armed = None;
@@ -670,6 +679,29 @@ impl Endpoint {
     fn enter(&self, env: &mut dyn Env) -> Installed {
         self.security.observe_time(env.wall_now());
         Installed::new(self.rng.as_ref())
+    }
+
+    /// After the trust changed (new CRLs, a bundle without a retired issuer), checks every live
+    /// peer again and disconnects those it no longer accepts, with the class, as a handshake
+    /// would have refused them: a revocation takes effect on live connections, not only new ones.
+    fn recheck_peers(&mut self, env: &mut dyn Env) {
+        let generation = self.security.trust_generation();
+        if generation == self.trust_seen {
+            return;
+        }
+        self.trust_seen = generation;
+        let now_s = env.wall_now().as_unix_millis().div_euclid(1000);
+        let refused: Vec<(ConnectionHandle, ValidationError)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.identity.is_some() && c.closing.is_none())
+            .filter_map(|(ch, c)| self.security.recheck(&c.peer_chain, now_s).err().map(|e| (*ch, e)))
+            .collect();
+        for (ch, e) in refused {
+            self.stats.peers_dropped_on_recheck += 1;
+            let reason = refusal_text(e.class(), &e);
+            self.fail(env, ch, e.class(), reason);
+        }
     }
 
     fn check_len(&self, payload: &Bytes) -> Result<(), StoqError> {
@@ -1012,6 +1044,7 @@ impl Endpoint {
             return;
         }
         conn.identity = Some(identity.clone());
+        conn.peer_chain = chain.map(|c| *c).unwrap_or_default();
         self.stats.handshakes += 1;
         env.probe(Probe::new("stoq_connected", addr_subject(remote), 1));
         // The newest established connection carries traffic to this address: after a peer
@@ -1335,6 +1368,7 @@ impl Conn {
             inbound: BTreeMap::new(),
             bulk_out: BTreeMap::new(),
             closing: None,
+            peer_chain: Vec::new(),
         }
     }
 

@@ -67,6 +67,9 @@ pub struct StoqStats {
     /// Calls in which a connection had more work than [`crate::DRIVE_ROUNDS_MAX`] rounds: the
     /// rest ran from a timer set at once.
     pub drive_rounds_capped: u64,
+    /// Live connections closed because the peer's chain failed the check against new trust
+    /// (revoked, or its issuer retired).
+    pub peers_dropped_on_recheck: u64,
 }
 
 impl StoqStats {

@@ -59,6 +59,7 @@ enum Action {
     Present(Credentials),
     Close(u32),
     SendTo(SocketAddr, &'static str),
+    Trust(Trust),
 }
 
 type Log = Arc<Mutex<Vec<(u32, Event)>>>;
@@ -167,6 +168,10 @@ impl Actor for Node {
                 }
                 Action::Present(c) => {
                     ep.security().present(&c).unwrap();
+                    Ok(())
+                }
+                Action::Trust(t) => {
+                    ep.security().trust(t);
                     Ok(())
                 }
             };
@@ -394,6 +399,42 @@ fn a_revoked_peer_is_refused_and_both_sides_read_why() {
         client[0].1
     );
     assert!(client[0].1.contains("enroll again"), "{}", client[0].1);
+}
+
+#[test]
+fn a_peer_revoked_while_connected_is_disconnected_and_both_sides_read_why() {
+    let mut ca = ca(1);
+    let c0 = credentials(&mut ca, 0, 10);
+    let c1 = credentials(&mut ca, 1, 11);
+    let clean = trust(&mut ca);
+    ca.revoke(&trustchain::ca::serial_of(&c0.chain[0]).unwrap(), SIM_EPOCH_UNIX_SECS);
+    let revoking = trust(&mut ca);
+    let out = run(Setup {
+        seed: 2,
+        nodes: vec![
+            (
+                c0,
+                clean.clone(),
+                seeded(0),
+                vec![(10, Action::Send(1, "before")), (2_000, Action::Send(1, "after"))],
+            ),
+            // Node 1 learns of the revocation while node 0's connection is live.
+            (c1, clean, seeded(1), vec![(500, Action::Trust(revoking))]),
+        ],
+        link: LinkModel::default(),
+        run_ms: 4_000,
+    });
+    assert_eq!(out.messages(1), vec!["before"], "nothing arrives after the revocation");
+    let server = out.failures(1);
+    assert!(
+        !server.is_empty() && server.iter().all(|(class, _)| *class == "revoked"),
+        "{server:?}"
+    );
+    let client = out.failures(0);
+    assert!(
+        !client.is_empty() && client.iter().all(|(class, _)| *class == "revoked"),
+        "{client:?}"
+    );
 }
 
 #[test]

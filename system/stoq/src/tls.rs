@@ -133,6 +133,8 @@ pub fn refusal_class(reason: &str) -> Option<&'static str> {
 struct State {
     presented: Option<Arc<CertifiedKey>>,
     trust: Trust,
+    /// Bumped by every [`Security::trust`]: endpoints re-check their live peers when it moves.
+    generation: u64,
 }
 
 /// A node's TLS identity and trust, shared by its configurations and swappable while it runs.
@@ -158,7 +160,11 @@ impl Security {
         let provider = Arc::new(provider);
         let presented = credentials.map(|c| certified(&provider, c)).transpose()?;
         Ok(Security {
-            state: Arc::new(RwLock::new(State { presented, trust })),
+            state: Arc::new(RwLock::new(State {
+                presented,
+                trust,
+                generation: 0,
+            })),
             provider,
             wall: Arc::new(AtomicI64::new(0)),
         })
@@ -172,9 +178,28 @@ impl Security {
         Ok(())
     }
 
-    /// Trusts `trust` from the next handshake on (new bundle after a rotation, new CRLs).
+    /// Trusts `trust` from now on: for the next handshakes, and for live connections, whose
+    /// peers every [`crate::Endpoint`] checks again at its next call (a peer revoked by the new
+    /// revocation lists, or whose issuer the new bundle no longer holds, is disconnected).
     pub fn trust(&self, trust: Trust) {
-        self.write().trust = trust;
+        let mut state = self.write();
+        state.trust = trust;
+        state.generation += 1;
+    }
+
+    /// How many times the trust was replaced.
+    pub fn trust_generation(&self) -> u64 {
+        self.read().generation
+    }
+
+    /// Checks a live peer's `chain` against the current trust at `now_s` (Unix seconds). The
+    /// address binding was checked at the handshake and does not change.
+    pub fn recheck(&self, chain: &[CertificateDer<'_>], now_s: i64) -> Result<(), ValidationError> {
+        let state = self.read();
+        state
+            .trust
+            .bundle
+            .validate(chain, &state.trust.crls, now_s, &ExpectedPeer::Any)
     }
 
     /// Whether the node has a chain to present.

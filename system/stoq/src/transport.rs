@@ -16,6 +16,7 @@ use runtime::{Env, Probe, SendError, TimerToken};
 
 use crate::config::{ConfigError, StoqConfig};
 use crate::endpoint::{Endpoint, Event, StoqError};
+use crate::setup::QuicSetup;
 use crate::tls::{Credentials, Trust};
 
 /// Largest message (channel byte included) sent as a QUIC datagram: what a 1200-byte packet
@@ -25,8 +26,14 @@ pub const UNRELIABLE_BYTES_MAX: usize = 1100;
 
 /// STOQ as a host's transport.
 pub struct Stoq {
-    setup: Option<(StoqConfig, Option<Credentials>, Trust)>,
+    setup: Option<Setup>,
     endpoint: Option<Endpoint>,
+}
+
+/// How the endpoint is to be made at start.
+enum Setup {
+    Plain(StoqConfig, Option<Credentials>, Trust),
+    Made(StoqConfig, Box<QuicSetup>),
 }
 
 impl Stoq {
@@ -34,7 +41,17 @@ impl Stoq {
     /// trusting `trust`.
     pub fn new(config: StoqConfig, credentials: Option<Credentials>, trust: Trust) -> Self {
         Stoq {
-            setup: Some((config, credentials, trust)),
+            setup: Some(Setup::Plain(config, credentials, trust)),
+            endpoint: None,
+        }
+    }
+
+    /// A transport whose endpoint is created when the node starts from `setup`, made beforehand
+    /// so the caller can keep [`QuicSetup::security`] (a handle another thread may use to present
+    /// a renewed chain or trust a new bundle while the node runs).
+    pub fn with_setup(config: StoqConfig, setup: QuicSetup) -> Self {
+        Stoq {
+            setup: Some(Setup::Made(config, Box::new(setup))),
             endpoint: None,
         }
     }
@@ -73,10 +90,12 @@ impl Transport for Stoq {
     }
 
     fn on_start(&mut self, env: &mut dyn Env, inbox: &mut Inbox) {
-        let Some((config, credentials, trust)) = self.setup.take() else {
-            return;
+        let made = match self.setup.take() {
+            None => return,
+            Some(Setup::Plain(config, credentials, trust)) => Endpoint::new(env, config, credentials.as_ref(), trust),
+            Some(Setup::Made(config, setup)) => Endpoint::with_setup(env, config, *setup),
         };
-        match Endpoint::new(env, config, credentials.as_ref(), trust) {
+        match made {
             Ok(endpoint) => self.endpoint = Some(endpoint),
             Err(e) => {
                 // No transport, no protocol: the node stays silent and says why.
