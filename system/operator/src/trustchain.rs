@@ -194,6 +194,7 @@ pub struct StateDir {
 }
 
 /// A failure with the message the operator sees (shared by the operator commands).
+#[derive(Debug)]
 pub(crate) struct Failure(pub(crate) String);
 
 impl<E: std::fmt::Display> From<E> for Failure {

@@ -1,6 +1,7 @@
-//! Three `hypermesh node` processes on [::1] enroll with a `trustchain serve` CA over
-//! HTTPS, form a cluster over STOQ (QUIC with mutual TLS on their TrustChain leaves), and detect
-//! one of them being killed.
+//! Three `hypermesh node` processes on [::1] enroll with a `trustchain serve` CA over HTTPS, form
+//! a cluster over STOQ (QUIC with mutual TLS on their TrustChain leaves), renew their leaves while
+//! connected, survive a kill and restart from their state directory, and refuse a node the
+//! operator revoked.
 
 // A test (or bench) of real processes and sockets: it reads the OS clock and starts threads.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -13,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{ca_with_trust, fresh_dir, run_hypermesh, run_trustchain, text};
+use common::{fresh_dir, run_hypermesh, run_trustchain, text};
 use serde_json::Value;
 
 /// A child process whose stdout lines are collected; killed when dropped.
@@ -114,11 +115,49 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// A free UDP/TCP port on [::1] (bound, read, released), so a process can be restarted on it.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("[::1]:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// How many `{"event": EVENT}` lines `node` printed.
+fn events(node: &Process, event: &str) -> usize {
+    node.probes().iter().filter(|p| p["event"] == event).count()
+}
+
 #[test]
-fn three_node_processes_form_a_cluster_over_mutual_tls_and_detect_a_killed_one() {
+fn a_node_cluster_renews_live_restarts_from_its_state_and_refuses_a_revoked_node() {
     let dir = fresh_dir("node-cluster");
-    let (state, root) = ca_with_trust(&dir);
+    let state = dir.join("ca");
     let state_arg = state.to_str().unwrap();
+    // Minute-long leaves issued at the current time (no back-dating): each node renews a quarter
+    // of the way through, so every node renews within seconds, while connections live.
+    let init = run_trustchain(&[
+        "ca",
+        "init",
+        "--state",
+        state_arg,
+        "--leaf-lifetime",
+        "1m",
+        "--backdate",
+        "0s",
+    ]);
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    let trust_dir = dir.join("trust");
+    let install = run_trustchain(&[
+        "ca",
+        "install",
+        "--state",
+        state_arg,
+        "--out",
+        trust_dir.to_str().unwrap(),
+    ]);
+    assert!(install.status.success(), "{}", text(&install.stderr));
+    let root = trust_dir.join("root.pem");
     let names = ["node-a.mesh", "node-b.mesh", "node-c.mesh"];
     let tokens: Vec<String> = names
         .iter()
@@ -128,45 +167,66 @@ fn three_node_processes_form_a_cluster_over_mutual_tls_and_detect_a_killed_one()
             text(&out.stdout).trim().to_owned()
         })
         .collect();
-    let ca = Process::start(
-        env!("CARGO_BIN_EXE_trustchain"),
-        &["serve", "--state", state_arg, "--listen", "[::1]:0"],
-    );
+    let ca_listen = format!("[::1]:{}", free_port());
+    let serve = || {
+        Process::start(
+            env!("CARGO_BIN_EXE_trustchain"),
+            &["serve", "--state", state_arg, "--listen", &ca_listen],
+        )
+    };
+    let mut ca = serve();
     let ca_addr = ca.addr().to_string();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let node_state = |i: usize| dir.join(format!("node-{i}"));
 
-    let start_node = |i: usize, seed: Option<&str>| {
-        let node_state = dir.join(format!("node-{i}"));
+    // A node; with a token the first time, without one when it restarts from its state.
+    let start_node = |i: usize, token: Option<&str>| {
+        let listen = format!("[::1]:{}", ports[i]);
+        let seed = format!("[::1]:{}", ports[0]);
+        let state = node_state(i);
         let mut args = vec![
             "node",
             "--listen",
-            "[::1]:0",
+            &listen,
             "--name",
             names[i],
             "--ca",
             &ca_addr,
             "--ca-root",
             root.to_str().unwrap(),
-            "--token",
-            &tokens[i],
             "--state",
-            node_state.to_str().unwrap(),
+            state.to_str().unwrap(),
+            "--renew-fraction",
+            "0.25",
+            "--trust-refresh",
+            "1s",
         ];
-        if let Some(seed) = seed {
-            args.extend(["--seed", seed]);
+        if let Some(token) = token {
+            args.extend(["--token", token]);
+        }
+        if i > 0 {
+            args.extend(["--seed", &seed]);
         }
         let owned: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
         Process::start(env!("CARGO_BIN_EXE_hypermesh"), &refs)
     };
-    let first = start_node(0, None);
-    let seed = first.addr().to_string();
-    let nodes = [first, start_node(1, Some(&seed)), start_node(2, Some(&seed))];
+    let mut nodes: Vec<Process> = (0..3).map(|i| start_node(i, Some(&tokens[i]))).collect();
     let ids: Vec<u64> = nodes.iter().map(Process::id).collect();
+    let all_alive = |nodes: &[Process], among: &[usize]| {
+        among.iter().all(|&i| {
+            among
+                .iter()
+                .filter(|&&j| j != i)
+                .all(|&j| nodes[i].state_of(ids[j]) == Some(0))
+        })
+    };
 
+    // 1. The cluster forms over STOQ.
     wait_for(
         "every node to hold the other two alive",
         Duration::from_secs(60),
-        || (0..3).all(|i| (0..3).filter(|&j| j != i).all(|j| nodes[i].state_of(ids[j]) == Some(0))),
+        || all_alive(&nodes, &[0, 1, 2]),
     );
     for node in &nodes {
         assert!(
@@ -176,21 +236,55 @@ fn three_node_processes_form_a_cluster_over_mutual_tls_and_detect_a_killed_one()
         assert_eq!(node.count("stoq_refused"), 0);
     }
 
-    let [a, b, mut c] = nodes;
-    c.child.kill().unwrap();
-    c.child.wait().unwrap();
-    let start = Instant::now();
-    while !(a.state_of(ids[2]) == Some(2) && b.state_of(ids[2]) == Some(2)) {
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "the survivors did not declare the killed node {} dead within 90 s; node a saw: {:?}",
-            ids[2],
-            a.lines.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(100));
+    // 2. Every node renews its leaf while its connections live: nobody is suspected for it.
+    wait_for("every node to renew its leaf", Duration::from_secs(40), || {
+        nodes.iter().all(|n| events(n, "renewed") >= 1)
+    });
+    assert!(all_alive(&nodes, &[0, 1, 2]), "a renewal disturbed membership");
+    for node in &nodes {
+        assert_eq!(node.count("stoq_refused"), 0, "a renewed chain was refused");
+        let suspected = node.probes().iter().any(|p| p["probe"] == "member" && p["value"] != 0);
+        assert!(!suspected, "a renewal made a member look failed");
     }
-    assert_eq!(a.state_of(ids[1]), Some(0), "the survivors still hold each other alive");
-    assert_eq!(b.state_of(ids[0]), Some(0));
+
+    // 3. A killed node is declared dead, restarts from its state directory without a token,
+    //    keeps its identity, and rejoins.
+    nodes[1].child.kill().unwrap();
+    nodes[1].child.wait().unwrap();
+    wait_for("the survivors to declare node b dead", Duration::from_secs(90), || {
+        nodes[0].state_of(ids[1]) == Some(2) && nodes[2].state_of(ids[1]) == Some(2)
+    });
+    nodes[1] = start_node(1, None);
+    assert_eq!(nodes[1].id(), ids[1], "the restarted node kept its certified identity");
+    wait_for("node b to rejoin", Duration::from_secs(60), || {
+        all_alive(&nodes, &[0, 1, 2])
+    });
+
+    // 4. The operator revokes node c (the CA is stopped for it: `serve` holds the state lock):
+    //    at their next trust refresh the others close its connections and refuse it.
+    drop(ca);
+    let c_chain = node_state(2).join("node.chain.pem");
+    let revoke = run_trustchain(&["revoke", "--state", state_arg, "--cert", c_chain.to_str().unwrap()]);
+    assert!(revoke.status.success(), "{}", text(&revoke.stderr));
+    ca = serve();
+    wait_for("node c to learn it is revoked", Duration::from_secs(30), || {
+        events(&nodes[2], "revoked") >= 1
+    });
+    wait_for(
+        "nodes a and b to refuse node c and declare it dead",
+        Duration::from_secs(90),
+        || nodes[0].state_of(ids[2]) == Some(2) && nodes[1].state_of(ids[2]) == Some(2),
+    );
+    assert!(
+        nodes[0].count("stoq_refused") + nodes[1].count("stoq_refused") >= 1,
+        "the revoked node's connections were refused"
+    );
+    assert_eq!(
+        nodes[0].state_of(ids[1]),
+        Some(0),
+        "a and b still hold each other alive"
+    );
+    assert_eq!(nodes[1].state_of(ids[0]), Some(0));
     drop(ca);
 }
 

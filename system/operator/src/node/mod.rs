@@ -1,0 +1,406 @@
+//! `hypermesh node`: a production node on real sockets. It enrolls with a TrustChain CA over HTTPS
+//! (join token, CSR from a fresh Ed25519 key kept in its state directory), fetches the CA's trust
+//! bundle and revocation lists, then runs the HyperMesh membership protocol over STOQ (QUIC,
+//! mutual TLS with the enrolled certificate) until SIGINT or SIGTERM. While it runs it renews its
+//! leaf at `--renew-fraction` of its life (new handshakes present the new chain; live connections
+//! stay) and refreshes the bundle and revocation lists every `--trust-refresh` (live connections
+//! to peers they refuse are closed). Restarted with the same `--state`, it needs no token.
+//!
+//! Its membership id is bound to its certificate: the 64-bit FNV-1a hash of the name it
+//! certifies.
+//!
+//! Standard output, for operators and tests: first `listening on ADDR as NAME (id N, certificate
+//! serial S)`, then one JSON line per protocol observation (`{"at_ms", "probe", "subject",
+//! "value"}`: `member` with value 0 alive, 1 suspect, 2 dead; `joined`; `stoq_connected`;
+//! `stoq_refused`; …) and per certificate event (`{"event": "renewed", "serial"}`,
+//! `trust_refreshed`, `revoked`, `renewal_failed`).
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use clap::Args;
+use hypermesh::membership::{self, MembershipConfig, MembershipNode, NodeId};
+use runtime::host::Host;
+use runtime::units::parse_duration;
+use runtime::{Actor, WallTime};
+use runtime_tokio::{NodeSpec, ProbeRecord};
+use stoq::{require_ipv6, Credentials, PacketProtection, QuicSetup, Security, Stoq, StoqConfig, Trust};
+use tokio::sync::{mpsc, watch};
+use trustchain::ca::{key_from_seed, leaf_identity, serial_of, NodeIdentity};
+use trustchain::trust::validity_of;
+use trustchain::validate::ExpectedPeer;
+use trustchain_service::pem;
+
+use crate::trustchain::Failure;
+
+mod ca_client;
+mod identity;
+
+use ca_client::CaClient;
+use identity::{Identity, StateDir};
+
+/// `hypermesh node` arguments.
+#[derive(Args)]
+pub struct NodeArgs {
+    /// The node's own IPv6 address and UDP port, e.g. [fd00::7]:7000 (port 0: the OS picks). Its
+    /// certificate names this address, so it must be specific, not [::].
+    #[arg(long)]
+    listen: String,
+    /// The node's name, as its join token grants it (e.g. node-7.mesh).
+    #[arg(long)]
+    name: String,
+    /// Seed nodes to join through (bootstrap phase 0), IPv6 only; repeatable.
+    #[arg(long = "seed")]
+    seeds: Vec<String>,
+    /// The CA's HTTPS address (`trustchain serve --listen`).
+    #[arg(long)]
+    ca: String,
+    /// The name the CA's certificate carries.
+    #[arg(long, default_value = "trustchain.mesh")]
+    ca_name: String,
+    /// The CA's root certificate (root.pem from `trustchain ca install`): the only
+    /// anchor trusted to reach the CA, and pinned in the bundle the CA hands out.
+    #[arg(long, value_name = "FILE")]
+    ca_root: PathBuf,
+    /// The join token the operator issued for this node (`trustchain token`): needed the first
+    /// time, and again only if the stored certificate expired or was revoked.
+    #[arg(long)]
+    token: Option<String>,
+    /// Directory for the node's files (0700): its key and chain (0600) and membership's
+    /// incarnation. A node restarted with the same directory needs no new token.
+    #[arg(long, default_value = "hypermesh-node")]
+    state: PathBuf,
+    /// Renew the leaf at this fraction of its lifetime.
+    #[arg(long, default_value_t = 2.0 / 3.0)]
+    renew_fraction: f64,
+    /// Fetch the CA's bundle and revocation lists this often (live connections to peers they
+    /// refuse are closed).
+    #[arg(long, default_value = "10m")]
+    trust_refresh: String,
+}
+
+/// Runs `hypermesh node`. Exit 0 after a signal; 2 on bad arguments or a failed enrollment.
+pub fn run(args: NodeArgs) -> ExitCode {
+    match node(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn ipv6_arg(what: &str, text: &str) -> Result<SocketAddr, Failure> {
+    let addr: SocketAddr = text
+        .parse()
+        .map_err(|_| Failure(format!("{what} {text:?} is not an address:port (IPv6 as [addr]:port)")))?;
+    Ok(require_ipv6(what, addr)?)
+}
+
+fn node(args: NodeArgs) -> Result<(), Failure> {
+    let listen = ipv6_arg("--listen", &args.listen)?;
+    let ip = match listen.ip() {
+        IpAddr::V6(v6) if !v6.is_unspecified() => v6,
+        _ => {
+            return Err(Failure(format!(
+                "--listen {listen} is unspecified: give the node's own IPv6 address (its certificate names it)"
+            )))
+        }
+    };
+    let seeds = args
+        .seeds
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ipv6_arg(&format!("--seed {}", i + 1), s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ca = ipv6_arg("--ca", &args.ca)?;
+    if !(0.1..=0.95).contains(&args.renew_fraction) {
+        return Err(Failure(format!(
+            "--renew-fraction {} is outside 0.1..=0.95",
+            args.renew_fraction
+        )));
+    }
+    let trust_refresh = parse_duration(&args.trust_refresh)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            Failure(format!(
+                "--trust-refresh {:?} is not a positive duration",
+                args.trust_refresh
+            ))
+        })?;
+    let root_pem =
+        std::fs::read(&args.ca_root).map_err(|e| Failure(format!("--ca-root {}: {e}", args.ca_root.display())))?;
+    let roots = pem::chain(&root_pem).map_err(|e| Failure(format!("--ca-root {}: {e}", args.ca_root.display())))?;
+    let who = NodeIdentity {
+        name: args.name.clone(),
+        addr: ip,
+    };
+    let state = StateDir::open(&args.state)?;
+    let client = CaClient::new(ca, &args.ca_name, roots)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (identity, trust) = runtime.block_on(establish(&client, &state, &who, args.token.as_deref()))?;
+    let serial = serial_of(&identity.chain[0]).map(|s| hex(&s)).unwrap_or_default();
+
+    // The membership id is bound to the certificate: derived from the name it certifies.
+    let certified = leaf_identity(&identity.chain[0])
+        .map(|(node, _)| node.name)
+        .ok_or_else(|| Failure("the certificate names no node".into()))?;
+    let id = NodeId(name_id(&certified));
+    let membership = MembershipConfig::new(id, seeds);
+    membership
+        .validate()
+        .map_err(|e| Failure(format!("membership settings: {e}")))?;
+    let config = StoqConfig::default();
+    let setup = QuicSetup::new(
+        &config,
+        Some(&credentials(&identity)),
+        trust,
+        PacketProtection::Encrypted,
+    )
+    .map_err(|e| Failure(format!("STOQ: {e}")))?;
+    let security = setup.security().clone();
+    let spec = NodeSpec::new(vec![listen], state.path().to_path_buf());
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (probe_tx, mut probe_rx) = mpsc::unbounded_channel::<ProbeRecord>();
+    let (bound_tx, bound_rx) = std_mpsc::channel::<SocketAddr>();
+    let node = std::thread::spawn(move || {
+        runtime_tokio::run_node(
+            0,
+            &spec,
+            move |addrs| -> Box<dyn Actor + Send> {
+                let _ = bound_tx.send(addrs[0]);
+                let transport = Stoq::with_setup(config, setup);
+                Box::new(Host::new(transport).mount(membership::MOUNT, MembershipNode::new(membership)))
+            },
+            stop_rx,
+            Some(probe_tx),
+        )
+    });
+    let bound = match bound_rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(addr) => addr,
+        Err(_) => {
+            return match node.join() {
+                Ok(Err(e)) => Err(Failure(format!("cannot start the node on {listen}: {e}"))),
+                _ => Err(Failure(format!("the node on {listen} did not start"))),
+            };
+        }
+    };
+    println!(
+        "listening on {bound} as {certified} (id {}, certificate serial {serial})",
+        id.0
+    );
+    let _ = std::io::stdout().flush();
+
+    let mut keeper = Keeper {
+        client: &client,
+        state: &state,
+        who: &who,
+        security: &security,
+        identity,
+        renew_fraction: args.renew_fraction,
+    };
+    runtime.block_on(async {
+        let printing = async {
+            while let Some(record) = probe_rx.recv().await {
+                emit(serde_json::json!({
+                    "at_ms": record.at.as_nanos() / 1_000_000,
+                    "probe": record.probe.name,
+                    "subject": record.probe.subject,
+                    "value": record.probe.value,
+                }));
+            }
+        };
+        tokio::select! {
+            () = crate::trustchain::stop_signal() => {}
+            () = printing => {}
+            () = keeper.run(trust_refresh) => {}
+        }
+    });
+    let _ = stop_tx.send(true);
+    match node.join() {
+        Ok(Ok(stats)) => {
+            eprintln!("stopped ({} datagrams received)", stats.datagrams_received);
+            Ok(())
+        }
+        Ok(Err(e)) => Err(Failure(format!("node failed: {e}"))),
+        Err(_) => Err(Failure("the node thread panicked".into())),
+    }
+}
+
+/// One line of the node's output.
+fn emit(line: serde_json::Value) {
+    println!("{line}");
+    let _ = std::io::stdout().flush();
+}
+
+fn credentials(identity: &Identity) -> Credentials {
+    Credentials {
+        chain: identity.chain.clone(),
+        key_pkcs8: key_from_seed(&identity.key_seed).serialize_der(),
+    }
+}
+
+/// The node's identity and trust at start: the stored identity if it still validates (renewed
+/// first if it is due or its issuer was retired), else a fresh key enrolled with `token`.
+async fn establish(
+    client: &CaClient,
+    state: &StateDir,
+    who: &NodeIdentity,
+    token: Option<&str>,
+) -> Result<(Identity, Trust), Failure> {
+    let now = wall_now_s();
+    let trust = client.trust(now).await?;
+    if let Some(mut stored) = state.load()? {
+        let check = trust
+            .bundle
+            .validate(&stored.chain, &trust.crls, now, &ExpectedPeer::Any);
+        match check {
+            Ok(()) => return Ok((stored, trust)),
+            // A leaf of an intermediate retired while the node was down: the CA renews it.
+            Err(e) if e.class() == "unknown_issuer" => {
+                stored.chain = client.renew(who, &stored.key_seed, &stored.chain).await?;
+                state.save_chain(&stored.chain)?;
+                return Ok((stored, trust));
+            }
+            Err(e) if token.is_none() => {
+                return Err(Failure(format!(
+                    "the stored certificate in {} is not usable ({}: {e}): enroll again with a new --token",
+                    state.path().display(),
+                    e.class()
+                )))
+            }
+            Err(_) => {}
+        }
+    }
+    let token = token.ok_or_else(|| {
+        Failure(format!(
+            "no identity in {}: give the join token the operator issued (--token)",
+            state.path().display()
+        ))
+    })?;
+    let mut key_seed = [0u8; 32];
+    getrandom::fill(&mut key_seed).map_err(|e| Failure(format!("no OS randomness for the node key: {e}")))?;
+    let chain = client.enroll(who, &key_seed, token).await?;
+    // Check what we got the way peers will, before keeping it.
+    if let Err(e) = trust.bundle.validate(&chain, &trust.crls, now, &ExpectedPeer::Any) {
+        return Err(Failure(format!("the certificate the CA issued does not validate: {e}")));
+    }
+    state.save_key(&key_seed)?;
+    state.save_chain(&chain)?;
+    Ok((Identity { key_seed, chain }, trust))
+}
+
+/// Keeps a running node's certificate and trust current: renews the leaf at its renewal point
+/// and refreshes the bundle and revocation lists, handing both to STOQ (new handshakes present
+/// the renewed chain; live connections to peers the new trust refuses are closed).
+struct Keeper<'a> {
+    client: &'a CaClient,
+    state: &'a StateDir,
+    who: &'a NodeIdentity,
+    security: &'a Security,
+    identity: Identity,
+    renew_fraction: f64,
+}
+
+impl Keeper<'_> {
+    /// When the current leaf is due for renewal (Unix seconds).
+    fn renew_at(&self) -> i64 {
+        match validity_of(&self.identity.chain[0]) {
+            Some(v) => v.not_before + ((v.not_after - v.not_before) as f64 * self.renew_fraction) as i64,
+            None => wall_now_s(),
+        }
+    }
+
+    async fn run(&mut self, trust_refresh: Duration) {
+        let mut refresh = tokio::time::interval(trust_refresh);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        refresh.tick().await; // the first tick is immediate; trust was just fetched
+        let mut retry = RENEW_RETRY_MIN;
+        loop {
+            let wait = Duration::from_secs(u64::try_from(self.renew_at() - wall_now_s()).unwrap_or(0));
+            tokio::select! {
+                () = tokio::time::sleep(wait) => match self.renew().await {
+                    Ok(()) => retry = RENEW_RETRY_MIN,
+                    Err(Failure(message)) => {
+                        tracing::warn!(%message, "renewal failed; retrying");
+                        emit(serde_json::json!({ "event": "renewal_failed", "reason": message }));
+                        tokio::time::sleep(retry).await;
+                        retry = (retry * 2).min(RENEW_RETRY_MAX);
+                    }
+                },
+                _ = refresh.tick() => {
+                    if let Err(Failure(message)) = self.refresh().await {
+                        tracing::warn!(%message, "trust refresh failed; keeping the current trust");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn renew(&mut self) -> Result<(), Failure> {
+        let chain = self
+            .client
+            .renew(self.who, &self.identity.key_seed, &self.identity.chain)
+            .await?;
+        let renewed = Identity {
+            key_seed: self.identity.key_seed,
+            chain,
+        };
+        self.security
+            .present(&credentials(&renewed))
+            .map_err(|e| Failure(format!("the renewed chain cannot be presented: {e}")))?;
+        self.state.save_chain(&renewed.chain)?;
+        let serial = serial_of(&renewed.chain[0]).map(|s| hex(&s)).unwrap_or_default();
+        self.identity = renewed;
+        emit(serde_json::json!({ "event": "renewed", "serial": serial }));
+        Ok(())
+    }
+
+    async fn refresh(&mut self) -> Result<(), Failure> {
+        let trust = self.client.trust(wall_now_s()).await?;
+        let revoked = trust
+            .bundle
+            .validate(&self.identity.chain, &trust.crls, wall_now_s(), &ExpectedPeer::Any)
+            .err()
+            .filter(|e| e.class() == "revoked");
+        self.security.trust(trust);
+        emit(serde_json::json!({ "event": "trust_refreshed" }));
+        if revoked.is_some() {
+            // Peers will refuse this node from their next refresh on; say so where the operator
+            // looks.
+            emit(serde_json::json!({ "event": "revoked" }));
+        }
+        Ok(())
+    }
+}
+
+/// First wait after a failed renewal; it doubles up to [`RENEW_RETRY_MAX`].
+const RENEW_RETRY_MIN: Duration = Duration::from_secs(1);
+/// Longest wait between renewal attempts.
+const RENEW_RETRY_MAX: Duration = Duration::from_secs(60);
+
+fn wall_now_s() -> i64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    WallTime::from_unix_nanos(nanos)
+        .as_unix_nanos()
+        .div_euclid(1_000_000_000)
+}
+
+/// A stable membership id from a node name: its 64-bit FNV-1a hash.
+fn name_id(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
