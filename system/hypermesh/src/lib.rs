@@ -6,5 +6,11 @@
 //!
 //! Everything here is a sans-IO [`runtime::Actor`]: it runs unchanged in the deterministic
 //! simulator and on real sockets.
+//!
+//! With the `testing` feature, `testing` holds the checkers that turn a run's probes into
+//! figures (detection and death times, false deaths, convergence), for this crate's tests and
+//! the testbed.
 
 pub mod membership;
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -32,6 +32,7 @@
 //! | `join_refused` | refusing node id | wall-clock skew in ms |
 //! | `refute` | own id | new incarnation |
 //! | `storage_error` | 0 | 1 |
+//! | `implausible_incarnation` | the accuser's claim's subject (this node) | 1: an accusation beyond [`INCARNATION_LEAD_MAX`], ignored |
 
 mod broadcasts;
 mod config;
@@ -43,5 +44,5 @@ pub mod wire;
 
 pub use config::{ConfigError, MembershipConfig};
 pub use members::MemberState;
-pub use node::{MembershipNode, Timer, MOUNT};
+pub use node::{MembershipNode, Timer, INCARNATION_LEAD_MAX, MOUNT};
 pub use wire::NodeId;

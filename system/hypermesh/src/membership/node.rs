@@ -42,6 +42,12 @@ pub enum Timer {
     RelayExpiry(u32),
 }
 
+/// How far ahead of a node's own incarnation an accusation about it may be and still be
+/// refuted. Honest claims lag or lead by the node's refutations and restarts since a peer last
+/// heard; a claim further ahead is forged or corrupt, and refuting it would walk the incarnation
+/// towards `u64::MAX`, past which no accusation could be outranked.
+pub const INCARNATION_LEAD_MAX: u64 = 1 << 32;
+
 /// Where membership lives on a node's [`runtime::host::Host`].
 pub const MOUNT: Mount = Mount::new("membership", Channel(1));
 
@@ -81,6 +87,11 @@ impl MembershipNode {
     /// A node that will run with `config` (validated by the caller with
     /// [`MembershipConfig::validate`]).
     pub fn new(config: MembershipConfig) -> Self {
+        // Every limit the node relies on is in the config: running with a bad one is a bug in
+        // the caller, stopped here rather than met later as a stuck or flooding node.
+        if let Err(e) = config.validate() {
+            panic!("MembershipNode::new with a config that fails validation: {e}");
+        }
         MembershipNode {
             me: config.id,
             config,
@@ -687,6 +698,14 @@ impl MembershipNode {
 
     fn refute_if_needed(&mut self, env: &mut Cx<'_>, update: Update) {
         let Some(current) = self.incarnation else { return };
+        if update.incarnation > current.saturating_add(INCARNATION_LEAD_MAX) {
+            // No honest peer knows an incarnation of ours this far ahead of our own (a node
+            // restarted on a wiped disk lags by its restarts and refutations, not by billions):
+            // refuting it would jump our incarnation towards its end, where one more accusation
+            // could never be outranked. Forged or corrupt; ignored and counted.
+            env.probe(Probe::new("implausible_incarnation", update.node.0, 1));
+            return;
+        }
         let refute = match update.claim {
             Claim::Alive { .. } => update.incarnation > current,
             Claim::Suspect { .. } | Claim::Dead { .. } => update.incarnation >= current,
@@ -703,7 +722,12 @@ impl MembershipNode {
             });
         }
         if refute {
-            let incarnation = update.incarnation.max(current) + 1;
+            // Cannot overflow: the accusation is within INCARNATION_LEAD_MAX of `current`,
+            // which grows by at most that much per refutation.
+            let Some(incarnation) = update.incarnation.max(current).checked_add(1) else {
+                env.probe(Probe::new("implausible_incarnation", update.node.0, 1));
+                return;
+            };
             self.persist_incarnation(env, incarnation);
             env.probe(Probe::new("refute", self.me.0, incarnation as i64));
             let addr = self.my_addr.expect("address chosen at start");

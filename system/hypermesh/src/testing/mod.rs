@@ -1,0 +1,70 @@
+//! Checkers for runs of HyperMesh nodes: what the nodes recorded (their probes), judged against
+//! what was done to them (the ground truth of reachability). Compiled only with the `testing`
+//! feature; the testbed's `membership` workload and this crate's own tests use them.
+//!
+//! Nothing here names a backend: a run is handed over as [`Observed`] probes (when, which node,
+//! what) and its ground truth as [`truth::Event`]s, so a run of the simulator, or of anything
+//! else that records probes, is judged the same way. The figures are [`Figures`]: named values
+//! (`false_deaths`, `detection_ms_p99`, … listed with their meaning in
+//! [`membership::METRICS`]) and the first few instances behind bad ones.
+//!
+//! ```ignore
+//! let probes = sim.probes().iter().map(|r| Observed {
+//!     at: Duration::from_nanos(r.at.as_nanos()),
+//!     node: r.node,
+//!     probe: &r.probe,
+//! });
+//! let figures = membership::analyse(probes, &truth, &run);
+//! assert_eq!(figures.get("false_deaths"), Some(0.0));
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use runtime::Probe;
+
+pub mod membership;
+mod percentile;
+pub mod truth;
+
+pub use percentile::percentile;
+
+/// One probe as a run recorded it.
+#[derive(Copy, Clone, Debug)]
+pub struct Observed<'a> {
+    /// True time since the start of the run (not the node's clock).
+    pub at: Duration,
+    /// The recording node's index in the run (`0..nodes`).
+    pub node: u32,
+    /// What it recorded.
+    pub probe: &'a Probe,
+}
+
+/// The figures of one run, by metric name; `None` where a figure has no value (e.g. a pair was
+/// never detected, so there is no honest maximum).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Figures {
+    /// Metric name → value.
+    pub metrics: BTreeMap<String, Option<f64>>,
+    /// The first few instances behind bad figures (a false death: who, whom, when), so a
+    /// failing run can be read without a debugger.
+    pub evidence: Vec<String>,
+}
+
+impl Figures {
+    /// The value of `metric`; `None` if it has no value or is not one of these figures.
+    pub fn get(&self, metric: &str) -> Option<f64> {
+        self.metrics.get(metric).copied().flatten()
+    }
+}
+
+/// A time since the start of the run as evidence prints it: seconds to the millisecond
+/// (`12.345s`), computed as nanoseconds over 1e9 like the simulator's own clock display.
+struct Seconds(Duration);
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.3}s", self.0.as_nanos() as f64 / 1e9)
+    }
+}

@@ -1,0 +1,147 @@
+//! Small simulated clusters of real membership nodes, with a wiretap on every link.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use hypermesh::membership::wire::{Message, Record};
+use hypermesh::membership::{MemberState, MembershipConfig, MembershipNode, NodeId, MOUNT};
+use runtime::host::{BareDatagrams, Host};
+use runtime::{Actor, DetRng};
+use simulator::{
+    ClockModel, Intercepted, Interceptor, LinkEnds, NetworkModel, NodeIndex, NodeSpec, SimTime, Simulation,
+};
+
+use super::bench::framed;
+
+/// Node `i`'s address.
+pub fn addr(i: NodeIndex) -> SocketAddr {
+    format!("[fd00::1:{:x}]:7000", i + 1).parse().expect("address")
+}
+
+/// Node `i`'s id.
+pub fn id(i: NodeIndex) -> NodeId {
+    NodeId(u64::from(i) + 1)
+}
+
+/// A membership message seen on a link.
+#[derive(Clone, Debug)]
+pub struct Tapped {
+    /// Sending node.
+    pub from: NodeIndex,
+    /// Receiving node.
+    pub to: NodeIndex,
+    /// What it said.
+    pub message: Message,
+}
+
+/// Records every membership message sent on any link, changing nothing.
+struct Wiretap(Rc<RefCell<Vec<Tapped>>>);
+
+impl Interceptor for Wiretap {
+    fn intercept(&mut self, link: LinkEnds, payload: Bytes, _rng: &mut DetRng) -> Intercepted {
+        if let Some((&channel, body)) = payload.split_first() {
+            if channel == MOUNT.channel.0 {
+                let message = Message::decode(body).expect("members send well-formed messages");
+                self.0.borrow_mut().push(Tapped {
+                    from: link.from_node,
+                    to: link.to_node,
+                    message,
+                });
+            }
+        }
+        Intercepted::Pass(payload)
+    }
+}
+
+/// A simulated cluster whose nodes all join through node 0 with the guide's settings.
+pub struct Cluster {
+    /// The simulation.
+    pub sim: Simulation,
+    tap: Rc<RefCell<Vec<Tapped>>>,
+}
+
+impl Cluster {
+    /// `nodes` nodes on a clean network, started at time zero, driven by `seed`.
+    pub fn new(seed: u64, nodes: NodeIndex) -> Cluster {
+        let factory = |i: NodeIndex| -> Box<dyn Actor> {
+            let config = MembershipConfig::new(id(i), vec![addr(0)]);
+            config.validate().expect("the guide's settings are valid");
+            Box::new(Host::new(BareDatagrams).mount(MOUNT, MembershipNode::new(config)))
+        };
+        let mut sim = Simulation::new(seed, NetworkModel::default(), Box::new(factory));
+        let tap = Rc::new(RefCell::new(Vec::new()));
+        sim.set_interceptor(Box::new(Wiretap(tap.clone())));
+        let mut cluster = Cluster { sim, tap };
+        for _ in 0..nodes {
+            cluster.add_node_at(SimTime::ZERO, ClockModel::default());
+        }
+        cluster
+    }
+
+    /// Adds a node that starts at `at` with `clock`; returns its index.
+    pub fn add_node_at(&mut self, at: SimTime, clock: ClockModel) -> NodeIndex {
+        let i = self.sim.node_count() as NodeIndex;
+        self.sim.add_node_at(
+            NodeSpec {
+                addrs: vec![addr(i)],
+                clock,
+                ..NodeSpec::default()
+            },
+            at,
+        )
+    }
+
+    /// Runs until `at`.
+    pub fn run_until(&mut self, at: SimTime) {
+        self.sim.run_until(at, |_| {});
+    }
+
+    /// Every membership message sent since the tap was last cleared.
+    pub fn tapped(&self) -> Vec<Tapped> {
+        self.tap.borrow().clone()
+    }
+
+    /// Forgets what the tap has seen so far.
+    pub fn clear_tap(&mut self) {
+        self.tap.borrow_mut().clear();
+    }
+
+    /// Delivers `message` to node `to` at `at`, as if node `from` had sent it.
+    pub fn forge(&mut self, at: SimTime, from: NodeIndex, to: NodeIndex, message: &Message) {
+        self.sim.forge(at, addr(from), addr(to), framed(message));
+    }
+
+    /// Every probe named `name` that node `node` recorded, with when.
+    pub fn probes_named(&self, node: NodeIndex, name: &str) -> Vec<(SimTime, u64, i64)> {
+        self.sim
+            .probes()
+            .iter()
+            .filter(|r| r.node == node && r.probe.name == name)
+            .map(|r| {
+                assert_eq!(r.probe.protocol, MOUNT.name);
+                (r.at, r.probe.subject, r.probe.value)
+            })
+            .collect()
+    }
+
+    /// Every state `observer` recorded for node `subject` (0 alive, 1 suspect, 2 dead), with when.
+    pub fn recorded_states(&self, observer: NodeIndex, subject: NodeIndex) -> Vec<(SimTime, i64)> {
+        self.probes_named(observer, "member")
+            .into_iter()
+            .filter(|(_, member, _)| *member == id(subject).0)
+            .map(|(at, _, state)| (at, state))
+            .collect()
+    }
+}
+
+/// Node `i`'s record in a member list, with `state`, at its first incarnation.
+pub fn record(i: NodeIndex, state: MemberState) -> Record {
+    Record {
+        node: id(i),
+        addr: addr(i),
+        incarnation: super::bench::FIRST_INCARNATION,
+        state: state.code(),
+    }
+}

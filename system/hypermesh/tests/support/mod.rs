@@ -1,0 +1,4 @@
+//! Test benches shared by membership's integration tests.
+
+pub mod bench;
+pub mod cluster;
