@@ -179,8 +179,8 @@ pub enum CaCommand {
         /// The CA's state directory.
         #[command(flatten)]
         state: StateDir,
-        /// Where to write them.
-        #[arg(long, value_name = "DIR")]
+        /// Where to write them (the guide's plain `trustchain ca install`: here).
+        #[arg(long, value_name = "DIR", default_value = ".")]
         out: PathBuf,
     },
 }

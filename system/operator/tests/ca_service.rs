@@ -371,3 +371,36 @@ fn ipv4_and_bad_flags_are_refused_by_name() {
     assert_eq!(no_csr.status.code(), Some(2));
     assert!(text(&no_csr.stderr).contains("/nonexistent.pem"));
 }
+
+/// The guide's own invocations, as it writes them, from an operator's working directory: the
+/// default state directory, `ca install` with no arguments, and the graceful rotation.
+#[test]
+fn the_guides_invocations_work_as_written() {
+    let dir = fresh_dir("guide-invocations");
+    let trustchain = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_trustchain"))
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("trustchain runs");
+        assert!(out.status.success(), "trustchain {args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    trustchain(&["ca", "init"]);
+    trustchain(&["ca", "install"]);
+    for file in ["root.pem", "intermediate.pem", "bundle.pem", "ct-log.pub"] {
+        assert!(dir.join(file).exists(), "ca install wrote no {file}");
+    }
+    let rotated = trustchain(&[
+        "rotate",
+        "--overlap-period",
+        "1h",
+        "--gradual-rollout",
+        "--verify-before-switch",
+    ]);
+    assert!(rotated.contains("overlap 3600 s"), "{rotated}");
+    assert!(rotated.contains("verify-before-switch: on"), "{rotated}");
+    // And with the state directory named, as `trustchain ca init --state DIR`.
+    trustchain(&["ca", "init", "--state", "DIR"]);
+    assert!(dir.join("DIR").is_dir());
+}
