@@ -1,36 +1,34 @@
-//! Turns a scenario and a seed into a ready simulation: node addresses and clocks, the actors,
-//! and the fault schedule, including swarm draws. Everything drawn from the seed is recorded in
-//! [`Derived`] so a run can print it.
+//! Turns a scenario and a seed into a ready simulation: node addresses and clocks, the actors
+//! (from the scenario's workload, `crate::workload`), and the fault schedule, including swarm
+//! draws. Everything drawn from the seed is recorded in [`Derived`] so a run can print it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use hypermesh::membership::{self, MembershipConfig, MembershipNode, NodeId};
-use runtime::host::{BareDatagrams, Host};
-use runtime::{Actor, DetRng, Entropy};
+use runtime::{DetRng, Entropy};
 use serde::Serialize;
 use simulator::{ClockModel, FaultAction, LinkModel, NetworkModel, NodeSet, NodeSpec, SimTime, Simulation};
 
-use stoq::{Credentials, Randomness, Stoq, StoqConfig, Trust};
-use trustchain::ca::{key_from_seed, Authority, CaPolicy, NodeIdentity};
-use trustchain::enroll::{Grant, TokenKey};
-use trustchain::node::{AuthorityConfig, TrustNode, TrustNodeConfig};
-use trustchain::trust::TrustBundle;
-
-use crate::scenario::{
-    fixed_indices, Family, FaultKind, FaultPlan, Scenario, Selection, StoqPlan, SwarmPlan, TrustChainPlan,
-};
+use crate::scenario::{fixed_indices, Family, FaultKind, FaultPlan, Scenario, Selection, SwarmPlan};
 
 /// The port every simulated node listens on.
 pub const MEMBERSHIP_PORT: u16 = 7946;
 
-/// Random streams of the builder, apart from the simulation's own.
-mod stream {
-    pub const TOKENS: u64 = 15;
+/// Random streams forked from a seed's root, apart from the simulation's own: one per purpose,
+/// so that adding draws to one never shifts another. A workload that draws takes a number of
+/// its own here.
+pub mod stream {
+    /// Every node's clock offset and drift.
     pub const CLOCKS: u64 = 11;
+    /// `random k` node selections of faults.
     pub const SELECTIONS: u64 = 12;
+    /// Swarm fault mixes.
     pub const SWARM: u64 = 13;
+    /// Every node's start time.
     pub const STARTS: u64 = 14;
+    /// The `trustchain` workload's join-token secret.
+    pub const TOKENS: u64 = 15;
+    /// The `membership` workload's CA, keys and QUIC randomness over `[stoq]`.
     pub const STOQ: u64 = 16;
 }
 
@@ -62,6 +60,9 @@ pub struct Derived {
     pub drift_ppm: Vec<f64>,
     /// Every node's start time, s.
     pub start_s: Vec<f64>,
+    /// Every node's start time, exact (`start_s` is it in seconds).
+    #[serde(skip)]
+    pub starts: Vec<Duration>,
     /// The fault schedule, scripted and swarm-drawn, in time order.
     pub schedule: Vec<ScheduledFault>,
 }
@@ -76,7 +77,9 @@ pub struct Built {
     pub end: SimTime,
 }
 
-fn node_addrs(index: u32, family: Family) -> Vec<SocketAddr> {
+/// Node `index`'s addresses (`fd00::N` and `10.x.y.z` with `N = index + 1`) of `family`, on
+/// [`MEMBERSHIP_PORT`].
+pub fn node_addrs(index: u32, family: Family) -> Vec<SocketAddr> {
     let n = index + 1;
     let v6 = SocketAddr::new(
         IpAddr::V6(Ipv6Addr::new(
@@ -130,93 +133,6 @@ fn resolve(selection: &Selection, count: u32, rng: &mut DetRng) -> Vec<u32> {
         }
         other => fixed_indices(other, count),
     }
-}
-
-/// The membership configuration of node `index`.
-pub fn membership_config(scenario: &Scenario, index: u32, seeds: &[SocketAddr]) -> MembershipConfig {
-    let w = &scenario.workload;
-    let mut c = MembershipConfig::new(NodeId(u64::from(index)), seeds.to_vec());
-    macro_rules! set {
-        ($($field:ident),*) => { $( if let Some(v) = w.$field { c.$field = v; } )* };
-    }
-    set!(
-        probe_interval,
-        latency_tolerance,
-        probe_margin,
-        clock_skew_max,
-        gossip_interval,
-        push_pull_interval
-    );
-    if let Some(v) = w.indirect_after {
-        c.indirect_after = v;
-    } else if let Some(t) = w.latency_tolerance {
-        c.indirect_after = t;
-    }
-    if let Some(v) = w.indirect_probes {
-        c.indirect_probes = v as usize;
-    }
-    if let Some(v) = w.confirmation_required {
-        c.confirmation_required = v;
-    }
-    if let Some(v) = w.suspicion_mult {
-        c.suspicion_mult = v;
-    }
-    if let Some(v) = w.gossip_fanout {
-        c.gossip_fanout = v as usize;
-    }
-    c
-}
-
-/// Every node's TrustChain configuration: the static peer list (phase 0), the CA's node, and a
-/// join token per node from the CA's token secret (drawn from the seed, as an operator would
-/// hand tokens out before the cold start).
-fn trustchain_configs(scenario: &Scenario, plan: &TrustChainPlan, root: &DetRng) -> Vec<TrustNodeConfig> {
-    let count = scenario.nodes.len();
-    let peers: Vec<SocketAddr> = (0..count)
-        .map(|i| node_addrs(i as u32, scenario.nodes[i].family)[0])
-        .collect();
-    let mut rng = root.fork(stream::TOKENS);
-    let mut secret = [0u8; 32];
-    rng.fill_bytes(&mut secret);
-    let tokens = TokenKey::new(&secret);
-    // Tokens outlive the run: their expiry is tested in the trustchain crate, not here.
-    let expires = simulator::SIM_EPOCH_UNIX_SECS + scenario.duration.as_secs() as i64 + 86_400;
-    let mut authority = AuthorityConfig::new(secret);
-    authority.policy.backdate = plan.backdate;
-    authority.policy.leaf_lifetime = plan.leaf_lifetime;
-    authority.rotate_every = plan.rotate_every;
-    authority.overlap = plan.overlap;
-    authority.rollout_waves = plan.rollout_waves;
-    authority.rollout_interval = plan.rollout_interval;
-    authority.push_bundles = plan.push_bundles;
-    authority.quorum_before_issuing = plan.quorum_before_issuing;
-    authority.revocations = plan.revocations.iter().map(|(at, n)| (*at, *n as usize)).collect();
-    (0..count)
-        .map(|i| {
-            let addr = match peers[i].ip() {
-                IpAddr::V6(a) => a,
-                IpAddr::V4(a) => a.to_ipv6_mapped(),
-            };
-            let grant = Grant {
-                identity: NodeIdentity {
-                    name: format!("node-{i}.mesh"),
-                    addr,
-                },
-                expires,
-                id: i as u64 + 1,
-            };
-            let mut c = TrustNodeConfig::new(i, peers.clone(), plan.ca as usize, tokens.issue(&grant));
-            c.handshake_interval = plan.handshake_interval;
-            c.handshake_timeout = plan.handshake_timeout;
-            c.bundle_refresh = plan.bundle_refresh;
-            c.renew_fraction = plan.renew_fraction;
-            c.verify_before_switch = plan.verify_before_switch;
-            if i == plan.ca as usize {
-                c.authority = Some(authority.clone());
-            }
-            c
-        })
-        .collect()
 }
 
 fn expand(plan: &FaultPlan, count: u32, link: &LinkModel, out: &mut Vec<ScheduledFault>) {
@@ -483,73 +399,6 @@ fn resolve_faults(scenario: &Scenario, swarm_rng: &mut DetRng, select_rng: &mut 
     plans
 }
 
-/// Membership over STOQ: a CA drawn from the seed issues every IPv6 node a leaf for its address
-/// (valid for the whole run), as an operator's enrollment would before the start; an IPv4-only
-/// node gets none, and its endpoint refuses to start. Each incarnation of a node gets its own
-/// seeded randomness (a restarted node is a new QUIC endpoint).
-fn stoq_factory(
-    scenario: &Scenario,
-    plan: &StoqPlan,
-    root: &DetRng,
-    configs: Vec<MembershipConfig>,
-) -> Box<dyn simulator::ActorFactory> {
-    let mut rng = root.fork(stream::STOQ);
-    let mut seed = || {
-        let mut s = [0u8; 32];
-        rng.fill_bytes(&mut s);
-        s
-    };
-    let policy = CaPolicy {
-        leaf_lifetime: scenario.duration + Duration::from_secs(86_400),
-        ..CaPolicy::default()
-    };
-    let epoch = simulator::SIM_EPOCH_UNIX_SECS;
-    let mut ca = Authority::create(&seed(), &seed(), epoch, policy).expect("a CA from any seeds at the sim epoch");
-    let credentials: Vec<Option<Credentials>> = (0..scenario.nodes.len())
-        .map(|i| {
-            let key_seed = seed();
-            let addr = node_addrs(i as u32, scenario.nodes[i].family)
-                .into_iter()
-                .find_map(|a| match a.ip() {
-                    IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => Some(v6),
-                    _ => None,
-                })?;
-            let key = key_from_seed(&key_seed);
-            let who = NodeIdentity {
-                name: format!("node-{i}.mesh"),
-                addr,
-            };
-            let leaf = ca.issue(&who, &key, epoch).expect("a leaf for a valid identity");
-            Some(Credentials {
-                chain: vec![leaf, ca.intermediate().clone()],
-                key_pkcs8: key.serialize_der(),
-            })
-        })
-        .collect();
-    let trust = Trust {
-        bundle: TrustBundle::new(ca.root().clone(), ca.intermediate().clone()),
-        crls: ca.revocation_lists(epoch).expect("a CRL at the sim epoch"),
-    };
-    let base = StoqConfig {
-        idle_timeout: plan.idle_timeout,
-        keep_alive: plan.keep_alive,
-        initial_rtt: plan.initial_rtt,
-        ..StoqConfig::default()
-    };
-    let mut incarnation = vec![0u64; configs.len()];
-    let salt = rng.next_u64();
-    Box::new(move |node: u32| -> Box<dyn Actor> {
-        let i = node as usize;
-        incarnation[i] += 1;
-        let config = StoqConfig {
-            randomness: Randomness::Seeded(salt ^ (u64::from(node) << 32) ^ incarnation[i]),
-            ..base.clone()
-        };
-        let transport = Stoq::new(config, credentials[i].clone(), trust.clone());
-        Box::new(Host::new(transport).mount(membership::MOUNT, MembershipNode::new(configs[i].clone())))
-    })
-}
-
 /// Builds the simulation of `scenario` under `seed`.
 pub fn build(scenario: &Scenario, seed: u64) -> Built {
     let root = root_rng(seed);
@@ -558,35 +407,7 @@ pub fn build(scenario: &Scenario, seed: u64) -> Built {
     let (mut swarm_rng, mut select_rng) = fault_streams(&root);
     let mut start_rng = root.fork(stream::STARTS);
 
-    let seeds: Vec<SocketAddr> = (0..scenario.workload.seeds)
-        .map(|i| node_addrs(i, scenario.nodes[i as usize].family)[0])
-        .collect();
-    let factory: Box<dyn simulator::ActorFactory> = match &scenario.trustchain {
-        Some(plan) => {
-            let configs = trustchain_configs(scenario, plan, &root);
-            let members: Option<Vec<MembershipConfig>> = plan
-                .membership
-                .then(|| (0..count).map(|i| membership_config(scenario, i, &seeds)).collect());
-            Box::new(move |node: u32| -> Box<dyn Actor> {
-                let trust_node = TrustNode::new(configs[node as usize].clone());
-                let mut host = Host::new(BareDatagrams).mount(trustchain::node::MOUNT, trust_node);
-                if let Some(members) = &members {
-                    host = host.mount(membership::MOUNT, MembershipNode::new(members[node as usize].clone()));
-                }
-                Box::new(host)
-            })
-        }
-        None => {
-            let configs: Vec<MembershipConfig> = (0..count).map(|i| membership_config(scenario, i, &seeds)).collect();
-            match &scenario.stoq {
-                None => Box::new(move |node: u32| -> Box<dyn Actor> {
-                    let member = MembershipNode::new(configs[node as usize].clone());
-                    Box::new(Host::new(BareDatagrams).mount(membership::MOUNT, member))
-                }),
-                Some(plan) => stoq_factory(scenario, plan, &root, configs),
-            }
-        }
-    };
+    let factory = scenario.workload().factory(scenario, &root);
     let network = NetworkModel::new(scenario.link);
     let mut sim = Simulation::new(seed, network, factory);
 
@@ -594,6 +415,7 @@ pub fn build(scenario: &Scenario, seed: u64) -> Built {
         clock_offset_ms: Vec::new(),
         drift_ppm: Vec::new(),
         start_s: Vec::new(),
+        starts: Vec::new(),
         schedule: Vec::new(),
     };
     let offset_max = scenario.clock.offset_max.as_nanos() as f64;
@@ -609,6 +431,7 @@ pub fn build(scenario: &Scenario, seed: u64) -> Built {
         derived.drift_ppm.push(drift_ppm);
         let start = scenario.workload.start_spread.mul_f64(start_rng.unit_f64());
         derived.start_s.push(start.as_secs_f64());
+        derived.starts.push(start);
         starts.push((
             i as u32,
             start,

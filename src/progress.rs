@@ -1,5 +1,8 @@
 //! A progress bar on a terminal, nothing when piped.
 
+// The bar redraws at most ten times a wall-clock second: the CLI's clock, not a node's.
+#![allow(clippy::disallowed_methods)]
+
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 

@@ -8,9 +8,10 @@ use serde::Serialize;
 use simulator::trace::TraceWriter;
 use simulator::{RunStats, SimTime};
 
-use crate::analysis::{analyse, analyse_trustchain, fault_windows, membership_plots, trustchain_plots, Analysis};
+use crate::analysis::fault_windows;
 use crate::build::{build, Derived};
 use crate::scenario::Scenario;
+use crate::workload::FinishedRun;
 
 /// Everything a run reports; the JSON line of `testbed run --json`.
 #[derive(Clone, Debug, Serialize)]
@@ -103,26 +104,15 @@ pub fn run_scenario(
     });
     let wall_seconds = (wall() - started).as_secs_f64();
     let sim = &built.sim;
-    let membership = || {
-        analyse(
-            sim.probes(),
-            &built.derived,
-            sim.node_count(),
-            end,
-            scenario.workload.settle,
-        )
+    let workload = scenario.workload();
+    let finished = FinishedRun {
+        scenario,
+        probes: sim.probes(),
+        derived: &built.derived,
+        nodes: sim.node_count(),
+        end,
     };
-    let analysis: Analysis = match &scenario.trustchain {
-        Some(plan) => {
-            let trust = analyse_trustchain(sim.probes(), &built.derived, sim.node_count());
-            if plan.membership {
-                trust.merge(membership())
-            } else {
-                trust
-            }
-        }
-        None => membership(),
-    };
+    let analysis = workload.analyse(&finished);
     let mut assertions: Vec<AssertionRecord> = scenario
         .asserts
         .iter()
@@ -152,16 +142,7 @@ pub fn run_scenario(
         });
     }
     let sim_seconds = end.as_secs_f64();
-    let plots = match &scenario.trustchain {
-        Some(plan) => {
-            let mut plots = trustchain_plots(sim.probes(), sim.node_count(), end);
-            if plan.membership {
-                plots.extend(membership_plots(sim.probes(), &built.derived, sim.node_count(), end));
-            }
-            plots
-        }
-        None => membership_plots(sim.probes(), &built.derived, sim.node_count(), end),
-    };
+    let plots = workload.plots(&finished);
     let windows = fault_windows(&built.derived, sim_seconds);
     let summary = RunSummary {
         scenario: scenario.name.clone(),

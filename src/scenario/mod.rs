@@ -15,6 +15,7 @@ use simulator::{Latency, LinkModel, StorageFaults};
 use toml::Spanned;
 
 use crate::assertion::Assertion;
+use crate::workload::{self, Workload, WORKLOADS};
 use raw::{RawLatency, RawScenario, RawSelection, RawWorkload};
 use runtime::units::{parse_duration, parse_signed_nanos};
 pub use units::Selection;
@@ -320,6 +321,9 @@ pub struct Scenario {
     pub link: LinkModel,
     /// Disk faults of every node.
     pub storage: StorageFaults,
+    /// `workload.kind`: the entry of [`crate::workload::WORKLOADS`] that runs (see
+    /// [`Scenario::workload`]).
+    pub kind: &'static str,
     /// The membership workload (for other workloads only `start_spread` and `settle` apply).
     pub workload: MembershipPlan,
     /// The TrustChain workload, when `workload.kind = "trustchain"`.
@@ -341,6 +345,13 @@ pub struct Scenario {
     pub source: String,
     /// The `--set` overrides applied to the file, as given.
     pub overrides: Vec<String>,
+}
+
+impl Scenario {
+    /// The workload that runs: the one named by `workload.kind`.
+    pub fn workload(&self) -> &'static dyn Workload {
+        workload::by_kind(self.kind).unwrap_or_else(|| panic!("workload kind {:?} is not registered", self.kind))
+    }
 }
 
 /// The file's name as shown in errors, and its text.
@@ -625,8 +636,11 @@ impl Ctx<'_> {
             io_error: self.probability(&raw.storage.io_error, "storage.io_error")?,
             torn_writes: raw.storage.torn_writes.unwrap_or(false),
         };
+        let kind = self.workload_kind(&raw.workload.get_ref().kind)?;
         let workload = self.workload(&raw.workload, count)?;
-        let trustchain = match (raw.workload.get_ref().kind.get_ref().as_str(), &raw.trustchain) {
+        // The workloads' own tables are parsed here, beside the rest of the file, so their
+        // errors name a line like every other.
+        let trustchain = match (kind, &raw.trustchain) {
             ("trustchain", t) => Some(self.trustchain(t.as_ref(), count)?),
             (_, Some(t)) => {
                 return Err(self.err(t.span(), "a [trustchain] section needs workload.kind = \"trustchain\""));
@@ -722,6 +736,7 @@ impl Ctx<'_> {
             clock,
             link,
             storage,
+            kind,
             workload,
             trustchain,
             stoq,
@@ -801,17 +816,27 @@ impl Ctx<'_> {
         }
     }
 
+    /// `workload.kind`, one of [`WORKLOADS`].
+    fn workload_kind(&self, kind: &Spanned<String>) -> Result<&'static str, ScenarioError> {
+        match workload::by_kind(kind.get_ref()) {
+            Some(w) => Ok(w.kind()),
+            None => Err(self.err(
+                kind.span(),
+                format!(
+                    "unknown workload kind {:?} (known: {})",
+                    kind.get_ref(),
+                    WORKLOADS
+                        .iter()
+                        .map(|w| format!("{:?}", w.kind()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
+    }
+
     fn workload(&self, w: &Spanned<RawWorkload>, count: u32) -> Result<MembershipPlan, ScenarioError> {
         let raw = w.get_ref();
-        if !["membership", "trustchain"].contains(&raw.kind.get_ref().as_str()) {
-            return Err(self.err(
-                raw.kind.span(),
-                format!(
-                    "unknown workload kind {:?} (known: \"membership\", \"trustchain\")",
-                    raw.kind.get_ref()
-                ),
-            ));
-        }
         let seeds = match &raw.seeds {
             Some(s) if *s.get_ref() == 0 || *s.get_ref() > count => {
                 return Err(self.err(s.span(), format!("workload.seeds must be in 1..={count}")));

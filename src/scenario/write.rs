@@ -208,12 +208,7 @@ fn network(link: &LinkModel) -> Table {
 fn workload(s: &Scenario) -> Table {
     let w = &s.workload;
     let mut t = Table::new();
-    let kind = if s.trustchain.is_some() {
-        "trustchain"
-    } else {
-        "membership"
-    };
-    t.insert("kind".into(), kind.into());
+    t.insert("kind".into(), s.kind.into());
     t.insert("seeds".into(), int(w.seeds));
     t.insert("start_spread".into(), duration(w.start_spread));
     t.insert("settle".into(), duration(w.settle));

@@ -18,7 +18,9 @@
 //!   which carry a rotation's overlap window;
 //! - [`node`]: the protocol actor of bootstrap phases 0 and 1 (seed list, CA created at first
 //!   start, enrollment, renewal, verify-before-switch rotation, revocation propagation);
-//! - [`durable`]: crash-safe replacement of small state files on the runtime's `Storage`.
+//! - [`durable`]: crash-safe replacement of small state files on the runtime's `Storage`;
+//! - `testing` (with the `testing` feature): checkers that turn a run's probes into figures
+//!   (handshake failures by class, enrollment times, revocation propagation).
 //!
 //! The HTTPS service and its operator commands live in the `trustchain-service` crate.
 
@@ -28,5 +30,7 @@ pub mod durable;
 pub mod enroll;
 pub mod logged;
 pub mod node;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod trust;
 pub mod validate;

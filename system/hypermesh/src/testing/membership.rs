@@ -6,6 +6,9 @@
 //! declared dead) and a pair that became reachable again must be seen alive again, and each is
 //! timed from the pair's own change. A view that contradicts a reachability which has held for
 //! `settle` is a false suspicion (or a false death).
+//!
+//! Nodes are named by their index in the run (`0..nodes`): a `member` probe's subject is the
+//! member's `NodeId`, read as that index, so node `i` must run as `NodeId(i)`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -518,8 +521,7 @@ impl State {
         }
         let mut pairs = Vec::new();
         for c in changes {
-            if let Change::Start(v) | Change::Restart(v) | Change::Crash(v) | Change::Pause(v) | Change::Resume(v) = c
-            {
+            if let Change::Start(v) | Change::Restart(v) | Change::Crash(v) | Change::Pause(v) | Change::Resume(v) = c {
                 for &t in v {
                     for o in 0..n {
                         pairs.push((t as usize, o));
@@ -579,7 +581,10 @@ impl State {
             if self.first_fault.is_none_or(|f| t < f) {
                 self.before_first_fault += 1;
                 self.note("early_suspicion", || {
-                    format!("suspicion before any fault: node {x} suspected node {y} at {}", Seconds(t))
+                    format!(
+                        "suspicion before any fault: node {x} suspected node {y} at {}",
+                        Seconds(t)
+                    )
                 });
             }
             if settled {
@@ -641,7 +646,10 @@ impl State {
         put("detection_ms_p99", percentile(&mut self.detection_ms, 99.0));
         put("detection_ms_max", max_unless(self.undetected, &mut self.detection_ms));
         put("first_detection_ms_p99", percentile(&mut self.first_detection_ms, 99.0));
-        put("first_detection_ms_max", percentile(&mut self.first_detection_ms, 100.0));
+        put(
+            "first_detection_ms_max",
+            percentile(&mut self.first_detection_ms, 100.0),
+        );
         put("undetected_pairs", Some(self.undetected as f64));
         put("death_ms_p99", percentile(&mut self.death_ms, 99.0));
         put("death_ms_max", max_unless(self.undeclared, &mut self.death_ms));
@@ -660,13 +668,20 @@ impl State {
         };
         put("converged_ms_max", converged_max);
         put("join_converged_ms", self.join_converged_ms);
-        put("final_converged", Some(f64::from(u8::from(self.last_episode_converged))));
+        put(
+            "final_converged",
+            Some(f64::from(u8::from(self.last_episode_converged))),
+        );
         put("false_suspicions", Some(self.false_suspicions as f64));
         put("false_deaths", Some(self.false_deaths as f64));
         let observer_p99 = percentile(&mut self.observer_detection_ms, 99.0);
         put(
             "observer_detection_ms_p99",
-            if self.observers_undetected > 0 { None } else { observer_p99 },
+            if self.observers_undetected > 0 {
+                None
+            } else {
+                observer_p99
+            },
         );
         let pairs = (self.n * self.n.saturating_sub(1)).max(1) as f64;
         let falsely = self.falsely_suspected.iter().filter(|b| **b).count() as f64;
@@ -675,7 +690,11 @@ impl State {
         let minority_aware = percentile(&mut self.minority_aware_ms, 99.0);
         put(
             "minority_aware_ms_p99",
-            if self.minority_unaware > 0 { None } else { minority_aware },
+            if self.minority_unaware > 0 {
+                None
+            } else {
+                minority_aware
+            },
         );
         put(
             "majority_correct_pct",

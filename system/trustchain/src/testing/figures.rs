@@ -1,23 +1,14 @@
-//! Figures of the TrustChain workload, from what its nodes recorded (see the probe vocabulary in
-//! `trustchain::node`): certificate handshakes and their failures by class, enrollment times,
-//! rotations, verify-before-switch trials, and how fast revocations reached every node.
+//! Figures of a TrustChain run: certificate handshakes and their failures by class, enrollment
+//! times, rotations, verify-before-switch trials, and how fast revocations reached every node.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use reports::{Plot, Series};
-use simulator::{ProbeRecord, SimTime};
-use trustchain::validate::ValidationError;
+use super::{Figures, Observed};
+use crate::validate::ValidationError;
 
-use super::Analysis;
-use crate::build::Derived;
-
-/// Samples per run for the plots.
-const BUCKETS: usize = 200;
-/// Evidence lines kept.
-const EVIDENCE_MAX: usize = 5;
-
-/// The metrics of this workload, with what each means.
-pub const TRUSTCHAIN_METRICS: &[(&str, &str)] = &[
+/// The figures [`analyse`] produces, with what each means.
+pub const METRICS: &[(&str, &str)] = &[
     (
         "handshakes",
         "certificate handshakes answered (both chains exchanged or one refused)",
@@ -81,9 +72,16 @@ pub const TRUSTCHAIN_METRICS: &[(&str, &str)] = &[
     ("storage_errors", "storage operations that failed"),
 ];
 
-const REVOKED_CLASS: i64 = 5;
+/// Evidence lines kept.
+const EVIDENCE_MAX: usize = 5;
 
-fn class_of(outcome: i64) -> Option<i64> {
+/// The index in [`ValidationError::CLASSES`] of a refusal for revocation.
+pub const REVOKED_CLASS: i64 = 5;
+
+/// The class (an index in [`ValidationError::CLASSES`]) of a `tc_handshake` outcome that was a
+/// refusal: `1..=99` our validator refused the peer's chain, `101..=199` the peer refused ours;
+/// `None` for an acceptance (0), a timeout (200) or an abandoned handshake (201).
+pub fn refusal_class(outcome: i64) -> Option<i64> {
     match outcome {
         1..=99 => Some(outcome - 1),
         101..=199 => Some(outcome - 101),
@@ -91,105 +89,31 @@ fn class_of(outcome: i64) -> Option<i64> {
     }
 }
 
-/// The figures of a TrustChain run.
-pub fn analyse_trustchain(probes: &[ProbeRecord], derived: &Derived, nodes: usize) -> Analysis {
-    let ms = |t: SimTime| t.as_secs_f64() * 1000.0;
-    let mut m: BTreeMap<String, Option<f64>> = BTreeMap::new();
-    let mut evidence = Vec::new();
-    let count = |name: &str| probes.iter().filter(|p| p.probe.name == name).count() as f64;
+/// Seconds since the start, as nanoseconds over 1e9 (the simulator's own reading of its clock,
+/// so the figures do not depend on which side of the seam converts).
+fn secs(t: Duration) -> f64 {
+    t.as_nanos() as f64 / 1e9
+}
 
+fn ms(t: Duration) -> f64 {
+    secs(t) * 1000.0
+}
+
+/// The figures of a TrustChain run of `starts.len()` nodes, node `i` started at `starts[i]`,
+/// from its `probes` in the order they were recorded.
+pub fn analyse(probes: &[Observed<'_>], starts: &[Duration]) -> Figures {
+    let nodes = starts.len();
+    let mut figures = Figures::default();
+    let count = |name: &str| probes.iter().filter(|p| p.probe.name == name).count() as f64;
     // Revocations: which node, when.
-    let revoked: Vec<(u32, SimTime)> = probes
+    let revoked: Vec<(u32, Duration)> = probes
         .iter()
         .filter(|p| p.probe.name == "tc_revoked")
         .map(|p| (p.probe.subject as u32, p.at))
         .collect();
-    let revoked_at = |n: u32| revoked.iter().find(|(k, _)| *k == n).map(|(_, t)| *t);
-    let involves_revoked = |p: &ProbeRecord| {
-        [p.node, p.probe.subject as u32]
-            .iter()
-            .any(|n| revoked_at(*n).is_some_and(|t| p.at >= t))
-    };
-
-    let mut by_class = [0f64; ValidationError::CLASSES.len()];
-    let (mut answered, mut failures, mut timeouts, mut revoked_refusals) = (0f64, 0f64, 0f64, 0f64);
-    for p in probes.iter().filter(|p| p.probe.name == "tc_handshake") {
-        let outcome = p.probe.value;
-        match outcome {
-            200 => timeouts += 1.0,
-            201 => {}
-            _ => answered += 1.0,
-        }
-        let Some(class) = class_of(outcome) else { continue };
-        if class == REVOKED_CLASS {
-            revoked_refusals += 1.0;
-        }
-        if involves_revoked(p) {
-            continue;
-        }
-        failures += 1.0;
-        if let Some(c) = by_class.get_mut(class as usize) {
-            *c += 1.0;
-        }
-        if evidence.len() < EVIDENCE_MAX {
-            let class_name = ValidationError::CLASSES.get(class as usize).unwrap_or(&"other");
-            let side = if outcome > 100 {
-                "our chain refused there"
-            } else {
-                "its chain refused here"
-            };
-            evidence.push(format!(
-                "{:.3} s: node {} handshake with node {}: {class_name} ({side})",
-                p.at.as_secs_f64(),
-                p.node,
-                p.probe.subject
-            ));
-        }
-    }
-    let class_count = |name: &str| {
-        ValidationError::CLASSES
-            .iter()
-            .position(|c| *c == name)
-            .map_or(0.0, |i| by_class[i])
-    };
-    m.insert("handshakes".into(), Some(answered));
-    m.insert("handshake_failures".into(), Some(failures));
-    for class in ["not_yet_valid", "unknown_issuer", "expired"] {
-        m.insert(format!("handshake_failures_{class}"), Some(class_count(class)));
-    }
-    m.insert("handshake_timeouts".into(), Some(timeouts));
-    m.insert("revoked_refusals".into(), Some(revoked_refusals));
-
-    // Enrollment: first certificate per node.
-    let mut enrolled: Vec<Option<SimTime>> = vec![None; nodes];
-    for p in probes.iter().filter(|p| p.probe.name == "tc_enrolled") {
-        let slot = &mut enrolled[p.node as usize];
-        if slot.is_none() {
-            *slot = Some(p.at);
-        }
-    }
-    let held = enrolled.iter().flatten().count();
-    m.insert("nodes_enrolled".into(), Some(held as f64));
-    m.insert("certificates_issued".into(), Some(count("tc_issued")));
-    let all = enrolled.iter().all(Option::is_some);
-    m.insert(
-        "enroll_complete_ms".into(),
-        all.then(|| enrolled.iter().flatten().map(|t| ms(*t)).fold(0.0, f64::max)),
-    );
-    m.insert(
-        "enroll_ms_max".into(),
-        all.then(|| {
-            enrolled
-                .iter()
-                .enumerate()
-                .map(|(i, t)| ms(t.expect("all")) - derived.start_s.get(i).copied().unwrap_or(0.0) * 1000.0)
-                .fold(0.0, f64::max)
-        }),
-    );
-    if !all && evidence.len() < EVIDENCE_MAX {
-        let missing: Vec<usize> = (0..nodes).filter(|i| enrolled[*i].is_none()).collect();
-        evidence.push(format!("nodes never enrolled: {missing:?}"));
-    }
+    handshakes(probes, &revoked, &mut figures);
+    enrollment(probes, starts, &mut figures);
+    let m = &mut figures.metrics;
     m.insert("enroll_refusals".into(), Some(count("tc_refused")));
     m.insert("own_chain_invalid".into(), Some(count("tc_own_invalid")));
     m.insert("stale_on_restart".into(), Some(count("tc_stale_on_restart")));
@@ -201,12 +125,120 @@ pub fn analyse_trustchain(probes: &[ProbeRecord], derived: &Derived, nodes: usiz
         .count();
     m.insert("trial_refusals".into(), Some(trial_refusals as f64));
     m.insert("revocations".into(), Some(revoked.len() as f64));
+    revocation_propagation(probes, &revoked, nodes, m);
+    m.insert("malformed_datagrams".into(), Some(count("tc_malformed")));
+    m.insert("storage_errors".into(), Some(count("tc_storage_error")));
+    figures
+}
 
-    // Revocation propagation: per revocation, every other node's first list naming more
-    // serials than it held before.
+/// Handshakes answered, refused (by class, leaving out those with a revoked node) and timed out.
+fn handshakes(probes: &[Observed<'_>], revoked: &[(u32, Duration)], figures: &mut Figures) {
+    let revoked_at = |n: u32| revoked.iter().find(|(k, _)| *k == n).map(|(_, t)| *t);
+    let involves_revoked = |p: &Observed<'_>| {
+        [p.node, p.probe.subject as u32]
+            .iter()
+            .any(|n| revoked_at(*n).is_some_and(|t| p.at >= t))
+    };
+    let mut by_class = [0f64; ValidationError::CLASSES.len()];
+    let (mut answered, mut failures, mut timeouts, mut revoked_refusals) = (0f64, 0f64, 0f64, 0f64);
+    for p in probes.iter().filter(|p| p.probe.name == "tc_handshake") {
+        let outcome = p.probe.value;
+        match outcome {
+            200 => timeouts += 1.0,
+            201 => {}
+            _ => answered += 1.0,
+        }
+        let Some(class) = refusal_class(outcome) else { continue };
+        if class == REVOKED_CLASS {
+            revoked_refusals += 1.0;
+        }
+        if involves_revoked(p) {
+            continue;
+        }
+        failures += 1.0;
+        if let Some(c) = by_class.get_mut(class as usize) {
+            *c += 1.0;
+        }
+        if figures.evidence.len() < EVIDENCE_MAX {
+            let class_name = ValidationError::CLASSES.get(class as usize).unwrap_or(&"other");
+            let side = if outcome > 100 {
+                "our chain refused there"
+            } else {
+                "its chain refused here"
+            };
+            figures.evidence.push(format!(
+                "{:.3} s: node {} handshake with node {}: {class_name} ({side})",
+                secs(p.at),
+                p.node,
+                p.probe.subject
+            ));
+        }
+    }
+    let class_count = |name: &str| {
+        ValidationError::CLASSES
+            .iter()
+            .position(|c| *c == name)
+            .map_or(0.0, |i| by_class[i])
+    };
+    let m = &mut figures.metrics;
+    m.insert("handshakes".into(), Some(answered));
+    m.insert("handshake_failures".into(), Some(failures));
+    for class in ["not_yet_valid", "unknown_issuer", "expired"] {
+        m.insert(format!("handshake_failures_{class}"), Some(class_count(class)));
+    }
+    m.insert("handshake_timeouts".into(), Some(timeouts));
+    m.insert("revoked_refusals".into(), Some(revoked_refusals));
+}
+
+/// Enrollment: each node's first certificate, timed from the run's start and from its own.
+fn enrollment(probes: &[Observed<'_>], starts: &[Duration], figures: &mut Figures) {
+    let nodes = starts.len();
+    let mut enrolled: Vec<Option<Duration>> = vec![None; nodes];
+    for p in probes.iter().filter(|p| p.probe.name == "tc_enrolled") {
+        let slot = &mut enrolled[p.node as usize];
+        if slot.is_none() {
+            *slot = Some(p.at);
+        }
+    }
+    let held = enrolled.iter().flatten().count();
+    let m = &mut figures.metrics;
+    m.insert("nodes_enrolled".into(), Some(held as f64));
+    m.insert(
+        "certificates_issued".into(),
+        Some(probes.iter().filter(|p| p.probe.name == "tc_issued").count() as f64),
+    );
+    let all = enrolled.iter().all(Option::is_some);
+    m.insert(
+        "enroll_complete_ms".into(),
+        all.then(|| enrolled.iter().flatten().map(|t| ms(*t)).fold(0.0, f64::max)),
+    );
+    m.insert(
+        "enroll_ms_max".into(),
+        all.then(|| {
+            enrolled
+                .iter()
+                .zip(starts)
+                .map(|(t, start)| ms(t.expect("all")) - start.as_secs_f64() * 1000.0)
+                .fold(0.0, f64::max)
+        }),
+    );
+    if !all && figures.evidence.len() < EVIDENCE_MAX {
+        let missing: Vec<usize> = (0..nodes).filter(|i| enrolled[*i].is_none()).collect();
+        figures.evidence.push(format!("nodes never enrolled: {missing:?}"));
+    }
+}
+
+/// Revocation propagation: per revocation, every other node's first list naming more serials
+/// than it held before, and handshakes that still accepted the revoked node after it.
+fn revocation_propagation(
+    probes: &[Observed<'_>],
+    revoked: &[(u32, Duration)],
+    nodes: usize,
+    m: &mut BTreeMap<String, Option<f64>>,
+) {
     let mut propagated_max: Option<f64> = Some(0.0);
     let mut accepted_after = 0f64;
-    for (k, at) in &revoked {
+    for (k, at) in revoked {
         for node in 0..nodes as u32 {
             if node == *k {
                 continue;
@@ -237,78 +269,4 @@ pub fn analyse_trustchain(probes: &[ProbeRecord], derived: &Derived, nodes: usiz
     }
     m.insert("crl_propagated_ms_max".into(), propagated_max);
     m.insert("revoked_accepted".into(), Some(accepted_after));
-    m.insert("malformed_datagrams".into(), Some(count("tc_malformed")));
-    m.insert("storage_errors".into(), Some(count("tc_storage_error")));
-    Analysis { metrics: m, evidence }
-}
-
-/// The TrustChain plots: handshakes over time, and certificates held.
-pub fn trustchain_plots(probes: &[ProbeRecord], nodes: usize, end: SimTime) -> Vec<Plot> {
-    let end_s = end.as_secs_f64().max(1e-9);
-    let width = end_s / BUCKETS as f64;
-    let bucket = |t: SimTime| ((t.as_secs_f64() / width) as usize).min(BUCKETS - 1);
-    let (mut ok, mut failed, mut revoked) = (vec![0f64; BUCKETS], vec![0f64; BUCKETS], vec![0f64; BUCKETS]);
-    let (mut enrolled, mut switched) = (vec![0f64; BUCKETS], vec![0f64; BUCKETS]);
-    let mut seen = vec![false; nodes];
-    for p in probes {
-        let b = bucket(p.at);
-        match p.probe.name {
-            "tc_handshake" if p.probe.value == 0 => ok[b] += 1.0,
-            "tc_handshake" if class_of(p.probe.value) == Some(REVOKED_CLASS) => revoked[b] += 1.0,
-            "tc_handshake" if class_of(p.probe.value).is_some() => failed[b] += 1.0,
-            "tc_enrolled" if !seen[p.node as usize] => {
-                seen[p.node as usize] = true;
-                enrolled[b] += 1.0;
-            }
-            "tc_switched" => switched[b] += 1.0,
-            _ => {}
-        }
-    }
-    let at = |i: usize| width * (i + 1) as f64;
-    let per_hour = 3600.0 / width;
-    let rate = |v: &[f64]| v.iter().enumerate().map(|(i, x)| (at(i), x * per_hour)).collect();
-    let cumulative = |v: &[f64]| {
-        let mut sum = 0.0;
-        v.iter()
-            .enumerate()
-            .map(|(i, x)| {
-                sum += x;
-                (at(i), sum)
-            })
-            .collect()
-    };
-    vec![
-        Plot {
-            title: "Certificate handshakes".into(),
-            y_label: "per hour".into(),
-            series: vec![
-                Series {
-                    name: "accepted both ways".into(),
-                    points: rate(&ok),
-                },
-                Series {
-                    name: "a chain refused".into(),
-                    points: rate(&failed),
-                },
-                Series {
-                    name: "refused: certificate revoked".into(),
-                    points: rate(&revoked),
-                },
-            ],
-        },
-        Plot {
-            title: "Certificates held".into(),
-            y_label: "nodes".into(),
-            series: vec![
-                Series {
-                    name: "nodes enrolled".into(),
-                    points: cumulative(&enrolled),
-                },
-                Series {
-                    name: "moves to a new intermediate (cumulative)".into(),
-                    points: cumulative(&switched),
-                },
-            ],
-        },
-    ]
 }

@@ -1,51 +1,19 @@
-//! Series over simulated time for the report's plots, and the fault windows to shade.
+//! The membership plots: what nodes hold alive, failure-detection activity, and partition
+//! awareness, over simulated time.
 
 use std::time::Duration;
 
-use reports::{Plot, Series, Window};
-use simulator::{FaultAction, ProbeRecord, SimTime};
+use reports::{Plot, Series};
+use simulator::{FaultAction, SimTime};
 
-use crate::build::Derived;
+use crate::workload::FinishedRun;
 
 /// Samples per run.
 const BUCKETS: usize = 200;
 
-/// The windows during which scheduled faults were in force.
-pub fn fault_windows(derived: &Derived, end_s: f64) -> Vec<Window> {
-    let mut windows = Vec::new();
-    let schedule = &derived.schedule;
-    for (i, f) in schedule.iter().enumerate() {
-        let later = || schedule[i + 1..].iter();
-        let until =
-            |pred: &dyn Fn(&crate::build::ScheduledFault) -> bool| later().find(|g| pred(g)).map_or(end_s, |g| g.at_s);
-        let (end, label) = match &f.action {
-            FaultAction::Partition { one_way, .. } => (
-                until(&|g| g.kind == "heal"),
-                if *one_way { "one-way partition" } else { "partition" }.to_string(),
-            ),
-            FaultAction::Crash(_) => (
-                until(&|g| g.kind == "restart" && g.nodes == f.nodes),
-                format!("crash {:?}", f.nodes),
-            ),
-            FaultAction::Pause { duration, .. } => (f.at_s + duration.as_secs_f64(), format!("pause {:?}", f.nodes)),
-            FaultAction::SetLinks(_) if f.detail != "restore" => (
-                until(&|g| g.kind == "link_change" && g.detail == "restore"),
-                f.detail.clone(),
-            ),
-            FaultAction::ClockJump { .. } => (f.at_s + end_s / 300.0, format!("clock jump {}", f.detail)),
-            _ => continue,
-        };
-        windows.push(Window {
-            start: f.at_s,
-            end,
-            label,
-        });
-    }
-    windows
-}
-
-/// The membership plots: views, detection activity, partition awareness.
-pub fn membership_plots(probes: &[ProbeRecord], derived: &Derived, nodes: usize, end: SimTime) -> Vec<Plot> {
+/// The membership plots of `run`.
+pub fn plots(run: &FinishedRun<'_>) -> Vec<Plot> {
+    let (probes, derived, nodes, end) = (run.probes, run.derived, run.nodes, run.end);
     let end_s = end.as_secs_f64().max(1e-9);
     let width = end_s / BUCKETS as f64;
     let mut up = vec![false; nodes];
