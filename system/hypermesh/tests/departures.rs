@@ -443,7 +443,6 @@ fn gossip_skips_a_suspect_but_reaches_a_member_just_declared_dead() {
 /// of that very news (four sends at this size; one more went out on an exchange first), so the
 /// member is sent an empty gossip message and stays dead until anti-entropy finds it.
 #[test]
-#[ignore = "gossip to the recently dead can carry nothing: its own death's retransmit budget is spent on the alive targets first (bench seed 205)"]
 fn a_member_declared_dead_as_the_cut_heals_hears_of_it_from_our_next_gossip() {
     let (mut bench, _, dead_at) = declared_dead_as_the_cut_heals(4, 205);
     let (id, addr) = (bench.peer(CUT_OFF), bench.peer_addr(CUT_OFF));

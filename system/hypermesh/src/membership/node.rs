@@ -407,12 +407,16 @@ impl MembershipNode {
         // one datagram a round, not the fan-out.
         let now = env.now();
         let window = self.config.gossip_to_dead_for;
-        let mut targets: Vec<SocketAddr> = self
+        let alive: Vec<SocketAddr> = self
             .members
             .random(self.config.gossip_fanout, &[MemberState::Alive], None, env)
             .into_iter()
             .map(|m| m.addr)
             .collect();
+        // The recently dead member is served first: what it most needs (the news of its own
+        // death, to refute) may have few transmits left, and the alive targets would otherwise
+        // spend them all before its turn.
+        let mut targets: Vec<SocketAddr> = Vec::with_capacity(alive.len() + 1);
         if self.members.dead() > 0 {
             let recently_dead = self.members.random_where(
                 1,
@@ -421,6 +425,9 @@ impl MembershipNode {
             );
             targets.extend(recently_dead.into_iter().map(|m| m.addr));
         }
+        targets.extend(alive);
+        // A target reached after the queue is spent still gets a message: receiving it is news
+        // of the sender (skipping them left swarm seed 152 with an undeclared death).
         for to in targets {
             self.send(env, to, Body::Gossip);
         }
