@@ -1,5 +1,6 @@
 //! The properties the fuzz targets check. Each is written once, beside the crate that owns the
-//! decoder (`system/<crate>/tests/fuzz_corpus/property.rs`), where that crate's corpus replay
+//! decoder (`system/<crate>/tests/fuzz_corpus/property.rs`, or `tests/fuzz_corpus/property.rs` for the
+//! scenario parser of the `testbed` harness), where that crate's corpus replay
 //! test compiles it too; this library only gathers them for the targets in `fuzz_targets/`. The
 //! crates do not depend on this package.
 
@@ -14,3 +15,6 @@ pub mod stoq_frames;
 
 #[path = "../../system/trustchain-service/tests/fuzz_corpus/property.rs"]
 pub mod ca_api;
+
+#[path = "../../tests/fuzz_corpus/property.rs"]
+pub mod scenario_parser;
