@@ -497,7 +497,10 @@ pub fn parse(path: &str, text: &str) -> Result<Scenario, ScenarioError> {
 /// comment, found by the scenario_parser fuzz target); the character at the span is then named.
 fn toml_message(e: &toml::de::Error, text: &str) -> String {
     match e.message().trim() {
-        "" => match e.span().and_then(|s| text.get(s.start..).and_then(|t| t.chars().next())) {
+        "" => match e
+            .span()
+            .and_then(|s| text.get(s.start..).and_then(|t| t.chars().next()))
+        {
             Some(c) => format!("invalid TOML: unexpected character {c:?}"),
             None => "invalid TOML".to_string(),
         },
