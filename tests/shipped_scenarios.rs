@@ -2,24 +2,34 @@
 //! the scenario files make (the guide's symptoms reproduced, and gone with the fix) hold on the
 //! code as it is.
 
+use std::path::PathBuf;
 use std::process::Command;
 
-#[test]
-fn every_shipped_scenario_and_variant_passes() {
-    let reports = std::env::temp_dir().join(format!("testbed-shipped-{}", std::process::id()));
+/// Runs `testbed ARGS --reports DIR` from the repository root (a fresh DIR named `label`),
+/// asserts it exits 0, and returns its stdout; the reports are removed.
+fn testbed_passes(label: &str, args: &[&str]) -> String {
+    let reports: PathBuf = std::env::temp_dir().join(format!("testbed-{label}-{}", std::process::id()));
     let out = Command::new(env!("CARGO_BIN_EXE_testbed"))
-        .args(["suite", "--dir", "scenarios", "--reports"])
+        .args(args)
+        .arg("--reports")
         .arg(&reports)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("testbed runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(
         out.status.code(),
         Some(0),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let _ = std::fs::remove_dir_all(&reports);
+    stdout
+}
+
+#[test]
+fn every_shipped_scenario_and_variant_passes() {
+    let stdout = testbed_passes("shipped", &["suite", "--dir", "scenarios"]);
     for name in [
         "bootstrap ",
         "bootstrap:circular",
@@ -32,7 +42,6 @@ fn every_shipped_scenario_and_variant_passes() {
     ] {
         assert!(stdout.contains(name), "{name} did not run:\n{stdout}");
     }
-    let _ = std::fs::remove_dir_all(&reports);
 }
 
 /// A short swarm sweep on every change: 50 seeds of `swarm-membership`, each drawing its own mix
@@ -40,28 +49,16 @@ fn every_shipped_scenario_and_variant_passes() {
 /// commit, in miniature). A failing seed is printed with the command that replays it.
 #[test]
 fn fifty_swarm_seeds_pass() {
-    let reports = std::env::temp_dir().join(format!("testbed-swarm-{}", std::process::id()));
-    let out = Command::new(env!("CARGO_BIN_EXE_testbed"))
-        .args([
+    let stdout = testbed_passes(
+        "swarm",
+        &[
             "sweep",
             "scenarios/swarm-membership.toml",
             "--seeds",
             "1..50",
             "--jobs",
             "2",
-            "--reports",
-        ])
-        .arg(&reports)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("testbed runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
     assert!(stdout.contains("50/50 seeds passed"), "{stdout}");
-    let _ = std::fs::remove_dir_all(&reports);
 }

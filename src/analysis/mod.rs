@@ -62,17 +62,9 @@ impl Analysis {
     }
 }
 
-impl From<hypermesh::testing::Figures> for Analysis {
-    fn from(f: hypermesh::testing::Figures) -> Self {
-        Analysis {
-            metrics: f.metrics,
-            evidence: f.evidence,
-        }
-    }
-}
-
-impl From<trustchain::testing::Figures> for Analysis {
-    fn from(f: trustchain::testing::Figures) -> Self {
+/// Every protocol's checker returns the same [`runtime::testing::Figures`].
+impl From<runtime::testing::Figures> for Analysis {
+    fn from(f: runtime::testing::Figures) -> Self {
         Analysis {
             metrics: f.metrics,
             evidence: f.evidence,

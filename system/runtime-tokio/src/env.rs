@@ -5,10 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use runtime::{
-    Clock, Datagrams, DetRng, Entropy, Instant, Probe, Probes, SendError, Storage, StorageError, TimerToken, Timers,
-    WallTime,
-};
+use runtime::{Clock, Datagrams, DetRng, Entropy, Instant, Probe, Probes, SendError, TimerToken, Timers, WallTime};
 
 use crate::clock::NodeClock;
 use crate::files::DirStorage;
@@ -165,35 +162,7 @@ impl Entropy for RealEnv {
     }
 }
 
-impl Storage for RealEnv {
-    fn read_at(&mut self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
-        self.storage.read_at(name, offset, len)
-    }
-
-    fn write_at(&mut self, name: &str, offset: u64, data: &[u8]) -> Result<(), StorageError> {
-        self.storage.write_at(name, offset, data)
-    }
-
-    fn size(&mut self, name: &str) -> Result<u64, StorageError> {
-        self.storage.size(name)
-    }
-
-    fn truncate(&mut self, name: &str, len: u64) -> Result<(), StorageError> {
-        self.storage.truncate(name, len)
-    }
-
-    fn sync(&mut self, name: &str) -> Result<(), StorageError> {
-        self.storage.sync(name)
-    }
-
-    fn remove(&mut self, name: &str) -> Result<(), StorageError> {
-        self.storage.remove(name)
-    }
-
-    fn list(&mut self) -> Result<Vec<String>, StorageError> {
-        self.storage.list()
-    }
-}
+runtime::delegate_storage!([] RealEnv, |this| this.storage);
 
 impl Probes for RealEnv {
     fn probe(&mut self, probe: Probe) {

@@ -19,6 +19,7 @@ mod net;
 mod probe;
 mod recording;
 mod storage;
+pub mod testing;
 mod time;
 pub mod units;
 

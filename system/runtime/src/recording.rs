@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 use crate::{
-    AddressFamily, Clock, Datagrams, DetRng, Entropy, Instant, MemStorage, Probe, Probes, SendError, Storage,
-    StorageError, TimerToken, Timers, WallTime, MAX_DATAGRAM_BYTES,
+    AddressFamily, Clock, Datagrams, DetRng, Entropy, Instant, MemStorage, Probe, Probes, SendError, TimerToken,
+    Timers, WallTime, MAX_DATAGRAM_BYTES,
 };
 
 /// A recording environment: see the module documentation.
@@ -134,29 +134,7 @@ impl Entropy for RecordingEnv {
     }
 }
 
-impl Storage for RecordingEnv {
-    fn read_at(&mut self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
-        self.storage.read_at(name, offset, len)
-    }
-    fn write_at(&mut self, name: &str, offset: u64, data: &[u8]) -> Result<(), StorageError> {
-        self.storage.write_at(name, offset, data)
-    }
-    fn size(&mut self, name: &str) -> Result<u64, StorageError> {
-        self.storage.size(name)
-    }
-    fn truncate(&mut self, name: &str, len: u64) -> Result<(), StorageError> {
-        self.storage.truncate(name, len)
-    }
-    fn sync(&mut self, name: &str) -> Result<(), StorageError> {
-        self.storage.sync(name)
-    }
-    fn remove(&mut self, name: &str) -> Result<(), StorageError> {
-        self.storage.remove(name)
-    }
-    fn list(&mut self) -> Result<Vec<String>, StorageError> {
-        self.storage.list()
-    }
-}
+crate::delegate_storage!([] RecordingEnv, |this| this.storage);
 
 impl Probes for RecordingEnv {
     fn probe(&mut self, probe: Probe) {

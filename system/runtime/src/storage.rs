@@ -79,6 +79,46 @@ pub trait Storage {
     }
 }
 
+/// Implements [`Storage`] for a type by handing every call to another `Storage` it holds or
+/// makes: `delegate_storage!([generics] Type, |this| this.field)`. Environments are bundles of
+/// seams, and each forwards its files to whatever backs them (a directory, memory, a protocol's
+/// namespace).
+#[macro_export]
+macro_rules! delegate_storage {
+    ([$($generics:tt)*] $ty:ty, |$this:ident| $target:expr) => {
+        impl<$($generics)*> $crate::Storage for $ty {
+            fn read_at(&mut self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>, $crate::StorageError> {
+                let $this = self;
+                $crate::Storage::read_at(&mut $target, name, offset, len)
+            }
+            fn write_at(&mut self, name: &str, offset: u64, data: &[u8]) -> Result<(), $crate::StorageError> {
+                let $this = self;
+                $crate::Storage::write_at(&mut $target, name, offset, data)
+            }
+            fn size(&mut self, name: &str) -> Result<u64, $crate::StorageError> {
+                let $this = self;
+                $crate::Storage::size(&mut $target, name)
+            }
+            fn truncate(&mut self, name: &str, len: u64) -> Result<(), $crate::StorageError> {
+                let $this = self;
+                $crate::Storage::truncate(&mut $target, name, len)
+            }
+            fn sync(&mut self, name: &str) -> Result<(), $crate::StorageError> {
+                let $this = self;
+                $crate::Storage::sync(&mut $target, name)
+            }
+            fn remove(&mut self, name: &str) -> Result<(), $crate::StorageError> {
+                let $this = self;
+                $crate::Storage::remove(&mut $target, name)
+            }
+            fn list(&mut self) -> Result<Vec<String>, $crate::StorageError> {
+                let $this = self;
+                $crate::Storage::list(&mut $target)
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,41 +2,23 @@
 //! API to the fuzz target's property on stable, without a fuzzer. A missing or empty corpus
 //! fails: the replay cannot pass by checking nothing.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[path = "fuzz_corpus/property.rs"]
 mod property;
 
-/// Every input of `fuzz/corpus/<target>/`, with its file name, sorted by name.
-fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/corpus")
-        .join(target);
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("fuzz corpus {}: {e}", dir.display()));
-    let mut inputs: Vec<_> = entries
-        .map(|entry| {
-            let path = entry.expect("corpus directory entry").path();
-            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            (path.file_name().unwrap().to_string_lossy().into_owned(), bytes)
-        })
-        .collect();
-    inputs.sort();
-    assert!(!inputs.is_empty(), "fuzz corpus {} is empty", dir.display());
-    inputs
+#[path = "../../../fuzz/shared/corpus.rs"]
+mod corpus;
+
+/// The repository root, where `fuzz/corpus/` is.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 #[test]
 fn ca_api_corpus_is_always_answered() {
     let mut ca = property::FuzzedCa::default();
-    let failing: Vec<String> = corpus("ca_api")
-        .into_iter()
-        .filter(|(_, input)| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ca.answers(input))).is_err())
-        .map(|(name, _)| name)
-        .collect();
-    assert!(
-        failing.is_empty(),
-        "fuzz/corpus/ca_api: inputs failing the property: {failing:?}"
-    );
+    corpus::replay(&root(), "ca_api", |input| ca.answers(input));
 }
 
 #[test]

@@ -18,11 +18,8 @@
 //! assert_eq!(figures.get("false_deaths"), Some(0.0));
 //! ```
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
-
-use runtime::Probe;
 
 pub mod membership;
 mod percentile;
@@ -30,34 +27,7 @@ pub mod truth;
 
 pub use percentile::percentile;
 
-/// One probe as a run recorded it.
-#[derive(Copy, Clone, Debug)]
-pub struct Observed<'a> {
-    /// True time since the start of the run (not the node's clock).
-    pub at: Duration,
-    /// The recording node's index in the run (`0..nodes`).
-    pub node: u32,
-    /// What it recorded.
-    pub probe: &'a Probe,
-}
-
-/// The figures of one run, by metric name; `None` where a figure has no value (e.g. a pair was
-/// never detected, so there is no honest maximum).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Figures {
-    /// Metric name → value.
-    pub metrics: BTreeMap<String, Option<f64>>,
-    /// The first few instances behind bad figures (a false death: who, whom, when), so a
-    /// failing run can be read without a debugger.
-    pub evidence: Vec<String>,
-}
-
-impl Figures {
-    /// The value of `metric`; `None` if it has no value or is not one of these figures.
-    pub fn get(&self, metric: &str) -> Option<f64> {
-        self.metrics.get(metric).copied().flatten()
-    }
-}
+pub use runtime::testing::{Figures, Observed};
 
 /// A time since the start of the run as evidence prints it: seconds to the millisecond
 /// (`12.345s`), computed as nanoseconds over 1e9 like the simulator's own clock display.

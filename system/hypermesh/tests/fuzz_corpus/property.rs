@@ -10,6 +10,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use hypermesh::membership::wire::{Body, Claim, Message, NodeId, Record, RefuseReason, Update};
 
+#[path = "../../../../fuzz/shared/draws.rs"]
+mod draws;
+
+use draws::{edit, Draws};
+
 /// Bytes a structured mutation leaves alone: the magic and the version, so mutations reach the
 /// body decoders instead of failing the header check.
 pub const HEADER_BYTES: usize = 3;
@@ -41,47 +46,11 @@ pub fn edited_message_decodes_canonically(input: &[u8]) {
         Ok(&message),
         "a valid message must round-trip"
     );
-    decodes_canonically(&edit(encoded.to_vec(), draws.0));
+    decodes_canonically(&edit(encoded.to_vec(), draws.0, HEADER_BYTES, EDITS_MAX));
 }
 
-/// Applies up to [`EDITS_MAX`] edits of 4 bytes each (operation, position as `u16`, value) to
-/// `datagram`, never touching its first [`HEADER_BYTES`].
-fn edit(mut datagram: Vec<u8>, edits: &[u8]) -> Vec<u8> {
-    for e in edits.chunks_exact(4).take(EDITS_MAX) {
-        let body_len = datagram.len() - HEADER_BYTES;
-        let at = HEADER_BYTES + usize::from(u16::from_be_bytes([e[1], e[2]])) % (body_len + 1);
-        match e[0] % 4 {
-            0 if at < datagram.len() => datagram[at] ^= e[3],
-            1 if at < datagram.len() => datagram[at] = e[3],
-            2 => datagram.truncate(at),
-            3 => datagram.insert(at, e[3]),
-            _ => {}
-        }
-    }
-    datagram
-}
-
-/// Reads fuzz input as a sequence of choices; past its end every draw is zero, so any input
-/// yields a complete message.
-struct Draws<'a>(&'a [u8]);
-
+/// The draws this wire's messages need, beside the shared ones.
 impl Draws<'_> {
-    fn bytes<const N: usize>(&mut self) -> [u8; N] {
-        let mut out = [0; N];
-        let n = N.min(self.0.len());
-        out[..n].copy_from_slice(&self.0[..n]);
-        self.0 = &self.0[n..];
-        out
-    }
-    fn u8(&mut self) -> u8 {
-        self.bytes::<1>()[0]
-    }
-    fn u32(&mut self) -> u32 {
-        u32::from_be_bytes(self.bytes())
-    }
-    fn u64(&mut self) -> u64 {
-        u64::from_be_bytes(self.bytes())
-    }
     fn node(&mut self) -> NodeId {
         NodeId(self.u64())
     }

@@ -8,9 +8,7 @@ use bytes::Bytes;
 use super::scoped::ScopedStorage;
 use super::timers::Owner;
 use super::{Core, Mount, Protocol, Slot};
-use crate::{
-    Clock, DetRng, Entropy, Env, Instant, Probe, Probes, SendError, Storage, StorageError, TimerToken, WallTime,
-};
+use crate::{Clock, DetRng, Entropy, Env, Instant, Probe, Probes, SendError, TimerToken, WallTime};
 
 /// The other protocols on the node, readable while one of them is called.
 pub struct Siblings<'a> {
@@ -141,26 +139,4 @@ impl<T> Probes for Context<'_, T> {
     }
 }
 
-impl<T> Storage for Context<'_, T> {
-    fn read_at(&mut self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
-        self.files().read_at(name, offset, len)
-    }
-    fn write_at(&mut self, name: &str, offset: u64, data: &[u8]) -> Result<(), StorageError> {
-        self.files().write_at(name, offset, data)
-    }
-    fn size(&mut self, name: &str) -> Result<u64, StorageError> {
-        self.files().size(name)
-    }
-    fn truncate(&mut self, name: &str, len: u64) -> Result<(), StorageError> {
-        self.files().truncate(name, len)
-    }
-    fn sync(&mut self, name: &str) -> Result<(), StorageError> {
-        self.files().sync(name)
-    }
-    fn remove(&mut self, name: &str) -> Result<(), StorageError> {
-        self.files().remove(name)
-    }
-    fn list(&mut self) -> Result<Vec<String>, StorageError> {
-        self.files().list()
-    }
-}
+crate::delegate_storage!([T] Context<'_, T>, |this| this.files());

@@ -126,29 +126,7 @@ impl Entropy for TransportEnv<'_> {
     }
 }
 
-impl Storage for TransportEnv<'_> {
-    fn read_at(&mut self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
-        self.files().read_at(name, offset, len)
-    }
-    fn write_at(&mut self, name: &str, offset: u64, data: &[u8]) -> Result<(), StorageError> {
-        self.files().write_at(name, offset, data)
-    }
-    fn size(&mut self, name: &str) -> Result<u64, StorageError> {
-        self.files().size(name)
-    }
-    fn truncate(&mut self, name: &str, len: u64) -> Result<(), StorageError> {
-        self.files().truncate(name, len)
-    }
-    fn sync(&mut self, name: &str) -> Result<(), StorageError> {
-        self.files().sync(name)
-    }
-    fn remove(&mut self, name: &str) -> Result<(), StorageError> {
-        self.files().remove(name)
-    }
-    fn list(&mut self) -> Result<Vec<String>, StorageError> {
-        self.files().list()
-    }
-}
+crate::delegate_storage!([] TransportEnv<'_>, |this| this.files());
 
 impl Probes for TransportEnv<'_> {
     fn probe(&mut self, probe: Probe) {
