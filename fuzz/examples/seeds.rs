@@ -59,6 +59,7 @@ fn membership_seeds() {
             "push-pull",
             Body::PushPull {
                 reply_wanted: true,
+                join: true,
                 wall_ms: 1_790_000_000_000,
                 records: vec![
                     Record {

@@ -107,6 +107,7 @@ fn a_stale_member_list_does_not_flap_live_members() {
         sender: id(1),
         body: Body::PushPull {
             reply_wanted: false,
+            join: false,
             wall_ms: SIM_EPOCH_UNIX_SECS * 1000,
             records: vec![
                 record(1, MemberState::Alive),

@@ -57,7 +57,6 @@ fn an_accusation_at_the_last_incarnation_does_not_crash_or_silence_the_accused()
 /// seed still holds it (members are never removed), so its join is taken for an exchange between
 /// members and `clock_skew_max` is not applied. A fresh node as far off is refused.
 #[test]
-#[ignore = "a restarted member's join skips the clock skew check: the seed still lists it"]
 fn a_restarted_member_whose_clock_is_a_minute_off_is_refused() {
     let mut cluster = Cluster::new(12, 3);
     let node = NodeSet::from_indices([2]);

@@ -202,6 +202,7 @@ impl MembershipNode {
         for seed in seeds {
             let body = Body::PushPull {
                 reply_wanted: true,
+                join: true,
                 wall_ms: env.wall_now().as_unix_millis(),
                 records: vec![me],
             };
@@ -465,6 +466,7 @@ impl MembershipNode {
         for (i, chunk) in records.chunks(per_chunk).enumerate() {
             let body = Body::PushPull {
                 reply_wanted: reply_wanted && i == 0,
+                join: false,
                 wall_ms: env.wall_now().as_unix_millis(),
                 records: chunk.to_vec(),
             };
@@ -522,13 +524,14 @@ impl MembershipNode {
             Body::Gossip => {}
             Body::PushPull {
                 reply_wanted,
+                join,
                 wall_ms,
                 records,
             } => {
-                // Only a join (a sender not yet a member) is checked for clock skew: anti-entropy
-                // between members must keep working while their clocks drift.
-                let joining = self.members.get(message.sender).is_none();
-                if reply_wanted && joining {
+                // Only a join is checked for clock skew: anti-entropy between members must keep
+                // working while their clocks drift. The joiner says it joins, so a restarted
+                // member this node still lists from its previous life is checked too.
+                if reply_wanted && join {
                     let skew_ms = wall_ms - env.wall_now().as_unix_millis();
                     let tolerated = (self.config.clock_skew_max + self.config.latency_tolerance).as_millis() as i64;
                     if skew_ms.abs() > tolerated {

@@ -113,6 +113,10 @@ pub enum Body {
     PushPull {
         /// Whether the receiver should answer with its own list (the first leg).
         reply_wanted: bool,
+        /// Whether the sender is joining (first start or restart), not a member's anti-entropy:
+        /// only joins are checked against `clock_skew_max`, whether or not the receiver still
+        /// lists the sender from an earlier life.
+        join: bool,
         /// Sender's wall clock, ms since the Unix epoch (for the join skew check).
         wall_ms: i64,
         /// Members in this chunk.
@@ -266,11 +270,12 @@ impl Message {
             Body::Gossip => {}
             Body::PushPull {
                 reply_wanted,
+                join,
                 wall_ms,
                 records,
             } => {
                 assert!(records.len() <= RECORDS_PER_MESSAGE_MAX, "too many records");
-                out.put_u8(u8::from(*reply_wanted));
+                out.put_u8(u8::from(*reply_wanted) | u8::from(*join) << 1);
                 out.put_i64(*wall_ms);
                 out.put_u8(records.len() as u8);
                 for r in records {
@@ -322,17 +327,17 @@ impl Message {
             kind::GOSSIP => Body::Gossip,
             kind::PUSH_PULL => {
                 let flag_at = r.at;
-                let reply_wanted = match r.u8("reply flag")? {
-                    0 => false,
-                    1 => true,
-                    v => {
-                        return Err(WireError::Invalid {
-                            at: flag_at,
-                            field: "reply flag",
-                            value: u64::from(v),
-                        })
-                    }
-                };
+                // Bit 0: reply wanted; bit 1: a join. Any other bit is refused, so no two
+                // datagrams mean one message.
+                let flags = r.u8("push-pull flags")?;
+                if flags > 0b11 {
+                    return Err(WireError::Invalid {
+                        at: flag_at,
+                        field: "push-pull flags",
+                        value: u64::from(flags),
+                    });
+                }
+                let (reply_wanted, join) = (flags & 1 != 0, flags & 2 != 0);
                 let wall_ms = r.i64("wall clock")?;
                 let count = usize::from(r.u8("record count")?);
                 let mut records = Vec::with_capacity(count);
@@ -358,6 +363,7 @@ impl Message {
                 }
                 Body::PushPull {
                     reply_wanted,
+                    join,
                     wall_ms,
                     records,
                 }
@@ -521,13 +527,18 @@ mod tests {
                 target_addr: a
             }),
             Just(Body::Gossip),
-            (any::<bool>(), any::<i64>(), proptest::collection::vec(record, 0..20)).prop_map(
-                |(reply_wanted, wall_ms, records)| Body::PushPull {
+            (
+                any::<bool>(),
+                any::<bool>(),
+                any::<i64>(),
+                proptest::collection::vec(record, 0..20)
+            )
+                .prop_map(|(reply_wanted, join, wall_ms, records)| Body::PushPull {
                     reply_wanted,
+                    join,
                     wall_ms,
                     records
-                }
-            ),
+                }),
             any::<i64>().prop_map(|skew_ms| Body::Refuse {
                 reason: RefuseReason::ClockSkew { skew_ms }
             }),

@@ -80,6 +80,7 @@ fn message(d: &mut Draws) -> Message {
         3 => Body::Gossip,
         4 => Body::PushPull {
             reply_wanted: d.u8() % 2 == 1,
+            join: d.u8() % 2 == 1,
             wall_ms: d.u64() as i64,
             // A u8 count is within RECORDS_PER_MESSAGE_MAX (255).
             records: (0..d.u8()).map(|_| record(d)).collect(),

@@ -416,6 +416,7 @@ impl Bench {
             Body::Ping { seq, target } if *target == peer.id => Body::Ack { seq: *seq },
             Body::PushPull { reply_wanted: true, .. } => Body::PushPull {
                 reply_wanted: false,
+                join: false,
                 wall_ms: self.env.wall_now().as_unix_millis(),
                 records: self.peers.iter().map(Peer::record).collect(),
             },
