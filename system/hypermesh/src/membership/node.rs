@@ -529,9 +529,12 @@ impl MembershipNode {
                 records,
             } => {
                 // Only a join is checked for clock skew: anti-entropy between members must keep
-                // working while their clocks drift. The joiner says it joins, so a restarted
-                // member this node still lists from its previous life is checked too.
-                if reply_wanted && join {
+                // working while their clocks drift. A join is what the sender says is one (so a
+                // restarted member this node still lists from its previous life is checked too)
+                // or any exchange from a sender that is not a member (a refused node's
+                // anti-entropy must not let it in by the side door).
+                let joining = join || self.members.get(message.sender).is_none();
+                if reply_wanted && joining {
                     let skew_ms = wall_ms - env.wall_now().as_unix_millis();
                     let tolerated = (self.config.clock_skew_max + self.config.latency_tolerance).as_millis() as i64;
                     if skew_ms.abs() > tolerated {
