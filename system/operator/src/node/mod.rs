@@ -204,6 +204,7 @@ fn node(args: NodeArgs) -> Result<(), Failure> {
         security: &security,
         identity,
         renew_fraction: args.renew_fraction,
+        revoked: false,
     };
     runtime.block_on(async {
         let printing = async {
@@ -306,7 +307,14 @@ struct Keeper<'a> {
     security: &'a Security,
     identity: Identity,
     renew_fraction: f64,
+    /// The CA's lists revoke this node: renewing is pointless (the CA refuses a revoked
+    /// chain), so the keeper stops asking and says so once.
+    revoked: bool,
 }
+
+/// How long a revoked node's keeper waits before it would try to renew again: in effect never
+/// (the operator enrolls it anew with a new token and a fresh state directory).
+const REVOKED_RENEW_PAUSE: Duration = Duration::from_secs(365 * 24 * 3600);
 
 impl Keeper<'_> {
     /// When the current leaf is due for renewal (Unix seconds).
@@ -323,7 +331,11 @@ impl Keeper<'_> {
         refresh.tick().await; // the first tick is immediate; trust was just fetched
         let mut retry = RENEW_RETRY_MIN;
         loop {
-            let wait = Duration::from_secs(u64::try_from(self.renew_at() - wall_now_s()).unwrap_or(0));
+            let wait = if self.revoked {
+                REVOKED_RENEW_PAUSE
+            } else {
+                Duration::from_secs(u64::try_from(self.renew_at() - wall_now_s()).unwrap_or(0))
+            };
             tokio::select! {
                 () = tokio::time::sleep(wait) => match self.renew().await {
                     Ok(()) => retry = RENEW_RETRY_MIN,
@@ -371,9 +383,11 @@ impl Keeper<'_> {
             .filter(|e| e.class() == "revoked");
         self.security.trust(trust);
         emit(serde_json::json!({ "event": "trust_refreshed" }));
-        if revoked.is_some() {
-            // Peers will refuse this node from their next refresh on; say so where the operator
-            // looks.
+        if revoked.is_some() && !self.revoked {
+            // Peers will refuse this node from their next refresh on; say so, once, where the
+            // operator looks, and stop asking the CA to renew a revoked chain.
+            self.revoked = true;
+            tracing::warn!("this node's certificate is revoked: enroll it again with a new token");
             emit(serde_json::json!({ "event": "revoked" }));
         }
         Ok(())
