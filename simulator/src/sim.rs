@@ -150,6 +150,24 @@ struct World {
     probes: Vec<ProbeRecord>,
 }
 
+impl World {
+    /// Folds a datagram dropped before delivery into the trace hash (and the trace).
+    fn record_drop(&mut self, from: NodeIndex, to: NodeIndex, reason: &'static str) {
+        self.hasher.word(0x4452_4F50); // "DROP"
+        self.hasher.word(self.now.as_nanos());
+        self.hasher.word(u64::from(from) << 32 | u64::from(to));
+        self.hasher.end_event();
+        if let Some(t) = &mut self.trace {
+            t.write(&TraceEvent::Drop {
+                t: self.now.as_nanos(),
+                from,
+                to,
+                reason,
+            });
+        }
+    }
+}
+
 /// A deterministic simulation of nodes running actors.
 ///
 /// ```
@@ -384,19 +402,9 @@ impl Simulation {
         }
         if let Event::Deliver { from_node, .. } = &event {
             if slot.stalled_datagrams >= STALLED_DATAGRAMS_MAX {
+                let from_node = *from_node;
                 w.faults.add("pause_overflow");
-                w.hasher.word(0x4452_4F50); // "DROP"
-                w.hasher.word(w.now.as_nanos());
-                w.hasher.word(u64::from(*from_node) << 32 | u64::from(node));
-                w.hasher.end_event();
-                if let Some(t) = &mut w.trace {
-                    t.write(&TraceEvent::Drop {
-                        t: w.now.as_nanos(),
-                        from: *from_node,
-                        to: node,
-                        reason: "pause_overflow",
-                    });
-                }
+                w.record_drop(from_node, node, "pause_overflow");
                 return None;
             }
             slot.stalled_datagrams += 1;
@@ -442,18 +450,7 @@ impl Simulation {
             None
         };
         if let Some(reason) = drop_reason {
-            w.hasher.word(0x4452_4F50); // "DROP"
-            w.hasher.word(w.now.as_nanos());
-            w.hasher.word(u64::from(from_node) << 32 | u64::from(to_node));
-            w.hasher.end_event();
-            if let Some(t) = &mut w.trace {
-                t.write(&TraceEvent::Drop {
-                    t: w.now.as_nanos(),
-                    from: from_node,
-                    to: to_node,
-                    reason,
-                });
-            }
+            w.record_drop(from_node, to_node, reason);
             return;
         }
         let Some(Event::Deliver {

@@ -84,8 +84,7 @@ impl RecordingEnv {
     }
 
     /// The probes named `name` recorded so far.
-    pub fn probes_named(&self, name: &str) -> impl Iterator<Item = &Probe> + '_ {
-        let name = name.to_string();
+    pub fn probes_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Probe> + 'a {
         self.probes.iter().filter(move |p| p.name == name)
     }
 }

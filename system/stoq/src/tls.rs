@@ -10,7 +10,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use pki_types::{
@@ -133,14 +133,15 @@ pub fn refusal_class(reason: &str) -> Option<&'static str> {
 struct State {
     presented: Option<Arc<CertifiedKey>>,
     trust: Trust,
-    /// Bumped by every [`Security::trust`]: endpoints re-check their live peers when it moves.
-    generation: u64,
 }
 
 /// A node's TLS identity and trust, shared by its configurations and swappable while it runs.
 #[derive(Clone)]
 pub struct Security {
     state: Arc<RwLock<State>>,
+    /// Bumped by every [`Security::trust`]: endpoints re-check their live peers when it moves.
+    /// An atomic, not in `state`, because every received datagram reads it.
+    generation: Arc<AtomicU64>,
     provider: Arc<CryptoProvider>,
     wall: Arc<AtomicI64>,
 }
@@ -160,11 +161,8 @@ impl Security {
         let provider = Arc::new(provider);
         let presented = credentials.map(|c| certified(&provider, c)).transpose()?;
         Ok(Security {
-            state: Arc::new(RwLock::new(State {
-                presented,
-                trust,
-                generation: 0,
-            })),
+            state: Arc::new(RwLock::new(State { presented, trust })),
+            generation: Arc::new(AtomicU64::new(0)),
             provider,
             wall: Arc::new(AtomicI64::new(0)),
         })
@@ -182,14 +180,13 @@ impl Security {
     /// peers every [`crate::Endpoint`] checks again at its next call (a peer revoked by the new
     /// revocation lists, or whose issuer the new bundle no longer holds, is disconnected).
     pub fn trust(&self, trust: Trust) {
-        let mut state = self.write();
-        state.trust = trust;
-        state.generation += 1;
+        self.write().trust = trust;
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// How many times the trust was replaced.
     pub fn trust_generation(&self) -> u64 {
-        self.read().generation
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Checks a live peer's `chain` against the current trust at `now_s` (Unix seconds). The

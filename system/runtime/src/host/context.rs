@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
-use super::scoped::ScopedStorage;
+use super::scoped::{ScopedStorage, TransportEnv};
 use super::timers::Owner;
 use super::{Core, Mount, Protocol, Slot};
 use crate::{Clock, DetRng, Entropy, Env, Instant, Probe, Probes, SendError, TimerToken, WallTime};
@@ -37,36 +37,16 @@ impl<'a> Siblings<'a> {
 /// [`Probes`] (tagged with the protocol's name), so helpers written against those traits take a
 /// `Context` as they are.
 pub struct Context<'a, T> {
-    env: &'a mut dyn Env,
-    core: &'a mut Core,
-    slot: usize,
-    mount: &'a Mount,
-    rng: &'a mut DetRng,
-    timers: &'a mut BTreeMap<TimerToken, T>,
-    siblings: Siblings<'a>,
+    pub(crate) env: &'a mut dyn Env,
+    pub(crate) core: &'a mut Core,
+    pub(crate) slot: usize,
+    pub(crate) mount: &'a Mount,
+    pub(crate) rng: &'a mut DetRng,
+    pub(crate) timers: &'a mut BTreeMap<TimerToken, T>,
+    pub(crate) siblings: Siblings<'a>,
 }
 
 impl<'a, T> Context<'a, T> {
-    pub(crate) fn new(
-        env: &'a mut dyn Env,
-        core: &'a mut Core,
-        slot: usize,
-        mount: &'a Mount,
-        rng: &'a mut DetRng,
-        timers: &'a mut BTreeMap<TimerToken, T>,
-        siblings: Siblings<'a>,
-    ) -> Self {
-        Context {
-            env,
-            core,
-            slot,
-            mount,
-            rng,
-            timers,
-            siblings,
-        }
-    }
-
     /// Calls [`crate::host::Protocol::on_timer`] with `timer` once the node's clock reaches `at`
     /// (at once after this call if `at` is past). There is no cancel: a protocol ignores timers it
     /// no longer cares about, for example by a generation number inside `timer`.
@@ -79,7 +59,7 @@ impl<'a, T> Context<'a, T> {
     pub fn send_to(&mut self, to: SocketAddr, payload: Bytes) -> Result<(), SendError> {
         let Core { transport, timers, .. } = &mut *self.core;
         let name = transport.name();
-        let mut env = Core::transport_env(self.env, timers, name);
+        let mut env = TransportEnv::new(self.env, timers, name);
         transport.send(&mut env, self.mount.channel, to, payload)
     }
 

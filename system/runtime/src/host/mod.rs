@@ -132,18 +132,6 @@ pub(crate) struct Core {
     pub(crate) inbox: Inbox,
 }
 
-impl Core {
-    /// The environment the transport sees: the node's, with its timers, files and probes in the
-    /// transport's own namespace.
-    pub(crate) fn transport_env<'a>(
-        env: &'a mut dyn Env,
-        timers: &'a mut TimerTable,
-        name: &'static str,
-    ) -> TransportEnv<'a> {
-        TransportEnv::new(env, timers, name)
-    }
-}
-
 impl Host {
     /// A host whose protocols talk over `transport`.
     pub fn new(transport: impl Transport) -> Self {
@@ -275,7 +263,7 @@ impl Host {
             timers,
             inbox,
         } = &mut self.core;
-        let mut scoped = Core::transport_env(env, timers, name);
+        let mut scoped = TransportEnv::new(env, timers, name);
         f(transport.as_mut(), &mut scoped, inbox);
     }
 }
@@ -354,7 +342,15 @@ impl<P: Protocol> Mounted<P> {
             rng,
             timers,
         } = self;
-        let cx = Context::new(call.env, call.core, call.slot, mount, rng, timers, call.siblings);
+        let cx = Context {
+            env: call.env,
+            core: call.core,
+            slot: call.slot,
+            mount,
+            rng,
+            timers,
+            siblings: call.siblings,
+        };
         (protocol, cx)
     }
 }
