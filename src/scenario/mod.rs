@@ -110,9 +110,10 @@ pub struct MembershipPlan {
     pub settle: Duration,
 }
 
-/// The membership workload over STOQ: every node gets a TrustChain leaf for its IPv6 address
-/// from a CA drawn from the seed, and its datagrams travel in mutually authenticated QUIC
-/// connections (the `stoq::Stoq` host transport).
+/// Membership over STOQ: its datagrams travel in mutually authenticated QUIC connections (the
+/// `stoq::Stoq` host transport). Under the membership workload every node gets a TrustChain leaf
+/// for its IPv6 address from a CA drawn from the seed; under the trustchain workload (with
+/// `trustchain.membership = true`) nodes present what TrustChain issues them as the run goes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoqPlan {
     /// Connections idle this long close.
@@ -664,10 +665,11 @@ impl Ctx<'_> {
         };
         let stoq = match &raw.stoq {
             None => None,
-            Some(t) if trustchain.is_some() => {
+            Some(t) if trustchain.as_ref().is_some_and(|plan| !plan.membership) => {
                 return Err(self.err(
                     t.span(),
-                    "a [stoq] section runs the membership workload; the trustchain workload has its own handshakes",
+                    "a [stoq] section carries membership: with workload.kind = \"trustchain\" it needs \
+                     trustchain.membership = true (TrustChain itself travels beside QUIC, on its own channel)",
                 ));
             }
             Some(t) => {
@@ -1157,6 +1159,17 @@ kind = "membership"
                 .starts_with("scenarios/x.toml:10: unknown fault kind \"partiton\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn stoq_under_trustchain_needs_membership_to_carry() {
+        let base = "duration = \"10s\"\n[nodes]\ncount = 3\n[workload]\nkind = \"trustchain\"\n\
+                    [stoq]\nkeep_alive = \"2s\"\n[trustchain]\nca = 0\n";
+        let e = parse("x.toml", base).unwrap_err();
+        assert_eq!(e.line, 6, "{e}");
+        assert!(e.message.contains("trustchain.membership = true"), "{e}");
+        let s = parse("x.toml", &format!("{base}membership = true\n")).unwrap();
+        assert_eq!(s.stoq.map(|p| p.keep_alive), Some(Duration::from_secs(2)));
     }
 
     #[test]

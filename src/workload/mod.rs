@@ -9,6 +9,7 @@
 //! of its own, and ship a scenario that exercises it.
 
 pub mod membership;
+pub mod stoq;
 pub mod trustchain;
 
 use reports::Plot;

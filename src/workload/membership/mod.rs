@@ -4,7 +4,6 @@
 //! reachability ([`crate::analysis::truth`]), plus the transport's counts with `[stoq]`.
 
 mod plots;
-mod stoq;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,7 +15,7 @@ use runtime::host::{BareDatagrams, Host};
 use runtime::{Actor, DetRng};
 use simulator::{ActorFactory, ProbeRecord};
 
-use super::{FinishedRun, Workload};
+use super::{stoq, FinishedRun, Workload};
 use crate::analysis::{truth, Analysis};
 use crate::build::node_addrs;
 use crate::scenario::Scenario;

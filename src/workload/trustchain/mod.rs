@@ -1,7 +1,8 @@
 //! The `trustchain` workload: the TrustChain node on every node (the CA on one of them), from a
 //! scenario's `[trustchain]` table; with `trustchain.membership = true`, membership is mounted
-//! beside it on the same host and both are judged. Its figures come from
-//! `trustchain::testing`.
+//! beside it on the same host and both are judged, and a `[stoq]` table then carries membership
+//! inside STOQ with the certificates TrustChain issues as the run goes
+//! ([`super::stoq::enrolled_by_trustchain`]). Its figures come from `trustchain::testing`.
 
 mod plots;
 
@@ -19,7 +20,7 @@ use trustchain::node::{AuthorityConfig, TrustNode, TrustNodeConfig};
 use trustchain::testing::Observed;
 
 use super::membership::Membership;
-use super::{FinishedRun, Workload};
+use super::{stoq, FinishedRun, Workload};
 use crate::analysis::Analysis;
 use crate::build::{node_addrs, stream};
 use crate::scenario::{Scenario, TrustChainPlan};
@@ -50,6 +51,9 @@ impl Workload for TrustChain {
         let plan = Self::plan(scenario);
         let configs = configs(scenario, plan, root);
         let members: Option<Vec<MembershipConfig>> = plan.membership.then(|| super::membership::configs(scenario));
+        if let (Some(transport), Some(members)) = (&scenario.stoq, &members) {
+            return stoq::enrolled_by_trustchain(transport, root, configs, members.clone());
+        }
         Box::new(move |node: u32| -> Box<dyn Actor> {
             let trust_node = TrustNode::new(configs[node as usize].clone());
             let mut host = Host::new(BareDatagrams).mount(trustchain::node::MOUNT, trust_node);

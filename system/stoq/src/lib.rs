@@ -19,6 +19,7 @@
 mod config;
 mod endpoint;
 pub mod frame;
+mod from_trustchain;
 mod plaintext;
 mod random;
 mod setup;
@@ -31,10 +32,11 @@ pub use config::{require_ipv6, ConfigError, Randomness, StoqConfig};
 pub use endpoint::{
     BulkId, Endpoint, Event, RequestFailed, RequestId, SetupError, StoqError, DRIVE_ROUNDS_MAX, EVENTS_MAX, TIMER_TOKEN,
 };
+pub use from_trustchain::TrustChainCredentials;
 pub use setup::{PacketProtection, QuicSetup};
 pub use stats::{StoqStats, TRANSPORT_CLASSES};
 pub use tls::{refusal_class, Credentials, PeerIdentity, Security, TlsSetupError, Trust, ALPN};
-pub use transport::{Stoq, UNRELIABLE_BYTES_MAX};
+pub use transport::{Stoq, BARE_CHANNELS_END, UNRELIABLE_BYTES_MAX};
 
 #[cfg(test)]
 mod tests;

@@ -57,6 +57,11 @@ impl QuicSetup {
 
         let reset_key = random::key_bytes::<32>(rng.as_ref()).map_err(key_error)?;
         let mut endpoint = EndpointConfig::new(Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &reset_key)));
+        // Every QUIC packet keeps its fixed bit (0x40) set, so a datagram whose first byte lacks
+        // it is not QUIC: that is how [`crate::Stoq`] tells its bare channels (bytes below 0x40,
+        // as RFC 9443 multiplexes) from QUIC on one socket. Greasing (RFC 9287) would clear it at
+        // random in packets sent to us.
+        endpoint.grease_quic_bit(false);
         if let Some(rng) = &rng {
             let seed = random::key_bytes::<32>(Some(rng)).map_err(key_error)?;
             endpoint.rng_seed(Some(seed));

@@ -48,8 +48,9 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// What a node trusts: the CA's bundle and the current revocation lists.
-#[derive(Clone, Debug)]
+/// What a node trusts: the CA's bundle and the current revocation lists. The default trusts
+/// nothing (a node that has not enrolled yet).
+#[derive(Clone, Debug, Default)]
 pub struct Trust {
     /// Roots and pinned issuing intermediates.
     pub bundle: TrustBundle,

@@ -7,6 +7,19 @@
 //! that fit a QUIC datagram on any path ([`UNRELIABLE_BYTES_MAX`]) go unreliably, keeping the
 //! UDP semantics protocols like membership were designed for (a lost probe is a failed probe,
 //! never a late one); larger ones go on the connection's ordered message stream.
+//!
+//! **Bare channels.** A protocol that must speak before its node holds a certificate (TrustChain's
+//! enrollment) can be given a *bare* channel ([`Stoq::with_bare_channels`]): its messages travel
+//! as plain datagrams on the same socket, beside QUIC, and it authenticates what it needs itself.
+//! The two are told apart by the first byte, as RFC 9443 multiplexes protocols on one port: a bare
+//! channel is a byte below [`BARE_CHANNELS_END`] (0x40), and every QUIC packet has its fixed bit
+//! (0x40) set (STOQ turns greasing of that bit off). A bare datagram on any other channel is
+//! refused and counted (`bare_refused`): a channel that travels inside STOQ is never reached
+//! around its mutual TLS.
+//!
+//! **Before credentials.** A node that holds no certificate yet sends nothing over QUIC (every
+//! handshake would be refused): such messages are dropped as a full path would drop them, and
+//! counted (`unsent_no_credentials`).
 
 use std::net::SocketAddr;
 
@@ -24,10 +37,16 @@ use crate::tls::{Credentials, Trust};
 /// the AEAD tag.
 pub const UNRELIABLE_BYTES_MAX: usize = 1100;
 
+/// Bare channels are the bytes below this: QUIC's fixed bit (RFC 9000 §17) is never clear in
+/// the first byte of a STOQ packet.
+pub const BARE_CHANNELS_END: u8 = 0x40;
+
 /// STOQ as a host's transport.
 pub struct Stoq {
     setup: Option<Setup>,
     endpoint: Option<Endpoint>,
+    /// Channels whose messages travel as plain datagrams beside QUIC.
+    bare: Vec<Channel>,
 }
 
 /// How the endpoint is to be made at start.
@@ -43,6 +62,7 @@ impl Stoq {
         Stoq {
             setup: Some(Setup::Plain(config, credentials, trust)),
             endpoint: None,
+            bare: Vec::new(),
         }
     }
 
@@ -53,7 +73,30 @@ impl Stoq {
         Stoq {
             setup: Some(Setup::Made(config, Box::new(setup))),
             endpoint: None,
+            bare: Vec::new(),
         }
+    }
+
+    /// Carries `channels` as plain datagrams beside QUIC (see the module documentation): for a
+    /// protocol that must talk before the node holds a certificate and authenticates its own
+    /// messages.
+    ///
+    /// # Panics
+    /// If a channel is [`BARE_CHANNELS_END`] or above: its datagrams would be taken for QUIC.
+    pub fn with_bare_channels(mut self, channels: impl IntoIterator<Item = Channel>) -> Self {
+        for channel in channels {
+            assert!(
+                channel.0 < BARE_CHANNELS_END,
+                "bare channel {} is not below {BARE_CHANNELS_END:#x}: it would be read as QUIC",
+                channel.0
+            );
+            self.bare.push(channel);
+        }
+        self
+    }
+
+    fn is_bare(&self, channel: Channel) -> bool {
+        self.bare.contains(&channel)
     }
 
     /// The endpoint, once started: for statistics and for presenting renewed credentials or
@@ -107,9 +150,21 @@ impl Transport for Stoq {
     }
 
     fn on_datagram(&mut self, env: &mut dyn Env, from: SocketAddr, payload: Bytes, inbox: &mut Inbox) {
-        if let Some(endpoint) = self.endpoint.as_mut() {
-            endpoint.handle_datagram(env, from, payload);
-            self.collect(inbox);
+        match payload.first() {
+            None => inbox.malformed(),
+            Some(&first) if first < BARE_CHANNELS_END => {
+                if self.is_bare(Channel(first)) {
+                    inbox.deliver(Channel(first), from, payload.slice(1..));
+                } else {
+                    env.probe(Probe::new("bare_refused", u64::from(first), 1));
+                }
+            }
+            Some(_) => {
+                if let Some(endpoint) = self.endpoint.as_mut() {
+                    endpoint.handle_datagram(env, from, payload);
+                    self.collect(inbox);
+                }
+            }
         }
     }
 
@@ -122,16 +177,23 @@ impl Transport for Stoq {
     }
 
     fn send(&mut self, env: &mut dyn Env, channel: Channel, to: SocketAddr, payload: Bytes) -> Result<(), SendError> {
+        let mut framed = BytesMut::with_capacity(1 + payload.len());
+        framed.put_u8(channel.0);
+        framed.extend_from_slice(&payload);
+        let framed = framed.freeze();
+        if self.is_bare(channel) {
+            return env.send_to(to, framed);
+        }
         let Some(endpoint) = self.endpoint.as_mut() else {
             return Err(SendError::Io {
                 to,
                 reason: "STOQ endpoint not started".into(),
             });
         };
-        let mut framed = BytesMut::with_capacity(1 + payload.len());
-        framed.put_u8(channel.0);
-        framed.extend_from_slice(&payload);
-        let framed = framed.freeze();
+        if !endpoint.security().has_credentials() {
+            env.probe(Probe::new("unsent_no_credentials", u64::from(channel.0), 1));
+            return Ok(());
+        }
         let sent = if framed.len() <= UNRELIABLE_BYTES_MAX {
             endpoint.send_unreliable(env, to, framed)
         } else {

@@ -17,8 +17,10 @@
 //! answers with its own chain, which the initiator validates. This is the certificate half of
 //! mutual TLS: the cryptographic half (proof of key possession, encryption) is STOQ's, which
 //! runs real TLS over QUIC. Bundles and revocation lists are accepted only from the CA's address
-//! and only if they keep the root pinned at enrollment; their authentication in transit is
-//! STOQ's mutual TLS too.
+//! and only if they keep the root pinned at enrollment. Enrollment comes before any certificate,
+//! so on a STOQ node this protocol travels on a bare channel beside QUIC, where that pinning is
+//! all that authenticates a bundle in transit (production nodes fetch theirs over the CA
+//! service's HTTPS instead).
 //!
 //! Probes (subject, value):
 //! - `tc_enrolled` (0, 1): the node holds its first valid certificate.
@@ -35,6 +37,9 @@
 //!   CA; `tc_issued` (0, 1) at the CA; `tc_rotation` (0, count); `tc_retired` (0, 1);
 //!   `tc_revoked` (node, 1).
 //! - `tc_storage_error`, `tc_malformed`.
+//!
+//! A node that runs over STOQ hands what it presents and trusts to its transport through a
+//! [`Publisher`] ([`TrustNode::publishing_to`]), told after every call in which either changed.
 
 pub mod authority;
 pub mod config;
@@ -104,6 +109,32 @@ fn class_index(e: &ValidationError) -> i64 {
         .unwrap_or(8) as i64
 }
 
+/// What the node presents and trusts, as handed to its [`Publisher`].
+pub struct Published<'a> {
+    /// The chain the node presents (leaf first), once it holds one its current bundle has
+    /// verified (a chain restored after a restart waits for a fresh bundle, as the node's own
+    /// handshakes do).
+    pub chain: Option<&'a [Bytes]>,
+    /// The private key of the chain's leaf.
+    pub key: &'a KeyPair,
+    /// The CA's bundle, once the node has one.
+    pub bundle: Option<&'a TrustBundle>,
+    /// The revocation lists (DER), one per issuing intermediate.
+    pub crls: &'a [Bytes],
+    /// Whether `chain` changed since the last publication (or this is the first).
+    pub chain_changed: bool,
+    /// Whether `bundle` or `crls` changed since the last publication (or this is the first).
+    pub trust_changed: bool,
+}
+
+/// Told what the node presents and trusts whenever either changes: how the node's transport
+/// learns its credentials from TrustChain (`stoq::TrustChainCredentials` for STOQ). Called at
+/// the end of the node's call, with the node's context.
+pub trait Publisher: Send {
+    /// Takes the node's current credentials and trust.
+    fn publish(&mut self, cx: &mut Context<'_, Timer>, published: &Published<'_>);
+}
+
 struct Outstanding {
     peer: usize,
     trial: bool,
@@ -146,6 +177,12 @@ pub struct TrustNode {
     verified: bool,
     ca: Option<CaRole>,
     seq: u64,
+    publisher: Option<Box<dyn Publisher>>,
+    /// Bumped whenever the bundle or the revocation lists change.
+    trust_revision: u64,
+    /// What the publisher was last told: the chain and the trust revision (`None` before the
+    /// first publication).
+    published: Option<(Option<Vec<Bytes>>, u64)>,
 }
 
 impl TrustNode {
@@ -176,7 +213,43 @@ impl TrustNode {
             verified: false,
             ca: None,
             seq: 0,
+            publisher: None,
+            trust_revision: 0,
+            published: None,
         }
+    }
+
+    /// Tells `publisher` what the node presents and trusts whenever either changes.
+    pub fn publishing_to(mut self, publisher: impl Publisher + 'static) -> Self {
+        self.publisher = Some(Box::new(publisher));
+        self
+    }
+
+    /// Hands the publisher what changed during this call, if anything did.
+    fn publish(&mut self, env: &mut Cx<'_>) {
+        let (Some(publisher), Some(key)) = (self.publisher.as_mut(), self.key.as_ref()) else {
+            return;
+        };
+        let chain = self.chain.as_ref().filter(|_| self.verified);
+        let (chain_changed, trust_changed) = match &self.published {
+            None => (true, true),
+            Some((told, revision)) => (chain != told.as_ref(), *revision != self.trust_revision),
+        };
+        if !chain_changed && !trust_changed {
+            return;
+        }
+        publisher.publish(
+            env,
+            &Published {
+                chain: chain.map(Vec::as_slice),
+                key,
+                bundle: self.bundle.as_ref(),
+                crls: &self.crls,
+                chain_changed,
+                trust_changed,
+            },
+        );
+        self.published = Some((chain.cloned(), self.trust_revision));
     }
 
     fn now_s(env: &Cx<'_>) -> i64 {
@@ -237,6 +310,7 @@ impl TrustNode {
         let bundle = take(len)?;
         self.chain = (!chain.is_empty()).then_some(chain);
         self.bundle = TrustBundle::decode(bundle).ok();
+        self.trust_revision += 1;
         Some(())
     }
 
@@ -394,9 +468,13 @@ impl TrustNode {
             Some(_) => {}
             None => self.pinned_root = roots.first().map(|r| fingerprint(r)),
         }
-        self.bundle = Some(bundle);
+        if self.bundle.as_ref() != Some(&bundle) {
+            self.bundle = Some(bundle);
+            self.trust_revision += 1;
+        }
         if crls != self.crls {
             self.crls = crls;
+            self.trust_revision += 1;
             let listed = self
                 .crl_ders()
                 .iter()
@@ -726,6 +804,24 @@ impl Protocol for TrustNode {
     type Timer = Timer;
 
     fn on_start(&mut self, env: &mut Cx<'_>) {
+        self.start(env);
+        self.publish(env);
+    }
+
+    fn on_message(&mut self, env: &mut Cx<'_>, from: SocketAddr, payload: Bytes) {
+        self.message(env, from, payload);
+        self.publish(env);
+    }
+
+    fn on_timer(&mut self, env: &mut Cx<'_>, timer: Timer) {
+        self.timer(env, timer);
+        self.publish(env);
+    }
+}
+
+/// The protocol's callbacks; [`Protocol`]'s add the publication of what changed.
+impl TrustNode {
+    fn start(&mut self, env: &mut Cx<'_>) {
         let Some(IpAddr::V6(addr)) = self.cfg.peers.get(self.cfg.me).map(SocketAddr::ip) else {
             // TrustChain identities are IPv6 addresses: an IPv4-only node cannot enroll.
             env.probe(Probe::new("tc_no_ipv6", 0, 1));
@@ -796,7 +892,7 @@ impl Protocol for TrustNode {
         env.set_timer(refresh, Timer::Refresh);
     }
 
-    fn on_message(&mut self, env: &mut Cx<'_>, from: SocketAddr, payload: Bytes) {
+    fn message(&mut self, env: &mut Cx<'_>, from: SocketAddr, payload: Bytes) {
         let message = match Message::decode(&payload) {
             Ok(m) => m,
             Err(_) => return env.probe(Probe::new("tc_malformed", 0, 1)),
@@ -825,7 +921,7 @@ impl Protocol for TrustNode {
         }
     }
 
-    fn on_timer(&mut self, env: &mut Cx<'_>, timer: Timer) {
+    fn timer(&mut self, env: &mut Cx<'_>, timer: Timer) {
         match timer {
             Timer::Handshake => self.handshake(env),
             Timer::Enroll(gen) if gen == self.renew_gen && self.chain.is_none() => self.enroll(env),
