@@ -7,6 +7,13 @@
 //! timed from the pair's own change. A view that contradicts a reachability which has held for
 //! `settle` is a false suspicion (or a false death).
 //!
+//! A pair's recovery is its own business: it is awaited from the pair's heal (or its member's
+//! restart or resumption) until the observer sees the member alive, whatever happens meanwhile
+//! to other nodes. It counts as unrecovered only when the pair's reachability ends without that
+//! (the pair is cut again, its member stops, its observer goes down, or the run ends) after
+//! lasting at least `settle`: a shorter reconnection may rightly pass unnoticed, as a shorter
+//! outage may pass undetected.
+//!
 //! Nodes are named by their index in the run (`0..nodes`): a `member` probe's subject is the
 //! member's `NodeId`, read as that index, so node `i` must run as `NodeId(i)`.
 
@@ -28,9 +35,9 @@ pub const METRICS: &[(&str, &str)] = &[
     ("death_ms_p99", "99th percentile of the time from losing reachability until the observer declares the member dead"),
     ("death_ms_max", "slowest death declaration; absent if a lost member was never declared dead"),
     ("undeclared_pairs", "(observer, member) pairs that lost reachability for at least `settle` and were not declared dead within it"),
-    ("recovery_ms_p99", "99th percentile of the time from regaining reachability (heal, restart) until the observer sees the member alive"),
+    ("recovery_ms_p99", "99th percentile of the time from a pair regaining reachability (heal, restart, resume) until the observer sees the member alive, timed from the pair's own change"),
     ("recovery_ms_max", "slowest recovery; absent if a pair never recovered"),
-    ("unrecovered_pairs", "pairs that regained reachability but were not seen alive before the next fault or the end"),
+    ("unrecovered_pairs", "(observer, member) pairs that regained reachability, kept it for at least `settle`, and were not seen alive while they kept it (until the pair lost it again, the observer went down, or the run ended)"),
     ("converged_ms_max", "slowest episode: time from a fault until every up node's view matches reachability exactly; absent if one never converged"),
     ("final_converged", "1 if, after the last fault, every up node's view came to match reachability before the end (the liveness check), else 0"),
     ("join_converged_ms", "time from the start until every node holds the full membership alive"),
@@ -92,6 +99,7 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, truth: &[Even
     for event in &changes[next_change..] {
         s.apply_changes(event.at, &[&event.change], event.change.kind());
     }
+    s.end_recoveries(run.end);
     s.close_episode(run.end);
     s.figures()
 }
@@ -121,6 +129,8 @@ enum Death {
     Awaited,
 }
 
+/// What a pair is waiting for: its detection since it lost reachability, or its recovery since
+/// it regained it (a first start is a join, not a recovery, and waits for nothing).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum Pending {
     None,
@@ -342,20 +352,9 @@ impl State {
                     });
                     self.pending[i] = Pending::None;
                 }
-                Pending::Detect if self.up[x] => {}
-                Pending::Recover if self.episode.kind != Kind::Join => {
-                    self.unrecovered += 1;
-                    let at = self.episode.at;
-                    self.note("unrecovered", || {
-                        format!(
-                            "unrecovered: node {x} did not see node {y} alive again between {} and {}",
-                            Seconds(at),
-                            Seconds(end)
-                        )
-                    });
-                    self.pending[i] = Pending::None;
-                }
-                _ => self.pending[i] = Pending::None,
+                Pending::Detect if !self.up[x] => self.pending[i] = Pending::None,
+                // A recovery is not ended by a fault elsewhere: see `end_recovery`.
+                Pending::Detect | Pending::Recover | Pending::None => {}
             }
         }
         self.minority_unaware += self.episode.minority_pending.len() as u64;
@@ -385,6 +384,36 @@ impl State {
         }
     }
 
+    /// Ends pair `i`'s awaited recovery at `end` without the member having been seen alive: the
+    /// pair lost reachability again, its observer went down, or the run ended. It counts as
+    /// unrecovered only if reachability lasted at least `settle`, so the figure depends on the
+    /// pair's own history alone, never on when an unrelated fault happened to follow.
+    fn end_recovery(&mut self, i: usize, end: Duration) {
+        if self.pending[i] != Pending::Recover {
+            return;
+        }
+        self.pending[i] = Pending::None;
+        let regained = self.last_change[i];
+        if end.saturating_sub(regained) >= self.settle {
+            self.unrecovered += 1;
+            let (x, y) = (i / self.n, i % self.n);
+            self.note("unrecovered", || {
+                format!(
+                    "unrecovered: node {x} did not see node {y} alive again between {} and {}",
+                    Seconds(regained),
+                    Seconds(end)
+                )
+            });
+        }
+    }
+
+    /// Ends every recovery still awaited when the run ends at `end`.
+    fn end_recoveries(&mut self, end: Duration) {
+        for i in 0..self.pending.len() {
+            self.end_recovery(i, end);
+        }
+    }
+
     /// Applies `changes` (simultaneous, of one `kind`) to the ground truth at `t`: a new
     /// episode (unless this is the join), and every pair whose reachability changed starts
     /// waiting for its detection, death or recovery.
@@ -404,10 +433,15 @@ impl State {
                 continue;
             }
             let i = self.idx(x, y);
+            if !self.up[x] {
+                // A crashed observer's view is gone; a restart begins a new one.
+                self.end_recovery(i, t);
+            }
             let now = self.reachable(x, y);
             if now == self.reach[i] {
                 continue;
             }
+            self.end_recovery(i, t);
             let seen = self.view[i] == ALIVE;
             match (seen != self.reach[i], seen != now) {
                 (true, false) => self.mismatch[x] -= 1,
@@ -438,7 +472,11 @@ impl State {
                 }
                 (true, false) => {
                     self.death[i] = Death::None;
-                    self.pending[i] = Pending::Recover;
+                    self.pending[i] = if kind == Kind::Join {
+                        Pending::None
+                    } else {
+                        Pending::Recover
+                    };
                 }
                 (true, true) => {
                     self.death[i] = Death::None;
@@ -601,16 +639,17 @@ impl State {
             }
         }
         let since = ms(t.saturating_sub(self.episode.at));
-        // Detection and death are per pair: timed from when this pair lost reachability.
-        let since_lost = ms(t.saturating_sub(self.last_change[i]));
+        // Detection, death and recovery are per pair: timed from when this pair's reachability
+        // last changed (its loss, or its heal or restart), never from another pair's fault.
+        let since_change = ms(t.saturating_sub(self.last_change[i]));
         if state == DEAD && self.death[i] == Death::Awaited {
             self.death[i] = Death::None;
-            self.death_ms.push(since_lost);
+            self.death_ms.push(since_change);
         }
         match (self.pending[i], state == ALIVE) {
             (Pending::Detect, false) => {
                 self.pending[i] = Pending::None;
-                self.detection_ms.push(since_lost);
+                self.detection_ms.push(since_change);
                 if self.episode.observers_pending.remove(&(x as u32)) {
                     self.observer_detection_ms.push(since);
                 }
@@ -618,9 +657,8 @@ impl State {
             }
             (Pending::Recover, true) => {
                 self.pending[i] = Pending::None;
-                if self.episode.kind != Kind::Join {
-                    self.recovery_ms.push(since);
-                }
+                // Timed from this pair's own heal or restart, as detection is from its loss.
+                self.recovery_ms.push(since_change);
             }
             _ => {}
         }
@@ -707,5 +745,219 @@ impl State {
             metrics: m,
             evidence: self.evidence,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The checker over synthetic runs: views written by hand beside a hand-written truth, so
+    //! each rule is seen on exactly the interleaving it is about.
+
+    use super::*;
+    use runtime::Probe;
+
+    const SUSPECT: i64 = 1;
+    const SETTLE: Duration = Duration::from_secs(10);
+
+    fn s(secs: u64) -> Duration {
+        Duration::from_secs(secs)
+    }
+
+    /// A hand-written run: `nodes` nodes that start at 0 s, views recorded as
+    /// (time, observer, member, state) and reachability changes beside them.
+    struct Synthetic {
+        nodes: u32,
+        views: Vec<(Duration, u32, u32, i64)>,
+        truth: Vec<Event>,
+    }
+
+    impl Synthetic {
+        /// Every node starts at 0 s and sees every other alive at 1 s.
+        fn joined(nodes: u32) -> Self {
+            let truth = (0..nodes)
+                .map(|i| Event::new(Duration::ZERO, Change::Start(vec![i])))
+                .collect();
+            let mut views = Vec::new();
+            for x in 0..nodes {
+                for y in (0..nodes).filter(|&y| y != x) {
+                    views.push((s(1), x, y, i64::from(ALIVE)));
+                }
+            }
+            Synthetic { nodes, views, truth }
+        }
+
+        fn view(&mut self, at: Duration, observer: u32, member: u32, state: i64) -> &mut Self {
+            self.views.push((at, observer, member, state));
+            self
+        }
+
+        /// Every up node other than `member` records `state` for it at `at`.
+        fn everyone_sees(&mut self, at: Duration, member: u32, state: i64) -> &mut Self {
+            for x in (0..self.nodes).filter(|&x| x != member) {
+                self.view(at, x, member, state);
+            }
+            self
+        }
+
+        fn change(&mut self, at: Duration, change: Change) -> &mut Self {
+            self.truth.push(Event::new(at, change));
+            self
+        }
+
+        fn figures(&self, end: Duration) -> Figures {
+            let mut views = self.views.clone();
+            views.sort_by_key(|v| v.0);
+            let probes: Vec<(Duration, u32, Probe)> = views
+                .iter()
+                .map(|&(at, x, y, state)| (at, x, Probe::new("member", u64::from(y), state).scoped("membership")))
+                .collect();
+            let observed = probes.iter().map(|(at, node, probe)| Observed {
+                at: *at,
+                node: *node,
+                probe,
+            });
+            let first_fault = self
+                .truth
+                .iter()
+                .filter(|e| e.change.kind() != Kind::Join)
+                .map(|e| e.at)
+                .min();
+            let run = Run {
+                nodes: self.nodes as usize,
+                end,
+                settle: SETTLE,
+                first_fault,
+            };
+            analyse(observed, &self.truth, &run)
+        }
+    }
+
+    /// Nodes 0 and 1 are cut from each other at 10 s (suspected at 12 s, dead at 14 s), healed at
+    /// 20 s, and see each other alive again 8 s later; node 5, unrelated, crashes for good at
+    /// `crash_at` and is suspected and declared dead by everyone soon after.
+    fn heal_then_unrelated_crash(crash_at: Duration) -> Synthetic {
+        let mut run = Synthetic::joined(6);
+        run.change(
+            s(10),
+            Change::Cut {
+                a: vec![0],
+                b: vec![1],
+                one_way: false,
+            },
+        )
+        .view(s(12), 0, 1, SUSPECT)
+        .view(s(12), 1, 0, SUSPECT)
+        .view(s(14), 0, 1, i64::from(DEAD))
+        .view(s(14), 1, 0, i64::from(DEAD))
+        .change(s(20), Change::Heal)
+        .view(s(28), 0, 1, i64::from(ALIVE))
+        .view(s(28), 1, 0, i64::from(ALIVE))
+        .change(crash_at, Change::Crash(vec![5]))
+        .everyone_sees(crash_at + s(1), 5, SUSPECT)
+        .everyone_sees(crash_at + s(3), 5, i64::from(DEAD));
+        run
+    }
+
+    #[test]
+    fn a_healed_pairs_recovery_is_timed_from_its_own_heal_whatever_fault_follows_elsewhere() {
+        // The report: an unrelated crash 5 s after the heal made every healed pair
+        // still recovering count as unrecovered; 11 s after, none did.
+        for crash_at in [s(25), s(31)] {
+            let f = heal_then_unrelated_crash(crash_at).figures(s(60));
+            assert_eq!(
+                f.get("unrecovered_pairs"),
+                Some(0.0),
+                "crash at {crash_at:?}: {:?}",
+                f.evidence
+            );
+            assert_eq!(f.get("recovery_ms_max"), Some(8000.0), "crash at {crash_at:?}");
+            assert_eq!(f.get("undeclared_pairs"), Some(0.0), "crash at {crash_at:?}");
+        }
+    }
+
+    #[test]
+    fn a_healed_pair_never_seen_alive_is_unrecovered_whatever_fault_follows_elsewhere() {
+        for crash_at in [s(25), s(31)] {
+            let mut run = heal_then_unrelated_crash(crash_at);
+            // Node 1 never sees node 0 alive again: drop that view.
+            run.views.retain(|&(at, x, y, _)| !(at == s(28) && x == 1 && y == 0));
+            let f = run.figures(s(60));
+            assert_eq!(f.get("unrecovered_pairs"), Some(1.0), "crash at {crash_at:?}");
+            assert_eq!(f.get("recovery_ms_max"), None, "no honest maximum");
+            assert!(
+                f.evidence
+                    .iter()
+                    .any(|e| e == "unrecovered: node 1 did not see node 0 alive again between 20.000s and 60.000s"),
+                "{:?}",
+                f.evidence
+            );
+        }
+    }
+
+    #[test]
+    fn a_pair_cut_again_before_settle_may_rightly_not_have_recovered() {
+        let mut run = Synthetic::joined(2);
+        let cut = || Change::Cut {
+            a: vec![0],
+            b: vec![1],
+            one_way: false,
+        };
+        run.change(s(10), cut())
+            .everyone_sees(s(12), 0, SUSPECT)
+            .everyone_sees(s(12), 1, SUSPECT)
+            .change(s(20), Change::Heal)
+            // Cut again 3 s after the heal, before either saw the other alive.
+            .change(s(23), cut())
+            .change(s(40), Change::Heal)
+            // Reachable for 15 s (more than settle) and never seen alive.
+            .change(s(55), cut());
+        let f = run.figures(s(70));
+        assert_eq!(f.get("unrecovered_pairs"), Some(2.0), "{:?}", f.evidence);
+        assert!(
+            f.evidence.iter().all(|e| !e.contains("between 20.000s")),
+            "the 3 s reconnection is not held against the pair: {:?}",
+            f.evidence
+        );
+    }
+
+    #[test]
+    fn a_heal_shortly_before_the_end_is_not_yet_an_unrecovered_pair() {
+        let mut run = Synthetic::joined(2);
+        run.change(
+            s(10),
+            Change::Cut {
+                a: vec![0],
+                b: vec![1],
+                one_way: false,
+            },
+        )
+        .everyone_sees(s(12), 0, SUSPECT)
+        .everyone_sees(s(12), 1, SUSPECT)
+        .change(s(25), Change::Heal);
+        assert_eq!(run.figures(s(30)).get("unrecovered_pairs"), Some(0.0), "5 s to recover");
+        assert_eq!(
+            run.figures(s(36)).get("unrecovered_pairs"),
+            Some(2.0),
+            "11 s to recover"
+        );
+    }
+
+    #[test]
+    fn a_restarted_members_recovery_is_timed_from_its_restart() {
+        let mut run = Synthetic::joined(3);
+        run.change(s(10), Change::Crash(vec![2]))
+            .everyone_sees(s(11), 2, SUSPECT)
+            .everyone_sees(s(13), 2, i64::from(DEAD))
+            .change(s(20), Change::Restart(vec![2]))
+            .view(s(21), 2, 0, i64::from(ALIVE))
+            .view(s(21), 2, 1, i64::from(ALIVE))
+            // An unrelated pause of node 0 at 22 s: node 1 sees 2 alive at 24 s regardless.
+            .change(s(22), Change::Pause(vec![0]))
+            .change(s(23), Change::Resume(vec![0]))
+            .view(s(24), 1, 2, i64::from(ALIVE))
+            .view(s(26), 0, 2, i64::from(ALIVE));
+        let f = run.figures(s(60));
+        assert_eq!(f.get("unrecovered_pairs"), Some(0.0), "{:?}", f.evidence);
+        assert_eq!(f.get("recovery_ms_max"), Some(6000.0));
     }
 }
