@@ -82,8 +82,12 @@ impl NodeClock {
 
     /// NTP-like correction at `t`: steps the wall clock back to true time. Drift continues, so
     /// the error grows again until the next correction.
-    pub fn correct(&mut self, t: SimTime) {
-        self.step_ns = -(self.model.offset_ns + self.drift_ns(t));
+    /// Whether the clock moved (it was not already at true time).
+    pub fn correct(&mut self, t: SimTime) -> bool {
+        let step = -(self.model.offset_ns + self.drift_ns(t));
+        let moved = step != self.step_ns;
+        self.step_ns = step;
+        moved
     }
 }
 

@@ -86,12 +86,27 @@ pub const FAULT_KINDS: &[&str] = &[
     "storage_io_error",
     "torn_write",
     "unsynced_write_lost",
+    "writeback_lost",
+    "crash_at_io",
+    "bit_rot",
 ];
 
-/// How often each kind of fault fired during a run, in name order.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-#[serde(transparent)]
-pub struct FaultCounts(BTreeMap<&'static str, u64>);
+/// How often each kind of fault took effect during a run, in name order, and a digest of every
+/// effect (kind, count, and the simulated time it happened at) that the run's trace hash covers:
+/// two runs whose faults bit differently never share a hash.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FaultCounts {
+    counts: BTreeMap<&'static str, u64>,
+    digest: u64,
+    /// The simulated time (ns) effects are stamped with, set by the simulator at every event.
+    now_ns: u64,
+}
+
+impl serde::Serialize for FaultCounts {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.counts.serialize(serializer)
+    }
+}
 
 impl FaultCounts {
     /// Counts one more `kind`.
@@ -106,17 +121,32 @@ impl FaultCounts {
             "fault kind {kind:?} missing from FAULT_KINDS"
         );
         if n > 0 {
-            *self.0.entry(kind).or_insert(0) += n;
+            *self.counts.entry(kind).or_insert(0) += n;
+            let mut word = self.now_ns ^ n.rotate_left(40);
+            for b in kind.bytes() {
+                word = (word ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3);
+            }
+            self.digest = (self.digest.rotate_left(23) ^ word).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         }
     }
 
-    /// How often `kind` fired.
+    /// How often `kind` took effect.
     pub fn get(&self, kind: &str) -> u64 {
-        self.0.get(kind).copied().unwrap_or(0)
+        self.counts.get(kind).copied().unwrap_or(0)
     }
 
-    /// Every kind that fired with its count, in name order.
+    /// Every kind that took effect with its count, in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        self.0.iter().map(|(k, v)| (*k, *v))
+        self.counts.iter().map(|(k, v)| (*k, *v))
+    }
+
+    /// The digest of every effect so far, in order.
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    /// Stamps effects from now on with simulated time `now_ns`.
+    pub(crate) fn set_now(&mut self, now_ns: u64) {
+        self.now_ns = now_ns;
     }
 }

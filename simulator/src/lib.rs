@@ -36,7 +36,8 @@ pub use faults::{FaultAction, FaultCounts, FAULT_KINDS};
 pub use network::{Latency, LinkModel, NetworkModel};
 pub use node_set::NodeSet;
 pub use sim::{
-    ActorFactory, NodeIndex, NodeSpec, ProbeRecord, RunStats, Simulation, PROBES_MAX, STALLED_DATAGRAMS_MAX,
+    ActorFactory, AppliedFault, NodeIndex, NodeSpec, ProbeRecord, RunStats, Simulation, PROBES_MAX,
+    STALLED_DATAGRAMS_MAX,
 };
 pub use storage::StorageFaults;
 pub use time::SimTime;

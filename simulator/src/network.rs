@@ -172,9 +172,11 @@ impl NetworkModel {
         self.cuts.push(Cut { from: a, to: b });
     }
 
-    /// Removes every cut.
-    pub fn heal(&mut self) {
+    /// Removes every cut: whether there was one.
+    pub fn heal(&mut self) -> bool {
+        let had = !self.cuts.is_empty();
         self.cuts.clear();
+        had
     }
 
     /// Whether a datagram from `from` to `to` is blocked by a cut now.

@@ -17,7 +17,7 @@ use crate::network::uniform;
 use crate::queue::EventQueue;
 use crate::storage::SimStorage;
 use crate::trace::{TraceEvent, TraceHasher, TraceWriter};
-use crate::{ClockModel, FaultAction, FaultCounts, NetworkModel, SimTime, StorageFaults};
+use crate::{ClockModel, FaultAction, FaultCounts, NetworkModel, NodeSet, SimTime, StorageFaults};
 
 /// A node's index in the simulation, in the order nodes were added.
 pub type NodeIndex = u32;
@@ -78,6 +78,26 @@ pub struct RunStats {
     pub probes_dropped: u64,
 }
 
+/// A scheduled fault action as it was applied: how many things it changed (nodes crashed,
+/// restarted, paused or whose clocks moved; cuts made or healed; link models replaced). Zero
+/// means it did nothing: a crash of nodes already down, a restart of running ones.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct AppliedFault {
+    /// When it fired.
+    #[serde(serialize_with = "serialize_secs")]
+    pub at: SimTime,
+    /// Its kind ([`FaultAction::kind`]).
+    pub kind: &'static str,
+    /// What it changed.
+    pub effects: u64,
+    /// The nodes it changed, for actions on nodes (crash, restart, pause, clock steps).
+    pub nodes: Vec<NodeIndex>,
+}
+
+fn serialize_secs<S: serde::Serializer>(t: &SimTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(t.as_nanos() as f64 / 1e9)
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum Liveness {
     Up,
@@ -102,6 +122,9 @@ struct NodeSlot {
     /// Datagrams among `stalled` (bounded by [`STALLED_DATAGRAMS_MAX`]).
     stalled_datagrams: usize,
     egress_free_at: SimTime,
+    /// A crash struck at a storage call during the current callback: nothing the actor does
+    /// after it happens, and the node goes down when the callback returns.
+    struck: bool,
 }
 
 /// Datagrams a paused node holds at most, as its socket's receive buffer would (about 4 MiB of
@@ -148,6 +171,7 @@ struct World {
     hasher: TraceHasher,
     trace: Option<TraceWriter>,
     probes: Vec<ProbeRecord>,
+    applied: Vec<AppliedFault>,
 }
 
 impl World {
@@ -221,6 +245,7 @@ impl Simulation {
                 hasher,
                 trace: None,
                 probes: Vec::new(),
+                applied: Vec::new(),
             },
             actors: Vec::new(),
             factory,
@@ -260,6 +285,7 @@ impl Simulation {
             stalled: Vec::new(),
             stalled_datagrams: 0,
             egress_free_at: SimTime::ZERO,
+            struck: false,
         });
         self.actors.push(None);
         let start = start.max(self.world.now);
@@ -307,6 +333,11 @@ impl Simulation {
         );
     }
 
+    /// Every scheduled fault action applied so far, with what it changed.
+    pub fn applied_faults(&self) -> &[AppliedFault] {
+        &self.world.applied
+    }
+
     /// The current true time.
     pub fn now(&self) -> SimTime {
         self.world.now
@@ -349,7 +380,17 @@ impl Simulation {
 
     /// The determinism fingerprint of everything dispatched so far.
     pub fn trace_hash(&self) -> String {
-        self.world.hasher.hex()
+        // Every fault effect (losses, corruptions, interceptor drops and mutations, storage
+        // errors, torn and lost writes, with their times) is in the digest; a run without any
+        // keeps the hash of the events alone.
+        let digest = self.world.faults.digest();
+        if digest == 0 {
+            return self.world.hasher.hex();
+        }
+        let mut hasher = self.world.hasher.clone();
+        hasher.word(0x4546_4654); // "EFFT"
+        hasher.word(digest);
+        hasher.hex()
     }
 
     /// Events waiting in the queue.
@@ -368,6 +409,7 @@ impl Simulation {
             let (at, event) = self.world.queue.pop().expect("peeked");
             debug_assert!(at >= self.world.now, "time went backwards");
             self.world.now = at;
+            self.world.faults.set_now(at.as_nanos());
             self.world.stats.events += 1;
             self.dispatch(event);
             if self.world.stats.events.is_multiple_of(PROGRESS_EVERY_EVENTS) {
@@ -436,6 +478,43 @@ impl Simulation {
             node,
         });
         self.actors[node as usize] = Some(actor);
+        self.settle_strike(node);
+    }
+
+    /// Takes down a node that a crash struck at a storage call during its callback (what it did
+    /// after that call was already discarded), and restarts it after
+    /// [`crate::StorageFaults::crash_restart_after`].
+    fn settle_strike(&mut self, node: NodeIndex) {
+        let slot = &mut self.world.nodes[node as usize];
+        if !slot.struck {
+            return;
+        }
+        slot.struck = false;
+        let restart_after = slot.storage.faults().crash_restart_after;
+        let now = self.world.now;
+        let crashed = self.crash(node);
+        debug_assert!(crashed, "a node struck in its own callback was up");
+        let w = &mut self.world;
+        w.applied.push(AppliedFault {
+            at: now,
+            kind: "crash_at_io",
+            effects: 1,
+            nodes: vec![node],
+        });
+        w.hasher.word(0x494F_4352); // "IOCR"
+        w.hasher.word(now.as_nanos());
+        w.hasher.word(u64::from(node));
+        w.hasher.end_event();
+        if let Some(t) = &mut w.trace {
+            t.write(&TraceEvent::Fault {
+                t: now.as_nanos(),
+                fault: "crash_at_io",
+                detail: &format!("node {node}"),
+                effects: 1,
+            });
+        }
+        let restart = FaultAction::Restart(NodeSet::from_indices([node]));
+        w.queue.push(now.after(restart_after), Event::Fault(restart));
     }
 
     fn deliver(&mut self, from_node: NodeIndex, to_node: NodeIndex, from: SocketAddr, payload: Bytes) {
@@ -495,6 +574,7 @@ impl Simulation {
                 payload,
             );
             self.actors[to_node as usize] = Some(actor);
+            self.settle_strike(to_node);
         }
     }
 
@@ -531,6 +611,7 @@ impl Simulation {
                 token,
             );
             self.actors[node as usize] = Some(actor);
+            self.settle_strike(node);
         }
     }
 
@@ -550,28 +631,21 @@ impl Simulation {
 
     fn apply_fault(&mut self, action: FaultAction) {
         let kind = action.kind();
-        let w = &mut self.world;
-        w.faults.add(kind);
-        w.hasher.word(0x4641_554C); // "FAUL"
-        w.hasher.word(w.now.as_nanos());
-        w.hasher.bytes(kind.as_bytes());
-        w.hasher.end_event();
-        if let Some(t) = &mut w.trace {
-            let detail = format!("{action:?}");
-            t.write(&TraceEvent::Fault {
-                t: w.now.as_nanos(),
-                fault: kind,
-                detail: &detail,
-            });
-        }
-        let now = w.now;
-        match action {
-            FaultAction::Partition { a, b, one_way } => w.network.partition(a, b, one_way),
-            FaultAction::Heal => w.network.heal(),
+        let now = self.world.now;
+        let detail = self.world.trace.is_some().then(|| format!("{action:?}"));
+        // What the action changed: a fault counts for what it did, not for being scheduled (a
+        // crash of a node already down crashes nothing).
+        let mut changed: Vec<NodeIndex> = Vec::new();
+        let effects: u64 = match action {
+            FaultAction::Partition { a, b, one_way } => {
+                let cuts = !a.is_empty() && !b.is_empty();
+                self.world.network.partition(a, b, one_way);
+                u64::from(cuts)
+            }
+            FaultAction::Heal => u64::from(self.world.network.heal()),
             FaultAction::Crash(nodes) => {
-                for node in nodes.iter() {
-                    self.crash(node);
-                }
+                changed = nodes.iter().filter(|node| self.crash(*node)).collect();
+                changed.len() as u64
             }
             FaultAction::Restart(nodes) => {
                 for node in nodes.iter() {
@@ -579,37 +653,77 @@ impl Simulation {
                     if slot.liveness == Liveness::Down {
                         let life = slot.life;
                         self.world.queue.push(now, Event::Start { node, life });
+                        changed.push(node);
                     }
                 }
+                changed.len() as u64
             }
             FaultAction::Pause { nodes, duration } => {
+                let w = &mut self.world;
                 for node in nodes.iter() {
-                    let until = now.after(duration);
                     let slot = &mut w.nodes[node as usize];
+                    if slot.liveness == Liveness::Down || duration.is_zero() {
+                        continue;
+                    }
+                    let until = now.after(duration);
                     let until = slot.paused_until.map_or(until, |u| u.max(until));
                     slot.paused_until = Some(until);
                     w.queue.push(until, Event::Resume { node });
+                    changed.push(node);
                 }
+                changed.len() as u64
             }
             FaultAction::ClockJump { nodes, delta_ns } => {
-                for node in nodes.iter() {
-                    w.nodes[node as usize].clock.step(delta_ns);
+                if delta_ns != 0 {
+                    for node in nodes.iter() {
+                        self.world.nodes[node as usize].clock.step(delta_ns);
+                        changed.push(node);
+                    }
                 }
+                changed.len() as u64
             }
             FaultAction::ClockCorrect(nodes) => {
-                for node in nodes.iter() {
-                    w.nodes[node as usize].clock.correct(now);
-                }
+                changed = nodes
+                    .iter()
+                    .filter(|node| self.world.nodes[*node as usize].clock.correct(now))
+                    .collect();
+                changed.len() as u64
             }
-            FaultAction::SetLinks(model) => w.network.default_link = model,
+            FaultAction::SetLinks(model) => {
+                let differs = self.world.network.default_link != model;
+                self.world.network.default_link = model;
+                u64::from(differs)
+            }
+        };
+        let w = &mut self.world;
+        w.faults.add_n(kind, effects);
+        w.applied.push(AppliedFault {
+            at: now,
+            kind,
+            effects,
+            nodes: changed,
+        });
+        w.hasher.word(0x4641_554C); // "FAUL"
+        w.hasher.word(now.as_nanos());
+        w.hasher.bytes(kind.as_bytes());
+        w.hasher.word(effects);
+        w.hasher.end_event();
+        if let (Some(t), Some(detail)) = (&mut w.trace, detail) {
+            t.write(&TraceEvent::Fault {
+                t: now.as_nanos(),
+                fault: kind,
+                detail: &detail,
+                effects,
+            });
         }
     }
 
-    fn crash(&mut self, node: NodeIndex) {
+    /// Crashes `node`, if it is up: whether it was.
+    fn crash(&mut self, node: NodeIndex) -> bool {
         let w = &mut self.world;
         let slot = &mut w.nodes[node as usize];
         if slot.liveness == Liveness::Down {
-            return;
+            return false;
         }
         slot.liveness = Liveness::Down;
         slot.life += 1;
@@ -620,6 +734,7 @@ impl Simulation {
         // A restarted process draws fresh randomness, as a real one would.
         slot.entropy = slot.entropy.fork(u64::from(slot.life));
         self.actors[node as usize] = None;
+        true
     }
 }
 
@@ -632,6 +747,26 @@ struct NodeEnv<'a> {
 impl NodeEnv<'_> {
     fn slot(&mut self) -> &mut NodeSlot {
         &mut self.world.nodes[self.node as usize]
+    }
+
+    /// Whether the node is dead at this mutating storage call: struck earlier in this callback,
+    /// or struck now (drawn from the disk's stream, counted as `crash_at_io`).
+    fn crashes_here(&mut self) -> bool {
+        let w = &mut *self.world;
+        let slot = &mut w.nodes[self.node as usize];
+        if slot.struck {
+            return true;
+        }
+        if slot.storage.crash_strikes(&mut slot.disk_rng) {
+            slot.struck = true;
+            w.faults.add("crash_at_io");
+        }
+        slot.struck
+    }
+
+    /// Whether a crash struck earlier in this callback: what the actor does now never happened.
+    fn is_struck(&self) -> bool {
+        self.world.nodes[self.node as usize].struck
     }
 
     /// Arrival time of a datagram of `len` bytes sent now from this node on `link`.
@@ -670,6 +805,9 @@ impl Clock for NodeEnv<'_> {
 
 impl Timers for NodeEnv<'_> {
     fn set_timer(&mut self, at: Instant, token: TimerToken) {
+        if self.is_struck() {
+            return;
+        }
         let now = self.world.now;
         let slot = &self.world.nodes[self.node as usize];
         let fire_at = slot.clock.true_time_of(at).max(now);
@@ -684,6 +822,9 @@ impl Datagrams for NodeEnv<'_> {
     }
 
     fn send_to(&mut self, to: SocketAddr, payload: Bytes) -> Result<(), SendError> {
+        if self.is_struck() {
+            return Ok(());
+        }
         if payload.len() > MAX_DATAGRAM_BYTES {
             return Err(SendError::TooLarge {
                 len: payload.len(),
@@ -790,6 +931,9 @@ impl Storage for NodeEnv<'_> {
     }
 
     fn write_at(&mut self, name: &str, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        if self.crashes_here() {
+            return Ok(());
+        }
         let w = &mut *self.world;
         let slot = &mut w.nodes[self.node as usize];
         slot.storage
@@ -801,18 +945,27 @@ impl Storage for NodeEnv<'_> {
     }
 
     fn truncate(&mut self, name: &str, len: u64) -> Result<(), StorageError> {
+        if self.crashes_here() {
+            return Ok(());
+        }
         let w = &mut *self.world;
         let slot = &mut w.nodes[self.node as usize];
         slot.storage.truncate(name, len, &mut slot.disk_rng, &mut w.faults)
     }
 
     fn sync(&mut self, name: &str) -> Result<(), StorageError> {
+        if self.crashes_here() {
+            return Ok(());
+        }
         let w = &mut *self.world;
         let slot = &mut w.nodes[self.node as usize];
         slot.storage.sync(name, &mut slot.disk_rng, &mut w.faults)
     }
 
     fn remove(&mut self, name: &str) -> Result<(), StorageError> {
+        if self.crashes_here() {
+            return Ok(());
+        }
         self.slot().storage.remove(name)
     }
 
@@ -823,6 +976,9 @@ impl Storage for NodeEnv<'_> {
 
 impl Probes for NodeEnv<'_> {
     fn probe(&mut self, probe: Probe) {
+        if self.is_struck() {
+            return;
+        }
         let w = &mut *self.world;
         w.hasher.word(0x5052_4F42); // "PROB"
         w.hasher.word(w.now.as_nanos());

@@ -1,23 +1,54 @@
-//! Simulated durable storage with the failure modes of real disks.
+//! Simulated durable storage with the failure modes of real disks and kernels.
 //!
 //! Each file keeps what is durable apart from what has merely been written. A crash keeps the
 //! durable image plus, at random, a prefix of the unsynced operations, the last of which may be
 //! torn (only some of its bytes reached the platter). I/O errors are injected per operation.
+//!
+//! A failed sync behaves as Linux's does since the 2018 "fsyncgate" findings: the writes it was
+//! to make durable are dropped from writeback (reads still see them, from the page cache, but no
+//! later sync writes them), so a program that retries the sync and believes it is told "durable"
+//! loses them at the next crash. Durable bytes can rot: a read may flip a bit of the image for
+//! good. And the simulator can crash a node *at* a mutating call ([`StorageFaults::crash_at_io`]),
+//! between a write and its sync, which is where torn and lost writes live.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use runtime::{validate_file_name, DetRng, Entropy, StorageError};
 
 use crate::FaultCounts;
 
 /// Storage faults to inject, per node.
-#[derive(Copy, Clone, Debug, Default, PartialEq)]
+#[derive(Copy, Clone, Debug, PartialEq)]
 pub struct StorageFaults {
-    /// Probability each read, write or sync fails with an I/O error.
+    /// Probability each read, write or sync fails with an I/O error. A failed sync drops the
+    /// writes it was to make durable (see the module documentation).
     pub io_error: f64,
     /// Whether a crash may leave a partially written last operation (otherwise unsynced
     /// operations survive whole or not at all).
     pub torn_writes: bool,
+    /// Probability the node crashes at each write, truncate or sync, before it takes effect: the
+    /// call and everything after it in the same callback never happened. Counted as
+    /// `crash_at_io`; the node restarts after [`StorageFaults::crash_restart_after`].
+    pub crash_at_io: f64,
+    /// How long a node crashed at a storage call stays down.
+    pub crash_restart_after: Duration,
+    /// Probability a read finds one bit of what it reads flipped on the medium (bit rot): the
+    /// flip stays, in the durable image too. Counted as `bit_rot`.
+    pub read_bitflip: f64,
+}
+
+impl Default for StorageFaults {
+    /// No faults; a node crashed at a storage call would restart after one second.
+    fn default() -> Self {
+        StorageFaults {
+            io_error: 0.0,
+            torn_writes: false,
+            crash_at_io: 0.0,
+            crash_restart_after: Duration::from_secs(1),
+            read_bitflip: 0.0,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -74,6 +105,16 @@ impl SimStorage {
         }
     }
 
+    /// The faults this disk injects.
+    pub fn faults(&self) -> &StorageFaults {
+        &self.faults
+    }
+
+    /// Whether the node crashes at the mutating call about to be made (drawn from `rng`).
+    pub fn crash_strikes(&self, rng: &mut DetRng) -> bool {
+        rng.chance(self.faults.crash_at_io)
+    }
+
     fn inject(&self, name: &str, op: &str, rng: &mut DetRng, counts: &mut FaultCounts) -> Result<(), StorageError> {
         if rng.chance(self.faults.io_error) {
             counts.add("storage_io_error");
@@ -96,11 +137,23 @@ impl SimStorage {
     ) -> Result<Vec<u8>, StorageError> {
         validate_file_name(name)?;
         self.inject(name, "read", rng, counts)?;
-        let Some(file) = self.files.get(name) else {
+        let rot = self.faults.read_bitflip;
+        let Some(file) = self.files.get_mut(name) else {
             return Ok(Vec::new());
         };
         let start = (offset as usize).min(file.current.len());
         let end = start.saturating_add(len).min(file.current.len());
+        if end > start && rng.chance(rot) {
+            let bit = rng.below((end - start) as u64 * 8);
+            let at = start + (bit / 8) as usize;
+            let mask = 1u8 << (bit % 8);
+            file.current[at] ^= mask;
+            // The medium rotted, not the cache: the flip is durable too where the byte is.
+            if let Some(byte) = file.durable.as_mut().and_then(|d| d.get_mut(at)) {
+                *byte ^= mask;
+            }
+            counts.add("bit_rot");
+        }
         Ok(file.current[start..end].to_vec())
     }
 
@@ -160,13 +213,26 @@ impl SimStorage {
         Ok(())
     }
 
-    /// Makes the file's writes durable.
+    /// Makes the file's writes since the last sync durable. If it fails, those writes are
+    /// dropped from writeback: still read back, never made durable by a later sync (counted as
+    /// `writeback_lost`).
     pub fn sync(&mut self, name: &str, rng: &mut DetRng, counts: &mut FaultCounts) -> Result<(), StorageError> {
         validate_file_name(name)?;
-        self.inject(name, "sync", rng, counts)?;
+        if let Err(e) = self.inject(name, "sync", rng, counts) {
+            if let Some(file) = self.files.get_mut(name) {
+                counts.add_n("writeback_lost", file.unsynced.len() as u64);
+                file.unsynced.clear();
+            }
+            return Err(e);
+        }
         if let Some(file) = self.files.get_mut(name) {
-            file.durable = Some(file.current.clone());
-            file.unsynced.clear();
+            // Durable is what was durable plus what this sync wrote back, not what reads see:
+            // writes a failed sync dropped stay out.
+            let mut image = file.durable.take().unwrap_or_default();
+            for op in file.unsynced.drain(..) {
+                op.apply(&mut image);
+            }
+            file.durable = Some(image);
         }
         Ok(())
     }
@@ -190,9 +256,12 @@ impl SimStorage {
         self.files.retain(|_, file| {
             let pending = file.unsynced.len();
             if pending == 0 {
+                // Reads may have seen writes a failed sync dropped: the page cache is gone now.
+                file.current = file.durable.clone().unwrap_or_default();
                 return file.durable.is_some();
             }
             let survived = rng.below(pending as u64 + 1) as usize;
+            let was_durable = file.durable.is_some();
             let mut image = file.durable.take().unwrap_or_default();
             for op in &file.unsynced[..survived] {
                 op.apply(&mut image);
@@ -209,7 +278,7 @@ impl SimStorage {
                 }
             }
             counts.add_n("unsynced_write_lost", lost as u64);
-            let exists = survived > 0 || file.durable.is_some() || !image.is_empty();
+            let exists = survived > 0 || was_durable || !image.is_empty();
             file.current = image.clone();
             file.durable = Some(image);
             file.unsynced.clear();
@@ -265,8 +334,8 @@ mod tests {
         let mut torn_seen = false;
         for seed in 0..64 {
             let mut disk = SimStorage::new(StorageFaults {
-                io_error: 0.0,
                 torn_writes: true,
+                ..StorageFaults::default()
             });
             let mut rng = DetRng::seed_from_u64(seed);
             let mut counts = FaultCounts::default();
@@ -296,14 +365,72 @@ mod tests {
     }
 
     #[test]
+    fn a_file_synced_while_empty_survives_a_crash_that_loses_its_later_writes() {
+        let mut lost_seen = false;
+        for seed in 0..32 {
+            let (mut disk, _, mut counts) = setup();
+            let mut rng = DetRng::seed_from_u64(seed);
+            disk.truncate("f", 0, &mut rng, &mut counts).unwrap();
+            disk.sync("f", &mut rng, &mut counts).unwrap();
+            disk.write_at("f", 0, b"x", &mut rng, &mut counts).unwrap();
+            disk.crash(&mut rng, &mut counts);
+            assert!(
+                disk.list().contains(&"f".to_string()),
+                "seed {seed}: a durable file vanished"
+            );
+            lost_seen |= counts.get("unsynced_write_lost") == 1;
+        }
+        assert!(lost_seen, "no seed lost the write");
+    }
+
+    #[test]
     fn injected_io_errors_fail_the_operation_and_are_counted() {
         let mut disk = SimStorage::new(StorageFaults {
             io_error: 1.0,
-            torn_writes: false,
+            ..StorageFaults::default()
         });
         let (mut rng, mut counts) = (DetRng::seed_from_u64(1), FaultCounts::default());
         assert!(disk.write_at("f", 0, b"x", &mut rng, &mut counts).is_err());
         assert_eq!(disk.size("f").unwrap(), 0);
         assert_eq!(counts.get("storage_io_error"), 1);
+    }
+
+    #[test]
+    fn a_failed_sync_drops_its_writes_and_a_retried_sync_does_not_bring_them_back() {
+        let (mut disk, mut rng, mut counts) = setup();
+        disk.write_at("f", 0, b"old", &mut rng, &mut counts).unwrap();
+        disk.sync("f", &mut rng, &mut counts).unwrap();
+        disk.write_at("f", 0, b"new", &mut rng, &mut counts).unwrap();
+        disk.faults.io_error = 1.0;
+        assert!(disk.sync("f", &mut rng, &mut counts).is_err());
+        assert_eq!(counts.get("writeback_lost"), 1);
+        disk.faults.io_error = 0.0;
+        // Still in the page cache: reads see it, and the retried sync succeeds...
+        assert_eq!(disk.read_at("f", 0, 3, &mut rng, &mut counts).unwrap(), b"new");
+        disk.sync("f", &mut rng, &mut counts).unwrap();
+        // ...but it was never written back: a crash brings back what was durable before.
+        disk.crash(&mut rng, &mut counts);
+        assert_eq!(disk.read_at("f", 0, 3, &mut rng, &mut counts).unwrap(), b"old");
+    }
+
+    #[test]
+    fn bit_rot_flips_one_bit_for_good_and_is_counted() {
+        let mut disk = SimStorage::new(StorageFaults {
+            read_bitflip: 1.0,
+            ..StorageFaults::default()
+        });
+        let (mut rng, mut counts) = (DetRng::seed_from_u64(3), FaultCounts::default());
+        disk.write_at("f", 0, &[0u8; 16], &mut rng, &mut counts).unwrap();
+        disk.sync("f", &mut rng, &mut counts).unwrap();
+        let read = disk.read_at("f", 0, 16, &mut rng, &mut counts).unwrap();
+        assert_eq!(read.iter().map(|b| b.count_ones()).sum::<u32>(), 1, "{read:?}");
+        assert_eq!(counts.get("bit_rot"), 1);
+        disk.faults.read_bitflip = 0.0;
+        disk.crash(&mut rng, &mut counts);
+        assert_eq!(
+            disk.read_at("f", 0, 16, &mut rng, &mut counts).unwrap(),
+            read,
+            "the flip is durable"
+        );
     }
 }

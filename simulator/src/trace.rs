@@ -136,6 +136,8 @@ pub enum TraceEvent<'a> {
         fault: &'static str,
         /// Detail.
         detail: &'a str,
+        /// What it changed (nodes, cuts, link models); 0 if nothing.
+        effects: u64,
     },
 }
 

@@ -651,6 +651,7 @@ impl Ctx<'_> {
         let storage = StorageFaults {
             io_error: self.probability(&raw.storage.io_error, "storage.io_error")?,
             torn_writes: raw.storage.torn_writes.unwrap_or(false),
+            ..StorageFaults::default()
         };
         let kind = self.workload_kind(&raw.workload.get_ref().kind)?;
         let workload = self.workload(&raw.workload, count)?;
@@ -1005,6 +1006,7 @@ impl Ctx<'_> {
                 };
                 let a = self.selection(&Spanned::new(sides.span(), a.clone()), count)?;
                 let b = self.selection(&Spanned::new(sides.span(), b.clone()), count)?;
+                disjoint_sides(&a, &b, count).map_err(|m| self.err(sides.span(), m))?;
                 FaultKind::Partition {
                     a,
                     b,
@@ -1109,6 +1111,59 @@ impl Ctx<'_> {
     }
 }
 
+/// Checks that a partition's sides share no node. A node on both sides would be cut off from
+/// itself (and, under a two-way cut, from everyone on either side), which no network does, so
+/// such a file is a mistake to point out, not a fault to simulate. A side drawn at random
+/// (`random N`) is refused too: each side is drawn on its own from every node, so the draws may
+/// overlap, and only the seed would tell.
+fn disjoint_sides(a: &Selection, b: &Selection, count: u32) -> Result<(), String> {
+    if matches!(a, Selection::Random(_)) || matches!(b, Selection::Random(_)) {
+        return Err(
+            "a partition side cannot be drawn at random (`random N`): each side is drawn \
+                    on its own, so the two draws may share nodes; name both sides (\"A..B\" or a \
+                    list), or let `[swarm] partitions` draw disjoint sides for each seed"
+                .to_string(),
+        );
+    }
+    let mut on_a = vec![false; count as usize];
+    for i in fixed_indices(a, count) {
+        on_a[i as usize] = true;
+    }
+    let mut both: Vec<u32> = fixed_indices(b, count)
+        .into_iter()
+        .filter(|&i| on_a[i as usize])
+        .collect();
+    both.sort_unstable();
+    both.dedup();
+    if both.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "partition sides overlap: {}; a node cannot be cut off from itself, so put each node on \
+         one side only (e.g. \"0..10\" and \"10..20\")",
+        on_both_sides(&both)
+    ))
+}
+
+/// Says that `nodes` (sorted, at least one) are on both sides: "node 3 is on both sides", "nodes
+/// 10 and 11 are …", and past ten nodes their count and the first few, so the message stays a line.
+fn on_both_sides(nodes: &[u32]) -> String {
+    const LISTED_MAX: usize = 10;
+    const SHOWN_OF_MANY: usize = 8;
+    let list = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+    match nodes {
+        [one] => format!("node {one} is on both sides"),
+        [init @ .., last] if nodes.len() <= LISTED_MAX => {
+            format!("nodes {} and {last} are on both sides", list(init))
+        }
+        _ => format!(
+            "{} nodes are on both sides ({}, …)",
+            nodes.len(),
+            list(&nodes[..SHOWN_OF_MANY])
+        ),
+    }
+}
+
 /// The indices of a selection that names its nodes (not `Random`).
 pub fn fixed_indices(selection: &Selection, count: u32) -> Vec<u32> {
     match selection {
@@ -1184,6 +1239,46 @@ kind = "membership"
     fn toml_syntax_errors_carry_a_line() {
         let e = parse("x.toml", "duration = \"10s\"\n[nodes\ncount = 1\n").unwrap_err();
         assert_eq!(e.line, 2);
+    }
+
+    /// `MINIMAL` with 40 nodes and one partition of `sides` (a TOML array) on line 13.
+    fn with_partition(sides: &str) -> String {
+        let head = MINIMAL.replace("count = 5", "count = 40");
+        format!("{head}\n[[fault]]\nat = \"1s\"\nkind = \"partition\"\nsides = {sides}\n")
+    }
+
+    #[test]
+    fn partition_sides_that_share_nodes_are_refused_naming_them_and_the_line() {
+        let e = parse("x.toml", &with_partition(r#"["0..12", "10..40"]"#)).unwrap_err();
+        assert_eq!(e.line, 13, "{e}");
+        assert!(e.message.contains("nodes 10 and 11 are on both sides"), "{e}");
+        let e = parse("x.toml", &with_partition(r#"["0..10", "0..10"]"#)).unwrap_err();
+        assert_eq!(e.line, 13, "{e}");
+        assert!(
+            e.message
+                .contains("nodes 0, 1, 2, 3, 4, 5, 6, 7, 8 and 9 are on both sides"),
+            "{e}"
+        );
+        let e = parse("x.toml", &with_partition(r#"["all", [39]]"#)).unwrap_err();
+        assert!(e.message.contains("node 39 is on both sides"), "{e}");
+        let e = parse("x.toml", &with_partition(r#"[[1, 2, 3], [3, 7]]"#)).unwrap_err();
+        assert!(e.message.contains("node 3 is on both sides"), "{e}");
+        // A long overlap is named by its first few nodes and counted.
+        let e = parse("x.toml", &with_partition(r#"["all", "all"]"#)).unwrap_err();
+        assert!(
+            e.message
+                .contains("40 nodes are on both sides (0, 1, 2, 3, 4, 5, 6, 7, …)"),
+            "{e}"
+        );
+        parse("x.toml", &with_partition(r#"["0..12", "12..40"]"#)).expect("disjoint sides");
+        parse("x.toml", &with_partition(r#"[[0, 5], "10..12"]"#)).expect("disjoint sides need not cover every node");
+    }
+
+    #[test]
+    fn a_partition_side_drawn_at_random_is_refused_since_it_could_overlap_the_other() {
+        let e = parse("x.toml", &with_partition(r#"["random 3", "20..40"]"#)).unwrap_err();
+        assert_eq!(e.line, 13, "{e}");
+        assert!(e.message.contains("random"), "{e}");
     }
 
     #[test]
