@@ -143,6 +143,27 @@ impl LoggedAuthority {
         cert: &[u8],
         now_unix_s: i64,
     ) -> Result<InclusionReceipt, CtError> {
+        let logged = self.append_and_commit(storage, cert, now_unix_s);
+        if logged.is_err() && self.log.is_failed() {
+            // A failed write or sync: the certificate is not handed out, and the log goes back
+            // to what is durable before it takes another (CtLog::recover). If that fails too,
+            // every later issuance is refused until it succeeds.
+            if let Err(e) = self.log.recover(storage) {
+                tracing::error!(error = %e, "CT log recovery failed; issuance stays refused");
+            }
+        }
+        logged
+    }
+
+    fn append_and_commit(
+        &mut self,
+        storage: &mut dyn Storage,
+        cert: &[u8],
+        now_unix_s: i64,
+    ) -> Result<InclusionReceipt, CtError> {
+        if self.log.is_failed() {
+            self.log.recover(storage)?;
+        }
         let index = self.log.append(storage, cert)?;
         let size = self.log.commit(storage)?;
         let root = self.log.tree().root_at(size)?;

@@ -5,6 +5,6 @@ pub mod log;
 pub mod merkle;
 pub mod sth;
 
-pub use log::{CtError, CtLog, Recovery, ENTRY_BYTES_MAX};
+pub use log::{verify, CtError, CtLog, Recovery, Verification, ENTRY_BYTES_MAX};
 pub use merkle::{leaf_hash, verify_consistency, verify_inclusion, Hash, MerkleTree, ProofError, VerifyError};
 pub use sth::{BadSignature, LogKey, SignedTreeHead};
