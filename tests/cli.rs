@@ -83,6 +83,34 @@ fn a_malformed_scenario_exits_2_naming_file_and_line() {
 }
 
 #[test]
+fn a_partition_whose_sides_share_nodes_exits_2_naming_them_file_and_line() {
+    let head = "duration = \"10s\"\n[nodes]\ncount = 40\n[workload]\nkind = \"membership\"\n\
+                [[fault]]\nat = \"1s\"\nkind = \"partition\"\n";
+    for (name, sides, named) in [
+        (
+            "overlap.toml",
+            r#"["0..12", "10..40"]"#,
+            "nodes 10 and 11 are on both sides",
+        ),
+        (
+            "same.toml",
+            r#"["0..10", "0..10"]"#,
+            "nodes 0, 1, 2, 3, 4, 5, 6, 7, 8 and 9 are on both sides",
+        ),
+    ] {
+        let path = scratch(name, &format!("{head}sides = {sides}\n"));
+        let out = testbed(&["run", path.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{}:9: partition sides overlap: {named}", path.display())),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
 fn a_missing_file_and_a_bad_flag_exit_2() {
     assert_eq!(
         testbed(&["run", "scenarios/does-not-exist.toml"]).status.code(),

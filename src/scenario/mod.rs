@@ -1241,7 +1241,7 @@ kind = "membership"
         assert_eq!(e.line, 2);
     }
 
-    /// `MINIMAL` with 40 nodes and one partition of `sides` (a TOML array) on line 13.
+    /// `MINIMAL` with 40 nodes and one partition of `sides` (a TOML array) on line 11.
     fn with_partition(sides: &str) -> String {
         let head = MINIMAL.replace("count = 5", "count = 40");
         format!("{head}\n[[fault]]\nat = \"1s\"\nkind = \"partition\"\nsides = {sides}\n")
@@ -1250,10 +1250,10 @@ kind = "membership"
     #[test]
     fn partition_sides_that_share_nodes_are_refused_naming_them_and_the_line() {
         let e = parse("x.toml", &with_partition(r#"["0..12", "10..40"]"#)).unwrap_err();
-        assert_eq!(e.line, 13, "{e}");
+        assert_eq!(e.line, 11, "{e}");
         assert!(e.message.contains("nodes 10 and 11 are on both sides"), "{e}");
         let e = parse("x.toml", &with_partition(r#"["0..10", "0..10"]"#)).unwrap_err();
-        assert_eq!(e.line, 13, "{e}");
+        assert_eq!(e.line, 11, "{e}");
         assert!(
             e.message
                 .contains("nodes 0, 1, 2, 3, 4, 5, 6, 7, 8 and 9 are on both sides"),
@@ -1277,7 +1277,7 @@ kind = "membership"
     #[test]
     fn a_partition_side_drawn_at_random_is_refused_since_it_could_overlap_the_other() {
         let e = parse("x.toml", &with_partition(r#"["random 3", "20..40"]"#)).unwrap_err();
-        assert_eq!(e.line, 13, "{e}");
+        assert_eq!(e.line, 11, "{e}");
         assert!(e.message.contains("random"), "{e}");
     }
 
