@@ -51,7 +51,7 @@ impl Latency {
             Latency::Pareto { min, shape } => {
                 // Inverse transform; 1 - u is in (0, 1] so the power is finite.
                 let u = 1.0 - rng.unit_f64();
-                Duration::from_secs_f64((min.as_secs_f64() / u.powf(1.0 / shape)).min(LATENCY_MAX.as_secs_f64()))
+                Duration::from_secs_f64((min.as_secs_f64() / libm::pow(u, 1.0 / shape)).min(LATENCY_MAX.as_secs_f64()))
             }
         };
         d.min(LATENCY_MAX)
@@ -73,7 +73,8 @@ pub fn uniform(rng: &mut DetRng, min: Duration, max: Duration) -> Duration {
 fn standard_normal(rng: &mut DetRng) -> f64 {
     let u1 = 1.0 - rng.unit_f64();
     let u2 = rng.unit_f64();
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    // libm, not the platform's: a replay must give the same bits on every machine.
+    (-2.0 * libm::log(u1)).sqrt() * libm::cos(2.0 * std::f64::consts::PI * u2)
 }
 
 /// How a link treats each datagram.

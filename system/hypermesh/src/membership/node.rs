@@ -126,8 +126,13 @@ impl MembershipNode {
     }
 
     fn transmit_limit(&self) -> u32 {
-        let n = self.members.len() as f64 + 2.0;
-        self.config.retransmit_mult * n.log10().ceil().max(1.0) as u32
+        // ceil(log10(members + 2)), at least 1, in integers: the same on every machine.
+        let n = self.members.len() as u64 + 2;
+        let mut digits = 1u32;
+        while 10u64.saturating_pow(digits) < n {
+            digits += 1;
+        }
+        self.config.retransmit_mult * digits
     }
 
     /// Reads, bumps and durably records the incarnation; false if storage failed.

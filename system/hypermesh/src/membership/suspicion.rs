@@ -50,7 +50,7 @@ impl Suspicion {
     pub(crate) fn deadline(&self) -> Instant {
         let confirmations = (self.confirmed_by.len() - 1) as f64;
         let wanted = f64::from(self.confirmations_wanted);
-        let fraction = ((confirmations + 1.0).ln() / (wanted + 1.0).ln()).min(1.0);
+        let fraction = (libm::log(confirmations + 1.0) / libm::log(wanted + 1.0)).min(1.0);
         let timeout = self.max.as_secs_f64() - (self.max - self.min).as_secs_f64() * fraction;
         self.started + Duration::from_secs_f64(timeout.max(self.min.as_secs_f64()))
     }
@@ -58,7 +58,7 @@ impl Suspicion {
 
 /// The minimum and maximum suspicion timeouts for a cluster of `members`.
 pub(crate) fn timeouts(members: usize, probe_interval: Duration, mult: u32, max_mult: u32) -> (Duration, Duration) {
-    let scale = (members.max(1) as f64).log10().max(1.0);
+    let scale = libm::log10(members.max(1) as f64).max(1.0);
     let min = probe_interval.mul_f64(f64::from(mult) * scale);
     (min, min * max_mult)
 }
