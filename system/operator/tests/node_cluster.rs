@@ -303,11 +303,35 @@ fn refused_node(listen: &str, extra: &[&str]) -> String {
 fn a_node_refuses_ipv4_and_unspecified_addresses_by_name() {
     let err = refused_node("0.0.0.0:7000", &[]);
     assert!(
-        err.contains("--listen is the IPv4 address 0.0.0.0:7000: STOQ is IPv6-only"),
+        err.contains("--listen 0.0.0.0:7000 is an IPv4 address, and the node runs over IPv6 only"),
         "{err}"
     );
     let err = refused_node("[::]:7000", &[]);
-    assert!(err.contains("unspecified"), "{err}");
+    assert!(err.contains("--listen [::]:7000 is the unspecified address"), "{err}");
     let err = refused_node("[::1]:7000", &["--seed", "10.0.0.1:7000"]);
-    assert!(err.contains("--seed 1 is the IPv4 address 10.0.0.1:7000"), "{err}");
+    assert!(
+        err.contains("--seed 10.0.0.1:7000 is an IPv4 address: seeds are reached over IPv6 only"),
+        "{err}"
+    );
+    let err = refused_node("[::1]:7000", &["--seed", "1"]);
+    assert!(
+        err.contains("--seed \"1\" is not an address and port: give a seed node's IPv6 address"),
+        "{err}"
+    );
+    assert!(!err.contains("IPv4 address"), "{err}");
+}
+
+#[test]
+fn the_address_a_refused_listen_suggests_is_one_the_node_accepts() {
+    for (given, suggested) in [("127.0.0.1:7000", "[::1]:7000"), ("[::]:7000", "[::1]:7000")] {
+        let err = refused_node(given, &[]);
+        assert!(err.contains(&format!("--listen {suggested}")), "{given}: {err}");
+        assert!(
+            !err.contains("[::]:7000 or") && !err.contains("such as [::]"),
+            "{given}: {err}"
+        );
+        // The suggestion passes every address check: the node gets as far as reading --ca-root.
+        let err = refused_node(suggested, &[]);
+        assert!(err.contains("--ca-root /nonexistent"), "{suggested}: {err}");
+    }
 }
