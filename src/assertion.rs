@@ -129,6 +129,26 @@ mod tests {
     }
 
     #[test]
+    fn the_unknown_metric_message_lists_each_known_name_once() {
+        // Two workloads both report `malformed_datagrams` and `storage_errors`; the list named
+        // them twice.
+        let e = Assertion::parse("nope > 1").unwrap_err();
+        let list = e
+            .split_once("(known: ")
+            .and_then(|(_, rest)| rest.strip_suffix(", or faults.KIND)"))
+            .unwrap_or_else(|| panic!("no list of names: {e}"));
+        let names: Vec<&str> = list.split(", ").collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(names.len(), unique.len(), "{e}");
+        assert!(
+            names.contains(&"storage_errors") && names.contains(&"handshakes"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn refuses_unknown_metrics_and_operators() {
         assert!(Assertion::parse("detecton_ms <= 1")
             .unwrap_err()

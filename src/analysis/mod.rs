@@ -19,12 +19,16 @@ use crate::workload::WORKLOADS;
 
 pub use windows::fault_windows;
 
-/// Every metric name a scenario may assert on: each workload's, in the order of
-/// [`WORKLOADS`]. `faults.KIND` (a count of an injected fault) is also accepted.
+/// Every metric name a scenario may assert on, once each: each workload's, in the order of
+/// [`WORKLOADS`]. A name several workloads report (`storage_errors`, `malformed_datagrams`) is
+/// listed where it first appears, so a list of them shown to a user repeats nothing.
+/// `faults.KIND` (a count of an injected fault) is also accepted.
 pub fn metric_names() -> impl Iterator<Item = &'static str> {
+    let mut seen = std::collections::BTreeSet::new();
     WORKLOADS
         .iter()
         .flat_map(|w| w.metrics().into_iter().map(|(name, _)| name))
+        .filter(move |name| seen.insert(*name))
 }
 
 /// The figures of one run, by metric name; `None` where a figure has no value (e.g. a pair was
