@@ -19,7 +19,10 @@ use trustchain::ca::{key_from_seed, request, serial_of, CaPolicy, NodeIdentity};
 use trustchain::trust::validity_of;
 use trustchain::validate::ExpectedPeer;
 use trustchain_service::pem;
-use trustchain_service::{CaApi, CaService, Credential, PublicMaterial, RotationPlan, ServiceSeeds};
+use trustchain_service::{
+    CaApi, CaService, Credential, PublicMaterial, Revocation, RotationPlan, ServiceLimits, ServiceSeeds,
+    RENEWALS_PER_IDENTITY_MAX_DEFAULT, SERVER_NAME_DEFAULT,
+};
 
 use runtime::units::parse_duration;
 
@@ -120,8 +123,15 @@ pub enum TrustchainCommand {
         /// Nodes check a chain from the new intermediate against peers' bundles before using it.
         #[arg(long)]
         verify_before_switch: bool,
+        /// The root key file, for a CA that keeps it offline (`ca init --root-key`): certifying
+        /// the new intermediate needs it.
+        #[arg(long, value_name = "FILE")]
+        root_key: Option<PathBuf>,
     },
-    /// Revokes a certificate, by serial or by its PEM file.
+    /// Revokes a certificate, by serial or by its PEM file, with its holder: the node's identity
+    /// (its earlier join tokens and its leaves, including ones renewed since, are refused and put
+    /// on the revocation lists) and its key (refused for ever). A token issued afterwards
+    /// re-admits the node with a new key.
     Revoke {
         /// The CA's state directory.
         #[command(flatten)]
@@ -142,9 +152,11 @@ pub enum TrustchainCommand {
         /// Where to listen.
         #[arg(long, default_value = "[::1]:8443")]
         listen: SocketAddr,
-        /// The server certificate's DNS name (its IP name is the listen address).
-        #[arg(long, default_value = "trustchain.mesh")]
-        server_name: String,
+        /// The server certificate's DNS name (its IP name is the listen address): the name the CA
+        /// reserved at `ca init` (default trustchain.mesh), which clients verify and no node is
+        /// granted. Giving another is refused.
+        #[arg(long)]
+        server_name: Option<String>,
         /// Rotate the intermediate this often (with the default plan: 1 h overlap, 6 waves 5 min
         /// apart, verify before switch).
         #[arg(long, value_parser = parse_duration)]
@@ -152,6 +164,12 @@ pub enum TrustchainCommand {
         /// Connections served at once.
         #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
         connections_max: u32,
+        /// Renewals served per node (certified name) within --renewal-window; more get 429.
+        #[arg(long, default_value_t = RENEWALS_PER_IDENTITY_MAX_DEFAULT, value_parser = clap::value_parser!(u32).range(1..))]
+        renewals_max: u32,
+        /// The window renewals are counted over (default: one leaf lifetime).
+        #[arg(long, value_parser = parse_duration)]
+        renewal_window: Option<Duration>,
     },
 }
 
@@ -172,6 +190,14 @@ pub enum CaCommand {
         /// How long a revocation list is current.
         #[arg(long, default_value = "24h", value_parser = parse_duration)]
         crl_lifetime: Duration,
+        /// Keep the root key in this new file (0600, best outside the state directory) instead of
+        /// the state file: `serve` never reads it, and only `rotate --root-key` needs it.
+        #[arg(long, value_name = "FILE")]
+        root_key: Option<PathBuf>,
+        /// The name the CA's HTTPS server is certified for and clients verify it by; no token
+        /// or approval ever grants it to a node.
+        #[arg(long, default_value = SERVER_NAME_DEFAULT)]
+        server_name: String,
     },
     /// Writes the CA's public certificates for clients: root.pem, intermediate.pem, bundle.pem
     /// and ct-log.pub, so `openssl verify -CAfile root.pem -untrusted intermediate.pem` works.
@@ -211,7 +237,19 @@ pub fn run(command: TrustchainCommand) -> ExitCode {
             leaf_lifetime,
             backdate,
             crl_lifetime,
-        }) => init(&state.dir, leaf_lifetime, backdate, crl_lifetime),
+            root_key,
+            server_name,
+        }) => init(
+            &state.dir,
+            CaPolicy {
+                leaf_lifetime,
+                backdate,
+                crl_lifetime,
+                ..CaPolicy::default()
+            },
+            root_key.as_deref(),
+            &server_name,
+        ),
         TrustchainCommand::Ca(CaCommand::Install { state, out }) => install(&state.dir, &out),
         TrustchainCommand::Token {
             state,
@@ -243,6 +281,7 @@ pub fn run(command: TrustchainCommand) -> ExitCode {
             waves,
             wave_interval,
             verify_before_switch,
+            root_key,
         } => rotate(
             &state.dir,
             &RotationPlan {
@@ -251,6 +290,7 @@ pub fn run(command: TrustchainCommand) -> ExitCode {
                 wave_interval: if gradual_rollout { wave_interval } else { Duration::ZERO },
                 verify_before_switch,
             },
+            root_key.as_deref(),
         ),
         TrustchainCommand::Revoke { state, serial, cert } => revoke(&state.dir, serial, cert.as_deref()),
         TrustchainCommand::Serve {
@@ -259,7 +299,16 @@ pub fn run(command: TrustchainCommand) -> ExitCode {
             server_name,
             rotate_every,
             connections_max,
-        } => serve(&state.dir, listen, &server_name, rotate_every, connections_max as usize),
+            renewals_max,
+            renewal_window,
+        } => serve(
+            &state.dir,
+            listen,
+            server_name.as_deref(),
+            rotate_every,
+            connections_max as usize,
+            (renewals_max, renewal_window),
+        ),
     };
     match result {
         Ok(code) => code,
@@ -348,8 +397,8 @@ impl LockedState {
     }
 }
 
-fn init(dir: &Path, leaf_lifetime: Duration, backdate: Duration, crl_lifetime: Duration) -> Result<ExitCode, Failure> {
-    if leaf_lifetime < Duration::from_secs(60) {
+fn init(dir: &Path, policy: CaPolicy, root_key: Option<&Path>, server_name: &str) -> Result<ExitCode, Failure> {
+    if policy.leaf_lifetime < Duration::from_secs(60) {
         return Err(Failure("--leaf-lifetime must be at least 1m".into()));
     }
     let mut state = LockedState::open(dir, true)?;
@@ -359,22 +408,45 @@ fn init(dir: &Path, leaf_lifetime: Duration, backdate: Duration, crl_lifetime: D
         log: fresh_seed()?,
         token: fresh_seed()?,
     };
-    let policy = CaPolicy {
-        leaf_lifetime,
-        backdate,
-        crl_lifetime,
-        ..CaPolicy::default()
-    };
     let mut service = CaService::init(&mut state.storage, &seeds, policy, now())
         .map_err(|e| Failure(format!("{}: {e}", dir.display())))?;
+    service.set_server_name(&mut state.storage, server_name)?;
+    if let Some(path) = root_key {
+        // The key file first, synced: until the state drops the key, a crash loses nothing.
+        write_secret(path, &pem::ed25519_private_key(&seeds.root))?;
+        service.keep_root_offline(&mut state.storage)?;
+    }
     let root = service.root();
     println!(
-        "created a TrustChain CA in {} (root serial {}); next: `trustchain ca install --state {} --out DIR`",
+        "created a TrustChain CA in {} (root serial {}, server name {}); next: `trustchain ca install --state {} --out DIR`",
         dir.display(),
         serial_of(&root).map(|s| hex(&s)).unwrap_or_default(),
+        service.server_name(),
         dir.display()
     );
+    if let Some(path) = root_key {
+        println!(
+            "the root key is in {} only (not in the state directory): keep it offline; `trustchain rotate --root-key {}` needs it",
+            path.display(),
+            path.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `text` to a new file at `path`, readable by its owner only, synced.
+fn write_secret(path: &Path, text: &str) -> Result<(), Failure> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let failed = |e: std::io::Error| Failure(format!("cannot write the root key to {}: {e}", path.display()));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(failed)?;
+    file.write_all(text.as_bytes()).map_err(failed)?;
+    file.sync_all().map_err(failed)?;
+    Ok(())
 }
 
 fn install(dir: &Path, out: &Path) -> Result<ExitCode, Failure> {
@@ -508,9 +580,15 @@ fn validate(
     })
 }
 
-fn rotate(dir: &Path, plan: &RotationPlan) -> Result<ExitCode, Failure> {
+fn rotate(dir: &Path, plan: &RotationPlan, root_key: Option<&Path>) -> Result<ExitCode, Failure> {
     let mut state = LockedState::open(dir, false)?;
     let mut service = state.service()?;
+    if let Some(path) = root_key {
+        let seed = pem::ed25519_seed(&read(path, "root key")?, "the root key file")?;
+        service
+            .attach_root(&seed)
+            .map_err(|e| Failure(format!("--root-key {}: {e}", path.display())))?;
+    }
     let report = service.rotate(&mut state.storage, &fresh_seed()?, plan, now())?;
     let serial = serial_of(&report.new_intermediate).map(|s| hex(&s)).unwrap_or_default();
     match report.rotation {
@@ -533,24 +611,56 @@ fn rotate(dir: &Path, plan: &RotationPlan) -> Result<ExitCode, Failure> {
 }
 
 fn revoke(dir: &Path, serial: Option<String>, cert: Option<&Path>) -> Result<ExitCode, Failure> {
-    let serial = match (serial, cert) {
-        (Some(s), _) => s,
+    let mut state = LockedState::open(dir, false)?;
+    let mut service = state.service()?;
+    let revocation = match (serial, cert) {
+        (Some(s), _) => service.revoke(&mut state.storage, &s, now())?,
         (None, Some(path)) => {
             let chain = pem::chain(&read(path, "certificate")?)?;
-            serial_of(&chain[0])
-                .map(|s| hex(&s))
-                .ok_or_else(|| Failure(format!("{} does not hold a parseable certificate", path.display())))?
+            service
+                .revoke_certificate(&mut state.storage, &chain[0], now())
+                .map_err(|e| Failure(format!("{}: {e}", path.display())))?
         }
         (None, None) => return Err(Failure("give --serial HEX or --cert FILE".into())),
     };
-    let mut state = LockedState::open(dir, false)?;
-    let mut service = state.service()?;
-    if service.revoke(&mut state.storage, &serial, now())? {
-        println!("revoked serial {serial}; clients see it in the next /ca/crl they fetch");
-    } else {
-        println!("serial {serial} was already revoked");
-    }
+    print!("{}", describe_revocation(&revocation));
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a revocation did, for the operator.
+fn describe_revocation(r: &Revocation) -> String {
+    let mut out = String::new();
+    let serial = r.serials.first().map_or("?", String::as_str);
+    if !r.newly_revoked {
+        out.push_str(&format!(
+            "serial {serial} was already revoked, with its holder as far as known\n"
+        ));
+        return out;
+    }
+    out.push_str(&format!(
+        "revoked serial {serial}; clients see it in the next /ca/crl they fetch\n"
+    ));
+    match &r.identity {
+        Some(who) => {
+            out.push_str(&format!(
+                "revoked node {} ({}): its join tokens issued so far and its renewals are refused; a token issued from now on re-admits it\n",
+                who.name, who.addr
+            ));
+            if r.key_revoked {
+                out.push_str("revoked its key: no request holding it is served again\n");
+            }
+            if r.serials.len() > 1 {
+                out.push_str(&format!(
+                    "also revoked its other live certificates: {}\n",
+                    r.serials[1..].join(", ")
+                ));
+            }
+        }
+        None => out.push_str(
+            "this CA no longer knows whose certificate that was (expired, or issued before it kept track): to refuse its holder's token and renewals too, revoke with --cert FILE\n",
+        ),
+    }
+    out
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -575,7 +685,7 @@ fn server_certificate(
 ) -> Result<ServerCertificate, Failure> {
     let key = key_from_seed(&fresh_seed()?);
     let csr = request(who, &key)?;
-    let issued = service.issue(storage, &csr, &Credential::Operator(who.clone()), now())?;
+    let issued = service.issue(storage, &csr, &Credential::Server(who.addr), now())?;
     let chain = issued.chain.iter().map(|c| c.to_vec()).collect();
     let renew_at = validity_of(&issued.chain[0]).map_or(now(), |v| v.not_before + (v.not_after - v.not_before) * 2 / 3);
     Ok(ServerCertificate {
@@ -588,9 +698,10 @@ fn server_certificate(
 fn serve(
     dir: &Path,
     listen: SocketAddr,
-    server_name: &str,
+    server_name: Option<&str>,
     rotate_every: Option<Duration>,
     connections_max: usize,
+    (renewals_max, renewal_window): (u32, Option<Duration>),
 ) -> Result<ExitCode, Failure> {
     if AddressFamily::of(&listen) == AddressFamily::V4 {
         return Err(Failure(format!(
@@ -599,6 +710,23 @@ fn serve(
     }
     let mut state = LockedState::open(dir, false)?;
     let mut service = state.service()?;
+    let reserved = service.server_name().to_owned();
+    if let Some(name) = server_name.filter(|n| !n.eq_ignore_ascii_case(&reserved)) {
+        return Err(Failure(format!(
+            "--server-name {name}: this CA reserved {reserved} for its server at `ca init` (nodes can never be granted it, which is what lets clients trust it); serve under {reserved}, or create a CA with `ca init --server-name {name}`"
+        )));
+    }
+    let server_name = reserved.as_str();
+    if rotate_every.is_some() && service.root_offline() {
+        return Err(Failure(
+            "--rotate-every needs the root key, which this CA keeps offline (`ca init --root-key`) and `serve` never reads: rotate with `trustchain rotate --root-key FILE` while the server is stopped".into(),
+        ));
+    }
+    let policy = service.policy();
+    service.set_limits(ServiceLimits {
+        renewals_per_identity_max: renewals_max,
+        renewal_window: renewal_window.unwrap_or(policy.leaf_lifetime),
+    });
     let ip = match listen.ip() {
         IpAddr::V6(v6) if !v6.is_unspecified() => v6,
         _ => Ipv6Addr::LOCALHOST,
@@ -665,9 +793,14 @@ async fn housekeeping(
     loop {
         tick.tick().await;
         let due = (|| -> Result<(), Failure> {
-            let mut api = api
-                .lock()
-                .map_err(|_| Failure("the CA failed on an earlier request".into()))?;
+            // A request that panicked was caught inside the lock (`CaApi` reopens its state), so
+            // a poisoned lock holds nothing half-done.
+            let mut api = api.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if !api.is_serving() {
+                return Err(Failure(
+                    "the CA failed and could not reopen its state: restart the server".into(),
+                ));
+            }
             let (service, storage) = api.parts();
             let t = now();
             service.maintain(storage, t)?;

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::{ca_with_trust, fresh_dir, run_trustchain, text};
+use common::{ca_with_trust, fresh_dir, run_hypermesh, run_trustchain, text};
 use runtime_tokio::HttpsClient;
 use serde_json::Value;
 use trustchain::ca::{key_from_seed, request, NodeIdentity};
@@ -403,4 +403,268 @@ fn the_guides_invocations_work_as_written() {
     // And with the state directory named, as `trustchain ca init --state DIR`.
     trustchain(&["ca", "init", "--state", "DIR"]);
     assert!(dir.join("DIR").is_dir());
+}
+
+/// Issue 13, item 5, as the operator meets it: revoking a serial revokes its node and key, and
+/// both the CLI and `/ca/issue` refuse the node's token replayed and its renewal, saying why.
+#[test]
+fn a_revoked_node_is_refused_its_token_replay_and_renewal_by_the_cli_and_the_api() {
+    let dir = fresh_dir("trustchain-revoke-identity");
+    let (state, root) = ca_with_trust(&dir);
+    let state_arg = state.to_str().unwrap();
+    let token = run_trustchain(&[
+        "token",
+        "--state",
+        state_arg,
+        "--name",
+        "node-1.mesh",
+        "--addr",
+        "fd00::1",
+    ]);
+    assert!(token.status.success(), "{}", text(&token.stderr));
+    let token = text(&token.stdout).trim().to_owned();
+    let csr_path = csr(&dir);
+    let chain_path = dir.join("chain.pem");
+    let issue = |out: &Path| {
+        run_trustchain(&[
+            "issue",
+            "--state",
+            state_arg,
+            "--csr",
+            csr_path.to_str().unwrap(),
+            "--token",
+            &token,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let issued = issue(&chain_path);
+    assert!(issued.status.success(), "{}", text(&issued.stderr));
+    let serial = text(&issued.stderr)
+        .split_whitespace()
+        .skip_while(|w| *w != "serial")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let revoked = run_trustchain(&["revoke", "--state", state_arg, "--serial", &serial]);
+    assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    let said = text(&revoked.stdout);
+    assert!(said.contains("revoked node node-1.mesh (fd00::1)"), "{said}");
+    assert!(said.contains("revoked its key"), "{said}");
+
+    // The CLI: the spent token with the same key (the lost-answer retry) is refused.
+    let replay = issue(&dir.join("again.pem"));
+    assert_eq!(replay.status.code(), Some(2));
+    assert!(text(&replay.stderr).contains("revoked"), "{}", text(&replay.stderr));
+
+    // The API: the same, and renewal with the revoked chain; a 403 whose JSON names why.
+    let server = Server::start(&state);
+    let csr_pem = std::fs::read_to_string(&csr_path).unwrap();
+    let chain_pem = std::fs::read_to_string(&chain_path).unwrap();
+    for body in [
+        serde_json::json!({ "csr": csr_pem, "token": token }),
+        serde_json::json!({ "csr": csr_pem, "chain": chain_pem }),
+    ] {
+        let (status, answer) = https(&server, &root, "POST", "/ca/issue", &body.to_string());
+        assert_eq!(status, 403, "{answer}");
+        let answer = json(&answer);
+        assert_eq!(answer["refusal"], "revoked", "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains("revoked"), "{answer}");
+    }
+}
+
+/// Issue 13, item 8: any node key could impersonate the CA to a client checking its address;
+/// the CA's server name is now reserved, names are checked, and clients refuse an address.
+#[test]
+fn the_cas_server_name_is_never_granted_and_clients_verify_the_ca_by_it() {
+    let dir = fresh_dir("trustchain-reserved-name");
+    let (state, root) = ca_with_trust(&dir);
+    let state_arg = state.to_str().unwrap();
+    let token = |name: &str| run_trustchain(&["token", "--state", state_arg, "--name", name, "--addr", "::1"]);
+    for (name, why) in [
+        ("trustchain.mesh", "own server name"),
+        ("TRUSTCHAIN.mesh", "own server name"),
+        ("*.mesh", "wildcard"),
+        (
+            &format!("{}.mesh", vec!["a".repeat(60); 5].join(".")),
+            "over the 253 bytes",
+        ),
+    ] {
+        let refused = token(name);
+        assert_eq!(refused.status.code(), Some(2), "{name}: {}", text(&refused.stdout));
+        let message = text(&refused.stderr);
+        assert!(message.contains(why), "{name}: {message}");
+    }
+    // The server serves only under the name reserved at init.
+    let other = run_trustchain(&[
+        "serve",
+        "--state",
+        state_arg,
+        "--listen",
+        "[::1]:0",
+        "--server-name",
+        "ca.mesh",
+    ]);
+    assert_eq!(other.status.code(), Some(2));
+    assert!(
+        text(&other.stderr).contains("reserved trustchain.mesh"),
+        "{}",
+        text(&other.stderr)
+    );
+    // A node refuses to check the CA by address.
+    let node = run_hypermesh(&[
+        "node",
+        "--listen",
+        "[::1]:0",
+        "--name",
+        "node-1.mesh",
+        "--ca",
+        "[::1]:8443",
+        "--ca-name",
+        "::1",
+        "--ca-root",
+        root.to_str().unwrap(),
+        "--token",
+        "t",
+        "--state",
+        dir.join("node").to_str().unwrap(),
+    ]);
+    assert_eq!(node.status.code(), Some(2));
+    assert!(
+        text(&node.stderr).contains("--ca-name ::1 is an address"),
+        "{}",
+        text(&node.stderr)
+    );
+    // A CA created with its own server name is served, and verified, under it.
+    let named = dir.join("named");
+    let init = run_trustchain(&[
+        "ca",
+        "init",
+        "--state",
+        named.to_str().unwrap(),
+        "--server-name",
+        "ca.example.org",
+    ]);
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    let refused = run_trustchain(&[
+        "token",
+        "--state",
+        named.to_str().unwrap(),
+        "--name",
+        "ca.example.org",
+        "--addr",
+        "fd00::9",
+    ]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stdout));
+}
+
+/// Issue 13, item 9: the root key sat in the state file the server reads. `ca init --root-key`
+/// keeps it in a file of its own: `serve` works without it, and `rotate` asks for it.
+#[test]
+fn a_root_key_kept_offline_is_needed_only_to_rotate() {
+    let dir = fresh_dir("trustchain-offline-root");
+    let state = dir.join("ca");
+    let state_arg = state.to_str().unwrap();
+    let key = dir.join("root.key");
+    let init = run_trustchain(&["ca", "init", "--state", state_arg, "--root-key", key.to_str().unwrap()]);
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    assert!(
+        text(&init.stdout).contains("rotate --root-key"),
+        "{}",
+        text(&init.stdout)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    // The root key's seed (the last 32 bytes of its PKCS#8) is nowhere in the state directory.
+    let der = pem::chain(
+        std::fs::read_to_string(&key)
+            .unwrap()
+            .replace("PRIVATE KEY", "CERTIFICATE")
+            .as_bytes(),
+    )
+    .unwrap();
+    let seed_hex: String = der[0][16..].iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(seed_hex.len(), 64);
+    for file in std::fs::read_dir(&state).unwrap() {
+        let path = file.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !text(&bytes).contains(&seed_hex) && !bytes.windows(32).any(|w| w == &der[0][16..]),
+            "{} holds the root key",
+            path.display()
+        );
+    }
+    // With the key file gone, `ca install` and `serve` work.
+    let away = dir.join("elsewhere.key");
+    std::fs::rename(&key, &away).unwrap();
+    let install = run_trustchain(&[
+        "ca",
+        "install",
+        "--state",
+        state_arg,
+        "--out",
+        dir.join("trust").to_str().unwrap(),
+    ]);
+    assert!(install.status.success(), "{}", text(&install.stderr));
+    let root = dir.join("trust").join("root.pem");
+    let server = Server::start(&state);
+    let (status, body) = https(&server, &root, "GET", "/ca/bundle?format=json", "");
+    assert_eq!(status, 200, "{body}");
+    drop(server);
+    let scheduled = run_trustchain(&[
+        "serve",
+        "--state",
+        state_arg,
+        "--listen",
+        "[::1]:0",
+        "--rotate-every",
+        "1h",
+    ]);
+    assert_eq!(scheduled.status.code(), Some(2));
+    assert!(
+        text(&scheduled.stderr).contains("root key"),
+        "{}",
+        text(&scheduled.stderr)
+    );
+    // Rotation asks for it, refuses another CA's, and works with it.
+    let rotate = |extra: &[&str]| {
+        let mut args = vec!["rotate", "--state", state_arg];
+        args.extend(extra);
+        run_trustchain(&args)
+    };
+    let without = rotate(&[]);
+    assert_eq!(without.status.code(), Some(2));
+    assert!(
+        text(&without.stderr).contains("--root-key FILE"),
+        "{}",
+        text(&without.stderr)
+    );
+    let other = dir.join("other");
+    let other_key = dir.join("other.key");
+    let init = run_trustchain(&[
+        "ca",
+        "init",
+        "--state",
+        other.to_str().unwrap(),
+        "--root-key",
+        other_key.to_str().unwrap(),
+    ]);
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    let wrong = rotate(&["--root-key", other_key.to_str().unwrap()]);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(
+        text(&wrong.stderr).contains("not this CA's root key"),
+        "{}",
+        text(&wrong.stderr)
+    );
+    let rotated = rotate(&["--root-key", away.to_str().unwrap()]);
+    assert!(rotated.status.success(), "{}", text(&rotated.stderr));
+    assert!(text(&rotated.stdout).contains("rotated"), "{}", text(&rotated.stdout));
+    for file in std::fs::read_dir(&state).unwrap() {
+        let bytes = std::fs::read(file.unwrap().path()).unwrap();
+        assert!(
+            !text(&bytes).contains(&seed_hex),
+            "the rotation wrote the root key into the state"
+        );
+    }
 }

@@ -1,10 +1,14 @@
 //! The production backend of the HTTP seam: an HTTPS/1.1 server (hyper over rustls, TLS 1.3,
 //! ring), listening IPv6-only, serving one [`HttpService`].
 //!
-//! Limits are explicit ([`HttpsConfig`]): connections at once, the TLS handshake's and the request
-//! head's deadlines, and the body size (larger bodies get a 413 before they are read in full).
+//! Limits are explicit ([`HttpsConfig`]): connections at once, the TLS handshake's, the request
+//! head's and the request body's deadlines (a body not received in time gets a 408 and the
+//! connection is closed, so a stalled client cannot hold a connection slot), and the body size
+//! (larger bodies get a 413 before they are read in full).
 //! The service runs on tokio's blocking pool, because it may sync files; requests are served one
-//! at a time, in the order they take its lock.
+//! at a time, in the order they take its lock. A panic in the service is caught inside the lock:
+//! its request gets a 500, the lock is never poisoned, and the next request is served (a service
+//! whose state a panic could leave half-updated recovers it itself, as the CA's API does).
 
 use std::convert::Infallible;
 use std::io;
@@ -62,18 +66,22 @@ pub struct HttpsConfig {
     pub handshake_timeout: Duration,
     /// A request head not received by then closes the connection (slow-loris).
     pub header_timeout: Duration,
+    /// A request body not received in full by then (from the end of its head) gets a 408 and
+    /// the connection is closed.
+    pub body_timeout: Duration,
     /// Request bodies above this get a 413.
     pub body_bytes_max: usize,
 }
 
 impl HttpsConfig {
-    /// Defaults for `listen`: 256 connections, 10 s handshakes and heads, 64 KiB bodies.
+    /// Defaults for `listen`: 256 connections, 10 s handshakes, heads and bodies, 64 KiB bodies.
     pub fn new(listen: SocketAddr) -> Self {
         HttpsConfig {
             listen,
             connections_max: 256,
             handshake_timeout: Duration::from_secs(10),
             header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
             body_bytes_max: 64 * 1024,
         }
     }
@@ -198,8 +206,11 @@ impl<S: HttpService + 'static> HttpsServer<S> {
                         return;
                     }
                 };
-                let limit = config.body_bytes_max;
-                let handler = hyper::service::service_fn(move |request| respond(request, service.clone(), limit));
+                let limits = BodyLimits {
+                    bytes_max: config.body_bytes_max,
+                    timeout: config.body_timeout,
+                };
+                let handler = hyper::service::service_fn(move |request| respond(request, service.clone(), limits));
                 let served = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(config.header_timeout)
@@ -269,13 +280,46 @@ async fn read_body(headers: &hyper::HeaderMap, mut body: Incoming, limit: usize)
     Ok(Bytes::from(kept))
 }
 
+/// What a request body may be: its size and the time to receive it.
+#[derive(Clone, Copy, Debug)]
+struct BodyLimits {
+    bytes_max: usize,
+    timeout: Duration,
+}
+
+/// Runs the service on `request`, inside its lock. A panic is caught here, inside the lock, so
+/// it never poisons it; a lock poisoned anyway (by a panic elsewhere) is taken back.
+fn handle<S: HttpService>(service: &Mutex<S>, request: &HttpRequest, now: runtime::WallTime) -> HttpResponse {
+    let mut guard = service.lock().unwrap_or_else(|poisoned| {
+        service.clear_poison();
+        poisoned.into_inner()
+    });
+    let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| guard.handle(request, now)));
+    answered.unwrap_or_else(|_| {
+        tracing::error!(method = %request.method, path = %request.path, "the service panicked on a request");
+        plain(500, "internal error: the server failed on this request; retry")
+    })
+}
+
 async fn respond<S: HttpService + 'static>(
     request: Request<Incoming>,
     service: Arc<Mutex<S>>,
-    limit: usize,
+    limits: BodyLimits,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = request.into_parts();
-    let answer = match read_body(&parts.headers, body, limit).await {
+    let read = tokio::time::timeout(limits.timeout, read_body(&parts.headers, body, limits.bytes_max)).await;
+    let read = read.unwrap_or_else(|_| {
+        Err(plain(
+            408,
+            &format!(
+                "request body not received within {} ms: send the whole body promptly",
+                limits.timeout.as_millis()
+            ),
+        )
+        // The rest of the body may still come: the connection cannot carry another request.
+        .with_header("connection", "close".to_owned()))
+    });
+    let answer = match read {
         Err(answer) => answer,
         Ok(body) => {
             let request = HttpRequest {
@@ -285,11 +329,7 @@ async fn respond<S: HttpService + 'static>(
                 body,
             };
             let now = host_wall_now();
-            let handled = tokio::task::spawn_blocking(move || match service.lock() {
-                Ok(mut s) => s.handle(&request, now),
-                Err(_) => plain(503, "the service failed on an earlier request; restart the server"),
-            })
-            .await;
+            let handled = tokio::task::spawn_blocking(move || handle(&service, &request, now)).await;
             handled.unwrap_or_else(|_| plain(500, "internal error: the request handler failed"))
         }
     };

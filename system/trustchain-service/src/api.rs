@@ -3,13 +3,14 @@
 //! | Method | Path | Answer |
 //! |---|---|---|
 //! | POST | `/ca/validate[?name=N\|addr=A][&require_logged=true]` | body: a PEM chain, leaf first; JSON [`Verdict`] |
-//! | POST | `/ca/issue` | body: JSON `{"csr": PEM, "token": T}` or `{"csr": PEM, "chain": PEM}` (renewal); the chain and CT receipt, or 403 |
+//! | POST | `/ca/issue` | body: JSON `{"csr": PEM, "token": T}` or `{"csr": PEM, "chain": PEM}` (renewal); the chain and CT receipt, or 403 (`"refusal": "revoked"` and others), 429 (`"refusal": "rate_limited"`, with `Retry-After`) |
 //! | GET | `/ca/bundle[?format=pem\|json\|tc]` | root and accepted intermediates (PEM), with rotation details (JSON), or the nodes' binary bundle |
 //! | GET | `/ca/crl` | current revocation lists, PEM |
 //! | GET | `/ct/sth` | the CT log's signed tree head, JSON |
 //! | GET | `/ct/proof?index=I&size=N`, `?hash=H&size=N`, `?first=M&second=N` | inclusion or consistency proof, JSON |
 //!
-//! Every refusal is a 4xx whose JSON body (`{"error": ...}`) says what was wrong.
+//! Every refusal is a 4xx whose JSON body (`{"error": ...}`) says what was wrong; a refused
+//! issuance also names its class (`"refusal"`, [`IssueRefusal::class`]).
 
 use std::net::IpAddr;
 
@@ -35,19 +36,34 @@ const ENDPOINTS: &str = "POST /ca/validate, POST /ca/issue, GET /ca/bundle, GET 
 /// The CA service with its storage, answering HTTP requests.
 pub struct CaApi {
     storage: Box<dyn Storage + Send>,
-    service: CaService,
+    /// `None` only if reopening after a panic failed: every request then gets a 503 naming why.
+    service: Option<CaService>,
+    broken: Option<String>,
 }
 
 impl std::fmt::Debug for CaApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CaApi")
             .field("service", &self.service)
+            .field("broken", &self.broken)
             .finish_non_exhaustive()
     }
 }
 
 fn error(status: u16, message: impl std::fmt::Display) -> HttpResponse {
     HttpResponse::new(status, JSON, format!("{}\n", json!({ "error": message.to_string() })))
+}
+
+/// A refused issuance: its status, its message and its class; a rate limit says when to retry.
+fn refusal(refused: &IssueRefusal, now: i64) -> HttpResponse {
+    let body = json!({ "error": refused.to_string(), "refusal": refused.class() });
+    let response = HttpResponse::new(refused.status(), JSON, format!("{body}\n"));
+    match refused {
+        IssueRefusal::RateLimited { retry_at, .. } => {
+            response.with_header("retry-after", retry_at.saturating_sub(now).max(1).to_string())
+        }
+        _ => response,
+    }
 }
 
 fn ok_json(value: serde_json::Value) -> HttpResponse {
@@ -66,13 +82,51 @@ struct IssueBody {
 impl CaApi {
     /// Serves `service`, whose state is in `storage`.
     pub fn new(storage: Box<dyn Storage + Send>, service: CaService) -> Self {
-        CaApi { storage, service }
+        CaApi {
+            storage,
+            service: Some(service),
+            broken: None,
+        }
     }
 
     /// The service and its storage, for the server's own housekeeping (its certificate, scheduled
     /// rotations).
+    ///
+    /// # Panics
+    ///
+    /// If the service could not be reopened after a panic (every request is answered 503 then);
+    /// the server's housekeeping stops with it.
     pub fn parts(&mut self) -> (&mut CaService, &mut dyn Storage) {
-        (&mut self.service, &mut *self.storage)
+        let service = self
+            .service
+            .as_mut()
+            .unwrap_or_else(|| panic!("the CA could not be reopened: {:?}", self.broken));
+        (service, &mut *self.storage)
+    }
+
+    /// Whether the API serves (false once reopening after a panic failed).
+    pub fn is_serving(&self) -> bool {
+        self.service.is_some()
+    }
+
+    /// After a panic in the middle of a request, the in-memory state may be half-updated: drop it
+    /// and reopen what is durable (every change is synced before it is answered, so nothing
+    /// acknowledged is lost).
+    fn recover(&mut self) {
+        let Some(service) = self.service.take() else {
+            return;
+        };
+        match service.reopened(&mut *self.storage) {
+            Ok(fresh) => self.service = Some(fresh),
+            Err(e) => {
+                tracing::error!("the CA could not be reopened after a failure: {e}");
+                self.broken = Some(e.to_string());
+            }
+        }
+    }
+
+    fn service(&mut self) -> &mut CaService {
+        self.service.as_mut().expect("route runs only while serving")
     }
 
     fn route(&mut self, request: &HttpRequest, now: i64) -> HttpResponse {
@@ -98,7 +152,8 @@ impl CaApi {
             Ok(q) => q,
             Err(e) => return error(400, e),
         };
-        if let Err(e) = self.service.maintain(&mut *self.storage, now) {
+        let (service, storage) = self.parts();
+        if let Err(e) = service.maintain(storage, now) {
             return error(500, e);
         }
         let result = match request.path.as_str() {
@@ -136,9 +191,9 @@ impl CaApi {
             expected = peer;
         }
         let chain = pem::chain(body).map_err(|e| error(400, e))?;
-        let verdict: Verdict = self
-            .service
-            .validate(&mut *self.storage, &chain, &expected, require_logged, now)
+        let (service, storage) = self.parts();
+        let verdict: Verdict = service
+            .validate(storage, &chain, &expected, require_logged, now)
             .map_err(|e| error(500, e))?;
         let value = serde_json::to_value(&verdict).map_err(|e| error(500, e))?;
         Ok(ok_json(value))
@@ -159,12 +214,12 @@ impl CaApi {
             (Some(token), None) => Credential::Token(token),
             (None, Some(chain)) => Credential::Renewal(pem::chain(chain.as_bytes()).map_err(|e| error(400, e))?),
             (Some(_), Some(_)) => return Err(error(400, "give one credential: a token or a chain, not both")),
-            (None, None) => return Err(error(403, IssueRefusal::NoCredential)),
+            (None, None) => return Err(refusal(&IssueRefusal::NoCredential, now)),
         };
-        let issued = self
-            .service
-            .issue(&mut *self.storage, &csr, &credential, now)
-            .map_err(|e| error(e.status(), e))?;
+        let (service, storage) = self.parts();
+        let issued = service
+            .issue(storage, &csr, &credential, now)
+            .map_err(|e| refusal(&e, now))?;
         let r = &issued.receipt;
         Ok(ok_json(json!({
             "chain": pem::certificates(issued.chain.iter().map(|c| c.as_ref())),
@@ -179,7 +234,7 @@ impl CaApi {
                 "root_hash": hex(&r.sth.root_hash),
                 "signature": hex(&r.sth.signature),
                 "audit_path": r.proof.iter().map(|h| hex(h)).collect::<Vec<_>>(),
-                "log_public_key": hex(&self.service.log_public_key()),
+                "log_public_key": hex(&self.service().log_public_key()),
             },
         })))
     }
@@ -193,11 +248,11 @@ impl CaApi {
                 (other, _) => return Err(unknown_parameter(other, "format")),
             }
         }
-        let bundle = self.service.bundle();
+        let bundle = self.service().bundle();
         Ok(match format {
             "tc" => HttpResponse::new(200, "application/octet-stream", bundle.encode()),
             "json" => {
-                let rotation = self.service.rotation().cloned();
+                let rotation = self.service().rotation().cloned();
                 let issuers: Vec<_> = bundle
                     .issuers_at(now)
                     .iter()
@@ -222,7 +277,7 @@ impl CaApi {
                     "roots": roots,
                     "issuers": issuers,
                     "rotation": rotation,
-                    "ct_log_public_key": hex(&self.service.log_public_key()),
+                    "ct_log_public_key": hex(&self.service().log_public_key()),
                 }))
             }
             _ => {
@@ -237,7 +292,8 @@ impl CaApi {
         if let Some((k, _)) = query.first() {
             return Err(unknown_parameter(k, "none"));
         }
-        let crls = self.service.crls(&mut *self.storage, now).map_err(|e| error(500, e))?;
+        let (service, storage) = self.parts();
+        let crls = service.crls(storage, now).map_err(|e| error(500, e))?;
         let text: String = crls.iter().map(|c| pem::encode("X509 CRL", c)).collect();
         Ok(HttpResponse::new(200, PEM, text))
     }
@@ -246,13 +302,13 @@ impl CaApi {
         if let Some((k, _)) = query.first() {
             return Err(unknown_parameter(k, "none"));
         }
-        let sth = self.service.tree_head(now).map_err(|e| error(500, e))?;
+        let sth = self.service().tree_head(now).map_err(|e| error(500, e))?;
         Ok(ok_json(json!({
             "tree_size": sth.tree_size,
             "timestamp_ms": sth.timestamp_ms,
             "root_hash": hex(&sth.root_hash),
             "signature": hex(&sth.signature),
-            "log_public_key": hex(&self.service.log_public_key()),
+            "log_public_key": hex(&self.service().log_public_key()),
         })))
     }
 
@@ -276,7 +332,7 @@ impl CaApi {
         let proof_error = |e: trustchain::ct::ProofError| error(400, e);
         match (index, hash, size, first, second) {
             (Some(index), None, Some(size), None, None) => {
-                let path = self.service.inclusion_proof(index, size).map_err(proof_error)?;
+                let path = self.service().inclusion_proof(index, size).map_err(proof_error)?;
                 Ok(ok_json(json!({
                     "index": index, "tree_size": size,
                     "audit_path": path.iter().map(|h| hex(h)).collect::<Vec<_>>(),
@@ -284,17 +340,17 @@ impl CaApi {
             }
             (None, Some(hash), Some(size), None, None) => {
                 let index = self
-                    .service
+                    .service()
                     .index_of(&hash)
                     .ok_or_else(|| error(404, "no certificate with that leaf hash in the CT log"))?;
-                let path = self.service.inclusion_proof(index, size).map_err(proof_error)?;
+                let path = self.service().inclusion_proof(index, size).map_err(proof_error)?;
                 Ok(ok_json(json!({
                     "index": index, "tree_size": size,
                     "audit_path": path.iter().map(|h| hex(h)).collect::<Vec<_>>(),
                 })))
             }
             (None, None, None, Some(first), Some(second)) => {
-                let proof = self.service.consistency_proof(first, second).map_err(proof_error)?;
+                let proof = self.service().consistency_proof(first, second).map_err(proof_error)?;
                 Ok(ok_json(json!({
                     "first": first, "second": second,
                     "consistency": proof.iter().map(|h| hex(h)).collect::<Vec<_>>(),
@@ -332,7 +388,22 @@ fn flag(name: &str, value: &str) -> Result<bool, HttpResponse> {
 impl HttpService for CaApi {
     fn handle(&mut self, request: &HttpRequest, now: WallTime) -> HttpResponse {
         let now = now.as_unix_nanos().div_euclid(1_000_000_000);
-        let response = self.route(request, now);
+        if let Some(why) = &self.broken {
+            return error(
+                503,
+                format!("the CA failed and could not reopen its state ({why}); restart the server"),
+            );
+        }
+        // A panic is a bug; it must not leave a half-updated CA serving, nor unwind into the
+        // server (where it would poison the lock every request takes).
+        let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.route(request, now)));
+        let response = answered.unwrap_or_else(|_| {
+            self.recover();
+            error(
+                500,
+                "internal error while answering this request: the CA reloaded its state from disk, dropping anything half-done; retry",
+            )
+        });
         tracing::debug!(method = %request.method, path = %request.path, status = response.status, "request");
         response
     }

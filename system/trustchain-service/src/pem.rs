@@ -76,6 +76,31 @@ pub fn csr(text: &[u8]) -> Result<Vec<u8>, PemError> {
     Ok(all.swap_remove(0))
 }
 
+/// The PKCS#8 prefix of an Ed25519 private key (RFC 8410), before its 32-byte seed.
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// An Ed25519 private key as a PEM `PRIVATE KEY` block (PKCS#8, as `openssl genpkey` writes it).
+pub fn ed25519_private_key(seed: &[u8; 32]) -> String {
+    let mut der = ED25519_PKCS8_PREFIX.to_vec();
+    der.extend_from_slice(seed);
+    encode("PRIVATE KEY", &der)
+}
+
+/// The seed of the Ed25519 `PRIVATE KEY` in `text` (what [`ed25519_private_key`] wrote).
+pub fn ed25519_seed(text: &[u8], what: &'static str) -> Result<[u8; 32], PemError> {
+    let mut all = blocks(text, "PRIVATE KEY", what)?;
+    let der = all.swap_remove(0);
+    der.strip_prefix(&ED25519_PKCS8_PREFIX[..])
+        .and_then(|seed| <[u8; 32]>::try_from(seed).ok())
+        .ok_or_else(|| PemError::NotPem {
+            what,
+            label: "PRIVATE KEY",
+            detail: "not an Ed25519 key in PKCS#8 form".into(),
+        })
+}
+
 /// `der` as a PEM block labelled `label`.
 pub fn encode(label: &str, der: &[u8]) -> String {
     ::pem::encode_config(
@@ -92,6 +117,16 @@ pub fn certificates<'a>(certs: impl IntoIterator<Item = &'a [u8]>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ed25519_keys_round_trip_and_other_keys_are_refused() {
+        let text = ed25519_private_key(&[7; 32]);
+        assert_eq!(ed25519_seed(text.as_bytes(), "the root key").unwrap(), [7; 32]);
+        let other = encode("PRIVATE KEY", &[0x30, 0x03, 0x02, 0x01, 0x00]);
+        let e = ed25519_seed(other.as_bytes(), "the root key").unwrap_err();
+        assert!(e.to_string().contains("Ed25519"), "{e}");
+        assert!(ed25519_seed(b"junk", "the root key").is_err());
+    }
 
     #[test]
     fn chains_round_trip_and_bad_input_is_named() {

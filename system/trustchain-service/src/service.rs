@@ -1,14 +1,16 @@
 //! The CA as a long-lived service: state in a `Storage`, every operation an operator or a client
 //! can ask for, each persisted before it is answered.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::net::Ipv6Addr;
 use std::time::Duration;
 
 use pki_types::{CertificateDer, CertificateRevocationListDer};
 use runtime::{Storage, StorageError};
 use serde::Serialize;
 use trustchain::ca::{
-    csr_public_key, leaf_identity, serial_of, Authority, AuthorityRecord, CaPolicy, IssueError, NodeIdentity,
+    check_node_name, csr_public_key, leaf_identity, serial_of, Authority, AuthorityRecord, CaPolicy, IssueError,
+    NodeIdentity,
 };
 use trustchain::ct::{leaf_hash, CtError, CtLog, Hash, LogKey, ProofError, SignedTreeHead};
 use trustchain::enroll::{Grant, TokenError, TokenKey, UsedTokens};
@@ -16,7 +18,9 @@ use trustchain::logged::{InclusionReceipt, LoggedAuthority, LoggedIssueError};
 use trustchain::trust::{fingerprint, validity_of, TrustBundle};
 use trustchain::validate::{ExpectedPeer, ValidationError};
 
-use crate::state::{hex, unhex, unhex32, ActiveRotation, Retired, SpentToken, Stored, FORMAT};
+use crate::state::{
+    hex, unhex, unhex32, ActiveRotation, IssuedLeaf, Retired, RevokedIdentity, RevokedKey, SpentToken, Stored, FORMAT,
+};
 
 /// The state file (two slots, `ca.state.a` and `ca.state.b`: see [`trustchain::durable`]).
 pub const STATE_FILE: &str = "ca.state";
@@ -25,6 +29,58 @@ pub const LOG_FILE: &str = "ct.log";
 /// Spent join tokens remembered until they expire; beyond this, enrollment is refused until some
 /// expire (a bound on state size, as [`UsedTokens::CAPACITY`] is for the in-mesh CA).
 pub const SPENT_TOKENS_MAX: usize = UsedTokens::CAPACITY;
+/// The name the CA's HTTPS server is certified for unless `ca init --server-name` chose another.
+/// Clients verify the CA by it, so no token or approval ever grants it.
+pub const SERVER_NAME_DEFAULT: &str = "trustchain.mesh";
+/// Live leaves remembered for revocation by serial (what identity and key a serial was issued
+/// to). Beyond it the soonest to expire is forgotten: revoking it then needs its certificate
+/// (`trustchain revoke --cert`), which names both.
+pub const ISSUED_LEAVES_MAX: usize = 65_536;
+/// Renewals served per identity within one renewal window by default: a node renews once per
+/// leaf lifetime, and again after a rotation or a lost answer.
+pub const RENEWALS_PER_IDENTITY_MAX_DEFAULT: u32 = 8;
+
+/// The service's limits on what clients may ask for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceLimits {
+    /// At most this many renewals per identity (certified name) within `renewal_window`;
+    /// more get HTTP 429. A stolen key cannot mint certificates faster than this.
+    pub renewals_per_identity_max: u32,
+    /// The window renewals are counted over.
+    pub renewal_window: Duration,
+}
+
+impl ServiceLimits {
+    /// [`RENEWALS_PER_IDENTITY_MAX_DEFAULT`] per leaf lifetime of `policy`.
+    pub fn for_policy(policy: &CaPolicy) -> Self {
+        ServiceLimits {
+            renewals_per_identity_max: RENEWALS_PER_IDENTITY_MAX_DEFAULT,
+            renewal_window: policy.leaf_lifetime,
+        }
+    }
+}
+
+impl Default for ServiceLimits {
+    /// For the default policy's 24-hour leaves.
+    fn default() -> Self {
+        ServiceLimits::for_policy(&CaPolicy::default())
+    }
+}
+
+/// What a revocation did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revocation {
+    /// Whether anything was not revoked before.
+    pub newly_revoked: bool,
+    /// Every serial revoked by it, hex: the one named and the other live leaves of the same
+    /// identity or key.
+    pub serials: Vec<String>,
+    /// The identity revoked with it, if the CA knows whose certificate it was.
+    pub identity: Option<NodeIdentity>,
+    /// Whether its key was revoked with it.
+    pub key_revoked: bool,
+}
+
 /// Revocation lists are re-signed once this fraction of their currency has passed, so a list a
 /// client fetched stays current long after it would refresh.
 const CRL_REFRESH_DIVISOR: u64 = 4;
@@ -75,6 +131,15 @@ pub enum ServiceError {
     /// A serial that is not one.
     #[error("{0:?} is not a certificate serial: give it in hex, as `openssl x509 -serial` prints it")]
     BadSerial(String),
+    /// A name that cannot be granted.
+    #[error("{0}")]
+    BadName(String),
+    /// A rotation without the root key, which this CA keeps offline.
+    #[error("this CA keeps its root key offline (`ca init --root-key`): give its file with --root-key FILE to certify a new intermediate")]
+    RootKeyOffline,
+    /// The server name is chosen once, before anything is issued.
+    #[error("the CA's server name is chosen at `ca init` (--server-name), before any token or certificate; this CA's is {0}")]
+    ServerNameFixed(String),
 }
 
 /// Why a request for a certificate was refused.
@@ -89,9 +154,21 @@ pub enum IssueRefusal {
     /// The chain presented for renewal does not validate.
     #[error("renewal refused, the presented chain is invalid: {0}")]
     Chain(ValidationError),
-    /// The chain presented for renewal is revoked.
-    #[error("renewal refused: the presented certificate is revoked; enroll again with a new join token")]
-    Revoked,
+    /// The certificate, key or identity behind the request is revoked.
+    #[error("{0}")]
+    Revoked(String),
+    /// Too many renewals for one identity.
+    #[error("renewal refused: {name} already had {max} renewals within {window_s} s, the CA's limit per node; retry after {retry_at} (Unix s)")]
+    RateLimited {
+        /// The identity's name.
+        name: String,
+        /// The limit.
+        max: u32,
+        /// The window, s.
+        window_s: u64,
+        /// When the oldest counted renewal leaves the window, Unix s.
+        retry_at: i64,
+    },
     /// The CSR's key is not the one the credential is for.
     #[error("{0}")]
     KeyMismatch(&'static str),
@@ -112,8 +189,26 @@ impl IssueRefusal {
     pub fn status(&self) -> u16 {
         match self {
             IssueRefusal::BadCsr(_) => 400,
+            IssueRefusal::RateLimited { .. } => 429,
             IssueRefusal::Failed(_) => 500,
             _ => 403,
+        }
+    }
+
+    /// A stable name for the refusal, for clients and JSON (`"refusal"`): `no_credential`,
+    /// `token`, `chain`, `revoked`, `rate_limited`, `key_mismatch`, `bad_csr`, `not_granted` or
+    /// `failed`.
+    pub fn class(&self) -> &'static str {
+        match self {
+            IssueRefusal::NoCredential => "no_credential",
+            IssueRefusal::Token(_) => "token",
+            IssueRefusal::Chain(_) => "chain",
+            IssueRefusal::Revoked(_) => "revoked",
+            IssueRefusal::RateLimited { .. } => "rate_limited",
+            IssueRefusal::KeyMismatch(_) => "key_mismatch",
+            IssueRefusal::BadCsr(_) => "bad_csr",
+            IssueRefusal::NotGranted(_) => "not_granted",
+            IssueRefusal::Failed(_) => "failed",
         }
     }
 }
@@ -125,8 +220,12 @@ pub enum Credential {
     Token(String),
     /// The requester's current chain, leaf first: a renewal for the same identity and key.
     Renewal(Vec<CertificateDer<'static>>),
-    /// The operator approved this CSR for this identity (the CLI; never over the network).
+    /// The operator approved this CSR for this identity (the CLI; never over the network). The
+    /// CA's reserved server name is not grantable this way either.
     Operator(NodeIdentity),
+    /// The CA's own HTTPS server certificate: its reserved server name and this address (the
+    /// server itself; never over the network).
+    Server(Ipv6Addr),
 }
 
 /// A certificate handed out.
@@ -286,6 +385,24 @@ pub struct CaService {
     crls: Vec<CertificateRevocationListDer<'static>>,
     crls_made_at: Option<i64>,
     seq: u64,
+    server_name: String,
+    /// Live leaves by serial.
+    issued: BTreeMap<Vec<u8>, LiveLeaf>,
+    /// Revoked keys and when.
+    revoked_keys: BTreeMap<Vec<u8>, i64>,
+    revoked_identities: Vec<RevokedIdentity>,
+    limits: ServiceLimits,
+    /// Renewal times per identity name (lower case) within the window; not persisted: a
+    /// restart forgives at most one window's worth.
+    renewals: BTreeMap<String, VecDeque<i64>>,
+}
+
+/// A leaf issued and not expired.
+#[derive(Clone, Debug)]
+struct LiveLeaf {
+    identity: NodeIdentity,
+    key: Vec<u8>,
+    not_after: i64,
 }
 
 impl std::fmt::Debug for CaService {
@@ -327,7 +444,14 @@ impl CaService {
             crls: Vec::new(),
             crls_made_at: None,
             seq: 0,
+            server_name: SERVER_NAME_DEFAULT.to_owned(),
+            issued: BTreeMap::new(),
+            revoked_keys: BTreeMap::new(),
+            revoked_identities: Vec::new(),
+            limits: ServiceLimits::default(),
+            renewals: BTreeMap::new(),
         };
+        service.limits = ServiceLimits::for_policy(service.authority().policy());
         service.save(storage)?;
         Ok(service)
     }
@@ -359,6 +483,29 @@ impl CaService {
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| damaged("retired intermediate"))?;
         let leaf_index = (0..log.size()).filter_map(|i| Some((log.tree().leaf(i)?, i))).collect();
+        let issued = stored
+            .issued
+            .iter()
+            .map(|l| {
+                let leaf = LiveLeaf {
+                    identity: NodeIdentity {
+                        name: l.name.clone(),
+                        addr: l.addr.parse().ok()?,
+                    },
+                    key: unhex(&l.key)?,
+                    not_after: l.not_after,
+                };
+                Some((unhex(&l.serial)?, leaf))
+            })
+            .collect::<Option<BTreeMap<_, _>>>()
+            .ok_or_else(|| damaged("issued leaf"))?;
+        let revoked_keys = stored
+            .revoked_keys
+            .iter()
+            .map(|k| Some((unhex(&k.key)?, k.at)))
+            .collect::<Option<BTreeMap<_, _>>>()
+            .ok_or_else(|| damaged("revoked key"))?;
+        let limits = ServiceLimits::for_policy(authority.policy());
         Ok(CaService {
             logged: LoggedAuthority::new(authority, log, LogKey::from_seed(&log_seed)),
             log_seed,
@@ -372,7 +519,68 @@ impl CaService {
             crls: Vec::new(),
             crls_made_at: None,
             seq,
+            server_name: stored.server_name,
+            issued,
+            revoked_keys,
+            revoked_identities: stored.revoked_identities,
+            limits,
+            renewals: BTreeMap::new(),
         })
+    }
+
+    /// The limits on clients' requests (by default [`ServiceLimits::for_policy`]).
+    pub fn limits(&self) -> &ServiceLimits {
+        &self.limits
+    }
+
+    /// Replaces the limits on clients' requests.
+    pub fn set_limits(&mut self, limits: ServiceLimits) {
+        self.limits = limits;
+    }
+
+    /// This CA reopened from `storage` after a failure in the middle of an update (a panic):
+    /// what is durable, with this one's limits and renewal counts (which only grow).
+    pub fn reopened(self, storage: &mut dyn Storage) -> Result<CaService, ServiceError> {
+        let mut fresh = CaService::open(storage)?;
+        fresh.limits = self.limits;
+        fresh.renewals = self.renewals;
+        Ok(fresh)
+    }
+
+    /// The name the CA's own HTTPS server is certified for; never granted to a node.
+    pub fn server_name(&self) -> &str {
+        &self.server_name
+    }
+
+    /// Chooses the server name, before any token or certificate was issued (`ca init`).
+    pub fn set_server_name(&mut self, storage: &mut dyn Storage, name: &str) -> Result<(), ServiceError> {
+        if self.next_token_id != 1 || self.logged.log().size() != 0 {
+            return Err(ServiceError::ServerNameFixed(self.server_name.clone()));
+        }
+        check_node_name(name).map_err(|e| ServiceError::BadName(format!("--server-name {name:?}: it {e}")))?;
+        self.server_name = name.to_ascii_lowercase();
+        self.save(storage)
+    }
+
+    /// Whether the root key is kept offline (in a file of its own, never in the state file).
+    pub fn root_offline(&mut self) -> bool {
+        self.authority().root_offline()
+    }
+
+    /// From now on the root key stays out of the state file; the caller has stored it elsewhere
+    /// (`ca init --root-key`), and gives it back only for a rotation ([`Self::attach_root`]).
+    pub fn keep_root_offline(&mut self, storage: &mut dyn Storage) -> Result<(), ServiceError> {
+        self.authority().keep_root_offline();
+        // The state file has two slots and a save replaces the older one: saving twice replaces
+        // both, so the slot still holding the root key is gone too.
+        self.save(storage)?;
+        self.save(storage)
+    }
+
+    /// Attaches the offline root key from `seed` for the next rotation; refused unless it is
+    /// this CA's root.
+    pub fn attach_root(&mut self, seed: &[u8; 32]) -> Result<(), ServiceError> {
+        Ok(self.authority().attach_root(seed)?)
     }
 
     fn authority(&mut self) -> &mut Authority {
@@ -406,6 +614,24 @@ impl CaService {
                 .collect(),
             rotation: self.rotation.clone(),
             log_size: self.logged.log().size(),
+            server_name: self.server_name.clone(),
+            issued: self
+                .issued
+                .iter()
+                .map(|(serial, l)| IssuedLeaf {
+                    serial: hex(serial),
+                    name: l.identity.name.clone(),
+                    addr: l.identity.addr.to_string(),
+                    key: hex(&l.key),
+                    not_after: l.not_after,
+                })
+                .collect(),
+            revoked_keys: self
+                .revoked_keys
+                .iter()
+                .map(|(key, at)| RevokedKey { key: hex(key), at: *at })
+                .collect(),
+            revoked_identities: self.revoked_identities.clone(),
         };
         let bytes = serde_json::to_vec_pretty(&stored).map_err(|e| ServiceError::Damaged(e.to_string()))?;
         self.seq += 1;
@@ -479,6 +705,7 @@ impl CaService {
         valid_for: Duration,
         now: i64,
     ) -> Result<String, ServiceError> {
+        self.grantable(&identity).map_err(ServiceError::BadName)?;
         let grant = Grant {
             identity,
             expires: now.saturating_add(i64::try_from(valid_for.as_secs()).unwrap_or(i64::MAX)),
@@ -487,6 +714,42 @@ impl CaService {
         self.next_token_id += 1;
         self.save(storage)?;
         Ok(self.tokens.issue(&grant))
+    }
+
+    /// Why `identity` cannot be granted, in words: a name that is not a node name, or the CA's
+    /// reserved server name.
+    fn grantable(&self, identity: &NodeIdentity) -> Result<(), String> {
+        identity.check().map_err(|e| e.to_string())?;
+        if identity.name.eq_ignore_ascii_case(&self.server_name) {
+            return Err(format!(
+                "{:?} is this CA's own server name, which clients trust to reach the CA: no node is ever granted it",
+                identity.name
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses `key` if it was revoked.
+    fn key_not_revoked(&self, key: &[u8], what: &str) -> Result<(), IssueRefusal> {
+        match self.revoked_keys.get(key) {
+            Some(at) => Err(IssueRefusal::Revoked(format!(
+                "{what} refused: the key in this request was revoked at {at} (Unix s) with a certificate it held; make a new key and ask the operator for a new join token"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The revocation of `name`'s identity that covers a token with id `token_id` or a leaf
+    /// logged at `log_index` (unknown index: covered), if any.
+    fn identity_revocation(&self, name: &str, token_id: Option<u64>, log_index: Option<Option<u64>>) -> Option<i64> {
+        self.revoked_identities
+            .iter()
+            .filter(|r| r.name.eq_ignore_ascii_case(name))
+            .find(|r| {
+                token_id.is_some_and(|id| id < r.tokens_before)
+                    || log_index.is_some_and(|index| index.is_none_or(|i| i < r.log_before))
+            })
+            .map(|r| r.at)
     }
 
     /// Issues a certificate for the CSR `csr` (DER) if `credential` entitles it, logs it, and
@@ -500,10 +763,27 @@ impl CaService {
     ) -> Result<Issued, IssueRefusal> {
         let key = csr_public_key(csr).map_err(|e| IssueRefusal::BadCsr(e.to_string()))?;
         let mut spend = None;
+        let mut renewal = false;
         let identity = match credential {
-            Credential::Operator(identity) => identity.clone(),
+            Credential::Operator(identity) => {
+                self.grantable(identity).map_err(IssueRefusal::NotGranted)?;
+                identity.clone()
+            }
+            Credential::Server(addr) => NodeIdentity {
+                name: self.server_name.clone(),
+                addr: *addr,
+            },
             Credential::Token(token) => {
                 let grant = self.tokens.verify(token.trim(), now)?;
+                // Tokens minted before names were checked may carry any name.
+                self.grantable(&grant.identity).map_err(IssueRefusal::NotGranted)?;
+                self.key_not_revoked(&key, "enrollment")?;
+                if let Some(at) = self.identity_revocation(&grant.identity.name, Some(grant.id), None) {
+                    return Err(IssueRefusal::Revoked(format!(
+                        "enrollment refused: {} was revoked at {at} (Unix s), after this join token was issued; the operator must issue a new token to re-admit it",
+                        grant.identity.name
+                    )));
+                }
                 self.spent.retain(|_, (expires, _)| *expires >= now);
                 match self.spent.get(&grant.id) {
                     // A retry whose answer was lost: the same key gets a certificate again.
@@ -516,32 +796,98 @@ impl CaService {
                 }
                 grant.identity
             }
-            Credential::Renewal(chain) => self.renewable(storage, chain, &key, now)?,
+            Credential::Renewal(chain) => {
+                renewal = true;
+                self.renewable(storage, chain, &key, now)?
+            }
         };
+        if renewal {
+            self.renewal_allowed(&identity.name, now)?;
+        }
         let (leaf, receipt) = self
             .logged
             .issue_from_csr(storage, csr, &identity, now)
             .map_err(|e| match e {
                 LoggedIssueError::Issue(IssueError::BadCsr(m)) => IssueRefusal::BadCsr(m),
-                LoggedIssueError::Issue(e @ (IssueError::NameNotGranted { .. } | IssueError::BadName(_))) => {
+                LoggedIssueError::Issue(e @ (IssueError::NameNotGranted { .. } | IssueError::BadName { .. })) => {
                     IssueRefusal::NotGranted(e.to_string())
                 }
                 e => IssueRefusal::Failed(e.to_string()),
             })?;
         self.leaf_index.insert(leaf_hash(&leaf), receipt.index);
         if let Some((id, expires)) = spend {
-            self.spent.insert(id, (expires, key));
+            self.spent.insert(id, (expires, key.clone()));
+        }
+        let serial = serial_of(&leaf).unwrap_or_default();
+        let not_after = validity_of(&leaf).map_or(0, |v| v.not_after);
+        self.remember_leaf(&serial, &identity, key, not_after, now);
+        if renewal {
+            self.renewals
+                .entry(identity.name.to_ascii_lowercase())
+                .or_default()
+                .push_back(now);
         }
         // Not persisted: not handed out (a restarted CA would not know it was spent).
         self.save(storage).map_err(|e| IssueRefusal::Failed(e.to_string()))?;
         let chain = vec![leaf.clone(), self.issuing()];
         Ok(Issued {
-            serial: serial_of(&leaf).unwrap_or_default(),
-            not_after: validity_of(&leaf).map_or(0, |v| v.not_after),
+            serial,
+            not_after,
             chain,
             receipt,
             identity,
         })
+    }
+
+    /// Remembers a leaf issued until it expires, forgetting expired ones (and, at
+    /// [`ISSUED_LEAVES_MAX`], the soonest to expire).
+    fn remember_leaf(&mut self, serial: &[u8], identity: &NodeIdentity, key: Vec<u8>, not_after: i64, now: i64) {
+        self.issued.retain(|_, l| l.not_after >= now);
+        while self.issued.len() >= ISSUED_LEAVES_MAX {
+            let soonest = self
+                .issued
+                .iter()
+                .min_by_key(|(_, l)| l.not_after)
+                .map(|(s, _)| s.clone())
+                .expect("the ledger is not empty");
+            self.issued.remove(&soonest);
+            tracing::warn!(
+                limit = ISSUED_LEAVES_MAX,
+                "issued-leaf ledger full: forgot the leaf soonest to expire; revoke it by its certificate"
+            );
+        }
+        self.issued.insert(
+            serial.to_vec(),
+            LiveLeaf {
+                identity: identity.clone(),
+                key,
+                not_after,
+            },
+        );
+    }
+
+    /// Refuses a renewal for `name` beyond [`ServiceLimits::renewals_per_identity_max`] within
+    /// the window ending `now`.
+    fn renewal_allowed(&mut self, name: &str, now: i64) -> Result<(), IssueRefusal> {
+        let window = i64::try_from(self.limits.renewal_window.as_secs()).unwrap_or(i64::MAX);
+        let max = self.limits.renewals_per_identity_max;
+        // Forget identities whose renewals all left the window (bounds the map).
+        self.renewals.retain(|_, times| {
+            while times.front().is_some_and(|t| now.saturating_sub(*t) >= window) {
+                times.pop_front();
+            }
+            !times.is_empty()
+        });
+        let times = self.renewals.get(&name.to_ascii_lowercase());
+        match times {
+            Some(times) if times.len() >= max as usize => Err(IssueRefusal::RateLimited {
+                name: name.to_owned(),
+                max,
+                window_s: self.limits.renewal_window.as_secs(),
+                retry_at: times.front().map_or(now, |t| t.saturating_add(window)),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The identity a renewal chain entitles to a new certificate for `key`.
@@ -552,6 +898,11 @@ impl CaService {
         key: &[u8],
         now: i64,
     ) -> Result<NodeIdentity, IssueRefusal> {
+        let revoked = |why: &str| {
+            IssueRefusal::Revoked(format!(
+                "renewal refused: {why}; the node must be re-admitted by the operator with a new join token (and a new key)"
+            ))
+        };
         let crls = self
             .crls(storage, now)
             .map_err(|e| IssueRefusal::Failed(e.to_string()))?;
@@ -564,13 +915,13 @@ impl CaService {
         trusted
             .validate(chain, &crls, now, &ExpectedPeer::Any)
             .map_err(|e| match e {
-                ValidationError::Revoked => IssueRefusal::Revoked,
+                ValidationError::Revoked => revoked("the presented certificate is revoked"),
                 e => IssueRefusal::Chain(e),
             })?;
         let leaf = &chain[0];
         let serial = serial_of(leaf).unwrap_or_default();
         if self.authority().revoked().any(|s| s == serial.as_slice()) {
-            return Err(IssueRefusal::Revoked);
+            return Err(revoked("the presented certificate is revoked"));
         }
         let (identity, leaf_key) = leaf_identity(leaf).ok_or(IssueRefusal::KeyMismatch(
             "renewal refused: the certificate names no node (a DNS and an IPv6 name)",
@@ -578,6 +929,19 @@ impl CaService {
         if leaf_key != key {
             return Err(IssueRefusal::KeyMismatch(
                 "renewal refused: the CSR is for another key than the certificate; renewal keeps the key (enroll with a join token for a new one)",
+            ));
+        }
+        self.key_not_revoked(key, "renewal")?;
+        let index = self.leaf_index.get(&leaf_hash(leaf)).copied();
+        if let Some(at) = self.identity_revocation(&identity.name, None, Some(index)) {
+            return Err(revoked(&format!(
+                "{} was revoked at {at} (Unix s), after this certificate was issued",
+                identity.name
+            )));
+        }
+        if identity.name.eq_ignore_ascii_case(&self.server_name) {
+            return Err(IssueRefusal::NotGranted(
+                "renewal refused: that is the CA's own server certificate, which only the CA renews".into(),
             ));
         }
         Ok(identity)
@@ -653,7 +1017,14 @@ impl CaService {
                 "verify-before-switch needs an overlap: with none, peers never hold the new intermediate before nodes switch".into(),
             ));
         }
-        let new = self.authority().rotate(seed, now)?;
+        let new = match self.authority().rotate(seed, now) {
+            Err(IssueError::RootKeyOffline) => return Err(ServiceError::RootKeyOffline),
+            other => other?,
+        };
+        if self.authority().root_offline() {
+            // Attached for this rotation only: out of memory again before anything else runs.
+            self.authority().keep_root_offline();
+        }
         if overlap == 0 {
             self.retire_previous(now);
         } else {
@@ -700,9 +1071,10 @@ impl CaService {
         Ok(changed)
     }
 
-    /// Revokes the certificate with `serial` (hex, colons allowed) at `now`. Returns whether it
-    /// was newly revoked.
-    pub fn revoke(&mut self, storage: &mut dyn Storage, serial: &str, now: i64) -> Result<bool, ServiceError> {
+    /// Revokes the certificate with `serial` (hex, colons allowed) at `now`, and, if this CA
+    /// knows whose it was (a leaf it issued that has not expired), its identity and key too (see
+    /// [`Self::revoke_certificate`]).
+    pub fn revoke(&mut self, storage: &mut dyn Storage, serial: &str, now: i64) -> Result<Revocation, ServiceError> {
         let digits: String = serial.trim().chars().filter(|c| *c != ':').collect();
         let bytes = unhex(&digits)
             .filter(|b| !b.is_empty() && b.len() <= 20)
@@ -712,14 +1084,82 @@ impl CaService {
             Some(first) => bytes[first..].to_vec(),
             None => return Err(ServiceError::BadSerial(serial.to_owned())),
         };
-        let already = self.authority().revoked().any(|s| s == bytes.as_slice());
-        if already {
-            return Ok(false);
+        let holder = self.issued.get(&bytes).map(|l| (l.identity.clone(), l.key.clone()));
+        self.revoke_all(storage, &bytes, holder, now)
+    }
+
+    /// Revokes the leaf `cert` (DER) at `now`: its serial, its identity (the certified name: tokens
+    /// issued for it so far and its leaves logged so far buy nothing more; a token issued later
+    /// re-admits it) and its key (refused for ever), and puts every live leaf of that identity or
+    /// key on the revocation lists, including leaves renewed from it.
+    pub fn revoke_certificate(
+        &mut self,
+        storage: &mut dyn Storage,
+        cert: &[u8],
+        now: i64,
+    ) -> Result<Revocation, ServiceError> {
+        let serial = serial_of(cert).ok_or_else(|| ServiceError::BadSerial("(unparseable certificate)".into()))?;
+        let holder = leaf_identity(cert);
+        self.revoke_all(storage, &serial, holder, now)
+    }
+
+    fn revoke_all(
+        &mut self,
+        storage: &mut dyn Storage,
+        serial: &[u8],
+        holder: Option<(NodeIdentity, Vec<u8>)>,
+        now: i64,
+    ) -> Result<Revocation, ServiceError> {
+        let mut serials = vec![serial.to_vec()];
+        let mut newly = false;
+        if let Some((identity, key)) = &holder {
+            if !self.revoked_keys.contains_key(key) {
+                self.revoked_keys.insert(key.clone(), now);
+                newly = true;
+            }
+            let tokens_before = self.next_token_id;
+            let log_before = self.logged.log().size();
+            let covered = self.revoked_identities.iter().any(|r| {
+                r.name.eq_ignore_ascii_case(&identity.name)
+                    && r.tokens_before >= tokens_before
+                    && r.log_before >= log_before
+            });
+            if !covered {
+                self.revoked_identities.push(RevokedIdentity {
+                    name: identity.name.clone(),
+                    at: now,
+                    tokens_before,
+                    log_before,
+                });
+                newly = true;
+            }
+            serials.extend(
+                self.issued
+                    .iter()
+                    .filter(|(s, l)| {
+                        s.as_slice() != serial
+                            && l.not_after >= now
+                            && (l.key == *key || l.identity.name.eq_ignore_ascii_case(&identity.name))
+                    })
+                    .map(|(s, _)| s.clone()),
+            );
         }
-        self.authority().revoke(&bytes, now);
-        self.crls_made_at = None;
-        self.save(storage)?;
-        Ok(true)
+        for s in &serials {
+            if !self.authority().revoked().any(|r| r == s.as_slice()) {
+                self.authority().revoke(s, now);
+                newly = true;
+            }
+        }
+        if newly {
+            self.crls_made_at = None;
+            self.save(storage)?;
+        }
+        Ok(Revocation {
+            newly_revoked: newly,
+            serials: serials.iter().map(|s| hex(s)).collect(),
+            key_revoked: holder.is_some(),
+            identity: holder.map(|(identity, _)| identity),
+        })
     }
 
     /// A signed head of the CT log at `now`.

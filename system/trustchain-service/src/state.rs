@@ -29,6 +29,64 @@ pub(crate) struct Stored {
     /// CT log entries when this was written (certificates logged after it used serials the
     /// authority record does not count).
     pub log_size: u64,
+    /// The name the CA's own HTTPS server is certified for, which no token or approval grants.
+    /// Absent from state files written before it existed: those CAs served the default name.
+    #[serde(default = "default_server_name")]
+    pub server_name: String,
+    /// Leaves issued and not yet expired, so that revoking one serial finds its holder's
+    /// identity, key and other live leaves. Absent from older state files (their leaves are
+    /// revoked with `--cert`, which carries identity and key).
+    #[serde(default)]
+    pub issued: Vec<IssuedLeaf>,
+    /// Keys revoked: no request holding one is served again.
+    #[serde(default)]
+    pub revoked_keys: Vec<RevokedKey>,
+    /// Identities revoked: their earlier tokens and leaves no longer buy certificates.
+    #[serde(default)]
+    pub revoked_identities: Vec<RevokedIdentity>,
+}
+
+/// The server name of CAs created before it was stored (`trustchain serve`'s default then).
+pub(crate) fn default_server_name() -> String {
+    crate::service::SERVER_NAME_DEFAULT.to_owned()
+}
+
+/// A leaf the CA issued, until it expires.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct IssuedLeaf {
+    /// Serial, hex.
+    pub serial: String,
+    /// The certified name.
+    pub name: String,
+    /// The certified IPv6 address.
+    pub addr: String,
+    /// The certified public key, hex.
+    pub key: String,
+    /// Its `notAfter`, Unix s.
+    pub not_after: i64,
+}
+
+/// A revoked key.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct RevokedKey {
+    /// The public key, hex.
+    pub key: String,
+    /// When, Unix s.
+    pub at: i64,
+}
+
+/// A revoked identity: tokens for it issued before `tokens_before` and its leaves logged before
+/// `log_before` are refused; a token the operator issues afterwards re-admits it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct RevokedIdentity {
+    /// The certified name.
+    pub name: String,
+    /// When, Unix s.
+    pub at: i64,
+    /// The first token id issued after the revocation.
+    pub tokens_before: u64,
+    /// The CT log's size at the revocation.
+    pub log_before: u64,
 }
 
 /// A spent join token.

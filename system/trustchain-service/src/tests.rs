@@ -254,8 +254,16 @@ fn validation_classifies_failures_and_can_require_the_ct_log() {
     let serial = ok["serial"].as_str().unwrap().to_owned();
     {
         let (service, storage) = api.parts();
-        assert!(service.revoke(storage, &serial, T0 + 100).unwrap());
-        assert!(!service.revoke(storage, &serial.to_uppercase(), T0 + 100).unwrap());
+        let revoked = service.revoke(storage, &serial, T0 + 100).unwrap();
+        assert!(revoked.newly_revoked);
+        assert_eq!(revoked.identity, Some(node(1)), "the CA knows whose serial it was");
+        assert!(revoked.key_revoked);
+        assert!(
+            !service
+                .revoke(storage, &serial.to_uppercase(), T0 + 100)
+                .unwrap()
+                .newly_revoked
+        );
         assert!(matches!(
             service.revoke(storage, "xyz", T0),
             Err(ServiceError::BadSerial(_))
@@ -359,4 +367,350 @@ fn a_restarted_ca_keeps_its_keys_log_and_spent_tokens_even_after_a_crash() {
         CaService::open(&mut MemStorage::default()),
         Err(ServiceError::NotInitialised)
     ));
+}
+
+fn renew_body(csr: &str, chain: &str) -> String {
+    serde_json::json!({ "csr": csr, "chain": chain }).to_string()
+}
+
+fn error_of(body: &Value) -> &str {
+    body["error"].as_str().unwrap_or_default()
+}
+
+/// Issue 13, item 5: a spent token presented again with the same key, and a chain renewed before
+/// the revocation, both used to get a revoked node a fresh certificate.
+#[test]
+fn a_revoked_node_gets_nothing_by_replaying_its_token_or_renewing() {
+    let mut api = api();
+    let who = node(1);
+    let t = token(&mut api, &who);
+    let csr = csr_pem(&who, 1);
+    let (status, body) = call(&mut api, "POST", "/ca/issue", &issue_body(&csr, &t), T0);
+    assert_eq!(status, 200, "{body}");
+    let first = body["chain"].as_str().unwrap().to_owned();
+    let serial = body["serial"].as_str().unwrap().to_owned();
+    // The key's holder (the node, or a thief of its key) renews before the operator acts.
+    let (status, body) = call(&mut api, "POST", "/ca/issue", &renew_body(&csr, &first), T0 + 60);
+    assert_eq!(status, 200, "{body}");
+    let second = body["chain"].as_str().unwrap().to_owned();
+    {
+        let (service, storage) = api.parts();
+        service.revoke(storage, &serial, T0 + 120).unwrap();
+    }
+    // The token replayed with the same key (the lost-answer retry path): refused, naming why.
+    let (status, body) = call(&mut api, "POST", "/ca/issue", &issue_body(&csr, &t), T0 + 180);
+    assert_eq!(status, 403, "{body}");
+    assert!(error_of(&body).contains("revoked"), "{body}");
+    assert_eq!(body["refusal"], "revoked", "{body}");
+    // Renewal with the chain renewed before the revocation: same key, same identity, refused.
+    let (status, body) = call(&mut api, "POST", "/ca/issue", &renew_body(&csr, &second), T0 + 180);
+    assert_eq!(status, 403, "{body}");
+    assert!(error_of(&body).contains("revoked"), "{body}");
+    // And that renewed leaf is on the revocation list too.
+    assert_eq!(verdict(&mut api, "/ca/validate", &second, T0 + 200)["class"], "revoked");
+    // The revoked key is refused even with a token issued later for the same identity; a new key
+    // with that token re-admits the node (the operator's deliberate choice).
+    let later = {
+        let (service, storage) = api.parts();
+        service
+            .token(storage, who.clone(), Duration::from_secs(3600), T0 + 300)
+            .unwrap()
+    };
+    let (status, body) = call(&mut api, "POST", "/ca/issue", &issue_body(&csr, &later), T0 + 300);
+    assert_eq!(status, 403, "{body}");
+    assert!(error_of(&body).contains("key"), "{body}");
+    let (status, body) = call(
+        &mut api,
+        "POST",
+        "/ca/issue",
+        &issue_body(&csr_pem(&who, 2), &later),
+        T0 + 300,
+    );
+    assert_eq!(status, 200, "{body}");
+    let readmitted = body["chain"].as_str().unwrap().to_owned();
+    let (status, body) = call(
+        &mut api,
+        "POST",
+        "/ca/issue",
+        &renew_body(&csr_pem(&who, 2), &readmitted),
+        T0 + 360,
+    );
+    assert_eq!(status, 200, "the re-admitted node renews: {body}");
+}
+
+#[test]
+fn revocation_by_identity_and_key_survives_a_restart() {
+    let mut storage = MemStorage::default();
+    let mut service = CaService::init(&mut storage, &seeds(), CaPolicy::default(), T0).unwrap();
+    let who = node(1);
+    let t = service
+        .token(&mut storage, who.clone(), Duration::from_secs(3600), T0)
+        .unwrap();
+    let csr = pem::csr(csr_pem(&who, 1).as_bytes()).unwrap();
+    let issued = service
+        .issue(&mut storage, &csr, &Credential::Token(t.clone()), T0)
+        .unwrap();
+    service
+        .revoke(&mut storage, &crate::state::hex(&issued.serial), T0 + 10)
+        .unwrap();
+    let mut again = CaService::open(&mut storage).unwrap();
+    let replay = again
+        .issue(&mut storage, &csr, &Credential::Token(t), T0 + 20)
+        .unwrap_err();
+    assert!(replay.to_string().contains("revoked"), "{replay}");
+    let renewal = again
+        .issue(&mut storage, &csr, &Credential::Renewal(issued.chain.clone()), T0 + 20)
+        .unwrap_err();
+    assert!(renewal.to_string().contains("revoked"), "{renewal}");
+}
+
+/// Issue 13, item 5: renewal was unlimited.
+#[test]
+fn renewals_are_limited_per_identity_and_window() {
+    let mut api = api();
+    let first = enroll(&mut api, 1);
+    let other = enroll(&mut api, 2);
+    let csr = csr_pem(&node(1), 1);
+    let mut chain = first;
+    let mut refused = None;
+    for i in 0..50 {
+        let (status, body) = call(&mut api, "POST", "/ca/issue", &renew_body(&csr, &chain), T0 + 10 + i);
+        if status != 200 {
+            refused = Some((i, status, body));
+            break;
+        }
+        chain = body["chain"].as_str().unwrap().to_owned();
+    }
+    let (after, status, body) = refused.expect("50 renewals in a minute were all served");
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["refusal"], "rate_limited", "{body}");
+    assert!(error_of(&body).contains("renewals"), "{body}");
+    assert!(
+        after >= 2,
+        "a node renewing a few times is not limited: refused after {after}"
+    );
+    let window = i64::try_from(crate::ServiceLimits::default().renewal_window.as_secs()).unwrap();
+    assert!(
+        error_of(&body).contains(&format!("retry after {}", T0 + 10 + window)),
+        "{body}"
+    );
+    // Another identity is not limited by node 1's renewals.
+    let (status, body) = call(
+        &mut api,
+        "POST",
+        "/ca/issue",
+        &renew_body(&csr_pem(&node(2), 2), &other),
+        T0 + 100,
+    );
+    assert_eq!(status, 200, "{body}");
+    // Once its first renewal (at T0 + 10) leaves the window, node 1 renews again, and the 429
+    // said when that would be.
+    let window = i64::try_from(crate::ServiceLimits::default().renewal_window.as_secs()).unwrap();
+    let (status, body) = call(
+        &mut api,
+        "POST",
+        "/ca/issue",
+        &renew_body(&csr, &chain),
+        T0 + 10 + window,
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Issue 13, item 8: wildcards and the CA's own name were grantable, long names truncated.
+#[test]
+fn tokens_and_approvals_refuse_wildcards_overlong_names_and_the_cas_reserved_name() {
+    let mut api = api();
+    let (service, storage) = api.parts();
+    let long = format!("{}.mesh", vec!["a".repeat(60); 5].join("."));
+    for name in [
+        "*.mesh",
+        "trustchain.mesh",
+        "TrustChain.Mesh",
+        long.as_str(),
+        "a..mesh",
+        "-a.mesh",
+        "node 1.mesh",
+        "fd00::1",
+        "",
+    ] {
+        let who = NodeIdentity {
+            name: name.to_owned(),
+            addr: "fd00::1".parse().unwrap(),
+        };
+        let refused = service
+            .token(storage, who.clone(), Duration::from_secs(60), T0)
+            .expect_err(name);
+        let message = refused.to_string();
+        assert!(!message.contains("Ia5String"), "{message}");
+        let csr = request(
+            &NodeIdentity {
+                name: "x.mesh".into(),
+                ..who.clone()
+            },
+            &key_from_seed(&[1; 32]),
+        )
+        .unwrap();
+        assert!(
+            service.issue(storage, &csr, &Credential::Operator(who), T0).is_err(),
+            "{name:?} approved"
+        );
+    }
+    // A grant refusal says what was asked for in words, not in Rust's debug form.
+    let t2 = token(&mut api, &node(2));
+    let (status, body) = call(
+        &mut api,
+        "POST",
+        "/ca/issue",
+        &issue_body(&csr_pem(&node(1), 2), &t2),
+        T0,
+    );
+    assert_eq!(status, 403, "{body}");
+    let message = error_of(&body);
+    assert!(message.contains("DNS name node-1.mesh"), "{message}");
+    assert!(!message.contains("DnsName("), "{message}");
+}
+
+/// A storage that panics on writes while `panics` is set: a bug (or an assertion) striking in
+/// the middle of an update.
+struct PanickingStorage {
+    inner: MemStorage,
+    panics: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl runtime::Storage for PanickingStorage {
+    fn read_at(&mut self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>, runtime::StorageError> {
+        self.inner.read_at(name, offset, len)
+    }
+    fn write_at(&mut self, name: &str, offset: u64, data: &[u8]) -> Result<(), runtime::StorageError> {
+        assert!(
+            !self.panics.load(std::sync::atomic::Ordering::SeqCst),
+            "the test's injected panic"
+        );
+        self.inner.write_at(name, offset, data)
+    }
+    fn size(&mut self, name: &str) -> Result<u64, runtime::StorageError> {
+        self.inner.size(name)
+    }
+    fn truncate(&mut self, name: &str, len: u64) -> Result<(), runtime::StorageError> {
+        self.inner.truncate(name, len)
+    }
+    fn sync(&mut self, name: &str) -> Result<(), runtime::StorageError> {
+        self.inner.sync(name)
+    }
+    fn remove(&mut self, name: &str) -> Result<(), runtime::StorageError> {
+        self.inner.remove(name)
+    }
+    fn list(&mut self) -> Result<Vec<String>, runtime::StorageError> {
+        self.inner.list()
+    }
+}
+
+/// Issue 13, item 9: a panic in a handler poisoned the server's lock, and every later request got
+/// a 503. The API catches it, reloads what is durable, and answers the next request.
+#[test]
+fn a_panic_inside_a_request_is_answered_and_the_next_request_is_served() {
+    let panics = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut storage = PanickingStorage {
+        inner: MemStorage::default(),
+        panics: panics.clone(),
+    };
+    let service = CaService::init(&mut storage, &seeds(), CaPolicy::default(), T0).unwrap();
+    let mut api = CaApi::new(Box::new(storage), service);
+    let who = node(1);
+    let t = token(&mut api, &who);
+    let csr = csr_pem(&who, 1);
+    panics.store(true, std::sync::atomic::Ordering::SeqCst);
+    let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        call(&mut api, "POST", "/ca/issue", &issue_body(&csr, &t), T0)
+    }));
+    let (status, body) = answer.expect("the API answers instead of unwinding into its caller");
+    assert_eq!(status, 500, "{body}");
+    assert!(error_of(&body).contains("retry"), "{body}");
+    panics.store(false, std::sync::atomic::Ordering::SeqCst);
+    // Nothing half-done survived: the token was not spent, and it enrolls now.
+    let (status, body) = call(&mut api, "POST", "/ca/issue", &issue_body(&csr, &t), T0 + 1);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(call(&mut api, "GET", "/ct/sth", "", T0 + 2).0, 200);
+}
+
+/// The state file as the previous version wrote it (no server name, leaf ledger or revoked
+/// identities and keys) opens with everything it held.
+#[test]
+fn a_state_file_from_the_previous_version_opens_with_everything_it_held() {
+    let mut storage = MemStorage::default();
+    let mut service = CaService::init(&mut storage, &seeds(), CaPolicy::default(), T0).unwrap();
+    let who = node(1);
+    let t = service
+        .token(&mut storage, who.clone(), Duration::from_secs(3600), T0)
+        .unwrap();
+    let csr = pem::csr(csr_pem(&who, 1).as_bytes()).unwrap();
+    service
+        .issue(&mut storage, &csr, &Credential::Token(t.clone()), T0)
+        .unwrap();
+    let (seq, bytes) = trustchain::durable::load(&mut storage, crate::STATE_FILE)
+        .unwrap()
+        .unwrap();
+    let mut old: Value = serde_json::from_slice(&bytes).unwrap();
+    for new_field in ["server_name", "issued", "revoked_keys", "revoked_identities"] {
+        assert!(old.as_object_mut().unwrap().remove(new_field).is_some(), "{new_field}");
+    }
+    trustchain::durable::save(
+        &mut storage,
+        crate::STATE_FILE,
+        seq + 1,
+        &serde_json::to_vec(&old).unwrap(),
+    )
+    .unwrap();
+
+    let mut again = CaService::open(&mut storage).unwrap();
+    assert_eq!(again.server_name(), crate::SERVER_NAME_DEFAULT);
+    assert_eq!(again.log_size(), 1);
+    let other_key = pem::csr(csr_pem(&who, 2).as_bytes()).unwrap();
+    let reused = again
+        .issue(&mut storage, &other_key, &Credential::Token(t), T0 + 1)
+        .unwrap_err();
+    assert!(reused.to_string().contains("already used"), "{reused}");
+}
+
+/// Issue 13, item 9: every private key, the root's included, sat in the state file the server
+/// reads. With the root kept offline the state holds no root key, the CA still issues, and only
+/// a rotation given the right root key certifies a new intermediate.
+#[test]
+fn a_ca_with_its_root_key_offline_issues_without_it_and_rotates_only_with_it() {
+    let mut storage = MemStorage::default();
+    let mut service = CaService::init(&mut storage, &seeds(), CaPolicy::default(), T0).unwrap();
+    service.keep_root_offline(&mut storage).unwrap();
+    let root_seed_hex = crate::state::hex(&seeds().root);
+    // Both slots of the state file, not only the one a load picks.
+    let state_holds_root = |storage: &mut MemStorage| {
+        use runtime::Storage;
+        let files = storage.list().unwrap();
+        assert!(files.len() >= 2, "{files:?}");
+        files.iter().any(|f| {
+            let bytes = storage.read_all(f).unwrap();
+            String::from_utf8_lossy(&bytes).contains(&root_seed_hex)
+        })
+    };
+    assert!(!state_holds_root(&mut storage));
+    let mut service = CaService::open(&mut storage).unwrap();
+    assert!(service.root_offline());
+    let csr = pem::csr(csr_pem(&node(1), 1).as_bytes()).unwrap();
+    service
+        .issue(&mut storage, &csr, &Credential::Operator(node(1)), T0)
+        .unwrap();
+    let plan = RotationPlan::default();
+    assert!(matches!(
+        service.rotate(&mut storage, &[5; 32], &plan, T0 + 60),
+        Err(ServiceError::RootKeyOffline)
+    ));
+    assert!(service.attach_root(&[9; 32]).is_err(), "another root key was accepted");
+    service.attach_root(&seeds().root).unwrap();
+    service.rotate(&mut storage, &[5; 32], &plan, T0 + 60).unwrap();
+    assert!(
+        !state_holds_root(&mut storage),
+        "the rotation wrote the root key into the state"
+    );
+    let mut again = CaService::open(&mut storage).unwrap();
+    assert_eq!(again.bundle().issuers_at(T0 + 61).len(), 2);
+    assert_eq!(again.root(), service.root());
 }

@@ -68,8 +68,19 @@ pub enum IssueError {
         granted: String,
     },
     /// A name that cannot go in a certificate.
-    #[error("invalid node name {0:?}: use a DNS name such as node-7.mesh")]
-    BadName(String),
+    #[error("invalid node name {name:?}: it {reason}; use a DNS name such as node-7.mesh")]
+    BadName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: NameError,
+    },
+    /// The root key is kept offline and was not given, so no intermediate can be certified.
+    #[error("this CA keeps its root key offline: give the root key file to certify a new intermediate")]
+    RootKeyOffline,
+    /// The root key given is not this CA's.
+    #[error("the root key given is not this CA's root key (its certificate does not match)")]
+    WrongRootKey,
     /// Time outside what X.509 can encode.
     #[error("time {0} s since the epoch cannot be encoded in a certificate")]
     BadTime(i64),
@@ -105,6 +116,89 @@ fn name(common: &str) -> DistinguishedName {
     dn
 }
 
+/// The longest node name, in bytes: a DNS name's longest text form (RFC 1035's 255 octets on the
+/// wire). Longer names are refused, never truncated.
+pub const NODE_NAME_BYTES_MAX: usize = 253;
+/// The longest label (the part between dots) of a DNS name, in bytes.
+pub const DNS_LABEL_BYTES_MAX: usize = 63;
+
+/// What makes a string unfit as a node's name. Each message completes "the name ...".
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// Nothing given.
+    #[error("is empty")]
+    Empty,
+    /// Over [`NODE_NAME_BYTES_MAX`].
+    #[error("is {0} bytes long, over the {NODE_NAME_BYTES_MAX} bytes a DNS name may have")]
+    TooLong(usize),
+    /// A `*` anywhere: a certificate names one node, never a pattern of names.
+    #[error("holds a wildcard (*): a node's certificate names exactly one node")]
+    Wildcard,
+    /// Two dots in a row, or a dot at either end.
+    #[error("has an empty label (two dots in a row, or a dot at its start or end)")]
+    EmptyLabel,
+    /// A label over [`DNS_LABEL_BYTES_MAX`].
+    #[error("has a label of {0} bytes, over the {DNS_LABEL_BYTES_MAX} a DNS label may have")]
+    LabelTooLong(usize),
+    /// A character outside letters, digits, `-` and `.`.
+    #[error("holds {0:?}, which a DNS name cannot: use letters, digits, hyphens and dots")]
+    BadCharacter(char),
+    /// A label starting or ending with `-`.
+    #[error("has the label {0:?}, which starts or ends with a hyphen")]
+    Hyphen(String),
+    /// An IP address where a name belongs (addresses go in their own field).
+    #[error("is an IP address: give the node's address separately and a DNS name here")]
+    IpAddress,
+}
+
+/// Checks that `name` can be a node's certified name: DNS syntax (labels of letters, digits and
+/// inner hyphens, at most [`DNS_LABEL_BYTES_MAX`] bytes each), at most [`NODE_NAME_BYTES_MAX`]
+/// bytes in all, no wildcard, not an IP address. Which names a CA reserves for itself is the CA's
+/// business (`trustchain_service` refuses its server name).
+pub fn check_node_name(name: &str) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if name.len() > NODE_NAME_BYTES_MAX {
+        return Err(NameError::TooLong(name.len()));
+    }
+    if name.contains('*') {
+        return Err(NameError::Wildcard);
+    }
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return Err(NameError::IpAddress);
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '.'))
+    {
+        return Err(NameError::BadCharacter(c));
+    }
+    for label in name.split('.') {
+        if label.is_empty() {
+            return Err(NameError::EmptyLabel);
+        }
+        if label.len() > DNS_LABEL_BYTES_MAX {
+            return Err(NameError::LabelTooLong(label.len()));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(NameError::Hyphen(label.to_owned()));
+        }
+    }
+    Ok(())
+}
+
+/// A subject alternative name in words, for messages (`DNS name node-7.mesh`).
+fn describe_san(san: &SanType) -> String {
+    match san {
+        SanType::DnsName(n) => format!("DNS name {}", n.as_str()),
+        SanType::IpAddress(ip) => format!("IP address {ip}"),
+        SanType::Rfc822Name(m) => format!("e-mail address {}", m.as_str()),
+        SanType::URI(u) => format!("URI {}", u.as_str()),
+        _ => "a name of a kind this CA never grants".to_owned(),
+    }
+}
+
 /// A node identity a certificate may carry: its name and its IPv6 address.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeIdentity {
@@ -115,12 +209,21 @@ pub struct NodeIdentity {
 }
 
 impl NodeIdentity {
+    /// Checks the name ([`check_node_name`]).
+    pub fn check(&self) -> Result<(), IssueError> {
+        check_node_name(&self.name).map_err(|reason| IssueError::BadName {
+            name: self.name.clone(),
+            reason,
+        })
+    }
+
     fn sans(&self) -> Result<Vec<SanType>, IssueError> {
-        let dns = self
-            .name
-            .clone()
-            .try_into()
-            .map_err(|_| IssueError::BadName(self.name.clone()))?;
+        self.check()?;
+        let dns = self.name.clone().try_into().map_err(|_| IssueError::BadName {
+            name: self.name.clone(),
+            // Unreachable after `check` (ASCII only), and still an error rather than a panic.
+            reason: NameError::BadCharacter('?'),
+        })?;
         Ok(vec![SanType::DnsName(dns), SanType::IpAddress(self.addr.into())])
     }
 }
@@ -140,10 +243,13 @@ struct IssuingCa {
 /// (for their revocation lists) until their overlap ends and they are retired.
 pub struct Authority {
     policy: CaPolicy,
-    root_seed: [u8; 32],
     root_created: i64,
     root_der: CertificateDer<'static>,
-    root: Issuer<'static, KeyPair>,
+    /// The root key's seed and signer; `None` while the key is offline and not attached.
+    root: Option<([u8; 32], Issuer<'static, KeyPair>)>,
+    /// The root key is kept outside the record ([`Authority::keep_root_offline`]): it is attached
+    /// only to certify an intermediate, and [`Authority::record`] never holds it.
+    root_offline: bool,
     /// Oldest first; the last one issues.
     issuing: Vec<IssuingCa>,
     /// Revoked serials with when they were revoked (Unix s), in revocation order.
@@ -170,24 +276,13 @@ impl Authority {
         now_unix_s: i64,
         policy: CaPolicy,
     ) -> Result<Authority, IssueError> {
-        let root_key = key_from_seed(root_seed);
-        let start = now_unix_s - secs(policy.backdate);
-        let mut root = CertificateParams::default();
-        // Names carry a key fingerprint: two CAs never share a name, so a chain from another CA
-        // reads as "unknown issuer" rather than as a signature failure.
-        root.distinguished_name = name(&format!("TrustChain Root CA {}", fingerprint(&root_key)));
-        root.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
-        root.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        root.not_before = at(start)?;
-        root.not_after = at(now_unix_s + secs(policy.root_lifetime))?;
-        root.serial_number = Some(serial(digest(&SHA256, root_seed).as_ref(), 0));
-        let root_cert = root.self_signed(&root_key)?;
+        let (root_der, root) = root_of(root_seed, now_unix_s, &policy)?;
         let mut authority = Authority {
             policy,
-            root_seed: *root_seed,
             root_created: now_unix_s,
-            root_der: root_cert.der().clone(),
-            root: Issuer::new(root, root_key),
+            root_der,
+            root: Some((*root_seed, root)),
+            root_offline: false,
             issuing: Vec::new(),
             revoked: Vec::new(),
             crl_number: 0,
@@ -199,27 +294,39 @@ impl Authority {
     /// Creates a new intermediate from `seed`, signed by the root and valid from `now_unix_s`,
     /// and makes it the one that issues. The previous ones stay (their leaves remain valid and
     /// revocable) until [`Authority::retire`]. Returns the new intermediate.
+    /// Needs the root key: [`IssueError::RootKeyOffline`] if it is kept offline and not
+    /// attached ([`Authority::attach_root`]).
     pub fn rotate(&mut self, seed: &[u8; 32], now_unix_s: i64) -> Result<CertificateDer<'static>, IssueError> {
-        let key = key_from_seed(seed);
-        let mut int = CertificateParams::default();
-        int.distinguished_name = name(&format!("TrustChain Intermediate CA {}", fingerprint(&key)));
-        int.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        int.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        int.use_authority_key_identifier_extension = true;
-        int.not_before = at(now_unix_s - secs(self.policy.backdate))?;
-        int.not_after = at(now_unix_s + secs(self.policy.intermediate_lifetime))?;
-        int.serial_number = Some(serial(digest(&SHA256, seed).as_ref(), 1));
-        let cert = int.signed_by(&key, &self.root)?;
-        let serial_salt = digest(&SHA256, cert.der()).as_ref().try_into().expect("32 bytes");
-        self.issuing.push(IssuingCa {
-            seed: *seed,
-            created: now_unix_s,
-            der: cert.der().clone(),
-            issuer: Issuer::new(int, key),
-            serial_salt,
-            issued: 0,
-        });
-        Ok(cert.der().clone())
+        let (_, root) = self.root.as_ref().ok_or(IssueError::RootKeyOffline)?;
+        let (int, key) = intermediate_params(seed, now_unix_s, &self.policy)?;
+        let der = int.signed_by(&key, root)?.der().clone();
+        self.issuing
+            .push(issuing_ca(seed, now_unix_s, der.clone(), int, key, 0));
+        Ok(der)
+    }
+
+    /// From now on the root key stays out of [`Authority::record`] (its owner keeps it in a
+    /// file of its own), and is dropped from memory; [`Authority::attach_root`] brings it back
+    /// for a rotation.
+    pub fn keep_root_offline(&mut self) {
+        self.root_offline = true;
+        self.root = None;
+    }
+
+    /// Whether the root key is kept offline.
+    pub fn root_offline(&self) -> bool {
+        self.root_offline
+    }
+
+    /// Attaches the root key from `seed`, refused unless it is this CA's root
+    /// ([`IssueError::WrongRootKey`]). An offline root stays out of the record.
+    pub fn attach_root(&mut self, seed: &[u8; 32]) -> Result<(), IssueError> {
+        let (der, root) = root_of(seed, self.root_created, &self.policy)?;
+        if der != self.root_der {
+            return Err(IssueError::WrongRootKey);
+        }
+        self.root = Some((*seed, root));
+        Ok(())
     }
 
     /// Advances the issuing intermediate's serial counter by `n` without issuing: after a crash
@@ -326,8 +433,8 @@ impl Authority {
         for san in &request.params.subject_alt_names {
             if !allowed.contains(san) {
                 return Err(IssueError::NameNotGranted {
-                    requested: format!("{san:?}"),
-                    granted: format!("{} and {}", granted.name, granted.addr),
+                    requested: describe_san(san),
+                    granted: format!("DNS name {} and IP address {}", granted.name, granted.addr),
                 });
             }
         }
@@ -394,6 +501,77 @@ impl Authority {
     }
 }
 
+/// The root certificate `seed` makes when created at `created` (deterministic), and its signer.
+fn root_of(
+    seed: &[u8; 32],
+    created: i64,
+    policy: &CaPolicy,
+) -> Result<(CertificateDer<'static>, Issuer<'static, KeyPair>), IssueError> {
+    let root_key = key_from_seed(seed);
+    let mut root = CertificateParams::default();
+    // Names carry a key fingerprint: two CAs never share a name, so a chain from another CA
+    // reads as "unknown issuer" rather than as a signature failure.
+    root.distinguished_name = name(&format!("TrustChain Root CA {}", fingerprint(&root_key)));
+    root.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+    root.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    root.not_before = at(created - secs(policy.backdate))?;
+    root.not_after = at(created + secs(policy.root_lifetime))?;
+    root.serial_number = Some(serial(digest(&SHA256, seed).as_ref(), 0));
+    let der = root.self_signed(&root_key)?.der().clone();
+    Ok((der, Issuer::new(root, root_key)))
+}
+
+/// An intermediate's parameters and key from its seed and creation time (deterministic).
+fn intermediate_params(
+    seed: &[u8; 32],
+    created: i64,
+    policy: &CaPolicy,
+) -> Result<(CertificateParams, KeyPair), IssueError> {
+    let key = key_from_seed(seed);
+    let mut int = CertificateParams::default();
+    int.distinguished_name = name(&format!("TrustChain Intermediate CA {}", fingerprint(&key)));
+    int.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    int.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    int.use_authority_key_identifier_extension = true;
+    int.not_before = at(created - secs(policy.backdate))?;
+    int.not_after = at(created + secs(policy.intermediate_lifetime))?;
+    int.serial_number = Some(serial(digest(&SHA256, seed).as_ref(), 1));
+    Ok((int, key))
+}
+
+fn issuing_ca(
+    seed: &[u8; 32],
+    created: i64,
+    der: CertificateDer<'static>,
+    params: CertificateParams,
+    key: KeyPair,
+    issued: u64,
+) -> IssuingCa {
+    IssuingCa {
+        seed: *seed,
+        created,
+        serial_salt: digest(&SHA256, &der).as_ref().try_into().expect("32 bytes"),
+        der,
+        issuer: Issuer::new(params, key),
+        issued,
+    }
+}
+
+/// The root key in an [`AuthorityRecord`]: held, or kept offline, in which case the record holds
+/// the certificates the root signed, since they cannot be signed again without it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RootKey {
+    /// The root key's seed (secret).
+    Held([u8; 32]),
+    /// The key is elsewhere (an operator's file).
+    Offline {
+        /// The root certificate, DER.
+        root: Vec<u8>,
+        /// The intermediates' certificates, DER, in the record's order.
+        intermediates: Vec<Vec<u8>>,
+    },
+}
+
 /// Everything an [`Authority`] is made of: its keys' seeds (secret), creation times, counters and
 /// revocations. Issuance is deterministic, so an authority rebuilt from its record issues and
 /// signs exactly as the one that wrote it; persisting the record after every change is how a CA
@@ -402,8 +580,8 @@ impl Authority {
 pub struct AuthorityRecord {
     /// Lifetimes and allowances.
     pub policy: CaPolicy,
-    /// The root key's seed.
-    pub root_seed: [u8; 32],
+    /// The root key, or the certificates it signed if it is kept offline.
+    pub root: RootKey,
     /// When the root was created, Unix s.
     pub root_created: i64,
     /// Intermediates held, oldest first: seed, creation time, leaves issued.
@@ -428,12 +606,27 @@ pub enum RecordError {
     Rebuild(#[from] IssueError),
 }
 
+/// A record whose root key is held (the in-mesh CA's, unchanged since the first version).
 const RECORD_MAGIC: &[u8; 4] = b"TCA1";
+/// A record whose root key is kept offline: certificates instead of the root's seed.
+const RECORD_MAGIC_OFFLINE: &[u8; 4] = b"TCA2";
+/// The most intermediates a record holds (a rotation adds one; an overlap's end retires all
+/// but the newest).
+const RECORD_INTERMEDIATES_MAX: u32 = 64;
+/// The largest certificate a record holds, in bytes.
+const RECORD_CERTIFICATE_BYTES_MAX: u32 = 16 * 1024;
 
 impl AuthorityRecord {
     /// A compact, versioned binary encoding.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = RECORD_MAGIC.to_vec();
+        let ders = match &self.root {
+            RootKey::Held(_) => None,
+            RootKey::Offline { intermediates, .. } => Some(intermediates),
+        };
+        let mut out = match &self.root {
+            RootKey::Held(_) => RECORD_MAGIC.to_vec(),
+            RootKey::Offline { .. } => RECORD_MAGIC_OFFLINE.to_vec(),
+        };
         let p = &self.policy;
         for d in [
             p.root_lifetime,
@@ -444,13 +637,23 @@ impl AuthorityRecord {
         ] {
             out.extend_from_slice(&d.as_secs().to_be_bytes());
         }
-        out.extend_from_slice(&self.root_seed);
+        let put_der = |out: &mut Vec<u8>, der: &[u8]| {
+            out.extend_from_slice(&(der.len() as u32).to_be_bytes());
+            out.extend_from_slice(der);
+        };
+        match &self.root {
+            RootKey::Held(seed) => out.extend_from_slice(seed),
+            RootKey::Offline { root, .. } => put_der(&mut out, root),
+        }
         out.extend_from_slice(&self.root_created.to_be_bytes());
         out.extend_from_slice(&(self.intermediates.len() as u32).to_be_bytes());
-        for (seed, created, issued) in &self.intermediates {
+        for (i, (seed, created, issued)) in self.intermediates.iter().enumerate() {
             out.extend_from_slice(seed);
             out.extend_from_slice(&created.to_be_bytes());
             out.extend_from_slice(&issued.to_be_bytes());
+            if let Some(ders) = ders {
+                put_der(&mut out, ders.get(i).map_or(&[][..], |d| d.as_slice()));
+            }
         }
         out.extend_from_slice(&(self.revoked.len() as u32).to_be_bytes());
         for (serial, when) in &self.revoked {
@@ -464,9 +667,11 @@ impl AuthorityRecord {
 
     /// Reads what [`AuthorityRecord::encode`] wrote.
     pub fn decode(bytes: &[u8]) -> Result<AuthorityRecord, RecordError> {
-        if bytes.get(..4) != Some(RECORD_MAGIC) {
-            return Err(RecordError::BadMagic);
-        }
+        let offline = match bytes.get(..4) {
+            Some(m) if m == RECORD_MAGIC => false,
+            Some(m) if m == RECORD_MAGIC_OFFLINE => true,
+            _ => return Err(RecordError::BadMagic),
+        };
         let mut r = Reader { bytes, at: 4 };
         let mut d = || r.u64().map(Duration::from_secs);
         let policy = CaPolicy {
@@ -476,15 +681,29 @@ impl AuthorityRecord {
             backdate: d()?,
             crl_lifetime: d()?,
         };
-        let root_seed = r.seed()?;
+        let root_seed = if offline { None } else { Some(r.seed()?) };
+        let root_der = if offline { Some(r.der()?) } else { None };
         let root_created = r.i64()?;
         let n = r.u32()?;
-        if n == 0 || n > 64 {
+        if n == 0 || n > RECORD_INTERMEDIATES_MAX {
             return Err(RecordError::Corrupt(r.at));
         }
-        let intermediates = (0..n)
-            .map(|_| Ok((r.seed()?, r.i64()?, r.u64()?)))
-            .collect::<Result<_, RecordError>>()?;
+        let mut intermediates = Vec::new();
+        let mut ders = Vec::new();
+        for _ in 0..n {
+            intermediates.push((r.seed()?, r.i64()?, r.u64()?));
+            if offline {
+                ders.push(r.der()?);
+            }
+        }
+        let root = match (root_seed, root_der) {
+            (Some(seed), _) => RootKey::Held(seed),
+            (None, Some(root)) => RootKey::Offline {
+                root,
+                intermediates: ders,
+            },
+            (None, None) => return Err(RecordError::Corrupt(4)),
+        };
         let n = r.u32()?;
         let mut revoked = Vec::new();
         for _ in 0..n {
@@ -498,7 +717,7 @@ impl AuthorityRecord {
         }
         Ok(AuthorityRecord {
             policy,
-            root_seed,
+            root,
             root_created,
             intermediates,
             revoked,
@@ -532,14 +751,29 @@ impl Reader<'_> {
     fn seed(&mut self) -> Result<[u8; 32], RecordError> {
         Ok(self.take(32)?.try_into().expect("32 bytes"))
     }
+    fn der(&mut self) -> Result<Vec<u8>, RecordError> {
+        let at = self.at;
+        let len = self.u32()?;
+        if len == 0 || len > RECORD_CERTIFICATE_BYTES_MAX {
+            return Err(RecordError::Corrupt(at));
+        }
+        Ok(self.take(len as usize)?.to_vec())
+    }
 }
 
 impl Authority {
     /// The record to persist (holds the private keys' seeds: store it as a secret).
     pub fn record(&self) -> AuthorityRecord {
+        let root = match &self.root {
+            Some((seed, _)) if !self.root_offline => RootKey::Held(*seed),
+            _ => RootKey::Offline {
+                root: self.root_der.to_vec(),
+                intermediates: self.issuing.iter().map(|ca| ca.der.to_vec()).collect(),
+            },
+        };
         AuthorityRecord {
             policy: self.policy.clone(),
-            root_seed: self.root_seed,
+            root,
             root_created: self.root_created,
             intermediates: self.issuing.iter().map(|ca| (ca.seed, ca.created, ca.issued)).collect(),
             revoked: self.revoked.clone(),
@@ -549,8 +783,12 @@ impl Authority {
 
     /// Rebuilds the authority a record describes.
     pub fn from_record(record: &AuthorityRecord) -> Result<Authority, RecordError> {
+        let root_seed = match &record.root {
+            RootKey::Held(seed) => seed,
+            RootKey::Offline { root, intermediates } => return Self::from_offline_record(record, root, intermediates),
+        };
         let (first, rest) = record.intermediates.split_first().ok_or(RecordError::Corrupt(0))?;
-        let mut a = Authority::create(&record.root_seed, &first.0, record.root_created, record.policy.clone())?;
+        let mut a = Authority::create(root_seed, &first.0, record.root_created, record.policy.clone())?;
         // `create` stamps the first intermediate with the root's time; restore its own.
         a.issuing.clear();
         a.rotate(&first.0, first.1)?;
@@ -563,6 +801,40 @@ impl Authority {
         a.revoked = record.revoked.clone();
         a.crl_number = record.crl_number;
         Ok(a)
+    }
+
+    /// Rebuilds an authority whose root key is offline: its certificates come from the record,
+    /// its intermediates' signers from their seeds.
+    fn from_offline_record(record: &AuthorityRecord, root: &[u8], ders: &[Vec<u8>]) -> Result<Authority, RecordError> {
+        if ders.len() != record.intermediates.len() || record.intermediates.is_empty() {
+            return Err(RecordError::Corrupt(0));
+        }
+        let issuing = record
+            .intermediates
+            .iter()
+            .zip(ders)
+            .map(|((seed, created, issued), der)| {
+                let (params, key) = intermediate_params(seed, *created, &record.policy)?;
+                Ok(issuing_ca(
+                    seed,
+                    *created,
+                    CertificateDer::from(der.clone()),
+                    params,
+                    key,
+                    *issued,
+                ))
+            })
+            .collect::<Result<Vec<_>, IssueError>>()?;
+        Ok(Authority {
+            policy: record.policy.clone(),
+            root_created: record.root_created,
+            root_der: CertificateDer::from(root.to_vec()),
+            root: None,
+            root_offline: true,
+            issuing,
+            revoked: record.revoked.clone(),
+            crl_number: record.crl_number,
+        })
     }
 }
 
@@ -676,5 +948,82 @@ mod tests {
         for cut in 0..bytes.len() {
             assert!(AuthorityRecord::decode(&bytes[..cut]).is_err(), "cut at {cut}");
         }
+    }
+
+    /// Issue 13, item 9: the root key sat in the serving process's state. Kept offline, it is in
+    /// no record, and only a rotation needs it back.
+    #[test]
+    fn an_authority_with_its_root_offline_issues_without_it_and_rotates_only_with_it() {
+        let who = NodeIdentity {
+            name: "node-1.mesh".into(),
+            addr: "fd00::1".parse().unwrap(),
+        };
+        let key = key_from_seed(&[9; 32]);
+        let mut held = Authority::create(&[1; 32], &[2; 32], NOW, CaPolicy::default()).unwrap();
+        let mut offline = Authority::create(&[1; 32], &[2; 32], NOW, CaPolicy::default()).unwrap();
+        offline.keep_root_offline();
+        let bytes = offline.record().encode();
+        assert!(
+            !bytes.windows(32).any(|w| w == [1; 32]),
+            "the root seed is in the record"
+        );
+        let mut back = Authority::from_record(&AuthorityRecord::decode(&bytes).unwrap()).unwrap();
+        assert!(back.root_offline());
+        assert_eq!(back.root(), held.root());
+        let t = NOW + 60;
+        assert_eq!(back.issue(&who, &key, t).unwrap(), held.issue(&who, &key, t).unwrap());
+        assert_eq!(back.revocation_lists(t).unwrap(), held.revocation_lists(t).unwrap());
+        assert!(matches!(back.rotate(&[3; 32], t), Err(IssueError::RootKeyOffline)));
+        assert!(matches!(back.attach_root(&[7; 32]), Err(IssueError::WrongRootKey)));
+        back.attach_root(&[1; 32]).unwrap();
+        assert_eq!(back.rotate(&[3; 32], t).unwrap(), held.rotate(&[3; 32], t).unwrap());
+        let bytes = back.record().encode();
+        assert!(
+            !bytes.windows(32).any(|w| w == [1; 32]),
+            "an attached root leaked into the record"
+        );
+        let again = Authority::from_record(&AuthorityRecord::decode(&bytes).unwrap()).unwrap();
+        assert_eq!(again.intermediates().count(), 2);
+        for cut in 0..bytes.len() {
+            assert!(AuthorityRecord::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn node_names_follow_dns_syntax_and_are_never_truncated() {
+        for good in [
+            "node-7.mesh",
+            "a",
+            "N1.example.org",
+            &format!("{}.mesh", "a".repeat(63)),
+        ] {
+            assert_eq!(check_node_name(good), Ok(()), "{good}");
+        }
+        let long = format!("{}.mesh", vec!["a".repeat(60); 5].join("."));
+        let cases: [(&str, NameError); 9] = [
+            ("", NameError::Empty),
+            (&long, NameError::TooLong(long.len())),
+            ("*.mesh", NameError::Wildcard),
+            ("a.*", NameError::Wildcard),
+            ("a..mesh", NameError::EmptyLabel),
+            ("mesh.", NameError::EmptyLabel),
+            ("-a.mesh", NameError::Hyphen("-a".into())),
+            ("node_1.mesh", NameError::BadCharacter('_')),
+            ("fd00::1", NameError::IpAddress),
+        ];
+        for (name, error) in cases {
+            assert_eq!(check_node_name(name), Err(error), "{name:?}");
+        }
+        assert_eq!(
+            check_node_name(&format!("{}.mesh", "a".repeat(64))),
+            Err(NameError::LabelTooLong(64))
+        );
+        let mut ca = Authority::create(&[1; 32], &[2; 32], NOW, CaPolicy::default()).unwrap();
+        let wild = NodeIdentity {
+            name: "*.mesh".into(),
+            addr: "fd00::1".parse().unwrap(),
+        };
+        let refused = ca.issue(&wild, &key_from_seed(&[9; 32]), NOW).unwrap_err();
+        assert!(refused.to_string().contains("wildcard"), "{refused}");
     }
 }

@@ -11,7 +11,7 @@ use std::net::Ipv6Addr;
 
 use ring::hmac;
 
-use crate::ca::NodeIdentity;
+use crate::ca::{check_node_name, NodeIdentity};
 
 /// What a token grants: a certificate for `identity`, if presented by `expires`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,7 +59,19 @@ impl TokenKey {
     }
 
     /// A token for `grant`.
+    ///
+    /// # Panics
+    ///
+    /// If the grant's name is not a node name ([`check_node_name`]: at most
+    /// [`crate::ca::NODE_NAME_BYTES_MAX`] bytes, so it always fits the token's length byte).
+    /// Callers check names from operators first and refuse them with that error, as
+    /// `trustchain_service::CaService::token` does; a panic here is a caller's bug.
     pub fn issue(&self, grant: &Grant) -> String {
+        assert!(
+            check_node_name(&grant.identity.name).is_ok(),
+            "a join token for the unchecked name {:?}",
+            grant.identity.name
+        );
         let body = encode_grant(grant);
         let tag = hmac::sign(&self.0, &body);
         format!("tcj1.{}.{}", hex(&body), hex(tag.as_ref()))
@@ -125,9 +137,10 @@ impl UsedTokens {
 
 fn encode_grant(g: &Grant) -> Vec<u8> {
     let name = g.identity.name.as_bytes();
+    let len = u8::try_from(name.len()).expect("a checked node name fits one length byte");
     let mut out = Vec::with_capacity(1 + name.len() + 32);
-    out.push(name.len().min(255) as u8);
-    out.extend_from_slice(&name[..name.len().min(255)]);
+    out.push(len);
+    out.extend_from_slice(name);
     out.extend_from_slice(&g.identity.addr.octets());
     out.extend_from_slice(&g.expires.to_be_bytes());
     out.extend_from_slice(&g.id.to_be_bytes());
@@ -140,6 +153,8 @@ fn decode_grant(b: &[u8]) -> Option<Grant> {
         return None;
     }
     let name = std::str::from_utf8(&b[1..1 + len]).ok()?.to_string();
+    // Only checked names are ever granted; anything else was not made by `issue`.
+    check_node_name(&name).ok()?;
     let rest = &b[1 + len..];
     let addr = Ipv6Addr::from(<[u8; 16]>::try_from(&rest[..16]).ok()?);
     let expires = i64::from_be_bytes(rest[16..24].try_into().ok()?);

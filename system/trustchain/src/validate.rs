@@ -89,6 +89,10 @@ pub enum ValidationError {
         /// The verifier's finding.
         detail: String,
     },
+    /// The certificate presented as the peer's own is a CA certificate: a chain in the wrong
+    /// order (intermediate first), or a CA certificate where a node's leaf belongs.
+    #[error("the first certificate of the chain is a CA certificate, not a node's leaf: send the chain leaf first (the node's certificate, then its intermediate); a CA certificate never identifies a node")]
+    NotALeaf,
     /// Anything else the verifier refused (usage, constraints).
     #[error("certificate refused: {detail}")]
     Other {
@@ -110,7 +114,9 @@ impl ValidationError {
             ValidationError::StaleRevocationList { .. } => "stale_revocation_list",
             ValidationError::Revoked => "revoked",
             ValidationError::NameMismatch { .. } => "name_mismatch",
-            ValidationError::Malformed { .. } => "malformed",
+            // A chain that is not leaf first is malformed as a node's chain; a class of its own
+            // would move the indices STOQ gives its transport classes.
+            ValidationError::Malformed { .. } | ValidationError::NotALeaf => "malformed",
             ValidationError::Other { .. } => "other",
         }
     }
@@ -152,6 +158,7 @@ fn classify(e: webpki::Error) -> ValidationError {
         E::RequiredEkuNotFound | E::RequiredEkuNotFoundContext(_) => ValidationError::Other {
             detail: "the certificate is not issued for both TLS server and client use (extended key usage)".into(),
         },
+        E::CaUsedAsEndEntity => ValidationError::NotALeaf,
         E::BadDer | E::BadDerTime | E::TrailingData(_) => ValidationError::Malformed {
             detail: format!("{e:?}"),
         },
@@ -410,6 +417,45 @@ mod tests {
             validate_with_revocation(&good, &ints, &roots, &[junk], now, &ExpectedPeer::Any),
             Err(ValidationError::StaleRevocationList { .. })
         ));
+    }
+
+    /// Issue 13, item 14: a chain in the wrong order (the intermediate first) or a CA certificate
+    /// presented as a node's leaf was class `other` with webpki's `CaUsedAsEndEntity`.
+    #[test]
+    fn a_chain_out_of_order_or_a_ca_as_leaf_is_named_as_such() {
+        let mut ca = authority(1);
+        let leaf = ca.issue(&node(7), &key_from_seed(&[9; 32]), NOW).unwrap();
+        let (int, root) = (ca.intermediate().clone(), ca.root().clone());
+        let now = NOW as u64;
+        for refused in [
+            validate(
+                &int,
+                std::slice::from_ref(&leaf),
+                std::slice::from_ref(&root),
+                now,
+                &ExpectedPeer::Any,
+            ),
+            validate(&root, &[], std::slice::from_ref(&root), now, &ExpectedPeer::Any),
+        ] {
+            let e = refused.unwrap_err();
+            assert_ne!(e.class(), "other", "{e:?}");
+            let message = e.to_string();
+            assert!(message.contains("leaf first"), "{message}");
+            assert!(!message.contains("CaUsedAsEndEntity"), "{message}");
+        }
+    }
+
+    /// Issue 13, item 14: a grant refusal printed `DnsName(Ia5String(..))`.
+    #[test]
+    fn a_name_not_granted_is_said_in_words() {
+        let mut ca = authority(1);
+        let csr = request(&node(3), &key_from_seed(&[11; 32])).unwrap();
+        let refused = ca.issue_from_csr(&csr, &node(4), NOW).unwrap_err().to_string();
+        assert!(refused.contains("DNS name node-3.mesh"), "{refused}");
+        assert!(
+            !refused.contains("Ia5String") && !refused.contains("DnsName("),
+            "{refused}"
+        );
     }
 
     /// The guide's own check: `openssl verify -CAfile root.pem -untrusted intermediate.pem leaf.pem`.

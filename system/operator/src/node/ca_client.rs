@@ -7,9 +7,9 @@ use std::time::Duration;
 use pki_types::CertificateDer;
 use runtime_tokio::HttpsClient;
 use stoq::Trust;
-use trustchain::ca::{key_from_seed, request, NodeIdentity};
+use trustchain::ca::{check_node_name, key_from_seed, request, NodeIdentity};
 use trustchain::trust::{fingerprint, TrustBundle};
-use trustchain_service::pem;
+use trustchain_service::{pem, SERVER_NAME_DEFAULT};
 
 use crate::trustchain::Failure;
 
@@ -25,7 +25,17 @@ pub struct CaClient {
 
 impl CaClient {
     /// A client of the CA at `addr`, whose certificate names `name` and leads to one of `roots`.
+    ///
+    /// `name` must be a DNS name, the one the CA reserved for its server: nodes' leaves carry
+    /// addresses too (often the CA's own, `::1`, beside it), so a CA checked by its address
+    /// alone could be impersonated by any node key; the reserved name is never granted to a node.
     pub fn new(addr: SocketAddr, name: &str, roots: Vec<CertificateDer<'static>>) -> Result<Self, Failure> {
+        if name.parse::<std::net::IpAddr>().is_ok() {
+            return Err(Failure(format!(
+                "--ca-name {name} is an address: a node's certificate may carry the CA's address too, so the CA is verified by the DNS name it reserved for its server (`trustchain ca init --server-name`, default {SERVER_NAME_DEFAULT}), which no node is granted"
+            )));
+        }
+        check_node_name(name).map_err(|e| Failure(format!("--ca-name {name:?}: it {e}")))?;
         let ders: Vec<Vec<u8>> = roots.iter().map(|c| c.to_vec()).collect();
         let client = HttpsClient::new(addr, name, &ders).map_err(|e| Failure(format!("CA client: {e}")))?;
         Ok(CaClient { addr, client, roots })

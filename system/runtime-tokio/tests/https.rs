@@ -1,0 +1,113 @@
+//! The HTTPS server's robustness against its clients (issue 13, item 9): a client that sends a
+//! request head and then stalls its body, and a service that panics on a request.
+
+// A backend's test: real sockets, the OS clock.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use runtime::{HttpRequest, HttpResponse, HttpService, WallTime};
+use runtime_tokio::{CertificateSlot, HttpsClient, HttpsConfig, HttpsServer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A CA certificate and a leaf for `localhost` it signed: (root DER, chain DER, leaf key PKCS#8).
+fn certificates() -> (Vec<u8>, Vec<Vec<u8>>, Vec<u8>) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    (
+        ca_cert.der().to_vec(),
+        vec![leaf.der().to_vec(), ca_cert.der().to_vec()],
+        key.serialize_der(),
+    )
+}
+
+/// Answers 200, except on `/panic`, where it panics (a bug in a handler).
+struct Fragile;
+
+impl HttpService for Fragile {
+    fn handle(&mut self, request: &HttpRequest, _now: WallTime) -> HttpResponse {
+        assert_ne!(request.path, "/panic", "the test's injected bug");
+        HttpResponse::new(200, "text/plain", format!("{} bytes\n", request.body.len()))
+    }
+}
+
+/// Starts a server of [`Fragile`] with `config` on [::1]; returns its address and root.
+async fn start(tune: impl FnOnce(&mut HttpsConfig)) -> (SocketAddr, Vec<u8>) {
+    let (root, chain, key) = certificates();
+    let mut config = HttpsConfig::new("[::1]:0".parse().unwrap());
+    tune(&mut config);
+    let slot = CertificateSlot::new(chain, key).unwrap();
+    let server = HttpsServer::bind(config, slot, Arc::new(Mutex::new(Fragile))).unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.serve(std::future::pending()));
+    (addr, root)
+}
+
+/// A TLS connection to `addr` trusting `root`.
+async fn connect(addr: SocketAddr, root: &[u8]) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(root.to_vec().into()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+/// A client that sends a head declaring 100 bytes of body, sends 10, then stalls, is answered
+/// 408 and disconnected once the body deadline passes: it does not hold its connection permit
+/// for ever.
+#[tokio::test]
+async fn a_stalled_request_body_gets_408_and_the_connection_closes() {
+    let (addr, root) = start(|c| {
+        c.header_timeout = Duration::from_millis(500);
+        c.body_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let mut tls = connect(addr, &root).await;
+    tls.write_all(b"POST /slow HTTP/1.1\r\nhost: localhost\r\ncontent-length: 100\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the server still held the stalled connection after 5 s");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body"), "the answer names the problem: {answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+/// A handler that panics gets its client a 500, and the next request is served (the service's
+/// lock was poisoned and every later request got 503).
+#[tokio::test]
+async fn a_panicking_handler_does_not_take_the_server_down() {
+    let (addr, root) = start(|_| {}).await;
+    let client = HttpsClient::new(addr, "localhost", &[root]).unwrap();
+    let (status, body) = client.call("GET", "/panic", "").await.unwrap();
+    assert_eq!(status, 500, "{}", String::from_utf8_lossy(&body));
+    for _ in 0..3 {
+        let (status, body) = client.call("POST", "/fine", "abc").await.unwrap();
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    }
+}
