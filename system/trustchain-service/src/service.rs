@@ -429,6 +429,7 @@ impl CaService {
         {
             return Err(ServiceError::AlreadyInitialised);
         }
+        let limits = ServiceLimits::for_policy(&policy);
         let authority = Authority::create(&seeds.root, &seeds.intermediate, now, policy)?;
         let (log, _) = CtLog::open(storage, LOG_FILE)?;
         let mut service = CaService {
@@ -448,10 +449,9 @@ impl CaService {
             issued: BTreeMap::new(),
             revoked_keys: BTreeMap::new(),
             revoked_identities: Vec::new(),
-            limits: ServiceLimits::default(),
+            limits,
             renewals: BTreeMap::new(),
         };
-        service.limits = ServiceLimits::for_policy(service.authority().policy());
         service.save(storage)?;
         Ok(service)
     }
@@ -739,17 +739,25 @@ impl CaService {
         }
     }
 
-    /// The revocation of `name`'s identity that covers a token with id `token_id` or a leaf
-    /// logged at `log_index` (unknown index: covered), if any.
-    fn identity_revocation(&self, name: &str, token_id: Option<u64>, log_index: Option<Option<u64>>) -> Option<i64> {
+    /// When `name`'s identity was revoked after the token `token_id` was issued, if it was.
+    fn revoked_after_token(&self, name: &str, token_id: u64) -> Option<i64> {
+        self.identity_revocations(name)
+            .find(|r| token_id < r.tokens_before)
+            .map(|r| r.at)
+    }
+
+    /// When `name`'s identity was revoked after its leaf at CT log index `index` was logged, if
+    /// it was; a leaf missing from the log counts as logged before.
+    fn revoked_after_leaf(&self, name: &str, index: Option<u64>) -> Option<i64> {
+        self.identity_revocations(name)
+            .find(|r| index.is_none_or(|i| i < r.log_before))
+            .map(|r| r.at)
+    }
+
+    fn identity_revocations<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a RevokedIdentity> + 'a {
         self.revoked_identities
             .iter()
-            .filter(|r| r.name.eq_ignore_ascii_case(name))
-            .find(|r| {
-                token_id.is_some_and(|id| id < r.tokens_before)
-                    || log_index.is_some_and(|index| index.is_none_or(|i| i < r.log_before))
-            })
-            .map(|r| r.at)
+            .filter(move |r| r.name.eq_ignore_ascii_case(name))
     }
 
     /// Issues a certificate for the CSR `csr` (DER) if `credential` entitles it, logs it, and
@@ -778,7 +786,7 @@ impl CaService {
                 // Tokens minted before names were checked may carry any name.
                 self.grantable(&grant.identity).map_err(IssueRefusal::NotGranted)?;
                 self.key_not_revoked(&key, "enrollment")?;
-                if let Some(at) = self.identity_revocation(&grant.identity.name, Some(grant.id), None) {
+                if let Some(at) = self.revoked_after_token(&grant.identity.name, grant.id) {
                     return Err(IssueRefusal::Revoked(format!(
                         "enrollment refused: {} was revoked at {at} (Unix s), after this join token was issued; the operator must issue a new token to re-admit it",
                         grant.identity.name
@@ -933,7 +941,7 @@ impl CaService {
         }
         self.key_not_revoked(key, "renewal")?;
         let index = self.leaf_index.get(&leaf_hash(leaf)).copied();
-        if let Some(at) = self.identity_revocation(&identity.name, None, Some(index)) {
+        if let Some(at) = self.revoked_after_leaf(&identity.name, index) {
             return Err(revoked(&format!(
                 "{} was revoked at {at} (Unix s), after this certificate was issued",
                 identity.name
