@@ -143,12 +143,44 @@ enum BenchCommand {
     },
 }
 
-fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+/// Sends log lines to stderr, coloured only when stderr is a terminal (and `NO_COLOR` is unset),
+/// so a pipe or a CI log gets plain text.
+///
+/// What is printed: `RUST_LOG` when set (`TARGET=LEVEL,…`, e.g. `stoq=debug`); otherwise the
+/// testbed's own warnings, and for `stoq bench`, which runs the stack on real sockets, every
+/// crate's. In a simulation the protocols' log lines come from simulated nodes: a node failing
+/// the way a scenario makes it fail is the symptom under test, which the figures count, not an
+/// error of the harness, so those lines stay out unless asked for.
+fn init_logging(command: &Command) -> Result<(), String> {
+    use std::io::IsTerminal;
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => spec.parse::<Targets>().map_err(|e| {
+            format!(
+                "RUST_LOG={spec:?} is not a log filter ({e}): use TARGET=LEVEL pairs separated by \
+                 commas, e.g. RUST_LOG=stoq=debug,testbed=info, or a level alone, e.g. RUST_LOG=warn"
+            )
+        })?,
+        _ if matches!(command, Command::Stoq(_)) => Targets::new().with_default(tracing::Level::WARN),
+        _ => Targets::new().with_target("testbed", tracing::Level::WARN),
+    };
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let subscriber = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_max_level(tracing::Level::WARN)
-        .init();
+        .with_ansi(colour)
+        .finish()
+        .with(filter);
+    tracing::subscriber::set_global_default(subscriber).map_err(|e| format!("logging: {e}"))
+}
+
+fn main() -> ExitCode {
     let args = Cli::parse();
+    if let Err(message) = init_logging(&args.command) {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
     let log = RunLog {
         dir: args.reports,
         commit: cli::current_commit(),

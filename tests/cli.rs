@@ -110,6 +110,59 @@ fn a_partition_whose_sides_share_nodes_exits_2_naming_them_file_and_line() {
     }
 }
 
+/// `testbed ARGS` with extra environment variables (and `RUST_LOG` unset unless given).
+fn testbed_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let reports = std::env::temp_dir()
+        .join(format!("testbed-cli-{}", std::process::id()))
+        .join("reports");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_testbed"));
+    command
+        .args(args)
+        .arg("--reports")
+        .arg(reports)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RUST_LOG");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("testbed runs")
+}
+
+#[test]
+fn a_variants_expected_symptom_is_counted_not_logged_as_a_harness_error() {
+    // Seed node 0 is IPv4-only: its STOQ transport cannot start. That is the symptom the
+    // variant shows, counted in its figures; the harness itself did nothing wrong.
+    let args = ["run", "scenarios/ipv6-only.toml", "--variant", "ipv4-seed"];
+    let out = testbed_env(&args, &[]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("[ok] stoq_setup_failures == 1 (measured 1)"),
+        "{stdout}"
+    );
+    assert!(
+        !stderr.contains("ERROR"),
+        "a simulated node's error reads as the harness's: {stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes on a stderr that is not a terminal: {stderr:?}"
+    );
+    // Asked for, the simulated nodes' log lines are there, still without colour codes.
+    let out = testbed_env(&args, &[("RUST_LOG", "stoq=error")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("STOQ endpoint not started"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+    // A RUST_LOG that is not a filter is bad input, said as such.
+    let out = testbed_env(&args, &[("RUST_LOG", "stoq=loud")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("RUST_LOG"), "{stderr}");
+}
+
 #[test]
 fn a_missing_file_and_a_bad_flag_exit_2() {
     assert_eq!(
