@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use runtime::{DetRng, Entropy};
 use serde::Serialize;
-use simulator::{ClockModel, FaultAction, LinkModel, NetworkModel, NodeSet, NodeSpec, SimTime, Simulation};
+use simulator::{ClockModel, FaultAction, LinkChange, NetworkModel, NodeSet, NodeSpec, SimTime, Simulation};
 
 use crate::scenario::{fixed_indices, Family, FaultKind, FaultPlan, Scenario, Selection, SwarmPlan};
 
@@ -135,7 +135,8 @@ fn resolve(selection: &Selection, count: u32, rng: &mut DetRng) -> Vec<u32> {
     }
 }
 
-fn expand(plan: &FaultPlan, count: u32, link: &LinkModel, out: &mut Vec<ScheduledFault>) {
+/// Expands `plan` (the `id`-th of the run's faults) into the actions it schedules.
+fn expand(plan: &FaultPlan, id: u64, count: u32, out: &mut Vec<ScheduledFault>) {
     let at = plan.at.as_secs_f64();
     let push = |out: &mut Vec<ScheduledFault>,
                 at_s: f64,
@@ -167,23 +168,22 @@ fn expand(plan: &FaultPlan, count: u32, link: &LinkModel, out: &mut Vec<Schedule
                 b: set(&b),
                 one_way: *one_way,
             };
+            // This partition's own end: another partition in force meanwhile stays.
+            let heal = FaultAction::HealPartition {
+                a: set(&a),
+                b: set(&b),
+                one_way: *one_way,
+            };
             push(
                 out,
                 at,
                 action,
-                a,
-                b,
+                a.clone(),
+                b.clone(),
                 if *one_way { "one-way".into() } else { "two-way".into() },
             );
             if let Some(d) = duration {
-                push(
-                    out,
-                    at + d.as_secs_f64(),
-                    FaultAction::Heal,
-                    vec![],
-                    vec![],
-                    String::new(),
-                );
+                push(out, at + d.as_secs_f64(), heal, a, b, "end".into());
             }
         }
         FaultKind::Heal => push(out, at, FaultAction::Heal, vec![], vec![], String::new()),
@@ -240,42 +240,42 @@ fn expand(plan: &FaultPlan, count: u32, link: &LinkModel, out: &mut Vec<Schedule
             );
         }
         FaultKind::Loss { probability, duration } => {
-            let lossy = LinkModel {
-                loss: *probability,
-                ..*link
-            };
-            push_link_window(out, at, *duration, lossy, link, format!("loss {probability}"));
+            let change = LinkChange::Loss(*probability);
+            push_link_window(out, id, at, *duration, change, format!("loss {probability}"));
         }
         FaultKind::Latency {
             latency,
             jitter,
             duration,
         } => {
-            let slow = LinkModel {
+            let change = LinkChange::Latency {
                 latency: *latency,
                 jitter: *jitter,
-                ..*link
             };
             let detail = format!("latency {latency:?} jitter {jitter:?}");
-            push_link_window(out, at, *duration, slow, link, detail);
+            push_link_window(out, id, at, *duration, change, detail);
         }
     }
 }
 
-/// Every link follows `model` from `at` for `duration`, then `normal` again.
+/// Link window `id` changes the links from `at` for `duration`; windows stack, and each one's
+/// end restores only what it changed.
 fn push_link_window(
     out: &mut Vec<ScheduledFault>,
+    id: u64,
     at: f64,
     duration: Duration,
-    model: LinkModel,
-    normal: &LinkModel,
+    change: LinkChange,
     detail: String,
 ) {
-    for (at_s, links, detail) in [
-        (at, model, detail),
-        (at + duration.as_secs_f64(), *normal, "restore".to_string()),
+    for (at_s, action, detail) in [
+        (at, FaultAction::LinkWindow { id, change }, detail),
+        (
+            at + duration.as_secs_f64(),
+            FaultAction::LinkWindowEnd { id },
+            "restore".to_string(),
+        ),
     ] {
-        let action = FaultAction::SetLinks(links);
         out.push(ScheduledFault {
             at_s,
             kind: action.kind(),
@@ -293,13 +293,24 @@ fn swarm_faults(swarm: &SwarmPlan, count: u32, rng: &mut DetRng) -> Vec<FaultPla
     let at = |rng: &mut DetRng| between(rng, swarm.window);
     // Never crash or isolate a majority: the detector's own claims assume one survives.
     let minority = (count.saturating_sub(1) / 2).max(1);
+    // Every drawn fault must take effect (a run fails on one that changed nothing): crashes and
+    // pauses are drawn among nodes that are neither down nor paused for their whole window, so
+    // no crash finds its node already down, no restart finds it already up (an overlapping
+    // crash's restart would have revived it early), and no pause finds it down.
+    let mut busy = Busy::default();
     for _ in 0..count_between(rng, swarm.crashes) {
         let k = 1 + rng.below(u64::from(minority.min(3))) as u32;
+        let start = at(rng);
+        let restart_after = between(rng, swarm.restart_after);
+        let nodes = busy.pick(rng, count, k, start, start + restart_after);
+        if nodes.is_empty() {
+            continue;
+        }
         plans.push(FaultPlan {
-            at: at(rng),
+            at: start,
             kind: FaultKind::Crash {
-                nodes: Selection::Random(k),
-                restart_after: Some(between(rng, swarm.restart_after)),
+                nodes: Selection::List(nodes),
+                restart_after: Some(restart_after),
             },
         });
     }
@@ -319,11 +330,17 @@ fn swarm_faults(swarm: &SwarmPlan, count: u32, rng: &mut DetRng) -> Vec<FaultPla
         });
     }
     for _ in 0..count_between(rng, swarm.pauses) {
+        let start = at(rng);
+        let duration = between(rng, swarm.pause_duration);
+        let nodes = busy.pick(rng, count, 1, start, start + duration);
+        if nodes.is_empty() {
+            continue;
+        }
         plans.push(FaultPlan {
-            at: at(rng),
+            at: start,
             kind: FaultKind::Pause {
-                nodes: Selection::Random(1),
-                duration: between(rng, swarm.pause_duration),
+                nodes: Selection::List(nodes),
+                duration,
             },
         });
     }
@@ -348,6 +365,24 @@ fn swarm_faults(swarm: &SwarmPlan, count: u32, rng: &mut DetRng) -> Vec<FaultPla
         });
     }
     plans
+}
+
+/// The windows during which swarm-drawn faults hold nodes down or paused.
+#[derive(Default)]
+struct Busy(Vec<(u32, Duration, Duration)>);
+
+impl Busy {
+    /// Up to `k` nodes free for all of `[from, until]`, drawn from `rng` and then held busy for it.
+    fn pick(&mut self, rng: &mut DetRng, count: u32, k: u32, from: Duration, until: Duration) -> Vec<u32> {
+        let mut free: Vec<u32> = (0..count)
+            .filter(|n| !self.0.iter().any(|(m, a, b)| m == n && *a <= until && from <= *b))
+            .collect();
+        runtime::shuffle(rng, &mut free);
+        free.truncate(k as usize);
+        free.sort_unstable();
+        self.0.extend(free.iter().map(|n| (*n, from, until)));
+        free
+    }
 }
 
 /// The random streams of one seed.
@@ -429,7 +464,9 @@ pub fn build(scenario: &Scenario, seed: u64) -> Built {
             .unwrap_or_else(|| symmetric(&mut clock_rng, scenario.clock.drift_ppm_max));
         derived.clock_offset_ms.push(offset_ns as f64 / 1e6);
         derived.drift_ppm.push(drift_ppm);
-        let start = scenario.workload.start_spread.mul_f64(start_rng.unit_f64());
+        // Drawn for every node, so a fixed start never shifts another node's draw.
+        let drawn = scenario.workload.start_spread.mul_f64(start_rng.unit_f64());
+        let start = plan.start.unwrap_or(drawn);
         derived.start_s.push(start.as_secs_f64());
         derived.starts.push(start);
         starts.push((
@@ -451,8 +488,11 @@ pub fn build(scenario: &Scenario, seed: u64) -> Built {
     }
 
     let mut schedule = Vec::new();
-    for plan in &resolve_faults(scenario, &mut swarm_rng, &mut select_rng) {
-        expand(plan, count, &scenario.link, &mut schedule);
+    for (id, plan) in resolve_faults(scenario, &mut swarm_rng, &mut select_rng)
+        .iter()
+        .enumerate()
+    {
+        expand(plan, id as u64, count, &mut schedule);
     }
     if let Some(interval) = scenario.clock.ntp_interval {
         let mut t = interval;
@@ -481,5 +521,143 @@ pub fn build(scenario: &Scenario, seed: u64) -> Built {
         sim,
         derived,
         end: SimTime::from_duration(scenario.duration),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use simulator::{Latency, LinkModel};
+
+    use super::*;
+
+    /// The schedule of `plans` applied to a network in time order: the effective default link
+    /// and whether 0 → 1 and 0 → 2 are cut, after each action.
+    fn replay(plans: &[FaultPlan], base: LinkModel) -> Vec<(f64, LinkModel, bool, bool)> {
+        let mut schedule = Vec::new();
+        for (id, plan) in plans.iter().enumerate() {
+            expand(plan, id as u64, 3, &mut schedule);
+        }
+        schedule.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+        let mut net = NetworkModel::new(base);
+        schedule
+            .iter()
+            .map(|f| {
+                match f.action.clone() {
+                    FaultAction::Partition { a, b, one_way } => net.partition(a, b, one_way),
+                    FaultAction::HealPartition { a, b, one_way } => {
+                        net.heal_partition(&a, &b, one_way);
+                    }
+                    FaultAction::LinkWindow { id, change } => {
+                        net.open_window(id, change);
+                    }
+                    FaultAction::LinkWindowEnd { id } => {
+                        net.close_window(id);
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+                (f.at_s, *net.default_link(), net.is_cut(0, 1), net.is_cut(0, 2))
+            })
+            .collect()
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn a_second_partition_lasts_its_own_duration_after_the_first_heals() {
+        let partition = |at, other, duration| FaultPlan {
+            at: secs(at),
+            kind: FaultKind::Partition {
+                a: Selection::List(vec![0]),
+                b: Selection::List(vec![other]),
+                one_way: false,
+                duration: Some(secs(duration)),
+            },
+        };
+        let steps = replay(&[partition(1, 1, 2), partition(2, 2, 10)], LinkModel::default());
+        let at = |t: f64| steps.iter().rev().find(|s| s.0 <= t).expect("a step");
+        assert!(at(2.5).2 && at(2.5).3, "both partitions in force");
+        assert!(!at(3.5).2, "the first ended at 3 s");
+        assert!(at(3.5).3, "the first heal ended the second, 9 s early");
+        assert!(!at(12.5).3, "the second ended at 12 s");
+    }
+
+    #[test]
+    fn overlapping_loss_and_latency_windows_do_not_cancel_each_other() {
+        let base = LinkModel {
+            loss: 0.01,
+            ..LinkModel::default()
+        };
+        let slow = Latency::Constant(Duration::from_millis(300));
+        let plans = [
+            FaultPlan {
+                at: secs(1),
+                kind: FaultKind::Loss {
+                    probability: 0.5,
+                    duration: secs(10),
+                },
+            },
+            FaultPlan {
+                at: secs(2),
+                kind: FaultKind::Latency {
+                    latency: slow,
+                    jitter: Duration::ZERO,
+                    duration: secs(2),
+                },
+            },
+        ];
+        let steps = replay(&plans, base);
+        let at = |t: f64| steps.iter().rev().find(|s| s.0 <= t).expect("a step").1;
+        assert_eq!(
+            (at(2.5).loss, at(2.5).latency),
+            (0.5, slow),
+            "the latency spike kept the loss burst"
+        );
+        assert_eq!(at(5.0).loss, 0.5, "the latency spike's end ended the loss burst");
+        assert_eq!(at(5.0).latency, base.latency);
+        assert_eq!(at(11.5), base);
+    }
+}
+
+#[cfg(test)]
+mod swarm_tests {
+    use super::*;
+
+    #[test]
+    fn swarm_crashes_and_pauses_never_find_their_node_down_or_paused() {
+        let swarm = SwarmPlan {
+            window: (Duration::from_secs(5), Duration::from_secs(35)),
+            crashes: (3, 6),
+            restart_after: (Duration::from_secs(1), Duration::from_secs(15)),
+            pauses: (3, 6),
+            pause_duration: (Duration::from_millis(100), Duration::from_secs(3)),
+            ..SwarmPlan::default()
+        };
+        for seed in 0..500 {
+            let mut rng = DetRng::seed_from_u64(seed);
+            let mut windows: Vec<(u32, Duration, Duration)> = Vec::new();
+            for plan in swarm_faults(&swarm, 6, &mut rng) {
+                let (nodes, length) = match &plan.kind {
+                    FaultKind::Crash {
+                        nodes: Selection::List(n),
+                        restart_after: Some(d),
+                    } => (n.clone(), *d),
+                    FaultKind::Pause {
+                        nodes: Selection::List(n),
+                        duration,
+                    } => (n.clone(), *duration),
+                    _ => continue,
+                };
+                for n in nodes {
+                    let (from, until) = (plan.at, plan.at + length);
+                    assert!(
+                        !windows.iter().any(|(m, a, b)| *m == n && *a <= until && from <= *b),
+                        "seed {seed}: node {n} drawn while down or paused"
+                    );
+                    windows.push((n, from, until));
+                }
+            }
+        }
     }
 }

@@ -220,6 +220,9 @@ fn print_human(s: &RunSummary) {
             faults.join(" ")
         }
     );
+    for note in &s.notes {
+        println!("  note: {note}");
+    }
     for e in &s.evidence {
         println!("  evidence: {e}");
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reports::AssertionRecord;
 use serde::Serialize;
 use simulator::trace::TraceWriter;
-use simulator::{RunStats, SimTime};
+use simulator::{AppliedFault, FaultAction, RunStats, SimTime};
 
 use crate::analysis::fault_windows;
 use crate::build::{build, Derived};
@@ -49,6 +49,9 @@ pub struct RunSummary {
     pub assertions: Vec<AssertionRecord>,
     /// The first instances behind bad figures (false suspicions, false deaths, ...).
     pub evidence: Vec<String>,
+    /// What a reader should know about the run itself: a swarm seed that drew no fault, a
+    /// scheduled fault that changed nothing.
+    pub notes: Vec<String>,
     /// Everything drawn from the seed.
     pub derived: Derived,
     /// Series over simulated time for the HTML report (not in the JSON summary).
@@ -84,6 +87,45 @@ impl RunSummary {
     }
 }
 
+/// The harness's own metric: scheduled fault actions that changed nothing.
+pub const FAULTS_WITHOUT_EFFECT: &str = "faults_without_effect";
+
+/// The idle faults a summary names at most.
+const EVIDENCE_IDLE_MAX: usize = 5;
+
+/// The scheduled faults that should have changed something and did not, described: a crash of
+/// nodes already down, a restart of running ones, a pause of crashed ones, a link window that
+/// changed nothing. Ends (heals, a window's end) and clock corrections are not held to it: they
+/// undo, and may find nothing left to undo.
+fn idle_faults(applied: &[AppliedFault]) -> Vec<String> {
+    applied
+        .iter()
+        .filter(|f| f.effects == 0)
+        .filter(|f| {
+            matches!(
+                f.action,
+                Some(
+                    FaultAction::Partition { .. }
+                        | FaultAction::Crash(_)
+                        | FaultAction::Restart(_)
+                        | FaultAction::Pause { .. }
+                        | FaultAction::ClockJump { .. }
+                        | FaultAction::SetLinks(_)
+                        | FaultAction::LinkWindow { .. }
+                )
+            )
+        })
+        .map(|f| {
+            format!(
+                "{} at {:.3} s changed nothing ({:?})",
+                f.kind,
+                f.at.as_secs_f64(),
+                f.action.as_ref().expect("filtered on Some")
+            )
+        })
+        .collect()
+}
+
 /// Runs `scenario` under `seed`. `progress` gets the fraction done now and then; `wall` measures
 /// elapsed wall time (the binary's clock: the simulation itself never reads one).
 pub fn run_scenario(
@@ -112,7 +154,15 @@ pub fn run_scenario(
         nodes: sim.node_count(),
         end,
     };
-    let analysis = workload.analyse(&finished);
+    let mut analysis = workload.analyse(&finished);
+    let idle = idle_faults(sim.applied_faults());
+    analysis
+        .metrics
+        .insert(FAULTS_WITHOUT_EFFECT.to_string(), Some(idle.len() as f64));
+    let mut notes: Vec<String> = idle.iter().take(EVIDENCE_IDLE_MAX).cloned().collect();
+    if scenario.swarm.is_some() && built.derived.schedule.is_empty() {
+        notes.push("this seed drew no fault: it tested the quiet path only".into());
+    }
     let mut assertions: Vec<AssertionRecord> = scenario
         .asserts
         .iter()
@@ -127,6 +177,17 @@ pub fn run_scenario(
             }
         })
         .collect();
+    // Swarm mode draws faults to exercise the system: one that changed nothing (a pause of a
+    // node already down) would make a seed look tested when it was not.
+    if scenario.swarm.is_some() && !idle.is_empty() {
+        assertions.push(AssertionRecord {
+            name: format!("{FAULTS_WITHOUT_EFFECT} (swarm: every drawn fault must take effect)"),
+            op: "==".into(),
+            value: Some(idle.len() as f64),
+            threshold: 0.0,
+            passed: false,
+        });
+    }
     // Figures computed from a truncated probe record would be wrong: such a run fails, saying why.
     let dropped = sim.stats().probes_dropped;
     if dropped > 0 {
@@ -164,6 +225,7 @@ pub fn run_scenario(
         stats: sim.stats().clone(),
         metrics: analysis.metrics,
         evidence: analysis.evidence,
+        notes,
         assertions,
         derived: built.derived,
         plots,

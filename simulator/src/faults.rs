@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::{LinkModel, NodeSet};
+use crate::{LinkChange, LinkModel, NodeSet};
 
 /// Something the schedule does to the world at a point in simulated time.
 #[derive(Clone, Debug)]
@@ -17,8 +17,18 @@ pub enum FaultAction {
         /// Block only messages from `a` to `b`.
         one_way: bool,
     },
-    /// Removes every partition.
+    /// Ends every partition.
     Heal,
+    /// Ends one partition (the first in force between exactly these sides), leaving any other:
+    /// how a partition with a `duration` ends, so overlapping partitions each last their own.
+    HealPartition {
+        /// One side.
+        a: NodeSet,
+        /// The other side.
+        b: NodeSet,
+        /// Whether it was one-way.
+        one_way: bool,
+    },
     /// Stops the nodes at once: timers and unsynced writes are lost, datagrams to them dropped.
     Crash(NodeSet),
     /// Starts crashed nodes again from their durable storage.
@@ -39,9 +49,21 @@ pub enum FaultAction {
     },
     /// NTP-like correction: the nodes' wall clocks are stepped back to true time.
     ClockCorrect(NodeSet),
-    /// Replaces the default link model (a loss burst, a latency spike); the previous model is
-    /// restored by a later `SetLinks` carrying it.
+    /// Replaces the base link model; open link windows still apply over it.
     SetLinks(LinkModel),
+    /// Opens a link window (a loss burst, a latency spike) that changes only what it names,
+    /// until the [`FaultAction::LinkWindowEnd`] with the same `id`. Windows stack.
+    LinkWindow {
+        /// Names the window for its end.
+        id: u64,
+        /// What it changes.
+        change: LinkChange,
+    },
+    /// Closes link window `id`: the links follow the base and the windows still open.
+    LinkWindowEnd {
+        /// The window.
+        id: u64,
+    },
 }
 
 impl FaultAction {
@@ -50,13 +72,15 @@ impl FaultAction {
         match self {
             FaultAction::Partition { one_way: false, .. } => "partition",
             FaultAction::Partition { one_way: true, .. } => "partition_one_way",
-            FaultAction::Heal => "heal",
+            FaultAction::Heal | FaultAction::HealPartition { .. } => "heal",
             FaultAction::Crash(_) => "crash",
             FaultAction::Restart(_) => "restart",
             FaultAction::Pause { .. } => "pause",
             FaultAction::ClockJump { .. } => "clock_jump",
             FaultAction::ClockCorrect(_) => "clock_correction",
-            FaultAction::SetLinks(_) => "link_change",
+            FaultAction::SetLinks(_) | FaultAction::LinkWindow { .. } | FaultAction::LinkWindowEnd { .. } => {
+                "link_change"
+            }
         }
     }
 }

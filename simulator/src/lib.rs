@@ -33,7 +33,7 @@ pub mod trace;
 pub use byzantine::{Intercepted, Interceptor, LinkEnds};
 pub use clock::{ClockModel, SIM_EPOCH_UNIX_SECS};
 pub use faults::{FaultAction, FaultCounts, FAULT_KINDS};
-pub use network::{Latency, LinkModel, NetworkModel};
+pub use network::{Latency, LinkChange, LinkModel, NetworkModel};
 pub use node_set::NodeSet;
 pub use sim::{
     ActorFactory, AppliedFault, NodeIndex, NodeSpec, ProbeRecord, RunStats, Simulation, PROBES_MAX,

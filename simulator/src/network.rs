@@ -116,11 +116,45 @@ impl Default for LinkModel {
     }
 }
 
-/// A directed cut: nothing from `from` reaches `to`.
-#[derive(Clone, Debug)]
-struct Cut {
-    from: NodeSet,
-    to: NodeSet,
+/// A partition in force: nothing from `a` reaches `b`, nor from `b` to `a` unless `one_way`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Partition {
+    a: NodeSet,
+    b: NodeSet,
+    one_way: bool,
+}
+
+impl Partition {
+    fn blocks(&self, from: u32, to: u32) -> bool {
+        (self.a.contains(from) && self.b.contains(to))
+            || (!self.one_way && self.b.contains(from) && self.a.contains(to))
+    }
+}
+
+/// What a link window changes while it is open; every other setting stays as it was.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum LinkChange {
+    /// Every datagram is lost with this probability.
+    Loss(f64),
+    /// Latency and jitter become these.
+    Latency {
+        /// The latency distribution.
+        latency: Latency,
+        /// Extra uniform delay per datagram.
+        jitter: Duration,
+    },
+}
+
+impl LinkChange {
+    fn apply(&self, link: &mut LinkModel) {
+        match *self {
+            LinkChange::Loss(p) => link.loss = p,
+            LinkChange::Latency { latency, jitter } => {
+                link.latency = latency;
+                link.jitter = jitter;
+            }
+        }
+    }
 }
 
 /// A link model that applies between two sets of nodes instead of the default.
@@ -134,23 +168,33 @@ pub struct LinkOverride {
     pub model: LinkModel,
 }
 
-/// The whole network: a default link model, per-set overrides, and the cuts now in force.
+/// The whole network: a default link model, per-set overrides, the partitions in force and the
+/// link windows open.
+///
+/// Faults compose: partitions stack and each ends on its own ([`NetworkModel::heal_partition`]),
+/// and link windows stack in the order they opened, each changing only what it names, so
+/// closing one restores what the others still say rather than the scenario's base link.
 #[derive(Clone, Debug, Default)]
 pub struct NetworkModel {
-    /// The model of every link without an override.
-    pub default_link: LinkModel,
+    /// The model of every link without an override, before windows.
+    base_link: LinkModel,
+    /// `base_link` with every open window applied.
+    default_link: LinkModel,
     /// Overrides, first match wins.
     pub overrides: Vec<LinkOverride>,
-    cuts: Vec<Cut>,
+    partitions: Vec<Partition>,
+    windows: Vec<(u64, LinkChange)>,
 }
 
 impl NetworkModel {
     /// A network where every link follows `default_link`.
     pub fn new(default_link: LinkModel) -> Self {
         NetworkModel {
+            base_link: default_link,
             default_link,
             overrides: Vec::new(),
-            cuts: Vec::new(),
+            partitions: Vec::new(),
+            windows: Vec::new(),
         }
     }
 
@@ -162,32 +206,76 @@ impl NetworkModel {
             .map_or(&self.default_link, |o| &o.model)
     }
 
-    /// Blocks `a` → `b`, and `b` → `a` unless `one_way`.
-    pub fn partition(&mut self, a: NodeSet, b: NodeSet, one_way: bool) {
-        if !one_way {
-            self.cuts.push(Cut {
-                from: b.clone(),
-                to: a.clone(),
-            });
-        }
-        self.cuts.push(Cut { from: a, to: b });
+    /// The model of every link without an override, open windows applied.
+    pub fn default_link(&self) -> &LinkModel {
+        &self.default_link
     }
 
-    /// Removes every cut: whether there was one.
+    /// Replaces the base model (windows still apply over it): whether the effective model changed.
+    pub fn set_base_link(&mut self, model: LinkModel) -> bool {
+        self.base_link = model;
+        self.recompute()
+    }
+
+    /// Opens link window `id` changing `change`: whether the effective model changed.
+    pub fn open_window(&mut self, id: u64, change: LinkChange) -> bool {
+        self.windows.push((id, change));
+        self.recompute()
+    }
+
+    /// Closes link window `id`, if open: whether the effective model changed.
+    pub fn close_window(&mut self, id: u64) -> bool {
+        let Some(i) = self.windows.iter().position(|(w, _)| *w == id) else {
+            return false;
+        };
+        self.windows.remove(i);
+        self.recompute()
+    }
+
+    fn recompute(&mut self) -> bool {
+        let mut link = self.base_link;
+        for (_, change) in &self.windows {
+            change.apply(&mut link);
+        }
+        let changed = link != self.default_link;
+        self.default_link = link;
+        changed
+    }
+
+    /// Blocks `a` → `b`, and `b` → `a` unless `one_way`, until this partition is healed.
+    pub fn partition(&mut self, a: NodeSet, b: NodeSet, one_way: bool) {
+        self.partitions.push(Partition { a, b, one_way });
+    }
+
+    /// Ends one partition between exactly these sides, leaving any other in force: whether one
+    /// was in force.
+    pub fn heal_partition(&mut self, a: &NodeSet, b: &NodeSet, one_way: bool) -> bool {
+        let Some(i) = self
+            .partitions
+            .iter()
+            .position(|p| p.a == *a && p.b == *b && p.one_way == one_way)
+        else {
+            return false;
+        };
+        self.partitions.remove(i);
+        true
+    }
+
+    /// Ends every partition: whether there was one.
     pub fn heal(&mut self) -> bool {
-        let had = !self.cuts.is_empty();
-        self.cuts.clear();
+        let had = !self.partitions.is_empty();
+        self.partitions.clear();
         had
     }
 
-    /// Whether a datagram from `from` to `to` is blocked by a cut now.
+    /// Whether a datagram from `from` to `to` is blocked by a partition now.
     pub fn is_cut(&self, from: u32, to: u32) -> bool {
-        self.cuts.iter().any(|c| c.from.contains(from) && c.to.contains(to))
+        self.partitions.iter().any(|p| p.blocks(from, to))
     }
 
-    /// Whether any cut is in force.
+    /// Whether any partition is in force.
     pub fn has_cuts(&self) -> bool {
-        !self.cuts.is_empty()
+        !self.partitions.is_empty()
     }
 }
 
@@ -203,6 +291,49 @@ mod tests {
         assert!(!net.is_cut(1, 0));
         net.heal();
         assert!(!net.is_cut(0, 1));
+    }
+
+    #[test]
+    fn overlapping_partitions_end_independently() {
+        let mut net = NetworkModel::default();
+        let (a, b, c) = (
+            NodeSet::from_indices([0]),
+            NodeSet::from_indices([1]),
+            NodeSet::from_indices([2]),
+        );
+        net.partition(a.clone(), b.clone(), false);
+        net.partition(a.clone(), c.clone(), false);
+        assert!(net.heal_partition(&a, &b, false));
+        assert!(!net.is_cut(0, 1), "the first partition ended");
+        assert!(net.is_cut(0, 2) && net.is_cut(2, 0), "the second is still in force");
+        assert!(!net.heal_partition(&a, &b, false), "nothing left to heal there");
+        assert!(net.heal_partition(&a, &c, false));
+        assert!(!net.has_cuts());
+    }
+
+    #[test]
+    fn overlapping_link_windows_stack_and_close_independently() {
+        let base = LinkModel {
+            loss: 0.01,
+            ..LinkModel::default()
+        };
+        let slow = Latency::Constant(Duration::from_millis(200));
+        let mut net = NetworkModel::new(base);
+        assert!(net.open_window(1, LinkChange::Loss(0.3)));
+        assert!(net.open_window(
+            2,
+            LinkChange::Latency {
+                latency: slow,
+                jitter: Duration::ZERO
+            }
+        ));
+        assert_eq!((net.default_link().loss, net.default_link().latency), (0.3, slow));
+        // The loss window ends: its loss goes, the latency window's latency stays.
+        assert!(net.close_window(1));
+        assert_eq!((net.default_link().loss, net.default_link().latency), (0.01, slow));
+        assert!(net.close_window(2));
+        assert_eq!(*net.default_link(), base);
+        assert!(!net.close_window(2), "already closed");
     }
 
     #[test]

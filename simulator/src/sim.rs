@@ -81,10 +81,9 @@ pub struct RunStats {
 /// A scheduled fault action as it was applied: how many things it changed (nodes crashed,
 /// restarted, paused or whose clocks moved; cuts made or healed; link models replaced). Zero
 /// means it did nothing: a crash of nodes already down, a restart of running ones.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug)]
 pub struct AppliedFault {
     /// When it fired.
-    #[serde(serialize_with = "serialize_secs")]
     pub at: SimTime,
     /// Its kind ([`FaultAction::kind`]).
     pub kind: &'static str,
@@ -92,10 +91,8 @@ pub struct AppliedFault {
     pub effects: u64,
     /// The nodes it changed, for actions on nodes (crash, restart, pause, clock steps).
     pub nodes: Vec<NodeIndex>,
-}
-
-fn serialize_secs<S: serde::Serializer>(t: &SimTime, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(t.as_nanos() as f64 / 1e9)
+    /// The scheduled action (`None` for a crash struck at a storage call).
+    pub action: Option<FaultAction>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -500,6 +497,7 @@ impl Simulation {
             kind: "crash_at_io",
             effects: 1,
             nodes: vec![node],
+            action: None,
         });
         w.hasher.word(0x494F_4352); // "IOCR"
         w.hasher.word(now.as_nanos());
@@ -636,6 +634,7 @@ impl Simulation {
         // What the action changed: a fault counts for what it did, not for being scheduled (a
         // crash of a node already down crashes nothing).
         let mut changed: Vec<NodeIndex> = Vec::new();
+        let scheduled = action.clone();
         let effects: u64 = match action {
             FaultAction::Partition { a, b, one_way } => {
                 let cuts = !a.is_empty() && !b.is_empty();
@@ -689,11 +688,12 @@ impl Simulation {
                     .collect();
                 changed.len() as u64
             }
-            FaultAction::SetLinks(model) => {
-                let differs = self.world.network.default_link != model;
-                self.world.network.default_link = model;
-                u64::from(differs)
+            FaultAction::HealPartition { a, b, one_way } => {
+                u64::from(self.world.network.heal_partition(&a, &b, one_way))
             }
+            FaultAction::SetLinks(model) => u64::from(self.world.network.set_base_link(model)),
+            FaultAction::LinkWindow { id, change } => u64::from(self.world.network.open_window(id, change)),
+            FaultAction::LinkWindowEnd { id } => u64::from(self.world.network.close_window(id)),
         };
         let w = &mut self.world;
         w.faults.add_n(kind, effects);
@@ -702,6 +702,7 @@ impl Simulation {
             kind,
             effects,
             nodes: changed,
+            action: Some(scheduled),
         });
         w.hasher.word(0x4641_554C); // "FAUL"
         w.hasher.word(now.as_nanos());

@@ -28,8 +28,15 @@ pub fn metric_names() -> impl Iterator<Item = &'static str> {
     WORKLOADS
         .iter()
         .flat_map(|w| w.metrics().into_iter().map(|(name, _)| name))
+        .chain(HARNESS_METRICS.iter().map(|(name, _)| *name))
         .filter(move |name| seen.insert(*name))
 }
+
+/// Metrics every run has, whatever its workload: (name, meaning).
+pub const HARNESS_METRICS: &[(&str, &str)] = &[(
+    crate::run::FAULTS_WITHOUT_EFFECT,
+    "scheduled faults that changed nothing (a crash of nodes already down, a pause of a crashed node); swarm runs fail on any",
+)];
 
 /// The figures of one run, by metric name; `None` where a figure has no value (e.g. a pair was
 /// never detected, so there is no honest maximum).

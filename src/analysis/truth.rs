@@ -28,6 +28,11 @@ pub fn reachability(derived: &Derived) -> Vec<Event> {
                 one_way: *one_way,
             },
             FaultAction::Heal => Change::Heal,
+            FaultAction::HealPartition { a, b, one_way } => Change::Uncut {
+                a: a.iter().collect(),
+                b: b.iter().collect(),
+                one_way: *one_way,
+            },
             FaultAction::Crash(nodes) => Change::Crash(nodes.iter().collect()),
             FaultAction::Restart(nodes) => Change::Restart(nodes.iter().collect()),
             FaultAction::Pause { nodes, duration } => {

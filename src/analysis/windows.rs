@@ -13,8 +13,16 @@ pub fn fault_windows(derived: &Derived, end_s: f64) -> Vec<Window> {
         let later = || schedule[i + 1..].iter();
         let until = |pred: &dyn Fn(&ScheduledFault) -> bool| later().find(|g| pred(g)).map_or(end_s, |g| g.at_s);
         let (end, label) = match &f.action {
-            FaultAction::Partition { one_way, .. } => (
-                until(&|g| g.kind == "heal"),
+            FaultAction::Partition { a, b, one_way } => (
+                until(&|g| match &g.action {
+                    FaultAction::Heal => true,
+                    FaultAction::HealPartition {
+                        a: ga,
+                        b: gb,
+                        one_way: go,
+                    } => ga == a && gb == b && go == one_way,
+                    _ => false,
+                }),
                 if *one_way { "one-way partition" } else { "partition" }.to_string(),
             ),
             FaultAction::Crash(_) => (
@@ -22,8 +30,8 @@ pub fn fault_windows(derived: &Derived, end_s: f64) -> Vec<Window> {
                 format!("crash {:?}", f.nodes),
             ),
             FaultAction::Pause { duration, .. } => (f.at_s + duration.as_secs_f64(), format!("pause {:?}", f.nodes)),
-            FaultAction::SetLinks(_) if f.detail != "restore" => (
-                until(&|g| g.kind == "link_change" && g.detail == "restore"),
+            FaultAction::LinkWindow { id, .. } => (
+                until(&|g| matches!(g.action, FaultAction::LinkWindowEnd { id: end } if end == *id)),
                 f.detail.clone(),
             ),
             FaultAction::ClockJump { .. } => (f.at_s + end_s / 300.0, format!("clock jump {}", f.detail)),

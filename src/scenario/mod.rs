@@ -64,6 +64,9 @@ pub struct NodePlan {
     pub clock_offset_ns: Option<i64>,
     /// A fixed drift, overriding the random one.
     pub drift_ppm: Option<f64>,
+    /// A fixed start time, overriding the one drawn from `workload.start_spread` (for a fault
+    /// that must find the node running, such as a crash of the CA during the cold start).
+    pub start: Option<Duration>,
 }
 
 /// Clock ranges from which each node's clock is drawn.
@@ -596,7 +599,8 @@ impl Ctx<'_> {
             NodePlan {
                 family,
                 clock_offset_ns: None,
-                drift_ppm: None
+                drift_ppm: None,
+                start: None,
             };
             count as usize
         ];
@@ -615,6 +619,7 @@ impl Ctx<'_> {
                 .as_ref()
                 .map(|o| parse_signed_nanos(o.get_ref()).map_err(|m| self.err(o.span(), format!("clock_offset: {m}"))))
                 .transpose()?;
+            let start = self.opt_duration(&g.start, "nodes.group.start")?;
             for i in fixed_indices(&selection, count) {
                 let plan = &mut nodes[i as usize];
                 if let Some(f) = family {
@@ -625,6 +630,9 @@ impl Ctx<'_> {
                 }
                 if let Some(d) = &g.drift_ppm {
                     plan.drift_ppm = Some(*d.get_ref());
+                }
+                if start.is_some() {
+                    plan.start = start;
                 }
             }
         }
@@ -782,6 +790,17 @@ impl Ctx<'_> {
         link.corrupt = self.probability(&n.corrupt, "network.corrupt")?;
         if let Some(w) = self.opt_duration(&n.reorder_window, "network.reorder_window")? {
             link.reorder_window = w;
+        }
+        // A setting that would do nothing is refused: reordered datagrams are held back by up to
+        // the window, so a zero window would count reorders and delay nothing.
+        if let Some(r) = &n.reorder {
+            if link.reorder > 0.0 && link.reorder_window.is_zero() {
+                return Err(self.err(
+                    r.span(),
+                    "network.reorder needs network.reorder_window (how far a reordered datagram is held \
+                     back, e.g. \"20ms\"): without it nothing is reordered",
+                ));
+            }
         }
         if let Some(bw) = &n.bandwidth_mbit {
             if !(*bw.get_ref() > 0.0 && bw.get_ref().is_finite()) {
@@ -1213,6 +1232,19 @@ kind = "membership"
             e.to_string()
                 .starts_with("scenarios/x.toml:10: unknown fault kind \"partiton\""),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn reorder_without_a_window_is_refused_with_its_line() {
+        let text = format!("{MINIMAL}[network]\nreorder = 0.1\n");
+        let e = parse("x.toml", &text).unwrap_err();
+        assert_eq!(e.line, MINIMAL.lines().count() + 2, "{e}");
+        assert!(e.message.contains("network.reorder_window"), "{e}");
+        let ok = format!("{MINIMAL}[network]\nreorder = 0.1\nreorder_window = \"20ms\"\n");
+        assert_eq!(
+            parse("x.toml", &ok).unwrap().link.reorder_window,
+            Duration::from_millis(20)
         );
     }
 

@@ -107,6 +107,7 @@ pub struct RawGroup {
     pub family: Option<Spanned<String>>,
     pub clock_offset: Option<Spanned<String>>,
     pub drift_ppm: Option<Spanned<f64>>,
+    pub start: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -139,6 +139,7 @@ fn nodes(plans: &[NodePlan]) -> Table {
         family: Family::Ipv6,
         clock_offset_ns: None,
         drift_ppm: None,
+        start: None,
     };
     let mut groups: Vec<(&NodePlan, Vec<u32>)> = Vec::new();
     for (i, plan) in plans.iter().enumerate().filter(|(_, p)| **p != default) {
@@ -159,6 +160,9 @@ fn nodes(plans: &[NodePlan]) -> Table {
                 }
                 if let Some(d) = plan.drift_ppm {
                     g.insert("drift_ppm".into(), d.into());
+                }
+                if let Some(s) = plan.start {
+                    g.insert("start".into(), duration(s));
                 }
                 Value::Table(g)
             })

@@ -164,6 +164,7 @@ impl Episode {
 }
 
 /// A network cut: which nodes are on each side (indexed by node).
+#[derive(PartialEq, Eq)]
 struct Cut {
     from: Vec<bool>,
     to: Vec<bool>,
@@ -547,6 +548,21 @@ impl State {
                 }
             }
             Change::Heal => self.cuts.clear(),
+            Change::Uncut { a, b, one_way } => {
+                let (a, b) = (side(a, self.n), side(b, self.n));
+                let mut directed = vec![Cut {
+                    from: a.clone(),
+                    to: b.clone(),
+                }];
+                if !one_way {
+                    directed.push(Cut { from: b, to: a });
+                }
+                for cut in directed {
+                    if let Some(i) = self.cuts.iter().position(|c| *c == cut) {
+                        self.cuts.remove(i);
+                    }
+                }
+            }
         }
     }
 
@@ -554,7 +570,10 @@ impl State {
     /// otherwise the rows and columns of the nodes involved.
     fn pairs_touched(&self, changes: &[&Change]) -> Vec<(usize, usize)> {
         let n = self.n;
-        if changes.iter().any(|c| matches!(c, Change::Cut { .. } | Change::Heal)) {
+        if changes
+            .iter()
+            .any(|c| matches!(c, Change::Cut { .. } | Change::Heal | Change::Uncut { .. }))
+        {
             return (0..n).flat_map(|x| (0..n).map(move |y| (x, y))).collect();
         }
         let mut pairs = Vec::new();

@@ -29,6 +29,15 @@ pub enum Change {
     },
     /// Every cut removed.
     Heal,
+    /// One cut removed: the first in force between exactly these sides (others stay).
+    Uncut {
+        /// One side.
+        a: Vec<u32>,
+        /// The other.
+        b: Vec<u32>,
+        /// Whether it was one-way.
+        one_way: bool,
+    },
 }
 
 /// The kind of a change: simultaneous changes of one kind form one episode.
@@ -54,7 +63,7 @@ impl Change {
             Change::Resume(_) => Kind::Resume,
             Change::Cut { one_way: false, .. } => Kind::Partition,
             Change::Cut { one_way: true, .. } => Kind::PartitionOneWay,
-            Change::Heal => Kind::Heal,
+            Change::Heal | Change::Uncut { .. } => Kind::Heal,
         }
     }
 }
