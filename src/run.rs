@@ -93,37 +93,76 @@ pub const FAULTS_WITHOUT_EFFECT: &str = "faults_without_effect";
 /// The idle faults a summary names at most.
 const EVIDENCE_IDLE_MAX: usize = 5;
 
-/// The scheduled faults that should have changed something and did not, described: a crash of
-/// nodes already down, a restart of running ones, a pause of crashed ones, a link window that
-/// changed nothing. Ends (heals, a window's end) and clock corrections are not held to it: they
-/// undo, and may find nothing left to undo.
-fn idle_faults(applied: &[AppliedFault]) -> Vec<String> {
-    applied
-        .iter()
-        .filter(|f| f.effects == 0)
-        .filter(|f| {
-            matches!(
-                f.action,
-                Some(
-                    FaultAction::Partition { .. }
-                        | FaultAction::Crash(_)
-                        | FaultAction::Restart(_)
-                        | FaultAction::Pause { .. }
-                        | FaultAction::ClockJump { .. }
-                        | FaultAction::SetLinks(_)
-                        | FaultAction::LinkWindow { .. }
-                )
-            )
-        })
-        .map(|f| {
-            format!(
-                "{} at {:.3} s changed nothing ({:?})",
-                f.kind,
-                f.at.as_secs_f64(),
-                f.action.as_ref().expect("filtered on Some")
-            )
-        })
-        .collect()
+/// Scheduled faults that should have changed something and did not.
+#[derive(Default)]
+struct Idle {
+    /// Described; the run's figure, and what a swarm run fails on.
+    unexplained: Vec<String>,
+    /// Described: faults whose nodes were down after a crash struck at a storage call (the
+    /// simulator's own fault got there first), and the restarts of crashes so preempted.
+    preempted: Vec<String>,
+}
+
+/// Sorts the scheduled faults that changed nothing: a crash of nodes already down, a restart of
+/// running ones, a pause of crashed ones, a link window that changed nothing. Ends (heals, a
+/// window's end) and clock corrections are not held to it: they undo, and may find nothing left
+/// to undo.
+fn idle_faults(applied: &[AppliedFault]) -> Idle {
+    let mut idle = Idle::default();
+    // Nodes down after a crash struck at a storage call, and nodes whose drawn crash that
+    // preempted (their drawn restart will find them up).
+    let mut struck = std::collections::BTreeSet::new();
+    let mut preempted = std::collections::BTreeSet::new();
+    for f in applied {
+        let Some(action) = &f.action else {
+            struck.extend(f.nodes.iter().copied());
+            continue;
+        };
+        if let FaultAction::Restart(_) = action {
+            for n in &f.nodes {
+                struck.remove(n);
+            }
+        }
+        let held_to_it = matches!(
+            action,
+            FaultAction::Partition { .. }
+                | FaultAction::Crash(_)
+                | FaultAction::Restart(_)
+                | FaultAction::Pause { .. }
+                | FaultAction::ClockJump { .. }
+                | FaultAction::SetLinks(_)
+                | FaultAction::LinkWindow { .. }
+        );
+        if f.effects > 0 || !held_to_it {
+            continue;
+        }
+        let described = format!("{} at {:.3} s changed nothing ({action:?})", f.kind, f.at.as_secs_f64());
+        let explained = match action {
+            FaultAction::Crash(nodes) | FaultAction::Pause { nodes, .. }
+                if nodes.iter().all(|n| struck.contains(&n)) =>
+            {
+                if let FaultAction::Crash(_) = action {
+                    preempted.extend(nodes.iter());
+                }
+                true
+            }
+            FaultAction::Restart(nodes) if nodes.iter().all(|n| preempted.contains(&n)) => {
+                for n in nodes.iter() {
+                    preempted.remove(&n);
+                }
+                true
+            }
+            _ => false,
+        };
+        if explained {
+            idle.preempted.push(format!(
+                "{described}: its nodes were down after a crash at a storage call"
+            ));
+        } else {
+            idle.unexplained.push(described);
+        }
+    }
+    idle
 }
 
 /// Runs `scenario` under `seed`. `progress` gets the fraction done now and then; `wall` measures
@@ -151,6 +190,7 @@ pub fn run_scenario(
         scenario,
         probes: sim.probes(),
         derived: &built.derived,
+        applied: sim.applied_faults(),
         nodes: sim.node_count(),
         end,
     };
@@ -158,8 +198,14 @@ pub fn run_scenario(
     let idle = idle_faults(sim.applied_faults());
     analysis
         .metrics
-        .insert(FAULTS_WITHOUT_EFFECT.to_string(), Some(idle.len() as f64));
-    let mut notes: Vec<String> = idle.iter().take(EVIDENCE_IDLE_MAX).cloned().collect();
+        .insert(FAULTS_WITHOUT_EFFECT.to_string(), Some(idle.unexplained.len() as f64));
+    let mut notes: Vec<String> = idle
+        .unexplained
+        .iter()
+        .chain(&idle.preempted)
+        .take(EVIDENCE_IDLE_MAX)
+        .cloned()
+        .collect();
     if scenario.swarm.is_some() && built.derived.schedule.is_empty() {
         notes.push("this seed drew no fault: it tested the quiet path only".into());
     }
@@ -179,11 +225,11 @@ pub fn run_scenario(
         .collect();
     // Swarm mode draws faults to exercise the system: one that changed nothing (a pause of a
     // node already down) would make a seed look tested when it was not.
-    if scenario.swarm.is_some() && !idle.is_empty() {
+    if scenario.swarm.is_some() && !idle.unexplained.is_empty() {
         assertions.push(AssertionRecord {
             name: format!("{FAULTS_WITHOUT_EFFECT} (swarm: every drawn fault must take effect)"),
             op: "==".into(),
-            value: Some(idle.len() as f64),
+            value: Some(idle.unexplained.len() as f64),
             threshold: 0.0,
             passed: false,
         });
@@ -234,4 +280,62 @@ pub fn run_scenario(
     };
     let trace = built.sim.take_trace();
     (summary, trace)
+}
+
+#[cfg(test)]
+mod tests {
+    use simulator::{NodeSet, SimTime};
+
+    use super::*;
+
+    fn applied(
+        at_ms: u64,
+        kind: &'static str,
+        effects: u64,
+        nodes: &[u32],
+        action: Option<FaultAction>,
+    ) -> AppliedFault {
+        AppliedFault {
+            at: SimTime::from_millis(at_ms),
+            kind,
+            effects,
+            nodes: nodes.to_vec(),
+            action,
+        }
+    }
+
+    #[test]
+    fn a_fault_that_changed_nothing_is_named_unless_a_storage_crash_preempted_it() {
+        let set = |n: &[u32]| NodeSet::from_indices(n.iter().copied());
+        let log = [
+            // Node 1 crashes at a storage call; a drawn crash of it finds it down...
+            applied(100, "crash_at_io", 1, &[1], None),
+            applied(200, "crash", 0, &[], Some(FaultAction::Crash(set(&[1])))),
+            // ...comes back by itself, and the drawn restart finds it up: both preempted.
+            applied(600, "restart", 1, &[1], Some(FaultAction::Restart(set(&[1])))),
+            applied(900, "restart", 0, &[], Some(FaultAction::Restart(set(&[1])))),
+            // A pause of node 2, which nothing took down: unexplained.
+            applied(1000, "crash", 1, &[2], Some(FaultAction::Crash(set(&[2])))),
+            applied(
+                1100,
+                "pause",
+                0,
+                &[],
+                Some(FaultAction::Pause {
+                    nodes: set(&[2]),
+                    duration: Duration::from_secs(1),
+                }),
+            ),
+            // A heal that found nothing to heal is an end, not held to it.
+            applied(1200, "heal", 0, &[], Some(FaultAction::Heal)),
+        ];
+        let idle = idle_faults(&log);
+        assert_eq!(idle.preempted.len(), 2, "{:?}", idle.preempted);
+        assert_eq!(idle.unexplained.len(), 1, "{:?}", idle.unexplained);
+        assert!(
+            idle.unexplained[0].starts_with("pause at 1.100 s changed nothing"),
+            "{:?}",
+            idle.unexplained
+        );
+    }
 }

@@ -58,7 +58,30 @@ fn fifty_swarm_seeds_pass() {
             "1..50",
             "--jobs",
             "2",
+            "--json",
         ],
     );
-    assert!(stdout.contains("50/50 seeds passed"), "{stdout}");
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(summary.contains("\"passed\":50"), "{summary}");
+    // Green must not mean that nothing happened: over these seeds the storage faults were
+    // reached (a crash between a write and its sync tears or loses it) and survived.
+    let mut seen = std::collections::BTreeMap::<String, u64>::new();
+    for line in stdout.lines().filter(|l| l.contains("\"faults\"")) {
+        let run: serde_json::Value = serde_json::from_str(line).expect("a JSON run line");
+        for (kind, n) in run["faults"].as_object().expect("faults").iter() {
+            *seen.entry(kind.clone()).or_default() += n.as_u64().unwrap_or(0);
+        }
+    }
+    for kind in [
+        "crash_at_io",
+        "torn_write",
+        "unsynced_write_lost",
+        "writeback_lost",
+        "bit_rot",
+    ] {
+        assert!(
+            seen.get(kind).copied().unwrap_or(0) > 0,
+            "no {kind} in 50 swarm seeds: {seen:?}"
+        );
+    }
 }

@@ -35,7 +35,7 @@ pub fn metric_names() -> impl Iterator<Item = &'static str> {
 /// Metrics every run has, whatever its workload: (name, meaning).
 pub const HARNESS_METRICS: &[(&str, &str)] = &[(
     crate::run::FAULTS_WITHOUT_EFFECT,
-    "scheduled faults that changed nothing (a crash of nodes already down, a pause of a crashed node); swarm runs fail on any",
+    "scheduled faults that changed nothing (a crash of nodes already down, a pause of a crashed node), unless a crash the simulator struck at a storage call got there first; swarm runs fail on any",
 )];
 
 /// The figures of one run, by metric name; `None` where a figure has no value (e.g. a pair was

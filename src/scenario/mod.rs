@@ -659,7 +659,11 @@ impl Ctx<'_> {
         let storage = StorageFaults {
             io_error: self.probability(&raw.storage.io_error, "storage.io_error")?,
             torn_writes: raw.storage.torn_writes.unwrap_or(false),
-            ..StorageFaults::default()
+            crash_at_io: self.probability(&raw.storage.crash_at_io, "storage.crash_at_io")?,
+            crash_restart_after: self
+                .opt_duration(&raw.storage.crash_restart_after, "storage.crash_restart_after")?
+                .unwrap_or(StorageFaults::default().crash_restart_after),
+            read_bitflip: self.probability(&raw.storage.read_bitflip, "storage.read_bitflip")?,
         };
         let kind = self.workload_kind(&raw.workload.get_ref().kind)?;
         let workload = self.workload(&raw.workload, count)?;

@@ -157,6 +157,9 @@ pub struct RawLatencyTable {
 pub struct RawStorage {
     pub io_error: Option<Spanned<f64>>,
     pub torn_writes: Option<bool>,
+    pub crash_at_io: Option<Spanned<f64>>,
+    pub crash_restart_after: Option<Spanned<String>>,
+    pub read_bitflip: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]

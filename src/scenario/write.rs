@@ -40,6 +40,12 @@ pub fn to_toml(scenario: &Scenario) -> String {
     let mut storage = Table::new();
     storage.insert("io_error".into(), scenario.storage.io_error.into());
     storage.insert("torn_writes".into(), scenario.storage.torn_writes.into());
+    storage.insert("crash_at_io".into(), scenario.storage.crash_at_io.into());
+    storage.insert(
+        "crash_restart_after".into(),
+        duration(scenario.storage.crash_restart_after),
+    );
+    storage.insert("read_bitflip".into(), scenario.storage.read_bitflip.into());
     root.insert("storage".into(), Value::Table(storage));
     root.insert("workload".into(), Value::Table(workload(scenario)));
     if let Some(plan) = &scenario.trustchain {

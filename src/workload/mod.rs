@@ -14,7 +14,7 @@ pub mod trustchain;
 
 use reports::Plot;
 use runtime::DetRng;
-use simulator::{ActorFactory, ProbeRecord, SimTime};
+use simulator::{ActorFactory, AppliedFault, ProbeRecord, SimTime};
 
 use crate::analysis::Analysis;
 use crate::build::Derived;
@@ -58,6 +58,9 @@ pub struct FinishedRun<'a> {
     pub probes: &'a [ProbeRecord],
     /// What was drawn from the seed: starts and the fault schedule.
     pub derived: &'a Derived,
+    /// The faults as the simulator applied them, with the nodes each changed (and the crashes
+    /// struck at storage calls, which no schedule lists).
+    pub applied: &'a [AppliedFault],
     /// Nodes in the run.
     pub nodes: usize,
     /// When the run ended.

@@ -52,9 +52,9 @@ impl Workload for Membership {
             nodes: run.nodes,
             end: Duration::from_nanos(run.end.as_nanos()),
             settle: run.scenario.workload.settle,
-            first_fault: truth::first_fault(run.derived),
+            first_fault: truth::first_fault(run.derived, run.applied),
         };
-        let truth = truth::reachability(run.derived);
+        let truth = truth::reachability(run.derived, run.applied);
         let figures = testing::membership::analyse(run.probes.iter().map(observed), &truth, &judged);
         let mut analysis = Analysis::from(figures);
         analysis.metrics.extend(stoq::counts(run.probes));
