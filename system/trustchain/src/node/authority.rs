@@ -59,6 +59,11 @@ pub struct CaRole {
     retired: Vec<(Bytes, i64)>,
     crls: Vec<Bytes>,
     crls_made_at: Option<i64>,
+    /// Revocation lists were signed with CRL numbers the stored record does not hold yet. Nodes
+    /// order trust updates by CRL number, so a list must never leave before its number is durable:
+    /// a CA restarted from an older record would reuse numbers, and nodes would refuse its next
+    /// lists (a revocation among them) as stale.
+    crl_numbers_unsaved: bool,
     /// Every node's address by index (revocations name nodes by index).
     peer_addrs: Vec<Ipv6Addr>,
     /// The state's sequence number in storage.
@@ -113,6 +118,7 @@ impl CaRole {
                     tokens,
                     crls: Vec::new(),
                     crls_made_at: None,
+                    crl_numbers_unsaved: false,
                     peer_addrs: peer_addrs.clone(),
                     seq,
                 }
@@ -133,6 +139,7 @@ impl CaRole {
                     tokens,
                     crls: Vec::new(),
                     crls_made_at: None,
+                    crl_numbers_unsaved: false,
                     peer_addrs: peer_addrs.clone(),
                     seq,
                 }
@@ -187,6 +194,7 @@ impl CaRole {
                 Ok(lists) => {
                     self.crls = lists.into_iter().map(|c| Bytes::from(c.to_vec())).collect();
                     self.crls_made_at = Some(now);
+                    self.crl_numbers_unsaved = true;
                 }
                 Err(e) => tracing::warn!("cannot sign revocation lists: {e}"),
             }
@@ -198,12 +206,31 @@ impl CaRole {
         self.crls_made_at = None;
     }
 
-    /// The bundle message nodes are sent.
-    pub fn bundle_message(&mut self, now: i64) -> Message {
-        Message::Bundle {
+    /// The bundle message nodes are sent, once the numbers of its revocation lists are durable
+    /// (`None` if they could not be saved: nothing leaves, and the next call tries again).
+    pub fn bundle_message(&mut self, storage: &mut dyn Storage, now: i64) -> Option<Message> {
+        let message = Message::Bundle {
             bundle: Bytes::from(self.bundle().encode()),
             crls: self.crls(now),
             rollout: self.rollout.clone(),
+        };
+        self.persist_crl_numbers(storage).then_some(message)
+    }
+
+    /// Saves the record if lists were signed since: whether their numbers are durable.
+    fn persist_crl_numbers(&mut self, storage: &mut dyn Storage) -> bool {
+        if !self.crl_numbers_unsaved {
+            return true;
+        }
+        match self.save(storage) {
+            Ok(()) => {
+                self.crl_numbers_unsaved = false;
+                true
+            }
+            Err(e) => {
+                tracing::warn!("CRL numbers not saved, lists held back: {e}");
+                false
+            }
         }
     }
 
@@ -220,12 +247,15 @@ impl CaRole {
         message: Message,
         now: i64,
     ) -> (Option<Message>, Option<CaEvent>) {
-        match message {
-            Message::FetchBundle => (Some(self.bundle_message(now)), None),
+        let (reply, event) = match message {
+            Message::FetchBundle => (self.bundle_message(storage, now), None),
             Message::Enroll { token, csr } => self.enroll(storage, from, &token, &csr, now),
             Message::Renew { chain, csr } => self.renew(storage, from, &chain, &csr, now),
             _ => (None, None),
-        }
+        };
+        // An answer carries revocation lists: they leave only once their numbers are durable.
+        let reply = reply.filter(|_| self.persist_crl_numbers(storage));
+        (reply, event)
     }
 
     fn refuse(code: i64, reason: String) -> (Option<Message>, Option<CaEvent>) {
@@ -626,6 +656,37 @@ mod tests {
             expires: NOW + 3600,
             id: 1,
         })
+    }
+
+    /// The highest CRL number among a bundle message's lists.
+    fn crl_number_of(message: &Message) -> u64 {
+        let Message::Bundle { crls, .. } = message else {
+            panic!("expected a bundle, got {message:?}")
+        };
+        crls.iter()
+            .filter_map(|c| super::super::crl_number(c))
+            .max()
+            .expect("numbered lists")
+    }
+
+    #[test]
+    fn crl_numbers_are_durable_before_lists_leave_so_a_restarted_ca_never_reuses_them() {
+        let (cfg, addrs, _, _) = setup();
+        let mut disk = Disk::default();
+        let refresh = (cfg.policy.crl_lifetime.as_secs() / 4) as i64;
+        let mut ca = CaRole::start(&mut disk, [[1; 32], [2; 32], [3; 32]], cfg.clone(), addrs.clone(), NOW).unwrap();
+        // Lists re-signed twice, each time sent out.
+        let first = crl_number_of(&ca.bundle_message(&mut disk, NOW).unwrap());
+        let second = crl_number_of(&ca.bundle_message(&mut disk, NOW + refresh).unwrap());
+        assert!(second > first);
+        // Power cut: only what was synced survives; the CA restarts from its record.
+        disk.crash_keeping(0);
+        let mut again = CaRole::start(&mut disk, [[1; 32], [2; 32], [3; 32]], cfg, addrs, NOW + refresh).unwrap();
+        let third = crl_number_of(&again.bundle_message(&mut disk, NOW + 2 * refresh).unwrap());
+        assert!(
+            third > second,
+            "the restarted CA numbered its lists {third}, not above the {second} nodes already hold"
+        );
     }
 
     fn issued_serial(reply: Option<Message>) -> Vec<u8> {

@@ -36,6 +36,8 @@
 //! - `tc_refused` (0, reason): the CA refused our request; `tc_ca_refused` (0, reason) at the
 //!   CA; `tc_issued` (0, 1) at the CA; `tc_rotation` (0, count); `tc_retired` (0, 1);
 //!   `tc_revoked` (node, 1).
+//! - `tc_trust_stale` (CRL number offered, how far below the held one): a bundle and lists
+//!   older than those held (delayed, duplicated or replayed) were refused.
 //! - `tc_storage_error`, `tc_malformed`.
 //!
 //! A node that runs over STOQ hands what it presents and trusts to its transport through a
@@ -101,6 +103,17 @@ pub const MOUNT: Mount = Mount::new("trustchain", Channel(2));
 
 /// The context the TrustChain node is called with.
 type Cx<'a> = Context<'a, Timer>;
+
+/// A revocation list's CRL number, if it carries one that fits 64 bits.
+fn crl_number(der: &[u8]) -> Option<u64> {
+    let (_, crl) = x509_parser::parse_x509_crl(der).ok()?;
+    let digits = crl.crl_number()?.to_u64_digits();
+    match digits.as_slice() {
+        [] => Some(0),
+        [n] => Some(*n),
+        _ => None,
+    }
+}
 
 fn class_index(e: &ValidationError) -> i64 {
     ValidationError::CLASSES
@@ -180,6 +193,11 @@ pub struct TrustNode {
     publisher: Option<Box<dyn Publisher>>,
     /// Bumped whenever the bundle or the revocation lists change.
     trust_revision: u64,
+    /// The highest CRL number among the lists installed: the CA numbers its lists from one
+    /// counter it keeps durable, and re-signs them at every rotation, retirement and revocation,
+    /// so a trust update whose lists are numbered lower is an older one (delayed, duplicated or
+    /// replayed) and would un-revoke a node. Kept with the node's state.
+    trust_number: u64,
     /// What the publisher was last told: the chain and the trust revision (`None` before the
     /// first publication).
     published: Option<(Option<Vec<Bytes>>, u64)>,
@@ -215,6 +233,7 @@ impl TrustNode {
             seq: 0,
             publisher: None,
             trust_revision: 0,
+            trust_number: 0,
             published: None,
         }
     }
@@ -283,6 +302,7 @@ impl TrustNode {
         let bundle = self.bundle.as_ref().map(TrustBundle::encode).unwrap_or_default();
         out.extend_from_slice(&(bundle.len() as u32).to_be_bytes());
         out.extend_from_slice(&bundle);
+        out.extend_from_slice(&self.trust_number.to_be_bytes());
         self.seq += 1;
         if durable::save(env, NODE_STATE, self.seq, &out).is_err() {
             env.probe(Probe::new("tc_storage_error", 0, 1));
@@ -308,6 +328,8 @@ impl TrustNode {
         }
         let len = u32::from_be_bytes(take(4)?.try_into().ok()?) as usize;
         let bundle = take(len)?;
+        // Absent from state written before trust updates were ordered: 0 accepts the next.
+        self.trust_number = take(8).map_or(0, |b| u64::from_be_bytes(b.try_into().expect("8 bytes")));
         self.chain = (!chain.is_empty()).then_some(chain);
         self.bundle = TrustBundle::decode(bundle).ok();
         self.trust_revision += 1;
@@ -458,6 +480,16 @@ impl TrustNode {
             env.probe(Probe::new("tc_malformed", self.cfg.ca as u64, 1));
             return false;
         };
+        let number = crls.iter().filter_map(|c| crl_number(c)).max().unwrap_or(0);
+        if number < self.trust_number {
+            // An older update than the one held: taking it could drop a revocation.
+            env.probe(Probe::new(
+                "tc_trust_stale",
+                number,
+                (self.trust_number - number) as i64,
+            ));
+            return false;
+        }
         let now = Self::now_s(env);
         let roots = bundle.roots_at(now);
         match self.pinned_root {
@@ -471,6 +503,11 @@ impl TrustNode {
         if self.bundle.as_ref() != Some(&bundle) {
             self.bundle = Some(bundle);
             self.trust_revision += 1;
+        }
+        if self.trust_number != number {
+            self.trust_number = number;
+            // Durable with the bundle, so a restarted node still refuses what is older.
+            self.save(env);
         }
         if crls != self.crls {
             self.crls = crls;
@@ -779,7 +816,10 @@ impl TrustNode {
     fn push_bundle(&mut self, env: &mut Cx<'_>) {
         let now = Self::now_s(env);
         let Some(ca) = self.ca.as_mut() else { return };
-        let message = ca.bundle_message(now);
+        let Some(message) = ca.bundle_message(env, now) else {
+            env.probe(Probe::new("tc_storage_error", 0, 4));
+            return;
+        };
         let push = ca.push_bundles();
         // The CA's own node takes it at once.
         self.on_ca_message(env, message.clone());
@@ -877,8 +917,10 @@ impl TrustNode {
             self.schedule_renewal(env);
             if self.is_ca() {
                 let now = Self::now_s(env);
-                let message = self.ca.as_mut().expect("checked").bundle_message(now);
-                self.on_ca_message(env, message);
+                match self.ca.as_mut().expect("checked").bundle_message(env, now) {
+                    Some(message) => self.on_ca_message(env, message),
+                    None => env.probe(Probe::new("tc_storage_error", 0, 4)),
+                }
             } else {
                 self.fetch_until_verified(env);
             }
