@@ -41,6 +41,9 @@ pub enum TrustchainCommand {
     /// The CA itself.
     #[command(subcommand)]
     Ca(CaCommand),
+    /// The certificate-transparency log.
+    #[command(subcommand)]
+    Ct(CtCommand),
     /// Prints a join token: the credential with which one node enrolls once.
     Token {
         /// The CA's state directory.
@@ -211,6 +214,25 @@ pub enum CaCommand {
     },
 }
 
+/// The CA's certificate-transparency log.
+#[derive(Subcommand)]
+pub enum CtCommand {
+    /// Checks every record of the log, the committed size it recorded, and the signed tree heads
+    /// given (as `/ct/sth` serves them: JSON, one per line), without changing anything. Exit 0:
+    /// sound; 1: damage found (each problem said in words); 2: bad input.
+    Verify {
+        /// The CA's state directory.
+        #[command(flatten)]
+        state: StateDir,
+        /// A file of signed tree heads the log published (JSON lines); repeatable.
+        #[arg(long = "heads", value_name = "FILE")]
+        heads: Vec<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// Where the CA's state lives.
 #[derive(Args)]
 pub struct StateDir {
@@ -251,6 +273,7 @@ pub fn run(command: TrustchainCommand) -> ExitCode {
             &server_name,
         ),
         TrustchainCommand::Ca(CaCommand::Install { state, out }) => install(&state.dir, &out),
+        TrustchainCommand::Ct(CtCommand::Verify { state, heads, json }) => verify_log(&state.dir, &heads, json),
         TrustchainCommand::Token {
             state,
             name,
@@ -661,6 +684,97 @@ fn describe_revocation(r: &Revocation) -> String {
         ),
     }
     out
+}
+
+/// `trustchain ct verify`: read-only, so it needs no lock (a running `serve` may be appending;
+/// a record it has not committed yet is reported as a torn tail, not as damage).
+fn verify_log(dir: &Path, head_files: &[PathBuf], json: bool) -> Result<ExitCode, Failure> {
+    let mut storage = DirStorage::open(dir)?;
+    let public = PublicMaterial::load(&mut storage)?;
+    let mut heads = Vec::new();
+    for file in head_files {
+        let text = fs::read_to_string(file).map_err(|e| Failure(format!("cannot read {}: {e}", file.display())))?;
+        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let head = parse_head(line).map_err(|e| Failure(format!("{}:{}: {e}", file.display(), n + 1)))?;
+            heads.push(head);
+        }
+    }
+    let report = trustchain::ct::verify(
+        &mut storage,
+        trustchain_service::LOG_FILE,
+        &heads,
+        &public.log_public_key,
+    )?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "sound": report.is_sound(),
+                "entries": report.entries,
+                "bytes": report.bytes,
+                "file_bytes": report.file_bytes,
+                "committed": report.committed,
+                "heads_checked": report.heads_checked,
+                "problems": report.problems,
+            })
+        );
+    } else {
+        println!(
+            "{} whole records ({} of {} bytes); committed: {}; {} tree head(s) checked",
+            report.entries,
+            report.bytes,
+            report.file_bytes,
+            report
+                .committed
+                .map_or("no marker (a log written before markers)".to_string(), |c| c
+                    .to_string()),
+            report.heads_checked
+        );
+        for problem in &report.problems {
+            println!("problem: {problem}");
+        }
+        if report.is_sound() {
+            println!("the log is sound");
+        }
+    }
+    Ok(if report.is_sound() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_INVALID)
+    })
+}
+
+/// One signed tree head as `/ct/sth` serves it.
+fn parse_head(line: &str) -> Result<trustchain::ct::SignedTreeHead, String> {
+    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("not a JSON tree head: {e}"))?;
+    let field = |name: &str| v.get(name).ok_or_else(|| format!("tree head without `{name}`"));
+    let number = |name: &str| field(name)?.as_u64().ok_or_else(|| format!("`{name}` is not a number"));
+    let bytes = |name: &str, len: usize| -> Result<Vec<u8>, String> {
+        let text = field(name)?
+            .as_str()
+            .ok_or_else(|| format!("`{name}` is not a string"))?;
+        let decoded = unhex(text).ok_or_else(|| format!("`{name}` is not hex"))?;
+        if decoded.len() != len {
+            return Err(format!("`{name}` has {} bytes, not {len}", decoded.len()));
+        }
+        Ok(decoded)
+    };
+    Ok(trustchain::ct::SignedTreeHead {
+        tree_size: number("tree_size")?,
+        timestamp_ms: number("timestamp_ms")?,
+        root_hash: bytes("root_hash", 32)?.try_into().expect("32 bytes"),
+        signature: bytes("signature", 64)?.try_into().expect("64 bytes"),
+    })
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -668,3 +668,71 @@ fn a_root_key_kept_offline_is_needed_only_to_rotate() {
         );
     }
 }
+
+#[test]
+fn ct_verify_checks_the_log_and_a_damaged_committed_record_stops_the_ca_with_the_way_out() {
+    let dir = fresh_dir("ct-verify");
+    let (state, _) = ca_with_trust(&dir);
+    let state_arg = state.to_str().unwrap();
+    let csr = csr(&dir);
+    for _ in 0..2 {
+        let out = run_trustchain(&[
+            "issue",
+            "--state",
+            state_arg,
+            "--csr",
+            csr.to_str().unwrap(),
+            "--approve",
+            "--name",
+            "node-1.mesh",
+            "--addr",
+            "fd00::1",
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["ct", "verify", "--state", state_arg];
+        args.extend_from_slice(extra);
+        run_trustchain(&args)
+    };
+    let sound = verify(&["--json"]);
+    assert!(sound.status.success(), "{}{}", text(&sound.stdout), text(&sound.stderr));
+    let report = json(text(&sound.stdout).trim());
+    assert_eq!(report["sound"], true);
+    let entries = report["entries"].as_u64().unwrap();
+    assert!(entries >= 2, "{report}");
+    assert_eq!(report["committed"].as_u64(), Some(entries));
+
+    // Rot inside the first record: entries signed heads may cover are damaged.
+    let log = state.join(trustchain_service::LOG_FILE);
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes[20] ^= 0x40;
+    std::fs::write(&log, &bytes).unwrap();
+    let damaged = verify(&[]);
+    assert_eq!(damaged.status.code(), Some(1), "{}", text(&damaged.stdout));
+    assert!(
+        text(&damaged.stdout).contains("record 0 at byte 0 is damaged"),
+        "{}",
+        text(&damaged.stdout)
+    );
+    // The CA refuses to open it rather than cut committed entries, and says what to do.
+    let refused = run_trustchain(&[
+        "issue",
+        "--state",
+        state_arg,
+        "--csr",
+        csr.to_str().unwrap(),
+        "--approve",
+        "--name",
+        "node-1.mesh",
+        "--addr",
+        "fd00::1",
+    ]);
+    assert_eq!(refused.status.code(), Some(2));
+    let message = text(&refused.stderr);
+    assert!(
+        message.contains("at byte 0") && message.contains("trustchain ct verify"),
+        "{message}"
+    );
+    assert_eq!(std::fs::read(&log).unwrap(), bytes, "a committed entry was cut");
+}
