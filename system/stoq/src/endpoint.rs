@@ -12,6 +12,17 @@
 //! request frame, answered by one response frame; a *bulk stream* is unidirectional (kind byte
 //! `0x02`, an 8-byte tag, then raw bytes to the end). Unreliable messages travel as QUIC
 //! DATAGRAM frames.
+//!
+//! No data from an unverified peer: TLS 1.3 authenticates the client last, and its Finished can
+//! share a UDP datagram (or a receive batch) with 1-RTT packets carrying DATAGRAM and STREAM
+//! frames, which quinn-proto takes in before the endpoint has bound the certificate to the
+//! address (`on_connected`). Application data leaves quinn-proto only through
+//! `receive_datagrams`, `accept_streams` and `read_stream`, and each does nothing until the
+//! connection is verified (`Conn::verified`): until then the data stays in quinn-proto, bounded by the
+//! receive windows (`connection_window`, `stream_window`, `streams_max`) and the datagram buffer
+//! (`DATAGRAM_RECEIVE_BYTES_MAX`), and is taken once the peer is verified, right after
+//! [`Event::Connected`]. A peer refused instead has its unread data discarded with its
+//! connection and counted (`refused_data_discarded`).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -950,19 +961,9 @@ impl Endpoint {
             E::HandshakeDataReady | E::DatagramsUnblocked => {}
             E::Connected => self.on_connected(env, ch),
             E::ConnectionLost { reason } => self.on_lost(env, ch, reason),
-            E::Stream(StreamEvent::Opened { dir }) => {
-                let max = self.config.frame_bytes_max;
-                while let Some(id) = self.conns.get_mut(&ch).and_then(|c| c.quic.streams().accept(dir)) {
-                    let state = match dir {
-                        Dir::Uni => Inbound::Unknown(BytesMut::new()),
-                        Dir::Bi => Inbound::Request(FrameReader::new(max)),
-                    };
-                    if let Some(conn) = self.conns.get_mut(&ch) {
-                        conn.inbound.insert(id, state);
-                    }
-                    self.read_stream(env, ch, id);
-                }
-            }
+            // These three do nothing before the peer is verified: the data waits in quinn-proto
+            // and `on_connected` takes it (see the module's documentation).
+            E::Stream(StreamEvent::Opened { dir }) => self.accept_streams(env, ch, dir),
             E::Stream(StreamEvent::Readable { id }) => self.read_stream(env, ch, id),
             E::Stream(StreamEvent::Writable { id }) => {
                 let Some(conn) = self.conns.get_mut(&ch) else { return };
@@ -1006,15 +1007,60 @@ impl Endpoint {
                     );
                 }
             }
-            E::DatagramReceived => {
-                let Some(conn) = self.conns.get_mut(&ch) else { return };
-                let peer = conn.remote;
-                while let Some(payload) = conn.quic.datagrams().recv() {
-                    self.stats.messages_received += 1;
-                    emit(&mut self.events, Event::Message { peer, payload });
-                }
+            E::DatagramReceived => self.receive_datagrams(ch),
+        }
+    }
+
+    /// Hands the peer's unreliable messages to the owner, once it is verified.
+    fn receive_datagrams(&mut self, ch: ConnectionHandle) {
+        let Some(conn) = self.conns.get_mut(&ch).filter(|c| c.verified()) else {
+            return;
+        };
+        let peer = conn.remote;
+        while let Some(payload) = conn.quic.datagrams().recv() {
+            self.stats.messages_received += 1;
+            emit(&mut self.events, Event::Message { peer, payload });
+        }
+    }
+
+    /// Accepts and reads the streams the peer opened in direction `dir`, once it is verified.
+    fn accept_streams(&mut self, env: &mut dyn Env, ch: ConnectionHandle, dir: Dir) {
+        let max = self.config.frame_bytes_max;
+        while let Some(id) = self
+            .conns
+            .get_mut(&ch)
+            .filter(|c| c.verified())
+            .and_then(|c| c.quic.streams().accept(dir))
+        {
+            let state = match dir {
+                Dir::Uni => Inbound::Unknown(BytesMut::new()),
+                Dir::Bi => Inbound::Request(FrameReader::new(max)),
+            };
+            if let Some(conn) = self.conns.get_mut(&ch) {
+                conn.inbound.insert(id, state);
+            }
+            self.read_stream(env, ch, id);
+        }
+    }
+
+    /// Discards what a refused peer sent that was never read (all of it, if it was refused before
+    /// it was verified), counting DATAGRAM frames and streams in `refused_data_discarded`. The
+    /// connection is closing, so its streams end with it.
+    fn discard_unread(&mut self, ch: ConnectionHandle) {
+        let Some(conn) = self.conns.get_mut(&ch) else { return };
+        let mut discarded = 0;
+        while conn.quic.datagrams().recv().is_some() {
+            discarded += 1;
+        }
+        for dir in [Dir::Bi, Dir::Uni] {
+            while conn.quic.streams().accept(dir).is_some() {
+                discarded += 1;
             }
         }
+        if discarded > 0 {
+            tracing::debug!(peer = %conn.remote, discarded, "data from a peer refused before it was verified, discarded unread");
+        }
+        self.stats.refused_data_discarded += discarded;
     }
 
     fn on_connected(&mut self, env: &mut dyn Env, ch: ConnectionHandle) {
@@ -1052,6 +1098,14 @@ impl Endpoint {
         self.peers.insert(remote, ch);
         emit(&mut self.events, Event::Connected { peer: remote, identity });
         self.release_queue(ch);
+        // Anything announced before this moment waited in quinn-proto; take it now, datagrams
+        // first, then streams (quinn-proto's own order). quinn-proto 0.11 drops 1-RTT packets
+        // until its handshake completes and reports `Connected` before the data that came with
+        // it, so this mostly finds nothing; it keeps the gate from stranding data (a stream is
+        // announced once) if that changes.
+        self.receive_datagrams(ch);
+        self.accept_streams(env, ch, Dir::Bi);
+        self.accept_streams(env, ch, Dir::Uni);
     }
 
     fn fail(&mut self, env: &mut dyn Env, ch: ConnectionHandle, class: &'static str, reason: String) {
@@ -1070,6 +1124,8 @@ impl Endpoint {
         // Reported now; the loss that follows stays quiet.
         conn.closing = Some(String::new());
         self.close_conn(env, ch, code::IDENTITY_MISMATCH, reason);
+        // Whatever it sent and was not read (all of it, if it was never verified) goes now.
+        self.discard_unread(ch);
     }
 
     fn on_lost(&mut self, env: &mut dyn Env, ch: ConnectionHandle, reason: ConnectionError) {
@@ -1158,7 +1214,9 @@ impl Endpoint {
     }
 
     fn read_stream(&mut self, env: &mut dyn Env, ch: ConnectionHandle, id: StreamId) {
-        let Some(conn) = self.conns.get_mut(&ch) else { return };
+        let Some(conn) = self.conns.get_mut(&ch).filter(|c| c.verified()) else {
+            return;
+        };
         let peer = conn.remote;
         let mut pieces = Vec::new();
         let mut end: Option<Result<(), u64>> = None;
@@ -1356,6 +1414,13 @@ impl Endpoint {
 }
 
 impl Conn {
+    /// Whether the peer's data may reach the owner: its chain was validated (by the TLS
+    /// verifier) and bound to its address (`on_connected` set `identity`), and it has not been
+    /// refused or closed since. Nothing is read from quinn-proto for a connection that is not.
+    fn verified(&self) -> bool {
+        self.identity.is_some() && self.closing.is_none()
+    }
+
     fn new(quic: quinn_proto::Connection, remote: SocketAddr) -> Self {
         Conn {
             quic,

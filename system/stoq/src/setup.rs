@@ -114,8 +114,15 @@ impl QuicSetup {
     }
 }
 
+/// Bytes of received DATAGRAM frames a connection holds until the endpoint takes them (past it
+/// quinn-proto drops the oldest). It bounds what a peer's unreliable messages occupy while its
+/// identity is not verified yet, when the endpoint reads nothing from it; quinn-proto's default,
+/// named here.
+pub(crate) const DATAGRAM_RECEIVE_BYTES_MAX: usize = 1_250_000;
+
 fn transport_config(config: &StoqConfig) -> TransportConfig {
     let mut t = TransportConfig::default();
+    t.datagram_receive_buffer_size(Some(DATAGRAM_RECEIVE_BYTES_MAX));
     t.max_concurrent_bidi_streams(VarInt::from_u32(config.streams_max));
     t.max_concurrent_uni_streams(VarInt::from_u32(config.streams_max));
     t.stream_receive_window(VarInt::from_u32(config.stream_window));

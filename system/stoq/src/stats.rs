@@ -44,6 +44,10 @@ pub struct StoqStats {
     pub unreliable_too_large: u64,
     /// Messages received (both kinds).
     pub messages_received: u64,
+    /// DATAGRAM frames and streams a peer sent that were never read because it was refused:
+    /// TLS 1.3 authenticates the client last, so data can arrive with (or, from a malicious
+    /// client, before) the certificate the endpoint then refuses. It is discarded unread.
+    pub refused_data_discarded: u64,
     /// Messages still queued when their connection failed.
     pub messages_dropped: u64,
     /// Sends refused because the peer's queue was full.

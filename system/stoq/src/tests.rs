@@ -5,8 +5,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use runtime::{Actor, Duration, Env};
-use simulator::{LinkModel, NetworkModel, NodeSpec, SimTime, Simulation, SIM_EPOCH_UNIX_SECS};
+use runtime::{Actor, DetRng, Duration, Env};
+use simulator::{
+    Intercepted, Interceptor, LinkEnds, LinkModel, NetworkModel, NodeSpec, SimTime, Simulation, SIM_EPOCH_UNIX_SECS,
+};
 use trustchain::ca::{key_from_seed, Authority, CaPolicy, NodeIdentity};
 use trustchain::trust::TrustBundle;
 
@@ -64,6 +66,8 @@ enum Action {
 
 type Log = Arc<Mutex<Vec<(u32, Event)>>>;
 type Errors = Arc<Mutex<Vec<(u32, StoqError)>>>;
+/// Each node's endpoint counters, as of its last call.
+type Stats = Arc<Mutex<std::collections::BTreeMap<u32, StoqStats>>>;
 
 struct Node {
     index: u32,
@@ -74,6 +78,7 @@ struct Node {
     endpoint: Option<Endpoint>,
     log: Log,
     errors: Errors,
+    stats: Stats,
     /// Bulk bytes still to write: stream and remaining chunks.
     bulk: Option<(BulkId, Vec<Bytes>)>,
 }
@@ -102,6 +107,7 @@ impl Node {
             }
             self.log.lock().unwrap().push((self.index, ev));
         }
+        self.stats.lock().unwrap().insert(self.index, ep.stats().clone());
     }
 
     fn bulk_more(&mut self, env: &mut dyn Env) {
@@ -196,6 +202,7 @@ struct Setup {
 struct Outcome {
     log: Vec<(u32, Event)>,
     errors: Vec<(u32, StoqError)>,
+    stats: std::collections::BTreeMap<u32, StoqStats>,
     trace_hash: String,
 }
 
@@ -226,10 +233,16 @@ impl Outcome {
 }
 
 fn run(setup: Setup) -> Outcome {
+    run_intercepted(setup, None)
+}
+
+/// [`run`] with a man in the middle on every link.
+fn run_intercepted(setup: Setup, interceptor: Option<Box<dyn Interceptor>>) -> Outcome {
     let log: Log = Arc::default();
     let errors: Errors = Arc::default();
+    let stats: Stats = Arc::default();
     let nodes = setup.nodes.clone();
-    let (l, e) = (log.clone(), errors.clone());
+    let (l, e, st) = (log.clone(), errors.clone(), stats.clone());
     let factory = move |i: u32| -> Box<dyn Actor> {
         let (credentials, trust, config, script) = nodes[i as usize].clone();
         Box::new(Node {
@@ -241,10 +254,14 @@ fn run(setup: Setup) -> Outcome {
             endpoint: None,
             log: l.clone(),
             errors: e.clone(),
+            stats: st.clone(),
             bulk: None,
         })
     };
     let mut sim = Simulation::new(setup.seed, NetworkModel::new(setup.link), Box::new(factory));
+    if let Some(interceptor) = interceptor {
+        sim.set_interceptor(interceptor);
+    }
     for i in 0..setup.nodes.len() as u32 {
         sim.add_node(NodeSpec {
             addrs: vec![addr(i)],
@@ -255,6 +272,7 @@ fn run(setup: Setup) -> Outcome {
     let outcome = Outcome {
         log: log.lock().unwrap().clone(),
         errors: errors.lock().unwrap().clone(),
+        stats: stats.lock().unwrap().clone(),
         trace_hash: sim.trace_hash(),
     };
     outcome
@@ -495,6 +513,184 @@ fn a_certificate_for_another_address_is_refused_as_name_mismatch() {
         out.failures(0).iter().map(|f| f.0).collect::<Vec<_>>(),
         vec!["name_mismatch"]
     );
+}
+
+/// Joins node 0's first Handshake datagram (its certificate, CertificateVerify and Finished) and
+/// the 1-RTT datagram it sends right after into one UDP datagram, as RFC 9000 §12.2 allows
+/// (long-header packets carry their length; the short-header one goes last). quinn-proto
+/// coalesces them itself when the chain leaves room; with STOQ's chains at a 1,200-byte MTU it
+/// sends two datagrams, which a receive batch on real sockets hands to the endpoint together
+/// all the same, and which a malicious client can join at will.
+struct CoalesceFirstFlight {
+    held: Option<Bytes>,
+    /// Set once the coalesced datagram went out.
+    joined: Arc<Mutex<bool>>,
+}
+
+impl Interceptor for CoalesceFirstFlight {
+    fn intercept(&mut self, link: LinkEnds, payload: Bytes, _rng: &mut DetRng) -> Intercepted {
+        let joined = *self.joined.lock().unwrap();
+        let Some(&first) = payload.first() else {
+            return Intercepted::Pass(payload);
+        };
+        let long_header = first & 0x80 != 0;
+        let handshake = long_header && (first & 0x30) >> 4 == 2;
+        if link.from_node != 0 || joined {
+            return Intercepted::Pass(payload);
+        }
+        match self.held.take() {
+            None if handshake => {
+                self.held = Some(payload);
+                Intercepted::Dropped
+            }
+            Some(held) if !long_header => {
+                *self.joined.lock().unwrap() = true;
+                let mut both = held.to_vec();
+                both.extend_from_slice(&payload);
+                Intercepted::Mutated(Bytes::from(both))
+            }
+            held => {
+                self.held = held;
+                Intercepted::Pass(payload)
+            }
+        }
+    }
+}
+
+/// TLS 1.3 authenticates the client last: its Finished (after its certificate) can share a UDP
+/// datagram with the 1-RTT packet carrying what it queued before the handshake (DATAGRAM
+/// frames, its message stream, a request stream). quinn-proto processes the whole datagram, so
+/// the server holds that data before STOQ has bound the certificate to the address. A refused
+/// peer's data must never reach the owner, and is discarded (counted) with its connection.
+#[test]
+fn data_coalesced_with_a_refused_clients_finished_never_reaches_the_owner() {
+    let mut ca = ca(1);
+    // Node 0 presents node 2's certificate (a valid chain, the wrong address), and queues
+    // messages of every kind before its handshake, so they ride with its Finished.
+    let stolen = credentials(&mut ca, 2, 12);
+    let c1 = credentials(&mut ca, 1, 11);
+    let t = trust(&mut ca);
+    let joined = Arc::new(Mutex::new(false));
+    let out = run_intercepted(
+        Setup {
+            seed: 3,
+            nodes: vec![
+                (
+                    stolen,
+                    t.clone(),
+                    seeded(0),
+                    vec![
+                        (10, Action::Unreliable(1, "datagram one")),
+                        (10, Action::Unreliable(1, "datagram two")),
+                        (10, Action::Send(1, "on the message stream")),
+                        (10, Action::Request(1, "a request")),
+                    ],
+                ),
+                (c1, t, seeded(1), vec![]),
+            ],
+            link: LinkModel::default(),
+            run_ms: 3_000,
+        },
+        Some(Box::new(CoalesceFirstFlight {
+            held: None,
+            joined: joined.clone(),
+        })),
+    );
+    assert!(*joined.lock().unwrap(), "the first flight was coalesced");
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let heard: Vec<&Event> = out
+        .events(1)
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Message { .. } | Event::Request { .. } | Event::BulkOpened { .. } | Event::BulkData { .. }
+            )
+        })
+        .collect();
+    assert!(heard.is_empty(), "the server heard a refused peer: {heard:?}");
+    assert_eq!(
+        out.failures(1).iter().map(|f| f.0).collect::<Vec<_>>(),
+        vec!["name_mismatch"]
+    );
+    assert_eq!(
+        out.failures(0).iter().map(|f| f.0).collect::<Vec<_>>(),
+        vec!["name_mismatch"]
+    );
+    // It did arrive with the Finished: two DATAGRAM frames, the message stream and the request
+    // stream, discarded unread.
+    assert_eq!(out.stats[&1].refused_data_discarded, 4);
+    assert_eq!(out.stats[&1].messages_received + out.stats[&1].requests_received, 0);
+}
+
+/// The same coalesced first flight from a client whose certificate names its own address: the
+/// data held back until its identity is verified reaches the owner right after `Connected`,
+/// none of it lost.
+#[test]
+fn data_coalesced_with_a_verified_clients_finished_arrives_after_connected() {
+    let mut ca = ca(1);
+    let c0 = credentials(&mut ca, 0, 10);
+    let c1 = credentials(&mut ca, 1, 11);
+    let t = trust(&mut ca);
+    let joined = Arc::new(Mutex::new(false));
+    let out = run_intercepted(
+        Setup {
+            seed: 3,
+            nodes: vec![
+                (
+                    c0,
+                    t.clone(),
+                    seeded(0),
+                    vec![
+                        (10, Action::Unreliable(1, "datagram one")),
+                        (10, Action::Unreliable(1, "datagram two")),
+                        (10, Action::Send(1, "on the message stream")),
+                        (10, Action::Request(1, "a request")),
+                    ],
+                ),
+                (c1, t, seeded(1), vec![]),
+            ],
+            link: LinkModel::default(),
+            run_ms: 3_000,
+        },
+        Some(Box::new(CoalesceFirstFlight {
+            held: None,
+            joined: joined.clone(),
+        })),
+    );
+    assert!(*joined.lock().unwrap(), "the first flight was coalesced");
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let server: Vec<String> = out
+        .events(1)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Connected { .. } => Some("connected".to_string()),
+            Event::Message { payload, .. } | Event::Request { payload, .. } => {
+                Some(String::from_utf8_lossy(payload).into_owned())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        server,
+        vec![
+            "connected",
+            "datagram one",
+            "datagram two",
+            "a request",
+            "on the message stream"
+        ]
+    );
+    assert_eq!(out.stats[&1].refused_data_discarded, 0);
+    let responses: Vec<_> = out
+        .events(0)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Response { result, .. } => Some(result.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(responses, vec![Ok(Bytes::from_static(b"re:a request"))]);
 }
 
 #[test]
