@@ -18,10 +18,14 @@ pub mod trustchain;
 /// Exit code for bad input (flags, files, unreachable services).
 pub const EXIT_BAD_INPUT: u8 = 2;
 
-/// Errors and warnings on stderr, `RUST_LOG`-free: what an operator must act on.
+/// Errors and warnings on stderr, `RUST_LOG`-free: what an operator must act on. Coloured only
+/// on a terminal (and without `NO_COLOR`): logs collected from a pipe carry no escape codes.
 pub fn init_logging() {
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_max_level(tracing::Level::WARN)
         .init();
 }

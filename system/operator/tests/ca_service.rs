@@ -736,3 +736,35 @@ fn ct_verify_checks_the_log_and_a_damaged_committed_record_stops_the_ca_with_the
     );
     assert_eq!(std::fs::read(&log).unwrap(), bytes, "a committed entry was cut");
 }
+
+#[test]
+fn a_warning_written_to_a_pipe_carries_no_terminal_colour_codes() {
+    let dir = fresh_dir("plain-logs");
+    let (state, _) = ca_with_trust(&dir);
+    let csr = csr(&dir);
+    let issue = || {
+        run_trustchain(&[
+            "issue",
+            "--state",
+            state.to_str().unwrap(),
+            "--csr",
+            csr.to_str().unwrap(),
+            "--approve",
+            "--name",
+            "node-1.mesh",
+            "--addr",
+            "fd00::1",
+        ])
+    };
+    assert!(issue().status.success());
+    // A torn tail past the committed records: opening the CA drops it, with a warning.
+    let log = state.join(trustchain_service::LOG_FILE);
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes.extend_from_slice(&[0x55; 5]);
+    std::fs::write(&log, &bytes).unwrap();
+    let out = issue();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("dropped a torn last record"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "colour codes on a pipe: {stderr:?}");
+}
