@@ -78,4 +78,19 @@ mod tests {
         disk.write_all_synced("s.b", b"").unwrap();
         assert_eq!(load(&mut disk, "s").unwrap(), Some((2, b"two".to_vec())));
     }
+
+    #[test]
+    fn a_rotted_bit_in_the_newest_slot_is_detected_and_the_previous_state_loads() {
+        for byte in 0..(20 + 4) {
+            let mut disk = Disk::default();
+            save(&mut disk, "s", 1, b"one").unwrap();
+            save(&mut disk, "s", 2, b"four").unwrap();
+            disk.files.get_mut("s.a").unwrap()[byte] ^= 0x08;
+            assert_eq!(
+                load(&mut disk, "s").unwrap(),
+                Some((1, b"one".to_vec())),
+                "a flip in byte {byte} of the newest slot was trusted"
+            );
+        }
+    }
 }
