@@ -20,6 +20,7 @@ mod config;
 mod endpoint;
 pub mod frame;
 mod from_trustchain;
+#[cfg(feature = "bench-plaintext")]
 mod plaintext;
 mod random;
 mod setup;

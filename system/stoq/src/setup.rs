@@ -11,17 +11,22 @@ use runtime::DetRng;
 
 use crate::config::{Randomness, StoqConfig};
 use crate::endpoint::SetupError;
+#[cfg(feature = "bench-plaintext")]
 use crate::plaintext::{PlaintextClient, PlaintextServer};
 use crate::random::{self, Installed, SeededCids, SharedRng};
 use crate::tls::{Credentials, Security, TlsSetupError, Trust};
 
-/// Whether application data is encrypted.
+/// Whether application data is encrypted. Non-exhaustive because the `bench-plaintext` feature
+/// adds a variant: a match written without it must still compile where another crate enables it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PacketProtection {
     /// As QUIC requires: AEAD on every packet (AES-GCM or ChaCha20-Poly1305, rustls on ring).
     Encrypted,
-    /// **Benchmarks only**: authenticated handshake, then plaintext application data, to
-    /// measure what encryption costs. Never on a real network.
+    /// **Benchmarks only**, behind the `bench-plaintext` feature: authenticated handshake, then
+    /// plaintext application data, to measure what encryption costs. Never on a real network,
+    /// and absent from production builds.
+    #[cfg(feature = "bench-plaintext")]
     PlaintextForBenchmarks,
 }
 
@@ -76,6 +81,7 @@ impl QuicSetup {
         );
         let server_tls = match protection {
             PacketProtection::Encrypted => server_tls,
+            #[cfg(feature = "bench-plaintext")]
             PacketProtection::PlaintextForBenchmarks => Arc::new(PlaintextServer(server_tls)),
         };
         let mut server = quinn_proto::ServerConfig::new(server_tls, Arc::new(token_key));
@@ -91,6 +97,7 @@ impl QuicSetup {
         );
         let client_tls = match protection {
             PacketProtection::Encrypted => client_tls,
+            #[cfg(feature = "bench-plaintext")]
             PacketProtection::PlaintextForBenchmarks => Arc::new(PlaintextClient(client_tls)),
         };
         let mut client = quinn_proto::ClientConfig::new(client_tls);
