@@ -693,6 +693,79 @@ fn data_coalesced_with_a_verified_clients_finished_arrives_after_connected() {
     assert_eq!(responses, vec![Ok(Bytes::from_static(b"re:a request"))]);
 }
 
+/// The same refusal on real sockets, with no coalescing: the refused client's Finished and its
+/// 1-RTT datagram reach the server in one receive batch (`recvmmsg`, GRO), which the endpoint
+/// takes in whole before it looks at events (`more_datagrams_follow`), so quinn-proto holds the
+/// data before the certificate is bound to the address, as in the coalesced case.
+#[test]
+fn data_in_the_receive_batch_of_a_refused_clients_finished_never_reaches_the_owner() {
+    let mut ca = ca(1);
+    let stolen = credentials(&mut ca, 2, 12);
+    let c1 = credentials(&mut ca, 1, 11);
+    let t = trust(&mut ca);
+    let at_epoch = |i: u32| {
+        let mut env = runtime::RecordingEnv::new(addr(i), u64::from(i));
+        env.wall_epoch = runtime::WallTime::from_unix_nanos(SIM_EPOCH_UNIX_SECS * 1_000_000_000);
+        env
+    };
+    let (mut client_env, mut server_env) = (at_epoch(0), at_epoch(1));
+    let mut client = Endpoint::new(&mut client_env, seeded(0), Some(&stolen), t.clone()).unwrap();
+    let mut server = Endpoint::new(&mut server_env, seeded(1), Some(&c1), t).unwrap();
+    client
+        .send_unreliable(&mut client_env, addr(1), Bytes::from_static(b"datagram"))
+        .unwrap();
+    client
+        .send(&mut client_env, addr(1), Bytes::from_static(b"message"))
+        .unwrap();
+    client
+        .request(&mut client_env, addr(1), Bytes::from_static(b"request"))
+        .unwrap();
+    let mut heard = Vec::new();
+    let mut largest_batch = 0;
+    // Each side takes what the other sent as one batch; no time passes, nothing is lost.
+    for _ in 0..10 {
+        let flight = client_env.take_sent();
+        largest_batch = largest_batch.max(flight.len());
+        let last = flight.len().saturating_sub(1);
+        for (i, (_, datagram)) in flight.into_iter().enumerate() {
+            server_env.more_follow = i < last;
+            server.handle_datagram(&mut server_env, addr(0), datagram);
+        }
+        while let Some(event) = server.poll_event() {
+            heard.push(event);
+        }
+        for (_, datagram) in server_env.take_sent() {
+            client.handle_datagram(&mut client_env, addr(1), datagram);
+        }
+        while client.poll_event().is_some() {}
+    }
+    assert!(largest_batch >= 2, "the Finished and the 1-RTT data came in one batch");
+    let refused: Vec<&Event> = heard
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::ConnectFailed {
+                    class: "name_mismatch",
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert_eq!(refused.len(), 1, "{heard:?}");
+    let data: Vec<&Event> = heard
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Message { .. } | Event::Request { .. } | Event::BulkOpened { .. }
+            )
+        })
+        .collect();
+    assert!(data.is_empty(), "the server heard a refused peer: {data:?}");
+    assert_eq!(server.stats().refused_data_discarded, 3);
+}
+
 #[test]
 fn rotation_keeps_live_connections_and_new_ones_see_the_new_chain() {
     let mut ca = ca(1);
