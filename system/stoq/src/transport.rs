@@ -216,4 +216,14 @@ impl Transport for Stoq {
             }),
         }
     }
+
+    /// The node name certified by the leaf the established connection to `addr` verified (the
+    /// connection that carries traffic to that address: the newest established one). With
+    /// `bind_identity_to_address` (the default) that certificate also names `addr`'s IP. `None`
+    /// before the endpoint starts or while no connection to `addr` is established. Messages on
+    /// bare channels are not authenticated, whatever this says about their address.
+    fn peer_identity(&self, addr: SocketAddr) -> Option<&str> {
+        let identity = self.endpoint.as_ref()?.peer_identity(addr)?;
+        Some(identity.node.name.as_str())
+    }
 }

@@ -63,6 +63,14 @@ impl<'a, T> Context<'a, T> {
         transport.send(&mut env, self.mount.channel, to, payload)
     }
 
+    /// Who the node's transport authenticated at `addr` (the name the peer's certificate
+    /// certifies), if it authenticates peers and holds an authenticated connection to `addr`;
+    /// `None` over bare datagrams. For a message on a channel that travels authenticated, asked
+    /// with the address it came from, this is who sent it. See [`super::Transport::peer_identity`].
+    pub fn peer_identity(&self, addr: SocketAddr) -> Option<&str> {
+        self.core.transport.peer_identity(addr)
+    }
+
     /// The addresses the node's sockets are bound to.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         self.env.local_addrs()

@@ -3,7 +3,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 use super::*;
-use crate::{Entropy, Instant, Probes, RecordingEnv, Storage};
+use crate::{Entropy, Instant, Probes, RecordingEnv, SendError, Storage};
 
 /// A timer that carries what membership's suspicion timer carries: a full 64-bit node id.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -217,6 +217,74 @@ fn sends_carry_the_senders_channel() {
     let mut env = env();
     host.on_start(&mut env);
     assert_eq!(env.take_sent(), vec![(addr(5), framed(42, b"hello"))]);
+}
+
+/// Asks the transport who sent each message it hears.
+#[derive(Default)]
+struct Asker {
+    senders: Vec<Option<String>>,
+}
+
+impl Protocol for Asker {
+    type Timer = ();
+    fn on_start(&mut self, _: &mut Context<'_, ()>) {}
+    fn on_message(&mut self, cx: &mut Context<'_, ()>, from: SocketAddr, _: Bytes) {
+        self.senders.push(cx.peer_identity(from).map(str::to_owned));
+    }
+    fn on_timer(&mut self, _: &mut Context<'_, ()>, _: ()) {}
+}
+
+#[test]
+fn a_protocol_learns_who_the_transport_authenticated_at_an_address() {
+    /// Bare datagrams that vouch for one address, as an authenticating transport would.
+    struct Vouching {
+        addr: SocketAddr,
+        name: &'static str,
+    }
+    impl Transport for Vouching {
+        fn name(&self) -> &'static str {
+            "vouching"
+        }
+        fn on_start(&mut self, env: &mut dyn Env, inbox: &mut Inbox) {
+            BareDatagrams.on_start(env, inbox);
+        }
+        fn on_datagram(&mut self, env: &mut dyn Env, from: SocketAddr, payload: Bytes, inbox: &mut Inbox) {
+            BareDatagrams.on_datagram(env, from, payload, inbox);
+        }
+        fn on_timer(&mut self, _: &mut dyn Env, _: TimerToken, _: &mut Inbox) {}
+        fn send(
+            &mut self,
+            env: &mut dyn Env,
+            channel: Channel,
+            to: SocketAddr,
+            payload: Bytes,
+        ) -> Result<(), SendError> {
+            BareDatagrams.send(env, channel, to, payload)
+        }
+        fn peer_identity(&self, addr: SocketAddr) -> Option<&str> {
+            (addr == self.addr).then_some(self.name)
+        }
+    }
+    let mount = Mount::new("asker", Channel(3));
+    let mut env = env();
+    let transport = Vouching {
+        addr: addr(1),
+        name: "node-1.mesh",
+    };
+    let mut host = Host::new(transport).mount(mount.clone(), Asker::default());
+    host.on_start(&mut env);
+    host.on_datagram(&mut env, addr(1), framed(3, b"a"));
+    host.on_datagram(&mut env, addr(2), framed(3, b"b"));
+    assert_eq!(
+        host.protocol::<Asker>().unwrap().senders,
+        vec![Some("node-1.mesh".to_owned()), None]
+    );
+
+    // Bare datagrams authenticate nobody.
+    let mut host = Host::new(BareDatagrams).mount(mount, Asker::default());
+    host.on_start(&mut env);
+    host.on_datagram(&mut env, addr(1), framed(3, b"a"));
+    assert_eq!(host.protocol::<Asker>().unwrap().senders, vec![None]);
 }
 
 #[test]

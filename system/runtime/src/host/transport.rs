@@ -32,6 +32,20 @@ pub trait Transport: Any + Send {
     fn on_timer(&mut self, env: &mut dyn Env, token: TimerToken, inbox: &mut Inbox);
     /// Sends `payload` on `channel` to `to`. Like UDP, success promises nothing about delivery.
     fn send(&mut self, env: &mut dyn Env, channel: Channel, to: SocketAddr, payload: Bytes) -> Result<(), SendError>;
+
+    /// Who the transport authenticated at `addr`: the name the peer's certificate certifies,
+    /// while an authenticated connection to `addr` is established. A protocol asks it about the
+    /// address a message came from, to decide whether the sender may say what it says (see
+    /// [`super::Context::peer_identity`]).
+    ///
+    /// By default `None`: a transport that authenticates nobody (bare datagrams) names nobody.
+    /// The answer is about the address, not about one message: a transport that also carries
+    /// unauthenticated messages from the same address (STOQ's bare channels) must not have them
+    /// read as authenticated.
+    fn peer_identity(&self, addr: SocketAddr) -> Option<&str> {
+        let _ = addr;
+        None
+    }
 }
 
 /// What became of a received message.
