@@ -3,12 +3,14 @@
 //! the transport's handshakes, refusals and endpoints that could not start. Two ways to give the
 //! nodes their certificates: membership alone gets leaves from a CA drawn from the seed before
 //! the start ([`factory`]); the `trustchain` workload enrolls its nodes through TrustChain while
-//! they run, and STOQ presents whatever TrustChain holds ([`enrolled_by_trustchain`]).
+//! they run, and STOQ presents whatever TrustChain holds ([`enrolled_by_trustchain`]). Either
+//! way node `i` is certified as [`node_name`]`(i)` and its membership binds names to ids with
+//! [`identity_binding`]: a node is heard only as the member its certificate names.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use hypermesh::membership::{self, MembershipConfig, MembershipNode};
+use hypermesh::membership::{self, IdentityBinding, MembershipConfig, MembershipNode};
 use runtime::host::Host;
 use runtime::{Actor, DetRng, Entropy};
 use simulator::{ActorFactory, ProbeRecord};
@@ -47,7 +49,40 @@ pub const METRICS: &[(&str, &str)] = &[
         "chains TrustChain handed to STOQ (enrollments, renewals, switches after a restart or rotation)",
     ),
     ("stoq_trusted", "bundles and revocation lists TrustChain handed to STOQ"),
+    (
+        "stoq_identity_refused",
+        "membership messages refused because the certificate at their address names another member than their sender (or STOQ authenticated nobody there)",
+    ),
 ];
+
+/// The name node `i` is certified as in a STOQ run (by the seed's CA, or by TrustChain).
+pub fn node_name(i: usize) -> String {
+    format!("node-{i}.mesh")
+}
+
+/// How membership over STOQ maps a certified name to the member id it may speak as:
+/// [`node_name`]`(i)` to id `i`, the id [`super::membership::configs`] gives node `i`.
+pub fn identity_binding() -> IdentityBinding {
+    IdentityBinding::Numbered {
+        prefix: "node-".into(),
+        suffix: ".mesh".into(),
+    }
+}
+
+/// `configs` with the identity binding set: node `i` may speak only as the id its name maps to,
+/// which must be its own.
+fn bound(mut configs: Vec<MembershipConfig>) -> Vec<MembershipConfig> {
+    let binding = identity_binding();
+    for (i, config) in configs.iter_mut().enumerate() {
+        assert_eq!(
+            binding.id_of(&node_name(i)),
+            Some(config.id),
+            "node {i}'s membership id is the one its certificate's name maps to"
+        );
+        config.identity = Some(binding.clone());
+    }
+    configs
+}
 
 /// The transport's figures, from its probes.
 pub fn counts(probes: &[ProbeRecord]) -> Vec<(String, Option<f64>)> {
@@ -80,6 +115,12 @@ pub fn counts(probes: &[ProbeRecord]) -> Vec<(String, Option<f64>)> {
         (
             "stoq_trusted".to_string(),
             Some(count(&|r| r.probe.name == "stoq_trusted")),
+        ),
+        (
+            "stoq_identity_refused".to_string(),
+            Some(count(&|r| {
+                r.probe.name == "identity_refused" && r.probe.protocol == membership::MOUNT.name
+            })),
         ),
     ]
 }
@@ -128,6 +169,7 @@ pub fn enrolled_by_trustchain(
     members: Vec<MembershipConfig>,
 ) -> Box<dyn ActorFactory> {
     let mut incarnations = Incarnations::new(plan, trust_nodes.len(), &mut root.fork(stream::STOQ));
+    let members = bound(members);
     Box::new(move |node: u32| -> Box<dyn Actor> {
         let i = node as usize;
         let transport = Stoq::new(incarnations.next(node), None, Trust::default())
@@ -145,6 +187,17 @@ pub fn enrolled_by_trustchain(
 /// (valid for the whole run), as an operator's enrollment would before the start; an IPv4-only
 /// node gets none, and its endpoint refuses to start.
 pub fn factory(
+    scenario: &Scenario,
+    plan: &StoqPlan,
+    root: &DetRng,
+    configs: Vec<MembershipConfig>,
+) -> Box<dyn ActorFactory> {
+    certified_members(scenario, plan, root, bound(configs))
+}
+
+/// [`factory`] with `configs` as they are: node `i` is certified as [`node_name`]`(i)`
+/// whatever id its configuration gives it.
+fn certified_members(
     scenario: &Scenario,
     plan: &StoqPlan,
     root: &DetRng,
@@ -173,7 +226,7 @@ pub fn factory(
                 })?;
             let key = key_from_seed(&key_seed);
             let who = NodeIdentity {
-                name: format!("node-{i}.mesh"),
+                name: node_name(i),
                 addr,
             };
             let leaf = ca.issue(&who, &key, epoch).expect("a leaf for a valid identity");
@@ -193,4 +246,84 @@ pub fn factory(
         let transport = Stoq::new(incarnations.next(node), credentials[i].clone(), trust.clone());
         Box::new(Host::new(transport).mount(membership::MOUNT, MembershipNode::new(configs[i].clone())))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use hypermesh::membership::NodeId;
+    use simulator::{NetworkModel, NodeSpec, SimTime, Simulation};
+
+    use super::*;
+    use crate::scenario::{self, Family};
+
+    const THREE_NODES: &str = r#"
+name = "impostor"
+duration = "15s"
+[nodes]
+count = 3
+family = "ipv6"
+[workload]
+kind = "membership"
+seeds = 1
+[stoq]
+initial_rtt = "50ms"
+"#;
+
+    /// Real QUIC and TLS in the simulator: node 2 holds a certificate for `node-2.mesh` but runs
+    /// membership as member 1 (node 1's id). STOQ names the certificate at node 2's address, and
+    /// the seed refuses its join as member 1 (value 1: the name maps to another member), so it
+    /// never gets in and nobody else hears of it; node 1, the real member 1, is let in and stays
+    /// alive, and no member 2 ever appears. With `Stoq::peer_identity` answering nothing the
+    /// refusals would read 2, and the honest nodes would be refused too.
+    #[test]
+    fn over_stoq_a_node_certified_as_node_2_cannot_speak_as_member_1() {
+        let scenario = scenario::parse("impostor.toml", THREE_NODES).expect("a valid scenario");
+        let plan = scenario.stoq.clone().expect("[stoq]");
+        let mut configs = bound(crate::workload::membership::configs(&scenario));
+        configs[2].id = NodeId(1);
+        let root = DetRng::seed_from_u64(5);
+        let factory = certified_members(&scenario, &plan, &root, configs);
+        let mut sim = Simulation::new(5, NetworkModel::default(), factory);
+        for i in 0..3 {
+            sim.add_node(NodeSpec {
+                addrs: node_addrs(i, Family::Ipv6),
+                ..NodeSpec::default()
+            });
+        }
+        sim.run_until(SimTime::from_millis(15_000), |_| {});
+
+        let probes = |node: u32, name: &'static str| {
+            sim.probes()
+                .iter()
+                .filter(move |r| r.node == node && r.probe.name == name && r.probe.protocol == membership::MOUNT.name)
+                .map(|r| (r.probe.subject, r.probe.value))
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            !probes(0, "identity_refused").is_empty(),
+            "the seed heard node 2 as member 1"
+        );
+        for honest in [0, 1] {
+            let refused = probes(honest, "identity_refused");
+            assert!(
+                refused.iter().all(|&(subject, value)| (subject, value) == (1, 1)),
+                "node {honest} refused only node 2's claims to be member 1: {refused:?}"
+            );
+            let views = probes(honest, "member");
+            assert!(
+                views.iter().all(|&(member, _)| member != 2),
+                "node {honest} listed a member 2: {views:?}"
+            );
+        }
+        assert_eq!(
+            probes(0, "member"),
+            vec![(1, 0)],
+            "node 0 let member 1 in once and kept it alive"
+        );
+        assert_eq!(
+            probes(2, "identity_refused"),
+            vec![],
+            "the honest nodes are heard by node 2"
+        );
+    }
 }

@@ -124,7 +124,7 @@ fn configs(scenario: &Scenario, plan: &TrustChainPlan, root: &DetRng) -> Vec<Tru
             };
             let grant = Grant {
                 identity: NodeIdentity {
-                    name: format!("node-{i}.mesh"),
+                    name: super::stoq::node_name(i),
                     addr,
                 },
                 expires,

@@ -57,6 +57,57 @@ pub struct MembershipConfig {
     pub relays_in_flight_max: usize,
     /// Largest membership this node accepts (the guide's design limit is 1000).
     pub members_max: usize,
+    /// Which member id each certified name may speak as, over a transport that authenticates
+    /// its peers (STOQ). With a binding, a message is heard only from an address whose
+    /// certified name maps to the message's sender; others are refused and counted
+    /// (`identity_refused`). `None` (bare datagrams) hears every sender as it says it is.
+    pub identity: Option<IdentityBinding>,
+}
+
+/// How a certified name maps to the one member id it may speak as (see
+/// [`MembershipConfig::identity`]). A node's own id must be the one its certificate's name maps
+/// to, or its peers refuse everything it says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdentityBinding {
+    /// The id is the 64-bit FNV-1a hash of the name ([`IdentityBinding::hashed`]): how
+    /// `hypermesh node` derives its id from the name it enrolled with, so every name maps to one
+    /// id.
+    NameHash,
+    /// A name `{prefix}{i}{suffix}`, with `i` in canonical decimal (no sign, no leading zero),
+    /// may speak as id `i`; any other name as nobody. The simulator's STOQ scenarios certify
+    /// node `i` as `node-{i}.mesh`.
+    Numbered {
+        /// What the name starts with (`node-`).
+        prefix: String,
+        /// What it ends with (`.mesh`).
+        suffix: String,
+    },
+}
+
+impl IdentityBinding {
+    /// The id a certificate naming `name` may speak as, if any.
+    pub fn id_of(&self, name: &str) -> Option<NodeId> {
+        match self {
+            IdentityBinding::NameHash => Some(IdentityBinding::hashed(name)),
+            IdentityBinding::Numbered { prefix, suffix } => {
+                let digits = name.strip_prefix(prefix.as_str())?.strip_suffix(suffix.as_str())?;
+                let canonical = !digits.is_empty()
+                    && digits.bytes().all(|b| b.is_ascii_digit())
+                    && (digits == "0" || !digits.starts_with('0'));
+                if !canonical {
+                    return None;
+                }
+                digits.parse().ok().map(NodeId)
+            }
+        }
+    }
+
+    /// The 64-bit FNV-1a hash of `name`, as a member id: stable across releases and machines.
+    pub fn hashed(name: &str) -> NodeId {
+        NodeId(name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        }))
+    }
 }
 
 impl MembershipConfig {
@@ -84,6 +135,7 @@ impl MembershipConfig {
             probes_in_flight_max: 16,
             relays_in_flight_max: 64,
             members_max: 4096,
+            identity: None,
         }
     }
 
@@ -160,6 +212,36 @@ mod tests {
         let config = MembershipConfig::new(NodeId(1), vec![]);
         config.validate().unwrap();
         assert_eq!(config.probe_timeout(), Duration::from_millis(1010));
+    }
+
+    #[test]
+    fn certified_names_map_to_the_ids_they_may_speak_as() {
+        let numbered = IdentityBinding::Numbered {
+            prefix: "node-".into(),
+            suffix: ".mesh".into(),
+        };
+        assert_eq!(numbered.id_of("node-0.mesh"), Some(NodeId(0)));
+        assert_eq!(numbered.id_of("node-17.mesh"), Some(NodeId(17)));
+        assert_eq!(
+            numbered.id_of(&format!("node-{}.mesh", u64::MAX)),
+            Some(NodeId(u64::MAX))
+        );
+        for other in [
+            "node-.mesh",
+            "node-01.mesh",
+            "node-+1.mesh",
+            "node-1.mesh.evil",
+            "xnode-1.mesh",
+            "node-18446744073709551616.mesh",
+        ] {
+            assert_eq!(numbered.id_of(other), None, "{other}");
+        }
+        // FNV-1a 64 of "a" (the published test vector).
+        assert_eq!(
+            IdentityBinding::NameHash.id_of("a"),
+            Some(NodeId(0xaf63_dc4c_8601_ec8c))
+        );
+        assert_eq!(IdentityBinding::hashed(""), NodeId(0xcbf2_9ce4_8422_2325));
     }
 
     #[test]

@@ -32,6 +32,8 @@
 //! | `join_refused` | refusing node id | wall-clock skew in ms |
 //! | `refute` | own id | new incarnation |
 //! | `storage_error` | 0 | 1 |
+//! | `identity_refused` | the id the message's sender claimed | with an identity binding, a message refused whole: 1 the address's certified name maps to another member (or to none), 2 the transport authenticates nobody at the address |
+//! | `ack_refused` | the probed member's id | 1: an ack with the number of a ping in flight, from neither the probed member's address nor a helper asked to probe it (for a relayed probe: not from the target's address); ignored |
 //! | `implausible_incarnation` | the accuser's claim's subject (this node) | 1: an accusation beyond [`INCARNATION_LEAD_MAX`], ignored |
 
 mod broadcasts;
@@ -42,7 +44,7 @@ mod node;
 mod suspicion;
 pub mod wire;
 
-pub use config::{ConfigError, MembershipConfig};
+pub use config::{ConfigError, IdentityBinding, MembershipConfig};
 pub use members::MemberState;
 pub use node::{MembershipNode, Timer, INCARNATION_LEAD_MAX, MOUNT};
 pub use wire::NodeId;

@@ -59,12 +59,25 @@ struct InFlightProbe {
     target: NodeId,
     /// The target's incarnation when probed: a failed probe is evidence about that life only.
     incarnation: u64,
+    /// Where the ping went: the target's ack must come from there.
+    target_addr: SocketAddr,
+    /// The helpers asked to probe the target indirectly: each may relay its ack.
+    helpers: Vec<SocketAddr>,
 }
 
 #[derive(Clone, Debug)]
 struct Relay {
     requester: SocketAddr,
     requester_seq: u32,
+    /// Whom the requester asked us to probe, and where: only an ack from there is forwarded.
+    target: NodeId,
+    target_addr: SocketAddr,
+}
+
+/// Whether a datagram from `from` came from `expected`: the same IP and port (a received address
+/// may carry an IPv6 flow label or scope that a member's recorded address does not).
+fn same_endpoint(from: SocketAddr, expected: SocketAddr) -> bool {
+    from.ip() == expected.ip() && from.port() == expected.port()
 }
 
 /// One node's membership protocol.
@@ -307,7 +320,15 @@ impl MembershipNode {
             .into_iter()
             .collect();
         let seq = self.seq();
-        self.probes.insert(seq, InFlightProbe { target, incarnation });
+        self.probes.insert(
+            seq,
+            InFlightProbe {
+                target,
+                incarnation,
+                target_addr: addr,
+                helpers: Vec::new(),
+            },
+        );
         self.send_with(env, addr, Body::Ping { seq, target }, buddy);
         let now = env.now();
         env.set_timer(now + self.config.indirect_after, Timer::Indirect(seq));
@@ -326,6 +347,9 @@ impl MembershipNode {
             .into_iter()
             .map(|m| m.addr)
             .collect();
+        if let Some(probe) = self.probes.get_mut(&seq) {
+            probe.helpers.clone_from(&helpers);
+        }
         for helper in helpers {
             self.send(
                 env,
@@ -479,6 +503,26 @@ impl MembershipNode {
         }
     }
 
+    /// Whether a message from `from` may speak as `sender`. Without an identity binding, every
+    /// sender is who it says. With one, the transport must have authenticated, at `from`, a name
+    /// the binding maps to `sender`; otherwise the message is refused whole and counted
+    /// (`identity_refused`: 1 if the name maps to another member or none, 2 if the transport
+    /// names nobody at `from`). Everything a member says of itself (its join, its refutations,
+    /// its own record in an exchange) is then first-hand from the member its certificate names;
+    /// what it says of others stays gossip.
+    fn speaks_as_itself(&self, env: &mut Cx<'_>, from: SocketAddr, sender: NodeId) -> bool {
+        let Some(binding) = &self.config.identity else {
+            return true;
+        };
+        let refusal = match env.peer_identity(from) {
+            None => 2,
+            Some(name) if binding.id_of(name) == Some(sender) => return true,
+            Some(_) => 1,
+        };
+        env.probe(Probe::new("identity_refused", sender.0, refusal));
+        false
+    }
+
     fn handle(&mut self, env: &mut Cx<'_>, from: SocketAddr, message: Message) {
         for update in &message.updates {
             self.apply(env, *update);
@@ -489,24 +533,7 @@ impl MembershipNode {
                     self.send(env, from, Body::Ack { seq });
                 }
             }
-            Body::Ack { seq } => {
-                if let Some(relay) = self.relays.remove(&seq) {
-                    self.send(
-                        env,
-                        relay.requester,
-                        Body::Ack {
-                            seq: relay.requester_seq,
-                        },
-                    );
-                } else {
-                    if let Some(probe) = self.probes.remove(&seq) {
-                        let now = env.now();
-                        if let Some(member) = self.members.get_mut(probe.target) {
-                            member.last_ack = Some(now);
-                        }
-                    }
-                }
-            }
+            Body::Ack { seq } => self.on_ack(env, from, seq),
             Body::PingReq {
                 seq,
                 target,
@@ -519,6 +546,8 @@ impl MembershipNode {
                         Relay {
                             requester: from,
                             requester_seq: seq,
+                            target,
+                            target_addr,
                         },
                     );
                     self.send(env, target_addr, Body::Ping { seq: own_seq, target });
@@ -565,6 +594,39 @@ impl MembershipNode {
             } => {
                 env.probe(Probe::new("join_refused", message.sender.0, skew_ms));
             }
+        }
+    }
+
+    /// An ack of our ping `seq`, received from `from`. Sequence numbers are small counters anyone
+    /// can guess, so an ack counts only from where the ping went: for a relay, the target we were
+    /// asked to probe (its ack is forwarded to the requester); for our own probe, the target or a
+    /// helper we asked to probe it. Any other sender's ack is refused and counted.
+    fn on_ack(&mut self, env: &mut Cx<'_>, from: SocketAddr, seq: u32) {
+        if let Some(relay) = self.relays.get(&seq) {
+            if !same_endpoint(from, relay.target_addr) {
+                env.probe(Probe::new("ack_refused", relay.target.0, 1));
+                return;
+            }
+            let relay = self.relays.remove(&seq).expect("found above");
+            self.send(
+                env,
+                relay.requester,
+                Body::Ack {
+                    seq: relay.requester_seq,
+                },
+            );
+            return;
+        }
+        let Some(probe) = self.probes.get(&seq) else { return };
+        let expected = same_endpoint(from, probe.target_addr) || probe.helpers.iter().any(|h| same_endpoint(from, *h));
+        if !expected {
+            env.probe(Probe::new("ack_refused", probe.target.0, 1));
+            return;
+        }
+        let probe = self.probes.remove(&seq).expect("found above");
+        let now = env.now();
+        if let Some(member) = self.members.get_mut(probe.target) {
+            member.last_ack = Some(now);
         }
     }
 
@@ -832,7 +894,8 @@ impl Protocol for MembershipNode {
             return;
         }
         match Message::decode(&payload) {
-            Ok(message) => self.handle(env, from, message),
+            Ok(message) if self.speaks_as_itself(env, from, message.sender) => self.handle(env, from, message),
+            Ok(_) => {}
             Err(_) => env.probe(Probe::new("malformed", 0, 1)),
         }
     }

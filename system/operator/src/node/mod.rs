@@ -7,7 +7,9 @@
 //! to peers they refuse are closed). Restarted with the same `--state`, it needs no token.
 //!
 //! Its membership id is bound to its certificate: the 64-bit FNV-1a hash of the name it
-//! certifies.
+//! certifies (`IdentityBinding::NameHash`), and it hears a member only from the address whose
+//! certificate names that member: a message whose sender is not the FNV-1a hash of the name its
+//! peer's certificate certifies is refused (`identity_refused`).
 //!
 //! Standard output, for operators and tests: first `listening on ADDR as NAME (id N, certificate
 //! serial S)`, then one JSON line per protocol observation (`{"at_ms", "probe", "subject",
@@ -28,7 +30,7 @@ use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use clap::Args;
-use hypermesh::membership::{self, MembershipConfig, MembershipNode, NodeId};
+use hypermesh::membership::{self, IdentityBinding, MembershipConfig, MembershipNode};
 use runtime::host::Host;
 use runtime::units::parse_duration;
 use runtime::{Actor, WallTime};
@@ -251,8 +253,10 @@ fn node(args: NodeArgs) -> Result<(), Failure> {
     let certified = leaf_identity(&identity.chain[0])
         .map(|(node, _)| node.name)
         .ok_or_else(|| Failure("the certificate names no node".into()))?;
-    let id = NodeId(name_id(&certified));
-    let membership = MembershipConfig::new(id, seeds);
+    let id = IdentityBinding::hashed(&certified);
+    let mut membership = MembershipConfig::new(id, seeds);
+    // And so is every peer's: a node speaks only as the member its certificate names.
+    membership.identity = Some(IdentityBinding::NameHash);
     membership
         .validate()
         .map_err(|e| Failure(format!("membership settings: {e}")))?;
@@ -507,13 +511,6 @@ fn wall_now_s() -> i64 {
     WallTime::from_unix_nanos(nanos)
         .as_unix_nanos()
         .div_euclid(1_000_000_000)
-}
-
-/// A stable membership id from a node name: its 64-bit FNV-1a hash.
-fn name_id(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 fn hex(bytes: &[u8]) -> String {
