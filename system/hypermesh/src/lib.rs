@@ -12,5 +12,6 @@
 //! the testbed.
 
 pub mod membership;
+pub mod replication;
 #[cfg(feature = "testing")]
 pub mod testing;

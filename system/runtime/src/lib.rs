@@ -11,6 +11,7 @@
 //! what the simulator proves about an actor holds for the same code on real sockets.
 
 mod actor;
+pub mod durable;
 mod entropy;
 pub mod host;
 mod http;

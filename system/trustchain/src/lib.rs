@@ -26,7 +26,8 @@
 
 pub mod ca;
 pub mod ct;
-pub mod durable;
+/// Crash-safe two-slot records, now shared by every protocol: see [`runtime::durable`].
+pub use runtime::durable;
 pub mod enroll;
 pub mod logged;
 pub mod node;

@@ -6,8 +6,8 @@
 //! or half-synced write damages only the slot being written, and the other still holds the
 //! previous state.
 
+use crate::{Storage, StorageError};
 use ring::digest::{digest, SHA256};
-use runtime::{Storage, StorageError};
 
 const SLOTS: [&str; 2] = ["a", "b"];
 
@@ -60,7 +60,7 @@ pub fn save(storage: &mut dyn Storage, base: &str, seq: u64, data: &[u8]) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use runtime::MemStorage as Disk;
+    use crate::MemStorage as Disk;
 
     #[test]
     fn the_newest_intact_slot_wins_and_a_torn_write_keeps_the_previous_state() {

@@ -1,0 +1,322 @@
+//! [`ListAppend`]: a key-value state machine of append-only lists, the workload Elle-style
+//! checkers read histories from (every value appended once, so a read shows the order writes
+//! took effect in). The reference machine for consensus tests.
+
+use std::collections::BTreeMap;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use super::machine::{Outcome, RestoreError, StateMachine};
+
+/// The most micro-operations one transaction carries.
+pub const OPS_PER_TRANSACTION_MAX: usize = 64;
+/// The longest list a key holds; an append beyond it is refused (a bound on the state, as any
+/// real machine needs).
+pub const LIST_LEN_MAX: usize = 4096;
+/// The most keys the machine holds; an append to a new key beyond it is refused.
+pub const KEYS_MAX: usize = 1 << 16;
+
+/// One micro-operation of a transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Appends `value` to the list at `key`.
+    Append {
+        /// The key.
+        key: u64,
+        /// The value appended.
+        value: u64,
+    },
+    /// Reads the list at `key`.
+    Read {
+        /// The key.
+        key: u64,
+    },
+}
+
+const TAG_APPEND: u8 = 1;
+const TAG_READ: u8 = 2;
+
+/// Encodes a transaction of `ops` (at most [`OPS_PER_TRANSACTION_MAX`]).
+pub fn encode_transaction(ops: &[Op]) -> Bytes {
+    assert!(
+        ops.len() <= OPS_PER_TRANSACTION_MAX,
+        "{} ops in one transaction",
+        ops.len()
+    );
+    let mut out = BytesMut::with_capacity(1 + ops.len() * 17);
+    out.put_u8(ops.len() as u8);
+    for op in ops {
+        match *op {
+            Op::Append { key, value } => {
+                out.put_u8(TAG_APPEND);
+                out.put_u64(key);
+                out.put_u64(value);
+            }
+            Op::Read { key } => {
+                out.put_u8(TAG_READ);
+                out.put_u64(key);
+            }
+        }
+    }
+    out.freeze()
+}
+
+/// Decodes a transaction, naming what is wrong with a malformed one.
+pub fn decode_transaction(mut bytes: &[u8]) -> Result<Vec<Op>, String> {
+    let total = bytes.len();
+    let at = |rest: &[u8]| total - rest.len();
+    if bytes.is_empty() {
+        return Err("empty transaction".into());
+    }
+    let count = bytes.get_u8() as usize;
+    if count > OPS_PER_TRANSACTION_MAX {
+        return Err(format!("{count} ops, more than {OPS_PER_TRANSACTION_MAX}"));
+    }
+    let mut ops = Vec::with_capacity(count);
+    for i in 0..count {
+        if bytes.is_empty() {
+            return Err(format!("op {i} missing at byte {}", at(bytes)));
+        }
+        let offset = at(bytes);
+        match bytes.get_u8() {
+            TAG_APPEND if bytes.len() >= 16 => {
+                let key = bytes.get_u64();
+                ops.push(Op::Append {
+                    key,
+                    value: bytes.get_u64(),
+                });
+            }
+            TAG_READ if bytes.len() >= 8 => ops.push(Op::Read { key: bytes.get_u64() }),
+            TAG_APPEND | TAG_READ => return Err(format!("op {i} cut short at byte {offset}")),
+            tag => return Err(format!("op {i} has unknown tag {tag} at byte {offset}")),
+        }
+    }
+    if !bytes.is_empty() {
+        return Err(format!("{} bytes after the last op", bytes.len()));
+    }
+    Ok(ops)
+}
+
+/// Append-only lists by key. A transaction's outcome lists, for each read, the list it saw
+/// (as `count: u32` then the values), in op order; a transaction that would break a bound is
+/// refused whole.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListAppend {
+    lists: BTreeMap<u64, Vec<u64>>,
+    height: u64,
+}
+
+impl ListAppend {
+    /// The list at `key` now.
+    pub fn list(&self, key: u64) -> &[u64] {
+        self.lists.get(&key).map_or(&[], Vec::as_slice)
+    }
+
+    /// The height of the last block applied.
+    pub fn height(&self) -> u64 {
+        self.height
+    }
+
+    fn apply_one(&mut self, transaction: &Bytes) -> Outcome {
+        let ops = match decode_transaction(transaction) {
+            Ok(ops) => ops,
+            Err(e) => return Outcome::Refused(e),
+        };
+        // All or nothing: check the bounds first.
+        let mut growth: BTreeMap<u64, usize> = BTreeMap::new();
+        for op in &ops {
+            if let Op::Append { key, .. } = op {
+                *growth.entry(*key).or_default() += 1;
+            }
+        }
+        let new_keys = growth.keys().filter(|k| !self.lists.contains_key(k)).count();
+        if self.lists.len() + new_keys > KEYS_MAX {
+            return Outcome::Refused(format!("more than {KEYS_MAX} keys"));
+        }
+        if let Some((key, _)) = growth
+            .iter()
+            .find(|(key, n)| self.list(**key).len() + **n > LIST_LEN_MAX)
+        {
+            return Outcome::Refused(format!("the list at key {key} would exceed {LIST_LEN_MAX} values"));
+        }
+        let mut answer = BytesMut::new();
+        for op in ops {
+            match op {
+                Op::Append { key, value } => self.lists.entry(key).or_default().push(value),
+                Op::Read { key } => {
+                    let list = self.list(key);
+                    answer.put_u32(list.len() as u32);
+                    for v in list {
+                        answer.put_u64(*v);
+                    }
+                }
+            }
+        }
+        Outcome::Applied(answer.freeze())
+    }
+}
+
+impl StateMachine for ListAppend {
+    fn apply(&mut self, height: u64, transactions: &[Bytes]) -> Vec<Outcome> {
+        assert!(
+            height > self.height,
+            "block {height} applied after block {}: heights arrive in order",
+            self.height
+        );
+        self.height = height;
+        transactions.iter().map(|t| self.apply_one(t)).collect()
+    }
+
+    fn snapshot(&self) -> Bytes {
+        let mut out = BytesMut::new();
+        out.put_u64(self.height);
+        out.put_u32(self.lists.len() as u32);
+        for (key, list) in &self.lists {
+            out.put_u64(*key);
+            out.put_u32(list.len() as u32);
+            for v in list {
+                out.put_u64(*v);
+            }
+        }
+        out.freeze()
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
+        let total = snapshot.len();
+        let mut b = snapshot;
+        let fail = |b: &[u8], reason: &str| RestoreError {
+            offset: total - b.len(),
+            reason: reason.to_string(),
+        };
+        if b.len() < 12 {
+            return Err(fail(b, "shorter than its header"));
+        }
+        let height = b.get_u64();
+        let keys = b.get_u32() as usize;
+        if keys > KEYS_MAX {
+            return Err(fail(b, "more keys than the machine holds"));
+        }
+        let mut lists = BTreeMap::new();
+        let mut previous: Option<u64> = None;
+        for _ in 0..keys {
+            if b.len() < 12 {
+                return Err(fail(b, "a key cut short"));
+            }
+            let key = b.get_u64();
+            if previous.is_some_and(|p| p >= key) {
+                return Err(fail(b, "keys out of order"));
+            }
+            previous = Some(key);
+            let len = b.get_u32() as usize;
+            if len > LIST_LEN_MAX || b.len() < len * 8 {
+                return Err(fail(b, "a list cut short or too long"));
+            }
+            lists.insert(key, (0..len).map(|_| b.get_u64()).collect());
+        }
+        if !b.is_empty() {
+            return Err(fail(b, "bytes after the last list"));
+        }
+        self.lists = lists;
+        self.height = height;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn append(key: u64, value: u64) -> Op {
+        Op::Append { key, value }
+    }
+
+    #[test]
+    fn reads_see_the_appends_before_them_in_block_order() {
+        let mut m = ListAppend::default();
+        let out = m.apply(
+            1,
+            &[
+                encode_transaction(&[append(7, 1), append(7, 2)]),
+                encode_transaction(&[Op::Read { key: 7 }, append(7, 3), Op::Read { key: 7 }]),
+            ],
+        );
+        let mut expected = BytesMut::new();
+        expected.put_u32(2);
+        expected.put_u64(1);
+        expected.put_u64(2);
+        expected.put_u32(3);
+        for v in [1, 2, 3] {
+            expected.put_u64(v);
+        }
+        assert_eq!(out[1], Outcome::Applied(expected.freeze()));
+        assert_eq!(m.list(7), &[1, 2, 3]);
+    }
+
+    #[test]
+    fn a_malformed_or_oversized_transaction_is_refused_whole_and_changes_nothing() {
+        let mut m = ListAppend::default();
+        let big: Vec<Op> = (0..OPS_PER_TRANSACTION_MAX as u64).map(|v| append(1, v)).collect();
+        for _ in 0..LIST_LEN_MAX / OPS_PER_TRANSACTION_MAX {
+            let h = m.height() + 1;
+            assert!(matches!(
+                m.apply(h, &[encode_transaction(&big)])[0],
+                Outcome::Applied(_)
+            ));
+        }
+        let before = m.snapshot();
+        let out = m.apply(
+            m.height() + 1,
+            &[
+                encode_transaction(&[append(2, 1), append(1, 9)]),
+                Bytes::from_static(&[1, 9]),
+            ],
+        );
+        assert!(matches!(&out[0], Outcome::Refused(r) if r.contains("key 1")), "{out:?}");
+        assert!(
+            matches!(&out[1], Outcome::Refused(r) if r.contains("unknown tag 9")),
+            "{out:?}"
+        );
+        assert_eq!(
+            m.list(2),
+            &[] as &[u64],
+            "a refused transaction's other appends took effect"
+        );
+        let mut after = m.clone();
+        after.height = before.slice(..8).get_u64();
+        assert_eq!(after.snapshot(), before);
+    }
+
+    #[test]
+    fn a_snapshot_restores_the_same_state_and_bad_snapshots_are_refused_by_offset() {
+        let mut a = ListAppend::default();
+        a.apply(1, &[encode_transaction(&[append(3, 30), append(1, 10)])]);
+        a.apply(2, &[encode_transaction(&[append(3, 31)])]);
+        let snap = a.snapshot();
+        let mut b = ListAppend::default();
+        b.restore(&snap).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(b.snapshot(), snap);
+        for cut in 0..snap.len() {
+            assert!(
+                ListAppend::default().restore(&snap[..cut]).is_err(),
+                "a snapshot cut at {cut} restored"
+            );
+        }
+        let mut longer = snap.to_vec();
+        longer.push(0);
+        assert!(ListAppend::default()
+            .restore(&longer)
+            .unwrap_err()
+            .reason
+            .contains("after the last"));
+    }
+
+    #[test]
+    fn every_truncation_of_a_transaction_is_an_error() {
+        let t = encode_transaction(&[append(1, 2), Op::Read { key: 1 }]);
+        assert_eq!(decode_transaction(&t).unwrap().len(), 2);
+        for cut in 0..t.len() {
+            assert!(decode_transaction(&t[..cut]).is_err(), "cut at {cut} decoded");
+        }
+    }
+}

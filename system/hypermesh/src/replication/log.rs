@@ -1,0 +1,412 @@
+//! [`BlockLog`]: the replicated log on a node's `Storage`, one record per committed height.
+//!
+//! **Layout.** Records go to segment files of [`SEGMENT_BLOCKS`] heights each
+//! (`BASE.<first height, 16 hex digits>`), so a snapshot lets whole segments be deleted. A record
+//! is `len: u32 | height: u64 | check: 8 bytes | payload`, where `check` is the first 8 bytes of
+//! SHA-256 over height and payload: a torn write, a record from another height, and a flipped
+//! bit anywhere all fail it. A checksummed two-slot marker (`BASE.committed`, see
+//! [`runtime::durable`]) holds the highest height ever committed: the height below which
+//! everything was synced, which never moves back.
+//!
+//! **Durability.** [`BlockLog::append`] writes; [`BlockLog::commit`] syncs every segment written
+//! since, then the marker. A failed write or sync fails the log, as a failed fsync is fatal in
+//! PostgreSQL since the 2018 "fsyncgate" findings (the kernel may have dropped the pages, so a
+//! later successful sync proves nothing): appends and commits are refused until
+//! [`BlockLog::recover`] has cut every segment back to what was committed, durably.
+//!
+//! **Damage.** On open, a bad record past the committed height is a write a crash tore or lost,
+//! and is cut off. A bad record *below* it is damage to committed blocks (bit rot, a lost
+//! write-back): unlike a log whose records exist nowhere else, these blocks are held by every
+//! replica and certified by a quorum, so the log is cut at the damage and [`Recovery::lost`] says
+//! which heights to fetch again from peers, at every open until they are committed again (the
+//! marker keeps its claim: rewriting it at open would depend on a write that may fail, and a
+//! failed one could hide the loss from the next open). Nothing damaged is ever returned.
+
+use std::collections::BTreeMap;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use ring::digest::{digest, SHA256};
+use runtime::{durable, Storage, StorageError};
+
+/// Heights per segment file.
+pub const SEGMENT_BLOCKS: u64 = 1024;
+/// The largest record payload (an encoded block and its certificate).
+pub const RECORD_BYTES_MAX: usize = 8 << 20;
+const HEADER_BYTES: usize = 4 + 8 + 8;
+/// The longest log name: it prefixes segment files, which must fit
+/// [`runtime::FILE_NAME_BYTES_MAX`] with a 17-character suffix and a protocol's namespace.
+pub const BASE_BYTES_MAX: usize = 24;
+
+/// What went wrong with the log.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The storage failed.
+    #[error("block log storage: {0}")]
+    Storage(#[from] StorageError),
+    /// A payload above [`RECORD_BYTES_MAX`], or empty.
+    #[error("block record of {len} bytes refused: records are 1 to {RECORD_BYTES_MAX} bytes")]
+    RecordSize {
+        /// Its length.
+        len: usize,
+    },
+    /// Heights are appended in order, each once.
+    #[error("block {height} appended where block {expected} is next")]
+    OutOfOrder {
+        /// The height given.
+        height: u64,
+        /// The height expected.
+        expected: u64,
+    },
+    /// An earlier write or sync failed: nothing more until [`BlockLog::recover`].
+    #[error(
+        "block log {base}: an earlier write or sync failed, so what was not committed may be lost; \
+         appends are refused until it is recovered to its committed height {committed}"
+    )]
+    Failed {
+        /// The log.
+        base: String,
+        /// Heights below this are durable.
+        committed: u64,
+    },
+}
+
+/// What opening (or recovering) the log found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovery {
+    /// The first height held (after pruning below a snapshot).
+    pub first: u64,
+    /// The next height to append: heights `first..next` are held, intact.
+    pub next: u64,
+    /// Bytes of torn or unsynced records cut off past the committed height.
+    pub truncated_bytes: u64,
+    /// Committed heights found damaged or missing, cut off: fetch them again from peers.
+    pub lost: Option<std::ops::Range<u64>>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Segment {
+    /// Where each record of the segment starts, by height - first.
+    offsets: Vec<u64>,
+    /// Bytes written.
+    len: u64,
+    /// Bytes written since the last sync.
+    dirty: bool,
+}
+
+/// A node's replicated log: see the module documentation.
+#[derive(Debug)]
+pub struct BlockLog {
+    base: String,
+    first: u64,
+    next: u64,
+    /// Heights below this are durable (held and synced), and so are the segment lengths in
+    /// `durable_lens`.
+    committed: u64,
+    /// The marker's claim: the highest height ever committed (at least `committed`).
+    high_water: u64,
+    durable_lens: BTreeMap<u64, u64>,
+    segments: BTreeMap<u64, Segment>,
+    marker_seq: u64,
+    failed: bool,
+}
+
+fn check(height: u64, payload: &[u8]) -> [u8; 8] {
+    let mut buf = Vec::with_capacity(8 + payload.len());
+    buf.extend_from_slice(&height.to_be_bytes());
+    buf.extend_from_slice(payload);
+    digest(&SHA256, &buf).as_ref()[..8].try_into().expect("8 bytes")
+}
+
+fn segment_of(height: u64) -> u64 {
+    height - height % SEGMENT_BLOCKS
+}
+
+fn segment_name(base: &str, first: u64) -> String {
+    format!("{base}.{first:016x}")
+}
+
+fn marker_name(base: &str) -> String {
+    format!("{base}.committed")
+}
+
+impl BlockLog {
+    /// Opens (or creates) the log named `base` (at most [`BASE_BYTES_MAX`] bytes of
+    /// `[a-z0-9_-]`), replaying every segment.
+    ///
+    /// # Panics
+    /// If `base` is not such a name: it is chosen by code, not read from input.
+    pub fn open(storage: &mut dyn Storage, base: &str) -> Result<(BlockLog, Recovery), LogError> {
+        assert!(
+            !base.is_empty()
+                && base.len() <= BASE_BYTES_MAX
+                && base
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'),
+            "block log name {base:?}"
+        );
+        let (marker_seq, high_water) = match durable::load(storage, &marker_name(base))? {
+            Some((seq, body)) if body.len() == 8 => (seq, u64::from_be_bytes(body[..8].try_into().expect("8 bytes"))),
+            Some((seq, _)) => (seq, 0),
+            None => (0, 0),
+        };
+        let prefix = format!("{base}.");
+        let mut firsts: Vec<u64> = storage
+            .list()?
+            .iter()
+            .filter_map(|name| name.strip_prefix(&prefix))
+            .filter(|rest| rest.len() == 16)
+            .filter_map(|hex| u64::from_str_radix(hex, 16).ok())
+            .filter(|first| first % SEGMENT_BLOCKS == 0)
+            .collect();
+        firsts.sort_unstable();
+        let mut log = BlockLog {
+            base: base.to_string(),
+            first: firsts.first().copied().unwrap_or(0),
+            next: 0,
+            committed: 0,
+            high_water,
+            durable_lens: BTreeMap::new(),
+            segments: BTreeMap::new(),
+            marker_seq,
+            failed: false,
+        };
+        log.next = log.first;
+        let mut truncated_bytes = 0;
+        let mut damaged_at: Option<u64> = None;
+        for (i, first) in firsts.iter().copied().enumerate() {
+            let name = segment_name(base, first);
+            let len = storage.size(&name)?;
+            if damaged_at.is_some() || first != log.next {
+                // After a cut, or not adjacent to what came before: nothing here can be used.
+                truncated_bytes += len;
+                storage.remove(&name)?;
+                continue;
+            }
+            let bytes = storage.read_at(&name, 0, len as usize)?;
+            let (segment, bad) = replay(first, &bytes);
+            log.next = first + segment.offsets.len() as u64;
+            if bad {
+                damaged_at = Some(log.next);
+                truncated_bytes += len - segment.len;
+                storage.truncate(&name, segment.len)?;
+                storage.sync(&name)?;
+            } else if log.next < first + SEGMENT_BLOCKS && i + 1 < firsts.len() {
+                // A segment ending early with another after it: the later one cannot follow.
+                damaged_at = Some(log.next);
+            }
+            log.segments.insert(first, segment);
+        }
+        // A later recovery cuts back only to what was found here, never below: every intact
+        // record found is kept. Records past the marker's claim may sit only in the page cache
+        // (a sync that failed before a restart); losing them in a crash loses nothing committed,
+        // and the next commit syncs them. (Cutting back to the claim instead would destroy
+        // committed records whenever the claim read lower than the truth, as it does when the
+        // newest marker slot has rotted and the older one is read.)
+        for (first, segment) in &mut log.segments {
+            let held = segment.offsets.len() as u64;
+            log.durable_lens.insert(*first, segment.len);
+            segment.dirty = first + held > high_water;
+        }
+        let lost = (log.next < high_water).then_some(log.next..high_water);
+        log.committed = high_water.min(log.next);
+        let recovery = Recovery {
+            first: log.first,
+            next: log.next,
+            truncated_bytes,
+            lost,
+        };
+        Ok((log, recovery))
+    }
+
+    /// The first height held.
+    pub fn first(&self) -> u64 {
+        self.first
+    }
+
+    /// The next height to append.
+    pub fn next(&self) -> u64 {
+        self.next
+    }
+
+    /// Heights below this are durable.
+    pub fn committed(&self) -> u64 {
+        self.committed
+    }
+
+    /// Whether a write or sync failed since the log was opened or last recovered.
+    pub fn is_failed(&self) -> bool {
+        self.failed
+    }
+
+    fn refuse_if_failed(&self) -> Result<(), LogError> {
+        if self.failed {
+            return Err(LogError::Failed {
+                base: self.base.clone(),
+                committed: self.committed,
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends the record of `height` (which must be [`BlockLog::next`]); durable after
+    /// [`BlockLog::commit`].
+    pub fn append(&mut self, storage: &mut dyn Storage, height: u64, payload: &[u8]) -> Result<(), LogError> {
+        self.refuse_if_failed()?;
+        if payload.is_empty() || payload.len() > RECORD_BYTES_MAX {
+            return Err(LogError::RecordSize { len: payload.len() });
+        }
+        if height != self.next {
+            return Err(LogError::OutOfOrder {
+                height,
+                expected: self.next,
+            });
+        }
+        let mut record = BytesMut::with_capacity(HEADER_BYTES + payload.len());
+        record.put_u32(payload.len() as u32);
+        record.put_u64(height);
+        record.put_slice(&check(height, payload));
+        record.put_slice(payload);
+        let first = segment_of(height);
+        let segment = self.segments.entry(first).or_default();
+        if let Err(e) = storage.write_at(&segment_name(&self.base, first), segment.len, &record) {
+            self.failed = true;
+            return Err(e.into());
+        }
+        segment.offsets.push(segment.len);
+        segment.len += record.len() as u64;
+        segment.dirty = true;
+        self.next += 1;
+        Ok(())
+    }
+
+    /// Makes every appended record durable; returns the committed height (heights below it).
+    pub fn commit(&mut self, storage: &mut dyn Storage) -> Result<u64, LogError> {
+        self.refuse_if_failed()?;
+        if self.committed == self.next {
+            return Ok(self.committed);
+        }
+        for (first, segment) in &mut self.segments {
+            if !segment.dirty {
+                continue;
+            }
+            if let Err(e) = storage.sync(&segment_name(&self.base, *first)) {
+                self.failed = true;
+                return Err(e.into());
+            }
+            segment.dirty = false;
+            self.durable_lens.insert(*first, segment.len);
+        }
+        let high_water = self.high_water.max(self.next);
+        // The sequence moves even if the save fails: the next save goes to the other slot, which
+        // still holds the last claim that was durable.
+        self.marker_seq += 1;
+        if let Err(e) = durable::save(
+            storage,
+            &marker_name(&self.base),
+            self.marker_seq,
+            &high_water.to_be_bytes(),
+        ) {
+            self.failed = true;
+            return Err(e.into());
+        }
+        self.committed = self.next;
+        self.high_water = high_water;
+        Ok(self.committed)
+    }
+
+    /// Brings a failed log back to its committed heights: cuts every segment to its durable
+    /// length and deletes those started since, durably, then replays. Records appended since
+    /// the last commit are gone.
+    pub fn recover(&mut self, storage: &mut dyn Storage) -> Result<Recovery, LogError> {
+        for (first, segment) in &self.segments {
+            let name = segment_name(&self.base, *first);
+            match self.durable_lens.get(first) {
+                Some(len) if *len < segment.len => {
+                    storage.truncate(&name, *len)?;
+                    storage.sync(&name)?;
+                }
+                Some(_) => {}
+                None => storage.remove(&name)?,
+            }
+        }
+        let (log, recovery) = BlockLog::open(storage, &self.base)?;
+        *self = log;
+        Ok(recovery)
+    }
+
+    /// The record of `height`, if held and intact (a record that fails its check now, rotted
+    /// since it was written, is reported as `None`, never returned).
+    pub fn get(&self, storage: &mut dyn Storage, height: u64) -> Result<Option<Bytes>, LogError> {
+        if height < self.first || height >= self.next {
+            return Ok(None);
+        }
+        let first = segment_of(height);
+        let Some(segment) = self.segments.get(&first) else {
+            return Ok(None);
+        };
+        let offset = segment.offsets[(height - first) as usize];
+        let end = segment
+            .offsets
+            .get((height - first) as usize + 1)
+            .copied()
+            .unwrap_or(segment.len);
+        let bytes = storage.read_at(&segment_name(&self.base, first), offset, (end - offset) as usize)?;
+        Ok(parse(&bytes, height).map(|(payload, _)| Bytes::copy_from_slice(payload)))
+    }
+
+    /// Deletes every segment whose heights are all below `height` (a durable snapshot covers
+    /// them); returns the first height still held.
+    pub fn prune_below(&mut self, storage: &mut dyn Storage, height: u64) -> Result<u64, LogError> {
+        let height = height.min(self.committed);
+        let doomed: Vec<u64> = self
+            .segments
+            .keys()
+            .copied()
+            .filter(|first| first + SEGMENT_BLOCKS <= height)
+            .collect();
+        for first in doomed {
+            storage.remove(&segment_name(&self.base, first))?;
+            self.segments.remove(&first);
+            self.durable_lens.remove(&first);
+            self.first = first + SEGMENT_BLOCKS;
+        }
+        Ok(self.first)
+    }
+}
+
+/// The payload of the record at the start of `bytes` if it is whole, for `height`, and its
+/// check holds; with the record's length.
+fn parse(bytes: &[u8], height: u64) -> Option<(&[u8], usize)> {
+    let header = bytes.get(..HEADER_BYTES)?;
+    let len = u32::from_be_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+    if len == 0 || len > RECORD_BYTES_MAX {
+        return None;
+    }
+    if u64::from_be_bytes(header[4..12].try_into().expect("8 bytes")) != height {
+        return None;
+    }
+    let payload = bytes.get(HEADER_BYTES..HEADER_BYTES + len)?;
+    (check(height, payload) == header[12..20]).then_some((payload, HEADER_BYTES + len))
+}
+
+/// The intact records of a segment starting at height `first`, and whether it ended in a bad
+/// one (cut short, out of sequence, or failing its check).
+fn replay(first: u64, bytes: &[u8]) -> (Segment, bool) {
+    let mut segment = Segment::default();
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let height = first + segment.offsets.len() as u64;
+        if height >= first + SEGMENT_BLOCKS {
+            return (segment, true);
+        }
+        match parse(&bytes[at..], height) {
+            Some((_, record)) => {
+                segment.offsets.push(at as u64);
+                at += record;
+                segment.len = at as u64;
+            }
+            None => return (segment, true),
+        }
+    }
+    (segment, false)
+}

@@ -1,0 +1,44 @@
+//! The state machine a replicated log drives: what consensus orders, it applies.
+
+use bytes::Bytes;
+
+/// What applying one transaction produced, returned to the client that submitted it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Applied; the machine's answer (a read's value, a new id, …).
+    Applied(Bytes),
+    /// Refused by the machine's own rules (a revert reason): the state is as if the transaction
+    /// had not been in the block, and every replica refuses it alike.
+    Refused(String),
+}
+
+/// Why a snapshot could not be restored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("snapshot refused at byte {offset}: {reason}")]
+pub struct RestoreError {
+    /// Where decoding failed.
+    pub offset: usize,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// A deterministic state machine: every replica that applies the same committed blocks in the
+/// same order holds the same state, byte for byte.
+///
+/// Determinism is the implementor's duty: no clock, no randomness, no iteration over unordered
+/// maps, no floating point whose result may differ across machines (the block's height and the
+/// transactions are the only inputs). TrustChain's CA state, the asset registry and the ERC-8004
+/// registries each implement it.
+pub trait StateMachine: Send {
+    /// Applies the transactions of the block committed at `height`, in order, returning one
+    /// outcome per transaction. Heights arrive in order, each once, starting after the height
+    /// the machine was restored to (0 for a fresh machine).
+    fn apply(&mut self, height: u64, transactions: &[Bytes]) -> Vec<Outcome>;
+
+    /// The whole state as of the last applied height, in a canonical encoding: two replicas at
+    /// one height produce equal bytes.
+    fn snapshot(&self) -> Bytes;
+
+    /// Replaces the state with that of `snapshot` (made by [`StateMachine::snapshot`]).
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError>;
+}

@@ -1,0 +1,236 @@
+//! The replicated log under the storage faults of real disks: torn and lost writes, failed
+//! syncs that drop their pages, bit rot, and crashes at any storage call. What it calls committed
+//! survives or is reported lost (to fetch again from peers), and nothing damaged is returned.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hypermesh::replication::{BlockLog, Recovery, SEGMENT_BLOCKS};
+use runtime::{Actor, Env, MemStorage, Probe, Storage};
+use simulator::{NetworkModel, NodeSpec, SimTime, Simulation, StorageFaults};
+
+/// The record of `height`: its bytes depend on the height only, with lengths that vary.
+fn payload(height: u64) -> Vec<u8> {
+    let len = 40 + (height * 37 % 300) as usize;
+    (0..len).map(|i| (height as usize * 31 + i) as u8).collect()
+}
+
+fn fill(log: &mut BlockLog, disk: &mut dyn Storage, upto: u64) {
+    for h in log.next()..upto {
+        log.append(disk, h, &payload(h)).unwrap();
+    }
+}
+
+#[test]
+fn committed_records_come_back_across_segments_after_a_crash() {
+    let mut disk = MemStorage::default();
+    let (mut log, rec) = BlockLog::open(&mut disk, "blocks").unwrap();
+    assert_eq!((rec.first, rec.next, rec.lost.clone()), (0, 0, None));
+    let end = SEGMENT_BLOCKS * 2 + 10;
+    fill(&mut log, &mut disk, end);
+    assert_eq!(log.commit(&mut disk).unwrap(), end);
+    log.append(&mut disk, end, &payload(end)).unwrap();
+    // The crash keeps 9 bytes of the unsynced record: a torn write.
+    disk.crash_keeping(9);
+    let (log, rec) = BlockLog::open(&mut disk, "blocks").unwrap();
+    assert_eq!(rec.next, end);
+    assert_eq!(rec.truncated_bytes, 9);
+    assert_eq!(rec.lost, None);
+    for h in [0, 1, SEGMENT_BLOCKS - 1, SEGMENT_BLOCKS, end - 1] {
+        assert_eq!(
+            log.get(&mut disk, h).unwrap().as_deref(),
+            Some(&payload(h)[..]),
+            "height {h}"
+        );
+    }
+    assert_eq!(log.get(&mut disk, end).unwrap(), None);
+}
+
+#[test]
+fn a_rotted_committed_record_is_cut_and_reported_lost_never_returned() {
+    let mut disk = MemStorage::default();
+    let (mut log, _) = BlockLog::open(&mut disk, "blocks").unwrap();
+    fill(&mut log, &mut disk, 30);
+    log.commit(&mut disk).unwrap();
+    // Rot inside the record of height 12: find it by walking the segment's records.
+    let name = "blocks.0000000000000000";
+    let mut offset = 0usize;
+    for h in 0..12 {
+        offset += 20 + payload(h).len();
+    }
+    disk.files.get_mut(name).unwrap()[offset + 25] ^= 0x20;
+    // Read back before reopening: the damaged record is not returned.
+    assert_eq!(log.get(&mut disk, 12).unwrap(), None);
+    let (log, rec) = BlockLog::open(&mut disk, "blocks").unwrap();
+    assert_eq!(rec.lost, Some(12..30), "the heights to fetch again from peers");
+    assert_eq!((rec.next, log.committed()), (12, 12));
+    assert_eq!(log.get(&mut disk, 11).unwrap().as_deref(), Some(&payload(11)[..]));
+    // Reported at every open until fetched again and committed.
+    let (mut log, again) = BlockLog::open(&mut disk, "blocks").unwrap();
+    assert_eq!(again.lost, Some(12..30));
+    fill(&mut log, &mut disk, 20);
+    log.commit(&mut disk).unwrap();
+    let (mut log, again) = BlockLog::open(&mut disk, "blocks").unwrap();
+    assert_eq!(again.lost, Some(20..30));
+    fill(&mut log, &mut disk, 31);
+    log.commit(&mut disk).unwrap();
+    let (_, again) = BlockLog::open(&mut disk, "blocks").unwrap();
+    assert_eq!((again.next, again.lost), (31, None));
+}
+
+#[test]
+fn heights_go_in_order_and_pruning_drops_whole_segments_below_a_snapshot() {
+    let mut disk = MemStorage::default();
+    let (mut log, _) = BlockLog::open(&mut disk, "blocks").unwrap();
+    assert!(log.append(&mut disk, 3, b"x").is_err());
+    assert!(log.append(&mut disk, 0, b"").is_err());
+    fill(&mut log, &mut disk, SEGMENT_BLOCKS * 3);
+    log.commit(&mut disk).unwrap();
+    assert_eq!(
+        log.prune_below(&mut disk, SEGMENT_BLOCKS * 2 + 5).unwrap(),
+        SEGMENT_BLOCKS * 2
+    );
+    assert_eq!(log.get(&mut disk, SEGMENT_BLOCKS).unwrap(), None);
+    let (log, rec) = BlockLog::open(&mut disk, "blocks").unwrap();
+    assert_eq!((rec.first, rec.next), (SEGMENT_BLOCKS * 2, SEGMENT_BLOCKS * 3));
+    assert_eq!(
+        log.get(&mut disk, SEGMENT_BLOCKS * 2).unwrap().as_deref(),
+        Some(&payload(SEGMENT_BLOCKS * 2)[..])
+    );
+}
+
+/// Appends a record every 2 ms and commits every third; probes `committed` (height below which
+/// all is durable) after each successful commit, `recovered` (next, lost start, lost end) at
+/// every start, and `mismatch` if a record ever read back differs from what was written.
+struct Writer {
+    log: Option<BlockLog>,
+}
+
+fn recovery_probe(env: &mut dyn Env, rec: &Recovery) {
+    let (lo, hi) = rec.lost.clone().map_or((0, 0), |r| (r.start, r.end));
+    env.probe(Probe::new("recovered", rec.next, (lo << 32 | hi) as i64));
+}
+
+impl Actor for Writer {
+    fn on_start(&mut self, env: &mut dyn Env) {
+        match BlockLog::open(env, "blocks") {
+            Ok((log, rec)) => {
+                recovery_probe(env, &rec);
+                // The newest records (reading all of them at every start would give the rot a
+                // thousand chances per start).
+                for h in rec.next.saturating_sub(8).max(rec.first)..rec.next {
+                    match log.get(env, h) {
+                        Ok(Some(bytes)) if bytes[..] != payload(h)[..] => env.probe(Probe::new("mismatch", h, 0)),
+                        _ => {}
+                    }
+                }
+                self.log = Some(log);
+            }
+            Err(_) => env.probe(Probe::new("open_failed", 0, 1)),
+        }
+        let at = env.now() + Duration::from_millis(2);
+        env.set_timer(at, 0);
+    }
+
+    fn on_datagram(&mut self, _: &mut dyn Env, _: SocketAddr, _: Bytes) {}
+
+    fn on_timer(&mut self, env: &mut dyn Env, _: u64) {
+        let at = env.now() + Duration::from_millis(2);
+        env.set_timer(at, 0);
+        let Some(log) = self.log.as_mut() else {
+            // Open failed (an injected read error): try again, as a restarted process would.
+            return self.on_start(env);
+        };
+        if log.is_failed() {
+            match log.recover(env) {
+                Ok(rec) => recovery_probe(env, &rec),
+                Err(_) => return,
+            }
+        }
+        let h = log.next();
+        if log.append(env, h, &payload(h)).is_err() {
+            return;
+        }
+        if h % 3 == 2 {
+            if let Ok(committed) = log.commit(env) {
+                env.probe(Probe::new("committed", committed, 0));
+            }
+        }
+    }
+}
+
+#[test]
+fn what_the_log_called_committed_survives_crashes_at_storage_calls_or_is_reported_lost() {
+    // Seed 4 found the cut below a rotted marker's claim (40 seeds pass in release, 2 min).
+    for seed in [4, 21] {
+        survives_or_reports(seed);
+    }
+}
+
+fn survives_or_reports(seed: u64) {
+    let storage = StorageFaults {
+        io_error: 0.01,
+        torn_writes: true,
+        crash_at_io: 0.01,
+        crash_restart_after: Duration::from_millis(5),
+        read_bitflip: 0.0005,
+    };
+    let mut sim = Simulation::new(
+        seed,
+        NetworkModel::default(),
+        Box::new(|_| Box::new(Writer { log: None }) as Box<dyn Actor>),
+    );
+    for i in 0..4u32 {
+        sim.add_node(NodeSpec {
+            addrs: vec![format!("[fd00::{}]:7000", i + 1).parse().unwrap()],
+            storage_faults: storage,
+            ..NodeSpec::default()
+        });
+    }
+    sim.run_until(SimTime::from_millis(30_000), |_| {});
+    let faults = sim.faults();
+    for kind in [
+        "crash_at_io",
+        "torn_write",
+        "unsynced_write_lost",
+        "writeback_lost",
+        "bit_rot",
+    ] {
+        assert!(faults.get(kind) > 0, "no {kind}: the test shows nothing ({faults:?})");
+    }
+    let probes = sim.probes();
+    assert!(
+        !probes.iter().any(|p| p.probe.name == "mismatch"),
+        "a record read back differed"
+    );
+    for node in 0..4u32 {
+        let mine: Vec<_> = probes.iter().filter(|p| p.node == node).collect();
+        let mut committed = 0u64;
+        let mut restarts = 0;
+        for p in &mine {
+            match p.probe.name {
+                "committed" => committed = committed.max(p.probe.subject),
+                "recovered" => {
+                    restarts += 1;
+                    let next = p.probe.subject;
+                    let (lo, hi) = ((p.probe.value as u64) >> 32, (p.probe.value as u64) & 0xffff_ffff);
+                    // Everything committed is held, or reported lost for peers to send again.
+                    assert!(
+                        next >= committed || (lo <= next && hi >= committed),
+                        "node {node} at {:?}: committed {committed}, reopened at {next}, lost {lo}..{hi}",
+                        p.at
+                    );
+                    if hi > lo {
+                        committed = lo;
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert!(
+            restarts > 1 && committed > 100,
+            "node {node}: {restarts} starts, {committed} committed"
+        );
+    }
+}
