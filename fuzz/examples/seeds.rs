@@ -102,6 +102,12 @@ fn membership_seeds() {
     }
 }
 
+fn consensus_seeds() {
+    for (name, bytes) in testbed_fuzz::consensus_wire::seeds() {
+        write("consensus_wire", name, &bytes);
+    }
+}
+
 fn trustchain_seeds() {
     let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
     let rollout = Some(Rollout {
@@ -226,6 +232,9 @@ fn main() {
     let wanted = |family: &str| only.as_deref().is_none_or(|target| target.starts_with(family));
     if wanted("membership_wire") {
         membership_seeds();
+    }
+    if wanted("consensus_wire") {
+        consensus_seeds();
     }
     if wanted("trustchain_wire") {
         trustchain_seeds();

@@ -7,6 +7,9 @@
 #[path = "../../system/hypermesh/tests/fuzz_corpus/property.rs"]
 pub mod membership_wire;
 
+#[path = "../../system/hypermesh/tests/fuzz_corpus/consensus.rs"]
+pub mod consensus_wire;
+
 #[path = "../../system/trustchain/tests/fuzz_corpus/property.rs"]
 pub mod trustchain_wire;
 

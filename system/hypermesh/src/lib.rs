@@ -11,6 +11,7 @@
 //! figures (detection and death times, false deaths, convergence), for this crate's tests and
 //! the testbed.
 
+pub mod consensus;
 pub mod membership;
 pub mod replication;
 #[cfg(feature = "testing")]

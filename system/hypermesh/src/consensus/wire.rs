@@ -1,0 +1,1028 @@
+//! The consensus wire format: big-endian, fixed-width integers, every length checked against a
+//! named limit before it is trusted.
+//!
+//! ```text
+//! message     = version u8 | tag u8 | body
+//! proposal    = block | qc | timeout? (u8 0, or u8 1 | tc) | signature
+//! block       = height u64 | view u64 | parent [32] | proposer u16 | timestamp_ms u64
+//!             | count u16 | count × (length u32 | bytes)
+//! vote        = view u64 | height u64 | block [32] | signer u16 | signature [64]
+//! timeout     = view u64 | high_qc | signer u16 | signature [64]
+//! high_qc     = view u64 | height u64 | block [32]
+//! qc          = view u64 | height u64 | block [32] | count u16 | count × (signer u16 | signature [64])
+//! tc          = view u64 | count u16 | count × (signer u16 | high_qc | signature [64])
+//! header      = view u64 | proposer u16 | block [32] | justify_view u64
+//!             | timeout_view? (u8 0, or u8 1 | u64) | signature [64]
+//! evidence    = kind u8 (1 votes | 2 proposals) | two votes or two headers
+//! ```
+//!
+//! Decoding is total and strict: any bytes give a value or a [`WireError`] naming the field and
+//! its offset, never a panic, and a value that decodes encodes back to exactly the bytes it came
+//! from (no two encodings of one message). Decoding checks the shape only (lengths, flags,
+//! limits); whether signatures and certificates hold is `verify`'s job, against a validator set.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::block::{Block, BLOCK_BYTES_MAX, BLOCK_HEADER_BYTES, TRANSACTIONS_PER_BLOCK_MAX, TRANSACTION_BYTES_MAX};
+use super::certificate::{QuorumCertificate, TimeoutCertificate, TimeoutEntry};
+use super::crypto::{Digest, Signature, SIGNATURE_BYTES};
+use super::evidence::Evidence;
+use super::messages::{Proposal, ProposalHeader, QcSummary, Timeout, Vote};
+use super::validators::VALIDATORS_MAX;
+
+/// The wire version this code speaks, the first byte of every [`Message`].
+pub const VERSION: u8 = 1;
+
+/// Encoded size of a QC summary.
+pub const QC_SUMMARY_BYTES: usize = 8 + 8 + 32;
+/// Encoded size of a vote.
+pub const VOTE_BYTES: usize = QC_SUMMARY_BYTES + 2 + SIGNATURE_BYTES;
+/// Encoded size of a timeout.
+pub const TIMEOUT_BYTES: usize = 8 + QC_SUMMARY_BYTES + 2 + SIGNATURE_BYTES;
+/// Encoded size of a quorum certificate's signer.
+pub const QC_SIGNER_BYTES: usize = 2 + SIGNATURE_BYTES;
+/// Largest encoded quorum certificate: [`VALIDATORS_MAX`] signers.
+pub const QC_BYTES_MAX: usize = QC_SUMMARY_BYTES + 2 + VALIDATORS_MAX * QC_SIGNER_BYTES;
+/// Encoded size of a timeout certificate's entry.
+pub const TC_ENTRY_BYTES: usize = 2 + QC_SUMMARY_BYTES + SIGNATURE_BYTES;
+/// Largest encoded timeout certificate: [`VALIDATORS_MAX`] entries.
+pub const TC_BYTES_MAX: usize = 8 + 2 + VALIDATORS_MAX * TC_ENTRY_BYTES;
+/// Largest encoded proposal header (with a timeout view).
+pub const PROPOSAL_HEADER_BYTES_MAX: usize = 8 + 2 + 32 + 8 + 1 + 8 + SIGNATURE_BYTES;
+/// Largest encoded proposal: the largest block and certificates.
+pub const PROPOSAL_BYTES_MAX: usize = BLOCK_BYTES_MAX + QC_BYTES_MAX + 1 + TC_BYTES_MAX + SIGNATURE_BYTES;
+/// Largest encoded evidence.
+pub const EVIDENCE_BYTES_MAX: usize = 1 + 2 * PROPOSAL_HEADER_BYTES_MAX;
+/// Largest encoded [`Message`] (a proposal, about 690 KiB): within STOQ's default frame of
+/// 1 MiB.
+pub const MESSAGE_BYTES_MAX: usize = 2 + PROPOSAL_BYTES_MAX;
+
+/// Why bytes could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// The bytes ended before a field was complete.
+    #[error("truncated at byte {at}: {field} needs {needed} more byte(s)")]
+    Truncated {
+        /// Offset where the field starts.
+        at: usize,
+        /// The field.
+        field: &'static str,
+        /// Bytes missing.
+        needed: usize,
+    },
+    /// A version this code does not speak.
+    #[error("unsupported version {0}, this node speaks {VERSION}")]
+    Version(u8),
+    /// A field held a value outside its range (a tag or flag).
+    #[error("byte {at}: invalid {field} {value}")]
+    Invalid {
+        /// Offset of the field.
+        at: usize,
+        /// The field.
+        field: &'static str,
+        /// The value found.
+        value: u64,
+    },
+    /// A count or length above its limit.
+    #[error("byte {at}: {field} {value} is above the limit {max}")]
+    Limit {
+        /// Offset of the field.
+        at: usize,
+        /// The field.
+        field: &'static str,
+        /// The value found.
+        value: u64,
+        /// The limit.
+        max: usize,
+    },
+    /// Bytes were left over after the value.
+    #[error("{0} trailing byte(s)")]
+    Trailing(usize),
+}
+
+/// One consensus message, as sent between validators.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// A leader's proposal.
+    Proposal(Box<Proposal>),
+    /// A vote, to the next view's leader.
+    Vote(Vote),
+    /// A timeout.
+    Timeout(Timeout),
+    /// A quorum certificate (for a replica that missed it).
+    QuorumCertificate(QuorumCertificate),
+    /// A timeout certificate (for a replica that missed it).
+    TimeoutCertificate(TimeoutCertificate),
+    /// Evidence of misbehaviour.
+    Evidence(Evidence),
+}
+
+mod tag {
+    pub const PROPOSAL: u8 = 1;
+    pub const VOTE: u8 = 2;
+    pub const TIMEOUT: u8 = 3;
+    pub const QUORUM_CERTIFICATE: u8 = 4;
+    pub const TIMEOUT_CERTIFICATE: u8 = 5;
+    pub const EVIDENCE: u8 = 6;
+}
+
+mod evidence_kind {
+    pub const VOTES: u8 = 1;
+    pub const PROPOSALS: u8 = 2;
+}
+
+impl Message {
+    /// Encodes the message: [`VERSION`], its tag, its body.
+    ///
+    /// # Panics
+    ///
+    /// If it breaks a limit (a block's, or more than [`VALIDATORS_MAX`] signers): a bug of the
+    /// caller, which builds messages from checked parts, not bad input.
+    pub fn encode(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(2 + self.body_len());
+        out.put_u8(VERSION);
+        match self {
+            Message::Proposal(p) => {
+                out.put_u8(tag::PROPOSAL);
+                p.write(&mut out);
+            }
+            Message::Vote(v) => {
+                out.put_u8(tag::VOTE);
+                v.write(&mut out);
+            }
+            Message::Timeout(t) => {
+                out.put_u8(tag::TIMEOUT);
+                t.write(&mut out);
+            }
+            Message::QuorumCertificate(qc) => {
+                out.put_u8(tag::QUORUM_CERTIFICATE);
+                qc.write(&mut out);
+            }
+            Message::TimeoutCertificate(tc) => {
+                out.put_u8(tag::TIMEOUT_CERTIFICATE);
+                tc.write(&mut out);
+            }
+            Message::Evidence(e) => {
+                out.put_u8(tag::EVIDENCE);
+                e.write(&mut out);
+            }
+        }
+        out.freeze()
+    }
+
+    fn body_len(&self) -> usize {
+        match self {
+            Message::Proposal(p) => p.encoded_len(),
+            Message::Vote(_) => VOTE_BYTES,
+            Message::Timeout(_) => TIMEOUT_BYTES,
+            Message::QuorumCertificate(qc) => qc.encoded_len(),
+            Message::TimeoutCertificate(tc) => tc.encoded_len(),
+            Message::Evidence(_) => EVIDENCE_BYTES_MAX,
+        }
+    }
+
+    /// Decodes one message. Transactions are copied out of `data`.
+    pub fn decode(data: &[u8]) -> Result<Message, WireError> {
+        let mut r = Reader::new(data);
+        let version = r.u8("version")?;
+        if version != VERSION {
+            return Err(WireError::Version(version));
+        }
+        let tag_at = r.at;
+        let message = match r.u8("message tag")? {
+            tag::PROPOSAL => Message::Proposal(Box::new(Proposal::read(&mut r)?)),
+            tag::VOTE => Message::Vote(Vote::read(&mut r)?),
+            tag::TIMEOUT => Message::Timeout(Timeout::read(&mut r)?),
+            tag::QUORUM_CERTIFICATE => Message::QuorumCertificate(QuorumCertificate::read(&mut r)?),
+            tag::TIMEOUT_CERTIFICATE => Message::TimeoutCertificate(TimeoutCertificate::read(&mut r)?),
+            tag::EVIDENCE => Message::Evidence(Evidence::read(&mut r)?),
+            other => {
+                return Err(WireError::Invalid {
+                    at: tag_at,
+                    field: "message tag",
+                    value: u64::from(other),
+                })
+            }
+        };
+        r.finish()?;
+        Ok(message)
+    }
+}
+
+/// `encode`, `decode` and the internal read/write for a type; `decode` refuses trailing bytes.
+macro_rules! codec {
+    ($type:ty, $what:literal) => {
+        impl $type {
+            #[doc = concat!("Encodes ", $what, " alone (no version or tag).")]
+            ///
+            /// # Panics
+            ///
+            /// If it breaks a limit (a bug of the caller, not bad input).
+            pub fn encode(&self) -> Bytes {
+                let mut out = BytesMut::with_capacity(self.encoded_len());
+                self.write(&mut out);
+                out.freeze()
+            }
+
+            #[doc = concat!("Decodes ", $what, " encoded alone, refusing trailing bytes.")]
+            pub fn decode(data: &[u8]) -> Result<Self, WireError> {
+                let mut r = Reader::new(data);
+                let value = Self::read(&mut r)?;
+                r.finish()?;
+                Ok(value)
+            }
+        }
+    };
+}
+
+codec!(Block, "a block");
+codec!(Vote, "a vote");
+codec!(Timeout, "a timeout");
+codec!(QuorumCertificate, "a quorum certificate");
+codec!(TimeoutCertificate, "a timeout certificate");
+codec!(ProposalHeader, "a proposal header");
+codec!(Proposal, "a proposal");
+codec!(Evidence, "evidence");
+
+fn put_summary(out: &mut BytesMut, s: &QcSummary) {
+    out.put_u64(s.view);
+    out.put_u64(s.height);
+    out.put_slice(&s.block);
+}
+
+fn read_summary(r: &mut Reader, what: &'static [&'static str; 3]) -> Result<QcSummary, WireError> {
+    Ok(QcSummary {
+        view: r.u64(what[0])?,
+        height: r.u64(what[1])?,
+        block: r.digest(what[2])?,
+    })
+}
+
+/// A count of signers, checked against [`VALIDATORS_MAX`].
+fn put_signer_count(out: &mut BytesMut, count: usize) {
+    assert!(count <= VALIDATORS_MAX, "{count} signers, at most {VALIDATORS_MAX}");
+    out.put_u16(count as u16);
+}
+
+impl Block {
+    fn write(&self, out: &mut BytesMut) {
+        if let Err(e) = self.check_limits() {
+            panic!("encoding a block that breaks the limits: {e}");
+        }
+        out.put_u64(self.height);
+        out.put_u64(self.view);
+        out.put_slice(&self.parent);
+        out.put_u16(self.proposer);
+        out.put_u64(self.timestamp_ms);
+        out.put_u16(self.transactions.len() as u16);
+        for t in &self.transactions {
+            out.put_u32(t.len() as u32);
+            out.put_slice(t);
+        }
+    }
+
+    fn read(r: &mut Reader) -> Result<Block, WireError> {
+        let start = r.at;
+        let height = r.u64("block height")?;
+        let view = r.u64("block view")?;
+        let parent = r.digest("block parent")?;
+        let proposer = r.u16("block proposer")?;
+        let timestamp_ms = r.u64("block timestamp")?;
+        let count = r.count("transaction count", TRANSACTIONS_PER_BLOCK_MAX)?;
+        let mut transactions = Vec::with_capacity(count.min(r.remaining() / 4));
+        for _ in 0..count {
+            let length_at = r.at;
+            let length = r.u32("transaction length")? as usize;
+            if length > TRANSACTION_BYTES_MAX {
+                return Err(WireError::Limit {
+                    at: length_at,
+                    field: "transaction length",
+                    value: length as u64,
+                    max: TRANSACTION_BYTES_MAX,
+                });
+            }
+            let size = r.at - start + length;
+            if size > BLOCK_BYTES_MAX {
+                return Err(WireError::Limit {
+                    at: length_at,
+                    field: "block size",
+                    value: size as u64,
+                    max: BLOCK_BYTES_MAX,
+                });
+            }
+            transactions.push(Bytes::copy_from_slice(r.slice(length, "transaction")?));
+        }
+        Ok(Block {
+            height,
+            view,
+            parent,
+            proposer,
+            timestamp_ms,
+            transactions,
+        })
+    }
+}
+
+impl Vote {
+    fn encoded_len(&self) -> usize {
+        VOTE_BYTES
+    }
+
+    fn write(&self, out: &mut BytesMut) {
+        put_summary(out, &self.summary());
+        out.put_u16(self.signer);
+        out.put_slice(&self.signature.0);
+    }
+
+    fn read(r: &mut Reader) -> Result<Vote, WireError> {
+        let s = read_summary(r, &["vote view", "vote height", "vote block"])?;
+        Ok(Vote {
+            view: s.view,
+            height: s.height,
+            block: s.block,
+            signer: r.u16("vote signer")?,
+            signature: r.signature("vote signature")?,
+        })
+    }
+}
+
+impl Timeout {
+    fn encoded_len(&self) -> usize {
+        TIMEOUT_BYTES
+    }
+
+    fn write(&self, out: &mut BytesMut) {
+        out.put_u64(self.view);
+        put_summary(out, &self.high_qc);
+        out.put_u16(self.signer);
+        out.put_slice(&self.signature.0);
+    }
+
+    fn read(r: &mut Reader) -> Result<Timeout, WireError> {
+        Ok(Timeout {
+            view: r.u64("timeout view")?,
+            high_qc: read_summary(r, &["high QC view", "high QC height", "high QC block"])?,
+            signer: r.u16("timeout signer")?,
+            signature: r.signature("timeout signature")?,
+        })
+    }
+}
+
+impl QuorumCertificate {
+    fn encoded_len(&self) -> usize {
+        QC_SUMMARY_BYTES + 2 + self.signers.len() * QC_SIGNER_BYTES
+    }
+
+    /// # Panics
+    ///
+    /// If signers and signatures differ in number (such a certificate has no encoding).
+    fn write(&self, out: &mut BytesMut) {
+        assert_eq!(
+            self.signers.len(),
+            self.signatures.len(),
+            "a certificate needs one signature per signer"
+        );
+        put_summary(out, &self.summary());
+        put_signer_count(out, self.signers.len());
+        for (signer, signature) in self.signers.iter().zip(&self.signatures) {
+            out.put_u16(*signer);
+            out.put_slice(&signature.0);
+        }
+    }
+
+    fn read(r: &mut Reader) -> Result<QuorumCertificate, WireError> {
+        let s = read_summary(r, &["QC view", "QC height", "QC block"])?;
+        let count = r.count("QC signer count", VALIDATORS_MAX)?;
+        let capacity = count.min(r.remaining() / QC_SIGNER_BYTES);
+        let (mut signers, mut signatures) = (Vec::with_capacity(capacity), Vec::with_capacity(capacity));
+        for _ in 0..count {
+            signers.push(r.u16("QC signer")?);
+            signatures.push(r.signature("QC signature")?);
+        }
+        Ok(QuorumCertificate {
+            view: s.view,
+            height: s.height,
+            block: s.block,
+            signers,
+            signatures,
+        })
+    }
+}
+
+impl TimeoutCertificate {
+    fn encoded_len(&self) -> usize {
+        8 + 2 + self.entries.len() * TC_ENTRY_BYTES
+    }
+
+    fn write(&self, out: &mut BytesMut) {
+        out.put_u64(self.view);
+        put_signer_count(out, self.entries.len());
+        for e in &self.entries {
+            out.put_u16(e.signer);
+            put_summary(out, &e.high_qc);
+            out.put_slice(&e.signature.0);
+        }
+    }
+
+    fn read(r: &mut Reader) -> Result<TimeoutCertificate, WireError> {
+        let view = r.u64("TC view")?;
+        let count = r.count("TC entry count", VALIDATORS_MAX)?;
+        let mut entries = Vec::with_capacity(count.min(r.remaining() / TC_ENTRY_BYTES));
+        for _ in 0..count {
+            entries.push(TimeoutEntry {
+                signer: r.u16("TC signer")?,
+                high_qc: read_summary(r, &["TC high QC view", "TC high QC height", "TC high QC block"])?,
+                signature: r.signature("TC signature")?,
+            });
+        }
+        Ok(TimeoutCertificate { view, entries })
+    }
+}
+
+impl ProposalHeader {
+    fn encoded_len(&self) -> usize {
+        PROPOSAL_HEADER_BYTES_MAX - if self.timeout_view.is_some() { 0 } else { 8 }
+    }
+
+    fn write(&self, out: &mut BytesMut) {
+        out.put_u64(self.view);
+        out.put_u16(self.proposer);
+        out.put_slice(&self.block);
+        out.put_u64(self.justify_view);
+        match self.timeout_view {
+            None => out.put_u8(0),
+            Some(v) => {
+                out.put_u8(1);
+                out.put_u64(v);
+            }
+        }
+        out.put_slice(&self.signature.0);
+    }
+
+    fn read(r: &mut Reader) -> Result<ProposalHeader, WireError> {
+        Ok(ProposalHeader {
+            view: r.u64("header view")?,
+            proposer: r.u16("header proposer")?,
+            block: r.digest("header block")?,
+            justify_view: r.u64("header justify view")?,
+            timeout_view: if r.flag("header timeout flag")? {
+                Some(r.u64("header timeout view")?)
+            } else {
+                None
+            },
+            signature: r.signature("header signature")?,
+        })
+    }
+}
+
+impl Proposal {
+    fn encoded_len(&self) -> usize {
+        self.block.encoded_len()
+            + self.justify.encoded_len()
+            + 1
+            + self.timeout.as_ref().map_or(0, |t| t.encoded_len())
+            + SIGNATURE_BYTES
+    }
+
+    fn write(&self, out: &mut BytesMut) {
+        self.block.write(out);
+        self.justify.write(out);
+        match &self.timeout {
+            None => out.put_u8(0),
+            Some(tc) => {
+                out.put_u8(1);
+                tc.write(out);
+            }
+        }
+        out.put_slice(&self.signature.0);
+    }
+
+    fn read(r: &mut Reader) -> Result<Proposal, WireError> {
+        Ok(Proposal {
+            block: Block::read(r)?,
+            justify: QuorumCertificate::read(r)?,
+            timeout: if r.flag("proposal timeout flag")? {
+                Some(TimeoutCertificate::read(r)?)
+            } else {
+                None
+            },
+            signature: r.signature("proposal signature")?,
+        })
+    }
+}
+
+impl Evidence {
+    fn encoded_len(&self) -> usize {
+        1 + match self {
+            Evidence::ConflictingVotes(..) => 2 * VOTE_BYTES,
+            Evidence::ConflictingProposals(a, b) => a.encoded_len() + b.encoded_len(),
+        }
+    }
+
+    fn write(&self, out: &mut BytesMut) {
+        match self {
+            Evidence::ConflictingVotes(a, b) => {
+                out.put_u8(evidence_kind::VOTES);
+                a.write(out);
+                b.write(out);
+            }
+            Evidence::ConflictingProposals(a, b) => {
+                out.put_u8(evidence_kind::PROPOSALS);
+                a.write(out);
+                b.write(out);
+            }
+        }
+    }
+
+    fn read(r: &mut Reader) -> Result<Evidence, WireError> {
+        let kind_at = r.at;
+        match r.u8("evidence kind")? {
+            evidence_kind::VOTES => Ok(Evidence::ConflictingVotes(Vote::read(r)?, Vote::read(r)?)),
+            evidence_kind::PROPOSALS => Ok(Evidence::ConflictingProposals(
+                ProposalHeader::read(r)?,
+                ProposalHeader::read(r)?,
+            )),
+            other => Err(WireError::Invalid {
+                at: kind_at,
+                field: "evidence kind",
+                value: u64::from(other),
+            }),
+        }
+    }
+}
+
+/// Reads fields off a byte slice, naming each one and its offset in any error.
+struct Reader<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(data: &'a [u8]) -> Reader<'a> {
+        Reader { data, at: 0 }
+    }
+
+    fn remaining(&self) -> usize {
+        self.data.len() - self.at
+    }
+
+    fn slice(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], WireError> {
+        if n > self.remaining() {
+            return Err(WireError::Truncated {
+                at: self.at,
+                field,
+                needed: n - self.remaining(),
+            });
+        }
+        let bytes = &self.data[self.at..self.at + n];
+        self.at += n;
+        Ok(bytes)
+    }
+
+    fn take<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], WireError> {
+        Ok(self.slice(N, field)?.try_into().expect("length checked"))
+    }
+
+    fn u8(&mut self, field: &'static str) -> Result<u8, WireError> {
+        Ok(self.take::<1>(field)?[0])
+    }
+
+    fn u16(&mut self, field: &'static str) -> Result<u16, WireError> {
+        Ok(u16::from_be_bytes(self.take(field)?))
+    }
+
+    fn u32(&mut self, field: &'static str) -> Result<u32, WireError> {
+        Ok(u32::from_be_bytes(self.take(field)?))
+    }
+
+    fn u64(&mut self, field: &'static str) -> Result<u64, WireError> {
+        Ok(u64::from_be_bytes(self.take(field)?))
+    }
+
+    fn digest(&mut self, field: &'static str) -> Result<Digest, WireError> {
+        self.take(field)
+    }
+
+    fn signature(&mut self, field: &'static str) -> Result<Signature, WireError> {
+        Ok(Signature(self.take(field)?))
+    }
+
+    /// A `u16` count, at most `max`.
+    fn count(&mut self, field: &'static str, max: usize) -> Result<usize, WireError> {
+        let at = self.at;
+        let count = usize::from(self.u16(field)?);
+        if count > max {
+            return Err(WireError::Limit {
+                at,
+                field,
+                value: count as u64,
+                max,
+            });
+        }
+        Ok(count)
+    }
+
+    /// A presence byte: 0 or 1, nothing else (so no two encodings mean one message).
+    fn flag(&mut self, field: &'static str) -> Result<bool, WireError> {
+        let at = self.at;
+        match self.u8(field)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(WireError::Invalid {
+                at,
+                field,
+                value: u64::from(other),
+            }),
+        }
+    }
+
+    fn finish(&self) -> Result<(), WireError> {
+        match self.remaining() {
+            0 => Ok(()),
+            n => Err(WireError::Trailing(n)),
+        }
+    }
+}
+
+const _: () = assert!(BLOCK_HEADER_BYTES == 8 + 8 + 32 + 2 + 8 + 2);
+const _: () = assert!(TRANSACTIONS_PER_BLOCK_MAX <= u16::MAX as usize);
+const _: () = assert!(VALIDATORS_MAX <= u16::MAX as usize);
+const _: () = assert!(MESSAGE_BYTES_MAX <= 1 << 20, "a proposal must fit STOQ's default frame");
+const _: () = assert!(
+    EVIDENCE_BYTES_MAX < 300,
+    "evidence stays small enough to commit as a transaction"
+);
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::super::fixtures::{summary, Committee};
+    use super::super::*;
+    use super::*;
+
+    /// One message of every kind and shape: proposals with and without a timeout certificate,
+    /// a vote, a timeout, certificates (genesis, a quorum, a timeout one), both evidences.
+    fn samples() -> Vec<Message> {
+        let c = Committee::new(4, 2);
+        let genesis = QuorumCertificate::genesis();
+        let first = c.proposal(1, genesis.clone(), None);
+        let qc1 = c.quorum_qc(QcSummary {
+            view: 1,
+            height: 1,
+            block: first.block.digest(),
+        });
+        let tc2 = c.tc(2, &[(0, qc1.summary()), (1, QcSummary::GENESIS), (3, qc1.summary())]);
+        let after_timeout = c.proposal(3, qc1.clone(), Some(tc2.clone()));
+        let mut empty_block = c.block(1, &genesis);
+        empty_block.transactions.clear();
+        let rival = Proposal::sign(&c.set, &c.keys[1], empty_block, genesis.clone(), None).unwrap();
+        vec![
+            Message::Proposal(Box::new(first.clone())),
+            Message::Proposal(Box::new(after_timeout.clone())),
+            Message::Vote(c.vote(2, qc1.summary())),
+            Message::Timeout(c.timeout(1, 2, qc1.summary())),
+            Message::QuorumCertificate(genesis),
+            Message::QuorumCertificate(qc1.clone()),
+            Message::TimeoutCertificate(tc2),
+            Message::Evidence(Evidence::ConflictingVotes(
+                c.vote(3, summary(4, 2, 1)),
+                c.vote(3, summary(4, 2, 2)),
+            )),
+            Message::Evidence(Evidence::ConflictingProposals(first.header(), rival.header())),
+            Message::Evidence(Evidence::ConflictingProposals(after_timeout.header(), first.header())),
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips_alone_and_in_a_message() {
+        for message in samples() {
+            let bytes = message.encode();
+            assert!(bytes.len() <= MESSAGE_BYTES_MAX);
+            assert_eq!(Message::decode(&bytes).as_ref(), Ok(&message));
+            let body = &bytes[2..];
+            match &message {
+                Message::Proposal(p) => {
+                    assert_eq!(Proposal::decode(body).as_ref(), Ok(&**p));
+                    assert_eq!(Block::decode(&p.block.encode()).as_ref(), Ok(&p.block));
+                    assert_eq!(ProposalHeader::decode(&p.header().encode()), Ok(p.header()));
+                    assert_eq!(p.encoded_len(), body.len());
+                }
+                Message::Vote(v) => assert_eq!(Vote::decode(body).as_ref(), Ok(v)),
+                Message::Timeout(t) => assert_eq!(Timeout::decode(body).as_ref(), Ok(t)),
+                Message::QuorumCertificate(qc) => assert_eq!(QuorumCertificate::decode(body).as_ref(), Ok(qc)),
+                Message::TimeoutCertificate(tc) => assert_eq!(TimeoutCertificate::decode(body).as_ref(), Ok(tc)),
+                Message::Evidence(e) => {
+                    assert_eq!(Evidence::decode(body).as_ref(), Ok(e));
+                    assert_eq!(e.encoded_len(), body.len());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_truncation_of_every_encoding_is_an_error() {
+        for message in samples() {
+            let bytes = message.encode();
+            for cut in 0..bytes.len() {
+                assert!(
+                    Message::decode(&bytes[..cut]).is_err(),
+                    "{message:?} cut at {cut} decoded"
+                );
+            }
+            let mut longer = bytes.to_vec();
+            longer.push(0);
+            assert_eq!(Message::decode(&longer), Err(WireError::Trailing(1)));
+        }
+    }
+
+    #[test]
+    fn sizes_are_as_documented() {
+        let c = Committee::new(4, 2);
+        let vote = c.vote(0, summary(1, 1, 1));
+        assert_eq!(vote.encode().len(), VOTE_BYTES);
+        assert_eq!(c.timeout(0, 2, QcSummary::GENESIS).encode().len(), TIMEOUT_BYTES);
+        let evidence = Evidence::ConflictingVotes(vote.clone(), vote);
+        assert_eq!(evidence.encode().len(), 1 + 2 * VOTE_BYTES);
+        assert_eq!(MESSAGE_BYTES_MAX, 708_735);
+    }
+
+    #[test]
+    fn errors_name_the_field_and_offset() {
+        let vote = Committee::new(4, 2).vote(0, summary(1, 1, 1));
+        let bytes = Message::Vote(vote).encode();
+        assert_eq!(
+            Message::decode(&[]).unwrap_err().to_string(),
+            "truncated at byte 0: version needs 1 more byte(s)"
+        );
+        assert_eq!(Message::decode(&[2, 2]), Err(WireError::Version(2)));
+        assert_eq!(
+            Message::decode(&[1, 9]).unwrap_err().to_string(),
+            "byte 1: invalid message tag 9"
+        );
+        assert_eq!(
+            Message::decode(&bytes[..60]).unwrap_err().to_string(),
+            "truncated at byte 52: vote signature needs 56 more byte(s)"
+        );
+        // Evidence of an unknown kind.
+        assert_eq!(
+            Message::decode(&[1, 6, 3]).unwrap_err().to_string(),
+            "byte 2: invalid evidence kind 3"
+        );
+        // A proposal whose timeout flag is 2: the flag follows the block (60 bytes, no
+        // transactions) and the genesis QC (50 bytes).
+        let mut proposal = vec![1, 1];
+        proposal.extend_from_slice(&[0; BLOCK_HEADER_BYTES]);
+        proposal.extend_from_slice(&QuorumCertificate::genesis().encode());
+        proposal.push(2);
+        assert_eq!(
+            Message::decode(&proposal).unwrap_err().to_string(),
+            "byte 112: invalid proposal timeout flag 2"
+        );
+    }
+
+    #[test]
+    fn counts_and_lengths_above_their_limits_are_refused() {
+        let header = |count: u16| {
+            let mut b = vec![0; BLOCK_HEADER_BYTES - 2];
+            b.extend_from_slice(&count.to_be_bytes());
+            b
+        };
+        assert_eq!(
+            Block::decode(&header(TRANSACTIONS_PER_BLOCK_MAX as u16 + 1)),
+            Err(WireError::Limit {
+                at: 58,
+                field: "transaction count",
+                value: TRANSACTIONS_PER_BLOCK_MAX as u64 + 1,
+                max: TRANSACTIONS_PER_BLOCK_MAX
+            })
+        );
+        // A count at the limit with no transactions behind it is only truncated.
+        assert!(matches!(
+            Block::decode(&header(TRANSACTIONS_PER_BLOCK_MAX as u16)),
+            Err(WireError::Truncated {
+                field: "transaction length",
+                ..
+            })
+        ));
+        let mut long = header(1);
+        long.extend_from_slice(&(TRANSACTION_BYTES_MAX as u32 + 1).to_be_bytes());
+        assert_eq!(
+            Block::decode(&long),
+            Err(WireError::Limit {
+                at: 60,
+                field: "transaction length",
+                value: TRANSACTION_BYTES_MAX as u64 + 1,
+                max: TRANSACTION_BYTES_MAX
+            })
+        );
+        // Eight transactions of the largest size: the eighth takes the block beyond its limit.
+        let mut big = header(8);
+        for _ in 0..7 {
+            big.extend_from_slice(&(TRANSACTION_BYTES_MAX as u32).to_be_bytes());
+            big.extend_from_slice(&[7; TRANSACTION_BYTES_MAX]);
+        }
+        let eighth_at = big.len();
+        big.extend_from_slice(&(TRANSACTION_BYTES_MAX as u32).to_be_bytes());
+        assert_eq!(
+            Block::decode(&big),
+            Err(WireError::Limit {
+                at: eighth_at,
+                field: "block size",
+                value: (eighth_at + 4 + TRANSACTION_BYTES_MAX) as u64,
+                max: BLOCK_BYTES_MAX
+            })
+        );
+        let mut qc = vec![0; QC_SUMMARY_BYTES];
+        qc.extend_from_slice(&(VALIDATORS_MAX as u16 + 1).to_be_bytes());
+        assert_eq!(
+            QuorumCertificate::decode(&qc),
+            Err(WireError::Limit {
+                at: QC_SUMMARY_BYTES,
+                field: "QC signer count",
+                value: VALIDATORS_MAX as u64 + 1,
+                max: VALIDATORS_MAX
+            })
+        );
+        let mut tc = vec![0; 8];
+        tc.extend_from_slice(&u16::MAX.to_be_bytes());
+        assert!(matches!(
+            TimeoutCertificate::decode(&tc),
+            Err(WireError::Limit {
+                at: 8,
+                field: "TC entry count",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn the_largest_block_round_trips() {
+        let mut block = Block {
+            height: 1,
+            view: 1,
+            parent: GENESIS,
+            proposer: 0,
+            timestamp_ms: 0,
+            transactions: vec![Bytes::from(vec![1; TRANSACTION_BYTES_MAX]); 7],
+        };
+        let fits = BLOCK_BYTES_MAX - block.encoded_len() - 4;
+        block.transactions.push(Bytes::from(vec![2; fits]));
+        let bytes = block.encode();
+        assert_eq!(bytes.len(), BLOCK_BYTES_MAX);
+        assert_eq!(Block::decode(&bytes), Ok(block));
+    }
+
+    fn signature() -> impl Strategy<Value = Signature> {
+        proptest::collection::vec(any::<u8>(), 64).prop_map(|v| Signature(v.try_into().unwrap()))
+    }
+
+    fn qc_summary() -> impl Strategy<Value = QcSummary> {
+        (any::<u64>(), any::<u64>(), any::<[u8; 32]>()).prop_map(|(view, height, block)| QcSummary {
+            view,
+            height,
+            block,
+        })
+    }
+
+    fn block() -> impl Strategy<Value = Block> {
+        let transactions = proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..6);
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<[u8; 32]>(),
+            any::<u16>(),
+            any::<u64>(),
+            transactions,
+        )
+            .prop_map(|(height, view, parent, proposer, timestamp_ms, txs)| Block {
+                height,
+                view,
+                parent,
+                proposer,
+                timestamp_ms,
+                transactions: txs.into_iter().map(Bytes::from).collect(),
+            })
+    }
+
+    fn qc() -> impl Strategy<Value = QuorumCertificate> {
+        (
+            qc_summary(),
+            proptest::collection::vec((any::<u16>(), signature()), 0..6),
+        )
+            .prop_map(|(s, signed)| QuorumCertificate {
+                view: s.view,
+                height: s.height,
+                block: s.block,
+                signers: signed.iter().map(|(i, _)| *i).collect(),
+                signatures: signed.iter().map(|(_, s)| *s).collect(),
+            })
+    }
+
+    fn tc() -> impl Strategy<Value = TimeoutCertificate> {
+        let entry = (any::<u16>(), qc_summary(), signature()).prop_map(|(signer, high_qc, signature)| TimeoutEntry {
+            signer,
+            high_qc,
+            signature,
+        });
+        (any::<u64>(), proptest::collection::vec(entry, 0..6))
+            .prop_map(|(view, entries)| TimeoutCertificate { view, entries })
+    }
+
+    fn vote() -> impl Strategy<Value = Vote> {
+        (qc_summary(), any::<u16>(), signature()).prop_map(|(s, signer, signature)| Vote {
+            view: s.view,
+            height: s.height,
+            block: s.block,
+            signer,
+            signature,
+        })
+    }
+
+    fn header() -> impl Strategy<Value = ProposalHeader> {
+        (
+            any::<u64>(),
+            any::<u16>(),
+            any::<[u8; 32]>(),
+            any::<u64>(),
+            any::<Option<u64>>(),
+            signature(),
+        )
+            .prop_map(
+                |(view, proposer, block, justify_view, timeout_view, signature)| ProposalHeader {
+                    view,
+                    proposer,
+                    block,
+                    justify_view,
+                    timeout_view,
+                    signature,
+                },
+            )
+    }
+
+    fn message() -> impl Strategy<Value = Message> {
+        prop_oneof![
+            (block(), qc(), proptest::option::of(tc()), signature()).prop_map(
+                |(block, justify, timeout, signature)| {
+                    Message::Proposal(Box::new(Proposal {
+                        block,
+                        justify,
+                        timeout,
+                        signature,
+                    }))
+                }
+            ),
+            vote().prop_map(Message::Vote),
+            (any::<u64>(), qc_summary(), any::<u16>(), signature()).prop_map(|(view, high_qc, signer, signature)| {
+                Message::Timeout(Timeout {
+                    view,
+                    high_qc,
+                    signer,
+                    signature,
+                })
+            }),
+            qc().prop_map(Message::QuorumCertificate),
+            tc().prop_map(Message::TimeoutCertificate),
+            (vote(), vote()).prop_map(|(a, b)| Message::Evidence(Evidence::ConflictingVotes(a, b))),
+            (header(), header()).prop_map(|(a, b)| Message::Evidence(Evidence::ConflictingProposals(a, b))),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_messages_round_trip(message in message()) {
+            let bytes = message.encode();
+            prop_assert_eq!(Message::decode(&bytes), Ok(message));
+        }
+
+        #[test]
+        fn random_bytes_never_panic_and_what_decodes_is_canonical(data in proptest::collection::vec(any::<u8>(), 0..400)) {
+            if let Ok(message) = Message::decode(&data) {
+                prop_assert_eq!(&message.encode()[..], &data[..]);
+            }
+        }
+
+        #[test]
+        fn random_bodies_behind_a_valid_header_never_panic(
+            tag in 0u8..8,
+            body in proptest::collection::vec(any::<u8>(), 0..600),
+        ) {
+            let data = [&[VERSION, tag][..], &body].concat();
+            if let Ok(message) = Message::decode(&data) {
+                prop_assert_eq!(&message.encode()[..], &data[..]);
+            }
+        }
+
+        #[test]
+        fn edited_encodings_never_panic(message in message(), edits in proptest::collection::vec((any::<u16>(), any::<u8>()), 1..8)) {
+            let mut bytes = message.encode().to_vec();
+            for (at, value) in edits {
+                let at = usize::from(at) % bytes.len();
+                bytes[at] = value;
+            }
+            if let Ok(decoded) = Message::decode(&bytes) {
+                prop_assert_eq!(&decoded.encode()[..], &bytes[..]);
+            }
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! What the consensus wire fuzz target checks, stated once: compiled into this crate's corpus
+//! replay (`tests/consensus_fuzz_corpus.rs`) and into the fuzz target (`fuzz/src/lib.rs`
+//! includes this file), so the fuzzer and CI hold the decoder to the same property. The seed
+//! inputs are built here too, by the same committee the property verifies against.
+//!
+//! The property: [`Message::decode`] is total (any bytes give a message or a `WireError`, never
+//! a panic) and strict (a message that decodes encodes back to exactly the bytes it came from);
+//! what decodes is within the limits, and verifying it against a validator set answers (valid
+//! or a named error) without panicking.
+
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use hypermesh::consensus::{
+    Evidence, Message, Proposal, QcSummary, QuorumCertificate, Timeout, TimeoutCertificate, TimeoutEntry, Validator,
+    ValidatorKey, ValidatorSet, Vote,
+};
+use hypermesh::membership::NodeId;
+
+/// The epoch of the committee the property verifies against.
+pub const EPOCH: u64 = 1;
+
+/// Validators in that committee.
+pub const VALIDATORS: usize = 4;
+
+/// The committee: validator `i` on node `i`, named `node-i`, with the key of seed `[i + 1; 32]`.
+pub fn committee() -> &'static (ValidatorSet, Vec<ValidatorKey>) {
+    static COMMITTEE: OnceLock<(ValidatorSet, Vec<ValidatorKey>)> = OnceLock::new();
+    COMMITTEE.get_or_init(|| {
+        let keys: Vec<_> = (0..VALIDATORS)
+            .map(|i| ValidatorKey::from_seed(&[i as u8 + 1; 32]))
+            .collect();
+        let validators = keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| Validator {
+                node: NodeId(i as u64),
+                name: format!("node-{i}"),
+                public_key: key.public_key(),
+            })
+            .collect();
+        (ValidatorSet::new(EPOCH, validators).expect("a valid set"), keys)
+    })
+}
+
+/// Decodes `data`; if it is a message, it must encode to `data` again, stay within the limits,
+/// and verify (or be refused) against [`committee`] without a panic.
+pub fn decodes_canonically(data: &[u8]) {
+    let Ok(message) = Message::decode(data) else {
+        return;
+    };
+    let encoded = message.encode();
+    assert_eq!(
+        &encoded[..],
+        data,
+        "{message:?} encodes to other bytes than it decoded from"
+    );
+    let set = &committee().0;
+    match &message {
+        Message::Proposal(p) => {
+            assert_eq!(p.block.check_limits(), Ok(()), "a decoded block is within the limits");
+            let _ = p.verify(set);
+        }
+        Message::Vote(v) => {
+            let _ = v.verify(set);
+        }
+        Message::Timeout(t) => {
+            let _ = t.verify(set);
+        }
+        Message::QuorumCertificate(qc) => {
+            let _ = qc.verify(set);
+        }
+        Message::TimeoutCertificate(tc) => {
+            let _ = tc.verify(set);
+        }
+        Message::Evidence(e) => {
+            let _ = e.verify(set);
+        }
+    }
+}
+
+/// Whether `data` decodes to a message that verifies against [`committee`] (what every seed
+/// does).
+pub fn decodes_and_verifies(data: &[u8]) -> bool {
+    let set = &committee().0;
+    match Message::decode(data) {
+        Ok(Message::Proposal(p)) => p.verify(set).is_ok(),
+        Ok(Message::Vote(v)) => v.verify(set).is_ok(),
+        Ok(Message::Timeout(t)) => t.verify(set).is_ok(),
+        Ok(Message::QuorumCertificate(qc)) => qc.verify(set).is_ok(),
+        Ok(Message::TimeoutCertificate(tc)) => tc.verify(set).is_ok(),
+        Ok(Message::Evidence(e)) => e.verify(set).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// The seed inputs, by name: one valid, verifying message of every kind and shape, signed by
+/// [`committee`]. Ed25519 signatures are deterministic, so these are the same bytes every time.
+pub fn seeds() -> Vec<(&'static str, Bytes)> {
+    let (set, keys) = committee();
+    let vote = |i: usize, s: QcSummary| Vote::sign(set, &keys[i], s).expect("a validator");
+    let quorum: Vec<usize> = (0..set.quorum()).collect();
+    let qc = |s: QcSummary| {
+        let votes: Vec<_> = quorum.iter().map(|&i| vote(i, s)).collect();
+        QuorumCertificate {
+            view: s.view,
+            height: s.height,
+            block: s.block,
+            signers: votes.iter().map(|v| v.signer).collect(),
+            signatures: votes.iter().map(|v| v.signature).collect(),
+        }
+    };
+    let propose = |view: u64, justify: QuorumCertificate, timeout: Option<TimeoutCertificate>, txs: Vec<Bytes>| {
+        let leader = set.leader(view);
+        let block = hypermesh::consensus::Block {
+            height: justify.height + 1,
+            view,
+            parent: justify.block,
+            proposer: leader,
+            timestamp_ms: 1_790_000_000_000 + view,
+            transactions: txs,
+        };
+        Proposal::sign(set, &keys[usize::from(leader)], block, justify, timeout).expect("the leader's key")
+    };
+    let txs = vec![Bytes::from_static(b"put k v"), Bytes::from_static(b"del k")];
+    let first = propose(1, QuorumCertificate::genesis(), None, txs.clone());
+    let rival = propose(1, QuorumCertificate::genesis(), None, vec![]);
+    let qc1 = qc(QcSummary {
+        view: 1,
+        height: 1,
+        block: first.block.digest(),
+    });
+    let second = propose(2, qc1.clone(), None, txs);
+    let timeout = |i: usize, high_qc: QcSummary| Timeout::sign(set, &keys[i], 2, high_qc).expect("a validator");
+    let tc2 = TimeoutCertificate {
+        view: 2,
+        entries: [(0, qc1.summary()), (1, QcSummary::GENESIS), (3, qc1.summary())]
+            .into_iter()
+            .map(|(i, high_qc)| {
+                let t = timeout(i, high_qc);
+                TimeoutEntry {
+                    signer: t.signer,
+                    high_qc,
+                    signature: t.signature,
+                }
+            })
+            .collect(),
+    };
+    let third = propose(3, qc1.clone(), Some(tc2.clone()), vec![Bytes::from_static(b"x")]);
+    let other = QcSummary {
+        view: 1,
+        height: 1,
+        block: rival.block.digest(),
+    };
+    let messages = vec![
+        ("proposal", Message::Proposal(Box::new(first.clone()))),
+        ("proposal-qc", Message::Proposal(Box::new(second))),
+        ("proposal-tc", Message::Proposal(Box::new(third))),
+        ("vote", Message::Vote(vote(2, qc1.summary()))),
+        ("timeout", Message::Timeout(timeout(1, qc1.summary()))),
+        ("qc-genesis", Message::QuorumCertificate(QuorumCertificate::genesis())),
+        ("qc", Message::QuorumCertificate(qc1.clone())),
+        ("tc", Message::TimeoutCertificate(tc2)),
+        (
+            "evidence-votes",
+            Message::Evidence(Evidence::ConflictingVotes(vote(3, qc1.summary()), vote(3, other))),
+        ),
+        (
+            "evidence-proposals",
+            Message::Evidence(Evidence::ConflictingProposals(first.header(), rival.header())),
+        ),
+    ];
+    messages.into_iter().map(|(name, m)| (name, m.encode())).collect()
+}
