@@ -433,6 +433,13 @@ impl Proposal {
     /// view, or with a timeout certificate of it and a `justify` at least as high as every QC
     /// that certificate reports; the signature; then both certificates.
     pub fn verify(&self, set: &ValidatorSet) -> Result<(), ProposalError> {
+        self.verify_trusting_justify(set)?;
+        self.justify.verify(set).map_err(ProposalError::Justify)
+    }
+
+    /// [`Proposal::verify`] without verifying `justify`'s signatures, for a replica that has
+    /// already verified that very certificate (the costliest check: a quorum of signatures).
+    pub fn verify_trusting_justify(&self, set: &ValidatorSet) -> Result<(), ProposalError> {
         let block = &self.block;
         block.check_limits()?;
         let leader = set.leader(block.view);
@@ -481,7 +488,6 @@ impl Proposal {
             }
         }
         self.header().verify(set).map_err(ProposalError::Signature)?;
-        self.justify.verify(set).map_err(ProposalError::Justify)?;
         if let Some(tc) = &self.timeout {
             tc.verify(set).map_err(ProposalError::Timeout)?;
         }

@@ -1,5 +1,5 @@
-//! Byzantine fault-tolerant consensus: the data types, signatures, certificates, evidence and
-//! wire format (the protocol's state machine is not built yet).
+//! Byzantine fault-tolerant consensus: the data types, signatures, certificates, evidence, wire
+//! format, and [`Replica`], the protocol on a node's host.
 //!
 //! # The protocol these types serve: chained HotStuff-2
 //!
@@ -48,9 +48,12 @@
 
 mod block;
 mod certificate;
+pub mod client;
+mod config;
 mod crypto;
 mod evidence;
 mod messages;
+pub mod replica;
 mod validators;
 pub mod wire;
 
@@ -60,14 +63,16 @@ pub use block::{
 pub use certificate::{
     AggregateError, CertificateError, QcBuilder, QuorumCertificate, TcBuilder, TimeoutCertificate, TimeoutEntry,
 };
+pub use config::{ConfigError, ConsensusConfig};
 pub use crypto::{
     ed25519_key_from_spki, sha256, verify_signature, Digest, KeyError, PublicKey, Signature, ValidatorKey, DOMAIN,
     ED25519_SPKI_PREFIX, SIGNATURE_BYTES,
 };
 pub use evidence::{Evidence, EvidenceError};
 pub use messages::{MessageError, Proposal, ProposalError, ProposalHeader, QcSummary, SignError, Timeout, Vote};
+pub use replica::{Replica, ReplicaStats, MOUNT};
 pub use validators::{Validator, ValidatorIndex, ValidatorSet, ValidatorSetError, VALIDATORS_MAX};
-pub use wire::{Message, WireError};
+pub use wire::{Answer, AnswerKind, Blocks, CertifiedBlock, Fetch, Message, Submit, WireError};
 
 #[cfg(test)]
 mod fixtures;

@@ -14,6 +14,12 @@
 //! header      = view u64 | proposer u16 | block [32] | justify_view u64
 //!             | timeout_view? (u8 0, or u8 1 | u64) | signature [64]
 //! evidence    = kind u8 (1 votes | 2 proposals) | two votes or two headers
+//! certified   = block | qc                      (a committed block and its certificate)
+//! fetch       = from u64 | count u16
+//! blocks      = count u16 | count × certified | proof? (u8 0, or u8 1 | certified)
+//! submit      = flags u8 (bit 0: forwarded) | length u32 | transaction
+//! answer      = transaction [32] | height u64 | kind u8 (1 applied | 2 refused | 3 not admitted)
+//!             | length u32 | bytes
 //! ```
 //!
 //! Decoding is total and strict: any bytes give a value or a [`WireError`] naming the field and
@@ -115,6 +121,87 @@ pub enum Message {
     TimeoutCertificate(TimeoutCertificate),
     /// Evidence of misbehaviour.
     Evidence(Evidence),
+    /// Catch-up: a replica asks a peer for committed blocks.
+    Fetch(Fetch),
+    /// Catch-up: committed blocks with their certificates, in height order.
+    Blocks(Blocks),
+    /// A client's transaction (or a replica forwarding one to the coming leaders).
+    Submit(Submit),
+    /// What became of a submitted transaction, to the client that submitted it.
+    Answer(Answer),
+}
+
+/// The most certified blocks one [`Blocks`] message carries.
+pub const BLOCKS_PER_MESSAGE_MAX: usize = 256;
+
+/// The largest answer body (a state machine's reply or refusal).
+pub const ANSWER_BYTES_MAX: usize = 256 * 1024;
+
+/// A committed block and the certificate of it: what the log stores and catch-up serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertifiedBlock {
+    /// The block.
+    pub block: Block,
+    /// A quorum certificate of exactly this block.
+    pub qc: QuorumCertificate,
+}
+
+/// A request for committed blocks from height `from` on, at most `count` of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fetch {
+    /// The first height wanted.
+    pub from: u64,
+    /// How many at most.
+    pub count: u16,
+}
+
+/// Committed blocks at consecutive heights, each with its certificate, and the proof that the
+/// last is committed when the blocks themselves do not show it: a certified block of the next
+/// view extending it (the two-chain commit rule).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blocks {
+    /// Consecutive heights, lowest first.
+    pub records: Vec<CertifiedBlock>,
+    /// A certified child of the last record, in the view after it.
+    pub proof: Option<Box<CertifiedBlock>>,
+}
+
+/// A transaction submitted to a replica.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Submit {
+    /// Sent on by a replica rather than by the client (not forwarded again, not answered).
+    pub forwarded: bool,
+    /// The transaction's bytes; its id is their digest.
+    pub transaction: Bytes,
+}
+
+/// What a replica answers a client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AnswerKind {
+    /// Committed and applied: the state machine's answer.
+    Applied(Bytes),
+    /// Committed, and refused by the state machine's rules (every replica refused it alike).
+    Refused(String),
+    /// Not taken in (the replica's pool is full, or the transaction is too large): it was not
+    /// forwarded and will not commit through this submission.
+    NotAdmitted(String),
+}
+
+/// The answer to one submitted transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// The transaction's id (the digest of its bytes).
+    pub transaction: Digest,
+    /// The height it committed at (0 when not admitted).
+    pub height: u64,
+    /// What became of it.
+    pub kind: AnswerKind,
+}
+
+mod answer_kind {
+    pub const APPLIED: u8 = 1;
+    pub const REFUSED: u8 = 2;
+    pub const NOT_ADMITTED: u8 = 3;
 }
 
 mod tag {
@@ -124,6 +211,10 @@ mod tag {
     pub const QUORUM_CERTIFICATE: u8 = 4;
     pub const TIMEOUT_CERTIFICATE: u8 = 5;
     pub const EVIDENCE: u8 = 6;
+    pub const FETCH: u8 = 7;
+    pub const BLOCKS: u8 = 8;
+    pub const SUBMIT: u8 = 9;
+    pub const ANSWER: u8 = 10;
 }
 
 mod evidence_kind {
@@ -166,6 +257,23 @@ impl Message {
                 out.put_u8(tag::EVIDENCE);
                 e.write(&mut out);
             }
+            Message::Fetch(f) => {
+                out.put_u8(tag::FETCH);
+                out.put_u64(f.from);
+                out.put_u16(f.count);
+            }
+            Message::Blocks(b) => {
+                out.put_u8(tag::BLOCKS);
+                b.write(&mut out);
+            }
+            Message::Submit(s) => {
+                out.put_u8(tag::SUBMIT);
+                s.write(&mut out);
+            }
+            Message::Answer(a) => {
+                out.put_u8(tag::ANSWER);
+                a.write(&mut out);
+            }
         }
         out.freeze()
     }
@@ -178,6 +286,10 @@ impl Message {
             Message::QuorumCertificate(qc) => qc.encoded_len(),
             Message::TimeoutCertificate(tc) => tc.encoded_len(),
             Message::Evidence(_) => EVIDENCE_BYTES_MAX,
+            Message::Fetch(_) => 10,
+            Message::Blocks(b) => b.encoded_len(),
+            Message::Submit(s) => 5 + s.transaction.len(),
+            Message::Answer(a) => a.encoded_len(),
         }
     }
 
@@ -196,6 +308,13 @@ impl Message {
             tag::QUORUM_CERTIFICATE => Message::QuorumCertificate(QuorumCertificate::read(&mut r)?),
             tag::TIMEOUT_CERTIFICATE => Message::TimeoutCertificate(TimeoutCertificate::read(&mut r)?),
             tag::EVIDENCE => Message::Evidence(Evidence::read(&mut r)?),
+            tag::FETCH => Message::Fetch(Fetch {
+                from: r.u64("fetch from")?,
+                count: r.u16("fetch count")?,
+            }),
+            tag::BLOCKS => Message::Blocks(Blocks::read(&mut r)?),
+            tag::SUBMIT => Message::Submit(Submit::read(&mut r)?),
+            tag::ANSWER => Message::Answer(Answer::read(&mut r)?),
             other => {
                 return Err(WireError::Invalid {
                     at: tag_at,
@@ -243,6 +362,7 @@ codec!(TimeoutCertificate, "a timeout certificate");
 codec!(ProposalHeader, "a proposal header");
 codec!(Proposal, "a proposal");
 codec!(Evidence, "evidence");
+codec!(CertifiedBlock, "a certified block");
 
 fn put_summary(out: &mut BytesMut, s: &QcSummary) {
     out.put_u64(s.view);
@@ -551,6 +671,176 @@ impl Evidence {
     }
 }
 
+impl CertifiedBlock {
+    fn encoded_len(&self) -> usize {
+        self.block.encoded_len() + self.qc.encoded_len()
+    }
+
+    fn write(&self, out: &mut BytesMut) {
+        self.block.write(out);
+        self.qc.write(out);
+    }
+
+    fn read(r: &mut Reader) -> Result<CertifiedBlock, WireError> {
+        Ok(CertifiedBlock {
+            block: Block::read(r)?,
+            qc: QuorumCertificate::read(r)?,
+        })
+    }
+}
+
+impl Blocks {
+    /// The size of its encoding (without version and tag).
+    pub fn encoded_len(&self) -> usize {
+        2 + self.records.iter().map(CertifiedBlock::encoded_len).sum::<usize>()
+            + 1
+            + self.proof.as_ref().map_or(0, |p| p.encoded_len())
+    }
+
+    fn write(&self, out: &mut BytesMut) {
+        assert!(
+            self.records.len() <= BLOCKS_PER_MESSAGE_MAX,
+            "{} blocks in one message, at most {BLOCKS_PER_MESSAGE_MAX}",
+            self.records.len()
+        );
+        out.put_u16(self.records.len() as u16);
+        for record in &self.records {
+            record.write(out);
+        }
+        match &self.proof {
+            None => out.put_u8(0),
+            Some(p) => {
+                out.put_u8(1);
+                p.write(out);
+            }
+        }
+    }
+
+    fn read(r: &mut Reader) -> Result<Blocks, WireError> {
+        let start = r.at;
+        let count = r.count("blocks count", BLOCKS_PER_MESSAGE_MAX)?;
+        let mut records = Vec::with_capacity(count.min(r.remaining() / BLOCK_HEADER_BYTES));
+        for _ in 0..count {
+            let at = r.at;
+            records.push(CertifiedBlock::read(r)?);
+            if r.at - start > MESSAGE_BYTES_MAX {
+                return Err(WireError::Limit {
+                    at,
+                    field: "blocks size",
+                    value: (r.at - start) as u64,
+                    max: MESSAGE_BYTES_MAX,
+                });
+            }
+        }
+        let proof = if r.flag("blocks proof flag")? {
+            Some(Box::new(CertifiedBlock::read(r)?))
+        } else {
+            None
+        };
+        Ok(Blocks { records, proof })
+    }
+}
+
+impl Submit {
+    fn write(&self, out: &mut BytesMut) {
+        assert!(
+            self.transaction.len() <= TRANSACTION_BYTES_MAX,
+            "a transaction above the limit"
+        );
+        out.put_u8(u8::from(self.forwarded));
+        out.put_u32(self.transaction.len() as u32);
+        out.put_slice(&self.transaction);
+    }
+
+    fn read(r: &mut Reader) -> Result<Submit, WireError> {
+        let forwarded = r.flag("submit flags")?;
+        let length_at = r.at;
+        let length = r.u32("submit length")? as usize;
+        if length > TRANSACTION_BYTES_MAX {
+            return Err(WireError::Limit {
+                at: length_at,
+                field: "submit length",
+                value: length as u64,
+                max: TRANSACTION_BYTES_MAX,
+            });
+        }
+        Ok(Submit {
+            forwarded,
+            transaction: Bytes::copy_from_slice(r.slice(length, "submitted transaction")?),
+        })
+    }
+}
+
+impl Answer {
+    fn body(&self) -> &[u8] {
+        match &self.kind {
+            AnswerKind::Applied(b) => b,
+            AnswerKind::Refused(s) | AnswerKind::NotAdmitted(s) => s.as_bytes(),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        32 + 8 + 1 + 4 + self.body().len()
+    }
+
+    fn write(&self, out: &mut BytesMut) {
+        let body = self.body();
+        assert!(body.len() <= ANSWER_BYTES_MAX, "an answer above the limit");
+        out.put_slice(&self.transaction);
+        out.put_u64(self.height);
+        out.put_u8(match self.kind {
+            AnswerKind::Applied(_) => answer_kind::APPLIED,
+            AnswerKind::Refused(_) => answer_kind::REFUSED,
+            AnswerKind::NotAdmitted(_) => answer_kind::NOT_ADMITTED,
+        });
+        out.put_u32(body.len() as u32);
+        out.put_slice(body);
+    }
+
+    fn read(r: &mut Reader) -> Result<Answer, WireError> {
+        let transaction = r.digest("answer transaction")?;
+        let height = r.u64("answer height")?;
+        let kind_at = r.at;
+        let kind = r.u8("answer kind")?;
+        let length_at = r.at;
+        let length = r.u32("answer length")? as usize;
+        if length > ANSWER_BYTES_MAX {
+            return Err(WireError::Limit {
+                at: length_at,
+                field: "answer length",
+                value: length as u64,
+                max: ANSWER_BYTES_MAX,
+            });
+        }
+        let body_at = r.at;
+        let body = r.slice(length, "answer body")?;
+        let text = |field| {
+            String::from_utf8(body.to_vec()).map_err(|_| WireError::Invalid {
+                at: body_at,
+                field,
+                value: length as u64,
+            })
+        };
+        let kind = match kind {
+            answer_kind::APPLIED => AnswerKind::Applied(Bytes::copy_from_slice(body)),
+            answer_kind::REFUSED => AnswerKind::Refused(text("answer reason (not UTF-8)")?),
+            answer_kind::NOT_ADMITTED => AnswerKind::NotAdmitted(text("answer reason (not UTF-8)")?),
+            other => {
+                return Err(WireError::Invalid {
+                    at: kind_at,
+                    field: "answer kind",
+                    value: u64::from(other),
+                })
+            }
+        };
+        Ok(Answer {
+            transaction,
+            height,
+            kind,
+        })
+    }
+}
+
 /// Reads fields off a byte slice, naming each one and its offset in any error.
 struct Reader<'a> {
     data: &'a [u8],
@@ -691,6 +981,40 @@ mod tests {
             )),
             Message::Evidence(Evidence::ConflictingProposals(first.header(), rival.header())),
             Message::Evidence(Evidence::ConflictingProposals(after_timeout.header(), first.header())),
+            Message::Fetch(Fetch { from: 7, count: 64 }),
+            Message::Blocks(Blocks {
+                records: vec![CertifiedBlock {
+                    block: first.block.clone(),
+                    qc: qc1.clone(),
+                }],
+                proof: Some(Box::new(CertifiedBlock {
+                    block: after_timeout.block.clone(),
+                    qc: qc1.clone(),
+                })),
+            }),
+            Message::Blocks(Blocks {
+                records: vec![],
+                proof: None,
+            }),
+            Message::Submit(Submit {
+                forwarded: true,
+                transaction: Bytes::from_static(b"tx"),
+            }),
+            Message::Answer(Answer {
+                transaction: [9; 32],
+                height: 12,
+                kind: AnswerKind::Applied(Bytes::from_static(b"ok")),
+            }),
+            Message::Answer(Answer {
+                transaction: [9; 32],
+                height: 12,
+                kind: AnswerKind::Refused("no".into()),
+            }),
+            Message::Answer(Answer {
+                transaction: [9; 32],
+                height: 0,
+                kind: AnswerKind::NotAdmitted("pool full".into()),
+            }),
         ]
     }
 
@@ -716,6 +1040,14 @@ mod tests {
                     assert_eq!(Evidence::decode(body).as_ref(), Ok(e));
                     assert_eq!(e.encoded_len(), body.len());
                 }
+                Message::Blocks(b) => {
+                    assert_eq!(b.encoded_len(), body.len());
+                    for r in &b.records {
+                        assert_eq!(CertifiedBlock::decode(&r.encode()).as_ref(), Ok(r));
+                    }
+                }
+                Message::Answer(a) => assert_eq!(a.encoded_len(), body.len()),
+                Message::Fetch(_) | Message::Submit(_) => assert_eq!(message.body_len(), body.len()),
             }
         }
     }
@@ -757,8 +1089,8 @@ mod tests {
         );
         assert_eq!(Message::decode(&[2, 2]), Err(WireError::Version(2)));
         assert_eq!(
-            Message::decode(&[1, 9]).unwrap_err().to_string(),
-            "byte 1: invalid message tag 9"
+            Message::decode(&[1, 99]).unwrap_err().to_string(),
+            "byte 1: invalid message tag 99"
         );
         assert_eq!(
             Message::decode(&bytes[..60]).unwrap_err().to_string(),
@@ -985,6 +1317,38 @@ mod tests {
             tc().prop_map(Message::TimeoutCertificate),
             (vote(), vote()).prop_map(|(a, b)| Message::Evidence(Evidence::ConflictingVotes(a, b))),
             (header(), header()).prop_map(|(a, b)| Message::Evidence(Evidence::ConflictingProposals(a, b))),
+            (any::<u64>(), any::<u16>()).prop_map(|(from, count)| Message::Fetch(Fetch { from, count })),
+            (
+                proptest::collection::vec((block(), qc()), 0..3),
+                proptest::option::of((block(), qc()))
+            )
+                .prop_map(|(records, proof)| {
+                    Message::Blocks(Blocks {
+                        records: records
+                            .into_iter()
+                            .map(|(block, qc)| CertifiedBlock { block, qc })
+                            .collect(),
+                        proof: proof.map(|(block, qc)| Box::new(CertifiedBlock { block, qc })),
+                    })
+                }),
+            (any::<bool>(), proptest::collection::vec(any::<u8>(), 0..40)).prop_map(|(forwarded, t)| {
+                Message::Submit(Submit {
+                    forwarded,
+                    transaction: Bytes::from(t),
+                })
+            }),
+            (any::<[u8; 32]>(), any::<u64>(), 0u8..3, "[a-z ]{0,20}").prop_map(|(transaction, height, k, text)| {
+                let kind = match k {
+                    0 => AnswerKind::Applied(Bytes::from(text.into_bytes())),
+                    1 => AnswerKind::Refused(text),
+                    _ => AnswerKind::NotAdmitted(text),
+                };
+                Message::Answer(Answer {
+                    transaction,
+                    height,
+                    kind,
+                })
+            }),
         ]
     }
 

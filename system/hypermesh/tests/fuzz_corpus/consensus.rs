@@ -12,8 +12,8 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use hypermesh::consensus::{
-    Evidence, Message, Proposal, QcSummary, QuorumCertificate, Timeout, TimeoutCertificate, TimeoutEntry, Validator,
-    ValidatorKey, ValidatorSet, Vote,
+    Answer, AnswerKind, Blocks, CertifiedBlock, Evidence, Fetch, Message, Proposal, QcSummary, QuorumCertificate,
+    Submit, Timeout, TimeoutCertificate, TimeoutEntry, Validator, ValidatorKey, ValidatorSet, Vote,
 };
 use hypermesh::membership::NodeId;
 
@@ -76,6 +76,14 @@ pub fn decodes_canonically(data: &[u8]) {
         Message::Evidence(e) => {
             let _ = e.verify(set);
         }
+        Message::Blocks(b) => {
+            for r in b.records.iter().chain(b.proof.as_deref()) {
+                assert_eq!(r.block.check_limits(), Ok(()), "a decoded block is within the limits");
+                let _ = r.qc.verify(set);
+            }
+        }
+        // Nothing signed: decoding is the whole check.
+        Message::Fetch(_) | Message::Submit(_) | Message::Answer(_) => {}
     }
 }
 
@@ -90,6 +98,12 @@ pub fn decodes_and_verifies(data: &[u8]) -> bool {
         Ok(Message::QuorumCertificate(qc)) => qc.verify(set).is_ok(),
         Ok(Message::TimeoutCertificate(tc)) => tc.verify(set).is_ok(),
         Ok(Message::Evidence(e)) => e.verify(set).is_ok(),
+        Ok(Message::Blocks(b)) => b
+            .records
+            .iter()
+            .chain(b.proof.as_deref())
+            .all(|r| r.qc.verify(set).is_ok() && r.qc.block == r.block.digest()),
+        Ok(Message::Fetch(_) | Message::Submit(_) | Message::Answer(_)) => true,
         Err(_) => false,
     }
 }
@@ -131,6 +145,11 @@ pub fn seeds() -> Vec<(&'static str, Bytes)> {
         block: first.block.digest(),
     });
     let second = propose(2, qc1.clone(), None, txs);
+    let qc2 = qc(QcSummary {
+        view: 2,
+        height: 2,
+        block: second.block.digest(),
+    });
     let timeout = |i: usize, high_qc: QcSummary| Timeout::sign(set, &keys[i], 2, high_qc).expect("a validator");
     let tc2 = TimeoutCertificate {
         view: 2,
@@ -154,7 +173,7 @@ pub fn seeds() -> Vec<(&'static str, Bytes)> {
     };
     let messages = vec![
         ("proposal", Message::Proposal(Box::new(first.clone()))),
-        ("proposal-qc", Message::Proposal(Box::new(second))),
+        ("proposal-qc", Message::Proposal(Box::new(second.clone()))),
         ("proposal-tc", Message::Proposal(Box::new(third))),
         ("vote", Message::Vote(vote(2, qc1.summary()))),
         ("timeout", Message::Timeout(timeout(1, qc1.summary()))),
@@ -168,6 +187,35 @@ pub fn seeds() -> Vec<(&'static str, Bytes)> {
         (
             "evidence-proposals",
             Message::Evidence(Evidence::ConflictingProposals(first.header(), rival.header())),
+        ),
+        ("fetch", Message::Fetch(Fetch { from: 1, count: 64 })),
+        (
+            "blocks",
+            Message::Blocks(Blocks {
+                records: vec![CertifiedBlock {
+                    block: first.block.clone(),
+                    qc: qc1.clone(),
+                }],
+                proof: Some(Box::new(CertifiedBlock {
+                    block: second.block.clone(),
+                    qc: qc2,
+                })),
+            }),
+        ),
+        (
+            "submit",
+            Message::Submit(Submit {
+                forwarded: false,
+                transaction: Bytes::from_static(b"put k v"),
+            }),
+        ),
+        (
+            "answer",
+            Message::Answer(Answer {
+                transaction: [7; 32],
+                height: 2,
+                kind: AnswerKind::Applied(Bytes::from_static(b"ok")),
+            }),
         ),
     ];
     messages.into_iter().map(|(name, m)| (name, m.encode())).collect()

@@ -1,0 +1,260 @@
+//! [`LoadClient`]: a client that submits list-append transactions to replicas and records its
+//! history, for linearizability checkers (Elle-style) and for load.
+//!
+//! Each transaction appends at least once (so no two transactions have the same bytes, and
+//! the replicas' deduplication by id never merges two of them) and reads some keys. Keys come
+//! from a window of [`LoadConfig::keys_live`] keys that moves on every
+//! [`LoadConfig::key_lifetime`], which keeps lists, and the reads that return them, short.
+//! Values are unique across the run: the transaction id (process and counter) and the op's
+//! position.
+//!
+//! # Probes (protocol `consensus`): the history
+//!
+//! | name | subject | value |
+//! |---|---|---|
+//! | `txn` | transaction id | number of ops (invocation) |
+//! | `append` | transaction id | key (followed by `value`) |
+//! | `value` | transaction id | value appended |
+//! | `read` | transaction id | key |
+//! | `ok` | transaction id | height committed at (then `read_len`/`element` per read) |
+//! | `read_len` | transaction id | length of the list read |
+//! | `element` | transaction id | one value of the list read |
+//! | `fail` | transaction id | 1 refused by the state machine, 2 not admitted |
+//! | `info` | transaction id | 0: no answer in time (it may or may not have committed) |
+//! | `latency_ms` | transaction id | submission to answer, milliseconds |
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use runtime::host::{Context, Protocol};
+use runtime::{Clock, Entropy, Instant, Probe, Probes};
+
+use super::crypto::{sha256, Digest};
+use super::wire::{AnswerKind, Message, Submit};
+use crate::replication::kv::{encode_transaction, Op};
+
+/// How a load client behaves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadConfig {
+    /// The replicas it submits to (one drawn per transaction).
+    pub replicas: Vec<SocketAddr>,
+    /// Its process number in the history (unique per client).
+    pub process: u64,
+    /// Time between submissions.
+    pub interval: Duration,
+    /// Transactions awaiting an answer at most; beyond it, the client skips a turn.
+    pub in_flight_max: usize,
+    /// How long it waits for an answer before recording the outcome as unknown.
+    pub answer_timeout: Duration,
+    /// Keys in the live window.
+    pub keys_live: u64,
+    /// How long a window of keys lives.
+    pub key_lifetime: Duration,
+    /// Ops per transaction at most (at least one append).
+    pub ops_max: usize,
+    /// When to stop submitting (time since the client started); `None` never.
+    pub stop_after: Option<Duration>,
+}
+
+impl LoadConfig {
+    /// A client of `replicas` with one transaction every 10 ms.
+    pub fn new(replicas: Vec<SocketAddr>, process: u64) -> Self {
+        LoadConfig {
+            replicas,
+            process,
+            interval: Duration::from_millis(10),
+            in_flight_max: 64,
+            answer_timeout: Duration::from_secs(10),
+            keys_live: 8,
+            key_lifetime: Duration::from_secs(2),
+            ops_max: 4,
+            stop_after: None,
+        }
+    }
+}
+
+/// Timers of the load client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientTimer {
+    /// Submit the next transaction.
+    Next,
+    /// The answer to this transaction is overdue.
+    Overdue(u64),
+}
+
+struct InFlight {
+    id: u64,
+    reads: usize,
+    sent: Instant,
+}
+
+/// A client submitting list-append transactions and recording its history in probes.
+pub struct LoadClient {
+    config: LoadConfig,
+    counter: u64,
+    started: Instant,
+    in_flight: BTreeMap<Digest, InFlight>,
+    by_id: BTreeMap<u64, Digest>,
+}
+
+impl LoadClient {
+    /// A client with `config`.
+    ///
+    /// # Panics
+    ///
+    /// If `config` has no replicas, no keys, or no ops.
+    pub fn new(config: LoadConfig) -> Self {
+        assert!(!config.replicas.is_empty(), "a client needs replicas");
+        assert!(
+            config.keys_live > 0 && config.ops_max > 0,
+            "a client needs keys and ops"
+        );
+        assert!(config.process < 1 << 20, "process numbers fit 20 bits");
+        LoadClient {
+            config,
+            counter: 0,
+            started: Instant::ZERO,
+            in_flight: BTreeMap::new(),
+            by_id: BTreeMap::new(),
+        }
+    }
+
+    /// Transactions awaiting an answer.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    fn submit(&mut self, cx: &mut Context<'_, ClientTimer>) {
+        if self.in_flight.len() >= self.config.in_flight_max {
+            return;
+        }
+        self.counter += 1;
+        let id = (self.config.process << 32) | (self.counter & 0xFFFF_FFFF);
+        let window = cx.now().saturating_since(self.started).as_millis() as u64
+            / self.config.key_lifetime.as_millis().max(1) as u64;
+        let base = window * self.config.keys_live;
+        let ops_count = 1 + cx.next_u64() as usize % self.config.ops_max;
+        let mut ops = Vec::with_capacity(ops_count);
+        for i in 0..ops_count {
+            let key = base + cx.next_u64() % self.config.keys_live;
+            // The first op appends, so every transaction's bytes are its own.
+            if i == 0 || cx.next_u64().is_multiple_of(2) {
+                ops.push(Op::Append {
+                    key,
+                    value: (id << 6) | i as u64,
+                });
+            } else {
+                ops.push(Op::Read { key });
+            }
+        }
+        cx.probe(Probe::new("txn", id, ops.len() as i64));
+        let mut reads = 0;
+        for op in &ops {
+            match *op {
+                Op::Append { key, value } => {
+                    cx.probe(Probe::new("append", id, key as i64));
+                    cx.probe(Probe::new("value", id, value as i64));
+                }
+                Op::Read { key } => {
+                    reads += 1;
+                    cx.probe(Probe::new("read", id, key as i64));
+                }
+            }
+        }
+        let transaction = encode_transaction(&ops);
+        let digest = sha256(&transaction);
+        let to = self.config.replicas[cx.next_u64() as usize % self.config.replicas.len()];
+        let message = Message::Submit(Submit {
+            forwarded: false,
+            transaction,
+        });
+        let _ = cx.send_to(to, message.encode());
+        let now = cx.now();
+        self.in_flight.insert(digest, InFlight { id, reads, sent: now });
+        self.by_id.insert(id, digest);
+        cx.set_timer(now + self.config.answer_timeout, ClientTimer::Overdue(id));
+    }
+
+    fn complete(&mut self, cx: &mut Context<'_, ClientTimer>, digest: Digest, height: u64, kind: AnswerKind) {
+        let Some(t) = self.in_flight.remove(&digest) else {
+            // Late, duplicated or not ours.
+            return;
+        };
+        self.by_id.remove(&t.id);
+        let latency = cx.now().saturating_since(t.sent).as_millis() as i64;
+        match kind {
+            AnswerKind::Applied(body) => {
+                let lists = decode_reads(&body, t.reads);
+                match lists {
+                    Some(lists) => {
+                        cx.probe(Probe::new("ok", t.id, height as i64));
+                        for list in lists {
+                            cx.probe(Probe::new("read_len", t.id, list.len() as i64));
+                            for v in list {
+                                cx.probe(Probe::new("element", t.id, v as i64));
+                            }
+                        }
+                    }
+                    // An answer that does not parse says nothing certain.
+                    None => cx.probe(Probe::new("info", t.id, 1)),
+                }
+            }
+            AnswerKind::Refused(_) => cx.probe(Probe::new("fail", t.id, 1)),
+            AnswerKind::NotAdmitted(_) => cx.probe(Probe::new("fail", t.id, 2)),
+        }
+        cx.probe(Probe::new("latency_ms", t.id, latency));
+    }
+}
+
+/// The lists an answer reports, one per read: `count: u32` then the values.
+fn decode_reads(mut body: &[u8], reads: usize) -> Option<Vec<Vec<u64>>> {
+    let mut lists = Vec::with_capacity(reads);
+    for _ in 0..reads {
+        if body.len() < 4 {
+            return None;
+        }
+        let n = body.get_u32() as usize;
+        if body.len() < n.checked_mul(8)? {
+            return None;
+        }
+        lists.push((0..n).map(|_| body.get_u64()).collect());
+    }
+    body.is_empty().then_some(lists)
+}
+
+impl Protocol for LoadClient {
+    type Timer = ClientTimer;
+
+    fn on_start(&mut self, cx: &mut Context<'_, ClientTimer>) {
+        // A client keeps no state across restarts: one that restarts would reuse ids, so the
+        // harness never crashes client nodes.
+        self.started = cx.now();
+        cx.set_timer(cx.now() + self.config.interval, ClientTimer::Next);
+    }
+
+    fn on_message(&mut self, cx: &mut Context<'_, ClientTimer>, _from: SocketAddr, payload: Bytes) {
+        if let Ok(Message::Answer(a)) = Message::decode(&payload) {
+            self.complete(cx, a.transaction, a.height, a.kind);
+        }
+    }
+
+    fn on_timer(&mut self, cx: &mut Context<'_, ClientTimer>, timer: ClientTimer) {
+        match timer {
+            ClientTimer::Next => {
+                let running = cx.now().saturating_since(self.started);
+                if self.config.stop_after.is_none_or(|stop| running < stop) {
+                    self.submit(cx);
+                    cx.set_timer(cx.now() + self.config.interval, ClientTimer::Next);
+                }
+            }
+            ClientTimer::Overdue(id) => {
+                if let Some(digest) = self.by_id.remove(&id) {
+                    self.in_flight.remove(&digest);
+                    cx.probe(Probe::new("info", id, 0));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! A replica's settings: every limit and timeout named, with the defaults the guide implies.
+
+use std::time::Duration;
+
+use super::block::{BLOCK_BYTES_MAX, TRANSACTIONS_PER_BLOCK_MAX};
+use super::wire::BLOCKS_PER_MESSAGE_MAX;
+
+/// How a replica runs consensus.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsensusConfig {
+    /// How long a view lasts without a certificate before the replica times out (doubled after
+    /// each consecutive timeout, up to [`ConsensusConfig::view_timeout_max`]).
+    pub view_timeout: Duration,
+    /// The longest a view lasts.
+    pub view_timeout_max: Duration,
+    /// Transactions per proposal at most (the guide's `consensus.batch_messages(100)`).
+    pub batch_size_max: usize,
+    /// How long a leader waits for a full batch before proposing what it has.
+    pub batch_delay_max: Duration,
+    /// A proposal's block encodes to at most this many bytes: two blocks with their
+    /// certificates must fit one catch-up answer ([`ConsensusConfig::fetch_bytes_max`]).
+    pub block_bytes_max: usize,
+    /// Transactions a replica holds waiting to be proposed; beyond it a submission is refused
+    /// as not admitted.
+    pub pool_max: usize,
+    /// Leaders of the coming views a submitted transaction is forwarded to (besides the replica
+    /// that took it).
+    pub forward_leaders: usize,
+    /// Committed heights a transaction id is remembered for, so a resubmitted or twice-forwarded
+    /// transaction is applied once (and its answer given again).
+    pub dedup_heights: u64,
+    /// Blocks asked for per catch-up request.
+    pub fetch_blocks_max: u16,
+    /// Bytes of blocks per catch-up answer at most: it must fit the transport's largest message
+    /// (64 KiB over bare datagrams), and hold two blocks with their certificates, since a block
+    /// is shown committed by a certified child.
+    pub fetch_bytes_max: usize,
+    /// How long a catch-up request waits for its answer before another peer is asked.
+    pub fetch_timeout: Duration,
+    /// Uncommitted blocks a replica holds at most (proposals not yet committed or abandoned).
+    pub pending_blocks_max: usize,
+    /// Votes go to every validator instead of the next leader only: the naive variant of the
+    /// `consensus-cpu` scenario, O(n²) messages per decision.
+    pub votes_to_all: bool,
+}
+
+impl Default for ConsensusConfig {
+    fn default() -> Self {
+        ConsensusConfig {
+            view_timeout: Duration::from_millis(1000),
+            view_timeout_max: Duration::from_secs(8),
+            batch_size_max: 100,
+            batch_delay_max: Duration::from_millis(5),
+            block_bytes_max: 20 * 1024,
+            pool_max: 20_000,
+            forward_leaders: 2,
+            dedup_heights: 1000,
+            fetch_blocks_max: 64,
+            fetch_bytes_max: 60 * 1024,
+            fetch_timeout: Duration::from_millis(500),
+            pending_blocks_max: 1024,
+            votes_to_all: false,
+        }
+    }
+}
+
+/// A setting out of its range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("consensus setting {setting}: {problem}")]
+pub struct ConfigError {
+    /// The setting.
+    pub setting: &'static str,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl ConsensusConfig {
+    /// Whether every setting is in range; a replica is built only from a valid config.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |setting, problem: String| Err(ConfigError { setting, problem });
+        if self.view_timeout.is_zero() || self.view_timeout > self.view_timeout_max {
+            return fail(
+                "view_timeout",
+                format!(
+                    "{:?} must be above zero and at most view_timeout_max ({:?})",
+                    self.view_timeout, self.view_timeout_max
+                ),
+            );
+        }
+        if self.batch_size_max == 0 || self.batch_size_max > TRANSACTIONS_PER_BLOCK_MAX {
+            return fail(
+                "batch_size_max",
+                format!("{} must be 1..={TRANSACTIONS_PER_BLOCK_MAX}", self.batch_size_max),
+            );
+        }
+        if self.batch_delay_max >= self.view_timeout {
+            return fail(
+                "batch_delay_max",
+                format!(
+                    "{:?} must be below view_timeout ({:?}), or every view would time out",
+                    self.batch_delay_max, self.view_timeout
+                ),
+            );
+        }
+        if self.block_bytes_max < 1024 || self.block_bytes_max > BLOCK_BYTES_MAX {
+            return fail(
+                "block_bytes_max",
+                format!("{} must be 1024..={BLOCK_BYTES_MAX}", self.block_bytes_max),
+            );
+        }
+        if self.pool_max == 0 {
+            return fail("pool_max", "must be above zero".into());
+        }
+        if self.fetch_blocks_max == 0 || usize::from(self.fetch_blocks_max) > BLOCKS_PER_MESSAGE_MAX {
+            return fail(
+                "fetch_blocks_max",
+                format!("{} must be 1..={BLOCKS_PER_MESSAGE_MAX}", self.fetch_blocks_max),
+            );
+        }
+        if self.fetch_bytes_max < self.block_bytes_max * 2 {
+            return fail(
+                "fetch_bytes_max",
+                format!(
+                    "{} must hold at least two blocks of block_bytes_max ({})",
+                    self.fetch_bytes_max, self.block_bytes_max
+                ),
+            );
+        }
+        if self.fetch_timeout.is_zero() {
+            return fail("fetch_timeout", "must be above zero".into());
+        }
+        if self.pending_blocks_max < 4 {
+            return fail(
+                "pending_blocks_max",
+                format!("{} must be at least 4", self.pending_blocks_max),
+            );
+        }
+        Ok(())
+    }
+}

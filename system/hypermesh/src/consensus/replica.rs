@@ -1,0 +1,1295 @@
+//! [`Replica`]: one validator running chained HotStuff-2 as a [`Protocol`] on a node's host.
+//!
+//! # Rules (the module documentation of [`super`] gives the protocol)
+//!
+//! - **Vote** for the proposal of view `v` only while in view `v`, only once (`v` above the last
+//!   view voted or timed out in, kept durable before the vote leaves), and only if the proposal
+//!   enters `v` with a certificate of `v - 1`, or with a timeout certificate of `v - 1` and a
+//!   `justify` at least as high as every high QC it reports ([`Proposal::verify`]). The vote goes
+//!   to the leader of `v + 1` alone.
+//! - **Commit** block `B` when a certificate arrives for a child of `B` proposed in the view right
+//!   after `B`'s (the two-chain rule); `B`'s ancestors commit with it.
+//! - **Time out** of view `v` after the view timer: sign a timeout carrying the highest QC known,
+//!   send it (and that QC) to every validator; a quorum of timeouts of `v` is a timeout
+//!   certificate, which moves every replica to `v + 1`. `f + 1` timeouts of a view ahead make a
+//!   replica join them.
+//! - A leader builds its timeout certificate only from timeouts whose high QC it holds, so a
+//!   Byzantine timeout claiming a certificate that does not exist cannot stop its proposal.
+//! - **Catch up** when a certified block's ancestors are missing: ask a peer for committed blocks
+//!   from the next height; a block is accepted once its certificate verifies, it links to the
+//!   committed chain, and a certified child in the next view shows it committed.
+//!
+//! # Durability
+//!
+//! The last view voted or timed out in and the highest QC are saved (`safety`, two slots) before
+//! any vote or timeout is sent, so a restarted replica never votes twice in a view and never
+//! reports a lower QC than one it helped certify. Committed blocks go to the [`BlockLog`] with
+//! their certificates and are synced before they are applied or answered. A restarted replica
+//! replays its log into a fresh state machine.
+//!
+//! # Probes (protocol `consensus`)
+//!
+//! | name | subject | value |
+//! |---|---|---|
+//! | `commit` | height | first 8 bytes of the block digest, as `i64` |
+//! | `commit_txs` | height | transactions in the block |
+//! | `view` | view entered | 1 through a certificate, 2 through a timeout certificate |
+//! | `timeout` | view timed out | consecutive timeouts |
+//! | `proposal` | view | transactions proposed |
+//! | `recovered` | committed height after restart | heights lost to damage, to fetch again |
+//! | `catchup` | first height fetched | blocks committed from the answer |
+//! | `refused` | view | why (see [`Refusal`]) |
+//! | `halted` | committed height | 1 log failure, 2 a committed block conflicting with the chain |
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use runtime::durable;
+use runtime::host::{Channel, Context, Mount, Protocol};
+use runtime::{Clock, Instant, Probe, Probes};
+
+use super::block::{Block, GENESIS};
+use super::certificate::{QcBuilder, QuorumCertificate, TimeoutCertificate, TimeoutEntry};
+use super::config::ConsensusConfig;
+use super::crypto::{sha256, Digest, ValidatorKey};
+use super::messages::{Proposal, QcSummary, Timeout, Vote};
+use super::validators::{ValidatorIndex, ValidatorSet};
+use super::wire::{Answer, AnswerKind, Blocks, CertifiedBlock, Fetch, Message, Submit};
+use crate::replication::{BlockLog, Outcome, StateMachine};
+
+/// Where consensus lives on a node: its files and probes are named `consensus`, its messages
+/// travel on channel 3 (clients speak to replicas on it too).
+pub const MOUNT: Mount = Mount::new("consensus", Channel(3));
+/// Verified certificates remembered so a certificate carried again is not verified again.
+pub const VERIFIED_CACHE_MAX: usize = 256;
+/// Clients waiting for answers at most, across all transactions.
+pub const WAITING_MAX: usize = 20_000;
+/// Views ahead of the current one a replica keeps timeouts for.
+pub const TIMEOUT_VIEWS_AHEAD_MAX: u64 = 64;
+
+const LOG: &str = "log";
+const SAFETY: &str = "safety";
+
+/// Why a message was refused; recorded as the `refused` probe's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i64)]
+pub enum Refusal {
+    /// The bytes did not decode.
+    Malformed = 1,
+    /// A signature or certificate did not verify.
+    Invalid = 2,
+    /// A proposal for a view already voted or timed out in.
+    AlreadyVoted = 3,
+    /// A second, different proposal from one leader for one view.
+    Equivocation = 4,
+    /// A catch-up answer that did not link to the committed chain.
+    BadCatchUp = 5,
+}
+
+/// Timers of the consensus protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// The view timer of `view` (stale once the view moved on).
+    View(u64),
+    /// The leader's batch timer in `view`.
+    Batch(u64),
+    /// A catch-up request's timer.
+    Fetch(u64),
+}
+
+/// What a replica counted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaStats {
+    /// Proposals made.
+    pub proposals: u64,
+    /// Votes sent.
+    pub votes: u64,
+    /// Timeouts sent.
+    pub timeouts: u64,
+    /// Blocks committed.
+    pub blocks_committed: u64,
+    /// Transactions committed (duplicates included).
+    pub transactions_committed: u64,
+    /// Messages sent.
+    pub messages_sent: u64,
+    /// Bytes sent.
+    pub bytes_sent: u64,
+    /// Messages refused.
+    pub refused: u64,
+    /// Signatures verified.
+    pub signatures_verified: u64,
+}
+
+/// A committed block's place: what the next committed block must extend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Tip {
+    height: u64,
+    view: u64,
+    digest: Digest,
+}
+
+const GENESIS_TIP: Tip = Tip {
+    height: 0,
+    view: 0,
+    digest: GENESIS,
+};
+
+/// A proposal seen but not committed: its block and the certificate of its parent.
+#[derive(Clone, Debug)]
+struct Pending {
+    block: Block,
+    justify: QuorumCertificate,
+}
+
+/// A catch-up request in flight.
+#[derive(Clone, Debug)]
+struct Fetching {
+    generation: u64,
+    peer: usize,
+    /// Blocks verified and linked past the committed tip, not yet shown committed.
+    unproven: Vec<CertifiedBlock>,
+}
+
+/// One validator of a HotStuff-2 cluster applying committed blocks to `M`.
+pub struct Replica<M: StateMachine> {
+    config: ConsensusConfig,
+    set: ValidatorSet,
+    peers: Vec<SocketAddr>,
+    key: ValidatorKey,
+    me: ValidatorIndex,
+    machine: M,
+
+    halted: bool,
+    log: Option<BlockLog>,
+    safety_seq: u64,
+    view: u64,
+    view_entered: Instant,
+    consecutive_timeouts: u32,
+    last_voted_view: u64,
+    high_qc: QuorumCertificate,
+    tip: Tip,
+    tip_proof: Option<CertifiedBlock>,
+    proposed_view: u64,
+    tree: BTreeMap<Digest, Pending>,
+    /// Each leader's proposal digest per view, to notice a second one.
+    seen_proposals: BTreeMap<u64, Digest>,
+    votes: BTreeMap<(u64, Digest), QcBuilder>,
+    timeouts: BTreeMap<u64, BTreeMap<ValidatorIndex, Timeout>>,
+    verified: VecDeque<(u64, Digest)>,
+    pool: BTreeMap<Digest, (u64, Bytes)>,
+    pool_order: BTreeMap<u64, Digest>,
+    pool_seq: u64,
+    waiting: BTreeMap<Digest, Vec<SocketAddr>>,
+    waiting_count: usize,
+    recent: BTreeMap<Digest, (u64, AnswerKind)>,
+    recent_by_height: VecDeque<(u64, Vec<Digest>)>,
+    fetching: Option<Fetching>,
+    fetch_generation: u64,
+    fetch_peer: usize,
+    stats: ReplicaStats,
+}
+
+impl<M: StateMachine + 'static> Replica<M> {
+    /// Validator `me` of `set`, holding `key` (its validator's key), reaching validator `i` at
+    /// `peers[i]`, applying committed blocks to `machine` (fresh: the log is replayed into it).
+    ///
+    /// # Panics
+    ///
+    /// If the config is invalid, `peers` does not match the set, or `key` is not `me`'s: a
+    /// replica is built from checked settings.
+    pub fn new(
+        config: ConsensusConfig,
+        set: ValidatorSet,
+        peers: Vec<SocketAddr>,
+        me: ValidatorIndex,
+        key: ValidatorKey,
+        machine: M,
+    ) -> Self {
+        if let Err(e) = config.validate() {
+            panic!("invalid consensus config: {e}");
+        }
+        assert_eq!(peers.len(), set.len(), "one address per validator");
+        let validator = set.get(me).expect("me is a validator of the set");
+        assert_eq!(validator.public_key, key.public_key(), "the key is validator {me}'s");
+        Replica {
+            config,
+            set,
+            peers,
+            key,
+            me,
+            machine,
+            halted: false,
+            log: None,
+            safety_seq: 0,
+            view: 1,
+            view_entered: Instant::ZERO,
+            consecutive_timeouts: 0,
+            last_voted_view: 0,
+            high_qc: QuorumCertificate::genesis(),
+            tip: GENESIS_TIP,
+            tip_proof: None,
+            proposed_view: 0,
+            tree: BTreeMap::new(),
+            seen_proposals: BTreeMap::new(),
+            votes: BTreeMap::new(),
+            timeouts: BTreeMap::new(),
+            verified: VecDeque::new(),
+            pool: BTreeMap::new(),
+            pool_order: BTreeMap::new(),
+            pool_seq: 0,
+            waiting: BTreeMap::new(),
+            waiting_count: 0,
+            recent: BTreeMap::new(),
+            recent_by_height: VecDeque::new(),
+            fetching: None,
+            fetch_generation: 0,
+            fetch_peer: 0,
+            stats: ReplicaStats::default(),
+        }
+    }
+
+    /// The state machine, as of the last committed height.
+    pub fn machine(&self) -> &M {
+        &self.machine
+    }
+
+    /// The highest committed height.
+    pub fn committed_height(&self) -> u64 {
+        self.tip.height
+    }
+
+    /// The current view.
+    pub fn view(&self) -> u64 {
+        self.view
+    }
+
+    /// What the replica counted.
+    pub fn stats(&self) -> &ReplicaStats {
+        &self.stats
+    }
+
+    /// Whether the replica stopped (its log failed beyond recovery).
+    pub fn is_halted(&self) -> bool {
+        self.halted
+    }
+
+    /// Transactions waiting in the pool.
+    pub fn pool_len(&self) -> usize {
+        self.pool.len()
+    }
+
+    fn probe(cx: &mut Context<'_, Timer>, name: &'static str, subject: u64, value: i64) {
+        cx.probe(Probe::new(name, subject, value));
+    }
+
+    fn refuse(&mut self, cx: &mut Context<'_, Timer>, why: Refusal) {
+        self.stats.refused += 1;
+        Self::probe(cx, "refused", self.view, why as i64);
+    }
+
+    fn send(&mut self, cx: &mut Context<'_, Timer>, to: SocketAddr, message: &Message) {
+        let bytes = message.encode();
+        self.stats.messages_sent += 1;
+        self.stats.bytes_sent += bytes.len() as u64;
+        // A send error (no route, a full queue) is a lost message, which the protocol survives.
+        let _ = cx.send_to(to, bytes);
+    }
+
+    fn send_to_validator(&mut self, cx: &mut Context<'_, Timer>, to: ValidatorIndex, message: &Message) {
+        if to == self.me {
+            // Handled in place: the replica is its own peer.
+            let bytes = message.encode();
+            let from = self.peers[usize::from(self.me)];
+            self.on_message(cx, from, bytes);
+        } else {
+            let addr = self.peers[usize::from(to)];
+            self.send(cx, addr, message);
+        }
+    }
+
+    fn broadcast(&mut self, cx: &mut Context<'_, Timer>, message: &Message, include_me: bool) {
+        let bytes = message.encode();
+        for i in 0..self.peers.len() {
+            if i == usize::from(self.me) {
+                continue;
+            }
+            self.stats.messages_sent += 1;
+            self.stats.bytes_sent += bytes.len() as u64;
+            let _ = cx.send_to(self.peers[i], bytes.clone());
+        }
+        if include_me {
+            let from = self.peers[usize::from(self.me)];
+            self.on_message(cx, from, bytes);
+        }
+    }
+
+    // ---- durability -------------------------------------------------------------------------
+
+    fn save_safety(&mut self, cx: &mut Context<'_, Timer>) -> bool {
+        let mut data = BytesMut::new();
+        data.put_u64(self.last_voted_view);
+        data.put_slice(&self.high_qc.encode());
+        self.safety_seq += 1;
+        durable::save(cx, SAFETY, self.safety_seq, &data).is_ok()
+    }
+
+    fn load_safety(&mut self, cx: &mut Context<'_, Timer>) {
+        let Ok(Some((seq, data))) = durable::load(cx, SAFETY) else {
+            return;
+        };
+        self.safety_seq = seq;
+        if data.len() < 8 {
+            return;
+        }
+        self.last_voted_view = u64::from_be_bytes(data[..8].try_into().expect("8 bytes"));
+        if let Ok(qc) = QuorumCertificate::decode(&data[8..]) {
+            if qc.verify(&self.set).is_ok() && qc.view > self.high_qc.view {
+                self.high_qc = qc;
+            }
+        }
+    }
+
+    /// Replays the log into the state machine; returns heights lost to damage.
+    fn replay(&mut self, cx: &mut Context<'_, Timer>) -> u64 {
+        let (log, recovery) = match BlockLog::open(cx, LOG) {
+            Ok(opened) => opened,
+            Err(_) => {
+                self.halt(cx, 1);
+                return 0;
+            }
+        };
+        let lost = recovery.lost.as_ref().map_or(0, |r| r.end - r.start);
+        for index in log.first()..log.next() {
+            let record = match log.get(cx, index) {
+                Ok(Some(bytes)) => CertifiedBlock::decode(&bytes).ok(),
+                _ => None,
+            };
+            // The log checks every record: one that does not decode or link is a bug of ours,
+            // and the replica stops rather than build on it.
+            let linked = record
+                .as_ref()
+                .is_some_and(|r| r.block.height == self.tip.height + 1 && r.block.parent == self.tip.digest);
+            let Some(record) = record.filter(|_| linked) else {
+                self.log = Some(log);
+                self.halt(cx, 1);
+                return lost;
+            };
+            self.apply(cx, &record, false);
+            if record.qc.view > self.high_qc.view {
+                self.high_qc = record.qc.clone();
+            }
+        }
+        if log.first() != 0 {
+            // Pruned below a snapshot: restoring from snapshots is not built yet.
+            self.log = Some(log);
+            self.halt(cx, 1);
+            return lost;
+        }
+        self.log = Some(log);
+        lost
+    }
+
+    fn halt(&mut self, cx: &mut Context<'_, Timer>, why: i64) {
+        if !self.halted {
+            self.halted = true;
+            Self::probe(cx, "halted", self.tip.height, why);
+        }
+    }
+
+    // ---- views ------------------------------------------------------------------------------
+
+    /// The view timer: the base for the first two consecutive timeouts (a crashed validator
+    /// costs two views per rotation, its own and the one whose votes go to it, and neither
+    /// says the network is slow), then doubling, reset by the next certificate.
+    fn view_timeout(&self) -> Duration {
+        let factor = 1u32 << self.consecutive_timeouts.saturating_sub(1).min(16);
+        (self.config.view_timeout * factor).min(self.config.view_timeout_max)
+    }
+
+    fn advance_to(&mut self, cx: &mut Context<'_, Timer>, view: u64, through_timeout: bool) {
+        if view <= self.view {
+            return;
+        }
+        self.view = view;
+        self.view_entered = cx.now();
+        if !through_timeout {
+            self.consecutive_timeouts = 0;
+        }
+        Self::probe(cx, "view", view, if through_timeout { 2 } else { 1 });
+        let at = cx.now() + self.view_timeout();
+        cx.set_timer(at, Timer::View(view));
+        // Forget what cannot matter any more.
+        let keep_from = view.saturating_sub(1);
+        self.votes.retain(|(v, _), _| *v + 1 >= keep_from);
+        self.timeouts.retain(|v, _| *v + 1 >= keep_from);
+        self.seen_proposals.retain(|v, _| *v + 1 >= keep_from);
+        if self.set.leader(view) == self.me {
+            self.try_propose(cx, false);
+        }
+    }
+
+    fn on_view_timer(&mut self, cx: &mut Context<'_, Timer>, view: u64) {
+        if view != self.view {
+            return;
+        }
+        self.consecutive_timeouts = self.consecutive_timeouts.saturating_add(1);
+        Self::probe(cx, "timeout", view, i64::from(self.consecutive_timeouts));
+        self.last_voted_view = self.last_voted_view.max(view);
+        if !self.save_safety(cx) {
+            // Without the record a restart could vote in this view after timing out of it.
+            let at = cx.now() + self.view_timeout();
+            cx.set_timer(at, Timer::View(view));
+            return;
+        }
+        let timeout = Timeout::sign(&self.set, &self.key, view, self.high_qc.summary()).expect("validator key");
+        self.stats.timeouts += 1;
+        if self.high_qc.view > 0 {
+            let qc = Message::QuorumCertificate(self.high_qc.clone());
+            self.broadcast(cx, &qc, false);
+        }
+        self.broadcast(cx, &Message::Timeout(timeout), true);
+        // Sent again after another timeout period while the view lasts (timeouts get lost).
+        if view == self.view {
+            let at = cx.now() + self.view_timeout();
+            cx.set_timer(at, Timer::View(view));
+        }
+    }
+
+    // ---- proposing --------------------------------------------------------------------------
+
+    /// Transactions in uncommitted blocks on the branch the next proposal extends.
+    fn in_flight(&self) -> BTreeSet<Digest> {
+        let mut ids = BTreeSet::new();
+        let mut at = self.high_qc.block;
+        while let Some(p) = self.tree.get(&at) {
+            if p.block.height <= self.tip.height {
+                break;
+            }
+            ids.extend(p.block.transactions.iter().map(|t| sha256(t)));
+            at = p.block.parent;
+        }
+        ids
+    }
+
+    /// Whether the branch the next proposal extends holds uncommitted transactions: then a
+    /// leader proposes (if need be an empty block) so that they commit; otherwise it waits.
+    fn uncommitted_on_branch(&self) -> bool {
+        let mut at = self.high_qc.block;
+        while let Some(p) = self.tree.get(&at) {
+            if p.block.height <= self.tip.height {
+                break;
+            }
+            if !p.block.transactions.is_empty() {
+                return true;
+            }
+            at = p.block.parent;
+        }
+        false
+    }
+
+    /// The leader's timeout certificate of `view - 1`, from timeouts whose high QC it holds.
+    fn timeout_certificate(&self, previous: u64) -> Option<TimeoutCertificate> {
+        let timeouts = self.timeouts.get(&previous)?;
+        let entries: Vec<TimeoutEntry> = timeouts
+            .values()
+            .filter(|t| t.high_qc.view <= self.high_qc.view)
+            .map(|t| TimeoutEntry {
+                signer: t.signer,
+                high_qc: t.high_qc,
+                signature: t.signature,
+            })
+            .collect();
+        (entries.len() >= self.set.quorum()).then_some(TimeoutCertificate {
+            view: previous,
+            entries,
+        })
+    }
+
+    fn try_propose(&mut self, cx: &mut Context<'_, Timer>, batch_timer: bool) {
+        let view = self.view;
+        if self.halted || self.set.leader(view) != self.me || self.proposed_view >= view {
+            return;
+        }
+        let previous = view - 1;
+        let timeout = if self.high_qc.view == previous {
+            None
+        } else {
+            match self.timeout_certificate(previous) {
+                Some(tc) => Some(tc),
+                None => return,
+            }
+        };
+        let in_flight = self.in_flight();
+        let mut transactions = Vec::new();
+        let mut bytes = super::block::BLOCK_HEADER_BYTES;
+        for id in self.pool_order.values() {
+            if transactions.len() >= self.config.batch_size_max {
+                break;
+            }
+            if in_flight.contains(id) {
+                continue;
+            }
+            let (_, t) = &self.pool[id];
+            if bytes + 4 + t.len() > self.config.block_bytes_max {
+                break;
+            }
+            bytes += 4 + t.len();
+            transactions.push(t.clone());
+        }
+        let full = transactions.len() >= self.config.batch_size_max;
+        let waited = cx.now().saturating_since(self.view_entered);
+        let heartbeat = self.config.view_timeout / 2;
+        let ready = full
+            || (waited >= self.config.batch_delay_max && (!transactions.is_empty() || self.uncommitted_on_branch()))
+            || waited >= heartbeat;
+        if !ready {
+            let at = if !transactions.is_empty() || self.uncommitted_on_branch() {
+                self.view_entered + self.config.batch_delay_max
+            } else {
+                self.view_entered + heartbeat
+            };
+            if !batch_timer || at > cx.now() {
+                cx.set_timer(at, Timer::Batch(view));
+            }
+            return;
+        }
+        let block = Block {
+            height: self.high_qc.height + 1,
+            view,
+            parent: self.high_qc.block,
+            proposer: self.me,
+            timestamp_ms: cx.wall_now().as_unix_millis().max(0) as u64,
+            transactions,
+        };
+        let count = block.transactions.len();
+        let proposal = Proposal::sign(&self.set, &self.key, block, self.high_qc.clone(), timeout).expect("the leader");
+        self.proposed_view = view;
+        self.stats.proposals += 1;
+        Self::probe(cx, "proposal", view, count as i64);
+        self.broadcast(cx, &Message::Proposal(Box::new(proposal)), true);
+    }
+
+    // ---- certificates -----------------------------------------------------------------------
+
+    fn verify_qc(&mut self, qc: &QuorumCertificate) -> bool {
+        if qc.view == 0 {
+            return qc.verify(&self.set).is_ok();
+        }
+        let key = (qc.view, qc.block);
+        if self.verified.contains(&key) {
+            return true;
+        }
+        if qc.verify(&self.set).is_err() {
+            return false;
+        }
+        self.stats.signatures_verified += qc.signers.len() as u64;
+        if self.verified.len() >= VERIFIED_CACHE_MAX {
+            self.verified.pop_front();
+        }
+        self.verified.push_back(key);
+        true
+    }
+
+    /// A verified certificate: raises the high QC and applies the commit rule.
+    fn on_qc(&mut self, cx: &mut Context<'_, Timer>, qc: &QuorumCertificate) {
+        if qc.view > self.high_qc.view {
+            self.high_qc = qc.clone();
+        }
+        if qc.height > self.tip.height {
+            match self.tree.get(&qc.block) {
+                Some(child) if child.block.view == qc.view => {
+                    let parent_digest = child.block.parent;
+                    let child_view = child.block.view;
+                    let parent_view = if parent_digest == self.tip.digest {
+                        Some(self.tip.view)
+                    } else {
+                        self.tree.get(&parent_digest).map(|p| p.block.view)
+                    };
+                    match parent_view {
+                        Some(pv) if pv + 1 == child_view && parent_digest != self.tip.digest => {
+                            let proof = CertifiedBlock {
+                                block: self.tree[&qc.block].block.clone(),
+                                qc: qc.clone(),
+                            };
+                            self.commit(cx, parent_digest, Some(proof));
+                        }
+                        Some(_) => {}
+                        None => self.start_fetch(cx),
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    if qc.height > self.tip.height + 1 {
+                        self.start_fetch(cx);
+                    }
+                }
+            }
+        }
+        self.advance_to(cx, qc.view + 1, false);
+    }
+
+    fn on_tc(&mut self, cx: &mut Context<'_, Timer>, view: u64) {
+        self.advance_to(cx, view + 1, true);
+    }
+
+    // ---- committing -------------------------------------------------------------------------
+
+    /// Commits the block `digest` (in the tree) and its uncommitted ancestors.
+    fn commit(&mut self, cx: &mut Context<'_, Timer>, digest: Digest, proof: Option<CertifiedBlock>) {
+        let mut chain = Vec::new();
+        let mut at = digest;
+        while at != self.tip.digest {
+            let Some(p) = self.tree.get(&at) else {
+                // An ancestor is missing: fetch committed blocks instead.
+                self.start_fetch(cx);
+                return;
+            };
+            if p.block.height <= self.tip.height {
+                // This branch does not reach the committed tip: it conflicts with what this
+                // replica committed. Two-chain safety says it cannot be certified twice over;
+                // stop rather than apply a fork.
+                self.halt(cx, 2);
+                return;
+            }
+            chain.push(at);
+            at = p.block.parent;
+        }
+        chain.reverse();
+        let mut records = Vec::with_capacity(chain.len());
+        for (i, d) in chain.iter().enumerate() {
+            // The certificate of each block is its child's justify; the last one's is the
+            // certificate of the child in the proof.
+            let qc = match chain.get(i + 1) {
+                Some(next) => self.tree[next].justify.clone(),
+                None => match &proof {
+                    Some(p) => p.block_justify_of(&self.tree),
+                    None => return,
+                },
+            };
+            records.push(CertifiedBlock {
+                block: self.tree[d].block.clone(),
+                qc,
+            });
+        }
+        if self.persist(cx, &records) {
+            for r in &records {
+                self.apply(cx, r, true);
+            }
+            if proof.is_some() {
+                self.tip_proof = proof;
+            }
+            self.prune_tree();
+        }
+    }
+
+    /// Appends and syncs `records` to the log; false if the log failed (then nothing is
+    /// applied: the blocks are committed again later, or fetched).
+    fn persist(&mut self, cx: &mut Context<'_, Timer>, records: &[CertifiedBlock]) -> bool {
+        let Some(log) = self.log.as_mut() else {
+            return false;
+        };
+        let mut result = Ok(());
+        for r in records {
+            result = log.append(cx, r.block.height - 1, &r.encode());
+            if result.is_err() {
+                break;
+            }
+        }
+        let result = result.and_then(|()| log.commit(cx).map(|_| ()));
+        if result.is_err() {
+            if log.recover(cx).is_err() {
+                self.halt(cx, 1);
+            }
+            return false;
+        }
+        true
+    }
+
+    /// Applies a committed block to the state machine, answering waiting clients.
+    fn apply(&mut self, cx: &mut Context<'_, Timer>, record: &CertifiedBlock, live: bool) {
+        let block = &record.block;
+        assert_eq!(block.height, self.tip.height + 1, "blocks are applied in height order");
+        assert_eq!(
+            block.parent, self.tip.digest,
+            "a committed block extends the committed chain"
+        );
+        let ids: Vec<Digest> = block.transactions.iter().map(|t| sha256(t)).collect();
+        // Duplicates (a transaction committed again within the window) are skipped on every
+        // replica alike: the same committed chain gives the same decision.
+        let mut fresh = Vec::with_capacity(block.transactions.len());
+        let mut fresh_ids = Vec::with_capacity(block.transactions.len());
+        let mut in_block = BTreeSet::new();
+        for (t, id) in block.transactions.iter().zip(&ids) {
+            if !self.recent.contains_key(id) && in_block.insert(*id) {
+                fresh.push(t.clone());
+                fresh_ids.push(*id);
+            }
+        }
+        let outcomes = self.machine.apply(block.height, &fresh);
+        assert_eq!(outcomes.len(), fresh.len(), "one outcome per transaction");
+        for (id, outcome) in fresh_ids.iter().zip(outcomes) {
+            let kind = match outcome {
+                Outcome::Applied(b) => AnswerKind::Applied(b),
+                Outcome::Refused(r) => AnswerKind::Refused(r),
+            };
+            if live {
+                if let Some(clients) = self.waiting.remove(id) {
+                    self.waiting_count -= clients.len();
+                    let answer = Message::Answer(Answer {
+                        transaction: *id,
+                        height: block.height,
+                        kind: kind.clone(),
+                    });
+                    for c in clients {
+                        self.send(cx, c, &answer);
+                    }
+                }
+            }
+            self.recent.insert(*id, (block.height, kind));
+        }
+        for id in &ids {
+            if let Some((seq, _)) = self.pool.remove(id) {
+                self.pool_order.remove(&seq);
+            }
+        }
+        self.recent_by_height.push_back((block.height, fresh_ids));
+        while let Some((h, _)) = self.recent_by_height.front() {
+            if *h + self.config.dedup_heights > block.height {
+                break;
+            }
+            let (_, gone) = self.recent_by_height.pop_front().expect("front exists");
+            for id in gone {
+                self.recent.remove(&id);
+            }
+        }
+        self.tip = Tip {
+            height: block.height,
+            view: block.view,
+            digest: block.digest(),
+        };
+        self.stats.blocks_committed += 1;
+        self.stats.transactions_committed += block.transactions.len() as u64;
+        Self::probe(cx, "commit", block.height, digest_prefix(&self.tip.digest));
+        Self::probe(cx, "commit_txs", block.height, block.transactions.len() as i64);
+    }
+
+    /// Drops committed and abandoned blocks from the tree; transactions of abandoned blocks go
+    /// back to the pool.
+    fn prune_tree(&mut self) {
+        let tip = self.tip;
+        // Blocks descending from the tip survive.
+        let mut children: BTreeMap<Digest, Vec<Digest>> = BTreeMap::new();
+        for (d, p) in &self.tree {
+            children.entry(p.block.parent).or_default().push(*d);
+        }
+        let mut keep = BTreeSet::new();
+        let mut stack = vec![tip.digest];
+        while let Some(d) = stack.pop() {
+            for c in children.get(&d).into_iter().flatten() {
+                if keep.insert(*c) {
+                    stack.push(*c);
+                }
+            }
+        }
+        let dropped: Vec<Digest> = self.tree.keys().filter(|d| !keep.contains(*d)).copied().collect();
+        for d in dropped {
+            let p = self.tree.remove(&d).expect("listed");
+            if p.block.height <= tip.height {
+                continue;
+            }
+            for t in p.block.transactions {
+                self.admit(t);
+            }
+        }
+    }
+
+    // ---- the pool ---------------------------------------------------------------------------
+
+    /// Adds a transaction to the pool unless it is there, recently committed, or the pool is
+    /// full; true if it is now in the pool.
+    fn admit(&mut self, transaction: Bytes) -> bool {
+        let id = sha256(&transaction);
+        if self.pool.contains_key(&id) {
+            return true;
+        }
+        if self.recent.contains_key(&id) || self.pool.len() >= self.config.pool_max {
+            return false;
+        }
+        self.pool_seq += 1;
+        self.pool.insert(id, (self.pool_seq, transaction));
+        self.pool_order.insert(self.pool_seq, id);
+        true
+    }
+
+    fn on_submit(&mut self, cx: &mut Context<'_, Timer>, from: SocketAddr, submit: Submit) {
+        let id = sha256(&submit.transaction);
+        if let Some((height, kind)) = self.recent.get(&id) {
+            if !submit.forwarded {
+                let answer = Message::Answer(Answer {
+                    transaction: id,
+                    height: *height,
+                    kind: kind.clone(),
+                });
+                self.send(cx, from, &answer);
+            }
+            return;
+        }
+        let too_large = submit.transaction.len() + 4 + super::block::BLOCK_HEADER_BYTES > self.config.block_bytes_max;
+        if too_large || !self.admit(submit.transaction.clone()) {
+            if !submit.forwarded {
+                let why = if too_large {
+                    format!(
+                        "the transaction does not fit a block of {} bytes",
+                        self.config.block_bytes_max
+                    )
+                } else {
+                    format!("the pool is full ({} transactions)", self.config.pool_max)
+                };
+                let answer = Message::Answer(Answer {
+                    transaction: id,
+                    height: 0,
+                    kind: AnswerKind::NotAdmitted(why),
+                });
+                self.send(cx, from, &answer);
+            }
+            return;
+        }
+        if submit.forwarded {
+            // Forwarded transactions are not forwarded again.
+        } else {
+            if self.waiting_count < WAITING_MAX {
+                self.waiting.entry(id).or_default().push(from);
+                self.waiting_count += 1;
+            }
+            let forward = Message::Submit(Submit {
+                forwarded: true,
+                transaction: submit.transaction,
+            });
+            let mut sent = BTreeSet::new();
+            for ahead in 0..self.config.forward_leaders as u64 {
+                let leader = self.set.leader(self.view + ahead);
+                if leader != self.me && sent.insert(leader) {
+                    let addr = self.peers[usize::from(leader)];
+                    self.send(cx, addr, &forward);
+                }
+            }
+        }
+        if self.set.leader(self.view) == self.me {
+            self.try_propose(cx, false);
+        }
+    }
+
+    // ---- proposals and votes ----------------------------------------------------------------
+
+    fn on_proposal(&mut self, cx: &mut Context<'_, Timer>, proposal: Proposal) {
+        let view = proposal.block.view;
+        // Certificates verified once: the cache spares re-verifying a justify seen before.
+        let ok = if self.verify_qc(&proposal.justify) {
+            proposal.verify_trusting_justify(&self.set).is_ok()
+        } else {
+            false
+        };
+        if !ok {
+            self.refuse(cx, Refusal::Invalid);
+            return;
+        }
+        self.stats.signatures_verified += 1;
+        let digest = proposal.block.digest();
+        match self.seen_proposals.get(&view) {
+            Some(d) if *d != digest => {
+                self.refuse(cx, Refusal::Equivocation);
+                return;
+            }
+            Some(_) => {}
+            None => {
+                self.seen_proposals.insert(view, digest);
+            }
+        }
+        // The certificates it carries move this replica on first.
+        if let Some(tc) = &proposal.timeout {
+            self.on_tc(cx, tc.view);
+        }
+        let justify = proposal.justify.clone();
+        if proposal.block.height > self.tip.height && self.tree.len() < self.config.pending_blocks_max {
+            self.tree.insert(
+                digest,
+                Pending {
+                    block: proposal.block.clone(),
+                    justify: justify.clone(),
+                },
+            );
+        }
+        self.on_qc(cx, &justify);
+        if proposal.block.parent != self.tip.digest
+            && !self.tree.contains_key(&proposal.block.parent)
+            && proposal.block.height > self.tip.height + 1
+        {
+            self.start_fetch(cx);
+        }
+        // Vote?
+        if view != self.view {
+            return;
+        }
+        if view <= self.last_voted_view {
+            self.refuse(cx, Refusal::AlreadyVoted);
+            return;
+        }
+        self.last_voted_view = view;
+        if !self.save_safety(cx) {
+            return;
+        }
+        let vote = Vote::sign(
+            &self.set,
+            &self.key,
+            QcSummary {
+                view,
+                height: proposal.block.height,
+                block: digest,
+            },
+        )
+        .expect("validator key");
+        self.stats.votes += 1;
+        let message = Message::Vote(vote);
+        if self.config.votes_to_all {
+            self.broadcast(cx, &message, true);
+        } else {
+            let next = self.set.leader(view + 1);
+            self.send_to_validator(cx, next, &message);
+        }
+    }
+
+    fn on_vote(&mut self, cx: &mut Context<'_, Timer>, vote: Vote) {
+        // Only the next view's leader aggregates (every replica does in the naive variant,
+        // which makes the quadratic cost visible).
+        if self.set.leader(vote.view + 1) != self.me && !self.config.votes_to_all {
+            return;
+        }
+        if vote.view + 1 < self.view {
+            return;
+        }
+        let summary = vote.summary();
+        let set = &self.set;
+        let builder = self
+            .votes
+            .entry((vote.view, vote.block))
+            .or_insert_with(|| QcBuilder::new(set, summary));
+        let before = builder.len();
+        match builder.add(&self.set, &vote) {
+            Ok(count) => {
+                self.stats.signatures_verified += 1;
+                if count == self.set.quorum() && before < count {
+                    let qc = builder.build(&self.set).expect("a quorum");
+                    self.remember_verified(&qc);
+                    self.on_qc(cx, &qc);
+                }
+            }
+            Err(super::certificate::AggregateError::Invalid(_)) => self.refuse(cx, Refusal::Invalid),
+            Err(_) => {}
+        }
+    }
+
+    fn remember_verified(&mut self, qc: &QuorumCertificate) {
+        if self.verified.len() >= VERIFIED_CACHE_MAX {
+            self.verified.pop_front();
+        }
+        self.verified.push_back((qc.view, qc.block));
+    }
+
+    fn on_timeout(&mut self, cx: &mut Context<'_, Timer>, timeout: Timeout) {
+        let view = timeout.view;
+        if view + 1 < self.view || view > self.view + TIMEOUT_VIEWS_AHEAD_MAX {
+            return;
+        }
+        if timeout.verify(&self.set).is_err() {
+            self.refuse(cx, Refusal::Invalid);
+            return;
+        }
+        self.stats.signatures_verified += 1;
+        let entry = self.timeouts.entry(view).or_default();
+        entry.insert(timeout.signer, timeout);
+        let count = entry.len();
+        // f + 1 timeouts of a view at or ahead of this one: at least one honest replica gave up
+        // on it, so join them rather than wait out a longer timer.
+        if count > self.set.f() && view >= self.view && self.last_voted_view < view {
+            self.advance_to(cx, view, true);
+            self.on_view_timer(cx, view);
+        }
+        if count >= self.set.quorum() {
+            self.on_tc(cx, view);
+            if self.set.leader(self.view) == self.me {
+                self.try_propose(cx, false);
+            }
+        }
+    }
+
+    // ---- catch-up ---------------------------------------------------------------------------
+
+    fn start_fetch(&mut self, cx: &mut Context<'_, Timer>) {
+        if self.fetching.is_some() || self.halted {
+            return;
+        }
+        self.fetch_generation += 1;
+        self.fetching = Some(Fetching {
+            generation: self.fetch_generation,
+            peer: self.next_fetch_peer(),
+            unproven: Vec::new(),
+        });
+        self.send_fetch(cx);
+    }
+
+    fn next_fetch_peer(&mut self) -> usize {
+        self.fetch_peer = (self.fetch_peer + 1) % self.peers.len();
+        if self.fetch_peer == usize::from(self.me) {
+            self.fetch_peer = (self.fetch_peer + 1) % self.peers.len();
+        }
+        self.fetch_peer
+    }
+
+    fn send_fetch(&mut self, cx: &mut Context<'_, Timer>) {
+        let Some(f) = &self.fetching else { return };
+        let from = self.tip.height + 1 + f.unproven.len() as u64;
+        let (peer, generation) = (f.peer, f.generation);
+        let message = Message::Fetch(Fetch {
+            from,
+            count: self.config.fetch_blocks_max,
+        });
+        let addr = self.peers[peer];
+        self.send(cx, addr, &message);
+        let at = cx.now() + self.config.fetch_timeout;
+        cx.set_timer(at, Timer::Fetch(generation));
+    }
+
+    fn on_fetch_timer(&mut self, cx: &mut Context<'_, Timer>, generation: u64) {
+        let Some(f) = &self.fetching else { return };
+        if f.generation != generation {
+            return;
+        }
+        let peer = self.next_fetch_peer();
+        self.fetch_generation += 1;
+        let generation = self.fetch_generation;
+        if let Some(f) = self.fetching.as_mut() {
+            f.peer = peer;
+            f.generation = generation;
+        }
+        self.send_fetch(cx);
+    }
+
+    fn on_fetch_request(&mut self, cx: &mut Context<'_, Timer>, from: SocketAddr, fetch: Fetch) {
+        if fetch.from == 0 || fetch.from > self.tip.height {
+            let empty = Message::Blocks(Blocks {
+                records: Vec::new(),
+                proof: None,
+            });
+            self.send(cx, from, &empty);
+            return;
+        }
+        let Some(log) = self.log.as_ref() else { return };
+        let reserve = self.config.block_bytes_max + qc_bytes_max(&self.set);
+        let budget = self.config.fetch_bytes_max.saturating_sub(reserve);
+        let mut records = Vec::new();
+        let mut bytes = 0;
+        let end = fetch
+            .from
+            .saturating_add(u64::from(fetch.count))
+            .min(self.tip.height + 1);
+        for height in fetch.from..end {
+            let Ok(Some(raw)) = log.get(cx, height - 1) else { break };
+            let Ok(record) = CertifiedBlock::decode(&raw) else {
+                break;
+            };
+            if bytes + raw.len() > budget && !records.is_empty() {
+                break;
+            }
+            bytes += raw.len();
+            records.push(record);
+        }
+        let reaches_tip = records
+            .last()
+            .is_some_and(|r: &CertifiedBlock| r.block.height == self.tip.height);
+        let proof = if reaches_tip {
+            self.tip_proof.clone().map(Box::new)
+        } else {
+            None
+        };
+        let message = Message::Blocks(Blocks { records, proof });
+        self.send(cx, from, &message);
+    }
+
+    fn on_blocks(&mut self, cx: &mut Context<'_, Timer>, blocks: Blocks) {
+        let Some(mut fetching) = self.fetching.take() else {
+            return;
+        };
+        let first_height = self.tip.height + 1;
+        let mut link = fetching
+            .unproven
+            .last()
+            .map_or((self.tip.digest, self.tip.height), |r| {
+                (r.block.digest(), r.block.height)
+            });
+        let asked = blocks.records.len();
+        let with_proof = blocks.proof.is_some();
+        let mut proof_pushed = false;
+        let total = asked + usize::from(with_proof);
+        for (i, record) in blocks.records.into_iter().chain(blocks.proof.map(|b| *b)).enumerate() {
+            let ok = record.block.check_limits().is_ok()
+                && record.block.parent == link.0
+                && record.block.height == link.1 + 1
+                && record.qc.view == record.block.view
+                && record.qc.height == record.block.height
+                && record.qc.block == record.block.digest()
+                && self.verify_qc(&record.qc);
+            if !ok {
+                self.refuse(cx, Refusal::BadCatchUp);
+                break;
+            }
+            link = (record.qc.block, record.block.height);
+            fetching.unproven.push(record);
+            proof_pushed = with_proof && i + 1 == total;
+        }
+        // Committed: every block up to the last one followed by a certified child in the next
+        // view.
+        let proven = (1..fetching.unproven.len())
+            .rev()
+            .find(|&i| fetching.unproven[i].block.view == fetching.unproven[i - 1].block.view + 1);
+        let mut committed = 0;
+        if let Some(i) = proven {
+            let records: Vec<CertifiedBlock> = fetching.unproven.drain(..i).collect();
+            if self.persist(cx, &records) {
+                for r in &records {
+                    self.apply(cx, r, true);
+                }
+                committed = records.len();
+                self.tip_proof = fetching.unproven.first().cloned();
+                if let Some(q) = records.last().map(|r| r.qc.clone()) {
+                    if q.view > self.high_qc.view {
+                        self.high_qc = q;
+                    }
+                }
+                self.prune_tree();
+            } else {
+                fetching.unproven.clear();
+            }
+        }
+        // The proof's block is certified, not committed: it is not kept as a record.
+        if proof_pushed {
+            fetching.unproven.pop();
+        }
+        Self::probe(cx, "catchup", first_height, committed as i64);
+        // The last unproven block stays unproven until more arrive; anything before it that a
+        // later answer cannot extend is dropped.
+        let more = asked >= usize::from(self.config.fetch_blocks_max) || (committed > 0 && asked > 0);
+        if fetching.unproven.len() > self.config.pending_blocks_max {
+            fetching.unproven.clear();
+        }
+        if more || (!fetching.unproven.is_empty() && asked > 0) {
+            self.fetching = Some(fetching);
+            self.fetch_generation += 1;
+            if let Some(f) = self.fetching.as_mut() {
+                f.generation = self.fetch_generation;
+            }
+            self.send_fetch(cx);
+        } else {
+            self.fetching = None;
+            // Blocks proposed while catching up may now commit.
+            let qc = self.high_qc.clone();
+            self.on_qc(cx, &qc);
+        }
+    }
+}
+
+impl CertifiedBlock {
+    /// The certificate of the parent of this block, as its proposal carried it: in the tree
+    /// under this block's digest.
+    fn block_justify_of(&self, tree: &BTreeMap<Digest, Pending>) -> QuorumCertificate {
+        tree.get(&self.block.digest())
+            .map(|p| p.justify.clone())
+            .expect("the proof's block is in the tree")
+    }
+}
+
+/// The first 8 bytes of a digest as a probe value.
+pub fn digest_prefix(digest: &Digest) -> i64 {
+    i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+fn qc_bytes_max(set: &ValidatorSet) -> usize {
+    super::wire::QC_SUMMARY_BYTES + 2 + set.len() * super::wire::QC_SIGNER_BYTES
+}
+
+impl<M: StateMachine + 'static> Protocol for Replica<M> {
+    type Timer = Timer;
+
+    fn on_start(&mut self, cx: &mut Context<'_, Timer>) {
+        let lost = self.replay(cx);
+        self.load_safety(cx);
+        Self::probe(cx, "recovered", self.tip.height, lost as i64);
+        self.view = 0;
+        let start = self.high_qc.view.max(self.last_voted_view) + 1;
+        self.advance_to(cx, start, false);
+        // A restarted replica asks whether it is behind at once rather than wait for a gap.
+        self.start_fetch(cx);
+    }
+
+    fn on_message(&mut self, cx: &mut Context<'_, Timer>, from: SocketAddr, payload: Bytes) {
+        if self.halted {
+            return;
+        }
+        let message = match Message::decode(&payload) {
+            Ok(m) => m,
+            Err(_) => {
+                self.refuse(cx, Refusal::Malformed);
+                return;
+            }
+        };
+        match message {
+            Message::Proposal(p) => self.on_proposal(cx, *p),
+            Message::Vote(v) => self.on_vote(cx, v),
+            Message::Timeout(t) => self.on_timeout(cx, t),
+            Message::QuorumCertificate(qc) => {
+                if qc.view > self.high_qc.view || qc.height > self.tip.height {
+                    if self.verify_qc(&qc) {
+                        self.on_qc(cx, &qc);
+                        if self.set.leader(self.view) == self.me {
+                            self.try_propose(cx, false);
+                        }
+                    } else {
+                        self.refuse(cx, Refusal::Invalid);
+                    }
+                }
+            }
+            Message::TimeoutCertificate(tc) => {
+                if tc.view >= self.view {
+                    if tc.verify(&self.set).is_ok() {
+                        self.on_tc(cx, tc.view);
+                    } else {
+                        self.refuse(cx, Refusal::Invalid);
+                    }
+                }
+            }
+            // Evidence is judged by detection (not built yet): a replica keeps none.
+            Message::Evidence(_) => {}
+            Message::Fetch(f) => self.on_fetch_request(cx, from, f),
+            Message::Blocks(b) => self.on_blocks(cx, b),
+            Message::Submit(s) => self.on_submit(cx, from, s),
+            // Answers are for clients.
+            Message::Answer(_) => {}
+        }
+    }
+
+    fn on_timer(&mut self, cx: &mut Context<'_, Timer>, timer: Timer) {
+        if self.halted {
+            return;
+        }
+        match timer {
+            Timer::View(view) => self.on_view_timer(cx, view),
+            Timer::Batch(view) => {
+                if view == self.view {
+                    self.try_propose(cx, true);
+                }
+            }
+            Timer::Fetch(generation) => self.on_fetch_timer(cx, generation),
+        }
+    }
+}
