@@ -8,6 +8,10 @@
 //! (`false_deaths`, `detection_ms_p99`, … listed with their meaning in
 //! [`membership::METRICS`]) and the first few instances behind bad ones.
 //!
+//! [`history`] judges clients' histories of the replicated list-append machine instead of
+//! probes: an Elle-style search for dependency cycles, aborted and garbage reads, against strict
+//! serializability.
+//!
 //! ```ignore
 //! let probes = sim.probes().iter().map(|r| Observed {
 //!     at: Duration::from_nanos(r.at.as_nanos()),
@@ -21,6 +25,7 @@
 use std::fmt;
 use std::time::Duration;
 
+pub mod history;
 pub mod membership;
 mod percentile;
 pub mod truth;
