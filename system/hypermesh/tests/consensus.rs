@@ -1,7 +1,7 @@
 //! HotStuff-2 replicas in the simulator: a cluster commits, agrees, survives crashes and catches
 //! up.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -9,6 +9,8 @@ use hypermesh::consensus::client::{LoadClient, LoadConfig};
 use hypermesh::consensus::{ConsensusConfig, Replica, Validator, ValidatorKey, ValidatorSet, MOUNT};
 use hypermesh::membership::NodeId;
 use hypermesh::replication::kv::ListAppend;
+use hypermesh::testing::consensus::{analyse, Run};
+use hypermesh::testing::{Figures, Observed};
 use runtime::host::{BareDatagrams, Host};
 use runtime::Actor;
 use simulator::{FaultAction, NetworkModel, NodeIndex, NodeSet, NodeSpec, ProbeRecord, SimTime, Simulation};
@@ -71,39 +73,50 @@ fn named<'a>(probes: &'a [ProbeRecord], name: &'a str) -> impl Iterator<Item = &
     probes.iter().filter(move |p| p.probe.name == name)
 }
 
-/// Every height committed by two replicas has one block; returns commits per replica.
-fn assert_agreement(probes: &[ProbeRecord]) -> BTreeMap<NodeIndex, u64> {
-    let mut by_height: BTreeMap<u64, (NodeIndex, i64)> = BTreeMap::new();
-    let mut per_node: BTreeMap<NodeIndex, u64> = BTreeMap::new();
-    for p in named(probes, "commit") {
-        let h = p.probe.subject;
-        if let Some((other, digest)) = by_height.get(&h) {
-            assert_eq!(
-                *digest, p.probe.value,
-                "height {h}: node {other} committed {digest:x}, node {} committed {:x}",
-                p.node, p.probe.value
-            );
-        } else {
-            by_height.insert(h, (p.node, p.probe.value));
-        }
-        let top = per_node.entry(p.node).or_default();
-        *top = (*top).max(h);
+/// The checker's figures of a run of `validators` validators that ended at `end`, failing on
+/// any safety violation (with its evidence); returns each replica's highest committed height.
+fn judge(sim: &Simulation, validators: u32) -> (Figures, BTreeMap<NodeIndex, u64>) {
+    let probes = sim.probes();
+    let run = Run {
+        validators,
+        byzantine: BTreeSet::new(),
+        quiet_from: None,
+        up_at_end: (0..validators).filter(|n| sim.is_up(*n)).collect(),
+    };
+    let figures = analyse(
+        probes.iter().map(|r| Observed {
+            at: Duration::from_nanos(r.at.as_nanos()),
+            node: r.node,
+            probe: &r.probe,
+        }),
+        &run,
+    );
+    for metric in [
+        "agreement_violations",
+        "durability_violations",
+        "linearizability_anomalies",
+        "halted_replicas",
+    ] {
+        assert_eq!(figures.get(metric), Some(0.0), "{metric}: {:#?}", figures.evidence);
     }
-    per_node
+    let mut tops = BTreeMap::new();
+    for p in named(probes, "commit") {
+        let top = tops.entry(p.node).or_default();
+        *top = p.probe.subject.max(*top);
+    }
+    (figures, tops)
 }
 
 #[test]
 fn four_validators_commit_client_transactions_and_agree() {
     let mut sim = cluster(1, 4, 2, NetworkModel::default());
     sim.run_until(SimTime::from_millis(20_000), |_| {});
-    let probes = sim.probes();
-    let tops = assert_agreement(probes);
+    let (figures, tops) = judge(&sim, 4);
     assert_eq!(tops.len(), 4, "every replica committed: {tops:?}");
     assert!(tops.values().all(|h| *h > 20), "{tops:?}");
-    let ok = named(probes, "ok").count();
-    let submitted = named(probes, "txn").count();
-    assert!(ok * 10 >= submitted * 9, "{ok} of {submitted} transactions answered");
-    assert_eq!(named(probes, "halted").count(), 0);
+    let ok = figures.get("txns_ok").unwrap();
+    let submitted = figures.get("txns_submitted").unwrap();
+    assert!(ok >= submitted * 0.9, "{ok} of {submitted} transactions answered");
 }
 
 #[test]
@@ -118,8 +131,8 @@ fn a_crashed_leader_is_passed_over_and_a_restarted_replica_catches_up() {
         FaultAction::Restart(NodeSet::from_indices([1])),
     );
     sim.run_until(SimTime::from_millis(20_000), |_| {});
+    let (_, tops) = judge(&sim, 4);
     let probes = sim.probes();
-    let tops = assert_agreement(probes);
     let highest = *tops.values().max().unwrap();
     assert!(tops[&1] + 5 >= highest, "the restarted replica caught up: {tops:?}");
     let during: Vec<_> = named(probes, "commit")

@@ -8,6 +8,9 @@
 //! (`false_deaths`, `detection_ms_p99`, … listed with their meaning in
 //! [`membership::METRICS`]) and the first few instances behind bad ones.
 //!
+//! [`consensus`] judges runs of consensus replicas: agreement, durability across restarts,
+//! liveness after the faults, and the clients' history through [`history`].
+//!
 //! [`history`] judges clients' histories of the replicated list-append machine instead of
 //! probes: an Elle-style search for dependency cycles, aborted and garbage reads, against strict
 //! serializability.
@@ -25,6 +28,7 @@
 use std::fmt;
 use std::time::Duration;
 
+pub mod consensus;
 pub mod history;
 pub mod membership;
 mod percentile;
