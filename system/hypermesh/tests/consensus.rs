@@ -9,6 +9,7 @@ use hypermesh::consensus::client::{LoadClient, LoadConfig};
 use hypermesh::consensus::{ConsensusConfig, Replica, Validator, ValidatorKey, ValidatorSet, MOUNT};
 use hypermesh::membership::NodeId;
 use hypermesh::replication::kv::ListAppend;
+use hypermesh::testing::adversary::{Adversary, Behaviour};
 use hypermesh::testing::consensus::{analyse, Run};
 use hypermesh::testing::{Figures, Observed};
 use runtime::host::{BareDatagrams, Host};
@@ -26,6 +27,13 @@ fn key(i: usize) -> ValidatorKey {
     ValidatorKey::from_seed(&seed)
 }
 
+fn client_seed(i: usize) -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    seed[0] = i as u8;
+    seed[1] = 0xc1;
+    seed
+}
+
 fn set(n: usize) -> ValidatorSet {
     let validators = (0..n)
         .map(|i| Validator {
@@ -39,23 +47,47 @@ fn set(n: usize) -> ValidatorSet {
 
 /// `n` validators (nodes `0..n`) and `clients` load clients (nodes `n..`).
 fn cluster(seed: u64, n: usize, clients: usize, network: NetworkModel) -> Simulation {
+    cluster_with(seed, n, clients, network, None)
+}
+
+/// The same, with validator `byzantine.0` behaving as `byzantine.1`.
+fn cluster_with(
+    seed: u64,
+    n: usize,
+    clients: usize,
+    network: NetworkModel,
+    byzantine: Option<(usize, Behaviour)>,
+) -> Simulation {
     let set = set(n);
     let peers: Vec<SocketAddr> = (0..n as NodeIndex).map(addr).collect();
+    // Clients sign their transactions; the machines know their keys.
+    let client_keys: BTreeMap<u64, _> = (n..n + clients)
+        .map(|c| (c as u64, ValidatorKey::from_seed(&client_seed(c)).public_key()))
+        .collect();
+    let f = (n - 1) / 3;
     let factory = move |i: NodeIndex| -> Box<dyn Actor> {
         let i = i as usize;
         if i < n {
-            let replica = Replica::new(
+            let mut replica = Replica::new(
                 ConsensusConfig::default(),
                 set.clone(),
                 peers.clone(),
                 i as u16,
                 key(i),
-                ListAppend::default(),
+                ListAppend::with_clients(client_keys.clone()),
             );
+            if let Some((b, behaviour)) = &byzantine {
+                if *b == i {
+                    let adversary = Adversary::new(behaviour.clone(), set.clone(), key(i), i as u16, peers.clone());
+                    replica = replica.with_tamper(Box::new(adversary));
+                }
+            }
             Box::new(Host::new(BareDatagrams).mount(MOUNT, replica))
         } else {
             let mut config = LoadConfig::new(peers.clone(), i as u64);
             config.interval = Duration::from_millis(20);
+            config.signing_seed = Some(client_seed(i));
+            config.answers_required = f + 1;
             Box::new(Host::new(BareDatagrams).mount(MOUNT, LoadClient::new(config)))
         }
     };
@@ -76,10 +108,14 @@ fn named<'a>(probes: &'a [ProbeRecord], name: &'a str) -> impl Iterator<Item = &
 /// The checker's figures of a run of `validators` validators that ended at `end`, failing on
 /// any safety violation (with its evidence); returns each replica's highest committed height.
 fn judge(sim: &Simulation, validators: u32) -> (Figures, BTreeMap<NodeIndex, u64>) {
+    judge_with(sim, validators, BTreeSet::new())
+}
+
+fn judge_with(sim: &Simulation, validators: u32, byzantine: BTreeSet<u32>) -> (Figures, BTreeMap<NodeIndex, u64>) {
     let probes = sim.probes();
     let run = Run {
         validators,
-        byzantine: BTreeSet::new(),
+        byzantine,
         quiet_from: None,
         up_at_end: (0..validators).filter(|n| sim.is_up(*n)).collect(),
     };
@@ -146,4 +182,57 @@ fn a_crashed_leader_is_passed_over_and_a_restarted_replica_catches_up() {
         during.len()
     );
     assert!(named(probes, "timeout").count() > 0, "its views timed out");
+}
+
+/// One Byzantine validator of four, each behaviour in turn: honest replicas agree, the history
+/// stays linearizable, and the cluster keeps committing.
+#[test]
+fn one_byzantine_validator_of_four_cannot_break_safety_or_stop_commits() {
+    let behaviours = [
+        Behaviour::Equivocate,
+        Behaviour::Forge,
+        Behaviour::Withhold,
+        Behaviour::Delay(Duration::from_millis(700)),
+        Behaviour::ClockLie(Duration::from_secs(60)),
+        Behaviour::Mutate,
+        Behaviour::Impersonate(0),
+    ];
+    for (seed, behaviour) in behaviours.into_iter().enumerate() {
+        let name = behaviour.name();
+        let mut sim = cluster_with(10 + seed as u64, 4, 1, NetworkModel::default(), Some((3, behaviour)));
+        sim.run_until(SimTime::from_millis(15_000), |_| {});
+        let (figures, tops) = judge_with(&sim, 4, BTreeSet::from([3]));
+        let honest_min = (0..3).map(|n| tops.get(&n).copied().unwrap_or(0)).min().unwrap();
+        assert!(
+            honest_min > 10,
+            "{name}: honest replicas committed too little: {tops:?}"
+        );
+        let ok = figures.get("txns_ok").unwrap();
+        assert!(ok > 100.0, "{name}: {ok} transactions committed");
+        let misbehaved = named(sim.probes(), "misbehaved").count();
+        assert_eq!(misbehaved, 1, "{name}: the adversary acted");
+    }
+}
+
+#[test]
+fn an_equivocating_leader_is_convicted_by_every_honest_replica() {
+    let mut sim = cluster_with(3, 4, 1, NetworkModel::default(), Some((3, Behaviour::Equivocate)));
+    sim.run_until(SimTime::from_millis(10_000), |_| {});
+    judge_with(&sim, 4, BTreeSet::from([3]));
+    let probes = sim.probes();
+    let first = named(probes, "misbehaved").next().expect("it misbehaved").at;
+    for honest in 0..3 {
+        let evidence = named(probes, "evidence")
+            .find(|p| p.node == honest && p.probe.subject == 3)
+            .unwrap_or_else(|| panic!("node {honest} holds no evidence against validator 3"));
+        let latency = evidence.at.as_nanos() - first.as_nanos();
+        assert!(
+            latency < 1_000_000_000,
+            "node {honest} convicted it {latency} ns after it began"
+        );
+    }
+    assert!(
+        !named(probes, "evidence").any(|p| p.probe.subject != 3),
+        "only the equivocator is convicted"
+    );
 }

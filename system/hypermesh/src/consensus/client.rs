@@ -8,6 +8,10 @@
 //! Values are unique across the run: the transaction id (process and counter) and the op's
 //! position.
 //!
+//! Against Byzantine replicas the client signs its transactions ([`LoadConfig::signing_seed`],
+//! for a machine built `ListAppend::with_clients`), submits each to `f + 1` replicas and
+//! believes an outcome only once `f + 1` of them gave it ([`LoadConfig::answers_required`]).
+//!
 //! # Probes (protocol `consensus`): the history
 //!
 //! | name | subject | value |
@@ -23,7 +27,7 @@
 //! | `info` | transaction id | 0: no answer in time (it may or may not have committed) |
 //! | `latency_ms` | transaction id | submission to answer, milliseconds |
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -31,9 +35,9 @@ use bytes::{Buf, Bytes};
 use runtime::host::{Context, Protocol};
 use runtime::{Clock, Entropy, Instant, Probe, Probes};
 
-use super::crypto::{sha256, Digest};
+use super::crypto::{sha256, Digest, ValidatorKey};
 use super::wire::{AnswerKind, Message, Submit};
-use crate::replication::kv::{encode_transaction, Op};
+use crate::replication::kv::{encode_transaction, sign_transaction, Op};
 
 /// How a load client behaves.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,6 +60,14 @@ pub struct LoadConfig {
     pub ops_max: usize,
     /// When to stop submitting (time since the client started); `None` never.
     pub stop_after: Option<Duration>,
+    /// The seed of the client's signing key: its transactions are signed
+    /// ([`crate::replication::kv::sign_transaction`]) as process [`LoadConfig::process`].
+    /// `None` sends them unsigned (for machines without clients).
+    pub signing_seed: Option<[u8; 32]>,
+    /// Distinct replicas each transaction is submitted to, and matching answers needed before
+    /// the client believes one: `f + 1` where up to `f` replicas may be Byzantine (any `f + 1`
+    /// include an honest one), 1 where all are trusted.
+    pub answers_required: usize,
 }
 
 impl LoadConfig {
@@ -71,6 +83,8 @@ impl LoadConfig {
             key_lifetime: Duration::from_secs(2),
             ops_max: 4,
             stop_after: None,
+            signing_seed: None,
+            answers_required: 1,
         }
     }
 }
@@ -88,11 +102,14 @@ struct InFlight {
     id: u64,
     reads: usize,
     sent: Instant,
+    /// Answers so far: each distinct answer, with the replicas that gave it.
+    answers: Vec<((u64, AnswerKind), BTreeSet<SocketAddr>)>,
 }
 
 /// A client submitting list-append transactions and recording its history in probes.
 pub struct LoadClient {
     config: LoadConfig,
+    key: Option<ValidatorKey>,
     counter: u64,
     started: Instant,
     in_flight: BTreeMap<Digest, InFlight>,
@@ -112,7 +129,12 @@ impl LoadClient {
             "a client needs keys and ops"
         );
         assert!(config.process < 1 << 20, "process numbers fit 20 bits");
+        assert!(
+            (1..=config.replicas.len()).contains(&config.answers_required),
+            "answers_required must be 1..=replicas"
+        );
         LoadClient {
+            key: config.signing_seed.map(|s| ValidatorKey::from_seed(&s)),
             config,
             counter: 0,
             started: Instant::ZERO,
@@ -163,23 +185,67 @@ impl LoadClient {
                 }
             }
         }
-        let transaction = encode_transaction(&ops);
+        let transaction = match &self.key {
+            Some(key) => sign_transaction(&ops, self.config.process, key),
+            None => encode_transaction(&ops),
+        };
         let digest = sha256(&transaction);
-        let to = self.config.replicas[cx.next_u64() as usize % self.config.replicas.len()];
         let message = Message::Submit(Submit {
             forwarded: false,
             transaction,
-        });
-        let _ = cx.send_to(to, message.encode());
+        })
+        .encode();
+        // Distinct replicas from a random start.
+        let n = self.config.replicas.len();
+        let first = cx.next_u64() as usize % n;
+        for k in 0..self.config.answers_required {
+            let to = self.config.replicas[(first + k) % n];
+            let _ = cx.send_to(to, message.clone());
+        }
         let now = cx.now();
-        self.in_flight.insert(digest, InFlight { id, reads, sent: now });
+        self.in_flight.insert(
+            digest,
+            InFlight {
+                id,
+                reads,
+                sent: now,
+                answers: Vec::new(),
+            },
+        );
         self.by_id.insert(id, digest);
         cx.set_timer(now + self.config.answer_timeout, ClientTimer::Overdue(id));
     }
 
+    fn answered(
+        &mut self,
+        cx: &mut Context<'_, ClientTimer>,
+        from: SocketAddr,
+        digest: Digest,
+        height: u64,
+        kind: AnswerKind,
+    ) {
+        let Some(t) = self.in_flight.get_mut(&digest) else {
+            // Late, duplicated or not ours.
+            return;
+        };
+        let answer = (height, kind);
+        let agreeing = match t.answers.iter_mut().find(|(a, _)| *a == answer) {
+            Some((_, from_set)) => {
+                from_set.insert(from);
+                from_set.len()
+            }
+            None => {
+                t.answers.push((answer.clone(), BTreeSet::from([from])));
+                1
+            }
+        };
+        if agreeing >= self.config.answers_required {
+            self.complete(cx, digest, answer.0, answer.1);
+        }
+    }
+
     fn complete(&mut self, cx: &mut Context<'_, ClientTimer>, digest: Digest, height: u64, kind: AnswerKind) {
         let Some(t) = self.in_flight.remove(&digest) else {
-            // Late, duplicated or not ours.
             return;
         };
         self.by_id.remove(&t.id);
@@ -234,9 +300,9 @@ impl Protocol for LoadClient {
         cx.set_timer(cx.now() + self.config.interval, ClientTimer::Next);
     }
 
-    fn on_message(&mut self, cx: &mut Context<'_, ClientTimer>, _from: SocketAddr, payload: Bytes) {
+    fn on_message(&mut self, cx: &mut Context<'_, ClientTimer>, from: SocketAddr, payload: Bytes) {
         if let Ok(Message::Answer(a)) = Message::decode(&payload) {
-            self.complete(cx, a.transaction, a.height, a.kind);
+            self.answered(cx, from, a.transaction, a.height, a.kind);
         }
     }
 

@@ -70,7 +70,7 @@ pub use crypto::{
 };
 pub use evidence::{Evidence, EvidenceError};
 pub use messages::{MessageError, Proposal, ProposalError, ProposalHeader, QcSummary, SignError, Timeout, Vote};
-pub use replica::{Replica, ReplicaStats, MOUNT};
+pub use replica::{Outgoing, Replica, ReplicaStats, Tamper, MOUNT};
 pub use validators::{Validator, ValidatorIndex, ValidatorSet, ValidatorSetError, VALIDATORS_MAX};
 pub use wire::{Answer, AnswerKind, Blocks, CertifiedBlock, Fetch, Message, Submit, WireError};
 

@@ -40,6 +40,8 @@
 //! | `catchup` | first height fetched | blocks committed from the answer |
 //! | `refused` | view | why (see [`Refusal`]) |
 //! | `halted` | committed height | 1 log failure, 2 a committed block conflicting with the chain |
+//! | `misbehaved` | this validator's index | 1: its adversary first changed what it sends (simulation) |
+//! | `evidence` | offender's validator index | 1 conflicting votes, 2 conflicting proposals (first time this replica holds proof) |
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -48,13 +50,14 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use runtime::durable;
 use runtime::host::{Channel, Context, Mount, Protocol};
-use runtime::{Clock, Instant, Probe, Probes};
+use runtime::{Clock, Entropy, Instant, Probe, Probes, WallTime};
 
 use super::block::{Block, GENESIS};
 use super::certificate::{QcBuilder, QuorumCertificate, TimeoutCertificate, TimeoutEntry};
 use super::config::ConsensusConfig;
 use super::crypto::{sha256, Digest, ValidatorKey};
-use super::messages::{Proposal, QcSummary, Timeout, Vote};
+use super::evidence::Evidence;
+use super::messages::{Proposal, ProposalHeader, QcSummary, Timeout, Vote};
 use super::validators::{ValidatorIndex, ValidatorSet};
 use super::wire::{Answer, AnswerKind, Blocks, CertifiedBlock, Fetch, Message, Submit};
 use crate::replication::{BlockLog, Outcome, StateMachine};
@@ -97,6 +100,27 @@ pub enum Timer {
     Batch(u64),
     /// A catch-up request's timer.
     Fetch(u64),
+    /// A message an adversary holds back is due ([`Tamper`]).
+    Release(u64),
+}
+
+/// A message leaving a replica, as an adversary lets it go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Where to.
+    pub to: SocketAddr,
+    /// The bytes sent.
+    pub bytes: Bytes,
+    /// How long it is held first.
+    pub after: Duration,
+}
+
+/// The simulator's Byzantine seam: what an adversary does to the messages its replica sends.
+/// An honest replica has none; `hypermesh::testing::adversary` holds the adversaries.
+pub trait Tamper: Send {
+    /// What actually leaves instead of `message` for `to`: nothing, the message, or others
+    /// (signed with the replica's own key, which the adversary holds).
+    fn outgoing(&mut self, to: SocketAddr, message: &Message, rng: &mut dyn Entropy, wall: WallTime) -> Vec<Outgoing>;
 }
 
 /// What a replica counted.
@@ -120,6 +144,8 @@ pub struct ReplicaStats {
     pub refused: u64,
     /// Signatures verified.
     pub signatures_verified: u64,
+    /// Validators this replica holds evidence against.
+    pub convicted: u64,
 }
 
 /// A committed block's place: what the next committed block must extend.
@@ -188,6 +214,16 @@ pub struct Replica<M: StateMachine> {
     fetching: Option<Fetching>,
     fetch_generation: u64,
     fetch_peer: usize,
+    /// Each voter's first vote per view, to notice a second one (as collector).
+    votes_by_signer: BTreeMap<(u64, ValidatorIndex), Vote>,
+    /// The first verified proposal header per view.
+    headers: BTreeMap<u64, ProposalHeader>,
+    /// Validators proven Byzantine, with the proof.
+    convicted: BTreeMap<ValidatorIndex, Evidence>,
+    tamper: Option<Box<dyn Tamper>>,
+    tampered: bool,
+    held: BTreeMap<u64, (SocketAddr, Bytes)>,
+    held_seq: u64,
     stats: ReplicaStats,
 }
 
@@ -246,8 +282,27 @@ impl<M: StateMachine + 'static> Replica<M> {
             fetching: None,
             fetch_generation: 0,
             fetch_peer: 0,
+            votes_by_signer: BTreeMap::new(),
+            headers: BTreeMap::new(),
+            convicted: BTreeMap::new(),
+            tamper: None,
+            tampered: false,
+            held: BTreeMap::new(),
+            held_seq: 0,
             stats: ReplicaStats::default(),
         }
+    }
+
+    /// The same replica with an adversary between it and the network (simulation only: a
+    /// Byzantine validator of a scenario).
+    pub fn with_tamper(mut self, tamper: Box<dyn Tamper>) -> Self {
+        self.tamper = Some(tamper);
+        self
+    }
+
+    /// Validators this replica holds proof against, with the proof.
+    pub fn convicted(&self) -> &BTreeMap<ValidatorIndex, Evidence> {
+        &self.convicted
     }
 
     /// The state machine, as of the last committed height.
@@ -291,6 +346,40 @@ impl<M: StateMachine + 'static> Replica<M> {
 
     fn send(&mut self, cx: &mut Context<'_, Timer>, to: SocketAddr, message: &Message) {
         let bytes = message.encode();
+        self.send_bytes(cx, to, message, bytes);
+    }
+
+    /// Sends `bytes` (the encoding of `message`), through the adversary if there is one.
+    fn send_bytes(&mut self, cx: &mut Context<'_, Timer>, to: SocketAddr, message: &Message, bytes: Bytes) {
+        if let Some(tamper) = self.tamper.as_mut() {
+            let wall = cx.wall_now();
+            let outgoing = tamper.outgoing(to, message, cx, wall);
+            let honest = outgoing.len() == 1
+                && outgoing[0].to == to
+                && outgoing[0].bytes == bytes
+                && outgoing[0].after.is_zero();
+            if !honest && !self.tampered {
+                // The run's record of when this adversary first did something (detection is
+                // timed from it).
+                self.tampered = true;
+                Self::probe(cx, "misbehaved", u64::from(self.me), 1);
+            }
+            for o in outgoing {
+                if o.after.is_zero() {
+                    self.transmit(cx, o.to, o.bytes);
+                } else {
+                    self.held_seq += 1;
+                    self.held.insert(self.held_seq, (o.to, o.bytes));
+                    let at = cx.now() + o.after;
+                    cx.set_timer(at, Timer::Release(self.held_seq));
+                }
+            }
+            return;
+        }
+        self.transmit(cx, to, bytes);
+    }
+
+    fn transmit(&mut self, cx: &mut Context<'_, Timer>, to: SocketAddr, bytes: Bytes) {
         self.stats.messages_sent += 1;
         self.stats.bytes_sent += bytes.len() as u64;
         // A send error (no route, a full queue) is a lost message, which the protocol survives.
@@ -315,9 +404,8 @@ impl<M: StateMachine + 'static> Replica<M> {
             if i == usize::from(self.me) {
                 continue;
             }
-            self.stats.messages_sent += 1;
-            self.stats.bytes_sent += bytes.len() as u64;
-            let _ = cx.send_to(self.peers[i], bytes.clone());
+            let to = self.peers[i];
+            self.send_bytes(cx, to, message, bytes.clone());
         }
         if include_me {
             let from = self.peers[usize::from(self.me)];
@@ -425,6 +513,8 @@ impl<M: StateMachine + 'static> Replica<M> {
         self.votes.retain(|(v, _), _| *v + 1 >= keep_from);
         self.timeouts.retain(|v, _| *v + 1 >= keep_from);
         self.seen_proposals.retain(|v, _| *v + 1 >= keep_from);
+        self.headers.retain(|v, _| *v + 1 >= keep_from);
+        self.votes_by_signer.retain(|(v, _), _| *v + 1 >= keep_from);
         if self.set.leader(view) == self.me {
             self.try_propose(cx, false);
         }
@@ -897,14 +987,19 @@ impl<M: StateMachine + 'static> Replica<M> {
         }
         self.stats.signatures_verified += 1;
         let digest = proposal.block.digest();
+        let header = proposal.header();
         match self.seen_proposals.get(&view) {
             Some(d) if *d != digest => {
                 self.refuse(cx, Refusal::Equivocation);
+                if let Some(first) = self.headers.get(&view).cloned() {
+                    self.on_evidence(cx, Evidence::ConflictingProposals(first, header), true);
+                }
                 return;
             }
             Some(_) => {}
             None => {
                 self.seen_proposals.insert(view, digest);
+                self.headers.entry(view).or_insert_with(|| header.clone());
             }
         }
         // The certificates it carries move this replica on first.
@@ -951,13 +1046,36 @@ impl<M: StateMachine + 'static> Replica<M> {
         )
         .expect("validator key");
         self.stats.votes += 1;
-        let message = Message::Vote(vote);
+        let message = Message::VoteFor(vote, Box::new(header));
         if self.config.votes_to_all {
             self.broadcast(cx, &message, true);
         } else {
             let next = self.set.leader(view + 1);
             self.send_to_validator(cx, next, &message);
         }
+    }
+
+    /// A vote with the header of the proposal it is for: a header for another block of the
+    /// same view than the one known is proof against the proposer.
+    fn on_vote_for(&mut self, cx: &mut Context<'_, Timer>, vote: Vote, header: ProposalHeader) {
+        if header.view == vote.view && header.block == vote.block {
+            match self.headers.get(&header.view) {
+                Some(known) if known.block != header.block && known.proposer == header.proposer => {
+                    if !self.convicted.contains_key(&header.proposer) {
+                        let first = known.clone();
+                        self.on_evidence(cx, Evidence::ConflictingProposals(first, header), true);
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    if vote.view + 1 >= self.view && header.verify(&self.set).is_ok() {
+                        self.stats.signatures_verified += 1;
+                        self.headers.insert(header.view, header);
+                    }
+                }
+            }
+        }
+        self.on_vote(cx, vote);
     }
 
     fn on_vote(&mut self, cx: &mut Context<'_, Timer>, vote: Vote) {
@@ -969,6 +1087,18 @@ impl<M: StateMachine + 'static> Replica<M> {
         if vote.view + 1 < self.view {
             return;
         }
+        // A second vote of one signer in one view, for something else: proof against it.
+        match self.votes_by_signer.get(&(vote.view, vote.signer)) {
+            Some(first) if first.summary() != vote.summary() => {
+                if !self.convicted.contains_key(&vote.signer) {
+                    let first = first.clone();
+                    self.on_evidence(cx, Evidence::ConflictingVotes(first, vote), true);
+                }
+                return;
+            }
+            Some(_) => {}
+            None => {}
+        }
         let summary = vote.summary();
         let set = &self.set;
         let builder = self
@@ -979,6 +1109,7 @@ impl<M: StateMachine + 'static> Replica<M> {
         match builder.add(&self.set, &vote) {
             Ok(count) => {
                 self.stats.signatures_verified += 1;
+                self.votes_by_signer.insert((vote.view, vote.signer), vote.clone());
                 if count == self.set.quorum() && before < count {
                     let qc = builder.build(&self.set).expect("a quorum");
                     self.remember_verified(&qc);
@@ -1022,6 +1153,32 @@ impl<M: StateMachine + 'static> Replica<M> {
                 self.try_propose(cx, false);
             }
         }
+    }
+
+    // ---- evidence ----------------------------------------------------------------------------
+
+    /// Evidence against a validator: verified (unless this replica built it from messages it
+    /// verified), recorded once per offender, and sent to every validator.
+    fn on_evidence(&mut self, cx: &mut Context<'_, Timer>, evidence: Evidence, built_here: bool) {
+        let offender = evidence.offender();
+        if self.convicted.contains_key(&offender) {
+            return;
+        }
+        if evidence.verify(&self.set).is_err() {
+            if !built_here {
+                self.refuse(cx, Refusal::Invalid);
+            }
+            return;
+        }
+        self.stats.signatures_verified += 2;
+        let kind = match &evidence {
+            Evidence::ConflictingVotes(..) => 1,
+            Evidence::ConflictingProposals(..) => 2,
+        };
+        self.convicted.insert(offender, evidence.clone());
+        self.stats.convicted += 1;
+        Self::probe(cx, "evidence", u64::from(offender), kind);
+        self.broadcast(cx, &Message::Evidence(evidence), false);
     }
 
     // ---- catch-up ---------------------------------------------------------------------------
@@ -1268,8 +1425,8 @@ impl<M: StateMachine + 'static> Protocol for Replica<M> {
                     }
                 }
             }
-            // Evidence is judged by detection (not built yet): a replica keeps none.
-            Message::Evidence(_) => {}
+            Message::Evidence(e) => self.on_evidence(cx, e, false),
+            Message::VoteFor(v, h) => self.on_vote_for(cx, v, *h),
             Message::Fetch(f) => self.on_fetch_request(cx, from, f),
             Message::Blocks(b) => self.on_blocks(cx, b),
             Message::Submit(s) => self.on_submit(cx, from, s),
@@ -1290,6 +1447,11 @@ impl<M: StateMachine + 'static> Protocol for Replica<M> {
                 }
             }
             Timer::Fetch(generation) => self.on_fetch_timer(cx, generation),
+            Timer::Release(seq) => {
+                if let Some((to, bytes)) = self.held.remove(&seq) {
+                    self.transmit(cx, to, bytes);
+                }
+            }
         }
     }
 }

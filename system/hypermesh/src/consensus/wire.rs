@@ -18,6 +18,7 @@
 //! fetch       = from u64 | count u16
 //! blocks      = count u16 | count × certified | proof? (u8 0, or u8 1 | certified)
 //! submit      = flags u8 (bit 0: forwarded) | length u32 | transaction
+//! vote_for    = vote | header                   (a vote with the proposal's signed header)
 //! answer      = transaction [32] | height u64 | kind u8 (1 applied | 2 refused | 3 not admitted)
 //!             | length u32 | bytes
 //! ```
@@ -129,6 +130,10 @@ pub enum Message {
     Submit(Submit),
     /// What became of a submitted transaction, to the client that submitted it.
     Answer(Answer),
+    /// A vote with the signed header of the proposal it votes for, so the collector sees
+    /// conflicting proposals of one view (a leader that sent different blocks to different
+    /// validators) as evidence.
+    VoteFor(Vote, Box<ProposalHeader>),
 }
 
 /// The most certified blocks one [`Blocks`] message carries.
@@ -215,6 +220,7 @@ mod tag {
     pub const BLOCKS: u8 = 8;
     pub const SUBMIT: u8 = 9;
     pub const ANSWER: u8 = 10;
+    pub const VOTE_FOR: u8 = 11;
 }
 
 mod evidence_kind {
@@ -274,6 +280,11 @@ impl Message {
                 out.put_u8(tag::ANSWER);
                 a.write(&mut out);
             }
+            Message::VoteFor(v, h) => {
+                out.put_u8(tag::VOTE_FOR);
+                v.write(&mut out);
+                h.write(&mut out);
+            }
         }
         out.freeze()
     }
@@ -290,6 +301,7 @@ impl Message {
             Message::Blocks(b) => b.encoded_len(),
             Message::Submit(s) => 5 + s.transaction.len(),
             Message::Answer(a) => a.encoded_len(),
+            Message::VoteFor(_, h) => VOTE_BYTES + h.encoded_len(),
         }
     }
 
@@ -315,6 +327,7 @@ impl Message {
             tag::BLOCKS => Message::Blocks(Blocks::read(&mut r)?),
             tag::SUBMIT => Message::Submit(Submit::read(&mut r)?),
             tag::ANSWER => Message::Answer(Answer::read(&mut r)?),
+            tag::VOTE_FOR => Message::VoteFor(Vote::read(&mut r)?, Box::new(ProposalHeader::read(&mut r)?)),
             other => {
                 return Err(WireError::Invalid {
                     at: tag_at,
@@ -1015,6 +1028,8 @@ mod tests {
                 height: 0,
                 kind: AnswerKind::NotAdmitted("pool full".into()),
             }),
+            Message::VoteFor(c.vote(2, qc1.summary()), Box::new(first.header())),
+            Message::VoteFor(c.vote(2, qc1.summary()), Box::new(after_timeout.header())),
         ]
     }
 
@@ -1047,7 +1062,9 @@ mod tests {
                     }
                 }
                 Message::Answer(a) => assert_eq!(a.encoded_len(), body.len()),
-                Message::Fetch(_) | Message::Submit(_) => assert_eq!(message.body_len(), body.len()),
+                Message::Fetch(_) | Message::Submit(_) | Message::VoteFor(..) => {
+                    assert_eq!(message.body_len(), body.len())
+                }
             }
         }
     }
@@ -1337,6 +1354,7 @@ mod tests {
                     transaction: Bytes::from(t),
                 })
             }),
+            (vote(), header()).prop_map(|(v, h)| Message::VoteFor(v, Box::new(h))),
             (any::<[u8; 32]>(), any::<u64>(), 0u8..3, "[a-z ]{0,20}").prop_map(|(transaction, height, k, text)| {
                 let kind = match k {
                     0 => AnswerKind::Applied(Bytes::from(text.into_bytes())),

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::machine::{Outcome, RestoreError, StateMachine};
+use crate::consensus::{verify_signature, PublicKey, Signature, ValidatorKey, SIGNATURE_BYTES};
 
 /// The most micro-operations one transaction carries.
 pub const OPS_PER_TRANSACTION_MAX: usize = 64;
@@ -61,6 +62,52 @@ pub fn encode_transaction(ops: &[Op]) -> Bytes {
     out.freeze()
 }
 
+/// What a client signs: a domain tag, its id, and the encoded ops.
+fn client_signed_bytes(client: u64, ops: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(CLIENT_DOMAIN.len() + 8 + ops.len());
+    out.extend_from_slice(CLIENT_DOMAIN);
+    out.extend_from_slice(&client.to_be_bytes());
+    out.extend_from_slice(ops);
+    out
+}
+
+/// The domain of clients' signatures, apart from every consensus signature.
+pub const CLIENT_DOMAIN: &[u8] = b"hypermesh/kv/v1/client/";
+
+/// Bytes a signature adds to a transaction: the client's id and an Ed25519 signature.
+pub const SIGNATURE_TRAILER_BYTES: usize = 8 + SIGNATURE_BYTES;
+
+/// A transaction of `ops` signed by `client` with `key`: the ops' encoding, the client's id,
+/// then its signature. A machine built [`ListAppend::with_clients`] applies only these, so a
+/// Byzantine replica cannot alter or invent a client's transaction.
+pub fn sign_transaction(ops: &[Op], client: u64, key: &ValidatorKey) -> Bytes {
+    let body = encode_transaction(ops);
+    let signature = key.sign(&client_signed_bytes(client, &body));
+    let mut out = BytesMut::with_capacity(body.len() + SIGNATURE_TRAILER_BYTES);
+    out.put_slice(&body);
+    out.put_u64(client);
+    out.put_slice(&signature.0);
+    out.freeze()
+}
+
+/// The ops of a signed transaction, if `clients` holds its client's key and the signature
+/// verifies.
+fn verify_signed(bytes: &[u8], clients: &BTreeMap<u64, PublicKey>) -> Result<Vec<Op>, String> {
+    if bytes.len() < SIGNATURE_TRAILER_BYTES {
+        return Err("unsigned transaction (shorter than a signature)".into());
+    }
+    let (body, trailer) = bytes.split_at(bytes.len() - SIGNATURE_TRAILER_BYTES);
+    let client = u64::from_be_bytes(trailer[..8].try_into().expect("8 bytes"));
+    let signature = Signature(trailer[8..].try_into().expect("64 bytes"));
+    let Some(key) = clients.get(&client) else {
+        return Err(format!("client {client} is unknown"));
+    };
+    if !verify_signature(key, &client_signed_bytes(client, body), &signature) {
+        return Err(format!("client {client}'s signature does not verify"));
+    }
+    decode_transaction(body)
+}
+
 /// Decodes a transaction, naming what is wrong with a malformed one.
 pub fn decode_transaction(mut bytes: &[u8]) -> Result<Vec<Op>, String> {
     let total = bytes.len();
@@ -104,9 +151,21 @@ pub fn decode_transaction(mut bytes: &[u8]) -> Result<Vec<Op>, String> {
 pub struct ListAppend {
     lists: BTreeMap<u64, Vec<u64>>,
     height: u64,
+    /// With clients, only transactions signed by one of them apply.
+    clients: Option<BTreeMap<u64, PublicKey>>,
 }
 
 impl ListAppend {
+    /// A machine that applies only transactions signed by one of `clients` (id → public key),
+    /// refusing any other: what a cluster with Byzantine validators needs, since a leader or a
+    /// forwarding replica could otherwise alter or invent transactions.
+    pub fn with_clients(clients: BTreeMap<u64, PublicKey>) -> Self {
+        ListAppend {
+            clients: Some(clients),
+            ..ListAppend::default()
+        }
+    }
+
     /// The list at `key` now.
     pub fn list(&self, key: u64) -> &[u64] {
         self.lists.get(&key).map_or(&[], Vec::as_slice)
@@ -118,7 +177,11 @@ impl ListAppend {
     }
 
     fn apply_one(&mut self, transaction: &Bytes) -> Outcome {
-        let ops = match decode_transaction(transaction) {
+        let decoded = match &self.clients {
+            Some(clients) => verify_signed(transaction, clients),
+            None => decode_transaction(transaction),
+        };
+        let ops = match decoded {
             Ok(ops) => ops,
             Err(e) => return Outcome::Refused(e),
         };
@@ -225,6 +288,40 @@ impl StateMachine for ListAppend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_machine_with_clients_applies_only_their_signed_transactions() {
+        let key = ValidatorKey::from_seed(&[5; 32]);
+        let other = ValidatorKey::from_seed(&[6; 32]);
+        let mut m = ListAppend::with_clients(BTreeMap::from([(7, key.public_key())]));
+        let ops = [append(1, 10)];
+        let signed = sign_transaction(&ops, 7, &key);
+        let mut altered = signed.to_vec();
+        altered[10] ^= 1;
+        let out = m.apply(
+            1,
+            &[
+                signed.clone(),
+                encode_transaction(&ops),
+                sign_transaction(&ops, 7, &other),
+                sign_transaction(&ops, 8, &key),
+                Bytes::from(altered),
+            ],
+        );
+        assert_eq!(out[0], Outcome::Applied(Bytes::new()));
+        for (i, why) in [
+            (1, "unsigned"),
+            (2, "client 7's signature does not verify"),
+            (3, "client 8 is unknown"),
+            (4, "client 7's signature does not verify"),
+        ] {
+            match &out[i] {
+                Outcome::Refused(r) => assert!(r.contains(why), "{i}: {r}"),
+                o => panic!("{i}: {o:?}"),
+            }
+        }
+        assert_eq!(m.list(1), &[10]);
+    }
 
     fn append(key: u64, value: u64) -> Op {
         Op::Append { key, value }

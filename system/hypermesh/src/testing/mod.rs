@@ -28,6 +28,7 @@
 use std::fmt;
 use std::time::Duration;
 
+pub mod adversary;
 pub mod consensus;
 pub mod history;
 pub mod membership;

@@ -82,6 +82,10 @@ pub fn decodes_canonically(data: &[u8]) {
                 let _ = r.qc.verify(set);
             }
         }
+        Message::VoteFor(v, h) => {
+            let _ = v.verify(set);
+            let _ = h.verify(set);
+        }
         // Nothing signed: decoding is the whole check.
         Message::Fetch(_) | Message::Submit(_) | Message::Answer(_) => {}
     }
@@ -103,6 +107,7 @@ pub fn decodes_and_verifies(data: &[u8]) -> bool {
             .iter()
             .chain(b.proof.as_deref())
             .all(|r| r.qc.verify(set).is_ok() && r.qc.block == r.block.digest()),
+        Ok(Message::VoteFor(v, h)) => v.verify(set).is_ok() && h.verify(set).is_ok() && v.block == h.block,
         Ok(Message::Fetch(_) | Message::Submit(_) | Message::Answer(_)) => true,
         Err(_) => false,
     }
@@ -187,6 +192,22 @@ pub fn seeds() -> Vec<(&'static str, Bytes)> {
         (
             "evidence-proposals",
             Message::Evidence(Evidence::ConflictingProposals(first.header(), rival.header())),
+        ),
+        (
+            "vote-for",
+            Message::VoteFor(
+                Vote::sign(
+                    set,
+                    &keys[3],
+                    QcSummary {
+                        view: 2,
+                        height: 2,
+                        block: second.block.digest(),
+                    },
+                )
+                .expect("a validator"),
+                Box::new(second.header()),
+            ),
         ),
         ("fetch", Message::Fetch(Fetch { from: 1, count: 64 })),
         (
