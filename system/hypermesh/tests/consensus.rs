@@ -47,7 +47,7 @@ fn set(n: usize) -> ValidatorSet {
 
 /// `n` validators (nodes `0..n`) and `clients` load clients (nodes `n..`).
 fn cluster(seed: u64, n: usize, clients: usize, network: NetworkModel) -> Simulation {
-    cluster_with(seed, n, clients, network, None)
+    cluster_with(seed, n, clients, network, Vec::new())
 }
 
 /// The same, with validator `byzantine.0` behaving as `byzantine.1`.
@@ -56,7 +56,7 @@ fn cluster_with(
     n: usize,
     clients: usize,
     network: NetworkModel,
-    byzantine: Option<(usize, Behaviour)>,
+    byzantine: Vec<(usize, Behaviour)>,
 ) -> Simulation {
     let set = set(n);
     let peers: Vec<SocketAddr> = (0..n as NodeIndex).map(addr).collect();
@@ -76,8 +76,8 @@ fn cluster_with(
                 key(i),
                 ListAppend::with_clients(client_keys.clone()),
             );
-            if let Some((b, behaviour)) = &byzantine {
-                if *b == i {
+            if let Some((_, behaviour)) = byzantine.iter().find(|(b, _)| *b == i) {
+                {
                     let adversary = Adversary::new(behaviour.clone(), set.clone(), key(i), i as u16, peers.clone());
                     replica = replica.with_tamper(Box::new(adversary));
                 }
@@ -149,6 +149,12 @@ fn four_validators_commit_client_transactions_and_agree() {
     sim.run_until(SimTime::from_millis(20_000), |_| {});
     let (figures, tops) = judge(&sim, 4);
     assert_eq!(tops.len(), 4, "every replica committed: {tops:?}");
+    assert_eq!(figures.get("honest_marked"), Some(0.0));
+    assert_eq!(
+        figures.get("reports"),
+        Some(0.0),
+        "nothing suspicious on a clean network"
+    );
     assert!(tops.values().all(|h| *h > 20), "{tops:?}");
     let ok = figures.get("txns_ok").unwrap();
     let submitted = figures.get("txns_submitted").unwrap();
@@ -199,7 +205,7 @@ fn one_byzantine_validator_of_four_cannot_break_safety_or_stop_commits() {
     ];
     for (seed, behaviour) in behaviours.into_iter().enumerate() {
         let name = behaviour.name();
-        let mut sim = cluster_with(10 + seed as u64, 4, 1, NetworkModel::default(), Some((3, behaviour)));
+        let mut sim = cluster_with(10 + seed as u64, 4, 1, NetworkModel::default(), vec![(3, behaviour)]);
         sim.run_until(SimTime::from_millis(15_000), |_| {});
         let (figures, tops) = judge_with(&sim, 4, BTreeSet::from([3]));
         let honest_min = (0..3).map(|n| tops.get(&n).copied().unwrap_or(0)).min().unwrap();
@@ -216,7 +222,7 @@ fn one_byzantine_validator_of_four_cannot_break_safety_or_stop_commits() {
 
 #[test]
 fn an_equivocating_leader_is_convicted_by_every_honest_replica() {
-    let mut sim = cluster_with(3, 4, 1, NetworkModel::default(), Some((3, Behaviour::Equivocate)));
+    let mut sim = cluster_with(3, 4, 1, NetworkModel::default(), vec![(3, Behaviour::Equivocate)]);
     sim.run_until(SimTime::from_millis(10_000), |_| {});
     judge_with(&sim, 4, BTreeSet::from([3]));
     let probes = sim.probes();
@@ -235,4 +241,42 @@ fn an_equivocating_leader_is_convicted_by_every_honest_replica() {
         !named(probes, "evidence").any(|p| p.probe.subject != 3),
         "only the equivocator is convicted"
     );
+}
+
+/// The guide's scenario: 7 validators, an equivocator and a forger. Both are marked by every
+/// honest replica, the equivocator on proof and the forger on reports, and no honest one is.
+#[test]
+fn an_equivocator_and_a_forger_among_seven_are_marked_and_no_honest_validator_is() {
+    let mut sim = cluster_with(
+        7,
+        7,
+        1,
+        NetworkModel::default(),
+        vec![(5, Behaviour::Equivocate), (6, Behaviour::Forge)],
+    );
+    sim.run_until(SimTime::from_millis(15_000), |_| {});
+    let (figures, tops) = judge_with(&sim, 7, BTreeSet::from([5, 6]));
+    assert!(tops[&0] > 20, "{tops:?}");
+    assert_eq!(figures.get("byzantine_validators"), Some(2.0));
+    assert_eq!(figures.get("byzantine_detected"), Some(2.0), "{figures:#?}");
+    assert_eq!(figures.get("honest_marked"), Some(0.0), "{:#?}", figures.evidence);
+    assert_eq!(figures.get("evidence"), Some(1.0), "the equivocator is proven");
+    let p99 = figures.get("detection_ms_p99").unwrap();
+    assert!(p99 < 500.0, "detection p99 {p99} ms");
+}
+
+#[test]
+fn a_lying_clock_and_a_slow_validator_are_marked_on_reports() {
+    for (seed, behaviour) in [
+        (20, Behaviour::ClockLie(Duration::from_secs(60))),
+        (21, Behaviour::Delay(Duration::from_millis(1500))),
+    ] {
+        let name = behaviour.name();
+        let mut sim = cluster_with(seed, 4, 1, NetworkModel::default(), vec![(3, behaviour)]);
+        sim.run_until(SimTime::from_millis(20_000), |_| {});
+        let (figures, _) = judge_with(&sim, 4, BTreeSet::from([3]));
+        assert_eq!(figures.get("byzantine_detected"), Some(1.0), "{name}: {figures:#?}");
+        assert_eq!(figures.get("honest_marked"), Some(0.0), "{name}");
+        assert_eq!(figures.get("evidence"), Some(0.0), "{name}: suspicion, not proof");
+    }
 }

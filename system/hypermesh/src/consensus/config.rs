@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::block::{BLOCK_BYTES_MAX, TRANSACTIONS_PER_BLOCK_MAX};
+use super::detection::DetectionConfig;
 use super::wire::BLOCKS_PER_MESSAGE_MAX;
 
 /// How a replica runs consensus.
@@ -42,6 +43,9 @@ pub struct ConsensusConfig {
     /// Votes go to every validator instead of the next leader only: the naive variant of the
     /// `consensus-cpu` scenario, O(n²) messages per decision.
     pub votes_to_all: bool,
+    /// Byzantine detection: the guide's `latency_tolerance`, `clock_skew_max` and
+    /// `confirmation_required`.
+    pub detection: DetectionConfig,
 }
 
 impl Default for ConsensusConfig {
@@ -60,6 +64,7 @@ impl Default for ConsensusConfig {
             fetch_timeout: Duration::from_millis(500),
             pending_blocks_max: 1024,
             votes_to_all: false,
+            detection: DetectionConfig::default(),
         }
     }
 }
@@ -128,6 +133,19 @@ impl ConsensusConfig {
         }
         if self.fetch_timeout.is_zero() {
             return fail("fetch_timeout", "must be above zero".into());
+        }
+        let d = &self.detection;
+        if d.latency_tolerance.is_zero() {
+            return fail("latency_tolerance", "must be above zero".into());
+        }
+        if d.confirmation_required == 0 {
+            return fail("confirmation_required", "must be at least 1".into());
+        }
+        if d.window.is_zero() || d.report_interval.is_zero() || d.views_remembered == 0 {
+            return fail(
+                "detection",
+                "window, report_interval and views_remembered must be above zero".into(),
+            );
         }
         if self.pending_blocks_max < 4 {
             return fail(

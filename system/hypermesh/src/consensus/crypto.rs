@@ -38,6 +38,8 @@ pub(crate) enum Domain {
     Proposal,
     /// A block's digest (hashed, not signed).
     Block,
+    /// A validator's report of another's misbehaviour.
+    Report,
 }
 
 impl Domain {
@@ -47,6 +49,7 @@ impl Domain {
             Domain::Timeout => b"timeout/",
             Domain::Proposal => b"proposal/",
             Domain::Block => b"block/",
+            Domain::Report => b"report/",
         }
     }
 }

@@ -100,6 +100,98 @@ pub enum SignError {
     },
 }
 
+/// What a validator saw another do that an honest validator on a bad network might also seem
+/// to do: not proof, so it counts only once enough distinct validators report it
+/// ([`super::detection`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Reason {
+    /// A message from its address whose signature did not verify, or that did not decode.
+    BadMessage = 1,
+    /// A block stamped further from the reporter's clock than `clock_skew_max` allows.
+    ClockSkew = 2,
+    /// Votes later than `latency_tolerance` allows.
+    Slow = 3,
+}
+
+impl Reason {
+    /// The reason with this wire value.
+    pub fn from_u8(value: u8) -> Option<Reason> {
+        match value {
+            1 => Some(Reason::BadMessage),
+            2 => Some(Reason::ClockSkew),
+            3 => Some(Reason::Slow),
+            _ => None,
+        }
+    }
+
+    /// Its name in probes' documentation and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::BadMessage => "bad-message",
+            Reason::ClockSkew => "clock-skew",
+            Reason::Slow => "slow",
+        }
+    }
+}
+
+/// A validator's signed report that another misbehaved in a view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// The validator reported.
+    pub accused: ValidatorIndex,
+    /// What it did.
+    pub reason: Reason,
+    /// The view it was seen in.
+    pub view: u64,
+    /// The reporter, the signer.
+    pub reporter: ValidatorIndex,
+    /// The reporter's signature.
+    pub signature: Signature,
+}
+
+impl Report {
+    fn signed_bytes(epoch: u64, accused: ValidatorIndex, reason: Reason, view: u64) -> Vec<u8> {
+        signed_bytes(Domain::Report, epoch, |out| {
+            out.extend_from_slice(&accused.to_be_bytes());
+            out.push(reason as u8);
+            out.extend_from_slice(&view.to_be_bytes());
+        })
+    }
+
+    /// `key`'s report of `accused`.
+    pub fn sign(
+        set: &ValidatorSet,
+        key: &ValidatorKey,
+        accused: ValidatorIndex,
+        reason: Reason,
+        view: u64,
+    ) -> Result<Report, SignError> {
+        let reporter = signer_of(set, key)?;
+        Ok(Report {
+            accused,
+            reason,
+            view,
+            reporter,
+            signature: key.sign(&Report::signed_bytes(set.epoch(), accused, reason, view)),
+        })
+    }
+
+    /// Whether the reporter is in `set`, signed it in `set`'s epoch, and accuses a validator of
+    /// the set other than itself.
+    pub fn verify(&self, set: &ValidatorSet) -> Result<(), MessageError> {
+        if set.get(self.accused).is_none() || self.accused == self.reporter {
+            return Err(MessageError::UnknownSigner(self.accused));
+        }
+        check_signature(
+            set,
+            self.reporter,
+            &Report::signed_bytes(set.epoch(), self.accused, self.reason, self.view),
+            &self.signature,
+        )
+    }
+}
+
 fn signer_of(set: &ValidatorSet, key: &ValidatorKey) -> Result<ValidatorIndex, SignError> {
     set.index_of_key(&key.public_key())
         .ok_or(SignError::NotAValidator(set.epoch()))

@@ -51,6 +51,7 @@ mod certificate;
 pub mod client;
 mod config;
 mod crypto;
+pub mod detection;
 mod evidence;
 mod messages;
 pub mod replica;
@@ -69,7 +70,9 @@ pub use crypto::{
     ED25519_SPKI_PREFIX, SIGNATURE_BYTES,
 };
 pub use evidence::{Evidence, EvidenceError};
-pub use messages::{MessageError, Proposal, ProposalError, ProposalHeader, QcSummary, SignError, Timeout, Vote};
+pub use messages::{
+    MessageError, Proposal, ProposalError, ProposalHeader, QcSummary, Reason, Report, SignError, Timeout, Vote,
+};
 pub use replica::{Outgoing, Replica, ReplicaStats, Tamper, MOUNT};
 pub use validators::{Validator, ValidatorIndex, ValidatorSet, ValidatorSetError, VALIDATORS_MAX};
 pub use wire::{Answer, AnswerKind, Blocks, CertifiedBlock, Fetch, Message, Submit, WireError};

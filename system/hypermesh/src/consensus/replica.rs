@@ -42,6 +42,8 @@
 //! | `halted` | committed height | 1 log failure, 2 a committed block conflicting with the chain |
 //! | `misbehaved` | this validator's index | 1: its adversary first changed what it sends (simulation) |
 //! | `evidence` | offender's validator index | 1 conflicting votes, 2 conflicting proposals (first time this replica holds proof) |
+//! | `report` | accused validator index | [`Reason`] this replica reported it for |
+//! | `marked` | validator index | why: a [`Reason`] (confirmed by enough reporters), or 4 on evidence |
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -56,8 +58,9 @@ use super::block::{Block, GENESIS};
 use super::certificate::{QcBuilder, QuorumCertificate, TimeoutCertificate, TimeoutEntry};
 use super::config::ConsensusConfig;
 use super::crypto::{sha256, Digest, ValidatorKey};
+use super::detection::{Detector, MARKED_BY_EVIDENCE};
 use super::evidence::Evidence;
-use super::messages::{Proposal, ProposalHeader, QcSummary, Timeout, Vote};
+use super::messages::{Proposal, ProposalHeader, QcSummary, Reason, Report, Timeout, Vote};
 use super::validators::{ValidatorIndex, ValidatorSet};
 use super::wire::{Answer, AnswerKind, Blocks, CertifiedBlock, Fetch, Message, Submit};
 use crate::replication::{BlockLog, Outcome, StateMachine};
@@ -224,6 +227,9 @@ pub struct Replica<M: StateMachine> {
     tampered: bool,
     held: BTreeMap<u64, (SocketAddr, Bytes)>,
     held_seq: u64,
+    detector: Detector,
+    /// The validator whose address the message being handled came from, if any.
+    sender: Option<ValidatorIndex>,
     stats: ReplicaStats,
 }
 
@@ -249,6 +255,7 @@ impl<M: StateMachine + 'static> Replica<M> {
         assert_eq!(peers.len(), set.len(), "one address per validator");
         let validator = set.get(me).expect("me is a validator of the set");
         assert_eq!(validator.public_key, key.public_key(), "the key is validator {me}'s");
+        let detector = Detector::new(config.detection.clone());
         Replica {
             config,
             set,
@@ -289,6 +296,8 @@ impl<M: StateMachine + 'static> Replica<M> {
             tampered: false,
             held: BTreeMap::new(),
             held_seq: 0,
+            detector,
+            sender: None,
             stats: ReplicaStats::default(),
         }
     }
@@ -342,6 +351,36 @@ impl<M: StateMachine + 'static> Replica<M> {
     fn refuse(&mut self, cx: &mut Context<'_, Timer>, why: Refusal) {
         self.stats.refused += 1;
         Self::probe(cx, "refused", self.view, why as i64);
+        if matches!(why, Refusal::Malformed | Refusal::Invalid) {
+            if let Some(sender) = self.sender {
+                self.observe(cx, sender, Reason::BadMessage);
+            }
+        }
+    }
+
+    /// Something a validator did that an honest one on a bad network might also seem to do:
+    /// reported, signed, to every validator (rate-limited).
+    fn observe(&mut self, cx: &mut Context<'_, Timer>, accused: ValidatorIndex, reason: Reason) {
+        if accused == self.me || !self.detector.should_report(cx.now(), accused, reason) {
+            return;
+        }
+        let Ok(report) = Report::sign(&self.set, &self.key, accused, reason, self.view) else {
+            return;
+        };
+        Self::probe(cx, "report", u64::from(accused), reason as i64);
+        self.broadcast(cx, &Message::Report(report), true);
+    }
+
+    fn on_report(&mut self, cx: &mut Context<'_, Timer>, report: Report) {
+        if report.verify(&self.set).is_err() {
+            self.refuse(cx, Refusal::Invalid);
+            return;
+        }
+        self.stats.signatures_verified += 1;
+        let f = self.set.f();
+        if let Some(reason) = self.detector.tally(cx.now(), &report, f) {
+            Self::probe(cx, "marked", u64::from(report.accused), reason as i64);
+        }
     }
 
     fn send(&mut self, cx: &mut Context<'_, Timer>, to: SocketAddr, message: &Message) {
@@ -409,7 +448,23 @@ impl<M: StateMachine + 'static> Replica<M> {
         }
         if include_me {
             let from = self.peers[usize::from(self.me)];
-            self.on_message(cx, from, bytes);
+            // An adversary's own copy is what it sends (a lying clock lies to itself too), at
+            // once.
+            let copies = match self.tamper.as_mut() {
+                Some(tamper) => {
+                    let wall = cx.wall_now();
+                    tamper
+                        .outgoing(from, message, cx, wall)
+                        .into_iter()
+                        .filter(|o| o.to == from)
+                        .map(|o| o.bytes)
+                        .collect()
+                }
+                None => vec![bytes],
+            };
+            for copy in copies {
+                self.on_message(cx, from, copy);
+            }
         }
     }
 
@@ -985,6 +1040,19 @@ impl<M: StateMachine + 'static> Replica<M> {
             self.refuse(cx, Refusal::Invalid);
             return;
         }
+        if self
+            .detector
+            .skewed(proposal.block.timestamp_ms, cx.wall_now().as_unix_millis())
+        {
+            self.observe(cx, proposal.block.proposer, Reason::ClockSkew);
+        }
+        if proposal.timeout.is_none()
+            && self
+                .detector
+                .proposal_is_slow(proposal.justify.view, cx.now(), self.config.batch_delay_max)
+        {
+            self.observe(cx, proposal.block.proposer, Reason::Slow);
+        }
         self.stats.signatures_verified += 1;
         let digest = proposal.block.digest();
         let header = proposal.header();
@@ -1035,6 +1103,7 @@ impl<M: StateMachine + 'static> Replica<M> {
         if !self.save_safety(cx) {
             return;
         }
+        self.detector.voted(view, cx.now());
         let vote = Vote::sign(
             &self.set,
             &self.key,
@@ -1079,6 +1148,13 @@ impl<M: StateMachine + 'static> Replica<M> {
     }
 
     fn on_vote(&mut self, cx: &mut Context<'_, Timer>, vote: Vote) {
+        // A vote later than an honest voter's could be, from the voter itself: reported.
+        if self.detector.vote_is_slow(vote.view, cx.now())
+            && self.sender == Some(vote.signer)
+            && vote.verify(&self.set).is_ok()
+        {
+            self.observe(cx, vote.signer, Reason::Slow);
+        }
         // Only the next view's leader aggregates (every replica does in the naive variant,
         // which makes the quadratic cost visible).
         if self.set.leader(vote.view + 1) != self.me && !self.config.votes_to_all {
@@ -1178,6 +1254,9 @@ impl<M: StateMachine + 'static> Replica<M> {
         self.convicted.insert(offender, evidence.clone());
         self.stats.convicted += 1;
         Self::probe(cx, "evidence", u64::from(offender), kind);
+        if self.detector.convict(cx.now(), offender) {
+            Self::probe(cx, "marked", u64::from(offender), MARKED_BY_EVIDENCE);
+        }
         self.broadcast(cx, &Message::Evidence(evidence), false);
     }
 
@@ -1393,6 +1472,41 @@ impl<M: StateMachine + 'static> Protocol for Replica<M> {
         if self.halted {
             return;
         }
+        // Handlers may deliver to this replica itself (nested): the outer sender is restored.
+        let outer = self.sender;
+        self.sender = self
+            .peers
+            .iter()
+            .position(|a| *a == from)
+            .map(|i| i as ValidatorIndex)
+            .filter(|i| *i != self.me);
+        self.dispatch(cx, from, payload);
+        self.sender = outer;
+    }
+
+    fn on_timer(&mut self, cx: &mut Context<'_, Timer>, timer: Timer) {
+        if self.halted {
+            return;
+        }
+        match timer {
+            Timer::View(view) => self.on_view_timer(cx, view),
+            Timer::Batch(view) => {
+                if view == self.view {
+                    self.try_propose(cx, true);
+                }
+            }
+            Timer::Fetch(generation) => self.on_fetch_timer(cx, generation),
+            Timer::Release(seq) => {
+                if let Some((to, bytes)) = self.held.remove(&seq) {
+                    self.transmit(cx, to, bytes);
+                }
+            }
+        }
+    }
+}
+
+impl<M: StateMachine + 'static> Replica<M> {
+    fn dispatch(&mut self, cx: &mut Context<'_, Timer>, from: SocketAddr, payload: Bytes) {
         let message = match Message::decode(&payload) {
             Ok(m) => m,
             Err(_) => {
@@ -1427,31 +1541,12 @@ impl<M: StateMachine + 'static> Protocol for Replica<M> {
             }
             Message::Evidence(e) => self.on_evidence(cx, e, false),
             Message::VoteFor(v, h) => self.on_vote_for(cx, v, *h),
+            Message::Report(r) => self.on_report(cx, r),
             Message::Fetch(f) => self.on_fetch_request(cx, from, f),
             Message::Blocks(b) => self.on_blocks(cx, b),
             Message::Submit(s) => self.on_submit(cx, from, s),
             // Answers are for clients.
             Message::Answer(_) => {}
-        }
-    }
-
-    fn on_timer(&mut self, cx: &mut Context<'_, Timer>, timer: Timer) {
-        if self.halted {
-            return;
-        }
-        match timer {
-            Timer::View(view) => self.on_view_timer(cx, view),
-            Timer::Batch(view) => {
-                if view == self.view {
-                    self.try_propose(cx, true);
-                }
-            }
-            Timer::Fetch(generation) => self.on_fetch_timer(cx, generation),
-            Timer::Release(seq) => {
-                if let Some((to, bytes)) = self.held.remove(&seq) {
-                    self.transmit(cx, to, bytes);
-                }
-            }
         }
     }
 }

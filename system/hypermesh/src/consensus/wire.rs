@@ -19,6 +19,8 @@
 //! blocks      = count u16 | count × certified | proof? (u8 0, or u8 1 | certified)
 //! submit      = flags u8 (bit 0: forwarded) | length u32 | transaction
 //! vote_for    = vote | header                   (a vote with the proposal's signed header)
+//! report      = accused u16 | reason u8 (1 bad message | 2 clock skew | 3 slow) | view u64
+//!             | reporter u16 | signature [64]
 //! answer      = transaction [32] | height u64 | kind u8 (1 applied | 2 refused | 3 not admitted)
 //!             | length u32 | bytes
 //! ```
@@ -34,7 +36,7 @@ use super::block::{Block, BLOCK_BYTES_MAX, BLOCK_HEADER_BYTES, TRANSACTIONS_PER_
 use super::certificate::{QuorumCertificate, TimeoutCertificate, TimeoutEntry};
 use super::crypto::{Digest, Signature, SIGNATURE_BYTES};
 use super::evidence::Evidence;
-use super::messages::{Proposal, ProposalHeader, QcSummary, Timeout, Vote};
+use super::messages::{Proposal, ProposalHeader, QcSummary, Reason, Report, Timeout, Vote};
 use super::validators::VALIDATORS_MAX;
 
 /// The wire version this code speaks, the first byte of every [`Message`].
@@ -60,6 +62,8 @@ pub const PROPOSAL_HEADER_BYTES_MAX: usize = 8 + 2 + 32 + 8 + 1 + 8 + SIGNATURE_
 pub const PROPOSAL_BYTES_MAX: usize = BLOCK_BYTES_MAX + QC_BYTES_MAX + 1 + TC_BYTES_MAX + SIGNATURE_BYTES;
 /// Largest encoded evidence.
 pub const EVIDENCE_BYTES_MAX: usize = 1 + 2 * PROPOSAL_HEADER_BYTES_MAX;
+/// Bytes of an encoded report.
+pub const REPORT_BYTES: usize = 2 + 1 + 8 + 2 + SIGNATURE_BYTES;
 /// Largest encoded [`Message`] (a proposal, about 690 KiB): within STOQ's default frame of
 /// 1 MiB.
 pub const MESSAGE_BYTES_MAX: usize = 2 + PROPOSAL_BYTES_MAX;
@@ -134,6 +138,9 @@ pub enum Message {
     /// conflicting proposals of one view (a leader that sent different blocks to different
     /// validators) as evidence.
     VoteFor(Vote, Box<ProposalHeader>),
+    /// A validator's signed report of another's misbehaviour (not proof: counted when enough
+    /// validators report it).
+    Report(Report),
 }
 
 /// The most certified blocks one [`Blocks`] message carries.
@@ -221,6 +228,7 @@ mod tag {
     pub const SUBMIT: u8 = 9;
     pub const ANSWER: u8 = 10;
     pub const VOTE_FOR: u8 = 11;
+    pub const REPORT: u8 = 12;
 }
 
 mod evidence_kind {
@@ -285,6 +293,14 @@ impl Message {
                 v.write(&mut out);
                 h.write(&mut out);
             }
+            Message::Report(r) => {
+                out.put_u8(tag::REPORT);
+                out.put_u16(r.accused);
+                out.put_u8(r.reason as u8);
+                out.put_u64(r.view);
+                out.put_u16(r.reporter);
+                out.put_slice(&r.signature.0);
+            }
         }
         out.freeze()
     }
@@ -302,6 +318,7 @@ impl Message {
             Message::Submit(s) => 5 + s.transaction.len(),
             Message::Answer(a) => a.encoded_len(),
             Message::VoteFor(_, h) => VOTE_BYTES + h.encoded_len(),
+            Message::Report(_) => REPORT_BYTES,
         }
     }
 
@@ -327,6 +344,21 @@ impl Message {
             tag::BLOCKS => Message::Blocks(Blocks::read(&mut r)?),
             tag::SUBMIT => Message::Submit(Submit::read(&mut r)?),
             tag::ANSWER => Message::Answer(Answer::read(&mut r)?),
+            tag::REPORT => Message::Report(Report {
+                accused: r.u16("report accused")?,
+                reason: {
+                    let at = r.at;
+                    let value = r.u8("report reason")?;
+                    Reason::from_u8(value).ok_or(WireError::Invalid {
+                        at,
+                        field: "report reason",
+                        value: u64::from(value),
+                    })?
+                },
+                view: r.u64("report view")?,
+                reporter: r.u16("report reporter")?,
+                signature: r.signature("report signature")?,
+            }),
             tag::VOTE_FOR => Message::VoteFor(Vote::read(&mut r)?, Box::new(ProposalHeader::read(&mut r)?)),
             other => {
                 return Err(WireError::Invalid {
@@ -1030,6 +1062,7 @@ mod tests {
             }),
             Message::VoteFor(c.vote(2, qc1.summary()), Box::new(first.header())),
             Message::VoteFor(c.vote(2, qc1.summary()), Box::new(after_timeout.header())),
+            Message::Report(Report::sign(&c.set, &c.keys[1], 2, Reason::Slow, 9).unwrap()),
         ]
     }
 
@@ -1062,7 +1095,7 @@ mod tests {
                     }
                 }
                 Message::Answer(a) => assert_eq!(a.encoded_len(), body.len()),
-                Message::Fetch(_) | Message::Submit(_) | Message::VoteFor(..) => {
+                Message::Fetch(_) | Message::Submit(_) | Message::VoteFor(..) | Message::Report(_) => {
                     assert_eq!(message.body_len(), body.len())
                 }
             }
@@ -1355,6 +1388,17 @@ mod tests {
                 })
             }),
             (vote(), header()).prop_map(|(v, h)| Message::VoteFor(v, Box::new(h))),
+            (any::<u16>(), 1u8..4, any::<u64>(), any::<u16>(), signature()).prop_map(
+                |(accused, reason, view, reporter, signature)| {
+                    Message::Report(Report {
+                        accused,
+                        reason: Reason::from_u8(reason).unwrap(),
+                        view,
+                        reporter,
+                        signature,
+                    })
+                }
+            ),
             (any::<[u8; 32]>(), any::<u64>(), 0u8..3, "[a-z ]{0,20}").prop_map(|(transaction, height, k, text)| {
                 let kind = match k {
                     0 => AnswerKind::Applied(Bytes::from(text.into_bytes())),

@@ -38,6 +38,13 @@ pub const METRICS: &[(&str, &str)] = &[
     ("commit_ms_p99", "99th percentile of the same"),
     ("view_changes", "views entered through a timeout certificate (summed over honest replicas)"),
     ("catchup_blocks", "blocks honest replicas committed from catch-up answers"),
+    ("byzantine_validators", "validators given an adversary that acted (sent something other than an honest replica would)"),
+    ("byzantine_detected", "of them, marked by every honest replica up at the end"),
+    ("detection_ms_p99", "99th percentile over Byzantine validators of the time from their first misbehaviour until the first honest replica marked them; absent if one was never marked"),
+    ("detection_all_ms_max", "slowest time from a Byzantine validator's first misbehaviour until every honest replica up at the end marked it; absent if one was not marked by all"),
+    ("honest_marked", "honest validators marked by any honest replica (false positives: must be 0 with the guide's settings)"),
+    ("evidence", "Byzantine validators some honest replica holds proof against (conflicting signed messages)"),
+    ("reports", "reports honest replicas sent (suspicions, each signed, before enough reporters confirm)"),
 ];
 
 /// The run being judged, beside its probes.
@@ -83,6 +90,11 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
     let mut view_changes = 0u64;
     let mut catchup_blocks = 0i64;
     let mut txns: BTreeMap<u64, TxnBuilder> = BTreeMap::new();
+    let mut misbehaved: BTreeMap<u32, Duration> = BTreeMap::new();
+    // accused → marker → when.
+    let mut marked: BTreeMap<u32, BTreeMap<u32, Duration>> = BTreeMap::new();
+    let mut proven = BTreeSet::new();
+    let mut reports = 0u64;
 
     for o in probes {
         let p = o.probe;
@@ -149,6 +161,20 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
                 }
             }
             "view" if honest(o.node) && p.value == 2 => view_changes += 1,
+            "misbehaved" => {
+                misbehaved.entry(o.node).or_insert(o.at);
+            }
+            "marked" if honest(o.node) => {
+                marked
+                    .entry(p.subject as u32)
+                    .or_default()
+                    .entry(o.node)
+                    .or_insert(o.at);
+            }
+            "evidence" if honest(o.node) => {
+                proven.insert(p.subject as u32);
+            }
+            "report" if honest(o.node) => reports += 1,
             "catchup" if honest(o.node) => catchup_blocks += p.value,
             // The clients' history.
             "txn" => {
@@ -275,6 +301,53 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
     set("commit_ms_p99", percentile(&mut latencies, 99.0));
     set("view_changes", Some(view_changes as f64));
     set("catchup_blocks", Some(catchup_blocks as f64));
+    let honest_up_nodes: Vec<u32> = (0..run.validators)
+        .filter(|n| honest(*n) && run.up_at_end.contains(n))
+        .collect();
+    let mut first_detection = Vec::new();
+    let mut all_detection: Option<f64> = Some(0.0);
+    let mut detected = 0;
+    for (node, began) in &misbehaved {
+        let by = marked.get(node);
+        let first = by.and_then(|m| m.values().min()).map(|t| t.saturating_sub(*began));
+        match first {
+            Some(d) => first_detection.push(d.as_secs_f64() * 1000.0),
+            None => first_detection.push(f64::INFINITY),
+        }
+        let all = honest_up_nodes
+            .iter()
+            .map(|h| by.and_then(|m| m.get(h)).copied())
+            .collect::<Option<Vec<_>>>();
+        match all {
+            Some(times) => {
+                detected += 1;
+                let last = times.into_iter().max().unwrap_or(*began).saturating_sub(*began);
+                all_detection = all_detection.map(|d| d.max(last.as_secs_f64() * 1000.0));
+            }
+            None => all_detection = None,
+        }
+    }
+    let honest_marked: BTreeSet<u32> = marked.keys().copied().filter(|n| honest(*n)).collect();
+    set("byzantine_validators", Some(misbehaved.len() as f64));
+    set("byzantine_detected", Some(detected as f64));
+    let p99 = percentile(&mut first_detection, 99.0);
+    set("detection_ms_p99", p99.filter(|v| v.is_finite()));
+    set(
+        "detection_all_ms_max",
+        if misbehaved.is_empty() { None } else { all_detection },
+    );
+    set("honest_marked", Some(honest_marked.len() as f64));
+    set("evidence", Some(proven.len() as f64));
+    set("reports", Some(reports as f64));
+    for n in honest_marked.iter().take(EVIDENCE_MAX.saturating_sub(evidence.len())) {
+        let by = &marked[n];
+        evidence.push(format!(
+            "false positive: honest validator {n} marked by {} replica(s), first by node {} at {}",
+            by.len(),
+            by.iter().min_by_key(|(_, t)| **t).map_or(0, |(m, _)| *m),
+            Seconds(*by.values().min().expect("marked by someone"))
+        ));
+    }
     figures.evidence = evidence;
     figures
 }

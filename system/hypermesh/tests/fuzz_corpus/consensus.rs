@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 use hypermesh::consensus::{
     Answer, AnswerKind, Blocks, CertifiedBlock, Evidence, Fetch, Message, Proposal, QcSummary, QuorumCertificate,
-    Submit, Timeout, TimeoutCertificate, TimeoutEntry, Validator, ValidatorKey, ValidatorSet, Vote,
+    Reason, Report, Submit, Timeout, TimeoutCertificate, TimeoutEntry, Validator, ValidatorKey, ValidatorSet, Vote,
 };
 use hypermesh::membership::NodeId;
 
@@ -86,6 +86,9 @@ pub fn decodes_canonically(data: &[u8]) {
             let _ = v.verify(set);
             let _ = h.verify(set);
         }
+        Message::Report(r) => {
+            let _ = r.verify(set);
+        }
         // Nothing signed: decoding is the whole check.
         Message::Fetch(_) | Message::Submit(_) | Message::Answer(_) => {}
     }
@@ -107,6 +110,7 @@ pub fn decodes_and_verifies(data: &[u8]) -> bool {
             .iter()
             .chain(b.proof.as_deref())
             .all(|r| r.qc.verify(set).is_ok() && r.qc.block == r.block.digest()),
+        Ok(Message::Report(r)) => r.verify(set).is_ok(),
         Ok(Message::VoteFor(v, h)) => v.verify(set).is_ok() && h.verify(set).is_ok() && v.block == h.block,
         Ok(Message::Fetch(_) | Message::Submit(_) | Message::Answer(_)) => true,
         Err(_) => false,
@@ -208,6 +212,10 @@ pub fn seeds() -> Vec<(&'static str, Bytes)> {
                 .expect("a validator"),
                 Box::new(second.header()),
             ),
+        ),
+        (
+            "report",
+            Message::Report(Report::sign(set, &keys[2], 1, Reason::ClockSkew, 3).expect("a validator")),
         ),
         ("fetch", Message::Fetch(Fetch { from: 1, count: 64 })),
         (

@@ -1,0 +1,256 @@
+//! Byzantine detection: what a replica concludes about other validators.
+//!
+//! Two kinds of knowledge, kept apart as the guide's settings ask:
+//!
+//! - **Proof** (two conflicting signed messages, [`super::Evidence`]) marks a validator at once.
+//! - **Suspicion**: what an honest validator on a bad network might also seem to do (a message
+//!   from its address that does not verify, a block stamped beyond `clock_skew_max`, votes later
+//!   than `latency_tolerance` allows) is reported, signed, to every validator. A validator is
+//!   marked once `max(confirmation_required, f + 1)` distinct validators reported it within
+//!   `window`: `f + 1` so that Byzantine reporters alone can never mark an honest one.
+//!
+//! Tolerances are judged generously, so that the guide's fix marks no honest node: a block's
+//! stamp may be `clock_skew_max` off the reporter's clock plus `latency_tolerance` in flight; a
+//! vote is slow only beyond two one-way tolerances after the first vote of its view (it
+//! crossed two links: proposal out, vote back); a proposal is slow beyond three one-way
+//! tolerances and the batch delay after this replica's vote in the view before (its vote out,
+//! the quorum's slowest vote, the proposal back).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use runtime::Instant;
+
+use super::messages::{Reason, Report};
+use super::validators::ValidatorIndex;
+
+/// The guide's detection settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DetectionConfig {
+    /// One-way delay an honest validator may show (the guide's `latency_tolerance: 500ms`).
+    pub latency_tolerance: Duration,
+    /// How far apart honest clocks may be (the guide's `clock_skew_max: 30s`).
+    pub clock_skew_max: Duration,
+    /// Distinct reporters needed to mark a validator (the guide's `confirmation_required: 3`),
+    /// raised to `f + 1` where that is higher.
+    pub confirmation_required: usize,
+    /// Reports older than this no longer count.
+    pub window: Duration,
+    /// A replica reports one validator for one reason at most this often.
+    pub report_interval: Duration,
+    /// Views whose first vote time is remembered (for slow votes).
+    pub views_remembered: usize,
+}
+
+impl Default for DetectionConfig {
+    fn default() -> Self {
+        DetectionConfig {
+            latency_tolerance: Duration::from_millis(500),
+            clock_skew_max: Duration::from_secs(30),
+            confirmation_required: 3,
+            window: Duration::from_secs(60),
+            report_interval: Duration::from_secs(5),
+            views_remembered: 1024,
+        }
+    }
+}
+
+/// Why a validator was marked: the probe `marked`'s value.
+pub const MARKED_BY_EVIDENCE: i64 = 4;
+
+/// One replica's detector.
+#[derive(Debug)]
+pub struct Detector {
+    config: DetectionConfig,
+    /// Reports by accused, then reporter: the latest reason and when it came.
+    reports: BTreeMap<ValidatorIndex, BTreeMap<ValidatorIndex, (Reason, Instant)>>,
+    marked: BTreeMap<ValidatorIndex, Instant>,
+    last_reported: BTreeMap<(ValidatorIndex, Reason), Instant>,
+    first_vote: BTreeMap<u64, Instant>,
+    /// When this replica voted, by view.
+    voted: BTreeMap<u64, Instant>,
+}
+
+impl Detector {
+    /// A detector with `config`.
+    pub fn new(config: DetectionConfig) -> Self {
+        Detector {
+            config,
+            reports: BTreeMap::new(),
+            marked: BTreeMap::new(),
+            last_reported: BTreeMap::new(),
+            first_vote: BTreeMap::new(),
+            voted: BTreeMap::new(),
+        }
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &DetectionConfig {
+        &self.config
+    }
+
+    /// Validators marked, with when.
+    pub fn marked(&self) -> &BTreeMap<ValidatorIndex, Instant> {
+        &self.marked
+    }
+
+    /// Distinct reporters needed with `f` tolerated Byzantine validators.
+    pub fn threshold(&self, f: usize) -> usize {
+        self.config.confirmation_required.max(f + 1)
+    }
+
+    /// Whether this replica should report `accused` for `reason` now (at most once per
+    /// `report_interval` for each pair); records that it does.
+    pub fn should_report(&mut self, now: Instant, accused: ValidatorIndex, reason: Reason) -> bool {
+        if self.marked.contains_key(&accused) {
+            return false;
+        }
+        match self.last_reported.get(&(accused, reason)) {
+            Some(at) if now.saturating_since(*at) < self.config.report_interval => false,
+            _ => {
+                self.last_reported.insert((accused, reason), now);
+                true
+            }
+        }
+    }
+
+    /// Counts a verified report; returns the reason if it newly marks the accused.
+    pub fn tally(&mut self, now: Instant, report: &Report, f: usize) -> Option<Reason> {
+        if self.marked.contains_key(&report.accused) {
+            return None;
+        }
+        let window = self.config.window;
+        let by_reporter = self.reports.entry(report.accused).or_default();
+        by_reporter.insert(report.reporter, (report.reason, now));
+        by_reporter.retain(|_, (_, at)| now.saturating_since(*at) <= window);
+        let count = by_reporter.len();
+        if count >= self.config.confirmation_required.max(f + 1) {
+            self.marked.insert(report.accused, now);
+            self.reports.remove(&report.accused);
+            return Some(report.reason);
+        }
+        None
+    }
+
+    /// Marks `offender` on proof; true if it was not marked before.
+    pub fn convict(&mut self, now: Instant, offender: ValidatorIndex) -> bool {
+        self.reports.remove(&offender);
+        self.marked.insert(offender, now).is_none()
+    }
+
+    /// Whether a block stamped `stamp_ms` (Unix milliseconds) is further from the local wall
+    /// clock `local_ms` than an honest proposer's could be.
+    pub fn skewed(&self, stamp_ms: u64, local_ms: i64) -> bool {
+        let allowed = (self.config.clock_skew_max + self.config.latency_tolerance).as_millis() as i64;
+        (stamp_ms as i64).saturating_sub(local_ms).abs() > allowed
+    }
+
+    /// Notes a vote of `view` arriving `now`; true if it is later than an honest voter's could
+    /// be (beyond two one-way tolerances after the view's first vote).
+    pub fn vote_is_slow(&mut self, view: u64, now: Instant) -> bool {
+        if let Some(oldest) = self.first_vote.keys().next().copied() {
+            if view < oldest && self.first_vote.len() >= self.config.views_remembered {
+                // Older than anything remembered: so late it can only be slow.
+                return true;
+            }
+        }
+        let first = *self.first_vote.entry(view).or_insert(now);
+        while self.first_vote.len() > self.config.views_remembered {
+            self.first_vote.pop_first();
+        }
+        now.saturating_since(first) > self.config.latency_tolerance * 2
+    }
+}
+
+impl Detector {
+    /// Notes that this replica voted in `view` at `now`.
+    pub fn voted(&mut self, view: u64, now: Instant) {
+        self.voted.insert(view, now);
+        while self.voted.len() > self.config.views_remembered {
+            self.voted.pop_first();
+        }
+    }
+
+    /// Whether a proposal entering its view with a certificate of `justify_view` (the view
+    /// right before) arrives later than an honest leader's could after this replica's vote in
+    /// that view: the vote's way to the leader, the last vote of the quorum's, the proposal's
+    /// way back (three one-way tolerances), and the leader's batching.
+    pub fn proposal_is_slow(&self, justify_view: u64, now: Instant, batch_delay: Duration) -> bool {
+        self.voted
+            .get(&justify_view)
+            .is_some_and(|at| now.saturating_since(*at) > self.config.latency_tolerance * 3 + batch_delay)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consensus::Signature;
+
+    fn report(accused: ValidatorIndex, reporter: ValidatorIndex) -> Report {
+        Report {
+            accused,
+            reason: Reason::Slow,
+            view: 1,
+            reporter,
+            signature: Signature([0; 64]),
+        }
+    }
+
+    fn at(ms: u64) -> Instant {
+        Instant::from_nanos(ms * 1_000_000)
+    }
+
+    #[test]
+    fn a_validator_is_marked_by_enough_distinct_reporters_within_the_window() {
+        let mut d = Detector::new(DetectionConfig::default());
+        assert_eq!(d.threshold(2), 3);
+        assert_eq!(d.threshold(5), 6, "never fewer than f + 1");
+        assert_eq!(d.tally(at(0), &report(4, 1), 2), None);
+        assert_eq!(d.tally(at(1), &report(4, 1), 2), None, "one reporter counts once");
+        assert_eq!(d.tally(at(2), &report(4, 2), 2), None);
+        assert_eq!(d.tally(at(3), &report(4, 3), 2), Some(Reason::Slow));
+        assert!(d.marked().contains_key(&4));
+        assert_eq!(d.tally(at(4), &report(4, 5), 2), None, "marked once");
+    }
+
+    #[test]
+    fn old_reports_expire() {
+        let mut d = Detector::new(DetectionConfig::default());
+        d.tally(at(0), &report(4, 1), 2);
+        d.tally(at(1), &report(4, 2), 2);
+        assert_eq!(d.tally(at(61_000), &report(4, 3), 2), None);
+    }
+
+    #[test]
+    fn reports_are_rate_limited_per_validator_and_reason() {
+        let mut d = Detector::new(DetectionConfig::default());
+        assert!(d.should_report(at(0), 4, Reason::Slow));
+        assert!(!d.should_report(at(1000), 4, Reason::Slow));
+        assert!(d.should_report(at(1000), 4, Reason::ClockSkew));
+        assert!(d.should_report(at(5000), 4, Reason::Slow));
+    }
+
+    #[test]
+    fn tolerances_allow_the_guides_skew_and_delay() {
+        let mut d = Detector::new(DetectionConfig::default());
+        let now = 1_000_000_000i64;
+        assert!(!d.skewed((now + 30_400) as u64, now));
+        assert!(d.skewed((now + 30_600) as u64, now));
+        assert!(!d.skewed((now - 30_400) as u64, now));
+        assert!(!d.vote_is_slow(7, at(100)));
+        assert!(!d.vote_is_slow(7, at(1100)), "two tolerances exactly");
+        assert!(d.vote_is_slow(7, at(1101)));
+        d.voted(9, at(0));
+        let batch = Duration::from_millis(5);
+        assert!(
+            !d.proposal_is_slow(9, at(1505), batch),
+            "three tolerances and the batch delay"
+        );
+        assert!(d.proposal_is_slow(9, at(1506), batch));
+        assert!(
+            !d.proposal_is_slow(8, at(9999), batch),
+            "no vote in that view: nothing to judge"
+        );
+    }
+}
