@@ -263,6 +263,13 @@ fn an_equivocator_and_a_forger_among_seven_are_marked_and_no_honest_validator_is
     assert_eq!(figures.get("evidence"), Some(1.0), "the equivocator is proven");
     let p99 = figures.get("detection_ms_p99").unwrap();
     assert!(p99 < 500.0, "detection p99 {p99} ms");
+    assert_eq!(figures.get("byzantine_isolated"), Some(2.0), "{figures:#?}");
+    assert_eq!(figures.get("honest_isolated"), Some(0.0));
+    let after = figures.get("commits_after_isolation").unwrap();
+    assert!(
+        after > 100.0,
+        "the cluster kept committing after isolating both: {after}"
+    );
 }
 
 #[test]
@@ -278,5 +285,6 @@ fn a_lying_clock_and_a_slow_validator_are_marked_on_reports() {
         assert_eq!(figures.get("byzantine_detected"), Some(1.0), "{name}: {figures:#?}");
         assert_eq!(figures.get("honest_marked"), Some(0.0), "{name}");
         assert_eq!(figures.get("evidence"), Some(0.0), "{name}: suspicion, not proof");
+        assert_eq!(figures.get("byzantine_isolated"), Some(1.0), "{name}: {figures:#?}");
     }
 }

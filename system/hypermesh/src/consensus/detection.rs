@@ -62,8 +62,8 @@ pub const MARKED_BY_EVIDENCE: i64 = 4;
 #[derive(Debug)]
 pub struct Detector {
     config: DetectionConfig,
-    /// Reports by accused, then reporter: the latest reason and when it came.
-    reports: BTreeMap<ValidatorIndex, BTreeMap<ValidatorIndex, (Reason, Instant)>>,
+    /// Reports by accused, then reporter: the latest report and when it came.
+    reports: BTreeMap<ValidatorIndex, BTreeMap<ValidatorIndex, (Report, Instant)>>,
     marked: BTreeMap<ValidatorIndex, Instant>,
     last_reported: BTreeMap<(ValidatorIndex, Reason), Instant>,
     first_vote: BTreeMap<u64, Instant>,
@@ -114,20 +114,21 @@ impl Detector {
         }
     }
 
-    /// Counts a verified report; returns the reason if it newly marks the accused.
-    pub fn tally(&mut self, now: Instant, report: &Report, f: usize) -> Option<Reason> {
+    /// Counts a verified report; if it newly marks the accused, returns the reports that did
+    /// (one per reporter: the proof a removal carries).
+    pub fn tally(&mut self, now: Instant, report: &Report, f: usize) -> Option<Vec<Report>> {
         if self.marked.contains_key(&report.accused) {
             return None;
         }
         let window = self.config.window;
         let by_reporter = self.reports.entry(report.accused).or_default();
-        by_reporter.insert(report.reporter, (report.reason, now));
+        by_reporter.insert(report.reporter, (report.clone(), now));
         by_reporter.retain(|_, (_, at)| now.saturating_since(*at) <= window);
         let count = by_reporter.len();
         if count >= self.config.confirmation_required.max(f + 1) {
             self.marked.insert(report.accused, now);
-            self.reports.remove(&report.accused);
-            return Some(report.reason);
+            let reports = self.reports.remove(&report.accused).unwrap_or_default();
+            return Some(reports.into_values().map(|(r, _)| r).collect());
         }
         None
     }
@@ -209,7 +210,8 @@ mod tests {
         assert_eq!(d.tally(at(0), &report(4, 1), 2), None);
         assert_eq!(d.tally(at(1), &report(4, 1), 2), None, "one reporter counts once");
         assert_eq!(d.tally(at(2), &report(4, 2), 2), None);
-        assert_eq!(d.tally(at(3), &report(4, 3), 2), Some(Reason::Slow));
+        let proof = d.tally(at(3), &report(4, 3), 2).expect("marked");
+        assert_eq!(proof.iter().map(|r| r.reporter).collect::<Vec<_>>(), [1, 2, 3]);
         assert!(d.marked().contains_key(&4));
         assert_eq!(d.tally(at(4), &report(4, 5), 2), None, "marked once");
     }

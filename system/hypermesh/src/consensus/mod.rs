@@ -50,6 +50,7 @@ mod block;
 mod certificate;
 pub mod client;
 mod config;
+pub mod control;
 mod crypto;
 pub mod detection;
 mod evidence;

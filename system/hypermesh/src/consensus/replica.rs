@@ -44,6 +44,15 @@
 //! | `evidence` | offender's validator index | 1 conflicting votes, 2 conflicting proposals (first time this replica holds proof) |
 //! | `report` | accused validator index | [`Reason`] this replica reported it for |
 //! | `marked` | validator index | why: a [`Reason`] (confirmed by enough reporters), or 4 on evidence |
+//! | `isolated` | validator index | height of the block whose removal isolated it (committed) |
+//!
+//! # Isolation
+//!
+//! A replica that marks a validator submits a [`Removal`] carrying its proof (the evidence, or
+//! the signed reports). When a block with a valid removal commits in view `v`, from view
+//! `v + ISOLATION_DELAY_VIEWS` on every replica passes over the removed validator in its
+//! leader schedule and ignores its messages. The quorum stays `n - f` of the epoch's set: the
+//! set's size changes only with an epoch, which is not built yet.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -57,6 +66,7 @@ use runtime::{Clock, Entropy, Instant, Probe, Probes, WallTime};
 use super::block::{Block, GENESIS};
 use super::certificate::{QcBuilder, QuorumCertificate, TimeoutCertificate, TimeoutEntry};
 use super::config::ConsensusConfig;
+use super::control::{is_control, Proof, Removal};
 use super::crypto::{sha256, Digest, ValidatorKey};
 use super::detection::{Detector, MARKED_BY_EVIDENCE};
 use super::evidence::Evidence;
@@ -72,6 +82,10 @@ pub const MOUNT: Mount = Mount::new("consensus", Channel(3));
 pub const VERIFIED_CACHE_MAX: usize = 256;
 /// Clients waiting for answers at most, across all transactions.
 pub const WAITING_MAX: usize = 20_000;
+/// Views between the one whose block commits a removal and the first view the removed
+/// validator no longer leads: replicas commit a block a view or two after it is proposed, and
+/// all must switch their leader schedule at the same view.
+pub const ISOLATION_DELAY_VIEWS: u64 = 4;
 /// Views ahead of the current one a replica keeps timeouts for.
 pub const TIMEOUT_VIEWS_AHEAD_MAX: u64 = 64;
 
@@ -228,6 +242,8 @@ pub struct Replica<M: StateMachine> {
     held: BTreeMap<u64, (SocketAddr, Bytes)>,
     held_seq: u64,
     detector: Detector,
+    /// Isolated validators, with the first view they are passed over in.
+    isolated: BTreeMap<ValidatorIndex, u64>,
     /// The validator whose address the message being handled came from, if any.
     sender: Option<ValidatorIndex>,
     stats: ReplicaStats,
@@ -297,6 +313,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             held: BTreeMap::new(),
             held_seq: 0,
             detector,
+            isolated: BTreeMap::new(),
             sender: None,
             stats: ReplicaStats::default(),
         }
@@ -344,6 +361,30 @@ impl<M: StateMachine + 'static> Replica<M> {
         self.pool.len()
     }
 
+    /// The leader of `view`: round robin over the validators not isolated by then.
+    pub fn leader(&self, view: u64) -> ValidatorIndex {
+        if self.isolated.is_empty() {
+            return self.set.leader(view);
+        }
+        let active: Vec<ValidatorIndex> = (0..self.set.len() as ValidatorIndex)
+            .filter(|i| !self.is_isolated(*i, view))
+            .collect();
+        if active.is_empty() {
+            return self.set.leader(view);
+        }
+        active[(view % active.len() as u64) as usize]
+    }
+
+    /// Whether validator `i` is isolated in `view`.
+    pub fn is_isolated(&self, i: ValidatorIndex, view: u64) -> bool {
+        self.isolated.get(&i).is_some_and(|from| view >= *from)
+    }
+
+    /// Isolated validators, with the first view each is passed over in.
+    pub fn isolated(&self) -> &BTreeMap<ValidatorIndex, u64> {
+        &self.isolated
+    }
+
     fn probe(cx: &mut Context<'_, Timer>, name: &'static str, subject: u64, value: i64) {
         cx.probe(Probe::new(name, subject, value));
     }
@@ -378,8 +419,9 @@ impl<M: StateMachine + 'static> Replica<M> {
         }
         self.stats.signatures_verified += 1;
         let f = self.set.f();
-        if let Some(reason) = self.detector.tally(cx.now(), &report, f) {
-            Self::probe(cx, "marked", u64::from(report.accused), reason as i64);
+        if let Some(reports) = self.detector.tally(cx.now(), &report, f) {
+            Self::probe(cx, "marked", u64::from(report.accused), report.reason as i64);
+            self.propose_removal(cx, report.accused, Proof::Reports(reports));
         }
     }
 
@@ -570,7 +612,7 @@ impl<M: StateMachine + 'static> Replica<M> {
         self.seen_proposals.retain(|v, _| *v + 1 >= keep_from);
         self.headers.retain(|v, _| *v + 1 >= keep_from);
         self.votes_by_signer.retain(|(v, _), _| *v + 1 >= keep_from);
-        if self.set.leader(view) == self.me {
+        if self.leader(view) == self.me {
             self.try_propose(cx, false);
         }
     }
@@ -654,7 +696,7 @@ impl<M: StateMachine + 'static> Replica<M> {
 
     fn try_propose(&mut self, cx: &mut Context<'_, Timer>, batch_timer: bool) {
         let view = self.view;
-        if self.halted || self.set.leader(view) != self.me || self.proposed_view >= view {
+        if self.halted || self.leader(view) != self.me || self.proposed_view >= view {
             return;
         }
         let previous = view - 1;
@@ -866,11 +908,20 @@ impl<M: StateMachine + 'static> Replica<M> {
         let mut fresh = Vec::with_capacity(block.transactions.len());
         let mut fresh_ids = Vec::with_capacity(block.transactions.len());
         let mut in_block = BTreeSet::new();
+        let mut control = Vec::new();
         for (t, id) in block.transactions.iter().zip(&ids) {
             if !self.recent.contains_key(id) && in_block.insert(*id) {
-                fresh.push(t.clone());
-                fresh_ids.push(*id);
+                if is_control(t) {
+                    control.push((*id, t.clone()));
+                } else {
+                    fresh.push(t.clone());
+                    fresh_ids.push(*id);
+                }
             }
+        }
+        for (id, t) in control {
+            let kind = self.apply_control(cx, block, &t);
+            self.recent.insert(id, (block.height, kind));
         }
         let outcomes = self.machine.apply(block.height, &fresh);
         assert_eq!(outcomes.len(), fresh.len(), "one outcome per transaction");
@@ -918,6 +969,62 @@ impl<M: StateMachine + 'static> Replica<M> {
         self.stats.transactions_committed += block.transactions.len() as u64;
         Self::probe(cx, "commit", block.height, digest_prefix(&self.tip.digest));
         Self::probe(cx, "commit_txs", block.height, block.transactions.len() as i64);
+    }
+
+    /// Applies a committed control transaction (alike on every replica: the proof is checked
+    /// against the set, nothing local).
+    fn apply_control(&mut self, cx: &mut Context<'_, Timer>, block: &Block, transaction: &[u8]) -> AnswerKind {
+        let threshold = self.detector.threshold(self.set.f());
+        let removal = match Removal::decode(transaction) {
+            Ok(r) => r,
+            Err(e) => return AnswerKind::Refused(e),
+        };
+        if let Err(e) = removal.verify(&self.set, threshold) {
+            return AnswerKind::Refused(e);
+        }
+        if self.isolated.contains_key(&removal.accused) {
+            return AnswerKind::Refused(format!("validator {} is already isolated", removal.accused));
+        }
+        let active = self.set.len() - self.isolated.len();
+        if active <= self.set.quorum() {
+            // Isolating more would leave fewer validators than a quorum: the cluster could no
+            // longer commit. Only an epoch with a smaller set can go further.
+            return AnswerKind::Refused("isolating it would leave fewer validators than a quorum".into());
+        }
+        let from = block.view + ISOLATION_DELAY_VIEWS;
+        self.isolated.insert(removal.accused, from);
+        Self::probe(cx, "isolated", u64::from(removal.accused), block.height as i64);
+        AnswerKind::Applied(Bytes::new())
+    }
+
+    /// Submits the removal of a validator this replica just marked, to its own pool and the
+    /// coming leaders.
+    fn propose_removal(&mut self, cx: &mut Context<'_, Timer>, accused: ValidatorIndex, proof: Proof) {
+        if self.isolated.contains_key(&accused) || accused == self.me {
+            return;
+        }
+        let transaction = Removal { accused, proof }.encode();
+        let from = self.peers[usize::from(self.me)];
+        self.on_submit(
+            cx,
+            from,
+            Submit {
+                forwarded: true,
+                transaction: transaction.clone(),
+            },
+        );
+        let forward = Message::Submit(Submit {
+            forwarded: true,
+            transaction,
+        });
+        let mut sent = BTreeSet::new();
+        for ahead in 0..self.config.forward_leaders as u64 + 1 {
+            let leader = self.leader(self.view + ahead);
+            if leader != self.me && sent.insert(leader) {
+                let addr = self.peers[usize::from(leader)];
+                self.send(cx, addr, &forward);
+            }
+        }
     }
 
     /// Drops committed and abandoned blocks from the tree; transactions of abandoned blocks go
@@ -981,6 +1088,15 @@ impl<M: StateMachine + 'static> Replica<M> {
             }
             return;
         }
+        if is_control(&submit.transaction) && !submit.forwarded {
+            let answer = Message::Answer(Answer {
+                transaction: id,
+                height: 0,
+                kind: AnswerKind::NotAdmitted("the transaction starts with consensus's reserved control prefix".into()),
+            });
+            self.send(cx, from, &answer);
+            return;
+        }
         let too_large = submit.transaction.len() + 4 + super::block::BLOCK_HEADER_BYTES > self.config.block_bytes_max;
         if too_large || !self.admit(submit.transaction.clone()) {
             if !submit.forwarded {
@@ -1014,14 +1130,14 @@ impl<M: StateMachine + 'static> Replica<M> {
             });
             let mut sent = BTreeSet::new();
             for ahead in 0..self.config.forward_leaders as u64 {
-                let leader = self.set.leader(self.view + ahead);
+                let leader = self.leader(self.view + ahead);
                 if leader != self.me && sent.insert(leader) {
                     let addr = self.peers[usize::from(leader)];
                     self.send(cx, addr, &forward);
                 }
             }
         }
-        if self.set.leader(self.view) == self.me {
+        if self.leader(self.view) == self.me {
             self.try_propose(cx, false);
         }
     }
@@ -1032,7 +1148,9 @@ impl<M: StateMachine + 'static> Replica<M> {
         let view = proposal.block.view;
         // Certificates verified once: the cache spares re-verifying a justify seen before.
         let ok = if self.verify_qc(&proposal.justify) {
-            proposal.verify_trusting_justify(&self.set).is_ok()
+            proposal
+                .verify_for_leader(&self.set, self.leader(proposal.block.view))
+                .is_ok()
         } else {
             false
         };
@@ -1119,7 +1237,7 @@ impl<M: StateMachine + 'static> Replica<M> {
         if self.config.votes_to_all {
             self.broadcast(cx, &message, true);
         } else {
-            let next = self.set.leader(view + 1);
+            let next = self.leader(view + 1);
             self.send_to_validator(cx, next, &message);
         }
     }
@@ -1155,9 +1273,12 @@ impl<M: StateMachine + 'static> Replica<M> {
         {
             self.observe(cx, vote.signer, Reason::Slow);
         }
+        if self.is_isolated(vote.signer, vote.view) {
+            return;
+        }
         // Only the next view's leader aggregates (every replica does in the naive variant,
         // which makes the quadratic cost visible).
-        if self.set.leader(vote.view + 1) != self.me && !self.config.votes_to_all {
+        if self.leader(vote.view + 1) != self.me && !self.config.votes_to_all {
             return;
         }
         if vote.view + 1 < self.view {
@@ -1209,6 +1330,9 @@ impl<M: StateMachine + 'static> Replica<M> {
         if view + 1 < self.view || view > self.view + TIMEOUT_VIEWS_AHEAD_MAX {
             return;
         }
+        if self.is_isolated(timeout.signer, view) {
+            return;
+        }
         if timeout.verify(&self.set).is_err() {
             self.refuse(cx, Refusal::Invalid);
             return;
@@ -1225,7 +1349,7 @@ impl<M: StateMachine + 'static> Replica<M> {
         }
         if count >= self.set.quorum() {
             self.on_tc(cx, view);
-            if self.set.leader(self.view) == self.me {
+            if self.leader(self.view) == self.me {
                 self.try_propose(cx, false);
             }
         }
@@ -1257,6 +1381,7 @@ impl<M: StateMachine + 'static> Replica<M> {
         if self.detector.convict(cx.now(), offender) {
             Self::probe(cx, "marked", u64::from(offender), MARKED_BY_EVIDENCE);
         }
+        self.propose_removal(cx, offender, Proof::Evidence(Box::new(evidence.clone())));
         self.broadcast(cx, &Message::Evidence(evidence), false);
     }
 
@@ -1507,6 +1632,9 @@ impl<M: StateMachine + 'static> Protocol for Replica<M> {
 
 impl<M: StateMachine + 'static> Replica<M> {
     fn dispatch(&mut self, cx: &mut Context<'_, Timer>, from: SocketAddr, payload: Bytes) {
+        if self.sender.is_some_and(|s| self.is_isolated(s, self.view)) {
+            return;
+        }
         let message = match Message::decode(&payload) {
             Ok(m) => m,
             Err(_) => {
@@ -1522,7 +1650,7 @@ impl<M: StateMachine + 'static> Replica<M> {
                 if qc.view > self.high_qc.view || qc.height > self.tip.height {
                     if self.verify_qc(&qc) {
                         self.on_qc(cx, &qc);
-                        if self.set.leader(self.view) == self.me {
+                        if self.leader(self.view) == self.me {
                             self.try_propose(cx, false);
                         }
                     } else {

@@ -45,6 +45,10 @@ pub const METRICS: &[(&str, &str)] = &[
     ("honest_marked", "honest validators marked by any honest replica (false positives: must be 0 with the guide's settings)"),
     ("evidence", "Byzantine validators some honest replica holds proof against (conflicting signed messages)"),
     ("reports", "reports honest replicas sent (suspicions, each signed, before enough reporters confirm)"),
+    ("byzantine_isolated", "Byzantine validators isolated by a committed removal on every honest replica up at the end"),
+    ("isolation_ms_max", "slowest time from a Byzantine validator's first misbehaviour until the last honest replica committed its removal; absent if one was not isolated everywhere"),
+    ("honest_isolated", "honest validators isolated by a committed removal (must be 0)"),
+    ("commits_after_isolation", "heights committed by honest replicas after the last isolation (the cluster keeps committing)"),
 ];
 
 /// The run being judged, beside its probes.
@@ -95,6 +99,8 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
     let mut marked: BTreeMap<u32, BTreeMap<u32, Duration>> = BTreeMap::new();
     let mut proven = BTreeSet::new();
     let mut reports = 0u64;
+    let mut isolated: BTreeMap<u32, BTreeMap<u32, Duration>> = BTreeMap::new();
+    let mut commit_times: Vec<Duration> = Vec::new();
 
     for o in probes {
         let p = o.probe;
@@ -123,6 +129,9 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
                     }
                 }
                 let t = top.entry(o.node).or_default();
+                if h > *t {
+                    commit_times.push(o.at);
+                }
                 *t = (*t).max(h);
                 if run.quiet_from.is_some_and(|q| o.at >= q) {
                     quiet_heights.insert(h);
@@ -175,6 +184,13 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
                 proven.insert(p.subject as u32);
             }
             "report" if honest(o.node) => reports += 1,
+            "isolated" if honest(o.node) => {
+                isolated
+                    .entry(p.subject as u32)
+                    .or_default()
+                    .entry(o.node)
+                    .or_insert(o.at);
+            }
             "catchup" if honest(o.node) => catchup_blocks += p.value,
             // The clients' history.
             "txn" => {
@@ -339,6 +355,40 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
     set("honest_marked", Some(honest_marked.len() as f64));
     set("evidence", Some(proven.len() as f64));
     set("reports", Some(reports as f64));
+    let mut byzantine_isolated = 0;
+    let mut isolation_max: Option<f64> = Some(0.0);
+    for (node, began) in &misbehaved {
+        let by = isolated.get(node);
+        let all = honest_up_nodes
+            .iter()
+            .map(|h| by.and_then(|m| m.get(h)).copied())
+            .collect::<Option<Vec<_>>>();
+        match all {
+            Some(times) => {
+                byzantine_isolated += 1;
+                let last = times.into_iter().max().unwrap_or(*began).saturating_sub(*began);
+                isolation_max = isolation_max.map(|d| d.max(last.as_secs_f64() * 1000.0));
+            }
+            None => isolation_max = None,
+        }
+    }
+    let honest_isolated: BTreeSet<u32> = isolated.keys().copied().filter(|n| honest(*n)).collect();
+    let last_isolation = isolated.values().flat_map(|m| m.values()).max().copied();
+    set("byzantine_isolated", Some(byzantine_isolated as f64));
+    set(
+        "isolation_ms_max",
+        if misbehaved.is_empty() { None } else { isolation_max },
+    );
+    set("honest_isolated", Some(honest_isolated.len() as f64));
+    set(
+        "commits_after_isolation",
+        last_isolation.map(|t| commit_times.iter().filter(|c| **c > t).count() as f64),
+    );
+    for n in honest_isolated.iter().take(EVIDENCE_MAX.saturating_sub(evidence.len())) {
+        evidence.push(format!(
+            "false isolation: honest validator {n} was isolated by a committed removal"
+        ));
+    }
     for n in honest_marked.iter().take(EVIDENCE_MAX.saturating_sub(evidence.len())) {
         let by = &marked[n];
         evidence.push(format!(
