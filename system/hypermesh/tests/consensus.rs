@@ -288,3 +288,144 @@ fn a_lying_clock_and_a_slow_validator_are_marked_on_reports() {
         assert_eq!(figures.get("byzantine_isolated"), Some(1.0), "{name}: {figures:#?}");
     }
 }
+
+/// A seeded storm: lossy, duplicating, reordering links, crashes and restarts of up to `f`
+/// validators, partitions that cut one validator or split the set, then a quiet phase. Safety
+/// holds throughout and the cluster commits again once it is quiet.
+fn storm(seed: u64, n: usize) -> (Figures, BTreeMap<NodeIndex, u64>) {
+    use runtime::{DetRng, Entropy};
+    let mut rng = DetRng::seed_from_u64(seed ^ 0x5707);
+    let link = simulator::LinkModel {
+        loss: rng.next_u64() as f64 / u64::MAX as f64 * 0.2,
+        jitter: Duration::from_millis(rng.next_u64() % 40),
+        duplicate: 0.05,
+        reorder: 0.05,
+        reorder_window: Duration::from_millis(20),
+        ..simulator::LinkModel::default()
+    };
+    let mut sim = cluster(seed, n, 2, NetworkModel::new(link));
+    let f = (n - 1) / 3;
+    let validators = n as u32;
+    let mut t = 1_000u64;
+    while t < 12_000 {
+        match rng.next_u64() % 3 {
+            0 => {
+                let victims: Vec<u32> = (0..f)
+                    .map(|_| (rng.next_u64() % u64::from(validators)) as u32)
+                    .collect();
+                let down = NodeSet::from_indices(victims);
+                sim.schedule(SimTime::from_millis(t), FaultAction::Crash(down.clone()));
+                sim.schedule(
+                    SimTime::from_millis(t + 500 + rng.next_u64() % 2_000),
+                    FaultAction::Restart(down),
+                );
+            }
+            1 => {
+                let split = 1 + (rng.next_u64() % u64::from(validators - 1)) as u32;
+                let a = NodeSet::from_indices(0..split);
+                let b = NodeSet::from_indices(split..validators);
+                sim.schedule(
+                    SimTime::from_millis(t),
+                    FaultAction::Partition {
+                        a: a.clone(),
+                        b: b.clone(),
+                        one_way: rng.next_u64().is_multiple_of(4),
+                    },
+                );
+                sim.schedule(
+                    SimTime::from_millis(t + 300 + rng.next_u64() % 3_000),
+                    FaultAction::Heal,
+                );
+            }
+            _ => {}
+        }
+        t += 500 + rng.next_u64() % 1_500;
+    }
+    sim.schedule(SimTime::from_millis(14_000), FaultAction::Heal);
+    // The quiet phase: links as a decent network's (1 % loss), every validator up.
+    sim.schedule(
+        SimTime::from_millis(14_000),
+        FaultAction::SetLinks(simulator::LinkModel {
+            loss: 0.01,
+            ..simulator::LinkModel::default()
+        }),
+    );
+    sim.schedule(
+        SimTime::from_millis(14_000),
+        FaultAction::Restart(NodeSet::from_indices(0..validators)),
+    );
+    sim.run_until(SimTime::from_millis(24_000), |_| {});
+    let probes = sim.probes();
+    if std::env::var("CONSENSUS_DEBUG_SEED").is_ok() {
+        for p in probes
+            .iter()
+            .filter(|p| (p.node as usize) < n && p.probe.name != "commit_txs")
+        {
+            eprintln!(
+                "{} n{} {} {} {}",
+                p.at, p.node, p.probe.name, p.probe.subject, p.probe.value
+            );
+        }
+        for a in sim.applied_faults() {
+            eprintln!("fault {a:?}");
+        }
+    }
+    let run = Run {
+        validators,
+        byzantine: BTreeSet::new(),
+        quiet_from: Some(Duration::from_millis(16_000)),
+        up_at_end: (0..validators).collect(),
+    };
+    let figures = analyse(
+        probes.iter().map(|r| Observed {
+            at: Duration::from_nanos(r.at.as_nanos()),
+            node: r.node,
+            probe: &r.probe,
+        }),
+        &run,
+    );
+    let mut tops = BTreeMap::new();
+    for p in named(probes, "commit") {
+        let top = tops.entry(p.node).or_default();
+        *top = p.probe.subject.max(*top);
+    }
+    (figures, tops)
+}
+
+#[test]
+fn storms_never_break_safety_and_the_cluster_commits_once_quiet() {
+    let seeds: u64 = std::env::var("CONSENSUS_STORM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(24);
+    for seed in 1..=seeds {
+        let n = if seed.is_multiple_of(3) { 7 } else { 4 };
+        let (figures, tops) = storm(seed, n);
+        for metric in [
+            "agreement_violations",
+            "durability_violations",
+            "linearizability_anomalies",
+            "halted_replicas",
+        ] {
+            assert_eq!(
+                figures.get(metric),
+                Some(0.0),
+                "seed {seed}, {metric}: {:#?}",
+                figures.evidence
+            );
+        }
+        let quiet = figures.get("quiet_commits").unwrap_or(0.0);
+        assert!(quiet > 0.0, "seed {seed}: no commit after the storm: {tops:?}");
+    }
+}
+
+#[test]
+#[ignore = "debugging aid: CONSENSUS_DEBUG_SEED=N prints one storm's consensus probes"]
+fn storm_debug() {
+    let seed: u64 = std::env::var("CONSENSUS_DEBUG_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let (figures, tops) = storm(seed, if seed.is_multiple_of(3) { 7 } else { 4 });
+    eprintln!("{tops:?}\n{figures:#?}");
+}

@@ -91,6 +91,11 @@ pub const TIMEOUT_VIEWS_AHEAD_MAX: u64 = 64;
 
 const LOG: &str = "log";
 const SAFETY: &str = "safety";
+/// Proposals voted for, kept until committed: a certificate's block must outlive crashes of
+/// its voters, or a chain built on it could never commit.
+const VOTED: &str = "voted";
+/// How long before the same missing block is asked for again.
+pub const BLOCK_REQUEST_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Why a message was refused; recorded as the `refused` probe's value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,11 +184,21 @@ const GENESIS_TIP: Tip = Tip {
     digest: GENESIS,
 };
 
-/// A proposal seen but not committed: its block and the certificate of its parent.
+/// A proposal seen but not committed (kept whole, signature included, so it can be served to a
+/// peer missing it).
 #[derive(Clone, Debug)]
 struct Pending {
-    block: Block,
-    justify: QuorumCertificate,
+    proposal: Proposal,
+}
+
+impl Pending {
+    fn block(&self) -> &Block {
+        &self.proposal.block
+    }
+
+    fn justify(&self) -> &QuorumCertificate {
+        &self.proposal.justify
+    }
 }
 
 /// A catch-up request in flight.
@@ -244,6 +259,16 @@ pub struct Replica<M: StateMachine> {
     detector: Detector,
     /// Isolated validators, with the first view they are passed over in.
     isolated: BTreeMap<ValidatorIndex, u64>,
+    /// Proposals voted for, durable: the log, and each record's sequence number and height.
+    voted_log: Option<BlockLog>,
+    voted_records: VecDeque<(u64, u64)>,
+    /// The highest timeout certificate formed or received (sent to replicas still behind it).
+    last_tc: Option<TimeoutCertificate>,
+    /// When each lagging validator was last sent a certificate to catch up its view.
+    synced: BTreeMap<ValidatorIndex, Instant>,
+    /// Missing blocks asked for, and when.
+    requested: BTreeMap<Digest, Instant>,
+    request_peer: usize,
     /// The validator whose address the message being handled came from, if any.
     sender: Option<ValidatorIndex>,
     stats: ReplicaStats,
@@ -314,6 +339,12 @@ impl<M: StateMachine + 'static> Replica<M> {
             held_seq: 0,
             detector,
             isolated: BTreeMap::new(),
+            voted_log: None,
+            voted_records: VecDeque::new(),
+            requested: BTreeMap::new(),
+            request_peer: 0,
+            last_tc: None,
+            synced: BTreeMap::new(),
             sender: None,
             stats: ReplicaStats::default(),
         }
@@ -583,6 +614,82 @@ impl<M: StateMachine + 'static> Replica<M> {
         }
     }
 
+    /// Opens the log of voted proposals and puts those above the committed tip back in the tree.
+    fn reload_voted(&mut self, cx: &mut Context<'_, Timer>) {
+        let Ok((log, _)) = BlockLog::open(cx, VOTED) else {
+            // Without it the replica only loses blocks it could fetch again.
+            return;
+        };
+        for seq in log.first()..log.next() {
+            let Ok(Some(bytes)) = log.get(cx, seq) else { continue };
+            let Ok(proposal) = Proposal::decode(&bytes) else {
+                continue;
+            };
+            let height = proposal.block.height;
+            self.voted_records.push_back((seq, height));
+            if height > self.tip.height && proposal.verify(&self.set).is_ok() {
+                self.tree.insert(proposal.block.digest(), Pending { proposal });
+            }
+        }
+        self.voted_log = Some(log);
+    }
+
+    /// Makes a proposal durable before this replica votes for it; false if it could not.
+    fn persist_voted(&mut self, cx: &mut Context<'_, Timer>, proposal: &Proposal) -> bool {
+        let Some(log) = self.voted_log.as_mut() else {
+            return false;
+        };
+        let seq = log.next();
+        let result = log
+            .append(cx, seq, &proposal.encode())
+            .and_then(|()| log.commit(cx).map(|_| ()));
+        if result.is_err() {
+            let _ = log.recover(cx);
+            return false;
+        }
+        self.voted_records.push_back((seq, proposal.block.height));
+        // Whole segments whose proposals are all committed go.
+        let tip = self.tip.height;
+        while self.voted_records.front().is_some_and(|(_, h)| *h <= tip) {
+            self.voted_records.pop_front();
+        }
+        if let Some((first_needed, _)) = self.voted_records.front() {
+            let _ = log.prune_below(cx, *first_needed);
+        }
+        true
+    }
+
+    /// Asks peers for the proposal of a block this replica is missing (an ancestor of a
+    /// certified one), preferring validators that voted for it (they hold it durably).
+    fn request_block(&mut self, cx: &mut Context<'_, Timer>, digest: Digest, voters: &[ValidatorIndex]) {
+        let now = cx.now();
+        if self
+            .requested
+            .get(&digest)
+            .is_some_and(|at| now.saturating_since(*at) < BLOCK_REQUEST_INTERVAL)
+        {
+            return;
+        }
+        self.requested.insert(digest, now);
+        if self.requested.len() > self.config.pending_blocks_max {
+            self.requested.pop_first();
+        }
+        let candidates: Vec<ValidatorIndex> = if voters.is_empty() {
+            (0..self.set.len() as ValidatorIndex).collect()
+        } else {
+            voters.to_vec()
+        };
+        let candidates: Vec<ValidatorIndex> = candidates.into_iter().filter(|i| *i != self.me).collect();
+        if candidates.is_empty() {
+            return;
+        }
+        for _ in 0..2.min(candidates.len()) {
+            self.request_peer = (self.request_peer + 1) % candidates.len();
+            let to = self.peers[usize::from(candidates[self.request_peer])];
+            self.send(cx, to, &Message::FetchProposal(digest));
+        }
+    }
+
     // ---- views ------------------------------------------------------------------------------
 
     /// The view timer: the base for the first two consecutive timeouts (a crashed validator
@@ -651,11 +758,11 @@ impl<M: StateMachine + 'static> Replica<M> {
         let mut ids = BTreeSet::new();
         let mut at = self.high_qc.block;
         while let Some(p) = self.tree.get(&at) {
-            if p.block.height <= self.tip.height {
+            if p.block().height <= self.tip.height {
                 break;
             }
-            ids.extend(p.block.transactions.iter().map(|t| sha256(t)));
-            at = p.block.parent;
+            ids.extend(p.block().transactions.iter().map(|t| sha256(t)));
+            at = p.block().parent;
         }
         ids
     }
@@ -665,19 +772,24 @@ impl<M: StateMachine + 'static> Replica<M> {
     fn uncommitted_on_branch(&self) -> bool {
         let mut at = self.high_qc.block;
         while let Some(p) = self.tree.get(&at) {
-            if p.block.height <= self.tip.height {
+            if p.block().height <= self.tip.height {
                 break;
             }
-            if !p.block.transactions.is_empty() {
+            if !p.block().transactions.is_empty() {
                 return true;
             }
-            at = p.block.parent;
+            at = p.block().parent;
         }
         false
     }
 
     /// The leader's timeout certificate of `view - 1`, from timeouts whose high QC it holds.
     fn timeout_certificate(&self, previous: u64) -> Option<TimeoutCertificate> {
+        if let Some(tc) = &self.last_tc {
+            if tc.view == previous && tc.high_qc_view_max() <= self.high_qc.view {
+                return Some(tc.clone());
+            }
+        }
         let timeouts = self.timeouts.get(&previous)?;
         let entries: Vec<TimeoutEntry> = timeouts
             .values()
@@ -786,18 +898,18 @@ impl<M: StateMachine + 'static> Replica<M> {
         }
         if qc.height > self.tip.height {
             match self.tree.get(&qc.block) {
-                Some(child) if child.block.view == qc.view => {
-                    let parent_digest = child.block.parent;
-                    let child_view = child.block.view;
+                Some(child) if child.block().view == qc.view => {
+                    let parent_digest = child.block().parent;
+                    let child_view = child.block().view;
                     let parent_view = if parent_digest == self.tip.digest {
                         Some(self.tip.view)
                     } else {
-                        self.tree.get(&parent_digest).map(|p| p.block.view)
+                        self.tree.get(&parent_digest).map(|p| p.block().view)
                     };
                     match parent_view {
                         Some(pv) if pv + 1 == child_view && parent_digest != self.tip.digest => {
                             let proof = CertifiedBlock {
-                                block: self.tree[&qc.block].block.clone(),
+                                block: self.tree[&qc.block].block().clone(),
                                 qc: qc.clone(),
                             };
                             self.commit(cx, parent_digest, Some(proof));
@@ -808,6 +920,8 @@ impl<M: StateMachine + 'static> Replica<M> {
                 }
                 Some(_) => {}
                 None => {
+                    let voters = qc.signers.clone();
+                    self.request_block(cx, qc.block, &voters);
                     if qc.height > self.tip.height + 1 {
                         self.start_fetch(cx);
                     }
@@ -829,11 +943,13 @@ impl<M: StateMachine + 'static> Replica<M> {
         let mut at = digest;
         while at != self.tip.digest {
             let Some(p) = self.tree.get(&at) else {
-                // An ancestor is missing: fetch committed blocks instead.
+                // An ancestor is missing: ask for it, and for committed blocks in case peers
+                // have committed past it.
+                self.request_block(cx, at, &[]);
                 self.start_fetch(cx);
                 return;
             };
-            if p.block.height <= self.tip.height {
+            if p.block().height <= self.tip.height {
                 // This branch does not reach the committed tip: it conflicts with what this
                 // replica committed. Two-chain safety says it cannot be certified twice over;
                 // stop rather than apply a fork.
@@ -841,7 +957,7 @@ impl<M: StateMachine + 'static> Replica<M> {
                 return;
             }
             chain.push(at);
-            at = p.block.parent;
+            at = p.block().parent;
         }
         chain.reverse();
         let mut records = Vec::with_capacity(chain.len());
@@ -849,14 +965,14 @@ impl<M: StateMachine + 'static> Replica<M> {
             // The certificate of each block is its child's justify; the last one's is the
             // certificate of the child in the proof.
             let qc = match chain.get(i + 1) {
-                Some(next) => self.tree[next].justify.clone(),
+                Some(next) => self.tree[next].justify().clone(),
                 None => match &proof {
                     Some(p) => p.block_justify_of(&self.tree),
                     None => return,
                 },
             };
             records.push(CertifiedBlock {
-                block: self.tree[d].block.clone(),
+                block: self.tree[d].block().clone(),
                 qc,
             });
         }
@@ -1034,7 +1150,7 @@ impl<M: StateMachine + 'static> Replica<M> {
         // Blocks descending from the tip survive.
         let mut children: BTreeMap<Digest, Vec<Digest>> = BTreeMap::new();
         for (d, p) in &self.tree {
-            children.entry(p.block.parent).or_default().push(*d);
+            children.entry(p.block().parent).or_default().push(*d);
         }
         let mut keep = BTreeSet::new();
         let mut stack = vec![tip.digest];
@@ -1048,10 +1164,10 @@ impl<M: StateMachine + 'static> Replica<M> {
         let dropped: Vec<Digest> = self.tree.keys().filter(|d| !keep.contains(*d)).copied().collect();
         for d in dropped {
             let p = self.tree.remove(&d).expect("listed");
-            if p.block.height <= tip.height {
+            if p.proposal.block.height <= tip.height {
                 continue;
             }
-            for t in p.block.transactions {
+            for t in p.proposal.block.transactions {
                 self.admit(t);
             }
         }
@@ -1197,8 +1313,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             self.tree.insert(
                 digest,
                 Pending {
-                    block: proposal.block.clone(),
-                    justify: justify.clone(),
+                    proposal: proposal.clone(),
                 },
             );
         }
@@ -1207,7 +1322,16 @@ impl<M: StateMachine + 'static> Replica<M> {
             && !self.tree.contains_key(&proposal.block.parent)
             && proposal.block.height > self.tip.height + 1
         {
-            self.start_fetch(cx);
+            let voters = justify.signers.clone();
+            self.request_block(cx, proposal.block.parent, &voters);
+        }
+        if view < self.view {
+            // An old proposal (asked for, or late): it may complete a chain, so the commit rule
+            // runs again on the highest certificate.
+            let qc = self.high_qc.clone();
+            if qc.block != justify.block {
+                self.on_qc(cx, &qc);
+            }
         }
         // Vote?
         if view != self.view {
@@ -1215,6 +1339,9 @@ impl<M: StateMachine + 'static> Replica<M> {
         }
         if view <= self.last_voted_view {
             self.refuse(cx, Refusal::AlreadyVoted);
+            return;
+        }
+        if !self.persist_voted(cx, &proposal) {
             return;
         }
         self.last_voted_view = view;
@@ -1327,7 +1454,12 @@ impl<M: StateMachine + 'static> Replica<M> {
 
     fn on_timeout(&mut self, cx: &mut Context<'_, Timer>, timeout: Timeout) {
         let view = timeout.view;
-        if view + 1 < self.view || view > self.view + TIMEOUT_VIEWS_AHEAD_MAX {
+        if view + 1 < self.view {
+            // Its sender is views behind: send it what moved this replica on.
+            self.sync_lagging(cx, timeout.signer, view);
+            return;
+        }
+        if view > self.view + TIMEOUT_VIEWS_AHEAD_MAX {
             return;
         }
         if self.is_isolated(timeout.signer, view) {
@@ -1347,11 +1479,51 @@ impl<M: StateMachine + 'static> Replica<M> {
             self.advance_to(cx, view, true);
             self.on_view_timer(cx, view);
         }
-        if count >= self.set.quorum() {
+        if count >= self.set.quorum() && self.last_tc.as_ref().is_none_or(|tc| tc.view < view) {
+            // A timeout certificate: every replica still in this view needs it to move on, and
+            // only those that collected a quorum of timeouts themselves would have it.
+            let tc = TimeoutCertificate {
+                view,
+                entries: self.timeouts[&view]
+                    .values()
+                    .map(|t| TimeoutEntry {
+                        signer: t.signer,
+                        high_qc: t.high_qc,
+                        signature: t.signature,
+                    })
+                    .collect(),
+            };
+            self.last_tc = Some(tc.clone());
+            self.broadcast(cx, &Message::TimeoutCertificate(tc), false);
             self.on_tc(cx, view);
             if self.leader(self.view) == self.me {
                 self.try_propose(cx, false);
             }
+        }
+    }
+
+    /// Sends a validator whose messages are of an older view the certificate that ended that
+    /// view here (at most once per view timeout per validator).
+    fn sync_lagging(&mut self, cx: &mut Context<'_, Timer>, validator: ValidatorIndex, view: u64) {
+        if validator == self.me || usize::from(validator) >= self.peers.len() {
+            return;
+        }
+        let now = cx.now();
+        if self
+            .synced
+            .get(&validator)
+            .is_some_and(|at| now.saturating_since(*at) < self.config.view_timeout)
+        {
+            return;
+        }
+        self.synced.insert(validator, now);
+        let to = self.peers[usize::from(validator)];
+        if self.high_qc.view >= view && self.high_qc.view > 0 {
+            let qc = Message::QuorumCertificate(self.high_qc.clone());
+            self.send(cx, to, &qc);
+        }
+        if let Some(tc) = self.last_tc.clone().filter(|tc| tc.view >= view) {
+            self.send(cx, to, &Message::TimeoutCertificate(tc));
         }
     }
 
@@ -1565,7 +1737,7 @@ impl CertifiedBlock {
     /// under this block's digest.
     fn block_justify_of(&self, tree: &BTreeMap<Digest, Pending>) -> QuorumCertificate {
         tree.get(&self.block.digest())
-            .map(|p| p.justify.clone())
+            .map(|p| p.justify().clone())
             .expect("the proof's block is in the tree")
     }
 }
@@ -1585,6 +1757,7 @@ impl<M: StateMachine + 'static> Protocol for Replica<M> {
     fn on_start(&mut self, cx: &mut Context<'_, Timer>) {
         let lost = self.replay(cx);
         self.load_safety(cx);
+        self.reload_voted(cx);
         Self::probe(cx, "recovered", self.tip.height, lost as i64);
         self.view = 0;
         let start = self.high_qc.view.max(self.last_voted_view) + 1;
@@ -1661,7 +1834,14 @@ impl<M: StateMachine + 'static> Replica<M> {
             Message::TimeoutCertificate(tc) => {
                 if tc.view >= self.view {
                     if tc.verify(&self.set).is_ok() {
-                        self.on_tc(cx, tc.view);
+                        let view = tc.view;
+                        if self.last_tc.as_ref().is_none_or(|t| t.view < view) {
+                            self.last_tc = Some(tc);
+                        }
+                        self.on_tc(cx, view);
+                        if self.leader(self.view) == self.me {
+                            self.try_propose(cx, false);
+                        }
                     } else {
                         self.refuse(cx, Refusal::Invalid);
                     }
@@ -1670,6 +1850,12 @@ impl<M: StateMachine + 'static> Replica<M> {
             Message::Evidence(e) => self.on_evidence(cx, e, false),
             Message::VoteFor(v, h) => self.on_vote_for(cx, v, *h),
             Message::Report(r) => self.on_report(cx, r),
+            Message::FetchProposal(d) => {
+                if let Some(p) = self.tree.get(&d) {
+                    let message = Message::Proposal(Box::new(p.proposal.clone()));
+                    self.send(cx, from, &message);
+                }
+            }
             Message::Fetch(f) => self.on_fetch_request(cx, from, f),
             Message::Blocks(b) => self.on_blocks(cx, b),
             Message::Submit(s) => self.on_submit(cx, from, s),

@@ -19,6 +19,7 @@
 //! blocks      = count u16 | count × certified | proof? (u8 0, or u8 1 | certified)
 //! submit      = flags u8 (bit 0: forwarded) | length u32 | transaction
 //! vote_for    = vote | header                   (a vote with the proposal's signed header)
+//! fetch_proposal = block [32]                   (a proposal asked for by its block's digest)
 //! report      = accused u16 | reason u8 (1 bad message | 2 clock skew | 3 slow) | view u64
 //!             | reporter u16 | signature [64]
 //! answer      = transaction [32] | height u64 | kind u8 (1 applied | 2 refused | 3 not admitted)
@@ -141,6 +142,9 @@ pub enum Message {
     /// A validator's signed report of another's misbehaviour (not proof: counted when enough
     /// validators report it).
     Report(Report),
+    /// A replica missing a block (an ancestor of a certified one) asks a peer for its proposal
+    /// by the block's digest; the answer is the [`Message::Proposal`].
+    FetchProposal(Digest),
 }
 
 /// The most certified blocks one [`Blocks`] message carries.
@@ -229,6 +233,7 @@ mod tag {
     pub const ANSWER: u8 = 10;
     pub const VOTE_FOR: u8 = 11;
     pub const REPORT: u8 = 12;
+    pub const FETCH_PROPOSAL: u8 = 13;
 }
 
 mod evidence_kind {
@@ -293,6 +298,10 @@ impl Message {
                 v.write(&mut out);
                 h.write(&mut out);
             }
+            Message::FetchProposal(d) => {
+                out.put_u8(tag::FETCH_PROPOSAL);
+                out.put_slice(d);
+            }
             Message::Report(r) => {
                 out.put_u8(tag::REPORT);
                 out.put_u16(r.accused);
@@ -319,6 +328,7 @@ impl Message {
             Message::Answer(a) => a.encoded_len(),
             Message::VoteFor(_, h) => VOTE_BYTES + h.encoded_len(),
             Message::Report(_) => REPORT_BYTES,
+            Message::FetchProposal(_) => 32,
         }
     }
 
@@ -344,6 +354,7 @@ impl Message {
             tag::BLOCKS => Message::Blocks(Blocks::read(&mut r)?),
             tag::SUBMIT => Message::Submit(Submit::read(&mut r)?),
             tag::ANSWER => Message::Answer(Answer::read(&mut r)?),
+            tag::FETCH_PROPOSAL => Message::FetchProposal(r.digest("fetch proposal block")?),
             tag::REPORT => Message::Report(Report {
                 accused: r.u16("report accused")?,
                 reason: {
@@ -1063,6 +1074,7 @@ mod tests {
             Message::VoteFor(c.vote(2, qc1.summary()), Box::new(first.header())),
             Message::VoteFor(c.vote(2, qc1.summary()), Box::new(after_timeout.header())),
             Message::Report(Report::sign(&c.set, &c.keys[1], 2, Reason::Slow, 9).unwrap()),
+            Message::FetchProposal([3; 32]),
         ]
     }
 
@@ -1095,7 +1107,11 @@ mod tests {
                     }
                 }
                 Message::Answer(a) => assert_eq!(a.encoded_len(), body.len()),
-                Message::Fetch(_) | Message::Submit(_) | Message::VoteFor(..) | Message::Report(_) => {
+                Message::Fetch(_)
+                | Message::Submit(_)
+                | Message::VoteFor(..)
+                | Message::Report(_)
+                | Message::FetchProposal(_) => {
                     assert_eq!(message.body_len(), body.len())
                 }
             }
@@ -1388,6 +1404,7 @@ mod tests {
                 })
             }),
             (vote(), header()).prop_map(|(v, h)| Message::VoteFor(v, Box::new(h))),
+            any::<[u8; 32]>().prop_map(Message::FetchProposal),
             (any::<u16>(), 1u8..4, any::<u64>(), any::<u16>(), signature()).prop_map(
                 |(accused, reason, view, reporter, signature)| {
                     Message::Report(Report {

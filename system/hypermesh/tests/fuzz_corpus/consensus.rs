@@ -90,7 +90,7 @@ pub fn decodes_canonically(data: &[u8]) {
             let _ = r.verify(set);
         }
         // Nothing signed: decoding is the whole check.
-        Message::Fetch(_) | Message::Submit(_) | Message::Answer(_) => {}
+        Message::Fetch(_) | Message::Submit(_) | Message::Answer(_) | Message::FetchProposal(_) => {}
     }
 }
 
@@ -112,7 +112,7 @@ pub fn decodes_and_verifies(data: &[u8]) -> bool {
             .all(|r| r.qc.verify(set).is_ok() && r.qc.block == r.block.digest()),
         Ok(Message::Report(r)) => r.verify(set).is_ok(),
         Ok(Message::VoteFor(v, h)) => v.verify(set).is_ok() && h.verify(set).is_ok() && v.block == h.block,
-        Ok(Message::Fetch(_) | Message::Submit(_) | Message::Answer(_)) => true,
+        Ok(Message::Fetch(_) | Message::Submit(_) | Message::Answer(_) | Message::FetchProposal(_)) => true,
         Err(_) => false,
     }
 }
@@ -218,6 +218,7 @@ pub fn seeds() -> Vec<(&'static str, Bytes)> {
             Message::Report(Report::sign(set, &keys[2], 1, Reason::ClockSkew, 3).expect("a validator")),
         ),
         ("fetch", Message::Fetch(Fetch { from: 1, count: 64 })),
+        ("fetch-proposal", Message::FetchProposal(first.block.digest())),
         (
             "blocks",
             Message::Blocks(Blocks {
