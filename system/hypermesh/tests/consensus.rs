@@ -429,3 +429,23 @@ fn storm_debug() {
     let (figures, tops) = storm(seed, if seed.is_multiple_of(3) { 7 } else { 4 });
     eprintln!("{tops:?}\n{figures:#?}");
 }
+
+#[test]
+#[ignore = "measurement aid: a 100-validator cluster under load, for the simulated speed"]
+fn hundred_validators_under_load() {
+    hypermesh::consensus::share_verifications(std::env::var("NO_SHARED_VERIFY").is_err());
+    let wall = std::time::Instant::now();
+    let mut sim = cluster(1, 100, 4, NetworkModel::default());
+    sim.run_until(SimTime::from_millis(10_000), |_| {});
+    let (figures, tops) = judge_with(&sim, 100, BTreeSet::new());
+    eprintln!(
+        "100 validators: 10 s simulated in {:?}; height {:?}; ok {:?}; p99 {:?} ms; view changes {:?}; p50 {:?}; datagrams {}",
+        wall.elapsed(),
+        tops.values().max(),
+        figures.get("txns_ok"),
+        figures.get("commit_ms_p99"),
+        figures.get("view_changes"),
+        figures.get("commit_ms_p50"),
+        sim.stats().datagrams_sent
+    );
+}
