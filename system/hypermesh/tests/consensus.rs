@@ -451,3 +451,20 @@ fn hundred_validators_under_load() {
         sim.stats().datagrams_sent
     );
 }
+
+#[test]
+#[ignore = "measurement aid: commit latency of four validators on a clean network"]
+fn four_validators_latency() {
+    let mut sim = cluster(1, 4, 2, NetworkModel::default());
+    sim.run_until(SimTime::from_millis(20_000), |_| {});
+    let (figures, _) = judge(&sim, 4);
+    eprintln!(
+        "p50 {:?} p99 {:?} ok {:?}",
+        figures.get("commit_ms_p50"),
+        figures.get("commit_ms_p99"),
+        figures.get("txns_ok")
+    );
+    let mut lat: Vec<i64> = named(sim.probes(), "latency_ms").map(|p| p.probe.value).collect();
+    lat.sort();
+    eprintln!("slowest: {:?}", &lat[lat.len().saturating_sub(20)..]);
+}

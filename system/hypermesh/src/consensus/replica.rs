@@ -710,6 +710,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             self.consecutive_timeouts = 0;
         }
         Self::probe(cx, "view", view, if through_timeout { 2 } else { 1 });
+        self.forward_waiting(cx, view);
         let at = cx.now() + self.view_timeout();
         cx.set_timer(at, Timer::View(view));
         // Forget what cannot matter any more.
@@ -748,6 +749,34 @@ impl<M: StateMachine + 'static> Replica<M> {
         if view == self.view {
             let at = cx.now() + self.view_timeout();
             cx.set_timer(at, Timer::View(view));
+        }
+    }
+
+    /// Sends the next view's leader the clients' transactions this replica holds and that are
+    /// still unproposed (at most a batch): forwarding at submission reaches the leaders of the
+    /// views this replica was in then, which may all have proposed already, and a transaction
+    /// would otherwise wait until a replica holding it leads. The next view's, because a
+    /// replica enters a view on its proposal: that leader has proposed already.
+    fn forward_waiting(&mut self, cx: &mut Context<'_, Timer>, view: u64) {
+        let leader = self.leader(view + 1);
+        if leader == self.me || self.waiting.is_empty() {
+            return;
+        }
+        let in_flight = self.in_flight();
+        let held: Vec<Bytes> = self
+            .pool_order
+            .values()
+            .filter(|id| self.waiting.contains_key(*id) && !in_flight.contains(*id))
+            .take(self.config.batch_size_max)
+            .map(|id| self.pool[id].1.clone())
+            .collect();
+        let to = self.peers[usize::from(leader)];
+        for transaction in held {
+            let message = Message::Submit(Submit {
+                forwarded: true,
+                transaction,
+            });
+            self.send(cx, to, &message);
         }
     }
 
@@ -840,11 +869,15 @@ impl<M: StateMachine + 'static> Replica<M> {
         let full = transactions.len() >= self.config.batch_size_max;
         let waited = cx.now().saturating_since(self.view_entered);
         let heartbeat = self.config.view_timeout / 2;
+        // Nothing new but transactions waiting for the chain to grow: propose at once, an empty
+        // block only moves them to commit, and waiting would add a batch delay per view.
+        let pushing = transactions.is_empty() && self.uncommitted_on_branch();
         let ready = full
-            || (waited >= self.config.batch_delay_max && (!transactions.is_empty() || self.uncommitted_on_branch()))
+            || pushing
+            || (waited >= self.config.batch_delay_max && !transactions.is_empty())
             || waited >= heartbeat;
         if !ready {
-            let at = if !transactions.is_empty() || self.uncommitted_on_branch() {
+            let at = if !transactions.is_empty() {
                 self.view_entered + self.config.batch_delay_max
             } else {
                 self.view_entered + heartbeat
@@ -1454,9 +1487,12 @@ impl<M: StateMachine + 'static> Replica<M> {
 
     fn on_timeout(&mut self, cx: &mut Context<'_, Timer>, timeout: Timeout) {
         let view = timeout.view;
-        if view + 1 < self.view {
-            // Its sender is views behind: send it what moved this replica on.
+        if view < self.view {
+            // Its sender is still in a view this replica left: send it what moved this replica
+            // on (replicas a view apart with backed-off timers otherwise wait out each other).
             self.sync_lagging(cx, timeout.signer, view);
+        }
+        if view + 1 < self.view {
             return;
         }
         if view > self.view + TIMEOUT_VIEWS_AHEAD_MAX {
@@ -1832,7 +1868,9 @@ impl<M: StateMachine + 'static> Replica<M> {
                 }
             }
             Message::TimeoutCertificate(tc) => {
-                if tc.view >= self.view {
+                // The previous view's certificate too: a leader that entered its view some
+                // other way (a restart past a view it timed out in) needs it to propose.
+                if tc.view + 1 >= self.view && self.last_tc.as_ref().is_none_or(|t| t.view < tc.view) {
                     if tc.verify(&self.set).is_ok() {
                         let view = tc.view;
                         if self.last_tc.as_ref().is_none_or(|t| t.view < view) {
