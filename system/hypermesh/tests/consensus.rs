@@ -468,3 +468,74 @@ fn four_validators_latency() {
     lat.sort();
     eprintln!("slowest: {:?}", &lat[lat.len().saturating_sub(20)..]);
 }
+
+/// Records every query answer a replica sends.
+struct QueryTap(std::rc::Rc<std::cell::RefCell<Vec<(NodeIndex, hypermesh::consensus::QueryAnswer)>>>);
+
+impl simulator::Interceptor for QueryTap {
+    fn intercept(
+        &mut self,
+        link: simulator::LinkEnds,
+        payload: bytes::Bytes,
+        _rng: &mut runtime::DetRng,
+    ) -> simulator::Intercepted {
+        if let Some((&channel, body)) = payload.split_first() {
+            if channel == MOUNT.channel.0 {
+                if let Ok(hypermesh::consensus::Message::QueryAnswer(a)) = hypermesh::consensus::Message::decode(body) {
+                    self.0.borrow_mut().push((link.from_node, a));
+                }
+            }
+        }
+        simulator::Intercepted::Pass(payload)
+    }
+}
+
+/// A local read answers from the replica's state at its committed height, and refuses a
+/// request that would write.
+#[test]
+fn local_reads_answer_from_the_replicas_committed_state() {
+    use hypermesh::consensus::{Message, Query};
+    use hypermesh::replication::kv::{encode_transaction, Op};
+    let mut sim = cluster(4, 4, 1, NetworkModel::default());
+    let answers = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    sim.set_interceptor(Box::new(QueryTap(answers.clone())));
+    let query = |id: u64, ops: &[Op]| {
+        let mut datagram = vec![MOUNT.channel.0];
+        datagram.extend_from_slice(
+            &Message::Query(Query {
+                id,
+                request: encode_transaction(ops),
+            })
+            .encode(),
+        );
+        bytes::Bytes::from(datagram)
+    };
+    let client = addr(4);
+    sim.forge(
+        SimTime::from_millis(5_000),
+        client,
+        addr(0),
+        query(1, &[Op::Read { key: 0 }, Op::Read { key: 1 }]),
+    );
+    sim.forge(
+        SimTime::from_millis(5_000),
+        client,
+        addr(1),
+        query(2, &[Op::Append { key: 0, value: 1 }]),
+    );
+    sim.run_until(SimTime::from_millis(6_000), |_| {});
+    let (_, tops) = judge(&sim, 4);
+    let answers = answers.borrow();
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    let (from, read) = &answers[0];
+    assert_eq!((*from, read.id), (0, 1));
+    assert!(
+        read.height > 0 && read.height <= tops[&0],
+        "read at height {} of {}",
+        read.height,
+        tops[&0]
+    );
+    let lists = read.result.as_ref().expect("a read is answered");
+    assert!(lists.len() >= 8, "two lists: {lists:?}");
+    assert_eq!(answers[1].1.result, Err("op 0 appends: a query only reads".into()));
+}

@@ -72,7 +72,7 @@ use super::detection::{Detector, MARKED_BY_EVIDENCE};
 use super::evidence::Evidence;
 use super::messages::{Proposal, ProposalHeader, QcSummary, Reason, Report, Timeout, Vote};
 use super::validators::{ValidatorIndex, ValidatorSet};
-use super::wire::{Answer, AnswerKind, Blocks, CertifiedBlock, Fetch, Message, Submit};
+use super::wire::{Answer, AnswerKind, Blocks, CertifiedBlock, Fetch, Message, QueryAnswer, Submit};
 use crate::replication::{BlockLog, Outcome, StateMachine};
 
 /// Where consensus lives on a node: its files and probes are named `consensus`, its messages
@@ -1888,6 +1888,16 @@ impl<M: StateMachine + 'static> Replica<M> {
             Message::Evidence(e) => self.on_evidence(cx, e, false),
             Message::VoteFor(v, h) => self.on_vote_for(cx, v, *h),
             Message::Report(r) => self.on_report(cx, r),
+            Message::Query(q) => {
+                let answer = Message::QueryAnswer(QueryAnswer {
+                    id: q.id,
+                    height: self.tip.height,
+                    result: self.machine.query(&q.request),
+                });
+                self.send(cx, from, &answer);
+            }
+            // Answers are for clients.
+            Message::QueryAnswer(_) => {}
             Message::FetchProposal(d) => {
                 if let Some(p) = self.tree.get(&d) {
                     let message = Message::Proposal(Box::new(p.proposal.clone()));

@@ -20,6 +20,8 @@
 //! submit      = flags u8 (bit 0: forwarded) | length u32 | transaction
 //! vote_for    = vote | header                   (a vote with the proposal's signed header)
 //! fetch_proposal = block [32]                   (a proposal asked for by its block's digest)
+//! query       = id u64 | length u32 | request     (a local read)
+//! query_answer = id u64 | height u64 | kind u8 (1 answer | 2 refused) | length u32 | bytes
 //! report      = accused u16 | reason u8 (1 bad message | 2 clock skew | 3 slow) | view u64
 //!             | reporter u16 | signature [64]
 //! answer      = transaction [32] | height u64 | kind u8 (1 applied | 2 refused | 3 not admitted)
@@ -145,6 +147,30 @@ pub enum Message {
     /// A replica missing a block (an ancestor of a certified one) asks a peer for its proposal
     /// by the block's digest; the answer is the [`Message::Proposal`].
     FetchProposal(Digest),
+    /// A client's read of one replica's state (local consistency: possibly stale).
+    Query(Query),
+    /// The replica's answer to a [`Message::Query`].
+    QueryAnswer(QueryAnswer),
+}
+
+/// A read-only request to one replica's state machine ([`crate::replication::StateMachine::query`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Query {
+    /// The client's id for it, echoed in the answer.
+    pub id: u64,
+    /// The request, in the state machine's encoding.
+    pub request: Bytes,
+}
+
+/// A replica's answer to a query, as of its committed height.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryAnswer {
+    /// The query's id.
+    pub id: u64,
+    /// The committed height the state was read at.
+    pub height: u64,
+    /// The answer, or why the request was refused.
+    pub result: Result<Bytes, String>,
 }
 
 /// The most certified blocks one [`Blocks`] message carries.
@@ -234,6 +260,8 @@ mod tag {
     pub const VOTE_FOR: u8 = 11;
     pub const REPORT: u8 = 12;
     pub const FETCH_PROPOSAL: u8 = 13;
+    pub const QUERY: u8 = 14;
+    pub const QUERY_ANSWER: u8 = 15;
 }
 
 mod evidence_kind {
@@ -302,6 +330,26 @@ impl Message {
                 out.put_u8(tag::FETCH_PROPOSAL);
                 out.put_slice(d);
             }
+            Message::Query(q) => {
+                assert!(q.request.len() <= TRANSACTION_BYTES_MAX, "a query above the limit");
+                out.put_u8(tag::QUERY);
+                out.put_u64(q.id);
+                out.put_u32(q.request.len() as u32);
+                out.put_slice(&q.request);
+            }
+            Message::QueryAnswer(a) => {
+                let (kind, body): (u8, &[u8]) = match &a.result {
+                    Ok(b) => (1, b),
+                    Err(e) => (2, e.as_bytes()),
+                };
+                assert!(body.len() <= ANSWER_BYTES_MAX, "an answer above the limit");
+                out.put_u8(tag::QUERY_ANSWER);
+                out.put_u64(a.id);
+                out.put_u64(a.height);
+                out.put_u8(kind);
+                out.put_u32(body.len() as u32);
+                out.put_slice(body);
+            }
             Message::Report(r) => {
                 out.put_u8(tag::REPORT);
                 out.put_u16(r.accused);
@@ -329,6 +377,13 @@ impl Message {
             Message::VoteFor(_, h) => VOTE_BYTES + h.encoded_len(),
             Message::Report(_) => REPORT_BYTES,
             Message::FetchProposal(_) => 32,
+            Message::Query(q) => 12 + q.request.len(),
+            Message::QueryAnswer(a) => {
+                21 + match &a.result {
+                    Ok(b) => b.len(),
+                    Err(e) => e.len(),
+                }
+            }
         }
     }
 
@@ -355,6 +410,57 @@ impl Message {
             tag::SUBMIT => Message::Submit(Submit::read(&mut r)?),
             tag::ANSWER => Message::Answer(Answer::read(&mut r)?),
             tag::FETCH_PROPOSAL => Message::FetchProposal(r.digest("fetch proposal block")?),
+            tag::QUERY => {
+                let id = r.u64("query id")?;
+                let at = r.at;
+                let length = r.u32("query length")? as usize;
+                if length > TRANSACTION_BYTES_MAX {
+                    return Err(WireError::Limit {
+                        at,
+                        field: "query length",
+                        value: length as u64,
+                        max: TRANSACTION_BYTES_MAX,
+                    });
+                }
+                Message::Query(Query {
+                    id,
+                    request: Bytes::copy_from_slice(r.slice(length, "query request")?),
+                })
+            }
+            tag::QUERY_ANSWER => {
+                let id = r.u64("query answer id")?;
+                let height = r.u64("query answer height")?;
+                let kind_at = r.at;
+                let kind = r.u8("query answer kind")?;
+                let at = r.at;
+                let length = r.u32("query answer length")? as usize;
+                if length > ANSWER_BYTES_MAX {
+                    return Err(WireError::Limit {
+                        at,
+                        field: "query answer length",
+                        value: length as u64,
+                        max: ANSWER_BYTES_MAX,
+                    });
+                }
+                let body_at = r.at;
+                let body = r.slice(length, "query answer body")?;
+                let result = match kind {
+                    1 => Ok(Bytes::copy_from_slice(body)),
+                    2 => Err(String::from_utf8(body.to_vec()).map_err(|_| WireError::Invalid {
+                        at: body_at,
+                        field: "query refusal (not UTF-8)",
+                        value: length as u64,
+                    })?),
+                    other => {
+                        return Err(WireError::Invalid {
+                            at: kind_at,
+                            field: "query answer kind",
+                            value: u64::from(other),
+                        })
+                    }
+                };
+                Message::QueryAnswer(QueryAnswer { id, height, result })
+            }
             tag::REPORT => Message::Report(Report {
                 accused: r.u16("report accused")?,
                 reason: {
@@ -1075,6 +1181,20 @@ mod tests {
             Message::VoteFor(c.vote(2, qc1.summary()), Box::new(after_timeout.header())),
             Message::Report(Report::sign(&c.set, &c.keys[1], 2, Reason::Slow, 9).unwrap()),
             Message::FetchProposal([3; 32]),
+            Message::Query(Query {
+                id: 4,
+                request: Bytes::from_static(b"q"),
+            }),
+            Message::QueryAnswer(QueryAnswer {
+                id: 4,
+                height: 9,
+                result: Ok(Bytes::from_static(b"a")),
+            }),
+            Message::QueryAnswer(QueryAnswer {
+                id: 4,
+                height: 9,
+                result: Err("no".into()),
+            }),
         ]
     }
 
@@ -1111,7 +1231,9 @@ mod tests {
                 | Message::Submit(_)
                 | Message::VoteFor(..)
                 | Message::Report(_)
-                | Message::FetchProposal(_) => {
+                | Message::FetchProposal(_)
+                | Message::Query(_)
+                | Message::QueryAnswer(_) => {
                     assert_eq!(message.body_len(), body.len())
                 }
             }
@@ -1405,6 +1527,17 @@ mod tests {
             }),
             (vote(), header()).prop_map(|(v, h)| Message::VoteFor(v, Box::new(h))),
             any::<[u8; 32]>().prop_map(Message::FetchProposal),
+            (any::<u64>(), proptest::collection::vec(any::<u8>(), 0..20)).prop_map(|(id, q)| Message::Query(Query {
+                id,
+                request: Bytes::from(q)
+            })),
+            (any::<u64>(), any::<u64>(), any::<bool>(), "[a-z]{0,10}").prop_map(|(id, height, ok, t)| {
+                Message::QueryAnswer(QueryAnswer {
+                    id,
+                    height,
+                    result: if ok { Ok(Bytes::from(t.into_bytes())) } else { Err(t) },
+                })
+            }),
             (any::<u16>(), 1u8..4, any::<u64>(), any::<u16>(), signature()).prop_map(
                 |(accused, reason, view, reporter, signature)| {
                     Message::Report(Report {

@@ -219,7 +219,37 @@ impl ListAppend {
     }
 }
 
+impl ListAppend {
+    /// The lists `reads` name, encoded as a transaction's answer (`count: u32` then the values,
+    /// per read).
+    fn read_lists(&self, keys: impl IntoIterator<Item = u64>) -> Bytes {
+        let mut answer = BytesMut::new();
+        for key in keys {
+            let list = self.list(key);
+            answer.put_u32(list.len() as u32);
+            for v in list {
+                answer.put_u64(*v);
+            }
+        }
+        answer.freeze()
+    }
+}
+
 impl StateMachine for ListAppend {
+    /// A query is a transaction of reads only (encoded by [`encode_transaction`], unsigned),
+    /// answered as the transaction would be.
+    fn query(&self, request: &[u8]) -> Result<Bytes, String> {
+        let ops = decode_transaction(request)?;
+        let mut keys = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            match *op {
+                Op::Read { key } => keys.push(key),
+                Op::Append { .. } => return Err(format!("op {i} appends: a query only reads")),
+            }
+        }
+        Ok(self.read_lists(keys))
+    }
+
     fn apply(&mut self, height: u64, transactions: &[Bytes]) -> Vec<Outcome> {
         assert!(
             height > self.height,
@@ -288,6 +318,26 @@ impl StateMachine for ListAppend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn queries_read_without_changing_anything() {
+        let mut m = ListAppend::default();
+        m.apply(1, &[encode_transaction(&[append(1, 10), append(1, 11)])]);
+        let before = m.snapshot();
+        let answer = m
+            .query(&encode_transaction(&[Op::Read { key: 1 }, Op::Read { key: 2 }]))
+            .unwrap();
+        assert_eq!(
+            &answer[..],
+            &[0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0, 11, 0, 0, 0, 0][..]
+        );
+        assert_eq!(
+            m.query(&encode_transaction(&[Op::Read { key: 1 }, append(1, 12)])),
+            Err("op 1 appends: a query only reads".into())
+        );
+        assert!(m.query(b"").is_err());
+        assert_eq!(m.snapshot(), before);
+    }
 
     #[test]
     fn a_machine_with_clients_applies_only_their_signed_transactions() {

@@ -41,4 +41,10 @@ pub trait StateMachine: Send {
 
     /// Replaces the state with that of `snapshot` (made by [`StateMachine::snapshot`]).
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError>;
+
+    /// Answers a read-only `request` from the state as of the last applied height, changing
+    /// nothing: a replica's local read (which may be stale; a read that must be linearizable is
+    /// submitted as a transaction and ordered by consensus). An error names what is wrong with
+    /// the request.
+    fn query(&self, request: &[u8]) -> Result<Bytes, String>;
 }

@@ -12,8 +12,9 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use hypermesh::consensus::{
-    Answer, AnswerKind, Blocks, CertifiedBlock, Evidence, Fetch, Message, Proposal, QcSummary, QuorumCertificate,
-    Reason, Report, Submit, Timeout, TimeoutCertificate, TimeoutEntry, Validator, ValidatorKey, ValidatorSet, Vote,
+    Answer, AnswerKind, Blocks, CertifiedBlock, Evidence, Fetch, Message, Proposal, QcSummary, Query, QueryAnswer,
+    QuorumCertificate, Reason, Report, Submit, Timeout, TimeoutCertificate, TimeoutEntry, Validator, ValidatorKey,
+    ValidatorSet, Vote,
 };
 use hypermesh::membership::NodeId;
 
@@ -90,7 +91,12 @@ pub fn decodes_canonically(data: &[u8]) {
             let _ = r.verify(set);
         }
         // Nothing signed: decoding is the whole check.
-        Message::Fetch(_) | Message::Submit(_) | Message::Answer(_) | Message::FetchProposal(_) => {}
+        Message::Fetch(_)
+        | Message::Submit(_)
+        | Message::Answer(_)
+        | Message::FetchProposal(_)
+        | Message::Query(_)
+        | Message::QueryAnswer(_) => {}
     }
 }
 
@@ -112,7 +118,14 @@ pub fn decodes_and_verifies(data: &[u8]) -> bool {
             .all(|r| r.qc.verify(set).is_ok() && r.qc.block == r.block.digest()),
         Ok(Message::Report(r)) => r.verify(set).is_ok(),
         Ok(Message::VoteFor(v, h)) => v.verify(set).is_ok() && h.verify(set).is_ok() && v.block == h.block,
-        Ok(Message::Fetch(_) | Message::Submit(_) | Message::Answer(_) | Message::FetchProposal(_)) => true,
+        Ok(
+            Message::Fetch(_)
+            | Message::Submit(_)
+            | Message::Answer(_)
+            | Message::FetchProposal(_)
+            | Message::Query(_)
+            | Message::QueryAnswer(_),
+        ) => true,
         Err(_) => false,
     }
 }
@@ -219,6 +232,21 @@ pub fn seeds() -> Vec<(&'static str, Bytes)> {
         ),
         ("fetch", Message::Fetch(Fetch { from: 1, count: 64 })),
         ("fetch-proposal", Message::FetchProposal(first.block.digest())),
+        (
+            "query",
+            Message::Query(Query {
+                id: 1,
+                request: Bytes::from_static(b"read k"),
+            }),
+        ),
+        (
+            "query-answer",
+            Message::QueryAnswer(QueryAnswer {
+                id: 1,
+                height: 2,
+                result: Ok(Bytes::from_static(b"v")),
+            }),
+        ),
         (
             "blocks",
             Message::Blocks(Blocks {
