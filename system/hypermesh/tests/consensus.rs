@@ -262,6 +262,12 @@ fn an_equivocator_and_a_forger_among_seven_are_marked_and_no_honest_validator_is
     assert_eq!(figures.get("honest_marked"), Some(0.0), "{:#?}", figures.evidence);
     assert_eq!(figures.get("evidence"), Some(1.0), "the equivocator is proven");
     let p99 = figures.get("detection_ms_p99").unwrap();
+    eprintln!(
+        "detection p99 {p99} ms; marked by all within {:?} ms; isolated everywhere within {:?} ms; reports {:?}",
+        figures.get("detection_all_ms_max"),
+        figures.get("isolation_ms_max"),
+        figures.get("reports")
+    );
     assert!(p99 < 500.0, "detection p99 {p99} ms");
     assert_eq!(figures.get("byzantine_isolated"), Some(2.0), "{figures:#?}");
     assert_eq!(figures.get("honest_isolated"), Some(0.0));

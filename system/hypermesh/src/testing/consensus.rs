@@ -327,7 +327,7 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
         let by = marked.get(node);
         let first = by.and_then(|m| m.values().min()).map(|t| t.saturating_sub(*began));
         match first {
-            Some(d) => first_detection.push(d.as_secs_f64() * 1000.0),
+            Some(d) => first_detection.push(d.as_nanos() as f64 / 1e6),
             None => first_detection.push(f64::INFINITY),
         }
         let all = honest_up_nodes
@@ -338,7 +338,7 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
             Some(times) => {
                 detected += 1;
                 let last = times.into_iter().max().unwrap_or(*began).saturating_sub(*began);
-                all_detection = all_detection.map(|d| d.max(last.as_secs_f64() * 1000.0));
+                all_detection = all_detection.map(|d| d.max(last.as_nanos() as f64 / 1e6));
             }
             None => all_detection = None,
         }
@@ -367,7 +367,7 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
             Some(times) => {
                 byzantine_isolated += 1;
                 let last = times.into_iter().max().unwrap_or(*began).saturating_sub(*began);
-                isolation_max = isolation_max.map(|d| d.max(last.as_secs_f64() * 1000.0));
+                isolation_max = isolation_max.map(|d| d.max(last.as_nanos() as f64 / 1e6));
             }
             None => isolation_max = None,
         }
