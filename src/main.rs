@@ -6,6 +6,10 @@
 // thread of its own and times them with the OS clock. Protocol crates may not.
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 mod stoq_bench;
+// The consensus bench starts the operator's processes, reads their CPU from /proc and times the
+// run with the OS clock.
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
+mod consensus_bench;
 mod stoq_cmd;
 
 use std::path::PathBuf;
@@ -117,7 +121,7 @@ enum Command {
         #[arg(required = true, value_name = "RUNS.jsonl")]
         logs: Vec<PathBuf>,
     },
-    /// Measures the simulator itself.
+    /// Benchmarks: the simulator itself (`simspeed`), consensus on real sockets (`consensus`).
     #[command(subcommand)]
     Bench(BenchCommand),
     /// STOQ transport commands: `bench` (throughput beside raw quinn).
@@ -140,6 +144,38 @@ enum BenchCommand {
         /// Print one JSON line instead of a sentence.
         #[arg(long)]
         json: bool,
+    },
+    /// HotStuff-2 consensus on real sockets: a CA and N `hypermesh node` validators on [::1]
+    /// (mutual TLS over STOQ), loaded by a certified `hypermesh client` process; prints
+    /// committed tx/s, commit latency p50/p99 and each validator's CPU. Needs the operator's
+    /// binaries (cargo build --release -p operator). Exit 0: measured; 2: setup failed.
+    Consensus {
+        /// Validators.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        nodes: u16,
+        /// Measured seconds of load (after the warm-up).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+        seconds: u64,
+        /// Transactions per second offered by the client.
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        rate: u32,
+        /// Load before the measured window.
+        #[arg(long, default_value = "2s")]
+        warmup: String,
+        /// Print one JSON line: nodes, tx_per_s, commit_p50_ms, commit_p99_ms,
+        /// cpu_pct_per_node {mean, peak, nodes}, and the client's counts.
+        #[arg(long)]
+        json: bool,
+        /// Where the `hypermesh` and `trustchain` binaries are (default: beside testbed).
+        #[arg(long, value_name = "DIR")]
+        bin_dir: Option<PathBuf>,
+        /// Where the state directories go (default: a fresh one under the temporary directory).
+        /// Consensus syncs to disk before it votes: a tmpfs here leaves the disk out.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Keep the state directories and logs afterwards.
+        #[arg(long)]
+        keep: bool,
     },
 }
 
@@ -240,6 +276,25 @@ fn main() -> ExitCode {
             out.as_deref(),
         ),
         Command::Bench(BenchCommand::Simspeed { nodes, seconds, json }) => cli::bench_simspeed(nodes, seconds, json),
+        Command::Bench(BenchCommand::Consensus {
+            nodes,
+            seconds,
+            rate,
+            warmup,
+            json,
+            bin_dir,
+            dir,
+            keep,
+        }) => consensus_bench::run(consensus_bench::BenchArgs {
+            nodes: usize::from(nodes),
+            seconds,
+            rate,
+            warmup,
+            json,
+            bin_dir,
+            dir,
+            keep,
+        }),
         Command::Stoq(command) => stoq_cmd::run(command),
     }
 }

@@ -3,7 +3,10 @@
 //! - `trustchain` ([`trustchain::TrustchainCommand`]): the certificate authority: `ca init`,
 //!   `ca install`, `token`, `issue`, `validate`, `rotate`, `revoke`, and `serve` (its HTTPS API).
 //! - `hypermesh node` ([`node::NodeArgs`]): a node that enrolls with the CA over HTTPS and runs
-//!   membership over STOQ on real IPv6 sockets.
+//!   membership over STOQ on real IPv6 sockets, and HotStuff-2 consensus with a validators file
+//!   ([`validators`]);
+//! - `hypermesh key` ([`key::KeyArgs`]): a state directory's public key, for that file;
+//! - `hypermesh client` ([`client::ClientArgs`]): a certified client loading consensus.
 //!
 //! These binaries are backends of the runtime seams (real clocks, sockets, threads and OS
 //! randomness); they link neither the simulator nor the harness (`cargo tree -e normal -i
@@ -12,8 +15,11 @@
 // A backend: the OS clock and randomness for the operator's commands, threads for the node.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod client;
+pub mod key;
 pub mod node;
 pub mod trustchain;
+pub mod validators;
 
 /// Exit code for bad input (flags, files, unreachable services).
 pub const EXIT_BAD_INPUT: u8 = 2;

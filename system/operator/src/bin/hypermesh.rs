@@ -1,9 +1,13 @@
 //! `hypermesh`: runs HyperMesh on a real machine. `hypermesh node` enrolls with a TrustChain CA
-//! over HTTPS, then runs membership over STOQ on real IPv6 sockets until SIGINT or SIGTERM.
+//! over HTTPS, then runs membership (and, with a validators file, consensus) over STOQ on real
+//! IPv6 sockets until SIGINT or SIGTERM; `hypermesh key` prints a state directory's public key
+//! for the validators file; `hypermesh client` puts a measured load on consensus.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use operator::client::ClientArgs;
+use operator::key::KeyArgs;
 use operator::node::{run, NodeArgs};
 
 /// HyperMesh: the cluster.
@@ -18,13 +22,23 @@ struct Cli {
 enum Command {
     /// Runs a production node: enrolls with a TrustChain CA over HTTPS (join token), then runs
     /// the membership protocol over STOQ (QUIC, mutual TLS) on real IPv6 sockets until SIGINT or
-    /// SIGTERM. Prints `listening on ADDR ...`, then one JSON line per protocol observation.
+    /// SIGTERM; with --validators FILE, HotStuff-2 consensus too. Prints `listening on ADDR ...`,
+    /// then one JSON line per protocol observation.
     Node(NodeArgs),
+    /// Prints the Ed25519 public key of a state directory (64 hex digits), making the key if
+    /// there is none: the key its certificate will carry and its consensus votes are signed
+    /// with, as a validators file lists it.
+    Key(KeyArgs),
+    /// Submits transactions to a consensus cluster at a set rate from a certified client (its
+    /// own join token) and prints throughput and commit latency.
+    Client(ClientArgs),
 }
 
 fn main() -> ExitCode {
     operator::init_logging();
     match Cli::parse().command {
         Command::Node(args) => run(args),
+        Command::Key(args) => operator::key::run(args),
+        Command::Client(args) => operator::client::run(args),
     }
 }

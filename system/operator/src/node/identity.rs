@@ -54,20 +54,31 @@ impl StateDir {
         if !key_path.exists() || !chain_path.exists() {
             return Ok(None);
         }
-        let key = fs::read(&key_path).map_err(|e| Failure(format!("{}: {e}", key_path.display())))?;
-        let key_seed: [u8; 32] = key.try_into().map_err(|k: Vec<u8>| {
-            Failure(format!(
-                "{}: {} bytes, not a 32-byte key seed: restore it from a backup or enroll again with a new state directory",
-                key_path.display(),
-                k.len()
-            ))
-        })?;
+        let key_seed = self.load_key()?.expect("the key file exists");
         let text = fs::read(&chain_path).map_err(|e| Failure(format!("{}: {e}", chain_path.display())))?;
         let chain = pem::chain(&text).map_err(|e| Failure(format!("{}: {e}", chain_path.display())))?;
         if chain.is_empty() {
             return Err(Failure(format!("{}: no certificate in it", chain_path.display())));
         }
         Ok(Some(Identity { key_seed, chain }))
+    }
+
+    /// The stored key seed, if there is one (with or without a chain: `hypermesh key` makes the
+    /// key before enrollment, so its public key can go into a validators file).
+    pub fn load_key(&self) -> Result<Option<[u8; 32]>, Failure> {
+        let key_path = self.dir.join(KEY_FILE);
+        if !key_path.exists() {
+            return Ok(None);
+        }
+        let key = fs::read(&key_path).map_err(|e| Failure(format!("{}: {e}", key_path.display())))?;
+        let seed = key.try_into().map_err(|k: Vec<u8>| {
+            Failure(format!(
+                "{}: {} bytes, not a 32-byte key seed: restore it from a backup or enroll again with a new state directory",
+                key_path.display(),
+                k.len()
+            ))
+        })?;
+        Ok(Some(seed))
     }
 
     /// Stores the key seed (once, at enrollment).

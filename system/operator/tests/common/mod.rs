@@ -1,10 +1,19 @@
-//! Helpers the process-level tests share: running the `trustchain` and `hypermesh` binaries, and
-//! scratch directories.
+//! Helpers the process-level tests share: running the `trustchain` and `hypermesh` binaries,
+//! following a running one's output, and scratch directories.
 
-#![allow(dead_code)] // each test crate uses its own subset
+#![allow(dead_code)]
+// each test crate uses its own subset
+// Tests of real processes: they read the OS clock, start reader threads and probe free ports.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 /// Runs `trustchain ARGS` to completion.
 pub fn run_trustchain(args: &[&str]) -> Output {
@@ -46,4 +55,136 @@ pub fn ca_with_trust(dir: &Path) -> (PathBuf, PathBuf) {
     let install = run_trustchain(&["ca", "install", "--state", state_arg, "--out", trust.to_str().unwrap()]);
     assert!(install.status.success(), "{}", text(&install.stderr));
     (state, trust.join("root.pem"))
+}
+
+/// A child process whose stdout lines are collected; killed when dropped.
+pub struct Process {
+    /// The process.
+    pub child: Child,
+    /// Its first line of output.
+    pub first_line: String,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    /// Starts `binary` (the path of `trustchain` or `hypermesh`) with `args`.
+    pub fn start(binary: &str, args: &[&str]) -> Process {
+        let mut child = Command::new(binary)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut reader = BufReader::new(child.stdout.take().unwrap());
+        let mut first_line = String::new();
+        reader.read_line(&mut first_line).unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in reader.lines() {
+                match line {
+                    Ok(l) => sink.lock().unwrap().push(l),
+                    Err(_) => break,
+                }
+            }
+        });
+        Process {
+            child,
+            first_line,
+            lines,
+        }
+    }
+
+    /// The address after "listening on " (and "https://").
+    pub fn addr(&self) -> SocketAddr {
+        self.first_line
+            .strip_prefix("listening on ")
+            .map(|rest| rest.trim_start_matches("https://"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected first line: {:?}", self.first_line))
+            .parse()
+            .unwrap()
+    }
+
+    /// The membership id after "(id ".
+    pub fn id(&self) -> u64 {
+        let at = self.first_line.find("(id ").expect("an id") + 4;
+        self.first_line[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// Every JSON line it printed.
+    pub fn probes(&self) -> Vec<Value> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The last state (0 alive, 1 suspect, 2 dead) this node recorded for member `id`.
+    pub fn state_of(&self, id: u64) -> Option<i64> {
+        self.probes()
+            .iter()
+            .rfind(|p| p["probe"] == "member" && p["subject"].as_u64() == Some(id))
+            .and_then(|p| p["value"].as_i64())
+    }
+
+    /// Its consensus probes named `name`, in order.
+    pub fn consensus(&self, name: &str) -> Vec<Value> {
+        let quoted = format!("\"probe\":\"{name}\"");
+        let lines = self.lines.lock().unwrap();
+        lines
+            .iter()
+            .filter(|l| l.contains(&quoted) && l.contains("\"protocol\":\"consensus\""))
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The highest height it committed (its consensus `commit` probes), 0 if none.
+    pub fn committed(&self) -> u64 {
+        self.consensus("commit")
+            .iter()
+            .filter_map(|p| p["subject"].as_u64())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// How many probes named `name` it printed.
+    pub fn count(&self, name: &str) -> usize {
+        self.probes().iter().filter(|p| p["probe"] == name).count()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `done`, failing the test after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A free UDP/TCP port on [::1] (bound, read, released), so a process can be restarted on it.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("[::1]:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -1,0 +1,117 @@
+//! Keeps a running process's certificate and trust current: renews its leaf at its renewal
+//! point and refreshes the CA's bundle and revocation lists, handing both to STOQ.
+
+use std::time::Duration;
+
+use stoq::Security;
+use trustchain::ca::{serial_of, NodeIdentity};
+use trustchain::trust::validity_of;
+use trustchain::validate::ExpectedPeer;
+
+use super::ca_client::CaClient;
+use super::emit;
+use super::enroll::{credentials, hex, wall_now_s};
+use super::identity::{Identity, StateDir};
+use crate::trustchain::Failure;
+
+/// Keeps a running node's certificate and trust current: renews the leaf at its renewal point
+/// and refreshes the bundle and revocation lists, handing both to STOQ (new handshakes present
+/// the renewed chain; live connections to peers the new trust refuses are closed).
+pub(crate) struct Keeper<'a> {
+    pub(crate) client: &'a CaClient,
+    pub(crate) state: &'a StateDir,
+    pub(crate) who: &'a NodeIdentity,
+    pub(crate) security: &'a Security,
+    pub(crate) identity: Identity,
+    pub(crate) renew_fraction: f64,
+    /// The CA's lists revoke this node: renewing is pointless (the CA refuses a revoked
+    /// chain), so the keeper stops asking and says so once.
+    pub(crate) revoked: bool,
+}
+
+/// How long a revoked node's keeper waits before it would try to renew again: in effect never
+/// (the operator enrolls it anew with a new token and a fresh state directory).
+const REVOKED_RENEW_PAUSE: Duration = Duration::from_secs(365 * 24 * 3600);
+
+impl Keeper<'_> {
+    /// When the current leaf is due for renewal (Unix seconds).
+    fn renew_at(&self) -> i64 {
+        match validity_of(&self.identity.chain[0]) {
+            Some(v) => v.not_before + ((v.not_after - v.not_before) as f64 * self.renew_fraction) as i64,
+            None => wall_now_s(),
+        }
+    }
+
+    pub(crate) async fn run(&mut self, trust_refresh: Duration) {
+        let mut refresh = tokio::time::interval(trust_refresh);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        refresh.tick().await; // the first tick is immediate; trust was just fetched
+        let mut retry = RENEW_RETRY_MIN;
+        loop {
+            let wait = if self.revoked {
+                REVOKED_RENEW_PAUSE
+            } else {
+                Duration::from_secs(u64::try_from(self.renew_at() - wall_now_s()).unwrap_or(0))
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => match self.renew().await {
+                    Ok(()) => retry = RENEW_RETRY_MIN,
+                    Err(Failure(message)) => {
+                        tracing::warn!(%message, "renewal failed; retrying");
+                        emit(serde_json::json!({ "event": "renewal_failed", "reason": message }));
+                        tokio::time::sleep(retry).await;
+                        retry = (retry * 2).min(RENEW_RETRY_MAX);
+                    }
+                },
+                _ = refresh.tick() => {
+                    if let Err(Failure(message)) = self.refresh().await {
+                        tracing::warn!(%message, "trust refresh failed; keeping the current trust");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn renew(&mut self) -> Result<(), Failure> {
+        let chain = self
+            .client
+            .renew(self.who, &self.identity.key_seed, &self.identity.chain)
+            .await?;
+        let renewed = Identity {
+            key_seed: self.identity.key_seed,
+            chain,
+        };
+        self.security
+            .present(&credentials(&renewed))
+            .map_err(|e| Failure(format!("the renewed chain cannot be presented: {e}")))?;
+        self.state.save_chain(&renewed.chain)?;
+        let serial = serial_of(&renewed.chain[0]).map(|s| hex(&s)).unwrap_or_default();
+        self.identity = renewed;
+        emit(serde_json::json!({ "event": "renewed", "serial": serial }));
+        Ok(())
+    }
+
+    async fn refresh(&mut self) -> Result<(), Failure> {
+        let trust = self.client.trust(wall_now_s()).await?;
+        let revoked = trust
+            .bundle
+            .validate(&self.identity.chain, &trust.crls, wall_now_s(), &ExpectedPeer::Any)
+            .err()
+            .filter(|e| e.class() == "revoked");
+        self.security.trust(trust);
+        emit(serde_json::json!({ "event": "trust_refreshed" }));
+        if revoked.is_some() && !self.revoked {
+            // Peers will refuse this node from their next refresh on; say so, once, where the
+            // operator looks, and stop asking the CA to renew a revoked chain.
+            self.revoked = true;
+            tracing::warn!("this node's certificate is revoked: enroll it again with a new token");
+            emit(serde_json::json!({ "event": "revoked" }));
+        }
+        Ok(())
+    }
+}
+
+/// First wait after a failed renewal; it doubles up to [`RENEW_RETRY_MAX`].
+const RENEW_RETRY_MIN: Duration = Duration::from_secs(1);
+/// Longest wait between renewal attempts.
+const RENEW_RETRY_MAX: Duration = Duration::from_secs(60);
