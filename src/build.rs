@@ -30,6 +30,8 @@ pub mod stream {
     pub const TOKENS: u64 = 15;
     /// The `membership` workload's CA, keys and QUIC randomness over `[stoq]`.
     pub const STOQ: u64 = 16;
+    /// The `consensus` workload's validator keys.
+    pub const CONSENSUS: u64 = 17;
 }
 
 /// A scheduled fault, resolved to node sets.
@@ -121,11 +123,12 @@ fn count_between(rng: &mut DetRng, (lo, hi): (u32, u32)) -> u32 {
     lo + rng.below(u64::from(hi - lo) + 1) as u32
 }
 
-/// Resolves `selection` to indices, drawing random ones from `rng`.
-fn resolve(selection: &Selection, count: u32, rng: &mut DetRng) -> Vec<u32> {
+/// Resolves `selection` to indices among `count` nodes, drawing random ones from `rng` among
+/// the first `faultable` (see [`Scenario::faultable_nodes`]).
+fn resolve(selection: &Selection, count: u32, faultable: u32, rng: &mut DetRng) -> Vec<u32> {
     match selection {
         Selection::Random(k) => {
-            let mut all: Vec<u32> = (0..count).collect();
+            let mut all: Vec<u32> = (0..faultable).collect();
             runtime::shuffle(rng, &mut all);
             let mut picked = all[..*k as usize].to_vec();
             picked.sort_unstable();
@@ -287,22 +290,24 @@ fn push_link_window(
     }
 }
 
-/// Draws one seed's fault mix from the swarm ranges.
-fn swarm_faults(swarm: &SwarmPlan, count: u32, rng: &mut DetRng) -> Vec<FaultPlan> {
+/// Draws one seed's fault mix from the swarm ranges, for `count` nodes of which crashes and
+/// pauses strike only the first `faultable` (see [`Scenario::faultable_nodes`]).
+fn swarm_faults(swarm: &SwarmPlan, count: u32, faultable: u32, rng: &mut DetRng) -> Vec<FaultPlan> {
     let mut plans = Vec::new();
     let at = |rng: &mut DetRng| between(rng, swarm.window);
     // Never crash or isolate a majority: the detector's own claims assume one survives.
     let minority = (count.saturating_sub(1) / 2).max(1);
+    let crashable_minority = (faultable.saturating_sub(1) / 2).max(1);
     // Every drawn fault must take effect (a run fails on one that changed nothing): crashes and
     // pauses are drawn among nodes that are neither down nor paused for their whole window, so
     // no crash finds its node already down, no restart finds it already up (an overlapping
     // crash's restart would have revived it early), and no pause finds it down.
     let mut busy = Busy::default();
     for _ in 0..count_between(rng, swarm.crashes) {
-        let k = 1 + rng.below(u64::from(minority.min(3))) as u32;
+        let k = 1 + rng.below(u64::from(crashable_minority.min(3))) as u32;
         let start = at(rng);
         let restart_after = between(rng, swarm.restart_after);
-        let nodes = busy.pick(rng, count, k, start, start + restart_after);
+        let nodes = busy.pick(rng, faultable, k, start, start + restart_after);
         if nodes.is_empty() {
             continue;
         }
@@ -332,7 +337,7 @@ fn swarm_faults(swarm: &SwarmPlan, count: u32, rng: &mut DetRng) -> Vec<FaultPla
     for _ in 0..count_between(rng, swarm.pauses) {
         let start = at(rng);
         let duration = between(rng, swarm.pause_duration);
-        let nodes = busy.pick(rng, count, 1, start, start + duration);
+        let nodes = busy.pick(rng, faultable, 1, start, start + duration);
         if nodes.is_empty() {
             continue;
         }
@@ -406,13 +411,14 @@ pub fn resolved_faults(scenario: &Scenario, seed: u64) -> Vec<FaultPlan> {
 
 fn resolve_faults(scenario: &Scenario, swarm_rng: &mut DetRng, select_rng: &mut DetRng) -> Vec<FaultPlan> {
     let count = scenario.nodes.len() as u32;
+    let faultable = scenario.faultable_nodes();
     let mut plans = scenario.faults.clone();
     if let Some(swarm) = &scenario.swarm {
-        plans.extend(swarm_faults(swarm, count, swarm_rng));
+        plans.extend(swarm_faults(swarm, count, faultable, swarm_rng));
     }
     let mut fix = |s: &mut Selection| {
         if let Selection::Random(_) = s {
-            *s = Selection::List(resolve(s, count, select_rng));
+            *s = Selection::List(resolve(s, count, faultable, select_rng));
         }
     };
     // Resolved in plan order, side a before side b: the order the draws were always made in.
@@ -434,13 +440,29 @@ fn resolve_faults(scenario: &Scenario, swarm_rng: &mut DetRng, select_rng: &mut 
     plans
 }
 
+/// Every node's start time in `scenario`, from the seed's `root` stream: its group's fixed
+/// `start`, else drawn uniformly within `workload.start_spread` (drawn for every node, so a
+/// fixed start never shifts another node's draw). A workload whose actors need the starts
+/// (the consensus clients' stop time) reads them here.
+pub fn start_times(scenario: &Scenario, root: &DetRng) -> Vec<Duration> {
+    let mut start_rng = root.fork(stream::STARTS);
+    scenario
+        .nodes
+        .iter()
+        .map(|plan| {
+            let drawn = scenario.workload.start_spread.mul_f64(start_rng.unit_f64());
+            plan.start.unwrap_or(drawn)
+        })
+        .collect()
+}
+
 /// Builds the simulation of `scenario` under `seed`.
 pub fn build(scenario: &Scenario, seed: u64) -> Built {
     let root = root_rng(seed);
     let count = scenario.nodes.len() as u32;
     let mut clock_rng = root.fork(stream::CLOCKS);
     let (mut swarm_rng, mut select_rng) = fault_streams(&root);
-    let mut start_rng = root.fork(stream::STARTS);
+    let start_times = start_times(scenario, &root);
 
     let factory = scenario.workload().factory(scenario, &root);
     let network = NetworkModel::new(scenario.link);
@@ -464,9 +486,7 @@ pub fn build(scenario: &Scenario, seed: u64) -> Built {
             .unwrap_or_else(|| symmetric(&mut clock_rng, scenario.clock.drift_ppm_max));
         derived.clock_offset_ms.push(offset_ns as f64 / 1e6);
         derived.drift_ppm.push(drift_ppm);
-        // Drawn for every node, so a fixed start never shifts another node's draw.
-        let drawn = scenario.workload.start_spread.mul_f64(start_rng.unit_f64());
-        let start = plan.start.unwrap_or(drawn);
+        let start = start_times[i];
         derived.start_s.push(start.as_secs_f64());
         derived.starts.push(start);
         starts.push((
@@ -622,7 +642,53 @@ mod tests {
 
 #[cfg(test)]
 mod swarm_tests {
+    use std::collections::BTreeSet;
+
     use super::*;
+
+    #[test]
+    fn under_consensus_random_draws_and_swarm_crashes_and_pauses_keep_to_the_validators() {
+        let text = r#"
+duration = "60s"
+[nodes]
+count = 6
+[workload]
+kind = "consensus"
+[consensus]
+validators = 4
+[swarm]
+window = ["5s", "35s"]
+crashes = [2, 4]
+pauses = [2, 4]
+clock_jumps = [1, 2]
+[[fault]]
+at = "1s"
+kind = "crash"
+nodes = "random 2"
+"#;
+        let scenario = crate::scenario::parse("x.toml", text).unwrap();
+        let mut drawn = BTreeSet::new();
+        for seed in 0..200 {
+            for plan in resolved_faults(&scenario, seed) {
+                match &plan.kind {
+                    FaultKind::Crash {
+                        nodes: Selection::List(n),
+                        ..
+                    }
+                    | FaultKind::Pause {
+                        nodes: Selection::List(n),
+                        ..
+                    }
+                    | FaultKind::ClockJump {
+                        nodes: Selection::List(n),
+                        ..
+                    } => drawn.extend(n.iter().copied()),
+                    other => panic!("seed {seed}: {other:?} left unresolved"),
+                }
+            }
+        }
+        assert_eq!(drawn, (0..4).collect(), "every validator drawn, and no client");
+    }
 
     #[test]
     fn swarm_crashes_and_pauses_never_find_their_node_down_or_paused() {
@@ -637,7 +703,7 @@ mod swarm_tests {
         for seed in 0..500 {
             let mut rng = DetRng::seed_from_u64(seed);
             let mut windows: Vec<(u32, Duration, Duration)> = Vec::new();
-            for plan in swarm_faults(&swarm, 6, &mut rng) {
+            for plan in swarm_faults(&swarm, 6, 6, &mut rng) {
                 let (nodes, length) = match &plan.kind {
                     FaultKind::Crash {
                         nodes: Selection::List(n),

@@ -194,30 +194,36 @@ fn with_nodes(scenario: &Scenario, k: usize) -> Scenario {
     s.nodes.truncate(k);
     let k32 = k as u32;
     s.workload.seeds = s.workload.seeds.min(k32);
-    let keep = |sel: &mut Selection| -> bool {
+    if let Some(consensus) = &mut s.consensus {
+        // The last node left keeps running a client.
+        consensus.validators = consensus.validators.min(k32.saturating_sub(1)).max(1);
+    }
+    // Crashes, restarts and pauses keep to the nodes faults may stop; `random k` draws among
+    // them too (`Scenario::faultable_nodes`).
+    let faultable = s.faultable_nodes().min(k32);
+    let keep = |sel: &mut Selection, below: u32| -> bool {
         match sel {
             Selection::All => true,
             Selection::List(list) => {
-                list.retain(|&i| i < k32);
+                list.retain(|&i| i < below);
                 !list.is_empty()
             }
             Selection::Range(a, b) => {
-                *b = (*b).min(k32);
+                *b = (*b).min(below);
                 a < b
             }
             Selection::Random(n) => {
-                *n = (*n).min(k32);
+                *n = (*n).min(faultable);
                 *n > 0
             }
         }
     };
     s.faults.retain_mut(|f: &mut FaultPlan| match &mut f.kind {
-        FaultKind::Partition { a, b, .. } => keep(a) & keep(b),
-        FaultKind::Crash { nodes, .. }
-        | FaultKind::Restart { nodes }
-        | FaultKind::Pause { nodes, .. }
-        | FaultKind::ClockJump { nodes, .. }
-        | FaultKind::ClockCorrect { nodes } => keep(nodes),
+        FaultKind::Partition { a, b, .. } => keep(a, k32) & keep(b, k32),
+        FaultKind::Crash { nodes, .. } | FaultKind::Restart { nodes } | FaultKind::Pause { nodes, .. } => {
+            keep(nodes, faultable)
+        }
+        FaultKind::ClockJump { nodes, .. } | FaultKind::ClockCorrect { nodes } => keep(nodes, k32),
         FaultKind::Heal | FaultKind::Loss { .. } | FaultKind::Latency { .. } => true,
     });
     s

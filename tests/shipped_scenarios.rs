@@ -38,6 +38,8 @@ fn every_shipped_scenario_and_variant_passes() {
         "cert-validation-skew ",
         "cert-validation-skew:no-allowance",
         "cert-validation-skew:time-sync",
+        "consensus-basic ",
+        "consensus-basic:seven",
         "node-stack ",
     ] {
         assert!(stdout.contains(name), "{name} did not run:\n{stdout}");

@@ -188,6 +188,55 @@ impl Default for TrustChainPlan {
     }
 }
 
+/// The consensus workload's settings: HotStuff-2 replicas on the first `validators` nodes, a
+/// load client on each of the others (see `crate::workload::consensus`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConsensusPlan {
+    /// Nodes `0..validators` are validators; the rest (at least one) run load clients.
+    pub validators: u32,
+    /// Time between a client's submissions.
+    pub client_interval: Duration,
+    /// Clients stop submitting at this time from the start of the run (never if unset).
+    pub client_stop: Option<Duration>,
+    /// [`hypermesh::consensus::ConsensusConfig::batch_size_max`].
+    pub batch_size_max: u32,
+    /// [`hypermesh::consensus::ConsensusConfig::batch_delay_max`].
+    pub batch_delay_max: Duration,
+    /// [`hypermesh::consensus::ConsensusConfig::view_timeout`].
+    pub view_timeout: Duration,
+    /// [`hypermesh::consensus::ConsensusConfig::votes_to_all`].
+    pub votes_to_all: bool,
+}
+
+impl ConsensusPlan {
+    /// The plan of a scenario of `count` nodes with no `[consensus]` table (`count` at least 2):
+    /// every node a validator but the last, which runs the one client, and the protocol's
+    /// defaults.
+    pub fn with_defaults(count: u32) -> Self {
+        let defaults = hypermesh::consensus::ConsensusConfig::default();
+        ConsensusPlan {
+            validators: count.saturating_sub(1).max(1),
+            client_interval: Duration::from_millis(20),
+            client_stop: None,
+            batch_size_max: defaults.batch_size_max as u32,
+            batch_delay_max: defaults.batch_delay_max,
+            view_timeout: defaults.view_timeout,
+            votes_to_all: defaults.votes_to_all,
+        }
+    }
+
+    /// Every replica's configuration: the protocol's defaults with this plan's settings.
+    pub fn config(&self) -> hypermesh::consensus::ConsensusConfig {
+        hypermesh::consensus::ConsensusConfig {
+            batch_size_max: self.batch_size_max as usize,
+            batch_delay_max: self.batch_delay_max,
+            view_timeout: self.view_timeout,
+            votes_to_all: self.votes_to_all,
+            ..hypermesh::consensus::ConsensusConfig::default()
+        }
+    }
+}
+
 /// A variant of a scenario: other settings, and what must hold under them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VariantPlan {
@@ -332,6 +381,8 @@ pub struct Scenario {
     pub workload: MembershipPlan,
     /// The TrustChain workload, when `workload.kind = "trustchain"`.
     pub trustchain: Option<TrustChainPlan>,
+    /// The consensus workload, when `workload.kind = "consensus"`.
+    pub consensus: Option<ConsensusPlan>,
     /// Membership over STOQ instead of bare UDP, when a `[stoq]` table is present.
     pub stoq: Option<StoqPlan>,
     /// Variants (`[[variant]]`), each run as its own scenario by the suite.
@@ -355,6 +406,17 @@ impl Scenario {
     /// The workload that runs: the one named by `workload.kind`.
     pub fn workload(&self) -> &'static dyn Workload {
         workload::by_kind(self.kind).unwrap_or_else(|| panic!("workload kind {:?} is not registered", self.kind))
+    }
+
+    /// Faults crash, restart and pause only nodes `0..faultable_nodes()`, and `random k`
+    /// selections and swarm crashes and pauses draw from them: the validators under the
+    /// consensus workload (its clients keep no state across restarts, and a restarted client
+    /// would reuse transaction ids), every node otherwise.
+    pub fn faultable_nodes(&self) -> u32 {
+        match &self.consensus {
+            Some(plan) => plan.validators,
+            None => self.nodes.len() as u32,
+        }
     }
 }
 
@@ -676,8 +738,22 @@ impl Ctx<'_> {
             }
             (_, None) => None,
         };
+        let consensus = match (kind, &raw.consensus) {
+            ("consensus", t) => Some(self.consensus(t.as_ref(), &raw.nodes.count)?),
+            (_, Some(t)) => {
+                return Err(self.err(t.span(), "a [consensus] section needs workload.kind = \"consensus\""));
+            }
+            (_, None) => None,
+        };
         let stoq = match &raw.stoq {
             None => None,
+            Some(t) if consensus.is_some() => {
+                return Err(self.err(
+                    t.span(),
+                    "a [stoq] section carries membership, which the consensus workload does not run: \
+                     its replicas and clients speak over bare datagrams",
+                ));
+            }
             Some(t) if trustchain.as_ref().is_some_and(|plan| !plan.membership) => {
                 return Err(self.err(
                     t.span(),
@@ -742,7 +818,11 @@ impl Ctx<'_> {
         }
         let mut faults = Vec::new();
         for fault in &raw.faults {
-            faults.push(self.fault(fault, count, duration)?);
+            let plan = self.fault(fault, count, duration)?;
+            if let Some(c) = &consensus {
+                spares_clients(&plan.kind, c.validators, count).map_err(|m| self.err(fault.span(), m))?;
+            }
+            faults.push(plan);
         }
         faults.sort_by_key(|f| f.at);
         let swarm = raw.swarm.as_ref().map(|s| self.swarm(s)).transpose()?;
@@ -769,6 +849,7 @@ impl Ctx<'_> {
             kind,
             workload,
             trustchain,
+            consensus,
             stoq,
             variants,
             variant: None,
@@ -997,6 +1078,79 @@ impl Ctx<'_> {
         Ok(plan)
     }
 
+    /// `[consensus]` (or its defaults, when the table is absent) for a scenario of `count` nodes.
+    fn consensus(
+        &self,
+        t: Option<&Spanned<raw::RawConsensus>>,
+        count: &Spanned<u32>,
+    ) -> Result<ConsensusPlan, ScenarioError> {
+        let nodes = *count.get_ref();
+        if nodes < 2 {
+            return Err(self.err(
+                count.span(),
+                "the consensus workload needs at least 2 nodes: validators, then at least one client",
+            ));
+        }
+        let default_raw = raw::RawConsensus::default();
+        let raw = t.map_or(&default_raw, |t| t.get_ref());
+        let mut plan = ConsensusPlan::with_defaults(nodes);
+        let most = (nodes - 1).min(hypermesh::consensus::VALIDATORS_MAX as u32);
+        if let Some(v) = &raw.validators {
+            if !(1..=most).contains(v.get_ref()) {
+                return Err(self.err(
+                    v.span(),
+                    format!(
+                        "consensus.validators must be in 1..={most} (nodes.count is {nodes}: at least one node runs a \
+                         client, and a set has at most {} validators)",
+                        hypermesh::consensus::VALIDATORS_MAX
+                    ),
+                ));
+            }
+            plan.validators = *v.get_ref();
+        } else if plan.validators > most {
+            return Err(self.err(
+                count.span(),
+                format!(
+                    "the consensus workload's default of nodes.count - 1 validators exceeds the set's {}: \
+                     set consensus.validators",
+                    hypermesh::consensus::VALIDATORS_MAX
+                ),
+            ));
+        }
+        if let Some(i) = self.opt_duration(&raw.client_interval, "consensus.client_interval")? {
+            if i.is_zero() {
+                let span = raw.client_interval.as_ref().expect("set").span();
+                return Err(self.err(span, "consensus.client_interval must be greater than zero"));
+            }
+            plan.client_interval = i;
+        }
+        plan.client_stop = self.opt_duration(&raw.client_stop, "consensus.client_stop")?;
+        if let Some(b) = &raw.batch_size_max {
+            plan.batch_size_max = *b.get_ref();
+        }
+        if let Some(d) = self.opt_duration(&raw.batch_delay_max, "consensus.batch_delay_max")? {
+            plan.batch_delay_max = d;
+        }
+        if let Some(d) = self.opt_duration(&raw.view_timeout, "consensus.view_timeout")? {
+            plan.view_timeout = d;
+        }
+        if let Some(v) = raw.votes_to_all {
+            plan.votes_to_all = v;
+        }
+        if let Err(e) = plan.config().validate() {
+            // At the setting's own line when the file sets it, else at the table's.
+            let span = match e.setting {
+                "batch_size_max" => raw.batch_size_max.as_ref().map(Spanned::span),
+                "batch_delay_max" => raw.batch_delay_max.as_ref().map(Spanned::span),
+                "view_timeout" => raw.view_timeout.as_ref().map(Spanned::span),
+                _ => None,
+            };
+            let span = span.or_else(|| t.map(Spanned::span)).unwrap_or_else(|| count.span());
+            return Err(self.err(span, format!("consensus: {e}")));
+        }
+        Ok(plan)
+    }
+
     fn fault(&self, f: &Spanned<raw::RawFault>, count: u32, run: Duration) -> Result<FaultPlan, ScenarioError> {
         let raw = f.get_ref();
         let at = self.duration(&raw.at, "fault time")?;
@@ -1187,6 +1341,36 @@ fn on_both_sides(nodes: &[u32]) -> String {
     }
 }
 
+/// Checks that a fault of a consensus scenario cannot crash, restart or pause a client (nodes
+/// `validators..count`): a client keeps no state across restarts, so one restarted would reuse
+/// its transaction ids and corrupt the history the checker reads. `random k` selections draw
+/// among the validators only ([`Scenario::faultable_nodes`]), so `k` must not exceed them.
+fn spares_clients(kind: &FaultKind, validators: u32, count: u32) -> Result<(), String> {
+    let (selection, stops_nodes) = match kind {
+        FaultKind::Crash { nodes, .. } | FaultKind::Restart { nodes } | FaultKind::Pause { nodes, .. } => (nodes, true),
+        FaultKind::ClockJump { nodes, .. } | FaultKind::ClockCorrect { nodes } => (nodes, false),
+        FaultKind::Partition { .. } | FaultKind::Heal | FaultKind::Loss { .. } | FaultKind::Latency { .. } => {
+            return Ok(())
+        }
+    };
+    if let Selection::Random(k) = selection {
+        if *k > validators {
+            return Err(format!(
+                "`random {k}` draws among the {validators} validators only (nodes 0..{validators}): \
+                 the consensus workload's clients are never crashed, restarted or paused"
+            ));
+        }
+        return Ok(());
+    }
+    match fixed_indices(selection, count).into_iter().find(|&n| n >= validators) {
+        Some(client) if stops_nodes => Err(format!(
+            "node {client} runs a consensus client (validators are nodes 0..{validators}): faults may crash, \
+             restart or pause validators only, since a client keeps no state across restarts"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The indices of a selection that names its nodes (not `Random`).
 pub fn fixed_indices(selection: &Selection, count: u32) -> Vec<u32> {
     match selection {
@@ -1250,6 +1434,120 @@ kind = "membership"
             parse("x.toml", &ok).unwrap().link.reorder_window,
             Duration::from_millis(20)
         );
+    }
+
+    /// A consensus scenario of 6 nodes; `table` follows `[consensus]` on line 7.
+    fn consensus_with(table: &str) -> String {
+        format!("duration = \"10s\"\n[nodes]\ncount = 6\n[workload]\nkind = \"consensus\"\n[consensus]\n{table}")
+    }
+
+    #[test]
+    fn a_consensus_scenario_defaults_to_one_client_and_the_protocols_settings() {
+        let s = parse(
+            "x.toml",
+            "duration = \"10s\"\n[nodes]\ncount = 5\n[workload]\nkind = \"consensus\"\n",
+        )
+        .unwrap();
+        let plan = s.consensus.expect("a consensus plan");
+        assert_eq!(plan.validators, 4);
+        assert_eq!(plan.client_interval, Duration::from_millis(20));
+        assert_eq!(plan.config(), hypermesh::consensus::ConsensusConfig::default());
+        let s = parse(
+            "x.toml",
+            &consensus_with("validators = 3\nview_timeout = \"2s\"\nvotes_to_all = true\n"),
+        )
+        .unwrap();
+        let plan = s.consensus.expect("a consensus plan");
+        assert_eq!(
+            (plan.validators, plan.view_timeout, plan.votes_to_all),
+            (3, Duration::from_secs(2), true)
+        );
+    }
+
+    #[test]
+    fn an_unknown_consensus_key_is_refused_with_its_line() {
+        let e = parse("x.toml", &consensus_with("validators = 4\nleader = 1\n")).unwrap_err();
+        assert_eq!(e.line, 8, "{e}");
+        assert!(e.message.contains("unknown field `leader`"), "{e}");
+    }
+
+    #[test]
+    fn a_consensus_table_needs_the_consensus_workload() {
+        let text = format!("{MINIMAL}[consensus]\nvalidators = 3\n");
+        let e = parse("x.toml", &text).unwrap_err();
+        assert_eq!(e.line, MINIMAL.lines().count() + 1, "{e}");
+        assert!(e.message.contains("workload.kind = \"consensus\""), "{e}");
+    }
+
+    #[test]
+    fn validators_must_leave_a_node_for_a_client() {
+        for (validators, ok) in [(0, false), (1, true), (5, true), (6, false), (40, false)] {
+            let result = parse("x.toml", &consensus_with(&format!("validators = {validators}\n")));
+            match (result, ok) {
+                (Ok(s), true) => assert_eq!(s.consensus.map(|c| c.validators), Some(validators)),
+                (Err(e), false) => {
+                    assert_eq!(e.line, 7, "{e}");
+                    assert!(e.message.contains("consensus.validators must be in 1..=5"), "{e}");
+                }
+                (r, _) => panic!("validators = {validators}: {r:?}"),
+            }
+        }
+        let one = "duration = \"10s\"\n[nodes]\ncount = 1\n[workload]\nkind = \"consensus\"\n";
+        let e = parse("x.toml", one).unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("at least 2 nodes"), "{e}");
+    }
+
+    #[test]
+    fn a_consensus_setting_out_of_range_is_refused_at_its_line() {
+        let e = parse("x.toml", &consensus_with("validators = 4\nbatch_size_max = 0\n")).unwrap_err();
+        assert_eq!(e.line, 8, "{e}");
+        assert!(e.message.contains("consensus setting batch_size_max"), "{e}");
+        let text = consensus_with("view_timeout = \"100ms\"\nbatch_delay_max = \"200ms\"\n");
+        let e = parse("x.toml", &text).unwrap_err();
+        assert_eq!(e.line, 8, "{e}");
+        assert!(e.message.contains("must be below view_timeout"), "{e}");
+        let e = parse("x.toml", &consensus_with("client_interval = \"0s\"\n")).unwrap_err();
+        assert_eq!(e.line, 7, "{e}");
+        let e = parse("x.toml", &consensus_with("view_timeout = \"fast\"\n")).unwrap_err();
+        assert!(e.message.starts_with("consensus.view_timeout"), "{e}");
+    }
+
+    #[test]
+    fn faults_may_stop_validators_but_never_a_consensus_client() {
+        let fault = |kind: &str, nodes: &str| {
+            consensus_with(&format!(
+                "validators = 4\n[[fault]]\nat = \"1s\"\nkind = \"{kind}\"\nnodes = {nodes}\nduration = \"1s\"\n"
+            ))
+        };
+        for (kind, nodes) in [
+            ("crash", "[1, 4]"),
+            ("pause", "\"3..6\""),
+            ("restart", "\"all\""),
+            ("crash", "\"random 5\""),
+        ] {
+            let e = parse("x.toml", &fault(kind, nodes)).unwrap_err();
+            assert_eq!(e.line, 8, "{kind} {nodes}: {e}");
+            assert!(
+                e.message.contains("consensus client") || e.message.contains("validators only"),
+                "{e}"
+            );
+        }
+        parse("x.toml", &fault("crash", "[0, 3]")).expect("validators may crash");
+        parse("x.toml", &fault("crash", "\"random 4\"")).expect("random draws among the validators");
+        parse(
+            "x.toml",
+            &fault("clock_jump", "[5]").replace("duration = \"1s\"", "by = \"1s\""),
+        )
+        .expect("a client's clock may jump");
+    }
+
+    #[test]
+    fn stoq_under_consensus_is_refused() {
+        let text = consensus_with("validators = 4\n[stoq]\nkeep_alive = \"2s\"\n");
+        let e = parse("x.toml", &text).unwrap_err();
+        assert_eq!(e.line, 8, "{e}");
+        assert!(e.message.contains("bare datagrams"), "{e}");
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub struct RawScenario {
     #[serde(default, rename = "assert")]
     pub asserts: Vec<Spanned<String>>,
     pub trustchain: Option<Spanned<RawTrustChain>>,
+    pub consensus: Option<Spanned<RawConsensus>>,
     pub stoq: Option<Spanned<RawStoq>>,
     #[serde(default, rename = "variant")]
     pub variants: Vec<Spanned<RawVariant>>,
@@ -69,6 +70,19 @@ pub struct RawTrustChain {
     pub membership: Option<bool>,
     #[serde(default)]
     pub revoke: Vec<Spanned<RawRevoke>>,
+}
+
+/// `[consensus]`: the consensus workload's settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConsensus {
+    pub validators: Option<Spanned<u32>>,
+    pub client_interval: Option<Spanned<String>>,
+    pub client_stop: Option<Spanned<String>>,
+    pub batch_size_max: Option<Spanned<u32>>,
+    pub batch_delay_max: Option<Spanned<String>>,
+    pub view_timeout: Option<Spanned<String>>,
+    pub votes_to_all: Option<bool>,
 }
 
 /// One scheduled revocation.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use simulator::{Latency, LinkModel};
 use toml::{Table, Value};
 
-use super::{Family, FaultKind, FaultPlan, NodePlan, Scenario, Selection, SwarmPlan, TrustChainPlan};
+use super::{ConsensusPlan, Family, FaultKind, FaultPlan, NodePlan, Scenario, Selection, SwarmPlan, TrustChainPlan};
 
 /// The scenario as a scenario file. Parsing the result gives `scenario` back (bar `path` and
 /// `source`); `tests` check this on every shipped scenario.
@@ -50,6 +50,9 @@ pub fn to_toml(scenario: &Scenario) -> String {
     root.insert("workload".into(), Value::Table(workload(scenario)));
     if let Some(plan) = &scenario.trustchain {
         root.insert("trustchain".into(), Value::Table(trustchain(plan)));
+    }
+    if let Some(plan) = &scenario.consensus {
+        root.insert("consensus".into(), Value::Table(consensus(plan)));
     }
     if let Some(plan) = &scenario.stoq {
         let mut t = Table::new();
@@ -282,6 +285,20 @@ fn trustchain(p: &TrustChainPlan) -> Table {
         });
         t.insert("revoke".into(), Value::Array(list.collect()));
     }
+    t
+}
+
+fn consensus(p: &ConsensusPlan) -> Table {
+    let mut t = Table::new();
+    t.insert("validators".into(), int(p.validators));
+    t.insert("client_interval".into(), duration(p.client_interval));
+    if let Some(d) = p.client_stop {
+        t.insert("client_stop".into(), duration(d));
+    }
+    t.insert("batch_size_max".into(), int(p.batch_size_max));
+    t.insert("batch_delay_max".into(), duration(p.batch_delay_max));
+    t.insert("view_timeout".into(), duration(p.view_timeout));
+    t.insert("votes_to_all".into(), p.votes_to_all.into());
     t
 }
 

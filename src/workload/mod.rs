@@ -8,6 +8,7 @@
 //! feature), add it to [`WORKLOADS`], give it a scenario table in `scenario/` if it has settings
 //! of its own, and ship a scenario that exercises it.
 
+pub mod consensus;
 pub mod membership;
 pub mod stoq;
 pub mod trustchain;
@@ -43,7 +44,7 @@ pub trait Workload: Sync {
 }
 
 /// Every workload a scenario may name, in the order error messages list them.
-pub static WORKLOADS: &[&dyn Workload] = &[&membership::Membership, &trustchain::TrustChain];
+pub static WORKLOADS: &[&dyn Workload] = &[&membership::Membership, &trustchain::TrustChain, &consensus::Consensus];
 
 /// The workload named `kind`, if there is one.
 pub fn by_kind(kind: &str) -> Option<&'static dyn Workload> {

@@ -262,7 +262,12 @@ fn one_line(message: &str) -> String {
     message
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| c == '^' || c == ' '))
+        // Drop the excerpt: `5 | the line` and `| ^^^` under it.
+        .filter(|l| {
+            let gutter = l.split('|').next().unwrap_or("");
+            let excerpt = l.contains('|') && gutter.chars().all(|c| c.is_ascii_digit() || c == ' ');
+            !l.is_empty() && !excerpt
+        })
         .collect::<Vec<_>>()
         .join(": ")
 }
@@ -374,6 +379,7 @@ mod tests {
         assert!(err.contains("public_key: the same as validator 0's"), "{err}");
         let err = file(&two("").replace("public_key = \"0202", "pubkey = \"0202")).unwrap_err();
         assert!(err.starts_with("v.toml: ") && err.contains("pubkey"), "{err}");
+        assert!(err.contains("line 9") && !err.contains(" | "), "{err}");
         assert!(!err.contains('\n'), "{err}");
         let err = file("epoch = 1\n").unwrap_err();
         assert!(err.contains("no [[validator]] entries"), "{err}");

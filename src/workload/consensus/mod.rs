@@ -1,0 +1,229 @@
+//! The `consensus` workload: HotStuff-2 replicas (`hypermesh::consensus::Replica`, applying
+//! committed blocks to the list-append machine) on the first `consensus.validators` nodes, and a
+//! load client (`hypermesh::consensus::client::LoadClient`) on each of the others, all over bare
+//! datagrams. Its figures come from `hypermesh::testing::consensus`: agreement, durability
+//! across restarts, the clients' history checked for strict serializability, and liveness after
+//! the faults stop ([`quiet_from`]).
+//!
+//! Validator keys are drawn from the seed ([`crate::build::stream::CONSENSUS`]), so a run is a
+//! function of (scenario, seed). Clients are never crashed, restarted or paused (a client keeps
+//! no state, and one restarted would reuse transaction ids): the parser refuses a fault that
+//! names one, and random draws keep to the validators (`Scenario::faultable_nodes`).
+
+mod phases;
+mod plots;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hypermesh::consensus::client::{LoadClient, LoadConfig};
+use hypermesh::consensus::{Replica, Validator, ValidatorKey, ValidatorSet, MOUNT};
+use hypermesh::membership::NodeId;
+use hypermesh::replication::kv::ListAppend;
+use hypermesh::testing::{self, Observed};
+use reports::Plot;
+use runtime::host::{BareDatagrams, Host};
+use runtime::{Actor, DetRng, Entropy};
+use simulator::{ActorFactory, ProbeRecord};
+
+use super::{FinishedRun, Workload};
+use crate::analysis::Analysis;
+use crate::build::{node_addrs, start_times, stream};
+use crate::scenario::{ConsensusPlan, Scenario};
+
+pub use phases::{quiet_from, up_at_end};
+
+/// The workload's own figures, beside the checker's (`hypermesh::testing::consensus::METRICS`).
+pub const METRICS: &[(&str, &str)] = &[(
+    "quiet_new_heights",
+    "heights first committed by any honest replica after the faults stopped: unlike quiet_commits, \
+     a restarted replica replaying its log or catching up on heights others had already committed adds none, \
+     so above 0 means the cluster itself moved on",
+)];
+
+/// Replicas on the validators, load clients on the rest; see the module documentation.
+pub struct Consensus;
+
+impl Consensus {
+    /// The scenario's `[consensus]` settings; the parser gives every scenario of this kind one.
+    fn plan(scenario: &Scenario) -> &ConsensusPlan {
+        scenario
+            .consensus
+            .as_ref()
+            .expect("a consensus scenario has its [consensus] settings")
+    }
+}
+
+impl Workload for Consensus {
+    fn kind(&self) -> &'static str {
+        "consensus"
+    }
+
+    fn metrics(&self) -> Vec<(&'static str, &'static str)> {
+        testing::consensus::METRICS.iter().chain(METRICS).copied().collect()
+    }
+
+    fn factory(&self, scenario: &Scenario, root: &DetRng) -> Box<dyn ActorFactory> {
+        let plan = Self::plan(scenario);
+        let validators = plan.validators as usize;
+        let peers: Vec<SocketAddr> = (0..validators)
+            .map(|i| node_addrs(i as u32, scenario.nodes[i].family)[0])
+            .collect();
+        let seeds = key_seeds(validators, root);
+        let set = validator_set(&seeds);
+        let config = plan.config();
+        let starts = start_times(scenario, root);
+        let clients: Vec<LoadConfig> = (validators..scenario.nodes.len())
+            .map(|i| {
+                let mut c = LoadConfig::new(peers.clone(), i as u64);
+                c.interval = plan.client_interval;
+                // `client_stop` is from the start of the run; a client counts from its own start.
+                c.stop_after = plan.client_stop.map(|stop| stop.saturating_sub(starts[i]));
+                c
+            })
+            .collect();
+        Box::new(move |node: u32| -> Box<dyn Actor> {
+            let i = node as usize;
+            if i >= validators {
+                let client = LoadClient::new(clients[i - validators].clone());
+                return Box::new(Host::new(BareDatagrams).mount(MOUNT, client));
+            }
+            let replica = Replica::new(
+                config.clone(),
+                set.clone(),
+                peers.clone(),
+                i as u16,
+                ValidatorKey::from_seed(&seeds[i]),
+                ListAppend::default(),
+            );
+            Box::new(Host::new(BareDatagrams).mount(MOUNT, replica))
+        })
+    }
+
+    fn analyse(&self, run: &FinishedRun<'_>) -> Analysis {
+        let validators = Self::plan(run.scenario).validators;
+        let end = Duration::from_nanos(run.end.as_nanos());
+        let quiet = quiet_from(run.derived, run.applied, end);
+        let judged = testing::consensus::Run {
+            validators,
+            byzantine: BTreeSet::new(),
+            quiet_from: quiet,
+            up_at_end: up_at_end(run.derived, run.applied, validators, end),
+        };
+        let mut analysis = Analysis::from(testing::consensus::analyse(run.probes.iter().map(observed), &judged));
+        analysis.metrics.insert(
+            METRICS[0].0.to_string(),
+            quiet.map(|q| new_heights_after(run.probes, validators, q) as f64),
+        );
+        analysis
+    }
+
+    fn plots(&self, run: &FinishedRun<'_>) -> Vec<Plot> {
+        plots::plots(run, Self::plan(run.scenario).validators)
+    }
+}
+
+/// A simulator probe as the checker reads it.
+fn observed(r: &ProbeRecord) -> Observed<'_> {
+    Observed {
+        at: Duration::from_nanos(r.at.as_nanos()),
+        node: r.node,
+        probe: &r.probe,
+    }
+}
+
+/// Heights whose first commit by any validator (nodes `0..validators`) came at or after `from`.
+fn new_heights_after(probes: &[ProbeRecord], validators: u32, from: Duration) -> u64 {
+    let mut seen = BTreeSet::new();
+    probes
+        .iter()
+        .filter(|r| r.probe.protocol == MOUNT.name && r.probe.name == "commit" && r.node < validators)
+        .filter(|r| seen.insert(r.probe.subject))
+        .filter(|r| Duration::from_nanos(r.at.as_nanos()) >= from)
+        .count() as u64
+}
+
+/// Every validator's Ed25519 key seed, drawn from the workload's own stream of the seed.
+fn key_seeds(validators: usize, root: &DetRng) -> Vec<[u8; 32]> {
+    let mut rng = root.fork(stream::CONSENSUS);
+    (0..validators)
+        .map(|_| {
+            let mut seed = [0u8; 32];
+            rng.fill_bytes(&mut seed);
+            seed
+        })
+        .collect()
+}
+
+/// The validator set of epoch 1: validator `i` is node `i`, named as its certificate would name
+/// it (`node-{i}.mesh`), with the key of `seeds[i]`.
+fn validator_set(seeds: &[[u8; 32]]) -> ValidatorSet {
+    let validators = seeds
+        .iter()
+        .enumerate()
+        .map(|(i, seed)| Validator {
+            node: NodeId(i as u64),
+            name: super::stoq::node_name(i),
+            public_key: ValidatorKey::from_seed(seed).public_key(),
+        })
+        .collect();
+    ValidatorSet::new(1, validators)
+        .expect("distinct nodes, names and keys, at most VALIDATORS_MAX (the parser checked)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::run_scenario;
+    use crate::scenario::parse;
+
+    /// 4 validators and 2 clients that stop submitting at 4 s; node 1 is down from 1 s to 2 s.
+    const SMALL: &str = r#"
+duration = "6s"
+[nodes]
+count = 6
+[network]
+latency = "2ms"
+[workload]
+kind = "consensus"
+[consensus]
+validators = 4
+client_stop = "4s"
+[[fault]]
+at = "1s"
+kind = "crash"
+nodes = [1]
+restart_after = "1s"
+"#;
+
+    #[test]
+    fn a_run_commits_and_is_a_function_of_scenario_and_seed() {
+        let scenario = parse("small.toml", SMALL).unwrap();
+        let run = |seed| run_scenario(&scenario, seed, None, |_| {}, || Duration::ZERO).0;
+        let (a, again, other) = (run(1), run(1), run(2));
+        assert_eq!(a.trace_hash, again.trace_hash);
+        assert_ne!(a.trace_hash, other.trace_hash, "keys and draws come from the seed");
+        let metric = |name: &str| a.metrics[name].unwrap_or_else(|| panic!("{name} unmeasured"));
+        for safety in [
+            "agreement_violations",
+            "durability_violations",
+            "linearizability_anomalies",
+        ] {
+            assert_eq!(metric(safety), 0.0, "{safety}: {:?}", a.evidence);
+        }
+        assert!(metric("quiet_new_heights") > 10.0, "{:?}", a.metrics);
+        // Two clients at 50 a second each, for the 4 s until client_stop.
+        let submitted = metric("txns_submitted");
+        assert!((300.0..=400.0).contains(&submitted), "{submitted} transactions");
+    }
+
+    #[test]
+    fn keys_differ_by_seed_and_validator() {
+        let root = |seed| DetRng::seed_from_u64(seed);
+        let (a, b) = (key_seeds(4, &root(1)), key_seeds(4, &root(2)));
+        assert_eq!(a, key_seeds(4, &root(1)));
+        assert_ne!(a, b);
+        assert_eq!(validator_set(&a).len(), 4);
+    }
+}
