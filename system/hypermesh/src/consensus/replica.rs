@@ -262,6 +262,9 @@ pub struct Replica<M: StateMachine> {
     /// Proposals voted for, durable: the log, and each record's sequence number and height.
     voted_log: Option<BlockLog>,
     voted_records: VecDeque<(u64, u64)>,
+    /// Transactions committed here that the other replicas learn of only from the next
+    /// proposal's certificate: the next proposal should not wait for a heartbeat.
+    announce: bool,
     /// The highest timeout certificate formed or received (sent to replicas still behind it).
     last_tc: Option<TimeoutCertificate>,
     /// When each lagging validator was last sent a certificate to catch up its view.
@@ -345,6 +348,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             request_peer: 0,
             last_tc: None,
             synced: BTreeMap::new(),
+            announce: false,
             sender: None,
             stats: ReplicaStats::default(),
         }
@@ -871,7 +875,7 @@ impl<M: StateMachine + 'static> Replica<M> {
         let heartbeat = self.config.view_timeout / 2;
         // Nothing new but transactions waiting for the chain to grow: propose at once, an empty
         // block only moves them to commit, and waiting would add a batch delay per view.
-        let pushing = transactions.is_empty() && self.uncommitted_on_branch();
+        let pushing = transactions.is_empty() && (self.announce || self.uncommitted_on_branch());
         let ready = full
             || pushing
             || (waited >= self.config.batch_delay_max && !transactions.is_empty())
@@ -898,6 +902,7 @@ impl<M: StateMachine + 'static> Replica<M> {
         let count = block.transactions.len();
         let proposal = Proposal::sign(&self.set, &self.key, block, self.high_qc.clone(), timeout).expect("the leader");
         self.proposed_view = view;
+        self.announce = false;
         self.stats.proposals += 1;
         Self::probe(cx, "proposal", view, count as i64);
         self.broadcast(cx, &Message::Proposal(Box::new(proposal)), true);
@@ -1013,6 +1018,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             for r in &records {
                 self.apply(cx, r, true);
             }
+            self.announce |= records.iter().any(|r| !r.block.transactions.is_empty());
             if proof.is_some() {
                 self.tip_proof = proof;
             }
