@@ -41,6 +41,7 @@ fn every_shipped_scenario_and_variant_passes() {
         "consensus-basic ",
         "consensus-basic:seven",
         "node-stack ",
+        "swarm-consensus ",
     ] {
         assert!(stdout.contains(name), "{name} did not run:\n{stdout}");
     }
@@ -83,6 +84,43 @@ fn fifty_swarm_seeds_pass() {
     ] {
         assert!(
             seen.get(kind).copied().unwrap_or(0) > 0,
+            "no {kind} in 50 swarm seeds: {seen:?}"
+        );
+    }
+}
+
+/// 50 seeds of `swarm-consensus` on every change, as for membership: each draws its own mix of
+/// validator crashes, partitions and loss bursts, and every seed must keep the replicas safe and
+/// commit new heights once the faults stop.
+#[test]
+fn fifty_consensus_swarm_seeds_pass() {
+    let stdout = testbed_passes(
+        "swarm-consensus",
+        &[
+            "sweep",
+            "scenarios/swarm-consensus.toml",
+            "--seeds",
+            "1..50",
+            "--jobs",
+            "2",
+            "--json",
+        ],
+    );
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(summary.contains("\"passed\":50"), "{summary}");
+    // Green must not mean that nothing happened: validators crashed and restarted, partitions
+    // cut messages, and the view changes they forced were survived.
+    let mut seen = std::collections::BTreeMap::<String, f64>::new();
+    for line in stdout.lines().filter(|l| l.contains("\"faults\"")) {
+        let run: serde_json::Value = serde_json::from_str(line).expect("a JSON run line");
+        for (kind, n) in run["faults"].as_object().expect("faults").iter() {
+            *seen.entry(kind.clone()).or_default() += n.as_f64().unwrap_or(0.0);
+        }
+        *seen.entry("view_changes".into()).or_default() += run["metrics"]["view_changes"].as_f64().unwrap_or(0.0);
+    }
+    for kind in ["crash", "restart", "partition_drop", "message_loss", "view_changes"] {
+        assert!(
+            seen.get(kind).copied().unwrap_or(0.0) > 0.0,
             "no {kind} in 50 swarm seeds: {seen:?}"
         );
     }
