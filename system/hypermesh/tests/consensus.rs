@@ -298,7 +298,9 @@ fn a_lying_clock_and_a_slow_validator_are_marked_on_reports() {
     ] {
         let name = behaviour.name();
         let mut sim = cluster_with(seed, 4, 1, NetworkModel::default(), vec![(3, behaviour)]);
-        sim.run_until(SimTime::from_millis(20_000), |_| {});
+        // A slow validator is reported once seen late at three moments a tolerance apart (a
+        // pause is one moment), by each of the three honest replicas.
+        sim.run_until(SimTime::from_millis(40_000), |_| {});
         let (figures, _) = judge_with(&sim, 4, BTreeSet::from([3]));
         assert_eq!(figures.get("byzantine_detected"), Some(1.0), "{name}: {figures:#?}");
         assert_eq!(figures.get("honest_marked"), Some(0.0), "{name}");

@@ -39,7 +39,7 @@ pub enum Proof {
 }
 
 /// The isolation of a validator: from the view a few after the one its block commits in, it
-/// leads no view and its messages are ignored.
+/// leads no view (its votes still count toward the epoch's quorum).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Removal {
     /// The validator removed.

@@ -69,7 +69,15 @@ pub struct Detector {
     first_vote: BTreeMap<u64, Instant>,
     /// When this replica voted, by view.
     voted: BTreeMap<u64, Instant>,
+    /// Distinct moments each validator was seen slow (at least a tolerance apart).
+    slow_moments: BTreeMap<ValidatorIndex, Vec<Instant>>,
 }
+
+/// Moments, at least one `latency_tolerance` apart, a validator must be seen slow within
+/// `window` before this replica reports it: a validator that paused (a long GC, a frozen VM)
+/// delivers everything it held at once, one moment, while one that delays on purpose is late
+/// again and again.
+pub const SLOW_MOMENTS_MIN: usize = 3;
 
 impl Detector {
     /// A detector with `config`.
@@ -81,6 +89,7 @@ impl Detector {
             last_reported: BTreeMap::new(),
             first_vote: BTreeMap::new(),
             voted: BTreeMap::new(),
+            slow_moments: BTreeMap::new(),
         }
     }
 
@@ -164,6 +173,22 @@ impl Detector {
 }
 
 impl Detector {
+    /// Notes that `validator` was seen slow at `now`; true once it has been slow at
+    /// [`SLOW_MOMENTS_MIN`] moments a tolerance apart within the window (then worth a report).
+    pub fn slow_again(&mut self, now: Instant, validator: ValidatorIndex) -> bool {
+        let tolerance = self.config.latency_tolerance;
+        let window = self.config.window;
+        let moments = self.slow_moments.entry(validator).or_default();
+        moments.retain(|at| now.saturating_since(*at) <= window);
+        if moments
+            .last()
+            .is_none_or(|last| now.saturating_since(*last) >= tolerance)
+        {
+            moments.push(now);
+        }
+        moments.len() >= SLOW_MOMENTS_MIN
+    }
+
     /// Notes that this replica voted in `view` at `now`.
     pub fn voted(&mut self, view: u64, now: Instant) {
         self.voted.insert(view, now);

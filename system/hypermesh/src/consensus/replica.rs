@@ -51,8 +51,10 @@
 //! A replica that marks a validator submits a [`Removal`] carrying its proof (the evidence, or
 //! the signed reports). When a block with a valid removal commits in view `v`, from view
 //! `v + ISOLATION_DELAY_VIEWS` on every replica passes over the removed validator in its
-//! leader schedule and ignores its messages. The quorum stays `n - f` of the epoch's set: the
-//! set's size changes only with an epoch, which is not built yet.
+//! leader schedule. Its votes and timeouts still count: the quorum stays `n - f` of the epoch's
+//! set (its size changes only with an epoch, not built yet), and discarding them would turn a
+//! wrongly isolated honest validator into a crashed one (swarm seeds with pauses showed a
+//! cluster of four then unable to commit). A Byzantine validator's votes cannot hurt safety.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -437,7 +439,13 @@ impl<M: StateMachine + 'static> Replica<M> {
     /// Something a validator did that an honest one on a bad network might also seem to do:
     /// reported, signed, to every validator (rate-limited).
     fn observe(&mut self, cx: &mut Context<'_, Timer>, accused: ValidatorIndex, reason: Reason) {
-        if accused == self.me || !self.detector.should_report(cx.now(), accused, reason) {
+        if accused == self.me {
+            return;
+        }
+        if reason == Reason::Slow && !self.detector.slow_again(cx.now(), accused) {
+            return;
+        }
+        if !self.detector.should_report(cx.now(), accused, reason) {
             return;
         }
         let Ok(report) = Report::sign(&self.set, &self.key, accused, reason, self.view) else {
@@ -1439,9 +1447,6 @@ impl<M: StateMachine + 'static> Replica<M> {
         {
             self.observe(cx, vote.signer, Reason::Slow);
         }
-        if self.is_isolated(vote.signer, vote.view) {
-            return;
-        }
         // Only the next view's leader aggregates (every replica does in the naive variant,
         // which makes the quadratic cost visible).
         if self.leader(vote.view + 1) != self.me && !self.config.votes_to_all {
@@ -1502,9 +1507,6 @@ impl<M: StateMachine + 'static> Replica<M> {
             return;
         }
         if view > self.view + TIMEOUT_VIEWS_AHEAD_MAX {
-            return;
-        }
-        if self.is_isolated(timeout.signer, view) {
             return;
         }
         if timeout.verify(&self.set).is_err() {
@@ -1847,9 +1849,6 @@ impl<M: StateMachine + 'static> Protocol for Replica<M> {
 
 impl<M: StateMachine + 'static> Replica<M> {
     fn dispatch(&mut self, cx: &mut Context<'_, Timer>, from: SocketAddr, payload: Bytes) {
-        if self.sender.is_some_and(|s| self.is_isolated(s, self.view)) {
-            return;
-        }
         let message = match Message::decode(&payload) {
             Ok(m) => m,
             Err(_) => {
