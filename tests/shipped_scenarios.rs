@@ -33,6 +33,7 @@ fn every_shipped_scenario_and_variant_passes() {
     for name in [
         "bootstrap ",
         "bootstrap:circular",
+        "byzantine-equivocation ",
         "cert-rotation ",
         "cert-rotation:abrupt",
         "cert-validation-skew ",

@@ -206,6 +206,65 @@ pub struct ConsensusPlan {
     pub view_timeout: Duration,
     /// [`hypermesh::consensus::ConsensusConfig::votes_to_all`].
     pub votes_to_all: bool,
+    /// Validators given an adversary (`"NODE:BEHAVIOUR[:ARGUMENT]"` in the file), at most `f`.
+    pub byzantine: Vec<(u32, hypermesh::testing::adversary::Behaviour)>,
+}
+
+/// Parses one `consensus.byzantine` entry: `"NODE:BEHAVIOUR"`, with an argument for `delay`
+/// and `clock-lie` (a duration) and `impersonate` (the validator impersonated).
+pub fn parse_byzantine(text: &str) -> Result<(u32, hypermesh::testing::adversary::Behaviour), String> {
+    use hypermesh::testing::adversary::Behaviour;
+    let mut parts = text.split(':');
+    let node = parts.next().unwrap_or("");
+    let node: u32 = node
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?}: expected NODE:BEHAVIOUR, and {node:?} is not a node index"))?;
+    let name = parts.next().map(str::trim).unwrap_or("");
+    let argument = parts.next().map(str::trim);
+    if parts.next().is_some() {
+        return Err(format!("{text:?}: at most NODE:BEHAVIOUR:ARGUMENT"));
+    }
+    let needs = |what: &str| {
+        format!(
+            "{text:?}: {name} needs an argument, {what} (e.g. \"{node}:{name}:{}\")",
+            if what.starts_with('a') { "1500ms" } else { "0" }
+        )
+    };
+    let behaviour = match (name, argument) {
+        ("equivocate", None) => Behaviour::Equivocate,
+        ("forge", None) => Behaviour::Forge,
+        ("withhold", None) => Behaviour::Withhold,
+        ("mutate", None) => Behaviour::Mutate,
+        ("delay", Some(d)) => Behaviour::Delay(parse_duration(d).map_err(|m| format!("{text:?}: {m}"))?),
+        ("clock-lie", Some(d)) => Behaviour::ClockLie(parse_duration(d).map_err(|m| format!("{text:?}: {m}"))?),
+        ("impersonate", Some(v)) => Behaviour::Impersonate(
+            v.parse()
+                .map_err(|_| format!("{text:?}: impersonate needs the validator index impersonated"))?,
+        ),
+        ("delay" | "clock-lie", None) => return Err(needs("a duration")),
+        ("impersonate", None) => return Err(needs("the validator impersonated")),
+        ("equivocate" | "forge" | "withhold" | "mutate", Some(_)) => {
+            return Err(format!("{text:?}: {name} takes no argument"))
+        }
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown behaviour {name:?}; known: equivocate, forge, withhold, delay:DURATION, \
+                 clock-lie:DURATION, mutate, impersonate:VALIDATOR"
+            ))
+        }
+    };
+    Ok((node, behaviour))
+}
+
+/// The `consensus.byzantine` entry of `(node, behaviour)`, as [`parse_byzantine`] reads it.
+pub fn byzantine_text(node: u32, behaviour: &hypermesh::testing::adversary::Behaviour) -> String {
+    use hypermesh::testing::adversary::Behaviour;
+    match behaviour {
+        Behaviour::Delay(d) | Behaviour::ClockLie(d) => format!("{node}:{}:{}ns", behaviour.name(), d.as_nanos()),
+        Behaviour::Impersonate(v) => format!("{node}:impersonate:{v}"),
+        other => format!("{node}:{}", other.name()),
+    }
 }
 
 impl ConsensusPlan {
@@ -222,6 +281,7 @@ impl ConsensusPlan {
             batch_delay_max: defaults.batch_delay_max,
             view_timeout: defaults.view_timeout,
             votes_to_all: defaults.votes_to_all,
+            byzantine: Vec::new(),
         }
     }
 
@@ -1137,6 +1197,48 @@ impl Ctx<'_> {
         if let Some(v) = raw.votes_to_all {
             plan.votes_to_all = v;
         }
+        let f = (plan.validators.saturating_sub(1) / 3) as usize;
+        for entry in &raw.byzantine {
+            let (node, behaviour) = parse_byzantine(entry.get_ref())
+                .map_err(|m| self.err(entry.span(), format!("consensus.byzantine: {m}")))?;
+            if node >= plan.validators {
+                return Err(self.err(
+                    entry.span(),
+                    format!(
+                        "consensus.byzantine: node {node} is not a validator (validators are 0..{})",
+                        plan.validators
+                    ),
+                ));
+            }
+            if let hypermesh::testing::adversary::Behaviour::Impersonate(victim) = behaviour {
+                if u32::from(victim) >= plan.validators || u32::from(victim) == node {
+                    return Err(self.err(
+                        entry.span(),
+                        format!(
+                            "consensus.byzantine: node {node} can impersonate only another validator, not {victim}"
+                        ),
+                    ));
+                }
+            }
+            if plan.byzantine.iter().any(|(n, _)| *n == node) {
+                return Err(self.err(
+                    entry.span(),
+                    format!("consensus.byzantine: node {node} is listed twice"),
+                ));
+            }
+            plan.byzantine.push((node, behaviour));
+        }
+        if plan.byzantine.len() > f {
+            let span = raw.byzantine.last().map(Spanned::span).expect("entries");
+            return Err(self.err(
+                span,
+                format!(
+                    "consensus.byzantine: {} adversaries, but {} validators tolerate at most f = {f}",
+                    plan.byzantine.len(),
+                    plan.validators
+                ),
+            ));
+        }
         if let Err(e) = plan.config().validate() {
             // At the setting's own line when the file sets it, else at the table's.
             let span = match e.setting {
@@ -1439,6 +1541,48 @@ kind = "membership"
     /// A consensus scenario of 6 nodes; `table` follows `[consensus]` on line 7.
     fn consensus_with(table: &str) -> String {
         format!("duration = \"10s\"\n[nodes]\ncount = 6\n[workload]\nkind = \"consensus\"\n[consensus]\n{table}")
+    }
+
+    #[test]
+    fn byzantine_validators_are_named_checked_and_written_back() {
+        use hypermesh::testing::adversary::Behaviour;
+        let s = parse(
+            "x.toml",
+            &consensus_with("validators = 5\nbyzantine = [\"3:delay:1500ms\"]\n"),
+        )
+        .unwrap();
+        let plan = s.consensus.as_ref().expect("a consensus plan");
+        assert_eq!(plan.byzantine, vec![(3, Behaviour::Delay(Duration::from_millis(1500)))]);
+        let again = parse("x.toml", &super::write::to_toml(&s)).unwrap();
+        assert_eq!(again.consensus.unwrap().byzantine, plan.byzantine);
+        for (table, message) in [
+            (
+                "validators = 5\nbyzantine = [\"7:forge\"]\n",
+                "node 7 is not a validator",
+            ),
+            (
+                "validators = 5\nbyzantine = [\"1:forge\", \"2:mutate\"]\n",
+                "tolerate at most f = 1",
+            ),
+            (
+                "validators = 5\nbyzantine = [\"1:shout\"]\n",
+                "unknown behaviour \"shout\"",
+            ),
+            ("validators = 5\nbyzantine = [\"1:delay\"]\n", "delay needs an argument"),
+            (
+                "validators = 5\nbyzantine = [\"1:forge:2\"]\n",
+                "forge takes no argument",
+            ),
+            (
+                "validators = 5\nbyzantine = [\"1:impersonate:1\"]\n",
+                "only another validator",
+            ),
+            ("validators = 5\nbyzantine = [\"x:forge\"]\n", "not a node index"),
+        ] {
+            let e = parse("x.toml", &consensus_with(table)).unwrap_err();
+            assert!(e.to_string().contains(message), "{table}: {e}");
+            assert!(e.to_string().starts_with("x.toml:"), "{e}");
+        }
     }
 
     #[test]

@@ -83,6 +83,8 @@ pub struct RawConsensus {
     pub batch_delay_max: Option<Spanned<String>>,
     pub view_timeout: Option<Spanned<String>>,
     pub votes_to_all: Option<bool>,
+    #[serde(default)]
+    pub byzantine: Vec<Spanned<String>>,
 }
 
 /// One scheduled revocation.

@@ -299,6 +299,14 @@ fn consensus(p: &ConsensusPlan) -> Table {
     t.insert("batch_delay_max".into(), duration(p.batch_delay_max));
     t.insert("view_timeout".into(), duration(p.view_timeout));
     t.insert("votes_to_all".into(), p.votes_to_all.into());
+    if !p.byzantine.is_empty() {
+        let list = p
+            .byzantine
+            .iter()
+            .map(|(node, b)| Value::String(super::byzantine_text(*node, b)))
+            .collect();
+        t.insert("byzantine".into(), Value::Array(list));
+    }
     t
 }
 

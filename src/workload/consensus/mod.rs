@@ -21,6 +21,7 @@ use hypermesh::consensus::client::{LoadClient, LoadConfig};
 use hypermesh::consensus::{Replica, Validator, ValidatorKey, ValidatorSet, MOUNT};
 use hypermesh::membership::NodeId;
 use hypermesh::replication::kv::ListAppend;
+use hypermesh::testing::adversary::Adversary;
 use hypermesh::testing::{self, Observed};
 use reports::Plot;
 use runtime::host::{BareDatagrams, Host};
@@ -74,10 +75,32 @@ impl Workload for Consensus {
         let set = validator_set(&seeds);
         let config = plan.config();
         let starts = start_times(scenario, root);
+        // With adversaries, clients sign their transactions (the machines apply only those) and
+        // believe an outcome once f + 1 replicas gave it: a Byzantine replica could otherwise
+        // alter a forwarded transaction or lie in its answer.
+        let byzantine = plan.byzantine.clone();
+        let guarded = !byzantine.is_empty();
+        let f = (validators - 1) / 3;
+        let client_seed = |i: usize| -> [u8; 32] {
+            let mut seed = [0xc1; 32];
+            seed[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            seed
+        };
+        let client_keys: std::collections::BTreeMap<u64, hypermesh::consensus::PublicKey> = (validators
+            ..scenario.nodes.len())
+            .map(|i| (i as u64, ValidatorKey::from_seed(&client_seed(i)).public_key()))
+            .collect();
+        // Every replica of the run verifies the same certificates on this thread: once is enough
+        // (results and traces are unchanged; see hypermesh::consensus::share_verifications).
+        hypermesh::consensus::share_verifications(true);
         let clients: Vec<LoadConfig> = (validators..scenario.nodes.len())
             .map(|i| {
                 let mut c = LoadConfig::new(peers.clone(), i as u64);
                 c.interval = plan.client_interval;
+                if guarded {
+                    c.signing_seed = Some(client_seed(i));
+                    c.answers_required = f + 1;
+                }
                 // `client_stop` is from the start of the run; a client counts from its own start.
                 c.stop_after = plan.client_stop.map(|stop| stop.saturating_sub(starts[i]));
                 c
@@ -89,14 +112,29 @@ impl Workload for Consensus {
                 let client = LoadClient::new(clients[i - validators].clone());
                 return Box::new(Host::new(BareDatagrams).mount(MOUNT, client));
             }
-            let replica = Replica::new(
+            let machine = if guarded {
+                ListAppend::with_clients(client_keys.clone())
+            } else {
+                ListAppend::default()
+            };
+            let mut replica = Replica::new(
                 config.clone(),
                 set.clone(),
                 peers.clone(),
                 i as u16,
                 ValidatorKey::from_seed(&seeds[i]),
-                ListAppend::default(),
+                machine,
             );
+            if let Some((_, behaviour)) = byzantine.iter().find(|(n, _)| *n as usize == i) {
+                let adversary = Adversary::new(
+                    behaviour.clone(),
+                    set.clone(),
+                    ValidatorKey::from_seed(&seeds[i]),
+                    i as u16,
+                    peers.clone(),
+                );
+                replica = replica.with_tamper(Box::new(adversary));
+            }
             Box::new(Host::new(BareDatagrams).mount(MOUNT, replica))
         })
     }
@@ -107,7 +145,7 @@ impl Workload for Consensus {
         let quiet = quiet_from(run.derived, run.applied, end);
         let judged = testing::consensus::Run {
             validators,
-            byzantine: BTreeSet::new(),
+            byzantine: Self::plan(run.scenario).byzantine.iter().map(|(n, _)| *n).collect(),
             quiet_from: quiet,
             up_at_end: up_at_end(run.derived, run.applied, validators, end),
         };
