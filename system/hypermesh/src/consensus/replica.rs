@@ -72,7 +72,7 @@ use super::control::{is_control, Proof, Removal};
 use super::crypto::{sha256, Digest, ValidatorKey};
 use super::detection::{Detector, MARKED_BY_EVIDENCE};
 use super::evidence::Evidence;
-use super::messages::{Proposal, ProposalHeader, QcSummary, Reason, Report, Timeout, Vote};
+use super::messages::{Proposal, ProposalError, ProposalHeader, QcSummary, Reason, Report, Timeout, Vote};
 use super::validators::{ValidatorIndex, ValidatorSet};
 use super::wire::{Answer, AnswerKind, Blocks, CertifiedBlock, Fetch, Message, QueryAnswer, Submit};
 use crate::replication::{BlockLog, Outcome, StateMachine};
@@ -113,6 +113,8 @@ pub enum Refusal {
     Equivocation = 4,
     /// A catch-up answer that did not link to the committed chain.
     BadCatchUp = 5,
+    /// A proposal from a validator that does not lead its view in this replica's schedule.
+    NotLeader = 6,
 }
 
 /// Timers of the consensus protocol.
@@ -1310,16 +1312,26 @@ impl<M: StateMachine + 'static> Replica<M> {
     fn on_proposal(&mut self, cx: &mut Context<'_, Timer>, proposal: Proposal) {
         let view = proposal.block.view;
         // Certificates verified once: the cache spares re-verifying a justify seen before.
-        let ok = if self.verify_qc(&proposal.justify) {
-            proposal
-                .verify_for_leader(&self.set, self.leader(proposal.block.view))
-                .is_ok()
+        let checked = if self.verify_qc(&proposal.justify) {
+            proposal.verify_for_leader(&self.set, self.leader(proposal.block.view))
         } else {
-            false
+            Err(ProposalError::Justify(super::certificate::CertificateError::NotGenesis))
         };
-        if !ok {
-            self.refuse(cx, Refusal::Invalid);
-            return;
+        match checked {
+            Ok(()) => {}
+            // Replicas switch leader schedules when they commit an isolation, not all at once:
+            // a proposer this replica does not expect may be one that committed it first. Not
+            // a bad message, so not reported (byzantine-equivocation seed 189 marked an honest
+            // validator for it).
+            Err(ProposalError::NotLeader { .. }) => {
+                self.stats.refused += 1;
+                Self::probe(cx, "refused", self.view, Refusal::NotLeader as i64);
+                return;
+            }
+            Err(_) => {
+                self.refuse(cx, Refusal::Invalid);
+                return;
+            }
         }
         if self
             .detector
