@@ -1347,8 +1347,10 @@ impl<M: StateMachine + 'static> Replica<M> {
             self.observe(cx, proposal.block.proposer, Reason::Slow);
         }
         self.stats.signatures_verified += 1;
-        let digest = proposal.block.digest();
+        // The header carries the block's digest: hashing the block again would be a second pass
+        // over every transaction.
         let header = proposal.header();
+        let digest = header.block;
         match self.seen_proposals.get(&view) {
             Some(d) if *d != digest => {
                 self.refuse(cx, Refusal::Equivocation);

@@ -330,15 +330,10 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
             Some(d) => first_detection.push(d.as_nanos() as f64 / 1e6),
             None => first_detection.push(f64::INFINITY),
         }
-        let all = honest_up_nodes
-            .iter()
-            .map(|h| by.and_then(|m| m.get(h)).copied())
-            .collect::<Option<Vec<_>>>();
-        match all {
-            Some(times) => {
+        match everywhere(by, &honest_up_nodes, *began) {
+            Some(last) => {
                 detected += 1;
-                let last = times.into_iter().max().unwrap_or(*began).saturating_sub(*began);
-                all_detection = all_detection.map(|d| d.max(last.as_nanos() as f64 / 1e6));
+                all_detection = all_detection.map(|d| d.max(last));
             }
             None => all_detection = None,
         }
@@ -358,16 +353,10 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
     let mut byzantine_isolated = 0;
     let mut isolation_max: Option<f64> = Some(0.0);
     for (node, began) in &misbehaved {
-        let by = isolated.get(node);
-        let all = honest_up_nodes
-            .iter()
-            .map(|h| by.and_then(|m| m.get(h)).copied())
-            .collect::<Option<Vec<_>>>();
-        match all {
-            Some(times) => {
+        match everywhere(isolated.get(node), &honest_up_nodes, *began) {
+            Some(last) => {
                 byzantine_isolated += 1;
-                let last = times.into_iter().max().unwrap_or(*began).saturating_sub(*began);
-                isolation_max = isolation_max.map(|d| d.max(last.as_nanos() as f64 / 1e6));
+                isolation_max = isolation_max.map(|d| d.max(last));
             }
             None => isolation_max = None,
         }
@@ -400,6 +389,16 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
     }
     figures.evidence = evidence;
     figures
+}
+
+/// Milliseconds from `began` until the last of `nodes` did something (`by`: node → when), or
+/// `None` if one of them never did.
+fn everywhere(by: Option<&BTreeMap<u32, Duration>>, nodes: &[u32], began: Duration) -> Option<f64> {
+    let mut last = began;
+    for node in nodes {
+        last = last.max(*by?.get(node)?);
+    }
+    Some(last.saturating_sub(began).as_nanos() as f64 / 1e6)
 }
 
 #[cfg(test)]
