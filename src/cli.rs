@@ -309,7 +309,8 @@ pub fn sweep_one(
         }
     }
     let wall = outcome.wall.as_secs_f64();
-    let summary = serde_json::json!({
+    let false_positives = sweep::FalsePositiveRate::of(&outcome.runs);
+    let mut summary = serde_json::json!({
         "scenario": scenario.name,
         "seeds": outcome.runs.len(),
         "passed": outcome.runs.len() - failed.len(),
@@ -318,9 +319,27 @@ pub fn sweep_one(
         "jobs": jobs,
         "wall_seconds": wall,
     });
+    if let Some(fp) = false_positives {
+        summary["honest_marked"] = fp.marked.into();
+        summary["honest_validator_seconds"] = fp.node_seconds.into();
+        summary["false_positive_rate"] = fp.rate.into();
+        summary["false_positive_rate_upper_95"] = fp.upper_95.into();
+    }
     if json {
         println!("{summary}");
     } else {
+        if let Some(fp) = false_positives {
+            println!(
+                "false positives: {} honest validator(s) marked over {:.0} validator-seconds: {:.3e} per node-second \
+                 ({:.5} %), 95 % upper bound {:.3e} ({:.5} %; the guide's target 0.001 %)",
+                fp.marked,
+                fp.node_seconds,
+                fp.rate,
+                fp.rate * 100.0,
+                fp.upper_95,
+                fp.upper_95 * 100.0
+            );
+        }
         println!(
             "{}: {}/{} seeds passed in {:.1} s wall ({:.1} seeds/s, {jobs} threads)",
             scenario.name,

@@ -115,9 +115,78 @@ pub fn sweep(scenario: &Scenario, seeds: &[u64], jobs: usize, progress: &(dyn Fn
     }
 }
 
+/// Honest validators marked per honest node-second over a sweep, with its one-sided 95 % upper
+/// bound: the figure the guide's `false_positive_target: 0.001%` (10⁻⁵ per node-second) is
+/// judged against. Zero marks over N node-seconds bound the rate at about 3/N (the rule of three),
+/// so a bound below the target needs at least 300,000 node-seconds.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct FalsePositiveRate {
+    /// Honest validators marked, summed over seeds.
+    pub marked: u64,
+    /// Honest validators × simulated seconds, summed over seeds.
+    pub node_seconds: f64,
+    /// `marked / node_seconds`.
+    pub rate: f64,
+    /// The rate's one-sided 95 % upper bound (exact Poisson).
+    pub upper_95: f64,
+}
+
+impl FalsePositiveRate {
+    /// The sweep's rate, when every run reports `honest_marked` and `honest_validator_seconds`
+    /// (the consensus workload) and they add up to some observation time.
+    pub fn of(runs: &[RunSummary]) -> Option<FalsePositiveRate> {
+        let mut marked = 0u64;
+        let mut node_seconds = 0.0;
+        for run in runs {
+            marked += *run.metrics.get("honest_marked")?.as_ref()? as u64;
+            node_seconds += run.metrics.get("honest_validator_seconds")?.as_ref()?;
+        }
+        (node_seconds > 0.0).then(|| FalsePositiveRate {
+            marked,
+            node_seconds,
+            rate: marked as f64 / node_seconds,
+            upper_95: poisson_upper(marked, 0.05) / node_seconds,
+        })
+    }
+}
+
+/// The mean λ at which seeing at most `k` events has probability `alpha`: the exact one-sided
+/// upper confidence bound on a Poisson mean (found by bisection; the CDF falls as λ grows).
+fn poisson_upper(k: u64, alpha: f64) -> f64 {
+    let cdf = |lambda: f64| {
+        // Σ_{i ≤ k} e^{-λ} λ^i / i!, summed in log space so that large λ does not underflow.
+        let mut log_term = -lambda;
+        let mut log_terms = vec![log_term];
+        for i in 1..=k {
+            log_term += lambda.ln() - (i as f64).ln();
+            log_terms.push(log_term);
+        }
+        let top = log_terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (top + log_terms.iter().map(|t| (t - top).exp()).sum::<f64>().ln()).exp()
+    };
+    let (mut low, mut high) = (k as f64, k as f64 + 10.0 * (k as f64 + 1.0).sqrt() + 10.0);
+    for _ in 0..200 {
+        let mid = (low + high) / 2.0;
+        if cdf(mid) > alpha {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    (low + high) / 2.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_poisson_bound_matches_the_tables() {
+        // Zero events: -ln(0.05) = 2.9957 (the rule of three); one: 4.7439; ten: 16.9622.
+        assert!((poisson_upper(0, 0.05) - 2.9957).abs() < 1e-3);
+        assert!((poisson_upper(1, 0.05) - 4.7439).abs() < 1e-3);
+        assert!((poisson_upper(10, 0.05) - 16.9622).abs() < 1e-3);
+    }
 
     #[test]
     fn ranges_include_both_ends() {

@@ -206,6 +206,12 @@ pub struct ConsensusPlan {
     pub view_timeout: Duration,
     /// [`hypermesh::consensus::ConsensusConfig::votes_to_all`].
     pub votes_to_all: bool,
+    /// [`hypermesh::consensus::detection::DetectionConfig::latency_tolerance`] (the guide's 500 ms).
+    pub latency_tolerance: Duration,
+    /// [`hypermesh::consensus::detection::DetectionConfig::clock_skew_max`] (the guide's 30 s).
+    pub clock_skew_max: Duration,
+    /// [`hypermesh::consensus::detection::DetectionConfig::confirmation_required`] (the guide's 3).
+    pub confirmation_required: u32,
     /// Validators given an adversary (`"NODE:BEHAVIOUR[:ARGUMENT]"` in the file), at most `f`.
     pub byzantine: Vec<(u32, hypermesh::testing::adversary::Behaviour)>,
 }
@@ -281,18 +287,28 @@ impl ConsensusPlan {
             batch_delay_max: defaults.batch_delay_max,
             view_timeout: defaults.view_timeout,
             votes_to_all: defaults.votes_to_all,
+            latency_tolerance: defaults.detection.latency_tolerance,
+            clock_skew_max: defaults.detection.clock_skew_max,
+            confirmation_required: defaults.detection.confirmation_required as u32,
             byzantine: Vec::new(),
         }
     }
 
     /// Every replica's configuration: the protocol's defaults with this plan's settings.
     pub fn config(&self) -> hypermesh::consensus::ConsensusConfig {
+        let defaults = hypermesh::consensus::ConsensusConfig::default();
         hypermesh::consensus::ConsensusConfig {
             batch_size_max: self.batch_size_max as usize,
             batch_delay_max: self.batch_delay_max,
             view_timeout: self.view_timeout,
             votes_to_all: self.votes_to_all,
-            ..hypermesh::consensus::ConsensusConfig::default()
+            detection: hypermesh::consensus::detection::DetectionConfig {
+                latency_tolerance: self.latency_tolerance,
+                clock_skew_max: self.clock_skew_max,
+                confirmation_required: self.confirmation_required as usize,
+                ..defaults.detection
+            },
+            ..defaults
         }
     }
 }
@@ -1197,6 +1213,15 @@ impl Ctx<'_> {
         if let Some(v) = raw.votes_to_all {
             plan.votes_to_all = v;
         }
+        if let Some(d) = self.opt_duration(&raw.latency_tolerance, "consensus.latency_tolerance")? {
+            plan.latency_tolerance = d;
+        }
+        if let Some(d) = self.opt_duration(&raw.clock_skew_max, "consensus.clock_skew_max")? {
+            plan.clock_skew_max = d;
+        }
+        if let Some(c) = &raw.confirmation_required {
+            plan.confirmation_required = *c.get_ref();
+        }
         let f = (plan.validators.saturating_sub(1) / 3) as usize;
         for entry in &raw.byzantine {
             let (node, behaviour) = parse_byzantine(entry.get_ref())
@@ -1245,6 +1270,8 @@ impl Ctx<'_> {
                 "batch_size_max" => raw.batch_size_max.as_ref().map(Spanned::span),
                 "batch_delay_max" => raw.batch_delay_max.as_ref().map(Spanned::span),
                 "view_timeout" => raw.view_timeout.as_ref().map(Spanned::span),
+                "latency_tolerance" => raw.latency_tolerance.as_ref().map(Spanned::span),
+                "confirmation_required" => raw.confirmation_required.as_ref().map(Spanned::span),
                 _ => None,
             };
             let span = span.or_else(|| t.map(Spanned::span)).unwrap_or_else(|| count.span());
@@ -1583,6 +1610,30 @@ kind = "membership"
             assert!(e.to_string().contains(message), "{table}: {e}");
             assert!(e.to_string().starts_with("x.toml:"), "{e}");
         }
+    }
+
+    #[test]
+    fn the_guides_detection_settings_are_read_checked_and_written_back() {
+        let s = parse(
+            "x.toml",
+            &consensus_with("latency_tolerance = \"100ms\"\nclock_skew_max = \"0s\"\nconfirmation_required = 1\n"),
+        )
+        .unwrap();
+        let detection = s.consensus.as_ref().expect("a consensus plan").config().detection;
+        assert_eq!(detection.latency_tolerance, Duration::from_millis(100));
+        assert_eq!(detection.clock_skew_max, Duration::ZERO);
+        assert_eq!(detection.confirmation_required, 1);
+        let again = parse("x.toml", &super::write::to_toml(&s)).unwrap();
+        assert_eq!(again.consensus.unwrap().config().detection, detection);
+        let e = parse("x.toml", &consensus_with("confirmation_required = 0\n")).unwrap_err();
+        assert!(e.to_string().starts_with("x.toml:7:"), "{e}");
+        assert!(e.to_string().contains("confirmation_required"), "{e}");
+        let e = parse(
+            "x.toml",
+            &consensus_with("validators = 3\nlatency_tolerance = \"0s\"\n"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("x.toml:8:"), "{e}");
     }
 
     #[test]

@@ -83,6 +83,9 @@ pub struct RawConsensus {
     pub batch_delay_max: Option<Spanned<String>>,
     pub view_timeout: Option<Spanned<String>>,
     pub votes_to_all: Option<bool>,
+    pub latency_tolerance: Option<Spanned<String>>,
+    pub clock_skew_max: Option<Spanned<String>>,
+    pub confirmation_required: Option<Spanned<u32>>,
     #[serde(default)]
     pub byzantine: Vec<Spanned<String>>,
 }

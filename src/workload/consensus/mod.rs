@@ -36,12 +36,19 @@ use crate::scenario::{ConsensusPlan, Scenario};
 pub use phases::{quiet_from, up_at_end};
 
 /// The workload's own figures, beside the checker's (`hypermesh::testing::consensus::METRICS`).
-pub const METRICS: &[(&str, &str)] = &[(
-    "quiet_new_heights",
-    "heights first committed by any honest replica after the faults stopped: unlike quiet_commits, \
-     a restarted replica replaying its log or catching up on heights others had already committed adds none, \
-     so above 0 means the cluster itself moved on",
-)];
+pub const METRICS: &[(&str, &str)] = &[
+    (
+        "quiet_new_heights",
+        "heights first committed by any honest replica after the faults stopped: unlike quiet_commits, \
+         a restarted replica replaying its log or catching up on heights others had already committed adds none, \
+         so above 0 means the cluster itself moved on",
+    ),
+    (
+        "honest_validator_seconds",
+        "honest validators times the run's simulated seconds: the time over which honest_marked could have \
+         happened (a sweep sums both into a false-positive rate per node-second)",
+    ),
+];
 
 /// Replicas on the validators, load clients on the rest; see the module documentation.
 pub struct Consensus;
@@ -154,6 +161,10 @@ impl Workload for Consensus {
             METRICS[0].0.to_string(),
             quiet.map(|q| new_heights_after(run.probes, validators, q) as f64),
         );
+        let honest = validators as usize - judged.byzantine.len();
+        analysis
+            .metrics
+            .insert(METRICS[1].0.to_string(), Some(honest as f64 * end.as_secs_f64()));
         analysis
     }
 
