@@ -269,6 +269,8 @@ impl LoadClient {
             }
             AnswerKind::Refused(_) => cx.probe(Probe::new("fail", t.id, 1)),
             AnswerKind::NotAdmitted(_) => cx.probe(Probe::new("fail", t.id, 2)),
+            // Committed, but what its reads returned is lost: indeterminate for the history.
+            AnswerKind::Forgotten => cx.probe(Probe::new("info", t.id, 2)),
         }
         cx.probe(Probe::new("latency_ms", t.id, latency));
     }

@@ -30,6 +30,11 @@ pub struct ConsensusConfig {
     /// Committed heights a transaction id is remembered for, so a resubmitted or twice-forwarded
     /// transaction is applied once (and its answer given again).
     pub dedup_heights: u64,
+    /// Bytes of committed transactions' answers a replica holds for resubmissions at most;
+    /// beyond it the oldest are let go (a resubmission of one is answered
+    /// [`super::AnswerKind::Forgotten`]), while its id still guards against a second application
+    /// for [`ConsensusConfig::dedup_heights`].
+    pub answer_bytes_max: usize,
     /// Blocks asked for per catch-up request.
     pub fetch_blocks_max: u16,
     /// Bytes of blocks per catch-up answer at most: it must fit the transport's largest message
@@ -59,6 +64,7 @@ impl Default for ConsensusConfig {
             pool_max: 20_000,
             forward_leaders: 2,
             dedup_heights: 1000,
+            answer_bytes_max: 8 << 20,
             fetch_blocks_max: 64,
             fetch_bytes_max: 60 * 1024,
             fetch_timeout: Duration::from_millis(500),
@@ -111,6 +117,16 @@ impl ConsensusConfig {
             return fail(
                 "block_bytes_max",
                 format!("{} must be 1024..={BLOCK_BYTES_MAX}", self.block_bytes_max),
+            );
+        }
+        if self.answer_bytes_max < super::wire::ANSWER_BYTES_MAX {
+            return fail(
+                "answer_bytes_max",
+                format!(
+                    "{} must hold at least one answer of the largest size ({})",
+                    self.answer_bytes_max,
+                    super::wire::ANSWER_BYTES_MAX
+                ),
             );
         }
         if self.pool_max == 0 {

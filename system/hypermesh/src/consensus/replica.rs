@@ -247,6 +247,10 @@ pub struct Replica<M: StateMachine> {
     waiting_count: usize,
     recent: BTreeMap<Digest, (u64, AnswerKind)>,
     recent_by_height: VecDeque<(u64, Vec<Digest>)>,
+    /// Answers in `recent` whose bodies are still held, oldest first (height, id), and their
+    /// bytes: kept within `answer_bytes_max`.
+    answers_held: VecDeque<(u64, Digest)>,
+    answer_bytes: usize,
     fetching: Option<Fetching>,
     fetch_generation: u64,
     fetch_peer: usize,
@@ -334,6 +338,8 @@ impl<M: StateMachine + 'static> Replica<M> {
             waiting_count: 0,
             recent: BTreeMap::new(),
             recent_by_height: VecDeque::new(),
+            answers_held: VecDeque::new(),
+            answer_bytes: 0,
             fetching: None,
             fetch_generation: 0,
             fetch_peer: 0,
@@ -1086,7 +1092,7 @@ impl<M: StateMachine + 'static> Replica<M> {
         }
         for (id, t) in control {
             let kind = self.apply_control(cx, block, &t);
-            self.recent.insert(id, (block.height, kind));
+            self.remember(id, block.height, kind);
         }
         let outcomes = self.machine.apply(block.height, &fresh);
         assert_eq!(outcomes.len(), fresh.len(), "one outcome per transaction");
@@ -1108,7 +1114,7 @@ impl<M: StateMachine + 'static> Replica<M> {
                     }
                 }
             }
-            self.recent.insert(*id, (block.height, kind));
+            self.remember(*id, block.height, kind);
         }
         for id in &ids {
             if let Some((seq, _)) = self.pool.remove(id) {
@@ -1122,9 +1128,12 @@ impl<M: StateMachine + 'static> Replica<M> {
             }
             let (_, gone) = self.recent_by_height.pop_front().expect("front exists");
             for id in gone {
-                self.recent.remove(&id);
+                if let Some((_, kind)) = self.recent.remove(&id) {
+                    self.answer_bytes -= kind.body_len();
+                }
             }
         }
+        self.forget_answers_beyond_limit();
         self.tip = Tip {
             height: block.height,
             view: block.view,
@@ -1223,6 +1232,45 @@ impl<M: StateMachine + 'static> Replica<M> {
     }
 
     // ---- the pool ---------------------------------------------------------------------------
+
+    /// Remembers a committed transaction's answer for resubmissions (and its id against a
+    /// second application).
+    fn remember(&mut self, id: Digest, height: u64, kind: AnswerKind) {
+        self.answer_bytes += kind.body_len();
+        if let Some((_, old)) = self.recent.insert(id, (height, kind)) {
+            self.answer_bytes -= old.body_len();
+        }
+        self.answers_held.push_back((height, id));
+    }
+
+    /// Lets the oldest answers go until those held fit `answer_bytes_max`; their ids stay.
+    fn forget_answers_beyond_limit(&mut self) {
+        while self.answer_bytes > self.config.answer_bytes_max {
+            let Some((height, id)) = self.answers_held.pop_front() else {
+                break;
+            };
+            // An entry whose id expired, or committed again since, is stale.
+            if let Some((h, kind)) = self.recent.get_mut(&id) {
+                if *h == height {
+                    self.answer_bytes -= kind.body_len();
+                    *kind = AnswerKind::Forgotten;
+                }
+            }
+        }
+        // Stale entries at the front are dropped so the queue stays as long as `recent`.
+        while let Some((height, id)) = self.answers_held.front() {
+            match self.recent.get(id) {
+                Some((h, kind)) if h == height && *kind != AnswerKind::Forgotten => break,
+                _ => {
+                    self.answers_held.pop_front();
+                }
+            }
+        }
+        assert!(
+            self.answer_bytes <= self.config.answer_bytes_max || self.answers_held.is_empty(),
+            "answers held beyond answer_bytes_max"
+        );
+    }
 
     /// Adds a transaction to the pool unless it is there, recently committed, or the pool is
     /// full; true if it is now in the pool.

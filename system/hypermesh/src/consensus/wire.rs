@@ -227,6 +227,21 @@ pub enum AnswerKind {
     /// Not taken in (the replica's pool is full, or the transaction is too large): it was not
     /// forwarded and will not commit through this submission.
     NotAdmitted(String),
+    /// Committed at the answer's height, but the machine's answer is no longer held: a
+    /// resubmission came after the replica let older answers go to stay within
+    /// [`super::ConsensusConfig::answer_bytes_max`]. Applied or refused is not known.
+    Forgotten,
+}
+
+impl AnswerKind {
+    /// Bytes of the answer's body (the machine's answer or the reason) a replica holds.
+    pub fn body_len(&self) -> usize {
+        match self {
+            AnswerKind::Applied(b) => b.len(),
+            AnswerKind::Refused(s) | AnswerKind::NotAdmitted(s) => s.len(),
+            AnswerKind::Forgotten => 0,
+        }
+    }
 }
 
 /// The answer to one submitted transaction.
@@ -244,6 +259,7 @@ mod answer_kind {
     pub const APPLIED: u8 = 1;
     pub const REFUSED: u8 = 2;
     pub const NOT_ADMITTED: u8 = 3;
+    pub const FORGOTTEN: u8 = 4;
 }
 
 mod tag {
@@ -938,6 +954,7 @@ impl Answer {
         match &self.kind {
             AnswerKind::Applied(b) => b,
             AnswerKind::Refused(s) | AnswerKind::NotAdmitted(s) => s.as_bytes(),
+            AnswerKind::Forgotten => &[],
         }
     }
 
@@ -954,6 +971,7 @@ impl Answer {
             AnswerKind::Applied(_) => answer_kind::APPLIED,
             AnswerKind::Refused(_) => answer_kind::REFUSED,
             AnswerKind::NotAdmitted(_) => answer_kind::NOT_ADMITTED,
+            AnswerKind::Forgotten => answer_kind::FORGOTTEN,
         });
         out.put_u32(body.len() as u32);
         out.put_slice(body);
@@ -987,6 +1005,14 @@ impl Answer {
             answer_kind::APPLIED => AnswerKind::Applied(Bytes::copy_from_slice(body)),
             answer_kind::REFUSED => AnswerKind::Refused(text("answer reason (not UTF-8)")?),
             answer_kind::NOT_ADMITTED => AnswerKind::NotAdmitted(text("answer reason (not UTF-8)")?),
+            answer_kind::FORGOTTEN if body.is_empty() => AnswerKind::Forgotten,
+            answer_kind::FORGOTTEN => {
+                return Err(WireError::Invalid {
+                    at: length_at,
+                    field: "answer length (a forgotten answer has no body)",
+                    value: length as u64,
+                })
+            }
             other => {
                 return Err(WireError::Invalid {
                     at: kind_at,
@@ -1177,6 +1203,11 @@ mod tests {
                 height: 0,
                 kind: AnswerKind::NotAdmitted("pool full".into()),
             }),
+            Message::Answer(Answer {
+                transaction: [9; 32],
+                height: 12,
+                kind: AnswerKind::Forgotten,
+            }),
             Message::VoteFor(c.vote(2, qc1.summary()), Box::new(first.header())),
             Message::VoteFor(c.vote(2, qc1.summary()), Box::new(after_timeout.header())),
             Message::Report(Report::sign(&c.set, &c.keys[1], 2, Reason::Slow, 9).unwrap()),
@@ -1298,6 +1329,19 @@ mod tests {
         assert_eq!(
             Message::decode(&proposal).unwrap_err().to_string(),
             "byte 112: invalid proposal timeout flag 2"
+        );
+        // A forgotten answer that carries a body.
+        let mut answer = Message::Answer(Answer {
+            transaction: [9; 32],
+            height: 12,
+            kind: AnswerKind::Refused("x".into()),
+        })
+        .encode()
+        .to_vec();
+        answer[2 + 32 + 8] = 4;
+        assert_eq!(
+            Message::decode(&answer).unwrap_err().to_string(),
+            "byte 43: invalid answer length (a forgotten answer has no body) 1"
         );
     }
 
@@ -1549,11 +1593,12 @@ mod tests {
                     })
                 }
             ),
-            (any::<[u8; 32]>(), any::<u64>(), 0u8..3, "[a-z ]{0,20}").prop_map(|(transaction, height, k, text)| {
+            (any::<[u8; 32]>(), any::<u64>(), 0u8..4, "[a-z ]{0,20}").prop_map(|(transaction, height, k, text)| {
                 let kind = match k {
                     0 => AnswerKind::Applied(Bytes::from(text.into_bytes())),
                     1 => AnswerKind::Refused(text),
-                    _ => AnswerKind::NotAdmitted(text),
+                    2 => AnswerKind::NotAdmitted(text),
+                    _ => AnswerKind::Forgotten,
                 };
                 Message::Answer(Answer {
                     transaction,

@@ -245,7 +245,8 @@ impl Load {
         let p = self.in_flight.remove(&digest).expect("pending");
         let flag = u64::from(p.measured);
         match answer.1 {
-            AnswerKind::Applied(_) => {
+            // Forgotten: committed, its answer no longer held (only a resubmission sees it).
+            AnswerKind::Applied(_) | AnswerKind::Forgotten => {
                 let latency = cx.now().saturating_since(p.sent).as_micros() as i64;
                 cx.probe(Probe::new("committed", flag, latency));
             }
