@@ -165,6 +165,14 @@ fn idle_faults(applied: &[AppliedFault]) -> Idle {
     idle
 }
 
+/// A monotonic wall clock from now, for the simulator's handler stopwatch.
+// The binary may read the OS's clock; what it reads is reported, never fed to the run.
+#[allow(clippy::disallowed_methods)]
+fn stopwatch() -> Box<dyn Fn() -> Duration> {
+    let origin = std::time::Instant::now();
+    Box::new(move || origin.elapsed())
+}
+
 /// Runs `scenario` under `seed`. `progress` gets the fraction done now and then; `wall` measures
 /// elapsed wall time (the binary's clock: the simulation itself never reads one).
 pub fn run_scenario(
@@ -176,6 +184,9 @@ pub fn run_scenario(
 ) -> (RunSummary, Option<TraceWriter>) {
     let started = wall();
     let mut built = build(scenario, seed);
+    if scenario.workload().times_handlers() {
+        built.sim.set_stopwatch(stopwatch());
+    }
     if let Some(t) = trace {
         built.sim.set_trace(t);
     }
@@ -193,6 +204,8 @@ pub fn run_scenario(
         applied: sim.applied_faults(),
         nodes: sim.node_count(),
         end,
+        stats: sim.stats(),
+        handler_time: sim.handler_time(),
     };
     let mut analysis = workload.analyse(&finished);
     let idle = idle_faults(sim.applied_faults());

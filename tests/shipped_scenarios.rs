@@ -34,6 +34,8 @@ fn every_shipped_scenario_and_variant_passes() {
         "bootstrap ",
         "bootstrap:circular",
         "byzantine-equivocation ",
+        "byzantine-false-positives ",
+        "byzantine-false-positives:aggressive",
         "cert-rotation ",
         "cert-rotation:abrupt",
         "cert-validation-skew ",
@@ -41,6 +43,8 @@ fn every_shipped_scenario_and_variant_passes() {
         "cert-validation-skew:time-sync",
         "consensus-basic ",
         "consensus-basic:seven",
+        "consensus-cpu ",
+        "consensus-cpu:naive",
         "node-stack ",
         "swarm-consensus ",
     ] {

@@ -64,6 +64,8 @@ pub struct RunStats {
     pub events: u64,
     /// Datagrams handed to the network.
     pub datagrams_sent: u64,
+    /// Payload bytes of those datagrams.
+    pub bytes_sent: u64,
     /// Datagrams that reached an actor.
     pub datagrams_delivered: u64,
     /// Datagrams addressed to no node.
@@ -211,6 +213,15 @@ pub struct Simulation {
     world: World,
     actors: Vec<Option<Box<dyn Actor>>>,
     factory: Box<dyn ActorFactory>,
+    stopwatch: Option<Stopwatch>,
+}
+
+/// Wall time spent in each node's handlers, measured by a clock the caller supplies. What it
+/// reads never reaches the actors, the event queue or the trace hash: a run is the same with or
+/// without it, only its cost is known.
+struct Stopwatch {
+    clock: Box<dyn Fn() -> Duration>,
+    per_node: Vec<Duration>,
 }
 
 /// Random streams forked from the seed, by purpose, so adding draws for one purpose never shifts
@@ -246,6 +257,40 @@ impl Simulation {
             },
             actors: Vec::new(),
             factory,
+            stopwatch: None,
+        }
+    }
+
+    /// Measures the wall time each node's handlers take with `clock` (a monotonic reading from
+    /// the caller, who alone may read the OS's time), from now on; see
+    /// [`Simulation::handler_time`]. The run itself is unchanged.
+    pub fn set_stopwatch(&mut self, clock: Box<dyn Fn() -> Duration>) {
+        self.stopwatch = Some(Stopwatch {
+            clock,
+            per_node: vec![Duration::ZERO; self.actors.len()],
+        });
+    }
+
+    /// Wall time spent in each node's `on_start`, `on_datagram` and `on_timer` (by node index),
+    /// if a stopwatch was set.
+    pub fn handler_time(&self) -> Option<&[Duration]> {
+        self.stopwatch.as_ref().map(|s| s.per_node.as_slice())
+    }
+
+    /// The stopwatch's reading before a handler runs.
+    fn lap(&self) -> Option<Duration> {
+        self.stopwatch.as_ref().map(|s| (s.clock)())
+    }
+
+    /// Charges `node` the time since `began` ([`Simulation::lap`]).
+    fn charge(&mut self, node: NodeIndex, began: Option<Duration>) {
+        if let (Some(s), Some(began)) = (&mut self.stopwatch, began) {
+            let spent = (s.clock)().saturating_sub(began);
+            let i = node as usize;
+            if s.per_node.len() <= i {
+                s.per_node.resize(i + 1, Duration::ZERO);
+            }
+            s.per_node[i] += spent;
         }
     }
 
@@ -469,11 +514,13 @@ impl Simulation {
                 node,
             });
         }
+        let began = self.lap();
         let mut actor = self.factory.build(node);
         actor.on_start(&mut NodeEnv {
             world: &mut self.world,
             node,
         });
+        self.charge(node, began);
         self.actors[node as usize] = Some(actor);
         self.settle_strike(node);
     }
@@ -563,6 +610,7 @@ impl Simulation {
             });
         }
         if let Some(mut actor) = self.actors[to_node as usize].take() {
+            let began = self.lap();
             actor.on_datagram(
                 &mut NodeEnv {
                     world: &mut self.world,
@@ -571,6 +619,7 @@ impl Simulation {
                 from,
                 payload,
             );
+            self.charge(to_node, began);
             self.actors[to_node as usize] = Some(actor);
             self.settle_strike(to_node);
         }
@@ -601,6 +650,7 @@ impl Simulation {
             });
         }
         if let Some(mut actor) = self.actors[node as usize].take() {
+            let began = self.lap();
             actor.on_timer(
                 &mut NodeEnv {
                     world: &mut self.world,
@@ -608,6 +658,7 @@ impl Simulation {
                 },
                 token,
             );
+            self.charge(node, began);
             self.actors[node as usize] = Some(actor);
             self.settle_strike(node);
         }
@@ -844,6 +895,7 @@ impl Datagrams for NodeEnv<'_> {
             return Err(SendError::AddressFamilyNotSupported { to, family });
         };
         self.world.stats.datagrams_sent += 1;
+        self.world.stats.bytes_sent += payload.len() as u64;
         let Some(&to_node) = self.world.by_addr.get(&to) else {
             self.world.stats.datagrams_unroutable += 1;
             return Ok(());

@@ -15,7 +15,7 @@ pub mod trustchain;
 
 use reports::Plot;
 use runtime::DetRng;
-use simulator::{ActorFactory, AppliedFault, ProbeRecord, SimTime};
+use simulator::{ActorFactory, AppliedFault, ProbeRecord, RunStats, SimTime};
 
 use crate::analysis::Analysis;
 use crate::build::Derived;
@@ -41,6 +41,12 @@ pub trait Workload: Sync {
 
     /// The plots of a finished run for the report (series over simulated time).
     fn plots(&self, run: &FinishedRun<'_>) -> Vec<Plot>;
+
+    /// Whether its figures need the wall time each node's handlers took
+    /// ([`FinishedRun::handler_time`]); timing costs two clock readings per event.
+    fn times_handlers(&self) -> bool {
+        false
+    }
 }
 
 /// Every workload a scenario may name, in the order error messages list them.
@@ -66,4 +72,10 @@ pub struct FinishedRun<'a> {
     pub nodes: usize,
     /// When the run ended.
     pub end: SimTime,
+    /// The simulator's traffic and activity counts.
+    pub stats: &'a RunStats,
+    /// Wall time each node's handlers took, by node, when the workload
+    /// [times handlers](Workload::times_handlers): the one figure of a run that is not a function
+    /// of (scenario, seed, code), so never asserted on.
+    pub handler_time: Option<&'a [std::time::Duration]>,
 }

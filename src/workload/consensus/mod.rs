@@ -48,7 +48,32 @@ pub const METRICS: &[(&str, &str)] = &[
         "honest validators times the run's simulated seconds: the time over which honest_marked could have \
          happened (a sweep sums both into a false-positive rate per node-second)",
     ),
+    (
+        "committed_txns",
+        "transactions in the blocks committed (each height counted once)",
+    ),
+    (
+        "messages_per_txn",
+        "datagrams every node sent (consensus, catch-up, client submissions and answers) per committed transaction",
+    ),
+    (
+        "bytes_per_txn",
+        "payload bytes of those datagrams per committed transaction",
+    ),
+    (
+        "verifications_per_txn",
+        "Ed25519 signature verifications every node asked for per committed transaction (each counted, \
+         though the simulator shares results between replicas on one thread: what real nodes would each do)",
+    ),
+    (
+        "handler_us_per_txn",
+        "wall microseconds the validators' handlers took, summed over validators, per committed transaction: \
+         the CPU a commit costs the cluster (varies with the machine, so never asserted)",
+    ),
 ];
+
+/// Submissions of one client over which a window of keys lives (see `LoadConfig::key_lifetime`).
+const KEY_WINDOW_SUBMISSIONS: u32 = 100;
 
 /// Replicas on the validators, load clients on the rest; see the module documentation.
 pub struct Consensus;
@@ -100,10 +125,18 @@ impl Workload for Consensus {
         // Every replica of the run verifies the same certificates on this thread: once is enough
         // (results and traces are unchanged; see hypermesh::consensus::share_verifications).
         hypermesh::consensus::share_verifications(true);
+        // The run's verifications are counted from here (the thread runs one simulation at a
+        // time; `analyse` takes the count on the same thread).
+        hypermesh::consensus::take_verifications();
         let clients: Vec<LoadConfig> = (validators..scenario.nodes.len())
             .map(|i| {
                 let mut c = LoadConfig::new(peers.clone(), i as u64);
                 c.interval = plan.client_interval;
+                // A window of keys lives for a client's KEY_WINDOW_SUBMISSIONS submissions (2 s at
+                // the default 20 ms), so lists, and the reads that return them whole, stay as
+                // short under heavy load as under light: otherwise answers, not consensus, would
+                // fill the bytes and memory a heavy run measures.
+                c.key_lifetime = plan.client_interval * KEY_WINDOW_SUBMISSIONS;
                 if guarded {
                     c.signing_seed = Some(client_seed(i));
                     c.answers_required = f + 1;
@@ -165,7 +198,31 @@ impl Workload for Consensus {
         analysis
             .metrics
             .insert(METRICS[1].0.to_string(), Some(honest as f64 * end.as_secs_f64()));
+        let txns = committed_txns(run.probes, validators);
+        let per_txn = |total: f64| (txns > 0).then(|| total / txns as f64);
+        let handler = run.handler_time.map(|t| {
+            t.iter()
+                .take(validators as usize)
+                .map(Duration::as_secs_f64)
+                .sum::<f64>()
+        });
+        for (name, value) in [
+            ("committed_txns", Some(txns as f64)),
+            ("messages_per_txn", per_txn(run.stats.datagrams_sent as f64)),
+            ("bytes_per_txn", per_txn(run.stats.bytes_sent as f64)),
+            (
+                "verifications_per_txn",
+                per_txn(hypermesh::consensus::take_verifications() as f64),
+            ),
+            ("handler_us_per_txn", handler.and_then(|h| per_txn(h * 1e6))),
+        ] {
+            analysis.metrics.insert(name.to_string(), value);
+        }
         analysis
+    }
+
+    fn times_handlers(&self) -> bool {
+        true
     }
 
     fn plots(&self, run: &FinishedRun<'_>) -> Vec<Plot> {
@@ -191,6 +248,17 @@ fn new_heights_after(probes: &[ProbeRecord], validators: u32, from: Duration) ->
         .filter(|r| seen.insert(r.probe.subject))
         .filter(|r| Duration::from_nanos(r.at.as_nanos()) >= from)
         .count() as u64
+}
+
+/// Transactions in committed blocks: each height's count as its first committer reported it.
+fn committed_txns(probes: &[ProbeRecord], validators: u32) -> u64 {
+    let mut seen = BTreeSet::new();
+    probes
+        .iter()
+        .filter(|r| r.probe.protocol == MOUNT.name && r.probe.name == "commit_txs" && r.node < validators)
+        .filter(|r| seen.insert(r.probe.subject))
+        .map(|r| r.probe.value.max(0) as u64)
+        .sum()
 }
 
 /// Every validator's Ed25519 key seed, drawn from the workload's own stream of the seed.

@@ -89,6 +89,7 @@ impl fmt::Debug for Signature {
 /// With [`share_verifications`] on for the calling thread, a result is remembered (by SHA-256
 /// of key, signature and message) and answered again without the curve arithmetic.
 pub fn verify_signature(public_key: &PublicKey, message: &[u8], signature: &Signature) -> bool {
+    VERIFICATIONS.with(|n| n.set(n.get() + 1));
     let verify = || {
         UnparsedPublicKey::new(&ED25519, public_key)
             .verify(message, &signature.0)
@@ -120,6 +121,7 @@ pub fn verify_signature(public_key: &PublicKey, message: &[u8], signature: &Sign
 pub const SHARED_VERIFICATIONS_MAX: usize = 1 << 16;
 
 thread_local! {
+    static VERIFICATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     static VERIFIED: std::cell::RefCell<Option<std::collections::HashMap<Digest, bool>>> =
         const { std::cell::RefCell::new(None) };
 }
@@ -133,6 +135,13 @@ thread_local! {
 /// CPU figures are measured on real sockets, where each replica verifies alone. Off by default.
 pub fn share_verifications(on: bool) {
     VERIFIED.with(|cache| *cache.borrow_mut() = on.then(std::collections::HashMap::new));
+}
+
+/// Signature verifications asked of [`verify_signature`] on the calling thread since the last
+/// call (shared ones included: each is the work a replica on its own machine would do). The
+/// simulator's measure of the CPU a protocol costs that does not vary with the host.
+pub fn take_verifications() -> u64 {
+    VERIFICATIONS.with(|n| n.replace(0))
 }
 
 /// A validator's signing key: Ed25519 from a 32-byte seed (RFC 8032), the same key TrustChain

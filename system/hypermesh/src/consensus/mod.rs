@@ -67,8 +67,8 @@ pub use certificate::{
 };
 pub use config::{ConfigError, ConsensusConfig};
 pub use crypto::{
-    ed25519_key_from_spki, sha256, share_verifications, verify_signature, Digest, KeyError, PublicKey, Signature,
-    ValidatorKey, DOMAIN, ED25519_SPKI_PREFIX, SIGNATURE_BYTES,
+    ed25519_key_from_spki, sha256, share_verifications, take_verifications, verify_signature, Digest, KeyError,
+    PublicKey, Signature, ValidatorKey, DOMAIN, ED25519_SPKI_PREFIX, SIGNATURE_BYTES,
 };
 pub use evidence::{Evidence, EvidenceError};
 pub use messages::{
