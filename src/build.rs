@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
+use hypermesh::testing::adversary::Behaviour;
 use runtime::{DetRng, Entropy};
 use serde::Serialize;
 use simulator::{ClockModel, FaultAction, LinkChange, NetworkModel, NodeSet, NodeSpec, SimTime, Simulation};
@@ -32,6 +33,8 @@ pub mod stream {
     pub const STOQ: u64 = 16;
     /// The `consensus` workload's validator keys.
     pub const CONSENSUS: u64 = 17;
+    /// Adversaries the swarm gives validators.
+    pub const ADVERSARIES: u64 = 18;
 }
 
 /// A scheduled fault, resolved to node sets.
@@ -67,6 +70,8 @@ pub struct Derived {
     pub starts: Vec<Duration>,
     /// The fault schedule, scripted and swarm-drawn, in time order.
     pub schedule: Vec<ScheduledFault>,
+    /// The Byzantine validators, scripted and swarm-drawn, as `consensus.byzantine` writes them.
+    pub byzantine: Vec<String>,
 }
 
 /// A simulation ready to run.
@@ -395,6 +400,53 @@ fn root_rng(seed: u64) -> DetRng {
     DetRng::seed_from_u64(seed ^ 0x5CE7_A210)
 }
 
+/// The Byzantine validators of a consensus `scenario` under the seed's `root`: those of
+/// `consensus.byzantine`, then those `swarm.adversaries` draws (a validator not yet Byzantine,
+/// a behaviour of `swarm.behaviours` with its argument), never more than f in all. Empty for
+/// other workloads.
+pub fn adversaries(scenario: &Scenario, root: &DetRng) -> Vec<(u32, Behaviour)> {
+    let Some(plan) = &scenario.consensus else {
+        return Vec::new();
+    };
+    let mut chosen = plan.byzantine.clone();
+    let Some(swarm) = scenario.swarm.as_ref().filter(|s| s.adversaries.1 > 0) else {
+        return chosen;
+    };
+    let mut rng = root.fork(stream::ADVERSARIES);
+    let f = (plan.validators.saturating_sub(1) / 3) as usize;
+    let drawn = count_between(&mut rng, swarm.adversaries) as usize;
+    for _ in 0..drawn.min(f.saturating_sub(chosen.len())) {
+        let free: Vec<u32> = (0..plan.validators)
+            .filter(|v| chosen.iter().all(|(n, _)| n != v))
+            .collect();
+        let node = free[rng.below(free.len() as u64) as usize];
+        let name = &swarm.behaviours[rng.below(swarm.behaviours.len() as u64) as usize];
+        // Arguments beyond what the detector tolerates, so that the behaviour is misbehaviour.
+        let tolerance = plan.latency_tolerance;
+        let skew = plan.clock_skew_max.max(Duration::from_secs(1));
+        let behaviour = match name.as_str() {
+            "equivocate" => Behaviour::Equivocate,
+            "forge" => Behaviour::Forge,
+            "withhold" => Behaviour::Withhold,
+            "delay" => Behaviour::Delay(between(&mut rng, (tolerance * 2, tolerance * 4))),
+            "clock-lie" => Behaviour::ClockLie(between(&mut rng, (skew * 2, skew * 4))),
+            "mutate" => Behaviour::Mutate,
+            "impersonate" => {
+                let victim = (node + 1 + rng.below(u64::from(plan.validators - 1)) as u32) % plan.validators;
+                Behaviour::Impersonate(victim as u16)
+            }
+            other => unreachable!("the parser admits only known behaviours, not {other:?}"),
+        };
+        chosen.push((node, behaviour));
+    }
+    chosen
+}
+
+/// [`adversaries`] under `seed`: what a shrunk scenario writes into `consensus.byzantine`.
+pub fn resolved_adversaries(scenario: &Scenario, seed: u64) -> Vec<(u32, Behaviour)> {
+    adversaries(scenario, &root_rng(seed))
+}
+
 /// The streams fault plans draw from: swarm mixes, then `random k` selections.
 fn fault_streams(root: &DetRng) -> (DetRng, DetRng) {
     (root.fork(stream::SWARM), root.fork(stream::SELECTIONS))
@@ -474,6 +526,10 @@ pub fn build(scenario: &Scenario, seed: u64) -> Built {
         start_s: Vec::new(),
         starts: Vec::new(),
         schedule: Vec::new(),
+        byzantine: adversaries(scenario, &root)
+            .iter()
+            .map(|(node, b)| crate::scenario::byzantine_text(*node, b))
+            .collect(),
     };
     let offset_max = scenario.clock.offset_max.as_nanos() as f64;
     let mut starts = Vec::new();
@@ -688,6 +744,41 @@ nodes = "random 2"
             }
         }
         assert_eq!(drawn, (0..4).collect(), "every validator drawn, and no client");
+    }
+
+    #[test]
+    fn swarm_adversaries_are_distinct_validators_at_most_f_and_a_function_of_the_seed() {
+        let scenario = crate::scenario::parse(
+            "x.toml",
+            "duration = \"10s\"\n[nodes]\ncount = 11\n[workload]\nkind = \"consensus\"\n[consensus]\n\
+             validators = 10\nbyzantine = [\"4:forge\"]\n[swarm]\nwindow = [\"1s\", \"2s\"]\nadversaries = [2, 2]\n",
+        )
+        .unwrap();
+        let mut behaviours = std::collections::BTreeSet::new();
+        for seed in 1..200 {
+            let drawn = resolved_adversaries(&scenario, seed);
+            assert_eq!(drawn, resolved_adversaries(&scenario, seed));
+            // f = 3: the scripted forger, then two drawn.
+            assert_eq!(drawn.len(), 3, "{drawn:?}");
+            assert_eq!(drawn[0], (4, Behaviour::Forge));
+            let nodes: std::collections::BTreeSet<u32> = drawn.iter().map(|(n, _)| *n).collect();
+            assert_eq!(nodes.len(), 3, "distinct: {drawn:?}");
+            assert!(nodes.iter().all(|n| *n < 10), "validators only: {drawn:?}");
+            for (node, b) in &drawn[1..] {
+                match b {
+                    Behaviour::Delay(d) => assert!(*d >= Duration::from_secs(1), "{d:?} beyond 2 x 500 ms"),
+                    Behaviour::ClockLie(d) => assert!(*d >= Duration::from_secs(60), "{d:?} beyond 2 x 30 s"),
+                    Behaviour::Impersonate(v) => assert!(u32::from(*v) != *node && *v < 10),
+                    _ => {}
+                }
+                behaviours.insert(b.name());
+            }
+        }
+        assert_eq!(
+            behaviours.len(),
+            7,
+            "every behaviour drawn over 199 seeds: {behaviours:?}"
+        );
     }
 
     #[test]

@@ -187,6 +187,9 @@ fn print_derived(s: &RunSummary) {
         range(&d.drift_ppm),
         range(&d.start_s)
     );
+    if !d.byzantine.is_empty() {
+        eprintln!("  byzantine validators: {}", d.byzantine.join(", "));
+    }
     for f in &d.schedule {
         let mut who = String::new();
         if !f.nodes.is_empty() {

@@ -267,6 +267,9 @@ pub fn shrink(
     ));
     let mut explicit = scenario.clone();
     explicit.faults = resolved_faults(scenario, seed);
+    if let Some(plan) = &mut explicit.consensus {
+        plan.byzantine = crate::build::resolved_adversaries(scenario, seed);
+    }
     explicit.swarm = None;
     let original_faults = explicit.faults.len();
     let mut search = Search {

@@ -95,8 +95,9 @@ fn fifty_swarm_seeds_pass() {
 }
 
 /// 50 seeds of `swarm-consensus` on every change, as for membership: each draws its own mix of
-/// validator crashes, partitions and loss bursts, and every seed must keep the replicas safe and
-/// commit new heights once the faults stop.
+/// validator crashes, partitions, pauses, loss bursts and up to f adversaries, and every seed
+/// must keep the replicas safe, mark no honest validator, and commit new heights once the
+/// faults stop.
 #[test]
 fn fifty_consensus_swarm_seeds_pass() {
     let stdout = testbed_passes(
@@ -121,9 +122,19 @@ fn fifty_consensus_swarm_seeds_pass() {
         for (kind, n) in run["faults"].as_object().expect("faults").iter() {
             *seen.entry(kind.clone()).or_default() += n.as_f64().unwrap_or(0.0);
         }
-        *seen.entry("view_changes".into()).or_default() += run["metrics"]["view_changes"].as_f64().unwrap_or(0.0);
+        for metric in ["view_changes", "byzantine_validators", "byzantine_detected"] {
+            *seen.entry(metric.into()).or_default() += run["metrics"][metric].as_f64().unwrap_or(0.0);
+        }
     }
-    for kind in ["crash", "restart", "partition_drop", "message_loss", "view_changes"] {
+    for kind in [
+        "crash",
+        "restart",
+        "partition_drop",
+        "message_loss",
+        "view_changes",
+        "byzantine_validators",
+        "byzantine_detected",
+    ] {
         assert!(
             seen.get(kind).copied().unwrap_or(0.0) > 0.0,
             "no {kind} in 50 swarm seeds: {seen:?}"

@@ -427,7 +427,24 @@ pub struct SwarmPlan {
     pub loss: (f64, f64),
     /// Loss burst length range.
     pub loss_duration: (Duration, Duration),
+    /// How many validators the swarm gives an adversary (consensus only; with the scripted
+    /// `consensus.byzantine`, never more than f).
+    pub adversaries: (u32, u32),
+    /// The behaviours adversaries are drawn from ([`BEHAVIOURS`] by default).
+    pub behaviours: Vec<String>,
 }
+
+/// Every adversary behaviour a swarm may draw (`swarm.behaviours`); the argument of `delay`,
+/// `clock-lie` and `impersonate` is drawn too.
+pub const BEHAVIOURS: &[&str] = &[
+    "equivocate",
+    "forge",
+    "withhold",
+    "delay",
+    "clock-lie",
+    "mutate",
+    "impersonate",
+];
 
 /// A validated scenario.
 #[derive(Clone, Debug, PartialEq)]
@@ -902,6 +919,34 @@ impl Ctx<'_> {
         }
         faults.sort_by_key(|f| f.at);
         let swarm = raw.swarm.as_ref().map(|s| self.swarm(s)).transpose()?;
+        if let (Some(plan), Some(raw_swarm)) = (&swarm, &raw.swarm) {
+            if plan.adversaries.1 > 0 {
+                let span = raw_swarm
+                    .get_ref()
+                    .adversaries
+                    .as_ref()
+                    .map_or(raw_swarm.span(), Spanned::span);
+                let Some(c) = &consensus else {
+                    return Err(self.err(
+                        span,
+                        "swarm.adversaries gives validators an adversary: it needs workload.kind = \"consensus\"",
+                    ));
+                };
+                let f = (c.validators.saturating_sub(1) / 3) as usize;
+                if c.byzantine.len() + plan.adversaries.1 as usize > f {
+                    return Err(self.err(
+                        span,
+                        format!(
+                            "swarm.adversaries: up to {} drawn beside {} in consensus.byzantine, but {} validators \
+                             tolerate at most f = {f}",
+                            plan.adversaries.1,
+                            c.byzantine.len(),
+                            c.validators
+                        ),
+                    ));
+                }
+            }
+        }
         let mut asserts = Vec::new();
         for a in &raw.asserts {
             let assertion = Assertion::parse(a.get_ref()).map_err(|m| self.err(a.span(), m))?;
@@ -1413,6 +1458,27 @@ impl Ctx<'_> {
                 None => (0.01, 0.1),
             },
             loss_duration: opt_pair(&raw.loss_duration, "loss_duration", (second, 10 * second))?,
+            adversaries: counts(&raw.adversaries, "adversaries")?,
+            behaviours: match &raw.behaviours {
+                None => BEHAVIOURS.iter().map(|b| b.to_string()).collect(),
+                Some(list) if list.get_ref().is_empty() => {
+                    return Err(self.err(list.span(), "swarm.behaviours lists no behaviour to draw from"));
+                }
+                Some(list) => {
+                    for name in list.get_ref() {
+                        if !BEHAVIOURS.contains(&name.as_str()) {
+                            return Err(self.err(
+                                list.span(),
+                                format!(
+                                    "swarm.behaviours: unknown behaviour {name:?}; known: {}",
+                                    BEHAVIOURS.join(", ")
+                                ),
+                            ));
+                        }
+                    }
+                    list.get_ref().clone()
+                }
+            },
         })
     }
 }
@@ -1610,6 +1676,39 @@ kind = "membership"
             assert!(e.to_string().contains(message), "{table}: {e}");
             assert!(e.to_string().starts_with("x.toml:"), "{e}");
         }
+    }
+
+    #[test]
+    fn swarm_adversaries_are_checked_against_f_and_the_workload() {
+        let swarm = |validators: u32, line: &str| {
+            format!(
+                "duration = \"10s\"\n[nodes]\ncount = 9\n[workload]\nkind = \"consensus\"\n[consensus]\n\
+                 validators = {validators}\nbyzantine = [\"0:forge\"]\n[swarm]\nwindow = [\"1s\", \"2s\"]\n{line}\n"
+            )
+        };
+        let s = parse("x.toml", &swarm(7, "adversaries = [0, 1]\nbehaviours = [\"mutate\"]")).unwrap();
+        let plan = s.swarm.as_ref().expect("a swarm");
+        assert_eq!(
+            (plan.adversaries, plan.behaviours.clone()),
+            ((0, 1), vec!["mutate".to_string()])
+        );
+        let again = parse("x.toml", &super::write::to_toml(&s)).unwrap();
+        assert_eq!(again.swarm, s.swarm);
+        for (text, message) in [
+            (swarm(7, "adversaries = [0, 2]"), "tolerate at most f = 2"),
+            (
+                swarm(7, "adversaries = [1, 1]\nbehaviours = [\"shout\"]"),
+                "unknown behaviour \"shout\"",
+            ),
+            (swarm(7, "behaviours = []"), "lists no behaviour"),
+        ] {
+            let e = parse("x.toml", &text).unwrap_err();
+            assert!(e.to_string().contains(message), "{e}");
+        }
+        let membership = "duration = \"10s\"\n[nodes]\ncount = 9\n[workload]\nkind = \"membership\"\n[swarm]\nwindow = [\"1s\", \"2s\"]\nadversaries = [0, 1]\n";
+        let e = parse("x.toml", membership).unwrap_err();
+        assert!(e.to_string().contains("needs workload.kind = \"consensus\""), "{e}");
+        assert!(e.to_string().starts_with("x.toml:8:"), "{e}");
     }
 
     #[test]

@@ -233,4 +233,6 @@ pub struct RawSwarm {
     pub loss_bursts: Option<Spanned<[u32; 2]>>,
     pub loss: Option<Spanned<[f64; 2]>>,
     pub loss_duration: Option<Spanned<[String; 2]>>,
+    pub adversaries: Option<Spanned<[u32; 2]>>,
+    pub behaviours: Option<Spanned<Vec<String>>>,
 }

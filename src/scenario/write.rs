@@ -329,6 +329,11 @@ fn swarm_table(s: &SwarmPlan) -> Table {
     t.insert("loss_bursts".into(), counts(s.loss_bursts));
     t.insert("loss".into(), Value::Array(vec![s.loss.0.into(), s.loss.1.into()]));
     t.insert("loss_duration".into(), pair(s.loss_duration));
+    t.insert("adversaries".into(), counts(s.adversaries));
+    t.insert(
+        "behaviours".into(),
+        Value::Array(s.behaviours.iter().map(|b| Value::String(b.clone())).collect()),
+    );
     t
 }
 

@@ -110,7 +110,7 @@ impl Workload for Consensus {
         // With adversaries, clients sign their transactions (the machines apply only those) and
         // believe an outcome once f + 1 replicas gave it: a Byzantine replica could otherwise
         // alter a forwarded transaction or lie in its answer.
-        let byzantine = plan.byzantine.clone();
+        let byzantine = crate::build::adversaries(scenario, root);
         let guarded = !byzantine.is_empty();
         let f = (validators - 1) / 3;
         let client_seed = |i: usize| -> [u8; 32] {
@@ -185,7 +185,16 @@ impl Workload for Consensus {
         let quiet = quiet_from(run.derived, run.applied, end);
         let judged = testing::consensus::Run {
             validators,
-            byzantine: Self::plan(run.scenario).byzantine.iter().map(|(n, _)| *n).collect(),
+            byzantine: run
+                .derived
+                .byzantine
+                .iter()
+                .map(|entry| {
+                    crate::scenario::parse_byzantine(entry)
+                        .expect("written by byzantine_text")
+                        .0
+                })
+                .collect(),
             quiet_from: quiet,
             up_at_end: up_at_end(run.derived, run.applied, validators, end),
         };

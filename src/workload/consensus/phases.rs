@@ -103,6 +103,7 @@ mod tests {
             start_s: vec![0.0; nodes],
             starts: vec![Duration::ZERO; nodes],
             schedule,
+            byzantine: Vec::new(),
         }
     }
 

@@ -25,7 +25,9 @@
 //! any vote or timeout is sent, so a restarted replica never votes twice in a view and never
 //! reports a lower QC than one it helped certify. Committed blocks go to the [`BlockLog`] with
 //! their certificates and are synced before they are applied or answered. A restarted replica
-//! replays its log into a fresh state machine.
+//! replays its log into a fresh state machine, and re-enters the view it last voted or timed out
+//! in (unless a certificate it holds ended that view), where it neither votes nor proposes again
+//! but can time out.
 //!
 //! # Probes (protocol `consensus`)
 //!
@@ -1866,7 +1868,14 @@ impl<M: StateMachine + 'static> Protocol for Replica<M> {
         self.reload_voted(cx);
         Self::probe(cx, "recovered", self.tip.height, lost as i64);
         self.view = 0;
-        let start = self.high_qc.view.max(self.last_voted_view) + 1;
+        // Back into the view it last voted or timed out in, unless a certificate already ended
+        // it: it cannot vote there again, but it can time out of it, and the others may need
+        // that timeout for their certificate (with f replicas silent, every honest one's). One
+        // view on, its timeout would count for nobody: seed 14 of swarm-consensus with
+        // adversaries stalled that way after validator 0 restarted. Nor may it propose there:
+        // it may have, before it crashed.
+        self.proposed_view = self.proposed_view.max(self.last_voted_view);
+        let start = (self.high_qc.view + 1).max(self.last_voted_view);
         self.advance_to(cx, start, false);
         // A restarted replica asks whether it is behind at once rather than wait for a gap.
         self.start_fetch(cx);
