@@ -1158,6 +1158,17 @@ impl<M: StateMachine + 'static> Replica<M> {
         if let Err(e) = removal.verify(&self.set, threshold) {
             return AnswerKind::Refused(e);
         }
+        // The proof verified here is what marking takes (conflicting signatures, or reports by
+        // enough distinct validators): a replica that missed some of the reports (lost, or sent
+        // before it restarted) marks the accused now, as every replica that commits the removal
+        // must agree it was shown to be Byzantine.
+        if self.detector.convict(cx.now(), removal.accused) {
+            let why = match &removal.proof {
+                Proof::Evidence(_) => MARKED_BY_EVIDENCE,
+                Proof::Reports(reports) => reports.first().map_or(0, |r| r.reason as i64),
+            };
+            Self::probe(cx, "marked", u64::from(removal.accused), why);
+        }
         if self.isolated.contains_key(&removal.accused) {
             return AnswerKind::Refused(format!("validator {} is already isolated", removal.accused));
         }
