@@ -35,6 +35,8 @@ pub mod stream {
     pub const CONSENSUS: u64 = 17;
     /// Adversaries the swarm gives validators.
     pub const ADVERSARIES: u64 = 18;
+    /// Which validators see a twin rather than the validator it doubles.
+    pub const TWINS: u64 = 19;
 }
 
 /// A scheduled fault, resolved to node sets.
@@ -431,6 +433,7 @@ pub fn adversaries(scenario: &Scenario, root: &DetRng) -> Vec<(u32, Behaviour)> 
             "delay" => Behaviour::Delay(between(&mut rng, (tolerance * 2, tolerance * 4))),
             "clock-lie" => Behaviour::ClockLie(between(&mut rng, (skew * 2, skew * 4))),
             "mutate" => Behaviour::Mutate,
+            "twins" => unreachable!("the parser refuses twins in swarm.behaviours: a twin needs a node"),
             "impersonate" => {
                 let victim = (node + 1 + rng.below(u64::from(plan.validators - 1)) as u32) % plan.validators;
                 Behaviour::Impersonate(victim as u16)
@@ -519,6 +522,9 @@ pub fn build(scenario: &Scenario, seed: u64) -> Built {
     let factory = scenario.workload().factory(scenario, &root);
     let network = NetworkModel::new(scenario.link);
     let mut sim = Simulation::new(seed, network, factory);
+    if let Some(interceptor) = scenario.workload().interceptor(scenario, &root) {
+        sim.set_interceptor(interceptor);
+    }
 
     let mut derived = Derived {
         clock_offset_ms: Vec::new(),

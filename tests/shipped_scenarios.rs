@@ -36,6 +36,7 @@ fn every_shipped_scenario_and_variant_passes() {
         "byzantine-equivocation ",
         "byzantine-false-positives ",
         "byzantine-false-positives:aggressive",
+        "byzantine-twins ",
         "cert-rotation ",
         "cert-rotation:abrupt",
         "cert-validation-skew ",

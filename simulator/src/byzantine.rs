@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use runtime::DetRng;
 
+use crate::SimTime;
+
 /// Both ends of a datagram in flight.
 #[derive(Copy, Clone, Debug)]
 pub struct LinkEnds {
@@ -18,6 +20,8 @@ pub struct LinkEnds {
     pub from: SocketAddr,
     /// Destination address.
     pub to: SocketAddr,
+    /// When it is sent.
+    pub at: SimTime,
 }
 
 /// What an interceptor did with a datagram.
@@ -29,6 +33,17 @@ pub enum Intercepted {
     Mutated(Bytes),
     /// Swallowed (counted as `byzantine_drop`).
     Dropped,
+    /// Delivered to another node, as if sent from another address (counted as
+    /// `byzantine_reroute`): how twins, two nodes with one identity, each see their part of the
+    /// network.
+    Rerouted {
+        /// The node it reaches instead.
+        to_node: u32,
+        /// The source address it arrives from.
+        from: SocketAddr,
+        /// Its bytes.
+        payload: Bytes,
+    },
 }
 
 /// A man in the middle on every link: sees each datagram as it is sent and may alter or drop

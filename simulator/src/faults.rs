@@ -107,6 +107,7 @@ pub const FAULT_KINDS: &[&str] = &[
     "byzantine_mutation",
     "byzantine_drop",
     "byzantine_forge",
+    "byzantine_reroute",
     "storage_io_error",
     "torn_write",
     "unsynced_write_lost",

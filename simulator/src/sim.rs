@@ -908,6 +908,7 @@ impl Datagrams for NodeEnv<'_> {
             return Ok(());
         }
         let mut payload = payload;
+        let (mut to_node, mut from) = (to_node, from);
         if let Some((interceptor, rng)) = &mut self.world.interceptor {
             match interceptor.intercept(
                 LinkEnds {
@@ -915,6 +916,7 @@ impl Datagrams for NodeEnv<'_> {
                     to_node,
                     from,
                     to,
+                    at: self.world.now,
                 },
                 payload,
                 rng,
@@ -927,6 +929,18 @@ impl Datagrams for NodeEnv<'_> {
                 Intercepted::Dropped => {
                     self.world.faults.add("byzantine_drop");
                     return Ok(());
+                }
+                Intercepted::Rerouted {
+                    to_node: to,
+                    from: source,
+                    payload: p,
+                } => {
+                    assert!(
+                        (to as usize) < self.world.nodes.len(),
+                        "an interceptor rerouted to node {to}, which does not exist"
+                    );
+                    self.world.faults.add("byzantine_reroute");
+                    (to_node, from, payload) = (to, source, p);
                 }
             }
         }

@@ -250,13 +250,18 @@ pub fn parse_byzantine(text: &str) -> Result<(u32, hypermesh::testing::adversary
         ),
         ("delay" | "clock-lie", None) => return Err(needs("a duration")),
         ("impersonate", None) => return Err(needs("the validator impersonated")),
+        ("twins", Some(n)) => Behaviour::Twins(
+            n.parse()
+                .map_err(|_| format!("{text:?}: twins needs the node its twin runs on"))?,
+        ),
+        ("twins", None) => return Err(needs("the node its twin runs on")),
         ("equivocate" | "forge" | "withhold" | "mutate", Some(_)) => {
             return Err(format!("{text:?}: {name} takes no argument"))
         }
         _ => {
             return Err(format!(
                 "{text:?}: unknown behaviour {name:?}; known: equivocate, forge, withhold, delay:DURATION, \
-                 clock-lie:DURATION, mutate, impersonate:VALIDATOR"
+                 clock-lie:DURATION, mutate, impersonate:VALIDATOR, twins:NODE"
             ))
         }
     };
@@ -269,6 +274,7 @@ pub fn byzantine_text(node: u32, behaviour: &hypermesh::testing::adversary::Beha
     match behaviour {
         Behaviour::Delay(d) | Behaviour::ClockLie(d) => format!("{node}:{}:{}ns", behaviour.name(), d.as_nanos()),
         Behaviour::Impersonate(v) => format!("{node}:impersonate:{v}"),
+        Behaviour::Twins(twin) => format!("{node}:twins:{twin}"),
         other => format!("{node}:{}", other.name()),
     }
 }
@@ -1290,6 +1296,36 @@ impl Ctx<'_> {
                     ));
                 }
             }
+            if let hypermesh::testing::adversary::Behaviour::Twins(twin) = behaviour {
+                // The twin takes a node that would run a client; one client must remain.
+                let clients = nodes - plan.validators;
+                if twin < plan.validators || twin >= nodes {
+                    return Err(self.err(
+                        entry.span(),
+                        format!(
+                            "consensus.byzantine: the twin of {node} needs a node beyond the validators \
+                             ({}..{nodes}), not {twin}",
+                            plan.validators
+                        ),
+                    ));
+                }
+                if plan
+                    .byzantine
+                    .iter()
+                    .any(|(_, b)| matches!(b, hypermesh::testing::adversary::Behaviour::Twins(_)))
+                {
+                    return Err(self.err(entry.span(), "consensus.byzantine: at most one pair of twins"));
+                }
+                if clients < 2 {
+                    return Err(self.err(
+                        entry.span(),
+                        format!(
+                            "consensus.byzantine: node {twin} would run the twin, leaving no node for a client \
+                             (nodes.count is {nodes})"
+                        ),
+                    ));
+                }
+            }
             if plan.byzantine.iter().any(|(n, _)| *n == node) {
                 return Err(self.err(
                     entry.span(),
@@ -1466,6 +1502,13 @@ impl Ctx<'_> {
                 }
                 Some(list) => {
                     for name in list.get_ref() {
+                        if name == "twins" {
+                            return Err(self.err(
+                                list.span(),
+                                "swarm.behaviours: twins needs a node of its own for the twin; list it in \
+                                 consensus.byzantine (\"VALIDATOR:twins:NODE\")",
+                            ));
+                        }
                         if !BEHAVIOURS.contains(&name.as_str()) {
                             return Err(self.err(
                                 list.span(),
@@ -1671,6 +1714,15 @@ kind = "membership"
                 "only another validator",
             ),
             ("validators = 5\nbyzantine = [\"x:forge\"]\n", "not a node index"),
+            (
+                "validators = 5\nbyzantine = [\"1:twins:2\"]\n",
+                "needs a node beyond the validators",
+            ),
+            ("validators = 5\nbyzantine = [\"1:twins\"]\n", "twins needs an argument"),
+            (
+                "validators = 5\nbyzantine = [\"1:twins:5\"]\n",
+                "leaving no node for a client",
+            ),
         ] {
             let e = parse("x.toml", &consensus_with(table)).unwrap_err();
             assert!(e.to_string().contains(message), "{table}: {e}");

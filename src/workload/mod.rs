@@ -42,6 +42,12 @@ pub trait Workload: Sync {
     /// The plots of a finished run for the report (series over simulated time).
     fn plots(&self, run: &FinishedRun<'_>) -> Vec<Plot>;
 
+    /// A man in the middle the run needs on every link (the consensus workload's twins), drawn
+    /// from `root` like the actors.
+    fn interceptor(&self, _scenario: &Scenario, _root: &DetRng) -> Option<Box<dyn simulator::Interceptor>> {
+        None
+    }
+
     /// Whether its figures need the wall time each node's handlers took
     /// ([`FinishedRun::handler_time`]); timing costs two clock readings per event.
     fn times_handlers(&self) -> bool {

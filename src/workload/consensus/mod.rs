@@ -12,6 +12,7 @@
 
 mod phases;
 mod plots;
+mod twins;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -21,7 +22,7 @@ use hypermesh::consensus::client::{LoadClient, LoadConfig};
 use hypermesh::consensus::{Replica, Validator, ValidatorKey, ValidatorSet, MOUNT};
 use hypermesh::membership::NodeId;
 use hypermesh::replication::kv::ListAppend;
-use hypermesh::testing::adversary::Adversary;
+use hypermesh::testing::adversary::{Adversary, Behaviour};
 use hypermesh::testing::{self, Observed};
 use reports::Plot;
 use runtime::host::{BareDatagrams, Host};
@@ -71,6 +72,13 @@ pub const METRICS: &[(&str, &str)] = &[
          the CPU a commit costs the cluster (varies with the machine, so never asserted)",
     ),
 ];
+
+/// Sides a twin's network takes in turn ([`twins::Twins`]).
+const TWIN_SIDES: usize = 64;
+/// The shortest time a twin's side lasts; a seed draws up to [`TWIN_PERIOD_SPREAD`] times it.
+const TWIN_PERIOD_MIN: Duration = Duration::from_millis(100);
+/// The longest period over the shortest.
+const TWIN_PERIOD_SPREAD: f64 = 20.0;
 
 /// Submissions of one client over which a window of keys lives (see `LoadConfig::key_lifetime`).
 const KEY_WINDOW_SUBMISSIONS: u32 = 100;
@@ -146,8 +154,21 @@ impl Workload for Consensus {
                 c
             })
             .collect();
+        // A twin runs validator `original`'s replica, with its key, on a node that would run a
+        // client.
+        let twins: Vec<(usize, usize)> = byzantine
+            .iter()
+            .filter_map(|(original, b)| match b {
+                Behaviour::Twins(twin) => Some((*twin as usize, *original as usize)),
+                _ => None,
+            })
+            .collect();
         Box::new(move |node: u32| -> Box<dyn Actor> {
-            let i = node as usize;
+            let twin_of = twins.iter().find(|(t, _)| *t == node as usize).map(|(_, o)| *o);
+            let (i, twin) = match twin_of {
+                Some(original) => (original, true),
+                None => (node as usize, false),
+            };
             if i >= validators {
                 let client = LoadClient::new(clients[i - validators].clone());
                 return Box::new(Host::new(BareDatagrams).mount(MOUNT, client));
@@ -165,7 +186,10 @@ impl Workload for Consensus {
                 ValidatorKey::from_seed(&seeds[i]),
                 machine,
             );
-            if let Some((_, behaviour)) = byzantine.iter().find(|(n, _)| *n as usize == i) {
+            let behaviour = byzantine
+                .iter()
+                .find(|(n, b)| *n as usize == i && !matches!(b, Behaviour::Twins(_)) && !twin);
+            if let Some((_, behaviour)) = behaviour {
                 let adversary = Adversary::new(
                     behaviour.clone(),
                     set.clone(),
@@ -232,6 +256,41 @@ impl Workload for Consensus {
 
     fn times_handlers(&self) -> bool {
         true
+    }
+
+    fn interceptor(&self, scenario: &Scenario, root: &DetRng) -> Option<Box<dyn simulator::Interceptor>> {
+        let validators = Self::plan(scenario).validators;
+        let (original, twin) =
+            crate::build::adversaries(scenario, root)
+                .into_iter()
+                .find_map(|(original, b)| match b {
+                    Behaviour::Twins(twin) => Some((original, twin)),
+                    _ => None,
+                })?;
+        // The twin's side, for each of TWIN_SIDES periods of one length: between one and all but
+        // one of the other validators, drawn.
+        let mut rng = root.fork(stream::TWINS);
+        let others: Vec<u32> = (0..validators).filter(|v| *v != original).collect();
+        let period = TWIN_PERIOD_MIN.mul_f64(1.0 + rng.unit_f64() * (TWIN_PERIOD_SPREAD - 1.0));
+        let sides = (0..TWIN_SIDES)
+            .map(|_| {
+                let mut shuffled = others.clone();
+                for i in (1..shuffled.len()).rev() {
+                    shuffled.swap(i, rng.below(i as u64 + 1) as usize);
+                }
+                let size = 1 + rng.below(shuffled.len().saturating_sub(1).max(1) as u64) as usize;
+                shuffled.into_iter().take(size).collect()
+            })
+            .collect();
+        Some(Box::new(twins::Twins {
+            original: (
+                original,
+                node_addrs(original, scenario.nodes[original as usize].family)[0],
+            ),
+            twin,
+            sides,
+            period,
+        }))
     }
 
     fn plots(&self, run: &FinishedRun<'_>) -> Vec<Plot> {

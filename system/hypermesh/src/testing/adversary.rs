@@ -32,6 +32,11 @@ pub enum Behaviour {
     /// Sends its votes and timeouts as if from this other validator (with its own signatures,
     /// which cannot verify as the other's).
     Impersonate(ValidatorIndex),
+    /// Twins: a second, honest replica with this validator's key runs on the node given, and
+    /// the simulator splits the other validators between the two, so that each instance sees only
+    /// its part of the network. Neither misbehaves on its own; together they sign conflicting
+    /// messages whenever their views of the chain differ.
+    Twins(u32),
 }
 
 impl Behaviour {
@@ -45,6 +50,7 @@ impl Behaviour {
             Behaviour::ClockLie(_) => "clock-lie",
             Behaviour::Mutate => "mutate",
             Behaviour::Impersonate(_) => "impersonate",
+            Behaviour::Twins(_) => "twins",
         }
     }
 }
