@@ -11,7 +11,7 @@
 //! CPU is read from `/proc/PID/stat` (utime + stime, every thread) of each validator process
 //! over the measured window: `mean` is the average over validators of each one's share of one
 //! core over the whole window (100 = one core busy), `peak` the highest one-second share of
-//! any validator. The client's and the CA's CPU are not counted. All processes share the
+//! any validator; `cpu_pct_client` is the client's share (the CA's is not counted). All processes share the
 //! machine: on few cores the validators and the client compete for them, so the figures are of
 //! this machine, not of N machines (`load_avg_1m_before` says how busy it already was).
 //!
@@ -240,16 +240,18 @@ fn bench(args: &BenchArgs, dir: &Path) -> Result<String> {
         }
     };
     wait("\"measuring\"", START_TIMEOUT + Duration::from_secs(60))?;
-    let pids: Vec<u32> = nodes.iter().map(|n| n.child.id()).collect();
+    // The client last: it shares the machine, and its share says how much the validators had.
+    let pids: Vec<u32> = nodes.iter().map(|n| n.child.id()).chain([client.child.id()]).collect();
     let load_before = load_average();
-    let cpu = measure_cpu(&pids, window)?;
+    let mut cpu = measure_cpu(&pids, nodes.len(), window)?;
+    let client_cpu = cpu.per_node.pop().expect("the client's share");
     let summary_line = wait("\"tx_per_s\"", Duration::from_secs(60))?;
     drop(client);
     drop(nodes);
     drop(ca);
     let summary: serde_json::Value =
         serde_json::from_str(&summary_line).map_err(|e| format!("the client's summary {summary_line:?}: {e}"))?;
-    Ok(report(args, &summary, &cpu, load_before, dir))
+    Ok(report(args, &summary, &cpu, client_cpu, load_before, dir))
 }
 
 /// CPU shares of the validators over the window.
@@ -260,8 +262,9 @@ struct Cpu {
     peak: f64,
 }
 
-/// Samples `pids` every second for `window`, from now (the client's window opened).
-fn measure_cpu(pids: &[u32], window: Duration) -> Result<Cpu> {
+/// Samples `pids` every second for `window`, from now (the client's window opened); the peak is
+/// of the first `validators`.
+fn measure_cpu(pids: &[u32], validators: usize, window: Duration) -> Result<Cpu> {
     let hz = clock_ticks_per_second();
     let first = Instant::now();
     let start: Vec<u64> = pids.iter().map(|p| cpu_ticks(*p)).collect::<Result<_>>()?;
@@ -275,7 +278,7 @@ fn measure_cpu(pids: &[u32], window: Duration) -> Result<Cpu> {
         let ticks: Vec<u64> = pids.iter().map(|p| cpu_ticks(*p)).collect::<Result<_>>()?;
         let span = now.duration_since(last_at).as_secs_f64();
         if span >= 0.5 {
-            for (t, l) in ticks.iter().zip(&last) {
+            for (t, l) in ticks.iter().zip(&last).take(validators) {
                 peak = peak.max(percent(t - l, hz, span));
             }
         }
@@ -330,7 +333,14 @@ fn load_average() -> Option<f64> {
         .ok()
 }
 
-fn report(args: &BenchArgs, summary: &serde_json::Value, cpu: &Cpu, load_before: Option<f64>, dir: &Path) -> String {
+fn report(
+    args: &BenchArgs,
+    summary: &serde_json::Value,
+    cpu: &Cpu,
+    client_cpu: f64,
+    load_before: Option<f64>,
+    dir: &Path,
+) -> String {
     let mean = cpu.per_node.iter().sum::<f64>() / cpu.per_node.len() as f64;
     let cores = thread::available_parallelism().map_or(0, |n| n.get());
     let line = serde_json::json!({
@@ -346,6 +356,7 @@ fn report(args: &BenchArgs, summary: &serde_json::Value, cpu: &Cpu, load_before:
             "peak": round1(cpu.peak),
             "nodes": cpu.per_node.iter().map(|c| round1(*c)).collect::<Vec<_>>(),
         },
+        "cpu_pct_client": round1(client_cpu),
         "submitted": summary["submitted"],
         "committed": summary["committed"],
         "unanswered": summary["unanswered"],
@@ -361,8 +372,16 @@ fn report(args: &BenchArgs, summary: &serde_json::Value, cpu: &Cpu, load_before:
         return line.to_string();
     }
     format!(
-        "{} validators, {} tx/s offered: {} tx/s committed, commit p50 {} ms, p99 {} ms; CPU per validator mean {:.1}% peak {:.1}% of a core ({} cores)",
-        args.nodes, args.rate, line["tx_per_s"], line["commit_p50_ms"], line["commit_p99_ms"], mean, cpu.peak, cores
+        "{} validators, {} tx/s offered: {} tx/s committed, commit p50 {} ms, p99 {} ms; CPU per validator mean {:.1}% peak {:.1}% of a core, client {:.1}% ({} cores)",
+        args.nodes,
+        args.rate,
+        line["tx_per_s"],
+        line["commit_p50_ms"],
+        line["commit_p99_ms"],
+        mean,
+        cpu.peak,
+        client_cpu,
+        cores
     )
 }
 
@@ -552,6 +571,32 @@ mod tests {
         assert_eq!(commit_height(line), Some(12));
         assert_eq!(commit_height(&line.replace("\"commit\"", "\"view\"")), None);
         assert_eq!(commit_height(&line.replace("\"consensus\"", "\"membership\"")), None);
+    }
+
+    #[test]
+    fn the_json_line_carries_validator_and_client_cpu() {
+        let args = BenchArgs {
+            nodes: 4,
+            seconds: 10,
+            rate: 2000,
+            warmup: "2s".into(),
+            json: true,
+            bin_dir: None,
+            dir: None,
+            keep: false,
+        };
+        let cpu = Cpu {
+            per_node: vec![10.0, 20.0, 30.0, 40.0],
+            peak: 45.0,
+        };
+        let summary = serde_json::json!({"tx_per_s": 1999.5});
+        let line = report(&args, &summary, &cpu, 12.44, Some(1.0), Path::new("/x"));
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["cpu_pct_per_node"]["mean"], 25.0);
+        assert_eq!(value["cpu_pct_per_node"]["peak"], 45.0);
+        assert_eq!(value["cpu_pct_client"], 12.4);
+        assert_eq!(value["tx_per_s"], 1999.5);
+        assert_eq!(value["answers_required"], 2);
     }
 
     #[test]
