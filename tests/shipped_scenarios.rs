@@ -46,6 +46,7 @@ fn every_shipped_scenario_and_variant_passes() {
         "consensus-basic:seven",
         "consensus-cpu ",
         "consensus-cpu:naive",
+        "membership-slanderer ",
         "node-stack ",
         "swarm-consensus ",
     ] {

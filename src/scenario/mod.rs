@@ -111,6 +111,9 @@ pub struct MembershipPlan {
     pub push_pull_interval: Option<Duration>,
     /// How long after a fault a suspicion still counts as caused by it, not as a false positive.
     pub settle: Duration,
+    /// Nodes that slander: every membership datagram they send also claims live members dead
+    /// (`src/workload/membership/slander.rs`). Membership over bare datagrams only.
+    pub slanderers: Vec<u32>,
 }
 
 /// Membership over STOQ: its datagrams travel in mutually authenticated QUIC connections (the
@@ -844,6 +847,21 @@ impl Ctx<'_> {
             }
             (_, None) => None,
         };
+        if let Some(list) = raw
+            .workload
+            .get_ref()
+            .slanderers
+            .as_ref()
+            .filter(|_| !workload.slanderers.is_empty())
+        {
+            if kind != "membership" || raw.stoq.is_some() {
+                return Err(self.err(
+                    list.span(),
+                    "workload.slanderers needs workload.kind = \"membership\" over bare datagrams (no [stoq]): \
+                     the slander is written into membership's datagrams on the wire",
+                ));
+            }
+        }
         let stoq = match &raw.stoq {
             None => None,
             Some(t) if consensus.is_some() => {
@@ -1129,6 +1147,33 @@ impl Ctx<'_> {
             settle: self
                 .opt_duration(&raw.settle, "workload.settle")?
                 .unwrap_or(Duration::from_secs(10)),
+            slanderers: match &raw.slanderers {
+                None => Vec::new(),
+                Some(list) => {
+                    let mut nodes = list.get_ref().clone();
+                    nodes.sort_unstable();
+                    nodes.dedup();
+                    if nodes.len() != list.get_ref().len() {
+                        return Err(self.err(list.span(), "workload.slanderers lists a node twice"));
+                    }
+                    if let Some(n) = nodes.iter().find(|n| **n >= count) {
+                        return Err(self.err(
+                            list.span(),
+                            format!("workload.slanderers: node {n} does not exist (nodes are 0..{count})"),
+                        ));
+                    }
+                    if nodes.len() * 2 >= count as usize {
+                        return Err(self.err(
+                            list.span(),
+                            format!(
+                                "workload.slanderers: {} of {count} nodes; slanderers must be a minority",
+                                nodes.len()
+                            ),
+                        ));
+                    }
+                    nodes
+                }
+            },
         })
     }
 
@@ -1727,6 +1772,31 @@ kind = "membership"
             let e = parse("x.toml", &consensus_with(table)).unwrap_err();
             assert!(e.to_string().contains(message), "{table}: {e}");
             assert!(e.to_string().starts_with("x.toml:"), "{e}");
+        }
+    }
+
+    #[test]
+    fn slanderers_are_a_minority_of_existing_nodes_in_membership_over_bare_datagrams() {
+        let with = |kind: &str, line: &str, extra: &str| {
+            format!("duration = \"10s\"\n[nodes]\ncount = 6\n[workload]\nkind = \"{kind}\"\n{line}\n{extra}")
+        };
+        let s = parse("x.toml", &with("membership", "slanderers = [4, 1]", "")).unwrap();
+        assert_eq!(s.workload.slanderers, vec![1, 4]);
+        let again = parse("x.toml", &super::write::to_toml(&s)).unwrap();
+        assert_eq!(again.workload.slanderers, vec![1, 4]);
+        for (text, message) in [
+            (with("membership", "slanderers = [6]", ""), "node 6 does not exist"),
+            (with("membership", "slanderers = [1, 1]", ""), "lists a node twice"),
+            (with("membership", "slanderers = [0, 1, 2]", ""), "must be a minority"),
+            (
+                with("consensus", "slanderers = [1]", ""),
+                "needs workload.kind = \"membership\"",
+            ),
+            (with("membership", "slanderers = [1]", "[stoq]\n"), "no [stoq]"),
+        ] {
+            let e = parse("x.toml", &text).unwrap_err();
+            assert!(e.to_string().contains(message), "{text}: {e}");
+            assert!(e.to_string().starts_with("x.toml:6:"), "{e}");
         }
     }
 

@@ -199,6 +199,7 @@ pub struct RawWorkload {
     pub gossip_fanout: Option<Spanned<u32>>,
     pub push_pull_interval: Option<Spanned<String>>,
     pub settle: Option<Spanned<String>>,
+    pub slanderers: Option<Spanned<Vec<u32>>>,
 }
 
 #[derive(Debug, Deserialize)]

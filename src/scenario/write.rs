@@ -225,6 +225,12 @@ fn workload(s: &Scenario) -> Table {
     t.insert("seeds".into(), int(w.seeds));
     t.insert("start_spread".into(), duration(w.start_spread));
     t.insert("settle".into(), duration(w.settle));
+    if !w.slanderers.is_empty() {
+        t.insert(
+            "slanderers".into(),
+            Value::Array(w.slanderers.iter().map(|n| int(*n)).collect()),
+        );
+    }
     let durations = [
         ("probe_interval", w.probe_interval),
         ("latency_tolerance", w.latency_tolerance),

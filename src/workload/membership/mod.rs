@@ -4,6 +4,7 @@
 //! reachability ([`crate::analysis::truth`]), plus the transport's counts with `[stoq]`.
 
 mod plots;
+mod slander;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -45,6 +46,13 @@ impl Workload for Membership {
             }),
             Some(plan) => stoq::factory(scenario, plan, root, configs),
         }
+    }
+
+    fn interceptor(&self, scenario: &Scenario, _root: &DetRng) -> Option<Box<dyn simulator::Interceptor>> {
+        let slanderers = &scenario.workload.slanderers;
+        (!slanderers.is_empty()).then(|| {
+            Box::new(slander::Slanderer::new(slanderers.iter().copied().collect())) as Box<dyn simulator::Interceptor>
+        })
     }
 
     fn analyse(&self, run: &FinishedRun<'_>) -> Analysis {
