@@ -1,9 +1,10 @@
 //! The `consensus` workload: HotStuff-2 replicas (`hypermesh::consensus::Replica`, applying
 //! committed blocks to the list-append machine) on the first `consensus.validators` nodes, and a
-//! load client (`hypermesh::consensus::client::LoadClient`) on each of the others, all over bare
-//! datagrams. Its figures come from `hypermesh::testing::consensus`: agreement, durability
-//! across restarts, the clients' history checked for strict serializability, and liveness after
-//! the faults stop ([`quiet_from`]).
+//! load client (`hypermesh::consensus::client::LoadClient`) on each of the others (but a node given
+//! to a validator's twin, `twins.rs`), all over bare datagrams. Byzantine validators, listed or
+//! drawn by swarm mode, come from `crate::build::adversaries`. Its figures come from
+//! `hypermesh::testing::consensus`: agreement, durability across restarts, the clients' history
+//! checked for strict serializability, and liveness after the faults stop ([`quiet_from`]).
 //!
 //! Validator keys are drawn from the seed ([`crate::build::stream::CONSENSUS`]), so a run is a
 //! function of (scenario, seed). Clients are never crashed, restarted or paused (a client keeps
