@@ -510,10 +510,28 @@ fn four_validators_latency() {
     eprintln!("slowest: {:?}", &lat[lat.len().saturating_sub(20)..]);
 }
 
-/// Records every query answer a replica sends.
-struct QueryTap(std::rc::Rc<std::cell::RefCell<Vec<(NodeIndex, hypermesh::consensus::QueryAnswer)>>>);
+/// What a [`Tap`] kept, with the node that sent each.
+type Seen<T> = std::rc::Rc<std::cell::RefCell<Vec<(NodeIndex, T)>>>;
 
-impl simulator::Interceptor for QueryTap {
+/// Records, with the node that sent it, every consensus message `pick` keeps.
+struct Tap<T> {
+    pick: Box<dyn FnMut(hypermesh::consensus::Message) -> Option<T>>,
+    seen: Seen<T>,
+}
+
+impl<T> Tap<T> {
+    /// A tap and what it will have seen.
+    fn new(pick: impl FnMut(hypermesh::consensus::Message) -> Option<T> + 'static) -> (Self, Seen<T>) {
+        let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let tap = Tap {
+            pick: Box::new(pick),
+            seen: seen.clone(),
+        };
+        (tap, seen)
+    }
+}
+
+impl<T> simulator::Interceptor for Tap<T> {
     fn intercept(
         &mut self,
         link: simulator::LinkEnds,
@@ -522,13 +540,23 @@ impl simulator::Interceptor for QueryTap {
     ) -> simulator::Intercepted {
         if let Some((&channel, body)) = payload.split_first() {
             if channel == MOUNT.channel.0 {
-                if let Ok(hypermesh::consensus::Message::QueryAnswer(a)) = hypermesh::consensus::Message::decode(body) {
-                    self.0.borrow_mut().push((link.from_node, a));
+                if let Some(kept) = hypermesh::consensus::Message::decode(body)
+                    .ok()
+                    .and_then(&mut self.pick)
+                {
+                    self.seen.borrow_mut().push((link.from_node, kept));
                 }
             }
         }
         simulator::Intercepted::Pass(payload)
     }
+}
+
+/// `message` as a datagram on consensus's channel.
+fn datagram(message: &hypermesh::consensus::Message) -> bytes::Bytes {
+    let mut d = vec![MOUNT.channel.0];
+    d.extend_from_slice(&message.encode());
+    bytes::Bytes::from(d)
 }
 
 /// A local read answers from the replica's state at its committed height, and refuses a
@@ -538,18 +566,16 @@ fn local_reads_answer_from_the_replicas_committed_state() {
     use hypermesh::consensus::{Message, Query};
     use hypermesh::replication::kv::{encode_transaction, Op};
     let mut sim = cluster(4, 4, 1, NetworkModel::default());
-    let answers = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-    sim.set_interceptor(Box::new(QueryTap(answers.clone())));
+    let (tap, answers) = Tap::new(|m| match m {
+        Message::QueryAnswer(a) => Some(a),
+        _ => None,
+    });
+    sim.set_interceptor(Box::new(tap));
     let query = |id: u64, ops: &[Op]| {
-        let mut datagram = vec![MOUNT.channel.0];
-        datagram.extend_from_slice(
-            &Message::Query(Query {
-                id,
-                request: encode_transaction(ops),
-            })
-            .encode(),
-        );
-        bytes::Bytes::from(datagram)
+        datagram(&Message::Query(Query {
+            id,
+            request: encode_transaction(ops),
+        }))
     };
     let client = addr(4);
     sim.forge(
@@ -601,32 +627,6 @@ fn a_lone_transaction_on_an_idle_cluster_is_answered_promptly() {
     assert!(p99 < 100.0, "commit p99 {p99} ms on an idle 1 ms network");
 }
 
-/// Records every answer replicas send about one transaction.
-struct AnswerTap(
-    hypermesh::consensus::Digest,
-    std::rc::Rc<std::cell::RefCell<Vec<(NodeIndex, hypermesh::consensus::Answer)>>>,
-);
-
-impl simulator::Interceptor for AnswerTap {
-    fn intercept(
-        &mut self,
-        link: simulator::LinkEnds,
-        payload: bytes::Bytes,
-        _rng: &mut runtime::DetRng,
-    ) -> simulator::Intercepted {
-        if let Some((&channel, body)) = payload.split_first() {
-            if channel == MOUNT.channel.0 {
-                if let Ok(hypermesh::consensus::Message::Answer(a)) = hypermesh::consensus::Message::decode(body) {
-                    if a.transaction == self.0 {
-                        self.1.borrow_mut().push((link.from_node, a));
-                    }
-                }
-            }
-        }
-        simulator::Intercepted::Pass(payload)
-    }
-}
-
 /// A replica holds committed transactions' answers for resubmissions only within
 /// `answer_bytes_max`: a resubmission after its answer was let go is answered `Forgotten` at the
 /// height it committed, never applied again. (Before the limit, answers were held for 1000
@@ -651,11 +651,6 @@ fn a_resubmission_after_its_answer_was_let_go_is_answered_forgotten_and_not_appl
     );
     // From a load client's address (it ignores answers about transactions not its own).
     let me = addr(5);
-    let datagram = |message: Message| {
-        let mut d = vec![MOUNT.channel.0];
-        d.extend_from_slice(&message.encode());
-        bytes::Bytes::from(d)
-    };
     // Signed as client 4 (the machines know its key), on a key no load client uses.
     let key_ours = 1 << 40;
     let ours = sign_transaction(
@@ -669,13 +664,14 @@ fn a_resubmission_after_its_answer_was_let_go_is_answered_forgotten_and_not_appl
         4,
         &ValidatorKey::from_seed(&client_seed(4)),
     );
-    let answers = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-    sim.set_interceptor(Box::new(AnswerTap(
-        hypermesh::consensus::sha256(&ours),
-        answers.clone(),
-    )));
+    let id = hypermesh::consensus::sha256(&ours);
+    let (tap, answers) = Tap::new(move |m| match m {
+        Message::Answer(a) if a.transaction == id => Some(a),
+        _ => None,
+    });
+    sim.set_interceptor(Box::new(tap));
     let submit = || {
-        datagram(Message::Submit(Submit {
+        datagram(&Message::Submit(Submit {
             forwarded: false,
             transaction: ours.clone(),
         }))
