@@ -54,34 +54,33 @@ fn every_shipped_scenario_and_variant_passes() {
     }
 }
 
+/// Sweeps seeds 1-50 of `scenario` (`label` names its reports), asserts every seed passed, and
+/// returns each fault kind's count and each of `metrics` summed over the seeds.
+fn fifty_seeds_pass(label: &str, scenario: &str, metrics: &[&str]) -> std::collections::BTreeMap<String, f64> {
+    let stdout = testbed_passes(label, &["sweep", scenario, "--seeds", "1..50", "--jobs", "2", "--json"]);
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(summary.contains("\"passed\":50"), "{summary}");
+    let mut seen = std::collections::BTreeMap::<String, f64>::new();
+    for line in stdout.lines().filter(|l| l.contains("\"faults\"")) {
+        let run: serde_json::Value = serde_json::from_str(line).expect("a JSON run line");
+        for (kind, n) in run["faults"].as_object().expect("faults").iter() {
+            *seen.entry(kind.clone()).or_default() += n.as_f64().unwrap_or(0.0);
+        }
+        for metric in metrics {
+            *seen.entry(metric.to_string()).or_default() += run["metrics"][metric].as_f64().unwrap_or(0.0);
+        }
+    }
+    seen
+}
+
 /// A short swarm sweep on every change: 50 seeds of `swarm-membership`, each drawing its own mix
 /// of crashes, partitions, pauses, clock jumps and loss bursts (TigerBeetle's VOPR on every
 /// commit, in miniature). A failing seed is printed with the command that replays it.
 #[test]
 fn fifty_swarm_seeds_pass() {
-    let stdout = testbed_passes(
-        "swarm",
-        &[
-            "sweep",
-            "scenarios/swarm-membership.toml",
-            "--seeds",
-            "1..50",
-            "--jobs",
-            "2",
-            "--json",
-        ],
-    );
-    let summary = stdout.lines().last().unwrap_or_default();
-    assert!(summary.contains("\"passed\":50"), "{summary}");
     // Green must not mean that nothing happened: over these seeds the storage faults were
     // reached (a crash between a write and its sync tears or loses it) and survived.
-    let mut seen = std::collections::BTreeMap::<String, u64>::new();
-    for line in stdout.lines().filter(|l| l.contains("\"faults\"")) {
-        let run: serde_json::Value = serde_json::from_str(line).expect("a JSON run line");
-        for (kind, n) in run["faults"].as_object().expect("faults").iter() {
-            *seen.entry(kind.clone()).or_default() += n.as_u64().unwrap_or(0);
-        }
-    }
+    let seen = fifty_seeds_pass("swarm", "scenarios/swarm-membership.toml", &[]);
     for kind in [
         "crash_at_io",
         "torn_write",
@@ -90,7 +89,7 @@ fn fifty_swarm_seeds_pass() {
         "bit_rot",
     ] {
         assert!(
-            seen.get(kind).copied().unwrap_or(0) > 0,
+            seen.get(kind).copied().unwrap_or(0.0) > 0.0,
             "no {kind} in 50 swarm seeds: {seen:?}"
         );
     }
@@ -102,32 +101,14 @@ fn fifty_swarm_seeds_pass() {
 /// faults stop.
 #[test]
 fn fifty_consensus_swarm_seeds_pass() {
-    let stdout = testbed_passes(
-        "swarm-consensus",
-        &[
-            "sweep",
-            "scenarios/swarm-consensus.toml",
-            "--seeds",
-            "1..50",
-            "--jobs",
-            "2",
-            "--json",
-        ],
-    );
-    let summary = stdout.lines().last().unwrap_or_default();
-    assert!(summary.contains("\"passed\":50"), "{summary}");
     // Green must not mean that nothing happened: validators crashed and restarted, partitions
-    // cut messages, and the view changes they forced were survived.
-    let mut seen = std::collections::BTreeMap::<String, f64>::new();
-    for line in stdout.lines().filter(|l| l.contains("\"faults\"")) {
-        let run: serde_json::Value = serde_json::from_str(line).expect("a JSON run line");
-        for (kind, n) in run["faults"].as_object().expect("faults").iter() {
-            *seen.entry(kind.clone()).or_default() += n.as_f64().unwrap_or(0.0);
-        }
-        for metric in ["view_changes", "byzantine_validators", "byzantine_detected"] {
-            *seen.entry(metric.into()).or_default() += run["metrics"][metric].as_f64().unwrap_or(0.0);
-        }
-    }
+    // cut messages, adversaries acted and were detected, and the view changes they forced were
+    // survived.
+    let seen = fifty_seeds_pass(
+        "swarm-consensus",
+        "scenarios/swarm-consensus.toml",
+        &["view_changes", "byzantine_validators", "byzantine_detected"],
+    );
     for kind in [
         "crash",
         "restart",
