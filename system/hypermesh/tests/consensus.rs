@@ -698,3 +698,45 @@ fn a_resubmission_after_its_answer_was_let_go_is_answered_forgotten_and_not_appl
     let (figures, _) = judge(&sim, 4);
     assert_eq!(figures.get("agreement_violations"), Some(0.0));
 }
+
+/// A certificate that matches one already verified in view and block but claims another height
+/// is verified again, and refused: its signatures do not cover that height. (The cache of
+/// verified certificates was keyed by view and block alone, so a `mutate` adversary's copy with
+/// one bit of the height flipped was taken as the high QC; every later proposal extended a
+/// block at height 2^37 and swarm seed 577 never committed.)
+#[test]
+fn a_certificate_with_a_height_its_signatures_do_not_cover_is_refused() {
+    use hypermesh::consensus::Message;
+    let mut sim = cluster(9, 4, 1, NetworkModel::default());
+    let (tap, justified) = Tap::new(|m| match m {
+        Message::Proposal(p) if p.justify.view > 0 => Some(p.justify),
+        _ => None,
+    });
+    sim.set_interceptor(Box::new(tap));
+    sim.run_until(SimTime::from_millis(2_000), |_| {});
+    let (_, before) = judge(&sim, 4);
+    let mut forged = justified.borrow().last().expect("a certificate by 2 s").1.clone();
+    forged.height += 1 << 37;
+    for i in 0..4 {
+        sim.forge(
+            SimTime::from_millis(2_001),
+            addr(3),
+            addr(i),
+            datagram(&Message::QuorumCertificate(forged.clone())),
+        );
+    }
+    sim.run_until(SimTime::from_millis(6_000), |_| {});
+    let (_, after) = judge(&sim, 4);
+    for i in 0..4 {
+        assert!(
+            after[&i] > before[&i] + 10,
+            "validator {i} committed {} before the forged certificate and {} after",
+            before[&i],
+            after[&i]
+        );
+    }
+    let refused = named(sim.probes(), "refused")
+        .filter(|p| p.at >= SimTime::from_millis(2_001) && p.probe.value == 2)
+        .count();
+    assert!(refused >= 4, "each validator refuses it as invalid: {refused}");
+}

@@ -231,6 +231,8 @@ pub struct Replica<M: StateMachine> {
     view: u64,
     view_entered: Instant,
     consecutive_timeouts: u32,
+    /// The last view this replica timed out in (its timeout of it is then only sent again).
+    timed_out_view: u64,
     last_voted_view: u64,
     high_qc: QuorumCertificate,
     tip: Tip,
@@ -241,7 +243,8 @@ pub struct Replica<M: StateMachine> {
     seen_proposals: BTreeMap<u64, Digest>,
     votes: BTreeMap<(u64, Digest), QcBuilder>,
     timeouts: BTreeMap<u64, BTreeMap<ValidatorIndex, Timeout>>,
-    verified: VecDeque<(u64, Digest)>,
+    /// Digests of the certificates verified last (see `verified_key`).
+    verified: VecDeque<Digest>,
     pool: BTreeMap<Digest, (u64, Bytes)>,
     pool_order: BTreeMap<u64, Digest>,
     pool_seq: u64,
@@ -323,6 +326,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             view: 1,
             view_entered: Instant::ZERO,
             consecutive_timeouts: 0,
+            timed_out_view: 0,
             last_voted_view: 0,
             high_qc: QuorumCertificate::genesis(),
             tip: GENESIS_TIP,
@@ -751,7 +755,12 @@ impl<M: StateMachine + 'static> Replica<M> {
         if view != self.view {
             return;
         }
-        self.consecutive_timeouts = self.consecutive_timeouts.saturating_add(1);
+        // The backoff counts views given up on, not the sends of one timeout: a replica stuck
+        // in a view through a long partition starts the next view at the timeout it had.
+        if self.timed_out_view < view {
+            self.timed_out_view = view;
+            self.consecutive_timeouts = self.consecutive_timeouts.saturating_add(1);
+        }
         Self::probe(cx, "timeout", view, i64::from(self.consecutive_timeouts));
         self.last_voted_view = self.last_voted_view.max(view);
         if !self.save_safety(cx) {
@@ -767,9 +776,13 @@ impl<M: StateMachine + 'static> Replica<M> {
             self.broadcast(cx, &qc, false);
         }
         self.broadcast(cx, &Message::Timeout(timeout), true);
-        // Sent again after another timeout period while the view lasts (timeouts get lost).
+        // Sent again while the view lasts (timeouts get lost), every base timeout and not the
+        // backed-off one: once a partition heals, the replicas on either side of it must hear
+        // each other's timeouts within a second, not after the eight a long view has grown to
+        // (swarm seed 3264 stalled past its quiet phase so). It costs n^2 small messages a
+        // second, and only while no quorum is reachable.
         if view == self.view {
-            let at = cx.now() + self.view_timeout();
+            let at = cx.now() + self.config.view_timeout;
             cx.set_timer(at, Timer::View(view));
         }
     }
@@ -932,7 +945,9 @@ impl<M: StateMachine + 'static> Replica<M> {
         if qc.view == 0 {
             return qc.verify(&self.set).is_ok();
         }
-        let key = (qc.view, qc.block);
+        // Keyed by every byte: signatures cover the view, height and block, and a copy that
+        // differs anywhere (a `mutate` adversary's) must be verified on its own.
+        let key = Self::verified_key(qc);
         if self.verified.contains(&key) {
             return true;
         }
@@ -1515,12 +1530,17 @@ impl<M: StateMachine + 'static> Replica<M> {
     }
 
     fn on_vote(&mut self, cx: &mut Context<'_, Timer>, vote: Vote) {
-        // A vote later than an honest voter's could be, from the voter itself: reported.
-        if self.detector.vote_is_slow(vote.view, cx.now())
-            && self.sender == Some(vote.signer)
-            && vote.verify(&self.set).is_ok()
-        {
-            self.observe(cx, vote.signer, Reason::Slow);
+        // A vote later than an honest voter's could be, from the voter itself: reported; one
+        // on time is noted too (a validator is reported only if late most of the time). Not
+        // the leader's own vote: the others vote only once its proposal arrives, so that vote
+        // is as late as the proposal, which is judged on its own.
+        let late = self.detector.vote_is_slow(vote.view, cx.now());
+        if self.sender == Some(vote.signer) && self.leader(vote.view) != vote.signer {
+            match late {
+                Some(false) => self.detector.on_time(vote.signer),
+                Some(true) if vote.verify(&self.set).is_ok() => self.observe(cx, vote.signer, Reason::Slow),
+                _ => {}
+            }
         }
         // Only the next view's leader aggregates (every replica does in the naive variant,
         // which makes the quadratic cost visible).
@@ -1568,7 +1588,12 @@ impl<M: StateMachine + 'static> Replica<M> {
         if self.verified.len() >= VERIFIED_CACHE_MAX {
             self.verified.pop_front();
         }
-        self.verified.push_back((qc.view, qc.block));
+        self.verified.push_back(Self::verified_key(qc));
+    }
+
+    /// What the cache of verified certificates remembers of one: the digest of its encoding.
+    fn verified_key(qc: &QuorumCertificate) -> Digest {
+        sha256(&qc.encode())
     }
 
     fn on_timeout(&mut self, cx: &mut Context<'_, Timer>, timeout: Timeout) {
@@ -1622,7 +1647,13 @@ impl<M: StateMachine + 'static> Replica<M> {
     }
 
     /// Sends a validator whose messages are of an older view the certificate that ended that
-    /// view here (at most once per view timeout per validator).
+    /// view here, or, holding none, this replica's own timeout of that view (at most once per
+    /// view timeout per validator).
+    ///
+    /// Holding none happens after a restart: the replica re-enters the view it last voted in,
+    /// but the timeout certificate that brought it there was not kept. If the only other holder
+    /// withholds it, the replicas still in the old view could never form one without this
+    /// replica's timeout, and the cluster would stall for good (swarm seed 7790).
     fn sync_lagging(&mut self, cx: &mut Context<'_, Timer>, validator: ValidatorIndex, view: u64) {
         if validator == self.me || usize::from(validator) >= self.peers.len() {
             return;
@@ -1637,12 +1668,29 @@ impl<M: StateMachine + 'static> Replica<M> {
         }
         self.synced.insert(validator, now);
         let to = self.peers[usize::from(validator)];
-        if self.high_qc.view >= view && self.high_qc.view > 0 {
+        let tc = self.last_tc.clone().filter(|tc| tc.view >= view);
+        let qc_ends_view = self.high_qc.view >= view;
+        if self.high_qc.view > 0 && (qc_ends_view || tc.is_none()) {
+            // Below the view, it is the QC a timeout of ours reports: the leader that forms the
+            // certificate must hold it.
             let qc = Message::QuorumCertificate(self.high_qc.clone());
             self.send(cx, to, &qc);
         }
-        if let Some(tc) = self.last_tc.clone().filter(|tc| tc.view >= view) {
+        if let Some(tc) = tc {
             self.send(cx, to, &Message::TimeoutCertificate(tc));
+        } else if !qc_ends_view {
+            // This replica left `view` and never votes in it again: its timeout of it is the
+            // same promise it would have made when timing out there.
+            assert!(self.view > view, "only a replica past a view helps others out of it");
+            if self.last_voted_view < view {
+                self.last_voted_view = view;
+                if !self.save_safety(cx) {
+                    return;
+                }
+            }
+            let timeout = Timeout::sign(&self.set, &self.key, view, self.high_qc.summary()).expect("validator key");
+            self.stats.timeouts += 1;
+            self.send(cx, to, &Message::Timeout(timeout));
         }
     }
 
