@@ -591,6 +591,17 @@ pub fn build(scenario: &Scenario, seed: u64) -> Built {
             t += interval;
         }
     }
+    if let Some(until) = scenario.storage_until {
+        let action = FaultAction::EndStorageFaults(NodeSet::all(count as usize));
+        schedule.push(ScheduledFault {
+            at_s: until.as_secs_f64(),
+            kind: action.kind(),
+            nodes: vec![],
+            other_side: vec![],
+            detail: "storage.until".into(),
+            action,
+        });
+    }
     schedule.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
     for fault in &mut schedule {
         sim.schedule(

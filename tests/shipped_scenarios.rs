@@ -96,14 +96,16 @@ fn fifty_swarm_seeds_pass() {
 }
 
 /// 50 seeds of `swarm-consensus` on every change, as for membership: each draws its own mix of
-/// validator crashes, partitions, pauses, loss bursts and up to f adversaries, and every seed
+/// validator crashes, partitions, pauses, clock jumps, loss bursts, disk faults and up to f
+/// adversaries, and every seed
 /// must keep the replicas safe, mark no honest validator, and commit new heights once the
 /// faults stop.
 #[test]
 fn fifty_consensus_swarm_seeds_pass() {
-    // Green must not mean that nothing happened: validators crashed and restarted, partitions
-    // cut messages, adversaries acted and were detected, and the view changes they forced were
-    // survived.
+    // Green must not mean that nothing happened: validators crashed and restarted (also at
+    // storage calls, tearing and losing writes), partitions cut messages, clocks jumped, disks
+    // failed calls and rotted, adversaries acted and were detected, and the view changes they
+    // forced were survived.
     let seen = fifty_seeds_pass(
         "swarm-consensus",
         "scenarios/swarm-consensus.toml",
@@ -114,6 +116,12 @@ fn fifty_consensus_swarm_seeds_pass() {
         "restart",
         "partition_drop",
         "message_loss",
+        "clock_jump",
+        "crash_at_io",
+        "torn_write",
+        "storage_io_error",
+        "writeback_lost",
+        "bit_rot",
         "view_changes",
         "byzantine_validators",
         "byzantine_detected",
@@ -125,8 +133,9 @@ fn fifty_consensus_swarm_seeds_pass() {
     }
 }
 
-/// The seeds of 1-10,000 that once failed `swarm-consensus`, each replayed: the sweep that found
-/// them (at `ba5f53f`) takes an hour on this machine, so each stays here with the cause it found.
+/// The seeds of 1-10,000 that once failed `swarm-consensus`, each replayed on the scenario as it
+/// was then (`tests/fixtures`): the sweep that found them (at `ba5f53f`) takes an hour on this
+/// machine, so each stays here with the cause it found.
 #[test]
 fn the_consensus_swarm_seeds_that_once_failed_pass() {
     const WITHHELD: &str = "a withholding validator held the only certificate that ended a \
@@ -167,7 +176,13 @@ fn the_consensus_swarm_seeds_that_once_failed_pass() {
     ] {
         let seed = seed.to_string();
         let out = Command::new(env!("CARGO_BIN_EXE_testbed"))
-            .args(["run", "scenarios/swarm-consensus.toml", "--seed", &seed, "--reports"])
+            .args([
+                "run",
+                "tests/fixtures/swarm-consensus-ba5f53f.toml",
+                "--seed",
+                &seed,
+                "--reports",
+            ])
             .arg(&reports)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .output()

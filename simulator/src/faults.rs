@@ -64,6 +64,10 @@ pub enum FaultAction {
         /// The window.
         id: u64,
     },
+    /// The nodes' disks stop injecting faults (I/O errors, crashes at storage calls, rot on
+    /// reading); what already rotted stays rotted. Ends a scenario's storage faults, so that a
+    /// quiet phase is quiet.
+    EndStorageFaults(NodeSet),
 }
 
 impl FaultAction {
@@ -81,6 +85,7 @@ impl FaultAction {
             FaultAction::SetLinks(_) | FaultAction::LinkWindow { .. } | FaultAction::LinkWindowEnd { .. } => {
                 "link_change"
             }
+            FaultAction::EndStorageFaults(_) => "storage_faults_end",
         }
     }
 }
@@ -99,6 +104,7 @@ pub const FAULT_KINDS: &[&str] = &[
     "clock_jump",
     "clock_correction",
     "link_change",
+    "storage_faults_end",
     "partition_drop",
     "message_loss",
     "message_corruption",

@@ -745,6 +745,16 @@ impl Simulation {
             FaultAction::SetLinks(model) => u64::from(self.world.network.set_base_link(model)),
             FaultAction::LinkWindow { id, change } => u64::from(self.world.network.open_window(id, change)),
             FaultAction::LinkWindowEnd { id } => u64::from(self.world.network.close_window(id)),
+            FaultAction::EndStorageFaults(nodes) => {
+                for node in nodes.iter() {
+                    let storage = &mut self.world.nodes[node as usize].storage;
+                    if *storage.faults() != StorageFaults::default() {
+                        storage.set_faults(StorageFaults::default());
+                        changed.push(node);
+                    }
+                }
+                changed.len() as u64
+            }
         };
         let w = &mut self.world;
         w.faults.add_n(kind, effects);

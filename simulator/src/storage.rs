@@ -110,6 +110,11 @@ impl SimStorage {
         &self.faults
     }
 
+    /// Injects `faults` from now on (what the disk holds is left as it is).
+    pub fn set_faults(&mut self, faults: StorageFaults) {
+        self.faults = faults;
+    }
+
     /// Whether the node crashes at the mutating call about to be made (drawn from `rng`).
     pub fn crash_strikes(&self, rng: &mut DetRng) -> bool {
         rng.chance(self.faults.crash_at_io)

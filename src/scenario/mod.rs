@@ -476,6 +476,8 @@ pub struct Scenario {
     pub link: LinkModel,
     /// Disk faults of every node.
     pub storage: StorageFaults,
+    /// `storage.until`: when the disks stop injecting faults (never, if `None`).
+    pub storage_until: Option<Duration>,
     /// `workload.kind`: the entry of [`crate::workload::WORKLOADS`] that runs (see
     /// [`Scenario::workload`]).
     pub kind: &'static str,
@@ -829,6 +831,18 @@ impl Ctx<'_> {
                 .unwrap_or(StorageFaults::default().crash_restart_after),
             read_bitflip: self.probability(&raw.storage.read_bitflip, "storage.read_bitflip")?,
         };
+        let storage_until = self.opt_duration(&raw.storage.until, "storage.until")?;
+        if let (Some(until), Some(raw_until)) = (storage_until, raw.storage.until.as_ref()) {
+            if until.is_zero() || until >= duration {
+                return Err(self.err(
+                    raw_until.span(),
+                    format!(
+                        "storage.until must be after the start and before the run ends ({} s)",
+                        duration.as_secs_f64()
+                    ),
+                ));
+            }
+        }
         let kind = self.workload_kind(&raw.workload.get_ref().kind)?;
         let workload = self.workload(&raw.workload, count)?;
         // The workloads' own tables are parsed here, beside the rest of the file, so their
@@ -991,6 +1005,7 @@ impl Ctx<'_> {
             clock,
             link,
             storage,
+            storage_until,
             kind,
             workload,
             trustchain,

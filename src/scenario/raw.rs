@@ -179,6 +179,7 @@ pub struct RawStorage {
     pub crash_at_io: Option<Spanned<f64>>,
     pub crash_restart_after: Option<Spanned<String>>,
     pub read_bitflip: Option<Spanned<f64>>,
+    pub until: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -46,6 +46,9 @@ pub fn to_toml(scenario: &Scenario) -> String {
         duration(scenario.storage.crash_restart_after),
     );
     storage.insert("read_bitflip".into(), scenario.storage.read_bitflip.into());
+    if let Some(until) = scenario.storage_until {
+        storage.insert("until".into(), duration(until));
+    }
     root.insert("storage".into(), Value::Table(storage));
     root.insert("workload".into(), Value::Table(workload(scenario)));
     if let Some(plan) = &scenario.trustchain {

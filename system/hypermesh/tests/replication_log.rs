@@ -80,6 +80,33 @@ fn a_rotted_committed_record_is_cut_and_reported_lost_never_returned() {
 }
 
 #[test]
+fn a_record_found_rotted_when_read_back_is_cut_there_and_the_rest_reported_lost() {
+    let mut disk = MemStorage::default();
+    let (mut log, _) = BlockLog::open(&mut disk, "blocks").unwrap();
+    let end = SEGMENT_BLOCKS + 20;
+    fill(&mut log, &mut disk, end);
+    log.commit(&mut disk).unwrap();
+    let name = "blocks.0000000000000000";
+    let offset: usize = (0..12).map(|h| 20 + payload(h).len()).sum();
+    disk.files.get_mut(name).unwrap()[offset + 25] ^= 0x20;
+    assert_eq!(log.get(&mut disk, 12).unwrap(), None);
+    let rec = log.cut_at(&mut disk, 12).unwrap();
+    assert_eq!((rec.next, rec.lost.clone()), (12, Some(12..end)));
+    assert_eq!(log.get(&mut disk, 11).unwrap().as_deref(), Some(&payload(11)[..]));
+    assert_eq!(
+        log.get(&mut disk, SEGMENT_BLOCKS).unwrap(),
+        None,
+        "later segments are gone"
+    );
+    // Appends go on at the cut, and the log opens as it was left.
+    fill(&mut log, &mut disk, 15);
+    log.commit(&mut disk).unwrap();
+    let (log, again) = BlockLog::open(&mut disk, "blocks").unwrap();
+    assert_eq!((again.next, again.lost), (15, Some(15..end)));
+    assert_eq!(log.get(&mut disk, 14).unwrap().as_deref(), Some(&payload(14)[..]));
+}
+
+#[test]
 fn heights_go_in_order_and_pruning_drops_whole_segments_below_a_snapshot() {
     let mut disk = MemStorage::default();
     let (mut log, _) = BlockLog::open(&mut disk, "blocks").unwrap();

@@ -4,7 +4,8 @@
 //! old state. State is instead written to two slots in turn (`NAME.a`, `NAME.b`), each with a
 //! sequence number and a checksum; loading takes the valid slot with the higher sequence. A torn
 //! or half-synced write damages only the slot being written, and the other still holds the
-//! previous state.
+//! previous state. [`save_mirrored`] writes both slots in turn instead, for a state whose
+//! previous value must never be loaded as current.
 
 use crate::{Storage, StorageError};
 use ring::digest::{digest, SHA256};
@@ -47,14 +48,33 @@ pub fn load(storage: &mut dyn Storage, base: &str) -> Result<Option<(u64, Vec<u8
 /// Writes `data` as sequence `seq` (one more than the last loaded or saved) into the slot the
 /// previous sequence did not use, and syncs it.
 pub fn save(storage: &mut dyn Storage, base: &str, seq: u64, data: &[u8]) -> Result<(), StorageError> {
+    let name = slot_name(base, (seq % 2) as usize);
+    storage.write_all_synced(&name, &encode(seq, data))
+}
+
+/// Writes `data` as sequence `seq` into both slots, one after the other, syncing each: for a
+/// state whose previous value is no fallback (a claim that only grows, such as the last view a
+/// validator voted in, or the height a log committed). With [`save`], a newest slot that rots
+/// leaves the previous state to be loaded as if current; here its twin holds the same state. A
+/// crash tears at most the slot being written while the other holds the previous state (first
+/// slot) or this one (second slot), and the caller acts on neither until this returns `Ok`.
+/// Costs a second write and sync.
+pub fn save_mirrored(storage: &mut dyn Storage, base: &str, seq: u64, data: &[u8]) -> Result<(), StorageError> {
+    let body = encode(seq, data);
+    for slot in 0..SLOTS.len() {
+        storage.write_all_synced(&slot_name(base, slot), &body)?;
+    }
+    Ok(())
+}
+
+fn encode(seq: u64, data: &[u8]) -> Vec<u8> {
     let mut body = Vec::with_capacity(data.len() + 20);
     body.extend_from_slice(&seq.to_be_bytes());
     body.extend_from_slice(&(data.len() as u32).to_be_bytes());
     body.extend_from_slice(data);
     let sum = checksum(&body);
     body.extend_from_slice(&sum);
-    let name = slot_name(base, (seq % 2) as usize);
-    storage.write_all_synced(&name, &body)
+    body
 }
 
 #[cfg(test)]
@@ -77,6 +97,32 @@ mod tests {
         assert_eq!(load(&mut disk, "s").unwrap(), Some((2, b"two".to_vec())));
         disk.write_all_synced("s.b", b"").unwrap();
         assert_eq!(load(&mut disk, "s").unwrap(), Some((2, b"two".to_vec())));
+    }
+
+    #[test]
+    fn a_mirrored_state_survives_rot_of_either_slot_and_a_tear_of_either_write() {
+        for rotted in ["s.a", "s.b"] {
+            let mut disk = Disk::default();
+            save_mirrored(&mut disk, "s", 1, b"one").unwrap();
+            save_mirrored(&mut disk, "s", 2, b"two").unwrap();
+            disk.files.get_mut(rotted).unwrap()[13] ^= 0x08;
+            assert_eq!(
+                load(&mut disk, "s").unwrap(),
+                Some((2, b"two".to_vec())),
+                "{rotted} rotted"
+            );
+        }
+        // Torn while writing the first slot: the second still holds the previous state; torn
+        // while writing the second: the first holds the new one.
+        let mut disk = Disk::default();
+        save_mirrored(&mut disk, "s", 1, b"one").unwrap();
+        save_mirrored(&mut disk, "s", 2, b"two").unwrap();
+        let torn = disk.read_all("s.a").unwrap()[..9].to_vec();
+        disk.write_all_synced("s.a", &torn).unwrap();
+        assert_eq!(load(&mut disk, "s").unwrap(), Some((2, b"two".to_vec())));
+        disk.write_all_synced("s.a", &encode(3, b"three")).unwrap();
+        disk.write_all_synced("s.b", &torn).unwrap();
+        assert_eq!(load(&mut disk, "s").unwrap(), Some((3, b"three".to_vec())));
     }
 
     #[test]

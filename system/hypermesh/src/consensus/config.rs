@@ -43,6 +43,12 @@ pub struct ConsensusConfig {
     pub fetch_bytes_max: usize,
     /// How long a catch-up request waits for its answer before another peer is asked.
     pub fetch_timeout: Duration,
+    /// Times a replica writes its safety record, a voted proposal or committed blocks before
+    /// giving up on them for now (a vote not made, blocks committed later).
+    pub storage_attempts: u32,
+    /// How long a replica waits before trying a failed storage call again (reading its state
+    /// back at start, recovering a log whose write or sync failed).
+    pub storage_retry: Duration,
     /// Uncommitted blocks a replica holds at most (proposals not yet committed or abandoned).
     pub pending_blocks_max: usize,
     /// Votes go to every validator instead of the next leader only: the naive variant of the
@@ -68,6 +74,8 @@ impl Default for ConsensusConfig {
             fetch_blocks_max: 64,
             fetch_bytes_max: 60 * 1024,
             fetch_timeout: Duration::from_millis(500),
+            storage_attempts: 3,
+            storage_retry: Duration::from_millis(100),
             pending_blocks_max: 1024,
             votes_to_all: false,
             detection: DetectionConfig::default(),
@@ -146,6 +154,12 @@ impl ConsensusConfig {
                     self.fetch_bytes_max, self.block_bytes_max
                 ),
             );
+        }
+        if self.storage_attempts == 0 {
+            return fail("storage_attempts", "must be at least 1".into());
+        }
+        if self.storage_retry.is_zero() {
+            return fail("storage_retry", "must be above zero".into());
         }
         if self.fetch_timeout.is_zero() {
             return fail("fetch_timeout", "must be above zero".into());

@@ -21,13 +21,21 @@
 //!
 //! # Durability
 //!
-//! The last view voted or timed out in and the highest QC are saved (`safety`, two slots) before
-//! any vote or timeout is sent, so a restarted replica never votes twice in a view and never
-//! reports a lower QC than one it helped certify. Committed blocks go to the [`BlockLog`] with
-//! their certificates and are synced before they are applied or answered. A restarted replica
-//! replays its log into a fresh state machine, and re-enters the view it last voted or timed out
-//! in (unless a certificate it holds ended that view), where it neither votes nor proposes again
-//! but can time out.
+//! The last view voted or timed out in, the last view proposed in and the highest QC are saved
+//! (`safety`, the same record in both of two slots, so that rot of one never brings back an
+//! older one) before any vote, timeout or proposal is sent, so a restarted replica never votes
+//! or proposes twice in a view and never reports a lower QC than one it helped certify.
+//! Committed blocks go to the [`BlockLog`] with their certificates and are synced before they are
+//! applied or answered. A restarted replica replays its log into a fresh state machine, and
+//! re-enters the view it last voted or timed out in (unless a certificate it holds ended that
+//! view), where it neither votes nor proposes again but can time out.
+//!
+//! Storage fails as real disks do. A failed write or sync of a record is tried again
+//! (`storage_attempts`), after recovering the log to what is durable; then the vote is not made
+//! and the blocks are committed later, while a failed log is recovered every `storage_retry`.
+//! Reading back at start is tried again every `storage_retry` until it succeeds, the replica
+//! taking part in nothing meanwhile (a read error is never taken for "no record"). A committed
+//! block found rotted is cut from the log and fetched again from peers.
 //!
 //! # Probes (protocol `consensus`)
 //!
@@ -39,6 +47,7 @@
 //! | `timeout` | view timed out | consecutive timeouts |
 //! | `proposal` | view | transactions proposed |
 //! | `recovered` | committed height after restart | heights lost to damage, to fetch again |
+//! | `storage_retry` | committed height | 1 reading back at start failed, 2 recovering the failed log did |
 //! | `catchup` | first height fetched | blocks committed from the answer |
 //! | `refused` | view | why (see [`Refusal`]) |
 //! | `halted` | committed height | 1 log failure, 2 a committed block conflicting with the chain |
@@ -77,11 +86,16 @@ use super::evidence::Evidence;
 use super::messages::{Proposal, ProposalError, ProposalHeader, QcSummary, Reason, Report, Timeout, Vote};
 use super::validators::{ValidatorIndex, ValidatorSet};
 use super::wire::{Answer, AnswerKind, Blocks, CertifiedBlock, Fetch, Message, QueryAnswer, Submit};
+use crate::replication::LogError;
 use crate::replication::{BlockLog, Outcome, StateMachine};
 
 /// Where consensus lives on a node: its files and probes are named `consensus`, its messages
 /// travel on channel 3 (clients speak to replicas on it too).
 pub const MOUNT: Mount = Mount::new("consensus", Channel(3));
+/// The safety record's layout: a format byte, then the last view voted or timed out in, the
+/// last view proposed in, and the highest QC. (The first layout, without the format byte and
+/// the proposed view, began with a view's eight bytes, the first of them 0.)
+const SAFETY_FORMAT: u8 = 2;
 /// Verified certificates remembered so a certificate carried again is not verified again.
 pub const VERIFIED_CACHE_MAX: usize = 256;
 /// Clients waiting for answers at most, across all transactions.
@@ -130,6 +144,8 @@ pub enum Timer {
     Fetch(u64),
     /// A message an adversary holds back is due ([`Tamper`]).
     Release(u64),
+    /// Storage to try again: reading back at start, or a failed log to recover.
+    Storage,
 }
 
 /// A message leaving a replica, as an adversary lets it go.
@@ -172,6 +188,8 @@ pub struct ReplicaStats {
     pub refused: u64,
     /// Signatures verified.
     pub signatures_verified: u64,
+    /// Storage calls failed and tried again (reading back at start, recovering the log).
+    pub storage_retries: u64,
     /// Validators this replica holds evidence against.
     pub convicted: u64,
 }
@@ -226,6 +244,10 @@ pub struct Replica<M: StateMachine> {
     machine: M,
 
     halted: bool,
+    /// Reading back its durable state (tried again until it succeeds): nothing else runs.
+    starting: bool,
+    /// Committed heights the log lost to damage at start, fetched again from peers.
+    lost_at_start: u64,
     log: Option<BlockLog>,
     safety_seq: u64,
     view: u64,
@@ -321,6 +343,8 @@ impl<M: StateMachine + 'static> Replica<M> {
             me,
             machine,
             halted: false,
+            starting: false,
+            lost_at_start: 0,
             log: None,
             safety_seq: 0,
             view: 1,
@@ -569,68 +593,97 @@ impl<M: StateMachine + 'static> Replica<M> {
 
     // ---- durability -------------------------------------------------------------------------
 
+    /// Saves the safety record: the last view voted or timed out in, the last view proposed
+    /// in, and the highest QC.
     fn save_safety(&mut self, cx: &mut Context<'_, Timer>) -> bool {
         let mut data = BytesMut::new();
+        data.put_u8(SAFETY_FORMAT);
         data.put_u64(self.last_voted_view);
+        data.put_u64(self.proposed_view);
         data.put_slice(&self.high_qc.encode());
-        self.safety_seq += 1;
-        durable::save(cx, SAFETY, self.safety_seq, &data).is_ok()
+        // Mirrored: read back after the newest slot rotted, the previous record would let this
+        // replica vote again in a view it voted in. A failed save is tried again whole.
+        (0..self.config.storage_attempts).any(|_| {
+            self.safety_seq += 1;
+            durable::save_mirrored(cx, SAFETY, self.safety_seq, &data).is_ok()
+        })
     }
 
-    fn load_safety(&mut self, cx: &mut Context<'_, Timer>) {
-        let Ok(Some((seq, data))) = durable::load(cx, SAFETY) else {
-            return;
+    /// Reads the safety record back; an error (the read failed) is tried again, never taken
+    /// for "no record": a replica that forgot its last vote could vote twice in one view.
+    fn load_safety(&mut self, cx: &mut Context<'_, Timer>) -> Result<(), runtime::StorageError> {
+        let Some((seq, data)) = durable::load(cx, SAFETY)? else {
+            return Ok(());
         };
         self.safety_seq = seq;
-        if data.len() < 8 {
-            return;
-        }
-        self.last_voted_view = u64::from_be_bytes(data[..8].try_into().expect("8 bytes"));
-        if let Ok(qc) = QuorumCertificate::decode(&data[8..]) {
+        let u64_at = |at: usize| u64::from_be_bytes(data[at..at + 8].try_into().expect("8 bytes"));
+        let qc_at = if data.first() == Some(&SAFETY_FORMAT) && data.len() >= 17 {
+            self.last_voted_view = u64_at(1);
+            self.proposed_view = self.proposed_view.max(u64_at(9));
+            17
+        } else if data.len() >= 8 {
+            // The first layout: no proposed view (a view voted in bounds it, as before).
+            self.last_voted_view = u64_at(0);
+            8
+        } else {
+            return Ok(());
+        };
+        if let Ok(qc) = QuorumCertificate::decode(&data[qc_at..]) {
             if qc.verify(&self.set).is_ok() && qc.view > self.high_qc.view {
                 self.high_qc = qc;
             }
         }
+        Ok(())
     }
 
-    /// Replays the log into the state machine; returns heights lost to damage.
-    fn replay(&mut self, cx: &mut Context<'_, Timer>) -> u64 {
-        let (log, recovery) = match BlockLog::open(cx, LOG) {
-            Ok(opened) => opened,
-            Err(_) => {
-                self.halt(cx, 1);
-                return 0;
-            }
-        };
-        let lost = recovery.lost.as_ref().map_or(0, |r| r.end - r.start);
-        for index in log.first()..log.next() {
-            let record = match log.get(cx, index) {
-                Ok(Some(bytes)) => CertifiedBlock::decode(&bytes).ok(),
-                _ => None,
-            };
-            // The log checks every record: one that does not decode or link is a bug of ours,
-            // and the replica stops rather than build on it.
-            let linked = record
-                .as_ref()
-                .is_some_and(|r| r.block.height == self.tip.height + 1 && r.block.parent == self.tip.digest);
-            let Some(record) = record.filter(|_| linked) else {
+    /// Opens the log (once) and replays it into the state machine from the committed tip, so
+    /// that an attempt stopped by a failed read resumes where it stopped. A record found rotted
+    /// now cuts the log there: the heights from it on are fetched again from peers. Adds the
+    /// heights lost to damage to `lost_at_start`.
+    fn replay(&mut self, cx: &mut Context<'_, Timer>) -> Result<(), LogError> {
+        if self.log.is_none() {
+            let (log, recovery) = BlockLog::open(cx, LOG)?;
+            self.lost_at_start += recovery.lost.as_ref().map_or(0, |r| r.end - r.start);
+            if log.first() != 0 {
+                // Pruned below a snapshot: restoring from snapshots is not built yet.
                 self.log = Some(log);
                 self.halt(cx, 1);
-                return lost;
+                return Ok(());
+            }
+            self.log = Some(log);
+        }
+        loop {
+            let log = self.log.as_mut().expect("opened above");
+            // Height h is record h - 1.
+            let index = self.tip.height;
+            if log.is_failed() {
+                // A cut that failed part-way: done again before anything is read.
+                let recovery = log.recover(cx)?;
+                self.lost_at_start = recovery.lost.as_ref().map_or(0, |r| r.end - r.start);
+                continue;
+            }
+            if index >= log.next() {
+                return Ok(());
+            }
+            let Some(bytes) = log.get(cx, index)? else {
+                let recovery = log.cut_at(cx, index)?;
+                self.lost_at_start = recovery.lost.as_ref().map_or(0, |r| r.end - r.start);
+                continue;
+            };
+            // The log checks every record: one that passes its check but does not decode or
+            // link is a bug of ours, and the replica stops rather than build on it.
+            let record = CertifiedBlock::decode(&bytes)
+                .ok()
+                .filter(|r| r.block.height == self.tip.height + 1 && r.block.parent == self.tip.digest);
+            let Some(record) = record else {
+                self.halt(cx, 1);
+                return Ok(());
             };
             self.apply(cx, &record, false);
             if record.qc.view > self.high_qc.view {
                 self.high_qc = record.qc.clone();
             }
         }
-        if log.first() != 0 {
-            // Pruned below a snapshot: restoring from snapshots is not built yet.
-            self.log = Some(log);
-            self.halt(cx, 1);
-            return lost;
-        }
-        self.log = Some(log);
-        lost
     }
 
     fn halt(&mut self, cx: &mut Context<'_, Timer>, why: i64) {
@@ -641,11 +694,10 @@ impl<M: StateMachine + 'static> Replica<M> {
     }
 
     /// Opens the log of voted proposals and puts those above the committed tip back in the tree.
-    fn reload_voted(&mut self, cx: &mut Context<'_, Timer>) {
-        let Ok((log, _)) = BlockLog::open(cx, VOTED) else {
-            // Without it the replica only loses blocks it could fetch again.
-            return;
-        };
+    /// An error opening it is tried again (without the log this replica could never vote);
+    /// a proposal that cannot be read is skipped, a block to fetch again if needed.
+    fn reload_voted(&mut self, cx: &mut Context<'_, Timer>) -> Result<(), LogError> {
+        let (log, _) = BlockLog::open(cx, VOTED)?;
         for seq in log.first()..log.next() {
             let Ok(Some(bytes)) = log.get(cx, seq) else { continue };
             let Ok(proposal) = Proposal::decode(&bytes) else {
@@ -658,6 +710,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             }
         }
         self.voted_log = Some(log);
+        Ok(())
     }
 
     /// Makes a proposal durable before this replica votes for it; false if it could not.
@@ -665,14 +718,22 @@ impl<M: StateMachine + 'static> Replica<M> {
         let Some(log) = self.voted_log.as_mut() else {
             return false;
         };
-        let seq = log.next();
-        let result = log
-            .append(cx, seq, &proposal.encode())
-            .and_then(|()| log.commit(cx).map(|_| ()));
-        if result.is_err() {
-            let _ = log.recover(cx);
-            return false;
+        let encoded = proposal.encode();
+        let mut seq = None;
+        for _ in 0..self.config.storage_attempts {
+            // A failed write or sync: recovered to what is durable, then written again.
+            if log.is_failed() && log.recover(cx).is_err() {
+                continue;
+            }
+            let next = log.next();
+            if log.append(cx, next, &encoded).and_then(|()| log.commit(cx)).is_ok() {
+                seq = Some(next);
+                break;
+            }
         }
+        let Some(seq) = seq else {
+            return false;
+        };
         self.voted_records.push_back((seq, proposal.block.height));
         // Whole segments whose proposals are all committed go.
         let tip = self.tip.height;
@@ -932,7 +993,17 @@ impl<M: StateMachine + 'static> Replica<M> {
         };
         let count = block.transactions.len();
         let proposal = Proposal::sign(&self.set, &self.key, block, self.high_qc.clone(), timeout).expect("the leader");
+        // Durable before it leaves: a leader restarted after proposing but before its own vote
+        // was saved (a crash, or a failed write) proposed again in the same view, and was
+        // convicted of equivocation (swarm-consensus with storage faults, seed 8).
+        let proposed_before = self.proposed_view;
         self.proposed_view = view;
+        if !self.save_safety(cx) {
+            self.proposed_view = proposed_before;
+            let at = cx.now() + self.config.storage_retry;
+            cx.set_timer(at, Timer::Batch(view));
+            return;
+        }
         self.announce = false;
         self.stats.proposals += 1;
         Self::probe(cx, "proposal", view, count as i64);
@@ -1065,21 +1136,55 @@ impl<M: StateMachine + 'static> Replica<M> {
         let Some(log) = self.log.as_mut() else {
             return false;
         };
-        let mut result = Ok(());
-        for r in records {
-            result = log.append(cx, r.block.height - 1, &r.encode());
-            if result.is_err() {
-                break;
+        assert!(
+            records.first().is_some_and(|r| r.block.height == self.tip.height + 1),
+            "what is persisted extends the applied tip"
+        );
+        let encoded: Vec<Bytes> = records.iter().map(|r| r.encode()).collect();
+        for _ in 0..self.config.storage_attempts {
+            // A failed write or sync: recovered to what is durable, then written again from
+            // the first height the log does not hold (a record synced before the failure stays).
+            if log.is_failed() && log.recover(cx).is_err() {
+                continue;
+            }
+            let held = log.next();
+            let result = records
+                .iter()
+                .zip(&encoded)
+                .filter(|(r, _)| r.block.height > held)
+                .try_for_each(|(r, bytes)| log.append(cx, r.block.height - 1, bytes))
+                .and_then(|()| log.commit(cx));
+            if result.is_ok() {
+                return true;
             }
         }
-        let result = result.and_then(|()| log.commit(cx).map(|_| ()));
-        if result.is_err() {
-            if log.recover(cx).is_err() {
-                self.halt(cx, 1);
-            }
-            return false;
+        self.recover_log(cx);
+        false
+    }
+
+    /// Brings a failed log back to what is durable, or tries again in `storage_retry` (until
+    /// then nothing commits here: the blocks are committed again later, or fetched).
+    fn recover_log(&mut self, cx: &mut Context<'_, Timer>) {
+        let Some(log) = self.log.as_mut() else { return };
+        if !log.is_failed() {
+            return;
         }
-        true
+        match log.recover(cx) {
+            Ok(_) => {
+                assert!(
+                    log.next() >= self.tip.height,
+                    "the log keeps every height applied (recovery reads nothing again)"
+                );
+                // Blocks committed by the others meanwhile.
+                self.start_fetch(cx);
+            }
+            Err(_) => {
+                self.stats.storage_retries += 1;
+                Self::probe(cx, "storage_retry", self.tip.height, 2);
+                let at = cx.now() + self.config.storage_retry;
+                cx.set_timer(at, Timer::Storage);
+            }
+        }
     }
 
     /// Applies a committed block to the state machine, answering waiting clients.
@@ -1855,8 +1960,13 @@ impl<M: StateMachine + 'static> Replica<M> {
             .find(|&i| fetching.unproven[i].block.view == fetching.unproven[i - 1].block.view + 1);
         let mut committed = 0;
         if let Some(i) = proven {
-            let records: Vec<CertifiedBlock> = fetching.unproven.drain(..i).collect();
-            if self.persist(cx, &records) {
+            let mut records: Vec<CertifiedBlock> = fetching.unproven.drain(..i).collect();
+            // Heights committed here since the request went out (through certificates).
+            records.retain(|r| r.block.height > self.tip.height);
+            let linked = records
+                .first()
+                .is_some_and(|r| r.block.height == self.tip.height + 1 && r.block.parent == self.tip.digest);
+            if linked && self.persist(cx, &records) {
                 for r in &records {
                     self.apply(cx, r, true);
                 }
@@ -1918,14 +2028,27 @@ fn qc_bytes_max(set: &ValidatorSet) -> usize {
     super::wire::QC_SUMMARY_BYTES + 2 + set.len() * super::wire::QC_SIGNER_BYTES
 }
 
-impl<M: StateMachine + 'static> Protocol for Replica<M> {
-    type Timer = Timer;
-
-    fn on_start(&mut self, cx: &mut Context<'_, Timer>) {
-        let lost = self.replay(cx);
-        self.load_safety(cx);
-        self.reload_voted(cx);
-        Self::probe(cx, "recovered", self.tip.height, lost as i64);
+impl<M: StateMachine + 'static> Replica<M> {
+    /// Reads back what this replica made durable (its log, into the state machine; its safety
+    /// record; the proposals it voted for) and takes part again. A storage call that fails is
+    /// tried again every `storage_retry`, and until all is read the replica takes part in
+    /// nothing: voting without its safety record could vote twice in a view, and halting on a
+    /// transient error would take an honest validator out for good.
+    fn try_start(&mut self, cx: &mut Context<'_, Timer>) {
+        let read = self
+            .replay(cx)
+            .map_err(|_| ())
+            .and_then(|()| self.load_safety(cx).map_err(|_| ()))
+            .and_then(|()| self.reload_voted(cx).map_err(|_| ()));
+        if read.is_err() && !self.halted {
+            self.stats.storage_retries += 1;
+            Self::probe(cx, "storage_retry", self.tip.height, 1);
+            let at = cx.now() + self.config.storage_retry;
+            cx.set_timer(at, Timer::Storage);
+            return;
+        }
+        self.starting = false;
+        Self::probe(cx, "recovered", self.tip.height, self.lost_at_start as i64);
         self.view = 0;
         // Back into the view it last voted or timed out in, unless a certificate already ended
         // it: it cannot vote there again, but it can time out of it, and the others may need
@@ -1939,9 +2062,18 @@ impl<M: StateMachine + 'static> Protocol for Replica<M> {
         // A restarted replica asks whether it is behind at once rather than wait for a gap.
         self.start_fetch(cx);
     }
+}
+
+impl<M: StateMachine + 'static> Protocol for Replica<M> {
+    type Timer = Timer;
+
+    fn on_start(&mut self, cx: &mut Context<'_, Timer>) {
+        self.starting = true;
+        self.try_start(cx);
+    }
 
     fn on_message(&mut self, cx: &mut Context<'_, Timer>, from: SocketAddr, payload: Bytes) {
-        if self.halted {
+        if self.halted || self.starting {
             return;
         }
         // Handlers may deliver to this replica itself (nested): the outer sender is restored.
@@ -1960,7 +2092,14 @@ impl<M: StateMachine + 'static> Protocol for Replica<M> {
         if self.halted {
             return;
         }
+        if self.starting {
+            if timer == Timer::Storage {
+                self.try_start(cx);
+            }
+            return;
+        }
         match timer {
+            Timer::Storage => self.recover_log(cx),
             Timer::View(view) => self.on_view_timer(cx, view),
             Timer::Batch(view) => {
                 if view == self.view {

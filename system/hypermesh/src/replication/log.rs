@@ -297,10 +297,11 @@ impl BlockLog {
             self.durable_lens.insert(*first, segment.len);
         }
         let high_water = self.high_water.max(self.next);
-        // The sequence moves even if the save fails: the next save goes to the other slot, which
-        // still holds the last claim that was durable.
+        // Mirrored: the claim only grows, and an older claim read back after the newest rotted
+        // would hide committed heights lost to damage (swarm-consensus with storage faults,
+        // seed 9: a replica recovered 123 of 215 committed heights and reported none lost).
         self.marker_seq += 1;
-        if let Err(e) = durable::save(
+        if let Err(e) = durable::save_mirrored(
             storage,
             &marker_name(&self.base),
             self.marker_seq,
@@ -314,24 +315,89 @@ impl BlockLog {
         Ok(self.committed)
     }
 
-    /// Brings a failed log back to its committed heights: cuts every segment to its durable
-    /// length and deletes those started since, durably, then replays. Records appended since
-    /// the last commit are gone.
+    /// Brings a failed log back to what is durable: cuts every segment to its durable length
+    /// and deletes those started since, durably. Records appended since the last commit are
+    /// gone. Nothing is read again: a read may rot what it reads, and a cut found that way below
+    /// the heights a replica already applied would leave its log behind its state.
     pub fn recover(&mut self, storage: &mut dyn Storage) -> Result<Recovery, LogError> {
-        for (first, segment) in &self.segments {
+        let lengths: BTreeMap<u64, u64> = self
+            .segments
+            .keys()
+            .map(|first| (*first, self.durable_lens.get(first).copied().unwrap_or(0)))
+            .collect();
+        self.cut(storage, &lengths)
+    }
+
+    /// Cuts the log at `height` (a record found rotted when read back): it and every later
+    /// record are deleted, durably, and reported lost up to the highest height ever committed,
+    /// to fetch again from peers. A height at or past [`BlockLog::next`] cuts nothing.
+    pub fn cut_at(&mut self, storage: &mut dyn Storage, height: u64) -> Result<Recovery, LogError> {
+        let height = height.max(self.first);
+        let lengths: BTreeMap<u64, u64> = self
+            .segments
+            .iter()
+            .map(|(first, segment)| {
+                let len = if *first > height {
+                    0
+                } else {
+                    segment
+                        .offsets
+                        .get((height - first) as usize)
+                        .copied()
+                        .unwrap_or(segment.len)
+                };
+                (*first, len)
+            })
+            .collect();
+        self.cut(storage, &lengths)
+    }
+
+    /// Cuts each segment to the length given (a segment after one left short is deleted, and
+    /// so is one cut to nothing, unless it is the first), syncs, and sets the log to what is
+    /// left; clears a failure.
+    fn cut(&mut self, storage: &mut dyn Storage, lengths: &BTreeMap<u64, u64>) -> Result<Recovery, LogError> {
+        // Until every cut is durable, nothing more is appended (a retry cuts again).
+        self.failed = true;
+        let mut truncated_bytes = 0;
+        let mut ended = false;
+        let mut removed = Vec::new();
+        for (first, segment) in &mut self.segments {
             let name = segment_name(&self.base, *first);
-            match self.durable_lens.get(first) {
-                Some(len) if *len < segment.len => {
-                    storage.truncate(&name, *len)?;
-                    storage.sync(&name)?;
-                }
-                Some(_) => {}
-                None => storage.remove(&name)?,
+            let keep = if ended { 0 } else { lengths[first].min(segment.len) };
+            if keep == 0 && *first != self.first {
+                storage.remove(&name)?;
+                truncated_bytes += segment.len;
+                removed.push(*first);
+                ended = true;
+                continue;
             }
+            // Cut and synced even at its own length: a write that failed may have left bytes
+            // past it.
+            storage.truncate(&name, keep)?;
+            storage.sync(&name)?;
+            truncated_bytes += segment.len - keep;
+            segment.offsets.retain(|offset| *offset < keep);
+            segment.len = keep;
+            segment.dirty = false;
+            ended |= segment.offsets.len() as u64 != SEGMENT_BLOCKS;
         }
-        let (log, recovery) = BlockLog::open(storage, &self.base)?;
-        *self = log;
-        Ok(recovery)
+        for first in removed {
+            self.segments.remove(&first);
+        }
+        self.durable_lens = self.segments.iter().map(|(f, s)| (*f, s.len)).collect();
+        self.next = self
+            .segments
+            .iter()
+            .next_back()
+            .map_or(self.first, |(f, s)| f + s.offsets.len() as u64);
+        self.committed = self.high_water.min(self.next);
+        self.failed = false;
+        Ok(Recovery {
+            first: self.first,
+            next: self.next,
+            truncated_bytes,
+            lost: (self.next < self.high_water).then_some(self.next..self.high_water),
+        })
     }
 
     /// The record of `height`, if held and intact (a record that fails its check now, rotted
