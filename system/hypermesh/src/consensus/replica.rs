@@ -22,8 +22,8 @@
 //! # Durability
 //!
 //! The last view voted or timed out in, the last view proposed in and the highest QC are saved
-//! (`safety`, the same record in both of two slots, so that rot of one never brings back an
-//! older one) before any vote, timeout or proposal is sent, so a restarted replica never votes
+//! (`safety`, the same record in three copies, so that rot of one never brings back an older
+//! one; a replica that finds no copy whole stops, since voting again could equivocate) before any vote, timeout or proposal is sent, so a restarted replica never votes
 //! or proposes twice in a view and never reports a lower QC than one it helped certify.
 //! Committed blocks go to the [`BlockLog`] with their certificates and are synced before they are
 //! applied or answered. A restarted replica replays its log into a fresh state machine, and
@@ -46,11 +46,11 @@
 //! | `view` | view entered | 1 through a certificate, 2 through a timeout certificate |
 //! | `timeout` | view timed out | consecutive timeouts |
 //! | `proposal` | view | transactions proposed |
-//! | `recovered` | committed height after restart | heights lost to damage, to fetch again |
+//! | `recovered` | committed height after restart | heights lost to damage, to fetch again ([`RECOVERED_EXTENT_UNKNOWN`]: some, how many unknown) |
 //! | `storage_retry` | committed height | 1 reading back at start failed, 2 recovering the failed log did |
 //! | `catchup` | first height fetched | blocks committed from the answer |
 //! | `refused` | view | why (see [`Refusal`]) |
-//! | `halted` | committed height | 1 log failure, 2 a committed block conflicting with the chain |
+//! | `halted` | committed height | 1 log failure, 2 a committed block conflicting with the chain, 3 the safety record lost ([`HALTED_SAFETY_LOST`]) |
 //! | `misbehaved` | this validator's index | 1: its adversary first changed what it sends (simulation) |
 //! | `evidence` | offender's validator index | 1 conflicting votes, 2 conflicting proposals (first time this replica holds proof) |
 //! | `report` | accused validator index | [`Reason`] this replica reported it for |
@@ -92,6 +92,11 @@ use crate::replication::{BlockLog, Outcome, StateMachine};
 /// Where consensus lives on a node: its files and probes are named `consensus`, its messages
 /// travel on channel 3 (clients speak to replicas on it too).
 pub const MOUNT: Mount = Mount::new("consensus", Channel(3));
+/// The `halted` probe's value when the safety record was lost (every copy damaged).
+pub const HALTED_SAFETY_LOST: i64 = 3;
+/// The `recovered` probe's value when the log's commit marker was lost (every copy damaged):
+/// committed heights may have been lost, how many is unknown.
+pub const RECOVERED_EXTENT_UNKNOWN: i64 = -1;
 /// The safety record's layout: a format byte, then the last view voted or timed out in, the
 /// last view proposed in, and the highest QC. (The first layout, without the format byte and
 /// the proposed view, began with a view's eight bytes, the first of them 0.)
@@ -248,8 +253,11 @@ pub struct Replica<M: StateMachine> {
     starting: bool,
     /// Committed heights the log lost to damage at start, fetched again from peers.
     lost_at_start: u64,
+    /// The log's commit marker was lost at start: how many heights were lost is unknown.
+    marker_lost: bool,
     log: Option<BlockLog>,
-    safety_seq: u64,
+    /// The safety record's slots (both hold it: see [`durable::Mirror`]).
+    safety: durable::Mirror,
     view: u64,
     view_entered: Instant,
     consecutive_timeouts: u32,
@@ -345,8 +353,9 @@ impl<M: StateMachine + 'static> Replica<M> {
             halted: false,
             starting: false,
             lost_at_start: 0,
+            marker_lost: false,
             log: None,
-            safety_seq: 0,
+            safety: durable::Mirror::default(),
             view: 1,
             view_entered: Instant::ZERO,
             consecutive_timeouts: 0,
@@ -601,21 +610,25 @@ impl<M: StateMachine + 'static> Replica<M> {
         data.put_u64(self.last_voted_view);
         data.put_u64(self.proposed_view);
         data.put_slice(&self.high_qc.encode());
-        // Mirrored: read back after the newest slot rotted, the previous record would let this
+        // In three copies: read back after the newest rotted, the previous record would let this
         // replica vote again in a view it voted in. A failed save is tried again whole.
-        (0..self.config.storage_attempts).any(|_| {
-            self.safety_seq += 1;
-            durable::save_mirrored(cx, SAFETY, self.safety_seq, &data).is_ok()
-        })
+        (0..self.config.storage_attempts).any(|_| self.safety.save(cx, SAFETY, &data).is_ok())
     }
 
     /// Reads the safety record back; an error (the read failed) is tried again, never taken
     /// for "no record": a replica that forgot its last vote could vote twice in one view.
     fn load_safety(&mut self, cx: &mut Context<'_, Timer>) -> Result<(), runtime::StorageError> {
-        let Some((seq, data)) = durable::load(cx, SAFETY)? else {
+        let (safety, data) = durable::Mirror::load(cx, SAFETY)?;
+        let lost = data.is_none() && safety.damaged() > 0;
+        self.safety = safety;
+        let Some(data) = data else {
+            if lost {
+                // Saved once, and no copy whole: the views it voted and proposed in are unknown,
+                // and taking part again could sign twice in one of them.
+                self.halt(cx, HALTED_SAFETY_LOST);
+            }
             return Ok(());
         };
-        self.safety_seq = seq;
         let u64_at = |at: usize| u64::from_be_bytes(data[at..at + 8].try_into().expect("8 bytes"));
         let qc_at = if data.first() == Some(&SAFETY_FORMAT) && data.len() >= 17 {
             self.last_voted_view = u64_at(1);
@@ -644,6 +657,7 @@ impl<M: StateMachine + 'static> Replica<M> {
         if self.log.is_none() {
             let (log, recovery) = BlockLog::open(cx, LOG)?;
             self.lost_at_start += recovery.lost.as_ref().map_or(0, |r| r.end - r.start);
+            self.marker_lost |= recovery.marker_lost;
             if log.first() != 0 {
                 // Pruned below a snapshot: restoring from snapshots is not built yet.
                 self.log = Some(log);
@@ -2048,7 +2062,12 @@ impl<M: StateMachine + 'static> Replica<M> {
             return;
         }
         self.starting = false;
-        Self::probe(cx, "recovered", self.tip.height, self.lost_at_start as i64);
+        let lost = if self.marker_lost && self.lost_at_start == 0 {
+            RECOVERED_EXTENT_UNKNOWN
+        } else {
+            self.lost_at_start as i64
+        };
+        Self::probe(cx, "recovered", self.tip.height, lost);
         self.view = 0;
         // Back into the view it last voted or timed out in, unless a certificate already ended
         // it: it cannot vote there again, but it can time out of it, and the others may need

@@ -81,6 +81,9 @@ pub struct Recovery {
     pub truncated_bytes: u64,
     /// Committed heights found damaged or missing, cut off: fetch them again from peers.
     pub lost: Option<std::ops::Range<u64>>,
+    /// The marker of the highest height committed was found damaged in both its slots: heights
+    /// past [`Recovery::next`] may have been committed and lost, how many is unknown.
+    pub marker_lost: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -106,7 +109,8 @@ pub struct BlockLog {
     high_water: u64,
     durable_lens: BTreeMap<u64, u64>,
     segments: BTreeMap<u64, Segment>,
-    marker_seq: u64,
+    /// The marker's slots: both hold the claim (see [`durable::Mirror`]).
+    marker: durable::Mirror,
     failed: bool,
 }
 
@@ -144,11 +148,14 @@ impl BlockLog {
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'),
             "block log name {base:?}"
         );
-        let (marker_seq, high_water) = match durable::load(storage, &marker_name(base))? {
-            Some((seq, body)) if body.len() == 8 => (seq, u64::from_be_bytes(body[..8].try_into().expect("8 bytes"))),
-            Some((seq, _)) => (seq, 0),
-            None => (0, 0),
+        let (marker, claim) = durable::Mirror::load(storage, &marker_name(base))?;
+        let high_water = match &claim {
+            Some(body) if body.len() == 8 => u64::from_be_bytes(body[..8].try_into().expect("8 bytes")),
+            _ => 0,
         };
+        // Both slots damaged (one torn by a crash while the other rotted): how far the log had
+        // committed is unknown, and said so.
+        let marker_lost = claim.is_none() && marker.damaged() > 0;
         let prefix = format!("{base}.");
         let mut firsts: Vec<u64> = storage
             .list()?
@@ -167,7 +174,7 @@ impl BlockLog {
             high_water,
             durable_lens: BTreeMap::new(),
             segments: BTreeMap::new(),
-            marker_seq,
+            marker,
             failed: false,
         };
         log.next = log.first;
@@ -214,6 +221,7 @@ impl BlockLog {
             next: log.next,
             truncated_bytes,
             lost,
+            marker_lost,
         };
         Ok((log, recovery))
     }
@@ -297,16 +305,13 @@ impl BlockLog {
             self.durable_lens.insert(*first, segment.len);
         }
         let high_water = self.high_water.max(self.next);
-        // Mirrored: the claim only grows, and an older claim read back after the newest rotted
+        // In three copies: the claim only grows, and an older claim read back after the newest rotted
         // would hide committed heights lost to damage (swarm-consensus with storage faults,
         // seed 9: a replica recovered 123 of 215 committed heights and reported none lost).
-        self.marker_seq += 1;
-        if let Err(e) = durable::save_mirrored(
-            storage,
-            &marker_name(&self.base),
-            self.marker_seq,
-            &high_water.to_be_bytes(),
-        ) {
+        if let Err(e) = self
+            .marker
+            .save(storage, &marker_name(&self.base), &high_water.to_be_bytes())
+        {
             self.failed = true;
             return Err(e.into());
         }
@@ -397,6 +402,7 @@ impl BlockLog {
             next: self.next,
             truncated_bytes,
             lost: (self.next < self.high_water).then_some(self.next..self.high_water),
+            marker_lost: false,
         })
     }
 

@@ -26,7 +26,7 @@ pub const METRICS: &[(&str, &str)] = &[
     ("agreement_violations", "heights at which two honest replicas committed different blocks (must be 0)"),
     ("durability_violations", "restarts after which a replica held fewer committed heights than before, with no damage reported (must be 0)"),
     ("linearizability_anomalies", "anomalies in the clients' list-append history: cycles (G0, G1c, G-single, G2, with or without real-time edges), aborted or garbage reads, incompatible orders (must be 0)"),
-    ("halted_replicas", "honest replicas that stopped (a log that could not recover, a committed block conflicting with the chain)"),
+    ("halted_replicas", "honest replicas that stopped (a log that could not recover, a committed block conflicting with the chain, the safety record lost in every copy)"),
     ("committed_height", "highest height committed by an honest replica"),
     ("committed_height_min", "lowest final committed height among honest replicas up at the end"),
     ("quiet_commits", "heights committed by honest replicas after the faults stopped (liveness: must be above 0 when there is a quiet phase)"),
