@@ -127,6 +127,36 @@ fn a_marker_damaged_in_every_copy_is_reported_lost_not_taken_for_none() {
 }
 
 #[test]
+fn records_read_many_at_once_are_each_checked_and_stop_at_their_segment() {
+    let mut disk = MemStorage::default();
+    let (mut log, _) = BlockLog::open(&mut disk, "blocks").unwrap();
+    let end = SEGMENT_BLOCKS + 5;
+    fill(&mut log, &mut disk, end);
+    log.commit(&mut disk).unwrap();
+    let offset: usize = (0..12).map(|h| 20 + payload(h).len()).sum();
+    disk.files.get_mut("blocks.0000000000000000").unwrap()[offset + 25] ^= 0x20;
+    let got = log.get_many(&mut disk, 10, 5).unwrap();
+    let intact: Vec<bool> = got.iter().map(Option::is_some).collect();
+    assert_eq!(
+        intact,
+        [true, true, false, true, true],
+        "the rotted record alone is refused"
+    );
+    assert_eq!(got[3].as_deref(), Some(&payload(13)[..]));
+    assert_eq!(
+        log.get_many(&mut disk, SEGMENT_BLOCKS - 2, 10).unwrap().len(),
+        2,
+        "one segment"
+    );
+    assert_eq!(
+        log.get_many(&mut disk, end - 1, 10).unwrap().len(),
+        1,
+        "nothing past next"
+    );
+    assert!(log.get_many(&mut disk, end, 10).unwrap().is_empty());
+}
+
+#[test]
 fn heights_go_in_order_and_pruning_drops_whole_segments_below_a_snapshot() {
     let mut disk = MemStorage::default();
     let (mut log, _) = BlockLog::open(&mut disk, "blocks").unwrap();

@@ -113,10 +113,17 @@ impl Mirror {
         })
     }
 
-    /// Copies found holding bytes but no whole state when it was loaded (torn or rotted). With
-    /// no state loaded, a state was saved once and is lost.
+    /// Copies found holding bytes but no whole state when it was loaded (torn or rotted).
     pub fn damaged(&self) -> usize {
         self.damaged
+    }
+
+    /// Whether a state saved whole was lost: no copy whole, and more than one damaged. A save
+    /// writes one copy at a time and a crash tears only the one being written, so no copy whole
+    /// with one damaged and the others empty is a first save cut short (whose caller never
+    /// acted on it, as it never returned `Ok`), not a loss.
+    pub fn lost(&self) -> bool {
+        self.seq == 0 && self.damaged >= 2
     }
 
     /// Saves `data` under `base` as the next state: `Ok` once every copy holds it. After an
@@ -188,7 +195,16 @@ mod tests {
             disk.files.get_mut(copy).unwrap()[13] ^= 0x08;
         }
         let (mirror, loaded) = Mirror::load(&mut disk, "s").unwrap();
-        assert_eq!((loaded, mirror.damaged()), (None, 3), "lost, and said so");
+        assert_eq!(
+            (loaded, mirror.damaged(), mirror.lost()),
+            (None, 3, true),
+            "lost, and said so"
+        );
+        // A first save torn by a crash in its first copy: nothing was ever saved whole.
+        let mut disk = Disk::default();
+        disk.write_all_synced("s.b", b"torn").unwrap();
+        let (mirror, loaded) = Mirror::load(&mut disk, "s").unwrap();
+        assert_eq!((loaded, mirror.damaged(), mirror.lost()), (None, 1, false));
     }
 
     /// A disk whose writes to one file fail (after `write_all_synced` has truncated it, which

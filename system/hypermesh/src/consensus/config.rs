@@ -49,6 +49,9 @@ pub struct ConsensusConfig {
     /// How long a replica waits before trying a failed storage call again (reading its state
     /// back at start, recovering a log whose write or sync failed).
     pub storage_retry: Duration,
+    /// Committed blocks a replica keeps in memory at most after cutting its log at a rotted
+    /// record (they are committed again, and served to peers, once the lost one is fetched).
+    pub salvage_blocks_max: usize,
     /// Uncommitted blocks a replica holds at most (proposals not yet committed or abandoned).
     pub pending_blocks_max: usize,
     /// Votes go to every validator instead of the next leader only: the naive variant of the
@@ -76,6 +79,7 @@ impl Default for ConsensusConfig {
             fetch_timeout: Duration::from_millis(500),
             storage_attempts: 3,
             storage_retry: Duration::from_millis(100),
+            salvage_blocks_max: 4096,
             pending_blocks_max: 1024,
             votes_to_all: false,
             detection: DetectionConfig::default(),

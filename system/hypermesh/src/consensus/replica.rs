@@ -35,7 +35,8 @@
 //! and the blocks are committed later, while a failed log is recovered every `storage_retry`.
 //! Reading back at start is tried again every `storage_retry` until it succeeds, the replica
 //! taking part in nothing meanwhile (a read error is never taken for "no record"). A committed
-//! block found rotted is cut from the log and fetched again from peers.
+//! block found rotted is cut from the log and fetched again from peers; the intact ones after it
+//! are salvaged in memory, committed again once it is, and served to peers meanwhile.
 //!
 //! # Probes (protocol `consensus`)
 //!
@@ -92,6 +93,8 @@ use crate::replication::{BlockLog, Outcome, StateMachine};
 /// Where consensus lives on a node: its files and probes are named `consensus`, its messages
 /// travel on channel 3 (clients speak to replicas on it too).
 pub const MOUNT: Mount = Mount::new("consensus", Channel(3));
+/// Log records read back at once while replaying.
+const REPLAY_BATCH_RECORDS: u64 = 256;
 /// The `halted` probe's value when the safety record was lost (every copy damaged).
 pub const HALTED_SAFETY_LOST: i64 = 3;
 /// The `recovered` probe's value when the log's commit marker was lost (every copy damaged):
@@ -255,6 +258,9 @@ pub struct Replica<M: StateMachine> {
     lost_at_start: u64,
     /// The log's commit marker was lost at start: how many heights were lost is unknown.
     marker_lost: bool,
+    /// Committed records read back intact after a rotted one, by height: the log was cut at
+    /// the rotted one, and these are committed again once it is fetched (and served to peers).
+    salvaged: BTreeMap<u64, CertifiedBlock>,
     log: Option<BlockLog>,
     /// The safety record's slots (both hold it: see [`durable::Mirror`]).
     safety: durable::Mirror,
@@ -354,6 +360,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             starting: false,
             lost_at_start: 0,
             marker_lost: false,
+            salvaged: BTreeMap::new(),
             log: None,
             safety: durable::Mirror::default(),
             view: 1,
@@ -619,7 +626,7 @@ impl<M: StateMachine + 'static> Replica<M> {
     /// for "no record": a replica that forgot its last vote could vote twice in one view.
     fn load_safety(&mut self, cx: &mut Context<'_, Timer>) -> Result<(), runtime::StorageError> {
         let (safety, data) = durable::Mirror::load(cx, SAFETY)?;
-        let lost = data.is_none() && safety.damaged() > 0;
+        let lost = safety.lost();
         self.safety = safety;
         let Some(data) = data else {
             if lost {
@@ -679,25 +686,90 @@ impl<M: StateMachine + 'static> Replica<M> {
             if index >= log.next() {
                 return Ok(());
             }
-            let Some(bytes) = log.get(cx, index)? else {
-                let recovery = log.cut_at(cx, index)?;
+            let batch = log.get_many(cx, index, REPLAY_BATCH_RECORDS)?;
+            let mut damaged = None;
+            for (i, raw) in batch.into_iter().enumerate() {
+                let Some(bytes) = raw else {
+                    damaged = Some(index + i as u64);
+                    break;
+                };
+                // The log checks every record: one that passes its check but does not decode
+                // or link is a bug of ours, and the replica stops rather than build on it.
+                let record = CertifiedBlock::decode(&bytes)
+                    .ok()
+                    .filter(|r| r.block.height == self.tip.height + 1 && r.block.parent == self.tip.digest);
+                let Some(record) = record else {
+                    self.halt(cx, 1);
+                    return Ok(());
+                };
+                self.apply(cx, &record, false);
+                if record.qc.view > self.high_qc.view {
+                    self.high_qc = record.qc.clone();
+                }
+            }
+            if let Some(at) = damaged {
+                // Rotted since it was written: the log is cut there, and the intact records
+                // after it are kept in memory, committed again once the lost one is fetched.
+                self.salvage(cx, at + 1)?;
+                let log = self.log.as_mut().expect("opened above");
+                let recovery = log.cut_at(cx, at)?;
                 self.lost_at_start = recovery.lost.as_ref().map_or(0, |r| r.end - r.start);
-                continue;
-            };
-            // The log checks every record: one that passes its check but does not decode or
-            // link is a bug of ours, and the replica stops rather than build on it.
-            let record = CertifiedBlock::decode(&bytes)
-                .ok()
-                .filter(|r| r.block.height == self.tip.height + 1 && r.block.parent == self.tip.digest);
-            let Some(record) = record else {
-                self.halt(cx, 1);
-                return Ok(());
-            };
-            self.apply(cx, &record, false);
-            if record.qc.view > self.high_qc.view {
-                self.high_qc = record.qc.clone();
             }
         }
+    }
+
+    /// Reads the intact records from log index `from` on (up to `salvage_blocks_max`, stopping
+    /// at the next damaged one) into `salvaged`, before a cut deletes them. Every replica cut
+    /// its log at its first rotted record, and with each cut in another place, every copy of
+    /// some committed heights was gone (swarm-consensus seed 168).
+    fn salvage(&mut self, cx: &mut Context<'_, Timer>, from: u64) -> Result<(), LogError> {
+        let mut index = from;
+        while self.salvaged.len() < self.config.salvage_blocks_max {
+            let log = self.log.as_ref().expect("opened");
+            let batch = log.get_many(cx, index, REPLAY_BATCH_RECORDS)?;
+            if batch.is_empty() {
+                break;
+            }
+            for raw in batch {
+                let Some(record) = raw.and_then(|bytes| CertifiedBlock::decode(&bytes).ok()) else {
+                    return Ok(());
+                };
+                if self.salvaged.len() >= self.config.salvage_blocks_max {
+                    return Ok(());
+                }
+                self.salvaged.insert(record.block.height, record);
+                index += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits again the salvaged records that extend the committed tip (this replica
+    /// committed them before; its log checked them intact), and forgets those at or below it.
+    fn commit_salvaged(&mut self, cx: &mut Context<'_, Timer>) {
+        let tip = self.tip.height;
+        self.salvaged.retain(|height, _| *height > tip);
+        let mut run = Vec::new();
+        let (mut height, mut parent) = (self.tip.height + 1, self.tip.digest);
+        while let Some(record) = self.salvaged.get(&height) {
+            if record.block.parent != parent {
+                break;
+            }
+            parent = record.block.digest();
+            run.push(record.clone());
+            height += 1;
+        }
+        if run.is_empty() || !self.persist(cx, &run) {
+            return;
+        }
+        for r in &run {
+            self.salvaged.remove(&r.block.height);
+            self.apply(cx, r, true);
+            if r.qc.view > self.high_qc.view {
+                self.high_qc = r.qc.clone();
+            }
+        }
+        self.prune_tree();
     }
 
     fn halt(&mut self, cx: &mut Context<'_, Timer>, why: i64) {
@@ -719,7 +791,15 @@ impl<M: StateMachine + 'static> Replica<M> {
             };
             let height = proposal.block.height;
             self.voted_records.push_back((seq, height));
-            if height > self.tip.height && proposal.verify(&self.set).is_ok() {
+            // Checked against this replica's leader schedule, which passes over isolated
+            // validators: the set's own schedule refused every proposal voted for after an
+            // isolation, and with each voter restarted once, nobody held a certified block the
+            // chain extended (swarm-consensus seed 305 never committed again).
+            let leader = self.leader(proposal.block.view);
+            if height > self.tip.height
+                && proposal.verify_for_leader(&self.set, leader).is_ok()
+                && self.verify_qc(&proposal.justify)
+            {
                 self.tree.insert(proposal.block.digest(), Pending { proposal });
             }
         }
@@ -1141,6 +1221,7 @@ impl<M: StateMachine + 'static> Replica<M> {
                 self.tip_proof = proof;
             }
             self.prune_tree();
+            self.commit_salvaged(cx);
         }
     }
 
@@ -1350,24 +1431,35 @@ impl<M: StateMachine + 'static> Replica<M> {
 
     /// Drops committed and abandoned blocks from the tree; transactions of abandoned blocks go
     /// back to the pool.
+    /// Drops the blocks that can no longer commit: at or below the committed tip, or on a
+    /// branch that leaves the committed chain. A block whose ancestry breaks off above the tip
+    /// stays: it may well descend from the tip through blocks not fetched yet. (Only blocks
+    /// linked to the tip used to stay: a replica behind by a gap dropped every certified block
+    /// above it, and once each holder had done so, or restarted, nobody could serve the block
+    /// the chain extended, and the cluster never committed again: swarm-consensus seed 55.)
     fn prune_tree(&mut self) {
         let tip = self.tip;
-        // Blocks descending from the tip survive.
-        let mut children: BTreeMap<Digest, Vec<Digest>> = BTreeMap::new();
-        for (d, p) in &self.tree {
-            children.entry(p.block().parent).or_default().push(*d);
-        }
-        let mut keep = BTreeSet::new();
-        let mut stack = vec![tip.digest];
-        while let Some(d) = stack.pop() {
-            for c in children.get(&d).into_iter().flatten() {
-                if keep.insert(*c) {
-                    stack.push(*c);
+        let mut doomed = Vec::new();
+        for (digest, pending) in &self.tree {
+            let mut block = pending.block();
+            let descends = loop {
+                if block.height <= tip.height {
+                    break false;
                 }
+                if block.parent == tip.digest {
+                    break true;
+                }
+                match self.tree.get(&block.parent) {
+                    Some(parent) => block = parent.block(),
+                    // Broken off above the tip (its parent is higher than the tip): kept.
+                    None => break block.height > tip.height + 1,
+                }
+            };
+            if !descends {
+                doomed.push(*digest);
             }
         }
-        let dropped: Vec<Digest> = self.tree.keys().filter(|d| !keep.contains(*d)).copied().collect();
-        for d in dropped {
+        for d in doomed {
             let p = self.tree.remove(&d).expect("listed");
             if p.proposal.block.height <= tip.height {
                 continue;
@@ -1896,6 +1988,27 @@ impl<M: StateMachine + 'static> Replica<M> {
     }
 
     fn on_fetch_request(&mut self, cx: &mut Context<'_, Timer>, from: SocketAddr, fetch: Fetch) {
+        let reserve = self.config.block_bytes_max + qc_bytes_max(&self.set);
+        let budget = self.config.fetch_bytes_max.saturating_sub(reserve);
+        if fetch.from > self.tip.height && self.salvaged.contains_key(&fetch.from) {
+            // Committed blocks this replica salvaged past a hole in its log: what a peer asks
+            // for may exist nowhere else.
+            let mut records = Vec::new();
+            let mut bytes = 0;
+            for height in fetch.from..fetch.from.saturating_add(u64::from(fetch.count)) {
+                let Some(record) = self.salvaged.get(&height) else {
+                    break;
+                };
+                let len = record.encode().len();
+                if bytes + len > budget && !records.is_empty() {
+                    break;
+                }
+                bytes += len;
+                records.push(record.clone());
+            }
+            self.send(cx, from, &Message::Blocks(Blocks { records, proof: None }));
+            return;
+        }
         if fetch.from == 0 || fetch.from > self.tip.height {
             let empty = Message::Blocks(Blocks {
                 records: Vec::new(),
@@ -1905,16 +2018,16 @@ impl<M: StateMachine + 'static> Replica<M> {
             return;
         }
         let Some(log) = self.log.as_ref() else { return };
-        let reserve = self.config.block_bytes_max + qc_bytes_max(&self.set);
-        let budget = self.config.fetch_bytes_max.saturating_sub(reserve);
         let mut records = Vec::new();
         let mut bytes = 0;
         let end = fetch
             .from
             .saturating_add(u64::from(fetch.count))
             .min(self.tip.height + 1);
-        for height in fetch.from..end {
-            let Ok(Some(raw)) = log.get(cx, height - 1) else { break };
+        // One read for the records asked (within a segment): each read may rot what it reads.
+        let raws = log.get_many(cx, fetch.from - 1, end - fetch.from).unwrap_or_default();
+        for raw in raws {
+            let Some(raw) = raw else { break };
             let Ok(record) = CertifiedBlock::decode(&raw) else {
                 break;
             };
@@ -1992,6 +2105,7 @@ impl<M: StateMachine + 'static> Replica<M> {
                     }
                 }
                 self.prune_tree();
+                self.commit_salvaged(cx);
             } else {
                 fetching.unproven.clear();
             }
@@ -2062,6 +2176,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             return;
         }
         self.starting = false;
+        self.commit_salvaged(cx);
         let lost = if self.marker_lost && self.lost_at_start == 0 {
             RECOVERED_EXTENT_UNKNOWN
         } else {

@@ -155,7 +155,7 @@ impl BlockLog {
         };
         // Both slots damaged (one torn by a crash while the other rotted): how far the log had
         // committed is unknown, and said so.
-        let marker_lost = claim.is_none() && marker.damaged() > 0;
+        let marker_lost = marker.lost();
         let prefix = format!("{base}.");
         let mut firsts: Vec<u64> = storage
             .list()?
@@ -424,6 +424,34 @@ impl BlockLog {
             .unwrap_or(segment.len);
         let bytes = storage.read_at(&segment_name(&self.base, first), offset, (end - offset) as usize)?;
         Ok(parse(&bytes, height).map(|(payload, _)| Bytes::copy_from_slice(payload)))
+    }
+
+    /// The records of `from` and up to `count - 1` after it, each if intact (`None` for one that
+    /// fails its check), in one read: at most to the end of `from`'s segment, and never past
+    /// [`BlockLog::next`]; empty if `from` is not held. One read instead of one per record: a
+    /// read is a chance for the medium to rot what it reads.
+    pub fn get_many(&self, storage: &mut dyn Storage, from: u64, count: u64) -> Result<Vec<Option<Bytes>>, LogError> {
+        if from < self.first || from >= self.next || count == 0 {
+            return Ok(Vec::new());
+        }
+        let first = segment_of(from);
+        let Some(segment) = self.segments.get(&first) else {
+            return Ok(Vec::new());
+        };
+        let start = (from - first) as usize;
+        let end = (start + count as usize).min(segment.offsets.len());
+        let begin = segment.offsets[start];
+        let stop = segment.offsets.get(end).copied().unwrap_or(segment.len);
+        let bytes = storage.read_at(&segment_name(&self.base, first), begin, (stop - begin) as usize)?;
+        Ok((start..end)
+            .map(|i| {
+                let at = (segment.offsets[i] - begin) as usize;
+                bytes
+                    .get(at..)
+                    .and_then(|rest| parse(rest, first + i as u64))
+                    .map(|(payload, _)| Bytes::copy_from_slice(payload))
+            })
+            .collect())
     }
 
     /// Deletes every segment whose heights are all below `height` (a durable snapshot covers
