@@ -1734,6 +1734,21 @@ kind = "membership"
         );
     }
 
+    #[test]
+    fn storage_faults_end_where_the_file_says_and_an_end_past_the_run_is_refused_with_its_line() {
+        let text = format!("{MINIMAL}[storage]\nio_error = 0.1\nuntil = \"4s\"\n");
+        let s = parse("x.toml", &text).unwrap();
+        assert_eq!(s.storage_until, Some(Duration::from_secs(4)));
+        let written = super::write::to_toml(&s);
+        assert!(written.contains("until = \"4s\""), "{written}");
+        for until in ["10s", "0s", "11s"] {
+            let text = format!("{MINIMAL}[storage]\nuntil = \"{until}\"\n");
+            let e = parse("x.toml", &text).unwrap_err();
+            assert_eq!(e.line, MINIMAL.lines().count() + 2, "{e}");
+            assert!(e.message.contains("storage.until"), "{e}");
+        }
+    }
+
     /// A consensus scenario of 6 nodes; `table` follows `[consensus]` on line 7.
     fn consensus_with(table: &str) -> String {
         format!("duration = \"10s\"\n[nodes]\ncount = 6\n[workload]\nkind = \"consensus\"\n[consensus]\n{table}")
