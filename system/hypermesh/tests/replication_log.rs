@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hypermesh::replication::{BlockLog, Recovery, SEGMENT_BLOCKS};
+use hypermesh::replication::{BlockLog, MarkerCopies, Recovery, SEGMENT_BLOCKS};
 use runtime::{Actor, Env, MemStorage, Probe, Storage};
 use simulator::{NetworkModel, NodeSpec, SimTime, Simulation, StorageFaults};
 
@@ -154,6 +154,22 @@ fn records_read_many_at_once_are_each_checked_and_stop_at_their_segment() {
         "nothing past next"
     );
     assert!(log.get_many(&mut disk, end, 10).unwrap().is_empty());
+}
+
+#[test]
+fn a_log_with_its_marker_in_two_slots_keeps_and_reports_as_one_with_three() {
+    let mut disk = MemStorage::default();
+    let (mut log, _) = BlockLog::open_with(&mut disk, "voted", MarkerCopies::Two).unwrap();
+    fill(&mut log, &mut disk, 30);
+    log.commit(&mut disk).unwrap();
+    fill(&mut log, &mut disk, 40);
+    log.commit(&mut disk).unwrap();
+    assert!(disk.files.contains_key("voted.committed.a") && !disk.files.contains_key("voted.committed.c"));
+    let offset: usize = (0..12).map(|h| 20 + payload(h).len()).sum();
+    disk.files.get_mut("voted.0000000000000000").unwrap()[offset + 25] ^= 0x20;
+    let (log, rec) = BlockLog::open_with(&mut disk, "voted", MarkerCopies::Two).unwrap();
+    assert_eq!((rec.next, rec.lost, rec.marker_lost), (12, Some(12..40), false));
+    assert_eq!(log.get(&mut disk, 11).unwrap().as_deref(), Some(&payload(11)[..]));
 }
 
 #[test]

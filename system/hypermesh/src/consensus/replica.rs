@@ -87,8 +87,7 @@ use super::evidence::Evidence;
 use super::messages::{Proposal, ProposalError, ProposalHeader, QcSummary, Reason, Report, Timeout, Vote};
 use super::validators::{ValidatorIndex, ValidatorSet};
 use super::wire::{Answer, AnswerKind, Blocks, CertifiedBlock, Fetch, Message, QueryAnswer, Submit};
-use crate::replication::LogError;
-use crate::replication::{BlockLog, Outcome, StateMachine};
+use crate::replication::{BlockLog, LogError, MarkerCopies, Outcome, StateMachine};
 
 /// Where consensus lives on a node: its files and probes are named `consensus`, its messages
 /// travel on channel 3 (clients speak to replicas on it too).
@@ -783,7 +782,9 @@ impl<M: StateMachine + 'static> Replica<M> {
     /// An error opening it is tried again (without the log this replica could never vote);
     /// a proposal that cannot be read is skipped, a block to fetch again if needed.
     fn reload_voted(&mut self, cx: &mut Context<'_, Timer>) -> Result<(), LogError> {
-        let (log, _) = BlockLog::open(cx, VOTED)?;
+        // Its records may be lost (another voter serves a lost one), so its marker is kept in
+        // two slots, one sync a vote rather than three.
+        let (log, _) = BlockLog::open_with(cx, VOTED, MarkerCopies::Two)?;
         for seq in log.first()..log.next() {
             let Ok(Some(bytes)) = log.get(cx, seq) else { continue };
             let Ok(proposal) = Proposal::decode(&bytes) else {

@@ -4,9 +4,9 @@
 //! (`BASE.<first height, 16 hex digits>`), so a snapshot lets whole segments be deleted. A record
 //! is `len: u32 | height: u64 | check: 8 bytes | payload`, where `check` is the first 8 bytes of
 //! SHA-256 over height and payload: a torn write, a record from another height, and a flipped
-//! bit anywhere all fail it. A checksummed two-slot marker (`BASE.committed`, see
-//! [`runtime::durable`]) holds the highest height ever committed: the height below which
-//! everything was synced, which never moves back.
+//! bit anywhere all fail it. A checksummed marker (`BASE.committed`, in three copies or two
+//! slots: see [`MarkerCopies`] and [`runtime::durable`]) holds the highest height ever committed:
+//! the height below which everything was synced, which never moves back.
 //!
 //! **Durability.** [`BlockLog::append`] writes; [`BlockLog::commit`] syncs every segment written
 //! since, then the marker. A failed write or sync fails the log, as a failed fsync is fatal in
@@ -81,7 +81,7 @@ pub struct Recovery {
     pub truncated_bytes: u64,
     /// Committed heights found damaged or missing, cut off: fetch them again from peers.
     pub lost: Option<std::ops::Range<u64>>,
-    /// The marker of the highest height committed was found damaged in both its slots: heights
+    /// The marker of the highest height committed was found damaged in every copy: heights
     /// past [`Recovery::next`] may have been committed and lost, how many is unknown.
     pub marker_lost: bool,
 }
@@ -109,8 +109,8 @@ pub struct BlockLog {
     high_water: u64,
     durable_lens: BTreeMap<u64, u64>,
     segments: BTreeMap<u64, Segment>,
-    /// The marker's slots: both hold the claim (see [`durable::Mirror`]).
-    marker: durable::Mirror,
+    /// Where the claim is kept.
+    marker: Marker,
     failed: bool,
 }
 
@@ -129,6 +129,25 @@ fn segment_name(base: &str, first: u64) -> String {
     format!("{base}.{first:016x}")
 }
 
+/// How a log keeps its marker of the highest height committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MarkerCopies {
+    /// Three copies ([`durable::Mirror`], three syncs a commit): a claim lost in every copy is
+    /// reported. For a log whose committed records must never be lost unnoticed.
+    Three,
+    /// Two slots written in turn ([`durable::save`], one sync a commit): rot of the newest may
+    /// understate the claim and hide records lost. For a log whose records may be lost, such as
+    /// the proposals a replica voted for (held so that a certified block stays available; a
+    /// lost one is fetched from the other voters).
+    Two,
+}
+
+#[derive(Debug)]
+enum Marker {
+    Three(durable::Mirror),
+    Two { seq: u64 },
+}
+
 fn marker_name(base: &str) -> String {
     format!("{base}.committed")
 }
@@ -140,6 +159,19 @@ impl BlockLog {
     /// # Panics
     /// If `base` is not such a name: it is chosen by code, not read from input.
     pub fn open(storage: &mut dyn Storage, base: &str) -> Result<(BlockLog, Recovery), LogError> {
+        BlockLog::open_with(storage, base, MarkerCopies::Three)
+    }
+
+    /// [`BlockLog::open`], with its marker kept as `copies` says (a log is always opened with
+    /// the same).
+    ///
+    /// # Panics
+    /// As [`BlockLog::open`].
+    pub fn open_with(
+        storage: &mut dyn Storage,
+        base: &str,
+        copies: MarkerCopies,
+    ) -> Result<(BlockLog, Recovery), LogError> {
         assert!(
             !base.is_empty()
                 && base.len() <= BASE_BYTES_MAX
@@ -148,14 +180,24 @@ impl BlockLog {
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'),
             "block log name {base:?}"
         );
-        let (marker, claim) = durable::Mirror::load(storage, &marker_name(base))?;
+        let (marker, claim, marker_lost) = match copies {
+            MarkerCopies::Three => {
+                let (mirror, claim) = durable::Mirror::load(storage, &marker_name(base))?;
+                // Every copy damaged (one torn by a crash while the others rotted): how far the
+                // log had committed is unknown, and said so.
+                let lost = mirror.lost();
+                (Marker::Three(mirror), claim, lost)
+            }
+            MarkerCopies::Two => {
+                let loaded = durable::load(storage, &marker_name(base))?;
+                let seq = loaded.as_ref().map_or(0, |(seq, _)| *seq);
+                (Marker::Two { seq }, loaded.map(|(_, claim)| claim), false)
+            }
+        };
         let high_water = match &claim {
             Some(body) if body.len() == 8 => u64::from_be_bytes(body[..8].try_into().expect("8 bytes")),
             _ => 0,
         };
-        // Both slots damaged (one torn by a crash while the other rotted): how far the log had
-        // committed is unknown, and said so.
-        let marker_lost = marker.lost();
         let prefix = format!("{base}.");
         let mut firsts: Vec<u64> = storage
             .list()?
@@ -308,10 +350,17 @@ impl BlockLog {
         // In three copies: the claim only grows, and an older claim read back after the newest rotted
         // would hide committed heights lost to damage (swarm-consensus with storage faults,
         // seed 9: a replica recovered 123 of 215 committed heights and reported none lost).
-        if let Err(e) = self
-            .marker
-            .save(storage, &marker_name(&self.base), &high_water.to_be_bytes())
-        {
+        let name = marker_name(&self.base);
+        let saved = match &mut self.marker {
+            Marker::Three(mirror) => mirror.save(storage, &name, &high_water.to_be_bytes()),
+            Marker::Two { seq } => {
+                // The sequence moves even if the save fails: the next goes to the other slot,
+                // which still holds the last claim that was durable.
+                *seq += 1;
+                durable::save(storage, &name, *seq, &high_water.to_be_bytes())
+            }
+        };
+        if let Err(e) = saved {
             self.failed = true;
             return Err(e.into());
         }

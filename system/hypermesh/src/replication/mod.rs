@@ -16,6 +16,6 @@ mod log;
 mod machine;
 mod snapshot;
 
-pub use log::{BlockLog, LogError, Recovery, BASE_BYTES_MAX, RECORD_BYTES_MAX, SEGMENT_BLOCKS};
+pub use log::{BlockLog, LogError, MarkerCopies, Recovery, BASE_BYTES_MAX, RECORD_BYTES_MAX, SEGMENT_BLOCKS};
 pub use machine::{Outcome, RestoreError, StateMachine};
 pub use snapshot::{Snapshot, Snapshots};
