@@ -268,6 +268,9 @@ pub struct Replica<M: StateMachine> {
     consecutive_timeouts: u32,
     /// The last view this replica timed out in (its timeout of it is then only sent again).
     timed_out_view: u64,
+    /// This leader's own proposal whose vote was made durable with it: the vote is signed when
+    /// the proposal comes back to this replica, without saving again.
+    own_vote_saved: Option<Digest>,
     last_voted_view: u64,
     high_qc: QuorumCertificate,
     tip: Tip,
@@ -366,6 +369,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             view_entered: Instant::ZERO,
             consecutive_timeouts: 0,
             timed_out_view: 0,
+            own_vote_saved: None,
             last_voted_view: 0,
             high_qc: QuorumCertificate::genesis(),
             tip: GENESIS_TIP,
@@ -1091,14 +1095,23 @@ impl<M: StateMachine + 'static> Replica<M> {
         // Durable before it leaves: a leader restarted after proposing but before its own vote
         // was saved (a crash, or a failed write) proposed again in the same view, and was
         // convicted of equivocation (swarm-consensus with storage faults, seed 8).
-        let proposed_before = self.proposed_view;
+        // The leader's own vote is made durable in the same save (its voted proposal first), so
+        // a view's path waits for one save of the safety record at the leader, not two.
+        let (proposed_before, voted_before) = (self.proposed_view, self.last_voted_view);
         self.proposed_view = view;
+        let voted = self.last_voted_view < view && self.persist_voted(cx, &proposal);
+        if voted {
+            self.last_voted_view = view;
+        }
         if !self.save_safety(cx) {
+            // Not durable, so neither happened: nothing has left.
             self.proposed_view = proposed_before;
+            self.last_voted_view = voted_before;
             let at = cx.now() + self.config.storage_retry;
             cx.set_timer(at, Timer::Batch(view));
             return;
         }
+        self.own_vote_saved = voted.then(|| proposal.header().block);
         self.announce = false;
         self.stats.proposals += 1;
         Self::probe(cx, "proposal", view, count as i64);
@@ -1686,16 +1699,18 @@ impl<M: StateMachine + 'static> Replica<M> {
         if view != self.view {
             return;
         }
-        if view <= self.last_voted_view {
-            self.refuse(cx, Refusal::AlreadyVoted);
-            return;
-        }
-        if !self.persist_voted(cx, &proposal) {
-            return;
-        }
-        self.last_voted_view = view;
-        if !self.save_safety(cx) {
-            return;
+        if self.own_vote_saved.take_if(|d| *d == digest).is_none() {
+            if view <= self.last_voted_view {
+                self.refuse(cx, Refusal::AlreadyVoted);
+                return;
+            }
+            if !self.persist_voted(cx, &proposal) {
+                return;
+            }
+            self.last_voted_view = view;
+            if !self.save_safety(cx) {
+                return;
+            }
         }
         self.detector.voted(view, cx.now());
         let vote = Vote::sign(
