@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// Runs `testbed ARGS --reports DIR` from the repository root (a fresh DIR named `label`),
-/// asserts it exits 0, and returns its stdout; the reports are removed.
-fn testbed_passes(label: &str, args: &[&str]) -> String {
+/// asserts it exits 0 (`context` heads the message if not), and returns its stdout; the
+/// reports are removed.
+fn testbed_passes_for(context: &str, label: &str, args: &[&str]) -> String {
     let reports: PathBuf = std::env::temp_dir().join(format!("testbed-{label}-{}", std::process::id()));
     let out = Command::new(env!("CARGO_BIN_EXE_testbed"))
         .args(args)
@@ -20,11 +21,16 @@ fn testbed_passes(label: &str, args: &[&str]) -> String {
     assert_eq!(
         out.status.code(),
         Some(0),
-        "{stdout}\n{}",
+        "{context}\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let _ = std::fs::remove_dir_all(&reports);
     stdout
+}
+
+/// [`testbed_passes_for`] with no context.
+fn testbed_passes(label: &str, args: &[&str]) -> String {
+    testbed_passes_for("", label, args)
 }
 
 #[test]
@@ -216,21 +222,12 @@ fn the_storage_swarm_seeds_that_once_failed_pass() {
 
 /// Runs `testbed run SCENARIO --seed N` for each `(N, cause)` and asserts it passes.
 fn replay_seeds(scenario: &str, seeds: &[(u64, &str)]) {
-    let reports = std::env::temp_dir().join(format!("testbed-seeds-{}", std::process::id()));
     for (seed, cause) in seeds {
         let seed = seed.to_string();
-        let out = Command::new(env!("CARGO_BIN_EXE_testbed"))
-            .args(["run", scenario, "--seed", &seed, "--reports"])
-            .arg(&reports)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .expect("testbed runs");
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{scenario} seed {seed} ({cause}):\n{}",
-            String::from_utf8_lossy(&out.stdout)
+        testbed_passes_for(
+            &format!("{scenario} seed {seed} ({cause}):"),
+            "seeds",
+            &["run", scenario, "--seed", &seed],
         );
     }
-    let _ = std::fs::remove_dir_all(&reports);
 }

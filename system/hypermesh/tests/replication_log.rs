@@ -16,6 +16,13 @@ fn payload(height: u64) -> Vec<u8> {
     (0..len).map(|i| (height as usize * 31 + i) as u8).collect()
 }
 
+/// Flips a bit inside the payload of record 12 of log `base`'s first segment, as rot would
+/// (found by walking the segment's records: each a 20-byte header and its payload).
+fn rot_record_12(disk: &mut MemStorage, base: &str) {
+    let offset: usize = (0..12).map(|h| 20 + payload(h).len()).sum();
+    disk.files.get_mut(&format!("{base}.0000000000000000")).unwrap()[offset + 25] ^= 0x20;
+}
+
 fn fill(log: &mut BlockLog, disk: &mut dyn Storage, upto: u64) {
     for h in log.next()..upto {
         log.append(disk, h, &payload(h)).unwrap();
@@ -53,13 +60,7 @@ fn a_rotted_committed_record_is_cut_and_reported_lost_never_returned() {
     let (mut log, _) = BlockLog::open(&mut disk, "blocks").unwrap();
     fill(&mut log, &mut disk, 30);
     log.commit(&mut disk).unwrap();
-    // Rot inside the record of height 12: find it by walking the segment's records.
-    let name = "blocks.0000000000000000";
-    let mut offset = 0usize;
-    for h in 0..12 {
-        offset += 20 + payload(h).len();
-    }
-    disk.files.get_mut(name).unwrap()[offset + 25] ^= 0x20;
+    rot_record_12(&mut disk, "blocks");
     // Read back before reopening: the damaged record is not returned.
     assert_eq!(log.get(&mut disk, 12).unwrap(), None);
     let (log, rec) = BlockLog::open(&mut disk, "blocks").unwrap();
@@ -86,9 +87,7 @@ fn a_record_found_rotted_when_read_back_is_cut_there_and_the_rest_reported_lost(
     let end = SEGMENT_BLOCKS + 20;
     fill(&mut log, &mut disk, end);
     log.commit(&mut disk).unwrap();
-    let name = "blocks.0000000000000000";
-    let offset: usize = (0..12).map(|h| 20 + payload(h).len()).sum();
-    disk.files.get_mut(name).unwrap()[offset + 25] ^= 0x20;
+    rot_record_12(&mut disk, "blocks");
     assert_eq!(log.get(&mut disk, 12).unwrap(), None);
     let rec = log.cut_at(&mut disk, 12).unwrap();
     assert_eq!((rec.next, rec.lost.clone()), (12, Some(12..end)));
@@ -133,8 +132,7 @@ fn records_read_many_at_once_are_each_checked_and_stop_at_their_segment() {
     let end = SEGMENT_BLOCKS + 5;
     fill(&mut log, &mut disk, end);
     log.commit(&mut disk).unwrap();
-    let offset: usize = (0..12).map(|h| 20 + payload(h).len()).sum();
-    disk.files.get_mut("blocks.0000000000000000").unwrap()[offset + 25] ^= 0x20;
+    rot_record_12(&mut disk, "blocks");
     let got = log.get_many(&mut disk, 10, 5).unwrap();
     let intact: Vec<bool> = got.iter().map(Option::is_some).collect();
     assert_eq!(
@@ -165,8 +163,7 @@ fn a_log_with_its_marker_in_two_slots_keeps_and_reports_as_one_with_three() {
     fill(&mut log, &mut disk, 40);
     log.commit(&mut disk).unwrap();
     assert!(disk.files.contains_key("voted.committed.a") && !disk.files.contains_key("voted.committed.c"));
-    let offset: usize = (0..12).map(|h| 20 + payload(h).len()).sum();
-    disk.files.get_mut("voted.0000000000000000").unwrap()[offset + 25] ^= 0x20;
+    rot_record_12(&mut disk, "voted");
     let (log, rec) = BlockLog::open_with(&mut disk, "voted", MarkerCopies::Two).unwrap();
     assert_eq!((rec.next, rec.lost, rec.marker_lost), (12, Some(12..40), false));
     assert_eq!(log.get(&mut disk, 11).unwrap().as_deref(), Some(&payload(11)[..]));

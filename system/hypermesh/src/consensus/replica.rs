@@ -23,8 +23,9 @@
 //!
 //! The last view voted or timed out in, the last view proposed in and the highest QC are saved
 //! (`safety`, the same record in three copies, so that rot of one never brings back an older
-//! one; a replica that finds no copy whole stops, since voting again could equivocate) before any vote, timeout or proposal is sent, so a restarted replica never votes
-//! or proposes twice in a view and never reports a lower QC than one it helped certify.
+//! one; a replica that finds no copy whole stops, since voting again could equivocate) before
+//! any vote, timeout or proposal is sent, so a restarted replica never votes or proposes twice
+//! in a view and never reports a lower QC than one it helped certify.
 //! Committed blocks go to the [`BlockLog`] with their certificates and are synced before they are
 //! applied or answered. A restarted replica replays its log into a fresh state machine, and
 //! re-enters the view it last voted or timed out in (unless a certificate it holds ended that
@@ -261,7 +262,7 @@ pub struct Replica<M: StateMachine> {
     /// the rotted one, and these are committed again once it is fetched (and served to peers).
     salvaged: BTreeMap<u64, CertifiedBlock>,
     log: Option<BlockLog>,
-    /// The safety record's slots (both hold it: see [`durable::Mirror`]).
+    /// The safety record's copies (see [`durable::Mirror`]).
     safety: durable::Mirror,
     view: u64,
     view_entered: Instant,
@@ -666,7 +667,7 @@ impl<M: StateMachine + 'static> Replica<M> {
     fn replay(&mut self, cx: &mut Context<'_, Timer>) -> Result<(), LogError> {
         if self.log.is_none() {
             let (log, recovery) = BlockLog::open(cx, LOG)?;
-            self.lost_at_start += recovery.lost.as_ref().map_or(0, |r| r.end - r.start);
+            self.lost_at_start += recovery.lost_heights();
             self.marker_lost |= recovery.marker_lost;
             if log.first() != 0 {
                 // Pruned below a snapshot: restoring from snapshots is not built yet.
@@ -683,7 +684,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             if log.is_failed() {
                 // A cut that failed part-way: done again before anything is read.
                 let recovery = log.recover(cx)?;
-                self.lost_at_start = recovery.lost.as_ref().map_or(0, |r| r.end - r.start);
+                self.lost_at_start = recovery.lost_heights();
                 continue;
             }
             if index >= log.next() {
@@ -706,9 +707,7 @@ impl<M: StateMachine + 'static> Replica<M> {
                     return Ok(());
                 };
                 self.apply(cx, &record, false);
-                if record.qc.view > self.high_qc.view {
-                    self.high_qc = record.qc.clone();
-                }
+                self.raise_high_qc(&record.qc);
             }
             if let Some(at) = damaged {
                 // Rotted since it was written: the log is cut there, and the intact records
@@ -716,7 +715,7 @@ impl<M: StateMachine + 'static> Replica<M> {
                 self.salvage(cx, at + 1)?;
                 let log = self.log.as_mut().expect("opened above");
                 let recovery = log.cut_at(cx, at)?;
-                self.lost_at_start = recovery.lost.as_ref().map_or(0, |r| r.end - r.start);
+                self.lost_at_start = recovery.lost_heights();
             }
         }
     }
@@ -727,11 +726,11 @@ impl<M: StateMachine + 'static> Replica<M> {
     /// some committed heights was gone (swarm-consensus seed 168).
     fn salvage(&mut self, cx: &mut Context<'_, Timer>, from: u64) -> Result<(), LogError> {
         let mut index = from;
-        while self.salvaged.len() < self.config.salvage_blocks_max {
+        loop {
             let log = self.log.as_ref().expect("opened");
             let batch = log.get_many(cx, index, REPLAY_BATCH_RECORDS)?;
             if batch.is_empty() {
-                break;
+                return Ok(());
             }
             for raw in batch {
                 let Some(record) = raw.and_then(|bytes| CertifiedBlock::decode(&bytes).ok()) else {
@@ -744,7 +743,6 @@ impl<M: StateMachine + 'static> Replica<M> {
                 index += 1;
             }
         }
-        Ok(())
     }
 
     /// Commits again the salvaged records that extend the committed tip (this replica
@@ -768,9 +766,7 @@ impl<M: StateMachine + 'static> Replica<M> {
         for r in &run {
             self.salvaged.remove(&r.block.height);
             self.apply(cx, r, true);
-            if r.qc.view > self.high_qc.view {
-                self.high_qc = r.qc.clone();
-            }
+            self.raise_high_qc(&r.qc);
         }
         self.prune_tree();
     }
@@ -1143,9 +1139,7 @@ impl<M: StateMachine + 'static> Replica<M> {
 
     /// A verified certificate: raises the high QC and applies the commit rule.
     fn on_qc(&mut self, cx: &mut Context<'_, Timer>, qc: &QuorumCertificate) {
-        if qc.view > self.high_qc.view {
-            self.high_qc = qc.clone();
-        }
+        self.raise_high_qc(qc);
         if qc.height > self.tip.height {
             match self.tree.get(&qc.block) {
                 Some(child) if child.block().view == qc.view => {
@@ -1179,6 +1173,13 @@ impl<M: StateMachine + 'static> Replica<M> {
             }
         }
         self.advance_to(cx, qc.view + 1, false);
+    }
+
+    /// Takes `qc` as the highest certificate if it is of a later view.
+    fn raise_high_qc(&mut self, qc: &QuorumCertificate) {
+        if qc.view > self.high_qc.view {
+            self.high_qc = qc.clone();
+        }
     }
 
     fn on_tc(&mut self, cx: &mut Context<'_, Timer>, view: u64) {
@@ -1287,13 +1288,17 @@ impl<M: StateMachine + 'static> Replica<M> {
                 // Blocks committed by the others meanwhile.
                 self.start_fetch(cx);
             }
-            Err(_) => {
-                self.stats.storage_retries += 1;
-                Self::probe(cx, "storage_retry", self.tip.height, 2);
-                let at = cx.now() + self.config.storage_retry;
-                cx.set_timer(at, Timer::Storage);
-            }
+            Err(_) => self.retry_storage(cx, 2),
         }
+    }
+
+    /// Counts a failed storage call (`why`: the `storage_retry` probe's value) and sets the
+    /// timer that tries it again.
+    fn retry_storage(&mut self, cx: &mut Context<'_, Timer>, why: i64) {
+        self.stats.storage_retries += 1;
+        Self::probe(cx, "storage_retry", self.tip.height, why);
+        let at = cx.now() + self.config.storage_retry;
+        cx.set_timer(at, Timer::Storage);
     }
 
     /// Applies a committed block to the state machine, answering waiting clients.
@@ -1453,26 +1458,35 @@ impl<M: StateMachine + 'static> Replica<M> {
     /// the chain extended, and the cluster never committed again: swarm-consensus seed 55.)
     fn prune_tree(&mut self) {
         let tip = self.tip;
-        let mut doomed = Vec::new();
-        for (digest, pending) in &self.tree {
-            let mut block = pending.block();
-            let descends = loop {
+        // Each block's verdict, found once: a walk stops at the first ancestor already judged,
+        // so the pass is linear in the tree however deep its chains.
+        let mut kept: BTreeMap<Digest, bool> = BTreeMap::new();
+        for digest in self.tree.keys() {
+            let mut path = Vec::new();
+            let mut at = *digest;
+            let verdict = loop {
+                if let Some(known) = kept.get(&at) {
+                    break *known;
+                }
+                // Walks go only to blocks in the tree.
+                let block = self.tree[&at].block();
+                path.push(at);
                 if block.height <= tip.height {
                     break false;
                 }
                 if block.parent == tip.digest {
                     break true;
                 }
-                match self.tree.get(&block.parent) {
-                    Some(parent) => block = parent.block(),
+                if self.tree.contains_key(&block.parent) {
+                    at = block.parent;
+                } else {
                     // Broken off above the tip (its parent is higher than the tip): kept.
-                    None => break block.height > tip.height + 1,
+                    break block.height > tip.height + 1;
                 }
             };
-            if !descends {
-                doomed.push(*digest);
-            }
+            kept.extend(path.into_iter().map(|d| (d, verdict)));
         }
+        let doomed: Vec<Digest> = kept.into_iter().filter(|(_, keep)| !keep).map(|(d, _)| d).collect();
         for d in doomed {
             let p = self.tree.remove(&d).expect("listed");
             if p.proposal.block.height <= tip.height {
@@ -2006,53 +2020,26 @@ impl<M: StateMachine + 'static> Replica<M> {
     fn on_fetch_request(&mut self, cx: &mut Context<'_, Timer>, from: SocketAddr, fetch: Fetch) {
         let reserve = self.config.block_bytes_max + qc_bytes_max(&self.set);
         let budget = self.config.fetch_bytes_max.saturating_sub(reserve);
-        if fetch.from > self.tip.height && self.salvaged.contains_key(&fetch.from) {
+        let asked = fetch.from..fetch.from.saturating_add(u64::from(fetch.count));
+        let records = if fetch.from > self.tip.height && self.salvaged.contains_key(&fetch.from) {
             // Committed blocks this replica salvaged past a hole in its log: what a peer asks
             // for may exist nowhere else.
-            let mut records = Vec::new();
-            let mut bytes = 0;
-            for height in fetch.from..fetch.from.saturating_add(u64::from(fetch.count)) {
-                let Some(record) = self.salvaged.get(&height) else {
-                    break;
-                };
-                let len = record.encode().len();
-                if bytes + len > budget && !records.is_empty() {
-                    break;
-                }
-                bytes += len;
-                records.push(record.clone());
-            }
-            self.send(cx, from, &Message::Blocks(Blocks { records, proof: None }));
-            return;
-        }
-        if fetch.from == 0 || fetch.from > self.tip.height {
-            let empty = Message::Blocks(Blocks {
-                records: Vec::new(),
-                proof: None,
-            });
-            self.send(cx, from, &empty);
-            return;
-        }
-        let Some(log) = self.log.as_ref() else { return };
-        let mut records = Vec::new();
-        let mut bytes = 0;
-        let end = fetch
-            .from
-            .saturating_add(u64::from(fetch.count))
-            .min(self.tip.height + 1);
-        // One read for the records asked (within a segment): each read may rot what it reads.
-        let raws = log.get_many(cx, fetch.from - 1, end - fetch.from).unwrap_or_default();
-        for raw in raws {
-            let Some(raw) = raw else { break };
-            let Ok(record) = CertifiedBlock::decode(&raw) else {
-                break;
-            };
-            if bytes + raw.len() > budget && !records.is_empty() {
-                break;
-            }
-            bytes += raw.len();
-            records.push(record);
-        }
+            let salvaged = asked
+                .map_while(|h| self.salvaged.get(&h))
+                .map(|r| (r.clone(), r.encoded_len()));
+            within_budget(salvaged, budget)
+        } else if fetch.from == 0 || fetch.from > self.tip.height {
+            Vec::new()
+        } else {
+            let Some(log) = self.log.as_ref() else { return };
+            let end = asked.end.min(self.tip.height + 1);
+            // One read for the records asked (within a segment): each read may rot what it reads.
+            let raws = log.get_many(cx, fetch.from - 1, end - fetch.from).unwrap_or_default();
+            let held = raws
+                .into_iter()
+                .map_while(|raw| raw.and_then(|raw| Some((CertifiedBlock::decode(&raw).ok()?, raw.len()))));
+            within_budget(held, budget)
+        };
         let reaches_tip = records
             .last()
             .is_some_and(|r: &CertifiedBlock| r.block.height == self.tip.height);
@@ -2115,10 +2102,8 @@ impl<M: StateMachine + 'static> Replica<M> {
                 }
                 committed = records.len();
                 self.tip_proof = fetching.unproven.first().cloned();
-                if let Some(q) = records.last().map(|r| r.qc.clone()) {
-                    if q.view > self.high_qc.view {
-                        self.high_qc = q;
-                    }
+                if let Some(r) = records.last() {
+                    self.raise_high_qc(&r.qc);
                 }
                 self.prune_tree();
                 self.commit_salvaged(cx);
@@ -2163,6 +2148,20 @@ impl CertifiedBlock {
     }
 }
 
+/// The records in order while their encodings fit `budget` bytes (the first always).
+fn within_budget(records: impl Iterator<Item = (CertifiedBlock, usize)>, budget: usize) -> Vec<CertifiedBlock> {
+    let mut bytes = 0;
+    let mut taken = Vec::new();
+    for (record, len) in records {
+        if bytes + len > budget && !taken.is_empty() {
+            break;
+        }
+        bytes += len;
+        taken.push(record);
+    }
+    taken
+}
+
 /// The first 8 bytes of a digest as a probe value.
 pub fn digest_prefix(digest: &Digest) -> i64 {
     i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
@@ -2185,10 +2184,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             .and_then(|()| self.load_safety(cx).map_err(|_| ()))
             .and_then(|()| self.reload_voted(cx).map_err(|_| ()));
         if read.is_err() && !self.halted {
-            self.stats.storage_retries += 1;
-            Self::probe(cx, "storage_retry", self.tip.height, 1);
-            let at = cx.now() + self.config.storage_retry;
-            cx.set_timer(at, Timer::Storage);
+            self.retry_storage(cx, 1);
             return;
         }
         self.starting = false;

@@ -850,7 +850,8 @@ impl Evidence {
 }
 
 impl CertifiedBlock {
-    fn encoded_len(&self) -> usize {
+    /// The size of its encoding.
+    pub(crate) fn encoded_len(&self) -> usize {
         self.block.encoded_len() + self.qc.encoded_len()
     }
 

@@ -86,6 +86,13 @@ pub struct Recovery {
     pub marker_lost: bool,
 }
 
+impl Recovery {
+    /// How many committed heights were found lost ([`Recovery::lost`]'s length).
+    pub fn lost_heights(&self) -> u64 {
+        self.lost.as_ref().map_or(0, |r| r.end - r.start)
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 struct Segment {
     /// Where each record of the segment starts, by height - first.
