@@ -220,6 +220,23 @@ fn the_storage_swarm_seeds_that_once_failed_pass() {
     );
 }
 
+/// Seeds of `swarm-consensus` that stalled after an isolation, each replayed. Found by
+/// `testbed sweep scenarios/swarm-consensus.toml --seeds 1501..4500` at a9f19a8 (2999 of 3000
+/// passed). The scenario asserts `proposer_conflicts == 0` too: no two honest validators
+/// propose in one view.
+#[test]
+fn the_isolation_swarm_seeds_that_once_failed_pass() {
+    replay_seeds(
+        "scenarios/swarm-consensus.toml",
+        &[(
+            1783,
+            "replicas that had and had not committed a slow validator's removal named different \
+             leaders (validators 0 and 3 both proposed in view 27), refused each other's \
+             proposals, and nothing committed in the quiet phase",
+        )],
+    );
+}
+
 /// Runs `testbed run SCENARIO --seed N` for each `(N, cause)` and asserts it passes.
 fn replay_seeds(scenario: &str, seeds: &[(u64, &str)]) {
     for (seed, cause) in seeds {

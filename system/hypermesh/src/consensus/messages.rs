@@ -532,14 +532,9 @@ impl Proposal {
     /// [`Proposal::verify`] without verifying `justify`'s signatures, for a replica that has
     /// already verified that very certificate (the costliest check: a quorum of signatures).
     pub fn verify_trusting_justify(&self, set: &ValidatorSet) -> Result<(), ProposalError> {
-        self.verify_for_leader(set, set.leader(self.block.view))
-    }
-
-    /// [`Proposal::verify_trusting_justify`] with the leader of the block's view given: a
-    /// replica whose leader schedule passes over isolated validators names it.
-    pub fn verify_for_leader(&self, set: &ValidatorSet, leader: ValidatorIndex) -> Result<(), ProposalError> {
         let block = &self.block;
         block.check_limits()?;
+        let leader = set.leader(block.view);
         if block.proposer != leader {
             return Err(ProposalError::NotLeader {
                 view: block.view,

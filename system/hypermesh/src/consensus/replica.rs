@@ -47,6 +47,7 @@
 //! | `commit_txs` | height | transactions in the block |
 //! | `view` | view entered | 1 through a certificate, 2 through a timeout certificate |
 //! | `timeout` | view timed out | consecutive timeouts |
+//! | `skipped` | view given up on at once | its leader (isolated) |
 //! | `proposal` | view | transactions proposed |
 //! | `recovered` | committed height after restart | heights lost to damage, to fetch again ([`RECOVERED_EXTENT_UNKNOWN`]: some, how many unknown) |
 //! | `storage_retry` | committed height | 1 reading back at start failed, 2 recovering the failed log did |
@@ -62,12 +63,24 @@
 //! # Isolation
 //!
 //! A replica that marks a validator submits a [`Removal`] carrying its proof (the evidence, or
-//! the signed reports). When a block with a valid removal commits in view `v`, from view
-//! `v + ISOLATION_DELAY_VIEWS` on every replica passes over the removed validator in its
-//! leader schedule. Its votes and timeouts still count: the quorum stays `n - f` of the epoch's
-//! set (its size changes only with an epoch, not built yet), and discarding them would turn a
-//! wrongly isolated honest validator into a crashed one (swarm seeds with pauses showed a
-//! cluster of four then unable to commit). A Byzantine validator's votes cannot hurt safety.
+//! the signed reports). Once a block with a valid removal commits on a replica, that replica
+//! no longer waits for the removed validator to lead: it gives up on the validator's views as
+//! soon as it enters them (a timeout at once, which does not count towards the backoff), sends
+//! its votes and clients' transactions past it to the next leader that is not isolated, and
+//! proposes nothing in its own views if it is the one isolated.
+//!
+//! The leader schedule itself never changes within an epoch. Replicas commit a removal at
+//! different moments (one can be partitioned away for seconds), and a schedule that passed
+//! over isolated validators made replicas that had and had not committed the removal name
+//! different leaders for one view: each refused the other's proposals, and with the isolated
+//! validator's votes never valid, nothing committed again (swarm-consensus seed 1189 at
+//! 691f8c1). Skipping is local and needs no agreement: a replica that has not committed the
+//! removal yet waits out the view, or joins once `f + 1` others gave up on it.
+//!
+//! The isolated validator's votes and timeouts still count: the quorum stays `n - f` of the
+//! epoch's set (its size changes only with an epoch, not built yet), and discarding them would
+//! turn a wrongly isolated honest validator into a crashed one (swarm seeds with pauses showed
+//! a cluster of four then unable to commit). A Byzantine validator's votes cannot hurt safety.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -108,10 +121,6 @@ const SAFETY_FORMAT: u8 = 2;
 pub const VERIFIED_CACHE_MAX: usize = 256;
 /// Clients waiting for answers at most, across all transactions.
 pub const WAITING_MAX: usize = 20_000;
-/// Views between the one whose block commits a removal and the first view the removed
-/// validator no longer leads: replicas commit a block a view or two after it is proposed, and
-/// all must switch their leader schedule at the same view.
-pub const ISOLATION_DELAY_VIEWS: u64 = 4;
 /// Views ahead of the current one a replica keeps timeouts for.
 pub const TIMEOUT_VIEWS_AHEAD_MAX: u64 = 64;
 
@@ -137,7 +146,7 @@ pub enum Refusal {
     Equivocation = 4,
     /// A catch-up answer that did not link to the committed chain.
     BadCatchUp = 5,
-    /// A proposal from a validator that does not lead its view in this replica's schedule.
+    /// A proposal from a validator that does not lead its view.
     NotLeader = 6,
 }
 
@@ -309,7 +318,7 @@ pub struct Replica<M: StateMachine> {
     held: BTreeMap<u64, (SocketAddr, Bytes)>,
     held_seq: u64,
     detector: Detector,
-    /// Isolated validators, with the first view they are passed over in.
+    /// Isolated validators, with the height of the block whose removal isolated each.
     isolated: BTreeMap<ValidatorIndex, u64>,
     /// Proposals voted for, durable: the log, and each record's sequence number and height.
     voted_log: Option<BlockLog>,
@@ -456,28 +465,47 @@ impl<M: StateMachine + 'static> Replica<M> {
         self.pool.len()
     }
 
-    /// The leader of `view`: round robin over the validators not isolated by then.
+    /// The leader of `view`: the epoch's schedule, the same on every replica whatever each has
+    /// committed (see the module's *Isolation*).
     pub fn leader(&self, view: u64) -> ValidatorIndex {
-        if self.isolated.is_empty() {
-            return self.set.leader(view);
-        }
-        let active: Vec<ValidatorIndex> = (0..self.set.len() as ValidatorIndex)
-            .filter(|i| !self.is_isolated(*i, view))
-            .collect();
-        if active.is_empty() {
-            return self.set.leader(view);
-        }
-        active[(view % active.len() as u64) as usize]
+        self.set.leader(view)
     }
 
-    /// Whether validator `i` is isolated in `view`.
-    pub fn is_isolated(&self, i: ValidatorIndex, view: u64) -> bool {
-        self.isolated.get(&i).is_some_and(|from| view >= *from)
+    /// Whether this replica gives up on `view` as soon as it enters it: its leader is isolated.
+    pub fn skips(&self, view: u64) -> bool {
+        self.isolated.contains_key(&self.leader(view))
     }
 
-    /// Isolated validators, with the first view each is passed over in.
+    /// The leader of the first view after `view` that this replica does not skip: where its
+    /// votes of `view` and its waiting transactions go. The next view's leader if every view of
+    /// a rotation is skipped (never with fewer than a quorum isolated).
+    pub fn next_leader(&self, view: u64) -> ValidatorIndex {
+        (1..=self.set.len() as u64)
+            .map(|ahead| view.saturating_add(ahead))
+            .find(|v| !self.skips(*v))
+            .map_or_else(|| self.leader(view.saturating_add(1)), |v| self.leader(v))
+    }
+
+    /// Isolated validators, with the height of the block whose removal isolated each.
     pub fn isolated(&self) -> &BTreeMap<ValidatorIndex, u64> {
         &self.isolated
+    }
+
+    /// The leaders of the next `views` views from the current one on that this replica does
+    /// not skip, other than itself, each once: where submitted transactions are forwarded.
+    fn coming_leaders(&self, views: usize) -> Vec<ValidatorIndex> {
+        let mut leaders = Vec::with_capacity(views);
+        (0..self.set.len() as u64 + views as u64)
+            .map(|ahead| self.view.saturating_add(ahead))
+            .filter(|view| !self.skips(*view))
+            .take(views)
+            .for_each(|view| {
+                let leader = self.leader(view);
+                if leader != self.me && !leaders.contains(&leader) {
+                    leaders.push(leader);
+                }
+            });
+        leaders
     }
 
     fn probe(cx: &mut Context<'_, Timer>, name: &'static str, subject: u64, value: i64) {
@@ -792,13 +820,8 @@ impl<M: StateMachine + 'static> Replica<M> {
             };
             let height = proposal.block.height;
             self.voted_records.push_back((seq, height));
-            // Checked against this replica's leader schedule, which passes over isolated
-            // validators: the set's own schedule refused every proposal voted for after an
-            // isolation, and with each voter restarted once, nobody held a certified block the
-            // chain extended (swarm-consensus seed 305 never committed again).
-            let leader = self.leader(proposal.block.view);
             if height > self.tip.height
-                && proposal.verify_for_leader(&self.set, leader).is_ok()
+                && proposal.verify_trusting_justify(&self.set).is_ok()
                 && self.verify_qc(&proposal.justify)
             {
                 self.tree.insert(proposal.block.digest(), Pending { proposal });
@@ -902,12 +925,22 @@ impl<M: StateMachine + 'static> Replica<M> {
         self.seen_proposals.retain(|v, _| *v + 1 >= keep_from);
         self.headers.retain(|v, _| *v + 1 >= keep_from);
         self.votes_by_signer.retain(|(v, _), _| *v + 1 >= keep_from);
-        if self.leader(view) == self.me {
+        if self.skips(view) {
+            Self::probe(cx, "skipped", view, i64::from(self.leader(view)));
+            self.give_up(cx, view, true);
+        } else if self.leader(view) == self.me {
             self.try_propose(cx, false);
         }
     }
 
     fn on_view_timer(&mut self, cx: &mut Context<'_, Timer>, view: u64) {
+        self.give_up(cx, view, false);
+    }
+
+    /// Times out of `view`: from now on this replica never votes in it, and it tells every
+    /// validator so. `skipped`: at once, its leader being isolated, which says nothing about
+    /// the network and so does not grow the backoff.
+    fn give_up(&mut self, cx: &mut Context<'_, Timer>, view: u64, skipped: bool) {
         if view != self.view {
             return;
         }
@@ -915,7 +948,9 @@ impl<M: StateMachine + 'static> Replica<M> {
         // in a view through a long partition starts the next view at the timeout it had.
         if self.timed_out_view < view {
             self.timed_out_view = view;
-            self.consecutive_timeouts = self.consecutive_timeouts.saturating_add(1);
+            if !skipped {
+                self.consecutive_timeouts = self.consecutive_timeouts.saturating_add(1);
+            }
         }
         Self::probe(cx, "timeout", view, i64::from(self.consecutive_timeouts));
         self.last_voted_view = self.last_voted_view.max(view);
@@ -949,7 +984,7 @@ impl<M: StateMachine + 'static> Replica<M> {
     /// would otherwise wait until a replica holding it leads. The next view's, because a
     /// replica enters a view on its proposal: that leader has proposed already.
     fn forward_waiting(&mut self, cx: &mut Context<'_, Timer>, view: u64) {
-        let leader = self.leader(view + 1);
+        let leader = self.next_leader(view);
         if leader == self.me || self.waiting.is_empty() {
             return;
         }
@@ -1028,7 +1063,7 @@ impl<M: StateMachine + 'static> Replica<M> {
 
     fn try_propose(&mut self, cx: &mut Context<'_, Timer>, batch_timer: bool) {
         let view = self.view;
-        if self.halted || self.leader(view) != self.me || self.proposed_view >= view {
+        if self.halted || self.leader(view) != self.me || self.skips(view) || self.proposed_view >= view {
             return;
         }
         let previous = view - 1;
@@ -1412,8 +1447,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             // longer commit. Only an epoch with a smaller set can go further.
             return AnswerKind::Refused("isolating it would leave fewer validators than a quorum".into());
         }
-        let from = block.view + ISOLATION_DELAY_VIEWS;
-        self.isolated.insert(removal.accused, from);
+        self.isolated.insert(removal.accused, block.height);
         Self::probe(cx, "isolated", u64::from(removal.accused), block.height as i64);
         AnswerKind::Applied(Bytes::new())
     }
@@ -1438,13 +1472,9 @@ impl<M: StateMachine + 'static> Replica<M> {
             forwarded: true,
             transaction,
         });
-        let mut sent = BTreeSet::new();
-        for ahead in 0..self.config.forward_leaders as u64 + 1 {
-            let leader = self.leader(self.view + ahead);
-            if leader != self.me && sent.insert(leader) {
-                let addr = self.peers[usize::from(leader)];
-                self.send(cx, addr, &forward);
-            }
+        for leader in self.coming_leaders(self.config.forward_leaders + 1) {
+            let addr = self.peers[usize::from(leader)];
+            self.send(cx, addr, &forward);
         }
     }
 
@@ -1608,13 +1638,9 @@ impl<M: StateMachine + 'static> Replica<M> {
                 forwarded: true,
                 transaction: submit.transaction,
             });
-            let mut sent = BTreeSet::new();
-            for ahead in 0..self.config.forward_leaders as u64 {
-                let leader = self.leader(self.view + ahead);
-                if leader != self.me && sent.insert(leader) {
-                    let addr = self.peers[usize::from(leader)];
-                    self.send(cx, addr, &forward);
-                }
+            for leader in self.coming_leaders(self.config.forward_leaders) {
+                let addr = self.peers[usize::from(leader)];
+                self.send(cx, addr, &forward);
             }
         }
         if self.leader(self.view) == self.me {
@@ -1628,19 +1654,16 @@ impl<M: StateMachine + 'static> Replica<M> {
         let view = proposal.block.view;
         // Certificates verified once: the cache spares re-verifying a justify seen before.
         let checked = if self.verify_qc(&proposal.justify) {
-            proposal.verify_for_leader(&self.set, self.leader(proposal.block.view))
+            proposal.verify_trusting_justify(&self.set)
         } else {
             Err(ProposalError::Justify(super::certificate::CertificateError::NotGenesis))
         };
         match checked {
             Ok(()) => {}
-            // Replicas switch leader schedules when they commit an isolation, not all at once:
-            // a proposer this replica does not expect may be one that committed it first. Not
-            // a bad message, so not reported (byzantine-equivocation seed 189 marked an honest
-            // validator for it).
+            // Counted apart from bad signatures; not reported: the proposal may have come
+            // through another replica (a fetch answer), not from its signer.
             Err(ProposalError::NotLeader { .. }) => {
-                self.stats.refused += 1;
-                Self::probe(cx, "refused", self.view, Refusal::NotLeader as i64);
+                self.refuse(cx, Refusal::NotLeader);
                 return;
             }
             Err(_) => {
@@ -1742,7 +1765,7 @@ impl<M: StateMachine + 'static> Replica<M> {
         if self.config.votes_to_all {
             self.broadcast(cx, &message, true);
         } else {
-            let next = self.leader(view + 1);
+            let next = self.next_leader(view);
             self.send_to_validator(cx, next, &message);
         }
     }
@@ -1783,9 +1806,9 @@ impl<M: StateMachine + 'static> Replica<M> {
                 _ => {}
             }
         }
-        // Only the next view's leader aggregates (every replica does in the naive variant,
-        // which makes the quadratic cost visible).
-        if self.leader(vote.view + 1) != self.me && !self.config.votes_to_all {
+        // Only the next view's leader aggregates, or the next one not isolated (every replica
+        // does in the naive variant, which makes the quadratic cost visible).
+        if self.next_leader(vote.view) != self.me && !self.config.votes_to_all {
             return;
         }
         if vote.view + 1 < self.view {
@@ -1862,7 +1885,10 @@ impl<M: StateMachine + 'static> Replica<M> {
         // on it, so join them rather than wait out a longer timer.
         if count > self.set.f() && view >= self.view && self.last_voted_view < view {
             self.advance_to(cx, view, true);
-            self.on_view_timer(cx, view);
+            // Not twice if the view was skipped on entering it.
+            if self.timed_out_view < view {
+                self.on_view_timer(cx, view);
+            }
         }
         if count >= self.set.quorum() && self.last_tc.as_ref().is_none_or(|tc| tc.view < view) {
             // A timeout certificate: every replica still in this view needs it to move on, and

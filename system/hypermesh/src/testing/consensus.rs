@@ -36,6 +36,7 @@ pub const METRICS: &[(&str, &str)] = &[
     ("txns_unknown", "transactions with no answer in time (may or may not have committed)"),
     ("commit_ms_p50", "median time from submission to the client's answer, committed transactions"),
     ("commit_ms_p99", "99th percentile of the same"),
+    ("proposer_conflicts", "views in which two honest validators proposed (every replica must name the same leader for a view: must be 0)"),
     ("view_changes", "views entered through a timeout certificate (summed over honest replicas)"),
     ("catchup_blocks", "blocks honest replicas committed from catch-up answers"),
     ("byzantine_validators", "validators given an adversary that acted (sent something other than an honest replica would)"),
@@ -92,6 +93,9 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
     let mut halted = BTreeSet::new();
     let mut quiet_heights = BTreeSet::new();
     let mut view_changes = 0u64;
+    // view → the first honest validator that proposed in it.
+    let mut proposers: BTreeMap<u64, u32> = BTreeMap::new();
+    let mut proposer_conflicts = BTreeSet::new();
     let mut catchup_blocks = 0i64;
     let mut txns: BTreeMap<u64, TxnBuilder> = BTreeMap::new();
     let mut misbehaved: BTreeMap<u32, Duration> = BTreeMap::new();
@@ -170,6 +174,17 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
                 }
             }
             "view" if honest(o.node) && p.value == 2 => view_changes += 1,
+            "proposal" if honest(o.node) => {
+                let first = *proposers.entry(p.subject).or_insert(o.node);
+                if first != o.node && proposer_conflicts.insert(p.subject) && evidence.len() < EVIDENCE_MAX {
+                    evidence.push(format!(
+                        "leader schedules differ: nodes {first} and {} both proposed in view {} (at {})",
+                        o.node,
+                        p.subject,
+                        Seconds(o.at)
+                    ));
+                }
+            }
             "misbehaved" => {
                 misbehaved.entry(o.node).or_insert(o.at);
             }
@@ -316,6 +331,7 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
     set("commit_ms_p50", percentile(&mut latencies.clone(), 50.0));
     set("commit_ms_p99", percentile(&mut latencies, 99.0));
     set("view_changes", Some(view_changes as f64));
+    set("proposer_conflicts", Some(proposer_conflicts.len() as f64));
     set("catchup_blocks", Some(catchup_blocks as f64));
     let honest_up_nodes: Vec<u32> = (0..run.validators)
         .filter(|n| honest(*n) && run.up_at_end.contains(n))
