@@ -114,7 +114,10 @@ impl Workload for Consensus {
             .collect();
         let seeds = key_seeds(validators, root);
         let set = validator_set(&seeds);
-        let config = plan.config();
+        let mut config = plan.config();
+        // The simulator delivers a node's messages only from its own addresses (adversaries
+        // change what they send, never where from): an address names its sender.
+        config.detection.source_addresses_authentic = true;
         let starts = start_times(scenario, root);
         // With adversaries, clients sign their transactions (the machines apply only those) and
         // believe an outcome once f + 1 replicas gave it: a Byzantine replica could otherwise

@@ -311,6 +311,51 @@ fn an_equivocator_and_a_forger_among_seven_are_marked_and_no_honest_validator_is
     );
 }
 
+/// A forged signature over an authenticated channel is first-hand proof: the first replica
+/// that receives one marks the forger at once, without waiting for two more reporters (which
+/// took up to a second in byzantine-equivocation sweeps: a forger's votes reach one collector
+/// per view). The others still need the reports to commit its removal.
+#[test]
+fn a_forger_is_marked_by_the_first_replica_it_sends_a_forged_signature_to() {
+    for (seed, behaviour) in [(30, Behaviour::Forge), (31, Behaviour::Impersonate(0))] {
+        let name = behaviour.name();
+        let mut config = ConsensusConfig::default();
+        config.detection.source_addresses_authentic = true;
+        let mut sim = cluster_configured(
+            seed,
+            7,
+            1,
+            NetworkModel::default(),
+            vec![(6, behaviour)],
+            Duration::from_millis(20),
+            config,
+        );
+        sim.run_until(SimTime::from_millis(5_000), |_| {});
+        let (figures, _) = judge_with(&sim, 7, BTreeSet::from([6]));
+        let probes = sim.probes();
+        let began = named(probes, "misbehaved").next().expect("it misbehaved").at;
+        let first = named(probes, "marked")
+            .find(|p| p.probe.subject == 6)
+            .unwrap_or_else(|| panic!("{name}: never marked"));
+        assert_eq!(first.probe.value, 5, "{name}: marked first-hand");
+        let latency_ms = (first.at.as_nanos() - began.as_nanos()) / 1_000_000;
+        // One message's way (at most 10 ms here) after its first forged message.
+        assert!(latency_ms <= 20, "{name}: marked {latency_ms} ms after it began");
+        assert_eq!(
+            figures.get("honest_marked"),
+            Some(0.0),
+            "{name}: {:#?}",
+            figures.evidence
+        );
+        assert_eq!(figures.get("byzantine_detected"), Some(1.0), "{name}: marked by all");
+        assert_eq!(
+            figures.get("byzantine_isolated"),
+            Some(1.0),
+            "{name}: removed on reports"
+        );
+    }
+}
+
 #[test]
 fn a_lying_clock_and_a_slow_validator_are_marked_on_reports() {
     for (seed, behaviour) in [

@@ -3,6 +3,13 @@
 //! Two kinds of knowledge, kept apart as the guide's settings ask:
 //!
 //! - **Proof** (two conflicting signed messages, [`super::Evidence`]) marks a validator at once.
+//! - **First-hand proof**: a vote, timeout, report or proposal whose signature does not verify,
+//!   arriving over a channel that authenticates its sender ([`Detector::witness`]). No honest
+//!   validator sends one (they are never relayed with a bad signature, and an authenticated
+//!   channel does not corrupt what it carries), so the receiver marks the sender at once. It
+//!   convinces nobody else, though: the message is not signed by its sender, so anyone could
+//!   have made it up. The receiver reports the sender like a suspicion, and a removal still
+//!   needs the reports of enough validators.
 //! - **Suspicion**: what an honest validator on a bad network might also seem to do (a message
 //!   from its address that does not verify, a block stamped beyond `clock_skew_max`, votes later
 //!   than `latency_tolerance` allows) is reported, signed, to every validator. A validator is
@@ -18,7 +25,7 @@
 //! tolerances and the batch delay after this replica's vote in the view before (its vote out,
 //! the quorum's slowest vote, the proposal back).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use runtime::Instant;
@@ -42,6 +49,13 @@ pub struct DetectionConfig {
     pub report_interval: Duration,
     /// Views whose first vote time is remembered (for slow votes).
     pub views_remembered: usize,
+    /// Whether the address a message came from proves which validator sent it when the
+    /// transport names nobody: true in the simulator, whose network delivers a node's messages
+    /// only from its own addresses and whose adversaries change what they send, never where
+    /// from; false over bare UDP, where a source address is easily forged. Over STOQ with mutual
+    /// TLS the transport names the sender's certificate whatever this says. Needed for
+    /// first-hand proof ([`Detector::witness`]).
+    pub source_addresses_authentic: bool,
 }
 
 impl Default for DetectionConfig {
@@ -53,12 +67,15 @@ impl Default for DetectionConfig {
             window: Duration::from_secs(60),
             report_interval: Duration::from_secs(5),
             views_remembered: 1024,
+            source_addresses_authentic: false,
         }
     }
 }
 
 /// Why a validator was marked: the probe `marked`'s value.
 pub const MARKED_BY_EVIDENCE: i64 = 4;
+/// The probe `marked`'s value for a validator marked on first-hand proof ([`Detector::witness`]).
+pub const MARKED_FIRST_HAND: i64 = 5;
 
 /// One replica's detector.
 #[derive(Debug)]
@@ -67,6 +84,10 @@ pub struct Detector {
     /// Reports by accused, then reporter: the latest report and when it came.
     reports: BTreeMap<ValidatorIndex, BTreeMap<ValidatorIndex, (Report, Instant)>>,
     marked: BTreeMap<ValidatorIndex, Instant>,
+    /// Validators against whom a proof others accept is held: evidence, or the reports of
+    /// enough validators. A validator marked on first-hand proof alone is not in it (still
+    /// reported, its reports still tallied).
+    proven: BTreeSet<ValidatorIndex>,
     last_reported: BTreeMap<(ValidatorIndex, Reason), Instant>,
     first_vote: BTreeMap<u64, Instant>,
     /// When this replica voted, by view.
@@ -96,6 +117,7 @@ impl Detector {
             config,
             reports: BTreeMap::new(),
             marked: BTreeMap::new(),
+            proven: BTreeSet::new(),
             last_reported: BTreeMap::new(),
             first_vote: BTreeMap::new(),
             voted: BTreeMap::new(),
@@ -122,7 +144,7 @@ impl Detector {
     /// Whether this replica should report `accused` for `reason` now (at most once per
     /// `report_interval` for each pair); records that it does.
     pub fn should_report(&mut self, now: Instant, accused: ValidatorIndex, reason: Reason) -> bool {
-        if self.marked.contains_key(&accused) {
+        if self.proven.contains(&accused) {
             return false;
         }
         match self.last_reported.get(&(accused, reason)) {
@@ -134,10 +156,11 @@ impl Detector {
         }
     }
 
-    /// Counts a verified report; if it newly marks the accused, returns the reports that did
-    /// (one per reporter: the proof a removal carries).
+    /// Counts a verified report; once enough validators reported the accused, marks it (if not
+    /// marked first-hand already) and returns the reports that did, one per reporter: the proof
+    /// a removal carries. Returns them once.
     pub fn tally(&mut self, now: Instant, report: &Report, f: usize) -> Option<Vec<Report>> {
-        if self.marked.contains_key(&report.accused) {
+        if self.proven.contains(&report.accused) {
             return None;
         }
         let window = self.config.window;
@@ -146,7 +169,8 @@ impl Detector {
         by_reporter.retain(|_, (_, at)| now.saturating_since(*at) <= window);
         let count = by_reporter.len();
         if count >= self.config.confirmation_required.max(f + 1) {
-            self.marked.insert(report.accused, now);
+            self.proven.insert(report.accused);
+            self.marked.entry(report.accused).or_insert(now);
             let reports = self.reports.remove(&report.accused).unwrap_or_default();
             return Some(reports.into_values().map(|(r, _)| r).collect());
         }
@@ -156,7 +180,21 @@ impl Detector {
     /// Marks `offender` on proof; true if it was not marked before.
     pub fn convict(&mut self, now: Instant, offender: ValidatorIndex) -> bool {
         self.reports.remove(&offender);
+        self.proven.insert(offender);
         self.marked.insert(offender, now).is_none()
+    }
+
+    /// Marks `sender` on first-hand proof: a signed message that does not verify, from a
+    /// channel that authenticated `sender`. True if it was not marked before. Its reports are
+    /// still tallied, since this proof convinces no other replica.
+    pub fn witness(&mut self, now: Instant, sender: ValidatorIndex) -> bool {
+        match self.marked.entry(sender) {
+            std::collections::btree_map::Entry::Occupied(_) => false,
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(now);
+                true
+            }
+        }
     }
 
     /// Whether a block stamped `stamp_ms` (Unix milliseconds) is further from the local wall
@@ -273,6 +311,26 @@ mod tests {
         assert_eq!(proof.iter().map(|r| r.reporter).collect::<Vec<_>>(), [1, 2, 3]);
         assert!(d.marked().contains_key(&4));
         assert_eq!(d.tally(at(4), &report(4, 5), 2), None, "marked once");
+    }
+
+    #[test]
+    fn a_validator_witnessed_is_marked_at_once_and_its_reports_still_make_a_removals_proof() {
+        let mut d = Detector::new(DetectionConfig::default());
+        assert!(d.witness(at(0), 4));
+        assert!(!d.witness(at(1), 4), "marked once");
+        assert_eq!(d.marked().get(&4), Some(&at(0)));
+        // Others need the reports: this replica still sends its own, and tallies theirs.
+        assert!(d.should_report(at(0), 4, Reason::BadMessage));
+        assert_eq!(d.tally(at(2), &report(4, 1), 2), None);
+        assert_eq!(d.tally(at(3), &report(4, 2), 2), None);
+        let proof = d.tally(at(4), &report(4, 3), 2).expect("the removal's proof");
+        assert_eq!(proof.len(), 3);
+        assert_eq!(d.marked().get(&4), Some(&at(0)), "marked when first witnessed");
+        assert_eq!(d.tally(at(5), &report(4, 5), 2), None, "the proof is given once");
+        assert!(
+            !d.should_report(at(10_000), 4, Reason::BadMessage),
+            "proven: nothing more to report"
+        );
     }
 
     #[test]

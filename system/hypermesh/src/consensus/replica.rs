@@ -57,7 +57,7 @@
 //! | `misbehaved` | this validator's index | 1: its adversary first changed what it sends (simulation) |
 //! | `evidence` | offender's validator index | 1 conflicting votes, 2 conflicting proposals (first time this replica holds proof) |
 //! | `report` | accused validator index | [`Reason`] this replica reported it for |
-//! | `marked` | validator index | why: a [`Reason`] (confirmed by enough reporters), or 4 on evidence |
+//! | `marked` | validator index | why: a [`Reason`] (confirmed by enough reporters), 4 on evidence, 5 on first-hand proof ([`MARKED_FIRST_HAND`]) |
 //! | `isolated` | validator index | height of the block whose removal isolated it (committed) |
 //!
 //! # Isolation
@@ -96,7 +96,7 @@ use super::certificate::{QcBuilder, QuorumCertificate, TimeoutCertificate, Timeo
 use super::config::ConsensusConfig;
 use super::control::{is_control, Proof, Removal};
 use super::crypto::{sha256, Digest, ValidatorKey};
-use super::detection::{Detector, MARKED_BY_EVIDENCE};
+use super::detection::{Detector, MARKED_BY_EVIDENCE, MARKED_FIRST_HAND};
 use super::evidence::Evidence;
 use super::messages::{Proposal, ProposalError, ProposalHeader, QcSummary, Reason, Report, Timeout, Vote};
 use super::validators::{ValidatorIndex, ValidatorSet};
@@ -335,6 +335,9 @@ pub struct Replica<M: StateMachine> {
     request_peer: usize,
     /// The validator whose address the message being handled came from, if any.
     sender: Option<ValidatorIndex>,
+    /// The same validator if the channel proves it sent the message: the transport names its
+    /// certificate, or the config says source addresses are authentic (the simulator).
+    authenticated_sender: Option<ValidatorIndex>,
     stats: ReplicaStats,
 }
 
@@ -419,6 +422,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             synced: BTreeMap::new(),
             announce: false,
             sender: None,
+            authenticated_sender: None,
             stats: ReplicaStats::default(),
         }
     }
@@ -512,6 +516,29 @@ impl<M: StateMachine + 'static> Replica<M> {
         cx.probe(Probe::new(name, subject, value));
     }
 
+    /// Whether the message being handled, signed by `signer`, came over a channel that
+    /// authenticated another validator. Votes, timeouts and reports travel only from their
+    /// signer (certificates and evidence carry others' signatures in messages of their own), so
+    /// such a one is forged, whether or not its signature verifies: an impersonator's vote
+    /// arriving after its victim's was otherwise dropped as a duplicate, unnoticed.
+    fn speaks_for_another(&self, signer: ValidatorIndex) -> bool {
+        self.authenticated_sender.is_some_and(|sender| sender != signer)
+    }
+
+    /// Refuses a vote, timeout, report or proposal whose signature does not verify, or that
+    /// came from another validator than its signer. Honest validators send these only signed by
+    /// themselves and never relay one that fails, so from an authenticated sender it is
+    /// first-hand proof: the sender is marked at once (and reported, since this proof convinces
+    /// no other replica).
+    fn refuse_forged(&mut self, cx: &mut Context<'_, Timer>) {
+        if let Some(sender) = self.authenticated_sender {
+            if self.detector.witness(cx.now(), sender) {
+                Self::probe(cx, "marked", u64::from(sender), MARKED_FIRST_HAND);
+            }
+        }
+        self.refuse(cx, Refusal::Invalid);
+    }
+
     fn refuse(&mut self, cx: &mut Context<'_, Timer>, why: Refusal) {
         self.stats.refused += 1;
         Self::probe(cx, "refused", self.view, why as i64);
@@ -542,14 +569,17 @@ impl<M: StateMachine + 'static> Replica<M> {
     }
 
     fn on_report(&mut self, cx: &mut Context<'_, Timer>, report: Report) {
-        if report.verify(&self.set).is_err() {
-            self.refuse(cx, Refusal::Invalid);
+        if self.speaks_for_another(report.reporter) || report.verify(&self.set).is_err() {
+            self.refuse_forged(cx);
             return;
         }
         self.stats.signatures_verified += 1;
         let f = self.set.f();
+        let marked_before = self.detector.marked().contains_key(&report.accused);
         if let Some(reports) = self.detector.tally(cx.now(), &report, f) {
-            Self::probe(cx, "marked", u64::from(report.accused), report.reason as i64);
+            if !marked_before {
+                Self::probe(cx, "marked", u64::from(report.accused), report.reason as i64);
+            }
             self.propose_removal(cx, report.accused, Proof::Reports(reports));
         }
     }
@@ -1666,6 +1696,10 @@ impl<M: StateMachine + 'static> Replica<M> {
                 self.refuse(cx, Refusal::NotLeader);
                 return;
             }
+            Err(ProposalError::Signature(_)) => {
+                self.refuse_forged(cx);
+                return;
+            }
             Err(_) => {
                 self.refuse(cx, Refusal::Invalid);
                 return;
@@ -1794,6 +1828,10 @@ impl<M: StateMachine + 'static> Replica<M> {
     }
 
     fn on_vote(&mut self, cx: &mut Context<'_, Timer>, vote: Vote) {
+        if self.speaks_for_another(vote.signer) {
+            self.refuse_forged(cx);
+            return;
+        }
         // A vote later than an honest voter's could be, from the voter itself: reported; one
         // on time is noted too (a validator is reported only if late most of the time). Not
         // the leader's own vote: the others vote only once its proposal arrives, so that vote
@@ -1843,7 +1881,7 @@ impl<M: StateMachine + 'static> Replica<M> {
                     self.on_qc(cx, &qc);
                 }
             }
-            Err(super::certificate::AggregateError::Invalid(_)) => self.refuse(cx, Refusal::Invalid),
+            Err(super::certificate::AggregateError::Invalid(_)) => self.refuse_forged(cx),
             Err(_) => {}
         }
     }
@@ -1861,6 +1899,10 @@ impl<M: StateMachine + 'static> Replica<M> {
     }
 
     fn on_timeout(&mut self, cx: &mut Context<'_, Timer>, timeout: Timeout) {
+        if self.speaks_for_another(timeout.signer) {
+            self.refuse_forged(cx);
+            return;
+        }
         let view = timeout.view;
         if view < self.view {
             // Its sender is still in a view this replica left: send it what moved this replica
@@ -1874,7 +1916,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             return;
         }
         if timeout.verify(&self.set).is_err() {
-            self.refuse(cx, Refusal::Invalid);
+            self.refuse_forged(cx);
             return;
         }
         self.stats.signatures_verified += 1;
@@ -2249,15 +2291,26 @@ impl<M: StateMachine + 'static> Protocol for Replica<M> {
             return;
         }
         // Handlers may deliver to this replica itself (nested): the outer sender is restored.
-        let outer = self.sender;
+        let outer = (self.sender, self.authenticated_sender);
         self.sender = self
             .peers
             .iter()
             .position(|a| *a == from)
             .map(|i| i as ValidatorIndex)
             .filter(|i| *i != self.me);
+        self.authenticated_sender = match cx.peer_identity(from) {
+            Some(name) => self
+                .set
+                .validators()
+                .iter()
+                .position(|v| v.name == name)
+                .map(|i| i as ValidatorIndex)
+                .filter(|i| *i != self.me),
+            None if self.config.detection.source_addresses_authentic => self.sender,
+            None => None,
+        };
         self.dispatch(cx, from, payload);
-        self.sender = outer;
+        (self.sender, self.authenticated_sender) = outer;
     }
 
     fn on_timer(&mut self, cx: &mut Context<'_, Timer>, timer: Timer) {
