@@ -404,8 +404,8 @@ fn root_rng(seed: u64) -> DetRng {
 
 /// The Byzantine validators of a consensus `scenario` under the seed's `root`: those of
 /// `consensus.byzantine`, then those `swarm.adversaries` draws (a validator not yet Byzantine,
-/// a behaviour of `swarm.behaviours` with its argument), never more than f in all. Empty for
-/// other workloads.
+/// a behaviour of `swarm.behaviours` with its argument; twins at most once, on the last node),
+/// never more than f in all. Empty for other workloads.
 pub fn adversaries(scenario: &Scenario, root: &DetRng) -> Vec<(u32, Behaviour)> {
     let Some(plan) = &scenario.consensus else {
         return Vec::new();
@@ -422,7 +422,18 @@ pub fn adversaries(scenario: &Scenario, root: &DetRng) -> Vec<(u32, Behaviour)> 
             .filter(|v| chosen.iter().all(|(n, _)| n != v))
             .collect();
         let node = free[rng.below(free.len() as u64) as usize];
-        let name = &swarm.behaviours[rng.below(swarm.behaviours.len() as u64) as usize];
+        // One pair of twins at most: once drawn, the rest are drawn from the other behaviours
+        // (a list of twins alone draws no second adversary).
+        let twinned = chosen.iter().any(|(_, b)| matches!(b, Behaviour::Twins(_)));
+        let names: Vec<&String> = swarm
+            .behaviours
+            .iter()
+            .filter(|b| !(twinned && b.as_str() == crate::scenario::TWINS))
+            .collect();
+        if names.is_empty() {
+            break;
+        }
+        let name = names[rng.below(names.len() as u64) as usize];
         // Arguments beyond what the detector tolerates, so that the behaviour is misbehaviour.
         let tolerance = plan.latency_tolerance;
         let skew = plan.clock_skew_max.max(Duration::from_secs(1));
@@ -433,7 +444,8 @@ pub fn adversaries(scenario: &Scenario, root: &DetRng) -> Vec<(u32, Behaviour)> 
             "delay" => Behaviour::Delay(between(&mut rng, (tolerance * 2, tolerance * 4))),
             "clock-lie" => Behaviour::ClockLie(between(&mut rng, (skew * 2, skew * 4))),
             "mutate" => Behaviour::Mutate,
-            "twins" => unreachable!("the parser refuses twins in swarm.behaviours: a twin needs a node"),
+            // On the last node, which would run a client (the parser checked one remains).
+            crate::scenario::TWINS => Behaviour::Twins(scenario.nodes.len() as u32 - 1),
             "impersonate" => {
                 let victim = (node + 1 + rng.below(u64::from(plan.validators - 1)) as u32) % plan.validators;
                 Behaviour::Impersonate(victim as u16)
@@ -796,6 +808,38 @@ nodes = "random 2"
             7,
             "every behaviour drawn over 199 seeds: {behaviours:?}"
         );
+    }
+
+    #[test]
+    fn swarm_twins_run_on_the_last_node_once_per_seed() {
+        let scenario = crate::scenario::parse(
+            "x.toml",
+            "duration = \"10s\"\n[nodes]\ncount = 12\n[workload]\nkind = \"consensus\"\n[consensus]\n\
+             validators = 10\n[swarm]\nwindow = [\"1s\", \"2s\"]\nadversaries = [3, 3]\n\
+             behaviours = [\"twins\", \"forge\"]\n",
+        )
+        .unwrap();
+        let mut twinned = 0;
+        for seed in 1..100 {
+            let drawn = resolved_adversaries(&scenario, seed);
+            assert_eq!(drawn.len(), 3, "{drawn:?}");
+            let twins: Vec<_> = drawn.iter().filter(|(_, b)| matches!(b, Behaviour::Twins(_))).collect();
+            assert!(twins.len() <= 1, "one pair at most: {drawn:?}");
+            if let Some((original, Behaviour::Twins(twin))) = twins.first() {
+                assert!(*original < 10);
+                assert_eq!(*twin, 11, "the last node, a client's");
+                twinned += 1;
+            }
+        }
+        assert!(twinned > 50, "twins drawn in {twinned} of 99 seeds");
+        // A list of twins alone draws one adversary, not a second pair.
+        let alone = crate::scenario::parse(
+            "x.toml",
+            "duration = \"10s\"\n[nodes]\ncount = 12\n[workload]\nkind = \"consensus\"\n[consensus]\n\
+             validators = 10\n[swarm]\nwindow = [\"1s\", \"2s\"]\nadversaries = [3, 3]\nbehaviours = [\"twins\"]\n",
+        )
+        .unwrap();
+        assert_eq!(resolved_adversaries(&alone, 7).len(), 1);
     }
 
     #[test]

@@ -111,7 +111,7 @@ fn fifty_consensus_swarm_seeds_pass() {
     // Green must not mean that nothing happened: validators crashed and restarted (also at
     // storage calls, tearing and losing writes), partitions cut messages, clocks jumped, disks
     // failed calls and rotted, adversaries acted and were detected, and the view changes they
-    // forced were survived.
+    // forced were survived, and twins split the network.
     let seen = fifty_seeds_pass(
         "swarm-consensus",
         "scenarios/swarm-consensus.toml",
@@ -128,6 +128,7 @@ fn fifty_consensus_swarm_seeds_pass() {
         "storage_io_error",
         "writeback_lost",
         "bit_rot",
+        "byzantine_reroute",
         "view_changes",
         "byzantine_validators",
         "byzantine_detected",
@@ -186,11 +187,12 @@ fn the_consensus_swarm_seeds_that_once_failed_pass() {
 
 /// Seeds of the `swarm-consensus` with clock and storage faults that failed, each replayed.
 /// Found by `testbed sweep scenarios/swarm-consensus.toml --seeds 1..500` as each fix landed
-/// (later fixes change what a seed's disks do, so a seed may no longer meet its fault).
+/// (later fixes change what a seed's disks do, so a seed may no longer meet its fault); replayed
+/// on the scenario as it was before twins joined its draws.
 #[test]
 fn the_storage_swarm_seeds_that_once_failed_pass() {
     replay_seeds(
-        "scenarios/swarm-consensus.toml",
+        "tests/fixtures/swarm-consensus-52b5aa6.toml",
         &[
             (
                 307,
@@ -223,11 +225,11 @@ fn the_storage_swarm_seeds_that_once_failed_pass() {
 /// Seeds of `swarm-consensus` that stalled after an isolation, each replayed. Found by
 /// `testbed sweep scenarios/swarm-consensus.toml --seeds 1501..4500` at a9f19a8 (2999 of 3000
 /// passed). The scenario asserts `proposer_conflicts == 0` too: no two honest validators
-/// propose in one view.
+/// propose in one view. Replayed on the scenario as it was then (before twins joined its draws).
 #[test]
 fn the_isolation_swarm_seeds_that_once_failed_pass() {
     replay_seeds(
-        "scenarios/swarm-consensus.toml",
+        "tests/fixtures/swarm-consensus-52b5aa6.toml",
         &[(
             1783,
             "replicas that had and had not committed a slow validator's removal named different \

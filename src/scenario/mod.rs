@@ -443,8 +443,9 @@ pub struct SwarmPlan {
     pub behaviours: Vec<String>,
 }
 
-/// Every adversary behaviour a swarm may draw (`swarm.behaviours`); the argument of `delay`,
-/// `clock-lie` and `impersonate` is drawn too.
+/// The adversary behaviours a swarm draws from unless `swarm.behaviours` says otherwise; the
+/// argument of `delay`, `clock-lie` and `impersonate` is drawn too. [`TWINS`] is drawn only when
+/// listed: it takes a client's node.
 pub const BEHAVIOURS: &[&str] = &[
     "equivocate",
     "forge",
@@ -454,6 +455,11 @@ pub const BEHAVIOURS: &[&str] = &[
     "mutate",
     "impersonate",
 ];
+
+/// Twins in `swarm.behaviours`: the twin runs on the scenario's last node, which would run a
+/// client, so it needs two client nodes (one remains a client) and no twins in
+/// `consensus.byzantine`.
+pub const TWINS: &str = "twins";
 
 /// A validated scenario.
 #[derive(Clone, Debug, PartialEq)]
@@ -982,6 +988,32 @@ impl Ctx<'_> {
                             c.validators
                         ),
                     ));
+                }
+                if plan.behaviours.iter().any(|b| b == TWINS) {
+                    let span = raw_swarm
+                        .get_ref()
+                        .behaviours
+                        .as_ref()
+                        .map_or(raw_swarm.span(), Spanned::span);
+                    let clients = count.saturating_sub(c.validators);
+                    if clients < 2 {
+                        return Err(self.err(
+                            span,
+                            format!(
+                                "swarm.behaviours: twins run the twin on the last node, which would run a client, \
+                                 and one client must remain: nodes.count is {count}, so {clients} client node(s)"
+                            ),
+                        ));
+                    }
+                    if c.byzantine
+                        .iter()
+                        .any(|(_, b)| matches!(b, hypermesh::testing::adversary::Behaviour::Twins(_)))
+                    {
+                        return Err(self.err(
+                            span,
+                            "swarm.behaviours: twins are already in consensus.byzantine (one pair per scenario)",
+                        ));
+                    }
                 }
             }
         }
@@ -1562,18 +1594,11 @@ impl Ctx<'_> {
                 }
                 Some(list) => {
                     for name in list.get_ref() {
-                        if name == "twins" {
-                            return Err(self.err(
-                                list.span(),
-                                "swarm.behaviours: twins needs a node of its own for the twin; list it in \
-                                 consensus.byzantine (\"VALIDATOR:twins:NODE\")",
-                            ));
-                        }
-                        if !BEHAVIOURS.contains(&name.as_str()) {
+                        if !BEHAVIOURS.contains(&name.as_str()) && name != TWINS {
                             return Err(self.err(
                                 list.span(),
                                 format!(
-                                    "swarm.behaviours: unknown behaviour {name:?}; known: {}",
+                                    "swarm.behaviours: unknown behaviour {name:?}; known: {}, {TWINS}",
                                     BEHAVIOURS.join(", ")
                                 ),
                             ));
@@ -1853,10 +1878,26 @@ kind = "membership"
                 "unknown behaviour \"shout\"",
             ),
             (swarm(7, "behaviours = []"), "lists no behaviour"),
+            (
+                swarm(8, "adversaries = [0, 1]\nbehaviours = [\"twins\"]"),
+                "nodes.count is 9, so 1 client node(s)",
+            ),
         ] {
             let e = parse("x.toml", &text).unwrap_err();
             assert!(e.to_string().contains(message), "{e}");
         }
+        // Twins drawn by the swarm take the last node; one pair per scenario.
+        let twins = parse(
+            "x.toml",
+            &swarm(7, "adversaries = [0, 1]\nbehaviours = [\"twins\", \"mutate\"]"),
+        )
+        .unwrap();
+        assert_eq!(twins.swarm.as_ref().unwrap().behaviours, ["twins", "mutate"]);
+        let again = parse("x.toml", &super::write::to_toml(&twins)).unwrap();
+        assert_eq!(again.swarm, twins.swarm);
+        let listed = swarm(7, "adversaries = [0, 1]\nbehaviours = [\"twins\"]").replace("0:forge", "0:twins:8");
+        let e = parse("x.toml", &listed).unwrap_err();
+        assert!(e.to_string().contains("already in consensus.byzantine"), "{e}");
         let membership = "duration = \"10s\"\n[nodes]\ncount = 9\n[workload]\nkind = \"membership\"\n[swarm]\nwindow = [\"1s\", \"2s\"]\nadversaries = [0, 1]\n";
         let e = parse("x.toml", membership).unwrap_err();
         assert!(e.to_string().contains("needs workload.kind = \"consensus\""), "{e}");

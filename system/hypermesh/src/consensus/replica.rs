@@ -74,7 +74,7 @@
 //! over isolated validators made replicas that had and had not committed the removal name
 //! different leaders for one view: each refused the other's proposals, and with the isolated
 //! validator's votes never valid, nothing committed again (swarm-consensus seed 1189 at
-//! 691f8c1). Skipping is local and needs no agreement: a replica that has not committed the
+//! 691f8c1, seed 1783 at a9f19a8). Skipping is local and needs no agreement: a replica that has not committed the
 //! removal yet waits out the view, or joins once `f + 1` others gave up on it.
 //!
 //! The isolated validator's votes and timeouts still count: the quorum stays `n - f` of the
