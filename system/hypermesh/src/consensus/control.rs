@@ -38,8 +38,9 @@ pub enum Proof {
     Reports(Vec<Report>),
 }
 
-/// The isolation of a validator: from the view a few after the one its block commits in, it
-/// leads no view (its votes still count toward the epoch's quorum).
+/// The isolation of a validator: once its block commits on a replica, that replica gives up at
+/// once on the views the validator leads (its votes still count toward the epoch's quorum; see
+/// the replica's *Isolation*).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Removal {
     /// The validator removed.

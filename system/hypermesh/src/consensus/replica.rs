@@ -826,6 +826,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             self.apply(cx, r, true);
             self.raise_high_qc(&r.qc);
         }
+        self.enter_past_high_qc(cx);
         self.prune_tree();
     }
 
@@ -990,6 +991,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             cx.set_timer(at, Timer::View(view));
             return;
         }
+        debug_assert!(self.high_qc.view < view, "a timeout's high QC is from before its view");
         let timeout = Timeout::sign(&self.set, &self.key, view, self.high_qc.summary()).expect("validator key");
         self.stats.timeouts += 1;
         if self.high_qc.view > 0 {
@@ -1241,6 +1243,17 @@ impl<M: StateMachine + 'static> Replica<M> {
     }
 
     /// Takes `qc` as the highest certificate if it is of a later view.
+    /// Enters the view after the highest certificate, if this replica is not past it: a
+    /// certificate raised by a catch-up answer or salvaged records, rather than received,
+    /// otherwise left the replica in a view its own high QC was not below, and the timeout it
+    /// signed there did not verify anywhere (swarm-consensus seed 5502 at 953c613: an honest
+    /// validator marked first-hand for it).
+    fn enter_past_high_qc(&mut self, cx: &mut Context<'_, Timer>) {
+        if !self.starting && self.high_qc.view >= self.view {
+            self.advance_to(cx, self.high_qc.view + 1, false);
+        }
+    }
+
     fn raise_high_qc(&mut self, qc: &QuorumCertificate) {
         if qc.view > self.high_qc.view {
             self.high_qc = qc.clone();
@@ -2173,6 +2186,7 @@ impl<M: StateMachine + 'static> Replica<M> {
                 if let Some(r) = records.last() {
                     self.raise_high_qc(&r.qc);
                 }
+                self.enter_past_high_qc(cx);
                 self.prune_tree();
                 self.commit_salvaged(cx);
             } else {
@@ -2255,8 +2269,9 @@ impl<M: StateMachine + 'static> Replica<M> {
             self.retry_storage(cx, 1);
             return;
         }
-        self.starting = false;
+        // Still starting: the view is entered below, from the certificates these raise.
         self.commit_salvaged(cx);
+        self.starting = false;
         let lost = if self.marker_lost && self.lost_at_start == 0 {
             RECOVERED_EXTENT_UNKNOWN
         } else {
