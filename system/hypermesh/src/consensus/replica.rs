@@ -748,6 +748,16 @@ impl<M: StateMachine + 'static> Replica<M> {
             if index >= log.next() {
                 return Ok(());
             }
+            if log.committed() < log.next() {
+                // Records past the marker's claim: written, perhaps never synced (the node
+                // crashed before the commit that would have). Applied, they are heights this
+                // replica committed, so they are made durable first: a crash before the next
+                // commit lost one, and the replica came back behind what it had applied, with
+                // nothing reported lost (swarm-consensus seed 9607 at 953c613). If it fails,
+                // starting is retried, the log recovered to what was found (the recovery's cut
+                // syncs it).
+                log.commit(cx)?;
+            }
             let batch = log.get_many(cx, index, REPLAY_BATCH_RECORDS)?;
             let mut damaged = None;
             for (i, raw) in batch.into_iter().enumerate() {
