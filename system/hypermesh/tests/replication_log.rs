@@ -29,6 +29,16 @@ fn fill(log: &mut BlockLog, disk: &mut dyn Storage, upto: u64) {
     }
 }
 
+/// A log `blocks` with heights `0..end` committed, then record 12 rotted on the disk.
+fn committed_then_rotted(end: u64) -> (MemStorage, BlockLog) {
+    let mut disk = MemStorage::default();
+    let (mut log, _) = BlockLog::open(&mut disk, "blocks").unwrap();
+    fill(&mut log, &mut disk, end);
+    log.commit(&mut disk).unwrap();
+    rot_record_12(&mut disk, "blocks");
+    (disk, log)
+}
+
 #[test]
 fn committed_records_come_back_across_segments_after_a_crash() {
     let mut disk = MemStorage::default();
@@ -56,11 +66,7 @@ fn committed_records_come_back_across_segments_after_a_crash() {
 
 #[test]
 fn a_rotted_committed_record_is_cut_and_reported_lost_never_returned() {
-    let mut disk = MemStorage::default();
-    let (mut log, _) = BlockLog::open(&mut disk, "blocks").unwrap();
-    fill(&mut log, &mut disk, 30);
-    log.commit(&mut disk).unwrap();
-    rot_record_12(&mut disk, "blocks");
+    let (mut disk, log) = committed_then_rotted(30);
     // Read back before reopening: the damaged record is not returned.
     assert_eq!(log.get(&mut disk, 12).unwrap(), None);
     let (log, rec) = BlockLog::open(&mut disk, "blocks").unwrap();
@@ -82,12 +88,8 @@ fn a_rotted_committed_record_is_cut_and_reported_lost_never_returned() {
 
 #[test]
 fn a_record_found_rotted_when_read_back_is_cut_there_and_the_rest_reported_lost() {
-    let mut disk = MemStorage::default();
-    let (mut log, _) = BlockLog::open(&mut disk, "blocks").unwrap();
     let end = SEGMENT_BLOCKS + 20;
-    fill(&mut log, &mut disk, end);
-    log.commit(&mut disk).unwrap();
-    rot_record_12(&mut disk, "blocks");
+    let (mut disk, mut log) = committed_then_rotted(end);
     assert_eq!(log.get(&mut disk, 12).unwrap(), None);
     let rec = log.cut_at(&mut disk, 12).unwrap();
     assert_eq!((rec.next, rec.lost.clone()), (12, Some(12..end)));
@@ -127,12 +129,8 @@ fn a_marker_damaged_in_every_copy_is_reported_lost_not_taken_for_none() {
 
 #[test]
 fn records_read_many_at_once_are_each_checked_and_stop_at_their_segment() {
-    let mut disk = MemStorage::default();
-    let (mut log, _) = BlockLog::open(&mut disk, "blocks").unwrap();
     let end = SEGMENT_BLOCKS + 5;
-    fill(&mut log, &mut disk, end);
-    log.commit(&mut disk).unwrap();
-    rot_record_12(&mut disk, "blocks");
+    let (mut disk, log) = committed_then_rotted(end);
     let got = log.get_many(&mut disk, 10, 5).unwrap();
     let intact: Vec<bool> = got.iter().map(Option::is_some).collect();
     assert_eq!(
