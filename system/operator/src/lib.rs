@@ -1,7 +1,9 @@
 //! The production commands: what an operator runs on a real machine.
 //!
 //! - `trustchain` ([`trustchain::TrustchainCommand`]): the certificate authority: `ca init`,
-//!   `ca install`, `token`, `issue`, `validate`, `rotate`, `revoke`, and `serve` (its HTTPS API).
+//!   `ca install`, `token`, `issue`, `validate`, `rotate`, `revoke`, and `serve` (its HTTPS API;
+//!   with `--validators FILE` it revokes validators on consensus's proof of their isolation,
+//!   [`isolation`]).
 //! - `hypermesh node` ([`node::NodeArgs`]): a node that enrolls with the CA over HTTPS and runs
 //!   membership over STOQ on real IPv6 sockets, and HotStuff-2 consensus with a validators file
 //!   ([`validators`]);
@@ -16,6 +18,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod client;
+pub mod isolation;
 pub mod key;
 pub mod node;
 pub mod trustchain;

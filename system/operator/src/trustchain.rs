@@ -18,6 +18,7 @@ use runtime_tokio::{CertificateSlot, DirStorage, HttpsConfig, HttpsServer};
 use trustchain::ca::{key_from_seed, request, serial_of, CaPolicy, NodeIdentity};
 use trustchain::trust::validity_of;
 use trustchain::validate::ExpectedPeer;
+use trustchain_service::isolation::ISOLATION_BODY_BYTES_MAX;
 use trustchain_service::pem;
 use trustchain_service::{
     CaApi, CaService, Credential, PublicMaterial, Revocation, RotationPlan, ServiceLimits, ServiceSeeds,
@@ -26,6 +27,7 @@ use trustchain_service::{
 
 use runtime::units::parse_duration;
 
+use crate::isolation::ValidatorSetVerifier;
 use crate::EXIT_BAD_INPUT;
 
 /// Exit code of `validate` for a chain that is not valid.
@@ -147,7 +149,8 @@ pub enum TrustchainCommand {
         cert: Option<PathBuf>,
     },
     /// Serves the CA's HTTPS API (IPv6 only): /ca/validate, /ca/issue, /ca/bundle, /ca/crl,
-    /// /ct/sth, /ct/proof. Prints `listening on https://ADDR` once ready.
+    /// /ct/sth, /ct/proof, and with --validators /ca/isolate. Prints `listening on https://ADDR`
+    /// once ready.
     Serve {
         /// The CA's state directory.
         #[command(flatten)]
@@ -173,6 +176,11 @@ pub enum TrustchainCommand {
         /// The window renewals are counted over (default: one leaf lifetime).
         #[arg(long, value_parser = parse_duration)]
         renewal_window: Option<Duration>,
+        /// The cluster's validators file (as `hypermesh node --validators` reads it): with it the
+        /// CA takes proofs that consensus isolated a validator (POST /ca/isolate, sent by the
+        /// nodes) and revokes that validator's certificates, identity and key.
+        #[arg(long, value_name = "FILE")]
+        validators: Option<PathBuf>,
     },
 }
 
@@ -324,6 +332,7 @@ pub fn run(command: TrustchainCommand) -> ExitCode {
             connections_max,
             renewals_max,
             renewal_window,
+            validators,
         } => serve(
             &state.dir,
             listen,
@@ -331,6 +340,7 @@ pub fn run(command: TrustchainCommand) -> ExitCode {
             rotate_every,
             connections_max as usize,
             (renewals_max, renewal_window),
+            validators.as_deref(),
         ),
     };
     match result {
@@ -816,12 +826,15 @@ fn serve(
     rotate_every: Option<Duration>,
     connections_max: usize,
     (renewals_max, renewal_window): (u32, Option<Duration>),
+    validators: Option<&Path>,
 ) -> Result<ExitCode, Failure> {
     if AddressFamily::of(&listen) == AddressFamily::V4 {
         return Err(Failure(format!(
             "cannot listen on {listen}: IPv4 is refused, this stack is IPv6-only; use [::1]:8443 or [::]:8443"
         )));
     }
+    // Checked before the state is locked: a mistake in the file is reported at once.
+    let verifier = validators.map(ValidatorSetVerifier::load).transpose()?;
     let mut state = LockedState::open(dir, false)?;
     let mut service = state.service()?;
     let reserved = service.server_name().to_owned();
@@ -853,7 +866,15 @@ fn serve(
     let renew_at = certificate.renew_at;
     let slot = CertificateSlot::new(certificate.chain, certificate.key)?;
     let LockedState { storage, _lock } = state;
-    let api = Arc::new(Mutex::new(CaApi::new(Box::new(storage), service)));
+    let mut api = CaApi::new(Box::new(storage), service);
+    let body_bytes_max = match verifier {
+        Some(verifier) => {
+            api = api.with_isolation(Box::new(verifier));
+            ISOLATION_BODY_BYTES_MAX
+        }
+        None => trustchain_service::REQUEST_BODY_BYTES_MAX,
+    };
+    let api = Arc::new(Mutex::new(api));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -861,7 +882,7 @@ fn serve(
     runtime.block_on(async move {
         let mut config = HttpsConfig::new(listen);
         config.connections_max = connections_max;
-        config.body_bytes_max = trustchain_service::REQUEST_BODY_BYTES_MAX;
+        config.body_bytes_max = body_bytes_max;
         let server = HttpsServer::bind(config, slot.clone(), api.clone())?;
         let bound = server.local_addr()?;
         println!("listening on https://{bound} (certificate for {server_name} and {ip}; clients trust root.pem from `trustchain ca install`)");

@@ -8,7 +8,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use bytes::Bytes;
 use common::{ca_with_trust, fresh_dir, run_hypermesh, run_trustchain, text};
+use hypermesh::consensus::control::{Proof, Removal};
+use hypermesh::consensus::{
+    Block, CertifiedBlock, IsolationProof, QcSummary, QuorumCertificate, Reason, Report, ValidatorKey, ValidatorSet,
+    Vote, GENESIS,
+};
+use operator::validators::{key_hex, Validators};
 use runtime_tokio::HttpsClient;
 use serde_json::Value;
 use trustchain::ca::{key_from_seed, request, NodeIdentity};
@@ -32,8 +39,14 @@ struct Server {
 
 impl Server {
     fn start(state: &Path) -> Server {
+        Server::start_with(state, &[])
+    }
+
+    /// `trustchain serve` with `more` flags.
+    fn start_with(state: &Path, more: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_trustchain"))
             .args(["serve", "--state", state.to_str().unwrap(), "--listen", "[::1]:0"])
+            .args(more)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -61,6 +74,11 @@ impl Drop for Server {
 
 /// One HTTPS request to the CA, trusting only `root_pem`, naming the server `trustchain.mesh`.
 fn https(server: &Server, root_pem: &Path, method: &str, target: &str, body: &str) -> (u16, String) {
+    https_bytes(server, root_pem, method, target, body.as_bytes().to_vec())
+}
+
+/// [`https`] with a binary body.
+fn https_bytes(server: &Server, root_pem: &Path, method: &str, target: &str, body: Vec<u8>) -> (u16, String) {
     let roots: Vec<Vec<u8>> = pem::chain(&std::fs::read(root_pem).unwrap())
         .unwrap()
         .into_iter()
@@ -72,7 +90,7 @@ fn https(server: &Server, root_pem: &Path, method: &str, target: &str, body: &st
         .build()
         .unwrap();
     let (status, body) = runtime
-        .block_on(client.call(method, target, body.to_owned()))
+        .block_on(client.call(method, target, body))
         .expect("an answer, over TLS verified against root.pem");
     (status, text(&body))
 }
@@ -767,4 +785,147 @@ fn a_warning_written_to_a_pipe_carries_no_terminal_colour_codes() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("dropped a torn last record"), "{stderr}");
     assert!(!stderr.contains('\u{1b}'), "colour codes on a pipe: {stderr:?}");
+}
+
+/// Four validators' keys (seeds `[i + 1; 32]`), and their validators file at `path`: node-`i`.mesh
+/// at `[fd00::i+1]:7000`.
+fn four_validators(path: &Path) -> Vec<ValidatorKey> {
+    let keys: Vec<ValidatorKey> = (0..4u8).map(|i| ValidatorKey::from_seed(&[i + 1; 32])).collect();
+    let mut file = String::from("epoch = 1\n");
+    for (i, k) in keys.iter().enumerate() {
+        file.push_str(&format!(
+            "[[validator]]\nname = \"node-{i}.mesh\"\naddress = \"[fd00::{}]:7000\"\npublic_key = \"{}\"\n",
+            i + 1,
+            key_hex(&k.public_key())
+        ));
+    }
+    std::fs::write(path, file).unwrap();
+    keys
+}
+
+/// A certified chain over genesis, one block per view in `views` (each certified by validators
+/// 0, 1 and 2), the first carrying `first`.
+fn certified_chain(set: &ValidatorSet, keys: &[ValidatorKey], views: &[u64], first: Vec<Bytes>) -> Vec<CertifiedBlock> {
+    let (mut parent, mut height) = (GENESIS, 0);
+    let mut chain = Vec::new();
+    for (i, &view) in views.iter().enumerate() {
+        let block = Block {
+            height: height + 1,
+            view,
+            parent,
+            proposer: set.leader(view),
+            timestamp_ms: 1_790_000_000_000 + view,
+            transactions: if i == 0 { first.clone() } else { vec![] },
+        };
+        let summary = QcSummary {
+            view,
+            height: block.height,
+            block: block.digest(),
+        };
+        let votes: Vec<Vote> = (0..3).map(|s| Vote::sign(set, &keys[s], summary).unwrap()).collect();
+        let qc = QuorumCertificate {
+            view,
+            height: block.height,
+            block: summary.block,
+            signers: votes.iter().map(|v| v.signer).collect(),
+            signatures: votes.iter().map(|v| v.signature).collect(),
+        };
+        (parent, height) = (summary.block, block.height);
+        chain.push(CertifiedBlock { block, qc });
+    }
+    chain
+}
+
+/// Issue 14, item 4: "a committed reconfiguration removes the node from the validator set,
+/// TrustChain revokes its certificate". A CA served with the validators file takes a proof that
+/// consensus committed a validator's removal, from anyone, and revokes that validator's
+/// certificates; a proof that does not show a committed removal is refused, naming why.
+#[test]
+fn a_ca_with_the_validator_set_revokes_a_validator_on_the_proof_of_its_committed_isolation() {
+    let dir = fresh_dir("trustchain-isolate");
+    let (state, root) = ca_with_trust(&dir);
+    let state_arg = state.to_str().unwrap();
+    let validators = dir.join("validators.toml");
+    let keys = four_validators(&validators);
+    let set = Validators::load(&validators).unwrap().set().unwrap();
+
+    // Validator 3 enrolls with its key, as `hypermesh node` would.
+    let token = run_trustchain(&[
+        "token",
+        "--state",
+        state_arg,
+        "--name",
+        "node-3.mesh",
+        "--addr",
+        "fd00::4",
+    ]);
+    assert!(token.status.success(), "{}", text(&token.stderr));
+    let token = text(&token.stdout).trim().to_owned();
+    let who = NodeIdentity {
+        name: "node-3.mesh".into(),
+        addr: "fd00::4".parse().unwrap(),
+    };
+    let csr = request(&who, &key_from_seed(&[4; 32])).unwrap();
+    let server = Server::start_with(&state, &["--validators", validators.to_str().unwrap()]);
+    let body = serde_json::json!({ "csr": pem::encode("CERTIFICATE REQUEST", &csr), "token": token });
+    let (status, issued) = https(&server, &root, "POST", "/ca/issue", &body.to_string());
+    assert_eq!(status, 200, "{issued}");
+    let issued = json(&issued);
+    let serial = issued["serial"].as_str().unwrap().to_owned();
+    let chain_pem = issued["chain"].as_str().unwrap().to_owned();
+
+    // Reports of validator 3 by 0, 1 and 2 (the guide's confirmation_required: 3).
+    let reports = (0..3)
+        .map(|r| Report::sign(&set, &keys[r], 3, Reason::Slow, 5).unwrap())
+        .collect();
+    let removal = Removal {
+        accused: 3,
+        proof: Proof::Reports(reports),
+    }
+    .encode();
+    let proof = |views: &[u64]| IsolationProof {
+        chain: certified_chain(&set, &keys, views, vec![removal.clone()]),
+    };
+
+    // Certified in views 1 and 3: not shown committed, refused, nothing revoked.
+    let (status, answer) = https_bytes(&server, &root, "POST", "/ca/isolate", proof(&[1, 3]).encode().to_vec());
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("nothing in it is shown committed"), "{answer}");
+    let (status, answer) = https_bytes(&server, &root, "POST", "/ca/isolate", b"not a proof".to_vec());
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("does not decode"), "{answer}");
+    let (_, verdict) = https(&server, &root, "POST", "/ca/validate", &chain_pem);
+    assert_eq!(json(&verdict)["valid"], true, "{verdict}");
+
+    // Views 1 and 2: committed by the two-chain rule. Validator 3's certificate is revoked.
+    let committed = proof(&[1, 2]).encode().to_vec();
+    let (status, answer) = https_bytes(&server, &root, "POST", "/ca/isolate", committed.clone());
+    assert_eq!(status, 200, "{answer}");
+    let answer = json(&answer);
+    let isolated = &answer["isolated"][0];
+    assert_eq!(isolated["validator"], 3, "{answer}");
+    assert_eq!(isolated["name"], "node-3.mesh", "{answer}");
+    assert_eq!(isolated["newly_revoked"], true, "{answer}");
+    assert!(
+        isolated["serials"].as_array().unwrap().iter().any(|s| s == &serial),
+        "{answer}"
+    );
+    let (_, verdict) = https(&server, &root, "POST", "/ca/validate", &chain_pem);
+    let verdict = json(&verdict);
+    assert_eq!(verdict["valid"], false, "{verdict}");
+    assert_eq!(verdict["class"], "revoked", "{verdict}");
+    // Every replica hands its proof in: the second changes nothing.
+    let (status, again) = https_bytes(&server, &root, "POST", "/ca/isolate", committed.clone());
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(json(&again)["isolated"][0]["newly_revoked"], false, "{again}");
+    // Its token and key buy nothing more.
+    let (status, refused) = https(&server, &root, "POST", "/ca/issue", &body.to_string());
+    assert_eq!(status, 403, "{refused}");
+    drop(server);
+
+    // Without a validator set the CA takes no proofs, and says how to make it.
+    let plain = Server::start(&state);
+    let (status, answer) = https_bytes(&plain, &root, "POST", "/ca/isolate", committed);
+    assert_eq!(status, 404, "{answer}");
+    assert!(answer.contains("--validators"), "{answer}");
 }

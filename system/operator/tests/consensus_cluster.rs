@@ -35,69 +35,105 @@ fn min_committed(nodes: &[Process], among: &[usize]) -> u64 {
     among.iter().map(|&i| nodes[i].committed()).min().unwrap()
 }
 
-#[test]
-fn validators_commit_survive_a_kill_and_the_restarted_one_catches_up_from_its_state() {
-    let dir = fresh_dir("consensus-cluster");
-    let (ca_state, root) = ca_with_trust(&dir);
-    let ca_arg = ca_state.to_str().unwrap().to_owned();
-    let names: Vec<String> = (0..VALIDATORS).map(|i| format!("node-{i}.mesh")).collect();
-    let ports: Vec<u16> = (0..VALIDATORS).map(|_| free_port()).collect();
-    let node_state = |i: usize| dir.join(format!("node-{i}"));
+/// A CA and the files of four validators and one client on [::1], the operator's steps: each
+/// validator's key first (`hypermesh key`), then one validators file for all, a join token each.
+struct Cluster {
+    dir: std::path::PathBuf,
+    root: std::path::PathBuf,
+    names: Vec<String>,
+    ports: Vec<u16>,
+    validators: std::path::PathBuf,
+    tokens: Vec<String>,
+    client_state: std::path::PathBuf,
+    client_token: String,
+    ca: Process,
+}
 
-    // The operator's steps: each validator's key first (`hypermesh key`), then one file for all.
-    let mut file = String::from("epoch = 1\n");
-    for i in 0..VALIDATORS {
+impl Cluster {
+    /// The cluster's files under a fresh `name`, and its CA; `isolating`: the CA is served with
+    /// the validators file, and so revokes validators on proof of their isolation.
+    fn new(name: &str, isolating: bool) -> Cluster {
+        let dir = fresh_dir(name);
+        let (ca_state, root) = ca_with_trust(&dir);
+        let ca_arg = ca_state.to_str().unwrap().to_owned();
+        let names: Vec<String> = (0..VALIDATORS).map(|i| format!("node-{i}.mesh")).collect();
+        let ports: Vec<u16> = (0..VALIDATORS).map(|_| free_port()).collect();
+        let mut file = String::from("epoch = 1\n");
+        for i in 0..VALIDATORS {
+            file += &format!(
+                "[[validator]]\nname = \"{}\"\naddress = \"[::1]:{}\"\npublic_key = \"{}\"\n",
+                names[i],
+                ports[i],
+                key_of(&dir.join(format!("node-{i}")))
+            );
+        }
+        let client_state = dir.join("client");
         file += &format!(
-            "[[validator]]\nname = \"{}\"\naddress = \"[::1]:{}\"\npublic_key = \"{}\"\n",
-            names[i],
-            ports[i],
-            key_of(&node_state(i))
+            "[[client]]\nid = 7\nname = \"client.mesh\"\npublic_key = \"{}\"\n",
+            key_of(&client_state)
         );
+        let validators = dir.join("validators.toml");
+        std::fs::write(&validators, file).unwrap();
+        let tokens: Vec<String> = names.iter().map(|n| token(&ca_arg, n)).collect();
+        let client_token = token(&ca_arg, "client.mesh");
+        let mut args = vec!["serve", "--state", &ca_arg, "--listen", "[::1]:0"];
+        if isolating {
+            args.extend(["--validators", validators.to_str().unwrap()]);
+        }
+        let ca = Process::start(env!("CARGO_BIN_EXE_trustchain"), &args);
+        Cluster {
+            dir,
+            root,
+            names,
+            ports,
+            validators,
+            tokens,
+            client_state,
+            client_token,
+            ca,
+        }
     }
-    let client_state = dir.join("client");
-    file += &format!(
-        "[[client]]\nid = 7\nname = \"client.mesh\"\npublic_key = \"{}\"\n",
-        key_of(&client_state)
-    );
-    let validators = dir.join("validators.toml");
-    std::fs::write(&validators, file).unwrap();
-    let tokens: Vec<String> = names.iter().map(|n| token(&ca_arg, n)).collect();
-    let client_token = token(&ca_arg, "client.mesh");
 
-    let ca = Process::start(
-        env!("CARGO_BIN_EXE_trustchain"),
-        &["serve", "--state", &ca_arg, "--listen", "[::1]:0"],
-    );
-    let ca_addr = ca.addr().to_string();
-    let start_node = |i: usize, token: Option<&str>| {
-        let listen = format!("[::1]:{}", ports[i]);
-        let seed = format!("[::1]:{}", ports[0]);
-        let state = node_state(i);
+    /// Starts validator `i` (with its join token the first time) reading the validators file
+    /// `validators`.
+    fn start_node(&self, i: usize, token: bool, validators: &Path) -> Process {
+        let listen = format!("[::1]:{}", self.ports[i]);
+        let seed = format!("[::1]:{}", self.ports[0]);
+        let state = self.dir.join(format!("node-{i}"));
+        let ca_addr = self.ca.addr().to_string();
         let mut args = vec![
             "node",
             "--listen",
             &listen,
             "--name",
-            &names[i],
+            &self.names[i],
             "--ca",
             &ca_addr,
             "--ca-root",
-            root.to_str().unwrap(),
+            self.root.to_str().unwrap(),
             "--state",
             state.to_str().unwrap(),
             "--validators",
             validators.to_str().unwrap(),
         ];
-        if let Some(token) = token {
-            args.extend(["--token", token]);
+        if token {
+            args.extend(["--token", &self.tokens[i]]);
         }
         if i > 0 {
             args.extend(["--seed", &seed]);
         }
-        let owned: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
-        Process::start(env!("CARGO_BIN_EXE_hypermesh"), &refs)
-    };
+        Process::start(env!("CARGO_BIN_EXE_hypermesh"), &args)
+    }
+}
+
+#[test]
+fn validators_commit_survive_a_kill_and_the_restarted_one_catches_up_from_its_state() {
+    let cluster = Cluster::new("consensus-cluster", false);
+    let (root, validators, ca) = (&cluster.root, &cluster.validators, &cluster.ca);
+    let (client_state, client_token) = (&cluster.client_state, &cluster.client_token);
+    let ca_addr = ca.addr().to_string();
+    let start_node = |i: usize, token: Option<&str>| cluster.start_node(i, token.is_some(), validators);
+    let tokens = &cluster.tokens;
     let mut nodes: Vec<Process> = (0..VALIDATORS).map(|i| start_node(i, Some(&tokens[i]))).collect();
     let all: Vec<usize> = (0..VALIDATORS).collect();
 
@@ -130,7 +166,7 @@ fn validators_commit_survive_a_kill_and_the_restarted_one_catches_up_from_its_st
         "--ca-root",
         root.to_str().unwrap(),
         "--token",
-        &client_token,
+        client_token,
         "--state",
         client_state.to_str().unwrap(),
         "--validators",
@@ -195,7 +231,104 @@ fn validators_commit_survive_a_kill_and_the_restarted_one_catches_up_from_its_st
     for node in &nodes {
         assert!(node.consensus("halted").is_empty(), "a replica halted");
     }
-    drop(ca);
+}
+
+/// Issue 14, item 4, on real processes: "a committed reconfiguration removes the node from the
+/// validator set, TrustChain revokes its certificate, STOQ refuses it; the cluster keeps
+/// committing throughout". Validator 3 signs in another epoch (its operator gave it a file the
+/// others do not have), so every vote it sends carries a signature that does not verify, over a
+/// channel whose certificate names it: the others mark it first-hand, commit its removal, hand
+/// the proof to the CA, which revokes it, and from their next handshake with it STOQ refuses it.
+#[test]
+fn a_validator_shown_byzantine_is_isolated_revoked_by_the_ca_and_refused_by_stoq() {
+    let cluster = Cluster::new("consensus-isolation", true);
+    // Validator 3's file: the same validators, another epoch.
+    let stale = cluster.dir.join("validators-epoch-2.toml");
+    let text = std::fs::read_to_string(&cluster.validators).unwrap();
+    std::fs::write(&stale, text.replacen("epoch = 1", "epoch = 2", 1)).unwrap();
+    let nodes: Vec<Process> = (0..VALIDATORS)
+        .map(|i| cluster.start_node(i, true, if i == 3 { &stale } else { &cluster.validators }))
+        .collect();
+    let honest = [0, 1, 2];
+
+    // 1. The three commit without it, and commit its removal.
+    wait_for(
+        "the honest validators to isolate validator 3",
+        Duration::from_secs(60),
+        || {
+            honest
+                .iter()
+                .all(|&i| nodes[i].consensus("isolated").iter().any(|p| p["subject"] == 3))
+        },
+    );
+    for &i in &honest {
+        let marked = nodes[i].consensus("marked");
+        assert!(
+            marked.iter().all(|p| p["subject"] == 3),
+            "only validator 3 is marked: {marked:?}"
+        );
+    }
+
+    // 2. Each hands the proof of it to the CA; the first revokes it.
+    let reported = |i: usize| -> Vec<Value> {
+        nodes[i]
+            .probes()
+            .into_iter()
+            .filter(|p| p["event"] == "isolation_reported")
+            .collect()
+    };
+    wait_for(
+        "every honest validator to hand its proof to the CA",
+        Duration::from_secs(30),
+        || honest.iter().all(|&i| !reported(i).is_empty()),
+    );
+    let answers: Vec<Value> = honest.iter().flat_map(|&i| reported(i)).collect();
+    for a in &answers {
+        assert_eq!(a["validator"], 3, "{a}");
+        assert_eq!(a["ca"]["isolated"][0]["name"], "node-3.mesh", "{a}");
+    }
+    let newly = answers
+        .iter()
+        .filter(|a| a["ca"]["isolated"][0]["newly_revoked"] == true)
+        .count();
+    assert_eq!(
+        newly, 1,
+        "one proof revoked it, the others changed nothing: {answers:?}"
+    );
+    let failed: Vec<Value> = honest
+        .iter()
+        .flat_map(|&i| nodes[i].probes())
+        .filter(|p| p["event"] == "isolation_report_failed")
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+
+    // 3. STOQ refuses it: its handshakes fail as revoked on the honest validators, which keep
+    //    committing.
+    let revoked_class = trustchain::validate::ValidationError::CLASSES
+        .iter()
+        .position(|c| *c == "revoked")
+        .unwrap() as i64;
+    let refusals = |i: usize| {
+        nodes[i]
+            .probes()
+            .into_iter()
+            .filter(|p| p["probe"] == "stoq_refused" && p["value"].as_i64() == Some(revoked_class))
+            .count()
+    };
+    wait_for(
+        "an honest validator to refuse validator 3 as revoked",
+        Duration::from_secs(60),
+        || honest.iter().any(|&i| refusals(i) > 0),
+    );
+    let before = min_committed(&nodes, &honest);
+    wait_for(
+        "the honest validators to commit 3 more blocks",
+        Duration::from_secs(60),
+        || min_committed(&nodes, &honest) >= before + 3,
+    );
+    for node in &nodes {
+        assert!(node.consensus("halted").is_empty(), "a replica halted");
+    }
 }
 
 /// `hypermesh node --validators FILE` with `file`, refused before it reaches the CA: exit 2, and

@@ -8,6 +8,7 @@
 //! | GET | `/ca/crl` | current revocation lists, PEM |
 //! | GET | `/ct/sth` | the CT log's signed tree head, JSON |
 //! | GET | `/ct/proof?index=I&size=N`, `?hash=H&size=N`, `?first=M&second=N` | inclusion or consistency proof, JSON |
+//! | POST | `/ca/isolate` | body: an isolation proof (binary, at most [`ISOLATION_BODY_BYTES_MAX`]); with a validator set ([`CaApi::with_isolation`]) revokes each validator it shows isolated, JSON; 400 naming what the proof does not show; 404 without a validator set |
 //!
 //! Every refusal is a 4xx whose JSON body (`{"error": ...}`) says what was wrong; a refused
 //! issuance also names its class (`"refusal"`, [`IssueRefusal::class`]).
@@ -17,11 +18,12 @@ use std::net::IpAddr;
 use runtime::{HttpRequest, HttpResponse, HttpService, Storage, WallTime};
 use serde::Deserialize;
 use serde_json::json;
-use trustchain::ca::serial_of;
+use trustchain::ca::{serial_of, NodeIdentity};
 use trustchain::ct::Hash;
 use trustchain::trust::fingerprint;
 use trustchain::validate::ExpectedPeer;
 
+use crate::isolation::{IsolationVerifier, ISOLATION_BODY_BYTES_MAX};
 use crate::pem;
 use crate::service::{CaService, Credential, IssueRefusal, Verdict};
 use crate::state::{hex, unhex};
@@ -31,7 +33,8 @@ pub const REQUEST_BODY_BYTES_MAX: usize = 64 * 1024;
 
 const JSON: &str = "application/json";
 const PEM: &str = "application/x-pem-file";
-const ENDPOINTS: &str = "POST /ca/validate, POST /ca/issue, GET /ca/bundle, GET /ca/crl, GET /ct/sth, GET /ct/proof";
+const ENDPOINTS: &str =
+    "POST /ca/validate, POST /ca/issue, GET /ca/bundle, GET /ca/crl, GET /ct/sth, GET /ct/proof, POST /ca/isolate";
 
 /// The CA service with its storage, answering HTTP requests.
 pub struct CaApi {
@@ -39,6 +42,7 @@ pub struct CaApi {
     /// `None` only if reopening after a panic failed: every request then gets a 503 naming why.
     service: Option<CaService>,
     broken: Option<String>,
+    isolation: Option<Box<dyn IsolationVerifier>>,
 }
 
 impl std::fmt::Debug for CaApi {
@@ -46,6 +50,7 @@ impl std::fmt::Debug for CaApi {
         f.debug_struct("CaApi")
             .field("service", &self.service)
             .field("broken", &self.broken)
+            .field("isolation", &self.isolation.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -86,7 +91,14 @@ impl CaApi {
             storage,
             service: Some(service),
             broken: None,
+            isolation: None,
         }
+    }
+
+    /// Takes isolation proofs at `/ca/isolate`, checked by `verifier`.
+    pub fn with_isolation(mut self, verifier: Box<dyn IsolationVerifier>) -> Self {
+        self.isolation = Some(verifier);
+        self
     }
 
     /// The service and its storage, for the server's own housekeeping (its certificate, scheduled
@@ -131,7 +143,7 @@ impl CaApi {
 
     fn route(&mut self, request: &HttpRequest, now: i64) -> HttpResponse {
         let allowed = match request.path.as_str() {
-            "/ca/validate" | "/ca/issue" => "POST",
+            "/ca/validate" | "/ca/issue" | "/ca/isolate" => "POST",
             "/ca/bundle" | "/ca/crl" | "/ct/sth" | "/ct/proof" => "GET",
             other => return error(404, format!("no endpoint {other}; this CA serves {ENDPOINTS}")),
         };
@@ -139,11 +151,16 @@ impl CaApi {
             return error(405, format!("{} takes {allowed}, not {}", request.path, request.method))
                 .with_header("allow", allowed);
         }
-        if request.body.len() > REQUEST_BODY_BYTES_MAX {
+        let body_max = if request.path == "/ca/isolate" {
+            ISOLATION_BODY_BYTES_MAX
+        } else {
+            REQUEST_BODY_BYTES_MAX
+        };
+        if request.body.len() > body_max {
             return error(
                 413,
                 format!(
-                    "request body of {} bytes is over the {REQUEST_BODY_BYTES_MAX}-byte limit",
+                    "request body of {} bytes is over the {body_max}-byte limit",
                     request.body.len()
                 ),
             );
@@ -162,6 +179,7 @@ impl CaApi {
             "/ca/bundle" => self.bundle(&query, now),
             "/ca/crl" => self.crl(&query, now),
             "/ct/sth" => self.sth(&query, now),
+            "/ca/isolate" => self.isolate(&query, &request.body, now),
             _ => self.proof(&query),
         };
         result.unwrap_or_else(|e| e)
@@ -237,6 +255,48 @@ impl CaApi {
                 "log_public_key": hex(&self.service().log_public_key()),
             },
         })))
+    }
+
+    fn isolate(&mut self, query: &[(String, String)], body: &[u8], now: i64) -> Result<HttpResponse, HttpResponse> {
+        if let Some((k, _)) = query.first() {
+            return Err(unknown_parameter(k, "none"));
+        }
+        let Some(verifier) = self.isolation.as_ref() else {
+            return Err(error(
+                404,
+                "this CA takes no isolation proofs: it was started without a validator set (trustchain serve --validators FILE)",
+            ));
+        };
+        let epoch = verifier.epoch();
+        let isolated = verifier
+            .verify(body)
+            .map_err(|e| error(400, format!("the isolation proof is refused: {e}")))?;
+        let (service, storage) = self.parts();
+        let mut answers = Vec::with_capacity(isolated.len());
+        for v in isolated {
+            let identity = NodeIdentity {
+                name: v.name.clone(),
+                addr: v.addr,
+            };
+            let revoked = service
+                .revoke_holder(storage, identity, v.key, now)
+                .map_err(|e| error(500, e))?;
+            tracing::warn!(
+                validator = v.validator,
+                name = %v.name,
+                height = v.height,
+                newly = revoked.newly_revoked,
+                "revoked a validator isolated by consensus"
+            );
+            answers.push(json!({
+                "validator": v.validator,
+                "name": v.name,
+                "height": v.height,
+                "newly_revoked": revoked.newly_revoked,
+                "serials": revoked.serials,
+            }));
+        }
+        Ok(ok_json(json!({ "epoch": epoch, "isolated": answers })))
     }
 
     fn bundle(&mut self, query: &[(String, String)], now: i64) -> Result<HttpResponse, HttpResponse> {

@@ -6,7 +6,7 @@
 //!   published rollout plan, revoking by serial, identity and key, limiting renewals per
 //!   identity, optionally with its root key kept out of its state (`keep_root_offline`).
 //! - [`CaApi`]: the HTTP API over it (`/ca/validate`, `/ca/issue`, `/ca/bundle`, `/ca/crl`,
-//!   `/ct/sth`, `/ct/proof`), a pure [`runtime::HttpService`]; the production backend serves it
+//!   `/ct/sth`, `/ct/proof`, and `/ca/isolate` with [`isolation`]), a pure [`runtime::HttpService`]; the production backend serves it
 //!   over HTTPS. A panic while answering is caught: the request gets a 500 and the service is
 //!   reopened from what is durable, so nothing half-updated is kept.
 //! - [`pem`]: reading operators' PEM files with errors that say what is wrong where.
@@ -15,6 +15,7 @@
 //! caller passes the time, the storage and fresh key seeds.
 
 mod api;
+pub mod isolation;
 pub mod pem;
 mod service;
 mod state;

@@ -1093,7 +1093,21 @@ impl CaService {
             None => return Err(ServiceError::BadSerial(serial.to_owned())),
         };
         let holder = self.issued.get(&bytes).map(|l| (l.identity.clone(), l.key.clone()));
-        self.revoke_all(storage, &bytes, holder, now)
+        self.revoke_all(storage, Some(&bytes), holder, now)
+    }
+
+    /// Revokes a node by who it is rather than by a certificate: its identity (as
+    /// [`CaService::revoke_certificate`] does), its key `key` (the raw public key its leaves
+    /// carry) and every live leaf of either. Used when consensus isolated the node: what the CA
+    /// is shown names the validator and its key, not a serial.
+    pub fn revoke_holder(
+        &mut self,
+        storage: &mut dyn Storage,
+        identity: NodeIdentity,
+        key: Vec<u8>,
+        now: i64,
+    ) -> Result<Revocation, ServiceError> {
+        self.revoke_all(storage, None, Some((identity, key)), now)
     }
 
     /// Revokes the leaf `cert` (DER) at `now`: its serial, its identity (the certified name: tokens
@@ -1108,17 +1122,17 @@ impl CaService {
     ) -> Result<Revocation, ServiceError> {
         let serial = serial_of(cert).ok_or_else(|| ServiceError::BadSerial("(unparseable certificate)".into()))?;
         let holder = leaf_identity(cert);
-        self.revoke_all(storage, &serial, holder, now)
+        self.revoke_all(storage, Some(&serial), holder, now)
     }
 
     fn revoke_all(
         &mut self,
         storage: &mut dyn Storage,
-        serial: &[u8],
+        serial: Option<&[u8]>,
         holder: Option<(NodeIdentity, Vec<u8>)>,
         now: i64,
     ) -> Result<Revocation, ServiceError> {
-        let mut serials = vec![serial.to_vec()];
+        let mut serials: Vec<Vec<u8>> = serial.iter().map(|s| s.to_vec()).collect();
         let mut newly = false;
         if let Some((identity, key)) = &holder {
             if !self.revoked_keys.contains_key(key) {
@@ -1145,7 +1159,7 @@ impl CaService {
                 self.issued
                     .iter()
                     .filter(|(s, l)| {
-                        s.as_slice() != serial
+                        Some(s.as_slice()) != serial
                             && l.not_after >= now
                             && (l.key == *key || l.identity.name.eq_ignore_ascii_case(&identity.name))
                     })

@@ -58,6 +58,14 @@ pub struct DetectionConfig {
     pub source_addresses_authentic: bool,
 }
 
+impl DetectionConfig {
+    /// Distinct reporters a removal by reports needs with `f` tolerated Byzantine validators:
+    /// `confirmation_required`, and never fewer than `f + 1` (so at least one is honest).
+    pub fn threshold(&self, f: usize) -> usize {
+        self.confirmation_required.max(f + 1)
+    }
+}
+
 impl Default for DetectionConfig {
     fn default() -> Self {
         DetectionConfig {
@@ -138,7 +146,7 @@ impl Detector {
 
     /// Distinct reporters needed with `f` tolerated Byzantine validators.
     pub fn threshold(&self, f: usize) -> usize {
-        self.config.confirmation_required.max(f + 1)
+        self.config.threshold(f)
     }
 
     /// Whether this replica should report `accused` for `reason` now (at most once per

@@ -54,6 +54,7 @@ pub mod control;
 mod crypto;
 pub mod detection;
 mod evidence;
+pub mod isolation;
 mod messages;
 pub mod replica;
 mod validators;
@@ -71,6 +72,9 @@ pub use crypto::{
     PublicKey, Signature, ValidatorKey, DOMAIN, ED25519_SPKI_PREFIX, SIGNATURE_BYTES,
 };
 pub use evidence::{Evidence, EvidenceError};
+pub use isolation::{
+    Isolation, IsolationProof, IsolationProofError, ISOLATION_PROOF_BLOCKS_MAX, ISOLATION_PROOF_BYTES_MAX,
+};
 pub use messages::{
     MessageError, Proposal, ProposalError, ProposalHeader, QcSummary, Reason, Report, SignError, Timeout, Vote,
 };

@@ -59,6 +59,7 @@
 //! | `report` | accused validator index | [`Reason`] this replica reported it for |
 //! | `marked` | validator index | why: a [`Reason`] (confirmed by enough reporters), 4 on evidence, 5 on first-hand proof ([`MARKED_FIRST_HAND`]) |
 //! | `isolated` | validator index | height of the block whose removal isolated it (committed) |
+//! | `isolation_proof` | validator index | blocks in the [`IsolationProof`] kept for it (file `removal.<index>`), 0 if storing it failed |
 //!
 //! # Isolation
 //!
@@ -81,6 +82,12 @@
 //! epoch's set (its size changes only with an epoch, not built yet), and discarding them would
 //! turn a wrongly isolated honest validator into a crashed one (swarm seeds with pauses showed
 //! a cluster of four then unable to commit). A Byzantine validator's votes cannot hurt safety.
+//!
+//! For those outside consensus, a replica that commits a removal live (not replaying its log)
+//! keeps an [`IsolationProof`] of it, the shortest certified chain it holds that shows the
+//! removal committed, in the durable file `removal.<accused>`: the node hands it to TrustChain's
+//! CA, which revokes the isolated validator's certificate on it. A crash between the commit and
+//! that file leaves it to the other replicas, each of which keeps its own.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -98,6 +105,7 @@ use super::control::{is_control, Proof, Removal};
 use super::crypto::{sha256, Digest, ValidatorKey};
 use super::detection::{Detector, MARKED_BY_EVIDENCE, MARKED_FIRST_HAND};
 use super::evidence::Evidence;
+use super::isolation::IsolationProof;
 use super::messages::{Proposal, ProposalError, ProposalHeader, QcSummary, Reason, Report, Timeout, Vote};
 use super::validators::{ValidatorIndex, ValidatorSet};
 use super::wire::{Answer, AnswerKind, Blocks, CertifiedBlock, Fetch, Message, QueryAnswer, Submit};
@@ -129,6 +137,8 @@ const SAFETY: &str = "safety";
 /// Proposals voted for, kept until committed: a certificate's block must outlive crashes of
 /// its voters, or a chain built on it could never commit.
 const VOTED: &str = "voted";
+/// The prefix of the files that keep isolation proofs (`removal.<accused>`).
+pub const REMOVAL: &str = "removal";
 /// How long before the same missing block is asked for again.
 pub const BLOCK_REQUEST_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -320,6 +330,9 @@ pub struct Replica<M: StateMachine> {
     detector: Detector,
     /// Isolated validators, with the height of the block whose removal isolated each.
     isolated: BTreeMap<ValidatorIndex, u64>,
+    /// Validators isolated by the blocks being committed live, with the height of the removal's
+    /// block, until their [`IsolationProof`] is kept.
+    isolated_unproven: Vec<(ValidatorIndex, u64)>,
     /// Proposals voted for, durable: the log, and each record's sequence number and height.
     voted_log: Option<BlockLog>,
     voted_records: VecDeque<(u64, u64)>,
@@ -414,6 +427,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             held_seq: 0,
             detector,
             isolated: BTreeMap::new(),
+            isolated_unproven: Vec::new(),
             voted_log: None,
             voted_records: VecDeque::new(),
             requested: BTreeMap::new(),
@@ -836,6 +850,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             self.apply(cx, r, true);
             self.raise_high_qc(&r.qc);
         }
+        self.keep_isolation_proofs(cx, &run, None);
         self.enter_past_high_qc(cx);
         self.prune_tree();
     }
@@ -1320,6 +1335,7 @@ impl<M: StateMachine + 'static> Replica<M> {
                 self.apply(cx, r, true);
             }
             self.announce |= records.iter().any(|r| !r.block.transactions.is_empty());
+            self.keep_isolation_proofs(cx, &records, proof.as_ref());
             if proof.is_some() {
                 self.tip_proof = proof;
             }
@@ -1418,6 +1434,11 @@ impl<M: StateMachine + 'static> Replica<M> {
             let kind = self.apply_control(cx, block, &t);
             self.remember(id, block.height, kind);
         }
+        if !live {
+            // Replayed from the log: the proof's child certificate is not at hand, and the
+            // replica kept the proof when it committed the block (or crashed before it could).
+            self.isolated_unproven.clear();
+        }
         let outcomes = self.machine.apply(block.height, &fresh);
         assert_eq!(outcomes.len(), fresh.len(), "one outcome per transaction");
         for (id, outcome) in fresh_ids.iter().zip(outcomes) {
@@ -1501,8 +1522,45 @@ impl<M: StateMachine + 'static> Replica<M> {
             return AnswerKind::Refused("isolating it would leave fewer validators than a quorum".into());
         }
         self.isolated.insert(removal.accused, block.height);
+        self.isolated_unproven.push((removal.accused, block.height));
         Self::probe(cx, "isolated", u64::from(removal.accused), block.height as i64);
         AnswerKind::Applied(Bytes::new())
+    }
+
+    /// Keeps an [`IsolationProof`] for each validator the live commit of `records` isolated
+    /// (`child`: a certified block of the view after the last record's, extending it, if this
+    /// commit had one), as the durable file `removal.<accused>`. A removal that `records` alone
+    /// do not show committed, and `child` does not either, gets none here (the other replicas
+    /// keep theirs).
+    fn keep_isolation_proofs(
+        &mut self,
+        cx: &mut Context<'_, Timer>,
+        records: &[CertifiedBlock],
+        child: Option<&CertifiedBlock>,
+    ) {
+        for (accused, height) in std::mem::take(&mut self.isolated_unproven) {
+            let Some(at) = records.iter().position(|r| r.block.height == height) else {
+                continue;
+            };
+            let Some(proof) = IsolationProof::shortest(records, at, child) else {
+                continue;
+            };
+            debug_assert!(
+                proof
+                    .verify(&self.set, self.detector.threshold(self.set.f()))
+                    .is_ok_and(|shown| shown.iter().any(|i| i.accused == accused)),
+                "the proof of a removal this replica committed shows it committed"
+            );
+            let bytes = proof.encode();
+            let name = format!("{REMOVAL}.{accused}");
+            let kept = (0..self.config.storage_attempts).any(|_| durable::save(cx, &name, 1, &bytes).is_ok());
+            Self::probe(
+                cx,
+                "isolation_proof",
+                u64::from(accused),
+                if kept { proof.chain.len() as i64 } else { 0 },
+            );
+        }
     }
 
     /// Submits the removal of a validator this replica just marked, to its own pool and the
@@ -2191,6 +2249,7 @@ impl<M: StateMachine + 'static> Replica<M> {
                 for r in &records {
                     self.apply(cx, r, true);
                 }
+                self.keep_isolation_proofs(cx, &records, fetching.unproven.first());
                 committed = records.len();
                 self.tip_proof = fetching.unproven.first().cloned();
                 if let Some(r) = records.last() {

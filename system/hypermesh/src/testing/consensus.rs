@@ -49,6 +49,7 @@ pub const METRICS: &[(&str, &str)] = &[
     ("byzantine_isolated", "Byzantine validators isolated by a committed removal on every honest replica up at the end"),
     ("isolation_ms_max", "slowest time from a Byzantine validator's first misbehaviour until the last honest replica committed its removal; absent if one was not isolated everywhere"),
     ("honest_isolated", "honest validators isolated by a committed removal (must be 0)"),
+    ("isolations_unproven", "validators isolated on an honest replica for which no honest replica kept an isolation proof (what the CA revokes on: must be 0)"),
     ("commits_after_isolation", "heights committed by honest replicas after the last isolation (the cluster keeps committing)"),
 ];
 
@@ -102,6 +103,7 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
     // accused → marker → when.
     let mut marked: BTreeMap<u32, BTreeMap<u32, Duration>> = BTreeMap::new();
     let mut proven = BTreeSet::new();
+    let mut isolation_proven = BTreeSet::new();
     let mut reports = 0u64;
     let mut isolated: BTreeMap<u32, BTreeMap<u32, Duration>> = BTreeMap::new();
     let mut commit_times: Vec<Duration> = Vec::new();
@@ -205,6 +207,9 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
                     .or_default()
                     .entry(o.node)
                     .or_insert(o.at);
+            }
+            "isolation_proof" if honest(o.node) && p.value > 0 => {
+                isolation_proven.insert(p.subject as u32);
             }
             "catchup" if honest(o.node) => catchup_blocks += p.value,
             // The clients' history.
@@ -385,6 +390,17 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
         if misbehaved.is_empty() { None } else { isolation_max },
     );
     set("honest_isolated", Some(honest_isolated.len() as f64));
+    let unproven: Vec<u32> = isolated
+        .keys()
+        .copied()
+        .filter(|n| !isolation_proven.contains(n))
+        .collect();
+    set("isolations_unproven", Some(unproven.len() as f64));
+    for n in unproven.iter().take(EVIDENCE_MAX.saturating_sub(evidence.len())) {
+        evidence.push(format!(
+            "unproven isolation: validator {n} was isolated, and no honest replica kept a proof of it for the CA"
+        ));
+    }
     set(
         "commits_after_isolation",
         last_isolation.map(|t| commit_times.iter().filter(|c| **c > t).count() as f64),

@@ -1,5 +1,6 @@
 //! The node's side of the CA's HTTPS API: enroll with a join token, renew with the current
-//! chain, fetch the bundle and revocation lists.
+//! chain, fetch the bundle and revocation lists, and hand in proofs of isolations consensus
+//! committed.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -41,7 +42,7 @@ impl CaClient {
         Ok(CaClient { addr, client, roots })
     }
 
-    async fn call(&self, method: &str, target: &str, body: String) -> Result<(u16, Vec<u8>), Failure> {
+    async fn call(&self, method: &str, target: &str, body: impl Into<bytes::Bytes>) -> Result<(u16, Vec<u8>), Failure> {
         let path = target.split('?').next().unwrap_or(target);
         match tokio::time::timeout(CA_CALL_TIMEOUT, self.client.call(method, target, body)).await {
             Ok(Ok((status, body))) => Ok((status, body.to_vec())),
@@ -94,6 +95,28 @@ impl CaClient {
             .as_str()
             .ok_or_else(|| Failure("CA answer has no chain".into()))?;
         Ok(pem::chain(chain_pem.as_bytes())?)
+    }
+
+    /// Hands the CA a proof that consensus isolated a validator (`POST /ca/isolate`): the CA's
+    /// answer, naming each validator it revoked and the serials, or (inner `Err`) its refusal
+    /// of the proof, which handing it in again would not change. The outer `Err`: the call
+    /// failed (unreachable, a 5xx), worth trying again.
+    pub async fn isolate(&self, proof: Vec<u8>) -> Result<Result<serde_json::Value, String>, Failure> {
+        let (status, answer) = self.call("POST", "/ca/isolate", proof).await?;
+        let answer = String::from_utf8_lossy(&answer);
+        match status {
+            200 => serde_json::from_str(&answer)
+                .map(Ok)
+                .map_err(|e| Failure(format!("CA answer is not JSON: {e}"))),
+            400..=499 => Ok(Err(format!(
+                "the CA refused the isolation proof (HTTP {status}): {}",
+                answer.trim()
+            ))),
+            _ => Err(Failure(format!(
+                "the CA failed on the isolation proof (HTTP {status}): {}",
+                answer.trim()
+            ))),
+        }
     }
 
     /// The CA's bundle (refused unless it pins one of the operator's roots at `now_s`) and its

@@ -1,9 +1,17 @@
 //! Keeps a running process's certificate and trust current: renews its leaf at its renewal
-//! point and refreshes the CA's bundle and revocation lists, handing both to STOQ.
+//! point and refreshes the CA's bundle and revocation lists, handing both to STOQ; and hands the
+//! CA the proof of each isolation its replica committed, refreshing at once after, so that STOQ
+//! refuses the isolated validator from then on.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
+use hypermesh::consensus::replica::REMOVAL;
+use hypermesh::consensus::MOUNT;
+use runtime::durable;
+use runtime_tokio::DirStorage;
 use stoq::Security;
+use tokio::sync::mpsc;
 use trustchain::ca::{serial_of, NodeIdentity};
 use trustchain::trust::validity_of;
 use trustchain::validate::ExpectedPeer;
@@ -29,6 +37,10 @@ pub(crate) struct Keeper<'a> {
     pub(crate) revoked: bool,
 }
 
+/// How long the keeper waits before handing in an isolation proof again after the CA could not
+/// take it (unreachable, or failing).
+const ISOLATION_RETRY: Duration = Duration::from_secs(5);
+
 /// How long a revoked node's keeper waits before it would try to renew again: in effect never
 /// (the operator enrolls it anew with a new token and a fresh state directory).
 const REVOKED_RENEW_PAUSE: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -42,12 +54,21 @@ impl Keeper<'_> {
         }
     }
 
-    pub(crate) async fn run(&mut self, trust_refresh: Duration) {
+    /// Runs until dropped. `isolations`: validators whose isolation proof the replica just
+    /// kept (their index), to hand to the CA.
+    pub(crate) async fn run(&mut self, trust_refresh: Duration, mut isolations: mpsc::UnboundedReceiver<u16>) {
         let mut refresh = tokio::time::interval(trust_refresh);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         refresh.tick().await; // the first tick is immediate; trust was just fetched
         let mut retry = RENEW_RETRY_MIN;
+        // Isolations the CA has not taken yet.
+        let mut unreported = BTreeSet::new();
         loop {
+            let isolation_retry = if unreported.is_empty() {
+                REVOKED_RENEW_PAUSE
+            } else {
+                ISOLATION_RETRY
+            };
             let wait = if self.revoked {
                 REVOKED_RENEW_PAUSE
             } else {
@@ -68,7 +89,64 @@ impl Keeper<'_> {
                         tracing::warn!(%message, "trust refresh failed; keeping the current trust");
                     }
                 }
+                Some(validator) = isolations.recv() => {
+                    unreported.insert(validator);
+                    self.report_isolations(&mut unreported).await;
+                }
+                () = tokio::time::sleep(isolation_retry) => self.report_isolations(&mut unreported).await,
             }
+        }
+    }
+
+    /// Hands the CA the proof of each isolation in `unreported`; those it took leave the set,
+    /// and trust is refreshed at once so that STOQ refuses them from now on. A proof the CA
+    /// refused is not handed in again (it will not hold later either).
+    async fn report_isolations(&mut self, unreported: &mut BTreeSet<u16>) {
+        let mut taken = false;
+        for validator in unreported.clone() {
+            match self.report_isolation(validator).await {
+                Ok(answer) => {
+                    unreported.remove(&validator);
+                    taken = true;
+                    emit(serde_json::json!({ "event": "isolation_reported", "validator": validator, "ca": answer }));
+                }
+                Err((Failure(message), again)) => {
+                    if !again {
+                        unreported.remove(&validator);
+                    }
+                    tracing::warn!(validator, %message, again, "the CA did not take an isolation proof");
+                    emit(serde_json::json!({
+                        "event": "isolation_report_failed",
+                        "validator": validator,
+                        "reason": message,
+                        "retrying": again,
+                    }));
+                }
+            }
+        }
+        if taken {
+            if let Err(Failure(message)) = self.refresh().await {
+                tracing::warn!(%message, "trust refresh after an isolation failed; keeping the current trust");
+            }
+        }
+    }
+
+    /// The CA's answer to the proof kept for `validator`, or why not and whether to try again.
+    async fn report_isolation(&self, validator: u16) -> Result<serde_json::Value, (Failure, bool)> {
+        let name = format!("{}.{REMOVAL}.{validator}", MOUNT.name);
+        let proof = DirStorage::open(self.state.path())
+            .map_err(|e| Failure(format!("{}: {e}", self.state.path().display())))
+            .and_then(|mut storage| {
+                durable::load(&mut storage, &name).map_err(|e| Failure(format!("reading {name}: {e}")))
+            })
+            .map_err(|f| (f, true))?;
+        let Some((_, proof)) = proof else {
+            return Err((Failure(format!("no intact isolation proof in {name}")), false));
+        };
+        match self.client.isolate(proof).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(refusal)) => Err((Failure(refusal), false)),
+            Err(failure) => Err((failure, true)),
         }
     }
 

@@ -30,6 +30,15 @@
 //! `subject`, `view`, `timeout`, `recovered`, `catchup`, …; see
 //! `hypermesh::consensus::replica`). Every probe line names its `protocol` (`membership`,
 //! `consensus`, `stoq`).
+//!
+//! When its replica commits the isolation of a validator (a removal shown Byzantine, probe
+//! `isolated`), it keeps a proof of it (probe `isolation_proof`); the node hands that proof to the
+//! CA (`POST /ca/isolate`, taken by a CA served with `--validators`), which revokes the isolated
+//! validator's certificates, identity and key, and refreshes its trust at once, so that STOQ
+//! refuses the isolated validator's handshakes and closes its live connections. It prints
+//! `{"event": "isolation_reported", "validator", "ca"}` (`ca`: the CA's answer, with the serials
+//! revoked), or `isolation_report_failed` with the reason and whether it tries again (every 5 s
+//! while the CA cannot be reached; not after the CA refused the proof).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -212,21 +221,34 @@ fn node(args: NodeArgs) -> Result<(), Failure> {
         mut probes,
         ..
     } = running;
+    let (isolation_tx, isolations) = mpsc::unbounded_channel::<u16>();
     enrolled.runtime.block_on(async {
         let printing = async {
             while let Some(record) = probes.recv().await {
                 emit(probe_line(&record));
+                if let Some(validator) = kept_isolation_proof(&record) {
+                    let _ = isolation_tx.send(validator);
+                }
             }
         };
         tokio::select! {
             () = crate::trustchain::stop_signal() => {}
             () = printing => {}
-            () = keeper.run(trust_refresh) => {}
+            () = keeper.run(trust_refresh, isolations) => {}
         }
     });
     let stats = stop_host(thread, &stop)?;
     eprintln!("stopped ({} datagrams received)", stats.datagrams_received);
     Ok(())
+}
+
+/// The validator whose isolation proof the replica just kept, if `record` says so (the probe
+/// `isolation_proof`, with the blocks the proof carries, 0 if storing it failed).
+fn kept_isolation_proof(record: &ProbeRecord) -> Option<u16> {
+    let p = &record.probe;
+    (p.protocol == hypermesh::consensus::MOUNT.name && p.name == "isolation_proof" && p.value > 0)
+        .then(|| u16::try_from(p.subject).ok())
+        .flatten()
 }
 
 /// A probe as the node prints it.
