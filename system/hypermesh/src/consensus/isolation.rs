@@ -369,6 +369,30 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        /// The CA reads proofs from anyone: edited ones never panic, and what still decodes
+        /// either fails to verify or shows exactly what the original showed.
+        #[test]
+        fn edited_proofs_never_panic_nor_show_another_isolation(
+            edits in proptest::collection::vec((proptest::prelude::any::<u16>(), proptest::prelude::any::<u8>()), 1..6),
+            cut in proptest::prelude::any::<u16>(),
+        ) {
+            let c = Committee::new(4, 1);
+            let original = IsolationProof::shortest(&chain(&c, &[1, 2]), 0, None).unwrap();
+            let mut bytes = original.encode().to_vec();
+            for (at, value) in edits {
+                let at = usize::from(at) % bytes.len();
+                bytes[at] = value;
+            }
+            bytes.truncate(bytes.len() - usize::from(cut) % 4);
+            if let Ok(proof) = IsolationProof::decode(&bytes) {
+                if let Ok(shown) = proof.verify(&c.set, 2) {
+                    proptest::prop_assert_eq!(shown, vec![Isolation { accused: 3, height: 1 }]);
+                }
+            }
+        }
+    }
+
     #[test]
     fn malformed_bytes_are_refused_with_where() {
         let c = Committee::new(4, 1);
