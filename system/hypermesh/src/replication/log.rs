@@ -14,12 +14,16 @@
 //! later successful sync proves nothing): appends and commits are refused until
 //! [`BlockLog::recover`] has cut every segment back to what was committed, durably.
 //!
-//! **Damage.** On open, a bad record past the committed height is a write a crash tore or lost,
-//! and is cut off. A bad record *below* it is damage to committed blocks (bit rot, a lost
-//! write-back): unlike a log whose records exist nowhere else, these blocks are held by every
-//! replica and certified by a quorum, so the log is cut at the damage and [`Recovery::lost`] says
-//! which heights to fetch again from peers, at every open until they are committed again (the
-//! marker keeps its claim: rewriting it at open would depend on a write that may fail, and a
+//! **Damage.** On open, a bad record with intact ones after it is rot (torn and lost writes are
+//! only ever the last ones): it is kept in place and reads as damaged ([`Recovery::holes`]), and
+//! the intact records after it stay; the owner decides what a hole costs (a replica fetches the
+//! committed block again from peers and keeps the later ones meanwhile). A bad record at the end
+//! past the committed height is a write a crash tore or lost, and is cut off. One at the end
+//! *below* it is damage to committed blocks (bit rot, a lost write-back): unlike a log whose
+//! records exist nowhere else, these blocks are held by every replica and certified by a quorum,
+//! so the log is cut at the damage and [`Recovery::lost`] says which heights to fetch again from
+//! peers, at every open until they are committed again (the marker keeps its claim: rewriting it
+//! at open would depend on a write that may fail, and a
 //! failed one could hide the loss from the next open). Nothing damaged is ever returned.
 
 use std::collections::BTreeMap;
@@ -75,7 +79,8 @@ pub enum LogError {
 pub struct Recovery {
     /// The first height held (after pruning below a snapshot).
     pub first: u64,
-    /// The next height to append: heights `first..next` are held, intact.
+    /// The next height to append: heights `first..next` are held, intact but for
+    /// [`Recovery::holes`].
     pub next: u64,
     /// Bytes of torn or unsynced records cut off past the committed height.
     pub truncated_bytes: u64,
@@ -84,6 +89,10 @@ pub struct Recovery {
     /// The marker of the highest height committed was found damaged in every copy: heights
     /// past [`Recovery::next`] may have been committed and lost, how many is unknown.
     pub marker_lost: bool,
+    /// Records found damaged between intact ones when opening, kept in place so that the intact
+    /// ones after them are not lost: each reads as damaged ([`BlockLog::get`] gives `None`).
+    /// Recovering reads nothing, and reports 0.
+    pub holes: u64,
 }
 
 impl Recovery {
@@ -228,6 +237,7 @@ impl BlockLog {
         };
         log.next = log.first;
         let mut truncated_bytes = 0;
+        let mut holes = 0;
         let mut damaged_at: Option<u64> = None;
         for (i, first) in firsts.iter().copied().enumerate() {
             let name = segment_name(base, first);
@@ -239,7 +249,8 @@ impl BlockLog {
                 continue;
             }
             let bytes = storage.read_at(&name, 0, len as usize)?;
-            let (segment, bad) = replay(first, &bytes);
+            let (segment, damaged, bad) = replay(first, &bytes);
+            holes += damaged;
             log.next = first + segment.offsets.len() as u64;
             if bad {
                 damaged_at = Some(log.next);
@@ -271,6 +282,7 @@ impl BlockLog {
             truncated_bytes,
             lost,
             marker_lost,
+            holes,
         };
         Ok((log, recovery))
     }
@@ -459,6 +471,7 @@ impl BlockLog {
             truncated_bytes,
             lost: (self.next < self.high_water).then_some(self.next..self.high_water),
             marker_lost: false,
+            holes: 0,
         })
     }
 
@@ -545,15 +558,24 @@ fn parse(bytes: &[u8], height: u64) -> Option<(&[u8], usize)> {
     (check(height, payload) == header[12..20]).then_some((payload, HEADER_BYTES + len))
 }
 
-/// The intact records of a segment starting at height `first`, and whether it ended in a bad
-/// one (cut short, out of sequence, or failing its check).
-fn replay(first: u64, bytes: &[u8]) -> (Segment, bool) {
+/// The records of a segment starting at height `first`, how many of them are damaged records
+/// kept in place between intact ones (holes), and whether it ended in a bad one (cut short, out
+/// of sequence, or failing its check, with no intact record after it).
+///
+/// A damaged record followed by intact ones is rot, not a torn or lost write (those are only
+/// ever the last records written): the intact records after it are kept, and the damaged one
+/// reads as damaged ([`BlockLog::get`] gives `None`). Cutting there instead destroyed every
+/// later record with it: one flipped bit in a log of voted proposals lost, on each of the three
+/// voters, the only copies of a certified block, and no block ever committed again
+/// (swarm-consensus-crash-heavy seed 74 at 9f442ed).
+fn replay(first: u64, bytes: &[u8]) -> (Segment, u64, bool) {
     let mut segment = Segment::default();
+    let mut holes = 0;
     let mut at = 0usize;
     while at < bytes.len() {
         let height = first + segment.offsets.len() as u64;
         if height >= first + SEGMENT_BLOCKS {
-            return (segment, true);
+            return (segment, holes, true);
         }
         match parse(&bytes[at..], height) {
             Some((_, record)) => {
@@ -561,8 +583,29 @@ fn replay(first: u64, bytes: &[u8]) -> (Segment, bool) {
                 at += record;
                 segment.len = at as u64;
             }
-            None => return (segment, true),
+            None => match next_intact(first, bytes, at + 1, height) {
+                Some((next_at, next_height)) => {
+                    // Every height from the damaged one to the intact one starts at the damage:
+                    // each reads as damaged.
+                    for _ in height..next_height {
+                        segment.offsets.push(at as u64);
+                        holes += 1;
+                    }
+                    at = next_at;
+                }
+                None => return (segment, holes, true),
+            },
         }
     }
-    (segment, false)
+    (segment, holes, false)
+}
+
+/// The first intact record of the segment starting at `first` at or after byte `from` whose
+/// height is above `after`, with that height.
+fn next_intact(first: u64, bytes: &[u8], from: usize, after: u64) -> Option<(usize, u64)> {
+    (from..bytes.len().saturating_sub(HEADER_BYTES - 1)).find_map(|p| {
+        let height = u64::from_be_bytes(bytes[p + 4..p + 12].try_into().expect("8 bytes"));
+        (height > after && height < first + SEGMENT_BLOCKS && parse(&bytes[p..], height).is_some())
+            .then_some((p, height))
+    })
 }
