@@ -201,6 +201,9 @@ pub struct ConsensusPlan {
     pub client_interval: Duration,
     /// Clients stop submitting at this time from the start of the run (never if unset).
     pub client_stop: Option<Duration>,
+    /// One client turn in this many is a linearizable read instead of a transaction; 0 never
+    /// ([`hypermesh::consensus::client::LoadConfig::linearizable_reads`]).
+    pub linearizable_reads: u32,
     /// [`hypermesh::consensus::ConsensusConfig::batch_size_max`].
     pub batch_size_max: u32,
     /// [`hypermesh::consensus::ConsensusConfig::batch_delay_max`].
@@ -292,6 +295,7 @@ impl ConsensusPlan {
             validators: count.saturating_sub(1).max(1),
             client_interval: Duration::from_millis(20),
             client_stop: None,
+            linearizable_reads: 0,
             batch_size_max: defaults.batch_size_max as u32,
             batch_delay_max: defaults.batch_delay_max,
             view_timeout: defaults.view_timeout,
@@ -1344,6 +1348,9 @@ impl Ctx<'_> {
             plan.client_interval = i;
         }
         plan.client_stop = self.opt_duration(&raw.client_stop, "consensus.client_stop")?;
+        if let Some(r) = &raw.linearizable_reads {
+            plan.linearizable_reads = *r.get_ref();
+        }
         if let Some(b) = &raw.batch_size_max {
             plan.batch_size_max = *b.get_ref();
         }

@@ -79,6 +79,7 @@ pub struct RawConsensus {
     pub validators: Option<Spanned<u32>>,
     pub client_interval: Option<Spanned<String>>,
     pub client_stop: Option<Spanned<String>>,
+    pub linearizable_reads: Option<Spanned<u32>>,
     pub batch_size_max: Option<Spanned<u32>>,
     pub batch_delay_max: Option<Spanned<String>>,
     pub view_timeout: Option<Spanned<String>>,

@@ -304,6 +304,9 @@ fn consensus(p: &ConsensusPlan) -> Table {
     if let Some(d) = p.client_stop {
         t.insert("client_stop".into(), duration(d));
     }
+    if p.linearizable_reads > 0 {
+        t.insert("linearizable_reads".into(), int(p.linearizable_reads));
+    }
     t.insert("batch_size_max".into(), int(p.batch_size_max));
     t.insert("batch_delay_max".into(), duration(p.batch_delay_max));
     t.insert("view_timeout".into(), duration(p.view_timeout));

@@ -149,6 +149,7 @@ impl Workload for Consensus {
                 // short under heavy load as under light: otherwise answers, not consensus, would
                 // fill the bytes and memory a heavy run measures.
                 c.key_lifetime = plan.client_interval * KEY_WINDOW_SUBMISSIONS;
+                c.linearizable_reads = plan.linearizable_reads;
                 if guarded {
                     c.signing_seed = Some(client_seed(i));
                     c.answers_required = f + 1;

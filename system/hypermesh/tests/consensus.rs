@@ -608,7 +608,7 @@ fn datagram(message: &hypermesh::consensus::Message) -> bytes::Bytes {
 /// request that would write.
 #[test]
 fn local_reads_answer_from_the_replicas_committed_state() {
-    use hypermesh::consensus::{Message, Query};
+    use hypermesh::consensus::{Consistency, Message, Query};
     use hypermesh::replication::kv::{encode_transaction, Op};
     let mut sim = cluster(4, 4, 1, NetworkModel::default());
     let (tap, answers) = Tap::new(|m| match m {
@@ -619,6 +619,7 @@ fn local_reads_answer_from_the_replicas_committed_state() {
     let query = |id: u64, ops: &[Op]| {
         datagram(&Message::Query(Query {
             id,
+            consistency: Consistency::Local,
             request: encode_transaction(ops),
         }))
     };
@@ -650,6 +651,100 @@ fn local_reads_answer_from_the_replicas_committed_state() {
     let lists = read.result.as_ref().expect("a read is answered");
     assert!(lists.len() >= 8, "two lists: {lists:?}");
     assert_eq!(answers[1].1.result, Err("op 0 appends: a query only reads".into()));
+}
+
+/// Issue 14: "reads at a chosen consistency". A linearizable read reflects every height
+/// committed anywhere before it was sent, even at a replica that was cut off and is behind; one
+/// that cannot reach a quorum is refused with why, never answered stale. A local read at the
+/// same replica answers at once from its stale state.
+#[test]
+fn a_linearizable_read_sees_every_commit_before_it_even_at_a_lagging_replica() {
+    use hypermesh::consensus::{Consistency, Message, Query};
+    use hypermesh::replication::kv::{encode_transaction, Op};
+    let mut sim = cluster(7, 4, 2, NetworkModel::default());
+    let (tap, answers) = Tap::new(|m| match m {
+        Message::QueryAnswer(a) => Some(a),
+        _ => None,
+    });
+    sim.set_interceptor(Box::new(tap));
+    let read = |id: u64, consistency: Consistency| {
+        datagram(&Message::Query(Query {
+            id,
+            consistency,
+            request: encode_transaction(&[Op::Read { key: 0 }]),
+        }))
+    };
+    // Validator 3 is cut off from 2 s to 9 s, with client 5 that reads from it: the others
+    // commit on without it.
+    let lagging = NodeSet::from_indices([3, 5]);
+    let others = NodeSet::from_indices([0, 1, 2, 4]);
+    sim.schedule(
+        SimTime::from_millis(2_000),
+        FaultAction::Partition {
+            a: lagging,
+            b: others,
+            one_way: false,
+        },
+    );
+    sim.schedule(SimTime::from_millis(9_000), FaultAction::Heal);
+    let (client, replica) = (addr(5), addr(3));
+    sim.forge(
+        SimTime::from_millis(6_000),
+        client,
+        replica,
+        read(1, Consistency::Local),
+    );
+    sim.forge(
+        SimTime::from_millis(6_000),
+        client,
+        replica,
+        read(2, Consistency::Linearizable),
+    );
+    sim.forge(
+        SimTime::from_millis(9_500),
+        client,
+        replica,
+        read(3, Consistency::Linearizable),
+    );
+    sim.run_until(SimTime::from_millis(16_000), |_| {});
+    judge(&sim, 4);
+    let committed_before = |ms: u64| {
+        named(sim.probes(), "commit")
+            .filter(|p| p.at < SimTime::from_millis(ms))
+            .map(|p| p.probe.subject)
+            .max()
+            .unwrap_or(0)
+    };
+    let answers = answers.borrow();
+    let answer = |id: u64| {
+        answers
+            .iter()
+            .find(|(_, a)| a.id == id)
+            .map(|(_, a)| a.clone())
+            .unwrap_or_else(|| panic!("no answer to read {id}: {answers:?}"))
+    };
+    // Local: at once, stale (validator 3 stopped committing at the partition).
+    let local = answer(1);
+    assert!(local.result.is_ok(), "{local:?}");
+    assert!(
+        local.height < committed_before(6_000),
+        "a local read at the cut-off replica is stale: height {} while {} was committed",
+        local.height,
+        committed_before(6_000)
+    );
+    // Linearizable, cut off: refused after read_timeout, saying why.
+    let refused = answer(2);
+    let why = refused.result.expect_err("no quorum can answer a cut-off replica");
+    assert!(why.contains("read_timeout") && why.contains("1 of the 3"), "{why}");
+    // Linearizable, healed: answered at or above every height committed before it was sent.
+    let fresh = answer(3);
+    assert!(fresh.result.is_ok(), "{fresh:?}");
+    assert!(
+        fresh.height >= committed_before(9_500),
+        "read at height {}, but {} was committed before it was sent",
+        fresh.height,
+        committed_before(9_500)
+    );
 }
 
 /// A lone transaction on an idle cluster is answered without waiting for a heartbeat: the

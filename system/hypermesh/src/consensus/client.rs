@@ -12,19 +12,26 @@
 //! for a machine built `ListAppend::with_clients`), submits each to `f + 1` replicas and
 //! believes an outcome only once `f + 1` of them gave it ([`LoadConfig::answers_required`]).
 //!
+//! With [`LoadConfig::linearizable_reads`], some turns send a linearizable read instead
+//! ([`Consistency::Linearizable`], of a few live keys) to as many replicas, believed once that
+//! many agree on what the keys hold (their heights may differ). It is recorded as a read-only
+//! transaction, so the checker holds it to strict serializability with the rest: a stale read
+//! is a real-time cycle.
+//!
 //! # Probes (protocol `consensus`): the history
 //!
 //! | name | subject | value |
 //! |---|---|---|
 //! | `txn` | transaction id | number of ops (invocation) |
+//! | `query` | transaction id | 1: the transaction is a linearizable read (a query, not submitted) |
 //! | `append` | transaction id | key (followed by `value`) |
 //! | `value` | transaction id | value appended |
 //! | `read` | transaction id | key |
-//! | `ok` | transaction id | height committed at (then `read_len`/`element` per read) |
+//! | `ok` | transaction id | height committed at, or for a read the highest height answered at (then `read_len`/`element` per read) |
 //! | `read_len` | transaction id | length of the list read |
 //! | `element` | transaction id | one value of the list read |
 //! | `fail` | transaction id | 1 refused by the state machine, 2 not admitted |
-//! | `info` | transaction id | 0: no answer in time (it may or may not have committed) |
+//! | `info` | transaction id | 0: no answer in time (it may or may not have committed); 1 an answer that does not parse; 2 committed, answer forgotten; 3 a read's replicas disagree |
 //! | `latency_ms` | transaction id | submission to answer, milliseconds |
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,7 +43,7 @@ use runtime::host::{Context, Protocol};
 use runtime::{Clock, Entropy, Instant, Probe, Probes};
 
 use super::crypto::{sha256, Digest, ValidatorKey};
-use super::wire::{AnswerKind, Message, Submit};
+use super::wire::{AnswerKind, Consistency, Message, Query, Submit};
 use crate::replication::kv::{encode_transaction, sign_transaction, Op};
 
 /// How a load client behaves.
@@ -68,6 +75,8 @@ pub struct LoadConfig {
     /// the client believes one: `f + 1` where up to `f` replicas may be Byzantine (any `f + 1`
     /// include an honest one), 1 where all are trusted.
     pub answers_required: usize,
+    /// One turn in this many sends a linearizable read instead of a transaction; 0 never.
+    pub linearizable_reads: u32,
 }
 
 impl LoadConfig {
@@ -85,6 +94,7 @@ impl LoadConfig {
             stop_after: None,
             signing_seed: None,
             answers_required: 1,
+            linearizable_reads: 0,
         }
     }
 }
@@ -106,6 +116,15 @@ struct InFlight {
     answers: Vec<((u64, AnswerKind), BTreeSet<SocketAddr>)>,
 }
 
+/// A linearizable read awaiting agreeing answers.
+struct ReadInFlight {
+    reads: usize,
+    sent: Instant,
+    /// Answers so far: each distinct result, with the replicas that gave it and the highest
+    /// height among them.
+    answers: Vec<(Result<Bytes, String>, BTreeSet<SocketAddr>, u64)>,
+}
+
 /// A client submitting list-append transactions and recording its history in probes.
 pub struct LoadClient {
     config: LoadConfig,
@@ -114,6 +133,7 @@ pub struct LoadClient {
     started: Instant,
     in_flight: BTreeMap<Digest, InFlight>,
     by_id: BTreeMap<u64, Digest>,
+    reads: BTreeMap<u64, ReadInFlight>,
 }
 
 impl LoadClient {
@@ -140,23 +160,139 @@ impl LoadClient {
             started: Instant::ZERO,
             in_flight: BTreeMap::new(),
             by_id: BTreeMap::new(),
+            reads: BTreeMap::new(),
         }
     }
 
-    /// Transactions awaiting an answer.
+    /// Transactions and reads awaiting an answer.
     pub fn in_flight(&self) -> usize {
-        self.in_flight.len()
+        self.in_flight.len() + self.reads.len()
+    }
+
+    /// The first key of the live window.
+    fn window_base(&self, cx: &Context<'_, ClientTimer>) -> u64 {
+        let window = cx.now().saturating_since(self.started).as_millis() as u64
+            / self.config.key_lifetime.as_millis().max(1) as u64;
+        window * self.config.keys_live
+    }
+
+    /// `answers_required` distinct replicas from a random start.
+    fn send_to_replicas(&self, cx: &mut Context<'_, ClientTimer>, message: Bytes) {
+        let n = self.config.replicas.len();
+        let first = cx.next_u64() as usize % n;
+        for k in 0..self.config.answers_required {
+            let to = self.config.replicas[(first + k) % n];
+            let _ = cx.send_to(to, message.clone());
+        }
+    }
+
+    fn next_id(&mut self) -> u64 {
+        self.counter += 1;
+        (self.config.process << 32) | (self.counter & 0xFFFF_FFFF)
+    }
+
+    /// Sends a linearizable read of up to `ops_max` live keys.
+    fn read(&mut self, cx: &mut Context<'_, ClientTimer>) {
+        let id = self.next_id();
+        let base = self.window_base(cx);
+        let count = 1 + cx.next_u64() as usize % self.config.ops_max;
+        let ops: Vec<Op> = (0..count)
+            .map(|_| Op::Read {
+                key: base + cx.next_u64() % self.config.keys_live,
+            })
+            .collect();
+        cx.probe(Probe::new("txn", id, ops.len() as i64));
+        cx.probe(Probe::new("query", id, 1));
+        for op in &ops {
+            if let Op::Read { key } = op {
+                cx.probe(Probe::new("read", id, *key as i64));
+            }
+        }
+        let message = Message::Query(Query {
+            id,
+            consistency: Consistency::Linearizable,
+            request: encode_transaction(&ops),
+        })
+        .encode();
+        self.send_to_replicas(cx, message);
+        let now = cx.now();
+        self.reads.insert(
+            id,
+            ReadInFlight {
+                reads: ops.len(),
+                sent: now,
+                answers: Vec::new(),
+            },
+        );
+        cx.set_timer(now + self.config.answer_timeout, ClientTimer::Overdue(id));
+    }
+
+    fn read_answered(
+        &mut self,
+        cx: &mut Context<'_, ClientTimer>,
+        from: SocketAddr,
+        id: u64,
+        height: u64,
+        result: Result<Bytes, String>,
+    ) {
+        let Some(r) = self.reads.get_mut(&id) else {
+            return;
+        };
+        let agreeing = match r.answers.iter_mut().find(|(a, _, _)| *a == result) {
+            Some((_, replicas, top)) => {
+                replicas.insert(from);
+                *top = (*top).max(height);
+                replicas.len()
+            }
+            None => {
+                r.answers.push((result.clone(), BTreeSet::from([from]), height));
+                1
+            }
+        };
+        if agreeing < self.config.answers_required {
+            if r.answers.iter().map(|(_, replicas, _)| replicas.len()).sum::<usize>() >= self.config.answers_required {
+                // Every replica asked answered, and they disagree (reads at different heights
+                // of a key written between them): what it read is unknown.
+                self.reads.remove(&id);
+                cx.probe(Probe::new("info", id, 3));
+            }
+            return;
+        }
+        let r = self.reads.remove(&id).expect("found above");
+        let top = r
+            .answers
+            .iter()
+            .find(|(a, _, _)| *a == result)
+            .map_or(height, |(_, _, t)| *t);
+        let latency = cx.now().saturating_since(r.sent).as_millis() as i64;
+        match result.ok().and_then(|body| decode_reads(&body, r.reads)) {
+            Some(lists) => {
+                cx.probe(Probe::new("ok", id, top as i64));
+                for list in lists {
+                    cx.probe(Probe::new("read_len", id, list.len() as i64));
+                    for v in list {
+                        cx.probe(Probe::new("element", id, v as i64));
+                    }
+                }
+            }
+            // Refused (no quorum in time, too many reads), or an answer that does not parse:
+            // nothing was read.
+            None => cx.probe(Probe::new("fail", id, 1)),
+        }
+        cx.probe(Probe::new("latency_ms", id, latency));
     }
 
     fn submit(&mut self, cx: &mut Context<'_, ClientTimer>) {
-        if self.in_flight.len() >= self.config.in_flight_max {
+        if self.in_flight() >= self.config.in_flight_max {
             return;
         }
-        self.counter += 1;
-        let id = (self.config.process << 32) | (self.counter & 0xFFFF_FFFF);
-        let window = cx.now().saturating_since(self.started).as_millis() as u64
-            / self.config.key_lifetime.as_millis().max(1) as u64;
-        let base = window * self.config.keys_live;
+        if self.config.linearizable_reads > 0 && cx.next_u64().is_multiple_of(u64::from(self.config.linearizable_reads))
+        {
+            self.read(cx);
+            return;
+        }
+        let id = self.next_id();
+        let base = self.window_base(cx);
         let ops_count = 1 + cx.next_u64() as usize % self.config.ops_max;
         let mut ops = Vec::with_capacity(ops_count);
         for i in 0..ops_count {
@@ -195,13 +331,7 @@ impl LoadClient {
             transaction,
         })
         .encode();
-        // Distinct replicas from a random start.
-        let n = self.config.replicas.len();
-        let first = cx.next_u64() as usize % n;
-        for k in 0..self.config.answers_required {
-            let to = self.config.replicas[(first + k) % n];
-            let _ = cx.send_to(to, message.clone());
-        }
+        self.send_to_replicas(cx, message);
         let now = cx.now();
         self.in_flight.insert(
             digest,
@@ -303,8 +433,10 @@ impl Protocol for LoadClient {
     }
 
     fn on_message(&mut self, cx: &mut Context<'_, ClientTimer>, from: SocketAddr, payload: Bytes) {
-        if let Ok(Message::Answer(a)) = Message::decode(&payload) {
-            self.answered(cx, from, a.transaction, a.height, a.kind);
+        match Message::decode(&payload) {
+            Ok(Message::Answer(a)) => self.answered(cx, from, a.transaction, a.height, a.kind),
+            Ok(Message::QueryAnswer(a)) => self.read_answered(cx, from, a.id, a.height, a.result),
+            _ => {}
         }
     }
 
@@ -320,6 +452,9 @@ impl Protocol for LoadClient {
             ClientTimer::Overdue(id) => {
                 if let Some(digest) = self.by_id.remove(&id) {
                     self.in_flight.remove(&digest);
+                    cx.probe(Probe::new("info", id, 0));
+                }
+                if self.reads.remove(&id).is_some() {
                     cx.probe(Probe::new("info", id, 0));
                 }
             }

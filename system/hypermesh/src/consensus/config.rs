@@ -54,6 +54,11 @@ pub struct ConsensusConfig {
     pub salvage_blocks_max: usize,
     /// Uncommitted blocks a replica holds at most (proposals not yet committed or abandoned).
     pub pending_blocks_max: usize,
+    /// Linearizable reads a replica serves at once at most; beyond it one is refused.
+    pub reads_pending_max: usize,
+    /// How long a linearizable read may take (a quorum's certificates, then committing up to
+    /// the highest) before it is refused as timed out.
+    pub read_timeout: Duration,
     /// Votes go to every validator instead of the next leader only: the naive variant of the
     /// `consensus-cpu` scenario, O(n²) messages per decision.
     pub votes_to_all: bool,
@@ -81,6 +86,8 @@ impl Default for ConsensusConfig {
             storage_retry: Duration::from_millis(100),
             salvage_blocks_max: 4096,
             pending_blocks_max: 1024,
+            reads_pending_max: 1024,
+            read_timeout: Duration::from_secs(5),
             votes_to_all: false,
             detection: DetectionConfig::default(),
         }
@@ -167,6 +174,12 @@ impl ConsensusConfig {
         }
         if self.fetch_timeout.is_zero() {
             return fail("fetch_timeout", "must be above zero".into());
+        }
+        if self.reads_pending_max == 0 || self.read_timeout.is_zero() {
+            return fail(
+                "reads_pending_max",
+                "reads_pending_max and read_timeout must be above zero".into(),
+            );
         }
         let d = &self.detection;
         if d.latency_tolerance.is_zero() {

@@ -80,7 +80,9 @@ pub use messages::{
 };
 pub use replica::{Outgoing, Replica, ReplicaStats, Tamper, MOUNT};
 pub use validators::{Validator, ValidatorIndex, ValidatorSet, ValidatorSetError, VALIDATORS_MAX};
-pub use wire::{Answer, AnswerKind, Blocks, CertifiedBlock, Fetch, Message, Query, QueryAnswer, Submit, WireError};
+pub use wire::{
+    Answer, AnswerKind, Blocks, CertifiedBlock, Consistency, Fetch, Message, Query, QueryAnswer, Submit, WireError,
+};
 
 #[cfg(test)]
 mod fixtures;

@@ -83,6 +83,22 @@
 //! turn a wrongly isolated honest validator into a crashed one (swarm seeds with pauses showed
 //! a cluster of four then unable to commit). A Byzantine validator's votes cannot hurt safety.
 //!
+//! # Reads
+//!
+//! A [`Query`] reads the state machine at a chosen [`Consistency`]. `Local`: from this
+//! replica's committed state as it is, possibly stale. `Linearizable`: the replica asks every
+//! validator for its highest certificate (`ReadIndex`), takes the highest height a quorum
+//! reports (itself included), and answers once it has committed that height, or refuses after
+//! `read_timeout` saying how far it got (`reads_pending_max` bound what it serves at once). A
+//! transaction acknowledged before the read was sent committed by the two-chain rule, so a
+//! quorum holds a certificate at its height or above, and every quorum shares an honest
+//! validator with that one: the answer holds it. Certificates are verified, so a Byzantine
+//! validator can only make the read wait for a height that was certified. No leader is trusted
+//! with the read (a Byzantine leader could answer stale); a client that does not trust the one
+//! replica it asks sends the read to `f + 1` and believes agreeing answers.
+//!
+//! # Isolation proofs
+//!
 //! For those outside consensus, a replica that commits a removal live (not replaying its log)
 //! keeps an [`IsolationProof`] of it, the shortest certified chain it holds that shows the
 //! removal committed, in the durable file `removal.<accused>`: the node hands it to TrustChain's
@@ -108,7 +124,9 @@ use super::evidence::Evidence;
 use super::isolation::IsolationProof;
 use super::messages::{Proposal, ProposalError, ProposalHeader, QcSummary, Reason, Report, Timeout, Vote};
 use super::validators::{ValidatorIndex, ValidatorSet};
-use super::wire::{Answer, AnswerKind, Blocks, CertifiedBlock, Fetch, Message, QueryAnswer, Submit};
+use super::wire::{
+    Answer, AnswerKind, Blocks, CertifiedBlock, Consistency, Fetch, Message, Query, QueryAnswer, Submit,
+};
 use crate::replication::{BlockLog, LogError, MarkerCopies, Outcome, StateMachine};
 
 /// Where consensus lives on a node: its files and probes are named `consensus`, its messages
@@ -173,6 +191,21 @@ pub enum Timer {
     Release(u64),
     /// Storage to try again: reading back at start, or a failed log to recover.
     Storage,
+    /// A linearizable read is overdue (its number on this replica).
+    Read(u64),
+}
+
+/// A linearizable read being served: the highest certified height a quorum reported, then the
+/// answer once this replica has committed it.
+struct PendingRead {
+    /// Who asked, and its id for the read.
+    client: SocketAddr,
+    id: u64,
+    request: Bytes,
+    /// Validators whose highest certificate is in `index`.
+    answered: BTreeSet<ValidatorIndex>,
+    /// The highest height certified among them.
+    index: u64,
 }
 
 /// A message leaving a replica, as an adversary lets it go.
@@ -351,6 +384,10 @@ pub struct Replica<M: StateMachine> {
     /// The same validator if the channel proves it sent the message: the transport names its
     /// certificate, or the config says source addresses are authentic (the simulator).
     authenticated_sender: Option<ValidatorIndex>,
+    /// Linearizable reads being served, by their number here.
+    reads: BTreeMap<u64, PendingRead>,
+    /// The last read number given.
+    read_counter: u64,
     stats: ReplicaStats,
 }
 
@@ -437,6 +474,8 @@ impl<M: StateMachine + 'static> Replica<M> {
             announce: false,
             sender: None,
             authenticated_sender: None,
+            reads: BTreeMap::new(),
+            read_counter: 0,
             stats: ReplicaStats::default(),
         }
     }
@@ -1488,6 +1527,92 @@ impl<M: StateMachine + 'static> Replica<M> {
         self.stats.transactions_committed += block.transactions.len() as u64;
         Self::probe(cx, "commit", block.height, digest_prefix(&self.tip.digest));
         Self::probe(cx, "commit_txs", block.height, block.transactions.len() as i64);
+        if live {
+            self.serve_reads(cx);
+        }
+    }
+
+    // ---- linearizable reads -----------------------------------------------------------------
+
+    /// Starts serving a linearizable read: asks every other validator for its highest
+    /// certificate. A transaction acknowledged before the read was sent committed at some
+    /// height `h` by the two-chain rule, so a quorum voted for a child carrying the certificate
+    /// of `h`, and holds a certificate at least that high (saved before each vote); any quorum
+    /// shares an honest validator with that one, so the highest certificate a quorum reports
+    /// is at `h` or above (certificates are checked, so none is higher than a block certified
+    /// for real). Once this replica has committed that height, its state holds the
+    /// transaction. No leader is trusted with it: a Byzantine one could answer stale.
+    fn start_read(&mut self, cx: &mut Context<'_, Timer>, client: SocketAddr, query: Query) {
+        if self.reads.len() >= self.config.reads_pending_max {
+            let why = format!(
+                "{} linearizable reads are being served here (reads_pending_max): try again, or another replica",
+                self.reads.len()
+            );
+            self.answer_read(cx, client, query.id, Err(why));
+            return;
+        }
+        self.read_counter += 1;
+        let number = self.read_counter;
+        self.reads.insert(
+            number,
+            PendingRead {
+                client,
+                id: query.id,
+                request: query.request,
+                answered: BTreeSet::from([self.me]),
+                index: self.high_qc.height,
+            },
+        );
+        self.broadcast(cx, &Message::ReadIndex(number), false);
+        let at = cx.now() + self.config.read_timeout;
+        cx.set_timer(at, Timer::Read(number));
+        self.serve_reads(cx);
+    }
+
+    /// A validator's highest certificate for read `number`.
+    fn on_read_index(&mut self, cx: &mut Context<'_, Timer>, number: u64, qc: QuorumCertificate) {
+        let Some(sender) = self.sender else { return };
+        if self.reads.get(&number).is_none_or(|r| r.answered.contains(&sender)) {
+            return;
+        }
+        if !self.verify_qc(&qc) {
+            self.refuse(cx, Refusal::Invalid);
+            return;
+        }
+        if let Some(read) = self.reads.get_mut(&number) {
+            read.answered.insert(sender);
+            read.index = read.index.max(qc.height);
+        }
+        if qc.view > self.high_qc.view || qc.height > self.tip.height {
+            // Behind the quorum: what it certified is what this replica must commit to answer.
+            self.on_qc(cx, &qc);
+        }
+        self.serve_reads(cx);
+    }
+
+    /// Answers every read a quorum has told the height of, once that height is committed here.
+    fn serve_reads(&mut self, cx: &mut Context<'_, Timer>) {
+        let (quorum, tip) = (self.set.quorum(), self.tip.height);
+        let ready: Vec<u64> = self
+            .reads
+            .iter()
+            .filter(|(_, r)| r.answered.len() >= quorum && r.index <= tip)
+            .map(|(n, _)| *n)
+            .collect();
+        for number in ready {
+            let read = self.reads.remove(&number).expect("listed above");
+            let result = self.machine.query(&read.request);
+            self.answer_read(cx, read.client, read.id, result);
+        }
+    }
+
+    fn answer_read(&mut self, cx: &mut Context<'_, Timer>, client: SocketAddr, id: u64, result: Result<Bytes, String>) {
+        let answer = Message::QueryAnswer(QueryAnswer {
+            id,
+            height: self.tip.height,
+            result,
+        });
+        self.send(cx, client, &answer);
     }
 
     /// Applies a committed control transaction (alike on every replica: the proof is checked
@@ -2416,6 +2541,20 @@ impl<M: StateMachine + 'static> Protocol for Replica<M> {
                 }
             }
             Timer::Fetch(generation) => self.on_fetch_timer(cx, generation),
+            Timer::Read(number) => {
+                if let Some(read) = self.reads.remove(&number) {
+                    let why = format!(
+                        "not served within read_timeout ({:?}): {} of the {} validators' certificates needed came, \
+                         and this replica has committed height {} of the {} they certify",
+                        self.config.read_timeout,
+                        read.answered.len(),
+                        self.set.quorum(),
+                        self.tip.height,
+                        read.index
+                    );
+                    self.answer_read(cx, read.client, read.id, Err(why));
+                }
+            }
             Timer::Release(seq) => {
                 if let Some((to, bytes)) = self.held.remove(&seq) {
                     self.transmit(cx, to, bytes);
@@ -2471,14 +2610,25 @@ impl<M: StateMachine + 'static> Replica<M> {
             Message::Evidence(e) => self.on_evidence(cx, e, false),
             Message::VoteFor(v, h) => self.on_vote_for(cx, v, *h),
             Message::Report(r) => self.on_report(cx, r),
-            Message::Query(q) => {
-                let answer = Message::QueryAnswer(QueryAnswer {
-                    id: q.id,
-                    height: self.tip.height,
-                    result: self.machine.query(&q.request),
-                });
-                self.send(cx, from, &answer);
+            Message::Query(q) => match q.consistency {
+                Consistency::Local => {
+                    let answer = Message::QueryAnswer(QueryAnswer {
+                        id: q.id,
+                        height: self.tip.height,
+                        result: self.machine.query(&q.request),
+                    });
+                    self.send(cx, from, &answer);
+                }
+                Consistency::Linearizable => self.start_read(cx, from, q),
+            },
+            Message::ReadIndex(id) => {
+                // Validators only: an answer carries a certificate, larger than the question.
+                if self.sender.is_some() {
+                    let answer = Message::ReadIndexAnswer(id, self.high_qc.clone());
+                    self.send(cx, from, &answer);
+                }
             }
+            Message::ReadIndexAnswer(id, qc) => self.on_read_index(cx, id, qc),
             // Answers are for clients.
             Message::QueryAnswer(_) => {}
             Message::FetchProposal(d) => {

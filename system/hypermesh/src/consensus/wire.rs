@@ -20,7 +20,9 @@
 //! submit      = flags u8 (bit 0: forwarded) | length u32 | transaction
 //! vote_for    = vote | header                   (a vote with the proposal's signed header)
 //! fetch_proposal = block [32]                   (a proposal asked for by its block's digest)
-//! query       = id u64 | length u32 | request     (a local read)
+//! query       = id u64 | length u32 | request     (a read: tag 14 local, tag 16 linearizable)
+//! read_index  = id u64                          (a replica asks a validator for its high QC)
+//! read_index_answer = id u64 | qc
 //! query_answer = id u64 | height u64 | kind u8 (1 answer | 2 refused) | length u32 | bytes
 //! report      = accused u16 | reason u8 (1 bad message | 2 clock skew | 3 slow) | view u64
 //!             | reporter u16 | signature [64]
@@ -147,10 +149,26 @@ pub enum Message {
     /// A replica missing a block (an ancestor of a certified one) asks a peer for its proposal
     /// by the block's digest; the answer is the [`Message::Proposal`].
     FetchProposal(Digest),
-    /// A client's read of one replica's state (local consistency: possibly stale).
+    /// A client's read of one replica's state, at the consistency it names.
     Query(Query),
     /// The replica's answer to a [`Message::Query`].
     QueryAnswer(QueryAnswer),
+    /// A replica serving a linearizable read asks a validator for its highest certificate
+    /// (the read's id, the asking replica's own).
+    ReadIndex(u64),
+    /// A validator's highest certificate, for the read of that id.
+    ReadIndexAnswer(u64, QuorumCertificate),
+}
+
+/// How fresh a [`Query`]'s answer must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consistency {
+    /// The replica's committed state as it is: possibly stale, one message each way.
+    Local,
+    /// Every transaction acknowledged before the query was sent is in the state read: the
+    /// replica learns the highest certificate of a quorum of validators and answers once it
+    /// has committed that height (a read index confirmed by a quorum, not trusted to a leader).
+    Linearizable,
 }
 
 /// A read-only request to one replica's state machine ([`crate::replication::StateMachine::query`]).
@@ -158,6 +176,8 @@ pub enum Message {
 pub struct Query {
     /// The client's id for it, echoed in the answer.
     pub id: u64,
+    /// How fresh the answer must be.
+    pub consistency: Consistency,
     /// The request, in the state machine's encoding.
     pub request: Bytes,
 }
@@ -278,6 +298,9 @@ mod tag {
     pub const FETCH_PROPOSAL: u8 = 13;
     pub const QUERY: u8 = 14;
     pub const QUERY_ANSWER: u8 = 15;
+    pub const QUERY_LINEARIZABLE: u8 = 16;
+    pub const READ_INDEX: u8 = 17;
+    pub const READ_INDEX_ANSWER: u8 = 18;
 }
 
 mod evidence_kind {
@@ -348,7 +371,10 @@ impl Message {
             }
             Message::Query(q) => {
                 assert!(q.request.len() <= TRANSACTION_BYTES_MAX, "a query above the limit");
-                out.put_u8(tag::QUERY);
+                out.put_u8(match q.consistency {
+                    Consistency::Local => tag::QUERY,
+                    Consistency::Linearizable => tag::QUERY_LINEARIZABLE,
+                });
                 out.put_u64(q.id);
                 out.put_u32(q.request.len() as u32);
                 out.put_slice(&q.request);
@@ -365,6 +391,15 @@ impl Message {
                 out.put_u8(kind);
                 out.put_u32(body.len() as u32);
                 out.put_slice(body);
+            }
+            Message::ReadIndex(id) => {
+                out.put_u8(tag::READ_INDEX);
+                out.put_u64(*id);
+            }
+            Message::ReadIndexAnswer(id, qc) => {
+                out.put_u8(tag::READ_INDEX_ANSWER);
+                out.put_u64(*id);
+                qc.write(&mut out);
             }
             Message::Report(r) => {
                 out.put_u8(tag::REPORT);
@@ -394,6 +429,8 @@ impl Message {
             Message::Report(_) => REPORT_BYTES,
             Message::FetchProposal(_) => 32,
             Message::Query(q) => 12 + q.request.len(),
+            Message::ReadIndex(_) => 8,
+            Message::ReadIndexAnswer(_, qc) => 8 + qc.encoded_len(),
             Message::QueryAnswer(a) => {
                 21 + match &a.result {
                     Ok(b) => b.len(),
@@ -411,7 +448,8 @@ impl Message {
             return Err(WireError::Version(version));
         }
         let tag_at = r.at;
-        let message = match r.u8("message tag")? {
+        let tag = r.u8("message tag")?;
+        let message = match tag {
             tag::PROPOSAL => Message::Proposal(Box::new(Proposal::read(&mut r)?)),
             tag::VOTE => Message::Vote(Vote::read(&mut r)?),
             tag::TIMEOUT => Message::Timeout(Timeout::read(&mut r)?),
@@ -426,7 +464,12 @@ impl Message {
             tag::SUBMIT => Message::Submit(Submit::read(&mut r)?),
             tag::ANSWER => Message::Answer(Answer::read(&mut r)?),
             tag::FETCH_PROPOSAL => Message::FetchProposal(r.digest("fetch proposal block")?),
-            tag::QUERY => {
+            tag::QUERY | tag::QUERY_LINEARIZABLE => {
+                let consistency = if tag == tag::QUERY {
+                    Consistency::Local
+                } else {
+                    Consistency::Linearizable
+                };
                 let id = r.u64("query id")?;
                 let at = r.at;
                 let length = r.u32("query length")? as usize;
@@ -440,8 +483,13 @@ impl Message {
                 }
                 Message::Query(Query {
                     id,
+                    consistency,
                     request: Bytes::copy_from_slice(r.slice(length, "query request")?),
                 })
+            }
+            tag::READ_INDEX => Message::ReadIndex(r.u64("read index id")?),
+            tag::READ_INDEX_ANSWER => {
+                Message::ReadIndexAnswer(r.u64("read index answer id")?, QuorumCertificate::read(&mut r)?)
             }
             tag::QUERY_ANSWER => {
                 let id = r.u64("query answer id")?;
@@ -1215,8 +1263,16 @@ mod tests {
             Message::FetchProposal([3; 32]),
             Message::Query(Query {
                 id: 4,
+                consistency: Consistency::Local,
                 request: Bytes::from_static(b"q"),
             }),
+            Message::Query(Query {
+                id: 5,
+                consistency: Consistency::Linearizable,
+                request: Bytes::from_static(b"q"),
+            }),
+            Message::ReadIndex(6),
+            Message::ReadIndexAnswer(6, qc1.clone()),
             Message::QueryAnswer(QueryAnswer {
                 id: 4,
                 height: 9,
@@ -1265,7 +1321,9 @@ mod tests {
                 | Message::Report(_)
                 | Message::FetchProposal(_)
                 | Message::Query(_)
-                | Message::QueryAnswer(_) => {
+                | Message::QueryAnswer(_)
+                | Message::ReadIndex(_)
+                | Message::ReadIndexAnswer(..) => {
                     assert_eq!(message.body_len(), body.len())
                 }
             }
@@ -1572,10 +1630,24 @@ mod tests {
             }),
             (vote(), header()).prop_map(|(v, h)| Message::VoteFor(v, Box::new(h))),
             any::<[u8; 32]>().prop_map(Message::FetchProposal),
-            (any::<u64>(), proptest::collection::vec(any::<u8>(), 0..20)).prop_map(|(id, q)| Message::Query(Query {
-                id,
-                request: Bytes::from(q)
-            })),
+            (
+                any::<u64>(),
+                any::<bool>(),
+                proptest::collection::vec(any::<u8>(), 0..20)
+            )
+                .prop_map(|(id, linear, q)| {
+                    Message::Query(Query {
+                        id,
+                        consistency: if linear {
+                            Consistency::Linearizable
+                        } else {
+                            Consistency::Local
+                        },
+                        request: Bytes::from(q),
+                    })
+                }),
+            any::<u64>().prop_map(Message::ReadIndex),
+            (any::<u64>(), qc()).prop_map(|(id, qc)| Message::ReadIndexAnswer(id, qc)),
             (any::<u64>(), any::<u64>(), any::<bool>(), "[a-z]{0,10}").prop_map(|(id, height, ok, t)| {
                 Message::QueryAnswer(QueryAnswer {
                     id,

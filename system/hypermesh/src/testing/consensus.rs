@@ -35,6 +35,10 @@ pub const METRICS: &[(&str, &str)] = &[
     ("txns_failed", "transactions refused (by the state machine, or not admitted)"),
     ("txns_unknown", "transactions with no answer in time (may or may not have committed)"),
     ("commit_ms_p50", "median time from submission to the client's answer, committed transactions"),
+    ("reads_ok", "linearizable reads answered (agreeing answers), held to strict serializability with the transactions"),
+    ("reads_failed", "linearizable reads refused (no quorum's certificates, or not committed up to them, within read_timeout)"),
+    ("reads_unknown", "linearizable reads with no agreeing answers in time"),
+    ("read_ms_p99", "99th percentile of the time from a linearizable read's sending to its agreeing answers"),
     ("commit_ms_p99", "99th percentile of the same"),
     ("proposer_conflicts", "views in which two honest validators proposed (every replica must name the same leader for a view: must be 0)"),
     ("view_changes", "views entered through a timeout certificate (summed over honest replicas)"),
@@ -79,6 +83,18 @@ struct TxnBuilder {
     read_keys: Vec<u64>,
     status: Option<Status>,
     latency_ms: Option<f64>,
+    /// A linearizable read (a query), not a submitted transaction.
+    query: bool,
+}
+
+/// Linearizable reads, counted apart from transactions.
+#[derive(Default)]
+struct ReadCounts {
+    total: usize,
+    ok: usize,
+    failed: usize,
+    unknown: usize,
+    latencies: Vec<f64>,
 }
 
 /// The figures of a consensus run.
@@ -223,6 +239,11 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
                     },
                 );
             }
+            "query" => {
+                if let Some(t) = txns.get_mut(&p.subject) {
+                    t.query = true;
+                }
+            }
             "append" => {
                 if let Some(t) = txns.get_mut(&p.subject) {
                     t.pending_key = Some(p.value as u64);
@@ -282,11 +303,22 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
     }
 
     let mut latencies = Vec::new();
+    let mut reads = ReadCounts::default();
     let history: Vec<Txn> = txns
         .into_iter()
         .map(|(id, t)| {
             let status = t.status.unwrap_or(Status::Info);
-            if status == Status::Ok {
+            if t.query {
+                reads.total += 1;
+                match status {
+                    Status::Ok => {
+                        reads.ok += 1;
+                        reads.latencies.extend(t.latency_ms);
+                    }
+                    Status::Failed => reads.failed += 1,
+                    Status::Info => reads.unknown += 1,
+                }
+            } else if status == Status::Ok {
                 if let Some(l) = t.latency_ms {
                     latencies.push(l);
                 }
@@ -329,10 +361,14 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
     );
     set("committed_height_min", honest_up.iter().min().map(|h| *h as f64));
     set("quiet_commits", run.quiet_from.map(|_| quiet_heights.len() as f64));
-    set("txns_submitted", Some(report.transactions as f64));
-    set("txns_ok", Some(report.ok as f64));
-    set("txns_failed", Some(report.failed as f64));
-    set("txns_unknown", Some(report.info as f64));
+    set("txns_submitted", Some((report.transactions - reads.total) as f64));
+    set("txns_ok", Some((report.ok - reads.ok) as f64));
+    set("txns_failed", Some((report.failed - reads.failed) as f64));
+    set("txns_unknown", Some((report.info - reads.unknown) as f64));
+    set("reads_ok", Some(reads.ok as f64));
+    set("reads_failed", Some(reads.failed as f64));
+    set("reads_unknown", Some(reads.unknown as f64));
+    set("read_ms_p99", percentile(&mut reads.latencies, 99.0));
     set("commit_ms_p50", percentile(&mut latencies.clone(), 50.0));
     set("commit_ms_p99", percentile(&mut latencies, 99.0));
     set("view_changes", Some(view_changes as f64));

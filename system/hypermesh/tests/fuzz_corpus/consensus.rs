@@ -12,9 +12,9 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use hypermesh::consensus::{
-    Answer, AnswerKind, Blocks, CertifiedBlock, Evidence, Fetch, Message, Proposal, QcSummary, Query, QueryAnswer,
-    QuorumCertificate, Reason, Report, Submit, Timeout, TimeoutCertificate, TimeoutEntry, Validator, ValidatorKey,
-    ValidatorSet, Vote,
+    Answer, AnswerKind, Blocks, CertifiedBlock, Consistency, Evidence, Fetch, Message, Proposal, QcSummary, Query,
+    QueryAnswer, QuorumCertificate, Reason, Report, Submit, Timeout, TimeoutCertificate, TimeoutEntry, Validator,
+    ValidatorKey, ValidatorSet, Vote,
 };
 use hypermesh::membership::NodeId;
 
@@ -90,13 +90,17 @@ pub fn decodes_canonically(data: &[u8]) {
         Message::Report(r) => {
             let _ = r.verify(set);
         }
+        Message::ReadIndexAnswer(_, qc) => {
+            let _ = qc.verify(set);
+        }
         // Nothing signed: decoding is the whole check.
         Message::Fetch(_)
         | Message::Submit(_)
         | Message::Answer(_)
         | Message::FetchProposal(_)
         | Message::Query(_)
-        | Message::QueryAnswer(_) => {}
+        | Message::QueryAnswer(_)
+        | Message::ReadIndex(_) => {}
     }
 }
 
@@ -117,6 +121,7 @@ pub fn decodes_and_verifies(data: &[u8]) -> bool {
             .chain(b.proof.as_deref())
             .all(|r| r.qc.verify(set).is_ok() && r.qc.block == r.block.digest()),
         Ok(Message::Report(r)) => r.verify(set).is_ok(),
+        Ok(Message::ReadIndexAnswer(_, qc)) => qc.verify(set).is_ok(),
         Ok(Message::VoteFor(v, h)) => v.verify(set).is_ok() && h.verify(set).is_ok() && v.block == h.block,
         Ok(
             Message::Fetch(_)
@@ -124,7 +129,8 @@ pub fn decodes_and_verifies(data: &[u8]) -> bool {
             | Message::Answer(_)
             | Message::FetchProposal(_)
             | Message::Query(_)
-            | Message::QueryAnswer(_),
+            | Message::QueryAnswer(_)
+            | Message::ReadIndex(_),
         ) => true,
         Err(_) => false,
     }
@@ -236,9 +242,20 @@ pub fn seeds() -> Vec<(&'static str, Bytes)> {
             "query",
             Message::Query(Query {
                 id: 1,
+                consistency: Consistency::Local,
                 request: Bytes::from_static(b"read k"),
             }),
         ),
+        (
+            "query-linearizable",
+            Message::Query(Query {
+                id: 2,
+                consistency: Consistency::Linearizable,
+                request: Bytes::from_static(b"read k"),
+            }),
+        ),
+        ("read-index", Message::ReadIndex(3)),
+        ("read-index-answer", Message::ReadIndexAnswer(3, qc1.clone())),
         (
             "query-answer",
             Message::QueryAnswer(QueryAnswer {
