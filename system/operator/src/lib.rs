@@ -8,7 +8,8 @@
 //!   membership over STOQ on real IPv6 sockets, and HotStuff-2 consensus with a validators file
 //!   ([`validators`]);
 //! - `hypermesh key` ([`key::KeyArgs`]): a state directory's public key, for that file;
-//! - `hypermesh client` ([`client::ClientArgs`]): a certified client loading consensus.
+//! - `hypermesh client` ([`client::ClientArgs`]): a certified client loading consensus;
+//!   `hypermesh read` ([`client::read::ReadArgs`]): one read of its state, linearizable or local.
 //!
 //! These binaries are backends of the runtime seams (real clocks, sockets, threads and OS
 //! randomness); they link neither the simulator nor the harness (`cargo tree -e normal -i

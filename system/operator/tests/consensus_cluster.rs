@@ -189,6 +189,53 @@ fn validators_commit_survive_a_kill_and_the_restarted_one_catches_up_from_its_st
     assert!(committed > 0 && committed * 10 >= submitted * 9, "{stdout}");
     assert_eq!(summary["refused"], 0, "{stdout}");
 
+    // 2b. A certified client reads: linearizable, at or above every height committed before
+    //     the read was sent; local, from the replicas' state as it is.
+    let committed_before = (0..VALIDATORS).map(|i| nodes[i].committed()).max().unwrap();
+    let read = |consistency: &str| {
+        run_hypermesh(&[
+            "read",
+            "--listen",
+            "[::1]:0",
+            "--name",
+            "client.mesh",
+            "--ca",
+            &ca_addr,
+            "--ca-root",
+            root.to_str().unwrap(),
+            "--state",
+            client_state.to_str().unwrap(),
+            "--validators",
+            validators.to_str().unwrap(),
+            "--key",
+            "0",
+            "--key",
+            "1",
+            "--consistency",
+            consistency,
+        ])
+    };
+    for consistency in ["linearizable", "local"] {
+        let out = read(consistency);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        let answer: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        assert_eq!(answer["consistency"], consistency, "{answer}");
+        assert_eq!(answer["keys"]["0"], serde_json::json!([]), "{answer}");
+        assert_eq!(
+            answer["validators"].as_array().map(Vec::len),
+            Some(2),
+            "f + 1 agreed: {answer}"
+        );
+        let height = answer["height"].as_u64().unwrap();
+        if consistency == "linearizable" {
+            assert!(
+                height >= committed_before,
+                "a linearizable read at height {height}, below the {committed_before} committed before it"
+            );
+        }
+    }
+
     // 3. One validator of four is killed: the other three keep committing.
     nodes[3].child.kill().unwrap();
     nodes[3].child.wait().unwrap();
@@ -378,4 +425,38 @@ fn a_validators_file_that_does_not_seat_the_node_is_refused_by_file_entry_and_fi
     );
     // The file is read before anything else is: the token was not spent on a bad file.
     assert!(!err.contains("--ca-root"), "{err}");
+}
+
+#[test]
+fn a_read_without_keys_with_an_unknown_consistency_or_too_many_keys_is_refused_by_name() {
+    let base = [
+        "read",
+        "--listen",
+        "[::1]:0",
+        "--name",
+        "c.mesh",
+        "--ca",
+        "[::1]:1",
+        "--ca-root",
+        "/nonexistent",
+        "--validators",
+        "/nonexistent",
+    ];
+    let refused = |more: &[&str]| {
+        let args: Vec<&str> = base.iter().chain(more).copied().collect();
+        let out = run_hypermesh(&args);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    let err = refused(&[]);
+    assert!(err.contains("--key"), "{err}");
+    let err = refused(&["--key", "1", "--consistency", "eventual"]);
+    assert!(
+        err.contains("eventual") && err.contains("linearizable") && err.contains("local"),
+        "{err}"
+    );
+    let many: Vec<String> = (0..65).flat_map(|k| ["--key".to_owned(), k.to_string()]).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let err = refused(&many);
+    assert!(err.contains("65 --key given, at most 64"), "{err}");
 }

@@ -1,11 +1,13 @@
 //! `hypermesh`: runs HyperMesh on a real machine. `hypermesh node` enrolls with a TrustChain CA
 //! over HTTPS, then runs membership (and, with a validators file, consensus) over STOQ on real
 //! IPv6 sockets until SIGINT or SIGTERM; `hypermesh key` prints a state directory's public key
-//! for the validators file; `hypermesh client` puts a measured load on consensus.
+//! for the validators file; `hypermesh client` puts a measured load on consensus; `hypermesh
+//! read` reads its state, linearizable or local.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use operator::client::read::ReadArgs;
 use operator::client::ClientArgs;
 use operator::key::KeyArgs;
 use operator::node::{run, NodeArgs};
@@ -32,6 +34,10 @@ enum Command {
     /// Submits transactions to a consensus cluster at a set rate from a certified client (its
     /// own join token) and prints throughput and commit latency.
     Client(ClientArgs),
+    /// Reads keys of a consensus cluster's state from a certified client (its own join token):
+    /// linearizable (every acknowledged transaction is in it) or local (possibly stale). Prints
+    /// one JSON line: the lists, the height, the validators that agreed.
+    Read(ReadArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,5 +46,6 @@ fn main() -> ExitCode {
         Command::Node(args) => run(args),
         Command::Key(args) => operator::key::run(args),
         Command::Client(args) => operator::client::run(args),
+        Command::Read(args) => operator::client::read::run(args),
     }
 }

@@ -19,6 +19,7 @@
 //! renew its certificate: a run must end within its leaf's life.
 
 pub mod load;
+pub mod read;
 
 use std::io::Write;
 use std::path::PathBuf;
