@@ -77,4 +77,13 @@ impl IsolationVerifier for ValidatorSetVerifier {
     fn epoch(&self) -> u64 {
         self.set.epoch()
     }
+
+    fn keys(&self) -> Vec<Vec<u8>> {
+        self.file.validators.iter().map(|v| v.public_key.to_vec()).collect()
+    }
+
+    fn isolations_max(&self) -> usize {
+        // As the replicas: isolating is refused once no more than a quorum is left.
+        self.set.len() - self.set.quorum()
+    }
 }

@@ -921,6 +921,26 @@ fn a_ca_with_the_validator_set_revokes_a_validator_on_the_proof_of_its_committed
     // Its token and key buy nothing more.
     let (status, refused) = https(&server, &root, "POST", "/ca/issue", &body.to_string());
     assert_eq!(status, 403, "{refused}");
+    // A second validator's committed removal: with one of four out (f = 1), the replicas
+    // refuse to isolate another (fewer than a quorum would be left), and so does the CA.
+    let reports = [0, 1, 3]
+        .iter()
+        .map(|&r| Report::sign(&set, &keys[r], 2, Reason::Slow, 9).unwrap())
+        .collect();
+    let second = Removal {
+        accused: 2,
+        proof: Proof::Reports(reports),
+    }
+    .encode();
+    let beyond = IsolationProof {
+        chain: certified_chain(&set, &keys, &[1, 2], vec![second]),
+    };
+    let (status, answer) = https_bytes(&server, &root, "POST", "/ca/isolate", beyond.encode().to_vec());
+    assert_eq!(status, 409, "{answer}");
+    assert!(
+        answer.contains("validator 2 (node-2.mesh) is not revoked: 1 of the set's 4 validators already are"),
+        "{answer}"
+    );
     drop(server);
 
     // Without a validator set the CA takes no proofs, and says how to make it.

@@ -8,7 +8,7 @@
 //! | GET | `/ca/crl` | current revocation lists, PEM |
 //! | GET | `/ct/sth` | the CT log's signed tree head, JSON |
 //! | GET | `/ct/proof?index=I&size=N`, `?hash=H&size=N`, `?first=M&second=N` | inclusion or consistency proof, JSON |
-//! | POST | `/ca/isolate` | body: an isolation proof (binary, at most [`ISOLATION_BODY_BYTES_MAX`]); with a validator set ([`CaApi::with_isolation`]) revokes each validator it shows isolated, JSON; 400 naming what the proof does not show; 404 without a validator set |
+//! | POST | `/ca/isolate` | body: an isolation proof (binary, at most [`ISOLATION_BODY_BYTES_MAX`]); with a validator set ([`CaApi::with_isolation`]) revokes each validator it shows isolated, JSON; 400 naming what the proof does not show; 409 beyond [`crate::isolation::IsolationVerifier::isolations_max`] revoked; 404 without a validator set |
 //!
 //! Every refusal is a 4xx whose JSON body (`{"error": ...}`) says what was wrong; a refused
 //! issuance also names its class (`"refusal"`, [`IssueRefusal::class`]).
@@ -268,12 +268,26 @@ impl CaApi {
             ));
         };
         let epoch = verifier.epoch();
+        let (keys, isolations_max) = (verifier.keys(), verifier.isolations_max());
         let isolated = verifier
             .verify(body)
             .map_err(|e| error(400, format!("the isolation proof is refused: {e}")))?;
         let (service, storage) = self.parts();
         let mut answers = Vec::with_capacity(isolated.len());
         for v in isolated {
+            let out = keys.iter().filter(|k| service.key_revoked(k)).count();
+            if !service.key_revoked(&v.key) && out >= isolations_max {
+                return Err(error(
+                    409,
+                    format!(
+                        "validator {} ({}) is not revoked: {out} of the set's {} validators already are, and the \
+                         replicas isolate at most {isolations_max} (more would leave fewer than a quorum)",
+                        v.validator,
+                        v.name,
+                        keys.len()
+                    ),
+                ));
+            }
             let identity = NodeIdentity {
                 name: v.name.clone(),
                 addr: v.addr,

@@ -6,6 +6,12 @@
 //! validators file and HyperMesh's proofs). Nobody needs an operator's credential to ask: the
 //! proof is the authority, checked alone against the validator set as a light client would, so
 //! any replica that committed the removal can hand it in, and handing it in twice changes nothing.
+//!
+//! A committed block may also carry a removal the replicas refused when applying it, because
+//! isolating one more would have left fewer validators than a quorum. A proof shows the block
+//! committed, not what applying it decided, so the CA applies the same bound itself: it revokes
+//! no more than [`IsolationVerifier::isolations_max`] of the set's validators (in the order
+//! proofs arrive; the replicas hand in proofs only of removals they applied).
 
 use std::net::Ipv6Addr;
 
@@ -34,4 +40,12 @@ pub trait IsolationVerifier: Send {
 
     /// The validator set's epoch, for answers.
     fn epoch(&self) -> u64;
+
+    /// The raw public keys of every validator of the set.
+    fn keys(&self) -> Vec<Vec<u8>>;
+
+    /// Validators of the set that may be out at once: the replicas refuse to isolate more
+    /// (fewer than a quorum would be left to commit), and so does the CA, counting every
+    /// validator whose key it revoked, for whatever reason.
+    fn isolations_max(&self) -> usize;
 }

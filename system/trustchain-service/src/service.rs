@@ -754,6 +754,11 @@ impl CaService {
             .map(|r| r.at)
     }
 
+    /// Whether the key `key` (raw, as leaves carry it) is revoked.
+    pub fn key_revoked(&self, key: &[u8]) -> bool {
+        self.revoked_keys.contains_key(key)
+    }
+
     fn identity_revocations<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a RevokedIdentity> + 'a {
         self.revoked_identities
             .iter()
