@@ -76,6 +76,21 @@ fn copy_name(base: &str, copy: usize) -> String {
 /// the others are durable, so one copy always holds a whole state: a write fails after
 /// `write_all_synced` has truncated its file, and a crash may then keep that truncation, so a
 /// save that began with the same copy every time could, after failures, leave none whole.
+///
+/// **States of one size** ([`Mirror::load_sized`]). A copy shorter than a whole state is torn,
+/// emptied or never written; one of a whole state's length that does not verify has rotted (rot
+/// flips bits, it does not change lengths). Each save then writes its short copies first, so
+/// once a save has completed at most one copy is ever short (only the copy being written can
+/// become short, and any short one was written before it). Two short copies and none whole
+/// therefore mean no save ever completed, and nothing was acted on: not a loss. Without that
+/// rule, a first save torn by a crash, leaving one whole copy that then rotted, halted a
+/// replica that had never voted (swarm-consensus-crash-heavy seed 734).
+///
+/// **Repair.** Copies found damaged stay damaged until the next save, and every load is a
+/// read that may rot another: [`Mirror::needs_repair`] says when the state loaded should be
+/// saved again at once (swarm-consensus-crash-heavy seed 436: a replica restarted by crashes
+/// again and again, without a save in between, found a copy more rotted at each start until
+/// none was whole).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Mirror {
     seq: u64,
@@ -83,34 +98,67 @@ pub struct Mirror {
     held_by: usize,
     /// Copies that held bytes but no whole state when loaded.
     damaged: usize,
+    /// With states of one size: their encoded length, and the copies known short (torn,
+    /// emptied, never written: written first by the next save) and rotted.
+    sized: Option<usize>,
+    short: [bool; 3],
+    rotted: [bool; 3],
 }
 
 impl Mirror {
     /// The latest valid state under `base`, and the mirror to save the next in.
     pub fn load(storage: &mut dyn Storage, base: &str) -> Result<(Mirror, Option<Vec<u8>>), StorageError> {
+        Mirror::load_with(storage, base, None)
+    }
+
+    /// As [`Mirror::load`], for a state that is always `len` bytes (see *States of one size*):
+    /// every save must be of that length.
+    pub fn load_sized(
+        storage: &mut dyn Storage,
+        base: &str,
+        len: usize,
+    ) -> Result<(Mirror, Option<Vec<u8>>), StorageError> {
+        Mirror::load_with(storage, base, Some(len + 20))
+    }
+
+    fn load_with(
+        storage: &mut dyn Storage,
+        base: &str,
+        sized: Option<usize>,
+    ) -> Result<(Mirror, Option<Vec<u8>>), StorageError> {
         let mut best: Option<(u64, usize, Vec<u8>)> = None;
-        let mut damaged = 0;
+        let mut mirror = Mirror {
+            sized,
+            ..Mirror::default()
+        };
         for copy in 0..COPIES.len() {
             let bytes = storage.read_all(&copy_name(base, copy))?;
-            match decode(&bytes) {
+            let decoded = decode(&bytes);
+            if decoded.is_none() {
+                mirror.damaged += usize::from(!bytes.is_empty());
+                match sized {
+                    Some(whole) if bytes.len() < whole => mirror.short[copy] = true,
+                    Some(_) => mirror.rotted[copy] = true,
+                    None => {}
+                }
+            }
+            match decoded {
                 Some((seq, data)) if best.as_ref().is_none_or(|(s, _, _)| seq > *s) => {
                     best = Some((seq, copy, data));
                 }
-                Some(_) => {}
-                None if !bytes.is_empty() => damaged += 1,
-                None => {}
+                _ => {}
             }
         }
         Ok(match best {
-            Some((seq, held_by, data)) => (Mirror { seq, held_by, damaged }, Some(data)),
-            None => (
-                Mirror {
-                    damaged,
-                    ..Mirror::default()
-                },
-                None,
-            ),
+            Some((seq, held_by, data)) => (Mirror { seq, held_by, ..mirror }, Some(data)),
+            None => (mirror, None),
         })
+    }
+
+    /// Whether a state was loaded while some copy held none whole (damaged, or with states of
+    /// one size short): saving it again now rewrites them, before more rot finds the rest.
+    pub fn needs_repair(&self) -> bool {
+        self.seq > 0 && (self.damaged > 0 || self.short.iter().any(|s| *s))
     }
 
     /// Copies found holding bytes but no whole state when it was loaded (torn or rotted).
@@ -121,21 +169,40 @@ impl Mirror {
     /// Whether a state saved whole was lost: no copy whole, and more than one damaged. A save
     /// writes one copy at a time and a crash tears only the one being written, so no copy whole
     /// with one damaged and the others empty is a first save cut short (whose caller never
-    /// acted on it, as it never returned `Ok`), not a loss.
+    /// acted on it, as it never returned `Ok`), not a loss; with states of one size, so is no
+    /// copy whole with two short (see *States of one size*).
     pub fn lost(&self) -> bool {
-        self.seq == 0 && self.damaged >= 2
+        let never_completed = self.sized.is_some() && self.short.iter().filter(|s| **s).count() >= 2;
+        self.seq == 0 && self.damaged >= 2 && !never_completed
     }
 
     /// Saves `data` under `base` as the next state: `Ok` once every copy holds it. After an
     /// error, a copy still holds this state or the one before whole.
+    ///
+    /// # Panics
+    ///
+    /// If the mirror was loaded sized ([`Mirror::load_sized`]) and `data` is of another length.
     pub fn save(&mut self, storage: &mut dyn Storage, base: &str, data: &[u8]) -> Result<(), StorageError> {
         self.seq += 1;
         let body = encode(self.seq, data);
+        if let Some(whole) = self.sized {
+            assert_eq!(body.len(), whole, "a sized mirror's states are all of one length");
+        }
         let held = self.held_by;
-        for copy in (0..COPIES.len()).filter(|c| *c != held).chain([held]) {
-            storage.write_all_synced(&copy_name(base, copy), &body)?;
+        // Short copies first, then rotted, then whole ones, the held copy last.
+        let mut order: Vec<usize> = (0..COPIES.len()).filter(|c| *c != held).collect();
+        order.sort_by_key(|c| (!self.short[*c], !self.rotted[*c]));
+        for copy in order.into_iter().chain([held]) {
+            if let Err(e) = storage.write_all_synced(&copy_name(base, copy), &body) {
+                // Truncated, perhaps, or its pages dropped: short until written whole.
+                self.short[copy] = true;
+                return Err(e);
+            }
+            self.short[copy] = false;
+            self.rotted[copy] = false;
             self.held_by = copy;
         }
+        self.damaged = 0;
         Ok(())
     }
 }
@@ -242,6 +309,83 @@ mod tests {
         fn list(&mut self) -> Result<Vec<String>, StorageError> {
             self.disk.list()
         }
+    }
+
+    /// Seed 734 of the crash-heavy swarm fixture: a first save torn by a crash (one copy whole,
+    /// one torn, one never written) whose whole copy then rotted halted a replica that had never
+    /// voted. With states of one size, two short copies say no save ever completed.
+    #[test]
+    fn a_sized_mirror_tells_a_first_save_cut_short_from_a_loss() {
+        let len = 6;
+        let mut disk = Disk::default();
+        let (mut mirror, _) = Mirror::load_sized(&mut disk, "s", len).unwrap();
+        mirror.save(&mut disk, "s", b"sized1").unwrap();
+        // As if the crash came while the second copy was written, before the third.
+        let whole = disk.read_all("s.b").unwrap();
+        disk.write_all_synced("s.c", &whole[..whole.len() - 5]).unwrap();
+        disk.write_all_synced("s.a", b"").unwrap();
+        disk.files.get_mut("s.b").unwrap()[13] ^= 0x08;
+        let (mirror, loaded) = Mirror::load_sized(&mut disk, "s", len).unwrap();
+        assert_eq!((loaded, mirror.damaged(), mirror.lost()), (None, 2, false));
+        // Loaded unsized, the same copies read as a loss (they cannot tell torn from rotted).
+        let (mirror, _) = Mirror::load(&mut disk, "s").unwrap();
+        assert!(mirror.lost());
+
+        // A completed save, then one copy short and two rotted: lost, and said so.
+        let mut disk = Disk::default();
+        let (mut mirror, _) = Mirror::load_sized(&mut disk, "s", len).unwrap();
+        mirror.save(&mut disk, "s", b"sized1").unwrap();
+        disk.files.get_mut("s.a").unwrap().truncate(7);
+        disk.files.get_mut("s.b").unwrap()[13] ^= 0x08;
+        disk.files.get_mut("s.c").unwrap()[14] ^= 0x08;
+        let (mirror, loaded) = Mirror::load_sized(&mut disk, "s", len).unwrap();
+        assert_eq!((loaded, mirror.lost()), (None, true));
+    }
+
+    /// With states of one size, a save writes short copies first: once a save has completed, at
+    /// most one copy is ever short, whichever writes fail.
+    #[test]
+    fn a_sized_mirror_writes_its_short_copies_first() {
+        let len = 3;
+        let mut disk = FailingWrites {
+            disk: Disk::default(),
+            failing: "",
+        };
+        let (mut mirror, _) = Mirror::load_sized(&mut disk, "s", len).unwrap();
+        mirror.save(&mut disk, "s", b"one").unwrap();
+        for failing in ["s.a", "s.b", "s.c", "s.a", "s.c", "s.b"] {
+            disk.failing = failing;
+            let _ = mirror.save(&mut disk, "s", b"two");
+            let short = ["s.a", "s.b", "s.c"]
+                .iter()
+                .filter(|c| disk.disk.read_all(c).unwrap().len() < len + 20)
+                .count();
+            assert!(short <= 1, "{short} copies short after {failing} failed");
+            // And a restart in between loses nothing of what the mirror knew.
+            let (reloaded, loaded) = Mirror::load_sized(&mut disk, "s", len).unwrap();
+            assert!(loaded.is_some() && !reloaded.lost());
+            mirror = reloaded;
+        }
+    }
+
+    /// A state loaded from some damaged copies asks to be saved again; once saved, all are whole.
+    #[test]
+    fn a_mirror_loaded_from_damaged_copies_asks_for_repair() {
+        let mut disk = Disk::default();
+        let (mut mirror, _) = Mirror::load_sized(&mut disk, "s", 3).unwrap();
+        mirror.save(&mut disk, "s", b"one").unwrap();
+        let (whole, _) = Mirror::load_sized(&mut disk, "s", 3).unwrap();
+        assert!(!whole.needs_repair());
+        disk.files.get_mut("s.a").unwrap()[13] ^= 0x08;
+        disk.files.get_mut("s.c").unwrap().truncate(0);
+        let (mut damaged, loaded) = Mirror::load_sized(&mut disk, "s", 3).unwrap();
+        assert!(damaged.needs_repair());
+        damaged.save(&mut disk, "s", &loaded.unwrap()).unwrap();
+        let (repaired, loaded) = Mirror::load_sized(&mut disk, "s", 3).unwrap();
+        assert_eq!(
+            (repaired.needs_repair(), repaired.damaged(), loaded.as_deref()),
+            (false, 0, Some(&b"one"[..]))
+        );
     }
 
     #[test]

@@ -140,9 +140,14 @@ pub const HALTED_SAFETY_LOST: i64 = 3;
 /// committed heights may have been lost, how many is unknown.
 pub const RECOVERED_EXTENT_UNKNOWN: i64 = -1;
 /// The safety record's layout: a format byte, then the last view voted or timed out in, the
-/// last view proposed in, and the highest QC. (The first layout, without the format byte and
-/// the proposed view, began with a view's eight bytes, the first of them 0.)
-const SAFETY_FORMAT: u8 = 2;
+/// last view proposed in, the highest QC's length (`u32`) and the QC, padded with zeros to the
+/// largest QC of the set, so the record is always one size and a torn copy tells itself apart
+/// from a rotted one (`durable::Mirror::load_sized`). Format 2 had no length and no padding;
+/// the first layout, without the format byte and the proposed view, began with a view's eight
+/// bytes, the first of them 0.
+const SAFETY_FORMAT: u8 = 3;
+/// The format before padding, still read.
+const SAFETY_FORMAT_UNPADDED: u8 = 2;
 /// Verified certificates remembered so a certificate carried again is not verified again.
 pub const VERIFIED_CACHE_MAX: usize = 256;
 /// Clients waiting for answers at most, across all transactions.
@@ -727,11 +732,15 @@ impl<M: StateMachine + 'static> Replica<M> {
     /// Saves the safety record: the last view voted or timed out in, the last view proposed
     /// in, and the highest QC.
     fn save_safety(&mut self, cx: &mut Context<'_, Timer>) -> bool {
-        let mut data = BytesMut::new();
+        let qc = self.high_qc.encode();
+        debug_assert!(qc.len() <= qc_bytes_max(&self.set), "the high QC is of this set");
+        let mut data = BytesMut::with_capacity(safety_record_len(&self.set));
         data.put_u8(SAFETY_FORMAT);
         data.put_u64(self.last_voted_view);
         data.put_u64(self.proposed_view);
-        data.put_slice(&self.high_qc.encode());
+        data.put_u32(qc.len() as u32);
+        data.put_slice(&qc);
+        data.resize(safety_record_len(&self.set), 0);
         // In three copies: read back after the newest rotted, the previous record would let this
         // replica vote again in a view it voted in. A failed save is tried again whole.
         (0..self.config.storage_attempts).any(|_| self.safety.save(cx, SAFETY, &data).is_ok())
@@ -740,7 +749,7 @@ impl<M: StateMachine + 'static> Replica<M> {
     /// Reads the safety record back; an error (the read failed) is tried again, never taken
     /// for "no record": a replica that forgot its last vote could vote twice in one view.
     fn load_safety(&mut self, cx: &mut Context<'_, Timer>) -> Result<(), runtime::StorageError> {
-        let (safety, data) = durable::Mirror::load(cx, SAFETY)?;
+        let (safety, data) = durable::Mirror::load_sized(cx, SAFETY, safety_record_len(&self.set))?;
         let lost = safety.lost();
         self.safety = safety;
         let Some(data) = data else {
@@ -752,21 +761,35 @@ impl<M: StateMachine + 'static> Replica<M> {
             return Ok(());
         };
         let u64_at = |at: usize| u64::from_be_bytes(data[at..at + 8].try_into().expect("8 bytes"));
-        let qc_at = if data.first() == Some(&SAFETY_FORMAT) && data.len() >= 17 {
-            self.last_voted_view = u64_at(1);
-            self.proposed_view = self.proposed_view.max(u64_at(9));
-            17
-        } else if data.len() >= 8 {
-            // The first layout: no proposed view (a view voted in bounds it, as before).
-            self.last_voted_view = u64_at(0);
-            8
-        } else {
-            return Ok(());
+        let qc_bytes = match data.first() {
+            Some(&SAFETY_FORMAT) if data.len() >= 21 => {
+                self.last_voted_view = u64_at(1);
+                self.proposed_view = self.proposed_view.max(u64_at(9));
+                let len = u32::from_be_bytes(data[17..21].try_into().expect("4 bytes")) as usize;
+                data.get(21..21 + len).unwrap_or_default()
+            }
+            Some(&SAFETY_FORMAT_UNPADDED) if data.len() >= 17 => {
+                self.last_voted_view = u64_at(1);
+                self.proposed_view = self.proposed_view.max(u64_at(9));
+                &data[17..]
+            }
+            _ if data.len() >= 8 => {
+                // The first layout: no proposed view (a view voted in bounds it, as before).
+                self.last_voted_view = u64_at(0);
+                &data[8..]
+            }
+            _ => return Ok(()),
         };
-        if let Ok(qc) = QuorumCertificate::decode(&data[qc_at..]) {
+        if let Ok(qc) = QuorumCertificate::decode(qc_bytes) {
             if qc.verify(&self.set).is_ok() && qc.view > self.high_qc.view {
                 self.high_qc = qc;
             }
+        }
+        if self.safety.needs_repair() {
+            // Some copy is damaged: rewritten now, before later reads rot the rest (a replica
+            // restarted again and again without voting lost every copy: crash-heavy seed 436).
+            // What it holds is what was loaded; if the save fails, the next one repairs.
+            self.save_safety(cx);
         }
         Ok(())
     }
@@ -2445,6 +2468,11 @@ pub fn digest_prefix(digest: &Digest) -> i64 {
 
 fn qc_bytes_max(set: &ValidatorSet) -> usize {
     super::wire::QC_SUMMARY_BYTES + 2 + set.len() * super::wire::QC_SIGNER_BYTES
+}
+
+/// The safety record's length for `set`: format, two views, the QC's length and the largest QC.
+fn safety_record_len(set: &ValidatorSet) -> usize {
+    1 + 8 + 8 + 4 + qc_bytes_max(set)
 }
 
 impl<M: StateMachine + 'static> Replica<M> {
