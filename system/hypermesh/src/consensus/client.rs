@@ -38,13 +38,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use runtime::host::{Context, Protocol};
 use runtime::{Clock, Entropy, Instant, Probe, Probes};
 
 use super::crypto::{sha256, Digest, ValidatorKey};
 use super::wire::{AnswerKind, Consistency, Message, Query, Submit};
-use crate::replication::kv::{encode_transaction, sign_transaction, Op};
+use crate::replication::kv::{decode_read_lists, encode_transaction, sign_transaction, Op};
 
 /// How a load client behaves.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -265,16 +265,8 @@ impl LoadClient {
             .find(|(a, _, _)| *a == result)
             .map_or(height, |(_, _, t)| *t);
         let latency = cx.now().saturating_since(r.sent).as_millis() as i64;
-        match result.ok().and_then(|body| decode_reads(&body, r.reads)) {
-            Some(lists) => {
-                cx.probe(Probe::new("ok", id, top as i64));
-                for list in lists {
-                    cx.probe(Probe::new("read_len", id, list.len() as i64));
-                    for v in list {
-                        cx.probe(Probe::new("element", id, v as i64));
-                    }
-                }
-            }
+        match result.ok().and_then(|body| decode_read_lists(&body, r.reads)) {
+            Some(lists) => record_ok(cx, id, top, lists),
             // Refused (no quorum in time, too many reads), or an answer that does not parse:
             // nothing was read.
             None => cx.probe(Probe::new("fail", id, 1)),
@@ -382,17 +374,8 @@ impl LoadClient {
         let latency = cx.now().saturating_since(t.sent).as_millis() as i64;
         match kind {
             AnswerKind::Applied(body) => {
-                let lists = decode_reads(&body, t.reads);
-                match lists {
-                    Some(lists) => {
-                        cx.probe(Probe::new("ok", t.id, height as i64));
-                        for list in lists {
-                            cx.probe(Probe::new("read_len", t.id, list.len() as i64));
-                            for v in list {
-                                cx.probe(Probe::new("element", t.id, v as i64));
-                            }
-                        }
-                    }
+                match decode_read_lists(&body, t.reads) {
+                    Some(lists) => record_ok(cx, t.id, height, lists),
                     // An answer that does not parse says nothing certain.
                     None => cx.probe(Probe::new("info", t.id, 1)),
                 }
@@ -406,20 +389,15 @@ impl LoadClient {
     }
 }
 
-/// The lists an answer reports, one per read: `count: u32` then the values.
-fn decode_reads(mut body: &[u8], reads: usize) -> Option<Vec<Vec<u64>>> {
-    let mut lists = Vec::with_capacity(reads);
-    for _ in 0..reads {
-        if body.len() < 4 {
-            return None;
+/// Records `id` as committed (or read) at `height`, with the lists its reads returned.
+fn record_ok(cx: &mut Context<'_, ClientTimer>, id: u64, height: u64, lists: Vec<Vec<u64>>) {
+    cx.probe(Probe::new("ok", id, height as i64));
+    for list in lists {
+        cx.probe(Probe::new("read_len", id, list.len() as i64));
+        for v in list {
+            cx.probe(Probe::new("element", id, v as i64));
         }
-        let n = body.get_u32() as usize;
-        if body.len() < n.checked_mul(8)? {
-            return None;
-        }
-        lists.push((0..n).map(|_| body.get_u64()).collect());
     }
-    body.is_empty().then_some(lists)
 }
 
 impl Protocol for LoadClient {

@@ -235,6 +235,23 @@ impl ListAppend {
     }
 }
 
+/// The lists an answer to `reads` read ops holds, as [`ListAppend`] encodes them (`count: u32`
+/// then the values, per read); `None` if the bytes are not exactly that.
+pub fn decode_read_lists(mut body: &[u8], reads: usize) -> Option<Vec<Vec<u64>>> {
+    let mut lists = Vec::with_capacity(reads);
+    for _ in 0..reads {
+        if body.len() < 4 {
+            return None;
+        }
+        let n = body.get_u32() as usize;
+        if body.len() < n.checked_mul(8)? {
+            return None;
+        }
+        lists.push((0..n).map(|_| body.get_u64()).collect());
+    }
+    body.is_empty().then_some(lists)
+}
+
 impl StateMachine for ListAppend {
     /// A query is a transaction of reads only (encoded by [`encode_transaction`], unsigned),
     /// answered as the transaction would be.

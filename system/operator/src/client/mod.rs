@@ -39,34 +39,69 @@ use crate::trustchain::Failure;
 use crate::validators::{key_hex, Validators};
 use load::{Load, LoadConfig};
 
-/// `hypermesh client` arguments.
+/// How a certified client enrolls and what it speaks to: the flags `hypermesh client` and
+/// `hypermesh read` share.
 #[derive(Args)]
-pub struct ClientArgs {
+pub struct ClientFlags {
     /// The client's own IPv6 address, e.g. [fd00::9]:0 (port 0: the OS picks); its certificate
     /// names the address, so it must be specific.
     #[arg(long)]
-    listen: String,
+    pub(crate) listen: String,
     /// The client's name, as its join token grants it (e.g. client-1.mesh).
     #[arg(long)]
-    name: String,
+    pub(crate) name: String,
     /// The CA's HTTPS address (`trustchain serve --listen`).
     #[arg(long)]
-    ca: String,
+    pub(crate) ca: String,
     /// The name the CA's certificate carries.
     #[arg(long, default_value = "trustchain.mesh")]
-    ca_name: String,
+    pub(crate) ca_name: String,
     /// The CA's root certificate (root.pem from `trustchain ca install`).
     #[arg(long, value_name = "FILE")]
-    ca_root: PathBuf,
+    pub(crate) ca_root: PathBuf,
     /// The join token the operator issued for this client: needed the first time only.
     #[arg(long)]
-    token: Option<String>,
+    pub(crate) token: Option<String>,
     /// Directory for the client's key and chain (0700; files 0600).
     #[arg(long, default_value = "hypermesh-client")]
-    state: PathBuf,
+    pub(crate) state: PathBuf,
     /// The validators file the nodes run with: where the validators are, and the clients.
     #[arg(long, value_name = "FILE")]
-    validators: PathBuf,
+    pub(crate) validators: PathBuf,
+}
+
+impl ClientFlags {
+    /// What enrolling takes from them.
+    pub(crate) fn enroll(&self) -> EnrollFlags<'_> {
+        EnrollFlags {
+            listen: &self.listen,
+            name: &self.name,
+            ca: &self.ca,
+            ca_name: &self.ca_name,
+            ca_root: &self.ca_root,
+            token: self.token.as_deref(),
+            state: &self.state,
+        }
+    }
+}
+
+/// Validators a client asks and agreeing answers it believes: `answers`, or `f + 1` of `n` by
+/// default (at least one honest among them).
+pub(crate) fn answers_required(answers: Option<usize>, n: usize) -> Result<usize, Failure> {
+    let answers = answers.unwrap_or((n - 1) / 3 + 1);
+    if !(1..=n).contains(&answers) {
+        return Err(Failure(format!(
+            "--answers {answers} is outside 1..={n} (the validators)"
+        )));
+    }
+    Ok(answers)
+}
+
+/// `hypermesh client` arguments.
+#[derive(Args)]
+pub struct ClientArgs {
+    #[command(flatten)]
+    client: ClientFlags,
     /// Transactions per second offered.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     rate: u32,
@@ -113,35 +148,22 @@ fn duration_arg(flag: &str, text: &str, zero_ok: bool) -> Result<Duration, Failu
 fn client(args: ClientArgs) -> Result<(), Failure> {
     let warmup = duration_arg("--warmup", &args.warmup, true)?;
     let answer_timeout = duration_arg("--answer-timeout", &args.answer_timeout, false)?;
-    let file = Validators::load(&args.validators)?;
-    let shown = args.validators.display();
+    let file = Validators::load(&args.client.validators)?;
+    let shown = args.client.validators.display();
     let n = file.validators.len();
-    let answers = args.answers.unwrap_or((n - 1) / 3 + 1);
-    if !(1..=n).contains(&answers) {
-        return Err(Failure(format!(
-            "--answers {answers} is outside 1..={n} (the validators)"
-        )));
-    }
+    let answers = answers_required(args.answers, n)?;
     let listed = if file.clients.is_empty() {
         None
     } else {
-        Some(file.client(&args.name).cloned().ok_or_else(|| {
+        Some(file.client(&args.client.name).cloned().ok_or_else(|| {
             Failure(format!(
                 "--validators {shown}: no [[client]] is named {:?} (--name): the validators apply only \
                  listed clients' transactions",
-                args.name
+                args.client.name
             ))
         })?)
     };
-    let enrolled = enroll(&EnrollFlags {
-        listen: &args.listen,
-        name: &args.name,
-        ca: &args.ca,
-        ca_name: &args.ca_name,
-        ca_root: &args.ca_root,
-        token: args.token.as_deref(),
-        state: &args.state,
-    })?;
+    let enrolled = enroll(&args.client.enroll())?;
     let signer = match &listed {
         Some(entry) => {
             let key = signing_key(&enrolled.identity, enrolled.state.path())?;

@@ -18,20 +18,19 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use hypermesh::consensus::{Consistency, Message, Query};
-use hypermesh::replication::kv::{encode_transaction, Op};
+use hypermesh::replication::kv::{decode_read_lists, encode_transaction, Op};
 use runtime::host::{Context, Host, Protocol};
 use runtime::{Probe, Probes};
 use stoq::Stoq;
 
-use super::duration_arg;
-use crate::node::enroll::{enroll, EnrollFlags};
+use super::{answers_required, duration_arg, ClientFlags};
+use crate::node::enroll::enroll;
 use crate::node::{emit, start_host, stop_host};
 use crate::trustchain::Failure;
 use crate::validators::Validators;
@@ -42,31 +41,8 @@ pub const READ_KEYS_MAX: usize = 64;
 /// `hypermesh read` arguments.
 #[derive(Args)]
 pub struct ReadArgs {
-    /// The client's own IPv6 address, e.g. [fd00::9]:0 (port 0: the OS picks); its certificate
-    /// names the address, so it must be specific.
-    #[arg(long)]
-    listen: String,
-    /// The client's name, as its join token grants it (e.g. client-1.mesh).
-    #[arg(long)]
-    name: String,
-    /// The CA's HTTPS address (`trustchain serve --listen`).
-    #[arg(long)]
-    ca: String,
-    /// The name the CA's certificate carries.
-    #[arg(long, default_value = "trustchain.mesh")]
-    ca_name: String,
-    /// The CA's root certificate (root.pem from `trustchain ca install`).
-    #[arg(long, value_name = "FILE")]
-    ca_root: PathBuf,
-    /// The join token the operator issued for this client: needed the first time only.
-    #[arg(long)]
-    token: Option<String>,
-    /// Directory for the client's key and chain (0700; files 0600).
-    #[arg(long, default_value = "hypermesh-client")]
-    state: PathBuf,
-    /// The validators file the nodes run with.
-    #[arg(long, value_name = "FILE")]
-    validators: PathBuf,
+    #[command(flatten)]
+    client: ClientFlags,
     /// A key to read (a list of the list-append machine); repeatable, at most 64.
     #[arg(long = "key", required = true)]
     keys: Vec<u64>,
@@ -163,7 +139,7 @@ impl Protocol for Reader {
                 .cloned()
                 .expect("just counted");
             let outcome = match result {
-                Ok(body) => match decode_lists(&body, self.keys) {
+                Ok(body) => match decode_read_lists(&body, self.keys) {
                     Some(lists) => Outcome::Read(lists, top, by.into_iter().collect()),
                     None => Outcome::Failed("the replicas' answer does not parse as the lists read".into()),
                 },
@@ -182,22 +158,6 @@ impl Protocol for Reader {
     }
 
     fn on_timer(&mut self, _cx: &mut Context<'_, ()>, _timer: ()) {}
-}
-
-/// The lists an answer holds, one per key: `count: u32` then the values.
-fn decode_lists(mut body: &[u8], keys: usize) -> Option<Vec<Vec<u64>>> {
-    let mut lists = Vec::with_capacity(keys);
-    for _ in 0..keys {
-        if body.len() < 4 {
-            return None;
-        }
-        let n = body.get_u32() as usize;
-        if body.len() < n.checked_mul(8)? {
-            return None;
-        }
-        lists.push((0..n).map(|_| body.get_u64()).collect());
-    }
-    body.is_empty().then_some(lists)
 }
 
 /// Runs `hypermesh read`.
@@ -221,23 +181,10 @@ fn read(args: ReadArgs) -> Result<bool, Failure> {
             args.keys.len()
         )));
     }
-    let file = Validators::load(&args.validators)?;
+    let file = Validators::load(&args.client.validators)?;
     let n = file.validators.len();
-    let answers = args.answers.unwrap_or((n - 1) / 3 + 1);
-    if !(1..=n).contains(&answers) {
-        return Err(Failure(format!(
-            "--answers {answers} is outside 1..={n} (the validators)"
-        )));
-    }
-    let enrolled = enroll(&EnrollFlags {
-        listen: &args.listen,
-        name: &args.name,
-        ca: &args.ca,
-        ca_name: &args.ca_name,
-        ca_root: &args.ca_root,
-        token: args.token.as_deref(),
-        state: &args.state,
-    })?;
+    let answers = answers_required(args.answers, n)?;
+    let enrolled = enroll(&args.client.enroll())?;
     let consistency = match args.consistency {
         ReadConsistency::Linearizable => Consistency::Linearizable,
         ReadConsistency::Local => Consistency::Local,
