@@ -22,6 +22,30 @@ pub struct NodeSpec {
     pub bind: Vec<SocketAddr>,
     /// The node's storage directory, created if missing.
     pub data_dir: PathBuf,
+    /// Bytes asked of the kernel for each socket's receive buffer and send buffer
+    /// (`SO_RCVBUF`, `SO_SNDBUF`). What arrives while the node is busy waits there, and what
+    /// does not fit is dropped by the kernel: the OS default (about 208 KiB on Linux) overflowed
+    /// under a few thousand consensus transactions a second, losing votes and answers. Linux
+    /// grants at most `net.core.rmem_max` / `wmem_max`; [`RealEnv::socket_buffers`] says what
+    /// was granted.
+    pub socket_buffer_bytes: usize,
+}
+
+/// Each socket's receive and send buffer unless a [`NodeSpec`] says otherwise: the most Linux
+/// grants by default on this class of machine (`net.core.rmem_max`), ample for a burst of a
+/// few thousand packets while the node handles the previous ones.
+pub const SOCKET_BUFFER_BYTES_DEFAULT: usize = 4 << 20;
+
+/// A socket's buffers as the OS reports them (Linux reports twice what it grants for payload:
+/// the rest is its bookkeeping).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SocketBuffers {
+    /// The socket's local address.
+    pub addr: SocketAddr,
+    /// `SO_RCVBUF`.
+    pub receive: usize,
+    /// `SO_SNDBUF`.
+    pub send: usize,
 }
 
 impl NodeSpec {
@@ -30,7 +54,14 @@ impl NodeSpec {
         NodeSpec {
             bind,
             data_dir: data_dir.into(),
+            socket_buffer_bytes: SOCKET_BUFFER_BYTES_DEFAULT,
         }
+    }
+
+    /// The same node, asking for `bytes` of socket buffer each way.
+    pub fn with_socket_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.socket_buffer_bytes = bytes;
+        self
     }
 }
 
@@ -58,7 +89,7 @@ impl RealEnv {
     pub fn bind(node: usize, spec: &NodeSpec) -> Result<Self, BackendError> {
         let rng = DetRng::seed_from_u64(os_seed()?);
         let storage = DirStorage::open(&spec.data_dir)?;
-        let sockets = Sockets::bind(&spec.bind)?;
+        let sockets = Sockets::bind(&spec.bind, spec.socket_buffer_bytes)?;
         Ok(RealEnv {
             node,
             clock: NodeClock::start(),
@@ -102,6 +133,11 @@ impl RealEnv {
     /// Timers set and not yet fired.
     pub fn pending_timers(&self) -> usize {
         self.timers.len()
+    }
+
+    /// Each socket's buffers as the OS reports them.
+    pub fn socket_buffers(&self) -> io::Result<Vec<SocketBuffers>> {
+        self.sockets.buffers()
     }
 
     /// Whether the node's IPv6 socket has `IPV6_V6ONLY` set, as the OS reports it; `None` if the

@@ -33,7 +33,7 @@ mod uring;
 
 pub use cluster::{ClusterOutcome, LocalCluster};
 pub use driver::{drive, NodeStats, RECV_BUFFER_BYTES};
-pub use env::{NodeSpec, RealEnv};
+pub use env::{NodeSpec, RealEnv, SocketBuffers, SOCKET_BUFFER_BYTES_DEFAULT};
 pub use error::BackendError;
 pub use files::DirStorage;
 pub use https::{CertificateSlot, HttpsConfig, HttpsError, HttpsServer};

@@ -64,7 +64,7 @@ pub(crate) struct Sockets {
 
 impl Sockets {
     /// Binds one socket per address in `binds`. Must run inside a tokio runtime.
-    pub(crate) fn bind(binds: &[SocketAddr]) -> Result<Self, BackendError> {
+    pub(crate) fn bind(binds: &[SocketAddr], buffer_bytes: usize) -> Result<Self, BackendError> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(BackendError::NoRuntime);
         }
@@ -79,7 +79,7 @@ impl Sockets {
                     second: addr,
                 });
             }
-            let (socket, state) = bind_one(addr).map_err(|source| BackendError::Bind { addr, source })?;
+            let (socket, state) = bind_one(addr, buffer_bytes).map_err(|source| BackendError::Bind { addr, source })?;
             let local = socket
                 .local_addr()
                 .map_err(|source| BackendError::Bind { addr, source })?;
@@ -132,6 +132,22 @@ impl Sockets {
     /// Counts a datagram the OS refused.
     pub(crate) fn count_dropped(&mut self) {
         self.dropped += 1;
+    }
+
+    /// Each socket's buffers as the OS reports them.
+    pub(crate) fn buffers(&self) -> io::Result<Vec<crate::SocketBuffers>> {
+        self.bound
+            .iter()
+            .zip(&self.addrs)
+            .map(|(b, addr)| {
+                let socket = SockRef::from(&b.socket);
+                Ok(crate::SocketBuffers {
+                    addr: *addr,
+                    receive: socket.recv_buffer_size()?,
+                    send: socket.send_buffer_size()?,
+                })
+            })
+            .collect()
     }
 
     /// Whether the IPv6 socket has `IPV6_V6ONLY` set; `None` if the node has no IPv6 socket.
@@ -318,7 +334,7 @@ fn recv_into(bound: &Bound, buf: &mut [u8], out: &mut Vec<(SocketAddr, Bytes)>) 
 
 /// Creates and binds one non-blocking UDP socket for `addr`, with quinn-udp's state (GSO/GRO
 /// detection, the socket options it needs).
-fn bind_one(addr: SocketAddr) -> io::Result<(UdpSocket, UdpSocketState)> {
+fn bind_one(addr: SocketAddr, buffer_bytes: usize) -> io::Result<(UdpSocket, UdpSocketState)> {
     if addr.is_ipv6() && AddressFamily::of(&addr) == AddressFamily::V4 {
         // An IPv6-only socket can never carry IPv4, so a mapped address would be a silent no-op.
         return Err(io::Error::new(
@@ -333,6 +349,20 @@ fn bind_one(addr: SocketAddr) -> io::Result<(UdpSocket, UdpSocketState)> {
         socket.set_only_v6(true)?;
     }
     socket.set_nonblocking(true)?;
+    // Before binding, so no datagram ever meets the smaller default. The kernel caps the size
+    // at its rmem_max / wmem_max without an error; the node says so once at bind.
+    socket.set_recv_buffer_size(buffer_bytes)?;
+    socket.set_send_buffer_size(buffer_bytes)?;
+    let granted = socket.recv_buffer_size()?;
+    // Linux reports twice the payload it grants.
+    if granted < buffer_bytes {
+        tracing::warn!(
+            %addr,
+            asked = buffer_bytes,
+            granted,
+            "UDP receive buffer smaller than asked: raise net.core.rmem_max, or bursts are dropped by the kernel"
+        );
+    }
     socket.bind(&addr.into())?;
     let state = UdpSocketState::new((&socket).into())?;
     Ok((UdpSocket::from_std(socket.into())?, state))

@@ -274,6 +274,41 @@ fn ipv6_sockets_are_bound_ipv6_only() {
     });
 }
 
+/// The kernel's default receive buffer (about 208 KiB) overflowed under consensus load on four
+/// nodes (votes and client answers dropped, `Udp6RcvbufErrors` counting thousands): a node asks
+/// for what its spec says, and gets it up to the host's ceiling.
+#[test]
+fn sockets_get_the_buffers_the_spec_asks_for_up_to_the_hosts_ceiling() {
+    let dir = TestDir::new("buffers");
+    let ceiling = |name: &str| -> usize {
+        std::fs::read_to_string(format!("/proc/sys/net/core/{name}"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(usize::MAX)
+    };
+    in_runtime(|| {
+        let spec = v6_spec(&dir, 0);
+        let asked = spec.socket_buffer_bytes;
+        assert!(asked >= 1 << 20, "the default asks for a buffer above the OS default");
+        let env = RealEnv::bind(0, &spec).unwrap();
+        let buffers = env.socket_buffers().unwrap();
+        assert_eq!(buffers.len(), 1);
+        // Linux reports twice what it grants (the rest is its bookkeeping).
+        assert!(
+            buffers[0].receive >= asked.min(ceiling("rmem_max")),
+            "receive buffer {} for {asked} asked",
+            buffers[0].receive
+        );
+        assert!(
+            buffers[0].send >= asked.min(ceiling("wmem_max")),
+            "send buffer {} for {asked} asked",
+            buffers[0].send
+        );
+        let small = RealEnv::bind(1, &v6_spec(&dir, 1).with_socket_buffer_bytes(64 << 10)).unwrap();
+        assert!(small.socket_buffers().unwrap()[0].receive < buffers[0].receive);
+    });
+}
+
 #[test]
 fn an_ipv6_only_node_cannot_send_to_ipv4() {
     let dir = TestDir::new("no-v4");
