@@ -212,6 +212,8 @@ pub struct ConsensusPlan {
     pub view_timeout: Duration,
     /// [`hypermesh::consensus::ConsensusConfig::votes_to_all`].
     pub votes_to_all: bool,
+    /// [`hypermesh::consensus::ConsensusConfig::checkpoint_interval`].
+    pub checkpoint_interval: u64,
     /// [`hypermesh::consensus::detection::DetectionConfig::latency_tolerance`] (the guide's 500 ms).
     pub latency_tolerance: Duration,
     /// [`hypermesh::consensus::detection::DetectionConfig::clock_skew_max`] (the guide's 30 s).
@@ -300,6 +302,7 @@ impl ConsensusPlan {
             batch_delay_max: defaults.batch_delay_max,
             view_timeout: defaults.view_timeout,
             votes_to_all: defaults.votes_to_all,
+            checkpoint_interval: defaults.checkpoint_interval,
             latency_tolerance: defaults.detection.latency_tolerance,
             clock_skew_max: defaults.detection.clock_skew_max,
             confirmation_required: defaults.detection.confirmation_required as u32,
@@ -315,6 +318,7 @@ impl ConsensusPlan {
             batch_delay_max: self.batch_delay_max,
             view_timeout: self.view_timeout,
             votes_to_all: self.votes_to_all,
+            checkpoint_interval: self.checkpoint_interval,
             detection: hypermesh::consensus::detection::DetectionConfig {
                 latency_tolerance: self.latency_tolerance,
                 clock_skew_max: self.clock_skew_max,
@@ -1363,6 +1367,9 @@ impl Ctx<'_> {
         if let Some(v) = raw.votes_to_all {
             plan.votes_to_all = v;
         }
+        if let Some(c) = &raw.checkpoint_interval {
+            plan.checkpoint_interval = *c.get_ref();
+        }
         if let Some(d) = self.opt_duration(&raw.latency_tolerance, "consensus.latency_tolerance")? {
             plan.latency_tolerance = d;
         }
@@ -1450,6 +1457,7 @@ impl Ctx<'_> {
                 "batch_size_max" => raw.batch_size_max.as_ref().map(Spanned::span),
                 "batch_delay_max" => raw.batch_delay_max.as_ref().map(Spanned::span),
                 "view_timeout" => raw.view_timeout.as_ref().map(Spanned::span),
+                "checkpoint_interval" => raw.checkpoint_interval.as_ref().map(Spanned::span),
                 "latency_tolerance" => raw.latency_tolerance.as_ref().map(Spanned::span),
                 "confirmation_required" => raw.confirmation_required.as_ref().map(Spanned::span),
                 _ => None,

@@ -223,6 +223,69 @@ fn a_crashed_leader_is_passed_over_and_a_restarted_replica_catches_up() {
     assert!(named(probes, "timeout").count() > 0, "its views timed out");
 }
 
+/// A restarted replica reads its newest checkpoint back and replays only the blocks after it,
+/// and decides every later block as the others do (agreement, durability and the clients'
+/// linearizable history are judged across the restart).
+#[test]
+fn a_restarted_replica_restores_its_checkpoint_and_replays_only_the_blocks_after_it() {
+    let config = ConsensusConfig {
+        checkpoint_interval: 40,
+        ..ConsensusConfig::default()
+    };
+    let mut sim = cluster_configured(
+        3,
+        4,
+        1,
+        NetworkModel::default(),
+        Vec::new(),
+        Duration::from_millis(20),
+        config,
+    );
+    sim.schedule(
+        SimTime::from_millis(6_000),
+        FaultAction::Crash(NodeSet::from_indices([1])),
+    );
+    sim.schedule(
+        SimTime::from_millis(8_000),
+        FaultAction::Restart(NodeSet::from_indices([1])),
+    );
+    sim.run_until(SimTime::from_millis(14_000), |_| {});
+    let (figures, tops) = judge(&sim, 4);
+    let probes = sim.probes();
+    let restart = SimTime::from_millis(8_000);
+    let before_crash = named(probes, "commit")
+        .filter(|p| p.node == 1 && p.at < SimTime::from_millis(6_000))
+        .map(|p| p.probe.subject)
+        .max()
+        .expect("node 1 committed before its crash");
+    let restored: Vec<_> = named(probes, "checkpoint_restored").filter(|p| p.node == 1).collect();
+    assert_eq!(restored.len(), 1, "one restart, one checkpoint restored");
+    let at = restored[0].probe.subject;
+    assert!(at > 0 && at % 40 == 0, "a checkpoint height: {at}");
+    assert!(
+        at + 40 > before_crash,
+        "the newest checkpoint before the crash ({at}, committed {before_crash})"
+    );
+    // The replay applied the heights after the checkpoint only.
+    let replayed: BTreeSet<u64> = named(probes, "commit")
+        .filter(|p| p.node == 1 && p.at >= restart)
+        .map(|p| p.probe.subject)
+        .collect();
+    assert!(
+        replayed.iter().all(|h| *h > at),
+        "no height at or below the checkpoint was applied again"
+    );
+    assert!(
+        replayed.contains(&(at + 1)),
+        "the replay went on from the block after it"
+    );
+    assert_eq!(figures.get("checkpoints_restored"), Some(1.0));
+    assert_eq!(figures.get("checkpoints_refused"), Some(0.0));
+    assert!(figures.get("checkpoints_saved").unwrap() >= 4.0);
+    let highest = *tops.values().max().unwrap();
+    assert!(tops[&1] + 5 >= highest, "the restarted replica caught up: {tops:?}");
+}
+
 /// One Byzantine validator of four, each behaviour in turn: honest replicas agree, the history
 /// stays linearizable, and the cluster keeps committing.
 #[test]

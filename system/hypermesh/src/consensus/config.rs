@@ -54,6 +54,11 @@ pub struct ConsensusConfig {
     pub salvage_blocks_max: usize,
     /// Uncommitted blocks a replica holds at most (proposals not yet committed or abandoned).
     pub pending_blocks_max: usize,
+    /// Committed heights between checkpoints: after applying a height that is a multiple of
+    /// it, a replica saves its replicated state ([`super::checkpoint::Checkpoint`]), and a
+    /// restart reads that back and replays only the blocks after it. Each save writes the whole
+    /// state machine; the same heights on every replica.
+    pub checkpoint_interval: u64,
     /// Linearizable reads a replica serves at once at most; beyond it one is refused.
     pub reads_pending_max: usize,
     /// How long a linearizable read may take (a quorum's certificates, then committing up to
@@ -86,6 +91,7 @@ impl Default for ConsensusConfig {
             storage_retry: Duration::from_millis(100),
             salvage_blocks_max: 4096,
             pending_blocks_max: 1024,
+            checkpoint_interval: 1024,
             reads_pending_max: 1024,
             read_timeout: Duration::from_secs(5),
             votes_to_all: false,
@@ -131,6 +137,9 @@ impl ConsensusConfig {
                     self.batch_delay_max, self.view_timeout
                 ),
             );
+        }
+        if self.checkpoint_interval == 0 {
+            return fail("checkpoint_interval", "0 heights: must be at least 1".into());
         }
         if self.block_bytes_max < 1024 || self.block_bytes_max > BLOCK_BYTES_MAX {
             return fail(

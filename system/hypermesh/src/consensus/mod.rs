@@ -48,6 +48,7 @@
 
 mod block;
 mod certificate;
+pub mod checkpoint;
 pub mod client;
 mod config;
 pub mod control;

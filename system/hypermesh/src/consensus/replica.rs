@@ -27,7 +27,9 @@
 //! any vote, timeout or proposal is sent, so a restarted replica never votes or proposes twice
 //! in a view and never reports a lower QC than one it helped certify.
 //! Committed blocks go to the [`BlockLog`] with their certificates and are synced before they are
-//! applied or answered. A restarted replica replays its log into a fresh state machine, and
+//! applied or answered. Every `checkpoint_interval` heights the replicated state is saved
+//! ([`super::checkpoint::Checkpoint`]). A restarted replica restores its newest checkpoint (if
+//! its log holds the checkpoint's block) and replays the log after it into the state machine, and
 //! re-enters the view it last voted or timed out in (unless a certificate it holds ended that
 //! view), where it neither votes nor proposes again but can time out.
 //!
@@ -49,6 +51,9 @@
 //! | `timeout` | view timed out | consecutive timeouts |
 //! | `skipped` | view given up on at once | its leader (isolated) |
 //! | `proposal` | view | transactions proposed |
+//! | `checkpoint` | height | bytes saved (0: the save failed, the previous checkpoint stays) |
+//! | `checkpoint_restored` | height | bytes read back at restart |
+//! | `checkpoint_refused` | height | 1 undecodable, 2 the log does not hold its block, 3 the machine refused its state |
 //! | `recovered` | committed height after restart | heights lost to damage, to fetch again ([`RECOVERED_EXTENT_UNKNOWN`]: some, how many unknown) |
 //! | `storage_retry` | committed height | 1 reading back at start failed, 2 recovering the failed log did |
 //! | `catchup` | first height fetched | blocks committed from the answer |
@@ -116,6 +121,7 @@ use runtime::{Clock, Entropy, Instant, Probe, Probes, WallTime};
 
 use super::block::{Block, GENESIS};
 use super::certificate::{QcBuilder, QuorumCertificate, TimeoutCertificate, TimeoutEntry};
+use super::checkpoint::Checkpoint;
 use super::config::ConsensusConfig;
 use super::control::{is_control, Proof, Removal};
 use super::crypto::{sha256, Digest, ValidatorKey};
@@ -127,7 +133,7 @@ use super::validators::{ValidatorIndex, ValidatorSet};
 use super::wire::{
     Answer, AnswerKind, Blocks, CertifiedBlock, Consistency, Fetch, Message, Query, QueryAnswer, Submit,
 };
-use crate::replication::{BlockLog, LogError, MarkerCopies, Outcome, StateMachine};
+use crate::replication::{BlockLog, LogError, MarkerCopies, Outcome, Snapshot, Snapshots, StateMachine};
 
 /// Where consensus lives on a node: its files and probes are named `consensus`, its messages
 /// travel on channel 3 (clients speak to replicas on it too).
@@ -319,6 +325,8 @@ pub struct Replica<M: StateMachine> {
     /// the rotted one, and these are committed again once it is fetched (and served to peers).
     salvaged: BTreeMap<u64, CertifiedBlock>,
     log: Option<BlockLog>,
+    /// The newest checkpoint's two slots (opened at start).
+    checkpoints: Option<Snapshots>,
     /// The safety record's copies (see [`durable::Mirror`]).
     safety: durable::Mirror,
     view: u64,
@@ -432,6 +440,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             marker_lost: false,
             salvaged: BTreeMap::new(),
             log: None,
+            checkpoints: None,
             safety: durable::Mirror::default(),
             view: 1,
             view_entered: Instant::ZERO,
@@ -800,6 +809,7 @@ impl<M: StateMachine + 'static> Replica<M> {
     /// heights lost to damage to `lost_at_start`.
     fn replay(&mut self, cx: &mut Context<'_, Timer>) -> Result<(), LogError> {
         if self.log.is_none() {
+            let (checkpoints, newest) = Snapshots::open(cx, LOG)?;
             let (log, recovery) = BlockLog::open(cx, LOG)?;
             self.lost_at_start += recovery.lost_heights();
             self.marker_lost |= recovery.marker_lost;
@@ -810,6 +820,10 @@ impl<M: StateMachine + 'static> Replica<M> {
                 return Ok(());
             }
             self.log = Some(log);
+            self.checkpoints = Some(checkpoints);
+            if let Some(newest) = newest {
+                self.restore_checkpoint(cx, &newest)?;
+            }
         }
         loop {
             let log = self.log.as_mut().expect("opened above");
@@ -862,6 +876,96 @@ impl<M: StateMachine + 'static> Replica<M> {
                 self.lost_at_start = recovery.lost_heights();
             }
         }
+    }
+
+    /// Takes the replicated state of `snapshot` (a [`Checkpoint`]) if the log holds the block it
+    /// was taken at, with the same digest: replay then goes on from the block after it. A
+    /// checkpoint that does not decode, that the machine refuses, or that the log does not
+    /// vouch for (its block lost to damage, or another block at that height) is left aside and
+    /// the whole log replayed, as without one. Only the fresh replica's empty state is replaced.
+    fn restore_checkpoint(&mut self, cx: &mut Context<'_, Timer>, snapshot: &Snapshot) -> Result<(), LogError> {
+        let refuse = |cx: &mut Context<'_, Timer>, why: i64| {
+            Self::probe(cx, "checkpoint_refused", snapshot.height, why);
+        };
+        let checkpoint = match Checkpoint::decode(&snapshot.state) {
+            Ok(c) if c.height == snapshot.height && c.height > 0 => c,
+            _ => {
+                refuse(cx, 1);
+                return Ok(());
+            }
+        };
+        assert_eq!(self.tip.height, 0, "a checkpoint is restored into a fresh replica");
+        let log = self.log.as_ref().expect("opened first");
+        if log.next() < checkpoint.height {
+            refuse(cx, 2);
+            return Ok(());
+        }
+        let record = log
+            .get(cx, checkpoint.height - 1)?
+            .and_then(|bytes| CertifiedBlock::decode(&bytes).ok())
+            .filter(|r| {
+                r.block.height == checkpoint.height
+                    && r.block.view == checkpoint.view
+                    && r.block.digest() == checkpoint.digest
+            });
+        let Some(record) = record else {
+            refuse(cx, 2);
+            return Ok(());
+        };
+        if self.machine.restore(&checkpoint.state).is_err() {
+            refuse(cx, 3);
+            return Ok(());
+        }
+        self.tip = Tip {
+            height: checkpoint.height,
+            view: checkpoint.view,
+            digest: checkpoint.digest,
+        };
+        for (validator, at) in &checkpoint.isolated {
+            self.detector.convict(cx.now(), *validator);
+            self.isolated.insert(*validator, *at);
+        }
+        for (height, ids) in checkpoint.recent {
+            for id in &ids {
+                self.recent.insert(*id, (height, AnswerKind::Forgotten));
+            }
+            self.recent_by_height.push_back((height, ids));
+        }
+        self.raise_high_qc(&record.qc);
+        Self::probe(
+            cx,
+            "checkpoint_restored",
+            checkpoint.height,
+            snapshot.state.len() as i64,
+        );
+        Ok(())
+    }
+
+    /// Saves the replicated state as of the committed tip (a multiple of `checkpoint_interval`).
+    /// A failed save leaves the previous checkpoint in place (restarts replay more of the log).
+    fn save_checkpoint(&mut self, cx: &mut Context<'_, Timer>) {
+        let Some(checkpoints) = self.checkpoints.as_mut() else {
+            return;
+        };
+        let checkpoint = Checkpoint {
+            height: self.tip.height,
+            view: self.tip.view,
+            digest: self.tip.digest,
+            isolated: self.isolated.clone(),
+            recent: self.recent_by_height.iter().cloned().collect(),
+            state: self.machine.snapshot(),
+        };
+        let snapshot = Snapshot {
+            height: checkpoint.height,
+            state: checkpoint.encode(),
+        };
+        let saved = (0..self.config.storage_attempts).any(|_| checkpoints.save(cx, &snapshot).is_ok());
+        Self::probe(
+            cx,
+            "checkpoint",
+            snapshot.height,
+            if saved { snapshot.state.len() as i64 } else { 0 },
+        );
     }
 
     /// Reads the intact records from log index `from` on (up to `salvage_blocks_max`, stopping
@@ -1492,9 +1596,11 @@ impl<M: StateMachine + 'static> Replica<M> {
                 }
             }
         }
+        let mut committed_ids = Vec::with_capacity(fresh.len() + control.len());
         for (id, t) in control {
             let kind = self.apply_control(cx, block, &t);
             self.remember(id, block.height, kind);
+            committed_ids.push(id);
         }
         if !live {
             // Replayed from the log: the proof's child certificate is not at hand, and the
@@ -1528,7 +1634,8 @@ impl<M: StateMachine + 'static> Replica<M> {
                 self.pool_order.remove(&seq);
             }
         }
-        self.recent_by_height.push_back((block.height, fresh_ids));
+        committed_ids.extend(fresh_ids);
+        self.recent_by_height.push_back((block.height, committed_ids));
         while let Some((h, _)) = self.recent_by_height.front() {
             if *h + self.config.dedup_heights > block.height {
                 break;
@@ -1550,6 +1657,9 @@ impl<M: StateMachine + 'static> Replica<M> {
         self.stats.transactions_committed += block.transactions.len() as u64;
         Self::probe(cx, "commit", block.height, digest_prefix(&self.tip.digest));
         Self::probe(cx, "commit_txs", block.height, block.transactions.len() as i64);
+        if block.height.is_multiple_of(self.config.checkpoint_interval) {
+            self.save_checkpoint(cx);
+        }
         if live {
             self.serve_reads(cx);
         }

@@ -43,6 +43,9 @@ pub const METRICS: &[(&str, &str)] = &[
     ("proposer_conflicts", "views in which two honest validators proposed (every replica must name the same leader for a view: must be 0)"),
     ("view_changes", "views entered through a timeout certificate (summed over honest replicas)"),
     ("catchup_blocks", "blocks honest replicas committed from catch-up answers"),
+    ("checkpoints_saved", "checkpoints honest replicas saved (their replicated state at every checkpoint_interval heights)"),
+    ("checkpoints_restored", "restarts of honest replicas that restored a checkpoint and replayed only the blocks after it"),
+    ("checkpoints_refused", "restarts of honest replicas that left their newest checkpoint aside (damaged, or not vouched for by the log) and replayed the whole log"),
     ("byzantine_validators", "validators given an adversary that acted (sent something other than an honest replica would)"),
     ("byzantine_detected", "of them, marked by every honest replica up at the end"),
     ("detection_ms_p99", "99th percentile over Byzantine validators of the time from their first misbehaviour until the first honest replica marked them; absent if one was never marked"),
@@ -114,6 +117,7 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
     let mut proposers: BTreeMap<u64, u32> = BTreeMap::new();
     let mut proposer_conflicts = BTreeSet::new();
     let mut catchup_blocks = 0i64;
+    let (mut checkpoints_saved, mut checkpoints_restored, mut checkpoints_refused) = (0u64, 0u64, 0u64);
     let mut txns: BTreeMap<u64, TxnBuilder> = BTreeMap::new();
     let mut misbehaved: BTreeMap<u32, Duration> = BTreeMap::new();
     // accused → marker → when.
@@ -175,6 +179,9 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
                 }
                 top.insert(o.node, p.subject);
             }
+            "checkpoint" if honest(o.node) && p.value > 0 => checkpoints_saved += 1,
+            "checkpoint_restored" if honest(o.node) => checkpoints_restored += 1,
+            "checkpoint_refused" if honest(o.node) => checkpoints_refused += 1,
             "halted" if honest(o.node) => {
                 let first = halted.insert(o.node);
                 if first && evidence.len() < EVIDENCE_MAX {
@@ -374,6 +381,9 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
     set("view_changes", Some(view_changes as f64));
     set("proposer_conflicts", Some(proposer_conflicts.len() as f64));
     set("catchup_blocks", Some(catchup_blocks as f64));
+    set("checkpoints_saved", Some(checkpoints_saved as f64));
+    set("checkpoints_restored", Some(checkpoints_restored as f64));
+    set("checkpoints_refused", Some(checkpoints_refused as f64));
     let honest_up_nodes: Vec<u32> = (0..run.validators)
         .filter(|n| honest(*n) && run.up_at_end.contains(n))
         .collect();
