@@ -667,6 +667,63 @@ fn datagram(message: &hypermesh::consensus::Message) -> bytes::Bytes {
     bytes::Bytes::from(d)
 }
 
+/// A transaction the machine refuses without looking at its state (unsigned, signed by a stranger)
+/// is refused when submitted, with the machine's reason, and never reaches a block: checked once
+/// at admission, it is not checked again when applied.
+#[test]
+fn an_invalid_transaction_is_refused_at_admission_and_never_proposed() {
+    use hypermesh::consensus::{AnswerKind, Message, Submit};
+    use hypermesh::replication::kv::{encode_transaction, sign_transaction, Op};
+    let mut sim = cluster(6, 4, 1, NetworkModel::default());
+    let (tap, seen) = Tap::new(|m| match m {
+        Message::Answer(a) => Some((a.transaction, a.kind)),
+        Message::Proposal(p) => Some((
+            [0; 32],
+            AnswerKind::Applied(bytes::Bytes::from(p.block.transactions.concat())),
+        )),
+        _ => None,
+    });
+    sim.set_interceptor(Box::new(tap));
+    let ops = [Op::Append { key: 9_999, value: 1 }];
+    let unsigned = encode_transaction(&ops);
+    let stranger = sign_transaction(&ops, 77, &ValidatorKey::from_seed(&[0x77; 32]));
+    for (i, t) in [&unsigned, &stranger].into_iter().enumerate() {
+        let submit = Message::Submit(Submit {
+            forwarded: false,
+            transaction: t.clone(),
+        });
+        sim.forge(
+            SimTime::from_millis(3_000 + i as u64),
+            addr(4),
+            addr(i as NodeIndex),
+            datagram(&submit),
+        );
+    }
+    sim.run_until(SimTime::from_millis(6_000), |_| {});
+    let seen = seen.borrow();
+    for (t, why) in [(&unsigned, "unsigned"), (&stranger, "client 77 is unknown")] {
+        let id = hypermesh::consensus::sha256(t);
+        let answers: Vec<_> = seen
+            .iter()
+            .filter(|(_, (tx, _))| *tx == id)
+            .map(|(_, (_, k))| k)
+            .collect();
+        assert_eq!(answers.len(), 1, "one answer, from the replica it was submitted to");
+        assert!(
+            matches!(answers[0], AnswerKind::NotAdmitted(r) if r.contains("invalid") && r.contains(why)),
+            "{:?}",
+            answers[0]
+        );
+        // In no block: the concatenated transactions of every proposal never hold it.
+        let proposed = seen.iter().any(|(_, (tx, kind))| {
+            *tx == [0; 32] && matches!(kind, AnswerKind::Applied(all) if all.windows(t.len()).any(|w| w == &t[..]))
+        });
+        assert!(!proposed, "an invalid transaction was proposed");
+    }
+    let (_, tops) = judge(&sim, 4);
+    assert!(tops.values().all(|h| *h > 50), "the cluster kept committing: {tops:?}");
+}
+
 /// A local read answers from the replica's state at its committed height, and refuses a
 /// request that would write.
 #[test]

@@ -90,9 +90,9 @@ pub fn sign_transaction(ops: &[Op], client: u64, key: &ValidatorKey) -> Bytes {
     out.freeze()
 }
 
-/// The ops of a signed transaction, if `clients` holds its client's key and the signature
-/// verifies.
-fn verify_signed(bytes: &[u8], clients: &BTreeMap<u64, PublicKey>) -> Result<Vec<Op>, String> {
+/// The ops of a signed transaction, if `clients` holds its client's key and (unless `checked`
+/// says that was seen to hold already) the signature verifies.
+fn verify_signed(bytes: &[u8], clients: &BTreeMap<u64, PublicKey>, checked: bool) -> Result<Vec<Op>, String> {
     if bytes.len() < SIGNATURE_TRAILER_BYTES {
         return Err("unsigned transaction (shorter than a signature)".into());
     }
@@ -102,7 +102,7 @@ fn verify_signed(bytes: &[u8], clients: &BTreeMap<u64, PublicKey>) -> Result<Vec
     let Some(key) = clients.get(&client) else {
         return Err(format!("client {client} is unknown"));
     };
-    if !verify_signature(key, &client_signed_bytes(client, body), &signature) {
+    if !checked && !verify_signature(key, &client_signed_bytes(client, body), &signature) {
         return Err(format!("client {client}'s signature does not verify"));
     }
     decode_transaction(body)
@@ -176,9 +176,9 @@ impl ListAppend {
         self.height
     }
 
-    fn apply_one(&mut self, transaction: &Bytes) -> Outcome {
+    fn apply_one(&mut self, transaction: &Bytes, checked: bool) -> Outcome {
         let decoded = match &self.clients {
-            Some(clients) => verify_signed(transaction, clients),
+            Some(clients) => verify_signed(transaction, clients, checked),
             None => decode_transaction(transaction),
         };
         let ops = match decoded {
@@ -267,14 +267,27 @@ impl StateMachine for ListAppend {
         Ok(self.read_lists(keys))
     }
 
-    fn apply(&mut self, height: u64, transactions: &[Bytes]) -> Vec<Outcome> {
+    /// A transaction's encoding, and with clients its signature by a known client.
+    fn check(&self, transaction: &[u8]) -> Result<(), String> {
+        match &self.clients {
+            Some(clients) => verify_signed(transaction, clients, false).map(drop),
+            None => decode_transaction(transaction).map(drop),
+        }
+    }
+
+    fn apply(&mut self, height: u64, transactions: &[Bytes], checked: &[bool]) -> Vec<Outcome> {
+        assert_eq!(checked.len(), transactions.len(), "one flag per transaction");
         assert!(
             height > self.height,
             "block {height} applied after block {}: heights arrive in order",
             self.height
         );
         self.height = height;
-        transactions.iter().map(|t| self.apply_one(t)).collect()
+        transactions
+            .iter()
+            .zip(checked)
+            .map(|(t, checked)| self.apply_one(t, *checked))
+            .collect()
     }
 
     fn snapshot(&self) -> Bytes {
@@ -336,10 +349,15 @@ impl StateMachine for ListAppend {
 mod tests {
     use super::*;
 
+    /// Applies `transactions` as a leader's choice: none checked at admission here.
+    fn apply_all(m: &mut ListAppend, height: u64, transactions: &[Bytes]) -> Vec<Outcome> {
+        m.apply(height, transactions, &vec![false; transactions.len()])
+    }
+
     #[test]
     fn queries_read_without_changing_anything() {
         let mut m = ListAppend::default();
-        m.apply(1, &[encode_transaction(&[append(1, 10), append(1, 11)])]);
+        apply_all(&mut m, 1, &[encode_transaction(&[append(1, 10), append(1, 11)])]);
         let before = m.snapshot();
         let answer = m
             .query(&encode_transaction(&[Op::Read { key: 1 }, Op::Read { key: 2 }]))
@@ -365,7 +383,8 @@ mod tests {
         let signed = sign_transaction(&ops, 7, &key);
         let mut altered = signed.to_vec();
         altered[10] ^= 1;
-        let out = m.apply(
+        let out = apply_all(
+            &mut m,
             1,
             &[
                 signed.clone(),
@@ -390,6 +409,42 @@ mod tests {
         assert_eq!(m.list(1), &[10]);
     }
 
+    #[test]
+    fn admission_checks_refuse_what_apply_refuses_and_spare_apply_the_signature() {
+        let key = ValidatorKey::from_seed(&[5; 32]);
+        let other = ValidatorKey::from_seed(&[6; 32]);
+        let m = ListAppend::with_clients(BTreeMap::from([(7, key.public_key())]));
+        let ops = [append(1, 10)];
+        let signed = sign_transaction(&ops, 7, &key);
+        assert_eq!(m.check(&signed), Ok(()));
+        for (bad, why) in [
+            (encode_transaction(&ops), "unsigned"),
+            (sign_transaction(&ops, 7, &other), "signature does not verify"),
+            (sign_transaction(&ops, 8, &key), "client 8 is unknown"),
+        ] {
+            let refused = m.check(&bad).expect_err("refused at admission");
+            assert!(refused.contains(why), "{refused}");
+            // The same reason at apply, for a leader that proposed it anyway.
+            let mut applied = m.clone();
+            assert_eq!(apply_all(&mut applied, 1, &[bad])[0], Outcome::Refused(refused));
+        }
+        // Checked at admission: the same outcome, without verifying again; what does not
+        // depend on the signature (a known client, the encoding) is still checked.
+        let mut a = m.clone();
+        let mut b = m.clone();
+        assert_eq!(
+            a.apply(1, std::slice::from_ref(&signed), &[true]),
+            apply_all(&mut b, 1, &[signed])
+        );
+        assert_eq!(a, b);
+        let unknown = sign_transaction(&ops, 8, &key);
+        assert!(matches!(&a.apply(2, &[unknown], &[true])[0], Outcome::Refused(r) if r.contains("unknown")));
+        assert!(ListAppend::default()
+            .check(&[1, 9])
+            .unwrap_err()
+            .contains("unknown tag 9"));
+    }
+
     fn append(key: u64, value: u64) -> Op {
         Op::Append { key, value }
     }
@@ -397,7 +452,8 @@ mod tests {
     #[test]
     fn reads_see_the_appends_before_them_in_block_order() {
         let mut m = ListAppend::default();
-        let out = m.apply(
+        let out = apply_all(
+            &mut m,
             1,
             &[
                 encode_transaction(&[append(7, 1), append(7, 2)]),
@@ -423,13 +479,15 @@ mod tests {
         for _ in 0..LIST_LEN_MAX / OPS_PER_TRANSACTION_MAX {
             let h = m.height() + 1;
             assert!(matches!(
-                m.apply(h, &[encode_transaction(&big)])[0],
+                apply_all(&mut m, h, &[encode_transaction(&big)])[0],
                 Outcome::Applied(_)
             ));
         }
         let before = m.snapshot();
-        let out = m.apply(
-            m.height() + 1,
+        let next = m.height() + 1;
+        let out = apply_all(
+            &mut m,
+            next,
             &[
                 encode_transaction(&[append(2, 1), append(1, 9)]),
                 Bytes::from_static(&[1, 9]),
@@ -453,8 +511,8 @@ mod tests {
     #[test]
     fn a_snapshot_restores_the_same_state_and_bad_snapshots_are_refused_by_offset() {
         let mut a = ListAppend::default();
-        a.apply(1, &[encode_transaction(&[append(3, 30), append(1, 10)])]);
-        a.apply(2, &[encode_transaction(&[append(3, 31)])]);
+        apply_all(&mut a, 1, &[encode_transaction(&[append(3, 30), append(1, 10)])]);
+        apply_all(&mut a, 2, &[encode_transaction(&[append(3, 31)])]);
         let snap = a.snapshot();
         let mut b = ListAppend::default();
         b.restore(&snap).unwrap();

@@ -30,16 +30,31 @@ pub struct RestoreError {
 /// transactions are the only inputs). TrustChain's CA state, the asset registry and the ERC-8004
 /// registries each implement it.
 pub trait StateMachine: Send {
+    /// Checks what can be checked of a transaction without the state (its encoding, its
+    /// signatures), once, when a replica admits it to its pool: one that fails is refused
+    /// there, with the reason, and never proposed. What passed here need not be checked again
+    /// by [`StateMachine::apply`], which then runs off the costly part (a replica votes only
+    /// after applying the blocks a proposal commits, so every signature checked at apply is on
+    /// the path of every view). The default checks nothing.
+    fn check(&self, transaction: &[u8]) -> Result<(), String> {
+        let _ = transaction;
+        Ok(())
+    }
+
     /// Applies the transactions of the block committed at `height`, in order, returning one
     /// outcome per transaction. Heights arrive in order, each once, starting after the height
-    /// the machine was restored to (0 for a fresh machine).
-    fn apply(&mut self, height: u64, transactions: &[Bytes]) -> Vec<Outcome>;
+    /// the machine was restored to (0 for a fresh machine). `checked[i]` says transaction `i`
+    /// passed [`StateMachine::check`] on this replica; the machine may skip those checks for
+    /// it, and must give the outcome it would give without skipping them (the others are any
+    /// leader's choice, Byzantine ones included, and are checked here in full).
+    fn apply(&mut self, height: u64, transactions: &[Bytes], checked: &[bool]) -> Vec<Outcome>;
 
     /// The whole state as of the last applied height, in a canonical encoding: two replicas at
     /// one height produce equal bytes.
     fn snapshot(&self) -> Bytes;
 
-    /// Replaces the state with that of `snapshot` (made by [`StateMachine::snapshot`]).
+    /// Replaces the state with that of `snapshot` (made by [`StateMachine::snapshot`]); on an
+    /// error the state is left as it was.
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError>;
 
     /// Answers a read-only `request` from the state as of the last applied height, changing
