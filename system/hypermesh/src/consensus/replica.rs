@@ -943,10 +943,15 @@ impl<M: StateMachine + 'static> Replica<M> {
 
     /// Saves the replicated state as of the committed tip (a multiple of `checkpoint_interval`).
     /// A failed save leaves the previous checkpoint in place (restarts replay more of the log).
+    /// Not at or below the newest one held: a replay that left it aside passes those heights
+    /// again, and writing the whole state at each would slow the restart for nothing.
     fn save_checkpoint(&mut self, cx: &mut Context<'_, Timer>) {
         let Some(checkpoints) = self.checkpoints.as_mut() else {
             return;
         };
+        if checkpoints.height().is_some_and(|held| held >= self.tip.height) {
+            return;
+        }
         let checkpoint = Checkpoint {
             height: self.tip.height,
             view: self.tip.view,
