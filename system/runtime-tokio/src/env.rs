@@ -31,9 +31,10 @@ pub struct NodeSpec {
     pub socket_buffer_bytes: usize,
 }
 
-/// Each socket's receive and send buffer unless a [`NodeSpec`] says otherwise: the most Linux
-/// grants by default on this class of machine (`net.core.rmem_max`), ample for a burst of a
-/// few thousand packets while the node handles the previous ones.
+/// Each socket's receive and send buffer unless a [`NodeSpec`] says otherwise: ample for a
+/// burst of a few thousand packets while the node handles the previous ones (the OS default,
+/// about 208 KiB on Linux, was not), and within what this class of machine allows without
+/// tuning (`net.core.rmem_max` of 4 MiB here).
 pub const SOCKET_BUFFER_BYTES_DEFAULT: usize = 4 << 20;
 
 /// A socket's buffers as the OS reports them (Linux reports twice what it grants for payload:

@@ -349,19 +349,32 @@ fn bind_one(addr: SocketAddr, buffer_bytes: usize) -> io::Result<(UdpSocket, Udp
         socket.set_only_v6(true)?;
     }
     socket.set_nonblocking(true)?;
-    // Before binding, so no datagram ever meets the smaller default. The kernel caps the size
-    // at its rmem_max / wmem_max without an error; the node says so once at bind.
-    socket.set_recv_buffer_size(buffer_bytes)?;
-    socket.set_send_buffer_size(buffer_bytes)?;
-    let granted = socket.recv_buffer_size()?;
-    // Linux reports twice the payload it grants.
-    if granted < buffer_bytes {
-        tracing::warn!(
-            %addr,
-            asked = buffer_bytes,
-            granted,
-            "UDP receive buffer smaller than asked: raise net.core.rmem_max, or bursts are dropped by the kernel"
-        );
+    // Before binding, so no datagram ever meets the smaller default. Linux caps the size at
+    // net.core.rmem_max / wmem_max without an error (and reports twice what it grants); other
+    // systems refuse sizes above their limit. Either way the node runs, and says so once.
+    for (which, set, get) in [
+        (
+            "receive",
+            Socket::set_recv_buffer_size as fn(&Socket, usize) -> io::Result<()>,
+            Socket::recv_buffer_size as fn(&Socket) -> io::Result<usize>,
+        ),
+        ("send", Socket::set_send_buffer_size, Socket::send_buffer_size),
+    ] {
+        let asked = set(&socket, buffer_bytes);
+        let granted = get(&socket)?;
+        let payload = if cfg!(target_os = "linux") {
+            granted / 2
+        } else {
+            granted
+        };
+        if asked.is_err() || payload < buffer_bytes {
+            tracing::warn!(
+                %addr,
+                asked = buffer_bytes,
+                granted = payload,
+                "UDP {which} buffer smaller than asked: raise net.core.rmem_max / wmem_max, or bursts are dropped"
+            );
+        }
     }
     socket.bind(&addr.into())?;
     let state = UdpSocketState::new((&socket).into())?;

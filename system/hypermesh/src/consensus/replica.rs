@@ -53,7 +53,7 @@
 //! | `proposal` | view | transactions proposed |
 //! | `checkpoint` | height | bytes saved (0: the save failed, the previous checkpoint stays) |
 //! | `checkpoint_restored` | height | bytes read back at restart |
-//! | `checkpoint_refused` | height | 1 undecodable, 2 the log does not hold its block, 3 the machine refused its state |
+//! | `checkpoint_refused` | height | 1 undecodable (or not this validator set's), 2 the log does not hold its block, 3 the machine refused its state, 4 the log below it is damaged (replayed whole to repair it) |
 //! | `recovered` | committed height after restart | heights lost to damage, to fetch again ([`RECOVERED_EXTENT_UNKNOWN`]: some, how many unknown) |
 //! | `storage_retry` | committed height | 1 reading back at start failed, 2 recovering the failed log did |
 //! | `catchup` | first height fetched | blocks committed from the answer |
@@ -887,8 +887,17 @@ impl<M: StateMachine + 'static> Replica<M> {
         let refuse = |cx: &mut Context<'_, Timer>, why: i64| {
             Self::probe(cx, "checkpoint_refused", snapshot.height, why);
         };
+        let set_len = self.set.len();
         let checkpoint = match Checkpoint::decode(&snapshot.state) {
-            Ok(c) if c.height == snapshot.height && c.height > 0 => c,
+            // Isolated validators of this set only: a state directory kept across a change of
+            // the validators file is not this set's.
+            Ok(c)
+                if c.height == snapshot.height
+                    && c.height > 0
+                    && c.isolated.keys().all(|v| usize::from(*v) < set_len) =>
+            {
+                c
+            }
             _ => {
                 refuse(cx, 1);
                 return Ok(());
@@ -912,6 +921,20 @@ impl<M: StateMachine + 'static> Replica<M> {
             refuse(cx, 2);
             return Ok(());
         };
+        // The whole log below is read too, as a full replay would: a replay is what finds rot in
+        // committed records and has them fetched again from peers, and records below a
+        // checkpoint are still what lagging peers catch up from. With damage, the whole log is
+        // replayed (and so repaired) instead.
+        let mut index = 0;
+        while index + 1 < checkpoint.height {
+            let count = REPLAY_BATCH_RECORDS.min(checkpoint.height - 1 - index);
+            let batch = log.get_many(cx, index, count)?;
+            if batch.len() as u64 != count || batch.iter().any(Option::is_none) {
+                refuse(cx, 4);
+                return Ok(());
+            }
+            index += count;
+        }
         if self.machine.restore(&checkpoint.state).is_err() {
             refuse(cx, 3);
             return Ok(());

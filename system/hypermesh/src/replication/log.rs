@@ -373,10 +373,14 @@ impl BlockLog {
         let saved = match &mut self.marker {
             Marker::Three(mirror) => mirror.save(storage, &name, &high_water.to_be_bytes()),
             Marker::Two { seq } => {
-                // The sequence moves even if the save fails: the next goes to the other slot,
-                // which still holds the last claim that was durable.
-                *seq += 1;
-                durable::save(storage, &name, *seq, &high_water.to_be_bytes())
+                // The sequence moves only once a save succeeded: a failed one is tried again in
+                // the slot it damaged, and the other keeps the last claim that was durable
+                // (moving on after a failure wrote over that one next).
+                let saved = durable::save(storage, &name, *seq + 1, &high_water.to_be_bytes());
+                if saved.is_ok() {
+                    *seq += 1;
+                }
+                saved
             }
         };
         if let Err(e) = saved {

@@ -52,10 +52,10 @@ impl Snapshots {
         }
         let mut body = snapshot.height.to_be_bytes().to_vec();
         body.extend_from_slice(&snapshot.state);
-        // The sequence moves even if the save fails: the next save goes to the other slot, which
-        // still holds the newest snapshot that was durable.
+        // The sequence moves only once a save succeeded: a failed one is tried again in the slot
+        // it damaged, and the other keeps the newest snapshot that was durable.
+        durable::save(storage, &self.name, self.seq + 1, &body)?;
         self.seq += 1;
-        durable::save(storage, &self.name, self.seq, &body)?;
         self.held = Some(snapshot.height);
         Ok(true)
     }
@@ -71,6 +71,65 @@ mod tests {
     use runtime::MemStorage;
 
     use super::*;
+
+    /// A disk that refuses writes while `full` (after `write_all_synced` has truncated the file,
+    /// as a full disk does).
+    #[derive(Default)]
+    struct FullDisk {
+        disk: MemStorage,
+        full: bool,
+    }
+
+    impl Storage for FullDisk {
+        fn read_at(&mut self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
+            self.disk.read_at(name, offset, len)
+        }
+        fn write_at(&mut self, name: &str, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+            if self.full {
+                return Err(StorageError::Io {
+                    name: name.into(),
+                    reason: "no space left on device".into(),
+                });
+            }
+            self.disk.write_at(name, offset, data)
+        }
+        fn size(&mut self, name: &str) -> Result<u64, StorageError> {
+            self.disk.size(name)
+        }
+        fn truncate(&mut self, name: &str, len: u64) -> Result<(), StorageError> {
+            self.disk.truncate(name, len)
+        }
+        fn sync(&mut self, name: &str) -> Result<(), StorageError> {
+            self.disk.sync(name)
+        }
+        fn remove(&mut self, name: &str) -> Result<(), StorageError> {
+            self.disk.remove(name)
+        }
+        fn list(&mut self) -> Result<Vec<String>, StorageError> {
+            self.disk.list()
+        }
+    }
+
+    /// Failed saves are tried again in the slot they damaged: moving on to the other slot wrote
+    /// over the newest snapshot that was durable, and two failures in a row (a full disk) left
+    /// none.
+    #[test]
+    fn failed_saves_never_touch_the_slot_holding_the_newest_durable_snapshot() {
+        let mut disk = FullDisk::default();
+        let (mut snaps, _) = Snapshots::open(&mut disk, "blocks").unwrap();
+        assert!(snaps.save(&mut disk, &snap(10)).unwrap());
+        disk.full = true;
+        for _ in 0..3 {
+            assert!(snaps.save(&mut disk, &snap(20)).is_err());
+        }
+        assert_eq!(Snapshots::open(&mut disk, "blocks").unwrap().1, Some(snap(10)));
+        disk.full = false;
+        assert!(snaps.save(&mut disk, &snap(20)).unwrap());
+        assert!(snaps.save(&mut disk, &snap(30)).unwrap());
+        // The two newest, one per slot: rot of the newest falls back to the one before.
+        let (_, newest) = Snapshots::open(&mut disk, "blocks").unwrap();
+        assert_eq!(newest, Some(snap(30)));
+    }
 
     fn snap(height: u64) -> Snapshot {
         Snapshot {
