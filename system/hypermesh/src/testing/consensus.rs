@@ -189,10 +189,10 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
                         "halted: node {} stopped at height {} ({}) at {}",
                         o.node,
                         p.subject,
-                        if p.value == 2 {
-                            "a committed block conflicted with its chain"
-                        } else {
-                            "its log failed"
+                        match p.value {
+                            2 => "a committed block conflicted with its chain",
+                            crate::consensus::replica::HALTED_SAFETY_LOST => "its safety record was lost in every copy",
+                            _ => "its log failed",
                         },
                         Seconds(o.at)
                     ));
