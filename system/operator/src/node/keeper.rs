@@ -41,10 +41,6 @@ pub(crate) struct Keeper<'a> {
 /// take it (unreachable, or failing).
 const ISOLATION_RETRY: Duration = Duration::from_secs(5);
 
-/// How long a revoked node's keeper waits before it would try to renew again: in effect never
-/// (the operator enrolls it anew with a new token and a fresh state directory).
-const REVOKED_RENEW_PAUSE: Duration = Duration::from_secs(365 * 24 * 3600);
-
 impl Keeper<'_> {
     /// When the current leaf is due for renewal (Unix seconds).
     fn renew_at(&self) -> i64 {
@@ -64,18 +60,11 @@ impl Keeper<'_> {
         // Isolations the CA has not taken yet.
         let mut unreported = BTreeSet::new();
         loop {
-            let isolation_retry = if unreported.is_empty() {
-                REVOKED_RENEW_PAUSE
-            } else {
-                ISOLATION_RETRY
-            };
-            let wait = if self.revoked {
-                REVOKED_RENEW_PAUSE
-            } else {
-                Duration::from_secs(u64::try_from(self.renew_at() - wall_now_s()).unwrap_or(0))
-            };
+            let wait = Duration::from_secs(u64::try_from(self.renew_at() - wall_now_s()).unwrap_or(0));
             tokio::select! {
-                () = tokio::time::sleep(wait) => match self.renew().await {
+                // A revoked node never renews (the CA refuses a revoked chain): the operator
+                // enrolls it anew with a new token and a fresh state directory.
+                () = tokio::time::sleep(wait), if !self.revoked => match self.renew().await {
                     Ok(()) => retry = RENEW_RETRY_MIN,
                     Err(Failure(message)) => {
                         tracing::warn!(%message, "renewal failed; retrying");
@@ -93,7 +82,9 @@ impl Keeper<'_> {
                     unreported.insert(validator);
                     self.report_isolations(&mut unreported).await;
                 }
-                () = tokio::time::sleep(isolation_retry) => self.report_isolations(&mut unreported).await,
+                () = tokio::time::sleep(ISOLATION_RETRY), if !unreported.is_empty() => {
+                    self.report_isolations(&mut unreported).await;
+                }
             }
         }
     }
