@@ -222,60 +222,22 @@ fn a_log_with_its_marker_in_two_slots_keeps_and_reports_as_one_with_three() {
     }
 }
 
-/// A disk whose writes to files starting with `failing` fail while it is set (after
-/// `write_all_synced` truncated them, as a full disk does).
-#[derive(Default)]
-struct FailingMarker {
-    disk: MemStorage,
-    failing: Option<&'static str>,
-}
-
-impl Storage for FailingMarker {
-    fn read_at(&mut self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>, runtime::StorageError> {
-        self.disk.read_at(name, offset, len)
-    }
-    fn write_at(&mut self, name: &str, offset: u64, data: &[u8]) -> Result<(), runtime::StorageError> {
-        if self.failing.is_some_and(|prefix| name.starts_with(prefix)) {
-            return Err(runtime::StorageError::Io {
-                name: name.into(),
-                reason: "no space left on device".into(),
-            });
-        }
-        self.disk.write_at(name, offset, data)
-    }
-    fn size(&mut self, name: &str) -> Result<u64, runtime::StorageError> {
-        self.disk.size(name)
-    }
-    fn truncate(&mut self, name: &str, len: u64) -> Result<(), runtime::StorageError> {
-        self.disk.truncate(name, len)
-    }
-    fn sync(&mut self, name: &str) -> Result<(), runtime::StorageError> {
-        self.disk.sync(name)
-    }
-    fn remove(&mut self, name: &str) -> Result<(), runtime::StorageError> {
-        self.disk.remove(name)
-    }
-    fn list(&mut self) -> Result<Vec<String>, runtime::StorageError> {
-        self.disk.list()
-    }
-}
-
 /// A two-slot marker whose saves fail is saved again into the slot that failed: moving on to the
 /// other slot wrote over the last claim that was durable, and two failed commits in a row lost
 /// the claim (the log then opened with nothing committed).
 #[test]
 fn failed_commits_of_a_two_slot_marker_keep_the_last_durable_claim() {
-    let mut disk = FailingMarker::default();
+    let mut disk = MemStorage::default();
     let (mut log, _) = BlockLog::open_with(&mut disk, "voted", MarkerCopies::Two).unwrap();
     fill(&mut log, &mut disk, 30);
     assert_eq!(log.commit(&mut disk).unwrap(), 30);
-    disk.failing = Some("voted.committed");
+    disk.refuse_writes(Some("voted.committed"));
     for _ in 0..2 {
         fill(&mut log, &mut disk, 40);
         assert!(log.commit(&mut disk).is_err());
         log.recover(&mut disk).unwrap();
     }
-    disk.disk.crash_keeping(0);
+    disk.crash_keeping(0);
     let (log, _) = BlockLog::open_with(&mut disk, "voted", MarkerCopies::Two).unwrap();
     assert_eq!(log.committed(), 30, "the claim of the last commit that succeeded");
 }

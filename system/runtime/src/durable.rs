@@ -274,43 +274,6 @@ mod tests {
         assert_eq!((loaded, mirror.damaged(), mirror.lost()), (None, 1, false));
     }
 
-    /// A disk whose writes to one file fail (after `write_all_synced` has truncated it, which
-    /// a crash may then keep: modelled here as kept).
-    struct FailingWrites {
-        disk: Disk,
-        failing: &'static str,
-    }
-
-    impl Storage for FailingWrites {
-        fn read_at(&mut self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
-            self.disk.read_at(name, offset, len)
-        }
-        fn write_at(&mut self, name: &str, offset: u64, data: &[u8]) -> Result<(), StorageError> {
-            if name == self.failing {
-                return Err(StorageError::Io {
-                    name: name.into(),
-                    reason: "injected".into(),
-                });
-            }
-            self.disk.write_at(name, offset, data)
-        }
-        fn size(&mut self, name: &str) -> Result<u64, StorageError> {
-            self.disk.size(name)
-        }
-        fn truncate(&mut self, name: &str, len: u64) -> Result<(), StorageError> {
-            self.disk.truncate(name, len)
-        }
-        fn sync(&mut self, name: &str) -> Result<(), StorageError> {
-            self.disk.sync(name)
-        }
-        fn remove(&mut self, name: &str) -> Result<(), StorageError> {
-            self.disk.remove(name)
-        }
-        fn list(&mut self) -> Result<Vec<String>, StorageError> {
-            self.disk.list()
-        }
-    }
-
     /// Seed 734 of the crash-heavy swarm fixture: a first save torn by a crash (one copy whole,
     /// one torn, one never written) whose whole copy then rotted halted a replica that had never
     /// voted. With states of one size, two short copies say no save ever completed.
@@ -347,18 +310,15 @@ mod tests {
     #[test]
     fn a_sized_mirror_writes_its_short_copies_first() {
         let len = 3;
-        let mut disk = FailingWrites {
-            disk: Disk::default(),
-            failing: "",
-        };
+        let mut disk = Disk::default();
         let (mut mirror, _) = Mirror::load_sized(&mut disk, "s", len).unwrap();
         mirror.save(&mut disk, "s", b"one").unwrap();
         for failing in ["s.a", "s.b", "s.c", "s.a", "s.c", "s.b"] {
-            disk.failing = failing;
+            disk.refuse_writes(Some(failing));
             let _ = mirror.save(&mut disk, "s", b"two");
             let short = ["s.a", "s.b", "s.c"]
                 .iter()
-                .filter(|c| disk.disk.read_all(c).unwrap().len() < len + 20)
+                .filter(|c| disk.read_all(c).unwrap().len() < len + 20)
                 .count();
             assert!(short <= 1, "{short} copies short after {failing} failed");
             // And a restart in between loses nothing of what the mirror knew.
@@ -390,10 +350,7 @@ mod tests {
 
     #[test]
     fn failed_saves_into_either_slot_leave_one_slot_whole() {
-        let mut disk = FailingWrites {
-            disk: Disk::default(),
-            failing: "",
-        };
+        let mut disk = Disk::default();
         let (mut mirror, _) = Mirror::load(&mut disk, "s").unwrap();
         mirror.save(&mut disk, "s", b"one").unwrap();
         // Whichever slot each save writes first fails, then the other: the slot written with
@@ -405,7 +362,7 @@ mod tests {
             ("s.c", b"four"),
             ("s.a", b"five"),
         ] {
-            disk.failing = failing;
+            disk.refuse_writes(Some(failing));
             let result = mirror.save(&mut disk, "s", saved);
             let (_, loaded) = Mirror::load(&mut disk, "s").unwrap();
             let loaded = loaded.expect("one slot holds a whole state");
@@ -413,7 +370,7 @@ mod tests {
             assert!(loaded == saved || loaded == last, "{loaded:?} after saving {saved:?}");
             last = loaded;
         }
-        disk.failing = "";
+        disk.refuse_writes(None);
         mirror.save(&mut disk, "s", b"six").unwrap();
         assert_eq!(Mirror::load(&mut disk, "s").unwrap().1.as_deref(), Some(&b"six"[..]));
     }

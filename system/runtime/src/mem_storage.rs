@@ -12,9 +12,17 @@ pub struct MemStorage {
     /// File contents, synced or not.
     pub files: BTreeMap<String, Vec<u8>>,
     synced: BTreeMap<String, usize>,
+    refusing: Option<String>,
 }
 
 impl MemStorage {
+    /// While `prefix` is set, every write to a file whose name starts with it fails, as on a
+    /// full or failing disk (`Some("")`: every file). `write_all_synced` truncates before it
+    /// writes, and the truncation is kept, as a crash may keep it.
+    pub fn refuse_writes(&mut self, prefix: Option<&str>) {
+        self.refusing = prefix.map(str::to_string);
+    }
+
     /// Crashes: every file keeps its synced bytes plus up to `unsynced_bytes` more.
     pub fn crash_keeping(&mut self, unsynced_bytes: usize) {
         for (name, data) in &mut self.files {
@@ -32,6 +40,12 @@ impl Storage for MemStorage {
     }
     fn write_at(&mut self, name: &str, offset: u64, bytes: &[u8]) -> Result<(), StorageError> {
         validate_file_name(name)?;
+        if self.refusing.as_deref().is_some_and(|p| name.starts_with(p)) {
+            return Err(StorageError::Io {
+                name: name.into(),
+                reason: "write refused (MemStorage::refuse_writes)".into(),
+            });
+        }
         let data = self.files.entry(name.to_string()).or_default();
         let end = offset as usize + bytes.len();
         if data.len() < end {

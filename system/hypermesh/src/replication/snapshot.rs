@@ -72,58 +72,20 @@ mod tests {
 
     use super::*;
 
-    /// A disk that refuses writes while `full` (after `write_all_synced` has truncated the file,
-    /// as a full disk does).
-    #[derive(Default)]
-    struct FullDisk {
-        disk: MemStorage,
-        full: bool,
-    }
-
-    impl Storage for FullDisk {
-        fn read_at(&mut self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
-            self.disk.read_at(name, offset, len)
-        }
-        fn write_at(&mut self, name: &str, offset: u64, data: &[u8]) -> Result<(), StorageError> {
-            if self.full {
-                return Err(StorageError::Io {
-                    name: name.into(),
-                    reason: "no space left on device".into(),
-                });
-            }
-            self.disk.write_at(name, offset, data)
-        }
-        fn size(&mut self, name: &str) -> Result<u64, StorageError> {
-            self.disk.size(name)
-        }
-        fn truncate(&mut self, name: &str, len: u64) -> Result<(), StorageError> {
-            self.disk.truncate(name, len)
-        }
-        fn sync(&mut self, name: &str) -> Result<(), StorageError> {
-            self.disk.sync(name)
-        }
-        fn remove(&mut self, name: &str) -> Result<(), StorageError> {
-            self.disk.remove(name)
-        }
-        fn list(&mut self) -> Result<Vec<String>, StorageError> {
-            self.disk.list()
-        }
-    }
-
     /// Failed saves are tried again in the slot they damaged: moving on to the other slot wrote
     /// over the newest snapshot that was durable, and two failures in a row (a full disk) left
     /// none.
     #[test]
     fn failed_saves_never_touch_the_slot_holding_the_newest_durable_snapshot() {
-        let mut disk = FullDisk::default();
+        let mut disk = MemStorage::default();
         let (mut snaps, _) = Snapshots::open(&mut disk, "blocks").unwrap();
         assert!(snaps.save(&mut disk, &snap(10)).unwrap());
-        disk.full = true;
+        disk.refuse_writes(Some(""));
         for _ in 0..3 {
             assert!(snaps.save(&mut disk, &snap(20)).is_err());
         }
         assert_eq!(Snapshots::open(&mut disk, "blocks").unwrap().1, Some(snap(10)));
-        disk.full = false;
+        disk.refuse_writes(None);
         assert!(snaps.save(&mut disk, &snap(20)).unwrap());
         assert!(snaps.save(&mut disk, &snap(30)).unwrap());
         // The two newest, one per slot: rot of the newest falls back to the one before.
