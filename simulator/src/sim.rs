@@ -914,7 +914,9 @@ impl Datagrams for NodeEnv<'_> {
         let link = *self.world.network.link(from_node, to_node);
         let slot = &mut self.world.nodes[from_node as usize];
         if slot.net_rng.chance(link.loss) {
+            // Traced and hashed like every other drop: a lost message is a fault's effect.
             self.world.faults.add("message_loss");
+            self.world.record_drop(from_node, to_node, "loss");
             return Ok(());
         }
         let mut payload = payload;
@@ -938,6 +940,7 @@ impl Datagrams for NodeEnv<'_> {
                 }
                 Intercepted::Dropped => {
                     self.world.faults.add("byzantine_drop");
+                    self.world.record_drop(from_node, to_node, "byzantine_drop");
                     return Ok(());
                 }
                 Intercepted::Rerouted {

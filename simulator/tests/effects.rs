@@ -176,3 +176,51 @@ fn a_storage_fault_the_actor_never_notices_still_changes_the_trace_hash() {
     assert!(some > 0, "no error was injected");
     assert_ne!(clean, faulty, "errors the actor ignores left the hash as it was");
 }
+
+/// A `Write` the test keeps a handle on.
+#[derive(Clone, Default)]
+struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+impl std::io::Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every datagram a lossy link loses is in the trace, named as lost, with its ends: a reader of
+/// the trace sees why a message never arrived, as for a partition or a down node.
+#[test]
+fn every_datagram_a_lossy_link_loses_is_traced_as_a_drop() {
+    let factory = |_: u32| -> Box<dyn Actor> {
+        Box::new(Logger {
+            next: 0,
+            ignore_errors: true,
+        })
+    };
+    let lossy = simulator::LinkModel {
+        loss: 0.2,
+        ..simulator::LinkModel::default()
+    };
+    let mut sim = Simulation::new(5, NetworkModel::new(lossy), Box::new(factory));
+    for i in 0..3 {
+        sim.add_node(NodeSpec {
+            addrs: vec![addr(i)],
+            ..NodeSpec::default()
+        });
+    }
+    let out = Shared::default();
+    sim.set_trace(simulator::trace::TraceWriter::new(Box::new(out.clone())));
+    sim.run_until(SimTime::from_millis(1_000), |_| {});
+    sim.take_trace().expect("a trace").finish().expect("written");
+    let text = String::from_utf8(out.0.borrow().clone()).expect("JSON lines");
+    let lost = text
+        .lines()
+        .filter(|l| l.contains(r#""kind":"drop""#) && l.contains(r#""reason":"loss""#))
+        .count() as u64;
+    assert!(sim.faults().get("message_loss") > 0, "the link lost nothing");
+    assert_eq!(lost, sim.faults().get("message_loss"), "{text}");
+}

@@ -64,6 +64,12 @@ pub struct ConsensusConfig {
     /// How long a linearizable read may take (a quorum's certificates, then committing up to
     /// the highest) before it is refused as timed out.
     pub read_timeout: Duration,
+    /// How long a replica still in a view after voting there waits before sending its vote
+    /// again (and the leader its proposal), then again as long as the view lasts. Votes and
+    /// proposals travel as datagrams: with every vote needed for a quorum (one validator of
+    /// four down or silent), one lost copy otherwise costs the whole view, and the next view a
+    /// doubled timeout.
+    pub resend_after: Duration,
     /// Votes go to every validator instead of the next leader only: the naive variant of the
     /// `consensus-cpu` scenario, O(n²) messages per decision.
     pub votes_to_all: bool,
@@ -94,6 +100,7 @@ impl Default for ConsensusConfig {
             checkpoint_interval: 1024,
             reads_pending_max: 1024,
             read_timeout: Duration::from_secs(5),
+            resend_after: Duration::from_millis(500),
             votes_to_all: false,
             detection: DetectionConfig::default(),
         }
@@ -180,6 +187,9 @@ impl ConsensusConfig {
         }
         if self.storage_retry.is_zero() {
             return fail("storage_retry", "must be above zero".into());
+        }
+        if self.resend_after.is_zero() {
+            return fail("resend_after", "must be above zero".into());
         }
         if self.fetch_timeout.is_zero() {
             return fail("fetch_timeout", "must be above zero".into());

@@ -204,6 +204,9 @@ pub enum Timer {
     Storage,
     /// A linearizable read is overdue (its number on this replica).
     Read(u64),
+    /// Time to send this replica's vote (and the leader's proposal) of `view` again, if the
+    /// view still lasts ([`ConsensusConfig::resend_after`]).
+    Resend(u64),
 }
 
 /// A linearizable read being served: the highest certified height a quorum reported, then the
@@ -261,6 +264,9 @@ pub struct ReplicaStats {
     pub signatures_verified: u64,
     /// Storage calls failed and tried again (reading back at start, recovering the log).
     pub storage_retries: u64,
+    /// Votes and proposals sent again because their view lasted past
+    /// [`ConsensusConfig::resend_after`].
+    pub resent: u64,
     /// Validators this replica holds evidence against.
     pub convicted: u64,
 }
@@ -337,6 +343,10 @@ pub struct Replica<M: StateMachine> {
     /// This leader's own proposal whose vote was made durable with it: the vote is signed when
     /// the proposal comes back to this replica, without saving again.
     own_vote_saved: Option<Digest>,
+    /// This replica's latest proposal and latest vote (with their views), sent again while
+    /// their view lasts.
+    own_proposal: Option<Box<Proposal>>,
+    own_vote: Option<(u64, Message)>,
     last_voted_view: u64,
     high_qc: QuorumCertificate,
     tip: Tip,
@@ -447,6 +457,8 @@ impl<M: StateMachine + 'static> Replica<M> {
             consecutive_timeouts: 0,
             timed_out_view: 0,
             own_vote_saved: None,
+            own_proposal: None,
+            own_vote: None,
             last_voted_view: 0,
             high_qc: QuorumCertificate::genesis(),
             tip: GENESIS_TIP,
@@ -1397,7 +1409,9 @@ impl<M: StateMachine + 'static> Replica<M> {
         self.announce = false;
         self.stats.proposals += 1;
         Self::probe(cx, "proposal", view, count as i64);
-        self.broadcast(cx, &Message::Proposal(Box::new(proposal)), true);
+        let proposal = Box::new(proposal);
+        self.own_proposal = Some(proposal.clone());
+        self.broadcast(cx, &Message::Proposal(proposal), true);
     }
 
     // ---- certificates -----------------------------------------------------------------------
@@ -2092,13 +2106,17 @@ impl<M: StateMachine + 'static> Replica<M> {
                 return;
             }
         }
-        if self
-            .detector
-            .skewed(proposal.block.timestamp_ms, cx.wall_now().as_unix_millis())
+        // A copy sent again (its view lasted: see `resend_after`) is judged once, as the first.
+        let first_copy = !self.seen_proposals.contains_key(&view);
+        if first_copy
+            && self
+                .detector
+                .skewed(proposal.block.timestamp_ms, cx.wall_now().as_unix_millis())
         {
             self.observe(cx, proposal.block.proposer, Reason::ClockSkew);
         }
-        if proposal.timeout.is_none()
+        if first_copy
+            && proposal.timeout.is_none()
             && self
                 .detector
                 .proposal_is_slow(proposal.justify.view, cx.now(), self.config.batch_delay_max)
@@ -2158,6 +2176,10 @@ impl<M: StateMachine + 'static> Replica<M> {
             return;
         }
         if self.own_vote_saved.take_if(|d| *d == digest).is_none() {
+            if !first_copy && view <= self.last_voted_view {
+                // The leader's proposal again, voted on (or given up on) at its first copy.
+                return;
+            }
             if view <= self.last_voted_view {
                 self.refuse(cx, Refusal::AlreadyVoted);
                 return;
@@ -2183,12 +2205,46 @@ impl<M: StateMachine + 'static> Replica<M> {
         .expect("validator key");
         self.stats.votes += 1;
         let message = Message::VoteFor(vote, Box::new(header));
+        self.own_vote = Some((view, message.clone()));
+        let at = cx.now() + self.config.resend_after;
+        cx.set_timer(at, Timer::Resend(view));
+        self.send_vote(cx, &message, true);
+    }
+
+    /// Sends a vote to whoever aggregates it: the next leader (every validator in the naive
+    /// variant), `include_me` if this replica is one of them.
+    fn send_vote(&mut self, cx: &mut Context<'_, Timer>, message: &Message, include_me: bool) {
         if self.config.votes_to_all {
-            self.broadcast(cx, &message, true);
+            self.broadcast(cx, message, include_me);
         } else {
-            let next = self.next_leader(view);
-            self.send_to_validator(cx, next, &message);
+            let next = self.next_leader(self.view);
+            if include_me || next != self.me {
+                self.send_to_validator(cx, next, message);
+            }
         }
+    }
+
+    /// Sends this replica's proposal and vote of `view` again if it still lasts: one of them
+    /// (or a certificate built from them) was lost, or the view would have ended. Its timeouts
+    /// are sent again by the view timer once it gives up instead.
+    fn on_resend_timer(&mut self, cx: &mut Context<'_, Timer>, view: u64) {
+        if view != self.view || self.timed_out_view >= view {
+            return;
+        }
+        if let Some(proposal) = self.own_proposal.as_ref().filter(|p| p.block.view == view) {
+            let message = Message::Proposal(proposal.clone());
+            self.broadcast(cx, &message, false);
+            self.stats.resent += 1;
+            Self::probe(cx, "resent", view, 1);
+        }
+        if let Some((_, vote)) = self.own_vote.as_ref().filter(|(v, _)| *v == view) {
+            let vote = vote.clone();
+            self.send_vote(cx, &vote, false);
+            self.stats.resent += 1;
+            Self::probe(cx, "resent", view, 2);
+        }
+        let at = cx.now() + self.config.resend_after;
+        cx.set_timer(at, Timer::Resend(view));
     }
 
     /// A vote with the header of the proposal it is for: a header for another block of the
@@ -2217,6 +2273,11 @@ impl<M: StateMachine + 'static> Replica<M> {
     fn on_vote(&mut self, cx: &mut Context<'_, Timer>, vote: Vote) {
         if self.speaks_for_another(vote.signer) {
             self.refuse_forged(cx);
+            return;
+        }
+        // A copy sent again (its view lasted: see `resend_after`) adds nothing, and is not
+        // judged late: only the first copy is.
+        if self.votes_by_signer.get(&(vote.view, vote.signer)) == Some(&vote) {
             return;
         }
         // A vote later than an honest voter's could be, from the voter itself: reported; one
@@ -2746,6 +2807,7 @@ impl<M: StateMachine + 'static> Protocol for Replica<M> {
                     self.transmit(cx, to, bytes);
                 }
             }
+            Timer::Resend(view) => self.on_resend_timer(cx, view),
         }
     }
 }
