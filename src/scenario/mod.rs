@@ -214,6 +214,8 @@ pub struct ConsensusPlan {
     pub votes_to_all: bool,
     /// [`hypermesh::consensus::ConsensusConfig::checkpoint_interval`].
     pub checkpoint_interval: u64,
+    /// [`hypermesh::consensus::ConsensusConfig::log_retain_heights`].
+    pub log_retain_heights: u64,
     /// [`hypermesh::consensus::detection::DetectionConfig::latency_tolerance`] (the guide's 500 ms).
     pub latency_tolerance: Duration,
     /// [`hypermesh::consensus::detection::DetectionConfig::clock_skew_max`] (the guide's 30 s).
@@ -303,6 +305,7 @@ impl ConsensusPlan {
             view_timeout: defaults.view_timeout,
             votes_to_all: defaults.votes_to_all,
             checkpoint_interval: defaults.checkpoint_interval,
+            log_retain_heights: defaults.log_retain_heights,
             latency_tolerance: defaults.detection.latency_tolerance,
             clock_skew_max: defaults.detection.clock_skew_max,
             confirmation_required: defaults.detection.confirmation_required as u32,
@@ -319,6 +322,7 @@ impl ConsensusPlan {
             view_timeout: self.view_timeout,
             votes_to_all: self.votes_to_all,
             checkpoint_interval: self.checkpoint_interval,
+            log_retain_heights: self.log_retain_heights,
             detection: hypermesh::consensus::detection::DetectionConfig {
                 latency_tolerance: self.latency_tolerance,
                 clock_skew_max: self.clock_skew_max,
@@ -1370,6 +1374,9 @@ impl Ctx<'_> {
         if let Some(c) = &raw.checkpoint_interval {
             plan.checkpoint_interval = *c.get_ref();
         }
+        if let Some(r) = &raw.log_retain_heights {
+            plan.log_retain_heights = *r.get_ref();
+        }
         if let Some(d) = self.opt_duration(&raw.latency_tolerance, "consensus.latency_tolerance")? {
             plan.latency_tolerance = d;
         }
@@ -1458,6 +1465,7 @@ impl Ctx<'_> {
                 "batch_delay_max" => raw.batch_delay_max.as_ref().map(Spanned::span),
                 "view_timeout" => raw.view_timeout.as_ref().map(Spanned::span),
                 "checkpoint_interval" => raw.checkpoint_interval.as_ref().map(Spanned::span),
+                "log_retain_heights" => raw.log_retain_heights.as_ref().map(Spanned::span),
                 "latency_tolerance" => raw.latency_tolerance.as_ref().map(Spanned::span),
                 "confirmation_required" => raw.confirmation_required.as_ref().map(Spanned::span),
                 _ => None,

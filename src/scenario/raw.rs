@@ -85,6 +85,7 @@ pub struct RawConsensus {
     pub view_timeout: Option<Spanned<String>>,
     pub votes_to_all: Option<bool>,
     pub checkpoint_interval: Option<Spanned<u64>>,
+    pub log_retain_heights: Option<Spanned<u64>>,
     pub latency_tolerance: Option<Spanned<String>>,
     pub clock_skew_max: Option<Spanned<String>>,
     pub confirmation_required: Option<Spanned<u32>>,

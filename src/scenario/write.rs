@@ -312,6 +312,7 @@ fn consensus(p: &ConsensusPlan) -> Table {
     t.insert("view_timeout".into(), duration(p.view_timeout));
     t.insert("votes_to_all".into(), p.votes_to_all.into());
     t.insert("checkpoint_interval".into(), int(p.checkpoint_interval));
+    t.insert("log_retain_heights".into(), int(p.log_retain_heights));
     t.insert("latency_tolerance".into(), duration(p.latency_tolerance));
     t.insert("clock_skew_max".into(), duration(p.clock_skew_max));
     t.insert("confirmation_required".into(), int(p.confirmation_required));

@@ -1001,9 +1001,12 @@ fn a_certificate_with_a_height_its_signatures_do_not_cover_is_refused() {
     assert!(refused >= 4, "each validator refuses it as invalid: {refused}");
 }
 
+/// Chooses a message on a link to drop, returning its view.
+type Pick = Box<dyn FnMut(&simulator::LinkEnds, &hypermesh::consensus::Message) -> Option<u64>>;
+
 /// Drops the first consensus message `pick` chooses, once, and records the view it was for.
 struct DropOnce {
-    pick: Box<dyn FnMut(&simulator::LinkEnds, &hypermesh::consensus::Message) -> Option<u64>>,
+    pick: Pick,
     dropped: std::rc::Rc<std::cell::Cell<Option<u64>>>,
 }
 
@@ -1046,7 +1049,7 @@ fn a_lost_vote_or_proposal_is_sent_again_before_its_view_times_out() {
         );
         let dropped = std::rc::Rc::new(std::cell::Cell::new(None));
         let after = SimTime::from_millis(3_000);
-        let pick: Box<dyn FnMut(&simulator::LinkEnds, &Message) -> Option<u64>> = match lost {
+        let pick: Pick = match lost {
             // Node 1's vote, on its way to the next leader.
             "vote" => Box::new(move |link, m| match m {
                 Message::VoteFor(v, _) if link.at > after && link.from_node == 1 && link.to_node != 1 => Some(v.view),
@@ -1080,4 +1083,66 @@ fn a_lost_vote_or_proposal_is_sent_again_before_its_view_times_out() {
             "the {lost} of view {view} was sent again"
         );
     }
+}
+
+/// A replica down while the others committed past what their logs keep (they prune whole
+/// segments below their checkpoints) comes back, is offered checkpoints instead of the blocks,
+/// takes one that `f + 1` validators offered, and catches up on the blocks after it; it commits
+/// the same blocks as the others from then on, and a restart after the transfer restores that
+/// checkpoint from its own disk.
+#[test]
+fn a_replica_behind_what_its_peers_keep_takes_a_checkpoint_from_them_and_catches_up() {
+    // Short views, so the three left commit quickly while one is down.
+    let mut config = ConsensusConfig {
+        checkpoint_interval: 64,
+        log_retain_heights: 64,
+        view_timeout: Duration::from_millis(100),
+        view_timeout_max: Duration::from_millis(800),
+        resend_after: Duration::from_millis(50),
+        ..ConsensusConfig::default()
+    };
+    config.detection.source_addresses_authentic = true;
+    let mut sim = cluster_configured(
+        13,
+        4,
+        2,
+        NetworkModel::default(),
+        Vec::new(),
+        Duration::from_millis(5),
+        config,
+    );
+    let node2 = || NodeSet::from_indices([2]);
+    sim.schedule(SimTime::from_millis(5_000), FaultAction::Crash(node2()));
+    sim.schedule(SimTime::from_millis(50_000), FaultAction::Restart(node2()));
+    sim.schedule(SimTime::from_millis(57_000), FaultAction::Crash(node2()));
+    sim.schedule(SimTime::from_millis(58_000), FaultAction::Restart(node2()));
+    sim.run_until(SimTime::from_millis(65_000), |_| {});
+    let (_, tops) = judge(&sim, 4);
+    let probes = sim.probes();
+    let top_of = |node: u32, before: u64| {
+        named(probes, "commit")
+            .filter(|p| p.node == node && p.at < SimTime::from_millis(before))
+            .map(|p| p.probe.subject)
+            .max()
+            .unwrap_or(0)
+    };
+    let (down_at, others_at) = (top_of(2, 5_000), top_of(0, 50_000));
+    assert!(
+        down_at < 1024 && others_at > 1024 + 128,
+        "node 2 stopped in the first segment ({down_at}), the others went past it ({others_at})"
+    );
+    let installed: Vec<_> = named(probes, "snapshot_installed")
+        .map(|p| (p.node, p.probe.subject))
+        .collect();
+    assert!(
+        installed.iter().any(|(node, height)| *node == 2 && *height > 1024),
+        "node 2 took a checkpoint past the first segment: {installed:?}"
+    );
+    let highest = *tops.values().max().unwrap();
+    assert!(tops[&2] + 5 >= highest, "node 2 caught up: {tops:?}");
+    // The restart at 58 s read the transferred checkpoint back from its own disk.
+    assert!(
+        named(probes, "checkpoint_restored").any(|p| p.node == 2 && p.at > SimTime::from_millis(57_000)),
+        "a restart after the transfer restored a checkpoint"
+    );
 }

@@ -263,6 +263,95 @@ fn heights_go_in_order_and_pruning_drops_whole_segments_below_a_snapshot() {
     );
 }
 
+/// A log started again at a height between segment boundaries (after a snapshot from peers)
+/// holds nothing below it, appends from it on across the next boundary, comes back so after a
+/// crash, and prunes its unaligned first segment whole.
+#[test]
+fn a_log_started_again_mid_segment_appends_reopens_and_prunes_from_there() {
+    let mut disk = MemStorage::default();
+    let (mut log, _) = BlockLog::open(&mut disk, "blocks").unwrap();
+    fill(&mut log, &mut disk, 300);
+    log.commit(&mut disk).unwrap();
+    let start = SEGMENT_BLOCKS + 500;
+    log.restart_at(&mut disk, start).unwrap();
+    assert_eq!((log.first(), log.next(), log.committed()), (start, start, start));
+    assert_eq!(log.get(&mut disk, 10).unwrap(), None, "nothing below the restart");
+    assert!(
+        log.append(&mut disk, 300, &payload(300)).is_err(),
+        "the old next height"
+    );
+    fill(&mut log, &mut disk, 2 * SEGMENT_BLOCKS + 100);
+    log.commit(&mut disk).unwrap();
+    let (log, rec) = BlockLog::open(&mut disk, "blocks").unwrap();
+    assert_eq!(
+        (rec.first, rec.next, rec.lost_heights()),
+        (start, 2 * SEGMENT_BLOCKS + 100, 0)
+    );
+    for h in [
+        start,
+        2 * SEGMENT_BLOCKS - 1,
+        2 * SEGMENT_BLOCKS,
+        2 * SEGMENT_BLOCKS + 99,
+    ] {
+        assert_eq!(
+            log.get(&mut disk, h).unwrap().as_deref(),
+            Some(&payload(h)[..]),
+            "height {h}"
+        );
+    }
+    let many = log.get_many(&mut disk, start, SEGMENT_BLOCKS).unwrap();
+    assert_eq!(
+        many.len() as u64,
+        2 * SEGMENT_BLOCKS - start,
+        "to the end of its segment"
+    );
+    let mut log = log;
+    assert_eq!(
+        log.prune_below(&mut disk, 2 * SEGMENT_BLOCKS + 50).unwrap(),
+        2 * SEGMENT_BLOCKS
+    );
+    let (_, rec) = BlockLog::open(&mut disk, "blocks").unwrap();
+    assert_eq!((rec.first, rec.next), (2 * SEGMENT_BLOCKS, 2 * SEGMENT_BLOCKS + 100));
+}
+
+/// A crash in the middle of a restart leaves the old log (the new start, an unaligned file,
+/// goes at the next open) or, past the marker, the new one; finishing the restart after a
+/// failed storage call works.
+#[test]
+fn a_restart_interrupted_by_a_crash_or_a_failure_leaves_the_old_log_or_the_new() {
+    let start = 2 * SEGMENT_BLOCKS + 7;
+    let old = |disk: &mut MemStorage| {
+        let (mut log, _) = BlockLog::open(disk, "blocks").unwrap();
+        fill(&mut log, disk, SEGMENT_BLOCKS + 10);
+        log.commit(disk).unwrap();
+        log
+    };
+    // The new first segment was created, nothing removed yet: the old log stands.
+    let mut disk = MemStorage::default();
+    old(&mut disk);
+    let stray = format!("blocks.{start:016x}");
+    disk.write_at(&stray, 0, b"").unwrap();
+    let (log, rec) = BlockLog::open(&mut disk, "blocks").unwrap();
+    assert_eq!((rec.first, rec.next, rec.lost_heights()), (0, SEGMENT_BLOCKS + 10, 0));
+    assert!(!disk.list().unwrap().contains(&stray), "the stray start went");
+    assert_eq!(log.get(&mut disk, 5).unwrap().as_deref(), Some(&payload(5)[..]));
+    // A failure part-way fails the log; the restart done again finishes it.
+    let mut disk = MemStorage::default();
+    let mut log = old(&mut disk);
+    disk.refuse_writes(Some("blocks.committed"));
+    assert!(log.restart_at(&mut disk, start).is_err());
+    assert!(
+        log.append(&mut disk, start, &payload(start)).is_err(),
+        "a failed log refuses appends"
+    );
+    disk.refuse_writes(None);
+    log.restart_at(&mut disk, start).unwrap();
+    fill(&mut log, &mut disk, start + 3);
+    log.commit(&mut disk).unwrap();
+    let (_, rec) = BlockLog::open(&mut disk, "blocks").unwrap();
+    assert_eq!((rec.first, rec.next, rec.lost_heights()), (start, start + 3, 0));
+}
+
 /// Appends a record every 2 ms and commits every third; probes `committed` (height below which
 /// all is durable) after each successful commit, `recovered` (next, lost start, lost end) at
 /// every start, and `mismatch` if a record ever read back differs from what was written.

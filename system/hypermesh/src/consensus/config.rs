@@ -59,6 +59,14 @@ pub struct ConsensusConfig {
     /// restart reads that back and replays only the blocks after it. Each save writes the whole
     /// state machine; the same heights on every replica.
     pub checkpoint_interval: u64,
+    /// Committed heights a replica keeps in its log below its newest checkpoint: whole segments
+    /// older than that are deleted once the checkpoint is saved, so the log does not grow
+    /// without bound. A peer that needs a deleted height takes a checkpoint from `f + 1`
+    /// validators instead (snapshot transfer).
+    pub log_retain_heights: u64,
+    /// The largest checkpoint, in bytes, a replica takes from peers (it is held in memory
+    /// while it arrives).
+    pub snapshot_bytes_max: u64,
     /// Linearizable reads a replica serves at once at most; beyond it one is refused.
     pub reads_pending_max: usize,
     /// How long a linearizable read may take (a quorum's certificates, then committing up to
@@ -98,6 +106,8 @@ impl Default for ConsensusConfig {
             salvage_blocks_max: 4096,
             pending_blocks_max: 1024,
             checkpoint_interval: 1024,
+            log_retain_heights: 4096,
+            snapshot_bytes_max: 256 << 20,
             reads_pending_max: 1024,
             read_timeout: Duration::from_secs(5),
             resend_after: Duration::from_millis(500),
@@ -187,6 +197,15 @@ impl ConsensusConfig {
         }
         if self.storage_retry.is_zero() {
             return fail("storage_retry", "must be above zero".into());
+        }
+        if self.log_retain_heights == 0 {
+            return fail(
+                "log_retain_heights",
+                "must be above zero: a restart needs the block its checkpoint was taken at".into(),
+            );
+        }
+        if self.snapshot_bytes_max == 0 {
+            return fail("snapshot_bytes_max", "must be above zero".into());
         }
         if self.resend_after.is_zero() {
             return fail("resend_after", "must be above zero".into());

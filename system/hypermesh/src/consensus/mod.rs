@@ -82,7 +82,8 @@ pub use messages::{
 pub use replica::{Outgoing, Replica, ReplicaStats, Tamper, MOUNT};
 pub use validators::{Validator, ValidatorIndex, ValidatorSet, ValidatorSetError, VALIDATORS_MAX};
 pub use wire::{
-    Answer, AnswerKind, Blocks, CertifiedBlock, Consistency, Fetch, Message, Query, QueryAnswer, Submit, WireError,
+    Answer, AnswerKind, Blocks, CertifiedBlock, Consistency, Fetch, Message, Query, QueryAnswer, SnapshotChunk,
+    SnapshotOffer, Submit, WireError, SNAPSHOT_CHUNK_BYTES_MAX,
 };
 
 #[cfg(test)]

@@ -131,7 +131,8 @@ use super::isolation::IsolationProof;
 use super::messages::{Proposal, ProposalError, ProposalHeader, QcSummary, Reason, Report, Timeout, Vote};
 use super::validators::{ValidatorIndex, ValidatorSet};
 use super::wire::{
-    Answer, AnswerKind, Blocks, CertifiedBlock, Consistency, Fetch, Message, Query, QueryAnswer, Submit,
+    Answer, AnswerKind, Blocks, CertifiedBlock, Consistency, Fetch, Message, Query, QueryAnswer, SnapshotChunk,
+    SnapshotOffer, Submit, SNAPSHOT_CHUNK_BYTES_MAX,
 };
 use crate::replication::{BlockLog, LogError, MarkerCopies, Outcome, Snapshot, Snapshots, StateMachine};
 
@@ -142,6 +143,12 @@ pub const MOUNT: Mount = Mount::new("consensus", Channel(3));
 const REPLAY_BATCH_RECORDS: u64 = 256;
 /// The `halted` probe's value when the safety record was lost (every copy damaged).
 pub const HALTED_SAFETY_LOST: i64 = 3;
+/// The `halted` probe's value when the state machine refused a checkpoint that `f + 1`
+/// validators offered and whose bytes matched the offer (a bug: honest replicas made it).
+pub const HALTED_SNAPSHOT_REFUSED: i64 = 4;
+/// Failed chunk requests per source of a snapshot before the transfer is given up (offers are
+/// asked for again by the next catch-up).
+const SNAPSHOT_FAILURES_PER_SOURCE: usize = 3;
 /// The `recovered` probe's value when the log's commit marker was lost (every copy damaged):
 /// committed heights may have been lost, how many is unknown.
 pub const RECOVERED_EXTENT_UNKNOWN: i64 = -1;
@@ -204,6 +211,9 @@ pub enum Timer {
     Storage,
     /// A linearizable read is overdue (its number on this replica).
     Read(u64),
+    /// A snapshot transfer's request is overdue, or its install is tried again (its
+    /// generation).
+    Snapshot(u64),
     /// Time to send this replica's vote (and the leader's proposal) of `view` again, if the
     /// view still lasts ([`ConsensusConfig::resend_after`]).
     Resend(u64),
@@ -311,6 +321,19 @@ struct Fetching {
     unproven: Vec<CertifiedBlock>,
 }
 
+/// A checkpoint being taken from peers: `f + 1` validators offered it, its bytes come from one
+/// of them at a time in order, and they are checked against the offer's digest once whole.
+struct Transfer {
+    offer: SnapshotOffer,
+    sources: Vec<ValidatorIndex>,
+    /// The source asked now (an index into `sources`, modulo its length).
+    source: usize,
+    bytes: BytesMut,
+    generation: u64,
+    /// Requests unanswered or answered wrong.
+    failures: usize,
+}
+
 /// One validator of a HotStuff-2 cluster applying committed blocks to `M`.
 pub struct Replica<M: StateMachine> {
     config: ConsensusConfig,
@@ -373,6 +396,20 @@ pub struct Replica<M: StateMachine> {
     fetching: Option<Fetching>,
     fetch_generation: u64,
     fetch_peer: usize,
+    /// The newest checkpoint this replica holds, described and whole: offered to peers that
+    /// ask for heights it pruned from its log.
+    offered: Option<(SnapshotOffer, Bytes)>,
+    /// Each validator's latest offer of a checkpoint.
+    offers: BTreeMap<ValidatorIndex, SnapshotOffer>,
+    /// When offers were last asked of every validator at once.
+    offers_asked: Option<Instant>,
+    transfer: Option<Transfer>,
+    transfer_generation: u64,
+    /// The log is being started again, empty (it was pruned below a checkpoint that could not
+    /// be restored): done again after a failed storage call before anything else is read.
+    restarting_log: bool,
+    /// The newest checkpoint read back at start, until it is restored or left aside.
+    checkpoint_to_restore: Option<Snapshot>,
     /// Each voter's first vote per view, to notice a second one (as collector).
     votes_by_signer: BTreeMap<(u64, ValidatorIndex), Vote>,
     /// The first verified proposal header per view.
@@ -481,6 +518,13 @@ impl<M: StateMachine + 'static> Replica<M> {
             fetching: None,
             fetch_generation: 0,
             fetch_peer: 0,
+            offered: None,
+            offers: BTreeMap::new(),
+            offers_asked: None,
+            transfer: None,
+            transfer_generation: 0,
+            restarting_log: false,
+            checkpoint_to_restore: None,
             votes_by_signer: BTreeMap::new(),
             headers: BTreeMap::new(),
             convicted: BTreeMap::new(),
@@ -825,17 +869,32 @@ impl<M: StateMachine + 'static> Replica<M> {
             let (log, recovery) = BlockLog::open(cx, LOG)?;
             self.lost_at_start += recovery.lost_heights();
             self.marker_lost |= recovery.marker_lost;
-            if log.first() != 0 {
-                // Pruned below a snapshot: restoring from snapshots is not built yet.
-                self.log = Some(log);
-                self.halt(cx, 1);
-                return Ok(());
-            }
             self.log = Some(log);
             self.checkpoints = Some(checkpoints);
-            if let Some(newest) = newest {
-                self.restore_checkpoint(cx, &newest)?;
+            self.checkpoint_to_restore = newest;
+        }
+        // Until it is restored or left aside: a failed read is tried again with the rest of the
+        // start, and a pruned log cannot be replayed without it.
+        if let Some(newest) = self.checkpoint_to_restore.clone() {
+            self.restore_checkpoint(cx, &newest)?;
+            self.checkpoint_to_restore = None;
+        }
+        let first = self.log.as_ref().expect("opened above").first();
+        if first != 0 && self.tip.height < first && !self.restarting_log {
+            // Pruned below a checkpoint that could not be restored: the records held cannot be
+            // applied without the state before them. The log starts again empty, its heights
+            // reported lost, and the state comes from peers (a checkpoint, then blocks).
+            let next = self.log.as_ref().expect("opened above").next();
+            self.lost_at_start += next.saturating_sub(first).max(1);
+            self.restarting_log = true;
+            Self::probe(cx, "log_restarted", first, next as i64);
+        }
+        if self.restarting_log {
+            self.log.as_mut().expect("opened above").restart_at(cx, 0)?;
+            if let Some(checkpoints) = self.checkpoints.as_mut() {
+                checkpoints.forget_held();
             }
+            self.restarting_log = false;
         }
         loop {
             let log = self.log.as_mut().expect("opened above");
@@ -848,6 +907,13 @@ impl<M: StateMachine + 'static> Replica<M> {
                 continue;
             }
             if index >= log.next() {
+                return Ok(());
+            }
+            if index < log.first() {
+                // A log pruned past the state it must be replayed onto is started again above;
+                // reaching here is a bug of ours, and the replica stops rather than spin.
+                debug_assert!(false, "replaying from {index}, below the log's first {}", log.first());
+                self.halt(cx, 1);
                 return Ok(());
             }
             if log.committed() < log.next() {
@@ -921,23 +987,31 @@ impl<M: StateMachine + 'static> Replica<M> {
             refuse(cx, 2);
             return Ok(());
         }
-        let record = log
-            .get(cx, checkpoint.height - 1)?
-            .and_then(|bytes| CertifiedBlock::decode(&bytes).ok())
-            .filter(|r| {
-                r.block.height == checkpoint.height
-                    && r.block.view == checkpoint.view
-                    && r.block.digest() == checkpoint.digest
-            });
-        let Some(record) = record else {
-            refuse(cx, 2);
-            return Ok(());
+        // A log started again right after a checkpoint taken from peers holds no block at its
+        // height: the checkpoint was checked against `f + 1` validators' offers when taken.
+        let transferred = log.first() == checkpoint.height;
+        let record = if transferred {
+            None
+        } else {
+            let record = log
+                .get(cx, checkpoint.height - 1)?
+                .and_then(|bytes| CertifiedBlock::decode(&bytes).ok())
+                .filter(|r| {
+                    r.block.height == checkpoint.height
+                        && r.block.view == checkpoint.view
+                        && r.block.digest() == checkpoint.digest
+                });
+            if record.is_none() {
+                refuse(cx, 2);
+                return Ok(());
+            }
+            record
         };
         // The whole log below is read too, as a full replay would: a replay is what finds rot in
         // committed records and has them fetched again from peers, and records below a
         // checkpoint are still what lagging peers catch up from. With damage, the whole log is
         // replayed (and so repaired) instead.
-        let mut index = 0;
+        let mut index = log.first();
         while index + 1 < checkpoint.height {
             let count = REPLAY_BATCH_RECORDS.min(checkpoint.height - 1 - index);
             let batch = log.get_many(cx, index, count)?;
@@ -966,7 +1040,19 @@ impl<M: StateMachine + 'static> Replica<M> {
             }
             self.recent_by_height.push_back((height, ids));
         }
-        self.raise_high_qc(&record.qc);
+        if let Some(record) = record {
+            self.raise_high_qc(&record.qc);
+        }
+        self.offered = Some((
+            SnapshotOffer {
+                height: checkpoint.height,
+                view: checkpoint.view,
+                block: checkpoint.digest,
+                state: sha256(&snapshot.state),
+                len: snapshot.state.len() as u64,
+            },
+            snapshot.state.clone(),
+        ));
         Self::probe(
             cx,
             "checkpoint_restored",
@@ -1006,6 +1092,24 @@ impl<M: StateMachine + 'static> Replica<M> {
             snapshot.height,
             if saved { snapshot.state.len() as i64 } else { 0 },
         );
+        if !saved {
+            return;
+        }
+        self.offered = Some((
+            SnapshotOffer {
+                height: checkpoint.height,
+                view: checkpoint.view,
+                block: checkpoint.digest,
+                state: sha256(&snapshot.state),
+                len: snapshot.state.len() as u64,
+            },
+            snapshot.state,
+        ));
+        // Whole segments older than `log_retain_heights` below the checkpoint go: peers that
+        // need them take the checkpoint instead. A failed delete leaves them for the next.
+        if let Some(log) = self.log.as_mut() {
+            let _ = log.prune_below(cx, checkpoint.height.saturating_sub(self.config.log_retain_heights));
+        }
     }
 
     /// Reads the intact records from log index `from` on (up to `salvage_blocks_max`, stopping
@@ -2534,6 +2638,18 @@ impl<M: StateMachine + 'static> Replica<M> {
     }
 
     fn on_fetch_request(&mut self, cx: &mut Context<'_, Timer>, from: SocketAddr, fetch: Fetch) {
+        // Heights pruned from the log (record h is index h - 1): the checkpoint instead.
+        let pruned = self
+            .log
+            .as_ref()
+            .is_some_and(|log| fetch.from >= 1 && fetch.from <= self.tip.height && fetch.from - 1 < log.first());
+        if pruned {
+            if let Some((offer, _)) = self.offered.as_ref().filter(|(o, _)| o.height >= fetch.from) {
+                let message = Message::SnapshotOffer(*offer);
+                self.send(cx, from, &message);
+            }
+            return;
+        }
         let reserve = self.config.block_bytes_max + qc_bytes_max(&self.set);
         let budget = self.config.fetch_bytes_max.saturating_sub(reserve);
         let asked = fetch.from..fetch.from.saturating_add(u64::from(fetch.count));
@@ -2653,6 +2769,244 @@ impl<M: StateMachine + 'static> Replica<M> {
             let qc = self.high_qc.clone();
             self.on_qc(cx, &qc);
         }
+    }
+}
+
+impl<M: StateMachine + 'static> Replica<M> {
+    // ---- snapshot transfer ------------------------------------------------------------------
+
+    /// A validator's offer of its newest checkpoint, answering a catch-up for heights it
+    /// pruned. Counted per validator, from authenticated senders only (an unauthenticated
+    /// address could speak for several); taken once `f + 1` offered the same.
+    fn on_snapshot_offer(&mut self, cx: &mut Context<'_, Timer>, offer: SnapshotOffer) {
+        let Some(sender) = self.authenticated_sender else {
+            return;
+        };
+        if offer.height <= self.tip.height || offer.len == 0 || offer.len > self.config.snapshot_bytes_max {
+            return;
+        }
+        self.offers.insert(sender, offer);
+        if self.transfer.is_some() {
+            return;
+        }
+        let sources: Vec<ValidatorIndex> = self
+            .offers
+            .iter()
+            .filter(|(_, o)| **o == offer)
+            .map(|(v, _)| *v)
+            .collect();
+        if sources.len() > self.set.f() {
+            self.transfer_generation += 1;
+            self.transfer = Some(Transfer {
+                offer,
+                sources,
+                source: 0,
+                bytes: BytesMut::new(),
+                generation: self.transfer_generation,
+                failures: 0,
+            });
+            Self::probe(cx, "snapshot_fetch", offer.height, offer.len as i64);
+            self.request_chunk(cx);
+            return;
+        }
+        // The others are asked at once rather than one per fetch timeout: f + 1 must agree.
+        let now = cx.now();
+        if self
+            .offers_asked
+            .is_none_or(|at| now.saturating_since(at) >= self.config.fetch_timeout)
+        {
+            self.offers_asked = Some(now);
+            let message = Message::Fetch(Fetch {
+                from: self.tip.height + 1,
+                count: self.config.fetch_blocks_max,
+            });
+            self.broadcast(cx, &message, false);
+        }
+    }
+
+    /// Asks the transfer's current source for the bytes from where they stop.
+    fn request_chunk(&mut self, cx: &mut Context<'_, Timer>) {
+        let Some(t) = self.transfer.as_mut() else { return };
+        self.transfer_generation += 1;
+        t.generation = self.transfer_generation;
+        let to = t.sources[t.source % t.sources.len()];
+        let message = Message::FetchSnapshot {
+            height: t.offer.height,
+            offset: t.bytes.len() as u64,
+        };
+        let generation = t.generation;
+        self.send_to_validator(cx, to, &message);
+        let at = cx.now() + self.config.fetch_timeout;
+        cx.set_timer(at, Timer::Snapshot(generation));
+    }
+
+    fn on_snapshot_timer(&mut self, cx: &mut Context<'_, Timer>, generation: u64) {
+        let Some(t) = self.transfer.as_ref() else { return };
+        if t.generation != generation {
+            return;
+        }
+        if t.bytes.len() as u64 == t.offer.len {
+            // Whole and checked: its install failed on storage, and is tried again.
+            self.install_transfer(cx);
+        } else {
+            self.transfer_failed(cx, false);
+        }
+    }
+
+    /// The current source did not answer, or its bytes were wrong (`from_start`: they are
+    /// fetched again from the start): the next source is asked. Past
+    /// [`SNAPSHOT_FAILURES_PER_SOURCE`] failures per source the transfer is given up, and the
+    /// next catch-up asks for offers again.
+    fn transfer_failed(&mut self, cx: &mut Context<'_, Timer>, from_start: bool) {
+        let Some(t) = self.transfer.as_mut() else { return };
+        t.failures += 1;
+        t.source += 1;
+        if from_start {
+            t.bytes.clear();
+        }
+        if t.failures > SNAPSHOT_FAILURES_PER_SOURCE * t.sources.len() {
+            Self::probe(cx, "snapshot_abandoned", t.offer.height, t.failures as i64);
+            self.transfer = None;
+            self.offers.clear();
+            return;
+        }
+        self.request_chunk(cx);
+    }
+
+    /// A peer asks for the bytes of the checkpoint this replica offers.
+    fn on_fetch_snapshot(&mut self, cx: &mut Context<'_, Timer>, from: SocketAddr, height: u64, offset: u64) {
+        let Some((offer, bytes)) = self.offered.as_ref() else {
+            return;
+        };
+        if offer.height != height || offset >= offer.len {
+            return;
+        }
+        let start = offset as usize;
+        let end = (start + SNAPSHOT_CHUNK_BYTES_MAX).min(bytes.len());
+        let message = Message::SnapshotChunk(SnapshotChunk {
+            height,
+            offset,
+            total: offer.len,
+            bytes: bytes.slice(start..end),
+        });
+        self.send(cx, from, &message);
+    }
+
+    fn on_snapshot_chunk(&mut self, cx: &mut Context<'_, Timer>, chunk: SnapshotChunk) {
+        let Some(t) = self.transfer.as_mut() else { return };
+        let source = t.sources[t.source % t.sources.len()];
+        // From the source asked, at the offset asked: anything else would let a stranger's bytes
+        // in, to be found wrong only once whole.
+        if self.sender != Some(source)
+            || chunk.height != t.offer.height
+            || chunk.offset != t.bytes.len() as u64
+            || chunk.total != t.offer.len
+            || chunk.bytes.is_empty()
+        {
+            return;
+        }
+        t.bytes.extend_from_slice(&chunk.bytes);
+        if (t.bytes.len() as u64) < t.offer.len {
+            self.request_chunk(cx);
+            return;
+        }
+        if sha256(&t.bytes) != t.offer.state {
+            self.refuse(cx, Refusal::BadCatchUp);
+            self.transfer_failed(cx, true);
+            return;
+        }
+        self.install_transfer(cx);
+    }
+
+    /// Takes the transferred checkpoint: durably first (saved as this replica's checkpoint,
+    /// then its log started again right after it), then into the state machine; then catches
+    /// up on the blocks after it. A failed storage call is tried again after `storage_retry`.
+    fn install_transfer(&mut self, cx: &mut Context<'_, Timer>) {
+        let Some(t) = self.transfer.as_ref() else { return };
+        let offer = t.offer;
+        let bytes = Bytes::copy_from_slice(&t.bytes);
+        if offer.height <= self.tip.height {
+            // Caught up past it on blocks meanwhile.
+            self.transfer = None;
+            return;
+        }
+        let set_len = self.set.len();
+        let checkpoint = match Checkpoint::decode(&bytes) {
+            Ok(c)
+                if c.height == offer.height
+                    && c.view == offer.view
+                    && c.digest == offer.block
+                    && c.isolated.keys().all(|v| usize::from(*v) < set_len) =>
+            {
+                c
+            }
+            _ => {
+                self.refuse(cx, Refusal::BadCatchUp);
+                self.transfer = None;
+                self.offers.clear();
+                return;
+            }
+        };
+        let snapshot = Snapshot {
+            height: offer.height,
+            state: bytes.clone(),
+        };
+        let attempts = self.config.storage_attempts;
+        let durable = match (self.checkpoints.as_mut(), self.log.as_mut()) {
+            (Some(checkpoints), Some(log)) => {
+                checkpoints.forget_held();
+                (0..attempts).any(|_| checkpoints.save(cx, &snapshot).is_ok_and(|saved| saved))
+                    && (0..attempts).any(|_| log.restart_at(cx, offer.height).is_ok())
+            }
+            _ => false,
+        };
+        if !durable {
+            self.stats.storage_retries += 1;
+            self.transfer_generation += 1;
+            let generation = self.transfer_generation;
+            if let Some(t) = self.transfer.as_mut() {
+                t.generation = generation;
+            }
+            let at = cx.now() + self.config.storage_retry;
+            cx.set_timer(at, Timer::Snapshot(generation));
+            return;
+        }
+        if self.machine.restore(&checkpoint.state).is_err() {
+            self.halt(cx, HALTED_SNAPSHOT_REFUSED);
+            return;
+        }
+        self.tip = Tip {
+            height: checkpoint.height,
+            view: checkpoint.view,
+            digest: checkpoint.digest,
+        };
+        self.tip_proof = None;
+        for (validator, at) in &checkpoint.isolated {
+            if !self.isolated.contains_key(validator) {
+                self.detector.convict(cx.now(), *validator);
+                self.isolated.insert(*validator, *at);
+            }
+        }
+        self.recent.clear();
+        self.recent_by_height.clear();
+        for (height, ids) in checkpoint.recent {
+            for id in &ids {
+                self.recent.insert(*id, (height, AnswerKind::Forgotten));
+            }
+            self.recent_by_height.push_back((height, ids));
+        }
+        self.salvaged.retain(|height, _| *height > offer.height);
+        self.offered = Some((offer, bytes));
+        self.transfer = None;
+        self.offers.clear();
+        self.fetching = None;
+        Self::probe(cx, "snapshot_installed", offer.height, offer.len as i64);
+        // The block it was taken at, as committed here: checked against every other replica's.
+        Self::probe(cx, "commit", offer.height, digest_prefix(&offer.block));
+        self.prune_tree();
+        self.start_fetch(cx);
+        let qc = self.high_qc.clone();
+        self.on_qc(cx, &qc);
     }
 }
 
@@ -2808,6 +3162,7 @@ impl<M: StateMachine + 'static> Protocol for Replica<M> {
                 }
             }
             Timer::Resend(view) => self.on_resend_timer(cx, view),
+            Timer::Snapshot(generation) => self.on_snapshot_timer(cx, generation),
         }
     }
 }
@@ -2887,6 +3242,9 @@ impl<M: StateMachine + 'static> Replica<M> {
             }
             Message::Fetch(f) => self.on_fetch_request(cx, from, f),
             Message::Blocks(b) => self.on_blocks(cx, b),
+            Message::SnapshotOffer(o) => self.on_snapshot_offer(cx, o),
+            Message::FetchSnapshot { height, offset } => self.on_fetch_snapshot(cx, from, height, offset),
+            Message::SnapshotChunk(c) => self.on_snapshot_chunk(cx, c),
             Message::Submit(s) => self.on_submit(cx, from, s),
             // Answers are for clients.
             Message::Answer(_) => {}

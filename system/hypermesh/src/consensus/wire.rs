@@ -158,6 +158,54 @@ pub enum Message {
     ReadIndex(u64),
     /// A validator's highest certificate, for the read of that id.
     ReadIndexAnswer(u64, QuorumCertificate),
+    /// Catch-up past pruned heights: the answer to a [`Message::Fetch`] for heights this
+    /// validator no longer holds, offering its newest checkpoint instead.
+    SnapshotOffer(SnapshotOffer),
+    /// Catch-up past pruned heights: a replica asks for the bytes of the checkpoint of a
+    /// height from an offset on; the answer is a [`Message::SnapshotChunk`].
+    FetchSnapshot {
+        /// The checkpoint's height.
+        height: u64,
+        /// The first byte wanted.
+        offset: u64,
+    },
+    /// Part of a checkpoint's bytes.
+    SnapshotChunk(SnapshotChunk),
+}
+
+/// The most bytes of a checkpoint one [`SnapshotChunk`] carries (with its header, it fits one
+/// datagram of [`MESSAGE_BYTES_MAX`]).
+pub const SNAPSHOT_CHUNK_BYTES_MAX: usize = 48 * 1024;
+
+/// A validator's newest checkpoint ([`super::checkpoint::Checkpoint`]), described: a replica
+/// takes one only once `f + 1` validators offered the same, so at least one honest validator
+/// computed that state at that height.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SnapshotOffer {
+    /// The committed height the checkpoint was taken at.
+    pub height: u64,
+    /// The view of the block at that height.
+    pub view: u64,
+    /// The digest of the block at that height.
+    pub block: Digest,
+    /// SHA-256 of the checkpoint's encoding.
+    pub state: Digest,
+    /// The encoding's length in bytes.
+    pub len: u64,
+}
+
+/// The bytes of a checkpoint from `offset` on (at most [`SNAPSHOT_CHUNK_BYTES_MAX`]), of
+/// `total` in all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotChunk {
+    /// The checkpoint's height.
+    pub height: u64,
+    /// Where these bytes start.
+    pub offset: u64,
+    /// The encoding's length in bytes.
+    pub total: u64,
+    /// The bytes.
+    pub bytes: Bytes,
 }
 
 /// How fresh a [`Query`]'s answer must be.
@@ -301,6 +349,9 @@ mod tag {
     pub const QUERY_LINEARIZABLE: u8 = 16;
     pub const READ_INDEX: u8 = 17;
     pub const READ_INDEX_ANSWER: u8 = 18;
+    pub const SNAPSHOT_OFFER: u8 = 19;
+    pub const FETCH_SNAPSHOT: u8 = 20;
+    pub const SNAPSHOT_CHUNK: u8 = 21;
 }
 
 mod evidence_kind {
@@ -401,6 +452,34 @@ impl Message {
                 out.put_u64(*id);
                 qc.write(&mut out);
             }
+            Message::SnapshotOffer(o) => {
+                out.put_u8(tag::SNAPSHOT_OFFER);
+                out.put_u64(o.height);
+                out.put_u64(o.view);
+                out.put_slice(&o.block);
+                out.put_slice(&o.state);
+                out.put_u64(o.len);
+            }
+            Message::FetchSnapshot { height, offset } => {
+                out.put_u8(tag::FETCH_SNAPSHOT);
+                out.put_u64(*height);
+                out.put_u64(*offset);
+            }
+            Message::SnapshotChunk(c) => {
+                assert!(
+                    c.bytes.len() <= SNAPSHOT_CHUNK_BYTES_MAX
+                        && c.offset
+                            .checked_add(c.bytes.len() as u64)
+                            .is_some_and(|end| end <= c.total),
+                    "a snapshot chunk above the limit or past its total"
+                );
+                out.put_u8(tag::SNAPSHOT_CHUNK);
+                out.put_u64(c.height);
+                out.put_u64(c.offset);
+                out.put_u64(c.total);
+                out.put_u32(c.bytes.len() as u32);
+                out.put_slice(&c.bytes);
+            }
             Message::Report(r) => {
                 out.put_u8(tag::REPORT);
                 out.put_u16(r.accused);
@@ -431,6 +510,9 @@ impl Message {
             Message::Query(q) => 12 + q.request.len(),
             Message::ReadIndex(_) => 8,
             Message::ReadIndexAnswer(_, qc) => 8 + qc.encoded_len(),
+            Message::SnapshotOffer(_) => 8 + 8 + 32 + 32 + 8,
+            Message::FetchSnapshot { .. } => 16,
+            Message::SnapshotChunk(c) => 28 + c.bytes.len(),
             Message::QueryAnswer(a) => {
                 21 + match &a.result {
                     Ok(b) => b.len(),
@@ -541,6 +623,45 @@ impl Message {
                 signature: r.signature("report signature")?,
             }),
             tag::VOTE_FOR => Message::VoteFor(Vote::read(&mut r)?, Box::new(ProposalHeader::read(&mut r)?)),
+            tag::SNAPSHOT_OFFER => Message::SnapshotOffer(SnapshotOffer {
+                height: r.u64("snapshot offer height")?,
+                view: r.u64("snapshot offer view")?,
+                block: r.digest("snapshot offer block")?,
+                state: r.digest("snapshot offer state")?,
+                len: r.u64("snapshot offer length")?,
+            }),
+            tag::FETCH_SNAPSHOT => Message::FetchSnapshot {
+                height: r.u64("fetch snapshot height")?,
+                offset: r.u64("fetch snapshot offset")?,
+            },
+            tag::SNAPSHOT_CHUNK => {
+                let height = r.u64("snapshot chunk height")?;
+                let offset = r.u64("snapshot chunk offset")?;
+                let total = r.u64("snapshot chunk total")?;
+                let at = r.at;
+                let length = r.u32("snapshot chunk length")? as usize;
+                if length > SNAPSHOT_CHUNK_BYTES_MAX {
+                    return Err(WireError::Limit {
+                        at,
+                        field: "snapshot chunk length",
+                        value: length as u64,
+                        max: SNAPSHOT_CHUNK_BYTES_MAX,
+                    });
+                }
+                if offset.checked_add(length as u64).is_none_or(|end| end > total) {
+                    return Err(WireError::Invalid {
+                        at,
+                        field: "snapshot chunk length (past its total)",
+                        value: length as u64,
+                    });
+                }
+                Message::SnapshotChunk(SnapshotChunk {
+                    height,
+                    offset,
+                    total,
+                    bytes: Bytes::copy_from_slice(r.slice(length, "snapshot chunk bytes")?),
+                })
+            }
             other => {
                 return Err(WireError::Invalid {
                     at: tag_at,
@@ -1273,6 +1394,23 @@ mod tests {
             }),
             Message::ReadIndex(6),
             Message::ReadIndexAnswer(6, qc1.clone()),
+            Message::SnapshotOffer(SnapshotOffer {
+                height: 128,
+                view: 140,
+                block: [1; 32],
+                state: [2; 32],
+                len: 100_000,
+            }),
+            Message::FetchSnapshot {
+                height: 128,
+                offset: 49_152,
+            },
+            Message::SnapshotChunk(SnapshotChunk {
+                height: 128,
+                offset: 99_990,
+                total: 100_000,
+                bytes: Bytes::from_static(b"0123456789"),
+            }),
             Message::QueryAnswer(QueryAnswer {
                 id: 4,
                 height: 9,
@@ -1323,7 +1461,10 @@ mod tests {
                 | Message::Query(_)
                 | Message::QueryAnswer(_)
                 | Message::ReadIndex(_)
-                | Message::ReadIndexAnswer(..) => {
+                | Message::ReadIndexAnswer(..)
+                | Message::SnapshotOffer(_)
+                | Message::FetchSnapshot { .. }
+                | Message::SnapshotChunk(_) => {
                     assert_eq!(message.body_len(), body.len())
                 }
             }
@@ -1648,6 +1789,37 @@ mod tests {
                 }),
             any::<u64>().prop_map(Message::ReadIndex),
             (any::<u64>(), qc()).prop_map(|(id, qc)| Message::ReadIndexAnswer(id, qc)),
+            (
+                any::<u64>(),
+                any::<u64>(),
+                any::<[u8; 32]>(),
+                any::<[u8; 32]>(),
+                any::<u64>()
+            )
+                .prop_map(|(height, view, block, state, len)| {
+                    Message::SnapshotOffer(SnapshotOffer {
+                        height,
+                        view,
+                        block,
+                        state,
+                        len,
+                    })
+                }),
+            (any::<u64>(), any::<u64>()).prop_map(|(height, offset)| Message::FetchSnapshot { height, offset }),
+            (
+                any::<u64>(),
+                0u64..1 << 40,
+                proptest::collection::vec(any::<u8>(), 0..64),
+                0u64..1000
+            )
+                .prop_map(|(height, offset, bytes, extra)| {
+                    Message::SnapshotChunk(SnapshotChunk {
+                        height,
+                        offset,
+                        total: offset + bytes.len() as u64 + extra,
+                        bytes: Bytes::from(bytes),
+                    })
+                }),
             (any::<u64>(), any::<u64>(), any::<bool>(), "[a-z]{0,10}").prop_map(|(id, height, ok, t)| {
                 Message::QueryAnswer(QueryAnswer {
                     id,

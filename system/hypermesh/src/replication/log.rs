@@ -1,7 +1,9 @@
 //! [`BlockLog`]: the replicated log on a node's `Storage`, one record per committed height.
 //!
 //! **Layout.** Records go to segment files of [`SEGMENT_BLOCKS`] heights each
-//! (`BASE.<first height, 16 hex digits>`), so a snapshot lets whole segments be deleted. A record
+//! (`BASE.<first height, 16 hex digits>`), so a snapshot lets whole segments be deleted. Segments
+//! end at multiples of [`SEGMENT_BLOCKS`]; only the first may start between them, in a log
+//! started again after a snapshot taken from peers ([`BlockLog::restart_at`]). A record
 //! is `len: u32 | height: u64 | check: 8 bytes | payload`, where `check` is the first 8 bytes of
 //! SHA-256 over height and payload: a torn write, a record from another height, and a flipped
 //! bit anywhere all fail it. A checksummed marker (`BASE.committed`, in three copies or two
@@ -141,6 +143,11 @@ fn segment_of(height: u64) -> u64 {
     height - height % SEGMENT_BLOCKS
 }
 
+/// The first height after the segment that starts at `first` (aligned or not).
+fn segment_end(first: u64) -> u64 {
+    segment_of(first) + SEGMENT_BLOCKS
+}
+
 fn segment_name(base: &str, first: u64) -> String {
     format!("{base}.{first:016x}")
 }
@@ -221,9 +228,22 @@ impl BlockLog {
             .filter_map(|name| name.strip_prefix(&prefix))
             .filter(|rest| rest.len() == 16)
             .filter_map(|hex| u64::from_str_radix(hex, 16).ok())
-            .filter(|first| first % SEGMENT_BLOCKS == 0)
             .collect();
         firsts.sort_unstable();
+        // Only the lowest segment may start between multiples (a log started again after a
+        // snapshot); any other such file is the new start of a restart that a crash interrupted
+        // before it removed the old segments, and goes (the old log stands).
+        let lowest = firsts.first().copied();
+        let mut stray_bytes = 0;
+        for first in firsts
+            .iter()
+            .filter(|f| *f % SEGMENT_BLOCKS != 0 && Some(**f) != lowest)
+        {
+            let name = segment_name(base, *first);
+            stray_bytes += storage.size(&name)?;
+            storage.remove(&name)?;
+        }
+        firsts.retain(|first| first % SEGMENT_BLOCKS == 0 || Some(*first) == lowest);
         let mut log = BlockLog {
             base: base.to_string(),
             first: firsts.first().copied().unwrap_or(0),
@@ -236,7 +256,7 @@ impl BlockLog {
             failed: false,
         };
         log.next = log.first;
-        let mut truncated_bytes = 0;
+        let mut truncated_bytes = stray_bytes;
         let mut holes = 0;
         let mut damaged_at: Option<u64> = None;
         for (i, first) in firsts.iter().copied().enumerate() {
@@ -257,7 +277,7 @@ impl BlockLog {
                 truncated_bytes += len - segment.len;
                 storage.truncate(&name, segment.len)?;
                 storage.sync(&name)?;
-            } else if log.next < first + SEGMENT_BLOCKS && i + 1 < firsts.len() {
+            } else if log.next < segment_end(first) && i + 1 < firsts.len() {
                 // A segment ending early with another after it: the later one cannot follow.
                 damaged_at = Some(log.next);
             }
@@ -335,7 +355,7 @@ impl BlockLog {
         record.put_u64(height);
         record.put_slice(&check(height, payload));
         record.put_slice(payload);
-        let first = segment_of(height);
+        let first = self.segment_key(height);
         let segment = self.segments.entry(first).or_default();
         if let Err(e) = storage.write_at(&segment_name(&self.base, first), segment.len, &record) {
             self.failed = true;
@@ -366,6 +386,17 @@ impl BlockLog {
             self.durable_lens.insert(*first, segment.len);
         }
         let high_water = self.high_water.max(self.next);
+        if let Err(e) = self.save_claim(storage, high_water) {
+            self.failed = true;
+            return Err(e);
+        }
+        self.committed = self.next;
+        self.high_water = high_water;
+        Ok(self.committed)
+    }
+
+    /// Saves the marker's claim that heights below `high_water` are committed.
+    fn save_claim(&mut self, storage: &mut dyn Storage, high_water: u64) -> Result<(), LogError> {
         // In three copies: the claim only grows, and an older claim read back after the newest rotted
         // would hide committed heights lost to damage (swarm-consensus with storage faults,
         // seed 9: a replica recovered 123 of 215 committed heights and reported none lost).
@@ -383,13 +414,7 @@ impl BlockLog {
                 saved
             }
         };
-        if let Err(e) = saved {
-            self.failed = true;
-            return Err(e.into());
-        }
-        self.committed = self.next;
-        self.high_water = high_water;
-        Ok(self.committed)
+        Ok(saved?)
     }
 
     /// Brings a failed log back to what is durable: cuts every segment to its durable length
@@ -456,7 +481,7 @@ impl BlockLog {
             segment.offsets.retain(|offset| *offset < keep);
             segment.len = keep;
             segment.dirty = false;
-            ended |= segment.offsets.len() as u64 != SEGMENT_BLOCKS;
+            ended |= first + segment.offsets.len() as u64 != segment_end(*first);
         }
         for first in removed {
             self.segments.remove(&first);
@@ -485,7 +510,7 @@ impl BlockLog {
         if height < self.first || height >= self.next {
             return Ok(None);
         }
-        let first = segment_of(height);
+        let first = self.segment_key(height);
         let Some(segment) = self.segments.get(&first) else {
             return Ok(None);
         };
@@ -507,7 +532,7 @@ impl BlockLog {
         if from < self.first || from >= self.next || count == 0 {
             return Ok(Vec::new());
         }
-        let first = segment_of(from);
+        let first = self.segment_key(from);
         let Some(segment) = self.segments.get(&first) else {
             return Ok(Vec::new());
         };
@@ -535,15 +560,51 @@ impl BlockLog {
             .segments
             .keys()
             .copied()
-            .filter(|first| first + SEGMENT_BLOCKS <= height)
+            .filter(|first| segment_end(*first) <= height)
             .collect();
         for first in doomed {
             storage.remove(&segment_name(&self.base, first))?;
             self.segments.remove(&first);
             self.durable_lens.remove(&first);
-            self.first = first + SEGMENT_BLOCKS;
+            self.first = segment_end(first);
         }
         Ok(self.first)
+    }
+
+    /// The key of the segment holding `height`: its aligned start, or the log's first height
+    /// if that is later (a first segment started between multiples).
+    fn segment_key(&self, height: u64) -> u64 {
+        segment_of(height).max(self.first)
+    }
+
+    /// Starts the log again, empty, at `height`: every record is deleted and the next one
+    /// appended is `height`'s. For a replica that took a snapshot of height `height` from
+    /// peers (its own records below are not needed, and the heights between are held by no
+    /// record of its own). Done in an order a crash anywhere leaves either the old log or the
+    /// new: the new first segment is created first (an unaligned file that an open keeps only
+    /// as the lowest), then the old segments are removed from the lowest on, then the marker
+    /// claims `height`. A failure fails the log; calling this again finishes the job.
+    pub fn restart_at(&mut self, storage: &mut dyn Storage, height: u64) -> Result<(), LogError> {
+        self.failed = true;
+        let name = segment_name(&self.base, height);
+        storage.truncate(&name, 0)?;
+        storage.sync(&name)?;
+        let old: Vec<u64> = self.segments.keys().copied().filter(|first| *first != height).collect();
+        for first in old {
+            storage.remove(&segment_name(&self.base, first))?;
+            self.segments.remove(&first);
+            self.durable_lens.remove(&first);
+        }
+        self.segments.insert(height, Segment::default());
+        self.durable_lens.insert(height, 0);
+        let high_water = self.high_water.max(height);
+        self.save_claim(storage, high_water)?;
+        self.first = height;
+        self.next = height;
+        self.committed = height;
+        self.high_water = high_water;
+        self.failed = false;
+        Ok(())
     }
 }
 
@@ -578,7 +639,7 @@ fn replay(first: u64, bytes: &[u8]) -> (Segment, u64, bool) {
     let mut at = 0usize;
     while at < bytes.len() {
         let height = first + segment.offsets.len() as u64;
-        if height >= first + SEGMENT_BLOCKS {
+        if height >= segment_end(first) {
             return (segment, holes, true);
         }
         match parse(&bytes[at..], height) {
@@ -609,7 +670,6 @@ fn replay(first: u64, bytes: &[u8]) -> (Segment, u64, bool) {
 fn next_intact(first: u64, bytes: &[u8], from: usize, after: u64) -> Option<(usize, u64)> {
     (from..bytes.len().saturating_sub(HEADER_BYTES - 1)).find_map(|p| {
         let height = u64::from_be_bytes(bytes[p + 4..p + 12].try_into().expect("8 bytes"));
-        (height > after && height < first + SEGMENT_BLOCKS && parse(&bytes[p..], height).is_some())
-            .then_some((p, height))
+        (height > after && height < segment_end(first) && parse(&bytes[p..], height).is_some()).then_some((p, height))
     })
 }

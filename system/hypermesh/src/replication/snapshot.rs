@@ -60,6 +60,13 @@ impl Snapshots {
         Ok(true)
     }
 
+    /// Lets the next save store a snapshot older than the one held: for a log started again
+    /// after a snapshot taken from peers, where the one held is no longer vouched for by the
+    /// log.
+    pub fn forget_held(&mut self) {
+        self.held = None;
+    }
+
     /// The height of the newest snapshot stored.
     pub fn height(&self) -> Option<u64> {
         self.held

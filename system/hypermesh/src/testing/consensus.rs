@@ -46,6 +46,7 @@ pub const METRICS: &[(&str, &str)] = &[
     ("checkpoints_saved", "checkpoints honest replicas saved (their replicated state at every checkpoint_interval heights)"),
     ("checkpoints_restored", "restarts of honest replicas that restored a checkpoint and replayed only the blocks after it"),
     ("checkpoints_refused", "restarts of honest replicas that left their newest checkpoint aside (damaged, or not vouched for by the log) and replayed the whole log"),
+    ("snapshots_installed", "checkpoints honest replicas took from f + 1 validators' offers, behind what their peers' logs keep"),
     ("byzantine_validators", "validators given an adversary that acted (sent something other than an honest replica would)"),
     ("byzantine_detected", "of them, marked by every honest replica up at the end"),
     ("detection_ms_p99", "99th percentile over Byzantine validators of the time from their first misbehaviour until the first honest replica marked them; absent if one was never marked"),
@@ -118,6 +119,7 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
     let mut proposer_conflicts = BTreeSet::new();
     let mut catchup_blocks = 0i64;
     let (mut checkpoints_saved, mut checkpoints_restored, mut checkpoints_refused) = (0u64, 0u64, 0u64);
+    let mut snapshots_installed = 0u64;
     let mut txns: BTreeMap<u64, TxnBuilder> = BTreeMap::new();
     let mut misbehaved: BTreeMap<u32, Duration> = BTreeMap::new();
     // accused → marker → when.
@@ -182,6 +184,7 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
             "checkpoint" if honest(o.node) && p.value > 0 => checkpoints_saved += 1,
             "checkpoint_restored" if honest(o.node) => checkpoints_restored += 1,
             "checkpoint_refused" if honest(o.node) => checkpoints_refused += 1,
+            "snapshot_installed" if honest(o.node) => snapshots_installed += 1,
             "halted" if honest(o.node) => {
                 let first = halted.insert(o.node);
                 if first && evidence.len() < EVIDENCE_MAX {
@@ -192,6 +195,9 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
                         match p.value {
                             2 => "a committed block conflicted with its chain",
                             crate::consensus::replica::HALTED_SAFETY_LOST => "its safety record was lost in every copy",
+                            crate::consensus::replica::HALTED_SNAPSHOT_REFUSED => {
+                                "its state machine refused a checkpoint f + 1 validators offered"
+                            }
                             _ => "its log failed",
                         },
                         Seconds(o.at)
@@ -384,6 +390,7 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
     set("checkpoints_saved", Some(checkpoints_saved as f64));
     set("checkpoints_restored", Some(checkpoints_restored as f64));
     set("checkpoints_refused", Some(checkpoints_refused as f64));
+    set("snapshots_installed", Some(snapshots_installed as f64));
     let honest_up_nodes: Vec<u32> = (0..run.validators)
         .filter(|n| honest(*n) && run.up_at_end.contains(n))
         .collect();

@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 use hypermesh::consensus::{
     Answer, AnswerKind, Blocks, CertifiedBlock, Consistency, Evidence, Fetch, Message, Proposal, QcSummary, Query,
-    QueryAnswer, QuorumCertificate, Reason, Report, Submit, Timeout, TimeoutCertificate, TimeoutEntry, Validator,
-    ValidatorKey, ValidatorSet, Vote,
+    QueryAnswer, QuorumCertificate, Reason, Report, SnapshotChunk, SnapshotOffer, Submit, Timeout, TimeoutCertificate,
+    TimeoutEntry, Validator, ValidatorKey, ValidatorSet, Vote,
 };
 use hypermesh::membership::NodeId;
 
@@ -100,7 +100,10 @@ pub fn decodes_canonically(data: &[u8]) {
         | Message::FetchProposal(_)
         | Message::Query(_)
         | Message::QueryAnswer(_)
-        | Message::ReadIndex(_) => {}
+        | Message::ReadIndex(_)
+        | Message::SnapshotOffer(_)
+        | Message::FetchSnapshot { .. }
+        | Message::SnapshotChunk(_) => {}
     }
 }
 
@@ -130,7 +133,10 @@ pub fn decodes_and_verifies(data: &[u8]) -> bool {
             | Message::FetchProposal(_)
             | Message::Query(_)
             | Message::QueryAnswer(_)
-            | Message::ReadIndex(_),
+            | Message::ReadIndex(_)
+            | Message::SnapshotOffer(_)
+            | Message::FetchSnapshot { .. }
+            | Message::SnapshotChunk(_),
         ) => true,
         Err(_) => false,
     }
@@ -256,6 +262,32 @@ pub fn seeds() -> Vec<(&'static str, Bytes)> {
         ),
         ("read-index", Message::ReadIndex(3)),
         ("read-index-answer", Message::ReadIndexAnswer(3, qc1.clone())),
+        (
+            "snapshot-offer",
+            Message::SnapshotOffer(SnapshotOffer {
+                height: 64,
+                view: 70,
+                block: first.block.digest(),
+                state: [7; 32],
+                len: 60_000,
+            }),
+        ),
+        (
+            "fetch-snapshot",
+            Message::FetchSnapshot {
+                height: 64,
+                offset: 49_152,
+            },
+        ),
+        (
+            "snapshot-chunk",
+            Message::SnapshotChunk(SnapshotChunk {
+                height: 64,
+                offset: 59_990,
+                total: 60_000,
+                bytes: Bytes::from_static(b"0123456789"),
+            }),
+        ),
         (
             "query-answer",
             Message::QueryAnswer(QueryAnswer {
