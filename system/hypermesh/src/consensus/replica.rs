@@ -2873,8 +2873,12 @@ impl<M: StateMachine + 'static> Replica<M> {
         self.request_chunk(cx);
     }
 
-    /// A peer asks for the bytes of the checkpoint this replica offers.
+    /// A peer asks for the bytes of the checkpoint this replica offers. Validators only: an
+    /// answer is some three thousand times the size of the question.
     fn on_fetch_snapshot(&mut self, cx: &mut Context<'_, Timer>, from: SocketAddr, height: u64, offset: u64) {
+        if self.sender.is_none() {
+            return;
+        }
         let Some((offer, bytes)) = self.offered.as_ref() else {
             return;
         };
