@@ -1146,3 +1146,86 @@ fn a_replica_behind_what_its_peers_keep_takes_a_checkpoint_from_them_and_catches
         "a restart after the transfer restored a checkpoint"
     );
 }
+
+/// A chunk request lost on its way (its source silent from then on, as far as the requester
+/// can tell) moves the transfer to the next source, which serves the checkpoint from its start:
+/// bytes are never mixed from two sources, so a source that sent one bad chunk and went silent
+/// cannot spoil the bytes that follow from an honest one.
+#[test]
+fn a_transfer_moved_to_another_source_starts_the_checkpoint_again() {
+    use hypermesh::consensus::Message;
+    let mut config = ConsensusConfig {
+        checkpoint_interval: 64,
+        log_retain_heights: 64,
+        view_timeout: Duration::from_millis(100),
+        view_timeout_max: Duration::from_millis(800),
+        resend_after: Duration::from_millis(50),
+        ..ConsensusConfig::default()
+    };
+    config.detection.source_addresses_authentic = true;
+    let mut sim = cluster_configured(
+        13,
+        4,
+        2,
+        NetworkModel::default(),
+        Vec::new(),
+        Duration::from_millis(5),
+        config,
+    );
+    let node2 = || NodeSet::from_indices([2]);
+    sim.schedule(SimTime::from_millis(5_000), FaultAction::Crash(node2()));
+    sim.schedule(SimTime::from_millis(50_000), FaultAction::Restart(node2()));
+    // Node 2's chunk requests, in order: (to, offset, dropped).
+    let requests = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let seen = requests.clone();
+    let mut dropped = false;
+    let pick: Pick = Box::new(move |link, m| match m {
+        Message::FetchSnapshot { offset, .. } if link.from_node == 2 => {
+            let drop = !dropped && *offset > 0;
+            dropped |= drop;
+            seen.borrow_mut().push((link.to_node, *offset, drop));
+            drop.then_some(*offset)
+        }
+        _ => None,
+    });
+    sim.set_interceptor(Box::new(DropEvery { pick }));
+    sim.run_until(SimTime::from_millis(60_000), |_| {});
+    judge(&sim, 4);
+    let requests = requests.borrow();
+    let lost = requests
+        .iter()
+        .position(|(_, _, dropped)| *dropped)
+        .unwrap_or_else(|| panic!("no chunk request was dropped: {requests:?}"));
+    let (to, offset, _) = requests[lost + 1];
+    assert_ne!(to, requests[lost].0, "the next request went to another source");
+    assert_eq!(offset, 0, "from the checkpoint's start: {requests:?}");
+    assert!(
+        named(sim.probes(), "snapshot_installed").any(|p| p.node == 2),
+        "node 2 took the checkpoint all the same"
+    );
+}
+
+/// Drops every consensus message `pick` chooses.
+struct DropEvery {
+    pick: Pick,
+}
+
+impl simulator::Interceptor for DropEvery {
+    fn intercept(
+        &mut self,
+        link: simulator::LinkEnds,
+        payload: bytes::Bytes,
+        _rng: &mut runtime::DetRng,
+    ) -> simulator::Intercepted {
+        if let Some((&channel, body)) = payload.split_first() {
+            if channel == MOUNT.channel.0 {
+                if let Ok(message) = hypermesh::consensus::Message::decode(body) {
+                    if (self.pick)(&link, &message).is_some() {
+                        return simulator::Intercepted::Dropped;
+                    }
+                }
+            }
+        }
+        simulator::Intercepted::Pass(payload)
+    }
+}

@@ -335,6 +335,19 @@ fn a_restart_interrupted_by_a_crash_or_a_failure_leaves_the_old_log_or_the_new()
     assert_eq!((rec.first, rec.next, rec.lost_heights()), (0, SEGMENT_BLOCKS + 10, 0));
     assert!(!disk.list().unwrap().contains(&stray), "the stray start went");
     assert_eq!(log.get(&mut disk, 5).unwrap().as_deref(), Some(&payload(5)[..]));
+    // A restart that failed and was never done again leaves an empty unaligned file; once
+    // pruning takes the segments below it, it is the lowest, and still goes at open (taken
+    // for the log's start, it cut off every segment after it).
+    let mut disk = MemStorage::default();
+    let (mut log, _) = BlockLog::open(&mut disk, "blocks").unwrap();
+    fill(&mut log, &mut disk, 3 * SEGMENT_BLOCKS + 10);
+    log.commit(&mut disk).unwrap();
+    let stray = format!("blocks.{:016x}", SEGMENT_BLOCKS + 7);
+    disk.write_at(&stray, 0, b"").unwrap();
+    log.prune_below(&mut disk, 2 * SEGMENT_BLOCKS).unwrap();
+    let (_, rec) = BlockLog::open(&mut disk, "blocks").unwrap();
+    assert_eq!((rec.first, rec.next), (2 * SEGMENT_BLOCKS, 3 * SEGMENT_BLOCKS + 10));
+    assert!(!disk.list().unwrap().contains(&stray), "the stray start went");
     // A failure part-way fails the log; the restart done again finishes it.
     let mut disk = MemStorage::default();
     let mut log = old(&mut disk);
@@ -344,6 +357,11 @@ fn a_restart_interrupted_by_a_crash_or_a_failure_leaves_the_old_log_or_the_new()
         log.append(&mut disk, start, &payload(start)).is_err(),
         "a failed log refuses appends"
     );
+    // What it holds in memory is what the disk holds: recovering it keeps the new start, and
+    // never goes back below the heights it held (a replica asserts its log keeps every height
+    // it applied).
+    log.recover(&mut disk).unwrap();
+    assert_eq!((log.first(), log.next()), (start, start), "recovered to the new start");
     disk.refuse_writes(None);
     log.restart_at(&mut disk, start).unwrap();
     fill(&mut log, &mut disk, start + 3);

@@ -330,7 +330,7 @@ struct Transfer {
     source: usize,
     bytes: BytesMut,
     generation: u64,
-    /// Requests unanswered or answered wrong.
+    /// Requests unanswered or answered wrong since the last chunk taken.
     failures: usize,
 }
 
@@ -399,6 +399,9 @@ pub struct Replica<M: StateMachine> {
     /// The newest checkpoint this replica holds, described and whole: offered to peers that
     /// ask for heights it pruned from its log.
     offered: Option<(SnapshotOffer, Bytes)>,
+    /// The checkpoint offered before it, still served: a transfer under way when a newer one
+    /// is saved would otherwise find its source silent.
+    offered_before: Option<(SnapshotOffer, Bytes)>,
     /// Each validator's latest offer of a checkpoint.
     offers: BTreeMap<ValidatorIndex, SnapshotOffer>,
     /// When offers were last asked of every validator at once.
@@ -519,6 +522,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             fetch_generation: 0,
             fetch_peer: 0,
             offered: None,
+            offered_before: None,
             offers: BTreeMap::new(),
             offers_asked: None,
             transfer: None,
@@ -884,8 +888,9 @@ impl<M: StateMachine + 'static> Replica<M> {
             // Pruned below a checkpoint that could not be restored: the records held cannot be
             // applied without the state before them. The log starts again empty, its heights
             // reported lost, and the state comes from peers (a checkpoint, then blocks).
+            // Every height below its end: those below its first went with the pruning.
             let next = self.log.as_ref().expect("opened above").next();
-            self.lost_at_start += next.saturating_sub(first).max(1);
+            self.lost_at_start += next.max(1);
             self.restarting_log = true;
             Self::probe(cx, "log_restarted", first, next as i64);
         }
@@ -1043,6 +1048,7 @@ impl<M: StateMachine + 'static> Replica<M> {
         if let Some(record) = record {
             self.raise_high_qc(&record.qc);
         }
+        self.offered_before = self.offered.take();
         self.offered = Some((
             SnapshotOffer {
                 height: checkpoint.height,
@@ -1095,6 +1101,7 @@ impl<M: StateMachine + 'static> Replica<M> {
         if !saved {
             return;
         }
+        self.offered_before = self.offered.take();
         self.offered = Some((
             SnapshotOffer {
                 height: checkpoint.height,
@@ -2849,21 +2856,20 @@ impl<M: StateMachine + 'static> Replica<M> {
             // Whole and checked: its install failed on storage, and is tried again.
             self.install_transfer(cx);
         } else {
-            self.transfer_failed(cx, false);
+            self.transfer_failed(cx);
         }
     }
 
-    /// The current source did not answer, or its bytes were wrong (`from_start`: they are
-    /// fetched again from the start): the next source is asked. Past
-    /// [`SNAPSHOT_FAILURES_PER_SOURCE`] failures per source the transfer is given up, and the
-    /// next catch-up asks for offers again.
-    fn transfer_failed(&mut self, cx: &mut Context<'_, Timer>, from_start: bool) {
+    /// The current source did not answer, or its bytes were wrong: the next source is asked,
+    /// from the start. Bytes are never mixed from two sources, or one bad chunk followed by
+    /// silence would spoil every honest source's bytes after it, found only once whole.
+    /// Past [`SNAPSHOT_FAILURES_PER_SOURCE`] failures in a row per source the transfer is
+    /// given up, and the next catch-up asks for offers again.
+    fn transfer_failed(&mut self, cx: &mut Context<'_, Timer>) {
         let Some(t) = self.transfer.as_mut() else { return };
         t.failures += 1;
         t.source += 1;
-        if from_start {
-            t.bytes.clear();
-        }
+        t.bytes.clear();
         if t.failures > SNAPSHOT_FAILURES_PER_SOURCE * t.sources.len() {
             Self::probe(cx, "snapshot_abandoned", t.offer.height, t.failures as i64);
             self.transfer = None;
@@ -2873,16 +2879,21 @@ impl<M: StateMachine + 'static> Replica<M> {
         self.request_chunk(cx);
     }
 
-    /// A peer asks for the bytes of the checkpoint this replica offers. Validators only: an
-    /// answer is some three thousand times the size of the question.
+    /// A peer asks for the bytes of the checkpoint this replica offers. Authenticated
+    /// validators only: an answer is some three thousand times the size of the question, and
+    /// a spoofed source address would aim it at someone else.
     fn on_fetch_snapshot(&mut self, cx: &mut Context<'_, Timer>, from: SocketAddr, height: u64, offset: u64) {
-        if self.sender.is_none() {
+        if self.authenticated_sender.is_none() {
             return;
         }
-        let Some((offer, bytes)) = self.offered.as_ref() else {
+        let Some((offer, bytes)) = [self.offered.as_ref(), self.offered_before.as_ref()]
+            .into_iter()
+            .flatten()
+            .find(|(offer, _)| offer.height == height)
+        else {
             return;
         };
-        if offer.height != height || offset >= offer.len {
+        if offset >= offer.len {
             return;
         }
         let start = offset as usize;
@@ -2899,9 +2910,9 @@ impl<M: StateMachine + 'static> Replica<M> {
     fn on_snapshot_chunk(&mut self, cx: &mut Context<'_, Timer>, chunk: SnapshotChunk) {
         let Some(t) = self.transfer.as_mut() else { return };
         let source = t.sources[t.source % t.sources.len()];
-        // From the source asked, at the offset asked: anything else would let a stranger's bytes
-        // in, to be found wrong only once whole.
-        if self.sender != Some(source)
+        // From the source asked (authenticated), at the offset asked: anything else would let a
+        // stranger's bytes in, to be found wrong only once whole.
+        if self.authenticated_sender != Some(source)
             || chunk.height != t.offer.height
             || chunk.offset != t.bytes.len() as u64
             || chunk.total != t.offer.len
@@ -2910,13 +2921,14 @@ impl<M: StateMachine + 'static> Replica<M> {
             return;
         }
         t.bytes.extend_from_slice(&chunk.bytes);
+        t.failures = 0;
         if (t.bytes.len() as u64) < t.offer.len {
             self.request_chunk(cx);
             return;
         }
         if sha256(&t.bytes) != t.offer.state {
             self.refuse(cx, Refusal::BadCatchUp);
-            self.transfer_failed(cx, true);
+            self.transfer_failed(cx);
             return;
         }
         self.install_transfer(cx);
@@ -3000,6 +3012,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             self.recent_by_height.push_back((height, ids));
         }
         self.salvaged.retain(|height, _| *height > offer.height);
+        self.offered_before = self.offered.take();
         self.offered = Some((offer, bytes));
         self.transfer = None;
         self.offers.clear();

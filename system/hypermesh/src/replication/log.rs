@@ -233,7 +233,15 @@ impl BlockLog {
         // Only the lowest segment may start between multiples (a log started again after a
         // snapshot); any other such file is the new start of a restart that a crash interrupted
         // before it removed the old segments, and goes (the old log stands).
-        let lowest = firsts.first().copied();
+        // So is an empty one with segments after it: a restart that failed and was never done
+        // again (its replica caught up on blocks instead), its file the lowest once pruning
+        // took the segments below it.
+        let mut lowest = firsts.first().copied();
+        if let Some(first) = lowest.filter(|f| f % SEGMENT_BLOCKS != 0 && firsts.len() > 1) {
+            if storage.size(&segment_name(base, first))? == 0 {
+                lowest = None;
+            }
+        }
         let mut stray_bytes = 0;
         for first in firsts
             .iter()
@@ -589,18 +597,24 @@ impl BlockLog {
         let name = segment_name(&self.base, height);
         storage.truncate(&name, 0)?;
         storage.sync(&name)?;
+        // What is held in memory follows the disk step by step, so a failure part-way leaves a
+        // log that recovers to what the disk holds: the old segments go from the lowest on, as
+        // pruning takes them (the log still ends where it did), ...
         let old: Vec<u64> = self.segments.keys().copied().filter(|first| *first != height).collect();
         for first in old {
             storage.remove(&segment_name(&self.base, first))?;
             self.segments.remove(&first);
             self.durable_lens.remove(&first);
+            self.first = segment_end(first).min(self.next);
         }
+        // ... then the log is the new one, before the marker claims it.
         self.segments.insert(height, Segment::default());
         self.durable_lens.insert(height, 0);
-        let high_water = self.high_water.max(height);
-        self.save_claim(storage, high_water)?;
         self.first = height;
         self.next = height;
+        self.committed = self.high_water.min(height);
+        let high_water = self.high_water.max(height);
+        self.save_claim(storage, high_water)?;
         self.committed = height;
         self.high_water = high_water;
         self.failed = false;
