@@ -646,18 +646,19 @@ impl<T> simulator::Interceptor for Tap<T> {
         payload: bytes::Bytes,
         _rng: &mut runtime::DetRng,
     ) -> simulator::Intercepted {
-        if let Some((&channel, body)) = payload.split_first() {
-            if channel == MOUNT.channel.0 {
-                if let Some(kept) = hypermesh::consensus::Message::decode(body)
-                    .ok()
-                    .and_then(&mut self.pick)
-                {
-                    self.seen.borrow_mut().push((link.from_node, kept));
-                }
-            }
+        if let Some(kept) = consensus_message(&payload).and_then(&mut self.pick) {
+            self.seen.borrow_mut().push((link.from_node, kept));
         }
         simulator::Intercepted::Pass(payload)
     }
+}
+
+/// The consensus message a datagram carries, if it is on consensus's channel and decodes.
+fn consensus_message(datagram: &[u8]) -> Option<hypermesh::consensus::Message> {
+    let (&channel, body) = datagram.split_first()?;
+    (channel == MOUNT.channel.0)
+        .then(|| hypermesh::consensus::Message::decode(body).ok())
+        .flatten()
 }
 
 /// `message` as a datagram on consensus's channel.
@@ -1001,36 +1002,39 @@ fn a_certificate_with_a_height_its_signatures_do_not_cover_is_refused() {
     assert!(refused >= 4, "each validator refuses it as invalid: {refused}");
 }
 
-/// Chooses a message on a link to drop, returning its view.
+/// Chooses a message on a link to drop (`Some`, with a value the test keeps, such as its view).
 type Pick = Box<dyn FnMut(&simulator::LinkEnds, &hypermesh::consensus::Message) -> Option<u64>>;
 
-/// Drops the first consensus message `pick` chooses, once, and records the view it was for.
-struct DropOnce {
+/// Drops every consensus message `pick` chooses.
+struct Dropper {
     pick: Pick,
-    dropped: std::rc::Rc<std::cell::Cell<Option<u64>>>,
 }
 
-impl simulator::Interceptor for DropOnce {
+impl simulator::Interceptor for Dropper {
     fn intercept(
         &mut self,
         link: simulator::LinkEnds,
         payload: bytes::Bytes,
         _rng: &mut runtime::DetRng,
     ) -> simulator::Intercepted {
-        if self.dropped.get().is_none() {
-            if let Some((&channel, body)) = payload.split_first() {
-                if channel == MOUNT.channel.0 {
-                    if let Ok(message) = hypermesh::consensus::Message::decode(body) {
-                        if let Some(view) = (self.pick)(&link, &message) {
-                            self.dropped.set(Some(view));
-                            return simulator::Intercepted::Dropped;
-                        }
-                    }
-                }
-            }
+        match consensus_message(&payload) {
+            Some(message) if (self.pick)(&link, &message).is_some() => simulator::Intercepted::Dropped,
+            _ => simulator::Intercepted::Pass(payload),
         }
-        simulator::Intercepted::Pass(payload)
     }
+}
+
+/// `pick`, for the first message it chooses only; what it returned for that one goes to
+/// `dropped`.
+fn once(mut pick: Pick, dropped: std::rc::Rc<std::cell::Cell<Option<u64>>>) -> Pick {
+    Box::new(move |link, message| {
+        if dropped.get().is_some() {
+            return None;
+        }
+        let chosen = pick(link, message)?;
+        dropped.set(Some(chosen));
+        Some(chosen)
+    })
 }
 
 /// With one validator of four down, every other vote is needed for a quorum. A single lost
@@ -1063,9 +1067,8 @@ fn a_lost_vote_or_proposal_is_sent_again_before_its_view_times_out() {
                 _ => None,
             }),
         };
-        sim.set_interceptor(Box::new(DropOnce {
-            pick,
-            dropped: dropped.clone(),
+        sim.set_interceptor(Box::new(Dropper {
+            pick: once(pick, dropped.clone()),
         }));
         sim.run_until(SimTime::from_millis(8_000), |_| {});
         let view = dropped.get().unwrap_or_else(|| panic!("no {lost} was dropped"));
@@ -1085,14 +1088,10 @@ fn a_lost_vote_or_proposal_is_sent_again_before_its_view_times_out() {
     }
 }
 
-/// A replica down while the others committed past what their logs keep (they prune whole
-/// segments below their checkpoints) comes back, is offered checkpoints instead of the blocks,
-/// takes one that `f + 1` validators offered, and catches up on the blocks after it; it commits
-/// the same blocks as the others from then on, and a restart after the transfer restores that
-/// checkpoint from its own disk.
-#[test]
-fn a_replica_behind_what_its_peers_keep_takes_a_checkpoint_from_them_and_catches_up() {
-    // Short views, so the three left commit quickly while one is down.
+/// Four validators that checkpoint every 64 heights and keep 64 heights below the newest
+/// checkpoint in their logs, with short views so the three left commit quickly while one is
+/// down; validator 2 is down from 5 s (in the first segment) to 50 s (the others past it).
+fn pruning_cluster() -> Simulation {
     let mut config = ConsensusConfig {
         checkpoint_interval: 64,
         log_retain_heights: 64,
@@ -1114,6 +1113,18 @@ fn a_replica_behind_what_its_peers_keep_takes_a_checkpoint_from_them_and_catches
     let node2 = || NodeSet::from_indices([2]);
     sim.schedule(SimTime::from_millis(5_000), FaultAction::Crash(node2()));
     sim.schedule(SimTime::from_millis(50_000), FaultAction::Restart(node2()));
+    sim
+}
+
+/// A replica down while the others committed past what their logs keep (they prune whole
+/// segments below their checkpoints) comes back, is offered checkpoints instead of the blocks,
+/// takes one that `f + 1` validators offered, and catches up on the blocks after it; it commits
+/// the same blocks as the others from then on, and a restart after the transfer restores that
+/// checkpoint from its own disk.
+#[test]
+fn a_replica_behind_what_its_peers_keep_takes_a_checkpoint_from_them_and_catches_up() {
+    let mut sim = pruning_cluster();
+    let node2 = || NodeSet::from_indices([2]);
     sim.schedule(SimTime::from_millis(57_000), FaultAction::Crash(node2()));
     sim.schedule(SimTime::from_millis(58_000), FaultAction::Restart(node2()));
     sim.run_until(SimTime::from_millis(65_000), |_| {});
@@ -1154,27 +1165,7 @@ fn a_replica_behind_what_its_peers_keep_takes_a_checkpoint_from_them_and_catches
 #[test]
 fn a_transfer_moved_to_another_source_starts_the_checkpoint_again() {
     use hypermesh::consensus::Message;
-    let mut config = ConsensusConfig {
-        checkpoint_interval: 64,
-        log_retain_heights: 64,
-        view_timeout: Duration::from_millis(100),
-        view_timeout_max: Duration::from_millis(800),
-        resend_after: Duration::from_millis(50),
-        ..ConsensusConfig::default()
-    };
-    config.detection.source_addresses_authentic = true;
-    let mut sim = cluster_configured(
-        13,
-        4,
-        2,
-        NetworkModel::default(),
-        Vec::new(),
-        Duration::from_millis(5),
-        config,
-    );
-    let node2 = || NodeSet::from_indices([2]);
-    sim.schedule(SimTime::from_millis(5_000), FaultAction::Crash(node2()));
-    sim.schedule(SimTime::from_millis(50_000), FaultAction::Restart(node2()));
+    let mut sim = pruning_cluster();
     // Node 2's chunk requests, in order: (to, offset, dropped).
     let requests = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let seen = requests.clone();
@@ -1188,7 +1179,7 @@ fn a_transfer_moved_to_another_source_starts_the_checkpoint_again() {
         }
         _ => None,
     });
-    sim.set_interceptor(Box::new(DropEvery { pick }));
+    sim.set_interceptor(Box::new(Dropper { pick }));
     sim.run_until(SimTime::from_millis(60_000), |_| {});
     judge(&sim, 4);
     let requests = requests.borrow();
@@ -1203,29 +1194,4 @@ fn a_transfer_moved_to_another_source_starts_the_checkpoint_again() {
         named(sim.probes(), "snapshot_installed").any(|p| p.node == 2),
         "node 2 took the checkpoint all the same"
     );
-}
-
-/// Drops every consensus message `pick` chooses.
-struct DropEvery {
-    pick: Pick,
-}
-
-impl simulator::Interceptor for DropEvery {
-    fn intercept(
-        &mut self,
-        link: simulator::LinkEnds,
-        payload: bytes::Bytes,
-        _rng: &mut runtime::DetRng,
-    ) -> simulator::Intercepted {
-        if let Some((&channel, body)) = payload.split_first() {
-            if channel == MOUNT.channel.0 {
-                if let Ok(message) = hypermesh::consensus::Message::decode(body) {
-                    if (self.pick)(&link, &message).is_some() {
-                        return simulator::Intercepted::Dropped;
-                    }
-                }
-            }
-        }
-        simulator::Intercepted::Pass(payload)
-    }
 }

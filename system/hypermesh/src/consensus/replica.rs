@@ -1030,35 +1030,11 @@ impl<M: StateMachine + 'static> Replica<M> {
             refuse(cx, 3);
             return Ok(());
         }
-        self.tip = Tip {
-            height: checkpoint.height,
-            view: checkpoint.view,
-            digest: checkpoint.digest,
-        };
-        for (validator, at) in &checkpoint.isolated {
-            self.detector.convict(cx.now(), *validator);
-            self.isolated.insert(*validator, *at);
-        }
-        for (height, ids) in checkpoint.recent {
-            for id in &ids {
-                self.recent.insert(*id, (height, AnswerKind::Forgotten));
-            }
-            self.recent_by_height.push_back((height, ids));
-        }
+        self.take_checkpoint(cx, &checkpoint);
         if let Some(record) = record {
             self.raise_high_qc(&record.qc);
         }
-        self.offered_before = self.offered.take();
-        self.offered = Some((
-            SnapshotOffer {
-                height: checkpoint.height,
-                view: checkpoint.view,
-                block: checkpoint.digest,
-                state: sha256(&snapshot.state),
-                len: snapshot.state.len() as u64,
-            },
-            snapshot.state.clone(),
-        ));
+        self.offer(&checkpoint, snapshot.state.clone());
         Self::probe(
             cx,
             "checkpoint_restored",
@@ -1101,22 +1077,56 @@ impl<M: StateMachine + 'static> Replica<M> {
         if !saved {
             return;
         }
-        self.offered_before = self.offered.take();
-        self.offered = Some((
-            SnapshotOffer {
-                height: checkpoint.height,
-                view: checkpoint.view,
-                block: checkpoint.digest,
-                state: sha256(&snapshot.state),
-                len: snapshot.state.len() as u64,
-            },
-            snapshot.state,
-        ));
+        self.offer(&checkpoint, snapshot.state);
         // Whole segments older than `log_retain_heights` below the checkpoint go: peers that
         // need them take the checkpoint instead. A failed delete leaves them for the next.
         if let Some(log) = self.log.as_mut() {
             let _ = log.prune_below(cx, checkpoint.height.saturating_sub(self.config.log_retain_heights));
         }
+    }
+
+    /// Takes the replicated state of `checkpoint` besides the machine's (which the caller
+    /// restored): its tip, its isolated validators, and the transaction ids of its dedup
+    /// window (their answers are not kept: a resubmission is answered `Forgotten`).
+    fn take_checkpoint(&mut self, cx: &mut Context<'_, Timer>, checkpoint: &Checkpoint) {
+        self.tip = Tip {
+            height: checkpoint.height,
+            view: checkpoint.view,
+            digest: checkpoint.digest,
+        };
+        for (validator, at) in &checkpoint.isolated {
+            if !self.isolated.contains_key(validator) {
+                self.detector.convict(cx.now(), *validator);
+                self.isolated.insert(*validator, *at);
+            }
+        }
+        self.recent.clear();
+        self.recent_by_height.clear();
+        for (height, ids) in &checkpoint.recent {
+            for id in ids {
+                self.recent.insert(*id, (*height, AnswerKind::Forgotten));
+            }
+            self.recent_by_height.push_back((*height, ids.clone()));
+        }
+    }
+
+    /// Offers `checkpoint` (encoded as `state`) to peers behind what this log keeps, keeping
+    /// the one offered before it served too.
+    fn offer(&mut self, checkpoint: &Checkpoint, state: Bytes) {
+        let offer = SnapshotOffer {
+            height: checkpoint.height,
+            view: checkpoint.view,
+            block: checkpoint.digest,
+            state: sha256(&state),
+            len: state.len() as u64,
+        };
+        self.offer_described(offer, state);
+    }
+
+    /// [`Self::offer`], for a checkpoint already described (one taken from peers, its digest
+    /// checked against the offer).
+    fn offer_described(&mut self, offer: SnapshotOffer, state: Bytes) {
+        self.offered_before = self.offered.replace((offer, state));
     }
 
     /// Reads the intact records from log index `from` on (up to `salvage_blocks_max`, stopping
@@ -2991,29 +3001,10 @@ impl<M: StateMachine + 'static> Replica<M> {
             self.halt(cx, HALTED_SNAPSHOT_REFUSED);
             return;
         }
-        self.tip = Tip {
-            height: checkpoint.height,
-            view: checkpoint.view,
-            digest: checkpoint.digest,
-        };
+        self.take_checkpoint(cx, &checkpoint);
         self.tip_proof = None;
-        for (validator, at) in &checkpoint.isolated {
-            if !self.isolated.contains_key(validator) {
-                self.detector.convict(cx.now(), *validator);
-                self.isolated.insert(*validator, *at);
-            }
-        }
-        self.recent.clear();
-        self.recent_by_height.clear();
-        for (height, ids) in checkpoint.recent {
-            for id in &ids {
-                self.recent.insert(*id, (height, AnswerKind::Forgotten));
-            }
-            self.recent_by_height.push_back((height, ids));
-        }
         self.salvaged.retain(|height, _| *height > offer.height);
-        self.offered_before = self.offered.take();
-        self.offered = Some((offer, bytes));
+        self.offer_described(offer, bytes);
         self.transfer = None;
         self.offers.clear();
         self.fetching = None;

@@ -553,16 +553,7 @@ impl Message {
                     Consistency::Linearizable
                 };
                 let id = r.u64("query id")?;
-                let at = r.at;
-                let length = r.u32("query length")? as usize;
-                if length > TRANSACTION_BYTES_MAX {
-                    return Err(WireError::Limit {
-                        at,
-                        field: "query length",
-                        value: length as u64,
-                        max: TRANSACTION_BYTES_MAX,
-                    });
-                }
+                let length = r.length("query length", TRANSACTION_BYTES_MAX)?;
                 Message::Query(Query {
                     id,
                     consistency,
@@ -578,16 +569,7 @@ impl Message {
                 let height = r.u64("query answer height")?;
                 let kind_at = r.at;
                 let kind = r.u8("query answer kind")?;
-                let at = r.at;
-                let length = r.u32("query answer length")? as usize;
-                if length > ANSWER_BYTES_MAX {
-                    return Err(WireError::Limit {
-                        at,
-                        field: "query answer length",
-                        value: length as u64,
-                        max: ANSWER_BYTES_MAX,
-                    });
-                }
+                let length = r.length("query answer length", ANSWER_BYTES_MAX)?;
                 let body_at = r.at;
                 let body = r.slice(length, "query answer body")?;
                 let result = match kind {
@@ -639,15 +621,7 @@ impl Message {
                 let offset = r.u64("snapshot chunk offset")?;
                 let total = r.u64("snapshot chunk total")?;
                 let at = r.at;
-                let length = r.u32("snapshot chunk length")? as usize;
-                if length > SNAPSHOT_CHUNK_BYTES_MAX {
-                    return Err(WireError::Limit {
-                        at,
-                        field: "snapshot chunk length",
-                        value: length as u64,
-                        max: SNAPSHOT_CHUNK_BYTES_MAX,
-                    });
-                }
+                let length = r.length("snapshot chunk length", SNAPSHOT_CHUNK_BYTES_MAX)?;
                 if offset.checked_add(length as u64).is_none_or(|end| end > total) {
                     return Err(WireError::Invalid {
                         at,
@@ -759,15 +733,7 @@ impl Block {
         let mut transactions = Vec::with_capacity(count.min(r.remaining() / 4));
         for _ in 0..count {
             let length_at = r.at;
-            let length = r.u32("transaction length")? as usize;
-            if length > TRANSACTION_BYTES_MAX {
-                return Err(WireError::Limit {
-                    at: length_at,
-                    field: "transaction length",
-                    value: length as u64,
-                    max: TRANSACTION_BYTES_MAX,
-                });
-            }
+            let length = r.length("transaction length", TRANSACTION_BYTES_MAX)?;
             let size = r.at - start + length;
             if size > BLOCK_BYTES_MAX {
                 return Err(WireError::Limit {
@@ -1102,16 +1068,7 @@ impl Submit {
 
     fn read(r: &mut Reader) -> Result<Submit, WireError> {
         let forwarded = r.flag("submit flags")?;
-        let length_at = r.at;
-        let length = r.u32("submit length")? as usize;
-        if length > TRANSACTION_BYTES_MAX {
-            return Err(WireError::Limit {
-                at: length_at,
-                field: "submit length",
-                value: length as u64,
-                max: TRANSACTION_BYTES_MAX,
-            });
-        }
+        let length = r.length("submit length", TRANSACTION_BYTES_MAX)?;
         Ok(Submit {
             forwarded,
             transaction: Bytes::copy_from_slice(r.slice(length, "submitted transaction")?),
@@ -1153,15 +1110,7 @@ impl Answer {
         let kind_at = r.at;
         let kind = r.u8("answer kind")?;
         let length_at = r.at;
-        let length = r.u32("answer length")? as usize;
-        if length > ANSWER_BYTES_MAX {
-            return Err(WireError::Limit {
-                at: length_at,
-                field: "answer length",
-                value: length as u64,
-                max: ANSWER_BYTES_MAX,
-            });
-        }
+        let length = r.length("answer length", ANSWER_BYTES_MAX)?;
         let body_at = r.at;
         let body = r.slice(length, "answer body")?;
         let text = |field| {
@@ -1253,6 +1202,21 @@ impl<'a> Reader<'a> {
 
     fn signature(&mut self, field: &'static str) -> Result<Signature, WireError> {
         Ok(Signature(self.take(field)?))
+    }
+
+    /// A `u32` length of bytes to follow, at most `max`.
+    fn length(&mut self, field: &'static str, max: usize) -> Result<usize, WireError> {
+        let at = self.at;
+        let length = self.u32(field)? as usize;
+        if length > max {
+            return Err(WireError::Limit {
+                at,
+                field,
+                value: length as u64,
+                max,
+            });
+        }
+        Ok(length)
     }
 
     /// A `u16` count, at most `max`.
