@@ -212,6 +212,8 @@ pub struct ConsensusPlan {
     pub view_timeout: Duration,
     /// [`hypermesh::consensus::ConsensusConfig::votes_to_all`].
     pub votes_to_all: bool,
+    /// [`hypermesh::consensus::ConsensusConfig::skip_suspected_leaders`].
+    pub skip_suspected_leaders: bool,
     /// [`hypermesh::consensus::ConsensusConfig::checkpoint_interval`].
     pub checkpoint_interval: u64,
     /// [`hypermesh::consensus::ConsensusConfig::log_retain_heights`].
@@ -304,6 +306,7 @@ impl ConsensusPlan {
             batch_delay_max: defaults.batch_delay_max,
             view_timeout: defaults.view_timeout,
             votes_to_all: defaults.votes_to_all,
+            skip_suspected_leaders: defaults.skip_suspected_leaders,
             checkpoint_interval: defaults.checkpoint_interval,
             log_retain_heights: defaults.log_retain_heights,
             latency_tolerance: defaults.detection.latency_tolerance,
@@ -321,6 +324,7 @@ impl ConsensusPlan {
             batch_delay_max: self.batch_delay_max,
             view_timeout: self.view_timeout,
             votes_to_all: self.votes_to_all,
+            skip_suspected_leaders: self.skip_suspected_leaders,
             checkpoint_interval: self.checkpoint_interval,
             log_retain_heights: self.log_retain_heights,
             detection: hypermesh::consensus::detection::DetectionConfig {
@@ -1370,6 +1374,9 @@ impl Ctx<'_> {
         }
         if let Some(v) = raw.votes_to_all {
             plan.votes_to_all = v;
+        }
+        if let Some(s) = raw.skip_suspected_leaders {
+            plan.skip_suspected_leaders = s;
         }
         if let Some(c) = &raw.checkpoint_interval {
             plan.checkpoint_interval = *c.get_ref();

@@ -84,6 +84,7 @@ pub struct RawConsensus {
     pub batch_delay_max: Option<Spanned<String>>,
     pub view_timeout: Option<Spanned<String>>,
     pub votes_to_all: Option<bool>,
+    pub skip_suspected_leaders: Option<bool>,
     pub checkpoint_interval: Option<Spanned<u64>>,
     pub log_retain_heights: Option<Spanned<u64>>,
     pub latency_tolerance: Option<Spanned<String>>,

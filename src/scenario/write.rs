@@ -311,6 +311,7 @@ fn consensus(p: &ConsensusPlan) -> Table {
     t.insert("batch_delay_max".into(), duration(p.batch_delay_max));
     t.insert("view_timeout".into(), duration(p.view_timeout));
     t.insert("votes_to_all".into(), p.votes_to_all.into());
+    t.insert("skip_suspected_leaders".into(), p.skip_suspected_leaders.into());
     t.insert("checkpoint_interval".into(), int(p.checkpoint_interval));
     t.insert("log_retain_heights".into(), int(p.log_retain_heights));
     t.insert("latency_tolerance".into(), duration(p.latency_tolerance));

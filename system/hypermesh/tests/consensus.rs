@@ -213,14 +213,89 @@ fn a_crashed_leader_is_passed_over_and_a_restarted_replica_catches_up() {
     let during: Vec<_> = named(probes, "commit")
         .filter(|p| p.node == 0 && p.at > SimTime::from_millis(4_000) && p.at < SimTime::from_millis(9_000))
         .collect();
-    // With one validator of four down, two views of every four time out (its own, and the
-    // one whose votes go to it): two commits per rotation of about two view timeouts.
+    // Its views time out until the others suspect it, then are skipped (see
+    // `a_crashed_leader_is_suspected_skipped_at_once_and_trusted_again_once_back`).
     assert!(
         during.len() >= 4,
         "commits continued while a validator was down: {}",
         during.len()
     );
     assert!(named(probes, "timeout").count() > 0, "its views timed out");
+}
+
+/// A crashed validator is suspected by the others at the first of its views that ends without
+/// its proposal; from then on they give up on its views as soon as they enter them and send
+/// their votes past it, so the cluster commits many times faster than by waiting out two view
+/// timeouts per rotation. Once it is back, the first message it signs in a later view clears the
+/// suspicion, and it leads again.
+#[test]
+fn a_crashed_leader_is_suspected_skipped_at_once_and_trusted_again_once_back() {
+    let down = SimTime::from_millis(3_000);
+    let back = SimTime::from_millis(9_000);
+    let run = |skip_suspected_leaders: bool| {
+        let config = ConsensusConfig {
+            skip_suspected_leaders,
+            ..ConsensusConfig::default()
+        };
+        let mut sim = cluster_configured(
+            3,
+            4,
+            2,
+            NetworkModel::default(),
+            Vec::new(),
+            Duration::from_millis(20),
+            config,
+        );
+        sim.schedule(down, FaultAction::Crash(NodeSet::from_indices([2])));
+        sim.schedule(back, FaultAction::Restart(NodeSet::from_indices([2])));
+        sim.run_until(SimTime::from_millis(16_000), |_| {});
+        judge(&sim, 4);
+        sim
+    };
+    let commits_while_down = |sim: &Simulation| {
+        named(sim.probes(), "commit")
+            .filter(|p| p.node == 0 && p.at > SimTime::from_millis(4_000) && p.at < back)
+            .count()
+    };
+    let waited = run(false);
+    let skipped = run(true);
+    let (slow, fast) = (commits_while_down(&waited), commits_while_down(&skipped));
+    assert!(
+        fast >= 5 * slow.max(1),
+        "heights committed while validator 2 was down: {fast} skipping its views, {slow} waiting them out"
+    );
+    assert!(
+        !named(waited.probes(), "skipped").any(|p| p.probe.value == 2),
+        "without suspicion its views are waited out"
+    );
+    let probes = skipped.probes();
+    let suspecters: BTreeSet<NodeIndex> = named(probes, "leader_suspected")
+        .filter(|p| p.probe.value == 2 && p.at > down && p.at < back)
+        .map(|p| p.node)
+        .collect();
+    assert_eq!(
+        suspecters,
+        BTreeSet::from([0, 1, 3]),
+        "every other validator suspected it"
+    );
+    let trusters: BTreeSet<NodeIndex> = named(probes, "leader_trusted")
+        .filter(|p| p.probe.value == 2 && p.at > back)
+        .map(|p| p.node)
+        .collect();
+    assert_eq!(
+        trusters,
+        BTreeSet::from([0, 1, 3]),
+        "every other validator trusts it again"
+    );
+    let settled = SimTime::from_millis(12_000);
+    assert!(
+        !named(probes, "skipped").any(|p| p.probe.value == 2 && p.at > settled),
+        "its views are no longer skipped once it is back"
+    );
+    let led = named(probes, "proposal")
+        .filter(|p| p.node == 2 && p.at > settled)
+        .count();
+    assert!(led > 10, "it leads again: {led} proposals");
 }
 
 /// A restarted replica reads its newest checkpoint back and replays only the blocks after it,

@@ -81,6 +81,12 @@ pub struct ConsensusConfig {
     /// Votes go to every validator instead of the next leader only: the naive variant of the
     /// `consensus-cpu` scenario, O(n²) messages per decision.
     pub votes_to_all: bool,
+    /// Views of a leader this replica suspects of being down are given up on as soon as they
+    /// are entered, and votes go past it to the next leader, as for an isolated one. A leader
+    /// is suspected once one of its views ended by timeout certificate without its proposal
+    /// reaching this replica, and trusted again on any message it signed in a later view. Off,
+    /// a crashed validator costs two view timeouts per rotation for as long as it is down.
+    pub skip_suspected_leaders: bool,
     /// Byzantine detection: the guide's `latency_tolerance`, `clock_skew_max` and
     /// `confirmation_required`.
     pub detection: DetectionConfig,
@@ -112,6 +118,7 @@ impl Default for ConsensusConfig {
             read_timeout: Duration::from_secs(5),
             resend_after: Duration::from_millis(500),
             votes_to_all: false,
+            skip_suspected_leaders: true,
             detection: DetectionConfig::default(),
         }
     }

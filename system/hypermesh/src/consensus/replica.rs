@@ -49,7 +49,9 @@
 //! | `commit_txs` | height | transactions in the block |
 //! | `view` | view entered | 1 through a certificate, 2 through a timeout certificate |
 //! | `timeout` | view timed out | consecutive timeouts |
-//! | `skipped` | view given up on at once | its leader (isolated) |
+//! | `skipped` | view given up on at once | its leader (isolated or suspected) |
+//! | `leader_suspected` | the leader's view that ended by timeout certificate without its proposal here | the leader |
+//! | `leader_trusted` | view of the message that showed the leader up again | the leader |
 //! | `proposal` | view | transactions proposed |
 //! | `checkpoint` | height | bytes saved (0: the save failed, the previous checkpoint stays) |
 //! | `checkpoint_restored` | height | bytes read back at restart |
@@ -87,6 +89,35 @@
 //! epoch's set (its size changes only with an epoch, not built yet), and discarding them would
 //! turn a wrongly isolated honest validator into a crashed one (swarm seeds with pauses showed
 //! a cluster of four then unable to commit). A Byzantine validator's votes cannot hurt safety.
+//!
+//! # Leader suspicion
+//!
+//! A crashed validator would otherwise cost two view timeouts on every rotation for as long as
+//! it is down: its own view, and the one before it, whose votes go to it (one of four down
+//! left a cluster committing about one height a second). So a replica that leaves a view
+//! through its timeout certificate without having received that view's proposal suspects its
+//! leader of being down ([`ConsensusConfig::skip_suspected_leaders`]) and treats it as
+//! isolated: it gives up on the leader's views as soon as it enters them, and sends its votes
+//! past it, to the leader of the first view it does not skip (and to the suspected one too, in
+//! case it is up after all). Whoever collects a quorum of those votes without leading the next
+//! view sends the certificate to every validator, so all move into the skipped view and out of
+//! it at once, and the leader after it, entering through a timeout certificate, proposes
+//! without waiting for a batch or a heartbeat. A leader is trusted again on any message it
+//! signed in a later view that verifies here (a proposal, a timeout, a vote collected here): a
+//! restarted validator times out of the views it is skipped in as everyone does, its timeout
+//! reaches everyone, and it leads again from its next turn.
+//!
+//! Only the leader of a view that failed is suspected, not the one its votes went to: a
+//! Byzantine leader that withholds its proposal from some validators spoils its view as surely
+//! as a crashed collector, and blaming the collector skipped an honest leader's view, which
+//! then failed for want of the skippers' votes and blamed the next one (`withhold` stopped a
+//! cluster of four so). A leader whose proposals never reach this replica is suspected for
+//! good by it: for its votes, that leader is down.
+//!
+//! Like isolation this is local and safe whatever replicas believe: timing out is always
+//! allowed, a vote is the same vote whoever collects it, and a certificate proves the same
+//! thing whoever built it. Replicas that disagree about a leader cost a view, as without
+//! suspicion.
 //!
 //! # Reads
 //!
@@ -279,6 +310,9 @@ pub struct ReplicaStats {
     pub resent: u64,
     /// Validators this replica holds evidence against.
     pub convicted: u64,
+    /// Times a leader came to be suspected of being down (see
+    /// [`ConsensusConfig::skip_suspected_leaders`]).
+    pub leaders_suspected: u64,
 }
 
 /// A committed block's place: what the next committed block must extend.
@@ -426,6 +460,9 @@ pub struct Replica<M: StateMachine> {
     detector: Detector,
     /// Isolated validators, with the height of the block whose removal isolated each.
     isolated: BTreeMap<ValidatorIndex, u64>,
+    /// Leaders suspected of being down, with their latest view that ended by timeout without
+    /// their proposal here (see the module's *Leader suspicion*).
+    suspected: BTreeMap<ValidatorIndex, u64>,
     /// Validators isolated by the blocks being committed live, with the height of the removal's
     /// block, until their [`IsolationProof`] is kept.
     isolated_unproven: Vec<(ValidatorIndex, u64)>,
@@ -538,6 +575,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             held_seq: 0,
             detector,
             isolated: BTreeMap::new(),
+            suspected: BTreeMap::new(),
             isolated_unproven: Vec::new(),
             voted_log: None,
             voted_records: VecDeque::new(),
@@ -602,9 +640,59 @@ impl<M: StateMachine + 'static> Replica<M> {
         self.set.leader(view)
     }
 
-    /// Whether this replica gives up on `view` as soon as it enters it: its leader is isolated.
+    /// Whether this replica gives up on `view` as soon as it enters it: its leader is isolated,
+    /// or suspected of being down (never this replica itself).
     pub fn skips(&self, view: u64) -> bool {
-        self.isolated.contains_key(&self.leader(view))
+        let leader = self.leader(view);
+        self.isolated.contains_key(&leader)
+            || (self.config.skip_suspected_leaders && leader != self.me && self.suspected.contains_key(&leader))
+    }
+
+    /// Leaders this replica suspects of being down, with their latest view that ended by
+    /// timeout without their proposal reaching it.
+    pub fn suspected(&self) -> &BTreeMap<ValidatorIndex, u64> {
+        &self.suspected
+    }
+
+    /// Leaving `view` through its timeout certificate without its proposal: its leader is
+    /// suspected of being down. Without the proposal itself, not only its header (a voter's
+    /// vote shows it): a leader that withholds its proposals from this replica is, for its
+    /// votes, as good as down. Not the leader a vote of the view went to, though a crashed
+    /// one spoils that view first: a Byzantine leader that withholds its proposal from some
+    /// validators spoils its view as surely, and blaming the collector then skipped an honest
+    /// leader's view, which failed for want of those votes and blamed the next (`withhold`
+    /// stopped a cluster of four so).
+    fn suspect_for(&mut self, cx: &mut Context<'_, Timer>, view: u64) {
+        let leader = self.leader(view);
+        if leader == self.me || self.seen_proposals.contains_key(&view) {
+            return;
+        }
+        match self.suspected.get_mut(&leader) {
+            Some(since) => *since = (*since).max(view),
+            None => {
+                self.suspected.insert(leader, view);
+                self.stats.leaders_suspected += 1;
+                Self::probe(cx, "leader_suspected", view, i64::from(leader));
+            }
+        }
+    }
+
+    /// A message `signer` signed in `view` verified here: a leader suspected before that view
+    /// is up again, and gets its next view in full.
+    fn heard_from(&mut self, cx: &mut Context<'_, Timer>, signer: ValidatorIndex, view: u64) {
+        if self.suspected.get(&signer).is_some_and(|since| *since < view) {
+            self.suspected.remove(&signer);
+            Self::probe(cx, "leader_trusted", view, i64::from(signer));
+        }
+    }
+
+    /// Whether this replica collects the votes of `view`: it leads the first view after it that
+    /// it does not skip, or one of the `f + 1` after it (a voter that suspects leaders this
+    /// replica does not sends its votes further on).
+    fn collects_votes_of(&self, view: u64) -> bool {
+        self.next_leader(view) == self.me
+            || self.config.skip_suspected_leaders
+                && (1..=self.set.f() as u64 + 1).any(|ahead| self.leader(view.saturating_add(ahead)) == self.me)
     }
 
     /// The leader of the first view after `view` that this replica does not skip: where its
@@ -1478,12 +1566,22 @@ impl<M: StateMachine + 'static> Replica<M> {
         }
         let full = transactions.len() >= self.config.batch_size_max;
         let waited = cx.now().saturating_since(self.view_entered);
-        let heartbeat = self.config.view_timeout / 2;
+        // An idle leader proposes an empty block a quarter of a view timeout in, so the chain
+        // still grows. Its own view timer covers its heartbeat and the next leader's (whose
+        // proposal carries this view's certificate), with the round trips between: at half a
+        // timeout each, every idle leader timed out of its own view just before the next
+        // proposal came.
+        let heartbeat = self.config.view_timeout / 4;
         // Nothing new but transactions waiting for the chain to grow: propose at once, an empty
         // block only moves them to commit, and waiting would add a batch delay per view.
         let pushing = transactions.is_empty() && (self.announce || self.uncommitted_on_branch());
+        // Entered through a timeout certificate: the followers' timers of this view have run
+        // since that certificate, and they cover this proposal and the next view's (which
+        // carries this one's certificate). A heartbeat here and another there would spend the
+        // whole timer on an idle cluster, and the view would time out though it was certified.
         let ready = full
             || pushing
+            || timeout.is_some()
             || (waited >= self.config.batch_delay_max && !transactions.is_empty())
             || waited >= heartbeat;
         if !ready {
@@ -1614,7 +1712,13 @@ impl<M: StateMachine + 'static> Replica<M> {
         }
     }
 
+    /// A timeout certificate of `view`: a quorum gave up on it. Leaving the view this replica
+    /// is in so, it suspects whoever spoiled that view for it (joining `f + 1` timeouts ahead
+    /// suspects nobody: the certificate that ended the view may be on its way).
     fn on_tc(&mut self, cx: &mut Context<'_, Timer>, view: u64) {
+        if view == self.view {
+            self.suspect_for(cx, view);
+        }
         self.advance_to(cx, view + 1, true);
     }
 
@@ -2227,6 +2331,7 @@ impl<M: StateMachine + 'static> Replica<M> {
                 return;
             }
         }
+        self.heard_from(cx, proposal.block.proposer, view);
         // A copy sent again (its view lasted: see `resend_after`) is judged once, as the first.
         let first_copy = !self.seen_proposals.contains_key(&view);
         if first_copy
@@ -2327,7 +2432,11 @@ impl<M: StateMachine + 'static> Replica<M> {
         self.stats.votes += 1;
         let message = Message::VoteFor(vote, Box::new(header));
         self.own_vote = Some((view, message.clone()));
-        let at = cx.now() + self.config.resend_after;
+        // Within the view's time left: a proposal may come late in its view (a heartbeat), and
+        // a resend `resend_after` later would land on the view's timeout.
+        let now = cx.now();
+        let left = (self.view_entered + self.view_timeout()).saturating_since(now);
+        let at = now + self.config.resend_after.min(left / 2);
         cx.set_timer(at, Timer::Resend(view));
         self.send_vote(cx, &message, true);
     }
@@ -2341,6 +2450,12 @@ impl<M: StateMachine + 'static> Replica<M> {
             let next = self.next_leader(self.view);
             if include_me || next != self.me {
                 self.send_to_validator(cx, next, message);
+            }
+            // The next view's leader too if it is only suspected: should it be up after all,
+            // and the other voters trust it, the view is not lost for want of this vote.
+            let following = self.leader(self.view.saturating_add(1));
+            if following != next && following != self.me && !self.isolated.contains_key(&following) {
+                self.send_to_validator(cx, following, message);
             }
         }
     }
@@ -2413,9 +2528,9 @@ impl<M: StateMachine + 'static> Replica<M> {
                 _ => {}
             }
         }
-        // Only the next view's leader aggregates, or the next one not isolated (every replica
+        // Only the next view's leader aggregates, or the next one not skipped (every replica
         // does in the naive variant, which makes the quadratic cost visible).
-        if self.next_leader(vote.view) != self.me && !self.config.votes_to_all {
+        if !self.config.votes_to_all && !self.collects_votes_of(vote.view) {
             return;
         }
         if vote.view + 1 < self.view {
@@ -2444,11 +2559,20 @@ impl<M: StateMachine + 'static> Replica<M> {
             Ok(count) => {
                 self.stats.signatures_verified += 1;
                 self.votes_by_signer.insert((vote.view, vote.signer), vote.clone());
+                let (signer, view) = (vote.signer, vote.view);
                 if count == self.set.quorum() && before < count {
                     let qc = builder.build(&self.set).expect("a quorum");
                     self.remember_verified(&qc);
+                    // Collected past the next view's leader: the others learn of it only so
+                    // (a replica that skips the next view sends its certificate as it gives
+                    // up on it).
+                    let next = qc.view.saturating_add(1);
+                    if !self.config.votes_to_all && self.leader(next) != self.me && !self.skips(next) {
+                        self.broadcast(cx, &Message::QuorumCertificate(qc.clone()), false);
+                    }
                     self.on_qc(cx, &qc);
                 }
+                self.heard_from(cx, signer, view);
             }
             Err(super::certificate::AggregateError::Invalid(_)) => self.refuse_forged(cx),
             Err(_) => {}
@@ -2489,6 +2613,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             return;
         }
         self.stats.signatures_verified += 1;
+        self.heard_from(cx, timeout.signer, view);
         let entry = self.timeouts.entry(view).or_default();
         entry.insert(timeout.signer, timeout);
         let count = entry.len();

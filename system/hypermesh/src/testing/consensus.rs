@@ -39,7 +39,8 @@ pub const METRICS: &[(&str, &str)] = &[
     ("reads_failed", "linearizable reads refused (no quorum's certificates, or not committed up to them, within read_timeout)"),
     ("reads_unknown", "linearizable reads with no agreeing answers in time"),
     ("read_ms_p99", "99th percentile of the time from a linearizable read's sending to its agreeing answers"),
-    ("commit_ms_p99", "99th percentile of the same"),
+    ("commit_ms_p90", "90th percentile of the time from submission to answer, committed transactions"),
+    ("commit_ms_p99", "99th percentile of the time from submission to answer, committed transactions"),
     ("proposer_conflicts", "views in which two honest validators proposed (every replica must name the same leader for a view: must be 0)"),
     ("view_changes", "views entered through a timeout certificate (summed over honest replicas)"),
     ("catchup_blocks", "blocks honest replicas committed from catch-up answers"),
@@ -383,6 +384,7 @@ pub fn analyse<'a>(probes: impl IntoIterator<Item = Observed<'a>>, run: &Run) ->
     set("reads_unknown", Some(reads.unknown as f64));
     set("read_ms_p99", percentile(&mut reads.latencies, 99.0));
     set("commit_ms_p50", percentile(&mut latencies.clone(), 50.0));
+    set("commit_ms_p90", percentile(&mut latencies.clone(), 90.0));
     set("commit_ms_p99", percentile(&mut latencies, 99.0));
     set("view_changes", Some(view_changes as f64));
     set("proposer_conflicts", Some(proposer_conflicts.len() as f64));
