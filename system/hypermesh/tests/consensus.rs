@@ -91,6 +91,20 @@ fn cluster_configured(
     interval: Duration,
     config: ConsensusConfig,
 ) -> Simulation {
+    let config_of = Box::new(move |_: usize| config.clone());
+    cluster_configured_each(seed, n, clients, network, byzantine, interval, config_of)
+}
+
+/// The same, validator `i` with `config_of(i)`.
+fn cluster_configured_each(
+    seed: u64,
+    n: usize,
+    clients: usize,
+    network: NetworkModel,
+    byzantine: Vec<(usize, Behaviour)>,
+    interval: Duration,
+    config_of: Box<dyn Fn(usize) -> ConsensusConfig>,
+) -> Simulation {
     let set = set(n);
     let peers: Vec<SocketAddr> = (0..n as NodeIndex).map(addr).collect();
     // Clients sign their transactions; the machines know their keys.
@@ -102,7 +116,7 @@ fn cluster_configured(
         let i = i as usize;
         if i < n {
             let mut replica = Replica::new(
-                config.clone(),
+                config_of(i),
                 set.clone(),
                 peers.clone(),
                 i as u16,
@@ -226,26 +240,18 @@ fn a_crashed_leader_is_passed_over_and_a_restarted_replica_catches_up() {
 /// A crashed validator is suspected by the others at the first of its views that ends without
 /// its proposal; from then on they give up on its views as soon as they enter them and send
 /// their votes past it, so the cluster commits many times faster than by waiting out two view
-/// timeouts per rotation. Once it is back, the first message it signs in a later view clears the
-/// suspicion, and it leads again.
+/// timeouts per rotation. Once it is back, its timeout of a view skipped for it clears the
+/// suspicion, and it leads again, under load and on an idle cluster.
 #[test]
 fn a_crashed_leader_is_suspected_skipped_at_once_and_trusted_again_once_back() {
     let down = SimTime::from_millis(3_000);
     let back = SimTime::from_millis(9_000);
-    let run = |skip_suspected_leaders: bool| {
+    let run = |skip_suspected_leaders: bool, client_interval: Duration| {
         let config = ConsensusConfig {
             skip_suspected_leaders,
             ..ConsensusConfig::default()
         };
-        let mut sim = cluster_configured(
-            3,
-            4,
-            2,
-            NetworkModel::default(),
-            Vec::new(),
-            Duration::from_millis(20),
-            config,
-        );
+        let mut sim = cluster_configured(3, 4, 2, NetworkModel::default(), Vec::new(), client_interval, config);
         sim.schedule(down, FaultAction::Crash(NodeSet::from_indices([2])));
         sim.schedule(back, FaultAction::Restart(NodeSet::from_indices([2])));
         sim.run_until(SimTime::from_millis(16_000), |_| {});
@@ -257,8 +263,9 @@ fn a_crashed_leader_is_suspected_skipped_at_once_and_trusted_again_once_back() {
             .filter(|p| p.node == 0 && p.at > SimTime::from_millis(4_000) && p.at < back)
             .count()
     };
-    let waited = run(false);
-    let skipped = run(true);
+    let load = Duration::from_millis(20);
+    let waited = run(false, load);
+    let skipped = run(true, load);
     let (slow, fast) = (commits_while_down(&waited), commits_while_down(&skipped));
     assert!(
         fast >= 5 * slow.max(1),
@@ -268,34 +275,91 @@ fn a_crashed_leader_is_suspected_skipped_at_once_and_trusted_again_once_back() {
         !named(waited.probes(), "skipped").any(|p| p.probe.value == 2),
         "without suspicion its views are waited out"
     );
-    let probes = skipped.probes();
-    let suspecters: BTreeSet<NodeIndex> = named(probes, "leader_suspected")
-        .filter(|p| p.probe.value == 2 && p.at > down && p.at < back)
+    // A client every 2 s: most views are heartbeats, and the restarted validator's proposals
+    // come a quarter view timeout into its views, after the others gave up on them.
+    let idle = run(true, Duration::from_secs(2));
+    for (name, sim, proposals_min) in [("under load", &skipped, 10), ("idle", &idle, 2)] {
+        let probes = sim.probes();
+        let suspecters: BTreeSet<NodeIndex> = named(probes, "leader_suspected")
+            .filter(|p| p.probe.value == 2 && p.at > down && p.at < back)
+            .map(|p| p.node)
+            .collect();
+        assert_eq!(
+            suspecters,
+            BTreeSet::from([0, 1, 3]),
+            "{name}: every other validator suspected it"
+        );
+        let trusters: BTreeSet<NodeIndex> = named(probes, "leader_trusted")
+            .filter(|p| p.probe.value == 2 && p.at > back)
+            .map(|p| p.node)
+            .collect();
+        assert_eq!(
+            trusters,
+            BTreeSet::from([0, 1, 3]),
+            "{name}: every other validator trusts it again"
+        );
+        let settled = SimTime::from_millis(12_000);
+        assert!(
+            !named(probes, "skipped").any(|p| p.probe.value == 2 && p.at > settled),
+            "{name}: its views are no longer skipped once it is back"
+        );
+        let led = named(probes, "proposal")
+            .filter(|p| p.node == 2 && p.at > settled)
+            .count();
+        assert!(led >= proposals_min, "{name}: it leads again: {led} proposals");
+    }
+}
+
+/// A validator that gives up on every view almost at once (a Byzantine one may, with valid
+/// signatures) must not keep an honest restarted validator from leading again: with it and the
+/// one replica that suspects the restarted leader, `f + 1` timeouts make everyone give up on
+/// that leader's views before an idle leader proposes, so only the leader's own timeout of those
+/// views can show it is up, and that timeout must clear the suspicion rather than be outrun by
+/// the certificate it is part of.
+#[test]
+fn an_impatient_validator_cannot_keep_a_restarted_leader_suspected() {
+    let impatient = 1;
+    let config_of = Box::new(move |i: usize| {
+        if i == impatient {
+            ConsensusConfig {
+                view_timeout: Duration::from_millis(10),
+                view_timeout_max: Duration::from_millis(10),
+                batch_delay_max: Duration::from_millis(1),
+                ..ConsensusConfig::default()
+            }
+        } else {
+            ConsensusConfig::default()
+        }
+    });
+    let mut sim = cluster_configured_each(
+        5,
+        4,
+        1,
+        NetworkModel::default(),
+        Vec::new(),
+        Duration::from_secs(2),
+        config_of,
+    );
+    sim.schedule(
+        SimTime::from_millis(3_000),
+        FaultAction::Crash(NodeSet::from_indices([2])),
+    );
+    sim.schedule(
+        SimTime::from_millis(9_000),
+        FaultAction::Restart(NodeSet::from_indices([2])),
+    );
+    sim.run_until(SimTime::from_millis(20_000), |_| {});
+    judge(&sim, 4);
+    let probes = sim.probes();
+    let settled = SimTime::from_millis(14_000);
+    let still_skipped: BTreeSet<NodeIndex> = named(probes, "skipped")
+        .filter(|p| p.probe.value == 2 && p.at > settled && p.node != impatient as NodeIndex)
         .map(|p| p.node)
         .collect();
-    assert_eq!(
-        suspecters,
-        BTreeSet::from([0, 1, 3]),
-        "every other validator suspected it"
-    );
-    let trusters: BTreeSet<NodeIndex> = named(probes, "leader_trusted")
-        .filter(|p| p.probe.value == 2 && p.at > back)
-        .map(|p| p.node)
-        .collect();
-    assert_eq!(
-        trusters,
-        BTreeSet::from([0, 1, 3]),
-        "every other validator trusts it again"
-    );
-    let settled = SimTime::from_millis(12_000);
     assert!(
-        !named(probes, "skipped").any(|p| p.probe.value == 2 && p.at > settled),
-        "its views are no longer skipped once it is back"
+        still_skipped.is_empty(),
+        "honest replicas still skip the restarted leader's views: {still_skipped:?}"
     );
-    let led = named(probes, "proposal")
-        .filter(|p| p.node == 2 && p.at > settled)
-        .count();
-    assert!(led > 10, "it leads again: {led} proposals");
 }
 
 /// A restarted replica reads its newest checkpoint back and replays only the blocks after it,

@@ -102,10 +102,13 @@
 //! case it is up after all). Whoever collects a quorum of those votes without leading the next
 //! view sends the certificate to every validator, so all move into the skipped view and out of
 //! it at once, and the leader after it, entering through a timeout certificate, proposes
-//! without waiting for a batch or a heartbeat. A leader is trusted again on any message it
-//! signed in a later view that verifies here (a proposal, a timeout, a vote collected here): a
-//! restarted validator times out of the views it is skipped in as everyone does, its timeout
-//! reaches everyone, and it leads again from its next turn.
+//! without waiting for a batch or a heartbeat. A leader is not suspected for a view it timed
+//! out of itself (its timeout reached this replica), and is trusted again on any message it
+//! signed in the view it was suspected at or later that verifies here: its proposal, its
+//! timeout, or its vote where this replica collects it. A restarted validator, once caught up,
+//! times out of the views it is skipped in as everyone does (the others give up on them at
+//! once, and `f + 1` timeouts make it join), its timeout reaches everyone, and it leads again
+//! from its next turn.
 //!
 //! Only the leader of a view that failed is suspected, not the one its votes went to: a
 //! Byzantine leader that withholds its proposal from some validators spoils its view as surely
@@ -645,26 +648,19 @@ impl<M: StateMachine + 'static> Replica<M> {
     pub fn skips(&self, view: u64) -> bool {
         let leader = self.leader(view);
         self.isolated.contains_key(&leader)
-            || (self.config.skip_suspected_leaders && leader != self.me && self.suspected.contains_key(&leader))
-    }
-
-    /// Leaders this replica suspects of being down, with their latest view that ended by
-    /// timeout without their proposal reaching it.
-    pub fn suspected(&self) -> &BTreeMap<ValidatorIndex, u64> {
-        &self.suspected
+            || (self.config.skip_suspected_leaders && self.suspected.contains_key(&leader))
     }
 
     /// Leaving `view` through its timeout certificate without its proposal: its leader is
-    /// suspected of being down. Without the proposal itself, not only its header (a voter's
-    /// vote shows it): a leader that withholds its proposals from this replica is, for its
-    /// votes, as good as down. Not the leader a vote of the view went to, though a crashed
-    /// one spoils that view first: a Byzantine leader that withholds its proposal from some
-    /// validators spoils its view as surely, and blaming the collector then skipped an honest
-    /// leader's view, which failed for want of those votes and blamed the next (`withhold`
-    /// stopped a cluster of four so).
+    /// suspected of being down (see the module's *Leader suspicion*), unless it showed itself
+    /// up in that view, by a timeout of it, or a proposal of it held since before a restart.
     fn suspect_for(&mut self, cx: &mut Context<'_, Timer>, view: u64) {
         let leader = self.leader(view);
-        if leader == self.me || self.seen_proposals.contains_key(&view) {
+        let timed_out = self.timeouts.get(&view).is_some_and(|t| t.contains_key(&leader));
+        // `seen_proposals` starts empty at a restart; the proposals voted for before it are
+        // reloaded into the tree.
+        let voted_before_restart = || self.tree.values().any(|p| p.block().view == view);
+        if leader == self.me || self.seen_proposals.contains_key(&view) || timed_out || voted_before_restart() {
             return;
         }
         match self.suspected.get_mut(&leader) {
@@ -677,22 +673,33 @@ impl<M: StateMachine + 'static> Replica<M> {
         }
     }
 
-    /// A message `signer` signed in `view` verified here: a leader suspected before that view
-    /// is up again, and gets its next view in full.
+    /// A message `signer` signed in `view` verified here: a leader suspected at or before that
+    /// view is up (a crashed one signs nothing in the view it was suspected at), and gets its
+    /// next view in full.
     fn heard_from(&mut self, cx: &mut Context<'_, Timer>, signer: ValidatorIndex, view: u64) {
-        if self.suspected.get(&signer).is_some_and(|since| *since < view) {
+        if self.suspected.get(&signer).is_some_and(|since| *since <= view) {
             self.suspected.remove(&signer);
             Self::probe(cx, "leader_trusted", view, i64::from(signer));
         }
     }
 
+    /// The leaders of the views after `view` that are not isolated, nearest first.
+    fn active_leaders_after(&self, view: u64) -> impl Iterator<Item = ValidatorIndex> + '_ {
+        (1..=self.set.len() as u64)
+            .map(move |ahead| self.leader(view.saturating_add(ahead)))
+            .filter(|leader| !self.isolated.contains_key(leader))
+    }
+
     /// Whether this replica collects the votes of `view`: it leads the first view after it that
-    /// it does not skip, or one of the `f + 1` after it (a voter that suspects leaders this
-    /// replica does not sends its votes further on).
+    /// it does not skip, or, voters suspecting leaders it does not, one of the `f + 1` views
+    /// after it with a leader not isolated.
     fn collects_votes_of(&self, view: u64) -> bool {
         self.next_leader(view) == self.me
-            || self.config.skip_suspected_leaders
-                && (1..=self.set.f() as u64 + 1).any(|ahead| self.leader(view.saturating_add(ahead)) == self.me)
+            || (self.config.skip_suspected_leaders
+                && self
+                    .active_leaders_after(view)
+                    .take(self.set.f() + 1)
+                    .any(|l| l == self.me))
     }
 
     /// The leader of the first view after `view` that this replica does not skip: where its
@@ -1369,8 +1376,9 @@ impl<M: StateMachine + 'static> Replica<M> {
     // ---- views ------------------------------------------------------------------------------
 
     /// The view timer: the base for the first two consecutive timeouts (a crashed validator
-    /// costs two views per rotation, its own and the one whose votes go to it, and neither
-    /// says the network is slow), then doubling, reset by the next certificate.
+    /// costs two views in a row, its own and the one whose votes go to it, until it is
+    /// suspected, and neither says the network is slow), then doubling, reset by the next
+    /// certificate.
     fn view_timeout(&self) -> Duration {
         let factor = 1u32 << self.consecutive_timeouts.saturating_sub(1).min(16);
         (self.config.view_timeout * factor).min(self.config.view_timeout_max)
@@ -2441,7 +2449,8 @@ impl<M: StateMachine + 'static> Replica<M> {
         self.send_vote(cx, &message, true);
     }
 
-    /// Sends a vote to whoever aggregates it: the next leader (every validator in the naive
+    /// Sends a vote to whoever aggregates it: the next leader this replica does not skip, and
+    /// the next one not isolated if it only suspects that one (every validator in the naive
     /// variant), `include_me` if this replica is one of them.
     fn send_vote(&mut self, cx: &mut Context<'_, Timer>, message: &Message, include_me: bool) {
         if self.config.votes_to_all {
@@ -2451,10 +2460,11 @@ impl<M: StateMachine + 'static> Replica<M> {
             if include_me || next != self.me {
                 self.send_to_validator(cx, next, message);
             }
-            // The next view's leader too if it is only suspected: should it be up after all,
-            // and the other voters trust it, the view is not lost for want of this vote.
-            let following = self.leader(self.view.saturating_add(1));
-            if following != next && following != self.me && !self.isolated.contains_key(&following) {
+            // The next leader not isolated too, if this replica only suspects it: should it be
+            // up after all, and the other voters trust it, the view is not lost for want of
+            // this vote.
+            let following = self.active_leaders_after(self.view).next();
+            if let Some(following) = following.filter(|f| *f != next && *f != self.me) {
                 self.send_to_validator(cx, following, message);
             }
         }
@@ -2516,6 +2526,13 @@ impl<M: StateMachine + 'static> Replica<M> {
         if self.votes_by_signer.get(&(vote.view, vote.signer)) == Some(&vote) {
             return;
         }
+        // Only a collector takes votes: the next view's leader, or, past leaders skipped, one of
+        // the next few (every replica in the naive variant, which makes the quadratic cost
+        // visible). Before judging lateness: a vote sent again to a replica that does not keep
+        // it would be judged late at every copy.
+        if !self.config.votes_to_all && !self.collects_votes_of(vote.view) {
+            return;
+        }
         // A vote later than an honest voter's could be, from the voter itself: reported; one
         // on time is noted too (a validator is reported only if late most of the time). Not
         // the leader's own vote: the others vote only once its proposal arrives, so that vote
@@ -2527,11 +2544,6 @@ impl<M: StateMachine + 'static> Replica<M> {
                 Some(true) if vote.verify(&self.set).is_ok() => self.observe(cx, vote.signer, Reason::Slow),
                 _ => {}
             }
-        }
-        // Only the next view's leader aggregates, or the next one not skipped (every replica
-        // does in the naive variant, which makes the quadratic cost visible).
-        if !self.config.votes_to_all && !self.collects_votes_of(vote.view) {
-            return;
         }
         if vote.view + 1 < self.view {
             return;
@@ -2557,11 +2569,14 @@ impl<M: StateMachine + 'static> Replica<M> {
         let before = builder.len();
         match builder.add(&self.set, &vote) {
             Ok(count) => {
+                let formed =
+                    (count == self.set.quorum() && before < count).then(|| builder.build(&self.set).expect("a quorum"));
                 self.stats.signatures_verified += 1;
                 self.votes_by_signer.insert((vote.view, vote.signer), vote.clone());
-                let (signer, view) = (vote.signer, vote.view);
-                if count == self.set.quorum() && before < count {
-                    let qc = builder.build(&self.set).expect("a quorum");
+                // Before the certificate moves this replica on: the vote may be from the leader
+                // of the view it enters.
+                self.heard_from(cx, vote.signer, vote.view);
+                if let Some(qc) = formed {
                     self.remember_verified(&qc);
                     // Collected past the next view's leader: the others learn of it only so
                     // (a replica that skips the next view sends its certificate as it gives
@@ -2572,7 +2587,6 @@ impl<M: StateMachine + 'static> Replica<M> {
                     }
                     self.on_qc(cx, &qc);
                 }
-                self.heard_from(cx, signer, view);
             }
             Err(super::certificate::AggregateError::Invalid(_)) => self.refuse_forged(cx),
             Err(_) => {}
