@@ -84,8 +84,8 @@ pub struct ConsensusConfig {
     /// Views of a leader this replica suspects of being down are given up on as soon as they
     /// are entered, and votes go past it to the next leader, as for an isolated one. A leader
     /// is suspected once one of its views ended by timeout certificate without its proposal
-    /// or its timeout reaching this replica, and trusted again on its next signed message
-    /// from that view on. Off,
+    /// or its timeout reaching this replica, and trusted again on its proposal, its timeout or
+    /// (where this replica collects them) its vote from that view on. Off,
     /// a crashed validator costs two view timeouts per rotation for as long as it is down.
     pub skip_suspected_leaders: bool,
     /// Byzantine detection: the guide's `latency_tolerance`, `clock_skew_max` and

@@ -103,9 +103,11 @@
 //! view sends the certificate to every validator, so all move into the skipped view and out of
 //! it at once, and the leader after it, entering through a timeout certificate, proposes
 //! without waiting for a batch or a heartbeat. A leader is not suspected for a view it timed
-//! out of itself (its timeout reached this replica), and is trusted again on any message it
-//! signed in the view it was suspected at or later that verifies here: its proposal, its
-//! timeout, or its vote where this replica collects it. A restarted validator, once caught up,
+//! out of itself (its timeout reached this replica, or is in the certificate) or whose
+//! proposal this replica voted for before a restart, and is trusted again on a message it
+//! signed in the view it was suspected at or later that verifies here: its proposal (from the
+//! leader itself, not forwarded: a catch-up answer may be older than its crash), its timeout,
+//! or its vote where this replica collects it. A restarted validator, once caught up,
 //! times out of the views it is skipped in as everyone does (the others give up on them at
 //! once, and `f + 1` timeouts make it join), its timeout reaches everyone, and it leads again
 //! from its next turn.
@@ -114,8 +116,8 @@
 //! Byzantine leader that withholds its proposal from some validators spoils its view as surely
 //! as a crashed collector, and blaming the collector skipped an honest leader's view, which
 //! then failed for want of the skippers' votes and blamed the next one (`withhold` stopped a
-//! cluster of four so). A leader whose proposals never reach this replica is suspected for
-//! good by it: for its votes, that leader is down.
+//! cluster of four so). A leader whose proposals never reach this replica stays suspected by
+//! it for as long as it sends it nothing else: for its votes, that leader is down.
 //!
 //! Like isolation this is local and safe whatever replicas believe: timing out is always
 //! allowed, a vote is the same vote whoever collects it, and a certificate proves the same
@@ -651,12 +653,13 @@ impl<M: StateMachine + 'static> Replica<M> {
             || (self.config.skip_suspected_leaders && self.suspected.contains_key(&leader))
     }
 
-    /// Leaving `view` through its timeout certificate without its proposal: its leader is
-    /// suspected of being down (see the module's *Leader suspicion*), unless it showed itself
-    /// up in that view, by a timeout of it, or a proposal of it held since before a restart.
-    fn suspect_for(&mut self, cx: &mut Context<'_, Timer>, view: u64) {
+    /// Leaving `view` through its timeout certificate (signed by `signers`) without its
+    /// proposal: its leader is suspected of being down (see the module's *Leader suspicion*),
+    /// unless it showed itself up in that view, by a timeout of it (received, or in the
+    /// certificate), or a proposal of it held since before a restart.
+    fn suspect_for(&mut self, cx: &mut Context<'_, Timer>, view: u64, signers: &[ValidatorIndex]) {
         let leader = self.leader(view);
-        let timed_out = self.timeouts.get(&view).is_some_and(|t| t.contains_key(&leader));
+        let timed_out = signers.contains(&leader) || self.timeouts.get(&view).is_some_and(|t| t.contains_key(&leader));
         // `seen_proposals` starts empty at a restart; the proposals voted for before it are
         // reloaded into the tree.
         let voted_before_restart = || self.tree.values().any(|p| p.block().view == view);
@@ -1723,9 +1726,11 @@ impl<M: StateMachine + 'static> Replica<M> {
     /// A timeout certificate of `view`: a quorum gave up on it. Leaving the view this replica
     /// is in so, it suspects whoever spoiled that view for it (joining `f + 1` timeouts ahead
     /// suspects nobody: the certificate that ended the view may be on its way).
-    fn on_tc(&mut self, cx: &mut Context<'_, Timer>, view: u64) {
+    fn on_tc(&mut self, cx: &mut Context<'_, Timer>, tc: &TimeoutCertificate) {
+        let view = tc.view;
         if view == self.view {
-            self.suspect_for(cx, view);
+            let signers: Vec<ValidatorIndex> = tc.entries.iter().map(|e| e.signer).collect();
+            self.suspect_for(cx, view, &signers);
         }
         self.advance_to(cx, view + 1, true);
     }
@@ -2339,7 +2344,11 @@ impl<M: StateMachine + 'static> Replica<M> {
                 return;
             }
         }
-        self.heard_from(cx, proposal.block.proposer, view);
+        // From the leader itself: a proposal forwarded by another replica (a catch-up answer)
+        // may be from before the leader went down.
+        if self.sender == Some(proposal.block.proposer) {
+            self.heard_from(cx, proposal.block.proposer, view);
+        }
         // A copy sent again (its view lasted: see `resend_after`) is judged once, as the first.
         let first_copy = !self.seen_proposals.contains_key(&view);
         if first_copy
@@ -2378,7 +2387,7 @@ impl<M: StateMachine + 'static> Replica<M> {
         }
         // The certificates it carries move this replica on first.
         if let Some(tc) = &proposal.timeout {
-            self.on_tc(cx, tc.view);
+            self.on_tc(cx, tc);
         }
         let justify = proposal.justify.clone();
         if proposal.block.height > self.tip.height && self.tree.len() < self.config.pending_blocks_max {
@@ -2655,8 +2664,8 @@ impl<M: StateMachine + 'static> Replica<M> {
                     .collect(),
             };
             self.last_tc = Some(tc.clone());
-            self.broadcast(cx, &Message::TimeoutCertificate(tc), false);
-            self.on_tc(cx, view);
+            self.broadcast(cx, &Message::TimeoutCertificate(tc.clone()), false);
+            self.on_tc(cx, &tc);
             if self.leader(self.view) == self.me {
                 self.try_propose(cx, false);
             }
@@ -3344,11 +3353,10 @@ impl<M: StateMachine + 'static> Replica<M> {
                 // other way (a restart past a view it timed out in) needs it to propose.
                 if tc.view + 1 >= self.view && self.last_tc.as_ref().is_none_or(|t| t.view < tc.view) {
                     if tc.verify(&self.set).is_ok() {
-                        let view = tc.view;
-                        if self.last_tc.as_ref().is_none_or(|t| t.view < view) {
-                            self.last_tc = Some(tc);
+                        if self.last_tc.as_ref().is_none_or(|t| t.view < tc.view) {
+                            self.last_tc = Some(tc.clone());
                         }
-                        self.on_tc(cx, view);
+                        self.on_tc(cx, &tc);
                         if self.leader(self.view) == self.me {
                             self.try_propose(cx, false);
                         }
