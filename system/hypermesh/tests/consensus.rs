@@ -148,6 +148,13 @@ fn cluster_configured_each(
     sim
 }
 
+/// Validator `node` crashes at `down` (milliseconds) and restarts from its files at `back`.
+fn down_between(sim: &mut Simulation, node: NodeIndex, down: u64, back: u64) {
+    let node = || NodeSet::from_indices([node]);
+    sim.schedule(SimTime::from_millis(down), FaultAction::Crash(node()));
+    sim.schedule(SimTime::from_millis(back), FaultAction::Restart(node()));
+}
+
 fn named<'a>(probes: &'a [ProbeRecord], name: &'a str) -> impl Iterator<Item = &'a ProbeRecord> + 'a {
     probes.iter().filter(move |p| p.probe.name == name)
 }
@@ -211,14 +218,7 @@ fn four_validators_commit_client_transactions_and_agree() {
 #[test]
 fn a_crashed_leader_is_passed_over_and_a_restarted_replica_catches_up() {
     let mut sim = cluster(2, 4, 1, NetworkModel::default());
-    sim.schedule(
-        SimTime::from_millis(3_000),
-        FaultAction::Crash(NodeSet::from_indices([1])),
-    );
-    sim.schedule(
-        SimTime::from_millis(9_000),
-        FaultAction::Restart(NodeSet::from_indices([1])),
-    );
+    down_between(&mut sim, 1, 3_000, 9_000);
     sim.run_until(SimTime::from_millis(20_000), |_| {});
     let (_, tops) = judge(&sim, 4);
     let probes = sim.probes();
@@ -244,16 +244,15 @@ fn a_crashed_leader_is_passed_over_and_a_restarted_replica_catches_up() {
 /// suspicion, and it leads again, under load and on an idle cluster.
 #[test]
 fn a_crashed_leader_is_suspected_skipped_at_once_and_trusted_again_once_back() {
-    let down = SimTime::from_millis(3_000);
-    let back = SimTime::from_millis(9_000);
+    let (down_ms, back_ms) = (3_000, 9_000);
+    let (down, back) = (SimTime::from_millis(down_ms), SimTime::from_millis(back_ms));
     let run = |skip_suspected_leaders: bool, client_interval: Duration| {
         let config = ConsensusConfig {
             skip_suspected_leaders,
             ..ConsensusConfig::default()
         };
         let mut sim = cluster_configured(3, 4, 2, NetworkModel::default(), Vec::new(), client_interval, config);
-        sim.schedule(down, FaultAction::Crash(NodeSet::from_indices([2])));
-        sim.schedule(back, FaultAction::Restart(NodeSet::from_indices([2])));
+        down_between(&mut sim, 2, down_ms, back_ms);
         sim.run_until(SimTime::from_millis(16_000), |_| {});
         judge(&sim, 4);
         sim
@@ -340,14 +339,7 @@ fn an_impatient_validator_cannot_keep_a_restarted_leader_suspected() {
         Duration::from_secs(2),
         config_of,
     );
-    sim.schedule(
-        SimTime::from_millis(3_000),
-        FaultAction::Crash(NodeSet::from_indices([2])),
-    );
-    sim.schedule(
-        SimTime::from_millis(9_000),
-        FaultAction::Restart(NodeSet::from_indices([2])),
-    );
+    down_between(&mut sim, 2, 3_000, 9_000);
     sim.run_until(SimTime::from_millis(20_000), |_| {});
     judge(&sim, 4);
     let probes = sim.probes();
@@ -380,14 +372,7 @@ fn a_restarted_replica_restores_its_checkpoint_and_replays_only_the_blocks_after
         Duration::from_millis(20),
         config,
     );
-    sim.schedule(
-        SimTime::from_millis(6_000),
-        FaultAction::Crash(NodeSet::from_indices([1])),
-    );
-    sim.schedule(
-        SimTime::from_millis(8_000),
-        FaultAction::Restart(NodeSet::from_indices([1])),
-    );
+    down_between(&mut sim, 1, 6_000, 8_000);
     sim.run_until(SimTime::from_millis(14_000), |_| {});
     let (figures, tops) = judge(&sim, 4);
     let probes = sim.probes();
@@ -1249,9 +1234,7 @@ fn pruning_cluster() -> Simulation {
         Duration::from_millis(5),
         config,
     );
-    let node2 = || NodeSet::from_indices([2]);
-    sim.schedule(SimTime::from_millis(5_000), FaultAction::Crash(node2()));
-    sim.schedule(SimTime::from_millis(50_000), FaultAction::Restart(node2()));
+    down_between(&mut sim, 2, 5_000, 50_000);
     sim
 }
 
@@ -1263,9 +1246,7 @@ fn pruning_cluster() -> Simulation {
 #[test]
 fn a_replica_behind_what_its_peers_keep_takes_a_checkpoint_from_them_and_catches_up() {
     let mut sim = pruning_cluster();
-    let node2 = || NodeSet::from_indices([2]);
-    sim.schedule(SimTime::from_millis(57_000), FaultAction::Crash(node2()));
-    sim.schedule(SimTime::from_millis(58_000), FaultAction::Restart(node2()));
+    down_between(&mut sim, 2, 57_000, 58_000);
     sim.run_until(SimTime::from_millis(65_000), |_| {});
     let (_, tops) = judge(&sim, 4);
     let probes = sim.probes();

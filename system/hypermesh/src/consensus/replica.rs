@@ -653,13 +653,14 @@ impl<M: StateMachine + 'static> Replica<M> {
             || (self.config.skip_suspected_leaders && self.suspected.contains_key(&leader))
     }
 
-    /// Leaving `view` through its timeout certificate (signed by `signers`) without its
+    /// Leaving `view` through its timeout certificate (of `entries`) without its
     /// proposal: its leader is suspected of being down (see the module's *Leader suspicion*),
     /// unless it showed itself up in that view, by a timeout of it (received, or in the
     /// certificate), or a proposal of it held since before a restart.
-    fn suspect_for(&mut self, cx: &mut Context<'_, Timer>, view: u64, signers: &[ValidatorIndex]) {
+    fn suspect_for(&mut self, cx: &mut Context<'_, Timer>, view: u64, entries: &[TimeoutEntry]) {
         let leader = self.leader(view);
-        let timed_out = signers.contains(&leader) || self.timeouts.get(&view).is_some_and(|t| t.contains_key(&leader));
+        let timed_out = entries.iter().any(|e| e.signer == leader)
+            || self.timeouts.get(&view).is_some_and(|t| t.contains_key(&leader));
         // `seen_proposals` starts empty at a restart; the proposals voted for before it are
         // reloaded into the tree.
         let voted_before_restart = || self.tree.values().any(|p| p.block().view == view);
@@ -1729,8 +1730,7 @@ impl<M: StateMachine + 'static> Replica<M> {
     fn on_tc(&mut self, cx: &mut Context<'_, Timer>, tc: &TimeoutCertificate) {
         let view = tc.view;
         if view == self.view {
-            let signers: Vec<ValidatorIndex> = tc.entries.iter().map(|e| e.signer).collect();
-            self.suspect_for(cx, view, &signers);
+            self.suspect_for(cx, view, &tc.entries);
         }
         self.advance_to(cx, view + 1, true);
     }

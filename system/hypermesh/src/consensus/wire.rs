@@ -734,15 +734,7 @@ impl Block {
         for _ in 0..count {
             let length_at = r.at;
             let length = r.length("transaction length", TRANSACTION_BYTES_MAX)?;
-            let size = r.at - start + length;
-            if size > BLOCK_BYTES_MAX {
-                return Err(WireError::Limit {
-                    at: length_at,
-                    field: "block size",
-                    value: size as u64,
-                    max: BLOCK_BYTES_MAX,
-                });
-            }
+            Reader::at_most(length_at, "block size", r.at - start + length, BLOCK_BYTES_MAX)?;
             transactions.push(Bytes::copy_from_slice(r.slice(length, "transaction")?));
         }
         Ok(Block {
@@ -1037,14 +1029,7 @@ impl Blocks {
         for _ in 0..count {
             let at = r.at;
             records.push(CertifiedBlock::read(r)?);
-            if r.at - start > MESSAGE_BYTES_MAX {
-                return Err(WireError::Limit {
-                    at,
-                    field: "blocks size",
-                    value: (r.at - start) as u64,
-                    max: MESSAGE_BYTES_MAX,
-                });
-            }
+            Reader::at_most(at, "blocks size", r.at - start, MESSAGE_BYTES_MAX)?;
         }
         let proof = if r.flag("blocks proof flag")? {
             Some(Box::new(CertifiedBlock::read(r)?))
@@ -1208,30 +1193,27 @@ impl<'a> Reader<'a> {
     fn length(&mut self, field: &'static str, max: usize) -> Result<usize, WireError> {
         let at = self.at;
         let length = self.u32(field)? as usize;
-        if length > max {
-            return Err(WireError::Limit {
-                at,
-                field,
-                value: length as u64,
-                max,
-            });
-        }
-        Ok(length)
+        Self::at_most(at, field, length, max)
     }
 
     /// A `u16` count, at most `max`.
     fn count(&mut self, field: &'static str, max: usize) -> Result<usize, WireError> {
         let at = self.at;
         let count = usize::from(self.u16(field)?);
-        if count > max {
+        Self::at_most(at, field, count, max)
+    }
+
+    /// `value`, read at `at`, if it is at most `max`.
+    fn at_most(at: usize, field: &'static str, value: usize, max: usize) -> Result<usize, WireError> {
+        if value > max {
             return Err(WireError::Limit {
                 at,
                 field,
-                value: count as u64,
+                value: value as u64,
                 max,
             });
         }
-        Ok(count)
+        Ok(value)
     }
 
     /// A presence byte: 0 or 1, nothing else (so no two encodings mean one message).
