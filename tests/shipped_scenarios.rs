@@ -261,6 +261,32 @@ fn the_ten_thousand_swarm_seeds_that_once_failed_pass() {
     );
 }
 
+/// Seeds of `testbed sweep scenarios/swarm-consensus.toml --seeds 1..600` that stalled in their
+/// quiet phase once a removal ended an epoch (the first cut of epochs, before it landed), each
+/// replayed on the scenario as it is.
+#[test]
+fn the_epoch_swarm_seeds_that_once_failed_pass() {
+    const ALONE: &str = "the only replica that committed an epoch's last block (its certificate \
+        formed there) lost the block from its log, or crashed before keeping its proof, and no one \
+        could show the others the block committed (now the proof is kept before the block commits, \
+        the last block is served from it, and a restart commits it again from it)";
+    replay_seeds(
+        "scenarios/swarm-consensus.toml",
+        &[
+            (
+                138,
+                "a restarted replica whose safety record was in the new epoch while its log was in \
+                 the old one set no view timer; once caught up it never timed out, and the others \
+                 needed its timeout",
+            ),
+            (280, ALONE),
+            (290, ALONE),
+            (523, ALONE),
+            (545, ALONE),
+        ],
+    );
+}
+
 /// Durability under ten times the crashes at storage calls: seeds that failed at 3ee59d4 (seed
 /// 9607 of the 10,000-seed sweep at 953c613 failed the same way, at the normal rate).
 #[test]

@@ -498,6 +498,122 @@ fn an_equivocator_and_a_forger_among_seven_are_marked_and_no_honest_validator_is
     );
 }
 
+/// Heights `node` committed between `from_ms` and `to_ms`.
+fn commits_between(sim: &Simulation, node: NodeIndex, from_ms: u64, to_ms: u64) -> usize {
+    let (from, to) = (SimTime::from_millis(from_ms), SimTime::from_millis(to_ms));
+    named(sim.probes(), "commit")
+        .filter(|p| p.node == node && p.at > from && p.at < to)
+        .count()
+}
+
+/// The epochs each honest node entered (the `epoch` probe), with the members of each.
+fn epochs_entered(sim: &Simulation, honest: impl Fn(NodeIndex) -> bool) -> BTreeMap<NodeIndex, Vec<(u64, i64)>> {
+    let mut entered: BTreeMap<NodeIndex, Vec<(u64, i64)>> = BTreeMap::new();
+    for p in named(sim.probes(), "epoch").filter(|p| honest(p.node)) {
+        entered
+            .entry(p.node)
+            .or_default()
+            .push((p.probe.subject, p.probe.value));
+    }
+    entered
+}
+
+/// Isolation takes a validator out of the set: once two forgers of seven are removed, the
+/// five left form the set of a new epoch (`f` = 1, a quorum of 4), so the cluster keeps
+/// committing with one more honest validator down. With the removed validators still in the
+/// set (a quorum of 5 of 7, their votes never valid) that crash stopped it: 0 heights
+/// committed while it was down, before epochs.
+#[test]
+fn once_two_forgers_of_seven_are_removed_the_five_left_tolerate_another_crash() {
+    let mut sim = cluster_with(
+        11,
+        7,
+        1,
+        NetworkModel::default(),
+        vec![(5, Behaviour::Forge), (6, Behaviour::Forge)],
+    );
+    let (down_ms, end_ms) = (6_000, 15_000);
+    sim.schedule(
+        SimTime::from_millis(down_ms),
+        FaultAction::Crash(NodeSet::from_indices([4])),
+    );
+    sim.run_until(SimTime::from_millis(end_ms), |_| {});
+    let (figures, _) = judge_with(&sim, 7, BTreeSet::from([5, 6]));
+    assert_eq!(figures.get("byzantine_isolated"), Some(2.0), "{figures:#?}");
+    assert_eq!(figures.get("honest_marked"), Some(0.0));
+    let probes = sim.probes();
+    let last_isolation = named(probes, "isolated").map(|p| p.at).max().expect("isolated");
+    assert!(
+        last_isolation < SimTime::from_millis(down_ms),
+        "both removed before the crash: {last_isolation:?}"
+    );
+    // Every honest replica's last epoch has the five honest validators as members.
+    let entered = epochs_entered(&sim, |n| n < 5);
+    for node in 0..4 {
+        let last = entered.get(&node).and_then(|e| e.last()).copied();
+        assert_eq!(last.map(|(_, members)| members), Some(5), "node {node}: {entered:?}");
+    }
+    let committed = commits_between(&sim, 0, down_ms + 1_000, end_ms);
+    assert!(
+        committed > 100,
+        "heights committed with validator 4 down too: {committed}"
+    );
+}
+
+/// A validator down while the removal that ends an epoch commits comes back behind the
+/// epoch's end: its peers answer its fetch with the blocks up to that end and the certified
+/// blocks that show it committed (the isolation proof), it enters the new epoch, and it then
+/// counts in that epoch's quorums. A restart after the epoch's end replays its log into the
+/// same epoch.
+#[test]
+fn a_validator_down_across_an_epochs_end_catches_up_into_the_new_epoch_and_counts() {
+    let mut sim = cluster_with(12, 7, 1, NetworkModel::default(), vec![(6, Behaviour::Forge)]);
+    // Down before the forger is removed, back after; then another honest one goes down, and
+    // the new epoch (six members, a quorum of 5) needs the first one's votes.
+    down_between(&mut sim, 5, 100, 5_000);
+    sim.schedule(
+        SimTime::from_millis(8_000),
+        FaultAction::Crash(NodeSet::from_indices([4])),
+    );
+    // And a restart well into the new epoch replays across its start.
+    down_between(&mut sim, 3, 11_000, 11_500);
+    sim.run_until(SimTime::from_millis(18_000), |_| {});
+    let (figures, tops) = judge_with(&sim, 7, BTreeSet::from([6]));
+    assert_eq!(figures.get("byzantine_isolated"), Some(1.0), "{figures:#?}");
+    let probes = sim.probes();
+    let isolated_at = named(probes, "isolated").map(|p| p.at).min().expect("isolated");
+    assert!(
+        isolated_at > SimTime::from_millis(100) && isolated_at < SimTime::from_millis(5_000),
+        "the forger is removed while validator 5 is down: {isolated_at:?}"
+    );
+    let entered = epochs_entered(&sim, |n| n < 6);
+    let at_5: Vec<_> = named(probes, "epoch").filter(|p| p.node == 5).map(|p| p.at).collect();
+    assert!(
+        at_5.first().is_some_and(|at| *at > SimTime::from_millis(5_000)),
+        "validator 5 entered the new epoch once back: {entered:?}"
+    );
+    assert!(
+        named(probes, "catchup").any(|p| p.node == 5 && p.probe.value > 0),
+        "it caught up by fetching"
+    );
+    let committed = commits_between(&sim, 0, 9_000, 11_000);
+    assert!(
+        committed > 50,
+        "heights committed with 4 down, 5 voting in the new epoch: {committed}"
+    );
+    // Validator 3 replayed its log across the epoch's start and counts again.
+    assert!(
+        at_5.len() == 1 && named(probes, "epoch").filter(|p| p.node == 3).count() >= 2,
+        "3 entered the epoch once live and once replaying: {entered:?}"
+    );
+    let after_restart = commits_between(&sim, 0, 13_000, 18_000);
+    assert!(
+        after_restart > 100,
+        "heights committed after 3's restart: {after_restart}"
+    );
+    assert!(tops[&3] + 10 >= tops[&0], "{tops:?}");
+}
+
 /// A forged signature over an authenticated channel is first-hand proof: the first replica
 /// that receives one marks the forger at once, without waiting for two more reporters (which
 /// took up to a second in byzantine-equivocation sweeps: a forger's votes reach one collector

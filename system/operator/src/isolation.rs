@@ -83,7 +83,8 @@ impl IsolationVerifier for ValidatorSetVerifier {
     }
 
     fn isolations_max(&self) -> usize {
-        // As the replicas: isolating is refused once no more than a quorum is left.
+        // The Byzantine validators the file's set tolerates: more revoked on proofs of that set
+        // would say the set itself was not to be trusted.
         self.set.len() - self.set.quorum()
     }
 }

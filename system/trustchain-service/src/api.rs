@@ -281,7 +281,7 @@ impl CaApi {
                     409,
                     format!(
                         "validator {} ({}) is not revoked: {out} of the set's {} validators already are, and the \
-                         replicas isolate at most {isolations_max} (more would leave fewer than a quorum)",
+                         CA revokes at most {isolations_max} (the Byzantine validators the set tolerates)",
                         v.validator,
                         v.name,
                         keys.len()

@@ -71,7 +71,7 @@ fn check_signers(set: &ValidatorSet, signers: impl Iterator<Item = ValidatorInde
             Some(p) if p > signer => return Err(CertificateError::Unsorted(position)),
             _ => {}
         }
-        if set.get(signer).is_none() {
+        if !set.is_member(signer) {
             return Err(CertificateError::UnknownSigner(signer));
         }
         previous = Some(signer);
@@ -105,7 +105,10 @@ fn check_signature(
 /// **Genesis.** The chain's root is certified by convention: [`QuorumCertificate::genesis`]
 /// (view 0, height 0, block [`GENESIS`], no signers) verifies under every set. Every other
 /// certificate is at view and height at least 1 and needs a quorum. The first block (height 1)
-/// extends genesis and is justified by it.
+/// extends genesis and is justified by it. Likewise each later epoch's start
+/// ([`ValidatorSet::start`], the committed block that ended the epoch before) is certified
+/// without signers under that epoch's set ([`QuorumCertificate::start_of`]), and the epoch's
+/// first proposal is justified by it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QuorumCertificate {
     /// The view the votes were cast in.
@@ -132,6 +135,19 @@ impl QuorumCertificate {
         }
     }
 
+    /// The certificate of `set`'s start without signatures: genesis's for the first epoch,
+    /// the block that ended the epoch before for a later one.
+    pub fn start_of(set: &ValidatorSet) -> QuorumCertificate {
+        let start = set.start();
+        QuorumCertificate {
+            view: start.view,
+            height: start.height,
+            block: start.block,
+            signers: vec![],
+            signatures: vec![],
+        }
+    }
+
     /// What it certifies.
     pub fn summary(&self) -> QcSummary {
         QcSummary {
@@ -148,12 +164,17 @@ impl QuorumCertificate {
         if !summary.is_well_formed() {
             return Err(CertificateError::NotGenesis);
         }
+        let unsigned = self.signers.is_empty() && self.signatures.is_empty();
         if summary == QcSummary::GENESIS {
-            return if self.signers.is_empty() && self.signatures.is_empty() {
+            return if unsigned {
                 Ok(())
             } else {
                 Err(CertificateError::NotGenesis)
             };
+        }
+        if summary == set.start() && unsigned {
+            // The epoch's start: committed by the epoch before, certified by convention here.
+            return Ok(());
         }
         if self.signers.len() != self.signatures.len() {
             return Err(CertificateError::CountMismatch {

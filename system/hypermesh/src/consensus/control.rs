@@ -16,7 +16,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::evidence::Evidence;
 use super::messages::Report;
-use super::validators::{ValidatorIndex, ValidatorSet};
+use super::validators::{epoch_of_view, ValidatorIndex, ValidatorSet};
 use super::wire::{Message, REPORT_BYTES};
 
 /// The first bytes of every control transaction.
@@ -38,9 +38,9 @@ pub enum Proof {
     Reports(Vec<Report>),
 }
 
-/// The isolation of a validator: once its block commits on a replica, that replica gives up at
-/// once on the views the validator leads (its votes still count toward the epoch's quorum; see
-/// the replica's *Isolation*).
+/// The isolation of a validator: the block that commits it ends the epoch, and the next
+/// epoch's set no longer has the validator as a member (see the replica's *Isolation and
+/// epochs*).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Removal {
     /// The validator removed.
@@ -128,6 +128,20 @@ impl Removal {
             return Err(format!("{} bytes after the proof", rest.len()));
         }
         Ok(Removal { accused, proof })
+    }
+
+    /// The epoch its proof was signed in (from the views its messages name); refuses reports
+    /// of different epochs, which no one set checks.
+    pub fn proof_epoch(&self) -> Result<u64, String> {
+        let views: Vec<u64> = match &self.proof {
+            Proof::Evidence(e) => vec![e.view()],
+            Proof::Reports(reports) => reports.iter().map(|r| r.view).collect(),
+        };
+        let epoch = views.first().map_or(0, |v| epoch_of_view(*v));
+        if views.iter().any(|v| epoch_of_view(*v) != epoch) {
+            return Err("its reports were signed in different epochs".into());
+        }
+        Ok(epoch)
     }
 
     /// Whether the proof shows `accused` Byzantine under `set`: evidence against it, or

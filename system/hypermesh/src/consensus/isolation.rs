@@ -171,8 +171,20 @@ impl IsolationProof {
     /// The isolations it shows committed under `set`, where a removal by reports needs
     /// `threshold` distinct reporters (as the replicas' detection settings make it): every
     /// removal in its first block whose proof holds. Checks each link, each certificate (a quorum
-    /// of `set`, in its epoch) and the two-chain commit rule.
+    /// of `set`, in its epoch) and the two-chain commit rule. Every removal's proof is checked
+    /// against `set` too (see [`IsolationProof::verify_across`] for proofs of earlier epochs).
     pub fn verify(&self, set: &ValidatorSet, threshold: usize) -> Result<Vec<Isolation>, IsolationProofError> {
+        self.verify_across(set, &|_| Some((set, threshold)))
+    }
+
+    /// [`IsolationProof::verify`], with the proof of each removal checked against the set of
+    /// the epoch it was signed in, and that set's reporter threshold (`sets_of(epoch)`, `None`
+    /// for an epoch unknown): misbehaviour shown in one epoch can be committed in a later one.
+    pub fn verify_across<'s>(
+        &self,
+        set: &'s ValidatorSet,
+        sets_of: &dyn Fn(u64) -> Option<(&'s ValidatorSet, usize)>,
+    ) -> Result<Vec<Isolation>, IsolationProofError> {
         let count = self.chain.len();
         if !(2..=ISOLATION_PROOF_BLOCKS_MAX).contains(&count) {
             return Err(IsolationProofError::Length(count));
@@ -213,7 +225,20 @@ impl IsolationProof {
         let mut detail = None;
         let mut isolations = Vec::new();
         for transaction in first.transactions.iter().filter(|t| is_control(t)) {
-            match Removal::decode(transaction).and_then(|r| r.verify(set, threshold).map(|()| r)) {
+            let checked = Removal::decode(transaction).and_then(|r| {
+                if !set.is_member(r.accused) {
+                    return Err(format!(
+                        "validator {} is not a member of epoch {}",
+                        r.accused,
+                        set.epoch()
+                    ));
+                }
+                let epoch = r.proof_epoch()?;
+                let (proof_set, threshold) =
+                    sets_of(epoch).ok_or_else(|| format!("its proof was signed in epoch {epoch}, not known here"))?;
+                r.verify(proof_set, threshold).map(|()| r)
+            });
+            match checked {
                 Ok(removal) => {
                     if !isolations.iter().any(|i: &Isolation| i.accused == removal.accused) {
                         isolations.push(Isolation {

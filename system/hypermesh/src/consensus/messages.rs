@@ -194,6 +194,7 @@ impl Report {
 
 fn signer_of(set: &ValidatorSet, key: &ValidatorKey) -> Result<ValidatorIndex, SignError> {
     set.index_of_key(&key.public_key())
+        .filter(|&i| set.is_member(i))
         .ok_or(SignError::NotAValidator(set.epoch()))
 }
 
@@ -203,7 +204,11 @@ fn check_signature(
     message: &[u8],
     signature: &Signature,
 ) -> Result<(), MessageError> {
-    let validator = set.get(signer).ok_or(MessageError::UnknownSigner(signer))?;
+    // A validator removed in an earlier epoch signs nothing that counts.
+    let validator = set
+        .get(signer)
+        .filter(|_| set.is_member(signer))
+        .ok_or(MessageError::UnknownSigner(signer))?;
     if verify_signature(&validator.public_key, message, signature) {
         Ok(())
     } else {
@@ -557,6 +562,9 @@ impl Proposal {
         let previous = block.view.checked_sub(1);
         match &self.timeout {
             None if Some(self.justify.view) == previous => {}
+            // An epoch's first view is entered by the epoch's start, not by a certificate of
+            // the view before it (a view of the epoch before, whose set may differ).
+            None if block.view == set.first_view() && self.justify.summary() == set.start() => {}
             None => {
                 return Err(ProposalError::ViewNotJustified {
                     view: block.view,

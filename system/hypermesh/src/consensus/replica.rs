@@ -66,29 +66,38 @@
 //! | `report` | accused validator index | [`Reason`] this replica reported it for |
 //! | `marked` | validator index | why: a [`Reason`] (confirmed by enough reporters), 4 on evidence, 5 on first-hand proof ([`MARKED_FIRST_HAND`]) |
 //! | `isolated` | validator index | height of the block whose removal isolated it (committed) |
+//! | `epoch` | epoch entered (its last block committed, or a checkpoint of it taken) | members of its set |
 //! | `isolation_proof` | validator index | blocks in the [`IsolationProof`] kept for it (file `removal.<index>`), 0 if storing it failed |
 //!
-//! # Isolation
+//! # Isolation and epochs
 //!
 //! A replica that marks a validator submits a [`Removal`] carrying its proof (the evidence, or
-//! the signed reports). Once a block with a valid removal commits on a replica, that replica
-//! no longer waits for the removed validator to lead: it gives up on the validator's views as
-//! soon as it enters them (a timeout at once, which does not count towards the backoff), sends
-//! its votes and clients' transactions past it to the next leader that is not isolated, and
-//! proposes nothing in its own views if it is the one isolated.
+//! the signed reports). A committed block with a valid removal of a member (its proof checked
+//! against the set of the epoch it was signed in, alike on every replica) is the last block of
+//! its epoch: the next epoch's set is the same roster without the removed validators, so
+//! nothing they sign counts any more, they lead no view, and the quorum is `n - f` of the
+//! members left (two forgers removed from seven leave five, which tolerate one more fault).
 //!
-//! The leader schedule itself never changes within an epoch. Replicas commit a removal at
-//! different moments (one can be partitioned away for seconds), and a schedule that passed
-//! over isolated validators made replicas that had and had not committed the removal name
-//! different leaders for one view: each refused the other's proposals, and with the isolated
-//! validator's votes never valid, nothing committed again (swarm-consensus seed 1189 at
-//! 691f8c1, seed 1783 at a9f19a8). Skipping is local and needs no agreement: a replica that has not committed the
-//! removal yet waits out the view, or joins once `f + 1` others gave up on it.
+//! - **Views.** Epoch `e`'s views start at `e << 40` ([`super::validators::first_view_of`]), so a
+//!   message's epoch is known from its view alone. One of a past epoch is dropped as stale, one
+//!   of a coming epoch makes this replica fetch committed blocks; neither is checked against
+//!   this epoch's set, so a replica on the other side of an epoch's end is never taken for a
+//!   forger.
+//! - **The end.** Blocks certified after the last block of an epoch, in that epoch, only show
+//!   it committed: a commit stops at it, and they are never applied (every replica that applies
+//!   the last block ends the epoch there, whichever descendant's certificate committed it). Their
+//!   transactions go back to the pool.
+//! - **The start.** The new epoch's chain starts from that block, certified by convention
+//!   without signatures under the new set ([`QuorumCertificate::start_of`], as genesis is for
+//!   the first epoch); the high QC becomes it, and the first view's proposal extends it.
+//! - **Catching up across an end.** A fetch answer stops at an epoch's last block and carries
+//!   the certified blocks after it that show it committed (the isolation proof kept for it), so
+//!   a replica still in that epoch commits the block, enters the next epoch, and asks again.
+//! - **Restarts.** Replaying the log ends each epoch again; a checkpoint names the removals and
+//!   the current epoch's start, from which the sets are rebuilt.
 //!
-//! The isolated validator's votes and timeouts still count: the quorum stays `n - f` of the
-//! epoch's set (its size changes only with an epoch, not built yet), and discarding them would
-//! turn a wrongly isolated honest validator into a crashed one (swarm seeds with pauses showed
-//! a cluster of four then unable to commit). A Byzantine validator's votes cannot hurt safety.
+//! A removed validator stays a peer (its slot and address): it keeps receiving broadcasts and
+//! follows commits, but it votes, times out and proposes no more.
 //!
 //! # Leader suspicion
 //!
@@ -165,7 +174,7 @@ use super::detection::{Detector, MARKED_BY_EVIDENCE, MARKED_FIRST_HAND};
 use super::evidence::Evidence;
 use super::isolation::IsolationProof;
 use super::messages::{Proposal, ProposalError, ProposalHeader, QcSummary, Reason, Report, Timeout, Vote};
-use super::validators::{ValidatorIndex, ValidatorSet};
+use super::validators::{epoch_of_view, ValidatorIndex, ValidatorSet};
 use super::wire::{
     Answer, AnswerKind, Blocks, CertifiedBlock, Consistency, Fetch, Message, Query, QueryAnswer, SnapshotChunk,
     SnapshotOffer, Submit, SNAPSHOT_CHUNK_BYTES_MAX,
@@ -318,6 +327,8 @@ pub struct ReplicaStats {
     /// Times a leader came to be suspected of being down (see
     /// [`ConsensusConfig::skip_suspected_leaders`]).
     pub leaders_suspected: u64,
+    /// Epochs entered after the first (each at a committed removal).
+    pub epochs_entered: u64,
 }
 
 /// A committed block's place: what the next committed block must extend.
@@ -376,7 +387,11 @@ struct Transfer {
 /// One validator of a HotStuff-2 cluster applying committed blocks to `M`.
 pub struct Replica<M: StateMachine> {
     config: ConsensusConfig,
+    /// The set of the epoch this replica is in (the last of `epochs`).
     set: ValidatorSet,
+    /// The set of every epoch since the one this replica was made with, oldest first: evidence
+    /// and reports are checked against the set of the epoch they were signed in.
+    epochs: Vec<ValidatorSet>,
     peers: Vec<SocketAddr>,
     key: ValidatorKey,
     me: ValidatorIndex,
@@ -468,9 +483,6 @@ pub struct Replica<M: StateMachine> {
     /// Leaders suspected of being down, with their latest view that ended by timeout without
     /// their proposal here (see the module's *Leader suspicion*).
     suspected: BTreeMap<ValidatorIndex, u64>,
-    /// Validators isolated by the blocks being committed live, with the height of the removal's
-    /// block, until their [`IsolationProof`] is kept.
-    isolated_unproven: Vec<(ValidatorIndex, u64)>,
     /// Proposals voted for, durable: the log, and each record's sequence number and height.
     voted_log: Option<BlockLog>,
     voted_records: VecDeque<(u64, u64)>,
@@ -519,8 +531,10 @@ impl<M: StateMachine + 'static> Replica<M> {
         let validator = set.get(me).expect("me is a validator of the set");
         assert_eq!(validator.public_key, key.public_key(), "the key is validator {me}'s");
         let detector = Detector::new(config.detection.clone());
+        let first_view = set.first_view();
         Replica {
             config,
+            epochs: vec![set.clone()],
             set,
             peers,
             key,
@@ -534,7 +548,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             log: None,
             checkpoints: None,
             safety: durable::Mirror::default(),
-            view: 1,
+            view: first_view,
             view_entered: Instant::ZERO,
             consecutive_timeouts: 0,
             timed_out_view: 0,
@@ -581,7 +595,6 @@ impl<M: StateMachine + 'static> Replica<M> {
             detector,
             isolated: BTreeMap::new(),
             suspected: BTreeMap::new(),
-            isolated_unproven: Vec::new(),
             voted_log: None,
             voted_records: VecDeque::new(),
             requested: BTreeMap::new(),
@@ -640,7 +653,7 @@ impl<M: StateMachine + 'static> Replica<M> {
     }
 
     /// The leader of `view`: the epoch's schedule, the same on every replica whatever each has
-    /// committed (see the module's *Isolation*).
+    /// committed (see the module's *Isolation and epochs*).
     pub fn leader(&self, view: u64) -> ValidatorIndex {
         self.set.leader(view)
     }
@@ -721,6 +734,161 @@ impl<M: StateMachine + 'static> Replica<M> {
         &self.isolated
     }
 
+    /// The validator set of the epoch this replica is in.
+    pub fn validator_set(&self) -> &ValidatorSet {
+        &self.set
+    }
+
+    // ---- epochs -----------------------------------------------------------------------------
+
+    /// The set of `epoch`, if this replica knows it (it was in that epoch, or restored a
+    /// checkpoint that names the removals which led there).
+    fn set_of_epoch(&self, epoch: u64) -> Option<&ValidatorSet> {
+        self.epochs.iter().find(|s| s.epoch() == epoch)
+    }
+
+    /// Whether this replica signs votes, timeouts and proposals in `view`: it is a member of its
+    /// epoch's set, and `view` is of that epoch (a safety record ahead of a damaged log can
+    /// put a replica in a view of an epoch it has not reached).
+    fn acts_in(&self, view: u64) -> bool {
+        self.set.is_member(self.me) && epoch_of_view(view) == self.set.epoch()
+    }
+
+    /// Whether a message of `view` is of this replica's epoch. One of a coming epoch says this
+    /// replica is behind: it asks peers for the committed blocks that ended its epoch. One of a
+    /// past epoch is stale. Neither is checked against this epoch's set, where its signatures
+    /// would not verify: it is no forgery, and its sender is not to blame.
+    fn in_epoch(&mut self, cx: &mut Context<'_, Timer>, view: u64) -> bool {
+        let epoch = epoch_of_view(view);
+        if epoch > self.set.epoch() {
+            self.start_fetch(cx);
+        }
+        epoch == self.set.epoch()
+    }
+
+    /// Whether `qc` is of another epoch than this replica's: signed in another, or certified
+    /// by the convention of another's start. Asks for committed blocks if it may be of a later
+    /// one.
+    fn foreign_qc(&mut self, cx: &mut Context<'_, Timer>, qc: &QuorumCertificate) -> bool {
+        if qc.signers.is_empty() {
+            let own = qc.summary() == QcSummary::GENESIS || qc.summary() == self.set.start();
+            if !own && qc.view >= self.set.start().view {
+                self.start_fetch(cx);
+            }
+            return !own;
+        }
+        !self.in_epoch(cx, qc.view)
+    }
+
+    /// The removals among a committed block's control transactions, judged alike on every
+    /// replica from the committed chain alone, in block order: each a valid removal of a
+    /// member, or why not. Transactions committed before (within the dedup window) or twice in
+    /// the block are left out, as `apply` skips them. A block with a valid one ends the epoch.
+    fn judge_removals(&self, block: &Block) -> Vec<(Digest, Result<Removal, String>)> {
+        let mut judged = Vec::new();
+        let mut in_block = BTreeSet::new();
+        let mut removed = BTreeSet::new();
+        for t in block.transactions.iter().filter(|t| is_control(t)) {
+            let id = sha256(t);
+            if self.recent.contains_key(&id) || !in_block.insert(id) {
+                continue;
+            }
+            let verdict = Removal::decode(t).and_then(|removal| {
+                self.check_removal(&removal, &removed)?;
+                Ok(removal)
+            });
+            if let Ok(removal) = &verdict {
+                removed.insert(removal.accused);
+            }
+            judged.push((id, verdict));
+        }
+        judged
+    }
+
+    /// Whether `removal` takes a member out of this epoch's set, besides those `removed` by the
+    /// same block: its proof checked against the set of the epoch it was signed in (reports
+    /// all of one epoch, enough distinct reporters for that set), and a member left after.
+    fn check_removal(&self, removal: &Removal, removed: &BTreeSet<ValidatorIndex>) -> Result<(), String> {
+        let accused = removal.accused;
+        if !self.set.is_member(accused) {
+            return Err(format!(
+                "validator {accused} is not a member of epoch {}",
+                self.set.epoch()
+            ));
+        }
+        if removed.contains(&accused) {
+            return Err(format!("validator {accused} is removed by this block already"));
+        }
+        if self.set.members().iter().all(|m| *m == accused || removed.contains(m)) {
+            return Err("removing it would leave no validator".into());
+        }
+        let epoch = removal.proof_epoch()?;
+        let Some(set) = self.set_of_epoch(epoch) else {
+            return Err(format!(
+                "its proof was signed in epoch {epoch}, which this replica does not know"
+            ));
+        };
+        removal.verify(set, self.detector.threshold(set.f()))
+    }
+
+    /// Where `records` (consecutive blocks to commit, from the one after the tip) stop being of
+    /// this replica's epoch: how many of them are, up to and including the first that ends it,
+    /// and whether one does. Blocks after that one were certified in the epoch it ended and are
+    /// never committed (see *Epochs*).
+    fn within_epoch(&self, records: &[CertifiedBlock]) -> (usize, bool) {
+        records
+            .iter()
+            .position(|r| self.judge_removals(&r.block).iter().any(|(_, v)| v.is_ok()))
+            .map_or((records.len(), false), |at| (at + 1, true))
+    }
+
+    /// Enters the epoch of `set`, which the committed block `start` began (or a checkpoint
+    /// restored from peers is in): what belonged to the epoch before is dropped (uncommitted
+    /// blocks, votes, timeouts, certificates, suspicions; the transactions of those blocks go
+    /// back to the pool), the high QC is the new epoch's start, and, running, the replica
+    /// enters the epoch's first view.
+    fn enter_epoch(&mut self, cx: &mut Context<'_, Timer>, set: ValidatorSet) {
+        assert!(set.epoch() > self.set.epoch(), "epochs only go forward");
+        debug_assert!(
+            set.start().height <= self.tip.height,
+            "an epoch starts at a committed block"
+        );
+        Self::probe(cx, "epoch", set.epoch(), set.member_count() as i64);
+        self.stats.epochs_entered += 1;
+        self.epochs.push(set.clone());
+        self.set = set;
+        self.high_qc = QuorumCertificate::start_of(&self.set);
+        let abandoned = std::mem::take(&mut self.tree);
+        for pending in abandoned.into_values() {
+            for t in pending.proposal.block.transactions {
+                let pooled = self.pool.contains_key(&sha256(&t));
+                if pooled || is_control(&t) || self.machine.check(&t).is_ok() {
+                    self.admit(t);
+                }
+            }
+        }
+        self.votes.clear();
+        self.timeouts.clear();
+        self.seen_proposals.clear();
+        self.headers.clear();
+        self.votes_by_signer.clear();
+        self.own_proposal = None;
+        self.own_vote = None;
+        self.own_vote_saved = None;
+        self.last_tc = None;
+        self.suspected.clear();
+        self.synced.clear();
+        self.requested.clear();
+        self.consecutive_timeouts = 0;
+        if let Some(f) = self.fetching.as_mut() {
+            f.unproven.clear();
+        }
+        if !self.starting {
+            let first = self.set.first_view();
+            self.advance_to(cx, first, false);
+        }
+    }
+
     /// The leaders of the next `views` views from the current one on that this replica does
     /// not skip, other than itself, each once: where submitted transactions are forwarded.
     fn coming_leaders(&self, views: usize) -> Vec<ValidatorIndex> {
@@ -795,6 +963,9 @@ impl<M: StateMachine + 'static> Replica<M> {
     }
 
     fn on_report(&mut self, cx: &mut Context<'_, Timer>, report: Report) {
+        if !self.speaks_for_another(report.reporter) && !self.in_epoch(cx, report.view) {
+            return;
+        }
         if self.speaks_for_another(report.reporter) || report.verify(&self.set).is_err() {
             self.refuse_forged(cx);
             return;
@@ -1069,17 +1240,10 @@ impl<M: StateMachine + 'static> Replica<M> {
         let refuse = |cx: &mut Context<'_, Timer>, why: i64| {
             Self::probe(cx, "checkpoint_refused", snapshot.height, why);
         };
-        let set_len = self.set.len();
         let checkpoint = match Checkpoint::decode(&snapshot.state) {
             // Isolated validators of this set only: a state directory kept across a change of
             // the validators file is not this set's.
-            Ok(c)
-                if c.height == snapshot.height
-                    && c.height > 0
-                    && c.isolated.keys().all(|v| usize::from(*v) < set_len) =>
-            {
-                c
-            }
+            Ok(c) if c.height == snapshot.height && c.height > 0 && self.epochs_of(&c).is_some() => c,
             _ => {
                 refuse(cx, 1);
                 return Ok(());
@@ -1158,6 +1322,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             height: self.tip.height,
             view: self.tip.view,
             digest: self.tip.digest,
+            epoch_start: self.set.start(),
             isolated: self.isolated.clone(),
             recent: self.recent_by_height.iter().cloned().collect(),
             state: self.machine.snapshot(),
@@ -1188,6 +1353,9 @@ impl<M: StateMachine + 'static> Replica<M> {
     /// restored): its tip, its isolated validators, and the transaction ids of its dedup
     /// window (their answers are not kept: a resubmission is answered `Forgotten`).
     fn take_checkpoint(&mut self, cx: &mut Context<'_, Timer>, checkpoint: &Checkpoint) {
+        let mut sets = self
+            .epochs_of(checkpoint)
+            .expect("a checkpoint is checked before it is taken");
         self.tip = Tip {
             height: checkpoint.height,
             view: checkpoint.view,
@@ -1199,6 +1367,11 @@ impl<M: StateMachine + 'static> Replica<M> {
                 self.isolated.insert(*validator, *at);
             }
         }
+        let current = sets.pop().expect("at least the first epoch's set");
+        if current.epoch() > self.set.epoch() {
+            self.epochs = sets;
+            self.enter_epoch(cx, current);
+        }
         self.recent.clear();
         self.recent_by_height.clear();
         for (height, ids) in &checkpoint.recent {
@@ -1207,6 +1380,29 @@ impl<M: StateMachine + 'static> Replica<M> {
             }
             self.recent_by_height.push_back((*height, ids.clone()));
         }
+    }
+
+    /// The sets of every epoch up to `checkpoint`'s: the set this replica was made with, without
+    /// the validators removed at each distinct height in turn (the last epoch starting from the
+    /// checkpoint's epoch start; the starts of those before are not kept, and only their
+    /// signers matter). None if the removals do not fit the set: a state directory kept across
+    /// a change of the validators file, or a checkpoint made by no honest replica.
+    fn epochs_of(&self, checkpoint: &Checkpoint) -> Option<Vec<ValidatorSet>> {
+        let mut removals: BTreeMap<u64, BTreeSet<ValidatorIndex>> = BTreeMap::new();
+        for (validator, height) in &checkpoint.isolated {
+            removals.entry(*height).or_default().insert(*validator);
+        }
+        let mut sets = vec![self.epochs[0].clone()];
+        for (height, removed) in removals {
+            let start = if height == checkpoint.epoch_start.height {
+                checkpoint.epoch_start
+            } else {
+                QcSummary::GENESIS
+            };
+            let next = sets.last().expect("one at least").next(&removed, start).ok()?;
+            sets.push(next);
+        }
+        (sets.last().expect("one at least").start() == checkpoint.epoch_start).then_some(sets)
     }
 
     /// Offers `checkpoint` (encoded as `state`) to peers behind what this log keeps, keeping
@@ -1276,7 +1472,6 @@ impl<M: StateMachine + 'static> Replica<M> {
             self.apply(cx, r, true);
             self.raise_high_qc(&r.qc);
         }
-        self.keep_isolation_proofs(cx, &run, None);
         self.enter_past_high_qc(cx);
         self.prune_tree();
     }
@@ -1362,7 +1557,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             self.requested.pop_first();
         }
         let candidates: Vec<ValidatorIndex> = if voters.is_empty() {
-            (0..self.set.len() as ValidatorIndex).collect()
+            self.set.members().to_vec()
         } else {
             voters.to_vec()
         };
@@ -1427,6 +1622,16 @@ impl<M: StateMachine + 'static> Replica<M> {
         if view != self.view {
             return;
         }
+        if !self.acts_in(view) {
+            // A view of an epoch this replica has not reached (its safety record is ahead of
+            // its log), or a replica no longer a member: nothing it signs would count. It
+            // catches up, and times out of the view once it has (its timeout may be one the
+            // others need: swarm-consensus seed 138 stalled for want of it).
+            self.start_fetch(cx);
+            let at = cx.now() + self.config.view_timeout;
+            cx.set_timer(at, Timer::View(view));
+            return;
+        }
         // The backoff counts views given up on, not the sends of one timeout: a replica stuck
         // in a view through a long partition starts the next view at the timeout it had.
         if self.timed_out_view < view {
@@ -1446,7 +1651,7 @@ impl<M: StateMachine + 'static> Replica<M> {
         debug_assert!(self.high_qc.view < view, "a timeout's high QC is from before its view");
         let timeout = Timeout::sign(&self.set, &self.key, view, self.high_qc.summary()).expect("validator key");
         self.stats.timeouts += 1;
-        if self.high_qc.view > 0 {
+        if !self.high_qc.signers.is_empty() {
             let qc = Message::QuorumCertificate(self.high_qc.clone());
             self.broadcast(cx, &qc, false);
         }
@@ -1547,11 +1752,18 @@ impl<M: StateMachine + 'static> Replica<M> {
 
     fn try_propose(&mut self, cx: &mut Context<'_, Timer>, batch_timer: bool) {
         let view = self.view;
-        if self.halted || self.leader(view) != self.me || self.skips(view) || self.proposed_view >= view {
+        if self.halted
+            || self.leader(view) != self.me
+            || self.skips(view)
+            || self.proposed_view >= view
+            || !self.acts_in(view)
+        {
             return;
         }
         let previous = view - 1;
-        let timeout = if self.high_qc.view == previous {
+        // The epoch's first view is entered by the epoch's start, which justifies its proposal.
+        let opens_epoch = view == self.set.first_view() && self.high_qc.summary() == self.set.start();
+        let timeout = if self.high_qc.view == previous || opens_epoch {
             None
         } else {
             match self.timeout_certificate(previous) {
@@ -1648,8 +1860,12 @@ impl<M: StateMachine + 'static> Replica<M> {
     // ---- certificates -----------------------------------------------------------------------
 
     fn verify_qc(&mut self, qc: &QuorumCertificate) -> bool {
-        if qc.view == 0 {
+        if qc.signers.is_empty() {
+            // Genesis, or this epoch's start.
             return qc.verify(&self.set).is_ok();
+        }
+        if epoch_of_view(qc.view) != self.set.epoch() {
+            return false;
         }
         // Keyed by every byte: signatures cover the view, height and block, and a copy that
         // differs anywhere (a `mutate` adversary's) must be verified on its own.
@@ -1776,13 +1992,21 @@ impl<M: StateMachine + 'static> Replica<M> {
                 qc,
             });
         }
-        if self.persist(cx, &records) {
-            for r in &records {
+        // Not past the block that ends the epoch: the blocks certified after it in that epoch
+        // only show it committed (they stay in the isolation proof).
+        let (kept, ends_epoch) = self.within_epoch(&records);
+        if ends_epoch && !self.keep_epoch_end(cx, &records, kept - 1, proof.as_ref()) {
+            return;
+        }
+        if self.persist(cx, &records[..kept]) {
+            for r in &records[..kept] {
                 self.apply(cx, r, true);
             }
-            self.announce |= records.iter().any(|r| !r.block.transactions.is_empty());
-            self.keep_isolation_proofs(cx, &records, proof.as_ref());
-            if proof.is_some() {
+            self.announce |= records[..kept].iter().any(|r| !r.block.transactions.is_empty());
+            if ends_epoch {
+                // The tip's proof is the epoch's end, kept with its isolation proof.
+                self.tip_proof = None;
+            } else if proof.is_some() {
                 self.tip_proof = proof;
             }
             self.prune_tree();
@@ -1865,27 +2089,25 @@ impl<M: StateMachine + 'static> Replica<M> {
         let mut fresh = Vec::with_capacity(block.transactions.len());
         let mut fresh_ids = Vec::with_capacity(block.transactions.len());
         let mut in_block = BTreeSet::new();
-        let mut control = Vec::new();
         for (t, id) in block.transactions.iter().zip(&ids) {
-            if !self.recent.contains_key(id) && in_block.insert(*id) {
-                if is_control(t) {
-                    control.push((*id, t.clone()));
-                } else {
-                    fresh.push(t.clone());
-                    fresh_ids.push(*id);
-                }
+            if !self.recent.contains_key(id) && in_block.insert(*id) && !is_control(t) {
+                fresh.push(t.clone());
+                fresh_ids.push(*id);
             }
         }
-        let mut committed_ids = Vec::with_capacity(fresh.len() + control.len());
-        for (id, t) in control {
-            let kind = self.apply_control(cx, block, &t);
+        let removals = self.judge_removals(block);
+        let mut committed_ids = Vec::with_capacity(fresh.len() + removals.len());
+        let mut removed = BTreeSet::new();
+        for (id, verdict) in removals {
+            let kind = match verdict {
+                Ok(removal) => {
+                    removed.insert(removal.accused);
+                    self.apply_removal(cx, block, &removal)
+                }
+                Err(why) => AnswerKind::Refused(why),
+            };
             self.remember(id, block.height, kind);
             committed_ids.push(id);
-        }
-        if !live {
-            // Replayed from the log: the proof's child certificate is not at hand, and the
-            // replica kept the proof when it committed the block (or crashed before it could).
-            self.isolated_unproven.clear();
         }
         // The pool holds only transactions this replica checked when it admitted them: the
         // machine need not check those again, which keeps signature checks off the path from
@@ -1941,6 +2163,19 @@ impl<M: StateMachine + 'static> Replica<M> {
         self.stats.transactions_committed += block.transactions.len() as u64;
         Self::probe(cx, "commit", block.height, digest_prefix(&self.tip.digest));
         Self::probe(cx, "commit_txs", block.height, block.transactions.len() as i64);
+        if !removed.is_empty() {
+            // The last block of its epoch: the next starts from it, without the removed.
+            let start = QcSummary {
+                view: block.view,
+                height: block.height,
+                block: self.tip.digest,
+            };
+            let next = self
+                .set
+                .next(&removed, start)
+                .expect("removals judged valid leave a member, of members");
+            self.enter_epoch(cx, next);
+        }
         if block.height.is_multiple_of(self.config.checkpoint_interval) {
             self.save_checkpoint(cx);
         }
@@ -1992,6 +2227,11 @@ impl<M: StateMachine + 'static> Replica<M> {
         if self.reads.get(&number).is_none_or(|r| r.answered.contains(&sender)) {
             return;
         }
+        // Of another epoch: a replica on the other side of an epoch's end (it counts for
+        // neither side's quorum).
+        if !self.set.is_member(sender) || self.foreign_qc(cx, &qc) {
+            return;
+        }
         if !self.verify_qc(&qc) {
             self.refuse(cx, Refusal::Invalid);
             return;
@@ -2036,21 +2276,10 @@ impl<M: StateMachine + 'static> Replica<M> {
         self.send(cx, client, &answer);
     }
 
-    /// Applies a committed control transaction (alike on every replica: the proof is checked
-    /// against the set, nothing local).
-    fn apply_control(&mut self, cx: &mut Context<'_, Timer>, block: &Block, transaction: &[u8]) -> AnswerKind {
-        let threshold = self.detector.threshold(self.set.f());
-        let removal = match Removal::decode(transaction) {
-            Ok(r) => r,
-            Err(e) => return AnswerKind::Refused(e),
-        };
-        if let Err(e) = removal.verify(&self.set, threshold) {
-            return AnswerKind::Refused(e);
-        }
-        // The proof verified here is what marking takes (conflicting signatures, or reports by
-        // enough distinct validators): a replica that missed some of the reports (lost, or sent
-        // before it restarted) marks the accused now, as every replica that commits the removal
-        // must agree it was shown to be Byzantine.
+    /// Applies a committed removal judged valid ([`Self::judge_removals`], alike on every
+    /// replica): the accused is marked (its proof is what marking takes, so a replica that
+    /// missed some of the reports agrees with the rest) and isolated; the block ends the epoch.
+    fn apply_removal(&mut self, cx: &mut Context<'_, Timer>, block: &Block, removal: &Removal) -> AnswerKind {
         if self.detector.convict(cx.now(), removal.accused) {
             let why = match &removal.proof {
                 Proof::Evidence(_) => MARKED_BY_EVIDENCE,
@@ -2058,46 +2287,46 @@ impl<M: StateMachine + 'static> Replica<M> {
             };
             Self::probe(cx, "marked", u64::from(removal.accused), why);
         }
-        if self.isolated.contains_key(&removal.accused) {
-            return AnswerKind::Refused(format!("validator {} is already isolated", removal.accused));
-        }
-        let active = self.set.len() - self.isolated.len();
-        if active <= self.set.quorum() {
-            // Isolating more would leave fewer validators than a quorum: the cluster could no
-            // longer commit. Only an epoch with a smaller set can go further.
-            return AnswerKind::Refused("isolating it would leave fewer validators than a quorum".into());
-        }
         self.isolated.insert(removal.accused, block.height);
-        self.isolated_unproven.push((removal.accused, block.height));
         Self::probe(cx, "isolated", u64::from(removal.accused), block.height as i64);
         AnswerKind::Applied(Bytes::new())
     }
 
-    /// Keeps an [`IsolationProof`] for each validator the live commit of `records` isolated
-    /// (`child`: a certified block of the view after the last record's, extending it, if this
-    /// commit had one), as the durable file `removal.<accused>`. A removal that `records` alone
-    /// do not show committed, and `child` does not either, gets none here (the other replicas
-    /// keep theirs).
-    fn keep_isolation_proofs(
+    /// Keeps the [`IsolationProof`] of the epoch's last block `records[at]` (`child`: a
+    /// certified block of the view after the last record's, extending it, if the commit had
+    /// one), as the durable file `removal.<accused>` for each validator it removes, before the
+    /// block is committed here: the proof is what shows the others the block committed (in a
+    /// catch-up answer, or again at this replica's restart if its log loses the block), and a
+    /// replica that crashed between committing the block and keeping its proof could leave a
+    /// cluster where no one can (swarm-consensus seed 290). False if a save failed: the block
+    /// is then not committed now (it is again from a later certificate or catch-up answer).
+    fn keep_epoch_end(
         &mut self,
         cx: &mut Context<'_, Timer>,
         records: &[CertifiedBlock],
+        at: usize,
         child: Option<&CertifiedBlock>,
-    ) {
-        for (accused, height) in std::mem::take(&mut self.isolated_unproven) {
-            let Some(at) = records.iter().position(|r| r.block.height == height) else {
-                continue;
-            };
-            let Some(proof) = IsolationProof::shortest(records, at, child) else {
-                continue;
-            };
-            debug_assert!(
-                proof
-                    .verify(&self.set, self.detector.threshold(self.set.f()))
-                    .is_ok_and(|shown| shown.iter().any(|i| i.accused == accused)),
-                "the proof of a removal this replica committed shows it committed"
-            );
-            let bytes = proof.encode();
+    ) -> bool {
+        let Some(proof) = IsolationProof::shortest(records, at, child) else {
+            // Shown committed only through more blocks than a proof holds: none is kept.
+            return true;
+        };
+        let removed: Vec<ValidatorIndex> = self
+            .judge_removals(&records[at].block)
+            .into_iter()
+            .filter_map(|(_, verdict)| verdict.ok().map(|r| r.accused))
+            .collect();
+        debug_assert!(
+            proof
+                .verify_across(&self.set, &|epoch| self
+                    .set_of_epoch(epoch)
+                    .map(|s| (s, self.detector.threshold(s.f()))))
+                .is_ok_and(|shown| removed.iter().all(|a| shown.iter().any(|i| i.accused == *a))),
+            "the proof of a removal this replica commits shows it committed"
+        );
+        let bytes = proof.encode();
+        let mut kept_all = true;
+        for accused in removed {
             let name = format!("{REMOVAL}.{accused}");
             let kept = (0..self.config.storage_attempts).any(|_| durable::save(cx, &name, 1, &bytes).is_ok());
             Self::probe(
@@ -2106,13 +2335,15 @@ impl<M: StateMachine + 'static> Replica<M> {
                 u64::from(accused),
                 if kept { proof.chain.len() as i64 } else { 0 },
             );
+            kept_all &= kept;
         }
+        kept_all
     }
 
     /// Submits the removal of a validator this replica just marked, to its own pool and the
     /// coming leaders.
     fn propose_removal(&mut self, cx: &mut Context<'_, Timer>, accused: ValidatorIndex, proof: Proof) {
-        if self.isolated.contains_key(&accused) || accused == self.me {
+        if !self.set.is_member(accused) || accused == self.me {
             return;
         }
         let transaction = Removal { accused, proof }.encode();
@@ -2321,6 +2552,9 @@ impl<M: StateMachine + 'static> Replica<M> {
 
     fn on_proposal(&mut self, cx: &mut Context<'_, Timer>, proposal: Proposal) {
         let view = proposal.block.view;
+        if !self.in_epoch(cx, view) {
+            return;
+        }
         // Certificates verified once: the cache spares re-verifying a justify seen before.
         let checked = if self.verify_qc(&proposal.justify) {
             proposal.verify_trusting_justify(&self.set)
@@ -2415,7 +2649,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             }
         }
         // Vote?
-        if view != self.view {
+        if view != self.view || !self.acts_in(view) {
             return;
         }
         if self.own_vote_saved.take_if(|d| *d == digest).is_none() {
@@ -2505,6 +2739,9 @@ impl<M: StateMachine + 'static> Replica<M> {
     /// A vote with the header of the proposal it is for: a header for another block of the
     /// same view than the one known is proof against the proposer.
     fn on_vote_for(&mut self, cx: &mut Context<'_, Timer>, vote: Vote, header: ProposalHeader) {
+        if !self.in_epoch(cx, vote.view) {
+            return;
+        }
         if header.view == vote.view && header.block == vote.block {
             match self.headers.get(&header.view) {
                 Some(known) if known.block != header.block && known.proposer == header.proposer => {
@@ -2528,6 +2765,9 @@ impl<M: StateMachine + 'static> Replica<M> {
     fn on_vote(&mut self, cx: &mut Context<'_, Timer>, vote: Vote) {
         if self.speaks_for_another(vote.signer) {
             self.refuse_forged(cx);
+            return;
+        }
+        if !self.in_epoch(cx, vote.view) {
             return;
         }
         // A copy sent again (its view lasted: see `resend_after`) adds nothing, and is not
@@ -2619,6 +2859,9 @@ impl<M: StateMachine + 'static> Replica<M> {
             self.refuse_forged(cx);
             return;
         }
+        if !self.in_epoch(cx, timeout.view) {
+            return;
+        }
         let view = timeout.view;
         if view < self.view {
             // Its sender is still in a view this replica left: send it what moved this replica
@@ -2696,7 +2939,7 @@ impl<M: StateMachine + 'static> Replica<M> {
         let to = self.peers[usize::from(validator)];
         let tc = self.last_tc.clone().filter(|tc| tc.view >= view);
         let qc_ends_view = self.high_qc.view >= view;
-        if self.high_qc.view > 0 && (qc_ends_view || tc.is_none()) {
+        if !self.high_qc.signers.is_empty() && (qc_ends_view || tc.is_none()) {
             // Below the view, it is the QC a timeout of ours reports: the leader that forms the
             // certificate must hold it.
             let qc = Message::QuorumCertificate(self.high_qc.clone());
@@ -2708,6 +2951,9 @@ impl<M: StateMachine + 'static> Replica<M> {
             // This replica left `view` and never votes in it again: its timeout of it is the
             // same promise it would have made when timing out there.
             assert!(self.view > view, "only a replica past a view helps others out of it");
+            if !self.acts_in(view) {
+                return;
+            }
             if self.last_voted_view < view {
                 self.last_voted_view = view;
                 if !self.save_safety(cx) {
@@ -2729,7 +2975,17 @@ impl<M: StateMachine + 'static> Replica<M> {
         if self.convicted.contains_key(&offender) {
             return;
         }
-        if evidence.verify(&self.set).is_err() {
+        // Checked against the set of the epoch it was signed in: misbehaviour in a past epoch
+        // is proof still, and evidence of a coming one this replica cannot check yet.
+        let epoch = epoch_of_view(evidence.view());
+        let verified = match self.set_of_epoch(epoch) {
+            Some(set) => evidence.verify(set).is_ok(),
+            None => {
+                self.in_epoch(cx, evidence.view());
+                return;
+            }
+        };
+        if !verified {
             if !built_here {
                 self.refuse(cx, Refusal::Invalid);
             }
@@ -2765,11 +3021,18 @@ impl<M: StateMachine + 'static> Replica<M> {
         self.send_fetch(cx);
     }
 
+    /// The next validator to ask for blocks, in turn: a member other than this replica (a
+    /// removed validator was shown Byzantine), or any other if this replica is the only member.
     fn next_fetch_peer(&mut self) -> usize {
-        self.fetch_peer = (self.fetch_peer + 1) % self.peers.len();
-        if self.fetch_peer == usize::from(self.me) {
-            self.fetch_peer = (self.fetch_peer + 1) % self.peers.len();
+        let n = self.peers.len();
+        for _ in 0..n {
+            self.fetch_peer = (self.fetch_peer + 1) % n;
+            let candidate = self.fetch_peer as ValidatorIndex;
+            if candidate != self.me && self.set.is_member(candidate) {
+                return self.fetch_peer;
+            }
         }
+        self.fetch_peer = (usize::from(self.me) + 1) % n;
         self.fetch_peer
     }
 
@@ -2816,8 +3079,21 @@ impl<M: StateMachine + 'static> Replica<M> {
             return;
         }
         let reserve = self.config.block_bytes_max + qc_bytes_max(&self.set);
-        let budget = self.config.fetch_bytes_max.saturating_sub(reserve);
+        let mut budget = self.config.fetch_bytes_max.saturating_sub(reserve);
         let asked = fetch.from..fetch.from.saturating_add(u64::from(fetch.count));
+        // An epoch's end within the heights asked: the answer stops at its last block, followed
+        // by the blocks certified after it in that epoch that show it committed (the isolation
+        // proof kept for it), so a replica still in that epoch commits it and enters the next.
+        let epoch_end = self
+            .isolated
+            .values()
+            .copied()
+            .filter(|h| asked.contains(h) && *h <= self.tip.height)
+            .min()
+            .map(|end| (end, self.epoch_end_chain(cx, end)));
+        if let Some((_, Some(chain))) = &epoch_end {
+            budget = budget.saturating_sub(chain.iter().map(CertifiedBlock::encoded_len).sum());
+        }
         let records = if fetch.from > self.tip.height && self.salvaged.contains_key(&fetch.from) {
             // Committed blocks this replica salvaged past a hole in its log: what a peer asks
             // for may exist nowhere else.
@@ -2837,16 +3113,97 @@ impl<M: StateMachine + 'static> Replica<M> {
                 .map_while(|raw| raw.and_then(|raw| Some((CertifiedBlock::decode(&raw).ok()?, raw.len()))));
             within_budget(held, budget)
         };
+        let mut records = records;
         let reaches_tip = records
             .last()
             .is_some_and(|r: &CertifiedBlock| r.block.height == self.tip.height);
-        let proof = if reaches_tip {
+        let mut proof = if reaches_tip {
             self.tip_proof.clone().map(Box::new)
         } else {
             None
         };
+        if let Some((end, chain)) = epoch_end {
+            // The epoch's last block comes from its proof, with the certificate it was
+            // committed with: the log's copy may have rotted, and this replica may be the only
+            // one that committed it.
+            let before_end = (end - fetch.from) as usize;
+            match chain {
+                Some(mut chain) if chain.len() >= 2 && records.len() >= before_end => {
+                    records.truncate(before_end);
+                    proof = chain.pop().map(Box::new);
+                    records.extend(chain);
+                }
+                // Not kept here (a crash before it was saved): the others serve it.
+                _ => {
+                    if records.len() > before_end {
+                        records.truncate(before_end);
+                        proof = None;
+                    }
+                }
+            }
+        }
         let message = Message::Blocks(Blocks { records, proof });
         self.send(cx, from, &message);
+    }
+
+    /// Commits again, from the isolation proofs this replica kept, the last blocks of epochs
+    /// that its log lost at start (rot, or writes the disk never kept). The certificate that
+    /// committed such a block may have formed only here, as collector, and the replica entered
+    /// the next epoch at once, leaving nothing in its safety record that would show the others
+    /// the block committed: without this, a cluster that needs this replica in the new epoch,
+    /// and the others in the old one, never commits again (swarm-consensus seed 280). An error
+    /// is a failed write: starting is tried again.
+    fn recommit_epoch_ends(&mut self, cx: &mut Context<'_, Timer>) -> Result<(), ()> {
+        loop {
+            let tip = self.tip;
+            let mut found = None;
+            for accused in self.set.members().to_vec() {
+                let Ok(Some((_, bytes))) = durable::load(cx, &format!("{REMOVAL}.{accused}")) else {
+                    continue;
+                };
+                let Ok(proof) = IsolationProof::decode(&bytes) else {
+                    continue;
+                };
+                let first = &proof.chain[0].block;
+                let shows_it = |proof: &IsolationProof| {
+                    proof
+                        .verify_across(&self.set, &|epoch| {
+                            self.set_of_epoch(epoch).map(|s| (s, self.detector.threshold(s.f())))
+                        })
+                        .is_ok_and(|shown| shown.iter().any(|i| i.accused == accused))
+                };
+                if first.height == tip.height + 1 && first.parent == tip.digest && shows_it(&proof) {
+                    found = Some(proof.chain[0].clone());
+                    break;
+                }
+            }
+            let Some(record) = found else { return Ok(()) };
+            if !self.persist(cx, std::slice::from_ref(&record)) {
+                return Err(());
+            }
+            self.apply(cx, &record, false);
+            self.lost_at_start = self.lost_at_start.saturating_sub(1);
+        }
+    }
+
+    /// The certified chain that shows the block at `height`, the last of its epoch, committed:
+    /// the isolation proof kept for a validator that block removed (the block first).
+    fn epoch_end_chain(&mut self, cx: &mut Context<'_, Timer>, height: u64) -> Option<Vec<CertifiedBlock>> {
+        let accused: Vec<ValidatorIndex> = self
+            .isolated
+            .iter()
+            .filter(|(_, h)| **h == height)
+            .map(|(v, _)| *v)
+            .collect();
+        accused.into_iter().find_map(|v| {
+            let (_, bytes) = durable::load(cx, &format!("{REMOVAL}.{v}")).ok()??;
+            let proof = IsolationProof::decode(&bytes).ok()?;
+            proof
+                .chain
+                .first()
+                .is_some_and(|r| r.block.height == height)
+                .then_some(proof.chain)
+        })
     }
 
     fn on_blocks(&mut self, cx: &mut Context<'_, Timer>, blocks: Blocks) {
@@ -2893,15 +3250,28 @@ impl<M: StateMachine + 'static> Replica<M> {
             let linked = records
                 .first()
                 .is_some_and(|r| r.block.height == self.tip.height + 1 && r.block.parent == self.tip.digest);
-            if linked && self.persist(cx, &records) {
-                for r in &records {
+            // Not past the block that ends the epoch (see `commit`).
+            let (kept, ends_epoch) = self.within_epoch(&records);
+            let proof_kept = || !ends_epoch || kept == 0;
+            if linked
+                && (proof_kept() || self.keep_epoch_end(cx, &records, kept - 1, fetching.unproven.first()))
+                && self.persist(cx, &records[..kept])
+            {
+                let epoch = self.set.epoch();
+                for r in &records[..kept] {
                     self.apply(cx, r, true);
                 }
-                self.keep_isolation_proofs(cx, &records, fetching.unproven.first());
-                committed = records.len();
-                self.tip_proof = fetching.unproven.first().cloned();
-                if let Some(r) = records.last() {
-                    self.raise_high_qc(&r.qc);
+                committed = kept;
+                if ends_epoch {
+                    // The rest was of the epoch that ended; the next answer is of this one.
+                    self.tip_proof = None;
+                    fetching.unproven.clear();
+                    debug_assert!(self.set.epoch() > epoch, "the epoch ended");
+                } else {
+                    self.tip_proof = fetching.unproven.first().cloned();
+                    if let Some(r) = records.last() {
+                        self.raise_high_qc(&r.qc);
+                    }
                 }
                 self.enter_past_high_qc(cx);
                 self.prune_tree();
@@ -2944,7 +3314,7 @@ impl<M: StateMachine + 'static> Replica<M> {
     /// pruned. Counted per validator, from authenticated senders only (an unauthenticated
     /// address could speak for several); taken once `f + 1` offered the same.
     fn on_snapshot_offer(&mut self, cx: &mut Context<'_, Timer>, offer: SnapshotOffer) {
-        let Some(sender) = self.authenticated_sender else {
+        let Some(sender) = self.authenticated_sender.filter(|v| self.set.is_member(*v)) else {
             return;
         };
         if offer.height <= self.tip.height || offer.len == 0 || offer.len > self.config.snapshot_bytes_max {
@@ -3104,13 +3474,12 @@ impl<M: StateMachine + 'static> Replica<M> {
             self.transfer = None;
             return;
         }
-        let set_len = self.set.len();
         let checkpoint = match Checkpoint::decode(&bytes) {
             Ok(c)
                 if c.height == offer.height
                     && c.view == offer.view
                     && c.digest == offer.block
-                    && c.isolated.keys().all(|v| usize::from(*v) < set_len) =>
+                    && self.epochs_of(&c).is_some() =>
             {
                 c
             }
@@ -3214,6 +3583,7 @@ impl<M: StateMachine + 'static> Replica<M> {
         let read = self
             .replay(cx)
             .map_err(|_| ())
+            .and_then(|()| self.recommit_epoch_ends(cx))
             .and_then(|()| self.load_safety(cx).map_err(|_| ()))
             .and_then(|()| self.reload_voted(cx).map_err(|_| ()));
         if read.is_err() && !self.halted {
@@ -3237,7 +3607,11 @@ impl<M: StateMachine + 'static> Replica<M> {
         // adversaries stalled that way after validator 0 restarted. Nor may it propose there:
         // it may have, before it crashed.
         self.proposed_view = self.proposed_view.max(self.last_voted_view);
-        let start = (self.high_qc.view + 1).max(self.last_voted_view);
+        // Not into a view of an epoch already ended (the epoch's start, or a certificate saved
+        // in the safety record before the epoch ended, is of the epoch before).
+        let start = (self.high_qc.view + 1)
+            .max(self.last_voted_view)
+            .max(self.set.first_view());
         self.advance_to(cx, start, false);
         // A restarted replica asks whether it is behind at once rather than wait for a gap.
         self.start_fetch(cx);
@@ -3337,6 +3711,9 @@ impl<M: StateMachine + 'static> Replica<M> {
             Message::Vote(v) => self.on_vote(cx, v),
             Message::Timeout(t) => self.on_timeout(cx, t),
             Message::QuorumCertificate(qc) => {
+                if self.foreign_qc(cx, &qc) {
+                    return;
+                }
                 if qc.view > self.high_qc.view || qc.height > self.tip.height {
                     if self.verify_qc(&qc) {
                         self.on_qc(cx, &qc);
@@ -3349,6 +3726,9 @@ impl<M: StateMachine + 'static> Replica<M> {
                 }
             }
             Message::TimeoutCertificate(tc) => {
+                if !self.in_epoch(cx, tc.view) {
+                    return;
+                }
                 // The previous view's certificate too: a leader that entered its view some
                 // other way (a restart past a view it timed out in) needs it to propose.
                 if tc.view + 1 >= self.view && self.last_tc.as_ref().is_none_or(|t| t.view < tc.view) {

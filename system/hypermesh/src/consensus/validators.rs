@@ -1,10 +1,46 @@
 //! The validator set of an epoch: who votes, with which key, how many make a quorum, who leads
-//! each view.
+//! each view, and where the epoch's chain starts.
+//!
+//! # Epochs
+//!
+//! A set changes only at an epoch's end: a committed block that removes validators
+//! ([`super::Removal`]) is the last block of its epoch, and the next epoch's set is the same
+//! roster without them ([`ValidatorSet::next`]). Indices never change: a removed validator keeps
+//! its index and its slot (its address, its key) but is no longer a member, so nothing it signs
+//! in a later epoch counts and it leads no view.
+//!
+//! Views of epoch `e` run from [`first_view_of`]`(e)` (`e << 40`; view 1 for epoch 0), so the
+//! epoch of any view is known from the view alone ([`epoch_of_view`]) and views never go back
+//! when an epoch ends: a replica tells a message of a past epoch (stale) or of a coming one (it
+//! is behind) from a forgery before checking any signature.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::crypto::PublicKey;
+use super::messages::QcSummary;
 use crate::membership::NodeId;
+
+/// Views of epoch `e` start at `e << EPOCH_VIEW_SHIFT`: 2^40 views per epoch, 35 years of views
+/// a millisecond apart.
+pub const EPOCH_VIEW_SHIFT: u32 = 40;
+
+/// Epochs a cluster may have: the first view of each fits a `u64`.
+pub const EPOCHS_MAX: u64 = 1 << (64 - EPOCH_VIEW_SHIFT);
+
+/// The epoch whose views include `view`.
+pub fn epoch_of_view(view: u64) -> u64 {
+    view >> EPOCH_VIEW_SHIFT
+}
+
+/// The first view of `epoch` (view 1 for epoch 0: view 0 is genesis's).
+///
+/// # Panics
+///
+/// If `epoch` is not below [`EPOCHS_MAX`] (a set refuses such an epoch).
+pub fn first_view_of(epoch: u64) -> u64 {
+    assert!(epoch < EPOCHS_MAX, "epoch {epoch} out of range");
+    (epoch << EPOCH_VIEW_SHIFT).max(1)
+}
 
 /// A validator's position in its set: what signed messages and certificates name it by.
 pub type ValidatorIndex = u16;
@@ -49,24 +85,42 @@ pub enum ValidatorSetError {
     /// One certified name listed twice.
     #[error("the name {0:?} is listed twice")]
     DuplicateName(String),
+    /// An epoch at or past [`EPOCHS_MAX`].
+    #[error("epoch {0} is out of range (at most {max})", max = EPOCHS_MAX - 1)]
+    EpochOutOfRange(u64),
+    /// A validator removed that is not a member.
+    #[error("validator {0} is not a member of the set")]
+    NotAMember(ValidatorIndex),
+    /// A removal that would leave no member.
+    #[error("removing them would leave no validator")]
+    NoMemberLeft,
 }
 
-/// The validators of one epoch, in index order.
+/// The validators of one epoch: the roster (every validator the cluster started with, in index
+/// order) and which of them are members in this epoch.
 ///
-/// With `n` validators the set tolerates `f = (n - 1) / 3` Byzantine ones and a quorum is
-/// `n - f` (at least `2f + 1`): any two quorums share at least `f + 1` validators, so at least
-/// one honest one. The leader of view `v` is the validator at index `v mod n` (round robin over
-/// the indices, the same rule on every replica).
+/// With `n` members the set tolerates `f = (n - 1) / 3` Byzantine ones and a quorum is
+/// `n - f` members (at least `2f + 1`): any two quorums share at least `f + 1` validators, so
+/// at least one honest one. The leader of view `v` is the member at position `v mod n` among
+/// the members in index order (round robin, the same rule on every replica).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ValidatorSet {
     epoch: u64,
     validators: Vec<Validator>,
+    /// The members' indices, increasing.
+    members: Vec<ValidatorIndex>,
+    /// The committed block the epoch's chain starts from (genesis for the first epoch), as its
+    /// certificate would summarize it.
+    start: QcSummary,
 }
 
 impl ValidatorSet {
     /// The set of `epoch`, in the order given (a validator's index is its position). Refuses an
     /// empty set, more than [`VALIDATORS_MAX`], and any node, key or name listed twice.
     pub fn new(epoch: u64, validators: Vec<Validator>) -> Result<ValidatorSet, ValidatorSetError> {
+        if epoch >= EPOCHS_MAX {
+            return Err(ValidatorSetError::EpochOutOfRange(epoch));
+        }
         if validators.is_empty() {
             return Err(ValidatorSetError::Empty);
         }
@@ -90,7 +144,67 @@ impl ValidatorSet {
                 });
             }
         }
-        Ok(ValidatorSet { epoch, validators })
+        let members = (0..validators.len() as ValidatorIndex).collect();
+        Ok(ValidatorSet {
+            epoch,
+            validators,
+            members,
+            start: QcSummary::GENESIS,
+        })
+    }
+
+    /// The set of the next epoch: the same roster without `removed`, its chain starting from
+    /// `start` (the committed block that removed them). Refuses a validator that is not a
+    /// member, a removal of every member, and an epoch past [`EPOCHS_MAX`].
+    pub fn next(
+        &self,
+        removed: &BTreeSet<ValidatorIndex>,
+        start: QcSummary,
+    ) -> Result<ValidatorSet, ValidatorSetError> {
+        if let Some(&gone) = removed.iter().find(|&&i| !self.is_member(i)) {
+            return Err(ValidatorSetError::NotAMember(gone));
+        }
+        let epoch = self.epoch + 1;
+        if epoch >= EPOCHS_MAX {
+            return Err(ValidatorSetError::EpochOutOfRange(epoch));
+        }
+        let members: Vec<ValidatorIndex> = self.members.iter().copied().filter(|i| !removed.contains(i)).collect();
+        if members.is_empty() {
+            return Err(ValidatorSetError::NoMemberLeft);
+        }
+        Ok(ValidatorSet {
+            epoch,
+            validators: self.validators.clone(),
+            members,
+            start,
+        })
+    }
+
+    /// The committed block this epoch's chain starts from: its first proposal extends it, and
+    /// a certificate of it without signatures verifies (as genesis's does for the first epoch).
+    pub fn start(&self) -> QcSummary {
+        self.start
+    }
+
+    /// The first view of this epoch ([`first_view_of`]).
+    pub fn first_view(&self) -> u64 {
+        first_view_of(self.epoch)
+    }
+
+    /// The members' indices, increasing.
+    pub fn members(&self) -> &[ValidatorIndex] {
+        &self.members
+    }
+
+    /// Whether the validator at `index` is a member of this epoch's set (it votes, times out,
+    /// leads and reports).
+    pub fn is_member(&self, index: ValidatorIndex) -> bool {
+        self.members.binary_search(&index).is_ok()
+    }
+
+    /// How many members (`n`).
+    pub fn member_count(&self) -> usize {
+        self.members.len()
     }
 
     /// The epoch this set governs: signed into every message, so nothing signed under one set
@@ -99,12 +213,12 @@ impl ValidatorSet {
         self.epoch
     }
 
-    /// The validators, in index order.
+    /// The roster, in index order: members and validators removed in earlier epochs.
     pub fn validators(&self) -> &[Validator] {
         &self.validators
     }
 
-    /// How many validators (`n`).
+    /// How many validators the roster holds (members and removed ones): indices run below it.
     pub fn len(&self) -> usize {
         self.validators.len()
     }
@@ -114,22 +228,22 @@ impl ValidatorSet {
         self.validators.is_empty()
     }
 
-    /// The Byzantine validators tolerated: `(n - 1) / 3`.
+    /// The Byzantine members tolerated: `(n - 1) / 3`.
     pub fn f(&self) -> usize {
-        (self.len() - 1) / 3
+        (self.member_count() - 1) / 3
     }
 
-    /// Signers a certificate needs: `n - f`, at least `2f + 1`.
+    /// Signers a certificate needs: `n - f` members, at least `2f + 1`.
     pub fn quorum(&self) -> usize {
-        self.len() - self.f()
+        self.member_count() - self.f()
     }
 
-    /// The leader of `view`: index `view mod n`.
+    /// The leader of `view`: the member at position `view mod n`.
     pub fn leader(&self, view: u64) -> ValidatorIndex {
-        (view % self.len() as u64) as ValidatorIndex
+        self.members[(view % self.member_count() as u64) as usize]
     }
 
-    /// The validator at `index`.
+    /// The validator at `index` in the roster, member or not.
     pub fn get(&self, index: ValidatorIndex) -> Option<&Validator> {
         self.validators.get(usize::from(index))
     }
@@ -205,6 +319,76 @@ mod tests {
         assert_eq!(set.get(1), Some(&validator(1)));
         assert_eq!(set.get(4), None);
         assert!(!set.is_empty());
+    }
+
+    #[test]
+    fn the_next_epoch_keeps_the_roster_and_counts_only_its_members() {
+        let first = set(7);
+        let start = QcSummary {
+            view: first_view_of(3) + 9,
+            height: 40,
+            block: [9; 32],
+        };
+        let next = first.next(&BTreeSet::from([2, 5]), start).unwrap();
+        assert_eq!(
+            (next.epoch(), next.len(), next.member_count(), next.f(), next.quorum()),
+            (4, 7, 5, 1, 4)
+        );
+        assert_eq!(next.members(), [0, 1, 3, 4, 6]);
+        assert!(!next.is_member(2) && next.is_member(3) && !next.is_member(7));
+        assert_eq!(next.get(2), Some(&validator(2)), "a removed validator keeps its slot");
+        assert_eq!(next.start(), start);
+        // Its views follow the last of the epoch before, whatever happened there.
+        assert_eq!(next.first_view(), 4 << EPOCH_VIEW_SHIFT);
+        assert_eq!(epoch_of_view(next.first_view()), 4);
+        assert_eq!(epoch_of_view(next.first_view() - 1), 3);
+        assert_eq!((first_view_of(0), epoch_of_view(1)), (1, 0));
+        // Every member leads once in five views; the removed never.
+        let leaders: BTreeSet<_> = (0..5).map(|v| next.leader(next.first_view() + v)).collect();
+        assert_eq!(leaders, BTreeSet::from([0, 1, 3, 4, 6]));
+        assert_eq!(
+            next.next(&BTreeSet::from([2]), start),
+            Err(ValidatorSetError::NotAMember(2))
+        );
+        assert_eq!(
+            next.next(&next.members().iter().copied().collect(), start),
+            Err(ValidatorSetError::NoMemberLeft)
+        );
+        assert_eq!(
+            ValidatorSet::new(EPOCHS_MAX, vec![validator(0)]),
+            Err(ValidatorSetError::EpochOutOfRange(EPOCHS_MAX))
+        );
+    }
+
+    #[test]
+    fn a_removed_validator_signs_nothing_that_counts_and_the_start_needs_no_signature() {
+        use crate::consensus::fixtures::{summary, Committee};
+        use crate::consensus::{QuorumCertificate, Vote};
+        let mut c = Committee::new(4, 0);
+        let start = summary(30, 12, 1);
+        c.set = c.set.next(&BTreeSet::from([3]), start).unwrap();
+        let view = c.set.first_view() + 2;
+        // Three members are a quorum of the three left; the removed one signs nothing.
+        let block = summary(view, 14, 2);
+        assert!(c.qc(block, &[0, 1, 2]).verify(&c.set).is_ok());
+        assert!(c.qc(block, &[0, 1]).verify(&c.set).is_err());
+        assert!(Vote::sign(&c.set, &c.keys[3], block).is_err());
+        let roster = Committee::new(4, 0);
+        let theirs = Vote::sign(&roster.set, &roster.keys[3], block).unwrap();
+        assert!(theirs.verify(&c.set).is_err());
+        // The epoch's start verifies without signatures under its own set only.
+        let start_qc = QuorumCertificate::start_of(&c.set);
+        assert_eq!(start_qc.summary(), start);
+        assert!(start_qc.verify(&c.set).is_ok());
+        assert!(start_qc.verify(&roster.set).is_err());
+        // The first view's proposal extends the start, with no certificate of the view before.
+        let first = c.proposal(c.set.first_view(), start_qc.clone(), None);
+        assert_eq!(first.verify(&c.set), Ok(()));
+        let later = c.proposal(c.set.first_view() + 1, start_qc, None);
+        assert!(
+            later.verify(&c.set).is_err(),
+            "past the first view it needs a timeout certificate"
+        );
     }
 
     #[test]
