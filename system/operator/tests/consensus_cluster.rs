@@ -282,17 +282,22 @@ fn validators_commit_survive_a_kill_and_the_restarted_one_catches_up_from_its_st
 
 /// Issue 14, item 4, on real processes: "a committed reconfiguration removes the node from the
 /// validator set, TrustChain revokes its certificate, STOQ refuses it; the cluster keeps
-/// committing throughout". Validator 3 signs in another epoch (its operator gave it a file the
-/// others do not have), so every vote it sends carries a signature that does not verify, over a
-/// channel whose certificate names it: the others mark it first-hand, commit its removal, hand
-/// the proof to the CA, which revokes it, and from their next handshake with it STOQ refuses it.
+/// committing throughout". Validator 3's operator gave it a file the others do not have, with
+/// validators 2 and 3 swapped: it signs its votes and proposals as validator 2, over a channel
+/// whose certificate names validator 3, so the others mark it first-hand, commit its removal,
+/// hand the proof to the CA, which revokes it, and from their next handshake with it STOQ
+/// refuses it. (A file of another epoch no longer does: its messages are of views of that
+/// epoch, which the others take for a validator ahead of them, not for forgeries.)
 #[test]
 fn a_validator_shown_byzantine_is_isolated_revoked_by_the_ca_and_refused_by_stoq() {
     let cluster = Cluster::new("consensus-isolation", true);
-    // Validator 3's file: the same validators, another epoch.
-    let stale = cluster.dir.join("validators-epoch-2.toml");
+    // Validator 3's file: the same validators, 2 and 3 swapped.
+    let stale = cluster.dir.join("validators-swapped.toml");
     let text = std::fs::read_to_string(&cluster.validators).unwrap();
-    std::fs::write(&stale, text.replacen("epoch = 1", "epoch = 2", 1)).unwrap();
+    let mut blocks: Vec<&str> = text.split("[[validator]]").collect();
+    assert_eq!(blocks.len(), VALIDATORS + 1, "a header and one block per validator");
+    blocks.swap(3, 4);
+    std::fs::write(&stale, blocks.join("[[validator]]")).unwrap();
     let nodes: Vec<Process> = (0..VALIDATORS)
         .map(|i| cluster.start_node(i, true, if i == 3 { &stale } else { &cluster.validators }))
         .collect();

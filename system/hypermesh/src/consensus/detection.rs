@@ -185,6 +185,12 @@ impl Detector {
         None
     }
 
+    /// Forgets the reports counted so far: reports are signed in an epoch, and a removal's
+    /// reports must all be of one, checked against that epoch's set. (Marks stay.)
+    pub fn new_epoch(&mut self) {
+        self.reports.clear();
+    }
+
     /// Marks `offender` on proof; true if it was not marked before.
     pub fn convict(&mut self, now: Instant, offender: ValidatorIndex) -> bool {
         self.reports.remove(&offender);

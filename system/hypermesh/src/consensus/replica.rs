@@ -785,12 +785,22 @@ impl<M: StateMachine + 'static> Replica<M> {
     /// member, or why not. Transactions committed before (within the dedup window) or twice in
     /// the block are left out, as `apply` skips them. A block with a valid one ends the epoch.
     fn judge_removals(&self, block: &Block) -> Vec<(Digest, Result<Removal, String>)> {
+        self.judge_removals_after(block, &|id| self.recent.contains_key(id))
+    }
+
+    /// [`Self::judge_removals`], with `committed` saying which transactions the dedup window
+    /// holds when the block is applied.
+    fn judge_removals_after(
+        &self,
+        block: &Block,
+        committed: &dyn Fn(&Digest) -> bool,
+    ) -> Vec<(Digest, Result<Removal, String>)> {
         let mut judged = Vec::new();
         let mut in_block = BTreeSet::new();
         let mut removed = BTreeSet::new();
         for t in block.transactions.iter().filter(|t| is_control(t)) {
             let id = sha256(t);
-            if self.recent.contains_key(&id) || !in_block.insert(id) {
+            if committed(&id) || !in_block.insert(id) {
                 continue;
             }
             let verdict = Removal::decode(t).and_then(|removal| {
@@ -835,11 +845,29 @@ impl<M: StateMachine + 'static> Replica<M> {
     /// this replica's epoch: how many of them are, up to and including the first that ends it,
     /// and whether one does. Blocks after that one were certified in the epoch it ended and are
     /// never committed (see *Epochs*).
+    ///
+    /// Each block is judged as `apply` will judge it, after the ones before it: with the dedup
+    /// window as it will be then (ids leave it as heights pass, and the earlier blocks' control
+    /// transactions join it). Judged against the window at the tip instead, a removal committed
+    /// and refused once, and valid when committed again past the window, ended the epoch in
+    /// `apply` but not here, and a block after the epoch's end was applied (found in review).
     fn within_epoch(&self, records: &[CertifiedBlock]) -> (usize, bool) {
-        records
-            .iter()
-            .position(|r| self.judge_removals(&r.block).iter().any(|(_, v)| v.is_ok()))
-            .map_or((records.len(), false), |at| (at + 1, true))
+        let dedup = self.config.dedup_heights;
+        let mut joined: BTreeMap<Digest, u64> = BTreeMap::new();
+        for (i, record) in records.iter().enumerate() {
+            let height = record.block.height;
+            // Applying height h drops the ids of heights at or below h - dedup_heights.
+            let held = |at: u64| at + dedup >= height;
+            let committed = |id: &Digest| {
+                self.recent.get(id).is_some_and(|(at, _)| held(*at)) || joined.get(id).is_some_and(|at| held(*at))
+            };
+            let judged = self.judge_removals_after(&record.block, &committed);
+            if judged.iter().any(|(_, verdict)| verdict.is_ok()) {
+                return (i + 1, true);
+            }
+            joined.extend(judged.into_iter().map(|(id, _)| (id, height)));
+        }
+        (records.len(), false)
     }
 
     /// Enters the epoch of `set`, which the committed block `start` began (or a checkpoint
@@ -883,6 +911,13 @@ impl<M: StateMachine + 'static> Replica<M> {
         if let Some(f) = self.fetching.as_mut() {
             f.unproven.clear();
         }
+        // Reads being served counted the old set's answers, which make no quorum of the new
+        // one: refused, for the client to ask again.
+        for (_, read) in std::mem::take(&mut self.reads) {
+            let why = format!("epoch {} began while the read was served: ask again", self.set.epoch());
+            self.answer_read(cx, read.client, read.id, Err(why));
+        }
+        self.detector.new_epoch();
         if !self.starting {
             let first = self.set.first_view();
             self.advance_to(cx, first, false);
@@ -1622,11 +1657,15 @@ impl<M: StateMachine + 'static> Replica<M> {
         if view != self.view {
             return;
         }
+        if !self.set.is_member(self.me) {
+            // Removed: it follows the commits, and signs nothing.
+            return;
+        }
         if !self.acts_in(view) {
             // A view of an epoch this replica has not reached (its safety record is ahead of
-            // its log), or a replica no longer a member: nothing it signs would count. It
-            // catches up, and times out of the view once it has (its timeout may be one the
-            // others need: swarm-consensus seed 138 stalled for want of it).
+            // its log): nothing it signs would count. It catches up, and times out of the view
+            // once it has (its timeout may be one the others need: swarm-consensus seed 138
+            // stalled for want of it).
             self.start_fetch(cx);
             let at = cx.now() + self.config.view_timeout;
             cx.set_timer(at, Timer::View(view));
@@ -1999,8 +2038,9 @@ impl<M: StateMachine + 'static> Replica<M> {
             return;
         }
         if self.persist(cx, &records[..kept]) {
-            for r in &records[..kept] {
-                self.apply(cx, r, true);
+            for (i, r) in records[..kept].iter().enumerate() {
+                let ended = self.apply(cx, r, true);
+                debug_assert_eq!(ended, ends_epoch && i + 1 == kept, "the epoch ends where judged");
             }
             self.announce |= records[..kept].iter().any(|r| !r.block.transactions.is_empty());
             if ends_epoch {
@@ -2076,7 +2116,7 @@ impl<M: StateMachine + 'static> Replica<M> {
     }
 
     /// Applies a committed block to the state machine, answering waiting clients.
-    fn apply(&mut self, cx: &mut Context<'_, Timer>, record: &CertifiedBlock, live: bool) {
+    fn apply(&mut self, cx: &mut Context<'_, Timer>, record: &CertifiedBlock, live: bool) -> bool {
         let block = &record.block;
         assert_eq!(block.height, self.tip.height + 1, "blocks are applied in height order");
         assert_eq!(
@@ -2163,7 +2203,8 @@ impl<M: StateMachine + 'static> Replica<M> {
         self.stats.transactions_committed += block.transactions.len() as u64;
         Self::probe(cx, "commit", block.height, digest_prefix(&self.tip.digest));
         Self::probe(cx, "commit_txs", block.height, block.transactions.len() as i64);
-        if !removed.is_empty() {
+        let ends_epoch = !removed.is_empty();
+        if ends_epoch {
             // The last block of its epoch: the next starts from it, without the removed.
             let start = QcSummary {
                 view: block.view,
@@ -2182,6 +2223,7 @@ impl<M: StateMachine + 'static> Replica<M> {
         if live {
             self.serve_reads(cx);
         }
+        ends_epoch
     }
 
     // ---- linearizable reads -----------------------------------------------------------------
@@ -2211,7 +2253,10 @@ impl<M: StateMachine + 'static> Replica<M> {
                 client,
                 id: query.id,
                 request: query.request,
-                answered: BTreeSet::from([self.me]),
+                answered: BTreeSet::from([self.me])
+                    .into_iter()
+                    .filter(|v| self.set.is_member(*v))
+                    .collect(),
                 index: self.high_qc.height,
             },
         );
@@ -2227,8 +2272,8 @@ impl<M: StateMachine + 'static> Replica<M> {
         if self.reads.get(&number).is_none_or(|r| r.answered.contains(&sender)) {
             return;
         }
-        // Of another epoch: a replica on the other side of an epoch's end (it counts for
-        // neither side's quorum).
+        // Of another epoch: a replica on the other side of an epoch's end (reads under way when
+        // this replica's epoch ended were refused, so answers count toward one set only).
         if !self.set.is_member(sender) || self.foreign_qc(cx, &qc) {
             return;
         }
@@ -2592,8 +2637,11 @@ impl<M: StateMachine + 'static> Replica<M> {
         {
             self.observe(cx, proposal.block.proposer, Reason::ClockSkew);
         }
+        // Not the first view's: it comes once the epoch's last block is committed everywhere,
+        // a certificate's way after this replica's vote on that block.
         if first_copy
             && proposal.timeout.is_none()
+            && proposal.justify.summary() != self.set.start()
             && self
                 .detector
                 .proposal_is_slow(proposal.justify.view, cx.now(), self.config.batch_delay_max)
@@ -3133,11 +3181,16 @@ impl<M: StateMachine + 'static> Replica<M> {
                     proof = chain.pop().map(Box::new);
                     records.extend(chain);
                 }
-                // Not kept here (a crash before it was saved): the others serve it.
+                // Not kept here (taken in a checkpoint, or shown committed only through more
+                // blocks than a proof holds): the others serve it, or a checkpoint past it does.
                 _ => {
                     if records.len() > before_end {
                         records.truncate(before_end);
                         proof = None;
+                    }
+                    if let Some((offer, _)) = self.offered.as_ref().filter(|(o, _)| o.height >= end) {
+                        let message = Message::SnapshotOffer(*offer);
+                        self.send(cx, from, &message);
                     }
                 }
             }
@@ -3258,8 +3311,9 @@ impl<M: StateMachine + 'static> Replica<M> {
                 && self.persist(cx, &records[..kept])
             {
                 let epoch = self.set.epoch();
-                for r in &records[..kept] {
-                    self.apply(cx, r, true);
+                for (i, r) in records[..kept].iter().enumerate() {
+                    let ended = self.apply(cx, r, true);
+                    debug_assert_eq!(ended, ends_epoch && i + 1 == kept, "the epoch ends where judged");
                 }
                 committed = kept;
                 if ends_epoch {
