@@ -843,7 +843,7 @@ impl<M: StateMachine + 'static> Replica<M> {
 
     /// Where `records` (consecutive blocks to commit, from the one after the tip) stop being of
     /// this replica's epoch: how many of them are, up to and including the first that ends it,
-    /// and whether one does. Blocks after that one were certified in the epoch it ended and are
+    /// and the validators that one removes if one does. Blocks after that one were certified in the epoch it ended and are
     /// never committed (see *Epochs*).
     ///
     /// Each block is judged as `apply` will judge it, after the ones before it: with the dedup
@@ -851,7 +851,7 @@ impl<M: StateMachine + 'static> Replica<M> {
     /// transactions join it). Judged against the window at the tip instead, a removal committed
     /// and refused once, and valid when committed again past the window, ended the epoch in
     /// `apply` but not here, and a block after the epoch's end was applied (found in review).
-    fn within_epoch(&self, records: &[CertifiedBlock]) -> (usize, bool) {
+    fn within_epoch(&self, records: &[CertifiedBlock]) -> (usize, Option<Vec<ValidatorIndex>>) {
         let dedup = self.config.dedup_heights;
         let mut joined: BTreeMap<Digest, u64> = BTreeMap::new();
         for (i, record) in records.iter().enumerate() {
@@ -862,12 +862,16 @@ impl<M: StateMachine + 'static> Replica<M> {
                 self.recent.get(id).is_some_and(|(at, _)| held(*at)) || joined.get(id).is_some_and(|at| held(*at))
             };
             let judged = self.judge_removals_after(&record.block, &committed);
-            if judged.iter().any(|(_, verdict)| verdict.is_ok()) {
-                return (i + 1, true);
+            let removed: Vec<ValidatorIndex> = judged
+                .iter()
+                .filter_map(|(_, verdict)| verdict.as_ref().ok().map(|r| r.accused))
+                .collect();
+            if !removed.is_empty() {
+                return (i + 1, Some(removed));
             }
             joined.extend(judged.into_iter().map(|(id, _)| (id, height)));
         }
-        (records.len(), false)
+        (records.len(), None)
     }
 
     /// Enters the epoch of `set`, which the committed block `start` began (or a checkpoint
@@ -911,6 +915,9 @@ impl<M: StateMachine + 'static> Replica<M> {
         if let Some(f) = self.fetching.as_mut() {
             f.unproven.clear();
         }
+        // Offers count by member: a removed validator's would count toward the smaller f.
+        let set = &self.set;
+        self.offers.retain(|v, _| set.is_member(*v));
         // Reads being served counted the old set's answers, which make no quorum of the new
         // one: refused, for the client to ask again.
         for (_, read) in std::mem::take(&mut self.reads) {
@@ -2033,15 +2040,15 @@ impl<M: StateMachine + 'static> Replica<M> {
         }
         // Not past the block that ends the epoch: the blocks certified after it in that epoch
         // only show it committed (they stay in the isolation proof).
-        let (kept, ends_epoch) = self.within_epoch(&records);
-        if ends_epoch && !self.keep_epoch_end(cx, &records, kept - 1, proof.as_ref()) {
-            return;
+        let (kept, removed) = self.within_epoch(&records);
+        let ends_epoch = removed.is_some();
+        if let Some(removed) = &removed {
+            if !self.keep_epoch_end(cx, &records, kept - 1, proof.as_ref(), removed) {
+                return;
+            }
         }
         if self.persist(cx, &records[..kept]) {
-            for (i, r) in records[..kept].iter().enumerate() {
-                let ended = self.apply(cx, r, true);
-                debug_assert_eq!(ended, ends_epoch && i + 1 == kept, "the epoch ends where judged");
-            }
+            self.apply_all(cx, &records[..kept], ends_epoch);
             self.announce |= records[..kept].iter().any(|r| !r.block.transactions.is_empty());
             if ends_epoch {
                 // The tip's proof is the epoch's end, kept with its isolation proof.
@@ -2051,6 +2058,20 @@ impl<M: StateMachine + 'static> Replica<M> {
             }
             self.prune_tree();
             self.commit_salvaged(cx);
+        }
+    }
+
+    /// Applies committed `records` (persisted), the last ending the epoch if `ends_epoch`:
+    /// none after the one that ends it ([`Self::within_epoch`] judged where that is, as `apply`
+    /// does).
+    fn apply_all(&mut self, cx: &mut Context<'_, Timer>, records: &[CertifiedBlock], ends_epoch: bool) {
+        for (i, r) in records.iter().enumerate() {
+            let ended = self.apply(cx, r, true);
+            let last = i + 1 == records.len();
+            debug_assert_eq!(ended, ends_epoch && last, "the epoch ends where judged");
+            if ended {
+                break;
+            }
         }
     }
 
@@ -2351,16 +2372,12 @@ impl<M: StateMachine + 'static> Replica<M> {
         records: &[CertifiedBlock],
         at: usize,
         child: Option<&CertifiedBlock>,
+        removed: &[ValidatorIndex],
     ) -> bool {
         let Some(proof) = IsolationProof::shortest(records, at, child) else {
             // Shown committed only through more blocks than a proof holds: none is kept.
             return true;
         };
-        let removed: Vec<ValidatorIndex> = self
-            .judge_removals(&records[at].block)
-            .into_iter()
-            .filter_map(|(_, verdict)| verdict.ok().map(|r| r.accused))
-            .collect();
         debug_assert!(
             proof
                 .verify_across(&self.set, &|epoch| self
@@ -2371,7 +2388,7 @@ impl<M: StateMachine + 'static> Replica<M> {
         );
         let bytes = proof.encode();
         let mut kept_all = true;
-        for accused in removed {
+        for &accused in removed {
             let name = format!("{REMOVAL}.{accused}");
             let kept = (0..self.config.storage_attempts).any(|_| durable::save(cx, &name, 1, &bytes).is_ok());
             Self::probe(
@@ -3175,14 +3192,27 @@ impl<M: StateMachine + 'static> Replica<M> {
             // committed with: the log's copy may have rotted, and this replica may be the only
             // one that committed it.
             let before_end = (end - fetch.from) as usize;
+            let bytes = |blocks: &[CertifiedBlock]| blocks.iter().map(CertifiedBlock::encoded_len).sum::<usize>();
+            let limit = self.config.fetch_bytes_max;
             match chain {
-                Some(mut chain) if chain.len() >= 2 && records.len() >= before_end => {
+                // Too large for an answer with what comes before it: that part first, and the
+                // chain alone to the next request, which starts at the end.
+                Some(chain)
+                    if before_end > 0
+                        && records.len() >= before_end
+                        && bytes(&records[..before_end]) + bytes(&chain) > limit =>
+                {
+                    records.truncate(before_end);
+                    proof = None;
+                }
+                Some(mut chain) if chain.len() >= 2 && records.len() >= before_end && bytes(&chain) <= limit => {
                     records.truncate(before_end);
                     proof = chain.pop().map(Box::new);
                     records.extend(chain);
                 }
                 // Not kept here (taken in a checkpoint, or shown committed only through more
-                // blocks than a proof holds): the others serve it, or a checkpoint past it does.
+                // blocks than a proof holds), or larger than an answer: the others serve it, or
+                // a checkpoint past it does.
                 _ => {
                     if records.len() > before_end {
                         records.truncate(before_end);
@@ -3284,6 +3314,12 @@ impl<M: StateMachine + 'static> Replica<M> {
                 && self.verify_qc(&record.qc);
             if !ok {
                 self.refuse(cx, Refusal::BadCatchUp);
+                // From the tip again, and from another peer: this one's answer (blocks past an
+                // epoch's end it had not judged, from salvaged records; or a Byzantine peer's)
+                // would be the same again.
+                fetching.unproven.clear();
+                fetching.peer = self.next_fetch_peer();
+                proof_pushed = false;
                 break;
             }
             link = (record.qc.block, record.block.height);
@@ -3304,17 +3340,17 @@ impl<M: StateMachine + 'static> Replica<M> {
                 .first()
                 .is_some_and(|r| r.block.height == self.tip.height + 1 && r.block.parent == self.tip.digest);
             // Not past the block that ends the epoch (see `commit`).
-            let (kept, ends_epoch) = self.within_epoch(&records);
-            let proof_kept = || !ends_epoch || kept == 0;
-            if linked
-                && (proof_kept() || self.keep_epoch_end(cx, &records, kept - 1, fetching.unproven.first()))
-                && self.persist(cx, &records[..kept])
-            {
-                let epoch = self.set.epoch();
-                for (i, r) in records[..kept].iter().enumerate() {
-                    let ended = self.apply(cx, r, true);
-                    debug_assert_eq!(ended, ends_epoch && i + 1 == kept, "the epoch ends where judged");
+            let (kept, removed) = self.within_epoch(&records);
+            let ends_epoch = removed.is_some();
+            let proof_kept = match &removed {
+                Some(removed) if linked => {
+                    self.keep_epoch_end(cx, &records, kept - 1, fetching.unproven.first(), removed)
                 }
+                _ => true,
+            };
+            if linked && proof_kept && self.persist(cx, &records[..kept]) {
+                let epoch = self.set.epoch();
+                self.apply_all(cx, &records[..kept], ends_epoch);
                 committed = kept;
                 if ends_epoch {
                     // The rest was of the epoch that ended; the next answer is of this one.
@@ -3381,7 +3417,7 @@ impl<M: StateMachine + 'static> Replica<M> {
         let sources: Vec<ValidatorIndex> = self
             .offers
             .iter()
-            .filter(|(_, o)| **o == offer)
+            .filter(|(v, o)| **o == offer && self.set.is_member(**v))
             .map(|(v, _)| *v)
             .collect();
         if sources.len() > self.set.f() {
