@@ -261,9 +261,9 @@ fn the_ten_thousand_swarm_seeds_that_once_failed_pass() {
     );
 }
 
-/// Seeds of `testbed sweep scenarios/swarm-consensus.toml --seeds 1..600` that stalled in their
-/// quiet phase once a removal ended an epoch (the first cut of epochs, before it landed), each
-/// replayed on the scenario as it is.
+/// Seeds of `testbed sweep scenarios/swarm-consensus.toml` that stalled in their quiet phase
+/// once a removal ended an epoch (1..600 on the first cut of epochs, before it landed; 601..2000
+/// at fa16ec4), each replayed on the scenario as it is.
 #[test]
 fn the_epoch_swarm_seeds_that_once_failed_pass() {
     const ALONE: &str = "the only replica that committed an epoch's last block (its certificate \
@@ -283,6 +283,14 @@ fn the_epoch_swarm_seeds_that_once_failed_pass() {
             (290, ALONE),
             (523, ALONE),
             (545, ALONE),
+            (
+                740,
+                "as 280, once landed (sweep of 601..2000 at fa16ec4): the proof was kept in one copy, \
+                 which rotted, and the only replica that had committed the block lost it from its \
+                 log too (now three copies)",
+            ),
+            (858, "failed in the same sweep; passes with three copies"),
+            (888, "failed in the same sweep; passes with three copies"),
         ],
     );
 }

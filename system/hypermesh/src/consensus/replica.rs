@@ -2390,7 +2390,10 @@ impl<M: StateMachine + 'static> Replica<M> {
         let mut kept_all = true;
         for &accused in removed {
             let name = format!("{REMOVAL}.{accused}");
-            let kept = (0..self.config.storage_attempts).any(|_| durable::save(cx, &name, 1, &bytes).is_ok());
+            // In three copies: it may be the only proof the cluster has that the block committed,
+            // and one rotted copy lost it (swarm-consensus seed 740). The CA's keeper reads two.
+            let mut copies = durable::Mirror::default();
+            let kept = (0..self.config.storage_attempts).any(|_| copies.save(cx, &name, &bytes).is_ok());
             Self::probe(
                 cx,
                 "isolation_proof",
@@ -3241,7 +3244,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             let tip = self.tip;
             let mut found = None;
             for accused in self.set.members().to_vec() {
-                let Ok(Some((_, bytes))) = durable::load(cx, &format!("{REMOVAL}.{accused}")) else {
+                let Ok((_, Some(bytes))) = durable::Mirror::load(cx, &format!("{REMOVAL}.{accused}")) else {
                     continue;
                 };
                 let Ok(proof) = IsolationProof::decode(&bytes) else {
@@ -3279,7 +3282,8 @@ impl<M: StateMachine + 'static> Replica<M> {
             .map(|(v, _)| *v)
             .collect();
         accused.into_iter().find_map(|v| {
-            let (_, bytes) = durable::load(cx, &format!("{REMOVAL}.{v}")).ok()??;
+            let (_, bytes) = durable::Mirror::load(cx, &format!("{REMOVAL}.{v}")).ok()?;
+            let bytes = bytes?;
             let proof = IsolationProof::decode(&bytes).ok()?;
             proof
                 .chain
