@@ -2064,13 +2064,18 @@ impl<M: StateMachine + 'static> Replica<M> {
     /// Applies committed `records` (persisted), the last ending the epoch if `ends_epoch`:
     /// none after the one that ends it ([`Self::within_epoch`] judged where that is, as `apply`
     /// does).
+    ///
+    /// An epoch that ended before the last record would leave blocks of the old epoch in the
+    /// log past its end: a bug of ours, and the replica stops (`halted` 2, as for a committed
+    /// block conflicting with its chain) rather than go on from a log that is not its state.
     fn apply_all(&mut self, cx: &mut Context<'_, Timer>, records: &[CertifiedBlock], ends_epoch: bool) {
         for (i, r) in records.iter().enumerate() {
             let ended = self.apply(cx, r, true);
             let last = i + 1 == records.len();
             debug_assert_eq!(ended, ends_epoch && last, "the epoch ends where judged");
-            if ended {
-                break;
+            if ended && !last {
+                self.halt(cx, 2);
+                return;
             }
         }
     }
@@ -3165,8 +3170,13 @@ impl<M: StateMachine + 'static> Replica<M> {
         let records = if fetch.from > self.tip.height && self.salvaged.contains_key(&fetch.from) {
             // Committed blocks this replica salvaged past a hole in its log: what a peer asks
             // for may exist nowhere else.
+            // Not past a change of epoch: these blocks are not applied here yet, so no epoch's
+            // end among them is known, and a block of the next epoch is refused by a peer in
+            // this one.
+            let epoch = self.salvaged.get(&fetch.from).map(|r| epoch_of_view(r.qc.view));
             let salvaged = asked
                 .map_while(|h| self.salvaged.get(&h))
+                .take_while(|r| Some(epoch_of_view(r.qc.view)) == epoch)
                 .map(|r| (r.clone(), r.encoded_len()));
             within_budget(salvaged, budget)
         } else if fetch.from == 0 || fetch.from > self.tip.height {
@@ -3244,7 +3254,12 @@ impl<M: StateMachine + 'static> Replica<M> {
             let tip = self.tip;
             let mut found = None;
             for accused in self.set.members().to_vec() {
-                let Ok((_, Some(bytes))) = durable::Mirror::load(cx, &format!("{REMOVAL}.{accused}")) else {
+                // A read error is tried again with the rest of the start: this may be the only
+                // copy of the proof in the cluster.
+                let Some(bytes) = durable::Mirror::load(cx, &format!("{REMOVAL}.{accused}"))
+                    .map_err(|_| ())?
+                    .1
+                else {
                     continue;
                 };
                 let Ok(proof) = IsolationProof::decode(&bytes) else {
@@ -3318,12 +3333,15 @@ impl<M: StateMachine + 'static> Replica<M> {
                 && self.verify_qc(&record.qc);
             if !ok {
                 self.refuse(cx, Refusal::BadCatchUp);
-                // From the tip again, and from another peer: this one's answer (blocks past an
-                // epoch's end it had not judged, from salvaged records; or a Byzantine peer's)
-                // would be the same again.
-                fetching.unproven.clear();
+                // The next request goes to another peer: this one's answer would be the same
+                // again. What it answered well is kept (and committed if proven); if nothing,
+                // the blocks held unproven may be what leads to the refusal (an epoch's last
+                // block, whose proof this peer did not send), and the next request starts
+                // from the tip again.
+                if i == 0 {
+                    fetching.unproven.clear();
+                }
                 fetching.peer = self.next_fetch_peer();
-                proof_pushed = false;
                 break;
             }
             link = (record.qc.block, record.block.height);

@@ -128,10 +128,11 @@ impl Keeper<'_> {
         let proof = DirStorage::open(self.state.path())
             .map_err(|e| Failure(format!("{}: {e}", self.state.path().display())))
             .and_then(|mut storage| {
-                durable::load(&mut storage, &name).map_err(|e| Failure(format!("reading {name}: {e}")))
+                // All three copies the replica keeps (two may have rotted).
+                durable::Mirror::load(&mut storage, &name).map_err(|e| Failure(format!("reading {name}: {e}")))
             })
             .map_err(|f| (f, true))?;
-        let Some((_, proof)) = proof else {
+        let (_, Some(proof)) = proof else {
             return Err((Failure(format!("no intact isolation proof in {name}")), false));
         };
         match self.client.isolate(proof).await {
