@@ -93,6 +93,9 @@
 //! - **Catching up across an end.** A fetch answer stops at an epoch's last block and carries
 //!   the certified blocks after it that show it committed (the isolation proof kept for it), so
 //!   a replica still in that epoch commits the block, enters the next epoch, and asks again.
+//!   The proof is kept, in three copies, before the block commits here, and a restart whose
+//!   log lost the block commits it again from it: the certificate that committed the block may
+//!   have formed only here, and nothing else would show the others.
 //! - **Restarts.** Replaying the log ends each epoch again; a checkpoint names the removals and
 //!   the current epoch's start, from which the sets are rebuilt.
 //!
