@@ -250,6 +250,11 @@ mod tests {
         assert!(Checkpoint::decode(&longer).unwrap_err().reason.contains("remain"));
     }
 
+    /// The reason `checkpoint`'s encoding is refused for.
+    fn refusal(checkpoint: &Checkpoint) -> String {
+        Checkpoint::decode(&checkpoint.encode()).unwrap_err().reason
+    }
+
     #[test]
     fn inconsistent_checkpoints_are_refused() {
         let mut wrong_version = sample().encode().to_vec();
@@ -261,31 +266,19 @@ mod tests {
 
         let mut elsewhere = sample();
         elsewhere.epoch_start.block = [8; 32];
-        assert!(Checkpoint::decode(&elsewhere.encode())
-            .unwrap_err()
-            .reason
-            .contains("from another block"));
+        assert!(refusal(&elsewhere).contains("from another block"));
 
         let mut unmatched = sample();
         unmatched.isolated.insert(5, 63);
-        assert!(Checkpoint::decode(&unmatched.encode())
-            .unwrap_err()
-            .reason
-            .contains("last removal is at 63"));
+        assert!(refusal(&unmatched).contains("last removal is at 63"));
 
         let mut late = sample();
         late.isolated.insert(3, 65);
-        assert!(Checkpoint::decode(&late.encode())
-            .unwrap_err()
-            .reason
-            .contains("above 64"));
+        assert!(refusal(&late).contains("above 64"));
 
         let mut unordered = sample();
         unordered.recent.swap(0, 2);
-        assert!(Checkpoint::decode(&unordered.encode())
-            .unwrap_err()
-            .reason
-            .contains("out of order"));
+        assert!(refusal(&unordered).contains("out of order"));
 
         // A count far beyond the bytes is refused before anything is allocated.
         let mut huge = sample().encode().to_vec();

@@ -895,12 +895,7 @@ impl<M: StateMachine + 'static> Replica<M> {
         self.high_qc = QuorumCertificate::start_of(&self.set);
         let abandoned = std::mem::take(&mut self.tree);
         for pending in abandoned.into_values() {
-            for t in pending.proposal.block.transactions {
-                let pooled = self.pool.contains_key(&sha256(&t));
-                if pooled || is_control(&t) || self.machine.check(&t).is_ok() {
-                    self.admit(t);
-                }
-            }
+            self.return_to_pool(pending.proposal.block);
         }
         self.votes.clear();
         self.timeouts.clear();
@@ -2483,12 +2478,17 @@ impl<M: StateMachine + 'static> Replica<M> {
             if p.proposal.block.height <= tip.height {
                 continue;
             }
-            for t in p.proposal.block.transactions {
-                // Back to the pool, which holds only transactions checked here.
-                let pooled = self.pool.contains_key(&sha256(&t));
-                if pooled || is_control(&t) || self.machine.check(&t).is_ok() {
-                    self.admit(t);
-                }
+            self.return_to_pool(p.proposal.block);
+        }
+    }
+
+    /// Puts the transactions of an abandoned block back in the pool, which holds only
+    /// transactions checked here.
+    fn return_to_pool(&mut self, block: Block) {
+        for t in block.transactions {
+            let pooled = self.pool.contains_key(&sha256(&t));
+            if pooled || is_control(&t) || self.machine.check(&t).is_ok() {
+                self.admit(t);
             }
         }
     }
