@@ -178,7 +178,8 @@ pub enum TrustchainCommand {
         renewal_window: Option<Duration>,
         /// The cluster's validators file (as `hypermesh node --validators` reads it): with it the
         /// CA takes proofs that consensus isolated a validator (POST /ca/isolate, sent by the
-        /// nodes) and revokes that validator's certificates, identity and key.
+        /// nodes) and revokes that validator's certificates, identity and key; it follows the
+        /// epochs after the file's set from those proofs, and keeps them in --state.
         #[arg(long, value_name = "FILE")]
         validators: Option<PathBuf>,
     },
@@ -869,7 +870,7 @@ fn serve(
     let mut api = CaApi::new(Box::new(storage), service);
     let body_bytes_max = match verifier {
         Some(verifier) => {
-            api = api.with_isolation(Box::new(verifier));
+            api = api.with_isolation(Box::new(verifier)).map_err(Failure)?;
             ISOLATION_BODY_BYTES_MAX
         }
         None => trustchain_service::REQUEST_BODY_BYTES_MAX,

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ use common::{ca_with_trust, fresh_dir, run_hypermesh, run_trustchain, text};
 use hypermesh::consensus::control::{Proof, Removal};
 use hypermesh::consensus::{
     Block, CertifiedBlock, IsolationProof, QcSummary, QuorumCertificate, Reason, Report, ValidatorKey, ValidatorSet,
-    Vote, GENESIS,
+    Vote,
 };
 use operator::validators::{key_hex, Validators};
 use runtime_tokio::HttpsClient;
@@ -803,10 +804,17 @@ fn four_validators(path: &Path) -> Vec<ValidatorKey> {
     keys
 }
 
-/// A certified chain over genesis, one block per view in `views` (each certified by validators
-/// 0, 1 and 2), the first carrying `first`.
-fn certified_chain(set: &ValidatorSet, keys: &[ValidatorKey], views: &[u64], first: Vec<Bytes>) -> Vec<CertifiedBlock> {
-    let (mut parent, mut height) = (GENESIS, 0);
+/// A certified chain over `from` (a committed block: genesis, or an epoch's start), one block
+/// per view in `views`, each certified by validators 0, 1 and 2 in `set`'s epoch, the first
+/// block carrying `first`.
+fn certified_chain(
+    set: &ValidatorSet,
+    keys: &[ValidatorKey],
+    from: QcSummary,
+    views: &[u64],
+    first: Vec<Bytes>,
+) -> Vec<CertifiedBlock> {
+    let (mut parent, mut height) = (from.block, from.height);
     let mut chain = Vec::new();
     for (i, &view) in views.iter().enumerate() {
         let block = Block {
@@ -834,6 +842,19 @@ fn certified_chain(set: &ValidatorSet, keys: &[ValidatorKey], views: &[u64], fir
         chain.push(CertifiedBlock { block, qc });
     }
     chain
+}
+
+/// The removal of `accused` on reports of `reporters`, signed in `set`'s epoch.
+fn reported(set: &ValidatorSet, keys: &[ValidatorKey], accused: u16, reporters: &[usize]) -> Bytes {
+    let reports = reporters
+        .iter()
+        .map(|&r| Report::sign(set, &keys[r], accused, Reason::Slow, set.first_view() + 5).unwrap())
+        .collect();
+    Removal {
+        accused,
+        proof: Proof::Reports(reports),
+    }
+    .encode()
 }
 
 /// Issue 14, item 4: "a committed reconfiguration removes the node from the validator set,
@@ -874,21 +895,23 @@ fn a_ca_with_the_validator_set_revokes_a_validator_on_the_proof_of_its_committed
     let serial = issued["serial"].as_str().unwrap().to_owned();
     let chain_pem = issued["chain"].as_str().unwrap().to_owned();
 
-    // Reports of validator 3 by 0, 1 and 2 (the guide's confirmation_required: 3).
-    let reports = (0..3)
-        .map(|r| Report::sign(&set, &keys[r], 3, Reason::Slow, 5).unwrap())
-        .collect();
-    let removal = Removal {
-        accused: 3,
-        proof: Proof::Reports(reports),
-    }
-    .encode();
+    // Reports of validator 3 by 0, 1 and 2 (the guide's confirmation_required: 3), in the
+    // file's epoch (1), whose views start at `first`.
+    let first = set.first_view();
+    let removal = reported(&set, &keys, 3, &[0, 1, 2]);
     let proof = |views: &[u64]| IsolationProof {
-        chain: certified_chain(&set, &keys, views, vec![removal.clone()]),
+        chain: certified_chain(&set, &keys, QcSummary::GENESIS, views, vec![removal.clone()]),
     };
 
-    // Certified in views 1 and 3: not shown committed, refused, nothing revoked.
-    let (status, answer) = https_bytes(&server, &root, "POST", "/ca/isolate", proof(&[1, 3]).encode().to_vec());
+    // Certified in two views that are not consecutive: not shown committed, refused, nothing
+    // revoked.
+    let (status, answer) = https_bytes(
+        &server,
+        &root,
+        "POST",
+        "/ca/isolate",
+        proof(&[first, first + 2]).encode().to_vec(),
+    );
     assert_eq!(status, 400, "{answer}");
     assert!(answer.contains("nothing in it is shown committed"), "{answer}");
     let (status, answer) = https_bytes(&server, &root, "POST", "/ca/isolate", b"not a proof".to_vec());
@@ -897,11 +920,36 @@ fn a_ca_with_the_validator_set_revokes_a_validator_on_the_proof_of_its_committed
     let (_, verdict) = https(&server, &root, "POST", "/ca/validate", &chain_pem);
     assert_eq!(json(&verdict)["valid"], true, "{verdict}");
 
-    // Views 1 and 2: committed by the two-chain rule. Validator 3's certificate is revoked.
-    let committed = proof(&[1, 2]).encode().to_vec();
+    // The removal ends epoch 1; epoch 2's set is the three left, and its blocks are certified
+    // by them. Validator 2's removal, reported in epoch 1 by 0, 1 and 3, commits in epoch 2.
+    let ended = proof(&[first, first + 1]);
+    let epoch_2 = set.next(&BTreeSet::from([3]), ended.chain[0].qc.summary()).unwrap();
+    let second = reported(&set, &keys, 2, &[0, 1, 3]);
+    let in_epoch_2 = IsolationProof {
+        chain: certified_chain(
+            &epoch_2,
+            &keys,
+            epoch_2.start(),
+            &[epoch_2.first_view(), epoch_2.first_view() + 1],
+            vec![second.clone()],
+        ),
+    };
+    // Handed in before the proof of epoch 1's end: not taken yet, and says so for a retry.
+    let (status, answer) = https_bytes(&server, &root, "POST", "/ca/isolate", in_epoch_2.encode().to_vec());
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(json(&answer)["refusal"], "epoch_ahead", "{answer}");
+    assert!(answer.contains("the proof of epoch 1's end comes first"), "{answer}");
+
+    // Committed by the two-chain rule. Validator 3's certificate is revoked.
+    let committed = ended.encode().to_vec();
     let (status, answer) = https_bytes(&server, &root, "POST", "/ca/isolate", committed.clone());
     assert_eq!(status, 200, "{answer}");
     let answer = json(&answer);
+    assert_eq!(
+        (answer["epoch"].as_u64(), answer["epoch_known"].as_u64()),
+        (Some(1), Some(2)),
+        "{answer}"
+    );
     let isolated = &answer["isolated"][0];
     assert_eq!(isolated["validator"], 3, "{answer}");
     assert_eq!(isolated["name"], "node-3.mesh", "{answer}");
@@ -921,26 +969,34 @@ fn a_ca_with_the_validator_set_revokes_a_validator_on_the_proof_of_its_committed
     // Its token and key buy nothing more.
     let (status, refused) = https(&server, &root, "POST", "/ca/issue", &body.to_string());
     assert_eq!(status, 403, "{refused}");
-    // A second validator's committed removal: with one of four out (f = 1), the replicas
-    // refuse to isolate another (fewer than a quorum would be left), and so does the CA.
-    let reports = [0, 1, 3]
-        .iter()
-        .map(|&r| Report::sign(&set, &keys[r], 2, Reason::Slow, 9).unwrap())
-        .collect();
-    let second = Removal {
-        accused: 2,
-        proof: Proof::Reports(reports),
-    }
-    .encode();
-    let beyond = IsolationProof {
-        chain: certified_chain(&set, &keys, &[1, 2], vec![second]),
+    // Another certified block of epoch 1 with a removal, after its end: never applied.
+    let after_the_end = IsolationProof {
+        chain: certified_chain(&set, &keys, QcSummary::GENESIS, &[first + 3, first + 4], vec![second]),
     };
-    let (status, answer) = https_bytes(&server, &root, "POST", "/ca/isolate", beyond.encode().to_vec());
-    assert_eq!(status, 409, "{answer}");
-    assert!(
-        answer.contains("validator 2 (node-2.mesh) is not revoked: 1 of the set's 4 validators already are"),
+    let (status, answer) = https_bytes(&server, &root, "POST", "/ca/isolate", after_the_end.encode().to_vec());
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("epoch 1 ended at height 1"), "{answer}");
+
+    // Now epoch 2's proof holds: validator 2 is revoked too.
+    let (status, answer) = https_bytes(&server, &root, "POST", "/ca/isolate", in_epoch_2.encode().to_vec());
+    assert_eq!(status, 200, "{answer}");
+    let answer = json(&answer);
+    assert_eq!(
+        (answer["epoch"].as_u64(), answer["epoch_known"].as_u64()),
+        (Some(2), Some(3)),
         "{answer}"
     );
+    assert_eq!(answer["isolated"][0]["name"], "node-2.mesh", "{answer}");
+    assert_eq!(answer["isolated"][0]["newly_revoked"], true, "{answer}");
+    drop(server);
+
+    // Restarted, the CA follows the epochs its kept proofs took it through.
+    let server = Server::start_with(&state, &["--validators", validators.to_str().unwrap()]);
+    let (status, answer) = https_bytes(&server, &root, "POST", "/ca/isolate", in_epoch_2.encode().to_vec());
+    assert_eq!(status, 200, "{answer}");
+    let answer = json(&answer);
+    assert_eq!(answer["epoch_known"].as_u64(), Some(3), "{answer}");
+    assert_eq!(answer["isolated"][0]["validator"], 2, "{answer}");
     drop(server);
 
     // Without a validator set the CA takes no proofs, and says how to make it.

@@ -8,14 +8,14 @@
 //! | GET | `/ca/crl` | current revocation lists, PEM |
 //! | GET | `/ct/sth` | the CT log's signed tree head, JSON |
 //! | GET | `/ct/proof?index=I&size=N`, `?hash=H&size=N`, `?first=M&second=N` | inclusion or consistency proof, JSON |
-//! | POST | `/ca/isolate` | body: an isolation proof (binary, at most [`ISOLATION_BODY_BYTES_MAX`]); with a validator set ([`CaApi::with_isolation`]) revokes each validator it shows isolated, JSON; 400 naming what the proof does not show; 409 beyond [`crate::isolation::IsolationVerifier::isolations_max`] revoked; 404 without a validator set |
+//! | POST | `/ca/isolate` | body: an isolation proof (binary, at most [`ISOLATION_BODY_BYTES_MAX`]); with a validator set ([`CaApi::with_isolation`]) revokes each validator it shows isolated, JSON; 400 naming what the proof does not show; 409 for a proof of an epoch the CA has not reached (`"refusal": "epoch_ahead"`: hand it in again later) or beyond [`crate::isolation::IsolationVerifier::isolations_max`] revoked (`"refusal": "isolations_max"`); 404 without a validator set |
 //!
 //! Every refusal is a 4xx whose JSON body (`{"error": ...}`) says what was wrong; a refused
 //! issuance also names its class (`"refusal"`, [`IssueRefusal::class`]).
 
 use std::net::IpAddr;
 
-use runtime::{HttpRequest, HttpResponse, HttpService, Storage, WallTime};
+use runtime::{durable, HttpRequest, HttpResponse, HttpService, Storage, WallTime};
 use serde::Deserialize;
 use serde_json::json;
 use trustchain::ca::{serial_of, NodeIdentity};
@@ -23,7 +23,7 @@ use trustchain::ct::Hash;
 use trustchain::trust::fingerprint;
 use trustchain::validate::ExpectedPeer;
 
-use crate::isolation::{IsolationVerifier, ISOLATION_BODY_BYTES_MAX};
+use crate::isolation::{IsolationRefusal, IsolationVerifier, ISOLATION_BODY_BYTES_MAX};
 use crate::pem;
 use crate::service::{CaService, Credential, IssueRefusal, Verdict};
 use crate::state::{hex, unhex};
@@ -57,6 +57,17 @@ impl std::fmt::Debug for CaApi {
 
 fn error(status: u16, message: impl std::fmt::Display) -> HttpResponse {
     HttpResponse::new(status, JSON, format!("{}\n", json!({ "error": message.to_string() })))
+}
+
+/// A refusal whose class (`"refusal"`) tells a program what to do about it.
+fn classed(status: u16, class: &str, message: impl std::fmt::Display) -> HttpResponse {
+    let body = json!({ "error": message.to_string(), "refusal": class });
+    HttpResponse::new(status, JSON, format!("{body}\n"))
+}
+
+/// The storage name of the proof that ended `epoch` of the epochs `chain` names.
+fn kept_proof(chain: &str, epoch: u64) -> String {
+    format!("isolation.{chain}.{epoch}")
 }
 
 /// A refused issuance: its status, its message and its class; a rate limit says when to retry.
@@ -95,10 +106,23 @@ impl CaApi {
         }
     }
 
-    /// Takes isolation proofs at `/ca/isolate`, checked by `verifier`.
-    pub fn with_isolation(mut self, verifier: Box<dyn IsolationVerifier>) -> Self {
+    /// Takes isolation proofs at `/ca/isolate`, checked by `verifier`, which first follows the
+    /// epochs the proofs kept in this CA's storage took it through; why not, naming the proof
+    /// and what is wrong (a storage that cannot be read, or a proof of another validator set
+    /// under this one's name).
+    pub fn with_isolation(mut self, mut verifier: Box<dyn IsolationVerifier>) -> Result<Self, String> {
+        loop {
+            let name = kept_proof(&verifier.chain_name(), verifier.epoch());
+            match durable::load(&mut *self.storage, &name) {
+                Ok(Some((_, proof))) => verifier
+                    .follow(&proof)
+                    .map_err(|e| format!("the kept isolation proof {name} is not followed: {e}"))?,
+                Ok(None) => break,
+                Err(e) => return Err(format!("reading the kept isolation proof {name}: {e}")),
+            }
+        }
         self.isolation = Some(verifier);
-        self
+        Ok(self)
     }
 
     /// The service and its storage, for the server's own housekeeping (its certificate, scheduled
@@ -261,27 +285,43 @@ impl CaApi {
         if let Some((k, _)) = query.first() {
             return Err(unknown_parameter(k, "none"));
         }
-        let Some(verifier) = self.isolation.as_ref() else {
+        let Some(verifier) = self.isolation.as_mut() else {
             return Err(error(
                 404,
                 "this CA takes no isolation proofs: it was started without a validator set (trustchain serve --validators FILE)",
             ));
         };
-        let epoch = verifier.epoch();
+        let shown = verifier.verify(body).map_err(|refusal| match refusal {
+            IsolationRefusal::Ahead(why) => classed(
+                409,
+                "epoch_ahead",
+                format!("the isolation proof is not taken yet: {why}"),
+            ),
+            IsolationRefusal::Invalid(why) => error(400, format!("the isolation proof is refused: {why}")),
+        })?;
+        if shown.ends_last_epoch {
+            // Kept before it is followed: after a restart the CA follows the same epochs.
+            let name = kept_proof(&verifier.chain_name(), verifier.epoch());
+            durable::save(&mut *self.storage, &name, 1, body)
+                .map_err(|e| error(500, format!("cannot keep the isolation proof as {name}: {e}")))?;
+            verifier
+                .follow(body)
+                .map_err(|e| error(500, format!("the isolation proof kept as {name} is not followed: {e}")))?;
+            tracing::info!(epoch = verifier.epoch(), "followed the validator set into a new epoch");
+        }
+        let (isolated, epoch) = (shown.isolated, verifier.epoch());
         let (keys, isolations_max) = (verifier.keys(), verifier.isolations_max());
-        let isolated = verifier
-            .verify(body)
-            .map_err(|e| error(400, format!("the isolation proof is refused: {e}")))?;
         let (service, storage) = self.parts();
         let mut answers = Vec::with_capacity(isolated.len());
         for v in isolated {
             let out = keys.iter().filter(|k| service.key_revoked(k)).count();
             if !service.key_revoked(&v.key) && out >= isolations_max {
-                return Err(error(
+                return Err(classed(
                     409,
+                    "isolations_max",
                     format!(
                         "validator {} ({}) is not revoked: {out} of the set's {} validators already are, and the \
-                         CA revokes at most {isolations_max} (the Byzantine validators the set tolerates)",
+                         CA revokes at most {isolations_max} (it never revokes the last)",
                         v.validator,
                         v.name,
                         keys.len()
@@ -310,7 +350,9 @@ impl CaApi {
                 "serials": revoked.serials,
             }));
         }
-        Ok(ok_json(json!({ "epoch": epoch, "isolated": answers })))
+        Ok(ok_json(
+            json!({ "epoch": shown.epoch, "epoch_known": epoch, "isolated": answers }),
+        ))
     }
 
     fn bundle(&mut self, query: &[(String, String)], now: i64) -> Result<HttpResponse, HttpResponse> {

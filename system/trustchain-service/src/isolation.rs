@@ -7,11 +7,15 @@
 //! proof is the authority, checked alone against the validator set as a light client would, so
 //! any replica that committed the removal can hand it in, and handing it in twice changes nothing.
 //!
-//! A committed block may also carry a removal the replicas refused when applying it, because
-//! isolating one more would have left fewer validators than a quorum. A proof shows the block
-//! committed, not what applying it decided, so the CA applies the same bound itself: it revokes
-//! no more than [`IsolationVerifier::isolations_max`] of the set's validators (in the order
-//! proofs arrive; the replicas hand in proofs only of removals they applied).
+//! A removal ends its epoch, and the next epoch's blocks are certified by the next set: the
+//! verifier follows the epochs from the validators file on, one proof of an epoch's end after
+//! the other, and the CA keeps each proof that took it into a new epoch in its storage
+//! (`isolation.<chain>.<epoch>`), to follow them again when it restarts. A proof of an epoch
+//! the CA has not reached yet is refused with `409` and `"refusal": "epoch_ahead"`: its sender
+//! hands it in again once the earlier ends are in (some replica holds each).
+//!
+//! The CA never revokes the last validator of the set ([`IsolationVerifier::isolations_max`]),
+//! counting every validator whose key it revoked, for whatever reason.
 
 use std::net::Ipv6Addr;
 
@@ -33,19 +37,49 @@ pub struct IsolatedValidator {
     pub height: u64,
 }
 
-/// Checks isolation proofs against a validator set.
-pub trait IsolationVerifier: Send {
-    /// The validators `proof` shows isolated by a committed removal, or why it does not show any.
-    fn verify(&self, proof: &[u8]) -> Result<Vec<IsolatedValidator>, String>;
+/// What a proof shows to an [`IsolationVerifier`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShownIsolation {
+    /// The epoch whose end the proof shows.
+    pub epoch: u64,
+    /// The validators its removal isolated.
+    pub isolated: Vec<IsolatedValidator>,
+    /// Whether it ends the last epoch the verifier knows: the CA keeps it, then the verifier
+    /// follows it into the next epoch ([`IsolationVerifier::follow`]).
+    pub ends_last_epoch: bool,
+}
 
-    /// The validator set's epoch, for answers.
+/// Why a proof is not taken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IsolationRefusal {
+    /// The proof is of an epoch after the last one known: the proofs of the ends before it come
+    /// first, and the proof may hold then.
+    Ahead(String),
+    /// The proof does not show a committed isolation, and never will.
+    Invalid(String),
+}
+
+/// Checks isolation proofs against a validator set and the epochs that followed it.
+pub trait IsolationVerifier: Send {
+    /// What `proof` shows, or why it shows nothing (yet).
+    fn verify(&self, proof: &[u8]) -> Result<ShownIsolation, IsolationRefusal>;
+
+    /// Follows `proof`, which [`IsolationVerifier::verify`] showed to end the last epoch, into
+    /// the next epoch; the reason if it does not.
+    fn follow(&mut self, proof: &[u8]) -> Result<(), String>;
+
+    /// The last epoch known, for answers.
     fn epoch(&self) -> u64;
+
+    /// Names the epochs followed from this verifier's first set: the same for the same set,
+    /// another for another (the proofs the CA keeps are of one chain of epochs).
+    fn chain_name(&self) -> String;
 
     /// The raw public keys of every validator of the set.
     fn keys(&self) -> Vec<Vec<u8>>;
 
-    /// Validators of the set that may be out at once: the replicas refuse to isolate more
-    /// (fewer than a quorum would be left to commit), and so does the CA, counting every
-    /// validator whose key it revoked, for whatever reason.
+    /// Validators of the set that may be out at once: the replicas never remove the last
+    /// member, and the CA never revokes more than this many of the set's validators, counting
+    /// every validator whose key it revoked, for whatever reason.
     fn isolations_max(&self) -> usize;
 }

@@ -14,12 +14,20 @@
 //! Its first block carries the removal; each next block extends the one before (parent digest,
 //! height + 1); every block comes with a quorum certificate of exactly it; and some block and the
 //! one after it are in consecutive views, which commits every block up to the first of them.
+//!
+//! A removal ends its epoch, and the next epoch's blocks are certified by the next set, so a
+//! light client checks a proof of a later epoch against the set that epoch has: an
+//! [`EpochChain`] follows the epochs from the validators file on, one proof of each epoch's end
+//! after the other, and derives each next set as the replicas do.
+
+use std::collections::BTreeSet;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::certificate::CertificateError;
 use super::control::{is_control, Removal};
-use super::validators::{ValidatorIndex, ValidatorSet};
+use super::detection::DetectionConfig;
+use super::validators::{epoch_of_view, ValidatorIndex, ValidatorSet, ValidatorSetError};
 use super::wire::{CertifiedBlock, WireError};
 
 /// The version of the encoding.
@@ -276,6 +284,179 @@ impl IsolationProof {
     }
 }
 
+/// The epochs a light client (TrustChain's CA) has followed from its first set (the validators
+/// file's): each epoch's set, each one after the first derived from the proof of the end of the
+/// one before, as the replicas derive it (the same roster without the validators the epoch's
+/// last block removed, its chain starting from that block).
+///
+/// What it cannot see: a replica skips a control transaction committed already within its
+/// dedup window (`dedup_heights`), and a proof shows the block, not the window. A removal
+/// refused once (its proof of an epoch not yet known) and committed again within the window
+/// ends the epoch here and not on the replicas; every proof after it is then refused here
+/// (its certificates are of a set this chain does not have), never accepted wrongly. Honest
+/// replicas do not propose such a removal again.
+#[derive(Clone, Debug)]
+pub struct EpochChain {
+    /// Consecutive epochs, the first set's epoch first.
+    sets: Vec<ValidatorSet>,
+    detection: DetectionConfig,
+}
+
+/// What a proof shows to an [`EpochChain`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Followed {
+    /// The epoch the proof's removal ended.
+    pub epoch: u64,
+    /// The validators its block removed, in block order.
+    pub isolations: Vec<Isolation>,
+    /// The next epoch's set, if the proof ends the last epoch the chain knows (then
+    /// [`EpochChain::follow`] takes it); `None` for an end already followed.
+    pub next: Option<ValidatorSet>,
+}
+
+/// Why a proof does not extend or confirm an [`EpochChain`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EpochChainError {
+    /// The proof does not show a committed isolation under its epoch's set.
+    #[error(transparent)]
+    Proof(#[from] IsolationProofError),
+    /// The proof is of an epoch after the last one known: the proofs of the ends before it
+    /// come first.
+    #[error("the proof is of epoch {epoch}, and the epochs known here end at epoch {last}: the proof of epoch {last}'s end comes first")]
+    Ahead {
+        /// The proof's epoch.
+        epoch: u64,
+        /// The last epoch known.
+        last: u64,
+    },
+    /// The proof is of an epoch before the first set's.
+    #[error("the proof is of epoch {epoch}, before the first epoch known here ({first})")]
+    Before {
+        /// The proof's epoch.
+        epoch: u64,
+        /// The first epoch known.
+        first: u64,
+    },
+    /// The proof is of an epoch already ended, by another block than the one it shows: blocks
+    /// certified after an epoch's last block are never applied.
+    #[error(
+        "epoch {epoch} ended at height {ended}; the proof shows the removal at height {shown}, which was never applied"
+    )]
+    NotTheEnd {
+        /// The proof's epoch.
+        epoch: u64,
+        /// The height of the block that ended it.
+        ended: u64,
+        /// The height of the block the proof shows.
+        shown: u64,
+    },
+    /// The removals leave no set the replicas would enter.
+    #[error("the next epoch cannot follow: {0}")]
+    NoNextEpoch(ValidatorSetError),
+}
+
+impl EpochChain {
+    /// A chain starting at `first` (the validators file's set), where a removal by reports
+    /// needs the reporters `detection` asks for (it must match the replicas').
+    pub fn new(first: ValidatorSet, detection: DetectionConfig) -> EpochChain {
+        EpochChain {
+            sets: vec![first],
+            detection,
+        }
+    }
+
+    /// The last epoch's set.
+    pub fn current(&self) -> &ValidatorSet {
+        self.sets.last().expect("an epoch chain holds its first set")
+    }
+
+    /// The set of `epoch`, if followed.
+    pub fn set_of(&self, epoch: u64) -> Option<&ValidatorSet> {
+        let index = epoch.checked_sub(self.sets[0].epoch())?;
+        self.sets.get(usize::try_from(index).ok()?)
+    }
+
+    /// What `proof` shows, checked against the set of its epoch (told by its first block's
+    /// view): the removals of its first block, each judged in block order as the replicas
+    /// judge them (a member, its proof checked against the set of the epoch it was signed in,
+    /// a member left after it). A proof of an epoch already followed must show the block that
+    /// ended it.
+    pub fn check(&self, proof: &IsolationProof) -> Result<Followed, EpochChainError> {
+        let Some(first) = proof.chain.first() else {
+            return Err(IsolationProofError::Length(0).into());
+        };
+        let epoch = epoch_of_view(first.block.view);
+        let (first_epoch, last) = (self.sets[0].epoch(), self.current().epoch());
+        if epoch < first_epoch {
+            return Err(EpochChainError::Before {
+                epoch,
+                first: first_epoch,
+            });
+        }
+        let Some(set) = self.set_of(epoch) else {
+            return Err(EpochChainError::Ahead { epoch, last });
+        };
+        let sets_of = |e: u64| self.set_of(e).map(|s| (s, self.detection.threshold(s.f())));
+        let shown = proof.verify_across(set, &sets_of)?;
+        let mut removed = BTreeSet::new();
+        let mut isolations = Vec::with_capacity(shown.len());
+        for isolation in shown {
+            // The replicas refuse a removal that would leave no member.
+            if set
+                .members()
+                .iter()
+                .all(|m| *m == isolation.accused || removed.contains(m))
+            {
+                continue;
+            }
+            removed.insert(isolation.accused);
+            isolations.push(isolation);
+        }
+        let start = first.qc.summary();
+        if epoch < last {
+            let ended = self
+                .set_of(epoch + 1)
+                .expect("an epoch before the last has a next")
+                .start();
+            if ended != start {
+                return Err(EpochChainError::NotTheEnd {
+                    epoch,
+                    ended: ended.height,
+                    shown: start.height,
+                });
+            }
+            return Ok(Followed {
+                epoch,
+                isolations,
+                next: None,
+            });
+        }
+        let next = set.next(&removed, start).map_err(EpochChainError::NoNextEpoch)?;
+        Ok(Followed {
+            epoch,
+            isolations,
+            next: Some(next),
+        })
+    }
+
+    /// Takes the next epoch `followed` shows ([`EpochChain::check`] of a proof of the last
+    /// epoch's end); nothing for an end already followed.
+    ///
+    /// # Panics
+    ///
+    /// If `followed.next` is not the epoch after the last (not checked against this chain).
+    pub fn follow(&mut self, followed: Followed) {
+        if let Some(next) = followed.next {
+            assert_eq!(
+                next.epoch(),
+                self.current().epoch() + 1,
+                "an epoch chain follows one epoch at a time"
+            );
+            self.sets.push(next);
+        }
+    }
+}
+
 /// The first `N` bytes of `data` and the rest.
 fn take_be<const N: usize>(data: &[u8]) -> Option<([u8; N], &[u8])> {
     let head = data.get(..N)?;
@@ -392,6 +573,150 @@ mod tests {
                 detail: None
             })
         ));
+    }
+
+    /// A certified chain of `c.set`'s epoch over `justify`: one block per view `first view +
+    /// offset`, each certified by the set's first quorum of members, the first block carrying
+    /// `first`.
+    fn epoch_blocks(
+        c: &Committee,
+        justify: QuorumCertificate,
+        offsets: &[u64],
+        first: Vec<Bytes>,
+    ) -> Vec<CertifiedBlock> {
+        let signers: Vec<usize> = c.set.members()[..c.set.quorum()]
+            .iter()
+            .map(|&m| usize::from(m))
+            .collect();
+        let mut justify = justify;
+        let mut out: Vec<CertifiedBlock> = Vec::new();
+        for (i, &offset) in offsets.iter().enumerate() {
+            let mut block = c.block(c.set.first_view() + offset, &justify);
+            if i == 0 {
+                block.transactions = first.clone();
+            }
+            let qc = c.qc(
+                QcSummary {
+                    view: block.view,
+                    height: block.height,
+                    block: block.digest(),
+                },
+                &signers,
+            );
+            justify = qc.clone();
+            out.push(CertifiedBlock { block, qc });
+        }
+        out
+    }
+
+    /// The removal of `accused` on the reports of `reporters`, signed in `c.set`'s epoch.
+    fn reported(c: &Committee, accused: ValidatorIndex, reporters: &[usize]) -> Bytes {
+        reported_under(&c.set, c, accused, reporters)
+    }
+
+    /// The removal of `accused` on the reports of `reporters`, signed in `set`'s epoch.
+    fn reported_under(set: &ValidatorSet, c: &Committee, accused: ValidatorIndex, reporters: &[usize]) -> Bytes {
+        let view = set.first_view() + 5;
+        let reports = reporters
+            .iter()
+            .map(|&r| Report::sign(set, &c.keys[r], accused, Reason::Slow, view).unwrap())
+            .collect();
+        Removal {
+            accused,
+            proof: Proof::Reports(reports),
+        }
+        .encode()
+    }
+
+    #[test]
+    fn an_epoch_chain_follows_each_removal_into_the_next_set_and_checks_later_proofs_against_it() {
+        let mut c = Committee::new(4, 0);
+        let detection = DetectionConfig::default();
+        let mut light = EpochChain::new(c.set.clone(), detection);
+        // Epoch 0 ends with validator 3's removal (reports of 0, 1 and 2: the guide's 3).
+        let third = reported(&c, 3, &[0, 1, 2]);
+        // Validator 2's removal, reported in epoch 0 by 0, 1 and 3, is committed in epoch 1.
+        let second = reported(&c, 2, &[0, 1, 3]);
+        let end_of_0 = IsolationProof {
+            chain: epoch_blocks(&c, QuorumCertificate::genesis(), &[0, 1], vec![third.clone()]),
+        };
+        let other_block_of_0 = IsolationProof {
+            chain: epoch_blocks(&c, QuorumCertificate::genesis(), &[2, 3], vec![second.clone()]),
+        };
+        let set_0 = c.set.clone();
+        c.set = set_0
+            .next(&BTreeSet::from([3]), end_of_0.chain[0].qc.summary())
+            .unwrap();
+        let end_of_1 = IsolationProof {
+            chain: epoch_blocks(&c, QuorumCertificate::start_of(&c.set), &[0, 1], vec![second]),
+        };
+
+        // Epoch 1's proof before epoch 0's end is followed: refused, naming what comes first.
+        assert_eq!(
+            light.check(&end_of_1),
+            Err(EpochChainError::Ahead { epoch: 1, last: 0 })
+        );
+        let followed = light.check(&end_of_0).unwrap();
+        assert_eq!(followed.isolations, vec![Isolation { accused: 3, height: 1 }]);
+        assert_eq!(followed.next.as_ref(), Some(&c.set));
+        light.follow(followed);
+        assert_eq!(light.current(), &c.set);
+        // Epoch 1's certificates are of the three left; its removal's reports of epoch 0.
+        let followed = light.check(&end_of_1).unwrap();
+        assert_eq!(followed.isolations, vec![Isolation { accused: 2, height: 2 }]);
+        light.follow(followed);
+        assert_eq!(light.current().members(), &[0, 1]);
+        assert_eq!(light.current().epoch(), 2);
+        // An end already followed is shown again (every replica hands its proof in).
+        let again = light.check(&end_of_0).unwrap();
+        assert_eq!((again.isolations.len(), again.next), (1, None));
+        // Another certified block of epoch 0 with a removal was never applied.
+        assert_eq!(
+            light.check(&other_block_of_0),
+            Err(EpochChainError::NotTheEnd {
+                epoch: 0,
+                ended: 1,
+                shown: 1
+            })
+        );
+        // Epoch 1's proof checked against epoch 0's set fails: the sets differ.
+        assert!(matches!(
+            end_of_1.verify(&set_0, 3),
+            Err(IsolationProofError::Certificate { .. })
+        ));
+    }
+
+    #[test]
+    fn an_epoch_chain_never_removes_its_last_member_nor_takes_an_epoch_before_its_first() {
+        let mut c = Committee::new(4, 0);
+        let mut light = EpochChain::new(c.set.clone(), DetectionConfig::default());
+        let both = vec![reported(&c, 2, &[0, 1, 3]), reported(&c, 3, &[0, 1, 2])];
+        let first = IsolationProof {
+            chain: epoch_blocks(&c, QuorumCertificate::genesis(), &[0, 1], both.clone()),
+        };
+        let followed = light.check(&first).unwrap();
+        light.follow(followed);
+        assert_eq!(light.current().members(), &[0, 1]);
+        c.set = light.current().clone();
+        // Both members removed in one block, each on reports of epoch 0: the first only.
+        let epoch_0 = light.set_of(0).unwrap();
+        let last_two = vec![
+            reported_under(epoch_0, &c, 0, &[1, 2, 3]),
+            reported_under(epoch_0, &c, 1, &[0, 2, 3]),
+        ];
+        let proof = IsolationProof {
+            chain: epoch_blocks(&c, QuorumCertificate::start_of(&c.set), &[0, 1], last_two),
+        };
+        let followed = light.check(&proof).unwrap();
+        assert_eq!(
+            followed.isolations.iter().map(|i| i.accused).collect::<Vec<_>>(),
+            vec![0]
+        );
+        assert_eq!(followed.next.unwrap().members(), &[1]);
+
+        // A chain from the validators file's epoch 1 does not know epoch 0.
+        let later = EpochChain::new(Committee::new(4, 1).set, DetectionConfig::default());
+        assert_eq!(later.check(&first), Err(EpochChainError::Before { epoch: 0, first: 1 }));
     }
 
     proptest::proptest! {

@@ -74,13 +74,16 @@ pub use crypto::{
 };
 pub use evidence::{Evidence, EvidenceError};
 pub use isolation::{
-    Isolation, IsolationProof, IsolationProofError, ISOLATION_PROOF_BLOCKS_MAX, ISOLATION_PROOF_BYTES_MAX,
+    EpochChain, EpochChainError, Followed, Isolation, IsolationProof, IsolationProofError, ISOLATION_PROOF_BLOCKS_MAX,
+    ISOLATION_PROOF_BYTES_MAX,
 };
 pub use messages::{
     MessageError, Proposal, ProposalError, ProposalHeader, QcSummary, Reason, Report, SignError, Timeout, Vote,
 };
 pub use replica::{Outgoing, Replica, ReplicaStats, Tamper, MOUNT};
-pub use validators::{Validator, ValidatorIndex, ValidatorSet, ValidatorSetError, VALIDATORS_MAX};
+pub use validators::{
+    epoch_of_view, first_view_of, Validator, ValidatorIndex, ValidatorSet, ValidatorSetError, VALIDATORS_MAX,
+};
 pub use wire::{
     Answer, AnswerKind, Blocks, CertifiedBlock, Consistency, Fetch, Message, Query, QueryAnswer, SnapshotChunk,
     SnapshotOffer, Submit, WireError, SNAPSHOT_CHUNK_BYTES_MAX,

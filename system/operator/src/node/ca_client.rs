@@ -100,14 +100,23 @@ impl CaClient {
     /// Hands the CA a proof that consensus isolated a validator (`POST /ca/isolate`): the CA's
     /// answer, naming each validator it revoked and the serials, or (inner `Err`) its refusal
     /// of the proof, which handing it in again would not change. The outer `Err`: the call
-    /// failed (unreachable, a 5xx), worth trying again.
+    /// failed (unreachable, a 5xx) or the proof is of an epoch the CA has not reached, worth
+    /// trying again.
     pub async fn isolate(&self, proof: Vec<u8>) -> Result<Result<serde_json::Value, String>, Failure> {
         let (status, answer) = self.call("POST", "/ca/isolate", proof).await?;
         let answer = String::from_utf8_lossy(&answer);
+        let class = serde_json::from_str::<serde_json::Value>(&answer)
+            .ok()
+            .and_then(|a| a["refusal"].as_str().map(str::to_owned));
         match status {
             200 => serde_json::from_str(&answer)
                 .map(Ok)
                 .map_err(|e| Failure(format!("CA answer is not JSON: {e}"))),
+            // Of an epoch the CA has not followed yet: it may hold once the earlier ends are in.
+            409 if class.as_deref() == Some("epoch_ahead") => Err(Failure(format!(
+                "the CA takes the isolation proof later (HTTP {status}): {}",
+                answer.trim()
+            ))),
             400..=499 => Ok(Err(format!(
                 "the CA refused the isolation proof (HTTP {status}): {}",
                 answer.trim()

@@ -91,27 +91,34 @@ impl Keeper<'_> {
 
     /// Hands the CA the proof of each isolation in `unreported`; those it took leave the set,
     /// and trust is refreshed at once so that STOQ refuses them from now on. A proof the CA
-    /// refused is not handed in again (it will not hold later either).
+    /// refused is not handed in again (it will not hold later either). Proofs go round again
+    /// while the CA takes some: a proof of a later epoch is taken only after the proof of the
+    /// epoch before's end, which may come after it in validator order.
     async fn report_isolations(&mut self, unreported: &mut BTreeSet<u16>) {
         let mut taken = false;
-        for validator in unreported.clone() {
-            match self.report_isolation(validator).await {
-                Ok(answer) => {
-                    unreported.remove(&validator);
-                    taken = true;
-                    emit(serde_json::json!({ "event": "isolation_reported", "validator": validator, "ca": answer }));
-                }
-                Err((Failure(message), again)) => {
-                    if !again {
+        let mut round = true;
+        while std::mem::take(&mut round) {
+            for validator in unreported.clone() {
+                match self.report_isolation(validator).await {
+                    Ok(answer) => {
                         unreported.remove(&validator);
+                        (taken, round) = (true, true);
+                        emit(
+                            serde_json::json!({ "event": "isolation_reported", "validator": validator, "ca": answer }),
+                        );
                     }
-                    tracing::warn!(validator, %message, again, "the CA did not take an isolation proof");
-                    emit(serde_json::json!({
-                        "event": "isolation_report_failed",
-                        "validator": validator,
-                        "reason": message,
-                        "retrying": again,
-                    }));
+                    Err((Failure(message), again)) => {
+                        if !again {
+                            unreported.remove(&validator);
+                        }
+                        tracing::warn!(validator, %message, again, "the CA did not take an isolation proof");
+                        emit(serde_json::json!({
+                            "event": "isolation_report_failed",
+                            "validator": validator,
+                            "reason": message,
+                            "retrying": again,
+                        }));
+                    }
                 }
             }
         }
