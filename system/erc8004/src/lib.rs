@@ -1,0 +1,25 @@
+//! The ERC-8004 "Trustless Agents" registries (identity, reputation, validation) as a
+//! deterministic state machine for HyperMesh consensus, spoken to with signed Ethereum
+//! transactions: a wallet or SDK signs a call to a registry's ABI at its mainnet address, and the
+//! cluster executes it natively (no EVM).
+//!
+//! - [`abi`]: the registries' functions, events and errors, as the reference contracts
+//!   (version 2.0.0) declare them, and their addresses.
+//! - [`registries`]: their state, and a call to them (whole, or reverted without a trace);
+//!   [`identity`], [`reputation`] and [`validation`] hold each registry's functions.
+//! - [`table`]: the journaled maps that make a reverted call leave no trace.
+//! - [`tx`]: the signed transactions taken (legacy with EIP-155, EIP-2930, EIP-1559), their
+//!   sender recovered.
+//! - [`wallet`]: keys that sign them (development accounts, simulated clients, tests).
+
+pub mod abi;
+pub mod identity;
+pub mod registries;
+pub mod reputation;
+pub mod table;
+pub mod tx;
+pub mod validation;
+pub mod wallet;
+
+#[cfg(test)]
+mod tests;
