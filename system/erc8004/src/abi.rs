@@ -4,7 +4,8 @@
 //! log encoding from these declarations; nothing here is encoded by hand.
 //!
 //! Only what callers see is declared. The proxies' administration (`upgradeToAndCall`,
-//! `initialize`, ownership) is deployment here, not callable: those selectors revert as unknown.
+//! `initialize`, ownership transfer) is deployment here, not callable: those selectors revert as
+//! unknown, and `owner()` answers the zero address (nobody can upgrade these registries).
 
 #![allow(missing_docs)] // The declarations are the reference contracts' own names.
 #![allow(clippy::too_many_arguments)] // `giveFeedback` and `NewFeedback` are the reference's.
@@ -55,6 +56,8 @@ alloy_sol_types::sol! {
         function name() external view returns (string);
         function symbol() external view returns (string);
         function supportsInterface(bytes4 interfaceId) external view returns (bool);
+        function eip712Domain() external view returns (bytes1 fields, string name, string version, uint256 chainId, address verifyingContract, bytes32 salt, uint256[] extensions);
+        function owner() external view returns (address);
     }
 
     /// The reputation registry: feedback from clients, revocations and responses.
@@ -74,6 +77,7 @@ alloy_sol_types::sol! {
         function getClients(uint256 agentId) external view returns (address[]);
         function getIdentityRegistry() external view returns (address);
         function getVersion() external pure returns (string);
+        function owner() external view returns (address);
     }
 
     /// The validation registry: requests to validators and their responses.
@@ -89,12 +93,13 @@ alloy_sol_types::sol! {
         function getValidatorRequests(address validatorAddress) external view returns (bytes32[]);
         function getIdentityRegistry() external view returns (address);
         function getVersion() external pure returns (string);
+        function owner() external view returns (address);
     }
 
     /// OpenZeppelin 5.4's ERC-721 errors, as the identity registry reverts with them (and the
     /// other two bubble them up from it).
     error ERC721NonexistentToken(uint256 tokenId);
-    error ERC721InsufficientApproval(address sender, uint256 tokenId);
+    error ERC721InsufficientApproval(address operator, uint256 tokenId);
     error ERC721IncorrectOwner(address sender, uint256 tokenId, address owner);
     error ERC721InvalidReceiver(address receiver);
     error ERC721InvalidApprover(address approver);

@@ -46,11 +46,16 @@ alloy_sol_types::sol! {
     }
 }
 
+/// The EIP-712 domain's name.
+const EIP712_NAME: &str = "ERC8004IdentityRegistry";
+/// The EIP-712 domain's version.
+const EIP712_VERSION: &str = "1";
+
 /// The identity registry's EIP-712 domain on chain `chain_id`.
 pub fn eip712_domain(chain_id: u64) -> Eip712Domain {
     Eip712Domain::new(
-        Some("ERC8004IdentityRegistry".into()),
-        Some("1".into()),
+        Some(EIP712_NAME.into()),
+        Some(EIP712_VERSION.into()),
         Some(U256::from(chain_id)),
         Some(IDENTITY_REGISTRY),
         None,
@@ -146,7 +151,9 @@ impl Registries {
             Call::ownerOf(c) => I::ownerOfCall::abi_encode_returns(&self.owner_of(c.tokenId)?),
             Call::approve(c) => {
                 let owner = self.owner_of(c.tokenId)?;
-                if owner != f.sender && !self.is_operator(owner, f.sender) {
+                // OpenZeppelin's _approve checks no authority for the zero caller (reachable
+                // only in an eth_call without `from`).
+                if !f.sender.is_zero() && owner != f.sender && !self.is_operator(owner, f.sender) {
                     return Err(Revert::error(ERC721InvalidApprover { approver: f.sender }));
                 }
                 f.emit(
@@ -208,6 +215,17 @@ impl Registries {
             Call::supportsInterface(c) => {
                 I::supportsInterfaceCall::abi_encode_returns(&INTERFACES.contains(&c.interfaceId.0))
             }
+            Call::eip712Domain(_) => I::eip712DomainCall::abi_encode_returns(&I::eip712DomainReturn {
+                // ERC-5267: name, version, chain id and verifying contract are set.
+                fields: alloy_primitives::FixedBytes([0x0f]),
+                name: EIP712_NAME.to_owned(),
+                version: EIP712_VERSION.to_owned(),
+                chainId: U256::from(self.chain_id),
+                verifyingContract: IDENTITY_REGISTRY,
+                salt: B256::ZERO,
+                extensions: Vec::new(),
+            }),
+            Call::owner(_) => I::ownerCall::abi_encode_returns(&Address::ZERO),
         }
         .into())
     }
@@ -296,12 +314,14 @@ impl Registries {
         if !previous.is_zero() {
             self.write_wallet(f, agent, Bytes::new());
         }
-        if !self.is_authorized(previous, f.sender, agent) {
+        // OpenZeppelin's _update checks no authority for the zero caller (an eth_call without
+        // `from`; a transaction always has a sender).
+        if !f.sender.is_zero() && !self.is_authorized(previous, f.sender, agent) {
             return Err(if previous.is_zero() {
                 nonexistent(agent)
             } else {
                 Revert::error(ERC721InsufficientApproval {
-                    sender: f.sender,
+                    operator: f.sender,
                     tokenId: agent,
                 })
             });

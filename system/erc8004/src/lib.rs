@@ -8,11 +8,14 @@
 //! - [`registries`]: their state, and a call to them (whole, or reverted without a trace);
 //!   [`identity`], [`reputation`] and [`validation`] hold each registry's functions.
 //! - [`table`]: the journaled maps that make a reverted call leave no trace.
+//! - [`chain`]: the registries as a chain on HyperMesh's replicated log (a `StateMachine`):
+//!   nonces, receipts, blocks, logs, snapshots, and the queries JSON-RPC reads through.
 //! - [`tx`]: the signed transactions taken (legacy with EIP-155, EIP-2930, EIP-1559), their
 //!   sender recovered.
 //! - [`wallet`]: keys that sign them (development accounts, simulated clients, tests).
 
 pub mod abi;
+pub mod chain;
 pub mod identity;
 pub mod registries;
 pub mod reputation;

@@ -7,6 +7,7 @@
 //! the calldata by selector and routes it.
 
 use alloy_primitives::{Address, Bytes, Log, LogData, B256, U256};
+use alloy_sol_types::abi::AbiDecoderConfig;
 use alloy_sol_types::{Revert as RevertReason, SolError, SolInterface};
 
 use crate::abi::{
@@ -14,6 +15,7 @@ use crate::abi::{
     VALIDATION_REGISTRY,
 };
 use crate::table::{Journal, Lists, Table};
+use serde::{Deserialize, Serialize};
 
 /// A call that succeeded: its return data (ABI-encoded) and its logs, in emission order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,7 +93,7 @@ impl Frame {
 }
 
 /// A stored feedback (the reference's `Feedback` struct).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Feedback {
     /// The value, at most 1e38 in magnitude.
     pub value: i128,
@@ -106,7 +108,7 @@ pub struct Feedback {
 }
 
 /// A validation request and its latest response (the reference's `ValidationStatus`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Validation {
     /// Who is asked to validate.
     pub validator: Address,
@@ -125,7 +127,7 @@ pub struct Validation {
 }
 
 /// The registries' whole state.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registries {
     // Identity: the next agent id, and the ERC-721 state with URIs and metadata.
     pub(crate) next_agent: Table<(), U256>,
@@ -265,10 +267,20 @@ fn decode<I: SolInterface>(input: &[u8], contract: &str) -> Result<I, Revert> {
             alloy_primitives::hex::encode(selector)
         )));
     }
-    I::abi_decode(input).map_err(|e| {
+    // Validated as Solidity's ABI decoder validates: values beyond their type (a uint8 with
+    // higher bits set, a bool other than 0 or 1) revert rather than being cut; trailing bytes
+    // are taken, as Solidity takes them. Strings must be UTF-8 here, where the reference takes
+    // any bytes: a string that is not is refused by name rather than altered.
+    I::abi_decode_with_config(input, AbiDecoderConfig::new().validate(true)).map_err(|e| {
+        let lossy = I::abi_decode(input).is_ok();
         Revert::empty(format!(
-            "the arguments of the {contract}'s function 0x{} do not decode: {e}",
-            alloy_primitives::hex::encode(selector)
+            "the arguments of the {contract}'s function 0x{} do not decode{}: {e}",
+            alloy_primitives::hex::encode(selector),
+            if lossy {
+                " (a value beyond its type, or a string that is not UTF-8, which this chain does not take)"
+            } else {
+                ""
+            }
         ))
     })
 }

@@ -10,6 +10,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
 /// An ordered map with an undo log of the current transaction's writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Table<K: Ord + Clone, V: Clone> {
@@ -106,6 +108,27 @@ impl<K: Ord + Clone, V: Clone> Table<K, V> {
     }
 }
 
+/// A table is kept in snapshots as its entries in key order (`[[key, value], …]`: keys may be
+/// tuples, which JSON objects cannot key by); no transaction is ever under way in a snapshot.
+impl<K: Ord + Clone + Serialize, V: Clone + Serialize> Serialize for Table<K, V> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        debug_assert!(self.undo.is_empty(), "a snapshot between transactions");
+        serializer.collect_seq(self.map.iter())
+    }
+}
+
+impl<'de, K: Ord + Clone + Deserialize<'de>, V: Clone + Deserialize<'de>> Deserialize<'de> for Table<K, V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let entries: Vec<(K, V)> = Vec::deserialize(deserializer)?;
+        let count = entries.len();
+        let map: BTreeMap<K, V> = entries.into_iter().collect();
+        if map.len() != count {
+            return Err(serde::de::Error::custom("a table lists a key twice"));
+        }
+        Ok(Table::from_map(map))
+    }
+}
+
 /// What every journaled part of the state does at a transaction's end.
 pub trait Journal {
     /// Keeps the transaction's writes.
@@ -126,7 +149,11 @@ impl<K: Ord + Clone, V: Clone> Journal for Table<K, V> {
 /// Lists kept per key, appended to only (a registry's clients of an agent, requests of a
 /// validator), in insertion order: each item one entry, so appending costs a log, not a copy
 /// of the list.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "K: Serialize, V: Serialize",
+    deserialize = "K: Deserialize<'de>, V: Deserialize<'de>"
+))]
 pub struct Lists<K: Ord + Clone, V: Clone> {
     items: Table<(K, u64), V>,
     lens: Table<K, u64>,

@@ -125,6 +125,7 @@ impl Registries {
             }
             Call::getIdentityRegistry(_) => V::getIdentityRegistryCall::abi_encode_returns(&IDENTITY_REGISTRY),
             Call::getVersion(_) => V::getVersionCall::abi_encode_returns(&VERSION.to_owned()),
+            Call::owner(_) => V::ownerCall::abi_encode_returns(&alloy_primitives::Address::ZERO),
         }
         .into())
     }

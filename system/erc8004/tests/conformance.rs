@@ -9,7 +9,7 @@
 #![allow(clippy::err_expect)]
 
 use alloy_primitives::{address, keccak256, Address, Bytes, Log, B256, U256};
-use alloy_sol_types::{SolCall, SolError, SolValue};
+use alloy_sol_types::{SolCall, SolValue};
 use erc8004::abi::{
     IdentityRegistry as I, MetadataEntry, ReputationRegistry as R, ValidationRegistry as V, IDENTITY_REGISTRY,
     REPUTATION_REGISTRY, VALIDATION_REGISTRY,
@@ -560,16 +560,10 @@ fn a_transfer_clears_the_agent_wallet_before_its_transfer_log_and_checks_as_open
         .send(bob, IDENTITY_REGISTRY, transfer(alice, bob, 0))
         .err()
         .expect("a revert");
-    assert_eq!(
-        refused.data,
-        Bytes::from(
-            erc8004::abi::ERC721InsufficientApproval {
-                sender: bob,
-                tokenId: agent
-            }
-            .abi_encode()
-        )
-    );
+    // ERC721InsufficientApproval(address,uint256): selector 0x177e802f.
+    let mut expected = vec![0x17, 0x7e, 0x80, 0x2f];
+    expected.extend((bob, agent).abi_encode_params());
+    assert_eq!(refused.data, Bytes::from(expected));
     let refused = chain
         .send(alice, IDENTITY_REGISTRY, transfer(bob, carol, 0))
         .err()
@@ -1280,4 +1274,142 @@ proptest::proptest! {
             let _ = outcome;
         }
     }
+}
+
+#[test]
+fn calldata_is_validated_as_solidity_validates_it_and_signatures_as_openzeppelin_recovers_them() {
+    let mut chain = Chain::new();
+    let (alice, bob) = (wallet(0), wallet(1));
+    let (agent, _) = chain
+        .send(alice.address(), IDENTITY_REGISTRY, I::register_0Call {})
+        .unwrap();
+    chain
+        .send(bob.address(), REPUTATION_REGISTRY, feedback(0, 1, 0, "", ""))
+        .unwrap();
+    let raw = |c: &mut Chain, from: Address, to: Address, input: Vec<u8>| {
+        c.registries.call(from, to, &input, U256::ZERO, NOW, true)
+    };
+    // revokeFeedback(0, 2^64 + 1): a uint64 with higher bits set reverts, not index 1.
+    let mut input = R::revokeFeedbackCall {
+        agentId: agent,
+        feedbackIndex: 1,
+    }
+    .abi_encode();
+    input[4 + 32 + 23] = 1;
+    let before = chain.registries.clone();
+    let revert = raw(&mut chain, bob.address(), REPUTATION_REGISTRY, input)
+        .err()
+        .expect("a revert");
+    assert!(
+        revert.data.is_empty() && revert.reason.contains("beyond its type"),
+        "{}",
+        revert.reason
+    );
+    assert_eq!(chain.registries, before);
+    // setApprovalForAll(op, 2): a bool is 0 or 1.
+    let mut input = I::setApprovalForAllCall {
+        operator: bob.address(),
+        approved: true,
+    }
+    .abi_encode();
+    input[4 + 63] = 2;
+    assert!(raw(&mut chain, alice.address(), IDENTITY_REGISTRY, input).is_err());
+    // A string that is not UTF-8 is refused by name, not altered.
+    let mut input = I::register_1Call { agentURI: "ab".into() }.abi_encode();
+    input[4 + 64] = 0xff;
+    let revert = raw(&mut chain, alice.address(), IDENTITY_REGISTRY, input)
+        .err()
+        .expect("a revert");
+    assert!(revert.reason.contains("not UTF-8"), "{}", revert.reason);
+    // Trailing bytes after the arguments are taken, as Solidity takes them (calldata suffixes).
+    let mut input = I::register_0Call {}.abi_encode();
+    input.extend_from_slice(b"builder code suffix");
+    assert!(raw(&mut chain, alice.address(), IDENTITY_REGISTRY, input).is_ok());
+
+    // setAgentWallet: a high s (the same signature's twin) and other lengths are refused.
+    let new_wallet = wallet(5);
+    let good = wallet_signature(&new_wallet, agent, alice.address(), NOW + 60);
+    let set = |signature: Vec<u8>| I::setAgentWalletCall {
+        agentId: agent,
+        newWallet: new_wallet.address(),
+        deadline: U256::from(NOW + 60),
+        signature: signature.into(),
+    };
+    let n = U256::from_str_radix("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141", 16).unwrap();
+    let s_low = U256::from_be_slice(&good[32..64]);
+    let mut twin = good.to_vec();
+    twin[32..64].copy_from_slice(&(n - s_low).to_be_bytes::<32>());
+    twin[64] = if good[64] == 27 { 28 } else { 27 };
+    assert_require(
+        chain.send(alice.address(), IDENTITY_REGISTRY, set(twin)),
+        "invalid wallet sig",
+    );
+    assert_require(
+        chain.send(alice.address(), IDENTITY_REGISTRY, set(good[..64].to_vec())),
+        "invalid wallet sig",
+    );
+    let mut longer = good.to_vec();
+    longer.push(0);
+    assert_require(
+        chain.send(alice.address(), IDENTITY_REGISTRY, set(longer)),
+        "invalid wallet sig",
+    );
+    chain
+        .send(alice.address(), IDENTITY_REGISTRY, set(good.to_vec()))
+        .unwrap();
+
+    // ERC-5267's domain, which wallets read to sign; and no owner can upgrade.
+    let domain = chain.view(IDENTITY_REGISTRY, I::eip712DomainCall {}).unwrap();
+    assert_eq!(domain.fields.0, [0x0f]);
+    assert_eq!(
+        (domain.name.as_str(), domain.version.as_str()),
+        ("ERC8004IdentityRegistry", "1")
+    );
+    assert_eq!(
+        (domain.chainId, domain.verifyingContract),
+        (U256::from(CHAIN), IDENTITY_REGISTRY)
+    );
+    for to in [IDENTITY_REGISTRY, REPUTATION_REGISTRY, VALIDATION_REGISTRY] {
+        let output = chain
+            .registries
+            .call(Address::ZERO, to, &I::ownerCall {}.abi_encode(), U256::ZERO, NOW, false)
+            .unwrap()
+            .output;
+        assert_eq!(output, Bytes::from(Address::ZERO.abi_encode()), "{to}");
+    }
+
+    // The single-token approved address may transfer but not approve; the zero caller of an
+    // eth_call is not checked at all (OpenZeppelin's _approve and _update skip it).
+    let carol = wallet(2).address();
+    chain
+        .send(
+            alice.address(),
+            IDENTITY_REGISTRY,
+            I::approveCall {
+                to: carol,
+                tokenId: agent,
+            },
+        )
+        .unwrap();
+    let refused = chain
+        .send(
+            carol,
+            IDENTITY_REGISTRY,
+            I::approveCall {
+                to: bob.address(),
+                tokenId: agent,
+            },
+        )
+        .err()
+        .expect("a revert");
+    assert_eq!(&refused.data[..4], &[0xa9, 0xfb, 0xf5, 0x1f], "ERC721InvalidApprover");
+    assert!(chain
+        .view(
+            IDENTITY_REGISTRY,
+            I::approveCall {
+                to: bob.address(),
+                tokenId: agent
+            }
+        )
+        .is_ok());
 }

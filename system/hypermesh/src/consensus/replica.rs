@@ -182,7 +182,7 @@ use super::wire::{
     Answer, AnswerKind, Blocks, CertifiedBlock, Consistency, Fetch, Message, Query, QueryAnswer, SnapshotChunk,
     SnapshotOffer, Submit, SNAPSHOT_CHUNK_BYTES_MAX,
 };
-use crate::replication::{BlockLog, LogError, MarkerCopies, Outcome, Snapshot, Snapshots, StateMachine};
+use crate::replication::{BlockInfo, BlockLog, LogError, MarkerCopies, Outcome, Snapshot, Snapshots, StateMachine};
 
 /// Where consensus lives on a node: its files and probes are named `consensus`, its messages
 /// travel on channel 3 (clients speak to replicas on it too).
@@ -2177,7 +2177,11 @@ impl<M: StateMachine + 'static> Replica<M> {
         // machine need not check those again, which keeps signature checks off the path from
         // a proposal to this replica's vote.
         let checked: Vec<bool> = fresh_ids.iter().map(|id| self.pool.contains_key(id)).collect();
-        let outcomes = self.machine.apply(block.height, &fresh, &checked);
+        let info = BlockInfo {
+            height: block.height,
+            timestamp_ms: block.timestamp_ms,
+        };
+        let outcomes = self.machine.apply(info, &fresh, &checked);
         assert_eq!(outcomes.len(), fresh.len(), "one outcome per transaction");
         for (id, outcome) in fresh_ids.iter().zip(outcomes) {
             let kind = match outcome {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::machine::{Outcome, RestoreError, StateMachine};
+use super::machine::{BlockInfo, Outcome, RestoreError, StateMachine};
 use crate::consensus::{verify_signature, PublicKey, Signature, ValidatorKey, SIGNATURE_BYTES};
 
 /// The most micro-operations one transaction carries.
@@ -275,7 +275,8 @@ impl StateMachine for ListAppend {
         }
     }
 
-    fn apply(&mut self, height: u64, transactions: &[Bytes], checked: &[bool]) -> Vec<Outcome> {
+    fn apply(&mut self, block: BlockInfo, transactions: &[Bytes], checked: &[bool]) -> Vec<Outcome> {
+        let height = block.height;
         assert_eq!(checked.len(), transactions.len(), "one flag per transaction");
         assert!(
             height > self.height,
@@ -349,9 +350,17 @@ impl StateMachine for ListAppend {
 mod tests {
     use super::*;
 
+    /// The block at `height` (this machine keeps no clock).
+    fn at(height: u64) -> BlockInfo {
+        BlockInfo {
+            height,
+            timestamp_ms: 0,
+        }
+    }
+
     /// Applies `transactions` as a leader's choice: none checked at admission here.
     fn apply_all(m: &mut ListAppend, height: u64, transactions: &[Bytes]) -> Vec<Outcome> {
-        m.apply(height, transactions, &vec![false; transactions.len()])
+        m.apply(at(height), transactions, &vec![false; transactions.len()])
     }
 
     #[test]
@@ -433,12 +442,12 @@ mod tests {
         let mut a = m.clone();
         let mut b = m.clone();
         assert_eq!(
-            a.apply(1, std::slice::from_ref(&signed), &[true]),
+            a.apply(at(1), std::slice::from_ref(&signed), &[true]),
             apply_all(&mut b, 1, &[signed])
         );
         assert_eq!(a, b);
         let unknown = sign_transaction(&ops, 8, &key);
-        assert!(matches!(&a.apply(2, &[unknown], &[true])[0], Outcome::Refused(r) if r.contains("unknown")));
+        assert!(matches!(&a.apply(at(2), &[unknown], &[true])[0], Outcome::Refused(r) if r.contains("unknown")));
         assert!(ListAppend::default()
             .check(&[1, 9])
             .unwrap_err()

@@ -12,6 +12,19 @@ pub enum Outcome {
     Refused(String),
 }
 
+/// The committed block whose transactions a machine applies: its height, and its proposer's
+/// timestamp (Unix milliseconds), which every replica sees alike. The timestamp is the
+/// proposer's clock, checked by the replicas only to within their allowed skew, and not
+/// necessarily increasing: a machine that needs a clock (deadlines) keeps its own from it, never
+/// going back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockInfo {
+    /// Its height.
+    pub height: u64,
+    /// Its proposer's timestamp, Unix milliseconds.
+    pub timestamp_ms: u64,
+}
+
 /// Why a snapshot could not be restored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("snapshot refused at byte {offset}: {reason}")]
@@ -41,13 +54,13 @@ pub trait StateMachine: Send {
         Ok(())
     }
 
-    /// Applies the transactions of the block committed at `height`, in order, returning one
+    /// Applies the transactions of the block committed at `block.height`, in order, returning one
     /// outcome per transaction. Heights arrive in order, each once, starting after the height
     /// the machine was restored to (0 for a fresh machine). `checked[i]` says transaction `i`
     /// passed [`StateMachine::check`] on this replica; the machine may skip those checks for
     /// it, and must give the outcome it would give without skipping them (the others are any
     /// leader's choice, Byzantine ones included, and are checked here in full).
-    fn apply(&mut self, height: u64, transactions: &[Bytes], checked: &[bool]) -> Vec<Outcome>;
+    fn apply(&mut self, block: BlockInfo, transactions: &[Bytes], checked: &[bool]) -> Vec<Outcome>;
 
     /// The whole state as of the last applied height, in a canonical encoding: two replicas at
     /// one height produce equal bytes.

@@ -17,5 +17,5 @@ mod machine;
 mod snapshot;
 
 pub use log::{BlockLog, LogError, MarkerCopies, Recovery, BASE_BYTES_MAX, RECORD_BYTES_MAX, SEGMENT_BLOCKS};
-pub use machine::{Outcome, RestoreError, StateMachine};
+pub use machine::{BlockInfo, Outcome, RestoreError, StateMachine};
 pub use snapshot::{Snapshot, Snapshots};
