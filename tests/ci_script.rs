@@ -5,12 +5,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-/// Runs the install script with only `dir` on `PATH`.
+/// Runs the install script with only `dir` on `PATH`, and the web3.py virtualenv at
+/// `dir/venv`.
 fn install_with_path(dir: &Path) -> Output {
     Command::new("/bin/bash")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/install-test-tools"))
         .env_clear()
         .env("PATH", dir)
+        .env("TESTBED_WEB3_VENV", dir.join("venv"))
         .output()
         .expect("bash runs")
 }
@@ -68,6 +70,36 @@ fn present_tools_need_nothing() {
     let dir = Scratch::new("present");
     fake_tool(dir.path(), "chromium", "exit 0");
     fake_tool(dir.path(), "openssl", "exit 0");
+    std::fs::create_dir_all(dir.path().join("venv/bin")).unwrap();
+    fake_tool(&dir.path().join("venv/bin"), "python", "exit 0");
     let out = install_with_path(dir.path());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn web3_without_python_or_a_package_manager_fails_and_says_which() {
+    let dir = Scratch::new("no-python");
+    fake_tool(dir.path(), "chromium", "exit 0");
+    fake_tool(dir.path(), "openssl", "exit 0");
+    let out = install_with_path(dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "exited 0: {stderr}");
+    assert!(stderr.contains("python3 is missing"), "{stderr}");
+}
+
+#[test]
+fn web3_that_pypi_cannot_give_fails_and_says_so() {
+    let dir = Scratch::new("no-pypi");
+    fake_tool(dir.path(), "chromium", "exit 0");
+    fake_tool(dir.path(), "openssl", "exit 0");
+    // A python3 whose venv makes a pip that fails, as without the package index.
+    fake_tool(
+        dir.path(),
+        "python3",
+        r#"if [ "$1 $2" = "-m venv" ] && [ "$3" != "--help" ]; then mkdir -p "$3/bin"; printf '#!/bin/bash\nexit 1\n' > "$3/bin/pip"; printf '#!/bin/bash\nexit 1\n' > "$3/bin/python"; chmod +x "$3/bin/pip" "$3/bin/python"; fi; exit 0"#,
+    );
+    let out = install_with_path(dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "exited 0: {stderr}");
+    assert!(stderr.contains("could not install web3.py"), "{stderr}");
 }

@@ -30,7 +30,7 @@ use bytes::Bytes;
 use hypermesh::replication::{BlockInfo, Outcome, RestoreError, StateMachine};
 use serde::{Deserialize, Serialize};
 
-use crate::registries::Registries;
+use crate::registries::{CallResult, Registries};
 use crate::tx::SignedCall;
 
 /// The chain id of the development chain and of scenarios unless configured.
@@ -248,6 +248,26 @@ impl Chain {
         self.state.head
     }
 
+    /// `block.timestamp` now: the last applied height's time, Unix seconds.
+    pub fn time(&self) -> u64 {
+        self.state.time
+    }
+
+    /// The kept block whose hash is `hash`.
+    pub fn block_by_hash(&self, hash: &B256) -> Option<&Block> {
+        self.state.blocks.values().find(|b| b.hash == *hash)
+    }
+
+    /// Runs a call against the current state (`eth_call`): whatever it does is rolled back
+    /// before this returns.
+    pub fn call(&self, from: Address, to: Address, data: &[u8], value: U256) -> CallResult {
+        let now = self.state.time;
+        self.state
+            .registries
+            .borrow_mut()
+            .call(from, to, data, value, now, false)
+    }
+
     /// Answers `query` as JSON; an error names what is wrong with it.
     pub fn answer(&self, query: &Query) -> Result<serde_json::Value, String> {
         let s = &self.state;
@@ -284,6 +304,21 @@ impl Chain {
         addresses: &[Address],
         topics: &[Vec<B256>],
     ) -> Result<Vec<FoundLog>, String> {
+        if topics.len() > 4 {
+            return Err(format!("{} topic positions; a log has at most 4", topics.len()));
+        }
+        let matches = |log: &Log| {
+            (addresses.is_empty() || addresses.contains(&log.address))
+                && topics.iter().enumerate().all(|(i, wanted)| {
+                    wanted.is_empty() || log.data.topics().get(i).is_some_and(|t| wanted.contains(t))
+                })
+        };
+        self.logs_where(from, to, &matches)
+    }
+
+    /// The logs of blocks `from..=to` for which `matches` holds, bounded by the configured
+    /// limits (a range too wide or too many logs is refused, saying which limit).
+    pub fn logs_where(&self, from: u64, to: u64, matches: &dyn Fn(&Log) -> bool) -> Result<Vec<FoundLog>, String> {
         let config = &self.state.config;
         if from > to {
             return Err(format!("the range starts at block {from}, after its end {to}"));
@@ -295,15 +330,6 @@ impl Chain {
                 config.log_blocks_per_query_max
             ));
         }
-        if topics.len() > 4 {
-            return Err(format!("{} topic positions; a log has at most 4", topics.len()));
-        }
-        let matches = |log: &Log| {
-            (addresses.is_empty() || addresses.contains(&log.address))
-                && topics.iter().enumerate().all(|(i, wanted)| {
-                    wanted.is_empty() || log.data.topics().get(i).is_some_and(|t| wanted.contains(t))
-                })
-        };
         let mut found = Vec::new();
         for block in self.state.blocks.range(from..=to).map(|(_, b)| b) {
             for hash in &block.transactions {

@@ -7,6 +7,9 @@
 //!   (version 2.0.0) declare them, and their addresses.
 //! - [`registries`]: their state, and a call to them (whole, or reverted without a trace);
 //!   [`identity`], [`reputation`] and [`validation`] hold each registry's functions.
+//! - [`dev`]: the development chain: the chain on one node's durable log, a block per
+//!   transaction.
+//! - [`rpc`]: the JSON-RPC endpoint Ethereum tooling speaks to, over a node's chain.
 //! - [`table`]: the journaled maps that make a reverted call leave no trace.
 //! - [`chain`]: the registries as a chain on HyperMesh's replicated log (a `StateMachine`):
 //!   nonces, receipts, blocks, logs, snapshots, and the queries JSON-RPC reads through.
@@ -16,9 +19,11 @@
 
 pub mod abi;
 pub mod chain;
+pub mod dev;
 pub mod identity;
 pub mod registries;
 pub mod reputation;
+pub mod rpc;
 pub mod table;
 pub mod tx;
 pub mod validation;

@@ -5,7 +5,7 @@
 //! install` only reads the public material and works while a server runs.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -28,14 +28,13 @@ use trustchain_service::{
 use runtime::units::parse_duration;
 
 use crate::isolation::ValidatorSetVerifier;
+use crate::lock::lock_dir;
 use crate::EXIT_BAD_INPUT;
 
 /// Exit code of `validate` for a chain that is not valid.
 const EXIT_INVALID: u8 = 1;
 /// How often the server checks for due work (overlap ends, its own renewal, scheduled rotation).
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(30);
-/// The lock file in a state directory.
-const LOCK_FILE: &str = "lock";
 
 /// Operates a TrustChain CA.
 #[derive(Subcommand)]
@@ -404,25 +403,12 @@ impl LockedState {
             )));
         }
         let storage = DirStorage::open(dir)?;
-        let path = dir.join(LOCK_FILE);
-        let mut lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Failure(format!("cannot open lock file {}: {e}", path.display())))?;
-        if lock.try_lock().is_err() {
-            let mut holder = String::new();
-            let _ = lock.read_to_string(&mut holder);
-            return Err(Failure(format!(
-                "the CA in {} is in use by process {} (a running `trustchain serve`?): stop it first, or use its HTTPS API",
-                dir.display(),
-                holder.trim()
-            )));
-        }
-        lock.set_len(0)?;
-        write!(lock, "{}", std::process::id())?;
+        let lock = lock_dir(dir, |holder| {
+            format!(
+                "the CA in {} is in use by process {holder} (a running `trustchain serve`?): stop it first, or use its HTTPS API",
+                dir.display()
+            )
+        })?;
         Ok(LockedState { storage, _lock: lock })
     }
 

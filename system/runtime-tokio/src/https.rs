@@ -1,5 +1,7 @@
 //! The production backend of the HTTP seam: an HTTPS/1.1 server (hyper over rustls, TLS 1.3,
-//! ring), listening IPv6-only, serving one [`HttpService`].
+//! ring), listening IPv6-only, serving one [`HttpService`]. [`HttpsServer::bind_plain`] serves
+//! plain HTTP instead, for endpoints whose clients speak no TLS: Ethereum tooling's JSON-RPC on
+//! a developer's loopback.
 //!
 //! Limits are explicit ([`HttpsConfig`]): connections at once, the TLS handshake's, the request
 //! head's and the request body's deadlines (a body not received in time gets a 408 and the
@@ -125,29 +127,55 @@ impl ResolvesServerCert for CertificateSlot {
 /// A bound HTTPS server, not yet serving.
 pub struct HttpsServer<S> {
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    /// `None`: plain HTTP.
+    acceptor: Option<TlsAcceptor>,
     service: Arc<Mutex<S>>,
     config: HttpsConfig,
+}
+
+/// A TCP listener on `addr`, IPv6 only.
+fn listen(addr: SocketAddr) -> Result<TcpListener, HttpsError> {
+    if AddressFamily::of(&addr) == AddressFamily::V4 {
+        return Err(HttpsError::Ipv4Refused { addr });
+    }
+    let bind = || -> io::Result<TcpListener> {
+        let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+        // The host default would make the socket dual-stack and let IPv4 in, mapped.
+        socket.set_only_v6(true)?;
+        socket.set_reuse_address(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(1024)?;
+        TcpListener::from_std(socket.into())
+    };
+    bind().map_err(|source| HttpsError::Bind { addr, source })
+}
+
+/// Serves HTTP/1.1 requests on one connection, TLS or not.
+async fn serve_connection<I, S>(io: I, service: Arc<Mutex<S>>, config: HttpsConfig, peer: SocketAddr)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: HttpService + 'static,
+{
+    let limits = BodyLimits {
+        bytes_max: config.body_bytes_max,
+        timeout: config.body_timeout,
+    };
+    let handler = hyper::service::service_fn(move |request| respond(request, service.clone(), limits));
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_timeout)
+        .serve_connection(TokioIo::new(io), handler)
+        .await;
+    if let Err(e) = served {
+        tracing::debug!(%peer, "connection ended: {e}");
+    }
 }
 
 impl<S: HttpService + 'static> HttpsServer<S> {
     /// Binds `config.listen` (IPv6-only). Must be called inside a tokio runtime.
     pub fn bind(config: HttpsConfig, certificate: CertificateSlot, service: Arc<Mutex<S>>) -> Result<Self, HttpsError> {
-        let addr = config.listen;
-        if AddressFamily::of(&addr) == AddressFamily::V4 {
-            return Err(HttpsError::Ipv4Refused { addr });
-        }
-        let bind = || -> io::Result<TcpListener> {
-            let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
-            // The host default would make the socket dual-stack and let IPv4 in, mapped.
-            socket.set_only_v6(true)?;
-            socket.set_reuse_address(true)?;
-            socket.set_nonblocking(true)?;
-            socket.bind(&addr.into())?;
-            socket.listen(1024)?;
-            TcpListener::from_std(socket.into())
-        };
-        let listener = bind().map_err(|source| HttpsError::Bind { addr, source })?;
+        let listener = listen(config.listen)?;
         let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| HttpsError::Certificate(e.to_string()))?
@@ -156,7 +184,18 @@ impl<S: HttpService + 'static> HttpsServer<S> {
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(HttpsServer {
             listener,
-            acceptor: TlsAcceptor::from(Arc::new(tls)),
+            acceptor: Some(TlsAcceptor::from(Arc::new(tls))),
+            service,
+            config,
+        })
+    }
+
+    /// Binds `config.listen` (IPv6-only) for plain HTTP, with the same limits. Must be called
+    /// inside a tokio runtime.
+    pub fn bind_plain(config: HttpsConfig, service: Arc<Mutex<S>>) -> Result<Self, HttpsError> {
+        Ok(HttpsServer {
+            listener: listen(config.listen)?,
+            acceptor: None,
             service,
             config,
         })
@@ -195,6 +234,10 @@ impl<S: HttpService + 'static> HttpsServer<S> {
             let config = self.config.clone();
             tokio::spawn(async move {
                 let _permit = permit;
+                let Some(acceptor) = acceptor else {
+                    serve_connection(tcp, service, config, peer).await;
+                    return;
+                };
                 let tls = match tokio::time::timeout(config.handshake_timeout, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => tls,
                     Ok(Err(e)) => {
@@ -206,19 +249,7 @@ impl<S: HttpService + 'static> HttpsServer<S> {
                         return;
                     }
                 };
-                let limits = BodyLimits {
-                    bytes_max: config.body_bytes_max,
-                    timeout: config.body_timeout,
-                };
-                let handler = hyper::service::service_fn(move |request| respond(request, service.clone(), limits));
-                let served = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(config.header_timeout)
-                    .serve_connection(TokioIo::new(tls), handler)
-                    .await;
-                if let Err(e) = served {
-                    tracing::debug!(%peer, "connection ended: {e}");
-                }
+                serve_connection(tls, service, config, peer).await;
             });
         }
     }

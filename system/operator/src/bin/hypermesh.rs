@@ -2,13 +2,15 @@
 //! over HTTPS, then runs membership (and, with a validators file, consensus) over STOQ on real
 //! IPv6 sockets until SIGINT or SIGTERM; `hypermesh key` prints a state directory's public key
 //! for the validators file; `hypermesh client` puts a measured load on consensus; `hypermesh
-//! read` reads its state, linearizable or local.
+//! read` reads its state, linearizable or local; `hypermesh dev` runs the ERC-8004
+//! development chain with JSON-RPC.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use operator::client::read::ReadArgs;
 use operator::client::ClientArgs;
+use operator::dev::DevArgs;
 use operator::key::KeyArgs;
 use operator::node::{run, NodeArgs};
 
@@ -34,6 +36,11 @@ enum Command {
     /// Submits transactions to a consensus cluster at a set rate from a certified client (its
     /// own join token) and prints throughput and commit latency.
     Client(ClientArgs),
+    /// Runs the ERC-8004 development chain: the registries at their mainnet addresses on one
+    /// node's durable log in --state (reused on restart), JSON-RPC on --rpc (plain HTTP). Prints
+    /// the chain id and development accounts (address, private key), then `listening on
+    /// http://ADDR`. Gas is not charged.
+    Dev(DevArgs),
     /// Reads keys of a consensus cluster's state from a certified client (its own join token):
     /// linearizable (every acknowledged transaction is in it) or local (possibly stale). Prints
     /// one JSON line: the lists, the height, the validators that agreed.
@@ -47,5 +54,6 @@ fn main() -> ExitCode {
         Command::Key(args) => operator::key::run(args),
         Command::Client(args) => operator::client::run(args),
         Command::Read(args) => operator::client::read::run(args),
+        Command::Dev(args) => operator::dev::run(args),
     }
 }

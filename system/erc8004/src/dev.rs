@@ -1,0 +1,181 @@
+//! The development chain (`hypermesh dev`): the registries' [`Chain`] on one node's durable
+//! log, each submitted transaction committed at once as its own block, as a single validator
+//! would commit it, but without running the consensus protocol (with one validator it decides
+//! nothing: every proposal is its own quorum). What it shares with a cluster is everything a
+//! developer's tooling sees: the state machine, the transactions, the JSON-RPC endpoint.
+//!
+//! The log is HyperMesh's [`BlockLog`] on the state directory, one consensus [`Block`] per
+//! height (parent digests chained; block `h` is the log's record `h - 1`, the log counting
+//! from 0); opening it replays every block, so a restarted chain is
+//! the chain it was. A committed block is synced before its transaction is answered.
+
+use bytes::Bytes;
+use hypermesh::consensus::{Block, Digest, GENESIS};
+use hypermesh::replication::{BlockInfo, BlockLog, LogError, Outcome, StateMachine};
+use runtime::{Storage, WallTime};
+
+use crate::chain::{Chain, ChainConfig};
+use crate::rpc::RpcNode;
+use crate::tx::SignedCall;
+
+/// The log's file names' base in the state directory.
+pub const LOG: &str = "dev-log";
+
+/// Why the development chain cannot open or go on.
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    /// The log cannot be read or written.
+    #[error("the chain's log: {0}")]
+    Log(#[from] LogError),
+    /// Committed blocks are damaged or missing, and no peer holds them.
+    #[error("the chain's log lost committed heights {from}..{to}: with no other validator to fetch them from, the chain cannot go on; restore the state directory from a backup, or start a new one")]
+    Lost {
+        /// First height lost.
+        from: u64,
+        /// Past the last height lost.
+        to: u64,
+    },
+    /// A record is not a block of this chain.
+    #[error("height {height} of the chain's log is not a block that follows the one before: {why}")]
+    Broken {
+        /// Its height.
+        height: u64,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// The development chain over `S` (the state directory's storage).
+pub struct DevChain<S> {
+    storage: S,
+    log: BlockLog,
+    chain: Chain,
+    /// The last block's digest (genesis before the first).
+    parent: Digest,
+}
+
+/// What opening found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Opened {
+    /// Blocks replayed from the log.
+    pub replayed: u64,
+    /// Bytes of a torn last write cut off (a crash while committing a block never answered).
+    pub truncated_bytes: u64,
+}
+
+impl<S: Storage + Send> DevChain<S> {
+    /// Opens the chain kept in `storage` (an empty one starts a new chain), replaying its log.
+    pub fn open(mut storage: S, config: ChainConfig) -> Result<(DevChain<S>, Opened), DevError> {
+        let (log, recovery) = BlockLog::open(&mut storage, LOG)?;
+        if let Some(lost) = recovery.lost.clone() {
+            return Err(DevError::Lost {
+                from: lost.start,
+                to: lost.end,
+            });
+        }
+        if recovery.holes > 0 || recovery.first > 0 {
+            return Err(DevError::Lost {
+                from: 1,
+                to: recovery.next + 1,
+            });
+        }
+        let mut chain = Chain::new(config);
+        let mut parent = GENESIS;
+        for height in 1..=log.next() {
+            let broken = |why: String| DevError::Broken { height, why };
+            let record = log
+                .get(&mut storage, height - 1)?
+                .ok_or_else(|| broken("damaged".into()))?;
+            let block = Block::decode(&record).map_err(|e| broken(e.to_string()))?;
+            if block.height != height || block.parent != parent {
+                return Err(broken(format!(
+                    "it claims height {} after {}",
+                    block.height,
+                    hex(&block.parent)
+                )));
+            }
+            let info = BlockInfo {
+                height,
+                timestamp_ms: block.timestamp_ms,
+            };
+            chain.apply(info, &block.transactions, &vec![false; block.transactions.len()]);
+            parent = block.digest();
+        }
+        let opened = Opened {
+            replayed: log.next(),
+            truncated_bytes: recovery.truncated_bytes,
+        };
+        Ok((
+            DevChain {
+                storage,
+                log,
+                chain,
+                parent,
+            },
+            opened,
+        ))
+    }
+
+    /// The chain.
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    /// The storage, giving the chain up (to reopen it, or crash it in a test).
+    pub fn into_storage(self) -> S {
+        self.storage
+    }
+
+    /// Commits `transaction` as the next block at `now`, durably, then applies it: its outcome.
+    /// A block that cannot be kept is not applied, and the log is recovered for the next.
+    pub fn commit(&mut self, transaction: Bytes, now: WallTime) -> Result<Outcome, DevError> {
+        let height = self.log.next() + 1;
+        let block = Block {
+            height,
+            view: height,
+            parent: self.parent,
+            proposer: 0,
+            timestamp_ms: u64::try_from(now.as_unix_millis()).unwrap_or(0),
+            transactions: vec![transaction],
+        };
+        let kept = self
+            .log
+            .append(&mut self.storage, height - 1, &block.encode())
+            .and_then(|()| self.log.commit(&mut self.storage));
+        if let Err(e) = kept {
+            // Cut back to what was committed, so the next block starts from a clean log.
+            let _ = self.log.recover(&mut self.storage);
+            return Err(e.into());
+        }
+        self.parent = block.digest();
+        let info = BlockInfo {
+            height,
+            timestamp_ms: block.timestamp_ms,
+        };
+        let mut outcomes = self.chain.apply(info, &block.transactions, &[true]);
+        Ok(outcomes.pop().expect("one outcome per transaction"))
+    }
+}
+
+impl<S: Storage + Send> RpcNode for DevChain<S> {
+    type Chain<'a>
+        = &'a Chain
+    where
+        Self: 'a;
+
+    fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    fn submit(&mut self, call: &SignedCall, now: WallTime) -> Result<(), String> {
+        let raw = Bytes::copy_from_slice(&call.raw);
+        match self.commit(raw, now).map_err(|e| e.to_string())? {
+            Outcome::Applied(_) => Ok(()),
+            Outcome::Refused(why) => Err(why),
+        }
+    }
+}
+
+fn hex(digest: &Digest) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,112 @@
+//! `hypermesh dev`: the ERC-8004 development chain (`erc8004::dev`): the registries at their
+//! mainnet addresses, on one node's durable log in `--state` (created if absent, reused on
+//! restart), with JSON-RPC on `--rpc` (plain HTTP, IPv6-only, as Ethereum tooling expects of a
+//! local node). Each transaction is committed as its own block before it is answered.
+//!
+//! It prints the chain id and the development accounts (address and private key: keys from a
+//! fixed seed, the same every run, never to hold anything of value), then `listening on
+//! http://ADDR`, and serves until SIGINT or SIGTERM. Gas is not charged: any account can send.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Args;
+use erc8004::chain::{ChainConfig, CHAIN_ID_DEFAULT};
+use erc8004::dev::DevChain;
+use erc8004::rpc::{RpcService, BODY_BYTES_MAX};
+use erc8004::wallet::Wallet;
+use runtime_tokio::{DirStorage, HttpsConfig, HttpsServer};
+
+use crate::lock::lock_dir;
+use crate::trustchain::{stop_signal, Failure};
+use crate::EXIT_BAD_INPUT;
+
+/// The seed of the development accounts (printed at start; never for value).
+pub const ACCOUNTS_SEED: u64 = 8004;
+
+/// `hypermesh dev`'s flags.
+#[derive(Args)]
+pub struct DevArgs {
+    /// Where JSON-RPC listens: an IPv6 address and port (plain HTTP).
+    #[arg(long, default_value = "[::1]:8545")]
+    rpc: String,
+    /// The chain's state directory: created if absent, reused on restart.
+    #[arg(long, default_value = "hypermesh-dev")]
+    state: PathBuf,
+    /// The chain id transactions are signed for (EIP-155); a state directory keeps the one it
+    /// was created with.
+    #[arg(long, default_value_t = CHAIN_ID_DEFAULT)]
+    chain_id: u64,
+    /// How many development accounts to print.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=100))]
+    accounts: u64,
+}
+
+/// Runs `hypermesh dev` until SIGINT or SIGTERM.
+pub fn run(args: DevArgs) -> ExitCode {
+    match dev(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+fn dev(args: DevArgs) -> Result<(), Failure> {
+    let listen: SocketAddr = args.rpc.parse().map_err(|e| {
+        Failure(format!(
+            "--rpc {}: not an address and port such as [::1]:8545: {e}",
+            args.rpc
+        ))
+    })?;
+    std::fs::create_dir_all(&args.state)
+        .map_err(|e| Failure(format!("--state {}: cannot create it: {e}", args.state.display())))?;
+    let _lock = lock_dir(&args.state, |holder| {
+        format!(
+            "the chain in {} is in use by process {holder} (another `hypermesh dev`?): stop it first",
+            args.state.display()
+        )
+    })?;
+    let storage = DirStorage::open(&args.state)?;
+    let config = ChainConfig {
+        chain_id: args.chain_id,
+        ..ChainConfig::default()
+    };
+    let (dev, opened) =
+        DevChain::open(storage, config).map_err(|e| Failure(format!("--state {}: {e}", args.state.display())))?;
+    println!("chain id {}", args.chain_id);
+    if opened.replayed > 0 {
+        println!(
+            "replayed {} blocks from {} (head: block {})",
+            opened.replayed,
+            args.state.display(),
+            dev.chain().head()
+        );
+    }
+    for i in 0..args.accounts {
+        let wallet = Wallet::development(ACCOUNTS_SEED, i);
+        println!("account {i}: {} private key {}", wallet.address(), wallet.secret());
+    }
+    let service = Arc::new(Mutex::new(RpcService::new(dev)));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async move {
+        let mut config = HttpsConfig::new(listen);
+        config.body_bytes_max = BODY_BYTES_MAX;
+        config.body_timeout = Duration::from_secs(10);
+        let server = HttpsServer::bind_plain(config, service).map_err(|e| Failure(format!("--rpc: {e}")))?;
+        let bound = server.local_addr()?;
+        println!("listening on http://{bound}");
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        server.serve(stop_signal()).await;
+        eprintln!("stopped");
+        Ok(())
+    })
+}

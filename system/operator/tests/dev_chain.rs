@@ -1,0 +1,233 @@
+//! `hypermesh dev`, the ERC-8004 development chain, as a developer runs it: a process serving
+//! JSON-RPC on loopback, spoken to by a standard Ethereum library (web3.py), restarted on its
+//! state directory.
+
+// Tests of real processes: they start reader threads and read the OS clock.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use alloy_sol_types::SolCall;
+use common::{fresh_dir, run_hypermesh, text};
+use erc8004::abi::{IdentityRegistry as I, IDENTITY_REGISTRY};
+use erc8004::wallet::{Envelope, Wallet};
+use serde_json::{json, Value};
+
+/// A running `hypermesh dev`, killed when dropped.
+struct Dev {
+    child: Child,
+    rpc: SocketAddr,
+    /// The printed accounts' private keys, in order.
+    keys: Vec<String>,
+    /// Every line before `listening on`.
+    banner: Vec<String>,
+}
+
+impl Dev {
+    fn start(state: &Path) -> Dev {
+        let child = Command::new(env!("CARGO_BIN_EXE_hypermesh"))
+            .args(["dev", "--rpc", "[::1]:0", "--state", state.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        // Held from here on, so that a failed start kills it.
+        let mut dev = Dev {
+            child,
+            rpc: "[::1]:0".parse().unwrap(),
+            keys: Vec::new(),
+            banner: Vec::new(),
+        };
+        let mut reader = BufReader::new(dev.child.stdout.take().unwrap());
+        loop {
+            let mut line = String::new();
+            assert!(reader.read_line(&mut line).unwrap() > 0, "ended before listening: {:?}", dev.banner);
+            if let Some(url) = line.trim().strip_prefix("listening on http://") {
+                dev.rpc = url.parse().unwrap();
+                dev.keys = dev
+                    .banner
+                    .iter()
+                    .filter_map(|l| l.split("private key ").nth(1).map(str::to_owned))
+                    .collect();
+                // Keep draining what it prints.
+                std::thread::spawn(move || for _ in reader.lines() {});
+                return dev;
+            }
+            dev.banner.push(line.trim().to_owned());
+        }
+    }
+
+    /// A JSON-RPC call over plain HTTP/1.1: its `result`, or its `error`.
+    fn rpc(&self, method: &str, params: Value) -> Result<Value, Value> {
+        let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }).to_string();
+        let mut stream = TcpStream::connect(self.rpc).unwrap();
+        write!(
+            stream,
+            "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let answer: Value = serde_json::from_str(body).unwrap();
+        match answer.get("error") {
+            Some(error) => Err(error.clone()),
+            None => Ok(answer["result"].clone()),
+        }
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The development accounts are the same every run (`ACCOUNTS_SEED`).
+fn account(i: u64) -> Wallet {
+    Wallet::development(operator::dev::ACCOUNTS_SEED, i)
+}
+
+#[test]
+fn the_development_chain_keeps_its_state_across_a_kill_and_one_process_holds_it() {
+    let dir = fresh_dir("dev-chain-restart");
+    let state = dir.join("chain");
+    let dev = Dev::start(&state);
+    assert_eq!(dev.banner[0], "chain id 8004");
+    assert_eq!(dev.keys.len(), 4);
+    assert_eq!(
+        dev.keys[0],
+        account(0).secret().to_string(),
+        "the printed key is account 0's"
+    );
+    let raw = account(0).sign_call(
+        Envelope::Legacy,
+        8004,
+        0,
+        IDENTITY_REGISTRY,
+        I::register_1Call {
+            agentURI: "ipfs://a".into(),
+        }
+        .abi_encode()
+        .into(),
+    );
+    let hash = dev.rpc("eth_sendRawTransaction", json!([raw])).unwrap();
+    assert_eq!(
+        dev.rpc("eth_getTransactionReceipt", json!([hash])).unwrap()["status"],
+        "0x1"
+    );
+
+    // A second process on the same state is refused, naming the holder.
+    let second = run_hypermesh(&["dev", "--rpc", "[::1]:0", "--state", state.to_str().unwrap()]);
+    assert!(!second.status.success());
+    let stderr = text(&second.stderr);
+    assert!(stderr.contains("in use by process"), "{stderr}");
+
+    // Killed (no clean stop), then started again: the same chain.
+    drop(dev);
+    let dev = Dev::start(&state);
+    assert!(
+        dev.banner.iter().any(|l| l.starts_with("replayed 1 blocks")),
+        "{:?}",
+        dev.banner
+    );
+    assert_eq!(dev.rpc("eth_blockNumber", json!([])).unwrap(), "0x1");
+    assert_eq!(
+        dev.rpc("eth_getTransactionReceipt", json!([hash])).unwrap()["status"],
+        "0x1"
+    );
+    assert_eq!(
+        dev.rpc("eth_getTransactionCount", json!([account(0).address(), "latest"]))
+            .unwrap(),
+        "0x1"
+    );
+    let replayed = dev.rpc("eth_sendRawTransaction", json!([raw])).unwrap_err();
+    assert!(
+        replayed["message"].as_str().unwrap().starts_with("nonce too low"),
+        "{replayed}"
+    );
+
+    // Bad flags are refused by name.
+    let ipv4 = run_hypermesh(&[
+        "dev",
+        "--rpc",
+        "127.0.0.1:0",
+        "--state",
+        dir.join("other").to_str().unwrap(),
+    ]);
+    assert!(!ipv4.status.success());
+    assert!(text(&ipv4.stderr).contains("IPv6-only"), "{}", text(&ipv4.stderr));
+    let nonsense = run_hypermesh(&[
+        "dev",
+        "--rpc",
+        "localhost",
+        "--state",
+        dir.join("other").to_str().unwrap(),
+    ]);
+    assert!(
+        text(&nonsense.stderr).contains("--rpc localhost"),
+        "{}",
+        text(&nonsense.stderr)
+    );
+}
+
+/// The Python interpreter with web3.py that `.ci/install-test-tools` prepares
+/// (`TESTBED_WEB3_PYTHON`); `None` (the test skips) if it is not set up, unless CI requires it
+/// (`TESTBED_REQUIRE_WEB3`).
+fn web3_python() -> Option<String> {
+    let python = std::env::var("TESTBED_WEB3_PYTHON").ok().filter(|p| {
+        Command::new(p)
+            .args(["-c", "import web3"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    assert!(
+        python.is_some() || std::env::var_os("TESTBED_REQUIRE_WEB3").is_none(),
+        "TESTBED_WEB3_PYTHON names no Python with web3 (.ci/install-test-tools makes one)"
+    );
+    python
+}
+
+/// Issue 15's "done means": a transaction signed by a standard Ethereum library registers an
+/// agent, gives feedback and reads the summary back through eth_call, and its logs come back
+/// from eth_getLogs with the spec's topics.
+#[test]
+fn web3_py_registers_an_agent_gives_feedback_and_reads_summary_and_logs() {
+    let Some(python) = web3_python() else {
+        eprintln!("skipped: set TESTBED_WEB3_PYTHON to a Python with web3 (.ci/install-test-tools)");
+        return;
+    };
+    let dir = fresh_dir("dev-chain-web3");
+    let dev = Dev::start(&dir.join("chain"));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web3/registry_client.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(format!("http://{}", dev.rpc))
+        .args([&dev.keys[0], &dev.keys[1]])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let seen: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(seen["agent_id"], 0, "{seen}");
+    assert_eq!(seen["owner"], account(0).address().to_checksum(None));
+    assert_eq!(seen["token_uri"], "ipfs://agent-card");
+    assert_eq!(seen["summary"], json!([1, -250, 2]));
+    assert_eq!(seen["logs"], 1);
+    assert_eq!(
+        seen["log_topic0"], "0x6a4a61743519c9d648a14e6493f47dbe3ff1aa29e7785c96c8326a205e58febc",
+        "keccak256 of NewFeedback's canonical signature"
+    );
+    assert_eq!(
+        (seen["feedback_value"].clone(), seen["feedback_index"].clone()),
+        (json!(-250), json!(1))
+    );
+    assert_eq!(seen["block_number"], 2);
+}
