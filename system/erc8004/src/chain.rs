@@ -3,8 +3,15 @@
 //! receipts, logs and blocks, so that Ethereum tooling can follow it.
 //!
 //! - **A transaction** is included if it decodes for this chain, its signature recovers a
-//!   sender, and its nonce is the sender's count of included transactions; otherwise it is
-//!   refused and leaves nothing (no receipt, no nonce used), as a node would not include it.
+//!   sender, and its nonce is the sender's count of included transactions; a used nonce, or a
+//!   transaction that does not decode, is refused and leaves nothing (no receipt, no nonce
+//!   used), as a node would not include it.
+//! - **Held transactions.** Replicas forward a sender's transactions to different leaders, so
+//!   consensus may order them otherwise than sent: one whose nonce is ahead of the sender's next
+//!   (by at most [`ChainConfig::held_per_sender_max`]) is held, as a mempool holds it, and
+//!   included right after the transaction that fills the gap, in the same block. Held ones are
+//!   part of the replicated state, bounded in number ([`ChainConfig::held_max`]) and in age
+//!   ([`ChainConfig::held_heights_max`], then dropped).
 //!   An included transaction runs its call on the registries: success (status 1, its logs) or
 //!   revert (status 0, no logs, the revert data kept), and either way uses its nonce.
 //! - **Blocks.** Consensus commits a block at every height, most of them empty heartbeats; an
@@ -36,7 +43,8 @@ use crate::tx::SignedCall;
 /// The chain id of the development chain and of scenarios unless configured.
 pub const CHAIN_ID_DEFAULT: u64 = 8004;
 
-/// The chain's settings.
+/// The chain's settings. Every validator must run the same ones: history and held
+/// transactions are replicated state, which they bound.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainConfig {
     /// The chain id transactions must be signed for (EIP-155).
@@ -47,6 +55,12 @@ pub struct ChainConfig {
     pub logs_per_query_max: usize,
     /// Widest block range one logs query scans.
     pub log_blocks_per_query_max: u64,
+    /// How far ahead of its sender's next nonce a transaction may be and still be held.
+    pub held_per_sender_max: u64,
+    /// Transactions held at most, over all senders.
+    pub held_max: usize,
+    /// Heights a held transaction waits at most for its gap to fill; then it is dropped.
+    pub held_heights_max: u64,
 }
 
 impl Default for ChainConfig {
@@ -56,6 +70,9 @@ impl Default for ChainConfig {
             history_blocks: 10_000,
             logs_per_query_max: 10_000,
             log_blocks_per_query_max: 10_000,
+            held_per_sender_max: 16,
+            held_max: 4096,
+            held_heights_max: 10_000,
         }
     }
 }
@@ -127,6 +144,18 @@ struct State {
     blocks: BTreeMap<u64, Block>,
     /// The receipts of the blocks kept, by transaction hash.
     receipts: BTreeMap<B256, Receipt>,
+    /// Transactions whose nonce is ahead of their sender's next, by (sender, nonce).
+    #[serde(with = "pairs")]
+    held: BTreeMap<(Address, u64), Held>,
+}
+
+/// A transaction held until its sender's nonce reaches it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Held {
+    /// The signed envelope.
+    raw: EthBytes,
+    /// The height it was held at.
+    since: u64,
 }
 
 /// The registries as a replicated chain ([`StateMachine`]).
@@ -214,6 +243,7 @@ impl Chain {
                 head_hash: B256::ZERO,
                 blocks: BTreeMap::new(),
                 receipts: BTreeMap::new(),
+                held: BTreeMap::new(),
             },
         }
     }
@@ -358,6 +388,77 @@ impl Chain {
         Ok(found)
     }
 
+    /// Takes the transaction `raw` into the block under way (whose receipts so far are
+    /// `receipts`): includes it if its nonce is next, and then the sender's held ones that
+    /// follow; holds it if its nonce is ahead; refuses it otherwise.
+    fn take(&mut self, raw: &[u8], receipts: &mut Vec<Receipt>) -> Outcome {
+        // Decoded again even if checked: the sender is needed, and recovery is what the check
+        // costs. (Caching it by hash is left for when it shows in profiles.)
+        let call = match SignedCall::decode(raw, self.state.config.chain_id) {
+            Ok(call) => call,
+            Err(e) => return Outcome::Refused(e.to_string()),
+        };
+        let (sender, nonce) = (call.sender, call.nonce);
+        let next = self.nonce(sender);
+        if nonce < next {
+            return Outcome::Refused(format!("nonce {nonce} of {sender} is used: its next is {next}"));
+        }
+        if nonce > next {
+            return self.hold(call, next);
+        }
+        let receipt = self.include_next(call, receipts);
+        let answer = serde_json::json!({
+            "transaction_hash": receipt.transaction_hash,
+            "status": receipt.status,
+            "block_number": receipt.block_number,
+            "revert_reason": receipt.revert.as_ref().map(|(_, why)| why),
+        });
+        // The sender's held transactions that now follow, in nonce order.
+        while let Some(held) = self.state.held.remove(&(sender, self.nonce(sender))) {
+            let call = SignedCall::decode(&held.raw, self.state.config.chain_id).expect("a held transaction decoded");
+            self.include_next(call, receipts);
+        }
+        Outcome::Applied(Bytes::from(answer.to_string()))
+    }
+
+    /// Holds `call`, whose nonce is ahead of its sender's `next`, if the bounds allow.
+    fn hold(&mut self, call: SignedCall, next: u64) -> Outcome {
+        let (sender, nonce) = (call.sender, call.nonce);
+        let config = &self.state.config;
+        if nonce - next > config.held_per_sender_max {
+            return Outcome::Refused(format!(
+                "nonce {nonce} of {sender} is {} ahead of its next, {next}: at most {} are held",
+                nonce - next,
+                config.held_per_sender_max
+            ));
+        }
+        if let Some(held) = self.state.held.get(&(sender, nonce)) {
+            return Outcome::Refused(if held.raw == call.raw {
+                format!("transaction {} is held already", call.hash)
+            } else {
+                format!("another transaction with nonce {nonce} of {sender} is held")
+            });
+        }
+        if self.state.held.len() >= config.held_max {
+            return Outcome::Refused(format!(
+                "{} transactions are held, the most kept: send nonce {next} of {sender} first",
+                config.held_max
+            ));
+        }
+        let answer = serde_json::json!({ "transaction_hash": call.hash, "held": true, "next_nonce": next });
+        let since = self.state.height;
+        self.state.held.insert((sender, nonce), Held { raw: call.raw, since });
+        Outcome::Applied(Bytes::from(answer.to_string()))
+    }
+
+    /// Includes `call` (its nonce the sender's next) after `receipts`; its receipt, also pushed.
+    fn include_next(&mut self, call: SignedCall, receipts: &mut Vec<Receipt>) -> Receipt {
+        let first_log_index = receipts.iter().map(|r| r.logs.len() as u64).sum();
+        let receipt = self.include(call, receipts.len() as u64, first_log_index);
+        receipts.push(receipt.clone());
+        receipt
+    }
+
     /// Includes `call` (checked: this chain's, signed, its nonce next) as the transaction at
     /// `index` of the block under way; its receipt.
     fn include(&mut self, call: SignedCall, index: u64, first_log_index: u64) -> Receipt {
@@ -446,36 +547,10 @@ impl StateMachine for Chain {
         );
         self.state.height = block.height;
         self.state.time = self.state.time.max(block.timestamp_ms / 1000);
+        let oldest = block.height.saturating_sub(self.state.config.held_heights_max);
+        self.state.held.retain(|_, h| h.since >= oldest);
         let mut receipts: Vec<Receipt> = Vec::new();
-        let mut logs_before = 0u64;
-        let outcomes = transactions
-            .iter()
-            .map(|raw| {
-                // Decoded again even if checked: the sender is needed, and recovery is what
-                // the check costs. (Caching it by hash is left for when it shows in profiles.)
-                let call = match SignedCall::decode(raw, self.state.config.chain_id) {
-                    Ok(call) => call,
-                    Err(e) => return Outcome::Refused(e.to_string()),
-                };
-                let expected = self.nonce(call.sender);
-                if call.nonce != expected {
-                    return Outcome::Refused(format!(
-                        "nonce {} of {} is not its next, {expected}",
-                        call.nonce, call.sender
-                    ));
-                }
-                let receipt = self.include(call, receipts.len() as u64, logs_before);
-                logs_before += receipt.logs.len() as u64;
-                let answer = serde_json::json!({
-                    "transaction_hash": receipt.transaction_hash,
-                    "status": receipt.status,
-                    "block_number": receipt.block_number,
-                    "revert_reason": receipt.revert.as_ref().map(|(_, why)| why),
-                });
-                receipts.push(receipt);
-                Outcome::Applied(Bytes::from(answer.to_string()))
-            })
-            .collect();
+        let outcomes = transactions.iter().map(|raw| self.take(raw, &mut receipts)).collect();
         if !receipts.is_empty() {
             self.seal(receipts);
         }
@@ -509,6 +584,33 @@ impl StateMachine for Chain {
     fn query(&self, request: &[u8]) -> Result<Bytes, String> {
         let query: Query = serde_json::from_slice(request).map_err(|e| format!("the query does not parse: {e}"))?;
         self.answer(&query).map(|v| Bytes::from(v.to_string()))
+    }
+}
+
+/// A map kept as its entries in key order (`[[key, value], …]`): JSON objects key by strings
+/// only.
+mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer, K: Serialize, V: Serialize>(
+        map: &BTreeMap<K, V>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, K: Ord + Deserialize<'de>, V: Deserialize<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<K, V>, D::Error> {
+        let entries: Vec<(K, V)> = Vec::deserialize(deserializer)?;
+        let count = entries.len();
+        let map: BTreeMap<K, V> = entries.into_iter().collect();
+        if map.len() != count {
+            return Err(serde::de::Error::custom("a map lists a key twice"));
+        }
+        Ok(map)
     }
 }
 

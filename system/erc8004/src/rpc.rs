@@ -165,11 +165,12 @@ impl<N: RpcNode> RpcService<N> {
                         format!("nonce too low: next nonce {next}, tx nonce {}", call.nonce),
                     ));
                 }
-                if call.nonce > next {
+                let ahead_max = self.node.chain().config().held_per_sender_max;
+                if call.nonce > next + ahead_max {
                     return Err(RpcError::new(
                         -32000,
                         format!(
-                            "nonce too high: next nonce {next}, tx nonce {} (this chain keeps no queue of future transactions)",
+                            "nonce too high: next nonce {next}, tx nonce {}; at most {ahead_max} ahead are held",
                             call.nonce
                         ),
                     ));

@@ -63,7 +63,7 @@ fn transactions_are_included_by_nonce_and_each_block_holds_its_receipts_and_logs
             agentURI: "ipfs://a".into(),
         },
     );
-    let skipped = signed(&alice, 5, IDENTITY_REGISTRY, I::register_0Call {});
+    let skipped = signed(&alice, 50, IDENTITY_REGISTRY, I::register_0Call {});
     let self_feedback = signed(
         &alice,
         1,
@@ -126,7 +126,7 @@ fn transactions_are_included_by_nonce_and_each_block_holds_its_receipts_and_logs
     // A replayed transaction is refused by its used nonce; bob's first is taken.
     let bobs = signed(&bob, 0, IDENTITY_REGISTRY, I::register_0Call {});
     let outcomes = apply(&mut chain, 3, &[register, bobs]);
-    assert!(matches!(&outcomes[0], Outcome::Refused(why) if why.contains("nonce 0")));
+    assert!(matches!(&outcomes[0], Outcome::Refused(why) if why.contains("nonce 0") && why.contains("is used")));
     assert_eq!(applied(&outcomes[1])["block_number"], 2);
     let second = chain.block(2).unwrap();
     assert_eq!(second.parent_hash, block.hash, "blocks chain");
@@ -278,4 +278,47 @@ fn history_beyond_the_blocks_kept_is_forgotten_but_nonces_and_registries_are_not
         let registries = check.registries().clone();
         registries
     });
+}
+
+#[test]
+fn a_transaction_ahead_of_its_senders_nonce_is_held_until_the_gap_fills_and_then_included_in_order() {
+    let mut chain = Chain::new(ChainConfig {
+        held_heights_max: 3,
+        ..ChainConfig::default()
+    });
+    let alice = wallet(0);
+    let tx = |nonce| signed(&alice, nonce, IDENTITY_REGISTRY, I::register_0Call {});
+    // Nonces 2 and 1 arrive first (forwarded to another leader, say): held, nothing included.
+    let outcomes = apply(&mut chain, 1, &[tx(2), tx(1)]);
+    for o in &outcomes {
+        assert_eq!(applied(o)["held"], true, "{o:?}");
+    }
+    assert_eq!((chain.head(), chain.nonce(alice.address())), (0, 0));
+    let again = apply(&mut chain, 2, &[tx(2)]);
+    assert!(
+        matches!(&again[0], Outcome::Refused(why) if why.contains("held already")),
+        "{again:?}"
+    );
+    // Nonce 0 fills the gap: 0, 1 and 2 are included in that order, in one block.
+    let outcomes = apply(&mut chain, 3, &[tx(0)]);
+    assert_eq!(applied(&outcomes[0])["status"], true);
+    let block = chain.block(1).unwrap();
+    assert_eq!(
+        block.transactions,
+        vec![keccak256(tx(0)), keccak256(tx(1)), keccak256(tx(2))]
+    );
+    assert_eq!(chain.nonce(alice.address()), 3);
+    let receipt = chain.receipt(&keccak256(tx(2))).unwrap();
+    assert_eq!((receipt.transaction_index, receipt.first_log_index), (2, 6));
+    // A held transaction whose gap never fills is dropped after held_heights_max heights.
+    apply(&mut chain, 4, &[tx(5)]);
+    let replica_view = chain.snapshot();
+    apply(&mut chain, 8, &[]);
+    apply(&mut chain, 9, &[tx(3), tx(4)]);
+    assert_eq!(
+        chain.nonce(alice.address()),
+        5,
+        "nonce 5 was dropped at height 8, before the gap filled"
+    );
+    assert_ne!(chain.snapshot(), replica_view);
 }

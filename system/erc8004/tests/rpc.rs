@@ -268,13 +268,14 @@ fn bad_requests_get_json_rpc_errors_naming_the_problem_and_nothing_is_committed(
     let ahead = owner.sign_call(
         Envelope::Eip2930,
         CHAIN,
-        3,
+        17,
         IDENTITY_REGISTRY,
         I::register_0Call {}.abi_encode().into(),
     );
     let error = rpc.rpc("eth_sendRawTransaction", json!([ahead])).unwrap_err();
     assert!(
-        error["message"].as_str().unwrap().starts_with("nonce too high"),
+        error["message"].as_str().unwrap().starts_with("nonce too high")
+            && error["message"].as_str().unwrap().contains("at most 16 ahead are held"),
         "{error}"
     );
     let error = rpc.rpc("eth_call", json!([{ "data": "0x" }])).unwrap_err();
@@ -363,4 +364,37 @@ fn the_development_chain_is_the_same_chain_after_a_restart_and_a_failed_disk_com
 
 fn service_into_dev(service: RpcService<DevChain<MemStorage>>) -> DevChain<MemStorage> {
     service.into_node()
+}
+
+#[test]
+fn a_transaction_sent_ahead_of_its_nonce_is_held_and_included_once_the_gap_fills() {
+    let mut rpc = Endpoint::new();
+    let owner = wallet(0);
+    let raw = |nonce| {
+        owner.sign_call(
+            Envelope::Eip1559,
+            CHAIN,
+            nonce,
+            IDENTITY_REGISTRY,
+            I::register_0Call {}.abi_encode().into(),
+        )
+    };
+    let second = rpc.rpc("eth_sendRawTransaction", json!([raw(1)])).unwrap();
+    assert_eq!(
+        rpc.rpc("eth_getTransactionReceipt", json!([second])).unwrap(),
+        Value::Null,
+        "held, not included"
+    );
+    assert_eq!(rpc.rpc("eth_blockNumber", json!([])).unwrap(), "0x0");
+    let first = rpc.rpc("eth_sendRawTransaction", json!([raw(0)])).unwrap();
+    let block = rpc.rpc("eth_getBlockByNumber", json!(["latest", false])).unwrap();
+    assert_eq!(block["transactions"], json!([first, second]));
+    assert_eq!(
+        rpc.rpc("eth_getTransactionReceipt", json!([second])).unwrap()["transactionIndex"],
+        "0x1"
+    );
+    assert_eq!(
+        rpc.rpc("eth_getTransactionCount", json!([owner.address()])).unwrap(),
+        "0x2"
+    );
 }
