@@ -43,17 +43,20 @@ use crate::tx::SignedCall;
 /// The chain id of the development chain and of scenarios unless configured.
 pub const CHAIN_ID_DEFAULT: u64 = 8004;
 
-/// The chain's settings. Every validator must run the same ones: history and held
-/// transactions are replicated state, which they bound.
+/// The chain's settings. The replicated ones (chain id, history, held transactions) bound the
+/// replicated state and decide outcomes: every validator must run the same, and a snapshot
+/// made with others is refused. The query limits are each replica's own, and not in snapshots.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainConfig {
     /// The chain id transactions must be signed for (EIP-155).
     pub chain_id: u64,
     /// Blocks whose receipts, transactions and logs are kept for queries.
     pub history_blocks: u64,
-    /// Most logs one logs query answers (more: refused, asking for a narrower one).
+    /// Most logs one logs query answers (more: refused, asking for a narrower one). Local.
+    #[serde(skip)]
     pub logs_per_query_max: usize,
-    /// Widest block range one logs query scans.
+    /// Widest block range one logs query scans. Local.
+    #[serde(skip)]
     pub log_blocks_per_query_max: u64,
     /// How far ahead of its sender's next nonce a transaction may be and still be held.
     pub held_per_sender_max: u64,
@@ -283,6 +286,11 @@ impl Chain {
         self.state.time
     }
 
+    /// The oldest block kept (history before it was forgotten); the head if none is kept.
+    pub fn oldest_kept(&self) -> u64 {
+        self.state.blocks.keys().next().copied().unwrap_or(self.state.head)
+    }
+
     /// The kept block whose hash is `hash`.
     pub fn block_by_hash(&self, hash: &B256) -> Option<&Block> {
         self.state.blocks.values().find(|b| b.hash == *hash)
@@ -356,7 +364,7 @@ impl Chain {
         if to - from >= config.log_blocks_per_query_max {
             return Err(format!(
                 "the range {from}..={to} spans {} blocks; at most {} per query",
-                to - from + 1,
+                (to - from).saturating_add(1),
                 config.log_blocks_per_query_max
             ));
         }
@@ -566,16 +574,28 @@ impl StateMachine for Chain {
             offset: byte_offset(snapshot, e.line(), e.column()),
             reason: e.to_string(),
         })?;
-        if state.config.chain_id != self.state.config.chain_id {
-            return Err(RestoreError {
-                offset: 0,
-                reason: format!(
-                    "the snapshot is of chain {}, this replica's is {}",
-                    state.config.chain_id, self.state.config.chain_id
-                ),
-            });
+        let (theirs, ours) = (&state.config, &self.state.config);
+        for (name, a, b) in [
+            ("chain_id", theirs.chain_id, ours.chain_id),
+            ("history_blocks", theirs.history_blocks, ours.history_blocks),
+            (
+                "held_per_sender_max",
+                theirs.held_per_sender_max,
+                ours.held_per_sender_max,
+            ),
+            ("held_max", theirs.held_max as u64, ours.held_max as u64),
+            ("held_heights_max", theirs.held_heights_max, ours.held_heights_max),
+        ] {
+            if a != b {
+                return Err(RestoreError {
+                    offset: 0,
+                    reason: format!(
+                        "the snapshot was made with {name} {a}, this replica runs {b}: every validator must run the same"
+                    ),
+                });
+            }
         }
-        // The limits are this replica's own.
+        // The query limits are this replica's own.
         let config = self.state.config.clone();
         self.state = State { config, ..state };
         Ok(())

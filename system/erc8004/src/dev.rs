@@ -12,7 +12,7 @@
 use bytes::Bytes;
 use hypermesh::consensus::{Block, Digest, GENESIS};
 use hypermesh::replication::{BlockInfo, BlockLog, LogError, Outcome, StateMachine};
-use runtime::{Storage, WallTime};
+use runtime::{durable, Storage, WallTime};
 
 use crate::chain::{Chain, ChainConfig};
 use crate::rpc::RpcNode;
@@ -20,6 +20,9 @@ use crate::tx::SignedCall;
 
 /// The log's file names' base in the state directory.
 pub const LOG: &str = "dev-log";
+
+/// The file keeping the chain id the chain was made with.
+pub const CHAIN_ID_FILE: &str = "dev-chain-id";
 
 /// Why the development chain cannot open or go on.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,18 @@ pub enum DevError {
         /// Past the last height lost.
         to: u64,
     },
+    /// The state directory holds a chain of another id.
+    #[error("the chain kept here has chain id {stored}, not {asked}: start it with its own id, or use another state directory")]
+    ChainId {
+        /// The id it was made with.
+        stored: u64,
+        /// The id asked for.
+        asked: u64,
+    },
+    /// A block was kept but its commit was not confirmed: until a restart replays the log, it
+    /// is unknown whether it committed.
+    #[error("the chain's log failed while committing a block ({0}): whether that transaction committed is known only after a restart (its receipt then says); restart `hypermesh dev`")]
+    Unsure(String),
     /// A record is not a block of this chain.
     #[error("height {height} of the chain's log is not a block that follows the one before: {why}")]
     Broken {
@@ -52,6 +67,9 @@ pub struct DevChain<S> {
     chain: Chain,
     /// The last block's digest (genesis before the first).
     parent: Digest,
+    /// Set once a commit failed after its block was written: the log may or may not hold the
+    /// block, so nothing more is committed until a restart replays what it holds.
+    unsure: Option<String>,
 }
 
 /// What opening found.
@@ -66,6 +84,17 @@ pub struct Opened {
 impl<S: Storage + Send> DevChain<S> {
     /// Opens the chain kept in `storage` (an empty one starts a new chain), replaying its log.
     pub fn open(mut storage: S, config: ChainConfig) -> Result<(DevChain<S>, Opened), DevError> {
+        match stored_chain_id(&mut storage)? {
+            Some(stored) if stored != config.chain_id => {
+                return Err(DevError::ChainId {
+                    stored,
+                    asked: config.chain_id,
+                })
+            }
+            Some(_) => {}
+            None => durable::save(&mut storage, CHAIN_ID_FILE, 1, &config.chain_id.to_be_bytes())
+                .map_err(|e| DevError::Log(e.into()))?,
+        }
         let (log, recovery) = BlockLog::open(&mut storage, LOG)?;
         if let Some(lost) = recovery.lost.clone() {
             return Err(DevError::Lost {
@@ -111,6 +140,7 @@ impl<S: Storage + Send> DevChain<S> {
                 log,
                 chain,
                 parent,
+                unsure: None,
             },
             opened,
         ))
@@ -121,14 +151,25 @@ impl<S: Storage + Send> DevChain<S> {
         &self.chain
     }
 
+    /// The storage, still serving the chain (a test's disk that fails and comes back).
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.storage
+    }
+
     /// The storage, giving the chain up (to reopen it, or crash it in a test).
     pub fn into_storage(self) -> S {
         self.storage
     }
 
     /// Commits `transaction` as the next block at `now`, durably, then applies it: its outcome.
-    /// A block that cannot be kept is not applied, and the log is recovered for the next.
+    /// A block that cannot be written is not applied, and the log is cut back for the next. A
+    /// block written whose commit then fails may be in the log or not: the chain commits
+    /// nothing more until restarted ([`DevError::Unsure`]), and the restart replays what the
+    /// log holds.
     pub fn commit(&mut self, transaction: Bytes, now: WallTime) -> Result<Outcome, DevError> {
+        if let Some(why) = &self.unsure {
+            return Err(DevError::Unsure(why.clone()));
+        }
         let height = self.log.next() + 1;
         let block = Block {
             height,
@@ -138,14 +179,16 @@ impl<S: Storage + Send> DevChain<S> {
             timestamp_ms: u64::try_from(now.as_unix_millis()).unwrap_or(0),
             transactions: vec![transaction],
         };
-        let kept = self
-            .log
-            .append(&mut self.storage, height - 1, &block.encode())
-            .and_then(|()| self.log.commit(&mut self.storage));
-        if let Err(e) = kept {
-            // Cut back to what was committed, so the next block starts from a clean log.
-            let _ = self.log.recover(&mut self.storage);
+        if let Err(e) = self.log.append(&mut self.storage, height - 1, &block.encode()) {
+            // Not synced, so not kept: cut back for the next block.
+            if let Err(again) = self.log.recover(&mut self.storage) {
+                self.unsure = Some(again.to_string());
+            }
             return Err(e.into());
+        }
+        if let Err(e) = self.log.commit(&mut self.storage) {
+            self.unsure = Some(e.to_string());
+            return Err(DevError::Unsure(e.to_string()));
         }
         self.parent = block.digest();
         let info = BlockInfo {
@@ -155,6 +198,21 @@ impl<S: Storage + Send> DevChain<S> {
         let mut outcomes = self.chain.apply(info, &block.transactions, &[true]);
         Ok(outcomes.pop().expect("one outcome per transaction"))
     }
+}
+
+/// The chain id the chain in `storage` was made with, if one was.
+pub fn stored_chain_id(storage: &mut dyn Storage) -> Result<Option<u64>, DevError> {
+    let stored = durable::load(storage, CHAIN_ID_FILE).map_err(|e| DevError::Log(e.into()))?;
+    stored
+        .map(|(_, bytes)| {
+            <[u8; 8]>::try_from(bytes.as_slice())
+                .map(u64::from_be_bytes)
+                .map_err(|_| DevError::Broken {
+                    height: 0,
+                    why: format!("{CHAIN_ID_FILE} holds {} bytes, not a chain id", bytes.len()),
+                })
+        })
+        .transpose()
 }
 
 impl<S: Storage + Send> RpcNode for DevChain<S> {

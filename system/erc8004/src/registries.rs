@@ -178,6 +178,12 @@ impl Registries {
             now,
             logs: Vec::new(),
         };
+        // Rolled back when dropped unless kept: a panic mid-call (a bug) leaves no pending
+        // writes for the next call to commit.
+        let mut pending = Pending {
+            registries: self,
+            keep: false,
+        };
         let result = if !value.is_zero() {
             // Every registry function is non-payable: Solidity reverts without data.
             Err(Revert::empty(format!(
@@ -185,13 +191,13 @@ impl Registries {
             )))
         } else if to == IDENTITY_REGISTRY {
             decode::<IdentityRegistry::IdentityRegistryCalls>(input, "IdentityRegistry")
-                .and_then(|call| self.identity(&mut frame, call))
+                .and_then(|call| pending.registries.identity(&mut frame, call))
         } else if to == REPUTATION_REGISTRY {
             decode::<ReputationRegistry::ReputationRegistryCalls>(input, "ReputationRegistry")
-                .and_then(|call| self.reputation(&mut frame, call))
+                .and_then(|call| pending.registries.reputation(&mut frame, call))
         } else if to == VALIDATION_REGISTRY {
             decode::<ValidationRegistry::ValidationRegistryCalls>(input, "ValidationRegistry")
-                .and_then(|call| self.validation(&mut frame, call))
+                .and_then(|call| pending.registries.validation(&mut frame, call))
         } else {
             Err(Revert::empty(format!(
                 "no contract at {to}: this chain runs the ERC-8004 registries only (IdentityRegistry \
@@ -199,26 +205,12 @@ impl Registries {
                  {VALIDATION_REGISTRY})"
             )))
         };
-        match result {
-            Ok(output) if commit => {
-                self.end(true);
-                Ok(Success {
-                    output,
-                    logs: frame.logs,
-                })
-            }
-            Ok(output) => {
-                self.end(false);
-                Ok(Success {
-                    output,
-                    logs: frame.logs,
-                })
-            }
-            Err(revert) => {
-                self.end(false);
-                Err(revert)
-            }
-        }
+        pending.keep = commit && result.is_ok();
+        drop(pending);
+        result.map(|output| Success {
+            output,
+            logs: frame.logs,
+        })
     }
 
     /// Ends the call: its writes kept or undone, in every table.
@@ -248,6 +240,18 @@ impl Registries {
                 journal.rollback();
             }
         }
+    }
+}
+
+/// A call under way: its writes are kept or undone when it is dropped.
+struct Pending<'a> {
+    registries: &'a mut Registries,
+    keep: bool,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.registries.end(self.keep);
     }
 }
 

@@ -4,11 +4,16 @@
 //! [`RpcNode`]; the objects it answers (blocks, transactions, receipts, logs) are alloy's, so
 //! they are written as Ethereum nodes write them.
 //!
-//! Methods: `web3_clientVersion`, `net_version`, `eth_chainId`, `eth_blockNumber`,
-//! `eth_gasPrice`, `eth_maxPriorityFeePerGas`, `eth_getTransactionCount`,
-//! `eth_sendRawTransaction`, `eth_call`, `eth_estimateGas`, `eth_getTransactionReceipt`,
-//! `eth_getTransactionByHash`, `eth_getBlockByNumber`, `eth_getBlockByHash`, `eth_getLogs`.
-//! Any other answers -32601. State is the latest only: a block parameter may name the head (by
+//! Methods: `web3_clientVersion`, `net_version`, `net_listening`, `eth_chainId`,
+//! `eth_syncing`, `eth_accounts` (none: clients sign), `eth_blockNumber`, `eth_gasPrice`,
+//! `eth_maxPriorityFeePerGas`, `eth_feeHistory`, `eth_getBalance` (0: no ether exists),
+//! `eth_getCode` (a one-byte placeholder at the registries), `eth_getTransactionCount`,
+//! `eth_sendRawTransaction` (a transaction already included answers its hash again),
+//! `eth_call`, `eth_estimateGas`, `eth_getTransactionReceipt`, `eth_getTransactionByHash`,
+//! `eth_getBlockByNumber`, `eth_getBlockByHash`, `eth_getLogs` (a range past the head or
+//! reversed is refused, -32602; forgotten history is skipped). Any other answers -32601 (the
+//! filter methods among them: pollers use `eth_getLogs`). Answers allow any origin (CORS), as
+//! local nodes do. State is the latest only: a block parameter may name the head (by
 //! tag or number); an older one is refused by name. Every block is final when made (BFT
 //! consensus), so `safe` and `finalized` are the head.
 //!
@@ -32,6 +37,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::abi::{IDENTITY_REGISTRY, REPUTATION_REGISTRY, VALIDATION_REGISTRY};
 use crate::chain::{Block, Chain, FoundLog, Receipt};
 use crate::tx::SignedCall;
 pub use crate::wallet::{GAS_LIMIT, GAS_PRICE};
@@ -108,6 +114,11 @@ impl<N: RpcNode> RpcService<N> {
         &self.node
     }
 
+    /// The node served, to change.
+    pub fn node_mut(&mut self) -> &mut N {
+        &mut self.node
+    }
+
     /// The node, giving the endpoint up.
     pub fn into_node(self) -> N {
         self.node
@@ -116,6 +127,7 @@ impl<N: RpcNode> RpcService<N> {
     /// Answers one JSON-RPC request object (`None`: a notification, which gets no answer).
     fn request(&mut self, request: &Value, now: WallTime) -> Option<Value> {
         let id = request.get("id").cloned();
+        let mut valid = false;
         let answer = (|| {
             let object = request
                 .as_object()
@@ -127,6 +139,7 @@ impl<N: RpcNode> RpcService<N> {
                 .get("method")
                 .and_then(Value::as_str)
                 .ok_or_else(|| RpcError::new(-32600, "\"method\" must be a string"))?;
+            valid = true;
             let params = match object.get("params") {
                 None | Some(Value::Null) => Vec::new(),
                 Some(Value::Array(params)) => params.clone(),
@@ -134,7 +147,13 @@ impl<N: RpcNode> RpcService<N> {
             };
             self.method(method, &params, now)
         })();
-        let id = id?;
+        // A notification (a valid request without an id) gets no answer; an invalid request
+        // gets one, with a null id.
+        let id = match id {
+            Some(id) => id,
+            None if valid => return None,
+            None => Value::Null,
+        };
         Some(match answer {
             Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
             Err(error) => json!({ "jsonrpc": "2.0", "id": id, "error": error.to_json() }),
@@ -149,6 +168,43 @@ impl<N: RpcNode> RpcService<N> {
             "eth_chainId" => Ok(quantity(chain_id)),
             "eth_blockNumber" => Ok(quantity(self.node.chain().head())),
             "eth_gasPrice" | "eth_maxPriorityFeePerGas" => Ok(json!(format!("{GAS_PRICE:#x}"))),
+            "net_listening" => Ok(json!(true)),
+            "eth_syncing" => Ok(json!(false)),
+            // The node holds no keys: clients sign.
+            "eth_accounts" => Ok(json!([])),
+            "eth_getBalance" => {
+                let _: Address = param(params, 0, "address")?;
+                at_head(&self.node.chain(), params.get(1))?;
+                // No ether exists here, and none is needed: gas is not charged.
+                Ok(quantity(0))
+            }
+            "eth_getCode" => {
+                let address: Address = param(params, 0, "address")?;
+                at_head(&self.node.chain(), params.get(1))?;
+                // The registries run natively, not as EVM code: they answer a one-byte
+                // placeholder (INVALID), so that tools see a contract there; accounts have none.
+                let registry = [IDENTITY_REGISTRY, REPUTATION_REGISTRY, VALIDATION_REGISTRY].contains(&address);
+                Ok(json!(if registry { "0xfe" } else { "0x" }))
+            }
+            "eth_feeHistory" => {
+                let count: U256 = param(params, 0, "block count")?;
+                let newest: BlockNumberOrTag = param(params, 1, "newest block")?;
+                let percentiles: Option<Vec<f64>> = optional(params, 2, "reward percentiles")?;
+                let newest = resolve(&self.node.chain(), newest)?;
+                let count = count.saturating_to::<u64>().min(1024).min(newest + 1);
+                let oldest = newest + 1 - count;
+                let mut history = json!({
+                    "oldestBlock": quantity(oldest),
+                    // No base fee, no gas used: nothing is charged.
+                    "baseFeePerGas": vec![quantity(0); count as usize + 1],
+                    "gasUsedRatio": vec![0.0; count as usize],
+                });
+                if let Some(percentiles) = percentiles {
+                    let rewards = vec![format!("{GAS_PRICE:#x}"); percentiles.len()];
+                    history["reward"] = json!(vec![rewards; count as usize]);
+                }
+                Ok(history)
+            }
             "eth_getTransactionCount" => {
                 let address: Address = param(params, 0, "address")?;
                 let chain = self.node.chain();
@@ -158,6 +214,10 @@ impl<N: RpcNode> RpcService<N> {
             "eth_sendRawTransaction" => {
                 let raw: Bytes = param(params, 0, "data")?;
                 let call = SignedCall::decode(&raw, chain_id).map_err(|e| RpcError::new(-32000, e.to_string()))?;
+                if self.node.chain().receipt(&call.hash).is_some() {
+                    // Sent again (a retry after a lost answer): it is in, and that is the answer.
+                    return Ok(json!(call.hash));
+                }
                 let next = self.node.chain().nonce(call.sender);
                 if call.nonce < next {
                     return Err(RpcError::new(
@@ -238,10 +298,23 @@ impl<N: RpcNode> RpcService<N> {
                         };
                         (block.number, block.number)
                     }
-                    FilterBlockOption::Range { from_block, to_block } => (
-                        resolve(&chain, from_block.unwrap_or(BlockNumberOrTag::Latest))?,
-                        resolve(&chain, to_block.unwrap_or(BlockNumberOrTag::Latest))?,
-                    ),
+                    FilterBlockOption::Range { from_block, to_block } => {
+                        let from = resolve(&chain, from_block.unwrap_or(BlockNumberOrTag::Latest))?;
+                        let to = resolve(&chain, to_block.unwrap_or(BlockNumberOrTag::Latest))?;
+                        if from > to {
+                            return Err(RpcError::invalid_params(format!(
+                                "invalid block range params: fromBlock {from} is after toBlock {to}"
+                            )));
+                        }
+                        if to > chain.head() {
+                            return Err(RpcError::invalid_params(format!(
+                                "block range extends beyond current head block {}",
+                                chain.head()
+                            )));
+                        }
+                        // Forgotten history holds nothing to find.
+                        (from.max(chain.oldest_kept()).min(to), to)
+                    }
                 };
                 let found = chain
                     .logs_where(from, to, &|log| filter.matches(log))
@@ -269,6 +342,11 @@ impl<N: RpcNode> HttpService for RpcService<N> {
                     json!({ "error": format!("no {}: JSON-RPC is served at /", request.path) })
                 ),
             );
+        }
+        if request.method == "OPTIONS" {
+            // A browser's preflight: any page may call (the answers are public, and the
+            // endpoint holds no keys).
+            return cors(HttpResponse::new(204, "application/json", String::new()));
         }
         if request.method != "POST" {
             return HttpResponse::new(
@@ -310,7 +388,16 @@ impl<N: RpcNode> HttpService for RpcService<N> {
 }
 
 fn answer(body: Value) -> HttpResponse {
-    HttpResponse::new(200, "application/json", format!("{body}\n"))
+    cors(HttpResponse::new(200, "application/json", format!("{body}\n")))
+}
+
+/// `response` with the headers that let a page of any origin call the endpoint, as local
+/// Ethereum nodes answer.
+fn cors(response: HttpResponse) -> HttpResponse {
+    response
+        .with_header("access-control-allow-origin", "*".to_owned())
+        .with_header("access-control-allow-methods", "POST, OPTIONS".to_owned())
+        .with_header("access-control-allow-headers", "content-type".to_owned())
 }
 
 /// `n` as an Ethereum quantity (`"0x…"`, no leading zeros).

@@ -166,6 +166,10 @@ fn transactions_are_included_by_nonce_and_each_block_holds_its_receipts_and_logs
         .unwrap();
     assert_eq!(by_owner.len(), 1, "the owner topic picks bob's");
     assert!(chain.logs(3, 1, &[], &[]).unwrap_err().contains("after its end"));
+    assert!(chain
+        .logs(0, u64::MAX, &[], &[])
+        .unwrap_err()
+        .contains("spans 18446744073709551615 blocks"));
     assert!(chain.logs(0, 20_000, &[], &[]).unwrap_err().contains("at most 10000"));
     assert!(chain
         .query(b"{\"query\":\"nonsense\"}")
@@ -246,7 +250,22 @@ fn replicas_applying_the_same_blocks_snapshot_alike_and_a_restore_answers_the_sa
         ..ChainConfig::default()
     });
     let error = restored.restore(&other.snapshot()).unwrap_err();
-    assert!(error.reason.contains("chain 1"), "{error}");
+    assert!(error.reason.contains("chain_id 1"), "{error}");
+    // A replicated setting that differs is refused by name; a local query limit is not kept.
+    let mut other = Chain::new(ChainConfig {
+        history_blocks: 5,
+        ..ChainConfig::default()
+    });
+    let error = other.restore(&snapshot).unwrap_err();
+    assert!(
+        error.reason.contains("history_blocks 10000, this replica runs 5"),
+        "{error}"
+    );
+    let narrow = Chain::new(ChainConfig {
+        logs_per_query_max: 3,
+        ..ChainConfig::default()
+    });
+    assert_eq!(narrow.snapshot(), Chain::new(ChainConfig::default()).snapshot());
     assert_eq!(restored, before);
 }
 

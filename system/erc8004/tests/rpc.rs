@@ -241,9 +241,7 @@ fn bad_requests_get_json_rpc_errors_naming_the_problem_and_nothing_is_committed(
     assert_eq!(answer["id"], Value::Null);
     let (_, answer) = rpc.post(r#"{"jsonrpc": "1.0", "id": 1, "method": "eth_chainId"}"#);
     assert_eq!(answer["error"]["code"], -32600);
-    let error = rpc
-        .rpc("eth_getBalance", json!([owner.address(), "latest"]))
-        .unwrap_err();
+    let error = rpc.rpc("eth_newFilter", json!([{}])).unwrap_err();
     assert_eq!(error["code"], -32601);
     let error = rpc.rpc("eth_getTransactionCount", json!(["0x1234"])).unwrap_err();
     assert_eq!(error["code"], -32602);
@@ -293,7 +291,27 @@ fn bad_requests_get_json_rpc_errors_naming_the_problem_and_nothing_is_committed(
     let error = rpc
         .rpc("eth_getLogs", json!([{ "fromBlock": "0x5", "toBlock": "0x1" }]))
         .unwrap_err();
-    assert!(error["message"].as_str().unwrap().contains("after its end"), "{error}");
+    assert_eq!(error["code"], -32602);
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid block range params"),
+        "{error}"
+    );
+    let error = rpc
+        .rpc(
+            "eth_getLogs",
+            json!([{ "fromBlock": "0x0", "toBlock": "0xffffffffffffffff" }]),
+        )
+        .unwrap_err();
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("beyond current head block 0"),
+        "{error}"
+    );
     assert_eq!(
         rpc.rpc("eth_blockNumber", json!([])).unwrap(),
         "0x0",
@@ -397,4 +415,118 @@ fn a_transaction_sent_ahead_of_its_nonce_is_held_and_included_once_the_gap_fills
         rpc.rpc("eth_getTransactionCount", json!([owner.address()])).unwrap(),
         "0x2"
     );
+}
+
+#[test]
+fn what_wallets_and_tools_ask_besides_is_answered_truthfully() {
+    let mut rpc = Endpoint::new();
+    let owner = wallet(0);
+    assert_eq!(
+        rpc.rpc("eth_getCode", json!([IDENTITY_REGISTRY, "latest"])).unwrap(),
+        "0xfe"
+    );
+    assert_eq!(
+        rpc.rpc("eth_getCode", json!([owner.address(), "latest"])).unwrap(),
+        "0x"
+    );
+    assert_eq!(
+        rpc.rpc("eth_getBalance", json!([owner.address(), "latest"])).unwrap(),
+        "0x0"
+    );
+    assert_eq!(rpc.rpc("eth_accounts", json!([])).unwrap(), json!([]));
+    assert_eq!(rpc.rpc("eth_syncing", json!([])).unwrap(), false);
+    assert_eq!(rpc.rpc("net_listening", json!([])).unwrap(), true);
+    let hash = rpc.send(&owner, IDENTITY_REGISTRY, I::register_0Call {}).unwrap();
+    let fees = rpc
+        .rpc("eth_feeHistory", json!(["0x4", "latest", [25.0, 75.0]]))
+        .unwrap();
+    assert_eq!(fees["oldestBlock"], "0x0", "{fees}");
+    assert_eq!(fees["baseFeePerGas"].as_array().unwrap().len(), 3);
+    assert_eq!(fees["reward"][0], json!(["0x3b9aca00", "0x3b9aca00"]));
+    // The same transaction sent again (a retry after a lost answer) is its hash, not an error.
+    let again = raw_of_register(&owner, 0);
+    assert_eq!(rpc.rpc("eth_sendRawTransaction", json!([again])).unwrap(), hash);
+    // An invalid request without an id is still answered, with a null id.
+    let (_, answer) = rpc.post("[1]");
+    assert_eq!(answer[0]["error"]["code"], -32600, "{answer}");
+    assert_eq!(answer[0]["id"], Value::Null);
+    // A browser's preflight, and the header every answer carries.
+    let preflight = rpc.service.handle(&HttpRequest::new("OPTIONS", "/", ""), now());
+    assert_eq!(preflight.status, 204);
+    let answer = rpc.service.handle(
+        &HttpRequest::new("POST", "/", r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#),
+        now(),
+    );
+    assert!(
+        answer
+            .headers
+            .iter()
+            .any(|(k, v)| *k == "access-control-allow-origin" && v == "*"),
+        "{:?}",
+        answer.headers
+    );
+}
+
+/// What `Endpoint::send` signs for `wallet`'s `register()` at `nonce`.
+fn raw_of_register(wallet: &Wallet, nonce: u64) -> Bytes {
+    wallet.sign_call(
+        Envelope::Eip1559,
+        CHAIN,
+        nonce,
+        IDENTITY_REGISTRY,
+        I::register_0Call {}.abi_encode().into(),
+    )
+}
+
+#[test]
+fn a_commit_whose_confirmation_failed_stops_the_chain_until_a_restart_settles_it() {
+    let mut rpc = Endpoint::new();
+    let owner = wallet(0);
+    rpc.send(&owner, IDENTITY_REGISTRY, I::register_0Call {}).unwrap();
+    // The block is written and synced, but the log's commit marker cannot be: unknown.
+    rpc.service
+        .node_mut()
+        .storage_mut()
+        .refuse_writes(Some("dev-log.committed"));
+    let error = rpc.send(&owner, IDENTITY_REGISTRY, I::register_0Call {}).unwrap_err();
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("known only after a restart"),
+        "{error}"
+    );
+    // With the disk back, the same process still commits nothing (a block after the unsure
+    // one would link to a parent the log may not hold, and the restart would find it broken).
+    rpc.service.node_mut().storage_mut().refuse_writes(None);
+    let error = rpc.send(&owner, IDENTITY_REGISTRY, I::register_0Call {}).unwrap_err();
+    assert!(error["message"].as_str().unwrap().contains("restart"), "{error}");
+    let storage = rpc.service.into_node().into_storage();
+    let (dev, _) = DevChain::open(storage, ChainConfig::default()).expect("the log opens");
+    let mut rpc = Endpoint {
+        service: RpcService::new(dev),
+    };
+    // The restart replayed what the log held: the second registration is in or out, and the
+    // chain goes on from there without a broken link.
+    let count = rpc.rpc("eth_getTransactionCount", json!([owner.address()])).unwrap();
+    let nonce = u64::from_str_radix(count.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    assert!(nonce == 1 || nonce == 2, "{nonce}");
+    rpc.send(&owner, IDENTITY_REGISTRY, I::register_0Call {}).unwrap();
+    let mut storage = rpc.service.into_node().into_storage();
+    storage.crash_keeping(0);
+    let (dev, opened) = DevChain::open(storage, ChainConfig::default()).unwrap();
+    assert_eq!(dev.chain().nonce(owner.address()), nonce + 1);
+    assert_eq!(opened.replayed, nonce + 1);
+}
+
+#[test]
+fn a_state_directory_keeps_its_chain_id_and_refuses_another() {
+    let rpc = Endpoint::new();
+    let storage = rpc.service.into_node().into_storage();
+    let other = ChainConfig {
+        chain_id: 1,
+        ..ChainConfig::default()
+    };
+    let error = DevChain::open(storage, other).err().expect("refused");
+    assert!(error.to_string().contains("chain id 8004, not 1"), "{error}");
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use clap::Args;
 use erc8004::chain::{ChainConfig, CHAIN_ID_DEFAULT};
-use erc8004::dev::DevChain;
+use erc8004::dev::{stored_chain_id, DevChain};
 use erc8004::rpc::{RpcService, BODY_BYTES_MAX};
 use erc8004::wallet::Wallet;
 use runtime_tokio::{DirStorage, HttpsConfig, HttpsServer};
@@ -30,16 +30,17 @@ pub const ACCOUNTS_SEED: u64 = 8004;
 /// `hypermesh dev`'s flags.
 #[derive(Args)]
 pub struct DevArgs {
-    /// Where JSON-RPC listens: an IPv6 address and port (plain HTTP).
+    /// Where JSON-RPC listens: an IPv6 address and port (plain HTTP). IPv6 only: tools whose
+    /// `localhost` means 127.0.0.1 need http://[::1]:8545 given explicitly.
     #[arg(long, default_value = "[::1]:8545")]
     rpc: String,
     /// The chain's state directory: created if absent, reused on restart.
     #[arg(long, default_value = "hypermesh-dev")]
     state: PathBuf,
-    /// The chain id transactions are signed for (EIP-155); a state directory keeps the one it
-    /// was created with.
-    #[arg(long, default_value_t = CHAIN_ID_DEFAULT)]
-    chain_id: u64,
+    /// The chain id transactions are signed for (EIP-155), for a new chain (default 8004); a
+    /// state directory keeps the one it was made with, and refuses another.
+    #[arg(long)]
+    chain_id: Option<u64>,
     /// How many development accounts to print.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=100))]
     accounts: u64,
@@ -71,14 +72,23 @@ fn dev(args: DevArgs) -> Result<(), Failure> {
             args.state.display()
         )
     })?;
-    let storage = DirStorage::open(&args.state)?;
+    if !listen.ip().is_loopback() {
+        eprintln!(
+            "warning: --rpc {listen} is not a loopback address: anyone who reaches it can send as the \
+             development accounts, whose keys are public"
+        );
+    }
+    let mut storage = DirStorage::open(&args.state)?;
+    let stored =
+        stored_chain_id(&mut storage).map_err(|e| Failure(format!("--state {}: {e}", args.state.display())))?;
+    let chain_id = args.chain_id.or(stored).unwrap_or(CHAIN_ID_DEFAULT);
     let config = ChainConfig {
-        chain_id: args.chain_id,
+        chain_id,
         ..ChainConfig::default()
     };
     let (dev, opened) =
         DevChain::open(storage, config).map_err(|e| Failure(format!("--state {}: {e}", args.state.display())))?;
-    println!("chain id {}", args.chain_id);
+    println!("chain id {chain_id}");
     if opened.replayed > 0 {
         println!(
             "replayed {} blocks from {} (head: block {})",

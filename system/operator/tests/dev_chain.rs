@@ -46,7 +46,11 @@ impl Dev {
         let mut reader = BufReader::new(dev.child.stdout.take().unwrap());
         loop {
             let mut line = String::new();
-            assert!(reader.read_line(&mut line).unwrap() > 0, "ended before listening: {:?}", dev.banner);
+            assert!(
+                reader.read_line(&mut line).unwrap() > 0,
+                "ended before listening: {:?}",
+                dev.banner
+            );
             if let Some(url) = line.trim().strip_prefix("listening on http://") {
                 dev.rpc = url.parse().unwrap();
                 dev.keys = dev
@@ -149,10 +153,37 @@ fn the_development_chain_keeps_its_state_across_a_kill_and_one_process_holds_it(
             .unwrap(),
         "0x1"
     );
-    let replayed = dev.rpc("eth_sendRawTransaction", json!([raw])).unwrap_err();
+    // Sent again (a retry after the kill lost its answer): in already, its hash. Another
+    // transaction with the used nonce is refused.
+    assert_eq!(dev.rpc("eth_sendRawTransaction", json!([raw])).unwrap(), hash);
+    let reused = account(0).sign_call(
+        Envelope::Legacy,
+        8004,
+        0,
+        IDENTITY_REGISTRY,
+        I::register_0Call {}.abi_encode().into(),
+    );
+    let refused = dev.rpc("eth_sendRawTransaction", json!([reused])).unwrap_err();
     assert!(
-        replayed["message"].as_str().unwrap().starts_with("nonce too low"),
-        "{replayed}"
+        refused["message"].as_str().unwrap().starts_with("nonce too low"),
+        "{refused}"
+    );
+    drop(dev);
+    // The state directory keeps its chain id.
+    let other = run_hypermesh(&[
+        "dev",
+        "--rpc",
+        "[::1]:0",
+        "--chain-id",
+        "1",
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    assert!(!other.status.success());
+    assert!(
+        text(&other.stderr).contains("chain id 8004, not 1"),
+        "{}",
+        text(&other.stderr)
     );
 
     // Bad flags are refused by name.
