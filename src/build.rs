@@ -37,6 +37,8 @@ pub mod stream {
     pub const ADVERSARIES: u64 = 18;
     /// Which validators see a twin rather than the validator it doubles.
     pub const TWINS: u64 = 19;
+    /// The `erc8004` workload's client wallets.
+    pub const WALLETS: u64 = 20;
 }
 
 /// A scheduled fault, resolved to node sets.

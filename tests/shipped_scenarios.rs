@@ -52,6 +52,7 @@ fn every_shipped_scenario_and_variant_passes() {
         "consensus-basic:seven",
         "consensus-cpu ",
         "consensus-cpu:naive",
+        "erc8004-registry ",
         "membership-slanderer ",
         "node-stack ",
         "swarm-consensus ",

@@ -877,12 +877,23 @@ impl Ctx<'_> {
             (_, None) => None,
         };
         let consensus = match (kind, &raw.consensus) {
-            ("consensus", t) => Some(self.consensus(t.as_ref(), &raw.nodes.count)?),
+            ("consensus" | "erc8004", t) => Some(self.consensus(t.as_ref(), &raw.nodes.count)?),
             (_, Some(t)) => {
-                return Err(self.err(t.span(), "a [consensus] section needs workload.kind = \"consensus\""));
+                return Err(self.err(
+                    t.span(),
+                    "a [consensus] section needs workload.kind = \"consensus\" or \"erc8004\"",
+                ));
             }
             (_, None) => None,
         };
+        if let (Some(plan), "erc8004") = (&consensus, kind) {
+            if !plan.byzantine.is_empty() {
+                return Err(self.err(
+                    raw.workload.span(),
+                    "the erc8004 workload runs no Byzantine validators: leave consensus.byzantine out",
+                ));
+            }
+        }
         if let Some(list) = raw
             .workload
             .get_ref()
@@ -986,7 +997,7 @@ impl Ctx<'_> {
                     .adversaries
                     .as_ref()
                     .map_or(raw_swarm.span(), Spanned::span);
-                let Some(c) = &consensus else {
+                let Some(c) = consensus.as_ref().filter(|_| kind == "consensus") else {
                     return Err(self.err(
                         span,
                         "swarm.adversaries gives validators an adversary: it needs workload.kind = \"consensus\"",

@@ -9,6 +9,7 @@
 //! of its own, and ship a scenario that exercises it.
 
 pub mod consensus;
+pub mod erc8004;
 pub mod membership;
 pub mod stoq;
 pub mod trustchain;
@@ -56,7 +57,12 @@ pub trait Workload: Sync {
 }
 
 /// Every workload a scenario may name, in the order error messages list them.
-pub static WORKLOADS: &[&dyn Workload] = &[&membership::Membership, &trustchain::TrustChain, &consensus::Consensus];
+pub static WORKLOADS: &[&dyn Workload] = &[
+    &membership::Membership,
+    &trustchain::TrustChain,
+    &consensus::Consensus,
+    &erc8004::Erc8004,
+];
 
 /// The workload named `kind`, if there is one.
 pub fn by_kind(kind: &str) -> Option<&'static dyn Workload> {

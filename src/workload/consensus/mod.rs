@@ -89,7 +89,7 @@ pub struct Consensus;
 
 impl Consensus {
     /// The scenario's `[consensus]` settings; the parser gives every scenario of this kind one.
-    fn plan(scenario: &Scenario) -> &ConsensusPlan {
+    pub(crate) fn plan(scenario: &Scenario) -> &ConsensusPlan {
         scenario
             .consensus
             .as_ref()
@@ -304,7 +304,7 @@ impl Workload for Consensus {
 }
 
 /// A simulator probe as the checker reads it.
-fn observed(r: &ProbeRecord) -> Observed<'_> {
+pub(crate) fn observed(r: &ProbeRecord) -> Observed<'_> {
     Observed {
         at: Duration::from_nanos(r.at.as_nanos()),
         node: r.node,
@@ -335,7 +335,7 @@ fn committed_txns(probes: &[ProbeRecord], validators: u32) -> u64 {
 }
 
 /// Every validator's Ed25519 key seed, drawn from the workload's own stream of the seed.
-fn key_seeds(validators: usize, root: &DetRng) -> Vec<[u8; 32]> {
+pub(crate) fn key_seeds(validators: usize, root: &DetRng) -> Vec<[u8; 32]> {
     let mut rng = root.fork(stream::CONSENSUS);
     (0..validators)
         .map(|_| {
@@ -348,7 +348,7 @@ fn key_seeds(validators: usize, root: &DetRng) -> Vec<[u8; 32]> {
 
 /// The validator set of epoch 1: validator `i` is node `i`, named as its certificate would name
 /// it (`node-{i}.mesh`), with the key of `seeds[i]`.
-fn validator_set(seeds: &[[u8; 32]]) -> ValidatorSet {
+pub(crate) fn validator_set(seeds: &[[u8; 32]]) -> ValidatorSet {
     let validators = seeds
         .iter()
         .enumerate()

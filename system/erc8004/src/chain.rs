@@ -173,6 +173,10 @@ pub struct Chain {
 pub enum Query {
     /// The head: last block number, consensus height and time.
     Head,
+    /// A digest of the replicated state that matters to users (registries, nonces, held
+    /// transactions, the head and its hash), leaving out the consensus height and time, which
+    /// heartbeat heights move: two replicas at one head answer the same digest.
+    Digest,
     /// The next nonce of `address`.
     Nonce {
         /// The account.
@@ -286,6 +290,28 @@ impl Chain {
         self.state.time
     }
 
+    /// The digest [`Query::Digest`] answers.
+    pub fn digest(&self) -> B256 {
+        let s = &self.state;
+        #[derive(Serialize)]
+        struct Users<'a> {
+            registries: &'a RefCell<Registries>,
+            nonces: &'a BTreeMap<Address, u64>,
+            #[serde(with = "pairs")]
+            held: &'a BTreeMap<(Address, u64), Held>,
+            head: u64,
+            head_hash: B256,
+        }
+        let users = Users {
+            registries: &s.registries,
+            nonces: &s.nonces,
+            held: &s.held,
+            head: s.head,
+            head_hash: s.head_hash,
+        };
+        keccak256(serde_json::to_vec(&users).expect("the state serializes"))
+    }
+
     /// The oldest block kept (history before it was forgotten); the head if none is kept.
     pub fn oldest_kept(&self) -> u64 {
         self.state.blocks.keys().next().copied().unwrap_or(self.state.head)
@@ -311,6 +337,7 @@ impl Chain {
         let s = &self.state;
         Ok(match query {
             Query::Head => serde_json::json!({ "number": s.head, "height": s.height, "timestamp": s.time }),
+            Query::Digest => serde_json::json!({ "head": s.head, "digest": self.digest() }),
             Query::Nonce { address } => serde_json::json!(self.nonce(*address)),
             Query::Call { from, to, data } => {
                 // Not committed: whatever the call does is rolled back before the answer.
@@ -414,11 +441,12 @@ impl Chain {
         if nonce > next {
             return self.hold(call, next);
         }
-        let receipt = self.include_next(call, receipts);
+        let (receipt, output) = self.include_next(call, receipts);
         let answer = serde_json::json!({
             "transaction_hash": receipt.transaction_hash,
             "status": receipt.status,
             "block_number": receipt.block_number,
+            "output": output,
             "revert_reason": receipt.revert.as_ref().map(|(_, why)| why),
         });
         // The sender's held transactions that now follow, in nonce order.
@@ -459,17 +487,18 @@ impl Chain {
         Outcome::Applied(Bytes::from(answer.to_string()))
     }
 
-    /// Includes `call` (its nonce the sender's next) after `receipts`; its receipt, also pushed.
-    fn include_next(&mut self, call: SignedCall, receipts: &mut Vec<Receipt>) -> Receipt {
+    /// Includes `call` (its nonce the sender's next) after `receipts`; its receipt, also
+    /// pushed, and its call's return.
+    fn include_next(&mut self, call: SignedCall, receipts: &mut Vec<Receipt>) -> (Receipt, EthBytes) {
         let first_log_index = receipts.iter().map(|r| r.logs.len() as u64).sum();
-        let receipt = self.include(call, receipts.len() as u64, first_log_index);
+        let (receipt, output) = self.include(call, receipts.len() as u64, first_log_index);
         receipts.push(receipt.clone());
-        receipt
+        (receipt, output)
     }
 
     /// Includes `call` (checked: this chain's, signed, its nonce next) as the transaction at
     /// `index` of the block under way; its receipt.
-    fn include(&mut self, call: SignedCall, index: u64, first_log_index: u64) -> Receipt {
+    fn include(&mut self, call: SignedCall, index: u64, first_log_index: u64) -> (Receipt, EthBytes) {
         let s = &mut self.state;
         let now = s.time;
         let result = s
@@ -477,11 +506,11 @@ impl Chain {
             .get_mut()
             .call(call.sender, call.to, &call.input, call.value, now, true);
         *s.nonces.entry(call.sender).or_insert(0) += 1;
-        let (status, logs, revert) = match result {
-            Ok(done) => (true, done.logs, None),
-            Err(revert) => (false, Vec::new(), Some((revert.data, revert.reason))),
+        let (status, logs, revert, output) = match result {
+            Ok(done) => (true, done.logs, None, done.output),
+            Err(revert) => (false, Vec::new(), Some((revert.data, revert.reason)), EthBytes::new()),
         };
-        Receipt {
+        let receipt = Receipt {
             transaction_hash: call.hash,
             block_number: s.head + 1,
             block_hash: B256::ZERO, // set when the block is sealed
@@ -494,7 +523,8 @@ impl Chain {
             first_log_index,
             revert,
             raw: call.raw,
-        }
+        };
+        (receipt, output)
     }
 
     /// Seals the block of `receipts` at the current height and time, and forgets the blocks

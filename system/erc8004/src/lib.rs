@@ -7,6 +7,7 @@
 //!   (version 2.0.0) declare them, and their addresses.
 //! - [`registries`]: their state, and a call to them (whole, or reverted without a trace);
 //!   [`identity`], [`reputation`] and [`validation`] hold each registry's functions.
+//! - [`client`]: a simulated agent developer's client of a cluster (consensus client protocol).
 //! - [`dev`]: the development chain: the chain on one node's durable log, a block per
 //!   transaction.
 //! - [`rpc`]: the JSON-RPC endpoint Ethereum tooling speaks to, over a node's chain.
@@ -19,6 +20,7 @@
 
 pub mod abi;
 pub mod chain;
+pub mod client;
 pub mod dev;
 pub mod identity;
 pub mod registries;

@@ -1,0 +1,209 @@
+//! The `erc8004` workload: the ERC-8004 registries on HyperMesh consensus. The first
+//! `consensus.validators` nodes run a replica whose state machine is the registries' chain
+//! (`erc8004::chain::Chain`); every other node runs a registry client
+//! (`erc8004::client::RegistryClient`) with a few wallets drawn from the seed, registering
+//! agents, giving feedback, requesting and answering validations. The `[consensus]` table sets
+//! the validators, the client interval and `client_stop`: when the clients stop submitting and
+//! check the cluster (every replica's state digest, the receipt of every transaction they saw
+//! included).
+//!
+//! Judged by the consensus checker (agreement, durability, halted replicas) and by the
+//! registry's own figures ([`METRICS`]): replicas at one head hold the same state, no agent id
+//! was acknowledged twice, every acknowledged transaction has its receipt. Byzantine validators
+//! are not drawn for this workload (the parser refuses them).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use erc8004::chain::{Chain, ChainConfig, CHAIN_ID_DEFAULT};
+use erc8004::client::{ClientConfig, RegistryClient};
+use hypermesh::consensus::{Replica, ValidatorKey, MOUNT};
+use hypermesh::testing;
+use reports::Plot;
+use runtime::host::{BareDatagrams, Host};
+use runtime::{Actor, DetRng, Entropy};
+use simulator::ActorFactory;
+
+use super::consensus::{key_seeds, observed, quiet_from, up_at_end, validator_set, Consensus};
+use super::{FinishedRun, Workload};
+use crate::analysis::Analysis;
+use crate::build::{node_addrs, start_times};
+use crate::scenario::Scenario;
+
+/// Wallets each client holds.
+const WALLETS_PER_CLIENT: u64 = 6;
+/// How long a client waits for an answer before sending again.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(3);
+/// Sends of one transaction before its wallet is given up.
+const SENDS_MAX: u32 = 5;
+
+/// The workload's own figures, beside the consensus checker's.
+pub const METRICS: &[(&str, &str)] = &[
+    ("registry_submitted", "registry transactions the clients submitted"),
+    (
+        "registry_included",
+        "registry transactions acknowledged as included by f + 1 replicas (succeeded or reverted)",
+    ),
+    (
+        "registry_reverted",
+        "included transactions whose call reverted (status 0)",
+    ),
+    (
+        "registry_refused",
+        "transactions refused by the chain (a used nonce) or not admitted",
+    ),
+    (
+        "registry_unknown",
+        "transactions without an answer after every send (their wallet is retired)",
+    ),
+    (
+        "agents_registered",
+        "agent ids acknowledged to the clients that registered them",
+    ),
+    (
+        "agent_id_collisions",
+        "agent ids acknowledged more than once: must be 0 (ids are assigned by the state machine)",
+    ),
+    (
+        "state_heads_compared",
+        "heads at which two or more replicas answered their state digest at the clients' check",
+    ),
+    (
+        "state_divergences",
+        "heads at which replicas answered different state digests: must be 0",
+    ),
+    (
+        "receipts_checked",
+        "receipts of included transactions the clients asked a replica for at their check",
+    ),
+    (
+        "receipts_missing",
+        "of those, receipts the replica did not hold: must be 0 (an acknowledged transaction is in the chain)",
+    ),
+];
+
+/// The workload (see the module documentation).
+pub struct Erc8004;
+
+impl Workload for Erc8004 {
+    fn kind(&self) -> &'static str {
+        "erc8004"
+    }
+
+    fn metrics(&self) -> Vec<(&'static str, &'static str)> {
+        testing::consensus::METRICS.iter().chain(METRICS).copied().collect()
+    }
+
+    fn factory(&self, scenario: &Scenario, root: &DetRng) -> Box<dyn ActorFactory> {
+        let plan = Consensus::plan(scenario);
+        let validators = plan.validators as usize;
+        let peers: Vec<SocketAddr> = (0..validators)
+            .map(|i| node_addrs(i as u32, scenario.nodes[i].family)[0])
+            .collect();
+        let seeds = key_seeds(validators, root);
+        let set = validator_set(&seeds);
+        let mut config = plan.config();
+        config.detection.source_addresses_authentic = true;
+        let starts = start_times(scenario, root);
+        let f = (validators - 1) / 3;
+        // Wallet keys from the seed: another seed, other wallets.
+        let wallet_seed = root.fork(crate::build::stream::WALLETS).next_u64();
+        let stop = plan.client_stop;
+        let clients: Vec<ClientConfig> = (validators..scenario.nodes.len())
+            .map(|i| ClientConfig {
+                replicas: peers.clone(),
+                process: i as u64,
+                seed: wallet_seed,
+                wallets: WALLETS_PER_CLIENT,
+                chain_id: CHAIN_ID_DEFAULT,
+                interval: plan.client_interval,
+                answer_timeout: ANSWER_TIMEOUT,
+                sends_max: SENDS_MAX,
+                answers_required: f + 1,
+                // `client_stop` is from the start of the run; a client counts from its own start.
+                verify_after: stop
+                    .unwrap_or(scenario.duration.saturating_sub(Duration::from_secs(2)))
+                    .saturating_sub(starts[i]),
+            })
+            .collect();
+        hypermesh::consensus::share_verifications(true);
+        Box::new(move |node: u32| -> Box<dyn Actor> {
+            let i = node as usize;
+            if i >= validators {
+                let client = RegistryClient::new(clients[i - validators].clone());
+                return Box::new(Host::new(BareDatagrams).mount(MOUNT, client));
+            }
+            let replica = Replica::new(
+                config.clone(),
+                set.clone(),
+                peers.clone(),
+                i as u16,
+                ValidatorKey::from_seed(&seeds[i]),
+                Chain::new(ChainConfig::default()),
+            );
+            Box::new(Host::new(BareDatagrams).mount(MOUNT, replica))
+        })
+    }
+
+    fn analyse(&self, run: &FinishedRun<'_>) -> Analysis {
+        let validators = Consensus::plan(run.scenario).validators;
+        let end = Duration::from_nanos(run.end.as_nanos());
+        let judged = testing::consensus::Run {
+            validators,
+            byzantine: BTreeSet::new(),
+            quiet_from: quiet_from(run.derived, run.applied, end),
+            up_at_end: up_at_end(run.derived, run.applied, validators, end),
+        };
+        let mut analysis = Analysis::from(testing::consensus::analyse(run.probes.iter().map(observed), &judged));
+        let clients = |name: &'static str| {
+            run.probes
+                .iter()
+                .filter(move |r| r.node >= validators && r.probe.protocol == MOUNT.name && r.probe.name == name)
+        };
+        let count = |name: &'static str| clients(name).count() as f64;
+        let mut agents: BTreeMap<u64, u64> = BTreeMap::new();
+        for r in clients("erc_agent") {
+            *agents.entry(r.probe.subject).or_default() += 1;
+        }
+        let mut digests: BTreeMap<u64, BTreeSet<i64>> = BTreeMap::new();
+        let mut answers: BTreeMap<u64, u64> = BTreeMap::new();
+        for r in clients("erc_digest") {
+            digests.entry(r.probe.subject).or_default().insert(r.probe.value);
+            *answers.entry(r.probe.subject).or_default() += 1;
+        }
+        let reverted = clients("erc_included").filter(|r| r.probe.value == 0).count() as f64;
+        for (name, value) in [
+            ("registry_submitted", count("erc_submitted")),
+            ("registry_included", count("erc_included")),
+            ("registry_reverted", reverted),
+            ("registry_refused", count("erc_refused")),
+            ("registry_unknown", count("erc_unknown")),
+            ("agents_registered", agents.len() as f64),
+            (
+                "agent_id_collisions",
+                agents.values().filter(|n| **n > 1).count() as f64,
+            ),
+            (
+                "state_heads_compared",
+                answers.values().filter(|n| **n > 1).count() as f64,
+            ),
+            (
+                "state_divergences",
+                digests.values().filter(|d| d.len() > 1).count() as f64,
+            ),
+            ("receipts_checked", count("erc_receipt")),
+            (
+                "receipts_missing",
+                clients("erc_receipt").filter(|r| r.probe.value == 0).count() as f64,
+            ),
+        ] {
+            analysis.metrics.insert(name.to_string(), Some(value));
+        }
+        analysis
+    }
+
+    fn plots(&self, _run: &FinishedRun<'_>) -> Vec<Plot> {
+        Vec::new()
+    }
+}
