@@ -15,6 +15,11 @@
 //! machine: on few cores the validators and the client compete for them, so the figures are of
 //! this machine, not of N machines (`load_avg_1m_before` says how busy it already was).
 //!
+//! With `--machine erc8004` the validators file asks for the ERC-8004 registries, every
+//! validator serves JSON-RPC (`hypermesh node --rpc`), and the load is signed Ethereum
+//! registrations sent through those endpoints ([`crate::registry_load`]), counted as committed
+//! when their block appears on the first validator's endpoint; there is then no client process.
+//!
 //! The binaries are the operator's (`cargo build --release -p operator`), found beside the
 //! `testbed` binary unless `--bin-dir` says where. State directories go under `--dir` (default:
 //! a fresh directory in the system's temporary directory, removed afterwards): consensus syncs
@@ -47,6 +52,9 @@ pub struct BenchArgs {
     pub rate: u32,
     /// Load before the window.
     pub warmup: String,
+    /// The ERC-8004 registries instead of the list-append machine: registrations through the
+    /// validators' JSON-RPC endpoints ([`crate::registry_load`]).
+    pub registry: bool,
     /// One JSON line instead of sentences.
     pub json: bool,
     /// Where `hypermesh` and `trustchain` are.
@@ -108,6 +116,9 @@ fn bench(args: &BenchArgs, dir: &Path) -> Result<String> {
     let root = path_arg(&dir.join("trust").join("root.pem"));
     let ports = free_udp_ports(args.nodes)?;
     let mut file = String::from("# testbed bench consensus\nepoch = 1\n");
+    if args.registry {
+        file += "machine = \"erc8004\"\n";
+    }
     for (i, port) in ports.iter().enumerate() {
         let key = bins.hypermesh(&["key", "--state", &path_arg(&dir.join(format!("node-{i}")))])?;
         file += &format!(
@@ -115,11 +126,13 @@ fn bench(args: &BenchArgs, dir: &Path) -> Result<String> {
             key.trim()
         );
     }
-    let client_key = bins.hypermesh(&["key", "--state", &path_arg(&dir.join("client"))])?;
-    file += &format!(
-        "\n[[client]]\nid = 1\nname = \"client-1.mesh\"\npublic_key = \"{}\"\n",
-        client_key.trim()
-    );
+    if !args.registry {
+        let client_key = bins.hypermesh(&["key", "--state", &path_arg(&dir.join("client"))])?;
+        file += &format!(
+            "\n[[client]]\nid = 1\nname = \"client-1.mesh\"\npublic_key = \"{}\"\n",
+            client_key.trim()
+        );
+    }
     let validators = dir.join("validators.toml");
     std::fs::write(&validators, file).map_err(|e| format!("cannot write {}: {e}", validators.display()))?;
     let mut tokens = Vec::with_capacity(args.nodes + 1);
@@ -172,6 +185,9 @@ fn bench(args: &BenchArgs, dir: &Path) -> Result<String> {
         if i > 0 {
             node_args.extend(["--seed", &seed]);
         }
+        if args.registry {
+            node_args.extend(["--rpc", "[::1]:0"]);
+        }
         let height = Arc::new(AtomicU64::new(0));
         nodes.push(Process::start(
             &bins.hypermesh,
@@ -195,6 +211,9 @@ fn bench(args: &BenchArgs, dir: &Path) -> Result<String> {
         "loading at {} tx/s: {} warm-up, then {} s measured",
         args.rate, args.warmup, args.seconds
     ));
+    if args.registry {
+        return registry(args, dir, nodes, ca);
+    }
     let (line_tx, line_rx) = mpsc::channel();
     let rate = args.rate.to_string();
     let seconds = args.seconds.to_string();
@@ -252,6 +271,60 @@ fn bench(args: &BenchArgs, dir: &Path) -> Result<String> {
     let summary: serde_json::Value =
         serde_json::from_str(&summary_line).map_err(|e| format!("the client's summary {summary_line:?}: {e}"))?;
     Ok(report(args, &summary, &cpu, client_cpu, load_before, dir))
+}
+
+/// The registry load ([`crate::registry_load`]) on the started validators, measured as the
+/// list-append load is.
+fn registry(args: &BenchArgs, dir: &Path, nodes: Vec<Process>, ca: Process) -> Result<String> {
+    let start = Instant::now();
+    let rpcs: Vec<SocketAddr> = loop {
+        let found: Vec<Option<SocketAddr>> = nodes.iter().map(Process::rpc).collect();
+        if found.iter().all(Option::is_some) {
+            break found.into_iter().flatten().collect();
+        }
+        if start.elapsed() > START_TIMEOUT {
+            return Err("the validators did not all print their JSON-RPC address".into());
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    let warmup = runtime::units::parse_duration(&args.warmup).map_err(|e| format!("--warmup {}: {e}", args.warmup))?;
+    let window = Duration::from_secs(args.seconds);
+    let pids: Vec<u32> = nodes.iter().map(|n| n.child.id()).collect();
+    let (open_tx, open_rx) = mpsc::channel();
+    let rate = args.rate;
+    let load = thread::spawn(move || {
+        crate::registry_load::run(
+            &rpcs,
+            erc8004::chain::CHAIN_ID_DEFAULT,
+            rate,
+            warmup,
+            window,
+            move || {
+                let _ = open_tx.send(());
+            },
+        )
+    });
+    open_rx
+        .recv_timeout(warmup + START_TIMEOUT)
+        .map_err(|_| "the load did not start".to_string())?;
+    let load_before = load_average();
+    let cpu = measure_cpu(&pids, nodes.len(), window)?;
+    let measured = load.join().map_err(|_| "the load thread panicked".to_string())?;
+    drop(nodes);
+    drop(ca);
+    let summary = serde_json::json!({
+        "tx_per_s": (measured.tx_per_s * 10.0).round() / 10.0,
+        "commit_p50_ms": measured.commit_p50_ms.map(|m| m.round()),
+        "commit_p99_ms": measured.commit_p99_ms.map(|m| m.round()),
+        "commit_max_ms": null,
+        "submitted": measured.submitted,
+        "committed": measured.committed,
+        "unanswered": null,
+        "refused": measured.refused,
+        "not_admitted": null,
+        "throttled": null,
+    });
+    Ok(report(args, &summary, &cpu, 0.0, load_before, dir))
 }
 
 /// CPU shares of the validators over the window.
@@ -344,6 +417,7 @@ fn report(
     let mean = cpu.per_node.iter().sum::<f64>() / cpu.per_node.len() as f64;
     let cores = thread::available_parallelism().map_or(0, |n| n.get());
     let line = serde_json::json!({
+        "machine": if args.registry { "erc8004" } else { "list-append" },
         "nodes": args.nodes,
         "seconds": args.seconds,
         "offered_tx_per_s": args.rate,
@@ -475,6 +549,8 @@ struct Process {
     child: Child,
     first_line: String,
     height: Option<Arc<AtomicU64>>,
+    /// The JSON-RPC address a validator printed (`{"event": "rpc", ...}`).
+    rpc: Arc<std::sync::Mutex<Option<SocketAddr>>>,
 }
 
 impl Process {
@@ -496,6 +572,8 @@ impl Process {
         let mut reader = BufReader::new(child.stdout.take().expect("piped"));
         let (first_tx, first_rx) = mpsc::channel();
         let shown = format!("{} {}", binary.display(), args.first().copied().unwrap_or(""));
+        let rpc: Arc<std::sync::Mutex<Option<SocketAddr>>> = Arc::default();
+        let rpc_seen = rpc.clone();
         thread::spawn(move || {
             let mut first = String::new();
             let _ = reader.read_line(&mut first);
@@ -510,6 +588,8 @@ impl Process {
                     Some(Lines::Heights(h, _)) => {
                         if let Some(height) = commit_height(&line) {
                             h.fetch_max(height, Ordering::Relaxed);
+                        } else if let Some(addr) = rpc_address(&line) {
+                            *rpc_seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(addr);
                         }
                         if let Some(out) = copy.as_mut() {
                             let _ = writeln!(out, "{line}");
@@ -535,7 +615,12 @@ impl Process {
             child,
             first_line,
             height,
+            rpc,
         })
+    }
+
+    fn rpc(&self) -> Option<SocketAddr> {
+        *self.rpc.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn height(&self) -> u64 {
@@ -548,6 +633,17 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The JSON-RPC address of a node's `{"event": "rpc", "listening": "http://ADDR"}` line.
+fn rpc_address(line: &str) -> Option<SocketAddr> {
+    if !line.contains("\"rpc\"") {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    (value["event"] == "rpc")
+        .then(|| value["listening"].as_str()?.strip_prefix("http://")?.parse().ok())
+        .flatten()
 }
 
 /// The height of a consensus `commit` probe line, if it is one.
@@ -574,12 +670,21 @@ mod tests {
     }
 
     #[test]
+    fn a_nodes_json_rpc_line_gives_its_address() {
+        let line = r#"{"event":"rpc","listening":"http://[::1]:41234"}"#;
+        assert_eq!(rpc_address(line), Some("[::1]:41234".parse().unwrap()));
+        assert_eq!(rpc_address(r#"{"event":"consensus","validator":1}"#), None);
+        assert_eq!(rpc_address(r#"{"event":"rpc","listening":"nonsense"}"#), None);
+    }
+
+    #[test]
     fn the_json_line_carries_validator_and_client_cpu() {
         let args = BenchArgs {
             nodes: 4,
             seconds: 10,
             rate: 2000,
             warmup: "2s".into(),
+            registry: false,
             json: true,
             bin_dir: None,
             dir: None,

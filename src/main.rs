@@ -10,6 +10,9 @@ mod stoq_bench;
 // run with the OS clock.
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 mod consensus_bench;
+// A backend of the bench: sockets, threads and clocks of its own.
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
+mod registry_load;
 mod stoq_cmd;
 
 use std::path::PathBuf;
@@ -162,6 +165,11 @@ enum BenchCommand {
         /// Load before the measured window.
         #[arg(long, default_value = "2s")]
         warmup: String,
+        /// The state machine: `list-append` (signed transactions from a certified `hypermesh
+        /// client`) or `erc8004` (the registries: signed Ethereum registrations sent through the
+        /// validators' JSON-RPC endpoints, `hypermesh node --rpc`).
+        #[arg(long, default_value = "list-append", value_parser = ["list-append", "erc8004"])]
+        machine: String,
         /// Print one JSON line: nodes, tx_per_s, commit_p50_ms, commit_p99_ms,
         /// cpu_pct_per_node {mean, peak, nodes}, and the client's counts.
         #[arg(long)]
@@ -281,6 +289,7 @@ fn main() -> ExitCode {
             seconds,
             rate,
             warmup,
+            machine,
             json,
             bin_dir,
             dir,
@@ -290,6 +299,7 @@ fn main() -> ExitCode {
             seconds,
             rate,
             warmup,
+            registry: machine == "erc8004",
             json,
             bin_dir,
             dir,

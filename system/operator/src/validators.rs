@@ -16,6 +16,11 @@
 //! public_key = "…"                    # `hypermesh key --state DIR` on that client
 //! ```
 //!
+//! The state machine is the list-append store by default; `machine = "erc8004"` (with an
+//! optional `chain_id`, default 8004) makes it the ERC-8004 registries' chain, which takes
+//! signed Ethereum transactions from any account (no `[[client]]` entries then), and which
+//! `hypermesh node --rpc` serves JSON-RPC for.
+//!
 //! Every node of the set reads the same file. A validator's key is the Ed25519 key of its
 //! TrustChain leaf (renewals keep it): a node finds its own entry by the name its certificate
 //! certifies and refuses to start if the entry's key or address is not its own. Errors name the
@@ -72,12 +77,28 @@ pub struct Validators {
     /// The clients; empty means the state machine takes unsigned transactions from anyone
     /// who can reach a validator.
     pub clients: Vec<ClientEntry>,
+    /// The state machine every validator runs.
+    pub machine: Machine,
+}
+
+/// The state machine a validators file asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Machine {
+    /// The list-append store (`hypermesh::replication::kv`).
+    ListAppend,
+    /// The ERC-8004 registries' chain, for signed Ethereum transactions of this chain id.
+    Erc8004 {
+        /// The chain id.
+        chain_id: u64,
+    },
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
     epoch: Option<Spanned<u64>>,
+    machine: Option<Spanned<String>>,
+    chain_id: Option<Spanned<u64>>,
     #[serde(default)]
     validator: Vec<Spanned<RawValidator>>,
     #[serde(default)]
@@ -192,10 +213,42 @@ impl Validators {
             }
             clients.push(ClientEntry { id, name, public_key });
         }
+        let machine = match raw.machine.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
+            None | Some(("list-append", _)) => {
+                if let Some(id) = &raw.chain_id {
+                    return Err(InvalidFile(format!(
+                        "{}: chain_id: only the erc8004 machine has a chain id (machine = \"erc8004\")",
+                        at(id.span())
+                    )));
+                }
+                Machine::ListAppend
+            }
+            Some(("erc8004", span)) => {
+                if !clients.is_empty() {
+                    return Err(InvalidFile(format!(
+                        "{}: machine = \"erc8004\" takes signed Ethereum transactions from any account: leave out the [[client]] entries",
+                        at(span)
+                    )));
+                }
+                Machine::Erc8004 {
+                    chain_id: raw
+                        .chain_id
+                        .as_ref()
+                        .map_or(erc8004::chain::CHAIN_ID_DEFAULT, |c| *c.get_ref()),
+                }
+            }
+            Some((other, span)) => {
+                return Err(InvalidFile(format!(
+                    "{}: machine: {other:?} is not one: \"list-append\" (the default) or \"erc8004\"",
+                    at(span)
+                )));
+            }
+        };
         let checked = Validators {
             epoch,
             validators,
             clients,
+            machine,
         };
         // What ValidatorSet refuses beyond the checks above (two names hashing to one node id).
         checked.set().map_err(|e| InvalidFile(format!("{file}: {e}")))?;
@@ -232,7 +285,7 @@ impl Validators {
         self.clients.iter().find(|c| c.name == name)
     }
 
-    /// The state machine the file asks for: [`ListAppend::with_clients`] if it lists clients
+    /// The list-append machine the file asks for: [`ListAppend::with_clients`] if it lists clients
     /// (only their signed transactions apply), else [`ListAppend::default`].
     pub fn machine(&self) -> ListAppend {
         if self.clients.is_empty() {

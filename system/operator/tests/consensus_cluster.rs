@@ -11,7 +11,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{ca_with_trust, free_port, fresh_dir, run_hypermesh, run_trustchain, text, wait_for, Process};
+use common::{ca_with_trust, free_port, fresh_dir, json_rpc, run_hypermesh, run_trustchain, text, wait_for, Process};
 use serde_json::Value;
 
 const VALIDATORS: usize = 4;
@@ -53,6 +53,11 @@ impl Cluster {
     /// The cluster's files under a fresh `name`, and its CA; `isolating`: the CA is served with
     /// the validators file, and so revokes validators on proof of their isolation.
     fn new(name: &str, isolating: bool) -> Cluster {
+        Cluster::with_machine(name, isolating, None)
+    }
+
+    /// The same, the validators file asking for `machine` (then without `[[client]]` entries).
+    fn with_machine(name: &str, isolating: bool, machine: Option<&str>) -> Cluster {
         let dir = fresh_dir(name);
         let (ca_state, root) = ca_with_trust(&dir);
         let ca_arg = ca_state.to_str().unwrap().to_owned();
@@ -68,10 +73,15 @@ impl Cluster {
             );
         }
         let client_state = dir.join("client");
-        file += &format!(
-            "[[client]]\nid = 7\nname = \"client.mesh\"\npublic_key = \"{}\"\n",
-            key_of(&client_state)
-        );
+        match machine {
+            Some(machine) => file = format!("machine = \"{machine}\"\n{file}"),
+            None => {
+                file += &format!(
+                    "[[client]]\nid = 7\nname = \"client.mesh\"\npublic_key = \"{}\"\n",
+                    key_of(&client_state)
+                )
+            }
+        }
         let validators = dir.join("validators.toml");
         std::fs::write(&validators, file).unwrap();
         let tokens: Vec<String> = names.iter().map(|n| token(&ca_arg, n)).collect();
@@ -97,6 +107,11 @@ impl Cluster {
     /// Starts validator `i` (with its join token the first time) reading the validators file
     /// `validators`.
     fn start_node(&self, i: usize, token: bool, validators: &Path) -> Process {
+        self.start_node_with(i, token, validators, &[])
+    }
+
+    /// The same, with `extra` arguments.
+    fn start_node_with(&self, i: usize, token: bool, validators: &Path, extra: &[&str]) -> Process {
         let listen = format!("[::1]:{}", self.ports[i]);
         let seed = format!("[::1]:{}", self.ports[0]);
         let state = self.dir.join(format!("node-{i}"));
@@ -122,6 +137,7 @@ impl Cluster {
         if i > 0 {
             args.extend(["--seed", &seed]);
         }
+        args.extend(extra);
         Process::start(env!("CARGO_BIN_EXE_hypermesh"), &args)
     }
 }
@@ -464,4 +480,96 @@ fn a_read_without_keys_with_an_unknown_consistency_or_too_many_keys_is_refused_b
     let many: Vec<&str> = many.iter().map(String::as_str).collect();
     let err = refused(&many);
     assert!(err.contains("65 --key given, at most 64"), "{err}");
+}
+
+/// Issue 15: the registries on a cluster. Four validators whose file says `machine =
+/// "erc8004"`; a transaction signed by a wallet and sent to one validator's JSON-RPC endpoint is
+/// committed by consensus, and its receipt and the agent it registered are read back from
+/// another validator's endpoint.
+#[test]
+fn a_registry_transaction_sent_to_one_validator_is_committed_and_read_back_from_another() {
+    use alloy_sol_types::SolCall;
+    use erc8004::abi::{IdentityRegistry as I, IDENTITY_REGISTRY};
+    use erc8004::wallet::{Envelope, Wallet};
+    use serde_json::json;
+
+    let cluster = Cluster::with_machine("consensus-erc8004", false, Some("erc8004"));
+    let nodes: Vec<Process> = (0..VALIDATORS)
+        .map(|i| cluster.start_node_with(i, true, &cluster.validators, &["--rpc", "[::1]:0"]))
+        .collect();
+    let rpc_of = |node: &Process| -> Option<std::net::SocketAddr> {
+        node.probes()
+            .iter()
+            .find(|p| p["event"] == "rpc")
+            .and_then(|p| p["listening"].as_str()?.strip_prefix("http://")?.parse().ok())
+    };
+    wait_for("every validator's JSON-RPC endpoint", Duration::from_secs(30), || {
+        nodes.iter().all(|n| rpc_of(n).is_some())
+    });
+    let (first, last) = (rpc_of(&nodes[0]).unwrap(), rpc_of(&nodes[VALIDATORS - 1]).unwrap());
+    let wallet = Wallet::development(99, 0);
+    let chain_id = 8004;
+    assert_eq!(
+        json_rpc(first, "eth_chainId", json!([])).unwrap(),
+        format!("{chain_id:#x}")
+    );
+    let mut hashes = Vec::new();
+    for nonce in 0..3 {
+        let raw = wallet.sign_call(
+            Envelope::Eip1559,
+            chain_id,
+            nonce,
+            IDENTITY_REGISTRY,
+            I::register_1Call {
+                agentURI: format!("ipfs://agent-{nonce}"),
+            }
+            .abi_encode()
+            .into(),
+        );
+        hashes.push(json_rpc(first, "eth_sendRawTransaction", json!([raw])).unwrap());
+    }
+    wait_for("the receipts at another validator", Duration::from_secs(30), || {
+        hashes
+            .iter()
+            .all(|h| json_rpc(last, "eth_getTransactionReceipt", json!([h])).is_ok_and(|r| r["status"] == "0x1"))
+    });
+    let owner = json_rpc(
+        last,
+        "eth_call",
+        json!([{ "to": IDENTITY_REGISTRY, "data": alloy_primitives::Bytes::from(I::ownerOfCall { tokenId: alloy_primitives::U256::from(2) }.abi_encode()) }]),
+    )
+    .unwrap();
+    assert_eq!(
+        owner.as_str().unwrap()[26..].to_lowercase(),
+        format!("{:x}", wallet.address()),
+        "agent 2 is the wallet's"
+    );
+    assert_eq!(
+        json_rpc(last, "eth_getTransactionCount", json!([wallet.address()])).unwrap(),
+        "0x3"
+    );
+    // --rpc without the registries is refused by name.
+    let plain = Cluster::new("consensus-erc8004-plain", false);
+    let listen = format!("[::1]:{}", plain.ports[0]);
+    let refused = run_hypermesh(&[
+        "node",
+        "--listen",
+        &listen,
+        "--name",
+        "node-0.mesh",
+        "--ca",
+        "[::1]:1",
+        "--ca-root",
+        plain.root.to_str().unwrap(),
+        "--validators",
+        plain.validators.to_str().unwrap(),
+        "--rpc",
+        "[::1]:0",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("machine = \"erc8004\""),
+        "{}",
+        text(&refused.stderr)
+    );
 }

@@ -7,13 +7,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use alloy_sol_types::SolCall;
-use common::{fresh_dir, run_hypermesh, text};
+use common::{fresh_dir, json_rpc, run_hypermesh, text};
 use erc8004::abi::{IdentityRegistry as I, IDENTITY_REGISTRY};
 use erc8004::wallet::{Envelope, Wallet};
 use serde_json::{json, Value};
@@ -66,25 +66,9 @@ impl Dev {
         }
     }
 
-    /// A JSON-RPC call over plain HTTP/1.1: its `result`, or its `error`.
+    /// A JSON-RPC call: its `result`, or its `error`.
     fn rpc(&self, method: &str, params: Value) -> Result<Value, Value> {
-        let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }).to_string();
-        let mut stream = TcpStream::connect(self.rpc).unwrap();
-        write!(
-            stream,
-            "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        let answer: Value = serde_json::from_str(body).unwrap();
-        match answer.get("error") {
-            Some(error) => Err(error.clone()),
-            None => Ok(answer["result"].clone()),
-        }
+        json_rpc(self.rpc, method, params)
     }
 }
 

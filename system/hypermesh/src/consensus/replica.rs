@@ -2422,7 +2422,7 @@ impl<M: StateMachine + 'static> Replica<M> {
         let from = self.peers[usize::from(self.me)];
         self.on_submit(
             cx,
-            from,
+            Some(from),
             Submit {
                 forwarded: true,
                 transaction: transaction.clone(),
@@ -2554,7 +2554,9 @@ impl<M: StateMachine + 'static> Replica<M> {
         true
     }
 
-    fn on_submit(&mut self, cx: &mut Context<'_, Timer>, from: SocketAddr, submit: Submit) {
+    /// A client's transaction, from `from` (`None`: handed over in this node's own process,
+    /// [`StateMachine::take_local`], with no one to answer).
+    fn on_submit(&mut self, cx: &mut Context<'_, Timer>, from: Option<SocketAddr>, submit: Submit) {
         let id = sha256(&submit.transaction);
         if let Some((height, kind)) = self.recent.get(&id) {
             if !submit.forwarded {
@@ -2563,7 +2565,9 @@ impl<M: StateMachine + 'static> Replica<M> {
                     height: *height,
                     kind: kind.clone(),
                 });
-                self.send(cx, from, &answer);
+                if let Some(from) = from {
+                    self.send(cx, from, &answer);
+                }
             }
             return;
         }
@@ -2573,7 +2577,9 @@ impl<M: StateMachine + 'static> Replica<M> {
                 height: 0,
                 kind: AnswerKind::NotAdmitted("the transaction starts with consensus's reserved control prefix".into()),
             });
-            self.send(cx, from, &answer);
+            if let Some(from) = from {
+                self.send(cx, from, &answer);
+            }
             return;
         }
         let too_large = submit.transaction.len() + 4 + super::block::BLOCK_HEADER_BYTES > self.config.block_bytes_max;
@@ -2600,14 +2606,16 @@ impl<M: StateMachine + 'static> Replica<M> {
                     height: 0,
                     kind: AnswerKind::NotAdmitted(why),
                 });
-                self.send(cx, from, &answer);
+                if let Some(from) = from {
+                    self.send(cx, from, &answer);
+                }
             }
             return;
         }
         if submit.forwarded {
             // Forwarded transactions are not forwarded again.
         } else {
-            if self.waiting_count < WAITING_MAX {
+            if let Some(from) = from.filter(|_| self.waiting_count < WAITING_MAX) {
                 self.waiting.entry(id).or_default().push(from);
                 self.waiting_count += 1;
             }
@@ -3737,6 +3745,19 @@ impl<M: StateMachine + 'static> Replica<M> {
     }
 }
 
+impl<M: StateMachine + 'static> Replica<M> {
+    /// Submits what a client in this node's process handed over ([`StateMachine::take_local`]).
+    fn submit_local(&mut self, cx: &mut Context<'_, Timer>) {
+        for transaction in self.machine.take_local() {
+            let submit = Submit {
+                forwarded: false,
+                transaction,
+            };
+            self.on_submit(cx, None, submit);
+        }
+    }
+}
+
 impl<M: StateMachine + 'static> Protocol for Replica<M> {
     type Timer = Timer;
 
@@ -3770,6 +3791,7 @@ impl<M: StateMachine + 'static> Protocol for Replica<M> {
         };
         self.dispatch(cx, from, payload);
         (self.sender, self.authenticated_sender) = outer;
+        self.submit_local(cx);
     }
 
     fn on_timer(&mut self, cx: &mut Context<'_, Timer>, timer: Timer) {
@@ -3782,6 +3804,7 @@ impl<M: StateMachine + 'static> Protocol for Replica<M> {
             }
             return;
         }
+        self.submit_local(cx);
         match timer {
             Timer::Storage => self.recover_log(cx),
             Timer::View(view) => self.on_view_timer(cx, view),
@@ -3899,7 +3922,7 @@ impl<M: StateMachine + 'static> Replica<M> {
             Message::SnapshotOffer(o) => self.on_snapshot_offer(cx, o),
             Message::FetchSnapshot { height, offset } => self.on_fetch_snapshot(cx, from, height, offset),
             Message::SnapshotChunk(c) => self.on_snapshot_chunk(cx, c),
-            Message::Submit(s) => self.on_submit(cx, from, s),
+            Message::Submit(s) => self.on_submit(cx, Some(from), s),
             // Answers are for clients.
             Message::Answer(_) => {}
         }

@@ -70,6 +70,15 @@ pub trait StateMachine: Send {
     /// error the state is left as it was.
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError>;
 
+    /// Transactions a client in the node's own process handed over since the last call (a
+    /// JSON-RPC endpoint beside the replica, on a real node): the replica submits each as a
+    /// client's, checked, admitted and forwarded to the coming leaders, but answers no one (the
+    /// local client reads the outcome from the state). Called on every event the replica
+    /// handles; the default has none, as in the simulator, where clients are nodes.
+    fn take_local(&mut self) -> Vec<Bytes> {
+        Vec::new()
+    }
+
     /// Answers a read-only `request` from the state as of the last applied height, changing
     /// nothing: a replica's local read (which may be stale; a read that must be linearizable is
     /// submitted as a transaction and ordered by consensus). An error names what is wrong with

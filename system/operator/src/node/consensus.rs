@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use hypermesh::consensus::{ed25519_key_from_spki, ConsensusConfig, PublicKey, Replica, ValidatorKey};
-use hypermesh::replication::kv::ListAppend;
+use hypermesh::replication::StateMachine;
 
 use super::enroll::Enrolled;
 use super::identity::Identity;
@@ -83,12 +83,14 @@ pub(crate) fn signing_key(identity: &Identity, state: &Path) -> Result<Validator
     Ok(key)
 }
 
-/// The replica of the validator `enrolled` is, from the checked file at `path`.
-pub(crate) fn replica(
+/// The replica of the validator `enrolled` is, from the checked file at `path`, applying
+/// blocks to `machine`.
+pub(crate) fn replica<M: StateMachine + 'static>(
     path: &Path,
     file: &Validators,
     enrolled: &Enrolled,
-) -> Result<(Replica<ListAppend>, Seat), Failure> {
+    machine: M,
+) -> Result<(Replica<M>, Seat), Failure> {
     let shown = path.display();
     let name = &enrolled.certified;
     let index = file.index_of(name).ok_or_else(|| {
@@ -126,7 +128,7 @@ pub(crate) fn replica(
         file.addresses(),
         index as u16,
         key,
-        file.machine(),
+        machine,
     );
     Ok((replica, seat))
 }

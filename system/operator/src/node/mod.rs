@@ -45,20 +45,22 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use clap::Args;
+use erc8004::rpc::RpcService;
 use hypermesh::membership::{self, IdentityBinding, MembershipConfig, MembershipNode};
 use runtime::host::Host;
 use runtime::units::parse_duration;
 use runtime::Actor;
-use runtime_tokio::{BackendError, NodeSpec, NodeStats, ProbeRecord};
+use runtime_tokio::{BackendError, HttpsConfig, HttpsServer, NodeSpec, NodeStats, ProbeRecord};
 use stoq::Stoq;
 use tokio::sync::{mpsc, watch};
 
 use crate::trustchain::Failure;
-use crate::validators::Validators;
+use crate::validators::{Machine, Validators};
 
 mod ca_client;
 pub(crate) mod consensus;
@@ -66,10 +68,12 @@ pub(crate) mod enroll;
 pub(crate) mod flags;
 pub(crate) mod identity;
 mod keeper;
+mod rpc;
 
 use enroll::{enroll, EnrollFlags};
 use flags::{peer_arg, SEED_FLAG};
 use keeper::Keeper;
+use rpc::SharedChain;
 
 /// `hypermesh node` arguments.
 #[derive(Args)]
@@ -116,6 +120,11 @@ pub struct NodeArgs {
     /// its certificate's key; without it, membership only.
     #[arg(long, value_name = "FILE")]
     validators: Option<PathBuf>,
+    /// Serve JSON-RPC for the ERC-8004 registries on this IPv6 address and port (plain HTTP),
+    /// answering from this validator's state and handing transactions to consensus; needs a
+    /// validators file with `machine = "erc8004"`.
+    #[arg(long, value_name = "ADDR")]
+    rpc: Option<String>,
 }
 
 /// Runs `hypermesh node`. Exit 0 after a signal; 2 on bad arguments or a failed enrollment.
@@ -159,6 +168,23 @@ fn node(args: NodeArgs) -> Result<(), Failure> {
         }
         None => None,
     };
+    let rpc_listen = match &args.rpc {
+        None => None,
+        Some(text) => {
+            if !matches!(
+                validators.as_ref().map(|(_, f)| f.machine),
+                Some(Machine::Erc8004 { .. })
+            ) {
+                return Err(Failure(
+                    "--rpc serves the ERC-8004 registries: give a validators file with machine = \"erc8004\"".into(),
+                ));
+            }
+            Some(
+                text.parse::<SocketAddr>()
+                    .map_err(|e| Failure(format!("--rpc {text}: not an address and port such as [::1]:8545: {e}")))?,
+            )
+        }
+    };
     let enrolled = enroll(&EnrollFlags {
         listen: &args.listen,
         name: &args.name,
@@ -178,9 +204,22 @@ fn node(args: NodeArgs) -> Result<(), Failure> {
     membership
         .validate()
         .map_err(|e| Failure(format!("membership settings: {e}")))?;
-    let replica = match validators {
-        Some((path, file)) => Some(consensus::replica(path, &file, &enrolled)?),
-        None => None,
+    // The chain, when the file asks for the registries: the replica applies blocks to it and
+    // the JSON-RPC endpoint reads it.
+    let chain = match validators.as_ref().map(|(_, file)| file.machine) {
+        Some(Machine::Erc8004 { chain_id }) => Some(SharedChain::new(chain_id)),
+        _ => None,
+    };
+    let replica = match (validators, &chain) {
+        (Some((path, file)), Some(chain)) => {
+            let (replica, seat) = consensus::replica(path, &file, &enrolled, chain.clone())?;
+            Some((Mounted::Chain(replica), seat))
+        }
+        (Some((path, file)), None) => {
+            let (replica, seat) = consensus::replica(path, &file, &enrolled, file.machine())?;
+            Some((Mounted::ListAppend(replica), seat))
+        }
+        (None, _) => None,
     };
     let (config, setup) = enrolled.stoq()?;
     let security = setup.security().clone();
@@ -188,7 +227,8 @@ fn node(args: NodeArgs) -> Result<(), Failure> {
     let running = start_host(enrolled.listen, enrolled.state.path(), move || {
         let host = Host::new(Stoq::with_setup(config, setup)).mount(membership::MOUNT, MembershipNode::new(membership));
         match replica {
-            Some((replica, _)) => Box::new(host.mount(hypermesh::consensus::MOUNT, replica)),
+            Some((Mounted::ListAppend(replica), _)) => Box::new(host.mount(hypermesh::consensus::MOUNT, replica)),
+            Some((Mounted::Chain(replica), _)) => Box::new(host.mount(hypermesh::consensus::MOUNT, replica)),
             None => Box::new(host),
         }
     })?;
@@ -222,7 +262,25 @@ fn node(args: NodeArgs) -> Result<(), Failure> {
         ..
     } = running;
     let (isolation_tx, isolations) = mpsc::unbounded_channel::<u16>();
+    let rpc_server = match (rpc_listen, chain) {
+        (Some(listen), Some(chain)) => {
+            let _entered = enrolled.runtime.enter();
+            let mut config = HttpsConfig::new(listen);
+            config.body_bytes_max = erc8004::rpc::BODY_BYTES_MAX;
+            let service = Arc::new(Mutex::new(RpcService::new(chain)));
+            let server = HttpsServer::bind_plain(config, service).map_err(|e| Failure(format!("--rpc: {e}")))?;
+            emit(serde_json::json!({ "event": "rpc", "listening": format!("http://{}", server.local_addr()?) }));
+            Some(server)
+        }
+        _ => None,
+    };
     enrolled.runtime.block_on(async {
+        let serving = async {
+            match rpc_server {
+                Some(server) => server.serve(std::future::pending()).await,
+                None => std::future::pending().await,
+            }
+        };
         let printing = async {
             while let Some(record) = probes.recv().await {
                 emit(probe_line(&record));
@@ -235,6 +293,7 @@ fn node(args: NodeArgs) -> Result<(), Failure> {
             () = crate::trustchain::stop_signal() => {}
             () = printing => {}
             () = keeper.run(trust_refresh, isolations) => {}
+            () = serving => {}
         }
     });
     let stats = stop_host(thread, &stop)?;
@@ -327,4 +386,10 @@ pub(crate) fn stop_host(
 pub(crate) fn emit(line: serde_json::Value) {
     println!("{line}");
     let _ = std::io::stdout().flush();
+}
+
+/// The replica a node mounts, by the state machine its validators file asks for.
+enum Mounted {
+    ListAppend(hypermesh::consensus::Replica<hypermesh::replication::kv::ListAppend>),
+    Chain(hypermesh::consensus::Replica<SharedChain>),
 }

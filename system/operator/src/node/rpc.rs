@@ -1,0 +1,90 @@
+//! JSON-RPC on a cluster node (`hypermesh node --rpc ADDR`, with `machine = "erc8004"` in the
+//! validators file): the replica's state machine is the registries' chain, shared with the
+//! JSON-RPC endpoint in the same process. The endpoint reads the chain as this replica holds
+//! it (as any Ethereum node answers from its own state), and hands signed transactions over to
+//! the replica ([`StateMachine::take_local`]), which submits them to the coming leaders as a
+//! client's; their receipts appear once committed.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use erc8004::chain::{Chain, ChainConfig};
+use erc8004::rpc::RpcNode;
+use erc8004::tx::SignedCall;
+use hypermesh::replication::{BlockInfo, Outcome, RestoreError, StateMachine};
+use runtime::WallTime;
+
+/// Transactions handed over and not yet taken by the replica, at most: beyond it the endpoint
+/// refuses ("busy"), rather than hold without bound what consensus has not taken.
+pub(crate) const HANDED_OVER_MAX: usize = 10_000;
+
+/// The chain, shared between the replica (which applies blocks to it) and the endpoint.
+#[derive(Clone)]
+pub(crate) struct SharedChain {
+    chain: Arc<Mutex<Chain>>,
+    handed_over: Arc<Mutex<Vec<Bytes>>>,
+}
+
+/// `mutex` locked; a lock poisoned by a panic elsewhere is taken back (the chain's calls roll
+/// back on a panic, and the replica halts on one).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl SharedChain {
+    /// A new chain of `chain_id`.
+    pub(crate) fn new(chain_id: u64) -> SharedChain {
+        SharedChain {
+            chain: Arc::new(Mutex::new(Chain::new(ChainConfig {
+                chain_id,
+                ..ChainConfig::default()
+            }))),
+            handed_over: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+}
+
+impl StateMachine for SharedChain {
+    fn check(&self, transaction: &[u8]) -> Result<(), String> {
+        lock(&self.chain).check(transaction)
+    }
+
+    fn apply(&mut self, block: BlockInfo, transactions: &[Bytes], checked: &[bool]) -> Vec<Outcome> {
+        lock(&self.chain).apply(block, transactions, checked)
+    }
+
+    fn snapshot(&self) -> Bytes {
+        lock(&self.chain).snapshot()
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
+        lock(&self.chain).restore(snapshot)
+    }
+
+    fn take_local(&mut self) -> Vec<Bytes> {
+        std::mem::take(&mut *lock(&self.handed_over))
+    }
+
+    fn query(&self, request: &[u8]) -> Result<Bytes, String> {
+        lock(&self.chain).query(request)
+    }
+}
+
+impl RpcNode for SharedChain {
+    type Chain<'a> = MutexGuard<'a, Chain>;
+
+    fn chain(&self) -> MutexGuard<'_, Chain> {
+        lock(&self.chain)
+    }
+
+    fn submit(&mut self, call: &SignedCall, _now: WallTime) -> Result<(), String> {
+        let mut handed_over = lock(&self.handed_over);
+        if handed_over.len() >= HANDED_OVER_MAX {
+            return Err(format!(
+                "busy: {HANDED_OVER_MAX} transactions wait for consensus to take them; send again shortly"
+            ));
+        }
+        handed_over.push(Bytes::copy_from_slice(&call.raw));
+        Ok(())
+    }
+}
