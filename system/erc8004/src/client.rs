@@ -199,7 +199,11 @@ impl RegistryClient {
                 response: (roll % 101) as u8,
                 responseURI: format!("ipfs://response-{number}"),
                 responseHash: keccak256(number.to_be_bytes()),
-                tag: if roll.is_multiple_of(3) { "hard".into() } else { String::new() },
+                tag: if roll.is_multiple_of(3) {
+                    "hard".into()
+                } else {
+                    String::new()
+                },
             };
             (Action::Respond, VALIDATION_REGISTRY, call.abi_encode(), None)
         } else if state.agents.is_empty() || roll.is_multiple_of(5) {
