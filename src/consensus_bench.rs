@@ -319,7 +319,7 @@ fn registry(args: &BenchArgs, dir: &Path, nodes: Vec<Process>, ca: Process) -> R
         "commit_max_ms": null,
         "submitted": measured.submitted,
         "committed": measured.committed,
-        "unanswered": null,
+        "unanswered": measured.unseen,
         "refused": measured.refused,
         "not_admitted": null,
         "throttled": null,

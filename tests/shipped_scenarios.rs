@@ -292,6 +292,14 @@ fn the_epoch_swarm_seeds_that_once_failed_pass() {
             ),
             (858, "failed in the same sweep; passes with three copies"),
             (888, "failed in the same sweep; passes with three copies"),
+            (
+                9737,
+                "the one failure of 2801..10000 at 2841741 (honest_marked 1): a restarted replica \
+                 whose safety record was in the new epoch and its log in the old one signed a \
+                 report in its old epoch at a view of the new one; the others checked it against \
+                 the new epoch and took the honest reporter for a forger (now such a replica \
+                 signs no report, as it signs no vote)",
+            ),
         ],
     );
 }

@@ -37,6 +37,10 @@ const WALLETS_PER_CLIENT: u64 = 6;
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(3);
 /// Sends of one transaction before its wallet is given up.
 const SENDS_MAX: u32 = 5;
+/// From the clients' stop to their check of the cluster.
+const CHECK_AFTER_STOP: Duration = Duration::from_secs(2);
+/// What a check takes (its rounds of asking again), at least.
+const CHECK_TIME: Duration = Duration::from_secs(2);
 
 /// The workload's own figures, beside the consensus checker's.
 pub const METRICS: &[(&str, &str)] = &[
@@ -66,20 +70,29 @@ pub const METRICS: &[(&str, &str)] = &[
         "agent ids acknowledged more than once: must be 0 (ids are assigned by the state machine)",
     ),
     (
-        "state_heads_compared",
-        "heads at which two or more replicas answered their state digest at the clients' check",
+        "state_replicas_checked",
+        "replicas that answered their head and state digest at the clients' check",
+    ),
+    (
+        "state_replicas_at_head",
+        "of them, replicas at the highest head answered (the others lag or diverge)",
     ),
     (
         "state_divergences",
-        "heads at which replicas answered different state digests: must be 0",
+        "replicas whose digest at the highest head differs from the most common one there, or that \
+         answered two clients differently: must be 0",
     ),
     (
         "receipts_checked",
-        "receipts of included transactions the clients asked a replica for at their check",
+        "receipts of included transactions the clients asked a replica for at their check, answered",
     ),
     (
         "receipts_missing",
         "of those, receipts the replica did not hold: must be 0 (an acknowledged transaction is in the chain)",
+    ),
+    (
+        "receipts_unanswered",
+        "receipts asked for and never answered, after asking each of several replicas in turn: must be 0",
     ),
 ];
 
@@ -109,7 +122,9 @@ impl Workload for Erc8004 {
         let f = (validators - 1) / 3;
         // Wallet keys from the seed: another seed, other wallets.
         let wallet_seed = root.fork(crate::build::stream::WALLETS).next_u64();
-        let stop = plan.client_stop;
+        let stop = plan
+            .client_stop
+            .unwrap_or(scenario.duration.saturating_sub(CHECK_AFTER_STOP + CHECK_TIME));
         let clients: Vec<ClientConfig> = (validators..scenario.nodes.len())
             .map(|i| ClientConfig {
                 replicas: peers.clone(),
@@ -122,9 +137,9 @@ impl Workload for Erc8004 {
                 sends_max: SENDS_MAX,
                 answers_required: f + 1,
                 // `client_stop` is from the start of the run; a client counts from its own start.
-                verify_after: stop
-                    .unwrap_or(scenario.duration.saturating_sub(Duration::from_secs(2)))
-                    .saturating_sub(starts[i]),
+                // The check comes CHECK_AFTER_STOP later, for the last transactions to commit.
+                stop_after: stop.saturating_sub(starts[i]),
+                verify_after: (stop + CHECK_AFTER_STOP).saturating_sub(starts[i]),
             })
             .collect();
         hypermesh::consensus::share_verifications(true);
@@ -166,12 +181,31 @@ impl Workload for Erc8004 {
         for r in clients("erc_agent") {
             *agents.entry(r.probe.subject).or_default() += 1;
         }
+        // Each replica's answers (head, digest), from every client that asked it.
+        let mut heads: BTreeMap<u64, BTreeSet<i64>> = BTreeMap::new();
         let mut digests: BTreeMap<u64, BTreeSet<i64>> = BTreeMap::new();
-        let mut answers: BTreeMap<u64, u64> = BTreeMap::new();
+        for r in clients("erc_head") {
+            heads.entry(r.probe.subject).or_default().insert(r.probe.value);
+        }
         for r in clients("erc_digest") {
             digests.entry(r.probe.subject).or_default().insert(r.probe.value);
-            *answers.entry(r.probe.subject).or_default() += 1;
         }
+        let top = heads.values().flatten().max().copied();
+        let at_head: Vec<u64> = heads
+            .iter()
+            .filter(|(_, h)| h.len() == 1 && h.first().copied() == top)
+            .map(|(replica, _)| *replica)
+            .collect();
+        let mut tally: BTreeMap<i64, u64> = BTreeMap::new();
+        for replica in &at_head {
+            if let Some(d) = digests.get(replica).filter(|d| d.len() == 1) {
+                *tally.entry(*d.first().expect("one")).or_default() += 1;
+            }
+        }
+        let common = tally.values().max().copied().unwrap_or(0);
+        let split = digests.values().filter(|d| d.len() > 1).count() as u64;
+        let divergences = at_head.len() as u64 - common + split;
+        let asked: i64 = clients("erc_receipts_asked").map(|r| r.probe.value).sum();
         let reverted = clients("erc_included").filter(|r| r.probe.value == 0).count() as f64;
         for (name, value) in [
             ("registry_submitted", count("erc_submitted")),
@@ -184,15 +218,11 @@ impl Workload for Erc8004 {
                 "agent_id_collisions",
                 agents.values().filter(|n| **n > 1).count() as f64,
             ),
-            (
-                "state_heads_compared",
-                answers.values().filter(|n| **n > 1).count() as f64,
-            ),
-            (
-                "state_divergences",
-                digests.values().filter(|d| d.len() > 1).count() as f64,
-            ),
+            ("state_replicas_checked", heads.len() as f64),
+            ("state_replicas_at_head", at_head.len() as f64),
+            ("state_divergences", divergences as f64),
             ("receipts_checked", count("erc_receipt")),
+            ("receipts_unanswered", (asked as f64 - count("erc_receipt")).max(0.0)),
             (
                 "receipts_missing",
                 clients("erc_receipt").filter(|r| r.probe.value == 0).count() as f64,

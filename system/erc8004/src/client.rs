@@ -7,9 +7,11 @@
 //! so its nonces go in order; a transaction not answered in time is sent again, the same
 //! bytes (the replicas answer a committed one from what they remember).
 //!
-//! After [`ClientConfig::verify_after`], it stops submitting and checks the cluster: it asks
-//! every replica for the digest of its state ([`crate::chain::Query::Digest`]), and one replica
-//! (in turn) for the receipt of each transaction it saw included.
+//! At [`ClientConfig::stop_after`] it stops submitting; at [`ClientConfig::verify_after`] it
+//! checks the cluster: it asks every replica for the digest of its state
+//! ([`crate::chain::Query::Digest`]), and one replica (in turn) for the receipt of each
+//! transaction it saw included, asking the next replica again for those not answered within
+//! [`VERIFY_RETRY`] (up to [`VERIFY_ROUNDS`] rounds).
 //!
 //! # Probes (protocol `consensus`)
 //!
@@ -20,7 +22,9 @@
 //! | `erc_refused` | transaction number | 1 refused by the chain, 2 not admitted |
 //! | `erc_unknown` | transaction number | sends made without an answer (the wallet is retired) |
 //! | `erc_agent` | agent id | the client's process number (an id registered and acknowledged) |
-//! | `erc_digest` | the replica's head block | the first 8 bytes of its state digest |
+//! | `erc_head` | the replica's index | its head block |
+//! | `erc_digest` | the replica's index | the first 8 bytes of its state digest |
+//! | `erc_receipts_asked` | 0 | receipts it asks for at the check |
 //! | `erc_receipt` | transaction number | 1 the receipt is there, 0 it is not |
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -62,7 +66,10 @@ pub struct ClientConfig {
     pub sends_max: u32,
     /// Replicas each transaction goes to, and agreeing answers needed: `f + 1`.
     pub answers_required: usize,
-    /// When (since its start) it stops submitting and checks the cluster.
+    /// When (since its start) it stops submitting.
+    pub stop_after: Duration,
+    /// When (since its start) it checks the cluster: late enough after `stop_after` for the
+    /// last transactions to commit everywhere.
     pub verify_after: Duration,
 }
 
@@ -75,7 +82,14 @@ pub enum ClientTimer {
     Overdue(u64),
     /// Check the cluster.
     Verify,
+    /// Ask again for the receipts not answered, round `n`.
+    VerifyAgain(u32),
 }
+
+/// How long the check waits for answers before asking another replica again.
+pub const VERIFY_RETRY: Duration = Duration::from_millis(500);
+/// Rounds of asking for receipts.
+pub const VERIFY_ROUNDS: u32 = 4;
 
 /// What a transaction does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -421,18 +435,33 @@ impl RegistryClient {
             .encode();
             let _ = cx.send_to(*replica, message);
         }
-        for (k, (number, hash)) in self.included.iter().enumerate() {
+        cx.probe(Probe::new("erc_receipts_asked", 0, self.included.len() as i64));
+        for (k, (number, _)) in self.included.iter().enumerate() {
+            self.receipts.insert(RECEIPT_QUERY + k as u64, *number);
+        }
+        self.ask_receipts(cx, 0);
+    }
+
+    /// Asks for every receipt not answered yet, each of the replica `round` places after the
+    /// one asked first.
+    fn ask_receipts(&mut self, cx: &mut Context<'_, ClientTimer>, round: u32) {
+        let n = self.config.replicas.len();
+        for (&id, number) in &self.receipts {
+            let k = (id - RECEIPT_QUERY) as usize;
+            let Some((_, hash)) = self.included.iter().find(|(m, _)| m == number) else {
+                continue;
+            };
             let request = serde_json::to_vec(&Query::Receipt { hash: *hash }).expect("a query serializes");
-            let id = RECEIPT_QUERY + k as u64;
-            self.receipts.insert(id, *number);
-            let replica = self.config.replicas[k % self.config.replicas.len()];
             let message = Message::Query(WireQuery {
                 id,
                 consistency: Consistency::Local,
                 request: Bytes::from(request),
             })
             .encode();
-            let _ = cx.send_to(replica, message);
+            let _ = cx.send_to(self.config.replicas[(k + round as usize) % n], message);
+        }
+        if round + 1 < VERIFY_ROUNDS && !self.receipts.is_empty() {
+            cx.set_timer(cx.now() + VERIFY_RETRY, ClientTimer::VerifyAgain(round + 1));
         }
     }
 
@@ -444,10 +473,12 @@ impl RegistryClient {
             return;
         };
         if (DIGEST_QUERY..DIGEST_QUERY + self.config.replicas.len() as u64).contains(&id) {
+            let replica = id - DIGEST_QUERY;
             let head = body["head"].as_u64().unwrap_or(0);
             let digest: B256 = serde_json::from_value(body["digest"].clone()).unwrap_or_default();
             let prefix = i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
-            cx.probe(Probe::new("erc_digest", head, prefix));
+            cx.probe(Probe::new("erc_head", replica, head as i64));
+            cx.probe(Probe::new("erc_digest", replica, prefix));
         } else if let Some(number) = self.receipts.remove(&id) {
             cx.probe(Probe::new("erc_receipt", number, i64::from(!body.is_null())));
         }
@@ -479,13 +510,14 @@ impl Protocol for RegistryClient {
     fn on_timer(&mut self, cx: &mut Context<'_, ClientTimer>, timer: ClientTimer) {
         match timer {
             ClientTimer::Next => {
-                if !self.verifying {
+                if cx.now().saturating_since(self.started) < self.config.stop_after {
                     self.submit(cx);
                     cx.set_timer(cx.now() + self.config.interval, ClientTimer::Next);
                 }
             }
             ClientTimer::Overdue(number) => self.overdue(cx, number),
             ClientTimer::Verify => self.verify(cx),
+            ClientTimer::VerifyAgain(round) => self.ask_receipts(cx, round),
         }
     }
 }

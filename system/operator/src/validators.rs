@@ -388,6 +388,32 @@ mod tests {
     }
 
     #[test]
+    fn the_machine_is_list_append_unless_the_file_asks_for_the_registries() {
+        assert_eq!(file(&two("")).unwrap().machine, Machine::ListAppend);
+        let registries = |head: &str| file(&format!("{head}\n{}", two("")));
+        assert_eq!(
+            registries("machine = \"erc8004\"").unwrap().machine,
+            Machine::Erc8004 { chain_id: 8004 }
+        );
+        assert_eq!(
+            registries("machine = \"erc8004\"\nchain_id = 31337").unwrap().machine,
+            Machine::Erc8004 { chain_id: 31337 }
+        );
+        let err = registries("machine = \"evm\"").unwrap_err();
+        assert!(err.starts_with("v.toml:1: machine: \"evm\" is not one"), "{err}");
+        let err = registries("chain_id = 5").unwrap_err();
+        assert!(err.contains("only the erc8004 machine has a chain id"), "{err}");
+        let with_client = format!(
+            "machine = \"erc8004\"\n{}",
+            two(&format!(
+                "[[client]]\nid = 1\nname = \"c.mesh\"\npublic_key = \"{A}\"\n"
+            ))
+        );
+        let err = file(&with_client).unwrap_err();
+        assert!(err.contains("leave out the [[client]] entries"), "{err}");
+    }
+
+    #[test]
     fn a_file_gives_the_set_in_order_and_the_machine_it_names() {
         let v = file(&two(&format!(
             "[[client]]\nid = 9\nname = \"c.mesh\"\npublic_key = \"{A}\"\n"

@@ -986,7 +986,11 @@ impl<M: StateMachine + 'static> Replica<M> {
     /// Something a validator did that an honest one on a bad network might also seem to do:
     /// reported, signed, to every validator (rate-limited).
     fn observe(&mut self, cx: &mut Context<'_, Timer>, accused: ValidatorIndex, reason: Reason) {
-        if accused == self.me {
+        // A report is signed in this replica's epoch at its view: in a view of an epoch it has
+        // not reached (a safety record ahead of a damaged log), the others would check it
+        // against that view's epoch, find the signature of another, and take this replica for
+        // a forger (swarm seed 9737). Such a replica signs nothing, reports included.
+        if accused == self.me || !self.acts_in(self.view) {
             return;
         }
         if reason == Reason::Slow && !self.detector.slow_again(cx.now(), accused) {
@@ -3748,6 +3752,9 @@ impl<M: StateMachine + 'static> Replica<M> {
 impl<M: StateMachine + 'static> Replica<M> {
     /// Submits what a client in this node's process handed over ([`StateMachine::take_local`]).
     fn submit_local(&mut self, cx: &mut Context<'_, Timer>) {
+        if self.halted || self.starting {
+            return;
+        }
         for transaction in self.machine.take_local() {
             let submit = Submit {
                 forwarded: false,

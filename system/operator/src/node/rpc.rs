@@ -6,6 +6,7 @@
 //! client's; their receipts appear once committed.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use erc8004::chain::{Chain, ChainConfig};
@@ -18,15 +19,28 @@ use runtime::WallTime;
 /// refuses ("busy"), rather than hold without bound what consensus has not taken.
 pub(crate) const HANDED_OVER_MAX: usize = 10_000;
 
+/// How long handed-over transactions may wait untaken before the endpoint takes the replica
+/// for not live (starting, replaying its log, or halted) and refuses more.
+pub(crate) const UNTAKEN_MAX: Duration = Duration::from_secs(2);
+
 /// The chain, shared between the replica (which applies blocks to it) and the endpoint.
 #[derive(Clone)]
 pub(crate) struct SharedChain {
     chain: Arc<Mutex<Chain>>,
-    handed_over: Arc<Mutex<Vec<Bytes>>>,
+    handed_over: Arc<Mutex<HandedOver>>,
+    /// The chain id, for checks that need only it (outside the chain's lock).
+    chain_id: u64,
 }
 
-/// `mutex` locked; a lock poisoned by a panic elsewhere is taken back (the chain's calls roll
-/// back on a panic, and the replica halts on one).
+/// Transactions handed over, and when the replica last took them.
+struct HandedOver {
+    transactions: Vec<Bytes>,
+    taken: Instant,
+}
+
+/// `mutex` locked; a lock poisoned by a panic elsewhere is taken back (a registry call rolls
+/// back on a panic; a panic while applying a block ends the node's host thread, and the node
+/// exits).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -39,14 +53,22 @@ impl SharedChain {
                 chain_id,
                 ..ChainConfig::default()
             }))),
-            handed_over: Arc::new(Mutex::new(Vec::new())),
+            handed_over: Arc::new(Mutex::new(HandedOver {
+                transactions: Vec::new(),
+                taken: Instant::now(),
+            })),
+            chain_id,
         }
     }
 }
 
 impl StateMachine for SharedChain {
     fn check(&self, transaction: &[u8]) -> Result<(), String> {
-        lock(&self.chain).check(transaction)
+        // The signature check needs only the chain id: not under the lock the endpoint's
+        // reads hold.
+        SignedCall::decode(transaction, self.chain_id)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 
     fn apply(&mut self, block: BlockInfo, transactions: &[Bytes], checked: &[bool]) -> Vec<Outcome> {
@@ -62,7 +84,9 @@ impl StateMachine for SharedChain {
     }
 
     fn take_local(&mut self) -> Vec<Bytes> {
-        std::mem::take(&mut *lock(&self.handed_over))
+        let mut handed_over = lock(&self.handed_over);
+        handed_over.taken = Instant::now();
+        std::mem::take(&mut handed_over.transactions)
     }
 
     fn query(&self, request: &[u8]) -> Result<Bytes, String> {
@@ -79,12 +103,20 @@ impl RpcNode for SharedChain {
 
     fn submit(&mut self, call: &SignedCall, _now: WallTime) -> Result<(), String> {
         let mut handed_over = lock(&self.handed_over);
-        if handed_over.len() >= HANDED_OVER_MAX {
+        // The replica takes what is handed over on every event it handles while live: one that
+        // has not for a while is starting, replaying its log, or halted.
+        if !handed_over.transactions.is_empty() && handed_over.taken.elapsed() > UNTAKEN_MAX {
+            return Err(format!(
+                "this validator has taken no transaction for {} s (starting, catching up or halted): send to another",
+                handed_over.taken.elapsed().as_secs()
+            ));
+        }
+        if handed_over.transactions.len() >= HANDED_OVER_MAX {
             return Err(format!(
                 "busy: {HANDED_OVER_MAX} transactions wait for consensus to take them; send again shortly"
             ));
         }
-        handed_over.push(Bytes::copy_from_slice(&call.raw));
+        handed_over.transactions.push(Bytes::copy_from_slice(&call.raw));
         Ok(())
     }
 }
