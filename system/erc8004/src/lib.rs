@@ -5,6 +5,7 @@
 //!
 //! - [`abi`]: the registries' functions, events and errors, as the reference contracts
 //!   (version 2.0.0) declare them, and their addresses.
+//! - [`registration`]: the agent registration file an agent's URI points at, read leniently.
 //! - [`registries`]: their state, and a call to them (whole, or reverted without a trace);
 //!   [`identity`], [`reputation`] and [`validation`] hold each registry's functions.
 //! - [`client`]: a simulated agent developer's client of a cluster (consensus client protocol).
@@ -23,6 +24,7 @@ pub mod chain;
 pub mod client;
 pub mod dev;
 pub mod identity;
+pub mod registration;
 pub mod registries;
 pub mod reputation;
 pub mod rpc;
