@@ -19,7 +19,8 @@
 //! The state machine is the list-append store by default; `machine = "erc8004"` (with an
 //! optional `chain_id`, default 8004) makes it the ERC-8004 registries' chain, which takes
 //! signed Ethereum transactions from any account (no `[[client]]` entries then), and which
-//! `hypermesh node --rpc` serves JSON-RPC for.
+//! `hypermesh node --rpc` serves JSON-RPC for. Every validator must name the same machine; a
+//! node's state directory keeps the one it ran and refuses another.
 //!
 //! Every node of the set reads the same file. A validator's key is the Ed25519 key of its
 //! TrustChain leaf (renewals keep it): a node finds its own entry by the name its certificate

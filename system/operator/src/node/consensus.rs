@@ -21,11 +21,13 @@ use std::path::Path;
 
 use hypermesh::consensus::{ed25519_key_from_spki, ConsensusConfig, PublicKey, Replica, ValidatorKey};
 use hypermesh::replication::StateMachine;
+use runtime::durable;
+use runtime_tokio::DirStorage;
 
 use super::enroll::Enrolled;
 use super::identity::Identity;
 use crate::trustchain::Failure;
-use crate::validators::{key_hex, Validators};
+use crate::validators::{key_hex, Machine, Validators};
 
 /// Where a node sits in the validator set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,6 +85,33 @@ pub(crate) fn signing_key(identity: &Identity, state: &Path) -> Result<Validator
     Ok(key)
 }
 
+/// The file in a state directory naming the state machine its consensus log was applied to.
+pub(crate) const MACHINE_FILE: &str = "consensus-machine";
+
+/// Checks that the state directory `state` holds consensus state of `machine`, or none yet (then
+/// records it): a log replayed into another machine (list-append into the registries, or the
+/// registries of another chain id) would give a state no other validator holds, silently.
+pub(crate) fn check_machine(state: &Path, machine: Machine) -> Result<(), Failure> {
+    let named = match machine {
+        Machine::ListAppend => "list-append".to_owned(),
+        Machine::Erc8004 { chain_id } => format!("erc8004 chain_id {chain_id}"),
+    };
+    let mut storage = DirStorage::open(state)?;
+    let stored = durable::load(&mut storage, MACHINE_FILE)
+        .map_err(|e| Failure(format!("{}: reading {MACHINE_FILE}: {e}", state.display())))?;
+    match stored {
+        Some((_, bytes)) if bytes != named.as_bytes() => Err(Failure(format!(
+            "{}: this node's consensus state is of the {} machine, and the validators file asks for {named}: \
+             every validator keeps its machine; start it with the file it ran with, or with a new state directory",
+            state.display(),
+            String::from_utf8_lossy(&bytes)
+        ))),
+        Some(_) => Ok(()),
+        None => durable::save(&mut storage, MACHINE_FILE, 1, named.as_bytes())
+            .map_err(|e| Failure(format!("{}: writing {MACHINE_FILE}: {e}", state.display()))),
+    }
+}
+
 /// The replica of the validator `enrolled` is, from the checked file at `path`, applying
 /// blocks to `machine`.
 pub(crate) fn replica<M: StateMachine + 'static>(
@@ -116,6 +145,7 @@ pub(crate) fn replica<M: StateMachine + 'static>(
             listed.address, enrolled.listen
         )));
     }
+    check_machine(enrolled.state.path(), file.machine)?;
     let set = file.set().map_err(|e| Failure(format!("--validators {shown}: {e}")))?;
     let seat = Seat {
         index,
@@ -131,4 +161,27 @@ pub(crate) fn replica<M: StateMachine + 'static>(
         machine,
     );
     Ok((replica, seat))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_directory_keeps_the_machine_its_log_was_applied_to() {
+        let dir = std::env::temp_dir().join(format!("consensus-machine-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let registries = Machine::Erc8004 { chain_id: 8004 };
+        check_machine(&dir, registries).unwrap();
+        check_machine(&dir, registries).expect("the same machine again");
+        let Failure(why) = check_machine(&dir, Machine::ListAppend).unwrap_err();
+        assert!(
+            why.contains("of the erc8004 chain_id 8004 machine, and the validators file asks for list-append"),
+            "{why}"
+        );
+        let Failure(why) = check_machine(&dir, Machine::Erc8004 { chain_id: 1 }).unwrap_err();
+        assert!(why.contains("asks for erc8004 chain_id 1"), "{why}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
