@@ -13,7 +13,6 @@
 //! are not drawn for this workload (the parser refuses them).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use erc8004::chain::{Chain, ChainConfig, CHAIN_ID_DEFAULT};
@@ -25,10 +24,10 @@ use runtime::host::{BareDatagrams, Host};
 use runtime::{Actor, DetRng, Entropy};
 use simulator::ActorFactory;
 
-use super::consensus::{key_seeds, observed, quiet_from, up_at_end, validator_set, Consensus};
+use super::consensus::{observed, quiet_from, up_at_end, validators_of, Consensus, Validators};
 use super::{FinishedRun, Workload};
 use crate::analysis::Analysis;
-use crate::build::{node_addrs, start_times};
+use crate::build::start_times;
 use crate::scenario::Scenario;
 
 /// Wallets each client holds.
@@ -111,13 +110,12 @@ impl Workload for Erc8004 {
     fn factory(&self, scenario: &Scenario, root: &DetRng) -> Box<dyn ActorFactory> {
         let plan = Consensus::plan(scenario);
         let validators = plan.validators as usize;
-        let peers: Vec<SocketAddr> = (0..validators)
-            .map(|i| node_addrs(i as u32, scenario.nodes[i].family)[0])
-            .collect();
-        let seeds = key_seeds(validators, root);
-        let set = validator_set(&seeds);
-        let mut config = plan.config();
-        config.detection.source_addresses_authentic = true;
+        let Validators {
+            peers,
+            seeds,
+            set,
+            config,
+        } = validators_of(scenario, root);
         let starts = start_times(scenario, root);
         let f = (validators - 1) / 3;
         // Wallet keys from the seed: another seed, other wallets.

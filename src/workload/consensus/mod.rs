@@ -109,15 +109,12 @@ impl Workload for Consensus {
     fn factory(&self, scenario: &Scenario, root: &DetRng) -> Box<dyn ActorFactory> {
         let plan = Self::plan(scenario);
         let validators = plan.validators as usize;
-        let peers: Vec<SocketAddr> = (0..validators)
-            .map(|i| node_addrs(i as u32, scenario.nodes[i].family)[0])
-            .collect();
-        let seeds = key_seeds(validators, root);
-        let set = validator_set(&seeds);
-        let mut config = plan.config();
-        // The simulator delivers a node's messages only from its own addresses (adversaries
-        // change what they send, never where from): an address names its sender.
-        config.detection.source_addresses_authentic = true;
+        let Validators {
+            peers,
+            seeds,
+            set,
+            config,
+        } = validators_of(scenario, root);
         let starts = start_times(scenario, root);
         // With adversaries, clients sign their transactions (the machines apply only those) and
         // believe an outcome once f + 1 replicas gave it: a Byzantine replica could otherwise
@@ -334,8 +331,40 @@ fn committed_txns(probes: &[ProbeRecord], validators: u32) -> u64 {
         .sum()
 }
 
+/// What the validators of a scenario with a `[consensus]` table share, drawn from the seed.
+pub(crate) struct Validators {
+    /// Their addresses, in index order.
+    pub peers: Vec<SocketAddr>,
+    /// Their key seeds.
+    pub seeds: Vec<[u8; 32]>,
+    /// The set of epoch 1.
+    pub set: ValidatorSet,
+    /// The replicas' configuration.
+    pub config: hypermesh::consensus::ConsensusConfig,
+}
+
+/// The validators of `scenario`: addresses, keys from `root`, the set, the configuration.
+pub(crate) fn validators_of(scenario: &Scenario, root: &DetRng) -> Validators {
+    let validators = Consensus::plan(scenario).validators as usize;
+    let peers = (0..validators)
+        .map(|i| node_addrs(i as u32, scenario.nodes[i].family)[0])
+        .collect();
+    let seeds = key_seeds(validators, root);
+    let set = validator_set(&seeds);
+    let mut config = Consensus::plan(scenario).config();
+    // The simulator delivers a node's messages only from its own addresses (adversaries
+    // change what they send, never where from): an address names its sender.
+    config.detection.source_addresses_authentic = true;
+    Validators {
+        peers,
+        seeds,
+        set,
+        config,
+    }
+}
+
 /// Every validator's Ed25519 key seed, drawn from the workload's own stream of the seed.
-pub(crate) fn key_seeds(validators: usize, root: &DetRng) -> Vec<[u8; 32]> {
+fn key_seeds(validators: usize, root: &DetRng) -> Vec<[u8; 32]> {
     let mut rng = root.fork(stream::CONSENSUS);
     (0..validators)
         .map(|_| {
@@ -348,7 +377,7 @@ pub(crate) fn key_seeds(validators: usize, root: &DetRng) -> Vec<[u8; 32]> {
 
 /// The validator set of epoch 1: validator `i` is node `i`, named as its certificate would name
 /// it (`node-{i}.mesh`), with the key of `seeds[i]`.
-pub(crate) fn validator_set(seeds: &[[u8; 32]]) -> ValidatorSet {
+fn validator_set(seeds: &[[u8; 32]]) -> ValidatorSet {
     let validators = seeds
         .iter()
         .enumerate()

@@ -148,7 +148,7 @@ struct State {
     /// The receipts of the blocks kept, by transaction hash.
     receipts: BTreeMap<B256, Receipt>,
     /// Transactions whose nonce is ahead of their sender's next, by (sender, nonce).
-    #[serde(with = "pairs")]
+    #[serde(with = "crate::table::pairs")]
     held: BTreeMap<(Address, u64), Held>,
 }
 
@@ -297,7 +297,7 @@ impl Chain {
         struct Users<'a> {
             registries: &'a RefCell<Registries>,
             nonces: &'a BTreeMap<Address, u64>,
-            #[serde(with = "pairs")]
+            #[serde(with = "crate::table::pairs")]
             held: &'a BTreeMap<(Address, u64), Held>,
             head: u64,
             head_hash: B256,
@@ -634,33 +634,6 @@ impl StateMachine for Chain {
     fn query(&self, request: &[u8]) -> Result<Bytes, String> {
         let query: Query = serde_json::from_slice(request).map_err(|e| format!("the query does not parse: {e}"))?;
         self.answer(&query).map(|v| Bytes::from(v.to_string()))
-    }
-}
-
-/// A map kept as its entries in key order (`[[key, value], …]`): JSON objects key by strings
-/// only.
-mod pairs {
-    use std::collections::BTreeMap;
-
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<S: Serializer, K: Serialize, V: Serialize>(
-        map: &BTreeMap<K, V>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(map.iter())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>, K: Ord + Deserialize<'de>, V: Deserialize<'de>>(
-        deserializer: D,
-    ) -> Result<BTreeMap<K, V>, D::Error> {
-        let entries: Vec<(K, V)> = Vec::deserialize(deserializer)?;
-        let count = entries.len();
-        let map: BTreeMap<K, V> = entries.into_iter().collect();
-        if map.len() != count {
-            return Err(serde::de::Error::custom("a map lists a key twice"));
-        }
-        Ok(map)
     }
 }
 

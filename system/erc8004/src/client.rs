@@ -31,9 +31,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use alloy_primitives::{keccak256, Address, Bytes as EthBytes, B256, U256};
+use alloy_primitives::{keccak256, Bytes as EthBytes, B256, U256};
 use alloy_sol_types::SolCall;
 use bytes::Bytes;
+use hypermesh::consensus::client::agreeing;
 use hypermesh::consensus::{sha256, AnswerKind, Consistency, Digest, Message, Query as WireQuery, Submit};
 use runtime::host::{Context, Protocol};
 use runtime::{Clock, Entropy, Instant, Probe, Probes};
@@ -338,17 +339,7 @@ impl RegistryClient {
             return;
         };
         let answer = (height, kind);
-        let agreeing = match t.answers.iter_mut().find(|(a, _)| *a == answer) {
-            Some((_, replicas)) => {
-                replicas.insert(from);
-                replicas.len()
-            }
-            None => {
-                t.answers.push((answer.clone(), BTreeSet::from([from])));
-                1
-            }
-        };
-        if agreeing < required {
+        if agreeing(&mut t.answers, &answer, from) < required {
             return;
         }
         let t = self.in_flight.remove(&digest).expect("found above");
@@ -482,11 +473,6 @@ impl RegistryClient {
         } else if let Some(number) = self.receipts.remove(&id) {
             cx.probe(Probe::new("erc_receipt", number, i64::from(!body.is_null())));
         }
-    }
-
-    /// The addresses of its wallets.
-    pub fn addresses(&self) -> Vec<Address> {
-        self.wallets.iter().map(|w| w.wallet.address()).collect()
     }
 }
 

@@ -75,7 +75,7 @@ pub fn agent_wallet_digest(chain_id: u64, agent: U256, new_wallet: Address, owne
 
 /// Whether `address` holds code: only the registries do on this chain (every account is an
 /// externally owned one), and none of them takes an ERC-721 or answers ERC-1271.
-pub(crate) fn has_code(address: Address) -> bool {
+pub fn has_code(address: Address) -> bool {
     [IDENTITY_REGISTRY, REPUTATION_REGISTRY, VALIDATION_REGISTRY].contains(&address)
 }
 

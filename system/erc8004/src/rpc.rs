@@ -37,8 +37,8 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::abi::{IDENTITY_REGISTRY, REPUTATION_REGISTRY, VALIDATION_REGISTRY};
 use crate::chain::{Block, Chain, FoundLog, Receipt};
+use crate::identity::has_code;
 use crate::tx::SignedCall;
 pub use crate::wallet::{GAS_LIMIT, GAS_PRICE};
 
@@ -183,8 +183,7 @@ impl<N: RpcNode> RpcService<N> {
                 at_head(&self.node.chain(), params.get(1))?;
                 // The registries run natively, not as EVM code: they answer a one-byte
                 // placeholder (INVALID), so that tools see a contract there; accounts have none.
-                let registry = [IDENTITY_REGISTRY, REPUTATION_REGISTRY, VALIDATION_REGISTRY].contains(&address);
-                Ok(json!(if registry { "0xfe" } else { "0x" }))
+                Ok(json!(if has_code(address) { "0xfe" } else { "0x" }))
             }
             "eth_feeHistory" => {
                 let count: U256 = param(params, 0, "block count")?;

@@ -108,24 +108,45 @@ impl<K: Ord + Clone, V: Clone> Table<K, V> {
     }
 }
 
-/// A table is kept in snapshots as its entries in key order (`[[key, value], …]`: keys may be
-/// tuples, which JSON objects cannot key by); no transaction is ever under way in a snapshot.
+/// A table is kept in snapshots as its entries in key order ([`pairs`]); no transaction is
+/// ever under way in a snapshot.
 impl<K: Ord + Clone + Serialize, V: Clone + Serialize> Serialize for Table<K, V> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         debug_assert!(self.undo.is_empty(), "a snapshot between transactions");
-        serializer.collect_seq(self.map.iter())
+        pairs::serialize(&self.map, serializer)
     }
 }
 
 impl<'de, K: Ord + Clone + Deserialize<'de>, V: Clone + Deserialize<'de>> Deserialize<'de> for Table<K, V> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        pairs::deserialize(deserializer).map(Table::from_map)
+    }
+}
+
+/// A map kept as its entries in key order (`[[key, value], …]`): keys may be tuples, which
+/// JSON objects cannot key by. Reading refuses a key listed twice.
+pub(crate) mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer, K: Serialize, V: Serialize>(
+        map: &BTreeMap<K, V>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, K: Ord + Deserialize<'de>, V: Deserialize<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<K, V>, D::Error> {
         let entries: Vec<(K, V)> = Vec::deserialize(deserializer)?;
         let count = entries.len();
         let map: BTreeMap<K, V> = entries.into_iter().collect();
         if map.len() != count {
-            return Err(serde::de::Error::custom("a table lists a key twice"));
+            return Err(serde::de::Error::custom("a map lists a key twice"));
         }
-        Ok(Table::from_map(map))
+        Ok(map)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Tests of the transactions taken.
 
-use alloy_consensus::{SignableTransaction, TxEnvelope, TxLegacy};
+use alloy_consensus::TxLegacy;
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{address, Bytes, TxKind, U256};
 
@@ -49,8 +49,7 @@ fn what_is_not_a_call_for_this_chain_is_refused_by_name() {
         value: U256::ZERO,
         input: Bytes::new(),
     };
-    let signature = wallet.sign_hash(&tx.signature_hash());
-    let raw = TxEnvelope::from(tx.into_signed(signature)).encoded_2718();
+    let raw = wallet.sign_envelope(tx).encoded_2718();
     assert_eq!(SignedCall::decode(&raw, CHAIN), Err(TransactionError::NoChainId));
     // A contract creation.
     let tx = TxLegacy {
@@ -62,8 +61,7 @@ fn what_is_not_a_call_for_this_chain_is_refused_by_name() {
         value: U256::ZERO,
         input: Bytes::new(),
     };
-    let signature = wallet.sign_hash(&tx.signature_hash());
-    let raw = TxEnvelope::from(tx.into_signed(signature)).encoded_2718();
+    let raw = wallet.sign_envelope(tx).encoded_2718();
     assert_eq!(SignedCall::decode(&raw, CHAIN), Err(TransactionError::Create));
     // Garbage, a truncation, a trailing byte, too large.
     assert!(matches!(

@@ -2,7 +2,7 @@
 //! clients (keys drawn from the seed) and the tests. Signing is k256's; envelopes and hashes are
 //! alloy's.
 
-use alloy_consensus::{SignableTransaction, TxEip1559, TxEip2930, TxEnvelope, TxLegacy};
+use alloy_consensus::{SignableTransaction, Signed, TxEip1559, TxEip2930, TxEnvelope, TxLegacy};
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{keccak256, Address, Bytes, Signature, TxKind, B256, U256};
 use k256::ecdsa::SigningKey;
@@ -90,7 +90,7 @@ impl Wallet {
     /// The raw signed transaction (as `eth_sendRawTransaction` takes it) calling `to` with
     /// `input` at `nonce` on chain `chain_id`.
     pub fn sign_call(&self, envelope: Envelope, chain_id: u64, nonce: u64, to: Address, input: Bytes) -> Bytes {
-        let signed: TxEnvelope = match envelope {
+        let raw = match envelope {
             Envelope::Legacy => {
                 let tx = TxLegacy {
                     chain_id: Some(chain_id),
@@ -101,8 +101,7 @@ impl Wallet {
                     value: U256::ZERO,
                     input,
                 };
-                let signature = self.sign_hash(&tx.signature_hash());
-                tx.into_signed(signature).into()
+                self.sign_envelope(tx)
             }
             Envelope::Eip2930 => {
                 let tx = TxEip2930 {
@@ -115,8 +114,7 @@ impl Wallet {
                     access_list: Default::default(),
                     input,
                 };
-                let signature = self.sign_hash(&tx.signature_hash());
-                tx.into_signed(signature).into()
+                self.sign_envelope(tx)
             }
             Envelope::Eip1559 => {
                 let tx = TxEip1559 {
@@ -130,10 +128,19 @@ impl Wallet {
                     access_list: Default::default(),
                     input,
                 };
-                let signature = self.sign_hash(&tx.signature_hash());
-                tx.into_signed(signature).into()
+                self.sign_envelope(tx)
             }
         };
-        Bytes::from(signed.encoded_2718())
+        Bytes::from(raw.encoded_2718())
+    }
+
+    /// `tx` signed by this wallet, in its EIP-2718 envelope.
+    pub fn sign_envelope<T>(&self, tx: T) -> TxEnvelope
+    where
+        T: SignableTransaction<Signature>,
+        TxEnvelope: From<Signed<T>>,
+    {
+        let signature = self.sign_hash(&tx.signature_hash());
+        tx.into_signed(signature).into()
     }
 }

@@ -351,17 +351,7 @@ impl LoadClient {
             return;
         };
         let answer = (height, kind);
-        let agreeing = match t.answers.iter_mut().find(|(a, _)| *a == answer) {
-            Some((_, from_set)) => {
-                from_set.insert(from);
-                from_set.len()
-            }
-            None => {
-                t.answers.push((answer.clone(), BTreeSet::from([from])));
-                1
-            }
-        };
-        if agreeing >= self.config.answers_required {
+        if agreeing(&mut t.answers, &answer, from) >= self.config.answers_required {
             self.complete(cx, digest, answer.0, answer.1);
         }
     }
@@ -386,6 +376,26 @@ impl LoadClient {
             AnswerKind::Forgotten => cx.probe(Probe::new("info", t.id, 2)),
         }
         cx.probe(Probe::new("latency_ms", t.id, latency));
+    }
+}
+
+/// Records that replica `from` gave `answer` among a transaction's `answers` (each distinct
+/// answer with the replicas that gave it); how many replicas gave that same answer so far. A
+/// client believes an outcome once `f + 1` agree.
+pub fn agreeing<A: PartialEq + Clone>(
+    answers: &mut Vec<(A, BTreeSet<SocketAddr>)>,
+    answer: &A,
+    from: SocketAddr,
+) -> usize {
+    match answers.iter_mut().find(|(a, _)| a == answer) {
+        Some((_, replicas)) => {
+            replicas.insert(from);
+            replicas.len()
+        }
+        None => {
+            answers.push((answer.clone(), BTreeSet::from([from])));
+            1
+        }
     }
 }
 
