@@ -237,10 +237,10 @@ impl RegistryClient {
                 .abi_encode()
             };
             (Action::Register, IDENTITY_REGISTRY, input, None)
-        } else if roll % 5 == 1 && (!others.is_empty() || roll % 13 == 1) {
+        } else if roll % 5 == 1 && (!others.is_empty() || roll % 7 == 1) {
             // Now and then feedback to its own agent, which the registry refuses (self-feedback):
             // a reverted transaction, included with status 0.
-            let agent = match others.is_empty() || roll % 13 == 1 {
+            let agent = match others.is_empty() || roll % 7 == 1 {
                 true => &state.agents[0],
                 false => &others[(roll as usize / 5) % others.len()].1,
             };
