@@ -188,21 +188,7 @@ impl Workload for Erc8004 {
         for r in clients("erc_digest") {
             digests.entry(r.probe.subject).or_default().insert(r.probe.value);
         }
-        let top = heads.values().flatten().max().copied();
-        let at_head: Vec<u64> = heads
-            .iter()
-            .filter(|(_, h)| h.len() == 1 && h.first().copied() == top)
-            .map(|(replica, _)| *replica)
-            .collect();
-        let mut tally: BTreeMap<i64, u64> = BTreeMap::new();
-        for replica in &at_head {
-            if let Some(d) = digests.get(replica).filter(|d| d.len() == 1) {
-                *tally.entry(*d.first().expect("one")).or_default() += 1;
-            }
-        }
-        let common = tally.values().max().copied().unwrap_or(0);
-        let split = digests.values().filter(|d| d.len() > 1).count() as u64;
-        let divergences = at_head.len() as u64 - common + split;
+        let state = StateCheck::judge(&heads, &digests);
         let asked: i64 = clients("erc_receipts_asked").map(|r| r.probe.value).sum();
         let reverted = clients("erc_included").filter(|r| r.probe.value == 0).count() as f64;
         for (name, value) in [
@@ -217,8 +203,8 @@ impl Workload for Erc8004 {
                 agents.values().filter(|n| **n > 1).count() as f64,
             ),
             ("state_replicas_checked", heads.len() as f64),
-            ("state_replicas_at_head", at_head.len() as f64),
-            ("state_divergences", divergences as f64),
+            ("state_replicas_at_head", state.at_head as f64),
+            ("state_divergences", state.divergences as f64),
             ("receipts_checked", count("erc_receipt")),
             ("receipts_unanswered", (asked as f64 - count("erc_receipt")).max(0.0)),
             (
@@ -233,5 +219,104 @@ impl Workload for Erc8004 {
 
     fn plots(&self, _run: &FinishedRun<'_>) -> Vec<Plot> {
         Vec::new()
+    }
+}
+
+/// What the clients' check found of the replicas' states: which replicas stood at the highest head
+/// any replica answered, and how many of the replicas there disagree with the most common digest.
+#[derive(Debug, PartialEq, Eq)]
+struct StateCheck {
+    /// Replicas that answered one head, the highest answered.
+    at_head: u64,
+    /// Replicas at that head whose digest is not the most common one, plus replicas that answered
+    /// different digests to different clients (a replica's state at one head is one state).
+    divergences: u64,
+}
+
+impl StateCheck {
+    /// Judges each replica's answers: `heads` and `digests` hold, per replica, every value any
+    /// client was told.
+    fn judge(heads: &BTreeMap<u64, BTreeSet<i64>>, digests: &BTreeMap<u64, BTreeSet<i64>>) -> StateCheck {
+        let top = heads.values().flatten().max().copied();
+        let at_head: Vec<u64> = heads
+            .iter()
+            .filter(|(_, h)| h.len() == 1 && h.first().copied() == top)
+            .map(|(replica, _)| *replica)
+            .collect();
+        let mut tally: BTreeMap<i64, u64> = BTreeMap::new();
+        for replica in &at_head {
+            if let Some(d) = digests.get(replica).filter(|d| d.len() == 1) {
+                *tally.entry(*d.first().expect("one")).or_default() += 1;
+            }
+        }
+        let common = tally.values().max().copied().unwrap_or(0);
+        let split = digests.values().filter(|d| d.len() > 1).count() as u64;
+        StateCheck {
+            at_head: at_head.len() as u64,
+            divergences: at_head.len() as u64 - common + split,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Per replica, the values the clients were told.
+    fn told(values: &[(u64, &[i64])]) -> BTreeMap<u64, BTreeSet<i64>> {
+        values.iter().map(|(r, v)| (*r, v.iter().copied().collect())).collect()
+    }
+
+    #[test]
+    fn replicas_at_one_head_with_one_digest_agree() {
+        let heads = told(&[(0, &[9]), (1, &[9]), (2, &[9])]);
+        let digests = told(&[(0, &[7]), (1, &[7]), (2, &[7])]);
+        assert_eq!(
+            StateCheck::judge(&heads, &digests),
+            StateCheck {
+                at_head: 3,
+                divergences: 0
+            }
+        );
+    }
+
+    #[test]
+    fn a_replica_with_another_state_at_the_head_is_a_divergence() {
+        let heads = told(&[(0, &[9]), (1, &[9]), (2, &[9])]);
+        let digests = told(&[(0, &[7]), (1, &[5]), (2, &[7])]);
+        assert_eq!(
+            StateCheck::judge(&heads, &digests),
+            StateCheck {
+                at_head: 3,
+                divergences: 1
+            }
+        );
+    }
+
+    #[test]
+    fn a_replica_telling_two_clients_two_states_is_a_divergence() {
+        let heads = told(&[(0, &[9]), (1, &[9])]);
+        let digests = told(&[(0, &[7]), (1, &[7, 5])]);
+        // Replica 1 is not counted in the tally (two digests) and counted as split.
+        assert_eq!(
+            StateCheck::judge(&heads, &digests),
+            StateCheck {
+                at_head: 2,
+                divergences: 2
+            }
+        );
+    }
+
+    #[test]
+    fn a_replica_behind_the_head_is_not_at_it_and_not_judged_divergent() {
+        let heads = told(&[(0, &[9]), (1, &[8]), (2, &[9])]);
+        let digests = told(&[(0, &[7]), (1, &[3]), (2, &[7])]);
+        assert_eq!(
+            StateCheck::judge(&heads, &digests),
+            StateCheck {
+                at_head: 2,
+                divergences: 0
+            }
+        );
     }
 }
