@@ -5,25 +5,38 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use stoq::PacketProtection;
 
+use std::time::Duration;
+
+use runtime_tokio::process_cpu_time;
+
 use crate::stoq_bench::{transfer, Stack, Transfer};
 
 /// `testbed stoq` subcommands.
 #[derive(Subcommand)]
 pub enum StoqCommand {
     /// Moves BYTES over STOQ on [::1] and, in the same run, over raw quinn with the same crypto
-    /// provider and settings; prints both and the ratio. Cases: one connection; one connection
-    /// without packet encryption (both stacks, to separate crypto cost); CONNECTIONS connections
-    /// at once (each its own endpoint pair and threads); one connection with STOQ on the io_uring
-    /// driver instead of the default (epoll) one. Exit 0: measured; 2: a transfer failed.
+    /// provider and settings, PAIRS times each, interleaved (STOQ then quinn, then quinn then
+    /// STOQ, …) so that drift in the machine's load falls on both. Per case: the median of the
+    /// pairwise ratios with their min and max, each stack's median rate, and each stack's CPU
+    /// (user + system seconds per GiB moved, from the process's own accounting). Cases: one
+    /// connection; one connection without packet encryption (both stacks, to separate crypto
+    /// cost); CONNECTIONS connections at once (each its own endpoint pair and threads); one
+    /// connection with STOQ on the io_uring driver, beside quinn and beside STOQ on the default
+    /// (epoll) driver. Exit 0: measured; 2: a transfer failed.
     Bench {
-        /// Total bytes per case, with an optional unit: 1GiB, 256MiB, 4096.
+        /// Total bytes per transfer, with an optional unit: 1GiB, 256MiB, 4096.
         #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
         bytes: u64,
         /// Connections in the multi-connection case.
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(2..=64))]
         connections: u16,
-        /// One JSON line per case: case, stoq_mib_s, quinn_mib_s, ratio (and bytes, connections,
-        /// stoq_s, quinn_s).
+        /// Transfers per stack per case (at least 5: fewer cannot tell a gap from noise).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(5..=1000))]
+        pairs: u16,
+        /// One JSON line per case: case, stoq_mib_s, quinn_mib_s, ratio (the median), ratio_min,
+        /// ratio_max, stoq_cpu_s_per_gib, quinn_cpu_s_per_gib, verdict, pairs, bytes,
+        /// connections; the io_uring case adds default_mib_s, default_cpu_s_per_gib and
+        /// driver_ratio (io_uring ÷ default) with driver_ratio_min and driver_ratio_max.
         #[arg(long)]
         json: bool,
     },
@@ -56,84 +69,230 @@ pub fn run(command: StoqCommand) -> ExitCode {
         StoqCommand::Bench {
             bytes,
             connections,
+            pairs,
             json,
-        } => bench(bytes, usize::from(connections), json),
+        } => bench(bytes, usize::from(connections), usize::from(pairs), json),
     }
 }
 
-fn bench(bytes: u64, connections: usize, json: bool) -> ExitCode {
+/// One case of the bench: the stacks it runs in rotation, the first being the STOQ under test
+/// and the second quinn; a third, when present, is STOQ on the default driver (the io_uring case).
+struct Case {
+    name: String,
+    connections: usize,
+    protection: PacketProtection,
+    stacks: Vec<Stack>,
+}
+
+/// One transfer and what it cost.
+#[derive(Clone, Debug)]
+struct Sample {
+    transfer: Transfer,
+    /// User + system CPU of the whole process over the transfer (both endpoints' threads).
+    cpu: Duration,
+}
+
+fn sample(stack: Stack, case: &Case, bytes: u64) -> Result<Sample, String> {
+    let cpu = || process_cpu_time().map_err(|e| format!("reading the process's CPU time: {e}"));
+    let before = cpu()?;
+    let transfer = transfer(stack, bytes, case.connections, case.protection)?;
+    Ok(Sample {
+        transfer,
+        cpu: cpu()? - before,
+    })
+}
+
+/// Runs `case` for `pairs` rounds, each round every stack once, starting one stack later each
+/// round (A B, B A, …). Returns each stack's samples, in round order.
+fn rounds(case: &Case, bytes: u64, pairs: usize) -> Result<Vec<Vec<Sample>>, String> {
+    let n = case.stacks.len();
+    let mut samples = vec![Vec::with_capacity(pairs); n];
+    for round in 0..pairs {
+        for k in 0..n {
+            let i = (round + k) % n;
+            let stack = case.stacks[i];
+            let s = sample(stack, case, bytes).map_err(|e| format!("{}: {stack:?} transfer failed: {e}", case.name))?;
+            samples[i].push(s);
+        }
+    }
+    Ok(samples)
+}
+
+/// The median, least and greatest of some figures.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Spread {
+    /// Of a non-empty list (an even count's median is the mean of the middle two).
+    fn of(values: &[f64]) -> Spread {
+        assert!(!values.is_empty(), "a spread of no figures");
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        let mid = v.len() / 2;
+        let median = if v.len() % 2 == 1 {
+            v[mid]
+        } else {
+            (v[mid - 1] + v[mid]) / 2.0
+        };
+        Spread {
+            median,
+            min: v[0],
+            max: v[v.len() - 1],
+        }
+    }
+
+    /// Which side every pair fell on: `ahead` when every ratio is above 1, `behind` when every one
+    /// is below, otherwise `undecided` (the pairs disagree, so the gap is within the noise).
+    fn verdict(&self, ahead: &'static str, behind: &'static str) -> &'static str {
+        if self.min > 1.0 {
+            ahead
+        } else if self.max < 1.0 {
+            behind
+        } else {
+            "undecided"
+        }
+    }
+}
+
+/// Pairwise ratios of rates, round by round.
+fn ratios(a: &[Sample], b: &[Sample]) -> Spread {
+    let r: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .map(|(a, b)| a.transfer.mib_s() / b.transfer.mib_s())
+        .collect();
+    Spread::of(&r)
+}
+
+fn median_rate(samples: &[Sample]) -> f64 {
+    Spread::of(&samples.iter().map(|s| s.transfer.mib_s()).collect::<Vec<_>>()).median
+}
+
+/// CPU seconds per GiB moved, over all of a stack's transfers.
+fn cpu_per_gib(samples: &[Sample]) -> f64 {
+    let cpu: f64 = samples.iter().map(|s| s.cpu.as_secs_f64()).sum();
+    let gib: f64 = samples.iter().map(|s| s.transfer.bytes as f64).sum::<f64>() / (1u64 << 30) as f64;
+    cpu / gib
+}
+
+fn bench(bytes: u64, connections: usize, pairs: usize, json: bool) -> ExitCode {
+    let case = |name: &str, connections, protection, stacks: &[Stack]| Case {
+        name: name.to_string(),
+        connections,
+        protection,
+        stacks: stacks.to_vec(),
+    };
     let cases = [
-        ("one_connection", 1, PacketProtection::Encrypted, Stack::Stoq),
-        (
+        case(
+            "one_connection",
+            1,
+            PacketProtection::Encrypted,
+            &[Stack::Stoq, Stack::Quinn],
+        ),
+        case(
             "one_connection_plaintext",
             1,
             PacketProtection::PlaintextForBenchmarks,
-            Stack::Stoq,
+            &[Stack::Stoq, Stack::Quinn],
         ),
-        ("connections", connections, PacketProtection::Encrypted, Stack::Stoq),
-        (
+        case(
+            &format!("{connections}_connections"),
+            connections,
+            PacketProtection::Encrypted,
+            &[Stack::Stoq, Stack::Quinn],
+        ),
+        case(
             "one_connection_io_uring",
             1,
             PacketProtection::Encrypted,
-            Stack::StoqUring,
+            &[Stack::StoqUring, Stack::Quinn, Stack::Stoq],
         ),
     ];
     if !json {
+        println!("{pairs} transfers of {bytes} bytes per stack per case, interleaved; ratio = STOQ ÷ quinn");
         println!(
-            "{:<28} {:>12} {:>12} {:>8}",
-            "case", "STOQ MiB/s", "quinn MiB/s", "ratio"
+            "{:<26} {:>11} {:>11} {:>22} {:>11} {:>11}  verdict",
+            "case", "STOQ MiB/s", "quinn MiB/s", "ratio median [min-max]", "STOQ s/GiB", "quinn s/GiB"
         );
     }
-    for (name, conns, protection, stoq_stack) in cases {
-        let case = if name == "connections" {
-            format!("{conns}_connections")
-        } else {
-            name.to_string()
-        };
-        let measure = |stack| transfer(stack, bytes, conns, protection);
-        let (stoq, quinn) = match (measure(stoq_stack), measure(Stack::Quinn)) {
-            (Ok(s), Ok(q)) => (s, q),
-            (Err(e), _) => {
-                eprintln!("error: {case}: STOQ transfer failed: {e}");
-                return ExitCode::from(2);
-            }
-            (_, Err(e)) => {
-                eprintln!("error: {case}: quinn transfer failed: {e}");
+    for case in &cases {
+        let samples = match rounds(case, bytes, pairs) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
                 return ExitCode::from(2);
             }
         };
-        print_case(&case, conns, &stoq, &quinn, json);
+        print_case(case, &samples, pairs, bytes, json);
     }
     ExitCode::SUCCESS
 }
 
-fn print_case(case: &str, connections: usize, stoq: &Transfer, quinn: &Transfer, json: bool) {
-    let ratio = stoq.mib_s() / quinn.mib_s();
+fn print_case(case: &Case, samples: &[Vec<Sample>], pairs: usize, bytes: u64, json: bool) {
+    let (stoq, quinn) = (&samples[0], &samples[1]);
+    let ratio = ratios(stoq, quinn);
+    let verdict = ratio.verdict("stoq_faster", "quinn_faster");
+    let default_driver = samples.get(2);
     if json {
-        let line = serde_json::json!({
-            "case": case,
-            "stoq_mib_s": round2(stoq.mib_s()),
-            "quinn_mib_s": round2(quinn.mib_s()),
-            "ratio": (ratio * 1000.0).round() / 1000.0,
-            "bytes": stoq.bytes,
-            "connections": connections,
-            "stoq_s": stoq.elapsed.as_secs_f64(),
-            "quinn_s": quinn.elapsed.as_secs_f64(),
+        let mut line = serde_json::json!({
+            "case": case.name,
+            "stoq_mib_s": round2(median_rate(stoq)),
+            "quinn_mib_s": round2(median_rate(quinn)),
+            "ratio": round3(ratio.median),
+            "ratio_min": round3(ratio.min),
+            "ratio_max": round3(ratio.max),
+            "stoq_cpu_s_per_gib": round3(cpu_per_gib(stoq)),
+            "quinn_cpu_s_per_gib": round3(cpu_per_gib(quinn)),
+            "verdict": verdict,
+            "pairs": pairs,
+            "bytes": bytes,
+            "connections": case.connections,
         });
+        if let Some(default) = default_driver {
+            let driver = ratios(stoq, default);
+            line["default_mib_s"] = round2(median_rate(default)).into();
+            line["default_cpu_s_per_gib"] = round3(cpu_per_gib(default)).into();
+            line["driver_ratio"] = round3(driver.median).into();
+            line["driver_ratio_min"] = round3(driver.min).into();
+            line["driver_ratio_max"] = round3(driver.max).into();
+        }
         println!("{line}");
     } else {
         println!(
-            "{:<28} {:>12.1} {:>12.1} {:>8.3}",
-            case,
-            stoq.mib_s(),
-            quinn.mib_s(),
-            ratio
+            "{:<26} {:>11.1} {:>11.1} {:>22} {:>11.3} {:>11.3}  {verdict}",
+            case.name,
+            median_rate(stoq),
+            median_rate(quinn),
+            format!("{:.3} [{:.3}-{:.3}]", ratio.median, ratio.min, ratio.max),
+            cpu_per_gib(stoq),
+            cpu_per_gib(quinn),
         );
+        if let Some(default) = default_driver {
+            let driver = ratios(stoq, default);
+            println!(
+                "{:<26} {:>11.1} {:>11} {:>22} {:>11.3} {:>11}  {}",
+                "  io_uring ÷ default",
+                median_rate(default),
+                "",
+                format!("{:.3} [{:.3}-{:.3}]", driver.median, driver.min, driver.max),
+                cpu_per_gib(default),
+                "",
+                driver.verdict("io_uring_faster", "default_faster"),
+            );
+        }
     }
 }
 
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]
@@ -148,5 +307,15 @@ mod tests {
         assert!(parse_bytes("1GB").unwrap_err().contains("unknown unit `GB`"));
         assert!(parse_bytes("lots").is_err());
         assert!(parse_bytes("0").is_err());
+    }
+
+    #[test]
+    fn a_spread_takes_the_middle_and_a_verdict_needs_every_pair() {
+        let odd = Spread::of(&[1.2, 0.9, 1.1]);
+        assert_eq!((odd.median, odd.min, odd.max), (1.1, 0.9, 1.2));
+        assert_eq!(odd.verdict("a", "b"), "undecided");
+        assert_eq!(Spread::of(&[1.0, 3.0, 2.0, 4.0]).median, 2.5);
+        assert_eq!(Spread::of(&[1.01, 1.3]).verdict("a", "b"), "a");
+        assert_eq!(Spread::of(&[0.99, 0.5]).verdict("a", "b"), "b");
     }
 }

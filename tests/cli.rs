@@ -543,8 +543,8 @@ fn a_stoq_run_repeats_bit_for_bit_across_processes() {
 }
 
 #[test]
-fn stoq_bench_prints_one_json_line_per_case_with_both_stacks_and_the_ratio() {
-    let out = testbed(&["stoq", "bench", "--bytes", "8MiB", "--json"]);
+fn stoq_bench_prints_one_json_line_per_case_with_both_stacks_the_pairwise_ratios_and_cpu() {
+    let out = testbed(&["stoq", "bench", "--bytes", "4MiB", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -560,16 +560,35 @@ fn stoq_bench_prints_one_json_line_per_case_with_both_stacks_and_the_ratio() {
             "one_connection_io_uring"
         ]
     );
+    let f = |l: &serde_json::Value, k: &str| l[k].as_f64().unwrap_or_else(|| panic!("{k} in {l}"));
     for l in &lines {
-        let (stoq, quinn, ratio) = (
-            l["stoq_mib_s"].as_f64().unwrap(),
-            l["quinn_mib_s"].as_f64().unwrap(),
-            l["ratio"].as_f64().unwrap(),
+        assert!(f(l, "stoq_mib_s") > 0.0 && f(l, "quinn_mib_s") > 0.0, "{l}");
+        // The ratio is the median of five pairs, so it lies within them.
+        assert!(
+            f(l, "ratio_min") <= f(l, "ratio") && f(l, "ratio") <= f(l, "ratio_max"),
+            "{l}"
         );
-        assert!(stoq > 0.0 && quinn > 0.0, "{l}");
-        assert!((ratio - stoq / quinn).abs() < 0.01, "{l}");
-        assert_eq!(l["bytes"].as_u64(), Some(8 << 20));
+        assert!(
+            f(l, "stoq_cpu_s_per_gib") > 0.0 && f(l, "quinn_cpu_s_per_gib") > 0.0,
+            "{l}"
+        );
+        let verdict = l["verdict"].as_str().unwrap();
+        assert!(["stoq_faster", "quinn_faster", "undecided"].contains(&verdict), "{l}");
+        assert_eq!(l["pairs"].as_u64(), Some(5));
+        assert_eq!(l["bytes"].as_u64(), Some(4 << 20));
     }
+    let uring = &lines[3];
+    assert!(
+        f(uring, "default_mib_s") > 0.0 && f(uring, "default_cpu_s_per_gib") > 0.0,
+        "{uring}"
+    );
+    assert!(
+        f(uring, "driver_ratio_min") <= f(uring, "driver_ratio")
+            && f(uring, "driver_ratio") <= f(uring, "driver_ratio_max")
+    );
+    let few = testbed(&["stoq", "bench", "--pairs", "4"]);
+    assert_eq!(few.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&few.stderr).contains("--pairs"));
     let bad = testbed(&["stoq", "bench", "--bytes", "1GB"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown unit `GB`"));

@@ -16,6 +16,7 @@
 
 mod clock;
 mod cluster;
+mod cpu;
 mod driver;
 mod env;
 mod error;
@@ -32,6 +33,7 @@ mod udp;
 mod uring;
 
 pub use cluster::{ClusterOutcome, LocalCluster};
+pub use cpu::process_cpu_time;
 pub use driver::{drive, NodeStats, RECV_BUFFER_BYTES};
 pub use env::{NodeSpec, RealEnv, SocketBuffers, SOCKET_BUFFER_BYTES_DEFAULT};
 pub use error::BackendError;
