@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use runtime::{Actor, Env};
 use runtime_tokio::NodeSpec;
 use stoq::{BulkId, Credentials, Endpoint, Event, PacketProtection, QuicSetup, StoqConfig, Trust};
@@ -260,6 +260,12 @@ impl Actor for BulkSink {
         }
         self.drain();
     }
+    fn on_datagram_owned(&mut self, env: &mut dyn Env, from: SocketAddr, payload: BytesMut) {
+        if let Some(ep) = self.endpoint.as_mut() {
+            ep.handle_datagram_owned(env, from, payload);
+        }
+        self.drain();
+    }
     fn on_timer(&mut self, env: &mut dyn Env, token: u64) {
         if let Some(ep) = self.endpoint.as_mut() {
             ep.handle_timer(env, token);
@@ -336,6 +342,12 @@ impl Actor for BulkSource {
     fn on_datagram(&mut self, env: &mut dyn Env, from: SocketAddr, payload: Bytes) {
         if let Some(ep) = self.endpoint.as_mut() {
             ep.handle_datagram(env, from, payload);
+        }
+        self.drain(env);
+    }
+    fn on_datagram_owned(&mut self, env: &mut dyn Env, from: SocketAddr, payload: BytesMut) {
+        if let Some(ep) = self.endpoint.as_mut() {
+            ep.handle_datagram_owned(env, from, payload);
         }
         self.drain(env);
     }

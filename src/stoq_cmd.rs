@@ -33,6 +33,10 @@ pub enum StoqCommand {
         /// Transfers per stack per case (at least 5: fewer cannot tell a gap from noise).
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(5..=1000))]
         pairs: u16,
+        /// Runs only these cases (by name, as printed; repeat or separate with commas), for a
+        /// profile of one of them.
+        #[arg(long = "case", value_delimiter = ',')]
+        cases: Vec<String>,
         /// One JSON line per case: case, stoq_mib_s, quinn_mib_s, ratio (the median), ratio_min,
         /// ratio_max, stoq_cpu_s_per_gib, quinn_cpu_s_per_gib, verdict, pairs, bytes,
         /// connections; the io_uring case adds default_mib_s, default_cpu_s_per_gib and
@@ -70,8 +74,9 @@ pub fn run(command: StoqCommand) -> ExitCode {
             bytes,
             connections,
             pairs,
+            cases,
             json,
-        } => bench(bytes, usize::from(connections), usize::from(pairs), json),
+        } => bench(bytes, usize::from(connections), usize::from(pairs), &cases, json),
     }
 }
 
@@ -179,7 +184,7 @@ fn cpu_per_gib(samples: &[Sample]) -> f64 {
     cpu / gib
 }
 
-fn bench(bytes: u64, connections: usize, pairs: usize, json: bool) -> ExitCode {
+fn bench(bytes: u64, connections: usize, pairs: usize, only: &[String], json: bool) -> ExitCode {
     let case = |name: &str, connections, protection, stacks: &[Stack]| Case {
         name: name.to_string(),
         connections,
@@ -212,6 +217,12 @@ fn bench(bytes: u64, connections: usize, pairs: usize, json: bool) -> ExitCode {
             &[Stack::StoqUring, Stack::Quinn, Stack::Stoq],
         ),
     ];
+    if let Some(unknown) = only.iter().find(|name| !cases.iter().any(|c| &c.name == *name)) {
+        let names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
+        eprintln!("error: --case {unknown}: no such case (cases: {})", names.join(", "));
+        return ExitCode::from(2);
+    }
+    let cases: Vec<&Case> = cases.iter().filter(|c| only.is_empty() || only.contains(&c.name)).collect();
     if !json {
         println!("{pairs} transfers of {bytes} bytes per stack per case, interleaved; ratio = STOQ ÷ quinn");
         println!(
@@ -219,7 +230,7 @@ fn bench(bytes: u64, connections: usize, pairs: usize, json: bool) -> ExitCode {
             "case", "STOQ MiB/s", "quinn MiB/s", "ratio median [min-max]", "STOQ s/GiB", "quinn s/GiB"
         );
     }
-    for case in &cases {
+    for case in cases {
         let samples = match rounds(case, bytes, pairs) {
             Ok(s) => s,
             Err(e) => {

@@ -4,7 +4,7 @@ use std::future::pending;
 use std::io;
 use std::net::SocketAddr;
 
-use bytes::Bytes;
+use bytes::BytesMut;
 use runtime::{Actor, Clock};
 use tokio::sync::watch;
 
@@ -23,7 +23,7 @@ const DRAIN_ROUNDS_MAX: usize = 16;
 /// What a driver did before it was shut down.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeStats {
-    /// Datagrams handed to `on_datagram`.
+    /// Datagrams handed to the actor (`on_datagram_owned`).
     pub datagrams_received: u64,
     /// Timers handed to `on_timer`.
     pub timers_fired: u64,
@@ -45,7 +45,7 @@ enum Wake {
 /// Runs `actor` on `env` until `shutdown` holds `true` or its sender is dropped.
 ///
 /// Calls `on_start` first, then one event per iteration: a batch of datagrams from one of the
-/// node's sockets (each handed to `on_datagram` in turn), or the earliest due timer. What the
+/// node's sockets (each handed to `on_datagram_owned` in turn), or the earliest due timer. What the
 /// actor sends during a callback is written after it returns (segmented sends in one system
 /// call), waiting for the socket if its send buffer is full. Both waits are raced fairly (tokio's `select!` starts from
 /// a random branch), so a flood of datagrams cannot starve timers nor a stream of past-due timers
@@ -58,7 +58,7 @@ pub async fn drive<A: Actor + ?Sized>(
     shutdown: &mut watch::Receiver<bool>,
 ) -> NodeStats {
     let mut stats = NodeStats::default();
-    let mut batch: Vec<(SocketAddr, Bytes)> = Vec::new();
+    let mut batch: Vec<(SocketAddr, BytesMut)> = Vec::new();
     actor.on_start(env);
     env.sockets.flush().await;
     loop {
@@ -119,9 +119,12 @@ pub async fn drive<A: Actor + ?Sized>(
                         // "More follow" holds within groups of DEFER_DATAGRAMS_MAX, so an actor
                         // deferring per-batch work (a QUIC receiver's acknowledgements) never
                         // holds it back behind a whole GRO-sized batch.
+                        if i % DEFER_DATAGRAMS_MAX == 0 {
+                            env.freeze_clocks();
+                        }
                         let group_ends = (i + 1) % DEFER_DATAGRAMS_MAX == 0;
                         env.batch_remaining = if group_ends { 0 } else { count - i - 1 };
-                        actor.on_datagram(env, from, payload);
+                        actor.on_datagram_owned(env, from, payload);
                         // What a group's end produced (acknowledgements, above all) leaves now,
                         // not after the rest of a long batch.
                         if env.batch_remaining == 0 {
@@ -129,6 +132,7 @@ pub async fn drive<A: Actor + ?Sized>(
                         }
                     }
                     env.batch_remaining = 0;
+                    env.thaw_clocks();
                 }
             }
             Wake::Datagrams(Err(e)) => {

@@ -81,6 +81,10 @@ pub struct RealEnv {
     probes: Option<ProbeSender>,
     /// Datagrams of the current receive batch still to be handed over (set by the driver).
     pub(crate) batch_remaining: usize,
+    /// The clocks as read once when a group of received datagrams is handed over: the time the
+    /// group arrived, as quinn takes one `now` per receive batch. Reading the host's clocks per
+    /// datagram cost about 2 % of a bulk receiver's CPU.
+    frozen: Option<(Instant, WallTime)>,
 }
 
 impl RealEnv {
@@ -100,6 +104,7 @@ impl RealEnv {
             storage,
             probes: None,
             batch_remaining: 0,
+            frozen: None,
         })
     }
 
@@ -136,6 +141,16 @@ impl RealEnv {
         self.timers.len()
     }
 
+    /// Reads the clocks once; until [`RealEnv::thaw_clocks`], the actor sees that reading.
+    pub(crate) fn freeze_clocks(&mut self) {
+        self.frozen = Some((self.clock.now(), self.clock.wall_now()));
+    }
+
+    /// The actor sees the host's clocks again.
+    pub(crate) fn thaw_clocks(&mut self) {
+        self.frozen = None;
+    }
+
     /// Each socket's buffers as the OS reports them.
     pub fn socket_buffers(&self) -> io::Result<Vec<SocketBuffers>> {
         self.sockets.buffers()
@@ -157,11 +172,17 @@ fn os_seed() -> Result<u64, BackendError> {
 
 impl Clock for RealEnv {
     fn now(&self) -> Instant {
-        self.clock.now()
+        match self.frozen {
+            Some((now, _)) => now,
+            None => self.clock.now(),
+        }
     }
 
     fn wall_now(&self) -> WallTime {
-        self.clock.wall_now()
+        match self.frozen {
+            Some((_, wall)) => wall,
+            None => self.clock.wall_now(),
+        }
     }
 }
 

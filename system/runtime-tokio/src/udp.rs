@@ -12,7 +12,7 @@ use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState, BATCH_SIZE};
 use runtime::{AddressFamily, SendError, MAX_DATAGRAM_BYTES};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
@@ -265,12 +265,12 @@ impl Sockets {
 
     /// Receives what one socket has (up to `BATCH_SIZE` messages, each possibly a GRO batch),
     /// appending each datagram with its sender to `out`.
-    pub(crate) async fn recv(&mut self, out: &mut Vec<(SocketAddr, Bytes)>) -> io::Result<()> {
+    pub(crate) async fn recv(&mut self, out: &mut Vec<(SocketAddr, BytesMut)>) -> io::Result<()> {
         poll_fn(|cx| self.poll_recv(cx, out)).await
     }
 
     /// Receives without waiting: `Ok(false)` if no socket has anything now.
-    pub(crate) fn try_recv(&mut self, out: &mut Vec<(SocketAddr, Bytes)>) -> io::Result<bool> {
+    pub(crate) fn try_recv(&mut self, out: &mut Vec<(SocketAddr, BytesMut)>) -> io::Result<bool> {
         let count = self.bound.len();
         for i in 0..count {
             let idx = (self.next_poll + i) % count;
@@ -287,7 +287,7 @@ impl Sockets {
         Ok(false)
     }
 
-    fn poll_recv(&mut self, cx: &mut Context<'_>, out: &mut Vec<(SocketAddr, Bytes)>) -> Poll<io::Result<()>> {
+    fn poll_recv(&mut self, cx: &mut Context<'_>, out: &mut Vec<(SocketAddr, BytesMut)>) -> Poll<io::Result<()>> {
         let count = self.bound.len();
         for i in 0..count {
             let idx = (self.next_poll + i) % count;
@@ -315,9 +315,10 @@ impl Sockets {
     }
 }
 
-/// One `recvmmsg` on `bound` into `buf`, each datagram (GRO batches split at their stride)
-/// copied out once into its own `Bytes`.
-fn recv_into(bound: &Bound, buf: &mut [u8], out: &mut Vec<(SocketAddr, Bytes)>) -> io::Result<()> {
+/// One `recvmmsg` on `bound` into `buf`. Each message (a datagram, or a GRO run of them) is
+/// copied out once, as quinn does, and its datagrams handed on as views of that copy (split at
+/// the run's stride), so a run costs one allocation rather than one per datagram.
+fn recv_into(bound: &Bound, buf: &mut [u8], out: &mut Vec<(SocketAddr, BytesMut)>) -> io::Result<()> {
     let mut metas = [RecvMeta::default(); BATCH_SIZE];
     let mut slices = buf.chunks_mut(RECV_MESSAGE_BYTES).map(IoSliceMut::new);
     let mut iovs: [IoSliceMut<'_>; BATCH_SIZE] =
@@ -325,8 +326,10 @@ fn recv_into(bound: &Bound, buf: &mut [u8], out: &mut Vec<(SocketAddr, Bytes)>) 
     let messages = bound.state.recv((&bound.socket).into(), &mut iovs, &mut metas)?;
     for (meta, buf) in metas.iter().zip(iovs.iter()).take(messages) {
         let stride = meta.stride.max(1);
-        for datagram in buf[..meta.len].chunks(stride) {
-            out.push((meta.addr, Bytes::copy_from_slice(datagram)));
+        let mut run = BytesMut::from(&buf[..meta.len]);
+        while !run.is_empty() {
+            let datagram = run.split_to(stride.min(run.len()));
+            out.push((meta.addr, datagram));
         }
     }
     Ok(())

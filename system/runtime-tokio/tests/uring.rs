@@ -1,5 +1,6 @@
-//! The io_uring driver under the same actor contract as the default one: datagrams both ways,
-//! segmented sends split into datagrams, timers, shutdown.
+//! The io_uring driver and the default one under the same actor contract: datagrams both ways,
+//! segmented sends split into datagrams (each handed over whole, as its own view of a GRO run
+//! or as a copy), timers, shutdown.
 
 // A test (or bench) of real processes and sockets: it reads the OS clock and starts threads.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -8,9 +9,9 @@ use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use runtime::{Actor, Env, Instant};
-use runtime_tokio::{run_node_uring, NodeSpec};
+use runtime_tokio::{run_node, run_node_uring, BackendError, NodeSpec, NodeStats};
 use tokio::sync::watch;
 
 /// Node 0 sends `count` datagrams to node 1 (half of them as one segmented send) and a timer
@@ -29,8 +30,9 @@ impl Actor for Echo {
             for i in 0..self.count / 2 {
                 env.send_to(peer, Bytes::from(vec![i as u8; 100])).unwrap();
             }
-            // The other half as one run of equal-size datagrams.
-            let run = Bytes::from(vec![7u8; 100 * (self.count / 2)]);
+            // The other half as one run of equal-size datagrams, each its own byte value.
+            let run: Vec<u8> = (0..self.count / 2).flat_map(|i| vec![100 + i as u8; 100]).collect();
+            let run = Bytes::from(run);
             env.send_segments(peer, run, 100).unwrap();
             env.set_timer(env.now() + Duration::from_millis(10), 1);
         }
@@ -41,8 +43,20 @@ impl Actor for Echo {
             return;
         }
         assert_eq!(payload.len(), 100);
+        assert!(
+            payload.iter().all(|b| *b == payload[0]),
+            "a datagram cut across a run's segments"
+        );
         self.got += 1;
         self.maybe_report();
+    }
+    fn on_datagram_owned(&mut self, env: &mut dyn Env, from: SocketAddr, payload: BytesMut) {
+        // The echo sends the view itself back; the client takes the default (a copy).
+        if self.peer.is_none() {
+            env.send_to(from, payload.freeze()).unwrap();
+        } else {
+            self.on_datagram(env, from, payload.freeze());
+        }
     }
     fn on_timer(&mut self, env: &mut dyn Env, _token: u64) {
         self.ticks += 1;
@@ -64,19 +78,52 @@ impl Echo {
     }
 }
 
+/// Builds a node's actor once its addresses are bound.
+type Make = Box<dyn FnOnce(&[SocketAddr]) -> Box<dyn Actor + Send> + Send>;
+
+/// Runs one node on a driver until told to stop.
+type Run = fn(usize, &NodeSpec, Make, watch::Receiver<bool>) -> Result<NodeStats, BackendError>;
+
+fn uring(
+    node: usize,
+    spec: &NodeSpec,
+    make: Make,
+    stop: watch::Receiver<bool>,
+) -> Result<NodeStats, BackendError> {
+    run_node_uring(node, spec, make, stop, None)
+}
+
+fn default(
+    node: usize,
+    spec: &NodeSpec,
+    make: Make,
+    stop: watch::Receiver<bool>,
+) -> Result<NodeStats, BackendError> {
+    run_node(node, spec, make, stop, None)
+}
+
 #[test]
 fn datagrams_segments_and_timers_work_on_the_io_uring_driver() {
-    let dir = std::env::temp_dir().join(format!("uring-test-{}", std::process::id()));
+    echo_over(uring, "uring");
+}
+
+#[test]
+fn datagrams_segments_and_timers_work_on_the_default_driver() {
+    echo_over(default, "default");
+}
+
+fn echo_over(run: Run, name: &str) {
+    let dir = std::env::temp_dir().join(format!("{name}-driver-test-{}", std::process::id()));
     let spec = NodeSpec::new(vec!["[::1]:0".parse().unwrap()], &dir);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (addr_tx, addr_rx) = mpsc::channel();
     let echo_spec = spec.clone();
     let echo_stop = stop_rx.clone();
     let echo = std::thread::spawn(move || {
-        run_node_uring(
+        run(
             0,
             &echo_spec,
-            move |addrs| {
+            Box::new(move |addrs: &[SocketAddr]| -> Box<dyn Actor + Send> {
                 addr_tx.send(addrs[0]).unwrap();
                 Box::new(Echo {
                     peer: None,
@@ -85,18 +132,17 @@ fn datagrams_segments_and_timers_work_on_the_io_uring_driver() {
                     ticks: 0,
                     report: None,
                 })
-            },
+            }),
             echo_stop,
-            None,
         )
     });
     let echo_addr = addr_rx.recv_timeout(Duration::from_secs(5)).unwrap();
     let (report_tx, report_rx) = mpsc::channel();
     let client = std::thread::spawn(move || {
-        run_node_uring(
+        run(
             1,
             &spec,
-            move |_| {
+            Box::new(move |_: &[SocketAddr]| -> Box<dyn Actor + Send> {
                 Box::new(Echo {
                     peer: Some(echo_addr),
                     got: 0,
@@ -104,9 +150,8 @@ fn datagrams_segments_and_timers_work_on_the_io_uring_driver() {
                     ticks: 0,
                     report: Some(report_tx),
                 })
-            },
+            }),
             stop_rx,
-            None,
         )
     });
     let outcome = report_rx.recv_timeout(Duration::from_secs(10));

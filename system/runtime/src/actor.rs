@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::{Entropy, Instant, Probe, SendError, Storage, WallTime};
 
@@ -82,6 +82,46 @@ pub trait Actor {
     fn on_start(&mut self, env: &mut dyn Env);
     /// Called for every datagram that reaches one of the node's sockets.
     fn on_datagram(&mut self, env: &mut dyn Env, from: SocketAddr, payload: Bytes);
+    /// Called instead of [`Actor::on_datagram`] by a backend that receives a run of datagrams
+    /// into one buffer (a GRO batch) and hands each over as its own mutable view of it, without
+    /// a copy: the actor may change the bytes in place (a QUIC endpoint decrypts them there).
+    /// Keeping any part of `payload` keeps the whole run's buffer alive, so the default copies
+    /// the datagram into bytes of its own and calls `on_datagram`; an actor overrides this only
+    /// where it uses the bytes briefly or in place.
+    fn on_datagram_owned(&mut self, env: &mut dyn Env, from: SocketAddr, payload: BytesMut) {
+        self.on_datagram(env, from, Bytes::copy_from_slice(&payload));
+    }
     /// Called when a timer set with [`Timers::set_timer`] fires.
     fn on_timer(&mut self, env: &mut dyn Env, token: TimerToken);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RecordingEnv;
+
+    /// Keeps every datagram it is given.
+    struct Keeper(Vec<Bytes>);
+
+    impl Actor for Keeper {
+        fn on_start(&mut self, _env: &mut dyn Env) {}
+        fn on_datagram(&mut self, _env: &mut dyn Env, _from: SocketAddr, payload: Bytes) {
+            self.0.push(payload);
+        }
+        fn on_timer(&mut self, _env: &mut dyn Env, _token: TimerToken) {}
+    }
+
+    #[test]
+    fn a_view_of_a_run_reaches_an_actor_that_keeps_it_as_bytes_of_its_own() {
+        let mut run = BytesMut::from(&[1u8, 1, 1, 2, 2, 2][..]);
+        let first = run.split_to(3);
+        let mut keeper = Keeper(Vec::new());
+        let mut env = RecordingEnv::new("[::1]:1".parse().expect("address"), 0);
+        keeper.on_datagram_owned(&mut env, "[::1]:9".parse().expect("address"), first);
+        let kept = keeper.0.pop().expect("delivered");
+        assert_eq!(&kept[..], &[1, 1, 1]);
+        // Nobody else holds its bytes: keeping it does not keep the run's buffer.
+        assert!(kept.try_into_mut().is_ok());
+        assert_eq!(&run[..], &[2, 2, 2]);
+    }
 }

@@ -70,6 +70,11 @@ fn emit(events: &mut VecDeque<Event>, event: Event) {
     events.push_back(event);
 }
 
+/// Room reserved per packet when building a transmit: any UDP payload on an Ethernet path.
+const TRANSMIT_BYTES: usize = 1500;
+/// Transmits up to this size (one packet) are copied out of the build buffer, which is kept.
+const TRANSMIT_COPY_MAX: usize = 1500;
+
 /// Kind byte opening a message stream.
 const KIND_MESSAGES: u8 = 0x01;
 /// Kind byte opening a bulk stream.
@@ -359,6 +364,9 @@ pub struct Endpoint {
     bulk: BTreeMap<BulkId, (ConnectionHandle, StreamId)>,
     next_id: u64,
     armed: Option<Instant>,
+    /// The buffer the next packet (or GSO run) is built in: kept when what was built is copied
+    /// out small or nothing was built, so a drive does not allocate a run's worth per call.
+    transmit_buf: Vec<u8>,
     /// The trust generation live peers were last checked against.
     trust_seen: u64,
     stats: StoqStats,
@@ -408,6 +416,7 @@ impl Endpoint {
             bulk: BTreeMap::new(),
             next_id: 0,
             armed: None,
+            transmit_buf: Vec::new(),
             trust_seen: 0,
             stats: StoqStats::default(),
         })
@@ -452,12 +461,20 @@ impl Endpoint {
     /// Feeds a datagram that reached the node's socket. Where the backend says more follow in
     /// the same batch, events and sends wait for the batch's last datagram.
     pub fn handle_datagram(&mut self, env: &mut dyn Env, from: SocketAddr, payload: Bytes) {
-        let _installed = self.enter(env);
-        self.recheck_peers(env);
-        let now = self.clock.to_quic(env.now());
+        // QUIC decrypts in place: bytes nobody else holds are taken as they are, others copied.
         let data = payload
             .try_into_mut()
             .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        self.handle_datagram_owned(env, from, data);
+    }
+
+    /// [`Endpoint::handle_datagram`] for bytes the caller hands over to be changed in place (a
+    /// view of a receive buffer: [`runtime::Actor::on_datagram_owned`]). Stream data the
+    /// endpoint emits may be slices of it.
+    pub fn handle_datagram_owned(&mut self, env: &mut dyn Env, from: SocketAddr, data: BytesMut) {
+        let _installed = self.enter(env);
+        self.recheck_peers(env);
+        let now = self.clock.to_quic(env.now());
         let mut buf = Vec::new();
         match self.quic.handle(now, from, None, None, data, &mut buf) {
             Some(DatagramEvent::ConnectionEvent(ch, event)) => {
@@ -469,7 +486,7 @@ impl Endpoint {
                 if self.conns.len() >= self.config.connections_max {
                     self.stats.connections_refused += 1;
                     let t = self.quic.refuse(incoming, &mut buf);
-                    send_transmit(env, &t, buf);
+                    send_transmit(env, &t, built(buf, &t));
                 } else {
                     match self.quic.accept(incoming, now, &mut buf, None) {
                         Ok((ch, quic)) => {
@@ -481,13 +498,13 @@ impl Endpoint {
                             self.stats.connections_refused += 1;
                             tracing::debug!(peer = %from, cause = %e.cause, "incoming connection refused");
                             if let Some(t) = e.response {
-                                send_transmit(env, &t, buf);
+                                send_transmit(env, &t, built(buf, &t));
                             }
                         }
                     }
                 }
             }
-            Some(DatagramEvent::Response(t)) => send_transmit(env, &t, buf),
+            Some(DatagramEvent::Response(t)) => send_transmit(env, &t, built(buf, &t)),
             None => {}
         }
         // Within a receive batch, what to send is decided once, after its last datagram: a run
@@ -900,13 +917,23 @@ impl Endpoint {
                 // packets for one system call; in the simulator this is 1.
                 let segments = env.max_segments().max(1);
                 loop {
-                    let mut buf = Vec::with_capacity(1500 * segments);
-                    let Some(t) = conn.quic.poll_transmit(now, segments, &mut buf) else {
+                    let buf = &mut self.transmit_buf;
+                    buf.clear();
+                    buf.reserve(TRANSMIT_BYTES * segments);
+                    let Some(t) = conn.quic.poll_transmit(now, segments, buf) else {
                         break;
                     };
                     progressed = true;
                     self.stats.datagrams_sent += 1;
-                    send_transmit(env, &t, buf);
+                    // A lone small packet (an acknowledgement, above all) leaves as a copy of
+                    // its own size and the buffer stays; a run leaves in the buffer itself.
+                    let payload = if t.size <= TRANSMIT_COPY_MAX {
+                        Bytes::copy_from_slice(&buf[..t.size])
+                    } else {
+                        buf.truncate(t.size);
+                        Bytes::from(std::mem::take(buf))
+                    };
+                    send_transmit(env, &t, payload);
                 }
                 if !progressed {
                     break;
@@ -1481,9 +1508,13 @@ impl Conn {
     }
 }
 
-fn send_transmit(env: &mut dyn Env, t: &quinn_proto::Transmit, mut buf: Vec<u8>) {
+/// The datagram(s) quinn-proto built in `buf`, as bytes to send.
+fn built(mut buf: Vec<u8>, t: &quinn_proto::Transmit) -> Bytes {
     buf.truncate(t.size);
-    let payload = Bytes::from(buf);
+    Bytes::from(buf)
+}
+
+fn send_transmit(env: &mut dyn Env, t: &quinn_proto::Transmit, payload: Bytes) {
     let sent = match t.segment_size {
         Some(segment) if segment < payload.len() => env.send_segments(t.destination, payload, segment),
         _ => env.send_to(t.destination, payload),

@@ -47,6 +47,10 @@ pub struct Stoq {
     endpoint: Option<Endpoint>,
     /// Channels whose messages travel as plain datagrams beside QUIC.
     bare: Vec<Channel>,
+    /// Set once the backend hands datagrams over as views of shared receive buffers
+    /// ([`Transport::on_datagram_owned`]): messages may then be slices of a whole GRO run, and a
+    /// protocol keeping one would keep the run, so each is copied out as it is delivered.
+    copy_messages: bool,
 }
 
 /// How the endpoint is to be made at start.
@@ -63,6 +67,7 @@ impl Stoq {
             setup: Some(Setup::Plain(config, credentials, trust)),
             endpoint: None,
             bare: Vec::new(),
+            copy_messages: false,
         }
     }
 
@@ -74,6 +79,7 @@ impl Stoq {
             setup: Some(Setup::Made(config, Box::new(setup))),
             endpoint: None,
             bare: Vec::new(),
+            copy_messages: false,
         }
     }
 
@@ -112,7 +118,12 @@ impl Stoq {
             match event {
                 Event::Message { peer, payload } => match payload.first() {
                     Some(&channel) => {
-                        inbox.deliver(Channel(channel), peer, payload.slice(1..));
+                        let message = if self.copy_messages {
+                            Bytes::copy_from_slice(&payload[1..])
+                        } else {
+                            payload.slice(1..)
+                        };
+                        inbox.deliver(Channel(channel), peer, message);
                     }
                     None => inbox.malformed(),
                 },
@@ -165,6 +176,22 @@ impl Transport for Stoq {
                     self.collect(inbox);
                 }
             }
+        }
+    }
+
+    fn on_datagram_owned(&mut self, env: &mut dyn Env, from: SocketAddr, payload: BytesMut, inbox: &mut Inbox) {
+        match payload.first() {
+            Some(&first) if first >= BARE_CHANNELS_END => {
+                // QUIC decrypts in place, and what it hands on (stream data) is read and
+                // dropped by the endpoint's framing: no copy.
+                self.copy_messages = true;
+                if let Some(endpoint) = self.endpoint.as_mut() {
+                    endpoint.handle_datagram_owned(env, from, payload);
+                    self.collect(inbox);
+                }
+            }
+            // A bare channel's message may be kept by its protocol: bytes of its own.
+            _ => self.on_datagram(env, from, Bytes::copy_from_slice(&payload), inbox),
         }
     }
 

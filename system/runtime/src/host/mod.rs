@@ -29,7 +29,7 @@ mod transport;
 use std::any::Any;
 use std::net::SocketAddr;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::{Actor, DetRng, Env, Probe, TimerToken};
 
@@ -286,6 +286,13 @@ impl Actor for Host {
         self.transport_call(env, |t, env, inbox| t.on_datagram(env, from, payload, inbox));
         // Within a received batch, messages wait for its last datagram (bounded by each
         // channel's `inbox_max`), so the transport finishes its per-batch work first.
+        if !env.more_datagrams_follow() {
+            self.drain(env);
+        }
+    }
+
+    fn on_datagram_owned(&mut self, env: &mut dyn Env, from: SocketAddr, payload: BytesMut) {
+        self.transport_call(env, |t, env, inbox| t.on_datagram_owned(env, from, payload, inbox));
         if !env.more_datagrams_follow() {
             self.drain(env);
         }

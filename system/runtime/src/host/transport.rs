@@ -28,6 +28,12 @@ pub trait Transport: Any + Send {
     fn on_start(&mut self, env: &mut dyn Env, inbox: &mut Inbox);
     /// Called for every datagram that reaches the node.
     fn on_datagram(&mut self, env: &mut dyn Env, from: SocketAddr, payload: Bytes, inbox: &mut Inbox);
+    /// Called for a datagram handed over as a mutable view of a receive buffer shared with the
+    /// rest of its GRO run ([`crate::Actor::on_datagram_owned`]). The default copies it into
+    /// bytes of its own, so nothing kept pins the run.
+    fn on_datagram_owned(&mut self, env: &mut dyn Env, from: SocketAddr, payload: BytesMut, inbox: &mut Inbox) {
+        self.on_datagram(env, from, Bytes::copy_from_slice(&payload), inbox);
+    }
     /// Called when one of its timers fires.
     fn on_timer(&mut self, env: &mut dyn Env, token: TimerToken, inbox: &mut Inbox);
     /// Sends `payload` on `channel` to `to`. Like UDP, success promises nothing about delivery.
