@@ -10,6 +10,7 @@ use std::time::Duration;
 use runtime_tokio::process_cpu_time;
 
 use crate::stoq_bench::{transfer, Stack, Transfer};
+use crate::stoq_ceiling::{blast, DATAGRAM_BYTES, SEGMENTS_MAX};
 
 /// `testbed stoq` subcommands.
 #[derive(Subcommand)]
@@ -41,6 +42,23 @@ pub enum StoqCommand {
         /// ratio_max, stoq_cpu_s_per_gib, quinn_cpu_s_per_gib, verdict, pairs, bytes,
         /// connections; the io_uring case adds default_mib_s, default_cpu_s_per_gib and
         /// driver_ratio (io_uring ÷ default) with driver_ratio_min and driver_ratio_max.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The loopback ceiling: blasts BYTES of plain UDP from one thread to another over [::1],
+    /// runs of 1452-byte datagrams per sendmsg (GSO), received in batches (recvmmsg, GRO), no
+    /// QUIC and no crypto; prints what was sent and what was received per second, and the loss
+    /// (nothing paces the sender). Exit 0: measured; 2: the sockets failed.
+    Ceiling {
+        /// Bytes to send, with an optional unit: 1GiB, 256MiB, 4096.
+        #[arg(long, default_value = "4GiB", value_parser = parse_bytes)]
+        bytes: u64,
+        /// Datagrams per send: 45 (a whole UDP payload, the default) or fewer; the QUIC stacks
+        /// send at most 10 (quinn's cap).
+        #[arg(long, default_value_t = 45, value_parser = clap::value_parser!(u16).range(1..=45))]
+        segments: u16,
+        /// One JSON line: case, sent_mib_s, received_mib_s, received_gbit_s, loss, bytes,
+        /// datagram_bytes, segments.
         #[arg(long)]
         json: bool,
     },
@@ -77,6 +95,7 @@ pub fn run(command: StoqCommand) -> ExitCode {
             cases,
             json,
         } => bench(bytes, usize::from(connections), usize::from(pairs), &cases, json),
+        StoqCommand::Ceiling { bytes, segments, json } => ceiling(bytes, usize::from(segments), json),
     }
 }
 
@@ -222,7 +241,10 @@ fn bench(bytes: u64, connections: usize, pairs: usize, only: &[String], json: bo
         eprintln!("error: --case {unknown}: no such case (cases: {})", names.join(", "));
         return ExitCode::from(2);
     }
-    let cases: Vec<&Case> = cases.iter().filter(|c| only.is_empty() || only.contains(&c.name)).collect();
+    let cases: Vec<&Case> = cases
+        .iter()
+        .filter(|c| only.is_empty() || only.contains(&c.name))
+        .collect();
     if !json {
         println!("{pairs} transfers of {bytes} bytes per stack per case, interleaved; ratio = STOQ ÷ quinn");
         println!(
@@ -296,6 +318,48 @@ fn print_case(case: &Case, samples: &[Vec<Sample>], pairs: usize, bytes: u64, js
             );
         }
     }
+}
+
+fn ceiling(bytes: u64, segments: usize, json: bool) -> ExitCode {
+    debug_assert_eq!(SEGMENTS_MAX, 45, "the --segments range names it");
+    let c = match blast(bytes, segments) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: loopback blast: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let gbit_s = |mib_s: f64| mib_s * 1024.0 * 1024.0 * 8.0 / 1e9;
+    if json {
+        let line = serde_json::json!({
+            "case": "udp_gso_loopback",
+            "sent_mib_s": round2(c.sent_mib_s()),
+            "received_mib_s": round2(c.received_mib_s()),
+            "received_gbit_s": round3(gbit_s(c.received_mib_s())),
+            "loss": round3(c.loss()),
+            "bytes": c.sent_bytes,
+            "datagram_bytes": DATAGRAM_BYTES,
+            "segments": c.segments,
+        });
+        println!("{line}");
+    } else {
+        println!(
+            "plain UDP over [::1], {} datagrams of {DATAGRAM_BYTES} B per send (GSO), no QUIC, no crypto",
+            c.segments
+        );
+        println!(
+            "sent     {:>9.1} MiB/s  {:>6.2} Gbit/s",
+            c.sent_mib_s(),
+            gbit_s(c.sent_mib_s())
+        );
+        println!(
+            "received {:>9.1} MiB/s  {:>6.2} Gbit/s  (loss {:.1} %)",
+            c.received_mib_s(),
+            gbit_s(c.received_mib_s()),
+            c.loss() * 100.0
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 fn round2(x: f64) -> f64 {

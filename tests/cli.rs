@@ -543,6 +543,24 @@ fn a_stoq_run_repeats_bit_for_bit_across_processes() {
 }
 
 #[test]
+fn stoq_ceiling_blasts_plain_udp_over_loopback_and_reports_both_ends() {
+    let out = testbed(&["stoq", "ceiling", "--bytes", "64MiB", "--segments", "10", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["case"], "udp_gso_loopback");
+    assert_eq!(line["bytes"].as_u64(), Some(64 << 20));
+    assert_eq!(line["datagram_bytes"].as_u64(), Some(1452));
+    assert!(line["segments"].as_u64().is_some_and(|s| (1..=10).contains(&s)), "{line}");
+    assert!(line["sent_mib_s"].as_f64().unwrap() > 0.0, "{line}");
+    assert!(line["received_mib_s"].as_f64().unwrap() > 0.0, "{line}");
+    let loss = line["loss"].as_f64().unwrap();
+    assert!((0.0..1.0).contains(&loss), "{line}");
+    let too_many = testbed(&["stoq", "ceiling", "--segments", "46"]);
+    assert_eq!(too_many.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&too_many.stderr).contains("--segments"));
+}
+
+#[test]
 fn stoq_bench_prints_one_json_line_per_case_with_both_stacks_the_pairwise_ratios_and_cpu() {
     let out = testbed(&["stoq", "bench", "--bytes", "4MiB", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
