@@ -6,6 +6,8 @@
 // thread of its own and times them with the OS clock. Protocol crates may not.
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 mod stoq_bench;
+// The loopback ceiling blasts real sockets from two threads and times them with the OS clock.
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 mod stoq_ceiling;
 // The consensus bench starts the operator's processes, reads their CPU from /proc and times the
 // run with the OS clock.
