@@ -33,6 +33,9 @@ pub struct NodeStats {
     pub sends_dropped: u64,
     /// Times a send found the socket's send buffer full and waited for room.
     pub send_waits: u64,
+    /// io_uring driver only: times a socket's multishot receive ended (every receive buffer
+    /// taken, mostly) and was armed again; what arrived meanwhile waited in the socket.
+    pub receives_rearmed: u64,
 }
 
 /// One thing the loop woke up for.

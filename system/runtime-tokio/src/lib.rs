@@ -44,4 +44,4 @@ pub use node::{run_node, run_node_uring};
 pub use probes::{ProbeRecord, ProbeSender};
 pub use seeds::{resolve_seed, resolve_seeds, SeedError};
 pub use udp::{SEGMENTS_MAX, SEND_QUEUE_MAX};
-pub use uring::{drive_uring, RECV_SLOTS, SEND_SLOTS};
+pub use uring::{drive_uring, RECV_BUFFERS, SEND_SLOTS};

@@ -22,10 +22,14 @@ struct Echo {
     count: usize,
     ticks: usize,
     report: Option<mpsc::Sender<(usize, usize)>>,
+    /// How long the echo keeps its thread busy before its loop first waits: what the client
+    /// sends meanwhile piles up in the socket.
+    stall: Duration,
 }
 
 impl Actor for Echo {
     fn on_start(&mut self, env: &mut dyn Env) {
+        std::thread::sleep(self.stall);
         if let Some(peer) = self.peer {
             for i in 0..self.count / 2 {
                 env.send_to(peer, Bytes::from(vec![i as u8; 100])).unwrap();
@@ -84,35 +88,36 @@ type Make = Box<dyn FnOnce(&[SocketAddr]) -> Box<dyn Actor + Send> + Send>;
 /// Runs one node on a driver until told to stop.
 type Run = fn(usize, &NodeSpec, Make, watch::Receiver<bool>) -> Result<NodeStats, BackendError>;
 
-fn uring(
-    node: usize,
-    spec: &NodeSpec,
-    make: Make,
-    stop: watch::Receiver<bool>,
-) -> Result<NodeStats, BackendError> {
+fn uring(node: usize, spec: &NodeSpec, make: Make, stop: watch::Receiver<bool>) -> Result<NodeStats, BackendError> {
     run_node_uring(node, spec, make, stop, None)
 }
 
-fn default(
-    node: usize,
-    spec: &NodeSpec,
-    make: Make,
-    stop: watch::Receiver<bool>,
-) -> Result<NodeStats, BackendError> {
+fn default(node: usize, spec: &NodeSpec, make: Make, stop: watch::Receiver<bool>) -> Result<NodeStats, BackendError> {
     run_node(node, spec, make, stop, None)
 }
 
 #[test]
 fn datagrams_segments_and_timers_work_on_the_io_uring_driver() {
-    echo_over(uring, "uring");
+    echo_over(uring, "uring", 20, Duration::ZERO);
 }
 
 #[test]
 fn datagrams_segments_and_timers_work_on_the_default_driver() {
-    echo_over(default, "default");
+    echo_over(default, "default", 20, Duration::ZERO);
 }
 
-fn echo_over(run: Run, name: &str) {
+#[test]
+fn a_burst_beyond_the_io_uring_receive_buffers_waits_in_the_socket_and_arrives_whole() {
+    // More messages at once than the ring has buffers: the multishot receive runs out, ends,
+    // and is armed again; nothing is lost.
+    let burst = 4 * usize::from(runtime_tokio::RECV_BUFFERS);
+    let (echo, _) = echo_over(uring, "uring-burst", burst, Duration::from_millis(300));
+    assert!(echo.receives_rearmed > 0, "the burst never ran the ring dry: {echo:?}");
+}
+
+/// Runs the echo over `run` with `count` datagrams, the echo stalling `stall` at start; returns
+/// the echo's and the client's stats.
+fn echo_over(run: Run, name: &str, count: usize, stall: Duration) -> (NodeStats, NodeStats) {
     let dir = std::env::temp_dir().join(format!("{name}-driver-test-{}", std::process::id()));
     let spec = NodeSpec::new(vec!["[::1]:0".parse().unwrap()], &dir);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -131,6 +136,7 @@ fn echo_over(run: Run, name: &str) {
                     count: 0,
                     ticks: 0,
                     report: None,
+                    stall,
                 })
             }),
             echo_stop,
@@ -146,9 +152,10 @@ fn echo_over(run: Run, name: &str) {
                 Box::new(Echo {
                     peer: Some(echo_addr),
                     got: 0,
-                    count: 20,
+                    count,
                     ticks: 0,
                     report: Some(report_tx),
+                    stall: Duration::ZERO,
                 })
             }),
             stop_rx,
@@ -158,6 +165,7 @@ fn echo_over(run: Run, name: &str) {
     stop_tx.send(true).unwrap();
     let echo_stats = echo.join().unwrap().unwrap();
     let client_stats = client.join().unwrap().unwrap();
-    assert_eq!(outcome, Ok((20, 5)), "echo {echo_stats:?} client {client_stats:?}");
-    assert_eq!(echo_stats.datagrams_received, 20);
+    assert_eq!(outcome, Ok((count, 5)), "echo {echo_stats:?} client {client_stats:?}");
+    assert_eq!(echo_stats.datagrams_received, count as u64);
+    (echo_stats, client_stats)
 }
