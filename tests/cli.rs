@@ -550,7 +550,10 @@ fn stoq_ceiling_blasts_plain_udp_over_loopback_and_reports_both_ends() {
     assert_eq!(line["case"], "udp_gso_loopback");
     assert_eq!(line["bytes"].as_u64(), Some(64 << 20));
     assert_eq!(line["datagram_bytes"].as_u64(), Some(1452));
-    assert!(line["segments"].as_u64().is_some_and(|s| (1..=10).contains(&s)), "{line}");
+    assert!(
+        line["segments"].as_u64().is_some_and(|s| (1..=10).contains(&s)),
+        "{line}"
+    );
     assert!(line["sent_mib_s"].as_f64().unwrap() > 0.0, "{line}");
     assert!(line["received_mib_s"].as_f64().unwrap() > 0.0, "{line}");
     let loss = line["loss"].as_f64().unwrap();
