@@ -130,7 +130,8 @@ enum Command {
     /// Benchmarks: the simulator itself (`simspeed`), consensus on real sockets (`consensus`).
     #[command(subcommand)]
     Bench(BenchCommand),
-    /// STOQ transport commands: `bench` (throughput beside raw quinn).
+    /// STOQ transport commands: `bench` (throughput beside raw quinn), `ceiling` (what loopback
+    /// carries for plain UDP).
     #[command(subcommand)]
     Stoq(stoq_cmd::StoqCommand),
 }

@@ -6,7 +6,8 @@
 //! use); the receiver takes batches of messages per `recvmmsg`, each possibly a GRO run. Nothing
 //! paces the sender but the kernel's send buffer, so what the receiver cannot take is dropped
 //! (counted as loss): the received rate is the most one receiving thread takes from loopback,
-//! the sent rate the most one sending thread puts on it.
+//! the sent rate the most one sending thread puts on it. Work the kernel does for the receiver
+//! in softirq context on the sending thread counts against the sender.
 
 use std::io::IoSliceMut;
 use std::net::{Ipv6Addr, SocketAddr, UdpSocket};
@@ -31,6 +32,8 @@ const QUIET: Duration = Duration::from_millis(200);
 /// One blast's figures.
 #[derive(Clone, Debug)]
 pub struct Ceiling {
+    /// Sends the kernel refused (nothing of them was sent).
+    pub sends_failed: u64,
     /// Bytes handed to the kernel.
     pub sent_bytes: u64,
     /// Bytes the receiver took.
@@ -91,6 +94,10 @@ pub fn blast(bytes: u64, segments: usize) -> Result<Ceiling, String> {
     let receiver_state = UdpSocketState::new((&receiver).into()).map_err(io("receiver GRO"))?;
     let sender = socket().map_err(io("sender socket"))?;
     let sender_state = UdpSocketState::new((&sender).into()).map_err(io("sender GSO"))?;
+    // quinn-udp makes its sockets non-blocking; the blast wants the sender to wait for room
+    // and the receiver to sleep (up to QUIET) rather than spin on a core the sender needs.
+    receiver.set_nonblocking(false).map_err(io("receiver blocking"))?;
+    sender.set_nonblocking(false).map_err(io("sender blocking"))?;
     // One send carries at most one UDP payload's worth (65,527 bytes over IPv6), whatever the
     // kernel's segment count allows; past it the send fails (quinn-udp drops it, as UDP would).
     let segments = sender_state.max_gso_segments().min(segments).clamp(1, SEGMENTS_MAX);
@@ -127,9 +134,13 @@ pub fn blast(bytes: u64, segments: usize) -> Result<Ceiling, String> {
     });
     let run = vec![0xa5u8; DATAGRAM_BYTES * segments];
     let mut sent = 0u64;
+    // Bytes of sends the kernel refused: they count toward `bytes` so the blast ends.
+    let mut refused = 0u64;
+    let mut sends_failed = 0u64;
+    let mut last_error = None;
     let start = Instant::now();
-    while sent < bytes {
-        let n = (run.len() as u64).min(bytes - sent) as usize;
+    while sent + refused < bytes {
+        let n = (run.len() as u64).min(bytes - sent - refused) as usize;
         let transmit = Transmit {
             destination: to,
             ecn: None,
@@ -137,14 +148,26 @@ pub fn blast(bytes: u64, segments: usize) -> Result<Ceiling, String> {
             segment_size: (n > DATAGRAM_BYTES).then_some(DATAGRAM_BYTES),
             src_ip: None,
         };
-        // A blocking socket: the send waits while the send buffer is full.
-        sender_state.send((&sender).into(), &transmit).map_err(io("send"))?;
-        sent += n as u64;
+        // A blocking socket: the send waits while the send buffer is full. A send the kernel
+        // refuses moved nothing: counted, not added (quinn-udp's `send` would hide it).
+        match sender_state.try_send((&sender).into(), &transmit) {
+            Ok(()) => sent += n as u64,
+            Err(e) => {
+                sends_failed += 1;
+                refused += n as u64;
+                last_error = Some(e);
+            }
+        }
+    }
+    if sent == 0 {
+        let why = last_error.map_or("nothing to send".to_string(), |e| e.to_string());
+        return Err(format!("every send failed: {why}"));
     }
     let send_time = start.elapsed();
     drop(done_tx);
     let (received, receive_time) = receive.join().map_err(|_| "the receiver panicked".to_string())??;
     Ok(Ceiling {
+        sends_failed,
         sent_bytes: sent,
         received_bytes: received,
         send_time,

@@ -19,7 +19,8 @@ pub enum StoqCommand {
     /// provider and settings, PAIRS times each, interleaved (STOQ then quinn, then quinn then
     /// STOQ, …) so that drift in the machine's load falls on both. Per case: the median of the
     /// pairwise ratios with their min and max, each stack's median rate, and each stack's CPU
-    /// (user + system seconds per GiB moved, from the process's own accounting). Cases: one
+    /// (user + system seconds per GiB moved, from the process's own accounting, over the whole
+    /// transfer: certificates, threads, handshake and stream). Cases: one
     /// connection; one connection without packet encryption (both stacks, to separate crypto
     /// cost); CONNECTIONS connections at once (each its own endpoint pair and threads); one
     /// connection with STOQ on the io_uring driver, beside quinn and beside STOQ on the default
@@ -58,7 +59,7 @@ pub enum StoqCommand {
         #[arg(long, default_value_t = 45, value_parser = clap::value_parser!(u16).range(1..=45))]
         segments: u16,
         /// One JSON line: case, sent_mib_s, received_mib_s, received_gbit_s, loss, bytes,
-        /// datagram_bytes, segments.
+        /// datagram_bytes, segments, sends_failed.
         #[arg(long)]
         json: bool,
     },
@@ -340,6 +341,7 @@ fn ceiling(bytes: u64, segments: usize, json: bool) -> ExitCode {
             "bytes": c.sent_bytes,
             "datagram_bytes": DATAGRAM_BYTES,
             "segments": c.segments,
+            "sends_failed": c.sends_failed,
         });
         println!("{line}");
     } else {
@@ -358,6 +360,9 @@ fn ceiling(bytes: u64, segments: usize, json: bool) -> ExitCode {
             gbit_s(c.received_mib_s()),
             c.loss() * 100.0
         );
+        if c.sends_failed > 0 {
+            println!("sends refused by the kernel: {}", c.sends_failed);
+        }
     }
     ExitCode::SUCCESS
 }

@@ -122,10 +122,15 @@ pub async fn drive<A: Actor + ?Sized>(
                         // "More follow" holds within groups of DEFER_DATAGRAMS_MAX, so an actor
                         // deferring per-batch work (a QUIC receiver's acknowledgements) never
                         // holds it back behind a whole GRO-sized batch.
-                        if i % DEFER_DATAGRAMS_MAX == 0 {
+                        let group_ends = (i + 1) % DEFER_DATAGRAMS_MAX == 0 || i + 1 == count;
+                        // One clock reading serves a group's datagrams; its last one, after
+                        // which the actor does the group's work (acknowledgements, protocols'
+                        // messages, timers they set), reads the clocks anew.
+                        if group_ends {
+                            env.thaw_clocks();
+                        } else if i % DEFER_DATAGRAMS_MAX == 0 {
                             env.freeze_clocks();
                         }
-                        let group_ends = (i + 1) % DEFER_DATAGRAMS_MAX == 0;
                         env.batch_remaining = if group_ends { 0 } else { count - i - 1 };
                         actor.on_datagram_owned(env, from, payload);
                         // What a group's end produced (acknowledgements, above all) leaves now,

@@ -182,8 +182,10 @@ impl Transport for Stoq {
     fn on_datagram_owned(&mut self, env: &mut dyn Env, from: SocketAddr, payload: BytesMut, inbox: &mut Inbox) {
         match payload.first() {
             Some(&first) if first >= BARE_CHANNELS_END => {
-                // QUIC decrypts in place, and what it hands on (stream data) is read and
-                // dropped by the endpoint's framing: no copy.
+                // QUIC decrypts in place, with no copy. Stream data it hands on may be views of
+                // the run until the endpoint's framing completes a frame (a partial frame keeps
+                // its chunks, so at most a frame's worth of runs stays pinned); delivered
+                // messages are copied out (`copy_messages`), since a protocol may keep them.
                 self.copy_messages = true;
                 if let Some(endpoint) = self.endpoint.as_mut() {
                     endpoint.handle_datagram_owned(env, from, payload);

@@ -45,8 +45,12 @@ const RECV_BYTES: usize = RECV_HEADER_BYTES + NAME_BYTES + CONTROL_BYTES + 65_53
 const RECV_HEADER_BYTES: usize = 16;
 /// Room for the sender's address in a received message.
 const NAME_BYTES: usize = size_of::<libc::sockaddr_storage>();
-/// Room for control messages (the `UDP_GRO` segment size) in a received message.
-const CONTROL_BYTES: usize = 64;
+/// Room for control messages in a received message: quinn-udp asks for the packet's
+/// destination, its traffic class and the `UDP_GRO` segment size (about 88 bytes); a
+/// truncated one is refused rather than read without its segment size.
+const CONTROL_BYTES: usize = 128;
+/// Receives in a row that may end in an error before the driver gives up.
+const RECEIVE_FAILURES_MAX: u32 = 64;
 /// The provided buffer group the receives take from.
 const BUFFER_GROUP: u16 = 0;
 /// Datagrams delivered before sends are submitted and `more_datagrams_follow` turns false.
@@ -120,6 +124,141 @@ impl SendSlots {
     }
 }
 
+/// The ring and everything the kernel may read or write while operations are in flight: the
+/// receive buffers, the receive template and the send slots. Dropping it, on any path (an
+/// error, a panicking actor), first cancels what is in flight and waits for every completion,
+/// so no memory the kernel can touch is freed before it is done with it.
+struct Ring {
+    ring: IoUring,
+    buffers: Option<buffers::BufferRing>,
+    /// What each multishot receive asks for per message: the sender's address and the control
+    /// messages (the kernel reads the lengths; the pointers stay null).
+    template: Option<Box<libc::msghdr>>,
+    sends: Option<SendSlots>,
+    /// Which sockets' multishot receives are armed.
+    armed: Vec<bool>,
+    /// Receive completions reaped and not yet handled.
+    received: Vec<Received>,
+}
+
+impl Ring {
+    fn new(sockets: usize) -> io::Result<Ring> {
+        let ring = new_ring(((sockets + SEND_SLOTS) as u32 + 1).next_power_of_two())?;
+        let buffers = buffers::BufferRing::register(&ring, BUFFER_GROUP, RECV_BUFFERS, RECV_BYTES)?;
+        // SAFETY: msghdr is plain data; zeroed is valid (null pointers, zero lengths).
+        let mut template: Box<libc::msghdr> = Box::new(unsafe { zeroed() });
+        template.msg_namelen = NAME_BYTES as libc::socklen_t;
+        template.msg_controllen = CONTROL_BYTES;
+        Ok(Ring {
+            ring,
+            buffers: Some(buffers),
+            template: Some(template),
+            sends: Some(SendSlots::new()),
+            armed: vec![false; sockets],
+            received: Vec::new(),
+        })
+    }
+
+    fn sends(&mut self) -> &mut SendSlots {
+        self.sends.as_mut().expect("the slots live until the ring is dropped")
+    }
+
+    fn template(&self) -> &libc::msghdr {
+        self.template
+            .as_deref()
+            .expect("the template lives until the ring is dropped")
+    }
+
+    /// Arms `socket`'s multishot receive: one entry, a completion per message until it ends.
+    fn arm_receive(&mut self, fd: RawFd, socket: usize) -> io::Result<()> {
+        let entry = opcode::RecvMsgMulti::new(types::Fd(fd), self.template(), BUFFER_GROUP)
+            .build()
+            .user_data(socket as u64);
+        push(&mut self.ring, &entry)?;
+        self.armed[socket] = true;
+        Ok(())
+    }
+
+    /// Takes every completion: sends free their slot (a failed one is counted as dropped);
+    /// receives are kept in `received`.
+    fn reap(&mut self, env: &mut RealEnv) {
+        let sends = self.sends.as_mut().expect("the slots live until the ring is dropped");
+        for cqe in self.ring.completion() {
+            let data = cqe.user_data();
+            if data == CANCEL_DATA {
+                continue;
+            }
+            if data & SEND_BIT != 0 {
+                sends.release((data & !SEND_BIT) as usize);
+                if cqe.result() < 0 {
+                    env.sockets.count_dropped();
+                }
+            } else {
+                if !io_uring::cqueue::more(cqe.flags()) {
+                    self.armed[data as usize] = false;
+                }
+                self.received.push(Received {
+                    socket: data as usize,
+                    result: cqe.result(),
+                    flags: cqe.flags(),
+                });
+            }
+        }
+    }
+
+    /// Cancels every operation in flight and waits until each has completed.
+    fn quiesce(&mut self) -> io::Result<()> {
+        let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any())
+            .build()
+            .user_data(CANCEL_DATA);
+        push(&mut self.ring, &cancel)?;
+        let mut cancel_done = false;
+        let Some(sends) = self.sends.as_mut() else {
+            return Ok(());
+        };
+        while self.armed.iter().any(|a| *a) || sends.in_flight() > 0 || !cancel_done {
+            retry_interrupted(|| self.ring.submit_and_wait(1))?;
+            for cqe in self.ring.completion() {
+                match cqe.user_data() {
+                    CANCEL_DATA => cancel_done = true,
+                    data if data & SEND_BIT != 0 => sends.release((data & !SEND_BIT) as usize),
+                    socket => {
+                        if !io_uring::cqueue::more(cqe.flags()) {
+                            self.armed[socket as usize] = false;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        if let Err(e) = self.quiesce() {
+            // The kernel may still use them: leaking is the only safe end.
+            tracing::error!(error = %e, "io_uring operations not drained at shutdown; their buffers are leaked");
+            std::mem::forget(self.buffers.take());
+            std::mem::forget(self.sends.take());
+            std::mem::forget(self.template.take());
+            return;
+        }
+        // Nothing can fill a buffer now: the group is let go before its memory is.
+        let _ = self.ring.submitter().unregister_buf_ring(BUFFER_GROUP);
+    }
+}
+
+/// Runs `f` again while the kernel says it was interrupted by a signal.
+fn retry_interrupted<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
 /// Runs `actor` on `env` with io_uring until `shutdown` holds `true` or its sender is dropped.
 /// Must be called on a thread inside a tokio runtime context only for the env's sockets'
 /// creation; the loop itself never touches tokio.
@@ -141,24 +280,17 @@ pub fn drive_uring<A: Actor + ?Sized>(
         // GRO stays on (quinn-udp enabled it): each receive may carry a run of datagrams,
         // split at the size its control message gives.
     }
-    let mut ring = new_ring(((fds.len() + SEND_SLOTS) as u32 + 1).next_power_of_two())?;
-    let mut buffers = buffers::BufferRing::register(&ring, BUFFER_GROUP, RECV_BUFFERS, RECV_BYTES)?;
-    // What each multishot receive asks for per message: the sender's address and the control
-    // messages (the kernel reads the lengths; the pointers stay null).
-    // SAFETY: msghdr is plain data; zeroed is valid (null pointers, zero lengths).
-    let mut template: Box<libc::msghdr> = Box::new(unsafe { zeroed() });
-    template.msg_namelen = NAME_BYTES as libc::socklen_t;
-    template.msg_controllen = CONTROL_BYTES;
-    let mut armed = vec![false; fds.len()];
-    for socket in 0..fds.len() {
-        arm_receive(&mut ring, fds[socket], socket, &template)?;
-        armed[socket] = true;
+    let mut ring = Ring::new(fds.len())?;
+    for (socket, &fd) in fds.iter().enumerate() {
+        ring.arm_receive(fd, socket)?;
     }
-    let mut sends = SendSlots::new();
     let mut stats = NodeStats::default();
     actor.on_start(env);
     let mut batch: Vec<(SocketAddr, BytesMut)> = Vec::new();
     let mut received: Vec<Received> = Vec::new();
+    // Receives that ended in an error, in a row: a kernel that cannot run them fails every one
+    // at once, and the loop would spin.
+    let mut failed_in_a_row = 0;
     loop {
         if *shutdown.borrow() || shutdown.has_changed().is_err() {
             break;
@@ -167,24 +299,39 @@ pub fn drive_uring<A: Actor + ?Sized>(
             stats.timers_fired += 1;
             actor.on_timer(env, token);
         }
-        queue_sends(&mut ring, env, &fds, &mut sends, &mut received)?;
+        queue_sends(&mut ring, env, &fds)?;
+        // Completions already in hand, or a timer due: look, do not wait.
         let wait = match env.timers.next_deadline() {
+            _ if !ring.received.is_empty() => Duration::ZERO,
             Some(at) => at.saturating_since(env.now()).min(WAIT_MAX),
             None => WAIT_MAX,
         };
         let ts = types::Timespec::from(wait);
         let args = types::SubmitArgs::new().timespec(&ts);
-        let want = if wait.is_zero() { 0 } else { 1 };
-        match ring.submitter().submit_with_args(want, &args) {
+        // Always with GETEVENTS (want 1): deferred task work, which fills the receive
+        // buffers, runs only in such a call; a zero timeout returns at once.
+        match ring.ring.submitter().submit_with_args(1, &args) {
             Ok(_) => {}
             Err(e) if e.raw_os_error() == Some(libc::ETIME) || e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
             Err(e) => return Err(e),
         }
-        reap(&mut ring, env, &mut sends, &mut received);
+        ring.reap(env);
+        std::mem::swap(&mut received, &mut ring.received);
         for r in received.drain(..) {
-            match take_message(&mut buffers, &template, r) {
-                Ok(Some((from, run, stride))) => split_run(&mut batch, from, run, stride),
+            let buffers = ring
+                .buffers
+                .as_mut()
+                .expect("the buffers live until the ring is dropped");
+            let template = ring
+                .template
+                .as_deref()
+                .expect("the template lives until the ring is dropped");
+            match take_message(buffers, template, r) {
+                Ok(Some((from, run, stride))) => {
+                    failed_in_a_row = 0;
+                    split_run(&mut batch, from, run, stride);
+                }
                 Ok(None) => {}
                 Err(e) => {
                     stats.receive_errors += 1;
@@ -194,38 +341,47 @@ pub fn drive_uring<A: Actor + ?Sized>(
             // A multishot receive ends on an error or when no buffer was free (the datagram
             // waits in the socket): armed again, it takes up where it stopped.
             if !io_uring::cqueue::more(r.flags) {
+                if r.result < 0 && r.result != -libc::ENOBUFS {
+                    failed_in_a_row += 1;
+                    if failed_in_a_row > RECEIVE_FAILURES_MAX {
+                        return Err(io::Error::new(
+                            io::ErrorKind::Unsupported,
+                            format!(
+                                "every io_uring receive fails ({}); multishot recvmsg needs Linux 6.0 or later",
+                                io::Error::from_raw_os_error(-r.result)
+                            ),
+                        ));
+                    }
+                }
                 stats.receives_rearmed += 1;
-                arm_receive(&mut ring, fds[r.socket], r.socket, &template)?;
+                ring.arm_receive(fds[r.socket], r.socket)?;
             }
         }
         let count = batch.len();
         for (i, (from, payload)) in batch.drain(..).enumerate() {
             stats.datagrams_received += 1;
-            if i % GROUP == 0 {
+            let group_ends = (i + 1) % GROUP == 0 || i + 1 == count;
+            // One clock reading serves a group's datagrams; its last one, after which the
+            // actor does the group's work (acknowledgements, protocols' messages), reads anew.
+            if group_ends {
+                env.thaw_clocks();
+            } else if i % GROUP == 0 {
                 env.freeze_clocks();
             }
-            let group_ends = (i + 1) % GROUP == 0;
             env.batch_remaining = if group_ends { 0 } else { count - i - 1 };
             actor.on_datagram_owned(env, from, payload);
             if env.batch_remaining == 0 {
-                queue_sends(&mut ring, env, &fds, &mut sends, &mut received)?;
+                queue_sends(&mut ring, env, &fds)?;
                 // A group that sent nothing costs no system call.
-                if !ring.submission().is_empty() {
-                    ring.submit()?;
+                if !ring.ring.submission().is_empty() {
+                    retry_interrupted(|| ring.ring.submit())?;
                 }
             }
         }
         env.batch_remaining = 0;
         env.thaw_clocks();
     }
-    // A receive whose last completion was reaped but not yet handled is not armed any more.
-    for r in received.drain(..) {
-        armed[r.socket] = io_uring::cqueue::more(r.flags);
-    }
-    quiesce(&mut ring, &mut armed, &mut sends)?;
-    // Nothing can fill a buffer now: the ring may let the group go before the memory goes.
-    let _ = ring.submitter().unregister_buf_ring(BUFFER_GROUP);
-    drop(buffers);
+    drop(ring);
     stats.sends_dropped = env.sends_dropped();
     Ok(stats)
 }
@@ -235,15 +391,17 @@ pub fn drive_uring<A: Actor + ?Sized>(
 /// thread with task work (an IPI even while it runs user code), which cost more than a third of
 /// the loop's time under a bulk transfer. With deferred task work the kernel keeps it until this
 /// thread next enters the ring to wait, which it does every turn; only this thread submits.
-/// Kernels before 6.1 refuse the flags, and get a plain ring.
+/// Kernels before 6.1 refuse the flags, and the driver with them.
 fn new_ring(entries: u32) -> io::Result<IoUring> {
     IoUring::builder()
         .setup_single_issuer()
         .setup_defer_taskrun()
         .build(entries)
-        .or_else(|e| {
-            tracing::debug!(error = %e, "io_uring without deferred task work");
-            IoUring::new(entries)
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("io_uring with deferred task work (Linux 6.1 or later): {e}"),
+            )
         })
 }
 
@@ -274,14 +432,6 @@ fn gro_stride(msg: &libc::msghdr) -> Option<usize> {
     None
 }
 
-/// Arms `socket`'s multishot receive: one entry, a completion per message until it ends.
-fn arm_receive(ring: &mut IoUring, fd: RawFd, socket: usize, template: &libc::msghdr) -> io::Result<()> {
-    let entry = opcode::RecvMsgMulti::new(types::Fd(fd), template, BUFFER_GROUP)
-        .build()
-        .user_data(socket as u64);
-    push(ring, &entry)
-}
-
 /// The message a receive completion carries, copied out of its buffer (given back at once):
 /// sender, bytes and GRO segment size. `None` when the completion carries no message (no free
 /// buffer, or a cancelled receive).
@@ -307,6 +457,11 @@ fn take_message(
             .map_err(|()| io::Error::other("a received message shorter than its header"))?;
         if message.is_payload_truncated() || message.is_name_data_truncated() {
             return Err(io::Error::other("a received message larger than its buffer"));
+        }
+        if message.is_control_data_truncated() {
+            return Err(io::Error::other(
+                "a received message whose control messages were cut short",
+            ));
         }
         let name = message.name_data();
         // SAFETY: sockaddr_storage is plain data; all-zero is valid.
@@ -334,83 +489,29 @@ fn split_run(batch: &mut Vec<(SocketAddr, BytesMut)>, from: SocketAddr, mut run:
 
 fn push(ring: &mut IoUring, entry: &io_uring::squeue::Entry) -> io::Result<()> {
     loop {
-        // SAFETY: every pointer in the entry refers to a boxed slot that outlives the operation
-        // (receive slots live for the whole loop; send slots until their completion).
+        // SAFETY: every pointer in the entry refers to memory the `Ring` owns and keeps until
+        // the operation completes (the receive template and buffers, a send's slot and payload).
         if unsafe { ring.submission().push(entry) }.is_ok() {
             return Ok(());
         }
-        ring.submit()?;
-    }
-}
-
-/// Cancels every operation in flight and waits until each has completed: the receive buffers
-/// and send payloads the kernel may still write into or read from are freed only after.
-/// `armed` says which sockets' receives are still armed.
-fn quiesce(ring: &mut IoUring, armed: &mut [bool], sends: &mut SendSlots) -> io::Result<()> {
-    let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any())
-        .build()
-        .user_data(CANCEL_DATA);
-    push(ring, &cancel)?;
-    let mut cancel_done = false;
-    while armed.iter().any(|a| *a) || sends.in_flight() > 0 || !cancel_done {
-        ring.submit_and_wait(1)?;
-        for cqe in ring.completion() {
-            match cqe.user_data() {
-                CANCEL_DATA => cancel_done = true,
-                data if data & SEND_BIT != 0 => sends.release((data & !SEND_BIT) as usize),
-                socket => {
-                    if !io_uring::cqueue::more(cqe.flags()) {
-                        armed[socket as usize] = false;
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Takes every completion: sends free their slot (a failed one is counted as dropped);
-/// receives are handed back as (slot, result).
-fn reap(ring: &mut IoUring, env: &mut RealEnv, sends: &mut SendSlots, received: &mut Vec<Received>) {
-    for cqe in ring.completion() {
-        let data = cqe.user_data();
-        if data == CANCEL_DATA {
-            continue;
-        }
-        if data & SEND_BIT != 0 {
-            sends.release((data & !SEND_BIT) as usize);
-            if cqe.result() < 0 {
-                env.sockets.count_dropped();
-            }
-        } else {
-            received.push(Received {
-                socket: data as usize,
-                result: cqe.result(),
-                flags: cqe.flags(),
-            });
-        }
+        retry_interrupted(|| ring.submit())?;
     }
 }
 
 /// Moves queued datagrams into send entries while slots are free.
-fn queue_sends(
-    ring: &mut IoUring,
-    env: &mut RealEnv,
-    fds: &[RawFd],
-    sends: &mut SendSlots,
-    received: &mut Vec<Received>,
-) -> io::Result<()> {
+fn queue_sends(ring: &mut Ring, env: &mut RealEnv, fds: &[RawFd]) -> io::Result<()> {
     while env.sockets.has_queued() {
-        let Some(&index) = sends.free.last() else {
+        let Some(&index) = ring.sends().free.last() else {
             // Every slot busy: wait for completions (a full send buffer, as a blocking socket
             // would wait); receives that complete meanwhile are kept for the caller.
-            ring.submit_and_wait(1)?;
-            reap(ring, env, sends, received);
+            retry_interrupted(|| ring.ring.submit_and_wait(1))?;
+            ring.reap(env);
             continue;
         };
         let Some((socket, to, payload, segment)) = env.sockets.pop_queued() else {
             break;
         };
+        let sends = ring.sends();
         sends.free.pop();
         let slot = &mut sends.slots[index];
         slot.to = SockAddr::from(to);
@@ -442,7 +543,7 @@ fn queue_sends(
         let entry = opcode::SendMsg::new(types::Fd(fds[socket]), &slot.msg)
             .build()
             .user_data(SEND_BIT | index as u64);
-        push(ring, &entry)?;
+        push(&mut ring.ring, &entry)?;
     }
     Ok(())
 }
