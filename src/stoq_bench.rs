@@ -438,13 +438,19 @@ fn stoq_client(
     }
 }
 
-fn quinn_socket() -> std::io::Result<UdpSocket> {
+/// A UDP socket on `[::1]`, IPv6-only, with the buffers STOQ's nodes ask for
+/// ([`runtime_tokio::SOCKET_BUFFER_BYTES_DEFAULT`]), so raw quinn (and the loopback ceiling)
+/// run on the same socket settings as STOQ.
+pub(crate) fn loopback_udp_socket() -> std::io::Result<UdpSocket> {
     let socket = socket2::Socket::new(
         socket2::Domain::IPV6,
         socket2::Type::DGRAM,
         Some(socket2::Protocol::UDP),
     )?;
     socket.set_only_v6(true)?;
+    // Linux caps these at net.core.[rw]mem_max without an error, as it does for the nodes.
+    let _ = socket.set_recv_buffer_size(runtime_tokio::SOCKET_BUFFER_BYTES_DEFAULT);
+    let _ = socket.set_send_buffer_size(runtime_tokio::SOCKET_BUFFER_BYTES_DEFAULT);
     socket.bind(&SocketAddr::from((Ipv6Addr::LOCALHOST, 0)).into())?;
     Ok(socket.into())
 }
@@ -474,7 +480,7 @@ fn quinn_server(
 ) {
     host_time(&setup);
     let run = async move {
-        let socket = quinn_socket().map_err(|e| e.to_string())?;
+        let socket = loopback_udp_socket().map_err(|e| e.to_string())?;
         let endpoint = quinn::Endpoint::new(
             setup.endpoint,
             Some(setup.server),
@@ -521,7 +527,7 @@ fn quinn_client(
 ) {
     host_time(&setup);
     let run = async move {
-        let socket = quinn_socket().map_err(|e| e.to_string())?;
+        let socket = loopback_udp_socket().map_err(|e| e.to_string())?;
         let mut endpoint = quinn::Endpoint::new(setup.endpoint, None, socket, Arc::new(quinn::TokioRuntime))
             .map_err(|e| e.to_string())?;
         endpoint.set_default_client_config(setup.client);

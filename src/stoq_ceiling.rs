@@ -10,12 +10,14 @@
 //! in softirq context on the sending thread counts against the sender.
 
 use std::io::IoSliceMut;
-use std::net::{Ipv6Addr, SocketAddr, UdpSocket};
+
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use quinn::udp::{RecvMeta, Transmit, UdpSocketState, BATCH_SIZE};
+
+use crate::stoq_bench::loopback_udp_socket;
 
 /// Bytes of each datagram: what QUIC packets on this path carry (quinn's and STOQ's
 /// full-size packets on `[::1]`), so the ceiling is in the same units as the stacks.
@@ -24,8 +26,6 @@ pub const DATAGRAM_BYTES: usize = 1452;
 const UDP_PAYLOAD_MAX: usize = 65_527;
 /// Receive buffer per message: the largest UDP payload, or a GRO run of them.
 const MESSAGE_BYTES: usize = 64 * 1024;
-/// Socket buffers asked for each way: the nodes' default (`runtime_tokio`).
-const SOCKET_BUFFER_BYTES: usize = runtime_tokio::SOCKET_BUFFER_BYTES_DEFAULT;
 /// The receiver's end: nothing received for this long after the sender finished.
 const QUIET: Duration = Duration::from_millis(200);
 
@@ -67,20 +67,6 @@ fn mib_s(bytes: u64, time: Duration) -> f64 {
     bytes as f64 / (1024.0 * 1024.0) / time.as_secs_f64().max(1e-9)
 }
 
-fn socket() -> std::io::Result<UdpSocket> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::IPV6,
-        socket2::Type::DGRAM,
-        Some(socket2::Protocol::UDP),
-    )?;
-    socket.set_only_v6(true)?;
-    // Linux caps these at net.core.[rw]mem_max without an error; the nodes ask the same.
-    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
-    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
-    socket.bind(&SocketAddr::from((Ipv6Addr::LOCALHOST, 0)).into())?;
-    Ok(socket.into())
-}
-
 /// The most datagrams one send may carry: one UDP payload's worth.
 pub const SEGMENTS_MAX: usize = UDP_PAYLOAD_MAX / DATAGRAM_BYTES;
 
@@ -88,11 +74,11 @@ pub const SEGMENTS_MAX: usize = UDP_PAYLOAD_MAX / DATAGRAM_BYTES;
 /// most (fewer if the kernel allows fewer), and measures both ends.
 pub fn blast(bytes: u64, segments: usize) -> Result<Ceiling, String> {
     let io = |what: &'static str| move |e: std::io::Error| format!("{what}: {e}");
-    let receiver = socket().map_err(io("receiver socket"))?;
+    let receiver = loopback_udp_socket().map_err(io("receiver socket"))?;
     receiver.set_read_timeout(Some(QUIET)).map_err(io("receiver timeout"))?;
     let to = receiver.local_addr().map_err(io("receiver address"))?;
     let receiver_state = UdpSocketState::new((&receiver).into()).map_err(io("receiver GRO"))?;
-    let sender = socket().map_err(io("sender socket"))?;
+    let sender = loopback_udp_socket().map_err(io("sender socket"))?;
     let sender_state = UdpSocketState::new((&sender).into()).map_err(io("sender GSO"))?;
     // quinn-udp makes its sockets non-blocking; the blast wants the sender to wait for room
     // and the receiver to sleep (up to QUIET) rather than spin on a core the sender needs.
