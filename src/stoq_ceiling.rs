@@ -10,7 +10,6 @@
 //! in softirq context on the sending thread counts against the sender.
 
 use std::io::IoSliceMut;
-
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
