@@ -122,25 +122,15 @@ pub async fn drive<A: Actor + ?Sized>(
                         // "More follow" holds within groups of DEFER_DATAGRAMS_MAX, so an actor
                         // deferring per-batch work (a QUIC receiver's acknowledgements) never
                         // holds it back behind a whole GRO-sized batch.
-                        let group_ends = (i + 1) % DEFER_DATAGRAMS_MAX == 0 || i + 1 == count;
-                        // One clock reading serves a group's datagrams; its last one, after
-                        // which the actor does the group's work (acknowledgements, protocols'
-                        // messages, timers they set), reads the clocks anew.
-                        if group_ends {
-                            env.thaw_clocks();
-                        } else if i % DEFER_DATAGRAMS_MAX == 0 {
-                            env.freeze_clocks();
-                        }
-                        env.batch_remaining = if group_ends { 0 } else { count - i - 1 };
+                        let group_ends = env.hand_over(i, count, DEFER_DATAGRAMS_MAX);
                         actor.on_datagram_owned(env, from, payload);
                         // What a group's end produced (acknowledgements, above all) leaves now,
                         // not after the rest of a long batch.
-                        if env.batch_remaining == 0 {
+                        if group_ends {
                             env.sockets.flush().await;
                         }
                     }
-                    env.batch_remaining = 0;
-                    env.thaw_clocks();
+                    env.handed_over();
                 }
             }
             Wake::Datagrams(Err(e)) => {

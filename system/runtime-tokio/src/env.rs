@@ -142,13 +142,25 @@ impl RealEnv {
         self.timers.len()
     }
 
-    /// Reads the clocks once; until [`RealEnv::thaw_clocks`], the actor sees that reading.
-    pub(crate) fn freeze_clocks(&mut self) {
-        self.frozen = Some((self.clock.now(), self.clock.wall_now()));
+    /// Prepares handing over datagram `i` of `count` received together, in groups of `group`
+    /// (both drivers' policy): within a group `more_datagrams_follow` holds and one clock
+    /// reading serves; for a group's last datagram, after which the actor does the group's work
+    /// (acknowledgements, protocols' messages, timers they set), it does not hold and the clocks
+    /// are read afresh. Returns whether the datagram ends its group: its sends should leave then.
+    pub(crate) fn hand_over(&mut self, i: usize, count: usize, group: usize) -> bool {
+        let group_ends = (i + 1).is_multiple_of(group) || i + 1 == count;
+        if group_ends {
+            self.frozen = None;
+        } else if i.is_multiple_of(group) {
+            self.frozen = Some((self.clock.now(), self.clock.wall_now()));
+        }
+        self.batch_remaining = if group_ends { 0 } else { count - i - 1 };
+        group_ends
     }
 
-    /// The actor sees the host's clocks again.
-    pub(crate) fn thaw_clocks(&mut self) {
+    /// After a batch has been handed over: nothing follows, and the clocks are the host's.
+    pub(crate) fn handed_over(&mut self) {
+        self.batch_remaining = 0;
         self.frozen = None;
     }
 

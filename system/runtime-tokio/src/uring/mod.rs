@@ -360,17 +360,9 @@ pub fn drive_uring<A: Actor + ?Sized>(
         let count = batch.len();
         for (i, (from, payload)) in batch.drain(..).enumerate() {
             stats.datagrams_received += 1;
-            let group_ends = (i + 1) % GROUP == 0 || i + 1 == count;
-            // One clock reading serves a group's datagrams; its last one, after which the
-            // actor does the group's work (acknowledgements, protocols' messages), reads anew.
-            if group_ends {
-                env.thaw_clocks();
-            } else if i % GROUP == 0 {
-                env.freeze_clocks();
-            }
-            env.batch_remaining = if group_ends { 0 } else { count - i - 1 };
+            let group_ends = env.hand_over(i, count, GROUP);
             actor.on_datagram_owned(env, from, payload);
-            if env.batch_remaining == 0 {
+            if group_ends {
                 queue_sends(&mut ring, env, &fds)?;
                 // A group that sent nothing costs no system call.
                 if !ring.ring.submission().is_empty() {
@@ -378,8 +370,7 @@ pub fn drive_uring<A: Actor + ?Sized>(
                 }
             }
         }
-        env.batch_remaining = 0;
-        env.thaw_clocks();
+        env.handed_over();
     }
     drop(ring);
     stats.sends_dropped = env.sends_dropped();
