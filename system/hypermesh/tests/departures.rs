@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use hypermesh::membership::wire::{Body, Claim, Message, Update};
-use hypermesh::membership::{MemberState, NodeId};
+use hypermesh::membership::{MemberState, MembershipConfig, NodeId};
 use runtime::{Instant, Probe};
 use simulator::{ClockModel, FaultAction, NodeIndex, NodeSet, SimTime, SIM_EPOCH_UNIX_SECS};
 use support::bench::{Bench, Sent, FIRST_INCARNATION, NODE, REPLY_LATENCY};
@@ -87,6 +87,68 @@ fn a_node_joining_a_settled_cluster_gossips_only_first_hand_news() {
             "member {member} came in the seed's list and was gossiped again"
         );
     }
+}
+
+/// Departure: a joiner is announced by the seed that answered its join, to every member at
+/// once, and gossiped by nobody (gossiping each of n joiners to everyone costs every node n ×
+/// the retransmit limit updates: the 1000-node join storm).
+#[test]
+fn a_joiner_is_announced_by_its_seed_and_gossiped_by_nobody() {
+    let mut cluster = Cluster::new(1, 6);
+    let join_at = secs(20);
+    cluster.run_until(join_at);
+    cluster.clear_tap();
+    let joiner = cluster.add_node_at(join_at, ClockModel::default());
+    let announce_interval = MembershipConfig::new(id(0), Vec::new()).announce_interval;
+    let known_by = join_at.after(announce_interval + Duration::from_millis(100));
+    cluster.run_until(known_by);
+
+    for member in 1..joiner {
+        let seen = cluster.recorded_states(member, joiner);
+        assert_eq!(
+            seen.first().map(|&(_, state)| state),
+            Some(ALIVE),
+            "member {member} never heard of the joiner"
+        );
+        assert!(
+            seen[0].0 <= known_by,
+            "member {member} heard of the joiner only at {:?}",
+            seen[0].0
+        );
+        assert!(
+            cluster.tapped().iter().any(|t| t.from == 0
+                && t.to == member
+                && matches!(&t.message.body, Body::Announce { records } if records.iter().any(|r| r.node == id(joiner)))),
+            "the seed announced the joiner to member {member}"
+        );
+    }
+    let gossiped_by = cluster
+        .tapped()
+        .into_iter()
+        .find(|t| t.from != joiner && t.message.updates.iter().any(|u| u.node == id(joiner)));
+    assert!(gossiped_by.is_none(), "the joiner was gossiped: {gossiped_by:?}");
+}
+
+/// Departure: anti-entropy opens with a digest of the view, and lists are exchanged only where
+/// views differ: a settled cluster's exchanges cost a datagram each, not two member lists.
+#[test]
+fn a_settled_cluster_exchanges_digests_not_lists() {
+    let mut cluster = Cluster::new(3, 5);
+    cluster.run_until(secs(20));
+    cluster.clear_tap();
+    cluster.run_until(secs(60));
+
+    let tapped = cluster.tapped();
+    let digests = tapped
+        .iter()
+        .filter(|t| matches!(t.message.body, Body::Digest { .. }))
+        .count();
+    let lists = tapped.iter().find(|t| matches!(t.message.body, Body::PushPull { .. }));
+    assert!(
+        digests >= 5,
+        "each node opens an exchange every push-pull interval: {digests} digests"
+    );
+    assert!(lists.is_none(), "a settled cluster exchanged a list: {lists:?}");
 }
 
 /// Departure: an anti-entropy list that says a member we hold alive is suspect or dead at the
@@ -504,20 +566,25 @@ fn a_member_whose_clock_jumps_past_the_skew_bound_keeps_exchanging_state() {
         assert!(refused.is_empty(), "node {node}'s exchanges were refused: {refused:?}");
     }
     let tapped = cluster.tapped();
-    let exchange = |from: NodeIndex, to: NodeIndex, reply_wanted: bool| {
+    // An exchange opens with a digest of the view (answered only if the views differ) or, while
+    // the opener suspects someone, with its whole list.
+    let opened = |to: NodeIndex| {
         tapped.iter().any(|t| {
-            t.from == from
+            t.from == jumper
                 && t.to == to
-                && matches!(t.message.body, Body::PushPull { reply_wanted: r, .. } if r == reply_wanted)
+                && matches!(
+                    t.message.body,
+                    Body::Digest { .. } | Body::PushPull { reply_wanted: true, .. }
+                )
         })
     };
-    let asked = (0..jumper).filter(|&m| exchange(jumper, m, true)).collect::<Vec<_>>();
+    let asked = (0..jumper).filter(|&m| opened(m)).collect::<Vec<_>>();
     assert!(
         !asked.is_empty(),
         "the member started no exchange after its clock jumped"
     );
-    assert!(
-        asked.iter().any(|&m| exchange(m, jumper, false)),
-        "and none was answered"
-    );
+    let refusal = tapped
+        .iter()
+        .find(|t| t.to == jumper && matches!(t.message.body, Body::Refuse { .. }));
+    assert!(refusal.is_none(), "an exchange was refused: {refusal:?}");
 }

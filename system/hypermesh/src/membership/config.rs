@@ -47,6 +47,17 @@ pub struct MembershipConfig {
     pub push_pull_interval: Duration,
     /// How often an unanswered join is retried.
     pub join_retry_interval: Duration,
+    /// How long a node that answered a join waits before announcing the joiner, with every
+    /// other joiner it admitted meanwhile, to each member it holds alive or suspect (one
+    /// batch of records per member). Joins are announced, not gossiped: gossiping each of n
+    /// joiners to everyone costs every node n × the retransmit limit updates, which made a
+    /// 1000-node cold start a storm of full datagrams for twenty seconds.
+    pub announce_interval: Duration,
+    /// Most catch-up pulls a node makes after joining: one, then another each
+    /// `join_retry_interval + announce_interval` while its view still grows (the cluster is
+    /// still joining), up to this many. What an announcement missed is caught here rather than
+    /// by anti-entropy, whose period may be long in a large cluster.
+    pub catch_ups_max: u32,
     /// Largest datagram this protocol sends (below a typical 1500-byte MTU).
     pub datagram_bytes_max: usize,
     /// Direct probes of this node that may be outstanding at once. At the guide's tolerance a
@@ -131,6 +142,8 @@ impl MembershipConfig {
             retransmit_mult: 4,
             push_pull_interval: Duration::from_secs(10),
             join_retry_interval: Duration::from_secs(1),
+            announce_interval: Duration::from_secs(1),
+            catch_ups_max: 5,
             datagram_bytes_max: 1400,
             probes_in_flight_max: 16,
             relays_in_flight_max: 64,
@@ -152,6 +165,7 @@ impl MembershipConfig {
             ("gossip_interval", self.gossip_interval),
             ("push_pull_interval", self.push_pull_interval),
             ("join_retry_interval", self.join_retry_interval),
+            ("announce_interval", self.announce_interval),
         ];
         for (name, value) in positive {
             if value.is_zero() {
@@ -180,6 +194,7 @@ impl MembershipConfig {
             ("suspicion_mult", self.suspicion_mult as usize),
             ("suspicion_max_mult", self.suspicion_max_mult as usize),
             ("retransmit_mult", self.retransmit_mult as usize),
+            ("catch_ups_max", self.catch_ups_max as usize),
         ];
         for (name, value) in counts {
             if value == 0 {

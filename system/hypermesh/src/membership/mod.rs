@@ -10,6 +10,15 @@
 //! refutes with a higher incarnation, and a suspicion needs `confirmation_required` independent
 //! confirmations to time out quickly; alone it waits the longest.
 //!
+//! # Joins and anti-entropy
+//!
+//! A joiner asks one seed (its primary) for the member list and tells the others it is joining;
+//! the primary announces it, with the others it admitted meanwhile, to every member in one
+//! batch a second, instead of gossip telling every node about every joiner twelve times over.
+//! Catch-up pulls from random members fill what an announcement missed. Anti-entropy opens with
+//! a digest of the view and exchanges lists only where views differ, so a settled cluster's
+//! exchanges cost a datagram, whatever its size. ARCHITECTURE.md lists why each step is so.
+//!
 //! # The guide's settings
 //!
 //! - `latency_tolerance` (500 ms): the one-way delay the detector must tolerate. A probe is only
@@ -28,7 +37,7 @@
 //! |---|---|---|
 //! | `member` | node id | new state of that member in this node's view: 0 alive, 1 suspect, 2 dead |
 //! | `majority` | view size | 1 if this node's side holds a majority of the membership, else 0 |
-//! | `joined` | seed count answered | 1 |
+//! | `joined` | seed count answered (1 once the primary seed answered, 0 for the first seed) | 1 |
 //! | `join_refused` | refusing node id | wall-clock skew in ms |
 //! | `refute` | own id | new incarnation |
 //! | `storage_error` | 0 | 1 |

@@ -36,10 +36,12 @@ pub enum Timer {
     PushPull,
     /// Retry joining through the seeds.
     Join,
-    /// Catch up with a seed once more after joining.
+    /// Pull a random member's list, early after joining (see [`MembershipConfig::catch_ups_max`]).
     CatchUp,
     /// A relayed probe is given up.
     RelayExpiry(u32),
+    /// Announce the members admitted since the last announcement.
+    Announce,
 }
 
 /// How far ahead of a node's own incarnation an accusation about it may be and still be
@@ -80,6 +82,28 @@ fn same_endpoint(from: SocketAddr, expected: SocketAddr) -> bool {
     from.ip() == expected.ip() && from.port() == expected.port()
 }
 
+/// A record's contribution to a view digest: its fields through a 64-bit mixer (splitmix64's
+/// finaliser), fixed so that every node and release digests alike.
+fn record_hash(r: &Record) -> u64 {
+    fn mix(mut z: u64) -> u64 {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    let ip = match r.addr.ip() {
+        std::net::IpAddr::V4(ip) => u128::from(ip.to_bits()),
+        std::net::IpAddr::V6(ip) => ip.to_bits(),
+    };
+    let fields = [
+        r.node.0,
+        ip as u64,
+        (ip >> 64) as u64,
+        u64::from(r.addr.port()) << 8 | u64::from(r.state),
+        r.incarnation,
+    ];
+    fields.iter().fold(0x9e37_79b9_7f4a_7c15, |h, &f| mix(h ^ f))
+}
+
 /// One node's membership protocol.
 pub struct MembershipNode {
     config: MembershipConfig,
@@ -94,6 +118,20 @@ pub struct MembershipNode {
     relays: BTreeMap<u32, Relay>,
     joined: bool,
     majority: Option<bool>,
+    /// Members whose joins this node answered as their primary seed and has not announced yet,
+    /// in admission order. Distinct members (a retried join is not queued twice), so at most
+    /// `members_max`; an [`Timer::Announce`] is pending whenever this is not empty.
+    admitted: Vec<NodeId>,
+    /// Joins sent so far: which seed is asked to answer ([`Self::join`]).
+    join_attempts: u64,
+    /// The seed asked to answer the last join: only its answer ends joining. Another member's
+    /// answer to an exchange does not, or a node that took part in anti-entropy before its
+    /// join was answered would never be admitted, nor announced.
+    join_primary: Option<SocketAddr>,
+    /// Catch-up pulls made since joining, at most `catch_ups_max`.
+    catch_up_pulls: u32,
+    /// How many members this node knew at its last catch-up pull.
+    members_at_pull: usize,
 }
 
 impl MembershipNode {
@@ -117,6 +155,11 @@ impl MembershipNode {
             relays: BTreeMap::new(),
             joined: false,
             majority: None,
+            admitted: Vec::new(),
+            join_attempts: 0,
+            join_primary: None,
+            catch_up_pulls: 0,
+            members_at_pull: 0,
         }
     }
 
@@ -216,10 +259,17 @@ impl MembershipNode {
         if self.joined {
             return;
         }
+        // Every seed hears the join, so each lists the joiner in the snapshots it gives later
+        // joiners; one, the primary, answers with its member list and announces the joiner to
+        // the cluster. One snapshot and one announcement per joiner, not one per seed. The
+        // primary moves on at each retry, so a seed that is down delays a join by one retry.
+        let primary = ((self.me.0 % seeds.len() as u64) as usize + self.join_attempts as usize) % seeds.len();
+        self.join_attempts = self.join_attempts.wrapping_add(1);
+        self.join_primary = Some(seeds[primary]);
         let me = self.my_record();
-        for seed in seeds {
+        for (i, seed) in seeds.into_iter().enumerate() {
             let body = Body::PushPull {
-                reply_wanted: true,
+                reply_wanted: i == primary,
                 join: true,
                 wall_ms: env.wall_now().as_unix_millis(),
                 records: vec![me],
@@ -234,23 +284,66 @@ impl MembershipNode {
         if !self.joined {
             self.joined = true;
             env.probe(Probe::new("joined", answered, 1));
-            // A seed's snapshot misses whoever joined at the same time; one early exchange with
-            // a random member catches them, instead of waiting a whole anti-entropy period.
-            let at = env.now() + self.config.join_retry_interval;
-            env.set_timer(at, Timer::CatchUp);
+            self.schedule_catch_up(env);
         }
     }
 
+    /// Announcements reach only the members their seed knew when it sent them: a node that
+    /// joined through another seed at about the same time can miss some (more so while seeds
+    /// are still starting, and their snapshots are partial). Early pulls from random members
+    /// catch them, instead of waiting whole anti-entropy periods. Each waits a join retry and an
+    /// announcement, so that concurrent joiners are announced by then.
+    fn schedule_catch_up(&mut self, env: &mut Cx<'_>) {
+        let at = env.now() + self.config.join_retry_interval + self.config.announce_interval;
+        env.set_timer(at, Timer::CatchUp);
+    }
+
     fn on_catch_up(&mut self, env: &mut Cx<'_>) {
-        let Some(to) = self
-            .members
-            .random(1, &[MemberState::Alive], None, env)
-            .first()
-            .map(|m| m.addr)
-        else {
+        // After the first pull, another only while the view still grows: the cluster around
+        // this node is still joining. Joining a settled cluster costs one pull.
+        let growing = self.members.len() > self.members_at_pull;
+        if self.catch_up_pulls > 0 && !growing {
+            return;
+        }
+        debug_assert!(self.catch_up_pulls < self.config.catch_ups_max, "pulls are bounded");
+        self.catch_up_pulls += 1;
+        self.members_at_pull = self.members.len();
+        self.pull(env);
+        if self.catch_up_pulls < self.config.catch_ups_max {
+            self.schedule_catch_up(env);
+        }
+    }
+
+    /// Asks a seed other than the one that answered the join for its list (each pull the next
+    /// one; a random alive member if there is no other seed). Seeds hear every join sent while
+    /// they are up and every announcement, so theirs are the fullest lists early on; a random
+    /// member that joined at the same time may lack just what this node lacks.
+    fn pull(&mut self, env: &mut Cx<'_>) {
+        let seeds = self.other_seeds();
+        let answered = self
+            .join_primary
+            .and_then(|primary| seeds.iter().position(|s| same_endpoint(*s, primary)));
+        let seed = match (answered, seeds.len()) {
+            (Some(i), n) if n > 1 => Some(seeds[(i + self.catch_up_pulls as usize) % n]),
+            _ => None,
+        };
+        let Some(to) = seed.or_else(|| {
+            self.members
+                .random(1, &[MemberState::Alive], None, env)
+                .first()
+                .map(|m| m.addr)
+        }) else {
             return;
         };
-        self.send_state(env, to, true);
+        // A pull: what this node knows came from its seed and the announcements, which the
+        // one asked holds too, so only the answer carries a list.
+        let body = Body::PushPull {
+            reply_wanted: true,
+            join: false,
+            wall_ms: env.wall_now().as_unix_millis(),
+            records: vec![self.my_record()],
+        };
+        self.send(env, to, body);
     }
 
     fn my_record(&self) -> Record {
@@ -270,7 +363,7 @@ impl MembershipNode {
     /// Sends `body` to `to` carrying `first` and then as much pending gossip as fits.
     fn send_with(&mut self, env: &mut Cx<'_>, to: SocketAddr, body: Body, first: Vec<Update>) {
         let body_bytes = match &body {
-            Body::PushPull { records, .. } => records.len() * RECORD_BYTES_MAX,
+            Body::PushPull { records, .. } | Body::Announce { records } => records.len() * RECORD_BYTES_MAX,
             _ => 0,
         };
         let room = self
@@ -477,7 +570,37 @@ impl MembershipNode {
         let Some(to) = self.members.random(1, states, None, env).first().map(|m| m.addr) else {
             return;
         };
-        self.send_state(env, to, true);
+        // While this node suspects someone, the exchange is a full one: a list's suspect
+        // records are confirmations from its sender, which bring Lifeguard's timeout down to
+        // its minimum; two nodes suspecting alike have equal digests, and would skip them.
+        let suspects = self.members.len() - self.members.alive() - self.members.dead();
+        if suspects > 0 {
+            self.send_state(env, to, true);
+            return;
+        }
+        let body = Body::Digest {
+            wall_ms: env.wall_now().as_unix_millis(),
+            digest: self.view_digest(),
+            record: self.my_record(),
+        };
+        self.send(env, to, body);
+    }
+
+    /// A digest of this node's whole view, itself included: the same on two nodes that list the
+    /// same members at the same addresses, incarnations and states, whatever the order. A XOR of
+    /// a 64-bit mix of each record, so a difference goes unseen only by a 2^-64 coincidence;
+    /// anti-entropy then skips one exchange, and the next one, with another member, catches it.
+    fn view_digest(&self) -> u64 {
+        let mine = record_hash(&self.my_record());
+        self.members.iter().fold(mine, |digest, m| {
+            digest
+                ^ record_hash(&Record {
+                    node: m.id,
+                    addr: m.addr,
+                    incarnation: m.incarnation,
+                    state: m.state.code(),
+                })
+        })
     }
 
     /// Sends this node's whole member list to `to` in datagram-sized chunks; only the first asks
@@ -490,8 +613,7 @@ impl MembershipNode {
             incarnation: m.incarnation,
             state: m.state.code(),
         }));
-        let per_chunk = ((self.config.datagram_bytes_max - HEADER_AND_BODY_BYTES_MAX) / RECORD_BYTES_MAX)
-            .clamp(1, RECORDS_PER_MESSAGE_MAX);
+        let per_chunk = self.records_per_chunk();
         for (i, chunk) in records.chunks(per_chunk).enumerate() {
             let body = Body::PushPull {
                 reply_wanted: reply_wanted && i == 0,
@@ -562,32 +684,45 @@ impl MembershipNode {
                 wall_ms,
                 records,
             } => {
-                // Only a join is checked for clock skew: anti-entropy between members must keep
+                // Only joins are checked for clock skew: anti-entropy between members must keep
                 // working while their clocks drift. A join is what the sender says is one (so a
                 // restarted member this node still lists from its previous life is checked too)
                 // or any exchange from a sender that is not a member (a refused node's
                 // anti-entropy must not let it in by the side door).
-                let joining = join || self.members.get(message.sender).is_none();
-                if reply_wanted && joining {
-                    let skew_ms = wall_ms - env.wall_now().as_unix_millis();
-                    let tolerated = (self.config.clock_skew_max + self.config.latency_tolerance).as_millis() as i64;
-                    if skew_ms.abs() > tolerated {
-                        self.send(
-                            env,
-                            from,
-                            Body::Refuse {
-                                reason: RefuseReason::ClockSkew { skew_ms },
-                            },
-                        );
-                        return;
-                    }
+                let stranger = self.members.get(message.sender).is_none();
+                if (join || (reply_wanted && stranger)) && !self.skew_tolerated(env, from, wall_ms) {
+                    return;
+                }
+                if join {
+                    self.on_join(env, from, message.sender, &records, reply_wanted);
+                    return;
                 }
                 self.merge(env, message.sender, &records);
                 if reply_wanted {
                     self.send_state(env, from, false);
-                } else {
+                } else if self.join_primary.is_some_and(|primary| same_endpoint(from, primary)) {
                     self.mark_joined(env, 1);
                 }
+            }
+            Body::Digest {
+                wall_ms,
+                digest,
+                record,
+            } => {
+                // Checked as an exchange that wants an answer: a stranger's as a join.
+                if self.members.get(message.sender).is_none() && !self.skew_tolerated(env, from, wall_ms) {
+                    return;
+                }
+                self.merge(env, message.sender, &[record]);
+                if digest != self.view_digest() {
+                    self.send_state(env, from, true);
+                }
+            }
+            Body::Announce { records } => {
+                // Others' admissions only: what a member says of itself is heard through its
+                // join or its exchanges, where strangers are checked against clock_skew_max.
+                let others: Vec<Record> = records.into_iter().filter(|r| r.node != message.sender).collect();
+                self.merge(env, message.sender, &others);
             }
             Body::Refuse {
                 reason: RefuseReason::ClockSkew { skew_ms },
@@ -595,6 +730,112 @@ impl MembershipNode {
                 env.probe(Probe::new("join_refused", message.sender.0, skew_ms));
             }
         }
+    }
+
+    /// Whether a joiner's (or a stranger's) wall clock, `wall_ms` when it sent from `from`, is within
+    /// `clock_skew_max` (plus the latency it may have been sent across) of ours; if not, it is
+    /// refused, saying by how much.
+    fn skew_tolerated(&mut self, env: &mut Cx<'_>, from: SocketAddr, wall_ms: i64) -> bool {
+        let skew_ms = wall_ms - env.wall_now().as_unix_millis();
+        let tolerated = (self.config.clock_skew_max + self.config.latency_tolerance).as_millis() as i64;
+        if skew_ms.abs() <= tolerated {
+            return true;
+        }
+        self.send(
+            env,
+            from,
+            Body::Refuse {
+                reason: RefuseReason::ClockSkew { skew_ms },
+            },
+        );
+        false
+    }
+
+    /// A join, its clock already checked. The joiner's own record is news for the whole
+    /// cluster, but it is not gossiped: if this node is the primary seed it was asked to answer
+    /// (`answer`), it admits the joiner (announced with the others it admits meanwhile) and
+    /// answers with its member list; otherwise it only learns of the joiner, so that its own
+    /// snapshots list it, and leaves the rest to the primary.
+    fn on_join(&mut self, env: &mut Cx<'_>, from: SocketAddr, joiner: NodeId, records: &[Record], answer: bool) {
+        for r in records.iter().filter(|r| r.node == joiner) {
+            let claim = match MemberState::from_code(r.state) {
+                Some(MemberState::Alive) | None => Claim::Alive { addr: r.addr },
+                // A joiner lists itself alive; anything else is not a join to act on.
+                Some(MemberState::Suspect | MemberState::Dead) => continue,
+            };
+            self.apply_quietly(
+                env,
+                Update {
+                    node: r.node,
+                    incarnation: r.incarnation,
+                    claim,
+                },
+            );
+            // Admitted even if already known: this node may have heard the join as a
+            // non-primary seed before the joiner, unanswered, asked it to be the primary.
+            if answer && !self.admitted.contains(&joiner) && self.members.get(joiner).is_some() {
+                self.admit(env, joiner);
+            }
+        }
+        if answer {
+            self.send_state(env, from, false);
+        }
+    }
+
+    /// Queues a member whose join this node answered for the next announcement.
+    fn admit(&mut self, env: &mut Cx<'_>, id: NodeId) {
+        debug_assert!(!self.admitted.contains(&id), "a member is admitted once");
+        if self.admitted.is_empty() {
+            let at = env.now() + self.config.announce_interval;
+            env.set_timer(at, Timer::Announce);
+        }
+        self.admitted.push(id);
+        assert!(
+            self.admitted.len() <= self.config.members_max,
+            "admitted members are members, so at most members_max"
+        );
+    }
+
+    /// Sends the members admitted since the last announcement to every member held alive or
+    /// suspect (the admitted ones too: each one's seed snapshot missed those admitted after it),
+    /// in datagram-sized chunks. Each receiver learns of a joiner once per seed that admitted it,
+    /// where gossip would have told it about the retransmit limit times.
+    fn announce(&mut self, env: &mut Cx<'_>) {
+        let admitted = std::mem::take(&mut self.admitted);
+        let records: Vec<Record> = admitted
+            .into_iter()
+            .filter_map(|id| self.members.get(id))
+            .map(|m| Record {
+                node: m.id,
+                addr: m.addr,
+                incarnation: m.incarnation,
+                state: m.state.code(),
+            })
+            .collect();
+        let targets: Vec<SocketAddr> = self
+            .members
+            .iter()
+            .filter(|m| m.state != MemberState::Dead)
+            .map(|m| m.addr)
+            .collect();
+        let per_chunk = self.records_per_chunk();
+        for to in targets {
+            for chunk in records.chunks(per_chunk) {
+                self.send(
+                    env,
+                    to,
+                    Body::Announce {
+                        records: chunk.to_vec(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// How many records fit in one datagram beside the header.
+    fn records_per_chunk(&self) -> usize {
+        ((self.config.datagram_bytes_max - HEADER_AND_BODY_BYTES_MAX) / RECORD_BYTES_MAX)
+            .clamp(1, RECORDS_PER_MESSAGE_MAX)
     }
 
     /// An ack of our ping `seq`, received from `from`. Sequence numbers are small counters anyone
@@ -630,6 +871,7 @@ impl MembershipNode {
         }
     }
 
+    /// Adopts a member list's records. The sender's own record is first-hand news, gossiped on.
     fn merge(&mut self, env: &mut Cx<'_>, sender: NodeId, records: &[Record]) {
         for r in records {
             let claim = match MemberState::from_code(r.state) {
@@ -637,7 +879,15 @@ impl MembershipNode {
                 Some(MemberState::Suspect) => Claim::Suspect { by: sender },
                 Some(MemberState::Dead) => Claim::Dead { by: sender },
             };
-            let known = self.members.get(r.node).is_some() || r.node == self.me;
+            let held = self.members.get(r.node).map(|m| (m.state, m.incarnation, m.addr));
+            // Most of a list in a settled cluster: an alive claim no newer than what we hold,
+            // which `accept` would ignore (only a higher incarnation revives or moves a member).
+            // Skipped here, as anti-entropy lists are most of what a large cluster reads.
+            if matches!((held, claim), (Some((_, incarnation, _)), Claim::Alive { .. }) if r.incarnation <= incarnation)
+            {
+                continue;
+            }
+            let known = held.is_some() || r.node == self.me;
             if !known && !matches!(claim, Claim::Alive { .. }) {
                 // A member first heard of as suspect or dead is still a member: it counts in the
                 // majority, and may come back. Someone else's verdict is not first-hand, so we
@@ -658,7 +908,6 @@ impl MembershipNode {
                 self.note_view(env);
                 continue;
             }
-            let held = self.members.get(r.node).map(|m| (m.state, m.incarnation, m.addr));
             if let (Some((MemberState::Alive, incarnation, addr)), Claim::Suspect { .. } | Claim::Dead { .. }) =
                 (held, claim)
             {
@@ -914,6 +1163,7 @@ impl Protocol for MembershipNode {
             Timer::RelayExpiry(seq) => {
                 self.relays.remove(&seq);
             }
+            Timer::Announce => self.announce(env),
         }
     }
 }

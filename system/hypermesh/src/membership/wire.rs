@@ -16,7 +16,7 @@ pub const MAGIC: [u8; 2] = *b"HM";
 pub const VERSION: u8 = 1;
 /// Most updates one message may carry; a decoder refuses more, whatever the datagram size.
 pub const UPDATES_PER_MESSAGE_MAX: usize = 255;
-/// Most member records one push-pull message may carry.
+/// Most member records one push-pull or announcement message may carry.
 pub const RECORDS_PER_MESSAGE_MAX: usize = 255;
 
 /// A node's identity in the cluster.
@@ -122,6 +122,26 @@ pub enum Body {
         /// Members in this chunk.
         records: Vec<Record>,
     },
+    /// Anti-entropy's opening: a digest of the sender's whole view (itself included) and its own
+    /// record. A receiver whose view digests the same has nothing to exchange and stays silent;
+    /// otherwise it answers with its list, asking for the sender's (a push-pull). A settled
+    /// cluster's exchanges then cost a datagram, not two lists.
+    Digest {
+        /// Sender's wall clock, ms since the Unix epoch (a stranger's is checked as a join's).
+        wall_ms: i64,
+        /// The sender's view digest (`MembershipNode`'s `view_digest`).
+        digest: u64,
+        /// The sender as it lists itself.
+        record: Record,
+    },
+    /// Members the sender admitted (answered the joins of) since its last announcement, sent
+    /// to every member it holds alive or suspect: how a cluster learns of its joiners without
+    /// gossiping each one to everyone. Receivers adopt the records as anti-entropy (and gossip
+    /// none of them on).
+    Announce {
+        /// The admitted members, as the sender holds them now.
+        records: Vec<Record>,
+    },
     /// A join was refused.
     Refuse {
         /// Why.
@@ -184,6 +204,8 @@ mod kind {
     pub const GOSSIP: u8 = 4;
     pub const PUSH_PULL: u8 = 5;
     pub const REFUSE: u8 = 6;
+    pub const ANNOUNCE: u8 = 7;
+    pub const DIGEST: u8 = 8;
 }
 
 mod claim {
@@ -213,6 +235,19 @@ fn put_addr(out: &mut BytesMut, addr: &SocketAddr) {
         }
     }
     out.put_u16(addr.port());
+}
+
+/// A record count, then the records. Panics if there are more than [`RECORDS_PER_MESSAGE_MAX`]:
+/// senders chunk their lists, so more is a bug in this crate.
+fn put_records(out: &mut BytesMut, records: &[Record]) {
+    assert!(records.len() <= RECORDS_PER_MESSAGE_MAX, "too many records");
+    out.put_u8(records.len() as u8);
+    for r in records {
+        out.put_u64(r.node.0);
+        put_addr(out, &r.addr);
+        out.put_u64(r.incarnation);
+        out.put_u8(r.state);
+    }
 }
 
 fn put_update(out: &mut BytesMut, u: &Update) {
@@ -249,6 +284,8 @@ impl Message {
             Body::Gossip => kind::GOSSIP,
             Body::PushPull { .. } => kind::PUSH_PULL,
             Body::Refuse { .. } => kind::REFUSE,
+            Body::Announce { .. } => kind::ANNOUNCE,
+            Body::Digest { .. } => kind::DIGEST,
         };
         out.put_u8(kind);
         out.put_u64(self.sender.0);
@@ -274,16 +311,19 @@ impl Message {
                 wall_ms,
                 records,
             } => {
-                assert!(records.len() <= RECORDS_PER_MESSAGE_MAX, "too many records");
                 out.put_u8(u8::from(*reply_wanted) | u8::from(*join) << 1);
                 out.put_i64(*wall_ms);
-                out.put_u8(records.len() as u8);
-                for r in records {
-                    out.put_u64(r.node.0);
-                    put_addr(&mut out, &r.addr);
-                    out.put_u64(r.incarnation);
-                    out.put_u8(r.state);
-                }
+                put_records(&mut out, records);
+            }
+            Body::Announce { records } => put_records(&mut out, records),
+            Body::Digest {
+                wall_ms,
+                digest,
+                record,
+            } => {
+                out.put_i64(*wall_ms);
+                out.put_u64(*digest);
+                put_records(&mut out, std::slice::from_ref(record));
             }
             Body::Refuse {
                 reason: RefuseReason::ClockSkew { skew_ms },
@@ -339,33 +379,31 @@ impl Message {
                 }
                 let (reply_wanted, join) = (flags & 1 != 0, flags & 2 != 0);
                 let wall_ms = r.i64("wall clock")?;
-                let count = usize::from(r.u8("record count")?);
-                let mut records = Vec::with_capacity(count);
-                for _ in 0..count {
-                    let node = r.node("record node")?;
-                    let addr = r.addr()?;
-                    let incarnation = r.u64("record incarnation")?;
-                    let state_at = r.at;
-                    let state = r.u8("record state")?;
-                    if state > 2 {
-                        return Err(WireError::Invalid {
-                            at: state_at,
-                            field: "record state",
-                            value: u64::from(state),
-                        });
-                    }
-                    records.push(Record {
-                        node,
-                        addr,
-                        incarnation,
-                        state,
-                    });
-                }
+                let records = r.records()?;
                 Body::PushPull {
                     reply_wanted,
                     join,
                     wall_ms,
                     records,
+                }
+            }
+            kind::ANNOUNCE => Body::Announce { records: r.records()? },
+            kind::DIGEST => {
+                let wall_ms = r.i64("wall clock")?;
+                let digest = r.u64("digest")?;
+                let count_at = r.at;
+                let records = r.records()?;
+                let [record] = records[..] else {
+                    return Err(WireError::Invalid {
+                        at: count_at,
+                        field: "digest record count",
+                        value: records.len() as u64,
+                    });
+                };
+                Body::Digest {
+                    wall_ms,
+                    digest,
+                    record,
                 }
             }
             kind::REFUSE => {
@@ -465,6 +503,33 @@ impl Reader<'_> {
     fn i64(&mut self, field: &'static str) -> Result<i64, WireError> {
         Ok(i64::from_be_bytes(self.take(field)?))
     }
+    /// A record count, then that many records.
+    fn records(&mut self) -> Result<Vec<Record>, WireError> {
+        let count = usize::from(self.u8("record count")?);
+        let mut records = Vec::with_capacity(count);
+        for _ in 0..count {
+            let node = self.node("record node")?;
+            let addr = self.addr()?;
+            let incarnation = self.u64("record incarnation")?;
+            let state_at = self.at;
+            let state = self.u8("record state")?;
+            if state > 2 {
+                return Err(WireError::Invalid {
+                    at: state_at,
+                    field: "record state",
+                    value: u64::from(state),
+                });
+            }
+            records.push(Record {
+                node,
+                addr,
+                incarnation,
+                state,
+            });
+        }
+        Ok(records)
+    }
+
     fn addr(&mut self) -> Result<SocketAddr, WireError> {
         let family_at = self.at;
         let ip = match self.u8("address family")? {
@@ -511,14 +576,23 @@ mod tests {
         })
     }
 
-    fn body() -> impl Strategy<Value = Body> {
-        let record = (id(), addr(), any::<u64>(), 0u8..3).prop_map(|(n, addr, incarnation, state)| Record {
+    fn record() -> impl Strategy<Value = Record> {
+        (id(), addr(), any::<u64>(), 0u8..3).prop_map(|(n, addr, incarnation, state)| Record {
             node: NodeId(n),
             addr,
             incarnation,
             state,
-        });
+        })
+    }
+
+    fn body() -> impl Strategy<Value = Body> {
         prop_oneof![
+            proptest::collection::vec(record(), 0..20).prop_map(|records| Body::Announce { records }),
+            (any::<i64>(), any::<u64>(), record()).prop_map(|(wall_ms, digest, record)| Body::Digest {
+                wall_ms,
+                digest,
+                record
+            }),
             (any::<u32>(), id()).prop_map(|(seq, t)| Body::Ping { seq, target: NodeId(t) }),
             any::<u32>().prop_map(|seq| Body::Ack { seq }),
             (any::<u32>(), id(), addr()).prop_map(|(seq, t, a)| Body::PingReq {
@@ -531,7 +605,7 @@ mod tests {
                 any::<bool>(),
                 any::<bool>(),
                 any::<i64>(),
-                proptest::collection::vec(record, 0..20)
+                proptest::collection::vec(record(), 0..20)
             )
                 .prop_map(|(reply_wanted, join, wall_ms, records)| Body::PushPull {
                     reply_wanted,
