@@ -53,8 +53,6 @@ const CONTROL_BYTES: usize = 128;
 const RECEIVE_FAILURES_MAX: u32 = 64;
 /// The provided buffer group the receives take from.
 const BUFFER_GROUP: u16 = 0;
-/// Datagrams delivered before sends are submitted and `more_datagrams_follow` turns false.
-const GROUP: usize = 32;
 /// `user_data` bit marking a send completion.
 const SEND_BIT: u64 = 1 << 63;
 /// `user_data` of the shutdown's cancellation.
@@ -360,7 +358,7 @@ pub fn drive_uring<A: Actor + ?Sized>(
         let count = batch.len();
         for (i, (from, payload)) in batch.drain(..).enumerate() {
             stats.datagrams_received += 1;
-            let group_ends = env.hand_over(i, count, GROUP);
+            let group_ends = env.hand_over(i, count, crate::driver::HAND_OVER_GROUP);
             actor.on_datagram_owned(env, from, payload);
             if group_ends {
                 queue_sends(&mut ring, env, &fds)?;
