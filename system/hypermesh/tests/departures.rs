@@ -11,9 +11,9 @@ use std::time::Duration;
 use hypermesh::membership::wire::{Body, Claim, Message, Update};
 use hypermesh::membership::{MemberState, MembershipConfig, NodeId};
 use runtime::{Instant, Probe};
-use simulator::{ClockModel, FaultAction, NodeIndex, NodeSet, SimTime, SIM_EPOCH_UNIX_SECS};
+use simulator::{ClockModel, FaultAction, Latency, LinkModel, NodeIndex, NodeSet, SimTime, SIM_EPOCH_UNIX_SECS};
 use support::bench::{Bench, Sent, FIRST_INCARNATION, NODE, REPLY_LATENCY};
-use support::cluster::{id, record, Cluster};
+use support::cluster::{id, record, Cluster, Shape};
 
 const ALIVE: i64 = 0;
 const SUSPECT: i64 = 1;
@@ -127,6 +127,35 @@ fn a_joiner_is_announced_by_its_seed_and_gossiped_by_nobody() {
         .into_iter()
         .find(|t| t.from != joiner && t.message.updates.iter().any(|u| u.node == id(joiner)));
     assert!(gossiped_by.is_none(), "the joiner was gossiped: {gossiped_by:?}");
+}
+
+/// A join is done when any seed asked to answer it as primary answers, not only the latest:
+/// with a round trip longer than `join_retry_interval`, each answer arrives after the joiner
+/// moved to the next primary, and before, it retried (and was re-admitted) forever.
+#[test]
+fn a_join_completes_when_the_round_trip_outlasts_the_retry_interval() {
+    let round_trip = Duration::from_millis(1200);
+    let join_retry_interval = MembershipConfig::new(id(0), Vec::new()).join_retry_interval;
+    assert!(round_trip > join_retry_interval, "the case this test is for");
+    let shape = Shape {
+        seeds: 3,
+        link: LinkModel {
+            latency: Latency::Constant(round_trip / 2),
+            ..LinkModel::default()
+        },
+        // Anti-entropy must not be what completes the join.
+        settings: |config| config.push_pull_interval = Duration::from_secs(600),
+    };
+    let mut cluster = Cluster::shaped(4, 5, shape);
+    let bound = secs(4);
+    cluster.run_until(bound);
+
+    for node in 0..5 {
+        assert!(
+            !cluster.probes_named(node, "joined").is_empty(),
+            "node {node} had not joined by {bound:?}"
+        );
+    }
 }
 
 /// Departure: anti-entropy opens with a digest of the view, and lists are exchanged only where

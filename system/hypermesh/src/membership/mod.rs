@@ -37,7 +37,7 @@
 //! |---|---|---|
 //! | `member` | node id | new state of that member in this node's view: 0 alive, 1 suspect, 2 dead |
 //! | `majority` | view size | 1 if this node's side holds a majority of the membership, else 0 |
-//! | `joined` | seed count answered (1 once the primary seed answered, 0 for the first seed) | 1 |
+//! | `joined` | seed count answered (1 once a seed asked as primary answered, 0 for the first seed) | 1 |
 //! | `join_refused` | refusing node id | wall-clock skew in ms |
 //! | `refute` | own id | new incarnation |
 //! | `storage_error` | 0 | 1 |

@@ -124,10 +124,15 @@ pub struct MembershipNode {
     admitted: Vec<NodeId>,
     /// Joins sent so far: which seed is asked to answer ([`Self::join`]).
     join_attempts: u64,
-    /// The seed asked to answer the last join: only its answer ends joining. Another member's
-    /// answer to an exchange does not, or a node that took part in anti-entropy before its
-    /// join was answered would never be admitted, nor announced.
-    join_primary: Option<SocketAddr>,
+    /// The seeds asked to answer this node's join, as its primary, so far (distinct, so at most
+    /// the seeds): only an answer from one of them ends joining. Each admitted this node and
+    /// will announce it, so any will do: the latest alone would never do when a round trip
+    /// outlasts `join_retry_interval`, as each answer would arrive after the next retry. Another
+    /// member's answer to an exchange does not end joining, or a node that took part in
+    /// anti-entropy before its join was answered would never be admitted, nor announced.
+    join_primaries: Vec<SocketAddr>,
+    /// The primary whose answer ended joining: catch-up pulls go to the other seeds.
+    joined_through: Option<SocketAddr>,
     /// Catch-up pulls made since joining, at most `catch_ups_max`.
     catch_up_pulls: u32,
     /// How many members this node knew at its last catch-up pull.
@@ -157,7 +162,8 @@ impl MembershipNode {
             majority: None,
             admitted: Vec::new(),
             join_attempts: 0,
-            join_primary: None,
+            join_primaries: Vec::new(),
+            joined_through: None,
             catch_up_pulls: 0,
             members_at_pull: 0,
         }
@@ -265,7 +271,10 @@ impl MembershipNode {
         // primary moves on at each retry, so a seed that is down delays a join by one retry.
         let primary = ((self.me.0 % seeds.len() as u64) as usize + self.join_attempts as usize) % seeds.len();
         self.join_attempts = self.join_attempts.wrapping_add(1);
-        self.join_primary = Some(seeds[primary]);
+        if !self.join_primaries.contains(&seeds[primary]) {
+            self.join_primaries.push(seeds[primary]);
+        }
+        assert!(self.join_primaries.len() <= seeds.len(), "primaries are distinct seeds");
         let me = self.my_record();
         for (i, seed) in seeds.into_iter().enumerate() {
             let body = Body::PushPull {
@@ -321,7 +330,7 @@ impl MembershipNode {
     fn pull(&mut self, env: &mut Cx<'_>) {
         let seeds = self.other_seeds();
         let answered = self
-            .join_primary
+            .joined_through
             .and_then(|primary| seeds.iter().position(|s| same_endpoint(*s, primary)));
         let seed = match (answered, seeds.len()) {
             (Some(i), n) if n > 1 => Some(seeds[(i + self.catch_up_pulls as usize) % n]),
@@ -700,7 +709,8 @@ impl MembershipNode {
                 self.merge(env, message.sender, &records);
                 if reply_wanted {
                     self.send_state(env, from, false);
-                } else if self.join_primary.is_some_and(|primary| same_endpoint(from, primary)) {
+                } else if !self.joined && self.join_primaries.iter().any(|primary| same_endpoint(from, *primary)) {
+                    self.joined_through = Some(from);
                     self.mark_joined(env, 1);
                 }
             }

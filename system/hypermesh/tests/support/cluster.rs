@@ -10,7 +10,7 @@ use hypermesh::membership::{MemberState, MembershipConfig, MembershipNode, NodeI
 use runtime::host::{BareDatagrams, Host};
 use runtime::{Actor, DetRng};
 use simulator::{
-    ClockModel, Intercepted, Interceptor, LinkEnds, NetworkModel, NodeIndex, NodeSpec, SimTime, Simulation,
+    ClockModel, Intercepted, Interceptor, LinkEnds, LinkModel, NetworkModel, NodeIndex, NodeSpec, SimTime, Simulation,
 };
 
 use super::bench::framed;
@@ -37,25 +37,49 @@ pub struct Tapped {
 }
 
 /// Records every membership message sent on any link, changing nothing.
-struct Wiretap(Rc<RefCell<Vec<Tapped>>>);
+struct Wiretap {
+    tapped: Rc<RefCell<Vec<Tapped>>>,
+}
 
 impl Interceptor for Wiretap {
     fn intercept(&mut self, link: LinkEnds, payload: Bytes, _rng: &mut DetRng) -> Intercepted {
         if let Some((&channel, body)) = payload.split_first() {
             if channel == MOUNT.channel.0 {
                 let message = Message::decode(body).expect("members send well-formed messages");
-                self.0.borrow_mut().push(Tapped {
+                let tapped = Tapped {
                     from: link.from_node,
                     to: link.to_node,
                     message,
-                });
+                };
+                self.tapped.borrow_mut().push(tapped);
             }
         }
         Intercepted::Pass(payload)
     }
 }
 
-/// A simulated cluster whose nodes all join through node 0 with the guide's settings.
+/// How a [`Cluster`] is built: how many seeds, its links, its settings.
+pub struct Shape {
+    /// Nodes `0..seeds` are the seeds every node joins through.
+    pub seeds: NodeIndex,
+    /// Every link.
+    pub link: LinkModel,
+    /// Changes to the guide's settings, made on every node.
+    pub settings: fn(&mut MembershipConfig),
+}
+
+impl Default for Shape {
+    /// One seed, node 0, on clean links, with the guide's settings.
+    fn default() -> Self {
+        Shape {
+            seeds: 1,
+            link: LinkModel::default(),
+            settings: |_| {},
+        }
+    }
+}
+
+/// A simulated cluster whose nodes all join through its seeds (node 0 unless told otherwise).
 pub struct Cluster {
     /// The simulation.
     pub sim: Simulation,
@@ -63,16 +87,25 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// `nodes` nodes on a clean network, started at time zero, driven by `seed`.
+    /// `nodes` nodes joining through node 0 on a clean network with the guide's settings,
+    /// started at time zero, driven by `seed`.
     pub fn new(seed: u64, nodes: NodeIndex) -> Cluster {
-        let factory = |i: NodeIndex| -> Box<dyn Actor> {
-            let config = MembershipConfig::new(id(i), vec![addr(0)]);
-            config.validate().expect("the guide's settings are valid");
+        Cluster::shaped(seed, nodes, Shape::default())
+    }
+
+    /// `nodes` nodes built as `shape` says, started at time zero, driven by `seed`.
+    pub fn shaped(seed: u64, nodes: NodeIndex, shape: Shape) -> Cluster {
+        assert!(shape.seeds >= 1, "a cluster needs a seed");
+        let Shape { seeds, link, settings } = shape;
+        let factory = move |i: NodeIndex| -> Box<dyn Actor> {
+            let mut config = MembershipConfig::new(id(i), (0..seeds).map(addr).collect());
+            settings(&mut config);
+            config.validate().expect("the test's settings are valid");
             Box::new(Host::new(BareDatagrams).mount(MOUNT, MembershipNode::new(config)))
         };
-        let mut sim = Simulation::new(seed, NetworkModel::default(), Box::new(factory));
+        let mut sim = Simulation::new(seed, NetworkModel::new(link), Box::new(factory));
         let tap = Rc::new(RefCell::new(Vec::new()));
-        sim.set_interceptor(Box::new(Wiretap(tap.clone())));
+        sim.set_interceptor(Box::new(Wiretap { tapped: tap.clone() }));
         let mut cluster = Cluster { sim, tap };
         for _ in 0..nodes {
             cluster.add_node_at(SimTime::ZERO, ClockModel::default());
