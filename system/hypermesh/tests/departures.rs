@@ -158,6 +158,40 @@ fn a_join_completes_when_the_round_trip_outlasts_the_retry_interval() {
     }
 }
 
+/// Each admitted joiner is announced in `ANNOUNCE_REPEATS` consecutive announcements: one lost
+/// datagram must not leave a member without the joiner until anti-entropy, whose period may be
+/// long in a large cluster (here ten minutes, so that it cannot be what tells them).
+#[test]
+fn a_lost_announcement_is_made_good_by_the_next_one() {
+    let shape = Shape {
+        settings: |config| config.push_pull_interval = Duration::from_secs(600),
+        ..Shape::default()
+    };
+    let mut cluster = Cluster::shaped(5, 6, shape);
+    let join_at = secs(20);
+    cluster.run_until(join_at);
+    let joiner = cluster.sim.node_count() as NodeIndex;
+    // The first announcement naming the joiner is lost on the way to every member.
+    let mut lost_to = std::collections::BTreeSet::new();
+    cluster.lose_all(move |t| {
+        matches!(&t.message.body, Body::Announce { records } if records.iter().any(|r| r.node == id(joiner)))
+            && lost_to.insert(t.to)
+    });
+    assert_eq!(cluster.add_node_at(join_at, ClockModel::default()), joiner);
+    let announce_interval = MembershipConfig::new(id(0), Vec::new()).announce_interval;
+    let known_by = join_at.after(announce_interval * 3 + Duration::from_millis(100));
+    cluster.run_until(known_by);
+
+    for member in 1..joiner {
+        let seen = cluster.recorded_states(member, joiner);
+        assert_eq!(
+            seen.first().map(|&(_, state)| state),
+            Some(ALIVE),
+            "member {member} had not heard of the joiner by {known_by:?}"
+        );
+    }
+}
+
 /// Departure: anti-entropy opens with a digest of the view, and lists are exchanged only where
 /// views differ: a settled cluster's exchanges cost a datagram each, not two member lists.
 #[test]

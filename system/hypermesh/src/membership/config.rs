@@ -49,9 +49,10 @@ pub struct MembershipConfig {
     pub join_retry_interval: Duration,
     /// How long a node that answered a join waits before announcing the joiner, with every
     /// other joiner it admitted meanwhile, to each member it holds alive or suspect (one
-    /// batch of records per member). Joins are announced, not gossiped: gossiping each of n
-    /// joiners to everyone costs every node n × the retransmit limit updates, which made a
-    /// 1000-node cold start a storm of full datagrams for twenty seconds.
+    /// batch of records per member), and between the announcements that repeat it. Joins are
+    /// announced, not gossiped: gossiping each of n joiners to everyone costs every node n ×
+    /// the retransmit limit updates, which made a 1000-node cold start a storm of full
+    /// datagrams for twenty seconds.
     pub announce_interval: Duration,
     /// Most catch-up pulls a node makes after joining: one, then another each
     /// `join_retry_interval + announce_interval` while its view still grows (the cluster is

@@ -50,6 +50,16 @@ pub enum Timer {
 /// towards `u64::MAX`, past which no accusation could be outranked.
 pub const INCARNATION_LEAD_MAX: u64 = 1 << 32;
 
+/// Consecutive announcements that carry each member this node admitted. An announcement is one
+/// datagram per member and is not acknowledged: sent once, one lost datagram left its member
+/// without the joiner until anti-entropy, whose period may be long in a large cluster.
+const ANNOUNCE_REPEATS: u32 = 3;
+
+/// Most admitted members one announcement carries (about seven full datagrams to each member);
+/// more wait for the next, so a burst of joins spreads over announcements instead of one
+/// announcement sending every member a long train of datagrams.
+const ANNOUNCED_PER_BATCH_MAX: usize = 256;
+
 /// Where membership lives on a node's [`runtime::host::Host`].
 pub const MOUNT: Mount = Mount::new("membership", Channel(1));
 
@@ -104,6 +114,14 @@ fn record_hash(r: &Record) -> u64 {
     fields.iter().fold(0x9e37_79b9_7f4a_7c15, |h, &f| mix(h ^ f))
 }
 
+/// A member this node admitted as its primary seed, still to be announced.
+#[derive(Copy, Clone, Debug)]
+struct Admitted {
+    id: NodeId,
+    /// Announcements that are still to carry it, at most [`ANNOUNCE_REPEATS`].
+    announcements_left: u32,
+}
+
 /// One node's membership protocol.
 pub struct MembershipNode {
     config: MembershipConfig,
@@ -118,10 +136,11 @@ pub struct MembershipNode {
     relays: BTreeMap<u32, Relay>,
     joined: bool,
     majority: Option<bool>,
-    /// Members whose joins this node answered as their primary seed and has not announced yet,
-    /// in admission order. Distinct members (a retried join is not queued twice), so at most
-    /// `members_max`; an [`Timer::Announce`] is pending whenever this is not empty.
-    admitted: Vec<NodeId>,
+    /// Members whose joins this node answered as their primary seed and has not announced
+    /// [`ANNOUNCE_REPEATS`] times yet, the next to announce first. Distinct members (a retried
+    /// join is not queued twice), so at most `members_max`; an [`Timer::Announce`] is pending
+    /// whenever this is not empty.
+    admitted: Vec<Admitted>,
     /// Joins sent so far: which seed is asked to answer ([`Self::join`]).
     join_attempts: u64,
     /// The seeds asked to answer this node's join, as its primary, so far (distinct, so at most
@@ -783,7 +802,7 @@ impl MembershipNode {
             );
             // Admitted even if already known: this node may have heard the join as a
             // non-primary seed before the joiner, unanswered, asked it to be the primary.
-            if answer && !self.admitted.contains(&joiner) && self.members.get(joiner).is_some() {
+            if answer && !self.is_admitted(joiner) && self.members.get(joiner).is_some() {
                 self.admit(env, joiner);
             }
         }
@@ -792,29 +811,41 @@ impl MembershipNode {
         }
     }
 
-    /// Queues a member whose join this node answered for the next announcement.
+    /// Whether `id` is admitted and still to be announced.
+    fn is_admitted(&self, id: NodeId) -> bool {
+        self.admitted.iter().any(|a| a.id == id)
+    }
+
+    /// Queues a member whose join this node answered for the next [`ANNOUNCE_REPEATS`]
+    /// announcements.
     fn admit(&mut self, env: &mut Cx<'_>, id: NodeId) {
-        debug_assert!(!self.admitted.contains(&id), "a member is admitted once");
+        debug_assert!(!self.is_admitted(id), "a member is admitted once");
         if self.admitted.is_empty() {
             let at = env.now() + self.config.announce_interval;
             env.set_timer(at, Timer::Announce);
         }
-        self.admitted.push(id);
+        self.admitted.push(Admitted {
+            id,
+            announcements_left: ANNOUNCE_REPEATS,
+        });
         assert!(
             self.admitted.len() <= self.config.members_max,
             "admitted members are members, so at most members_max"
         );
     }
 
-    /// Sends the members admitted since the last announcement to every member held alive or
-    /// suspect (the admitted ones too: each one's seed snapshot missed those admitted after it),
-    /// in datagram-sized chunks. Each receiver learns of a joiner once per seed that admitted it,
+    /// Sends the next batch of admitted members (at most [`ANNOUNCED_PER_BATCH_MAX`]) to every
+    /// member held alive or suspect (the admitted ones too: each one's seed snapshot missed
+    /// those admitted after it), in datagram-sized chunks, and announces again an interval
+    /// later while any is left. Each admitted member is in [`ANNOUNCE_REPEATS`] consecutive
+    /// batches, so each receiver hears of a joiner that many times per seed that admitted it,
     /// where gossip would have told it about the retransmit limit times.
     fn announce(&mut self, env: &mut Cx<'_>) {
-        let admitted = std::mem::take(&mut self.admitted);
-        let records: Vec<Record> = admitted
-            .into_iter()
-            .filter_map(|id| self.members.get(id))
+        let batch_len = self.admitted.len().min(ANNOUNCED_PER_BATCH_MAX);
+        let mut batch: Vec<Admitted> = self.admitted.drain(..batch_len).collect();
+        let records: Vec<Record> = batch
+            .iter()
+            .filter_map(|a| self.members.get(a.id))
             .map(|m| Record {
                 node: m.id,
                 addr: m.addr,
@@ -839,6 +870,22 @@ impl MembershipNode {
                     },
                 );
             }
+        }
+        // Those announced go behind those still waiting, so a burst past the batch limit is
+        // served in turn.
+        for admitted in &mut batch {
+            debug_assert!(admitted.announcements_left >= 1, "announced members leave the queue");
+            admitted.announcements_left -= 1;
+        }
+        self.admitted
+            .extend(batch.into_iter().filter(|a| a.announcements_left > 0));
+        assert!(
+            self.admitted.len() <= self.config.members_max,
+            "admitted members are members, so at most members_max"
+        );
+        if !self.admitted.is_empty() {
+            let at = env.now() + self.config.announce_interval;
+            env.set_timer(at, Timer::Announce);
         }
     }
 

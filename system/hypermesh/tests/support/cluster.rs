@@ -36,9 +36,13 @@ pub struct Tapped {
     pub message: Message,
 }
 
-/// Records every membership message sent on any link, changing nothing.
+/// Decides which tapped messages are lost on their link (true: lost).
+type LossRule = Box<dyn FnMut(&Tapped) -> bool>;
+
+/// Records every membership message sent on any link, losing those a loss rule claims.
 struct Wiretap {
     tapped: Rc<RefCell<Vec<Tapped>>>,
+    loss_rules: Rc<RefCell<Vec<LossRule>>>,
 }
 
 impl Interceptor for Wiretap {
@@ -51,7 +55,11 @@ impl Interceptor for Wiretap {
                     to: link.to_node,
                     message,
                 };
+                let lost = self.loss_rules.borrow_mut().iter_mut().any(|lose| lose(&tapped));
                 self.tapped.borrow_mut().push(tapped);
+                if lost {
+                    return Intercepted::Dropped;
+                }
             }
         }
         Intercepted::Pass(payload)
@@ -84,6 +92,7 @@ pub struct Cluster {
     /// The simulation.
     pub sim: Simulation,
     tap: Rc<RefCell<Vec<Tapped>>>,
+    loss_rules: Rc<RefCell<Vec<LossRule>>>,
 }
 
 impl Cluster {
@@ -105,12 +114,21 @@ impl Cluster {
         };
         let mut sim = Simulation::new(seed, NetworkModel::new(link), Box::new(factory));
         let tap = Rc::new(RefCell::new(Vec::new()));
-        sim.set_interceptor(Box::new(Wiretap { tapped: tap.clone() }));
-        let mut cluster = Cluster { sim, tap };
+        let loss_rules = Rc::new(RefCell::new(Vec::new()));
+        sim.set_interceptor(Box::new(Wiretap {
+            tapped: tap.clone(),
+            loss_rules: loss_rules.clone(),
+        }));
+        let mut cluster = Cluster { sim, tap, loss_rules };
         for _ in 0..nodes {
             cluster.add_node_at(SimTime::ZERO, ClockModel::default());
         }
         cluster
+    }
+
+    /// Loses every membership message `lose` returns true for, from now on.
+    pub fn lose_all(&mut self, lose: impl FnMut(&Tapped) -> bool + 'static) {
+        self.loss_rules.borrow_mut().push(Box::new(lose));
     }
 
     /// Adds a node that starts at `at` with `clock`; returns its index.
