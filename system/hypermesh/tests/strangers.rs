@@ -368,3 +368,116 @@ fn without_a_binding_every_sender_is_heard_as_it_says() {
     assert_eq!(view, vec![(NodeId(1), MemberState::Alive)]);
     assert_eq!(env.probes_named("identity_refused").count(), 0);
 }
+
+/// A member (never seen) that `announced` the node: at `[fd00::63]:7000`, id 99.
+fn newcomer() -> Record {
+    Record {
+        node: NodeId(99),
+        addr: "[fd00::63]:7000".parse().expect("address"),
+        incarnation: support::bench::FIRST_INCARNATION,
+        state: MemberState::Alive.code(),
+    }
+}
+
+fn announcement(sender: NodeId) -> Message {
+    Message {
+        sender,
+        body: Body::Announce {
+            records: vec![newcomer()],
+        },
+        updates: Vec::new(),
+    }
+}
+
+/// An announcement is believed only from a seed the node holds alive, at that seed's address:
+/// from anyone else (a member that is no seed, or a stranger) it changes nothing and is
+/// counted (`announce_refused`). Before, anyone could add members by announcing them.
+#[test]
+fn an_announcement_from_anyone_but_a_seed_changes_nothing() {
+    let mut bench = Bench::joined(3, 41);
+    let view = bench.node().view();
+    let member = bench.peer_addr(1);
+    bench.deliver_from(member, &announcement(bench.peer(1)));
+    let stranger: SocketAddr = "[fd00::77]:7000".parse().expect("address");
+    bench.deliver_from(stranger, &announcement(NodeId(77)));
+    // A seed's id from another address.
+    bench.deliver_from(stranger, &announcement(bench.peer(0)));
+    assert_eq!(bench.node().view(), view, "an announcement from no seed added a member");
+    assert_eq!(bench.probes_named("announce_refused").count(), 3);
+
+    let seed = bench.peer_addr(0);
+    bench.deliver_from(seed, &announcement(bench.peer(0)));
+    assert!(
+        bench.node().view().iter().any(|&(id, _)| id == NodeId(99)),
+        "the seed's announcement is believed"
+    );
+}
+
+/// A digest opens an exchange with its sender's own record: one carrying another member's
+/// record (or its sender's as suspect or dead) is refused whole and counted
+/// (`digest_refused`), neither adopted nor answered.
+#[test]
+fn a_digest_carrying_another_nodes_record_is_refused() {
+    let mut bench = Bench::joined(3, 42);
+    let view = bench.node().view();
+    let from = bench.peer_addr(1);
+    let digest = |sender: NodeId, record: Record, wall_ms: i64| Message {
+        sender,
+        body: Body::Digest {
+            wall_ms,
+            digest: 0,
+            record,
+        },
+        updates: Vec::new(),
+    };
+    let mut own_but_dead = newcomer();
+    own_but_dead.node = bench.peer(1);
+    own_but_dead.addr = from;
+    own_but_dead.state = MemberState::Dead.code();
+    let sent_before = bench.sent().len();
+    bench.deliver_from(from, &digest(bench.peer(1), newcomer(), bench.wall_ms()));
+    bench.deliver_from(from, &digest(bench.peer(1), own_but_dead, bench.wall_ms()));
+    assert_eq!(bench.node().view(), view, "a digest's foreign record was adopted");
+    assert_eq!(bench.probes_named("digest_refused").count(), 2);
+    let answered = bench.sent()[sent_before..].iter().find(|s| s.to == from);
+    assert!(answered.is_none(), "a refused digest was answered: {answered:?}");
+}
+
+/// A join is answered with the member list only when it admitted its sender (or found it
+/// held alive): before, a 23-byte join with no record, from any source, drew the whole list.
+#[test]
+fn a_join_that_admits_no_one_is_not_answered() {
+    let mut bench = Bench::joined(3, 43);
+    let view = bench.node().view();
+    let spoofed: SocketAddr = "[fd00::77]:7000".parse().expect("address");
+    let join = |sender: NodeId, records: Vec<Record>, wall_ms: i64| Message {
+        sender,
+        body: Body::PushPull {
+            reply_wanted: true,
+            join: true,
+            wall_ms,
+            records,
+        },
+        updates: Vec::new(),
+    };
+    let sent_before = bench.sent().len();
+    bench.deliver_from(spoofed, &join(NodeId(77), Vec::new(), bench.wall_ms()));
+    let mut suspect = newcomer();
+    suspect.state = MemberState::Suspect.code();
+    bench.deliver_from(spoofed, &join(NodeId(99), vec![suspect], bench.wall_ms()));
+    assert_eq!(bench.node().view(), view);
+    let answered = bench.sent()[sent_before..].iter().find(|s| s.to == spoofed);
+    assert!(
+        answered.is_none(),
+        "a join that admitted no one was answered: {answered:?}"
+    );
+
+    let joiner = newcomer();
+    bench.deliver_from(joiner.addr, &join(joiner.node, vec![joiner], bench.wall_ms()));
+    assert!(
+        bench.sent()[sent_before..]
+            .iter()
+            .any(|s| s.to == joiner.addr && matches!(s.message.body, Body::PushPull { .. })),
+        "a real joiner is answered"
+    );
+}

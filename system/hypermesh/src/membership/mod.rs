@@ -44,6 +44,8 @@
 //! | `storage_error` | 0 | 1 |
 //! | `identity_refused` | the id the message's sender claimed | with an identity binding, a message refused whole: 1 the address's certified name maps to another member (or to none), 2 the transport authenticates nobody at the address |
 //! | `ack_refused` | the probed member's id | 1: an ack with the number of a ping in flight, from neither the probed member's address nor a helper asked to probe it (for a relayed probe: not from the target's address); ignored |
+//! | `announce_refused` | the id the announcement's sender claimed | 1: an announcement from anyone but a configured seed held alive at that address; ignored |
+//! | `digest_refused` | the id the digest's sender claimed | 1: a digest whose record is not its sender's own, alive; ignored, not answered |
 //! | `implausible_incarnation` | the accuser's claim's subject (this node) | 1: an accusation beyond [`INCARNATION_LEAD_MAX`], ignored |
 
 mod broadcasts;

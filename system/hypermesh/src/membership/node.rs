@@ -738,6 +738,12 @@ impl MembershipNode {
                 digest,
                 record,
             } => {
+                // A digest opens an exchange with its sender's own record, alive: anything else
+                // would have us adopt, unasked, what a third party says of another member.
+                if record.node != message.sender || record.state != MemberState::Alive.code() {
+                    env.probe(Probe::new("digest_refused", message.sender.0, 1));
+                    return;
+                }
                 // Checked as an exchange that wants an answer: a stranger's as a join.
                 if self.members.get(message.sender).is_none() && !self.skew_tolerated(env, from, wall_ms) {
                     return;
@@ -748,6 +754,13 @@ impl MembershipNode {
                 }
             }
             Body::Announce { records } => {
+                // Only seeds admit and announce, and an announcement adds members: believed
+                // from a configured seed this node holds alive, at that seed's address, and
+                // from no one else (anyone could add members otherwise).
+                if !self.announcer_trusted(from, message.sender) {
+                    env.probe(Probe::new("announce_refused", message.sender.0, 1));
+                    return;
+                }
                 // Others' admissions only: what a member says of itself is heard through its
                 // join or its exchanges, where strangers are checked against clock_skew_max.
                 let others: Vec<Record> = records.into_iter().filter(|r| r.node != message.sender).collect();
@@ -759,6 +772,17 @@ impl MembershipNode {
                 env.probe(Probe::new("join_refused", message.sender.0, skew_ms));
             }
         }
+    }
+
+    /// Whether an announcement from `from`, saying it is `sender`, may be believed: `from` is a
+    /// configured seed's address, and `sender` a member held alive at that address.
+    fn announcer_trusted(&self, from: SocketAddr, sender: NodeId) -> bool {
+        let seed = self.config.seeds.iter().any(|s| same_endpoint(from, *s));
+        let held = self
+            .members
+            .get(sender)
+            .is_some_and(|m| m.state == MemberState::Alive && same_endpoint(from, m.addr));
+        seed && held
     }
 
     /// Whether a joiner's (or a stranger's) wall clock, `wall_ms` when it sent from `from`, is within
@@ -784,14 +808,18 @@ impl MembershipNode {
     /// cluster, but it is not gossiped: if this node is the primary seed it was asked to answer
     /// (`answer`), it admits the joiner (announced with the others it admits meanwhile) and
     /// answers with its member list; otherwise it only learns of the joiner, so that its own
-    /// snapshots list it, and leaves the rest to the primary.
+    /// snapshots list it, and leaves the rest to the primary. A join that leaves no joiner held
+    /// alive (no record of its own, or one this node could not take) is not answered: a
+    /// 23-byte datagram from any source would otherwise draw the whole member list.
     fn on_join(&mut self, env: &mut Cx<'_>, from: SocketAddr, joiner: NodeId, records: &[Record], answer: bool) {
+        let mut listed_alive = false;
         for r in records.iter().filter(|r| r.node == joiner) {
             let claim = match MemberState::from_code(r.state) {
                 Some(MemberState::Alive) | None => Claim::Alive { addr: r.addr },
                 // A joiner lists itself alive; anything else is not a join to act on.
                 Some(MemberState::Suspect | MemberState::Dead) => continue,
             };
+            listed_alive = true;
             self.apply_quietly(
                 env,
                 Update {
@@ -806,7 +834,8 @@ impl MembershipNode {
                 self.admit(env, joiner);
             }
         }
-        if answer {
+        let joiner_alive = listed_alive && self.members.get(joiner).is_some_and(|m| m.state == MemberState::Alive);
+        if answer && joiner_alive {
             self.send_state(env, from, false);
         }
     }

@@ -262,6 +262,19 @@ impl Bench {
         self.pump();
     }
 
+    /// `message` arrives now from `from`, whoever that is: a stranger, or a forger.
+    #[allow(dead_code)] // strangers.rs only
+    pub fn deliver_from(&mut self, from: SocketAddr, message: &Message) {
+        self.host.on_datagram(&mut self.env, from, framed(message));
+        self.pump();
+    }
+
+    /// The node's wall clock now, in Unix milliseconds.
+    #[allow(dead_code)] // strangers.rs only
+    pub fn wall_ms(&self) -> i64 {
+        self.env.wall_now().as_unix_millis()
+    }
+
     /// Runs until the node's clock reads `at`.
     pub fn run_until(&mut self, at: Instant) {
         while self.next_event().is_some_and(|next| next <= at) {
@@ -388,9 +401,11 @@ impl Bench {
                 message,
                 lost: false,
             };
-            let peer = self.peer_index(to);
-            sent.lost = self.links_down.contains(&peer) || self.loss_rules.iter_mut().any(|lose| lose(&sent));
-            if !sent.lost {
+            // A stranger (one a test delivered from) hears what it is sent, and answers nothing.
+            let peer = self.peers.iter().position(|p| p.addr == to);
+            sent.lost = peer.is_some_and(|peer| self.links_down.contains(&peer))
+                || self.loss_rules.iter_mut().any(|lose| lose(&sent));
+            if let (false, Some(peer)) = (sent.lost, peer) {
                 if let Some(reply) = self.answer(peer, &sent.message) {
                     self.inbound.push(Inbound {
                         at: now + REPLY_LATENCY,
