@@ -390,9 +390,16 @@ impl MembershipNode {
 
     /// Sends `body` to `to` carrying `first` and then as much pending gossip as fits.
     fn send_with(&mut self, env: &mut Cx<'_>, to: SocketAddr, body: Body, first: Vec<Update>) {
+        // Every body's fixed part, a digest's record included, is within
+        // HEADER_AND_BODY_BYTES_MAX; only push-pull's and announcement's lists are extra.
         let body_bytes = match &body {
             Body::PushPull { records, .. } | Body::Announce { records } => records.len() * RECORD_BYTES_MAX,
-            _ => 0,
+            Body::Ping { .. }
+            | Body::Ack { .. }
+            | Body::PingReq { .. }
+            | Body::Gossip
+            | Body::Refuse { .. }
+            | Body::Digest { .. } => 0,
         };
         let room = self
             .config
@@ -409,7 +416,13 @@ impl MembershipNode {
             body,
             updates,
         };
-        if env.send_to(to, message.encode()).is_err() {
+        let payload = message.encode();
+        assert!(
+            payload.len() <= self.config.datagram_bytes_max,
+            "a {}-byte datagram past datagram_bytes_max",
+            payload.len()
+        );
+        if env.send_to(to, payload).is_err() {
             env.probe(Probe::new("send_error", AddressFamily::of(&to) as u64, 1));
         }
     }

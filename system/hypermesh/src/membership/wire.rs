@@ -220,8 +220,26 @@ pub const ADDR_BYTES_MAX: usize = 1 + 16 + 2;
 pub const UPDATE_BYTES_MAX: usize = 8 + 8 + 1 + ADDR_BYTES_MAX;
 /// Encoded size of a record.
 pub const RECORD_BYTES_MAX: usize = 8 + ADDR_BYTES_MAX + 8 + 1;
-/// Encoded size of the header and the largest body other than push-pull's records.
-pub const HEADER_AND_BODY_BYTES_MAX: usize = 2 + 1 + 1 + 8 + 4 + 8 + ADDR_BYTES_MAX + 1 + 8 + 2 + 1;
+/// Encoded size of the header: magic, version, kind, sender.
+const HEADER_BYTES: usize = 2 + 1 + 1 + 8;
+/// Encoded size of the largest body but for the records of a push-pull or an announcement: a
+/// digest's (wall clock, digest, and its one record with the record count).
+const BODY_FIXED_BYTES_MAX: usize = 8 + 8 + 1 + RECORD_BYTES_MAX;
+// Every other body's fixed part fits too: a ping-req's (sequence number, target and its
+// address; a ping's is shorter), a push-pull's (flags, wall clock, record count), a refusal's
+// (reason, skew).
+const _: () = {
+    let others = [4 + 8 + ADDR_BYTES_MAX, 1 + 8 + 1, 1 + 8];
+    let mut i = 0;
+    while i < others.len() {
+        assert!(others[i] <= BODY_FIXED_BYTES_MAX, "the digest's body is the largest");
+        i += 1;
+    }
+};
+/// Encoded size of the header, the largest body but for push-pull's and announcement's
+/// records (a digest's, its record included), and the update count: a message is at most this
+/// plus its records and updates.
+pub const HEADER_AND_BODY_BYTES_MAX: usize = HEADER_BYTES + BODY_FIXED_BYTES_MAX + 1;
 
 fn put_addr(out: &mut BytesMut, addr: &SocketAddr) {
     match addr.ip() {
