@@ -14,11 +14,12 @@
 //!
 //! A joiner asks one seed (its primary) for the member list and tells the others it is joining;
 //! the primary announces it, with the others it admitted meanwhile, to every member in one
-//! batch a second, in three consecutive batches (an announcement is not acknowledged), instead
-//! of gossip telling every node about every joiner twelve times over.
-//! Catch-up pulls from random members fill what an announcement missed. Anti-entropy opens with
-//! a digest of the view and exchanges lists only where views differ, so a settled cluster's
-//! exchanges cost a datagram, whatever its size. ARCHITECTURE.md lists why each step is so.
+//! batch a second (each joiner in three consecutive batches, as an announcement is not
+//! acknowledged), instead of gossip telling every node about every joiner twelve times over.
+//! Catch-up pulls from the other seeds, in turn (their lists are the fullest early on), fill
+//! what an announcement missed. Anti-entropy opens with a digest of the view and exchanges
+//! lists only where views differ, so a settled cluster's exchanges cost a datagram, whatever
+//! its size. ARCHITECTURE.md lists why each step is so.
 //!
 //! # The guide's settings
 //!

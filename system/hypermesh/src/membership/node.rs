@@ -36,7 +36,8 @@ pub enum Timer {
     PushPull,
     /// Retry joining through the seeds.
     Join,
-    /// Pull a random member's list, early after joining (see [`MembershipConfig::catch_ups_max`]).
+    /// Pull another seed's list (the next one each time; a random alive member's if there is
+    /// no other seed), early after joining (see [`MembershipConfig::catch_ups_max`]).
     CatchUp,
     /// A relayed probe is given up.
     RelayExpiry(u32),
@@ -318,9 +319,10 @@ impl MembershipNode {
 
     /// Announcements reach only the members their seed knew when it sent them: a node that
     /// joined through another seed at about the same time can miss some (more so while seeds
-    /// are still starting, and their snapshots are partial). Early pulls from random members
-    /// catch them, instead of waiting whole anti-entropy periods. Each waits a join retry and an
-    /// announcement, so that concurrent joiners are announced by then.
+    /// are still starting, and their snapshots are partial). Early pulls from the other seeds,
+    /// in turn (see [`Self::pull`]), catch them, instead of waiting whole anti-entropy periods.
+    /// Each waits a join retry and an announcement, so that concurrent joiners are announced
+    /// by then.
     fn schedule_catch_up(&mut self, env: &mut Cx<'_>) {
         let at = env.now() + self.config.join_retry_interval + self.config.announce_interval;
         env.set_timer(at, Timer::CatchUp);

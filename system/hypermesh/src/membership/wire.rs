@@ -111,7 +111,9 @@ pub enum Body {
     Gossip,
     /// State exchange (joins and anti-entropy): a chunk of the sender's member list.
     PushPull {
-        /// Whether the receiver should answer with its own list (the first leg).
+        /// Whether the receiver should answer with its own list: the first leg of an exchange,
+        /// and in a join, the seed asked to answer it (the joiner's primary; the other seeds
+        /// only learn of the joiner).
         reply_wanted: bool,
         /// Whether the sender is joining (first start or restart), not a member's anti-entropy:
         /// only joins are checked against `clock_skew_max`, whether or not the receiver still
