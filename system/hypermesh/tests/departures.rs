@@ -19,6 +19,21 @@ const ALIVE: i64 = 0;
 const SUSPECT: i64 = 1;
 const DEAD: i64 = 2;
 
+/// `member` first heard of `joiner` as alive, no later than `by`.
+fn assert_heard_alive_by(cluster: &Cluster, member: NodeIndex, joiner: NodeIndex, by: SimTime) {
+    let seen = cluster.recorded_states(member, joiner);
+    assert_eq!(
+        seen.first().map(|&(_, state)| state),
+        Some(ALIVE),
+        "member {member} had not heard of the joiner by {by:?}"
+    );
+    assert!(
+        seen[0].0 <= by,
+        "member {member} heard of the joiner only at {:?}",
+        seen[0].0
+    );
+}
+
 fn secs(s: u64) -> SimTime {
     SimTime::from_millis(s * 1000)
 }
@@ -104,17 +119,7 @@ fn a_joiner_is_announced_by_its_seed_and_gossiped_by_nobody() {
     cluster.run_until(known_by);
 
     for member in 1..joiner {
-        let seen = cluster.recorded_states(member, joiner);
-        assert_eq!(
-            seen.first().map(|&(_, state)| state),
-            Some(ALIVE),
-            "member {member} never heard of the joiner"
-        );
-        assert!(
-            seen[0].0 <= known_by,
-            "member {member} heard of the joiner only at {:?}",
-            seen[0].0
-        );
+        assert_heard_alive_by(&cluster, member, joiner, known_by);
         assert!(
             cluster.tapped().iter().any(|t| t.from == 0
                 && t.to == member
@@ -183,12 +188,7 @@ fn a_lost_announcement_is_made_good_by_the_next_one() {
     cluster.run_until(known_by);
 
     for member in 1..joiner {
-        let seen = cluster.recorded_states(member, joiner);
-        assert_eq!(
-            seen.first().map(|&(_, state)| state),
-            Some(ALIVE),
-            "member {member} had not heard of the joiner by {known_by:?}"
-        );
+        assert_heard_alive_by(&cluster, member, joiner, known_by);
     }
 }
 
