@@ -39,7 +39,11 @@ pub struct StoqConfig {
     /// handshake packet is sent again. RFC 9002's default (333 ms) suits the unknown Internet; a
     /// mesh whose operator knows its latencies sets it to their round trip.
     pub initial_rtt: Duration,
-    /// Streams of each direction a peer may have open at once (requests and bulk streams).
+    /// Streams of each direction a peer may have open at once: each side's one message stream,
+    /// requests in flight (a request beyond it waits in the connection's queue until one is
+    /// answered) and bulk streams. quinn-proto sets up the state of every stream a peer may open
+    /// when the connection starts, about 130 bytes per stream, so this is paid on every
+    /// connection: at 256 it was a third of a node's heap with 999 peers.
     pub streams_max: u32,
     /// Per-stream receive window, bytes.
     pub stream_window: u32,
@@ -68,7 +72,7 @@ impl Default for StoqConfig {
             idle_timeout: Duration::from_secs(10),
             keep_alive: Duration::from_secs(2),
             initial_rtt: Duration::from_millis(333),
-            streams_max: 256,
+            streams_max: 16,
             stream_window: 8 << 20,
             connection_window: 32 << 20,
             send_window: 32 << 20,

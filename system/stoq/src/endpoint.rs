@@ -37,6 +37,7 @@ use quinn_proto::{
 use runtime::{Env, Instant, Probe, TimerToken};
 
 use crate::config::{require_ipv6, ConfigError, StoqConfig};
+use crate::conns::Conns;
 use crate::frame::{header, FrameError, FrameReader};
 use crate::random::{Installed, SharedRng};
 use crate::setup::{PacketProtection, QuicSetup};
@@ -354,7 +355,8 @@ pub struct Endpoint {
     security: Security,
     clock: QuicClock,
     rng: Option<SharedRng>,
-    conns: BTreeMap<ConnectionHandle, Conn>,
+    /// The connections, and which have work to do (see [`crate::conns`]).
+    conns: Conns<Conn>,
     /// The connection used to reach each address: the newest established one.
     peers: BTreeMap<SocketAddr, ConnectionHandle>,
     events: VecDeque<Event>,
@@ -408,7 +410,7 @@ impl Endpoint {
             security,
             clock: QuicClock::new(),
             rng,
-            conns: BTreeMap::new(),
+            conns: Conns::new(),
             peers: BTreeMap::new(),
             events: VecDeque::new(),
             requests: BTreeMap::new(),
@@ -526,9 +528,16 @@ impl Endpoint {
             self.armed = None;
         }
         let quic_now = self.clock.to_quic(now);
-        for conn in self.conns.values_mut() {
-            if conn.quic.poll_timeout().is_some_and(|t| t <= quic_now) {
-                conn.quic.handle_timeout(quic_now);
+        for ch in self.conns.maybe_due(quic_now) {
+            let due = self
+                .conns
+                .read_mut(&ch)
+                .and_then(|c| c.quic.poll_timeout())
+                .is_some_and(|t| t <= quic_now);
+            if due {
+                if let Some(conn) = self.conns.get_mut(&ch) {
+                    conn.quic.handle_timeout(quic_now);
+                }
             }
         }
         let expired: Vec<RequestId> = self
@@ -882,71 +891,96 @@ impl Endpoint {
         }
     }
 
-    /// Runs every connection until it has nothing more to do (at most [`DRIVE_ROUNDS_MAX`] rounds
-    /// each), then arms the timer.
+    /// Runs every connection changed since its last drive until it has nothing more to do (at
+    /// most [`DRIVE_ROUNDS_MAX`] rounds each), then arms the timer. What one connection's events
+    /// change in another is driven in a further pass, up to [`DRIVE_ROUNDS_MAX`] passes.
     fn drive(&mut self, env: &mut dyn Env) {
         let now = self.clock.to_quic(env.now());
-        let handles: Vec<ConnectionHandle> = self.conns.keys().copied().collect();
-        let mut capped = false;
-        for ch in handles {
-            for round in 0.. {
-                if round == DRIVE_ROUNDS_MAX {
-                    self.stats.drive_rounds_capped += 1;
-                    capped = true;
-                    break;
+        let mut capped = Vec::new();
+        self.stats.drives += 1;
+        for pass in 0.. {
+            if !self.conns.any_dirty() {
+                break;
+            }
+            if pass == DRIVE_ROUNDS_MAX {
+                self.stats.drive_rounds_capped += 1;
+                break;
+            }
+            for ch in self.conns.take_dirty() {
+                if !self.drive_conn(env, ch, now) {
+                    capped.push(ch);
                 }
-                let mut progressed = false;
-                while let Some(ev) = self.conns.get_mut(&ch).and_then(|c| c.quic.poll_endpoint_events()) {
-                    progressed = true;
-                    let drained = ev.is_drained();
-                    if let Some(back) = self.quic.handle_event(ch, ev) {
-                        if let Some(conn) = self.conns.get_mut(&ch) {
-                            conn.quic.handle_event(back);
-                        }
-                    }
-                    if drained {
-                        self.forget(ch);
-                    }
-                }
-                while let Some(ev) = self.conns.get_mut(&ch).and_then(|c| c.quic.poll()) {
-                    progressed = true;
-                    self.on_connection_event(env, ch, ev);
-                }
-                let Some(conn) = self.conns.get_mut(&ch) else { break };
-                // Where the backend offloads segmentation, quinn-proto builds runs of equal-size
-                // packets for one system call; in the simulator this is 1.
-                let segments = env.max_segments().max(1);
-                loop {
-                    let buf = &mut self.transmit_buf;
-                    buf.clear();
-                    buf.reserve(TRANSMIT_BYTES * segments);
-                    let Some(t) = conn.quic.poll_transmit(now, segments, buf) else {
-                        break;
-                    };
-                    progressed = true;
-                    self.stats.datagrams_sent += 1;
-                    // A lone small packet (an acknowledgement, above all) leaves as a copy of
-                    // its own size and the buffer stays; a run leaves in the buffer itself.
-                    let payload = if t.size <= TRANSMIT_COPY_MAX {
-                        Bytes::copy_from_slice(&buf[..t.size])
-                    } else {
-                        buf.truncate(t.size);
-                        Bytes::from(std::mem::take(buf))
-                    };
-                    send_transmit(env, &t, payload);
-                }
-                if !progressed {
-                    break;
-                }
+                self.conns.driven(&ch);
+                let timeout = self.conns.read_mut(&ch).and_then(|c| c.quic.poll_timeout());
+                self.conns.set_timeout(&ch, timeout);
             }
         }
-        if capped {
+        for ch in &capped {
+            // Still work to do: marked again, for the drive after the timer below.
+            let _ = self.conns.get_mut(ch);
+        }
+        if self.conns.any_dirty() {
             // The rest of the work continues at once, after whatever input is already waiting.
             let at = env.now();
             self.armed = Some(at);
             env.set_timer(at, TIMER_TOKEN);
         }
         self.arm_timer(env);
+    }
+
+    /// Runs connection `ch` until it has nothing more to do; false if it still had after
+    /// [`DRIVE_ROUNDS_MAX`] rounds.
+    fn drive_conn(&mut self, env: &mut dyn Env, ch: ConnectionHandle, now: std::time::Instant) -> bool {
+        self.stats.connections_driven += 1;
+        for _ in 0..DRIVE_ROUNDS_MAX {
+            let mut progressed = false;
+            while let Some(ev) = self.conns.get_mut(&ch).and_then(|c| c.quic.poll_endpoint_events()) {
+                progressed = true;
+                let drained = ev.is_drained();
+                if let Some(back) = self.quic.handle_event(ch, ev) {
+                    if let Some(conn) = self.conns.get_mut(&ch) {
+                        conn.quic.handle_event(back);
+                    }
+                }
+                if drained {
+                    self.forget(ch);
+                }
+            }
+            while let Some(ev) = self.conns.get_mut(&ch).and_then(|c| c.quic.poll()) {
+                progressed = true;
+                self.on_connection_event(env, ch, ev);
+            }
+            let Some(conn) = self.conns.get_mut(&ch) else {
+                return true;
+            };
+            // Where the backend offloads segmentation, quinn-proto builds runs of equal-size
+            // packets for one system call; in the simulator this is 1.
+            let segments = env.max_segments().max(1);
+            loop {
+                let buf = &mut self.transmit_buf;
+                buf.clear();
+                buf.reserve(TRANSMIT_BYTES * segments);
+                let Some(t) = conn.quic.poll_transmit(now, segments, buf) else {
+                    break;
+                };
+                progressed = true;
+                self.stats.datagrams_sent += 1;
+                // A lone small packet (an acknowledgement, above all) leaves as a copy of
+                // its own size and the buffer stays; a run leaves in the buffer itself.
+                let payload = if t.size <= TRANSMIT_COPY_MAX {
+                    Bytes::copy_from_slice(&buf[..t.size])
+                } else {
+                    buf.truncate(t.size);
+                    Bytes::from(std::mem::take(buf))
+                };
+                send_transmit(env, &t, payload);
+            }
+            if !progressed {
+                return true;
+            }
+        }
+        self.stats.drive_rounds_capped += 1;
+        false
     }
 
     fn forget(&mut self, ch: ConnectionHandle) {
@@ -968,11 +1002,9 @@ impl Endpoint {
 
     fn arm_timer(&mut self, env: &mut dyn Env) {
         let mut earliest = self.requests.values().map(|r| r.deadline).min();
-        for conn in self.conns.values_mut() {
-            if let Some(t) = conn.quic.poll_timeout() {
-                let t = self.clock.to_node(t);
-                earliest = Some(earliest.map_or(t, |e| e.min(t)));
-            }
+        if let Some(t) = self.conns.earliest_timeout() {
+            let t = self.clock.to_node(t);
+            earliest = Some(earliest.map_or(t, |e| e.min(t)));
         }
         if let Some(at) = earliest {
             if self.armed.is_none_or(|armed| at < armed) {

@@ -17,6 +17,7 @@
 //!   ([`require_ipv6`]).
 
 mod config;
+mod conns;
 mod endpoint;
 pub mod frame;
 mod from_trustchain;

@@ -71,6 +71,12 @@ pub struct StoqStats {
     /// Calls in which a connection had more work than [`crate::DRIVE_ROUNDS_MAX`] rounds: the
     /// rest ran from a timer set at once.
     pub drive_rounds_capped: u64,
+    /// Drives: one after each call that may have changed a connection (a received batch, a
+    /// timer, a send).
+    pub drives: u64,
+    /// Connections driven, over all drives: only those a drive's call changed, so with many
+    /// idle connections this stays near `drives`.
+    pub connections_driven: u64,
     /// Live connections closed because the peer's chain failed the check against new trust
     /// (revoked, or its issuer retired).
     pub peers_dropped_on_recheck: u64,

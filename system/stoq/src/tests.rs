@@ -314,6 +314,47 @@ fn exchange(seed: u64, link: LinkModel) -> Outcome {
 }
 
 #[test]
+fn a_drive_touches_the_connections_that_changed_not_every_one() {
+    // A hub with twelve peers, each connected once; then a conversation with peer 1 only, a
+    // message every 50 ms for two seconds. Each of the hub's calls changes one connection (or
+    // a few, when keep-alives fall due together); driving every connection on every call, as the
+    // endpoint did, made each call cost twelve.
+    let mut ca = ca(1);
+    let t = trust(&mut ca);
+    let peers = 12u32;
+    let mut hub_script = Vec::new();
+    for i in 0..40u64 {
+        hub_script.push((1_000 + 50 * i, Action::Send(1, "chat")));
+    }
+    let mut nodes = vec![(credentials(&mut ca, 0, 10), t.clone(), seeded(0), hub_script)];
+    for i in 1..=peers {
+        nodes.push((
+            credentials(&mut ca, i, 10 + i as u8),
+            t.clone(),
+            seeded(u64::from(i)),
+            vec![(10, Action::Send(0, "hello"))],
+        ));
+    }
+    let out = run(Setup {
+        seed: 3,
+        nodes,
+        link: LinkModel::default(),
+        run_ms: 3_500,
+    });
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(out.messages(0).len(), peers as usize, "every peer reached the hub");
+    assert_eq!(out.messages(1).iter().filter(|m| *m == "chat").count(), 40);
+    let hub = &out.stats[&0];
+    let per_drive = hub.connections_driven as f64 / hub.drives as f64;
+    assert!(
+        per_drive < 2.0,
+        "{} connections driven in {} drives ({per_drive:.1} a drive) with {peers} connections",
+        hub.connections_driven,
+        hub.drives
+    );
+}
+
+#[test]
 fn messages_requests_and_bulk_flow_over_mutual_tls() {
     let out = exchange(7, LinkModel::default());
     assert!(out.errors.is_empty(), "{:?}", out.errors);
