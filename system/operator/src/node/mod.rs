@@ -75,6 +75,11 @@ use flags::{peer_arg, SEED_FLAG};
 use keeper::Keeper;
 use rpc::SharedChain;
 
+/// How often the node hands the heap's free pages back to the OS
+/// ([`runtime_tokio::release_free_memory`]): with 999 peers, 27 MB of its 77 MB resident were
+/// free pages glibc kept. A walk of the arenas costs about a millisecond.
+const FREE_MEMORY_RELEASE_INTERVAL: Duration = Duration::from_secs(10);
+
 /// `hypermesh node` arguments.
 #[derive(Args)]
 pub struct NodeArgs {
@@ -289,9 +294,17 @@ fn node(args: NodeArgs) -> Result<(), Failure> {
                 }
             }
         };
+        let releasing = async {
+            let mut every = tokio::time::interval(FREE_MEMORY_RELEASE_INTERVAL);
+            loop {
+                every.tick().await;
+                runtime_tokio::release_free_memory();
+            }
+        };
         tokio::select! {
             () = crate::trustchain::stop_signal() => {}
             () = printing => {}
+            () = releasing => {}
             () = keeper.run(trust_refresh, isolations) => {}
             () = serving => {}
         }
