@@ -26,19 +26,20 @@
 //! its log and safety records to disk before it votes, so the disk under `--dir` is part of
 //! what is measured (a tmpfs such as `/dev/shm` shows the cost without it).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::process::ExitCode;
+use std::sync::atomic::AtomicU64;
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::processes::{
+    clock_ticks_per_second, cpu_ticks, free_udp_ports, path_arg, Binaries, Lines, Process, Result, START_TIMEOUT,
+};
+
 /// How long the validators have to commit their first block after starting.
 const FIRST_COMMIT_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a process has to print its first line.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Commits every validator must have made before the load starts.
 const WARM_HEIGHT: u64 = 3;
 
@@ -64,8 +65,6 @@ pub struct BenchArgs {
     /// Keep the state directories and logs.
     pub keep: bool,
 }
-
-type Result<T> = std::result::Result<T, String>;
 
 /// Runs the bench. Exit 0: measured; 2: the cluster could not be set up or measured.
 pub fn run(args: BenchArgs) -> ExitCode {
@@ -367,34 +366,6 @@ fn percent(ticks: u64, hz: f64, seconds: f64) -> f64 {
     ticks as f64 / hz / seconds * 100.0
 }
 
-/// utime + stime of `pid`, in clock ticks (fields 14 and 15 of `/proc/PID/stat`, counted after
-/// the command name, which may hold spaces).
-fn cpu_ticks(pid: u32) -> Result<u64> {
-    let path = format!("/proc/{pid}/stat");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e} (did a validator exit?)"))?;
-    let after_name = &text[text.rfind(')').ok_or_else(|| format!("{path}: no command name"))? + 1..];
-    // After the name: state is field 3, so utime (14) and stime (15) are the 12th and 13th.
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let field = |i: usize| -> Result<u64> {
-        fields
-            .get(i)
-            .and_then(|f| f.parse().ok())
-            .ok_or_else(|| format!("{path}: field {} is not a number", i + 3))
-    };
-    Ok(field(11)? + field(12)?)
-}
-
-/// The kernel's USER_HZ (`getconf CLK_TCK`), 100 if it cannot be asked.
-fn clock_ticks_per_second() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
 /// The one-minute load average (`/proc/loadavg`): how busy the machine already was, since the
 /// validators share it with whatever else runs.
 fn load_average() -> Option<f64> {
@@ -463,219 +434,9 @@ fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
-fn path_arg(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
-}
-
-/// `count` UDP ports free on `[::1]` (bound, read, released).
-fn free_udp_ports(count: usize) -> Result<Vec<u16>> {
-    let sockets: Vec<UdpSocket> = (0..count)
-        .map(|_| UdpSocket::bind("[::1]:0").map_err(|e| format!("cannot bind a port on [::1]: {e}")))
-        .collect::<Result<_>>()?;
-    sockets
-        .iter()
-        .map(|s| s.local_addr().map(|a: SocketAddr| a.port()).map_err(|e| e.to_string()))
-        .collect()
-}
-
-/// The operator's binaries.
-struct Binaries {
-    hypermesh: PathBuf,
-    trustchain: PathBuf,
-}
-
-impl Binaries {
-    fn find(dir: Option<&Path>) -> Result<Binaries> {
-        let dir = match dir {
-            Some(d) => d.to_path_buf(),
-            None => std::env::current_exe()
-                .ok()
-                .and_then(|e| e.parent().map(Path::to_path_buf))
-                .ok_or("cannot tell where the testbed binary is: give --bin-dir")?,
-        };
-        let find = |name: &str| {
-            let path = dir.join(name);
-            if path.is_file() {
-                Ok(path)
-            } else {
-                Err(format!(
-                    "no {name} binary in {}: build the operator's binaries first (cargo build --release -p operator), or give --bin-dir",
-                    dir.display()
-                ))
-            }
-        };
-        Ok(Binaries {
-            hypermesh: find("hypermesh")?,
-            trustchain: find("trustchain")?,
-        })
-    }
-
-    fn trustchain(&self, args: &[&str]) -> Result<String> {
-        run_to_end(&self.trustchain, args)
-    }
-
-    fn hypermesh(&self, args: &[&str]) -> Result<String> {
-        run_to_end(&self.hypermesh, args)
-    }
-}
-
-fn run_to_end(binary: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new(binary)
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{} {} failed: {}",
-            binary.display(),
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// What is done with a process's lines after the first.
-enum Lines {
-    /// Keep the highest consensus height committed, and every line in a file (kept with
-    /// `--keep`, or when the bench fails).
-    Heights(Arc<AtomicU64>, PathBuf),
-    /// Hand every line over.
-    Forward(mpsc::Sender<String>),
-}
-
-/// A child process, killed when dropped; its stderr goes to a log file.
-struct Process {
-    child: Child,
-    first_line: String,
-    height: Option<Arc<AtomicU64>>,
-    /// The JSON-RPC address a validator printed (`{"event": "rpc", ...}`).
-    rpc: Arc<std::sync::Mutex<Option<SocketAddr>>>,
-}
-
-impl Process {
-    fn start(binary: &Path, args: &[&str], log: &Path, lines: Option<Lines>) -> Result<Process> {
-        let stderr = std::fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-        let (height, mut copy) = match &lines {
-            Some(Lines::Heights(h, path)) => {
-                let file = std::fs::File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-                (Some(h.clone()), Some(std::io::BufWriter::new(file)))
-            }
-            _ => (None, None),
-        };
-        let mut child = Command::new(binary)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        let mut reader = BufReader::new(child.stdout.take().expect("piped"));
-        let (first_tx, first_rx) = mpsc::channel();
-        let shown = format!("{} {}", binary.display(), args.first().copied().unwrap_or(""));
-        let rpc: Arc<std::sync::Mutex<Option<SocketAddr>>> = Arc::default();
-        let rpc_seen = rpc.clone();
-        thread::spawn(move || {
-            let mut first = String::new();
-            let _ = reader.read_line(&mut first);
-            if let Some(out) = copy.as_mut() {
-                let _ = write!(out, "{first}");
-            }
-            let _ = first_tx.send(first);
-            // A validator's lines are copied as read; the copy is complete once it exits.
-            for line in reader.lines() {
-                let Ok(line) = line else { break };
-                match &lines {
-                    Some(Lines::Heights(h, _)) => {
-                        if let Some(height) = commit_height(&line) {
-                            h.fetch_max(height, Ordering::Relaxed);
-                        } else if let Some(addr) = rpc_address(&line) {
-                            *rpc_seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(addr);
-                        }
-                        if let Some(out) = copy.as_mut() {
-                            let _ = writeln!(out, "{line}");
-                        }
-                    }
-                    // Read on after the bench stops listening: a full pipe would stall the process.
-                    Some(Lines::Forward(tx)) => {
-                        let _ = tx.send(line);
-                    }
-                    None => {}
-                }
-            }
-        });
-        let first_line = match first_rx.recv_timeout(START_TIMEOUT) {
-            Ok(line) if !line.is_empty() => line.trim_end().to_owned(),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{shown} did not start: see {}", log.display()));
-            }
-        };
-        Ok(Process {
-            child,
-            first_line,
-            height,
-            rpc,
-        })
-    }
-
-    fn rpc(&self) -> Option<SocketAddr> {
-        *self.rpc.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn height(&self) -> u64 {
-        self.height.as_ref().map_or(0, |h| h.load(Ordering::Relaxed))
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The JSON-RPC address of a node's `{"event": "rpc", "listening": "http://ADDR"}` line.
-fn rpc_address(line: &str) -> Option<SocketAddr> {
-    if !line.contains("\"rpc\"") {
-        return None;
-    }
-    let value: serde_json::Value = serde_json::from_str(line).ok()?;
-    (value["event"] == "rpc")
-        .then(|| value["listening"].as_str()?.strip_prefix("http://")?.parse().ok())
-        .flatten()
-}
-
-/// The height of a consensus `commit` probe line, if it is one.
-fn commit_height(line: &str) -> Option<u64> {
-    if !line.contains("\"probe\":\"commit\"") {
-        return None;
-    }
-    let value: serde_json::Value = serde_json::from_str(line).ok()?;
-    (value["protocol"] == "consensus")
-        .then(|| value["subject"].as_u64())
-        .flatten()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn commit_lines_give_heights_and_other_lines_nothing() {
-        let line = r#"{"at_ms":5,"probe":"commit","protocol":"consensus","subject":12,"value":-3}"#;
-        assert_eq!(commit_height(line), Some(12));
-        assert_eq!(commit_height(&line.replace("\"commit\"", "\"view\"")), None);
-        assert_eq!(commit_height(&line.replace("\"consensus\"", "\"membership\"")), None);
-    }
-
-    #[test]
-    fn a_nodes_json_rpc_line_gives_its_address() {
-        let line = r#"{"event":"rpc","listening":"http://[::1]:41234"}"#;
-        assert_eq!(rpc_address(line), Some("[::1]:41234".parse().unwrap()));
-        assert_eq!(rpc_address(r#"{"event":"consensus","validator":1}"#), None);
-        assert_eq!(rpc_address(r#"{"event":"rpc","listening":"nonsense"}"#), None);
-    }
 
     #[test]
     fn the_json_line_carries_validator_and_client_cpu() {
@@ -702,11 +463,5 @@ mod tests {
         assert_eq!(value["cpu_pct_client"], 12.4);
         assert_eq!(value["tx_per_s"], 1999.5);
         assert_eq!(value["answers_required"], 2);
-    }
-
-    #[test]
-    fn this_process_cpu_ticks_are_read() {
-        assert!(cpu_ticks(std::process::id()).is_ok());
-        assert!(cpu_ticks(u32::MAX).is_err());
     }
 }

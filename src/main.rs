@@ -16,12 +16,21 @@ mod consensus_bench;
 // A backend of the bench: sockets, threads and clocks of its own.
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 mod registry_load;
+// Starts the operator's processes, runs peers on real sockets, reads the node's memory from
+// /proc and times the run with the OS clock.
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
+mod node_memory;
+// The operator's binaries as child processes, for the benches above.
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
+mod processes;
 mod stoq_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use runtime::units::parse_duration;
 use testbed::cli::{self, RunLog};
 use testbed::sweep::{SeedRange, Shard};
 
@@ -134,6 +143,51 @@ enum Command {
     /// carries for plain UDP).
     #[command(subcommand)]
     Stoq(stoq_cmd::StoqCommand),
+    /// Production node measurements: `memory` (resident memory with N members in its view).
+    #[command(subcommand)]
+    Node(NodeCommand),
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// One `hypermesh node` (production defaults, membership over STOQ) with N − 1 certified
+    /// peers joining through it, each a membership node over STOQ on its own [::1] socket in
+    /// this process; once the node holds every member alive, samples its resident memory
+    /// (/proc/PID/status) for --hold. Needs the operator's binaries (cargo build --release -p
+    /// operator). Exit 0: the largest sample is within --limit-mb; 1: over it; 2: setup failed
+    /// or the view never filled.
+    Memory {
+        /// Members in the node's view, the node included.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(2..=4096))]
+        members: u32,
+        /// How long memory is sampled once the view is full.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        hold: Duration,
+        /// Peers started per second.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        join_rate: u32,
+        /// How often the peers probe, gossip and swap lists among themselves (the node runs the
+        /// defaults); slow, so that many peers fit on a small machine beside the node.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        peer_pace: Duration,
+        /// The bound on the node's resident memory, decimal megabytes.
+        #[arg(long, default_value_t = 64.0)]
+        limit_mb: f64,
+        /// Print one JSON line: members, alive, connections, converged_s, hold_s, rss_mb (the
+        /// largest sample), rss_mb_end, anon_mb_end, file_mb_end, hwm_mb, suspected_during_hold,
+        /// limit_mb, within_limit, peer_pace_s.
+        #[arg(long)]
+        json: bool,
+        /// Where the `hypermesh` and `trustchain` binaries are (default: beside testbed).
+        #[arg(long, value_name = "DIR")]
+        bin_dir: Option<PathBuf>,
+        /// Where the state directories go (default: a fresh one under the temporary directory).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Keep the state directories and logs afterwards.
+        #[arg(long)]
+        keep: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -310,5 +364,32 @@ fn main() -> ExitCode {
             keep,
         }),
         Command::Stoq(command) => stoq_cmd::run(command),
+        Command::Node(NodeCommand::Memory {
+            members,
+            hold,
+            join_rate,
+            peer_pace,
+            limit_mb,
+            json,
+            bin_dir,
+            dir,
+            keep,
+        }) => {
+            if !(limit_mb.is_finite() && limit_mb > 0.0) {
+                eprintln!("error: --limit-mb {limit_mb}: give a positive number of megabytes, e.g. --limit-mb 64");
+                return ExitCode::from(2);
+            }
+            node_memory::run(node_memory::MemoryArgs {
+                members: members as usize,
+                hold,
+                join_rate,
+                peer_pace,
+                limit_bytes: (limit_mb * 1e6) as u64,
+                json,
+                bin_dir,
+                dir,
+                keep,
+            })
+        }
     }
 }
