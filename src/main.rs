@@ -173,15 +173,17 @@ enum NodeCommand {
         /// The bound on the node's resident memory, decimal megabytes.
         #[arg(long, default_value_t = 64.0)]
         limit_mb: f64,
-        /// Print one JSON line: members, alive, connections, converged_s, hold_s, rss_mb (the
-        /// largest sample), rss_mb_end, anon_mb_end, file_mb_end, hwm_mb, suspected_during_hold,
+        /// Print one JSON line: members, alive, connections, converged_s, hold_s, samples,
+        /// samples_with_full_view, rss_mb (the largest sample with the view full), rss_mb_end,
+        /// anon_mb_end, file_mb_end, hwm_mb, suspected_during_hold, cpu_pct_during_hold,
         /// limit_mb, within_limit, peer_pace_s.
         #[arg(long)]
         json: bool,
         /// Where the `hypermesh` and `trustchain` binaries are (default: beside testbed).
         #[arg(long, value_name = "DIR")]
         bin_dir: Option<PathBuf>,
-        /// Where the state directories go (default: a fresh one under the temporary directory).
+        /// Where the state directories go, new or empty (default: a fresh one under the
+        /// temporary directory); removed afterwards unless --keep.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
         /// Keep the state directories and logs afterwards.

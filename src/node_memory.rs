@@ -17,9 +17,10 @@
 //! The run: the peers join at `--join-rate` per second; once the node holds every peer alive,
 //! its resident memory is sampled every second for `--hold` (from `/proc/PID/status`: `VmRSS`,
 //! with `RssAnon` and `RssFile`, and the high-water mark `VmHWM` since the process started,
-//! which includes enrollment and the joins). The figure judged against `--limit` is the largest
-//! `VmRSS` sampled while the view held every member. A member the node suspects or declares
-//! dead during the hold is counted and reported: the view was not full then.
+//! which includes enrollment and the joins). The figure judged against `--limit-mb` is the
+//! largest `VmRSS` sampled while the view held every member; samples taken while it did not (a
+//! member suspected or declared dead meanwhile, counted and reported) are not judged, and a hold
+//! with none is a failed run. The node's CPU over the hold is read from `/proc/PID/stat`.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -45,6 +46,8 @@ use crate::processes::{clock_ticks_per_second, cpu_ticks, free_udp_ports, path_a
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(180);
 /// How often the node's memory is read.
 const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+/// Open files beyond a socket per peer: the CA's files, pipes, the node's output.
+const OPEN_FILES_SPARE: usize = 64;
 /// The name the measured node enrolls under; peer `i` is `peer-{i}.mesh`.
 const NODE_NAME: &str = "node-0.mesh";
 
@@ -114,7 +117,10 @@ struct Outcome {
     converged_s: f64,
     /// Seconds sampled with the view full.
     held_s: f64,
-    /// Largest `VmRSS` sampled during the hold, bytes.
+    /// Memory samples taken during the hold, and those taken while the view held every member.
+    samples: u64,
+    full_samples: u64,
+    /// Largest `VmRSS` sampled during the hold with the view full, bytes.
     rss_max: u64,
     /// `VmRSS` at the last sample.
     rss_end: u64,
@@ -137,6 +143,8 @@ impl Outcome {
             "connections": self.connections,
             "converged_s": round1(self.converged_s),
             "hold_s": round1(self.held_s),
+            "samples": self.samples,
+            "samples_with_full_view": self.full_samples,
             "rss_mb": mb(self.rss_max),
             "rss_mb_end": mb(self.rss_end),
             "anon_mb_end": mb(self.anon_end),
@@ -159,13 +167,15 @@ impl Outcome {
         };
         format!(
             "the node held {alive} of {members} members alive ({connections} peer connections), {converged:.1} s after the first peer started\n\
-             resident memory over a {held:.0} s hold: at most {rss:.1} MB, {end:.1} MB at the end ({anon:.1} MB anonymous, {file:.1} MB file-backed); peak since start {hwm:.1} MB\n\
+             resident memory over a {held:.0} s hold: at most {rss:.1} MB with the view full ({full} of {samples} samples), {end:.1} MB at the end ({anon:.1} MB anonymous, {file:.1} MB file-backed); peak since start {hwm:.1} MB\n\
              {verdict} the limit of {limit:.1} MB; members suspected or declared dead during the hold: {suspected}; the node's CPU during the hold: {cpu:.1} % of a core",
             alive = self.alive,
             members = args.members,
             connections = self.connections,
             converged = self.converged_s,
             held = self.held_s,
+            full = self.full_samples,
+            samples = self.samples,
             rss = mb(self.rss_max),
             end = mb(self.rss_end),
             anon = mb(self.anon_end),
@@ -179,17 +189,9 @@ impl Outcome {
 }
 
 fn measure(args: &MemoryArgs, dir: &Path) -> Result<Outcome> {
-    if args.members < 2 {
-        return Err(format!(
-            "--members {}: a view of the node alone measures nothing; give at least 2",
-            args.members
-        ));
-    }
     let bins = Binaries::find(args.bin_dir.as_deref())?;
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| format!("cannot empty {}: {e}", dir.display()))?;
-    }
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    check_open_files(args.members)?;
+    fresh_dir(dir)?;
     let say = |what: &str| {
         if !args.json {
             eprintln!("{what}");
@@ -221,7 +223,7 @@ fn measure(args: &MemoryArgs, dir: &Path) -> Result<Outcome> {
     let port = free_udp_ports(1)?[0];
     let listen = format!("[::1]:{port}");
     let (line_tx, line_rx) = mpsc::channel();
-    let node = Process::start(
+    let mut node = Process::start(
         &bins.hypermesh,
         &[
             "node",
@@ -258,6 +260,15 @@ fn measure(args: &MemoryArgs, dir: &Path) -> Result<Outcome> {
         if let Some(failure) = swarm.failure() {
             return Err(failure);
         }
+        if let Ok(Some(status)) = node.child.try_wait() {
+            return Err(format!(
+                "the node exited ({status}) with {} of {others} peers alive: see node.log",
+                view.alive()
+            ));
+        }
+        if swarm.thread.is_finished() {
+            return Err("the peers stopped before the node held them all".into());
+        }
         if started.elapsed() > deadline {
             return Err(format!(
                 "the node held {} of {others} peers alive after {:?}",
@@ -283,7 +294,13 @@ fn measure(args: &MemoryArgs, dir: &Path) -> Result<Outcome> {
     };
     loop {
         let memory = Memory::of(pid)?;
-        outcome.rss_max = outcome.rss_max.max(memory.rss);
+        outcome.samples += 1;
+        // A sample counts only while the view holds every member: a member suspected meanwhile
+        // is a view that was not full then.
+        if view.alive() == others {
+            outcome.full_samples += 1;
+            outcome.rss_max = outcome.rss_max.max(memory.rss);
+        }
         outcome.rss_end = memory.rss;
         outcome.anon_end = memory.anon;
         outcome.file_end = memory.file;
@@ -299,6 +316,12 @@ fn measure(args: &MemoryArgs, dir: &Path) -> Result<Outcome> {
     outcome.alive = view.alive() + 1;
     outcome.connections = view.connections();
     outcome.suspected = view.suspected() - suspected_before;
+    if outcome.full_samples == 0 {
+        return Err(format!(
+            "the node's view was never full while its memory was read ({} samples; {} members alive at the end)",
+            outcome.samples, outcome.alive
+        ));
+    }
     swarm.stop()?;
     drop(node);
     drop(ca);
@@ -492,7 +515,8 @@ impl View {
         let kept = state.clone();
         thread::spawn(move || {
             for line in lines {
-                let _ = writeln!(copy, "{line}");
+                // Flushed line by line: the copy is read when a run fails, and nobody joins this thread.
+                let _ = writeln!(copy, "{line}").and_then(|()| copy.flush());
                 kept.lock().unwrap_or_else(|p| p.into_inner()).read(&line);
             }
         });
@@ -547,6 +571,38 @@ impl Memory {
             hwm: field("VmHWM:")?,
         })
     }
+}
+
+/// Refuses a run that would need more open files than this process may have: a socket per peer
+/// and some for the CA's files and pipes.
+fn check_open_files(members: usize) -> Result<()> {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse::<usize>().ok());
+    let needed = members + OPEN_FILES_SPARE;
+    match soft {
+        Some(soft) if soft < needed => Err(format!(
+            "--members {members} needs about {needed} open files (a socket per peer) and this process may open {soft}: raise the limit (ulimit -n {needed}) or give fewer members"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Creates `dir`, which must be new or empty: the run fills it and removes it afterwards, so a
+/// directory holding anything else is refused rather than emptied.
+fn fresh_dir(dir: &Path) -> Result<()> {
+    if let Ok(mut entries) = std::fs::read_dir(dir) {
+        if entries.next().is_some() {
+            return Err(format!(
+                "--dir {} is not empty: give a new or empty directory (the run removes what it made there)",
+                dir.display()
+            ));
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
 }
 
 fn unix_now() -> i64 {

@@ -70,3 +70,16 @@ fn a_view_of_the_node_alone_is_refused_before_anything_starts() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--members"), "{stderr}");
 }
+
+#[test]
+fn a_directory_holding_anything_is_refused_and_left_as_it_was() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("node-memory-not-empty");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("keep.txt"), "mine").unwrap();
+    let out = node_memory(&["--members", "3", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is not empty"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(dir.join("keep.txt")).unwrap(), "mine");
+}

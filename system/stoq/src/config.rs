@@ -41,7 +41,7 @@ pub struct StoqConfig {
     pub initial_rtt: Duration,
     /// Streams of each direction a peer may have open at once: each side's one message stream,
     /// requests in flight (a request beyond it waits in the connection's queue until one is
-    /// answered) and bulk streams. quinn-proto sets up the state of every stream a peer may open
+    /// answered, and what was queued behind it waits too) and bulk streams. quinn-proto sets up the state of every stream a peer may open
     /// when the connection starts, about 130 bytes per stream, so this is paid on every
     /// connection: at 256 it was a third of a node's heap with 999 peers.
     pub streams_max: u32,

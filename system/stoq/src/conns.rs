@@ -7,8 +7,9 @@
 //! as the endpoint did, cost a node with 999 peers most of a core in polls that found nothing
 //! to do, its send queues grew while it caught up, and with them its memory.
 //!
-//! [`Conns::get_mut`] is the only way to change a connection, and it marks the connection
-//! *dirty*; [`Conns::take_dirty`] hands the marked ones to the drive, which reads each one's
+//! Changing a connection goes through [`Conns::get_mut`] (or [`Conns::insert`]), which marks it
+//! *dirty* ([`Conns::read_mut`] is for the reads quinn-proto's API takes mutably, and marks
+//! nothing); [`Conns::take_dirty`] hands the marked ones to the drive, which reads each one's
 //! next timeout afterwards ([`Conns::set_timeout`]) into an index ordered by time, so the earliest
 //! timeout and the due connections are found without visiting the rest.
 

@@ -529,15 +529,15 @@ impl Endpoint {
         }
         let quic_now = self.clock.to_quic(now);
         for ch in self.conns.maybe_due(quic_now) {
-            let due = self
-                .conns
-                .read_mut(&ch)
-                .and_then(|c| c.quic.poll_timeout())
-                .is_some_and(|t| t <= quic_now);
-            if due {
+            let timeout = self.conns.read_mut(&ch).and_then(|c| c.quic.poll_timeout());
+            if timeout.is_some_and(|t| t <= quic_now) {
                 if let Some(conn) = self.conns.get_mut(&ch) {
                     conn.quic.handle_timeout(quic_now);
                 }
+            } else {
+                // Not due after all (it was only marked changed): the index keeps what quinn-proto
+                // says, so a stale entry can never hold the timer in the past.
+                self.conns.set_timeout(&ch, timeout);
             }
         }
         let expired: Vec<RequestId> = self

@@ -68,8 +68,8 @@ pub struct StoqStats {
     pub bulk_bytes_sent: u64,
     /// Bulk bytes received.
     pub bulk_bytes_received: u64,
-    /// Calls in which a connection had more work than [`crate::DRIVE_ROUNDS_MAX`] rounds: the
-    /// rest ran from a timer set at once.
+    /// Times a connection had more work than [`crate::DRIVE_ROUNDS_MAX`] rounds, or a drive more
+    /// than as many passes over the connections changed: the rest ran from a timer set at once.
     pub drive_rounds_capped: u64,
     /// Drives: one after each call that may have changed a connection (a received batch, a
     /// timer, a send).
