@@ -27,7 +27,7 @@
 //! what is measured (a tmpfs such as `/dev/shm` shows the cost without it).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicU64;
 use std::sync::{mpsc, Arc};
@@ -35,7 +35,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::processes::{
-    clock_ticks_per_second, cpu_ticks, free_udp_ports, path_arg, Binaries, Lines, Process, Result, START_TIMEOUT,
+    clock_ticks_per_second, cpu_ticks, free_udp_ports, path_arg, Binaries, Lines, Process, Result, Workspace,
+    START_TIMEOUT,
 };
 
 /// How long the validators have to commit their first block after starting.
@@ -58,42 +59,18 @@ pub struct BenchArgs {
     pub registry: bool,
     /// One JSON line instead of sentences.
     pub json: bool,
-    /// Where `hypermesh` and `trustchain` are.
-    pub bin_dir: Option<PathBuf>,
-    /// Where state directories go.
-    pub dir: Option<PathBuf>,
-    /// Keep the state directories and logs.
-    pub keep: bool,
+    /// The binaries and the state directory.
+    pub workspace: Workspace,
 }
 
 /// Runs the bench. Exit 0: measured; 2: the cluster could not be set up or measured.
 pub fn run(args: BenchArgs) -> ExitCode {
-    let dir = args
-        .dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("testbed-bench-consensus-{}", std::process::id())));
-    let outcome = bench(&args, &dir);
-    match outcome {
-        Ok(line) => {
-            println!("{line}");
-            if !args.keep {
-                let _ = std::fs::remove_dir_all(&dir);
-            }
-            ExitCode::SUCCESS
-        }
-        Err(message) => {
-            eprintln!("error: {message} (state and logs kept in {})", dir.display());
-            ExitCode::from(2)
-        }
-    }
+    args.workspace.run("bench-consensus", |bins, dir| {
+        Ok((bench(&args, bins, dir)?, ExitCode::SUCCESS))
+    })
 }
 
-fn bench(args: &BenchArgs, dir: &Path) -> Result<String> {
-    let bins = Binaries::find(args.bin_dir.as_deref())?;
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| format!("cannot empty {}: {e}", dir.display()))?;
-    }
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+fn bench(args: &BenchArgs, bins: &Binaries, dir: &Path) -> Result<String> {
     let say = |what: &str| {
         if !args.json {
             eprintln!("{what}");
@@ -101,18 +78,9 @@ fn bench(args: &BenchArgs, dir: &Path) -> Result<String> {
     };
 
     say("setting up a CA, keys, tokens and the validators file");
-    let ca_state = dir.join("ca");
+    let (ca_state, root) = bins.new_ca(dir)?;
     let ca_arg = path_arg(&ca_state);
-    bins.trustchain(&["ca", "init", "--state", &ca_arg])?;
-    bins.trustchain(&[
-        "ca",
-        "install",
-        "--state",
-        &ca_arg,
-        "--out",
-        &path_arg(&dir.join("trust")),
-    ])?;
-    let root = path_arg(&dir.join("trust").join("root.pem"));
+    let root = path_arg(&root);
     let ports = free_udp_ports(args.nodes)?;
     let mut file = String::from("# testbed bench consensus\nepoch = 1\n");
     if args.registry {
@@ -143,18 +111,7 @@ fn bench(args: &BenchArgs, dir: &Path) -> Result<String> {
         tokens.push(token.trim().to_owned());
     }
 
-    let ca = Process::start(
-        &bins.trustchain,
-        &["serve", "--state", &ca_arg, "--listen", "[::1]:0"],
-        &dir.join("ca.log"),
-        None,
-    )?;
-    let ca_addr = ca
-        .first_line
-        .strip_prefix("listening on https://")
-        .and_then(|rest| rest.split_whitespace().next())
-        .ok_or_else(|| format!("the CA printed {:?}", ca.first_line))?
-        .to_owned();
+    let (ca, ca_addr) = bins.serve_ca(&ca_state, dir)?;
 
     say(&format!("starting {} validators", args.nodes));
     let validators_arg = path_arg(&validators);
@@ -447,9 +404,7 @@ mod tests {
             warmup: "2s".into(),
             registry: false,
             json: true,
-            bin_dir: None,
-            dir: None,
-            keep: false,
+            workspace: Workspace::default(),
         };
         let cpu = Cpu {
             per_node: vec![10.0, 20.0, 30.0, 40.0],

@@ -179,16 +179,9 @@ enum NodeCommand {
         /// limit_mb, within_limit, peer_pace_s.
         #[arg(long)]
         json: bool,
-        /// Where the `hypermesh` and `trustchain` binaries are (default: beside testbed).
-        #[arg(long, value_name = "DIR")]
-        bin_dir: Option<PathBuf>,
-        /// Where the state directories go, new or empty (default: a fresh one under the
-        /// temporary directory); removed afterwards unless --keep.
-        #[arg(long, value_name = "DIR")]
-        dir: Option<PathBuf>,
-        /// Keep the state directories and logs afterwards.
-        #[arg(long)]
-        keep: bool,
+        /// The binaries and the state directory (--bin-dir, --dir, --keep).
+        #[command(flatten)]
+        workspace: processes::Workspace,
     },
 }
 
@@ -234,16 +227,10 @@ enum BenchCommand {
         /// cpu_pct_per_node {mean, peak, nodes}, and the client's counts.
         #[arg(long)]
         json: bool,
-        /// Where the `hypermesh` and `trustchain` binaries are (default: beside testbed).
-        #[arg(long, value_name = "DIR")]
-        bin_dir: Option<PathBuf>,
-        /// Where the state directories go (default: a fresh one under the temporary directory).
-        /// Consensus syncs to disk before it votes: a tmpfs here leaves the disk out.
-        #[arg(long, value_name = "DIR")]
-        dir: Option<PathBuf>,
-        /// Keep the state directories and logs afterwards.
-        #[arg(long)]
-        keep: bool,
+        /// The binaries and the state directory (--bin-dir, --dir, --keep). Consensus syncs to
+        /// disk before it votes: a --dir on a tmpfs leaves the disk out.
+        #[command(flatten)]
+        workspace: processes::Workspace,
     },
 }
 
@@ -351,9 +338,7 @@ fn main() -> ExitCode {
             warmup,
             machine,
             json,
-            bin_dir,
-            dir,
-            keep,
+            workspace,
         }) => consensus_bench::run(consensus_bench::BenchArgs {
             nodes: usize::from(nodes),
             seconds,
@@ -361,9 +346,7 @@ fn main() -> ExitCode {
             warmup,
             registry: machine == "erc8004",
             json,
-            bin_dir,
-            dir,
-            keep,
+            workspace,
         }),
         Command::Stoq(command) => stoq_cmd::run(command),
         Command::Node(NodeCommand::Memory {
@@ -373,9 +356,7 @@ fn main() -> ExitCode {
             peer_pace,
             limit_mb,
             json,
-            bin_dir,
-            dir,
-            keep,
+            workspace,
         }) => {
             if !(limit_mb.is_finite() && limit_mb > 0.0) {
                 eprintln!("error: --limit-mb {limit_mb}: give a positive number of megabytes, e.g. --limit-mb 64");
@@ -388,9 +369,7 @@ fn main() -> ExitCode {
                 peer_pace,
                 limit_bytes: (limit_mb * 1e6) as u64,
                 json,
-                bin_dir,
-                dir,
-                keep,
+                workspace,
             })
         }
     }

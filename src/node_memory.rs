@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::{Ipv6Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
@@ -40,7 +40,9 @@ use tokio::sync::watch;
 use trustchain::ca::{key_from_seed, request, NodeIdentity};
 use trustchain_service::{CaService, Credential};
 
-use crate::processes::{clock_ticks_per_second, cpu_ticks, free_udp_ports, path_arg, Binaries, Lines, Process, Result};
+use crate::processes::{
+    clock_ticks_per_second, cpu_ticks, free_udp_ports, path_arg, Binaries, Lines, Process, Result, Workspace,
+};
 
 /// How long the node has to hold every peer alive once the last one started joining.
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(180);
@@ -65,45 +67,27 @@ pub struct MemoryArgs {
     pub limit_bytes: u64,
     /// One JSON line instead of sentences.
     pub json: bool,
-    /// Where `hypermesh` and `trustchain` are.
-    pub bin_dir: Option<PathBuf>,
-    /// Where state directories go.
-    pub dir: Option<PathBuf>,
-    /// Keep the state directories and logs.
-    pub keep: bool,
+    /// The binaries and the state directory.
+    pub workspace: Workspace,
 }
 
 /// Runs the measurement. Exit 0: the node stayed within the limit; 1: it went over; 2: the
 /// cluster could not be set up or the node never held every member.
 pub fn run(args: MemoryArgs) -> ExitCode {
-    let dir = args
-        .dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("testbed-node-memory-{}", std::process::id())));
-    match measure(&args, &dir) {
-        Ok(outcome) => {
-            println!(
-                "{}",
-                if args.json {
-                    outcome.json(&args)
-                } else {
-                    outcome.sentences(&args)
-                }
-            );
-            if !args.keep {
-                let _ = std::fs::remove_dir_all(&dir);
-            }
-            if outcome.rss_max <= args.limit_bytes {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(message) => {
-            eprintln!("error: {message} (state and logs kept in {})", dir.display());
-            ExitCode::from(2)
-        }
-    }
+    args.workspace.run("node-memory", |bins, dir| {
+        let outcome = measure(&args, bins, dir)?;
+        let line = if args.json {
+            outcome.json(&args)
+        } else {
+            outcome.sentences(&args)
+        };
+        let code = if outcome.rss_max <= args.limit_bytes {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+        Ok((line, code))
+    })
 }
 
 /// What one run measured.
@@ -188,10 +172,8 @@ impl Outcome {
     }
 }
 
-fn measure(args: &MemoryArgs, dir: &Path) -> Result<Outcome> {
-    let bins = Binaries::find(args.bin_dir.as_deref())?;
+fn measure(args: &MemoryArgs, bins: &Binaries, dir: &Path) -> Result<Outcome> {
     check_open_files(args.members)?;
-    fresh_dir(dir)?;
     let say = |what: &str| {
         if !args.json {
             eprintln!("{what}");
@@ -199,25 +181,9 @@ fn measure(args: &MemoryArgs, dir: &Path) -> Result<Outcome> {
     };
 
     say(&format!("setting up a CA and {} peer certificates", args.members - 1));
-    let ca_state = dir.join("ca");
-    let ca_arg = path_arg(&ca_state);
-    bins.trustchain(&["ca", "init", "--state", &ca_arg])?;
-    let trust_dir = dir.join("trust");
-    bins.trustchain(&["ca", "install", "--state", &ca_arg, "--out", &path_arg(&trust_dir)])?;
+    let (ca_state, root) = bins.new_ca(dir)?;
     let (token, peers, trust) = certify(&ca_state, args.members - 1)?;
-
-    let ca = Process::start(
-        &bins.trustchain,
-        &["serve", "--state", &ca_arg, "--listen", "[::1]:0"],
-        &dir.join("ca.log"),
-        None,
-    )?;
-    let ca_addr = ca
-        .first_line
-        .strip_prefix("listening on https://")
-        .and_then(|rest| rest.split_whitespace().next())
-        .ok_or_else(|| format!("the CA printed {:?}", ca.first_line))?
-        .to_owned();
+    let (ca, ca_addr) = bins.serve_ca(&ca_state, dir)?;
 
     say("starting the node");
     let port = free_udp_ports(1)?[0];
@@ -234,7 +200,7 @@ fn measure(args: &MemoryArgs, dir: &Path) -> Result<Outcome> {
             "--ca",
             &ca_addr,
             "--ca-root",
-            &path_arg(&trust_dir.join("root.pem")),
+            &path_arg(&root),
             "--token",
             &token,
             "--state",
@@ -589,20 +555,6 @@ fn check_open_files(members: usize) -> Result<()> {
         )),
         _ => Ok(()),
     }
-}
-
-/// Creates `dir`, which must be new or empty: the run fills it and removes it afterwards, so a
-/// directory holding anything else is refused rather than emptied.
-fn fresh_dir(dir: &Path) -> Result<()> {
-    if let Ok(mut entries) = std::fs::read_dir(dir) {
-        if entries.next().is_some() {
-            return Err(format!(
-                "--dir {} is not empty: give a new or empty directory (the run removes what it made there)",
-                dir.display()
-            ));
-        }
-    }
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
 }
 
 fn unix_now() -> i64 {

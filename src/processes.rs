@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
@@ -30,6 +30,71 @@ pub(crate) fn free_udp_ports(count: usize) -> Result<Vec<u16>> {
         .iter()
         .map(|s| s.local_addr().map(|a: SocketAddr| a.port()).map_err(|e| e.to_string()))
         .collect()
+}
+
+/// Where a bench on the operator's processes finds the binaries and keeps its state (flattened
+/// into each such command's flags).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub(crate) struct Workspace {
+    /// Where the `hypermesh` and `trustchain` binaries are (default: beside testbed).
+    #[arg(long, value_name = "DIR")]
+    pub bin_dir: Option<PathBuf>,
+    /// Where the state directories and logs go, a new or empty directory (default: a fresh one
+    /// under the system's temporary directory); removed afterwards unless --keep or the run
+    /// failed.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Keep the state directories and logs afterwards.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+impl Workspace {
+    /// Runs `bench` in the state directory (`--dir`, or `testbed-NAME-PID` in the temporary
+    /// directory, created new or empty) with the binaries found: prints the line it returns and
+    /// exits with its code, removing the directory unless `--keep`; on an error prints it, keeps
+    /// the directory for its logs and exits 2.
+    pub(crate) fn run(
+        &self,
+        name: &str,
+        bench: impl FnOnce(&Binaries, &Path) -> Result<(String, ExitCode)>,
+    ) -> ExitCode {
+        let dir = self
+            .dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join(format!("testbed-{name}-{}", std::process::id())));
+        let outcome = fresh_dir(&dir).and_then(|()| {
+            let bins = Binaries::find(self.bin_dir.as_deref())?;
+            bench(&bins, &dir)
+        });
+        match outcome {
+            Ok((line, code)) => {
+                println!("{line}");
+                if !self.keep {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+                code
+            }
+            Err(message) => {
+                eprintln!("error: {message} (state and logs kept in {})", dir.display());
+                ExitCode::from(2)
+            }
+        }
+    }
+}
+
+/// Creates `dir`, which must be new or empty: a run fills it and removes it afterwards, so a
+/// directory holding anything else is refused rather than emptied.
+fn fresh_dir(dir: &Path) -> Result<()> {
+    if let Ok(mut entries) = std::fs::read_dir(dir) {
+        if entries.next().is_some() {
+            return Err(format!(
+                "--dir {} is not empty: give a new or empty directory (the run removes what it made there)",
+                dir.display()
+            ));
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
 }
 
 /// The operator's binaries.
@@ -64,6 +129,41 @@ impl Binaries {
             hypermesh: find("hypermesh")?,
             trustchain: find("trustchain")?,
         })
+    }
+
+    /// `trustchain ca init` into `DIR/ca`, then `ca install` into `DIR/trust`: the CA's state
+    /// directory and the root certificate (`root.pem`) nodes are given.
+    pub(crate) fn new_ca(&self, dir: &Path) -> Result<(PathBuf, PathBuf)> {
+        let state = dir.join("ca");
+        let trust = dir.join("trust");
+        self.trustchain(&["ca", "init", "--state", &path_arg(&state)])?;
+        self.trustchain(&[
+            "ca",
+            "install",
+            "--state",
+            &path_arg(&state),
+            "--out",
+            &path_arg(&trust),
+        ])?;
+        Ok((state, trust.join("root.pem")))
+    }
+
+    /// `trustchain serve` of the CA in `state` on `[::1]`, its stderr in `DIR/ca.log`: the running
+    /// CA and the address it listens on.
+    pub(crate) fn serve_ca(&self, state: &Path, dir: &Path) -> Result<(Process, String)> {
+        let ca = Process::start(
+            &self.trustchain,
+            &["serve", "--state", &path_arg(state), "--listen", "[::1]:0"],
+            &dir.join("ca.log"),
+            None,
+        )?;
+        let addr = ca
+            .first_line
+            .strip_prefix("listening on https://")
+            .and_then(|rest| rest.split_whitespace().next())
+            .ok_or_else(|| format!("the CA printed {:?}", ca.first_line))?
+            .to_owned();
+        Ok((ca, addr))
     }
 
     pub(crate) fn trustchain(&self, args: &[&str]) -> Result<String> {
