@@ -8,6 +8,7 @@
 //!   membership over STOQ on real IPv6 sockets, and HotStuff-2 consensus with a validators file
 //!   ([`validators`]);
 //! - `hypermesh key` ([`key::KeyArgs`]): a state directory's public key, for that file;
+//! - `hypermesh keys` ([`keys::KeysCommand`]): the API keys of a node's registry API;
 //! - `hypermesh dev` ([`dev::DevArgs`]): the ERC-8004 development chain with JSON-RPC;
 //! - `hypermesh client` ([`client::ClientArgs`]): a certified client loading consensus;
 //!   `hypermesh read` ([`client::read::ReadArgs`]): one read of its state, linearizable or local.
@@ -23,6 +24,7 @@ pub mod client;
 pub mod dev;
 pub mod isolation;
 pub mod key;
+pub mod keys;
 mod lock;
 pub mod node;
 pub mod trustchain;

@@ -13,7 +13,12 @@ pub(crate) const LOCK_FILE: &str = "lock";
 /// Takes `dir`'s lock, held while the returned file lives; if another process holds it, the
 /// failure `in_use` words from the holder's process id.
 pub(crate) fn lock_dir(dir: &Path, in_use: impl FnOnce(&str) -> String) -> Result<File, Failure> {
-    let path = dir.join(LOCK_FILE);
+    lock_file(&dir.join(LOCK_FILE), in_use)
+}
+
+/// Takes the lock file at `path` (created if missing), as [`lock_dir`] takes a directory's.
+pub(crate) fn lock_file(path: &Path, in_use: impl FnOnce(&str) -> String) -> Result<File, Failure> {
+    let path = path.to_path_buf();
     let mut lock = OpenOptions::new()
         .read(true)
         .write(true)

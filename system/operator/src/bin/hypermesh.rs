@@ -1,7 +1,7 @@
 //! `hypermesh`: runs HyperMesh on a real machine. `hypermesh node` enrolls with a TrustChain CA
 //! over HTTPS, then runs membership (and, with a validators file, consensus) over STOQ on real
 //! IPv6 sockets until SIGINT or SIGTERM; `hypermesh key` prints a state directory's public key
-//! for the validators file; `hypermesh client` puts a measured load on consensus; `hypermesh
+//! for the validators file; `hypermesh keys` manages its registry API's keys; `hypermesh client` puts a measured load on consensus; `hypermesh
 //! read` reads its state, linearizable or local; `hypermesh dev` runs the ERC-8004
 //! development chain with JSON-RPC.
 
@@ -12,6 +12,7 @@ use operator::client::read::ReadArgs;
 use operator::client::ClientArgs;
 use operator::dev::DevArgs;
 use operator::key::KeyArgs;
+use operator::keys::KeysCommand;
 use operator::node::{run, NodeArgs};
 
 /// HyperMesh: the cluster.
@@ -33,6 +34,10 @@ enum Command {
     /// there is none: the key its certificate will carry and its consensus votes are signed
     /// with, as a validators file lists it.
     Key(KeyArgs),
+    /// The API keys of a node's registry API, in its state directory: `create` (the key printed
+    /// once, on the last line), `list`, `revoke`. Only hashes are stored.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Submits transactions to a consensus cluster at a set rate from a certified client (its
     /// own join token) and prints throughput and commit latency.
     Client(ClientArgs),
@@ -52,6 +57,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Node(args) => run(args),
         Command::Key(args) => operator::key::run(args),
+        Command::Keys(command) => operator::keys::run(command),
         Command::Client(args) => operator::client::run(args),
         Command::Read(args) => operator::client::read::run(args),
         Command::Dev(args) => operator::dev::run(args),

@@ -93,7 +93,7 @@ impl StateDir {
     }
 
     /// Replaces `name` with `data`, atomically and durably, mode 0600.
-    fn replace(&self, name: &str, data: &[u8]) -> Result<(), Failure> {
+    pub(crate) fn replace(&self, name: &str, data: &[u8]) -> Result<(), Failure> {
         let target = self.dir.join(name);
         let staged = self.dir.join(format!("{name}.new"));
         let fail = |e: std::io::Error| Failure(format!("cannot write {}: {e}", target.display()));
