@@ -12,9 +12,11 @@
 //! Whitespace inside the key, a key cut short or anything else is refused as malformed, saying
 //! which, rather than looked up and reported unknown.
 //!
-//! The store is one JSON file ([`ApiKeys::to_json`]) the operator's command rewrites whole; a
-//! serving node reads it again when it changes, so keys are created and revoked without a
-//! restart.
+//! The store is one JSON file ([`ApiKeys::to_json`]) the operator's command rewrites whole
+//! (atomically), so that a serving node can read it again when it changes and keys are created
+//! and revoked without a restart; that reading side is not built yet.
+//!
+//! The hash is SHA-256 of the secret's 64 hex digits as text.
 
 use std::collections::BTreeMap;
 
@@ -66,18 +68,48 @@ pub const TIERS: [Tier; 3] = [
 
 /// The tier named `name`.
 pub fn tier(name: &str) -> Option<&'static Tier> {
-    TIERS.iter().find(|t| t.name == name)
+    TierName::parse(name).map(TierName::tier)
+}
+
+/// The name of a tier, as stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TierName {
+    /// [`TIERS`]`[0]`.
+    Free,
+    /// [`TIERS`]`[1]`.
+    Standard,
+    /// [`TIERS`]`[2]`.
+    Enterprise,
+}
+
+impl TierName {
+    /// The tier named `name`, as `--tier` takes it.
+    pub fn parse(name: &str) -> Option<TierName> {
+        match name {
+            "free" => Some(TierName::Free),
+            "standard" => Some(TierName::Standard),
+            "enterprise" => Some(TierName::Enterprise),
+            _ => None,
+        }
+    }
+
+    /// Its limits.
+    pub fn tier(self) -> &'static Tier {
+        &TIERS[self as usize]
+    }
 }
 
 /// One key as stored: never the key itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct KeyRecord {
     /// Its id (8 hex digits).
     pub id: String,
     /// SHA-256 of its secret, hex.
     pub secret_sha256: String,
-    /// Its tier's name.
-    pub tier: String,
+    /// Its tier.
+    pub tier: TierName,
     /// What the operator called it.
     pub label: String,
     /// When it was created, Unix seconds.
@@ -87,10 +119,9 @@ pub struct KeyRecord {
 }
 
 impl KeyRecord {
-    /// Its tier.
+    /// Its tier's limits.
     pub fn tier(&self) -> &'static Tier {
-        // Every stored tier name was checked when the file was read or the key created.
-        tier(&self.tier).unwrap_or(&TIERS[0])
+        self.tier.tier()
     }
 }
 
@@ -204,10 +235,16 @@ impl ApiKeys {
 
     /// Reads a key file, checking every record.
     pub fn from_json(bytes: &[u8]) -> Result<Self, KeyFileError> {
-        let file: KeyFile = serde_json::from_slice(bytes).map_err(|e| KeyFileError::Format(e.to_string()))?;
-        if file.version != FILE_VERSION {
-            return Err(KeyFileError::Version(file.version));
+        // The version first: a newer file is reported as newer, not as a format error.
+        #[derive(Deserialize)]
+        struct Versioned {
+            version: u32,
         }
+        let versioned: Versioned = serde_json::from_slice(bytes).map_err(|e| KeyFileError::Format(e.to_string()))?;
+        if versioned.version != FILE_VERSION {
+            return Err(KeyFileError::Version(versioned.version));
+        }
+        let file: KeyFile = serde_json::from_slice(bytes).map_err(|e| KeyFileError::Format(e.to_string()))?;
         if file.keys.len() > KEYS_MAX {
             return Err(KeyFileError::TooMany(file.keys.len()));
         }
@@ -223,9 +260,6 @@ impl ApiKeys {
             }
             if !is_hex(&record.secret_sha256, 64) {
                 return Err(bad("the secret's hash is not 64 lowercase hex digits"));
-            }
-            if tier(&record.tier).is_none() {
-                return Err(bad(&format!("no tier {:?}", record.tier)));
             }
             if let Err(problem) = check_label(&record.label) {
                 return Err(bad(&format!("the label is {problem}")));
@@ -258,9 +292,7 @@ impl ApiKeys {
         label: &str,
         now: i64,
     ) -> Result<(String, &KeyRecord), KeyError> {
-        if tier(tier_name).is_none() {
-            return Err(KeyError::UnknownTier(tier_name.into()));
-        }
+        let tier = TierName::parse(tier_name).ok_or_else(|| KeyError::UnknownTier(tier_name.into()))?;
         check_label(label).map_err(KeyError::BadLabel)?;
         if self.by_id.len() >= KEYS_MAX {
             return Err(KeyError::Full);
@@ -274,7 +306,7 @@ impl ApiKeys {
         let record = KeyRecord {
             id: id.clone(),
             secret_sha256: sha256_hex(secret.as_bytes()),
-            tier: tier_name.into(),
+            tier,
             label: label.into(),
             created_at: now,
             revoked_at: None,
@@ -319,6 +351,13 @@ impl ApiKeys {
     }
 }
 
+/// The id a full key `hmk_<id>_<secret>` names, if it is one (so an operator may revoke by
+/// pasting the key).
+pub fn id_of_key(key: &str) -> Option<&str> {
+    let (id, secret) = key.trim().strip_prefix(KEY_PREFIX)?.split_once('_')?;
+    (is_hex(id, ID_DIGITS) && is_hex(secret, SECRET_DIGITS)).then_some(id)
+}
+
 /// The id and secret of `Bearer hmk_<id>_<secret>`, with the whitespace rules of the module's
 /// documentation.
 fn parse_bearer(value: &[u8]) -> Result<(&str, &str), AuthError> {
@@ -326,6 +365,9 @@ fn parse_bearer(value: &[u8]) -> Result<(&str, &str), AuthError> {
     let text = text.trim_matches([' ', '\t']);
     if text.is_empty() {
         return Err(AuthError::Missing);
+    }
+    if text.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::Malformed("no key after Bearer"));
     }
     let (scheme, rest) = text.split_once([' ', '\t']).ok_or(AuthError::Malformed(
         "not a Bearer credential: send Authorization: Bearer hmk_…",
@@ -336,6 +378,9 @@ fn parse_bearer(value: &[u8]) -> Result<(&str, &str), AuthError> {
         ));
     }
     let key = rest.trim_start_matches([' ', '\t']);
+    if key.contains(',') {
+        return Err(AuthError::Malformed("more than one credential: send one key"));
+    }
     if key.contains(|c: char| c.is_whitespace()) {
         return Err(AuthError::Malformed("whitespace inside the key"));
     }
@@ -460,6 +505,14 @@ mod tests {
             keys.authenticate(Some(&[0xff, 0xfe])),
             Err(AuthError::Malformed("the header is not text"))
         );
+        // An unset variable: `Bearer $API_KEY` with nothing after it.
+        assert_eq!(auth("Bearer "), Err(AuthError::Malformed("no key after Bearer")));
+        assert_eq!(
+            auth(&format!("Bearer {key}, Bearer {key}")),
+            Err(AuthError::Malformed("more than one credential: send one key"))
+        );
+        assert_eq!(id_of_key(&key), Some(&key[4..12]));
+        assert_eq!(id_of_key("hmk_1234"), None);
     }
 
     #[test]
@@ -486,9 +539,13 @@ mod tests {
         );
         let file = String::from_utf8(keys.to_json()).unwrap();
         let bad_tier = file.replace("\"free\"", "\"gold\"");
-        assert!(
-            matches!(ApiKeys::from_json(bad_tier.as_bytes()), Err(KeyFileError::Record { index: 0, problem, .. }) if problem.contains("gold"))
-        );
+        assert!(matches!(ApiKeys::from_json(bad_tier.as_bytes()), Err(KeyFileError::Format(e)) if e.contains("gold")));
+        // A newer file is named newer, even with fields this build does not know.
+        let newer = file.replace("\"version\": 1", "\"version\": 2, \"quotas\": {}");
+        assert_eq!(ApiKeys::from_json(newer.as_bytes()), Err(KeyFileError::Version(2)));
+        // A record field this build does not know is refused, not dropped on the next write.
+        let extra = file.replace("\"label\"", "\"owner\": \"x\", \"label\"");
+        assert!(matches!(ApiKeys::from_json(extra.as_bytes()), Err(KeyFileError::Format(e)) if e.contains("owner")));
         let bad_hash = file.replace("\"secret_sha256\": \"", "\"secret_sha256\": \"X");
         assert!(
             matches!(ApiKeys::from_json(bad_hash.as_bytes()), Err(KeyFileError::Record { problem, .. }) if problem.contains("hash"))

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use erc8004_api::keys::{tier, ApiKeys, KeyError};
+use erc8004_api::keys::{id_of_key, tier, ApiKeys, KeyError};
 
 use crate::lock::lock_file;
 use crate::node::enroll::wall_now_s;
@@ -50,12 +50,13 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Revokes a key by its id: requests with it are refused as revoked.
+    /// Revokes a key by its id, or by the key itself (a leaked key pasted as it is): requests
+    /// with it are refused as revoked.
     Revoke {
         /// The node's state directory.
         #[arg(long)]
         state: PathBuf,
-        /// The key's id (8 hex digits, as `list` shows it).
+        /// The key's id (8 hex digits, as `list` shows it) or the whole key.
         id: String,
     },
 }
@@ -81,7 +82,7 @@ fn keys(command: KeysCommand) -> Result<(), Failure> {
             let Some(tier) = tier(&tier_name) else {
                 return Err(Failure(KeyError::UnknownTier(tier_name).to_string()));
             };
-            let (dir, _lock) = locked(&state)?;
+            let (dir, _lock) = locked(&state, true)?;
             let mut keys = load(&dir)?;
             let now = wall_now_s();
             let mut draws = 0;
@@ -110,7 +111,7 @@ fn keys(command: KeysCommand) -> Result<(), Failure> {
             println!("{key}");
         }
         KeysCommand::List { state, json } => {
-            let keys = load(&StateDir::open(&state)?)?;
+            let keys = load(&existing(&state)?)?;
             for record in keys.list() {
                 if json {
                     println!("{}", serde_json::to_string(record).expect("a record serializes"));
@@ -118,18 +119,33 @@ fn keys(command: KeysCommand) -> Result<(), Failure> {
                     let revoked = record.revoked_at.map_or("-".to_owned(), |t| t.to_string());
                     println!(
                         "{}  {:<10}  created {}  revoked {:<10}  {}",
-                        record.id, record.tier, record.created_at, revoked, record.label
+                        record.id,
+                        record.tier().name,
+                        record.created_at,
+                        revoked,
+                        record.label
                     );
                 }
             }
         }
         KeysCommand::Revoke { state, id } => {
-            let (dir, _lock) = locked(&state)?;
+            let (dir, _lock) = locked(&state, false)?;
             let mut keys = load(&dir)?;
-            let at = keys
-                .revoke(&id, wall_now_s())
-                .map_err(|e| Failure(e.to_string()))?
-                .revoked_at;
+            // A whole key is revoked by its id; anything else is taken as an id, and never echoed
+            // whole (it may be a secret pasted by mistake).
+            let id = id_of_key(&id).map_or(id.clone(), str::to_owned);
+            let at = match keys.revoke(&id, wall_now_s()) {
+                Ok(record) => record.revoked_at,
+                Err(KeyError::UnknownId(_)) => {
+                    let shown: String = id.chars().take(8).collect();
+                    return Err(Failure(format!(
+                        "no key has id {shown:?}{}: `hypermesh keys list --state {}` shows the ids",
+                        if id.chars().count() > 8 { "…" } else { "" },
+                        state.display()
+                    )));
+                }
+                Err(e) => return Err(Failure(e.to_string())),
+            };
             dir.replace(KEYS_FILE, &keys.to_json())?;
             println!("revoked key {id} at {} (Unix s)", at.unwrap_or_default());
         }
@@ -137,9 +153,15 @@ fn keys(command: KeysCommand) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The state directory, with the key store's lock held.
-fn locked(state: &Path) -> Result<(StateDir, std::fs::File), Failure> {
-    let dir = StateDir::open(state)?;
+/// The state directory, with the key store's lock held; created if `create` (a first key), else
+/// it must exist.
+fn locked(state: &Path, create: bool) -> Result<(StateDir, std::fs::File), Failure> {
+    let dir = if create {
+        StateDir::open(state)?
+    } else {
+        existing(state)?
+    };
+    same_owner(state)?;
     let lock = lock_file(&dir.path().join(KEYS_LOCK), |pid| {
         format!(
             "another `hypermesh keys` (process {pid}) is changing the keys in {}: try again",
@@ -147,6 +169,36 @@ fn locked(state: &Path) -> Result<(StateDir, std::fs::File), Failure> {
         )
     })?;
     Ok((dir, lock))
+}
+
+/// The state directory `state`, which must exist: a mistyped path is an error, not an empty list.
+fn existing(state: &Path) -> Result<StateDir, Failure> {
+    if !state.is_dir() {
+        return Err(Failure(format!("--state {}: no such directory", state.display())));
+    }
+    StateDir::open(state)
+}
+
+/// Refuses to write the store of a directory another user owns: files made by `sudo hypermesh
+/// keys` would be root's, 0600, and the node running as its own user could no longer read its keys.
+fn same_owner(state: &Path) -> Result<(), Failure> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(state)
+        .map_err(|e| Failure(format!("--state {}: {e}", state.display())))?
+        .uid();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let effective = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|uid| uid.parse::<u32>().ok());
+    match effective {
+        Some(me) if me != owner => Err(Failure(format!(
+            "--state {} belongs to user {owner} and this command runs as user {me}: run it as the node's user (e.g. sudo -u <that user> hypermesh keys ...), or the node could no longer read the keys",
+            state.display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The keys stored in `dir` (none if there is no key file yet).

@@ -48,8 +48,10 @@ fn a_key_is_shown_once_stored_as_a_hash_listed_and_revoked() {
         "{listing}"
     );
 
-    let revoked = run_hypermesh(&["keys", "revoke", "--state", state_arg, &id]);
+    // Revoked by pasting the key itself, as an operator with a leaked key would.
+    let revoked = run_hypermesh(&["keys", "revoke", "--state", state_arg, &key]);
     assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    assert!(!text(&revoked.stdout).contains(&key[13..]), "the secret is not echoed");
     let keys = ApiKeys::from_json(&std::fs::read(&file).unwrap()).unwrap();
     assert!(matches!(
         keys.authenticate(Some(bearer.as_bytes())),
@@ -95,5 +97,26 @@ fn a_bad_tier_or_a_damaged_store_changes_nothing_and_says_why() {
         text(&std::fs::read(&file).unwrap()),
         damaged,
         "the store is left as it was"
+    );
+
+    // A mistyped directory is an error, not an empty list, and nothing is created there.
+    let missing = dir.join("nodee");
+    let listed = run_hypermesh(&["keys", "list", "--state", missing.to_str().unwrap()]);
+    assert_eq!(listed.status.code(), Some(2));
+    assert!(
+        text(&listed.stderr).contains("no such directory"),
+        "{}",
+        text(&listed.stderr)
+    );
+    assert!(!missing.exists());
+    // An unknown id that is really a secret pasted by mistake is not echoed whole.
+    std::fs::remove_file(&file).unwrap();
+    let secretish = "0123456789abcdef0123456789abcdef";
+    let unknown = run_hypermesh(&["keys", "revoke", "--state", state_arg, secretish]);
+    assert_eq!(unknown.status.code(), Some(2));
+    let stderr = text(&unknown.stderr);
+    assert!(
+        stderr.contains("no key has id") && !stderr.contains(secretish),
+        "{stderr}"
     );
 }
