@@ -2,8 +2,10 @@
 //!
 //! Built so far: API keys ([`keys`]): who may call `/api/v1/`, at which tier, stored only as
 //! hashes, created and revoked by the operator (`hypermesh keys`); rate limits per key
-//! ([`ratelimit`], GCRA with the guide's headers). The routes, the cache, statistics, metrics and
+//! ([`ratelimit`], GCRA with the guide's headers); the [`gate`] every `/api/v1/` request passes
+//! (its key, then its limit: 401 saying why, 429 with `Retry-After`). The routes, the cache, statistics, metrics and
 //! alerts are not built yet, nor is the serving side that reads the keys.
 
+pub mod gate;
 pub mod keys;
 pub mod ratelimit;

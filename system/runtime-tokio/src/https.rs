@@ -357,6 +357,12 @@ async fn respond<S: HttpService + 'static>(
                 method: parts.method.as_str().to_owned(),
                 path: parts.uri.path().to_owned(),
                 query: parts.uri.query().unwrap_or("").to_owned(),
+                // hyper bounds the header section (its count and bytes) before this.
+                headers: parts
+                    .headers
+                    .iter()
+                    .map(|(name, value)| (name.as_str().to_owned(), Bytes::copy_from_slice(value.as_bytes())))
+                    .collect(),
                 body,
             };
             let now = host_wall_now();

@@ -31,12 +31,20 @@ fn certificates() -> (Vec<u8>, Vec<Vec<u8>>, Vec<u8>) {
     )
 }
 
-/// Answers 200, except on `/panic`, where it panics (a bug in a handler).
+/// Answers 200, except on `/panic`, where it panics (a bug in a handler); on `/authorization`
+/// it answers with the request's `Authorization` values, joined by `|`.
 struct Fragile;
 
 impl HttpService for Fragile {
     fn handle(&mut self, request: &HttpRequest, _now: WallTime) -> HttpResponse {
         assert_ne!(request.path, "/panic", "the test's injected bug");
+        if request.path == "/authorization" {
+            let values: Vec<String> = request
+                .header_values("authorization")
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect();
+            return HttpResponse::new(200, "text/plain", values.join("|"));
+        }
         HttpResponse::new(200, "text/plain", format!("{} bytes\n", request.body.len()))
     }
 }
@@ -110,4 +118,22 @@ async fn a_panicking_handler_does_not_take_the_server_down() {
         let (status, body) = client.call("POST", "/fine", "abc").await.unwrap();
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     }
+}
+
+/// The service sees every header field as sent, in order, a repeated one twice, without the
+/// whitespace HTTP puts around a value.
+#[tokio::test]
+async fn header_fields_reach_the_service_repeated_and_in_order() {
+    let (addr, root) = start(|_| {}).await;
+    let mut tls = connect(addr, &root).await;
+    tls.write_all(
+        b"GET /authorization HTTP/1.1\r\nhost: localhost\r\nAuthorization:   Bearer a \t\r\nauthorization: Bearer b\r\nconnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    tls.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("Bearer a|Bearer b"), "{answer}");
 }

@@ -17,6 +17,9 @@ pub struct HttpRequest {
     pub path: String,
     /// The raw query after `?`, empty if none.
     pub query: String,
+    /// Every header field as received, in order, names in lower case; a name sent twice is here
+    /// twice (a service that wants one value can refuse two).
+    pub headers: Vec<(String, Bytes)>,
     /// The body.
     pub body: Bytes,
 }
@@ -29,8 +32,23 @@ impl HttpRequest {
             method: method.to_owned(),
             path: path.to_owned(),
             query: query.to_owned(),
+            headers: Vec::new(),
             body: body.into(),
         }
+    }
+
+    /// The same request with one more header field (`name` taken in lower case).
+    pub fn with_header(mut self, name: &str, value: impl Into<Bytes>) -> Self {
+        self.headers.push((name.to_ascii_lowercase(), value.into()));
+        self
+    }
+
+    /// The values of every field named `name` (any case), in order.
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_ref())
     }
 
     /// The query's `key=value` pairs, percent-decoded, in order. A pair that does not decode is
@@ -108,6 +126,17 @@ pub trait HttpService: Send {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_fields_are_found_by_any_case_and_kept_when_repeated() {
+        let r = HttpRequest::new("GET", "/", "")
+            .with_header("Authorization", "Bearer a")
+            .with_header("x-other", "1")
+            .with_header("AUTHORIZATION", "Bearer b");
+        let values: Vec<&[u8]> = r.header_values("authorization").collect();
+        assert_eq!(values, [&b"Bearer a"[..], &b"Bearer b"[..]]);
+        assert_eq!(r.header_values("missing").count(), 0);
+    }
 
     #[test]
     fn targets_split_into_path_and_decoded_query() {

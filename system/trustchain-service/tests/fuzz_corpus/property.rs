@@ -116,6 +116,7 @@ pub fn request_of(input: &[u8]) -> HttpRequest {
         method: method.into(),
         path: path.into(),
         query,
+        headers: Vec::new(),
         body: bytes::Bytes::copy_from_slice(body),
     }
 }
