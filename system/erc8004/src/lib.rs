@@ -24,6 +24,7 @@ pub mod chain;
 pub mod client;
 pub mod dev;
 pub mod identity;
+pub mod read;
 pub mod registration;
 pub mod registries;
 pub mod reputation;
