@@ -3,9 +3,12 @@
 //! Built so far: API keys ([`keys`]): who may call `/api/v1/`, at which tier, stored only as
 //! hashes, created and revoked by the operator (`hypermesh keys`); rate limits per key
 //! ([`ratelimit`], GCRA with the guide's headers); the [`gate`] every `/api/v1/` request passes
-//! (its key, then its limit: 401 saying why, 429 with `Retry-After`). The routes, the cache, statistics, metrics and
+//! (its key, then its limit: 401 saying why, 429 with `Retry-After`); the first routes
+//! ([`service`]: health, agents a page at a time, one agent, its feedback and validations). The
+//! other routes, the cache, statistics, metrics and
 //! alerts are not built yet, nor is the serving side that reads the keys.
 
 pub mod gate;
 pub mod keys;
 pub mod ratelimit;
+pub mod service;

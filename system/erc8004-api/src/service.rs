@@ -1,0 +1,272 @@
+//! The API as an [`HttpService`]: routes, parameters and errors, over the registries' state.
+//!
+//! Built so far: `GET /health` (no key), and behind the [`Gate`] `GET /api/v1/agents/` (a page
+//! in id order: `limit` 1 to [`PAGE_LIMIT_MAX`], default [`PAGE_LIMIT_DEFAULT`], and `cursor`, the
+//! last id of the previous page), `GET /api/v1/agents/{id}`, `/{id}/feedback` and
+//! `/{id}/validations`. The guide's filters, registration, reputation summaries, statistics,
+//! transactions, metrics and the OpenAPI document are not built yet: a filter parameter is
+//! refused with 400 naming it, never ignored.
+//!
+//! Every answer is JSON. An unknown route is 404, a known route with another method 405 with
+//! `Allow`, a bad parameter 400 naming it; every `/api/v1/` answer carries the key's rate-limit
+//! headers. Ids are decimal strings (they are 256-bit), addresses checksummed hex, feedback
+//! values decimal strings (128-bit).
+
+use alloy_primitives::U256;
+use erc8004::read::{Agent, FeedbackEntry, ValidationEntry};
+use erc8004::registries::Registries;
+use runtime::{HttpRequest, HttpResponse, HttpService, WallTime};
+use serde_json::{json, Value};
+
+use crate::gate::{error, Gate, JSON};
+
+/// Agents per page at most.
+pub const PAGE_LIMIT_MAX: usize = 100;
+/// Agents per page when `limit` is not given.
+pub const PAGE_LIMIT_DEFAULT: usize = 20;
+
+/// Where the API reads the registries from: a chain a node holds, or the registries themselves
+/// in tests.
+pub trait RegistrySource: Send {
+    /// Runs `read` on the registries as they are now.
+    fn with_registries<T>(&self, read: impl FnOnce(&Registries) -> T) -> T;
+}
+
+impl RegistrySource for Registries {
+    fn with_registries<T>(&self, read: impl FnOnce(&Registries) -> T) -> T {
+        read(self)
+    }
+}
+
+/// The REST API of one node.
+pub struct ApiService<S> {
+    source: S,
+    gate: Gate,
+}
+
+/// A route: what the path names.
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    Health,
+    Agents,
+    Agent(U256),
+    Feedback(U256),
+    Validations(U256),
+}
+
+impl<S: RegistrySource> ApiService<S> {
+    /// The API over `source`, letting through what `gate` admits.
+    pub fn new(source: S, gate: Gate) -> Self {
+        ApiService { source, gate }
+    }
+
+    /// The gate, to give it new keys.
+    pub fn gate_mut(&mut self) -> &mut Gate {
+        &mut self.gate
+    }
+
+    fn answer(&mut self, route: Route, request: &HttpRequest) -> HttpResponse {
+        let params = match request.query_pairs() {
+            Ok(p) => p,
+            Err(e) => return error(400, "bad_query", &e),
+        };
+        match route {
+            Route::Health => ok(json!({ "status": "ok", "components": { "registries": "ok" } })),
+            Route::Agents => {
+                let page = match page_of(&params) {
+                    Ok(page) => page,
+                    Err(answer) => return answer,
+                };
+                let agents = self.source.with_registries(|r| r.agents_after(page.cursor, page.limit));
+                let next = (agents.len() == page.limit)
+                    .then(|| agents.last().map(|a| a.id.to_string()))
+                    .flatten();
+                ok(json!({
+                    "agents": agents.iter().map(agent_json).collect::<Vec<_>>(),
+                    "next_cursor": next,
+                }))
+            }
+            Route::Agent(id) | Route::Feedback(id) | Route::Validations(id) => {
+                if let Some(name) = params.first().map(|(k, _)| k) {
+                    return error(
+                        400,
+                        "unknown_parameter",
+                        &format!("this route takes no parameter {name:?}"),
+                    );
+                }
+                let found = self.source.with_registries(|r| {
+                    r.agent(id).map(|agent| match route {
+                        Route::Feedback(_) => json!({
+                            "agent_id": id.to_string(),
+                            "feedback": r.feedback_entries(id).iter().map(feedback_json).collect::<Vec<_>>(),
+                        }),
+                        Route::Validations(_) => json!({
+                            "agent_id": id.to_string(),
+                            "validations": r.validation_entries(id).iter().map(validation_json).collect::<Vec<_>>(),
+                        }),
+                        _ => agent_json(&agent),
+                    })
+                });
+                match found {
+                    Some(body) => ok(body),
+                    None => error(404, "agent_not_found", &format!("no agent has id {id}")),
+                }
+            }
+        }
+    }
+}
+
+impl<S: RegistrySource> HttpService for ApiService<S> {
+    fn handle(&mut self, request: &HttpRequest, now: WallTime) -> HttpResponse {
+        let route = match route_of(&request.path) {
+            Ok(route) => route,
+            Err(answer) => return answer,
+        };
+        if request.method != "GET" {
+            return error(
+                405,
+                "method_not_allowed",
+                &format!(
+                    "{} {} is not served: this route takes GET",
+                    request.method, request.path
+                ),
+            )
+            .with_header("Allow", "GET");
+        }
+        if route == Route::Health {
+            return self.answer(route, request);
+        }
+        let admitted = match self.gate.admit(request, now) {
+            Ok(admitted) => admitted,
+            Err(refused) => return refused,
+        };
+        let mut answer = self.answer(route, request);
+        answer.headers.extend(admitted.headers);
+        answer
+    }
+}
+
+/// The route `path` names, or the 404 (or 400 for an id that is not one).
+fn route_of(path: &str) -> Result<Route, HttpResponse> {
+    let not_found = || error(404, "not_found", &format!("no route {path}: the API is under /api/v1/"));
+    if path == "/health" {
+        return Ok(Route::Health);
+    }
+    let rest = path
+        .strip_prefix("/api/v1/agents")
+        .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+        .ok_or_else(not_found)?;
+    let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+    let id = |text: &str| -> Result<U256, HttpResponse> {
+        let canonical =
+            !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && (text == "0" || !text.starts_with('0'));
+        canonical.then(|| text.parse::<U256>().ok()).flatten().ok_or_else(|| {
+            error(
+                400,
+                "bad_agent_id",
+                &format!("{text:?} is not an agent id: give a decimal number, e.g. /api/v1/agents/0"),
+            )
+        })
+    };
+    match parts.as_slice() {
+        [] => Ok(Route::Agents),
+        [agent] => Ok(Route::Agent(id(agent)?)),
+        [agent, "feedback"] => Ok(Route::Feedback(id(agent)?)),
+        [agent, "validations"] => Ok(Route::Validations(id(agent)?)),
+        _ => Err(not_found()),
+    }
+}
+
+/// A page's bounds.
+struct Page {
+    limit: usize,
+    cursor: Option<U256>,
+}
+
+fn page_of(params: &[(String, String)]) -> Result<Page, HttpResponse> {
+    let mut page = Page {
+        limit: PAGE_LIMIT_DEFAULT,
+        cursor: None,
+    };
+    for (name, value) in params {
+        match name.as_str() {
+            "limit" => {
+                page.limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|l| (1..=PAGE_LIMIT_MAX).contains(l))
+                    .ok_or_else(|| {
+                        error(
+                            400,
+                            "bad_limit",
+                            &format!("limit {value:?}: give a number from 1 to {PAGE_LIMIT_MAX}"),
+                        )
+                    })?;
+            }
+            "cursor" => {
+                page.cursor = Some(
+                    value
+                        .parse::<U256>()
+                        .ok()
+                        .filter(|_| !value.starts_with('+'))
+                        .ok_or_else(|| {
+                            error(
+                                400,
+                                "bad_cursor",
+                                &format!("cursor {value:?}: give the next_cursor of the previous page"),
+                            )
+                        })?,
+                );
+            }
+            other => {
+                return Err(error(
+                    400,
+                    "unknown_parameter",
+                    &format!("parameter {other:?} is not served (yet): this route takes limit and cursor"),
+                ))
+            }
+        }
+    }
+    Ok(page)
+}
+
+fn ok(body: Value) -> HttpResponse {
+    HttpResponse::new(200, JSON, format!("{body}\n"))
+}
+
+fn agent_json(agent: &Agent) -> Value {
+    json!({
+        "id": agent.id.to_string(),
+        "owner": agent.owner.to_checksum(None),
+        "uri": agent.uri,
+        "metadata_keys": agent.metadata_keys,
+        "clients": agent.clients,
+        "feedback": agent.feedback,
+        "validations": agent.validations,
+    })
+}
+
+fn feedback_json(entry: &FeedbackEntry) -> Value {
+    let f = &entry.feedback;
+    json!({
+        "client": entry.client.to_checksum(None),
+        "index": entry.index,
+        "value": f.value.to_string(),
+        "decimals": f.decimals,
+        "tag1": f.tag1,
+        "tag2": f.tag2,
+        "revoked": f.revoked,
+    })
+}
+
+fn validation_json(entry: &ValidationEntry) -> Value {
+    let v = &entry.validation;
+    json!({
+        "request_hash": entry.request_hash.to_string(),
+        "validator": v.validator.to_checksum(None),
+        "response": v.response,
+        "has_response": v.has_response,
+        "tag": v.tag,
+        "last_update": v.last_update,
+    })
+}
