@@ -4,8 +4,10 @@
 //! local node). Each transaction is committed as its own block before it is answered.
 //!
 //! It prints the chain id and the development accounts (address and private key: keys from a
-//! fixed seed, the same every run, never to hold anything of value), then `listening on
-//! http://ADDR`, and serves until SIGINT or SIGTERM. Gas is not charged: any account can send.
+//! fixed seed, the same every run, never to hold anything of value), with `--api` then `api
+//! listening on http://ADDR` (the registry REST API, [`crate::api`], its keys made by `hypermesh
+//! keys --state` on the same directory), then `listening on http://ADDR` (JSON-RPC), and serves
+//! until SIGINT or SIGTERM. Gas is not charged: any account can send.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,6 +22,7 @@ use erc8004::rpc::{RpcService, BODY_BYTES_MAX};
 use erc8004::wallet::Wallet;
 use runtime_tokio::{DirStorage, HttpsConfig, HttpsServer};
 
+use crate::api::{DevRegistries, ServedApi};
 use crate::lock::lock_dir;
 use crate::trustchain::{stop_signal, Failure};
 use crate::EXIT_BAD_INPUT;
@@ -41,6 +44,10 @@ pub struct DevArgs {
     /// state directory keeps the one it was made with, and refuses another.
     #[arg(long)]
     chain_id: Option<u64>,
+    /// Also serve the registry REST API here (plain HTTP, IPv6), reading the same chain; its keys
+    /// are `hypermesh keys --state` of this state directory.
+    #[arg(long, value_name = "ADDR")]
+    api: Option<String>,
     /// How many development accounts to print.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=100))]
     accounts: u64,
@@ -64,6 +71,14 @@ fn dev(args: DevArgs) -> Result<(), Failure> {
             args.rpc
         ))
     })?;
+    let api_listen = args
+        .api
+        .as_deref()
+        .map(|text| {
+            text.parse::<SocketAddr>()
+                .map_err(|e| Failure(format!("--api {text}: not an address and port such as [::1]:8000: {e}")))
+        })
+        .transpose()?;
     std::fs::create_dir_all(&args.state)
         .map_err(|e| Failure(format!("--state {}: cannot create it: {e}", args.state.display())))?;
     let _lock = lock_dir(&args.state, |holder| {
@@ -110,12 +125,31 @@ fn dev(args: DevArgs) -> Result<(), Failure> {
         let mut config = HttpsConfig::new(listen);
         config.body_bytes_max = BODY_BYTES_MAX;
         config.body_timeout = Duration::from_secs(10);
+        let api = match api_listen {
+            Some(listen) => {
+                let served = ServedApi::new(DevRegistries(service.clone()), &args.state);
+                let api = HttpsServer::bind_plain(HttpsConfig::new(listen), Arc::new(Mutex::new(served)))
+                    .map_err(|e| Failure(format!("--api: {e}")))?;
+                println!("api listening on http://{}", api.local_addr()?);
+                Some(api)
+            }
+            None => None,
+        };
         let server = HttpsServer::bind_plain(config, service).map_err(|e| Failure(format!("--rpc: {e}")))?;
         let bound = server.local_addr()?;
         println!("listening on http://{bound}");
         use std::io::Write;
         std::io::stdout().flush()?;
-        server.serve(stop_signal()).await;
+        let api = async {
+            match api {
+                Some(api) => api.serve(stop_signal()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = server.serve(stop_signal()) => {}
+            () = api => {}
+        }
         eprintln!("stopped");
         Ok(())
     })

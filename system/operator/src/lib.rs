@@ -9,7 +9,8 @@
 //!   ([`validators`]);
 //! - `hypermesh key` ([`key::KeyArgs`]): a state directory's public key, for that file;
 //! - `hypermesh keys` ([`keys::KeysCommand`]): the API keys of a node's registry API;
-//! - `hypermesh dev` ([`dev::DevArgs`]): the ERC-8004 development chain with JSON-RPC;
+//! - `hypermesh dev` ([`dev::DevArgs`]): the ERC-8004 development chain with JSON-RPC, and with
+//!   `--api` the registry REST API ([`api`]);
 //! - `hypermesh client` ([`client::ClientArgs`]): a certified client loading consensus;
 //!   `hypermesh read` ([`client::read::ReadArgs`]): one read of its state, linearizable or local.
 //!
@@ -20,6 +21,7 @@
 // A backend: the OS clock and randomness for the operator's commands, threads for the node.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod api;
 pub mod client;
 pub mod dev;
 pub mod isolation;

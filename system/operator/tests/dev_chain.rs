@@ -30,8 +30,14 @@ struct Dev {
 
 impl Dev {
     fn start(state: &Path) -> Dev {
+        Dev::start_with(state, &[])
+    }
+
+    /// Started with `extra` flags too.
+    fn start_with(state: &Path, extra: &[&str]) -> Dev {
         let child = Command::new(env!("CARGO_BIN_EXE_hypermesh"))
             .args(["dev", "--rpc", "[::1]:0", "--state", state.to_str().unwrap()])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -245,4 +251,101 @@ fn web3_py_registers_an_agent_gives_feedback_and_reads_summary_and_logs() {
         (json!(-250), json!(1))
     );
     assert_eq!(seen["block_number"], 2);
+}
+
+/// A GET of `target` from the API at `addr` with `key` as its bearer: the status, the headers
+/// (lower-cased names) and the JSON body.
+fn api_get(addr: SocketAddr, target: &str, key: Option<&str>) -> (u16, Vec<(String, String)>, Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let auth = key
+        .map(|k| format!("Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// The registry API beside JSON-RPC on one chain: refused without a key, served with a key made
+/// while it runs, the agent registered over JSON-RPC read back, and refused again once the key is
+/// revoked, all without a restart.
+#[test]
+fn the_registry_api_serves_the_chain_to_a_key_made_and_revoked_while_it_runs() {
+    let dir = fresh_dir("dev-chain-api");
+    let state = dir.join("chain");
+    let dev = Dev::start_with(&state, &["--api", "[::1]:0"]);
+    let api: SocketAddr = dev
+        .banner
+        .iter()
+        .find_map(|l| l.strip_prefix("api listening on http://"))
+        .expect("the API's address is printed")
+        .parse()
+        .unwrap();
+    let (status, _, health) = api_get(api, "/health", None);
+    assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+    let (status, _, body) = api_get(api, "/api/v1/agents/", None);
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("missing_api_key")));
+
+    let raw = account(0).sign_call(
+        Envelope::Eip1559,
+        8004,
+        0,
+        IDENTITY_REGISTRY,
+        I::register_1Call {
+            agentURI: "ipfs://api".into(),
+        }
+        .abi_encode()
+        .into(),
+    );
+    dev.rpc("eth_sendRawTransaction", json!([raw])).unwrap();
+
+    let created = run_hypermesh(&["keys", "create", "--state", state.to_str().unwrap()]);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let key = text(&created.stdout).lines().last().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let (status, headers, agent) = loop {
+        let answer = api_get(api, "/api/v1/agents/0", Some(&key));
+        if answer.0 != 401 || std::time::Instant::now() > deadline {
+            break answer;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(status, 200, "{agent}");
+    assert_eq!(agent["owner"], account(0).address().to_checksum(None));
+    assert_eq!(agent["uri"], "ipfs://api");
+    assert!(
+        headers.iter().any(|(n, v)| n == "x-ratelimit-limit" && v == "1000"),
+        "{headers:?}"
+    );
+
+    let revoked = run_hypermesh(&["keys", "revoke", "--state", state.to_str().unwrap(), &key]);
+    assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let (status, _, body) = loop {
+        let answer = api_get(api, "/api/v1/agents/0", Some(&key));
+        if answer.0 != 200 || std::time::Instant::now() > deadline {
+            break answer;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("revoked_api_key")));
 }

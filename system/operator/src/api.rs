@@ -1,0 +1,113 @@
+//! The registry API as a node serves it (`hypermesh dev --api`): `erc8004_api::service` over the
+//! node's chain, with the keys of its state directory read again when they change.
+//!
+//! `hypermesh keys` replaces `STATE/api-keys.json` whole (a rename), so a change shows as a new
+//! file: the served API looks at most every [`KEYS_CHECK_INTERVAL`] and reads the file again when
+//! its identity, size or time changed. A key created or revoked takes effect within that
+//! interval, without a restart. A file that no longer reads (damaged by hand) is reported and
+//! the keys read before are kept; no file means no keys (every `/api/v1/` request is refused).
+
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use erc8004::dev::DevChain;
+use erc8004::registries::Registries;
+use erc8004::rpc::RpcService;
+use erc8004_api::gate::Gate;
+use erc8004_api::keys::ApiKeys;
+use erc8004_api::service::{ApiService, RegistrySource};
+use runtime::{HttpRequest, HttpResponse, HttpService, WallTime};
+use runtime_tokio::DirStorage;
+
+use crate::keys::KEYS_FILE;
+
+/// How often the served API looks for a changed key file.
+pub const KEYS_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The development chain as the API reads it: the JSON-RPC service's chain, under its lock.
+pub(crate) struct DevRegistries(pub Arc<Mutex<RpcService<DevChain<DirStorage>>>>);
+
+impl RegistrySource for DevRegistries {
+    fn with_registries<T>(&self, read: impl FnOnce(&Registries) -> T) -> T {
+        let service = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let registries = service.node().chain().registries();
+        read(&registries)
+    }
+}
+
+/// What identifies one version of the key file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+}
+
+/// The API with its keys kept current.
+pub(crate) struct ServedApi<S> {
+    api: ApiService<S>,
+    keys_file: PathBuf,
+    /// The key file as last read (`None`: there was none).
+    seen: Option<Stamp>,
+    /// When the file was last looked at.
+    checked: Option<WallTime>,
+}
+
+impl<S: RegistrySource> ServedApi<S> {
+    /// The API over `source`, its keys in `state`'s key file.
+    pub(crate) fn new(source: S, state: &std::path::Path) -> Self {
+        ServedApi {
+            api: ApiService::new(source, Gate::new(ApiKeys::new())),
+            keys_file: state.join(KEYS_FILE),
+            seen: None,
+            checked: None,
+        }
+    }
+
+    /// Reads the key file again if it changed and the interval passed.
+    fn refresh(&mut self, now: WallTime) {
+        let interval = KEYS_CHECK_INTERVAL.as_nanos() as i64;
+        if self
+            .checked
+            .is_some_and(|at| (0..interval).contains(&(now.as_unix_nanos() - at.as_unix_nanos())))
+        {
+            return;
+        }
+        self.checked = Some(now);
+        let stamp = std::fs::metadata(&self.keys_file).ok().map(|m| Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        });
+        if stamp == self.seen {
+            return;
+        }
+        self.seen = stamp;
+        let keys = match std::fs::read(&self.keys_file) {
+            Ok(bytes) => match ApiKeys::from_json(&bytes) {
+                Ok(keys) => keys,
+                Err(e) => {
+                    tracing::warn!(file = %self.keys_file.display(), error = %e, "the API key file does not read: the keys read before are kept");
+                    return;
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ApiKeys::new(),
+            Err(e) => {
+                tracing::warn!(file = %self.keys_file.display(), error = %e, "the API key file cannot be read: the keys read before are kept");
+                return;
+            }
+        };
+        self.api.gate_mut().replace_keys(keys);
+    }
+}
+
+impl<S: RegistrySource> HttpService for ServedApi<S> {
+    fn handle(&mut self, request: &HttpRequest, now: WallTime) -> HttpResponse {
+        self.refresh(now);
+        self.api.handle(request, now)
+    }
+}
