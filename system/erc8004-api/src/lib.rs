@@ -6,7 +6,7 @@
 //! (its key, then its limit: 401 saying why, 429 with `Retry-After`); the first routes
 //! ([`service`]: health, agents a page at a time, one agent, its feedback and validations). The
 //! other routes, the cache, statistics, metrics and
-//! alerts are not built yet, nor is the serving side that reads the keys.
+//! alerts are not built yet. `hypermesh dev --api` serves it (the operator's `api` module).
 
 pub mod gate;
 pub mod keys;

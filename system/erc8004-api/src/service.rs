@@ -7,9 +7,10 @@
 //! transactions, metrics and the OpenAPI document are not built yet: a filter parameter is
 //! refused with 400 naming it, never ignored.
 //!
-//! Every answer is JSON. An unknown route is 404, a known route with another method 405 with
-//! `Allow`, a bad parameter 400 naming it; every `/api/v1/` answer carries the key's rate-limit
-//! headers. Ids are decimal strings (they are 256-bit), addresses checksummed hex, feedback
+//! Every answer is JSON. Everything under `/api/v1` needs a key first (the gate's 401 or 429),
+//! then an unknown route is 404, a method other than GET or HEAD 405 with `Allow`, a bad
+//! parameter 400 naming it; every `/api/v1` answer let through the gate carries the key's
+//! rate-limit headers. `/health` reports only that the service answers. Ids are decimal strings (they are 256-bit), addresses checksummed hex, feedback
 //! values decimal strings (128-bit).
 
 use alloy_primitives::U256;
@@ -77,10 +78,13 @@ impl<S: RegistrySource> ApiService<S> {
                     Ok(page) => page,
                     Err(answer) => return answer,
                 };
-                let agents = self.source.with_registries(|r| r.agents_after(page.cursor, page.limit));
-                let next = (agents.len() == page.limit)
-                    .then(|| agents.last().map(|a| a.id.to_string()))
-                    .flatten();
+                // One more than the page, to tell a full last page from one with more after it.
+                let mut agents = self
+                    .source
+                    .with_registries(|r| r.agents_after(page.cursor, page.limit + 1));
+                let more = agents.len() > page.limit;
+                agents.truncate(page.limit);
+                let next = more.then(|| agents.last().map(|a| a.id.to_string())).flatten();
                 ok(json!({
                     "agents": agents.iter().map(agent_json).collect::<Vec<_>>(),
                     "next_cursor": next,
@@ -118,32 +122,44 @@ impl<S: RegistrySource> ApiService<S> {
 
 impl<S: RegistrySource> HttpService for ApiService<S> {
     fn handle(&mut self, request: &HttpRequest, now: WallTime) -> HttpResponse {
-        let route = match route_of(&request.path) {
-            Ok(route) => route,
-            Err(answer) => return answer,
+        // Everything under /api/v1 needs a key and carries its rate-limit headers, whatever the
+        // route or method; /health needs neither.
+        let gated = request.path == "/api/v1" || request.path.starts_with("/api/v1/");
+        let admitted = if gated {
+            match self.gate.admit(request, now) {
+                Ok(admitted) => Some(admitted),
+                Err(refused) => return refused,
+            }
+        } else {
+            None
         };
-        if request.method != "GET" {
-            return error(
+        let mut answer = match route_of(&request.path) {
+            Err(answer) => answer,
+            // HEAD is GET without the body, which the server leaves out.
+            Ok(_) if request.method != "GET" && request.method != "HEAD" => error(
                 405,
                 "method_not_allowed",
                 &format!(
-                    "{} {} is not served: this route takes GET",
+                    "{} {} is not served: this route takes GET and HEAD",
                     request.method, request.path
                 ),
             )
-            .with_header("Allow", "GET");
-        }
-        if route == Route::Health {
-            return self.answer(route, request);
-        }
-        let admitted = match self.gate.admit(request, now) {
-            Ok(admitted) => admitted,
-            Err(refused) => return refused,
+            .with_header("Allow", "GET, HEAD"),
+            Ok(route) => self.answer(route, request),
         };
-        let mut answer = self.answer(route, request);
-        answer.headers.extend(admitted.headers);
+        if let Some(admitted) = admitted {
+            answer.headers.extend(admitted.headers);
+        }
         answer
     }
+}
+
+/// A decimal number as ids are written: digits only, no leading zero, no sign, no separators
+/// (the number parser alone would take "" as 0, hex and underscores).
+fn decimal_id(text: &str) -> Option<U256> {
+    let canonical =
+        !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && (text == "0" || !text.starts_with('0'));
+    canonical.then(|| text.parse::<U256>().ok()).flatten()
 }
 
 /// The route `path` names, or the 404 (or 400 for an id that is not one).
@@ -156,11 +172,14 @@ fn route_of(path: &str) -> Result<Route, HttpResponse> {
         .strip_prefix("/api/v1/agents")
         .filter(|rest| rest.is_empty() || rest.starts_with('/'))
         .ok_or_else(not_found)?;
-    let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+    // One URL per resource: a trailing slash is allowed, an empty segment inside is not.
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let parts: Vec<&str> = rest.split('/').skip(1).collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(not_found());
+    }
     let id = |text: &str| -> Result<U256, HttpResponse> {
-        let canonical =
-            !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && (text == "0" || !text.starts_with('0'));
-        canonical.then(|| text.parse::<U256>().ok()).flatten().ok_or_else(|| {
+        decimal_id(text).ok_or_else(|| {
             error(
                 400,
                 "bad_agent_id",
@@ -204,19 +223,13 @@ fn page_of(params: &[(String, String)]) -> Result<Page, HttpResponse> {
                     })?;
             }
             "cursor" => {
-                page.cursor = Some(
-                    value
-                        .parse::<U256>()
-                        .ok()
-                        .filter(|_| !value.starts_with('+'))
-                        .ok_or_else(|| {
-                            error(
-                                400,
-                                "bad_cursor",
-                                &format!("cursor {value:?}: give the next_cursor of the previous page"),
-                            )
-                        })?,
-                );
+                page.cursor = Some(decimal_id(value).ok_or_else(|| {
+                    error(
+                        400,
+                        "bad_cursor",
+                        &format!("cursor {value:?}: give the next_cursor of the previous page"),
+                    )
+                })?);
             }
             other => {
                 return Err(error(

@@ -87,6 +87,14 @@ fn agents_are_read_a_page_at_a_time_and_one_by_one_with_a_key() {
     assert!(page["next_cursor"].is_null(), "the last page: {page}");
     let (_, page) = call(&mut api, "GET", "/api/v1/agents", key);
     assert_eq!(page["agents"].as_array().unwrap().len(), 5);
+    // A last page that is exactly full says there is no more.
+    let (_, page) = call(&mut api, "GET", "/api/v1/agents/?limit=5", key);
+    assert!(page["next_cursor"].is_null(), "{page}");
+    let (_, page) = call(&mut api, "GET", "/api/v1/agents/?limit=4", key);
+    assert_eq!(page["next_cursor"], "3");
+    // HEAD is GET (the server leaves the body out), and a trailing slash names the same agent.
+    let (answer, _) = call(&mut api, "HEAD", "/api/v1/agents/2/", key);
+    assert_eq!(answer.status, 200);
 
     let (answer, agent) = call(&mut api, "GET", "/api/v1/agents/2", key);
     assert_eq!(answer.status, 200);
@@ -173,5 +181,32 @@ fn every_error_is_json_naming_the_problem() {
         (400, "bad_query".into())
     );
     let (answer, body) = call(&mut api, "DELETE", "/api/v1/agents/2", key);
-    assert_eq!((answer.status, header(&answer, "allow")), (405, Some("GET")), "{body}");
+    assert_eq!(
+        (answer.status, header(&answer, "allow")),
+        (405, Some("GET, HEAD")),
+        "{body}"
+    );
+    assert_eq!(
+        header(&answer, "x-ratelimit-limit"),
+        Some("1000"),
+        "every /api/v1 answer carries the limits"
+    );
+    // The key comes first under /api/v1, whatever the route.
+    assert_eq!(
+        code(&mut api, "GET", "/api/v1/nothing", None),
+        (401, "missing_api_key".into())
+    );
+    assert_eq!(
+        code(&mut api, "GET", "/api/v1/agents//2", key),
+        (404, "not_found".into())
+    );
+    // An empty cursor is not agent 0, and hex is not an id.
+    assert_eq!(
+        code(&mut api, "GET", "/api/v1/agents/?cursor=", key),
+        (400, "bad_cursor".into())
+    );
+    assert_eq!(
+        code(&mut api, "GET", "/api/v1/agents/?cursor=0x1", key),
+        (400, "bad_cursor".into())
+    );
 }

@@ -68,11 +68,13 @@ impl Registries {
                 .map(|((_, key), _)| key.clone())
                 .collect(),
             clients: self.clients.len(&id),
+            // Each client's entries are numbered from 1 without gaps: the last index of each
+            // client is its count, so this costs a lookup per client, not a walk of every entry.
             feedback: self
-                .feedback
-                .range((id, Address::ZERO, 0)..)
-                .take_while(|((agent, _, _), _)| *agent == id)
-                .count() as u64,
+                .clients
+                .iter(&id)
+                .map(|client| self.last_index.get(&(id, *client)).copied().unwrap_or(0))
+                .sum(),
             validations: self.agent_validations.len(&id),
         })
     }

@@ -4,8 +4,8 @@
 use alloy_primitives::{Address, B256, U256};
 use alloy_sol_types::SolCall;
 use erc8004::abi::{
-    IdentityRegistry as I, ReputationRegistry as R, ValidationRegistry as V, IDENTITY_REGISTRY, REPUTATION_REGISTRY,
-    VALIDATION_REGISTRY,
+    IdentityRegistry as I, MetadataEntry, ReputationRegistry as R, ValidationRegistry as V, IDENTITY_REGISTRY,
+    REPUTATION_REGISTRY, VALIDATION_REGISTRY,
 };
 use erc8004::registries::Registries;
 use erc8004::wallet::Wallet;
@@ -27,12 +27,22 @@ fn agents_are_read_a_page_at_a_time_with_their_feedback_and_validations() {
         Wallet::development(42, 2).address(),
     );
     for i in 0..5u64 {
+        // Agents 2 and 3 carry metadata: each lists its own keys only.
+        let metadata = if i == 2 || i == 3 {
+            vec![MetadataEntry {
+                metadataKey: format!("key-of-{i}"),
+                metadataValue: vec![1u8].into(),
+            }]
+        } else {
+            Vec::new()
+        };
         send(
             &mut registries,
             owner,
             IDENTITY_REGISTRY,
-            I::register_1Call {
+            I::register_2Call {
                 agentURI: format!("ipfs://agent-{i}"),
+                metadata,
             },
         );
     }
@@ -70,6 +80,16 @@ fn agents_are_read_a_page_at_a_time_with_their_feedback_and_validations() {
     assert_eq!((agent.owner, agent.uri.as_str()), (owner, "ipfs://agent-2"));
     assert_eq!((agent.clients, agent.feedback, agent.validations), (1, 2, 1));
     assert_eq!(registries.agent(U256::from(9)), None);
+    assert!(
+        agent.metadata_keys.contains(&"key-of-2".to_owned()),
+        "{:?}",
+        agent.metadata_keys
+    );
+    assert!(
+        !agent.metadata_keys.contains(&"key-of-3".to_owned()),
+        "{:?}",
+        agent.metadata_keys
+    );
 
     let first: Vec<u64> = registries
         .agents_after(None, 2)
@@ -94,6 +114,24 @@ fn agents_are_read_a_page_at_a_time_with_their_feedback_and_validations() {
     assert_eq!(seen, [(1, 80, "speed"), (2, -20, "accuracy")]);
     assert!(feedback.iter().all(|f| f.client == client));
     assert!(registries.feedback_entries(U256::from(1)).is_empty());
+    // A second client's feedback counts as a second client.
+    send(
+        &mut registries,
+        validator,
+        REPUTATION_REGISTRY,
+        R::giveFeedbackCall {
+            agentId: U256::from(2),
+            value: 1,
+            valueDecimals: 0,
+            tag1: String::new(),
+            tag2: String::new(),
+            endpoint: String::new(),
+            feedbackURI: String::new(),
+            feedbackHash: B256::ZERO,
+        },
+    );
+    let agent = registries.agent(U256::from(2)).unwrap();
+    assert_eq!((agent.clients, agent.feedback), (2, 3));
     let validations = registries.validation_entries(U256::from(2));
     assert_eq!(validations.len(), 1);
     assert_eq!(

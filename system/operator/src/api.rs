@@ -86,16 +86,25 @@ impl<S: RegistrySource> ServedApi<S> {
         if stamp == self.seen {
             return;
         }
-        self.seen = stamp;
         let keys = match std::fs::read(&self.keys_file) {
-            Ok(bytes) => match ApiKeys::from_json(&bytes) {
-                Ok(keys) => keys,
-                Err(e) => {
-                    tracing::warn!(file = %self.keys_file.display(), error = %e, "the API key file does not read: the keys read before are kept");
-                    return;
+            Ok(bytes) => {
+                // A file that was read is not read again until it changes, parsed or not: a
+                // damaged one is reported once.
+                self.seen = stamp;
+                match ApiKeys::from_json(&bytes) {
+                    Ok(keys) => keys,
+                    Err(e) => {
+                        tracing::warn!(file = %self.keys_file.display(), error = %e, "the API key file does not read: the keys read before are kept");
+                        return;
+                    }
                 }
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ApiKeys::new(),
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.seen = None;
+                ApiKeys::new()
+            }
+            // Not recorded as seen: a file that could not be opened (its permissions, say) is
+            // tried again at the next check.
             Err(e) => {
                 tracing::warn!(file = %self.keys_file.display(), error = %e, "the API key file cannot be read: the keys read before are kept");
                 return;
