@@ -2,8 +2,9 @@
 //!
 //! Built so far: `GET /health` (no key), and behind the [`Gate`] `GET /api/v1/agents/` (a page
 //! in id order: `limit` 1 to [`PAGE_LIMIT_MAX`], default [`PAGE_LIMIT_DEFAULT`], and `cursor`, the
-//! last id of the previous page), `GET /api/v1/agents/{id}`, `/{id}/feedback` and
-//! `/{id}/validations`. The guide's filters, registration, reputation summaries, statistics,
+//! last id of the previous page), `GET /api/v1/agents/{id}`, `/{id}/feedback`,
+//! `/{id}/validations` and `/{id}/reputation` (the summary the registry's `getSummary` gives,
+//! over `clients`, optionally one or both tags). The guide's filters, registration, reputation summaries, statistics,
 //! transactions, metrics and the OpenAPI document are not built yet: a filter parameter is
 //! refused with 400 naming it, never ignored.
 //!
@@ -13,9 +14,10 @@
 //! rate-limit headers. `/health` reports only that the service answers. Ids are decimal strings (they are 256-bit), addresses checksummed hex, feedback
 //! values decimal strings (128-bit).
 
-use alloy_primitives::U256;
+use alloy_primitives::{Address, U256};
 use erc8004::read::{Agent, FeedbackEntry, ValidationEntry};
 use erc8004::registries::Registries;
+use erc8004::reputation::summarize;
 use runtime::{HttpRequest, HttpResponse, HttpService, WallTime};
 use serde_json::{json, Value};
 
@@ -53,6 +55,7 @@ enum Route {
     Agent(U256),
     Feedback(U256),
     Validations(U256),
+    Reputation(U256),
 }
 
 impl<S: RegistrySource> ApiService<S> {
@@ -89,6 +92,29 @@ impl<S: RegistrySource> ApiService<S> {
                     "agents": agents.iter().map(agent_json).collect::<Vec<_>>(),
                     "next_cursor": next,
                 }))
+            }
+            Route::Reputation(id) => {
+                let filter = match reputation_filter(&params) {
+                    Ok(filter) => filter,
+                    Err(answer) => return answer,
+                };
+                let summary = self.source.with_registries(|r| {
+                    r.agent(id)?;
+                    let counted = r.feedback_entries(id).into_iter().filter(|e| filter.counts(e));
+                    Some(summarize(counted.map(|e| (e.feedback.value, e.feedback.decimals))))
+                });
+                match summary {
+                    Some(summary) => ok(json!({
+                        "agent_id": id.to_string(),
+                        "clients": filter.clients.iter().map(|c| c.to_checksum(None)).collect::<Vec<_>>(),
+                        "tag1": filter.tag1,
+                        "tag2": filter.tag2,
+                        "count": summary.count,
+                        "value": summary.value.to_string(),
+                        "decimals": summary.decimals,
+                    })),
+                    None => error(404, "agent_not_found", &format!("no agent has id {id}")),
+                }
             }
             Route::Agent(id) | Route::Feedback(id) | Route::Validations(id) => {
                 if let Some(name) = params.first().map(|(k, _)| k) {
@@ -192,8 +218,82 @@ fn route_of(path: &str) -> Result<Route, HttpResponse> {
         [agent] => Ok(Route::Agent(id(agent)?)),
         [agent, "feedback"] => Ok(Route::Feedback(id(agent)?)),
         [agent, "validations"] => Ok(Route::Validations(id(agent)?)),
+        [agent, "reputation"] => Ok(Route::Reputation(id(agent)?)),
         _ => Err(not_found()),
     }
+}
+
+/// Clients a reputation summary names at most.
+pub const REPUTATION_CLIENTS_MAX: usize = 100;
+
+/// Which feedback a reputation summary counts: the reference's `getSummary` (the named clients'
+/// entries, not revoked, matching each tag that is given).
+struct ReputationFilter {
+    clients: Vec<Address>,
+    tag1: String,
+    tag2: String,
+}
+
+impl ReputationFilter {
+    fn counts(&self, entry: &FeedbackEntry) -> bool {
+        let f = &entry.feedback;
+        !f.revoked
+            && self.clients.contains(&entry.client)
+            && (self.tag1.is_empty() || f.tag1 == self.tag1)
+            && (self.tag2.is_empty() || f.tag2 == self.tag2)
+    }
+}
+
+/// `clients` (required, comma-separated addresses: as the reference, a summary is over the
+/// clients a reader trusts, never over whoever wrote), `tag1`, `tag2`.
+fn reputation_filter(params: &[(String, String)]) -> Result<ReputationFilter, HttpResponse> {
+    let mut filter = ReputationFilter {
+        clients: Vec::new(),
+        tag1: String::new(),
+        tag2: String::new(),
+    };
+    for (name, value) in params {
+        match name.as_str() {
+            "clients" => {
+                for text in value.split(',').filter(|t| !t.is_empty()) {
+                    let client = text.parse::<Address>().map_err(|_| {
+                        error(
+                            400,
+                            "bad_client",
+                            &format!("client {text:?} is not an address (0x and 40 hex digits)"),
+                        )
+                    })?;
+                    if !filter.clients.contains(&client) {
+                        filter.clients.push(client);
+                    }
+                }
+            }
+            "tag1" => filter.tag1 = value.clone(),
+            "tag2" => filter.tag2 = value.clone(),
+            other => {
+                return Err(error(
+                    400,
+                    "unknown_parameter",
+                    &format!("parameter {other:?} is not served: this route takes clients, tag1 and tag2"),
+                ))
+            }
+        }
+    }
+    if filter.clients.is_empty() {
+        return Err(error(
+            400,
+            "clients_required",
+            "give clients=ADDRESS[,ADDRESS…]: a summary is over the clients you trust, as the registry's getSummary",
+        ));
+    }
+    if filter.clients.len() > REPUTATION_CLIENTS_MAX {
+        return Err(error(
+            400,
+            "too_many_clients",
+            &format!("{} clients: at most {REPUTATION_CLIENTS_MAX}", filter.clients.len()),
+        ));
+    }
+    Ok(filter)
 }
 
 /// A page's bounds.

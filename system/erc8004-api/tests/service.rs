@@ -113,6 +113,31 @@ fn agents_are_read_a_page_at_a_time_and_one_by_one_with_a_key() {
         ),
         (Some(2), Some(1))
     );
+    // The registry's getSummary over the clients a reader names: one entry, -2.50.
+    let client = Wallet::development(42, 1).address();
+    let target = format!("/api/v1/agents/2/reputation?clients={client}&tag1=speed");
+    let (answer, summary) = call(&mut api, "GET", &target, key);
+    assert_eq!(answer.status, 200, "{summary}");
+    assert_eq!(
+        (
+            summary["count"].as_u64(),
+            summary["value"].as_str(),
+            summary["decimals"].as_u64()
+        ),
+        (Some(1), Some("-250"), Some(2))
+    );
+    let other_tag = format!("/api/v1/agents/2/reputation?clients={client}&tag1=accuracy");
+    assert_eq!(call(&mut api, "GET", &other_tag, key).1["count"], 0);
+    let (answer, body) = call(&mut api, "GET", "/api/v1/agents/2/reputation", key);
+    assert_eq!(
+        (answer.status, body["error"]["code"].as_str()),
+        (400, Some("clients_required"))
+    );
+    let (answer, body) = call(&mut api, "GET", "/api/v1/agents/2/reputation?clients=0x12", key);
+    assert_eq!(
+        (answer.status, body["error"]["code"].as_str()),
+        (400, Some("bad_client"))
+    );
     let (_, validations) = call(&mut api, "GET", "/api/v1/agents/2/validations", key);
     assert_eq!(validations["validations"].as_array().unwrap().len(), 0);
 }
