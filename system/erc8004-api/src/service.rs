@@ -2,8 +2,8 @@
 //!
 //! Built so far: `GET /health` (no key), and behind the [`Gate`] `GET /api/v1/agents/` (a page
 //! in id order: `limit` 1 to [`PAGE_LIMIT_MAX`], default [`PAGE_LIMIT_DEFAULT`], and `cursor`, the
-//! last id of the previous page), `GET /api/v1/agents/{id}`, `/{id}/feedback`,
-//! `/{id}/validations` and `/{id}/reputation` (the summary the registry's `getSummary` gives,
+//! last id of the previous page), `GET /api/v1/agents/{id}`, `/{id}/feedback` and
+//! `/{id}/validations` (pages the same way, their cursors opaque strings), and `/{id}/reputation` (the summary the registry's `getSummary` gives,
 //! over `clients`, optionally one or both tags). The guide's filters, registration, reputation summaries, statistics,
 //! transactions, metrics and the OpenAPI document are not built yet: a filter parameter is
 //! refused with 400 naming it, never ignored.
@@ -116,7 +116,7 @@ impl<S: RegistrySource> ApiService<S> {
                     None => error(404, "agent_not_found", &format!("no agent has id {id}")),
                 }
             }
-            Route::Agent(id) | Route::Feedback(id) | Route::Validations(id) => {
+            Route::Agent(id) => {
                 if let Some(name) = params.first().map(|(k, _)| k) {
                     return error(
                         400,
@@ -124,23 +124,57 @@ impl<S: RegistrySource> ApiService<S> {
                         &format!("this route takes no parameter {name:?}"),
                     );
                 }
-                let found = self.source.with_registries(|r| {
-                    r.agent(id).map(|agent| match route {
-                        Route::Feedback(_) => json!({
-                            "agent_id": id.to_string(),
-                            "feedback": r.feedback_entries(id).iter().map(feedback_json).collect::<Vec<_>>(),
-                        }),
-                        Route::Validations(_) => json!({
-                            "agent_id": id.to_string(),
-                            "validations": r.validation_entries(id).iter().map(validation_json).collect::<Vec<_>>(),
-                        }),
-                        _ => agent_json(&agent),
-                    })
-                });
-                match found {
-                    Some(body) => ok(body),
-                    None => error(404, "agent_not_found", &format!("no agent has id {id}")),
+                match self.source.with_registries(|r| r.agent(id)) {
+                    Some(agent) => ok(agent_json(&agent)),
+                    None => not_an_agent(id),
                 }
+            }
+            Route::Feedback(id) => {
+                let (limit, cursor) = match page_params(&params, feedback_cursor) {
+                    Ok(page) => page,
+                    Err(answer) => return answer,
+                };
+                let page = self.source.with_registries(|r| {
+                    r.agent(id)?;
+                    Some(r.feedback_page(id, cursor, limit + 1))
+                });
+                let Some(mut entries) = page else {
+                    return not_an_agent(id);
+                };
+                let more = entries.len() > limit;
+                entries.truncate(limit);
+                let next = more
+                    .then(|| entries.last().map(|e| format!("{}-{}", e.client, e.index)))
+                    .flatten();
+                ok(json!({
+                    "agent_id": id.to_string(),
+                    "feedback": entries.iter().map(feedback_json).collect::<Vec<_>>(),
+                    "next_cursor": next,
+                }))
+            }
+            Route::Validations(id) => {
+                let (limit, start) = match page_params(&params, |text| {
+                    text.parse::<u64>().ok().filter(|_| decimal_id(text).is_some())
+                }) {
+                    Ok(page) => page,
+                    Err(answer) => return answer,
+                };
+                let start = start.unwrap_or(0);
+                let page = self.source.with_registries(|r| {
+                    r.agent(id)?;
+                    Some(r.validation_page(id, start, limit + 1))
+                });
+                let Some(mut entries) = page else {
+                    return not_an_agent(id);
+                };
+                let more = entries.len() > limit;
+                entries.truncate(limit);
+                let next = more.then(|| (start + limit as u64).to_string());
+                ok(json!({
+                    "agent_id": id.to_string(),
+                    "validations": entries.iter().map(validation_json).collect::<Vec<_>>(),
+                    "next_cursor": next,
+                }))
             }
         }
     }
@@ -296,21 +330,29 @@ fn reputation_filter(params: &[(String, String)]) -> Result<ReputationFilter, Ht
     Ok(filter)
 }
 
-/// A page's bounds.
-struct Page {
-    limit: usize,
-    cursor: Option<U256>,
+fn not_an_agent(id: U256) -> HttpResponse {
+    error(404, "agent_not_found", &format!("no agent has id {id}"))
 }
 
-fn page_of(params: &[(String, String)]) -> Result<Page, HttpResponse> {
-    let mut page = Page {
-        limit: PAGE_LIMIT_DEFAULT,
-        cursor: None,
-    };
+/// A feedback cursor: `ADDRESS-INDEX`, the client and index of the last entry of a page.
+fn feedback_cursor(text: &str) -> Option<(Address, u64)> {
+    let (client, index) = text.split_once('-')?;
+    let index = decimal_id(index)?;
+    Some((client.parse().ok()?, u64::try_from(index).ok()?))
+}
+
+/// `limit` (1 to [`PAGE_LIMIT_MAX`], default [`PAGE_LIMIT_DEFAULT`]) and `cursor` (read by
+/// `cursor_of`), and nothing else.
+fn page_params<C>(
+    params: &[(String, String)],
+    cursor_of: impl Fn(&str) -> Option<C>,
+) -> Result<(usize, Option<C>), HttpResponse> {
+    let mut limit = PAGE_LIMIT_DEFAULT;
+    let mut cursor = None;
     for (name, value) in params {
         match name.as_str() {
             "limit" => {
-                page.limit = value
+                limit = value
                     .parse::<usize>()
                     .ok()
                     .filter(|l| (1..=PAGE_LIMIT_MAX).contains(l))
@@ -323,7 +365,7 @@ fn page_of(params: &[(String, String)]) -> Result<Page, HttpResponse> {
                     })?;
             }
             "cursor" => {
-                page.cursor = Some(decimal_id(value).ok_or_else(|| {
+                cursor = Some(cursor_of(value).ok_or_else(|| {
                     error(
                         400,
                         "bad_cursor",
@@ -340,7 +382,18 @@ fn page_of(params: &[(String, String)]) -> Result<Page, HttpResponse> {
             }
         }
     }
-    Ok(page)
+    Ok((limit, cursor))
+}
+
+/// A page's bounds.
+struct Page {
+    limit: usize,
+    cursor: Option<U256>,
+}
+
+fn page_of(params: &[(String, String)]) -> Result<Page, HttpResponse> {
+    let (limit, cursor) = page_params(params, decimal_id)?;
+    Ok(Page { limit, cursor })
 }
 
 fn ok(body: Value) -> HttpResponse {

@@ -43,6 +43,12 @@ fn api() -> (ApiService<Registries>, String) {
         feedbackHash: B256::ZERO,
     };
     send(client, REPUTATION_REGISTRY, feedback.abi_encode());
+    // A second client, for a second page of feedback.
+    send(
+        Wallet::development(42, 3).address(),
+        REPUTATION_REGISTRY,
+        feedback.abi_encode(),
+    );
     let mut keys = ApiKeys::new();
     let (key, _) = keys.create(&[9; 36], "standard", "tests", NOW as i64).unwrap();
     (ApiService::new(registries, Gate::new(keys)), key)
@@ -102,7 +108,7 @@ fn agents_are_read_a_page_at_a_time_and_one_by_one_with_a_key() {
     assert_eq!(agent["owner"], Wallet::development(42, 0).address().to_checksum(None));
     assert_eq!(
         (agent["clients"].as_u64(), agent["feedback"].as_u64()),
-        (Some(1), Some(1))
+        (Some(2), Some(2))
     );
     let (_, feedback) = call(&mut api, "GET", "/api/v1/agents/2/feedback", key);
     assert_eq!(feedback["feedback"][0]["value"], "-250");
@@ -137,6 +143,24 @@ fn agents_are_read_a_page_at_a_time_and_one_by_one_with_a_key() {
     assert_eq!(
         (answer.status, body["error"]["code"].as_str()),
         (400, Some("bad_client"))
+    );
+    // Feedback a page at a time: two clients, one entry each.
+    let (_, first) = call(&mut api, "GET", "/api/v1/agents/2/feedback?limit=1", key);
+    assert_eq!(first["feedback"].as_array().unwrap().len(), 1, "{first}");
+    let cursor = first["next_cursor"].as_str().expect("a second page").to_owned();
+    let (_, second) = call(
+        &mut api,
+        "GET",
+        &format!("/api/v1/agents/2/feedback?limit=1&cursor={cursor}"),
+        key,
+    );
+    assert_eq!(second["feedback"].as_array().unwrap().len(), 1, "{second}");
+    assert_ne!(first["feedback"][0]["client"], second["feedback"][0]["client"]);
+    assert!(second["next_cursor"].is_null(), "{second}");
+    let (answer, body) = call(&mut api, "GET", "/api/v1/agents/2/feedback?cursor=nope", key);
+    assert_eq!(
+        (answer.status, body["error"]["code"].as_str()),
+        (400, Some("bad_cursor"))
     );
     let (_, validations) = call(&mut api, "GET", "/api/v1/agents/2/validations", key);
     assert_eq!(validations["validations"].as_array().unwrap().len(), 0);

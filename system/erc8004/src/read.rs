@@ -107,6 +107,40 @@ impl Registries {
             .collect()
     }
 
+    /// Up to `limit` of agent `id`'s feedback entries after the one `after` names (client, index),
+    /// from the first if `None`, by client then index: a page.
+    pub fn feedback_page(&self, id: U256, after: Option<(Address, u64)>, limit: usize) -> Vec<FeedbackEntry> {
+        let start = match after {
+            Some((client, index)) => (id, client, index.saturating_add(1)),
+            None => (id, Address::ZERO, 0),
+        };
+        self.feedback
+            .range(start..)
+            .take_while(|((agent, _, _), _)| *agent == id)
+            .take(limit)
+            .map(|((_, client, index), feedback)| FeedbackEntry {
+                client: *client,
+                index: *index,
+                feedback: feedback.clone(),
+            })
+            .collect()
+    }
+
+    /// Up to `limit` of the validation requests about agent `id` from position `start` on (the
+    /// list only grows, so a position is a stable cursor), in the order they were made.
+    pub fn validation_page(&self, id: U256, start: u64, limit: usize) -> Vec<ValidationEntry> {
+        self.agent_validations
+            .iter_from(&id, start)
+            .take(limit)
+            .filter_map(|hash| {
+                self.validations.get(hash).map(|v| ValidationEntry {
+                    request_hash: *hash,
+                    validation: v.clone(),
+                })
+            })
+            .collect()
+    }
+
     /// The validation requests about agent `id`, in the order they were made.
     pub fn validation_entries(&self, id: U256) -> Vec<ValidationEntry> {
         self.agent_validations

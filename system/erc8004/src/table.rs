@@ -209,6 +209,14 @@ impl<K: Ord + Clone, V: Clone> Lists<K, V> {
             .map(|(_, v)| v)
     }
 
+    /// `key`'s list from position `start` on, in insertion order.
+    pub fn iter_from<'a>(&'a self, key: &K, start: u64) -> impl Iterator<Item = &'a V> + 'a {
+        let len = self.len(key);
+        self.items
+            .range((key.clone(), start.min(len))..(key.clone(), len))
+            .map(|(_, v)| v)
+    }
+
     /// Every list, by key: (key, position, item).
     pub fn entries(&self) -> impl Iterator<Item = (&K, u64, &V)> {
         self.items.iter().map(|((k, i), v)| (k, *i, v))

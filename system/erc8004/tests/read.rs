@@ -132,6 +132,15 @@ fn agents_are_read_a_page_at_a_time_with_their_feedback_and_validations() {
     );
     let agent = registries.agent(U256::from(2)).unwrap();
     assert_eq!((agent.clients, agent.feedback), (2, 3));
+    // Pages: feedback after a (client, index) cursor, validations from a position.
+    let all = registries.feedback_entries(U256::from(2));
+    let first = registries.feedback_page(U256::from(2), None, 2);
+    assert_eq!(first, all[..2]);
+    let rest = registries.feedback_page(U256::from(2), Some((first[1].client, first[1].index)), 10);
+    assert_eq!(rest, all[2..]);
+    assert_eq!(registries.validation_page(U256::from(2), 0, 5).len(), 1);
+    assert!(registries.validation_page(U256::from(2), 1, 5).is_empty());
+    assert!(registries.validation_page(U256::from(2), u64::MAX, 5).is_empty());
     let validations = registries.validation_entries(U256::from(2));
     assert_eq!(validations.len(), 1);
     assert_eq!(
