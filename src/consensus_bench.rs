@@ -35,7 +35,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::processes::{
-    clock_ticks_per_second, cpu_ticks, free_udp_ports, path_arg, Binaries, Lines, Process, Result, Workspace,
+    clock_ticks_per_second, cpu_ticks, free_udp_ports, path_arg, round1, Binaries, Lines, Process, Result, Workspace,
     START_TIMEOUT,
 };
 
@@ -385,10 +385,6 @@ fn report(
         client_cpu,
         cores
     )
-}
-
-fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ use trustchain::ca::{key_from_seed, request, NodeIdentity};
 use trustchain_service::{CaService, Credential};
 
 use crate::processes::{
-    clock_ticks_per_second, cpu_ticks, free_udp_ports, path_arg, Binaries, Lines, Process, Result, Workspace,
+    clock_ticks_per_second, cpu_ticks, free_udp_ports, path_arg, round1, Binaries, Lines, Process, Result, Workspace,
 };
 
 /// How long the node has to hold every peer alive once the last one started joining.
@@ -566,10 +566,6 @@ fn unix_now() -> i64 {
 /// Bytes in decimal megabytes (the guide's and the unit), one decimal.
 fn mb(bytes: u64) -> f64 {
     round1(bytes as f64 / 1e6)
-}
-
-fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
 }
 
 #[cfg(test)]

@@ -343,6 +343,11 @@ pub(crate) fn clock_ticks_per_second() -> f64 {
         .unwrap_or(100.0)
 }
 
+/// A figure as the benches print it: one decimal.
+pub(crate) fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,7 @@
 
 use std::collections::BTreeMap;
 
+use alloy_primitives::hex;
 use serde::{Deserialize, Serialize};
 
 /// What every key starts with.
@@ -297,11 +298,11 @@ impl ApiKeys {
         if self.by_id.len() >= KEYS_MAX {
             return Err(KeyError::Full);
         }
-        let id = hex(&random[..4]);
+        let id = hex::encode(&random[..4]);
         if self.by_id.contains_key(&id) {
             return Err(KeyError::IdTaken(id));
         }
-        let secret = hex(&random[4..]);
+        let secret = hex::encode(&random[4..]);
         let key = format!("{KEY_PREFIX}{id}_{secret}");
         let record = KeyRecord {
             id: id.clone(),
@@ -354,8 +355,13 @@ impl ApiKeys {
 /// The id a full key `hmk_<id>_<secret>` names, if it is one (so an operator may revoke by
 /// pasting the key).
 pub fn id_of_key(key: &str) -> Option<&str> {
-    let (id, secret) = key.trim().strip_prefix(KEY_PREFIX)?.split_once('_')?;
-    (is_hex(id, ID_DIGITS) && is_hex(secret, SECRET_DIGITS)).then_some(id)
+    split_key(key.trim()).map(|(id, _)| id)
+}
+
+/// The id and secret of a well-formed key `hmk_<id>_<secret>`.
+fn split_key(key: &str) -> Option<(&str, &str)> {
+    let (id, secret) = key.strip_prefix(KEY_PREFIX)?.split_once('_')?;
+    (is_hex(id, ID_DIGITS) && is_hex(secret, SECRET_DIGITS)).then_some((id, secret))
 }
 
 /// The id and secret of `Bearer hmk_<id>_<secret>`, with the whitespace rules of the module's
@@ -384,17 +390,12 @@ fn parse_bearer(value: &[u8]) -> Result<(&str, &str), AuthError> {
     if key.contains(|c: char| c.is_whitespace()) {
         return Err(AuthError::Malformed("whitespace inside the key"));
     }
-    let body = key
-        .strip_prefix(KEY_PREFIX)
-        .ok_or(AuthError::Malformed("not a key of this API: keys start with hmk_"))?;
-    let (id, secret) = body
-        .split_once('_')
-        .ok_or(AuthError::Malformed("a key is hmk_, 8 hex digits, _, 64 hex digits"))?;
-    if !is_hex(id, ID_DIGITS) || !is_hex(secret, SECRET_DIGITS) {
-        return Err(AuthError::Malformed(
-            "a key is hmk_, 8 hex digits, _, 64 hex digits: this one is cut short, too long or not lowercase hex",
-        ));
+    if !key.starts_with(KEY_PREFIX) {
+        return Err(AuthError::Malformed("not a key of this API: keys start with hmk_"));
     }
+    let (id, secret) = split_key(key).ok_or(AuthError::Malformed(
+        "a key is hmk_, 8 hex digits, _, 64 hex digits: this one is cut short, too long or not lowercase hex",
+    ))?;
     Ok((id, secret))
 }
 
@@ -412,12 +413,8 @@ fn is_hex(text: &str, digits: usize) -> bool {
     text.len() == digits && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn sha256_hex(bytes: &[u8]) -> String {
-    hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
 }
 
 /// Equal, in time that does not depend on where they differ.

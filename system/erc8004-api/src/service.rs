@@ -77,16 +77,14 @@ impl<S: RegistrySource> ApiService<S> {
         match route {
             Route::Health => ok(json!({ "status": "ok", "components": { "registries": "ok" } })),
             Route::Agents => {
-                let page = match page_of(&params) {
+                let (limit, cursor) = match page_params(&params, decimal_id) {
                     Ok(page) => page,
                     Err(answer) => return answer,
                 };
-                // One more than the page, to tell a full last page from one with more after it.
-                let mut agents = self
-                    .source
-                    .with_registries(|r| r.agents_after(page.cursor, page.limit + 1));
-                let more = agents.len() > page.limit;
-                agents.truncate(page.limit);
+                let (agents, more) = paged(
+                    self.source.with_registries(|r| r.agents_after(cursor, limit + 1)),
+                    limit,
+                );
                 let next = more.then(|| agents.last().map(|a| a.id.to_string())).flatten();
                 ok(json!({
                     "agents": agents.iter().map(agent_json).collect::<Vec<_>>(),
@@ -99,9 +97,10 @@ impl<S: RegistrySource> ApiService<S> {
                     Err(answer) => return answer,
                 };
                 let summary = self.source.with_registries(|r| {
-                    r.agent(id)?;
-                    let counted = r.feedback_entries(id).into_iter().filter(|e| filter.counts(e));
-                    Some(summarize(counted.map(|e| (e.feedback.value, e.feedback.decimals))))
+                    r.is_agent(id).then(|| {
+                        let counted = r.feedback_entries(id).into_iter().filter(|e| filter.counts(e));
+                        summarize(counted.map(|e| (e.feedback.value, e.feedback.decimals)))
+                    })
                 });
                 match summary {
                     Some(summary) => ok(json!({
@@ -113,7 +112,7 @@ impl<S: RegistrySource> ApiService<S> {
                         "value": summary.value.to_string(),
                         "decimals": summary.decimals,
                     })),
-                    None => error(404, "agent_not_found", &format!("no agent has id {id}")),
+                    None => not_an_agent(id),
                 }
             }
             Route::Agent(id) => {
@@ -134,15 +133,13 @@ impl<S: RegistrySource> ApiService<S> {
                     Ok(page) => page,
                     Err(answer) => return answer,
                 };
-                let page = self.source.with_registries(|r| {
-                    r.agent(id)?;
-                    Some(r.feedback_page(id, cursor, limit + 1))
-                });
-                let Some(mut entries) = page else {
+                let page = self
+                    .source
+                    .with_registries(|r| r.is_agent(id).then(|| r.feedback_page(id, cursor, limit + 1)));
+                let Some(entries) = page else {
                     return not_an_agent(id);
                 };
-                let more = entries.len() > limit;
-                entries.truncate(limit);
+                let (entries, more) = paged(entries, limit);
                 let next = more
                     .then(|| entries.last().map(|e| format!("{}-{}", e.client, e.index)))
                     .flatten();
@@ -153,22 +150,18 @@ impl<S: RegistrySource> ApiService<S> {
                 }))
             }
             Route::Validations(id) => {
-                let (limit, start) = match page_params(&params, |text| {
-                    text.parse::<u64>().ok().filter(|_| decimal_id(text).is_some())
-                }) {
+                let (limit, start) = match page_params(&params, decimal_u64) {
                     Ok(page) => page,
                     Err(answer) => return answer,
                 };
                 let start = start.unwrap_or(0);
-                let page = self.source.with_registries(|r| {
-                    r.agent(id)?;
-                    Some(r.validation_page(id, start, limit + 1))
-                });
-                let Some(mut entries) = page else {
+                let page = self
+                    .source
+                    .with_registries(|r| r.is_agent(id).then(|| r.validation_page(id, start, limit + 1)));
+                let Some(entries) = page else {
                     return not_an_agent(id);
                 };
-                let more = entries.len() > limit;
-                entries.truncate(limit);
+                let (entries, more) = paged(entries, limit);
                 let next = more.then(|| (start + limit as u64).to_string());
                 ok(json!({
                     "agent_id": id.to_string(),
@@ -337,8 +330,20 @@ fn not_an_agent(id: U256) -> HttpResponse {
 /// A feedback cursor: `ADDRESS-INDEX`, the client and index of the last entry of a page.
 fn feedback_cursor(text: &str) -> Option<(Address, u64)> {
     let (client, index) = text.split_once('-')?;
-    let index = decimal_id(index)?;
-    Some((client.parse().ok()?, u64::try_from(index).ok()?))
+    Some((client.parse().ok()?, decimal_u64(index)?))
+}
+
+/// [`decimal_id`] for a number that fits 64 bits.
+fn decimal_u64(text: &str) -> Option<u64> {
+    decimal_id(text).and_then(|n| u64::try_from(n).ok())
+}
+
+/// A page of at most `limit` from `items`, fetched one longer, and whether more follow it: a
+/// full last page is told apart from one with more after it.
+fn paged<T>(mut items: Vec<T>, limit: usize) -> (Vec<T>, bool) {
+    let more = items.len() > limit;
+    items.truncate(limit);
+    (items, more)
 }
 
 /// `limit` (1 to [`PAGE_LIMIT_MAX`], default [`PAGE_LIMIT_DEFAULT`]) and `cursor` (read by
@@ -383,17 +388,6 @@ fn page_params<C>(
         }
     }
     Ok((limit, cursor))
-}
-
-/// A page's bounds.
-struct Page {
-    limit: usize,
-    cursor: Option<U256>,
-}
-
-fn page_of(params: &[(String, String)]) -> Result<Page, HttpResponse> {
-    let (limit, cursor) = page_params(params, decimal_id)?;
-    Ok(Page { limit, cursor })
 }
 
 fn ok(body: Value) -> HttpResponse {

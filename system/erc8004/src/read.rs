@@ -54,6 +54,11 @@ impl Registries {
         self.owners.len()
     }
 
+    /// Whether agent `id` is registered.
+    pub fn is_agent(&self, id: U256) -> bool {
+        self.owners.contains(&id)
+    }
+
     /// Agent `id`, if it is registered.
     pub fn agent(&self, id: U256) -> Option<Agent> {
         let owner = *self.owners.get(&id)?;

@@ -18,6 +18,20 @@ fn send<C: SolCall>(registries: &mut Registries, from: Address, to: Address, cal
     }
 }
 
+/// Feedback of `value` (no decimals) tagged `tag` to agent 2.
+fn feedback_to_agent_2(value: i128, tag: &str) -> R::giveFeedbackCall {
+    R::giveFeedbackCall {
+        agentId: U256::from(2),
+        value,
+        valueDecimals: 0,
+        tag1: tag.into(),
+        tag2: String::new(),
+        endpoint: String::new(),
+        feedbackURI: String::new(),
+        feedbackHash: B256::ZERO,
+    }
+}
+
 #[test]
 fn agents_are_read_a_page_at_a_time_with_their_feedback_and_validations() {
     let mut registries = Registries::new(8004);
@@ -51,16 +65,7 @@ fn agents_are_read_a_page_at_a_time_with_their_feedback_and_validations() {
             &mut registries,
             client,
             REPUTATION_REGISTRY,
-            R::giveFeedbackCall {
-                agentId: U256::from(2),
-                value,
-                valueDecimals: 0,
-                tag1: tag.into(),
-                tag2: String::new(),
-                endpoint: String::new(),
-                feedbackURI: String::new(),
-                feedbackHash: B256::ZERO,
-            },
+            feedback_to_agent_2(value, tag),
         );
     }
     send(
@@ -119,16 +124,7 @@ fn agents_are_read_a_page_at_a_time_with_their_feedback_and_validations() {
         &mut registries,
         validator,
         REPUTATION_REGISTRY,
-        R::giveFeedbackCall {
-            agentId: U256::from(2),
-            value: 1,
-            valueDecimals: 0,
-            tag1: String::new(),
-            tag2: String::new(),
-            endpoint: String::new(),
-            feedbackURI: String::new(),
-            feedbackHash: B256::ZERO,
-        },
+        feedback_to_agent_2(1, ""),
     );
     let agent = registries.agent(U256::from(2)).unwrap();
     assert_eq!((agent.clients, agent.feedback), (2, 3));
