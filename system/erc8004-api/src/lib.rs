@@ -3,12 +3,18 @@
 //! Built so far: API keys ([`keys`]): who may call `/api/v1/`, at which tier, stored only as
 //! hashes, created and revoked by the operator (`hypermesh keys`); rate limits per key
 //! ([`ratelimit`], GCRA with the guide's headers); the [`gate`] every `/api/v1/` request passes
-//! (its key, then its limit: 401 saying why, 429 with `Retry-After`); the first routes
-//! ([`service`]: health, agents a page at a time, one agent, its feedback and validations). The
-//! other routes, the cache, statistics, metrics and
-//! alerts are not built yet. `hypermesh dev --api` serves it (the operator's `api` module).
+//! (its key, then its limit: 401 saying why, 429 with `Retry-After`); the routes ([`service`]:
+//! health, metrics, agents a page at a time, one agent, its feedback, validations, reputation
+//! summary and statistics); what follows the chain ([`view`]: the agents each committed block
+//! changed, and the statistics kept incrementally); the read-through [`cache`], bounded and
+//! never stale; the Prometheus exposition ([`metrics`]). Filters, registration files,
+//! transactions, the OpenAPI document, bounded queues and alerts are not built yet.
+//! `hypermesh dev --api` serves it (the operator's `api` module).
 
+pub mod cache;
 pub mod gate;
 pub mod keys;
+pub mod metrics;
 pub mod ratelimit;
 pub mod service;
+pub mod view;

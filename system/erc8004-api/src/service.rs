@@ -1,43 +1,96 @@
-//! The API as an [`HttpService`]: routes, parameters and errors, over the registries' state.
+//! The API as an [`HttpService`]: routes, parameters and errors, over the registries' chain.
 //!
-//! Built so far: `GET /health` (no key), and behind the [`Gate`] `GET /api/v1/agents/` (a page
-//! in id order: `limit` 1 to [`PAGE_LIMIT_MAX`], default [`PAGE_LIMIT_DEFAULT`], and `cursor`, the
-//! last id of the previous page), `GET /api/v1/agents/{id}`, `/{id}/feedback` and
-//! `/{id}/validations` (pages the same way, their cursors opaque strings), and `/{id}/reputation` (the summary the registry's `getSummary` gives,
-//! over `clients`, optionally one or both tags). The guide's filters, registration, reputation summaries, statistics,
-//! transactions, metrics and the OpenAPI document are not built yet: a filter parameter is
-//! refused with 400 naming it, never ignored.
+//! Built so far: `GET /health` and `GET /metrics` (no key), and behind the [`Gate`]
+//! `GET /api/v1/agents/` (a page in id order: `limit` 1 to [`PAGE_LIMIT_MAX`], default
+//! [`PAGE_LIMIT_DEFAULT`], and `cursor`, the last id of the previous page),
+//! `GET /api/v1/agents/{id}`, `/{id}/feedback` and `/{id}/validations` (pages the same way, their
+//! cursors opaque strings), `/{id}/reputation` (the summary the registry's `getSummary` gives,
+//! over `clients`, optionally one or both tags) and `/{id}/stats` (the guide's materialized
+//! views, [`crate::view::StatsView`]). The guide's filters, registration files, transactions and
+//! the OpenAPI document are not built yet: a filter parameter is refused with 400 naming it,
+//! never ignored.
 //!
-//! Every answer is JSON. Everything under `/api/v1` needs a key first (the gate's 401 or 429),
-//! then an unknown route is 404, a method other than GET or HEAD 405 with `Allow`, a bad
-//! parameter 400 naming it; every `/api/v1` answer let through the gate carries the key's
-//! rate-limit headers. `/health` reports only that the service answers. Ids are decimal strings (they are 256-bit), addresses checksummed hex, feedback
-//! values decimal strings (128-bit).
+//! Every read first brings the [`Follower`] to the chain's head, in the same read of the chain
+//! that answers it; answers then come from the [`ResponseCache`] while nothing they show has
+//! changed since, and from the registries otherwise.
+//!
+//! Every answer is JSON but `/metrics`. Everything under `/api/v1` needs a key first (the gate's
+//! 401 or 429), then an unknown route is 404, a method other than GET or HEAD 405 with `Allow`, a
+//! bad parameter 400 naming it; every `/api/v1` answer let through the gate carries the key's
+//! rate-limit headers. Ids are decimal strings (they are 256-bit), addresses checksummed hex,
+//! feedback values decimal strings (128-bit).
+
+use std::sync::{Arc, Mutex};
 
 use alloy_primitives::{Address, U256};
+use erc8004::chain::Chain;
+use erc8004::dev::DevChain;
 use erc8004::read::{Agent, FeedbackEntry, ValidationEntry};
 use erc8004::registries::Registries;
 use erc8004::reputation::summarize;
-use runtime::{HttpRequest, HttpResponse, HttpService, WallTime};
+use erc8004::rpc::{RpcNode, RpcService};
+use runtime::{HttpRequest, HttpResponse, HttpService, Storage, WallTime};
 use serde_json::{json, Value};
 
+use crate::cache::{CacheConfig, ResponseCache};
 use crate::gate::{error, Gate, JSON};
+use crate::metrics::{ApiMetrics, Scrape, Stopwatch, CONTENT_TYPE};
+use crate::view::{AgentStats, Depends, Follower, Refresh, StatsView};
 
 /// Agents per page at most.
 pub const PAGE_LIMIT_MAX: usize = 100;
 /// Agents per page when `limit` is not given.
 pub const PAGE_LIMIT_DEFAULT: usize = 20;
 
-/// Where the API reads the registries from: a chain a node holds, or the registries themselves
-/// in tests.
-pub trait RegistrySource: Send {
-    /// Runs `read` on the registries as they are now.
-    fn with_registries<T>(&self, read: impl FnOnce(&Registries) -> T) -> T;
+/// Where the API reads the registries from: the chain a node holds.
+pub trait ChainSource: Send {
+    /// Runs `read` on the chain as it is now.
+    fn with_chain<T>(&self, read: impl FnOnce(&Chain) -> T) -> T;
 }
 
-impl RegistrySource for Registries {
-    fn with_registries<T>(&self, read: impl FnOnce(&Registries) -> T) -> T {
+impl ChainSource for Chain {
+    fn with_chain<T>(&self, read: impl FnOnce(&Chain) -> T) -> T {
         read(self)
+    }
+}
+
+impl<S: Storage + Send> ChainSource for DevChain<S> {
+    fn with_chain<T>(&self, read: impl FnOnce(&Chain) -> T) -> T {
+        read(self.chain())
+    }
+}
+
+impl<N: RpcNode> ChainSource for RpcService<N> {
+    fn with_chain<T>(&self, read: impl FnOnce(&Chain) -> T) -> T {
+        read(&self.node().chain())
+    }
+}
+
+/// A chain shared with its writer (the JSON-RPC endpoint, a test): read under its lock, which a
+/// panic elsewhere does not keep poisoned.
+impl<C: ChainSource> ChainSource for Arc<Mutex<C>> {
+    fn with_chain<T>(&self, read: impl FnOnce(&Chain) -> T) -> T {
+        let source = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        source.with_chain(read)
+    }
+}
+
+/// The API's settings beyond its keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// The cache's bounds and invalidation.
+    pub cache: CacheConfig,
+    /// How the statistics are kept current.
+    pub refresh: Refresh,
+}
+
+impl Default for ApiConfig {
+    /// The default cache, statistics kept incrementally.
+    fn default() -> Self {
+        ApiConfig {
+            cache: CacheConfig::default(),
+            refresh: Refresh::Incremental,
+        }
     }
 }
 
@@ -45,23 +98,69 @@ impl RegistrySource for Registries {
 pub struct ApiService<S> {
     source: S,
     gate: Gate,
+    follower: Follower,
+    view: StatsView,
+    cache: ResponseCache,
+    metrics: ApiMetrics,
+    stopwatch: Option<Stopwatch>,
 }
 
 /// A route: what the path names.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Route {
     Health,
+    Metrics,
     Agents,
     Agent(U256),
     Feedback(U256),
     Validations(U256),
     Reputation(U256),
+    Stats(U256),
 }
 
-impl<S: RegistrySource> ApiService<S> {
-    /// The API over `source`, letting through what `gate` admits.
+impl Route {
+    /// The route's template, the label its requests are counted under.
+    fn template(self) -> &'static str {
+        match self {
+            Route::Health => "/health",
+            Route::Metrics => "/metrics",
+            Route::Agents => "/api/v1/agents/",
+            Route::Agent(_) => "/api/v1/agents/{id}",
+            Route::Feedback(_) => "/api/v1/agents/{id}/feedback",
+            Route::Validations(_) => "/api/v1/agents/{id}/validations",
+            Route::Reputation(_) => "/api/v1/agents/{id}/reputation",
+            Route::Stats(_) => "/api/v1/agents/{id}/stats",
+        }
+    }
+}
+
+/// The label of requests no route matched.
+const UNMATCHED: &str = "unmatched";
+
+impl<S: ChainSource> ApiService<S> {
+    /// The API over `source` with the default settings, letting through what `gate` admits.
     pub fn new(source: S, gate: Gate) -> Self {
-        ApiService { source, gate }
+        Self::with_config(source, gate, ApiConfig::default())
+    }
+
+    /// The API over `source` with `config`.
+    pub fn with_config(source: S, gate: Gate, config: ApiConfig) -> Self {
+        ApiService {
+            source,
+            gate,
+            follower: Follower::default(),
+            view: StatsView::new(config.refresh),
+            cache: ResponseCache::new(config.cache),
+            metrics: ApiMetrics::default(),
+            stopwatch: None,
+        }
+    }
+
+    /// Measures each request's duration with `stopwatch` (the backend's monotonic clock); without
+    /// one, no duration is recorded.
+    pub fn with_stopwatch(mut self, stopwatch: Stopwatch) -> Self {
+        self.stopwatch = Some(stopwatch);
+        self
     }
 
     /// The gate, to give it new keys.
@@ -69,114 +168,75 @@ impl<S: RegistrySource> ApiService<S> {
         &mut self.gate
     }
 
-    fn answer(&mut self, route: Route, request: &HttpRequest) -> HttpResponse {
+    /// The cache (its counters, its size).
+    pub fn cache(&self) -> &ResponseCache {
+        &self.cache
+    }
+
+    /// The cache, to make it fail (a fault) or work again.
+    pub fn cache_mut(&mut self) -> &mut ResponseCache {
+        &mut self.cache
+    }
+
+    /// The statistics view.
+    pub fn view(&self) -> &StatsView {
+        &self.view
+    }
+
+    /// The request figures.
+    pub fn metrics(&self) -> &ApiMetrics {
+        &self.metrics
+    }
+
+    /// The answer to `route`, once past the gate and the method check.
+    fn answer(&mut self, route: Route, request: &HttpRequest, now: WallTime) -> HttpResponse {
         let params = match request.query_pairs() {
             Ok(p) => p,
             Err(e) => return error(400, "bad_query", &e),
         };
-        match route {
-            Route::Health => ok(json!({ "status": "ok", "components": { "registries": "ok" } })),
-            Route::Agents => {
-                let (limit, cursor) = match page_params(&params, decimal_id) {
-                    Ok(page) => page,
-                    Err(answer) => return answer,
-                };
-                let (agents, more) = paged(
-                    self.source.with_registries(|r| r.agents_after(cursor, limit + 1)),
-                    limit,
-                );
-                let next = more.then(|| agents.last().map(|a| a.id.to_string())).flatten();
-                ok(json!({
-                    "agents": agents.iter().map(agent_json).collect::<Vec<_>>(),
-                    "next_cursor": next,
-                }))
-            }
-            Route::Reputation(id) => {
-                let filter = match reputation_filter(&params) {
-                    Ok(filter) => filter,
-                    Err(answer) => return answer,
-                };
-                let summary = self.source.with_registries(|r| {
-                    r.is_agent(id).then(|| {
-                        let counted = r.feedback_entries(id).into_iter().filter(|e| filter.counts(e));
-                        summarize(counted.map(|e| (e.feedback.value, e.feedback.decimals)))
-                    })
-                });
-                match summary {
-                    Some(summary) => ok(json!({
-                        "agent_id": id.to_string(),
-                        "clients": filter.clients.iter().map(|c| c.to_checksum(None)).collect::<Vec<_>>(),
-                        "tag1": filter.tag1,
-                        "tag2": filter.tag2,
-                        "count": summary.count,
-                        "value": summary.value.to_string(),
-                        "decimals": summary.decimals,
-                    })),
-                    None => not_an_agent(id),
+        let ApiService {
+            source,
+            follower,
+            view,
+            cache,
+            metrics,
+            ..
+        } = self;
+        source.with_chain(|chain| {
+            follower.catch_up(chain, view, now);
+            match route {
+                Route::Health => health(chain, view, cache, now),
+                Route::Metrics => {
+                    let scrape = Scrape {
+                        cache,
+                        view,
+                        view_age_seconds: view.age(now).as_secs_f64(),
+                        chain_head: chain.head(),
+                        agents: chain.registries().agent_count(),
+                    };
+                    HttpResponse::new(200, CONTENT_TYPE, metrics.exposition(&scrape))
+                }
+                _ => {
+                    let key = format!("{}?{}", request.path, request.query);
+                    if let Some(hit) = cache.get(&key, follower) {
+                        return hit;
+                    }
+                    let registries = chain.registries();
+                    let (answer, depends) = read(route, &params, &registries, view, follower);
+                    if answer.status == 200 {
+                        if let Some(depends) = depends {
+                            cache.put(key, answer.clone(), depends, follower.generation());
+                        }
+                    }
+                    answer
                 }
             }
-            Route::Agent(id) => {
-                if let Some(name) = params.first().map(|(k, _)| k) {
-                    return error(
-                        400,
-                        "unknown_parameter",
-                        &format!("this route takes no parameter {name:?}"),
-                    );
-                }
-                match self.source.with_registries(|r| r.agent(id)) {
-                    Some(agent) => ok(agent_json(&agent)),
-                    None => not_an_agent(id),
-                }
-            }
-            Route::Feedback(id) => {
-                let (limit, cursor) = match page_params(&params, feedback_cursor) {
-                    Ok(page) => page,
-                    Err(answer) => return answer,
-                };
-                let page = self
-                    .source
-                    .with_registries(|r| r.is_agent(id).then(|| r.feedback_page(id, cursor, limit + 1)));
-                let Some(entries) = page else {
-                    return not_an_agent(id);
-                };
-                let (entries, more) = paged(entries, limit);
-                let next = more
-                    .then(|| entries.last().map(|e| format!("{}-{}", e.client, e.index)))
-                    .flatten();
-                ok(json!({
-                    "agent_id": id.to_string(),
-                    "feedback": entries.iter().map(feedback_json).collect::<Vec<_>>(),
-                    "next_cursor": next,
-                }))
-            }
-            Route::Validations(id) => {
-                let (limit, start) = match page_params(&params, decimal_u64) {
-                    Ok(page) => page,
-                    Err(answer) => return answer,
-                };
-                let start = start.unwrap_or(0);
-                let page = self
-                    .source
-                    .with_registries(|r| r.is_agent(id).then(|| r.validation_page(id, start, limit + 1)));
-                let Some(entries) = page else {
-                    return not_an_agent(id);
-                };
-                let (entries, more) = paged(entries, limit);
-                let next = more.then(|| (start + limit as u64).to_string());
-                ok(json!({
-                    "agent_id": id.to_string(),
-                    "validations": entries.iter().map(validation_json).collect::<Vec<_>>(),
-                    "next_cursor": next,
-                }))
-            }
-        }
+        })
     }
-}
 
-impl<S: RegistrySource> HttpService for ApiService<S> {
-    fn handle(&mut self, request: &HttpRequest, now: WallTime) -> HttpResponse {
+    fn respond(&mut self, route: Result<Route, HttpResponse>, request: &HttpRequest, now: WallTime) -> HttpResponse {
         // Everything under /api/v1 needs a key and carries its rate-limit headers, whatever the
-        // route or method; /health needs neither.
+        // route or method; /health and /metrics need neither.
         let gated = request.path == "/api/v1" || request.path.starts_with("/api/v1/");
         let admitted = if gated {
             match self.gate.admit(request, now) {
@@ -186,7 +246,7 @@ impl<S: RegistrySource> HttpService for ApiService<S> {
         } else {
             None
         };
-        let mut answer = match route_of(&request.path) {
+        let mut answer = match route {
             Err(answer) => answer,
             // HEAD is GET without the body, which the server leaves out.
             Ok(_) if request.method != "GET" && request.method != "HEAD" => error(
@@ -198,11 +258,174 @@ impl<S: RegistrySource> HttpService for ApiService<S> {
                 ),
             )
             .with_header("Allow", "GET, HEAD"),
-            Ok(route) => self.answer(route, request),
+            Ok(route) => self.answer(route, request, now),
         };
         if let Some(admitted) = admitted {
             answer.headers.extend(admitted.headers);
         }
+        answer
+    }
+}
+
+/// `/health`: each component and whether it serves.
+fn health(chain: &Chain, view: &StatsView, cache: &ResponseCache, now: WallTime) -> HttpResponse {
+    let failing = cache.counters().errors > 0 && cache.is_empty();
+    ok(json!({
+        "status": "ok",
+        "components": {
+            "registries": { "status": "ok", "head": chain.head() },
+            "stats_view": { "status": "ok", "head": view.head(), "age_seconds": view.age(now).as_secs_f64() },
+            "cache": {
+                "status": if failing { "failing: reads go to the registries" } else { "ok" },
+                "entries": cache.len(),
+            },
+        }
+    }))
+}
+
+/// Reads `route` from the registries: the answer, and what it shows (`None`: not to be cached).
+fn read(
+    route: Route,
+    params: &[(String, String)],
+    registries: &Registries,
+    view: &mut StatsView,
+    follower: &Follower,
+) -> (HttpResponse, Option<Depends>) {
+    let about = |id: U256| {
+        Some(Depends {
+            agents: vec![id],
+            ..Depends::default()
+        })
+    };
+    match route {
+        Route::Health | Route::Metrics => unreachable!("answered before the cache"),
+        Route::Agents => {
+            let (limit, cursor) = match page_params(params, decimal_id) {
+                Ok(page) => page,
+                Err(answer) => return (answer, None),
+            };
+            let (agents, more) = paged(registries.agents_after(cursor, limit + 1), limit);
+            let next = more.then(|| agents.last().map(|a| a.id.to_string())).flatten();
+            let depends = Depends {
+                agents: agents.iter().map(|a| a.id).collect(),
+                list_end: !more,
+                stats: false,
+            };
+            let answer = ok(json!({
+                "agents": agents.iter().map(agent_json).collect::<Vec<_>>(),
+                "next_cursor": next,
+            }));
+            (answer, Some(depends))
+        }
+        Route::Reputation(id) => {
+            let filter = match reputation_filter(params) {
+                Ok(filter) => filter,
+                Err(answer) => return (answer, None),
+            };
+            if !registries.is_agent(id) {
+                return (not_an_agent(id), None);
+            }
+            let counted = registries.feedback_entries(id).into_iter().filter(|e| filter.counts(e));
+            let summary = summarize(counted.map(|e| (e.feedback.value, e.feedback.decimals)));
+            let answer = ok(json!({
+                "agent_id": id.to_string(),
+                "clients": filter.clients.iter().map(|c| c.to_checksum(None)).collect::<Vec<_>>(),
+                "tag1": filter.tag1,
+                "tag2": filter.tag2,
+                "count": summary.count,
+                "value": summary.value.to_string(),
+                "decimals": summary.decimals,
+            }));
+            (answer, about(id))
+        }
+        Route::Agent(id) => {
+            if let Some(refused) = no_parameters(params) {
+                return (refused, None);
+            }
+            match registries.agent(id) {
+                Some(agent) => (ok(agent_json(&agent)), about(id)),
+                None => (not_an_agent(id), None),
+            }
+        }
+        Route::Stats(id) => {
+            if let Some(refused) = no_parameters(params) {
+                return (refused, None);
+            }
+            if !registries.is_agent(id) {
+                return (not_an_agent(id), None);
+            }
+            // A periodic view may not hold an agent registered since it was made.
+            let stats = view.agent(id, follower).cloned().unwrap_or_default();
+            let depends = Depends {
+                agents: vec![id],
+                list_end: false,
+                stats: true,
+            };
+            (ok(stats_json(id, &stats)), Some(depends))
+        }
+        Route::Feedback(id) => {
+            let (limit, cursor) = match page_params(params, feedback_cursor) {
+                Ok(page) => page,
+                Err(answer) => return (answer, None),
+            };
+            if !registries.is_agent(id) {
+                return (not_an_agent(id), None);
+            }
+            let (entries, more) = paged(registries.feedback_page(id, cursor, limit + 1), limit);
+            let next = more
+                .then(|| entries.last().map(|e| format!("{}-{}", e.client, e.index)))
+                .flatten();
+            let answer = ok(json!({
+                "agent_id": id.to_string(),
+                "feedback": entries.iter().map(feedback_json).collect::<Vec<_>>(),
+                "next_cursor": next,
+            }));
+            (answer, about(id))
+        }
+        Route::Validations(id) => {
+            let (limit, start) = match page_params(params, decimal_u64) {
+                Ok(page) => page,
+                Err(answer) => return (answer, None),
+            };
+            if !registries.is_agent(id) {
+                return (not_an_agent(id), None);
+            }
+            let start = start.unwrap_or(0);
+            let (entries, more) = paged(registries.validation_page(id, start, limit + 1), limit);
+            let next = more.then(|| (start + limit as u64).to_string());
+            let answer = ok(json!({
+                "agent_id": id.to_string(),
+                "validations": entries.iter().map(validation_json).collect::<Vec<_>>(),
+                "next_cursor": next,
+            }));
+            (answer, about(id))
+        }
+    }
+}
+
+/// The 400 for a route that takes no parameter, if one was given.
+fn no_parameters(params: &[(String, String)]) -> Option<HttpResponse> {
+    params.first().map(|(name, _)| {
+        error(
+            400,
+            "unknown_parameter",
+            &format!("this route takes no parameter {name:?}"),
+        )
+    })
+}
+
+impl<S: ChainSource> HttpService for ApiService<S> {
+    fn handle(&mut self, request: &HttpRequest, now: WallTime) -> HttpResponse {
+        let started = self.stopwatch.as_ref().map(|clock| clock());
+        let route = route_of(&request.path);
+        let label = route.as_ref().map_or(UNMATCHED, |r| r.template());
+        let answer = self.respond(route, request, now);
+        let seconds = self
+            .stopwatch
+            .as_ref()
+            .zip(started)
+            .map(|(clock, started)| clock().saturating_sub(started) as f64 / 1e9);
+        self.metrics.observe(label, answer.status, seconds);
         answer
     }
 }
@@ -218,8 +441,10 @@ fn decimal_id(text: &str) -> Option<U256> {
 /// The route `path` names, or the 404 (or 400 for an id that is not one).
 fn route_of(path: &str) -> Result<Route, HttpResponse> {
     let not_found = || error(404, "not_found", &format!("no route {path}: the API is under /api/v1/"));
-    if path == "/health" {
-        return Ok(Route::Health);
+    match path {
+        "/health" => return Ok(Route::Health),
+        "/metrics" => return Ok(Route::Metrics),
+        _ => {}
     }
     let rest = path
         .strip_prefix("/api/v1/agents")
@@ -246,6 +471,7 @@ fn route_of(path: &str) -> Result<Route, HttpResponse> {
         [agent, "feedback"] => Ok(Route::Feedback(id(agent)?)),
         [agent, "validations"] => Ok(Route::Validations(id(agent)?)),
         [agent, "reputation"] => Ok(Route::Reputation(id(agent)?)),
+        [agent, "stats"] => Ok(Route::Stats(id(agent)?)),
         _ => Err(not_found()),
     }
 }
@@ -428,5 +654,25 @@ fn validation_json(entry: &ValidationEntry) -> Value {
         "has_response": v.has_response,
         "tag": v.tag,
         "last_update": v.last_update,
+    })
+}
+
+fn stats_json(id: U256, stats: &AgentStats) -> Value {
+    let mean = stats.mean();
+    json!({
+        "agent_id": id.to_string(),
+        "feedback": {
+            "given": stats.feedback,
+            "revoked": stats.revoked,
+            "clients": stats.clients,
+            // Over every client's feedback not revoked: for a summary over the clients you
+            // trust, ask /reputation?clients=.
+            "mean": { "count": mean.count, "value": mean.value.to_string(), "decimals": mean.decimals },
+        },
+        "validations": {
+            "requested": stats.validations,
+            "responded": stats.responded,
+            "response_mean": stats.response_mean(),
+        },
     })
 }

@@ -1,60 +1,87 @@
 //! The API's routes over registries built by real calls: what a client reads, and each error.
 
-use alloy_primitives::{Address, B256, U256};
+use std::sync::{Arc, Mutex};
+
+use alloy_primitives::{keccak256, Address, B256, U256};
 use alloy_sol_types::SolCall;
+use bytes::Bytes;
 use erc8004::abi::{IdentityRegistry as I, ReputationRegistry as R, IDENTITY_REGISTRY, REPUTATION_REGISTRY};
-use erc8004::registries::Registries;
-use erc8004::wallet::Wallet;
+use erc8004::chain::ChainConfig;
+use erc8004::dev::DevChain;
+use erc8004::wallet::{Envelope, Wallet};
 use erc8004_api::gate::Gate;
 use erc8004_api::keys::ApiKeys;
-use erc8004_api::service::ApiService;
-use runtime::{HttpRequest, HttpResponse, HttpService, WallTime};
+use erc8004_api::service::{ApiConfig, ApiService};
+use runtime::{HttpRequest, HttpResponse, HttpService, MemStorage, WallTime};
 use serde_json::Value;
 
 const NOW: u64 = 1_790_000_000;
 
-fn api() -> (ApiService<Registries>, String) {
-    let mut registries = Registries::new(8004);
-    let owner = Wallet::development(42, 0).address();
-    let client = Wallet::development(42, 1).address();
-    let mut send = |from: Address, to: Address, input: Vec<u8>| {
-        if let Err(revert) = registries.call(from, to, &input, U256::ZERO, NOW, true) {
-            panic!("{}", revert.reason);
-        }
-    };
-    for i in 0..5 {
-        send(
-            owner,
-            IDENTITY_REGISTRY,
-            I::register_1Call {
-                agentURI: format!("ipfs://agent-{i}"),
-            }
-            .abi_encode(),
-        );
-    }
-    let feedback = R::giveFeedbackCall {
-        agentId: U256::from(2),
-        value: -250,
+/// The development chain, shared by the API and the test that writes to it.
+type Shared = Arc<Mutex<DevChain<MemStorage>>>;
+
+fn wallet(i: u64) -> Wallet {
+    Wallet::development(42, i)
+}
+
+/// `from` calls `to` with `call` in a block of its own; the call must succeed.
+fn send<C: SolCall>(chain: &Shared, from: &Wallet, to: Address, call: C) {
+    let mut chain = chain.lock().unwrap();
+    let nonce = chain.chain().nonce(from.address());
+    let id = chain.chain().config().chain_id;
+    let raw = from.sign_call(Envelope::Eip1559, id, nonce, to, call.abi_encode().into());
+    chain
+        .commit(
+            Bytes::copy_from_slice(&raw),
+            WallTime::from_unix_nanos(NOW as i64 * 1_000_000_000),
+        )
+        .expect("committed");
+    let receipt = chain.chain().receipt(&keccak256(&raw)).expect("included");
+    assert!(receipt.status, "reverted: {:?}", receipt.revert);
+}
+
+fn feedback(agent: u64, value: i128, tag1: &str) -> R::giveFeedbackCall {
+    R::giveFeedbackCall {
+        agentId: U256::from(agent),
+        value,
         valueDecimals: 2,
-        tag1: "speed".into(),
+        tag1: tag1.into(),
         tag2: String::new(),
         endpoint: String::new(),
         feedbackURI: String::new(),
         feedbackHash: B256::ZERO,
-    };
-    send(client, REPUTATION_REGISTRY, feedback.abi_encode());
-    // A second client, for a second page of feedback.
-    send(
-        Wallet::development(42, 3).address(),
-        REPUTATION_REGISTRY,
-        feedback.abi_encode(),
-    );
-    let mut keys = ApiKeys::new();
-    let (key, _) = keys.create(&[9; 36], "standard", "tests", NOW as i64).unwrap();
-    (ApiService::new(registries, Gate::new(keys)), key)
+    }
 }
 
-fn call(api: &mut ApiService<Registries>, method: &str, target: &str, key: Option<&str>) -> (HttpResponse, Value) {
+/// A chain with agents 0-4 (owned by wallet 0) and two feedback entries for agent 2 (wallets 1
+/// and 3, -2.50 tagged "speed").
+fn chain() -> Shared {
+    let (chain, _) = DevChain::open(MemStorage::default(), ChainConfig::default()).unwrap();
+    let chain = Arc::new(Mutex::new(chain));
+    for i in 0..5 {
+        let register = I::register_1Call {
+            agentURI: format!("ipfs://agent-{i}"),
+        };
+        send(&chain, &wallet(0), IDENTITY_REGISTRY, register);
+    }
+    send(&chain, &wallet(1), REPUTATION_REGISTRY, feedback(2, -250, "speed"));
+    // A second client, for a second page of feedback.
+    send(&chain, &wallet(3), REPUTATION_REGISTRY, feedback(2, -250, "speed"));
+    chain
+}
+
+/// The API over `chain` with `config`, and a standard key.
+fn api_with(chain: &Shared, config: ApiConfig) -> (ApiService<Shared>, String) {
+    let mut keys = ApiKeys::new();
+    let (key, _) = keys.create(&[9; 36], "standard", "tests", NOW as i64).unwrap();
+    (ApiService::with_config(chain.clone(), Gate::new(keys), config), key)
+}
+
+fn api() -> (ApiService<Shared>, String) {
+    api_with(&chain(), ApiConfig::default())
+}
+
+fn call(api: &mut ApiService<Shared>, method: &str, target: &str, key: Option<&str>) -> (HttpResponse, Value) {
     let mut request = HttpRequest::new(method, target, "");
     if let Some(key) = key {
         request = request.with_header("authorization", format!("Bearer {key}"));
@@ -105,7 +132,7 @@ fn agents_are_read_a_page_at_a_time_and_one_by_one_with_a_key() {
     let (answer, agent) = call(&mut api, "GET", "/api/v1/agents/2", key);
     assert_eq!(answer.status, 200);
     assert_eq!(agent["uri"], "ipfs://agent-2");
-    assert_eq!(agent["owner"], Wallet::development(42, 0).address().to_checksum(None));
+    assert_eq!(agent["owner"], wallet(0).address().to_checksum(None));
     assert_eq!(
         (agent["clients"].as_u64(), agent["feedback"].as_u64()),
         (Some(2), Some(2))
@@ -120,7 +147,7 @@ fn agents_are_read_a_page_at_a_time_and_one_by_one_with_a_key() {
         (Some(2), Some(1))
     );
     // The registry's getSummary over the clients a reader names: one entry, -2.50.
-    let client = Wallet::development(42, 1).address();
+    let client = wallet(1).address();
     let target = format!("/api/v1/agents/2/reputation?clients={client}&tag1=speed");
     let (answer, summary) = call(&mut api, "GET", &target, key);
     assert_eq!(answer.status, 200, "{summary}");
@@ -170,7 +197,7 @@ fn agents_are_read_a_page_at_a_time_and_one_by_one_with_a_key() {
 fn every_error_is_json_naming_the_problem() {
     let (mut api, key) = api();
     let key = Some(key.as_str());
-    let code = |api: &mut ApiService<Registries>, method: &str, target: &str, key: Option<&str>| {
+    let code = |api: &mut ApiService<Shared>, method: &str, target: &str, key: Option<&str>| {
         let (answer, body) = call(api, method, target, key);
         (
             answer.status,
@@ -258,4 +285,340 @@ fn every_error_is_json_naming_the_problem() {
         code(&mut api, "GET", "/api/v1/agents/?cursor=0x1", key),
         (400, "bad_cursor".into())
     );
+}
+
+fn counters(api: &ApiService<Shared>) -> erc8004_api::cache::CacheCounters {
+    api.cache().counters()
+}
+
+#[test]
+fn no_read_after_a_committed_change_returns_the_answer_from_before_it() {
+    let chain = chain();
+    let (mut api, key) = api_with(&chain, ApiConfig::default());
+    let key = Some(key.as_str());
+    assert_eq!(call(&mut api, "GET", "/api/v1/agents/2", key).1["feedback"], 2);
+    let (_, first_page) = call(&mut api, "GET", "/api/v1/agents/?limit=2", key);
+    let (_, last_page) = call(&mut api, "GET", "/api/v1/agents/?limit=2&cursor=3", key);
+    assert_eq!((counters(&api).hits, counters(&api).misses), (0, 3));
+    assert_eq!(call(&mut api, "GET", "/api/v1/agents/2", key).1["feedback"], 2);
+    assert_eq!(counters(&api).hits, 1, "read again, unchanged: from the cache");
+
+    // A third client's feedback to agent 2, committed: the next read shows it.
+    send(&chain, &wallet(4), REPUTATION_REGISTRY, feedback(2, 100, "speed"));
+    let (_, agent) = call(&mut api, "GET", "/api/v1/agents/2", key);
+    assert_eq!(
+        (agent["feedback"].as_u64(), agent["clients"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert_eq!(counters(&api).invalidations, 1);
+    let (_, entries) = call(&mut api, "GET", "/api/v1/agents/2/feedback", key);
+    assert_eq!(entries["feedback"].as_array().unwrap().len(), 3);
+
+    // A new agent: the last page of the list grows; a page before it is still served from the
+    // cache (the change touched neither of its agents).
+    send(&chain, &wallet(5), IDENTITY_REGISTRY, I::register_0Call {});
+    let hits = counters(&api).hits;
+    assert_eq!(call(&mut api, "GET", "/api/v1/agents/?limit=2", key).1, first_page);
+    assert_eq!(counters(&api).hits, hits + 1);
+    let (_, page) = call(&mut api, "GET", "/api/v1/agents/?limit=2&cursor=3", key);
+    assert_ne!(page, last_page);
+    assert_eq!(page["agents"][1]["id"], "5", "{page}");
+    assert_eq!(counters(&api).stale_served, 0);
+}
+
+#[test]
+fn with_the_originals_invalidation_the_cache_serves_the_answer_from_before_and_counts_it() {
+    use erc8004_api::cache::{CacheConfig, Invalidation};
+    let chain = chain();
+    let config = ApiConfig {
+        cache: CacheConfig {
+            invalidation: Invalidation::Never,
+            ..CacheConfig::default()
+        },
+        ..ApiConfig::default()
+    };
+    let (mut api, key) = api_with(&chain, config);
+    let key = Some(key.as_str());
+    assert_eq!(call(&mut api, "GET", "/api/v1/agents/2", key).1["feedback"], 2);
+    send(&chain, &wallet(4), REPUTATION_REGISTRY, feedback(2, 100, "speed"));
+    assert_eq!(call(&mut api, "GET", "/api/v1/agents/2", key).1["feedback"], 2, "stale");
+    assert_eq!(counters(&api).stale_served, 1);
+}
+
+#[test]
+fn a_failing_cache_sends_every_read_to_the_registries_and_counts_each_failure() {
+    let chain = chain();
+    let (mut api, key) = api_with(&chain, ApiConfig::default());
+    let key = Some(key.as_str());
+    call(&mut api, "GET", "/api/v1/agents/2", key);
+    api.cache_mut().set_failing(true);
+    send(&chain, &wallet(4), REPUTATION_REGISTRY, feedback(2, 100, "speed"));
+    for _ in 0..3 {
+        assert_eq!(call(&mut api, "GET", "/api/v1/agents/2", key).1["feedback"], 3);
+    }
+    // Each read: a failed lookup and a failed store.
+    assert_eq!((counters(&api).errors, counters(&api).hits), (6, 0));
+    let (_, health) = call(&mut api, "GET", "/health", None);
+    assert_eq!(
+        health["components"]["cache"]["status"],
+        "failing: reads go to the registries"
+    );
+    api.cache_mut().set_failing(false);
+    call(&mut api, "GET", "/api/v1/agents/2", key);
+    call(&mut api, "GET", "/api/v1/agents/2", key);
+    assert_eq!(counters(&api).hits, 1, "working again");
+}
+
+#[test]
+fn the_cache_holds_at_most_its_bound_and_evicts_the_least_recently_used() {
+    use erc8004_api::cache::CacheConfig;
+    let chain = chain();
+    let config = ApiConfig {
+        cache: CacheConfig {
+            entries_max: 3,
+            ..CacheConfig::default()
+        },
+        ..ApiConfig::default()
+    };
+    let (mut api, key) = api_with(&chain, config);
+    let key = Some(key.as_str());
+    for id in [0, 1, 2, 0, 3, 4] {
+        call(&mut api, "GET", &format!("/api/v1/agents/{id}"), key);
+    }
+    // 0 was used again before 3 and 4 came: 1 and 2 went.
+    assert_eq!((api.cache().len(), counters(&api).evictions), (3, 2));
+    let hits = counters(&api).hits;
+    call(&mut api, "GET", "/api/v1/agents/0", key);
+    assert_eq!(counters(&api).hits, hits + 1);
+    call(&mut api, "GET", "/api/v1/agents/1", key);
+    assert_eq!(counters(&api).hits, hits + 1, "evicted");
+
+    // A byte bound, too: a few hundred bytes hold one agent's answer at a time.
+    let config = ApiConfig {
+        cache: CacheConfig {
+            bytes_max: 700,
+            ..CacheConfig::default()
+        },
+        ..ApiConfig::default()
+    };
+    let (mut api, key) = api_with(&chain, config);
+    for id in 0..5 {
+        call(&mut api, "GET", &format!("/api/v1/agents/{id}"), Some(&key));
+        assert!(api.cache().bytes() <= 700, "{} bytes", api.cache().bytes());
+    }
+    assert!(counters(&api).evictions >= 3, "{:?}", counters(&api));
+}
+
+/// Every agent's `/stats` answer.
+fn all_stats(api: &mut ApiService<Shared>, key: &str, agents: u64) -> Vec<Value> {
+    (0..agents)
+        .map(|id| call(api, "GET", &format!("/api/v1/agents/{id}/stats"), Some(key)).1)
+        .collect()
+}
+
+#[test]
+fn statistics_kept_event_by_event_equal_statistics_recomputed_from_the_state() {
+    use erc8004::abi::{ReputationRegistry as R, ValidationRegistry as V, VALIDATION_REGISTRY};
+    use erc8004_api::view::Refresh;
+    use runtime::{DetRng, Entropy};
+    let chain = chain();
+    let (mut kept, key) = api_with(&chain, ApiConfig::default());
+    // Recomputed whole at every read: the materialized view refreshed before each query.
+    let recomputed = ApiConfig {
+        refresh: Refresh::Periodic(std::time::Duration::ZERO),
+        ..ApiConfig::default()
+    };
+    let (mut oracle, _) = api_with(&chain, recomputed);
+    let mut rng = DetRng::seed_from_u64(8004);
+    let mut agents = 5u64;
+    // (client wallet, agent, index, revoked) of each feedback given; (validator, hash) of requests.
+    let mut given: Vec<(u64, u64, u64, bool)> = vec![(1, 2, 1, false), (3, 2, 1, false)];
+    let mut requests: Vec<(u64, B256)> = Vec::new();
+    for step in 0..120u64 {
+        match rng.below(5) {
+            0 => {
+                send(&chain, &wallet(0), IDENTITY_REGISTRY, I::register_0Call {});
+                agents += 1;
+            }
+            1 | 2 => {
+                let (client, agent) = (1 + rng.below(5), rng.below(agents));
+                let index = 1 + given.iter().filter(|g| g.0 == client && g.1 == agent).count() as u64;
+                let value = rng.below(20_000) as i128 - 10_000;
+                let mut call = feedback(agent, value, "speed");
+                call.valueDecimals = rng.below(4) as u8;
+                send(&chain, &wallet(client), REPUTATION_REGISTRY, call);
+                given.push((client, agent, index, false));
+            }
+            3 => {
+                let open: Vec<usize> = (0..given.len()).filter(|&i| !given[i].3).collect();
+                if let Some(&i) = open.get(rng.below(open.len().max(1) as u64) as usize) {
+                    let (client, agent, index, _) = given[i];
+                    let revoke = R::revokeFeedbackCall {
+                        agentId: U256::from(agent),
+                        feedbackIndex: index,
+                    };
+                    send(&chain, &wallet(client), REPUTATION_REGISTRY, revoke);
+                    given[i].3 = true;
+                }
+            }
+            _ => {
+                if requests.is_empty() || rng.below(2) == 0 {
+                    let validator = 6 + rng.below(2);
+                    let hash = keccak256(step.to_be_bytes());
+                    let request = V::validationRequestCall {
+                        validatorAddress: wallet(validator).address(),
+                        agentId: U256::from(rng.below(agents)),
+                        requestURI: "ipfs://request".into(),
+                        requestHash: hash,
+                    };
+                    send(&chain, &wallet(0), VALIDATION_REGISTRY, request);
+                    requests.push((validator, hash));
+                } else {
+                    // A response, or a later one replacing it.
+                    let (validator, hash) = requests[rng.below(requests.len() as u64) as usize];
+                    let response = V::validationResponseCall {
+                        requestHash: hash,
+                        response: rng.below(101) as u8,
+                        responseURI: String::new(),
+                        responseHash: B256::ZERO,
+                        tag: String::new(),
+                    };
+                    send(&chain, &wallet(validator), VALIDATION_REGISTRY, response);
+                }
+            }
+        }
+        if step % 10 == 9 {
+            assert_eq!(
+                all_stats(&mut kept, &key, agents),
+                all_stats(&mut oracle, &key, agents),
+                "step {step}"
+            );
+        }
+    }
+    let stats = all_stats(&mut kept, &key, agents);
+    assert!(
+        stats.iter().any(|s| s["feedback"]["revoked"].as_u64() > Some(0)),
+        "revocations ran"
+    );
+    assert!(
+        stats.iter().any(|s| s["validations"]["responded"].as_u64() > Some(0)),
+        "responses ran"
+    );
+    assert_eq!(kept.view().rebuilds(), 1, "built once, then kept event by event");
+    assert_eq!(kept.view().stale_reads(), 0);
+}
+
+#[test]
+fn statistics_refreshed_every_five_minutes_serve_reads_from_before_a_change_and_count_them() {
+    use erc8004_api::view::Refresh;
+    let chain = chain();
+    let config = ApiConfig {
+        refresh: Refresh::Periodic(std::time::Duration::from_secs(300)),
+        ..ApiConfig::default()
+    };
+    let (mut api, key) = api_with(&chain, config);
+    let stats = |api: &mut ApiService<Shared>, at: u64| {
+        let request =
+            HttpRequest::new("GET", "/api/v1/agents/2/stats", "").with_header("authorization", format!("Bearer {key}"));
+        let answer = api.handle(&request, WallTime::from_unix_nanos(at as i64 * 1_000_000_000));
+        serde_json::from_slice::<Value>(&answer.body).unwrap()
+    };
+    assert_eq!(stats(&mut api, NOW)["feedback"]["given"], 2);
+    send(&chain, &wallet(4), REPUTATION_REGISTRY, feedback(2, 100, "speed"));
+    assert_eq!(
+        stats(&mut api, NOW + 60)["feedback"]["given"],
+        2,
+        "stale for up to 5 minutes"
+    );
+    assert_eq!(api.view().stale_reads(), 1);
+    assert_eq!(
+        api.view()
+            .age(WallTime::from_unix_nanos((NOW as i64 + 60) * 1_000_000_000))
+            .as_secs(),
+        60
+    );
+    assert_eq!(stats(&mut api, NOW + 300)["feedback"]["given"], 3, "refreshed");
+    assert_eq!(api.view().stale_reads(), 1);
+    assert_eq!(
+        api.view()
+            .age(WallTime::from_unix_nanos((NOW as i64 + 300) * 1_000_000_000))
+            .as_secs(),
+        0
+    );
+    assert_eq!(api.view().age_max().as_secs(), 60, "the oldest a read saw");
+}
+
+#[test]
+fn metrics_count_requests_by_route_template_and_status_and_show_the_cache_and_view() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let chain = chain();
+    let (api, key) = api_with(&chain, ApiConfig::default());
+    // A clock that moves 250 µs per reading: every request takes 250 µs.
+    let clock = Arc::new(AtomicU64::new(0));
+    let ticks = clock.clone();
+    let mut api = api.with_stopwatch(Box::new(move || ticks.fetch_add(250_000, Ordering::Relaxed)));
+    let key = Some(key.as_str());
+    for target in [
+        "/api/v1/agents/2",
+        "/api/v1/agents/2",
+        "/api/v1/agents/3",
+        "/api/v1/agents/99",
+    ] {
+        call(&mut api, "GET", target, key);
+    }
+    call(&mut api, "GET", "/api/v1/agents/2", None);
+    call(&mut api, "GET", "/nowhere", None);
+    let request = HttpRequest::new("GET", "/metrics", "");
+    let answer = api.handle(&request, WallTime::from_unix_nanos(NOW as i64 * 1_000_000_000));
+    assert_eq!(
+        (answer.status, answer.content_type),
+        (200, "text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = String::from_utf8(answer.body.to_vec()).unwrap();
+    let series = |name: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    };
+    let expect = [
+        (
+            "erc8004_requests_total{route=\"/api/v1/agents/{id}\",status=\"200\"}",
+            3.0,
+        ),
+        (
+            "erc8004_requests_total{route=\"/api/v1/agents/{id}\",status=\"404\"}",
+            1.0,
+        ),
+        (
+            "erc8004_requests_total{route=\"/api/v1/agents/{id}\",status=\"401\"}",
+            1.0,
+        ),
+        ("erc8004_requests_total{route=\"unmatched\",status=\"404\"}", 1.0),
+        (
+            "erc8004_request_duration_seconds_count{route=\"/api/v1/agents/{id}\"}",
+            5.0,
+        ),
+        (
+            "erc8004_request_duration_seconds_sum{route=\"/api/v1/agents/{id}\"}",
+            5.0 * 0.000_25,
+        ),
+        (
+            "erc8004_request_duration_seconds_bucket{route=\"/api/v1/agents/{id}\",le=\"0.0002\"}",
+            0.0,
+        ),
+        (
+            "erc8004_request_duration_seconds_bucket{route=\"/api/v1/agents/{id}\",le=\"0.0004\"}",
+            5.0,
+        ),
+        ("erc8004_cache_hits_total", 1.0),
+        ("erc8004_cache_misses_total", 3.0),
+        ("erc8004_cache_entries", 2.0),
+        ("erc8004_agents", 5.0),
+        ("erc8004_chain_head", 7.0),
+        ("erc8004_view_head", 7.0),
+        ("erc8004_view_age_seconds", 0.0),
+        ("erc8004_view_stale_reads_total", 0.0),
+    ];
+    for (name, value) in expect {
+        assert_eq!(series(name), Some(value), "{name} in:\n{text}");
+    }
 }

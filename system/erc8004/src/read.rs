@@ -59,6 +59,21 @@ impl Registries {
         self.owners.contains(&id)
     }
 
+    /// Agent `id`'s feedback entry `index` from `client` (from 1), if given.
+    pub fn feedback_entry(&self, id: U256, client: Address, index: u64) -> Option<&Feedback> {
+        self.feedback.get(&(id, client, index))
+    }
+
+    /// The validation request `hash` and its latest response, if it was made.
+    pub fn validation_request(&self, hash: B256) -> Option<&Validation> {
+        self.validations.get(&hash)
+    }
+
+    /// The ids of every agent, in order.
+    pub fn agent_ids(&self) -> impl Iterator<Item = U256> + '_ {
+        self.owners.iter().map(|(id, _)| *id)
+    }
+
     /// Agent `id`, if it is registered.
     pub fn agent(&self, id: U256) -> Option<Agent> {
         let owner = *self.owners.get(&id)?;

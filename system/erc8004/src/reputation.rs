@@ -35,37 +35,85 @@ pub struct Summary {
 /// 256-bit signed arithmetic, the mean truncated toward zero, then scaled to the most common
 /// decimals (ties to the fewest) and truncated again, and cut to its low 128 bits.
 pub fn summarize(feedback: impl IntoIterator<Item = (i128, u8)>) -> Summary {
-    let mut sum = I256::ZERO;
-    let mut count = 0u64;
-    let mut by_decimals = [0u64; DECIMALS_MAX as usize + 1];
+    let mut tally = Tally::default();
     for (value, decimals) in feedback {
-        debug_assert!(decimals <= DECIMALS_MAX, "stored feedback has at most 18 decimals");
-        sum += I256::try_from(value).expect("an i128 fits 256 bits") * ten_to(DECIMALS_MAX - decimals);
-        count += 1;
-        by_decimals[usize::from(decimals)] += 1;
+        tally.add(value, decimals);
     }
-    if count == 0 {
-        return Summary {
+    tally.summary()
+}
+
+/// [`summarize`]'s running sums, kept as feedback comes and goes: a view that adds each new
+/// entry and removes each revoked one holds the same summary as one computed again from the
+/// whole set, at a constant cost per change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tally {
+    /// The values counted, each at 18 decimals.
+    sum: I256,
+    /// How many.
+    count: u64,
+    /// How many had each number of decimals (for the mode).
+    by_decimals: [u64; DECIMALS_MAX as usize + 1],
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            sum: I256::ZERO,
             count: 0,
-            value: 0,
-            decimals: 0,
-        };
-    }
-    let mut mode = 0u8;
-    for d in 1..=DECIMALS_MAX {
-        if by_decimals[usize::from(d)] > by_decimals[usize::from(mode)] {
-            mode = d;
+            by_decimals: [0; DECIMALS_MAX as usize + 1],
         }
     }
-    let mean = sum / I256::try_from(count).expect("a u64 fits 256 bits");
-    let scaled = mean / ten_to(DECIMALS_MAX - mode);
-    let limbs = scaled.into_raw();
-    let limbs = limbs.as_limbs();
-    let low = u128::from(limbs[0]) | (u128::from(limbs[1]) << 64);
-    Summary {
-        count,
-        value: low as i128,
-        decimals: mode,
+}
+
+impl Tally {
+    /// Counts one value with `decimals` decimals (at most [`DECIMALS_MAX`], as stored).
+    pub fn add(&mut self, value: i128, decimals: u8) {
+        assert!(decimals <= DECIMALS_MAX, "stored feedback has at most 18 decimals");
+        self.sum += I256::try_from(value).expect("an i128 fits 256 bits") * ten_to(DECIMALS_MAX - decimals);
+        self.count += 1;
+        self.by_decimals[usize::from(decimals)] += 1;
+    }
+
+    /// Uncounts a value [`Tally::add`] counted.
+    pub fn remove(&mut self, value: i128, decimals: u8) {
+        assert!(decimals <= DECIMALS_MAX, "stored feedback has at most 18 decimals");
+        let slot = &mut self.by_decimals[usize::from(decimals)];
+        assert!(*slot > 0 && self.count > 0, "a value removed that was never added");
+        *slot -= 1;
+        self.count -= 1;
+        self.sum -= I256::try_from(value).expect("an i128 fits 256 bits") * ten_to(DECIMALS_MAX - decimals);
+    }
+
+    /// The summary of the values counted now.
+    pub fn summary(&self) -> Summary {
+        let Tally {
+            sum,
+            count,
+            ref by_decimals,
+        } = *self;
+        if count == 0 {
+            return Summary {
+                count: 0,
+                value: 0,
+                decimals: 0,
+            };
+        }
+        let mut mode = 0u8;
+        for d in 1..=DECIMALS_MAX {
+            if by_decimals[usize::from(d)] > by_decimals[usize::from(mode)] {
+                mode = d;
+            }
+        }
+        let mean = sum / I256::try_from(count).expect("a u64 fits 256 bits");
+        let scaled = mean / ten_to(DECIMALS_MAX - mode);
+        let limbs = scaled.into_raw();
+        let limbs = limbs.as_limbs();
+        let low = u128::from(limbs[0]) | (u128::from(limbs[1]) << 64);
+        Summary {
+            count,
+            value: low as i128,
+            decimals: mode,
+        }
     }
 }
 

@@ -9,33 +9,17 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use erc8004::dev::DevChain;
-use erc8004::registries::Registries;
-use erc8004::rpc::RpcService;
 use erc8004_api::gate::Gate;
 use erc8004_api::keys::ApiKeys;
-use erc8004_api::service::{ApiService, RegistrySource};
+use erc8004_api::service::{ApiService, ChainSource};
 use runtime::{HttpRequest, HttpResponse, HttpService, WallTime};
-use runtime_tokio::DirStorage;
 
 use crate::keys::KEYS_FILE;
 
 /// How often the served API looks for a changed key file.
 pub const KEYS_CHECK_INTERVAL: Duration = Duration::from_secs(1);
-
-/// The development chain as the API reads it: the JSON-RPC service's chain, under its lock.
-pub(crate) struct DevRegistries(pub Arc<Mutex<RpcService<DevChain<DirStorage>>>>);
-
-impl RegistrySource for DevRegistries {
-    fn with_registries<T>(&self, read: impl FnOnce(&Registries) -> T) -> T {
-        let service = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let registries = service.node().chain().registries();
-        read(&registries)
-    }
-}
 
 /// What identifies one version of the key file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,11 +40,16 @@ pub(crate) struct ServedApi<S> {
     checked: Option<WallTime>,
 }
 
-impl<S: RegistrySource> ServedApi<S> {
-    /// The API over `source`, its keys in `state`'s key file.
+impl<S: ChainSource> ServedApi<S> {
+    /// The API over `source`, its keys in `state`'s key file, its requests timed by this
+    /// process's monotonic clock.
     pub(crate) fn new(source: S, state: &std::path::Path) -> Self {
+        // A backend: the service reads no clock, the process hands it one.
+        #[allow(clippy::disallowed_methods)]
+        let started = std::time::Instant::now();
+        let stopwatch = Box::new(move || u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
         ServedApi {
-            api: ApiService::new(source, Gate::new(ApiKeys::new())),
+            api: ApiService::new(source, Gate::new(ApiKeys::new())).with_stopwatch(stopwatch),
             keys_file: state.join(KEYS_FILE),
             seen: None,
             checked: None,
@@ -114,7 +103,7 @@ impl<S: RegistrySource> ServedApi<S> {
     }
 }
 
-impl<S: RegistrySource> HttpService for ServedApi<S> {
+impl<S: ChainSource> HttpService for ServedApi<S> {
     fn handle(&mut self, request: &HttpRequest, now: WallTime) -> HttpResponse {
         self.refresh(now);
         self.api.handle(request, now)

@@ -22,7 +22,7 @@ use erc8004::rpc::{RpcService, BODY_BYTES_MAX};
 use erc8004::wallet::Wallet;
 use runtime_tokio::{DirStorage, HttpsConfig, HttpsServer};
 
-use crate::api::{DevRegistries, ServedApi};
+use crate::api::ServedApi;
 use crate::lock::lock_dir;
 use crate::trustchain::{stop_signal, Failure};
 use crate::EXIT_BAD_INPUT;
@@ -127,7 +127,7 @@ fn dev(args: DevArgs) -> Result<(), Failure> {
         config.body_timeout = Duration::from_secs(10);
         let api = match api_listen {
             Some(listen) => {
-                let served = ServedApi::new(DevRegistries(service.clone()), &args.state);
+                let served = ServedApi::new(service.clone(), &args.state);
                 let api = HttpsServer::bind_plain(HttpsConfig::new(listen), Arc::new(Mutex::new(served)))
                     .map_err(|e| Failure(format!("--api: {e}")))?;
                 println!("api listening on http://{}", api.local_addr()?);

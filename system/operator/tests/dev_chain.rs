@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 
 use alloy_sol_types::SolCall;
 use common::{fresh_dir, json_rpc, run_hypermesh, text};
-use erc8004::abi::{IdentityRegistry as I, IDENTITY_REGISTRY};
+use erc8004::abi::{IdentityRegistry as I, ReputationRegistry as R, IDENTITY_REGISTRY, REPUTATION_REGISTRY};
 use erc8004::wallet::{Envelope, Wallet};
 use serde_json::{json, Value};
 
@@ -256,6 +256,13 @@ fn web3_py_registers_an_agent_gives_feedback_and_reads_summary_and_logs() {
 /// A GET of `target` from the API at `addr` with `key` as its bearer: the status, the headers
 /// (lower-cased names) and the JSON body.
 fn api_get(addr: SocketAddr, target: &str, key: Option<&str>) -> (u16, Vec<(String, String)>, Value) {
+    let (status, headers, body) = api_fetch(addr, target, key);
+    (status, headers, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// GET `target` over one HTTP/1.1 connection: the status, the header fields (names in lower
+/// case) and the body as text.
+fn api_fetch(addr: SocketAddr, target: &str, key: Option<&str>) -> (u16, Vec<(String, String)>, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     let auth = key
@@ -282,7 +289,7 @@ fn api_get(addr: SocketAddr, target: &str, key: Option<&str>) -> (u16, Vec<(Stri
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    (status, headers, serde_json::from_str(body).unwrap_or(Value::Null))
+    (status, headers, body.to_owned())
 }
 
 /// The registry API beside JSON-RPC on one chain: refused without a key, served with a key made
@@ -336,6 +343,66 @@ fn the_registry_api_serves_the_chain_to_a_key_made_and_revoked_while_it_runs() {
         headers.iter().any(|(n, v)| n == "x-ratelimit-limit" && v == "1000"),
         "{headers:?}"
     );
+    let (_, _, stats) = api_get(api, "/api/v1/agents/0/stats", Some(&key));
+    assert_eq!(stats["feedback"]["given"], 0, "{stats}");
+
+    // Feedback committed over JSON-RPC: the very next read shows it (the cached answer from
+    // before is not served), and the statistics count it.
+    let feedback = R::giveFeedbackCall {
+        agentId: alloy_primitives::U256::ZERO,
+        value: 87,
+        valueDecimals: 0,
+        tag1: "speed".into(),
+        tag2: String::new(),
+        endpoint: String::new(),
+        feedbackURI: String::new(),
+        feedbackHash: alloy_primitives::B256::ZERO,
+    };
+    let raw = account(1).sign_call(
+        Envelope::Eip1559,
+        8004,
+        0,
+        REPUTATION_REGISTRY,
+        feedback.abi_encode().into(),
+    );
+    dev.rpc("eth_sendRawTransaction", json!([raw])).unwrap();
+    let (_, _, agent) = api_get(api, "/api/v1/agents/0", Some(&key));
+    assert_eq!(agent["feedback"], 1, "{agent}");
+    let (_, _, stats) = api_get(api, "/api/v1/agents/0/stats", Some(&key));
+    assert_eq!(
+        (
+            stats["feedback"]["given"].as_u64(),
+            stats["feedback"]["mean"]["value"].as_str()
+        ),
+        (Some(1), Some("87")),
+        "{stats}"
+    );
+
+    // /metrics needs no key, and the Prometheus project's own parser reads it.
+    let (status, headers, metrics) = api_fetch(api, "/metrics", None);
+    assert_eq!(status, 200);
+    assert!(
+        headers
+            .iter()
+            .any(|(n, v)| n == "content-type" && v.starts_with("text/plain; version=0.0.4")),
+        "{headers:?}"
+    );
+    // The agent's answer and its statistics, both changed by the feedback.
+    assert!(metrics.contains("erc8004_cache_invalidations_total 2\n"), "{metrics}");
+    assert!(metrics.contains("erc8004_view_age_max_seconds 0.0\n"), "{metrics}");
+    if let Some(python) = web3_python() {
+        let parsed = parse_exposition(&python, &metrics);
+        let ok = &parsed["erc8004_requests"]["erc8004_requests_total"];
+        let served = ok
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["labels"]["route"] == "/api/v1/agents/{id}" && s["labels"]["status"] == "200")
+            .unwrap_or_else(|| panic!("{parsed}"));
+        assert_eq!(served["value"], 2.0, "{parsed}");
+        let durations = &parsed["erc8004_request_duration_seconds"]["erc8004_request_duration_seconds_count"];
+        assert!(!durations.as_array().unwrap().is_empty(), "{parsed}");
+    }
 
     let revoked = run_hypermesh(&["keys", "revoke", "--state", state.to_str().unwrap(), &key]);
     assert!(revoked.status.success(), "{}", text(&revoked.stderr));
@@ -348,4 +415,35 @@ fn the_registry_api_serves_the_chain_to_a_key_made_and_revoked_while_it_runs() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
     assert_eq!((status, body["error"]["code"].as_str()), (401, Some("revoked_api_key")));
+}
+
+/// `exposition` read by `prometheus_client`'s parser (the Prometheus project's Python client):
+/// `{family: {sample name: [{labels, value}]}}`. A text it cannot parse fails the test.
+fn parse_exposition(python: &str, exposition: &str) -> Value {
+    use std::io::Write;
+    let script = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for family in text_string_to_metric_families(sys.stdin.read()):
+    samples = out.setdefault(family.name, {})
+    for s in family.samples:
+        samples.setdefault(s.name, []).append({"labels": s.labels, "value": s.value})
+print(json.dumps(out))
+"#;
+    let mut child = Command::new(python)
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(exposition.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the parser refused /metrics: {}",
+        text(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }

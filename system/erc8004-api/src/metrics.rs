@@ -1,0 +1,189 @@
+//! `GET /metrics`: the API's figures in the Prometheus text format (0.0.4), written by
+//! `prometheus-client`.
+//!
+//! Requests are counted by route template and status as they are answered; their durations
+//! (measured by the backend's clock, [`Stopwatch`]) go into a histogram per route template. The
+//! cache, the statistics view and the chain are read at the scrape: the values the cache and
+//! view keep are the only copy, so the exposition cannot drift from them.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::cache::ResponseCache;
+use crate::view::StatsView;
+
+/// The `Content-Type` of the exposition.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// A monotonic clock in nanoseconds, the backend's (a service reads no clock of its own).
+pub type Stopwatch = Box<dyn Fn() -> u64 + Send>;
+
+/// A request's labels: the route template (never the raw path, so that the series stay few)
+/// and the status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: &'static str,
+    status: String,
+}
+
+/// A duration's label: the route template.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: &'static str,
+}
+
+type Durations = Family<RouteLabel, Histogram, fn() -> Histogram>;
+
+/// The request figures, kept as requests are answered.
+pub struct ApiMetrics {
+    requests: Family<RequestLabels, Counter>,
+    durations: Durations,
+}
+
+/// Duration buckets: 50 µs to about 1.6 s, doubling (the guide's P95 bound, 500 ms, inside).
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+impl Default for ApiMetrics {
+    fn default() -> Self {
+        ApiMetrics {
+            requests: Family::default(),
+            durations: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
+        }
+    }
+}
+
+/// What a scrape reads besides the request figures.
+pub struct Scrape<'a> {
+    /// The cache.
+    pub cache: &'a ResponseCache,
+    /// The statistics view.
+    pub view: &'a StatsView,
+    /// Its age now, seconds.
+    pub view_age_seconds: f64,
+    /// The chain's head block.
+    pub chain_head: u64,
+    /// Agents registered.
+    pub agents: usize,
+}
+
+impl ApiMetrics {
+    /// Counts one answer on `route` with `status`, which took `seconds` if measured.
+    pub fn observe(&self, route: &'static str, status: u16, seconds: Option<f64>) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                route,
+                status: status.to_string(),
+            })
+            .inc();
+        if let Some(seconds) = seconds {
+            self.durations.get_or_create(&RouteLabel { route }).observe(seconds);
+        }
+    }
+
+    /// Requests answered on `route` with `status` so far.
+    pub fn requests(&self, route: &'static str, status: u16) -> u64 {
+        self.requests
+            .get(&RequestLabels {
+                route,
+                status: status.to_string(),
+            })
+            .map_or(0, |c| c.get())
+    }
+
+    /// The exposition: every series, as the text format writes it.
+    pub fn exposition(&self, scrape: &Scrape<'_>) -> String {
+        let mut registry = Registry::with_prefix("erc8004");
+        registry.register(
+            "requests",
+            "Requests answered, by route template and status",
+            self.requests.clone(),
+        );
+        registry.register_with_unit(
+            "request_duration",
+            "Time to answer a request inside the service (queueing in the server excluded), by route template",
+            Unit::Seconds,
+            self.durations.clone(),
+        );
+        let c = scrape.cache.counters();
+        let counters = [
+            ("cache_hits", "Cache lookups answered from an entry", c.hits),
+            ("cache_misses", "Cache lookups that found no current entry", c.misses),
+            (
+                "cache_evictions",
+                "Entries deleted to stay within the cache's bounds",
+                c.evictions,
+            ),
+            (
+                "cache_invalidations",
+                "Entries found changed by a committed block and deleted",
+                c.invalidations,
+            ),
+            (
+                "cache_stale_served",
+                "Entries served though a committed block changed them (only with invalidation off)",
+                c.stale_served,
+            ),
+            (
+                "cache_errors",
+                "Cache lookups and stores that failed; each read went to the registries",
+                c.errors,
+            ),
+            (
+                "view_stale_reads",
+                "Statistics served from before a committed change (only with a periodic refresh)",
+                scrape.view.stale_reads(),
+            ),
+            (
+                "view_rebuilds",
+                "Statistics recomputed whole from the state",
+                scrape.view.rebuilds(),
+            ),
+        ];
+        for (name, help, value) in counters {
+            registry.register(name, help, ConstCounter::new(value));
+        }
+        let config = scrape.cache.config();
+        let gauges = [
+            ("cache_entries", "Entries the cache holds", scrape.cache.len() as u64),
+            ("cache_bytes", "Bytes the cache holds", scrape.cache.bytes() as u64),
+            (
+                "cache_entries_max",
+                "Entries the cache holds at most",
+                config.entries_max as u64,
+            ),
+            (
+                "cache_bytes_max",
+                "Bytes the cache holds at most",
+                config.bytes_max as u64,
+            ),
+            ("chain_head", "The chain's head block", scrape.chain_head),
+            ("view_head", "The block the statistics view matches", scrape.view.head()),
+            ("agents", "Agents registered", scrape.agents as u64),
+        ];
+        for (name, help, value) in gauges {
+            registry.register(name, help, ConstGauge::new(value as i64));
+        }
+        registry.register_with_unit(
+            "view_age",
+            "Time since the statistics view was last known to match the chain's head",
+            Unit::Seconds,
+            ConstGauge::new(scrape.view_age_seconds),
+        );
+        registry.register_with_unit(
+            "view_age_max",
+            "The largest age the statistics view had when it was brought up to date",
+            Unit::Seconds,
+            ConstGauge::new(scrape.view.age_max().as_secs_f64()),
+        );
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)
+            .expect("writing to a String does not fail");
+        text
+    }
+}
