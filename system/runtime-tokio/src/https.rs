@@ -73,10 +73,18 @@ pub struct HttpsConfig {
     pub body_timeout: Duration,
     /// Request bodies above this get a 413.
     pub body_bytes_max: usize,
+    /// Requests read whole and waiting for the service (which answers one at a time) or being
+    /// answered, at most: one more gets a 503 with `Retry-After` at once and never reaches the
+    /// service, so a burst cannot pile up threads and memory behind it (the guide's pool
+    /// exhaustion, bounded).
+    pub requests_waiting_max: usize,
+    /// The `Retry-After` of that 503, seconds.
+    pub busy_retry_after_s: u32,
 }
 
 impl HttpsConfig {
-    /// Defaults for `listen`: 256 connections, 10 s handshakes, heads and bodies, 64 KiB bodies.
+    /// Defaults for `listen`: 256 connections, 10 s handshakes, heads and bodies, 64 KiB bodies,
+    /// 256 requests waiting (one per connection), a retry after 1 s.
     pub fn new(listen: SocketAddr) -> Self {
         HttpsConfig {
             listen,
@@ -85,6 +93,8 @@ impl HttpsConfig {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             body_bytes_max: 64 * 1024,
+            requests_waiting_max: 256,
+            busy_retry_after_s: 1,
         }
     }
 }
@@ -151,8 +161,18 @@ fn listen(addr: SocketAddr) -> Result<TcpListener, HttpsError> {
     bind().map_err(|source| HttpsError::Bind { addr, source })
 }
 
+/// The way to the service: a bounded number of requests may wait, and they take turns.
+struct Queue {
+    /// A permit per request waiting or being answered.
+    waiting: Arc<Semaphore>,
+    /// One permit: the request being answered. Waiting for it is a task's, not a thread's.
+    turn: Semaphore,
+    waiting_max: usize,
+    retry_after_s: u32,
+}
+
 /// Serves HTTP/1.1 requests on one connection, TLS or not.
-async fn serve_connection<I, S>(io: I, service: Arc<Mutex<S>>, config: HttpsConfig, peer: SocketAddr)
+async fn serve_connection<I, S>(io: I, service: Arc<Mutex<S>>, config: HttpsConfig, peer: SocketAddr, queue: Arc<Queue>)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     S: HttpService + 'static,
@@ -161,7 +181,7 @@ where
         bytes_max: config.body_bytes_max,
         timeout: config.body_timeout,
     };
-    let handler = hyper::service::service_fn(move |request| respond(request, service.clone(), limits));
+    let handler = hyper::service::service_fn(move |request| respond(request, service.clone(), limits, queue.clone()));
     let served = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_timeout)
@@ -209,6 +229,12 @@ impl<S: HttpService + 'static> HttpsServer<S> {
     /// Serves until `shutdown` completes; connections already accepted finish on their own.
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) {
         let permits = Arc::new(Semaphore::new(self.config.connections_max));
+        let queue = Arc::new(Queue {
+            waiting: Arc::new(Semaphore::new(self.config.requests_waiting_max)),
+            turn: Semaphore::new(1),
+            waiting_max: self.config.requests_waiting_max,
+            retry_after_s: self.config.busy_retry_after_s,
+        });
         tokio::pin!(shutdown);
         loop {
             let (tcp, peer) = tokio::select! {
@@ -232,10 +258,11 @@ impl<S: HttpService + 'static> HttpsServer<S> {
             let acceptor = self.acceptor.clone();
             let service = self.service.clone();
             let config = self.config.clone();
+            let queue = queue.clone();
             tokio::spawn(async move {
                 let _permit = permit;
                 let Some(acceptor) = acceptor else {
-                    serve_connection(tcp, service, config, peer).await;
+                    serve_connection(tcp, service, config, peer, queue).await;
                     return;
                 };
                 let tls = match tokio::time::timeout(config.handshake_timeout, acceptor.accept(tcp)).await {
@@ -249,7 +276,7 @@ impl<S: HttpService + 'static> HttpsServer<S> {
                         return;
                     }
                 };
-                serve_connection(tls, service, config, peer).await;
+                serve_connection(tls, service, config, peer, queue).await;
             });
         }
     }
@@ -336,6 +363,7 @@ async fn respond<S: HttpService + 'static>(
     request: Request<Incoming>,
     service: Arc<Mutex<S>>,
     limits: BodyLimits,
+    queue: Arc<Queue>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = request.into_parts();
     let read = tokio::time::timeout(limits.timeout, read_body(&parts.headers, body, limits.bytes_max)).await;
@@ -365,9 +393,23 @@ async fn respond<S: HttpService + 'static>(
                     .collect(),
                 body,
             };
-            let now = host_wall_now();
-            let handled = tokio::task::spawn_blocking(move || handle(&service, &request, now)).await;
-            handled.unwrap_or_else(|_| plain(500, "internal error: the request handler failed"))
+            match queue.waiting.clone().try_acquire_owned() {
+                Err(_) => plain(
+                    503,
+                    &format!(
+                        "server busy: {} requests are already waiting; this one was not processed (nothing it asked was done), retry after {} s",
+                        queue.waiting_max, queue.retry_after_s
+                    ),
+                )
+                .with_header("retry-after", queue.retry_after_s.to_string()),
+                Ok(waiting) => {
+                    let turn = queue.turn.acquire().await.expect("the turn semaphore is never closed");
+                    let now = host_wall_now();
+                    let handled = tokio::task::spawn_blocking(move || handle(&service, &request, now)).await;
+                    drop((turn, waiting));
+                    handled.unwrap_or_else(|_| plain(500, "internal error: the request handler failed"))
+                }
+            }
         }
     };
     let mut response = Response::builder()

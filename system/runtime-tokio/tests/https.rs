@@ -1,5 +1,6 @@
-//! The HTTPS server's robustness against its clients (issue 13, item 9): a client that sends a
-//! request head and then stalls its body, and a service that panics on a request.
+//! The HTTPS server's robustness against its clients (issue 13, item 9; issue 17, item 6): a
+//! client that sends a request head and then stalls its body, a service that panics on a
+//! request, and more requests than may wait for a busy service.
 
 // A backend's test: real sockets, the OS clock.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -136,4 +137,86 @@ async fn header_fields_reach_the_service_repeated_and_in_order() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.ends_with("Bearer a|Bearer b"), "{answer}");
+}
+
+/// Holds `/slow` until the test lets it go; counts every request it answers.
+struct Slow {
+    entered: std::sync::mpsc::Sender<()>,
+    release: std::sync::mpsc::Receiver<()>,
+    answered: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl HttpService for Slow {
+    fn handle(&mut self, request: &HttpRequest, _now: WallTime) -> HttpResponse {
+        if request.path == "/slow" {
+            self.entered.send(()).unwrap();
+            self.release.recv().unwrap();
+        }
+        self.answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        HttpResponse::new(200, "text/plain", "done")
+    }
+}
+
+/// One plain HTTP/1.1 request to `addr`, answered in full.
+async fn plain_get(addr: SocketAddr, path: &str) -> String {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        format!("POST {path} HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    tcp.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// With the service busy and the queue full, a request is answered 503 with `Retry-After` at
+/// once and never reaches the service; the requests let in are all answered.
+#[tokio::test]
+async fn past_the_waiting_bound_a_request_gets_503_and_is_not_processed() {
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let service = Slow {
+        entered: entered_tx,
+        release: release_rx,
+        answered: answered.clone(),
+    };
+    let mut config = HttpsConfig::new("[::1]:0".parse().unwrap());
+    config.requests_waiting_max = 2;
+    config.busy_retry_after_s = 3;
+    let server = HttpsServer::bind_plain(config, Arc::new(Mutex::new(service))).unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.serve(std::future::pending()));
+
+    let slow = tokio::spawn(plain_get(addr, "/slow"));
+    tokio::task::spawn_blocking(move || entered.recv_timeout(Duration::from_secs(10)).unwrap())
+        .await
+        .unwrap();
+    // The service is busy with /slow: one more may wait; of these three, two are refused.
+    let others: Vec<_> = (0..3).map(|_| tokio::spawn(plain_get(addr, "/write"))).collect();
+    let mut refused = Vec::new();
+    let mut waiting = Vec::new();
+    for other in others {
+        // A refused request is answered without waiting for the service.
+        match tokio::time::timeout(Duration::from_secs(2), other).await {
+            Ok(answer) => refused.push(answer.unwrap()),
+            Err(_) => waiting.push(()),
+        }
+    }
+    assert_eq!((refused.len(), waiting.len()), (2, 1), "{refused:?}");
+    for answer in &refused {
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(answer.to_ascii_lowercase().contains("retry-after: 3\r\n"), "{answer}");
+        assert!(answer.contains("was not processed"), "{answer}");
+    }
+    release.send(()).unwrap();
+    assert!(slow.await.unwrap().starts_with("HTTP/1.1 200"));
+    // The one that waited is answered once /slow is done; the refused ones never were.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while answered.load(std::sync::atomic::Ordering::SeqCst) < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(answered.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
