@@ -5,10 +5,10 @@
 //! ([`ratelimit`], GCRA with the guide's headers); the [`gate`] every `/api/v1/` request passes
 //! (its key, then its limit: 401 saying why, 429 with `Retry-After`); the routes ([`service`]:
 //! health, metrics, agents a page at a time, one agent, its feedback, validations, reputation
-//! summary and statistics); what follows the chain ([`view`]: the agents each committed block
+//! summary and statistics; transactions posted); what follows the chain ([`view`]: the agents each committed block
 //! changed, and the statistics kept incrementally); the read-through [`cache`], bounded and
 //! never stale; the Prometheus exposition ([`metrics`]). Filters, registration files,
-//! transactions, the OpenAPI document, bounded queues and alerts are not built yet.
+//! the OpenAPI document and alerts are not built yet.
 //! `hypermesh dev --api` serves it (the operator's `api` module).
 
 pub mod cache;

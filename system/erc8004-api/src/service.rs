@@ -6,8 +6,9 @@
 //! `GET /api/v1/agents/{id}`, `/{id}/feedback` and `/{id}/validations` (pages the same way, their
 //! cursors opaque strings), `/{id}/reputation` (the summary the registry's `getSummary` gives,
 //! over `clients`, optionally one or both tags) and `/{id}/stats` (the guide's materialized
-//! views, [`crate::view::StatsView`]). The guide's filters, registration files, transactions and
-//! the OpenAPI document are not built yet: a filter parameter is refused with 400 naming it,
+//! views, [`crate::view::StatsView`]), and `POST /api/v1/transactions` (a signed transaction handed
+//! to the chain, answered with its receipt once included). The guide's filters, registration
+//! files and the OpenAPI document are not built yet: a filter parameter is refused with 400 naming it,
 //! never ignored.
 //!
 //! Every read first brings the [`Follower`] to the chain's head, in the same read of the chain
@@ -22,13 +23,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use alloy_primitives::{Address, U256};
+use alloy_primitives::{Address, B256, U256};
 use erc8004::chain::Chain;
 use erc8004::dev::DevChain;
 use erc8004::read::{Agent, FeedbackEntry, ValidationEntry};
 use erc8004::registries::Registries;
 use erc8004::reputation::summarize;
-use erc8004::rpc::{RpcNode, RpcService};
+use erc8004::rpc::{RpcNode, RpcService, SendError};
 use runtime::{HttpRequest, HttpResponse, HttpService, Storage, WallTime};
 use serde_json::{json, Value};
 
@@ -42,10 +43,19 @@ pub const PAGE_LIMIT_MAX: usize = 100;
 /// Agents per page when `limit` is not given.
 pub const PAGE_LIMIT_DEFAULT: usize = 20;
 
-/// Where the API reads the registries from: the chain a node holds.
+/// Where the API reads the registries from, and hands transactions to: the chain a node holds.
 pub trait ChainSource: Send {
     /// Runs `read` on the chain as it is now.
     fn with_chain<T>(&self, read: impl FnOnce(&Chain) -> T) -> T;
+
+    /// Hands the signed transaction `raw` to the chain, as [`RpcService::send_raw`] does: its
+    /// hash once taken, or why not. A source that only reads refuses every one.
+    fn submit(&mut self, raw: &[u8], now: WallTime) -> Result<B256, SendError> {
+        let _ = (raw, now);
+        Err(SendError::NotTaken(
+            "this API only reads: its node takes no transactions here".into(),
+        ))
+    }
 }
 
 impl ChainSource for Chain {
@@ -64,6 +74,10 @@ impl<N: RpcNode> ChainSource for RpcService<N> {
     fn with_chain<T>(&self, read: impl FnOnce(&Chain) -> T) -> T {
         read(&self.node().chain())
     }
+
+    fn submit(&mut self, raw: &[u8], now: WallTime) -> Result<B256, SendError> {
+        self.send_raw(raw, now)
+    }
 }
 
 /// A chain shared with its writer (the JSON-RPC endpoint, a test): read under its lock, which a
@@ -72,6 +86,11 @@ impl<C: ChainSource> ChainSource for Arc<Mutex<C>> {
     fn with_chain<T>(&self, read: impl FnOnce(&Chain) -> T) -> T {
         let source = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         source.with_chain(read)
+    }
+
+    fn submit(&mut self, raw: &[u8], now: WallTime) -> Result<B256, SendError> {
+        let mut source = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        source.submit(raw, now)
     }
 }
 
@@ -116,6 +135,7 @@ enum Route {
     Validations(U256),
     Reputation(U256),
     Stats(U256),
+    Transactions,
 }
 
 impl Route {
@@ -130,6 +150,15 @@ impl Route {
             Route::Validations(_) => "/api/v1/agents/{id}/validations",
             Route::Reputation(_) => "/api/v1/agents/{id}/reputation",
             Route::Stats(_) => "/api/v1/agents/{id}/stats",
+            Route::Transactions => "/api/v1/transactions",
+        }
+    }
+
+    /// The methods it takes, as `Allow` lists them.
+    fn allow(self) -> &'static str {
+        match self {
+            Route::Transactions => "POST",
+            _ => "GET, HEAD",
         }
     }
 }
@@ -186,6 +215,48 @@ impl<S: ChainSource> ApiService<S> {
     /// The request figures.
     pub fn metrics(&self) -> &ApiMetrics {
         &self.metrics
+    }
+
+    /// `POST /api/v1/transactions`: a signed transaction (`{"raw": "0x…"}`) handed to the chain;
+    /// 200 with its receipt once included, 202 if held for an earlier nonce, else why not.
+    fn transaction(&mut self, request: &HttpRequest, now: WallTime) -> HttpResponse {
+        if !request.query.is_empty() {
+            return error(
+                400,
+                "unknown_parameter",
+                "this route takes no query: send {\"raw\": \"0x…\"}",
+            );
+        }
+        let raw = match transaction_body(&request.body) {
+            Ok(raw) => raw,
+            Err(why) => return error(400, "bad_body", &why),
+        };
+        let hash = match self.source.submit(&raw, now) {
+            Ok(hash) => hash,
+            Err(refused) => return refused_transaction(&refused),
+        };
+        self.source.with_chain(|chain| match chain.receipt(&hash) {
+            Some(receipt) => ok(json!({
+                "hash": hash.to_string(),
+                "status": "included",
+                "block_number": receipt.block_number,
+                "success": receipt.status,
+                "revert_reason": receipt.revert.as_ref().map(|(_, reason)| reason.clone()),
+                "logs": receipt.logs.len(),
+            })),
+            None => HttpResponse::new(
+                202,
+                JSON,
+                format!(
+                    "{}\n",
+                    json!({
+                        "hash": hash.to_string(),
+                        "status": "held",
+                        "message": "taken, and held until its sender's earlier nonces are included",
+                    })
+                ),
+            ),
+        })
     }
 
     /// The answer to `route`, once past the gate and the method check.
@@ -249,15 +320,18 @@ impl<S: ChainSource> ApiService<S> {
         let mut answer = match route {
             Err(answer) => answer,
             // HEAD is GET without the body, which the server leaves out.
-            Ok(_) if request.method != "GET" && request.method != "HEAD" => error(
+            Ok(route) if !route.allow().split(", ").any(|m| m == request.method) => error(
                 405,
                 "method_not_allowed",
                 &format!(
-                    "{} {} is not served: this route takes GET and HEAD",
-                    request.method, request.path
+                    "{} {} is not served: this route takes {}",
+                    request.method,
+                    request.path,
+                    route.allow()
                 ),
             )
-            .with_header("Allow", "GET, HEAD"),
+            .with_header("Allow", route.allow()),
+            Ok(Route::Transactions) => self.transaction(request, now),
             Ok(route) => self.answer(route, request, now),
         };
         if let Some(admitted) = admitted {
@@ -298,7 +372,7 @@ fn read(
         })
     };
     match route {
-        Route::Health | Route::Metrics => unreachable!("answered before the cache"),
+        Route::Health | Route::Metrics | Route::Transactions => unreachable!("answered before the cache"),
         Route::Agents => {
             let (limit, cursor) = match page_params(params, decimal_id) {
                 Ok(page) => page,
@@ -446,6 +520,9 @@ fn route_of(path: &str) -> Result<Route, HttpResponse> {
         "/metrics" => return Ok(Route::Metrics),
         _ => {}
     }
+    if path == "/api/v1/transactions" {
+        return Ok(Route::Transactions);
+    }
     let rest = path
         .strip_prefix("/api/v1/agents")
         .filter(|rest| rest.is_empty() || rest.starts_with('/'))
@@ -547,6 +624,40 @@ fn reputation_filter(params: &[(String, String)]) -> Result<ReputationFilter, Ht
         ));
     }
     Ok(filter)
+}
+
+/// The transaction a request body carries: `{"raw": "0x…"}`, the signed envelope in hex.
+fn transaction_body(body: &[u8]) -> Result<Vec<u8>, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        raw: String,
+    }
+    let body: Body = serde_json::from_slice(body).map_err(|e| format!("the body is not {{\"raw\": \"0x…\"}} ({e})"))?;
+    let hex = body
+        .raw
+        .strip_prefix("0x")
+        .ok_or_else(|| "raw: give the signed transaction as 0x-prefixed hex".to_owned())?;
+    alloy_primitives::hex::decode(hex).map_err(|e| format!("raw is not hex: {e}"))
+}
+
+/// The answer to a transaction the chain did not take: nothing of it was done.
+fn refused_transaction(refused: &SendError) -> HttpResponse {
+    match refused {
+        SendError::Undecodable(why) => error(
+            400,
+            "bad_transaction",
+            &format!("not a signed transaction for this chain: {why}"),
+        ),
+        SendError::NonceTooLow { .. } => error(409, "nonce_too_low", &refused.to_string()),
+        SendError::NonceTooHigh { .. } => error(409, "nonce_too_high", &refused.to_string()),
+        SendError::NotTaken(why) => error(
+            503,
+            "not_accepted",
+            &format!("the transaction was not accepted, nothing of it was done: {why}; send it again"),
+        )
+        .with_header("Retry-After", "1"),
+    }
 }
 
 fn not_an_agent(id: U256) -> HttpResponse {

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use erc8004::abi::{IdentityRegistry as I, ReputationRegistry as R, IDENTITY_REGISTRY, REPUTATION_REGISTRY};
 use erc8004::chain::ChainConfig;
 use erc8004::dev::DevChain;
+use erc8004::rpc::RpcService;
 use erc8004::wallet::{Envelope, Wallet};
 use erc8004_api::gate::Gate;
 use erc8004_api::keys::ApiKeys;
@@ -17,8 +18,9 @@ use serde_json::Value;
 
 const NOW: u64 = 1_790_000_000;
 
-/// The development chain, shared by the API and the test that writes to it.
-type Shared = Arc<Mutex<DevChain<MemStorage>>>;
+/// The development chain behind its JSON-RPC endpoint, shared by the API and the test that
+/// writes to it (as `hypermesh dev` shares it).
+type Shared = Arc<Mutex<RpcService<DevChain<MemStorage>>>>;
 
 fn wallet(i: u64) -> Wallet {
     Wallet::development(42, i)
@@ -26,7 +28,8 @@ fn wallet(i: u64) -> Wallet {
 
 /// `from` calls `to` with `call` in a block of its own; the call must succeed.
 fn send<C: SolCall>(chain: &Shared, from: &Wallet, to: Address, call: C) {
-    let mut chain = chain.lock().unwrap();
+    let mut service = chain.lock().unwrap();
+    let chain = service.node_mut();
     let nonce = chain.chain().nonce(from.address());
     let id = chain.chain().config().chain_id;
     let raw = from.sign_call(Envelope::Eip1559, id, nonce, to, call.abi_encode().into());
@@ -57,7 +60,7 @@ fn feedback(agent: u64, value: i128, tag1: &str) -> R::giveFeedbackCall {
 /// and 3, -2.50 tagged "speed").
 fn chain() -> Shared {
     let (chain, _) = DevChain::open(MemStorage::default(), ChainConfig::default()).unwrap();
-    let chain = Arc::new(Mutex::new(chain));
+    let chain = Arc::new(Mutex::new(RpcService::new(chain)));
     for i in 0..5 {
         let register = I::register_1Call {
             agentURI: format!("ipfs://agent-{i}"),
@@ -621,4 +624,98 @@ fn metrics_count_requests_by_route_template_and_status_and_show_the_cache_and_vi
     for (name, value) in expect {
         assert_eq!(series(name), Some(value), "{name} in:\n{text}");
     }
+}
+
+/// POSTs `body` to `/api/v1/transactions` with `key`.
+fn post(api: &mut ApiService<Shared>, body: &str, key: &str) -> (HttpResponse, Value) {
+    let request = HttpRequest::new("POST", "/api/v1/transactions", body.to_owned())
+        .with_header("authorization", format!("Bearer {key}"));
+    let answer = api.handle(&request, WallTime::from_unix_nanos(NOW as i64 * 1_000_000_000));
+    let body = serde_json::from_slice(&answer.body).unwrap();
+    (answer, body)
+}
+
+/// `from`'s call to `to`, signed at `nonce`, as the body's hex.
+fn signed<C: SolCall>(from: &Wallet, nonce: u64, to: Address, call: C) -> String {
+    let raw = from.sign_call(
+        Envelope::Eip1559,
+        ChainConfig::default().chain_id,
+        nonce,
+        to,
+        call.abi_encode().into(),
+    );
+    format!("{{\"raw\": \"{raw}\"}}")
+}
+
+#[test]
+fn a_transaction_posted_is_answered_once_included_and_the_next_read_shows_it() {
+    let chain = chain();
+    let (mut api, key) = api_with(&chain, ApiConfig::default());
+    let newcomer = wallet(9);
+    let (_, before) = call(&mut api, "GET", "/api/v1/agents/?cursor=3", Some(&key));
+    assert_eq!(before["agents"].as_array().unwrap().len(), 1, "cached: {before}");
+
+    let register = signed(&newcomer, 0, IDENTITY_REGISTRY, I::register_0Call {});
+    let (answer, receipt) = post(&mut api, &register, &key);
+    assert_eq!(answer.status, 200, "{receipt}");
+    assert_eq!(
+        (receipt["status"].as_str(), receipt["success"].as_bool()),
+        (Some("included"), Some(true))
+    );
+    assert!(
+        header(&answer, "x-ratelimit-remaining").is_some(),
+        "a write is charged as a read is"
+    );
+    let (_, after) = call(&mut api, "GET", "/api/v1/agents/?cursor=3", Some(&key));
+    assert_eq!(after["agents"][1]["id"], "5", "read after the answer: {after}");
+    // Sent again (a lost answer): the same receipt, nothing done twice.
+    let (answer, again) = post(&mut api, &register, &key);
+    assert_eq!((answer.status, &again["hash"]), (200, &receipt["hash"]));
+    assert_eq!(
+        call(&mut api, "GET", "/api/v1/agents/?cursor=4", Some(&key)).1["agents"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Feedback to its own agent: included, reverted by the registry, and said so.
+    let own = signed(&newcomer, 1, REPUTATION_REGISTRY, feedback(5, 1, ""));
+    let (answer, receipt) = post(&mut api, &own, &key);
+    assert_eq!(
+        (answer.status, receipt["success"].as_bool()),
+        (200, Some(false)),
+        "{receipt}"
+    );
+    assert!(
+        receipt["revert_reason"].as_str().unwrap().contains("Self-feedback"),
+        "{receipt}"
+    );
+
+    // Ahead of the sender's nonce: taken and held.
+    let ahead = signed(&newcomer, 3, IDENTITY_REGISTRY, I::register_0Call {});
+    let (answer, held) = post(&mut api, &ahead, &key);
+    assert_eq!((answer.status, held["status"].as_str()), (202, Some("held")), "{held}");
+
+    let code = |api: &mut ApiService<Shared>, body: &str| {
+        let (answer, body) = post(api, body, &key);
+        (
+            answer.status,
+            body["error"]["code"].as_str().unwrap_or_default().to_owned(),
+            body,
+        )
+    };
+    let stale = signed(&newcomer, 0, REPUTATION_REGISTRY, feedback(1, 1, ""));
+    assert_eq!(code(&mut api, &stale).0, 409);
+    let far = signed(&newcomer, 10_000, IDENTITY_REGISTRY, I::register_0Call {});
+    assert_eq!(code(&mut api, &far).1, "nonce_too_high");
+    assert_eq!(code(&mut api, "{\"raw\": \"0x02f8\"}").1, "bad_transaction");
+    assert_eq!(code(&mut api, "{\"raw\": \"02f8\"}").1, "bad_body");
+    assert_eq!(code(&mut api, "{\"raw\": \"0xzz\"}").1, "bad_body");
+    assert_eq!(code(&mut api, "not json").1, "bad_body");
+    assert_eq!(code(&mut api, "{\"raw\": \"0x00\", \"gas\": 1}").1, "bad_body");
+    let (answer, _) = call(&mut api, "GET", "/api/v1/transactions", Some(&key));
+    assert_eq!((answer.status, header(&answer, "allow")), (405, Some("POST")));
+    let (answer, _) = call(&mut api, "POST", "/api/v1/agents/1", Some(&key));
+    assert_eq!((answer.status, header(&answer, "allow")), (405, Some("GET, HEAD")));
 }

@@ -66,6 +66,35 @@ pub trait RpcNode: Send {
     fn submit(&mut self, call: &SignedCall, now: WallTime) -> Result<(), String>;
 }
 
+/// Why a signed transaction was not taken ([`RpcService::send_raw`]); nothing of it was done.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Not a signed transaction for this chain (its encoding, chain id or signature).
+    #[error("{0}")]
+    Undecodable(String),
+    /// Its nonce was used already.
+    #[error("nonce too low: next nonce {next}, tx nonce {got}")]
+    NonceTooLow {
+        /// The sender's next nonce.
+        next: u64,
+        /// The transaction's.
+        got: u64,
+    },
+    /// Its nonce is further ahead than the chain holds transactions for.
+    #[error("nonce too high: next nonce {next}, tx nonce {got}; at most {ahead_max} ahead are held")]
+    NonceTooHigh {
+        /// The sender's next nonce.
+        next: u64,
+        /// The transaction's.
+        got: u64,
+        /// How far ahead the chain holds transactions.
+        ahead_max: u64,
+    },
+    /// The node could not take it (its log could not be written, say).
+    #[error("{0}")]
+    NotTaken(String),
+}
+
 /// The JSON-RPC endpoint over a node.
 pub struct RpcService<N> {
     node: N,
@@ -122,6 +151,31 @@ impl<N: RpcNode> RpcService<N> {
     /// The node, giving the endpoint up.
     pub fn into_node(self) -> N {
         self.node
+    }
+
+    /// Hands the signed transaction `raw` to the node, as `eth_sendRawTransaction` does: its hash
+    /// once taken (included, or held until its sender's nonce reaches it), or why not. One
+    /// already included answers its hash again (a retry after a lost answer).
+    pub fn send_raw(&mut self, raw: &[u8], now: WallTime) -> Result<B256, SendError> {
+        let chain_id = self.node.chain().config().chain_id;
+        let call = SignedCall::decode(raw, chain_id).map_err(|e| SendError::Undecodable(e.to_string()))?;
+        if self.node.chain().receipt(&call.hash).is_some() {
+            return Ok(call.hash);
+        }
+        let next = self.node.chain().nonce(call.sender);
+        if call.nonce < next {
+            return Err(SendError::NonceTooLow { next, got: call.nonce });
+        }
+        let ahead_max = self.node.chain().config().held_per_sender_max;
+        if call.nonce > next + ahead_max {
+            return Err(SendError::NonceTooHigh {
+                next,
+                got: call.nonce,
+                ahead_max,
+            });
+        }
+        self.node.submit(&call, now).map_err(SendError::NotTaken)?;
+        Ok(call.hash)
     }
 
     /// Answers one JSON-RPC request object (`None`: a notification, which gets no answer).
@@ -212,30 +266,10 @@ impl<N: RpcNode> RpcService<N> {
             }
             "eth_sendRawTransaction" => {
                 let raw: Bytes = param(params, 0, "data")?;
-                let call = SignedCall::decode(&raw, chain_id).map_err(|e| RpcError::new(-32000, e.to_string()))?;
-                if self.node.chain().receipt(&call.hash).is_some() {
-                    // Sent again (a retry after a lost answer): it is in, and that is the answer.
-                    return Ok(json!(call.hash));
-                }
-                let next = self.node.chain().nonce(call.sender);
-                if call.nonce < next {
-                    return Err(RpcError::new(
-                        -32000,
-                        format!("nonce too low: next nonce {next}, tx nonce {}", call.nonce),
-                    ));
-                }
-                let ahead_max = self.node.chain().config().held_per_sender_max;
-                if call.nonce > next + ahead_max {
-                    return Err(RpcError::new(
-                        -32000,
-                        format!(
-                            "nonce too high: next nonce {next}, tx nonce {}; at most {ahead_max} ahead are held",
-                            call.nonce
-                        ),
-                    ));
-                }
-                self.node.submit(&call, now).map_err(|e| RpcError::new(-32000, e))?;
-                Ok(json!(call.hash))
+                let hash = self
+                    .send_raw(&raw, now)
+                    .map_err(|e| RpcError::new(-32000, e.to_string()))?;
+                Ok(json!(hash))
             }
             "eth_call" | "eth_estimateGas" => {
                 let request: CallRequest = param(params, 0, "transaction")?;
