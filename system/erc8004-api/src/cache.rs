@@ -207,6 +207,11 @@ impl ResponseCache {
         self.failing = failing;
     }
 
+    /// Whether it is failing ([`ResponseCache::set_failing`]).
+    pub fn is_failing(&self) -> bool {
+        self.failing
+    }
+
     /// What it counted.
     pub fn counters(&self) -> CacheCounters {
         self.counters

@@ -167,7 +167,7 @@ impl ApiMetrics {
             ("agents", "Agents registered", scrape.agents as u64),
         ];
         for (name, help, value) in gauges {
-            registry.register(name, help, ConstGauge::new(value as i64));
+            registry.register(name, help, ConstGauge::new(value));
         }
         registry.register_with_unit(
             "view_age",
@@ -177,7 +177,7 @@ impl ApiMetrics {
         );
         registry.register_with_unit(
             "view_age_max",
-            "The largest age the statistics view had when it was brought up to date",
+            "The largest age of the statistics view a read saw",
             Unit::Seconds,
             ConstGauge::new(scrape.view.age_max().as_secs_f64()),
         );

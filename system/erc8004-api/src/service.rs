@@ -343,7 +343,7 @@ impl<S: ChainSource> ApiService<S> {
 
 /// `/health`: each component and whether it serves.
 fn health(chain: &Chain, view: &StatsView, cache: &ResponseCache, now: WallTime) -> HttpResponse {
-    let failing = cache.counters().errors > 0 && cache.is_empty();
+    let failing = cache.is_failing();
     ok(json!({
         "status": "ok",
         "components": {
@@ -428,14 +428,16 @@ fn read(
             if !registries.is_agent(id) {
                 return (not_an_agent(id), None);
             }
+            let (stats, stale) = view.agent(id, follower);
             // A periodic view may not hold an agent registered since it was made.
-            let stats = view.agent(id, follower).cloned().unwrap_or_default();
-            let depends = Depends {
+            let answer = ok(stats_json(id, &stats.cloned().unwrap_or_default()));
+            // A stale answer is not kept: each read of it is served from the view, and counted.
+            let depends = (!stale).then(|| Depends {
                 agents: vec![id],
                 list_end: false,
                 stats: true,
-            };
-            (ok(stats_json(id, &stats)), Some(depends))
+            });
+            (answer, depends)
         }
         Route::Feedback(id) => {
             let (limit, cursor) = match page_params(params, feedback_cursor) {

@@ -4,9 +4,10 @@
 //! The [`Follower`] reads every committed block once, in order, from the receipts' logs: each
 //! registry event names the agent it changed. The cache ([`crate::cache`]) asks it whether
 //! anything an answer depends on changed since the answer was made; nothing is deleted on a
-//! timer, and nothing is served from before a change the follower has seen. The API brings the
-//! follower to the chain's head before it answers anything, inside the same read of the chain,
-//! so that a read after a transaction was acknowledged sees it.
+//! timer, and no answer is served from before a change the follower has seen (the statistics
+//! of a periodic view excepted, which are as old as the view and counted as stale reads). The
+//! API brings the follower to the chain's head before it answers anything, inside the same read
+//! of the chain, so that a read after a transaction was acknowledged sees it.
 //!
 //! The [`StatsView`] holds per agent what the guide's views `mv_erc8004_agent_reputation` and
 //! the activity statistics held. In its default mode it is kept [`Refresh::Incremental`]ly: each
@@ -115,6 +116,16 @@ fn change_of(log: &Log) -> Option<Change> {
     })
 }
 
+/// The changes block `number` records, in order; `None` if the chain no longer keeps it.
+fn changes_in(chain: &Chain, number: u64) -> Option<Vec<Change>> {
+    let block = chain.block(number)?;
+    let mut changes = Vec::new();
+    for hash in &block.transactions {
+        changes.extend(chain.receipt(hash)?.logs.iter().filter_map(change_of));
+    }
+    Some(changes)
+}
+
 /// What an answer depends on: the agents it shows, whether it is the end of the agent list
 /// (which a registration extends), and whether it shows the statistics view (which a periodic
 /// refresh changes).
@@ -148,6 +159,8 @@ pub struct Follower {
     stats: u64,
     /// Whether the follower has read the chain at all.
     started: bool,
+    /// Whether a catch-up began and did not finish.
+    interrupted: bool,
 }
 
 /// What bringing the follower to the head did.
@@ -182,46 +195,54 @@ impl Follower {
     }
 
     /// Reads the blocks committed since the last call, handing each change to `stats`; if the
-    /// blocks needed are gone (or this is the first call), reads the state whole instead.
+    /// blocks needed are gone (or this is the first call, or the last one did not finish), reads
+    /// the state whole instead.
     pub fn catch_up(&mut self, chain: &Chain, stats: &mut StatsView, now: WallTime) -> CaughtUp {
         let head = chain.head();
         let mut caught = CaughtUp::default();
-        if !self.started || (head > self.head && chain.oldest_kept() > self.head + 1) {
+        // A call that stopped half-way (a panic caught by the server) left changes unnoted:
+        // start again from the state.
+        let mut rebuild =
+            !self.started || self.interrupted || (head > self.head && chain.oldest_kept() > self.head + 1);
+        self.interrupted = true;
+        if !rebuild {
+            let registries = chain.registries();
+            while self.head < head {
+                let number = self.head + 1;
+                let Some(changes) = changes_in(chain, number) else {
+                    // Not kept after all: the state is the only source left.
+                    rebuild = true;
+                    break;
+                };
+                caught.blocks += 1;
+                if !changes.is_empty() {
+                    // Every change is noted before any is applied: the cache never trusts an
+                    // answer the block changed, whatever happens to the statistics.
+                    self.generation += 1;
+                    for change in &changes {
+                        self.note(change);
+                    }
+                    for change in &changes {
+                        stats.apply(change, &registries);
+                    }
+                }
+                self.head = number;
+            }
+        }
+        if rebuild {
             self.started = true;
             self.head = head;
             self.generation += 1;
             self.everything = self.generation;
             stats.rebuild(&chain.registries(), now, self.head, self.generation);
             caught.rebuilt = true;
-        } else {
-            let registries = chain.registries();
-            while self.head < head {
-                let number = self.head + 1;
-                let block = chain
-                    .block(number)
-                    .expect("blocks from the oldest kept to the head are kept");
-                let mut changes = Vec::new();
-                for hash in &block.transactions {
-                    let receipt = chain.receipt(hash).expect("a kept block's receipts are kept");
-                    changes.extend(receipt.logs.iter().filter_map(change_of));
-                }
-                self.head = number;
-                caught.blocks += 1;
-                if changes.is_empty() {
-                    continue;
-                }
-                self.generation += 1;
-                for change in &changes {
-                    self.note(change);
-                    stats.apply(change, &registries);
-                }
-            }
         }
         if stats.caught_up(&chain.registries(), now, self.head, self.generation) {
             self.generation += 1;
             self.stats = self.generation;
             stats.generation = self.generation;
         }
+        self.interrupted = false;
         caught
     }
 
@@ -333,12 +354,12 @@ impl StatsView {
         }
     }
 
-    /// Agent `id`'s statistics (`follower` tells whether they are stale, which is counted).
-    pub fn agent(&mut self, id: U256, follower: &Follower) -> Option<&AgentStats> {
-        if follower.changed_at(id) > self.generation {
-            self.stale_reads += 1;
-        }
-        self.agents.get(&id)
+    /// Agent `id`'s statistics, and whether they are stale (the agent changed since the view
+    /// was made, which `follower` tells; counted as a stale read).
+    pub fn agent(&mut self, id: U256, follower: &Follower) -> (Option<&AgentStats>, bool) {
+        let stale = follower.changed_at(id) > self.generation;
+        self.stale_reads += u64::from(stale);
+        (self.agents.get(&id), stale)
     }
 
     /// How stale what the view serves is at `now`: zero while it matches the chain's head (as
@@ -431,8 +452,9 @@ impl StatsView {
                 if due {
                     self.recompute(registries);
                     self.refreshed_at = Some(now);
-                } else if head != self.head {
-                    // Behind until the next refresh: what it serves is stale.
+                } else if generation != self.generation {
+                    // Behind until the next refresh (a block changed something since it was
+                    // made): what it serves is stale.
                     self.behind = true;
                     self.age_max = self.age_max.max(self.age(now));
                     return false;
@@ -491,4 +513,43 @@ impl StatsView {
 /// The time from `then` to `now`, zero if the wall clock went back.
 fn since(then: WallTime, now: WallTime) -> Duration {
     Duration::from_nanos(u64::try_from(now.as_unix_nanos().saturating_sub(then.as_unix_nanos())).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy_primitives::{Address, Log, LogData, B256, U256};
+    use alloy_sol_types::SolEvent;
+    use erc8004::abi::{IdentityRegistry as I, IDENTITY_REGISTRY};
+
+    use super::{change_of, Change};
+
+    /// A transfer (and an approval) names its token in the third topic, after two addresses: a
+    /// change of owner must reach the agent's cached answers even when nothing else is logged.
+    #[test]
+    fn a_transfer_names_the_agent_by_its_token_not_by_an_address() {
+        let (from, to) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let transfer = I::Transfer {
+            from,
+            to,
+            tokenId: U256::from(7),
+        };
+        let data: LogData = transfer.encode_log_data();
+        let log = Log {
+            address: IDENTITY_REGISTRY,
+            data,
+        };
+        assert_eq!(change_of(&log), Some(Change::Touched(U256::from(7))));
+        // Another contract's logs are none of the registries'.
+        let elsewhere = Log {
+            address: Address::repeat_byte(9),
+            data: log.data.clone(),
+        };
+        assert_eq!(change_of(&elsewhere), None);
+        // A registry log this API does not know takes everything as changed.
+        let unknown = Log {
+            address: IDENTITY_REGISTRY,
+            data: LogData::new_unchecked(vec![B256::repeat_byte(3)], Default::default()),
+        };
+        assert_eq!(change_of(&unknown), Some(Change::Unreadable));
+    }
 }

@@ -432,10 +432,20 @@ fn statistics_kept_event_by_event_equal_statistics_recomputed_from_the_state() {
         ..ApiConfig::default()
     };
     let (mut oracle, _) = api_with(&chain, recomputed);
+    // Both read the state once; then feedback given before that is revoked.
+    assert_eq!(all_stats(&mut kept, &key, 5), all_stats(&mut oracle, &key, 5));
+    let revoke = R::revokeFeedbackCall {
+        agentId: U256::from(2),
+        feedbackIndex: 1,
+    };
+    send(&chain, &wallet(1), REPUTATION_REGISTRY, revoke);
+    let stats = all_stats(&mut kept, &key, 5);
+    assert_eq!(stats[2]["feedback"]["revoked"], 1);
+    assert_eq!(stats, all_stats(&mut oracle, &key, 5));
     let mut rng = DetRng::seed_from_u64(8004);
     let mut agents = 5u64;
     // (client wallet, agent, index, revoked) of each feedback given; (validator, hash) of requests.
-    let mut given: Vec<(u64, u64, u64, bool)> = vec![(1, 2, 1, false), (3, 2, 1, false)];
+    let mut given: Vec<(u64, u64, u64, bool)> = vec![(1, 2, 1, true), (3, 2, 1, false)];
     let mut requests: Vec<(u64, B256)> = Vec::new();
     for step in 0..120u64 {
         match rng.below(5) {
@@ -540,15 +550,21 @@ fn statistics_refreshed_every_five_minutes_serve_reads_from_before_a_change_and_
             .as_secs(),
         60
     );
+    assert_eq!(stats(&mut api, NOW + 120)["feedback"]["given"], 2, "still stale");
+    assert_eq!(
+        api.view().stale_reads(),
+        2,
+        "each stale read counted, none from the cache"
+    );
     assert_eq!(stats(&mut api, NOW + 300)["feedback"]["given"], 3, "refreshed");
-    assert_eq!(api.view().stale_reads(), 1);
+    assert_eq!(api.view().stale_reads(), 2);
     assert_eq!(
         api.view()
             .age(WallTime::from_unix_nanos((NOW as i64 + 300) * 1_000_000_000))
             .as_secs(),
         0
     );
-    assert_eq!(api.view().age_max().as_secs(), 60, "the oldest a read saw");
+    assert_eq!(api.view().age_max().as_secs(), 120, "the oldest a read saw");
 }
 
 #[test]
@@ -718,4 +734,127 @@ fn a_transaction_posted_is_answered_once_included_and_the_next_read_shows_it() {
     assert_eq!((answer.status, header(&answer, "allow")), (405, Some("POST")));
     let (answer, _) = call(&mut api, "POST", "/api/v1/agents/1", Some(&key));
     assert_eq!((answer.status, header(&answer, "allow")), (405, Some("GET, HEAD")));
+}
+
+#[test]
+fn every_kind_of_change_reaches_the_answers_cached_before_it() {
+    use erc8004::abi::{ValidationRegistry as V, VALIDATION_REGISTRY};
+    let chain = chain();
+    let (mut api, key) = api_with(&chain, ApiConfig::default());
+    let key = Some(key.as_str());
+    let read = |api: &mut ApiService<Shared>, target: &str| {
+        let first = call(api, "GET", target, key).1;
+        assert_eq!(call(api, "GET", target, key).1, first, "cached");
+        first
+    };
+    let owner = wallet(0);
+    let agent = read(&mut api, "/api/v1/agents/1");
+    let uri = I::setAgentURICall {
+        agentId: U256::from(1),
+        newURI: "ipfs://moved".into(),
+    };
+    send(&chain, &owner, IDENTITY_REGISTRY, uri);
+    assert_eq!(
+        call(&mut api, "GET", "/api/v1/agents/1", key).1["uri"],
+        "ipfs://moved",
+        "was {agent}"
+    );
+    read(&mut api, "/api/v1/agents/1");
+    let metadata = I::setMetadataCall {
+        agentId: U256::from(1),
+        metadataKey: "team".into(),
+        metadataValue: vec![1].into(),
+    };
+    send(&chain, &owner, IDENTITY_REGISTRY, metadata);
+    let keys = call(&mut api, "GET", "/api/v1/agents/1", key).1["metadata_keys"].clone();
+    assert!(keys.as_array().unwrap().contains(&Value::from("team")), "{keys}");
+    read(&mut api, "/api/v1/agents/1");
+    let buyer = wallet(8).address();
+    let transfer = I::transferFromCall {
+        from: owner.address(),
+        to: buyer,
+        tokenId: U256::from(1),
+    };
+    send(&chain, &owner, IDENTITY_REGISTRY, transfer);
+    assert_eq!(
+        call(&mut api, "GET", "/api/v1/agents/1", key).1["owner"],
+        buyer.to_checksum(None),
+        "a new owner"
+    );
+
+    let page = read(&mut api, "/api/v1/agents/2/feedback");
+    let revoke = R::revokeFeedbackCall {
+        agentId: U256::from(2),
+        feedbackIndex: 1,
+    };
+    send(&chain, &wallet(3), REPUTATION_REGISTRY, revoke);
+    let after = call(&mut api, "GET", "/api/v1/agents/2/feedback", key).1;
+    assert_ne!(after, page);
+    assert!(
+        after["feedback"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["revoked"] == true),
+        "{after}"
+    );
+
+    read(&mut api, "/api/v1/agents/3/validations");
+    let hash = B256::repeat_byte(7);
+    let request = V::validationRequestCall {
+        validatorAddress: wallet(6).address(),
+        agentId: U256::from(3),
+        requestURI: String::new(),
+        requestHash: hash,
+    };
+    send(&chain, &owner, VALIDATION_REGISTRY, request);
+    let validations = call(&mut api, "GET", "/api/v1/agents/3/validations", key).1;
+    assert_eq!(validations["validations"].as_array().unwrap().len(), 1);
+    read(&mut api, "/api/v1/agents/3/validations");
+    let response = V::validationResponseCall {
+        requestHash: hash,
+        response: 77,
+        responseURI: String::new(),
+        responseHash: B256::ZERO,
+        tag: String::new(),
+    };
+    send(&chain, &wallet(6), VALIDATION_REGISTRY, response);
+    let validations = call(&mut api, "GET", "/api/v1/agents/3/validations", key).1;
+    assert_eq!(validations["validations"][0]["response"], 77, "{validations}");
+    assert_eq!(counters(&api).stale_served, 0);
+}
+
+#[test]
+fn a_follower_behind_the_history_kept_reads_the_state_whole_and_serves_nothing_stale() {
+    let config = ChainConfig {
+        history_blocks: 2,
+        ..ChainConfig::default()
+    };
+    let (dev, _) = DevChain::open(MemStorage::default(), config).unwrap();
+    let chain: Shared = Arc::new(Mutex::new(RpcService::new(dev)));
+    for _ in 0..2 {
+        send(&chain, &wallet(0), IDENTITY_REGISTRY, I::register_0Call {});
+    }
+    let (mut api, key) = api_with(&chain, ApiConfig::default());
+    let key = Some(key.as_str());
+    assert_eq!(
+        call(&mut api, "GET", "/api/v1/agents/0/stats", key).1["feedback"]["given"],
+        0
+    );
+    assert_eq!(call(&mut api, "GET", "/api/v1/agents/0", key).1["feedback"], 0);
+    // Five blocks while nobody reads: the follower's next block is forgotten by then.
+    for client in 1..6 {
+        send(&chain, &wallet(client), REPUTATION_REGISTRY, feedback(0, 10, ""));
+    }
+    assert_eq!(call(&mut api, "GET", "/api/v1/agents/0", key).1["feedback"], 5);
+    assert_eq!(
+        call(&mut api, "GET", "/api/v1/agents/0/stats", key).1["feedback"]["given"],
+        5
+    );
+    assert_eq!(
+        api.view().rebuilds(),
+        2,
+        "read whole at the start, and again once behind"
+    );
+    assert_eq!(counters(&api).invalidations, 2);
 }
