@@ -16,6 +16,9 @@ mod consensus_bench;
 // A backend of the bench: sockets, threads and clocks of its own.
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 mod registry_load;
+// Starts `hypermesh dev --api` and a load process, with sockets, a runtime and the OS clock.
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
+mod registry_bench;
 // Starts the operator's processes, runs peers on real sockets, reads the node's memory from
 // /proc and times the run with the OS clock.
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -232,6 +235,57 @@ enum BenchCommand {
         #[command(flatten)]
         workspace: processes::Workspace,
     },
+    /// The registry REST API of a real node (`hypermesh dev --api` on [::1]) under a load
+    /// process's Zipf-distributed reads and signed writes, open loop: prints req/s, p50/p99
+    /// latency, the cache's hit rate, the statistics view's largest age, errors, stale reads and
+    /// lost writes. Needs the operator's binaries (cargo build --release -p operator). Exit 0:
+    /// measured; 1: a stale read or a lost write; 2: setup failed.
+    Registry {
+        /// Measured seconds.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+        seconds: u64,
+        /// Seconds of load before the measured window (the cache fills).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=600))]
+        warmup: u64,
+        /// Requests offered per second, reads and writes.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        rate: u32,
+        /// Of those, signed feedback transactions per second.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+        writes: u32,
+        /// Agents registered (each with one feedback entry) before the load.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        agents: u32,
+        /// Keep-alive HTTP/1.1 connections the load uses.
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+        connections: u32,
+        /// Print one JSON line.
+        #[arg(long)]
+        json: bool,
+        /// The binaries and the state directory (--bin-dir, --dir, --keep).
+        #[command(flatten)]
+        workspace: processes::Workspace,
+    },
+    /// The load process of `bench registry` (started by it).
+    #[command(hide = true)]
+    RegistryLoad {
+        #[arg(long)]
+        api: std::net::SocketAddr,
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        seconds: u64,
+        #[arg(long)]
+        warmup: u64,
+        #[arg(long)]
+        rate: u32,
+        #[arg(long)]
+        writes: u32,
+        #[arg(long)]
+        agents: u32,
+        #[arg(long)]
+        connections: u32,
+    },
 }
 
 /// Sends log lines to stderr, coloured only when stderr is a terminal (and `NO_COLOR` is unset),
@@ -347,6 +401,44 @@ fn main() -> ExitCode {
             registry: machine == "erc8004",
             json,
             workspace,
+        }),
+        Command::Bench(BenchCommand::Registry {
+            seconds,
+            warmup,
+            rate,
+            writes,
+            agents,
+            connections,
+            json,
+            workspace,
+        }) => registry_bench::run(registry_bench::BenchArgs {
+            seconds,
+            warmup,
+            rate,
+            writes,
+            agents,
+            connections,
+            json,
+            workspace,
+        }),
+        Command::Bench(BenchCommand::RegistryLoad {
+            api,
+            key,
+            seconds,
+            warmup,
+            rate,
+            writes,
+            agents,
+            connections,
+        }) => registry_bench::load(registry_bench::LoadArgs {
+            api,
+            key,
+            seconds,
+            warmup,
+            rate,
+            writes,
+            agents,
+            connections,
         }),
         Command::Stoq(command) => stoq_cmd::run(command),
         Command::Node(NodeCommand::Memory {

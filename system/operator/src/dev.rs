@@ -128,7 +128,12 @@ fn dev(args: DevArgs) -> Result<(), Failure> {
         let api = match api_listen {
             Some(listen) => {
                 let served = ServedApi::new(service.clone(), &args.state);
-                let api = HttpsServer::bind_plain(HttpsConfig::new(listen), Arc::new(Mutex::new(served)))
+                let mut api_config = HttpsConfig::new(listen);
+                // Reads are answered from memory in microseconds: a thread handoff per request
+                // would cost more than the answer. A write (a commit, synced) holds the runtime
+                // for its duration, as it would hold the service's turn anyway.
+                api_config.answer_inline = true;
+                let api = HttpsServer::bind_plain(api_config, Arc::new(Mutex::new(served)))
                     .map_err(|e| Failure(format!("--api: {e}")))?;
                 println!("api listening on http://{}", api.local_addr()?);
                 Some(api)

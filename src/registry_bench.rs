@@ -1,0 +1,672 @@
+//! `testbed bench registry`: the registry REST API of a real node under load, measured.
+//!
+//! The bench starts `hypermesh dev --api` (the development chain with its API, on `[::1]`),
+//! makes an `enterprise` key with `hypermesh keys create`, and starts the load as a process of
+//! its own (`testbed bench registry-load`), so that the client's work is not the node's. The
+//! load:
+//!
+//! 1. seeds the chain through the API itself: one owner registers `--agents` agents, and each
+//!    gets one feedback entry from one of [`SEED_CLIENTS`] clients (`POST /api/v1/transactions`);
+//! 2. offers requests at `--rate` per second, open loop (each at its scheduled time, its latency
+//!    counted from then, so a slow answer delays the ones behind it and is not forgiven), over
+//!    `--connections` keep-alive HTTP/1.1 connections, first for a warm-up, then for the
+//!    measured `--seconds`. Reads pick their agent from a Zipf distribution (exponent 1: agent
+//!    0 is asked most) and a route from [`READ_MIX`]; `--writes` per second of them are instead
+//!    a signed feedback transaction to a Zipf-chosen agent, from one of [`WRITERS`] wallets;
+//! 3. judges what it read: a read of an agent sent after a write to it was acknowledged must
+//!    count that write (else a stale read), and at the end every acknowledged write must be in
+//!    the agent's count (else a lost write);
+//! 4. reads `/metrics` before and after the measured window for the cache's hit rate and the
+//!    statistics view's largest age.
+//!
+//! The bench prints one JSON line with `req_per_s`, `p50_ms`, `p99_ms` (from each request's
+//! scheduled time: the load's own lateness included, and its timer wakes at most once a
+//! millisecond), `sent_p50_ms` and `sent_p99_ms` (from when each was sent), `cache_hit_rate`,
+//! `view_age_s_max`, `errors`, `stale_reads`, `lost_writes` and the CPU each process used.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use alloy_primitives::{B256, U256};
+use alloy_sol_types::SolCall;
+use bytes::Bytes;
+use erc8004::abi::{IdentityRegistry as I, ReputationRegistry as R, IDENTITY_REGISTRY, REPUTATION_REGISTRY};
+use erc8004::chain::ChainConfig;
+use erc8004::wallet::{Envelope, Wallet};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use runtime::{DetRng, Entropy};
+use serde_json::{json, Value};
+
+use crate::processes::{clock_ticks_per_second, cpu_ticks, path_arg, round1, Binaries, Lines, Process, Workspace};
+
+type Result<T> = std::result::Result<T, String>;
+
+/// Clients whose feedback seeds the agents.
+pub const SEED_CLIENTS: u64 = 10;
+/// Wallets the load writes feedback from; a write waits for an idle one (one transaction in
+/// flight per wallet, so nonces stay in order).
+pub const WRITERS: u64 = 16;
+/// The read routes and their shares (percent).
+pub const READ_MIX: [(&str, u64); 5] = [
+    ("agent", 45),
+    ("stats", 20),
+    ("feedback", 15),
+    ("reputation", 10),
+    ("page", 10),
+];
+/// The seed of the wallets' development keys.
+const WALLET_SEED: u64 = 0xBE7C4;
+
+/// `testbed bench registry`'s settings.
+pub struct BenchArgs {
+    /// Measured seconds.
+    pub seconds: u64,
+    /// Seconds of load before.
+    pub warmup: u64,
+    /// Requests offered per second.
+    pub rate: u32,
+    /// Of which writes per second.
+    pub writes: u32,
+    /// Agents seeded.
+    pub agents: u32,
+    /// Connections.
+    pub connections: u32,
+    /// One JSON line.
+    pub json: bool,
+    /// The binaries and the state directory.
+    pub workspace: Workspace,
+}
+
+/// Runs the bench. Exit 0: measured, nothing stale or lost; 1: a stale read or a lost write;
+/// 2: setup failed.
+pub fn run(args: BenchArgs) -> ExitCode {
+    args.workspace
+        .run("bench-registry", |bins, dir| bench(&args, bins, dir))
+}
+
+fn bench(args: &BenchArgs, bins: &Binaries, dir: &Path) -> Result<(String, ExitCode)> {
+    let say = |what: &str| {
+        if !args.json {
+            eprintln!("{what}");
+        }
+    };
+    let state = path_arg(&dir.join("chain"));
+    let (node_tx, node_rx) = mpsc::channel();
+    let node = Process::start(
+        &bins.hypermesh,
+        &[
+            "dev",
+            "--rpc",
+            "[::1]:0",
+            "--api",
+            "[::1]:0",
+            "--state",
+            &state,
+            "--accounts",
+            "1",
+        ],
+        &dir.join("dev.log"),
+        Some(Lines::Forward(node_tx)),
+    )?;
+    let api = wait_line(&node_rx, "api listening on http://", Duration::from_secs(30))
+        .map_err(|e| format!("hypermesh dev: {e}"))?;
+    let api = api
+        .trim_start_matches("api listening on http://")
+        .parse::<SocketAddr>()
+        .map_err(|e| format!("hypermesh dev printed {api:?}: {e}"))?;
+    let key = bins.hypermesh(&[
+        "keys",
+        "create",
+        "--state",
+        &state,
+        "--tier",
+        "enterprise",
+        "--label",
+        "bench",
+    ])?;
+    let key = key.lines().last().unwrap_or_default().trim().to_owned();
+    say(&format!(
+        "the API on http://{api}; seeding {} agents through it",
+        args.agents
+    ));
+
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let (load_tx, load_rx) = mpsc::channel();
+    let numbers = [args.seconds, args.warmup, u64::from(args.rate), u64::from(args.writes)].map(|n| n.to_string());
+    let (agents, connections) = (args.agents.to_string(), args.connections.to_string());
+    let addr = api.to_string();
+    let load = Process::start(
+        &exe,
+        &[
+            "bench",
+            "registry-load",
+            "--api",
+            &addr,
+            "--key",
+            &key,
+            "--seconds",
+            &numbers[0],
+            "--warmup",
+            &numbers[1],
+            "--rate",
+            &numbers[2],
+            "--writes",
+            &numbers[3],
+            "--agents",
+            &agents,
+            "--connections",
+            &connections,
+        ],
+        &dir.join("load.log"),
+        Some(Lines::Forward(load_tx)),
+    )?;
+    let seeding = Duration::from_secs(60 + u64::from(args.agents) / 20);
+    wait_line(&load_rx, "\"measuring\"", seeding + Duration::from_secs(args.warmup))?;
+    say(&format!(
+        "measuring {} s at {} requests a second",
+        args.seconds, args.rate
+    ));
+    let pids = [node.child.id(), load.child.id()];
+    let before = pids.map(cpu_ticks);
+    let started = Instant::now();
+    wait_line(&load_rx, "\"measured\"", Duration::from_secs(args.seconds + 30))?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let after = pids.map(cpu_ticks);
+    let cpu = |i: usize| -> Result<f64> {
+        let used = after[i].clone()?.saturating_sub(before[i].clone()?) as f64 / clock_ticks_per_second();
+        Ok(round1(100.0 * used / elapsed))
+    };
+    let (node_cpu, load_cpu) = (cpu(0)?, cpu(1)?);
+    let summary = wait_line(&load_rx, "\"req_per_s\"", Duration::from_secs(120))?;
+    drop(load);
+    drop(node);
+    let mut summary: Value =
+        serde_json::from_str(&summary).map_err(|e| format!("the load's summary {summary:?}: {e}"))?;
+    summary["node_cpu_pct"] = json!(node_cpu);
+    summary["load_cpu_pct"] = json!(load_cpu);
+    let bad = summary["stale_reads"].as_u64() != Some(0) || summary["lost_writes"].as_u64() != Some(0);
+    let code = if bad { ExitCode::from(1) } else { ExitCode::SUCCESS };
+    if args.json {
+        return Ok((summary.to_string(), code));
+    }
+    let line = format!(
+        "{} req/s (offered {}), p50 {} ms, p99 {} ms, cache hit rate {}, view age at most {} s, {} errors, {} stale reads, {} lost writes; CPU: node {} %, load {} %",
+        summary["req_per_s"],
+        args.rate,
+        summary["p50_ms"],
+        summary["p99_ms"],
+        summary["cache_hit_rate"],
+        summary["view_age_s_max"],
+        summary["errors"],
+        summary["stale_reads"],
+        summary["lost_writes"],
+        node_cpu,
+        load_cpu
+    );
+    Ok((line, code))
+}
+
+/// The next line from `lines` containing `what`, within `within`.
+fn wait_line(lines: &mpsc::Receiver<String>, what: &str, within: Duration) -> Result<String> {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(what) => return Ok(line),
+            Ok(_) => {}
+            Err(_) => return Err(format!("no line with {what} within {} s", within.as_secs())),
+        }
+    }
+}
+
+/// `testbed bench registry-load`'s settings.
+pub struct LoadArgs {
+    /// The API.
+    pub api: SocketAddr,
+    /// Its key.
+    pub key: String,
+    /// As [`BenchArgs`].
+    pub seconds: u64,
+    /// As [`BenchArgs`].
+    pub warmup: u64,
+    /// As [`BenchArgs`].
+    pub rate: u32,
+    /// As [`BenchArgs`].
+    pub writes: u32,
+    /// As [`BenchArgs`].
+    pub agents: u32,
+    /// As [`BenchArgs`].
+    pub connections: u32,
+}
+
+/// The load process: prints `{"event": …}` lines as it goes, then its summary.
+pub fn load(args: LoadArgs) -> ExitCode {
+    println!("{}", json!({ "event": "seeding" }));
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    match local.block_on(&runtime, drive(args)) {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// One HTTP/1.1 connection to the API.
+struct Connection {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    bearer: String,
+}
+
+impl Connection {
+    async fn open(api: SocketAddr, key: &str) -> Result<Connection> {
+        let tcp = tokio::net::TcpStream::connect(api)
+            .await
+            .map_err(|e| format!("cannot connect to {api}: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .map_err(|e| format!("HTTP/1.1 with {api}: {e}"))?;
+        tokio::task::spawn_local(async move {
+            let _ = connection.await;
+        });
+        Ok(Connection {
+            sender,
+            bearer: format!("Bearer {key}"),
+        })
+    }
+
+    /// Sends one request: the status and the body.
+    async fn send(&mut self, method: &str, target: &str, body: Option<String>) -> Result<(u16, Bytes)> {
+        let request = hyper::Request::builder()
+            .method(method)
+            .uri(target)
+            .header("host", "bench")
+            .header("authorization", &self.bearer)
+            .body(Full::new(body.map(Bytes::from).unwrap_or_default()))
+            .map_err(|e| format!("{target}: {e}"))?;
+        self.sender.ready().await.map_err(|e| format!("{target}: {e}"))?;
+        let answer = self
+            .sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("{target}: {e}"))?;
+        let status = answer.status().as_u16();
+        let body = answer
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("{target}: {e}"))?
+            .to_bytes();
+        Ok((status, body))
+    }
+
+    /// Posts `raw` (a signed transaction): the answer's status and JSON.
+    async fn transact(&mut self, raw: &[u8]) -> Result<(u16, Value)> {
+        let body = json!({ "raw": format!("0x{}", alloy_primitives::hex::encode(raw)) }).to_string();
+        let (status, answer) = self.send("POST", "/api/v1/transactions", Some(body)).await?;
+        let answer = serde_json::from_slice(&answer).map_err(|e| format!("a transaction's answer: {e}"))?;
+        Ok((status, answer))
+    }
+}
+
+/// A wallet and its next nonce.
+struct Signer {
+    wallet: Wallet,
+    nonce: u64,
+}
+
+impl Signer {
+    fn new(index: u64) -> Signer {
+        Signer {
+            wallet: Wallet::development(WALLET_SEED, index),
+            nonce: 0,
+        }
+    }
+
+    /// `call` to `to`, signed at the next nonce (taken).
+    fn sign<C: SolCall>(&mut self, to: alloy_primitives::Address, call: C) -> Vec<u8> {
+        let raw = self.wallet.sign_call(
+            Envelope::Eip1559,
+            ChainConfig::default().chain_id,
+            self.nonce,
+            to,
+            call.abi_encode().into(),
+        );
+        self.nonce += 1;
+        raw.to_vec()
+    }
+}
+
+fn feedback_call(agent: u64, value: i128) -> R::giveFeedbackCall {
+    R::giveFeedbackCall {
+        agentId: U256::from(agent),
+        value,
+        valueDecimals: 0,
+        tag1: "bench".into(),
+        tag2: String::new(),
+        endpoint: String::new(),
+        feedbackURI: String::new(),
+        feedbackHash: B256::ZERO,
+    }
+}
+
+/// Sends `raw` and requires it included and successful.
+async fn commit(connection: &mut Connection, raw: &[u8]) -> Result<()> {
+    let (status, answer) = connection.transact(raw).await?;
+    if status != 200 || answer["success"] != true {
+        return Err(format!("a seeding transaction was answered {status}: {answer}"));
+    }
+    Ok(())
+}
+
+/// Agents drawn by a Zipf law of exponent 1 over `n` ranks: rank `r` (agent `r`) with weight
+/// `1 / (r + 1)`.
+struct Zipf {
+    cumulative: Vec<f64>,
+}
+
+impl Zipf {
+    fn new(n: u32) -> Zipf {
+        let mut total = 0.0;
+        let cumulative = (0..n)
+            .map(|r| {
+                total += 1.0 / f64::from(r + 1);
+                total
+            })
+            .collect();
+        Zipf { cumulative }
+    }
+
+    fn draw(&self, rng: &mut DetRng) -> u64 {
+        let total = *self.cumulative.last().expect("at least one agent");
+        let x = rng.unit_f64() * total;
+        self.cumulative
+            .partition_point(|&c| c <= x)
+            .min(self.cumulative.len() - 1) as u64
+    }
+}
+
+/// What the load shares between its connections (one thread: no locks).
+struct Shared {
+    zipf: Zipf,
+    /// Acknowledged feedback per agent, the seeded entry included.
+    acked: Vec<u64>,
+    /// Writers not in use.
+    idle: Vec<Signer>,
+    /// Latencies of the measured window from each request's scheduled time, microseconds.
+    latencies: Vec<u32>,
+    /// The same from when each was sent (without the load's own lateness).
+    service_latencies: Vec<u32>,
+    recording: bool,
+    requests: u64,
+    errors: u64,
+    stale_reads: u64,
+    writes_acked: u64,
+    writes_refused: u64,
+    writes_skipped: u64,
+    first_error: Option<String>,
+}
+
+async fn drive(args: LoadArgs) -> Result<String> {
+    if args.agents == 0 || args.connections == 0 || args.rate == 0 || args.writes > args.rate {
+        return Err("--agents, --connections and --rate must be positive, --writes at most --rate".into());
+    }
+    let mut first = Connection::open(args.api, &args.key).await?;
+    let mut owner = Signer::new(0);
+    for i in 0..args.agents {
+        let register = I::register_1Call {
+            agentURI: format!("ipfs://bench-agent-{i}"),
+        };
+        commit(&mut first, &owner.sign(IDENTITY_REGISTRY, register)).await?;
+    }
+    let mut clients: Vec<Signer> = (1..=SEED_CLIENTS).map(Signer::new).collect();
+    for agent in 0..u64::from(args.agents) {
+        let client = &mut clients[(agent % SEED_CLIENTS) as usize];
+        commit(&mut first, &client.sign(REPUTATION_REGISTRY, feedback_call(agent, 50))).await?;
+    }
+    let reputation_clients = format!("{},{}", clients[0].wallet.address(), clients[1].wallet.address());
+    let shared = Rc::new(RefCell::new(Shared {
+        zipf: Zipf::new(args.agents),
+        acked: vec![1; args.agents as usize],
+        idle: (0..WRITERS).map(|i| Signer::new(100 + i)).collect(),
+        latencies: Vec::with_capacity((u64::from(args.rate) * args.seconds) as usize),
+        service_latencies: Vec::with_capacity((u64::from(args.rate) * args.seconds) as usize),
+        recording: false,
+        requests: 0,
+        errors: 0,
+        stale_reads: 0,
+        writes_acked: 0,
+        writes_refused: 0,
+        writes_skipped: 0,
+        first_error: None,
+    }));
+    let mut connections = Vec::with_capacity(args.connections as usize);
+    for _ in 0..args.connections {
+        connections.push(Connection::open(args.api, &args.key).await?);
+    }
+    println!("{}", json!({ "event": "warming" }));
+    let connections = phase(&args, &shared, connections, &reputation_clients, args.warmup, 1).await?;
+    let (hits_before, misses_before, _) = scrape(&mut first).await?;
+    shared.borrow_mut().recording = true;
+    println!("{}", json!({ "event": "measuring" }));
+    let started = Instant::now();
+    phase(&args, &shared, connections, &reputation_clients, args.seconds, 2).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    println!("{}", json!({ "event": "measured" }));
+    shared.borrow_mut().recording = false;
+    let (hits, misses, view_age_max) = scrape(&mut first).await?;
+
+    // Every acknowledged write is in its agent's count.
+    let acked = shared.borrow().acked.clone();
+    let mut lost = 0u64;
+    for (agent, &count) in acked.iter().enumerate() {
+        if count <= 1 {
+            continue;
+        }
+        let (status, body) = first.send("GET", &format!("/api/v1/agents/{agent}"), None).await?;
+        let seen = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v["feedback"].as_u64());
+        match (status, seen) {
+            (200, Some(seen)) => lost += count.saturating_sub(seen),
+            _ => return Err(format!("agent {agent} could not be read back: {status}")),
+        }
+    }
+    let mut s = shared.borrow_mut();
+    let mut latencies = std::mem::take(&mut s.latencies);
+    latencies.sort_unstable();
+    let mut service = std::mem::take(&mut s.service_latencies);
+    service.sort_unstable();
+    let quantile = |sorted: &[u32], q: f64| -> f64 {
+        if sorted.is_empty() {
+            return 0.0;
+        }
+        let at = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+        f64::from(sorted[at]) / 1000.0
+    };
+    let (hit, miss) = (hits.saturating_sub(hits_before), misses.saturating_sub(misses_before));
+    let hit_rate = if hit + miss == 0 {
+        0.0
+    } else {
+        hit as f64 / (hit + miss) as f64
+    };
+    Ok(json!({
+        "req_per_s": round1(latencies.len() as f64 / elapsed),
+        "offered_per_s": args.rate,
+        "p50_ms": quantile(&latencies, 0.50),
+        "p99_ms": quantile(&latencies, 0.99),
+        "p999_ms": quantile(&latencies, 0.999),
+        "max_ms": quantile(&latencies, 1.0),
+        "sent_p50_ms": quantile(&service, 0.50),
+        "sent_p99_ms": quantile(&service, 0.99),
+        "cache_hit_rate": (hit_rate * 10_000.0).round() / 10_000.0,
+        "view_age_s_max": view_age_max,
+        "errors": s.errors,
+        "first_error": s.first_error,
+        "stale_reads": s.stale_reads,
+        "lost_writes": lost,
+        "writes_acked": s.writes_acked,
+        "writes_refused": s.writes_refused,
+        "writes_skipped": s.writes_skipped,
+        "requests": s.requests,
+        "agents": args.agents,
+        "connections": args.connections,
+        "seconds": args.seconds,
+    })
+    .to_string())
+}
+
+/// The cache's hits and misses and the view's largest age, from `/metrics`.
+async fn scrape(connection: &mut Connection) -> Result<(u64, u64, f64)> {
+    let (status, body) = connection.send("GET", "/metrics", None).await?;
+    if status != 200 {
+        return Err(format!("/metrics answered {status}"));
+    }
+    let text = String::from_utf8_lossy(&body);
+    let value = |name: &str| -> Result<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+            .ok_or_else(|| format!("/metrics has no {name}"))
+    };
+    Ok((
+        value("erc8004_cache_hits_total")? as u64,
+        value("erc8004_cache_misses_total")? as u64,
+        value("erc8004_view_age_max_seconds")?,
+    ))
+}
+
+/// Offers `args.rate` requests a second for `seconds`, spread over the connections (each a
+/// task of its own); gives the connections back.
+async fn phase(
+    args: &LoadArgs,
+    shared: &Rc<RefCell<Shared>>,
+    connections: Vec<Connection>,
+    reputation_clients: &str,
+    seconds: u64,
+    stream: u64,
+) -> Result<Vec<Connection>> {
+    let start = tokio::time::Instant::now();
+    let total = u64::from(args.rate) * seconds;
+    let count = connections.len() as u64;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate));
+    let mut tasks = Vec::new();
+    for (k, mut connection) in connections.into_iter().enumerate() {
+        let shared = shared.clone();
+        let clients = reputation_clients.to_owned();
+        let (rate, writes) = (args.rate, args.writes);
+        tasks.push(tokio::task::spawn_local(async move {
+            let mut rng = DetRng::seed_from_u64(stream * 1_000_003 + k as u64);
+            let mut i = k as u64;
+            while i < total {
+                let due = start + interval.mul_f64(i as f64);
+                tokio::time::sleep_until(due).await;
+                let write = rng.below(u64::from(rate)) < u64::from(writes);
+                request(&shared, &mut connection, &mut rng, write, &clients, due.into_std()).await;
+                i += count;
+            }
+            connection
+        }));
+    }
+    let mut back = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        back.push(task.await.map_err(|e| format!("a connection's task failed: {e}"))?);
+    }
+    Ok(back)
+}
+
+/// One request, its latency counted from `due`.
+async fn request(
+    shared: &Rc<RefCell<Shared>>,
+    connection: &mut Connection,
+    rng: &mut DetRng,
+    write: bool,
+    reputation_clients: &str,
+    due: Instant,
+) {
+    let agent = shared.borrow().zipf.draw(rng);
+    let sent = Instant::now();
+    let writer = if write { shared.borrow_mut().idle.pop() } else { None };
+    if write && writer.is_none() {
+        shared.borrow_mut().writes_skipped += 1;
+    }
+    let outcome = if let Some(mut writer) = writer {
+        let raw = writer.sign(REPUTATION_REGISTRY, feedback_call(agent, 1 + rng.below(100) as i128));
+        let answer = connection.transact(&raw).await;
+        let mut s = shared.borrow_mut();
+        match &answer {
+            Ok((200, body)) if body["success"] == true => {
+                s.acked[agent as usize] += 1;
+                s.writes_acked += 1;
+                s.idle.push(writer);
+            }
+            // Refused: not done, and the writer's nonce is no longer known (it is retired).
+            Ok(_) => s.writes_refused += 1,
+            Err(_) => {}
+        }
+        answer.map(|(status, _)| status)
+    } else {
+        let mut pick = rng.below(100);
+        let route = READ_MIX
+            .iter()
+            .find(|(_, share)| {
+                let hit = pick < *share;
+                pick = pick.saturating_sub(*share);
+                hit
+            })
+            .map_or("agent", |(route, _)| route);
+        let target = match route {
+            "agent" => format!("/api/v1/agents/{agent}"),
+            "stats" => format!("/api/v1/agents/{agent}/stats"),
+            "feedback" => format!("/api/v1/agents/{agent}/feedback"),
+            "reputation" => format!("/api/v1/agents/{agent}/reputation?clients={reputation_clients}"),
+            _ => format!("/api/v1/agents/?limit=20&cursor={agent}"),
+        };
+        // A write acknowledged before this read was sent must be in what it reads.
+        let expected = shared.borrow().acked[agent as usize];
+        let answer = connection.send("GET", &target, None).await;
+        if let (Ok((200, body)), "agent") = (&answer, route) {
+            let seen = serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|v| v["feedback"].as_u64());
+            if seen.is_none_or(|seen| seen < expected) {
+                shared.borrow_mut().stale_reads += 1;
+            }
+        }
+        answer.map(|(status, _)| status)
+    };
+    let mut s = shared.borrow_mut();
+    s.requests += 1;
+    match outcome {
+        Ok(status) if (200..300).contains(&status) => {}
+        Ok(status) => {
+            s.errors += 1;
+            s.first_error.get_or_insert_with(|| format!("status {status}"));
+        }
+        Err(e) => {
+            s.errors += 1;
+            s.first_error.get_or_insert(e);
+        }
+    }
+    if s.recording {
+        let micros = |since: Instant| u32::try_from(since.elapsed().as_micros()).unwrap_or(u32::MAX);
+        s.latencies.push(micros(due));
+        s.service_latencies.push(micros(sent));
+    }
+}
