@@ -463,7 +463,8 @@ async fn drive(args: LoadArgs) -> Result<String> {
     }
     println!("{}", json!({ "event": "warming" }));
     let connections = phase(&args, &shared, connections, &reputation_clients, args.warmup, 1).await?;
-    let (hits_before, misses_before, _) = scrape(&mut first).await?;
+    let mut first = Connection::open(args.api, &args.key).await?;
+    let (hits_before, misses_before, invalidations_before, _) = scrape(&mut first).await?;
     shared.borrow_mut().recording = true;
     println!("{}", json!({ "event": "measuring" }));
     let started = Instant::now();
@@ -471,7 +472,9 @@ async fn drive(args: LoadArgs) -> Result<String> {
     let elapsed = started.elapsed().as_secs_f64();
     println!("{}", json!({ "event": "measured" }));
     shared.borrow_mut().recording = false;
-    let (hits, misses, view_age_max) = scrape(&mut first).await?;
+    // A new connection: the server closes one idle as long as the window was.
+    let mut first = Connection::open(args.api, &args.key).await?;
+    let (hits, misses, invalidations, view_age_max) = scrape(&mut first).await?;
 
     // Every acknowledged write is in its agent's count.
     let acked = shared.borrow().acked.clone();
@@ -517,6 +520,9 @@ async fn drive(args: LoadArgs) -> Result<String> {
         "sent_p50_ms": quantile(&service, 0.50),
         "sent_p99_ms": quantile(&service, 0.99),
         "cache_hit_rate": (hit_rate * 10_000.0).round() / 10_000.0,
+        "cache_misses": miss,
+        // Of the misses, those of an entry a write had changed.
+        "cache_invalidations": invalidations.saturating_sub(invalidations_before),
         "view_age_s_max": view_age_max,
         "errors": s.errors,
         "first_error": s.first_error,
@@ -533,8 +539,8 @@ async fn drive(args: LoadArgs) -> Result<String> {
     .to_string())
 }
 
-/// The cache's hits and misses and the view's largest age, from `/metrics`.
-async fn scrape(connection: &mut Connection) -> Result<(u64, u64, f64)> {
+/// The cache's hits, misses and invalidations and the view's largest age, from `/metrics`.
+async fn scrape(connection: &mut Connection) -> Result<(u64, u64, u64, f64)> {
     let (status, body) = connection.send("GET", "/metrics", None).await?;
     if status != 200 {
         return Err(format!("/metrics answered {status}"));
@@ -548,6 +554,7 @@ async fn scrape(connection: &mut Connection) -> Result<(u64, u64, f64)> {
     Ok((
         value("erc8004_cache_hits_total")? as u64,
         value("erc8004_cache_misses_total")? as u64,
+        value("erc8004_cache_invalidations_total")? as u64,
         value("erc8004_view_age_max_seconds")?,
     ))
 }

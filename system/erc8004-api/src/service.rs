@@ -381,12 +381,12 @@ fn read(
             let (agents, more) = paged(registries.agents_after(cursor, limit + 1), limit);
             let next = more.then(|| agents.last().map(|a| a.id.to_string())).flatten();
             let depends = Depends {
-                agents: agents.iter().map(|a| a.id).collect(),
+                identities: agents.iter().map(|a| a.id).collect(),
                 list_end: !more,
-                stats: false,
+                ..Depends::default()
             };
             let answer = ok(json!({
-                "agents": agents.iter().map(agent_json).collect::<Vec<_>>(),
+                "agents": agents.iter().map(identity_json).collect::<Vec<_>>(),
                 "next_cursor": next,
             }));
             (answer, Some(depends))
@@ -434,8 +434,8 @@ fn read(
             // A stale answer is not kept: each read of it is served from the view, and counted.
             let depends = (!stale).then(|| Depends {
                 agents: vec![id],
-                list_end: false,
                 stats: true,
+                ..Depends::default()
             });
             (answer, depends)
         }
@@ -731,6 +731,18 @@ fn page_params<C>(
 
 fn ok(body: Value) -> HttpResponse {
     HttpResponse::new(200, JSON, format!("{body}\n"))
+}
+
+/// An agent as a page of the list shows it: its identity record only (its feedback and
+/// validations are at `/agents/{id}`), so that feedback to it leaves the pages it is on as
+/// they were.
+fn identity_json(agent: &Agent) -> Value {
+    json!({
+        "id": agent.id.to_string(),
+        "owner": agent.owner.to_checksum(None),
+        "uri": agent.uri,
+        "metadata_keys": agent.metadata_keys,
+    })
 }
 
 fn agent_json(agent: &Agent) -> Value {

@@ -36,7 +36,9 @@ use runtime::WallTime;
 enum Change {
     /// A new agent (the end of the agent list grew).
     Registered(U256),
-    /// The agent's record (owner, URI, metadata) or something not counted in its statistics.
+    /// The agent's identity record: its owner, URI or metadata.
+    Identity(U256),
+    /// Something else about the agent, not counted in its statistics (a response to feedback).
     Touched(U256),
     /// A new feedback entry.
     Feedback {
@@ -59,21 +61,21 @@ enum Change {
 fn change_of(log: &Log) -> Option<Change> {
     let topics = log.data.topics();
     let (signature, agent) = (*topics.first()?, topics.get(1).map(|t| U256::from_be_bytes(t.0)));
-    let any = || agent.map(Change::Touched).unwrap_or(Change::Unreadable);
+    let identity = || agent.map(Change::Identity).unwrap_or(Change::Unreadable);
     Some(match log.address {
         a if a == IDENTITY_REGISTRY => match signature {
             I::Registered::SIGNATURE_HASH => agent.map(Change::Registered).unwrap_or(Change::Unreadable),
             I::Transfer::SIGNATURE_HASH | I::Approval::SIGNATURE_HASH => topics
                 .get(3)
-                .map(|t| Change::Touched(U256::from_be_bytes(t.0)))
+                .map(|t| Change::Identity(U256::from_be_bytes(t.0)))
                 .unwrap_or(Change::Unreadable),
             // Operators are not part of any answer.
             I::ApprovalForAll::SIGNATURE_HASH => return None,
             I::MetadataUpdate::SIGNATURE_HASH => match I::MetadataUpdate::decode_log_data(&log.data) {
-                Ok(e) => Change::Touched(e._tokenId),
+                Ok(e) => Change::Identity(e._tokenId),
                 Err(_) => Change::Unreadable,
             },
-            I::MetadataSet::SIGNATURE_HASH | I::URIUpdated::SIGNATURE_HASH => any(),
+            I::MetadataSet::SIGNATURE_HASH | I::URIUpdated::SIGNATURE_HASH => identity(),
             _ => Change::Unreadable,
         },
         a if a == REPUTATION_REGISTRY => match signature {
@@ -94,7 +96,7 @@ fn change_of(log: &Log) -> Option<Change> {
                 },
                 Err(_) => Change::Unreadable,
             },
-            R::ResponseAppended::SIGNATURE_HASH => any(),
+            R::ResponseAppended::SIGNATURE_HASH => agent.map(Change::Touched).unwrap_or(Change::Unreadable),
             _ => Change::Unreadable,
         },
         a if a == VALIDATION_REGISTRY => match signature {
@@ -126,13 +128,16 @@ fn changes_in(chain: &Chain, number: u64) -> Option<Vec<Change>> {
     Some(changes)
 }
 
-/// What an answer depends on: the agents it shows, whether it is the end of the agent list
-/// (which a registration extends), and whether it shows the statistics view (which a periodic
-/// refresh changes).
+/// What an answer depends on: the agents it shows (all they hold, or only their identity
+/// records), whether it is the end of the agent list (which a registration extends), and whether
+/// it shows the statistics view (which a periodic refresh changes).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Depends {
     /// The agents whose state the answer shows.
     pub agents: Vec<U256>,
+    /// The agents whose identity record (owner, URI, metadata) and nothing else it shows: their
+    /// feedback and validations do not change it.
+    pub identities: Vec<U256>,
     /// Whether it shows the end of the agent list.
     pub list_end: bool,
     /// Whether it shows the statistics view.
@@ -151,6 +156,8 @@ pub struct Follower {
     generation: u64,
     /// Each agent's last change.
     changed: HashMap<U256, u64>,
+    /// Each agent's last change of its identity record (a registration included).
+    identity_changed: HashMap<U256, u64>,
     /// The last registration.
     list_end: u64,
     /// The last time everything changed (a rebuild, or a log not understood).
@@ -192,6 +199,10 @@ impl Follower {
                 .agents
                 .iter()
                 .any(|agent| self.changed.get(agent).is_some_and(|&at| at > made))
+            || depends
+                .identities
+                .iter()
+                .any(|agent| self.identity_changed.get(agent).is_some_and(|&at| at > made))
     }
 
     /// Reads the blocks committed since the last call, handing each change to `stats`; if the
@@ -255,6 +266,11 @@ impl Follower {
             }
             Change::Registered(agent) => {
                 self.list_end = generation;
+                self.identity_changed.insert(*agent, generation);
+                agent
+            }
+            Change::Identity(agent) => {
+                self.identity_changed.insert(*agent, generation);
                 agent
             }
             Change::Touched(agent) | Change::Requested(agent) => agent,
@@ -405,7 +421,7 @@ impl StatsView {
             Change::Registered(agent) => {
                 self.agents.entry(agent).or_default();
             }
-            Change::Touched(_) | Change::Unreadable => {}
+            Change::Identity(_) | Change::Touched(_) | Change::Unreadable => {}
             Change::Feedback {
                 agent,
                 first_of_client,
@@ -538,7 +554,7 @@ mod tests {
             address: IDENTITY_REGISTRY,
             data,
         };
-        assert_eq!(change_of(&log), Some(Change::Touched(U256::from(7))));
+        assert_eq!(change_of(&log), Some(Change::Identity(U256::from(7))));
         // Another contract's logs are none of the registries'.
         let elsewhere = Log {
             address: Address::repeat_byte(9),

@@ -306,13 +306,18 @@ fn no_read_after_a_committed_change_returns_the_answer_from_before_it() {
     assert_eq!(call(&mut api, "GET", "/api/v1/agents/2", key).1["feedback"], 2);
     assert_eq!(counters(&api).hits, 1, "read again, unchanged: from the cache");
 
-    // A third client's feedback to agent 2, committed: the next read shows it.
+    // A third client's feedback to agent 2, committed: the next read shows it. A page listing
+    // agent 2 shows only its identity record, which feedback leaves as it was: still cached.
+    let (_, page) = call(&mut api, "GET", "/api/v1/agents/?limit=3", key);
     send(&chain, &wallet(4), REPUTATION_REGISTRY, feedback(2, 100, "speed"));
     let (_, agent) = call(&mut api, "GET", "/api/v1/agents/2", key);
     assert_eq!(
         (agent["feedback"].as_u64(), agent["clients"].as_u64()),
         (Some(3), Some(3))
     );
+    let hits = counters(&api).hits;
+    assert_eq!(call(&mut api, "GET", "/api/v1/agents/?limit=3", key).1, page);
+    assert_eq!(counters(&api).hits, hits + 1, "the page was not invalidated");
     assert_eq!(counters(&api).invalidations, 1);
     let (_, entries) = call(&mut api, "GET", "/api/v1/agents/2/feedback", key);
     assert_eq!(entries["feedback"].as_array().unwrap().len(), 3);
@@ -749,6 +754,7 @@ fn every_kind_of_change_reaches_the_answers_cached_before_it() {
     };
     let owner = wallet(0);
     let agent = read(&mut api, "/api/v1/agents/1");
+    read(&mut api, "/api/v1/agents/?limit=3");
     let uri = I::setAgentURICall {
         agentId: U256::from(1),
         newURI: "ipfs://moved".into(),
@@ -758,6 +764,11 @@ fn every_kind_of_change_reaches_the_answers_cached_before_it() {
         call(&mut api, "GET", "/api/v1/agents/1", key).1["uri"],
         "ipfs://moved",
         "was {agent}"
+    );
+    let page = call(&mut api, "GET", "/api/v1/agents/?limit=3", key).1;
+    assert_eq!(
+        page["agents"][1]["uri"], "ipfs://moved",
+        "a page lists the new URI: {page}"
     );
     read(&mut api, "/api/v1/agents/1");
     let metadata = I::setMetadataCall {
