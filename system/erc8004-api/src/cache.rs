@@ -80,7 +80,7 @@ struct Entry {
 /// 160 bytes for the entry and its two index slots.
 pub fn entry_bytes(key: &str, response: &HttpResponse, depends: &Depends) -> usize {
     let headers: usize = response.headers.iter().map(|(n, v)| n.len() + v.len()).sum();
-    160 + 2 * key.len() + response.body.len() + headers + 32 * depends.agents.len()
+    160 + 2 * key.len() + response.body.len() + headers + 32 * (depends.agents.len() + depends.identities.len())
 }
 
 /// The cache.

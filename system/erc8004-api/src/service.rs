@@ -653,6 +653,14 @@ fn refused_transaction(refused: &SendError) -> HttpResponse {
         ),
         SendError::NonceTooLow { .. } => error(409, "nonce_too_low", &refused.to_string()),
         SendError::NonceTooHigh { .. } => error(409, "nonce_too_high", &refused.to_string()),
+        SendError::NonceHeld { .. } => error(409, "nonce_held", &refused.to_string()),
+        SendError::Unsure(why) => error(
+            500,
+            "outcome_unknown",
+            &format!(
+                "the node failed while taking the transaction, which may or may not be in the chain: {why}; send the same signed transaction again once the node is back (it is answered by its hash, never applied twice)"
+            ),
+        ),
         SendError::NotTaken(why) => error(
             503,
             "not_accepted",

@@ -717,6 +717,21 @@ fn a_transaction_posted_is_answered_once_included_and_the_next_read_shows_it() {
     let ahead = signed(&newcomer, 3, IDENTITY_REGISTRY, I::register_0Call {});
     let (answer, held) = post(&mut api, &ahead, &key);
     assert_eq!((answer.status, held["status"].as_str()), (202, Some("held")), "{held}");
+    // Sent again (a retry): still held, the same answer; another at that nonce is refused.
+    let (answer, again) = post(&mut api, &ahead, &key);
+    assert_eq!((answer.status, &again["hash"]), (202, &held["hash"]), "{again}");
+    let rival = signed(
+        &newcomer,
+        3,
+        IDENTITY_REGISTRY,
+        I::register_1Call { agentURI: "x".into() },
+    );
+    let (answer, refused) = post(&mut api, &rival, &key);
+    assert_eq!(
+        (answer.status, refused["error"]["code"].as_str()),
+        (409, Some("nonce_held")),
+        "{refused}"
+    );
 
     let code = |api: &mut ApiService<Shared>, body: &str| {
         let (answer, body) = post(api, body, &key);

@@ -317,6 +317,11 @@ impl Chain {
         self.state.blocks.keys().next().copied().unwrap_or(self.state.head)
     }
 
+    /// The signed transaction of `sender` with `nonce` held for an earlier nonce, if one is.
+    pub fn held(&self, sender: Address, nonce: u64) -> Option<&[u8]> {
+        self.state.held.get(&(sender, nonce)).map(|h| h.raw.as_ref())
+    }
+
     /// The kept block whose hash is `hash`.
     pub fn block_by_hash(&self, hash: &B256) -> Option<&Block> {
         self.state.blocks.values().find(|b| b.hash == *hash)

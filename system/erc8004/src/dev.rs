@@ -15,7 +15,7 @@ use hypermesh::replication::{BlockInfo, BlockLog, LogError, Outcome, StateMachin
 use runtime::{durable, Storage, WallTime};
 
 use crate::chain::{Chain, ChainConfig};
-use crate::rpc::RpcNode;
+use crate::rpc::{RpcNode, SendError};
 use crate::tx::SignedCall;
 
 /// The log's file names' base in the state directory.
@@ -225,11 +225,17 @@ impl<S: Storage + Send> RpcNode for DevChain<S> {
         &self.chain
     }
 
-    fn submit(&mut self, call: &SignedCall, now: WallTime) -> Result<(), String> {
+    fn submit(&mut self, call: &SignedCall, now: WallTime) -> Result<(), SendError> {
+        if let Some(why) = &self.unsure {
+            // Stopped by an earlier failed commit: this one was not tried.
+            return Err(SendError::NotTaken(DevError::Unsure(why.clone()).to_string()));
+        }
         let raw = Bytes::copy_from_slice(&call.raw);
-        match self.commit(raw, now).map_err(|e| e.to_string())? {
-            Outcome::Applied(_) => Ok(()),
-            Outcome::Refused(why) => Err(why),
+        match self.commit(raw, now) {
+            Ok(Outcome::Applied(_)) => Ok(()),
+            Ok(Outcome::Refused(why)) => Err(SendError::NotTaken(why)),
+            Err(e @ DevError::Unsure(_)) => Err(SendError::Unsure(e.to_string())),
+            Err(e) => Err(SendError::NotTaken(e.to_string())),
         }
     }
 }

@@ -61,9 +61,10 @@ pub trait RpcNode: Send {
     /// The chain as this node holds it now.
     fn chain(&self) -> Self::Chain<'_>;
 
-    /// Hands `call` (decoded for this chain, its nonce the sender's next) to the chain; `Ok`
-    /// once taken (committed, or admitted to be), the reason if not.
-    fn submit(&mut self, call: &SignedCall, now: WallTime) -> Result<(), String>;
+    /// Hands `call` (decoded for this chain, its nonce the sender's next or ahead, not held
+    /// yet) to the chain; `Ok` once taken (committed, or admitted to be), else why not
+    /// ([`SendError::NotTaken`], or [`SendError::Unsure`] if it may have been).
+    fn submit(&mut self, call: &SignedCall, now: WallTime) -> Result<(), SendError>;
 }
 
 /// Why a signed transaction was not taken ([`RpcService::send_raw`]); nothing of it was done.
@@ -90,9 +91,23 @@ pub enum SendError {
         /// How far ahead the chain holds transactions.
         ahead_max: u64,
     },
-    /// The node could not take it (its log could not be written, say).
+    /// Another transaction with its sender and nonce is held already.
+    #[error(
+        "another transaction with nonce {nonce} of {sender} is held: it is included once the nonces before it are"
+    )]
+    NonceHeld {
+        /// The sender.
+        sender: Address,
+        /// The nonce.
+        nonce: u64,
+    },
+    /// The node could not take it (its log could not be written, say): nothing of it was done.
     #[error("{0}")]
     NotTaken(String),
+    /// The node failed while taking it: whether it was taken is known only later (sending the
+    /// same signed transaction again then is safe, it is answered by its hash).
+    #[error("{0}")]
+    Unsure(String),
 }
 
 /// The JSON-RPC endpoint over a node.
@@ -174,7 +189,18 @@ impl<N: RpcNode> RpcService<N> {
                 ahead_max,
             });
         }
-        self.node.submit(&call, now).map_err(SendError::NotTaken)?;
+        // Sent again while held (a retry): it is taken, and that is the answer.
+        match self.node.chain().held(call.sender, call.nonce) {
+            Some(held) if held == raw => return Ok(call.hash),
+            Some(_) => {
+                return Err(SendError::NonceHeld {
+                    sender: call.sender,
+                    nonce: call.nonce,
+                })
+            }
+            None => {}
+        }
+        self.node.submit(&call, now)?;
         Ok(call.hash)
     }
 

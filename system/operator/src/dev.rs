@@ -117,44 +117,50 @@ fn dev(args: DevArgs) -> Result<(), Failure> {
         println!("account {i}: {} private key {}", wallet.address(), wallet.secret());
     }
     let service = Arc::new(Mutex::new(RpcService::new(dev)));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure(format!("cannot start the runtime: {e}")))?;
+    let new_runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure(format!("cannot start the runtime: {e}")))
+    };
+    // The API on a thread and runtime of its own. Its reads are answered from memory in
+    // microseconds, on the connection's task (a thread handoff per request would cost more than
+    // the answer); while one waits for the chain's lock (a JSON-RPC commit syncing), it holds
+    // only the API's runtime, never JSON-RPC's.
+    let api = match api_listen {
+        Some(listen) => {
+            let api_runtime = new_runtime()?;
+            let served = ServedApi::new(service.clone(), &args.state);
+            let mut api_config = HttpsConfig::new(listen);
+            api_config.answer_inline = true;
+            let server = {
+                let _inside = api_runtime.enter();
+                HttpsServer::bind_plain(api_config, Arc::new(Mutex::new(served)))
+                    .map_err(|e| Failure(format!("--api: {e}")))?
+            };
+            println!("api listening on http://{}", server.local_addr()?);
+            Some((api_runtime, server))
+        }
+        None => None,
+    };
+    let runtime = new_runtime()?;
     runtime.block_on(async move {
         let mut config = HttpsConfig::new(listen);
         config.body_bytes_max = BODY_BYTES_MAX;
         config.body_timeout = Duration::from_secs(10);
-        let api = match api_listen {
-            Some(listen) => {
-                let served = ServedApi::new(service.clone(), &args.state);
-                let mut api_config = HttpsConfig::new(listen);
-                // Reads are answered from memory in microseconds: a thread handoff per request
-                // would cost more than the answer. A write (a commit, synced) holds the runtime
-                // for its duration, as it would hold the service's turn anyway.
-                api_config.answer_inline = true;
-                let api = HttpsServer::bind_plain(api_config, Arc::new(Mutex::new(served)))
-                    .map_err(|e| Failure(format!("--api: {e}")))?;
-                println!("api listening on http://{}", api.local_addr()?);
-                Some(api)
-            }
-            None => None,
-        };
         let server = HttpsServer::bind_plain(config, service).map_err(|e| Failure(format!("--rpc: {e}")))?;
         let bound = server.local_addr()?;
         println!("listening on http://{bound}");
         use std::io::Write;
         std::io::stdout().flush()?;
-        let api = async {
-            match api {
-                Some(api) => api.serve(stop_signal()).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            () = server.serve(stop_signal()) => {}
-            () = api => {}
+        if let Some((api_runtime, api)) = api {
+            // It serves until the process ends, when JSON-RPC's server stops on a signal.
+            std::thread::Builder::new()
+                .name("api".into())
+                .spawn(move || api_runtime.block_on(api.serve(std::future::pending())))
+                .map_err(|e| Failure(format!("cannot start the API's thread: {e}")))?;
         }
+        server.serve(stop_signal()).await;
         eprintln!("stopped");
         Ok(())
     })

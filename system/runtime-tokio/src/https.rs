@@ -7,8 +7,13 @@
 //! head's and the request body's deadlines (a body not received in time gets a 408 and the
 //! connection is closed, so a stalled client cannot hold a connection slot), and the body size
 //! (larger bodies get a 413 before they are read in full).
-//! The service runs on tokio's blocking pool, because it may sync files; requests are served one
-//! at a time, in the order they take its lock. A panic in the service is caught inside the lock:
+//! The service runs on tokio's blocking pool, because it may sync files (or, with
+//! [`HttpsConfig::answer_inline`], on the connection's task, for a service that answers from
+//! memory); requests are served one at a time, in turn, and at most
+//! [`HttpsConfig::requests_waiting_max`] read whole may wait (one more gets a 503). Inline, a
+//! request being answered holds the runtime's thread, so none other is read meanwhile: requests
+//! wait in their connections instead, and the bound is not reached. A panic in the service is
+//! caught inside the lock:
 //! its request gets a 500, the lock is never poisoned, and the next request is served (a service
 //! whose state a panic could leave half-updated recovers it itself, as the CA's API does).
 
@@ -172,7 +177,7 @@ struct Queue {
     /// A permit per request waiting or being answered.
     waiting: Arc<Semaphore>,
     /// One permit: the request being answered. Waiting for it is a task's, not a thread's.
-    turn: Semaphore,
+    turn: Arc<Semaphore>,
     waiting_max: usize,
     retry_after_s: u32,
     inline: bool,
@@ -238,7 +243,7 @@ impl<S: HttpService + 'static> HttpsServer<S> {
         let permits = Arc::new(Semaphore::new(self.config.connections_max));
         let queue = Arc::new(Queue {
             waiting: Arc::new(Semaphore::new(self.config.requests_waiting_max)),
-            turn: Semaphore::new(1),
+            turn: Arc::new(Semaphore::new(1)),
             waiting_max: self.config.requests_waiting_max,
             retry_after_s: self.config.busy_retry_after_s,
             inline: self.config.answer_inline,
@@ -411,16 +416,28 @@ async fn respond<S: HttpService + 'static>(
                 )
                 .with_header("retry-after", queue.retry_after_s.to_string()),
                 Ok(waiting) => {
-                    let turn = queue.turn.acquire().await.expect("the turn semaphore is never closed");
+                    let turn = queue
+                        .turn
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .expect("the turn semaphore is never closed");
                     let now = host_wall_now();
-                    let answer = if queue.inline {
-                        handle(&service, &request, now)
+                    if queue.inline {
+                        let answer = handle(&service, &request, now);
+                        drop((turn, waiting));
+                        answer
                     } else {
-                        let handled = tokio::task::spawn_blocking(move || handle(&service, &request, now)).await;
+                        // The permits go with the work, not with this future: a client that
+                        // hangs up drops the future, and the request still holds its place
+                        // until the service is done with it.
+                        let handled = tokio::task::spawn_blocking(move || {
+                            let _held = (turn, waiting);
+                            handle(&service, &request, now)
+                        })
+                        .await;
                         handled.unwrap_or_else(|_| plain(500, "internal error: the request handler failed"))
-                    };
-                    drop((turn, waiting));
-                    answer
+                    }
                 }
             }
         }

@@ -111,13 +111,16 @@ async fn a_stalled_request_body_gets_408_and_the_connection_closes() {
 /// lock was poisoned and every later request got 503).
 #[tokio::test]
 async fn a_panicking_handler_does_not_take_the_server_down() {
-    let (addr, root) = start(|_| {}).await;
-    let client = HttpsClient::new(addr, "localhost", &[root]).unwrap();
-    let (status, body) = client.call("GET", "/panic", "").await.unwrap();
-    assert_eq!(status, 500, "{}", String::from_utf8_lossy(&body));
-    for _ in 0..3 {
-        let (status, body) = client.call("POST", "/fine", "abc").await.unwrap();
-        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    // On the blocking pool, and answered on the connection's own task.
+    for inline in [false, true] {
+        let (addr, root) = start(|config| config.answer_inline = inline).await;
+        let client = HttpsClient::new(addr, "localhost", &[root]).unwrap();
+        let (status, body) = client.call("GET", "/panic", "").await.unwrap();
+        assert_eq!(status, 500, "inline {inline}: {}", String::from_utf8_lossy(&body));
+        for _ in 0..3 {
+            let (status, body) = client.call("POST", "/fine", "abc").await.unwrap();
+            assert_eq!(status, 200, "inline {inline}: {}", String::from_utf8_lossy(&body));
+        }
     }
 }
 
@@ -219,4 +222,37 @@ async fn past_the_waiting_bound_a_request_gets_503_and_is_not_processed() {
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(answered.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+/// A client that hangs up while its request is being answered does not free its place: the
+/// service is still busy with it, so the bound still counts it.
+#[tokio::test]
+async fn a_client_hanging_up_mid_answer_still_holds_its_place_in_the_queue() {
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let service = Slow {
+        entered: entered_tx,
+        release: release_rx,
+        answered: answered.clone(),
+    };
+    let mut config = HttpsConfig::new("[::1]:0".parse().unwrap());
+    config.requests_waiting_max = 1;
+    let server = HttpsServer::bind_plain(config, Arc::new(Mutex::new(service))).unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.serve(std::future::pending()));
+
+    let slow = tokio::spawn(plain_get(addr, "/slow"));
+    tokio::task::spawn_blocking(move || entered.recv_timeout(Duration::from_secs(10)).unwrap())
+        .await
+        .unwrap();
+    // The client hangs up; the service is still busy with its request.
+    slow.abort();
+    let _ = slow.await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let answer = tokio::time::timeout(Duration::from_secs(2), plain_get(addr, "/write"))
+        .await
+        .expect("refused at once, not left waiting behind the request hung up on");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    release.send(()).unwrap();
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use erc8004::chain::{Chain, ChainConfig};
-use erc8004::rpc::RpcNode;
+use erc8004::rpc::{RpcNode, SendError};
 use erc8004::tx::SignedCall;
 use hypermesh::replication::{BlockInfo, Outcome, RestoreError, StateMachine};
 use runtime::WallTime;
@@ -101,20 +101,20 @@ impl RpcNode for SharedChain {
         lock(&self.chain)
     }
 
-    fn submit(&mut self, call: &SignedCall, _now: WallTime) -> Result<(), String> {
+    fn submit(&mut self, call: &SignedCall, _now: WallTime) -> Result<(), SendError> {
         let mut handed_over = lock(&self.handed_over);
         // The replica takes what is handed over on every event it handles while live: one that
         // has not for a while is starting, replaying its log, or halted.
         if !handed_over.transactions.is_empty() && handed_over.taken.elapsed() > UNTAKEN_MAX {
-            return Err(format!(
+            return Err(SendError::NotTaken(format!(
                 "this validator has taken no transaction for {} s (starting, catching up or halted): send to another",
                 handed_over.taken.elapsed().as_secs()
-            ));
+            )));
         }
         if handed_over.transactions.len() >= HANDED_OVER_MAX {
-            return Err(format!(
+            return Err(SendError::NotTaken(format!(
                 "busy: {HANDED_OVER_MAX} transactions wait for consensus to take them; send again shortly"
-            ));
+            )));
         }
         handed_over.transactions.push(Bytes::copy_from_slice(&call.raw));
         Ok(())
