@@ -239,7 +239,7 @@ enum BenchCommand {
     /// process's Zipf-distributed reads and signed writes, open loop: prints req/s, p50/p99
     /// latency, the cache's hit rate, the statistics view's largest age, errors, stale reads and
     /// lost writes. Needs the operator's binaries (cargo build --release -p operator). Exit 0:
-    /// measured; 1: a stale read or a lost write; 2: setup failed.
+    /// measured; 1: a stale read, a lost or duplicated write, or an error answer; 2: setup failed.
     Registry {
         /// Measured seconds.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
@@ -257,9 +257,14 @@ enum BenchCommand {
         /// Agents registered (each with one feedback entry) before the load.
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         agents: u32,
-        /// Keep-alive HTTP/1.1 connections the load uses.
-        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+        /// Keep-alive HTTP/1.1 connections the load uses (the server keeps 256 at once; the
+        /// load needs one more of its own).
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=250))]
         connections: u32,
+        /// The node's cache invalidation: `on-commit`, or `never` (the guide's original, which
+        /// deleted nothing), to see the bench's stale-read check bite.
+        #[arg(long, default_value = "on-commit", value_parser = ["on-commit", "never"])]
+        cache_invalidation: String,
         /// Print one JSON line.
         #[arg(long)]
         json: bool,
@@ -272,6 +277,8 @@ enum BenchCommand {
     RegistryLoad {
         #[arg(long)]
         api: std::net::SocketAddr,
+        #[arg(long)]
+        rpc: std::net::SocketAddr,
         #[arg(long)]
         key: String,
         #[arg(long)]
@@ -410,6 +417,7 @@ fn main() -> ExitCode {
             writes,
             agents,
             connections,
+            cache_invalidation,
             json,
             workspace,
         }) => registry_bench::run(registry_bench::BenchArgs {
@@ -419,11 +427,13 @@ fn main() -> ExitCode {
             writes,
             agents,
             connections,
+            cache_invalidation,
             json,
             workspace,
         }),
         Command::Bench(BenchCommand::RegistryLoad {
             api,
+            rpc,
             key,
             seconds,
             warmup,
@@ -433,6 +443,7 @@ fn main() -> ExitCode {
             connections,
         }) => registry_bench::load(registry_bench::LoadArgs {
             api,
+            rpc,
             key,
             seconds,
             warmup,

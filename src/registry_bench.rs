@@ -13,11 +13,16 @@
 //!    measured `--seconds`. Reads pick their agent from a Zipf distribution (exponent 1: agent
 //!    0 is asked most) and a route from [`READ_MIX`]; `--writes` per second of them are instead
 //!    a signed feedback transaction to a Zipf-chosen agent, from one of [`WRITERS`] wallets;
-//! 3. judges what it read: a read of an agent sent after a write to it was acknowledged must
-//!    count that write (else a stale read), and at the end every acknowledged write must be in
-//!    the agent's count (else a lost write);
-//! 4. reads `/metrics` before and after the measured window for the cache's hit rate and the
-//!    statistics view's largest age.
+//! 3. judges what it read: a read of an agent or of its statistics sent after a write to it was
+//!    acknowledged must count that write (else a stale read; the other routes are not judged),
+//!    and at the end every acknowledged write must be in the agent's count (else a lost write)
+//!    and nothing beyond the writes whose outcome is unknown (else a duplicated one);
+//! 4. reads `/metrics` before and after the measured window for the cache's hit rate, and after
+//!    it for the statistics view's largest age (since the node started, seeding included).
+//!
+//! Counts are of the measured window. The load's timer wakes at most once a millisecond, so the
+//! requests due within one leave together (ten at a time at 10,000 a second), and a latency from
+//! the scheduled time includes up to a millisecond of the load's own lateness: an upper bound.
 //!
 //! The bench prints one JSON line with `req_per_s`, `p50_ms`, `p99_ms` (from each request's
 //! scheduled time: the load's own lateness included, and its timer wakes at most once a
@@ -32,7 +37,7 @@ use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use alloy_primitives::{B256, U256};
+use alloy_primitives::{Address, B256, U256};
 use alloy_sol_types::SolCall;
 use bytes::Bytes;
 use erc8004::abi::{IdentityRegistry as I, ReputationRegistry as R, IDENTITY_REGISTRY, REPUTATION_REGISTRY};
@@ -77,20 +82,28 @@ pub struct BenchArgs {
     pub agents: u32,
     /// Connections.
     pub connections: u32,
+    /// The node's cache invalidation (`on-commit`, or the guide's faulty `never`).
+    pub cache_invalidation: String,
     /// One JSON line.
     pub json: bool,
     /// The binaries and the state directory.
     pub workspace: Workspace,
 }
 
-/// Runs the bench. Exit 0: measured, nothing stale or lost; 1: a stale read or a lost write;
-/// 2: setup failed.
+/// Runs the bench. Exit 0: measured, nothing stale, lost, duplicated or failed; 1: a stale
+/// read, a lost or duplicated write, or an error answer; 2: setup failed.
 pub fn run(args: BenchArgs) -> ExitCode {
     args.workspace
         .run("bench-registry", |bins, dir| bench(&args, bins, dir))
 }
 
 fn bench(args: &BenchArgs, bins: &Binaries, dir: &Path) -> Result<(String, ExitCode)> {
+    if args.writes > args.rate {
+        return Err(format!(
+            "--writes {} is more than --rate {}: writes are among the requests offered",
+            args.writes, args.rate
+        ));
+    }
     let say = |what: &str| {
         if !args.json {
             eprintln!("{what}");
@@ -110,6 +123,8 @@ fn bench(args: &BenchArgs, bins: &Binaries, dir: &Path) -> Result<(String, ExitC
             &state,
             "--accounts",
             "1",
+            "--api-cache-invalidation",
+            &args.cache_invalidation,
         ],
         &dir.join("dev.log"),
         Some(Lines::Forward(node_tx)),
@@ -120,6 +135,13 @@ fn bench(args: &BenchArgs, bins: &Binaries, dir: &Path) -> Result<(String, ExitC
         .trim_start_matches("api listening on http://")
         .parse::<SocketAddr>()
         .map_err(|e| format!("hypermesh dev printed {api:?}: {e}"))?;
+    let rpc = loop {
+        let line = wait_line(&node_rx, "listening on http://", Duration::from_secs(30))
+            .map_err(|e| format!("hypermesh dev: {e}"))?;
+        if let Some(addr) = line.strip_prefix("listening on http://") {
+            break addr.to_owned();
+        }
+    };
     let key = bins.hypermesh(&[
         "keys",
         "create",
@@ -148,6 +170,8 @@ fn bench(args: &BenchArgs, bins: &Binaries, dir: &Path) -> Result<(String, ExitC
             "registry-load",
             "--api",
             &addr,
+            "--rpc",
+            &rpc,
             "--key",
             &key,
             "--seconds",
@@ -190,7 +214,9 @@ fn bench(args: &BenchArgs, bins: &Binaries, dir: &Path) -> Result<(String, ExitC
         serde_json::from_str(&summary).map_err(|e| format!("the load's summary {summary:?}: {e}"))?;
     summary["node_cpu_pct"] = json!(node_cpu);
     summary["load_cpu_pct"] = json!(load_cpu);
-    let bad = summary["stale_reads"].as_u64() != Some(0) || summary["lost_writes"].as_u64() != Some(0);
+    let bad = ["stale_reads", "lost_writes", "duplicated_writes", "errors"]
+        .iter()
+        .any(|name| summary[name].as_u64() != Some(0));
     let code = if bad { ExitCode::from(1) } else { ExitCode::SUCCESS };
     if args.json {
         return Ok((summary.to_string(), code));
@@ -229,6 +255,8 @@ fn wait_line(lines: &mpsc::Receiver<String>, what: &str, within: Duration) -> Re
 pub struct LoadArgs {
     /// The API.
     pub api: SocketAddr,
+    /// The node's JSON-RPC endpoint: the writes are checked there, not through the API's cache.
+    pub rpc: SocketAddr,
     /// Its key.
     pub key: String,
     /// As [`BenchArgs`].
@@ -272,6 +300,10 @@ pub fn load(args: LoadArgs) -> ExitCode {
 struct Connection {
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
     bearer: String,
+    api: SocketAddr,
+    key: String,
+    /// A request failed on it: opened again before the next.
+    broken: bool,
 }
 
 impl Connection {
@@ -289,11 +321,17 @@ impl Connection {
         Ok(Connection {
             sender,
             bearer: format!("Bearer {key}"),
+            api,
+            key: key.to_owned(),
+            broken: false,
         })
     }
 
     /// Sends one request: the status and the body.
     async fn send(&mut self, method: &str, target: &str, body: Option<String>) -> Result<(u16, Bytes)> {
+        if self.broken {
+            *self = Connection::open(self.api, &self.key.clone()).await?;
+        }
         let request = hyper::Request::builder()
             .method(method)
             .uri(target)
@@ -420,7 +458,13 @@ struct Shared {
     stale_reads: u64,
     writes_acked: u64,
     writes_refused: u64,
+    /// Writes answered 500 or not at all: they may be in the chain.
+    writes_unknown: u64,
+    /// Per agent, writes of unknown outcome.
+    unknown: Vec<u64>,
     writes_skipped: u64,
+    /// Reads whose answer was judged for staleness.
+    reads_judged: u64,
     first_error: Option<String>,
 }
 
@@ -454,7 +498,10 @@ async fn drive(args: LoadArgs) -> Result<String> {
         stale_reads: 0,
         writes_acked: 0,
         writes_refused: 0,
+        writes_unknown: 0,
+        unknown: vec![0; args.agents as usize],
         writes_skipped: 0,
+        reads_judged: 0,
         first_error: None,
     }));
     let mut connections = Vec::with_capacity(args.connections as usize);
@@ -463,9 +510,16 @@ async fn drive(args: LoadArgs) -> Result<String> {
     }
     println!("{}", json!({ "event": "warming" }));
     let connections = phase(&args, &shared, connections, &reputation_clients, args.warmup, 1).await?;
-    let mut first = Connection::open(args.api, &args.key).await?;
+    first = Connection::open(args.api, &args.key).await?;
     let (hits_before, misses_before, invalidations_before, _) = scrape(&mut first).await?;
-    shared.borrow_mut().recording = true;
+    {
+        // Counted over the measured window only (the acknowledged writes stay: the checks need
+        // every one).
+        let mut s = shared.borrow_mut();
+        s.recording = true;
+        (s.requests, s.errors, s.stale_reads, s.reads_judged) = (0, 0, 0, 0);
+        (s.writes_acked, s.writes_refused, s.writes_unknown, s.writes_skipped) = (0, 0, 0, 0);
+    }
     println!("{}", json!({ "event": "measuring" }));
     let started = Instant::now();
     phase(&args, &shared, connections, &reputation_clients, args.seconds, 2).await?;
@@ -473,24 +527,45 @@ async fn drive(args: LoadArgs) -> Result<String> {
     println!("{}", json!({ "event": "measured" }));
     shared.borrow_mut().recording = false;
     // A new connection: the server closes one idle as long as the window was.
-    let mut first = Connection::open(args.api, &args.key).await?;
+    first = Connection::open(args.api, &args.key).await?;
     let (hits, misses, invalidations, view_age_max) = scrape(&mut first).await?;
 
-    // Every acknowledged write is in its agent's count.
-    let acked = shared.borrow().acked.clone();
-    let mut lost = 0u64;
-    for (agent, &count) in acked.iter().enumerate() {
-        if count <= 1 {
+    // Every acknowledged write is in the chain, and nothing beyond the writes whose outcome is
+    // unknown: fewer is a lost write, more a write applied twice. Asked of the registry itself
+    // over JSON-RPC (getSummary over the agent's seed client and every writer), not through
+    // the API and its cache.
+    let writers: Vec<Address> = (0..WRITERS)
+        .map(|i| Wallet::development(WALLET_SEED, 100 + i).address())
+        .collect();
+    let (acked, unknown) = {
+        let s = shared.borrow();
+        (s.acked.clone(), s.unknown.clone())
+    };
+    let (mut lost, mut duplicated) = (0u64, 0u64);
+    for (agent, (&count, &maybe)) in acked.iter().zip(&unknown).enumerate() {
+        if count <= 1 && maybe == 0 {
             continue;
         }
-        let (status, body) = first.send("GET", &format!("/api/v1/agents/{agent}"), None).await?;
-        let seen = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| v["feedback"].as_u64());
-        match (status, seen) {
-            (200, Some(seen)) => lost += count.saturating_sub(seen),
-            _ => return Err(format!("agent {agent} could not be read back: {status}")),
-        }
+        let mut clients = writers.clone();
+        clients.push(Wallet::development(WALLET_SEED, 1 + agent as u64 % SEED_CLIENTS).address());
+        let summary = R::getSummaryCall {
+            agentId: U256::from(agent),
+            clientAddresses: clients,
+            tag1: String::new(),
+            tag2: String::new(),
+        };
+        let data = format!("0x{}", alloy_primitives::hex::encode(summary.abi_encode()));
+        let call = json!([{ "to": REPUTATION_REGISTRY, "data": data }, "latest"]);
+        let seen = match crate::registry_load::rpc(args.rpc, "eth_call", call) {
+            Some(Ok(Value::String(hex))) => alloy_primitives::hex::decode(hex.trim_start_matches("0x"))
+                .ok()
+                .and_then(|bytes| R::getSummaryCall::abi_decode_returns(&bytes).ok())
+                .map(|r| r.count),
+            _ => None,
+        };
+        let seen = seen.ok_or_else(|| format!("agent {agent}'s feedback could not be read over JSON-RPC"))?;
+        lost += count.saturating_sub(seen);
+        duplicated += seen.saturating_sub(count + maybe);
     }
     let mut s = shared.borrow_mut();
     let mut latencies = std::mem::take(&mut s.latencies);
@@ -528,6 +603,9 @@ async fn drive(args: LoadArgs) -> Result<String> {
         "first_error": s.first_error,
         "stale_reads": s.stale_reads,
         "lost_writes": lost,
+        "duplicated_writes": duplicated,
+        "writes_unknown": s.writes_unknown,
+        "reads_judged": s.reads_judged,
         "writes_acked": s.writes_acked,
         "writes_refused": s.writes_refused,
         "writes_skipped": s.writes_skipped,
@@ -598,7 +676,8 @@ async fn phase(
     Ok(back)
 }
 
-/// One request, its latency counted from `due`.
+/// One request, its latency counted from `due` (and from when it was sent); only answered
+/// requests (2xx) are timed. A connection that failed is opened again for the next request.
 async fn request(
     shared: &Rc<RefCell<Shared>>,
     connection: &mut Connection,
@@ -608,14 +687,15 @@ async fn request(
     due: Instant,
 ) {
     let agent = shared.borrow().zipf.draw(rng);
-    let sent = Instant::now();
     let writer = if write { shared.borrow_mut().idle.pop() } else { None };
     if write && writer.is_none() {
         shared.borrow_mut().writes_skipped += 1;
     }
-    let outcome = if let Some(mut writer) = writer {
+    let (outcome, sent, done) = if let Some(mut writer) = writer {
         let raw = writer.sign(REPUTATION_REGISTRY, feedback_call(agent, 1 + rng.below(100) as i128));
+        let sent = Instant::now();
         let answer = connection.transact(&raw).await;
+        let done = Instant::now();
         let mut s = shared.borrow_mut();
         match &answer {
             Ok((200, body)) if body["success"] == true => {
@@ -623,11 +703,16 @@ async fn request(
                 s.writes_acked += 1;
                 s.idle.push(writer);
             }
-            // Refused: not done, and the writer's nonce is no longer known (it is retired).
-            Ok(_) => s.writes_refused += 1,
-            Err(_) => {}
+            // Refused (a 4xx or 503: not done), or unknown (a 500, no answer): either way the
+            // writer's nonce is no longer known, and it is retired. An unknown one may be in the
+            // chain: the end's check allows for it, and counts any beyond as duplicated.
+            Ok((status, _)) if *status != 500 && *status != 200 => s.writes_refused += 1,
+            _ => {
+                s.unknown[agent as usize] += 1;
+                s.writes_unknown += 1;
+            }
         }
-        answer.map(|(status, _)| status)
+        (answer.map(|(status, _)| status), sent, done)
     } else {
         let mut pick = rng.below(100);
         let route = READ_MIX
@@ -645,34 +730,46 @@ async fn request(
             "reputation" => format!("/api/v1/agents/{agent}/reputation?clients={reputation_clients}"),
             _ => format!("/api/v1/agents/?limit=20&cursor={agent}"),
         };
-        // A write acknowledged before this read was sent must be in what it reads.
+        // A write acknowledged before this read was sent must be in what it reads: the agent's
+        // feedback count, and its statistics' (the other routes are not judged).
         let expected = shared.borrow().acked[agent as usize];
+        let sent = Instant::now();
         let answer = connection.send("GET", &target, None).await;
-        if let (Ok((200, body)), "agent") = (&answer, route) {
-            let seen = serde_json::from_slice::<Value>(body)
-                .ok()
-                .and_then(|v| v["feedback"].as_u64());
-            if seen.is_none_or(|seen| seen < expected) {
-                shared.borrow_mut().stale_reads += 1;
+        let done = Instant::now();
+        if let Ok((200, body)) = &answer {
+            let read = |v: Value| match route {
+                "agent" => Some(v["feedback"].as_u64()),
+                "stats" => Some(v["feedback"]["given"].as_u64()),
+                _ => None,
+            };
+            if let Some(seen) = serde_json::from_slice::<Value>(body).ok().and_then(read) {
+                let mut s = shared.borrow_mut();
+                s.reads_judged += 1;
+                if seen.is_none_or(|seen| seen < expected) {
+                    s.stale_reads += 1;
+                }
             }
         }
-        answer.map(|(status, _)| status)
+        (answer.map(|(status, _)| status), sent, done)
     };
     let mut s = shared.borrow_mut();
     s.requests += 1;
-    match outcome {
-        Ok(status) if (200..300).contains(&status) => {}
+    let answered = match outcome {
+        Ok(status) if (200..300).contains(&status) => true,
         Ok(status) => {
             s.errors += 1;
             s.first_error.get_or_insert_with(|| format!("status {status}"));
+            false
         }
         Err(e) => {
             s.errors += 1;
             s.first_error.get_or_insert(e);
+            connection.broken = true;
+            false
         }
-    }
-    if s.recording {
-        let micros = |since: Instant| u32::try_from(since.elapsed().as_micros()).unwrap_or(u32::MAX);
+    };
+    if s.recording && answered {
+        let micros = |from: Instant| u32::try_from(done.duration_since(from).as_micros()).unwrap_or(u32::MAX);
         s.latencies.push(micros(due));
         s.service_latencies.push(micros(sent));
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use erc8004_api::gate::Gate;
 use erc8004_api::keys::ApiKeys;
-use erc8004_api::service::{ApiService, ChainSource};
+use erc8004_api::service::{ApiConfig, ApiService, ChainSource};
 use runtime::{HttpRequest, HttpResponse, HttpService, WallTime};
 
 use crate::keys::KEYS_FILE;
@@ -43,13 +43,13 @@ pub(crate) struct ServedApi<S> {
 impl<S: ChainSource> ServedApi<S> {
     /// The API over `source`, its keys in `state`'s key file, its requests timed by this
     /// process's monotonic clock.
-    pub(crate) fn new(source: S, state: &std::path::Path) -> Self {
+    pub(crate) fn new(source: S, state: &std::path::Path, config: ApiConfig) -> Self {
         // A backend: the service reads no clock, the process hands it one.
         #[allow(clippy::disallowed_methods)]
         let started = std::time::Instant::now();
         let stopwatch = Box::new(move || u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
         ServedApi {
-            api: ApiService::new(source, Gate::new(ApiKeys::new())).with_stopwatch(stopwatch),
+            api: ApiService::with_config(source, Gate::new(ApiKeys::new()), config).with_stopwatch(stopwatch),
             keys_file: state.join(KEYS_FILE),
             seen: None,
             checked: None,

@@ -26,6 +26,8 @@ use crate::api::ServedApi;
 use crate::lock::lock_dir;
 use crate::trustchain::{stop_signal, Failure};
 use crate::EXIT_BAD_INPUT;
+use erc8004_api::cache::Invalidation;
+use erc8004_api::service::ApiConfig;
 
 /// The seed of the development accounts (printed at start; never for value).
 pub const ACCOUNTS_SEED: u64 = 8004;
@@ -51,6 +53,11 @@ pub struct DevArgs {
     /// How many development accounts to print.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=100))]
     accounts: u64,
+    /// The API cache's invalidation: `on-commit`, or `never`, the guide's faulty setting (its
+    /// original's invalidation deleted nothing): stale answers are served, and counted in
+    /// `erc8004_cache_stale_served_total`. For reproducing the fault, never for use.
+    #[arg(long, default_value = "on-commit", value_parser = ["on-commit", "never"], hide = true)]
+    api_cache_invalidation: String,
 }
 
 /// Runs `hypermesh dev` until SIGINT or SIGTERM.
@@ -130,7 +137,11 @@ fn dev(args: DevArgs) -> Result<(), Failure> {
     let api = match api_listen {
         Some(listen) => {
             let api_runtime = new_runtime()?;
-            let served = ServedApi::new(service.clone(), &args.state);
+            let mut config = ApiConfig::default();
+            if args.api_cache_invalidation == "never" {
+                config.cache.invalidation = Invalidation::Never;
+            }
+            let served = ServedApi::new(service.clone(), &args.state, config);
             let mut api_config = HttpsConfig::new(listen);
             api_config.answer_inline = true;
             let server = {
