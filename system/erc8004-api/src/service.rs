@@ -21,6 +21,7 @@
 //! rate-limit headers. Ids are decimal strings (they are 256-bit), addresses checksummed hex,
 //! feedback values decimal strings (128-bit).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use alloy_primitives::{Address, B256, U256};
@@ -47,6 +48,14 @@ pub const PAGE_LIMIT_DEFAULT: usize = 20;
 pub trait ChainSource: Send {
     /// Runs `read` on the chain as it is now.
     fn with_chain<T>(&self, read: impl FnOnce(&Chain) -> T) -> T;
+
+    /// The chain's head as last committed, read without taking the chain ([`DevChain::head_watch`]),
+    /// if the source can tell: while it is where the API last read the chain, nothing changed,
+    /// and an answer from the cache needs no read of the chain at all (not even waiting for a
+    /// commit that is syncing). `None`: every answer reads the chain first.
+    fn committed_head(&self) -> Option<u64> {
+        None
+    }
 
     /// Hands the signed transaction `raw` to the chain, as [`RpcService::send_raw`] does: its
     /// hash once taken, or why not. A source that only reads refuses every one.
@@ -77,6 +86,29 @@ impl<N: RpcNode> ChainSource for RpcService<N> {
 
     fn submit(&mut self, raw: &[u8], now: WallTime) -> Result<B256, SendError> {
         self.send_raw(raw, now)
+    }
+}
+
+/// A source whose committed head is published apart from it ([`DevChain::head_watch`]): reads
+/// of the cache need not take the chain while nothing was committed.
+pub struct Watched<S> {
+    /// The source.
+    pub source: S,
+    /// Its head as last committed.
+    pub head: Arc<AtomicU64>,
+}
+
+impl<S: ChainSource> ChainSource for Watched<S> {
+    fn with_chain<T>(&self, read: impl FnOnce(&Chain) -> T) -> T {
+        self.source.with_chain(read)
+    }
+
+    fn committed_head(&self) -> Option<u64> {
+        Some(self.head.load(Ordering::Acquire))
+    }
+
+    fn submit(&mut self, raw: &[u8], now: WallTime) -> Result<B256, SendError> {
+        self.source.submit(raw, now)
     }
 }
 
@@ -273,6 +305,16 @@ impl<S: ChainSource> ApiService<S> {
             metrics,
             ..
         } = self;
+        let key = format!("{}?{}", request.path, request.query);
+        let cacheable = !matches!(route, Route::Health | Route::Metrics);
+        let looked = cacheable && source.committed_head() == Some(follower.head());
+        if looked {
+            // Nothing committed since the follower last read the chain: a cached answer is
+            // current, and is served without waiting for the chain's lock.
+            if let Some(hit) = cache.get(&key, follower) {
+                return hit;
+            }
+        }
         source.with_chain(|chain| {
             follower.catch_up(chain, view, now);
             match route {
@@ -288,9 +330,11 @@ impl<S: ChainSource> ApiService<S> {
                     HttpResponse::new(200, CONTENT_TYPE, metrics.exposition(&scrape))
                 }
                 _ => {
-                    let key = format!("{}?{}", request.path, request.query);
-                    if let Some(hit) = cache.get(&key, follower) {
-                        return hit;
+                    // Looked up above already, with nothing committed since: a miss still.
+                    if !looked {
+                        if let Some(hit) = cache.get(&key, follower) {
+                            return hit;
+                        }
                     }
                     let registries = chain.registries();
                     let (answer, depends) = read(route, &params, &registries, view, follower);

@@ -884,3 +884,42 @@ fn a_follower_behind_the_history_kept_reads_the_state_whole_and_serves_nothing_s
     );
     assert_eq!(counters(&api).invalidations, 2);
 }
+
+/// While nothing was committed since the API last read the chain, a cached answer is served
+/// without the chain's lock: a commit syncing to disk holds that lock, and reads answered from
+/// the cache do not wait for it. Once the commit is in, the next read sees it.
+#[test]
+fn a_cached_answer_is_served_while_a_commit_holds_the_chain() {
+    use erc8004_api::service::Watched;
+    let chain = chain();
+    let head = chain.lock().unwrap().node().head_watch();
+    let mut keys = ApiKeys::new();
+    let (key, _) = keys.create(&[9; 36], "standard", "tests", NOW as i64).unwrap();
+    let source = Watched {
+        source: chain.clone(),
+        head,
+    };
+    let mut api = ApiService::new(source, Gate::new(keys));
+    let get = move |api: &mut ApiService<Watched<Shared>>| {
+        let request =
+            HttpRequest::new("GET", "/api/v1/agents/2", "").with_header("authorization", format!("Bearer {key}"));
+        let answer = api.handle(&request, WallTime::from_unix_nanos(NOW as i64 * 1_000_000_000));
+        serde_json::from_slice::<Value>(&answer.body).unwrap()["feedback"].clone()
+    };
+    assert_eq!(get(&mut api), 2);
+
+    let held = chain.lock().unwrap();
+    let (answered, answers) = std::sync::mpsc::channel();
+    // A test of the lock: the read runs on a thread while this one holds the chain.
+    #[allow(clippy::disallowed_methods)]
+    let reader = std::thread::spawn(move || {
+        answered.send(get(&mut api)).unwrap();
+        (api, get)
+    });
+    let answer = answers.recv_timeout(std::time::Duration::from_secs(10));
+    assert_eq!(answer, Ok(Value::from(2)), "answered from the cache, the chain held");
+    drop(held);
+    let (mut api, get) = reader.join().unwrap();
+    send(&chain, &wallet(4), REPUTATION_REGISTRY, feedback(2, 100, "speed"));
+    assert_eq!(get(&mut api), 3, "a commit published: the chain is read again");
+}

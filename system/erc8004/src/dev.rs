@@ -9,6 +9,9 @@
 //! from 0); opening it replays every block, so a restarted chain is
 //! the chain it was. A committed block is synced before its transaction is answered.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use bytes::Bytes;
 use hypermesh::consensus::{Block, Digest, GENESIS};
 use hypermesh::replication::{BlockInfo, BlockLog, LogError, Outcome, StateMachine};
@@ -70,6 +73,8 @@ pub struct DevChain<S> {
     /// Set once a commit failed after its block was written: the log may or may not hold the
     /// block, so nothing more is committed until a restart replays what it holds.
     unsure: Option<String>,
+    /// The chain's head block, published once each commit is applied ([`DevChain::head_watch`]).
+    head: Arc<AtomicU64>,
 }
 
 /// What opening found.
@@ -134,6 +139,7 @@ impl<S: Storage + Send> DevChain<S> {
             replayed: log.next(),
             truncated_bytes: recovery.truncated_bytes,
         };
+        let head = Arc::new(AtomicU64::new(chain.head()));
         Ok((
             DevChain {
                 storage,
@@ -141,9 +147,16 @@ impl<S: Storage + Send> DevChain<S> {
                 chain,
                 parent,
                 unsure: None,
+                head,
             },
             opened,
         ))
+    }
+
+    /// The chain's head block as last committed, readable without the lock the chain is under:
+    /// a reader that finds it unchanged knows no block was applied since it last looked.
+    pub fn head_watch(&self) -> Arc<AtomicU64> {
+        self.head.clone()
     }
 
     /// The chain.
@@ -196,6 +209,9 @@ impl<S: Storage + Send> DevChain<S> {
             timestamp_ms: block.timestamp_ms,
         };
         let mut outcomes = self.chain.apply(info, &block.transactions, &[true]);
+        // Published after the state changed: a reader that sees the new head and then takes the
+        // chain finds the change.
+        self.head.store(self.chain.head(), Ordering::Release);
         Ok(outcomes.pop().expect("one outcome per transaction"))
     }
 }

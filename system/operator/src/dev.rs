@@ -27,7 +27,7 @@ use crate::lock::lock_dir;
 use crate::trustchain::{stop_signal, Failure};
 use crate::EXIT_BAD_INPUT;
 use erc8004_api::cache::Invalidation;
-use erc8004_api::service::ApiConfig;
+use erc8004_api::service::{ApiConfig, Watched};
 
 /// The seed of the development accounts (printed at start; never for value).
 pub const ACCOUNTS_SEED: u64 = 8004;
@@ -123,6 +123,7 @@ fn dev(args: DevArgs) -> Result<(), Failure> {
         let wallet = Wallet::development(ACCOUNTS_SEED, i);
         println!("account {i}: {} private key {}", wallet.address(), wallet.secret());
     }
+    let head = dev.head_watch();
     let service = Arc::new(Mutex::new(RpcService::new(dev)));
     let new_runtime = || {
         tokio::runtime::Builder::new_current_thread()
@@ -141,7 +142,11 @@ fn dev(args: DevArgs) -> Result<(), Failure> {
             if args.api_cache_invalidation == "never" {
                 config.cache.invalidation = Invalidation::Never;
             }
-            let served = ServedApi::new(service.clone(), &args.state, config);
+            let source = Watched {
+                source: service.clone(),
+                head,
+            };
+            let served = ServedApi::new(source, &args.state, config);
             let mut api_config = HttpsConfig::new(listen);
             api_config.answer_inline = true;
             let server = {
