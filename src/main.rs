@@ -239,7 +239,8 @@ enum BenchCommand {
     /// process's Zipf-distributed reads and signed writes, open loop: prints req/s, p50/p99
     /// latency, the cache's hit rate, the statistics view's largest age, errors, stale reads and
     /// lost writes. Needs the operator's binaries (cargo build --release -p operator). Exit 0:
-    /// measured; 1: a stale read, a lost or duplicated write, or an error answer; 2: setup failed.
+    /// measured; 1: a stale read, a lost, duplicated or reverted write, or an error answer; 2:
+    /// setup failed.
     Registry {
         /// Measured seconds.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]

@@ -91,7 +91,7 @@ pub struct BenchArgs {
 }
 
 /// Runs the bench. Exit 0: measured, nothing stale, lost, duplicated or failed; 1: a stale
-/// read, a lost or duplicated write, or an error answer; 2: setup failed.
+/// read, a lost, duplicated or reverted write, or an error answer; 2: setup failed.
 pub fn run(args: BenchArgs) -> ExitCode {
     args.workspace
         .run("bench-registry", |bins, dir| bench(&args, bins, dir))
@@ -214,9 +214,15 @@ fn bench(args: &BenchArgs, bins: &Binaries, dir: &Path) -> Result<(String, ExitC
         serde_json::from_str(&summary).map_err(|e| format!("the load's summary {summary:?}: {e}"))?;
     summary["node_cpu_pct"] = json!(node_cpu);
     summary["load_cpu_pct"] = json!(load_cpu);
-    let bad = ["stale_reads", "lost_writes", "duplicated_writes", "errors"]
-        .iter()
-        .any(|name| summary[name].as_u64() != Some(0));
+    let bad = [
+        "stale_reads",
+        "lost_writes",
+        "duplicated_writes",
+        "errors",
+        "writes_reverted",
+    ]
+    .iter()
+    .any(|name| summary[name].as_u64() != Some(0));
     let code = if bad { ExitCode::from(1) } else { ExitCode::SUCCESS };
     if args.json {
         return Ok((summary.to_string(), code));
@@ -460,6 +466,8 @@ struct Shared {
     writes_refused: u64,
     /// Writes answered 500 or not at all: they may be in the chain.
     writes_unknown: u64,
+    /// Writes included but reverted by the registry.
+    writes_reverted: u64,
     /// Per agent, writes of unknown outcome.
     unknown: Vec<u64>,
     writes_skipped: u64,
@@ -499,6 +507,7 @@ async fn drive(args: LoadArgs) -> Result<String> {
         writes_acked: 0,
         writes_refused: 0,
         writes_unknown: 0,
+        writes_reverted: 0,
         unknown: vec![0; args.agents as usize],
         writes_skipped: 0,
         reads_judged: 0,
@@ -519,6 +528,8 @@ async fn drive(args: LoadArgs) -> Result<String> {
         s.recording = true;
         (s.requests, s.errors, s.stale_reads, s.reads_judged) = (0, 0, 0, 0);
         (s.writes_acked, s.writes_refused, s.writes_unknown, s.writes_skipped) = (0, 0, 0, 0);
+        s.writes_reverted = 0;
+        s.first_error = None;
     }
     println!("{}", json!({ "event": "measuring" }));
     let started = Instant::now();
@@ -605,6 +616,7 @@ async fn drive(args: LoadArgs) -> Result<String> {
         "lost_writes": lost,
         "duplicated_writes": duplicated,
         "writes_unknown": s.writes_unknown,
+        "writes_reverted": s.writes_reverted,
         "reads_judged": s.reads_judged,
         "writes_acked": s.writes_acked,
         "writes_refused": s.writes_refused,
@@ -703,10 +715,15 @@ async fn request(
                 s.writes_acked += 1;
                 s.idle.push(writer);
             }
+            // Included but reverted: the registry refused a write the bench made valid.
+            Ok((200, _)) => {
+                s.writes_reverted += 1;
+                s.idle.push(writer);
+            }
             // Refused (a 4xx or 503: not done), or unknown (a 500, no answer): either way the
             // writer's nonce is no longer known, and it is retired. An unknown one may be in the
             // chain: the end's check allows for it, and counts any beyond as duplicated.
-            Ok((status, _)) if *status != 500 && *status != 200 => s.writes_refused += 1,
+            Ok((status, _)) if *status != 500 => s.writes_refused += 1,
             _ => {
                 s.unknown[agent as usize] += 1;
                 s.writes_unknown += 1;

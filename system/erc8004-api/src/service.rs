@@ -330,7 +330,8 @@ impl<S: ChainSource> ApiService<S> {
                     HttpResponse::new(200, CONTENT_TYPE, metrics.exposition(&scrape))
                 }
                 _ => {
-                    // Looked up above already, with nothing committed since: a miss still.
+                    // Looked up above already and missed: an answer is read either way (and the
+                    // follower has just read anything committed since).
                     if !looked {
                         if let Some(hit) = cache.get(&key, follower) {
                             return hit;

@@ -317,9 +317,15 @@ impl Chain {
         self.state.blocks.keys().next().copied().unwrap_or(self.state.head)
     }
 
-    /// The signed transaction of `sender` with `nonce` held for an earlier nonce, if one is.
+    /// The signed transaction of `sender` with `nonce` held for an earlier nonce, if one is and
+    /// the next block keeps it (one held its longest is dropped then, and is not counted here).
     pub fn held(&self, sender: Address, nonce: u64) -> Option<&[u8]> {
-        self.state.held.get(&(sender, nonce)).map(|h| h.raw.as_ref())
+        let oldest = (self.state.height + 1).saturating_sub(self.state.config.held_heights_max);
+        self.state
+            .held
+            .get(&(sender, nonce))
+            .filter(|h| h.since >= oldest)
+            .map(|h| h.raw.as_ref())
     }
 
     /// The kept block whose hash is `hash`.

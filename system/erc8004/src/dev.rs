@@ -193,9 +193,12 @@ impl<S: Storage + Send> DevChain<S> {
             transactions: vec![transaction],
         };
         if let Err(e) = self.log.append(&mut self.storage, height - 1, &block.encode()) {
-            // Not synced, so not kept: cut back for the next block.
+            // Not synced, so not kept: cut back for the next block. If that fails too, the
+            // record may still be there for a restart to replay: the outcome is unknown.
             if let Err(again) = self.log.recover(&mut self.storage) {
-                self.unsure = Some(again.to_string());
+                let why = format!("{e}; cutting the log back failed too: {again}");
+                self.unsure = Some(why.clone());
+                return Err(DevError::Unsure(why));
             }
             return Err(e.into());
         }
@@ -209,8 +212,9 @@ impl<S: Storage + Send> DevChain<S> {
             timestamp_ms: block.timestamp_ms,
         };
         let mut outcomes = self.chain.apply(info, &block.transactions, &[true]);
-        // Published after the state changed: a reader that sees the new head and then takes the
-        // chain finds the change.
+        // Published before this commit returns, so before the lock the chain is under is
+        // released and before anyone is told the transaction is in: a reader who was told, and
+        // then finds the head unchanged from what it last read, cannot be missing the change.
         self.head.store(self.chain.head(), Ordering::Release);
         Ok(outcomes.pop().expect("one outcome per transaction"))
     }

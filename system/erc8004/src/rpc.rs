@@ -67,7 +67,9 @@ pub trait RpcNode: Send {
     fn submit(&mut self, call: &SignedCall, now: WallTime) -> Result<(), SendError>;
 }
 
-/// Why a signed transaction was not taken ([`RpcService::send_raw`]); nothing of it was done.
+/// Why a signed transaction was not taken ([`RpcService::send_raw`]): refused, so nothing of it
+/// was done (or, for [`SendError::NonceHeld`], nothing new), except [`SendError::Unsure`], whose
+/// outcome is unknown.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
     /// Not a signed transaction for this chain (its encoding, chain id or signature).

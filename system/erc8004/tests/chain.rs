@@ -329,8 +329,18 @@ fn a_transaction_ahead_of_its_senders_nonce_is_held_until_the_gap_fills_and_then
     assert_eq!(chain.nonce(alice.address()), 3);
     let receipt = chain.receipt(&keccak256(tx(2))).unwrap();
     assert_eq!((receipt.transaction_index, receipt.first_log_index), (2, 6));
-    // A held transaction whose gap never fills is dropped after held_heights_max heights.
+    // A held transaction whose gap never fills is dropped after held_heights_max heights; it is
+    // no longer reported held once the next block would drop it.
     apply(&mut chain, 4, &[tx(5)]);
+    assert_eq!(chain.held(alice.address(), 5), Some(tx(5).as_ref()));
+    apply(&mut chain, 6, &[]);
+    assert_eq!(
+        chain.held(alice.address(), 5),
+        Some(tx(5).as_ref()),
+        "held at 4, kept at 7"
+    );
+    apply(&mut chain, 7, &[]);
+    assert_eq!(chain.held(alice.address(), 5), None, "dropped by block 8");
     let replica_view = chain.snapshot();
     apply(&mut chain, 8, &[]);
     apply(&mut chain, 9, &[tx(3), tx(4)]);

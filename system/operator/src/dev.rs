@@ -159,25 +159,43 @@ fn dev(args: DevArgs) -> Result<(), Failure> {
         }
         None => None,
     };
+    // Bound and started outside any runtime's `block_on`: an error on the way drops the API's
+    // runtime here, where that is allowed.
     let runtime = new_runtime()?;
-    runtime.block_on(async move {
+    let server = {
+        let _inside = runtime.enter();
         let mut config = HttpsConfig::new(listen);
         config.body_bytes_max = BODY_BYTES_MAX;
         config.body_timeout = Duration::from_secs(10);
-        let server = HttpsServer::bind_plain(config, service).map_err(|e| Failure(format!("--rpc: {e}")))?;
-        let bound = server.local_addr()?;
-        println!("listening on http://{bound}");
-        use std::io::Write;
-        std::io::stdout().flush()?;
-        if let Some((api_runtime, api)) = api {
-            // It serves until the process ends, when JSON-RPC's server stops on a signal.
-            std::thread::Builder::new()
+        HttpsServer::bind_plain(config, service).map_err(|e| Failure(format!("--rpc: {e}")))?
+    };
+    println!("listening on http://{}", server.local_addr()?);
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    let api = match api {
+        Some((api_runtime, api)) => {
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let thread = std::thread::Builder::new()
                 .name("api".into())
-                .spawn(move || api_runtime.block_on(api.serve(std::future::pending())))
+                .spawn(move || {
+                    api_runtime.block_on(api.serve(async {
+                        let _ = stopped.await;
+                    }))
+                })
                 .map_err(|e| Failure(format!("cannot start the API's thread: {e}")))?;
+            Some((stop, thread))
         }
-        server.serve(stop_signal()).await;
-        eprintln!("stopped");
-        Ok(())
-    })
+        None => None,
+    };
+    runtime.block_on(server.serve(stop_signal()));
+    // The API stops with JSON-RPC, an answer it is writing finished first, before the state
+    // directory's lock is let go.
+    if let Some((stop, thread)) = api {
+        let _ = stop.send(());
+        thread
+            .join()
+            .map_err(|_| Failure("the API's thread failed; its last requests may not have been answered".into()))?;
+    }
+    eprintln!("stopped");
+    Ok(())
 }

@@ -10,9 +10,10 @@
 //! The service runs on tokio's blocking pool, because it may sync files (or, with
 //! [`HttpsConfig::answer_inline`], on the connection's task, for a service that answers from
 //! memory); requests are served one at a time, in turn, and at most
-//! [`HttpsConfig::requests_waiting_max`] read whole may wait (one more gets a 503). Inline, a
-//! request being answered holds the runtime's thread, so none other is read meanwhile: requests
-//! wait in their connections instead, and the bound is not reached. A panic in the service is
+//! [`HttpsConfig::requests_waiting_max`] read whole may wait (one more gets a 503). Inline on a
+//! current-thread runtime, a request being answered holds the runtime's only thread, so none
+//! other is read meanwhile: requests wait in their connections instead, and the bound is not
+//! reached (on a multi-thread runtime, requests on the other threads wait their turn and count). A panic in the service is
 //! caught inside the lock:
 //! its request gets a 500, the lock is never poisoned, and the next request is served (a service
 //! whose state a panic could leave half-updated recovers it itself, as the CA's API does).
