@@ -241,60 +241,10 @@ enum BenchCommand {
     /// lost writes. Needs the operator's binaries (cargo build --release -p operator). Exit 0:
     /// measured; 1: a stale read, a lost, duplicated or reverted write, or an error answer; 2:
     /// setup failed.
-    Registry {
-        /// Measured seconds.
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
-        seconds: u64,
-        /// Seconds of load before the measured window: the cache fills with the Zipf tail (with
-        /// 3 s, a third of the misses in the window were first reads of rare keys).
-        #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(0..=600))]
-        warmup: u64,
-        /// Requests offered per second, reads and writes.
-        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-        rate: u32,
-        /// Of those, signed feedback transactions per second.
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
-        writes: u32,
-        /// Agents registered (each with one feedback entry) before the load.
-        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-        agents: u32,
-        /// Keep-alive HTTP/1.1 connections the load uses (the server keeps 256 at once; the
-        /// load needs one more of its own).
-        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=250))]
-        connections: u32,
-        /// The node's cache invalidation: `on-commit`, or `never` (the guide's original, which
-        /// deleted nothing), to see the bench's stale-read check bite.
-        #[arg(long, default_value = "on-commit", value_parser = ["on-commit", "never"])]
-        cache_invalidation: String,
-        /// Print one JSON line.
-        #[arg(long)]
-        json: bool,
-        /// The binaries and the state directory (--bin-dir, --dir, --keep).
-        #[command(flatten)]
-        workspace: processes::Workspace,
-    },
+    Registry(registry_bench::BenchArgs),
     /// The load process of `bench registry` (started by it).
     #[command(hide = true)]
-    RegistryLoad {
-        #[arg(long)]
-        api: std::net::SocketAddr,
-        #[arg(long)]
-        rpc: std::net::SocketAddr,
-        #[arg(long)]
-        key: String,
-        #[arg(long)]
-        seconds: u64,
-        #[arg(long)]
-        warmup: u64,
-        #[arg(long)]
-        rate: u32,
-        #[arg(long)]
-        writes: u32,
-        #[arg(long)]
-        agents: u32,
-        #[arg(long)]
-        connections: u32,
-    },
+    RegistryLoad(registry_bench::LoadArgs),
 }
 
 /// Sends log lines to stderr, coloured only when stderr is a terminal (and `NO_COLOR` is unset),
@@ -411,48 +361,8 @@ fn main() -> ExitCode {
             json,
             workspace,
         }),
-        Command::Bench(BenchCommand::Registry {
-            seconds,
-            warmup,
-            rate,
-            writes,
-            agents,
-            connections,
-            cache_invalidation,
-            json,
-            workspace,
-        }) => registry_bench::run(registry_bench::BenchArgs {
-            seconds,
-            warmup,
-            rate,
-            writes,
-            agents,
-            connections,
-            cache_invalidation,
-            json,
-            workspace,
-        }),
-        Command::Bench(BenchCommand::RegistryLoad {
-            api,
-            rpc,
-            key,
-            seconds,
-            warmup,
-            rate,
-            writes,
-            agents,
-            connections,
-        }) => registry_bench::load(registry_bench::LoadArgs {
-            api,
-            rpc,
-            key,
-            seconds,
-            warmup,
-            rate,
-            writes,
-            agents,
-            connections,
-        }),
+        Command::Bench(BenchCommand::Registry(args)) => registry_bench::run(args),
+        Command::Bench(BenchCommand::RegistryLoad(args)) => registry_bench::load(args),
         Command::Stoq(command) => stoq_cmd::run(command),
         Command::Node(NodeCommand::Memory {
             members,

@@ -68,25 +68,46 @@ pub const READ_MIX: [(&str, u64); 5] = [
 /// The seed of the wallets' development keys.
 const WALLET_SEED: u64 = 0xBE7C4;
 
-/// `testbed bench registry`'s settings.
-pub struct BenchArgs {
+/// What the load offers: the same for the bench and its load process.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Offered {
     /// Measured seconds.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub seconds: u64,
-    /// Seconds of load before.
+    /// Seconds of load before the measured window: the cache fills with the Zipf tail (with
+    /// 3 s, a third of the misses in the window were first reads of rare keys).
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(0..=600))]
     pub warmup: u64,
-    /// Requests offered per second.
+    /// Requests offered per second, reads and writes.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub rate: u32,
-    /// Of which writes per second.
+    /// Of those, signed feedback transactions per second.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub writes: u32,
-    /// Agents seeded.
+    /// Agents registered (each with one feedback entry) before the load.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub agents: u32,
-    /// Connections.
+    /// Keep-alive HTTP/1.1 connections the load uses (the server keeps 256 at once; the load
+    /// needs one more of its own).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=250))]
     pub connections: u32,
-    /// The node's cache invalidation (`on-commit`, or the guide's faulty `never`).
+}
+
+/// `testbed bench registry`'s settings.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// What the load offers.
+    #[command(flatten)]
+    pub offered: Offered,
+    /// The node's cache invalidation: `on-commit`, or `never` (the guide's original, which
+    /// deleted nothing), to see the bench's stale-read check bite.
+    #[arg(long, default_value = "on-commit", value_parser = ["on-commit", "never"])]
     pub cache_invalidation: String,
-    /// One JSON line.
+    /// Print one JSON line.
+    #[arg(long)]
     pub json: bool,
-    /// The binaries and the state directory.
+    /// The binaries and the state directory (--bin-dir, --dir, --keep).
+    #[command(flatten)]
     pub workspace: Workspace,
 }
 
@@ -98,10 +119,10 @@ pub fn run(args: BenchArgs) -> ExitCode {
 }
 
 fn bench(args: &BenchArgs, bins: &Binaries, dir: &Path) -> Result<(String, ExitCode)> {
-    if args.writes > args.rate {
+    if args.offered.writes > args.offered.rate {
         return Err(format!(
             "--writes {} is more than --rate {}: writes are among the requests offered",
-            args.writes, args.rate
+            args.offered.writes, args.offered.rate
         ));
     }
     let say = |what: &str| {
@@ -155,13 +176,19 @@ fn bench(args: &BenchArgs, bins: &Binaries, dir: &Path) -> Result<(String, ExitC
     let key = key.lines().last().unwrap_or_default().trim().to_owned();
     say(&format!(
         "the API on http://{api}; seeding {} agents through it",
-        args.agents
+        args.offered.agents
     ));
 
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let (load_tx, load_rx) = mpsc::channel();
-    let numbers = [args.seconds, args.warmup, u64::from(args.rate), u64::from(args.writes)].map(|n| n.to_string());
-    let (agents, connections) = (args.agents.to_string(), args.connections.to_string());
+    let numbers = [
+        args.offered.seconds,
+        args.offered.warmup,
+        u64::from(args.offered.rate),
+        u64::from(args.offered.writes),
+    ]
+    .map(|n| n.to_string());
+    let (agents, connections) = (args.offered.agents.to_string(), args.offered.connections.to_string());
     let addr = api.to_string();
     let load = Process::start(
         &exe,
@@ -190,16 +217,20 @@ fn bench(args: &BenchArgs, bins: &Binaries, dir: &Path) -> Result<(String, ExitC
         &dir.join("load.log"),
         Some(Lines::Forward(load_tx)),
     )?;
-    let seeding = Duration::from_secs(60 + u64::from(args.agents) / 20);
-    wait_line(&load_rx, "\"measuring\"", seeding + Duration::from_secs(args.warmup))?;
+    let seeding = Duration::from_secs(60 + u64::from(args.offered.agents) / 20);
+    wait_line(
+        &load_rx,
+        "\"measuring\"",
+        seeding + Duration::from_secs(args.offered.warmup),
+    )?;
     say(&format!(
         "measuring {} s at {} requests a second",
-        args.seconds, args.rate
+        args.offered.seconds, args.offered.rate
     ));
     let pids = [node.child.id(), load.child.id()];
     let before = pids.map(cpu_ticks);
     let started = Instant::now();
-    wait_line(&load_rx, "\"measured\"", Duration::from_secs(args.seconds + 30))?;
+    wait_line(&load_rx, "\"measured\"", Duration::from_secs(args.offered.seconds + 30))?;
     let elapsed = started.elapsed().as_secs_f64();
     let after = pids.map(cpu_ticks);
     let cpu = |i: usize| -> Result<f64> {
@@ -230,7 +261,7 @@ fn bench(args: &BenchArgs, bins: &Binaries, dir: &Path) -> Result<(String, ExitC
     let line = format!(
         "{} req/s (offered {}), p50 {} ms, p99 {} ms, cache hit rate {}, view age at most {} s, {} errors, {} stale reads, {} lost writes; CPU: node {} %, load {} %",
         summary["req_per_s"],
-        args.rate,
+        args.offered.rate,
         summary["p50_ms"],
         summary["p99_ms"],
         summary["cache_hit_rate"],
@@ -258,25 +289,20 @@ fn wait_line(lines: &mpsc::Receiver<String>, what: &str, within: Duration) -> Re
 }
 
 /// `testbed bench registry-load`'s settings.
+#[derive(clap::Args)]
 pub struct LoadArgs {
     /// The API.
+    #[arg(long)]
     pub api: SocketAddr,
     /// The node's JSON-RPC endpoint: the writes are checked there, not through the API's cache.
+    #[arg(long)]
     pub rpc: SocketAddr,
     /// Its key.
+    #[arg(long)]
     pub key: String,
-    /// As [`BenchArgs`].
-    pub seconds: u64,
-    /// As [`BenchArgs`].
-    pub warmup: u64,
-    /// As [`BenchArgs`].
-    pub rate: u32,
-    /// As [`BenchArgs`].
-    pub writes: u32,
-    /// As [`BenchArgs`].
-    pub agents: u32,
-    /// As [`BenchArgs`].
-    pub connections: u32,
+    /// What to offer.
+    #[command(flatten)]
+    pub offered: Offered,
 }
 
 /// The load process: prints `{"event": …}` lines as it goes, then its summary.
@@ -477,29 +503,33 @@ struct Shared {
 }
 
 async fn drive(args: LoadArgs) -> Result<String> {
-    if args.agents == 0 || args.connections == 0 || args.rate == 0 || args.writes > args.rate {
+    if args.offered.agents == 0
+        || args.offered.connections == 0
+        || args.offered.rate == 0
+        || args.offered.writes > args.offered.rate
+    {
         return Err("--agents, --connections and --rate must be positive, --writes at most --rate".into());
     }
     let mut first = Connection::open(args.api, &args.key).await?;
     let mut owner = Signer::new(0);
-    for i in 0..args.agents {
+    for i in 0..args.offered.agents {
         let register = I::register_1Call {
             agentURI: format!("ipfs://bench-agent-{i}"),
         };
         commit(&mut first, &owner.sign(IDENTITY_REGISTRY, register)).await?;
     }
     let mut clients: Vec<Signer> = (1..=SEED_CLIENTS).map(Signer::new).collect();
-    for agent in 0..u64::from(args.agents) {
+    for agent in 0..u64::from(args.offered.agents) {
         let client = &mut clients[(agent % SEED_CLIENTS) as usize];
         commit(&mut first, &client.sign(REPUTATION_REGISTRY, feedback_call(agent, 50))).await?;
     }
     let reputation_clients = format!("{},{}", clients[0].wallet.address(), clients[1].wallet.address());
     let shared = Rc::new(RefCell::new(Shared {
-        zipf: Zipf::new(args.agents),
-        acked: vec![1; args.agents as usize],
+        zipf: Zipf::new(args.offered.agents),
+        acked: vec![1; args.offered.agents as usize],
         idle: (0..WRITERS).map(|i| Signer::new(100 + i)).collect(),
-        latencies: Vec::with_capacity((u64::from(args.rate) * args.seconds) as usize),
-        service_latencies: Vec::with_capacity((u64::from(args.rate) * args.seconds) as usize),
+        latencies: Vec::with_capacity((u64::from(args.offered.rate) * args.offered.seconds) as usize),
+        service_latencies: Vec::with_capacity((u64::from(args.offered.rate) * args.offered.seconds) as usize),
         recording: false,
         requests: 0,
         errors: 0,
@@ -508,17 +538,17 @@ async fn drive(args: LoadArgs) -> Result<String> {
         writes_refused: 0,
         writes_unknown: 0,
         writes_reverted: 0,
-        unknown: vec![0; args.agents as usize],
+        unknown: vec![0; args.offered.agents as usize],
         writes_skipped: 0,
         reads_judged: 0,
         first_error: None,
     }));
-    let mut connections = Vec::with_capacity(args.connections as usize);
-    for _ in 0..args.connections {
+    let mut connections = Vec::with_capacity(args.offered.connections as usize);
+    for _ in 0..args.offered.connections {
         connections.push(Connection::open(args.api, &args.key).await?);
     }
     println!("{}", json!({ "event": "warming" }));
-    let connections = phase(&args, &shared, connections, &reputation_clients, args.warmup, 1).await?;
+    let connections = phase(&args, &shared, connections, &reputation_clients, args.offered.warmup, 1).await?;
     first = Connection::open(args.api, &args.key).await?;
     let (hits_before, misses_before, invalidations_before, _) = scrape(&mut first).await?;
     {
@@ -533,7 +563,15 @@ async fn drive(args: LoadArgs) -> Result<String> {
     }
     println!("{}", json!({ "event": "measuring" }));
     let started = Instant::now();
-    phase(&args, &shared, connections, &reputation_clients, args.seconds, 2).await?;
+    phase(
+        &args,
+        &shared,
+        connections,
+        &reputation_clients,
+        args.offered.seconds,
+        2,
+    )
+    .await?;
     let elapsed = started.elapsed().as_secs_f64();
     println!("{}", json!({ "event": "measured" }));
     shared.borrow_mut().recording = false;
@@ -598,7 +636,7 @@ async fn drive(args: LoadArgs) -> Result<String> {
     };
     Ok(json!({
         "req_per_s": round1(latencies.len() as f64 / elapsed),
-        "offered_per_s": args.rate,
+        "offered_per_s": args.offered.rate,
         "p50_ms": quantile(&latencies, 0.50),
         "p99_ms": quantile(&latencies, 0.99),
         "p999_ms": quantile(&latencies, 0.999),
@@ -622,9 +660,9 @@ async fn drive(args: LoadArgs) -> Result<String> {
         "writes_refused": s.writes_refused,
         "writes_skipped": s.writes_skipped,
         "requests": s.requests,
-        "agents": args.agents,
-        "connections": args.connections,
-        "seconds": args.seconds,
+        "agents": args.offered.agents,
+        "connections": args.offered.connections,
+        "seconds": args.offered.seconds,
     })
     .to_string())
 }
@@ -649,7 +687,7 @@ async fn scrape(connection: &mut Connection) -> Result<(u64, u64, u64, f64)> {
     ))
 }
 
-/// Offers `args.rate` requests a second for `seconds`, spread over the connections (each a
+/// Offers `args.offered.rate` requests a second for `seconds`, spread over the connections (each a
 /// task of its own); gives the connections back.
 async fn phase(
     args: &LoadArgs,
@@ -660,14 +698,14 @@ async fn phase(
     stream: u64,
 ) -> Result<Vec<Connection>> {
     let start = tokio::time::Instant::now();
-    let total = u64::from(args.rate) * seconds;
+    let total = u64::from(args.offered.rate) * seconds;
     let count = connections.len() as u64;
-    let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate));
+    let interval = Duration::from_secs_f64(1.0 / f64::from(args.offered.rate));
     let mut tasks = Vec::new();
     for (k, mut connection) in connections.into_iter().enumerate() {
         let shared = shared.clone();
         let clients = reputation_clients.to_owned();
-        let (rate, writes) = (args.rate, args.writes);
+        let (rate, writes) = (args.offered.rate, args.offered.writes);
         tasks.push(tokio::task::spawn_local(async move {
             let mut rng = DetRng::seed_from_u64(stream * 1_000_003 + k as u64);
             let mut i = k as u64;

@@ -7,12 +7,28 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, ExitStatus};
 
 use serde_json::Value;
 
-#[test]
-fn the_api_is_loaded_with_reads_and_writes_and_nothing_read_is_stale_or_lost() {
+/// A small load: 300 requests a second (30 of them writes) over 4 connections, 1 s of warm-up,
+/// 2 measured.
+const SMALL: [&str; 10] = [
+    "--seconds",
+    "2",
+    "--warmup",
+    "1",
+    "--rate",
+    "300",
+    "--writes",
+    "30",
+    "--connections",
+    "4",
+];
+
+/// `testbed bench registry --json` with `args` on the operator's binaries beside `testbed`:
+/// its exit and its JSON line.
+fn bench(args: &[&str]) -> (ExitStatus, Value) {
     let testbed = Path::new(env!("CARGO_BIN_EXE_testbed"));
     let bin_dir = testbed.parent().expect("a directory");
     assert!(
@@ -23,30 +39,24 @@ fn the_api_is_loaded_with_reads_and_writes_and_nothing_read_is_stale_or_lost() {
     let out = Command::new(testbed)
         .args(["bench", "registry", "--json", "--bin-dir"])
         .arg(bin_dir)
-        .args([
-            "--seconds",
-            "2",
-            "--warmup",
-            "1",
-            "--agents",
-            "30",
-            "--rate",
-            "300",
-            "--writes",
-            "30",
-        ])
-        .args(["--connections", "4"])
+        .args(args)
         .output()
         .expect("testbed runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().last().unwrap_or_default();
-    let v: Value = serde_json::from_str(line).unwrap_or_else(|e| {
+    let v = serde_json::from_str(line).unwrap_or_else(|e| {
         panic!(
             "not a JSON line ({e}): {line:?}; stderr: {}",
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    assert!(out.status.success(), "exit {:?}: {v}", out.status.code());
+    (out.status, v)
+}
+
+#[test]
+fn the_api_is_loaded_with_reads_and_writes_and_nothing_read_is_stale_or_lost() {
+    let (status, v) = bench(&[&SMALL[..], &["--agents", "30"]].concat());
+    assert!(status.success(), "exit {:?}: {v}", status.code());
     assert_eq!(
         (
             v["errors"].as_u64(),
@@ -73,34 +83,8 @@ fn the_api_is_loaded_with_reads_and_writes_and_nothing_read_is_stale_or_lost() {
 /// sees the stale reads, and the bench fails.
 #[test]
 fn with_the_originals_cache_the_bench_sees_stale_reads_and_fails() {
-    let testbed = Path::new(env!("CARGO_BIN_EXE_testbed"));
-    let bin_dir = testbed.parent().expect("a directory");
-    let out = Command::new(testbed)
-        .args(["bench", "registry", "--json", "--bin-dir"])
-        .arg(bin_dir)
-        .args([
-            "--seconds",
-            "2",
-            "--warmup",
-            "1",
-            "--agents",
-            "10",
-            "--rate",
-            "300",
-            "--writes",
-            "30",
-        ])
-        .args(["--connections", "4", "--cache-invalidation", "never"])
-        .output()
-        .expect("testbed runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let v: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| {
-        panic!(
-            "not a JSON line ({e}): {stdout}; stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    assert_eq!(out.status.code(), Some(1), "{v}");
+    let (status, v) = bench(&[&SMALL[..], &["--agents", "10", "--cache-invalidation", "never"]].concat());
+    assert_eq!(status.code(), Some(1), "{v}");
     assert!(v["stale_reads"].as_u64().unwrap() > 0, "{v}");
     assert_eq!(
         v["lost_writes"].as_u64(),

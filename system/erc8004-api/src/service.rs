@@ -7,9 +7,9 @@
 //! cursors opaque strings), `/{id}/reputation` (the summary the registry's `getSummary` gives,
 //! over `clients`, optionally one or both tags) and `/{id}/stats` (the guide's materialized
 //! views, [`crate::view::StatsView`]), and `POST /api/v1/transactions` (a signed transaction handed
-//! to the chain, answered with its receipt once included). The guide's filters, registration
-//! files and the OpenAPI document are not built yet: a filter parameter is refused with 400 naming it,
-//! never ignored.
+//! to the chain, answered with its receipt once included), and `GET /api/v1/openapi.json` (the
+//! OpenAPI document of them all). The guide's filters and registration files are not built
+//! yet: a filter parameter is refused with 400 naming it, never ignored.
 //!
 //! Every read first brings the [`Follower`] to the chain's head, in the same read of the chain
 //! that answers it; answers then come from the [`ResponseCache`] while nothing they show has
@@ -154,6 +154,8 @@ pub struct ApiService<S> {
     cache: ResponseCache,
     metrics: ApiMetrics,
     stopwatch: Option<Stopwatch>,
+    /// The OpenAPI document, written once.
+    openapi: String,
 }
 
 /// A route: what the path names.
@@ -168,7 +170,22 @@ enum Route {
     Reputation(U256),
     Stats(U256),
     Transactions,
+    OpenApi,
 }
+
+/// Every route's template, as `/metrics` labels them and the OpenAPI document lists them.
+pub const TEMPLATES: &[&str] = &[
+    "/health",
+    "/metrics",
+    "/api/v1/openapi.json",
+    "/api/v1/agents/",
+    "/api/v1/agents/{id}",
+    "/api/v1/agents/{id}/feedback",
+    "/api/v1/agents/{id}/validations",
+    "/api/v1/agents/{id}/reputation",
+    "/api/v1/agents/{id}/stats",
+    "/api/v1/transactions",
+];
 
 impl Route {
     /// The route's template, the label its requests are counted under.
@@ -183,6 +200,7 @@ impl Route {
             Route::Reputation(_) => "/api/v1/agents/{id}/reputation",
             Route::Stats(_) => "/api/v1/agents/{id}/stats",
             Route::Transactions => "/api/v1/transactions",
+            Route::OpenApi => "/api/v1/openapi.json",
         }
     }
 
@@ -214,6 +232,7 @@ impl<S: ChainSource> ApiService<S> {
             cache: ResponseCache::new(config.cache),
             metrics: ApiMetrics::default(),
             stopwatch: None,
+            openapi: format!("{}\n", crate::openapi::document()),
         }
     }
 
@@ -377,6 +396,7 @@ impl<S: ChainSource> ApiService<S> {
             )
             .with_header("Allow", route.allow()),
             Ok(Route::Transactions) => self.transaction(request, now),
+            Ok(Route::OpenApi) => HttpResponse::new(200, JSON, self.openapi.clone()),
             Ok(route) => self.answer(route, request, now),
         };
         if let Some(admitted) = admitted {
@@ -417,7 +437,9 @@ fn read(
         })
     };
     match route {
-        Route::Health | Route::Metrics | Route::Transactions => unreachable!("answered before the cache"),
+        Route::Health | Route::Metrics | Route::Transactions | Route::OpenApi => {
+            unreachable!("answered before the cache")
+        }
         Route::Agents => {
             let (limit, cursor) = match page_params(params, decimal_id) {
                 Ok(page) => page,
@@ -567,8 +589,10 @@ fn route_of(path: &str) -> Result<Route, HttpResponse> {
         "/metrics" => return Ok(Route::Metrics),
         _ => {}
     }
-    if path == "/api/v1/transactions" {
-        return Ok(Route::Transactions);
+    match path {
+        "/api/v1/transactions" => return Ok(Route::Transactions),
+        "/api/v1/openapi.json" => return Ok(Route::OpenApi),
+        _ => {}
     }
     let rest = path
         .strip_prefix("/api/v1/agents")
@@ -853,4 +877,30 @@ fn stats_json(id: U256, stats: &AgentStats) -> Value {
             "response_mean": stats.response_mean(),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::{route_of, TEMPLATES};
+
+    /// Each template is served by the route it names, and the OpenAPI document lists exactly
+    /// these paths: a route added to one and not the others fails here.
+    #[test]
+    fn every_route_is_in_the_openapi_document_and_every_documented_path_is_served() {
+        for template in TEMPLATES {
+            let path = template.replace("{id}", "2");
+            let route = route_of(&path).unwrap_or_else(|_| panic!("{path} is not served"));
+            assert_eq!(route.template(), *template);
+        }
+        let document = crate::openapi::document();
+        let documented: BTreeSet<&str> = document["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(documented, TEMPLATES.iter().copied().collect::<BTreeSet<_>>());
+    }
 }

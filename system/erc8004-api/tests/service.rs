@@ -923,3 +923,16 @@ fn a_cached_answer_is_served_while_a_commit_holds_the_chain() {
     send(&chain, &wallet(4), REPUTATION_REGISTRY, feedback(2, 100, "speed"));
     assert_eq!(get(&mut api), 3, "a commit published: the chain is read again");
 }
+
+#[test]
+fn the_openapi_document_is_served_to_a_key() {
+    let (mut api, key) = api();
+    let (answer, body) = call(&mut api, "GET", "/api/v1/openapi.json", None);
+    assert_eq!(
+        (answer.status, body["error"]["code"].as_str()),
+        (401, Some("missing_api_key"))
+    );
+    let (answer, document) = call(&mut api, "GET", "/api/v1/openapi.json", Some(&key));
+    assert_eq!((answer.status, document["openapi"].as_str()), (200, Some("3.0.3")));
+    assert!(document["paths"]["/api/v1/agents/{id}/stats"]["get"]["responses"]["429"].is_object());
+}

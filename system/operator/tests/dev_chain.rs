@@ -404,6 +404,13 @@ fn the_registry_api_serves_the_chain_to_a_key_made_and_revoked_while_it_runs() {
         assert!(!durations.as_array().unwrap().is_empty(), "{parsed}");
     }
 
+    // The OpenAPI document, checked by a standard validator.
+    let (status, _, document) = api_fetch(api, "/api/v1/openapi.json", Some(&key));
+    assert_eq!(status, 200, "{document}");
+    if let Some(python) = web3_python() {
+        validate_openapi(&python, &document);
+    }
+
     let revoked = run_hypermesh(&["keys", "revoke", "--state", state.to_str().unwrap(), &key]);
     assert!(revoked.status.success(), "{}", text(&revoked.stderr));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -446,4 +453,29 @@ print(json.dumps(out))
         text(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Checks `document` with openapi-spec-validator (OpenAPI 3.0); a document it refuses fails the
+/// test, naming why.
+fn validate_openapi(python: &str, document: &str) {
+    use std::io::Write;
+    let script = r#"
+import json, sys
+from openapi_spec_validator import validate
+validate(json.load(sys.stdin))
+"#;
+    let mut child = Command::new(python)
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(document.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the OpenAPI document is refused: {}",
+        text(&out.stderr)
+    );
 }

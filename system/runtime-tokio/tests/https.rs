@@ -173,10 +173,18 @@ async fn plain_get(addr: SocketAddr, path: &str) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
-/// With the service busy and the queue full, a request is answered 503 with `Retry-After` at
-/// once and never reaches the service; the requests let in are all answered.
-#[tokio::test]
-async fn past_the_waiting_bound_a_request_gets_503_and_is_not_processed() {
+/// A plain HTTP server of [`Slow`] (with `config` tuned) busy with one `/slow` request.
+struct Busy {
+    addr: SocketAddr,
+    /// The `/slow` request's answer, once released.
+    slow: tokio::task::JoinHandle<String>,
+    /// Lets `/slow` finish.
+    release: std::sync::mpsc::Sender<()>,
+    /// Requests the service answered.
+    answered: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn busy_server(tune: impl FnOnce(&mut HttpsConfig)) -> Busy {
     let (entered_tx, entered) = std::sync::mpsc::channel();
     let (release, release_rx) = std::sync::mpsc::channel();
     let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -186,16 +194,32 @@ async fn past_the_waiting_bound_a_request_gets_503_and_is_not_processed() {
         answered: answered.clone(),
     };
     let mut config = HttpsConfig::new("[::1]:0".parse().unwrap());
-    config.requests_waiting_max = 2;
-    config.busy_retry_after_s = 3;
+    tune(&mut config);
     let server = HttpsServer::bind_plain(config, Arc::new(Mutex::new(service))).unwrap();
     let addr = server.local_addr().unwrap();
     tokio::spawn(server.serve(std::future::pending()));
-
     let slow = tokio::spawn(plain_get(addr, "/slow"));
     tokio::task::spawn_blocking(move || entered.recv_timeout(Duration::from_secs(10)).unwrap())
         .await
         .unwrap();
+    Busy {
+        addr,
+        slow,
+        release,
+        answered,
+    }
+}
+
+/// With the service busy and the queue full, a request is answered 503 with `Retry-After` at
+/// once and never reaches the service; the requests let in are all answered.
+#[tokio::test]
+async fn past_the_waiting_bound_a_request_gets_503_and_is_not_processed() {
+    let busy = busy_server(|config| {
+        config.requests_waiting_max = 2;
+        config.busy_retry_after_s = 3;
+    })
+    .await;
+    let (addr, slow, release, answered) = (busy.addr, busy.slow, busy.release, busy.answered);
     // The service is busy with /slow: one more may wait; of these three, two are refused.
     let others: Vec<_> = (0..3).map(|_| tokio::spawn(plain_get(addr, "/write"))).collect();
     let mut refused = Vec::new();
@@ -228,24 +252,8 @@ async fn past_the_waiting_bound_a_request_gets_503_and_is_not_processed() {
 /// service is still busy with it, so the bound still counts it.
 #[tokio::test]
 async fn a_client_hanging_up_mid_answer_still_holds_its_place_in_the_queue() {
-    let (entered_tx, entered) = std::sync::mpsc::channel();
-    let (release, release_rx) = std::sync::mpsc::channel();
-    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let service = Slow {
-        entered: entered_tx,
-        release: release_rx,
-        answered: answered.clone(),
-    };
-    let mut config = HttpsConfig::new("[::1]:0".parse().unwrap());
-    config.requests_waiting_max = 1;
-    let server = HttpsServer::bind_plain(config, Arc::new(Mutex::new(service))).unwrap();
-    let addr = server.local_addr().unwrap();
-    tokio::spawn(server.serve(std::future::pending()));
-
-    let slow = tokio::spawn(plain_get(addr, "/slow"));
-    tokio::task::spawn_blocking(move || entered.recv_timeout(Duration::from_secs(10)).unwrap())
-        .await
-        .unwrap();
+    let busy = busy_server(|config| config.requests_waiting_max = 1).await;
+    let (addr, slow, release) = (busy.addr, busy.slow, busy.release);
     // The client hangs up; the service is still busy with its request.
     slow.abort();
     let _ = slow.await;

@@ -1,0 +1,236 @@
+//! `GET /api/v1/openapi.json`: the OpenAPI 3.0 document of every route the API serves, with
+//! their parameters, answers and errors. Its paths are the route templates the service counts
+//! requests under (`service::TEMPLATES`), and a test holds the two together.
+
+use serde_json::{json, Value};
+
+use crate::service::{PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, REPUTATION_CLIENTS_MAX};
+
+/// The document.
+pub fn document() -> Value {
+    let id = json!({
+        "name": "id", "in": "path", "required": true,
+        "description": "The agent's id (its ERC-721 token id), a decimal number without leading zeros.",
+        "schema": { "type": "string", "pattern": "^(0|[1-9][0-9]*)$" }
+    });
+    let limit = json!({
+        "name": "limit", "in": "query", "required": false,
+        "description": format!("Entries per page, 1 to {PAGE_LIMIT_MAX}."),
+        "schema": { "type": "integer", "minimum": 1, "maximum": PAGE_LIMIT_MAX, "default": PAGE_LIMIT_DEFAULT }
+    });
+    let cursor = |what: &str| {
+        json!({
+            "name": "cursor", "in": "query", "required": false,
+            "description": format!("The previous page's next_cursor ({what}); the first page without it."),
+            "schema": { "type": "string" }
+        })
+    };
+    let error = |what: &str| json!({ "description": what, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
+    let limited = |what: &str, schema: Value| {
+        json!({
+            "description": what,
+            "headers": {
+                "X-RateLimit-Limit": { "$ref": "#/components/headers/X-RateLimit-Limit" },
+                "X-RateLimit-Remaining": { "$ref": "#/components/headers/X-RateLimit-Remaining" },
+                "X-RateLimit-Reset": { "$ref": "#/components/headers/X-RateLimit-Reset" }
+            },
+            "content": { "application/json": { "schema": schema } }
+        })
+    };
+    let schema = |name: &str| json!({ "$ref": format!("#/components/schemas/{name}") });
+    // What every route under /api/v1 may answer besides its own.
+    let gated = |mut responses: Value| {
+        let common = json!({
+            "400": error("A parameter or the query does not read; the error names it."),
+            "401": {
+                "description": "The key is missing, malformed, unknown or revoked (the error's code says which).",
+                "headers": { "WWW-Authenticate": { "schema": { "type": "string" } } },
+                "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+            },
+            "405": {
+                "description": "A method the route does not take.",
+                "headers": { "Allow": { "schema": { "type": "string" } } },
+                "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+            },
+            "429": {
+                "description": "Rate limit exceeded: retry after Retry-After seconds.",
+                "headers": {
+                    "Retry-After": { "schema": { "type": "integer" } },
+                    "X-RateLimit-Limit": { "$ref": "#/components/headers/X-RateLimit-Limit" },
+                    "X-RateLimit-Remaining": { "$ref": "#/components/headers/X-RateLimit-Remaining" },
+                    "X-RateLimit-Reset": { "$ref": "#/components/headers/X-RateLimit-Reset" }
+                },
+                "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+            }
+        });
+        for (status, answer) in common.as_object().expect("an object") {
+            responses[status] = answer.clone();
+        }
+        responses
+    };
+    let agent_read = |summary: &str, description: &str, params: Value, ok: Value| {
+        json!({ "get": {
+            "summary": summary,
+            "description": description,
+            "security": [{ "bearer": [] }],
+            "parameters": params,
+            "responses": gated(json!({
+                "200": ok,
+                "404": error("No agent has this id."),
+            }))
+        }})
+    };
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "HyperMesh ERC-8004 registry API",
+            "version": "1",
+            "description": "The ERC-8004 identity, reputation and validation registries of a HyperMesh chain, read (cached, never stale: an answer a committed block changed is not served) and written (signed transactions). Every /api/v1 route needs a key: Authorization: Bearer hmk_…, made with `hypermesh keys create`."
+        },
+        "paths": {
+            "/health": { "get": {
+                "summary": "Whether the API and its components serve (no key).",
+                "responses": { "200": { "description": "Each component's status.", "content": { "application/json": { "schema": schema("Health") } } } }
+            }},
+            "/metrics": { "get": {
+                "summary": "The API's figures in the Prometheus text format 0.0.4 (no key).",
+                "responses": { "200": { "description": "The exposition.", "content": { "text/plain": { "schema": { "type": "string" } } } } }
+            }},
+            "/api/v1/openapi.json": { "get": {
+                "summary": "This document.",
+                "security": [{ "bearer": [] }],
+                "responses": gated(json!({ "200": limited("The OpenAPI document.", json!({ "type": "object" })) }))
+            }},
+            "/api/v1/agents/": { "get": {
+                "summary": "Agents in id order, a page at a time (each one's identity record).",
+                "security": [{ "bearer": [] }],
+                "parameters": [limit, cursor("the last id of the previous page")],
+                "responses": gated(json!({ "200": limited("A page.", schema("AgentPage")) }))
+            }},
+            "/api/v1/agents/{id}": agent_read(
+                "One agent: its identity record and how much the other registries hold about it.",
+                "Counts include revoked feedback.",
+                json!([id]),
+                limited("The agent.", schema("Agent")),
+            ),
+            "/api/v1/agents/{id}/feedback": agent_read(
+                "The agent's feedback, by client then index, a page at a time.",
+                "Revoked entries are listed, marked.",
+                json!([id, limit, cursor("CLIENT-INDEX of the last entry")]),
+                limited("A page of feedback.", schema("FeedbackPage")),
+            ),
+            "/api/v1/agents/{id}/validations": agent_read(
+                "The validation requests about the agent, in the order made, a page at a time.",
+                "Each with its latest response.",
+                json!([id, limit, cursor("the position of the next request")]),
+                limited("A page of validations.", schema("ValidationPage")),
+            ),
+            "/api/v1/agents/{id}/reputation": agent_read(
+                "The registry's getSummary over the clients you trust.",
+                "Count and mean of the named clients' feedback that is not revoked and matches the tags given.",
+                json!([
+                    id,
+                    { "name": "clients", "in": "query", "required": true,
+                      "description": format!("Comma-separated client addresses, at most {REPUTATION_CLIENTS_MAX}."),
+                      "schema": { "type": "string" } },
+                    { "name": "tag1", "in": "query", "required": false, "schema": { "type": "string" } },
+                    { "name": "tag2", "in": "query", "required": false, "schema": { "type": "string" } }
+                ]),
+                limited("The summary.", schema("Reputation")),
+            ),
+            "/api/v1/agents/{id}/stats": agent_read(
+                "The agent's statistics (the guide's materialized views), kept as blocks commit.",
+                "The mean is over every client's feedback not revoked; for a summary over clients you trust, see /reputation.",
+                json!([id]),
+                limited("The statistics.", schema("Stats")),
+            ),
+            "/api/v1/transactions": { "post": {
+                "summary": "Hands a signed Ethereum transaction to the chain (as eth_sendRawTransaction takes it).",
+                "security": [{ "bearer": [] }],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": schema("TransactionRequest") } } },
+                "responses": gated(json!({
+                    "200": limited("Included: its receipt (success false and the revert reason if the registry reverted it).", schema("Receipt")),
+                    "202": limited("Taken and held until the sender's earlier nonces are included.", schema("Held")),
+                    "409": error("Its nonce was used, is too far ahead, or another transaction holds it."),
+                    "500": error("The node failed while taking it (outcome_unknown): send the same signed transaction again once it is back."),
+                    "503": {
+                        "description": "Not accepted, nothing of it was done: send it again after Retry-After.",
+                        "headers": { "Retry-After": { "schema": { "type": "integer" } } },
+                        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+                    }
+                }))
+            }}
+        },
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "description": "An API key, hmk_<8 hex>_<64 hex>." } },
+            "headers": {
+                "X-RateLimit-Limit": { "description": "Requests the key may make per window.", "schema": { "type": "integer" } },
+                "X-RateLimit-Remaining": { "description": "Requests left now.", "schema": { "type": "integer" } },
+                "X-RateLimit-Reset": { "description": "When the allowance is whole again, Unix seconds.", "schema": { "type": "integer" } }
+            },
+            "schemas": {
+                "Error": object(&[("error", json!({ "type": "object", "required": ["code", "message"], "properties": {
+                    "code": { "type": "string" }, "message": { "type": "string" } } }))]),
+                "Health": json!({ "type": "object", "required": ["status", "components"], "properties": {
+                    "status": { "type": "string" }, "components": { "type": "object" } } }),
+                "AgentIdentity": object(&[("id", decimal()), ("owner", address()), ("uri", string()),
+                    ("metadata_keys", json!({ "type": "array", "items": { "type": "string" } }))]),
+                "Agent": object(&[("id", decimal()), ("owner", address()), ("uri", string()),
+                    ("metadata_keys", json!({ "type": "array", "items": { "type": "string" } })),
+                    ("clients", integer()), ("feedback", integer()), ("validations", integer())]),
+                "AgentPage": object(&[("agents", array("AgentIdentity")), ("next_cursor", nullable_string())]),
+                "Feedback": object(&[("client", address()), ("index", integer()), ("value", decimal()),
+                    ("decimals", integer()), ("tag1", string()), ("tag2", string()), ("revoked", json!({ "type": "boolean" }))]),
+                "FeedbackPage": object(&[("agent_id", decimal()), ("feedback", array("Feedback")), ("next_cursor", nullable_string())]),
+                "Validation": object(&[("request_hash", string()), ("validator", address()), ("response", integer()),
+                    ("has_response", json!({ "type": "boolean" })), ("tag", string()), ("last_update", integer())]),
+                "ValidationPage": object(&[("agent_id", decimal()), ("validations", array("Validation")), ("next_cursor", nullable_string())]),
+                "Reputation": object(&[("agent_id", decimal()), ("clients", json!({ "type": "array", "items": address() })),
+                    ("tag1", string()), ("tag2", string()), ("count", integer()), ("value", decimal()), ("decimals", integer())]),
+                "Stats": object(&[("agent_id", decimal()),
+                    ("feedback", json!({ "type": "object", "properties": {
+                        "given": integer(), "revoked": integer(), "clients": integer(),
+                        "mean": { "type": "object", "properties": { "count": integer(), "value": decimal(), "decimals": integer() } } } })),
+                    ("validations", json!({ "type": "object", "properties": {
+                        "requested": integer(), "responded": integer(), "response_mean": { "type": "number", "nullable": true } } }))]),
+                "TransactionRequest": object(&[("raw", json!({ "type": "string", "pattern": "^0x[0-9a-fA-F]*$",
+                    "description": "The signed transaction (EIP-2718 envelope), 0x-prefixed hex." }))]),
+                "Receipt": object(&[("hash", string()), ("status", string()), ("block_number", integer()),
+                    ("success", json!({ "type": "boolean" })), ("revert_reason", nullable_string()), ("logs", integer())]),
+                "Held": object(&[("hash", string()), ("status", string()), ("message", string())])
+            }
+        }
+    })
+}
+
+/// An object schema whose every property is required.
+fn object(properties: &[(&str, Value)]) -> Value {
+    let names: Vec<&str> = properties.iter().map(|(n, _)| *n).collect();
+    let map: serde_json::Map<String, Value> = properties.iter().map(|(n, v)| ((*n).to_owned(), v.clone())).collect();
+    json!({ "type": "object", "required": names, "properties": map })
+}
+
+fn string() -> Value {
+    json!({ "type": "string" })
+}
+
+fn nullable_string() -> Value {
+    json!({ "type": "string", "nullable": true })
+}
+
+fn integer() -> Value {
+    json!({ "type": "integer", "minimum": 0 })
+}
+
+/// A number written in decimal as a string (256-bit ids, 128-bit values).
+fn decimal() -> Value {
+    json!({ "type": "string", "pattern": "^-?(0|[1-9][0-9]*)$" })
+}
+
+fn address() -> Value {
+    json!({ "type": "string", "pattern": "^0x[0-9a-fA-F]{40}$" })
+}
+
+fn array(item: &str) -> Value {
+    json!({ "type": "array", "items": { "$ref": format!("#/components/schemas/{item}") } })
+}
