@@ -427,7 +427,6 @@ fn the_registry_api_serves_the_chain_to_a_key_made_and_revoked_while_it_runs() {
 /// `exposition` read by `prometheus_client`'s parser (the Prometheus project's Python client):
 /// `{family: {sample name: [{labels, value}]}}`. A text it cannot parse fails the test.
 fn parse_exposition(python: &str, exposition: &str) -> Value {
-    use std::io::Write;
     let script = r#"
 import json, sys
 from prometheus_client.parser import text_string_to_metric_families
@@ -438,32 +437,25 @@ for family in text_string_to_metric_families(sys.stdin.read()):
         samples.setdefault(s.name, []).append({"labels": s.labels, "value": s.value})
 print(json.dumps(out))
 "#;
-    let mut child = Command::new(python)
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(exposition.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the parser refused /metrics: {}",
-        text(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let out = python_on(python, script, exposition, "the parser refused /metrics");
+    serde_json::from_slice(&out).unwrap()
 }
 
 /// Checks `document` with openapi-spec-validator (OpenAPI 3.0); a document it refuses fails the
 /// test, naming why.
 fn validate_openapi(python: &str, document: &str) {
-    use std::io::Write;
     let script = r#"
 import json, sys
 from openapi_spec_validator import validate
 validate(json.load(sys.stdin))
 "#;
+    python_on(python, script, document, "the OpenAPI document is refused");
+}
+
+/// Runs the Python `script` with `input` on its stdin: its stdout; a failure fails the test with
+/// `refused` and what it printed.
+fn python_on(python: &str, script: &str, input: &str, refused: &str) -> Vec<u8> {
+    use std::io::Write;
     let mut child = Command::new(python)
         .args(["-c", script])
         .stdin(Stdio::piped())
@@ -471,11 +463,8 @@ validate(json.load(sys.stdin))
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(document.as_bytes()).unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the OpenAPI document is refused: {}",
-        text(&out.stderr)
-    );
+    assert!(out.status.success(), "{refused}: {}", text(&out.stderr));
+    out.stdout
 }
