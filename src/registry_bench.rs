@@ -93,6 +93,32 @@ pub struct Offered {
     pub connections: u32,
 }
 
+impl Offered {
+    /// The flags that give another process these settings. Every field is named here, so a
+    /// field added is not left to the other side's default.
+    pub fn to_args(&self) -> Vec<String> {
+        let Offered {
+            seconds,
+            warmup,
+            rate,
+            writes,
+            agents,
+            connections,
+        } = self;
+        [
+            ("--seconds", seconds.to_string()),
+            ("--warmup", warmup.to_string()),
+            ("--rate", rate.to_string()),
+            ("--writes", writes.to_string()),
+            ("--agents", agents.to_string()),
+            ("--connections", connections.to_string()),
+        ]
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_owned(), value])
+        .collect()
+    }
+}
+
 /// `testbed bench registry`'s settings.
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -181,42 +207,13 @@ fn bench(args: &BenchArgs, bins: &Binaries, dir: &Path) -> Result<(String, ExitC
 
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let (load_tx, load_rx) = mpsc::channel();
-    let numbers = [
-        args.offered.seconds,
-        args.offered.warmup,
-        u64::from(args.offered.rate),
-        u64::from(args.offered.writes),
-    ]
-    .map(|n| n.to_string());
-    let (agents, connections) = (args.offered.agents.to_string(), args.offered.connections.to_string());
     let addr = api.to_string();
-    let load = Process::start(
-        &exe,
-        &[
-            "bench",
-            "registry-load",
-            "--api",
-            &addr,
-            "--rpc",
-            &rpc,
-            "--key",
-            &key,
-            "--seconds",
-            &numbers[0],
-            "--warmup",
-            &numbers[1],
-            "--rate",
-            &numbers[2],
-            "--writes",
-            &numbers[3],
-            "--agents",
-            &agents,
-            "--connections",
-            &connections,
-        ],
-        &dir.join("load.log"),
-        Some(Lines::Forward(load_tx)),
-    )?;
+    let mut load_args: Vec<String> = ["bench", "registry-load", "--api", &addr, "--rpc", &rpc, "--key", &key]
+        .map(str::to_owned)
+        .to_vec();
+    load_args.extend(args.offered.to_args());
+    let load_args: Vec<&str> = load_args.iter().map(String::as_str).collect();
+    let load = Process::start(&exe, &load_args, &dir.join("load.log"), Some(Lines::Forward(load_tx)))?;
     let seeding = Duration::from_secs(60 + u64::from(args.offered.agents) / 20);
     wait_line(
         &load_rx,
@@ -524,12 +521,14 @@ async fn drive(args: LoadArgs) -> Result<String> {
         commit(&mut first, &client.sign(REPUTATION_REGISTRY, feedback_call(agent, 50))).await?;
     }
     let reputation_clients = format!("{},{}", clients[0].wallet.address(), clients[1].wallet.address());
+    // Room for the window's latencies, up to 10 million (more grow as they come).
+    let expected = (u64::from(args.offered.rate) * args.offered.seconds).min(10_000_000) as usize;
     let shared = Rc::new(RefCell::new(Shared {
         zipf: Zipf::new(args.offered.agents),
         acked: vec![1; args.offered.agents as usize],
         idle: (0..WRITERS).map(|i| Signer::new(100 + i)).collect(),
-        latencies: Vec::with_capacity((u64::from(args.offered.rate) * args.offered.seconds) as usize),
-        service_latencies: Vec::with_capacity((u64::from(args.offered.rate) * args.offered.seconds) as usize),
+        latencies: Vec::with_capacity(expected),
+        service_latencies: Vec::with_capacity(expected),
         recording: false,
         requests: 0,
         errors: 0,

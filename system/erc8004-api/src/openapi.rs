@@ -4,36 +4,48 @@
 
 use serde_json::{json, Value};
 
+use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 use crate::service::{PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, REPUTATION_CLIENTS_MAX};
 
 /// The document.
 pub fn document() -> Value {
     let id = json!({
         "name": "id", "in": "path", "required": true,
-        "description": "The agent's id (its ERC-721 token id), a decimal number without leading zeros.",
-        "schema": { "type": "string", "pattern": "^(0|[1-9][0-9]*)$" }
+        "description": "The agent's id (its ERC-721 token id), a decimal number without leading zeros that fits 256 bits.",
+        "schema": { "type": "string", "pattern": "^(0|[1-9][0-9]*)$", "maxLength": 78 }
     });
     let limit = json!({
         "name": "limit", "in": "query", "required": false,
         "description": format!("Entries per page, 1 to {PAGE_LIMIT_MAX}."),
         "schema": { "type": "integer", "minimum": 1, "maximum": PAGE_LIMIT_MAX, "default": PAGE_LIMIT_DEFAULT }
     });
-    let cursor = |what: &str| {
+    let cursor = |what: &str, pattern: &str| {
         json!({
             "name": "cursor", "in": "query", "required": false,
             "description": format!("The previous page's next_cursor ({what}); the first page without it."),
-            "schema": { "type": "string" }
+            "schema": { "type": "string", "pattern": pattern }
         })
     };
-    let error = |what: &str| json!({ "description": what, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
+    let decimal_cursor = "^(0|[1-9][0-9]*)$";
+    let rate_headers = json!({
+        "X-RateLimit-Limit": { "$ref": "#/components/headers/X-RateLimit-Limit" },
+        "X-RateLimit-Remaining": { "$ref": "#/components/headers/X-RateLimit-Remaining" },
+        "X-RateLimit-Reset": { "$ref": "#/components/headers/X-RateLimit-Reset" }
+    });
+    // An error of a route behind the key: it carries the key's rate-limit headers.
+    let error = |what: &str| {
+        json!({
+            "description": what,
+            "headers": rate_headers,
+            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+        })
+    };
+    // An error of a route without a key.
+    let open_error = |what: &str| json!({ "description": what, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
     let limited = |what: &str, schema: Value| {
         json!({
             "description": what,
-            "headers": {
-                "X-RateLimit-Limit": { "$ref": "#/components/headers/X-RateLimit-Limit" },
-                "X-RateLimit-Remaining": { "$ref": "#/components/headers/X-RateLimit-Remaining" },
-                "X-RateLimit-Reset": { "$ref": "#/components/headers/X-RateLimit-Reset" }
-            },
+            "headers": rate_headers,
             "content": { "application/json": { "schema": schema } }
         })
     };
@@ -41,15 +53,21 @@ pub fn document() -> Value {
     // What every route under /api/v1 may answer besides its own.
     let gated = |mut responses: Value| {
         let common = json!({
-            "400": error("A parameter or the query does not read; the error names it."),
+            "400": error("A parameter, the query or the body does not read; the error's code and message name it (bad_query, unknown_parameter, bad_limit, bad_cursor, bad_agent_id, bad_client, clients_required, too_many_clients, bad_body, bad_transaction, bad_request_body)."),
+            "500": error("The server failed on this request (internal_error); retry."),
             "401": {
                 "description": "The key is missing, malformed, unknown or revoked (the error's code says which).",
                 "headers": { "WWW-Authenticate": { "schema": { "type": "string" } } },
                 "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
             },
             "405": {
-                "description": "A method the route does not take.",
-                "headers": { "Allow": { "schema": { "type": "string" } } },
+                "description": "A method the route does not take (method_not_allowed).",
+                "headers": {
+                    "Allow": { "schema": { "type": "string" } },
+                    "X-RateLimit-Limit": { "$ref": "#/components/headers/X-RateLimit-Limit" },
+                    "X-RateLimit-Remaining": { "$ref": "#/components/headers/X-RateLimit-Remaining" },
+                    "X-RateLimit-Reset": { "$ref": "#/components/headers/X-RateLimit-Reset" }
+                },
                 "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
             },
             "429": {
@@ -76,26 +94,39 @@ pub fn document() -> Value {
             "parameters": params,
             "responses": gated(json!({
                 "200": ok,
-                "404": error("No agent has this id."),
+                "404": error("No agent has this id (agent_not_found)."),
             }))
         }})
     };
-    json!({
+    let open = |summary: &str, content_type: &str, body: Value| {
+        json!({ "get": {
+            "summary": summary,
+            "responses": {
+                "200": { "description": "Served.", "content": { content_type: { "schema": body } } },
+                "400": open_error("The query does not read (bad_query)."),
+                "405": {
+                    "description": "A method other than GET or HEAD (method_not_allowed).",
+                    "headers": { "Allow": { "schema": { "type": "string" } } },
+                    "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+                },
+                "500": open_error("The server failed on this request (internal_error); retry.")
+            }
+        }})
+    };
+    let mut document = json!({
         "openapi": "3.0.3",
         "info": {
             "title": "HyperMesh ERC-8004 registry API",
             "version": "1",
-            "description": "The ERC-8004 identity, reputation and validation registries of a HyperMesh chain, read (cached, never stale: an answer a committed block changed is not served) and written (signed transactions). Every /api/v1 route needs a key: Authorization: Bearer hmk_…, made with `hypermesh keys create`."
+            "description": "The ERC-8004 identity, reputation and validation registries of a HyperMesh chain, read (cached, never stale: an answer a committed block changed is not served) and written (signed transactions). Every /api/v1 path needs a key: Authorization: Bearer hmk_…, made with `hypermesh keys create`; without one, 401 whatever the path. A path under /api/v1 not listed here is 404 (not_found). Every GET is also served as HEAD."
         },
         "paths": {
-            "/health": { "get": {
-                "summary": "Whether the API and its components serve (no key).",
-                "responses": { "200": { "description": "Each component's status.", "content": { "application/json": { "schema": schema("Health") } } } }
-            }},
-            "/metrics": { "get": {
-                "summary": "The API's figures in the Prometheus text format 0.0.4 (no key).",
-                "responses": { "200": { "description": "The exposition.", "content": { "text/plain": { "schema": { "type": "string" } } } } }
-            }},
+            "/health": open("Whether the API and its components serve (no key).", "application/json", schema("Health")),
+            "/metrics": open(
+                "The API's figures in the Prometheus text format 0.0.4 (no key).",
+                METRICS_CONTENT_TYPE,
+                json!({ "type": "string" }),
+            ),
             "/api/v1/openapi.json": { "get": {
                 "summary": "This document.",
                 "security": [{ "bearer": [] }],
@@ -104,7 +135,7 @@ pub fn document() -> Value {
             "/api/v1/agents/": { "get": {
                 "summary": "Agents in id order, a page at a time (each one's identity record).",
                 "security": [{ "bearer": [] }],
-                "parameters": [limit, cursor("the last id of the previous page")],
+                "parameters": [limit, cursor("the last id of the previous page", decimal_cursor)],
                 "responses": gated(json!({ "200": limited("A page.", schema("AgentPage")) }))
             }},
             "/api/v1/agents/{id}": agent_read(
@@ -116,13 +147,13 @@ pub fn document() -> Value {
             "/api/v1/agents/{id}/feedback": agent_read(
                 "The agent's feedback, by client then index, a page at a time.",
                 "Revoked entries are listed, marked.",
-                json!([id, limit, cursor("CLIENT-INDEX of the last entry")]),
+                json!([id, limit, cursor("CLIENT-INDEX of the last entry", "^(0x)?[0-9a-fA-F]{40}-(0|[1-9][0-9]*)$")]),
                 limited("A page of feedback.", schema("FeedbackPage")),
             ),
             "/api/v1/agents/{id}/validations": agent_read(
                 "The validation requests about the agent, in the order made, a page at a time.",
                 "Each with its latest response.",
-                json!([id, limit, cursor("the position of the next request")]),
+                json!([id, limit, cursor("the position of the next request", decimal_cursor)]),
                 limited("A page of validations.", schema("ValidationPage")),
             ),
             "/api/v1/agents/{id}/reputation": agent_read(
@@ -151,10 +182,12 @@ pub fn document() -> Value {
                 "responses": gated(json!({
                     "200": limited("Included: its receipt (success false and the revert reason if the registry reverted it).", schema("Receipt")),
                     "202": limited("Taken and held until the sender's earlier nonces are included.", schema("Held")),
-                    "409": error("Its nonce was used, is too far ahead, or another transaction holds it."),
-                    "500": error("The node failed while taking it (outcome_unknown): send the same signed transaction again once it is back."),
+                    "408": open_error("The body did not arrive in time (request_timeout): nothing was done."),
+                    "409": error("Its nonce was used, is too far ahead, or another transaction holds it (nonce_too_low, nonce_too_high, nonce_held)."),
+                    "413": open_error("The body is larger than the server reads (body_too_large): nothing was done."),
+                    "500": error("The server failed on this request (internal_error), or the node failed while taking the transaction (outcome_unknown): send the same signed transaction again once it is back."),
                     "503": {
-                        "description": "Not accepted, nothing of it was done: send it again after Retry-After.",
+                        "description": "Not accepted (not_accepted, server_busy), nothing of it was done: send it again after Retry-After.",
                         "headers": { "Retry-After": { "schema": { "type": "integer" } } },
                         "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
                     }
@@ -164,9 +197,9 @@ pub fn document() -> Value {
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "description": "An API key, hmk_<8 hex>_<64 hex>." } },
             "headers": {
-                "X-RateLimit-Limit": { "description": "Requests the key may make per window.", "schema": { "type": "integer" } },
-                "X-RateLimit-Remaining": { "description": "Requests left now.", "schema": { "type": "integer" } },
-                "X-RateLimit-Reset": { "description": "When the allowance is whole again, Unix seconds.", "schema": { "type": "integer" } }
+                "X-RateLimit-Limit": { "description": "Requests the key may make per window.", "schema": integer() },
+                "X-RateLimit-Remaining": { "description": "Requests left now.", "schema": integer() },
+                "X-RateLimit-Reset": { "description": "When the allowance is whole again, Unix seconds.", "schema": integer() }
             },
             "schemas": {
                 "Error": object(&[("error", json!({ "type": "object", "required": ["code", "message"], "properties": {
@@ -180,27 +213,50 @@ pub fn document() -> Value {
                     ("clients", integer()), ("feedback", integer()), ("validations", integer())]),
                 "AgentPage": object(&[("agents", array("AgentIdentity")), ("next_cursor", nullable_string())]),
                 "Feedback": object(&[("client", address()), ("index", integer()), ("value", decimal()),
-                    ("decimals", integer()), ("tag1", string()), ("tag2", string()), ("revoked", json!({ "type": "boolean" }))]),
+                    ("decimals", decimals()), ("tag1", string()), ("tag2", string()), ("revoked", json!({ "type": "boolean" }))]),
                 "FeedbackPage": object(&[("agent_id", decimal()), ("feedback", array("Feedback")), ("next_cursor", nullable_string())]),
-                "Validation": object(&[("request_hash", string()), ("validator", address()), ("response", integer()),
+                "Validation": object(&[("request_hash", string()), ("validator", address()),
+                    ("response", json!({ "type": "integer", "minimum": 0, "maximum": 100 })),
                     ("has_response", json!({ "type": "boolean" })), ("tag", string()), ("last_update", integer())]),
                 "ValidationPage": object(&[("agent_id", decimal()), ("validations", array("Validation")), ("next_cursor", nullable_string())]),
                 "Reputation": object(&[("agent_id", decimal()), ("clients", json!({ "type": "array", "items": address() })),
-                    ("tag1", string()), ("tag2", string()), ("count", integer()), ("value", decimal()), ("decimals", integer())]),
+                    ("tag1", string()), ("tag2", string()), ("count", integer()), ("value", decimal()), ("decimals", decimals())]),
                 "Stats": object(&[("agent_id", decimal()),
-                    ("feedback", json!({ "type": "object", "properties": {
-                        "given": integer(), "revoked": integer(), "clients": integer(),
-                        "mean": { "type": "object", "properties": { "count": integer(), "value": decimal(), "decimals": integer() } } } })),
-                    ("validations", json!({ "type": "object", "properties": {
-                        "requested": integer(), "responded": integer(), "response_mean": { "type": "number", "nullable": true } } }))]),
-                "TransactionRequest": object(&[("raw", json!({ "type": "string", "pattern": "^0x[0-9a-fA-F]*$",
-                    "description": "The signed transaction (EIP-2718 envelope), 0x-prefixed hex." }))]),
+                    ("feedback", object(&[("given", integer()), ("revoked", integer()), ("clients", integer()),
+                        ("mean", object(&[("count", integer()), ("value", decimal()), ("decimals", decimals())]))])),
+                    ("validations", object(&[("requested", integer()), ("responded", integer()),
+                        ("response_mean", json!({ "type": "number", "format": "double", "nullable": true, "minimum": 0, "maximum": 100 }))]))]),
+                "TransactionRequest": {
+                    "type": "object", "required": ["raw"], "additionalProperties": false,
+                    "properties": { "raw": { "type": "string", "pattern": "^0x([0-9a-fA-F]{2})+$",
+                        "description": "The signed transaction (EIP-2718 envelope), 0x-prefixed hex." } }
+                },
                 "Receipt": object(&[("hash", string()), ("status", string()), ("block_number", integer()),
                     ("success", json!({ "type": "boolean" })), ("revert_reason", nullable_string()), ("logs", integer())]),
                 "Held": object(&[("hash", string()), ("status", string()), ("message", string())])
             }
         }
-    })
+    });
+    // Every GET is served as HEAD too: the same answers without their bodies.
+    let paths = document["paths"].as_object_mut().expect("an object");
+    for item in paths.values_mut() {
+        if let Some(get) = item.get("get").cloned() {
+            let mut head = get;
+            head["summary"] = json!(format!(
+                "The headers of GET: {}",
+                head["summary"].as_str().unwrap_or_default()
+            ));
+            if let Some(responses) = head["responses"].as_object_mut() {
+                for answer in responses.values_mut() {
+                    if let Some(answer) = answer.as_object_mut() {
+                        answer.remove("content");
+                    }
+                }
+            }
+            item["head"] = head;
+        }
+    }
+    document
 }
 
 /// An object schema whose every property is required.
@@ -219,7 +275,11 @@ fn nullable_string() -> Value {
 }
 
 fn integer() -> Value {
-    json!({ "type": "integer", "minimum": 0 })
+    json!({ "type": "integer", "format": "int64", "minimum": 0 })
+}
+
+fn decimals() -> Value {
+    json!({ "type": "integer", "minimum": 0, "maximum": 18 })
 }
 
 /// A number written in decimal as a string (256-bit ids, 128-bit values).

@@ -748,6 +748,7 @@ fn a_transaction_posted_is_answered_once_included_and_the_next_read_shows_it() {
     assert_eq!(code(&mut api, "{\"raw\": \"0x02f8\"}").1, "bad_transaction");
     assert_eq!(code(&mut api, "{\"raw\": \"02f8\"}").1, "bad_body");
     assert_eq!(code(&mut api, "{\"raw\": \"0xzz\"}").1, "bad_body");
+    assert_eq!(code(&mut api, "{\"raw\": \"0x0x02f8\"}").1, "bad_body");
     assert_eq!(code(&mut api, "not json").1, "bad_body");
     assert_eq!(code(&mut api, "{\"raw\": \"0x00\", \"gas\": 1}").1, "bad_body");
     let (answer, _) = call(&mut api, "GET", "/api/v1/transactions", Some(&key));
@@ -935,4 +936,9 @@ fn the_openapi_document_is_served_to_a_key() {
     let (answer, document) = call(&mut api, "GET", "/api/v1/openapi.json", Some(&key));
     assert_eq!((answer.status, document["openapi"].as_str()), (200, Some("3.0.3")));
     assert!(document["paths"]["/api/v1/agents/{id}/stats"]["get"]["responses"]["429"].is_object());
+    let (answer, body) = call(&mut api, "GET", "/api/v1/openapi.json?x=1", Some(&key));
+    assert_eq!(
+        (answer.status, body["error"]["code"].as_str()),
+        (400, Some("unknown_parameter"))
+    );
 }

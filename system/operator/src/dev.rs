@@ -20,7 +20,7 @@ use erc8004::chain::{ChainConfig, CHAIN_ID_DEFAULT};
 use erc8004::dev::{stored_chain_id, DevChain};
 use erc8004::rpc::{RpcService, BODY_BYTES_MAX};
 use erc8004::wallet::Wallet;
-use runtime_tokio::{DirStorage, HttpsConfig, HttpsServer};
+use runtime_tokio::{DirStorage, ErrorStyle, HttpsConfig, HttpsServer};
 
 use crate::api::ServedApi;
 use crate::lock::lock_dir;
@@ -149,6 +149,7 @@ fn dev(args: DevArgs) -> Result<(), Failure> {
             let served = ServedApi::new(source, &args.state, config);
             let mut api_config = HttpsConfig::new(listen);
             api_config.answer_inline = true;
+            api_config.error_style = ErrorStyle::CodeAndMessage;
             let server = {
                 let _inside = api_runtime.enter();
                 HttpsServer::bind_plain(api_config, Arc::new(Mutex::new(served)))

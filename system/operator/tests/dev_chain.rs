@@ -391,6 +391,12 @@ fn the_registry_api_serves_the_chain_to_a_key_made_and_revoked_while_it_runs() {
     assert!(metrics.contains("erc8004_cache_invalidations_total 2\n"), "{metrics}");
     assert!(metrics.contains("erc8004_view_age_max_seconds 0.0\n"), "{metrics}");
     if let Some(python) = web3_python() {
+        python_on(
+            &python,
+            "import prometheus_client",
+            "",
+            "prometheus_client is not installed beside web3 (run .ci/install-test-tools)",
+        );
         let parsed = parse_exposition(&python, &metrics);
         let ok = &parsed["erc8004_requests"]["erc8004_requests_total"];
         let served = ok
@@ -408,6 +414,12 @@ fn the_registry_api_serves_the_chain_to_a_key_made_and_revoked_while_it_runs() {
     let (status, _, document) = api_fetch(api, "/api/v1/openapi.json", Some(&key));
     assert_eq!(status, 200, "{document}");
     if let Some(python) = web3_python() {
+        python_on(
+            &python,
+            "import openapi_spec_validator",
+            "",
+            "openapi-spec-validator is not installed beside web3 (run .ci/install-test-tools)",
+        );
         validate_openapi(&python, &document);
     }
 

@@ -91,6 +91,19 @@ pub struct HttpsConfig {
     /// more than the answer. A slow answer then holds the runtime's thread, and with it every
     /// connection the runtime serves, for its duration.
     pub answer_inline: bool,
+    /// How the errors the server answers itself (400 unreadable body, 408, 413, 500, 503) are
+    /// written: as the service writes its own, so that a client reads one shape.
+    pub error_style: ErrorStyle,
+}
+
+/// The JSON of an error the server answers itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorStyle {
+    /// `{"error": "message"}` (the CA's API).
+    Message,
+    /// `{"error": {"code": "…", "message": "…"}}` (the registry API): codes `bad_request_body`,
+    /// `request_timeout`, `body_too_large`, `internal_error`, `server_busy`.
+    CodeAndMessage,
 }
 
 impl HttpsConfig {
@@ -107,6 +120,7 @@ impl HttpsConfig {
             requests_waiting_max: 256,
             busy_retry_after_s: 1,
             answer_inline: false,
+            error_style: ErrorStyle::Message,
         }
     }
 }
@@ -193,6 +207,7 @@ where
     let limits = BodyLimits {
         bytes_max: config.body_bytes_max,
         timeout: config.body_timeout,
+        style: config.error_style,
     };
     let handler = hyper::service::service_fn(move |request| respond(request, service.clone(), limits, queue.clone()));
     let served = hyper::server::conn::http1::Builder::new()
@@ -313,19 +328,35 @@ fn json_escape(text: &str) -> String {
 /// The most of an over-limit body read (and dropped) before answering 413.
 const DRAIN_BYTES_MAX: usize = 1 << 20;
 
-fn plain(status: u16, message: &str) -> HttpResponse {
-    HttpResponse::new(
-        status,
-        "application/json",
-        format!("{{\"error\": \"{}\"}}\n", json_escape(message)),
-    )
+/// An error the server answers itself, in `style`, `code` naming it.
+fn plain(style: ErrorStyle, status: u16, code: &str, message: &str) -> HttpResponse {
+    let body = match style {
+        ErrorStyle::Message => format!("{{\"error\": \"{}\"}}\n", json_escape(message)),
+        ErrorStyle::CodeAndMessage => format!(
+            "{{\"error\": {{\"code\": \"{code}\", \"message\": \"{}\"}}}}\n",
+            json_escape(message)
+        ),
+    };
+    HttpResponse::new(status, "application/json", body)
 }
 
 /// Reads a body of at most `limit` bytes. A larger one gets a 413; it is still read (and dropped)
 /// up to [`DRAIN_BYTES_MAX`] so that a client sending it whole, without `Expect: 100-continue`,
 /// reads the answer instead of a reset connection. A body declared larger than that is not read.
-async fn read_body(headers: &hyper::HeaderMap, mut body: Incoming, limit: usize) -> Result<Bytes, HttpResponse> {
-    let too_large = || plain(413, &format!("request body over the {limit}-byte limit"));
+async fn read_body(
+    headers: &hyper::HeaderMap,
+    mut body: Incoming,
+    limit: usize,
+    style: ErrorStyle,
+) -> Result<Bytes, HttpResponse> {
+    let too_large = || {
+        plain(
+            style,
+            413,
+            "body_too_large",
+            &format!("request body over the {limit}-byte limit"),
+        )
+    };
     let declared = headers
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -336,7 +367,14 @@ async fn read_body(headers: &hyper::HeaderMap, mut body: Incoming, limit: usize)
     let mut kept = Vec::new();
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| plain(400, &format!("could not read the request body: {e}")))?;
+        let frame = frame.map_err(|e| {
+            plain(
+                style,
+                400,
+                "bad_request_body",
+                &format!("could not read the request body: {e}"),
+            )
+        })?;
         if let Ok(data) = frame.into_data() {
             seen = seen.saturating_add(data.len());
             if seen <= limit {
@@ -357,11 +395,18 @@ async fn read_body(headers: &hyper::HeaderMap, mut body: Incoming, limit: usize)
 struct BodyLimits {
     bytes_max: usize,
     timeout: Duration,
+    /// How the server's own errors are written.
+    style: ErrorStyle,
 }
 
 /// Runs the service on `request`, inside its lock. A panic is caught here, inside the lock, so
 /// it never poisons it; a lock poisoned anyway (by a panic elsewhere) is taken back.
-fn handle<S: HttpService>(service: &Mutex<S>, request: &HttpRequest, now: runtime::WallTime) -> HttpResponse {
+fn handle<S: HttpService>(
+    service: &Mutex<S>,
+    request: &HttpRequest,
+    now: runtime::WallTime,
+    style: ErrorStyle,
+) -> HttpResponse {
     let mut guard = service.lock().unwrap_or_else(|poisoned| {
         service.clear_poison();
         poisoned.into_inner()
@@ -369,7 +414,12 @@ fn handle<S: HttpService>(service: &Mutex<S>, request: &HttpRequest, now: runtim
     let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| guard.handle(request, now)));
     answered.unwrap_or_else(|_| {
         tracing::error!(method = %request.method, path = %request.path, "the service panicked on a request");
-        plain(500, "internal error: the server failed on this request; retry")
+        plain(
+            style,
+            500,
+            "internal_error",
+            "internal error: the server failed on this request; retry",
+        )
     })
 }
 
@@ -380,10 +430,13 @@ async fn respond<S: HttpService + 'static>(
     queue: Arc<Queue>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = request.into_parts();
-    let read = tokio::time::timeout(limits.timeout, read_body(&parts.headers, body, limits.bytes_max)).await;
+    let style = limits.style;
+    let read = tokio::time::timeout(limits.timeout, read_body(&parts.headers, body, limits.bytes_max, style)).await;
     let read = read.unwrap_or_else(|_| {
         Err(plain(
+            style,
             408,
+            "request_timeout",
             &format!(
                 "request body not received within {} ms: send the whole body promptly",
                 limits.timeout.as_millis()
@@ -409,7 +462,9 @@ async fn respond<S: HttpService + 'static>(
             };
             match queue.waiting.clone().try_acquire_owned() {
                 Err(_) => plain(
+                    style,
                     503,
+                    "server_busy",
                     &format!(
                         "server busy: {} requests are already waiting; this one was not processed (nothing it asked was done), retry after {} s",
                         queue.waiting_max, queue.retry_after_s
@@ -425,7 +480,7 @@ async fn respond<S: HttpService + 'static>(
                         .expect("the turn semaphore is never closed");
                     let now = host_wall_now();
                     if queue.inline {
-                        let answer = handle(&service, &request, now);
+                        let answer = handle(&service, &request, now, style);
                         drop((turn, waiting));
                         answer
                     } else {
@@ -434,10 +489,12 @@ async fn respond<S: HttpService + 'static>(
                         // until the service is done with it.
                         let handled = tokio::task::spawn_blocking(move || {
                             let _held = (turn, waiting);
-                            handle(&service, &request, now)
+                            handle(&service, &request, now, style)
                         })
                         .await;
-                        handled.unwrap_or_else(|_| plain(500, "internal error: the request handler failed"))
+                        handled.unwrap_or_else(|_| {
+                            plain(style, 500, "internal_error", "internal error: the request handler failed")
+                        })
                     }
                 }
             }

@@ -264,3 +264,28 @@ async fn a_client_hanging_up_mid_answer_still_holds_its_place_in_the_queue() {
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     release.send(()).unwrap();
 }
+
+/// The server's own errors are written in the style the service writes its own.
+#[tokio::test]
+async fn the_servers_own_errors_take_the_services_shape() {
+    use runtime_tokio::ErrorStyle;
+    for (style, expected) in [
+        (
+            ErrorStyle::Message,
+            "{\"error\": \"request body over the 4-byte limit\"}\n",
+        ),
+        (
+            ErrorStyle::CodeAndMessage,
+            "{\"error\": {\"code\": \"body_too_large\", \"message\": \"request body over the 4-byte limit\"}}\n",
+        ),
+    ] {
+        let (addr, root) = start(|config| {
+            config.body_bytes_max = 4;
+            config.error_style = style;
+        })
+        .await;
+        let client = HttpsClient::new(addr, "localhost", &[root]).unwrap();
+        let (status, body) = client.call("POST", "/fine", "too long").await.unwrap();
+        assert_eq!((status, String::from_utf8_lossy(&body).as_ref()), (413, expected));
+    }
+}
