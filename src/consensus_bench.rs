@@ -35,8 +35,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::processes::{
-    clock_ticks_per_second, cpu_ticks, free_udp_ports, path_arg, round1, Binaries, Lines, Process, Result, Workspace,
-    START_TIMEOUT,
+    clock_ticks_per_second, cpu_ticks, free_udp_ports, path_arg, round1, wait_line, Binaries, Lines, Process, Result,
+    Workspace, START_TIMEOUT,
 };
 
 /// How long the validators have to commit their first block after starting.
@@ -204,15 +204,7 @@ fn bench(args: &BenchArgs, bins: &Binaries, dir: &Path) -> Result<String> {
     )?;
     let window = Duration::from_secs(args.seconds);
     let wait = |what: &str, within: Duration| -> Result<String> {
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match line_rx.recv_timeout(left) {
-                Ok(line) if line.contains(what) => return Ok(line),
-                Ok(_) => {}
-                Err(_) => return Err(format!("the client did not print {what} in time")),
-            }
-        }
+        wait_line(&line_rx, what, within).map_err(|_| format!("the client did not print {what} in time"))
     };
     wait("\"measuring\"", START_TIMEOUT + Duration::from_secs(60))?;
     // The client last: it shares the machine, and its share says how much the validators had.

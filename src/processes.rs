@@ -9,7 +9,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a process has to print its first line.
 pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -346,6 +346,20 @@ pub(crate) fn clock_ticks_per_second() -> f64 {
 /// A figure as the benches print it: one decimal.
 pub(crate) fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
+}
+
+/// The next line from `lines` (a process's output, [`Lines::Forward`]) containing `what`,
+/// within `within`; the lines before it are dropped.
+pub(crate) fn wait_line(lines: &mpsc::Receiver<String>, what: &str, within: Duration) -> Result<String> {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(what) => return Ok(line),
+            Ok(_) => {}
+            Err(_) => return Err(format!("no line with {what} within {} s", within.as_secs())),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -48,7 +48,9 @@ use hyper_util::rt::TokioIo;
 use runtime::{DetRng, Entropy};
 use serde_json::{json, Value};
 
-use crate::processes::{clock_ticks_per_second, cpu_ticks, path_arg, round1, Binaries, Lines, Process, Workspace};
+use crate::processes::{
+    clock_ticks_per_second, cpu_ticks, path_arg, round1, wait_line, Binaries, Lines, Process, Workspace,
+};
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -270,19 +272,6 @@ fn bench(args: &BenchArgs, bins: &Binaries, dir: &Path) -> Result<(String, ExitC
         load_cpu
     );
     Ok((line, code))
-}
-
-/// The next line from `lines` containing `what`, within `within`.
-fn wait_line(lines: &mpsc::Receiver<String>, what: &str, within: Duration) -> Result<String> {
-    let deadline = Instant::now() + within;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) if line.contains(what) => return Ok(line),
-            Ok(_) => {}
-            Err(_) => return Err(format!("no line with {what} within {} s", within.as_secs())),
-        }
-    }
 }
 
 /// `testbed bench registry-load`'s settings.

@@ -312,10 +312,6 @@ impl<S: ChainSource> ApiService<S> {
 
     /// The answer to `route`, once past the gate and the method check.
     fn answer(&mut self, route: Route, request: &HttpRequest, now: WallTime) -> HttpResponse {
-        let params = match request.query_pairs() {
-            Ok(p) => p,
-            Err(e) => return error(400, "bad_query", &e),
-        };
         let ApiService {
             source,
             follower,
@@ -334,6 +330,11 @@ impl<S: ChainSource> ApiService<S> {
                 return hit;
             }
         }
+        // Parsed only past the fast path: an entry is kept for a whole query that read.
+        let params = match request.query_pairs() {
+            Ok(p) => p,
+            Err(e) => return error(400, "bad_query", &e),
+        };
         source.with_chain(|chain| {
             follower.catch_up(chain, view, now);
             match route {
@@ -828,16 +829,13 @@ fn identity_json(agent: &Agent) -> Value {
     })
 }
 
+/// An agent whole: its identity record and its counts.
 fn agent_json(agent: &Agent) -> Value {
-    json!({
-        "id": agent.id.to_string(),
-        "owner": agent.owner.to_checksum(None),
-        "uri": agent.uri,
-        "metadata_keys": agent.metadata_keys,
-        "clients": agent.clients,
-        "feedback": agent.feedback,
-        "validations": agent.validations,
-    })
+    let mut json = identity_json(agent);
+    json["clients"] = agent.clients.into();
+    json["feedback"] = agent.feedback.into();
+    json["validations"] = agent.validations.into();
+    json
 }
 
 fn feedback_json(entry: &FeedbackEntry) -> Value {
