@@ -39,6 +39,8 @@ pub mod stream {
     pub const TWINS: u64 = 19;
     /// The `erc8004` workload's client wallets.
     pub const WALLETS: u64 = 20;
+    /// The registry API workload's keys.
+    pub const API_KEYS: u64 = 21;
 }
 
 /// A scheduled fault, resolved to node sets.

@@ -3,6 +3,7 @@
 //! The format is documented in `scenarios/README.md`. Parsing is strict: an unknown key, a value
 //! out of range or an assertion on an unknown metric is an error naming the file and line.
 
+mod api;
 mod raw;
 pub mod units;
 mod write;
@@ -16,6 +17,7 @@ use toml::Spanned;
 
 use crate::assertion::Assertion;
 use crate::workload::{self, Workload, WORKLOADS};
+pub use api::{ApiPlan, ClientRole};
 use raw::{RawLatency, RawScenario, RawSelection, RawWorkload};
 use runtime::units::{parse_duration, parse_signed_nanos};
 pub use units::Selection;
@@ -509,6 +511,8 @@ pub struct Scenario {
     pub trustchain: Option<TrustChainPlan>,
     /// The consensus workload, when `workload.kind = "consensus"`.
     pub consensus: Option<ConsensusPlan>,
+    /// The registry API workload, when `workload.kind = "registry-api"`.
+    pub api: Option<ApiPlan>,
     /// Membership over STOQ instead of bare UDP, when a `[stoq]` table is present.
     pub stoq: Option<StoqPlan>,
     /// Variants (`[[variant]]`), each run as its own scenario by the suite.
@@ -539,9 +543,11 @@ impl Scenario {
     /// consensus workload (its clients keep no state across restarts, and a restarted client
     /// would reuse transaction ids), every node otherwise.
     pub fn faultable_nodes(&self) -> u32 {
-        match &self.consensus {
-            Some(plan) => plan.validators,
-            None => self.nodes.len() as u32,
+        match (&self.consensus, &self.api) {
+            (Some(plan), _) => plan.validators,
+            // The API node; its clients hold their wallets' nonces in memory.
+            (None, Some(_)) => 1,
+            (None, None) => self.nodes.len() as u32,
         }
     }
 }
@@ -886,6 +892,13 @@ impl Ctx<'_> {
             }
             (_, None) => None,
         };
+        let api = match (kind, &raw.api) {
+            ("registry-api", t) => Some(self.api(t.as_ref(), &raw.nodes.count, duration)?),
+            (_, Some(t)) => {
+                return Err(self.err(t.span(), "an [api] section needs workload.kind = \"registry-api\""));
+            }
+            (_, None) => None,
+        };
         if let (Some(plan), "erc8004") = (&consensus, kind) {
             if !plan.byzantine.is_empty() {
                 return Err(self.err(
@@ -986,6 +999,13 @@ impl Ctx<'_> {
             if let Some(c) = &consensus {
                 spares_clients(&plan.kind, c.validators, count).map_err(|m| self.err(fault.span(), m))?;
             }
+            if api.is_some() && spares_clients(&plan.kind, 1, count).is_err() {
+                return Err(self.err(
+                    fault.span(),
+                    "under the registry-api workload faults may crash, restart or pause node 0 (the API node) \
+                     only: its clients hold their wallets' nonces in memory",
+                ));
+            }
             faults.push(plan);
         }
         faults.sort_by_key(|f| f.at);
@@ -1069,6 +1089,7 @@ impl Ctx<'_> {
             workload,
             trustchain,
             consensus,
+            api,
             stoq,
             variants,
             variant: None,

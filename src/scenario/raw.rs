@@ -35,6 +35,7 @@ pub struct RawScenario {
     pub asserts: Vec<Spanned<String>>,
     pub trustchain: Option<Spanned<RawTrustChain>>,
     pub consensus: Option<Spanned<RawConsensus>>,
+    pub api: Option<Spanned<super::api::RawApi>>,
     pub stoq: Option<Spanned<RawStoq>>,
     #[serde(default, rename = "variant")]
     pub variants: Vec<Spanned<RawVariant>>,

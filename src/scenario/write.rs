@@ -57,6 +57,9 @@ pub fn to_toml(scenario: &Scenario) -> String {
     if let Some(plan) = &scenario.consensus {
         root.insert("consensus".into(), Value::Table(consensus(plan)));
     }
+    if let Some(plan) = &scenario.api {
+        root.insert("api".into(), Value::Table(api(plan)));
+    }
     if let Some(plan) = &scenario.stoq {
         let mut t = Table::new();
         t.insert("idle_timeout".into(), duration(plan.idle_timeout));
@@ -325,6 +328,58 @@ fn consensus(p: &ConsensusPlan) -> Table {
             .collect();
         t.insert("byzantine".into(), Value::Array(list));
     }
+    t
+}
+
+fn api(p: &super::ApiPlan) -> Table {
+    use super::ClientRole;
+    let mut t = Table::new();
+    for (key, role) in [
+        ("writers", ClientRole::Writer),
+        ("readers", ClientRole::Reader),
+        ("paced", ClientRole::Paced),
+        ("eager", ClientRole::Eager),
+        ("auth", ClientRole::Auth),
+        ("registrars", ClientRole::Registrar),
+    ] {
+        t.insert(key.into(), int(p.roles.iter().filter(|r| **r == role).count() as u32));
+    }
+    t.insert("agents_per_writer".into(), int(p.agents_per_writer));
+    t.insert("registrations".into(), int(p.registrations));
+    t.insert("interval".into(), duration(p.interval));
+    t.insert("request_timeout".into(), duration(p.request_timeout));
+    t.insert("client_stop".into(), duration(p.client_stop));
+    t.insert("tier".into(), p.tier.clone().into());
+    t.insert("backoff".into(), p.backoff.into());
+    let invalidation = match p.cache.invalidation {
+        erc8004_api::cache::Invalidation::OnCommit => "on-commit",
+        erc8004_api::cache::Invalidation::Never => "never",
+    };
+    t.insert("cache_invalidation".into(), invalidation.into());
+    if p.cache.entries_max == usize::MAX && p.cache.bytes_max == usize::MAX {
+        t.insert("cache_bounded".into(), false.into());
+    } else {
+        let bound = |b: usize| Value::Integer(i64::try_from(b).unwrap_or(i64::MAX));
+        t.insert("cache_entries_max".into(), bound(p.cache.entries_max));
+        t.insert("cache_bytes_max".into(), bound(p.cache.bytes_max));
+    }
+    let refresh = match p.refresh {
+        erc8004_api::view::Refresh::Incremental => "incremental".into(),
+        erc8004_api::view::Refresh::Periodic(every) => duration(every),
+    };
+    t.insert("refresh".into(), refresh);
+    if let Some((at, length)) = p.cache_down {
+        t.insert("cache_down_at".into(), duration(at));
+        t.insert("cache_down_for".into(), duration(length));
+    }
+    t.insert("pool".into(), int(p.pool));
+    match p.queue_max {
+        Some(max) => t.insert("queue_max".into(), int(max)),
+        None => t.insert("queue_bounded".into(), false.into()),
+    };
+    t.insert("read_time".into(), duration(p.read_time));
+    t.insert("miss_time".into(), duration(p.miss_time));
+    t.insert("write_time".into(), duration(p.write_time));
     t
 }
 

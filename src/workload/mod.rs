@@ -11,6 +11,7 @@
 pub mod consensus;
 pub mod erc8004;
 pub mod membership;
+pub mod registry_api;
 pub mod stoq;
 pub mod trustchain;
 
@@ -62,6 +63,7 @@ pub static WORKLOADS: &[&dyn Workload] = &[
     &trustchain::TrustChain,
     &consensus::Consensus,
     &erc8004::Erc8004,
+    &registry_api::RegistryApi,
 ];
 
 /// The workload named `kind`, if there is one.

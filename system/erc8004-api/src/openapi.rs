@@ -232,7 +232,10 @@ pub fn document() -> Value {
                         "description": "The signed transaction (EIP-2718 envelope), 0x-prefixed hex." } }
                 },
                 "Receipt": object(&[("hash", string()), ("status", string()), ("block_number", integer()),
-                    ("success", json!({ "type": "boolean" })), ("revert_reason", nullable_string()), ("logs", integer())]),
+                    ("success", json!({ "type": "boolean" })), ("revert_reason", nullable_string()), ("logs", array("Log"))]),
+                "Log": object(&[("address", string()),
+                    ("topics", json!({ "type": "array", "maxItems": 4, "items": { "type": "string", "pattern": "^0x[0-9a-f]{64}$" } })),
+                    ("data", json!({ "type": "string", "pattern": "^0x([0-9a-f]{2})*$" }))]),
                 "Held": object(&[("hash", string()), ("status", string()), ("message", string())])
             }
         }

@@ -45,7 +45,7 @@ pub const PAGE_LIMIT_MAX: usize = 100;
 pub const PAGE_LIMIT_DEFAULT: usize = 20;
 
 /// Where the API reads the registries from, and hands transactions to: the chain a node holds.
-pub trait ChainSource: Send {
+pub trait ChainSource {
     /// Runs `read` on the chain as it is now.
     fn with_chain<T>(&self, read: impl FnOnce(&Chain) -> T) -> T;
 
@@ -145,9 +145,16 @@ impl Default for ApiConfig {
     }
 }
 
-/// The REST API of one node.
+/// The REST API of one node: [`Api`] over the source it reads.
 pub struct ApiService<S> {
     source: S,
+    api: Api,
+}
+
+/// The API's own state (keys, follower, views, cache, figures), apart from the chain it reads:
+/// each request is handed the source ([`Api::handle`]), so an actor whose storage is lent for
+/// each call (the simulator's) serves the same API as [`ApiService`] does.
+pub struct Api {
     gate: Gate,
     follower: Follower,
     view: StatsView,
@@ -226,6 +233,47 @@ impl<S: ChainSource> ApiService<S> {
     pub fn with_config(source: S, gate: Gate, config: ApiConfig) -> Self {
         ApiService {
             source,
+            api: Api::new(gate, config),
+        }
+    }
+
+    /// Measures each request's duration with `stopwatch` (the backend's monotonic clock); without
+    /// one, no duration is recorded.
+    pub fn with_stopwatch(mut self, stopwatch: Stopwatch) -> Self {
+        self.api.stopwatch = Some(stopwatch);
+        self
+    }
+
+    /// The gate, to give it new keys.
+    pub fn gate_mut(&mut self) -> &mut Gate {
+        self.api.gate_mut()
+    }
+
+    /// The cache (its counters, its size).
+    pub fn cache(&self) -> &ResponseCache {
+        self.api.cache()
+    }
+
+    /// The cache, to make it fail (a fault) or work again.
+    pub fn cache_mut(&mut self) -> &mut ResponseCache {
+        self.api.cache_mut()
+    }
+
+    /// The statistics view.
+    pub fn view(&self) -> &StatsView {
+        self.api.view()
+    }
+
+    /// The request figures.
+    pub fn metrics(&self) -> &ApiMetrics {
+        self.api.metrics()
+    }
+}
+
+impl Api {
+    /// The API with `config`, letting through what `gate` admits.
+    pub fn new(gate: Gate, config: ApiConfig) -> Self {
+        Api {
             gate,
             follower: Follower::default(),
             view: StatsView::new(config.refresh),
@@ -234,13 +282,6 @@ impl<S: ChainSource> ApiService<S> {
             stopwatch: None,
             openapi: format!("{}\n", crate::openapi::document()),
         }
-    }
-
-    /// Measures each request's duration with `stopwatch` (the backend's monotonic clock); without
-    /// one, no duration is recorded.
-    pub fn with_stopwatch(mut self, stopwatch: Stopwatch) -> Self {
-        self.stopwatch = Some(stopwatch);
-        self
     }
 
     /// The gate, to give it new keys.
@@ -268,9 +309,25 @@ impl<S: ChainSource> ApiService<S> {
         &self.metrics
     }
 
+    /// Answers `request` from `source` at `now`. Never panics on any input: bad requests get a
+    /// 4xx naming the problem.
+    pub fn handle<S: ChainSource>(&mut self, source: &mut S, request: &HttpRequest, now: WallTime) -> HttpResponse {
+        let started = self.stopwatch.as_ref().map(|clock| clock());
+        let route = route_of(&request.path);
+        let label = route.as_ref().map_or(UNMATCHED, |r| r.template());
+        let answer = self.respond(source, route, request, now);
+        let seconds = self
+            .stopwatch
+            .as_ref()
+            .zip(started)
+            .map(|(clock, started)| clock().saturating_sub(started) as f64 / 1e9);
+        self.metrics.observe(label, answer.status, seconds);
+        answer
+    }
+
     /// `POST /api/v1/transactions`: a signed transaction (`{"raw": "0x…"}`) handed to the chain;
     /// 200 with its receipt once included, 202 if held for an earlier nonce, else why not.
-    fn transaction(&mut self, request: &HttpRequest, now: WallTime) -> HttpResponse {
+    fn transaction<S: ChainSource>(&mut self, source: &mut S, request: &HttpRequest, now: WallTime) -> HttpResponse {
         if !request.query.is_empty() {
             return error(
                 400,
@@ -282,18 +339,22 @@ impl<S: ChainSource> ApiService<S> {
             Ok(raw) => raw,
             Err(why) => return error(400, "bad_body", &why),
         };
-        let hash = match self.source.submit(&raw, now) {
+        let hash = match source.submit(&raw, now) {
             Ok(hash) => hash,
             Err(refused) => return refused_transaction(&refused),
         };
-        self.source.with_chain(|chain| match chain.receipt(&hash) {
+        source.with_chain(|chain| match chain.receipt(&hash) {
             Some(receipt) => ok(json!({
                 "hash": hash.to_string(),
                 "status": "included",
                 "block_number": receipt.block_number,
                 "success": receipt.status,
                 "revert_reason": receipt.revert.as_ref().map(|(_, reason)| reason.clone()),
-                "logs": receipt.logs.len(),
+                "logs": receipt.logs.iter().map(|log| json!({
+                    "address": log.address.to_checksum(None),
+                    "topics": log.topics().iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+                    "data": log.data.data.to_string(),
+                })).collect::<Vec<_>>(),
             })),
             None => HttpResponse::new(
                 202,
@@ -311,9 +372,14 @@ impl<S: ChainSource> ApiService<S> {
     }
 
     /// The answer to `route`, once past the gate and the method check.
-    fn answer(&mut self, route: Route, request: &HttpRequest, now: WallTime) -> HttpResponse {
-        let ApiService {
-            source,
+    fn answer<S: ChainSource>(
+        &mut self,
+        source: &mut S,
+        route: Route,
+        request: &HttpRequest,
+        now: WallTime,
+    ) -> HttpResponse {
+        let Api {
             follower,
             view,
             cache,
@@ -370,7 +436,13 @@ impl<S: ChainSource> ApiService<S> {
         })
     }
 
-    fn respond(&mut self, route: Result<Route, HttpResponse>, request: &HttpRequest, now: WallTime) -> HttpResponse {
+    fn respond<S: ChainSource>(
+        &mut self,
+        source: &mut S,
+        route: Result<Route, HttpResponse>,
+        request: &HttpRequest,
+        now: WallTime,
+    ) -> HttpResponse {
         // Everything under /api/v1 needs a key and carries its rate-limit headers, whatever the
         // route or method; /health and /metrics need neither.
         let gated = request.path == "/api/v1" || request.path.starts_with("/api/v1/");
@@ -396,14 +468,14 @@ impl<S: ChainSource> ApiService<S> {
                 ),
             )
             .with_header("Allow", route.allow()),
-            Ok(Route::Transactions) => self.transaction(request, now),
+            Ok(Route::Transactions) => self.transaction(source, request, now),
             Ok(Route::OpenApi) if !request.query.is_empty() => error(
                 400,
                 "unknown_parameter",
                 "this route takes no query: GET /api/v1/openapi.json",
             ),
             Ok(Route::OpenApi) => HttpResponse::new(200, JSON, self.openapi.clone()),
-            Ok(route) => self.answer(route, request, now),
+            Ok(route) => self.answer(source, route, request, now),
         };
         if let Some(admitted) = admitted {
             answer.headers.extend(admitted.headers);
@@ -563,19 +635,9 @@ fn no_parameters(params: &[(String, String)]) -> Option<HttpResponse> {
     })
 }
 
-impl<S: ChainSource> HttpService for ApiService<S> {
+impl<S: ChainSource + Send> HttpService for ApiService<S> {
     fn handle(&mut self, request: &HttpRequest, now: WallTime) -> HttpResponse {
-        let started = self.stopwatch.as_ref().map(|clock| clock());
-        let route = route_of(&request.path);
-        let label = route.as_ref().map_or(UNMATCHED, |r| r.template());
-        let answer = self.respond(route, request, now);
-        let seconds = self
-            .stopwatch
-            .as_ref()
-            .zip(started)
-            .map(|(clock, started)| clock().saturating_sub(started) as f64 / 1e9);
-        self.metrics.observe(label, answer.status, seconds);
-        answer
+        self.api.handle(&mut self.source, request, now)
     }
 }
 

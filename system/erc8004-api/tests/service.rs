@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use alloy_primitives::{keccak256, Address, B256, U256};
-use alloy_sol_types::SolCall;
+use alloy_sol_types::{SolCall, SolEvent};
 use bytes::Bytes;
 use erc8004::abi::{IdentityRegistry as I, ReputationRegistry as R, IDENTITY_REGISTRY, REPUTATION_REGISTRY};
 use erc8004::chain::ChainConfig;
@@ -683,6 +683,16 @@ fn a_transaction_posted_is_answered_once_included_and_the_next_read_shows_it() {
         (receipt["status"].as_str(), receipt["success"].as_bool()),
         (Some("included"), Some(true))
     );
+    // The receipt lists its logs: the registration's names the new agent (topic 1, 5).
+    let logs = receipt["logs"].as_array().expect("logs listed");
+    let registered = logs
+        .iter()
+        .find(|log| {
+            log["address"] == IDENTITY_REGISTRY.to_checksum(None)
+                && log["topics"][0] == I::Registered::SIGNATURE_HASH.to_string()
+        })
+        .expect("the identity registry's Registered log");
+    assert_eq!(registered["topics"][1], format!("0x{:064x}", 5), "{receipt}");
     assert!(
         header(&answer, "x-ratelimit-remaining").is_some(),
         "a write is charged as a read is"

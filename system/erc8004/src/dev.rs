@@ -63,9 +63,17 @@ pub enum DevError {
     },
 }
 
-/// The development chain over `S` (the state directory's storage).
+/// The development chain over `S` (the state directory's storage): a [`DevLedger`] with the
+/// storage it keeps its log in.
 pub struct DevChain<S> {
     storage: S,
+    ledger: DevLedger,
+}
+
+/// The development chain without its storage: each call that reads or writes the log is handed
+/// the storage, so an actor whose storage is the backend's (lent for each call, as in the
+/// simulator) holds the chain between calls ([`LedgerOn`]).
+pub struct DevLedger {
     log: BlockLog,
     chain: Chain,
     /// The last block's digest (genesis before the first).
@@ -89,7 +97,41 @@ pub struct Opened {
 impl<S: Storage + Send> DevChain<S> {
     /// Opens the chain kept in `storage` (an empty one starts a new chain), replaying its log.
     pub fn open(mut storage: S, config: ChainConfig) -> Result<(DevChain<S>, Opened), DevError> {
-        match stored_chain_id(&mut storage)? {
+        let (ledger, opened) = DevLedger::open(&mut storage, config)?;
+        Ok((DevChain { storage, ledger }, opened))
+    }
+
+    /// The chain's head block as last committed, readable without the lock the chain is under:
+    /// a reader that finds it unchanged knows no block was applied since it last looked.
+    pub fn head_watch(&self) -> Arc<AtomicU64> {
+        self.ledger.head_watch()
+    }
+
+    /// The chain.
+    pub fn chain(&self) -> &Chain {
+        self.ledger.chain()
+    }
+
+    /// The storage, still serving the chain (a test's disk that fails and comes back).
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.storage
+    }
+
+    /// The storage, giving the chain up (to reopen it, or crash it in a test).
+    pub fn into_storage(self) -> S {
+        self.storage
+    }
+
+    /// Commits `transaction` as the next block at `now` ([`DevLedger::commit`]).
+    pub fn commit(&mut self, transaction: Bytes, now: WallTime) -> Result<Outcome, DevError> {
+        self.ledger.commit(&mut self.storage, transaction, now)
+    }
+}
+
+impl DevLedger {
+    /// Opens the chain kept in `storage` (an empty one starts a new chain), replaying its log.
+    pub fn open(storage: &mut dyn Storage, config: ChainConfig) -> Result<(DevLedger, Opened), DevError> {
+        match stored_chain_id(storage)? {
             Some(stored) if stored != config.chain_id => {
                 return Err(DevError::ChainId {
                     stored,
@@ -97,10 +139,10 @@ impl<S: Storage + Send> DevChain<S> {
                 })
             }
             Some(_) => {}
-            None => durable::save(&mut storage, CHAIN_ID_FILE, 1, &config.chain_id.to_be_bytes())
+            None => durable::save(storage, CHAIN_ID_FILE, 1, &config.chain_id.to_be_bytes())
                 .map_err(|e| DevError::Log(e.into()))?,
         }
-        let (log, recovery) = BlockLog::open(&mut storage, LOG)?;
+        let (log, recovery) = BlockLog::open(storage, LOG)?;
         if let Some(lost) = recovery.lost.clone() {
             return Err(DevError::Lost {
                 from: lost.start,
@@ -117,9 +159,7 @@ impl<S: Storage + Send> DevChain<S> {
         let mut parent = GENESIS;
         for height in 1..=log.next() {
             let broken = |why: String| DevError::Broken { height, why };
-            let record = log
-                .get(&mut storage, height - 1)?
-                .ok_or_else(|| broken("damaged".into()))?;
+            let record = log.get(storage, height - 1)?.ok_or_else(|| broken("damaged".into()))?;
             let block = Block::decode(&record).map_err(|e| broken(e.to_string()))?;
             if block.height != height || block.parent != parent {
                 return Err(broken(format!(
@@ -141,8 +181,7 @@ impl<S: Storage + Send> DevChain<S> {
         };
         let head = Arc::new(AtomicU64::new(chain.head()));
         Ok((
-            DevChain {
-                storage,
+            DevLedger {
                 log,
                 chain,
                 parent,
@@ -153,8 +192,13 @@ impl<S: Storage + Send> DevChain<S> {
         ))
     }
 
-    /// The chain's head block as last committed, readable without the lock the chain is under:
-    /// a reader that finds it unchanged knows no block was applied since it last looked.
+    /// Why the chain stopped committing, if a commit failed after its block was written: only
+    /// reopening the log (a restart) tells whether that block committed.
+    pub fn unsure(&self) -> Option<&str> {
+        self.unsure.as_deref()
+    }
+
+    /// The chain's head block as last committed ([`DevChain::head_watch`]).
     pub fn head_watch(&self) -> Arc<AtomicU64> {
         self.head.clone()
     }
@@ -164,22 +208,17 @@ impl<S: Storage + Send> DevChain<S> {
         &self.chain
     }
 
-    /// The storage, still serving the chain (a test's disk that fails and comes back).
-    pub fn storage_mut(&mut self) -> &mut S {
-        &mut self.storage
-    }
-
-    /// The storage, giving the chain up (to reopen it, or crash it in a test).
-    pub fn into_storage(self) -> S {
-        self.storage
-    }
-
-    /// Commits `transaction` as the next block at `now`, durably, then applies it: its outcome.
-    /// A block that cannot be written is not applied, and the log is cut back for the next. A
-    /// block written whose commit then fails may be in the log or not: the chain commits
-    /// nothing more until restarted ([`DevError::Unsure`]), and the restart replays what the
-    /// log holds.
-    pub fn commit(&mut self, transaction: Bytes, now: WallTime) -> Result<Outcome, DevError> {
+    /// Commits `transaction` as the next block at `now`, durably in `storage`, then applies it:
+    /// its outcome. A block that cannot be written is not applied, and the log is cut back for
+    /// the next. A block written whose commit then fails may be in the log or not: the chain
+    /// commits nothing more until restarted ([`DevError::Unsure`]), and the restart replays what
+    /// the log holds.
+    pub fn commit(
+        &mut self,
+        storage: &mut dyn Storage,
+        transaction: Bytes,
+        now: WallTime,
+    ) -> Result<Outcome, DevError> {
         if let Some(why) = &self.unsure {
             return Err(DevError::Unsure(why.clone()));
         }
@@ -192,17 +231,17 @@ impl<S: Storage + Send> DevChain<S> {
             timestamp_ms: u64::try_from(now.as_unix_millis()).unwrap_or(0),
             transactions: vec![transaction],
         };
-        if let Err(e) = self.log.append(&mut self.storage, height - 1, &block.encode()) {
+        if let Err(e) = self.log.append(storage, height - 1, &block.encode()) {
             // Not synced, so not kept: cut back for the next block. If that fails too, the
             // record may still be there for a restart to replay: the outcome is unknown.
-            if let Err(again) = self.log.recover(&mut self.storage) {
+            if let Err(again) = self.log.recover(storage) {
                 let why = format!("{e}; cutting the log back failed too: {again}");
                 self.unsure = Some(why.clone());
                 return Err(DevError::Unsure(why));
             }
             return Err(e.into());
         }
-        if let Err(e) = self.log.commit(&mut self.storage) {
+        if let Err(e) = self.log.commit(storage) {
             self.unsure = Some(e.to_string());
             return Err(DevError::Unsure(e.to_string()));
         }
@@ -218,6 +257,31 @@ impl<S: Storage + Send> DevChain<S> {
         self.head.store(self.chain.head(), Ordering::Release);
         Ok(outcomes.pop().expect("one outcome per transaction"))
     }
+
+    /// Hands `call` to the chain as [`RpcNode::submit`] does, committing it in `storage`.
+    fn submit(&mut self, storage: &mut dyn Storage, call: &SignedCall, now: WallTime) -> Result<(), SendError> {
+        if let Some(why) = &self.unsure {
+            // Stopped by an earlier failed commit: this one was not tried.
+            return Err(SendError::NotTaken(DevError::Unsure(why.clone()).to_string()));
+        }
+        let raw = Bytes::copy_from_slice(&call.raw);
+        match self.commit(storage, raw, now) {
+            Ok(Outcome::Applied(_)) => Ok(()),
+            Ok(Outcome::Refused(why)) => Err(SendError::NotTaken(why)),
+            Err(e @ DevError::Unsure(_)) => Err(SendError::Unsure(e.to_string())),
+            Err(e) => Err(SendError::NotTaken(e.to_string())),
+        }
+    }
+}
+
+/// A [`DevLedger`] with the storage lent to it for one call: the node the JSON-RPC checks
+/// ([`crate::rpc::RpcService`]) and the REST API hand transactions to, in an actor whose storage
+/// is the backend's.
+pub struct LedgerOn<'a> {
+    /// The chain.
+    pub ledger: &'a mut DevLedger,
+    /// Its storage, for this call.
+    pub storage: &'a mut dyn Storage,
 }
 
 /// The chain id the chain in `storage` was made with, if one was.
@@ -242,21 +306,26 @@ impl<S: Storage + Send> RpcNode for DevChain<S> {
         Self: 'a;
 
     fn chain(&self) -> &Chain {
-        &self.chain
+        self.ledger.chain()
     }
 
     fn submit(&mut self, call: &SignedCall, now: WallTime) -> Result<(), SendError> {
-        if let Some(why) = &self.unsure {
-            // Stopped by an earlier failed commit: this one was not tried.
-            return Err(SendError::NotTaken(DevError::Unsure(why.clone()).to_string()));
-        }
-        let raw = Bytes::copy_from_slice(&call.raw);
-        match self.commit(raw, now) {
-            Ok(Outcome::Applied(_)) => Ok(()),
-            Ok(Outcome::Refused(why)) => Err(SendError::NotTaken(why)),
-            Err(e @ DevError::Unsure(_)) => Err(SendError::Unsure(e.to_string())),
-            Err(e) => Err(SendError::NotTaken(e.to_string())),
-        }
+        self.ledger.submit(&mut self.storage, call, now)
+    }
+}
+
+impl RpcNode for LedgerOn<'_> {
+    type Chain<'a>
+        = &'a Chain
+    where
+        Self: 'a;
+
+    fn chain(&self) -> &Chain {
+        self.ledger.chain()
+    }
+
+    fn submit(&mut self, call: &SignedCall, now: WallTime) -> Result<(), SendError> {
+        self.ledger.submit(self.storage, call, now)
     }
 }
 

@@ -52,7 +52,7 @@ pub const BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
 const BLOCK_GAS_LIMIT: u64 = 30_000_000;
 
 /// What the endpoint needs of a node: the chain as it holds it, and a way in for transactions.
-pub trait RpcNode: Send {
+pub trait RpcNode {
     /// Shared access to the chain.
     type Chain<'a>: Deref<Target = Chain>
     where
@@ -392,7 +392,7 @@ impl<N: RpcNode> RpcService<N> {
     }
 }
 
-impl<N: RpcNode> HttpService for RpcService<N> {
+impl<N: RpcNode + Send> HttpService for RpcService<N> {
     fn handle(&mut self, request: &HttpRequest, now: WallTime) -> HttpResponse {
         if request.path != "/" {
             return HttpResponse::new(

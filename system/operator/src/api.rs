@@ -103,7 +103,7 @@ impl<S: ChainSource> ServedApi<S> {
     }
 }
 
-impl<S: ChainSource> HttpService for ServedApi<S> {
+impl<S: ChainSource + Send> HttpService for ServedApi<S> {
     fn handle(&mut self, request: &HttpRequest, now: WallTime) -> HttpResponse {
         self.refresh(now);
         self.api.handle(request, now)

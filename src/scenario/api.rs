@@ -1,0 +1,268 @@
+//! `[api]`: the settings of the `registry-api` workload (seed 004's REST API in the simulator):
+//! which clients run, the API's cache, statistics and bounds, and the model of its store's time.
+//! Each of the guide's faulty settings is one key here, so a scenario's `[[variant]]` sets it.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{Ctx, ScenarioError};
+
+/// `[api]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    pub writers: Option<Spanned<u32>>,
+    pub readers: Option<Spanned<u32>>,
+    pub paced: Option<Spanned<u32>>,
+    pub eager: Option<Spanned<u32>>,
+    pub auth: Option<Spanned<u32>>,
+    pub registrars: Option<Spanned<u32>>,
+    pub agents_per_writer: Option<Spanned<u32>>,
+    pub registrations: Option<Spanned<u32>>,
+    pub interval: Option<Spanned<String>>,
+    pub request_timeout: Option<Spanned<String>>,
+    pub client_stop: Option<Spanned<String>>,
+    pub tier: Option<Spanned<String>>,
+    pub backoff: Option<bool>,
+    pub cache_invalidation: Option<Spanned<String>>,
+    pub cache_bounded: Option<bool>,
+    pub cache_entries_max: Option<Spanned<u64>>,
+    pub cache_bytes_max: Option<Spanned<u64>>,
+    pub refresh: Option<Spanned<String>>,
+    pub cache_down_at: Option<Spanned<String>>,
+    pub cache_down_for: Option<Spanned<String>>,
+    pub pool: Option<Spanned<u32>>,
+    pub queue_bounded: Option<bool>,
+    pub queue_max: Option<Spanned<u32>>,
+    pub read_time: Option<Spanned<String>>,
+    pub miss_time: Option<Spanned<String>>,
+    pub write_time: Option<Spanned<String>>,
+}
+
+/// What each client node does, in node order after the API node (node 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientRole {
+    /// Registers its agents, then reads them and gives them feedback, judging every read
+    /// against the writes it was told were included (the only writer to its agents).
+    Writer,
+    /// Reads agents, pages and feedback pages of many shapes (the cache's working set).
+    Reader,
+    /// Reads at its interval but paces itself by `X-RateLimit-Remaining`/`-Reset` and, told 429,
+    /// backs off exponentially with jitter, at least `Retry-After` (`api.backoff = false`: it
+    /// does neither).
+    Paced,
+    /// Reads at its interval whatever it is told.
+    Eager,
+    /// Presents the guide's failing credentials in turn (missing, malformed, unknown, revoked,
+    /// surrounding whitespace) beside a good key, and checks each answer names the problem.
+    Auth,
+    /// Registers agents, all registrars at the same instants.
+    Registrar,
+}
+
+/// The workload's settings, parsed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiPlan {
+    /// The role of node `i + 1`.
+    pub roles: Vec<ClientRole>,
+    /// Agents each writer registers first.
+    pub agents_per_writer: u32,
+    /// Agents each registrar registers.
+    pub registrations: u32,
+    /// Time between a client's requests (one outstanding at a time).
+    pub interval: Duration,
+    /// How long a client waits for an answer before sending the same request again.
+    pub request_timeout: Duration,
+    /// When the clients stop (from the run's start); the API node checks the chain 2 s later.
+    pub client_stop: Duration,
+    /// The tier of the clients' keys.
+    pub tier: String,
+    /// Whether paced clients pace and back off.
+    pub backoff: bool,
+    /// The cache's settings (`cache_bounded = false`: no bounds, the guide's growing cache).
+    pub cache: erc8004_api::cache::CacheConfig,
+    /// How the statistics are kept.
+    pub refresh: erc8004_api::view::Refresh,
+    /// When the cache is down, if it is: (from, for).
+    pub cache_down: Option<(Duration, Duration)>,
+    /// Requests served at once (the store's connections).
+    pub pool: u32,
+    /// Requests waiting for the pool at most (`None`: unbounded, the guide's exhaustion).
+    pub queue_max: Option<u32>,
+    /// Time a request holds a connection: every request.
+    pub read_time: Duration,
+    /// Added when the answer was not in the cache (the store was read).
+    pub miss_time: Duration,
+    /// Added for a transaction (its block written and synced).
+    pub write_time: Duration,
+}
+
+impl ApiPlan {
+    /// When the API node reads the chain's truth for the judges: after the clients stopped.
+    pub fn check_at(&self) -> Duration {
+        self.client_stop + Duration::from_secs(2)
+    }
+}
+
+impl Ctx<'_> {
+    /// `[api]` of a scenario of `count` nodes (node 0 the API node, every other a client).
+    pub(super) fn api(
+        &self,
+        t: Option<&Spanned<RawApi>>,
+        count: &Spanned<u32>,
+        duration: Duration,
+    ) -> Result<ApiPlan, ScenarioError> {
+        let default_raw = RawApi::default();
+        let raw = t.map_or(&default_raw, |t| t.get_ref());
+        let span = t.map_or(count.span(), Spanned::span);
+        let n = |v: &Option<Spanned<u32>>| v.as_ref().map_or(0, |v| *v.get_ref());
+        let mut roles = Vec::new();
+        for (role, field) in [
+            (ClientRole::Writer, &raw.writers),
+            (ClientRole::Reader, &raw.readers),
+            (ClientRole::Paced, &raw.paced),
+            (ClientRole::Eager, &raw.eager),
+            (ClientRole::Auth, &raw.auth),
+            (ClientRole::Registrar, &raw.registrars),
+        ] {
+            roles.extend(std::iter::repeat_n(role, n(field) as usize));
+        }
+        let clients = *count.get_ref() as usize - 1;
+        if roles.len() != clients {
+            return Err(self.err(
+                span,
+                format!(
+                    "the registry-api workload runs the API on node 0 and one client on each other node: \
+                     api.writers + readers + paced + eager + auth + registrars must be nodes.count - 1 = {clients}, \
+                     not {}",
+                    roles.len()
+                ),
+            ));
+        }
+        let positive =
+            |v: &Option<Spanned<String>>, what: &str, default: Duration| -> Result<Duration, ScenarioError> {
+                match self.opt_duration(v, what)? {
+                    Some(d) if d.is_zero() => Err(self.err(
+                        v.as_ref().expect("set").span(),
+                        format!("{what} must be greater than zero"),
+                    )),
+                    Some(d) => Ok(d),
+                    None => Ok(default),
+                }
+            };
+        let interval = positive(&raw.interval, "api.interval", Duration::from_millis(100))?;
+        let request_timeout = positive(&raw.request_timeout, "api.request_timeout", Duration::from_secs(2))?;
+        let client_stop = match self.opt_duration(&raw.client_stop, "api.client_stop")? {
+            Some(stop) => stop,
+            None => duration.saturating_sub(Duration::from_secs(4)),
+        };
+        if client_stop + Duration::from_secs(3) > duration {
+            let at = raw.client_stop.as_ref().map_or(span.clone(), Spanned::span);
+            return Err(self.err(
+                at,
+                format!(
+                    "api.client_stop must leave 3 s before the run ends ({} s): the API node reads the chain \
+                     for the judges 2 s after the clients stop",
+                    duration.as_secs_f64()
+                ),
+            ));
+        }
+        let tier = raw
+            .tier
+            .as_ref()
+            .map_or("enterprise".to_string(), |t| t.get_ref().clone());
+        if erc8004_api::keys::tier(&tier).is_none() {
+            let at = raw.tier.as_ref().expect("a named tier").span();
+            let names: Vec<&str> = erc8004_api::keys::TIERS.iter().map(|t| t.name).collect();
+            return Err(self.err(
+                at,
+                format!("api.tier {tier:?} is not a tier: one of {}", names.join(", ")),
+            ));
+        }
+        let mut cache = erc8004_api::cache::CacheConfig::default();
+        if let Some(i) = &raw.cache_invalidation {
+            cache.invalidation = match i.get_ref().as_str() {
+                "on-commit" => erc8004_api::cache::Invalidation::OnCommit,
+                "never" => erc8004_api::cache::Invalidation::Never,
+                other => return Err(self.err(
+                    i.span(),
+                    format!(
+                        "api.cache_invalidation is \"on-commit\" or \"never\" (the guide's original), not {other:?}"
+                    ),
+                )),
+            };
+        }
+        let bound = |v: &Option<Spanned<u64>>, what: &str| -> Result<Option<usize>, ScenarioError> {
+            match v {
+                Some(b) if *b.get_ref() == 0 => Err(self.err(b.span(), format!("{what} must be at least 1"))),
+                Some(b) => Ok(Some(usize::try_from(*b.get_ref()).unwrap_or(usize::MAX))),
+                None => Ok(None),
+            }
+        };
+        if let Some(e) = bound(&raw.cache_entries_max, "api.cache_entries_max")? {
+            cache.entries_max = e;
+        }
+        if let Some(b) = bound(&raw.cache_bytes_max, "api.cache_bytes_max")? {
+            cache.bytes_max = b;
+        }
+        if raw.cache_bounded == Some(false) {
+            cache.entries_max = usize::MAX;
+            cache.bytes_max = usize::MAX;
+        }
+        let refresh = match &raw.refresh {
+            None => erc8004_api::view::Refresh::Incremental,
+            Some(r) if r.get_ref() == "incremental" => erc8004_api::view::Refresh::Incremental,
+            Some(r) => {
+                let every = self.duration(r, "api.refresh (\"incremental\" or a period)")?;
+                if every.is_zero() {
+                    return Err(self.err(r.span(), "api.refresh's period must be greater than zero"));
+                }
+                erc8004_api::view::Refresh::Periodic(every)
+            }
+        };
+        let cache_down = match (
+            self.opt_duration(&raw.cache_down_at, "api.cache_down_at")?,
+            self.opt_duration(&raw.cache_down_for, "api.cache_down_for")?,
+        ) {
+            (None, None) => None,
+            (Some(at), Some(length)) if !length.is_zero() && at + length <= client_stop => Some((at, length)),
+            _ => return Err(self.err(
+                span,
+                "api.cache_down_at and api.cache_down_for go together, and the cache is back before api.client_stop",
+            )),
+        };
+        let pool = match &raw.pool {
+            Some(p) if *p.get_ref() == 0 => return Err(self.err(p.span(), "api.pool must be at least 1")),
+            Some(p) => *p.get_ref(),
+            None => 16,
+        };
+        let queue_max = match (raw.queue_bounded, &raw.queue_max) {
+            (Some(false), _) => None,
+            (_, Some(q)) => Some(*q.get_ref()),
+            (_, None) => Some(64),
+        };
+        let time = |v: &Option<Spanned<String>>, what: &str| -> Result<Duration, ScenarioError> {
+            Ok(self.opt_duration(v, what)?.unwrap_or(Duration::ZERO))
+        };
+        Ok(ApiPlan {
+            roles,
+            agents_per_writer: raw.agents_per_writer.as_ref().map_or(4, |v| *v.get_ref()).max(1),
+            registrations: raw.registrations.as_ref().map_or(10, |v| *v.get_ref()),
+            interval,
+            request_timeout,
+            client_stop,
+            tier,
+            backoff: raw.backoff.unwrap_or(true),
+            cache,
+            refresh,
+            cache_down,
+            pool,
+            queue_max,
+            read_time: time(&raw.read_time, "api.read_time")?,
+            miss_time: time(&raw.miss_time, "api.miss_time")?,
+            write_time: time(&raw.write_time, "api.write_time")?,
+        })
+    }
+}
