@@ -6,8 +6,10 @@
 //!
 //! The log is HyperMesh's [`BlockLog`] on the state directory, one consensus [`Block`] per
 //! height (parent digests chained; block `h` is the log's record `h - 1`, the log counting
-//! from 0); opening it replays every block, so a restarted chain is
-//! the chain it was. A committed block is synced before its transaction is answered.
+//! from 0); opening it replays every committed block, so a restarted chain is
+//! the chain it was. A committed block is synced before its transaction is answered; a block
+//! written whose commit was not confirmed is written again and committed at the next open,
+//! before it is replayed (its sync may have failed, and the kernel dropped its pages).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -142,7 +144,7 @@ impl DevLedger {
             None => durable::save(storage, CHAIN_ID_FILE, 1, &config.chain_id.to_be_bytes())
                 .map_err(|e| DevError::Log(e.into()))?,
         }
-        let (log, recovery) = BlockLog::open(storage, LOG)?;
+        let (mut log, recovery) = BlockLog::open(storage, LOG)?;
         if let Some(lost) = recovery.lost.clone() {
             return Err(DevError::Lost {
                 from: lost.start,
@@ -154,6 +156,15 @@ impl DevLedger {
                 from: 1,
                 to: recovery.next + 1,
             });
+        }
+        if log.next() > log.committed() {
+            // Blocks written whose commit was never confirmed: a crash came first, or their sync
+            // failed, and then the kernel may have dropped their pages from writeback while reads
+            // still see them ("fsyncgate"). Replayed and built on as they are, they would be lost
+            // at the next power cut below blocks acknowledged durable: written again and
+            // committed first, they are replayed durable.
+            log.rewrite_uncommitted(storage)?;
+            log.commit(storage)?;
         }
         let mut chain = Chain::new(config);
         let mut parent = GENESIS;

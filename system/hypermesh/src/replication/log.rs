@@ -293,8 +293,9 @@ impl BlockLog {
         }
         // A later recovery cuts back only to what was found here, never below: every intact
         // record found is kept. Records past the marker's claim may sit only in the page cache
-        // (a sync that failed before a restart); losing them in a crash loses nothing committed,
-        // and the next commit syncs them. (Cutting back to the claim instead would destroy
+        // (a sync that failed before a restart without a power cut); losing them in a crash
+        // loses nothing committed, but no later sync writes them either: an owner that goes on
+        // from them writes them again first (`rewrite_uncommitted`). (Cutting back to the claim instead would destroy
         // committed records whenever the claim read lower than the truth, as it does when the
         // newest marker slot has rotted and the older one is read.)
         for (first, segment) in &mut log.segments {
@@ -423,6 +424,34 @@ impl BlockLog {
             }
         };
         Ok(saved?)
+    }
+
+    /// Writes again, in place, the records past the marker's claim ([`BlockLog::committed`]),
+    /// so that the next [`BlockLog::commit`] makes them durable: found at open, they may sit only
+    /// in the page cache, dropped from writeback by a sync that failed before the log was opened
+    /// again without a power cut ("fsyncgate"), and then no later sync writes them. The bytes
+    /// are the ones read, so a crash while writing them leaves a record either as it was or torn
+    /// past the claim, which the next open cuts. Returns the bytes written.
+    pub fn rewrite_uncommitted(&mut self, storage: &mut dyn Storage) -> Result<u64, LogError> {
+        self.refuse_if_failed()?;
+        let mut written = 0;
+        for (first, segment) in &mut self.segments {
+            let held = segment.offsets.len() as u64;
+            if first + held <= self.committed {
+                continue;
+            }
+            let from = self.committed.saturating_sub(*first);
+            let offset = segment.offsets.get(from as usize).copied().unwrap_or(segment.len);
+            let name = segment_name(&self.base, *first);
+            let bytes = storage.read_at(&name, offset, (segment.len - offset) as usize)?;
+            if let Err(e) = storage.write_at(&name, offset, &bytes) {
+                self.failed = true;
+                return Err(e.into());
+            }
+            segment.dirty = true;
+            written += bytes.len() as u64;
+        }
+        Ok(written)
     }
 
     /// Brings a failed log back to what is durable: cuts every segment to its durable length
