@@ -55,10 +55,58 @@ fn every_shipped_scenario_and_variant_passes() {
         "erc8004-registry ",
         "membership-slanderer ",
         "node-stack ",
+        "registry-auth ",
+        "registry-cache-down ",
+        "registry-cache-stale ",
+        "registry-cache-stale:original",
+        "registry-id-race ",
+        "registry-memory ",
+        "registry-memory:unbounded",
+        "registry-pool-exhaustion ",
+        "registry-pool-exhaustion:unbounded",
+        "registry-rate-limit ",
+        "registry-rate-limit:no-backoff",
+        "registry-tx-rollback ",
+        "registry-view-staleness ",
+        "registry-view-staleness:cron",
         "swarm-consensus ",
     ] {
         assert!(stdout.contains(name), "{name} did not run:\n{stdout}");
     }
+}
+
+/// Each registry API scenario (seed 004's guide) and each variant of one, run twice, repeats its
+/// trace hash: the API node, its chain on the simulated disk, the cache and the clients are a
+/// function of (scenario, seed, code).
+#[test]
+fn every_registry_scenario_and_variant_repeats_its_trace_hash() {
+    let dir = std::env::temp_dir().join(format!("testbed-registry-repeat-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let scenarios = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    for entry in std::fs::read_dir(&scenarios).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if name.starts_with("registry-") && name.ends_with(".toml") {
+            std::fs::copy(&path, dir.join(name)).unwrap();
+        }
+    }
+    let hashes = |label: &str| -> std::collections::BTreeMap<String, String> {
+        let stdout = testbed_passes(label, &["suite", "--dir", dir.to_str().unwrap(), "--json"]);
+        stdout
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter_map(|run| {
+                Some((
+                    run["scenario"].as_str()?.to_string(),
+                    run["trace_hash"].as_str()?.to_string(),
+                ))
+            })
+            .collect()
+    };
+    let first = hashes("registry-repeat-1");
+    assert!(first.len() >= 14, "every registry scenario and variant ran: {first:?}");
+    assert_eq!(first, hashes("registry-repeat-2"));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Sweeps seeds 1-50 of `scenario` (`label` names its reports), asserts every seed passed, and

@@ -36,6 +36,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(64);
 /// The first back-off after a 429.
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 
+/// When clients send their first request, from the run's start.
+const FIRST_REQUEST_AT: Duration = Duration::from_millis(500);
+
 const TICK: TimerToken = 1;
 /// Tokens from here are timeouts of the send numbered `token - TIMEOUT`.
 const TIMEOUT: TimerToken = 1 << 32;
@@ -432,8 +435,11 @@ impl ApiClient {
         self.tick_after(env, wait);
     }
 
-    /// Asks `out` again after `after`.
-    fn resend_after(&mut self, env: &mut dyn Env, out: Outstanding, after: Duration) {
+    /// Asks `out` again after `after`. Its answered send's number is retired for a number of
+    /// the wait, so the answered send's timeout, still set, finds nothing to time out.
+    fn resend_after(&mut self, env: &mut dyn Env, mut out: Outstanding, after: Duration) {
+        out.id = self.next_id;
+        self.next_id += 1;
         let at = env.now() + after;
         env.set_timer(at, RESEND + out.id);
         self.outstanding = Some(out);
@@ -508,8 +514,11 @@ fn registered_id(answer: &Answer) -> Option<U256> {
 
 impl Actor for ApiClient {
     fn on_start(&mut self, env: &mut dyn Env) {
-        // A client never restarts (faults spare clients): its first request at its start.
-        self.tick_after(env, Duration::ZERO);
+        // A client never restarts (faults spare clients). Its first request waits for the API
+        // node to be up: every node starts within `workload.start_spread`, which scenarios of
+        // this workload keep below FIRST_REQUEST_AT.
+        let wait = FIRST_REQUEST_AT.saturating_sub(Self::run_time(env));
+        self.tick_after(env, wait);
     }
 
     fn on_datagram(&mut self, env: &mut dyn Env, _from: SocketAddr, payload: Bytes) {

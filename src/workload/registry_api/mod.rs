@@ -58,7 +58,7 @@ pub const METRICS: &[(&str, &str)] = &[
         "phantom_reads",
         "reads that counted more writes than were ever sent: must be 0",
     ),
-    ("reads_failed", "writers' judged reads answered other than 200"),
+    ("judged_reads_failed", "writers' judged reads answered other than 200"),
     ("writes_acked", "feedback transactions acknowledged as included"),
     (
         "writes_failed",
@@ -88,6 +88,7 @@ pub const METRICS: &[(&str, &str)] = &[
         "agents_lost",
         "acknowledged agent ids the chain does not hold at the check: must be 0",
     ),
+    ("agents_in_chain", "agents the chain holds at the check"),
     (
         "truth_checked",
         "1 if the API node read the chain's truth at the check (0: its chain was not open)",
@@ -319,7 +320,7 @@ impl Workload for RegistryApi {
             ("reads_judged", probes(false, "read_judged").count() as f64),
             ("stale_reads", probes(false, "stale_read").count() as f64),
             ("phantom_reads", probes(false, "phantom_read").count() as f64),
-            ("reads_failed", probes(false, "read_failed").count() as f64),
+            ("judged_reads_failed", probes(false, "read_failed").count() as f64),
             ("writes_acked", acked.values().sum::<i64>() as f64),
             ("writes_failed", probes(false, "write_failed").count() as f64),
             ("writes_unknown", unknown.values().sum::<i64>() as f64),
@@ -332,6 +333,7 @@ impl Workload for RegistryApi {
             ),
             ("agents_lost", agents_lost as f64),
             ("truth_checked", f64::from(u8::from(checked))),
+            ("agents_in_chain", truth_agents.unwrap_or(0) as f64),
             ("cache_hits", hits),
             ("cache_misses", misses),
             ("cache_evictions", sum(true, "cache_evictions")),
