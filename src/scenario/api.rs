@@ -21,6 +21,7 @@ pub struct RawApi {
     pub registrars: Option<Spanned<u32>>,
     pub agents_per_writer: Option<Spanned<u32>>,
     pub registrations: Option<Spanned<u32>>,
+    pub reader_limit_max: Option<Spanned<u32>>,
     pub interval: Option<Spanned<String>>,
     pub request_timeout: Option<Spanned<String>>,
     pub client_stop: Option<Spanned<String>>,
@@ -71,6 +72,8 @@ pub struct ApiPlan {
     pub agents_per_writer: u32,
     /// Agents each registrar registers.
     pub registrations: u32,
+    /// The largest page a reader asks for: fewer shapes, a smaller working set.
+    pub reader_limit_max: u32,
     /// Time between a client's requests (one outstanding at a time).
     pub interval: Duration,
     /// How long a client waits for an answer before sending the same request again.
@@ -186,12 +189,14 @@ impl Ctx<'_> {
             cache.invalidation = match i.get_ref().as_str() {
                 "on-commit" => erc8004_api::cache::Invalidation::OnCommit,
                 "never" => erc8004_api::cache::Invalidation::Never,
-                other => return Err(self.err(
-                    i.span(),
-                    format!(
+                other => {
+                    return Err(self.err(
+                        i.span(),
+                        format!(
                         "api.cache_invalidation is \"on-commit\" or \"never\" (the guide's original), not {other:?}"
                     ),
-                )),
+                    ))
+                }
             };
         }
         let bound = |v: &Option<Spanned<u64>>, what: &str| -> Result<Option<usize>, ScenarioError> {
@@ -250,6 +255,13 @@ impl Ctx<'_> {
             roles,
             agents_per_writer: raw.agents_per_writer.as_ref().map_or(4, |v| *v.get_ref()).max(1),
             registrations: raw.registrations.as_ref().map_or(10, |v| *v.get_ref()),
+            reader_limit_max: match &raw.reader_limit_max {
+                Some(v) if !(1..=100).contains(v.get_ref()) => {
+                    return Err(self.err(v.span(), "api.reader_limit_max is 1 to 100 (a page's limit)"))
+                }
+                Some(v) => *v.get_ref(),
+                None => 20,
+            },
             interval,
             request_timeout,
             client_stop,

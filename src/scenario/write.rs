@@ -346,6 +346,7 @@ fn api(p: &super::ApiPlan) -> Table {
     }
     t.insert("agents_per_writer".into(), int(p.agents_per_writer));
     t.insert("registrations".into(), int(p.registrations));
+    t.insert("reader_limit_max".into(), int(p.reader_limit_max));
     t.insert("interval".into(), duration(p.interval));
     t.insert("request_timeout".into(), duration(p.request_timeout));
     t.insert("client_stop".into(), duration(p.client_stop));

@@ -74,6 +74,8 @@ pub struct ClientConfig {
     pub agents: u32,
     /// Agent ids readers pick from.
     pub agents_known: u64,
+    /// The largest page a reader asks for (its pages' `limit` drawn from 1 to it).
+    pub reader_limit_max: u32,
     /// Between requests.
     pub interval: Duration,
     /// Before asking again.
@@ -233,8 +235,14 @@ impl ApiClient {
                 let id = env.below(self.config.agents_known.max(1));
                 let target = match env.below(4) {
                     0 => format!("/api/v1/agents/{id}"),
-                    1 => format!("/api/v1/agents/{id}/feedback?limit={}", 1 + env.below(20)),
-                    2 => format!("/api/v1/agents/?limit={}&cursor={id}", 1 + env.below(20)),
+                    1 => format!(
+                        "/api/v1/agents/{id}/feedback?limit={}",
+                        1 + env.below(u64::from(self.config.reader_limit_max))
+                    ),
+                    2 => format!(
+                        "/api/v1/agents/?limit={}&cursor={id}",
+                        1 + env.below(u64::from(self.config.reader_limit_max))
+                    ),
                     _ => format!("/api/v1/agents/{id}/stats"),
                 };
                 Some((HttpRequest::new("GET", &target, Vec::new()), Purpose::Read))

@@ -20,6 +20,7 @@ mod wire;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use erc8004_api::alerts::AlertRules;
 use erc8004_api::keys::ApiKeys;
 use erc8004_api::service::ApiConfig;
 use reports::{Plot, Series};
@@ -131,6 +132,19 @@ pub const METRICS: &[(&str, &str)] = &[
         "the auth client's answers with the status and code documented for its credential",
     ),
     ("auth_wrong", "the auth client's answers that were not: must be 0"),
+    (
+        "alert_error_rate_s",
+        "seconds the guide's error-rate alert (5xx over 1 % in the last minute) fired",
+    ),
+    (
+        "alert_latency_s",
+        "seconds the guide's latency alert (P95 over 500 ms in the last minute) fired",
+    ),
+    (
+        "alert_hit_rate_s",
+        "seconds the guide's cache alert (hit rate under 80 % in the last minute) fired",
+    ),
+    ("alerts_firing_at_end", "alerts firing at the last sample"),
 ];
 
 /// The workload (see the module documentation).
@@ -192,6 +206,7 @@ impl Workload for RegistryApi {
             api: ApiConfig {
                 cache: plan.cache,
                 refresh: plan.refresh,
+                alerts: AlertRules::default(),
             },
             pool: plan.pool as usize,
             queue_max: plan.queue_max.map(|q| q as usize),
@@ -225,6 +240,7 @@ impl Workload for RegistryApi {
                     _ => 0,
                 },
                 agents_known,
+                reader_limit_max: plan.reader_limit_max,
                 interval: plan.interval,
                 request_timeout: plan.request_timeout,
                 stop: plan.client_stop,
@@ -366,6 +382,22 @@ impl Workload for RegistryApi {
         ] {
             analysis.metrics.insert(name.to_string(), Some(value));
         }
+        // Each alert's samples (one a second): how many fired, and which fire at the last one.
+        let alert_samples = |alert: u64| probes(true, "alert_firing").filter(move |r| r.probe.subject == alert);
+        let last_at = probes(true, "alert_firing").map(|r| r.at).max();
+        for (i, name) in ["alert_error_rate_s", "alert_latency_s", "alert_hit_rate_s"]
+            .into_iter()
+            .enumerate()
+        {
+            let fired = alert_samples(i as u64).filter(|r| r.probe.value == 1).count();
+            analysis.metrics.insert(name.into(), Some(fired as f64));
+        }
+        let at_end = probes(true, "alert_firing")
+            .filter(|r| Some(r.at) == last_at && r.probe.value == 1)
+            .count();
+        analysis
+            .metrics
+            .insert("alerts_firing_at_end".into(), Some(at_end as f64));
         let rate = (hits + misses > 0.0).then(|| hits / (hits + misses));
         analysis.metrics.insert("cache_hit_rate".into(), rate);
         analysis
@@ -413,6 +445,23 @@ impl Workload for RegistryApi {
                     .map(|(class, points)| Series {
                         name: class.into(),
                         points: points.into_iter().map(|(at, n)| (at as f64 / 1e9, n)).collect(),
+                    })
+                    .collect(),
+            },
+            Plot {
+                title: "The guide's alerts (1 while firing)".into(),
+                y_label: "firing".into(),
+                series: ["error rate > 1 %", "P95 > 500 ms", "hit rate < 80 %"]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, label)| Series {
+                        name: (*label).into(),
+                        points: run
+                            .probes
+                            .iter()
+                            .filter(|r| r.node == 0 && r.probe.name == "alert_firing" && r.probe.subject == i as u64)
+                            .map(|r| (r.at.as_secs_f64(), r.probe.value as f64))
+                            .collect(),
                     })
                     .collect(),
             },

@@ -8,7 +8,9 @@
 //! time is over; a crash loses the answers still in service (their clients ask again).
 //!
 //! Probes, every second: the cache's counters (as increases) and size, the view's age and stale
-//! reads, the longest queue, the answers by status; when asked (`check_at`), the chain's truth
+//! reads, the longest queue, the answers by status, and the guide's alerts as the API evaluates
+//! them (each answer's latency from its arrival, queueing included, and the refusals the pool
+//! gave on the API's behalf counted in); when asked (`check_at`), the chain's truth
 //! for the judges: its agents and each agent's feedback entries.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -20,6 +22,7 @@ use bytes::Bytes;
 use erc8004::chain::ChainConfig;
 use erc8004::dev::{DevLedger, LedgerOn};
 use erc8004::rpc::RpcService;
+use erc8004_api::alerts::Alert;
 use erc8004_api::cache::CacheCounters;
 use erc8004_api::gate::{error, Gate};
 use erc8004_api::keys::ApiKeys;
@@ -65,11 +68,12 @@ const REOPEN: TimerToken = 5;
 /// Tokens from here name answers in service.
 const IN_SERVICE: TimerToken = 1 << 32;
 
-/// An answer in service: to whom, for which request.
+/// An answer in service: to whom, for which request, which arrived when.
 struct InService {
     to: SocketAddr,
     id: u64,
     answer: HttpResponse,
+    arrived: Instant,
 }
 
 /// The API node (see the module documentation).
@@ -77,7 +81,7 @@ pub struct ApiNode {
     config: Arc<ServerConfig>,
     ledger: Option<DevLedger>,
     api: Api,
-    queue: VecDeque<(SocketAddr, u64, HttpRequest)>,
+    queue: VecDeque<(SocketAddr, u64, HttpRequest, Instant)>,
     in_service: BTreeMap<TimerToken, InService>,
     next_token: TimerToken,
     /// Since the last sample: answers by status, the longest queue, the cache's counters then.
@@ -123,8 +127,9 @@ impl ApiNode {
 
     /// Takes `request` in: served if a connection is free, else queued, else refused.
     fn admit(&mut self, env: &mut dyn Env, from: SocketAddr, id: u64, request: HttpRequest) {
+        let arrived = env.now();
         if self.busy() < self.config.pool {
-            return self.serve(env, from, id, request);
+            return self.serve(env, from, id, request, arrived);
         }
         if self.config.queue_max.is_some_and(|max| self.queue.len() >= max) {
             let busy = error(
@@ -134,9 +139,10 @@ impl ApiNode {
                  send it again after Retry-After",
             )
             .with_header("Retry-After", RETRY_AFTER_S.to_string());
-            return self.send(env, from, id, &busy);
+            self.api.record_backend_answer(busy.status);
+            return self.send(env, from, id, &busy, arrived);
         }
-        self.queue.push_back((from, id, request));
+        self.queue.push_back((from, id, request, arrived));
         self.queue_longest = self.queue_longest.max(self.queue.len());
     }
 
@@ -145,7 +151,7 @@ impl ApiNode {
     }
 
     /// Answers `request` now; the answer leaves after its service time.
-    fn serve(&mut self, env: &mut dyn Env, from: SocketAddr, id: u64, request: HttpRequest) {
+    fn serve(&mut self, env: &mut dyn Env, from: SocketAddr, id: u64, request: HttpRequest, arrived: Instant) {
         let before = self.api.cache().counters();
         let now = env.wall_now();
         let answer = match self.ledger.as_mut() {
@@ -154,12 +160,16 @@ impl ApiNode {
                 let mut source = RpcService::new(LedgerOn { ledger, storage });
                 self.api.handle(&mut source, &request, now)
             }
-            None => error(
-                503,
-                "store_unavailable",
-                "the chain is not open (its disk failed): this request was not processed; send it again after Retry-After",
-            )
-            .with_header("Retry-After", RETRY_AFTER_S.to_string()),
+            None => {
+                let refused = error(
+                    503,
+                    "store_unavailable",
+                    "the chain is not open (its disk failed): this request was not processed; send it again after Retry-After",
+                )
+                .with_header("Retry-After", RETRY_AFTER_S.to_string());
+                self.api.record_backend_answer(refused.status);
+                refused
+            }
         };
         if self.ledger.as_ref().is_some_and(|l| l.unsure().is_some()) {
             // A commit failed after its block was written: as `hypermesh dev` asks its operator
@@ -177,17 +187,28 @@ impl ApiNode {
             time += self.config.write_time;
         }
         if time.is_zero() {
-            return self.send(env, from, id, &answer);
+            return self.send(env, from, id, &answer, arrived);
         }
         let token = self.next_token;
         self.next_token += 1;
-        self.in_service.insert(token, InService { to: from, id, answer });
+        self.in_service.insert(
+            token,
+            InService {
+                to: from,
+                id,
+                answer,
+                arrived,
+            },
+        );
         let at = env.now() + time;
         env.set_timer(at, token);
     }
 
-    fn send(&mut self, env: &mut dyn Env, to: SocketAddr, id: u64, answer: &HttpResponse) {
+    /// Sends `answer`, counting it and its latency from `arrived` (queueing and service time).
+    fn send(&mut self, env: &mut dyn Env, to: SocketAddr, id: u64, answer: &HttpResponse, arrived: Instant) {
         *self.answers.entry(answer.status).or_default() += 1;
+        self.api
+            .record_latency(env.now().saturating_since(arrived).as_secs_f64());
         // A lost answer is the client's to ask again.
         let _ = env.send_to(to, wire::encode_response(id, answer));
     }
@@ -224,6 +245,15 @@ impl ApiNode {
         self.queue_longest = self.queue.len();
         for (status, count) in std::mem::take(&mut self.answers) {
             env.probe(Probe::new("answers", u64::from(status), count));
+        }
+        let firing: Vec<Alert> = self
+            .api
+            .evaluate_alerts(env.wall_now())
+            .iter()
+            .map(|f| f.alert)
+            .collect();
+        for (i, alert) in Alert::ALL.iter().enumerate() {
+            env.probe(Probe::new("alert_firing", i as u64, i64::from(firing.contains(alert))));
         }
         let at = env.now() + SAMPLE_EVERY;
         env.set_timer(at, SAMPLE);
@@ -295,12 +325,12 @@ impl Actor for ApiNode {
                 let Some(done) = self.in_service.remove(&token) else {
                     return;
                 };
-                self.send(env, done.to, done.id, &done.answer);
+                self.send(env, done.to, done.id, &done.answer, done.arrived);
                 while self.busy() < self.config.pool {
-                    let Some((from, id, request)) = self.queue.pop_front() else {
+                    let Some((from, id, request, arrived)) = self.queue.pop_front() else {
                         break;
                     };
-                    self.serve(env, from, id, request);
+                    self.serve(env, from, id, request, arrived);
                 }
             }
         }

@@ -7,10 +7,12 @@
 //! health, metrics, agents a page at a time, one agent, its feedback, validations, reputation
 //! summary and statistics; transactions posted); what follows the chain ([`view`]: the agents each committed block
 //! changed, and the statistics kept incrementally); the read-through [`cache`], bounded and
-//! never stale; the Prometheus exposition ([`metrics`]). the OpenAPI document
-//! ([`openapi`]). Filters, registration files and alerts are not built yet.
+//! never stale; the Prometheus exposition ([`metrics`]); the guide's three alerts ([`alerts`]),
+//! named by `/health`; the OpenAPI document ([`openapi`]). Filters and registration files are
+//! not built yet.
 //! `hypermesh dev --api` serves it (the operator's `api` module).
 
+pub mod alerts;
 pub mod cache;
 pub mod gate;
 pub mod keys;

@@ -70,6 +70,14 @@ pub struct Scrape<'a> {
     pub chain_head: u64,
     /// Agents registered.
     pub agents: usize,
+    /// The alerts firing.
+    pub alerts: &'a [crate::alerts::Firing],
+}
+
+/// An alert's label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlertLabel {
+    alert: &'static str,
 }
 
 impl ApiMetrics {
@@ -180,6 +188,18 @@ impl ApiMetrics {
             "The largest age of the statistics view a read saw",
             Unit::Seconds,
             ConstGauge::new(scrape.view.age_max().as_secs_f64()),
+        );
+        let firing: Family<AlertLabel, prometheus_client::metrics::gauge::Gauge> = Family::default();
+        for alert in crate::alerts::Alert::ALL {
+            let on = scrape.alerts.iter().any(|f| f.alert == alert);
+            firing
+                .get_or_create(&AlertLabel { alert: alert.name() })
+                .set(i64::from(on));
+        }
+        registry.register(
+            "alert_firing",
+            "1 while the guide's alert fires (error rate, P95 latency, cache hit rate)",
+            firing,
         );
         let mut text = String::new();
         prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)

@@ -204,8 +204,16 @@ pub fn document() -> Value {
             "schemas": {
                 "Error": object(&[("error", json!({ "type": "object", "required": ["code", "message"], "properties": {
                     "code": { "type": "string" }, "message": { "type": "string" } } }))]),
-                "Health": json!({ "type": "object", "required": ["status", "components"], "properties": {
-                    "status": { "type": "string" }, "components": { "type": "object" } } }),
+                "Health": json!({ "type": "object", "required": ["status", "alerts", "components"], "properties": {
+                    "status": { "type": "string", "enum": ["ok", "alerting"],
+                        "description": "alerting: one of the guide's alerts fires (the API serves either way)" },
+                    "alerts": { "type": "array", "items": { "$ref": "#/components/schemas/Alert" } },
+                    "components": { "type": "object" } } }),
+                "Alert": object(&[
+                    ("alert", json!({ "type": "string", "enum": ["HighErrorRate", "SlowResponses", "LowCacheHitRate"] })),
+                    ("value", json!({ "type": "number", "format": "double", "description": "the rate, or seconds for SlowResponses" })),
+                    ("threshold", json!({ "type": "number", "format": "double" })),
+                    ("since_unix_s", integer())]),
                 "AgentIdentity": object(&[("id", decimal()), ("owner", address()), ("uri", string()),
                     ("metadata_keys", json!({ "type": "array", "items": { "type": "string" } }))]),
                 "Agent": object(&[("id", decimal()), ("owner", address()), ("uri", string()),

@@ -34,6 +34,7 @@ use erc8004::rpc::{RpcNode, RpcService, SendError};
 use runtime::{HttpRequest, HttpResponse, HttpService, Storage, WallTime};
 use serde_json::{json, Value};
 
+use crate::alerts::{AlertRules, AlertState, Firing, Tallies};
 use crate::cache::{CacheConfig, ResponseCache};
 use crate::gate::{error, Gate, JSON};
 use crate::metrics::{ApiMetrics, Scrape, Stopwatch, CONTENT_TYPE};
@@ -127,12 +128,14 @@ impl<C: ChainSource> ChainSource for Arc<Mutex<C>> {
 }
 
 /// The API's settings beyond its keys.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ApiConfig {
     /// The cache's bounds and invalidation.
     pub cache: CacheConfig,
     /// How the statistics are kept current.
     pub refresh: Refresh,
+    /// The guide's alerts' thresholds.
+    pub alerts: AlertRules,
 }
 
 impl Default for ApiConfig {
@@ -141,6 +144,7 @@ impl Default for ApiConfig {
         ApiConfig {
             cache: CacheConfig::default(),
             refresh: Refresh::Incremental,
+            alerts: AlertRules::default(),
         }
     }
 }
@@ -163,7 +167,14 @@ pub struct Api {
     stopwatch: Option<Stopwatch>,
     /// The OpenAPI document, written once.
     openapi: String,
+    /// What the alerts read besides the cache's counters, and the alerts.
+    tallies: Tallies,
+    alerts: AlertState,
+    evaluated_at: Option<WallTime>,
 }
+
+/// Between evaluations of the alerts (each request checks whether one is due).
+pub const ALERTS_EVALUATE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A route: what the path names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -281,7 +292,43 @@ impl Api {
             metrics: ApiMetrics::default(),
             stopwatch: None,
             openapi: format!("{}\n", crate::openapi::document()),
+            tallies: Tallies::default(),
+            alerts: AlertState::new(config.alerts),
+            evaluated_at: None,
         }
+    }
+
+    /// Evaluates the alerts at `now` over the figures so far: the alerts firing.
+    pub fn evaluate_alerts(&mut self, now: WallTime) -> &[Firing] {
+        let c = self.cache.counters();
+        let tallies = Tallies {
+            hits: c.hits,
+            lookups: c.hits + c.misses + c.errors,
+            ..self.tallies
+        };
+        self.alerts.evaluate(now, tallies);
+        self.evaluated_at = Some(now);
+        self.alerts.firing()
+    }
+
+    /// The alerts firing at the last evaluation.
+    pub fn alerts_firing(&self) -> &[Firing] {
+        self.alerts.firing()
+    }
+
+    /// Counts an answer the backend gave on the API's behalf without calling it (503 for a
+    /// full queue), so that the error-rate alert sees it.
+    pub fn record_backend_answer(&mut self, status: u16) {
+        self.tallies.answers += 1;
+        if status >= 500 {
+            self.tallies.errors += 1;
+        }
+    }
+
+    /// Counts an answer's latency as the backend measured it (from arrival to sent, queueing
+    /// included), for the latency alert, where the API has no stopwatch of its own.
+    pub fn record_latency(&mut self, seconds: f64) {
+        self.tallies.observe_latency(seconds);
     }
 
     /// The gate, to give it new keys.
@@ -312,6 +359,12 @@ impl Api {
     /// Answers `request` from `source` at `now`. Never panics on any input: bad requests get a
     /// 4xx naming the problem.
     pub fn handle<S: ChainSource>(&mut self, source: &mut S, request: &HttpRequest, now: WallTime) -> HttpResponse {
+        let due = self.evaluated_at.is_none_or(|at| {
+            now.nanos_since(at) >= i64::try_from(ALERTS_EVALUATE_EVERY.as_nanos()).unwrap_or(i64::MAX)
+        });
+        if due {
+            self.evaluate_alerts(now);
+        }
         let started = self.stopwatch.as_ref().map(|clock| clock());
         let route = route_of(&request.path);
         let label = route.as_ref().map_or(UNMATCHED, |r| r.template());
@@ -322,6 +375,13 @@ impl Api {
             .zip(started)
             .map(|(clock, started)| clock().saturating_sub(started) as f64 / 1e9);
         self.metrics.observe(label, answer.status, seconds);
+        self.tallies.answers += 1;
+        if answer.status >= 500 {
+            self.tallies.errors += 1;
+        }
+        if let Some(seconds) = seconds {
+            self.tallies.observe_latency(seconds);
+        }
         answer
     }
 
@@ -384,6 +444,7 @@ impl Api {
             view,
             cache,
             metrics,
+            alerts,
             ..
         } = self;
         let key = format!("{}?{}", request.path, request.query);
@@ -404,7 +465,7 @@ impl Api {
         source.with_chain(|chain| {
             follower.catch_up(chain, view, now);
             match route {
-                Route::Health => health(chain, view, cache, now),
+                Route::Health => health(chain, view, cache, alerts.firing(), now),
                 Route::Metrics => {
                     let scrape = Scrape {
                         cache,
@@ -412,6 +473,7 @@ impl Api {
                         view_age_seconds: view.age(now).as_secs_f64(),
                         chain_head: chain.head(),
                         agents: chain.registries().agent_count(),
+                        alerts: alerts.firing(),
                     };
                     HttpResponse::new(200, CONTENT_TYPE, metrics.exposition(&scrape))
                 }
@@ -485,10 +547,23 @@ impl Api {
 }
 
 /// `/health`: each component and whether it serves.
-fn health(chain: &Chain, view: &StatsView, cache: &ResponseCache, now: WallTime) -> HttpResponse {
+fn health(chain: &Chain, view: &StatsView, cache: &ResponseCache, alerts: &[Firing], now: WallTime) -> HttpResponse {
     let failing = cache.is_failing();
+    let firing: Vec<Value> = alerts
+        .iter()
+        .map(|f| {
+            json!({
+                "alert": f.alert.name(),
+                "value": f.value,
+                "threshold": f.threshold,
+                "since_unix_s": f.since.as_unix_nanos().div_euclid(1_000_000_000),
+            })
+        })
+        .collect();
     ok(json!({
-        "status": "ok",
+        // Serving either way; "alerting" says one of the guide's alerts fires.
+        "status": if firing.is_empty() { "ok" } else { "alerting" },
+        "alerts": firing,
         "components": {
             "registries": { "status": "ok", "head": chain.head() },
             "stats_view": { "status": "ok", "head": view.head(), "age_seconds": view.age(now).as_secs_f64() },

@@ -353,6 +353,52 @@ fn with_the_originals_invalidation_the_cache_serves_the_answer_from_before_and_c
     assert_eq!(counters(&api).stale_served, 1);
 }
 
+/// `call` at `s` seconds after `NOW`.
+fn call_at(api: &mut ApiService<Shared>, target: &str, key: Option<&str>, s: u64) -> (HttpResponse, String) {
+    let mut request = HttpRequest::new("GET", target, "");
+    if let Some(key) = key {
+        request = request.with_header("authorization", format!("Bearer {key}"));
+    }
+    let answer = api.handle(&request, WallTime::from_unix_nanos((NOW + s) as i64 * 1_000_000_000));
+    let body = String::from_utf8_lossy(&answer.body).into_owned();
+    (answer, body)
+}
+
+#[test]
+fn health_and_metrics_name_the_guides_alert_while_it_fires_and_not_once_it_cleared() {
+    let chain = chain();
+    let (mut api, key) = api_with(&chain, ApiConfig::default());
+    let key = Some(key.as_str());
+    api.cache_mut().set_failing(true);
+    for _ in 0..30 {
+        call_at(&mut api, "/api/v1/agents/2", key, 0);
+    }
+    // The alerts are evaluated once a second: the next request, 2 s on, sees 30 lookups, none hit.
+    let (_, health) = call_at(&mut api, "/health", None, 2);
+    let health: Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(health["status"], "alerting", "{health}");
+    assert_eq!(health["alerts"][0]["alert"], "LowCacheHitRate", "{health}");
+    assert_eq!(health["alerts"][0]["value"], 0.0);
+    let (_, metrics) = call_at(&mut api, "/metrics", None, 2);
+    assert!(
+        metrics.contains("erc8004_alert_firing{alert=\"LowCacheHitRate\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("erc8004_alert_firing{alert=\"HighErrorRate\"} 0"));
+    // The cache back: a minute later the window holds hits only, and the alert has cleared.
+    api.cache_mut().set_failing(false);
+    for _ in 0..200 {
+        call_at(&mut api, "/api/v1/agents/2", key, 70);
+    }
+    let (_, health) = call_at(&mut api, "/health", None, 72);
+    let health: Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(
+        (health["status"].as_str(), health["alerts"].as_array().map(Vec::len)),
+        (Some("ok"), Some(0)),
+        "{health}"
+    );
+}
+
 #[test]
 fn a_failing_cache_sends_every_read_to_the_registries_and_counts_each_failure() {
     let chain = chain();
