@@ -19,6 +19,7 @@ pub struct RawApi {
     pub eager: Option<Spanned<u32>>,
     pub auth: Option<Spanned<u32>>,
     pub registrars: Option<Spanned<u32>>,
+    pub searchers: Option<Spanned<u32>>,
     pub agents_per_writer: Option<Spanned<u32>>,
     pub registrations: Option<Spanned<u32>>,
     pub reader_limit_max: Option<Spanned<u32>>,
@@ -40,6 +41,8 @@ pub struct RawApi {
     pub read_time: Option<Spanned<String>>,
     pub miss_time: Option<Spanned<String>>,
     pub write_time: Option<Spanned<String>>,
+    pub search: Option<Spanned<String>>,
+    pub row_time: Option<Spanned<String>>,
 }
 
 /// What each client node does, in node order after the API node (node 0).
@@ -61,6 +64,9 @@ pub enum ClientRole {
     Auth,
     /// Registers agents, all registrars at the same instants.
     Registrar,
+    /// Searches the agent list by owner (any client's owner wallet, at random), checking
+    /// every agent answered is the owner's.
+    Searcher,
 }
 
 /// The workload's settings, parsed.
@@ -100,6 +106,10 @@ pub struct ApiPlan {
     pub miss_time: Duration,
     /// Added for a transaction (its block written and synced).
     pub write_time: Duration,
+    /// How the owner filter finds agents (`scan`: without its index, the guide's slow query).
+    pub search: erc8004_api::index::Search,
+    /// Added per row the owner filter examined.
+    pub row_time: Duration,
 }
 
 impl ApiPlan {
@@ -129,6 +139,7 @@ impl Ctx<'_> {
             (ClientRole::Eager, &raw.eager),
             (ClientRole::Auth, &raw.auth),
             (ClientRole::Registrar, &raw.registrars),
+            (ClientRole::Searcher, &raw.searchers),
         ] {
             roles.extend(std::iter::repeat_n(role, n(field) as usize));
         }
@@ -138,7 +149,7 @@ impl Ctx<'_> {
                 span,
                 format!(
                     "the registry-api workload runs the API on node 0 and one client on each other node: \
-                     api.writers + readers + paced + eager + auth + registrars must be nodes.count - 1 = {clients}, \
+                     api.writers + readers + paced + eager + auth + registrars + searchers must be nodes.count - 1 = {clients}, \
                      not {}",
                     roles.len()
                 ),
@@ -248,6 +259,19 @@ impl Ctx<'_> {
             (_, Some(q)) => Some(*q.get_ref()),
             (_, None) => Some(64),
         };
+        let search = match &raw.search {
+            None => erc8004_api::index::Search::Indexed,
+            Some(s) => match s.get_ref().as_str() {
+                "indexed" => erc8004_api::index::Search::Indexed,
+                "scan" => erc8004_api::index::Search::Scan,
+                other => {
+                    return Err(self.err(
+                        s.span(),
+                        format!("api.search is \"indexed\" or \"scan\" (the guide's missing index), not {other:?}"),
+                    ))
+                }
+            },
+        };
         let time = |v: &Option<Spanned<String>>, what: &str| -> Result<Duration, ScenarioError> {
             Ok(self.opt_duration(v, what)?.unwrap_or(Duration::ZERO))
         };
@@ -275,6 +299,8 @@ impl Ctx<'_> {
             read_time: time(&raw.read_time, "api.read_time")?,
             miss_time: time(&raw.miss_time, "api.miss_time")?,
             write_time: time(&raw.write_time, "api.write_time")?,
+            search,
+            row_time: time(&raw.row_time, "api.row_time")?,
         })
     }
 }

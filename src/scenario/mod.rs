@@ -1808,6 +1808,38 @@ kind = "membership"
         );
     }
 
+    const API: &str = r#"
+duration = "20s"
+[nodes]
+count = 4
+[workload]
+kind = "registry-api"
+[api]
+registrars = 1
+searchers = 2
+"#;
+
+    #[test]
+    fn an_api_table_written_back_reads_the_same_and_its_bad_values_name_their_line() {
+        let text = format!("{API}search = \"scan\"\nrow_time = \"300us\"\n");
+        let s = parse("x.toml", &text).unwrap();
+        let plan = s.api.as_ref().unwrap();
+        assert_eq!(plan.search, erc8004_api::index::Search::Scan);
+        assert_eq!(plan.row_time, Duration::from_micros(300));
+        assert_eq!(
+            plan.roles,
+            [ClientRole::Registrar, ClientRole::Searcher, ClientRole::Searcher]
+        );
+        let again = parse("x.toml", &super::write::to_toml(&s)).unwrap();
+        assert_eq!(again.api, s.api);
+
+        let e = parse("x.toml", &format!("{API}search = \"seq\"\n")).unwrap_err();
+        assert_eq!(e.line, API.lines().count() + 1, "{e}");
+        assert!(e.message.contains("api.search is \"indexed\" or \"scan\""), "{e}");
+        let e = parse("x.toml", &API.replace("searchers = 2", "searchers = 3")).unwrap_err();
+        assert!(e.message.contains("must be nodes.count - 1 = 3, not 4"), "{e}");
+    }
+
     #[test]
     fn reorder_without_a_window_is_refused_with_its_line() {
         let text = format!("{MINIMAL}[network]\nreorder = 0.1\n");

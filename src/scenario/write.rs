@@ -341,6 +341,7 @@ fn api(p: &super::ApiPlan) -> Table {
         ("eager", ClientRole::Eager),
         ("auth", ClientRole::Auth),
         ("registrars", ClientRole::Registrar),
+        ("searchers", ClientRole::Searcher),
     ] {
         t.insert(key.into(), int(p.roles.iter().filter(|r| **r == role).count() as u32));
     }
@@ -381,6 +382,12 @@ fn api(p: &super::ApiPlan) -> Table {
     t.insert("read_time".into(), duration(p.read_time));
     t.insert("miss_time".into(), duration(p.miss_time));
     t.insert("write_time".into(), duration(p.write_time));
+    let search = match p.search {
+        erc8004_api::index::Search::Indexed => "indexed",
+        erc8004_api::index::Search::Scan => "scan",
+    };
+    t.insert("search".into(), search.into());
+    t.insert("row_time".into(), duration(p.row_time));
     t
 }
 

@@ -11,6 +11,8 @@
 //!   it (`stale_read` otherwise), and must not count more than were sent (`phantom_read`);
 //! - paced and eager clients count their 429s (`rate_limited`);
 //! - the auth client checks each refusal's status and code (`auth_wrong` otherwise);
+//! - a searcher checks every agent an owner search answered is the owner's (`search_wrong`
+//!   otherwise) and reports each search's latency from its first send (`search_latency_ms`);
 //! - writers and registrars report each agent id acknowledged to them (`agent_acked`), and each
 //!   write acknowledged (`write_acked`), so the judges can hold them against the chain.
 
@@ -18,13 +20,13 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use alloy_primitives::{B256, U256};
+use alloy_primitives::{Address, B256, U256};
 use alloy_sol_types::{SolCall, SolEvent};
 use bytes::Bytes;
 use erc8004::abi::{IdentityRegistry as I, ReputationRegistry as R, IDENTITY_REGISTRY, REPUTATION_REGISTRY};
 use erc8004::chain::ChainConfig;
 use erc8004::wallet::{Envelope, Wallet};
-use runtime::{Actor, Env, HttpRequest, Probe, TimerToken, WallTime};
+use runtime::{Actor, Env, HttpRequest, Instant, Probe, TimerToken, WallTime};
 
 use super::wire::{self, Answer};
 use crate::scenario::ClientRole;
@@ -76,6 +78,9 @@ pub struct ClientConfig {
     pub agents_known: u64,
     /// The largest page a reader asks for (its pages' `limit` drawn from 1 to it).
     pub reader_limit_max: u32,
+    /// The owners a searcher searches for: every client's owner wallet (only writers' and
+    /// registrars' own agents).
+    pub owners: Vec<Address>,
     /// Between requests.
     pub interval: Duration,
     /// Before asking again.
@@ -101,6 +106,11 @@ enum Purpose {
         sent: u64,
     },
     Read,
+    /// A search of `owner`'s agents, first sent at `since`.
+    Search {
+        owner: Address,
+        since: Instant,
+    },
     Auth {
         case: usize,
     },
@@ -246,6 +256,20 @@ impl ApiClient {
                     _ => format!("/api/v1/agents/{id}/stats"),
                 };
                 Some((HttpRequest::new("GET", &target, Vec::new()), Purpose::Read))
+            }
+            ClientRole::Searcher if self.config.owners.is_empty() => None,
+            ClientRole::Searcher => {
+                let owner = self.config.owners[env.below(self.config.owners.len() as u64) as usize];
+                let target = format!(
+                    "/api/v1/agents/?owner={}&limit={}",
+                    owner.to_checksum(None),
+                    1 + env.below(u64::from(self.config.reader_limit_max))
+                );
+                let purpose = Purpose::Search {
+                    owner,
+                    since: env.now(),
+                };
+                Some((HttpRequest::new("GET", &target, Vec::new()), purpose))
             }
             ClientRole::Paced | ClientRole::Eager => {
                 let id = env.below(self.config.agents_known.max(1));
@@ -430,6 +454,25 @@ impl ApiClient {
                     }
                 }
             }
+            Purpose::Search { owner, since } => {
+                let latency = env.now().saturating_since(since);
+                env.probe(Probe::new(
+                    "search_latency_ms",
+                    u64::from(status),
+                    latency.as_millis() as i64,
+                ));
+                if status == 200 {
+                    let body = answer.json();
+                    let theirs = body["agents"].as_array().is_some_and(|agents| {
+                        agents
+                            .iter()
+                            .all(|a| a["owner"].as_str().and_then(|o| o.parse::<Address>().ok()) == Some(owner))
+                    });
+                    if !theirs {
+                        env.probe(Probe::new("search_wrong", 0, 1));
+                    }
+                }
+            }
             Purpose::Auth { case } => {
                 let code = answer.json()["error"]["code"].as_str().unwrap_or("").to_string();
                 let expect = self.auth_case_of(case).expect;
@@ -456,7 +499,7 @@ impl ApiClient {
     /// The outstanding request's send `id` went unanswered (`timeout`), or was refused and is due
     /// again: sent again, unless the client has stopped.
     fn again(&mut self, env: &mut dyn Env, id: u64, timeout: bool) {
-        if !self.outstanding.as_ref().is_some_and(|o| o.id == id) {
+        if self.outstanding.as_ref().is_none_or(|o| o.id != id) {
             return;
         }
         if Self::run_time(env) >= self.config.stop {

@@ -20,6 +20,8 @@ mod wire;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use alloy_primitives::Address;
+use erc8004::wallet::Wallet;
 use erc8004_api::alerts::AlertRules;
 use erc8004_api::keys::ApiKeys;
 use erc8004_api::service::ApiConfig;
@@ -145,6 +147,31 @@ pub const METRICS: &[(&str, &str)] = &[
         "seconds the guide's cache alert (hit rate under 80 % in the last minute) fired",
     ),
     ("alerts_firing_at_end", "alerts firing at the last sample"),
+    (
+        "searches_run",
+        "owner searches the API ran (answers from the cache run none)",
+    ),
+    (
+        "search_rows_mean",
+        "rows an owner search examined, on average (the index: those it returned)",
+    ),
+    (
+        "search_rows_last",
+        "rows an owner search examined, on average over the clients' last 10 s",
+    ),
+    ("searches_answered", "owner searches answered 200"),
+    (
+        "search_wrong",
+        "owner searches that answered an agent of another owner: must be 0",
+    ),
+    (
+        "search_p95_ms",
+        "the searchers' P95 latency of a search, from its first send to its answer, ms",
+    ),
+    (
+        "search_p95_last_ms",
+        "the same over the searches answered in the clients' last 10 s, ms",
+    ),
 ];
 
 /// The workload (see the module documentation).
@@ -156,6 +183,63 @@ fn plan(scenario: &Scenario) -> &ApiPlan {
         .api
         .as_ref()
         .expect("the parser gives a registry-api scenario its [api] plan")
+}
+
+impl RegistryApi {
+    /// The owner searches: what they cost the API (rows examined per search run) and the
+    /// searchers (latency), over the run and over the clients' last 10 s.
+    fn analyse_searches(&self, run: &FinishedRun<'_>, analysis: &mut Analysis) {
+        let last_from = plan(run.scenario).client_stop.saturating_sub(LAST_WINDOW).as_nanos() as u64;
+        let server = |name: &'static str, last: bool| {
+            run.probes
+                .iter()
+                .filter(move |r| r.node == 0 && r.probe.name == name && (!last || r.at.as_nanos() >= last_from))
+                .map(|r| r.probe.value)
+                .sum::<i64>() as f64
+        };
+        let per_search = |last: bool| {
+            let searches = server("searches", last);
+            (searches > 0.0).then(|| server("search_rows", last) / searches)
+        };
+        let latencies = |last: bool| -> Vec<i64> {
+            run.probes
+                .iter()
+                .filter(|r| {
+                    r.node != 0
+                        && r.probe.name == "search_latency_ms"
+                        && r.probe.subject == 200
+                        && (!last || r.at.as_nanos() >= last_from)
+                })
+                .map(|r| r.probe.value)
+                .collect()
+        };
+        let answered = latencies(false).len() as f64;
+        let wrong = run.probes.iter().filter(|r| r.probe.name == "search_wrong").count() as f64;
+        for (name, value) in [
+            ("searches_run", Some(server("searches", false))),
+            ("search_rows_mean", per_search(false)),
+            ("search_rows_last", per_search(true)),
+            ("searches_answered", Some(answered)),
+            ("search_wrong", Some(wrong)),
+            ("search_p95_ms", p95(latencies(false))),
+            ("search_p95_last_ms", p95(latencies(true))),
+        ] {
+            analysis.metrics.insert(name.into(), value);
+        }
+    }
+}
+
+/// The window "last" figures are taken over: before the clients stop.
+const LAST_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The 95th percentile of `values` (nearest rank), if there are any.
+fn p95(mut values: Vec<i64>) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_unstable();
+    let rank = (values.len() * 95).div_ceil(100).max(1);
+    Some(values[rank - 1] as f64)
 }
 
 /// The Unix second the keys are made at (their records keep it; nothing checks it).
@@ -207,12 +291,14 @@ impl Workload for RegistryApi {
                 cache: plan.cache,
                 refresh: plan.refresh,
                 alerts: AlertRules::default(),
+                search: plan.search,
             },
             pool: plan.pool as usize,
             queue_max: plan.queue_max.map(|q| q as usize),
             read_time: plan.read_time,
             miss_time: plan.miss_time,
             write_time: plan.write_time,
+            row_time: plan.row_time,
             cache_down: plan.cache_down,
             check_at: plan.check_at(),
         });
@@ -220,6 +306,11 @@ impl Workload for RegistryApi {
         let writers = plan.roles.iter().filter(|r| **r == ClientRole::Writer).count() as u64;
         let registrars = plan.roles.iter().filter(|r| **r == ClientRole::Registrar).count() as u64;
         let agents_known = writers * u64::from(plan.agents_per_writer) + registrars * u64::from(plan.registrations);
+        // Each client's owner wallet is `Wallet::development(wallet_seed, 2 * (i + 1))`; only
+        // writers and registrars own agents.
+        let owners: Vec<Address> = (0..plan.roles.len() as u64)
+            .map(|i| Wallet::development(wallet_seed, 2 * (i + 1)).address())
+            .collect();
         let clients: Vec<ClientConfig> = plan
             .roles
             .iter()
@@ -241,6 +332,7 @@ impl Workload for RegistryApi {
                 },
                 agents_known,
                 reader_limit_max: plan.reader_limit_max,
+                owners: owners.clone(),
                 interval: plan.interval,
                 request_timeout: plan.request_timeout,
                 stop: plan.client_stop,
@@ -288,7 +380,7 @@ impl Workload for RegistryApi {
         let truth: BTreeMap<u64, i64> = probes(true, "truth_feedback")
             .map(|r| (r.probe.subject, r.probe.value))
             .collect();
-        let truth_agents = probes(true, "truth_agents").map(|r| r.probe.value).last();
+        let truth_agents = probes(true, "truth_agents").map(|r| r.probe.value).next_back();
         let checked = truth_agents.is_some();
         let (mut lost, mut duplicated) = (0i64, 0i64);
         if checked {
@@ -361,7 +453,7 @@ impl Workload for RegistryApi {
             (
                 "cache_entries_last",
                 probes(true, "cache_entries")
-                    .last()
+                    .next_back()
                     .map_or(0.0, |r| r.probe.value as f64),
             ),
             ("view_age_max_s", max("view_age_ms") / 1000.0),
@@ -400,6 +492,7 @@ impl Workload for RegistryApi {
             .insert("alerts_firing_at_end".into(), Some(at_end as f64));
         let rate = (hits + misses > 0.0).then(|| hits / (hits + misses));
         analysis.metrics.insert("cache_hit_rate".into(), rate);
+        self.analyse_searches(run, &mut analysis);
         analysis
     }
 
@@ -466,6 +559,25 @@ impl Workload for RegistryApi {
                     .collect(),
             },
             Plot {
+                title: "Owner searches".into(),
+                y_label: "rows per search, or ms".into(),
+                series: vec![
+                    Series {
+                        name: "rows examined per search".into(),
+                        points: rows_per_search(run),
+                    },
+                    Series {
+                        name: "search latency (ms)".into(),
+                        points: run
+                            .probes
+                            .iter()
+                            .filter(|r| r.node != 0 && r.probe.name == "search_latency_ms")
+                            .map(|r| (r.at.as_secs_f64(), r.probe.value as f64))
+                            .collect(),
+                    },
+                ],
+            },
+            Plot {
                 title: "Statistics view and queue".into(),
                 y_label: "seconds, or requests".into(),
                 series: vec![
@@ -475,4 +587,24 @@ impl Workload for RegistryApi {
             },
         ]
     }
+}
+
+/// Rows examined per search run, at each of the API node's samples with a search.
+fn rows_per_search(run: &FinishedRun<'_>) -> Vec<(f64, f64)> {
+    let at_sample = |name: &'static str| -> BTreeMap<u64, i64> {
+        run.probes
+            .iter()
+            .filter(|r| r.node == 0 && r.probe.name == name)
+            .map(|r| (r.at.as_nanos(), r.probe.value))
+            .collect()
+    };
+    let rows = at_sample("search_rows");
+    at_sample("searches")
+        .into_iter()
+        .filter(|(_, searches)| *searches > 0)
+        .map(|(at, searches)| {
+            let examined = rows.get(&at).copied().unwrap_or(0);
+            (at as f64 / 1e9, examined as f64 / searches as f64)
+        })
+        .collect()
 }

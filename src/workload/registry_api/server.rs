@@ -2,13 +2,15 @@
 //! and the REST API (`erc8004_api::service::Api`) over it, exactly as `hypermesh dev --api`
 //! serves them, behind a model of the original's database pool: each request holds one of
 //! `pool` connections for its service time (`read_time`, plus `miss_time` when the answer was
-//! read from the store, plus `write_time` for a transaction), requests find a free one or wait
+//! read from the store, plus `row_time` for each row an owner search examined, plus
+//! `write_time` for a transaction), requests find a free one or wait
 //! in a queue of `queue_max` (unbounded: the guide's exhaustion), and one past the bound is
 //! answered 503 with `Retry-After` at once, never processed. The answer leaves when its service
 //! time is over; a crash loses the answers still in service (their clients ask again).
 //!
 //! Probes, every second: the cache's counters (as increases) and size, the view's age and stale
-//! reads, the longest queue, the answers by status, and the guide's alerts as the API evaluates
+//! reads, the longest queue, the owner searches run and the rows they examined, the answers by
+//! status, and the guide's alerts as the API evaluates
 //! them (each answer's latency from its arrival, queueing included, and the refusals the pool
 //! gave on the API's behalf counted in); when asked (`check_at`), the chain's truth
 //! for the judges: its agents and each agent's feedback entries.
@@ -25,6 +27,7 @@ use erc8004::rpc::RpcService;
 use erc8004_api::alerts::Alert;
 use erc8004_api::cache::CacheCounters;
 use erc8004_api::gate::{error, Gate};
+use erc8004_api::index::SearchTally;
 use erc8004_api::keys::ApiKeys;
 use erc8004_api::service::{Api, ApiConfig};
 use runtime::{Actor, Env, HttpRequest, HttpResponse, Instant, Probe, Storage, TimerToken};
@@ -47,6 +50,8 @@ pub struct ServerConfig {
     pub miss_time: Duration,
     /// Added for a transaction.
     pub write_time: Duration,
+    /// Added per row an owner search examined.
+    pub row_time: Duration,
     /// The cache is down from, until (the run's time).
     pub cache_down: Option<(Duration, Duration)>,
     /// When to probe the chain's truth (the run's time).
@@ -89,6 +94,7 @@ pub struct ApiNode {
     queue_longest: usize,
     counted: CacheCounters,
     stale_counted: u64,
+    searched_counted: SearchTally,
 }
 
 impl ApiNode {
@@ -107,6 +113,7 @@ impl ApiNode {
             queue_longest: 0,
             counted: CacheCounters::default(),
             stale_counted: 0,
+            searched_counted: SearchTally::default(),
         }
     }
 
@@ -153,6 +160,7 @@ impl ApiNode {
     /// Answers `request` now; the answer leaves after its service time.
     fn serve(&mut self, env: &mut dyn Env, from: SocketAddr, id: u64, request: HttpRequest, arrived: Instant) {
         let before = self.api.cache().counters();
+        let rows_before = self.api.searched().rows_examined;
         let now = env.wall_now();
         let answer = match self.ledger.as_mut() {
             Some(ledger) => {
@@ -186,6 +194,11 @@ impl ApiNode {
         if request.method == "POST" {
             time += self.config.write_time;
         }
+        let rows = self.api.searched().rows_examined - rows_before;
+        time += self
+            .config
+            .row_time
+            .saturating_mul(u32::try_from(rows).unwrap_or(u32::MAX));
         if time.is_zero() {
             return self.send(env, from, id, &answer, arrived);
         }
@@ -242,6 +255,15 @@ impl ApiNode {
         ));
         self.stale_counted = view.stale_reads();
         env.probe(Probe::new("queue_longest", 0, self.queue_longest as i64));
+        let searched = self.api.searched();
+        let was = self.searched_counted;
+        env.probe(Probe::new("searches", 0, (searched.searches - was.searches) as i64));
+        env.probe(Probe::new(
+            "search_rows",
+            0,
+            (searched.rows_examined - was.rows_examined) as i64,
+        ));
+        self.searched_counted = searched;
         self.queue_longest = self.queue.len();
         for (status, count) in std::mem::take(&mut self.answers) {
             env.probe(Probe::new("answers", u64::from(status), count));

@@ -72,6 +72,8 @@ pub struct Scrape<'a> {
     pub agents: usize,
     /// The alerts firing.
     pub alerts: &'a [crate::alerts::Firing],
+    /// The owner filter's searches and the rows they examined.
+    pub searched: crate::index::SearchTally,
 }
 
 /// An alert's label.
@@ -151,6 +153,16 @@ impl ApiMetrics {
                 "view_rebuilds",
                 "Statistics recomputed whole from the state",
                 scrape.view.rebuilds(),
+            ),
+            (
+                "searches",
+                "Searches the agent list's owner filter ran (answers from the cache run none)",
+                scrape.searched.searches,
+            ),
+            (
+                "search_rows_examined",
+                "Rows the agent list's owner filter examined (its index's entries, or the registry read without it)",
+                scrape.searched.rows_examined,
             ),
         ];
         for (name, help, value) in counters {

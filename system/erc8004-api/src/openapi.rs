@@ -53,7 +53,7 @@ pub fn document() -> Value {
     // What every route under /api/v1 may answer besides its own.
     let gated = |mut responses: Value| {
         let common = json!({
-            "400": error("A parameter, the query or the body does not read; the error's code and message name it (bad_query, unknown_parameter, bad_limit, bad_cursor, bad_agent_id, bad_client, clients_required, too_many_clients, bad_body, bad_transaction, bad_request_body)."),
+            "400": error("A parameter, the query or the body does not read; the error's code and message name it (bad_query, unknown_parameter, bad_limit, bad_cursor, bad_owner, bad_agent_id, bad_client, clients_required, too_many_clients, bad_body, bad_transaction, bad_request_body)."),
             "500": error("The server failed on this request (internal_error); retry."),
             "401": {
                 "description": "The key is missing, malformed, unknown or revoked (the error's code says which).",
@@ -133,9 +133,13 @@ pub fn document() -> Value {
                 "responses": gated(json!({ "200": limited("The OpenAPI document.", json!({ "type": "object" })) }))
             }},
             "/api/v1/agents/": { "get": {
-                "summary": "Agents in id order, a page at a time (each one's identity record).",
+                "summary": "Agents in id order, a page at a time (each one's identity record); with owner, only that owner's.",
                 "security": [{ "bearer": [] }],
-                "parameters": [limit, cursor("the last id of the previous page", decimal_cursor)],
+                "parameters": [limit, cursor("the last id of the previous page", decimal_cursor), {
+                    "name": "owner", "in": "query", "required": false,
+                    "description": "Only the agents this address owns now (found from the owner index as blocks commit).",
+                    "schema": { "type": "string", "pattern": "^0x[0-9a-fA-F]{40}$" }
+                }],
                 "responses": gated(json!({ "200": limited("A page.", schema("AgentPage")) }))
             }},
             "/api/v1/agents/{id}": agent_read(

@@ -2,14 +2,16 @@
 //!
 //! Built so far: `GET /health` and `GET /metrics` (no key), and behind the [`Gate`]
 //! `GET /api/v1/agents/` (a page in id order: `limit` 1 to [`PAGE_LIMIT_MAX`], default
-//! [`PAGE_LIMIT_DEFAULT`], and `cursor`, the last id of the previous page),
+//! [`PAGE_LIMIT_DEFAULT`], and `cursor`, the last id of the previous page; `owner`, only that
+//! address's agents, from the owner index of [`crate::index`]),
 //! `GET /api/v1/agents/{id}`, `/{id}/feedback` and `/{id}/validations` (pages the same way, their
 //! cursors opaque strings), `/{id}/reputation` (the summary the registry's `getSummary` gives,
 //! over `clients`, optionally one or both tags) and `/{id}/stats` (the guide's materialized
 //! views, [`crate::view::StatsView`]), and `POST /api/v1/transactions` (a signed transaction handed
 //! to the chain, answered with its receipt once included), and `GET /api/v1/openapi.json` (the
-//! OpenAPI document of them all). The guide's filters and registration files are not built
-//! yet: a filter parameter is refused with 400 naming it, never ignored.
+//! OpenAPI document of them all). The guide's other filters (active, trust, service, reputation,
+//! tag) and registration files are not built yet: such a parameter is refused with 400 naming
+//! it, never ignored.
 //!
 //! Every read first brings the [`Follower`] to the chain's head, in the same read of the chain
 //! that answers it; answers then come from the [`ResponseCache`] while nothing they show has
@@ -37,6 +39,7 @@ use serde_json::{json, Value};
 use crate::alerts::{AlertRules, AlertState, Firing, Tallies};
 use crate::cache::{CacheConfig, ResponseCache};
 use crate::gate::{error, Gate, JSON};
+use crate::index::{Search, SearchTally};
 use crate::metrics::{ApiMetrics, Scrape, Stopwatch, CONTENT_TYPE};
 use crate::view::{AgentStats, Depends, Follower, Refresh, StatsView};
 
@@ -136,6 +139,8 @@ pub struct ApiConfig {
     pub refresh: Refresh,
     /// The guide's alerts' thresholds.
     pub alerts: AlertRules,
+    /// How the owner filter finds agents (without its index: the guide's slow query).
+    pub search: Search,
 }
 
 impl Default for ApiConfig {
@@ -145,6 +150,7 @@ impl Default for ApiConfig {
             cache: CacheConfig::default(),
             refresh: Refresh::Incremental,
             alerts: AlertRules::default(),
+            search: Search::Indexed,
         }
     }
 }
@@ -171,6 +177,9 @@ pub struct Api {
     tallies: Tallies,
     alerts: AlertState,
     evaluated_at: Option<WallTime>,
+    search: Search,
+    /// The owner filter's searches so far.
+    searched: SearchTally,
 }
 
 /// Between evaluations of the alerts (each request checks whether one is due).
@@ -279,6 +288,11 @@ impl<S: ChainSource> ApiService<S> {
     pub fn metrics(&self) -> &ApiMetrics {
         self.api.metrics()
     }
+
+    /// The owner filter's searches so far and the rows they examined.
+    pub fn searched(&self) -> SearchTally {
+        self.api.searched()
+    }
 }
 
 impl Api {
@@ -295,7 +309,15 @@ impl Api {
             tallies: Tallies::default(),
             alerts: AlertState::new(config.alerts),
             evaluated_at: None,
+            search: config.search,
+            searched: SearchTally::default(),
         }
+    }
+
+    /// The owner filter's searches so far and the rows they examined (the index's entries, or
+    /// the registry's table read without it).
+    pub fn searched(&self) -> SearchTally {
+        self.searched
     }
 
     /// Evaluates the alerts at `now` over the figures so far: the alerts firing.
@@ -445,6 +467,8 @@ impl Api {
             cache,
             metrics,
             alerts,
+            search,
+            searched,
             ..
         } = self;
         let key = format!("{}?{}", request.path, request.query);
@@ -474,6 +498,7 @@ impl Api {
                         chain_head: chain.head(),
                         agents: chain.registries().agent_count(),
                         alerts: alerts.firing(),
+                        searched: *searched,
                     };
                     HttpResponse::new(200, CONTENT_TYPE, metrics.exposition(&scrape))
                 }
@@ -486,7 +511,8 @@ impl Api {
                         }
                     }
                     let registries = chain.registries();
-                    let (answer, depends) = read(route, &params, &registries, view, follower);
+                    let search = (*search, &mut *searched);
+                    let (answer, depends) = read(route, &params, &registries, view, follower, search);
                     if answer.status == 200 {
                         if let Some(depends) = depends {
                             cache.put(key, answer.clone(), depends, follower.generation());
@@ -582,6 +608,7 @@ fn read(
     registries: &Registries,
     view: &mut StatsView,
     follower: &Follower,
+    (search, searched): (Search, &mut SearchTally),
 ) -> (HttpResponse, Option<Depends>) {
     let about = |id: U256| {
         Some(Depends {
@@ -594,10 +621,44 @@ fn read(
             unreachable!("answered before the cache")
         }
         Route::Agents => {
-            let (limit, cursor) = match page_params(params, decimal_id) {
+            let (owner, params): (Vec<_>, Vec<_>) = params.iter().cloned().partition(|(name, _)| name == "owner");
+            let (limit, cursor) = match page_params(&params, decimal_id) {
                 Ok(page) => page,
                 Err(answer) => return (answer, None),
             };
+            match owner.as_slice() {
+                [] => {}
+                [(_, text)] => {
+                    let Some(owner) = text.parse::<Address>().ok().filter(|_| is_address(text)) else {
+                        return (
+                            error(
+                                400,
+                                "bad_owner",
+                                &format!("owner {text:?}: give an address, 0x and 40 hex digits"),
+                            ),
+                            None,
+                        );
+                    };
+                    let (ids, rows) =
+                        crate::index::owned_after(search, view.owners(), registries, owner, cursor, limit + 1);
+                    searched.searches += 1;
+                    searched.rows_examined += rows;
+                    let (ids, more) = paged(ids, limit);
+                    let agents: Vec<Agent> = ids.iter().filter_map(|id| registries.agent(*id)).collect();
+                    let next = more.then(|| agents.last().map(|a| a.id.to_string())).flatten();
+                    let depends = Depends {
+                        identities: ids,
+                        owners: true,
+                        ..Depends::default()
+                    };
+                    let answer = ok(json!({
+                        "agents": agents.iter().map(identity_json).collect::<Vec<_>>(),
+                        "next_cursor": next,
+                    }));
+                    return (answer, Some(depends));
+                }
+                _ => return (error(400, "bad_owner", "owner given twice: give one"), None),
+            }
             let (agents, more) = paged(registries.agents_after(cursor, limit + 1), limit);
             let next = more.then(|| agents.last().map(|a| a.id.to_string())).flatten();
             let depends = Depends {
@@ -942,7 +1003,7 @@ fn page_params<C>(
                 return Err(error(
                     400,
                     "unknown_parameter",
-                    &format!("parameter {other:?} is not served (yet): this route takes limit and cursor"),
+                    &format!("parameter {other:?} is not served (yet): this route takes limit and cursor (and owner on the agent list)"),
                 ))
             }
         }
@@ -1018,6 +1079,12 @@ fn stats_json(id: U256, stats: &AgentStats) -> Value {
             "response_mean": stats.response_mean(),
         },
     })
+}
+
+/// Whether `text` is written as an address: `0x` and 40 hex digits (the parser alone takes
+/// other forms).
+fn is_address(text: &str) -> bool {
+    text.len() == 42 && text.starts_with("0x") && text[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ use erc8004::abi::{
 };
 use erc8004::chain::Chain;
 use erc8004::registries::Registries;
+
+use crate::index::OwnerIndex;
 use erc8004::reputation::{Summary, Tally};
 use runtime::WallTime;
 
@@ -142,6 +144,9 @@ pub struct Depends {
     pub list_end: bool,
     /// Whether it shows the statistics view.
     pub stats: bool,
+    /// Whether it shows which agents an owner holds (a registration or transfer of any agent
+    /// may change it).
+    pub owners: bool,
 }
 
 /// The committed blocks read so far, and when each agent last changed.
@@ -164,6 +169,8 @@ pub struct Follower {
     everything: u64,
     /// The last time the statistics view was recomputed.
     stats: u64,
+    /// The last registration or identity change of any agent (an owner's agents may differ).
+    owners: u64,
     /// Whether the follower has read the chain at all.
     started: bool,
     /// Whether a catch-up began and did not finish.
@@ -195,6 +202,7 @@ impl Follower {
         self.everything > made
             || (depends.list_end && self.list_end > made)
             || (depends.stats && self.stats > made)
+            || (depends.owners && self.owners > made)
             || depends
                 .agents
                 .iter()
@@ -266,10 +274,12 @@ impl Follower {
             }
             Change::Registered(agent) => {
                 self.list_end = generation;
+                self.owners = generation;
                 self.identity_changed.insert(*agent, generation);
                 agent
             }
             Change::Identity(agent) => {
+                self.owners = generation;
                 self.identity_changed.insert(*agent, generation);
                 agent
             }
@@ -350,6 +360,8 @@ pub struct StatsView {
     stale_reads: u64,
     /// Full recomputations.
     rebuilds: u64,
+    /// Each owner's agents, kept event by event whatever `refresh` says.
+    owners: OwnerIndex,
 }
 
 impl StatsView {
@@ -367,7 +379,13 @@ impl StatsView {
             age_max: Duration::ZERO,
             stale_reads: 0,
             rebuilds: 0,
+            owners: OwnerIndex::default(),
         }
+    }
+
+    /// Each owner's agents.
+    pub fn owners(&self) -> &OwnerIndex {
+        &self.owners
     }
 
     /// Agent `id`'s statistics, and whether they are stale (the agent changed since the view
@@ -414,6 +432,12 @@ impl StatsView {
     }
 
     fn apply(&mut self, change: &Change, registries: &Registries) {
+        // The owner index is not the guide's materialized view: it follows every block.
+        match *change {
+            Change::Registered(agent) | Change::Identity(agent) => self.owners.update(agent, registries),
+            Change::Unreadable => self.owners.rebuild(registries),
+            _ => {}
+        }
         if self.refresh != Refresh::Incremental {
             return;
         }
@@ -496,6 +520,7 @@ impl StatsView {
     /// Recomputes every agent's statistics from the state, as a `REFRESH MATERIALIZED VIEW` does.
     fn recompute(&mut self, registries: &Registries) {
         self.rebuilds += 1;
+        self.owners.rebuild(registries);
         self.agents.clear();
         self.responses.clear();
         for id in registries.agent_ids() {

@@ -248,6 +248,10 @@ fn every_error_is_json_naming_the_problem() {
     );
     assert_eq!(
         code(&mut api, "GET", "/api/v1/agents/?owner=0xabc", key),
+        (400, "bad_owner".into())
+    );
+    assert_eq!(
+        code(&mut api, "GET", "/api/v1/agents/?tag=speed", key),
         (400, "unknown_parameter".into()),
         "a filter not built is refused, not ignored"
     );
@@ -397,6 +401,88 @@ fn health_and_metrics_name_the_guides_alert_while_it_fires_and_not_once_it_clear
         (Some("ok"), Some(0)),
         "{health}"
     );
+}
+
+/// The owner filter's answer, with and without its index: the same agents, and the rows each
+/// examined.
+#[test]
+fn the_owner_filter_answers_the_same_with_and_without_its_index_and_the_index_reads_only_what_it_returns() {
+    use erc8004_api::index::{Search, SearchTally};
+    let chain = chain();
+    // A second owner's agent (id 5) after wallet 0's five.
+    send(
+        &chain,
+        &wallet(6),
+        IDENTITY_REGISTRY,
+        I::register_1Call {
+            agentURI: "ipfs://six".into(),
+        },
+    );
+    let owner = wallet(6).address().to_checksum(None);
+    let mut answers = Vec::new();
+    for search in [Search::Indexed, Search::Scan] {
+        let config = ApiConfig {
+            search,
+            ..ApiConfig::default()
+        };
+        let (mut api, key) = api_with(&chain, config);
+        let key = Some(key.as_str());
+        let (answer, page) = call(&mut api, "GET", &format!("/api/v1/agents/?owner={owner}"), key);
+        assert_eq!(answer.status, 200, "{page}");
+        let ids: Vec<&str> = page["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["5"], "{search:?}: {page}");
+        // Wallet 0's five, two a page: the cursor walks them.
+        let first = wallet(0).address().to_checksum(None);
+        let (_, two) = call(
+            &mut api,
+            "GET",
+            &format!("/api/v1/agents/?owner={first}&limit=2&cursor=1"),
+            key,
+        );
+        assert_eq!(two["agents"][0]["id"], "2", "{two}");
+        assert_eq!(two["next_cursor"], "3", "{two}");
+        answers.push(api.searched());
+    }
+    // Two searches each. The index read the agents it returned (1, then 3 for a page of 2 and
+    // its look-ahead); the scan read the table: all 6 for the first owner's one agent, and 3
+    // after cursor 1.
+    let tally = |rows_examined| SearchTally {
+        searches: 2,
+        rows_examined,
+    };
+    assert_eq!(answers, [tally(1 + 3), tally(6 + 3)]);
+
+    // A transfer moves the agent between owners' entries, and a cached answer does not outlive it.
+    let (mut api, key) = api_with(&chain, ApiConfig::default());
+    let key = Some(key.as_str());
+    let target = format!("/api/v1/agents/?owner={owner}");
+    assert_eq!(
+        call(&mut api, "GET", &target, key).1["agents"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let transfer = I::transferFromCall {
+        from: wallet(6).address(),
+        to: wallet(7).address(),
+        tokenId: U256::from(5),
+    };
+    send(&chain, &wallet(6), IDENTITY_REGISTRY, transfer);
+    assert_eq!(
+        call(&mut api, "GET", &target, key).1["agents"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let taker = format!("/api/v1/agents/?owner={}", wallet(7).address().to_checksum(None));
+    assert_eq!(call(&mut api, "GET", &taker, key).1["agents"][0]["id"], "5");
 }
 
 #[test]

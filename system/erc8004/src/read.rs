@@ -74,6 +74,20 @@ impl Registries {
         self.owners.iter().map(|(id, _)| *id)
     }
 
+    /// Agent `id`'s owner, if it is registered.
+    pub fn owner(&self, id: U256) -> Option<Address> {
+        self.owners.get(&id).copied()
+    }
+
+    /// Every agent with an id above `after` (from the first if `None`) and its owner, in id
+    /// order: the registry's table read front to back, as a search without an index reads it.
+    pub fn owners_after(&self, after: Option<U256>) -> impl Iterator<Item = (U256, Address)> + '_ {
+        let start = after.map_or(Some(U256::ZERO), |id| id.checked_add(U256::from(1)));
+        start
+            .into_iter()
+            .flat_map(move |start| self.owners.range(start..).map(|(id, owner)| (*id, *owner)))
+    }
+
     /// Agent `id`, if it is registered.
     pub fn agent(&self, id: U256) -> Option<Agent> {
         let owner = *self.owners.get(&id)?;
