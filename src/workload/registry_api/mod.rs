@@ -292,6 +292,7 @@ impl Workload for RegistryApi {
                 refresh: plan.refresh,
                 alerts: AlertRules::default(),
                 search: plan.search,
+                ..ApiConfig::default()
             },
             pool: plan.pool as usize,
             queue_max: plan.queue_max.map(|q| q as usize),

@@ -1,14 +1,21 @@
-//! The agent list's owner index: `GET /api/v1/agents/?owner=0x…` answered from a map of each
-//! owner's agents, kept as blocks commit (a registration or a transfer changes one agent's
-//! entry), so a search costs the agents it returns, not the registry's size. The guide's
-//! "verify indexes exist" (its slow-query entry) is [`Search::Scan`]: without the index the
-//! search reads the registry's table front to back until its page is full, as a database
-//! without an index scans its table. Both count the rows they examine
-//! (`erc8004_search_rows_examined_total`), the figure `registry-slow-query` compares.
+//! The agent list's indexes, kept as blocks commit (a registration, a transfer or a new URI
+//! changes one agent's entries), so a filtered list does not read every agent's record again:
+//!
+//! - [`OwnerIndex`], each owner's agents: `GET /api/v1/agents/?owner=0x…` costs the agents it
+//!   returns, not the registry's size. The guide's "verify indexes exist" (its slow-query entry)
+//!   is [`Search::Scan`]: without the index the search reads the registry's table front to back
+//!   until its page is full, as a database without an index scans its table;
+//! - [`RegistrationIndex`], what each agent's registration file says that the filters read
+//!   (`active`, `supportedTrust`, the services' names), parsed once when its URI is set rather
+//!   than on every request.
+//!
+//! Searches count the rows they examine ([`SearchTally`], `erc8004_search_rows_examined_total`),
+//! the figure `registry-slow-query` compares.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use alloy_primitives::{Address, U256};
+use erc8004::registration;
 use erc8004::registries::Registries;
 
 /// How the owner filter finds its agents.
@@ -21,7 +28,7 @@ pub enum Search {
     Scan,
 }
 
-/// The owner filter's searches run (answers from the cache run none) and the rows they
+/// The filtered lists' searches run (answers from the cache run none) and the rows they
 /// examined: the guide's `pg_stat_statements`, rows per search its mean cost.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SearchTally {
@@ -71,6 +78,15 @@ impl OwnerIndex {
         }
     }
 
+    /// `owner`'s agents with ids above `after` (from the first if `None`), in id order.
+    pub fn owned(&self, owner: Address, after: Option<U256>) -> impl Iterator<Item = U256> + '_ {
+        let start = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        self.by_owner
+            .get(&owner)
+            .into_iter()
+            .flat_map(move |owned| owned.range((start, std::ops::Bound::Unbounded)).copied())
+    }
+
     /// Agents indexed.
     pub fn len(&self) -> usize {
         self.owner_of.len()
@@ -82,45 +98,65 @@ impl OwnerIndex {
     }
 }
 
-/// Up to `limit` agents of `owner` with ids above `after`, in id order, and the rows examined to
-/// find them: from `index`, or by reading the registry's table.
-pub fn owned_after(
-    search: Search,
-    index: &OwnerIndex,
-    registries: &Registries,
-    owner: Address,
-    after: Option<U256>,
-    limit: usize,
-) -> (Vec<U256>, u64) {
-    match search {
-        Search::Indexed => {
-            let Some(owned) = index.by_owner.get(&owner) else {
-                return (Vec::new(), 0);
-            };
-            let ids: Vec<U256> = match after {
-                Some(after) => owned
-                    .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
-                    .take(limit)
-                    .copied()
-                    .collect(),
-                None => owned.iter().take(limit).copied().collect(),
-            };
-            let rows = ids.len() as u64;
-            (ids, rows)
+/// What an agent's registration file says that the list's filters read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Facts {
+    /// Read from its `data:` URI.
+    Read {
+        /// `active`.
+        active: bool,
+        /// `supportedTrust`, lowercased.
+        trust: Vec<String>,
+        /// The services' names, lowercased.
+        services: Vec<String>,
+    },
+    /// Elsewhere (`https://`, `ipfs://`): the API does not fetch it, so no filter on its
+    /// contents matches the agent.
+    Remote,
+    /// No URI set, or a file that does not read (`GET /{id}/registration` says why).
+    Unread,
+}
+
+impl Facts {
+    /// The facts of the file at `uri`.
+    pub fn of(uri: &str) -> Facts {
+        match registration::from_uri(uri) {
+            Ok(Some(file)) => Facts::Read {
+                active: file.active,
+                trust: file.supported_trust.iter().map(|t| t.to_lowercase()).collect(),
+                services: file.services.iter().map(|s| s.name.to_lowercase()).collect(),
+            },
+            Ok(None) => Facts::Remote,
+            Err(_) => Facts::Unread,
         }
-        Search::Scan => {
-            let mut rows = 0;
-            let mut ids = Vec::new();
-            for (id, held_by) in registries.owners_after(after) {
-                rows += 1;
-                if held_by == owner {
-                    ids.push(id);
-                    if ids.len() == limit {
-                        break;
-                    }
-                }
-            }
-            (ids, rows)
+    }
+}
+
+/// Each agent's [`Facts`].
+#[derive(Debug, Default)]
+pub struct RegistrationIndex {
+    facts: HashMap<U256, Facts>,
+}
+
+impl RegistrationIndex {
+    /// Reads agent `id`'s file again from its URI in `registries` (registered, or its URI set).
+    pub fn update(&mut self, id: U256, registries: &Registries) {
+        match registries.uri(id) {
+            Some(uri) => self.facts.insert(id, Facts::of(uri)),
+            None => self.facts.remove(&id),
+        };
+    }
+
+    /// Made again from every agent in `registries`.
+    pub fn rebuild(&mut self, registries: &Registries) {
+        self.facts.clear();
+        for id in registries.agent_ids() {
+            self.update(id, registries);
         }
+    }
+
+    /// Agent `id`'s facts, if it is registered.
+    pub fn facts(&self, id: U256) -> Option<&Facts> {
+        self.facts.get(&id)
     }
 }

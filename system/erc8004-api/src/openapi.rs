@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 
+use crate::list::FILTER_ROWS_MAX;
 use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 use crate::service::{PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, REPUTATION_CLIENTS_MAX};
 
@@ -27,6 +28,7 @@ pub fn document() -> Value {
         })
     };
     let decimal_cursor = "^(0|[1-9][0-9]*)$";
+    let query = |name: &str, what: &str, schema: Value| json!({ "name": name, "in": "query", "required": false, "description": what, "schema": schema });
     let rate_headers = json!({
         "X-RateLimit-Limit": { "$ref": "#/components/headers/X-RateLimit-Limit" },
         "X-RateLimit-Remaining": { "$ref": "#/components/headers/X-RateLimit-Remaining" },
@@ -53,7 +55,7 @@ pub fn document() -> Value {
     // What every route under /api/v1 may answer besides its own.
     let gated = |mut responses: Value| {
         let common = json!({
-            "400": error("A parameter, the query or the body does not read; the error's code and message name it (bad_query, unknown_parameter, bad_limit, bad_cursor, bad_owner, bad_agent_id, bad_client, clients_required, too_many_clients, bad_body, bad_transaction, bad_request_body)."),
+            "400": error("A parameter, the query or the body does not read; the error's code and message name it (bad_query, unknown_parameter, bad_limit, bad_cursor, bad_owner, bad_filter, repeated_parameter, bad_agent_id, bad_client, clients_required, too_many_clients, bad_body, bad_transaction, bad_request_body)."),
             "500": error("The server failed on this request (internal_error); retry."),
             "401": {
                 "description": "The key is missing, malformed, unknown or revoked (the error's code says which).",
@@ -133,13 +135,24 @@ pub fn document() -> Value {
                 "responses": gated(json!({ "200": limited("The OpenAPI document.", json!({ "type": "object" })) }))
             }},
             "/api/v1/agents/": { "get": {
-                "summary": "Agents in id order, a page at a time (each one's identity record); with owner, only that owner's.",
+                "summary": "Agents in id order, a page at a time (each one's identity record), optionally filtered (every filter given must hold).",
+                "description": format!("A filtered page examines at most {FILTER_ROWS_MAX} agents: one that reached that bound ends there, shorter than limit, its next_cursor the last agent examined; walk on with it. Registration filters (active, trust, service) read the agent's registration file when its URI holds it (data:); an agent whose file is elsewhere (https://, ipfs://: not fetched) or does not read matches none of them. Each parameter at most once (repeated_parameter)."),
                 "security": [{ "bearer": [] }],
-                "parameters": [limit, cursor("the last id of the previous page", decimal_cursor), {
-                    "name": "owner", "in": "query", "required": false,
-                    "description": "Only the agents this address owns now (found from the owner index as blocks commit).",
-                    "schema": { "type": "string", "pattern": "^0x[0-9a-fA-F]{40}$" }
-                }],
+                "parameters": [limit, cursor("the last id of the previous page, or of the last agent examined", decimal_cursor),
+                    query("owner", "Only the agents this address owns now (from the owner index kept as blocks commit).",
+                        json!({ "type": "string", "pattern": "^0x[0-9a-fA-F]{40}$" })),
+                    query("active", "Only agents whose registration file says active is this (absent in the file: true).",
+                        json!({ "type": "boolean" })),
+                    query("trust", "Only agents whose registration file's supportedTrust names this (e.g. reputation, crypto-economic, tee-attestation; case ignored).",
+                        json!({ "type": "string", "minLength": 1 })),
+                    query("service", "Only agents whose registration file offers a service of this name (e.g. MCP, A2A, web; case ignored).",
+                        json!({ "type": "string", "minLength": 1 })),
+                    query("tag", "Only agents with feedback, not revoked, carrying this tag (tag1 or tag2).",
+                        json!({ "type": "string", "minLength": 1 })),
+                    query("min_reputation", "Only agents whose getSummary over clients counts at least one entry and averages at least this (a decimal, at most 18 decimals). Needs clients.",
+                        json!({ "type": "string", "pattern": "^-?[0-9]{1,39}(\\.[0-9]{1,18})?$" })),
+                    query("clients", &format!("Comma-separated client addresses min_reputation is over, at most {REPUTATION_CLIENTS_MAX}; only with min_reputation."),
+                        json!({ "type": "string" }))],
                 "responses": gated(json!({ "200": limited("A page.", schema("AgentPage")) }))
             }},
             "/api/v1/agents/{id}": agent_read(
@@ -178,6 +191,12 @@ pub fn document() -> Value {
                 "The mean is over every client's feedback not revoked; for a summary over clients you trust, see /reputation.",
                 json!([id]),
                 limited("The statistics.", schema("Stats")),
+            ),
+            "/api/v1/agents/{id}/registration": agent_read(
+                "The agent's registration file as the node holds it: read from a data: URI and normalized (services, never the legacy endpoints; ids as decimal strings; fields the spec does not name kept), or named where it is elsewhere (not fetched).",
+                "location: inline (registration, or problem naming what does not read), remote (fetch it from uri), none (no URI set).",
+                json!([id]),
+                limited("The registration file.", schema("Registration")),
             ),
             "/api/v1/transactions": { "post": {
                 "summary": "Hands a signed Ethereum transaction to the chain (as eth_sendRawTransaction takes it).",
@@ -248,7 +267,12 @@ pub fn document() -> Value {
                 "Log": object(&[("address", string()),
                     ("topics", json!({ "type": "array", "maxItems": 4, "items": { "type": "string", "pattern": "^0x[0-9a-f]{64}$" } })),
                     ("data", json!({ "type": "string", "pattern": "^0x([0-9a-f]{2})*$" }))]),
-                "Held": object(&[("hash", string()), ("status", string()), ("message", string())])
+                "Held": object(&[("hash", string()), ("status", string()), ("message", string())]),
+                "Registration": object(&[("agent_id", decimal()), ("uri", string()),
+                    ("location", json!({ "type": "string", "enum": ["inline", "remote", "none"] })),
+                    ("registration", json!({ "type": "object", "nullable": true,
+                        "description": "The ERC-8004 registration file: type, name, description, image, services, x402Support, active, registrations, supportedTrust, and any other field as found." })),
+                    ("problem", nullable_string())])
             }
         }
     });

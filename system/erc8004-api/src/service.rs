@@ -2,16 +2,16 @@
 //!
 //! Built so far: `GET /health` and `GET /metrics` (no key), and behind the [`Gate`]
 //! `GET /api/v1/agents/` (a page in id order: `limit` 1 to [`PAGE_LIMIT_MAX`], default
-//! [`PAGE_LIMIT_DEFAULT`], and `cursor`, the last id of the previous page; `owner`, only that
-//! address's agents, from the owner index of [`crate::index`]),
+//! [`PAGE_LIMIT_DEFAULT`], and `cursor`, the last id of the previous page; filtered by owner,
+//! registration file, feedback tag and trusted reputation: [`crate::list`]),
 //! `GET /api/v1/agents/{id}`, `/{id}/feedback` and `/{id}/validations` (pages the same way, their
 //! cursors opaque strings), `/{id}/reputation` (the summary the registry's `getSummary` gives,
-//! over `clients`, optionally one or both tags) and `/{id}/stats` (the guide's materialized
-//! views, [`crate::view::StatsView`]), and `POST /api/v1/transactions` (a signed transaction handed
+//! over `clients`, optionally one or both tags), `/{id}/stats` (the guide's materialized
+//! views, [`crate::view::StatsView`]) and `/{id}/registration` (its registration file,
+//! [`crate::registration`]), and `POST /api/v1/transactions` (a signed transaction handed
 //! to the chain, answered with its receipt once included), and `GET /api/v1/openapi.json` (the
-//! OpenAPI document of them all). The guide's other filters (active, trust, service, reputation,
-//! tag) and registration files are not built yet: such a parameter is refused with 400 naming
-//! it, never ignored.
+//! OpenAPI document of them all). A parameter a route does not serve (the list's `offset`, for
+//! one) is refused with 400 naming it, never ignored.
 //!
 //! Every read first brings the [`Follower`] to the chain's head, in the same read of the chain
 //! that answers it; answers then come from the [`ResponseCache`] while nothing they show has
@@ -141,6 +141,8 @@ pub struct ApiConfig {
     pub alerts: AlertRules,
     /// How the owner filter finds agents (without its index: the guide's slow query).
     pub search: Search,
+    /// Agents a filtered page of the list examines at most.
+    pub filter_rows_max: u64,
 }
 
 impl Default for ApiConfig {
@@ -151,6 +153,7 @@ impl Default for ApiConfig {
             refresh: Refresh::Incremental,
             alerts: AlertRules::default(),
             search: Search::Indexed,
+            filter_rows_max: crate::list::FILTER_ROWS_MAX,
         }
     }
 }
@@ -178,6 +181,7 @@ pub struct Api {
     alerts: AlertState,
     evaluated_at: Option<WallTime>,
     search: Search,
+    filter_rows_max: u64,
     /// The owner filter's searches so far.
     searched: SearchTally,
 }
@@ -196,6 +200,7 @@ enum Route {
     Validations(U256),
     Reputation(U256),
     Stats(U256),
+    Registration(U256),
     Transactions,
     OpenApi,
 }
@@ -211,6 +216,7 @@ pub const TEMPLATES: &[&str] = &[
     "/api/v1/agents/{id}/validations",
     "/api/v1/agents/{id}/reputation",
     "/api/v1/agents/{id}/stats",
+    "/api/v1/agents/{id}/registration",
     "/api/v1/transactions",
 ];
 
@@ -226,6 +232,7 @@ impl Route {
             Route::Validations(_) => "/api/v1/agents/{id}/validations",
             Route::Reputation(_) => "/api/v1/agents/{id}/reputation",
             Route::Stats(_) => "/api/v1/agents/{id}/stats",
+            Route::Registration(_) => "/api/v1/agents/{id}/registration",
             Route::Transactions => "/api/v1/transactions",
             Route::OpenApi => "/api/v1/openapi.json",
         }
@@ -310,6 +317,7 @@ impl Api {
             alerts: AlertState::new(config.alerts),
             evaluated_at: None,
             search: config.search,
+            filter_rows_max: config.filter_rows_max,
             searched: SearchTally::default(),
         }
     }
@@ -468,6 +476,7 @@ impl Api {
             metrics,
             alerts,
             search,
+            filter_rows_max,
             searched,
             ..
         } = self;
@@ -511,7 +520,7 @@ impl Api {
                         }
                     }
                     let registries = chain.registries();
-                    let search = (*search, &mut *searched);
+                    let search = (*search, *filter_rows_max, &mut *searched);
                     let (answer, depends) = read(route, &params, &registries, view, follower, search);
                     if answer.status == 200 {
                         if let Some(depends) = depends {
@@ -608,7 +617,7 @@ fn read(
     registries: &Registries,
     view: &mut StatsView,
     follower: &Follower,
-    (search, searched): (Search, &mut SearchTally),
+    (search, rows_max, searched): (Search, u64, &mut SearchTally),
 ) -> (HttpResponse, Option<Depends>) {
     let about = |id: U256| {
         Some(Depends {
@@ -621,55 +630,11 @@ fn read(
             unreachable!("answered before the cache")
         }
         Route::Agents => {
-            let (owner, params): (Vec<_>, Vec<_>) = params.iter().cloned().partition(|(name, _)| name == "owner");
-            let (limit, cursor) = match page_params(&params, decimal_id) {
-                Ok(page) => page,
+            let query = match crate::list::parse(params) {
+                Ok(query) => query,
                 Err(answer) => return (answer, None),
             };
-            match owner.as_slice() {
-                [] => {}
-                [(_, text)] => {
-                    let Some(owner) = text.parse::<Address>().ok().filter(|_| is_address(text)) else {
-                        return (
-                            error(
-                                400,
-                                "bad_owner",
-                                &format!("owner {text:?}: give an address, 0x and 40 hex digits"),
-                            ),
-                            None,
-                        );
-                    };
-                    let (ids, rows) =
-                        crate::index::owned_after(search, view.owners(), registries, owner, cursor, limit + 1);
-                    searched.searches += 1;
-                    searched.rows_examined += rows;
-                    let (ids, more) = paged(ids, limit);
-                    let agents: Vec<Agent> = ids.iter().filter_map(|id| registries.agent(*id)).collect();
-                    let next = more.then(|| agents.last().map(|a| a.id.to_string())).flatten();
-                    let depends = Depends {
-                        identities: ids,
-                        owners: true,
-                        ..Depends::default()
-                    };
-                    let answer = ok(json!({
-                        "agents": agents.iter().map(identity_json).collect::<Vec<_>>(),
-                        "next_cursor": next,
-                    }));
-                    return (answer, Some(depends));
-                }
-                _ => return (error(400, "bad_owner", "owner given twice: give one"), None),
-            }
-            let (agents, more) = paged(registries.agents_after(cursor, limit + 1), limit);
-            let next = more.then(|| agents.last().map(|a| a.id.to_string())).flatten();
-            let depends = Depends {
-                identities: agents.iter().map(|a| a.id).collect(),
-                list_end: !more,
-                ..Depends::default()
-            };
-            let answer = ok(json!({
-                "agents": agents.iter().map(identity_json).collect::<Vec<_>>(),
-                "next_cursor": next,
-            }));
+            let (answer, depends) = crate::list::answer(&query, (search, rows_max), view, registries, searched);
             (answer, Some(depends))
         }
         Route::Reputation(id) => {
@@ -701,6 +666,19 @@ fn read(
                 Some(agent) => (ok(agent_json(&agent)), about(id)),
                 None => (not_an_agent(id), None),
             }
+        }
+        Route::Registration(id) => {
+            if let Some(refused) = no_parameters(params) {
+                return (refused, None);
+            }
+            let Some(uri) = registries.uri(id) else {
+                return (not_an_agent(id), None);
+            };
+            let depends = Depends {
+                identities: vec![id],
+                ..Depends::default()
+            };
+            (ok(crate::registration::answer(id, uri)), Some(depends))
         }
         Route::Stats(id) => {
             if let Some(refused) = no_parameters(params) {
@@ -779,7 +757,7 @@ impl<S: ChainSource + Send> HttpService for ApiService<S> {
 
 /// A decimal number as ids are written: digits only, no leading zero, no sign, no separators
 /// (the number parser alone would take "" as 0, hex and underscores).
-fn decimal_id(text: &str) -> Option<U256> {
+pub(crate) fn decimal_id(text: &str) -> Option<U256> {
     let canonical =
         !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && (text == "0" || !text.starts_with('0'));
     canonical.then(|| text.parse::<U256>().ok()).flatten()
@@ -824,6 +802,7 @@ fn route_of(path: &str) -> Result<Route, HttpResponse> {
         [agent, "validations"] => Ok(Route::Validations(id(agent)?)),
         [agent, "reputation"] => Ok(Route::Reputation(id(agent)?)),
         [agent, "stats"] => Ok(Route::Stats(id(agent)?)),
+        [agent, "registration"] => Ok(Route::Registration(id(agent)?)),
         _ => Err(not_found()),
     }
 }
@@ -1003,7 +982,7 @@ fn page_params<C>(
                 return Err(error(
                     400,
                     "unknown_parameter",
-                    &format!("parameter {other:?} is not served (yet): this route takes limit and cursor (and owner on the agent list)"),
+                    &format!("parameter {other:?} is not served (yet): this route takes limit and cursor"),
                 ))
             }
         }
@@ -1011,14 +990,14 @@ fn page_params<C>(
     Ok((limit, cursor))
 }
 
-fn ok(body: Value) -> HttpResponse {
+pub(crate) fn ok(body: Value) -> HttpResponse {
     HttpResponse::new(200, JSON, format!("{body}\n"))
 }
 
 /// An agent as a page of the list shows it: its identity record only (its feedback and
 /// validations are at `/agents/{id}`), so that feedback to it leaves the pages it is on as
 /// they were.
-fn identity_json(agent: &Agent) -> Value {
+pub(crate) fn identity_json(agent: &Agent) -> Value {
     json!({
         "id": agent.id.to_string(),
         "owner": agent.owner.to_checksum(None),
@@ -1083,7 +1062,7 @@ fn stats_json(id: U256, stats: &AgentStats) -> Value {
 
 /// Whether `text` is written as an address: `0x` and 40 hex digits (the parser alone takes
 /// other forms).
-fn is_address(text: &str) -> bool {
+pub(crate) fn is_address(text: &str) -> bool {
     text.len() == 42 && text.starts_with("0x") && text[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 

@@ -29,7 +29,7 @@ use erc8004::abi::{
 use erc8004::chain::Chain;
 use erc8004::registries::Registries;
 
-use crate::index::OwnerIndex;
+use crate::index::{OwnerIndex, RegistrationIndex};
 use erc8004::reputation::{Summary, Tally};
 use runtime::WallTime;
 
@@ -144,9 +144,12 @@ pub struct Depends {
     pub list_end: bool,
     /// Whether it shows the statistics view.
     pub stats: bool,
-    /// Whether it shows which agents an owner holds (a registration or transfer of any agent
-    /// may change it).
-    pub owners: bool,
+    /// Whether a registration, transfer or identity change of any agent may change it (which
+    /// agents an owner holds, which match a registration filter).
+    pub any_identity: bool,
+    /// Whether feedback to any agent may change it (which agents match a tag or reputation
+    /// filter).
+    pub any_feedback: bool,
 }
 
 /// The committed blocks read so far, and when each agent last changed.
@@ -169,8 +172,10 @@ pub struct Follower {
     everything: u64,
     /// The last time the statistics view was recomputed.
     stats: u64,
-    /// The last registration or identity change of any agent (an owner's agents may differ).
-    owners: u64,
+    /// The last registration or identity change of any agent.
+    any_identity: u64,
+    /// The last feedback given or revoked, to any agent.
+    any_feedback: u64,
     /// Whether the follower has read the chain at all.
     started: bool,
     /// Whether a catch-up began and did not finish.
@@ -202,7 +207,8 @@ impl Follower {
         self.everything > made
             || (depends.list_end && self.list_end > made)
             || (depends.stats && self.stats > made)
-            || (depends.owners && self.owners > made)
+            || (depends.any_identity && self.any_identity > made)
+            || (depends.any_feedback && self.any_feedback > made)
             || depends
                 .agents
                 .iter()
@@ -274,17 +280,20 @@ impl Follower {
             }
             Change::Registered(agent) => {
                 self.list_end = generation;
-                self.owners = generation;
+                self.any_identity = generation;
                 self.identity_changed.insert(*agent, generation);
                 agent
             }
             Change::Identity(agent) => {
-                self.owners = generation;
+                self.any_identity = generation;
                 self.identity_changed.insert(*agent, generation);
                 agent
             }
-            Change::Touched(agent) | Change::Requested(agent) => agent,
-            Change::Feedback { agent, .. } | Change::Revoked { agent, .. } | Change::Responded { agent, .. } => agent,
+            Change::Touched(agent) | Change::Requested(agent) | Change::Responded { agent, .. } => agent,
+            Change::Feedback { agent, .. } | Change::Revoked { agent, .. } => {
+                self.any_feedback = generation;
+                agent
+            }
         };
         self.changed.insert(*agent, generation);
     }
@@ -362,6 +371,8 @@ pub struct StatsView {
     rebuilds: u64,
     /// Each owner's agents, kept event by event whatever `refresh` says.
     owners: OwnerIndex,
+    /// Each agent's registration facts, kept the same way.
+    registrations: RegistrationIndex,
 }
 
 impl StatsView {
@@ -380,12 +391,18 @@ impl StatsView {
             stale_reads: 0,
             rebuilds: 0,
             owners: OwnerIndex::default(),
+            registrations: RegistrationIndex::default(),
         }
     }
 
     /// Each owner's agents.
     pub fn owners(&self) -> &OwnerIndex {
         &self.owners
+    }
+
+    /// Each agent's registration facts.
+    pub fn registrations(&self) -> &RegistrationIndex {
+        &self.registrations
     }
 
     /// Agent `id`'s statistics, and whether they are stale (the agent changed since the view
@@ -432,10 +449,16 @@ impl StatsView {
     }
 
     fn apply(&mut self, change: &Change, registries: &Registries) {
-        // The owner index is not the guide's materialized view: it follows every block.
+        // The list's indexes are not the guide's materialized views: they follow every block.
         match *change {
-            Change::Registered(agent) | Change::Identity(agent) => self.owners.update(agent, registries),
-            Change::Unreadable => self.owners.rebuild(registries),
+            Change::Registered(agent) | Change::Identity(agent) => {
+                self.owners.update(agent, registries);
+                self.registrations.update(agent, registries);
+            }
+            Change::Unreadable => {
+                self.owners.rebuild(registries);
+                self.registrations.rebuild(registries);
+            }
             _ => {}
         }
         if self.refresh != Refresh::Incremental {
@@ -521,6 +544,7 @@ impl StatsView {
     fn recompute(&mut self, registries: &Registries) {
         self.rebuilds += 1;
         self.owners.rebuild(registries);
+        self.registrations.rebuild(registries);
         self.agents.clear();
         self.responses.clear();
         for id in registries.agent_ids() {

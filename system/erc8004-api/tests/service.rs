@@ -251,9 +251,9 @@ fn every_error_is_json_naming_the_problem() {
         (400, "bad_owner".into())
     );
     assert_eq!(
-        code(&mut api, "GET", "/api/v1/agents/?tag=speed", key),
+        code(&mut api, "GET", "/api/v1/agents/?sort=name", key),
         (400, "unknown_parameter".into()),
-        "a filter not built is refused, not ignored"
+        "a parameter not served is refused, not ignored"
     );
     assert_eq!(
         code(&mut api, "GET", "/api/v1/agents/2?x=1", key),
@@ -1083,4 +1083,228 @@ fn the_openapi_document_is_served_to_a_key() {
         (answer.status, body["error"]["code"].as_str()),
         (400, Some("unknown_parameter"))
     );
+}
+
+/// Agents 5 to 8 beside the five of [`chain`]: 5 and 6 with registration files in their URIs
+/// (6's in the legacy `endpoints` form, inactive), 7 with one that does not read, 8 with no URI;
+/// feedback: wallet 1 gives 5 90.00 tagged "speed", wallet 3 gives 6 50.00 tagged "uptime".
+fn chain_with_files() -> Shared {
+    let chain = chain();
+    let five = r#"data:application/json,{"type":"https://eips.ethereum.org/EIPS/eip-8004#registration-v1","name":"five","services":[{"name":"MCP","endpoint":"https://mcp.five.example/","version":"2025-06-18"}],"supportedTrust":["reputation"],"active":true,"x-team":"blue"}"#;
+    let six = r#"data:application/json,{"name":"six","endpoints":[{"name":"A2A","endpoint":"https://six.example/agent-card.json"}],"supportedTrust":["crypto-economic"],"active":false}"#;
+    for (owner, uri) in [(5, five), (6, six), (6, r#"data:application/json,{"name": 5}"#)] {
+        let register = I::register_1Call { agentURI: uri.into() };
+        send(&chain, &wallet(owner), IDENTITY_REGISTRY, register);
+    }
+    send(&chain, &wallet(6), IDENTITY_REGISTRY, I::register_0Call {});
+    send(&chain, &wallet(1), REPUTATION_REGISTRY, feedback(5, 9000, "speed"));
+    send(&chain, &wallet(3), REPUTATION_REGISTRY, feedback(6, 5000, "uptime"));
+    chain
+}
+
+/// The ids of a page, and its next cursor.
+fn ids_of(page: &Value) -> (Vec<String>, Option<String>) {
+    let ids = page["agents"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a page: {page}"))
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
+    (ids, page["next_cursor"].as_str().map(str::to_string))
+}
+
+#[test]
+fn the_agent_list_filters_by_registration_file_tag_and_trusted_reputation_and_every_filter_must_hold() {
+    let chain = chain_with_files();
+    let (mut api, key) = api_with(&chain, ApiConfig::default());
+    let key = Some(key.as_str());
+    let w1 = wallet(1).address().to_checksum(None);
+    let w3 = wallet(3).address().to_checksum(None);
+    let w6 = wallet(6).address().to_checksum(None);
+    let mut list = |query: &str| {
+        let (answer, page) = call(&mut api, "GET", &format!("/api/v1/agents/?{query}"), key);
+        assert_eq!(answer.status, 200, "{query}: {page}");
+        ids_of(&page).0
+    };
+    // The ipfs:// files are not fetched, 7's does not read, 8 has none: only 5 and 6 can match.
+    assert_eq!(list("active=true"), ["5"]);
+    assert_eq!(list("active=false"), ["6"]);
+    assert_eq!(list("trust=Reputation"), ["5"]);
+    assert_eq!(list("service=a2a"), ["6"], "the legacy endpoints are services");
+    assert_eq!(list("service=MCP&trust=reputation&active=true"), ["5"]);
+    assert_eq!(list("service=MCP&active=false"), Vec::<String>::new());
+    assert_eq!(list("tag=speed"), ["2", "5"]);
+    assert_eq!(list("tag=speed&active=true"), ["5"]);
+    assert_eq!(list(&format!("owner={w6}&active=false")), ["6"]);
+    // Over the clients the reader trusts: wallet 1 gave 2 -2.50 and 5 90.00; wallet 3 gave 2
+    // -2.50 and 6 50.00.
+    assert_eq!(list(&format!("min_reputation=80&clients={w1}")), ["5"]);
+    assert_eq!(list(&format!("min_reputation=-2.5&clients={w1}")), ["2", "5"]);
+    assert_eq!(list(&format!("min_reputation=-2.51&clients={w3}")), ["2", "6"]);
+    assert_eq!(
+        list(&format!("min_reputation=50.000000000000000001&clients={w3}")),
+        Vec::<String>::new()
+    );
+    assert_eq!(list(&format!("min_reputation=0&clients={w1},{w3}")), ["5", "6"]);
+}
+
+#[test]
+fn a_filtered_list_pages_by_cursor_and_never_outlives_a_change_to_what_it_filters_on() {
+    let chain = chain_with_files();
+    let (mut api, key) = api_with(&chain, ApiConfig::default());
+    let key = Some(key.as_str());
+    let (_, page) = call(&mut api, "GET", "/api/v1/agents/?tag=speed&limit=1", key);
+    assert_eq!(ids_of(&page), (vec!["2".into()], Some("2".into())));
+    let (_, page) = call(&mut api, "GET", "/api/v1/agents/?tag=speed&limit=1&cursor=2", key);
+    assert_eq!(ids_of(&page), (vec!["5".into()], None));
+
+    // Both answers are cached; new feedback tagged speed, and a new URI, change them.
+    call(&mut api, "GET", "/api/v1/agents/?tag=speed", key);
+    call(&mut api, "GET", "/api/v1/agents/?active=true", key);
+    let hits = api.cache().counters().hits;
+    assert_eq!(
+        ids_of(&call(&mut api, "GET", "/api/v1/agents/?tag=speed", key).1).0,
+        ["2", "5"]
+    );
+    assert_eq!(
+        api.cache().counters().hits,
+        hits + 1,
+        "served from the cache while nothing changed"
+    );
+    send(&chain, &wallet(4), REPUTATION_REGISTRY, feedback(6, 100, "speed"));
+    assert_eq!(
+        ids_of(&call(&mut api, "GET", "/api/v1/agents/?tag=speed", key).1).0,
+        ["2", "5", "6"]
+    );
+    let retired = I::setAgentURICall {
+        agentId: U256::from(5),
+        newURI: r#"data:application/json,{"name":"five","active":false}"#.into(),
+    };
+    send(&chain, &wallet(5), IDENTITY_REGISTRY, retired);
+    assert_eq!(
+        ids_of(&call(&mut api, "GET", "/api/v1/agents/?active=true", key).1).0,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids_of(&call(&mut api, "GET", "/api/v1/agents/?active=false", key).1).0,
+        ["5", "6"]
+    );
+}
+
+#[test]
+fn a_filtered_page_examines_at_most_its_bound_and_its_cursor_walks_on_from_the_last_agent_examined() {
+    let chain = chain_with_files();
+    let config = ApiConfig {
+        filter_rows_max: 3,
+        ..ApiConfig::default()
+    };
+    let (mut api, key) = api_with(&chain, config);
+    let key = Some(key.as_str());
+    // Agents 0-8, three examined a request: [0 1 2] [3 4 5] [6 7 8], the last one to the end
+    // of the list (no cursor).
+    let mut walked = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let target = format!("/api/v1/agents/?tag=speed&limit=10{cursor}");
+        let (answer, page) = call(&mut api, "GET", &target, key);
+        assert_eq!(answer.status, 200, "{page}");
+        let (ids, next) = ids_of(&page);
+        walked.push(ids);
+        match next {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(walked, [vec!["2"], vec!["5"], vec![]]);
+    let searched = api.searched();
+    assert_eq!((searched.searches, searched.rows_examined), (3, 9));
+}
+
+#[test]
+fn an_agents_registration_file_is_answered_normalized_named_where_it_is_elsewhere_and_its_faults_named() {
+    let (mut api, key) = api_with(&chain_with_files(), ApiConfig::default());
+    let key = Some(key.as_str());
+    let mut read = |id: u64| {
+        let (answer, body) = call(&mut api, "GET", &format!("/api/v1/agents/{id}/registration"), key);
+        assert_eq!(answer.status, 200, "{body}");
+        body
+    };
+    let five = read(5);
+    assert_eq!(five["location"], "inline");
+    assert_eq!(five["registration"]["name"], "five");
+    assert_eq!(five["registration"]["services"][0]["name"], "MCP");
+    assert_eq!(five["registration"]["services"][0]["version"], "2025-06-18");
+    assert_eq!(five["registration"]["supportedTrust"][0], "reputation");
+    assert_eq!(
+        five["registration"]["x-team"], "blue",
+        "fields the spec does not name are kept"
+    );
+    assert_eq!(five["problem"], Value::Null);
+    let six = read(6);
+    assert_eq!(
+        six["registration"]["services"][0]["name"], "A2A",
+        "endpoints answered as services"
+    );
+    assert_eq!(six["registration"]["endpoints"], Value::Null);
+    assert_eq!(six["registration"]["active"], false);
+    let seven = read(7);
+    assert_eq!(
+        (seven["location"].as_str(), &seven["registration"]),
+        (Some("inline"), &Value::Null)
+    );
+    assert!(seven["problem"].as_str().unwrap().contains("name"), "{seven}");
+    let zero = read(0);
+    assert_eq!(
+        (zero["location"].as_str(), zero["uri"].as_str()),
+        (Some("remote"), Some("ipfs://agent-0"))
+    );
+    assert_eq!(read(8)["location"], "none");
+    let (answer, body) = call(&mut api, "GET", "/api/v1/agents/99/registration", key);
+    assert_eq!(
+        (answer.status, body["error"]["code"].as_str()),
+        (404, Some("agent_not_found"))
+    );
+}
+
+#[test]
+fn bad_list_filters_are_refused_naming_the_parameter() {
+    let (mut api, key) = api();
+    let key = Some(key.as_str());
+    let client = wallet(1).address().to_checksum(None);
+    for (query, code, names) in [
+        ("active=yes", "bad_filter", "active"),
+        ("trust=", "bad_filter", "trust"),
+        ("service=%20", "bad_filter", "service"),
+        ("tag=", "bad_filter", "tag"),
+        ("tag=a&tag=b", "repeated_parameter", "tag"),
+        ("limit=5&limit=6", "repeated_parameter", "limit"),
+        ("min_reputation=80", "clients_required", "clients"),
+        (&format!("clients={client}"), "bad_filter", "min_reputation"),
+        (
+            &format!("min_reputation=1.0000000000000000001&clients={client}"),
+            "bad_filter",
+            "min_reputation",
+        ),
+        (
+            &format!("min_reputation=1.&clients={client}"),
+            "bad_filter",
+            "min_reputation",
+        ),
+        (
+            &format!("min_reputation=eighty&clients={client}"),
+            "bad_filter",
+            "min_reputation",
+        ),
+        ("min_reputation=1&clients=0x12", "bad_client", "0x12"),
+        ("offset=20", "unknown_parameter", "offset"),
+    ] {
+        let (answer, body) = call(&mut api, "GET", &format!("/api/v1/agents/?{query}"), key);
+        assert_eq!(
+            (answer.status, body["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{query}: {body}"
+        );
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(names), "{query}: {message}");
+    }
 }

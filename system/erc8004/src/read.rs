@@ -74,6 +74,13 @@ impl Registries {
         self.owners.iter().map(|(id, _)| *id)
     }
 
+    /// Agent `id`'s registration file URI (empty if none was set), if it is registered.
+    pub fn uri(&self, id: U256) -> Option<&str> {
+        self.owners
+            .get(&id)
+            .map(|_| self.uris.get(&id).map_or("", String::as_str))
+    }
+
     /// Agent `id`'s owner, if it is registered.
     pub fn owner(&self, id: U256) -> Option<Address> {
         self.owners.get(&id).copied()
