@@ -16,6 +16,7 @@
 pub mod alerts;
 pub mod cache;
 pub mod gate;
+pub mod health;
 pub mod index;
 pub mod keys;
 pub mod list;

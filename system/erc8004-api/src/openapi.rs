@@ -55,7 +55,7 @@ pub fn document() -> Value {
     // What every route under /api/v1 may answer besides its own.
     let gated = |mut responses: Value| {
         let common = json!({
-            "400": error("A parameter, the query or the body does not read; the error's code and message name it (bad_query, unknown_parameter, bad_limit, bad_cursor, bad_owner, bad_filter, repeated_parameter, bad_agent_id, bad_client, clients_required, too_many_clients, bad_body, bad_transaction, bad_request_body)."),
+            "400": error("A parameter, the query or the body does not read; the error's code and message name it (bad_query, unknown_parameter, bad_limit, bad_cursor, bad_owner, bad_filter, repeated_parameter, bad_agent_id, bad_transaction_hash, bad_client, clients_required, too_many_clients, bad_body, bad_transaction, bad_request_body)."),
             "500": error("The server failed on this request (internal_error); retry."),
             "401": {
                 "description": "The key is missing, malformed, unknown or revoked (the error's code says which).",
@@ -198,13 +198,24 @@ pub fn document() -> Value {
                 json!([id]),
                 limited("The registration file.", schema("Registration")),
             ),
+            "/api/v1/transactions/{hash}": { "get": {
+                "summary": "A transaction's receipt, once the chain included it.",
+                "security": [{ "bearer": [] }],
+                "parameters": [{ "name": "hash", "in": "path", "required": true,
+                    "description": "The transaction's hash, as POST /api/v1/transactions answered it.",
+                    "schema": { "type": "string", "pattern": "^0x[0-9a-fA-F]{64}$" } }],
+                "responses": gated(json!({
+                    "200": limited("Included: its receipt.", schema("Receipt")),
+                    "404": error("Not included (yet): transaction_not_found.")
+                }))
+            }},
             "/api/v1/transactions": { "post": {
                 "summary": "Hands a signed Ethereum transaction to the chain (as eth_sendRawTransaction takes it).",
                 "security": [{ "bearer": [] }],
                 "requestBody": { "required": true, "content": { "application/json": { "schema": schema("TransactionRequest") } } },
                 "responses": gated(json!({
                     "200": limited("Included: its receipt (success false and the revert reason if the registry reverted it).", schema("Receipt")),
-                    "202": limited("Taken and held until the sender's earlier nonces are included.", schema("Held")),
+                    "202": limited("Taken, not yet included: held for an earlier nonce of its sender, or (on a cluster node) waiting for consensus to commit it; GET /api/v1/transactions/{hash} answers its receipt once it is.", schema("Held")),
                     "408": open_error("The body did not arrive in time (request_timeout): nothing was done."),
                     "409": error("Its nonce was used, is too far ahead, or another transaction holds it (nonce_too_low, nonce_too_high, nonce_held)."),
                     "413": open_error("The body is larger than the server reads (body_too_large): nothing was done."),
@@ -228,10 +239,17 @@ pub fn document() -> Value {
                 "Error": object(&[("error", json!({ "type": "object", "required": ["code", "message"], "properties": {
                     "code": { "type": "string" }, "message": { "type": "string" } } }))]),
                 "Health": json!({ "type": "object", "required": ["status", "alerts", "components"], "properties": {
-                    "status": { "type": "string", "enum": ["ok", "alerting"],
-                        "description": "alerting: one of the guide's alerts fires (the API serves either way)" },
+                    "status": { "type": "string", "enum": ["ok", "alerting", "degraded"],
+                        "description": "alerting: one of the guide's alerts fires (the API serves either way); degraded: on a cluster node, its partition cannot commit or its replica halted (reads serve, writes wait)" },
                     "alerts": { "type": "array", "items": { "$ref": "#/components/schemas/Alert" } },
-                    "components": { "type": "object" } } }),
+                    "components": { "type": "object", "description": "registries, stats_view, cache; on a cluster node consensus (Consensus)",
+                        "properties": { "consensus": schema("Consensus") } } } }),
+                "Consensus": object(&[("status", string()), ("validator", integer()), ("validators", integer()), ("epoch", integer()),
+                    ("view", integer()), ("role", json!({ "type": "string", "enum": ["leader", "follower"] })),
+                    ("committed_height", integer()),
+                    ("last_commit_age_seconds", json!({ "type": "number", "format": "double", "nullable": true })),
+                    ("partition_can_commit", json!({ "type": "boolean",
+                        "description": "a block committed within the longest view timeout, and the replica has not halted" }))]),
                 "Alert": object(&[
                     ("alert", json!({ "type": "string", "enum": ["HighErrorRate", "SlowResponses", "LowCacheHitRate"] })),
                     ("value", json!({ "type": "number", "format": "double", "description": "the rate, or seconds for SlowResponses" })),

@@ -39,6 +39,7 @@ use serde_json::{json, Value};
 use crate::alerts::{AlertRules, AlertState, Firing, Tallies};
 use crate::cache::{CacheConfig, ResponseCache};
 use crate::gate::{error, Gate, JSON};
+use crate::health::ConsensusHealth;
 use crate::index::{Search, SearchTally};
 use crate::metrics::{ApiMetrics, Scrape, Stopwatch, CONTENT_TYPE};
 use crate::view::{AgentStats, Depends, Follower, Refresh, StatsView};
@@ -68,6 +69,12 @@ pub trait ChainSource {
         Err(SendError::NotTaken(
             "this API only reads: its node takes no transactions here".into(),
         ))
+    }
+
+    /// The consensus replica's health, on a cluster node (`None`: no replica, as on the
+    /// development chain, which commits each transaction as it takes it).
+    fn consensus(&self) -> Option<ConsensusHealth> {
+        None
     }
 }
 
@@ -114,6 +121,10 @@ impl<S: ChainSource> ChainSource for Watched<S> {
     fn submit(&mut self, raw: &[u8], now: WallTime) -> Result<B256, SendError> {
         self.source.submit(raw, now)
     }
+
+    fn consensus(&self) -> Option<ConsensusHealth> {
+        self.source.consensus()
+    }
 }
 
 /// A chain shared with its writer (the JSON-RPC endpoint, a test): read under its lock, which a
@@ -127,6 +138,11 @@ impl<C: ChainSource> ChainSource for Arc<Mutex<C>> {
     fn submit(&mut self, raw: &[u8], now: WallTime) -> Result<B256, SendError> {
         let mut source = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         source.submit(raw, now)
+    }
+
+    fn consensus(&self) -> Option<ConsensusHealth> {
+        let source = self.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        source.consensus()
     }
 }
 
@@ -202,6 +218,7 @@ enum Route {
     Stats(U256),
     Registration(U256),
     Transactions,
+    Transaction(B256),
     OpenApi,
 }
 
@@ -218,6 +235,7 @@ pub const TEMPLATES: &[&str] = &[
     "/api/v1/agents/{id}/stats",
     "/api/v1/agents/{id}/registration",
     "/api/v1/transactions",
+    "/api/v1/transactions/{hash}",
 ];
 
 impl Route {
@@ -234,6 +252,7 @@ impl Route {
             Route::Stats(_) => "/api/v1/agents/{id}/stats",
             Route::Registration(_) => "/api/v1/agents/{id}/registration",
             Route::Transactions => "/api/v1/transactions",
+            Route::Transaction(_) => "/api/v1/transactions/{hash}",
             Route::OpenApi => "/api/v1/openapi.json",
         }
     }
@@ -433,19 +452,8 @@ impl Api {
             Ok(hash) => hash,
             Err(refused) => return refused_transaction(&refused),
         };
-        source.with_chain(|chain| match chain.receipt(&hash) {
-            Some(receipt) => ok(json!({
-                "hash": hash.to_string(),
-                "status": "included",
-                "block_number": receipt.block_number,
-                "success": receipt.status,
-                "revert_reason": receipt.revert.as_ref().map(|(_, reason)| reason.clone()),
-                "logs": receipt.logs.iter().map(|log| json!({
-                    "address": log.address.to_checksum(None),
-                    "topics": log.topics().iter().map(|t| t.to_string()).collect::<Vec<_>>(),
-                    "data": log.data.data.to_string(),
-                })).collect::<Vec<_>>(),
-            })),
+        source.with_chain(|chain| match receipt_json(chain, hash) {
+            Some(receipt) => ok(receipt),
             None => HttpResponse::new(
                 202,
                 JSON,
@@ -453,8 +461,11 @@ impl Api {
                     "{}\n",
                     json!({
                         "hash": hash.to_string(),
-                        "status": "held",
-                        "message": "taken, and held until its sender's earlier nonces are included",
+                        "status": "taken",
+                        "message": format!(
+                            "taken, not yet included (held for an earlier nonce of its sender, or waiting for consensus \
+                             to commit it): GET /api/v1/transactions/{hash} answers its receipt once it is"
+                        ),
                     })
                 ),
             ),
@@ -481,7 +492,7 @@ impl Api {
             ..
         } = self;
         let key = format!("{}?{}", request.path, request.query);
-        let cacheable = !matches!(route, Route::Health | Route::Metrics);
+        let cacheable = !matches!(route, Route::Health | Route::Metrics | Route::Transaction(_));
         let looked = cacheable && source.committed_head() == Some(follower.head());
         if looked {
             // Nothing committed since the follower last read the chain: a cached answer is
@@ -495,10 +506,30 @@ impl Api {
             Ok(p) => p,
             Err(e) => return error(400, "bad_query", &e),
         };
+        let consensus = if matches!(route, Route::Health) {
+            source.consensus()
+        } else {
+            None
+        };
         source.with_chain(|chain| {
             follower.catch_up(chain, view, now);
             match route {
-                Route::Health => health(chain, view, cache, alerts.firing(), now),
+                Route::Transaction(hash) => match params.first() {
+                    Some((name, _)) => error(
+                        400,
+                        "unknown_parameter",
+                        &format!("this route takes no parameter {name:?}"),
+                    ),
+                    None => match receipt_json(chain, hash) {
+                        Some(receipt) => ok(receipt),
+                        None => error(
+                            404,
+                            "transaction_not_found",
+                            &format!("no transaction {hash} is included (yet): one taken is included once committed"),
+                        ),
+                    },
+                },
+                Route::Health => crate::health::answer(chain, view, cache, alerts.firing(), consensus, now),
                 Route::Metrics => {
                     let scrape = Scrape {
                         cache,
@@ -581,32 +612,20 @@ impl Api {
     }
 }
 
-/// `/health`: each component and whether it serves.
-fn health(chain: &Chain, view: &StatsView, cache: &ResponseCache, alerts: &[Firing], now: WallTime) -> HttpResponse {
-    let failing = cache.is_failing();
-    let firing: Vec<Value> = alerts
-        .iter()
-        .map(|f| {
-            json!({
-                "alert": f.alert.name(),
-                "value": f.value,
-                "threshold": f.threshold,
-                "since_unix_s": f.since.as_unix_nanos().div_euclid(1_000_000_000),
-            })
-        })
-        .collect();
-    ok(json!({
-        // Serving either way; "alerting" says one of the guide's alerts fires.
-        "status": if firing.is_empty() { "ok" } else { "alerting" },
-        "alerts": firing,
-        "components": {
-            "registries": { "status": "ok", "head": chain.head() },
-            "stats_view": { "status": "ok", "head": view.head(), "age_seconds": view.age(now).as_secs_f64() },
-            "cache": {
-                "status": if failing { "failing: reads go to the registries" } else { "ok" },
-                "entries": cache.len(),
-            },
-        }
+/// The receipt of transaction `hash` as the API answers it, if the chain included it.
+fn receipt_json(chain: &Chain, hash: B256) -> Option<Value> {
+    let receipt = chain.receipt(&hash)?;
+    Some(json!({
+        "hash": hash.to_string(),
+        "status": "included",
+        "block_number": receipt.block_number,
+        "success": receipt.status,
+        "revert_reason": receipt.revert.as_ref().map(|(_, reason)| reason.clone()),
+        "logs": receipt.logs.iter().map(|log| json!({
+            "address": log.address.to_checksum(None),
+            "topics": log.topics().iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+            "data": log.data.data.to_string(),
+        })).collect::<Vec<_>>(),
     }))
 }
 
@@ -626,7 +645,7 @@ fn read(
         })
     };
     match route {
-        Route::Health | Route::Metrics | Route::Transactions | Route::OpenApi => {
+        Route::Health | Route::Metrics | Route::Transactions | Route::Transaction(_) | Route::OpenApi => {
             unreachable!("answered before the cache")
         }
         Route::Agents => {
@@ -775,6 +794,17 @@ fn route_of(path: &str) -> Result<Route, HttpResponse> {
         "/api/v1/transactions" => return Ok(Route::Transactions),
         "/api/v1/openapi.json" => return Ok(Route::OpenApi),
         _ => {}
+    }
+    if let Some(hash) = path.strip_prefix("/api/v1/transactions/").filter(|h| !h.is_empty()) {
+        let written = hash.len() == 66 && hash.starts_with("0x") && hash[2..].bytes().all(|b| b.is_ascii_hexdigit());
+        return match hash.parse::<B256>().ok().filter(|_| written) {
+            Some(hash) => Ok(Route::Transaction(hash)),
+            None => Err(error(
+                400,
+                "bad_transaction_hash",
+                &format!("{hash:?} is not a transaction hash: give 0x and 64 hex digits, as POST answered it"),
+            )),
+        };
     }
     let rest = path
         .strip_prefix("/api/v1/agents")
@@ -1079,7 +1109,9 @@ mod tests {
     fn every_route_is_in_the_openapi_document_and_every_documented_path_is_served() {
         let document = crate::openapi::document();
         for template in TEMPLATES {
-            let path = template.replace("{id}", "2");
+            let path = template
+                .replace("{id}", "2")
+                .replace("{hash}", &format!("0x{}", "ab".repeat(32)));
             let route = route_of(&path).unwrap_or_else(|_| panic!("{path} is not served"));
             assert_eq!(route.template(), *template);
             let documented: BTreeSet<String> = document["paths"][template]

@@ -858,7 +858,28 @@ fn a_transaction_posted_is_answered_once_included_and_the_next_read_shows_it() {
     // Ahead of the sender's nonce: taken and held.
     let ahead = signed(&newcomer, 3, IDENTITY_REGISTRY, I::register_0Call {});
     let (answer, held) = post(&mut api, &ahead, &key);
-    assert_eq!((answer.status, held["status"].as_str()), (202, Some("held")), "{held}");
+    assert_eq!((answer.status, held["status"].as_str()), (202, Some("taken")), "{held}");
+    let by_hash = |api: &mut ApiService<Shared>, hash: &Value| {
+        let (answer, body) = call(
+            api,
+            "GET",
+            &format!("/api/v1/transactions/{}", hash.as_str().unwrap()),
+            Some(&key),
+        );
+        (answer.status, body)
+    };
+    let (status, not_yet) = by_hash(&mut api, &held["hash"]);
+    assert_eq!(
+        (status, not_yet["error"]["code"].as_str()),
+        (404, Some("transaction_not_found")),
+        "{not_yet}"
+    );
+    let (status, included) = by_hash(&mut api, &receipt["hash"]);
+    assert_eq!(
+        (status, &included),
+        (200, &receipt),
+        "the receipt POST answered, read again by its hash"
+    );
     // Sent again (a retry): still held, the same answer; another at that nonce is refused.
     let (answer, again) = post(&mut api, &ahead, &key);
     assert_eq!((answer.status, &again["hash"]), (202, &held["hash"]), "{again}");
@@ -895,6 +916,21 @@ fn a_transaction_posted_is_answered_once_included_and_the_next_read_shows_it() {
     assert_eq!(code(&mut api, "{\"raw\": \"0x00\", \"gas\": 1}").1, "bad_body");
     let (answer, _) = call(&mut api, "GET", "/api/v1/transactions", Some(&key));
     assert_eq!((answer.status, header(&answer, "allow")), (405, Some("POST")));
+    for bad in ["0x12", "ab", &format!("0x{}", "g".repeat(64))] {
+        let (answer, body) = call(&mut api, "GET", &format!("/api/v1/transactions/{bad}"), Some(&key));
+        assert_eq!(
+            (answer.status, body["error"]["code"].as_str()),
+            (400, Some("bad_transaction_hash")),
+            "{bad}"
+        );
+    }
+    let (answer, _) = call(
+        &mut api,
+        "POST",
+        &format!("/api/v1/transactions/0x{}", "ab".repeat(32)),
+        Some(&key),
+    );
+    assert_eq!((answer.status, header(&answer, "allow")), (405, Some("GET, HEAD")));
     let (answer, _) = call(&mut api, "POST", "/api/v1/agents/1", Some(&key));
     assert_eq!((answer.status, header(&answer, "allow")), (405, Some("GET, HEAD")));
 }
@@ -1307,4 +1343,93 @@ fn bad_list_filters_are_refused_naming_the_parameter() {
         let message = body["error"]["message"].as_str().unwrap();
         assert!(message.contains(names), "{query}: {message}");
     }
+}
+
+/// A cluster node's source: the chain, and what its replica says of itself.
+struct Replicated {
+    chain: Shared,
+    health: erc8004_api::health::ConsensusHealth,
+}
+
+impl erc8004_api::service::ChainSource for Replicated {
+    fn with_chain<T>(&self, read: impl FnOnce(&erc8004::chain::Chain) -> T) -> T {
+        self.chain.with_chain(read)
+    }
+
+    fn consensus(&self) -> Option<erc8004_api::health::ConsensusHealth> {
+        Some(self.health)
+    }
+}
+
+#[test]
+fn health_on_a_cluster_node_names_its_role_and_whether_its_partition_can_commit() {
+    use erc8004_api::health::ConsensusHealth;
+    use erc8004_api::service::ChainSource;
+    let at = |s: u64| WallTime::from_unix_nanos((s * 1_000_000_000) as i64);
+    let health = ConsensusHealth {
+        validator: 2,
+        validators: 4,
+        epoch: 1,
+        view: 40,
+        leading: true,
+        committed_height: 37,
+        committed_at: Some(at(NOW - 1)),
+        halted: false,
+        silence_max: std::time::Duration::from_secs(8),
+    };
+    let read = |health: ConsensusHealth| {
+        let source = Replicated { chain: chain(), health };
+        assert!(source.consensus().is_some());
+        let mut api = ApiService::new(source, Gate::new(ApiKeys::new()));
+        let answer = api.handle(&HttpRequest::new("GET", "/health", ""), at(NOW));
+        serde_json::from_slice::<Value>(&answer.body).unwrap()
+    };
+    let live = read(health);
+    let consensus = &live["components"]["consensus"];
+    assert_eq!(live["status"], "ok", "{live}");
+    assert_eq!(
+        (
+            consensus["role"].as_str(),
+            consensus["validator"].as_u64(),
+            consensus["committed_height"].as_u64()
+        ),
+        (Some("leader"), Some(2), Some(37))
+    );
+    assert_eq!(consensus["partition_can_commit"], true);
+    assert_eq!(consensus["last_commit_age_seconds"], 1.0);
+
+    // Cut off from a quorum: no commit for longer than the longest view timeout.
+    let cut = read(ConsensusHealth {
+        leading: false,
+        committed_at: Some(at(NOW - 9)),
+        ..health
+    });
+    assert_eq!(cut["status"], "degraded", "{cut}");
+    assert_eq!(cut["components"]["consensus"]["role"], "follower");
+    assert_eq!(cut["components"]["consensus"]["partition_can_commit"], false);
+    assert!(cut["components"]["consensus"]["status"]
+        .as_str()
+        .unwrap()
+        .starts_with("stalled"));
+    // Started and not yet committed; halted.
+    assert_eq!(
+        read(ConsensusHealth {
+            committed_at: None,
+            ..health
+        })["status"],
+        "degraded"
+    );
+    let halted = read(ConsensusHealth { halted: true, ..health });
+    assert!(
+        halted["components"]["consensus"]["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("halted"),
+        "{halted}"
+    );
+    // The development chain has no replica: no consensus component.
+    let (mut dev, _) = api();
+    let answer = dev.handle(&HttpRequest::new("GET", "/health", ""), at(NOW));
+    let body: Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(body["components"].get("consensus"), None, "{body}");
 }

@@ -482,6 +482,94 @@ fn a_read_without_keys_with_an_unknown_consistency_or_too_many_keys_is_refused_b
     assert!(err.contains("65 --key given, at most 64"), "{err}");
 }
 
+/// Issue 17: the registry REST API on a validator (`--api`), its key made in the node's state
+/// directory while it runs: `/health` names the replica's seat and role and that its partition
+/// commits; a registration posted is taken (202), committed by consensus, then answered by its
+/// hash and read back as an agent; with two of the four validators stopped, the partition left
+/// cannot commit and `/health` says so.
+fn registry_api_on_a_validator(cluster: &Cluster, nodes: &mut Vec<Process>, chain_id: u64) {
+    use alloy_sol_types::SolCall;
+    use common::http_plain;
+    use erc8004::abi::{IdentityRegistry as I, IDENTITY_REGISTRY};
+    use erc8004::wallet::{Envelope, Wallet};
+
+    let api_of = |node: &Process| -> Option<std::net::SocketAddr> {
+        node.probes()
+            .iter()
+            .find(|p| p["event"] == "api")
+            .and_then(|p| p["listening"].as_str()?.strip_prefix("http://")?.parse().ok())
+    };
+    wait_for("validator 1's API", Duration::from_secs(30), || {
+        api_of(&nodes[1]).is_some()
+    });
+    let api = api_of(&nodes[1]).unwrap();
+    let state = cluster.dir.join("node-1");
+    let created = run_hypermesh(&["keys", "create", "--state", state.to_str().unwrap()]);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let key = text(&created.stdout).lines().last().unwrap().to_owned();
+    let call = |method: &str, target: &str, body: Option<&str>| -> (u16, Value) {
+        let (status, _, body) = http_plain(api, method, target, Some(&key), body);
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    };
+    let health = || -> Value {
+        let (status, _, body) = http_plain(api, "GET", "/health", None, None);
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    wait_for("the key taken and a commit seen", Duration::from_secs(10), || {
+        call("GET", "/api/v1/agents/", None).0 == 200 && health()["status"] == "ok"
+    });
+    let consensus = health()["components"]["consensus"].clone();
+    assert_eq!(
+        (consensus["validator"].as_u64(), consensus["validators"].as_u64()),
+        (Some(1), Some(VALIDATORS as u64)),
+        "{consensus}"
+    );
+    assert!(
+        matches!(consensus["role"].as_str(), Some("leader" | "follower")),
+        "{consensus}"
+    );
+    assert_eq!(consensus["partition_can_commit"], true, "{consensus}");
+
+    let wallet = Wallet::development(99, 1);
+    let raw = wallet.sign_call(
+        Envelope::Eip1559,
+        chain_id,
+        0,
+        IDENTITY_REGISTRY,
+        I::register_1Call {
+            agentURI: "data:application/json,{\"name\":\"via-api\",\"supportedTrust\":[\"reputation\"]}".into(),
+        }
+        .abi_encode()
+        .into(),
+    );
+    let body = format!("{{\"raw\": \"0x{}\"}}", alloy_primitives::hex::encode(&raw));
+    let (status, taken) = call("POST", "/api/v1/transactions", Some(&body));
+    assert_eq!((status, taken["status"].as_str()), (202, Some("taken")), "{taken}");
+    let by_hash = format!("/api/v1/transactions/{}", taken["hash"].as_str().unwrap());
+    let mut receipt = Value::Null;
+    wait_for("the posted registration committed", Duration::from_secs(30), || {
+        let (status, body) = call("GET", &by_hash, None);
+        receipt = body;
+        status == 200
+    });
+    assert_eq!(receipt["success"], true, "{receipt}");
+    let (status, agents) = call("GET", "/api/v1/agents/?trust=reputation", None);
+    assert_eq!(status, 200, "{agents}");
+    assert_eq!(agents["agents"].as_array().map(Vec::len), Some(1), "{agents}");
+
+    // Two of four stopped: the two left are no quorum.
+    nodes.truncate(2);
+    wait_for(
+        "health saying the partition cannot commit",
+        Duration::from_secs(30),
+        || {
+            let h = health();
+            h["status"] == "degraded" && h["components"]["consensus"]["partition_can_commit"] == false
+        },
+    );
+}
+
 /// Issue 15: the registries on a cluster. Four validators whose file says `machine =
 /// "erc8004"`; a transaction signed by a wallet and sent to one validator's JSON-RPC endpoint is
 /// committed by consensus, and its receipt and the agent it registered are read back from
@@ -494,8 +582,8 @@ fn a_registry_transaction_sent_to_one_validator_is_committed_and_read_back_from_
     use serde_json::json;
 
     let cluster = Cluster::with_machine("consensus-erc8004", false, Some("erc8004"));
-    let nodes: Vec<Process> = (0..VALIDATORS)
-        .map(|i| cluster.start_node_with(i, true, &cluster.validators, &["--rpc", "[::1]:0"]))
+    let mut nodes: Vec<Process> = (0..VALIDATORS)
+        .map(|i| cluster.start_node_with(i, true, &cluster.validators, &["--rpc", "[::1]:0", "--api", "[::1]:0"]))
         .collect();
     let rpc_of = |node: &Process| -> Option<std::net::SocketAddr> {
         node.probes()
@@ -548,6 +636,8 @@ fn a_registry_transaction_sent_to_one_validator_is_committed_and_read_back_from_
         json_rpc(last, "eth_getTransactionCount", json!([wallet.address()])).unwrap(),
         "0x3"
     );
+    registry_api_on_a_validator(&cluster, &mut nodes, chain_id);
+
     // --rpc without the registries is refused by name.
     let plain = Cluster::new("consensus-erc8004-plain", false);
     let listen = format!("[::1]:{}", plain.ports[0]);

@@ -263,33 +263,7 @@ fn api_get(addr: SocketAddr, target: &str, key: Option<&str>) -> (u16, Vec<(Stri
 /// GET `target` over one HTTP/1.1 connection: the status, the header fields (names in lower
 /// case) and the body as text.
 fn api_fetch(addr: SocketAddr, target: &str, key: Option<&str>) -> (u16, Vec<(String, String)>, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    let auth = key
-        .map(|k| format!("Authorization: Bearer {k}\r\n"))
-        .unwrap_or_default();
-    write!(
-        stream,
-        "GET {target} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    (status, headers, body.to_owned())
+    common::http_plain(addr, "GET", target, key, None)
 }
 
 /// The registry API beside JSON-RPC on one chain: refused without a key, served with a key made

@@ -31,6 +31,11 @@
 //! `hypermesh::consensus::replica`). Every probe line names its `protocol` (`membership`,
 //! `consensus`, `stoq`).
 //!
+//! With `machine = "erc8004"` in the validators file, `--rpc ADDR` serves JSON-RPC over the
+//! registries this replica holds (`{"event": "rpc", "listening"}`) and `--api ADDR` the registry
+//! REST API ([`api`]; `{"event": "api", "listening"}`), its `/health` naming the replica's role
+//! and whether its partition can commit ([`status`]).
+//!
 //! When its replica commits the isolation of a validator (a removal shown Byzantine, probe
 //! `isolated`), it keeps a proof of it (probe `isolation_proof`); the node hands that proof to the
 //! CA (`POST /ca/isolate`, taken by a CA served with `--validators`), which revokes the isolated
@@ -62,6 +67,7 @@ use tokio::sync::{mpsc, watch};
 use crate::trustchain::Failure;
 use crate::validators::{Machine, Validators};
 
+mod api;
 mod ca_client;
 pub(crate) mod consensus;
 pub(crate) mod enroll;
@@ -69,11 +75,18 @@ pub(crate) mod flags;
 pub(crate) mod identity;
 mod keeper;
 mod rpc;
+mod status;
 
+use api::NodeSource;
 use enroll::{enroll, EnrollFlags};
 use flags::{peer_arg, SEED_FLAG};
 use keeper::Keeper;
 use rpc::SharedChain;
+use status::ReplicaStatus;
+
+use crate::api::ServedApi;
+use erc8004_api::service::ApiConfig;
+use runtime_tokio::ErrorStyle;
 
 /// How often the node hands the heap's free pages back to the OS
 /// ([`runtime_tokio::release_free_memory`]): with 999 peers, 27 MB of its 77 MB resident were
@@ -130,6 +143,11 @@ pub struct NodeArgs {
     /// validators file with `machine = "erc8004"`.
     #[arg(long, value_name = "ADDR")]
     rpc: Option<String>,
+    /// Serve the registry REST API on this IPv6 address and port (plain HTTP), over this
+    /// validator's state, its keys made by `hypermesh keys create --state` with the same state
+    /// directory; needs a validators file with `machine = "erc8004"`.
+    #[arg(long, value_name = "ADDR")]
+    api: Option<String>,
 }
 
 /// Runs `hypermesh node`. Exit 0 after a signal; 2 on bad arguments or a failed enrollment.
@@ -173,23 +191,23 @@ fn node(args: NodeArgs) -> Result<(), Failure> {
         }
         None => None,
     };
-    let rpc_listen = match &args.rpc {
-        None => None,
-        Some(text) => {
-            if !matches!(
-                validators.as_ref().map(|(_, f)| f.machine),
-                Some(Machine::Erc8004 { .. })
-            ) {
-                return Err(Failure(
-                    "--rpc serves the ERC-8004 registries: give a validators file with machine = \"erc8004\"".into(),
-                ));
-            }
-            Some(
-                text.parse::<SocketAddr>()
-                    .map_err(|e| Failure(format!("--rpc {text}: not an address and port such as [::1]:8545: {e}")))?,
-            )
+    let registries = matches!(
+        validators.as_ref().map(|(_, f)| f.machine),
+        Some(Machine::Erc8004 { .. })
+    );
+    let listen_flag = |flag: &str, text: &Option<String>, example: &str| -> Result<Option<SocketAddr>, Failure> {
+        let Some(text) = text else { return Ok(None) };
+        if !registries {
+            return Err(Failure(format!(
+                "{flag} serves the ERC-8004 registries: give a validators file with machine = \"erc8004\""
+            )));
         }
+        text.parse::<SocketAddr>()
+            .map(Some)
+            .map_err(|e| Failure(format!("{flag} {text}: not an address and port such as {example}: {e}")))
     };
+    let rpc_listen = listen_flag("--rpc", &args.rpc, "[::1]:8545")?;
+    let api_listen = listen_flag("--api", &args.api, "[::1]:8000")?;
     let enrolled = enroll(&EnrollFlags {
         listen: &args.listen,
         name: &args.name,
@@ -229,6 +247,8 @@ fn node(args: NodeArgs) -> Result<(), Failure> {
     let (config, setup) = enrolled.stoq()?;
     let security = setup.security().clone();
     let seat = replica.as_ref().map(|(_, seat)| *seat);
+    // What the replica says of itself, for the API's /health.
+    let status = seat.map(ReplicaStatus::new);
     let running = start_host(enrolled.listen, enrolled.state.path(), move || {
         let host = Host::new(Stoq::with_setup(config, setup)).mount(membership::MOUNT, MembershipNode::new(membership));
         match replica {
@@ -267,27 +287,61 @@ fn node(args: NodeArgs) -> Result<(), Failure> {
         ..
     } = running;
     let (isolation_tx, isolations) = mpsc::unbounded_channel::<u16>();
-    let rpc_server = match (rpc_listen, chain) {
+    let rpc_server = match (rpc_listen, &chain) {
         (Some(listen), Some(chain)) => {
             let _entered = enrolled.runtime.enter();
             let mut config = HttpsConfig::new(listen);
             config.body_bytes_max = erc8004::rpc::BODY_BYTES_MAX;
-            let service = Arc::new(Mutex::new(RpcService::new(chain)));
+            let service = Arc::new(Mutex::new(RpcService::new(chain.clone())));
             let server = HttpsServer::bind_plain(config, service).map_err(|e| Failure(format!("--rpc: {e}")))?;
             emit(serde_json::json!({ "event": "rpc", "listening": format!("http://{}", server.local_addr()?) }));
             Some(server)
         }
         _ => None,
     };
+    let api_server = match (api_listen, chain, &status) {
+        (Some(listen), Some(chain), Some(status)) => {
+            let _entered = enrolled.runtime.enter();
+            let source = NodeSource {
+                rpc: RpcService::new(chain),
+                status: status.clone(),
+            };
+            let served = ServedApi::new(source, enrolled.state.path(), ApiConfig::default());
+            let mut config = HttpsConfig::new(listen);
+            // Reads answer from memory: on the connection's task, not the blocking pool.
+            config.answer_inline = true;
+            config.error_style = ErrorStyle::CodeAndMessage;
+            let server = HttpsServer::bind_plain(config, Arc::new(Mutex::new(served)))
+                .map_err(|e| Failure(format!("--api: {e}")))?;
+            emit(serde_json::json!({ "event": "api", "listening": format!("http://{}", server.local_addr()?) }));
+            Some(server)
+        }
+        _ => None,
+    };
     enrolled.runtime.block_on(async {
-        let serving = async {
+        let rpc = async {
             match rpc_server {
                 Some(server) => server.serve(std::future::pending()).await,
                 None => std::future::pending().await,
             }
         };
+        let api = async {
+            match api_server {
+                Some(server) => server.serve(std::future::pending()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let serving = async {
+            tokio::select! {
+                () = rpc => {}
+                () = api => {}
+            }
+        };
         let printing = async {
             while let Some(record) = probes.recv().await {
+                if let Some(status) = &status {
+                    status.observe(&record, status::wall_now());
+                }
                 emit(probe_line(&record));
                 if let Some(validator) = kept_isolation_proof(&record) {
                     let _ = isolation_tx.send(validator);

@@ -219,3 +219,42 @@ pub fn json_rpc(addr: SocketAddr, method: &str, params: Value) -> Result<Value, 
         None => Ok(answer["result"].clone()),
     }
 }
+
+/// `method target` over one plain HTTP/1.1 connection to `addr`, with `key` as the bearer and
+/// `body` (JSON) if any: the status, the header fields (names in lower case) and the body.
+pub fn http_plain(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+) -> (u16, Vec<(String, String)>, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let auth = key
+        .map(|k| format!("Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
+    let content = body
+        .map(|b| format!("Content-Type: application/json\r\nContent-Length: {}\r\n", b.len()))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "{method} {target} HTTP/1.1\r\nHost: localhost\r\n{auth}{content}Connection: close\r\n\r\n{}",
+        body.unwrap_or("")
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {head}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}

@@ -1,0 +1,125 @@
+//! `GET /health`: whether the API and each component serve, the guide's alerts firing, and on a
+//! cluster node the consensus replica's part: its seat, the view it is in and whether it leads
+//! it, the height it last committed and how long ago, and so whether the partition it is in can
+//! commit (a write posted there is included only once it can).
+//!
+//! The overall status is `ok`, `alerting` (one of the guide's alerts fires; reads and writes
+//! serve) or `degraded` (the replica's partition cannot commit, or the replica halted: reads
+//! serve from the state held, writes are taken and wait).
+
+use std::time::Duration;
+
+use erc8004::chain::Chain;
+use runtime::{HttpResponse, WallTime};
+use serde_json::{json, Value};
+
+use crate::alerts::Firing;
+use crate::cache::ResponseCache;
+use crate::service::ok;
+use crate::view::StatsView;
+
+/// What a cluster node's consensus replica tells the API about itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConsensusHealth {
+    /// Its validator index.
+    pub validator: u64,
+    /// Validators in its set.
+    pub validators: u64,
+    /// The set's epoch.
+    pub epoch: u64,
+    /// The view it is in.
+    pub view: u64,
+    /// Whether it proposed in that view (it leads it).
+    pub leading: bool,
+    /// The height it last committed (0: none since it started).
+    pub committed_height: u64,
+    /// When, if it has since it started.
+    pub committed_at: Option<WallTime>,
+    /// Whether it halted (a storage failure it will not build on).
+    pub halted: bool,
+    /// Without a commit for longer than this, the partition is taken as unable to commit: the
+    /// longest view timeout, past which an idle leader has proposed an empty block many times.
+    pub silence_max: Duration,
+}
+
+impl ConsensusHealth {
+    /// Seconds since its last commit, at `now`.
+    fn silence(&self, now: WallTime) -> Option<Duration> {
+        self.committed_at.map(|at| {
+            let nanos = now.as_unix_nanos().saturating_sub(at.as_unix_nanos());
+            Duration::from_nanos(u64::try_from(nanos).unwrap_or(0))
+        })
+    }
+
+    /// Whether its partition committed within [`ConsensusHealth::silence_max`] and it has not
+    /// halted.
+    pub fn can_commit(&self, now: WallTime) -> bool {
+        !self.halted && self.silence(now).is_some_and(|s| s <= self.silence_max)
+    }
+
+    fn json(&self, now: WallTime) -> Value {
+        let status = match (self.halted, self.can_commit(now)) {
+            (true, _) => "halted: a storage failure; restart the node once its disk is mended",
+            (false, true) => "ok",
+            (false, false) => "stalled: no commit within the longest view timeout; its partition cannot commit",
+        };
+        json!({
+            "status": status,
+            "validator": self.validator,
+            "validators": self.validators,
+            "epoch": self.epoch,
+            "view": self.view,
+            "role": if self.leading { "leader" } else { "follower" },
+            "committed_height": self.committed_height,
+            "last_commit_age_seconds": self.silence(now).map(|s| s.as_secs_f64()),
+            "partition_can_commit": self.can_commit(now),
+        })
+    }
+}
+
+/// The health answer.
+pub(crate) fn answer(
+    chain: &Chain,
+    view: &StatsView,
+    cache: &ResponseCache,
+    alerts: &[Firing],
+    consensus: Option<ConsensusHealth>,
+    now: WallTime,
+) -> HttpResponse {
+    let failing = cache.is_failing();
+    let firing: Vec<Value> = alerts
+        .iter()
+        .map(|f| {
+            json!({
+                "alert": f.alert.name(),
+                "value": f.value,
+                "threshold": f.threshold,
+                "since_unix_s": f.since.as_unix_nanos().div_euclid(1_000_000_000),
+            })
+        })
+        .collect();
+    let mut components = json!({
+        "registries": { "status": "ok", "head": chain.head() },
+        "stats_view": { "status": "ok", "head": view.head(), "age_seconds": view.age(now).as_secs_f64() },
+        "cache": {
+            "status": if failing { "failing: reads go to the registries" } else { "ok" },
+            "entries": cache.len(),
+        },
+    });
+    if let Some(consensus) = &consensus {
+        components["consensus"] = consensus.json(now);
+    }
+    // Serving either way; "degraded": writes wait; "alerting": one of the guide's alerts fires.
+    let status = if consensus.is_some_and(|c| !c.can_commit(now)) {
+        "degraded"
+    } else if !firing.is_empty() {
+        "alerting"
+    } else {
+        "ok"
+    };
+    ok(json!({
+        "status": status,
+        "alerts": firing,
+        "components": components,
+    }))
+}
