@@ -295,7 +295,10 @@ impl BlockLog {
         // record found is kept. Records past the marker's claim may sit only in the page cache
         // (a sync that failed before a restart without a power cut); losing them in a crash
         // loses nothing committed, but no later sync writes them either: an owner that goes on
-        // from them writes them again first (`rewrite_uncommitted`). (Cutting back to the claim instead would destroy
+        // from them must write them again first (`rewrite_uncommitted`), as the development
+        // chain does. A consensus replica does not yet: after a power cut that drops them below
+        // a later claim, its next open reports those heights lost, and it fetches them again
+        // from its peers. (Cutting back to the claim instead would destroy
         // committed records whenever the claim read lower than the truth, as it does when the
         // newest marker slot has rotted and the older one is read.)
         for (first, segment) in &mut log.segments {
@@ -429,12 +432,16 @@ impl BlockLog {
     /// Writes again, in place, the records past the marker's claim ([`BlockLog::committed`]),
     /// so that the next [`BlockLog::commit`] makes them durable: found at open, they may sit only
     /// in the page cache, dropped from writeback by a sync that failed before the log was opened
-    /// again without a power cut ("fsyncgate"), and then no later sync writes them. The bytes
-    /// are the ones read, so a crash while writing them leaves a record either as it was or torn
-    /// past the claim, which the next open cuts. Returns the bytes written.
+    /// again without a power cut ("fsyncgate"), and then no later sync writes them. Each record
+    /// read is checked before it is written back: one that reads damaged (rot in the read path)
+    /// or short is cut with every record after it (none of them was ever committed), never made
+    /// durable below the next claim. The bytes written are the ones read and checked, so a crash
+    /// while writing them leaves a record either as it was or torn past the claim, which the
+    /// next open cuts. Returns the bytes written.
     pub fn rewrite_uncommitted(&mut self, storage: &mut dyn Storage) -> Result<u64, LogError> {
         self.refuse_if_failed()?;
         let mut written = 0;
+        let mut damaged_at = None;
         for (first, segment) in &mut self.segments {
             let held = segment.offsets.len() as u64;
             if first + held <= self.committed {
@@ -444,12 +451,36 @@ impl BlockLog {
             let offset = segment.offsets.get(from as usize).copied().unwrap_or(segment.len);
             let name = segment_name(&self.base, *first);
             let bytes = storage.read_at(&name, offset, (segment.len - offset) as usize)?;
-            if let Err(e) = storage.write_at(&name, offset, &bytes) {
+            // The records as read, each checked for its height; a short read ends them early.
+            let mut intact = 0;
+            let mut height = first + from;
+            while height < first + held {
+                match parse(&bytes[intact..], height) {
+                    Some((_, len)) => {
+                        intact += len;
+                        height += 1;
+                    }
+                    None => break,
+                }
+            }
+            if let Err(e) = storage.write_at(&name, offset, &bytes[..intact]) {
                 self.failed = true;
                 return Err(e.into());
             }
             segment.dirty = true;
-            written += bytes.len() as u64;
+            written += intact as u64;
+            if height < first + held {
+                damaged_at = Some(height);
+                break;
+            }
+        }
+        if let Some(height) = damaged_at {
+            // Above every committed height: nothing committed is lost by the cut.
+            debug_assert!(
+                height >= self.committed,
+                "only records past the claim are written again"
+            );
+            self.cut_at(storage, height)?;
         }
         Ok(written)
     }
