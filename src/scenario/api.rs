@@ -84,7 +84,8 @@ pub struct ApiPlan {
     pub interval: Duration,
     /// How long a client waits for an answer before sending the same request again.
     pub request_timeout: Duration,
-    /// When the clients stop (from the run's start); the API node checks the chain 2 s later.
+    /// When the clients stop (from the run's start); the API node checks the chain once their
+    /// last sends settled ([`ApiPlan::check_at`]).
     pub client_stop: Duration,
     /// The tier of the clients' keys.
     pub tier: String,
@@ -113,9 +114,16 @@ pub struct ApiPlan {
 }
 
 impl ApiPlan {
-    /// When the API node reads the chain's truth for the judges: after the clients stopped.
+    /// When the API node reads the chain's truth for the judges: after the clients stopped and
+    /// the last send of each has answered or timed out ([`ApiPlan::settle`] after the stop).
     pub fn check_at(&self) -> Duration {
-        self.client_stop + Duration::from_secs(2)
+        self.client_stop + Self::settle(self.request_timeout)
+    }
+
+    /// From the clients' stop to the check: their request timeout (at least 1 s), and 1 s more
+    /// for a write answered at the last moment to be seen.
+    fn settle(request_timeout: Duration) -> Duration {
+        request_timeout.max(Duration::from_secs(1)) + Duration::from_secs(1)
     }
 }
 
@@ -131,6 +139,28 @@ impl Ctx<'_> {
         let raw = t.map_or(&default_raw, |t| t.get_ref());
         let span = t.map_or(count.span(), Spanned::span);
         let n = |v: &Option<Spanned<u32>>| v.as_ref().map_or(0, |v| *v.get_ref());
+        let fields = [
+            &raw.writers,
+            &raw.readers,
+            &raw.paced,
+            &raw.eager,
+            &raw.auth,
+            &raw.registrars,
+            &raw.searchers,
+        ];
+        // Summed before any role is listed: a count far past the nodes is refused, not built.
+        let named: u64 = fields.iter().map(|f| u64::from(n(f))).sum();
+        let clients = *count.get_ref() as usize - 1;
+        if named != clients as u64 {
+            return Err(self.err(
+                span,
+                format!(
+                    "the registry-api workload runs the API on node 0 and one client on each other node: \
+                     api.writers + readers + paced + eager + auth + registrars + searchers must be nodes.count - 1 = {clients}, \
+                     not {named}"
+                ),
+            ));
+        }
         let mut roles = Vec::new();
         for (role, field) in [
             (ClientRole::Writer, &raw.writers),
@@ -142,18 +172,6 @@ impl Ctx<'_> {
             (ClientRole::Searcher, &raw.searchers),
         ] {
             roles.extend(std::iter::repeat_n(role, n(field) as usize));
-        }
-        let clients = *count.get_ref() as usize - 1;
-        if roles.len() != clients {
-            return Err(self.err(
-                span,
-                format!(
-                    "the registry-api workload runs the API on node 0 and one client on each other node: \
-                     api.writers + readers + paced + eager + auth + registrars + searchers must be nodes.count - 1 = {clients}, \
-                     not {}",
-                    roles.len()
-                ),
-            ));
         }
         let positive =
             |v: &Option<Spanned<String>>, what: &str, default: Duration| -> Result<Duration, ScenarioError> {
@@ -170,16 +188,31 @@ impl Ctx<'_> {
         let request_timeout = positive(&raw.request_timeout, "api.request_timeout", Duration::from_secs(2))?;
         let client_stop = match self.opt_duration(&raw.client_stop, "api.client_stop")? {
             Some(stop) => stop,
-            None => duration.saturating_sub(Duration::from_secs(4)),
+            None => duration.saturating_sub(ApiPlan::settle(request_timeout) + Duration::from_secs(1)),
         };
-        if client_stop + Duration::from_secs(3) > duration {
+        if client_stop <= Duration::from_secs(1) {
             let at = raw.client_stop.as_ref().map_or(span.clone(), Spanned::span);
             return Err(self.err(
                 at,
                 format!(
-                    "api.client_stop must leave 3 s before the run ends ({} s): the API node reads the chain \
-                     for the judges 2 s after the clients stop",
-                    duration.as_secs_f64()
+                    "api.client_stop is {} s: the clients send their first request at 0.5 s, and stop at \
+                     api.client_stop (by default the run's duration less api.request_timeout, at least 1 s, \
+                     and 2 s); give a longer run or a later stop",
+                    client_stop.as_secs_f64()
+                ),
+            ));
+        }
+        let settle = ApiPlan::settle(request_timeout);
+        if client_stop + settle + Duration::from_secs(1) > duration {
+            let at = raw.client_stop.as_ref().map_or(span.clone(), Spanned::span);
+            return Err(self.err(
+                at,
+                format!(
+                    "api.client_stop must leave {} s before the run ends ({} s): the API node reads the chain \
+                     for the judges {} s after the clients stop (api.request_timeout, at least 1 s, and 1 s)",
+                    (settle + Duration::from_secs(1)).as_secs_f64(),
+                    duration.as_secs_f64(),
+                    settle.as_secs_f64()
                 ),
             ));
         }
@@ -223,6 +256,8 @@ impl Ctx<'_> {
         if let Some(b) = bound(&raw.cache_bytes_max, "api.cache_bytes_max")? {
             cache.bytes_max = b;
         }
+        // `false` lifts the bounds whatever else the file gives: a variant sets it over a base
+        // that sets bounds.
         if raw.cache_bounded == Some(false) {
             cache.entries_max = usize::MAX;
             cache.bytes_max = usize::MAX;
@@ -255,6 +290,7 @@ impl Ctx<'_> {
             None => 16,
         };
         let queue_max = match (raw.queue_bounded, &raw.queue_max) {
+            // As for the cache: `false` lifts the bound a base file gives.
             (Some(false), _) => None,
             (_, Some(q)) => Some(*q.get_ref()),
             (_, None) => Some(64),
@@ -277,7 +313,16 @@ impl Ctx<'_> {
         };
         Ok(ApiPlan {
             roles,
-            agents_per_writer: raw.agents_per_writer.as_ref().map_or(4, |v| *v.get_ref()).max(1),
+            agents_per_writer: match &raw.agents_per_writer {
+                Some(v) if *v.get_ref() == 0 => {
+                    return Err(self.err(
+                        v.span(),
+                        "api.agents_per_writer must be at least 1 (a writer reads its own agents)",
+                    ))
+                }
+                Some(v) => *v.get_ref(),
+                None => 4,
+            },
             registrations: raw.registrations.as_ref().map_or(10, |v| *v.get_ref()),
             reader_limit_max: match &raw.reader_limit_max {
                 Some(v) if !(1..=100).contains(v.get_ref()) => {

@@ -1838,6 +1838,20 @@ searchers = 2
         assert!(e.message.contains("api.search is \"indexed\" or \"scan\""), "{e}");
         let e = parse("x.toml", &API.replace("searchers = 2", "searchers = 3")).unwrap_err();
         assert!(e.message.contains("must be nodes.count - 1 = 3, not 4"), "{e}");
+        // A count far past the nodes is refused by the sum, never built.
+        let e = parse("x.toml", &API.replace("searchers = 2", "searchers = 4000000000")).unwrap_err();
+        assert!(e.message.contains("not 4000000001"), "{e}");
+        for (setting, names) in [
+            ("agents_per_writer = 0", "api.agents_per_writer"),
+            (
+                "request_timeout = \"18s\"\nclient_stop = \"16s\"",
+                "api.client_stop must leave 20 s",
+            ),
+            ("request_timeout = \"18s\"", "api.client_stop is 0 s"),
+        ] {
+            let e = parse("x.toml", &format!("{API}{setting}\n")).unwrap_err();
+            assert!(e.message.contains(names), "{setting}: {e}");
+        }
     }
 
     #[test]

@@ -120,6 +120,8 @@ struct Outstanding {
     id: u64,
     request: HttpRequest,
     purpose: Purpose,
+    /// Whether an answer to it was already counted as a failed write.
+    failed: bool,
 }
 
 /// One auth case: how the header is written, and the answer's (status, code).
@@ -341,6 +343,7 @@ impl ApiClient {
             id: 0,
             request,
             purpose,
+            failed: false,
         });
         self.send(env);
     }
@@ -366,6 +369,16 @@ impl ApiClient {
             ));
             return self.resend_after(env, out, after);
         }
+        if status == 429 && matches!(out.purpose, Purpose::Register | Purpose::Feedback { .. }) {
+            // Not processed: a write is sent again as signed after Retry-After, never counted
+            // failed (an earlier send of it may be in the chain; the API answers that by hash).
+            let after = answer
+                .header("retry-after")
+                .and_then(|s| s.parse::<u64>().ok())
+                .map_or(self.config.interval, Duration::from_secs);
+            env.probe(Probe::new("rate_limited", 0, 1));
+            return self.resend_after(env, out, after);
+        }
         let mut wait = self.config.interval;
         match out.purpose {
             Purpose::Register => {
@@ -374,9 +387,20 @@ impl ApiClient {
                     self.registered += 1;
                     self.agents.push(id);
                     env.probe(Probe::new("agent_acked", id.saturating_to(), 1));
-                } else {
+                } else if status == 200 {
+                    // Included and reverted: its nonce is spent; the next registration is a new
+                    // transaction, counted failed once.
                     env.probe(Probe::new("write_failed", u64::from(status), 1));
+                    self.owner_nonce += 1;
+                } else {
+                    // Refused (nothing of it done): counted failed once, and sent again as
+                    // signed (a refusal that lasts is the API's to explain, in its answers).
+                    if !out.failed {
+                        env.probe(Probe::new("write_failed", u64::from(status), 1));
+                    }
                     let again = self.config.interval;
+                    let mut out = out;
+                    out.failed = true;
                     return self.resend_after(env, out, again);
                 }
                 if self.config.role == ClientRole::Registrar {

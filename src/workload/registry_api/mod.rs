@@ -8,10 +8,11 @@
 //! Each of the guide's entries is a scenario (`scenarios/registry-*.toml`) that sets one of the
 //! `[api]` keys to the guide's faulty setting in a `[[variant]]`: the cache that never
 //! invalidates, the statistics refreshed every five minutes, the unbounded cache, the unbounded
-//! queue, the client without back-off. Judged by the clients' own checks (stale reads, their
-//! 429s, each refusal's code) and, at `api.client_stop + 2 s`, against the chain's truth as the
-//! API node reads it: every acknowledged write is in the chain (`lost_writes`), none is there
-//! twice (`duplicated_writes`), every acknowledged agent id is one agent (`agent_id_collisions`).
+//! queue, the client without back-off, the owner search without its index. Judged by the
+//! clients' own checks (stale reads, their 429s, each refusal's code) and, once the clients
+//! stopped and their last sends settled, against the chain's truth as the API node reads it:
+//! every acknowledged write is in the chain (`lost_writes`), none is there twice
+//! (`duplicated_writes`), every acknowledged agent id is one agent (`agent_id_collisions`).
 
 mod client;
 mod server;
@@ -65,7 +66,7 @@ pub const METRICS: &[(&str, &str)] = &[
     ("writes_acked", "feedback transactions acknowledged as included"),
     (
         "writes_failed",
-        "transactions answered with a refusal or a revert (not asked again)",
+        "transactions reverted, or refused (a refused registration is sent again, counted once)",
     ),
     (
         "writes_unknown",

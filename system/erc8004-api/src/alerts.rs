@@ -1,6 +1,9 @@
 //! The guide's three alerts ("Monitoring Alerts"), as rules over the API's own figures,
-//! evaluated as Prometheus evaluates an alerting rule over `rate(...[window])`: the increase of
-//! each counter between the oldest sample in the window and now.
+//! evaluated much as Prometheus evaluates an alerting rule over `rate(...[window])`: the increase
+//! of each counter since the newest sample taken at or before the window's start. Samples are
+//! taken once a second while requests arrive, so that is the window's start; after a pause in
+//! traffic it is the last sample before the pause, and the window reaches back to it (where
+//! Prometheus, sampling on its own clock, would not).
 //!
 //! - **High error rate**: answers with a 5xx status (a refusal for a full queue included) over
 //!   all answers, above [`AlertRules::error_rate_max`] (the guide's 1 %).
@@ -8,7 +11,7 @@
 //!   [`AlertRules::latency_p95_max`] (the guide's 500 ms), estimated from latency buckets by
 //!   linear interpolation inside the bucket, as `histogram_quantile` does.
 //! - **Low cache hit rate**: hits over lookups (a lookup that failed with the cache down
-//!   counted as a lookup not answered) below [`AlertRules::hit_rate_min`] (the guide's 80 %).
+//!   counted once as a lookup not answered, not again for the store that follows it) below [`AlertRules::hit_rate_min`] (the guide's 80 %).
 //!
 //! A rule is judged only over at least [`AlertRules::requests_min`] answers (or lookups) in the
 //! window: one error in two requests is not an error rate. `/health` names the firing alerts and

@@ -63,6 +63,8 @@ pub struct CacheCounters {
     pub stale_served: u64,
     /// Lookups and stores that failed (the cache down): each read went to the registries.
     pub errors: u64,
+    /// Of those, lookups (a read during an outage fails a lookup and then a store: one lookup).
+    pub lookup_errors: u64,
 }
 
 /// One cached answer.
@@ -118,6 +120,7 @@ impl ResponseCache {
     pub fn get(&mut self, key: &str, follower: &Follower) -> Option<HttpResponse> {
         if self.failing {
             self.counters.errors += 1;
+            self.counters.lookup_errors += 1;
             return None;
         }
         let Some(entry) = self.entries.get(key) else {

@@ -37,13 +37,14 @@ pub struct ConsensusHealth {
     pub committed_at: Option<WallTime>,
     /// Whether it halted (a storage failure it will not build on).
     pub halted: bool,
-    /// Without a commit for longer than this, the partition is taken as unable to commit: the
-    /// longest view timeout, past which an idle leader has proposed an empty block many times.
+    /// Without a commit for longer than this, the partition is taken as unable to commit (an
+    /// idle leader proposes an empty block every quarter view timeout, so a live partition
+    /// commits steadily even without writes).
     pub silence_max: Duration,
 }
 
 impl ConsensusHealth {
-    /// Seconds since its last commit, at `now`.
+    /// How long since its last commit, at `now`.
     fn silence(&self, now: WallTime) -> Option<Duration> {
         self.committed_at.map(|at| {
             let nanos = now.as_unix_nanos().saturating_sub(at.as_unix_nanos());
@@ -58,10 +59,13 @@ impl ConsensusHealth {
     }
 
     fn json(&self, now: WallTime) -> Value {
-        let status = match (self.halted, self.can_commit(now)) {
-            (true, _) => "halted: a storage failure; restart the node once its disk is mended",
-            (false, true) => "ok",
-            (false, false) => "stalled: no commit within the longest view timeout; its partition cannot commit",
+        let status = match (self.halted, self.committed_at, self.can_commit(now)) {
+            (true, _, _) => "halted: a storage failure; restart the node once its disk is mended",
+            (false, None, _) => "starting: no commit seen since the node started",
+            (false, Some(_), true) => "ok",
+            (false, Some(_), false) => {
+                "stalled: no commit for longer than silence_max_seconds; its partition cannot commit"
+            }
         };
         json!({
             "status": status,
@@ -73,6 +77,7 @@ impl ConsensusHealth {
             "committed_height": self.committed_height,
             "last_commit_age_seconds": self.silence(now).map(|s| s.as_secs_f64()),
             "partition_can_commit": self.can_commit(now),
+            "silence_max_seconds": self.silence_max.as_secs_f64(),
         })
     }
 }

@@ -2,7 +2,7 @@
 //! changes one agent's entries), so a filtered list does not read every agent's record again:
 //!
 //! - [`OwnerIndex`], each owner's agents: `GET /api/v1/agents/?owner=0x…` costs the agents it
-//!   returns, not the registry's size. The guide's "verify indexes exist" (its slow-query entry)
+//!   returns (and one more, to tell whether a page follows), not the registry's size. The guide's "verify indexes exist" (its slow-query entry)
 //!   is [`Search::Scan`]: without the index the search reads the registry's table front to back
 //!   until its page is full, as a database without an index scans its table;
 //! - [`RegistrationIndex`], what each agent's registration file says that the filters read

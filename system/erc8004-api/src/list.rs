@@ -9,14 +9,18 @@
 //!   not read matches none of them. Names compare without regard to case;
 //! - `tag=TAG`: agents with feedback, not revoked, tagged `TAG` (either tag);
 //! - `min_reputation=VALUE&clients=0x…[,0x…]`: agents whose `getSummary` over those clients (the
-//!   ones the reader trusts, as the reputation route) counts at least one entry and averages at
-//!   least `VALUE` (a decimal number, up to 18 decimals).
+//!   ones the reader trusts, as the reputation route) counts at least one entry and whose value
+//!   is at least `VALUE` (a decimal number, up to 18 decimals). The value is the one the
+//!   registry's `getSummary` returns, the mean truncated toward zero at the entries' most common
+//!   decimals (entries 1 and 2 summarize to 1, not 1.5), so the filter agrees with what a reader
+//!   of the registry or of `/reputation` sees.
 //!
-//! Filters combine (all must hold). A filtered page examines at most `filter_rows_max` agents
-//! ([`FILTER_ROWS_MAX`] by default):
-//! one that reached the bound before filling its page ends there, shorter than `limit`, its
-//! `next_cursor` the last agent examined, so a reader walks on and no request does unbounded
-//! work. Every filtered request counts as a search, with the rows it examined ([`SearchTally`]).
+//! Filters combine (all must hold). A filtered page examines at most `filter_rows_max` rows
+//! ([`FILTER_ROWS_MAX`] by default): each agent read is one, and so is each feedback entry read
+//! for a `tag` or `min_reputation` filter. One that reached the bound before filling its page
+//! ends there, shorter than `limit`, its `next_cursor` the last agent examined, so a reader walks
+//! on; a request's work is the bound plus at most one agent's feedback. Every filtered request
+//! counts as a search, with the rows it examined ([`SearchTally`]).
 
 use alloy_primitives::{Address, I256, U256};
 use erc8004::read::Agent;
@@ -75,8 +79,9 @@ impl ListQuery {
         self.tag.is_some() || self.min_reputation.is_some()
     }
 
-    /// Whether agent `id` passes every filter but the owner's.
-    fn admits(&self, id: U256, view: &StatsView, registries: &Registries) -> bool {
+    /// Whether agent `id` passes every filter but the owner's, and the feedback entries read to
+    /// tell.
+    fn admits(&self, id: U256, view: &StatsView, registries: &Registries) -> (bool, u64) {
         if self.reads_registration() {
             let Some(Facts::Read {
                 active,
@@ -84,25 +89,26 @@ impl ListQuery {
                 services,
             }) = view.registrations().facts(id)
             else {
-                return false;
+                return (false, 0);
             };
             if self.active.is_some_and(|want| want != *active)
                 || self.trust.as_ref().is_some_and(|want| !trust.contains(want))
                 || self.service.as_ref().is_some_and(|want| !services.contains(want))
             {
-                return false;
+                return (false, 0);
             }
         }
         if !self.reads_feedback() {
-            return true;
+            return (true, 0);
         }
         let entries = registries.feedback_entries(id);
+        let read = entries.len() as u64;
         if let Some(tag) = &self.tag {
             let tagged = |e: &&erc8004::read::FeedbackEntry| {
                 !e.feedback.revoked && (e.feedback.tag1 == *tag || e.feedback.tag2 == *tag)
             };
             if !entries.iter().any(|e| tagged(&e)) {
-                return false;
+                return (false, read);
             }
         }
         if let Some(min) = self.min_reputation {
@@ -112,15 +118,15 @@ impl ListQuery {
                 .map(|e| (e.feedback.value, e.feedback.decimals));
             let summary = summarize(trusted);
             if summary.count == 0 {
-                return false;
+                return (false, read);
             }
             let scaled = I256::try_from(summary.value).expect("an i128 fits 256 bits")
                 * I256::exp10(usize::from(DECIMALS_MAX - summary.decimals));
             if scaled < min {
-                return false;
+                return (false, read);
             }
         }
-        true
+        (true, read)
     }
 }
 
@@ -285,7 +291,7 @@ fn decimal_18(text: &str) -> Option<I256> {
 }
 
 /// The page `query` asks for, and what it shows: the owner found by `search`, at most
-/// `rows_max` agents examined if filtered.
+/// `rows_max` rows examined if filtered (at least one agent is, whatever `rows_max` says).
 pub fn answer(
     query: &ListQuery,
     (search, rows_max): (Search, u64),
@@ -317,18 +323,24 @@ pub fn answer(
         ),
         (None, _) => Box::new(registries.owners_after(query.cursor).map(|(id, _)| (id, true))),
     };
+    let rows_max = rows_max.max(1);
     let mut rows = 0u64;
     let mut found = Vec::new();
     let mut last_examined = None;
     let mut bounded = false;
     for (id, owned) in candidates {
-        if rows == rows_max {
+        if rows >= rows_max {
             bounded = true;
             break;
         }
         rows += 1;
         last_examined = Some(id);
-        if owned && query.admits(id, view, registries) {
+        if !owned {
+            continue;
+        }
+        let (admitted, feedback_read) = query.admits(id, view, registries);
+        rows += feedback_read;
+        if admitted {
             found.push(id);
             // One past the page tells a full last page from one with more after it.
             if found.len() > limit {

@@ -72,7 +72,7 @@ pub struct Scrape<'a> {
     pub agents: usize,
     /// The alerts firing.
     pub alerts: &'a [crate::alerts::Firing],
-    /// The owner filter's searches and the rows they examined.
+    /// The filtered lists' searches and the rows they examined.
     pub searched: crate::index::SearchTally,
 }
 
@@ -156,12 +156,12 @@ impl ApiMetrics {
             ),
             (
                 "searches",
-                "Searches the agent list's owner filter ran (answers from the cache run none)",
+                "Filtered agent lists searched (answers from the cache search nothing)",
                 scrape.searched.searches,
             ),
             (
                 "search_rows_examined",
-                "Rows the agent list's owner filter examined (its index's entries, or the registry read without it)",
+                "Rows the filtered agent lists examined (agents read, from the owner index or the registry, and feedback entries read for tag and reputation filters)",
                 scrape.searched.rows_examined,
             ),
         ];

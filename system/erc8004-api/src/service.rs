@@ -9,7 +9,8 @@
 //! over `clients`, optionally one or both tags), `/{id}/stats` (the guide's materialized
 //! views, [`crate::view::StatsView`]) and `/{id}/registration` (its registration file,
 //! [`crate::registration`]), and `POST /api/v1/transactions` (a signed transaction handed
-//! to the chain, answered with its receipt once included), and `GET /api/v1/openapi.json` (the
+//! to the chain, answered with its receipt once included, else 202 and then by
+//! `GET /api/v1/transactions/{hash}`), and `GET /api/v1/openapi.json` (the
 //! OpenAPI document of them all). A parameter a route does not serve (the list's `offset`, for
 //! one) is refused with 400 naming it, never ignored.
 //!
@@ -198,7 +199,7 @@ pub struct Api {
     evaluated_at: Option<WallTime>,
     search: Search,
     filter_rows_max: u64,
-    /// The owner filter's searches so far.
+    /// The filtered lists' searches so far.
     searched: SearchTally,
 }
 
@@ -315,7 +316,7 @@ impl<S: ChainSource> ApiService<S> {
         self.api.metrics()
     }
 
-    /// The owner filter's searches so far and the rows they examined.
+    /// The filtered lists' searches so far and the rows they examined.
     pub fn searched(&self) -> SearchTally {
         self.api.searched()
     }
@@ -341,7 +342,7 @@ impl Api {
         }
     }
 
-    /// The owner filter's searches so far and the rows they examined (the index's entries, or
+    /// The filtered lists' searches so far and the rows they examined (the index's entries, or
     /// the registry's table read without it).
     pub fn searched(&self) -> SearchTally {
         self.searched
@@ -352,7 +353,7 @@ impl Api {
         let c = self.cache.counters();
         let tallies = Tallies {
             hits: c.hits,
-            lookups: c.hits + c.misses + c.errors,
+            lookups: c.hits + c.misses + c.lookup_errors,
             ..self.tallies
         };
         self.alerts.evaluate(now, tallies);
@@ -435,7 +436,8 @@ impl Api {
     }
 
     /// `POST /api/v1/transactions`: a signed transaction (`{"raw": "0x…"}`) handed to the chain;
-    /// 200 with its receipt once included, 202 if held for an earlier nonce, else why not.
+    /// 200 with its receipt once included, 202 if taken and not yet included (held for an
+    /// earlier nonce, or waiting for consensus), else why not.
     fn transaction<S: ChainSource>(&mut self, source: &mut S, request: &HttpRequest, now: WallTime) -> HttpResponse {
         if !request.query.is_empty() {
             return error(

@@ -28,10 +28,10 @@ use erc8004::abi::{
 };
 use erc8004::chain::Chain;
 use erc8004::registries::Registries;
-
-use crate::index::{OwnerIndex, RegistrationIndex};
 use erc8004::reputation::{Summary, Tally};
 use runtime::WallTime;
+
+use crate::index::{OwnerIndex, RegistrationIndex};
 
 /// What one registry event changed.
 #[derive(Clone, Debug, PartialEq, Eq)]

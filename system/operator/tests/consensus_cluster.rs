@@ -562,7 +562,7 @@ fn registry_api_on_a_validator(cluster: &Cluster, nodes: &mut Vec<Process>, chai
     nodes.truncate(2);
     wait_for(
         "health saying the partition cannot commit",
-        Duration::from_secs(30),
+        Duration::from_secs(45),
         || {
             let h = health();
             h["status"] == "degraded" && h["components"]["consensus"]["partition_can_commit"] == false

@@ -112,6 +112,18 @@ pub(crate) fn check_machine(state: &Path, machine: Machine) -> Result<(), Failur
     }
 }
 
+/// The replica's settings (the defaults).
+pub(crate) fn config() -> ConsensusConfig {
+    ConsensusConfig::default()
+}
+
+/// Without a commit for this long, the replica's partition is taken as unable to commit: twice
+/// the longest view timeout, so that a view that timed out at the longest and the views that
+/// must follow it before a commit do not count as a stall.
+pub(crate) fn silence_max() -> std::time::Duration {
+    config().view_timeout_max * 2
+}
+
 /// The replica of the validator `enrolled` is, from the checked file at `path`, applying
 /// blocks to `machine`.
 pub(crate) fn replica<M: StateMachine + 'static>(
@@ -152,14 +164,7 @@ pub(crate) fn replica<M: StateMachine + 'static>(
         validators: set.len(),
         epoch: set.epoch(),
     };
-    let replica = Replica::new(
-        ConsensusConfig::default(),
-        set,
-        file.addresses(),
-        index as u16,
-        key,
-        machine,
-    );
+    let replica = Replica::new(config(), set, file.addresses(), index as u16, key, machine);
     Ok((replica, seat))
 }
 

@@ -248,7 +248,7 @@ fn node(args: NodeArgs) -> Result<(), Failure> {
     let security = setup.security().clone();
     let seat = replica.as_ref().map(|(_, seat)| *seat);
     // What the replica says of itself, for the API's /health.
-    let status = seat.map(ReplicaStatus::new);
+    let status = seat.map(|seat| ReplicaStatus::new(seat, consensus::silence_max()));
     let running = start_host(enrolled.listen, enrolled.state.path(), move || {
         let host = Host::new(Stoq::with_setup(config, setup)).mount(membership::MOUNT, MembershipNode::new(membership));
         match replica {

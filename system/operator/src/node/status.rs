@@ -1,12 +1,15 @@
 //! What the node's consensus replica says of itself, gathered from its probes as they arrive
 //! (`view`, `proposal`, `commit`, `halted`, `epoch`), for the registry API's `/health`
 //! (`hypermesh node --api`): the view it is in and whether it proposed there (leads it), the
-//! height it last committed and when, and whether it halted.
+//! height it last committed and when, and whether it halted. Commits the replica replays from
+//! its own log while starting (before its `recovered` probe) say nothing of what its partition
+//! can do now, and are not taken as commits seen.
 
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
 use erc8004_api::health::ConsensusHealth;
-use hypermesh::consensus::ConsensusConfig;
 use runtime::WallTime;
 use runtime_tokio::ProbeRecord;
 
@@ -16,11 +19,14 @@ use super::consensus::Seat;
 #[derive(Clone, Copy, Debug)]
 struct Told {
     seat: Seat,
+    /// Whether the replica finished reading its own state back (its `recovered` probe).
+    started: bool,
     view: u64,
     proposed_in: Option<u64>,
     committed_height: u64,
     committed_at: Option<WallTime>,
     halted: bool,
+    silence_max: Duration,
 }
 
 /// The replica's status, shared by the loop that reads its probes and the API that answers
@@ -29,15 +35,18 @@ struct Told {
 pub(crate) struct ReplicaStatus(Arc<Mutex<Told>>);
 
 impl ReplicaStatus {
-    /// Nothing told yet by the replica of `seat`.
-    pub(crate) fn new(seat: Seat) -> ReplicaStatus {
+    /// Nothing told yet by the replica of `seat`, whose partition is taken as unable to commit
+    /// after `silence_max` without a commit.
+    pub(crate) fn new(seat: Seat, silence_max: Duration) -> ReplicaStatus {
         ReplicaStatus(Arc::new(Mutex::new(Told {
             seat,
+            started: false,
             view: 0,
             proposed_in: None,
             committed_height: 0,
             committed_at: None,
             halted: false,
+            silence_max,
         })))
     }
 
@@ -55,7 +64,9 @@ impl ReplicaStatus {
         match p.name {
             "view" => told.view = told.view.max(p.subject),
             "proposal" => told.proposed_in = Some(p.subject),
-            "commit" => {
+            "recovered" => told.started = true,
+            // A commit replayed from its own log while starting is not one seen now.
+            "commit" if told.started => {
                 told.committed_height = told.committed_height.max(p.subject);
                 told.committed_at = Some(now);
             }
@@ -80,8 +91,7 @@ impl ReplicaStatus {
             committed_height: told.committed_height,
             committed_at: told.committed_at,
             halted: told.halted,
-            // The replica runs with the default settings (`consensus::replica`).
-            silence_max: ConsensusConfig::default().view_timeout_max,
+            silence_max: told.silence_max,
         }
     }
 }
@@ -111,13 +121,19 @@ mod tests {
 
     #[test]
     fn the_status_follows_the_replicas_probes() {
-        let status = ReplicaStatus::new(Seat {
-            index: 1,
-            validators: 4,
-            epoch: 1,
-        });
+        let status = ReplicaStatus::new(
+            Seat {
+                index: 1,
+                validators: 4,
+                epoch: 1,
+            },
+            Duration::from_secs(16),
+        );
         let at = WallTime::from_unix_nanos(5_000_000_000);
+        // Replayed from its log while starting: not a commit seen.
+        status.observe(&record("commit", 3, 0), at);
         assert_eq!(status.health().committed_at, None);
+        status.observe(&record("recovered", 3, 0), at);
         status.observe(&record("view", 7, 1), at);
         status.observe(&record("proposal", 7, 3), at);
         status.observe(&record("commit", 5, 0), at);
