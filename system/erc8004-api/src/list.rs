@@ -32,7 +32,7 @@ use serde_json::json;
 use crate::gate::error;
 use crate::index::{Facts, Search, SearchTally};
 use crate::service::{
-    decimal_id, identity_json, is_address, ok, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, REPUTATION_CLIENTS_MAX,
+    bad_cursor, decimal_id, identity_json, is_address, ok, page_limit, PAGE_LIMIT_DEFAULT, REPUTATION_CLIENTS_MAX,
 };
 use crate::view::{Depends, StatsView};
 
@@ -154,28 +154,8 @@ pub fn parse(params: &[(String, String)]) -> Result<ListQuery, HttpResponse> {
                 .ok_or_else(|| error(400, "bad_filter", &format!("{name} is empty: give a name")))
         };
         match name.as_str() {
-            "limit" => {
-                query.limit = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|l| (1..=PAGE_LIMIT_MAX).contains(l))
-                    .ok_or_else(|| {
-                        error(
-                            400,
-                            "bad_limit",
-                            &format!("limit {value:?}: give a number from 1 to {PAGE_LIMIT_MAX}"),
-                        )
-                    })?;
-            }
-            "cursor" => {
-                query.cursor = Some(decimal_id(value).ok_or_else(|| {
-                    error(
-                        400,
-                        "bad_cursor",
-                        &format!("cursor {value:?}: give the next_cursor of the previous page"),
-                    )
-                })?);
-            }
+            "limit" => query.limit = page_limit(value)?,
+            "cursor" => query.cursor = Some(decimal_id(value).ok_or_else(|| bad_cursor(value))?),
             "owner" => {
                 query.owner = Some(
                     value

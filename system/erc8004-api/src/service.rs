@@ -978,6 +978,30 @@ fn paged<T>(mut items: Vec<T>, limit: usize) -> (Vec<T>, bool) {
     (items, more)
 }
 
+/// A page's `limit`: 1 to [`PAGE_LIMIT_MAX`], or the 400 naming it.
+pub(crate) fn page_limit(value: &str) -> Result<usize, HttpResponse> {
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|l| (1..=PAGE_LIMIT_MAX).contains(l))
+        .ok_or_else(|| {
+            error(
+                400,
+                "bad_limit",
+                &format!("limit {value:?}: give a number from 1 to {PAGE_LIMIT_MAX}"),
+            )
+        })
+}
+
+/// The 400 of a `cursor` that does not read.
+pub(crate) fn bad_cursor(value: &str) -> HttpResponse {
+    error(
+        400,
+        "bad_cursor",
+        &format!("cursor {value:?}: give the next_cursor of the previous page"),
+    )
+}
+
 /// `limit` (1 to [`PAGE_LIMIT_MAX`], default [`PAGE_LIMIT_DEFAULT`]) and `cursor` (read by
 /// `cursor_of`), and nothing else.
 fn page_params<C>(
@@ -988,28 +1012,8 @@ fn page_params<C>(
     let mut cursor = None;
     for (name, value) in params {
         match name.as_str() {
-            "limit" => {
-                limit = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|l| (1..=PAGE_LIMIT_MAX).contains(l))
-                    .ok_or_else(|| {
-                        error(
-                            400,
-                            "bad_limit",
-                            &format!("limit {value:?}: give a number from 1 to {PAGE_LIMIT_MAX}"),
-                        )
-                    })?;
-            }
-            "cursor" => {
-                cursor = Some(cursor_of(value).ok_or_else(|| {
-                    error(
-                        400,
-                        "bad_cursor",
-                        &format!("cursor {value:?}: give the next_cursor of the previous page"),
-                    )
-                })?);
-            }
+            "limit" => limit = page_limit(value)?,
+            "cursor" => cursor = Some(cursor_of(value).ok_or_else(|| bad_cursor(value))?),
             other => {
                 return Err(error(
                     400,

@@ -395,6 +395,55 @@ fn the_registry_api_serves_the_chain_to_a_key_made_and_revoked_while_it_runs() {
             "openapi-spec-validator is not installed beside web3 (run .ci/install-test-tools)",
         );
         validate_openapi(&python, &document);
+        // Real answers of every read route, held to the schemas the document gives them.
+        let account1 = account(1).address().to_checksum(None);
+        let hash = alloy_primitives::keccak256(&raw).to_string();
+        let mut cases = Vec::new();
+        for (template, target, keyed) in [
+            ("/health", "/health".to_string(), false),
+            ("/api/v1/agents/", "/api/v1/agents/?limit=5".to_string(), true),
+            ("/api/v1/agents/", "/api/v1/agents/?tag=speed".to_string(), true),
+            ("/api/v1/agents/{id}", "/api/v1/agents/0".to_string(), true),
+            ("/api/v1/agents/{id}", "/api/v1/agents/99".to_string(), true),
+            (
+                "/api/v1/agents/{id}/feedback",
+                "/api/v1/agents/0/feedback".to_string(),
+                true,
+            ),
+            (
+                "/api/v1/agents/{id}/validations",
+                "/api/v1/agents/0/validations".to_string(),
+                true,
+            ),
+            (
+                "/api/v1/agents/{id}/reputation",
+                format!("/api/v1/agents/0/reputation?clients={account1}"),
+                true,
+            ),
+            ("/api/v1/agents/{id}/stats", "/api/v1/agents/0/stats".to_string(), true),
+            (
+                "/api/v1/agents/{id}/registration",
+                "/api/v1/agents/0/registration".to_string(),
+                true,
+            ),
+            (
+                "/api/v1/transactions/{hash}",
+                format!("/api/v1/transactions/{hash}"),
+                true,
+            ),
+            ("/api/v1/agents/", "/api/v1/agents/?active=maybe".to_string(), true),
+        ] {
+            let (status, _, body) = api_get(api, &target, keyed.then_some(key.as_str()));
+            cases.push(json!([template, status.to_string(), body, target]));
+        }
+        let statuses: Vec<&str> = cases.iter().map(|c| c[1].as_str().unwrap()).collect();
+        assert_eq!(
+            statuses,
+            ["200", "200", "200", "200", "404", "200", "200", "200", "200", "200", "200", "400"],
+            "{cases:?}"
+        );
+        let input = json!({ "document": serde_json::from_str::<Value>(&document).unwrap(), "cases": cases });
+        validate_answers(&python, &input.to_string());
     }
 
     let revoked = run_hypermesh(&["keys", "revoke", "--state", state.to_str().unwrap(), &key]);
@@ -436,6 +485,28 @@ from openapi_spec_validator import validate
 validate(json.load(sys.stdin))
 "#;
     python_on(python, script, document, "the OpenAPI document is refused");
+}
+
+/// Checks each case (`[path template, status, answer, target]`) against the schema the OpenAPI
+/// document gives that path's GET answer of that status, with openapi-schema-validator's OpenAPI
+/// 3.0 validator (`nullable` as 3.0 means it); any answer that does not match fails the test,
+/// naming its target and why.
+fn validate_answers(python: &str, input: &str) {
+    let script = r#"
+import json, sys
+from openapi_schema_validator import OAS30Validator
+given = json.load(sys.stdin)
+document = given["document"]
+wrong = []
+for template, status, answer, target in given["cases"]:
+    schema = document["paths"][template]["get"]["responses"][status]["content"]["application/json"]["schema"]
+    validator = OAS30Validator(dict(schema, components=document["components"]))
+    for error in validator.iter_errors(answer):
+        wrong.append(f"{target} ({status}): {error.message} at {list(error.absolute_path)}")
+if wrong:
+    sys.exit("\n".join(wrong))
+"#;
+    python_on(python, script, input, "answers do not match the OpenAPI document");
 }
 
 /// Runs the Python `script` with `input` on its stdin: its stdout; a failure fails the test with
