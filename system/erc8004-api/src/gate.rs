@@ -10,6 +10,8 @@
 //! A request must carry one `Authorization` field: two are refused as malformed rather than one
 //! of them picked.
 
+use std::collections::BTreeMap;
+
 use runtime::{HttpRequest, HttpResponse, WallTime};
 
 use crate::keys::{ApiKeys, AuthError, KeyRecord};
@@ -32,6 +34,10 @@ pub struct Admission {
 pub struct Gate {
     keys: ApiKeys,
     limiter: RateLimiter,
+    /// Requests refused 429, by their key's tier.
+    limited: BTreeMap<&'static str, u64>,
+    /// Requests refused 401, by the error's code.
+    unauthorized: BTreeMap<&'static str, u64>,
 }
 
 impl Gate {
@@ -39,8 +45,18 @@ impl Gate {
     pub fn new(keys: ApiKeys) -> Self {
         Gate {
             keys,
-            limiter: RateLimiter::new(),
+            ..Gate::default()
         }
+    }
+
+    /// Requests refused 429 so far, by their key's tier name.
+    pub fn limited(&self) -> &BTreeMap<&'static str, u64> {
+        &self.limited
+    }
+
+    /// Requests refused 401 so far, by why (`missing_api_key`, `malformed_api_key`, …).
+    pub fn unauthorized(&self) -> &BTreeMap<&'static str, u64> {
+        &self.unauthorized
     }
 
     /// Takes a new set of keys (the key file changed); what keys spent is kept.
@@ -55,12 +71,19 @@ impl Gate {
         let key = match (first, values.next()) {
             (_, Some(_)) => Err(AuthError::Malformed("more than one Authorization header: send one")),
             (value, None) => self.keys.authenticate(value),
-        }
-        .map_err(refused)?;
+        };
+        let key = match key {
+            Ok(key) => key,
+            Err(why) => {
+                *self.unauthorized.entry(why.code()).or_default() += 1;
+                return Err(refused(why));
+            }
+        };
         let now_ns = u64::try_from(now.as_unix_nanos()).unwrap_or(0);
         let decision = self.limiter.check(&key.id, key.tier(), now_ns);
         let headers = rate_headers(&decision);
         if !decision.allowed {
+            *self.limited.entry(key.tier().name).or_default() += 1;
             let retry = decision.retry_after_s.unwrap_or(1);
             let mut answer = error(
                 429,

@@ -74,6 +74,39 @@ pub struct Scrape<'a> {
     pub alerts: &'a [crate::alerts::Firing],
     /// The filtered lists' searches and the rows they examined.
     pub searched: crate::index::SearchTally,
+    /// The gate: its refusals.
+    pub gate: &'a crate::gate::Gate,
+    /// The server's queue in front of the service, if the backend tells it.
+    pub server: Option<ServerLoad>,
+}
+
+/// The server's queue in front of the service, as the backend counts it (requests the service
+/// never sees: refused while the queue was full).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerLoad {
+    /// Requests read whole and waiting for the service, or being answered, now.
+    pub waiting: u64,
+    /// Requests that may wait at most.
+    pub waiting_max: u64,
+    /// Requests refused 503 (`server_busy`) because that many already waited, so far.
+    pub refused_busy: u64,
+    /// Connections refused at the connection limit, so far.
+    pub connections_refused: u64,
+}
+
+/// How the backend tells the server's load (a closure over its counters).
+pub type LoadGauge = Box<dyn Fn() -> ServerLoad + Send>;
+
+/// A refusal's label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TierLabel {
+    tier: &'static str,
+}
+
+/// A 401's label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
 }
 
 /// An alert's label.
@@ -207,6 +240,49 @@ impl ApiMetrics {
             firing
                 .get_or_create(&AlertLabel { alert: alert.name() })
                 .set(i64::from(on));
+        }
+        // Every tier, refused or not: a series that appears only once something is refused
+        // cannot be rated over a window that began before it.
+        let limited: Family<TierLabel, prometheus_client::metrics::counter::Counter> = Family::default();
+        for tier in crate::keys::TIERS {
+            let count = scrape.gate.limited().get(tier.name).copied().unwrap_or(0);
+            limited.get_or_create(&TierLabel { tier: tier.name }).inc_by(count);
+        }
+        registry.register(
+            "rate_limited",
+            "Requests refused 429 (rate limit exceeded), by the key's tier",
+            limited,
+        );
+        let unauthorized: Family<ReasonLabel, prometheus_client::metrics::counter::Counter> = Family::default();
+        for (reason, count) in scrape.gate.unauthorized() {
+            unauthorized.get_or_create(&ReasonLabel { reason }).inc_by(*count);
+        }
+        registry.register(
+            "unauthorized",
+            "Requests refused 401, by why (missing, malformed, unknown or revoked key)",
+            unauthorized,
+        );
+        if let Some(load) = scrape.server {
+            registry.register(
+                "server_requests_waiting",
+                "Requests read whole and waiting for the service, or being answered",
+                ConstGauge::new(load.waiting),
+            );
+            registry.register(
+                "server_requests_waiting_max",
+                "Requests that may wait for the service at most (one more is refused 503)",
+                ConstGauge::new(load.waiting_max),
+            );
+            registry.register(
+                "server_refused_busy",
+                "Requests refused 503 server_busy because the queue was full: never processed",
+                ConstCounter::new(load.refused_busy),
+            );
+            registry.register(
+                "server_connections_refused",
+                "Connections refused at the connection limit",
+                ConstCounter::new(load.connections_refused),
+            );
         }
         registry.register(
             "alert_firing",

@@ -42,7 +42,7 @@ use crate::cache::{CacheConfig, ResponseCache};
 use crate::gate::{error, Gate, JSON};
 use crate::health::ConsensusHealth;
 use crate::index::{Search, SearchTally};
-use crate::metrics::{ApiMetrics, Scrape, Stopwatch, CONTENT_TYPE};
+use crate::metrics::{ApiMetrics, LoadGauge, Scrape, Stopwatch, CONTENT_TYPE};
 use crate::view::{AgentStats, Depends, Follower, Refresh, StatsView};
 
 /// Agents per page at most.
@@ -197,6 +197,8 @@ pub struct Api {
     tallies: Tallies,
     alerts: AlertState,
     evaluated_at: Option<WallTime>,
+    /// The server's queue in front of the API, if the backend tells it.
+    load: Option<LoadGauge>,
     search: Search,
     filter_rows_max: u64,
     /// The filtered lists' searches so far.
@@ -291,6 +293,11 @@ impl<S: ChainSource> ApiService<S> {
         self
     }
 
+    /// Reads the server's queue in front of the API with `load` ([`Api::set_server_load`]).
+    pub fn set_server_load(&mut self, load: LoadGauge) {
+        self.api.set_server_load(load);
+    }
+
     /// The gate, to give it new keys.
     pub fn gate_mut(&mut self) -> &mut Gate {
         self.api.gate_mut()
@@ -336,6 +343,7 @@ impl Api {
             tallies: Tallies::default(),
             alerts: AlertState::new(config.alerts),
             evaluated_at: None,
+            load: None,
             search: config.search,
             filter_rows_max: config.filter_rows_max,
             searched: SearchTally::default(),
@@ -348,12 +356,22 @@ impl Api {
         self.searched
     }
 
+    /// Reads the server's queue in front of the API with `load` (the backend's counters):
+    /// `/metrics` exports it, and the error-rate alert counts the requests it refused, which
+    /// the API never sees.
+    pub fn set_server_load(&mut self, load: LoadGauge) {
+        self.load = Some(load);
+    }
+
     /// Evaluates the alerts at `now` over the figures so far: the alerts firing.
     pub fn evaluate_alerts(&mut self, now: WallTime) -> &[Firing] {
         let c = self.cache.counters();
+        let refused = self.load.as_ref().map_or(0, |load| load().refused_busy);
         let tallies = Tallies {
             hits: c.hits,
             lookups: c.hits + c.misses + c.lookup_errors,
+            answers: self.tallies.answers + refused,
+            errors: self.tallies.errors + refused,
             ..self.tallies
         };
         self.alerts.evaluate(now, tallies);
@@ -491,6 +509,8 @@ impl Api {
             search,
             filter_rows_max,
             searched,
+            gate,
+            load,
             ..
         } = self;
         let key = format!("{}?{}", request.path, request.query);
@@ -541,6 +561,8 @@ impl Api {
                         agents: chain.registries().agent_count(),
                         alerts: alerts.firing(),
                         searched: *searched,
+                        gate,
+                        server: load.as_ref().map(|load| load()),
                     };
                     HttpResponse::new(200, CONTENT_TYPE, metrics.exposition(&scrape))
                 }

@@ -1438,3 +1438,56 @@ fn health_on_a_cluster_node_names_its_role_and_whether_its_partition_can_commit(
     let body: Value = serde_json::from_slice(&answer.body).unwrap();
     assert_eq!(body["components"].get("consensus"), None, "{body}");
 }
+
+/// `/metrics` counts the gate's refusals by tier and by why, and the server's queue as the
+/// backend tells it; the requests the server refused (never seen by the API) count in the
+/// error-rate alert.
+#[test]
+fn metrics_count_the_gates_refusals_and_the_servers_queue_and_the_alert_sees_what_the_server_refused() {
+    use erc8004_api::metrics::ServerLoad;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let chain = chain();
+    let mut keys = ApiKeys::new();
+    let (key, _) = keys.create(&[7; 36], "free", "tests", NOW as i64).unwrap();
+    let mut api = ApiService::new(chain.clone(), Gate::new(keys));
+    let refused = Arc::new(AtomicU64::new(0));
+    let told = refused.clone();
+    api.set_server_load(Box::new(move || ServerLoad {
+        waiting: 3,
+        waiting_max: 256,
+        refused_busy: told.load(Ordering::Relaxed),
+        connections_refused: 0,
+    }));
+    // The free tier allows 100 a minute: 120 at once, 20 refused 429; 2 without a key.
+    for _ in 0..120 {
+        call_at(&mut api, "/api/v1/agents/2", Some(&key), 0);
+    }
+    call_at(&mut api, "/api/v1/agents/2", None, 0);
+    call_at(&mut api, "/api/v1/agents/2", Some("hmk_nope"), 0);
+    let (_, metrics) = call_at(&mut api, "/metrics", None, 0);
+    for line in [
+        "erc8004_rate_limited_total{tier=\"free\"} 20\n",
+        "erc8004_rate_limited_total{tier=\"enterprise\"} 0\n",
+        "erc8004_unauthorized_total{reason=\"missing_api_key\"} 1\n",
+        "erc8004_unauthorized_total{reason=\"malformed_api_key\"} 1\n",
+        "erc8004_server_requests_waiting 3\n",
+        "erc8004_server_requests_waiting_max 256\n",
+        "erc8004_server_refused_busy_total 0\n",
+    ] {
+        assert!(metrics.contains(line), "{line}{metrics}");
+    }
+    // The server refuses 30 the API never sees: over the 123 answers it gave, the error rate
+    // is 30 in 153 (the 429s and 401s are not errors).
+    refused.store(30, Ordering::Relaxed);
+    let (_, health) = call_at(&mut api, "/health", None, 2);
+    let health: Value = serde_json::from_str(&health).unwrap();
+    let firing = health["alerts"].as_array().unwrap();
+    let error_rate = firing
+        .iter()
+        .find(|a| a["alert"] == "HighErrorRate")
+        .unwrap_or_else(|| panic!("{health}"));
+    let rate = error_rate["value"].as_f64().unwrap();
+    assert!((0.19..0.20).contains(&rate), "{health}");
+    let (_, metrics) = call_at(&mut api, "/metrics", None, 2);
+    assert!(metrics.contains("erc8004_server_refused_busy_total 30\n"), "{metrics}");
+}

@@ -9,12 +9,14 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use erc8004_api::gate::Gate;
 use erc8004_api::keys::ApiKeys;
 use erc8004_api::service::{ApiConfig, ApiService, ChainSource};
 use runtime::{HttpRequest, HttpResponse, HttpService, WallTime};
+use runtime_tokio::ServerLoad;
 
 use crate::keys::KEYS_FILE;
 
@@ -54,6 +56,20 @@ impl<S: ChainSource> ServedApi<S> {
             seen: None,
             checked: None,
         }
+    }
+
+    /// Exports the server's queue in front of the API (`server`'s counters) in `/metrics`, and
+    /// counts what it refused in the error-rate alert: the API never sees those requests.
+    pub(crate) fn watch_server(&mut self, server: Arc<ServerLoad>) {
+        self.api.set_server_load(Box::new(move || {
+            let f = server.figures();
+            erc8004_api::metrics::ServerLoad {
+                waiting: f.waiting,
+                waiting_max: f.waiting_max,
+                refused_busy: f.refused_busy,
+                connections_refused: f.connections_refused,
+            }
+        }));
     }
 
     /// Reads the key file again if it changed and the interval passed.

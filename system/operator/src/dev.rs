@@ -150,11 +150,15 @@ fn dev(args: DevArgs) -> Result<(), Failure> {
             let mut api_config = HttpsConfig::new(listen);
             api_config.answer_inline = true;
             api_config.error_style = ErrorStyle::CodeAndMessage;
+            let served = Arc::new(Mutex::new(served));
             let server = {
                 let _inside = api_runtime.enter();
-                HttpsServer::bind_plain(api_config, Arc::new(Mutex::new(served)))
-                    .map_err(|e| Failure(format!("--api: {e}")))?
+                HttpsServer::bind_plain(api_config, served.clone()).map_err(|e| Failure(format!("--api: {e}")))?
             };
+            served
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .watch_server(server.load());
             println!("api listening on http://{}", server.local_addr()?);
             Some((api_runtime, server))
         }

@@ -21,6 +21,7 @@
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -167,6 +168,53 @@ pub struct HttpsServer<S> {
     acceptor: Option<TlsAcceptor>,
     service: Arc<Mutex<S>>,
     config: HttpsConfig,
+    load: Arc<ServerLoad>,
+}
+
+/// What the server holds in front of its service, counted as it serves: the service never sees
+/// the requests refused here, so a service that reports on itself reads them from this.
+#[derive(Debug)]
+pub struct ServerLoad {
+    /// A permit per request waiting or being answered.
+    waiting: Arc<Semaphore>,
+    waiting_max: usize,
+    refused_busy: AtomicU64,
+    connections_refused: AtomicU64,
+}
+
+/// [`ServerLoad`] at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerFigures {
+    /// Requests read whole and waiting for the service, or being answered.
+    pub waiting: u64,
+    /// Requests that may wait at most ([`HttpsConfig::requests_waiting_max`]).
+    pub waiting_max: u64,
+    /// Requests refused 503 because that many waited, so far.
+    pub refused_busy: u64,
+    /// Connections refused at [`HttpsConfig::connections_max`], so far.
+    pub connections_refused: u64,
+}
+
+impl ServerLoad {
+    fn new(waiting_max: usize) -> ServerLoad {
+        ServerLoad {
+            waiting: Arc::new(Semaphore::new(waiting_max)),
+            waiting_max,
+            refused_busy: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
+        }
+    }
+
+    /// The figures now.
+    pub fn figures(&self) -> ServerFigures {
+        let free = self.waiting.available_permits().min(self.waiting_max);
+        ServerFigures {
+            waiting: (self.waiting_max - free) as u64,
+            waiting_max: self.waiting_max as u64,
+            refused_busy: self.refused_busy.load(Ordering::Relaxed),
+            connections_refused: self.connections_refused.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// A TCP listener on `addr`, IPv6 only.
@@ -189,11 +237,10 @@ fn listen(addr: SocketAddr) -> Result<TcpListener, HttpsError> {
 
 /// The way to the service: a bounded number of requests may wait, and they take turns.
 struct Queue {
-    /// A permit per request waiting or being answered.
-    waiting: Arc<Semaphore>,
+    /// The requests waiting (a permit each), and what was refused.
+    load: Arc<ServerLoad>,
     /// One permit: the request being answered. Waiting for it is a task's, not a thread's.
     turn: Arc<Semaphore>,
-    waiting_max: usize,
     retry_after_s: u32,
     inline: bool,
 }
@@ -234,6 +281,7 @@ impl<S: HttpService + 'static> HttpsServer<S> {
             listener,
             acceptor: Some(TlsAcceptor::from(Arc::new(tls))),
             service,
+            load: Arc::new(ServerLoad::new(config.requests_waiting_max)),
             config,
         })
     }
@@ -245,8 +293,14 @@ impl<S: HttpService + 'static> HttpsServer<S> {
             listener: listen(config.listen)?,
             acceptor: None,
             service,
+            load: Arc::new(ServerLoad::new(config.requests_waiting_max)),
             config,
         })
+    }
+
+    /// What it holds in front of its service, and has refused, as it serves.
+    pub fn load(&self) -> Arc<ServerLoad> {
+        self.load.clone()
     }
 
     /// The address actually bound (port 0 picks a free one).
@@ -258,9 +312,8 @@ impl<S: HttpService + 'static> HttpsServer<S> {
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) {
         let permits = Arc::new(Semaphore::new(self.config.connections_max));
         let queue = Arc::new(Queue {
-            waiting: Arc::new(Semaphore::new(self.config.requests_waiting_max)),
+            load: self.load.clone(),
             turn: Arc::new(Semaphore::new(1)),
-            waiting_max: self.config.requests_waiting_max,
             retry_after_s: self.config.busy_retry_after_s,
             inline: self.config.answer_inline,
         });
@@ -279,6 +332,7 @@ impl<S: HttpService + 'static> HttpsServer<S> {
                 },
             };
             let Ok(permit) = permits.clone().try_acquire_owned() else {
+                self.load.connections_refused.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%peer, limit = self.config.connections_max, "connection refused: at the connection limit");
                 continue;
             };
@@ -460,17 +514,20 @@ async fn respond<S: HttpService + 'static>(
                     .collect(),
                 body,
             };
-            match queue.waiting.clone().try_acquire_owned() {
-                Err(_) => plain(
-                    style,
-                    503,
-                    "server_busy",
-                    &format!(
-                        "server busy: {} requests are already waiting; this one was not processed (nothing it asked was done), retry after {} s",
-                        queue.waiting_max, queue.retry_after_s
-                    ),
-                )
-                .with_header("retry-after", queue.retry_after_s.to_string()),
+            match queue.load.waiting.clone().try_acquire_owned() {
+                Err(_) => {
+                    queue.load.refused_busy.fetch_add(1, Ordering::Relaxed);
+                    plain(
+                        style,
+                        503,
+                        "server_busy",
+                        &format!(
+                            "server busy: {} requests are already waiting; this one was not processed (nothing it asked was done), retry after {} s",
+                            queue.load.waiting_max, queue.retry_after_s
+                        ),
+                    )
+                    .with_header("retry-after", queue.retry_after_s.to_string())
+                }
                 Ok(waiting) => {
                     let turn = queue
                         .turn
@@ -493,7 +550,12 @@ async fn respond<S: HttpService + 'static>(
                         })
                         .await;
                         handled.unwrap_or_else(|_| {
-                            plain(style, 500, "internal_error", "internal error: the request handler failed")
+                            plain(
+                                style,
+                                500,
+                                "internal_error",
+                                "internal error: the request handler failed",
+                            )
                         })
                     }
                 }

@@ -39,7 +39,7 @@ pub use driver::{drive, NodeStats, RECV_BUFFER_BYTES};
 pub use env::{NodeSpec, RealEnv, SocketBuffers, SOCKET_BUFFER_BYTES_DEFAULT};
 pub use error::BackendError;
 pub use files::DirStorage;
-pub use https::{CertificateSlot, ErrorStyle, HttpsConfig, HttpsError, HttpsServer};
+pub use https::{CertificateSlot, ErrorStyle, HttpsConfig, HttpsError, HttpsServer, ServerFigures, ServerLoad};
 pub use https_client::{HttpsClient, HttpsClientError};
 pub use memory::release_free_memory;
 pub use node::{run_node, run_node_uring};

@@ -182,6 +182,8 @@ struct Busy {
     release: std::sync::mpsc::Sender<()>,
     /// Requests the service answered.
     answered: Arc<std::sync::atomic::AtomicUsize>,
+    /// The server's counts of what it holds and refused.
+    load: Arc<runtime_tokio::ServerLoad>,
 }
 
 async fn busy_server(tune: impl FnOnce(&mut HttpsConfig)) -> Busy {
@@ -197,6 +199,7 @@ async fn busy_server(tune: impl FnOnce(&mut HttpsConfig)) -> Busy {
     tune(&mut config);
     let server = HttpsServer::bind_plain(config, Arc::new(Mutex::new(service))).unwrap();
     let addr = server.local_addr().unwrap();
+    let load = server.load();
     tokio::spawn(server.serve(std::future::pending()));
     let slow = tokio::spawn(plain_get(addr, "/slow"));
     tokio::task::spawn_blocking(move || entered.recv_timeout(Duration::from_secs(10)).unwrap())
@@ -207,6 +210,7 @@ async fn busy_server(tune: impl FnOnce(&mut HttpsConfig)) -> Busy {
         slow,
         release,
         answered,
+        load,
     }
 }
 
@@ -253,7 +257,9 @@ async fn past_the_waiting_bound_a_request_gets_503_and_is_not_processed() {
 #[tokio::test]
 async fn a_client_hanging_up_mid_answer_still_holds_its_place_in_the_queue() {
     let busy = busy_server(|config| config.requests_waiting_max = 1).await;
-    let (addr, slow, release) = (busy.addr, busy.slow, busy.release);
+    let (addr, slow, release, load) = (busy.addr, busy.slow, busy.release, busy.load);
+    let figures = load.figures();
+    assert_eq!((figures.waiting, figures.waiting_max, figures.refused_busy), (1, 1, 0));
     // The client hangs up; the service is still busy with its request.
     slow.abort();
     let _ = slow.await;
@@ -262,6 +268,9 @@ async fn a_client_hanging_up_mid_answer_still_holds_its_place_in_the_queue() {
         .await
         .expect("refused at once, not left waiting behind the request hung up on");
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    // Counted where the service cannot see it: the request refused, the one still held.
+    let figures = load.figures();
+    assert_eq!((figures.waiting, figures.refused_busy), (1, 1));
     release.send(()).unwrap();
 }
 

@@ -311,8 +311,12 @@ fn node(args: NodeArgs) -> Result<(), Failure> {
             // Reads answer from memory: on the connection's task, not the blocking pool.
             config.answer_inline = true;
             config.error_style = ErrorStyle::CodeAndMessage;
-            let server = HttpsServer::bind_plain(config, Arc::new(Mutex::new(served)))
-                .map_err(|e| Failure(format!("--api: {e}")))?;
+            let served = Arc::new(Mutex::new(served));
+            let server = HttpsServer::bind_plain(config, served.clone()).map_err(|e| Failure(format!("--api: {e}")))?;
+            served
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .watch_server(server.load());
             emit(serde_json::json!({ "event": "api", "listening": format!("http://{}", server.local_addr()?) }));
             Some(server)
         }
