@@ -211,6 +211,14 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// Every code [`AuthError::code`] gives, in that order.
+    pub const CODES: [&'static str; 4] = [
+        "missing_api_key",
+        "malformed_api_key",
+        "unknown_api_key",
+        "revoked_api_key",
+    ];
+
     /// A stable word for the refusal (the JSON error's `code`).
     pub fn code(&self) -> &'static str {
         match self {
@@ -432,6 +440,18 @@ mod tests {
 
     fn bearer(key: &str) -> Vec<u8> {
         format!("Bearer {key}").into_bytes()
+    }
+
+    #[test]
+    fn every_refusal_code_is_listed_once() {
+        let all = [
+            AuthError::Missing,
+            AuthError::Malformed("x"),
+            AuthError::Unknown,
+            AuthError::Revoked { id: "i".into(), at: 0 },
+        ];
+        let codes: Vec<&str> = all.iter().map(AuthError::code).collect();
+        assert_eq!(codes, AuthError::CODES);
     }
 
     #[test]

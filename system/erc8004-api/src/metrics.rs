@@ -254,8 +254,9 @@ impl ApiMetrics {
             limited,
         );
         let unauthorized: Family<ReasonLabel, prometheus_client::metrics::counter::Counter> = Family::default();
-        for (reason, count) in scrape.gate.unauthorized() {
-            unauthorized.get_or_create(&ReasonLabel { reason }).inc_by(*count);
+        for reason in crate::keys::AuthError::CODES {
+            let count = scrape.gate.unauthorized().get(reason).copied().unwrap_or(0);
+            unauthorized.get_or_create(&ReasonLabel { reason }).inc_by(count);
         }
         registry.register(
             "unauthorized",

@@ -1470,6 +1470,7 @@ fn metrics_count_the_gates_refusals_and_the_servers_queue_and_the_alert_sees_wha
         "erc8004_rate_limited_total{tier=\"enterprise\"} 0\n",
         "erc8004_unauthorized_total{reason=\"missing_api_key\"} 1\n",
         "erc8004_unauthorized_total{reason=\"malformed_api_key\"} 1\n",
+        "erc8004_unauthorized_total{reason=\"revoked_api_key\"} 0\n",
         "erc8004_server_requests_waiting 3\n",
         "erc8004_server_requests_waiting_max 256\n",
         "erc8004_server_refused_busy_total 0\n",

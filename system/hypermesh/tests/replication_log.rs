@@ -506,18 +506,21 @@ fn survives_or_reports(seed: u64) {
 }
 
 /// A disk whose reads of one file flip a bit at one offset (rot in the read path, as the
-/// simulator's `read_bitflip` does), leaving the stored bytes as they are.
+/// simulator's `read_bitflip` does) the first `times` times a read covers it, leaving the
+/// stored bytes as they are.
 struct FlipOnRead {
     disk: MemStorage,
     name: String,
     at: u64,
+    times: u32,
 }
 
 impl Storage for FlipOnRead {
     fn read_at(&mut self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>, runtime::StorageError> {
         let mut bytes = self.disk.read_at(name, offset, len)?;
-        if name == self.name && (offset..offset + bytes.len() as u64).contains(&self.at) {
+        if self.times > 0 && name == self.name && (offset..offset + bytes.len() as u64).contains(&self.at) {
             bytes[(self.at - offset) as usize] ^= 0x20;
+            self.times -= 1;
         }
         Ok(bytes)
     }
@@ -541,38 +544,60 @@ impl Storage for FlipOnRead {
     }
 }
 
-/// Records written past the marker's claim are written again before the next commit claims them
-/// (`rewrite_uncommitted`, against fsyncgate): a record that reads back damaged then is cut with
-/// everything after it, never written back damaged and claimed committed. (Before: the flipped
-/// bit was made durable below the claim, and every later open found committed heights lost.)
-#[test]
-fn a_record_read_back_damaged_when_written_again_is_cut_not_claimed() {
+/// A log with heights 0..10 committed and 10..20 written past the claim, reopened over a disk
+/// that flips a bit of record 14 on its first `times` reads of it.
+fn past_the_claim_flipping(times: u32) -> (FlipOnRead, BlockLog) {
     let mut disk = MemStorage::default();
     let (mut log, _) = BlockLog::open(&mut disk, "blocks").unwrap();
     fill(&mut log, &mut disk, 10);
     log.commit(&mut disk).unwrap();
-    // 10..20 written, never committed.
     fill(&mut log, &mut disk, 20);
     let mut flipping = FlipOnRead {
         disk,
         name: "blocks.0000000000000000".into(),
         at: (0..14).map(|h| 20 + payload(h).len() as u64).sum::<u64>() + 25,
+        times,
     };
-    let (mut log, rec) = BlockLog::open(&mut flipping.disk, "blocks").unwrap();
+    let (log, rec) = BlockLog::open(&mut flipping.disk, "blocks").unwrap();
     assert_eq!((log.committed(), rec.next), (10, 20));
+    (flipping, log)
+}
+
+/// Records written past the marker's claim are written again before the next commit claims them
+/// (`rewrite_uncommitted`, against fsyncgate), each checked first. A record that reads damaged
+/// once (rot in the read path) is read again and written back whole; one that reads damaged
+/// every time is refused, neither written back damaged and claimed, nor cut (it may be a
+/// committed block the claim reads too old for). Before: the flipped bit was written back and
+/// claimed by the next commit, and every later open found committed heights lost.
+#[test]
+fn a_record_read_back_damaged_when_written_again_is_read_again_and_never_claimed_damaged() {
+    let (mut flipping, mut log) = past_the_claim_flipping(1);
     log.rewrite_uncommitted(&mut flipping).unwrap();
-    let committed = log.commit(&mut flipping).unwrap();
-    assert_eq!(
-        committed, 14,
-        "the records before the damaged one are committed, it and the rest cut"
-    );
+    assert_eq!(log.commit(&mut flipping).unwrap(), 20);
     let mut disk = flipping.disk;
     disk.crash_keeping(0);
     let (log, rec) = BlockLog::open(&mut disk, "blocks").unwrap();
-    assert_eq!((rec.next, rec.lost.clone(), rec.holes), (14, None, 0), "{rec:?}");
-    for h in 0..14 {
+    assert_eq!((rec.next, rec.lost.clone(), rec.holes), (20, None, 0), "{rec:?}");
+    for h in 0..20 {
         assert_eq!(
             log.get(&mut disk, h).unwrap().as_deref(),
+            Some(&payload(h)[..]),
+            "height {h}"
+        );
+    }
+
+    let (mut flipping, mut log) = past_the_claim_flipping(u32::MAX);
+    let refused = log.rewrite_uncommitted(&mut flipping).unwrap_err();
+    assert!(
+        matches!(refused, hypermesh::replication::LogError::Damaged { height: 14, .. }),
+        "{refused}"
+    );
+    // Nothing cut, nothing damaged written: the disk still holds every record as it was.
+    let (log, rec) = BlockLog::open(&mut flipping.disk, "blocks").unwrap();
+    assert_eq!((rec.next, rec.holes), (20, 0));
+    for h in 0..20 {
+        assert_eq!(
+            log.get(&mut flipping.disk, h).unwrap().as_deref(),
             Some(&payload(h)[..]),
             "height {h}"
         );

@@ -63,6 +63,18 @@ pub enum LogError {
         /// The height expected.
         expected: u64,
     },
+    /// A record past the commit marker's claim read back damaged twice when it was to be
+    /// written again ([`BlockLog::rewrite_uncommitted`]).
+    #[error(
+        "block log {base}: block {height}, past the commit marker's claim, reads back damaged: it was \
+         not written again, and the log is not cut there (the claim may be older than the truth)"
+    )]
+    Damaged {
+        /// The log.
+        base: String,
+        /// The damaged record's height.
+        height: u64,
+    },
     /// An earlier write or sync failed: nothing more until [`BlockLog::recover`].
     #[error(
         "block log {base}: an earlier write or sync failed, so what was not committed may be lost; \
@@ -433,15 +445,17 @@ impl BlockLog {
     /// so that the next [`BlockLog::commit`] makes them durable: found at open, they may sit only
     /// in the page cache, dropped from writeback by a sync that failed before the log was opened
     /// again without a power cut ("fsyncgate"), and then no later sync writes them. Each record
-    /// read is checked before it is written back: one that reads damaged (rot in the read path)
-    /// or short is cut with every record after it (none of them was ever committed), never made
-    /// durable below the next claim. The bytes written are the ones read and checked, so a crash
-    /// while writing them leaves a record either as it was or torn past the claim, which the
-    /// next open cuts. Returns the bytes written.
+    /// read is checked for its height before it is written back, and one that fails is read
+    /// once more (rot in the read path passes). One that fails twice is refused
+    /// ([`LogError::Damaged`]), neither written back (it would be claimed durable, damaged, by
+    /// the next commit) nor cut: the claim may read older than the truth (its newest copy
+    /// rotted), so the record may be a committed one, and only its owner knows whether it can
+    /// be fetched again. The records before it are written back. The bytes written are the ones
+    /// read and checked, so a crash while writing them leaves a record either as it was or torn
+    /// past the claim, which the next open cuts. Returns the bytes written.
     pub fn rewrite_uncommitted(&mut self, storage: &mut dyn Storage) -> Result<u64, LogError> {
         self.refuse_if_failed()?;
         let mut written = 0;
-        let mut damaged_at = None;
         for (first, segment) in &mut self.segments {
             let held = segment.offsets.len() as u64;
             if first + held <= self.committed {
@@ -451,36 +465,44 @@ impl BlockLog {
             let offset = segment.offsets.get(from as usize).copied().unwrap_or(segment.len);
             let name = segment_name(&self.base, *first);
             let bytes = storage.read_at(&name, offset, (segment.len - offset) as usize)?;
-            // The records as read, each checked for its height; a short read ends them early.
-            let mut intact = 0;
-            let mut height = first + from;
-            while height < first + held {
-                match parse(&bytes[intact..], height) {
-                    Some((_, len)) => {
-                        intact += len;
-                        height += 1;
-                    }
-                    None => break,
+            // The records as read, each checked for its height (a short read ends them early),
+            // and one that fails read again on its own.
+            let mut checked = Vec::with_capacity(bytes.len());
+            let mut damaged = None;
+            for height in first + from..first + held {
+                let at = (segment.offsets[(height - first) as usize] - offset) as usize;
+                let end = segment
+                    .offsets
+                    .get((height - first + 1) as usize)
+                    .copied()
+                    .unwrap_or(segment.len);
+                let len = (end - offset) as usize - at;
+                if parse(bytes.get(at..at + len).unwrap_or(&[]), height).is_some() {
+                    checked.extend_from_slice(&bytes[at..at + len]);
+                    continue;
                 }
-            }
-            if let Err(e) = storage.write_at(&name, offset, &bytes[..intact]) {
-                self.failed = true;
-                return Err(e.into());
-            }
-            segment.dirty = true;
-            written += intact as u64;
-            if height < first + held {
-                damaged_at = Some(height);
+                let again = storage.read_at(&name, offset + at as u64, len)?;
+                if parse(&again, height).is_some() {
+                    checked.extend_from_slice(&again);
+                    continue;
+                }
+                damaged = Some(height);
                 break;
             }
-        }
-        if let Some(height) = damaged_at {
-            // Above every committed height: nothing committed is lost by the cut.
-            debug_assert!(
-                height >= self.committed,
-                "only records past the claim are written again"
-            );
-            self.cut_at(storage, height)?;
+            if !checked.is_empty() {
+                if let Err(e) = storage.write_at(&name, offset, &checked) {
+                    self.failed = true;
+                    return Err(e.into());
+                }
+                segment.dirty = true;
+                written += checked.len() as u64;
+            }
+            if let Some(height) = damaged {
+                return Err(LogError::Damaged {
+                    base: self.base.clone(),
+                    height,
+                });
+            }
         }
         Ok(written)
     }
