@@ -15,6 +15,9 @@
 //!   decimals (entries 1 and 2 summarize to 1, not 1.5), so the filter agrees with what a reader
 //!   of the registry or of `/reputation` sees.
 //!
+//! The unfiltered list also takes `offset` (0 to [`OFFSET_MAX`], not with `cursor`): the page
+//! after that many agents, its `next_cursor` continuing from it.
+//!
 //! Filters combine (all must hold). A filtered page examines at most `filter_rows_max` rows
 //! ([`FILTER_ROWS_MAX`] by default): each agent read is one, and so is each feedback entry read
 //! for a `tag` or `min_reputation` filter. One that reached the bound before filling its page
@@ -36,12 +39,16 @@ use crate::service::{
 };
 use crate::view::{Depends, StatsView};
 
+/// The largest `offset` taken: an offset costs a walk of the agents before it, so deeper pages
+/// are reached by cursor.
+pub const OFFSET_MAX: u64 = 10_000;
+
 /// Agents a filtered page examines at most by default (`ApiConfig::filter_rows_max`: its bound
 /// on work per request).
 pub const FILTER_ROWS_MAX: u64 = 10_000;
 
 /// The parameters the list takes.
-const PARAMETERS: &str = "limit, cursor, owner, active, trust, service, tag, min_reputation and clients";
+const PARAMETERS: &str = "limit, cursor, offset, owner, active, trust, service, tag, min_reputation and clients";
 
 /// A list request, read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -50,6 +57,8 @@ pub struct ListQuery {
     pub limit: usize,
     /// The last id of the previous page.
     pub cursor: Option<U256>,
+    /// Agents to skip from the first (the unfiltered list only).
+    pub offset: Option<u64>,
     /// Only this owner's agents.
     pub owner: Option<Address>,
     /// Only agents whose file says `active` is this.
@@ -156,6 +165,19 @@ pub fn parse(params: &[(String, String)]) -> Result<ListQuery, HttpResponse> {
         match name.as_str() {
             "limit" => query.limit = page_limit(value)?,
             "cursor" => query.cursor = Some(decimal_id(value).ok_or_else(|| bad_cursor(value))?),
+            "offset" => {
+                let offset = decimal_id(value)
+                    .and_then(|n| u64::try_from(n).ok())
+                    .filter(|n| *n <= OFFSET_MAX)
+                    .ok_or_else(|| {
+                        error(
+                            400,
+                            "bad_offset",
+                            &format!("offset {value:?}: give a number from 0 to {OFFSET_MAX}; deeper, page by cursor"),
+                        )
+                    })?;
+                query.offset = Some(offset);
+            }
             "owner" => {
                 query.owner = Some(
                     value
@@ -227,6 +249,20 @@ pub fn parse(params: &[(String, String)]) -> Result<ListQuery, HttpResponse> {
             }
         }
     }
+    if query.offset.is_some() && query.cursor.is_some() {
+        return Err(error(
+            400,
+            "bad_offset",
+            "offset and cursor both given: give one (a page's next_cursor continues from it)",
+        ));
+    }
+    if query.offset.is_some() && query.filtered() {
+        return Err(error(
+            400,
+            "bad_offset",
+            "offset pages the whole list only: a filtered list pages by cursor (its pages may end short at the bound on rows examined)",
+        ));
+    }
     match (min_reputation_text, query.clients.len()) {
         (Some(_), 0) => Err(error(
             400,
@@ -281,7 +317,21 @@ pub fn answer(
 ) -> (HttpResponse, Depends) {
     let limit = query.limit;
     if !query.filtered() {
-        let agents = registries.agents_after(query.cursor, limit + 1);
+        // An offset is the cursor of the agent before it: walked to, at most OFFSET_MAX.
+        let cursor = match query.offset {
+            None | Some(0) => query.cursor,
+            Some(offset) => match registries.owners_after(None).nth((offset - 1) as usize) {
+                Some((id, _)) => Some(id),
+                None => {
+                    let depends = Depends {
+                        list_end: true,
+                        ..Depends::default()
+                    };
+                    return (page(&[], None), depends);
+                }
+            },
+        };
+        let agents = registries.agents_after(cursor, limit + 1);
         let more = agents.len() > limit;
         let agents = &agents[..agents.len().min(limit)];
         let next = more.then(|| agents.last().map(|a| a.id.to_string())).flatten();

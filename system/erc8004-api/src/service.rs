@@ -11,8 +11,8 @@
 //! [`crate::registration`]), and `POST /api/v1/transactions` (a signed transaction handed
 //! to the chain, answered with its receipt once included, else 202 and then by
 //! `GET /api/v1/transactions/{hash}`), and `GET /api/v1/openapi.json` (the
-//! OpenAPI document of them all). A parameter a route does not serve (the list's `offset`, for
-//! one) is refused with 400 naming it, never ignored.
+//! OpenAPI document of them all). A parameter a route does not serve is refused with 400 naming
+//! it, never ignored.
 //!
 //! Every read first brings the [`Follower`] to the chain's head, in the same read of the chain
 //! that answers it; answers then come from the [`ResponseCache`] while nothing they show has

@@ -118,6 +118,24 @@ fn agents_are_read_a_page_at_a_time_and_one_by_one_with_a_key() {
         .map(|a| a["id"].as_str().unwrap())
         .collect();
     assert_eq!((ids, page["next_cursor"].as_str()), (vec!["0", "1"], Some("1")));
+    // By offset: the page after that many agents, continued by its cursor.
+    for (query, want, next) in [
+        ("offset=2&limit=2", vec!["2", "3"], Some("3")),
+        ("offset=0&limit=1", vec!["0"], Some("0")),
+        ("offset=4", vec!["4"], None),
+        ("offset=5", vec![], None),
+        ("offset=10000", vec![], None),
+    ] {
+        let (answer, page) = call(&mut api, "GET", &format!("/api/v1/agents/?{query}"), key);
+        assert_eq!(answer.status, 200, "{query}: {page}");
+        let ids: Vec<&str> = page["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap())
+            .collect();
+        assert_eq!((ids, page["next_cursor"].as_str()), (want, next), "{query}");
+    }
     let (_, page) = call(&mut api, "GET", "/api/v1/agents/?limit=2&cursor=3", key);
     assert_eq!(page["agents"][0]["id"], "4");
     assert!(page["next_cursor"].is_null(), "the last page: {page}");
@@ -1335,7 +1353,11 @@ fn bad_list_filters_are_refused_naming_the_parameter() {
             "min_reputation",
         ),
         ("min_reputation=1&clients=0x12", "bad_client", "0x12"),
-        ("offset=20", "unknown_parameter", "offset"),
+        ("sort=name", "unknown_parameter", "sort"),
+        ("offset=10001", "bad_offset", "offset"),
+        ("offset=-1", "bad_offset", "offset"),
+        ("offset=2&cursor=1", "bad_offset", "cursor"),
+        ("offset=2&tag=speed", "bad_offset", "filtered"),
     ] {
         let (answer, body) = call(&mut api, "GET", &format!("/api/v1/agents/?{query}"), key);
         assert_eq!(
