@@ -35,7 +35,8 @@ use serde_json::json;
 use crate::gate::error;
 use crate::index::{Facts, Search, SearchTally};
 use crate::service::{
-    bad_cursor, decimal_id, identity_json, is_address, ok, page_limit, PAGE_LIMIT_DEFAULT, REPUTATION_CLIENTS_MAX,
+    add_clients, bad_cursor, decimal_id, identity_json, is_address, ok, page_limit, PAGE_LIMIT_DEFAULT,
+    REPUTATION_CLIENTS_MAX,
 };
 use crate::view::{Depends, StatsView};
 
@@ -226,20 +227,7 @@ pub fn parse(params: &[(String, String)]) -> Result<ListQuery, HttpResponse> {
                 })?);
                 min_reputation_text = Some(value);
             }
-            "clients" => {
-                for text in value.split(',').filter(|t| !t.is_empty()) {
-                    let client = text.parse::<Address>().map_err(|_| {
-                        error(
-                            400,
-                            "bad_client",
-                            &format!("client {text:?} is not an address (0x and 40 hex digits)"),
-                        )
-                    })?;
-                    if !query.clients.contains(&client) {
-                        query.clients.push(client);
-                    }
-                }
-            }
+            "clients" => add_clients(value, &mut query.clients)?,
             other => {
                 return Err(error(
                     400,

@@ -882,6 +882,24 @@ impl ReputationFilter {
     }
 }
 
+/// Adds the comma-separated addresses of a `clients` parameter to `clients`, each once; one that
+/// does not read is the 400 naming it.
+pub(crate) fn add_clients(value: &str, clients: &mut Vec<Address>) -> Result<(), HttpResponse> {
+    for text in value.split(',').filter(|t| !t.is_empty()) {
+        let client = text.parse::<Address>().map_err(|_| {
+            error(
+                400,
+                "bad_client",
+                &format!("client {text:?} is not an address (0x and 40 hex digits)"),
+            )
+        })?;
+        if !clients.contains(&client) {
+            clients.push(client);
+        }
+    }
+    Ok(())
+}
+
 /// `clients` (required, comma-separated addresses: as the reference, a summary is over the
 /// clients a reader trusts, never over whoever wrote), `tag1`, `tag2`.
 fn reputation_filter(params: &[(String, String)]) -> Result<ReputationFilter, HttpResponse> {
@@ -892,20 +910,7 @@ fn reputation_filter(params: &[(String, String)]) -> Result<ReputationFilter, Ht
     };
     for (name, value) in params {
         match name.as_str() {
-            "clients" => {
-                for text in value.split(',').filter(|t| !t.is_empty()) {
-                    let client = text.parse::<Address>().map_err(|_| {
-                        error(
-                            400,
-                            "bad_client",
-                            &format!("client {text:?} is not an address (0x and 40 hex digits)"),
-                        )
-                    })?;
-                    if !filter.clients.contains(&client) {
-                        filter.clients.push(client);
-                    }
-                }
-            }
+            "clients" => add_clients(value, &mut filter.clients)?,
             "tag1" => filter.tag1 = value.clone(),
             "tag2" => filter.tag2 = value.clone(),
             other => {

@@ -128,13 +128,8 @@ fn agents_are_read_a_page_at_a_time_and_one_by_one_with_a_key() {
     ] {
         let (answer, page) = call(&mut api, "GET", &format!("/api/v1/agents/?{query}"), key);
         assert_eq!(answer.status, 200, "{query}: {page}");
-        let ids: Vec<&str> = page["agents"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a["id"].as_str().unwrap())
-            .collect();
-        assert_eq!((ids, page["next_cursor"].as_str()), (want, next), "{query}");
+        let want: Vec<String> = want.iter().map(|id| id.to_string()).collect();
+        assert_eq!(ids_of(&page), (want, next.map(str::to_string)), "{query}");
     }
     let (_, page) = call(&mut api, "GET", "/api/v1/agents/?limit=2&cursor=3", key);
     assert_eq!(page["agents"][0]["id"], "4");
@@ -447,13 +442,7 @@ fn the_owner_filter_answers_the_same_with_and_without_its_index_and_the_index_re
         let key = Some(key.as_str());
         let (answer, page) = call(&mut api, "GET", &format!("/api/v1/agents/?owner={owner}"), key);
         assert_eq!(answer.status, 200, "{page}");
-        let ids: Vec<&str> = page["agents"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a["id"].as_str().unwrap())
-            .collect();
-        assert_eq!(ids, ["5"], "{search:?}: {page}");
+        assert_eq!(ids_of(&page).0, ["5"], "{search:?}: {page}");
         // Wallet 0's five, two a page: the cursor walks them.
         let first = wallet(0).address().to_checksum(None);
         let (_, two) = call(
