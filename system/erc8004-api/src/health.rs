@@ -35,6 +35,8 @@ pub struct ConsensusHealth {
     pub committed_height: u64,
     /// When, if it has since it started.
     pub committed_at: Option<WallTime>,
+    /// When it finished reading its own state back and took part (`None`: still starting).
+    pub taking_part_since: Option<WallTime>,
     /// Whether it halted (a storage failure it will not build on).
     pub halted: bool,
     /// Without a commit for longer than this, the partition is taken as unable to commit (an
@@ -46,10 +48,7 @@ pub struct ConsensusHealth {
 impl ConsensusHealth {
     /// How long since its last commit, at `now`.
     fn silence(&self, now: WallTime) -> Option<Duration> {
-        self.committed_at.map(|at| {
-            let nanos = now.as_unix_nanos().saturating_sub(at.as_unix_nanos());
-            Duration::from_nanos(u64::try_from(nanos).unwrap_or(0))
-        })
+        self.committed_at.map(|at| since(at, now))
     }
 
     /// Whether its partition committed within [`ConsensusHealth::silence_max`] and it has not
@@ -59,13 +58,14 @@ impl ConsensusHealth {
     }
 
     fn json(&self, now: WallTime) -> Value {
+        // Taking part for longer than the bound and no commit seen yet: as stalled as a
+        // replica whose last commit is that old (a restarted one cut off from its quorum).
+        let waited_out = self.taking_part_since.is_some_and(|t| since(t, now) > self.silence_max);
         let status = match (self.halted, self.committed_at, self.can_commit(now)) {
             (true, _, _) => "halted: a storage failure; restart the node once its disk is mended",
-            (false, None, _) => "starting: no commit seen since the node started",
-            (false, Some(_), true) => "ok",
-            (false, Some(_), false) => {
-                "stalled: no commit for longer than silence_max_seconds; its partition cannot commit"
-            }
+            (false, None, _) if !waited_out => "starting: no commit seen since the node started",
+            (false, _, true) => "ok",
+            (false, _, false) => "stalled: no commit for longer than silence_max_seconds; its partition cannot commit",
         };
         json!({
             "status": status,
@@ -80,6 +80,12 @@ impl ConsensusHealth {
             "silence_max_seconds": self.silence_max.as_secs_f64(),
         })
     }
+}
+
+/// The time from `at` to `now` (none if `now` is earlier).
+fn since(at: WallTime, now: WallTime) -> Duration {
+    let nanos = now.as_unix_nanos().saturating_sub(at.as_unix_nanos());
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(0))
 }
 
 /// The health answer.

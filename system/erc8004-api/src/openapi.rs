@@ -247,7 +247,7 @@ pub fn document() -> Value {
                     "components": { "type": "object", "description": "registries, stats_view, cache; on a cluster node consensus (Consensus)",
                         "properties": { "consensus": schema("Consensus") } } } }),
                 "Consensus": object(&[("status", json!({ "type": "string",
-                        "description": "ok; starting (no commit seen since the node started); stalled (none for longer than silence_max_seconds); halted" })),
+                        "description": "ok; starting (no commit seen since the node started); stalled (none for longer than silence_max_seconds, or none at all since it took part that long ago); halted" })),
                     ("validator", integer()), ("validators", integer()), ("epoch", integer()),
                     ("view", integer()), ("role", json!({ "type": "string", "enum": ["leader", "follower"] })),
                     ("committed_height", integer()),

@@ -1388,6 +1388,7 @@ fn health_on_a_cluster_node_names_its_role_and_whether_its_partition_can_commit(
         leading: true,
         committed_height: 37,
         committed_at: Some(at(NOW - 1)),
+        taking_part_since: Some(at(NOW - 60)),
         halted: false,
         silence_max: std::time::Duration::from_secs(8),
     };
@@ -1425,16 +1426,22 @@ fn health_on_a_cluster_node_names_its_role_and_whether_its_partition_can_commit(
         .as_str()
         .unwrap()
         .starts_with("stalled"));
-    // Started and not yet committed; halted.
-    let starting = read(ConsensusHealth {
-        committed_at: None,
-        ..health
-    });
-    assert_eq!(starting["status"], "degraded");
-    assert!(starting["components"]["consensus"]["status"]
-        .as_str()
-        .unwrap()
-        .starts_with("starting"));
+    // Still starting, or taking part for 3 s: no commit yet, starting; taking part for 9 s
+    // without one (a restarted validator cut off from its quorum), stalled. Degraded all along.
+    for (since, status) in [
+        (None, "starting"),
+        (Some(NOW - 3), "starting"),
+        (Some(NOW - 9), "stalled"),
+    ] {
+        let waiting = read(ConsensusHealth {
+            committed_at: None,
+            taking_part_since: since.map(at),
+            ..health
+        });
+        assert_eq!(waiting["status"], "degraded");
+        let told = waiting["components"]["consensus"]["status"].as_str().unwrap();
+        assert!(told.starts_with(status), "{since:?}: {waiting}");
+    }
     let halted = read(ConsensusHealth { halted: true, ..health });
     assert!(
         halted["components"]["consensus"]["status"]

@@ -19,8 +19,8 @@ use super::consensus::Seat;
 #[derive(Clone, Copy, Debug)]
 struct Told {
     seat: Seat,
-    /// Whether the replica finished reading its own state back (its `recovered` probe).
-    started: bool,
+    /// When the replica finished reading its own state back (its `recovered` probe).
+    started: Option<WallTime>,
     view: u64,
     proposed_in: Option<u64>,
     committed_height: u64,
@@ -40,7 +40,7 @@ impl ReplicaStatus {
     pub(crate) fn new(seat: Seat, silence_max: Duration) -> ReplicaStatus {
         ReplicaStatus(Arc::new(Mutex::new(Told {
             seat,
-            started: false,
+            started: None,
             view: 0,
             proposed_in: None,
             committed_height: 0,
@@ -64,9 +64,9 @@ impl ReplicaStatus {
         match p.name {
             "view" => told.view = told.view.max(p.subject),
             "proposal" => told.proposed_in = Some(p.subject),
-            "recovered" => told.started = true,
+            "recovered" => told.started = Some(now),
             // A commit replayed from its own log while starting is not one seen now.
-            "commit" if told.started => {
+            "commit" if told.started.is_some() => {
                 told.committed_height = told.committed_height.max(p.subject);
                 told.committed_at = Some(now);
             }
@@ -90,6 +90,7 @@ impl ReplicaStatus {
             leading: told.proposed_in == Some(told.view),
             committed_height: told.committed_height,
             committed_at: told.committed_at,
+            taking_part_since: told.started,
             halted: told.halted,
             silence_max: told.silence_max,
         }
@@ -134,6 +135,7 @@ mod tests {
         status.observe(&record("commit", 3, 0), at);
         assert_eq!(status.health().committed_at, None);
         status.observe(&record("recovered", 3, 0), at);
+        assert_eq!(status.health().taking_part_since, Some(at));
         status.observe(&record("view", 7, 1), at);
         status.observe(&record("proposal", 7, 3), at);
         status.observe(&record("commit", 5, 0), at);
