@@ -230,18 +230,15 @@ impl Ctx<'_> {
         }
         let mut cache = erc8004_api::cache::CacheConfig::default();
         if let Some(i) = &raw.cache_invalidation {
-            cache.invalidation = match i.get_ref().as_str() {
-                "on-commit" => erc8004_api::cache::Invalidation::OnCommit,
-                "never" => erc8004_api::cache::Invalidation::Never,
-                other => {
-                    return Err(self.err(
-                        i.span(),
-                        format!(
-                        "api.cache_invalidation is \"on-commit\" or \"never\" (the guide's original), not {other:?}"
+            cache.invalidation = erc8004_api::cache::Invalidation::from_name(i.get_ref()).ok_or_else(|| {
+                self.err(
+                    i.span(),
+                    format!(
+                        "api.cache_invalidation is \"on-commit\" or \"never\" (the guide's original), not {:?}",
+                        i.get_ref()
                     ),
-                    ))
-                }
-            };
+                )
+            })?;
         }
         let bound = |v: &Option<Spanned<u64>>, what: &str| -> Result<Option<usize>, ScenarioError> {
             match v {
@@ -297,16 +294,15 @@ impl Ctx<'_> {
         };
         let search = match &raw.search {
             None => erc8004_api::index::Search::Indexed,
-            Some(s) => match s.get_ref().as_str() {
-                "indexed" => erc8004_api::index::Search::Indexed,
-                "scan" => erc8004_api::index::Search::Scan,
-                other => {
-                    return Err(self.err(
-                        s.span(),
-                        format!("api.search is \"indexed\" or \"scan\" (the guide's missing index), not {other:?}"),
-                    ))
-                }
-            },
+            Some(s) => erc8004_api::index::Search::from_name(s.get_ref()).ok_or_else(|| {
+                self.err(
+                    s.span(),
+                    format!(
+                        "api.search is \"indexed\" or \"scan\" (the guide's missing index), not {:?}",
+                        s.get_ref()
+                    ),
+                )
+            })?,
         };
         let time = |v: &Option<Spanned<String>>, what: &str| -> Result<Duration, ScenarioError> {
             Ok(self.opt_duration(v, what)?.unwrap_or(Duration::ZERO))

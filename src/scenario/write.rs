@@ -353,11 +353,7 @@ fn api(p: &super::ApiPlan) -> Table {
     t.insert("client_stop".into(), duration(p.client_stop));
     t.insert("tier".into(), p.tier.clone().into());
     t.insert("backoff".into(), p.backoff.into());
-    let invalidation = match p.cache.invalidation {
-        erc8004_api::cache::Invalidation::OnCommit => "on-commit",
-        erc8004_api::cache::Invalidation::Never => "never",
-    };
-    t.insert("cache_invalidation".into(), invalidation.into());
+    t.insert("cache_invalidation".into(), p.cache.invalidation.name().into());
     if p.cache.entries_max == usize::MAX && p.cache.bytes_max == usize::MAX {
         t.insert("cache_bounded".into(), false.into());
     } else {
@@ -382,11 +378,7 @@ fn api(p: &super::ApiPlan) -> Table {
     t.insert("read_time".into(), duration(p.read_time));
     t.insert("miss_time".into(), duration(p.miss_time));
     t.insert("write_time".into(), duration(p.write_time));
-    let search = match p.search {
-        erc8004_api::index::Search::Indexed => "indexed",
-        erc8004_api::index::Search::Scan => "scan",
-    };
-    t.insert("search".into(), search.into());
+    t.insert("search".into(), p.search.name().into());
     t.insert("row_time".into(), duration(p.row_time));
     t
 }

@@ -354,10 +354,7 @@ impl ApiClient {
         env.probe(Probe::new("answer", u64::from(status), 1));
         if status == 503 || status == 500 {
             // Not processed (503), or its outcome unknown (500): asked again as it was.
-            let after = answer
-                .header("retry-after")
-                .and_then(|s| s.parse::<u64>().ok())
-                .map_or(self.config.interval, Duration::from_secs);
+            let after = answer.retry_after().unwrap_or(self.config.interval);
             env.probe(Probe::new(
                 if status == 503 {
                     "refused_busy"
@@ -372,10 +369,7 @@ impl ApiClient {
         if status == 429 && matches!(out.purpose, Purpose::Register | Purpose::Feedback { .. }) {
             // Not processed: a write is sent again as signed after Retry-After, never counted
             // failed (an earlier send of it may be in the chain; the API answers that by hash).
-            let after = answer
-                .header("retry-after")
-                .and_then(|s| s.parse::<u64>().ok())
-                .map_or(self.config.interval, Duration::from_secs);
+            let after = answer.retry_after().unwrap_or(self.config.interval);
             env.probe(Probe::new("rate_limited", 0, 1));
             return self.resend_after(env, out, after);
         }
@@ -464,10 +458,7 @@ impl ApiClient {
                             .saturating_mul(1 << self.limited_in_row.min(6))
                             .min(BACKOFF_MAX);
                         let jittered = exp.mul_f64(0.5 + env.unit_f64() / 2.0);
-                        let told = answer
-                            .header("retry-after")
-                            .and_then(|s| s.parse::<u64>().ok())
-                            .map_or(Duration::ZERO, Duration::from_secs);
+                        let told = answer.retry_after().unwrap_or(Duration::ZERO);
                         wait = jittered.max(told);
                         self.limited_in_row += 1;
                     }

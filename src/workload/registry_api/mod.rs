@@ -26,6 +26,7 @@ use erc8004::wallet::Wallet;
 use erc8004_api::alerts::AlertRules;
 use erc8004_api::keys::ApiKeys;
 use erc8004_api::service::ApiConfig;
+use hypermesh::testing::percentile;
 use reports::{Plot, Series};
 use runtime::{Actor, DetRng, Entropy};
 use simulator::ActorFactory;
@@ -202,7 +203,7 @@ impl RegistryApi {
             let searches = server("searches", last);
             (searches > 0.0).then(|| server("search_rows", last) / searches)
         };
-        let latencies = |last: bool| -> Vec<i64> {
+        let latencies = |last: bool| -> Vec<f64> {
             run.probes
                 .iter()
                 .filter(|r| {
@@ -211,7 +212,7 @@ impl RegistryApi {
                         && r.probe.subject == 200
                         && (!last || r.at.as_nanos() >= last_from)
                 })
-                .map(|r| r.probe.value)
+                .map(|r| r.probe.value as f64)
                 .collect()
         };
         let answered = latencies(false).len() as f64;
@@ -222,8 +223,8 @@ impl RegistryApi {
             ("search_rows_last", per_search(true)),
             ("searches_answered", Some(answered)),
             ("search_wrong", Some(wrong)),
-            ("search_p95_ms", p95(latencies(false))),
-            ("search_p95_last_ms", p95(latencies(true))),
+            ("search_p95_ms", percentile(&mut latencies(false), 95.0)),
+            ("search_p95_last_ms", percentile(&mut latencies(true), 95.0)),
         ] {
             analysis.metrics.insert(name.into(), value);
         }
@@ -232,16 +233,6 @@ impl RegistryApi {
 
 /// The window "last" figures are taken over: before the clients stop.
 const LAST_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// The 95th percentile of `values` (nearest rank), if there are any.
-fn p95(mut values: Vec<i64>) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_unstable();
-    let rank = (values.len() * 95).div_ceil(100).max(1);
-    Some(values[rank - 1] as f64)
-}
 
 /// The Unix second the keys are made at (their records keep it; nothing checks it).
 const KEYS_MADE_AT: i64 = 1_700_000_000;

@@ -7,6 +7,8 @@
 //! request `b'Q'`, id `u64`, method, target (path and `?query`), `u16` header count, each
 //! header's name and value, body; answer `b'A'`, id `u64`, status `u16`, headers, body.
 
+use std::time::Duration;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use runtime::{HttpRequest, HttpResponse};
 
@@ -80,6 +82,13 @@ impl Answer {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Its `Retry-After`, in whole seconds, if it gives one that reads.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.header("retry-after")
+            .and_then(|s| s.parse::<u64>().ok())
+            .map(Duration::from_secs)
     }
 
     /// The body as JSON (`Null` if it is not).

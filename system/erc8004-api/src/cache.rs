@@ -26,6 +26,26 @@ pub enum Invalidation {
     Never,
 }
 
+impl Invalidation {
+    /// Every setting, with the name settings files and flags give it.
+    pub const NAMED: [(Invalidation, &'static str); 2] =
+        [(Invalidation::OnCommit, "on-commit"), (Invalidation::Never, "never")];
+
+    /// Its name (`on-commit`, `never`).
+    pub fn name(self) -> &'static str {
+        Self::NAMED
+            .iter()
+            .find(|(i, _)| *i == self)
+            .map(|(_, n)| *n)
+            .expect("every setting is named")
+    }
+
+    /// The setting named `name`, if one is.
+    pub fn from_name(name: &str) -> Option<Invalidation> {
+        Self::NAMED.iter().find(|(_, n)| *n == name).map(|(i, _)| *i)
+    }
+}
+
 /// The cache's limits and setting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CacheConfig {

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::alerts::Firing;
 use crate::cache::ResponseCache;
 use crate::service::ok;
-use crate::view::StatsView;
+use crate::view::{since, StatsView};
 
 /// What a cluster node's consensus replica tells the API about itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,12 +80,6 @@ impl ConsensusHealth {
             "silence_max_seconds": self.silence_max.as_secs_f64(),
         })
     }
-}
-
-/// The time from `at` to `now` (none if `now` is earlier).
-fn since(at: WallTime, now: WallTime) -> Duration {
-    let nanos = now.as_unix_nanos().saturating_sub(at.as_unix_nanos());
-    Duration::from_nanos(u64::try_from(nanos).unwrap_or(0))
 }
 
 /// The health answer.

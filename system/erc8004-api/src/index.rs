@@ -28,6 +28,25 @@ pub enum Search {
     Scan,
 }
 
+impl Search {
+    /// Every way, with the name settings files give it.
+    pub const NAMED: [(Search, &'static str); 2] = [(Search::Indexed, "indexed"), (Search::Scan, "scan")];
+
+    /// Its name (`indexed`, `scan`).
+    pub fn name(self) -> &'static str {
+        Self::NAMED
+            .iter()
+            .find(|(s, _)| *s == self)
+            .map(|(_, n)| *n)
+            .expect("every way is named")
+    }
+
+    /// The way named `name`, if one is.
+    pub fn from_name(name: &str) -> Option<Search> {
+        Self::NAMED.iter().find(|(_, n)| *n == name).map(|(s, _)| *s)
+    }
+}
+
 /// The filtered lists' searches run (answers from the cache run none) and the rows they
 /// examined: the guide's `pg_stat_statements`, rows per search its mean cost.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -85,16 +104,6 @@ impl OwnerIndex {
             .get(&owner)
             .into_iter()
             .flat_map(move |owned| owned.range((start, std::ops::Bound::Unbounded)).copied())
-    }
-
-    /// Agents indexed.
-    pub fn len(&self) -> usize {
-        self.owner_of.len()
-    }
-
-    /// Whether no agent is indexed.
-    pub fn is_empty(&self) -> bool {
-        self.owner_of.is_empty()
     }
 }
 

@@ -35,7 +35,7 @@ use serde_json::json;
 use crate::gate::error;
 use crate::index::{Facts, Search, SearchTally};
 use crate::service::{
-    add_clients, bad_cursor, decimal_id, identity_json, is_address, ok, page_limit, PAGE_LIMIT_DEFAULT,
+    add_clients, bad_cursor, decimal_id, identity_json, is_address, ok, page_limit, paged, PAGE_LIMIT_DEFAULT,
     REPUTATION_CLIENTS_MAX,
 };
 use crate::view::{Depends, StatsView};
@@ -319,16 +319,14 @@ pub fn answer(
                 }
             },
         };
-        let agents = registries.agents_after(cursor, limit + 1);
-        let more = agents.len() > limit;
-        let agents = &agents[..agents.len().min(limit)];
+        let (agents, more) = paged(registries.agents_after(cursor, limit + 1), limit);
         let next = more.then(|| agents.last().map(|a| a.id.to_string())).flatten();
         let depends = Depends {
             identities: agents.iter().map(|a| a.id).collect(),
             list_end: !more,
             ..Depends::default()
         };
-        return (page(agents, next), depends);
+        return (page(&agents, next), depends);
     }
     // The candidates in id order, each with whether it is the owner's: the owner's from its
     // index, or every agent after the cursor (each one read is a row examined).
@@ -368,8 +366,7 @@ pub fn answer(
     }
     searched.searches += 1;
     searched.rows_examined += rows;
-    let more = found.len() > limit;
-    found.truncate(limit);
+    let (found, more) = paged(found, limit);
     let next = if more {
         found.last().map(U256::to_string)
     } else if bounded {

@@ -999,7 +999,7 @@ fn decimal_u64(text: &str) -> Option<u64> {
 
 /// A page of at most `limit` from `items`, fetched one longer, and whether more follow it: a
 /// full last page is told apart from one with more after it.
-fn paged<T>(mut items: Vec<T>, limit: usize) -> (Vec<T>, bool) {
+pub(crate) fn paged<T>(mut items: Vec<T>, limit: usize) -> (Vec<T>, bool) {
     let more = items.len() > limit;
     items.truncate(limit);
     (items, more)

@@ -533,6 +533,10 @@ impl StatsView {
     }
 
     fn rebuild(&mut self, registries: &Registries, now: WallTime, head: u64, generation: u64) {
+        // The list's indexes follow every block (`apply`): read whole only when the blocks
+        // could not be, never on a periodic refresh of the statistics.
+        self.owners.rebuild(registries);
+        self.registrations.rebuild(registries);
         self.recompute(registries);
         self.refreshed_at = Some(now);
         self.current_at = Some(now);
@@ -543,8 +547,6 @@ impl StatsView {
     /// Recomputes every agent's statistics from the state, as a `REFRESH MATERIALIZED VIEW` does.
     fn recompute(&mut self, registries: &Registries) {
         self.rebuilds += 1;
-        self.owners.rebuild(registries);
-        self.registrations.rebuild(registries);
         self.agents.clear();
         self.responses.clear();
         for id in registries.agent_ids() {
@@ -576,7 +578,7 @@ impl StatsView {
 }
 
 /// The time from `then` to `now`, zero if the wall clock went back.
-fn since(then: WallTime, now: WallTime) -> Duration {
+pub(crate) fn since(then: WallTime, now: WallTime) -> Duration {
     Duration::from_nanos(u64::try_from(now.as_unix_nanos().saturating_sub(then.as_unix_nanos())).unwrap_or(0))
 }
 

@@ -139,8 +139,8 @@ fn dev(args: DevArgs) -> Result<(), Failure> {
         Some(listen) => {
             let api_runtime = new_runtime()?;
             let mut config = ApiConfig::default();
-            if args.api_cache_invalidation == "never" {
-                config.cache.invalidation = Invalidation::Never;
+            if let Some(invalidation) = Invalidation::from_name(&args.api_cache_invalidation) {
+                config.cache.invalidation = invalidation;
             }
             let source = Watched {
                 source: service.clone(),

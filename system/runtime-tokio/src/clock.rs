@@ -10,7 +10,7 @@ const FAR_FUTURE: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 /// The host's wall clock. A host clock set before 1970 yields a negative time rather than an
 /// error, because the seam's `WallTime` is signed for exactly that reason.
-pub(crate) fn host_wall_now() -> WallTime {
+pub fn host_wall_now() -> WallTime {
     let nanos = match SystemTime::now().duration_since(UNIX_EPOCH) {
         Ok(after) => i64::try_from(after.as_nanos()).unwrap_or(i64::MAX),
         Err(before) => i64::try_from(before.duration().as_nanos()).map_or(i64::MIN, |n| -n),

@@ -15,6 +15,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod clock;
+pub use clock::host_wall_now;
 mod cluster;
 mod cpu;
 mod driver;

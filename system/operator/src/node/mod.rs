@@ -344,7 +344,7 @@ fn node(args: NodeArgs) -> Result<(), Failure> {
         let printing = async {
             while let Some(record) = probes.recv().await {
                 if let Some(status) = &status {
-                    status.observe(&record, status::wall_now());
+                    status.observe(&record, runtime_tokio::host_wall_now());
                 }
                 emit(probe_line(&record));
                 if let Some(validator) = kept_isolation_proof(&record) {

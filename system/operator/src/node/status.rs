@@ -97,14 +97,6 @@ impl ReplicaStatus {
     }
 }
 
-/// The wall clock now (a backend's).
-pub(crate) fn wall_now() -> WallTime {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-    WallTime::from_unix_nanos(nanos)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
