@@ -1,12 +1,20 @@
-//! The production backend of the HTTP seam: an HTTPS/1.1 server (hyper over rustls, TLS 1.3,
-//! ring), listening IPv6-only, serving one [`HttpService`]. [`HttpsServer::bind_plain`] serves
-//! plain HTTP instead, for endpoints whose clients speak no TLS: Ethereum tooling's JSON-RPC on
-//! a developer's loopback.
+//! The production backend of the HTTP seam: an HTTPS server (hyper over rustls, TLS 1.3, ring)
+//! speaking HTTP/1.1 and HTTP/2, listening IPv6-only, serving one [`HttpService`].
+//! [`HttpsServer::bind_plain`] serves plain HTTP instead, for endpoints whose clients speak no
+//! TLS: Ethereum tooling's JSON-RPC on a developer's loopback, the registry API behind a proxy.
+//!
+//! The protocol is chosen per connection: over TLS by ALPN (`h2`, else HTTP/1.1); in plain by
+//! the first bytes, HTTP/2 with prior knowledge when they are its connection preface (RFC 9113
+//! §3.3; `curl --http2-prior-knowledge`), HTTP/1.1 otherwise. There is no `Upgrade: h2c` (RFC
+//! 9113 dropped it). Both protocols reach the same service through the same queue, so every
+//! bound below holds whatever the client speaks.
 //!
 //! Limits are explicit ([`HttpsConfig`]): connections at once, the TLS handshake's, the request
-//! head's and the request body's deadlines (a body not received in time gets a 408 and the
-//! connection is closed, so a stalled client cannot hold a connection slot), and the body size
-//! (larger bodies get a 413 before they are read in full).
+//! head's (for HTTP/2 the preface's) and the request body's deadlines (a body not received in
+//! time gets a 408 and, in HTTP/1.1, the connection is closed, so a stalled client cannot hold a
+//! connection slot), the body size (larger bodies get a 413 before they are read in full), and
+//! for HTTP/2 the streams open at once on a connection, the header list's size and a ping that
+//! finds a vanished peer.
 //! The service runs on tokio's blocking pool, because it may sync files (or, with
 //! [`HttpsConfig::answer_inline`], on the connection's task, for a service that answers from
 //! memory); requests are served one at a time, in turn, and at most
@@ -29,7 +37,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use runtime::{AddressFamily, HttpRequest, HttpResponse, HttpService};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -95,6 +103,15 @@ pub struct HttpsConfig {
     /// How the errors the server answers itself (400 unreadable body, 408, 413, 500, 503) are
     /// written: as the service writes its own, so that a client reads one shape.
     pub error_style: ErrorStyle,
+    /// HTTP/2: requests (streams) open at once on one connection; the client is told this in
+    /// its settings, and a stream past it is refused (`REFUSED_STREAM`, safe to retry).
+    pub streams_per_connection_max: u32,
+    /// HTTP/2: the most bytes of a request's header list (decoded, RFC 9113 §6.5.2); a larger
+    /// one is refused. (HTTP/1.1 heads are bounded by hyper's read buffer and 100 fields.)
+    pub http2_header_bytes_max: u32,
+    /// HTTP/2: an idle connection is pinged this often; a ping not answered within
+    /// `header_timeout` closes it, so a peer that vanished does not hold a connection slot.
+    pub http2_ping_interval: Duration,
 }
 
 /// The JSON of an error the server answers itself.
@@ -109,7 +126,8 @@ pub enum ErrorStyle {
 
 impl HttpsConfig {
     /// Defaults for `listen`: 256 connections, 10 s handshakes, heads and bodies, 64 KiB bodies,
-    /// 256 requests waiting (one per connection), a retry after 1 s.
+    /// 256 requests waiting (one per connection), a retry after 1 s; for HTTP/2, 64 streams per
+    /// connection, 16 KiB header lists, a ping every 30 s.
     pub fn new(listen: SocketAddr) -> Self {
         HttpsConfig {
             listen,
@@ -122,6 +140,9 @@ impl HttpsConfig {
             busy_retry_after_s: 1,
             answer_inline: false,
             error_style: ErrorStyle::Message,
+            streams_per_connection_max: 64,
+            http2_header_bytes_max: 16 * 1024,
+            http2_ping_interval: Duration::from_secs(30),
         }
     }
 }
@@ -245,9 +266,47 @@ struct Queue {
     inline: bool,
 }
 
-/// Serves HTTP/1.1 requests on one connection, TLS or not.
-async fn serve_connection<I, S>(io: I, service: Arc<Mutex<S>>, config: HttpsConfig, peer: SocketAddr, queue: Arc<Queue>)
-where
+/// The HTTP a connection speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HttpVersion {
+    Http1,
+    Http2,
+}
+
+/// What an HTTP/2 client sends first (RFC 9113 §3.4): no HTTP/1.1 request starts so.
+const HTTP2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The protocol of a plain connection, from its first bytes, read without taking them: HTTP/2
+/// when they are its preface, else HTTP/1.1 (whose parser then judges them). `None`: the peer
+/// closed first.
+async fn plain_protocol(tcp: &tokio::net::TcpStream) -> io::Result<Option<HttpVersion>> {
+    let mut first = [0u8; HTTP2_PREFACE.len()];
+    loop {
+        let seen = tcp.peek(&mut first).await?;
+        if seen == 0 {
+            return Ok(None);
+        }
+        if first[..seen] != HTTP2_PREFACE[..seen] {
+            return Ok(Some(HttpVersion::Http1));
+        }
+        if seen == HTTP2_PREFACE.len() {
+            return Ok(Some(HttpVersion::Http2));
+        }
+        // A prefix of the preface: `peek` answers at once while those bytes wait, so wait a
+        // little for the rest (the caller's deadline bounds a peer that stops there).
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Serves the requests of one connection, TLS or not, in `protocol`.
+async fn serve_connection<I, S>(
+    io: I,
+    protocol: HttpVersion,
+    service: Arc<Mutex<S>>,
+    config: HttpsConfig,
+    peer: SocketAddr,
+    queue: Arc<Queue>,
+) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     S: HttpService + 'static,
 {
@@ -257,13 +316,27 @@ where
         style: config.error_style,
     };
     let handler = hyper::service::service_fn(move |request| respond(request, service.clone(), limits, queue.clone()));
-    let served = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.header_timeout)
-        .serve_connection(TokioIo::new(io), handler)
-        .await;
+    let served = match protocol {
+        HttpVersion::Http1 => {
+            hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(config.header_timeout)
+                .serve_connection(TokioIo::new(io), handler)
+                .await
+        }
+        HttpVersion::Http2 => {
+            hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(config.streams_per_connection_max)
+                .max_header_list_size(config.http2_header_bytes_max)
+                .keep_alive_interval(config.http2_ping_interval)
+                .keep_alive_timeout(config.header_timeout)
+                .serve_connection(TokioIo::new(io), handler)
+                .await
+        }
+    };
     if let Err(e) = served {
-        tracing::debug!(%peer, "connection ended: {e}");
+        tracing::debug!(%peer, ?protocol, "connection ended: {e}");
     }
 }
 
@@ -276,7 +349,9 @@ impl<S: HttpService + 'static> HttpsServer<S> {
             .map_err(|e| HttpsError::Certificate(e.to_string()))?
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(certificate));
-        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // The client's preference decides among these; a client offering neither (or no ALPN
+        // at all) is served HTTP/1.1.
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(HttpsServer {
             listener,
             acceptor: Some(TlsAcceptor::from(Arc::new(tls))),
@@ -345,7 +420,20 @@ impl<S: HttpService + 'static> HttpsServer<S> {
             tokio::spawn(async move {
                 let _permit = permit;
                 let Some(acceptor) = acceptor else {
-                    serve_connection(tcp, service, config, peer, queue).await;
+                    // A peer that sends nothing is dropped as one that never finishes its head.
+                    let protocol = match tokio::time::timeout(config.header_timeout, plain_protocol(&tcp)).await {
+                        Ok(Ok(Some(protocol))) => protocol,
+                        Ok(Ok(None)) => return,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, "connection failed before its first request: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "no request within the header deadline");
+                            return;
+                        }
+                    };
+                    serve_connection(tcp, protocol, service, config, peer, queue).await;
                     return;
                 };
                 let tls = match tokio::time::timeout(config.handshake_timeout, acceptor.accept(tcp)).await {
@@ -359,7 +447,11 @@ impl<S: HttpService + 'static> HttpsServer<S> {
                         return;
                     }
                 };
-                serve_connection(tls, service, config, peer, queue).await;
+                let protocol = match tls.get_ref().1.alpn_protocol() {
+                    Some(b"h2") => HttpVersion::Http2,
+                    _ => HttpVersion::Http1,
+                };
+                serve_connection(tls, protocol, service, config, peer, queue).await;
             });
         }
     }
@@ -487,7 +579,7 @@ async fn respond<S: HttpService + 'static>(
     let style = limits.style;
     let read = tokio::time::timeout(limits.timeout, read_body(&parts.headers, body, limits.bytes_max, style)).await;
     let read = read.unwrap_or_else(|_| {
-        Err(plain(
+        let late = plain(
             style,
             408,
             "request_timeout",
@@ -495,9 +587,14 @@ async fn respond<S: HttpService + 'static>(
                 "request body not received within {} ms: send the whole body promptly",
                 limits.timeout.as_millis()
             ),
-        )
-        // The rest of the body may still come: the connection cannot carry another request.
-        .with_header("connection", "close".to_owned()))
+        );
+        // The rest of the body may still come: an HTTP/1.1 connection cannot carry another
+        // request. (An HTTP/2 stream ends alone, and the field is illegal there.)
+        Err(if parts.version < hyper::Version::HTTP_2 {
+            late.with_header("connection", "close".to_owned())
+        } else {
+            late
+        })
     });
     let answer = match read {
         Err(answer) => answer,

@@ -1,6 +1,7 @@
 //! The HTTPS server's robustness against its clients (issue 13, item 9; issue 17, item 6): a
 //! client that sends a request head and then stalls its body, a service that panics on a
-//! request, and more requests than may wait for a busy service.
+//! request, and more requests than may wait for a busy service; and HTTP/2 beside HTTP/1.1
+//! (issue 17, item 1), over TLS by ALPN and in plain with prior knowledge, under the same bounds.
 
 // A backend's test: real sockets, the OS clock.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -62,15 +63,34 @@ async fn start(tune: impl FnOnce(&mut HttpsConfig)) -> (SocketAddr, Vec<u8>) {
     (addr, root)
 }
 
-/// A TLS connection to `addr` trusting `root`.
+/// Starts a plain HTTP server of [`Fragile`] with `config` on [::1]; returns its address.
+async fn start_plain(tune: impl FnOnce(&mut HttpsConfig)) -> SocketAddr {
+    let mut config = HttpsConfig::new("[::1]:0".parse().unwrap());
+    tune(&mut config);
+    let server = HttpsServer::bind_plain(config, Arc::new(Mutex::new(Fragile))).unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.serve(std::future::pending()));
+    addr
+}
+
+/// A TLS connection to `addr` trusting `root`, offering `alpn` (none: no ALPN at all).
 async fn connect(addr: SocketAddr, root: &[u8]) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    connect_offering(addr, root, &[]).await
+}
+
+async fn connect_offering(
+    addr: SocketAddr,
+    root: &[u8],
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(root.to_vec().into()).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_protocol_versions(&[&rustls::version::TLS13])
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect("localhost".try_into().unwrap(), tcp)
@@ -297,4 +317,223 @@ async fn the_servers_own_errors_take_the_services_shape() {
         let (status, body) = client.call("POST", "/fine", "too long").await.unwrap();
         assert_eq!((status, String::from_utf8_lossy(&body).as_ref()), (413, expected));
     }
+}
+
+/// A request body for the HTTP/2 client: whole, or stalling.
+type Body = http_body_util::combinators::BoxBody<bytes::Bytes, std::convert::Infallible>;
+
+/// An HTTP/2 client over `io` (TLS after ALPN `h2`, or plain TCP with prior knowledge); clones
+/// of it send concurrent streams on the one connection.
+async fn http2_client<I>(io: I) -> hyper::client::conn::http2::SendRequest<Body>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (send, connection) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(io))
+            .await
+            .expect("the server speaks HTTP/2");
+    tokio::spawn(connection);
+    send
+}
+
+/// What an HTTP/2 exchange answered.
+#[derive(Debug)]
+struct Answered {
+    version: hyper::Version,
+    status: u16,
+    retry_after: Option<String>,
+    body: String,
+}
+
+/// `method path` with `body` as one stream on `client`.
+async fn http2_call(
+    mut client: hyper::client::conn::http2::SendRequest<Body>,
+    method: &str,
+    path: &str,
+    body: Body,
+) -> Answered {
+    use http_body_util::BodyExt;
+    client.ready().await.unwrap();
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(format!("http://localhost{path}"))
+        .body(body)
+        .unwrap();
+    let answer = client.send_request(request).await.unwrap();
+    let (version, status) = (answer.version(), answer.status().as_u16());
+    let retry_after = answer
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = answer.into_body().collect().await.unwrap().to_bytes();
+    Answered {
+        version,
+        status,
+        retry_after,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+fn whole(text: &'static str) -> Body {
+    use http_body_util::BodyExt;
+    http_body_util::Full::new(bytes::Bytes::from_static(text.as_bytes())).boxed()
+}
+
+/// A body that declares 100 bytes, sends 10 and then nothing more.
+struct Stalling {
+    sent: bool,
+}
+
+impl hyper::body::Body for Stalling {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        if self.sent {
+            return std::task::Poll::Pending;
+        }
+        self.sent = true;
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(bytes::Bytes::from_static(
+            b"0123456789",
+        )))))
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(100)
+    }
+}
+
+/// Over TLS a client offering `h2` speaks HTTP/2, many streams at once on one connection; one
+/// offering only `http/1.1`, or no ALPN at all, is served HTTP/1.1.
+#[tokio::test]
+async fn over_tls_alpn_chooses_http2_or_http1() {
+    let (addr, root) = start(|_| {}).await;
+    let tls = connect_offering(addr, &root, &[b"h2", b"http/1.1"]).await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let client = http2_client(tls).await;
+    let streams: Vec<_> = (0..16)
+        .map(|_| tokio::spawn(http2_call(client.clone(), "POST", "/fine", whole("abc"))))
+        .collect();
+    for stream in streams {
+        let answered = stream.await.unwrap();
+        assert_eq!(answered.version, hyper::Version::HTTP_2, "{answered:?}");
+        assert_eq!((answered.status, answered.body.as_str()), (200, "3 bytes\n"));
+    }
+    for offered in [&[&b"http/1.1"[..]][..], &[]] {
+        let mut tls = connect_offering(addr, &root, offered).await;
+        tls.write_all(b"GET /fine HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        tls.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200"), "offered {offered:?}: {answer}");
+    }
+}
+
+/// In plain, one port serves HTTP/2 with prior knowledge (its preface first) and HTTP/1.1.
+#[tokio::test]
+async fn in_plain_one_port_serves_http2_with_prior_knowledge_and_http1() {
+    let addr = start_plain(|_| {}).await;
+    let client = http2_client(tokio::net::TcpStream::connect(addr).await.unwrap()).await;
+    let streams: Vec<_> = (0..16)
+        .map(|_| tokio::spawn(http2_call(client.clone(), "POST", "/fine", whole("abcd"))))
+        .collect();
+    for stream in streams {
+        let answered = stream.await.unwrap();
+        assert_eq!(answered.version, hyper::Version::HTTP_2, "{answered:?}");
+        assert_eq!((answered.status, answered.body.as_str()), (200, "4 bytes\n"));
+    }
+    // POST starts as the preface does ("P"): told apart at its second byte.
+    let answer = plain_get(addr, "/fine").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// A plain connection that sends nothing, or stops inside the HTTP/2 preface, is closed at the
+/// header deadline: it does not hold a connection slot.
+#[tokio::test]
+async fn a_silent_plain_connection_is_closed_at_the_header_deadline() {
+    let addr = start_plain(|config| config.header_timeout = Duration::from_millis(300)).await;
+    for sent in [&b""[..], b"PRI * HTTP/2.0\r\n"] {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(sent).await.unwrap();
+        let started = Instant::now();
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer)).await;
+        assert!(read.is_ok(), "sent {sent:?}: the connection was still open after 5 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "sent {sent:?}: closed after {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+/// An HTTP/2 stream whose body stalls gets a 408 at the body deadline, and the connection's
+/// other streams are served on.
+#[tokio::test]
+async fn a_stalled_http2_body_gets_408_and_the_connection_serves_on() {
+    use http_body_util::BodyExt;
+    let addr = start_plain(|config| config.body_timeout = Duration::from_millis(300)).await;
+    let client = http2_client(tokio::net::TcpStream::connect(addr).await.unwrap()).await;
+    let started = Instant::now();
+    let stalled = http2_call(client.clone(), "POST", "/slow", Stalling { sent: false }.boxed()).await;
+    assert_eq!(
+        (stalled.version, stalled.status),
+        (hyper::Version::HTTP_2, 408),
+        "{stalled:?}"
+    );
+    assert!(
+        stalled.body.contains("body"),
+        "the answer names the problem: {stalled:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    let next = http2_call(client, "POST", "/fine", whole("ab")).await;
+    assert_eq!((next.status, next.body.as_str()), (200, "2 bytes\n"));
+}
+
+/// HTTP/2 streams wait in the same bounded queue as HTTP/1.1 requests: past the bound a stream
+/// is answered 503 with `Retry-After` at once and never reaches the service.
+#[tokio::test]
+async fn http2_streams_share_the_waiting_bound() {
+    let busy = busy_server(|config| {
+        config.requests_waiting_max = 2;
+        config.busy_retry_after_s = 3;
+    })
+    .await;
+    let client = http2_client(tokio::net::TcpStream::connect(busy.addr).await.unwrap()).await;
+    // The service is busy with /slow: one more may wait; of these three streams, two are refused.
+    let streams: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(http2_call(client.clone(), "POST", "/write", whole(""))))
+        .collect();
+    let mut refused = Vec::new();
+    let mut waiting = Vec::new();
+    for stream in streams {
+        match tokio::time::timeout(Duration::from_secs(2), stream).await {
+            Ok(answered) => refused.push(answered.unwrap()),
+            Err(_) => waiting.push(()),
+        }
+    }
+    assert_eq!((refused.len(), waiting.len()), (2, 1), "{refused:?}");
+    for answered in &refused {
+        assert_eq!((answered.version, answered.status), (hyper::Version::HTTP_2, 503));
+        assert_eq!(answered.retry_after.as_deref(), Some("3"));
+        assert!(answered.body.contains("was not processed"), "{answered:?}");
+    }
+    assert_eq!(busy.load.figures().refused_busy, 2);
+    busy.release.send(()).unwrap();
+    assert!(busy.slow.await.unwrap().starts_with("HTTP/1.1 200"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while busy.answered.load(std::sync::atomic::Ordering::SeqCst) < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(busy.answered.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
