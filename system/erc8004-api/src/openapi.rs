@@ -216,8 +216,8 @@ pub fn document() -> Value {
                 "security": [{ "bearer": [] }],
                 "requestBody": { "required": true, "content": { "application/json": { "schema": schema("TransactionRequest") } } },
                 "responses": gated(json!({
-                    "200": limited("Included: its receipt (success false and the revert reason if the registry reverted it).", schema("Receipt")),
-                    "202": limited("Taken, not yet included: held for an earlier nonce of its sender, or (on a cluster node) waiting for consensus to commit it; GET /api/v1/transactions/{hash} answers its receipt once it is.", schema("Taken")),
+                    "200": limited("Included: its receipt (success false and the revert reason if the registry reverted it). On a cluster node the answer waits for consensus to commit it, up to the API's commit wait (10 s by default).", schema("Receipt")),
+                    "202": limited("Taken, not included within the commit wait: held for an earlier nonce of its sender, or (on a cluster node) consensus has not committed it; GET /api/v1/transactions/{hash} answers its receipt once it is.", schema("Taken")),
                     "408": open_error("The body did not arrive in time (request_timeout): nothing was done."),
                     "409": error("Its nonce was used, is too far ahead, or another transaction holds it (nonce_too_low, nonce_too_high, nonce_held)."),
                     "413": open_error("The body is larger than the server reads (body_too_large): nothing was done."),

@@ -160,6 +160,11 @@ pub struct ApiConfig {
     pub search: Search,
     /// Agents a filtered page of the list examines at most.
     pub filter_rows_max: u64,
+    /// How long `POST /api/v1/transactions` waits for a transaction taken but not yet included
+    /// (consensus to commit it, an earlier nonce to come) before it answers `202` instead of its
+    /// receipt. The wait is the backend's ([`runtime::Pending`]): one that cannot wait answers
+    /// `202` at once. Zero: never wait.
+    pub commit_wait: std::time::Duration,
 }
 
 impl Default for ApiConfig {
@@ -171,9 +176,14 @@ impl Default for ApiConfig {
             alerts: AlertRules::default(),
             search: Search::Indexed,
             filter_rows_max: crate::list::FILTER_ROWS_MAX,
+            commit_wait: COMMIT_WAIT,
         }
     }
 }
+
+/// The default [`ApiConfig::commit_wait`]: consensus commits in well under a second while its
+/// quorum is up; a partition that cannot commit is answered `202` within this.
+pub const COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The REST API of one node: [`Api`] over the source it reads.
 pub struct ApiService<S> {
@@ -201,6 +211,7 @@ pub struct Api {
     load: Option<LoadGauge>,
     search: Search,
     filter_rows_max: u64,
+    commit_wait: std::time::Duration,
     /// The filtered lists' searches so far.
     searched: SearchTally,
 }
@@ -346,6 +357,7 @@ impl Api {
             load: None,
             search: config.search,
             filter_rows_max: config.filter_rows_max,
+            commit_wait: config.commit_wait,
             searched: SearchTally::default(),
         }
     }
@@ -436,21 +448,60 @@ impl Api {
         let started = self.stopwatch.as_ref().map(|clock| clock());
         let route = route_of(&request.path);
         let label = route.as_ref().map_or(UNMATCHED, |r| r.template());
-        let answer = self.respond(source, route, request, now);
+        let mut answer = self.respond(source, route, request, now);
+        if let Some(pending) = &mut answer.pending {
+            // Counted when the backend settles it ([`Api::resume`]), timed from here.
+            pending.token = HeldTransaction::token(&pending.token, started);
+            return answer;
+        }
+        self.record(label, answer.status, started);
+        answer
+    }
+
+    /// Asked again about `first`, the `202` of a transaction taken and not yet included (see
+    /// [`runtime::HttpService::resume`]): its receipt once included, with `first`'s headers (the
+    /// rate limit's); at the `last` call, `first` as it is if still not. Counted here, timed from
+    /// the request.
+    pub fn resume<S: ChainSource>(
+        &mut self,
+        source: &mut S,
+        first: &HttpResponse,
+        _now: WallTime,
+        last: bool,
+    ) -> Option<HttpResponse> {
+        let held = HeldTransaction::parse(&first.pending.as_ref()?.token)?;
+        let answer = match source.with_chain(|chain| receipt_json(chain, held.hash)) {
+            Some(receipt) => {
+                let mut answer = ok(receipt);
+                answer.headers = first.headers.clone();
+                answer
+            }
+            None if last => {
+                let mut answer = first.clone();
+                answer.pending = None;
+                answer
+            }
+            None => return None,
+        };
+        self.record(Route::Transactions.template(), answer.status, held.started);
+        Some(answer)
+    }
+
+    /// Counts an answer of `status` on the route `label`, timed from `started` (the stopwatch's).
+    fn record(&mut self, label: &'static str, status: u16, started: Option<u64>) {
         let seconds = self
             .stopwatch
             .as_ref()
             .zip(started)
             .map(|(clock, started)| clock().saturating_sub(started) as f64 / 1e9);
-        self.metrics.observe(label, answer.status, seconds);
+        self.metrics.observe(label, status, seconds);
         self.tallies.answers += 1;
-        if answer.status >= 500 {
+        if status >= 500 {
             self.tallies.errors += 1;
         }
         if let Some(seconds) = seconds {
             self.tallies.observe_latency(seconds);
         }
-        answer
     }
 
     /// `POST /api/v1/transactions`: a signed transaction (`{"raw": "0x…"}`) handed to the chain;
@@ -472,9 +523,10 @@ impl Api {
             Ok(hash) => hash,
             Err(refused) => return refused_transaction(&refused),
         };
-        source.with_chain(|chain| match receipt_json(chain, hash) {
-            Some(receipt) => ok(receipt),
-            None => HttpResponse::new(
+        let waited = self.commit_wait.as_millis();
+        let answer = source.with_chain(|chain| match receipt_json(chain, hash) {
+            Some(receipt) => Ok(ok(receipt)),
+            None => Err(HttpResponse::new(
                 202,
                 JSON,
                 format!(
@@ -483,13 +535,25 @@ impl Api {
                         "hash": hash.to_string(),
                         "status": "taken",
                         "message": format!(
-                            "taken, not yet included (held for an earlier nonce of its sender, or waiting for consensus \
-                             to commit it): GET /api/v1/transactions/{hash} answers its receipt once it is"
+                            "taken, not included within {waited} ms (held for an earlier nonce of its sender, or \
+                             consensus has not committed it yet): GET /api/v1/transactions/{hash} answers its \
+                             receipt once it is"
                         ),
                     })
                 ),
-            ),
-        })
+            )),
+        });
+        match answer {
+            Ok(receipt) => receipt,
+            Err(taken) if self.commit_wait.is_zero() => taken,
+            Err(taken) => {
+                let wait = i64::try_from(self.commit_wait.as_nanos()).unwrap_or(i64::MAX);
+                taken.pending(
+                    hash.to_string(),
+                    WallTime::from_unix_nanos(now.as_unix_nanos().saturating_add(wait)),
+                )
+            }
+        }
     }
 
     /// The answer to `route`, once past the gate and the method check.
@@ -782,6 +846,36 @@ fn read(
 }
 
 /// The 400 for a route that takes no parameter, if one was given.
+/// A transaction whose answer the backend holds ([`runtime::Pending`]): its hash, and when its
+/// request began by the API's stopwatch, written in the mark's token as `HASH` or
+/// `HASH@NANOS`.
+struct HeldTransaction {
+    hash: B256,
+    started: Option<u64>,
+}
+
+impl HeldTransaction {
+    /// `hash` (the token [`Api::transaction`] wrote) with `started`.
+    fn token(hash: &str, started: Option<u64>) -> String {
+        match started {
+            Some(started) => format!("{hash}@{started}"),
+            None => hash.to_owned(),
+        }
+    }
+
+    /// The token read back; `None`: not one this API wrote.
+    fn parse(token: &str) -> Option<HeldTransaction> {
+        let (hash, started) = match token.split_once('@') {
+            Some((hash, started)) => (hash, Some(started.parse().ok()?)),
+            None => (token, None),
+        };
+        Some(HeldTransaction {
+            hash: hash.parse().ok()?,
+            started,
+        })
+    }
+}
+
 fn no_parameters(params: &[(String, String)]) -> Option<HttpResponse> {
     params.first().map(|(name, _)| {
         error(
@@ -795,6 +889,10 @@ fn no_parameters(params: &[(String, String)]) -> Option<HttpResponse> {
 impl<S: ChainSource + Send> HttpService for ApiService<S> {
     fn handle(&mut self, request: &HttpRequest, now: WallTime) -> HttpResponse {
         self.api.handle(&mut self.source, request, now)
+    }
+
+    fn resume(&mut self, first: &HttpResponse, now: WallTime, last: bool) -> Option<HttpResponse> {
+        self.api.resume(&mut self.source, first, now, last)
     }
 }
 

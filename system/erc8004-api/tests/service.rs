@@ -1508,3 +1508,86 @@ fn metrics_count_the_gates_refusals_and_the_servers_queue_and_the_alert_sees_wha
     let (_, metrics) = call_at(&mut api, "/metrics", None, 2);
     assert!(metrics.contains("erc8004_server_refused_busy_total 30\n"), "{metrics}");
 }
+
+/// A transaction taken but not yet included (ahead of its sender's nonce) is answered `202`
+/// marked pending for the configured wait; asked again once its gap is filled, the API gives
+/// its receipt instead, with the first answer's rate-limit headers; at the last call, still not
+/// included, the `202`. Each POST is counted once, with its final status; without a wait, none
+/// is marked.
+#[test]
+fn a_post_held_for_inclusion_is_answered_its_receipt_once_included() {
+    let chain = chain();
+    let (mut api, key) = api_with(&chain, ApiConfig::default());
+    let now = WallTime::from_unix_nanos(NOW as i64 * 1_000_000_000);
+    let sender = wallet(9);
+    let (first, held) = post(
+        &mut api,
+        &signed(&sender, 1, IDENTITY_REGISTRY, I::register_0Call {}),
+        &key,
+    );
+    assert_eq!((first.status, held["status"].as_str()), (202, Some("taken")), "{held}");
+    let pending = first.pending.clone().expect("marked for the backend to hold");
+    assert_eq!(
+        pending.until.nanos_since(now),
+        erc8004_api::service::COMMIT_WAIT.as_nanos() as i64
+    );
+    assert!(held["message"].as_str().unwrap().contains("10000 ms"), "{held}");
+    assert_eq!(api.resume(&first, now, false), None, "not included yet");
+
+    let (filled, _) = post(
+        &mut api,
+        &signed(&sender, 0, IDENTITY_REGISTRY, I::register_0Call {}),
+        &key,
+    );
+    assert_eq!(filled.status, 200);
+    let better = api.resume(&first, now, false).expect("included with the gap filled");
+    let receipt: Value = serde_json::from_slice(&better.body).unwrap();
+    assert_eq!((better.status, &receipt["hash"]), (200, &held["hash"]), "{receipt}");
+    assert_eq!(receipt["success"], true, "{receipt}");
+    assert_eq!(
+        header(&better, "x-ratelimit-limit"),
+        header(&first, "x-ratelimit-limit")
+    );
+    assert!(header(&better, "x-ratelimit-limit").is_some());
+
+    let (never, _) = post(
+        &mut api,
+        &signed(&sender, 5, IDENTITY_REGISTRY, I::register_0Call {}),
+        &key,
+    );
+    assert_eq!(api.resume(&never, now, false), None);
+    let last = api.resume(&never, now, true).expect("the last call answers");
+    assert_eq!((last.status, last.pending.as_ref()), (202, None));
+    assert_eq!(last.body, never.body);
+
+    let (_, text) = call_at(&mut api, "/metrics", None, 0);
+    for (series, count) in [
+        (
+            "erc8004_requests_total{route=\"/api/v1/transactions\",status=\"200\"}",
+            "2",
+        ),
+        (
+            "erc8004_requests_total{route=\"/api/v1/transactions\",status=\"202\"}",
+            "1",
+        ),
+    ] {
+        assert!(
+            text.lines().any(|l| l == format!("{series} {count}")),
+            "{series} {count} in:\n{text}"
+        );
+    }
+
+    let (mut at_once, key) = api_with(
+        &chain,
+        ApiConfig {
+            commit_wait: std::time::Duration::ZERO,
+            ..ApiConfig::default()
+        },
+    );
+    let (answer, _) = post(
+        &mut at_once,
+        &signed(&sender, 7, IDENTITY_REGISTRY, I::register_0Call {}),
+        &key,
+    );
+    assert_eq!((answer.status, answer.pending), (202, None));
+}

@@ -124,4 +124,8 @@ impl<S: ChainSource + Send> HttpService for ServedApi<S> {
         self.refresh(now);
         self.api.handle(request, now)
     }
+
+    fn resume(&mut self, first: &HttpResponse, now: WallTime, last: bool) -> Option<HttpResponse> {
+        self.api.resume(first, now, last)
+    }
 }

@@ -15,6 +15,12 @@
 //! connection slot), the body size (larger bodies get a 413 before they are read in full), and
 //! for HTTP/2 the streams open at once on a connection, the header list's size and a ping that
 //! finds a vanished peer.
+//!
+//! An answer the service marks pending ([`HttpResponse::pending`]: a transaction taken, not yet
+//! committed) is held back: the service is asked again ([`HttpService::resume`]) each time
+//! the server's changes ([`HttpsServer::with_changes`]) are notified and every [`HttpsConfig::resume_interval`], until it
+//! gives a better answer or the mark's time is up; at most [`HttpsConfig::held_max`] are held at
+//! once, and one more is sent as first given.
 //! The service runs on tokio's blocking pool, because it may sync files (or, with
 //! [`HttpsConfig::answer_inline`], on the connection's task, for a service that answers from
 //! memory); requests are served one at a time, in turn, and at most
@@ -44,7 +50,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::clock::host_wall_now;
@@ -112,6 +118,12 @@ pub struct HttpsConfig {
     /// HTTP/2: an idle connection is pinged this often; a ping not answered within
     /// `header_timeout` closes it, so a peer that vanished does not hold a connection slot.
     pub http2_ping_interval: Duration,
+    /// Answers the service marked pending and the server holds back, at most: one more is sent
+    /// at once as the service first gave it.
+    pub held_max: usize,
+    /// A held answer is asked about again at least this often, whether or not a change was
+    /// notified (a notification is only a hint that comes sooner).
+    pub resume_interval: Duration,
 }
 
 /// The JSON of an error the server answers itself.
@@ -127,7 +139,8 @@ pub enum ErrorStyle {
 impl HttpsConfig {
     /// Defaults for `listen`: 256 connections, 10 s handshakes, heads and bodies, 64 KiB bodies,
     /// 256 requests waiting (one per connection), a retry after 1 s; for HTTP/2, 64 streams per
-    /// connection, 16 KiB header lists, a ping every 30 s.
+    /// connection, 16 KiB header lists, a ping every 30 s; 1024 answers held, asked about again
+    /// every 100 ms.
     pub fn new(listen: SocketAddr) -> Self {
         HttpsConfig {
             listen,
@@ -143,6 +156,8 @@ impl HttpsConfig {
             streams_per_connection_max: 64,
             http2_header_bytes_max: 16 * 1024,
             http2_ping_interval: Duration::from_secs(30),
+            held_max: 1024,
+            resume_interval: Duration::from_millis(100),
         }
     }
 }
@@ -190,6 +205,7 @@ pub struct HttpsServer<S> {
     service: Arc<Mutex<S>>,
     config: HttpsConfig,
     load: Arc<ServerLoad>,
+    changes: Arc<Notify>,
 }
 
 /// What the server holds in front of its service, counted as it serves: the service never sees
@@ -201,6 +217,9 @@ pub struct ServerLoad {
     waiting_max: usize,
     refused_busy: AtomicU64,
     connections_refused: AtomicU64,
+    /// A permit per answer held back.
+    held: Arc<Semaphore>,
+    held_max: usize,
 }
 
 /// [`ServerLoad`] at one moment.
@@ -214,15 +233,19 @@ pub struct ServerFigures {
     pub refused_busy: u64,
     /// Connections refused at [`HttpsConfig::connections_max`], so far.
     pub connections_refused: u64,
+    /// Answers held back for the service to better them, now.
+    pub held: u64,
 }
 
 impl ServerLoad {
-    fn new(waiting_max: usize) -> ServerLoad {
+    fn new(config: &HttpsConfig) -> ServerLoad {
         ServerLoad {
-            waiting: Arc::new(Semaphore::new(waiting_max)),
-            waiting_max,
+            waiting: Arc::new(Semaphore::new(config.requests_waiting_max)),
+            waiting_max: config.requests_waiting_max,
             refused_busy: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
+            held: Arc::new(Semaphore::new(config.held_max)),
+            held_max: config.held_max,
         }
     }
 
@@ -234,6 +257,7 @@ impl ServerLoad {
             waiting_max: self.waiting_max as u64,
             refused_busy: self.refused_busy.load(Ordering::Relaxed),
             connections_refused: self.connections_refused.load(Ordering::Relaxed),
+            held: (self.held_max - self.held.available_permits().min(self.held_max)) as u64,
         }
     }
 }
@@ -264,6 +288,9 @@ struct Queue {
     turn: Arc<Semaphore>,
     retry_after_s: u32,
     inline: bool,
+    /// Notified when a held answer may be bettered.
+    changes: Arc<Notify>,
+    resume_interval: Duration,
 }
 
 /// The HTTP a connection speaks.
@@ -356,7 +383,8 @@ impl<S: HttpService + 'static> HttpsServer<S> {
             listener,
             acceptor: Some(TlsAcceptor::from(Arc::new(tls))),
             service,
-            load: Arc::new(ServerLoad::new(config.requests_waiting_max)),
+            load: Arc::new(ServerLoad::new(&config)),
+            changes: Arc::new(Notify::new()),
             config,
         })
     }
@@ -368,7 +396,8 @@ impl<S: HttpService + 'static> HttpsServer<S> {
             listener: listen(config.listen)?,
             acceptor: None,
             service,
-            load: Arc::new(ServerLoad::new(config.requests_waiting_max)),
+            load: Arc::new(ServerLoad::new(&config)),
+            changes: Arc::new(Notify::new()),
             config,
         })
     }
@@ -376,6 +405,14 @@ impl<S: HttpService + 'static> HttpsServer<S> {
     /// What it holds in front of its service, and has refused, as it serves.
     pub fn load(&self) -> Arc<ServerLoad> {
         self.load.clone()
+    }
+
+    /// Asks the service again about the answers it holds back each time `changes` is notified
+    /// (`notify_waiters`): when they may now be bettered, a block committed. Without it, they
+    /// are asked about every [`HttpsConfig::resume_interval`].
+    pub fn with_changes(mut self, changes: Arc<Notify>) -> Self {
+        self.changes = changes;
+        self
     }
 
     /// The address actually bound (port 0 picks a free one).
@@ -391,6 +428,8 @@ impl<S: HttpService + 'static> HttpsServer<S> {
             turn: Arc::new(Semaphore::new(1)),
             retry_after_s: self.config.busy_retry_after_s,
             inline: self.config.answer_inline,
+            changes: self.changes.clone(),
+            resume_interval: self.config.resume_interval,
         });
         tokio::pin!(shutdown);
         loop {
@@ -545,20 +584,24 @@ struct BodyLimits {
     style: ErrorStyle,
 }
 
-/// Runs the service on `request`, inside its lock. A panic is caught here, inside the lock, so
-/// it never poisons it; a lock poisoned anyway (by a panic elsewhere) is taken back.
+/// Runs `call` on the service inside its lock. A panic is caught here, inside the lock, so it
+/// never poisons it; a lock poisoned anyway (by a panic elsewhere) is taken back.
+fn locked<S: HttpService, T>(service: &Mutex<S>, call: impl FnOnce(&mut S) -> T) -> std::thread::Result<T> {
+    let mut guard = service.lock().unwrap_or_else(|poisoned| {
+        service.clear_poison();
+        poisoned.into_inner()
+    });
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(&mut guard)))
+}
+
+/// Runs the service on `request`; a panic gets a 500.
 fn handle<S: HttpService>(
     service: &Mutex<S>,
     request: &HttpRequest,
     now: runtime::WallTime,
     style: ErrorStyle,
 ) -> HttpResponse {
-    let mut guard = service.lock().unwrap_or_else(|poisoned| {
-        service.clear_poison();
-        poisoned.into_inner()
-    });
-    let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| guard.handle(request, now)));
-    answered.unwrap_or_else(|_| {
+    locked(service, |s| s.handle(request, now)).unwrap_or_else(|_| {
         tracing::error!(method = %request.method, path = %request.path, "the service panicked on a request");
         plain(
             style,
@@ -566,6 +609,104 @@ fn handle<S: HttpService>(
             "internal_error",
             "internal error: the server failed on this request; retry",
         )
+    })
+}
+
+/// Runs `call` on the service when its turn comes: on the connection's task, or on the
+/// blocking pool. `place` (a request's place in the queue) is released once `call` returns.
+/// `None`: the blocking task failed.
+async fn in_turn<S, T>(
+    queue: &Queue,
+    service: &Arc<Mutex<S>>,
+    place: Option<OwnedSemaphorePermit>,
+    call: impl FnOnce(&Mutex<S>) -> T + Send + 'static,
+) -> Option<T>
+where
+    S: HttpService + 'static,
+    T: Send + 'static,
+{
+    let turn = queue
+        .turn
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the turn semaphore is never closed");
+    if queue.inline {
+        let out = call(service);
+        drop((turn, place));
+        return Some(out);
+    }
+    // The permits go with the work, not with this future: a client that hangs up drops the
+    // future, and the request still holds its place until the service is done with it.
+    let service = service.clone();
+    tokio::task::spawn_blocking(move || {
+        let _held = (turn, place);
+        call(&service)
+    })
+    .await
+    .ok()
+}
+
+/// Holds back `first`, an answer the service marked pending, asking the service again at each
+/// change notified and every `resume_interval` until it gives a better one or the mark's time
+/// is up (then once more, the last time). Past `held_max` held at once, `first` is sent as it
+/// is. The holding runs on a task of its own: a client that hangs up does not cut short the
+/// service's last word on it (a service counts its answers there).
+async fn hold<S: HttpService + 'static>(
+    first: HttpResponse,
+    service: Arc<Mutex<S>>,
+    queue: Arc<Queue>,
+) -> HttpResponse {
+    let Some(pending) = first.pending.clone() else {
+        return first;
+    };
+    let Ok(held) = queue.load.held.clone().try_acquire_owned() else {
+        return first;
+    };
+    // Measured on the monotonic clock from here: a step of the wall clock neither cuts the
+    // wait short nor stretches it.
+    let wait = Duration::from_nanos(u64::try_from(pending.until.nanos_since(host_wall_now())).unwrap_or(0));
+    let deadline = tokio::time::Instant::now() + wait;
+    let first = Arc::new(first);
+    let holding = tokio::spawn({
+        let first = first.clone();
+        async move {
+            let _held = held;
+            loop {
+                let changed = queue.changes.notified();
+                tokio::pin!(changed);
+                // Registered before the service is asked: a change while it answers still wakes.
+                changed.as_mut().enable();
+                let last = tokio::time::Instant::now() >= deadline;
+                let asked = first.clone();
+                let better = in_turn(&queue, &service, None, move |service| {
+                    locked(service, |s| s.resume(&asked, host_wall_now(), last)).unwrap_or_else(|_| {
+                        tracing::error!("the service panicked asking again about a held answer");
+                        None
+                    })
+                })
+                .await
+                .flatten();
+                if let Some(mut better) = better {
+                    better.pending = None;
+                    return Some(better);
+                }
+                if last {
+                    return None;
+                }
+                let next = deadline.min(tokio::time::Instant::now() + queue.resume_interval);
+                tokio::select! {
+                    () = &mut changed => {}
+                    () = tokio::time::sleep_until(next) => {}
+                }
+            }
+        }
+    });
+    let better = holding.await.ok().flatten();
+    better.unwrap_or_else(|| {
+        let mut first = Arc::unwrap_or_clone(first);
+        first.pending = None;
+        first
     })
 }
 
@@ -626,34 +767,21 @@ async fn respond<S: HttpService + 'static>(
                     .with_header("retry-after", queue.retry_after_s.to_string())
                 }
                 Ok(waiting) => {
-                    let turn = queue
-                        .turn
-                        .clone()
-                        .acquire_owned()
-                        .await
-                        .expect("the turn semaphore is never closed");
-                    let now = host_wall_now();
-                    if queue.inline {
-                        let answer = handle(&service, &request, now, style);
-                        drop((turn, waiting));
-                        answer
-                    } else {
-                        // The permits go with the work, not with this future: a client that
-                        // hangs up drops the future, and the request still holds its place
-                        // until the service is done with it.
-                        let handled = tokio::task::spawn_blocking(move || {
-                            let _held = (turn, waiting);
-                            handle(&service, &request, now, style)
-                        })
-                        .await;
-                        handled.unwrap_or_else(|_| {
-                            plain(
-                                style,
-                                500,
-                                "internal_error",
-                                "internal error: the request handler failed",
-                            )
-                        })
+                    let handled = in_turn(&queue, &service, Some(waiting), move |service| {
+                        handle(service, &request, host_wall_now(), style)
+                    })
+                    .await;
+                    let answer = handled.unwrap_or_else(|| {
+                        plain(
+                            style,
+                            500,
+                            "internal_error",
+                            "internal error: the request handler failed",
+                        )
+                    });
+                    match answer.pending {
+                        Some(_) => hold(answer, service, queue).await,
+                        None => answer,
                     }
                 }
             }

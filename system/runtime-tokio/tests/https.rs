@@ -537,3 +537,153 @@ async fn http2_streams_share_the_waiting_bound() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(busy.answered.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+/// Answers `/tx` 202, marked pending for `hold`; betters it with a 200 once `committed` is set.
+/// Counts the last calls it is asked.
+struct Committing {
+    hold: Duration,
+    committed: Arc<std::sync::atomic::AtomicBool>,
+    last_calls: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl HttpService for Committing {
+    fn handle(&mut self, _request: &HttpRequest, now: WallTime) -> HttpResponse {
+        let until = WallTime::from_unix_nanos(now.as_unix_nanos() + self.hold.as_nanos() as i64);
+        HttpResponse::new(202, "text/plain", "taken")
+            .with_header("x-first", "kept")
+            .pending("tx-1", until)
+    }
+
+    fn resume(&mut self, first: &HttpResponse, _now: WallTime, last: bool) -> Option<HttpResponse> {
+        assert_eq!(first.pending.as_ref().unwrap().token, "tx-1");
+        if last {
+            self.last_calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.committed
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .then(|| HttpResponse::new(200, "text/plain", "committed"))
+    }
+}
+
+/// A plain server of [`Committing`], tuned: its address, its change notifier, its load, the
+/// commit flag and the count of last calls.
+struct Holding {
+    addr: SocketAddr,
+    changes: Arc<tokio::sync::Notify>,
+    load: Arc<runtime_tokio::ServerLoad>,
+    committed: Arc<std::sync::atomic::AtomicBool>,
+    last_calls: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn holding_server(hold: Duration, tune: impl FnOnce(&mut HttpsConfig)) -> Holding {
+    let committed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let last_calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let service = Committing {
+        hold,
+        committed: committed.clone(),
+        last_calls: last_calls.clone(),
+    };
+    let mut config = HttpsConfig::new("[::1]:0".parse().unwrap());
+    config.answer_inline = true;
+    tune(&mut config);
+    let changes = Arc::new(tokio::sync::Notify::new());
+    let server = HttpsServer::bind_plain(config, Arc::new(Mutex::new(service)))
+        .unwrap()
+        .with_changes(changes.clone());
+    let holding = Holding {
+        addr: server.local_addr().unwrap(),
+        changes,
+        load: server.load(),
+        committed,
+        last_calls,
+    };
+    tokio::spawn(server.serve(std::future::pending()));
+    holding
+}
+
+/// A pending answer is held until a notified change lets the service better it: the client
+/// reads the better answer, sooner than the server's own interval would have found it.
+#[tokio::test]
+async fn a_held_answer_is_bettered_once_a_change_is_notified() {
+    let server = holding_server(Duration::from_secs(20), |c| c.resume_interval = Duration::from_secs(10)).await;
+    let asked = tokio::spawn(plain_get(server.addr, "/tx"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!asked.is_finished(), "answered before the commit");
+    assert_eq!(server.load.figures().held, 1);
+    server.committed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let notified = Instant::now();
+    server.changes.notify_waiters();
+    let answer = tokio::time::timeout(Duration::from_secs(5), asked)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("committed"), "{answer}");
+    assert!(
+        notified.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        notified.elapsed()
+    );
+    assert_eq!(server.load.figures().held, 0);
+    assert_eq!(server.last_calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+/// Without a notification, the server's interval finds the better answer.
+#[tokio::test]
+async fn a_held_answer_is_asked_about_again_at_the_interval() {
+    let server = holding_server(Duration::from_secs(20), |c| {
+        c.resume_interval = Duration::from_millis(50)
+    })
+    .await;
+    let asked = tokio::spawn(plain_get(server.addr, "/tx"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.committed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let answer = tokio::time::timeout(Duration::from_secs(5), asked)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// Nothing better by the mark's time: the service is asked a last time, once, and the first
+/// answer is sent, its headers as given.
+#[tokio::test]
+async fn at_its_time_a_held_answer_is_sent_as_first_given() {
+    let server = holding_server(Duration::from_millis(400), |c| {
+        c.resume_interval = Duration::from_millis(50)
+    })
+    .await;
+    let started = Instant::now();
+    let answer = tokio::time::timeout(Duration::from_secs(5), plain_get(server.addr, "/tx"))
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    assert!(answer.contains("x-first: kept"), "{answer}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(350),
+        "sent after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.last_calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(server.load.figures().held, 0);
+}
+
+/// Past `held_max`, a pending answer is sent at once as first given.
+#[tokio::test]
+async fn past_the_held_bound_a_pending_answer_is_sent_at_once() {
+    let server = holding_server(Duration::from_secs(20), |c| c.held_max = 1).await;
+    let first = tokio::spawn(plain_get(server.addr, "/tx"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(server.load.figures().held, 1);
+    let second = tokio::time::timeout(Duration::from_secs(2), plain_get(server.addr, "/tx"))
+        .await
+        .expect("sent at once, not held");
+    assert!(second.starts_with("HTTP/1.1 202"), "{second}");
+    server.committed.store(true, std::sync::atomic::Ordering::SeqCst);
+    server.changes.notify_waiters();
+    let first = tokio::time::timeout(Duration::from_secs(5), first)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+}

@@ -97,6 +97,20 @@ pub struct HttpResponse {
     pub headers: Vec<(&'static str, String)>,
     /// The body.
     pub body: Bytes,
+    /// Set: this answer may still be bettered ([`HttpService::resume`]); a backend that can wait
+    /// holds it back until then, one that cannot sends it as it is.
+    pub pending: Option<Pending>,
+}
+
+/// What a service that cannot answer yet (a transaction taken, not yet committed) asks of the
+/// backend: ask again, through [`HttpService::resume`], when something may have changed, and
+/// once more, for the last time, at `until`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    /// What the service needs to find the answer again (opaque to the backend).
+    pub token: String,
+    /// The host's wall time at which the backend asks the last time.
+    pub until: WallTime,
 }
 
 impl HttpResponse {
@@ -107,7 +121,17 @@ impl HttpResponse {
             content_type,
             headers: Vec::new(),
             body: body.into(),
+            pending: None,
         }
+    }
+
+    /// Marks this answer as one that may still be bettered, up to `until` (see [`Pending`]).
+    pub fn pending(mut self, token: impl Into<String>, until: WallTime) -> Self {
+        self.pending = Some(Pending {
+            token: token.into(),
+            until,
+        });
+        self
     }
 
     /// Adds a header.
@@ -121,6 +145,16 @@ impl HttpResponse {
 pub trait HttpService: Send {
     /// Answers `request`. Never panics on any input: bad requests get a 4xx naming the problem.
     fn handle(&mut self, request: &HttpRequest, now: WallTime) -> HttpResponse;
+
+    /// Asked again about `first`, an answer [`HttpResponse::pending`] this service gave: the
+    /// answer that replaces it, or `None` to go on waiting. `last` is set on the last call (at
+    /// [`Pending::until`]), where `None` sends `first` as it is (without its mark). A backend
+    /// asks when it was told something changed and at an interval of its own; one that cannot
+    /// wait never asks. The default never betters an answer.
+    fn resume(&mut self, first: &HttpResponse, now: WallTime, last: bool) -> Option<HttpResponse> {
+        let _ = (first, now, last);
+        None
+    }
 }
 
 #[cfg(test)]

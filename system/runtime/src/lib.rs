@@ -26,7 +26,7 @@ pub mod units;
 
 pub use actor::{Actor, Clock, Datagrams, Env, Probes, TimerToken, Timers};
 pub use entropy::{shuffle, DetRng, Entropy};
-pub use http::{HttpRequest, HttpResponse, HttpService};
+pub use http::{HttpRequest, HttpResponse, HttpService, Pending};
 pub use mem_storage::MemStorage;
 pub use net::{AddressFamily, SendError, MAX_DATAGRAM_BYTES};
 pub use probe::Probe;

@@ -2,8 +2,10 @@
 //! "erc8004"` in the validators file): `erc8004_api` over the chain this validator's replica
 //! applies blocks to, its keys from the node's state directory (`hypermesh keys --state`), as
 //! `hypermesh dev --api` serves it over the development chain. Reads answer from this replica's
-//! state; a transaction posted is handed to consensus as the JSON-RPC endpoint hands it
-//! (`202`, then `GET /api/v1/transactions/{hash}` answers its receipt once committed), and
+//! state; a transaction posted is handed to consensus as the JSON-RPC endpoint hands it and
+//! answered with its receipt once committed (the server holds the answer, woken by each block
+//! applied; `202` if not within the API's commit wait, and `GET /api/v1/transactions/{hash}`
+//! answers it later), and
 //! `/health` names the replica's seat, view, role and whether its partition can commit.
 
 use alloy_primitives::B256;

@@ -302,6 +302,7 @@ fn node(args: NodeArgs) -> Result<(), Failure> {
     let api_server = match (api_listen, chain, &status) {
         (Some(listen), Some(chain), Some(status)) => {
             let _entered = enrolled.runtime.enter();
+            let applied = chain.applied();
             let source = NodeSource {
                 rpc: RpcService::new(chain),
                 status: status.clone(),
@@ -312,7 +313,11 @@ fn node(args: NodeArgs) -> Result<(), Failure> {
             config.answer_inline = true;
             config.error_style = ErrorStyle::CodeAndMessage;
             let served = Arc::new(Mutex::new(served));
-            let server = HttpsServer::bind_plain(config, served.clone()).map_err(|e| Failure(format!("--api: {e}")))?;
+            // A transaction posted is answered once committed: each block applied wakes the
+            // answers held for one.
+            let server = HttpsServer::bind_plain(config, served.clone())
+                .map_err(|e| Failure(format!("--api: {e}")))?
+                .with_changes(applied);
             served
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())

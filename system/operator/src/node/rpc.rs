@@ -30,6 +30,8 @@ pub(crate) struct SharedChain {
     handed_over: Arc<Mutex<HandedOver>>,
     /// The chain id, for checks that need only it (outside the chain's lock).
     chain_id: u64,
+    /// Notified after each block applied: the API's answers held for a commit look again.
+    applied: Arc<tokio::sync::Notify>,
 }
 
 /// Transactions handed over, and when the replica last took them.
@@ -58,7 +60,13 @@ impl SharedChain {
                 taken: Instant::now(),
             })),
             chain_id,
+            applied: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Notified (`notify_waiters`) after each block applied.
+    pub(crate) fn applied(&self) -> Arc<tokio::sync::Notify> {
+        self.applied.clone()
     }
 }
 
@@ -72,7 +80,10 @@ impl StateMachine for SharedChain {
     }
 
     fn apply(&mut self, block: BlockInfo, transactions: &[Bytes], checked: &[bool]) -> Vec<Outcome> {
-        lock(&self.chain).apply(block, transactions, checked)
+        let outcomes = lock(&self.chain).apply(block, transactions, checked);
+        // After the chain's lock is let go: whoever wakes reads the block.
+        self.applied.notify_waiters();
+        outcomes
     }
 
     fn snapshot(&self) -> Bytes {
