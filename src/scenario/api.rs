@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use erc8004_api::setting::Named;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -29,6 +30,8 @@ pub struct RawApi {
     pub tier: Option<Spanned<String>>,
     pub backoff: Option<bool>,
     pub cache_invalidation: Option<Spanned<String>>,
+    pub cache_errors: Option<Spanned<String>>,
+    pub whitespace: Option<Spanned<String>>,
     pub cache_bounded: Option<bool>,
     pub cache_entries_max: Option<Spanned<u64>>,
     pub cache_bytes_max: Option<Spanned<u64>>,
@@ -111,6 +114,8 @@ pub struct ApiPlan {
     pub search: erc8004_api::index::Search,
     /// Added per row the owner filter examined.
     pub row_time: Duration,
+    /// How the gate reads whitespace around a key (`literal`: the guide's pitfall).
+    pub whitespace: erc8004_api::keys::Whitespace,
 }
 
 impl ApiPlan {
@@ -229,16 +234,11 @@ impl Ctx<'_> {
             ));
         }
         let mut cache = erc8004_api::cache::CacheConfig::default();
-        if let Some(i) = &raw.cache_invalidation {
-            cache.invalidation = erc8004_api::cache::Invalidation::from_name(i.get_ref()).ok_or_else(|| {
-                self.err(
-                    i.span(),
-                    format!(
-                        "api.cache_invalidation is \"on-commit\" or \"never\" (the guide's original), not {:?}",
-                        i.get_ref()
-                    ),
-                )
-            })?;
+        if let Some(i) = self.named(&raw.cache_invalidation, "cache_invalidation", "never")? {
+            cache.invalidation = i;
+        }
+        if let Some(e) = self.named(&raw.cache_errors, "cache_errors", "fail")? {
+            cache.on_error = e;
         }
         let bound = |v: &Option<Spanned<u64>>, what: &str| -> Result<Option<usize>, ScenarioError> {
             match v {
@@ -292,18 +292,10 @@ impl Ctx<'_> {
             (_, Some(q)) => Some(*q.get_ref()),
             (_, None) => Some(64),
         };
-        let search = match &raw.search {
-            None => erc8004_api::index::Search::Indexed,
-            Some(s) => erc8004_api::index::Search::from_name(s.get_ref()).ok_or_else(|| {
-                self.err(
-                    s.span(),
-                    format!(
-                        "api.search is \"indexed\" or \"scan\" (the guide's missing index), not {:?}",
-                        s.get_ref()
-                    ),
-                )
-            })?,
-        };
+        let search = self.named(&raw.search, "search", "scan")?.unwrap_or_default();
+        let whitespace = self
+            .named(&raw.whitespace, "whitespace", "literal")?
+            .unwrap_or_default();
         let time = |v: &Option<Spanned<String>>, what: &str| -> Result<Duration, ScenarioError> {
             Ok(self.opt_duration(v, what)?.unwrap_or(Duration::ZERO))
         };
@@ -342,6 +334,29 @@ impl Ctx<'_> {
             write_time: time(&raw.write_time, "api.write_time")?,
             search,
             row_time: time(&raw.row_time, "api.row_time")?,
+            whitespace,
+        })
+    }
+
+    /// The setting `api.{key}` names, if given; `faulty` is the name of the guide's faulty one.
+    fn named<T: Named>(
+        &self,
+        value: &Option<Spanned<String>>,
+        key: &str,
+        faulty: &str,
+    ) -> Result<Option<T>, ScenarioError> {
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        T::from_name(value.get_ref()).map(Some).ok_or_else(|| {
+            self.err(
+                value.span(),
+                format!(
+                    "api.{key} is {} ({faulty:?}: the guide's faulty setting), not {:?}",
+                    T::names(),
+                    value.get_ref()
+                ),
+            )
         })
     }
 }

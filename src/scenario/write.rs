@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use erc8004_api::setting::Named;
 use simulator::{Latency, LinkModel};
 use toml::{Table, Value};
 
@@ -354,6 +355,7 @@ fn api(p: &super::ApiPlan) -> Table {
     t.insert("tier".into(), p.tier.clone().into());
     t.insert("backoff".into(), p.backoff.into());
     t.insert("cache_invalidation".into(), p.cache.invalidation.name().into());
+    t.insert("cache_errors".into(), p.cache.on_error.name().into());
     if p.cache.entries_max == usize::MAX && p.cache.bytes_max == usize::MAX {
         t.insert("cache_bounded".into(), false.into());
     } else {
@@ -379,6 +381,7 @@ fn api(p: &super::ApiPlan) -> Table {
     t.insert("miss_time".into(), duration(p.miss_time));
     t.insert("write_time".into(), duration(p.write_time));
     t.insert("search".into(), p.search.name().into());
+    t.insert("whitespace".into(), p.whitespace.name().into());
     t.insert("row_time".into(), duration(p.row_time));
     t
 }

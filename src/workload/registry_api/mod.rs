@@ -284,6 +284,7 @@ impl Workload for RegistryApi {
                 refresh: plan.refresh,
                 alerts: AlertRules::default(),
                 search: plan.search,
+                whitespace: plan.whitespace,
                 // The simulated server answers at once: it holds no answer back for a commit
                 // (its chain commits each transaction as it takes it).
                 commit_wait: std::time::Duration::ZERO,

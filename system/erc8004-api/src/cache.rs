@@ -26,24 +26,25 @@ pub enum Invalidation {
     Never,
 }
 
-impl Invalidation {
-    /// Every setting, with the name settings files and flags give it.
-    pub const NAMED: [(Invalidation, &'static str); 2] =
-        [(Invalidation::OnCommit, "on-commit"), (Invalidation::Never, "never")];
+impl crate::setting::Named for Invalidation {
+    const NAMED: &'static [(Invalidation, &'static str)] =
+        &[(Invalidation::OnCommit, "on-commit"), (Invalidation::Never, "never")];
+}
 
-    /// Its name (`on-commit`, `never`).
-    pub fn name(self) -> &'static str {
-        Self::NAMED
-            .iter()
-            .find(|(i, _)| *i == self)
-            .map(|(_, n)| *n)
-            .expect("every setting is named")
-    }
+/// What a read does when the cache fails (a lookup or a store errs: Redis down).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CacheErrors {
+    /// It reads the registries instead, and the error is counted (the default).
+    #[default]
+    FallBack,
+    /// It fails: `500 cache_error` (the original's Redis errors surfacing as failed requests,
+    /// the guide's "Redis connection errors").
+    Fail,
+}
 
-    /// The setting named `name`, if one is.
-    pub fn from_name(name: &str) -> Option<Invalidation> {
-        Self::NAMED.iter().find(|(_, n)| *n == name).map(|(i, _)| *i)
-    }
+impl crate::setting::Named for CacheErrors {
+    const NAMED: &'static [(CacheErrors, &'static str)] =
+        &[(CacheErrors::FallBack, "fall-back"), (CacheErrors::Fail, "fail")];
 }
 
 /// The cache's limits and setting.
@@ -55,15 +56,19 @@ pub struct CacheConfig {
     pub bytes_max: usize,
     /// How entries are kept current.
     pub invalidation: Invalidation,
+    /// What a read does when the cache fails.
+    pub on_error: CacheErrors,
 }
 
 impl Default for CacheConfig {
-    /// 100,000 entries, 64 MiB, invalidated on commit.
+    /// 100,000 entries, 64 MiB, invalidated on commit, falling back to the registries when it
+    /// fails.
     fn default() -> Self {
         CacheConfig {
             entries_max: 100_000,
             bytes_max: 64 << 20,
             invalidation: Invalidation::OnCommit,
+            on_error: CacheErrors::FallBack,
         }
     }
 }

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use runtime::{HttpRequest, HttpResponse, WallTime};
 
-use crate::keys::{ApiKeys, AuthError, KeyRecord};
+use crate::keys::{ApiKeys, AuthError, KeyRecord, Whitespace};
 use crate::ratelimit::{Decision, RateLimiter};
 
 /// The JSON content type of every answer.
@@ -38,6 +38,8 @@ pub struct Gate {
     limited: BTreeMap<&'static str, u64>,
     /// Requests refused 401, by the error's code.
     unauthorized: BTreeMap<&'static str, u64>,
+    /// How the `Authorization` header's whitespace is read.
+    whitespace: Whitespace,
 }
 
 impl Gate {
@@ -59,6 +61,12 @@ impl Gate {
         &self.unauthorized
     }
 
+    /// Reads the `Authorization` header's whitespace as `whitespace` says (the default: as
+    /// documented, ignored around the credential).
+    pub fn set_whitespace(&mut self, whitespace: Whitespace) {
+        self.whitespace = whitespace;
+    }
+
     /// Takes a new set of keys (the key file changed); what keys spent is kept.
     pub fn replace_keys(&mut self, keys: ApiKeys) {
         self.keys = keys;
@@ -70,7 +78,7 @@ impl Gate {
         let first = values.next();
         let key = match (first, values.next()) {
             (_, Some(_)) => Err(AuthError::Malformed("more than one Authorization header: send one")),
-            (value, None) => self.keys.authenticate(value),
+            (value, None) => self.keys.authenticate_reading(value, self.whitespace),
         };
         let key = match key {
             Ok(key) => key,

@@ -107,7 +107,11 @@ pub(crate) fn answer(
         "registries": { "status": "ok", "head": chain.head() },
         "stats_view": { "status": "ok", "head": view.head(), "age_seconds": view.age(now).as_secs_f64() },
         "cache": {
-            "status": if failing { "failing: reads go to the registries" } else { "ok" },
+            "status": match (failing, cache.config().on_error) {
+                (false, _) => "ok",
+                (true, crate::cache::CacheErrors::FallBack) => "failing: reads go to the registries",
+                (true, crate::cache::CacheErrors::Fail) => "failing: reads fail",
+            },
             "entries": cache.len(),
         },
     });

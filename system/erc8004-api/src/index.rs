@@ -28,23 +28,8 @@ pub enum Search {
     Scan,
 }
 
-impl Search {
-    /// Every way, with the name settings files give it.
-    pub const NAMED: [(Search, &'static str); 2] = [(Search::Indexed, "indexed"), (Search::Scan, "scan")];
-
-    /// Its name (`indexed`, `scan`).
-    pub fn name(self) -> &'static str {
-        Self::NAMED
-            .iter()
-            .find(|(s, _)| *s == self)
-            .map(|(_, n)| *n)
-            .expect("every way is named")
-    }
-
-    /// The way named `name`, if one is.
-    pub fn from_name(name: &str) -> Option<Search> {
-        Self::NAMED.iter().find(|(_, n)| *n == name).map(|(s, _)| *s)
-    }
+impl crate::setting::Named for Search {
+    const NAMED: &'static [(Search, &'static str)] = &[(Search::Indexed, "indexed"), (Search::Scan, "scan")];
 }
 
 /// The filtered lists' searches run (answers from the cache run none) and the rows they

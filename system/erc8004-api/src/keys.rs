@@ -10,7 +10,9 @@
 //! spaces and tabs around the credential are not part of it (HTTP's optional whitespace around a
 //! field value, RFC 9110 §5.5) and are ignored, as are extra spaces between `Bearer` and the key.
 //! Whitespace inside the key, a key cut short or anything else is refused as malformed, saying
-//! which, rather than looked up and reported unknown.
+//! which, rather than looked up and reported unknown. [`Whitespace::Literal`] is the guide's
+//! pitfall as a setting: the header read byte for byte, so that a good key with whitespace
+//! around it is refused as unknown ("Invalid API key") without a word on why.
 //!
 //! The store is one JSON file ([`ApiKeys::to_json`]) the operator's command rewrites whole
 //! (atomically), so that a serving node can read it again when it changes and keys are created
@@ -36,6 +38,24 @@ pub const KEYS_MAX: usize = 10_000;
 pub const LABEL_BYTES_MAX: usize = 200;
 /// The version of the key file's format.
 pub const FILE_VERSION: u32 = 1;
+
+/// How the `Authorization` header's whitespace is read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Whitespace {
+    /// As the module's documentation says: around the credential and after `Bearer`, ignored;
+    /// inside the key, refused as malformed.
+    #[default]
+    Ignored,
+    /// The original's reading, the guide's pitfall: the header must be `Bearer ` and the key,
+    /// byte for byte; anything else is looked up as it is, found by nobody, and refused as an
+    /// unknown key.
+    Literal,
+}
+
+impl crate::setting::Named for Whitespace {
+    const NAMED: &'static [(Whitespace, &'static str)] =
+        &[(Whitespace::Ignored, "ignored"), (Whitespace::Literal, "literal")];
+}
 
 /// A tier: how many requests its keys may make per window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -341,8 +361,24 @@ impl ApiKeys {
 
     /// The key an `Authorization` header's value presents (`None`: no header), if it is live.
     pub fn authenticate(&self, authorization: Option<&[u8]>) -> Result<&KeyRecord, AuthError> {
+        self.authenticate_reading(authorization, Whitespace::Ignored)
+    }
+
+    /// [`ApiKeys::authenticate`], the header's whitespace read as `whitespace` says.
+    pub fn authenticate_reading(
+        &self,
+        authorization: Option<&[u8]>,
+        whitespace: Whitespace,
+    ) -> Result<&KeyRecord, AuthError> {
         let value = authorization.ok_or(AuthError::Missing)?;
-        let (id, secret) = parse_bearer(value)?;
+        let (id, secret) = match whitespace {
+            Whitespace::Ignored => parse_bearer(value)?,
+            Whitespace::Literal => std::str::from_utf8(value)
+                .ok()
+                .and_then(|text| text.strip_prefix("Bearer "))
+                .and_then(split_key)
+                .ok_or(AuthError::Unknown)?,
+        };
         let record = self.by_id.get(id).ok_or(AuthError::Unknown)?;
         if !same(
             sha256_hex(secret.as_bytes()).as_bytes(),
@@ -530,6 +566,35 @@ mod tests {
         );
         assert_eq!(id_of_key(&key), Some(&key[4..12]));
         assert_eq!(id_of_key("hmk_1234"), None);
+    }
+
+    /// The guide's pitfall as a setting: read literally, the good key with whitespace around it
+    /// (or two spaces after `Bearer`) is an unknown key, and so is every malformed credential;
+    /// only `Bearer ` and the key byte for byte pass.
+    #[test]
+    fn read_literally_a_good_key_with_whitespace_around_it_is_refused_as_unknown() {
+        let mut keys = ApiKeys::new();
+        let (key, record) = keys.create(&random(3), "free", "", 1).unwrap();
+        let id = record.id.clone();
+        let literal = |value: &str| {
+            keys.authenticate_reading(Some(value.as_bytes()), Whitespace::Literal)
+                .map(|r| r.id.clone())
+        };
+        assert_eq!(literal(&format!("Bearer {key}")), Ok(id));
+        for pitfall in [
+            format!("Bearer {key} "),
+            format!("Bearer  {key}"),
+            format!(" Bearer {key}"),
+            format!("bearer {key}"),
+            format!("Basic {key}"),
+            "Bearer sk-abc".to_owned(),
+        ] {
+            assert_eq!(literal(&pitfall), Err(AuthError::Unknown), "{pitfall:?}");
+        }
+        assert_eq!(
+            keys.authenticate_reading(None, Whitespace::Literal),
+            Err(AuthError::Missing)
+        );
     }
 
     #[test]

@@ -25,4 +25,5 @@ pub mod openapi;
 pub mod ratelimit;
 pub mod registration;
 pub mod service;
+pub mod setting;
 pub mod view;

@@ -38,10 +38,11 @@ use runtime::{HttpRequest, HttpResponse, HttpService, Storage, WallTime};
 use serde_json::{json, Value};
 
 use crate::alerts::{AlertRules, AlertState, Firing, Tallies};
-use crate::cache::{CacheConfig, ResponseCache};
+use crate::cache::{CacheConfig, CacheErrors, ResponseCache};
 use crate::gate::{error, Gate, JSON};
 use crate::health::ConsensusHealth;
 use crate::index::{Search, SearchTally};
+use crate::keys::Whitespace;
 use crate::metrics::{ApiMetrics, LoadGauge, Scrape, Stopwatch, CONTENT_TYPE};
 use crate::view::{AgentStats, Depends, Follower, Refresh, StatsView};
 
@@ -165,6 +166,8 @@ pub struct ApiConfig {
     /// receipt. The wait is the backend's ([`runtime::Pending`]): one that cannot wait answers
     /// `202` at once. Zero: never wait.
     pub commit_wait: std::time::Duration,
+    /// How the `Authorization` header's whitespace is read (`Literal`: the guide's pitfall).
+    pub whitespace: Whitespace,
 }
 
 impl Default for ApiConfig {
@@ -177,6 +180,7 @@ impl Default for ApiConfig {
             search: Search::Indexed,
             filter_rows_max: crate::list::FILTER_ROWS_MAX,
             commit_wait: COMMIT_WAIT,
+            whitespace: Whitespace::Ignored,
         }
     }
 }
@@ -342,7 +346,8 @@ impl<S: ChainSource> ApiService<S> {
 
 impl Api {
     /// The API with `config`, letting through what `gate` admits.
-    pub fn new(gate: Gate, config: ApiConfig) -> Self {
+    pub fn new(mut gate: Gate, config: ApiConfig) -> Self {
+        gate.set_whitespace(config.whitespace);
         Api {
             gate,
             follower: Follower::default(),
@@ -579,6 +584,16 @@ impl Api {
         } = self;
         let key = format!("{}?{}", request.path, request.query);
         let cacheable = !matches!(route, Route::Health | Route::Metrics | Route::Transaction(_));
+        if cacheable && cache.is_failing() && cache.config().on_error == CacheErrors::Fail {
+            // The guide's faulty setting: the failed lookup (counted) fails the read, as the
+            // original's unhandled Redis error did.
+            let _ = cache.get(&key, follower);
+            return error(
+                500,
+                "cache_error",
+                "the cache failed, and this API is set to fail reads rather than read the registries",
+            );
+        }
         let looked = cacheable && source.committed_head() == Some(follower.head());
         if looked {
             // Nothing committed since the follower last read the chain: a cached answer is

@@ -518,6 +518,37 @@ fn a_failing_cache_sends_every_read_to_the_registries_and_counts_each_failure() 
     assert_eq!(counters(&api).hits, 1, "working again");
 }
 
+/// The guide's faulty setting (`CacheErrors::Fail`, the original's Redis errors surfacing as
+/// failed requests): while the cache fails, a read is answered 500 `cache_error` and the
+/// failed lookup counted; health says reads fail; once it works again reads are served.
+#[test]
+fn set_to_fail_on_cache_errors_a_read_fails_while_the_cache_is_down() {
+    use erc8004_api::cache::{CacheConfig, CacheErrors};
+    let chain = chain();
+    let config = ApiConfig {
+        cache: CacheConfig {
+            on_error: CacheErrors::Fail,
+            ..CacheConfig::default()
+        },
+        ..ApiConfig::default()
+    };
+    let (mut api, key) = api_with(&chain, config);
+    let key = Some(key.as_str());
+    assert_eq!(call(&mut api, "GET", "/api/v1/agents/2", key).0.status, 200);
+    api.cache_mut().set_failing(true);
+    let (answer, body) = call(&mut api, "GET", "/api/v1/agents/2", key);
+    assert_eq!(
+        (answer.status, body["error"]["code"].as_str()),
+        (500, Some("cache_error")),
+        "{body}"
+    );
+    assert_eq!(counters(&api).lookup_errors, 1);
+    let (_, health) = call(&mut api, "GET", "/health", None);
+    assert_eq!(health["components"]["cache"]["status"], "failing: reads fail");
+    api.cache_mut().set_failing(false);
+    assert_eq!(call(&mut api, "GET", "/api/v1/agents/2", key).0.status, 200);
+}
+
 #[test]
 fn the_cache_holds_at_most_its_bound_and_evicts_the_least_recently_used() {
     use erc8004_api::cache::CacheConfig;

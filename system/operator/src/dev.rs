@@ -28,6 +28,7 @@ use crate::trustchain::{stop_signal, Failure};
 use crate::EXIT_BAD_INPUT;
 use erc8004_api::cache::Invalidation;
 use erc8004_api::service::{ApiConfig, Watched};
+use erc8004_api::setting::Named;
 
 /// The seed of the development accounts (printed at start; never for value).
 pub const ACCOUNTS_SEED: u64 = 8004;
