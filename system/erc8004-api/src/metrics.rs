@@ -92,6 +92,8 @@ pub struct ServerLoad {
     pub refused_busy: u64,
     /// Connections refused at the connection limit, so far.
     pub connections_refused: u64,
+    /// Answers held back for a commit ([`runtime::Pending`]), now.
+    pub held: u64,
 }
 
 /// How the backend tells the server's load (a closure over its counters).
@@ -149,7 +151,7 @@ impl ApiMetrics {
         );
         registry.register_with_unit(
             "request_duration",
-            "Time to answer a request inside the service (queueing in the server excluded), by route template",
+            "Time to answer a request inside the service (queueing in the server excluded; for a posted transaction, the wait for its commit included), by route template",
             Unit::Seconds,
             self.durations.clone(),
         );
@@ -283,6 +285,11 @@ impl ApiMetrics {
                 "server_connections_refused",
                 "Connections refused at the connection limit",
                 ConstCounter::new(load.connections_refused),
+            );
+            registry.register(
+                "server_answers_held",
+                "Answers to posted transactions held open until committed (or the commit wait ends)",
+                ConstGauge::new(load.held),
             );
         }
         registry.register(

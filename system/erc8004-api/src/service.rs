@@ -528,7 +528,7 @@ impl Api {
             Ok(hash) => hash,
             Err(refused) => return refused_transaction(&refused),
         };
-        let waited = self.commit_wait.as_millis();
+        let wait_ms = self.commit_wait.as_millis();
         let answer = source.with_chain(|chain| match receipt_json(chain, hash) {
             Some(receipt) => Ok(ok(receipt)),
             None => Err(HttpResponse::new(
@@ -540,9 +540,9 @@ impl Api {
                         "hash": hash.to_string(),
                         "status": "taken",
                         "message": format!(
-                            "taken, not included within {waited} ms (held for an earlier nonce of its sender, or \
-                             consensus has not committed it yet): GET /api/v1/transactions/{hash} answers its \
-                             receipt once it is"
+                            "taken, not included yet (held for an earlier nonce of its sender, or consensus has \
+                             not committed it; this API waits up to {wait_ms} ms for it where its server can hold \
+                             an answer): GET /api/v1/transactions/{hash} answers its receipt once it is"
                         ),
                     })
                 ),
@@ -860,7 +860,6 @@ fn read(
     }
 }
 
-/// The 400 for a route that takes no parameter, if one was given.
 /// A transaction whose answer the backend holds ([`runtime::Pending`]): its hash, and when its
 /// request began by the API's stopwatch, written in the mark's token as `HASH` or
 /// `HASH@NANOS`.
@@ -891,6 +890,7 @@ impl HeldTransaction {
     }
 }
 
+/// The 400 for a route that takes no parameter, if one was given.
 fn no_parameters(params: &[(String, String)]) -> Option<HttpResponse> {
     params.first().map(|(name, _)| {
         error(

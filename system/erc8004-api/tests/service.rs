@@ -1504,6 +1504,7 @@ fn metrics_count_the_gates_refusals_and_the_servers_queue_and_the_alert_sees_wha
         waiting_max: 256,
         refused_busy: told.load(Ordering::Relaxed),
         connections_refused: 0,
+        held: 4,
     }));
     // The free tier allows 100 a minute: 120 at once, 20 refused 429; 2 without a key.
     for _ in 0..120 {
@@ -1521,6 +1522,7 @@ fn metrics_count_the_gates_refusals_and_the_servers_queue_and_the_alert_sees_wha
         "erc8004_server_requests_waiting 3\n",
         "erc8004_server_requests_waiting_max 256\n",
         "erc8004_server_refused_busy_total 0\n",
+        "erc8004_server_answers_held 4\n",
     ] {
         assert!(metrics.contains(line), "{line}{metrics}");
     }
@@ -1562,7 +1564,7 @@ fn a_post_held_for_inclusion_is_answered_its_receipt_once_included() {
         pending.until.nanos_since(now),
         erc8004_api::service::COMMIT_WAIT.as_nanos() as i64
     );
-    assert!(held["message"].as_str().unwrap().contains("10000 ms"), "{held}");
+    assert!(held["message"].as_str().unwrap().contains("up to 10000 ms"), "{held}");
     assert_eq!(api.resume(&first, now, false), None, "not included yet");
 
     let (filled, _) = post(

@@ -68,6 +68,7 @@ impl<S: ChainSource> ServedApi<S> {
                 waiting_max: f.waiting_max,
                 refused_busy: f.refused_busy,
                 connections_refused: f.connections_refused,
+                held: f.held,
             }
         }));
     }

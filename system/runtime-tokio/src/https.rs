@@ -20,7 +20,7 @@
 //! committed) is held back: the service is asked again ([`HttpService::resume`]) each time
 //! the server's changes ([`HttpsServer::with_changes`]) are notified and every [`HttpsConfig::resume_interval`], until it
 //! gives a better answer or the mark's time is up; at most [`HttpsConfig::held_max`] are held at
-//! once, and one more is sent as first given.
+//! once, and for one more the service has its last word at once.
 //! The service runs on tokio's blocking pool, because it may sync files (or, with
 //! [`HttpsConfig::answer_inline`], on the connection's task, for a service that answers from
 //! memory); requests are served one at a time, in turn, and at most
@@ -87,10 +87,12 @@ pub struct HttpsConfig {
     pub connections_max: usize,
     /// A TLS handshake not finished by then is dropped.
     pub handshake_timeout: Duration,
-    /// A request head not received by then closes the connection (slow-loris).
+    /// A request head not received by then closes the connection (slow-loris); so does an
+    /// HTTP/2 connection with no request open for that long, as an idle HTTP/1.1 one is.
     pub header_timeout: Duration,
-    /// A request body not received in full by then (from the end of its head) gets a 408 and
-    /// the connection is closed.
+    /// A request body not received in full by then (from the end of its head) gets a 408; an
+    /// HTTP/1.1 connection is then closed (the rest of the body may still come), an HTTP/2
+    /// stream ends alone.
     pub body_timeout: Duration,
     /// Request bodies above this get a 413.
     pub body_bytes_max: usize,
@@ -138,9 +140,9 @@ pub enum ErrorStyle {
 
 impl HttpsConfig {
     /// Defaults for `listen`: 256 connections, 10 s handshakes, heads and bodies, 64 KiB bodies,
-    /// 256 requests waiting (one per connection), a retry after 1 s; for HTTP/2, 64 streams per
-    /// connection, 16 KiB header lists, a ping every 30 s; 1024 answers held, asked about again
-    /// every 100 ms.
+    /// 256 requests waiting (one per HTTP/1.1 connection), a retry after 1 s; for HTTP/2, 64
+    /// streams per connection, 16 KiB header lists, a ping every 30 s; 1024 answers held, asked
+    /// about again every 250 ms.
     pub fn new(listen: SocketAddr) -> Self {
         HttpsConfig {
             listen,
@@ -157,7 +159,7 @@ impl HttpsConfig {
             http2_header_bytes_max: 16 * 1024,
             http2_ping_interval: Duration::from_secs(30),
             held_max: 1024,
-            resume_interval: Duration::from_millis(100),
+            resume_interval: Duration::from_millis(250),
         }
     }
 }
@@ -308,6 +310,7 @@ const HTTP2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// closed first.
 async fn plain_protocol(tcp: &tokio::net::TcpStream) -> io::Result<Option<HttpVersion>> {
     let mut first = [0u8; HTTP2_PREFACE.len()];
+    let mut pause = Duration::from_millis(1);
     loop {
         let seen = tcp.peek(&mut first).await?;
         if seen == 0 {
@@ -320,8 +323,46 @@ async fn plain_protocol(tcp: &tokio::net::TcpStream) -> io::Result<Option<HttpVe
             return Ok(Some(HttpVersion::Http2));
         }
         // A prefix of the preface: `peek` answers at once while those bytes wait, so wait a
-        // little for the rest (the caller's deadline bounds a peer that stops there).
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        // little for the rest, longer each time (the caller's deadline bounds a peer that
+        // stops there).
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// The requests a connection has open, and since when it has had none.
+struct Activity {
+    open: AtomicU64,
+    idle_since: Mutex<tokio::time::Instant>,
+}
+
+impl Activity {
+    /// How long it has had no request open (`None`: one is open).
+    fn idle_for(&self) -> Option<Duration> {
+        let since = *self.idle_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        (self.open.load(Ordering::Acquire) == 0).then(|| since.elapsed())
+    }
+}
+
+/// A request open on a connection, until it is answered or dropped (its client reset it).
+struct Open(Arc<Activity>);
+
+impl Open {
+    fn begin(activity: &Arc<Activity>) -> Open {
+        activity.open.fetch_add(1, Ordering::AcqRel);
+        Open(activity.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        // The time first: a look between the two sees a request open, never an old time.
+        *self
+            .0
+            .idle_since
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = tokio::time::Instant::now();
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -342,7 +383,21 @@ async fn serve_connection<I, S>(
         timeout: config.body_timeout,
         style: config.error_style,
     };
-    let handler = hyper::service::service_fn(move |request| respond(request, service.clone(), limits, queue.clone()));
+    let activity = Arc::new(Activity {
+        open: AtomicU64::new(0),
+        idle_since: Mutex::new(tokio::time::Instant::now()),
+    });
+    let handler = {
+        let activity = activity.clone();
+        hyper::service::service_fn(move |request| {
+            let open = Open::begin(&activity);
+            let answer = respond(request, service.clone(), limits, queue.clone());
+            async move {
+                let _open = open;
+                answer.await
+            }
+        })
+    };
     let served = match protocol {
         HttpVersion::Http1 => {
             hyper::server::conn::http1::Builder::new()
@@ -352,14 +407,31 @@ async fn serve_connection<I, S>(
                 .await
         }
         HttpVersion::Http2 => {
-            hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .max_concurrent_streams(config.streams_per_connection_max)
                 .max_header_list_size(config.http2_header_bytes_max)
                 .keep_alive_interval(config.http2_ping_interval)
                 .keep_alive_timeout(config.header_timeout)
-                .serve_connection(TokioIo::new(io), handler)
-                .await
+                .serve_connection(TokioIo::new(io), handler);
+            tokio::pin!(connection);
+            // hyper closes an idle HTTP/1.1 connection at its header deadline, and has no such
+            // deadline for HTTP/2: without one, an idle client would hold a connection slot.
+            let look = config
+                .header_timeout
+                .clamp(Duration::from_millis(10), Duration::from_secs(1));
+            let mut closing = false;
+            loop {
+                tokio::select! {
+                    served = connection.as_mut() => break served,
+                    () = tokio::time::sleep(look), if !closing => {
+                        if activity.idle_for().is_some_and(|idle| idle >= config.header_timeout) {
+                            connection.as_mut().graceful_shutdown();
+                            closing = true;
+                        }
+                    }
+                }
+            }
         }
     };
     if let Err(e) = served {
@@ -649,9 +721,10 @@ where
 
 /// Holds back `first`, an answer the service marked pending, asking the service again at each
 /// change notified and every `resume_interval` until it gives a better one or the mark's time
-/// is up (then once more, the last time). Past `held_max` held at once, `first` is sent as it
-/// is. The holding runs on a task of its own: a client that hangs up does not cut short the
-/// service's last word on it (a service counts its answers there).
+/// is up (then once more, the last time). Past `held_max` held at once, it is not held: the
+/// service is asked the last time at once. The holding runs on a task of its own: a client that
+/// hangs up does not cut short the service's last word on it (a service counts its answers
+/// there).
 async fn hold<S: HttpService + 'static>(
     first: HttpResponse,
     service: Arc<Mutex<S>>,
@@ -660,12 +733,13 @@ async fn hold<S: HttpService + 'static>(
     let Some(pending) = first.pending.clone() else {
         return first;
     };
-    let Ok(held) = queue.load.held.clone().try_acquire_owned() else {
-        return first;
-    };
+    let held = queue.load.held.clone().try_acquire_owned().ok();
     // Measured on the monotonic clock from here: a step of the wall clock neither cuts the
     // wait short nor stretches it.
-    let wait = Duration::from_nanos(u64::try_from(pending.until.nanos_since(host_wall_now())).unwrap_or(0));
+    let wait = match held {
+        Some(_) => Duration::from_nanos(u64::try_from(pending.until.nanos_since(host_wall_now())).unwrap_or(0)),
+        None => Duration::ZERO,
+    };
     let deadline = tokio::time::Instant::now() + wait;
     let first = Arc::new(first);
     let holding = tokio::spawn({

@@ -150,7 +150,8 @@ pub trait HttpService: Send {
     /// answer that replaces it, or `None` to go on waiting. `last` is set on the last call (at
     /// [`Pending::until`]), where `None` sends `first` as it is (without its mark). A backend
     /// asks when it was told something changed and at an interval of its own; one that cannot
-    /// wait never asks. The default never betters an answer.
+    /// hold an answer (or holds too many) asks once, at once, with `last` set, so that the
+    /// service always has a last word on each. The default never betters an answer.
     fn resume(&mut self, first: &HttpResponse, now: WallTime, last: bool) -> Option<HttpResponse> {
         let _ = (first, now, last);
         None

@@ -131,3 +131,34 @@ impl RpcNode for SharedChain {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The API's answers held for a commit wake when a block is applied: a waiter registered
+    /// before the block is told, after the chain's lock is let go.
+    #[tokio::test]
+    async fn applying_a_block_wakes_who_waits_for_one() {
+        let mut chain = SharedChain::new(8004);
+        let applied = chain.applied();
+        let woken = applied.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let outcomes = chain.apply(
+            BlockInfo {
+                height: 1,
+                timestamp_ms: 1_790_000_000_000,
+            },
+            &[],
+            &[],
+        );
+        assert!(outcomes.is_empty());
+        tokio::time::timeout(Duration::from_secs(1), woken)
+            .await
+            .expect("woken by the block applied");
+        // The lock was let go before the wake: whoever wakes reads the block (an empty one
+        // seals no Ethereum block; its time is the chain's).
+        assert_eq!(chain.chain().time(), 1_790_000_000);
+    }
+}
