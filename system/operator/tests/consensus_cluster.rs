@@ -552,6 +552,29 @@ fn registry_api_on_a_validator(cluster: &Cluster, nodes: &mut Vec<Process>, chai
     let (status, agents) = call("GET", "/api/v1/agents/?trust=reputation", None);
     assert_eq!(status, 200, "{agents}");
     assert_eq!(agents["agents"].as_array().map(Vec::len), Some(1), "{agents}");
+    // The node's answers, its consensus component among them, held to the OpenAPI document's
+    // schemas by a standard validator.
+    let python = common::web3_python();
+    let document = call("GET", "/api/v1/openapi.json", None).1;
+    let conforms = |targets: &[(&str, &str)]| {
+        let Some(python) = &python else { return };
+        let cases: Vec<Value> = targets
+            .iter()
+            .map(|(template, target)| {
+                let (status, body) = call("GET", target, None);
+                serde_json::json!([template, status.to_string(), body, target])
+            })
+            .collect();
+        let input = serde_json::json!({ "document": document, "cases": cases });
+        common::validate_answers(python, &input.to_string());
+    };
+    let agent = format!("/api/v1/agents/{}", agents["agents"][0]["id"].as_str().unwrap());
+    conforms(&[
+        ("/health", "/health"),
+        ("/api/v1/agents/", "/api/v1/agents/?trust=reputation"),
+        ("/api/v1/agents/{id}", &agent),
+        ("/api/v1/transactions/{hash}", &by_hash),
+    ]);
 
     // Two of four stopped: the two left are no quorum.
     nodes.truncate(2);
@@ -563,6 +586,7 @@ fn registry_api_on_a_validator(cluster: &Cluster, nodes: &mut Vec<Process>, chai
             h["status"] == "degraded" && h["components"]["consensus"]["partition_can_commit"] == false
         },
     );
+    conforms(&[("/health", "/health")]);
     let raw = wallet.sign_call(
         Envelope::Eip1559,
         chain_id,

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use alloy_sol_types::SolCall;
-use common::{fresh_dir, json_rpc, run_hypermesh, text};
+use common::{fresh_dir, json_rpc, python_on, run_hypermesh, text, validate_answers, web3_python};
 use erc8004::abi::{IdentityRegistry as I, ReputationRegistry as R, IDENTITY_REGISTRY, REPUTATION_REGISTRY};
 use erc8004::wallet::{Envelope, Wallet};
 use serde_json::{json, Value};
@@ -198,23 +198,6 @@ fn the_development_chain_keeps_its_state_across_a_kill_and_one_process_holds_it(
         "{}",
         text(&nonsense.stderr)
     );
-}
-
-/// The Python interpreter with web3.py that `.ci/install-test-tools` prepares
-/// (`TESTBED_WEB3_PYTHON`); `None` (the test skips) if it is not set up, unless CI requires it
-/// (`TESTBED_REQUIRE_WEB3`).
-fn web3_python() -> Option<String> {
-    let python = std::env::var("TESTBED_WEB3_PYTHON").ok().filter(|p| {
-        Command::new(p)
-            .args(["-c", "import web3"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    assert!(
-        python.is_some() || std::env::var_os("TESTBED_REQUIRE_WEB3").is_none(),
-        "TESTBED_WEB3_PYTHON names no Python with web3 (.ci/install-test-tools makes one)"
-    );
-    python
 }
 
 /// Issue 15's "done means": a transaction signed by a standard Ethereum library registers an
@@ -528,28 +511,6 @@ validate(json.load(sys.stdin))
     python_on(python, script, document, "the OpenAPI document is refused");
 }
 
-/// Checks each case (`[path template, status, answer, target]`) against the schema the OpenAPI
-/// document gives that path's GET answer of that status, with openapi-schema-validator's OpenAPI
-/// 3.0 validator (`nullable` as 3.0 means it); any answer that does not match fails the test,
-/// naming its target and why.
-fn validate_answers(python: &str, input: &str) {
-    let script = r#"
-import json, sys
-from openapi_schema_validator import OAS30Validator
-given = json.load(sys.stdin)
-document = given["document"]
-wrong = []
-for template, status, answer, target in given["cases"]:
-    schema = document["paths"][template]["get"]["responses"][status]["content"]["application/json"]["schema"]
-    validator = OAS30Validator(dict(schema, components=document["components"]))
-    for error in validator.iter_errors(answer):
-        wrong.append(f"{target} ({status}): {error.message} at {list(error.absolute_path)}")
-if wrong:
-    sys.exit("\n".join(wrong))
-"#;
-    python_on(python, script, input, "answers do not match the OpenAPI document");
-}
-
 /// Requests to the API at `addr` over one HTTP/2 connection with prior knowledge, by httpx (its
 /// `h2` backend): for each, the target, the HTTP version, the status, `X-RateLimit-Limit`, the
 /// JSON body and the connection's local address.
@@ -588,21 +549,4 @@ print(json.dumps(out))
     let input = json!({ "base": format!("http://{addr}"), "key": key });
     let out = python_on(python, script, &input.to_string(), "the HTTP/2 exchanges failed");
     serde_json::from_slice(&out).unwrap()
-}
-
-/// Runs the Python `script` with `input` on its stdin: its stdout; a failure fails the test with
-/// `refused` and what it printed.
-fn python_on(python: &str, script: &str, input: &str, refused: &str) -> Vec<u8> {
-    use std::io::Write;
-    let mut child = Command::new(python)
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{refused}: {}", text(&out.stderr));
-    out.stdout
 }
