@@ -246,16 +246,7 @@ async fn past_the_waiting_bound_a_request_gets_503_and_is_not_processed() {
     let (addr, slow, release, answered) = (busy.addr, busy.slow, busy.release, busy.answered);
     // The service is busy with /slow: one more may wait; of these three, two are refused.
     let others: Vec<_> = (0..3).map(|_| tokio::spawn(plain_get(addr, "/write"))).collect();
-    let mut refused = Vec::new();
-    let mut waiting = Vec::new();
-    for other in others {
-        // A refused request is answered without waiting for the service.
-        match tokio::time::timeout(Duration::from_secs(2), other).await {
-            Ok(answer) => refused.push(answer.unwrap()),
-            Err(_) => waiting.push(()),
-        }
-    }
-    assert_eq!((refused.len(), waiting.len()), (2, 1), "{refused:?}");
+    let refused = answered_at_once(others, 2).await;
     for answer in &refused {
         assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
         assert!(answer.to_ascii_lowercase().contains("retry-after: 3\r\n"), "{answer}");
@@ -264,12 +255,35 @@ async fn past_the_waiting_bound_a_request_gets_503_and_is_not_processed() {
     release.send(()).unwrap();
     assert!(slow.await.unwrap().starts_with("HTTP/1.1 200"));
     // The one that waited is answered once /slow is done; the refused ones never were.
+    assert_answered(&answered, 2).await;
+}
+
+/// Of `requests`, those answered within 2 s (the refused are answered without waiting for the
+/// service); exactly `refused` of them, the rest still waiting.
+async fn answered_at_once<T: std::fmt::Debug>(requests: Vec<tokio::task::JoinHandle<T>>, refused: usize) -> Vec<T> {
+    let mut at_once = Vec::new();
+    let total = requests.len();
+    for request in requests {
+        if let Ok(answer) = tokio::time::timeout(Duration::from_secs(2), request).await {
+            at_once.push(answer.unwrap());
+        }
+    }
+    assert_eq!(
+        (at_once.len(), total - at_once.len()),
+        (refused, total - refused),
+        "{at_once:?}"
+    );
+    at_once
+}
+
+/// Waits until the service answered `count` requests, then checks it answers no more.
+async fn assert_answered(answered: &std::sync::atomic::AtomicUsize, count: usize) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while answered.load(std::sync::atomic::Ordering::SeqCst) < 2 && Instant::now() < deadline {
+    while answered.load(std::sync::atomic::Ordering::SeqCst) < count && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(answered.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(answered.load(std::sync::atomic::Ordering::SeqCst), count);
 }
 
 /// A client that hangs up while its request is being answered does not free its place: the
@@ -406,14 +420,8 @@ impl hyper::body::Body for Stalling {
     }
 }
 
-/// Over TLS a client offering `h2` speaks HTTP/2, many streams at once on one connection; one
-/// offering only `http/1.1`, or no ALPN at all, is served HTTP/1.1.
-#[tokio::test]
-async fn over_tls_alpn_chooses_http2_or_http1() {
-    let (addr, root) = start(|_| {}).await;
-    let tls = connect_offering(addr, &root, &[b"h2", b"http/1.1"]).await;
-    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let client = http2_client(tls).await;
+/// 16 requests at once on `client`'s one connection, each answered 200 over HTTP/2.
+async fn sixteen_streams_at_once(client: hyper::client::conn::http2::SendRequest<Body>) {
     let streams: Vec<_> = (0..16)
         .map(|_| tokio::spawn(http2_call(client.clone(), "POST", "/fine", whole("abc"))))
         .collect();
@@ -422,6 +430,16 @@ async fn over_tls_alpn_chooses_http2_or_http1() {
         assert_eq!(answered.version, hyper::Version::HTTP_2, "{answered:?}");
         assert_eq!((answered.status, answered.body.as_str()), (200, "3 bytes\n"));
     }
+}
+
+/// Over TLS a client offering `h2` speaks HTTP/2, many streams at once on one connection; one
+/// offering only `http/1.1`, or no ALPN at all, is served HTTP/1.1.
+#[tokio::test]
+async fn over_tls_alpn_chooses_http2_or_http1() {
+    let (addr, root) = start(|_| {}).await;
+    let tls = connect_offering(addr, &root, &[b"h2", b"http/1.1"]).await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    sixteen_streams_at_once(http2_client(tls).await).await;
     for offered in [&[&b"http/1.1"[..]][..], &[]] {
         let mut tls = connect_offering(addr, &root, offered).await;
         tls.write_all(b"GET /fine HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
@@ -438,15 +456,7 @@ async fn over_tls_alpn_chooses_http2_or_http1() {
 #[tokio::test]
 async fn in_plain_one_port_serves_http2_with_prior_knowledge_and_http1() {
     let addr = start_plain(|_| {}).await;
-    let client = http2_client(tokio::net::TcpStream::connect(addr).await.unwrap()).await;
-    let streams: Vec<_> = (0..16)
-        .map(|_| tokio::spawn(http2_call(client.clone(), "POST", "/fine", whole("abcd"))))
-        .collect();
-    for stream in streams {
-        let answered = stream.await.unwrap();
-        assert_eq!(answered.version, hyper::Version::HTTP_2, "{answered:?}");
-        assert_eq!((answered.status, answered.body.as_str()), (200, "4 bytes\n"));
-    }
+    sixteen_streams_at_once(http2_client(tokio::net::TcpStream::connect(addr).await.unwrap()).await).await;
     // POST starts as the preface does ("P"): told apart at its second byte.
     let answer = plain_get(addr, "/fine").await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
@@ -534,15 +544,7 @@ async fn http2_streams_share_the_waiting_bound() {
     let streams: Vec<_> = (0..3)
         .map(|_| tokio::spawn(http2_call(client.clone(), "POST", "/write", whole(""))))
         .collect();
-    let mut refused = Vec::new();
-    let mut waiting = Vec::new();
-    for stream in streams {
-        match tokio::time::timeout(Duration::from_secs(2), stream).await {
-            Ok(answered) => refused.push(answered.unwrap()),
-            Err(_) => waiting.push(()),
-        }
-    }
-    assert_eq!((refused.len(), waiting.len()), (2, 1), "{refused:?}");
+    let refused = answered_at_once(streams, 2).await;
     for answered in &refused {
         assert_eq!((answered.version, answered.status), (hyper::Version::HTTP_2, 503));
         assert_eq!(answered.retry_after.as_deref(), Some("3"));
@@ -551,12 +553,7 @@ async fn http2_streams_share_the_waiting_bound() {
     assert_eq!(busy.load.figures().refused_busy, 2);
     busy.release.send(()).unwrap();
     assert!(busy.slow.await.unwrap().starts_with("HTTP/1.1 200"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while busy.answered.load(std::sync::atomic::Ordering::SeqCst) < 2 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(busy.answered.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_answered(&busy.answered, 2).await;
 }
 
 /// Answers `/tx` 202, marked pending for `hold`; betters it with a 200 once `committed` is set.
