@@ -330,7 +330,8 @@ async fn plain_protocol(tcp: &tokio::net::TcpStream) -> io::Result<Option<HttpVe
     }
 }
 
-/// The requests a connection has open, and since when it has had none.
+/// The requests a connection has open (from their head until the service answered; the answer
+/// may still be on its way out), and since when it has had none.
 struct Activity {
     open: AtomicU64,
     idle_since: Mutex<tokio::time::Instant>,
@@ -339,8 +340,16 @@ struct Activity {
 impl Activity {
     /// How long it has had no request open (`None`: one is open).
     fn idle_for(&self) -> Option<Duration> {
-        let since = *self.idle_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        (self.open.load(Ordering::Acquire) == 0).then(|| since.elapsed())
+        // The count first: seen at zero, the time written before the last decrement is seen too.
+        if self.open.load(Ordering::Acquire) != 0 {
+            return None;
+        }
+        Some(
+            self.idle_since
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .elapsed(),
+        )
     }
 }
 
@@ -356,7 +365,7 @@ impl Open {
 
 impl Drop for Open {
     fn drop(&mut self) {
-        // The time first: a look between the two sees a request open, never an old time.
+        // The time first, then the count: who sees the count at zero sees this time.
         *self
             .0
             .idle_since
@@ -416,20 +425,34 @@ async fn serve_connection<I, S>(
                 .serve_connection(TokioIo::new(io), handler);
             tokio::pin!(connection);
             // hyper closes an idle HTTP/1.1 connection at its header deadline, and has no such
-            // deadline for HTTP/2: without one, an idle client would hold a connection slot.
-            let look = config
-                .header_timeout
-                .clamp(Duration::from_millis(10), Duration::from_secs(1));
-            let mut closing = false;
+            // deadline for HTTP/2: without one, an idle client (or one that chose h2 by ALPN
+            // and sent nothing since) would hold a connection slot.
+            let deadline = config.header_timeout;
+            let look = deadline.clamp(Duration::from_millis(10), Duration::from_secs(1));
+            let mut closing_since: Option<tokio::time::Instant> = None;
             loop {
+                let next = match (closing_since, activity.idle_for()) {
+                    (Some(since), _) => (since + deadline).saturating_duration_since(tokio::time::Instant::now()),
+                    (None, Some(idle)) => deadline.saturating_sub(idle),
+                    (None, None) => look,
+                };
                 tokio::select! {
                     served = connection.as_mut() => break served,
-                    () = tokio::time::sleep(look), if !closing => {
-                        if activity.idle_for().is_some_and(|idle| idle >= config.header_timeout) {
-                            connection.as_mut().graceful_shutdown();
-                            closing = true;
+                    () = tokio::time::sleep(next.max(Duration::from_millis(10))) => match closing_since {
+                        // A graceful close waits for the client (its preface, its answer to the
+                        // closing ping): one that gives neither within the deadline is cut.
+                        Some(since) if since.elapsed() >= deadline => {
+                            tracing::debug!(%peer, "HTTP/2 connection cut: not closed within the deadline after GOAWAY");
+                            break Ok(());
                         }
-                    }
+                        Some(_) => {}
+                        None => {
+                            if activity.idle_for().is_some_and(|idle| idle >= deadline) {
+                                connection.as_mut().graceful_shutdown();
+                                closing_since = Some(tokio::time::Instant::now());
+                            }
+                        }
+                    },
                 }
             }
         }

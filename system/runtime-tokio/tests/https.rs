@@ -503,6 +503,48 @@ async fn an_idle_http2_connection_is_closed_at_the_header_deadline() {
     );
 }
 
+/// A TLS client that chose HTTP/2 by ALPN and then sends nothing (not even the preface) is cut
+/// once the graceful close it was sent at the header deadline is not finished a deadline later.
+#[tokio::test]
+async fn a_silent_http2_client_over_tls_is_cut() {
+    let (addr, root) = start(|config| config.header_timeout = Duration::from_millis(300)).await;
+    let mut tls = connect_offering(addr, &root, &[b"h2"]).await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the connection was still open after 5 s");
+    assert!(
+        (Duration::from_millis(250)..Duration::from_secs(3)).contains(&started.elapsed()),
+        "cut after {:?}",
+        started.elapsed()
+    );
+}
+
+/// A request open longer than the header deadline (an answer held for a commit) keeps its
+/// HTTP/2 connection: only a connection with none open is idle.
+#[tokio::test]
+async fn an_http2_request_open_past_the_header_deadline_is_answered() {
+    let server = holding_server(Duration::from_secs(20), |c| {
+        c.header_timeout = Duration::from_millis(300)
+    })
+    .await;
+    let client = http2_client(tokio::net::TcpStream::connect(server.addr).await.unwrap()).await;
+    let asked = tokio::spawn(http2_call(client, "POST", "/tx", whole("")));
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    server.committed.store(true, std::sync::atomic::Ordering::SeqCst);
+    server.changes.notify_waiters();
+    let answered = tokio::time::timeout(Duration::from_secs(5), asked)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (answered.status, answered.body.as_str()),
+        (200, "committed"),
+        "{answered:?}"
+    );
+}
+
 /// An HTTP/2 stream whose body stalls gets a 408 at the body deadline, and the connection's
 /// other streams are served on.
 #[tokio::test]

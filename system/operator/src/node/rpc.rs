@@ -137,7 +137,7 @@ mod tests {
     use super::*;
 
     /// The API's answers held for a commit wake when a block is applied: a waiter registered
-    /// before the block is told, after the chain's lock is let go.
+    /// before the block is told.
     #[tokio::test]
     async fn applying_a_block_wakes_who_waits_for_one() {
         let mut chain = SharedChain::new(8004);
@@ -157,8 +157,8 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), woken)
             .await
             .expect("woken by the block applied");
-        // The lock was let go before the wake: whoever wakes reads the block (an empty one
-        // seals no Ethereum block; its time is the chain's).
+        // Whoever wakes reads the block (an empty one seals no Ethereum block; its time is
+        // the chain's).
         assert_eq!(chain.chain().time(), 1_790_000_000);
     }
 }
