@@ -85,6 +85,8 @@ pub struct DevLedger {
     unsure: Option<String>,
     /// The chain's head block, published once each commit is applied ([`DevChain::head_watch`]).
     head: Arc<AtomicU64>,
+    /// Called after each commit is applied and published ([`DevLedger::on_commit`]).
+    on_commit: Option<Box<dyn Fn() + Send>>,
 }
 
 /// What opening found.
@@ -107,6 +109,11 @@ impl<S: Storage + Send> DevChain<S> {
     /// a reader that finds it unchanged knows no block was applied since it last looked.
     pub fn head_watch(&self) -> Arc<AtomicU64> {
         self.ledger.head_watch()
+    }
+
+    /// Calls `hook` after each block is committed and applied ([`DevLedger::on_commit`]).
+    pub fn on_commit(&mut self, hook: Box<dyn Fn() + Send>) {
+        self.ledger.on_commit(hook);
     }
 
     /// The chain.
@@ -198,6 +205,7 @@ impl DevLedger {
                 parent,
                 unsure: None,
                 head,
+                on_commit: None,
             },
             opened,
         ))
@@ -212,6 +220,13 @@ impl DevLedger {
     /// The chain's head block as last committed ([`DevChain::head_watch`]).
     pub fn head_watch(&self) -> Arc<AtomicU64> {
         self.head.clone()
+    }
+
+    /// Calls `hook` after each block is committed, applied and its head published, before the
+    /// commit returns (so under whatever lock the chain is held by): a backend wakes what waits
+    /// for a commit (answers held until a transaction is included). `hook` must not block.
+    pub fn on_commit(&mut self, hook: Box<dyn Fn() + Send>) {
+        self.on_commit = Some(hook);
     }
 
     /// The chain.
@@ -266,6 +281,9 @@ impl DevLedger {
         // released and before anyone is told the transaction is in: a reader who was told, and
         // then finds the head unchanged from what it last read, cannot be missing the change.
         self.head.store(self.chain.head(), Ordering::Release);
+        if let Some(hook) = &self.on_commit {
+            hook();
+        }
         Ok(outcomes.pop().expect("one outcome per transaction"))
     }
 

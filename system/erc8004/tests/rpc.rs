@@ -530,3 +530,24 @@ fn a_state_directory_keeps_its_chain_id_and_refuses_another() {
     let error = DevChain::open(storage, other).err().expect("refused");
     assert!(error.to_string().contains("chain id 8004, not 1"), "{error}");
 }
+
+/// A backend's commit hook is called once per block committed, after its head is published: a
+/// waiter it wakes finds the block (the held transaction and its gap filled come in one).
+#[test]
+fn the_commit_hook_is_called_once_per_block_after_its_head_is_published() {
+    use std::sync::atomic::Ordering;
+    use std::sync::{Arc, Mutex};
+    let (mut dev, _) = DevChain::open(MemStorage::default(), ChainConfig::default()).unwrap();
+    let head = dev.head_watch();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let heads = seen.clone();
+    dev.on_commit(Box::new(move || {
+        heads.lock().unwrap().push(head.load(Ordering::Acquire))
+    }));
+    let owner = wallet(0);
+    for nonce in 0..3 {
+        let raw = raw_of_register(&owner, nonce);
+        dev.commit(bytes::Bytes::from(raw.to_vec()), now()).unwrap();
+    }
+    assert_eq!(*seen.lock().unwrap(), [1, 2, 3]);
+}

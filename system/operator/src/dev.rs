@@ -109,7 +109,7 @@ fn dev(args: DevArgs) -> Result<(), Failure> {
         chain_id,
         ..ChainConfig::default()
     };
-    let (dev, opened) =
+    let (mut dev, opened) =
         DevChain::open(storage, config).map_err(|e| Failure(format!("--state {}: {e}", args.state.display())))?;
     println!("chain id {chain_id}");
     if opened.replayed > 0 {
@@ -125,6 +125,12 @@ fn dev(args: DevArgs) -> Result<(), Failure> {
         println!("account {i}: {} private key {}", wallet.address(), wallet.secret());
     }
     let head = dev.head_watch();
+    // Each block committed (over JSON-RPC or the API) wakes the API's answers held for one.
+    let committed = Arc::new(tokio::sync::Notify::new());
+    {
+        let committed = committed.clone();
+        dev.on_commit(Box::new(move || committed.notify_waiters()));
+    }
     let service = Arc::new(Mutex::new(RpcService::new(dev)));
     let new_runtime = || {
         tokio::runtime::Builder::new_current_thread()
@@ -154,7 +160,9 @@ fn dev(args: DevArgs) -> Result<(), Failure> {
             let served = Arc::new(Mutex::new(served));
             let server = {
                 let _inside = api_runtime.enter();
-                HttpsServer::bind_plain(api_config, served.clone()).map_err(|e| Failure(format!("--api: {e}")))?
+                HttpsServer::bind_plain(api_config, served.clone())
+                    .map_err(|e| Failure(format!("--api: {e}")))?
+                    .with_changes(committed)
             };
             served
                 .lock()

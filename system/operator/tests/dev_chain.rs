@@ -470,6 +470,30 @@ fn the_registry_api_serves_the_chain_to_a_key_made_and_revoked_while_it_runs() {
         );
     }
 
+    // A registration posted ahead of its sender's nonce is held open, and answered with its
+    // receipt once the transaction before it is committed over JSON-RPC.
+    let late = account(3);
+    let sign = |nonce| {
+        late.sign_call(
+            Envelope::Eip1559,
+            8004,
+            nonce,
+            IDENTITY_REGISTRY,
+            I::register_0Call {}.abi_encode().into(),
+        )
+    };
+    let body = format!("{{\"raw\": \"0x{}\"}}", alloy_primitives::hex::encode(sign(1)));
+    let held_key = key.clone();
+    let held = std::thread::spawn(move || {
+        common::http_plain(api, "POST", "/api/v1/transactions", Some(&held_key), Some(&body))
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(!held.is_finished(), "answered before the transaction before it came");
+    dev.rpc("eth_sendRawTransaction", json!([sign(0)])).unwrap();
+    let (status, _, receipt) = held.join().unwrap();
+    let receipt: Value = serde_json::from_str(&receipt).unwrap();
+    assert_eq!((status, receipt["success"].as_bool()), (200, Some(true)), "{receipt}");
+
     let revoked = run_hypermesh(&["keys", "revoke", "--state", state.to_str().unwrap(), &key]);
     assert!(revoked.status.success(), "{}", text(&revoked.stderr));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
