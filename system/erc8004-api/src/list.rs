@@ -15,8 +15,10 @@
 //!   decimals (entries 1 and 2 summarize to 1, not 1.5), so the filter agrees with what a reader
 //!   of the registry or of `/reputation` sees.
 //!
-//! The unfiltered list also takes `offset` (0 to [`OFFSET_MAX`], not with `cursor`): the page
-//! after that many agents, its `next_cursor` continuing from it.
+//! The list also takes `offset` (0 to [`OFFSET_MAX`], not with `cursor`): the page after that
+//! many agents (that many matches, if filtered), its `next_cursor` continuing from it. A
+//! filtered offset is skipped within the page's bound on rows examined: one the bound does not
+//! reach is refused (`offset_too_deep`), and the reader pages by cursor instead.
 //!
 //! Filters combine (all must hold). A filtered page examines at most `filter_rows_max` rows
 //! ([`FILTER_ROWS_MAX`] by default): each agent read is one, and so is each feedback entry read
@@ -244,13 +246,6 @@ pub fn parse(params: &[(String, String)]) -> Result<ListQuery, HttpResponse> {
             "offset and cursor both given: give one (a page's next_cursor continues from it)",
         ));
     }
-    if query.offset.is_some() && query.filtered() {
-        return Err(error(
-            400,
-            "bad_offset",
-            "offset pages the whole list only: a filtered list pages by cursor (its pages may end short at the bound on rows examined)",
-        ));
-    }
     match (min_reputation_text, query.clients.len()) {
         (Some(_), 0) => Err(error(
             400,
@@ -344,6 +339,8 @@ pub fn answer(
     let mut found = Vec::new();
     let mut last_examined = None;
     let mut bounded = false;
+    // Matches still to skip for the offset.
+    let mut skip = query.offset.unwrap_or(0);
     for (id, owned) in candidates {
         if rows >= rows_max {
             bounded = true;
@@ -356,7 +353,9 @@ pub fn answer(
         }
         let (admitted, feedback_read) = query.admits(id, view, registries);
         rows += feedback_read;
-        if admitted {
+        if admitted && skip > 0 {
+            skip -= 1;
+        } else if admitted {
             found.push(id);
             // One past the page tells a full last page from one with more after it.
             if found.len() > limit {
@@ -366,6 +365,21 @@ pub fn answer(
     }
     searched.searches += 1;
     searched.rows_examined += rows;
+    if bounded && skip > 0 {
+        let offset = query.offset.unwrap_or(0);
+        return (
+            error(
+                400,
+                "offset_too_deep",
+                &format!(
+                    "offset {offset} on this filter examines more than {rows_max} rows, the bound on one page's work \
+                     ({} matches skipped): page by cursor instead",
+                    offset - skip
+                ),
+            ),
+            Depends::default(),
+        );
+    }
     let (found, more) = paged(found, limit);
     let next = if more {
         found.last().map(U256::to_string)

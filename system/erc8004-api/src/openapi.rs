@@ -55,7 +55,7 @@ pub fn document() -> Value {
     // What every route under /api/v1 may answer besides its own.
     let gated = |mut responses: Value| {
         let common = json!({
-            "400": error("A parameter, the query or the body does not read; the error's code and message name it (bad_query, unknown_parameter, bad_limit, bad_cursor, bad_owner, bad_offset, bad_filter, repeated_parameter, bad_agent_id, bad_transaction_hash, bad_client, clients_required, too_many_clients, bad_body, bad_transaction, bad_request_body)."),
+            "400": error("A parameter, the query or the body does not read; the error's code and message name it (bad_query, unknown_parameter, bad_limit, bad_cursor, bad_owner, bad_offset, offset_too_deep, bad_filter, repeated_parameter, bad_agent_id, bad_transaction_hash, bad_client, clients_required, too_many_clients, bad_body, bad_transaction, bad_request_body)."),
             "500": error("The server failed on this request (internal_error); retry."),
             "401": {
                 "description": "The key is missing, malformed, unknown or revoked (the error's code says which).",
@@ -139,7 +139,7 @@ pub fn document() -> Value {
                 "description": format!("A filtered page examines at most filter_rows_max rows ({FILTER_ROWS_MAX} by default; an agent read is one, and so is each feedback entry read for tag or min_reputation): one that reached that bound ends there, shorter than limit, its next_cursor the last agent examined; walk on with it. Registration filters (active, trust, service) read the agent's registration file when its URI holds it (data:); an agent whose file is elsewhere (https://, ipfs://: not fetched) or does not read matches none of them. Each parameter at most once (repeated_parameter)."),
                 "security": [{ "bearer": [] }],
                 "parameters": [limit, cursor("the last id of the previous page, or of the last agent examined", decimal_cursor),
-                    query("offset", &format!("The page after this many agents (0 to {OFFSET_MAX}; the unfiltered list only, not with cursor: bad_offset)."),
+                    query("offset", &format!("The page after this many agents, or matches if filtered (0 to {OFFSET_MAX}; not with cursor: bad_offset; a filtered offset past the bound on rows one page examines: offset_too_deep)."),
                         json!({ "type": "integer", "minimum": 0, "maximum": OFFSET_MAX })),
                     query("owner", "Only the agents this address owns now (from the owner index kept as blocks commit).",
                         json!({ "type": "string", "pattern": "^0x[0-9a-fA-F]{40}$" })),
