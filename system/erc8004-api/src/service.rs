@@ -528,37 +528,34 @@ impl Api {
             Ok(hash) => hash,
             Err(refused) => return refused_transaction(&refused),
         };
-        let wait_ms = self.commit_wait.as_millis();
-        let answer = source.with_chain(|chain| match receipt_json(chain, hash) {
-            Some(receipt) => Ok(ok(receipt)),
-            None => Err(HttpResponse::new(
-                202,
-                JSON,
-                format!(
-                    "{}\n",
-                    json!({
-                        "hash": hash.to_string(),
-                        "status": "taken",
-                        "message": format!(
-                            "taken, not included yet (held for an earlier nonce of its sender, or consensus has \
-                             not committed it; this API waits up to {wait_ms} ms for it where its server can hold \
-                             an answer): GET /api/v1/transactions/{hash} answers its receipt once it is"
-                        ),
-                    })
-                ),
-            )),
-        });
-        match answer {
-            Ok(receipt) => receipt,
-            Err(taken) if self.commit_wait.is_zero() => taken,
-            Err(taken) => {
-                let wait = i64::try_from(self.commit_wait.as_nanos()).unwrap_or(i64::MAX);
-                taken.pending(
-                    hash.to_string(),
-                    WallTime::from_unix_nanos(now.as_unix_nanos().saturating_add(wait)),
-                )
-            }
+        if let Some(receipt) = source.with_chain(|chain| receipt_json(chain, hash)) {
+            return ok(receipt);
         }
+        let wait_ms = self.commit_wait.as_millis();
+        let taken = HttpResponse::new(
+            202,
+            JSON,
+            format!(
+                "{}\n",
+                json!({
+                    "hash": hash.to_string(),
+                    "status": "taken",
+                    "message": format!(
+                        "taken, not included yet (held for an earlier nonce of its sender, or consensus has \
+                         not committed it; this API waits up to {wait_ms} ms for it where its server can hold \
+                         an answer): GET /api/v1/transactions/{hash} answers its receipt once it is"
+                    ),
+                })
+            ),
+        );
+        if self.commit_wait.is_zero() {
+            return taken;
+        }
+        let wait = i64::try_from(self.commit_wait.as_nanos()).unwrap_or(i64::MAX);
+        taken.pending(
+            hash.to_string(),
+            WallTime::from_unix_nanos(now.as_unix_nanos().saturating_add(wait)),
+        )
     }
 
     /// The answer to `route`, once past the gate and the method check.

@@ -332,24 +332,21 @@ async fn plain_protocol(tcp: &tokio::net::TcpStream) -> io::Result<Option<HttpVe
 
 /// The requests a connection has open (from their head until the service answered; the answer
 /// may still be on its way out), and since when it has had none.
-struct Activity {
-    open: AtomicU64,
-    idle_since: Mutex<tokio::time::Instant>,
-}
+struct Activity(Mutex<(u64, tokio::time::Instant)>);
 
 impl Activity {
+    fn new() -> Activity {
+        Activity(Mutex::new((0, tokio::time::Instant::now())))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, (u64, tokio::time::Instant)> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// How long it has had no request open (`None`: one is open).
     fn idle_for(&self) -> Option<Duration> {
-        // The count first: seen at zero, the time written before the last decrement is seen too.
-        if self.open.load(Ordering::Acquire) != 0 {
-            return None;
-        }
-        Some(
-            self.idle_since
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .elapsed(),
-        )
+        let (open, since) = *self.state();
+        (open == 0).then(|| since.elapsed())
     }
 }
 
@@ -358,20 +355,16 @@ struct Open(Arc<Activity>);
 
 impl Open {
     fn begin(activity: &Arc<Activity>) -> Open {
-        activity.open.fetch_add(1, Ordering::AcqRel);
+        activity.state().0 += 1;
         Open(activity.clone())
     }
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
-        // The time first, then the count: who sees the count at zero sees this time.
-        *self
-            .0
-            .idle_since
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = tokio::time::Instant::now();
-        self.0.open.fetch_sub(1, Ordering::AcqRel);
+        let mut state = self.0.state();
+        state.0 -= 1;
+        state.1 = tokio::time::Instant::now();
     }
 }
 
@@ -392,14 +385,12 @@ async fn serve_connection<I, S>(
         timeout: config.body_timeout,
         style: config.error_style,
     };
-    let activity = Arc::new(Activity {
-        open: AtomicU64::new(0),
-        idle_since: Mutex::new(tokio::time::Instant::now()),
-    });
+    // Only HTTP/2 needs to know when a connection is idle (hyper times out idle HTTP/1.1).
+    let activity = (protocol == HttpVersion::Http2).then(|| Arc::new(Activity::new()));
     let handler = {
         let activity = activity.clone();
         hyper::service::service_fn(move |request| {
-            let open = Open::begin(&activity);
+            let open = activity.as_ref().map(Open::begin);
             let answer = respond(request, service.clone(), limits, queue.clone());
             async move {
                 let _open = open;
@@ -427,6 +418,7 @@ async fn serve_connection<I, S>(
             // hyper closes an idle HTTP/1.1 connection at its header deadline, and has no such
             // deadline for HTTP/2: without one, an idle client (or one that chose h2 by ALPN
             // and sent nothing since) would hold a connection slot.
+            let activity = activity.expect("tracked for HTTP/2");
             let deadline = config.header_timeout;
             let look = deadline.clamp(Duration::from_millis(10), Duration::from_secs(1));
             let mut closing_since: Option<tokio::time::Instant> = None;
