@@ -108,7 +108,11 @@ impl Process {
 
     /// The membership id after "(id ".
     pub fn id(&self) -> u64 {
-        let at = self.first_line.find("(id ").expect("an id") + 4;
+        let at = self
+            .first_line
+            .find("(id ")
+            .unwrap_or_else(|| panic!("no membership id in the first line: {:?}", self.first_line))
+            + 4;
         self.first_line[at..]
             .split(|c: char| !c.is_ascii_digit())
             .next()
