@@ -5,12 +5,19 @@
 //! (measured by the backend's clock, [`Stopwatch`]) go into a histogram per route template. The
 //! cache, the statistics view and the chain are read at the scrape: the values the cache and
 //! view keep are the only copy, so the exposition cannot drift from them.
+//!
+//! Labelled series are written in label order ([`Ordered`]), not in `prometheus-client`'s
+//! `Family` order, which is a hash map's and changes from one process to the next: the same
+//! figures are the same text, which the simulator's trace hash (over every answer's bytes) and
+//! anyone diffing two scrapes rely on.
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::{ConstCounter, Counter};
-use prometheus_client::metrics::family::Family;
+use std::collections::BTreeMap;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::cache::ResponseCache;
@@ -24,38 +31,51 @@ pub type Stopwatch = Box<dyn Fn() -> u64 + Send>;
 
 /// A request's labels: the route template (never the raw path, so that the series stay few)
 /// and the status.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 struct RequestLabels {
     route: &'static str,
     status: String,
 }
 
 /// A duration's label: the route template.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 struct RouteLabel {
     route: &'static str,
 }
 
-type Durations = Family<RouteLabel, Histogram, fn() -> Histogram>;
-
 /// The request figures, kept as requests are answered.
+#[derive(Default)]
 pub struct ApiMetrics {
-    requests: Family<RequestLabels, Counter>,
-    durations: Durations,
+    requests: BTreeMap<RequestLabels, u64>,
+    durations: BTreeMap<RouteLabel, Histogram>,
+}
+
+/// A labelled family of series, written in the order of its labels.
+#[derive(Debug)]
+struct Ordered<S, M>(BTreeMap<S, M>);
+
+impl<S: EncodeLabelSet + std::fmt::Debug, M: EncodeMetric + TypedMetric> EncodeMetric for Ordered<S, M> {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (labels, metric) in &self.0 {
+            metric.encode(encoder.encode_family(labels)?)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        M::TYPE
+    }
+}
+
+impl<S: Ord, M> FromIterator<(S, M)> for Ordered<S, M> {
+    fn from_iter<I: IntoIterator<Item = (S, M)>>(series: I) -> Self {
+        Ordered(series.into_iter().collect())
+    }
 }
 
 /// Duration buckets: 50 µs to about 1.6 s, doubling (the guide's P95 bound, 500 ms, inside).
 fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
-}
-
-impl Default for ApiMetrics {
-    fn default() -> Self {
-        ApiMetrics {
-            requests: Family::default(),
-            durations: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
-        }
-    }
 }
 
 /// What a scrape reads besides the request figures.
@@ -100,34 +120,38 @@ pub struct ServerLoad {
 pub type LoadGauge = Box<dyn Fn() -> ServerLoad + Send>;
 
 /// A refusal's label.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 struct TierLabel {
     tier: &'static str,
 }
 
 /// A 401's label.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 struct ReasonLabel {
     reason: &'static str,
 }
 
 /// An alert's label.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 struct AlertLabel {
     alert: &'static str,
 }
 
 impl ApiMetrics {
     /// Counts one answer on `route` with `status`, which took `seconds` if measured.
-    pub fn observe(&self, route: &'static str, status: u16, seconds: Option<f64>) {
-        self.requests
-            .get_or_create(&RequestLabels {
+    pub fn observe(&mut self, route: &'static str, status: u16, seconds: Option<f64>) {
+        *self
+            .requests
+            .entry(RequestLabels {
                 route,
                 status: status.to_string(),
             })
-            .inc();
+            .or_default() += 1;
         if let Some(seconds) = seconds {
-            self.durations.get_or_create(&RouteLabel { route }).observe(seconds);
+            self.durations
+                .entry(RouteLabel { route })
+                .or_insert_with(duration_histogram)
+                .observe(seconds);
         }
     }
 
@@ -138,7 +162,8 @@ impl ApiMetrics {
                 route,
                 status: status.to_string(),
             })
-            .map_or(0, |c| c.get())
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The exposition: every series, as the text format writes it.
@@ -147,13 +172,17 @@ impl ApiMetrics {
         registry.register(
             "requests",
             "Requests answered, by route template and status",
-            self.requests.clone(),
+            self.requests
+                .iter()
+                .map(|(labels, n)| (labels.clone(), ConstCounter::new(*n)))
+                .collect::<Ordered<_, _>>(),
         );
         registry.register_with_unit(
             "request_duration",
             "Time to answer a request inside the service (queueing in the server excluded; for a posted transaction, the wait for its commit included), by route template",
             Unit::Seconds,
-            self.durations.clone(),
+            // A clone shares the histogram's counts: read at the scrape, not copied.
+            self.durations.clone().into_iter().collect::<Ordered<_, _>>(),
         );
         let c = scrape.cache.counters();
         let counters = [
@@ -236,30 +265,34 @@ impl ApiMetrics {
             Unit::Seconds,
             ConstGauge::new(scrape.view.age_max().as_secs_f64()),
         );
-        let firing: Family<AlertLabel, prometheus_client::metrics::gauge::Gauge> = Family::default();
-        for alert in crate::alerts::Alert::ALL {
-            let on = scrape.alerts.iter().any(|f| f.alert == alert);
-            firing
-                .get_or_create(&AlertLabel { alert: alert.name() })
-                .set(i64::from(on));
-        }
+        let firing: Ordered<_, _> = crate::alerts::Alert::ALL
+            .into_iter()
+            .map(|alert| {
+                let on = scrape.alerts.iter().any(|f| f.alert == alert);
+                (AlertLabel { alert: alert.name() }, ConstGauge::new(i64::from(on)))
+            })
+            .collect();
         // Every tier, refused or not: a series that appears only once something is refused
         // cannot be rated over a window that began before it.
-        let limited: Family<TierLabel, prometheus_client::metrics::counter::Counter> = Family::default();
-        for tier in crate::keys::TIERS {
-            let count = scrape.gate.limited().get(tier.name).copied().unwrap_or(0);
-            limited.get_or_create(&TierLabel { tier: tier.name }).inc_by(count);
-        }
+        let limited: Ordered<_, _> = crate::keys::TIERS
+            .iter()
+            .map(|tier| {
+                let count = scrape.gate.limited().get(tier.name).copied().unwrap_or(0);
+                (TierLabel { tier: tier.name }, ConstCounter::new(count))
+            })
+            .collect();
         registry.register(
             "rate_limited",
             "Requests refused 429 (rate limit exceeded), by the key's tier",
             limited,
         );
-        let unauthorized: Family<ReasonLabel, prometheus_client::metrics::counter::Counter> = Family::default();
-        for reason in crate::keys::AuthError::CODES {
-            let count = scrape.gate.unauthorized().get(reason).copied().unwrap_or(0);
-            unauthorized.get_or_create(&ReasonLabel { reason }).inc_by(count);
-        }
+        let unauthorized: Ordered<_, _> = crate::keys::AuthError::CODES
+            .iter()
+            .map(|reason| {
+                let count = scrape.gate.unauthorized().get(reason).copied().unwrap_or(0);
+                (ReasonLabel { reason }, ConstCounter::new(count))
+            })
+            .collect();
         registry.register(
             "unauthorized",
             "Requests refused 401, by why (missing, malformed, unknown or revoked key)",
