@@ -56,10 +56,13 @@ fn every_shipped_scenario_and_variant_passes() {
         "membership-slanderer ",
         "node-stack ",
         "registry-auth ",
+        "registry-auth:literal",
         "registry-cache-down ",
+        "registry-cache-down:fail",
         "registry-cache-stale ",
         "registry-cache-stale:original",
         "registry-id-race ",
+        "registry-id-race:counted",
         "registry-memory ",
         "registry-memory:unbounded",
         "registry-pool-exhaustion ",
@@ -69,6 +72,7 @@ fn every_shipped_scenario_and_variant_passes() {
         "registry-slow-query ",
         "registry-slow-query:no-index",
         "registry-tx-rollback ",
+        "registry-tx-rollback:keep",
         "registry-view-staleness ",
         "registry-view-staleness:cron",
         "swarm-consensus ",
@@ -106,7 +110,7 @@ fn every_registry_scenario_and_variant_repeats_its_trace_hash() {
             .collect()
     };
     let first = hashes("registry-repeat-1");
-    assert!(first.len() >= 16, "every registry scenario and variant ran: {first:?}");
+    assert!(first.len() >= 20, "every registry scenario and variant ran: {first:?}");
     assert_eq!(first, hashes("registry-repeat-2"));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -46,6 +46,9 @@ pub struct RawApi {
     pub write_time: Option<Spanned<String>>,
     pub search: Option<Spanned<String>>,
     pub row_time: Option<Spanned<String>>,
+    pub registrations_refused_midway: Option<Spanned<u32>>,
+    pub on_revert: Option<Spanned<String>>,
+    pub agent_ids: Option<Spanned<String>>,
 }
 
 /// What each client node does, in node order after the API node (node 0).
@@ -70,6 +73,23 @@ pub enum ClientRole {
     /// Searches the agent list by owner (any client's owner wallet, at random), checking
     /// every agent answered is the owner's.
     Searcher,
+}
+
+/// Where a registering client takes its new agent's id from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AgentIds {
+    /// Its receipt's `Registered` log: the id the registry assigned, in its serial apply (the
+    /// fix).
+    #[default]
+    Receipt,
+    /// The count of agents read just before registering (`erc8004_agents` at `/metrics`), taken
+    /// as the next id: the original's `SELECT MAX(id) + 1` outside the transaction that inserts,
+    /// so two registrations that read at once take the same id (the guide's faulty setting).
+    Counted,
+}
+
+impl Named for AgentIds {
+    const NAMED: &'static [(Self, &'static str)] = &[(AgentIds::Receipt, "receipt"), (AgentIds::Counted, "counted")];
 }
 
 /// The workload's settings, parsed.
@@ -116,6 +136,14 @@ pub struct ApiPlan {
     pub row_time: Duration,
     /// How the gate reads whitespace around a key (`literal`: the guide's pitfall).
     pub whitespace: erc8004_api::keys::Whitespace,
+    /// Registrations each writer sends that the registry refuses after minting (a metadata
+    /// entry under the reserved key), one before each of its first that many registrations.
+    pub registrations_refused_midway: u32,
+    /// What the API node's chain does with a reverted transaction's writes (`keep`: the
+    /// guide's partial writes).
+    pub on_revert: erc8004::registries::OnRevert,
+    /// Where registrars take their agents' ids from (`counted`: the original's id race).
+    pub agent_ids: AgentIds,
 }
 
 impl ApiPlan {
@@ -296,21 +324,38 @@ impl Ctx<'_> {
         let whitespace = self
             .named(&raw.whitespace, "whitespace", "literal")?
             .unwrap_or_default();
+        let on_revert = self.named(&raw.on_revert, "on_revert", "keep")?.unwrap_or_default();
+        let agent_ids = self.named(&raw.agent_ids, "agent_ids", "counted")?.unwrap_or_default();
         let time = |v: &Option<Spanned<String>>, what: &str| -> Result<Duration, ScenarioError> {
             Ok(self.opt_duration(v, what)?.unwrap_or(Duration::ZERO))
         };
+        let agents_per_writer = match &raw.agents_per_writer {
+            Some(v) if *v.get_ref() == 0 => {
+                return Err(self.err(
+                    v.span(),
+                    "api.agents_per_writer must be at least 1 (a writer reads its own agents)",
+                ))
+            }
+            Some(v) => *v.get_ref(),
+            None => 4,
+        };
+        let registrations_refused_midway = match &raw.registrations_refused_midway {
+            Some(v) if *v.get_ref() > agents_per_writer => {
+                return Err(self.err(
+                    v.span(),
+                    format!(
+                        "api.registrations_refused_midway is one before each of a writer's first that many \
+                         registrations: at most api.agents_per_writer ({agents_per_writer}), not {}",
+                        v.get_ref()
+                    ),
+                ))
+            }
+            Some(v) => *v.get_ref(),
+            None => 0,
+        };
         Ok(ApiPlan {
             roles,
-            agents_per_writer: match &raw.agents_per_writer {
-                Some(v) if *v.get_ref() == 0 => {
-                    return Err(self.err(
-                        v.span(),
-                        "api.agents_per_writer must be at least 1 (a writer reads its own agents)",
-                    ))
-                }
-                Some(v) => *v.get_ref(),
-                None => 4,
-            },
+            agents_per_writer,
             registrations: raw.registrations.as_ref().map_or(10, |v| *v.get_ref()),
             reader_limit_max: match &raw.reader_limit_max {
                 Some(v) if !(1..=100).contains(v.get_ref()) => {
@@ -335,6 +380,9 @@ impl Ctx<'_> {
             search,
             row_time: time(&raw.row_time, "api.row_time")?,
             whitespace,
+            registrations_refused_midway,
+            on_revert,
+            agent_ids,
         })
     }
 

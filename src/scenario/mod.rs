@@ -17,7 +17,7 @@ use toml::Spanned;
 
 use crate::assertion::Assertion;
 use crate::workload::{self, Workload, WORKLOADS};
-pub use api::{ApiPlan, ClientRole};
+pub use api::{AgentIds, ApiPlan, ClientRole};
 use raw::{RawLatency, RawScenario, RawSelection, RawWorkload};
 use runtime::units::{parse_duration, parse_signed_nanos};
 pub use units::Selection;
@@ -1833,6 +1833,15 @@ searchers = 2
         let again = parse("x.toml", &super::write::to_toml(&s)).unwrap();
         assert_eq!(again.api, s.api);
 
+        let faulty = "on_revert = \"keep\"\nagent_ids = \"counted\"\nregistrations_refused_midway = 2\n";
+        let s = parse("x.toml", &format!("{API}{faulty}")).unwrap();
+        let plan = s.api.as_ref().unwrap();
+        assert_eq!(
+            (plan.on_revert, plan.agent_ids, plan.registrations_refused_midway),
+            (erc8004::registries::OnRevert::Keep, super::AgentIds::Counted, 2)
+        );
+        assert_eq!(parse("x.toml", &super::write::to_toml(&s)).unwrap().api, s.api);
+
         let e = parse("x.toml", &format!("{API}search = \"seq\"\n")).unwrap_err();
         assert_eq!(e.line, API.lines().count() + 1, "{e}");
         assert!(e.message.contains("api.search is \"indexed\" or \"scan\""), "{e}");
@@ -1848,6 +1857,12 @@ searchers = 2
                 "api.client_stop must leave 20 s",
             ),
             ("request_timeout = \"18s\"", "api.client_stop is 0 s"),
+            ("on_revert = \"ignore\"", "api.on_revert is \"rollback\" or \"keep\""),
+            ("agent_ids = \"max\"", "api.agent_ids is \"receipt\" or \"counted\""),
+            (
+                "registrations_refused_midway = 5",
+                "at most api.agents_per_writer (4), not 5",
+            ),
         ] {
             let e = parse("x.toml", &format!("{API}{setting}\n")).unwrap_err();
             assert!(e.message.contains(names), "{setting}: {e}");

@@ -383,6 +383,12 @@ fn api(p: &super::ApiPlan) -> Table {
     t.insert("search".into(), p.search.name().into());
     t.insert("whitespace".into(), p.whitespace.name().into());
     t.insert("row_time".into(), duration(p.row_time));
+    t.insert(
+        "registrations_refused_midway".into(),
+        int(p.registrations_refused_midway),
+    );
+    t.insert("on_revert".into(), p.on_revert.name().into());
+    t.insert("agent_ids".into(), p.agent_ids.name().into());
     t
 }
 

@@ -14,7 +14,12 @@
 //! - a searcher checks every agent an owner search answered is the owner's (`search_wrong`
 //!   otherwise) and reports each search's latency from its first send (`search_latency_ms`);
 //! - writers and registrars report each agent id acknowledged to them (`agent_acked`), and each
-//!   write acknowledged (`write_acked`), so the judges can hold them against the chain.
+//!   write acknowledged (`write_acked`), so the judges can hold them against the chain;
+//! - a writer sent registrations the registry must refuse after minting (`refused_midway`)
+//!   reports each answered as reverted (`reverted_midway`) or, wrongly, included
+//!   (`revert_missing`);
+//! - a registrar that counts its ids (`AgentIds::Counted`) reports each id its receipt
+//!   contradicts (`id_counted_wrong`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -23,13 +28,16 @@ use std::time::Duration;
 use alloy_primitives::{Address, B256, U256};
 use alloy_sol_types::{SolCall, SolEvent};
 use bytes::Bytes;
-use erc8004::abi::{IdentityRegistry as I, ReputationRegistry as R, IDENTITY_REGISTRY, REPUTATION_REGISTRY};
+use erc8004::abi::{
+    IdentityRegistry as I, MetadataEntry, ReputationRegistry as R, IDENTITY_REGISTRY, REPUTATION_REGISTRY,
+};
 use erc8004::chain::ChainConfig;
+use erc8004::identity::AGENT_WALLET;
 use erc8004::wallet::{Envelope, Wallet};
 use runtime::{Actor, Env, HttpRequest, Instant, Probe, TimerToken, WallTime};
 
 use super::wire::{self, Answer};
-use crate::scenario::ClientRole;
+use crate::scenario::{AgentIds, ClientRole};
 
 /// Feedback values given, at most.
 const VALUE_MAX: u64 = 100;
@@ -89,12 +97,22 @@ pub struct ClientConfig {
     pub stop: Duration,
     /// Whether a paced client paces and backs off.
     pub backoff: bool,
+    /// Registrations a writer sends that the registry refuses after minting, one before each
+    /// of its first that many registrations.
+    pub refused_midway: u32,
+    /// Where a registrar takes its new agents' ids from.
+    pub agent_ids: AgentIds,
 }
 
 /// What an outstanding request is for.
 #[derive(Clone, Debug)]
 enum Purpose {
     Register,
+    /// A registration the registry mints and then refuses (its second metadata entry is the
+    /// reserved key): it must revert, leaving nothing.
+    RegisterRefusedMidway,
+    /// The count of agents, read just before a registration to take it as the new id.
+    CountAgents,
     Feedback {
         agent: U256,
     },
@@ -149,6 +167,10 @@ pub struct ApiClient {
     limited_in_row: u32,
     auth_case: usize,
     registered: u32,
+    /// Registrations refused after their mint, answered.
+    refused_midway: u32,
+    /// The agent count read for the registration under way (`AgentIds::Counted`).
+    counted: Option<u64>,
     stopped: bool,
 }
 
@@ -172,6 +194,8 @@ impl ApiClient {
             limited_in_row: 0,
             auth_case: 0,
             registered: 0,
+            refused_midway: 0,
+            counted: None,
             stopped: false,
         }
     }
@@ -189,6 +213,36 @@ impl ApiClient {
     fn next_request(&mut self, env: &mut dyn Env) -> Option<(HttpRequest, Purpose)> {
         let chain_id = ChainConfig::default().chain_id;
         match self.config.role {
+            ClientRole::Writer | ClientRole::Registrar
+                if self.registered < self.config.agents
+                    && self.refused_midway <= self.registered
+                    && self.refused_midway < self.config.refused_midway =>
+            {
+                let entry = |key: &str| MetadataEntry {
+                    metadataKey: key.into(),
+                    metadataValue: alloy_primitives::Bytes::from_static(b"sim"),
+                };
+                let call = I::register_2Call {
+                    agentURI: format!("ipfs://refused-{}-{}", self.config.wallet_first, self.refused_midway),
+                    metadata: vec![entry("name"), entry(AGENT_WALLET)],
+                };
+                let raw = self.owner.sign_call(
+                    Envelope::Eip1559,
+                    chain_id,
+                    self.owner_nonce,
+                    IDENTITY_REGISTRY,
+                    call.abi_encode().into(),
+                );
+                Some((transaction(&raw), Purpose::RegisterRefusedMidway))
+            }
+            ClientRole::Registrar
+                if self.registered < self.config.agents
+                    && self.config.agent_ids == AgentIds::Counted
+                    && self.counted.is_none() =>
+            {
+                let count = HttpRequest::new("GET", "/metrics", Vec::new());
+                Some((count, Purpose::CountAgents))
+            }
             ClientRole::Writer | ClientRole::Registrar if self.registered < self.config.agents => {
                 let call = I::register_1Call {
                     agentURI: format!("ipfs://agent-{}-{}", self.config.wallet_first, self.registered),
@@ -366,7 +420,12 @@ impl ApiClient {
             ));
             return self.resend_after(env, out, after);
         }
-        if status == 429 && matches!(out.purpose, Purpose::Register | Purpose::Feedback { .. }) {
+        if status == 429
+            && matches!(
+                out.purpose,
+                Purpose::Register | Purpose::RegisterRefusedMidway | Purpose::Feedback { .. }
+            )
+        {
             // Not processed: a write is sent again as signed after Retry-After, never counted
             // failed (an earlier send of it may be in the chain; the API answers that by hash).
             let after = answer.retry_after().unwrap_or(self.config.interval);
@@ -376,9 +435,21 @@ impl ApiClient {
         let mut wait = self.config.interval;
         match out.purpose {
             Purpose::Register => {
-                if let Some(id) = registered_id(&answer) {
+                if let Some(assigned) = registered_id(&answer) {
                     self.owner_nonce += 1;
                     self.registered += 1;
+                    // Counted: the id read before sending is the one taken, whatever the
+                    // receipt says (the original's race; the judges find the ids taken twice).
+                    let id = match self.counted.take() {
+                        Some(counted) => {
+                            let counted = U256::from(counted);
+                            if counted != assigned {
+                                env.probe(Probe::new("id_counted_wrong", counted.saturating_to(), 1));
+                            }
+                            counted
+                        }
+                        None => assigned,
+                    };
                     self.agents.push(id);
                     env.probe(Probe::new("agent_acked", id.saturating_to(), 1));
                 } else if status == 200 {
@@ -386,6 +457,7 @@ impl ApiClient {
                     // transaction, counted failed once.
                     env.probe(Probe::new("write_failed", u64::from(status), 1));
                     self.owner_nonce += 1;
+                    self.counted = None;
                 } else {
                     // Refused (nothing of it done): counted failed once, and sent again as
                     // signed (a refusal that lasts is the API's to explain, in its answers).
@@ -402,6 +474,39 @@ impl ApiClient {
                     let now = Self::run_time(env).as_nanos() as u64;
                     let every = self.config.interval.as_nanos() as u64;
                     wait = Duration::from_nanos(every - now % every);
+                }
+            }
+            Purpose::RegisterRefusedMidway => {
+                if status == 200 {
+                    // Included: its nonce is spent either way.
+                    self.owner_nonce += 1;
+                    self.refused_midway += 1;
+                    let reverted = answer.json()["success"] == false;
+                    env.probe(Probe::new(
+                        if reverted { "reverted_midway" } else { "revert_missing" },
+                        0,
+                        1,
+                    ));
+                } else {
+                    if !out.failed {
+                        env.probe(Probe::new("write_failed", u64::from(status), 1));
+                    }
+                    let again = self.config.interval;
+                    let mut out = out;
+                    out.failed = true;
+                    return self.resend_after(env, out, again);
+                }
+            }
+            Purpose::CountAgents => {
+                let count = (status == 200).then(|| agents_gauge(&answer.body)).flatten();
+                match count {
+                    // The registration follows at once, as the original's insert followed its
+                    // `SELECT MAX(id)`.
+                    Some(count) => {
+                        self.counted = Some(count);
+                        wait = Duration::ZERO;
+                    }
+                    None => env.probe(Probe::new("read_failed", u64::from(status), 1)),
                 }
             }
             Purpose::Feedback { agent } => {
@@ -549,6 +654,15 @@ fn paced_wait(answer: &Answer, now: WallTime) -> Duration {
         }
         _ => Duration::ZERO,
     }
+}
+
+/// The agents registered, as `/metrics` exports them (`erc8004_agents`), if the body says.
+fn agents_gauge(body: &[u8]) -> Option<u64> {
+    std::str::from_utf8(body)
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("erc8004_agents "))
+        .and_then(|value| value.trim().parse().ok())
 }
 
 /// `POST /api/v1/transactions` of `raw`.

@@ -8,11 +8,14 @@
 //! Each of the guide's entries is a scenario (`scenarios/registry-*.toml`) that sets one of the
 //! `[api]` keys to the guide's faulty setting in a `[[variant]]`: the cache that never
 //! invalidates, the statistics refreshed every five minutes, the unbounded cache, the unbounded
-//! queue, the client without back-off, the owner search without its index. Judged by the
-//! clients' own checks (stale reads, their 429s, each refusal's code) and, once the clients
-//! stopped and their last sends settled, against the chain's truth as the API node reads it:
-//! every acknowledged write is in the chain (`lost_writes`), none is there twice
-//! (`duplicated_writes`), every acknowledged agent id is one agent (`agent_id_collisions`).
+//! queue, the client without back-off, the owner search without its index, the literal reading
+//! of the key, the cache errors as failed requests, the reverted transaction whose writes stand,
+//! the registrar that takes its id from a count. Judged by the clients' own checks (stale reads,
+//! their 429s, each refusal's code) and, once the clients stopped and their last sends settled,
+//! against the chain's truth as the API node reads it: every acknowledged write is in the chain
+//! (`lost_writes`), none is there twice (`duplicated_writes`), every acknowledged agent id is
+//! one agent (`agent_id_collisions`), every agent was made by a registration that succeeded
+//! (`partial_agents`).
 
 mod client;
 mod server;
@@ -22,6 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use alloy_primitives::Address;
+use erc8004::chain::ChainConfig;
 use erc8004::wallet::Wallet;
 use erc8004_api::alerts::AlertRules;
 use erc8004_api::keys::ApiKeys;
@@ -34,7 +38,7 @@ use simulator::ActorFactory;
 use super::{FinishedRun, Workload};
 use crate::analysis::Analysis;
 use crate::build::{node_addrs, stream};
-use crate::scenario::{ApiPlan, ClientRole, Scenario};
+use crate::scenario::{AgentIds, ApiPlan, ClientRole, Scenario};
 use client::{ApiClient, AuthKeys, ClientConfig};
 use server::{ApiNode, ServerConfig};
 
@@ -94,6 +98,22 @@ pub const METRICS: &[(&str, &str)] = &[
         "acknowledged agent ids the chain does not hold at the check: must be 0",
     ),
     ("agents_in_chain", "agents the chain holds at the check"),
+    (
+        "partial_agents",
+        "agents the chain holds that no successful registration made (a reverted one's writes kept): must be 0",
+    ),
+    (
+        "registrations_reverted_midway",
+        "writers' registrations refused after their mint, answered as reverted",
+    ),
+    (
+        "revert_missing",
+        "of the registrations that should have been refused after their mint, those included as succeeded: must be 0",
+    ),
+    (
+        "agent_ids_counted_wrong",
+        "registrations whose id, counted before sending, is not the one their receipt names",
+    ),
     (
         "truth_checked",
         "1 if the API node read the chain's truth at the check (0: its chain was not open)",
@@ -298,6 +318,10 @@ impl Workload for RegistryApi {
             row_time: plan.row_time,
             cache_down: plan.cache_down,
             check_at: plan.check_at(),
+            chain: ChainConfig {
+                on_revert: plan.on_revert,
+                ..ChainConfig::default()
+            },
         });
         let wallet_seed = root.fork(stream::WALLETS).next_u64();
         let writers = plan.roles.iter().filter(|r| **r == ClientRole::Writer).count() as u64;
@@ -334,6 +358,14 @@ impl Workload for RegistryApi {
                 request_timeout: plan.request_timeout,
                 stop: plan.client_stop,
                 backoff: plan.backoff,
+                refused_midway: match role {
+                    ClientRole::Writer => plan.registrations_refused_midway,
+                    _ => 0,
+                },
+                agent_ids: match role {
+                    ClientRole::Registrar => plan.agent_ids,
+                    _ => AgentIds::Receipt,
+                },
             })
             .collect();
         Box::new(move |node: u32| -> Box<dyn Actor> {
@@ -439,6 +471,15 @@ impl Workload for RegistryApi {
             ("agents_lost", agents_lost as f64),
             ("truth_checked", f64::from(u8::from(checked))),
             ("agents_in_chain", truth_agents.unwrap_or(0) as f64),
+            (
+                "registrations_reverted_midway",
+                probes(false, "reverted_midway").count() as f64,
+            ),
+            ("revert_missing", probes(false, "revert_missing").count() as f64),
+            (
+                "agent_ids_counted_wrong",
+                probes(false, "id_counted_wrong").count() as f64,
+            ),
             ("cache_hits", hits),
             ("cache_misses", misses),
             ("cache_evictions", sum(true, "cache_evictions")),
@@ -487,6 +528,19 @@ impl Workload for RegistryApi {
         analysis
             .metrics
             .insert("alerts_firing_at_end".into(), Some(at_end as f64));
+        // Absent unless the API node could count registrations over the whole chain.
+        let partial = probes(true, "truth_partial_agents").map(|r| r.probe.value).next_back();
+        analysis
+            .metrics
+            .insert("partial_agents".into(), partial.map(|n| n as f64));
+        for r in probes(false, "id_counted_wrong").take(5) {
+            analysis.evidence.push(format!(
+                "at {:.3} s node {} took agent id {} from the count; its receipt named another",
+                r.at.as_secs_f64(),
+                r.node,
+                r.probe.subject
+            ));
+        }
         let rate = (hits + misses > 0.0).then(|| hits / (hits + misses));
         analysis.metrics.insert("cache_hit_rate".into(), rate);
         self.analyse_searches(run, &mut analysis);

@@ -13,14 +13,17 @@
 //! status, and the guide's alerts as the API evaluates
 //! them (each answer's latency from its arrival, queueing included, and the refusals the pool
 //! gave on the API's behalf counted in); when asked (`check_at`), the chain's truth
-//! for the judges: its agents and each agent's feedback entries.
+//! for the judges: its agents and each agent's feedback entries, and how many of its agents no
+//! successful registration made (a reverted one's writes kept: the guide's partial writes).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alloy_sol_types::SolEvent;
 use bytes::Bytes;
+use erc8004::abi::{IdentityRegistry, IDENTITY_REGISTRY};
 use erc8004::chain::ChainConfig;
 use erc8004::dev::{DevLedger, LedgerOn};
 use erc8004::rpc::RpcService;
@@ -56,6 +59,8 @@ pub struct ServerConfig {
     pub cache_down: Option<(Duration, Duration)>,
     /// When to probe the chain's truth (the run's time).
     pub check_at: Duration,
+    /// The chain's settings (`on_revert`: the guide's partial writes as a variant).
+    pub chain: ChainConfig,
 }
 
 /// Between samples of the figures.
@@ -118,7 +123,7 @@ impl ApiNode {
     }
 
     fn open(&mut self, env: &mut dyn Env) {
-        match DevLedger::open(env, ChainConfig::default()) {
+        match DevLedger::open(env, self.config.chain.clone()) {
             Ok((ledger, opened)) => {
                 env.probe(Probe::new("api_opened", opened.replayed, opened.truncated_bytes as i64));
                 self.ledger = Some(ledger);
@@ -287,8 +292,25 @@ impl ApiNode {
             env.probe(Probe::new("truth_unavailable", 0, 1));
             return;
         };
-        let registries = ledger.chain().registries();
+        let chain = ledger.chain();
+        let registries = chain.registries();
         env.probe(Probe::new("truth_agents", 0, registries.agent_count() as i64));
+        // Every agent is minted by a registration that succeeded, whose receipt's `Registered`
+        // log names it: counted over the whole chain, so only while it keeps every block.
+        if chain.oldest_kept() <= 1 {
+            let registered = (1..=chain.head())
+                .filter_map(|number| chain.block(number))
+                .flat_map(|block| &block.transactions)
+                .filter_map(|hash| chain.receipt(hash))
+                .flat_map(|receipt| &receipt.logs)
+                .filter(|log| {
+                    log.address == IDENTITY_REGISTRY
+                        && log.topics().first() == Some(&IdentityRegistry::Registered::SIGNATURE_HASH)
+                })
+                .count();
+            let partial = registries.agent_count().saturating_sub(registered);
+            env.probe(Probe::new("truth_partial_agents", 0, partial as i64));
+        }
         for id in registries.agent_ids() {
             let agent = registries.agent(id).expect("listed");
             env.probe(Probe::new("truth_feedback", id.to::<u64>(), agent.feedback as i64));

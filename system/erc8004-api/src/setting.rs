@@ -1,6 +1,9 @@
 //! The settings scenario files and flags name: each of the guide's faulty settings beside its
 //! fix ([`crate::cache::Invalidation`], [`crate::cache::CacheErrors`],
-//! [`crate::index::Search`], [`crate::keys::Whitespace`]).
+//! [`crate::index::Search`], [`crate::keys::Whitespace`], and the chain's
+//! [`erc8004::registries::OnRevert`]).
+
+use erc8004::registries::OnRevert;
 
 /// A setting with a name for each of its values.
 pub trait Named: Copy + PartialEq + Sized + 'static {
@@ -28,9 +31,13 @@ pub trait Named: Copy + PartialEq + Sized + 'static {
     }
 }
 
+impl Named for OnRevert {
+    const NAMED: &'static [(Self, &'static str)] = &[(OnRevert::Rollback, "rollback"), (OnRevert::Keep, "keep")];
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Named;
+    use super::{Named, OnRevert};
     use crate::cache::{CacheErrors, Invalidation};
     use crate::index::Search;
     use crate::keys::Whitespace;
@@ -48,6 +55,7 @@ mod tests {
         round_trips::<CacheErrors>();
         round_trips::<Search>();
         round_trips::<Whitespace>();
+        round_trips::<OnRevert>();
         assert_eq!(Whitespace::names(), "\"ignored\" or \"literal\"");
     }
 }

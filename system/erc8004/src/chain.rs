@@ -37,7 +37,7 @@ use bytes::Bytes;
 use hypermesh::replication::{BlockInfo, Outcome, RestoreError, StateMachine};
 use serde::{Deserialize, Serialize};
 
-use crate::registries::{CallResult, Registries};
+use crate::registries::{CallResult, Commit, OnRevert, Registries};
 use crate::tx::SignedCall;
 
 /// The chain id of the development chain and of scenarios unless configured.
@@ -64,6 +64,10 @@ pub struct ChainConfig {
     pub held_max: usize,
     /// Heights a held transaction waits at most for its gap to fill; then it is dropped.
     pub held_heights_max: u64,
+    /// What becomes of a reverted transaction's writes: undone (the default), or kept, seed
+    /// 004's faulty setting, which only the simulator's `registry-tx-rollback` variant sets.
+    #[serde(default, skip_serializing_if = "OnRevert::is_rollback")]
+    pub on_revert: OnRevert,
 }
 
 impl Default for ChainConfig {
@@ -76,6 +80,7 @@ impl Default for ChainConfig {
             held_per_sender_max: 16,
             held_max: 4096,
             held_heights_max: 10_000,
+            on_revert: OnRevert::Rollback,
         }
     }
 }
@@ -340,7 +345,7 @@ impl Chain {
         self.state
             .registries
             .borrow_mut()
-            .call(from, to, data, value, now, false)
+            .call(from, to, data, value, now, Commit::Never)
     }
 
     /// Answers `query` as JSON; an error names what is wrong with it.
@@ -355,7 +360,7 @@ impl Chain {
                 let result = s
                     .registries
                     .borrow_mut()
-                    .call(*from, *to, data, U256::ZERO, s.time, false);
+                    .call(*from, *to, data, U256::ZERO, s.time, Commit::Never);
                 match result {
                     Ok(done) => serde_json::json!({ "output": done.output }),
                     Err(revert) => serde_json::json!({ "revert": revert.data, "reason": revert.reason }),
@@ -512,10 +517,14 @@ impl Chain {
     fn include(&mut self, call: SignedCall, index: u64, first_log_index: u64) -> (Receipt, EthBytes) {
         let s = &mut self.state;
         let now = s.time;
-        let result = s
-            .registries
-            .get_mut()
-            .call(call.sender, call.to, &call.input, call.value, now, true);
+        let result = s.registries.get_mut().call(
+            call.sender,
+            call.to,
+            &call.input,
+            call.value,
+            now,
+            s.config.on_revert.commit(),
+        );
         *s.nonces.entry(call.sender).or_insert(0) += 1;
         let (status, logs, revert, output) = match result {
             Ok(done) => (true, done.logs, None, done.output),
@@ -635,6 +644,15 @@ impl StateMachine for Chain {
                     ),
                 });
             }
+        }
+        if theirs.on_revert != ours.on_revert {
+            return Err(RestoreError {
+                offset: 0,
+                reason: format!(
+                    "the snapshot was made with on_revert {:?}, this replica runs {:?}: every validator must run the same",
+                    theirs.on_revert, ours.on_revert
+                ),
+            });
         }
         // The query limits are this replica's own.
         let config = self.state.config.clone();

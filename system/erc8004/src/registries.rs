@@ -17,6 +17,47 @@ use crate::abi::{
 use crate::table::{Journal, Lists, Table};
 use serde::{Deserialize, Serialize};
 
+/// Whether a call's writes stand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Commit {
+    /// Never (`eth_call`): undone whether it succeeds or reverts.
+    Never,
+    /// If it succeeds; a call that reverts is undone whole, as the EVM undoes it. A transaction.
+    IfSucceeded,
+    /// Always, even past a revert: what it wrote before reverting stands. Seed 004's original
+    /// ran its writes without a transaction to roll back ("Partial data writes", "Inconsistent
+    /// state"); this is that fault, for the `registry-tx-rollback` scenario's variant
+    /// ([`OnRevert::Keep`]). No client is told: its receipt still says it reverted.
+    Always,
+}
+
+/// What becomes of a reverted transaction's writes: a setting of the chain
+/// ([`crate::chain::ChainConfig::on_revert`]), replicated like the others.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnRevert {
+    /// Undone whole (the guide's fix: "Transaction automatically rolls back on error").
+    #[default]
+    Rollback,
+    /// Kept: the guide's faulty setting, partial writes ([`Commit::Always`]).
+    Keep,
+}
+
+impl OnRevert {
+    /// How a transaction's call commits under this setting.
+    pub fn commit(self) -> Commit {
+        match self {
+            OnRevert::Rollback => Commit::IfSucceeded,
+            OnRevert::Keep => Commit::Always,
+        }
+    }
+
+    /// Whether this is the default (snapshots of a chain with it omit it, as before it existed).
+    pub fn is_rollback(&self) -> bool {
+        *self == OnRevert::Rollback
+    }
+}
+
 /// A call that succeeded: its return data (ABI-encoded) and its logs, in emission order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Success {
@@ -161,9 +202,9 @@ impl Registries {
         }
     }
 
-    /// Calls `to` with `input` from `sender` at `now` (Unix seconds), sending `value` wei. A
-    /// call that reverts leaves the state as it was; with `commit` false (`eth_call`), so does
-    /// one that succeeds.
+    /// Calls `to` with `input` from `sender` at `now` (Unix seconds), sending `value` wei; its
+    /// writes stand as `commit` says (a transaction's: if it succeeds, so that one that reverts
+    /// leaves the state as it was).
     pub fn call(
         &mut self,
         sender: Address,
@@ -171,7 +212,7 @@ impl Registries {
         input: &[u8],
         value: U256,
         now: u64,
-        commit: bool,
+        commit: Commit,
     ) -> CallResult {
         let mut frame = Frame {
             sender,
@@ -205,7 +246,11 @@ impl Registries {
                  {VALIDATION_REGISTRY})"
             )))
         };
-        pending.keep = commit && result.is_ok();
+        pending.keep = match commit {
+            Commit::Never => false,
+            Commit::IfSucceeded => result.is_ok(),
+            Commit::Always => true,
+        };
         drop(pending);
         result.map(|output| Success {
             output,

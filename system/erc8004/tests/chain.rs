@@ -2,10 +2,11 @@
 //! receipts and logs, blocks only where transactions were included, queries, snapshots.
 
 use alloy_primitives::{keccak256, Address, Bytes as EthBytes, B256, U256};
-use alloy_sol_types::SolCall;
+use alloy_sol_types::{SolCall, SolEvent};
 use bytes::Bytes;
 use erc8004::abi::{IdentityRegistry as I, ReputationRegistry as R, IDENTITY_REGISTRY, REPUTATION_REGISTRY};
 use erc8004::chain::{Chain, ChainConfig, Query};
+use erc8004::registries::OnRevert;
 use erc8004::wallet::{Envelope, Wallet};
 use hypermesh::replication::{BlockInfo, Outcome, StateMachine};
 
@@ -261,6 +262,18 @@ fn replicas_applying_the_same_blocks_snapshot_alike_and_a_restore_answers_the_sa
         error.reason.contains("history_blocks 10000, this replica runs 5"),
         "{error}"
     );
+    // So is a chain that keeps reverted writes; one that undoes them snapshots without saying
+    // so, as before the setting was (`on_revert` absent from the bytes).
+    let mut keeping = Chain::new(ChainConfig {
+        on_revert: OnRevert::Keep,
+        ..ChainConfig::default()
+    });
+    let error = keeping.restore(&snapshot).unwrap_err();
+    assert!(
+        error.reason.contains("on_revert Rollback, this replica runs Keep"),
+        "{error}"
+    );
+    assert!(!String::from_utf8_lossy(&snapshot).contains("on_revert"));
     let narrow = Chain::new(ChainConfig {
         logs_per_query_max: 3,
         ..ChainConfig::default()
@@ -350,4 +363,56 @@ fn a_transaction_ahead_of_its_senders_nonce_is_held_until_the_gap_fills_and_then
         "nonce 5 was dropped at height 8, before the gap filled"
     );
     assert_ne!(chain.snapshot(), replica_view);
+}
+
+/// Seed 004's "Transaction Rollback Errors": a registration refused after it minted (its second
+/// metadata entry is the reserved key) leaves no trace on the chain as configured, and, under
+/// the guide's faulty setting (`on_revert = keep`), leaves its agent minted although its receipt
+/// says it reverted and no `Registered` log names it: the partial write the guide describes.
+#[test]
+fn a_registration_refused_after_its_mint_leaves_no_agent_unless_reverts_keep_their_writes() {
+    let alice = wallet(0);
+    let entry = |key: &str| erc8004::abi::MetadataEntry {
+        metadataKey: key.into(),
+        metadataValue: EthBytes::from_static(b"x"),
+    };
+    let refused = signed(
+        &alice,
+        0,
+        IDENTITY_REGISTRY,
+        I::register_2Call {
+            agentURI: "ipfs://a".into(),
+            metadata: vec![entry("name"), entry(erc8004::identity::AGENT_WALLET)],
+        },
+    );
+    let next = signed(
+        &alice,
+        1,
+        IDENTITY_REGISTRY,
+        I::register_1Call {
+            agentURI: "ipfs://b".into(),
+        },
+    );
+    let run = |on_revert| {
+        let mut chain = Chain::new(ChainConfig {
+            on_revert,
+            ..ChainConfig::default()
+        });
+        let outcomes = apply(&mut chain, 1, &[refused.clone(), next.clone()]);
+        assert_eq!(applied(&outcomes[0])["status"], false);
+        assert!(chain.receipt(&keccak256(&refused)).unwrap().logs.is_empty());
+        let logs = &chain.receipt(&keccak256(&next)).unwrap().logs;
+        let registered = logs
+            .iter()
+            .find(|log| log.topics()[0] == I::Registered::SIGNATURE_HASH)
+            .expect("the next registration's Registered log");
+        let agents = chain.registries().agent_count();
+        (agents, U256::from_be_bytes(registered.topics()[1].0))
+    };
+    assert_eq!(run(OnRevert::Rollback), (1, U256::ZERO), "the refused one left nothing");
+    assert_eq!(
+        run(OnRevert::Keep),
+        (2, U256::from(1)),
+        "the refused one's agent stands, and the next registration's id skips it"
+    );
 }

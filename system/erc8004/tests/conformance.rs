@@ -15,7 +15,7 @@ use erc8004::abi::{
     REPUTATION_REGISTRY, VALIDATION_REGISTRY,
 };
 use erc8004::identity::agent_wallet_digest;
-use erc8004::registries::{Registries, Revert};
+use erc8004::registries::{Commit, Registries, Revert};
 use erc8004::wallet::Wallet;
 
 const CHAIN: u64 = 8004;
@@ -40,7 +40,7 @@ impl Chain {
         let before = self.registries.clone();
         match self
             .registries
-            .call(from, to, &call.abi_encode(), U256::ZERO, self.now, true)
+            .call(from, to, &call.abi_encode(), U256::ZERO, self.now, Commit::IfSucceeded)
         {
             Ok(done) => Ok((
                 C::abi_decode_returns(&done.output).expect("the return decodes"),
@@ -60,9 +60,14 @@ impl Chain {
     /// A view, as `eth_call` runs it: nothing kept.
     fn view<C: SolCall>(&mut self, to: Address, call: C) -> Result<C::Return, Revert> {
         let before = self.registries.clone();
-        let result = self
-            .registries
-            .call(Address::ZERO, to, &call.abi_encode(), U256::ZERO, self.now, false);
+        let result = self.registries.call(
+            Address::ZERO,
+            to,
+            &call.abi_encode(),
+            U256::ZERO,
+            self.now,
+            Commit::Never,
+        );
         assert_eq!(self.registries, before, "a view changed the state");
         result.map(|done| C::abi_decode_returns(&done.output).expect("the return decodes"))
     }
@@ -1186,7 +1191,7 @@ fn calls_the_registries_cannot_dispatch_revert_with_a_reason_naming_why() {
     let alice = wallet(0).address();
     let call = |c: &mut Chain, to: Address, input: &[u8], value: u64| {
         c.registries
-            .call(alice, to, input, U256::from(value), NOW, true)
+            .call(alice, to, input, U256::from(value), NOW, Commit::IfSucceeded)
             .err()
             .expect("a revert")
     };
@@ -1287,7 +1292,8 @@ fn calldata_is_validated_as_solidity_validates_it_and_signatures_as_openzeppelin
         .send(bob.address(), REPUTATION_REGISTRY, feedback(0, 1, 0, "", ""))
         .unwrap();
     let raw = |c: &mut Chain, from: Address, to: Address, input: Vec<u8>| {
-        c.registries.call(from, to, &input, U256::ZERO, NOW, true)
+        c.registries
+            .call(from, to, &input, U256::ZERO, NOW, Commit::IfSucceeded)
     };
     // revokeFeedback(0, 2^64 + 1): a uint64 with higher bits set reverts, not index 1.
     let mut input = R::revokeFeedbackCall {
@@ -1372,7 +1378,14 @@ fn calldata_is_validated_as_solidity_validates_it_and_signatures_as_openzeppelin
     for to in [IDENTITY_REGISTRY, REPUTATION_REGISTRY, VALIDATION_REGISTRY] {
         let output = chain
             .registries
-            .call(Address::ZERO, to, &I::ownerCall {}.abi_encode(), U256::ZERO, NOW, false)
+            .call(
+                Address::ZERO,
+                to,
+                &I::ownerCall {}.abi_encode(),
+                U256::ZERO,
+                NOW,
+                Commit::Never,
+            )
             .unwrap()
             .output;
         assert_eq!(output, Bytes::from(Address::ZERO.abi_encode()), "{to}");

@@ -7,13 +7,13 @@ use erc8004::abi::{
     IdentityRegistry as I, MetadataEntry, ReputationRegistry as R, ValidationRegistry as V, IDENTITY_REGISTRY,
     REPUTATION_REGISTRY, VALIDATION_REGISTRY,
 };
-use erc8004::registries::Registries;
+use erc8004::registries::{Commit, Registries};
 use erc8004::wallet::Wallet;
 
 const NOW: u64 = 1_790_000_000;
 
 fn send<C: SolCall>(registries: &mut Registries, from: Address, to: Address, call: C) {
-    if let Err(revert) = registries.call(from, to, &call.abi_encode(), U256::ZERO, NOW, true) {
+    if let Err(revert) = registries.call(from, to, &call.abi_encode(), U256::ZERO, NOW, Commit::IfSucceeded) {
         panic!("{}", revert.reason);
     }
 }
