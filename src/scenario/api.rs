@@ -326,6 +326,13 @@ impl Ctx<'_> {
             .unwrap_or_default();
         let on_revert = self.named(&raw.on_revert, "on_revert", "keep")?.unwrap_or_default();
         let agent_ids = self.named(&raw.agent_ids, "agent_ids", "counted")?.unwrap_or_default();
+        if agent_ids == AgentIds::Counted && !roles.contains(&ClientRole::Registrar) {
+            let at = raw.agent_ids.as_ref().expect("counted is named").span();
+            return Err(self.err(
+                at,
+                "api.agent_ids is how registrars take their ids: give api.registrars",
+            ));
+        }
         let time = |v: &Option<Spanned<String>>, what: &str| -> Result<Duration, ScenarioError> {
             Ok(self.opt_duration(v, what)?.unwrap_or(Duration::ZERO))
         };
@@ -348,6 +355,12 @@ impl Ctx<'_> {
                          registrations: at most api.agents_per_writer ({agents_per_writer}), not {}",
                         v.get_ref()
                     ),
+                ))
+            }
+            Some(v) if *v.get_ref() > 0 && !roles.contains(&ClientRole::Writer) => {
+                return Err(self.err(
+                    v.span(),
+                    "api.registrations_refused_midway is sent by writers: give api.writers",
                 ))
             }
             Some(v) => *v.get_ref(),

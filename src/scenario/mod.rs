@@ -1834,13 +1834,17 @@ searchers = 2
         assert_eq!(again.api, s.api);
 
         let faulty = "on_revert = \"keep\"\nagent_ids = \"counted\"\nregistrations_refused_midway = 2\n";
-        let s = parse("x.toml", &format!("{API}{faulty}")).unwrap();
+        let with_writer = API.replace("searchers = 2", "writers = 1\nsearchers = 1");
+        let s = parse("x.toml", &format!("{with_writer}{faulty}")).unwrap();
         let plan = s.api.as_ref().unwrap();
         assert_eq!(
             (plan.on_revert, plan.agent_ids, plan.registrations_refused_midway),
             (erc8004::registries::OnRevert::Keep, super::AgentIds::Counted, 2)
         );
         assert_eq!(parse("x.toml", &super::write::to_toml(&s)).unwrap().api, s.api);
+        let alone = API.replace("registrars = 1\nsearchers = 2", "searchers = 3");
+        let e = parse("x.toml", &format!("{alone}agent_ids = \"counted\"\n")).unwrap_err();
+        assert!(e.message.contains("give api.registrars"), "{e}");
 
         let e = parse("x.toml", &format!("{API}search = \"seq\"\n")).unwrap_err();
         assert_eq!(e.line, API.lines().count() + 1, "{e}");
@@ -1863,6 +1867,7 @@ searchers = 2
                 "registrations_refused_midway = 5",
                 "at most api.agents_per_writer (4), not 5",
             ),
+            ("registrations_refused_midway = 1", "give api.writers"),
         ] {
             let e = parse("x.toml", &format!("{API}{setting}\n")).unwrap_err();
             assert!(e.message.contains(names), "{setting}: {e}");

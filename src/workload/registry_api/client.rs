@@ -16,10 +16,10 @@
 //! - writers and registrars report each agent id acknowledged to them (`agent_acked`), and each
 //!   write acknowledged (`write_acked`), so the judges can hold them against the chain;
 //! - a writer sent registrations the registry must refuse after minting (`refused_midway`)
-//!   reports each answered as reverted (`reverted_midway`) or, wrongly, included
-//!   (`revert_missing`);
+//!   reports each answered as reverted for its reserved key (`reverted_midway`) or, wrongly,
+//!   included (`revert_missing`);
 //! - a registrar that counts its ids (`AgentIds::Counted`) reports each id its receipt
-//!   contradicts (`id_counted_wrong`).
+//!   contradicts (`id_counted_wrong`), and each count it could not read (`count_failed`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -41,6 +41,8 @@ use crate::scenario::{AgentIds, ClientRole};
 
 /// Feedback values given, at most.
 const VALUE_MAX: u64 = 100;
+/// The identity registry's revert reason for a metadata entry under the reserved key.
+const RESERVED_KEY_REASON: &str = "reserved key";
 /// The longest back-off a paced client waits after repeated 429s.
 const BACKOFF_MAX: Duration = Duration::from_secs(64);
 /// The first back-off after a 429.
@@ -202,6 +204,13 @@ impl ApiClient {
 
     fn run_time(env: &dyn Env) -> Duration {
         Duration::from_nanos(env.now().as_nanos())
+    }
+
+    /// Until the registrars' next shared instant: the next whole interval of the run.
+    fn until_next_instant(&self, env: &dyn Env) -> Duration {
+        let now = Self::run_time(env).as_nanos() as u64;
+        let every = self.config.interval.as_nanos() as u64;
+        Duration::from_nanos(every - now % every)
     }
 
     fn tick_after(&mut self, env: &mut dyn Env, after: Duration) {
@@ -470,10 +479,7 @@ impl ApiClient {
                     return self.resend_after(env, out, again);
                 }
                 if self.config.role == ClientRole::Registrar {
-                    // Registrars send at the same instants: the next whole interval of the run.
-                    let now = Self::run_time(env).as_nanos() as u64;
-                    let every = self.config.interval.as_nanos() as u64;
-                    wait = Duration::from_nanos(every - now % every);
+                    wait = self.until_next_instant(env);
                 }
             }
             Purpose::RegisterRefusedMidway => {
@@ -481,12 +487,15 @@ impl ApiClient {
                     // Included: its nonce is spent either way.
                     self.owner_nonce += 1;
                     self.refused_midway += 1;
-                    let reverted = answer.json()["success"] == false;
-                    env.probe(Probe::new(
-                        if reverted { "reverted_midway" } else { "revert_missing" },
-                        0,
-                        1,
-                    ));
+                    let body = answer.json();
+                    // Reverted for its reserved key, which the registry checks after minting;
+                    // a revert for anything else is not the one sent for, and fails the run.
+                    let probe = match (&body["success"], body["revert_reason"].as_str()) {
+                        (serde_json::Value::Bool(false), Some(RESERVED_KEY_REASON)) => "reverted_midway",
+                        (serde_json::Value::Bool(false), _) => "write_failed",
+                        _ => "revert_missing",
+                    };
+                    env.probe(Probe::new(probe, u64::from(status), 1));
                 } else {
                     if !out.failed {
                         env.probe(Probe::new("write_failed", u64::from(status), 1));
@@ -506,7 +515,11 @@ impl ApiClient {
                         self.counted = Some(count);
                         wait = Duration::ZERO;
                     }
-                    None => env.probe(Probe::new("read_failed", u64::from(status), 1)),
+                    // Counted again at the registrars' next shared instant.
+                    None => {
+                        env.probe(Probe::new("count_failed", u64::from(status), 1));
+                        wait = self.until_next_instant(env);
+                    }
                 }
             }
             Purpose::Feedback { agent } => {

@@ -71,7 +71,7 @@ pub const METRICS: &[(&str, &str)] = &[
     ("writes_acked", "feedback transactions acknowledged as included"),
     (
         "writes_failed",
-        "transactions reverted, or refused (a refused registration is sent again, counted once)",
+        "transactions reverted (but the registrations sent to be refused after their mint, when refused for that), or refused (a refused registration is sent again, counted once)",
     ),
     (
         "writes_unknown",
@@ -113,6 +113,10 @@ pub const METRICS: &[(&str, &str)] = &[
     (
         "agent_ids_counted_wrong",
         "registrations whose id, counted before sending, is not the one their receipt names",
+    ),
+    (
+        "agent_counts_failed",
+        "counts of agents registrars could not read at /metrics (each read again at their next instant)",
     ),
     (
         "truth_checked",
@@ -480,6 +484,7 @@ impl Workload for RegistryApi {
                 "agent_ids_counted_wrong",
                 probes(false, "id_counted_wrong").count() as f64,
             ),
+            ("agent_counts_failed", probes(false, "count_failed").count() as f64),
             ("cache_hits", hits),
             ("cache_misses", misses),
             ("cache_evictions", sum(true, "cache_evictions")),

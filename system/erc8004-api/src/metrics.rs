@@ -54,7 +54,7 @@ pub struct ApiMetrics {
 #[derive(Debug)]
 struct Ordered<S, M>(BTreeMap<S, M>);
 
-impl<S: EncodeLabelSet + std::fmt::Debug, M: EncodeMetric + TypedMetric> EncodeMetric for Ordered<S, M> {
+impl<S: EncodeLabelSet, M: EncodeMetric + TypedMetric> EncodeMetric for Ordered<S, M> {
     fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
         for (labels, metric) in &self.0 {
             metric.encode(encoder.encode_family(labels)?)?;
@@ -64,6 +64,12 @@ impl<S: EncodeLabelSet + std::fmt::Debug, M: EncodeMetric + TypedMetric> EncodeM
 
     fn metric_type(&self) -> MetricType {
         M::TYPE
+    }
+
+    /// A family with no series is not written at all (no `# HELP` without samples), as
+    /// `prometheus-client`'s own families are not.
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 

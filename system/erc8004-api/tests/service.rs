@@ -824,9 +824,13 @@ fn metrics_count_requests_by_route_template_and_status_and_show_the_cache_and_vi
 /// hash maps, seeded at random) that answered the same requests expose the same text.
 #[test]
 fn two_apis_that_answered_the_same_requests_expose_the_same_metrics_text() {
+    use std::sync::atomic::{AtomicU64, Ordering};
     let chain = chain();
     let expose = || {
-        let (mut api, key) = api_with(&chain, ApiConfig::default());
+        let (api, key) = api_with(&chain, ApiConfig::default());
+        // Every request takes 250 µs: a duration series per route.
+        let clock = Arc::new(AtomicU64::new(0));
+        let mut api = api.with_stopwatch(Box::new(move || clock.fetch_add(250_000, Ordering::Relaxed)));
         for target in [
             "/api/v1/agents/2",
             "/api/v1/agents/99",
@@ -847,9 +851,27 @@ fn two_apis_that_answered_the_same_requests_expose_the_same_metrics_text() {
         String::from_utf8(answer.body.to_vec()).unwrap()
     };
     let first = expose();
+    assert!(
+        first.contains("erc8004_request_duration_seconds_count{route=\"/api/v1/agents/{id}/stats\"} 1"),
+        "{first}"
+    );
     for _ in 0..4 {
         assert_eq!(expose(), first);
     }
+}
+
+/// A family with no series yet is left out of the exposition, not written as a `# HELP` and
+/// `# TYPE` with no samples: an API without a stopwatch (the simulator's) has no durations.
+#[test]
+fn a_family_with_no_series_is_not_written() {
+    let chain = chain();
+    let (mut api, _) = api_with(&chain, ApiConfig::default());
+    let request = HttpRequest::new("GET", "/metrics", "");
+    let answer = api.handle(&request, WallTime::from_unix_nanos(NOW as i64 * 1_000_000_000));
+    let text = String::from_utf8(answer.body.to_vec()).unwrap();
+    assert!(!text.contains("erc8004_request_duration"), "{text}");
+    assert!(!text.contains("erc8004_requests"), "{text}");
+    assert!(text.contains("erc8004_rate_limited_total{tier=\"free\"} 0"), "{text}");
 }
 
 /// POSTs `body` to `/api/v1/transactions` with `key`.

@@ -43,9 +43,9 @@ use crate::tx::SignedCall;
 /// The chain id of the development chain and of scenarios unless configured.
 pub const CHAIN_ID_DEFAULT: u64 = 8004;
 
-/// The chain's settings. The replicated ones (chain id, history, held transactions) bound the
-/// replicated state and decide outcomes: every validator must run the same, and a snapshot
-/// made with others is refused. The query limits are each replica's own, and not in snapshots.
+/// The chain's settings. The replicated ones (chain id, history, held transactions, what a
+/// revert leaves) bound the replicated state and decide outcomes: every validator must run the
+/// same, and a snapshot made with others is refused. The query limits are each replica's own, and not in snapshots.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainConfig {
     /// The chain id transactions must be signed for (EIP-155).
@@ -65,7 +65,9 @@ pub struct ChainConfig {
     /// Heights a held transaction waits at most for its gap to fill; then it is dropped.
     pub held_heights_max: u64,
     /// What becomes of a reverted transaction's writes: undone (the default), or kept, seed
-    /// 004's faulty setting, which only the simulator's `registry-tx-rollback` variant sets.
+    /// 004's faulty setting, which only the simulator's `registry-tx-rollback` variant sets. A
+    /// log replays to the state it was written with only under the same setting: the
+    /// development chain keeps its chain id beside its log, not this.
     #[serde(default, skip_serializing_if = "OnRevert::is_rollback")]
     pub on_revert: OnRevert,
 }
@@ -649,7 +651,7 @@ impl StateMachine for Chain {
             return Err(RestoreError {
                 offset: 0,
                 reason: format!(
-                    "the snapshot was made with on_revert {:?}, this replica runs {:?}: every validator must run the same",
+                    "the snapshot was made with on_revert {}, this replica runs {}: every validator must run the same",
                     theirs.on_revert, ours.on_revert
                 ),
             });

@@ -1,6 +1,8 @@
 //! The three registries' state and the calls to them: a call (sender, contract, calldata, time)
 //! either succeeds whole, with its ABI-encoded return and its logs, or reverts with the revert
-//! data the reference contracts give, leaving the state exactly as it was ([`crate::table`]).
+//! data the reference contracts give, leaving the state exactly as it was ([`crate::table`]);
+//! unless it is committed [`Commit::Always`], seed 004's faulty setting, under which what it
+//! wrote before reverting stands.
 //!
 //! Each registry's functions are in its own module ([`crate::identity`],
 //! [`crate::reputation`], [`crate::validation`]); this one holds the state they share, decodes
@@ -41,6 +43,16 @@ pub enum OnRevert {
     Rollback,
     /// Kept: the guide's faulty setting, partial writes ([`Commit::Always`]).
     Keep,
+}
+
+impl std::fmt::Display for OnRevert {
+    /// Its name in settings and snapshots.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OnRevert::Rollback => "rollback",
+            OnRevert::Keep => "keep",
+        })
+    }
 }
 
 impl OnRevert {

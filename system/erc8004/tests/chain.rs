@@ -270,7 +270,7 @@ fn replicas_applying_the_same_blocks_snapshot_alike_and_a_restore_answers_the_sa
     });
     let error = keeping.restore(&snapshot).unwrap_err();
     assert!(
-        error.reason.contains("on_revert Rollback, this replica runs Keep"),
+        error.reason.contains("on_revert rollback, this replica runs keep"),
         "{error}"
     );
     assert!(!String::from_utf8_lossy(&snapshot).contains("on_revert"));
