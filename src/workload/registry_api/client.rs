@@ -218,6 +218,18 @@ impl ApiClient {
         env.set_timer(at, TICK);
     }
 
+    /// `call` to the identity registry, signed by its owner wallet at its next nonce, posted.
+    fn registration(&self, call: impl SolCall) -> HttpRequest {
+        let raw = self.owner.sign_call(
+            Envelope::Eip1559,
+            ChainConfig::default().chain_id,
+            self.owner_nonce,
+            IDENTITY_REGISTRY,
+            call.abi_encode().into(),
+        );
+        transaction(&raw)
+    }
+
     /// The next request of its role, if it has one.
     fn next_request(&mut self, env: &mut dyn Env) -> Option<(HttpRequest, Purpose)> {
         let chain_id = ChainConfig::default().chain_id;
@@ -235,14 +247,7 @@ impl ApiClient {
                     agentURI: format!("ipfs://refused-{}-{}", self.config.wallet_first, self.refused_midway),
                     metadata: vec![entry("name"), entry(AGENT_WALLET)],
                 };
-                let raw = self.owner.sign_call(
-                    Envelope::Eip1559,
-                    chain_id,
-                    self.owner_nonce,
-                    IDENTITY_REGISTRY,
-                    call.abi_encode().into(),
-                );
-                Some((transaction(&raw), Purpose::RegisterRefusedMidway))
+                Some((self.registration(call), Purpose::RegisterRefusedMidway))
             }
             ClientRole::Registrar
                 if self.registered < self.config.agents
@@ -256,14 +261,7 @@ impl ApiClient {
                 let call = I::register_1Call {
                     agentURI: format!("ipfs://agent-{}-{}", self.config.wallet_first, self.registered),
                 };
-                let raw = self.owner.sign_call(
-                    Envelope::Eip1559,
-                    chain_id,
-                    self.owner_nonce,
-                    IDENTITY_REGISTRY,
-                    call.abi_encode().into(),
-                );
-                Some((transaction(&raw), Purpose::Register))
+                Some((self.registration(call), Purpose::Register))
             }
             ClientRole::Registrar => None,
             ClientRole::Writer => {
@@ -468,15 +466,7 @@ impl ApiClient {
                     self.owner_nonce += 1;
                     self.counted = None;
                 } else {
-                    // Refused (nothing of it done): counted failed once, and sent again as
-                    // signed (a refusal that lasts is the API's to explain, in its answers).
-                    if !out.failed {
-                        env.probe(Probe::new("write_failed", u64::from(status), 1));
-                    }
-                    let again = self.config.interval;
-                    let mut out = out;
-                    out.failed = true;
-                    return self.resend_after(env, out, again);
+                    return self.refused_registration(env, out, status);
                 }
                 if self.config.role == ClientRole::Registrar {
                     wait = self.until_next_instant(env);
@@ -497,13 +487,7 @@ impl ApiClient {
                     };
                     env.probe(Probe::new(probe, u64::from(status), 1));
                 } else {
-                    if !out.failed {
-                        env.probe(Probe::new("write_failed", u64::from(status), 1));
-                    }
-                    let again = self.config.interval;
-                    let mut out = out;
-                    out.failed = true;
-                    return self.resend_after(env, out, again);
+                    return self.refused_registration(env, out, status);
                 }
             }
             Purpose::CountAgents => {
@@ -617,6 +601,18 @@ impl ApiClient {
             }
         }
         self.tick_after(env, wait);
+    }
+
+    /// A registration refused with `status` (nothing of it done): counted failed once, and sent
+    /// again as signed after the interval (a refusal that lasts is the API's to explain, in its
+    /// answers).
+    fn refused_registration(&mut self, env: &mut dyn Env, mut out: Outstanding, status: u16) {
+        if !out.failed {
+            env.probe(Probe::new("write_failed", u64::from(status), 1));
+        }
+        out.failed = true;
+        let again = self.config.interval;
+        self.resend_after(env, out, again);
     }
 
     /// Asks `out` again after `after`. Its answered send's number is retired for a number of
