@@ -67,7 +67,7 @@ pub struct ChainConfig {
     /// What becomes of a reverted transaction's writes: undone (the default), or kept, seed
     /// 004's faulty setting, which only the simulator's `registry-tx-rollback` variant sets. A
     /// log replays to the state it was written with only under the same setting: the
-    /// development chain keeps its chain id beside its log, not this.
+    /// development chain keeps it beside its log, as it keeps its chain id, and refuses another.
     #[serde(default, skip_serializing_if = "OnRevert::is_rollback")]
     pub on_revert: OnRevert,
 }

@@ -20,6 +20,7 @@ use hypermesh::replication::{BlockInfo, BlockLog, LogError, Outcome, StateMachin
 use runtime::{durable, Storage, WallTime};
 
 use crate::chain::{Chain, ChainConfig};
+use crate::registries::OnRevert;
 use crate::rpc::{RpcNode, SendError};
 use crate::tx::SignedCall;
 
@@ -28,6 +29,11 @@ pub const LOG: &str = "dev-log";
 
 /// The file keeping the chain id the chain was made with.
 pub const CHAIN_ID_FILE: &str = "dev-chain-id";
+
+/// The file keeping what the chain's reverts leave ([`ChainConfig::on_revert`]), when it was
+/// made with anything but the default (a directory without it was made with the default, as
+/// every one was before the setting existed).
+pub const ON_REVERT_FILE: &str = "dev-on-revert";
 
 /// Why the development chain cannot open or go on.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +56,15 @@ pub enum DevError {
         stored: u64,
         /// The id asked for.
         asked: u64,
+    },
+    /// The state directory holds a chain whose reverts leave something else: its log would
+    /// replay to another state than the one it was written with.
+    #[error("the chain kept here was made with on_revert {stored}, not {asked}: its log replays to the state it was written with only under the same setting; start it with that one, or use another state directory")]
+    OnRevert {
+        /// The setting it was made with.
+        stored: OnRevert,
+        /// The setting asked for.
+        asked: OnRevert,
     },
     /// A block was kept but its commit was not confirmed: until a restart replays the log, it
     /// is unknown whether it committed.
@@ -147,9 +162,25 @@ impl DevLedger {
                     asked: config.chain_id,
                 })
             }
-            Some(_) => {}
-            None => durable::save(storage, CHAIN_ID_FILE, 1, &config.chain_id.to_be_bytes())
-                .map_err(|e| DevError::Log(e.into()))?,
+            Some(_) => {
+                let stored = stored_on_revert(storage)?;
+                if stored != config.on_revert {
+                    return Err(DevError::OnRevert {
+                        stored,
+                        asked: config.on_revert,
+                    });
+                }
+            }
+            None => {
+                // A new chain. Its setting is kept before its chain id, which marks it made: a
+                // crash between the two leaves a chain made again at the next open.
+                if !config.on_revert.is_rollback() {
+                    durable::save(storage, ON_REVERT_FILE, 1, config.on_revert.to_string().as_bytes())
+                        .map_err(|e| DevError::Log(e.into()))?;
+                }
+                durable::save(storage, CHAIN_ID_FILE, 1, &config.chain_id.to_be_bytes())
+                    .map_err(|e| DevError::Log(e.into()))?
+            }
         }
         let (mut log, recovery) = BlockLog::open(storage, LOG)?;
         if let Some(lost) = recovery.lost.clone() {
@@ -326,6 +357,25 @@ pub fn stored_chain_id(storage: &mut dyn Storage) -> Result<Option<u64>, DevErro
                 })
         })
         .transpose()
+}
+
+/// What the reverts of the chain in `storage` leave, as it was made ([`ON_REVERT_FILE`]; the
+/// default without it).
+fn stored_on_revert(storage: &mut dyn Storage) -> Result<OnRevert, DevError> {
+    let stored = durable::load(storage, ON_REVERT_FILE).map_err(|e| DevError::Log(e.into()))?;
+    let Some((_, bytes)) = stored else {
+        return Ok(OnRevert::default());
+    };
+    [OnRevert::Rollback, OnRevert::Keep]
+        .into_iter()
+        .find(|setting| setting.to_string().as_bytes() == bytes.as_slice())
+        .ok_or_else(|| DevError::Broken {
+            height: 0,
+            why: format!(
+                "{ON_REVERT_FILE} holds {:?}, not rollback or keep",
+                String::from_utf8_lossy(&bytes)
+            ),
+        })
 }
 
 impl<S: Storage + Send> RpcNode for DevChain<S> {

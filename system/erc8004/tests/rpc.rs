@@ -5,7 +5,7 @@ use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
 use alloy_sol_types::SolCall;
 use erc8004::abi::{IdentityRegistry as I, ReputationRegistry as R, IDENTITY_REGISTRY, REPUTATION_REGISTRY};
 use erc8004::chain::ChainConfig;
-use erc8004::dev::DevChain;
+use erc8004::dev::{DevChain, DevLedger};
 use erc8004::rpc::RpcService;
 use erc8004::wallet::{Envelope, Wallet};
 use runtime::{HttpRequest, HttpService, MemStorage, WallTime};
@@ -529,6 +529,28 @@ fn a_state_directory_keeps_its_chain_id_and_refuses_another() {
     };
     let error = DevChain::open(storage, other).err().expect("refused");
     assert!(error.to_string().contains("chain id 8004, not 1"), "{error}");
+}
+
+/// A log replays to the state it was written with only under the same `on_revert`: a state
+/// directory keeps the setting it was made with and refuses the other, either way round.
+#[test]
+fn a_state_directory_keeps_what_its_reverts_leave_and_refuses_the_other() {
+    use erc8004::registries::OnRevert;
+    let keeping = ChainConfig {
+        on_revert: OnRevert::Keep,
+        ..ChainConfig::default()
+    };
+    let mut storage = MemStorage::default();
+    DevLedger::open(&mut storage, keeping.clone()).unwrap();
+    let error = DevLedger::open(&mut storage, ChainConfig::default())
+        .err()
+        .expect("refused");
+    assert!(error.to_string().contains("on_revert keep, not rollback"), "{error}");
+    DevLedger::open(&mut storage, keeping.clone()).expect("the same setting opens");
+    let rpc = Endpoint::new();
+    let storage = rpc.service.into_node().into_storage();
+    let error = DevChain::open(storage, keeping).err().expect("refused");
+    assert!(error.to_string().contains("on_revert rollback, not keep"), "{error}");
 }
 
 /// A backend's commit hook is called once per block committed, after its head is published: a
