@@ -30,10 +30,13 @@ pub const LOG: &str = "dev-log";
 /// The file keeping the chain id the chain was made with.
 pub const CHAIN_ID_FILE: &str = "dev-chain-id";
 
-/// The file keeping what the chain's reverts leave ([`ChainConfig::on_revert`]), when it was
-/// made with anything but the default (a directory without it was made with the default, as
-/// every one was before the setting existed).
+/// The file keeping what the chain's reverts leave ([`ChainConfig::on_revert`]), in three
+/// copies ([`durable::Mirror`]), saved before the chain id when a chain is made. A directory
+/// with a chain id and no copy of it was made before the setting existed, with the default.
 pub const ON_REVERT_FILE: &str = "dev-on-revert";
+
+/// How [`ON_REVERT_FILE`] writes each setting: fixed bytes, whatever the setting's name says.
+const ON_REVERT_STORED: [(OnRevert, &[u8]); 2] = [(OnRevert::Rollback, b"rollback"), (OnRevert::Keep, b"keep")];
 
 /// Why the development chain cannot open or go on.
 #[derive(Debug, thiserror::Error)]
@@ -59,12 +62,20 @@ pub enum DevError {
     },
     /// The state directory holds a chain whose reverts leave something else: its log would
     /// replay to another state than the one it was written with.
-    #[error("the chain kept here was made with on_revert {stored}, not {asked}: its log replays to the state it was written with only under the same setting; start it with that one, or use another state directory")]
+    #[error("the chain kept here was made with on_revert {stored}, not {asked}: its log replays to the state it was written with only under the same setting; open it with that one (in a simulated scenario, api.on_revert), or use another state directory")]
     OnRevert {
         /// The setting it was made with.
         stored: OnRevert,
         /// The setting asked for.
         asked: OnRevert,
+    },
+    /// A setting the chain was made with cannot be read.
+    #[error("{file} in the state directory {why}: the chain's setting is not known, so its log cannot be replayed; restore the state directory from a backup, or start a new one")]
+    Setting {
+        /// The file.
+        file: &'static str,
+        /// What is wrong with it.
+        why: String,
     },
     /// A block was kept but its commit was not confirmed: until a restart replays the log, it
     /// is unknown whether it committed.
@@ -173,11 +184,13 @@ impl DevLedger {
             }
             None => {
                 // A new chain. Its setting is kept before its chain id, which marks it made: a
-                // crash between the two leaves a chain made again at the next open.
-                if !config.on_revert.is_rollback() {
-                    durable::save(storage, ON_REVERT_FILE, 1, config.on_revert.to_string().as_bytes())
-                        .map_err(|e| DevError::Log(e.into()))?;
-                }
+                // crash between the two leaves a chain made again at the next open, over
+                // whatever setting the first attempt kept.
+                let (mut mirror, _) =
+                    durable::Mirror::load(storage, ON_REVERT_FILE).map_err(|e| DevError::Log(e.into()))?;
+                mirror
+                    .save(storage, ON_REVERT_FILE, stored_bytes(config.on_revert))
+                    .map_err(|e| DevError::Log(e.into()))?;
                 durable::save(storage, CHAIN_ID_FILE, 1, &config.chain_id.to_be_bytes())
                     .map_err(|e| DevError::Log(e.into()))?
             }
@@ -359,23 +372,44 @@ pub fn stored_chain_id(storage: &mut dyn Storage) -> Result<Option<u64>, DevErro
         .transpose()
 }
 
-/// What the reverts of the chain in `storage` leave, as it was made ([`ON_REVERT_FILE`]; the
-/// default without it).
+/// How [`ON_REVERT_FILE`] stores `setting`.
+fn stored_bytes(setting: OnRevert) -> &'static [u8] {
+    ON_REVERT_STORED
+        .iter()
+        .find(|(s, _)| *s == setting)
+        .map(|(_, bytes)| *bytes)
+        .expect("every setting has its bytes")
+}
+
+/// What the reverts of the chain made in `storage` leave ([`ON_REVERT_FILE`]): the default if
+/// no copy holds anything (made before the setting existed). Copies found damaged are written
+/// again from a whole one; none whole with one damaged is refused, not taken for the default:
+/// the file was saved whole in every copy before the chain was made.
 fn stored_on_revert(storage: &mut dyn Storage) -> Result<OnRevert, DevError> {
-    let stored = durable::load(storage, ON_REVERT_FILE).map_err(|e| DevError::Log(e.into()))?;
-    let Some((_, bytes)) = stored else {
+    let (mut mirror, stored) = durable::Mirror::load(storage, ON_REVERT_FILE).map_err(|e| DevError::Log(e.into()))?;
+    let Some(bytes) = stored else {
+        if mirror.damaged() > 0 {
+            return Err(DevError::Setting {
+                file: ON_REVERT_FILE,
+                why: format!("is damaged in {} of its copies and whole in none", mirror.damaged()),
+            });
+        }
         return Ok(OnRevert::default());
     };
-    [OnRevert::Rollback, OnRevert::Keep]
-        .into_iter()
-        .find(|setting| setting.to_string().as_bytes() == bytes.as_slice())
-        .ok_or_else(|| DevError::Broken {
-            height: 0,
-            why: format!(
-                "{ON_REVERT_FILE} holds {:?}, not rollback or keep",
-                String::from_utf8_lossy(&bytes)
-            ),
-        })
+    let setting = ON_REVERT_STORED
+        .iter()
+        .find(|(_, stored)| *stored == bytes.as_slice())
+        .map(|(setting, _)| *setting)
+        .ok_or_else(|| DevError::Setting {
+            file: ON_REVERT_FILE,
+            why: format!("holds {:?}, not rollback or keep", String::from_utf8_lossy(&bytes)),
+        })?;
+    if mirror.needs_repair() {
+        mirror
+            .save(storage, ON_REVERT_FILE, &bytes)
+            .map_err(|e| DevError::Log(e.into()))?;
+    }
+    Ok(setting)
 }
 
 impl<S: Storage + Send> RpcNode for DevChain<S> {

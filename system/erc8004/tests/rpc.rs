@@ -8,7 +8,7 @@ use erc8004::chain::ChainConfig;
 use erc8004::dev::{DevChain, DevLedger};
 use erc8004::rpc::RpcService;
 use erc8004::wallet::{Envelope, Wallet};
-use runtime::{HttpRequest, HttpService, MemStorage, WallTime};
+use runtime::{HttpRequest, HttpService, MemStorage, Storage, WallTime};
 use serde_json::{json, Value};
 
 const CHAIN: u64 = erc8004::chain::CHAIN_ID_DEFAULT;
@@ -549,8 +549,35 @@ fn a_state_directory_keeps_what_its_reverts_leave_and_refuses_the_other() {
     DevLedger::open(&mut storage, keeping.clone()).expect("the same setting opens");
     let rpc = Endpoint::new();
     let storage = rpc.service.into_node().into_storage();
-    let error = DevChain::open(storage, keeping).err().expect("refused");
+    let error = DevChain::open(storage, keeping.clone()).err().expect("refused");
     assert!(error.to_string().contains("on_revert rollback, not keep"), "{error}");
+
+    // A chain whose making stopped after its setting was kept (its chain id refused) is made
+    // again under the setting asked next, which it then keeps.
+    let mut storage = MemStorage::default();
+    storage.refuse_writes(Some("dev-chain-id"));
+    assert!(DevLedger::open(&mut storage, keeping.clone()).is_err());
+    storage.refuse_writes(None);
+    DevLedger::open(&mut storage, ChainConfig::default()).expect("made under rollback");
+    DevLedger::open(&mut storage, ChainConfig::default()).expect("and kept so");
+    assert!(DevLedger::open(&mut storage, keeping.clone()).is_err());
+
+    // A copy of the setting damaged is written again from the others; all damaged is refused,
+    // never taken for the default.
+    let mut storage = MemStorage::default();
+    DevLedger::open(&mut storage, keeping.clone()).unwrap();
+    storage.write_all_synced("dev-on-revert.a", b"rotted").unwrap();
+    DevLedger::open(&mut storage, keeping.clone()).expect("two copies whole");
+    assert_ne!(storage.read_all("dev-on-revert.a").unwrap(), b"rotted", "repaired");
+    for copy in ["a", "b", "c"] {
+        storage
+            .write_all_synced(&format!("dev-on-revert.{copy}"), b"rotted")
+            .unwrap();
+    }
+    let error = DevLedger::open(&mut storage, ChainConfig::default())
+        .err()
+        .expect("refused");
+    assert!(error.to_string().contains("damaged in 3 of its copies"), "{error}");
 }
 
 /// A backend's commit hook is called once per block committed, after its head is published: a
