@@ -27,7 +27,8 @@ use crate::tx::SignedCall;
 /// The log's file names' base in the state directory.
 pub const LOG: &str = "dev-log";
 
-/// The file keeping the chain id the chain was made with.
+/// The file keeping the chain id the chain was made with, in three copies
+/// ([`durable::Mirror`]; one, in a directory made before).
 pub const CHAIN_ID_FILE: &str = "dev-chain-id";
 
 /// The file keeping what the chain's reverts leave ([`ChainConfig::on_revert`]), in three
@@ -113,6 +114,9 @@ pub struct DevLedger {
     head: Arc<AtomicU64>,
     /// Called after each commit is applied and published ([`DevLedger::on_commit`]).
     on_commit: Option<Box<dyn Fn() + Send>>,
+    /// Whether the chain's settings ([`CHAIN_ID_FILE`], [`ON_REVERT_FILE`]) were saved, in
+    /// every copy, by this process: until they are, no block is built on them.
+    settings_kept: bool,
 }
 
 /// What opening found.
@@ -166,7 +170,9 @@ impl<S: Storage + Send> DevChain<S> {
 impl DevLedger {
     /// Opens the chain kept in `storage` (an empty one starts a new chain), replaying its log.
     pub fn open(storage: &mut dyn Storage, config: ChainConfig) -> Result<(DevLedger, Opened), DevError> {
-        match stored_chain_id(storage)? {
+        let (mut kept, stored) = chain_id_kept(storage)?;
+        let made = stored.is_none();
+        match stored {
             Some(stored) if stored != config.chain_id => {
                 return Err(DevError::ChainId {
                     stored,
@@ -183,15 +189,24 @@ impl DevLedger {
                 }
             }
             None => {
-                // A new chain. Its setting is kept before its chain id, which marks it made: a
-                // crash between the two leaves a chain made again at the next open, over
-                // whatever setting the first attempt kept.
+                // A new chain, unless its log holds blocks: then its chain id was lost, and a
+                // guess would replay them under another chain's rules.
+                let (log, _) = BlockLog::open(storage, LOG)?;
+                if log.next() > 0 {
+                    return Err(DevError::Setting {
+                        file: CHAIN_ID_FILE,
+                        why: format!("holds no chain id, but the log holds {} blocks", log.next()),
+                    });
+                }
+                // Its setting is kept before its chain id, which marks it made: a crash between
+                // the two leaves a chain made again at the next open, over whatever setting the
+                // first attempt kept.
                 let (mut mirror, _) =
                     durable::Mirror::load(storage, ON_REVERT_FILE).map_err(|e| DevError::Log(e.into()))?;
                 mirror
                     .save(storage, ON_REVERT_FILE, stored_bytes(config.on_revert))
                     .map_err(|e| DevError::Log(e.into()))?;
-                durable::save(storage, CHAIN_ID_FILE, 1, &config.chain_id.to_be_bytes())
+                kept.save(storage, CHAIN_ID_FILE, &config.chain_id.to_be_bytes())
                     .map_err(|e| DevError::Log(e.into()))?
             }
         }
@@ -250,6 +265,7 @@ impl DevLedger {
                 unsure: None,
                 head,
                 on_commit: None,
+                settings_kept: made,
             },
             opened,
         ))
@@ -292,6 +308,14 @@ impl DevLedger {
         if let Some(why) = &self.unsure {
             return Err(DevError::Unsure(why.clone()));
         }
+        if !self.settings_kept {
+            // Read back at open, the settings may sit only in the page cache, dropped from
+            // writeback by a sync that failed before it ("fsyncgate", as the log's records
+            // past its marker): saved again, in every copy, before a block is built on them
+            // (a copy found damaged is rewritten too). Not at open, so that a disk that
+            // refuses writes still serves reads. If it fails, this transaction was not taken.
+            self.keep_settings(storage)?;
+        }
         let height = self.log.next() + 1;
         let block = Block {
             height,
@@ -331,6 +355,20 @@ impl DevLedger {
         Ok(outcomes.pop().expect("one outcome per transaction"))
     }
 
+    /// Saves the chain's settings again, in every copy ([`DevLedger::commit`] says why).
+    fn keep_settings(&mut self, storage: &mut dyn Storage) -> Result<(), DevError> {
+        let config = self.chain.config();
+        let (mut kept, _) = chain_id_kept(storage)?;
+        kept.save(storage, CHAIN_ID_FILE, &config.chain_id.to_be_bytes())
+            .map_err(|e| DevError::Log(e.into()))?;
+        let (mut mirror, _) = durable::Mirror::load(storage, ON_REVERT_FILE).map_err(|e| DevError::Log(e.into()))?;
+        mirror
+            .save(storage, ON_REVERT_FILE, stored_bytes(config.on_revert))
+            .map_err(|e| DevError::Log(e.into()))?;
+        self.settings_kept = true;
+        Ok(())
+    }
+
     /// Hands `call` to the chain as [`RpcNode::submit`] does, committing it in `storage`.
     fn submit(&mut self, storage: &mut dyn Storage, call: &SignedCall, now: WallTime) -> Result<(), SendError> {
         if let Some(why) = &self.unsure {
@@ -359,17 +397,32 @@ pub struct LedgerOn<'a> {
 
 /// The chain id the chain in `storage` was made with, if one was.
 pub fn stored_chain_id(storage: &mut dyn Storage) -> Result<Option<u64>, DevError> {
-    let stored = durable::load(storage, CHAIN_ID_FILE).map_err(|e| DevError::Log(e.into()))?;
-    stored
-        .map(|(_, bytes)| {
+    chain_id_kept(storage).map(|(_, id)| id)
+}
+
+/// The chain id kept in `storage` ([`CHAIN_ID_FILE`], three copies; a directory made when it was
+/// kept in one still reads), and the copies to save it in again. Every copy damaged is refused
+/// by name, not taken for a new chain; one damaged and the others empty is a first save cut
+/// short, and the chain was never made.
+fn chain_id_kept(storage: &mut dyn Storage) -> Result<(durable::Mirror, Option<u64>), DevError> {
+    let (mirror, stored) = durable::Mirror::load(storage, CHAIN_ID_FILE).map_err(|e| DevError::Log(e.into()))?;
+    if stored.is_none() && mirror.lost() {
+        return Err(DevError::Setting {
+            file: CHAIN_ID_FILE,
+            why: format!("is damaged in {} of its copies and whole in none", mirror.damaged()),
+        });
+    }
+    let id = stored
+        .map(|bytes| {
             <[u8; 8]>::try_from(bytes.as_slice())
                 .map(u64::from_be_bytes)
-                .map_err(|_| DevError::Broken {
-                    height: 0,
-                    why: format!("{CHAIN_ID_FILE} holds {} bytes, not a chain id", bytes.len()),
+                .map_err(|_| DevError::Setting {
+                    file: CHAIN_ID_FILE,
+                    why: format!("holds {} bytes, not a chain id", bytes.len()),
                 })
         })
-        .transpose()
+        .transpose()?;
+    Ok((mirror, id))
 }
 
 /// How [`ON_REVERT_FILE`] stores `setting`.
@@ -382,11 +435,11 @@ fn stored_bytes(setting: OnRevert) -> &'static [u8] {
 }
 
 /// What the reverts of the chain made in `storage` leave ([`ON_REVERT_FILE`]): the default if
-/// no copy holds anything (made before the setting existed). Copies found damaged are written
-/// again from a whole one; none whole with one damaged is refused, not taken for the default:
-/// the file was saved whole in every copy before the chain was made.
+/// no copy holds anything (made before the setting existed). None whole with one damaged is
+/// refused, not taken for the default: the file was saved in every copy before the chain was
+/// made (and is saved again before the first block an open builds, [`DevLedger::commit`]).
 fn stored_on_revert(storage: &mut dyn Storage) -> Result<OnRevert, DevError> {
-    let (mut mirror, stored) = durable::Mirror::load(storage, ON_REVERT_FILE).map_err(|e| DevError::Log(e.into()))?;
+    let (mirror, stored) = durable::Mirror::load(storage, ON_REVERT_FILE).map_err(|e| DevError::Log(e.into()))?;
     let Some(bytes) = stored else {
         if mirror.damaged() > 0 {
             return Err(DevError::Setting {
@@ -404,11 +457,6 @@ fn stored_on_revert(storage: &mut dyn Storage) -> Result<OnRevert, DevError> {
             file: ON_REVERT_FILE,
             why: format!("holds {:?}, not rollback or keep", String::from_utf8_lossy(&bytes)),
         })?;
-    if mirror.needs_repair() {
-        mirror
-            .save(storage, ON_REVERT_FILE, &bytes)
-            .map_err(|e| DevError::Log(e.into()))?;
-    }
     Ok(setting)
 }
 

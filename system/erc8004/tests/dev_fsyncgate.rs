@@ -43,6 +43,8 @@ struct Disk {
     unsynced: BTreeMap<String, Vec<Op>>,
     /// The next sync fails, dropping what it was to write.
     fail_next_sync: bool,
+    /// The next sync of a file whose name starts with this fails, likewise.
+    fail_sync_of: Option<&'static str>,
 }
 
 impl Disk {
@@ -87,7 +89,11 @@ impl Storage for Disk {
 
     fn sync(&mut self, name: &str) -> Result<(), StorageError> {
         let ops = self.unsynced.remove(name).unwrap_or_default();
-        if std::mem::take(&mut self.fail_next_sync) {
+        let of = self.fail_sync_of.is_some_and(|prefix| name.starts_with(prefix));
+        if of {
+            self.fail_sync_of = None;
+        }
+        if std::mem::take(&mut self.fail_next_sync) || of {
             // Dropped from writeback: still read, never made durable.
             return Err(StorageError::Io {
                 name: name.to_string(),
@@ -152,4 +158,33 @@ fn a_block_whose_sync_failed_is_not_replayed_as_committed_and_the_chain_survives
     let (ledger, _) = DevLedger::open(&mut disk, ChainConfig::default())
         .expect("a chain whose every block was acknowledged durable opens after a power cut");
     assert_eq!(ledger.chain().nonce(owner.address()), committed);
+}
+
+/// The same for the small files a chain is made with: its chain id and what its reverts leave.
+/// A save whose sync failed reads back whole from the page cache, so the chain opens at the
+/// next attempt; kept only there, it would be gone at the next power cut, below blocks
+/// committed since, and the chain could not open (or would open under another setting).
+#[test]
+fn a_setting_whose_sync_failed_is_kept_durable_before_blocks_are_built_on_it() {
+    let keeping = ChainConfig {
+        on_revert: erc8004::registries::OnRevert::Keep,
+        ..ChainConfig::default()
+    };
+    for file in ["dev-chain-id", "dev-on-revert"] {
+        let owner = Wallet::development(7, 0);
+        let mut disk = Disk {
+            fail_sync_of: Some(file),
+            ..Disk::default()
+        };
+        assert!(
+            DevLedger::open(&mut disk, keeping.clone()).is_err(),
+            "{file}: its sync failed"
+        );
+        let (mut ledger, _) = DevLedger::open(&mut disk, keeping.clone()).unwrap();
+        ledger.commit(&mut disk, registration(&owner, 0), now()).unwrap();
+        disk.crash();
+        let opened = DevLedger::open(&mut disk, keeping.clone());
+        let (ledger, _) = opened.unwrap_or_else(|e| panic!("{file}: after a power cut: {e}"));
+        assert_eq!(ledger.chain().nonce(owner.address()), 1, "{file}");
+    }
 }

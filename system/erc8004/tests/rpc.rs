@@ -531,6 +531,74 @@ fn a_state_directory_keeps_its_chain_id_and_refuses_another() {
     assert!(error.to_string().contains("chain id 8004, not 1"), "{error}");
 }
 
+/// The chain id is kept so that rot does not pass for a new chain: a copy damaged is written
+/// again from the others, every copy damaged is refused by name, and a directory made when the
+/// id was kept in one slot still opens.
+#[test]
+fn a_damaged_chain_id_is_repaired_or_refused_never_taken_for_a_new_chain() {
+    use erc8004::dev::stored_chain_id;
+    let other = ChainConfig {
+        chain_id: 31337,
+        ..ChainConfig::default()
+    };
+    let mut storage = MemStorage::default();
+    DevLedger::open(&mut storage, other.clone()).unwrap();
+    storage.write_all_synced("dev-chain-id.a", b"rotted").unwrap();
+    assert_eq!(stored_chain_id(&mut storage).unwrap(), Some(31337));
+    let (mut ledger, _) = DevLedger::open(&mut storage, other.clone()).expect("two copies whole");
+    assert_eq!(
+        storage.read_all("dev-chain-id.a").unwrap(),
+        b"rotted",
+        "an open writes nothing"
+    );
+    let raw = Wallet::development(1, 0).sign_call(
+        Envelope::Eip1559,
+        31337,
+        0,
+        IDENTITY_REGISTRY,
+        I::register_0Call {}.abi_encode().into(),
+    );
+    ledger
+        .commit(
+            &mut storage,
+            bytes::Bytes::copy_from_slice(&raw),
+            WallTime::from_unix_nanos(0),
+        )
+        .unwrap();
+    assert_ne!(
+        storage.read_all("dev-chain-id.a").unwrap(),
+        b"rotted",
+        "repaired before the block"
+    );
+    for copy in ["a", "b", "c"] {
+        storage
+            .write_all_synced(&format!("dev-chain-id.{copy}"), b"rotted")
+            .unwrap();
+    }
+    let error = stored_chain_id(&mut storage).expect_err("refused");
+    assert!(error.to_string().contains("dev-chain-id"), "{error}");
+    assert!(DevLedger::open(&mut storage, ChainConfig::default()).is_err());
+
+    // Every copy gone from under a chain with blocks: refused, not made again under a guess.
+    let mut rpc = Endpoint::new();
+    rpc.send(&Wallet::development(1, 0), IDENTITY_REGISTRY, I::register_0Call {})
+        .unwrap();
+    let mut storage = rpc.service.into_node().into_storage();
+    for copy in ["a", "b", "c"] {
+        storage.remove(&format!("dev-chain-id.{copy}")).unwrap();
+    }
+    let error = DevLedger::open(&mut storage, ChainConfig::default())
+        .err()
+        .expect("refused");
+    assert!(error.to_string().contains("but the log holds 1 blocks"), "{error}");
+
+    // Made with the id in one slot (`durable::save`, sequence 1), as before.
+    let mut storage = MemStorage::default();
+    runtime::durable::save(&mut storage, "dev-chain-id", 1, &31337u64.to_be_bytes()).unwrap();
+    assert_eq!(stored_chain_id(&mut storage).unwrap(), Some(31337));
+    DevLedger::open(&mut storage, other).expect("opens");
+}
+
 /// A log replays to the state it was written with only under the same `on_revert`: a state
 /// directory keeps the setting it was made with and refuses the other, either way round.
 #[test]
@@ -568,7 +636,6 @@ fn a_state_directory_keeps_what_its_reverts_leave_and_refuses_the_other() {
     DevLedger::open(&mut storage, keeping.clone()).unwrap();
     storage.write_all_synced("dev-on-revert.a", b"rotted").unwrap();
     DevLedger::open(&mut storage, keeping.clone()).expect("two copies whole");
-    assert_ne!(storage.read_all("dev-on-revert.a").unwrap(), b"rotted", "repaired");
     for copy in ["a", "b", "c"] {
         storage
             .write_all_synced(&format!("dev-on-revert.{copy}"), b"rotted")
