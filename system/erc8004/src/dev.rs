@@ -117,6 +117,11 @@ pub struct DevLedger {
     /// Whether the chain's settings ([`CHAIN_ID_FILE`], [`ON_REVERT_FILE`]) were saved, in
     /// every copy, by this process: until they are, no block is built on them.
     settings_kept: bool,
+    /// The copies of the chain id, and of the setting if the chain keeps one (a chain made
+    /// before it existed has none: no file is its default, and cannot rot), as loaded or last
+    /// saved: a save tried again after a failure writes the copies the failure left first.
+    chain_id_copies: durable::Mirror,
+    on_revert_copies: Option<durable::Mirror>,
 }
 
 /// What opening found.
@@ -172,7 +177,7 @@ impl DevLedger {
     pub fn open(storage: &mut dyn Storage, config: ChainConfig) -> Result<(DevLedger, Opened), DevError> {
         let (mut kept, stored) = chain_id_kept(storage)?;
         let made = stored.is_none();
-        match stored {
+        let on_revert_copies = match stored {
             Some(stored) if stored != config.chain_id => {
                 return Err(DevError::ChainId {
                     stored,
@@ -180,22 +185,27 @@ impl DevLedger {
                 })
             }
             Some(_) => {
-                let stored = stored_on_revert(storage)?;
+                let (copies, stored) = stored_on_revert(storage)?;
                 if stored != config.on_revert {
                     return Err(DevError::OnRevert {
                         stored,
                         asked: config.on_revert,
                     });
                 }
+                copies
             }
             None => {
-                // A new chain, unless its log holds blocks: then its chain id was lost, and a
-                // guess would replay them under another chain's rules.
-                let (log, _) = BlockLog::open(storage, LOG)?;
-                if log.next() > 0 {
+                // A new chain, unless its log holds or claims blocks: then its chain id was
+                // lost, and a guess would replay them under another chain's rules.
+                let (log, recovery) = BlockLog::open(storage, LOG)?;
+                if log.next() > 0 || recovery.lost.is_some() || recovery.marker_lost {
                     return Err(DevError::Setting {
                         file: CHAIN_ID_FILE,
-                        why: format!("holds no chain id, but the log holds {} blocks", log.next()),
+                        why: format!(
+                            "holds no chain id ({} of its copies damaged), but the log holds or claims blocks ({} held)",
+                            kept.damaged(),
+                            log.next()
+                        ),
                     });
                 }
                 // Its setting is kept before its chain id, which marks it made: a crash between
@@ -207,9 +217,10 @@ impl DevLedger {
                     .save(storage, ON_REVERT_FILE, stored_bytes(config.on_revert))
                     .map_err(|e| DevError::Log(e.into()))?;
                 kept.save(storage, CHAIN_ID_FILE, &config.chain_id.to_be_bytes())
-                    .map_err(|e| DevError::Log(e.into()))?
+                    .map_err(|e| DevError::Log(e.into()))?;
+                Some(mirror)
             }
-        }
+        };
         let (mut log, recovery) = BlockLog::open(storage, LOG)?;
         if let Some(lost) = recovery.lost.clone() {
             return Err(DevError::Lost {
@@ -266,6 +277,8 @@ impl DevLedger {
                 head,
                 on_commit: None,
                 settings_kept: made,
+                chain_id_copies: kept,
+                on_revert_copies,
             },
             opened,
         ))
@@ -358,13 +371,14 @@ impl DevLedger {
     /// Saves the chain's settings again, in every copy ([`DevLedger::commit`] says why).
     fn keep_settings(&mut self, storage: &mut dyn Storage) -> Result<(), DevError> {
         let config = self.chain.config();
-        let (mut kept, _) = chain_id_kept(storage)?;
-        kept.save(storage, CHAIN_ID_FILE, &config.chain_id.to_be_bytes())
+        self.chain_id_copies
+            .save(storage, CHAIN_ID_FILE, &config.chain_id.to_be_bytes())
             .map_err(|e| DevError::Log(e.into()))?;
-        let (mut mirror, _) = durable::Mirror::load(storage, ON_REVERT_FILE).map_err(|e| DevError::Log(e.into()))?;
-        mirror
-            .save(storage, ON_REVERT_FILE, stored_bytes(config.on_revert))
-            .map_err(|e| DevError::Log(e.into()))?;
+        if let Some(copies) = &mut self.on_revert_copies {
+            copies
+                .save(storage, ON_REVERT_FILE, stored_bytes(config.on_revert))
+                .map_err(|e| DevError::Log(e.into()))?;
+        }
         self.settings_kept = true;
         Ok(())
     }
@@ -434,11 +448,11 @@ fn stored_bytes(setting: OnRevert) -> &'static [u8] {
         .expect("every setting has its bytes")
 }
 
-/// What the reverts of the chain made in `storage` leave ([`ON_REVERT_FILE`]): the default if
-/// no copy holds anything (made before the setting existed). None whole with one damaged is
+/// What the reverts of the chain made in `storage` leave ([`ON_REVERT_FILE`]), and its copies:
+/// the default, and none, if no copy holds anything (made before the setting existed). None whole with one damaged is
 /// refused, not taken for the default: the file was saved in every copy before the chain was
 /// made (and is saved again before the first block an open builds, [`DevLedger::commit`]).
-fn stored_on_revert(storage: &mut dyn Storage) -> Result<OnRevert, DevError> {
+fn stored_on_revert(storage: &mut dyn Storage) -> Result<(Option<durable::Mirror>, OnRevert), DevError> {
     let (mirror, stored) = durable::Mirror::load(storage, ON_REVERT_FILE).map_err(|e| DevError::Log(e.into()))?;
     let Some(bytes) = stored else {
         if mirror.damaged() > 0 {
@@ -447,7 +461,7 @@ fn stored_on_revert(storage: &mut dyn Storage) -> Result<OnRevert, DevError> {
                 why: format!("is damaged in {} of its copies and whole in none", mirror.damaged()),
             });
         }
-        return Ok(OnRevert::default());
+        return Ok((None, OnRevert::default()));
     };
     let setting = ON_REVERT_STORED
         .iter()
@@ -457,7 +471,7 @@ fn stored_on_revert(storage: &mut dyn Storage) -> Result<OnRevert, DevError> {
             file: ON_REVERT_FILE,
             why: format!("holds {:?}, not rollback or keep", String::from_utf8_lossy(&bytes)),
         })?;
-    Ok(setting)
+    Ok((Some(mirror), setting))
 }
 
 impl<S: Storage + Send> RpcNode for DevChain<S> {

@@ -551,23 +551,10 @@ fn a_damaged_chain_id_is_repaired_or_refused_never_taken_for_a_new_chain() {
         b"rotted",
         "an open writes nothing"
     );
-    let raw = Wallet::development(1, 0).sign_call(
-        Envelope::Eip1559,
-        31337,
-        0,
-        IDENTITY_REGISTRY,
-        I::register_0Call {}.abi_encode().into(),
-    );
-    ledger
-        .commit(
-            &mut storage,
-            bytes::Bytes::copy_from_slice(&raw),
-            WallTime::from_unix_nanos(0),
-        )
-        .unwrap();
-    assert_ne!(
-        storage.read_all("dev-chain-id.a").unwrap(),
-        b"rotted",
+    register(&mut ledger, &mut storage, 31337, 0);
+    assert_eq!(
+        whole_copies(&mut storage, "dev-chain-id"),
+        3,
         "repaired before the block"
     );
     for copy in ["a", "b", "c"] {
@@ -577,7 +564,13 @@ fn a_damaged_chain_id_is_repaired_or_refused_never_taken_for_a_new_chain() {
     }
     let error = stored_chain_id(&mut storage).expect_err("refused");
     assert!(error.to_string().contains("dev-chain-id"), "{error}");
-    assert!(DevLedger::open(&mut storage, ChainConfig::default()).is_err());
+    let error = DevLedger::open(&mut storage, other.clone()).err().expect("refused");
+    assert!(
+        error
+            .to_string()
+            .contains("dev-chain-id in the state directory is damaged in 3"),
+        "{error}"
+    );
 
     // Every copy gone from under a chain with blocks: refused, not made again under a guess.
     let mut rpc = Endpoint::new();
@@ -590,13 +583,56 @@ fn a_damaged_chain_id_is_repaired_or_refused_never_taken_for_a_new_chain() {
     let error = DevLedger::open(&mut storage, ChainConfig::default())
         .err()
         .expect("refused");
-    assert!(error.to_string().contains("but the log holds 1 blocks"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("but the log holds or claims blocks (1 held)"),
+        "{error}"
+    );
 
-    // Made with the id in one slot (`durable::save`, sequence 1), as before.
+    // Made before: the id in one slot (`durable::save`, sequence 1), no setting file. It opens;
+    // its first block keeps the id in three copies, and writes no setting (none is the default,
+    // and cannot rot).
     let mut storage = MemStorage::default();
     runtime::durable::save(&mut storage, "dev-chain-id", 1, &31337u64.to_be_bytes()).unwrap();
     assert_eq!(stored_chain_id(&mut storage).unwrap(), Some(31337));
-    DevLedger::open(&mut storage, other).expect("opens");
+    let (mut ledger, _) = DevLedger::open(&mut storage, other.clone()).expect("opens");
+    register(&mut ledger, &mut storage, 31337, 0);
+    assert_eq!(whole_copies(&mut storage, "dev-chain-id"), 3);
+    assert!(storage.list().unwrap().iter().all(|f| !f.starts_with("dev-on-revert")));
+    DevLedger::open(&mut storage, other).expect("opens again");
+}
+
+/// `wallet(1)`'s registration with `nonce` committed in `ledger` on chain `chain_id`.
+fn register(ledger: &mut DevLedger, storage: &mut MemStorage, chain_id: u64, nonce: u64) {
+    let raw = Wallet::development(1, 0).sign_call(
+        Envelope::Eip1559,
+        chain_id,
+        nonce,
+        IDENTITY_REGISTRY,
+        I::register_0Call {}.abi_encode().into(),
+    );
+    ledger
+        .commit(
+            storage,
+            bytes::Bytes::copy_from_slice(&raw),
+            WallTime::from_unix_nanos(0),
+        )
+        .unwrap();
+}
+
+/// How many of `base`'s three copies hold a whole state.
+fn whole_copies(storage: &mut MemStorage, base: &str) -> usize {
+    let (mirror, held) = runtime::durable::Mirror::load(storage, base).unwrap();
+    let empty = ["a", "b", "c"]
+        .iter()
+        .filter(|c| storage.read_all(&format!("{base}.{c}")).unwrap().is_empty())
+        .count();
+    if held.is_some() {
+        3 - mirror.damaged() - empty
+    } else {
+        0
+    }
 }
 
 /// A log replays to the state it was written with only under the same `on_revert`: a state
@@ -628,14 +664,22 @@ fn a_state_directory_keeps_what_its_reverts_leave_and_refuses_the_other() {
     storage.refuse_writes(None);
     DevLedger::open(&mut storage, ChainConfig::default()).expect("made under rollback");
     DevLedger::open(&mut storage, ChainConfig::default()).expect("and kept so");
-    assert!(DevLedger::open(&mut storage, keeping.clone()).is_err());
+    let error = DevLedger::open(&mut storage, keeping.clone()).err().expect("refused");
+    assert!(error.to_string().contains("on_revert rollback, not keep"), "{error}");
 
     // A copy of the setting damaged is written again from the others; all damaged is refused,
     // never taken for the default.
     let mut storage = MemStorage::default();
     DevLedger::open(&mut storage, keeping.clone()).unwrap();
     storage.write_all_synced("dev-on-revert.a", b"rotted").unwrap();
-    DevLedger::open(&mut storage, keeping.clone()).expect("two copies whole");
+    let (mut ledger, _) = DevLedger::open(&mut storage, keeping.clone()).expect("two copies whole");
+    assert_eq!(whole_copies(&mut storage, "dev-on-revert"), 2);
+    register(&mut ledger, &mut storage, ChainConfig::default().chain_id, 0);
+    assert_eq!(
+        whole_copies(&mut storage, "dev-on-revert"),
+        3,
+        "repaired before the block"
+    );
     for copy in ["a", "b", "c"] {
         storage
             .write_all_synced(&format!("dev-on-revert.{copy}"), b"rotted")
@@ -644,7 +688,12 @@ fn a_state_directory_keeps_what_its_reverts_leave_and_refuses_the_other() {
     let error = DevLedger::open(&mut storage, ChainConfig::default())
         .err()
         .expect("refused");
-    assert!(error.to_string().contains("damaged in 3 of its copies"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("dev-on-revert in the state directory is damaged in 3 of its copies"),
+        "{error}"
+    );
 }
 
 /// A backend's commit hook is called once per block committed, after its head is published: a
