@@ -557,18 +557,12 @@ fn a_damaged_chain_id_is_repaired_or_refused_never_taken_for_a_new_chain() {
         3,
         "repaired before the block"
     );
-    for copy in ["a", "b", "c"] {
-        storage
-            .write_all_synced(&format!("dev-chain-id.{copy}"), b"rotted")
-            .unwrap();
-    }
+    rot_every_copy(&mut storage, "dev-chain-id");
     let error = stored_chain_id(&mut storage).expect_err("refused");
     assert!(error.to_string().contains("dev-chain-id"), "{error}");
-    let error = DevLedger::open(&mut storage, other.clone()).err().expect("refused");
+    let error = refusal(&mut storage, other.clone());
     assert!(
-        error
-            .to_string()
-            .contains("dev-chain-id in the state directory is damaged in 3"),
+        error.contains("dev-chain-id in the state directory is damaged in 3"),
         "{error}"
     );
 
@@ -580,15 +574,8 @@ fn a_damaged_chain_id_is_repaired_or_refused_never_taken_for_a_new_chain() {
     for copy in ["a", "b", "c"] {
         storage.remove(&format!("dev-chain-id.{copy}")).unwrap();
     }
-    let error = DevLedger::open(&mut storage, ChainConfig::default())
-        .err()
-        .expect("refused");
-    assert!(
-        error
-            .to_string()
-            .contains("but the log holds or claims blocks (1 held)"),
-        "{error}"
-    );
+    let error = refusal(&mut storage, ChainConfig::default());
+    assert!(error.contains("but the log holds or claims blocks (1 held)"), "{error}");
 
     // Made before: the id in one slot (`durable::save`, sequence 1), no setting file. It opens;
     // its first block keeps the id in three copies, and writes no setting (none is the default,
@@ -621,6 +608,21 @@ fn register(ledger: &mut DevLedger, storage: &mut MemStorage, chain_id: u64, non
         .unwrap();
 }
 
+/// Why opening the chain in `storage` with `config` is refused.
+fn refusal(storage: &mut MemStorage, config: ChainConfig) -> String {
+    match DevLedger::open(storage, config) {
+        Ok(_) => panic!("opened"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Every one of `base`'s three copies rotted.
+fn rot_every_copy(storage: &mut MemStorage, base: &str) {
+    for copy in ["a", "b", "c"] {
+        storage.write_all_synced(&format!("{base}.{copy}"), b"rotted").unwrap();
+    }
+}
+
 /// How many of `base`'s three copies hold a whole state.
 fn whole_copies(storage: &mut MemStorage, base: &str) -> usize {
     let (mirror, held) = runtime::durable::Mirror::load(storage, base).unwrap();
@@ -646,10 +648,8 @@ fn a_state_directory_keeps_what_its_reverts_leave_and_refuses_the_other() {
     };
     let mut storage = MemStorage::default();
     DevLedger::open(&mut storage, keeping.clone()).unwrap();
-    let error = DevLedger::open(&mut storage, ChainConfig::default())
-        .err()
-        .expect("refused");
-    assert!(error.to_string().contains("on_revert keep, not rollback"), "{error}");
+    let error = refusal(&mut storage, ChainConfig::default());
+    assert!(error.contains("on_revert keep, not rollback"), "{error}");
     DevLedger::open(&mut storage, keeping.clone()).expect("the same setting opens");
     let rpc = Endpoint::new();
     let storage = rpc.service.into_node().into_storage();
@@ -664,8 +664,8 @@ fn a_state_directory_keeps_what_its_reverts_leave_and_refuses_the_other() {
     storage.refuse_writes(None);
     DevLedger::open(&mut storage, ChainConfig::default()).expect("made under rollback");
     DevLedger::open(&mut storage, ChainConfig::default()).expect("and kept so");
-    let error = DevLedger::open(&mut storage, keeping.clone()).err().expect("refused");
-    assert!(error.to_string().contains("on_revert rollback, not keep"), "{error}");
+    let error = refusal(&mut storage, keeping.clone());
+    assert!(error.contains("on_revert rollback, not keep"), "{error}");
 
     // A copy of the setting damaged is written again from the others; all damaged is refused,
     // never taken for the default.
@@ -680,18 +680,10 @@ fn a_state_directory_keeps_what_its_reverts_leave_and_refuses_the_other() {
         3,
         "repaired before the block"
     );
-    for copy in ["a", "b", "c"] {
-        storage
-            .write_all_synced(&format!("dev-on-revert.{copy}"), b"rotted")
-            .unwrap();
-    }
-    let error = DevLedger::open(&mut storage, ChainConfig::default())
-        .err()
-        .expect("refused");
+    rot_every_copy(&mut storage, "dev-on-revert");
+    let error = refusal(&mut storage, ChainConfig::default());
     assert!(
-        error
-            .to_string()
-            .contains("dev-on-revert in the state directory is damaged in 3 of its copies"),
+        error.contains("dev-on-revert in the state directory is damaged in 3 of its copies"),
         "{error}"
     );
 }
