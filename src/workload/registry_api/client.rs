@@ -32,7 +32,7 @@ use erc8004::abi::{
     IdentityRegistry as I, MetadataEntry, ReputationRegistry as R, IDENTITY_REGISTRY, REPUTATION_REGISTRY,
 };
 use erc8004::chain::ChainConfig;
-use erc8004::identity::AGENT_WALLET;
+use erc8004::identity::{AGENT_WALLET, RESERVED_KEY};
 use erc8004::wallet::{Envelope, Wallet};
 use runtime::{Actor, Env, HttpRequest, Instant, Probe, TimerToken, WallTime};
 
@@ -41,8 +41,6 @@ use crate::scenario::{AgentIds, ClientRole};
 
 /// Feedback values given, at most.
 const VALUE_MAX: u64 = 100;
-/// The identity registry's revert reason for a metadata entry under the reserved key.
-const RESERVED_KEY_REASON: &str = "reserved key";
 /// The longest back-off a paced client waits after repeated 429s.
 const BACKOFF_MAX: Duration = Duration::from_secs(64);
 /// The first back-off after a 429.
@@ -234,7 +232,7 @@ impl ApiClient {
     fn next_request(&mut self, env: &mut dyn Env) -> Option<(HttpRequest, Purpose)> {
         let chain_id = ChainConfig::default().chain_id;
         match self.config.role {
-            ClientRole::Writer | ClientRole::Registrar
+            ClientRole::Writer
                 if self.registered < self.config.agents
                     && self.refused_midway <= self.registered
                     && self.refused_midway < self.config.refused_midway =>
@@ -481,7 +479,7 @@ impl ApiClient {
                     // Reverted for its reserved key, which the registry checks after minting;
                     // a revert for anything else is not the one sent for, and fails the run.
                     let probe = match (&body["success"], body["revert_reason"].as_str()) {
-                        (serde_json::Value::Bool(false), Some(RESERVED_KEY_REASON)) => "reverted_midway",
+                        (serde_json::Value::Bool(false), Some(RESERVED_KEY)) => "reverted_midway",
                         (serde_json::Value::Bool(false), _) => "write_failed",
                         _ => "revert_missing",
                     };

@@ -627,16 +627,18 @@ impl StateMachine for Chain {
             reason: e.to_string(),
         })?;
         let (theirs, ours) = (&state.config, &self.state.config);
+        let setting = |name, theirs: &dyn ToString, ours: &dyn ToString| (name, theirs.to_string(), ours.to_string());
         for (name, a, b) in [
-            ("chain_id", theirs.chain_id, ours.chain_id),
-            ("history_blocks", theirs.history_blocks, ours.history_blocks),
-            (
+            setting("chain_id", &theirs.chain_id, &ours.chain_id),
+            setting("history_blocks", &theirs.history_blocks, &ours.history_blocks),
+            setting(
                 "held_per_sender_max",
-                theirs.held_per_sender_max,
-                ours.held_per_sender_max,
+                &theirs.held_per_sender_max,
+                &ours.held_per_sender_max,
             ),
-            ("held_max", theirs.held_max as u64, ours.held_max as u64),
-            ("held_heights_max", theirs.held_heights_max, ours.held_heights_max),
+            setting("held_max", &theirs.held_max, &ours.held_max),
+            setting("held_heights_max", &theirs.held_heights_max, &ours.held_heights_max),
+            setting("on_revert", &theirs.on_revert, &ours.on_revert),
         ] {
             if a != b {
                 return Err(RestoreError {
@@ -646,15 +648,6 @@ impl StateMachine for Chain {
                     ),
                 });
             }
-        }
-        if theirs.on_revert != ours.on_revert {
-            return Err(RestoreError {
-                offset: 0,
-                reason: format!(
-                    "the snapshot was made with on_revert {}, this replica runs {}: every validator must run the same",
-                    theirs.on_revert, ours.on_revert
-                ),
-            });
         }
         // The query limits are this replica's own.
         let config = self.state.config.clone();

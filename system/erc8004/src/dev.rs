@@ -177,6 +177,8 @@ impl DevLedger {
     pub fn open(storage: &mut dyn Storage, config: ChainConfig) -> Result<(DevLedger, Opened), DevError> {
         let (mut kept, stored) = chain_id_kept(storage)?;
         let made = stored.is_none();
+        // Opened first: a chain without a chain id is new only if its log holds no block.
+        let (mut log, recovery) = BlockLog::open(storage, LOG)?;
         let on_revert_copies = match stored {
             Some(stored) if stored != config.chain_id => {
                 return Err(DevError::ChainId {
@@ -197,7 +199,6 @@ impl DevLedger {
             None => {
                 // A new chain, unless its log holds or claims blocks: then its chain id was
                 // lost, and a guess would replay them under another chain's rules.
-                let (log, recovery) = BlockLog::open(storage, LOG)?;
                 if log.next() > 0 || recovery.lost.is_some() || recovery.marker_lost {
                     return Err(DevError::Setting {
                         file: CHAIN_ID_FILE,
@@ -221,7 +222,6 @@ impl DevLedger {
                 Some(mirror)
             }
         };
-        let (mut log, recovery) = BlockLog::open(storage, LOG)?;
         if let Some(lost) = recovery.lost.clone() {
             return Err(DevError::Lost {
                 from: lost.start,

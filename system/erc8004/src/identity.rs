@@ -20,6 +20,9 @@ use crate::registries::{require, Frame, Registries, Revert};
 /// The reserved metadata key holding the agent's verified wallet.
 pub const AGENT_WALLET: &str = "agentWallet";
 
+/// The revert reason of a metadata entry under [`AGENT_WALLET`], as the reference gives it.
+pub const RESERVED_KEY: &str = "reserved key";
+
 /// How far ahead a `setAgentWallet` deadline may be (the reference's `MAX_DEADLINE_DELAY`).
 pub const DEADLINE_DELAY_MAX_S: u64 = 5 * 60;
 
@@ -264,7 +267,7 @@ impl Registries {
         );
         self.emit_metadata(f, agent, AGENT_WALLET, wallet);
         for entry in entries {
-            require(entry.metadataKey != AGENT_WALLET, "reserved key")?;
+            require(entry.metadataKey != AGENT_WALLET, RESERVED_KEY)?;
             self.write_metadata(agent, entry.metadataKey.clone(), entry.metadataValue.clone());
             self.emit_metadata(f, agent, &entry.metadataKey, entry.metadataValue);
         }
@@ -275,7 +278,7 @@ impl Registries {
         // `_ownerOf`: zero for an unknown agent, whose `getApproved` then reverts.
         let owner = self.owners.get(&agent).copied().unwrap_or_default();
         self.require_inline_auth(f, owner, agent)?;
-        require(key != AGENT_WALLET, "reserved key")?;
+        require(key != AGENT_WALLET, RESERVED_KEY)?;
         self.write_metadata(agent, key.clone(), value.clone());
         self.emit_metadata(f, agent, &key, value);
         Ok(())

@@ -470,15 +470,7 @@ async fn a_silent_plain_connection_is_closed_at_the_header_deadline() {
     for sent in [&b""[..], b"PRI * HTTP/2.0\r\n"] {
         let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         tcp.write_all(sent).await.unwrap();
-        let started = Instant::now();
-        let mut answer = Vec::new();
-        let read = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer)).await;
-        assert!(read.is_ok(), "sent {sent:?}: the connection was still open after 5 s");
-        assert!(
-            (Duration::from_millis(250)..Duration::from_secs(3)).contains(&started.elapsed()),
-            "sent {sent:?}: closed after {:?}, not at the deadline",
-            started.elapsed()
-        );
+        let answer = closed_at_300ms_deadline(&mut tcp, &format!("sent {sent:?}")).await;
         assert!(answer.is_empty(), "sent {sent:?}: answered {answer:?}");
     }
 }
@@ -510,15 +502,22 @@ async fn a_silent_http2_client_over_tls_is_cut() {
     let (addr, root) = start(|config| config.header_timeout = Duration::from_millis(300)).await;
     let mut tls = connect_offering(addr, &root, &[b"h2"]).await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    closed_at_300ms_deadline(&mut tls, "a silent HTTP/2 client").await;
+}
+
+/// What `stream` received until the server closed it, asserting it did so near a header
+/// deadline of 300 ms (from 250 ms on, within 3 s) and not later than 5 s.
+async fn closed_at_300ms_deadline<S: tokio::io::AsyncRead + Unpin>(stream: &mut S, what: &str) -> Vec<u8> {
     let started = Instant::now();
     let mut answer = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut answer)).await;
-    assert!(read.is_ok(), "the connection was still open after 5 s");
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "{what}: the connection was still open after 5 s");
     assert!(
         (Duration::from_millis(250)..Duration::from_secs(3)).contains(&started.elapsed()),
-        "cut after {:?}",
+        "{what}: closed after {:?}, not at the deadline",
         started.elapsed()
     );
+    answer
 }
 
 /// A request open longer than the header deadline (an answer held for a commit) keeps its
